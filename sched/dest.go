@@ -1,0 +1,182 @@
+package sched
+
+import (
+	"net/netip"
+	"sync/atomic"
+)
+
+// Dest flags, as IPVS's IP_VS_DEST_F_* (SEMANTICS.md §1.2).
+const (
+	FlagAvailable uint32 = 1 << iota // the dest is in its service's list
+	FlagOverload                     // upper threshold reached (§2.6)
+)
+
+// A Dest is a real server of one service. Its address, port and ID never change; its
+// weight, thresholds and flags change through the Pool that owns it, and its connection
+// counters through Bind/Unbind/Activate/Deactivate, called by the connection table.
+//
+// The zero value is not usable: build one with NewDest. A Dest is safe for concurrent
+// use: readers outside the Pool's lock see atomically updated fields.
+type Dest struct {
+	addr netip.Addr
+	port uint16
+	fold uint32 // host-order address, IPv6 folded by XOR of its four words
+	id   uint32
+
+	lastWeight int32 // latest non-zero weight (set on add even if zero); guarded by Pool.mu
+
+	weight     atomic.Int32
+	uThreshold atomic.Uint32
+	lThreshold atomic.Uint32
+	flags      atomic.Uint32
+	active     atomic.Int32
+	inactive   atomic.Int32
+	persist    atomic.Int32
+}
+
+// NewDest returns a real server at addr:port with the given weight and thresholds; id
+// is an opaque handle for the owner (the connection table refers to dests by id).
+// It is not yet in a Pool: Pool.Add validates the values and makes it available.
+func NewDest(id uint32, addr netip.Addr, port uint16, weight int32, upper, lower uint32) *Dest {
+	d := &Dest{addr: addr.Unmap(), port: port, id: id}
+	d.fold = FoldAddr(d.addr)
+	d.lastWeight = weight
+	d.weight.Store(weight)
+	d.uThreshold.Store(upper)
+	d.lThreshold.Store(lower)
+	return d
+}
+
+// FoldAddr returns addr as the kernel hashes it: an IPv4 address in host byte order, an
+// IPv6 address as the XOR of its four 32-bit words (each in host order).
+func FoldAddr(addr netip.Addr) uint32 {
+	if addr.Is4() || addr.Is4In6() {
+		b := addr.As4()
+		return uint32(b[0])<<24 | uint32(b[1])<<16 | uint32(b[2])<<8 | uint32(b[3])
+	}
+	return FoldAddr16(addr.As16())
+}
+
+// FoldAddr16 folds a 16-byte IPv6 address like FoldAddr.
+func FoldAddr16(b [16]byte) uint32 {
+	var f uint32
+	for i := 0; i < 16; i += 4 {
+		f ^= uint32(b[i])<<24 | uint32(b[i+1])<<16 | uint32(b[i+2])<<8 | uint32(b[i+3])
+	}
+	return f
+}
+
+// ID returns the owner's handle given to NewDest.
+func (d *Dest) ID() uint32 { return d.id }
+
+// Addr returns the real server's address.
+func (d *Dest) Addr() netip.Addr { return d.addr }
+
+// Port returns the real server's port (0: the packet's virtual port is kept).
+func (d *Dest) Port() uint16 { return d.port }
+
+// AddrFold returns the address folded as the kernel's hash functions take it.
+func (d *Dest) AddrFold() uint32 { return d.fold }
+
+// Weight returns the current weight (0 = quiescent).
+func (d *Dest) Weight() int32 { return d.weight.Load() }
+
+// LastWeight returns the latest non-zero weight (mh builds its table from it).
+// Precondition: the owning Pool's lock is held (schedulers and hooks run under it).
+func (d *Dest) LastWeight() int32 { return d.lastWeight }
+
+// UpperThreshold returns the connection count at which the dest becomes OVERLOADed (0 = none).
+func (d *Dest) UpperThreshold() uint32 { return d.uThreshold.Load() }
+
+// LowerThreshold returns the connection count below which OVERLOAD clears (0 = 75% of upper).
+func (d *Dest) LowerThreshold() uint32 { return d.lThreshold.Load() }
+
+// Available reports whether the dest is in its service's list (not deleted).
+func (d *Dest) Available() bool { return d.flags.Load()&FlagAvailable != 0 }
+
+// Overloaded reports the OVERLOAD flag.
+func (d *Dest) Overloaded() bool { return d.flags.Load()&FlagOverload != 0 }
+
+// ActiveConns, InactConns and PersistConns return the connection counters.
+func (d *Dest) ActiveConns() int32  { return d.active.Load() }
+func (d *Dest) InactConns() int32   { return d.inactive.Load() }
+func (d *Dest) PersistConns() int32 { return d.persist.Load() }
+
+// Overhead is (activeconns << 8) + inactconns, the load figure of lc, wlc, lblc, lblcr
+// and twos (SEMANTICS.md §1.4).
+func (d *Dest) Overhead() int32 { return d.active.Load()<<8 + d.inactive.Load() }
+
+// Bind counts a new connection on the dest: a template in persistconns, any other
+// connection in inactconns (IPVS creates every connection INACTIVE). It then applies
+// the OVERLOAD set rule of SEMANTICS.md §2.6.
+func (d *Dest) Bind(template bool) {
+	if template {
+		d.persist.Add(1)
+		return
+	}
+	d.inactive.Add(1)
+	if u := d.uThreshold.Load(); u != 0 && d.total() >= int64(u) {
+		d.setFlag(FlagOverload)
+	}
+}
+
+// Unbind removes a connection counted as Bind and then active or inactive, and applies
+// the OVERLOAD clear rule of SEMANTICS.md §2.6.
+func (d *Dest) Unbind(template, active bool) {
+	switch {
+	case template:
+		d.persist.Add(-1)
+		return
+	case active:
+		d.active.Add(-1)
+	default:
+		d.inactive.Add(-1)
+	}
+	total := d.total()
+	u, l := int64(d.uThreshold.Load()), int64(d.lThreshold.Load())
+	switch {
+	case l != 0:
+		if total < l {
+			d.clearFlag(FlagOverload)
+		}
+	case u != 0:
+		if total*4 < u*3 {
+			d.clearFlag(FlagOverload)
+		}
+	default:
+		d.clearFlag(FlagOverload)
+	}
+}
+
+// Activate moves one connection from inactconns to activeconns (a TCP connection
+// entering an active state); Deactivate does the reverse.
+func (d *Dest) Activate() {
+	d.inactive.Add(-1)
+	d.active.Add(1)
+}
+
+// Deactivate moves one connection from activeconns to inactconns.
+func (d *Dest) Deactivate() {
+	d.active.Add(-1)
+	d.inactive.Add(1)
+}
+
+func (d *Dest) total() int64 { return int64(d.active.Load()) + int64(d.inactive.Load()) }
+
+func (d *Dest) setFlag(f uint32) {
+	for {
+		old := d.flags.Load()
+		if old&f == f || d.flags.CompareAndSwap(old, old|f) {
+			return
+		}
+	}
+}
+
+func (d *Dest) clearFlag(f uint32) {
+	for {
+		old := d.flags.Load()
+		if old&f == 0 || d.flags.CompareAndSwap(old, old&^f) {
+			return
+		}
+	}
+}

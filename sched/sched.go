@@ -1,0 +1,245 @@
+package sched
+
+import (
+	"errors"
+	"fmt"
+	"net/netip"
+	"sync"
+)
+
+// Packet is what a scheduler may look at when it picks a real server for a new
+// connection. Addresses are raw: an IPv4 address occupies the first 4 bytes.
+type Packet struct {
+	Src, Dst         [16]byte
+	SrcPort, DstPort uint16
+	IPv6             bool
+	Protocol         uint8
+	// Inverse is set when the header came from an ICMP error's embedded packet:
+	// the client is then the destination (sh/mh hash the "inverse" fields).
+	Inverse bool
+	// Now is the Director's clock in nanoseconds (monotonic, or pcap time in replay).
+	Now int64
+}
+
+// SrcFold and DstFold return the packet's addresses folded like FoldAddr.
+func (p *Packet) SrcFold() uint32 { return foldRaw(&p.Src, p.IPv6) }
+func (p *Packet) DstFold() uint32 { return foldRaw(&p.Dst, p.IPv6) }
+
+func foldRaw(b *[16]byte, v6 bool) uint32 {
+	if !v6 {
+		return uint32(b[0])<<24 | uint32(b[1])<<16 | uint32(b[2])<<8 | uint32(b[3])
+	}
+	return FoldAddr16(*b)
+}
+
+// A Scheduler picks a real server for a new connection. It is called with its Pool's
+// lock held, so it keeps its state without locks of its own; dests is the service's
+// list in kernel order (head first) and must not be retained or modified.
+// Schedule returns nil when no destination is available.
+type Scheduler interface {
+	Name() string
+	Schedule(dests []*Dest, p *Packet) *Dest
+}
+
+// Hooks is implemented by schedulers whose state derives from the destination list;
+// the Pool calls each method exactly where IPVS calls init_service, add_dest, del_dest
+// and upd_dest (SEMANTICS.md §2.4), always with the list as it is after the change.
+// Schedulers without such state (lc, wlc, ...) do not implement it.
+type Hooks interface {
+	// Init is called when the scheduler is bound to a service (with its current list).
+	Init(dests []*Dest)
+	// AddDest is called after d was inserted at the head of the list.
+	AddDest(dests []*Dest, d *Dest)
+	// DelDest is called after d was unlinked; at is the index d had in the old list.
+	DelDest(dests []*Dest, d *Dest, at int)
+	// UpdDest is called after d's weight or thresholds were edited in place.
+	UpdDest(dests []*Dest, d *Dest)
+}
+
+// Flags are a service's scheduler flags (IP_VS_SVC_F_SCHED1..3).
+type Flags uint8
+
+const (
+	FlagSched1 Flags = 1 << iota // sh-fallback, mh-fallback
+	FlagSched2                   // sh-port, mh-port
+	FlagSched3
+)
+
+// Errors returned by Pool changes; they read like ipvsadm's messages.
+var (
+	ErrDestExists   = errors.New("destination already exists")
+	ErrNoDest       = errors.New("no such destination")
+	ErrWeight       = errors.New("weight must not be negative")
+	ErrThresholds   = errors.New("lower threshold is greater than upper threshold")
+	ErrTooManyDests = errors.New("too many destinations for the scheduler's table")
+)
+
+// A Pool is one virtual service's real servers in kernel list order plus its
+// scheduler. It is safe for concurrent use.
+type Pool struct {
+	mu    sync.Mutex
+	dests []*Dest // head first; replaced (copy on write), never modified in place
+	s     Scheduler
+}
+
+// NewPool returns an empty pool scheduled by s (nil: every pick fails, like "none").
+func NewPool(s Scheduler) *Pool {
+	p := &Pool{s: s}
+	if h, ok := s.(Hooks); ok {
+		h.Init(nil)
+	}
+	return p
+}
+
+// Schedule picks a dest for a new connection, or nil when none is available.
+func (p *Pool) Schedule(pk *Packet) *Dest {
+	p.mu.Lock()
+	var d *Dest
+	if p.s != nil {
+		d = p.s.Schedule(p.dests, pk)
+	}
+	p.mu.Unlock()
+	return d
+}
+
+// Scheduler returns the pool's scheduler.
+func (p *Pool) Scheduler() Scheduler {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.s
+}
+
+// SetScheduler binds a new scheduler; it is initialised with the current list, as
+// ipvsadm -E with another -s does.
+func (p *Pool) SetScheduler(s Scheduler) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.s = s
+	if h, ok := s.(Hooks); ok {
+		h.Init(p.dests)
+	}
+}
+
+// Dests returns the current list in kernel order. The slice is shared and read-only.
+func (p *Pool) Dests() []*Dest {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.dests
+}
+
+// Find returns the dest at addr:port, or nil.
+func (p *Pool) Find(addr netip.Addr, port uint16) *Dest {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	_, d := p.findLocked(addr, port)
+	return d
+}
+
+// Precondition: p.mu is held.
+func (p *Pool) findLocked(addr netip.Addr, port uint16) (int, *Dest) {
+	addr = addr.Unmap()
+	for i, d := range p.dests {
+		if d.addr == addr && d.port == port {
+			return i, d
+		}
+	}
+	return -1, nil
+}
+
+// Sizer is implemented by schedulers that bound the number of dests (mh: its table size).
+type Sizer interface {
+	MaxDests() int
+}
+
+// Add inserts d at the head of the list (SEMANTICS.md §2.1): it validates the weight
+// and thresholds, sets AVAILABLE, clears OVERLOAD where the thresholds allow, and calls
+// the scheduler's AddDest hook. A dest whose counters survive from an earlier delete
+// may be passed again (the kernel's trash).
+func (p *Pool) Add(d *Dest) error {
+	w, u, l := d.weight.Load(), d.uThreshold.Load(), d.lThreshold.Load()
+	if err := validate(w, u, l); err != nil {
+		return err
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if _, old := p.findLocked(d.addr, d.port); old != nil {
+		return fmt.Errorf("%w: %s", ErrDestExists, netip.AddrPortFrom(d.addr, d.port))
+	}
+	if sz, ok := p.s.(Sizer); ok && len(p.dests)+1 > sz.MaxDests() {
+		return ErrTooManyDests
+	}
+	p.updateLocked(d, w, u, l, true)
+	list := make([]*Dest, 0, len(p.dests)+1)
+	list = append(list, d)
+	p.dests = append(list, p.dests...)
+	if h, ok := p.s.(Hooks); ok {
+		h.AddDest(p.dests, d)
+	}
+	return nil
+}
+
+// Edit changes the weight and thresholds of the dest at addr:port in place (§2.2).
+func (p *Pool) Edit(addr netip.Addr, port uint16, weight int32, upper, lower uint32) error {
+	if err := validate(weight, upper, lower); err != nil {
+		return err
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	_, d := p.findLocked(addr, port)
+	if d == nil {
+		return fmt.Errorf("%w: %s", ErrNoDest, netip.AddrPortFrom(addr.Unmap(), port))
+	}
+	p.updateLocked(d, weight, upper, lower, false)
+	if h, ok := p.s.(Hooks); ok {
+		h.UpdDest(p.dests, d)
+	}
+	return nil
+}
+
+// Delete unlinks the dest at addr:port (§2.3): it clears AVAILABLE, so connections
+// still bound to it see a deleted dest, and calls the DelDest hook. It returns the
+// dest so the caller can keep it (its counters) in a trash.
+func (p *Pool) Delete(addr netip.Addr, port uint16) (*Dest, error) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	at, d := p.findLocked(addr, port)
+	if d == nil {
+		return nil, fmt.Errorf("%w: %s", ErrNoDest, netip.AddrPortFrom(addr.Unmap(), port))
+	}
+	d.clearFlag(FlagAvailable)
+	list := make([]*Dest, 0, len(p.dests)-1)
+	list = append(list, p.dests[:at]...)
+	p.dests = append(list, p.dests[at+1:]...)
+	if h, ok := p.s.(Hooks); ok {
+		h.DelDest(p.dests, d, at)
+	}
+	return d, nil
+}
+
+func validate(w int32, u, l uint32) error {
+	if w < 0 {
+		return ErrWeight
+	}
+	if u != 0 && l > u {
+		return ErrThresholds
+	}
+	return nil
+}
+
+// updateLocked is the kernel's common add/edit step (__ip_vs_update_dest).
+// Precondition: p.mu is held.
+func (p *Pool) updateLocked(d *Dest, w int32, u, l uint32, add bool) {
+	if add || w != 0 {
+		d.lastWeight = w
+	}
+	d.weight.Store(w)
+	d.setFlag(FlagAvailable)
+	if old := d.uThreshold.Load(); u == 0 || u > old {
+		d.clearFlag(FlagOverload)
+	}
+	if u == 0 {
+		l = 0 // ipvsadm: no lower threshold without an upper one
+	}
+	d.uThreshold.Store(u)
+	d.lThreshold.Store(l)
+}
