@@ -108,32 +108,35 @@ func (d *Dest) Overhead() int32 { return d.active.Load()<<8 + d.inactive.Load() 
 
 // Bind counts a new connection on the dest: a template in persistconns, any other
 // connection in inactconns (IPVS creates every connection INACTIVE). It then applies
-// the OVERLOAD set rule of SEMANTICS.md §2.6.
+// the OVERLOAD set rule of SEMANTICS.md §2.6 — after a template too, as the kernel's
+// ip_vs_bind_dest does, so a template can set the flag when an edit lowered the
+// threshold below the current count.
 func (d *Dest) Bind(template bool) {
 	if template {
 		d.persist.Add(1)
-		return
+	} else {
+		d.inactive.Add(1)
 	}
-	d.inactive.Add(1)
-	if u := d.uThreshold.Load(); u != 0 && d.total() >= int64(u) {
+	// The kernel compares its int total with the u32 threshold, i.e. as unsigned.
+	if u := d.uThreshold.Load(); u != 0 && uint32(d.total()) >= u {
 		d.setFlag(FlagOverload)
 	}
 }
 
 // Unbind removes a connection counted as Bind and then active or inactive, and applies
-// the OVERLOAD clear rule of SEMANTICS.md §2.6.
+// the OVERLOAD clear rule of SEMANTICS.md §2.6 (after a template too, as the kernel).
 func (d *Dest) Unbind(template, active bool) {
 	switch {
 	case template:
 		d.persist.Add(-1)
-		return
 	case active:
 		d.active.Add(-1)
 	default:
 		d.inactive.Add(-1)
 	}
-	total := d.total()
-	u, l := int64(d.uThreshold.Load()), int64(d.lThreshold.Load())
+	// 32-bit unsigned arithmetic as in the kernel: total*4 and u*3 wrap mod 2^32.
+	total := uint32(d.total())
+	u, l := d.uThreshold.Load(), d.lThreshold.Load()
 	switch {
 	case l != 0:
 		if total < l {
@@ -161,7 +164,8 @@ func (d *Dest) Deactivate() {
 	d.inactive.Add(1)
 }
 
-func (d *Dest) total() int64 { return int64(d.active.Load()) + int64(d.inactive.Load()) }
+// total is the kernel's ip_vs_dest_totalconns: a 32-bit int sum (templates excluded).
+func (d *Dest) total() int32 { return d.active.Load() + d.inactive.Load() }
 
 func (d *Dest) setFlag(f uint32) {
 	for {

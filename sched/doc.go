@@ -8,7 +8,14 @@
 // only new connections take. Dest counters (active, inactive, persistent) and flags are
 // atomics so the connection table can bind and unbind connections without that lock.
 //
-// Performance contract: Schedule allocates nothing. Scheduler state changes only through
-// the Pool, which calls the scheduler's hooks exactly where the kernel calls its
-// add_dest, del_dest and upd_dest hooks.
+// New builds a scheduler by its ipvsadm name with Options (scheduler flags as ParseFlags
+// reads them, mh's table size, twos's random source, the lblc/lblcr sysctls). Nothing
+// in the package reads a clock or a global random generator: lblc and lblcr run the
+// kernel's 60-second garbage collector lazily from Packet.Now, twos draws from
+// Options.Rand.
+//
+// Performance contract: Schedule allocates nothing (lblc and lblcr grow their entry
+// slabs only up to a new high-water mark). Scheduler state changes only through the
+// Pool, which calls the scheduler's hooks exactly where the kernel calls its
+// init_service, add_dest, del_dest and upd_dest hooks.
 package sched

@@ -75,7 +75,8 @@ var (
 )
 
 // A Pool is one virtual service's real servers in kernel list order plus its
-// scheduler. It is safe for concurrent use.
+// scheduler. It is safe for concurrent use. A Scheduler value belongs to one Pool: its
+// state follows that pool's list through the hooks.
 type Pool struct {
 	mu    sync.Mutex
 	dests []*Dest // head first; replaced (copy on write), never modified in place
@@ -110,14 +111,20 @@ func (p *Pool) Scheduler() Scheduler {
 }
 
 // SetScheduler binds a new scheduler; it is initialised with the current list, as
-// ipvsadm -E with another -s does.
-func (p *Pool) SetScheduler(s Scheduler) {
+// ipvsadm -E with another -s does. If the list is longer than the new scheduler's
+// table (mh, see Sizer) it returns ErrTooManyDests and keeps the old scheduler, as the
+// kernel restores the old one when init_service fails.
+func (p *Pool) SetScheduler(s Scheduler) error {
 	p.mu.Lock()
 	defer p.mu.Unlock()
+	if sz, ok := s.(Sizer); ok && len(p.dests) > sz.MaxDests() {
+		return fmt.Errorf("%w: %d destinations, %s allows %d", ErrTooManyDests, len(p.dests), s.Name(), sz.MaxDests())
+	}
 	p.s = s
 	if h, ok := s.(Hooks); ok {
 		h.Init(p.dests)
 	}
+	return nil
 }
 
 // Dests returns the current list in kernel order. The slice is shared and read-only.
@@ -154,7 +161,8 @@ type Sizer interface {
 // Add inserts d at the head of the list (SEMANTICS.md §2.1): it validates the weight
 // and thresholds, sets AVAILABLE, clears OVERLOAD where the thresholds allow, and calls
 // the scheduler's AddDest hook. A dest whose counters survive from an earlier delete
-// may be passed again (the kernel's trash).
+// may be passed again (the kernel's trash); give it the new settings with Dest.Revive
+// first. A dest that is in a list (this pool's or another's) is refused.
 func (p *Pool) Add(d *Dest) error {
 	w, u, l := d.weight.Load(), d.uThreshold.Load(), d.lThreshold.Load()
 	if err := validate(w, u, l); err != nil {
@@ -162,11 +170,11 @@ func (p *Pool) Add(d *Dest) error {
 	}
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	if _, old := p.findLocked(d.addr, d.port); old != nil {
+	if _, old := p.findLocked(d.addr, d.port); old != nil || d.Available() {
 		return fmt.Errorf("%w: %s", ErrDestExists, netip.AddrPortFrom(d.addr, d.port))
 	}
 	if sz, ok := p.s.(Sizer); ok && len(p.dests)+1 > sz.MaxDests() {
-		return ErrTooManyDests
+		return fmt.Errorf("%w: %s allows %d", ErrTooManyDests, p.s.Name(), sz.MaxDests())
 	}
 	p.updateLocked(d, w, u, l, true)
 	list := make([]*Dest, 0, len(p.dests)+1)
