@@ -1,0 +1,372 @@
+package config
+
+import (
+	"fmt"
+	"math"
+	"net/netip"
+	"strconv"
+	"strings"
+)
+
+// service reads one [[service]] table with its match rules, real servers (in file
+// order) and check. It always returns the service, valid or not, so that later
+// services are numbered as in the file; its problems are recorded in r.
+func (r *reader) service(t *table) Service {
+	s := DefaultService()
+	s.Line = r.lines.line(t.path)
+
+	var addrOK bool
+	if t.present("address") {
+		var str string
+		if t.str("address", &str) {
+			a, port, hasPort, err := parseHostPort(str)
+			switch {
+			case err != nil:
+				t.fail("address", err)
+			case !hasPort:
+				t.errorf("address", "missing port in %q (write %q for all ports)", str, netip.AddrPortFrom(a, 0).String())
+			default:
+				if err := unicast(a); err != nil {
+					t.fail("address", err)
+				} else {
+					s.Address, addrOK = netip.AddrPortFrom(a, port), true
+					s.Family = familyOf(a)
+				}
+			}
+		}
+	}
+	var mark int64
+	markOK := t.integer("fwmark", 0, math.MaxUint32, &mark)
+	switch {
+	case !t.present("address") && !t.present("fwmark"):
+		r.add(t.path, fmt.Errorf("%w address: set address = \"VIP:port\" or fwmark", ErrMissing))
+	case !markOK:
+	case mark != 0 && t.present("address"):
+		t.errorf("fwmark", "set either address or fwmark, not both")
+	case mark != 0:
+		s.FWMark = uint32(mark)
+	case !t.present("address"):
+		t.errorf("fwmark", "must not be zero without an address (fwmark 0 means \"no mark\")")
+	}
+
+	var str string
+	if t.str("family", &str) {
+		switch f, err := parseFamily(str); {
+		case err != nil:
+			t.fail("family", err)
+		case s.FWMark != 0:
+			s.Family = f
+		case addrOK && f != s.Family:
+			t.errorf("family", "is %s but address %s is %s", f, s.Address.Addr(), s.Family)
+		}
+	}
+	if s.FWMark != 0 && s.Family == 0 {
+		s.Family = FamilyInet
+	}
+
+	if t.str("protocol", &str) {
+		switch p, err := oneOf("protocol", str, "tcp", "udp"); {
+		case strings.EqualFold(str, "sctp"):
+			t.errorf("protocol", "%w: sctp (use tcp or udp)", ErrNotImplemented)
+		case err != nil:
+			t.fail("protocol", err)
+		case p == "udp":
+			s.Protocol = ProtocolUDP
+		default:
+			s.Protocol = ProtocolTCP
+		}
+	}
+
+	schedOK := true
+	if t.str("scheduler", &str) {
+		name, err := oneOf("scheduler", str, schedulerNames()...)
+		if err != nil {
+			t.fail("scheduler", err)
+			schedOK = false
+		} else {
+			s.Scheduler = name
+		}
+	}
+	var flags []string
+	if t.strings("scheduler_flags", &flags) && schedOK {
+		for i, f := range flags {
+			bit, err := parseSchedFlag(s.Scheduler, f)
+			if err != nil {
+				r.add(joinIndex(t.key("scheduler_flags"), i), err)
+				continue
+			}
+			s.SchedFlags |= bit
+		}
+	}
+	if s.Scheduler == "mh" {
+		s.MHTableSize = 4093
+	}
+	var size int
+	if t.intField("mh_table_size", 0, math.MaxInt32, &size) && schedOK {
+		switch sizes := MHTableSizes(); {
+		case s.Scheduler != "mh":
+			t.errorf("mh_table_size", "applies only to the mh scheduler (scheduler is %s)", s.Scheduler)
+		case !mhTableSizeOK(size):
+			t.errorf("mh_table_size", "must be one of %s (got %d)", joinInts(sizes), size)
+		default:
+			s.MHTableSize = size
+		}
+	}
+
+	if t.str("method", &str) {
+		if m, err := parseMethod(str); err != nil {
+			t.fail("method", err)
+		} else {
+			s.Method = m
+		}
+	}
+	t.duration("persistence", &s.Persistence)
+	r.netmask(t, &s)
+	if t.boolean("ops", &s.OPS) && s.OPS && s.Protocol != ProtocolUDP {
+		t.errorf("ops", "one-packet scheduling is only for UDP services (protocol is %s)", strings.ToLower(s.Protocol.String()))
+	}
+	if addrOK && s.Address.Port() == 0 && s.Persistence == 0 {
+		t.errorf("address", "port zero only supported in persistent services (set persistence, or a port)")
+	}
+
+	matches := t.array("match")
+	switch {
+	case s.FWMark != 0 && !t.present("match"):
+		r.add(t.path, fmt.Errorf("%w match: an fwmark service needs [[service.match]] rules saying which packets carry its mark (gvs has no netfilter to set marks)", ErrMissing))
+	case s.FWMark == 0 && t.present("match"):
+		t.errorf("match", "applies only to fwmark services")
+	case s.FWMark != 0:
+		for _, mt := range matches {
+			m, ok := r.match(mt, &s)
+			if !ok {
+				continue
+			}
+			// A rule identical to an earlier one never matches: the first match wins.
+			k := Match{Protocol: m.Protocol, Addr: m.Addr, PortLo: m.PortLo, PortHi: m.PortHi}
+			if first, dup := r.rules[k]; dup {
+				r.add(mt.path, fmt.Errorf("%w match rule (first at line %d, %s): it would never match", ErrDuplicate, r.lines.line(first), first))
+				continue
+			}
+			r.rules[k] = mt.path
+			s.Match = append(s.Match, m)
+		}
+	}
+
+	seen := map[netip.AddrPort]string{}
+	for _, rt := range t.array("real_server") {
+		rs, ok := r.realServer(rt, &s, addrOK || s.FWMark != 0)
+		if !ok {
+			continue
+		}
+		if first, dup := seen[rs.Address]; dup {
+			rt.errorf("address", "%w real server %s (first at line %d, %s)", ErrDuplicate, rs.Address, r.lines.line(first), first)
+		} else {
+			seen[rs.Address] = rt.path
+		}
+		s.RealServers = append(s.RealServers, rs)
+	}
+	if ct := t.sub("check"); ct != nil {
+		s.Check = r.check(ct, &s)
+	}
+	t.done()
+	return s
+}
+
+// match reads one [[service.match]] rule of the fwmark service s.
+func (r *reader) match(t *table, s *Service) (Match, bool) {
+	m := Match{Line: r.lines.line(t.path)}
+	ok := true
+	var str string
+	if t.str("protocol", &str) {
+		switch p, err := oneOf("protocol", str, "tcp", "udp"); {
+		case err != nil:
+			t.fail("protocol", err)
+			ok = false
+		case p == "udp":
+			m.Protocol = ProtocolUDP
+		default:
+			m.Protocol = ProtocolTCP
+		}
+	}
+	if v, present := t.get("port"); present {
+		lo, hi, err := parsePortRange(v)
+		if err != nil {
+			t.fail("port", err)
+			ok = false
+		}
+		m.PortLo, m.PortHi = lo, hi
+	}
+	present := t.present("address")
+	read := t.addr("address", unicast, &m.Addr)
+	t.done()
+	switch {
+	case !present:
+		r.add(t.path, fmt.Errorf("%w address: the destination address the rule matches", ErrMissing))
+		return m, false
+	case !read:
+		return m, false
+	case familyOf(m.Addr) != s.Family:
+		t.errorf("address", "is %s but the service's family is %s", familyOf(m.Addr), s.Family)
+		return m, false
+	}
+	return m, ok
+}
+
+// parsePortRange reads a match's port: 80, "80", or a range "8000-8099"
+// (iptables' "8000:8099" too).
+func parsePortRange(v any) (lo, hi uint16, err error) {
+	var text string
+	switch v := v.(type) {
+	case int64:
+		text = strconv.FormatInt(v, 10)
+	case string:
+		text = v
+	default:
+		return 0, 0, fmt.Errorf("%w: want a port (80) or a range (\"8000-8099\"), got %s", ErrType, describe(v))
+	}
+	a, b, isRange := strings.Cut(text, "-")
+	if !isRange {
+		a, b, isRange = strings.Cut(text, ":")
+	}
+	if !isRange {
+		b = a
+	}
+	l, err1 := strconv.ParseUint(strings.TrimSpace(a), 10, 16)
+	h, err2 := strconv.ParseUint(strings.TrimSpace(b), 10, 16)
+	switch {
+	case err1 != nil || err2 != nil:
+		return 0, 0, fmt.Errorf("invalid port %q (want 80 or \"8000-8099\")", text)
+	case l == 0:
+		return 0, 0, fmt.Errorf("port 0 is not a port (leave port out to match every port)")
+	case l > h:
+		return 0, 0, fmt.Errorf("port range %q is empty (%d > %d)", text, l, h)
+	}
+	return uint16(l), uint16(h), nil
+}
+
+// netmask reads a service's persistence granularity: an IPv4 mask
+// ("255.255.255.0") or prefix length, or an IPv6 prefix length (ipvsadm -M).
+func (r *reader) netmask(t *table, s *Service) {
+	maxBits := 32
+	if s.Family == FamilyInet6 {
+		maxBits = 128
+	}
+	s.Netmask = maxBits
+	v, ok := t.get("netmask")
+	if !ok || s.Family == 0 {
+		return
+	}
+	var bits int64
+	switch v := v.(type) {
+	case int64:
+		bits = v
+	case string:
+		if n, err := strconv.ParseInt(strings.TrimPrefix(v, "/"), 10, 64); err == nil {
+			bits = n
+			break
+		}
+		m, err := netip.ParseAddr(v)
+		if err != nil || !m.Is4() {
+			t.errorf("netmask", "want an IPv4 mask like \"255.255.255.0\" or a prefix length, got %q", v)
+			return
+		}
+		if s.Family == FamilyInet6 {
+			t.errorf("netmask", "an IPv6 service takes a prefix length (1..128), not %q", v)
+			return
+		}
+		b := m.As4()
+		n := uint32(b[0])<<24 | uint32(b[1])<<16 | uint32(b[2])<<8 | uint32(b[3])
+		ones := 0
+		for n&(1<<31) != 0 {
+			ones++
+			n <<= 1
+		}
+		if n != 0 {
+			t.errorf("netmask", "%q is not a contiguous mask", v)
+			return
+		}
+		bits = int64(ones)
+	default:
+		t.typeErr("netmask", "a mask string or prefix length", v)
+		return
+	}
+	lo := int64(0)
+	if s.Family == FamilyInet6 {
+		lo = 1 // SEMANTICS.md §1.1: an IPv6 netmask is a prefix length 1..128
+	}
+	if bits < lo || bits > int64(maxBits) {
+		t.errorf("netmask", "prefix length must be %d..%d for %s (got %d)", lo, maxBits, s.Family, bits)
+		return
+	}
+	s.Netmask = int(bits)
+}
+
+// realServer reads one real server of s; ok is false when its address is unusable
+// (the problem is recorded). svcOK says whether s's address or mark is valid, so
+// the family and port rules can be applied.
+func (r *reader) realServer(t *table, s *Service, svcOK bool) (rs RealServer, ok bool) {
+	rs = DefaultRealServer()
+	rs.Line = r.lines.line(t.path)
+	rs.Method = s.Method
+
+	var str string
+	if t.str("method", &str) {
+		if m, err := parseMethod(str); err != nil {
+			t.fail("method", err)
+		} else {
+			rs.Method = m
+		}
+	}
+	var n int64
+	if t.integer("weight", 0, math.MaxInt32, &n) {
+		rs.Weight = int32(n)
+	}
+	t.mac("mac", &rs.MAC)
+	if t.integer("upper_threshold", 0, math.MaxUint32, &n) {
+		rs.UpperThreshold = uint32(n)
+	}
+	if t.integer("lower_threshold", 0, math.MaxUint32, &n) {
+		rs.LowerThreshold = uint32(n)
+		if rs.LowerThreshold > rs.UpperThreshold {
+			// SEMANTICS.md §2.1: IPVS refuses l > u even when u is 0.
+			t.errorf("lower_threshold", "must not exceed upper_threshold (%d > %d)", rs.LowerThreshold, rs.UpperThreshold)
+		}
+	}
+	present := t.present("address")
+	read := t.str("address", &str)
+	t.done()
+	if !present {
+		r.add(t.path, fmt.Errorf("%w address", ErrMissing))
+	}
+	if !read {
+		return rs, false
+	}
+
+	a, port, hasPort, err := parseHostPort(str)
+	if err == nil {
+		err = unicast(a)
+	}
+	if err != nil {
+		t.fail("address", err)
+		return rs, false
+	}
+	if !hasPort {
+		port = s.Address.Port()
+	}
+	rs.Address = netip.AddrPortFrom(a, port)
+	if !svcOK {
+		return rs, true
+	}
+	if f := familyOf(a); f != s.Family {
+		why := "DR and NAT need the real server in the service's address family"
+		if rs.Method == MethodTUN {
+			why = "TUN across address families is not supported yet"
+		}
+		t.errorf("address", "%s real server %s in an %s service: %s", f, a, s.Family, why)
+	}
+	if hasPort && s.FWMark == 0 && rs.Method != MethodNAT && port != s.Address.Port() {
+		t.errorf("address", "port %d differs from the service port %d: %s cannot change the port (omit it, or use method = \"nat\")",
+			port, s.Address.Port(), strings.ToUpper(rs.Method.String()))
+	}
+	return rs, true
+}
