@@ -1,0 +1,203 @@
+package conntrack
+
+import (
+	"time"
+
+	"github.com/gvs-lb/gvs/sched"
+)
+
+// TCP flag bits as they appear in the TCP header's flag byte.
+const (
+	tcpFIN = 0x01
+	tcpSYN = 0x02
+	tcpRST = 0x04
+	tcpACK = 0x10
+)
+
+// Flag classes: the columns of the transition tables (§7.1), in the tables' order.
+const (
+	clsSYN = iota
+	clsFIN
+	clsACK
+	clsRST
+	numClasses
+	clsNone = -1 // no SYN, FIN, ACK or RST: the new state is CLOSE
+)
+
+// tcpClass picks the column of a segment: RST > SYN > FIN > ACK (§7.1).
+func tcpClass(flags uint8) int {
+	switch {
+	case flags&tcpRST != 0:
+		return clsRST
+	case flags&tcpSYN != 0:
+		return clsSYN
+	case flags&tcpFIN != 0:
+		return clsFIN
+	case flags&tcpACK != 0:
+		return clsACK
+	}
+	return clsNone
+}
+
+// The three tables of §7.1.
+const (
+	tblInput     = iota // NAT, client -> LB
+	tblOutput           // NAT, server -> client
+	tblInputOnly        // NOOUTPUT conns (DR/TUN/LOCALNODE)
+	numTables
+)
+
+// Short names so the tables below read like SEMANTICS.md §7.1.
+const (
+	sNO = StateNone
+	sES = StateEstablished
+	sSS = StateSynSent
+	sSR = StateSynRecv
+	sFW = StateFinWait
+	sTW = StateTimeWait
+	sCL = StateClose
+	sCW = StateCloseWait
+	sLA = StateLastAck
+	sLI = StateListen
+	sSA = StateSynAck
+)
+
+// tcpNext[table][current state] = next state for {syn, fin, ack, rst}, transcribed
+// from the three normal tables of SEMANTICS.md §7.1 (rows = current state). The
+// secure_tcp defense tables are not implemented: gvs has no secure_tcp sysctl, and the
+// kernel uses them only while that defense is active (secure_tcp >= 2).
+var tcpNext = [numTables][NumStates][numClasses]State{
+	tblInput: {
+		//      syn  fin  ack  rst
+		sNO: {sSR, sCL, sES, sCL},
+		sES: {sES, sCW, sES, sCL},
+		sSS: {sES, sSS, sSS, sCL},
+		sSR: {sSR, sTW, sES, sSR},
+		sFW: {sSR, sTW, sFW, sCL},
+		sTW: {sSR, sTW, sTW, sCL},
+		sCL: {sSR, sCL, sCL, sCL},
+		sCW: {sSR, sCW, sCW, sCL},
+		sLA: {sSR, sLA, sCL, sLA},
+		sLI: {sSR, sLI, sLI, sLI},
+		sSA: {sSR, sTW, sES, sSR},
+	},
+	tblOutput: {
+		//      syn  fin  ack  rst
+		sNO: {sSS, sTW, sES, sCL},
+		sES: {sES, sFW, sES, sCL},
+		sSS: {sSS, sSS, sSS, sSS},
+		sSR: {sSR, sTW, sES, sCL},
+		sFW: {sSS, sFW, sFW, sCL},
+		sTW: {sSS, sTW, sTW, sTW},
+		sCL: {sSS, sCL, sCL, sCL},
+		sCW: {sSS, sTW, sCW, sCL},
+		sLA: {sSS, sLA, sLA, sCL},
+		sLI: {sLI, sLI, sES, sCL},
+		sSA: {sSR, sTW, sES, sCL},
+	},
+	tblInputOnly: {
+		//      syn  fin  ack  rst
+		sNO: {sSR, sCL, sES, sCL},
+		sES: {sES, sFW, sES, sCL},
+		sSS: {sES, sSS, sSS, sCL},
+		sSR: {sSR, sTW, sES, sSR},
+		sFW: {sSR, sFW, sFW, sCL},
+		sTW: {sSR, sTW, sTW, sCL},
+		sCL: {sSR, sCL, sCL, sCL},
+		sCW: {sSR, sCW, sCW, sCL},
+		sLA: {sSR, sLA, sCL, sLA},
+		sLI: {sSR, sLI, sLI, sLI},
+		sSA: {sSR, sTW, sES, sCL},
+	},
+}
+
+// timeoutsMs is the Timeouts snapshot in the unit entries store (milliseconds).
+type timeoutsMs struct {
+	src Timeouts
+	tcp [NumStates]uint32
+	udp uint32
+}
+
+func newTimeoutsMs(t Timeouts) *timeoutsMs {
+	m := &timeoutsMs{src: t, udp: durMs(t.UDP)}
+	for i, d := range t.TCP {
+		m.tcp[i] = durMs(d)
+	}
+	return m
+}
+
+// maxTimeoutMs caps stored timeouts (uint32 milliseconds: about 49 days).
+const maxTimeoutMs = 1<<32 - 1
+
+// durMs converts d to whole milliseconds, rounding up (so a positive timeout never
+// becomes 0) and clamping to [0, maxTimeoutMs].
+func durMs(d time.Duration) uint32 {
+	if d <= 0 {
+		return 0
+	}
+	ms := (d + time.Millisecond - 1) / time.Millisecond
+	if ms > maxTimeoutMs {
+		return maxTimeoutMs
+	}
+	return uint32(ms)
+}
+
+const msNs = int64(time.Millisecond)
+
+// Timeouts fixed by the kernel rather than by sysctl.
+const (
+	initialTimeoutMs = 3000  // ip_vs_conn_new: timeout before the first transition (§6.3)
+	postponeMs       = 60000 // ip_vs_conn_expire: re-arm while controlling others (§6.4)
+	postponeNs       = postponeMs * msNs
+)
+
+// transitionLocked applies the state transition of one packet (§7.1, §7.2) to e,
+// moving d's counters on an active/inactive change, and sets e's timeout. It reports
+// whether the controlling template must be marked ASSURED (TCP reaching ESTABLISHED,
+// UDP output packet).
+//
+// Precondition: the shard lock of e is held.
+func transitionLocked(e *entry, d *sched.Dest, dir Dir, tcpFlags uint8, to *timeoutsMs) (assure bool) {
+	if e.proto != protoTCP {
+		e.state = StateUDP
+		e.timeout = to.udp
+		return dir == DirOut
+	}
+	tbl := tblInput
+	switch {
+	case e.flags&FlagNoOutput != 0:
+		if dir == DirOut {
+			e.flags &^= FlagNoOutput
+			tbl = tblOutput
+		} else {
+			tbl = tblInputOnly
+		}
+	case dir == DirOut:
+		tbl = tblOutput
+	}
+	cur := e.state
+	if int(cur) >= NumStates {
+		cur = StateNone // cannot happen for a TCP entry; keeps the index in range
+	}
+	next := StateClose
+	if c := tcpClass(tcpFlags); c != clsNone {
+		next = tcpNext[tbl][cur][c]
+	}
+	if next != e.state {
+		if d != nil {
+			inactive := e.flags&FlagInactive != 0
+			switch {
+			case !inactive && !next.active():
+				d.Deactivate()
+				e.flags |= FlagInactive
+			case inactive && next.active():
+				d.Activate()
+				e.flags &^= FlagInactive
+			}
+		}
+		assure = next == StateEstablished
+		e.state = next
+	}
+	e.timeout = to.tcp[next]
+	return assure
+}

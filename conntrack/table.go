@@ -1,0 +1,995 @@
+package conntrack
+
+import (
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"math/bits"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/gvs-lb/gvs/sched"
+)
+
+// entry is one connection or template. It holds no pointers, so slabs of entries cost
+// the garbage collector nothing to scan; links are slab indices within the shard
+// (0 = none). Keep it at 80 bytes: the memory budget is 100 bytes per connection.
+// The real server address is not stored: it is derived from the dest.
+type entry struct {
+	// Read for every entry of a chain walked: the first 12 bytes share a cache line.
+	cport uint16
+	vport uint16
+	flags Flags // public flags, internal bits, method
+	proto uint8
+	state State
+	next  uint32 // hash chain, or free list
+	dport uint16
+	wslot uint16 // timer list the entry is on
+	caddr [16]byte
+	vaddr [16]byte
+	// expires is ns on the caller's clock; the entry is dead once now >= expires.
+	expires int64
+	wprev   uint32 // timer list links (see wheel.go)
+	wnext   uint32
+	control Ref    // controlling template
+	nctl    uint32 // number of entries this one controls (n_control)
+	dest    uint32 // dest ID, valid with fHasDest
+	timeout uint32 // ms; the timer is re-armed to now + timeout by every packet
+}
+
+// Errors returned by New.
+var (
+	ErrConfig = errors.New("conntrack: invalid config")
+)
+
+// A Table is IPVS's connection table (SEMANTICS.md §6): connections and persistence
+// templates keyed by client and virtual address, with per-state timers and the
+// per-dest active/inactive/persistent accounting.
+//
+// The zero Table is not usable: build one with New. A Table is safe for concurrent
+// use. It is split into lock shards by the flow hash;
+// each shard has its own mutex, buckets, slab and timer wheel.
+//
+// Lock order: the expiry mutex (held by Expire and once by the first call that sets the
+// clock) comes before any shard mutex, and a goroutine holds at most one shard mutex
+// at a time. An operation that must also change another entry (a template's
+// n_control or ASSURED bit) does so after releasing the first shard's mutex.
+type Table struct {
+	shards     []shard
+	shardShift uint   // hash >> shardShift = shard index (top bits of the hash)
+	idxBits    uint   // a Ref is shard<<idxBits | slab index
+	idxMask    uint32 //
+	bucketMask uint64 // hash & bucketMask = bucket index (low bits)
+	max        int64
+	h0         uint64 // hash state after the seed lane
+	tick       int64  // ns
+
+	reuseMode       int
+	expireNodest    bool
+	expireQuiescent bool
+	dest            func(id uint32) *sched.Dest
+
+	timeouts  atomic.Pointer[timeoutsMs]
+	count     atomic.Int64 // live entries, including ones being inserted
+	noCPort   atomic.Int64 // live NO_CPORT entries (§6.2 retry)
+	nowQueued atomic.Int64 // entries on expire-now lists
+	clockSet  atomic.Bool
+
+	exp expiry
+}
+
+// shard is one lock shard. Everything in it is guarded by mu. The struct is small
+// (its arrays are separate allocations) and padded to two cache lines, so the shard
+// headers a lookup touches stay in cache and neighbouring mutexes do not share a line.
+type shard struct {
+	mu         sync.Mutex
+	buckets    []uint32  // chain heads
+	chunks     [][]entry // slab: fixed-size chunks, index 0 of chunk 0 unused
+	chunkShift uint
+	chunkMask  uint32
+	free       uint32   // free list through entry.next
+	nalloc     uint32   // next never-used slab index
+	cur        int64    // next tick this shard's wheel fires (wheel.go)
+	jumping    bool     // a catch-up pass is running: new timers go to listPending
+	lists      []uint32 // timer list heads, numLists of them (wheel.go)
+	_          [8]byte
+}
+
+// at returns the entry at slab index i.
+func (s *shard) at(i uint32) *entry {
+	return &s.chunks[i>>s.chunkShift][i&s.chunkMask]
+}
+
+// maxShards bounds Config.Shards: each shard costs about 4 KiB of timer lists.
+const maxShards = 4096
+
+// New returns an empty table.
+func New(cfg Config) (*Table, error) {
+	if cfg.Dest == nil {
+		return nil, fmt.Errorf("%w: Dest resolver is nil", ErrConfig)
+	}
+	if cfg.Max <= 0 {
+		return nil, fmt.Errorf("%w: Max %d must be positive", ErrConfig, cfg.Max)
+	}
+	ns := cfg.Shards
+	if ns == 0 {
+		ns = 256
+	}
+	if ns < 0 || ns&(ns-1) != 0 || ns > maxShards {
+		return nil, fmt.Errorf("%w: Shards %d is not a power of two in [1, %d]", ErrConfig, cfg.Shards, maxShards)
+	}
+	shardBits := uint(bits.TrailingZeros(uint(ns)))
+	idxBits := 32 - shardBits
+	if uint64(cfg.Max) >= 1<<idxBits-1 {
+		return nil, fmt.Errorf("%w: Max %d too large for %d shards", ErrConfig, cfg.Max, ns)
+	}
+	if cfg.Timeouts == (Timeouts{}) {
+		cfg.Timeouts = DefaultTimeouts()
+	}
+	if cfg.Tick < 0 {
+		return nil, fmt.Errorf("%w: negative Tick", ErrConfig)
+	}
+	if cfg.Tick == 0 {
+		cfg.Tick = 100 * time.Millisecond
+	}
+	if cfg.ConnReuseMode < 0 {
+		return nil, fmt.Errorf("%w: negative ConnReuseMode", ErrConfig)
+	}
+	t := &Table{
+		shards:          make([]shard, ns),
+		shardShift:      64 - shardBits,
+		idxBits:         idxBits,
+		idxMask:         uint32(uint64(1)<<idxBits - 1),
+		max:             int64(cfg.Max),
+		h0:              xxLane(xxPrime5+hashLen, cfg.HashSeed),
+		tick:            int64(cfg.Tick),
+		reuseMode:       cfg.ConnReuseMode,
+		expireNodest:    cfg.ExpireNodestConn,
+		expireQuiescent: cfg.ExpireQuiescentTemplate,
+		dest:            cfg.Dest,
+	}
+	t.timeouts.Store(newTimeoutsMs(cfg.Timeouts))
+	// Buckets: the next power of two of Max, spread over the shards (load factor <= 1
+	// at Max). Slab chunks: about an eighth of a shard's fair share, so a shard
+	// wastes at most one partly used chunk.
+	perShard := max(1, nextPow2(cfg.Max)/ns)
+	t.bucketMask = uint64(perShard - 1)
+	chunk := min(max(perShard/8, 16), 4096)
+	for i := range t.shards {
+		s := &t.shards[i]
+		s.buckets = make([]uint32, perShard)
+		s.lists = make([]uint32, numLists)
+		s.chunkShift = uint(bits.TrailingZeros(uint(chunk)))
+		s.chunkMask = uint32(chunk - 1)
+		s.nalloc = 1 // index 0 means "none"
+	}
+	t.exp.ops = make([]ctlOp, 0, 2*sweepChunk)
+	return t, nil
+}
+
+func nextPow2(n int) int {
+	if n <= 1 {
+		return 1
+	}
+	return 1 << bits.Len(uint(n-1))
+}
+
+// SetTimeouts replaces the state timeouts (ipvsadm --set). Entries keep their current
+// timeout until their next packet, as in the kernel. A zero Timeouts is ignored.
+func (t *Table) SetTimeouts(to Timeouts) {
+	if to == (Timeouts{}) {
+		return
+	}
+	t.timeouts.Store(newTimeoutsMs(to))
+}
+
+// Timeouts returns the current state timeouts.
+func (t *Table) Timeouts() Timeouts { return t.timeouts.Load().src }
+
+// Len returns the number of live entries (connections plus templates), including
+// entries that are past their expiry time but not yet removed by Expire.
+func (t *Table) Len() int { return int(t.count.Load()) }
+
+// Max returns the configured cap on entries.
+func (t *Table) Max() int { return int(t.max) }
+
+// hash is the flow hash: xxhash (XXH64) over (seed, proto, family, cport, caddr) only,
+// like the kernel's (§6.1), so that the in-lookup and the NAT out-lookup — whose
+// packet carries the client as its destination — land on the same chain. It computes
+// xxhash.Sum64 of that 28-byte record (tested against it) without building it.
+func (t *Table) hash(proto uint8, ipv6 bool, caddr *[16]byte, cport uint16) uint64 {
+	w1 := uint64(proto) | uint64(cport>>8)<<16 | uint64(cport&0xff)<<24 |
+		uint64(binary.LittleEndian.Uint32(caddr[0:4]))<<32
+	if ipv6 {
+		w1 |= 1 << 8
+	}
+	h := xxLane(t.h0, w1)
+	h = xxLane(h, binary.LittleEndian.Uint64(caddr[4:12]))
+	h ^= uint64(binary.LittleEndian.Uint32(caddr[12:16])) * xxPrime1
+	h = bits.RotateLeft64(h, 23)*xxPrime2 + xxPrime3
+	h ^= h >> 33
+	h *= xxPrime2
+	h ^= h >> 29
+	h *= xxPrime3
+	h ^= h >> 32
+	return h
+}
+
+// XXH64 constants and steps for inputs shorter than 32 bytes.
+const (
+	xxPrime1 uint64 = 11400714785074694791
+	xxPrime2 uint64 = 14029467366897019727
+	xxPrime3 uint64 = 1609587929392839161
+	xxPrime4 uint64 = 9650029242287828579
+	xxPrime5 uint64 = 2870177450012600261
+	hashLen         = 28 // bytes hashed: seed 8, proto 1, family 1, cport 2, caddr 16
+)
+
+// xxLane mixes one 8-byte lane into h.
+func xxLane(h, lane uint64) uint64 {
+	k := bits.RotateLeft64(lane*xxPrime2, 31) * xxPrime1
+	return bits.RotateLeft64(h^k, 27)*xxPrime1 + xxPrime4
+}
+
+func (t *Table) shardOf(h uint64) int { return int(h >> t.shardShift) }
+
+func (t *Table) ref(si int, i uint32) Ref { return Ref(uint32(si)<<t.idxBits | i) }
+
+// split returns the shard and slab index of r, or ok=false if r cannot be valid.
+func (t *Table) split(r Ref) (si int, i uint32, ok bool) {
+	si = int(uint64(r) >> t.idxBits)
+	i = uint32(r) & t.idxMask
+	if r == 0 || i == 0 || si >= len(t.shards) {
+		return 0, 0, false
+	}
+	return si, i, true
+}
+
+// entryHash recomputes the hash an entry was inserted under.
+func (t *Table) entryHash(e *entry) uint64 {
+	return t.hash(e.proto, e.flags&fIPv6 != 0, &e.caddr, e.cport)
+}
+
+// destOf returns e's dest, or nil.
+func (t *Table) destOf(e *entry) *sched.Dest {
+	if e.flags&fHasDest == 0 {
+		return nil
+	}
+	return t.dest(e.dest)
+}
+
+// aliveLocked reports whether e is still a live connection at now. An entry past its
+// expiry time that still controls others is what the kernel's timer would have
+// re-armed for 60 s (§6.4); that re-arm is applied here, so the result does not depend
+// on how often Expire runs.
+//
+// Precondition: the shard lock of e is held.
+func aliveLocked(e *entry, now int64) bool {
+	if e.expires > now {
+		return true
+	}
+	if e.nctl > 0 {
+		postpone(e, now)
+		return true
+	}
+	return false
+}
+
+// postpone re-arms a controlling entry whose timer fired: timeout 60 s (the kernel
+// keeps that timeout from then on), next expiry the first multiple of 60 s after its
+// expiry time that lies after ref.
+func postpone(e *entry, ref int64) {
+	e.timeout = postponeMs
+	if e.expires <= ref {
+		k := (ref-e.expires)/postponeNs + 1
+		e.expires += k * postponeNs
+	}
+}
+
+// fillLocked copies e into c, except DAddr (see fillDAddr).
+//
+// Precondition: s.mu is held.
+func (t *Table) fillLocked(si int, i uint32, e *entry, c *Conn) {
+	c.Ref = t.ref(si, i)
+	c.Key.Proto = e.proto
+	c.Key.IPv6 = e.flags&fIPv6 != 0
+	c.Key.CAddr = e.caddr
+	c.Key.CPort = e.cport
+	c.Key.VAddr = e.vaddr
+	c.Key.VPort = e.vport
+	c.DPort = e.dport
+	c.Dest = e.dest
+	c.HasDest = e.flags&fHasDest != 0
+	c.Method = Method((e.flags & methodMask) >> methodShift)
+	c.Flags = e.flags & publicFlags
+	c.State = e.state
+	c.Timeout = time.Duration(e.timeout) * time.Millisecond
+	c.Expires = e.expires
+	c.Control = e.control
+	c.NControl = e.nctl
+}
+
+// fillDAddr sets c.DAddr from the dest's address (zero without a dest).
+func fillDAddr(c *Conn, d *sched.Dest) {
+	c.DAddr = [16]byte{}
+	if d == nil {
+		return
+	}
+	a := d.Addr()
+	if a.Is4() {
+		b := a.As4()
+		copy(c.DAddr[:4], b[:])
+		return
+	}
+	c.DAddr = a.As16()
+}
+
+// destAddrEqual reports whether d's address is the raw address a.
+func destAddrEqual(d *sched.Dest, a *[16]byte, ipv6 bool) bool {
+	addr := d.Addr()
+	if addr.Is4() {
+		if ipv6 {
+			return false
+		}
+		b := addr.As4()
+		return a[0] == b[0] && a[1] == b[1] && a[2] == b[2] && a[3] == b[3]
+	}
+	return ipv6 && addr.As16() == *a
+}
+
+// In looks up the connection of an input packet (client -> VIP) and, on a hit, applies
+// SEMANTICS.md §5.2 in order: the reuse check (a TCP segment with SYN set, RST or
+// not, as the kernel's is_new_conn tests SYN alone: with expire_nodest_conn and a dest
+// of weight 0, or conn_reuse_mode and is_new_conn_expected, the connection is expired
+// and the caller reschedules; the §5.3 gate then refuses a SYN+RST), the dest AVAILABLE check (step 6), then the
+// INPUT state transition (§7) and the timer refresh. tcpFlags is the raw TCP flag byte
+// (0 for UDP). A connection replaced by rescheduling is invisible to lookups at once
+// but stays bound to its dest (counted) until the next Expire call, because IPVS
+// expires it asynchronously: the scheduler run for the replacing SYN still counts it.
+//
+// gvs has no netfilter conntrack, so the kernel's "old_ct" case (drop the SYN instead
+// of rescheduling it) never arises.
+//
+// On Hit and DropNoDest c is filled; on Miss it is left unchanged. In allocates nothing.
+func (t *Table) In(k *Key, tcpFlags uint8, now int64, c *Conn) Result {
+	r := t.in(k, k.CPort, tcpFlags, now, c)
+	if r == notFound {
+		r = Miss
+		// §6.2: nothing matched; connections without a client port may exist.
+		if k.CPort != 0 && t.noCPort.Load() > 0 {
+			if r = t.in(k, 0, tcpFlags, now, c); r == notFound {
+				r = Miss
+			}
+		}
+	}
+	return r
+}
+
+// notFound is in's "no entry" (as opposed to an entry that yields Miss).
+const notFound Result = 0
+
+func (t *Table) in(k *Key, cport uint16, tcpFlags uint8, now int64, c *Conn) Result {
+	h := t.hash(k.Proto, k.IPv6, &k.CAddr, cport)
+	si := t.shardOf(h)
+	s := &t.shards[si]
+	s.mu.Lock()
+	i := s.findInLocked(k, cport, h&t.bucketMask, now)
+	if i == 0 {
+		s.mu.Unlock()
+		return notFound
+	}
+	e := s.at(i)
+	d := t.destOf(e)
+	// §5.2 step 5: a SYN for a connection that can be replaced.
+	if k.Proto == protoTCP && tcpFlags&tcpSYN != 0 {
+		resched := false
+		switch {
+		case t.expireNodest && d != nil && d.Weight() == 0:
+			resched = true
+		case t.reuseMode != 0 && newConnExpected(e, t.reuseMode):
+			resched = true
+		}
+		if resched {
+			if e.nctl == 0 {
+				t.expireNowLocked(s, i, e, now)
+			}
+			s.mu.Unlock()
+			return Miss
+		}
+	}
+	// §5.2 step 6: the dest was deleted.
+	if d != nil && !d.Available() {
+		if t.expireNodest {
+			t.expireNowLocked(s, i, e, now)
+			s.mu.Unlock()
+			return Miss
+		}
+		t.fillLocked(si, i, e, c)
+		s.mu.Unlock()
+		fillDAddr(c, d)
+		return DropNoDest
+	}
+	assure := transitionLocked(e, d, DirIn, tcpFlags, t.timeouts.Load())
+	t.rearmLocked(s, i, e, now+int64(e.timeout)*msNs)
+	ctl := t.assureStepLocked(e, assure)
+	t.fillLocked(si, i, e, c)
+	s.mu.Unlock()
+	if ctl != 0 {
+		t.assure(ctl)
+	}
+	fillDAddr(c, d)
+	return Hit
+}
+
+// findInLocked returns the first live connection in bucket b matching an input-direction
+// lookup (§6.2): protocol, family, client and virtual address and port, and the
+// NO_CPORT rule (a cport-0 lookup matches only NO_CPORT entries and vice versa).
+// Templates never match.
+//
+// Precondition: s.mu is held.
+func (s *shard) findInLocked(k *Key, cport uint16, b uint64, now int64) uint32 {
+	for i := s.buckets[b]; i != 0; {
+		e := s.at(i)
+		if e.cport == cport && e.vport == k.VPort && e.proto == k.Proto &&
+			e.caddr == k.CAddr && e.vaddr == k.VAddr &&
+			e.flags&FlagTemplate == 0 && (e.flags&fIPv6 != 0) == k.IPv6 &&
+			(cport == 0) == (e.flags&FlagNoCPort != 0) &&
+			aliveLocked(e, now) {
+			return i
+		}
+		i = e.next
+	}
+	return 0
+}
+
+// newConnExpected is the kernel's is_new_conn_expected (§5.2): an uncontrolled TCP
+// connection in TIME_WAIT or CLOSE, or with conn_reuse_mode bit 2, a DR/TUN one in
+// FIN_WAIT that never saw a reply.
+func newConnExpected(e *entry, mode int) bool {
+	if e.control != 0 || e.proto != protoTCP {
+		return false
+	}
+	switch e.state {
+	case StateTimeWait, StateClose:
+		return true
+	case StateFinWait:
+		return mode&2 != 0 && e.flags&FlagNoOutput != 0
+	}
+	return false
+}
+
+// assureStepLocked returns e's controller when it must be marked ASSURED, and records
+// that it was, so later packets skip the cross-shard step.
+//
+// Precondition: the shard lock of e is held.
+func (t *Table) assureStepLocked(e *entry, assure bool) Ref {
+	if !assure || e.control == 0 || e.flags&fCtlAssured != 0 {
+		return 0
+	}
+	e.flags |= fCtlAssured
+	return e.control
+}
+
+// assure marks the template r ASSURED (ip_vs_control_assure_ct).
+func (t *Table) assure(r Ref) {
+	si, i, ok := t.split(r)
+	if !ok {
+		return
+	}
+	s := &t.shards[si]
+	s.mu.Lock()
+	if i < s.nalloc {
+		if e := s.at(i); e.flags&(fLive|FlagTemplate) == fLive|FlagTemplate {
+			e.flags |= FlagAssured
+		}
+	}
+	s.mu.Unlock()
+}
+
+// Out looks up the connection of a reply from a real server: a packet from
+// (saddr, sport) to (daddr, dport), the client. Per §6.2 it matches a connection whose
+// client is (daddr, dport) and whose real server (MASQ) or virtual address (other
+// methods) is (saddr, sport). On a hit it applies the OUTPUT transition (clearing
+// NOOUTPUT, §7.1), refreshes the timer, and for UDP marks the controlling template
+// ASSURED. Addresses are raw as in Key. Out allocates nothing.
+func (t *Table) Out(proto uint8, ipv6 bool, saddr [16]byte, sport uint16, daddr [16]byte, dport uint16, tcpFlags uint8, now int64, c *Conn) Result {
+	h := t.hash(proto, ipv6, &daddr, dport)
+	si := t.shardOf(h)
+	s := &t.shards[si]
+	s.mu.Lock()
+	var (
+		i uint32
+		e *entry
+		d *sched.Dest
+	)
+	for i = s.buckets[h&t.bucketMask]; i != 0; i = e.next {
+		e = s.at(i)
+		if e.cport != dport || e.caddr != daddr || e.proto != proto ||
+			e.flags&FlagTemplate != 0 || (e.flags&fIPv6 != 0) != ipv6 {
+			continue
+		}
+		d = t.destOf(e)
+		if Method((e.flags&methodMask)>>methodShift) == MethodNAT {
+			if e.dport != sport || d == nil || !destAddrEqual(d, &saddr, ipv6) {
+				continue
+			}
+		} else if e.vport != sport || e.vaddr != saddr {
+			continue
+		}
+		if aliveLocked(e, now) {
+			break
+		}
+	}
+	if i == 0 {
+		s.mu.Unlock()
+		return Miss
+	}
+	assure := transitionLocked(e, d, DirOut, tcpFlags, t.timeouts.Load())
+	t.rearmLocked(s, i, e, now+int64(e.timeout)*msNs)
+	ctl := t.assureStepLocked(e, assure)
+	t.fillLocked(si, i, e, c)
+	s.mu.Unlock()
+	if ctl != 0 {
+		t.assure(ctl)
+	}
+	fillDAddr(c, d)
+	return Hit
+}
+
+// Template looks up a persistence template for k (§5.5, §6.2 ip_vs_ct_in_get: protocol,
+// family, caddr, cport, vport, and vaddr — only its first 4 bytes, the fwmark, when
+// Proto is 0). A template is valid if its dest exists, is AVAILABLE and, with
+// expire_quiescent_template, has a non-zero weight (ip_vs_check_template). A valid
+// template's timer is restarted with its timeout (the kernel does so when it releases
+// the template after creating the connection) and c is filled. An invalid one is
+// neutralised in place (vport = dport = 0xffff, so it never matches again), left to
+// expire with its timer untouched, and Template returns false.
+//
+// Unlike the kernel, neutralisation keeps the entry's cport: templates are created with
+// cport 0 and the entry stays on the hash chain of its original key.
+func (t *Table) Template(k *Key, now int64, c *Conn) bool {
+	h := t.hash(k.Proto, k.IPv6, &k.CAddr, k.CPort)
+	si := t.shardOf(h)
+	s := &t.shards[si]
+	s.mu.Lock()
+	var e *entry
+	i := s.buckets[h&t.bucketMask]
+	for ; i != 0; i = e.next {
+		e = s.at(i)
+		if e.cport == k.CPort && e.vport == k.VPort && e.caddr == k.CAddr &&
+			e.proto == k.Proto && e.flags&FlagTemplate != 0 &&
+			(e.flags&fIPv6 != 0) == k.IPv6 && vaddrMatch(k, &e.vaddr) &&
+			aliveLocked(e, now) {
+			break
+		}
+	}
+	if i == 0 {
+		s.mu.Unlock()
+		return false
+	}
+	d := t.destOf(e)
+	if d == nil || !d.Available() || (t.expireQuiescent && d.Weight() == 0) {
+		if e.vport != 0xffff {
+			e.vport = 0xffff
+			e.dport = 0xffff
+		}
+		s.mu.Unlock()
+		return false
+	}
+	t.rearmLocked(s, i, e, now+int64(e.timeout)*msNs)
+	t.fillLocked(si, i, e, c)
+	s.mu.Unlock()
+	fillDAddr(c, d)
+	return true
+}
+
+// vaddrMatch compares a template's virtual address; fwmark templates (protocol 0)
+// compare only the 32-bit mark.
+func vaddrMatch(k *Key, v *[16]byte) bool {
+	if k.Proto == 0 {
+		return k.VAddr[0] == v[0] && k.VAddr[1] == v[1] && k.VAddr[2] == v[2] && k.VAddr[3] == v[3]
+	}
+	return k.VAddr == *v
+}
+
+// Get fills c with the live entry r refers to and reports whether there is one.
+func (t *Table) Get(r Ref, c *Conn) bool {
+	si, i, ok := t.split(r)
+	if !ok {
+		return false
+	}
+	s := &t.shards[si]
+	s.mu.Lock()
+	if i >= s.nalloc || s.at(i).flags&fLive == 0 {
+		s.mu.Unlock()
+		return false
+	}
+	e := s.at(i)
+	d := t.destOf(e)
+	t.fillLocked(si, i, e, c)
+	s.mu.Unlock()
+	fillDAddr(c, d)
+	return true
+}
+
+// reserve takes one of the Max slots, or reports that the table is full.
+func (t *Table) reserve() bool {
+	for {
+		n := t.count.Load()
+		if n >= t.max {
+			return false
+		}
+		if t.count.CompareAndSwap(n, n+1) {
+			return true
+		}
+	}
+}
+
+// Insert creates a connection for k bound to dest (nil for a bypass connection) with
+// the given real-server port, method and flags, as ip_vs_conn_new does (§6.3): the
+// dest's INACTIVE flag and, for methods other than NAT, NOOUTPUT are added (a bypass
+// connection has no dest and gets neither), FlagOnePacket is kept for UDP only, and
+// only FlagOnePacket and FlagNoCPort are taken from flags. The connection is attached
+// to control (a template Ref, or 0): the template's n_control is incremented and its
+// timer restarted with its full timeout (§5.5). Then the first packet's INPUT
+// transition is applied and c is filled.
+//
+// A FlagOnePacket connection (§5.9) is bound, transitioned and unbound at once and
+// never stored: Insert returns Hit with c filled and c.Ref 0.
+//
+// Insert returns Full, changing nothing, when the table holds Max entries. It allocates
+// only when a shard's slab grows by a chunk.
+func (t *Table) Insert(k *Key, dest *sched.Dest, dport uint16, method Method, flags Flags, control Ref, tcpFlags uint8, now int64, c *Conn) Result {
+	flags &= FlagOnePacket | FlagNoCPort
+	if k.Proto != protoUDP {
+		flags &^= FlagOnePacket
+	}
+	if dest != nil {
+		flags |= FlagInactive
+		if method != MethodNAT {
+			flags |= FlagNoOutput
+		}
+	}
+	if flags&FlagOnePacket != 0 {
+		return t.insertOnePacket(k, dest, dport, method, flags, control, tcpFlags, now, c)
+	}
+	t.initClock(now)
+	if !t.reserve() {
+		return Full
+	}
+	if control != 0 && !t.attach(control, now, 1) {
+		control = 0
+	}
+	h := t.hash(k.Proto, k.IPv6, &k.CAddr, k.CPort)
+	si := t.shardOf(h)
+	s := &t.shards[si]
+	s.mu.Lock()
+	i := s.allocLocked()
+	e := s.at(i)
+	t.initEntry(e, k, dest, dport, method, flags, control)
+	if dest != nil {
+		dest.Bind(false)
+	}
+	assure := transitionLocked(e, dest, DirIn, tcpFlags, t.timeouts.Load())
+	e.expires = now + int64(e.timeout)*msNs
+	b := h & t.bucketMask
+	e.next = s.buckets[b]
+	s.buckets[b] = i
+	t.fileLocked(s, i, e)
+	if flags&FlagNoCPort != 0 {
+		t.noCPort.Add(1)
+	}
+	ctl := t.assureStepLocked(e, assure)
+	t.fillLocked(si, i, e, c)
+	s.mu.Unlock()
+	if ctl != 0 {
+		t.assure(ctl)
+	}
+	fillDAddr(c, dest)
+	return Hit
+}
+
+// initEntry sets up a fresh connection entry (state NONE or UDP, timeout 3 s).
+func (t *Table) initEntry(e *entry, k *Key, dest *sched.Dest, dport uint16, method Method, flags Flags, control Ref) {
+	*e = entry{
+		caddr:   k.CAddr,
+		vaddr:   k.VAddr,
+		cport:   k.CPort,
+		vport:   k.VPort,
+		dport:   dport,
+		proto:   k.Proto,
+		control: control,
+		timeout: initialTimeoutMs,
+		flags:   flags | fLive | Flags(method&7)<<methodShift,
+		wslot:   listNone,
+	}
+	if k.IPv6 {
+		e.flags |= fIPv6
+	}
+	if dest != nil {
+		e.flags |= fHasDest
+		e.dest = dest.ID()
+	}
+	if k.Proto != protoTCP {
+		e.state = StateUDP
+	}
+}
+
+// insertOnePacket handles a ONE_PACKET connection: never hashed, expired right after
+// its packet (§5.9), so the dest counters go +1 and -1 and a template's timer restarts.
+func (t *Table) insertOnePacket(k *Key, dest *sched.Dest, dport uint16, method Method, flags Flags, control Ref, tcpFlags uint8, now int64, c *Conn) Result {
+	if control != 0 && !t.attach(control, now, 0) {
+		control = 0
+	}
+	var e entry
+	t.initEntry(&e, k, dest, dport, method, flags, control)
+	if dest != nil {
+		dest.Bind(false)
+	}
+	transitionLocked(&e, dest, DirIn, tcpFlags, t.timeouts.Load())
+	e.expires = now + int64(e.timeout)*msNs
+	t.fillLocked(0, 0, &e, c)
+	c.Ref = 0
+	if dest != nil {
+		dest.Unbind(false, e.flags&FlagInactive == 0)
+	}
+	fillDAddr(c, dest)
+	return Hit
+}
+
+// attach adds n controlled connections to the template r and restarts its timer with
+// its full timeout (ip_vs_control_add, then ip_vs_conn_put of the template). It reports
+// false if r is not a live template.
+func (t *Table) attach(r Ref, now int64, n uint32) bool {
+	si, i, ok := t.split(r)
+	if !ok {
+		return false
+	}
+	s := &t.shards[si]
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if i >= s.nalloc {
+		return false
+	}
+	e := s.at(i)
+	if e.flags&(fLive|FlagTemplate) != fLive|FlagTemplate {
+		return false
+	}
+	e.nctl += n
+	t.rearmLocked(s, i, e, now+int64(e.timeout)*msNs)
+	return true
+}
+
+// InsertTemplate creates a persistence template for k (§5.5) bound to dest (counted in
+// persistconns), with the given dport and timeout (the service's persistence timeout),
+// and fills c. It returns Full at Max.
+func (t *Table) InsertTemplate(k *Key, dest *sched.Dest, dport uint16, timeout time.Duration, now int64, c *Conn) Result {
+	t.initClock(now)
+	if !t.reserve() {
+		return Full
+	}
+	h := t.hash(k.Proto, k.IPv6, &k.CAddr, k.CPort)
+	si := t.shardOf(h)
+	s := &t.shards[si]
+	s.mu.Lock()
+	i := s.allocLocked()
+	e := s.at(i)
+	t.initEntry(e, k, dest, dport, 0, FlagTemplate, 0)
+	e.state = StateNone
+	e.timeout = durMs(timeout)
+	e.expires = now + int64(e.timeout)*msNs
+	if dest != nil {
+		dest.Bind(true)
+	}
+	b := h & t.bucketMask
+	e.next = s.buckets[b]
+	s.buckets[b] = i
+	t.fileLocked(s, i, e)
+	t.fillLocked(si, i, e, c)
+	s.mu.Unlock()
+	fillDAddr(c, dest)
+	return Hit
+}
+
+// allocLocked takes a free slab slot, growing the slab by one chunk if needed.
+//
+// Precondition: s.mu is held, and a slot was reserved against Max.
+func (s *shard) allocLocked() uint32 {
+	if i := s.free; i != 0 {
+		s.free = s.at(i).next
+		return i
+	}
+	i := s.nalloc
+	if int(i>>s.chunkShift) == len(s.chunks) {
+		s.chunks = append(s.chunks, make([]entry, s.chunkMask+1))
+	}
+	s.nalloc++
+	return i
+}
+
+// rearmLocked sets e's expiry time (ip_vs_conn_put's mod_timer). Timers are lazy: an
+// entry stays in the wheel slot it was filed in while its expiry only moves later;
+// it is moved only when the new time falls before that slot.
+//
+// Precondition: s.mu is held.
+func (t *Table) rearmLocked(s *shard, i uint32, e *entry, expires int64) {
+	old := e.expires
+	e.expires = expires
+	if expires < old {
+		t.refileEarlierLocked(s, i, e)
+	}
+}
+
+// expireNowLocked is ip_vs_conn_expire_now: the entry is dead to lookups from now on
+// (unless it controls others) and is put on the shard's expire-now list, which the
+// next Expire call processes whatever its time.
+//
+// Precondition: s.mu is held.
+func (t *Table) expireNowLocked(s *shard, i uint32, e *entry, now int64) {
+	if e.expires > now {
+		e.expires = now
+	}
+	if e.wslot != listNow {
+		t.unfileLocked(s, i, e)
+		t.pushLocked(s, i, e, listNow)
+	}
+}
+
+// releaseLocked unlinks e from its chain and timer list, unbinds its dest (§6.4, §2.6)
+// and frees its slot. It returns e's controller and whether e's timeout was 0 (a
+// forced delete: the controller may have to go too).
+//
+// Precondition: s.mu is held.
+func (t *Table) releaseLocked(s *shard, i uint32, e *entry) (ctl Ref, forced bool) {
+	b := t.entryHash(e) & t.bucketMask
+	if s.buckets[b] == i {
+		s.buckets[b] = e.next
+	} else {
+		for p := s.buckets[b]; p != 0; {
+			pe := s.at(p)
+			if pe.next == i {
+				pe.next = e.next
+				break
+			}
+			p = pe.next
+		}
+	}
+	t.unfileLocked(s, i, e)
+	if d := t.destOf(e); d != nil {
+		d.Unbind(e.flags&FlagTemplate != 0, e.flags&FlagInactive == 0)
+	}
+	if e.flags&FlagNoCPort != 0 {
+		t.noCPort.Add(-1)
+	}
+	ctl, forced = e.control, e.timeout == 0
+	*e = entry{next: s.free, wslot: listNone}
+	s.free = i
+	t.count.Add(-1)
+	return ctl, forced
+}
+
+// ctlOp is a deferred update of a controlling entry, applied after the shard lock of
+// the controlled one is released (the lock order allows one shard lock at a time).
+type ctlOp struct {
+	ref Ref
+	// forced: the controlled entry was deleted with timeout 0; drop the controller
+	// when it controls nobody and is not an ASSURED template (§6.4).
+	forced bool
+	// flush: flush / nodest flush; drop the controller when it controls nobody (§2.3).
+	flush bool
+}
+
+// applyOps applies controller updates: n_control--, and the drops of §6.4 and §2.3.
+// Drops may queue further updates, appended to ops; it returns ops for reuse and the
+// number of entries dropped.
+func (t *Table) applyOps(ops []ctlOp) ([]ctlOp, int) {
+	dropped := 0
+	for j := 0; j < len(ops); j++ {
+		op := ops[j]
+		si, i, ok := t.split(op.ref)
+		if !ok {
+			continue
+		}
+		s := &t.shards[si]
+		s.mu.Lock()
+		if i < s.nalloc {
+			e := s.at(i)
+			if e.flags&fLive != 0 && e.nctl > 0 {
+				e.nctl--
+				unassuredTpl := e.flags&FlagTemplate == 0 || e.flags&FlagAssured == 0
+				if e.nctl == 0 && (op.flush || (op.forced && unassuredTpl)) {
+					e.timeout = 0 // ip_vs_conn_del: a forced delete
+					ctl, _ := t.releaseLocked(s, i, e)
+					dropped++
+					if ctl != 0 {
+						ops = append(ops, ctlOp{ref: ctl, forced: true, flush: op.flush})
+					}
+				}
+			}
+		}
+		s.mu.Unlock()
+	}
+	return ops[:0], dropped
+}
+
+// Walk calls fn with a copy of every entry until fn returns false. Each shard is
+// copied under its lock, so the view is consistent per shard; fn runs without locks
+// and may call the Table. Entries past their expiry time that Expire has not removed
+// yet are included (check Expires). Walk allocates.
+func (t *Table) Walk(fn func(c *Conn) bool) {
+	var buf []Conn
+	var dests []*sched.Dest
+	for si := range t.shards {
+		s := &t.shards[si]
+		buf, dests = buf[:0], dests[:0]
+		s.mu.Lock()
+		for _, head := range s.buckets {
+			for i := head; i != 0; {
+				e := s.at(i)
+				buf = append(buf, Conn{})
+				t.fillLocked(si, i, e, &buf[len(buf)-1])
+				dests = append(dests, t.destOf(e))
+				i = e.next
+			}
+		}
+		s.mu.Unlock()
+		for j := range buf {
+			fillDAddr(&buf[j], dests[j])
+			if !fn(&buf[j]) {
+				return
+			}
+		}
+	}
+}
+
+// Flush removes every entry, unbinding dests, as the kernel's ip_vs_conn_flush does:
+// entries that control others go once their controlled entries are gone. Entries
+// inserted concurrently may survive.
+func (t *Table) Flush() {
+	t.dropWhere(func(*entry) bool { return true })
+}
+
+// ExpireDest removes the connections and templates bound to the deleted dest id
+// (expire_nodest_conn's flush, §2.3): entries that control others are skipped, and a
+// controller is removed once it controls nobody. It does nothing if the dest is
+// AVAILABLE again. now is the caller's time (unused: removal is immediate).
+func (t *Table) ExpireDest(id uint32, now int64) {
+	d := t.dest(id)
+	if d == nil || d.Available() {
+		return
+	}
+	t.dropWhere(func(e *entry) bool { return e.flags&fHasDest != 0 && e.dest == id })
+}
+
+// dropWhere force-deletes matching entries that control nobody, shard by shard,
+// then their controllers as they become free.
+func (t *Table) dropWhere(match func(*entry) bool) {
+	var ops []ctlOp
+	for pass := 0; pass < 4; pass++ {
+		n := 0
+		for si := range t.shards {
+			s := &t.shards[si]
+			s.mu.Lock()
+			for b := range s.buckets {
+				for i := s.buckets[b]; i != 0; {
+					e := s.at(i)
+					next := e.next
+					if e.nctl == 0 && match(e) {
+						e.timeout = 0
+						if ctl, _ := t.releaseLocked(s, i, e); ctl != 0 {
+							ops = append(ops, ctlOp{ref: ctl, forced: true, flush: true})
+						}
+						n++
+					}
+					i = next
+				}
+			}
+			s.mu.Unlock()
+			ops, _ = t.applyOps(ops)
+		}
+		if n == 0 {
+			return
+		}
+	}
+}
