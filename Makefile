@@ -1,0 +1,40 @@
+# gvs — build, test and measure. `make test` is what CI runs.
+GO       ?= go
+PKGS     := ./...
+FUZZTIME ?= 10s
+STATICCHECK_VERSION ?= v0.8.2
+
+.PHONY: build test race bench fuzz lint demo clean
+
+build:
+	$(GO) build -o bin/gvs ./cmd/gvs
+
+test: lint
+	$(GO) test -count=1 $(PKGS)
+	$(GO) test -count=1 -race ./sched/ ./conntrack/ ./dataplane/
+	$(MAKE) fuzz
+
+race:
+	$(GO) test -count=1 -race $(PKGS)
+
+bench:
+	$(GO) test -run '^$$' -bench . -benchmem $(PKGS)
+
+# Every fuzz target runs for FUZZTIME; the seed corpora in testdata run with `go test`.
+fuzz:
+	@set -e; for pkg in $$($(GO) list -f '{{.Dir}}' $(PKGS)); do \
+	  for t in $$(grep -ho '^func Fuzz[A-Za-z0-9_]*' $$pkg/*_test.go 2>/dev/null | sed 's/^func //'); do \
+	    echo "fuzz $$t in $$pkg"; (cd $$pkg && $(GO) test -run '^$$' -fuzz "^$$t$$" -fuzztime $(FUZZTIME) .); \
+	  done; done
+
+lint:
+	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || { gofmt -l $$(git ls-files '*.go'); echo "gofmt: files above need formatting"; exit 1; }
+	$(GO) vet $(PKGS)
+	@command -v staticcheck >/dev/null 2>&1 || $(GO) install honnef.co/go/tools/cmd/staticcheck@$(STATICCHECK_VERSION)
+	PATH="$$PATH:$$($(GO) env GOPATH)/bin" staticcheck $(PKGS)
+
+demo: build
+	./scripts/replay-demo.sh
+
+clean:
+	rm -rf bin out

@@ -1,0 +1,9 @@
+// Package bench generates synthetic traces and replays pcaps through the Director
+// in-process, so schedulers and the data path can be measured and compared
+// reproducibly: time comes from pcap timestamps, never from the wall clock, and the
+// same trace with the same config gives the same output bit for bit.
+//
+// Trace generation uses gopacket (it is not on the per-packet path being measured);
+// replay loads every frame into memory first, so pcap decoding is timed separately
+// from Director.Process.
+package bench

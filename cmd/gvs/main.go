@@ -1,0 +1,77 @@
+// Command gvs is a userspace layer-4 load balancer: what Linux LVS/IPVS, ipvsadm and
+// keepalived do, in one binary that needs no kernel IPVS module.
+//
+// Main parses flags and wires packages together; the logic lives in the library.
+package main
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"os"
+
+	"github.com/gvs-lb/gvs/internal/config"
+)
+
+// version is set at build time with -ldflags "-X main.version=...".
+var version = "0.1.0-dev"
+
+const usage = `gvs — a userspace IPVS (LVS) load balancer
+
+Usage:
+  gvs check -c FILE                 validate a config: exit 0, or every error with file:line
+  gvs bench synth --out F [...]     write a synthetic pcap trace
+  gvs bench replay -c FILE --in F   run a pcap through the Director in-process and report
+  gvs bench dump --in F             print a pcap like tcpdump -e -n
+  gvs version                       print the version
+
+Run "gvs COMMAND -h" for a command's flags and examples.
+`
+
+// errUsage marks errors that are the user's invocation, printed with the usage hint.
+var errUsage = errors.New("usage")
+
+func main() {
+	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
+}
+
+func run(args []string, stdout, stderr io.Writer) int {
+	if len(args) == 0 {
+		fmt.Fprint(stderr, usage)
+		return 2
+	}
+	var err error
+	switch args[0] {
+	case "check":
+		err = cmdCheck(args[1:], stdout, stderr)
+	case "bench":
+		err = cmdBench(args[1:], stdout, stderr)
+	case "version", "--version", "-V":
+		fmt.Fprintf(stdout, "gvs %s\n", version)
+	case "help", "-h", "--help":
+		fmt.Fprint(stdout, usage)
+	default:
+		fmt.Fprintf(stderr, "gvs: unknown command %q\n\n%s", args[0], usage)
+		return 2
+	}
+	switch {
+	case err == nil:
+		return 0
+	case errors.Is(err, errHelp):
+		return 0
+	case errors.Is(err, errUsage):
+		fmt.Fprintf(stderr, "gvs: %v\n", err)
+		return 2
+	default:
+		// A config with several problems prints one per line, each with file:line.
+		var ce config.Errors
+		if errors.As(err, &ce) {
+			for _, e := range ce {
+				fmt.Fprintf(stderr, "gvs: %v\n", e)
+			}
+			return 1
+		}
+		fmt.Fprintf(stderr, "gvs: %v\n", err)
+		return 1
+	}
+}

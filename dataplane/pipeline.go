@@ -1,0 +1,301 @@
+package dataplane
+
+import (
+	"github.com/gvs-lb/gvs/conntrack"
+	"github.com/gvs-lb/gvs/sched"
+)
+
+const (
+	protoICMP   = 1
+	protoTCP    = 6
+	protoUDP    = 17
+	protoICMPv6 = 58
+
+	tcpFIN = 0x01
+	tcpSYN = 0x02
+	tcpRST = 0x04
+	tcpACK = 0x10
+)
+
+func (w *Worker) drop(r Reason, out []Frame) []Frame {
+	w.C.Reasons[r]++
+	return out
+}
+
+// one handles a single frame. Classification follows the kernel's hooks: traffic to a
+// VIP takes the input path (ip_vs_in_hook), traffic from a NAT real server the output
+// path (ip_vs_out_hook); everything else is not ours.
+func (w *Worker) one(s *snapshot, f *Frame, now int64, out []Frame) []Frame {
+	w.C.In++
+	b := f.Bytes()
+	p := &w.p
+	if dr := p.Decode(b); dr != DropNone {
+		w.C.Malformed[dr]++
+		return w.drop(ReasonMalformed, out)
+	}
+	if p.IPVersion == 0 {
+		if p.EtherType == EtherTypeARP && p.ARPOp == ARPRequest && s.vips.contains(&p.Dst, false) {
+			return w.answerARP(f, out)
+		}
+		return w.drop(ReasonNotIP, out)
+	}
+	if target, ok := w.ndpNS(b); ok && s.vips.contains(&target, true) {
+		return w.answerNS(f, target, out)
+	}
+	switch {
+	case s.vips.contains(&p.Dst, p.IPv6):
+		return w.inbound(s, f, now, out)
+	case s.natRS.contains(&p.Src, p.IPv6):
+		return w.outbound(s, f, now, out)
+	}
+	return w.drop(ReasonNotOurs, out)
+}
+
+// setKey fills w.key from raw addresses, zeroing the unused bytes of IPv4 addresses so
+// keys compare and hash alike whatever the parser left there.
+func setAddr(dst, src *[16]byte, v6 bool) {
+	if v6 {
+		*dst = *src
+		return
+	}
+	*dst = [16]byte{src[0], src[1], src[2], src[3]}
+}
+
+func (w *Worker) setKey(proto uint8, v6 bool, caddr *[16]byte, cport uint16, vaddr *[16]byte, vport uint16) {
+	k := &w.key
+	k.Proto, k.IPv6, k.CPort, k.VPort = proto, v6, cport, vport
+	setAddr(&k.CAddr, caddr, v6)
+	setAddr(&k.VAddr, vaddr, v6)
+}
+
+// inbound is ip_vs_in_hook (SEMANTICS.md §5.2).
+func (w *Worker) inbound(s *snapshot, f *Frame, now int64, out []Frame) []Frame {
+	p := &w.p
+	switch p.Proto {
+	case protoTCP, protoUDP:
+	case protoICMP, protoICMPv6:
+		if p.HasEmbedded {
+			return w.inboundICMP(s, f, now, out)
+		}
+		return w.drop(ReasonICMPUnrelated, out)
+	default:
+		return w.drop(ReasonProtocol, out)
+	}
+	if p.IsFragment {
+		// The kernel reassembles before IPVS sees a packet; gvs does not, and a
+		// non-first fragment has no ports to find its connection by.
+		return w.drop(ReasonFragment, out)
+	}
+	w.setKey(p.Proto, p.IPv6, &p.Src, p.SrcPort, &p.Dst, p.DstPort)
+	var flags uint8
+	if p.Proto == protoTCP {
+		flags = p.TCPFlags
+	}
+	switch w.d.table.In(&w.key, flags, now, &w.conn) {
+	case conntrack.Hit:
+		return w.xmit(s, f, &w.conn, false, out)
+	case conntrack.DropNoDest:
+		return w.drop(ReasonDestDeleted, out)
+	}
+	return w.schedule(s, f, flags, now, out)
+}
+
+// schedule is the protocol conn_schedule plus ip_vs_schedule / ip_vs_sched_persist
+// (SEMANTICS.md §5.3–5.5) for a packet that has no connection.
+func (w *Worker) schedule(s *snapshot, f *Frame, flags uint8, now int64, out []Frame) []Frame {
+	p := &w.p
+	if p.Proto == protoTCP && (flags&tcpRST != 0 || (flags&tcpSYN == 0 && !w.d.opts.SloppyTCP)) {
+		return w.drop(ReasonNotSYN, out)
+	}
+	svc := s.service(p)
+	if svc == nil {
+		return w.drop(ReasonNoService, out)
+	}
+	pk := &w.pk
+	pk.Src, pk.Dst = w.key.CAddr, w.key.VAddr
+	pk.SrcPort, pk.DstPort, pk.IPv6, pk.Protocol, pk.Inverse, pk.Now = p.SrcPort, p.DstPort, p.IPv6, p.Proto, false, now
+
+	var (
+		dest    *sched.Dest
+		control conntrack.Ref
+		dport   uint16
+	)
+	if svc.spec.Persistence > 0 {
+		var r Reason
+		dest, control, r = w.persist(s, svc, now)
+		if dest == nil {
+			return w.leave(s, svc, f, r, out)
+		}
+		dport = p.DstPort
+		if p.DstPort == svc.spec.Port && dest.Port() != 0 {
+			dport = dest.Port()
+		}
+	} else {
+		if svc.spec.FWMark == 0 && svc.spec.Port != p.DstPort {
+			// Port-0 (and FTP data fallback) services schedule only persistently.
+			return w.leave(s, svc, f, ReasonPortZero, out)
+		}
+		dest = svc.pool.Schedule(pk)
+		if dest == nil {
+			return w.leave(s, svc, f, ReasonNoDest, out)
+		}
+		dport = dest.Port()
+		if dport == 0 {
+			dport = p.DstPort
+		}
+	}
+	var cf conntrack.Flags
+	if svc.spec.OPS && p.Proto == protoUDP {
+		cf = conntrack.FlagOnePacket
+	}
+	info := &s.dests[dest.ID()]
+	if w.d.table.Insert(&w.key, dest, dport, info.method.conntrack(), cf, control, flags, now, &w.conn) == conntrack.Full {
+		return w.drop(ReasonTableFull, out)
+	}
+	w.dstats[dest.ID()].Conns++
+	w.sstats[svc.id].Conns++
+	return w.xmit(s, f, &w.conn, false, out)
+}
+
+// persist finds or creates the persistence template of the packet's client
+// (SEMANTICS.md §5.5) and returns the dest it names.
+func (w *Worker) persist(s *snapshot, svc *service, now int64) (*sched.Dest, conntrack.Ref, Reason) {
+	p := &w.p
+	var tk conntrack.Key
+	tk.IPv6 = p.IPv6
+	setAddr(&tk.CAddr, &w.key.CAddr, p.IPv6)
+	maskAddr(&tk.CAddr, svc.maskBits(), p.IPv6)
+	switch {
+	case svc.spec.FWMark != 0:
+		// IPPROTO_IP template keyed by the mark in the first address word.
+		m := svc.spec.FWMark
+		tk.Proto = 0
+		tk.VAddr = [16]byte{byte(m >> 24), byte(m >> 16), byte(m >> 8), byte(m)}
+	case p.DstPort == svc.spec.Port:
+		tk.Proto, tk.VAddr, tk.VPort = p.Proto, w.key.VAddr, p.DstPort
+		if svc.spec.Port == 21 {
+			tk.VPort = 0
+		}
+	default: // port-0 service, or FTP data through the port-21 service
+		tk.Proto, tk.VAddr = p.Proto, w.key.VAddr
+	}
+	var tc conntrack.Conn
+	if w.d.table.Template(&tk, now, &tc) {
+		return s.dests[tc.Dest].d, tc.Ref, 0
+	}
+	dest := svc.pool.Schedule(&w.pk)
+	if dest == nil {
+		return nil, 0, ReasonNoDest
+	}
+	var tdport uint16
+	if p.DstPort == svc.spec.Port && svc.spec.Port != 21 {
+		tdport = dest.Port()
+	}
+	if w.d.table.InsertTemplate(&tk, dest, tdport, svc.spec.Persistence, now, &tc) == conntrack.Full {
+		return nil, 0, ReasonTableFull
+	}
+	return dest, tc.Ref, 0
+}
+
+// leave is ip_vs_leave (SEMANTICS.md §5.6): no destination, so the client gets ICMP
+// port unreachable and the packet is dropped.
+func (w *Worker) leave(s *snapshot, svc *service, f *Frame, r Reason, out []Frame) []Frame {
+	p := &w.p
+	if r == ReasonTableFull {
+		return w.drop(r, out)
+	}
+	if svc.spec.Port == 21 && p.DstPort != 21 {
+		return w.drop(ReasonFTPData, out)
+	}
+	w.C.Reasons[r]++
+	return w.sendICMP(f, ICMPPortUnreachable, 0, &p.Dst, out)
+}
+
+// service is ip_vs_service_find (SEMANTICS.md §5.8): fwmark, exact, FTP data-port
+// fallback, then port 0.
+func (s *snapshot) service(p *Parsed) *service {
+	var k svcKey
+	if len(s.marks) > 0 {
+		if m := s.mark(p); m != 0 {
+			if svc := s.bySvc[svcKey{mark: m, v6: p.IPv6}]; svc != nil {
+				return svc
+			}
+		}
+	}
+	k.proto, k.v6, k.port = p.Proto, p.IPv6, p.DstPort
+	setAddr(&k.addr, &p.Dst, p.IPv6)
+	if !p.IPv6 {
+		// svcKey holds netip.Addr.As16 form for IPv4 (::ffff:a.b.c.d).
+		k.addr = [16]byte{10: 0xff, 11: 0xff, 12: p.Dst[0], 13: p.Dst[1], 14: p.Dst[2], 15: p.Dst[3]}
+	}
+	if svc := s.bySvc[k]; svc != nil {
+		return svc
+	}
+	if s.hasFTP && p.Proto == protoTCP && (p.DstPort == 20 || p.DstPort >= 1024) {
+		k.port = 21
+		if svc := s.bySvc[k]; svc != nil {
+			return svc
+		}
+	}
+	if s.hasPort0 {
+		k.port = 0
+		return s.bySvc[k]
+	}
+	return nil
+}
+
+// mark plays the part of the netfilter rule that sets a fwmark: the first matching
+// rule's mark, or 0.
+func (s *snapshot) mark(p *Parsed) uint32 {
+	for i := range s.marks {
+		m := &s.marks[i]
+		if m.Protocol != 0 && m.Protocol != p.Proto {
+			continue
+		}
+		a := m.Addr.Unmap()
+		if a.Is6() != p.IPv6 {
+			continue
+		}
+		if a.Is4() {
+			b := a.As4()
+			if b[0] != p.Dst[0] || b[1] != p.Dst[1] || b[2] != p.Dst[2] || b[3] != p.Dst[3] {
+				continue
+			}
+		} else if a.As16() != p.Dst {
+			continue
+		}
+		if m.PortHi != 0 && (p.DstPort < m.PortLo || p.DstPort > m.PortHi) {
+			continue
+		}
+		return m.mark
+	}
+	return 0
+}
+
+func (svc *service) maskBits() int {
+	if svc.spec.Netmask.IsValid() {
+		return svc.spec.Netmask.Bits()
+	}
+	if svc.ipv6 {
+		return 128
+	}
+	return 32
+}
+
+func maskAddr(a *[16]byte, bits int, v6 bool) {
+	n := 4
+	if v6 {
+		n = 16
+	}
+	for i := 0; i < n; i++ {
+		switch {
+		case bits >= 8:
+			bits -= 8
+		case bits <= 0:
+			a[i] = 0
+		default:
+			a[i] &= byte(0xff << (8 - bits))
+			bits = 0
+		}
+	}
+}

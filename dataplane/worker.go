@@ -1,0 +1,122 @@
+package dataplane
+
+import (
+	"github.com/gvs-lb/gvs/conntrack"
+	"github.com/gvs-lb/gvs/sched"
+)
+
+// A Frame is one Ethernet frame held in a buffer with headroom: the frame is
+// Buf[Off:Off+Len], and Buf[:Off] may be used to prepend headers (TUN encapsulation)
+// in place. Input buffers should keep Headroom bytes in front of the frame.
+type Frame struct {
+	Buf      []byte
+	Off, Len int
+}
+
+// Bytes returns the frame.
+func (f *Frame) Bytes() []byte { return f.Buf[f.Off : f.Off+f.Len] }
+
+// Stats are the IPVS counters of a service or real server (ipvsadm --stats).
+type Stats struct {
+	Conns, InPkts, OutPkts, InBytes, OutBytes uint64
+}
+
+func (s *Stats) add(o *Stats) {
+	s.Conns += o.Conns
+	s.InPkts += o.InPkts
+	s.OutPkts += o.OutPkts
+	s.InBytes += o.InBytes
+	s.OutBytes += o.OutBytes
+}
+
+// Counters are a worker's frame counters. Every frame handed to Process is counted
+// once in In and then either in Forwarded or under one reason in Reasons; generated
+// ICMP errors are counted in Generated.
+type Counters struct {
+	In, Forwarded, Generated uint64
+	// ICMPSuppressed counts ICMP errors that were due but not sent: RFC 1122 §3.2.2
+	// forbids them (the offending packet was multicast, an ICMP error…), or more than
+	// one per input frame was due in a batch.
+	ICMPSuppressed uint64
+	Reasons        [NumReasons]uint64
+	Malformed      [NumDrops]uint64
+}
+
+// A Worker runs the pipeline for one goroutine: it owns its scratch space, its
+// counters and the buffers of the ICMP errors it generates. It is not safe for
+// concurrent use; use one Worker per goroutine (per AF_PACKET ring). Its counters
+// and stats may be read only by that goroutine or after it stopped.
+type Worker struct {
+	d    *Director
+	p    Parsed
+	key  conntrack.Key
+	conn conntrack.Conn
+	pk   sched.Packet
+
+	C        Counters
+	dstats   []Stats // by dest id
+	sstats   []Stats // by service id
+	icmp     [][]byte
+	nicmp    int
+	ipid     uint16
+	lastSnap *snapshot
+}
+
+// NewWorker returns a worker whose Process calls take at most batch frames.
+func (d *Director) NewWorker(batch int) *Worker {
+	w := &Worker{d: d, icmp: make([][]byte, batch)}
+	for i := range w.icmp {
+		w.icmp[i] = make([]byte, ICMPErrorMaxFrame)
+	}
+	return w
+}
+
+// DestStats returns the worker's counters for a dest id.
+func (w *Worker) DestStats(id uint32) Stats {
+	if int(id) < len(w.dstats) {
+		return w.dstats[id]
+	}
+	return Stats{}
+}
+
+// ServiceStats returns the worker's counters for a service id.
+func (w *Worker) ServiceStats(id uint32) Stats {
+	if int(id) < len(w.sstats) {
+		return w.sstats[id]
+	}
+	return Stats{}
+}
+
+// sync sizes the per-dest and per-service stats for a new snapshot (allocates only
+// when the configuration grew, never per packet).
+func (w *Worker) sync(s *snapshot) {
+	w.lastSnap = s
+	if n := len(s.dests); n > len(w.dstats) {
+		w.dstats = append(w.dstats, make([]Stats, n-len(w.dstats))...)
+	}
+	if n := len(s.services); n > len(w.sstats) {
+		w.sstats = append(w.sstats, make([]Stats, n-len(w.sstats))...)
+	}
+}
+
+// Process runs a batch of frames through the pipeline at time now (nanoseconds on
+// the caller's clock: monotonic live, pcap timestamps in replay) and appends the frames
+// to send to out, which it returns. Forwarded frames are the input frames rewritten in
+// place (Off/Len may move for encapsulation); generated ICMP errors live in the
+// worker's buffers until the next Process call. len(in) must not exceed the batch
+// size given to NewWorker. Same input and same times give the same output.
+func (w *Worker) Process(in []Frame, now int64, out []Frame) []Frame {
+	s := w.d.snap.Load()
+	if s != w.lastSnap {
+		w.sync(s)
+	}
+	w.nicmp = 0
+	for i := range in {
+		out = w.one(s, &in[i], now, out)
+	}
+	w.d.now.Store(now)
+	// Expiry is amortised over batches so it never stops the world: a few entries per
+	// frame, more when the table fell behind.
+	w.d.table.Expire(now, 4*len(in)+64)
+	return out
+}

@@ -1,0 +1,230 @@
+package dataplane
+
+import (
+	"github.com/gvs-lb/gvs/conntrack"
+)
+
+// srcMAC is the director's MAC: configured, or else the destination the frame was
+// sent to (which is the director's own on the link it arrived by).
+func (w *Worker) srcMAC(b []byte) [6]byte {
+	if w.d.hasMAC {
+		return w.d.mac
+	}
+	return Ethernet(b).DestinationAddress()
+}
+
+// ownAddr is the source of ICMP errors the director originates as a router (time
+// exceeded, fragmentation needed): its own address of the packet's family, or the
+// packet's destination when none is configured.
+func (w *Worker) ownAddr() *[16]byte {
+	p := &w.p
+	if p.IPv6 {
+		if w.d.opts.Addr6.IsValid() {
+			return &w.d.addr6
+		}
+	} else if w.d.opts.Addr4.IsValid() {
+		return &w.d.addr4
+	}
+	return &p.Dst
+}
+
+func (w *Worker) nextID() uint16 {
+	w.ipid++
+	return w.ipid
+}
+
+// sendICMP builds the ICMP error kind about the current frame into a worker buffer and
+// queues it; the frame itself has already been counted.
+func (w *Worker) sendICMP(f *Frame, kind ICMPErrorKind, mtu int, src *[16]byte, out []Frame) []Frame {
+	if w.nicmp >= len(w.icmp) {
+		w.C.ICMPSuppressed++
+		return out
+	}
+	b := f.Bytes()
+	buf := w.icmp[w.nicmp]
+	r := ICMPReply{Kind: kind, MTU: uint32(mtu), EthSrc: w.srcMAC(b), EthDst: Ethernet(b).SourceAddress(), ID: w.nextID()}
+	setAddr(&r.Src, src, w.p.IPv6)
+	n, ok := BuildICMPError(buf, b, &w.p, &r)
+	if !ok {
+		w.C.ICMPSuppressed++
+		return out
+	}
+	w.nicmp++
+	w.C.Generated++
+	return append(out, Frame{Buf: buf, Len: n})
+}
+
+// xmit sends the current frame to its connection's real server with the connection's
+// forwarding method (SEMANTICS.md §9): the common TTL and MTU step, then the method's
+// rewrite. related is set for ICMP errors forwarded for a connection (§9.6): they are
+// exempt from the MTU check and, for NAT, translated rather than rewritten.
+func (w *Worker) xmit(s *snapshot, f *Frame, c *conntrack.Conn, related bool, out []Frame) []Frame {
+	p := &w.p
+	info := &s.dests[c.Dest]
+	if !info.hasMAC {
+		return w.drop(ReasonNoMAC, out)
+	}
+	b := f.Bytes()
+	length := uint64(p.End - p.L3Off)
+	// §9.1: the TTL is decremented before the MTU check, so an ICMP error quotes the
+	// decremented header, as the kernel's does.
+	if !DecTTL(b, p) {
+		w.C.Reasons[ReasonTTLExceeded]++
+		return w.sendICMP(f, ICMPTimeExceeded, 0, w.ownAddr(), out)
+	}
+	mtu, pmtu := w.d.opts.MTU, true
+	if c.Method == conntrack.MethodTunnel {
+		var ok bool
+		if mtu, ok = TunnelMTU(mtu, info.ipv6); !ok {
+			return w.drop(ReasonTooBig, out)
+		}
+		pmtu = w.d.opts.PMTUDisc
+	}
+	if !related && ExceedsMTU(p, mtu, pmtu) {
+		w.C.Reasons[ReasonTooBig]++
+		return w.sendICMP(f, ICMPFragNeeded, mtu, w.ownAddr(), out)
+	}
+	if p.End-p.L3Off > mtu {
+		// Linux would fragment (ignore_df); gvs does not.
+		return w.drop(ReasonTooBigNoDF, out)
+	}
+	switch c.Method {
+	case conntrack.MethodNAT:
+		if related {
+			NATICMPInbound(b, p, c.DAddr, c.DPort)
+		} else {
+			NATInbound(b, p, c.DAddr, c.DPort)
+		}
+		SetMACs(b, info.mac, w.srcMAC(b))
+	case conntrack.MethodTunnel:
+		src := &w.d.addr4
+		if info.ipv6 {
+			src = &w.d.addr6
+		}
+		t := Tunnel{Src: *src, Dst: info.addr, IPv6: info.ipv6, EthSrc: w.srcMAC(b), EthDst: info.mac, ID: w.nextID(), PMTUDisc: w.d.opts.PMTUDisc}
+		frame, ok := Encapsulate(f.Buf, f.Off, p, &t)
+		if !ok {
+			return w.drop(ReasonTooBig, out)
+		}
+		end := f.Off + p.End
+		f.Off, f.Len = end-len(frame), len(frame)
+	default: // DR
+		SetMACs(b, info.mac, w.srcMAC(b))
+	}
+	st := &w.dstats[c.Dest]
+	st.InPkts++
+	st.InBytes += length
+	sv := &w.sstats[info.svc]
+	sv.InPkts++
+	sv.InBytes += length
+	w.C.Forwarded++
+	return append(out, *f)
+}
+
+// outbound is ip_vs_out_hook for a frame from a NAT real server (SEMANTICS.md
+// §5.10): the reply of a tracked connection leaves as VIP:vport. gvs routes it itself,
+// so it also does what forwarding would: decrement the TTL.
+func (w *Worker) outbound(s *snapshot, f *Frame, now int64, out []Frame) []Frame {
+	p := &w.p
+	switch p.Proto {
+	case protoTCP, protoUDP:
+	case protoICMP, protoICMPv6:
+		if p.HasEmbedded {
+			return w.outboundICMP(s, f, now, out)
+		}
+		return w.drop(ReasonNotOurs, out)
+	default:
+		return w.drop(ReasonNotOurs, out)
+	}
+	if p.IsFragment {
+		return w.drop(ReasonFragment, out)
+	}
+	var src, dst [16]byte
+	setAddr(&src, &p.Src, p.IPv6)
+	setAddr(&dst, &p.Dst, p.IPv6)
+	var flags uint8
+	if p.Proto == protoTCP {
+		flags = p.TCPFlags
+	}
+	if w.d.table.Out(p.Proto, p.IPv6, src, p.SrcPort, dst, p.DstPort, flags, now, &w.conn) != conntrack.Hit {
+		return w.drop(ReasonReplyNoConn, out)
+	}
+	if w.conn.Method != conntrack.MethodNAT {
+		return w.drop(ReasonNotOurs, out)
+	}
+	return w.reply(s, f, &w.conn, false, out)
+}
+
+// reply sends a NAT real server's packet (or ICMP error) on to the client.
+func (w *Worker) reply(s *snapshot, f *Frame, c *conntrack.Conn, related bool, out []Frame) []Frame {
+	p := &w.p
+	if !w.d.hasGateway {
+		return w.drop(ReasonNoGateway, out)
+	}
+	b := f.Bytes()
+	length := uint64(p.End - p.L3Off)
+	if !DecTTL(b, p) {
+		w.C.Reasons[ReasonTTLExceeded]++
+		return w.sendICMP(f, ICMPTimeExceeded, 0, w.ownAddr(), out)
+	}
+	if related {
+		NATICMPOutbound(b, p, c.Key.VAddr, c.Key.VPort)
+	} else {
+		NATOutbound(b, p, c.Key.VAddr, c.Key.VPort)
+	}
+	SetMACs(b, w.d.gateway, w.srcMAC(b))
+	if int(c.Dest) < len(w.dstats) {
+		st := &w.dstats[c.Dest]
+		st.OutPkts++
+		st.OutBytes += length
+		if sv := s.dests[c.Dest].svc; int(sv) < len(w.sstats) {
+			w.sstats[sv].OutPkts++
+			w.sstats[sv].OutBytes += length
+		}
+	}
+	w.C.Forwarded++
+	return append(out, *f)
+}
+
+// relatedICMP reports whether an ICMP type is one IPVS treats as related to a
+// connection (§5.7): destination unreachable, source quench, time exceeded; for
+// ICMPv6 destination unreachable, packet too big, time exceeded.
+func relatedICMP(p *Parsed) bool {
+	if p.IPv6 {
+		return p.ICMPType == 1 || p.ICMPType == 2 || p.ICMPType == 3
+	}
+	return p.ICMPType == 3 || p.ICMPType == 4 || p.ICMPType == 11
+}
+
+// inboundICMP is ip_vs_in_icmp: an ICMP error sent to a VIP that quotes a packet of a
+// tracked connection (the quote is our traffic's reverse direction, VIP → client)
+// goes to that connection's real server: forwarded as it is for DR/TUN, translated
+// for NAT (§5.7, §9.6). Anything else is not related.
+func (w *Worker) inboundICMP(s *snapshot, f *Frame, now int64, out []Frame) []Frame {
+	p := &w.p
+	if !relatedICMP(p) || !p.EmbHasPorts || (p.EmbProto != protoTCP && p.EmbProto != protoUDP) {
+		return w.drop(ReasonICMPUnrelated, out)
+	}
+	w.setKey(p.EmbProto, p.IPv6, &p.EmbDst, p.EmbDstPort, &p.EmbSrc, p.EmbSrcPort)
+	if !w.d.table.Lookup(&w.key, now, &w.conn) {
+		return w.drop(ReasonICMPUnrelated, out)
+	}
+	return w.xmit(s, f, &w.conn, true, out)
+}
+
+// outboundICMP is ip_vs_out_icmp: an ICMP error from a NAT real server quoting a
+// client's packet as the server received it (client → RS) is translated so the client
+// sees it come from the VIP (§5.7).
+func (w *Worker) outboundICMP(s *snapshot, f *Frame, now int64, out []Frame) []Frame {
+	p := &w.p
+	if !relatedICMP(p) || !p.EmbHasPorts || (p.EmbProto != protoTCP && p.EmbProto != protoUDP) {
+		return w.drop(ReasonNotOurs, out)
+	}
+	var rs, client [16]byte
+	setAddr(&rs, &p.EmbDst, p.IPv6)
+	setAddr(&client, &p.EmbSrc, p.IPv6)
+	if !w.d.table.LookupOut(p.EmbProto, p.IPv6, rs, p.EmbDstPort, client, p.EmbSrcPort, now, &w.conn) || w.conn.Method != conntrack.MethodNAT {
+		return w.drop(ReasonReplyNoConn, out)
+	}
+	return w.reply(s, f, &w.conn, true, out)
+}
