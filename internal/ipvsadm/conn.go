@@ -1,0 +1,130 @@
+package ipvsadm
+
+import (
+	"fmt"
+	"io"
+	"strconv"
+	"time"
+)
+
+// connProtoName is the kernel's protocol name in /proc/net/ip_vs_conn.
+func connProtoName(p Protocol) string {
+	switch p {
+	case 0:
+		return "IP"
+	case 1:
+		return "ICMP"
+	case TCP, UDP, SCTP:
+		return p.String()
+	case 58:
+		return "ICMPv6"
+	}
+	return "ERR!"
+}
+
+// FormatConns writes the connection table as ipvsadm -L -c (-Lnc with
+// f.Numeric): a heading, the column titles, and one line per entry in the
+// order given; nothing is sorted or cut. With f.PersistentConn the titles,
+// and the entries that carry persistence-engine data, gain two columns.
+func FormatConns(w io.Writer, conns []Conn, f Format, r Resolver) error {
+	p := newPrinter(f, r)
+	p.str("IPVS connection entries\n")
+	p.str("pro expire ")
+	p.left("state", 11)
+	p.str(" ")
+	p.left("source", 18)
+	p.str(" ")
+	p.left("virtual", 18)
+	p.str(" ")
+	if f.PersistentConn {
+		p.left("destination", 18)
+		p.str(" ")
+		p.left("pe name", 16)
+		p.str(" pe_data\n")
+	} else {
+		p.str("destination\n")
+	}
+	for i := range conns {
+		c := &conns[i]
+		proto := c.Protocol
+		if proto != TCP && proto != UDP && proto != SCTP {
+			proto = 0
+		}
+		cname := p.addrPort(c.Client.Addr(), c.Client.Port(), proto)
+		vname := p.addrPort(c.Virtual.Addr(), c.Virtual.Port(), proto)
+		dname := p.addrPort(c.Dest.Addr(), c.Dest.Port(), proto)
+		secs := int64(c.Expires / time.Second)
+		if secs < 0 {
+			secs = 0
+		}
+		p.left(connProtoName(c.Protocol), 3)
+		p.str(" ")
+		p.left(twoDigits(secs/60)+":"+twoDigits(secs%60), 6)
+		p.str(" ")
+		p.left(c.State, 11)
+		p.str(" ")
+		p.left(cname, 18)
+		p.str(" ")
+		p.left(vname, 18)
+		p.str(" ")
+		if f.PersistentConn && c.PEName != "" && c.PEData != "" {
+			// ipvsadm's line puts the destination in a 16-wide column and
+			// the engine name in an 18-wide one, the other way round from
+			// its titles.
+			p.left(dname, 16)
+			p.str(" ")
+			p.left(c.PEName, 18)
+			p.str(" " + c.PEData + "\n")
+		} else {
+			p.str(dname + "\n")
+		}
+	}
+	return p.flush(w)
+}
+
+// twoDigits is printf "%02d".
+func twoDigits(n int64) string {
+	if n >= 0 && n < 10 {
+		return "0" + strconv.FormatInt(n, 10)
+	}
+	return strconv.FormatInt(n, 10)
+}
+
+// FormatTimeouts writes ipvsadm -L --timeout:
+// "Timeout (tcp tcpfin udp): 900 120 300".
+func FormatTimeouts(w io.Writer, t Timeouts) error {
+	_, err := fmt.Fprintf(w, "Timeout (tcp tcpfin udp): %d %d %d\n",
+		int64(t.TCP/time.Second), int64(t.TCPFin/time.Second), int64(t.UDP/time.Second))
+	if err != nil {
+		return fmt.Errorf("ipvsadm: write timeouts: %w", err)
+	}
+	return nil
+}
+
+// FormatDaemons writes ipvsadm -L --daemon: one line per running sync daemon
+// (entries with no State are skipped), e.g.
+// "master sync daemon (mcast=eth0, syncid=1, maxlen=1472, port=8848, ttl=1)".
+// Zero optional fields are left out, as the kernel leaves them out.
+func FormatDaemons(w io.Writer, ds []SyncDaemon) error {
+	var p printer
+	for _, d := range ds {
+		if d.State != SyncMaster && d.State != SyncBackup {
+			continue
+		}
+		p.str(d.State.String() + " sync daemon (mcast=" + d.McastIfn + ", syncid=" + strconv.Itoa(int(d.SyncID)))
+		if d.MaxLen != 0 {
+			p.str(", maxlen=" + strconv.Itoa(int(d.MaxLen)))
+		}
+		if d.Group.IsValid() {
+			p.str(", group=" + ntop(d.Group))
+		}
+		if d.Port != 0 {
+			p.str(", port=" + strconv.Itoa(int(d.Port)))
+		}
+		if d.TTL != 0 {
+			p.str(", ttl=" + strconv.Itoa(int(d.TTL)))
+		}
+		p.str(")\n")
+	}
+	return p.flush(w)
+}

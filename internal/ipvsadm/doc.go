@@ -1,0 +1,52 @@
+// Package ipvsadm reproduces the command line and the output of ipvsadm 1.31
+// (the Debian bookworm binary, 1:1.31-1+b1) as pure functions, for
+// `gvs adm` and the control socket. It does no I/O except writing to the
+// io.Writer it is given, keeps no global state, and never resolves a name by
+// itself: callers pass a Resolver (for listings) or a Lookup (for command
+// lines), and without one everything is numeric.
+//
+// The contract is /work/shared/IPVSADM_FORMAT.md, byte for byte:
+//
+//   - Parse and Parser.Parse turn a command line into a Command, with
+//     ipvsadm's defaults filled in and ipvsadm's messages as errors (*Error,
+//     with ipvsadm's exit status). Command.Args turns it back into words that
+//     parse to the same Command.
+//   - FormatList, FormatService, FormatConns, FormatTimeouts, FormatDaemons,
+//     FormatUsage and FormatVersion write the listings of -L in all their
+//     forms; FormatSave writes -S; ParseRestore reads -R.
+//   - The errors ipvsadm prints when the kernel refuses a command are
+//     exported as KernelError constants (ErrServiceExists, ErrNoSuchDest, …)
+//     for the daemon to return; ExitStatus gives ipvsadm's exit status for
+//     any error.
+//
+// Service, Dest, Conn and the other model types are this package's own, so
+// that it depends on no other gvs package; the daemon converts.
+//
+// Where gvs differs from ipvsadm 1.31, on purpose:
+//
+//   - Option order does not matter for -r and -M: a real server given
+//     without a port gets the service's port (the man page's rule) even when
+//     -r comes before -t, and -M is read in the family of the service even
+//     when it comes before it. ipvsadm applies both at the point where it
+//     meets them.
+//   - -M must be a contiguous IPv4 netmask other than 0.0.0.0, since gvs
+//     keeps the persistence granularity as a prefix length (Service.Netmask);
+//     ipvsadm passes any 32-bit value to the kernel.
+//   - -b with only commas (-b ,) is refused as an invalid flag; ipvsadm
+//     crashes.
+//   - ParseRestore treats '#' as the start of a comment, as the ipvsadm
+//     source documents (IPVSADM_FORMAT.md §5); the actual code never sees
+//     the '#', which is why Debian's init script strips comment lines.
+//     Errors carry the line number (LineError); ipvsadm's have none.
+//   - The help hint and the usage text take the program name from the caller
+//     (Parser.Program), as ipvsadm takes argv[0].
+//
+// Kept on purpose, because ipvsadm does it: -p without a value is 360 s, not
+// the man page's 300; sorting reproduces libipvs's int-subtraction quirk for
+// addresses and fwmarks and glibc's merge sort; an fwmark of 2^31 or more is
+// printed negative ("FWM  -1412536447", "-f -1412536447"), so such a service
+// saved with -S cannot be restored; -E without -s resets the scheduler to
+// wlc and -e without -w resets the weight to 1.
+//
+// None of this is on the packet path; functions allocate freely.
+package ipvsadm
