@@ -71,10 +71,3 @@ func (s *addrSet) contains(a *[16]byte, v6 bool) bool {
 	}
 	return false
 }
-
-func (s *addrSet) len() int {
-	if s.big != nil {
-		return len(s.big)
-	}
-	return len(s.small)
-}

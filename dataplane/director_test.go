@@ -2,6 +2,7 @@ package dataplane
 
 import (
 	"bytes"
+	"encoding/binary"
 	"net"
 	"net/netip"
 	"testing"
@@ -12,15 +13,15 @@ import (
 )
 
 var (
-	dtClientMAC   = net.HardwareAddr{2, 0, 0, 0, 0, 2}
-	dtDirMAC = net.HardwareAddr{2, 0, 0, 0, 0, 3}
-	dtRS1MAC      = net.HardwareAddr{2, 0, 0, 0, 0, 5}
-	dtRS2MAC      = net.HardwareAddr{2, 0, 0, 0, 0, 6}
-	dtGwMAC  = net.HardwareAddr{2, 0, 0, 0, 0, 1}
-	dtVIP         = netip.MustParseAddr("198.18.0.100")
-	dtRS1         = netip.MustParseAddr("198.18.0.5")
-	dtRS2         = netip.MustParseAddr("198.18.0.6")
-	dtClient      = netip.MustParseAddr("198.19.0.7")
+	dtClientMAC = net.HardwareAddr{2, 0, 0, 0, 0, 2}
+	dtDirMAC    = net.HardwareAddr{2, 0, 0, 0, 0, 3}
+	dtRS1MAC    = net.HardwareAddr{2, 0, 0, 0, 0, 5}
+	dtRS2MAC    = net.HardwareAddr{2, 0, 0, 0, 0, 6}
+	dtGwMAC     = net.HardwareAddr{2, 0, 0, 0, 0, 1}
+	dtVIP       = netip.MustParseAddr("198.18.0.100")
+	dtRS1       = netip.MustParseAddr("198.18.0.5")
+	dtRS2       = netip.MustParseAddr("198.18.0.6")
+	dtClient    = netip.MustParseAddr("198.19.0.7")
 )
 
 const sec = int64(time.Second)
@@ -36,7 +37,7 @@ type dtPkt struct {
 	ttl            uint8
 	df             bool
 	tos            uint8
-	plen        int
+	plen           int
 }
 
 func (p dtPkt) frame(t testing.TB) []byte {
@@ -617,4 +618,23 @@ func TestAnswersNeighborSolicitationForVIP6(t *testing.T) {
 		t.Fatalf("NA addressed %v > %v hlim %d", ip6.SrcIP, ip6.DstIP, ip6.HopLimit)
 	}
 	checksumsValid(t, out[0])
+}
+
+func TestCompletesPartialChecksums(t *testing.T) {
+	for _, m := range []Method{MethodDR, MethodNAT, MethodTUN} {
+		h := newHarness(t, testOptions(), rrService(m, 80))
+		b := dtPkt{src: dtClient, dst: dtVIP, sport: 40000, dport: 80, syn: true, plen: 33}.frame(t)
+		// What a local stack with checksum offload leaves in the field: the
+		// pseudo-header sum, not the checksum.
+		ip := b[EthernetHeaderLen:]
+		ps := PseudoHeaderSum(ip[12:16], ip[16:20], IPProtoTCP, uint32(len(ip)-20))
+		binary.BigEndian.PutUint16(ip[20+16:], ps)
+		in := []Frame{inFrame(b)}
+		in[0].CsumPartial = true
+		out := h.w.Process(in, 0, nil)
+		if len(out) != 1 {
+			t.Fatalf("%v: not forwarded", m)
+		}
+		checksumsValid(t, out[0].Bytes())
+	}
 }

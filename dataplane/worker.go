@@ -11,6 +11,10 @@ import (
 type Frame struct {
 	Buf      []byte
 	Off, Len int
+	// CsumPartial marks a frame whose TCP/UDP checksum the sender left to checksum
+	// offload (TP_STATUS_CSUMNOTREADY): the Director completes it in software before
+	// forwarding (see CompleteChecksum).
+	CsumPartial bool
 }
 
 // Bytes returns the frame.
@@ -19,14 +23,6 @@ func (f *Frame) Bytes() []byte { return f.Buf[f.Off : f.Off+f.Len] }
 // Stats are the IPVS counters of a service or real server (ipvsadm --stats).
 type Stats struct {
 	Conns, InPkts, OutPkts, InBytes, OutBytes uint64
-}
-
-func (s *Stats) add(o *Stats) {
-	s.Conns += o.Conns
-	s.InPkts += o.InPkts
-	s.OutPkts += o.OutPkts
-	s.InBytes += o.InBytes
-	s.OutBytes += o.OutBytes
 }
 
 // Counters are a worker's frame counters. Every frame handed to Process is counted

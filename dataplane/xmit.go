@@ -88,6 +88,11 @@ func (w *Worker) xmit(s *snapshot, f *Frame, c *conntrack.Conn, related bool, ou
 		// Linux would fragment (ignore_df); gvs does not.
 		return w.drop(ReasonTooBigNoDF, out)
 	}
+	if f.CsumPartial && !related {
+		// Complete before the rewrites: they update checksums incrementally.
+		CompleteChecksum(b, p)
+		f.CsumPartial = false
+	}
 	switch c.Method {
 	case conntrack.MethodNAT:
 		if related {
@@ -166,6 +171,10 @@ func (w *Worker) reply(s *snapshot, f *Frame, c *conntrack.Conn, related bool, o
 	if !DecTTL(b, p) {
 		w.C.Reasons[ReasonTTLExceeded]++
 		return w.sendICMP(f, ICMPTimeExceeded, 0, w.ownAddr(), out)
+	}
+	if f.CsumPartial && !related {
+		CompleteChecksum(b, p)
+		f.CsumPartial = false
 	}
 	if related {
 		NATICMPOutbound(b, p, c.Key.VAddr, c.Key.VPort)
