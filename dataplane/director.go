@@ -206,6 +206,9 @@ type Director struct {
 	rng     uint64
 	now     atomic.Int64 // latest time a worker processed a batch at (for Apply's flushes)
 
+	wmu     sync.Mutex // guards workers
+	workers []*Worker  // every worker made by NewWorker, for Totals
+
 	// fixed-size copies of the options the hot path reads
 	mac, gateway       [6]byte
 	hasMAC, hasGateway bool

@@ -638,3 +638,29 @@ func TestCompletesPartialChecksums(t *testing.T) {
 		checksumsValid(t, out[0].Bytes())
 	}
 }
+
+func TestTotalsSumWorkers(t *testing.T) {
+	h := newHarness(t, testOptions(), rrService(MethodDR, 80))
+	w2 := h.d.NewWorker(8)
+	for i := range 4 {
+		w := h.w
+		if i%2 == 1 {
+			w = w2
+		}
+		in := []Frame{inFrame(dtPkt{src: dtClient, dst: dtVIP, sport: uint16(100 + i), dport: 80, syn: true}.frame(t))}
+		w.Process(in, int64(i), nil)
+	}
+	h.w.Flush(10)
+	w2.Flush(10)
+	tot := h.d.Totals()
+	if tot.Counters.In != 4 || tot.Counters.Forwarded != 4 {
+		t.Fatalf("totals %+v, want 4 in, 4 forwarded", tot.Counters)
+	}
+	var conns uint64
+	for _, s := range tot.Dests {
+		conns += s.Conns
+	}
+	if conns != 4 || tot.Services[0].Conns != 4 || tot.Services[0].InPkts != 4 {
+		t.Fatalf("dest conns %d, service %+v", conns, tot.Services[0])
+	}
+}

@@ -56,6 +56,7 @@ type Worker struct {
 	nicmp    int
 	ipid     uint16
 	lastSnap *snapshot
+	pub      published
 }
 
 // NewWorker returns a worker whose Process calls take at most batch frames.
@@ -64,6 +65,9 @@ func (d *Director) NewWorker(batch int) *Worker {
 	for i := range w.icmp {
 		w.icmp[i] = make([]byte, ICMPErrorMaxFrame)
 	}
+	d.wmu.Lock()
+	d.workers = append(d.workers, w)
+	d.wmu.Unlock()
 	return w
 }
 
@@ -111,6 +115,9 @@ func (w *Worker) Process(in []Frame, now int64, out []Frame) []Frame {
 		out = w.one(s, &in[i], now, out)
 	}
 	w.d.now.Store(now)
+	if now-w.pub.at >= publishEvery || now < w.pub.at {
+		w.publish(now)
+	}
 	// Expiry is amortised over batches so it never stops the world: a few entries per
 	// frame, more when the table fell behind.
 	w.d.table.Expire(now, 4*len(in)+64)
