@@ -4,7 +4,7 @@ PKGS     := ./...
 FUZZTIME ?= 10s
 STATICCHECK_VERSION ?= v0.8.2
 
-.PHONY: build test race bench fuzz lint demo clean
+.PHONY: build test race bench fuzz lint demo replay-demo clean
 
 build:
 	$(GO) build -o bin/gvs ./cmd/gvs
@@ -33,7 +33,12 @@ lint:
 	@command -v staticcheck >/dev/null 2>&1 || $(GO) install honnef.co/go/tools/cmd/staticcheck@$(STATICCHECK_VERSION)
 	PATH="$$PATH:$$($(GO) env GOPATH)/bin" staticcheck $(PKGS)
 
+# The seed article's LVS-DR experiment in network namespaces (needs root).
 demo: build
+	./bin/gvs lab demo
+
+# The same rewrite without namespaces: a synthetic trace replayed in-process.
+replay-demo: build
 	./scripts/replay-demo.sh
 
 clean:

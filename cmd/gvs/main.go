@@ -19,10 +19,12 @@ var version = "0.1.0-dev"
 const usage = `gvs — a userspace IPVS (LVS) load balancer
 
 Usage:
+  gvs run -c FILE                   run a director (foreground; SIGHUP reload, SIGTERM stop)
   gvs check -c FILE                 validate a config: exit 0, or every error with file:line
   gvs bench synth --out F [...]     write a synthetic pcap trace
   gvs bench replay -c FILE --in F   run a pcap through the Director in-process and report
   gvs bench dump --in F             print a pcap like tcpdump -e -n
+  gvs lab up|down|status|demo       network-namespace teaching lab (see gvs lab -h)
   gvs version                       print the version
 
 Run "gvs COMMAND -h" for a command's flags and examples.
@@ -42,10 +44,14 @@ func run(args []string, stdout, stderr io.Writer) int {
 	}
 	var err error
 	switch args[0] {
+	case "run":
+		err = cmdRun(args[1:], stdout, stderr)
 	case "check":
 		err = cmdCheck(args[1:], stdout, stderr)
 	case "bench":
 		err = cmdBench(args[1:], stdout, stderr)
+	case "lab":
+		err = cmdLab(args[1:], stdout, stderr)
 	case "version", "--version", "-V":
 		fmt.Fprintf(stdout, "gvs %s\n", version)
 	case "help", "-h", "--help":

@@ -1,0 +1,62 @@
+package lab
+
+import (
+	"context"
+	"io"
+	"net"
+	"net/http"
+	"net/netip"
+	"time"
+)
+
+// HTTPGet fetches url from inside host's namespace with a Go client whose sockets
+// are made there, and returns the body. The dial gets half the timeout: the
+// Transport does not cancel a dial when the request gives up, and a dial still running
+// would keep a thread of this process in the namespace (Down would report it busy).
+func (l *Lab) HTTPGet(host, url string, timeout time.Duration) (string, error) {
+	c := &http.Client{
+		Timeout: timeout,
+		Transport: &http.Transport{
+			DisableKeepAlives: true,
+			DialContext: func(ctx context.Context, network, addr string) (net.Conn, error) {
+				var conn net.Conn
+				err := l.Do(host, func() (err error) {
+					conn, err = (&net.Dialer{Timeout: timeout / 2}).DialContext(ctx, network, addr)
+					return err
+				})
+				return conn, err
+			},
+		},
+	}
+	resp, err := c.Get(url)
+	if err != nil {
+		return "", err
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(io.LimitReader(resp.Body, 1<<16))
+	return string(b), err
+}
+
+// UDPAsk sends msg to addr from host's namespace and returns the first answer.
+func (l *Lab) UDPAsk(host string, addr netip.AddrPort, msg string, timeout time.Duration) (string, error) {
+	var c *net.UDPConn
+	if err := l.Do(host, func() (err error) {
+		c, err = net.DialUDP("udp", nil, net.UDPAddrFromAddrPort(addr))
+		return err
+	}); err != nil {
+		return "", err
+	}
+	defer c.Close()
+	if err := c.SetDeadline(time.Now().Add(timeout)); err != nil {
+		return "", err
+	}
+	if _, err := c.Write([]byte(msg)); err != nil {
+		return "", err
+	}
+	buf := make([]byte, 2048)
+	n, err := c.Read(buf)
+	if err != nil {
+		return "", err
+	}
+	return string(buf[:n]), nil
+}
