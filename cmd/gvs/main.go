@@ -24,6 +24,8 @@ Usage:
   gvs bench synth --out F [...]     write a synthetic pcap trace
   gvs bench replay -c FILE --in F   run a pcap through the Director in-process and report
   gvs bench dump --in F             print a pcap like tcpdump -e -n
+  gvs import keepalived|ipvsadm FILE [-o OUT]
+                                    turn a keepalived.conf or ipvsadm-save dump into gvs TOML
   gvs lab up|down|status|demo       network-namespace teaching lab (see gvs lab -h)
   gvs version                       print the version
 
@@ -52,6 +54,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 		err = cmdBench(args[1:], stdout, stderr)
 	case "lab":
 		err = cmdLab(args[1:], stdout, stderr)
+	case "import":
+		err = cmdImport(args[1:], stdout, stderr)
 	case "version", "--version", "-V":
 		fmt.Fprintf(stdout, "gvs %s\n", version)
 	case "help", "-h", "--help":

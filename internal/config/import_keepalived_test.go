@@ -1,0 +1,722 @@
+package config
+
+import (
+	"errors"
+	"fmt"
+	"io/fs"
+	"net/netip"
+	"os"
+	"path/filepath"
+	"slices"
+	"sort"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/BurntSushi/toml"
+)
+
+// memFS serves includes from a map, so tests (and the fuzzer) never touch the disk.
+func memFS(files map[string]string) KeepalivedOptions {
+	return KeepalivedOptions{
+		ReadFile: func(name string) ([]byte, error) {
+			if s, ok := files[filepath.Clean(name)]; ok {
+				return []byte(s), nil
+			}
+			return nil, &fs.PathError{Op: "open", Path: name, Err: fs.ErrNotExist}
+		},
+		Glob: func(pattern string) ([]string, error) {
+			var out []string
+			for name := range files {
+				if ok, err := filepath.Match(pattern, name); err != nil {
+					return nil, err
+				} else if ok {
+					out = append(out, name)
+				}
+			}
+			sort.Strings(out)
+			return out, nil
+		},
+	}
+}
+
+// checkImported asserts what every import promises: the TOML parses to Config, and
+// every note is in its header.
+func checkImported(t *testing.T, im *Imported) {
+	t.Helper()
+	c, err := Parse("again.toml", im.TOML)
+	if err != nil {
+		t.Fatalf("imported TOML does not parse: %v\n%s", err, im.TOML)
+	}
+	if im.Config == nil || len(c.Services) != len(im.Config.Services) || len(c.VRRP) != len(im.Config.VRRP) {
+		t.Fatalf("Config does not match the TOML")
+	}
+	for _, n := range im.Notes {
+		if n.File == "" || n.Line < 0 || n.Msg == "" {
+			t.Errorf("malformed note %+v", n)
+		}
+		if !strings.Contains(string(im.TOML), "# note: "+commentText(n.String())+"\n") {
+			t.Errorf("note missing from the TOML header: %s", n)
+		}
+	}
+}
+
+func importFile(t *testing.T, path string, opt KeepalivedOptions) *Imported {
+	t.Helper()
+	im, err := ImportKeepalivedFile(path, opt)
+	if err != nil {
+		t.Fatalf("ImportKeepalivedFile(%s): %v", path, err)
+	}
+	checkImported(t, im)
+	return im
+}
+
+// note returns the first note whose message contains all of subs, or fails.
+func findNote(t *testing.T, im *Imported, line int, subs ...string) Note {
+	t.Helper()
+	for _, n := range im.Notes {
+		if line != 0 && n.Line != line {
+			continue
+		}
+		ok := true
+		for _, s := range subs {
+			ok = ok && strings.Contains(n.Msg, s)
+		}
+		if ok {
+			return n
+		}
+	}
+	var all []string
+	for _, n := range im.Notes {
+		all = append(all, n.String())
+	}
+	t.Fatalf("no note at line %d containing %q; notes:\n%s", line, subs, strings.Join(all, "\n"))
+	return Note{}
+}
+
+func reals(s Service) []string {
+	var out []string
+	for _, r := range s.RealServers {
+		out = append(out, fmt.Sprintf("%s w%d %s", r.Address, r.Weight, r.Method))
+	}
+	return out
+}
+
+func addrs(c *Config) []string {
+	var out []string
+	for _, s := range c.Services {
+		out = append(out, s.String())
+	}
+	return out
+}
+
+// TestImportKeepalivedCorpus imports every keepalived.conf under testdata/import
+// (keepalived's samples, the seeds' configurations, the messy ones).
+func TestImportKeepalivedCorpus(t *testing.T) {
+	files, err := filepath.Glob("testdata/import/keepalived/*/*.conf")
+	if err != nil || len(files) < 15 {
+		t.Fatalf("corpus: %d files, %v", len(files), err)
+	}
+	for _, f := range files {
+		if strings.Contains(f, "/cycle/") {
+			continue
+		}
+		t.Run(strings.TrimPrefix(f, "testdata/import/keepalived/"), func(t *testing.T) {
+			im := importFile(t, f, KeepalivedOptions{})
+			if len(im.Config.Services)+len(im.Config.VRRP) == 0 && !strings.Contains(string(im.TOML), "# [[service]]") {
+				t.Errorf("nothing translated:\n%s", im.TOML)
+			}
+		})
+	}
+}
+
+// TestImportKeepalivedSharedSamples imports keepalived's samples where the project
+// keeps them (../shared), so a sample added there is covered too.
+func TestImportKeepalivedSharedSamples(t *testing.T) {
+	files, _ := filepath.Glob("../../../shared/keepalived-samples/*.conf")
+	if len(files) == 0 {
+		t.Skip("no ../shared/keepalived-samples")
+	}
+	for _, f := range files {
+		importFile(t, f, KeepalivedOptions{})
+		copyPath := filepath.Join("testdata/import/keepalived/samples", filepath.Base(f))
+		a, _ := os.ReadFile(f)
+		b, err := os.ReadFile(copyPath)
+		if err != nil || string(a) != string(b) {
+			t.Errorf("%s: testdata copy %s is missing or differs", f, copyPath)
+		}
+	}
+}
+
+func TestImportKeepalivedSamples(t *testing.T) {
+	dir := "testdata/import/keepalived/samples/"
+
+	t.Run("01-default", func(t *testing.T) {
+		im := importFile(t, dir+"01-acassen-keepalived-default.conf", KeepalivedOptions{})
+		c := im.Config
+		if got, want := addrs(c), []string{"TCP  192.168.200.100:443", "TCP  10.10.10.2:1358", "TCP  10.10.10.3:1358"}; !slices.Equal(got, want) {
+			t.Fatalf("services %q, want %q", got, want)
+		}
+		s := c.Services[0]
+		if s.Scheduler != "rr" || s.Method != MethodNAT || s.Persistence != 50*time.Second || s.Protocol != ProtocolTCP {
+			t.Errorf("service 0: %s %s %v %s", s.Scheduler, s.Method, s.Persistence, s.Protocol)
+		}
+		ch := s.Check
+		if ch == nil || ch.Type != CheckHTTPS || ch.Path != "/" || ch.Digest != "ff20ad2481f97b1754ef3e12ecd3a9cc" ||
+			ch.Interval != 6*time.Second || ch.Timeout != 3*time.Second || ch.Retries != 3 || ch.RetryDelay != 3*time.Second {
+			t.Errorf("service 0 check: %+v", ch)
+		}
+		if got, want := reals(c.Services[1]), []string{"192.168.200.2:1358 w1 nat", "192.168.200.3:1358 w1 nat"}; !slices.Equal(got, want) {
+			t.Errorf("service 1 real servers %q, want %q", got, want)
+		}
+		if c.Services[2].Check.Interval != 3*time.Second {
+			t.Errorf("service 2 interval %v, want 3s", c.Services[2].Check.Interval)
+		}
+		v := c.VRRP[0]
+		if v.Name != "VI_1" || v.State != VRRPMaster || v.VirtualRouterID != 51 || v.Priority != 100 || v.AdvertInt != time.Second ||
+			v.Interface != "eth0" || len(v.VirtualIPAddress) != 3 || v.AuthType != "" {
+			t.Errorf("vrrp: %+v", v)
+		}
+		if c.Director.Interface != "eth0" {
+			t.Errorf("director interface %q", c.Director.Interface)
+		}
+		findNote(t, im, 14, "vrrp_strict")
+		findNote(t, im, 25, "authentication dropped", "strict")
+		findNote(t, im, 68, "sorry_server 192.168.200.200 1358", "no sorry server")
+		findNote(t, im, 50, "url /mrtg/ not checked")
+		findNote(t, im, 93, "real_server 192.168.200.3 1358", "differs (digest \"640205b7b0fc66c1ea91c463fac6334c\")")
+		findNote(t, im, 12, "router_id LVS_DEVEL")
+		findNote(t, im, 0, "MAC", "bench replay")
+	})
+
+	t.Run("02-fwmark", func(t *testing.T) {
+		im := importFile(t, dir+"02-acassen-keepalived-fwmark.conf", KeepalivedOptions{})
+		if len(im.Config.Services) != 0 {
+			t.Fatalf("fwmark service written live: %q", addrs(im.Config))
+		}
+		findNote(t, im, 7, "fwmark service written commented out", "[[service.match]]")
+		for _, want := range []string{"# fwmark = 1", "#   connect_port = 80", "#   address = \"192.168.201.100\"", "#   address = \"192.168.201.101\""} {
+			if !strings.Contains(string(im.TOML), want) {
+				t.Errorf("commented-out service lacks %q", want)
+			}
+		}
+	})
+
+	t.Run("03-virtual_server_group", func(t *testing.T) {
+		im := importFile(t, dir+"03-acassen-keepalived-virtual_server_group.conf", KeepalivedOptions{})
+		want := []string{"TCP  10.0.0.1:8080", "TCP  10.0.0.2:80", "TCP  192.168.200.1:1358"}
+		for i := 3; i <= 10; i++ {
+			want = append(want, fmt.Sprintf("TCP  192.168.200.%d:80", i))
+		}
+		if got := addrs(im.Config); !slices.Equal(got, want) {
+			t.Fatalf("services %q, want %q", got, want)
+		}
+		for _, s := range im.Config.Services {
+			if got := reals(s); !slices.Equal(got, []string{"192.168.200.1:1358 w1 nat", "192.168.200.2:1358 w1 nat"}) {
+				t.Errorf("%s: real servers %q", s.String(), got)
+			}
+			if s.Check == nil || s.Check.Path != "/testurl3/test.jsp" {
+				t.Errorf("%s: check %+v", s.String(), s.Check)
+			}
+		}
+		findNote(t, im, 22, "expanded into 13 gvs services")
+		findNote(t, im, 18, "fwmark 1", "commented out")
+		findNote(t, im, 19, "fwmark 2", "commented out")
+	})
+
+	t.Run("04-misc_check", func(t *testing.T) {
+		im := importFile(t, dir+"04-acassen-keepalived-misc_check_arg.conf", KeepalivedOptions{})
+		ch := im.Config.Services[0].Check
+		if ch == nil || ch.Type != CheckExec || !slices.Equal(ch.Command, []string{"/usr/local/bin/script.sh", "arg1", "arg2"}) || ch.Timeout != 6*time.Second {
+			t.Errorf("check %+v (want exec of script.sh arg1 arg2, timeout = delay_loop 6s)", ch)
+		}
+	})
+
+	t.Run("05-quorum-wrr", func(t *testing.T) {
+		im := importFile(t, dir+"05-acassen-keepalived-quorum-wrr.conf", KeepalivedOptions{})
+		s := im.Config.Services[0]
+		var want []string
+		for i := 1; i <= 10; i++ {
+			want = append(want, fmt.Sprintf("10.0.0.%d:8080 w1 nat", i))
+		}
+		if got := reals(s); !slices.Equal(got, want) {
+			t.Errorf("real servers %q, want in file order %q", got, want)
+		}
+		if s.Scheduler != "wrr" || s.Persistence != 900*time.Second {
+			t.Errorf("scheduler %s persistence %v", s.Scheduler, s.Persistence)
+		}
+		if ch := s.Check; ch == nil || ch.Type != CheckTCP || ch.ConnectPort != 80 || !ch.Alpha || !ch.Omega || ch.Timeout != 3*time.Second {
+			t.Errorf("check %+v (want tcp, port 80, alpha, omega)", ch)
+		}
+		for line, kw := range map[int]string{31: "quorum 7", 32: "hysteresis 2", 33: "quorum_up", 34: "quorum_down"} {
+			findNote(t, im, line, kw, "no quorum")
+		}
+	})
+
+	t.Run("06-inhibit_on_failure", func(t *testing.T) {
+		im := importFile(t, dir+"06-acassen-keepalived-inhibit_on_failure.conf", KeepalivedOptions{})
+		n := findNote(t, im, 22, "inhibit_on_failure", "not translated")
+		if !strings.HasSuffix(n.File, "06-acassen-keepalived-inhibit_on_failure.conf") {
+			t.Errorf("note file %q", n.File)
+		}
+	})
+
+	t.Run("07-ipv6-smtp_check", func(t *testing.T) {
+		im := importFile(t, dir+"07-acassen-keepalived-ipv6-smtp_check.conf", KeepalivedOptions{})
+		s := im.Config.Services[0]
+		if s.String() != "TCP  [ae00::1]:80" || s.Check != nil || !slices.Equal(reals(s), []string{"[ae00::10]:25 w1 nat"}) {
+			t.Errorf("service %s check %v reals %q", s.String(), s.Check, reals(s))
+		}
+		findNote(t, im, 24, "SMTP_CHECK not translated")
+		findNote(t, im, 7, "IPv6_group is defined but no virtual_server uses it")
+		for _, n := range im.Notes {
+			if strings.Contains(n.Msg, "takes no block") {
+				t.Errorf("checker block noted as unexpected: %s", n)
+			}
+		}
+	})
+
+	t.Run("08-conditional_conf", func(t *testing.T) {
+		for _, tc := range []struct {
+			id       string
+			priority uint8
+		}{{"", 100}, {"high", 170}, {"low", 85}} {
+			im := importFile(t, dir+"08-acassen-keepalived-conditional_conf.conf", KeepalivedOptions{ConfigID: tc.id})
+			v := im.Config.VRRP[0]
+			if v.Name != "VI_0" || v.Priority != tc.priority || v.Version != 3 || v.AdvertInt != 12*time.Second ||
+				!slices.Equal(v.VirtualIPAddress, []netip.Addr{netip.MustParseAddr("10.1.0.254")}) {
+				t.Errorf("-i %q: vrrp %+v", tc.id, v)
+			}
+			switch tc.id {
+			case "":
+				findNote(t, im, 3, "@high skipped", "no config id", "lines 3, 7, 19")
+				findNote(t, im, 4, "@low skipped", "lines 4, 8, 20")
+			case "high":
+				findNote(t, im, 4, "@low skipped", `config id is "high"`)
+				findNote(t, im, 3, "net_namespace high")
+			}
+			findNote(t, im, 23, "use_vmac")
+			findNote(t, im, 24, "track_script { check_VI_0 }")
+			findNote(t, im, 27, "track_interface { eth3; eth2 weight 20 }")
+		}
+	})
+}
+
+func TestImportKeepalivedSeeds(t *testing.T) {
+	dir := "testdata/import/keepalived/seeds/"
+	t.Run("000", func(t *testing.T) {
+		im := importFile(t, dir+"000-lvs1-http-get.conf", KeepalivedOptions{})
+		s := im.Config.Services[0]
+		if s.String() != "TCP  172.19.0.100:80" || s.Method != MethodDR || s.Scheduler != "rr" || s.Persistence != 50*time.Second {
+			t.Errorf("service %s %s %s %v", s.String(), s.Method, s.Scheduler, s.Persistence)
+		}
+		if got := reals(s); !slices.Equal(got, []string{"172.19.0.5:80 w2 dr", "172.19.0.6:80 w2 dr"}) {
+			t.Errorf("real servers %q", got)
+		}
+		if ch := s.Check; ch.Type != CheckHTTP || ch.Path != "/" || ch.Interval != 5*time.Second || ch.RetryDelay != 2*time.Second || ch.Retries != 3 {
+			t.Errorf("check %+v", ch)
+		}
+		findNote(t, im, 2, "lvs_id LVS1")
+	})
+	t.Run("003", func(t *testing.T) {
+		im := importFile(t, dir+"003-fwmark-ftp-rest.conf", KeepalivedOptions{})
+		v := im.Config.VRRP[0]
+		if v.UnicastSrcIP != netip.MustParseAddr("192.168.100.244") || v.AuthType != "PASS" || v.AuthPass != "xxxx" || v.Interface != "enp1s0" {
+			t.Errorf("vrrp %+v", v)
+		}
+		findNote(t, im, 9, "mcast_src_ip written as unicast_src_ip")
+		findNote(t, im, 20, "fwmark 300", "commented out")
+		if got := addrs(im.Config); !slices.Equal(got, []string{"TCP  192.168.100.111:9826"}) {
+			t.Errorf("services %q", got)
+		}
+		s := im.Config.Services[0]
+		if s.Scheduler != "wrr" || s.Method != MethodDR || s.Check.Type != CheckTCP || s.Check.Retries != 3 || s.Check.ConnectPort != 0 {
+			t.Errorf("service %+v check %+v", s, s.Check)
+		}
+	})
+	t.Run("004a", func(t *testing.T) {
+		im := importFile(t, dir+"004a-annotated-default.conf", KeepalivedOptions{})
+		findNote(t, im, 13, `unknown keyword "15-30"`)
+		findNote(t, im, 26, "192.168.200.16", "Virtual, use, between")
+		if v := im.Config.VRRP[0]; len(v.VirtualIPAddress) != 3 || v.AuthPass != "1111" {
+			t.Errorf("vrrp %+v", v)
+		}
+	})
+	t.Run("004e", func(t *testing.T) {
+		im := importFile(t, dir+"004e-lb01-two-instances.conf", KeepalivedOptions{})
+		var got []string
+		for _, v := range im.Config.VRRP {
+			got = append(got, fmt.Sprintf("%s %s %d %d %v", v.Name, v.State, v.VirtualRouterID, v.Priority, v.VirtualIPAddress))
+		}
+		want := []string{"VI_1 MASTER 51 150 [10.0.0.3]", "VI_2 BACKUP 52 100 [10.0.0.4]"}
+		if !slices.Equal(got, want) {
+			t.Errorf("vrrp %q, want %q", got, want)
+		}
+		findNote(t, im, 24, "prefix /24, label eth0:1")
+	})
+}
+
+// TestImportKeepalivedMessy covers the grammar real files use: includes by glob
+// relative to the including file, one-line blocks, braces on the next line, inline
+// comments, lowercase keywords, group ranges (IPv4 and IPv6), parameters.
+func TestImportKeepalivedMessy(t *testing.T) {
+	im := importFile(t, "testdata/import/keepalived/messy/main.conf", KeepalivedOptions{})
+	c := im.Config
+	want := []string{"UDP  198.18.0.110:53", "TCP  198.18.0.100:80", "TCP  198.18.0.101:80", "TCP  198.18.0.102:80",
+		"TCP  [2001:db8::a]:80", "TCP  [2001:db8::b]:80", "TCP  [2001:db8::c]:80", "TCP  198.18.0.100:443"}
+	if got := addrs(c); !slices.Equal(got, want) {
+		t.Fatalf("services %q, want %q", got, want)
+	}
+	udp := c.Services[0]
+	if !udp.OPS || udp.Check.Type != CheckUDP || udp.Check.Payload != "ping" || udp.Check.Expect != "pong" || udp.Check.Interval != 2500*time.Millisecond {
+		t.Errorf("udp service %+v check %+v", udp, udp.Check)
+	}
+	web := c.Services[1]
+	if web.Scheduler != "wrr" || web.Method != MethodDR || web.Persistence != 360*time.Second || web.Check.Type != CheckTCP || web.Check.Timeout != 2*time.Second {
+		t.Errorf("group service %+v check %+v", web, web.Check)
+	}
+	if got := reals(web); !slices.Equal(got, []string{"198.18.1.1:80 w3 dr", "198.18.1.2:80 w1 dr"}) {
+		t.Errorf("one-line and next-line real servers %q", got)
+	}
+	if len(c.Services[4].RealServers) != 0 {
+		t.Errorf("IPv4 real servers kept in an IPv6 service")
+	}
+	tls := c.Services[7]
+	if tls.Scheduler != "sh" || tls.SchedFlags == 0 || tls.Check.Type != CheckHTTPS || tls.Check.Path != "/health" ||
+		!slices.Equal(tls.Check.StatusCodes, []int{200, 201, 202, 203, 204}) || tls.Check.Timeout != time.Second {
+		t.Errorf("parameter-named service %+v check %+v", tls, tls.Check)
+	}
+	a, b := c.VRRP[0], c.VRRP[1]
+	if a.Name != "VI_A" || a.State != VRRPBackup || !a.NoPreempt || a.AuthPass != "long pas" ||
+		a.UnicastSrcIP != netip.MustParseAddr("198.18.0.3") || len(a.UnicastPeer) != 1 || len(a.VirtualIPAddress) != 2 {
+		t.Errorf("VI_A %+v", a)
+	}
+	if b.Name != "VI_B" || b.Version != 3 || b.AdvertInt != 500*time.Millisecond || !b.IPv6() {
+		t.Errorf("VI_B %+v", b)
+	}
+
+	mainConf := "testdata/import/keepalived/messy/main.conf"
+	n := findNote(t, im, 6, "no file matched")
+	if n.File != mainConf {
+		t.Errorf("include note file %q", n.File)
+	}
+	n = findNote(t, im, 1, `keyword "VRRP_INSTANCE" read as "vrrp_instance"`)
+	if n.File != "testdata/import/keepalived/messy/vrrp/b.conf" {
+		t.Errorf("note in an included file names %q", n.File)
+	}
+	findNote(t, im, 28, `keyword "tcp_check" read as "TCP_CHECK"`)
+	findNote(t, im, 2, `"state backup" read as BACKUP`)
+	findNote(t, im, 8, "auth_pass is longer than 8 bytes")
+	findNote(t, im, 11, "prefix /24, label eth1:vip")
+	findNote(t, im, 41, `unknown keyword "frobnicate"`)
+	findNote(t, im, 24, "[2001:db8::a]:80", "real_server 198.18.1.1 80", "address family differs")
+	findNote(t, im, 18, "expanded into 6 gvs services")
+}
+
+func TestImportKeepalivedGrammar(t *testing.T) {
+	tests := []struct {
+		name string
+		conf string
+		opt  func(*KeepalivedOptions)
+		// want checks the result
+		want func(t *testing.T, im *Imported)
+	}{{
+		name: "one-line blocks and braces on the next line",
+		conf: "virtual_server 198.18.0.100 80 { lb_kind DR real_server 198.18.1.1 80 { weight 4 } }\n" +
+			"virtual_server 198.18.0.101 80\n{\nlb_kind NAT\nreal_server 198.18.1.2 8080\n\n{\nweight 5\n}\n}\n",
+		want: func(t *testing.T, im *Imported) {
+			// "lb_kind DR real_server ..." is one statement to keepalived: it runs to the '{'.
+			findNote(t, im, 1, `"lb_kind DR real_server 198.18.1.1 80": extra words`)
+			s := im.Config.Services[1]
+			if s.Method != MethodNAT || !slices.Equal(reals(s), []string{"198.18.1.2:8080 w5 nat"}) {
+				t.Errorf("next-line braces: %+v %q", s, reals(s))
+			}
+		},
+	}, {
+		name: "inline comments, also mid-word, and escaped comment characters",
+		conf: "vrrp_instance \"V!1#\"#comment\n{ virtual_router_id 9! comment\nstate MASTER # x\n" +
+			"authentication {\nauth_type PASS\nauth_pass a\\#b\n}\nvirtual_ipaddress { 198.18.0.9 } }\n",
+		want: func(t *testing.T, im *Imported) {
+			v := im.Config.VRRP[0]
+			if v.Name != "V!1#" || v.VirtualRouterID != 9 || v.State != VRRPMaster || v.AuthPass != "a#b" {
+				t.Errorf("vrrp %+v", v)
+			}
+		},
+	}, {
+		name: "conditional lines: @id and @^id",
+		conf: "vrrp_instance V {\nvirtual_router_id 9\n@a priority 10\n@^a priority 20\n@b priority 30\nvirtual_ipaddress { 198.18.0.9 }\n}\n",
+		opt:  func(o *KeepalivedOptions) { o.ConfigID = "a" },
+		want: func(t *testing.T, im *Imported) {
+			if p := im.Config.VRRP[0].Priority; p != 10 {
+				t.Errorf("priority %d, want 10 (only @a applies with -i a)", p)
+			}
+			findNote(t, im, 4, "@^a skipped")
+			findNote(t, im, 5, "@b skipped")
+		},
+	}, {
+		name: "parameters",
+		conf: "$IF=eth7\n$PRIO=42\nvrrp_instance V {\ninterface $IF\npriority ${PRIO}\nvirtual_router_id 9\nvirtual_ipaddress { 198.18.0.9 }\n}\n",
+		want: func(t *testing.T, im *Imported) {
+			if v := im.Config.VRRP[0]; v.Interface != "eth7" || v.Priority != 42 {
+				t.Errorf("vrrp %+v", v)
+			}
+		},
+	}, {
+		name: "include relative to the including file, with a glob and alternatives",
+		conf: "include sub/*.conf\ninclude {x,y}.conf\n",
+		opt: func(o *KeepalivedOptions) {
+			*o = memFS(map[string]string{
+				"etc/sub/1.conf": "include ../x.conf\n",
+				"etc/x.conf":     "virtual_server 198.18.0.1 80 {\nlb_kind DR\nreal_server 198.18.1.1 80\n}\n",
+				"etc/y.conf":     "virtual_server 198.18.0.2 80 {\nlb_kind DR\n}\n",
+			})
+		},
+		want: func(t *testing.T, im *Imported) {
+			if got := addrs(im.Config); !slices.Equal(got, []string{"TCP  198.18.0.1:80", "TCP  198.18.0.2:80"}) {
+				t.Errorf("services %q", got)
+			}
+			// x.conf, included twice (once through sub/1.conf), is a duplicate the
+			// second time: gvs refuses duplicate services, so it is commented out.
+			findNote(t, im, 1, "written commented out", "duplicate service")
+		},
+	}, {
+		name: "DR port, family mismatch, duplicate real server, loopback",
+		conf: "virtual_server 198.18.0.1 80 {\nlb_kind DR\nreal_server 198.18.1.1 8080\nreal_server 2001:db8::1 80\n" +
+			"real_server 198.18.1.1 80\nreal_server 127.0.0.1 80\nreal_server 198.18.1.2 80 { lvs_method NAT }\n}\n",
+		want: func(t *testing.T, im *Imported) {
+			s := im.Config.Services[0]
+			if got := reals(s); !slices.Equal(got, []string{"198.18.1.1:80 w1 dr", "198.18.1.2:80 w1 nat"}) {
+				t.Errorf("real servers %q", got)
+			}
+			findNote(t, im, 3, "DR cannot change the port")
+			findNote(t, im, 4, "address family differs")
+			findNote(t, im, 5, "the same real server again")
+			findNote(t, im, 6, "real_server 127.0.0.1:80 is written commented out", "loopback")
+		},
+	}, {
+		name: "checkers: several per real server, differing, status ranges, shell syntax",
+		conf: "virtual_server 198.18.0.1 80 {\nlb_kind NAT\ndelay_loop 10\n" +
+			"real_server 198.18.1.1 80 {\nHTTP_GET { url { path /a\nstatus_code 200 301-302 } }\nTCP_CHECK { }\n}\n" +
+			"real_server 198.18.1.2 80 {\nMISC_CHECK { misc_path \"/bin/check | grep ok\" }\n}\n" +
+			"real_server 198.18.1.3 80 {\nDNS_CHECK { }\n}\n}\n",
+		want: func(t *testing.T, im *Imported) {
+			ch := im.Config.Services[0].Check
+			if ch.Type != CheckHTTP || ch.Path != "/a" || !slices.Equal(ch.StatusCodes, []int{200, 301, 302}) || ch.Interval != 10*time.Second {
+				t.Errorf("check %+v", ch)
+			}
+			findNote(t, im, 7, "a second checker (tcp)")
+			findNote(t, im, 10, "its checker differs", "type \"exec\"")
+			findNote(t, im, 10, "looks like shell syntax")
+			findNote(t, im, 13, "DNS_CHECK not translated")
+			findNote(t, im, 12, "its DNS_CHECK is replaced by the service's check (http)")
+		},
+	}, {
+		name: "ops and flags that do not apply, SCTP, port 0 without persistence",
+		conf: "virtual_server 198.18.0.1 80 {\nlb_kind DR\nops\nsh-port\n}\n" +
+			"virtual_server 198.18.0.2 80 {\nprotocol SCTP\n}\n" +
+			"virtual_server 198.18.0.3 0 {\nlb_kind DR\n}\n",
+		want: func(t *testing.T, im *Imported) {
+			if got := addrs(im.Config); !slices.Equal(got, []string{"TCP  198.18.0.1:80"}) {
+				t.Errorf("services %q", got)
+			}
+			findNote(t, im, 1, "ops applies to UDP services only")
+			findNote(t, im, 1, "sh-port", "not valid for scheduler wlc")
+			findNote(t, im, 7, "SCTP")
+			findNote(t, im, 9, "is written commented out", "port zero only supported in persistent services")
+			findNote(t, im, 6, "no lb_kind", "NAT")
+		},
+	}, {
+		name: "TUN needs the director's address; a byte-order mark",
+		conf: "\uFEFFvirtual_server 198.18.0.1 80 {\nlb_kind TUN\nreal_server 198.18.1.1 80\nreal_server 198.18.1.2 80 { lvs_method DR }\n}\n",
+		want: func(t *testing.T, im *Imported) {
+			if got := reals(im.Config.Services[0]); !slices.Equal(got, []string{"198.18.1.2:80 w1 dr"}) {
+				t.Errorf("real servers %q", got)
+			}
+			findNote(t, im, 3, "real_server 198.18.1.1:80 is written commented out", "set [director] address")
+			for _, n := range im.Notes {
+				if strings.Contains(n.Msg, "unknown keyword") {
+					t.Errorf("BOM read as part of a keyword: %s", n)
+				}
+			}
+		},
+	}, {
+		name: "global_defs: VRRP defaults and IPVS timeouts",
+		conf: "global_defs {\nvrrp_version 3\nvrrp_garp_master_delay 2\nvrrp_garp_master_refresh 60\nlvs_timeouts tcp 7200 tcpfin 60 udp 30\n}\n" +
+			"vrrp_instance V {\nvirtual_router_id 9\nvirtual_ipaddress { 198.18.0.9 }\nauthentication {\nauth_type PASS\nauth_pass x\n}\n}\n",
+		want: func(t *testing.T, im *Imported) {
+			d, v := im.Config.Director, im.Config.VRRP[0]
+			if d.Timeouts.TCP != 2*time.Hour || d.Timeouts.TCPFin != time.Minute || d.Timeouts.UDP != 30*time.Second {
+				t.Errorf("timeouts %+v", d.Timeouts)
+			}
+			if v.Version != 3 || v.GARPMasterDelay != 2*time.Second || v.GARPMasterRefresh != time.Minute || v.AuthType != "" {
+				t.Errorf("vrrp %+v", v)
+			}
+			findNote(t, im, 10, "VRRPv3 has none")
+		},
+	}, {
+		name: "vrrp: keepalived's adjustments",
+		conf: "vrrp_instance V {\nstate MASTER\nnopreempt\nvirtual_router_id 9\nadvert_int 1.5\n" +
+			"virtual_ipaddress {\n198.18.0.9\n2001:db8::9\n198.18.0.9\n}\n}\n" +
+			"vrrp_instance W {\nvirtual_router_id 10\n}\n",
+		want: func(t *testing.T, im *Imported) {
+			v := im.Config.VRRP[0]
+			if v.NoPreempt || v.AdvertInt != 2*time.Second || len(v.VirtualIPAddress) != 1 || len(im.Config.VRRP) != 1 {
+				t.Errorf("vrrp %+v", v)
+			}
+			findNote(t, im, 3, "need state BACKUP")
+			findNote(t, im, 1, "rounded to 2s")
+			findNote(t, im, 8, "another family")
+			findNote(t, im, 9, "listed twice")
+			findNote(t, im, 12, "W has no virtual_ipaddress")
+			if !strings.Contains(string(im.TOML), "# name = \"W\"") {
+				t.Errorf("instance W not written commented out")
+			}
+		},
+	}, {
+		name: "unknown keywords are noted with their line, nested ones too",
+		conf: "bogus_top 1\nvirtual_server 198.18.0.1 80 {\nlb_kind DR\nwhatever\nreal_server 198.18.1.1 80 {\nmystery 2\nTCP_CHECK {\nconnect_port 81\nodd yes\n}\n}\n}\n",
+		want: func(t *testing.T, im *Imported) {
+			findNote(t, im, 1, `unknown keyword "bogus_top"`)
+			findNote(t, im, 4, `unknown keyword "whatever"`)
+			findNote(t, im, 6, `unknown keyword "mystery"`)
+			findNote(t, im, 9, `unknown keyword "odd"`)
+			if im.Config.Services[0].Check.ConnectPort != 81 {
+				t.Errorf("check %+v", im.Config.Services[0].Check)
+			}
+		},
+	}}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			opt := KeepalivedOptions{}
+			if tc.opt != nil {
+				tc.opt(&opt)
+			}
+			if opt.ReadFile == nil {
+				opt.ReadFile = memFS(nil).ReadFile
+				opt.Glob = memFS(nil).Glob
+			}
+			im, err := ImportKeepalived("etc/keepalived.conf", []byte(tc.conf), opt)
+			if err != nil {
+				t.Fatalf("import: %v", err)
+			}
+			checkImported(t, im)
+			tc.want(t, im)
+		})
+	}
+}
+
+// TestImportKeepalivedErrors covers what stops an import: grammar errors, each
+// with its file and line.
+func TestImportKeepalivedErrors(t *testing.T) {
+	tests := []struct {
+		name  string
+		files map[string]string // etc/keepalived.conf is the input
+		file  string
+		line  int
+		msg   string
+	}{
+		{"missing close", map[string]string{"etc/keepalived.conf": "global_defs {\n}\nvirtual_server 198.18.0.1 80 {\nlb_kind DR\n"},
+			"etc/keepalived.conf", 3, "never closed"},
+		{"extra close", map[string]string{"etc/keepalived.conf": "global_defs {\n}\n}\n"},
+			"etc/keepalived.conf", 3, "unexpected '}'"},
+		{"open without keyword", map[string]string{"etc/keepalived.conf": "\n{\n}\n"},
+			"etc/keepalived.conf", 2, "without a keyword"},
+		{"unbalanced in an included file", map[string]string{"etc/keepalived.conf": "include conf.d/*.conf\n", "etc/conf.d/a.conf": "\n\nvrrp_instance X {\n"},
+			"etc/conf.d/a.conf", 3, "never closed"},
+		{"include cycle", map[string]string{"etc/keepalived.conf": "include a.conf\n", "etc/a.conf": "include b.conf\n", "etc/b.conf": "\ninclude a.conf\n"},
+			"etc/b.conf", 2, "include cycle: etc/a.conf -> etc/b.conf -> etc/a.conf"},
+		{"self include", map[string]string{"etc/keepalived.conf": "include keepalived.conf\n"},
+			"etc/keepalived.conf", 1, "include cycle"},
+		{"SEQ", map[string]string{"etc/keepalived.conf": "~SEQ(i, 1, 3) virtual_router_id $i\n"},
+			"etc/keepalived.conf", 1, "~SEQ is not supported"},
+		{"multi-line definition", map[string]string{"etc/keepalived.conf": "$X=a \\\n b\n"},
+			"etc/keepalived.conf", 1, "multi-line definition"},
+		{"substitution blow-up", map[string]string{"etc/keepalived.conf": "$A=${A}${A}${A}${A}\nrouter_id $A\n"},
+			"etc/keepalived.conf", 2, "longer than"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			im, err := ImportKeepalived("etc/keepalived.conf", []byte(tc.files["etc/keepalived.conf"]), memFS(tc.files))
+			var es Errors
+			if !errors.As(err, &es) || im != nil {
+				t.Fatalf("got %v, %v; want Errors", im, err)
+			}
+			e := es[0]
+			if e.File != tc.file || e.Line != tc.line || !strings.Contains(e.Error(), tc.msg) || !errors.Is(err, ErrSyntax) {
+				t.Errorf("error %q (file %q line %d), want %s:%d: ...%s", e, e.File, e.Line, tc.file, tc.line, tc.msg)
+			}
+		})
+	}
+
+	t.Run("on disk", func(t *testing.T) {
+		_, err := ImportKeepalivedFile("testdata/import/keepalived/cycle/a.conf", KeepalivedOptions{})
+		if err == nil || !strings.Contains(err.Error(), "cycle/b.conf:3: syntax error: include cycle") {
+			t.Errorf("got %v", err)
+		}
+		if _, err := ImportKeepalivedFile("testdata/import/keepalived/nonexistent.conf", KeepalivedOptions{}); !errors.Is(err, fs.ErrNotExist) {
+			t.Errorf("missing file: %v", err)
+		}
+	})
+}
+
+func TestImportKeepalivedDepthLimits(t *testing.T) {
+	files := map[string]string{}
+	for i := range kaMaxIncludeDepth + 2 {
+		files[fmt.Sprintf("etc/%d.conf", i)] = fmt.Sprintf("include %d.conf\n", i+1)
+	}
+	_, err := ImportKeepalived("etc/0.conf", []byte(files["etc/0.conf"]), memFS(files))
+	if err == nil || !strings.Contains(err.Error(), "nested more than") {
+		t.Errorf("deep includes: %v", err)
+	}
+	deep := strings.Repeat("a {\n", kaMaxBlockDepth+5) + strings.Repeat("}\n", kaMaxBlockDepth+5)
+	if _, err := ImportKeepalived("deep.conf", []byte(deep), memFS(nil)); err == nil || !strings.Contains(err.Error(), "nested more than") {
+		t.Errorf("deep blocks: %v", err)
+	}
+}
+
+func TestKaBraceExpand(t *testing.T) {
+	got := kaBraceExpand("/etc/{a,b{1,2}}/*.conf", 0)
+	want := []string{"/etc/a/*.conf", "/etc/b1/*.conf", "/etc/b2/*.conf"}
+	if !slices.Equal(got, want) {
+		t.Errorf("got %q, want %q", got, want)
+	}
+	if got := kaBraceExpand("/etc/{a/*.conf", 0); !slices.Equal(got, []string{"/etc/{a/*.conf"}) {
+		t.Errorf("unbalanced: %q", got)
+	}
+}
+
+func TestKaRange(t *testing.T) {
+	for _, tc := range []struct {
+		in   string
+		n    int
+		last string
+		bad  bool
+	}{
+		{"192.168.1.250-255", 6, "192.168.1.255:0", false},
+		{"192.168.1.3", 1, "192.168.1.3:0", false},
+		{"2001:db8::fe-101", 4, "[2001:db8::101]:0", false},
+		{"192.168.1.9-3", 0, "", true},
+		{"192.168.1.9-256", 0, "", true},
+		{"2001:db8::0-fff", 0, "", true},
+		{"nonsense-3", 0, "", true},
+	} {
+		got, err := kaRange(tc.in)
+		if (err != nil) != tc.bad || len(got) != tc.n || (tc.n > 0 && got[len(got)-1].String() != tc.last) {
+			t.Errorf("kaRange(%q) = %v, %v", tc.in, got, err)
+		}
+	}
+}
+
+func TestTomlString(t *testing.T) {
+	for _, s := range []string{"plain", `q"uote\`, "tab\tnl\nctl\x01\x7f", "bad\xffutf8", "é☃"} {
+		doc := "k = " + tomlString(s) + "\n"
+		var got map[string]any
+		if _, err := toml.Decode(doc, &got); err != nil {
+			t.Errorf("%q: %v", s, err)
+			continue
+		}
+		if want := strings.ToValidUTF8(s, "\uFFFD"); got["k"] != want {
+			t.Errorf("%q round-trips as %q", s, got["k"])
+		}
+	}
+}

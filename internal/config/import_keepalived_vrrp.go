@@ -1,0 +1,349 @@
+package config
+
+import (
+	"math"
+	"net/netip"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+)
+
+var kaVRRPUnsupported = func() map[string]string {
+	m := map[string]string{
+		"virtual_ipaddress_excluded": "gvs has no excluded addresses (adding them to virtual_ipaddress would change the adverts' address count and break the peers)",
+		"virtual_routes":             "gvs adds no routes",
+		"virtual_rules":              "gvs adds no routing rules",
+		"use_vmac":                   "gvs sends from the interface's own MAC (keepalived's default without use_vmac)",
+		"vmac_xmit_base":             "gvs has no virtual MAC interface",
+		"native_ipv6":                "gvs has no virtual MAC interface",
+		"dont_track_primary":         "gvs does not track interfaces",
+		"lvs_sync_daemon_interface":  "gvs has no IPVS sync daemon",
+		"smtp_alert":                 "gvs sends no email",
+		"accept":                     "gvs has no accept mode setting",
+		"no_accept":                  "gvs has no accept mode setting",
+		"debug":                      "gvs has no per-instance debug level",
+		"promote_secondaries":        "gvs adds no addresses to interfaces",
+		"linkbeat_use_polling":       "gvs does not poll links",
+		"kernel_rx_buf_size":         "gvs has no such setting",
+		"garp_lower_prio_delay":      "gvs has no such setting",
+		"garp_lower_prio_repeat":     "gvs has no such setting",
+		"lower_prio_no_advert":       "gvs's config has no such setting",
+		"higher_prio_send_advert":    "gvs's config has no such setting",
+		"check_unicast_src":          "gvs's config has no such setting",
+		"skip_check_adv_addr":        "gvs checks every advert's addresses",
+		"old_unicast_checksum":       "gvs sends RFC checksums only (VRRP.md §2.6)",
+		"unicast_fault_no_peer":      "gvs has no fault state for peerless unicast",
+		"unicast_ttl":                "gvs has no such setting",
+		"mcast_dst_ip":               "gvs advertises to the standard group only",
+		"sync_group_tracking_weight": "gvs has no sync groups",
+		"version3_checksum":          "gvs has no such setting",
+	}
+	for _, k := range []string{"track_interface", "track_script", "track_process", "track_file", "track_bfd", "track_src_ip"} {
+		m[k] = "gvs tracks nothing yet: the instance's priority will not follow it"
+	}
+	for _, k := range []string{"notify_master", "notify_backup", "notify_fault", "notify_stop", "notify", "notify_master_rx_lower_pri", "notify_deleted"} {
+		m[k] = "gvs has no notify scripts"
+	}
+	return m
+}()
+
+// vrrpInstance reads one vrrp_instance block.
+func (k *kaImporter) vrrpInstance(n *kaNode) {
+	if !k.needArgs("vrrp_instance", n, 1) {
+		return
+	}
+	ctx := "vrrp_instance " + n.arg(0)
+	k.extra(ctx, n, 1)
+	v := &impVRRP{pos: n.pos(), name: n.arg(0)}
+	var vrid, priority, version opt[int]
+	var authType, authPass string
+	var authPos, preemptPos impPos
+	strict := k.strict
+	for _, c := range n.block {
+		k.dispatch(ctx, c, kaVRRPUnsupported, func(kw string) bool {
+			switch kw {
+			case "state":
+				if k.needArgs(ctx, c, 1) {
+					k.extra(ctx, c, 1)
+					switch up := strings.ToUpper(c.arg(0)); up {
+					case "MASTER", "BACKUP":
+						v.state = up
+						if c.arg(0) != up {
+							k.note(c.pos(), "%s: %q read as %s (keepalived compares it case-sensitively)", ctx, c.words(), up)
+						}
+					default:
+						k.note(c.pos(), "%s: %q: want MASTER or BACKUP: ignored", ctx, c.words())
+					}
+				}
+			case "interface":
+				if k.needArgs(ctx, c, 1) {
+					k.extra(ctx, c, 1)
+					v.iface = c.arg(0)
+				}
+			case "virtual_router_id":
+				k.integer(ctx, c, 1, 255, &vrid)
+			case "priority":
+				k.integer(ctx, c, 1, 255, &priority)
+			case "advert_int":
+				k.seconds(ctx, c, &v.advert)
+			case "version":
+				k.integer(ctx, c, 2, 3, &version)
+			case "authentication":
+				authPos = c.pos()
+				for _, a := range c.block {
+					k.dispatch(ctx+": authentication", a, nil, func(kw string) bool {
+						switch kw {
+						case "auth_type":
+							if k.needArgs(ctx, a, 1) {
+								k.extra(ctx, a, 1)
+								authType = strings.ToUpper(a.arg(0))
+							}
+						case "auth_pass":
+							if k.needArgs(ctx, a, 1) {
+								k.extra(ctx, a, 1)
+								authPass = a.arg(0)
+							}
+						default:
+							return false
+						}
+						return true
+					})
+				}
+			case "virtual_ipaddress":
+				k.vips(ctx, c, v)
+			case "unicast_src_ip", "mcast_src_ip":
+				if k.needArgs(ctx, c, 1) {
+					k.extra(ctx, c, 1)
+					a, err := kaAddr(c.arg(0))
+					if err != nil {
+						k.note(c.pos(), "%s: %q: %v: ignored", ctx, c.words(), err)
+						break
+					}
+					v.src = a
+					if kw == "mcast_src_ip" {
+						k.note(c.pos(), "%s: mcast_src_ip written as unicast_src_ip: both set the one source address of the adverts, in keepalived and gvs", ctx)
+					}
+				}
+			case "unicast_peer":
+				for _, p := range c.block {
+					k.noBlock(ctx, p)
+					a, err := kaAddr(p.key.text)
+					if err != nil {
+						k.note(p.pos(), "%s: unicast_peer %q: %v: ignored", ctx, p.words(), err)
+						continue
+					}
+					if len(p.args) > 0 {
+						k.note(p.pos(), "%s: unicast_peer %q: options not translated (gvs has no per-peer TTL checks)", ctx, p.words())
+					}
+					v.peers = append(v.peers, a)
+				}
+			case "nopreempt":
+				v.nopreempt = k.flag(ctx, c)
+				preemptPos = c.pos()
+			case "preempt":
+				k.note(c.pos(), "%s: preempt is keepalived's default and gvs's: nothing to write", ctx)
+			case "preempt_delay":
+				if k.seconds(ctx, c, &v.preemptDelay) {
+					preemptPos = c.pos()
+				}
+			case "garp_master_delay":
+				k.seconds(ctx, c, &v.garpDelay)
+			case "garp_master_repeat":
+				k.integer(ctx, c, 1, math.MaxInt32, &v.garpRepeat)
+			case "garp_master_refresh":
+				k.seconds(ctx, c, &v.garpRefresh)
+			case "garp_master_refresh_repeat":
+				k.integer(ctx, c, 1, math.MaxInt32, &v.garpRefreshRepeat)
+			case "strict_mode":
+				strict = k.flag(ctx, c)
+				k.note(c.pos(), "%s: strict_mode: gvs has no strict mode; authentication is dropped as keepalived does under it", ctx)
+			default:
+				return false
+			}
+			return true
+		})
+	}
+
+	if !vrid.ok {
+		v.off = "no virtual_router_id"
+		k.note(n.pos(), "%s has no valid virtual_router_id: written commented out", ctx)
+	}
+	v.vrid = vrid.v
+	if priority.ok {
+		v.priority = priority.v
+	}
+	if !v.garpDelay.ok {
+		v.garpDelay = k.garpDelay
+	}
+	if !v.garpRepeat.ok {
+		v.garpRepeat = k.garpRepeat
+	}
+	if !v.garpRefresh.ok {
+		v.garpRefresh = k.garpRefresh
+	}
+	if !v.garpRefreshRepeat.ok {
+		v.garpRefreshRepeat = k.garpRefRep
+	}
+
+	ipv6 := len(v.vips) > 0 && v.vips[0].Is6()
+	switch {
+	case version.ok:
+		v.version = version.v
+	case k.vrrpVersion != 0:
+		v.version = k.vrrpVersion
+	}
+	if ipv6 && v.version == 2 {
+		v.version = 3
+		k.note(n.pos(), "%s: IPv6 addresses need VRRPv3: version 3 written (keepalived does the same)", ctx)
+	}
+	effVersion := v.version
+	if effVersion == 0 {
+		effVersion = 2
+		if ipv6 {
+			effVersion = 3
+		}
+	}
+
+	if v.advert.ok {
+		d := v.advert.v
+		switch {
+		case d <= 0:
+			k.note(n.pos(), "%s: advert_int must be positive: the default 1s is used", ctx)
+			v.advert = opt[time.Duration]{}
+		case effVersion == 2 && d%time.Second != 0:
+			r := max(time.Second, d.Round(time.Second))
+			k.note(n.pos(), "%s: VRRPv2 advert_int %v is not whole seconds: rounded to %v as keepalived does", ctx, d, r)
+			v.advert = some(r)
+		case effVersion == 3 && d%(10*time.Millisecond) != 0:
+			r := max(10*time.Millisecond, d.Round(10*time.Millisecond))
+			k.note(n.pos(), "%s: VRRPv3 advert_int %v is not whole centiseconds: rounded to %v", ctx, d, r)
+			v.advert = some(r)
+		}
+	}
+
+	if authType != "" || authPass != "" {
+		switch {
+		case effVersion == 3:
+			k.note(authPos, "%s: authentication dropped: VRRPv3 has none (keepalived ignores it too)", ctx)
+		case strict:
+			k.note(authPos, "%s: authentication dropped: keepalived's strict mode (vrrp_strict) ignores it", ctx)
+		case authType == "AH":
+			k.note(authPos, "%s: auth_type AH not translated: gvs implements PASS only", ctx)
+		case authType != "PASS":
+			k.note(authPos, "%s: auth_type %q: want PASS: authentication dropped", ctx, authType)
+		case authPass == "":
+			k.note(authPos, "%s: auth_type PASS without auth_pass: authentication dropped", ctx)
+		default:
+			if len(authPass) > 8 {
+				k.note(authPos, "%s: auth_pass is longer than 8 bytes: keepalived and gvs use the first 8 (%q)", ctx, authPass[:8])
+				authPass = authPass[:8]
+			}
+			v.authType, v.authPass = "PASS", authPass
+		}
+	}
+
+	if v.state == "MASTER" && (v.nopreempt || v.preemptDelay.ok) {
+		k.note(preemptPos, "%s: nopreempt and preempt_delay need state BACKUP: dropped, as keepalived does", ctx)
+		v.nopreempt, v.preemptDelay = false, opt[time.Duration]{}
+	}
+	if v.nopreempt && v.priority == 255 {
+		k.note(preemptPos, "%s: nopreempt is incompatible with priority 255 (the address owner always preempts): dropped", ctx)
+		v.nopreempt = false
+	}
+	if v.preemptDelay.ok && v.preemptDelay.v > 1000*time.Second {
+		k.note(preemptPos, "%s: preempt_delay above 1000s: 1000s written, keepalived's maximum", ctx)
+		v.preemptDelay = some(1000 * time.Second)
+	}
+
+	if len(v.vips) == 0 {
+		if v.off == "" {
+			v.off = "no virtual_ipaddress"
+		}
+		k.note(n.pos(), "%s has no virtual_ipaddress: gvs needs at least one; written commented out", ctx)
+	}
+	if v.src.IsValid() && len(v.vips) > 0 && v.src.Is6() != v.vips[0].Is6() {
+		k.note(n.pos(), "%s: unicast_src_ip %s is of the other address family: not written", ctx, v.src)
+		v.src = netip.Addr{}
+	}
+	var peers []netip.Addr
+	for _, p := range v.peers {
+		switch {
+		case len(v.vips) > 0 && p.Is6() != v.vips[0].Is6():
+			k.note(n.pos(), "%s: unicast_peer %s is of the other address family: not written", ctx, p)
+		case slices.Contains(peers, p):
+			k.note(n.pos(), "%s: unicast_peer %s listed twice: written once", ctx, p)
+		default:
+			peers = append(peers, p)
+		}
+	}
+	v.peers = peers
+	k.doc.vrrp = append(k.doc.vrrp, v)
+}
+
+// vips reads a virtual_ipaddress block: "IP[/len] [dev X] [label Y] [brd Z] ...".
+func (k *kaImporter) vips(ctx string, n *kaNode, v *impVRRP) {
+	k.extra(ctx, n, 0)
+	for _, e := range n.block {
+		k.noBlock(ctx, e)
+		a, bits, err := kaVIP(e.key.text)
+		if err != nil {
+			k.note(e.pos(), "%s: virtual_ipaddress %q: %v: ignored", ctx, e.words(), err)
+			continue
+		}
+		var dropped []string
+		if full := a.BitLen(); bits != full {
+			dropped = append(dropped, "prefix /"+strconv.Itoa(bits))
+		}
+		for i := 0; i < len(e.args); i++ {
+			w := e.args[i].text
+			switch strings.ToLower(w) {
+			case "dev":
+				if i+1 < len(e.args) {
+					i++
+					if v.iface == "" || e.args[i].text != v.iface {
+						dropped = append(dropped, "dev "+e.args[i].text)
+					}
+					continue
+				}
+			case "brd", "broadcast", "label", "scope", "preferred_lft", "valid_lft", "track_group", "peer":
+				if i+1 < len(e.args) {
+					dropped = append(dropped, w+" "+e.args[i+1].text)
+					i++
+					continue
+				}
+			}
+			dropped = append(dropped, w)
+		}
+		if len(dropped) > 0 {
+			k.note(e.pos(), "%s: virtual_ipaddress %s: %s not translated (gvs adds no address to an interface: it answers ARP/ND for the VIP itself while master)", ctx, a, strings.Join(dropped, ", "))
+		}
+		switch {
+		case len(v.vips) > 0 && a.Is6() != v.vips[0].Is6():
+			k.note(e.pos(), "%s: virtual_ipaddress %s is of another family than %s: not written (gvs instances have one family; keepalived would move it to virtual_ipaddress_excluded)", ctx, a, v.vips[0])
+		case slices.Contains(v.vips, a):
+			k.note(e.pos(), "%s: virtual_ipaddress %s listed twice: written once", ctx, a)
+		default:
+			v.vips = append(v.vips, a)
+		}
+	}
+}
+
+// kaVIP parses "IP" or "IP/len".
+func kaVIP(s string) (netip.Addr, int, error) {
+	if strings.Contains(s, "/") {
+		p, err := netip.ParsePrefix(s)
+		if err != nil || p.Addr().Zone() != "" {
+			a, err2 := kaAddr(s)
+			return a, a.BitLen(), err2
+		}
+		a := p.Addr().Unmap()
+		bits := p.Bits()
+		if p.Addr().Is4In6() {
+			bits -= 96
+		}
+		return a, max(bits, 0), nil
+	}
+	a, err := kaAddr(s)
+	return a, a.BitLen(), err
+}
