@@ -33,6 +33,7 @@ type Director struct {
 	ConnShards    int        // power of two
 	ControlSocket string     // unix socket for gvs adm; "" = none
 	MetricsListen string     // host:port of the metrics endpoint; "" = off
+	IngressDrop   bool       // install an nftables netdev ingress rule dropping VIP frames after gvs saw them
 	Sysctl        Sysctl
 	Timeouts      Timeouts
 }

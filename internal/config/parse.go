@@ -98,6 +98,8 @@ func (r *reader) director(t *table, d *Director) {
 		}
 	}
 
+	t.boolean("ingress_drop", &d.IngressDrop)
+
 	s := &d.Sysctl
 	t.intField("conn_reuse_mode", 0, 3, &s.ConnReuseMode)
 	t.boolean("expire_nodest_conn", &s.ExpireNodestConn)

@@ -81,6 +81,18 @@ func Run(ctx context.Context, o Options) error {
 		r.rings = append(r.rings, ring)
 	}
 	defer r.closeRings()
+	if cfg.Director.IngressDrop {
+		r.guard = newIngressGuard(ifi.Name)
+		if err := r.guard.install(ctx, filter.VIPs); err != nil {
+			return fmt.Errorf("ingress_drop: %w", err)
+		}
+		defer func() {
+			// The context is already cancelled here: remove with a fresh one.
+			if err := r.guard.remove(context.Background()); err != nil {
+				log.Warn("removing the ingress guard", "err", err)
+			}
+		}()
+	}
 	log.Info("serving", "interface", ifi.Name, "mac", opts.MAC.String(), "workers", workers, "services", len(specs), "vips", len(filter.VIPs))
 
 	start := time.Now()
@@ -137,6 +149,7 @@ type runner struct {
 	nb    *neighbors
 	d     *dataplane.Director
 	rings []*dataplane.Ring
+	guard *ingressGuard // nil unless ingress_drop
 }
 
 func (r *runner) closeRings() {
@@ -194,6 +207,11 @@ func (r *runner) reload(ctx context.Context, path string) error {
 	for _, ring := range r.rings {
 		if err := ring.SetFilter(filter); err != nil {
 			return err
+		}
+	}
+	if r.guard != nil {
+		if err := r.guard.install(ctx, filter.VIPs); err != nil {
+			return fmt.Errorf("ingress_drop: %w", err)
 		}
 	}
 	r.log.Info("reloaded", "services", len(specs), "connections", r.d.Table().Len())
