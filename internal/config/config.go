@@ -84,6 +84,15 @@ type Service struct {
 
 	RealServers []RealServer // in file order; the Director adds them in this order
 	Check       *Check       // nil = no health check
+
+	// What health checks do with the service (keepalived's names):
+	InhibitOnFailure bool           // a failed server gets weight 0 instead of leaving the list (per server too)
+	SorryServer      netip.AddrPort // used when no real server is up (or quorum is lost); zero = none
+	SorryServerMAC   MAC            // pinned MAC of the sorry server; zero = resolve
+	Quorum           int64          // minimum sum of weights of live servers; below it the service is "down"
+	Hysteresis       int64          // quorum must be regained by this much more before it counts as up
+	QuorumUp         string         // shell command run when quorum is gained
+	QuorumDown       string         // shell command run when quorum is lost
 }
 
 // Persistent reports whether the service has a persistence timeout.
@@ -125,6 +134,9 @@ type RealServer struct {
 	UpperThreshold uint32 // 0 = no limit
 	LowerThreshold uint32 // 0 = 3/4 of UpperThreshold (SEMANTICS.md §2.6)
 	Method         Method // resolved: the server's own method, else the service's
+	// InhibitOnFailure is resolved: the server's own inhibit_on_failure, else the
+	// service's.
+	InhibitOnFailure bool
 }
 
 // A Check is a [service.check] table: the health check applied to each real server

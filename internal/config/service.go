@@ -122,6 +122,19 @@ func (r *reader) service(t *table) Service {
 	}
 	t.duration("persistence", &s.Persistence)
 	r.netmask(t, &s)
+	t.boolean("inhibit_on_failure", &s.InhibitOnFailure)
+	if t.str("sorry_server", &str) {
+		if ap, err := parseAddrPortDefault(str, s.Address.Port()); err != nil {
+			t.fail("sorry_server", err)
+		} else {
+			s.SorryServer = ap
+		}
+	}
+	t.mac("sorry_server_mac", &s.SorryServerMAC)
+	t.integer("quorum", 0, math.MaxInt32, &s.Quorum)
+	t.integer("hysteresis", 0, math.MaxInt32, &s.Hysteresis)
+	t.str("quorum_up", &s.QuorumUp)
+	t.str("quorum_down", &s.QuorumDown)
 	if t.boolean("ops", &s.OPS) && s.OPS && s.Protocol != ProtocolUDP {
 		t.errorf("ops", "one-packet scheduling is only for UDP services (protocol is %s)", strings.ToLower(s.Protocol.String()))
 	}
@@ -308,6 +321,8 @@ func (r *reader) realServer(t *table, s *Service, svcOK bool) (rs RealServer, ok
 	rs = DefaultRealServer()
 	rs.Line = r.lines.line(t.path)
 	rs.Method = s.Method
+	rs.InhibitOnFailure = s.InhibitOnFailure
+	t.boolean("inhibit_on_failure", &rs.InhibitOnFailure)
 
 	var str string
 	if t.str("method", &str) {
@@ -369,4 +384,17 @@ func (r *reader) realServer(t *table, s *Service, svcOK bool) (rs RealServer, ok
 			port, s.Address.Port(), strings.ToUpper(rs.Method.String()))
 	}
 	return rs, true
+}
+
+// parseAddrPortDefault parses "addr", "addr:port" or "[v6]:port"; a missing port is
+// def.
+func parseAddrPortDefault(v string, def uint16) (netip.AddrPort, error) {
+	if ap, err := netip.ParseAddrPort(v); err == nil {
+		return netip.AddrPortFrom(ap.Addr().Unmap(), ap.Port()), nil
+	}
+	a, err := netip.ParseAddr(strings.Trim(v, "[]"))
+	if err != nil {
+		return netip.AddrPort{}, fmt.Errorf("want ADDR or ADDR:PORT, got %q", v)
+	}
+	return netip.AddrPortFrom(a.Unmap(), def), nil
 }

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/gvs-lb/gvs/dataplane"
+	"github.com/gvs-lb/gvs/health"
 	"github.com/gvs-lb/gvs/internal/config"
 )
 
@@ -62,9 +63,14 @@ func Run(ctx context.Context, o Options) error {
 	if err != nil {
 		return err
 	}
-	specs := r.resolve(ctx, cfg)
-	if err := r.d.Apply(specs); err != nil {
-		return fmt.Errorf("%s: %w", cfg.File, err)
+	specs, macs := r.resolve(ctx, cfg)
+	r.hl = newHealthLayer(log)
+	r.mon = health.NewMonitor(health.Options{Logger: log, Notify: func(tr health.Transition) {
+		r.hl.transition(tr)
+		r.reapply()
+	}})
+	if err := r.configureHealth(cfg, specs, macs); err != nil {
+		return err
 	}
 	workers := o.Workers
 	if workers <= 0 {
@@ -100,7 +106,7 @@ func Run(ctx context.Context, o Options) error {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	var wg sync.WaitGroup
-	errs := make(chan error, workers)
+	errs := make(chan error, workers+1)
 	ws := make([]*dataplane.Worker, workers)
 	for i, ring := range r.rings {
 		ws[i] = r.d.NewWorker(ring.BatchSize())
@@ -113,6 +119,14 @@ func Run(ctx context.Context, o Options) error {
 			}
 		}(ring, ws[i])
 	}
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		if err := r.mon.Run(ctx); err != nil {
+			errs <- fmt.Errorf("health checks: %w", err)
+			cancel()
+		}
+	}()
 	r.announce(filter.VIPs)
 	tick := time.NewTicker(time.Second)
 	defer tick.Stop()
@@ -150,6 +164,11 @@ type runner struct {
 	d     *dataplane.Director
 	rings []*dataplane.Ring
 	guard *ingressGuard // nil unless ingress_drop
+	hl    *healthLayer
+	mon   *health.Monitor
+
+	mu   sync.Mutex              // serialises Director.Apply between health and reloads
+	base []dataplane.ServiceSpec // the configured services, before health shapes them
 }
 
 func (r *runner) closeRings() {
@@ -158,23 +177,32 @@ func (r *runner) closeRings() {
 	}
 }
 
-// resolve builds the service specs, filling in the MAC of every real server whose
-// MAC is not pinned from the neighbour table or ARP. Unresolved ones are logged; the
-// Director counts their packets as no_mac until a reload finds them.
-func (r *runner) resolve(ctx context.Context, cfg *config.Config) []dataplane.ServiceSpec {
+// resolve builds the service specs, filling in the MAC of every real server (and
+// sorry server) whose MAC is not pinned, from the neighbour table or ARP. Unresolved
+// ones are logged; the Director counts their packets as no_mac until a reload finds
+// them. It returns the specs and the MACs it found.
+func (r *runner) resolve(ctx context.Context, cfg *config.Config) ([]dataplane.ServiceSpec, map[netip.Addr]net.HardwareAddr) {
 	specs := Services(cfg)
 	var need []netip.Addr
 	seen := map[netip.Addr]bool{}
-	for _, s := range specs {
+	want := func(a netip.Addr) {
+		if !seen[a] {
+			seen[a] = true
+			need = append(need, a)
+		}
+	}
+	for i, s := range specs {
 		for _, rs := range s.RealServers {
-			if len(rs.MAC) == 0 && !seen[rs.Addr] {
-				seen[rs.Addr] = true
-				need = append(need, rs.Addr)
+			if len(rs.MAC) == 0 {
+				want(rs.Addr)
 			}
+		}
+		if sv := &cfg.Services[i]; sv.SorryServer.IsValid() && sv.SorryServerMAC.IsZero() {
+			want(sv.SorryServer.Addr())
 		}
 	}
 	if len(need) == 0 {
-		return specs
+		return specs, nil
 	}
 	macs, missing := r.nb.resolve(ctx, need)
 	for i := range specs {
@@ -188,7 +216,43 @@ func (r *runner) resolve(ctx context.Context, cfg *config.Config) []dataplane.Se
 	for _, a := range missing {
 		r.log.Warn("no MAC address for real server: its packets are dropped (no_mac) until it answers ARP or a mac is pinned", "addr", a)
 	}
-	return specs
+	return specs, macs
+}
+
+// reapply gives the Director the effective services: the configured ones as the
+// health layer shapes them.
+func (r *runner) reapply() {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	eff, cmds := r.hl.effective(r.base)
+	if err := r.d.Apply(eff); err != nil {
+		r.log.Error("applying health changes", "err", err)
+		return
+	}
+	runCommands(r.log, cmds)
+}
+
+// configureHealth (re)configures the health layer and the Monitor for cfg and
+// applies the result. Precondition: r.mu is not held.
+func (r *runner) configureHealth(cfg *config.Config, specs []dataplane.ServiceSpec, macs map[netip.Addr]net.HardwareAddr) error {
+	hs, err := r.hl.configure(cfg, specs, macs)
+	if err != nil {
+		return err
+	}
+	if err := r.mon.Update(hs); err != nil {
+		return err
+	}
+	r.hl.seed(r.mon.Snapshot())
+	r.mu.Lock()
+	r.base = specs
+	eff, cmds := r.hl.effective(specs)
+	err = r.d.Apply(eff)
+	r.mu.Unlock()
+	if err != nil {
+		return fmt.Errorf("%s: %w", cfg.File, err)
+	}
+	runCommands(r.log, cmds)
+	return nil
 }
 
 func (r *runner) reload(ctx context.Context, path string) error {
@@ -199,9 +263,9 @@ func (r *runner) reload(ctx context.Context, path string) error {
 	if cfg.Director.Interface != r.ifi.Name {
 		return fmt.Errorf("%s: [director] interface changed from %s to %s: restart gvs to change interfaces", cfg.File, r.ifi.Name, cfg.Director.Interface)
 	}
-	specs := r.resolve(ctx, cfg)
-	if err := r.d.Apply(specs); err != nil {
-		return fmt.Errorf("%s: %w", cfg.File, err)
+	specs, macs := r.resolve(ctx, cfg)
+	if err := r.configureHealth(cfg, specs, macs); err != nil {
+		return err
 	}
 	filter := filterFor(specs)
 	for _, ring := range r.rings {

@@ -1,0 +1,105 @@
+package daemon
+
+import (
+	"log/slog"
+	"net/netip"
+	"testing"
+	"time"
+
+	"github.com/gvs-lb/gvs/dataplane"
+	"github.com/gvs-lb/gvs/health"
+	"github.com/gvs-lb/gvs/internal/config"
+)
+
+const healthConf = `
+[[service]]
+address = "198.18.0.100:80"
+scheduler = "rr"
+quorum = 2
+sorry_server = "198.18.0.9"
+sorry_server_mac = "02:00:00:00:00:09"
+quorum_down = "echo down"
+quorum_up = "echo up"
+  [service.check]
+  type = "tcp"
+  interval = "1s"
+  timeout = "1s"
+  [[service.real_server]]
+  address = "198.18.0.5:80"
+  mac = "02:00:00:00:00:05"
+  [[service.real_server]]
+  address = "198.18.0.6:80"
+  mac = "02:00:00:00:00:06"
+  inhibit_on_failure = true
+  [[service.real_server]]
+  address = "198.18.0.7:80"
+  mac = "02:00:00:00:00:07"
+
+[[service]]
+address = "198.18.0.100:443"
+  [[service.real_server]]
+  address = "198.18.0.5:443"
+`
+
+func TestHealthLayer(t *testing.T) {
+	cfg, err := config.Parse("h.toml", []byte(healthConf))
+	if err != nil {
+		t.Fatal(err)
+	}
+	specs := Services(cfg)
+	h := newHealthLayer(slog.New(slog.DiscardHandler))
+	hs, err := h.configure(cfg, specs, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(hs) != 3 || hs[0].Interval != time.Second || hs[0].Target != netip.MustParseAddrPort("198.18.0.5:80") {
+		t.Fatalf("health specs %+v", hs)
+	}
+	key := specs[0].String()
+	id := func(a string) string { return checkID(key, netip.MustParseAddrPort(a)) }
+	servers := func(s dataplane.ServiceSpec) map[string]int32 {
+		m := map[string]int32{}
+		for _, rs := range s.RealServers {
+			m[netip.AddrPortFrom(rs.Addr, rs.Port).String()] = rs.Weight
+		}
+		return m
+	}
+
+	eff, cmds := h.effective(specs)
+	if got := servers(eff[0]); len(got) != 3 || len(cmds) != 0 {
+		t.Fatalf("all up: %v %v", got, cmds)
+	}
+	if len(eff[1].RealServers) != 1 {
+		t.Fatalf("an unchecked service must be left alone: %+v", eff[1])
+	}
+
+	// rs .6 fails: inhibit_on_failure keeps it at weight 0; live weight 2 keeps quorum.
+	h.transition(health.Transition{ID: id("198.18.0.6:80"), Up: false, Weight: -1})
+	eff, cmds = h.effective(specs)
+	got := servers(eff[0])
+	if got["198.18.0.6:80"] != 0 || got["198.18.0.5:80"] != 1 || got["198.18.0.7:80"] != 1 || len(got) != 3 || len(cmds) != 0 {
+		t.Fatalf("after .6 failed: %v %v", got, cmds)
+	}
+	// rs .5 fails too: it leaves the list, live weight 1 < quorum 2: quorum is lost,
+	// quorum_down runs and only the sorry server serves.
+	h.transition(health.Transition{ID: id("198.18.0.5:80"), Up: false, Weight: -1})
+	eff, cmds = h.effective(specs)
+	if len(cmds) != 1 || cmds[0] != "echo down" {
+		t.Fatalf("quorum_down not run: %v", cmds)
+	}
+	if got := servers(eff[0]); len(got) != 1 || got["198.18.0.9:80"] != 1 {
+		t.Fatalf("without quorum only the sorry server should serve: %v", got)
+	}
+	// A dynamic check raises .7's weight to 5: quorum is back, quorum_up runs.
+	h.transition(health.Transition{ID: id("198.18.0.7:80"), Up: true, Weight: 5})
+	eff, cmds = h.effective(specs)
+	if got := servers(eff[0]); got["198.18.0.7:80"] != 5 || got["198.18.0.6:80"] != 0 || len(got) != 2 || len(cmds) != 1 || cmds[0] != "echo up" {
+		t.Fatalf("after the dynamic weight: %v %v", got, cmds)
+	}
+	// Recovery puts .5 back with its configured weight.
+	h.transition(health.Transition{ID: id("198.18.0.5:80"), Up: true, Weight: -1})
+	eff, _ = h.effective(specs)
+	if got := servers(eff[0]); got["198.18.0.5:80"] != 1 {
+		t.Fatalf("recovered server: %v", got)
+	}
+}
