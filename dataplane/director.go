@@ -325,10 +325,13 @@ func (d *Director) Apply(services []ServiceSpec) error {
 				return fmt.Errorf("%w: %s: %w", ErrConfig, spec, err)
 			}
 		}
-		svc.spec = *spec
+		// A fresh service value: workers still read the old one through the current
+		// snapshot. It shares the id and the pool (scheduler state, dests).
+		svc = &service{id: svc.id, pool: svc.pool, spec: *spec}
 		svc.spec.RealServers = nil
 		svc.ipv6 = spec.IPv6 || (spec.FWMark == 0 && spec.Addr.Is6())
 		svc.vaddr = spec.Addr.As16()
+		d.svcs[k] = svc
 		if err := d.syncDests(svc, spec); err != nil {
 			return err
 		}
@@ -358,6 +361,14 @@ func (d *Director) validate(services []ServiceSpec) error {
 		if s.Protocol != 6 && s.Protocol != 17 {
 			errs = append(errs, fmt.Errorf("%w: %s: protocol %d is not tcp or udp", ErrConfig, s, s.Protocol))
 		}
+		// Everything Apply could refuse half-way is checked here first, so a refused
+		// configuration changes nothing.
+		sc, err := sched.New(s.Scheduler, sched.Options{Flags: s.Flags, MHTableSize: s.MHTableSize})
+		if err != nil {
+			errs = append(errs, fmt.Errorf("%w: %s: %w", ErrConfig, s, err))
+		} else if sz, ok := sc.(sched.Sizer); ok && len(s.RealServers) > sz.MaxDests() {
+			errs = append(errs, fmt.Errorf("%w: %s: %d real servers do not fit the %s scheduler's table of %d", ErrConfig, s, len(s.RealServers), s.Scheduler, sz.MaxDests()))
+		}
 		rs := map[netip.AddrPort]bool{}
 		for _, r := range s.RealServers {
 			ap := netip.AddrPortFrom(r.Addr, r.Port)
@@ -367,6 +378,9 @@ func (d *Director) validate(services []ServiceSpec) error {
 			rs[ap] = true
 			if r.Weight < 0 {
 				errs = append(errs, fmt.Errorf("%w: %s: real server %s: weight %d is negative", ErrConfig, s, ap, r.Weight))
+			}
+			if r.UpperThreshold != 0 && r.LowerThreshold > r.UpperThreshold {
+				errs = append(errs, fmt.Errorf("%w: %s: real server %s: lower threshold %d above upper threshold %d", ErrConfig, s, ap, r.LowerThreshold, r.UpperThreshold))
 			}
 			if r.Method == 0 {
 				errs = append(errs, fmt.Errorf("%w: %s: real server %s: no forwarding method", ErrConfig, s, ap))

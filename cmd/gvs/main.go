@@ -20,6 +20,7 @@ const usage = `gvs — a userspace IPVS (LVS) load balancer
 
 Usage:
   gvs run -c FILE                   run a director (foreground; SIGHUP reload, SIGTERM stop)
+  gvs adm [ipvsadm args]            talk to a running director with ipvsadm's syntax (gvs adm -h)
   gvs check -c FILE                 validate a config: exit 0, or every error with file:line
   gvs bench synth --out F [...]     write a synthetic pcap trace
   gvs bench replay -c FILE --in F   run a pcap through the Director in-process and report
@@ -48,6 +49,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 	switch args[0] {
 	case "run":
 		err = cmdRun(args[1:], stdout, stderr)
+	case "adm":
+		err = cmdAdm(args[1:], stdout, stderr)
 	case "check":
 		err = cmdCheck(args[1:], stdout, stderr)
 	case "bench":
@@ -64,9 +67,13 @@ func run(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "gvs: unknown command %q\n\n%s", args[0], usage)
 		return 2
 	}
+	var es exitStatus
 	switch {
 	case err == nil:
 		return 0
+	case errors.As(err, &es):
+		// gvs adm: ipvsadm's own exit status, its message already printed.
+		return int(es)
 	case errors.Is(err, errHelp):
 		return 0
 	case errors.Is(err, errUsage):

@@ -41,14 +41,15 @@ type healthLayer struct {
 	log *slog.Logger
 
 	mu       sync.Mutex
-	policies map[string]*policy // by service key (ServiceSpec.String())
-	up       map[string]bool    // by check ID
-	weight   map[string]int     // dynamic weights by check ID (absent: configured)
-	quorum   map[string]bool    // quorum state by service key
+	policies map[string]*policy   // by service key (ServiceSpec.String())
+	up       map[string]bool      // by check ID
+	weight   map[string]int       // dynamic weights by check ID (absent: configured)
+	quorum   map[string]bool      // quorum state by service key
+	labels   map[string][2]string // metrics labels (service, server) by check ID
 }
 
 func newHealthLayer(log *slog.Logger) *healthLayer {
-	return &healthLayer{log: log, policies: map[string]*policy{}, up: map[string]bool{}, weight: map[string]int{}, quorum: map[string]bool{}}
+	return &healthLayer{log: log, policies: map[string]*policy{}, up: map[string]bool{}, weight: map[string]int{}, quorum: map[string]bool{}, labels: map[string][2]string{}}
 }
 
 // checkID names the check of real server rs of service svc, stable across reloads.
@@ -88,6 +89,7 @@ func (h *healthLayer) configure(cfg *config.Config, specs []dataplane.ServiceSpe
 				return nil, fmt.Errorf("%s:%d: service %s: check: %w", cfg.File, s.Check.Line, s, err)
 			}
 			hs.ID = checkID(key, rs.Address)
+			h.labels[hs.ID] = [2]string{ServiceLabel(&specs[i]), ServerLabel(rs.Address.Addr(), rs.Address.Port())}
 			out = append(out, hs)
 		}
 	}
@@ -134,6 +136,14 @@ func (h *healthLayer) seed(st []health.Status) {
 			delete(h.weight, id)
 		}
 	}
+}
+
+// label returns the metrics labels (service, server) of a check.
+func (h *healthLayer) label(id string) (string, string) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	l := h.labels[id]
+	return l[0], l[1]
 }
 
 // transition records a Monitor transition.

@@ -15,6 +15,7 @@ import (
 	"github.com/gvs-lb/gvs/dataplane"
 	"github.com/gvs-lb/gvs/health"
 	"github.com/gvs-lb/gvs/internal/config"
+	"github.com/gvs-lb/gvs/internal/control"
 )
 
 // Options configure Run.
@@ -45,6 +46,23 @@ func Run(ctx context.Context, o Options) error {
 	if err != nil {
 		return err
 	}
+	// Take the control socket and the metrics port before touching the network, so
+	// a second director on the same socket fails cleanly.
+	var ctl *control.Listener
+	if cfg.Director.ControlSocket != "" {
+		if ctl, err = control.Listen(cfg.Director.ControlSocket); err != nil {
+			return err
+		}
+		defer ctl.Close()
+	}
+	var metricsLn net.Listener
+	if cfg.Director.MetricsListen != "" {
+		if metricsLn, err = net.Listen("tcp", cfg.Director.MetricsListen); err != nil {
+			return fmt.Errorf("metrics_listen: %w", err)
+		}
+		defer metricsLn.Close()
+	}
+
 	r := &runner{log: log, ifi: ifi, nb: &neighbors{ifi: ifi, procARP: "/proc/net/arp", timeout: 500 * time.Millisecond}}
 	opts := DirectorOptions(cfg, log)
 	if len(opts.MAC) == 0 {
@@ -63,15 +81,38 @@ func Run(ctx context.Context, o Options) error {
 	if err != nil {
 		return err
 	}
-	specs, macs := r.resolve(ctx, cfg)
+	start := time.Now()
+	now := func() int64 { return int64(time.Since(start)) }
+
+	// The configured services (config file, then gvs adm) live in the Admin; the
+	// health layer shapes what the Director runs from them.
 	r.hl = newHealthLayer(log)
+	r.admin = NewAdmin(r.d, nil, AdminOptions{
+		Now: now,
+		Resolve: func(a netip.Addr) net.HardwareAddr {
+			m, _ := r.nb.resolve(ctx, []netip.Addr{a})
+			return m[a]
+		},
+		OnChange: r.applied,
+		Names:    LoadNames("/etc/hosts", "/etc/services"),
+		Logger:   log,
+		Transform: func(specs []dataplane.ServiceSpec) []dataplane.ServiceSpec {
+			eff, cmds := r.hl.effective(specs)
+			runCommands(log, cmds)
+			return eff
+		},
+	})
 	r.mon = health.NewMonitor(health.Options{Logger: log, Notify: func(tr health.Transition) {
 		r.hl.transition(tr)
-		r.reapply()
+		if r.metrics != nil {
+			svc, server := r.hl.label(tr.ID)
+			r.metrics.SetHealth(svc, server, tr.Up)
+		}
+		if err := r.admin.Reapply(); err != nil {
+			log.Error("applying a health transition", "err", err)
+		}
 	}})
-	if err := r.configureHealth(cfg, specs, macs); err != nil {
-		return err
-	}
+	specs, macs := r.resolve(ctx, cfg)
 	workers := o.Workers
 	if workers <= 0 {
 		workers = runtime.NumCPU()
@@ -89,9 +130,6 @@ func Run(ctx context.Context, o Options) error {
 	defer r.closeRings()
 	if cfg.Director.IngressDrop {
 		r.guard = newIngressGuard(ifi.Name)
-		if err := r.guard.install(ctx, filter.VIPs); err != nil {
-			return fmt.Errorf("ingress_drop: %w", err)
-		}
 		defer func() {
 			// The context is already cancelled here: remove with a fresh one.
 			if err := r.guard.remove(context.Background()); err != nil {
@@ -99,14 +137,15 @@ func Run(ctx context.Context, o Options) error {
 			}
 		}()
 	}
+	if err := r.configure(cfg, specs, macs); err != nil {
+		return err
+	}
 	log.Info("serving", "interface", ifi.Name, "mac", opts.MAC.String(), "workers", workers, "services", len(specs), "vips", len(filter.VIPs))
 
-	start := time.Now()
-	now := func() int64 { return int64(time.Since(start)) }
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	var wg sync.WaitGroup
-	errs := make(chan error, workers+1)
+	errs := make(chan error, workers+3)
 	ws := make([]*dataplane.Worker, workers)
 	for i, ring := range r.rings {
 		ws[i] = r.d.NewWorker(ring.BatchSize())
@@ -119,15 +158,25 @@ func Run(ctx context.Context, o Options) error {
 			}
 		}(ring, ws[i])
 	}
-	wg.Add(1)
-	go func() {
-		defer wg.Done()
-		if err := r.mon.Run(ctx); err != nil {
-			errs <- fmt.Errorf("health checks: %w", err)
-			cancel()
-		}
-	}()
-	r.announce(filter.VIPs)
+	background := func(name string, run func(context.Context) error) {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if err := run(ctx); err != nil {
+				errs <- fmt.Errorf("%s: %w", name, err)
+				cancel()
+			}
+		}()
+	}
+	if metricsLn != nil {
+		r.metrics = NewMetrics(r.admin)
+		background("metrics", func(ctx context.Context) error { return r.metrics.Serve(ctx, metricsLn) })
+	}
+	background("health checks", r.mon.Run)
+	background("rate estimator", r.admin.Run)
+	if ctl != nil {
+		background("control socket", func(ctx context.Context) error { return ctl.Serve(ctx, r.admin) })
+	}
 	tick := time.NewTicker(time.Second)
 	defer tick.Stop()
 	var runErr error
@@ -158,17 +207,16 @@ loop:
 }
 
 type runner struct {
-	log   *slog.Logger
-	ifi   *net.Interface
-	nb    *neighbors
-	d     *dataplane.Director
-	rings []*dataplane.Ring
-	guard *ingressGuard // nil unless ingress_drop
-	hl    *healthLayer
-	mon   *health.Monitor
-
-	mu   sync.Mutex              // serialises Director.Apply between health and reloads
-	base []dataplane.ServiceSpec // the configured services, before health shapes them
+	log     *slog.Logger
+	ifi     *net.Interface
+	nb      *neighbors
+	d       *dataplane.Director
+	rings   []*dataplane.Ring
+	guard   *ingressGuard // nil unless ingress_drop
+	hl      *healthLayer
+	mon     *health.Monitor
+	admin   *Admin
+	metrics *Metrics // nil unless metrics_listen
 }
 
 func (r *runner) closeRings() {
@@ -219,22 +267,9 @@ func (r *runner) resolve(ctx context.Context, cfg *config.Config) ([]dataplane.S
 	return specs, macs
 }
 
-// reapply gives the Director the effective services: the configured ones as the
-// health layer shapes them.
-func (r *runner) reapply() {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	eff, cmds := r.hl.effective(r.base)
-	if err := r.d.Apply(eff); err != nil {
-		r.log.Error("applying health changes", "err", err)
-		return
-	}
-	runCommands(r.log, cmds)
-}
-
-// configureHealth (re)configures the health layer and the Monitor for cfg and
-// applies the result. Precondition: r.mu is not held.
-func (r *runner) configureHealth(cfg *config.Config, specs []dataplane.ServiceSpec, macs map[netip.Addr]net.HardwareAddr) error {
+// configure (re)configures the health layer and the Monitor for cfg and makes specs
+// the configured services (discarding gvs adm changes, as a keepalived reload does).
+func (r *runner) configure(cfg *config.Config, specs []dataplane.ServiceSpec, macs map[netip.Addr]net.HardwareAddr) error {
 	hs, err := r.hl.configure(cfg, specs, macs)
 	if err != nil {
 		return err
@@ -243,16 +278,28 @@ func (r *runner) configureHealth(cfg *config.Config, specs []dataplane.ServiceSp
 		return err
 	}
 	r.hl.seed(r.mon.Snapshot())
-	r.mu.Lock()
-	r.base = specs
-	eff, cmds := r.hl.effective(specs)
-	err = r.d.Apply(eff)
-	r.mu.Unlock()
-	if err != nil {
+	if err := r.admin.Replace(specs); err != nil {
 		return fmt.Errorf("%s: %w", cfg.File, err)
 	}
-	runCommands(r.log, cmds)
 	return nil
+}
+
+// applied follows every accepted change of the configured services (a reload or a
+// gvs adm command): the rings' filter, the ingress guard and the VIP announcements.
+// It runs with the Admin's lock held.
+func (r *runner) applied(specs []dataplane.ServiceSpec) {
+	filter := filterFor(specs)
+	for _, ring := range r.rings {
+		if err := ring.SetFilter(filter); err != nil {
+			r.log.Warn("ring filter", "err", err)
+		}
+	}
+	if r.guard != nil {
+		if err := r.guard.install(context.Background(), filter.VIPs); err != nil {
+			r.log.Warn("ingress guard", "err", err)
+		}
+	}
+	r.announce(filter.VIPs)
 }
 
 func (r *runner) reload(ctx context.Context, path string) error {
@@ -264,22 +311,10 @@ func (r *runner) reload(ctx context.Context, path string) error {
 		return fmt.Errorf("%s: [director] interface changed from %s to %s: restart gvs to change interfaces", cfg.File, r.ifi.Name, cfg.Director.Interface)
 	}
 	specs, macs := r.resolve(ctx, cfg)
-	if err := r.configureHealth(cfg, specs, macs); err != nil {
+	if err := r.configure(cfg, specs, macs); err != nil {
 		return err
 	}
-	filter := filterFor(specs)
-	for _, ring := range r.rings {
-		if err := ring.SetFilter(filter); err != nil {
-			return err
-		}
-	}
-	if r.guard != nil {
-		if err := r.guard.install(ctx, filter.VIPs); err != nil {
-			return fmt.Errorf("ingress_drop: %w", err)
-		}
-	}
 	r.log.Info("reloaded", "services", len(specs), "connections", r.d.Table().Len())
-	r.announce(filter.VIPs)
 	return nil
 }
 

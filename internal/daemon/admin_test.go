@@ -1,0 +1,827 @@
+package daemon
+
+import (
+	"context"
+	"net"
+	"net/netip"
+	"path/filepath"
+	"runtime"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/google/gopacket"
+	"github.com/google/gopacket/layers"
+
+	"github.com/gvs-lb/gvs/conntrack"
+	"github.com/gvs-lb/gvs/dataplane"
+	"github.com/gvs-lb/gvs/internal/control"
+)
+
+var dirMAC = net.HardwareAddr{2, 0, 0, 0, 0, 3}
+
+// macOf is the test network's MAC of an address: 02:00:00:00:00:<last byte>.
+func macOf(a netip.Addr) net.HardwareAddr {
+	b := a.AsSlice()
+	return net.HardwareAddr{2, 0, 0, 0, 0, b[len(b)-1]}
+}
+
+// testAdmin is an Admin on a real Director with one worker, a settable clock and
+// a Resolve that knows every address (macOf) and counts its calls.
+type testAdmin struct {
+	t        *testing.T
+	a        *Admin
+	d        *dataplane.Director
+	w        *dataplane.Worker
+	now      atomic.Int64
+	resolved atomic.Int32
+	changes  atomic.Int32
+}
+
+func newTestAdmin(t *testing.T, specs ...dataplane.ServiceSpec) *testAdmin {
+	t.Helper()
+	o := dataplane.DefaultOptions()
+	o.MAC = dirMAC
+	o.Addr4 = netip.MustParseAddr("172.19.0.3")
+	o.ConnMax = 4096 // also the size= of the version line, as in the seeds
+	o.ConnShards = 16
+	d, err := dataplane.New(o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := d.Apply(specs); err != nil {
+		t.Fatal(err)
+	}
+	ta := &testAdmin{t: t, d: d, w: d.NewWorker(64)}
+	ta.now.Store(int64(time.Second))
+	ta.a = NewAdmin(d, specs, AdminOptions{
+		Now: ta.now.Load,
+		Resolve: func(a netip.Addr) net.HardwareAddr {
+			ta.resolved.Add(1)
+			return macOf(a)
+		},
+		OnChange: func([]dataplane.ServiceSpec) { ta.changes.Add(1) },
+	})
+	return ta
+}
+
+// adm runs one command line, split on blanks.
+func (ta *testAdmin) adm(line string) (stdout, stderr string, status int) {
+	return ta.admIn("", line)
+}
+
+func (ta *testAdmin) admIn(stdin, line string) (stdout, stderr string, status int) {
+	ta.t.Helper()
+	r := ta.a.Handle(context.Background(), control.Request{Version: control.Version, Args: strings.Fields(line), Stdin: stdin})
+	return r.Stdout, r.Stderr, r.Status
+}
+
+// ok runs a command that must succeed silently or with output, and returns stdout.
+func (ta *testAdmin) ok(line string) string {
+	ta.t.Helper()
+	out, errOut, st := ta.adm(line)
+	if st != 0 || errOut != "" {
+		ta.t.Fatalf("gvs adm %s: status %d, stderr %q", line, st, errOut)
+	}
+	return out
+}
+
+// tcpPkt describes a client frame to the director.
+type tcpPkt struct {
+	client, vip        netip.AddrPort
+	syn, ack, fin, rst bool
+	udp                bool
+	payload            int
+}
+
+func (p tcpPkt) frame(t *testing.T) dataplane.Frame {
+	t.Helper()
+	eth := &layers.Ethernet{SrcMAC: net.HardwareAddr{2, 0, 0, 0, 0, 2}, DstMAC: dirMAC, EthernetType: layers.EthernetTypeIPv4}
+	ip := &layers.IPv4{Version: 4, IHL: 5, TTL: 64, Protocol: layers.IPProtocolTCP, SrcIP: p.client.Addr().AsSlice(), DstIP: p.vip.Addr().AsSlice()}
+	var l4 gopacket.SerializableLayer
+	if p.udp {
+		ip.Protocol = layers.IPProtocolUDP
+		u := &layers.UDP{SrcPort: layers.UDPPort(p.client.Port()), DstPort: layers.UDPPort(p.vip.Port())}
+		u.SetNetworkLayerForChecksum(ip)
+		l4 = u
+	} else {
+		tc := &layers.TCP{SrcPort: layers.TCPPort(p.client.Port()), DstPort: layers.TCPPort(p.vip.Port()), SYN: p.syn, ACK: p.ack, FIN: p.fin, RST: p.rst, Seq: 1000, Window: 512}
+		tc.SetNetworkLayerForChecksum(ip)
+		l4 = tc
+	}
+	buf := gopacket.NewSerializeBuffer()
+	if err := gopacket.SerializeLayers(buf, gopacket.SerializeOptions{FixLengths: true, ComputeChecksums: true},
+		eth, ip, l4, gopacket.Payload(make([]byte, p.payload))); err != nil {
+		t.Fatal(err)
+	}
+	b := buf.Bytes()
+	fb := make([]byte, dataplane.Headroom+len(b))
+	copy(fb[dataplane.Headroom:], b)
+	return dataplane.Frame{Buf: fb, Off: dataplane.Headroom, Len: len(b)}
+}
+
+// send runs frames through the worker at the current time, publishes the
+// counters, and returns the destination MACs of the frames sent on.
+func (ta *testAdmin) send(pkts ...tcpPkt) []string {
+	ta.t.Helper()
+	in := make([]dataplane.Frame, len(pkts))
+	for i, p := range pkts {
+		in[i] = p.frame(ta.t)
+	}
+	now := ta.now.Load()
+	out := ta.w.Process(in, now, nil)
+	ta.w.Flush(now)
+	var macs []string
+	for _, f := range out {
+		macs = append(macs, net.HardwareAddr(f.Bytes()[:6]).String())
+	}
+	return macs
+}
+
+func ap(s string) netip.AddrPort { return netip.MustParseAddrPort(s) }
+
+// syns are n SYNs to vip from distinct client ports.
+func syns(vip string, n int) []tcpPkt {
+	var ps []tcpPkt
+	for i := range n {
+		ps = append(ps, tcpPkt{client: netip.AddrPortFrom(netip.MustParseAddr("198.51.100.7"), uint16(40000+i)), vip: ap(vip), syn: true})
+	}
+	return ps
+}
+
+// diffText reports the first line where got differs from want, with blanks made
+// visible (listings end lines in blanks).
+func diffText(t *testing.T, what, want, got string) {
+	t.Helper()
+	if want == got {
+		return
+	}
+	wl, gl := strings.Split(want, "\n"), strings.Split(got, "\n")
+	vis := func(l []string, i int) string {
+		if i >= len(l) {
+			return "(none)"
+		}
+		return strings.ReplaceAll(l[i], " ", "·") + "$"
+	}
+	for i := 0; ; i++ {
+		if i >= len(wl) || i >= len(gl) || wl[i] != gl[i] {
+			t.Errorf("%s: line %d\nwant %s\ngot  %s\nwhole output:\n%s", what, i+1, vis(wl, i), vis(gl, i), got)
+			return
+		}
+	}
+}
+
+// diffLines compares two line lists as sets (sorted), reporting both.
+func diffLines(want, got []string) string {
+	w, g := sortedCopy(want), sortedCopy(got)
+	if strings.Join(w, "\n") == strings.Join(g, "\n") {
+		return ""
+	}
+	return "want:\n" + strings.Join(w, "\n") + "\ngot:\n" + strings.Join(g, "\n")
+}
+
+const listTitles = "IP Virtual Server version 1.2.1 (size=4096)\n" +
+	"Prot LocalAddress:Port Scheduler Flags\n" +
+	"  -> RemoteAddress:Port           Forward Weight ActiveConn InActConn\n"
+
+// TestSeedWalkthrough replays seed 000's ipvsadm session (DR, rr, two real
+// servers, rs2 removed and added back with weight 2, four finished connections
+// on rs1) and expects its listings byte for byte, trailing blanks included.
+func TestSeedWalkthrough(t *testing.T) {
+	ta := newTestAdmin(t)
+	ta.ok("-A -t 172.19.0.100:80 -s rr")
+	ta.ok("-a -t 172.19.0.100:80 -r 172.19.0.5 -g")
+	ta.ok("-a -t 172.19.0.100:80 -r 172.19.0.6 -g")
+	diffText(t, "-Ln after setup", listTitles+
+		"TCP  172.19.0.100:80 rr\n"+
+		"  -> 172.19.0.5:80                Route   1      0          0         \n"+
+		"  -> 172.19.0.6:80                Route   1      0          0         \n",
+		ta.ok("-Ln"))
+	if n := ta.resolved.Load(); n != 2 {
+		t.Errorf("Resolve called %d times, want 2", n)
+	}
+
+	// rs2 fails its health check: keepalived removes it.
+	ta.ok("-d -t 172.19.0.100:80 -r 172.19.0.6")
+	// Four short connections all go to rs1. With DR the director sees the
+	// client's side only: SYN (SYN_RECV), ACK (ESTABLISHED), FIN (FIN_WAIT,
+	// inactive).
+	var pkts []tcpPkt
+	for _, p := range syns("172.19.0.100:80", 4) {
+		pkts = append(pkts, p)
+		p.syn, p.ack = false, true
+		pkts = append(pkts, p)
+		p.fin = true
+		pkts = append(pkts, p)
+	}
+	for _, mac := range ta.send(pkts...) {
+		if mac != "02:00:00:00:00:05" {
+			t.Errorf("frame sent to %s, want rs1 02:00:00:00:00:05", mac)
+		}
+	}
+	diffText(t, "-Ln with rs2 down", listTitles+
+		"TCP  172.19.0.100:80 rr\n"+
+		"  -> 172.19.0.5:80                Route   1      0          4         \n",
+		ta.ok("-Ln"))
+
+	// rs2 comes back with weight 2: the seed's second listing.
+	ta.ok("-a -t 172.19.0.100:80 -r 172.19.0.6 -g -w 2")
+	diffText(t, "-Ln with rs2 back", listTitles+
+		"TCP  172.19.0.100:80 rr\n"+
+		"  -> 172.19.0.5:80                Route   1      0          4         \n"+
+		"  -> 172.19.0.6:80                Route   2      0          0         \n",
+		ta.ok("-Ln"))
+	// -ln, -L -n and --list --numeric are the same listing; the lowercase -l
+	// of seed 001 too.
+	want := ta.ok("-Ln")
+	for _, l := range []string{"-ln", "-L -n", "--list --numeric", "-l -n"} {
+		diffText(t, l, want, ta.ok(l))
+	}
+
+	// Editing a weight keeps everything else.
+	ta.ok("-e -t 172.19.0.100:80 -r 172.19.0.6 -g -w 3")
+	diffText(t, "-Ln after -e", listTitles+
+		"TCP  172.19.0.100:80 rr\n"+
+		"  -> 172.19.0.5:80                Route   1      0          4         \n"+
+		"  -> 172.19.0.6:80                Route   3      0          0         \n",
+		ta.ok("-Ln"))
+	if n := ta.resolved.Load(); n != 3 {
+		t.Errorf("Resolve called %d times, want 3 (-e keeps the MAC)", n)
+	}
+}
+
+// TestSeed001NAT follows seed 001's NAT session, including its malformed delete
+// command, which ipvsadm refuses too.
+func TestSeed001NAT(t *testing.T) {
+	ta := newTestAdmin(t)
+	ta.ok("-C")
+	ta.ok("-A -t 12.0.0.1:80 -s rr")
+	ta.ok("-a -t 12.0.0.1:80 -r 192.168.233.20:80 -m")
+	list := listTitles +
+		"TCP  12.0.0.1:80 rr\n" +
+		"  -> 192.168.233.20:80            Masq    1      0          0         \n"
+	diffText(t, "-ln", list, ta.ok("-ln"))
+	diffText(t, "ipvsadm-save -n", "-A -t 12.0.0.1:80 -s rr\n-a -t 12.0.0.1:80 -r 192.168.233.20:80 -m -w 1\n", ta.ok("-S -n"))
+
+	out, errOut, st := ta.adm("-d -r 192.168.233.20: -t 12.0.0.1:80")
+	if out != "" || errOut != "illegal real server address[:port] specified\n" || st != 2 {
+		t.Errorf("seed's delete with an empty port: %q %q %d", out, errOut, st)
+	}
+	diffText(t, "-ln after the refused delete", list, ta.ok("-ln"))
+	ta.ok("-d -r 192.168.233.20:80 -t 12.0.0.1:80")
+	ta.ok("-D -t 12.0.0.1:80")
+	diffText(t, "-ln after deleting", listTitles, ta.ok("-ln"))
+}
+
+// TestErrorsChangeNothing checks ipvsadm's messages and exit statuses for
+// commands the kernel or ipvsadm refuses, and that none changes the table.
+func TestErrorsChangeNothing(t *testing.T) {
+	ta := newTestAdmin(t)
+	ta.ok("-A -t 198.18.0.100:80 -s wrr")
+	ta.ok("-a -t 198.18.0.100:80 -r 198.18.0.5:80 -g -w 2")
+	ta.ok("-a -t 198.18.0.100:80 -r 198.18.0.6:80 -m -x 10 -y 5")
+	before := ta.ok("-Sn")
+	beforeList := ta.ok("-Ln --thresholds")
+	changes := ta.changes.Load()
+
+	for _, tc := range []struct {
+		name, line, stderr string
+		status             int
+	}{
+		{"add existing service", "-A -t 198.18.0.100:80 -s rr", "Service already exists", 255},
+		{"edit missing service", "-E -t 198.18.0.100:81 -s rr", "No such service", 255},
+		{"delete missing service", "-D -u 198.18.0.100:80", "No such service", 255},
+		{"add server to missing service", "-a -t 198.18.0.101:80 -r 198.18.0.5", "Service not defined", 255},
+		{"add existing server", "-a -t 198.18.0.100:80 -r 198.18.0.5:80 -w 7", "Destination already exists", 255},
+		{"edit missing server", "-e -t 198.18.0.100:80 -r 198.18.0.7:80 -w 7", "No such destination", 255},
+		{"delete missing server", "-d -t 198.18.0.100:80 -r 198.18.0.7:80", "No such destination", 255},
+		{"delete server of missing service", "-d -t 198.18.0.100:8080 -r 198.18.0.5:80", "Service not defined", 255},
+		{"unknown scheduler", "-A -t 198.18.0.100:443 -s fastest", "Scheduler or persistence engine not found", 255},
+		{"edit to unknown scheduler", "-E -t 198.18.0.100:80 -s fastest", "Scheduler or persistence engine not found", 255},
+		{"persistence engine", "-A -u 198.18.0.100:5060 -p --pe sip", "Scheduler or persistence engine not found", 255},
+		{"sctp", "--add-service --sctp-service 198.18.0.100:9 -s rr", "Protocol not available", 255},
+		{"thresholds", "-e -t 198.18.0.100:80 -r 198.18.0.5:80 -x 5 -y 10", "Numerical result out of range", 255},
+		{"gue tunnel", "-a -t 198.18.0.100:80 -r 198.18.0.9 -i --tun-type gue --tun-port 6080", "gvs adm: --tun-type gue is not supported: gvs tunnels with IP-in-IP only", 255},
+		{"tunnel without the director's IPv6 address", "-a -t 198.18.0.100:80 -r [2001:db8::9]:80 -i", "gvs adm: TCP 198.18.0.100:80: real server [2001:db8::9]:80: tunnelling needs the director's own IPv6 address as the outer source ([director] address6)", 255},
+		{"zero port", "-A -t 198.18.0.100 -s rr", "Zero port specified for non-persistent service", 2},
+		{"bad weight", "-e -t 198.18.0.100:80 -r 198.18.0.5:80 -w -1", "illegal weight specified", 2},
+		{"list missing service", "-L -n -t 198.18.0.100:81", "No such service", 1},
+		{"zero missing service", "-Z -t 198.18.0.100:81", "No such service", 255},
+		{"sync daemon", "--start-daemon master", "gvs adm: gvs has no connection synchronisation daemon; pair directors with VRRP ([[vrrp]]) instead", 255},
+		{"unknown option", "-Q", "Try `gvs adm -h' or 'gvs adm --help' for more information.", 255},
+		{"no command", "-t 198.18.0.100:80", "Try `gvs adm -h' or 'gvs adm --help' for more information.", 255},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			out, errOut, st := ta.adm(tc.line)
+			if out != "" || errOut != tc.stderr+"\n" || st != tc.status {
+				t.Errorf("gvs adm %s\n got stdout %q, stderr %q, status %d\nwant stderr %q, status %d", tc.line, out, errOut, st, tc.stderr+"\n", tc.status)
+			}
+			diffText(t, "-Sn after a refused command", before, ta.ok("-Sn"))
+		})
+	}
+	diffText(t, "--thresholds after the refused commands", beforeList, ta.ok("-Ln --thresholds"))
+	if n := ta.changes.Load(); n != changes {
+		t.Errorf("OnChange called %d times for refused commands", n-changes)
+	}
+}
+
+// complexSpecs is a configuration with every kind of service gvs adm can save,
+// including an fwmark service whose match rules come from the config.
+func complexSpecs() []dataplane.ServiceSpec {
+	v4 := netip.IPv4Unspecified()
+	return []dataplane.ServiceSpec{{
+		Protocol: 6, FWMark: 7, Scheduler: "wlc", Persistence: 300 * time.Second,
+		Netmask: netip.PrefixFrom(v4, 24),
+		Match:   []dataplane.Match{{Protocol: 6, Addr: netip.MustParseAddr("198.18.0.100"), PortLo: 8000, PortHi: 8100}},
+		RealServers: []dataplane.RealServerSpec{
+			{Addr: netip.MustParseAddr("198.18.0.9"), Weight: 1, Method: dataplane.MethodDR, MAC: net.HardwareAddr{2, 0, 0, 0, 0, 9}},
+		},
+	}}
+}
+
+func TestSaveClearRestore(t *testing.T) {
+	ta := newTestAdmin(t, complexSpecs()...)
+	for _, l := range []string{
+		"-A -t 198.18.0.100:80 -s rr",
+		"-a -t 198.18.0.100:80 -r 198.18.0.5 -g -w 3",
+		"-a -t 198.18.0.100:80 -r 198.18.0.6 -g -w 0",
+		"-a -t 198.18.0.100:80 -r 198.18.0.7 -i",
+		"-A -t 198.18.0.100:443 -s wlc -p 600 -M 255.255.255.0",
+		"-a -t 198.18.0.100:443 -r 10.0.0.5:8443 -m -x 100 -y 50",
+		"-A -u 198.18.0.100:53 -s sh -b sh-port,sh-fallback -o",
+		"-a -u 198.18.0.100:53 -r 10.0.0.53:53 -m",
+		"-A -t [2001:db8::100]:80 -s mh -b mh-port",
+		"-a -t [2001:db8::100]:80 -r [2001:db8::5]:80 -g",
+		"-A -t 198.18.0.200:0 -s lc -p",
+	} {
+		ta.ok(l)
+	}
+	saved := ta.ok("-S -n")
+	list := ta.ok("-L -n")
+	for _, want := range []string{
+		"-A -t 198.18.0.100:80 -s rr\n",
+		"-a -t 198.18.0.100:80 -r 198.18.0.7:80 -i -w 1 --tun-type ipip\n",
+		"-A -t 198.18.0.100:443 -s wlc -p 600 -M 255.255.255.0\n",
+		"-a -t 198.18.0.100:443 -r 10.0.0.5:8443 -m -w 1\n",
+		"-A -u 198.18.0.100:53 -s sh -o -b sh-fallback,sh-port\n",
+		"-A -t [2001:db8::100]:80 -s mh -b mh-port\n",
+		"-A -t 198.18.0.200:0 -s lc -p 360\n",
+		"-A -f 7 -s wlc -p 300 -M 255.255.255.0\n",
+		"-a -f 7 -r 198.18.0.9:0 -g -w 1\n",
+	} {
+		if !strings.Contains(saved, want) {
+			t.Errorf("-S -n lacks %q:\n%s", want, saved)
+		}
+	}
+	macs := func() map[string]string {
+		m := map[string]string{}
+		for _, s := range ta.a.Specs() {
+			for _, r := range s.RealServers {
+				m[s.String()+" "+netip.AddrPortFrom(r.Addr, r.Port).String()] = r.MAC.String()
+			}
+		}
+		return m
+	}
+	macsBefore := macs()
+	if len(macsBefore) != 7 {
+		t.Fatalf("%d real servers, want 7", len(macsBefore))
+	}
+
+	ta.ok("-C")
+	diffText(t, "-L -n after -C", listTitles, ta.ok("-L -n"))
+	if out := ta.ok("-S -n"); out != "" {
+		t.Errorf("-S -n after -C: %q", out)
+	}
+
+	out, errOut, st := ta.admIn(saved, "-R")
+	if out != "" || errOut != "" || st != 0 {
+		t.Fatalf("-R: %q %q %d", out, errOut, st)
+	}
+	diffText(t, "-S -n after restore", saved, ta.ok("-S -n"))
+	diffText(t, "-L -n after restore", list, ta.ok("-L -n"))
+	if after := macs(); len(after) != len(macsBefore) {
+		t.Errorf("%d real servers after restore, want %d", len(after), len(macsBefore))
+	} else {
+		for k, v := range macsBefore {
+			if after[k] != v {
+				t.Errorf("%s: MAC %q after restore, %q before", k, after[k], v)
+			}
+		}
+	}
+	// The fwmark service got its match rules back from the config.
+	for _, s := range ta.a.Specs() {
+		if s.FWMark == 7 && (len(s.Match) != 1 || s.Match[0].PortHi != 8100) {
+			t.Errorf("fwmark 7 restored with match rules %+v", s.Match)
+		}
+	}
+
+	// Restoring again on top fails at its first line and changes nothing, even
+	// though earlier lines of a stream would succeed: -R is all or nothing.
+	stream := "# a comment\n-A -t 198.18.0.150:80 -s rr\n\n-a -t 198.18.0.150:80 -r 198.18.0.5\n" + saved
+	out, errOut, st = ta.admIn(stream, "--restore")
+	if out != "" || errOut != "line 5: Service already exists\n" || st != 255 {
+		t.Errorf("second -R: %q %q %d", out, errOut, st)
+	}
+	// A syntax error anywhere refuses the whole stream too.
+	out, errOut, st = ta.admIn("-A -t 198.18.0.151:80 -s rr\n-a -t 198.18.0.151:80 -r 198.18.0.5 -w x\n", "-R")
+	if out != "" || errOut != "line 2: illegal weight specified\n" || st != 2 {
+		t.Errorf("-R with a bad line: %q %q %d", out, errOut, st)
+	}
+	diffText(t, "-S -n after refused restores", saved, ta.ok("-S -n"))
+}
+
+func TestRestoreSetsTimeoutsWithTheRest(t *testing.T) {
+	ta := newTestAdmin(t)
+	ta.ok("-A -t 198.18.0.100:80")
+	_, errOut, st := ta.admIn("--set 100 0 0\n-A -t 198.18.0.100:80\n", "-R")
+	if st != 255 || errOut != "line 2: Service already exists\n" {
+		t.Errorf("-R: %q %d", errOut, st)
+	}
+	if got := ta.ok("-L --timeout"); got != "Timeout (tcp tcpfin udp): 900 120 300\n" {
+		t.Errorf("a refused restore set timeouts: %q", got)
+	}
+	ta.ok("-C")
+	if _, errOut, st := ta.admIn("--set 100 0 0\n-A -t 198.18.0.100:80\n", "-R"); st != 0 {
+		t.Fatalf("-R: %q", errOut)
+	}
+	if got := ta.ok("-L --timeout"); got != "Timeout (tcp tcpfin udp): 100 120 300\n" {
+		t.Errorf("timeouts after restore: %q", got)
+	}
+}
+
+func TestSetTimeouts(t *testing.T) {
+	ta := newTestAdmin(t)
+	if got := ta.ok("-L --timeout"); got != "Timeout (tcp tcpfin udp): 900 120 300\n" {
+		t.Errorf("default timeouts: %q", got)
+	}
+	ta.ok("--set 3600 0 30")
+	if got := ta.ok("-L --timeout"); got != "Timeout (tcp tcpfin udp): 3600 120 30\n" {
+		t.Errorf("after --set 3600 0 30: %q", got)
+	}
+	to := ta.d.Table().Timeouts()
+	if to.TCP[conntrack.StateEstablished] != time.Hour || to.TCP[conntrack.StateFinWait] != 120*time.Second || to.UDP != 30*time.Second {
+		t.Errorf("table timeouts: %+v", to)
+	}
+	// Other states keep their timeouts.
+	if to.TCP[conntrack.StateSynRecv] != 60*time.Second {
+		t.Errorf("SYN_RECV timeout changed to %v", to.TCP[conntrack.StateSynRecv])
+	}
+	if _, errOut, st := ta.adm("--set 1 2"); st != 2 || errOut != "--set option requires 3 timeout values\n" {
+		t.Errorf("--set with two values: %q %d", errOut, st)
+	}
+}
+
+func TestZeroStats(t *testing.T) {
+	ta := newTestAdmin(t)
+	ta.ok("-A -t 198.18.0.100:80 -s rr")
+	ta.ok("-a -t 198.18.0.100:80 -r 198.18.0.5 -g")
+	ta.ok("-a -t 198.18.0.100:80 -r 198.18.0.6 -g")
+	ta.ok("-A -u 198.18.0.100:53 -s rr")
+	ta.ok("-a -u 198.18.0.100:53 -r 198.18.0.5 -g")
+	ta.send(syns("198.18.0.100:80", 4)...)
+	ta.send(tcpPkt{client: ap("198.51.100.9:5353"), vip: ap("198.18.0.100:53"), udp: true, payload: 10})
+
+	const statsTitles = "IP Virtual Server version 1.2.1 (size=4096)\n" +
+		"Prot LocalAddress:Port               Conns   InPkts  OutPkts  InBytes OutBytes\n" +
+		"  -> RemoteAddress:Port\n"
+	// A SYN without options is a 54-byte frame, 40 bytes of IP; the UDP
+	// datagram is 38.
+	diffText(t, "--stats", statsTitles+
+		"TCP  198.18.0.100:80                     4        4        0      160        0\n"+
+		"  -> 198.18.0.5:80                       2        2        0       80        0\n"+
+		"  -> 198.18.0.6:80                       2        2        0       80        0\n"+
+		"UDP  198.18.0.100:53                     1        1        0       38        0\n"+
+		"  -> 198.18.0.5:53                       1        1        0       38        0\n",
+		ta.ok("-L -n --stats"))
+
+	// Zeroing one service leaves the other alone.
+	ta.ok("-Z -t 198.18.0.100:80")
+	diffText(t, "--stats after -Z -t", statsTitles+
+		"TCP  198.18.0.100:80                     0        0        0        0        0\n"+
+		"  -> 198.18.0.5:80                       0        0        0        0        0\n"+
+		"  -> 198.18.0.6:80                       0        0        0        0        0\n"+
+		"UDP  198.18.0.100:53                     1        1        0       38        0\n"+
+		"  -> 198.18.0.5:53                       1        1        0       38        0\n",
+		ta.ok("-L -n --stats"))
+
+	ta.send(tcpPkt{client: ap("198.51.100.8:999"), vip: ap("198.18.0.100:80"), syn: true})
+	ta.ok("-Z")
+	ta.send(tcpPkt{client: ap("198.51.100.8:1000"), vip: ap("198.18.0.100:80"), syn: true})
+	diffText(t, "--stats after -Z and one more connection", statsTitles+
+		"TCP  198.18.0.100:80                     1        1        0       40        0\n"+
+		"  -> 198.18.0.5:80                       1        1        0       40        0\n"+
+		"  -> 198.18.0.6:80                       0        0        0        0        0\n"+
+		"UDP  198.18.0.100:53                     0        0        0        0        0\n"+
+		"  -> 198.18.0.5:53                       0        0        0        0        0\n",
+		ta.ok("-L -n --stats"))
+	// The Director's own counters are not zeroed (metrics read those).
+	if got := ta.d.Totals().Services[0].Conns; got != 6 {
+		t.Errorf("Director's service counter %d, want 6", got)
+	}
+}
+
+func TestRates(t *testing.T) {
+	ta := newTestAdmin(t)
+	ta.ok("-A -t 198.18.0.100:80 -s rr")
+	ta.ok("-a -t 198.18.0.100:80 -r 198.18.0.5 -g")
+	ta.ok("-a -t 198.18.0.100:80 -r 198.18.0.6 -g")
+	ta.a.estimate() // starts the estimates
+	// 48 connections in one 2 s period: 24/s, of which the average takes 1/4.
+	ta.send(syns("198.18.0.100:80", 48)...)
+	ta.a.estimate()
+	const rateTitles = "IP Virtual Server version 1.2.1 (size=4096)\n" +
+		"Prot LocalAddress:Port                 CPS    InPPS   OutPPS    InBPS   OutBPS\n" +
+		"  -> RemoteAddress:Port\n"
+	// 48·40 bytes / 2 s / 4 = 240 B/s.
+	diffText(t, "--rate after one period", rateTitles+
+		"TCP  198.18.0.100:80                     6        6        0      240        0\n"+
+		"  -> 198.18.0.5:80                       3        3        0      120        0\n"+
+		"  -> 198.18.0.6:80                       3        3        0      120        0\n",
+		ta.ok("-Ln --rate"))
+	// Each quiet period takes a quarter off: 6·(3/4)² = 3.375.
+	ta.a.estimate()
+	ta.a.estimate()
+	if got := ta.ok("-Ln --rate"); !strings.Contains(got, "TCP  198.18.0.100:80                     3        3        0      135        0\n") {
+		t.Errorf("--rate after two quiet periods:\n%s", got)
+	}
+	ta.ok("-Z")
+	if got := ta.ok("-Ln --rate"); !strings.Contains(got, "TCP  198.18.0.100:80                     0        0        0        0        0\n") {
+		t.Errorf("--rate after -Z:\n%s", got)
+	}
+	// Run drives the estimator and stops with its context.
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- ta.a.Run(ctx) }()
+	cancel()
+	if err := <-done; err != nil {
+		t.Errorf("Run = %v", err)
+	}
+}
+
+func TestConnectionList(t *testing.T) {
+	ta := newTestAdmin(t)
+	ta.ok("-A -t 198.18.0.100:80 -s rr")
+	ta.ok("-a -t 198.18.0.100:80 -r 198.18.0.5 -g")
+	ta.ok("-A -u 198.18.0.100:53 -s rr -p 120")
+	ta.ok("-a -u 198.18.0.100:53 -r 198.18.0.6 -g")
+	ta.send(tcpPkt{client: ap("198.51.100.7:40000"), vip: ap("198.18.0.100:80"), syn: true},
+		tcpPkt{client: ap("198.51.100.7:5353"), vip: ap("198.18.0.100:53"), udp: true})
+	ta.now.Add(int64(10 * time.Second))
+	got := ta.ok("-Lnc")
+	// SYN_RECV lasts 60 s, a UDP connection 300 s and its template 120 s; 10 s
+	// have passed.
+	want := []string{
+		"IPVS connection entries",
+		"pro expire state       source             virtual            destination",
+		"TCP 00:50  SYN_RECV    198.51.100.7:40000 198.18.0.100:80    198.18.0.5:80",
+		"UDP 04:50  UDP         198.51.100.7:5353  198.18.0.100:53    198.18.0.6:53",
+		"UDP 01:50  UDP         198.51.100.7:0     198.18.0.100:53    198.18.0.6:53",
+	}
+	lines := strings.Split(strings.TrimSuffix(got, "\n"), "\n")
+	if len(lines) < 2 || lines[0] != want[0] || lines[1] != want[1] {
+		t.Fatalf("-Lnc heading:\n%s", got)
+	}
+	// The table's walk order is its hash order: compare the entries as a set.
+	if diff := diffLines(want[2:], lines[2:]); diff != "" {
+		t.Errorf("-Lnc entries:\n%s", diff)
+	}
+	// Once expired they are no longer listed, even before they are reaped.
+	ta.now.Add(int64(5 * time.Minute))
+	if got := ta.ok("-L -n -c"); got != "IPVS connection entries\npro expire state       source             virtual            destination\n" {
+		t.Errorf("-L -n -c after expiry:\n%s", got)
+	}
+}
+
+func sortedCopy(s []string) []string {
+	c := append([]string(nil), s...)
+	for i := range c {
+		for j := i + 1; j < len(c); j++ {
+			if c[j] < c[i] {
+				c[i], c[j] = c[j], c[i]
+			}
+		}
+	}
+	return c
+}
+
+// TestEditKeepsEstablished checks that an -e (weight to 0: quiesce a server)
+// swaps the configuration without touching established connections.
+func TestEditKeepsEstablished(t *testing.T) {
+	ta := newTestAdmin(t)
+	ta.ok("-A -t 198.18.0.100:80 -s rr")
+	ta.ok("-a -t 198.18.0.100:80 -r 198.18.0.5 -g")
+	ta.ok("-a -t 198.18.0.100:80 -r 198.18.0.6 -g")
+	a := tcpPkt{client: ap("198.51.100.7:40000"), vip: ap("198.18.0.100:80"), syn: true}
+	first := ta.send(a)
+	if len(first) != 1 {
+		t.Fatalf("SYN not forwarded: %v", first)
+	}
+	server := netip.MustParseAddr("198.18.0.5")
+	if first[0] == macOf(netip.MustParseAddr("198.18.0.6")).String() {
+		server = netip.MustParseAddr("198.18.0.6")
+	}
+	ta.ok("-e -t 198.18.0.100:80 -r " + server.String() + " -g -w 0")
+
+	ack := a
+	ack.syn, ack.ack = false, true
+	if got := ta.send(ack); len(got) != 1 || got[0] != macOf(server).String() {
+		t.Errorf("ACK after -e went to %v, want the connection's server %s", got, macOf(server))
+	}
+	// New connections avoid the quiesced server.
+	for _, p := range syns("198.18.0.100:80", 3) {
+		p.client = netip.AddrPortFrom(netip.MustParseAddr("198.51.100.8"), p.client.Port())
+		if got := ta.send(p); len(got) != 1 || got[0] == macOf(server).String() {
+			t.Errorf("new connection went to %v, the quiesced server is %s", got, macOf(server))
+		}
+	}
+	if !strings.Contains(ta.ok("-Ln"), server.String()+":80                Route   0      1") {
+		t.Errorf("listing after -e:\n%s", ta.ok("-Ln"))
+	}
+}
+
+func TestReplaceDiscardsAdmChanges(t *testing.T) {
+	specs := complexSpecs()
+	ta := newTestAdmin(t, specs...)
+	ta.ok("-A -t 198.18.0.100:80 -s rr")
+	ta.ok("-D -f 7")
+	before := ta.changes.Load()
+	if err := ta.a.Replace(specs); err != nil {
+		t.Fatal(err)
+	}
+	if ta.changes.Load() != before+1 {
+		t.Error("Replace did not call OnChange")
+	}
+	if got := ta.ok("-Sn"); got != "-A -f 7 -s wlc -p 300 -M 255.255.255.0\n-a -f 7 -r 198.18.0.9:0 -g -w 1\n" {
+		t.Errorf("-Sn after Replace:\n%s", got)
+	}
+	bad := complexSpecs()
+	bad[0].Scheduler = "fastest"
+	if err := ta.a.Replace(bad); err == nil {
+		t.Error("Replace with an unknown scheduler succeeded")
+	}
+	if len(ta.a.Specs()) != 1 || ta.a.Specs()[0].Scheduler != "wlc" {
+		t.Errorf("a refused Replace changed the specs: %+v", ta.a.Specs())
+	}
+}
+
+func TestUpdate(t *testing.T) {
+	ta := newTestAdmin(t)
+	ta.ok("-A -t 198.18.0.100:80 -s rr")
+	ta.ok("-a -t 198.18.0.100:80 -r 198.18.0.5 -g")
+	ta.ok("-a -t 198.18.0.100:80 -r 198.18.0.6 -g")
+	// A health checker takes 198.18.0.6 out.
+	err := ta.a.Update(func(specs []dataplane.ServiceSpec) ([]dataplane.ServiceSpec, error) {
+		specs[0].RealServers = specs[0].RealServers[:1]
+		return specs, nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The next adm command starts from the updated table.
+	ta.ok("-E -t 198.18.0.100:80 -s wrr")
+	if got := ta.ok("-Sn"); got != "-A -t 198.18.0.100:80 -s wrr\n-a -t 198.18.0.100:80 -r 198.18.0.5:80 -g -w 1\n" {
+		t.Errorf("-Sn after Update and -E:\n%s", got)
+	}
+	bad := ta.a.Update(func(specs []dataplane.ServiceSpec) ([]dataplane.ServiceSpec, error) {
+		specs[0].RealServers[0].Method = 0
+		return specs, nil
+	})
+	if bad == nil {
+		t.Error("Update with an invalid spec succeeded")
+	}
+	if len(ta.a.Specs()[0].RealServers) != 1 || ta.a.Specs()[0].RealServers[0].Method != dataplane.MethodDR {
+		t.Errorf("a refused Update changed the specs: %+v", ta.a.Specs())
+	}
+}
+
+func TestHelpAndVersion(t *testing.T) {
+	ta := newTestAdmin(t)
+	out := ta.ok("-h")
+	if !strings.Contains(out, "  gvs adm -A|E virtual-service") {
+		t.Errorf("-h does not name gvs adm:\n%s", out)
+	}
+	if got := ta.ok("-v"); !strings.HasPrefix(got, "ipvsadm v1.31") {
+		t.Errorf("-v = %q", got)
+	}
+	if got := ta.ok("-L --daemon"); got != "" {
+		t.Errorf("-L --daemon = %q, want nothing (no sync daemon runs)", got)
+	}
+}
+
+// TestOverControlSocket runs the Admin behind a real control socket, with
+// several clients listing, zeroing and estimating at once while a worker forwards
+// traffic (run with -race).
+func TestOverControlSocket(t *testing.T) {
+	before := runtime.NumGoroutine()
+	ta := newTestAdmin(t)
+	path := filepath.Join(t.TempDir(), "gvs.sock")
+	l, err := control.Listen(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	var wg sync.WaitGroup
+	wg.Add(2)
+	go func() { defer wg.Done(); l.Serve(ctx, ta.a) }()
+	go func() { defer wg.Done(); ta.a.Run(ctx) }()
+
+	call := func(line string) control.Response {
+		r, err := control.Call(path, control.Request{Args: strings.Fields(line)})
+		if err != nil {
+			t.Error(err)
+		}
+		return r
+	}
+	if r := call("-A -t 198.18.0.100:80 -s rr"); r.Status != 0 {
+		t.Fatalf("-A: %+v", r)
+	}
+	var cw sync.WaitGroup
+	for i := range 4 {
+		cw.Add(1)
+		go func() {
+			defer cw.Done()
+			if r := call("-a -t 198.18.0.100:80 -r 198.18.0." + string(rune('5'+i))); r.Status != 0 {
+				t.Errorf("-a: %+v", r)
+			}
+		}()
+	}
+	cw.Wait()
+	for _, line := range []string{"-Ln --stats", "-Ln --rate", "-Lnc", "-Z", "-Sn", "-Ln"} {
+		cw.Add(1)
+		go func() {
+			defer cw.Done()
+			for range 5 {
+				if r := call(line); r.Status != 0 {
+					t.Errorf("%s: %+v", line, r)
+				}
+			}
+		}()
+	}
+	for range 20 {
+		ta.send(syns("198.18.0.100:80", 8)...)
+	}
+	cw.Wait()
+	r := call("-Ln")
+	if strings.Count(r.Stdout, "Route") != 4 {
+		t.Errorf("-Ln over the socket:\n%s", r.Stdout)
+	}
+	if r := call("-A -t 198.18.0.100:80"); r.Status != 255 || r.Stderr != "Service already exists\n" {
+		t.Errorf("duplicate over the socket: %+v", r)
+	}
+	cancel()
+	wg.Wait()
+	deadline := time.Now().Add(2 * time.Second)
+	for runtime.NumGoroutine() > before && time.Now().Before(deadline) {
+		time.Sleep(5 * time.Millisecond)
+	}
+	if n := runtime.NumGoroutine(); n > before {
+		t.Errorf("%d goroutines leaked", n-before)
+	}
+}
+
+// TestChangeDuringTraffic changes the table while a worker forwards an
+// established connection and new ones: the established one stays on its server
+// throughout.
+func TestChangeDuringTraffic(t *testing.T) {
+	ta := newTestAdmin(t)
+	ta.ok("-A -t 198.18.0.100:80 -s wrr")
+	ta.ok("-a -t 198.18.0.100:80 -r 198.18.0.5 -g")
+	ta.ok("-a -t 198.18.0.100:80 -r 198.18.0.6 -g")
+	est := tcpPkt{client: ap("198.51.100.7:40000"), vip: ap("198.18.0.100:80"), syn: true}
+	first := ta.send(est)
+	if len(first) != 1 {
+		t.Fatalf("SYN not forwarded: %v", first)
+	}
+	est.syn, est.ack = false, true
+
+	stop := make(chan struct{})
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		for i := 0; ; i++ {
+			select {
+			case <-stop:
+				return
+			default:
+			}
+			if got := ta.send(est); len(got) != 1 || got[0] != first[0] {
+				t.Errorf("established connection sent to %v, want %s", got, first[0])
+				return
+			}
+			p := tcpPkt{client: netip.AddrPortFrom(netip.MustParseAddr("198.51.100.8"), uint16(1000+i%60000)), vip: est.vip, syn: true}
+			ta.send(p)
+		}
+	}()
+	for i := range 50 {
+		w := i % 4
+		ta.ok("-e -t 198.18.0.100:80 -r 198.18.0.5 -g -w " + string(rune('0'+w)))
+		ta.ok("-a -t 198.18.0.100:80 -r 198.18.0.7 -g")
+		ta.ok("-d -t 198.18.0.100:80 -r 198.18.0.7")
+		ta.ok("-E -t 198.18.0.100:80 -s " + []string{"rr", "wrr", "wlc", "lc"}[w])
+	}
+	close(stop)
+	wg.Wait()
+}
