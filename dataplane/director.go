@@ -206,6 +206,10 @@ type Director struct {
 	rng     uint64
 	now     atomic.Int64 // latest time a worker processed a batch at (for Apply's flushes)
 
+	// owned is the set of VIPs this director serves while VRRP says so; nil = every
+	// configured VIP (no VRRP). See SetOwned.
+	owned atomic.Pointer[addrSet]
+
 	wmu     sync.Mutex // guards workers
 	workers []*Worker  // every worker made by NewWorker, for Totals
 
@@ -565,4 +569,20 @@ func rawAddr(a netip.Addr) [16]byte {
 		return [16]byte{b[0], b[1], b[2], b[3]}
 	}
 	return a.As16()
+}
+
+// SetOwned restricts the VIPs the Director serves — answers ARP/NDP for and
+// forwards — to vips (what VRRP made this director master of); nil serves every
+// configured VIP, the default without VRRP. Frames to a configured VIP it does not
+// own are counted (not_owned) and dropped, so a backup never forwards or answers.
+func (d *Director) SetOwned(vips []netip.Addr) {
+	if vips == nil {
+		d.owned.Store(nil)
+		return
+	}
+	s := &addrSet{}
+	for _, v := range vips {
+		s.add(v)
+	}
+	d.owned.Store(s)
 }

@@ -635,3 +635,28 @@ func TestTotalsSumWorkers(t *testing.T) {
 		t.Fatalf("dest conns %d, service %+v", conns, tot.Services[0])
 	}
 }
+
+func TestSetOwnedGatesVIPs(t *testing.T) {
+	h := newHarness(t, testOptions(), rrService(MethodDR, 80))
+	syn := func(port uint16) []byte {
+		return dtPkt{src: dtClient, dst: dtVIP, sport: port, dport: 80, syn: true}.frame(t)
+	}
+	h.d.SetOwned([]netip.Addr{})
+	if out := h.run(syn(1), 0); len(out) != 0 {
+		t.Fatal("a backup forwarded VIP traffic")
+	}
+	if out := h.run(arpRequest(t, dtVIP), 0); len(out) != 0 {
+		t.Fatal("a backup answered ARP for the VIP")
+	}
+	if h.w.C.Reasons[ReasonNotOwned] != 2 {
+		t.Fatalf("not_owned = %d, want 2", h.w.C.Reasons[ReasonNotOwned])
+	}
+	h.d.SetOwned([]netip.Addr{dtVIP})
+	if out := h.run(syn(2), 0); len(out) != 1 {
+		t.Fatal("the master does not forward")
+	}
+	h.d.SetOwned(nil)
+	if out := h.run(arpRequest(t, dtVIP), 0); len(out) != 1 {
+		t.Fatal("without VRRP every VIP is served")
+	}
+}

@@ -33,17 +33,27 @@ func (w *Worker) one(s *snapshot, f *Frame, now int64, out []Frame) []Frame {
 		w.C.Malformed[dr]++
 		return w.drop(ReasonMalformed, out)
 	}
+	owned := w.d.owned.Load()
 	if p.IPVersion == 0 {
 		if p.EtherType == EtherTypeARP && p.ARPOp == ARPRequest && s.vips.contains(&p.Dst, false) {
+			if owned != nil && !owned.contains(&p.Dst, false) {
+				return w.drop(ReasonNotOwned, out)
+			}
 			return w.answerARP(f, out)
 		}
 		return w.drop(ReasonNotIP, out)
 	}
 	if target, ok := w.ndpNS(b); ok && s.vips.contains(&target, true) {
+		if owned != nil && !owned.contains(&target, true) {
+			return w.drop(ReasonNotOwned, out)
+		}
 		return w.answerNS(f, target, out)
 	}
 	switch {
 	case s.vips.contains(&p.Dst, p.IPv6):
+		if owned != nil && !owned.contains(&p.Dst, p.IPv6) {
+			return w.drop(ReasonNotOwned, out)
+		}
 		return w.inbound(s, f, now, out)
 	case s.natRS.contains(&p.Src, p.IPv6):
 		return w.outbound(s, f, now, out)

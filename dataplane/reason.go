@@ -28,6 +28,7 @@ const (
 	ReasonReplyNoConn          // from a NAT real server, but no connection matches
 	ReasonFTPData              // FTP data-port fallback without a destination: accepted
 	ReasonNeighbor             // an ARP request / neighbour solicitation for a VIP: answered
+	ReasonNotOwned             // to a VIP this director does not own now (VRRP backup)
 	NumReasons
 )
 
@@ -52,6 +53,7 @@ var reasonNames = [NumReasons]string{
 	ReasonReplyNoConn:   "reply_no_conn",
 	ReasonFTPData:       "ftp_data",
 	ReasonNeighbor:      "neighbor_answered",
+	ReasonNotOwned:      "not_owned",
 }
 
 func (r Reason) String() string {

@@ -157,6 +157,9 @@ func (w *Worker) outbound(s *snapshot, f *Frame, now int64, out []Frame) []Frame
 	if w.conn.Method != conntrack.MethodNAT {
 		return w.drop(ReasonNotOurs, out)
 	}
+	if o := w.d.owned.Load(); o != nil && !o.contains(&w.conn.Key.VAddr, w.conn.Key.IPv6) {
+		return w.drop(ReasonNotOwned, out)
+	}
 	return w.reply(s, f, &w.conn, false, out)
 }
 
