@@ -205,6 +205,9 @@ func hashRef(seed uint64, proto uint8, ipv6 bool, caddr *[16]byte, cport uint16)
 	}
 	binary.BigEndian.PutUint16(b[10:12], cport)
 	copy(b[12:], caddr[:])
+	if !ipv6 {
+		return xxhash.Sum64(b[:hashLen4])
+	}
 	return xxhash.Sum64(b[:])
 }
 
@@ -213,7 +216,7 @@ func TestHashIsXXHash(t *testing.T) {
 	r := rand.New(rand.NewPCG(1, 2))
 	for range 10000 {
 		seed := r.Uint64()
-		tbl := &Table{h0: xxLane(xxPrime5+hashLen, seed)}
+		tbl := &Table{h0: xxLane(xxPrime5+hashLen, seed), h0v4: xxLane(xxPrime5+hashLen4, seed)}
 		var a [16]byte
 		for j := range a {
 			a[j] = byte(r.Uint32())

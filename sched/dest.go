@@ -20,7 +20,8 @@ const (
 type Dest struct {
 	addr netip.Addr
 	port uint16
-	fold uint32 // host-order address, IPv6 folded by XOR of its four words
+	fold uint32   // host-order address, IPv6 folded by XOR of its four words
+	raw  [16]byte // the address as the data path holds it: IPv4 in the first 4 bytes
 	id   uint32
 
 	lastWeight int32 // latest non-zero weight (set on add even if zero); guarded by Pool.mu
@@ -40,6 +41,12 @@ type Dest struct {
 func NewDest(id uint32, addr netip.Addr, port uint16, weight int32, upper, lower uint32) *Dest {
 	d := &Dest{addr: addr.Unmap(), port: port, id: id}
 	d.fold = FoldAddr(d.addr)
+	if d.addr.Is4() {
+		b := d.addr.As4()
+		copy(d.raw[:4], b[:])
+	} else {
+		d.raw = d.addr.As16()
+	}
 	d.lastWeight = weight
 	d.weight.Store(weight)
 	d.uThreshold.Store(upper)
@@ -74,6 +81,10 @@ func (d *Dest) Addr() netip.Addr { return d.addr }
 
 // Port returns the real server's port (0: the packet's virtual port is kept).
 func (d *Dest) Port() uint16 { return d.port }
+
+// RawAddr returns the address as the data path holds addresses: 16 bytes, an IPv4
+// address in the first 4 and the rest zero.
+func (d *Dest) RawAddr() [16]byte { return d.raw }
 
 // AddrFold returns the address folded as the kernel's hash functions take it.
 func (d *Dest) AddrFold() uint32 { return d.fold }
