@@ -41,6 +41,17 @@ func newBatch(frames [][]byte) *benchBatch {
 	return bb
 }
 
+// restoreDR undoes what DR changes besides the MACs (which it sets to the same values
+// every time): the TTL and the IPv4 header checksum — three bytes per frame.
+func (bb *benchBatch) restoreDR() {
+	for i := range bb.in {
+		f := &bb.in[i]
+		o := f.Off + EthernetHeaderLen
+		f.Buf[o+8] = bb.orig[i][EthernetHeaderLen+8]
+		f.Buf[o+10], f.Buf[o+11] = bb.orig[i][EthernetHeaderLen+10], bb.orig[i][EthernetHeaderLen+11]
+	}
+}
+
 func (bb *benchBatch) restore() {
 	for i := range bb.in {
 		f := &bb.in[i]
@@ -106,7 +117,7 @@ func benchEstablished(b *testing.B, flows int) {
 	b.ResetTimer()
 	for i := 0; i < b.N; i += benchBatchSize {
 		bb := batches[(i/benchBatchSize)%len(batches)]
-		bb.restore()
+		bb.restoreDR()
 		out = w.Process(bb.in, 1e9, out[:0])
 	}
 	b.StopTimer()
