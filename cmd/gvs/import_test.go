@@ -66,12 +66,15 @@ func TestImportOutput(t *testing.T) {
 	if _, err := config.Parse("out.toml", stdout.Bytes()); err != nil {
 		t.Errorf("stdout is not a config: %v", err)
 	}
-	want := "note: " + f + ":22: virtual_server 10.10.10.2 1358: real_server 192.168.200.2 1358: \"inhibit_on_failure\" not translated"
+	want := "note: " + f + ":10: global_defs: \"router_id LVS_DEVEL\" not translated"
 	if !strings.Contains(stderr.String(), want) {
 		t.Errorf("stderr lacks %q:\n%s", want, stderr.String())
 	}
 	if !strings.Contains(stdout.String(), "# note: "+strings.TrimPrefix(want, "note: ")) {
 		t.Errorf("TOML header lacks the note")
+	}
+	if strings.Contains(stderr.String(), `"inhibit_on_failure"`) || !strings.Contains(stdout.String(), "\n  inhibit_on_failure = true\n") {
+		t.Errorf("inhibit_on_failure not translated:\n%s", stdout.String())
 	}
 
 	// -i, with the flags before FILE.

@@ -1,6 +1,7 @@
 package config
 
 import (
+	"cmp"
 	"fmt"
 	"math"
 	"net/netip"
@@ -67,19 +68,13 @@ func (k *kaImporter) timing(ctx string, n *kaNode, kw string, t *kaTiming) bool 
 }
 
 var kaVSUnsupported = map[string]string{
-	"sorry_server":            "gvs has no sorry server yet",
-	"sorry_server_inhibit":    "gvs has no sorry server yet",
-	"sorry_server_lvs_method": "gvs has no sorry server yet",
-	"quorum":                  "gvs has no quorum handling",
-	"quorum_up":               "gvs has no quorum handling",
-	"quorum_down":             "gvs has no quorum handling",
-	"hysteresis":              "gvs has no quorum handling",
+	"sorry_server_inhibit":    "gvs takes the sorry server out when quorum is back; it has no inhibit (weight 0) mode for it",
+	"sorry_server_lvs_method": "gvs forwards to the sorry server by the method of the service's first real server (dr without one)",
 	"ha_suspend":              "gvs keeps services whatever the VRRP state",
 	"smtp_alert":              "gvs sends no email",
 	"persistence_engine":      "gvs has no persistence engines (sip)",
 	"nat_mask":                "obsolete keepalived keyword with no effect",
 	"weight":                  "gvs has no weight for a virtual server (dynamic weights of MISC_CHECK)",
-	"inhibit_on_failure":      "gvs takes failed servers out by itself (see [service.check]); it has no inhibit (weight 0) mode",
 	"warmup":                  "gvs checks do not stagger their first run by a random warmup",
 	"hashed":                  "flag without effect in IPVS",
 	"tun_type":                "gvs tunnels with IPIP only",
@@ -87,12 +82,11 @@ var kaVSUnsupported = map[string]string{
 }
 
 var kaRSUnsupported = map[string]string{
-	"inhibit_on_failure": "gvs takes failed servers out by itself (see [service.check]); it has no inhibit (weight 0) mode",
-	"notify_up":          "gvs has no notify scripts",
-	"notify_down":        "gvs has no notify scripts",
-	"smtp_alert":         "gvs sends no email",
-	"warmup":             "gvs checks do not stagger their first run by a random warmup",
-	"tun_type":           "gvs tunnels with IPIP only",
+	"notify_up":   "gvs has no notify scripts",
+	"notify_down": "gvs has no notify scripts",
+	"smtp_alert":  "gvs sends no email",
+	"warmup":      "gvs checks do not stagger their first run by a random warmup",
+	"tun_type":    "gvs tunnels with IPIP only",
 }
 
 var kaCheckers = map[string]string{
@@ -340,6 +334,25 @@ func (k *kaImporter) vsBody(vs *kaVS, n *kaNode) {
 			case "omega":
 				vs.omega = k.flag(ctx, c)
 				vs.timingPos = append(vs.timingPos, c.pos())
+			case "inhibit_on_failure":
+				// keepalived takes no argument here (vs_inhibit_handler): on.
+				k.extra(ctx, c, 0)
+				s.inhibit = true
+			case "sorry_server":
+				k.sorryServer(vs, c)
+			case "quorum":
+				// keepalived: 1..UINT_MAX, else 1 (its default, and gvs's).
+				k.integer(ctx, c, 1, math.MaxInt32, &s.quorum)
+				s.quorumPos = append(s.quorumPos, c.pos())
+			case "hysteresis":
+				k.integer(ctx, c, 0, math.MaxInt32, &s.hysteresis)
+				s.quorumPos = append(s.quorumPos, c.pos())
+			case "quorum_up":
+				k.quorumScript(ctx, c, &s.quorumUp)
+				s.quorumPos = append(s.quorumPos, c.pos())
+			case "quorum_down":
+				k.quorumScript(ctx, c, &s.quorumDown)
+				s.quorumPos = append(s.quorumPos, c.pos())
 			default:
 				return false
 			}
@@ -411,6 +424,70 @@ func (k *kaImporter) granularity(vs *kaVS, n *kaNode) {
 	}
 }
 
+// sorryServer reads sorry_server IP [PORT]. keepalived keeps the last one; a
+// missing or zero port is the service's, as in gvs.
+func (k *kaImporter) sorryServer(vs *kaVS, n *kaNode) {
+	ctx := vs.ctx
+	if !k.needArgs(ctx, n, 1) {
+		return
+	}
+	a, err := kaAddr(n.arg(0))
+	var port uint16
+	if err == nil && len(n.args) > 1 && strings.Trim(n.arg(1), "0") != "" {
+		port, err = kaPort(n.arg(1))
+	}
+	if err != nil {
+		k.note(n.pos(), "%s: %q: %v: ignored (keepalived skips it too)", ctx, n.words(), err)
+		return
+	}
+	k.extra(ctx, n, 2)
+	s := vs.svc
+	if s.sorry.ok {
+		k.note(n.pos(), "%s: %q: a second sorry_server: this one is used (as keepalived does)", ctx, n.words())
+	}
+	s.sorry = some(netip.AddrPortFrom(a, port))
+	s.sorryPos = n.pos()
+}
+
+// quorumScript reads quorum_up / quorum_down: keepalived's notify script, a program
+// with arguments (one quoted string, or several words) which it runs without a
+// shell; gvs runs the command string with /bin/sh -c.
+func (k *kaImporter) quorumScript(ctx string, n *kaNode, dst *string) {
+	if !k.needArgs(ctx, n, 1) {
+		return
+	}
+	if *dst != "" {
+		k.note(n.pos(), "%s: %q: %s is already set: ignored (as keepalived does)", ctx, n.words(), strings.ToLower(n.key.text))
+		return
+	}
+	var cmd string
+	if len(n.args) == 1 {
+		cmd = n.arg(0)
+	} else {
+		words := make([]string, len(n.args))
+		for i, a := range n.args {
+			words[i] = shellQuote(a.text)
+		}
+		cmd = strings.Join(words, " ")
+	}
+	if strings.TrimSpace(cmd) == "" {
+		k.note(n.pos(), "%s: %q: empty command: ignored", ctx, n.words())
+		return
+	}
+	if len(n.args) == 1 && strings.ContainsAny(cmd, "|;&<>$`()*?~#'\\\"{}[]") {
+		k.note(n.pos(), "%s: %q: keepalived runs the script without a shell, gvs with /bin/sh -c: its shell syntax now takes effect", ctx, n.words())
+	}
+	*dst = cmd
+}
+
+// shellQuote quotes w for /bin/sh when it holds anything but plain word characters.
+func shellQuote(w string) string {
+	if w != "" && strings.Trim(w, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_-+=/.,:@%") == "" {
+		return w
+	}
+	return "'" + strings.ReplaceAll(w, "'", `'\''`) + "'"
+}
+
 // realServer reads one real_server statement.
 func (k *kaImporter) realServer(vs *kaVS, n *kaNode) *kaRS {
 	ctx := vs.ctx + ": real_server " + strings.Join(strings.Fields(n.words())[1:], " ")
@@ -455,6 +532,8 @@ func (k *kaImporter) realServer(vs *kaVS, n *kaNode) *kaRS {
 				if m, ok := k.method(ctx, c); ok {
 					r.real.method = m
 				}
+			case "inhibit_on_failure":
+				r.real.inhibit = some(k.flag(ctx, c))
 			case "uthreshold", "lthreshold":
 				var v opt[int]
 				if k.integer(ctx, c, 0, math.MaxInt32, &v) {
@@ -768,6 +847,9 @@ func (k *kaImporter) finishVS(vs *kaVS) {
 		if real.method == s.method {
 			real.method = ""
 		}
+		if real.inhibit.ok && real.inhibit.v == s.inhibit {
+			real.inhibit = opt[bool]{} // the service's already
+		}
 		if s.fwmark == 0 && method != "nat" && real.port != 0 && real.port != s.addr.Port() {
 			k.note(r.pos, "%s: %s cannot change the port: written without port %d (gvs forwards to the service port %d; IPVS ignores a DR/TUN real server's port on the wire)", ctx, strings.ToUpper(method), real.port, s.addr.Port())
 			real.port = 0
@@ -816,6 +898,43 @@ func (k *kaImporter) finishVS(vs *kaVS) {
 	} else if len(vs.timingPos) > 0 {
 		k.note(vs.timingPos[0], "%s: check settings (delay_loop, retry, alpha, ...) without a checker gvs can run: not written", vs.ctx)
 	}
+	k.finishSorry(vs, fam6)
+	if s.check == nil && (s.sorry.ok || len(s.quorumPos) > 0) {
+		p := s.sorryPos
+		if !s.sorry.ok || (len(s.quorumPos) > 0 && s.quorumPos[0].seq < p.seq) {
+			p = s.quorumPos[0]
+		}
+		k.note(p, "%s: no check gvs can run: gvs applies quorum and the sorry server only to checked services (keepalived counts unchecked real servers as up): no effect as written", vs.ctx)
+	}
+}
+
+// finishSorry checks the sorry server against the service and notes where gvs
+// uses it differently from keepalived.
+func (k *kaImporter) finishSorry(vs *kaVS, fam6 bool) {
+	s := vs.svc
+	if !s.sorry.ok {
+		return
+	}
+	ctx, ap := vs.ctx, s.sorry.v
+	// gvs forwards to the sorry server by its first real server's method, dr
+	// without one; keepalived by the virtual server's (or sorry_server_lvs_method).
+	method := "dr"
+	if len(s.reals) > 0 {
+		method = cmp.Or(s.reals[0].method, s.method)
+	}
+	if ap.Addr().Is6() != fam6 && method != "tun" {
+		k.note(s.sorryPos, "%s: sorry_server %s: address family differs from the virtual server's: left out", ctx, ap.Addr())
+		s.sorry = opt[netip.AddrPort]{}
+		return
+	}
+	if method != s.method {
+		k.note(s.sorryPos, "%s: sorry_server: gvs forwards to it by %s, the method of the service's first real server (dr without one); keepalived by the virtual server's %s", ctx, strings.ToUpper(method), strings.ToUpper(s.method))
+	}
+	if s.fwmark == 0 && method != "nat" && ap.Port() != 0 && ap.Port() != s.addr.Port() {
+		k.note(s.sorryPos, "%s: sorry_server: %s cannot change the port: written without port %d (gvs forwards to the service port %d)", ctx, strings.ToUpper(method), ap.Port(), s.addr.Port())
+		s.sorry.v = netip.AddrPortFrom(ap.Addr(), 0)
+	}
+	k.note(s.sorryPos, "%s: sorry_server %s: its MAC is not in keepalived.conf: sorry_server_mac is left out (gvs run finds it by ARP/ND); `gvs bench replay` needs it pinned", ctx, ap.Addr())
 }
 
 // checkDiff names the keys in which two checks differ: "digest 640205b7... here".

@@ -94,6 +94,16 @@ func findNote(t *testing.T, im *Imported, line int, subs ...string) Note {
 	return Note{}
 }
 
+// noNote fails if a note at line contains sub.
+func noNote(t *testing.T, im *Imported, line int, sub string) {
+	t.Helper()
+	for _, n := range im.Notes {
+		if n.Line == line && strings.Contains(n.Msg, sub) {
+			t.Errorf("unexpected note: %s", n)
+		}
+	}
+}
+
 func reals(s Service) []string {
 	var out []string
 	for _, r := range s.RealServers {
@@ -182,7 +192,17 @@ func TestImportKeepalivedSamples(t *testing.T) {
 		}
 		findNote(t, im, 14, "vrrp_strict")
 		findNote(t, im, 25, "authentication dropped", "strict")
-		findNote(t, im, 68, "sorry_server 192.168.200.200 1358", "no sorry server")
+		if got, want := c.Services[1].SorryServer, netip.MustParseAddrPort("192.168.200.200:1358"); got != want {
+			t.Errorf("service 1 sorry_server %v, want %v", got, want)
+		}
+		if !c.Services[1].SorryServerMAC.IsZero() || c.Services[0].SorryServer.IsValid() || c.Services[2].SorryServer.IsValid() {
+			t.Errorf("sorry servers: %+v %v %v", c.Services[1].SorryServerMAC, c.Services[0].SorryServer, c.Services[2].SorryServer)
+		}
+		if !strings.Contains(string(im.TOML), "\nsorry_server = \"192.168.200.200:1358\"\n") {
+			t.Errorf("TOML lacks the sorry_server")
+		}
+		findNote(t, im, 68, "sorry_server 192.168.200.200", "MAC", "sorry_server_mac", "bench replay")
+		noNote(t, im, 68, "not translated")
 		findNote(t, im, 50, "url /mrtg/ not checked")
 		findNote(t, im, 93, "real_server 192.168.200.3 1358", "differs (digest \"640205b7b0fc66c1ea91c463fac6334c\")")
 		findNote(t, im, 12, "router_id LVS_DEVEL")
@@ -248,14 +268,28 @@ func TestImportKeepalivedSamples(t *testing.T) {
 		if ch := s.Check; ch == nil || ch.Type != CheckTCP || ch.ConnectPort != 80 || !ch.Alpha || !ch.Omega || ch.Timeout != 3*time.Second {
 			t.Errorf("check %+v (want tcp, port 80, alpha, omega)", ch)
 		}
-		for line, kw := range map[int]string{31: "quorum 7", 32: "hysteresis 2", 33: "quorum_up", 34: "quorum_down"} {
-			findNote(t, im, line, kw, "no quorum")
+		if s.Quorum != 7 || s.Hysteresis != 2 || s.QuorumUp != "/usr/local/sbin/quorum-up.sh" || s.QuorumDown != "/usr/local/sbin/quorum-down.sh" {
+			t.Errorf("quorum %d hysteresis %d up %q down %q", s.Quorum, s.Hysteresis, s.QuorumUp, s.QuorumDown)
+		}
+		if s.SorryServer.IsValid() || s.InhibitOnFailure {
+			t.Errorf("sorry_server %v inhibit %v, want none", s.SorryServer, s.InhibitOnFailure)
+		}
+		for line := 31; line <= 34; line++ {
+			noNote(t, im, line, "")
 		}
 	})
 
 	t.Run("06-inhibit_on_failure", func(t *testing.T) {
 		im := importFile(t, dir+"06-acassen-keepalived-inhibit_on_failure.conf", KeepalivedOptions{})
-		n := findNote(t, im, 22, "inhibit_on_failure", "not translated")
+		s := im.Config.Services[0]
+		if s.InhibitOnFailure || len(s.RealServers) != 1 || !s.RealServers[0].InhibitOnFailure {
+			t.Errorf("inhibit_on_failure: service %v, real servers %+v (want only the real server's)", s.InhibitOnFailure, s.RealServers)
+		}
+		if !strings.Contains(string(im.TOML), "\n  inhibit_on_failure = true\n") {
+			t.Errorf("TOML lacks the real server's inhibit_on_failure")
+		}
+		noNote(t, im, 22, "")
+		n := findNote(t, im, 10, "router_id LVS_DEVEL")
 		if !strings.HasSuffix(n.File, "06-acassen-keepalived-inhibit_on_failure.conf") {
 			t.Errorf("note file %q", n.File)
 		}
@@ -509,6 +543,80 @@ func TestImportKeepalivedGrammar(t *testing.T) {
 			findNote(t, im, 10, "looks like shell syntax")
 			findNote(t, im, 13, "DNS_CHECK not translated")
 			findNote(t, im, 12, "its DNS_CHECK is replaced by the service's check (http)")
+		},
+	}, {
+		name: "inhibit_on_failure: service default, real-server override",
+		conf: "virtual_server 198.18.0.1 80 {\nlb_kind DR\ninhibit_on_failure\nreal_server 198.18.1.1 80 { TCP_CHECK { } }\n" +
+			"real_server 198.18.1.2 80 { inhibit_on_failure off\nTCP_CHECK { } }\nreal_server 198.18.1.3 80 { inhibit_on_failure on\nTCP_CHECK { } }\n}\n" +
+			"virtual_server 198.18.0.2 80 {\nlb_kind DR\nreal_server 198.18.1.1 80 { inhibit_on_failure\nTCP_CHECK { } }\nreal_server 198.18.1.2 80 { TCP_CHECK { } }\n}\n",
+		want: func(t *testing.T, im *Imported) {
+			var got []bool
+			for _, s := range im.Config.Services {
+				got = append(got, s.InhibitOnFailure)
+				for _, r := range s.RealServers {
+					got = append(got, r.InhibitOnFailure)
+				}
+			}
+			if want := []bool{true, true, false, true, false, true, false}; !slices.Equal(got, want) {
+				t.Errorf("inhibit_on_failure (service, its real servers, ...) %v, want %v", got, want)
+			}
+			for _, n := range im.Notes {
+				if strings.Contains(n.Msg, "inhibit") {
+					t.Errorf("note about inhibit_on_failure: %s", n)
+				}
+			}
+		},
+	}, {
+		name: "sorry_server: port, DR port, family, method, sorry_server_inhibit/lvs_method, no check",
+		conf: "virtual_server 198.18.0.1 80 {\nlb_kind DR\nsorry_server 198.18.2.1\nsorry_server_inhibit\nsorry_server_lvs_method NAT\nreal_server 198.18.1.1 80 { TCP_CHECK { } }\n}\n" +
+			"virtual_server 198.18.0.2 80 {\nlb_kind DR\nsorry_server 198.18.2.2 8080\nreal_server 198.18.1.1 80 { TCP_CHECK { } }\n}\n" +
+			"virtual_server 198.18.0.3 80 {\nlb_kind NAT\nsorry_server 198.18.2.3 8080\nreal_server 198.18.1.1 80 { TCP_CHECK { } }\n}\n" +
+			"virtual_server 198.18.0.4 80 {\nlb_kind NAT\nsorry_server 2001:db8::9 80\nreal_server 198.18.1.1 80 { TCP_CHECK { } }\n}\n" +
+			"virtual_server 198.18.0.5 80 {\nlb_kind NAT\nsorry_server 198.18.2.5 0\nreal_server 198.18.1.1 80 { lvs_method DR\nTCP_CHECK { } }\n}\n" +
+			"virtual_server 198.18.0.6 80 {\nlb_kind DR\nsorry_server 198.18.2.6 80\nquorum 2\nreal_server 198.18.1.1 80\n}\n" +
+			"virtual_server 198.18.0.7 80 {\nlb_kind DR\nsorry_server nowhere 80\n}\n",
+		want: func(t *testing.T, im *Imported) {
+			var got []string
+			for _, s := range im.Config.Services {
+				got = append(got, s.SorryServer.String())
+			}
+			want := []string{"198.18.2.1:80", "198.18.2.2:80", "198.18.2.3:8080", "invalid AddrPort", "198.18.2.5:80", "198.18.2.6:80", "invalid AddrPort"}
+			if !slices.Equal(got, want) {
+				t.Errorf("sorry servers %q, want %q", got, want)
+			}
+			if s := im.Config.Services[5]; s.Quorum != 2 {
+				t.Errorf("quorum %d, want 2", s.Quorum)
+			}
+			findNote(t, im, 3, "sorry_server 198.18.2.1", "MAC")
+			findNote(t, im, 4, `"sorry_server_inhibit" not translated`)
+			findNote(t, im, 5, `"sorry_server_lvs_method NAT" not translated`)
+			findNote(t, im, 10, "sorry_server: DR cannot change the port", "without port 8080")
+			noNote(t, im, 15, "cannot change the port")
+			findNote(t, im, 20, "sorry_server 2001:db8::9", "address family differs", "left out")
+			findNote(t, im, 25, "gvs forwards to it by DR", "keepalived by the virtual server's NAT")
+			findNote(t, im, 31, "no check gvs can run", "quorum and the sorry server only to checked services")
+			findNote(t, im, 37, `"sorry_server nowhere 80"`, "not an IP address", "ignored")
+		},
+	}, {
+		name: "quorum, hysteresis, quorum_up/down: values, quoting, duplicates",
+		conf: "virtual_server 198.18.0.1 80 {\nlb_kind DR\nquorum 3\nhysteresis 1\n" +
+			"quorum_up \"/usr/bin/logger -t lvs quorum up\"\nquorum_down /usr/bin/logger \"quorum down\" it's\nquorum_down /bin/other\n" +
+			"real_server 198.18.1.1 80 { weight 3\nTCP_CHECK { } }\n}\n" +
+			"virtual_server 198.18.0.2 80 {\nlb_kind DR\nquorum 0\nhysteresis -1\nquorum_up \"/bin/a && /bin/b\"\nreal_server 198.18.1.1 80 { TCP_CHECK { } }\n}\n",
+		want: func(t *testing.T, im *Imported) {
+			s := im.Config.Services[0]
+			if s.Quorum != 3 || s.Hysteresis != 1 || s.QuorumUp != "/usr/bin/logger -t lvs quorum up" || s.QuorumDown != `/usr/bin/logger 'quorum down' 'it'\''s'` {
+				t.Errorf("quorum %d hysteresis %d up %q down %q", s.Quorum, s.Hysteresis, s.QuorumUp, s.QuorumDown)
+			}
+			findNote(t, im, 7, "quorum_down is already set: ignored")
+			s = im.Config.Services[1]
+			if s.Quorum != 0 || s.Hysteresis != 0 || s.QuorumUp != "/bin/a && /bin/b" {
+				t.Errorf("quorum %d hysteresis %d up %q", s.Quorum, s.Hysteresis, s.QuorumUp)
+			}
+			findNote(t, im, 13, `"quorum 0": want an integer 1..`)
+			findNote(t, im, 14, `"hysteresis -1": want an integer 0..`)
+			findNote(t, im, 15, "without a shell, gvs with /bin/sh -c")
+			noNote(t, im, 5, "shell")
 		},
 	}, {
 		name: "ops and flags that do not apply, SCTP, port 0 without persistence",

@@ -94,20 +94,31 @@ type impService struct {
 	persist opt[time.Duration]
 	netmask string // TOML value, "" = default
 	ops     bool
-	check   *impCheck
-	reals   []*impReal
-	off     string // non-empty: written commented out, for this reason
+	// what health checks do (keepalived's names); sorryPos and quorumPos are
+	// where the source set them, for notes.
+	inhibit    bool
+	sorry      opt[netip.AddrPort] // port 0: the service's
+	sorryPos   impPos
+	quorum     opt[int]
+	hysteresis opt[int]
+	quorumUp   string
+	quorumDown string
+	quorumPos  []impPos
+	check      *impCheck
+	reals      []*impReal
+	off        string // non-empty: written commented out, for this reason
 }
 
 type impReal struct {
-	pos    impPos
-	addr   netip.Addr
-	port   uint16 // 0 = written without a port
-	weight opt[int]
-	method string
-	upper  uint32
-	lower  uint32
-	off    string
+	pos     impPos
+	addr    netip.Addr
+	port    uint16 // 0 = written without a port
+	weight  opt[int]
+	method  string
+	upper   uint32
+	lower   uint32
+	inhibit opt[bool] // written when it differs from the service's
+	off     string
 }
 
 type impCheck struct {
@@ -426,6 +437,24 @@ func (s *impService) write(w *tomlWriter) []span {
 	if s.ops {
 		w.kv("", "ops", "true")
 	}
+	if s.inhibit {
+		w.kv("", "inhibit_on_failure", "true")
+	}
+	if s.sorry.ok {
+		w.kv("", "sorry_server", tomlString(s.sorryText()))
+	}
+	if s.quorum.ok {
+		w.kv("", "quorum", strconv.Itoa(s.quorum.v))
+	}
+	if s.hysteresis.ok {
+		w.kv("", "hysteresis", strconv.Itoa(s.hysteresis.v))
+	}
+	if s.quorumUp != "" {
+		w.kv("", "quorum_up", tomlString(s.quorumUp))
+	}
+	if s.quorumDown != "" {
+		w.kv("", "quorum_down", tomlString(s.quorumDown))
+	}
 	if s.fwmark != 0 {
 		w.line("")
 		w.comment("  ", "gvs needs the packets that carry the mark, e.g.:")
@@ -455,6 +484,15 @@ func (s *impService) write(w *tomlWriter) []span {
 	return spans
 }
 
+// sorryText is the sorry server as gvs reads it: "IP" (the service's port) or
+// "IP:port".
+func (s *impService) sorryText() string {
+	if s.sorry.v.Port() == 0 {
+		return s.sorry.v.Addr().String()
+	}
+	return s.sorry.v.String()
+}
+
 func (r *impReal) label() string {
 	if r.port != 0 {
 		return netip.AddrPortFrom(r.addr, r.port).String()
@@ -476,6 +514,9 @@ func (r *impReal) write(w *tomlWriter) {
 	}
 	if r.lower != 0 {
 		w.kv("  ", "lower_threshold", strconv.FormatUint(uint64(r.lower), 10))
+	}
+	if r.inhibit.ok {
+		w.kv("  ", "inhibit_on_failure", strconv.FormatBool(r.inhibit.v))
 	}
 }
 
