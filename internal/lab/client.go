@@ -2,6 +2,7 @@ package lab
 
 import (
 	"context"
+	"fmt"
 	"io"
 	"net"
 	"net/http"
@@ -14,6 +15,13 @@ import (
 // Transport does not cancel a dial when the request gives up, and a dial still running
 // would keep a thread of this process in the namespace (Down would report it busy).
 func (l *Lab) HTTPGet(host, url string, timeout time.Duration) (string, error) {
+	b, err := l.HTTPFetch(host, url, timeout, 1<<16)
+	return string(b), err
+}
+
+// HTTPFetch is HTTPGet for up to max bytes of body (more is an error), as bytes,
+// and fails on a status other than 200.
+func (l *Lab) HTTPFetch(host, url string, timeout time.Duration, max int64) ([]byte, error) {
 	c := &http.Client{
 		Timeout: timeout,
 		Transport: &http.Transport{
@@ -30,11 +38,20 @@ func (l *Lab) HTTPGet(host, url string, timeout time.Duration) (string, error) {
 	}
 	resp, err := c.Get(url)
 	if err != nil {
-		return "", err
+		return nil, err
 	}
 	defer resp.Body.Close()
-	b, err := io.ReadAll(io.LimitReader(resp.Body, 1<<16))
-	return string(b), err
+	b, err := io.ReadAll(io.LimitReader(resp.Body, max+1))
+	if err != nil {
+		return b, err
+	}
+	if int64(len(b)) > max {
+		return b[:max], fmt.Errorf("lab: %s: body longer than %d bytes", url, max)
+	}
+	if resp.StatusCode != http.StatusOK {
+		return b, fmt.Errorf("lab: %s: %s", url, resp.Status)
+	}
+	return b, nil
 }
 
 // UDPAsk sends msg to addr from host's namespace and returns the first answer.

@@ -2,6 +2,7 @@ package lab
 
 import (
 	"fmt"
+	"net/netip"
 	"path/filepath"
 	"strings"
 )
@@ -35,6 +36,9 @@ func (l *Lab) DirectorConfig(director string) (string, error) {
 	p("interface = %q", h.Links[0].Name)
 	p("mac = %q", h.MAC())
 	p("address = %q", h.Addr())
+	if s.IPv6 {
+		p("address6 = %q", h.Addr6())
+	}
 	p("control_socket = %q", filepath.Join(l.RunDir(), director+".sock"))
 	if s.Mode == NAT {
 		gw, _ := l.Host("gw")
@@ -56,24 +60,38 @@ func (l *Lab) DirectorConfig(director string) (string, error) {
 		p("advert_int = \"1s\"")
 		p("virtual_ipaddress = [%q]", s.VIP.String())
 	}
-	for _, svc := range []struct {
+	type service struct {
 		proto string
 		port  uint16
-	}{{"tcp", s.HTTPPort}, {"udp", s.UDPPort}} {
+		v6    bool
+	}
+	svcs := []service{{"tcp", s.HTTPPort, false}, {"udp", s.UDPPort, false}}
+	if s.IPv6 {
+		svcs = append(svcs, service{"tcp", s.HTTPPort, true}, service{"udp", s.UDPPort, true})
+	}
+	for _, svc := range svcs {
+		vip := s.VIP
+		if svc.v6 {
+			vip = VIP6
+		}
 		p("")
 		p("[[service]]")
-		p("address = \"%s:%d\"", s.VIP, svc.port)
+		p("address = %q", netip.AddrPortFrom(vip, svc.port).String())
 		p("protocol = %q", svc.proto)
 		p("scheduler = \"rr\"")
 		p("method = %q", s.Mode.String())
 		for _, rs := range l.hostsWith(RealServer) {
+			a := rs.Addr()
+			if svc.v6 {
+				a = rs.Addr6()
+			}
 			p("")
 			p("  [[service.real_server]]")
 			if s.Mode == NAT {
-				p("  address = \"%s:%d\"", rs.Addr(), svc.port)
+				p("  address = %q", netip.AddrPortFrom(a, svc.port).String())
 			} else {
 				// DR and TUN cannot change the port: the real server listens on the VIP's.
-				p("  address = %q", rs.Addr())
+				p("  address = %q", a)
 			}
 			p("  mac = %q", rs.MAC())
 		}

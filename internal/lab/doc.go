@@ -40,11 +40,22 @@
 //   - The switch has bridge netfilter off (the per-bridge nf_call_* options, and
 //     the bridge-nf-call-* sysctls where br_netfilter provides them), no STP, no
 //     multicast snooping, and IPv6 disabled so its ports stay silent.
+//   - Every interface (hosts' and switch ports) has TSO, GSO and GRO off
+//     (SIOCETHTOOL, no ethtool binary needed), so frames crossing a director are
+//     MTU-sized: a veth otherwise hands AF_PACKET 64 KB GSO frames.
+//   - Spec.IPv6 adds IPv6 (host n of the subnet is 2001:db8::n, NAT's outside
+//     network 2001:db8:0:1::/64, VIP6 2001:db8::100) without duplicate address
+//     detection; DR and TUN real servers hold VIP6/128 on lo (Linux answers
+//     neighbour solicitations only for addresses of the interface asked on, so
+//     the VIP on lo stays hidden without an arp_ignore), TUN's decapsulator
+//     takes IPv6-in-IPv6 too, and the director configs get IPv6 services.
 //
 // # Processes
 //
 // Each real server runs `gvs lab serve`: an HTTP server answering its name
-// ("rs1\n") on every address at Spec.HTTPPort (80), and a UDP echo on
+// ("rs1\n") on every address at Spec.HTTPPort (80) — GET /whoami answers the
+// name and the peer's address as the server sees it, GET /bytes?n=N N bytes of
+// PatternBytes — and a UDP echo on
 // Spec.UDPPort (53) that answers "rs1: " plus the datagram, from the address the
 // datagram was sent to (IP_PKTINFO), so answers to the VIP come from the VIP. The
 // lab starts them as `ip netns exec <ns> <Exe> lab serve …` (ip execs, so the PID is

@@ -10,6 +10,9 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"slices"
+	"strconv"
+	"strings"
 	"sync"
 	"time"
 )
@@ -22,10 +25,13 @@ var ErrUsage = errors.New("usage")
 // (args starts with "serve" or "rs-tun"). It returns when ctx ends (SIGTERM, in
 // the helper process) or the helper fails. Logs go to stderr.
 //
-//	serve  --name NAME [--http ADDR] [--udp ADDR] [--ready-fd N]
-//	       HTTP server answering "NAME\n" to every request, and a UDP echo that
-//	       answers each datagram with "NAME: " and the datagram, from the address
-//	       it was sent to (so replies to the VIP come from the VIP).
+//	serve  --name NAME [--http ADDR] [--udp ADDR] [--ipv6] [--ready-fd N]
+//	       HTTP server answering "NAME\n" to every request, except
+//	       GET /whoami: "NAME CLIENT_IP:PORT\n", the peer address as the server sees it,
+//	       GET /bytes?n=N: N bytes (at most 16 MiB) of PatternBytes, for transfers;
+//	       and a UDP echo that answers each datagram with "NAME: " and the datagram,
+//	       from the address it was sent to (so replies to the VIP come from the VIP).
+//	       --ipv6 also listens on the IPv6 wildcard address (IPv6-only sockets).
 //	rs-tun [--dev tun0] [--ready-fd N]
 //	       IP-in-IP decapsulator: reads protocol-4 packets from a raw socket and
 //	       writes their inner packet into TUN device --dev.
@@ -42,6 +48,7 @@ func RunHelper(ctx context.Context, args []string, stderr io.Writer) error {
 		name := fs.String("name", "", "name to answer with (required)")
 		httpAddr := fs.String("http", ":80", `HTTP listen address; "" = none`)
 		udpAddr := fs.String("udp", ":53", `UDP echo listen address; "" = none`)
+		ipv6 := fs.Bool("ipv6", false, "also listen on IPv6")
 		ready := fs.Int("ready-fd", 0, "file descriptor to report readiness on")
 		if err := parseHelperFlags(fs, args[1:]); err != nil {
 			return err
@@ -53,7 +60,21 @@ func RunHelper(ctx context.Context, args []string, stderr io.Writer) error {
 		if err != nil {
 			return err
 		}
-		return serve(ctx, log, *name, hl, uc, readyFunc(*ready))
+		ls, ucs := []net.Listener{hl}, []*net.UDPConn{uc}
+		if *ipv6 {
+			hl6, uc6, err := listenServe6(*httpAddr, *udpAddr)
+			if err != nil {
+				if hl != nil {
+					hl.Close()
+				}
+				if uc != nil {
+					uc.Close()
+				}
+				return err
+			}
+			ls, ucs = append(ls, hl6), append(ucs, uc6)
+		}
+		return serveAll(ctx, log, *name, ls, ucs, readyFunc(*ready))
 	case "rs-tun":
 		fs := helperFlags("rs-tun", stderr)
 		dev := fs.String("dev", tunDev, "TUN device to create and write inner packets to")
@@ -124,26 +145,109 @@ func listenServe(httpAddr, udpAddr string) (net.Listener, *net.UDPConn, error) {
 	return hl, uc, nil
 }
 
+// listenServe6 is listenServe on the IPv6 wildcard address, IPv6 only (so it
+// coexists with listenServe's IPv4 sockets on the same ports): httpAddr and
+// udpAddr are ":PORT" or "" (none).
+func listenServe6(httpAddr, udpAddr string) (net.Listener, *net.UDPConn, error) {
+	var hl net.Listener
+	if httpAddr != "" {
+		var err error
+		if hl, err = net.Listen("tcp6", httpAddr); err != nil {
+			return nil, nil, fmt.Errorf("serve: %w", err)
+		}
+	}
+	if udpAddr == "" {
+		return hl, nil, nil
+	}
+	ua, err := net.ResolveUDPAddr("udp6", udpAddr)
+	var uc *net.UDPConn
+	if err == nil {
+		uc, err = net.ListenUDP("udp6", ua)
+	}
+	if err != nil {
+		if hl != nil {
+			hl.Close()
+		}
+		return nil, nil, fmt.Errorf("serve: %w", err)
+	}
+	return hl, uc, nil
+}
+
 // serve runs the real server's HTTP server on hl and UDP echo on uc (either may
 // be nil) until ctx ends, and closes them.
 func serve(ctx context.Context, log *slog.Logger, name string, hl net.Listener, uc *net.UDPConn, ready func()) error {
-	if uc != nil {
+	return serveAll(ctx, log, name, []net.Listener{hl}, []*net.UDPConn{uc}, ready)
+}
+
+// MaxPatternBytes bounds GET /bytes?n=N.
+const MaxPatternBytes = 16 << 20
+
+// PatternBytes fills b with the bytes at offsets off.. of the real servers'
+// /bytes stream: byte i is the low byte of i*i/251 + i, a sequence that repeats
+// only far beyond 16 MiB at any short period, so a lost, doubled or reordered
+// segment shows in a hash.
+func PatternBytes(b []byte, off int) {
+	for j := range b {
+		i := uint64(off + j)
+		b[j] = byte(i*i/251 + i)
+	}
+}
+
+// handler is the real server's HTTP handler.
+func handler(name string) http.Handler {
+	body := []byte(name + "\n")
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+		switch r.URL.Path {
+		case "/whoami":
+			fmt.Fprintf(w, "%s %s\n", name, r.RemoteAddr)
+		case "/bytes":
+			n, err := strconv.Atoi(r.URL.Query().Get("n"))
+			if err != nil || n < 0 || n > MaxPatternBytes {
+				http.Error(w, fmt.Sprintf("%s: want /bytes?n=N with 0 <= N <= %d", name, MaxPatternBytes), http.StatusBadRequest)
+				return
+			}
+			w.Header().Set("Content-Type", "application/octet-stream")
+			w.Header().Set("Content-Length", strconv.Itoa(n))
+			buf := make([]byte, 32<<10)
+			for off := 0; off < n; {
+				k := min(len(buf), n-off)
+				PatternBytes(buf[:k], off)
+				if _, err := w.Write(buf[:k]); err != nil {
+					return
+				}
+				off += k
+			}
+		default:
+			w.Write(body)
+		}
+	})
+}
+
+// serveAll runs the real server's HTTP server on every listener and the UDP echo
+// on every UDP socket (nil entries are skipped) until ctx ends, and closes them.
+func serveAll(ctx context.Context, log *slog.Logger, name string, hls []net.Listener, ucs []*net.UDPConn, ready func()) error {
+	hls = slices.DeleteFunc(slices.Clone(hls), func(l net.Listener) bool { return l == nil })
+	ucs = slices.DeleteFunc(slices.Clone(ucs), func(c *net.UDPConn) bool { return c == nil })
+	for _, uc := range ucs {
 		if err := enablePktinfo(uc); err != nil {
-			if hl != nil {
+			for _, hl := range hls {
 				hl.Close()
 			}
-			uc.Close()
+			for _, uc := range ucs {
+				uc.Close()
+			}
 			return fmt.Errorf("serve: %w", err)
 		}
 	}
-	var httpAddr, udpAddr string
-	if hl != nil {
-		httpAddr = hl.Addr().String()
+	var httpAddrs, udpAddrs []string
+	for _, hl := range hls {
+		httpAddrs = append(httpAddrs, hl.Addr().String())
 	}
-	if uc != nil {
-		udpAddr = uc.LocalAddr().String()
+	for _, uc := range ucs {
+		udpAddrs = append(udpAddrs, uc.LocalAddr().String())
 	}
-	log.Info("serving", "name", name, "http", httpAddr, "udp", udpAddr)
+	log.Info("serving", "name", name, "http", strings.Join(httpAddrs, ","), "udp", strings.Join(udpAddrs, ","))
 	ready()
 
 	// The first server to fail ends the others; ctx's end ends them all.
@@ -162,13 +266,9 @@ func serve(ctx context.Context, log *slog.Logger, name string, hl net.Listener, 
 		mu.Unlock()
 		cancel()
 	}
-	if hl != nil {
-		body := []byte(name + "\n")
+	for _, hl := range hls {
 		srv := &http.Server{
-			Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-				w.Header().Set("Content-Type", "text/plain; charset=utf-8")
-				w.Write(body)
-			}),
+			Handler:           handler(name),
 			ReadHeaderTimeout: 10 * time.Second,
 			ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
 		}
@@ -186,7 +286,7 @@ func serve(ctx context.Context, log *slog.Logger, name string, hl net.Listener, 
 			}
 		})
 	}
-	if uc != nil {
+	for _, uc := range ucs {
 		wg.Go(func() {
 			if err := udpEcho(ctx, log, uc, name); err != nil {
 				fail(fmt.Errorf("serve: udp: %w", err))

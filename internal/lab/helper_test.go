@@ -1,6 +1,7 @@
 package lab
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"io"
@@ -51,6 +52,39 @@ func TestServeLoopback(t *testing.T) {
 		t.Errorf("HTTP body %q, want %q", body, "rs7\n")
 	}
 
+	// /whoami names the peer as the server sees it; /bytes streams the pattern.
+	resp, err = c.Get("http://" + hl.Addr().String() + "/whoami")
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ = io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if f := strings.Fields(string(body)); len(f) != 2 || f[0] != "rs7" || !strings.HasPrefix(f[1], "127.0.0.1:") {
+		t.Errorf("/whoami: %q, want \"rs7 127.0.0.1:PORT\"", body)
+	}
+	const n = 300_001
+	resp, err = c.Get("http://" + hl.Addr().String() + "/bytes?n=300001")
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ = io.ReadAll(resp.Body)
+	resp.Body.Close()
+	want := make([]byte, n)
+	PatternBytes(want, 0)
+	if !bytes.Equal(body, want) {
+		t.Errorf("/bytes?n=%d: %d bytes, equal to the pattern: %v", n, len(body), bytes.Equal(body, want))
+	}
+	for _, bad := range []string{"/bytes", "/bytes?n=-1", "/bytes?n=16777217", "/bytes?n=x"} {
+		resp, err := c.Get("http://" + hl.Addr().String() + bad)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusBadRequest {
+			t.Errorf("%s: %s, want 400", bad, resp.Status)
+		}
+	}
+
 	port := uc.LocalAddr().(*net.UDPAddr).Port
 	for _, to := range []string{"127.0.0.1", "127.0.0.2"} {
 		got, err := udpAsk(to, port, "ping")
@@ -93,6 +127,22 @@ func TestRunHelperUsage(t *testing.T) {
 		err := RunHelper(context.Background(), args, io.Discard)
 		if !errors.Is(err, ErrUsage) {
 			t.Errorf("RunHelper(%q) = %v, want ErrUsage", strings.Join(args, " "), err)
+		}
+	}
+}
+
+// TestPatternBytes: the stream is the same cut anywhere, and not short-periodic.
+func TestPatternBytes(t *testing.T) {
+	all := make([]byte, 1<<16)
+	PatternBytes(all, 0)
+	part := make([]byte, 1000)
+	PatternBytes(part, 12345)
+	if !bytes.Equal(part, all[12345:13345]) {
+		t.Fatal("PatternBytes depends on where the stream is cut")
+	}
+	for _, period := range []int{1, 2, 251, 256, 1024, 1448, 4096} {
+		if bytes.Equal(all[:8192], all[period:period+8192]) {
+			t.Errorf("the pattern repeats with period %d", period)
 		}
 	}
 }

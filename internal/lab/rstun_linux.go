@@ -33,7 +33,16 @@ func decapsulate(ctx context.Context, log *slog.Logger, dev string, ready func()
 		return fmt.Errorf("rs-tun: raw IPPROTO_IPIP socket: %w", err)
 	}
 	raw := os.NewFile(uintptr(fd), "ipip") // non-blocking: the runtime poller wakes Read on Close
-	log.Info("decapsulating", "from", "raw IPPROTO_IPIP socket", "to", dev)
+	// IPv6-in-IPv6 (next header 41, RFC 2473): an IPv6 raw socket hands over the
+	// payload without the outer header, which is the inner packet itself. Best
+	// effort: a host without IPv6 still decapsulates IPv4.
+	var raw6 *os.File
+	if fd6, err := unix.Socket(unix.AF_INET6, unix.SOCK_RAW|unix.SOCK_NONBLOCK|unix.SOCK_CLOEXEC, unix.IPPROTO_IPV6); err != nil {
+		log.Warn("no IPv6-in-IPv6", "err", err)
+	} else {
+		raw6 = os.NewFile(uintptr(fd6), "ip6ip6")
+	}
+	log.Info("decapsulating", "from", "raw IPPROTO_IPIP and IPPROTO_IPV6 sockets", "to", dev)
 	ready()
 
 	ctx, cancel := context.WithCancel(ctx)
@@ -43,7 +52,42 @@ func decapsulate(ctx context.Context, log *slog.Logger, dev string, ready func()
 		defer close(stopped)
 		<-ctx.Done()
 		raw.Close()
+		if raw6 != nil {
+			raw6.Close()
+		}
 	}()
+	var n6 uint64
+	done6 := make(chan error, 1)
+	if raw6 != nil {
+		go func() {
+			buf := make([]byte, 65536)
+			for {
+				m, err := raw6.Read(buf)
+				if err != nil {
+					if ctx.Err() == nil {
+						done6 <- fmt.Errorf("rs-tun: read ip6ip6: %w", err)
+						cancel()
+					}
+					close(done6)
+					return
+				}
+				if m < ipv6HeaderLen || buf[0]>>4 != 6 {
+					continue
+				}
+				if _, err := tun.Write(buf[:m]); err != nil {
+					log.Warn("write", "dev", dev, "err", err)
+					continue
+				}
+				if n6++; n6 == 1 {
+					src, _ := netip.AddrFromSlice(buf[8:24])
+					dst, _ := netip.AddrFromSlice(buf[24:40])
+					log.Info("first IPv6 packet decapsulated", "inner_src", src, "inner_dst", dst, "bytes", m)
+				}
+			}
+		}()
+	} else {
+		close(done6)
+	}
 	var n, dropped, failed uint64
 	buf := make([]byte, 65536)
 	var rerr error
@@ -73,9 +117,15 @@ func decapsulate(ctx context.Context, log *slog.Logger, dev string, ready func()
 	}
 	cancel()
 	<-stopped
-	log.Info("stopped", "decapsulated", n, "dropped", dropped, "write_errors", failed)
+	if err, ok := <-done6; ok && rerr == nil {
+		rerr = err
+	}
+	log.Info("stopped", "decapsulated", n, "decapsulated_ipv6", n6, "dropped", dropped, "write_errors", failed)
 	return rerr
 }
+
+// ipv6HeaderLen is the length of the fixed IPv6 header (RFC 8200 §3).
+const ipv6HeaderLen = 40
 
 // openTUN creates TUN device name (no packet-info header) and brings it up.
 func openTUN(name string) (*os.File, error) {

@@ -58,6 +58,14 @@ const (
 	vipOffset      = 100
 )
 
+// The IPv6 networks of a lab with IPv6 set (from the documentation prefix, RFC
+// 3849): the inside LAN, NAT's outside network, and the IPv6 VIP.
+var (
+	Subnet6  = netip.MustParsePrefix("2001:db8::/64")
+	Outside6 = netip.MustParsePrefix("2001:db8:0:1::/64")
+	VIP6     = netip.MustParseAddr("2001:db8::100")
+)
+
 var (
 	defaultSubnet = netip.MustParsePrefix("198.18.0.0/24")
 	prefixRE      = regexp.MustCompile(`^[a-z][a-z0-9]{0,11}$`)
@@ -86,6 +94,11 @@ type Spec struct {
 	Outside netip.Prefix
 	// VIP is the virtual address, inside Subnet. Zero = Subnet's .100.
 	VIP netip.Addr
+	// IPv6 gives every host an IPv6 address as well, in Subnet6 (NAT's outside
+	// network: Outside6), the real servers the IPv6 VIP (VIP6) and the
+	// directors IPv6 services beside the IPv4 ones. Host n of the IPv4 subnet is
+	// host n of Subnet6 too (198.18.0.5 and 2001:db8::5).
+	IPv6 bool
 	// HTTPPort and UDPPort are where each real server's HTTP server (answering
 	// its name) and UDP echo listen, on every address. 0 = 80 and 53.
 	HTTPPort, UDPPort uint16
@@ -244,6 +257,15 @@ func (h Host) Addr() netip.Addr {
 	return h.Links[0].Addr.Addr()
 }
 
+// Addr6 returns the IPv6 address of the host's first interface, or the zero Addr
+// in a lab without IPv6 and for the switch.
+func (h Host) Addr6() netip.Addr {
+	if len(h.Links) == 0 {
+		return netip.Addr{}
+	}
+	return h.Links[0].Addr6.Addr()
+}
+
 // MAC returns the MAC of the host's first interface, or nil for the switch.
 func (h Host) MAC() net.HardwareAddr {
 	if len(h.Links) == 0 {
@@ -256,6 +278,7 @@ func (h Host) MAC() net.HardwareAddr {
 type Link struct {
 	Name   string       // inside the host: "eth0", "eth1"
 	Addr   netip.Prefix // address and subnet length
+	Addr6  netip.Prefix // IPv6 address and subnet length, in labs with IPv6 (else zero)
 	MAC    net.HardwareAddr
 	Bridge string // "br0" (Subnet) or "br1" (NAT's outside network)
 	Port   string // the veth's other end, in the switch
@@ -280,11 +303,19 @@ func plan(s Spec) []Host {
 	ns := func(name string) string { return s.Prefix + "-" + name }
 	in := func(n int) Link {
 		a := offset(s.Subnet, n)
-		return Link{Name: "eth0", Addr: netip.PrefixFrom(a, s.Subnet.Bits()), MAC: mac(0, a), Bridge: bridgeInside}
+		k := Link{Name: "eth0", Addr: netip.PrefixFrom(a, s.Subnet.Bits()), MAC: mac(0, a), Bridge: bridgeInside}
+		if s.IPv6 {
+			k.Addr6 = netip.PrefixFrom(offset(Subnet6, n), Subnet6.Bits())
+		}
+		return k
 	}
 	out := func(name string, n int) Link {
 		a := offset(s.Outside, n)
-		return Link{Name: name, Addr: netip.PrefixFrom(a, s.Outside.Bits()), MAC: mac(1, a), Bridge: bridgeOutside}
+		k := Link{Name: name, Addr: netip.PrefixFrom(a, s.Outside.Bits()), MAC: mac(1, a), Bridge: bridgeOutside}
+		if s.IPv6 {
+			k.Addr6 = netip.PrefixFrom(offset(Outside6, n), Outside6.Bits())
+		}
+		return k
 	}
 	hosts := []Host{{Name: "sw", NS: ns("sw"), Role: Switch}}
 	if s.Mode == NAT {

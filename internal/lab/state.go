@@ -58,6 +58,7 @@ type specJSON struct {
 	VIP         string `json:"vip"`
 	HTTPPort    uint16 `json:"http_port"`
 	UDPPort     uint16 `json:"udp_port"`
+	IPv6        bool   `json:"ipv6,omitempty"`
 	Exe         string `json:"exe"`
 }
 
@@ -65,7 +66,7 @@ func toJSON(s Spec) specJSON {
 	return specJSON{
 		Mode: s.Mode.String(), RealServers: s.RealServers, Directors: s.Directors,
 		Subnet: s.Subnet.String(), Outside: s.Outside.String(), VIP: s.VIP.String(),
-		HTTPPort: s.HTTPPort, UDPPort: s.UDPPort, Exe: s.Exe,
+		HTTPPort: s.HTTPPort, UDPPort: s.UDPPort, IPv6: s.IPv6, Exe: s.Exe,
 	}
 }
 
@@ -75,7 +76,7 @@ func (j specJSON) spec(prefix, dir string, detach bool) (Spec, error) {
 		return Spec{}, err
 	}
 	s := Spec{Prefix: prefix, Mode: m, RealServers: j.RealServers, Directors: j.Directors,
-		HTTPPort: j.HTTPPort, UDPPort: j.UDPPort, StateDir: dir, Exe: j.Exe, Detach: detach}
+		HTTPPort: j.HTTPPort, UDPPort: j.UDPPort, IPv6: j.IPv6, StateDir: dir, Exe: j.Exe, Detach: detach}
 	if s.Subnet, err = netip.ParsePrefix(j.Subnet); err != nil {
 		return Spec{}, err
 	}

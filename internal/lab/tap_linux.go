@@ -8,8 +8,6 @@ import (
 	"github.com/google/gopacket"
 	"github.com/google/gopacket/layers"
 	"golang.org/x/sys/unix"
-
-	"github.com/gvs-lb/gvs/bench"
 )
 
 // tapSYNs opens an AF_PACKET tap on host's eth0 — the view tcpdump has, frames in
@@ -59,7 +57,7 @@ func (l *Lab) tapSYNs(host string, n int) (func() []string, error) {
 			if !ok || !tcp.SYN || tcp.ACK {
 				continue
 			}
-			lines = append(lines, time.Now().Format("15:04:05.000000")+" "+bench.FormatFrame(p, nil))
+			lines = append(lines, time.Now().Format("15:04:05.000000")+" "+formatFrame(p))
 		}
 	}()
 	return func() []string {
@@ -74,3 +72,41 @@ func (l *Lab) tapSYNs(host string, n int) (func() []string, error) {
 }
 
 func htons(v uint16) uint16 { return v<<8 | v>>8 }
+
+// formatFrame describes an Ethernet frame with IP and TCP or UDP inside in
+// tcpdump -e -n's words: "SRCMAC > DSTMAC, ... IP (ttl N) SRC.PORT > DST.PORT: ...".
+// (The lab keeps its own formatter: bench imports the lab.)
+func formatFrame(p gopacket.Packet) string {
+	eth, _ := p.Layer(layers.LayerTypeEthernet).(*layers.Ethernet)
+	if eth == nil {
+		return "not an Ethernet frame"
+	}
+	s := fmt.Sprintf("%s > %s, ethertype %s (0x%04x), length %d: ", eth.SrcMAC, eth.DstMAC, eth.EthernetType, uint16(eth.EthernetType), len(p.Data()))
+	var src, dst string
+	var ttl uint8
+	ipv := "IP"
+	switch ip := p.NetworkLayer().(type) {
+	case *layers.IPv4:
+		src, dst, ttl = ip.SrcIP.String(), ip.DstIP.String(), ip.TTL
+	case *layers.IPv6:
+		src, dst, ttl, ipv = ip.SrcIP.String(), ip.DstIP.String(), ip.HopLimit, "IP6"
+	default:
+		return s
+	}
+	switch l4 := p.TransportLayer().(type) {
+	case *layers.TCP:
+		flags := ""
+		for _, f := range []struct {
+			on bool
+			c  string
+		}{{l4.FIN, "F"}, {l4.SYN, "S"}, {l4.RST, "R"}, {l4.PSH, "P"}, {l4.ACK, "."}} {
+			if f.on {
+				flags += f.c
+			}
+		}
+		return s + fmt.Sprintf("%s (ttl %d) %s.%d > %s.%d: Flags [%s], seq %d, length %d", ipv, ttl, src, l4.SrcPort, dst, l4.DstPort, flags, l4.Seq, len(l4.Payload))
+	case *layers.UDP:
+		return s + fmt.Sprintf("%s (ttl %d) %s.%d > %s.%d: UDP, length %d", ipv, ttl, src, l4.SrcPort, dst, l4.DstPort, len(l4.Payload))
+	}
+	return s + fmt.Sprintf("%s (ttl %d) %s > %s", ipv, ttl, src, dst)
+}
