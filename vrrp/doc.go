@@ -1,7 +1,10 @@
 // Package vrrp implements VRRP version 2 (RFC 3768) and version 3 (RFC 5798, RFC 9568)
 // as keepalived 2.2.7 speaks it: the advertisement codec, receive validation, and the
-// protocol state machine. It opens no sockets and starts no goroutines; a runner feeds
-// it packets, timer expiries and link events and carries out the Actions it returns.
+// protocol state machine, which opens no sockets and starts no goroutines (Instance,
+// Group: stepped with an injected clock); and around it the Transport (raw IP protocol
+// 112 sockets, multicast or unicast, TTL 255) and the Runner, which feeds the state
+// machines packets, timer expiries and link events with a real clock and carries out
+// the Actions they return.
 //
 // # Codec
 //

@@ -128,6 +128,18 @@ func Run(ctx context.Context, o Options) error {
 		r.rings = append(r.rings, ring)
 	}
 	defer r.closeRings()
+	if r.garp, err = openGARP(ifi); err != nil {
+		return err
+	}
+	defer r.garp.close()
+	if len(cfg.VRRP) > 0 {
+		// With VRRP the director serves nothing until an instance becomes master.
+		r.d.SetOwned([]netip.Addr{})
+		if r.vrrp, err = newVRRP(log, r.d, cfg.VRRP); err != nil {
+			return err
+		}
+		defer r.vrrp.close()
+	}
 	if cfg.Director.IngressDrop {
 		r.guard = newIngressGuard(ifi.Name)
 		defer func() {
@@ -171,6 +183,9 @@ func Run(ctx context.Context, o Options) error {
 	if metricsLn != nil {
 		r.metrics = NewMetrics(r.admin)
 		background("metrics", func(ctx context.Context) error { return r.metrics.Serve(ctx, metricsLn) })
+	}
+	if r.vrrp != nil {
+		background("vrrp", r.vrrp.run)
 	}
 	background("health checks", r.mon.Run)
 	background("rate estimator", r.admin.Run)
@@ -216,7 +231,9 @@ type runner struct {
 	hl      *healthLayer
 	mon     *health.Monitor
 	admin   *Admin
-	metrics *Metrics // nil unless metrics_listen
+	metrics *Metrics     // nil unless metrics_listen
+	vrrp    *vrrpManager // nil without [[vrrp]]
+	garp    *garpSender  // gratuitous ARP / unsolicited NA for reloads and adm changes
 }
 
 func (r *runner) closeRings() {
@@ -321,23 +338,15 @@ func (r *runner) reload(ctx context.Context, path string) error {
 // announce sends a gratuitous ARP (unsolicited NA for IPv6) for each VIP, so
 // neighbours learn (or re-learn) that this director serves it.
 func (r *runner) announce(vips []netip.Addr) {
-	if len(r.rings) == 0 {
+	if r.vrrp != nil {
+		// Only a VRRP master announces, and only the VIPs it owns.
+		vips = r.vrrp.ownedOf(vips)
+	}
+	if r.garp == nil || len(vips) == 0 {
 		return
 	}
-	var mac [6]byte
-	copy(mac[:], r.ifi.HardwareAddr)
-	frames := make([]dataplane.Frame, 0, len(vips))
-	for _, v := range vips {
-		buf := make([]byte, 128)
-		var n int
-		if v.Is4() {
-			n = dataplane.GratuitousARP(buf, mac, v.As4())
-		} else {
-			n = dataplane.UnsolicitedNA(buf, mac, v.As16())
-		}
-		frames = append(frames, dataplane.Frame{Buf: buf, Len: n})
-	}
-	if _, err := r.rings[0].WriteBatch(frames); err != nil && !errors.Is(err, net.ErrClosed) {
+	// Its own socket: a ring's WriteBatch belongs to its worker goroutine.
+	if err := r.garp.send(vips); err != nil && !errors.Is(err, net.ErrClosed) {
 		r.log.Warn("gratuitous ARP", "err", err)
 	}
 }

@@ -1,0 +1,452 @@
+package vrrp
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/netip"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// Member is one instance a Runner drives, with the transport its adverts go out on
+// and come in from. Members may share a Transport (same interface, family and
+// mode); the Runner then reads it once and hands each packet to the members with
+// the packet's VRID.
+type Member struct {
+	// Name is keepalived's vrrp_instance name, for logs ("VI_1").
+	Name      string
+	Instance  *Instance
+	Transport Transport
+	// LinkUp, if set, is polled about every advert interval (track_interface): false
+	// takes the instance to FAULT, true again back to BACKUP.
+	LinkUp func() bool
+}
+
+// Clock is the time source of a Runner: the real one (nil in RunnerOptions) or a
+// fake in tests.
+type Clock interface {
+	Now() time.Time
+	// NewTimer returns a channel that receives once d has passed, and a stop
+	// function.
+	NewTimer(d time.Duration) (<-chan time.Time, func() bool)
+}
+
+type realClock struct{}
+
+func (realClock) Now() time.Time { return time.Now() }
+func (realClock) NewTimer(d time.Duration) (<-chan time.Time, func() bool) {
+	t := time.NewTimer(d)
+	return t.C, t.Stop
+}
+
+// Transition describes one state change of one instance, with the reason in
+// keepalived's words.
+type Transition struct {
+	Name     string
+	Instance *Instance
+	From, To State
+	Reason   string
+}
+
+// RunnerOptions are the Runner's callbacks and clock. Callbacks run on the Runner's
+// goroutine, in the order the state machine returns the actions; they must not block
+// for long (a slow callback delays adverts).
+type RunnerOptions struct {
+	Logger *slog.Logger // nil: discard
+	Clock  Clock        // nil: the real clock
+	// BecomeMaster is called once per transition to MASTER, after the first advert
+	// went out: take the VIPs and announce them (gratuitous ARP / unsolicited NA).
+	BecomeMaster func(m *Member)
+	// LeaveMaster is called once per transition out of MASTER: release the VIPs.
+	LeaveMaster func(m *Member)
+	// Gratuitous is called when a master must repeat its announcements (it heard a
+	// lower priority).
+	Gratuitous func(m *Member)
+	// StateChange is called for every transition, after the actions above.
+	StateChange func(t Transition)
+}
+
+// Runner drives Instances (and their sync Groups) with a clock and transports: it
+// receives adverts, delivers timer events at NextDeadline, sends adverts and calls
+// the callbacks for the other actions. Run blocks until its context ends, then
+// shuts every instance down (a master advertises priority 0) and closes the
+// transports.
+type Runner struct {
+	members []*Member
+	opts    RunnerOptions
+	log     *slog.Logger
+	clock   Clock
+	drops   [NumReasons]atomic.Uint64
+	sent    atomic.Uint64
+	sendErr atomic.Uint64
+	rx      atomic.Uint64
+	// warned records, per member and Reason, whether the drop was logged at Warn
+	// (the first one is; the rest at Debug: keepalived logs every one).
+	warned map[*Member]*[NumReasons]bool
+
+	mu     sync.Mutex // guards states
+	states map[*Instance]State
+	// zero records the members whose last accepted advert had priority 0, so that
+	// the takeover that follows is logged with that reason.
+	zero map[*Member]bool
+}
+
+// NewRunner returns a Runner for members. Each Instance must be in StateInitialize
+// and listed once; members of a Group must all be listed.
+func NewRunner(members []Member, opts RunnerOptions) (*Runner, error) {
+	r := &Runner{opts: opts, log: opts.Logger, clock: opts.Clock, warned: map[*Member]*[NumReasons]bool{}, states: map[*Instance]State{},
+		zero: map[*Member]bool{}}
+	if r.log == nil {
+		r.log = slog.New(slog.DiscardHandler)
+	}
+	if r.clock == nil {
+		r.clock = realClock{}
+	}
+	seen := map[*Instance]bool{}
+	for i := range members {
+		m := members[i]
+		switch {
+		case m.Instance == nil || m.Transport == nil:
+			return nil, fmt.Errorf("vrrp: runner: %w: member %q needs an instance and a transport", ErrInvalidConfig, m.Name)
+		case seen[m.Instance]:
+			return nil, fmt.Errorf("vrrp: runner: %w: instance %q listed twice", ErrInvalidConfig, m.Name)
+		case m.Instance.State() != StateInitialize:
+			return nil, fmt.Errorf("vrrp: runner: %w: instance %q already started", ErrInvalidConfig, m.Name)
+		}
+		seen[m.Instance] = true
+		r.members = append(r.members, &m)
+		r.warned[&m] = new([NumReasons]bool)
+		r.states[m.Instance] = StateInitialize
+	}
+	for _, m := range r.members {
+		if g := m.Instance.group; g != nil {
+			for _, o := range g.members {
+				if !seen[o] {
+					return nil, fmt.Errorf("vrrp: runner: %w: sync group member VRID %d of %q is not in the runner", ErrInvalidConfig, o.cfg.VRID, m.Name)
+				}
+			}
+		}
+	}
+	return r, nil
+}
+
+// Drops returns how many received packets were dropped, per Reason. ErrVRID counts
+// adverts for VRIDs no member has (keepalived ignores those silently).
+func (r *Runner) Drops() [NumReasons]uint64 {
+	var out [NumReasons]uint64
+	for i := range r.drops {
+		out[i] = r.drops[i].Load()
+	}
+	return out
+}
+
+// Counters returns adverts received (decoded), sent, and failed sends.
+func (r *Runner) Counters() (received, sent, sendErrors uint64) {
+	return r.rx.Load(), r.sent.Load(), r.sendErr.Load()
+}
+
+// State returns the state of a member's instance as of the last step, safe to call
+// from any goroutine.
+func (r *Runner) State(in *Instance) State {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.states[in]
+}
+
+type received struct {
+	tr Transport
+	p  *Packet
+}
+
+// Run starts the instances and drives them until ctx is done, then shuts them down
+// and closes the transports. It returns nil after a clean shutdown, or the first
+// transport error that is not about a bad packet.
+func (r *Runner) Run(ctx context.Context) error {
+	var transports []Transport
+	for _, m := range r.members {
+		dup := false
+		for _, t := range transports {
+			if t == m.Transport {
+				dup = true
+			}
+		}
+		if !dup {
+			transports = append(transports, m.Transport)
+		}
+	}
+	rx := make(chan received, 16)
+	errc := make(chan error, len(transports))
+	done := make(chan struct{})
+	var wg sync.WaitGroup
+	for _, t := range transports {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			r.readLoop(t, rx, errc, done)
+		}()
+	}
+	defer func() {
+		close(done)
+		for _, t := range transports {
+			t.Close()
+		}
+		wg.Wait()
+	}()
+
+	for _, m := range r.members {
+		if m.Instance.State() == StateInitialize {
+			if m.LinkUp != nil && !m.LinkUp() {
+				r.step(m, Event{Kind: EventLinkDown}, "interface down")
+			}
+			r.step(m, Event{Kind: EventStart}, "init")
+		}
+	}
+	linkPoll := time.Duration(0)
+	for _, m := range r.members {
+		if m.LinkUp != nil {
+			if iv := m.Instance.cfg.Interval; linkPoll == 0 || iv < linkPoll {
+				linkPoll = iv
+			}
+		}
+	}
+	var nextPoll time.Time
+	if linkPoll > 0 {
+		nextPoll = r.clock.Now().Add(linkPoll)
+	}
+	linkState := map[*Member]bool{}
+	for _, m := range r.members {
+		if m.LinkUp != nil {
+			linkState[m] = m.Instance.State() != StateFault
+		}
+	}
+
+	var runErr error
+	for {
+		now := r.clock.Now()
+		next := nextPoll
+		for _, m := range r.members {
+			if d := m.Instance.NextDeadline(); !d.IsZero() && (next.IsZero() || d.Before(next)) {
+				next = d
+			}
+		}
+		var tc <-chan time.Time
+		stop := func() bool { return false }
+		if !next.IsZero() {
+			tc, stop = r.clock.NewTimer(max(next.Sub(now), 0))
+		}
+		select {
+		case <-ctx.Done():
+			stop()
+			r.shutdown()
+			return runErr
+		case err := <-errc:
+			stop()
+			runErr = err
+			r.shutdown()
+			return runErr
+		case in := <-rx:
+			stop()
+			r.dispatch(in)
+		case <-tc:
+			now := r.clock.Now()
+			if !nextPoll.IsZero() && !now.Before(nextPoll) {
+				nextPoll = now.Add(linkPoll)
+				for _, m := range r.members {
+					if m.LinkUp == nil {
+						continue
+					}
+					up := m.LinkUp()
+					if up == linkState[m] {
+						continue
+					}
+					linkState[m] = up
+					if up {
+						r.log.Info("VRRP interface up", "instance", m.Name)
+						r.step(m, Event{Kind: EventLinkUp}, "interface up")
+					} else {
+						r.log.Warn("VRRP interface down", "instance", m.Name)
+						r.step(m, Event{Kind: EventLinkDown}, "interface down")
+					}
+				}
+			}
+			for _, m := range r.members {
+				if d := m.Instance.NextDeadline(); !d.IsZero() && !now.Before(d) {
+					reason := "advert timer"
+					if m.Instance.State() == StateBackup {
+						reason = "master down timer expired (no advert for Master_Down_Interval)"
+						if r.zero[m] {
+							reason = "backup received priority 0 advertisement: took over after Skew_Time"
+						}
+					}
+					r.step(m, Event{Kind: EventTimer}, reason)
+				}
+			}
+		}
+	}
+}
+
+func (r *Runner) readLoop(t Transport, rx chan<- received, errc chan<- error, done <-chan struct{}) {
+	for {
+		p := new(Packet)
+		err := t.Receive(p)
+		if err != nil {
+			var reason Reason
+			switch {
+			case errors.As(err, &reason):
+				r.drops[reason].Add(1)
+				r.log.Debug("VRRP packet dropped", "reason", reason.String())
+				continue
+			case errors.Is(err, ErrClosed):
+				return
+			}
+			select {
+			case errc <- err:
+			case <-done:
+			}
+			return
+		}
+		r.rx.Add(1)
+		select {
+		case rx <- received{t, p}:
+		case <-done:
+			return
+		}
+	}
+}
+
+// dispatch hands a packet to the members of its transport with its VRID.
+func (r *Runner) dispatch(in received) {
+	p := in.p
+	matched := false
+	for _, m := range r.members {
+		if m.Transport != in.tr || m.Instance.cfg.VRID != p.Advert.VRID || m.Instance.cfg.Src.Is6() != p.Src.Is6() {
+			continue
+		}
+		matched = true
+		inst := m.Instance
+		prevState, myPrio := inst.State(), inst.Priority()
+		now := r.clock.Now()
+		acts, err := inst.Receive(now, p)
+		if err != nil {
+			var reason Reason
+			if errors.As(err, &reason) {
+				r.drops[reason].Add(1)
+				level := slog.LevelDebug
+				if w := r.warned[m]; !w[reason] {
+					w[reason] = true
+					level = slog.LevelWarn
+				}
+				r.log.Log(context.Background(), level, "VRRP advert dropped", "instance", m.Name, "from", p.Src, "reason", reason.String(),
+					"version", p.Advert.Version, "priority", p.Advert.Priority, "interval", p.Advert.Interval)
+			}
+			continue
+		}
+		r.zero[m] = p.Advert.Priority == PriorityStop
+		r.exec(m, acts, advertReason(prevState, myPrio, p))
+	}
+	if !matched {
+		r.drops[ErrVRID].Add(1)
+	}
+}
+
+// advertReason says, the way keepalived logs it, why an advert changed the state.
+func advertReason(state State, ours uint8, p *Packet) string {
+	a := &p.Advert
+	switch {
+	case a.Priority == PriorityStop:
+		return fmt.Sprintf("received priority 0 advert from %v", p.Src)
+	case state == StateMaster && a.Priority > ours:
+		return fmt.Sprintf("master received advert from %v with higher priority %d, ours %d", p.Src, a.Priority, ours)
+	case state == StateMaster && a.Priority == ours:
+		return fmt.Sprintf("master received advert from %v with same priority %d but higher IP address than ours", p.Src, ours)
+	case state == StateMaster:
+		return fmt.Sprintf("received advert from %v with lower priority %d, ours %d, forcing new election", p.Src, a.Priority, ours)
+	}
+	return fmt.Sprintf("advert from %v priority %d", p.Src, a.Priority)
+}
+
+func (r *Runner) step(m *Member, ev Event, reason string) {
+	r.exec(m, m.Instance.Step(r.clock.Now(), ev), reason)
+}
+
+// exec carries out actions; reason explains any state change among them.
+func (r *Runner) exec(m *Member, acts []Action, reason string) {
+	for _, a := range acts {
+		am := r.member(a.Instance)
+		if am == nil {
+			continue
+		}
+		switch a.Kind {
+		case ActionSendAdvert:
+			r.send(am, a.Priority)
+		case ActionBecomeMaster:
+			if r.opts.BecomeMaster != nil {
+				r.opts.BecomeMaster(am)
+			}
+		case ActionLeaveMaster:
+			if r.opts.LeaveMaster != nil {
+				r.opts.LeaveMaster(am)
+			}
+		case ActionGratuitous:
+			if r.opts.Gratuitous != nil {
+				r.opts.Gratuitous(am)
+			}
+		case ActionStateChange:
+			why := reason
+			if am != m {
+				why = fmt.Sprintf("sync group: %s %s", m.Name, reason)
+			}
+			r.mu.Lock()
+			r.states[am.Instance] = a.To
+			r.mu.Unlock()
+			r.log.Info("VRRP Entering "+a.To.String()+" STATE", "instance", am.Name, "from", a.From.String(), "reason", why,
+				"priority", am.Instance.Priority())
+			if r.opts.StateChange != nil {
+				r.opts.StateChange(Transition{Name: am.Name, Instance: am.Instance, From: a.From, To: a.To, Reason: why})
+			}
+		}
+	}
+}
+
+func (r *Runner) member(in *Instance) *Member {
+	for _, m := range r.members {
+		if m.Instance == in {
+			return m
+		}
+	}
+	return nil
+}
+
+// send sends one advert with prio to the multicast group or to every unicast peer.
+func (r *Runner) send(m *Member, prio uint8) {
+	cfg := &m.Instance.cfg
+	p := Packet{Src: cfg.Src, HopLimit: HopLimit, TOS: TOSNetworkControl, Advert: cfg.Advert(prio)}
+	dsts := cfg.Peers
+	if len(dsts) == 0 {
+		dsts = []netip.Addr{MulticastGroup(cfg.Src.Is6())}
+	}
+	for _, d := range dsts {
+		p.Dst = d
+		if err := m.Transport.Send(&p); err != nil {
+			r.sendErr.Add(1)
+			r.log.Warn("VRRP send failed", "instance", m.Name, "to", d, "err", err)
+			continue
+		}
+		r.sent.Add(1)
+		if prio == PriorityStop {
+			r.log.Info("VRRP sent 0 priority", "instance", m.Name, "to", d)
+		}
+	}
+}
+
+// shutdown steps every started instance (once per group) through EventShutdown.
+func (r *Runner) shutdown() {
+	for _, m := range r.members {
+		if m.Instance.State() != StateInitialize {
+			r.step(m, Event{Kind: EventShutdown}, "shutdown")
+		}
+	}
+}

@@ -1,0 +1,353 @@
+package vrrp
+
+import (
+	"context"
+	"net/netip"
+	"sync"
+	"testing"
+	"time"
+)
+
+// fakeClock is a Clock the test advances by hand.
+type fakeClock struct {
+	mu     sync.Mutex
+	now    time.Time
+	timers []fakeTimer
+}
+
+type fakeTimer struct {
+	at time.Time
+	c  chan time.Time
+}
+
+func newFakeClock() *fakeClock { return &fakeClock{now: time.Unix(1_700_000_000, 0)} }
+
+func (c *fakeClock) Now() time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.now
+}
+
+func (c *fakeClock) NewTimer(d time.Duration) (<-chan time.Time, func() bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	ch := make(chan time.Time, 1)
+	at := c.now.Add(d)
+	if d <= 0 {
+		ch <- c.now
+		return ch, func() bool { return false }
+	}
+	c.timers = append(c.timers, fakeTimer{at, ch})
+	return ch, func() bool {
+		c.mu.Lock()
+		defer c.mu.Unlock()
+		for i, t := range c.timers {
+			if t.c == ch {
+				c.timers = append(c.timers[:i], c.timers[i+1:]...)
+				return true
+			}
+		}
+		return false
+	}
+}
+
+// Advance moves the clock and fires the timers due.
+func (c *fakeClock) Advance(d time.Duration) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.now = c.now.Add(d)
+	kept := c.timers[:0]
+	for _, t := range c.timers {
+		if !t.at.After(c.now) {
+			t.c <- c.now
+		} else {
+			kept = append(kept, t)
+		}
+	}
+	c.timers = kept
+}
+
+// fakeTransport records what is sent and delivers what the test injects.
+type fakeTransport struct {
+	sent chan Packet
+	in   chan Packet
+	done chan struct{}
+	once sync.Once
+}
+
+func newFakeTransport() *fakeTransport {
+	return &fakeTransport{sent: make(chan Packet, 64), in: make(chan Packet, 16), done: make(chan struct{})}
+}
+
+func (t *fakeTransport) Send(p *Packet) error {
+	q := *p
+	q.Advert.Addrs = append([]netip.Addr(nil), p.Advert.Addrs...)
+	select {
+	case t.sent <- q:
+	default:
+	}
+	return nil
+}
+
+func (t *fakeTransport) Receive(p *Packet) error {
+	select {
+	case q := <-t.in:
+		*p = q
+		return nil
+	case <-t.done:
+		return ErrClosed
+	}
+}
+
+func (t *fakeTransport) Close() error {
+	t.once.Do(func() { close(t.done) })
+	return nil
+}
+
+// recorder counts the Runner's callbacks.
+type recorder struct {
+	mu          sync.Mutex
+	become      int
+	leave       int
+	transitions []Transition
+	changed     chan Transition
+}
+
+func newRecorder() *recorder { return &recorder{changed: make(chan Transition, 64)} }
+
+func (r *recorder) opts(c Clock) RunnerOptions {
+	return RunnerOptions{
+		Clock: c,
+		BecomeMaster: func(*Member) {
+			r.mu.Lock()
+			r.become++
+			r.mu.Unlock()
+		},
+		LeaveMaster: func(*Member) {
+			r.mu.Lock()
+			r.leave++
+			r.mu.Unlock()
+		},
+		StateChange: func(t Transition) {
+			r.mu.Lock()
+			r.transitions = append(r.transitions, t)
+			r.mu.Unlock()
+			r.changed <- t
+		},
+	}
+}
+
+func (r *recorder) counts() (int, int) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.become, r.leave
+}
+
+func waitState(t *testing.T, r *recorder, to State) Transition {
+	t.Helper()
+	select {
+	case tr := <-r.changed:
+		if tr.To != to {
+			t.Fatalf("transition %v->%v (%s), want ->%v", tr.From, tr.To, tr.Reason, to)
+		}
+		return tr
+	case <-time.After(5 * time.Second):
+		t.Fatalf("no transition to %v", to)
+	}
+	return Transition{}
+}
+
+func waitSent(t *testing.T, tr *fakeTransport) Packet {
+	t.Helper()
+	select {
+	case p := <-tr.sent:
+		return p
+	case <-time.After(5 * time.Second):
+		t.Fatal("nothing sent")
+	}
+	return Packet{}
+}
+
+var (
+	runnerSrc  = netip.MustParseAddr("198.18.0.3")
+	runnerPeer = netip.MustParseAddr("198.18.0.4")
+	runnerVIP  = netip.MustParseAddr("198.18.0.100")
+)
+
+func runnerConfig(prio uint8) Config {
+	return Config{VRID: 51, Version: Version3, Priority: prio, Interval: time.Second, Src: runnerSrc, Addrs: []netip.Addr{runnerVIP}}
+}
+
+func startRunner(t *testing.T, cfg Config, c Clock, rec *recorder) (*fakeTransport, context.CancelFunc, chan error) {
+	t.Helper()
+	in, err := NewInstance(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tr := newFakeTransport()
+	r, err := NewRunner([]Member{{Name: "VI_1", Instance: in, Transport: tr}}, rec.opts(c))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- r.Run(ctx) }()
+	t.Cleanup(func() {
+		cancel()
+		<-done
+	})
+	return tr, cancel, done
+}
+
+// advertFrom is a received multicast advert.
+func advertFrom(src netip.Addr, prio uint8) Packet {
+	return Packet{Src: src, Dst: MulticastGroup(false), HopLimit: HopLimit,
+		Advert: Advert{Version: Version3, VRID: 51, Priority: prio, Interval: time.Second, Addrs: []netip.Addr{runnerVIP}}}
+}
+
+func TestRunnerBackupTakesOverAfterMasterDownInterval(t *testing.T) {
+	c := newFakeClock()
+	rec := newRecorder()
+	tr, cancel, done := startRunner(t, runnerConfig(100), c, rec)
+	if tr := waitState(t, rec, StateBackup); tr.Reason != "init" {
+		t.Fatalf("reason %q", tr.Reason)
+	}
+	// A master at 150 keeps us backup; each advert restarts the down timer.
+	for range 5 {
+		p := advertFrom(runnerPeer, 150)
+		tr.in <- p
+		time.Sleep(20 * time.Millisecond)
+		c.Advance(time.Second)
+	}
+	select {
+	case x := <-rec.changed:
+		t.Fatalf("unexpected transition %v->%v while the master advertises", x.From, x.To)
+	default:
+	}
+	// Silence (the last advert was 1 s ago): Master_Down_Interval = 3 s + 156/256 s.
+	c.Advance(2500 * time.Millisecond)
+	time.Sleep(20 * time.Millisecond)
+	select {
+	case x := <-rec.changed:
+		t.Fatalf("took over before the skew time: %v", x)
+	default:
+	}
+	c.Advance(time.Second)
+	x := waitState(t, rec, StateMaster)
+	if x.From != StateBackup || x.Reason == "" {
+		t.Fatalf("transition %+v", x)
+	}
+	p := waitSent(t, tr)
+	if p.Advert.Priority != 100 || p.Dst != MulticastGroup(false) || p.Src != runnerSrc || p.HopLimit != HopLimit {
+		t.Fatalf("first advert %+v", p)
+	}
+	// Adverts every interval while master.
+	c.Advance(time.Second)
+	if p := waitSent(t, tr); p.Advert.Priority != 100 {
+		t.Fatalf("periodic advert priority %d", p.Advert.Priority)
+	}
+	// Shutdown: priority 0, LeaveMaster once.
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	done <- nil // for the cleanup
+	var last Packet
+	for len(tr.sent) > 0 {
+		last = <-tr.sent
+	}
+	if last.Advert.Priority != PriorityStop {
+		t.Fatalf("last advert on shutdown has priority %d, want 0", last.Advert.Priority)
+	}
+	if b, l := rec.counts(); b != 1 || l != 1 {
+		t.Fatalf("BecomeMaster %d times, LeaveMaster %d times; want 1 and 1", b, l)
+	}
+}
+
+func TestRunnerMasterYieldsToHigherPriority(t *testing.T) {
+	c := newFakeClock()
+	rec := newRecorder()
+	tr, _, _ := startRunner(t, runnerConfig(150), c, rec)
+	waitState(t, rec, StateBackup)
+	c.Advance(4 * time.Second)
+	waitState(t, rec, StateMaster)
+	waitSent(t, tr)
+	// A lower priority: keepalived re-advertises at once and stays master.
+	tr.in <- advertFrom(runnerPeer, 100)
+	if p := waitSent(t, tr); p.Advert.Priority != 150 {
+		t.Fatalf("re-advert priority %d", p.Advert.Priority)
+	}
+	// A higher priority: back to backup at once, without a priority-0 advert.
+	tr.in <- advertFrom(runnerPeer, 200)
+	x := waitState(t, rec, StateBackup)
+	if x.Reason != "master received advert from 198.18.0.4 with higher priority 200, ours 150" {
+		t.Fatalf("reason %q", x.Reason)
+	}
+	select {
+	case p := <-tr.sent:
+		t.Fatalf("sent %v when yielding", p.Advert.Priority)
+	case <-time.After(50 * time.Millisecond):
+	}
+	if b, l := rec.counts(); b != 1 || l != 1 {
+		t.Fatalf("BecomeMaster %d, LeaveMaster %d; want 1 and 1", b, l)
+	}
+}
+
+func TestRunnerCountsDrops(t *testing.T) {
+	c := newFakeClock()
+	rec := newRecorder()
+	in, _ := NewInstance(runnerConfig(100))
+	tr := newFakeTransport()
+	r, err := NewRunner([]Member{{Name: "VI_1", Instance: in, Transport: tr}}, rec.opts(c))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- r.Run(ctx) }()
+	defer func() { cancel(); <-done }()
+	waitState(t, rec, StateBackup)
+	bad := advertFrom(runnerPeer, 150)
+	bad.HopLimit = 64
+	tr.in <- bad
+	other := advertFrom(runnerPeer, 150)
+	other.Advert.VRID = 52
+	tr.in <- other
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		d := r.Drops()
+		if d[ErrTTL] == 1 && d[ErrVRID] == 1 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("drops %v", d)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+func TestRunnerOwnerStartsMaster(t *testing.T) {
+	c := newFakeClock()
+	rec := newRecorder()
+	tr, _, _ := startRunner(t, runnerConfig(PriorityOwner), c, rec)
+	x := waitState(t, rec, StateMaster)
+	if x.From != StateInitialize {
+		t.Fatalf("%+v", x)
+	}
+	if p := waitSent(t, tr); p.Advert.Priority != PriorityOwner {
+		t.Fatalf("priority %d", p.Advert.Priority)
+	}
+}
+
+func TestNewRunnerRejectsGroupWithMissingMember(t *testing.T) {
+	a, _ := NewInstance(runnerConfig(100))
+	cb := runnerConfig(100)
+	cb.VRID = 52
+	b, _ := NewInstance(cb)
+	if _, err := NewGroup(a, b); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := NewRunner([]Member{{Name: "a", Instance: a, Transport: newFakeTransport()}}, RunnerOptions{}); err == nil {
+		t.Fatal("a group member outside the runner was accepted")
+	}
+}
