@@ -22,7 +22,7 @@ var errHelp = flag.ErrHelp
 
 func cmdBench(args []string, stdout, stderr io.Writer) error {
 	if len(args) == 0 {
-		return fmt.Errorf("%w: gvs bench synth|replay|dump (see gvs bench synth -h)", errUsage)
+		return fmt.Errorf("%w: gvs bench synth|replay|dump|live (see gvs bench synth -h)", errUsage)
 	}
 	switch args[0] {
 	case "synth":
@@ -31,8 +31,10 @@ func cmdBench(args []string, stdout, stderr io.Writer) error {
 		return cmdReplay(args[1:], stdout, stderr)
 	case "dump":
 		return cmdDump(args[1:], stdout, stderr)
+	case "live":
+		return cmdBenchLive(args[1:], stdout, stderr)
 	}
-	return fmt.Errorf("%w: unknown bench command %q (synth, replay or dump)", errUsage, args[0])
+	return fmt.Errorf("%w: unknown bench command %q (synth, replay, dump or live)", errUsage, args[0])
 }
 
 func newFlags(name, help string, stderr io.Writer) *flag.FlagSet {

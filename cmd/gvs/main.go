@@ -25,6 +25,7 @@ Usage:
   gvs bench synth --out F [...]     write a synthetic pcap trace
   gvs bench replay -c FILE --in F   run a pcap through the Director in-process and report
   gvs bench dump --in F             print a pcap like tcpdump -e -n
+  gvs bench live                    live pps vs nftables and the bridge in a lab (root)
   gvs import keepalived|ipvsadm FILE [-o OUT]
                                     turn a keepalived.conf or ipvsadm-save dump into gvs TOML
   gvs lab up|down|status|demo       network-namespace teaching lab (see gvs lab -h)
