@@ -182,6 +182,12 @@ func Run(ctx context.Context, o Options) error {
 	}
 	if metricsLn != nil {
 		r.metrics = NewMetrics(r.admin)
+		if r.vrrp != nil {
+			r.vrrp.onState = r.metrics.SetVRRPState
+			for _, v := range cfg.VRRP {
+				r.metrics.SetVRRPState(v.Name, "INIT")
+			}
+		}
 		background("metrics", func(ctx context.Context) error { return r.metrics.Serve(ctx, metricsLn) })
 	}
 	if r.vrrp != nil {

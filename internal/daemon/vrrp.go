@@ -88,6 +88,9 @@ type vrrpManager struct {
 	trs      []vrrp.Transport
 	cfgs     map[*vrrp.Instance]config.VRRP
 
+	// onState, when set before run, hears every state change (metrics).
+	onState func(instance, state string)
+
 	mu     sync.Mutex
 	owned  map[*vrrp.Instance][]netip.Addr // VIPs of the instances in MASTER
 	timers map[*vrrp.Instance][]*time.Timer
@@ -165,6 +168,11 @@ func newVRRP(log *slog.Logger, d *dataplane.Director, vs []config.VRRP) (*vrrpMa
 		Gratuitous: func(mb *vrrp.Member) {
 			v := m.cfgs[mb.Instance]
 			m.burst(mb.Instance, v.VirtualIPAddress, v.GARPMasterRepeat)
+		},
+		StateChange: func(tr vrrp.Transition) {
+			if m.onState != nil {
+				m.onState(tr.Name, tr.To.String())
+			}
 		},
 	})
 	if err != nil {
