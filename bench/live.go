@@ -64,9 +64,9 @@ type LiveLab struct {
 
 // LiveOptions configures RunLive. Zero fields take the defaults in DefaultLive.
 type LiveOptions struct {
-	Rounds  int           // interleaved rounds (each measures every path once per pinning)
-	Seconds time.Duration // measured time per path and round (after Warmup)
-	Warmup  time.Duration // traffic before the counters are read
+	Rounds   int           // interleaved rounds (each measures every path once per pinning)
+	Duration time.Duration // measured time per path and round (after Warmup)
+	Warmup   time.Duration // traffic before the counters are read
 	// Pin selects the pinned measurement (generator on GenCPU, gvs on DirCPU); Unpinned
 	// the unpinned one. Both may be set: each round then runs both, pinned first.
 	Pin, Unpinned  bool
@@ -84,7 +84,7 @@ type LiveOptions struct {
 // 256 flows, ingress drop on, wrk for 3 s with 32 connections.
 func DefaultLive() LiveOptions {
 	return LiveOptions{
-		Rounds: 3, Seconds: 5 * time.Second, Warmup: time.Second,
+		Rounds: 3, Duration: 5 * time.Second, Warmup: time.Second,
 		Pin: true, Unpinned: true, GenCPU: 1, DirCPU: 0,
 		Workers: 1, Flows: 256, IngressDrop: true,
 		WRK: true, WRKSeconds: 3, WRKConns: 32,

@@ -56,8 +56,8 @@ func (o LiveOptions) withDefaults() LiveOptions {
 	if o.Rounds <= 0 {
 		o.Rounds = d.Rounds
 	}
-	if o.Seconds <= 0 {
-		o.Seconds = d.Seconds
+	if o.Duration <= 0 {
+		o.Duration = d.Duration
 	}
 	if o.Warmup <= 0 {
 		o.Warmup = d.Warmup
@@ -225,7 +225,7 @@ func (b *liveBench) sample(ctx context.Context, round int, pinned bool, path str
 	// (~4–5 with gvs's threads); clearly more means something else competed for the
 	// CPUs and the slot should not be trusted.
 	var runq, nq float64
-	for end := time.Now().Add(b.o.Seconds); time.Now().Before(end); {
+	for end := time.Now().Add(b.o.Duration); time.Now().Before(end); {
 		if err := sleepCtx(ctx, min(100*time.Millisecond, time.Until(end))); err != nil {
 			return s, err
 		}
@@ -338,7 +338,7 @@ func (b *liveBench) startTrafgen(ctx context.Context, round int, pinned bool, pa
 	}
 	// -n bounds the run even if the stop below never came: at most ~5 Mpps for the
 	// whole slot plus slack. --no-sock-mem, --notouch-irq: touch no global socket memory or IRQ settings.
-	max := uint64(5e6 * (b.o.Warmup + b.o.Seconds + 10*time.Second).Seconds())
+	max := uint64(5e6 * (b.o.Warmup + b.o.Duration + 10*time.Second).Seconds())
 	argv := []string{"trafgen", "--dev", "eth0", "--conf", conf, "--cpus", "1", "--no-sock-mem", "--notouch-irq", "--no-cpu-stats", "-n", strconv.FormatUint(max, 10)}
 	if pinned {
 		argv = append([]string{"taskset", "-c", strconv.Itoa(b.o.GenCPU)}, argv...)

@@ -38,7 +38,7 @@ func cmdBenchLive(args []string, stdout, stderr io.Writer) error {
 	o := bench.DefaultLive()
 	fs := newFlags("live", benchLiveHelp, stderr)
 	fs.IntVar(&o.Rounds, "rounds", o.Rounds, "interleaved rounds")
-	secs := fs.Float64("seconds", o.Seconds.Seconds(), "measured seconds per path and round")
+	secs := fs.Float64("seconds", o.Duration.Seconds(), "measured seconds per path and round")
 	pin := fs.Bool("pin", false, "measure pinned only")
 	unpinned := fs.Bool("unpinned", false, "measure unpinned only")
 	fs.IntVar(&o.GenCPU, "gen-cpu", o.GenCPU, "CPU of the generator when pinned")
@@ -57,7 +57,7 @@ func cmdBenchLive(args []string, stdout, stderr io.Writer) error {
 	if *secs <= 0 || o.Rounds <= 0 {
 		return fmt.Errorf("%w: live: --seconds and --rounds must be positive", errUsage)
 	}
-	o.Seconds = time.Duration(*secs * float64(time.Second))
+	o.Duration = time.Duration(*secs * float64(time.Second))
 	o.Pin, o.Unpinned = *pin || !*unpinned, *unpinned || !*pin
 	o.WRK = !*noWRK
 	if err := o.CheckTools(); err != nil {
@@ -71,7 +71,7 @@ func cmdBenchLive(args []string, stdout, stderr io.Writer) error {
 	defer stop()
 	// A hard bound on the whole run: every slot, gvs start and wrk run, plus slack.
 	slots := o.Rounds * 3 * 2
-	limit := time.Duration(slots)*(o.Seconds+o.Warmup+20*time.Second) + 3*time.Minute
+	limit := time.Duration(slots)*(o.Duration+o.Warmup+20*time.Second) + 3*time.Minute
 	ctx, cancel := context.WithTimeout(ctx, limit)
 	defer cancel()
 	res, err := runBenchLive(ctx, o, exe, stderr)
