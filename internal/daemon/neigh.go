@@ -63,15 +63,31 @@ func (n *neighbors) resolve(ctx context.Context, addrs []netip.Addr) (map[netip.
 		return out, nil
 	}
 	var missing []netip.Addr
-	c, err := arp.Dial(n.ifi)
-	if err != nil {
-		return out, ask
-	}
-	defer c.Close()
+	var c *arp.Client // dialled for the first IPv4 address that needs it
+	defer func() {
+		if c != nil {
+			c.Close()
+		}
+	}()
 	for _, a := range ask {
 		if !a.Is4() {
-			missing = append(missing, a) // IPv6 real servers need a pinned MAC for now
+			var hw net.HardwareAddr
+			for try := 0; try < 3 && hw == nil && ctx.Err() == nil; try++ {
+				hw, _ = solicit(n.ifi, a, n.timeout)
+			}
+			if hw == nil {
+				missing = append(missing, a)
+			} else {
+				out[a] = hw
+			}
 			continue
+		}
+		if c == nil {
+			var err error
+			if c, err = arp.Dial(n.ifi); err != nil {
+				missing = append(missing, a)
+				continue
+			}
 		}
 		var hw net.HardwareAddr
 		for try := 0; try < 3 && hw == nil && ctx.Err() == nil; try++ {

@@ -1,6 +1,7 @@
 package daemon
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -200,6 +201,10 @@ func Run(ctx context.Context, o Options) error {
 	}
 	tick := time.NewTicker(time.Second)
 	defer tick.Stop()
+	// Real servers' MACs are refreshed like a neighbour cache: a server that was
+	// unreachable at start or whose MAC changed is found again.
+	refresh := time.NewTicker(30 * time.Second)
+	defer refresh.Stop()
 	var runErr error
 loop:
 	for {
@@ -212,6 +217,8 @@ loop:
 		case <-tick.C:
 			// Expire connections even when no traffic arrives to drive it.
 			r.d.Table().Expire(now(), 0)
+		case <-refresh.C:
+			r.refreshMACs(ctx)
 		case <-o.Reload:
 			if err := r.reload(ctx, o.ConfigPath); err != nil {
 				log.Error("reload failed; keeping the running configuration", "err", err)
@@ -237,9 +244,10 @@ type runner struct {
 	hl      *healthLayer
 	mon     *health.Monitor
 	admin   *Admin
-	metrics *Metrics     // nil unless metrics_listen
-	vrrp    *vrrpManager // nil without [[vrrp]]
-	garp    *garpSender  // gratuitous ARP / unsolicited NA for reloads and adm changes
+	metrics *Metrics            // nil unless metrics_listen
+	vrrp    *vrrpManager        // nil without [[vrrp]]
+	garp    *garpSender         // gratuitous ARP / unsolicited NA for reloads and adm changes
+	pinned  map[netip.Addr]bool // real servers whose MAC the config pins (main loop only)
 }
 
 func (r *runner) closeRings() {
@@ -262,10 +270,13 @@ func (r *runner) resolve(ctx context.Context, cfg *config.Config) ([]dataplane.S
 			need = append(need, a)
 		}
 	}
+	r.pinned = map[netip.Addr]bool{}
 	for i, s := range specs {
 		for _, rs := range s.RealServers {
 			if len(rs.MAC) == 0 {
 				want(rs.Addr)
+			} else {
+				r.pinned[rs.Addr] = true
 			}
 		}
 		if sv := &cfg.Services[i]; sv.SorryServer.IsValid() && sv.SorryServerMAC.IsZero() {
@@ -407,4 +418,51 @@ func ifaceAddr(ifi *net.Interface, v4 bool) netip.Addr {
 		}
 	}
 	return netip.Addr{}
+}
+
+// refreshMACs resolves the MAC of every real server the config does not pin again and
+// gives the Director the ones that changed (or were missing). It runs in Run's loop.
+func (r *runner) refreshMACs(ctx context.Context) {
+	specs := r.admin.Specs()
+	var addrs []netip.Addr
+	seen := map[netip.Addr]bool{}
+	for _, s := range specs {
+		for _, rs := range s.RealServers {
+			if !r.pinned[rs.Addr] && !seen[rs.Addr] {
+				seen[rs.Addr] = true
+				addrs = append(addrs, rs.Addr)
+			}
+		}
+	}
+	if len(addrs) == 0 {
+		return
+	}
+	macs, _ := r.nb.resolve(ctx, addrs)
+	changed := false
+	for _, s := range specs {
+		for _, rs := range s.RealServers {
+			if hw, ok := macs[rs.Addr]; ok && !bytes.Equal(hw, rs.MAC) {
+				changed = true
+			}
+		}
+	}
+	if !changed {
+		return
+	}
+	err := r.admin.Update(func(specs []dataplane.ServiceSpec) ([]dataplane.ServiceSpec, error) {
+		for i := range specs {
+			for j := range specs[i].RealServers {
+				rs := &specs[i].RealServers[j]
+				if hw, ok := macs[rs.Addr]; ok && !r.pinned[rs.Addr] {
+					rs.MAC = hw
+				}
+			}
+		}
+		return specs, nil
+	})
+	if err != nil {
+		r.log.Warn("refreshing real servers' MAC addresses", "err", err)
+		return
+	}
+	r.log.Info("real servers' MAC addresses refreshed")
 }
