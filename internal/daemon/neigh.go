@@ -7,10 +7,13 @@ import (
 	"net"
 	"net/netip"
 	"os"
+	"strconv"
 	"strings"
 	"time"
 
 	"github.com/mdlayher/arp"
+
+	"github.com/gvs-lb/gvs/internal/config"
 )
 
 // neighbors resolves real servers' MAC addresses: from the kernel's neighbour table
@@ -104,3 +107,41 @@ func (n *neighbors) resolve(ctx context.Context, addrs []netip.Addr) (map[netip.
 }
 
 func (n *neighbors) String() string { return fmt.Sprintf("neighbours on %s", n.ifi.Name) }
+
+// hasNAT reports whether any real server of cfg is forwarded by NAT.
+func hasNAT(cfg *config.Config) bool {
+	for _, s := range cfg.Services {
+		for _, rs := range s.RealServers {
+			if rs.Method == config.MethodNAT {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// defaultGateway reads the IPv4 default route of ifname from a /proc/net/route
+// style file: the next hop toward the clients of a NAT director.
+func defaultGateway(path, ifname string) netip.Addr {
+	f, err := os.Open(path)
+	if err != nil {
+		return netip.Addr{}
+	}
+	defer f.Close()
+	sc := bufio.NewScanner(f)
+	sc.Scan() // header
+	for sc.Scan() {
+		// Iface Destination Gateway Flags RefCnt Use Metric Mask ...
+		fs := strings.Fields(sc.Text())
+		if len(fs) < 8 || fs[0] != ifname || fs[1] != "00000000" || fs[7] != "00000000" {
+			continue
+		}
+		v, err := strconv.ParseUint(fs[2], 16, 32)
+		if err != nil || v == 0 {
+			continue
+		}
+		// The kernel prints the address in host (little-endian) order.
+		return netip.AddrFrom4([4]byte{byte(v), byte(v >> 8), byte(v >> 16), byte(v >> 24)})
+	}
+	return netip.Addr{}
+}

@@ -78,6 +78,18 @@ func Run(ctx context.Context, o Options) error {
 	if opts.MTU == 0 || opts.MTU > ifi.MTU {
 		opts.MTU = ifi.MTU
 	}
+	if len(opts.GatewayMAC) == 0 && hasNAT(cfg) {
+		// NAT replies go back toward the clients through the default gateway.
+		if gw := defaultGateway("/proc/net/route", ifi.Name); gw.IsValid() {
+			if macs, _ := r.nb.resolve(ctx, []netip.Addr{gw}); macs[gw] != nil {
+				opts.GatewayMAC = macs[gw]
+				log.Info("NAT replies go to the default gateway", "gateway", gw, "mac", macs[gw].String())
+			}
+		}
+		if len(opts.GatewayMAC) == 0 {
+			log.Warn("NAT services but no gateway toward the clients: set [director] gateway_mac, or a default route on " + ifi.Name + "; replies are dropped (no_gateway) until then")
+		}
+	}
 	r.d, err = dataplane.New(opts)
 	if err != nil {
 		return err

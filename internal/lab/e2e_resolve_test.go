@@ -70,3 +70,51 @@ func TestLiveResolvesRealServerMACs(t *testing.T) {
 		t.Fatalf("a real server was not resolved:\n%s", b)
 	}
 }
+
+// TestLiveNATFindsGateway: a NAT director without gateway_mac sends replies to the
+// MAC of its default gateway, found through ARP.
+func TestLiveNATFindsGateway(t *testing.T) {
+	spec := e2eSpec(t, NAT)
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	l, err := Up(ctx, spec)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { l.Down() })
+	gw, _ := l.Host("gw")
+	cmd, err := l.Command(ctx, "dir1", "ip", "route", "replace", "default", "via", gw.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("%v: %s", err, out)
+	}
+	cfg, err := os.ReadFile(l.ConfigPath("dir1"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out []string
+	for _, line := range strings.Split(string(cfg), "\n") {
+		if !strings.HasPrefix(strings.TrimSpace(line), "gateway_mac") {
+			out = append(out, line)
+		}
+	}
+	path := filepath.Join(l.RunDir(), "nogw.toml")
+	if err := os.WriteFile(path, []byte(strings.Join(out, "\n")), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	dir, err := l.Start(ctx, "dir1", "director", "run", "-c", path, "--workers", "1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := l.waitServing(ctx); err != nil {
+		b, _ := os.ReadFile(dir.Log)
+		t.Fatalf("%v\n%s", err, b)
+	}
+	body, err := l.HTTPGet("client", "http://"+netip.AddrPortFrom(l.VIP(), 80).String()+"/", 3*time.Second)
+	if err != nil || !strings.HasPrefix(body, "rs") {
+		b, _ := os.ReadFile(dir.Log)
+		t.Fatalf("NAT through the found gateway: %q %v\n%s", body, err, b)
+	}
+}
