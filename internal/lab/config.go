@@ -3,6 +3,7 @@ package lab
 import (
 	"fmt"
 	"net/netip"
+	"os/exec"
 	"path/filepath"
 	"strings"
 )
@@ -40,8 +41,10 @@ func (l *Lab) DirectorConfig(director string) (string, error) {
 		p("address6 = %q", h.Addr6())
 	}
 	p("control_socket = %q", filepath.Join(l.RunDir(), director+".sock"))
-	p("# Drop VIP frames at netdev ingress once gvs's ring has seen them (nftables).")
-	p("ingress_drop = true")
+	if _, err := exec.LookPath("nft"); err == nil {
+		p("# Drop VIP frames at netdev ingress once gvs's ring has seen them (nftables).")
+		p("ingress_drop = true")
+	}
 	if s.Mode == NAT {
 		gw, _ := l.Host("gw")
 		p("# NAT replies go back to the clients through the gateway %s.", gw.NS)
