@@ -23,6 +23,24 @@ type Member struct {
 	// LinkUp, if set, is polled about every advert interval (track_interface): false
 	// takes the instance to FAULT, true again back to BACKUP.
 	LinkUp func() bool
+	// Tracked, if set, is polled with LinkUp (track_service, keepalived's
+	// track_script without weight): false takes the instance to FAULT like a down
+	// link, true (with the link up) back to BACKUP.
+	Tracked func() bool
+}
+
+// polled reports whether the Runner polls m's link or tracked objects.
+func (m *Member) polled() bool { return m.LinkUp != nil || m.Tracked != nil }
+
+// healthy polls m's link and tracked objects; why names the first that is down.
+func (m *Member) healthy() (ok bool, why string) {
+	if m.LinkUp != nil && !m.LinkUp() {
+		return false, "interface down"
+	}
+	if m.Tracked != nil && !m.Tracked() {
+		return false, "tracked service down"
+	}
+	return true, ""
 }
 
 // Clock is the time source of a Runner: the real one (nil in RunnerOptions) or a
@@ -67,6 +85,11 @@ type RunnerOptions struct {
 	Gratuitous func(m *Member)
 	// StateChange is called for every transition, after the actions above.
 	StateChange func(t Transition)
+	// DropLogQuiet: a dropped advert is logged (at Warn) the first time its reason
+	// occurs for a member, again when the sender changes, and again once the reason
+	// has not occurred for DropLogQuiet; the drops in between are only counted
+	// (Drops). 0 means DefaultDropLogQuiet.
+	DropLogQuiet time.Duration
 }
 
 // Runner drives Instances (and their sync Groups) with a clock and transports: it
@@ -83,9 +106,8 @@ type Runner struct {
 	sent    atomic.Uint64
 	sendErr atomic.Uint64
 	rx      atomic.Uint64
-	// warned records, per member and Reason, whether the drop was logged at Warn
-	// (the first one is; the rest at Debug: keepalived logs every one).
-	warned map[*Member]*[NumReasons]bool
+	// dropLog rate-limits the drop log lines (once per change of reason or sender).
+	dropLog *dropLog
 
 	mu     sync.Mutex // guards states
 	states map[*Instance]State
@@ -97,7 +119,7 @@ type Runner struct {
 // NewRunner returns a Runner for members. Each Instance must be in StateInitialize
 // and listed once; members of a Group must all be listed.
 func NewRunner(members []Member, opts RunnerOptions) (*Runner, error) {
-	r := &Runner{opts: opts, log: opts.Logger, clock: opts.Clock, warned: map[*Member]*[NumReasons]bool{}, states: map[*Instance]State{},
+	r := &Runner{opts: opts, log: opts.Logger, clock: opts.Clock, dropLog: newDropLog(opts.DropLogQuiet), states: map[*Instance]State{},
 		zero: map[*Member]bool{}}
 	if r.log == nil {
 		r.log = slog.New(slog.DiscardHandler)
@@ -118,7 +140,6 @@ func NewRunner(members []Member, opts RunnerOptions) (*Runner, error) {
 		}
 		seen[m.Instance] = true
 		r.members = append(r.members, &m)
-		r.warned[&m] = new([NumReasons]bool)
 		r.states[m.Instance] = StateInitialize
 	}
 	for _, m := range r.members {
@@ -198,15 +219,15 @@ func (r *Runner) Run(ctx context.Context) error {
 
 	for _, m := range r.members {
 		if m.Instance.State() == StateInitialize {
-			if m.LinkUp != nil && !m.LinkUp() {
-				r.step(m, Event{Kind: EventLinkDown}, "interface down")
+			if ok, why := m.healthy(); !ok {
+				r.step(m, Event{Kind: EventLinkDown}, why)
 			}
 			r.step(m, Event{Kind: EventStart}, "init")
 		}
 	}
 	linkPoll := time.Duration(0)
 	for _, m := range r.members {
-		if m.LinkUp != nil {
+		if m.polled() {
 			if iv := m.Instance.cfg.Interval; linkPoll == 0 || iv < linkPoll {
 				linkPoll = iv
 			}
@@ -218,7 +239,7 @@ func (r *Runner) Run(ctx context.Context) error {
 	}
 	linkState := map[*Member]bool{}
 	for _, m := range r.members {
-		if m.LinkUp != nil {
+		if m.polled() {
 			linkState[m] = m.Instance.State() != StateFault
 		}
 	}
@@ -255,20 +276,24 @@ func (r *Runner) Run(ctx context.Context) error {
 			if !nextPoll.IsZero() && !now.Before(nextPoll) {
 				nextPoll = now.Add(linkPoll)
 				for _, m := range r.members {
-					if m.LinkUp == nil {
+					if !m.polled() {
 						continue
 					}
-					up := m.LinkUp()
+					up, why := m.healthy()
 					if up == linkState[m] {
 						continue
 					}
 					linkState[m] = up
 					if up {
-						r.log.Info("VRRP interface up", "instance", m.Name)
-						r.step(m, Event{Kind: EventLinkUp}, "interface up")
+						why = "interface up"
+						if m.Tracked != nil {
+							why = "interface and a tracked service up"
+						}
+						r.log.Info("VRRP "+why, "instance", m.Name)
+						r.step(m, Event{Kind: EventLinkUp}, why)
 					} else {
-						r.log.Warn("VRRP interface down", "instance", m.Name)
-						r.step(m, Event{Kind: EventLinkDown}, "interface down")
+						r.log.Warn("VRRP "+why, "instance", m.Name)
+						r.step(m, Event{Kind: EventLinkDown}, why)
 					}
 				}
 			}
@@ -297,7 +322,9 @@ func (r *Runner) readLoop(t Transport, rx chan<- received, errc chan<- error, do
 			switch {
 			case errors.As(err, &reason):
 				r.drops[reason].Add(1)
-				r.log.Debug("VRRP packet dropped", "reason", reason.String())
+				if ok, n := r.dropLog.note(t, reason, netip.Addr{}, r.clock.Now()); ok {
+					r.log.Warn("VRRP packet dropped: "+reason.String(), "reason", reason.String(), "suppressed", n)
+				}
 				continue
 			case errors.Is(err, ErrClosed):
 				return
@@ -334,13 +361,11 @@ func (r *Runner) dispatch(in received) {
 			var reason Reason
 			if errors.As(err, &reason) {
 				r.drops[reason].Add(1)
-				level := slog.LevelDebug
-				if w := r.warned[m]; !w[reason] {
-					w[reason] = true
-					level = slog.LevelWarn
+				if ok, n := r.dropLog.note(m, reason, p.Src, now); ok {
+					r.log.Warn(fmt.Sprintf("(%s) advert from %v dropped: %s", m.Name, p.Src, reason.String()), "instance", m.Name, "from", p.Src,
+						"reason", reason.String(), "version", p.Advert.Version, "priority", p.Advert.Priority, "interval", p.Advert.Interval,
+						"suppressed", n)
 				}
-				r.log.Log(context.Background(), level, "VRRP advert dropped", "instance", m.Name, "from", p.Src, "reason", reason.String(),
-					"version", p.Advert.Version, "priority", p.Advert.Priority, "interval", p.Advert.Interval)
 			}
 			continue
 		}

@@ -351,3 +351,60 @@ func TestNewRunnerRejectsGroupWithMissingMember(t *testing.T) {
 		t.Fatal("a group member outside the runner was accepted")
 	}
 }
+
+func TestRunnerTrackedFaultsAndRecovers(t *testing.T) {
+	c := newFakeClock()
+	rec := newRecorder()
+	in, _ := NewInstance(runnerConfig(150))
+	tr := newFakeTransport()
+	var mu sync.Mutex
+	alive := true
+	tracked := func() bool {
+		mu.Lock()
+		defer mu.Unlock()
+		return alive
+	}
+	r, err := NewRunner([]Member{{Name: "VI_1", Instance: in, Transport: tr, Tracked: tracked}}, rec.opts(c))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- r.Run(ctx) }()
+	defer func() { cancel(); <-done }()
+	waitState(t, rec, StateBackup)
+	c.Advance(4 * time.Second)
+	waitState(t, rec, StateMaster)
+	waitSent(t, tr)
+	mu.Lock()
+	alive = false
+	mu.Unlock()
+	// Polled every advert interval: the next poll faults it, with a priority-0 advert.
+	for range 3 {
+		c.Advance(time.Second)
+		time.Sleep(10 * time.Millisecond)
+		if r.State(in) == StateFault {
+			break
+		}
+	}
+	x := waitState(t, rec, StateFault)
+	if x.Reason != "tracked service down" {
+		t.Fatalf("reason %q", x.Reason)
+	}
+	sawStop := false
+	for len(tr.sent) > 0 {
+		if p := <-tr.sent; p.Advert.Priority == PriorityStop {
+			sawStop = true
+		}
+	}
+	if !sawStop {
+		t.Fatal("no priority-0 advert when faulting as master")
+	}
+	mu.Lock()
+	alive = true
+	mu.Unlock()
+	c.Advance(time.Second)
+	if x := waitState(t, rec, StateBackup); x.From != StateFault {
+		t.Fatalf("%+v", x)
+	}
+}

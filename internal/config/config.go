@@ -18,6 +18,9 @@ type Config struct {
 	Director Director  // [director]
 	Services []Service // [[service]], in file order
 	VRRP     []VRRP    // [[vrrp]], in file order
+	// VRRPSyncGroups are the [[vrrp_sync_group]] tables, keepalived's
+	// vrrp_sync_group, in file order.
+	VRRPSyncGroups []VRRPSyncGroup
 }
 
 // Director is the [director] table: the director's own identity, table sizes,
@@ -191,6 +194,25 @@ type VRRP struct {
 	GARPMasterRepeat        int           // GARPs (or NAs) per burst
 	GARPMasterRefresh       time.Duration // periodic GARPs while master; 0 = none
 	GARPMasterRefreshRepeat int           // GARPs per refresh
+
+	// Notify commands, run with /bin/sh -c on entering the state (keepalived's
+	// notify_master, notify_backup, notify_fault); "" = none.
+	NotifyMaster, NotifyBackup, NotifyFault string
+	// Notify runs on every state change with the arguments keepalived gives its
+	// generic notify script: INSTANCE NAME STATE PRIORITY.
+	Notify string
+	// TrackService lists services by address (VIP:port, as in [[service]]
+	// address): while none of them has a live real server, the instance is in
+	// FAULT (keepalived's track_script without weight).
+	TrackService []netip.AddrPort
+}
+
+// A VRRPSyncGroup is one [[vrrp_sync_group]] table, keepalived's vrrp_sync_group:
+// instances that change state together.
+type VRRPSyncGroup struct {
+	Line  int // line of the [[vrrp_sync_group]] header
+	Name  string
+	Group []string // [[vrrp]] names, at least one
 }
 
 // IPv6 reports whether the instance advertises IPv6 addresses.

@@ -75,6 +75,9 @@ func TestExampleDocumentsEveryKey(t *testing.T) {
 	vt := r.table("vrrp[0]", map[string]any{})
 	r.vrrp(vt, &Director{})
 	collect("vrrp", vt)
+	gt := r.table("vrrp_sync_group[0]", map[string]any{})
+	r.vrrpSyncGroup(gt)
+	collect("vrrp_sync_group", gt)
 	rt := r.table("service[0].real_server[0]", map[string]any{"address": "198.18.0.5"})
 	svc := DefaultService()
 	r.realServer(rt, &svc, false)
@@ -772,6 +775,33 @@ func TestErrors(t *testing.T) {
 			{22, "vrrp[4].virtual_router_id", `duplicate virtual_router_id 9 on interface "" for inet (first at line 8, vrrp[2])`},
 			{25, "vrrp[4].nopreempt", `needs state = "BACKUP"`},
 		}},
+		{"vrrp notify, track_service and sync groups", file(
+			`[[service]]`,
+			`address = "198.18.0.100:80"`,
+			`[[vrrp]]`,
+			`name = "VI_1"`,
+			`virtual_router_id = 51`,
+			`virtual_ipaddress = ["198.18.0.100"]`,
+			`notify_master = " "`,
+			`track_service = ["198.18.0.100:80", "198.18.0.100:443", "198.18.0.100"]`,
+			`[[vrrp_sync_group]]`,
+			`name = "VG_1"`,
+			`group = ["VI_1", "VI_9"]`,
+			`[[vrrp_sync_group]]`,
+			`name = "VG_1"`,
+			`group = ["VI_1"]`,
+			`[[vrrp_sync_group]]`,
+			`group = []`,
+		), []wantErr{
+			{7, "vrrp[0].notify_master", "must not be empty"},
+			{8, "vrrp[0].track_service[2]", `want a service address VIP:PORT, got "198.18.0.100"`},
+			{8, "vrrp[0].track_service[1]", "no [[service]] has address 198.18.0.100:443"},
+			{11, "vrrp_sync_group[0].group[1]", `no [[vrrp]] is named "VI_9"`},
+			{13, "vrrp_sync_group[1].name", `duplicate name "VG_1" (first at line 9, vrrp_sync_group[0])`},
+			{14, "vrrp_sync_group[1].group[0]", `"VI_1" is already in vrrp_sync_group[0] (line 9)`},
+			{15, "vrrp_sync_group[2]", "missing name"},
+			{16, "vrrp_sync_group[2].group", "must list at least one [[vrrp]] name"},
+		}},
 		{"type errors in structure", file(
 			`director = 5`,
 			`[[service]]`,
@@ -982,5 +1012,37 @@ func TestServiceString(t *testing.T) {
 	want := []string{"TCP  198.18.0.100:80", "UDP  [2001:db8::1]:53", "FWM  3 IPv6"}
 	if !reflect.DeepEqual(got, want) {
 		t.Errorf("got %q, want %q", got, want)
+	}
+}
+
+func TestVRRPNotifyTrackAndSyncGroup(t *testing.T) {
+	c := mustParse(t, file(
+		`[[service]]`,
+		`address = "198.18.0.100:80"`,
+		`[[vrrp]]`,
+		`name = "VI_1"`,
+		`virtual_router_id = 51`,
+		`virtual_ipaddress = ["198.18.0.100"]`,
+		`notify_master = "m"`,
+		`notify_backup = "b"`,
+		`notify_fault = "f"`,
+		`notify = "n"`,
+		`track_service = ["198.18.0.100:80"]`,
+		`[[vrrp]]`,
+		`name = "VI_2"`,
+		`virtual_router_id = 52`,
+		`virtual_ipaddress = ["198.18.0.101"]`,
+		`[[vrrp_sync_group]]`,
+		`name = "VG_1"`,
+		`group = ["VI_1", "VI_2"]`,
+	))
+	v := c.VRRP[0]
+	if v.NotifyMaster != "m" || v.NotifyBackup != "b" || v.NotifyFault != "f" || v.Notify != "n" ||
+		len(v.TrackService) != 1 || v.TrackService[0] != netip.MustParseAddrPort("198.18.0.100:80") {
+		t.Fatalf("%+v", v)
+	}
+	if len(c.VRRPSyncGroups) != 1 || c.VRRPSyncGroups[0].Name != "VG_1" || c.VRRPSyncGroups[0].Line != 16 ||
+		strings.Join(c.VRRPSyncGroups[0].Group, ",") != "VI_1,VI_2" {
+		t.Fatalf("%+v", c.VRRPSyncGroups)
 	}
 }

@@ -45,8 +45,12 @@ func Parse(name string, data []byte) (*Config, error) {
 	for _, t := range root.array("vrrp") {
 		cfg.VRRP = append(cfg.VRRP, r.vrrp(t, &cfg.Director))
 	}
+	for _, t := range root.array("vrrp_sync_group") {
+		cfg.VRRPSyncGroups = append(cfg.VRRPSyncGroups, r.vrrpSyncGroup(t))
+	}
 	root.done()
 	r.crossCheck(cfg)
+	r.crossCheckVRRP(cfg)
 	if err := r.result(); err != nil {
 		return nil, err
 	}

@@ -5,6 +5,7 @@ import (
 	"math"
 	"net/netip"
 	"slices"
+	"strings"
 	"time"
 )
 
@@ -124,6 +125,28 @@ func (r *reader) vrrp(t *table, d *Director) VRRP {
 	t.intField("garp_master_repeat", 1, math.MaxInt32, &v.GARPMasterRepeat)
 	t.duration("garp_master_refresh", &v.GARPMasterRefresh)
 	t.intField("garp_master_refresh_repeat", 1, math.MaxInt32, &v.GARPMasterRefreshRepeat)
+	for k, dst := range map[string]*string{"notify_master": &v.NotifyMaster, "notify_backup": &v.NotifyBackup,
+		"notify_fault": &v.NotifyFault, "notify": &v.Notify} {
+		if t.str(k, dst) && strings.TrimSpace(*dst) == "" {
+			t.errorf(k, "must not be empty (omit the key to run nothing)")
+		}
+	}
+	if t.present("track_service") {
+		var strs []string
+		if t.strings("track_service", &strs) {
+			for i, s := range strs {
+				ap, err := netip.ParseAddrPort(s)
+				switch {
+				case err != nil:
+					r.errorf(joinIndex(t.key("track_service"), i), "want a service address VIP:PORT, got %q", s)
+				case slices.Contains(v.TrackService, ap):
+					r.add(joinIndex(t.key("track_service"), i), fmt.Errorf("%w service %s", ErrDuplicate, ap))
+				default:
+					v.TrackService = append(v.TrackService, netip.AddrPortFrom(ap.Addr().Unmap(), ap.Port()))
+				}
+			}
+		}
+	}
 	t.done()
 	return v
 }
@@ -162,4 +185,69 @@ func (r *reader) addrList(t *table, k string, required bool) []netip.Addr {
 		}
 	}
 	return out
+}
+
+// vrrpSyncGroup reads one [[vrrp_sync_group]] table; the member names are checked
+// against the [[vrrp]] names in crossCheck.
+func (r *reader) vrrpSyncGroup(t *table) VRRPSyncGroup {
+	g := VRRPSyncGroup{Line: r.lines.line(t.path)}
+	if !t.present("name") {
+		r.add(t.path, fmt.Errorf("%w name (keepalived's vrrp_sync_group name, e.g. \"VG_1\")", ErrMissing))
+	} else if t.str("name", &g.Name) && g.Name == "" {
+		t.errorf("name", "must not be empty")
+	}
+	if !t.present("group") {
+		r.add(t.path, fmt.Errorf("%w group (the [[vrrp]] names of the members)", ErrMissing))
+	} else if t.strings("group", &g.Group) && len(g.Group) == 0 {
+		t.errorf("group", "must list at least one [[vrrp]] name")
+	}
+	t.done()
+	return g
+}
+
+// crossCheckVRRP checks what refers across tables: sync group members name
+// instances, each in one group at most; tracked services are configured.
+func (r *reader) crossCheckVRRP(cfg *Config) {
+	names := map[string]bool{}
+	for _, v := range cfg.VRRP {
+		names[v.Name] = true
+	}
+	inGroup := map[string]int{}
+	groups := map[string]int{}
+	for i, g := range cfg.VRRPSyncGroups {
+		base := joinIndex("vrrp_sync_group", i)
+		if g.Name != "" {
+			if j, dup := groups[g.Name]; dup {
+				r.add(joinKey(base, "name"), fmt.Errorf("%w name %q (first at line %d, vrrp_sync_group[%d])", ErrDuplicate, g.Name, cfg.VRRPSyncGroups[j].Line, j))
+			} else {
+				groups[g.Name] = i
+			}
+		}
+		for k, n := range g.Group {
+			path := joinIndex(joinKey(base, "group"), k)
+			switch j, dup := inGroup[n]; {
+			case !names[n]:
+				r.errorf(path, "no [[vrrp]] is named %q", n)
+			case dup && j == i:
+				r.add(path, fmt.Errorf("%w member %q", ErrDuplicate, n))
+			case dup:
+				r.errorf(path, "%q is already in vrrp_sync_group[%d] (line %d): an instance is in one group at most", n, j, cfg.VRRPSyncGroups[j].Line)
+			default:
+				inGroup[n] = i
+			}
+		}
+	}
+	services := map[netip.AddrPort]bool{}
+	for _, s := range cfg.Services {
+		if s.FWMark == 0 {
+			services[s.Address] = true
+		}
+	}
+	for i, v := range cfg.VRRP {
+		for k, ap := range v.TrackService {
+			if !services[ap] {
+				r.errorf(joinIndex(joinKey(joinIndex("vrrp", i), "track_service"), k), "no [[service]] has address %s", ap)
+			}
+		}
+	}
 }

@@ -46,10 +46,15 @@ type healthLayer struct {
 	weight   map[string]int       // dynamic weights by check ID (absent: configured)
 	quorum   map[string]bool      // quorum state by service key
 	labels   map[string][2]string // metrics labels (service, server) by check ID
+	// alive records, by service address, whether the last effective() left the
+	// service a real server with weight (sorry servers do not count): VRRP's
+	// track_service.
+	alive map[netip.AddrPort]bool
 }
 
 func newHealthLayer(log *slog.Logger) *healthLayer {
-	return &healthLayer{log: log, policies: map[string]*policy{}, up: map[string]bool{}, weight: map[string]int{}, quorum: map[string]bool{}, labels: map[string][2]string{}}
+	return &healthLayer{log: log, policies: map[string]*policy{}, up: map[string]bool{}, weight: map[string]int{}, quorum: map[string]bool{}, labels: map[string][2]string{},
+		alive: map[netip.AddrPort]bool{}}
 }
 
 // checkID names the check of real server rs of service svc, stable across reloads.
@@ -163,10 +168,24 @@ func (h *healthLayer) effective(specs []dataplane.ServiceSpec) ([]dataplane.Serv
 	defer h.mu.Unlock()
 	out := make([]dataplane.ServiceSpec, len(specs))
 	var cmds []string
+	alive := map[netip.AddrPort]bool{}
+	defer func() { h.alive = alive }()
+	markAlive := func(s *dataplane.ServiceSpec, servers []dataplane.RealServerSpec) {
+		if s.FWMark != 0 || !s.Addr.IsValid() {
+			return
+		}
+		ap := netip.AddrPortFrom(s.Addr, s.Port)
+		for _, rs := range servers {
+			if rs.Weight > 0 {
+				alive[ap] = true
+			}
+		}
+	}
 	for i, s := range specs {
 		key := s.String()
 		p := h.policies[key]
 		if p == nil || !p.checked {
+			markAlive(&s, s.RealServers)
 			out[i] = s
 			continue
 		}
@@ -209,6 +228,9 @@ func (h *healthLayer) effective(specs []dataplane.ServiceSpec) ([]dataplane.Serv
 				cmds = append(cmds, p.quorumDown)
 			}
 		}
+		if q {
+			markAlive(&s, kept)
+		}
 		if !q && p.sorry.IsValid() {
 			method := dataplane.MethodDR
 			if len(s.RealServers) > 0 {
@@ -220,6 +242,14 @@ func (h *healthLayer) effective(specs []dataplane.ServiceSpec) ([]dataplane.Serv
 		out[i] = s
 	}
 	return out, cmds
+}
+
+// serviceUp reports whether the service with address ap has a live real server
+// (one with weight, its quorum met), as of the last effective().
+func (h *healthLayer) serviceUp(ap netip.AddrPort) bool {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return h.alive[ap]
 }
 
 // runCommands runs quorum commands with /bin/sh -c, each bounded by a minute, without

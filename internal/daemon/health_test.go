@@ -103,3 +103,32 @@ func TestHealthLayer(t *testing.T) {
 		t.Fatalf("recovered server: %v", got)
 	}
 }
+
+func TestHealthLayerServiceUp(t *testing.T) {
+	cfg, err := config.Parse("h.toml", []byte(healthConf))
+	if err != nil {
+		t.Fatal(err)
+	}
+	specs := Services(cfg)
+	h := newHealthLayer(slog.New(slog.DiscardHandler))
+	if _, err := h.configure(cfg, specs, nil); err != nil {
+		t.Fatal(err)
+	}
+	web, tls := netip.MustParseAddrPort("198.18.0.100:80"), netip.MustParseAddrPort("198.18.0.100:443")
+	if h.serviceUp(web) {
+		t.Fatal("up before the first effective()")
+	}
+	h.effective(specs)
+	if !h.serviceUp(web) || !h.serviceUp(tls) || h.serviceUp(netip.MustParseAddrPort("198.18.0.100:81")) {
+		t.Fatal("all up: serviceUp wrong")
+	}
+	key := specs[0].String()
+	for _, a := range []string{"198.18.0.5:80", "198.18.0.6:80", "198.18.0.7:80"} {
+		h.transition(health.Transition{ID: checkID(key, netip.MustParseAddrPort(a)), Up: false, Weight: -1})
+	}
+	h.effective(specs)
+	// .6 stays at weight 0 (inhibit) and the sorry server serves: neither is live.
+	if h.serviceUp(web) || !h.serviceUp(tls) {
+		t.Fatalf("all down: web up %v, tls up %v", h.serviceUp(web), h.serviceUp(tls))
+	}
+}

@@ -148,7 +148,7 @@ func Run(ctx context.Context, o Options) error {
 	if len(cfg.VRRP) > 0 {
 		// With VRRP the director serves nothing until an instance becomes master.
 		r.d.SetOwned([]netip.Addr{})
-		if r.vrrp, err = newVRRP(log, r.d, cfg.VRRP); err != nil {
+		if r.vrrp, err = newVRRP(log, r.d, cfg.VRRP, cfg.VRRPSyncGroups, r.hl.serviceUp); err != nil {
 			return err
 		}
 		defer r.vrrp.close()

@@ -91,16 +91,24 @@ type vrrpManager struct {
 	// onState, when set before run, hears every state change (metrics).
 	onState func(instance, state string)
 
+	// notify runs the notify commands, one queue per instance so that they run in
+	// order without ever blocking the runner.
+	notify *notifier
+
 	mu     sync.Mutex
 	owned  map[*vrrp.Instance][]netip.Addr // VIPs of the instances in MASTER
 	timers map[*vrrp.Instance][]*time.Timer
 }
 
-// newVRRP builds the instances and opens their sockets in the current network
-// namespace.
-func newVRRP(log *slog.Logger, d *dataplane.Director, vs []config.VRRP) (*vrrpManager, error) {
+// newVRRP builds the instances and their sync groups and opens their sockets in the
+// current network namespace. serviceUp answers track_service (nil: no service is
+// up).
+func newVRRP(log *slog.Logger, d *dataplane.Director, vs []config.VRRP, groups []config.VRRPSyncGroup,
+	serviceUp func(netip.AddrPort) bool) (*vrrpManager, error) {
 	m := &vrrpManager{log: log, d: d, cfgs: map[*vrrp.Instance]config.VRRP{}, garps: map[*vrrp.Instance]*garpSender{},
-		owned: map[*vrrp.Instance][]netip.Addr{}, timers: map[*vrrp.Instance][]*time.Timer{}}
+		owned: map[*vrrp.Instance][]netip.Addr{}, timers: map[*vrrp.Instance][]*time.Timer{},
+		notify: newNotifier(log, notifyTimeout)}
+	byName := map[string]*vrrp.Instance{}
 	garpByIf := map[string]*garpSender{}
 	type trKey struct {
 		ifname       string
@@ -142,6 +150,7 @@ func newVRRP(log *slog.Logger, d *dataplane.Director, vs []config.VRRP) (*vrrpMa
 			m.trs = append(m.trs, tr)
 		}
 		m.cfgs[in] = v
+		byName[v.Name] = in
 		g := garpByIf[ifi.Name]
 		if g == nil {
 			if g, err = openGARP(ifi); err != nil {
@@ -157,9 +166,20 @@ func newVRRP(log *slog.Logger, d *dataplane.Director, vs []config.VRRP) (*vrrpMa
 			// track_interface on the instance's own interface, as keepalived does.
 			ifi, err := net.InterfaceByName(name)
 			return err == nil && ifi.Flags&net.FlagUp != 0 && ifi.Flags&net.FlagRunning != 0
-		}})
+		}, Tracked: trackedFunc(v.TrackService, serviceUp)})
 		log.Info("VRRP instance", "instance", v.Name, "interface", ifi.Name, "vrid", c.VRID, "version", c.Version, "priority", c.Priority,
 			"advert_int", c.Interval, "src", c.Src, "vips", c.Addrs, "unicast_peers", c.Peers)
+	}
+	for _, sg := range groups {
+		var ins []*vrrp.Instance
+		for _, n := range sg.Group {
+			ins = append(ins, byName[n])
+		}
+		if _, err := vrrp.NewGroup(ins...); err != nil {
+			m.close()
+			return nil, fmt.Errorf("[[vrrp_sync_group]] %q: %w", sg.Name, err)
+		}
+		log.Info("VRRP sync group", "group", sg.Name, "instances", sg.Group)
 	}
 	r, err := vrrp.NewRunner(members, vrrp.RunnerOptions{
 		Logger:       log,
@@ -172,6 +192,9 @@ func newVRRP(log *slog.Logger, d *dataplane.Director, vs []config.VRRP) (*vrrpMa
 		StateChange: func(tr vrrp.Transition) {
 			if m.onState != nil {
 				m.onState(tr.Name, tr.To.String())
+			}
+			if cmds := notifyCommands(m.cfgs[tr.Instance], tr.To, tr.Instance.Priority()); len(cmds) > 0 {
+				m.notify.enqueue(tr.Name, cmds)
 			}
 		},
 	})
@@ -187,6 +210,8 @@ func newVRRP(log *slog.Logger, d *dataplane.Director, vs []config.VRRP) (*vrrpMa
 // advertises priority 0 and releases its VIPs).
 func (m *vrrpManager) run(ctx context.Context) error {
 	err := m.runner.Run(ctx)
+	// The STOP notifications of the shutdown are queued: give them a moment.
+	m.notify.close(notifyDrain)
 	m.mu.Lock()
 	for in, ts := range m.timers {
 		for _, t := range ts {
@@ -205,6 +230,25 @@ func (m *vrrpManager) run(ctx context.Context) error {
 	rx, tx, txErr := m.runner.Counters()
 	m.log.Info("VRRP stopped", append([]any{"received", rx, "sent", tx, "send_errors", txErr}, attrs...)...)
 	return err
+}
+
+// trackedFunc returns a Member.Tracked for track_service: up while at least one of
+// services has a live real server. nil without tracked services.
+func trackedFunc(services []netip.AddrPort, serviceUp func(netip.AddrPort) bool) func() bool {
+	if len(services) == 0 {
+		return nil
+	}
+	return func() bool {
+		if serviceUp == nil {
+			return false
+		}
+		for _, s := range services {
+			if serviceUp(s) {
+				return true
+			}
+		}
+		return false
+	}
 }
 
 // close releases the sockets (run closes them too; closing twice is harmless).

@@ -250,7 +250,7 @@ func TestVRRPTwoDirectorsFailover(t *testing.T) {
 	waitClientMAC(t, l, hostMAC(l, "dir1"), 2*time.Second)
 	vipServed(t, l, 3*time.Second)
 	for _, p := range []Proc{p1, p2} {
-		if n := countIn(p.Log, "VRRP advert dropped"); n != 0 {
+		if n := countIn(p.Log, ") advert from "); n != 0 {
 			t.Fatalf("%s dropped %d adverts:\n%s", p.Host, n, waitLog(t, p.Log, 0))
 		}
 	}
@@ -549,7 +549,7 @@ func TestVRRPKeepalivedInterop(t *testing.T) {
 			}
 			waitLog(t, ka.log, 2*time.Second, "Backup received priority 0 advertisement")
 			checkKeepalivedLog(t, ka)
-			if n := countIn(gvs.Log, "VRRP advert dropped"); n != 0 {
+			if n := countIn(gvs.Log, ") advert from "); n != 0 {
 				t.Fatalf("gvs dropped %d adverts:\n%s", n, waitLog(t, gvs.Log, 0))
 			}
 		})
