@@ -205,6 +205,10 @@ type VRRP struct {
 	// address): while none of them has a live real server, the instance is in
 	// FAULT (keepalived's track_script without weight).
 	TrackService []netip.AddrPort
+	// TrackInterface lists more interfaces (keepalived track_interface, without
+	// weights): the instance is in FAULT while any of them, or its own interface,
+	// is down.
+	TrackInterface []string
 }
 
 // A VRRPSyncGroup is one [[vrrp_sync_group]] table, keepalived's vrrp_sync_group:

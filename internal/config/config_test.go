@@ -1046,3 +1046,18 @@ func TestVRRPNotifyTrackAndSyncGroup(t *testing.T) {
 		t.Fatalf("%+v", c.VRRPSyncGroups)
 	}
 }
+
+func TestVRRPTrackInterface(t *testing.T) {
+	base := "[[vrrp]]\nname = \"VI_1\"\ninterface = \"eth0\"\nvirtual_router_id = 51\npriority = 100\nvirtual_ipaddress = [\"198.18.0.100\"]\n"
+	c, err := Parse("t.toml", []byte(base+"track_interface = [\"eth1\", \"bond0\"]\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := c.VRRP[0].TrackInterface; len(got) != 2 || got[0] != "eth1" || got[1] != "bond0" {
+		t.Fatalf("track_interface = %v", got)
+	}
+	_, err = Parse("t.toml", []byte(base+"track_interface = [\"eth 1\"]\n"))
+	if err == nil || !strings.Contains(err.Error(), "t.toml:7: vrrp[0].track_interface[0]") {
+		t.Fatalf("a bad interface name: %v", err)
+	}
+}

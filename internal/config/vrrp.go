@@ -131,6 +131,13 @@ func (r *reader) vrrp(t *table, d *Director) VRRP {
 			t.errorf(k, "must not be empty (omit the key to run nothing)")
 		}
 	}
+	if t.strings("track_interface", &v.TrackInterface) {
+		for i, name := range v.TrackInterface {
+			if strings.TrimSpace(name) == "" || strings.ContainsAny(name, " /") || len(name) > 15 {
+				r.errorf(joinIndex(t.key("track_interface"), i), "want an interface name, got %q", name)
+			}
+		}
+	}
 	if t.present("track_service") {
 		var strs []string
 		if t.strings("track_service", &strs) {

@@ -161,11 +161,17 @@ func newVRRP(log *slog.Logger, d *dataplane.Director, vs []config.VRRP, groups [
 			m.allGARPs = append(m.allGARPs, g)
 		}
 		m.garps[in] = g
-		name := ifi.Name
+		tracked := append([]string{ifi.Name}, v.TrackInterface...)
 		members = append(members, vrrp.Member{Name: v.Name, Instance: in, Transport: tr, LinkUp: func() bool {
-			// track_interface on the instance's own interface, as keepalived does.
-			ifi, err := net.InterfaceByName(name)
-			return err == nil && ifi.Flags&net.FlagUp != 0 && ifi.Flags&net.FlagRunning != 0
+			// The instance's own interface, as keepalived tracks it, and its
+			// track_interface list: any of them down means FAULT.
+			for _, name := range tracked {
+				ifi, err := net.InterfaceByName(name)
+				if err != nil || ifi.Flags&net.FlagUp == 0 || ifi.Flags&net.FlagRunning == 0 {
+					return false
+				}
+			}
+			return true
 		}, Tracked: trackedFunc(v.TrackService, serviceUp)})
 		log.Info("VRRP instance", "instance", v.Name, "interface", ifi.Name, "vrid", c.VRID, "version", c.Version, "priority", c.Priority,
 			"advert_int", c.Interval, "src", c.Src, "vips", c.Addrs, "unicast_peers", c.Peers)
