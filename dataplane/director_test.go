@@ -10,6 +10,8 @@ import (
 
 	"github.com/google/gopacket"
 	"github.com/google/gopacket/layers"
+
+	"github.com/gvs-lb/gvs/conntrack"
 )
 
 var (
@@ -658,5 +660,53 @@ func TestSetOwnedGatesVIPs(t *testing.T) {
 	h.d.SetOwned(nil)
 	if out := h.run(arpRequest(t, dtVIP), 0); len(out) != 1 {
 		t.Fatal("without VRRP every VIP is served")
+	}
+}
+
+// TestFlowCacheKeepsTableInStep: packets served from the worker's flow cache still
+// keep their connection alive in the table (refreshed every tick), a deleted real
+// server is noticed at once, and a FIN goes through the table's state machine.
+func TestFlowCacheKeepsTableInStep(t *testing.T) {
+	o := testOptions()
+	o.Timeouts.TCP[conntrack.StateEstablished] = time.Second
+	h := newHarness(t, o, rrService(MethodDR, 80))
+	h.run(dtPkt{src: dtClient, dst: dtVIP, sport: 40000, dport: 80, syn: true}.frame(t), 0)
+	ack := dtPkt{src: dtClient, dst: dtVIP, sport: 40000, dport: 80, ack: true}.frame(t)
+	// 5 s of ACKs every 50 ms: far past the 1 s ESTABLISHED timeout.
+	for i := 1; i <= 100; i++ {
+		if out := h.run(ack, int64(i)*50*int64(time.Millisecond)); len(out) != 1 {
+			t.Fatalf("ACK %d not forwarded (%v)", i, h.w.C.Reasons)
+		}
+	}
+	var c conntrack.Conn
+	found := false
+	h.d.Table().Walk(func(x *conntrack.Conn) bool { c, found = *x, true; return false })
+	if !found || c.State != conntrack.StateEstablished {
+		t.Fatalf("the connection left the table while its packets were served from the cache: %+v", c)
+	}
+	if wantMin := 5*sec + sec - refreshEvery; c.Expires < wantMin {
+		t.Fatalf("the table entry expires at %v, want ≥ %v (refreshed at least every tick)", time.Duration(c.Expires), time.Duration(wantMin))
+	}
+	// A FIN goes through the table: ESTABLISHED → FIN_WAIT (input-only table).
+	fin := dtPkt{src: dtClient, dst: dtVIP, sport: 40000, dport: 80, fin: true, ack: true}.frame(t)
+	h.run(fin, 5*sec+int64(time.Millisecond))
+	h.d.Table().Walk(func(x *conntrack.Conn) bool { c = *x; return false })
+	if c.State != conntrack.StateFinWait {
+		t.Fatalf("after FIN the state is %v, want FIN_WAIT", c.State)
+	}
+	// Delete the real server: the next ACK is dropped by the table, not forwarded
+	// from the cache.
+	h2 := newHarness(t, testOptions(), rrService(MethodDR, 80))
+	h2.run(dtPkt{src: dtClient, dst: dtVIP, sport: 1, dport: 80, syn: true}.frame(t), 0)
+	a := dtPkt{src: dtClient, dst: dtVIP, sport: 1, dport: 80, ack: true}.frame(t)
+	h2.run(a, 1)
+	h2.run(a, 2) // served from the cache
+	svc := rrService(MethodDR, 80)
+	svc.RealServers = svc.RealServers[:1] // rs2, the first connection's server (list [rs2, rs1]), goes
+	if err := h2.d.Apply([]ServiceSpec{svc}); err != nil {
+		t.Fatal(err)
+	}
+	if out := h2.run(a, 3); len(out) != 0 || h2.w.C.Reasons[ReasonDestDeleted] != 1 {
+		t.Fatalf("after deleting its server: %d frames out, dest_deleted %d", len(out), h2.w.C.Reasons[ReasonDestDeleted])
 	}
 }

@@ -57,11 +57,12 @@ type Worker struct {
 	ipid     uint16
 	lastSnap *snapshot
 	pub      published
+	flows    *flowCache // this worker's established flows (see flowCache)
 }
 
 // NewWorker returns a worker whose Process calls take at most batch frames.
 func (d *Director) NewWorker(batch int) *Worker {
-	w := &Worker{d: d, icmp: make([][]byte, batch)}
+	w := &Worker{d: d, icmp: make([][]byte, batch), flows: new(flowCache)}
 	for i := range w.icmp {
 		w.icmp[i] = make([]byte, ICMPErrorMaxFrame)
 	}
