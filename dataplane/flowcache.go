@@ -31,7 +31,7 @@ type flowCache struct {
 }
 
 const (
-	flowCacheBits = 14
+	flowCacheBits = 12
 	flowCacheSize = 1 << flowCacheBits
 	// refreshEvery is how long a cached flow is served without the table: the
 	// connection table's timer tick (conntrack's default Tick).
@@ -89,7 +89,13 @@ func (fc *flowCache) store(k *conntrack.Key, c *conntrack.Conn, now int64) {
 		return
 	}
 	i := flowIndex(k)
-	fc.slots[i] = flowSlot{key: *k, daddr: c.DAddr, dport: c.DPort, method: c.Method, dest: c.Dest, refreshed: now}
+	e := &fc.slots[i]
+	if fc.isUsed(i) && e.key != *k && now-e.refreshed < refreshEvery && now >= e.refreshed {
+		// A fresh flow holds the slot: keep it rather than thrash between two
+		// flows (with many concurrent flows, the busy ones stay cached).
+		return
+	}
+	*e = flowSlot{key: *k, daddr: c.DAddr, dport: c.DPort, method: c.Method, dest: c.Dest, refreshed: now}
 	fc.setUsed(i)
 }
 
