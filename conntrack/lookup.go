@@ -38,24 +38,14 @@ func (t *Table) LookupOut(proto uint8, ipv6 bool, saddr [16]byte, sport uint16, 
 	si := t.shardOf(h)
 	s := &t.shards[si]
 	s.mu.Lock()
-	for i := s.buckets[h&t.bucketMask]; i != 0; {
-		e := s.at(i)
-		if e.cport == dport && e.caddr == daddr && e.proto == proto &&
-			e.flags&FlagTemplate == 0 && (e.flags&fIPv6 != 0) == ipv6 {
-			d := t.destOf(e)
-			match := e.vport == sport && e.vaddr == saddr
-			if Method((e.flags&methodMask)>>methodShift) == MethodNAT {
-				match = e.dport == sport && d != nil && destAddrEqual(d, &saddr, ipv6)
-			}
-			if match && aliveLocked(e, now) {
-				t.fillLocked(si, i, e, c)
-				s.mu.Unlock()
-				fillDAddr(c, d)
-				return true
-			}
-		}
-		i = e.next
+	i, e, d := t.findOutLocked(s, h, proto, ipv6, &saddr, sport, &daddr, dport, now)
+	if i != 0 {
+		t.fillLocked(si, i, e, c)
 	}
 	s.mu.Unlock()
-	return false
+	if i == 0 {
+		return false
+	}
+	fillDAddr(c, d)
+	return true
 }

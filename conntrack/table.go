@@ -500,29 +500,7 @@ func (t *Table) Out(proto uint8, ipv6 bool, saddr [16]byte, sport uint16, daddr 
 	si := t.shardOf(h)
 	s := &t.shards[si]
 	s.mu.Lock()
-	var (
-		i uint32
-		e *entry
-		d *sched.Dest
-	)
-	for i = s.buckets[h&t.bucketMask]; i != 0; i = e.next {
-		e = s.at(i)
-		if e.cport != dport || e.caddr != daddr || e.proto != proto ||
-			e.flags&FlagTemplate != 0 || (e.flags&fIPv6 != 0) != ipv6 {
-			continue
-		}
-		d = t.destOf(e)
-		if Method((e.flags&methodMask)>>methodShift) == MethodNAT {
-			if e.dport != sport || d == nil || !destAddrEqual(d, &saddr, ipv6) {
-				continue
-			}
-		} else if e.vport != sport || e.vaddr != saddr {
-			continue
-		}
-		if aliveLocked(e, now) {
-			break
-		}
-	}
+	i, e, d := t.findOutLocked(s, h, proto, ipv6, &saddr, sport, &daddr, dport, now)
 	if i == 0 {
 		s.mu.Unlock()
 		return Miss
@@ -537,6 +515,31 @@ func (t *Table) Out(proto uint8, ipv6 bool, saddr [16]byte, sport uint16, daddr 
 	}
 	fillDAddr(c, d)
 	return Hit
+}
+
+// findOutLocked returns the first live connection in h's bucket matching a packet
+// from a real server (saddr, sport) to a client (daddr, dport) (§6.2 out-lookup: the
+// real server's address and port for MASQ, the virtual ones otherwise), with its
+// dest; i is 0 when none matches.
+//
+// Precondition: s.mu is held.
+func (t *Table) findOutLocked(s *shard, h uint64, proto uint8, ipv6 bool, saddr *[16]byte, sport uint16, daddr *[16]byte, dport uint16, now int64) (uint32, *entry, *sched.Dest) {
+	for i := s.buckets[h&t.bucketMask]; i != 0; {
+		e := s.at(i)
+		if e.cport == dport && e.caddr == *daddr && e.proto == proto &&
+			e.flags&FlagTemplate == 0 && (e.flags&fIPv6 != 0) == ipv6 {
+			d := t.destOf(e)
+			match := e.vport == sport && e.vaddr == *saddr
+			if Method((e.flags&methodMask)>>methodShift) == MethodNAT {
+				match = e.dport == sport && d != nil && destAddrEqual(d, saddr, ipv6)
+			}
+			if match && aliveLocked(e, now) {
+				return i, e, d
+			}
+		}
+		i = e.next
+	}
+	return 0, nil, nil
 }
 
 // Template looks up a persistence template for k (§5.5, §6.2 ip_vs_ct_in_get: protocol,
