@@ -339,8 +339,36 @@ func (st *parseState) run() (*Command, error) {
 }
 
 // option handles one option after the command.
+// flagOptions are the options that only switch something on: each marks its option
+// as given (so a repeated or misplaced one is refused like the others) and sets one
+// field. (Read-only: a map literal, as the scheduler registry.)
+var flagOptions = map[key]struct {
+	o   opt
+	set func(c *Command)
+}{
+	kConnection:     {optConnection, func(c *Command) { c.Connections = true }},
+	kNumeric:        {optNumeric, func(c *Command) { c.Format.Numeric = true }},
+	kTimeout:        {optTimeout, func(c *Command) { c.Timeouts = true }},
+	kDaemon:         {optDaemon, func(c *Command) { c.Daemons = true }},
+	kStats:          {optStats, func(c *Command) { c.Format.Stats = true }},
+	kRate:           {optRate, func(c *Command) { c.Format.Rate = true }},
+	kThresholds:     {optThresholds, func(c *Command) { c.Format.Thresholds = true }},
+	kPersistentConn: {optPersistentConn, func(c *Command) { c.Format.PersistentConn = true }},
+	kNoSort:         {optNoSort, func(c *Command) { c.Format.NoSort = true }},
+	kExact:          {optExact, func(c *Command) { c.Format.Exact = true }},
+	kOPS:            {optOPS, func(c *Command) { c.Service.OPS = true }},
+	kTunInfo:        {optTunInfo, func(c *Command) { c.Format.TunInfo = true }},
+}
+
 func (st *parseState) option(ev event) error {
 	c := &st.c
+	if f, ok := flagOptions[ev.key]; ok {
+		if err := st.set(f.o); err != nil {
+			return err
+		}
+		f.set(c)
+		return nil
+	}
 	switch ev.key {
 	case kTCP, kUDP, kSCTP:
 		if err := st.set(optService); err != nil {
@@ -448,16 +476,6 @@ func (st *parseState) option(ev event) error {
 			return failf("illegal l_threshold specified")
 		}
 		c.Dest.LThreshold = uint32(n)
-	case kConnection:
-		if err := st.set(optConnection); err != nil {
-			return err
-		}
-		c.Connections = true
-	case kNumeric:
-		if err := st.set(optNumeric); err != nil {
-			return err
-		}
-		c.Format.Numeric = true
 	case kMcastIfn:
 		if err := st.set(optMcast); err != nil {
 			return err
@@ -472,53 +490,8 @@ func (st *parseState) option(ev event) error {
 			return failf("illegal syncid specified")
 		}
 		c.Sync.SyncID = uint8(n)
-	case kTimeout:
-		if err := st.set(optTimeout); err != nil {
-			return err
-		}
-		c.Timeouts = true
-	case kDaemon:
-		if err := st.set(optDaemon); err != nil {
-			return err
-		}
-		c.Daemons = true
-	case kStats:
-		if err := st.set(optStats); err != nil {
-			return err
-		}
-		c.Format.Stats = true
-	case kRate:
-		if err := st.set(optRate); err != nil {
-			return err
-		}
-		c.Format.Rate = true
-	case kThresholds:
-		if err := st.set(optThresholds); err != nil {
-			return err
-		}
-		c.Format.Thresholds = true
-	case kPersistentConn:
-		if err := st.set(optPersistentConn); err != nil {
-			return err
-		}
-		c.Format.PersistentConn = true
-	case kNoSort:
-		if err := st.set(optNoSort); err != nil {
-			return err
-		}
-		c.Format.NoSort = true
 	case kSort:
 		// Sorting is the default; --sort is accepted for compatibility.
-	case kExact:
-		if err := st.set(optExact); err != nil {
-			return err
-		}
-		c.Format.Exact = true
-	case kOPS:
-		if err := st.set(optOPS); err != nil {
-			return err
-		}
-		c.Service.OPS = true
 	case kPE:
 		if err := st.set(optPE); err != nil {
 			return err
@@ -573,11 +546,6 @@ func (st *parseState) option(ev event) error {
 			return failf("illegal sync-maxlen specified")
 		}
 		c.Sync.MaxLen = uint16(n)
-	case kTunInfo:
-		if err := st.set(optTunInfo); err != nil {
-			return err
-		}
-		c.Format.TunInfo = true
 	case kTunType:
 		if err := st.set(optTunType); err != nil {
 			return err
