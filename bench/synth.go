@@ -278,7 +278,11 @@ func (g *gen) packet(eth *layers.Ethernet, src netip.Addr, sport uint16, dst net
 			SYN: syn, ACK: ack, FIN: fin, PSH: psh, Seq: f.seq, DataOffset: 5}
 		if reply {
 			// the server answers: SYN+ACK to a SYN, FIN+ACK to a FIN, else ACK.
-			tcp.Seq, tcp.Ack, tcp.PSH, tcp.ACK = f.rsSeq, f.seq+1, false, true
+			// f.seq already counts the client segment just sent (its SYN or FIN too).
+			tcp.Seq, tcp.Ack, tcp.PSH, tcp.ACK = f.rsSeq, f.seq, false, true
+			if !syn {
+				tcp.Seq = f.rsSeq + 1 // after its SYN+ACK
+			}
 			plen = 0
 		} else {
 			tcp.Ack = f.rsSeq + 1
