@@ -360,6 +360,24 @@ var flagOptions = map[key]struct {
 	kTunInfo:        {optTunInfo, func(c *Command) { c.Format.TunInfo = true }},
 }
 
+// numberOptions are the options that take one number: each marks its option as
+// given, checks the range and gives ipvsadm's message when it is out of it.
+var numberOptions = map[key]struct {
+	o        opt
+	min, max int64
+	illegal  string
+	set      func(c *Command, n int64)
+}{
+	kWeight:     {optWeight, 0, 65535, "illegal weight specified", func(c *Command, n int64) { c.Dest.Weight = int(n) }},
+	kUThreshold: {optUThreshold, 0, 1<<31 - 1, "illegal u_threshold specified", func(c *Command, n int64) { c.Dest.UThreshold = uint32(n) }},
+	kLThreshold: {optLThreshold, 0, 1<<31 - 1, "illegal l_threshold specified", func(c *Command, n int64) { c.Dest.LThreshold = uint32(n) }},
+	kSyncID:     {optSyncID, 0, 255, "illegal syncid specified", func(c *Command, n int64) { c.Sync.SyncID = uint8(n) }},
+	kMcastPort:  {optMcastPort, 1, 65535, "illegal mcast-port specified", func(c *Command, n int64) { c.Sync.Port = uint16(n) }},
+	kMcastTTL:   {optMcastTTL, 1, 255, "illegal mcast-ttl specified", func(c *Command, n int64) { c.Sync.TTL = uint8(n) }},
+	kSyncMaxLen: {optSyncMaxLen, 1, 65535 - 20 - 8, "illegal sync-maxlen specified", func(c *Command, n int64) { c.Sync.MaxLen = uint16(n) }},
+	kTunPort:    {optTunPort, 1, 65535, "illegal tunnel port specified", func(c *Command, n int64) { c.Dest.TunnelPort = uint16(n) }},
+}
+
 func (st *parseState) option(ev event) error {
 	c := &st.c
 	if f, ok := flagOptions[ev.key]; ok {
@@ -367,6 +385,17 @@ func (st *parseState) option(ev event) error {
 			return err
 		}
 		f.set(c)
+		return nil
+	}
+	if f, ok := numberOptions[ev.key]; ok {
+		if err := st.set(f.o); err != nil {
+			return err
+		}
+		n, ok := stringToNumber(ev.arg, f.min, f.max)
+		if !ok {
+			return failf(f.illegal)
+		}
+		f.set(c, n)
 		return nil
 	}
 	switch ev.key {
@@ -449,47 +478,11 @@ func (st *parseState) option(ev event) error {
 		case kIPIP:
 			c.Dest.Method = MethodTunnel
 		}
-	case kWeight:
-		if err := st.set(optWeight); err != nil {
-			return err
-		}
-		n, ok := stringToNumber(ev.arg, 0, 65535)
-		if !ok {
-			return failf("illegal weight specified")
-		}
-		c.Dest.Weight = int(n)
-	case kUThreshold:
-		if err := st.set(optUThreshold); err != nil {
-			return err
-		}
-		n, ok := stringToNumber(ev.arg, 0, 1<<31-1)
-		if !ok {
-			return failf("illegal u_threshold specified")
-		}
-		c.Dest.UThreshold = uint32(n)
-	case kLThreshold:
-		if err := st.set(optLThreshold); err != nil {
-			return err
-		}
-		n, ok := stringToNumber(ev.arg, 0, 1<<31-1)
-		if !ok {
-			return failf("illegal l_threshold specified")
-		}
-		c.Dest.LThreshold = uint32(n)
 	case kMcastIfn:
 		if err := st.set(optMcast); err != nil {
 			return err
 		}
 		c.Sync.McastIfn = truncate(ev.arg, ifNameMax)
-	case kSyncID:
-		if err := st.set(optSyncID); err != nil {
-			return err
-		}
-		n, ok := stringToNumber(ev.arg, 0, 255)
-		if !ok {
-			return failf("illegal syncid specified")
-		}
-		c.Sync.SyncID = uint8(n)
 	case kSort:
 		// Sorting is the default; --sort is accepted for compatibility.
 	case kPE:
@@ -519,33 +512,6 @@ func (st *parseState) option(ev event) error {
 			}
 			c.Sync.Group = a
 		}
-	case kMcastPort:
-		if err := st.set(optMcastPort); err != nil {
-			return err
-		}
-		n, ok := stringToNumber(ev.arg, 1, 65535)
-		if !ok {
-			return failf("illegal mcast-port specified")
-		}
-		c.Sync.Port = uint16(n)
-	case kMcastTTL:
-		if err := st.set(optMcastTTL); err != nil {
-			return err
-		}
-		n, ok := stringToNumber(ev.arg, 1, 255)
-		if !ok {
-			return failf("illegal mcast-ttl specified")
-		}
-		c.Sync.TTL = uint8(n)
-	case kSyncMaxLen:
-		if err := st.set(optSyncMaxLen); err != nil {
-			return err
-		}
-		n, ok := stringToNumber(ev.arg, 1, 65535-20-8)
-		if !ok {
-			return failf("illegal sync-maxlen specified")
-		}
-		c.Sync.MaxLen = uint16(n)
 	case kTunType:
 		if err := st.set(optTunType); err != nil {
 			return err
@@ -560,15 +526,6 @@ func (st *parseState) option(ev event) error {
 		default:
 			return failf("illegal tunnel type specified")
 		}
-	case kTunPort:
-		if err := st.set(optTunPort); err != nil {
-			return err
-		}
-		n, ok := stringToNumber(ev.arg, 1, 65535)
-		if !ok {
-			return failf("illegal tunnel port specified")
-		}
-		c.Dest.TunnelPort = uint16(n)
 	case kTunNoCsum:
 		if err := st.set(optTunNoCsum); err != nil {
 			return err
