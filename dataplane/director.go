@@ -171,7 +171,7 @@ type destInfo struct {
 // snapshot is the immutable configuration the hot path reads with one atomic load.
 type snapshot struct {
 	services []*service // by id
-	bySvc    map[svcKey]*service
+	bySvc    svcIndex
 	vips     addrSet // destination addresses of every service (and fwmark matches)
 	natRS    addrSet // source addresses of NAT real servers (reply path)
 	hasPort0 bool
@@ -259,7 +259,7 @@ func New(opts Options) (*Director, error) {
 		return nil, fmt.Errorf("dataplane: %w", err)
 	}
 	d.table = t
-	d.snap.Store(&snapshot{bySvc: map[svcKey]*service{}})
+	d.snap.Store(&snapshot{})
 	return d, nil
 }
 
@@ -475,9 +475,8 @@ func (d *Director) deleteDest(svc *service, dst *sched.Dest) {
 
 // publish builds and stores a new snapshot. Precondition: d.mu is held.
 func (d *Director) publish() {
-	s := &snapshot{bySvc: make(map[svcKey]*service, len(d.svcs)), dests: slices.Clone(d.dests)}
-	for k, svc := range d.svcs {
-		s.bySvc[k] = svc
+	s := &snapshot{bySvc: newSvcIndex(d.svcs), dests: slices.Clone(d.dests)}
+	for _, svc := range d.svcs {
 		for int(svc.id) >= len(s.services) {
 			s.services = append(s.services, nil)
 		}

@@ -710,3 +710,43 @@ func TestFlowCacheKeepsTableInStep(t *testing.T) {
 		t.Fatalf("after deleting its server: %d frames out, dest_deleted %d", len(out), h2.w.C.Reasons[ReasonDestDeleted])
 	}
 }
+
+// TestPrefetchedBatch runs batches that all go to the connection table (retransmitted
+// SYNs of 64 flows in SYN_RECV): from the second batch on they are prefetched, the
+// result is the same as without, and nothing is allocated.
+func TestPrefetchedBatch(t *testing.T) {
+	h := newHarness(t, testOptions(), rrService(MethodDR, 80))
+	var orig [][]byte
+	syn := dtPkt{src: dtClient, dst: dtVIP, sport: 1, dport: 80, syn: true}.frame(t)
+	for i := range benchBatchSize {
+		orig = append(orig, flowFrame(syn, i))
+	}
+	bb := newBatch(orig)
+	out := make([]Frame, 0, 2*benchBatchSize)
+	out = h.w.Process(bb.in, sec, out[:0])
+	if len(out) != benchBatchSize || h.d.Table().Len() != benchBatchSize {
+		t.Fatalf("first batch: %d sent, %d connections", len(out), h.d.Table().Len())
+	}
+	first := make([][]byte, len(out))
+	for i := range out {
+		first[i] = append([]byte(nil), out[i].Bytes()...)
+	}
+	allocs := testing.AllocsPerRun(100, func() {
+		bb.restore()
+		out = h.w.Process(bb.in, 2*sec, out[:0])
+	})
+	if allocs != 0 {
+		t.Fatalf("prefetched batch: %v allocs", allocs)
+	}
+	if h.w.prefetched == 0 {
+		t.Fatal("no batch was prefetched")
+	}
+	if len(out) != benchBatchSize || h.d.Table().Len() != benchBatchSize {
+		t.Fatalf("retransmissions: %d sent, %d connections (reasons %v)", len(out), h.d.Table().Len(), h.w.C.Reasons)
+	}
+	for i := range out {
+		if !bytes.Equal(out[i].Bytes(), first[i]) {
+			t.Fatalf("frame %d differs from the unprefetched batch:\n% x\n% x", i, out[i].Bytes(), first[i])
+		}
+	}
+}

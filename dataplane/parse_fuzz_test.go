@@ -19,6 +19,7 @@ func FuzzDecode(f *testing.F) {
 		var p Parsed
 		d := p.Decode(frame)
 		checkInvariants(t, &p, frame, d)
+		checkClientTuple(t, &p, frame, d)
 
 		// Same result from a dirty Parsed.
 		q := Parsed{L3Off: 99, End: 1 << 20, HasEmbedded: true, EmbL4Off: 7, Proto: 6, HasPorts: true, SrcPort: 1, Src: [16]byte{1}}
@@ -105,5 +106,28 @@ func TestWriteFuzzCorpus(t *testing.T) {
 	}
 	for _, c := range malformedCases(t) {
 		write("malformed", c.name, c.frame)
+	}
+}
+
+// checkClientTuple holds the batch prefetch's quick parse to the real one: whenever
+// both read ports, they read the same client tuple, and a plain TCP/UDP packet (no
+// IPv6 extension header, not a fragment) is always recognised.
+func checkClientTuple(t *testing.T, p *Parsed, frame []byte, d Drop) {
+	var addr [16]byte
+	proto, v6, port, ok := clientTuple(frame, &addr)
+	if d != DropNone || p.IPVersion == 0 || !p.HasPorts || (p.Proto != protoTCP && p.Proto != protoUDP) {
+		return
+	}
+	plain := !p.IsFragment && (!p.IPv6 || p.L4Off == p.L3Off+IPv6HeaderLen)
+	if plain && !ok {
+		t.Fatalf("clientTuple missed a plain %d/%d packet", p.IPVersion, p.Proto)
+	}
+	if !ok {
+		return
+	}
+	var want [16]byte
+	setAddr(&want, &p.Src, p.IPv6)
+	if proto != p.Proto || v6 != p.IPv6 || port != p.SrcPort || addr != want {
+		t.Fatalf("clientTuple = %d %v %x :%d, Decode = %d %v %x :%d", proto, v6, addr, port, p.Proto, p.IPv6, want, p.SrcPort)
 	}
 }

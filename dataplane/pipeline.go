@@ -109,6 +109,7 @@ func (w *Worker) inbound(s *snapshot, f *Frame, now int64, out []Frame) []Frame 
 			return w.xmit(s, f, c, false, out)
 		}
 	}
+	w.tableRefs++
 	switch w.d.table.In(&w.key, flags, now, &w.conn) {
 	case conntrack.Hit:
 		if ok {
@@ -242,7 +243,7 @@ func (s *snapshot) service(p *Parsed) *service {
 	var k svcKey
 	if len(s.marks) > 0 {
 		if m := s.mark(p); m != 0 {
-			if svc := s.bySvc[svcKey{mark: m, v6: p.IPv6}]; svc != nil {
+			if svc := s.bySvc.get(&svcKey{mark: m, v6: p.IPv6}); svc != nil {
 				return svc
 			}
 		}
@@ -253,18 +254,18 @@ func (s *snapshot) service(p *Parsed) *service {
 		// svcKey holds netip.Addr.As16 form for IPv4 (::ffff:a.b.c.d).
 		k.addr = [16]byte{10: 0xff, 11: 0xff, 12: p.Dst[0], 13: p.Dst[1], 14: p.Dst[2], 15: p.Dst[3]}
 	}
-	if svc := s.bySvc[k]; svc != nil {
+	if svc := s.bySvc.get(&k); svc != nil {
 		return svc
 	}
 	if s.hasFTP && p.Proto == protoTCP && (p.DstPort == 20 || p.DstPort >= 1024) {
 		k.port = 21
-		if svc := s.bySvc[k]; svc != nil {
+		if svc := s.bySvc.get(&k); svc != nil {
 			return svc
 		}
 	}
 	if s.hasPort0 {
 		k.port = 0
-		return s.bySvc[k]
+		return s.bySvc.get(&k)
 	}
 	return nil
 }

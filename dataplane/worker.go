@@ -58,6 +58,11 @@ type Worker struct {
 	lastSnap *snapshot
 	pub      published
 	flows    *flowCache // this worker's established flows (see flowCache)
+
+	// tableRefs counts the frames of the current batch that went to the connection
+	// table; it decides whether the next batch is prefetched (prefetch.go).
+	tableRefs  int
+	prefetched uint64 // batches prefetched (for tests)
 }
 
 // NewWorker returns a worker whose Process calls take at most batch frames.
@@ -112,6 +117,10 @@ func (w *Worker) Process(in []Frame, now int64, out []Frame) []Frame {
 		w.sync(s)
 	}
 	w.nicmp = 0
+	if w.tableRefs*prefetchShare >= len(in) && len(in) > 1 {
+		w.prefetch(in)
+	}
+	w.tableRefs = 0
 	for i := range in {
 		out = w.one(s, &in[i], now, out)
 	}
