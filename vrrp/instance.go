@@ -183,6 +183,10 @@ func (in *Instance) State() State { return in.state }
 // Priority returns the effective priority, the one advertised.
 func (in *Instance) Priority() uint8 { return in.prio }
 
+// BasePriority returns the configured priority (254 for an owner that met another
+// owner), to which tracking weights are added.
+func (in *Instance) BasePriority() uint8 { return in.base }
+
 // Master returns the source and priority of the last advert processed as a backup
 // (zero before any).
 func (in *Instance) Master() (netip.Addr, uint8) { return in.master, in.masterPrio }

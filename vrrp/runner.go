@@ -27,10 +27,48 @@ type Member struct {
 	// track_script without weight): false takes the instance to FAULT like a down
 	// link, true (with the link up) back to BACKUP.
 	Tracked func() bool
+	// Weights are tracked objects with a weight (keepalived's "weight W"), polled
+	// with LinkUp: each adds its Weight to the configured priority while it is down
+	// (negative weight) or up (positive weight), and the Runner sets the sum as the
+	// instance's effective priority (EventPriority: 1–254, never for an owner).
+	Weights []Weight
+}
+
+// A Weight is one weighted tracked object of a Member.
+type Weight struct {
+	Name   string // for logs: "interface eth1", "service 198.18.0.10:80"
+	Weight int    // -253..253, not 0
+	Up     func() bool
 }
 
 // polled reports whether the Runner polls m's link or tracked objects.
-func (m *Member) polled() bool { return m.LinkUp != nil || m.Tracked != nil }
+func (m *Member) polled() bool { return m.LinkUp != nil || m.Tracked != nil || len(m.Weights) > 0 }
+
+// weighted polls m's weighted objects and returns the effective priority they give
+// (clamped to 1–254) and the names of the ones whose weight applies.
+func (m *Member) weighted() (uint8, []string) {
+	p := int(m.Instance.BasePriority())
+	var applied []string
+	for _, w := range m.Weights {
+		if up := w.Up(); (w.Weight < 0) != up {
+			p += w.Weight
+			applied = append(applied, fmt.Sprintf("%s %+d", w.Name, w.Weight))
+		}
+	}
+	return uint8(min(max(p, 1), PriorityOwner-1)), applied
+}
+
+// reweigh sets m's effective priority from its weighted objects when it changed.
+func (r *Runner) reweigh(m *Member) {
+	if len(m.Weights) == 0 || m.Instance.BasePriority() == PriorityOwner {
+		return
+	}
+	p, applied := m.weighted()
+	if old := m.Instance.Priority(); p != old {
+		r.log.Info("VRRP changing effective priority", "instance", m.Name, "from", old, "to", p, "weights", applied)
+		r.step(m, Event{Kind: EventPriority, Priority: p}, "effective priority changed")
+	}
+}
 
 // healthy polls m's link and tracked objects; why names the first that is down.
 func (m *Member) healthy() (ok bool, why string) {
@@ -219,6 +257,7 @@ func (r *Runner) Run(ctx context.Context) error {
 
 	for _, m := range r.members {
 		if m.Instance.State() == StateInitialize {
+			r.reweigh(m)
 			if ok, why := m.healthy(); !ok {
 				r.step(m, Event{Kind: EventLinkDown}, why)
 			}
@@ -279,6 +318,7 @@ func (r *Runner) Run(ctx context.Context) error {
 					if !m.polled() {
 						continue
 					}
+					r.reweigh(m)
 					up, why := m.healthy()
 					if up == linkState[m] {
 						continue

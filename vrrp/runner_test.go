@@ -408,3 +408,58 @@ func TestRunnerTrackedFaultsAndRecovers(t *testing.T) {
 		t.Fatalf("%+v", x)
 	}
 }
+
+// TestRunnerWeights: weighted tracking changes the advertised priority instead of
+// faulting — a negative weight while its object is down, a positive one while it is
+// up — and a master whose priority falls below a peer's yields to it.
+func TestRunnerWeights(t *testing.T) {
+	c := newFakeClock()
+	rec := newRecorder()
+	in, _ := NewInstance(runnerConfig(100))
+	tr := newFakeTransport()
+	var mu sync.Mutex
+	linkUp, svcUp := true, true
+	get := func(p *bool) func() bool {
+		return func() bool { mu.Lock(); defer mu.Unlock(); return *p }
+	}
+	set := func(p *bool, v bool) { mu.Lock(); *p = v; mu.Unlock() }
+	r, err := NewRunner([]Member{{Name: "VI_1", Instance: in, Transport: tr, Weights: []Weight{
+		{Name: "interface eth1", Weight: -30, Up: get(&linkUp)},
+		{Name: "service 198.18.0.100:80", Weight: 5, Up: get(&svcUp)},
+	}}}, rec.opts(c))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- r.Run(ctx) }()
+	defer func() { cancel(); <-done }()
+	waitState(t, rec, StateBackup)
+	c.Advance(4 * time.Second)
+	waitState(t, rec, StateMaster)
+	if p := waitSent(t, tr); p.Advert.Priority != 105 {
+		t.Fatalf("first advert priority %d, want 100 + 5 (service up)", p.Advert.Priority)
+	}
+	set(&linkUp, false)
+	set(&svcUp, false)
+	// The next poll (every advert interval) lowers the priority: 100 - 30.
+	var last uint8
+	for range 5 {
+		c.Advance(time.Second)
+		p := waitSent(t, tr)
+		if last = p.Advert.Priority; last == 70 {
+			break
+		}
+	}
+	if last != 70 {
+		t.Fatalf("advert priority %d after the link went down, want 70", last)
+	}
+	if got := r.State(in); got != StateMaster {
+		t.Fatalf("state %v: a weight must not fault the instance", got)
+	}
+	// A peer at 90 now beats us: the master yields.
+	tr.in <- advertFrom(runnerPeer, 90)
+	if x := waitState(t, rec, StateBackup); x.From != StateMaster {
+		t.Fatalf("%+v", x)
+	}
+}

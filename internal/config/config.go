@@ -202,13 +202,33 @@ type VRRP struct {
 	// generic notify script: INSTANCE NAME STATE PRIORITY.
 	Notify string
 	// TrackService lists services by address (VIP:port, as in [[service]]
-	// address): while none of them has a live real server, the instance is in
-	// FAULT (keepalived's track_script without weight).
-	TrackService []netip.AddrPort
-	// TrackInterface lists more interfaces (keepalived track_interface, without
-	// weights): the instance is in FAULT while any of them, or its own interface,
-	// is down.
-	TrackInterface []string
+	// address). Those without a weight are tracked together, as keepalived's
+	// track_script without weight: while none of them has a live real server, the
+	// instance is in FAULT. One with a weight changes the priority instead (see
+	// TrackWeight).
+	TrackService []TrackedService
+	// TrackInterface lists more interfaces (keepalived's track_interface). Without a
+	// weight: the instance is in FAULT while any of them, or its own interface, is
+	// down. With one: see TrackWeight.
+	TrackInterface []TrackedInterface
+}
+
+// TrackWeight is keepalived's tracking weight, written "NAME weight W" in a track
+// list: a negative W is added to the priority while the tracked object is down, a
+// positive one while it is up; the effective priority stays within 1–254. 0 means
+// no weight: the object being down means FAULT.
+type TrackWeight int
+
+// A TrackedService is one track_service entry.
+type TrackedService struct {
+	Addr   netip.AddrPort
+	Weight TrackWeight
+}
+
+// A TrackedInterface is one track_interface entry.
+type TrackedInterface struct {
+	Name   string
+	Weight TrackWeight
 }
 
 // A VRRPSyncGroup is one [[vrrp_sync_group]] table, keepalived's vrrp_sync_group:

@@ -1038,7 +1038,7 @@ func TestVRRPNotifyTrackAndSyncGroup(t *testing.T) {
 	))
 	v := c.VRRP[0]
 	if v.NotifyMaster != "m" || v.NotifyBackup != "b" || v.NotifyFault != "f" || v.Notify != "n" ||
-		len(v.TrackService) != 1 || v.TrackService[0] != netip.MustParseAddrPort("198.18.0.100:80") {
+		len(v.TrackService) != 1 || v.TrackService[0] != (TrackedService{Addr: netip.MustParseAddrPort("198.18.0.100:80")}) {
 		t.Fatalf("%+v", v)
 	}
 	if len(c.VRRPSyncGroups) != 1 || c.VRRPSyncGroups[0].Name != "VG_1" || c.VRRPSyncGroups[0].Line != 16 ||
@@ -1049,15 +1049,51 @@ func TestVRRPNotifyTrackAndSyncGroup(t *testing.T) {
 
 func TestVRRPTrackInterface(t *testing.T) {
 	base := "[[vrrp]]\nname = \"VI_1\"\ninterface = \"eth0\"\nvirtual_router_id = 51\npriority = 100\nvirtual_ipaddress = [\"198.18.0.100\"]\n"
-	c, err := Parse("t.toml", []byte(base+"track_interface = [\"eth1\", \"bond0\"]\n"))
+	c, err := Parse("t.toml", []byte(base+"track_interface = [\"eth1\", \"bond0  weight -20\", \"eth2 weight 5\"]\n"))
 	if err != nil {
 		t.Fatal(err)
 	}
-	if got := c.VRRP[0].TrackInterface; len(got) != 2 || got[0] != "eth1" || got[1] != "bond0" {
-		t.Fatalf("track_interface = %v", got)
+	want := []TrackedInterface{{Name: "eth1"}, {Name: "bond0", Weight: -20}, {Name: "eth2", Weight: 5}}
+	if got := c.VRRP[0].TrackInterface; !slices.Equal(got, want) {
+		t.Fatalf("track_interface = %v, want %v", got, want)
 	}
-	_, err = Parse("t.toml", []byte(base+"track_interface = [\"eth 1\"]\n"))
-	if err == nil || !strings.Contains(err.Error(), "t.toml:7: vrrp[0].track_interface[0]") {
-		t.Fatalf("a bad interface name: %v", err)
+	for _, tc := range []struct{ entry, want string }{
+		{`"eth 1"`, `t.toml:7: vrrp[0].track_interface[0]: want "NAME" or "NAME weight W", got "eth 1"`},
+		{`""`, `t.toml:7: vrrp[0].track_interface[0]: want "NAME" or "NAME weight W"`},
+		{`"eth1 weight 0"`, `weight "0": want a whole number from -253 to 253, not 0`},
+		{`"eth1 weight -254"`, `weight "-254": want a whole number from -253 to 253`},
+		{`"eth1 weight x"`, `weight "x"`},
+		{`"eth1 wieght -2"`, `want "NAME" or "NAME weight W", got "eth1 wieght -2"`},
+		{`"eth1", "eth1 weight -2"`, `t.toml:7: vrrp[0].track_interface[1]: duplicate interface eth1`},
+		{`"a/b"`, `want an interface name, got "a/b"`},
+	} {
+		_, err := Parse("t.toml", []byte(base+"track_interface = ["+tc.entry+"]\n"))
+		if err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("track_interface = [%s]: %v, want %q", tc.entry, err, tc.want)
+		}
+	}
+	owner := strings.Replace(base, "priority = 100", "priority = 255", 1)
+	_, err = Parse("t.toml", []byte(owner+"track_interface = [\"eth1 weight -10\"]\n"))
+	if err == nil || !strings.Contains(err.Error(), "address owner (priority 255): drop the weight, or lower the priority") {
+		t.Fatalf("a weight on an owner: %v", err)
+	}
+	if _, err = Parse("t.toml", []byte(owner+"track_interface = [\"eth1\"]\n")); err != nil {
+		t.Fatalf("an owner tracking without weight: %v", err)
+	}
+}
+
+func TestVRRPTrackServiceWeight(t *testing.T) {
+	cfg := "[[service]]\naddress = \"198.18.0.100:80\"\n[[service.real_server]]\naddress = \"198.18.1.1\"\nmac = \"02:00:00:00:00:01\"\n" +
+		"[[vrrp]]\nname = \"VI_1\"\ninterface = \"eth0\"\nvirtual_router_id = 51\npriority = 100\nvirtual_ipaddress = [\"198.18.0.100\"]\n"
+	c, err := Parse("t.toml", []byte(cfg+"track_service = [\"198.18.0.100:80 weight -50\"]\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := c.VRRP[0].TrackService; len(got) != 1 || got[0] != (TrackedService{Addr: netip.MustParseAddrPort("198.18.0.100:80"), Weight: -50}) {
+		t.Fatalf("track_service = %v", got)
+	}
+	_, err = Parse("t.toml", []byte(cfg+"track_service = [\"198.18.0.100:80\", \"198.18.0.100:443 weight 10\"]\n"))
+	if err == nil || !strings.Contains(err.Error(), "vrrp[0].track_service[1]: no [[service]] has address 198.18.0.100:443") {
+		t.Fatalf("an unknown weighted service: %v", err)
 	}
 }

@@ -5,6 +5,7 @@ import (
 	"math"
 	"net/netip"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 )
@@ -131,26 +132,41 @@ func (r *reader) vrrp(t *table, d *Director) VRRP {
 			t.errorf(k, "must not be empty (omit the key to run nothing)")
 		}
 	}
-	if t.strings("track_interface", &v.TrackInterface) {
-		for i, name := range v.TrackInterface {
-			if strings.TrimSpace(name) == "" || strings.ContainsAny(name, " /") || len(name) > 15 {
-				r.errorf(joinIndex(t.key("track_interface"), i), "want an interface name, got %q", name)
+	var strs []string
+	if t.strings("track_interface", &strs) {
+		for i, e := range strs {
+			path := joinIndex(t.key("track_interface"), i)
+			name, w, err := trackEntry(e, v.Priority)
+			switch {
+			case err != nil:
+				r.add(path, err)
+			case strings.ContainsAny(name, "/") || len(name) > 15:
+				r.errorf(path, "want an interface name, got %q", name)
+			case slices.ContainsFunc(v.TrackInterface, func(x TrackedInterface) bool { return x.Name == name }):
+				r.add(path, fmt.Errorf("%w interface %s", ErrDuplicate, name))
+			default:
+				v.TrackInterface = append(v.TrackInterface, TrackedInterface{Name: name, Weight: w})
 			}
 		}
 	}
-	if t.present("track_service") {
-		var strs []string
-		if t.strings("track_service", &strs) {
-			for i, s := range strs {
-				ap, err := netip.ParseAddrPort(s)
-				switch {
-				case err != nil:
-					r.errorf(joinIndex(t.key("track_service"), i), "want a service address VIP:PORT, got %q", s)
-				case slices.Contains(v.TrackService, ap):
-					r.add(joinIndex(t.key("track_service"), i), fmt.Errorf("%w service %s", ErrDuplicate, ap))
-				default:
-					v.TrackService = append(v.TrackService, netip.AddrPortFrom(ap.Addr().Unmap(), ap.Port()))
-				}
+	strs = nil
+	if t.strings("track_service", &strs) {
+		for i, e := range strs {
+			path := joinIndex(t.key("track_service"), i)
+			name, w, err := trackEntry(e, v.Priority)
+			if err != nil {
+				r.add(path, err)
+				continue
+			}
+			ap, err := netip.ParseAddrPort(name)
+			ap = netip.AddrPortFrom(ap.Addr().Unmap(), ap.Port())
+			switch {
+			case err != nil:
+				r.errorf(path, "want a service address VIP:PORT, got %q", name)
+			case slices.ContainsFunc(v.TrackService, func(x TrackedService) bool { return x.Addr == ap }):
+				r.add(path, fmt.Errorf("%w service %s", ErrDuplicate, ap))
+			default:
+				v.TrackService = append(v.TrackService, TrackedService{Addr: ap, Weight: w})
 			}
 		}
 	}
@@ -251,10 +267,31 @@ func (r *reader) crossCheckVRRP(cfg *Config) {
 		}
 	}
 	for i, v := range cfg.VRRP {
-		for k, ap := range v.TrackService {
-			if !services[ap] {
-				r.errorf(joinIndex(joinKey(joinIndex("vrrp", i), "track_service"), k), "no [[service]] has address %s", ap)
+		for k, ts := range v.TrackService {
+			if !services[ts.Addr] {
+				r.errorf(joinIndex(joinKey(joinIndex("vrrp", i), "track_service"), k), "no [[service]] has address %s", ts.Addr)
 			}
 		}
 	}
+}
+
+// trackEntry reads one track list entry: "NAME" or "NAME weight W" (keepalived's
+// syntax), W in -253..253 and not 0. An address owner (priority 255) cannot take
+// weights: keepalived ignores them there, gvs refuses them.
+func trackEntry(s string, priority uint8) (string, TrackWeight, error) {
+	f := strings.Fields(s)
+	switch {
+	case len(f) == 1:
+		return f[0], 0, nil
+	case len(f) == 3 && f[1] == "weight":
+		w, err := strconv.Atoi(f[2])
+		switch {
+		case err != nil || w < -253 || w > 253 || w == 0:
+			return "", 0, fmt.Errorf("weight %q: want a whole number from -253 to 253, not 0 (omit \"weight W\" to go to FAULT instead)", f[2])
+		case priority == 255:
+			return "", 0, fmt.Errorf("%q: a weight cannot change the priority of the address owner (priority 255): drop the weight, or lower the priority", s)
+		}
+		return f[0], TrackWeight(w), nil
+	}
+	return "", 0, fmt.Errorf("want \"NAME\" or \"NAME weight W\", got %q", s)
 }

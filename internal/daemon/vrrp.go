@@ -161,18 +161,33 @@ func newVRRP(log *slog.Logger, d *dataplane.Director, vs []config.VRRP, groups [
 			m.allGARPs = append(m.allGARPs, g)
 		}
 		m.garps[in] = g
-		tracked := append([]string{ifi.Name}, v.TrackInterface...)
+		tracked := []string{ifi.Name}
+		var faultServices []netip.AddrPort
+		var weights []vrrp.Weight
+		for _, ti := range v.TrackInterface {
+			if ti.Weight == 0 {
+				tracked = append(tracked, ti.Name)
+				continue
+			}
+			weights = append(weights, vrrp.Weight{Name: "interface " + ti.Name, Weight: int(ti.Weight), Up: func() bool { return linkUp(ti.Name) }})
+		}
+		for _, ts := range v.TrackService {
+			if ts.Weight == 0 {
+				faultServices = append(faultServices, ts.Addr)
+				continue
+			}
+			weights = append(weights, vrrp.Weight{Name: "service " + ts.Addr.String(), Weight: int(ts.Weight), Up: func() bool { return serviceUp != nil && serviceUp(ts.Addr) }})
+		}
 		members = append(members, vrrp.Member{Name: v.Name, Instance: in, Transport: tr, LinkUp: func() bool {
 			// The instance's own interface, as keepalived tracks it, and its
-			// track_interface list: any of them down means FAULT.
+			// track_interface entries without weight: any of them down means FAULT.
 			for _, name := range tracked {
-				ifi, err := net.InterfaceByName(name)
-				if err != nil || ifi.Flags&net.FlagUp == 0 || ifi.Flags&net.FlagRunning == 0 {
+				if !linkUp(name) {
 					return false
 				}
 			}
 			return true
-		}, Tracked: trackedFunc(v.TrackService, serviceUp)})
+		}, Tracked: trackedFunc(faultServices, serviceUp), Weights: weights})
 		log.Info("VRRP instance", "instance", v.Name, "interface", ifi.Name, "vrid", c.VRID, "version", c.Version, "priority", c.Priority,
 			"advert_int", c.Interval, "src", c.Src, "vips", c.Addrs, "unicast_peers", c.Peers)
 	}
@@ -236,6 +251,12 @@ func (m *vrrpManager) run(ctx context.Context) error {
 	rx, tx, txErr := m.runner.Counters()
 	m.log.Info("VRRP stopped", append([]any{"received", rx, "sent", tx, "send_errors", txErr}, attrs...)...)
 	return err
+}
+
+// linkUp reports whether interface name exists and is up with carrier.
+func linkUp(name string) bool {
+	ifi, err := net.InterfaceByName(name)
+	return err == nil && ifi.Flags&net.FlagUp != 0 && ifi.Flags&net.FlagRunning != 0
 }
 
 // trackedFunc returns a Member.Tracked for track_service: up while at least one of

@@ -246,3 +246,47 @@ func TestVRRPTrackService(t *testing.T) {
 	waitClientMAC(t, l, hostMAC(l, "dir1"), 2*time.Second)
 	vipServed(t, l, 3*time.Second)
 }
+
+// TestVRRPTrackServiceWeight: as TestVRRPTrackService, but the tracked service has
+// a weight of -60: with every real server down dir1 does not fault, it advertises
+// 150 - 60 = 90, below dir2's 100, so dir2 preempts and dir1 becomes BACKUP; when
+// the servers are back dir1 returns to 150 and preempts in turn.
+func TestVRRPTrackServiceWeight(t *testing.T) {
+	l := vrrpLab(t)
+	flag := l.RunDir() + "/rs-down"
+	svc := netip.AddrPortFrom(l.VIP(), l.spec.HTTPPort)
+	cfg := vrrpConfig(t, l, "dir1", "track", []string{"version = 3", `track_service = ["` + svc.String() + ` weight -60"]`},
+		`advert_int = "1s"`, `advert_int = "100ms"`,
+		`method = "dr"`, `method = "dr"`+"\n  [service.check]\n  type = \"exec\"\n  command = [\"test\", \"!\", \"-e\", \""+flag+"\"]\n"+
+			"  interval = \"100ms\"\n  timeout = \"1s\"\n  retries = 0")
+	p1 := startGVSDirector(t, l, "dir1", cfg)
+	p2 := startGVSDirector(t, l, "dir2", fastVRRPConfig(t, l, "dir2", "track", ""))
+	waitLog(t, p1.Log, 5*time.Second, "VRRP Entering MASTER STATE")
+	waitLog(t, p2.Log, 5*time.Second, "VRRP Entering BACKUP STATE")
+	vipServed(t, l, 3*time.Second)
+
+	if err := os.WriteFile(flag, nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	backups := countIn(p1.Log, "VRRP Entering BACKUP STATE")
+	start := time.Now()
+	waitLog(t, p1.Log, 3*time.Second, "VRRP changing effective priority", "from=150 to=90")
+	waitLog(t, p2.Log, 3*time.Second, "VRRP Entering MASTER STATE")
+	waitMore(t, p1.Log, "VRRP Entering BACKUP STATE", backups, 2*time.Second)
+	t.Logf("every real server down -> dir1 at priority 90, dir2 MASTER in %v", time.Since(start))
+	waitClientMAC(t, l, hostMAC(l, "dir2"), 2*time.Second)
+	if strings.Contains(waitLog(t, p1.Log, 0), "FAULT") {
+		t.Fatal("a weighted track faulted dir1")
+	}
+
+	masters := countIn(p1.Log, "VRRP Entering MASTER STATE")
+	if err := os.Remove(flag); err != nil {
+		t.Fatal(err)
+	}
+	start = time.Now()
+	waitLog(t, p1.Log, 3*time.Second, "VRRP changing effective priority", "from=90 to=150")
+	waitMore(t, p1.Log, "VRRP Entering MASTER STATE", masters, 3*time.Second)
+	t.Logf("real servers back -> dir1 MASTER again in %v", time.Since(start))
+	waitClientMAC(t, l, hostMAC(l, "dir1"), 2*time.Second)
+	vipServed(t, l, 3*time.Second)
+}
