@@ -9,7 +9,9 @@ import (
 	"net"
 	"net/netip"
 	"os"
+	"reflect"
 	"runtime"
+	"slices"
 	"sync"
 	"time"
 
@@ -145,6 +147,7 @@ func Run(ctx context.Context, o Options) error {
 		return err
 	}
 	defer r.garp.close()
+	r.vrrpCfg, r.vrrpGroups = cfg.VRRP, cfg.VRRPSyncGroups
 	if len(cfg.VRRP) > 0 {
 		// With VRRP the director serves nothing until an instance becomes master.
 		r.d.SetOwned([]netip.Addr{})
@@ -260,6 +263,9 @@ type runner struct {
 	vrrp    *vrrpManager        // nil without [[vrrp]]
 	garp    *garpSender         // gratuitous ARP / unsolicited NA for reloads and adm changes
 	pinned  map[netip.Addr]bool // real servers whose MAC the config pins (main loop only)
+	// The VRRP settings the instances run with: a reload compares against them.
+	vrrpCfg    []config.VRRP
+	vrrpGroups []config.VRRPSyncGroup
 }
 
 func (r *runner) closeRings() {
@@ -361,7 +367,54 @@ func (r *runner) reload(ctx context.Context, path string) error {
 		return err
 	}
 	r.log.Info("reloaded", "services", len(specs), "connections", r.d.Table().Len())
+	if changed := vrrpChanges(r.vrrpCfg, cfg.VRRP, r.vrrpGroups, cfg.VRRPSyncGroups); len(changed) > 0 {
+		r.log.Warn("reload: [[vrrp]] settings are applied when gvs starts, not on reload; the running instances keep theirs: restart gvs to apply the change (the backup takes over meanwhile)",
+			"changed", changed)
+	}
 	return nil
+}
+
+// vrrpChanges names what differs between two sets of VRRP settings, ignoring where
+// in the file they are: "vrrp VI_1", "vrrp_sync_group VG_1" (changed, added or
+// removed), in the new file's order, then the removed ones.
+func vrrpChanges(old, cur []config.VRRP, oldG, curG []config.VRRPSyncGroup) []string {
+	var out []string
+	type key struct{ kind, name string }
+	seen := map[key]bool{}
+	for _, v := range cur {
+		seen[key{"vrrp", v.Name}] = true
+		i := slices.IndexFunc(old, func(o config.VRRP) bool { return o.Name == v.Name })
+		if i < 0 {
+			out = append(out, "vrrp "+v.Name+" (added)")
+			continue
+		}
+		a, b := old[i], v
+		a.Line, b.Line = 0, 0
+		if !reflect.DeepEqual(a, b) {
+			out = append(out, "vrrp "+v.Name)
+		}
+	}
+	for _, g := range curG {
+		seen[key{"group", g.Name}] = true
+		i := slices.IndexFunc(oldG, func(o config.VRRPSyncGroup) bool { return o.Name == g.Name })
+		switch {
+		case i < 0:
+			out = append(out, "vrrp_sync_group "+g.Name+" (added)")
+		case !slices.Equal(oldG[i].Group, g.Group):
+			out = append(out, "vrrp_sync_group "+g.Name)
+		}
+	}
+	for _, v := range old {
+		if !seen[key{"vrrp", v.Name}] {
+			out = append(out, "vrrp "+v.Name+" (removed)")
+		}
+	}
+	for _, g := range oldG {
+		if !seen[key{"group", g.Name}] {
+			out = append(out, "vrrp_sync_group "+g.Name+" (removed)")
+		}
+	}
+	return out
 }
 
 // announce sends a gratuitous ARP (unsolicited NA for IPv6) for each VIP, so

@@ -3,6 +3,7 @@ package daemon
 import (
 	"errors"
 	"net/netip"
+	"slices"
 	"testing"
 	"time"
 
@@ -54,5 +55,34 @@ func TestVRRPConfigMapsKeepalivedKeys(t *testing.T) {
 	bad.AdvertInt = 15 * time.Millisecond
 	if _, err := VRRPConfig(bad, src); !errors.Is(err, vrrp.ErrInvalidConfig) {
 		t.Fatalf("15ms v3 interval: %v", err)
+	}
+}
+
+func TestVRRPChanges(t *testing.T) {
+	v1, v2 := config.DefaultVRRP(), config.DefaultVRRP()
+	v1.Name, v1.Line, v1.Priority = "VI_1", 10, 100
+	v2.Name, v2.Line, v2.Priority = "VI_2", 20, 100
+	g := config.VRRPSyncGroup{Line: 30, Name: "VG", Group: []string{"VI_1", "VI_2"}}
+	old := []config.VRRP{v1, v2}
+	oldG := []config.VRRPSyncGroup{g}
+
+	moved := []config.VRRP{v2, v1}
+	moved[0].Line, moved[1].Line = 1, 2 // moved around in the file: no change
+	if got := vrrpChanges(old, moved, oldG, oldG); len(got) != 0 {
+		t.Fatalf("unchanged settings reported as %v", got)
+	}
+	prio := []config.VRRP{v1, v2}
+	prio[1].Priority = 150
+	v3 := config.DefaultVRRP()
+	v3.Name = "VI_3"
+	g2 := g
+	g2.Group = []string{"VI_1"}
+	got := vrrpChanges(old, append(prio, v3)[1:], oldG, []config.VRRPSyncGroup{g2, {Name: "VG_new", Group: []string{"VI_3"}}})
+	want := []string{"vrrp VI_2", "vrrp VI_3 (added)", "vrrp_sync_group VG", "vrrp_sync_group VG_new (added)", "vrrp VI_1 (removed)"}
+	if !slices.Equal(got, want) {
+		t.Fatalf("changes %q, want %q", got, want)
+	}
+	if got := vrrpChanges(old, nil, oldG, nil); !slices.Equal(got, []string{"vrrp VI_1 (removed)", "vrrp VI_2 (removed)", "vrrp_sync_group VG (removed)"}) {
+		t.Fatalf("everything removed: %q", got)
 	}
 }
