@@ -51,8 +51,8 @@ func ImportKeepalivedFile(path string, opt KeepalivedOptions) (*Imported, error)
 
 // ImportKeepalived translates a keepalived.conf into gvs TOML: global_defs,
 // virtual_server (address, fwmark and group forms, with virtual_server_group
-// ranges expanded into one service per address), real_server with its checker, and
-// vrrp_instance. name is the file's path: includes are resolved relative to it and
+// ranges expanded into one service per address), real_server with its checker,
+// vrrp_instance and vrrp_sync_group. name is the file's path: includes are resolved relative to it and
 // notes name it.
 //
 // Errors are only those of the grammar (unbalanced braces, include cycles, ...),
@@ -94,6 +94,8 @@ type kaImporter struct {
 	garpRepeat  opt[int]
 	garpRefRep  opt[int]
 	anyReal     bool
+	syncs       []*kaSync
+	syncOf      map[string]*kaSync // instance name → its sync group
 }
 
 func (k *kaImporter) note(p impPos, format string, args ...any) { k.doc.note(p, format, args...) }
@@ -125,7 +127,7 @@ func (k *kaImporter) dispatch(ctx string, n *kaNode, unsupported map[string]stri
 var kaBlockKeywords = []string{"real_server", "url", "authentication", "virtual_ipaddress", "unicast_peer",
 	"http_get", "ssl_get", "tcp_check", "udp_check", "misc_check", "smtp_check", "dns_check", "ping_check",
 	"file_check", "bfd_check", "global_defs", "virtual_server_group",
-	"vrrp_instance", "virtual_server", "vrrp_sync_group"}
+	"vrrp_instance", "virtual_server", "vrrp_sync_group", "group", "track_interface"}
 
 // blockText summarises a statement's block for a note: " { a; b c }", shortened.
 func (n *kaNode) blockText() string {
@@ -281,21 +283,15 @@ func (k *kaImporter) translate(nodes []*kaNode) {
 			case "virtual_server":
 				k.virtualServer(n)
 			case "vrrp_sync_group":
-				var members []string
-				for _, c := range n.block {
-					if strings.EqualFold(c.key.text, "group") {
-						for _, m := range c.block {
-							members = append(members, m.key.text)
-						}
-					}
-				}
-				k.note(n.pos(), "vrrp_sync_group %s not translated: gvs has no sync groups; instances %s fail over independently", n.arg(0), strings.Join(members, ", "))
+				k.syncGroup(n)
 			default:
 				return false
 			}
 			return true
 		})
 	}
+	k.syncMembers()
+	k.trackWeights()
 	for _, g := range k.order {
 		if !g.used {
 			k.note(g.pos, "virtual_server_group %s is defined but no virtual_server uses it: nothing written", g.name)

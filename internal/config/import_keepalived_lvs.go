@@ -348,10 +348,10 @@ func (k *kaImporter) vsBody(vs *kaVS, n *kaNode) {
 				k.integer(ctx, c, 0, math.MaxInt32, &s.hysteresis)
 				s.quorumPos = append(s.quorumPos, c.pos())
 			case "quorum_up":
-				k.quorumScript(ctx, c, &s.quorumUp)
+				k.script(ctx, c, &s.quorumUp)
 				s.quorumPos = append(s.quorumPos, c.pos())
 			case "quorum_down":
-				k.quorumScript(ctx, c, &s.quorumDown)
+				k.script(ctx, c, &s.quorumDown)
 				s.quorumPos = append(s.quorumPos, c.pos())
 			default:
 				return false
@@ -449,10 +449,12 @@ func (k *kaImporter) sorryServer(vs *kaVS, n *kaNode) {
 	s.sorryPos = n.pos()
 }
 
-// quorumScript reads quorum_up / quorum_down: keepalived's notify script, a program
-// with arguments (one quoted string, or several words) which it runs without a
-// shell; gvs runs the command string with /bin/sh -c.
-func (k *kaImporter) quorumScript(ctx string, n *kaNode, dst *string) {
+// script reads one of keepalived's notify scripts (quorum_up, quorum_down,
+// notify_master, ...): a program with arguments, written as one quoted string or as
+// several words, which keepalived runs without a shell; gvs runs the command string
+// with /bin/sh -c. A quoted script is written as its text; separate words are
+// quoted for the shell where needed.
+func (k *kaImporter) script(ctx string, n *kaNode, dst *string) {
 	if !k.needArgs(ctx, n, 1) {
 		return
 	}

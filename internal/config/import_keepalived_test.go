@@ -330,8 +330,12 @@ func TestImportKeepalivedSamples(t *testing.T) {
 				findNote(t, im, 3, "net_namespace high")
 			}
 			findNote(t, im, 23, "use_vmac")
-			findNote(t, im, 24, "track_script { check_VI_0 }")
-			findNote(t, im, 27, "track_interface { eth3; eth2 weight 20 }")
+			findNote(t, im, 24, "track_script { check_VI_0 }", "track_service")
+			if want := []TrackedInterface{{"eth3", 0}, {"eth2", 20}}; !slices.Equal(v.TrackInterface, want) {
+				t.Errorf("-i %q: track_interface %+v, want %+v", tc.id, v.TrackInterface, want)
+			}
+			noNote(t, im, 27, "")
+			noNote(t, im, 29, "")
 		}
 	})
 }
@@ -388,6 +392,81 @@ func TestImportKeepalivedSeeds(t *testing.T) {
 		}
 		findNote(t, im, 24, "prefix /24, label eth0:1")
 	})
+}
+
+// TestImportKeepalivedTracking checks the notify scripts, track_interface,
+// track_script and vrrp_sync_group translation against the exact expected TOML and
+// notes (testdata/import/keepalived/tracking/README.md says what each line tests).
+func TestImportKeepalivedTracking(t *testing.T) {
+	const dir = "testdata/import/keepalived/tracking/"
+	im := importFile(t, dir+"keepalived.conf", KeepalivedOptions{})
+	want, err := os.ReadFile(dir + "keepalived.toml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if string(im.TOML) != string(want) {
+		t.Errorf("TOML differs from %skeepalived.toml (regenerate it as that directory's README says if the change is meant); got:\n%s", dir, im.TOML)
+	}
+
+	wantNotes := []string{
+		`4: top level: "vrrp_script chk_haproxy { script /usr/bin/pgrep haproxy; interval 2 }" not translated: gvs has no tracked scripts`,
+		`9: [director] interface = "eth0" taken from the vrrp_instance interface (keepalived has no single data-path interface): check it`,
+		`21: vrrp_instance VI_1: "notify_stop /etc/keepalived/stop.sh" not translated: gvs has no notify script for this event (it has notify_master, notify_backup, notify_fault and notify)`,
+		`26: vrrp_instance VI_1: track_interface "eth4 weight 10 reverse": reverse not translated (gvs has no reverse tracking: keepalived applies the weight, or FAULT, while the interface is up rather than down): left out`,
+		`27: vrrp_instance VI_1: track_interface "eth5 weight 300": weight 300 is outside gvs's -253..253: left out`,
+		`28: vrrp_instance VI_1: track_interface eth1 listed twice: the first is written`,
+		`30: vrrp_instance VI_1: "track_script { chk_haproxy weight -10 }" not translated: gvs runs no tracking scripts; its track_service = ["VIP:PORT"] (or "VIP:PORT weight W") tracks the health of one of gvs's own virtual services instead`,
+		`44: vrrp_instance VI_2: track_interface eth1 weight -30 left out: keepalived ignores weights on the address owner (priority 255) and stops tracking the interface; gvs refuses them`,
+		`55: vrrp_instance VI_3: track_interface eth6: weight -15 dropped: keepalived ignores tracking weights in a sync group (VG_1) without sync_group_tracking_weight, so eth6 going down means FAULT`,
+		`59: vrrp_instance VI_4 has no virtual_ipaddress: gvs needs at least one; written commented out`,
+		`77: vrrp_sync_group VG_1: member VI_9 is dropped: no vrrp_instance has that name`,
+		`79: vrrp_sync_group VG_1: "notify_master /etc/keepalived/group_master.sh" not translated: gvs has no group-level notify scripts (the members' own notify_* keys run on each instance's changes)`,
+		`80: vrrp_sync_group VG_1: "notify /etc/keepalived/group.sh" not translated: gvs has no group-level notify scripts (the members' own notify_* keys run on each instance's changes)`,
+		`83: vrrp_sync_group VG_2 has no member gvs runs: written commented out`,
+		`85: vrrp_sync_group VG_2: member VI_4 is dropped: its vrrp_instance is written commented out`,
+		`90: vrrp_sync_group VG_3: member VI_3 is dropped: it is already in vrrp_sync_group VG_1 (an instance is in one group at most)`,
+	}
+	var got []string
+	for _, n := range im.Notes {
+		if n.File != dir+"keepalived.conf" {
+			t.Errorf("note names file %q", n.File)
+		}
+		got = append(got, fmt.Sprintf("%d: %s", n.Line, n.Msg))
+	}
+	if !slices.Equal(got, wantNotes) {
+		t.Errorf("notes:\n%s\nwant:\n%s", strings.Join(got, "\n"), strings.Join(wantNotes, "\n"))
+	}
+
+	// What Parse made of it: the keys reach Config as gvs reads them.
+	c := im.Config
+	if len(c.VRRP) != 4 {
+		t.Fatalf("%d instances, want 4 (VI_4 commented out)", len(c.VRRP))
+	}
+	v := c.VRRP[0]
+	if v.NotifyMaster != "/etc/keepalived/to_master.sh VI_1 --force" || v.NotifyBackup != "/etc/keepalived/to_backup.sh VI_1 'two words'" ||
+		v.NotifyFault != "/etc/keepalived/fault.sh" || v.Notify != "/usr/local/bin/notify-all.sh" {
+		t.Errorf("VI_1 notify: master %q backup %q fault %q notify %q", v.NotifyMaster, v.NotifyBackup, v.NotifyFault, v.Notify)
+	}
+	for _, tc := range []struct {
+		i    int
+		want []TrackedInterface
+	}{
+		{0, []TrackedInterface{{"eth1", 0}, {"eth2", -20}, {"eth3", 0}}},
+		{1, []TrackedInterface{{"eth2", 0}}},
+		{2, []TrackedInterface{{"eth6", 0}}},
+		{3, []TrackedInterface{{"eth7", -25}}},
+	} {
+		if got := c.VRRP[tc.i].TrackInterface; !slices.Equal(got, tc.want) {
+			t.Errorf("%s track_interface %+v, want %+v", c.VRRP[tc.i].Name, got, tc.want)
+		}
+	}
+	var groups []string
+	for _, g := range c.VRRPSyncGroups {
+		groups = append(groups, g.Name+" "+strings.Join(g.Group, ","))
+	}
+	if want := []string{"VG_1 VI_3", "VG_3 VI_5"}; !slices.Equal(groups, want) {
+		t.Errorf("sync groups %q, want %q", groups, want)
+	}
 }
 
 // TestImportKeepalivedMessy covers the grammar real files use: includes by glob
@@ -678,6 +757,59 @@ func TestImportKeepalivedGrammar(t *testing.T) {
 			findNote(t, im, 12, "W has no virtual_ipaddress")
 			if !strings.Contains(string(im.TOML), "# name = \"W\"") {
 				t.Errorf("instance W not written commented out")
+			}
+		},
+	}, {
+		name: "notify scripts: repeats, empty, shell syntax, a block",
+		conf: "vrrp_instance V {\nvirtual_router_id 9\nvirtual_ipaddress { 198.18.0.9 }\nnotify_master /bin/a\nnotify_master /bin/b\n" +
+			"notify_backup \"\"\nnotify_fault \"/bin/x | logger\"\nnotify\ntrack_interface eth1\n}\n",
+		want: func(t *testing.T, im *Imported) {
+			v := im.Config.VRRP[0]
+			if v.NotifyMaster != "/bin/a" || v.NotifyBackup != "" || v.NotifyFault != "/bin/x | logger" || v.Notify != "" || len(v.TrackInterface) != 0 {
+				t.Errorf("vrrp %+v", v)
+			}
+			findNote(t, im, 5, "notify_master is already set: ignored")
+			findNote(t, im, 6, "empty command: ignored")
+			findNote(t, im, 7, "without a shell, gvs with /bin/sh -c")
+			findNote(t, im, 8, `"notify" needs a value`)
+			findNote(t, im, 9, `"track_interface eth1": extra words "eth1" ignored`)
+		},
+	}, {
+		name: "track weights: owner by default, one-line groups, global_tracking, a group without members",
+		conf: "vrrp_instance A {\nstate MASTER\nvirtual_router_id 9\nvirtual_ipaddress { 198.18.0.9 }\ntrack_interface { eth1 weight 5\neth2 weight -253 }\n}\n" +
+			"vrrp_instance B {\nvirtual_router_id 10\nvirtual_ipaddress { 198.18.0.10 }\ntrack_interface { eth3 weight -254\neth4 weight\nbad/name\n" +
+			"eth5 weight -5 reverse\neth6 reverse\nverylonginterface0 }\n}\n" +
+			"vrrp_instance C {\nvirtual_router_id 11\nvirtual_ipaddress { 198.18.0.11 }\ntrack_interface { eth7 weight 3 }\n}\n" +
+			"vrrp_sync_group G { group { B C C }\nglobal_tracking\n}\nvrrp_sync_group H {\nsmtp_alert\n}\n",
+		want: func(t *testing.T, im *Imported) {
+			c := im.Config
+			if a := c.VRRP[0]; a.Priority != 255 || len(a.TrackInterface) != 0 {
+				t.Errorf("A: priority %d track_interface %+v, want the owner without weighted tracking", a.Priority, a.TrackInterface)
+			}
+			if got := c.VRRP[1].TrackInterface; len(got) != 0 {
+				t.Errorf("B track_interface %+v, want none", got)
+			}
+			if got, want := c.VRRP[2].TrackInterface, []TrackedInterface{{"eth7", 3}}; !slices.Equal(got, want) {
+				t.Errorf("C track_interface %+v, want %+v (global_tracking keeps weights)", got, want)
+			}
+			if len(c.VRRPSyncGroups) != 1 || !slices.Equal(c.VRRPSyncGroups[0].Group, []string{"B", "C"}) {
+				t.Errorf("sync groups %+v", c.VRRPSyncGroups)
+			}
+			findNote(t, im, 5, "eth1 weight 5 left out", "address owner")
+			findNote(t, im, 6, "eth2 weight -253 left out", "address owner")
+			findNote(t, im, 11, "weight -254 is outside")
+			findNote(t, im, 12, `"eth4 weight": want NAME or NAME weight W`)
+			findNote(t, im, 13, `"bad/name" is not an interface name`)
+			findNote(t, im, 14, "reverse not translated")
+			findNote(t, im, 15, "reverse not translated")
+			findNote(t, im, 16, `"verylonginterface0" is not an interface name`)
+			findNote(t, im, 23, "member C listed twice: written once")
+			findNote(t, im, 24, "global_tracking is keepalived's deprecated spelling of sync_group_tracking_weight")
+			findNote(t, im, 26, "vrrp_sync_group H has no group block")
+			findNote(t, im, 26, "vrrp_sync_group H has no member gvs runs: written commented out")
+			findNote(t, im, 27, `"smtp_alert" not translated`)
+			if !strings.Contains(string(im.TOML), "\n# [[vrrp_sync_group]]\n# name = \"H\"\n# group = []\n") {
+				t.Errorf("group H not written commented out:\n%s", im.TOML)
 			}
 		},
 	}, {

@@ -72,6 +72,7 @@ type impDoc struct {
 	dir      impDirector
 	services []*impService
 	vrrp     []*impVRRP
+	groups   []*impSyncGroup
 	notes    []noteEntry
 }
 
@@ -163,7 +164,40 @@ type impVRRP struct {
 	garpRepeat        opt[int]
 	garpRefresh       opt[time.Duration]
 	garpRefreshRepeat opt[int]
+	notifyMaster      string
+	notifyBackup      string
+	notifyFault       string
+	notify            string
+	track             []impTrack // track_interface
 	off               string
+}
+
+// impTrack is one track_interface entry; weight 0 = none.
+type impTrack struct {
+	pos    impPos
+	name   string
+	weight int
+}
+
+func (t impTrack) String() string {
+	if t.weight == 0 {
+		return t.name
+	}
+	return t.name + " weight " + strconv.Itoa(t.weight)
+}
+
+type impSyncGroup struct {
+	pos     impPos
+	name    string
+	listed  []string    // the members as written, for a group written commented out
+	members []impMember // the members that name an instance, each in this group only
+	group   []string    // the members whose instance is written live (syncGroupMembers)
+	off     string
+}
+
+type impMember struct {
+	pos  impPos
+	name string
 }
 
 func (d *impDoc) note(p impPos, format string, args ...any) {
@@ -335,6 +369,16 @@ func (d *impDoc) render(notes []Note) ([]byte, []span) {
 		w.commented = false
 	}
 
+	for _, g := range d.groups {
+		w.line("")
+		w.comment("", originText(g.pos, "vrrp_sync_group "+g.name))
+		w.commented = g.off != ""
+		start := w.lines + 1
+		g.write(w)
+		spans = append(spans, span{start, w.lines, &g.off, "vrrp_sync_group " + g.name, g.pos})
+		w.commented = false
+	}
+
 	for _, s := range d.services {
 		w.line("")
 		w.comment("", originText(s.pos, s.what))
@@ -402,6 +446,29 @@ func (v *impVRRP) write(w *tomlWriter) {
 	if v.garpRefreshRepeat.ok {
 		w.kv("", "garp_master_refresh_repeat", strconv.Itoa(v.garpRefreshRepeat.v))
 	}
+	for _, kv := range [][2]string{{"notify_master", v.notifyMaster}, {"notify_backup", v.notifyBackup},
+		{"notify_fault", v.notifyFault}, {"notify", v.notify}} {
+		if kv[1] != "" {
+			w.kv("", kv[0], tomlString(kv[1]))
+		}
+	}
+	if len(v.track) > 0 {
+		entries := make([]string, len(v.track))
+		for i, t := range v.track {
+			entries[i] = t.String()
+		}
+		w.kv("", "track_interface", tomlStrings(entries))
+	}
+}
+
+func (g *impSyncGroup) write(w *tomlWriter) {
+	w.line("[[vrrp_sync_group]]")
+	w.kv("", "name", tomlString(g.name))
+	members := g.group
+	if g.off != "" {
+		members = g.listed
+	}
+	w.kv("", "group", tomlStrings(members))
 }
 
 // write writes the service and returns the spans of its check and real servers.
@@ -593,6 +660,7 @@ func (c *impCheck) write(w *tomlWriter) {
 func (d *impDoc) finish(name string) (*Imported, error) {
 	d.tunnelSources()
 	for range 1000 {
+		d.syncGroupMembers()
 		text, spans := d.render(nil)
 		_, err := Parse(name, text)
 		if err == nil {
@@ -654,6 +722,36 @@ func (d *impDoc) tunnelSources() {
 			}
 			r.off = "TUN needs [director] " + key
 			d.note(r.pos, "%s: real_server %s is written commented out: TUN needs the director's own %s address as the tunnel's outer source: set [director] %s and uncomment it", s.what, r.label(), fam, key)
+		}
+	}
+}
+
+// syncGroupMembers sets each sync group's members to those whose instance is
+// written live: gvs refuses a group naming an instance it does not run. finish
+// calls it before each try, as a try may comment out an instance; a group left
+// without members is written commented out.
+func (d *impDoc) syncGroupMembers() {
+	live := map[string]bool{}
+	for _, v := range d.vrrp {
+		if v.off == "" {
+			live[v.name] = true
+		}
+	}
+	for _, g := range d.groups {
+		if g.off != "" {
+			continue
+		}
+		g.group = nil
+		for _, m := range g.members {
+			if live[m.name] {
+				g.group = append(g.group, m.name)
+			} else {
+				d.note(m.pos, "vrrp_sync_group %s: member %s is dropped: its vrrp_instance is written commented out", g.name, m.name)
+			}
+		}
+		if len(g.group) == 0 {
+			g.off = "no member"
+			d.note(g.pos, "vrrp_sync_group %s has no member gvs runs: written commented out", g.name)
 		}
 	}
 }

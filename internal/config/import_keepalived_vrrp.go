@@ -7,6 +7,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	"unicode"
+	"unicode/utf8"
 )
 
 var kaVRRPUnsupported = func() map[string]string {
@@ -17,7 +19,7 @@ var kaVRRPUnsupported = func() map[string]string {
 		"use_vmac":                   "gvs sends from the interface's own MAC (keepalived's default without use_vmac)",
 		"vmac_xmit_base":             "gvs has no virtual MAC interface",
 		"native_ipv6":                "gvs has no virtual MAC interface",
-		"dont_track_primary":         "gvs does not track interfaces",
+		"dont_track_primary":         "gvs always tracks the instance's own interface (down means FAULT)",
 		"lvs_sync_daemon_interface":  "gvs has no IPVS sync daemon",
 		"smtp_alert":                 "gvs sends no email",
 		"accept":                     "gvs has no accept mode setting",
@@ -36,14 +38,17 @@ var kaVRRPUnsupported = func() map[string]string {
 		"unicast_fault_no_peer":      "gvs has no fault state for peerless unicast",
 		"unicast_ttl":                "gvs has no such setting",
 		"mcast_dst_ip":               "gvs advertises to the standard group only",
-		"sync_group_tracking_weight": "gvs has no sync groups",
+		"sync_group_tracking_weight": "gvs reads it in vrrp_sync_group only",
+		"track_script": "gvs runs no tracking scripts; its track_service = [\"VIP:PORT\"] (or \"VIP:PORT weight W\") " +
+			"tracks the health of one of gvs's own virtual services instead",
+		"track_process":              "gvs tracks no processes",
+		"track_file":                 "gvs tracks no files",
+		"track_bfd":                  "gvs has no BFD",
+		"track_src_ip":               "gvs does not track the source address",
+		"notify_stop":                "gvs has no notify script for this event (it has notify_master, notify_backup, notify_fault and notify)",
+		"notify_deleted":             "gvs has no notify script for this event (it has notify_master, notify_backup, notify_fault and notify)",
+		"notify_master_rx_lower_pri": "gvs has no notify script for this event (it has notify_master, notify_backup, notify_fault and notify)",
 		"version3_checksum":          "gvs has no such setting",
-	}
-	for _, k := range []string{"track_interface", "track_script", "track_process", "track_file", "track_bfd", "track_src_ip"} {
-		m[k] = "gvs tracks nothing yet: the instance's priority will not follow it"
-	}
-	for _, k := range []string{"notify_master", "notify_backup", "notify_fault", "notify_stop", "notify", "notify_master_rx_lower_pri", "notify_deleted"} {
-		m[k] = "gvs has no notify scripts"
 	}
 	return m
 }()
@@ -155,6 +160,16 @@ func (k *kaImporter) vrrpInstance(n *kaNode) {
 				k.seconds(ctx, c, &v.garpRefresh)
 			case "garp_master_refresh_repeat":
 				k.integer(ctx, c, 1, math.MaxInt32, &v.garpRefreshRepeat)
+			case "notify_master":
+				k.script(ctx, c, &v.notifyMaster)
+			case "notify_backup":
+				k.script(ctx, c, &v.notifyBackup)
+			case "notify_fault":
+				k.script(ctx, c, &v.notifyFault)
+			case "notify":
+				k.script(ctx, c, &v.notify)
+			case "track_interface":
+				k.trackInterface(ctx, c, v)
 			case "strict_mode":
 				strict = k.flag(ctx, c)
 				k.note(c.pos(), "%s: strict_mode: gvs has no strict mode; authentication is dropped as keepalived does under it", ctx)
@@ -346,4 +361,160 @@ func kaVIP(s string) (netip.Addr, int, error) {
 	}
 	a, err := kaAddr(s)
 	return a, a.BitLen(), err
+}
+
+// trackInterface reads a track_interface block: one interface a line, "NAME" or
+// "NAME weight W". Weights are checked against sync groups and the address owner
+// later, in trackWeights.
+func (k *kaImporter) trackInterface(ctx string, n *kaNode, v *impVRRP) {
+	k.extra(ctx, n, 0)
+	for _, e := range n.block {
+		k.noBlock(ctx, e)
+		name := e.key.text
+		weight, reverse, ok := 0, false, true
+		i := 0
+		if i < len(e.args) && e.args[i].text == "weight" {
+			w, err := strconv.Atoi(e.arg(i + 1))
+			ok = err == nil
+			weight = w
+			i += 2
+		}
+		if i < len(e.args) && e.args[i].text == "reverse" {
+			reverse = true
+			i++
+		}
+		switch {
+		case !ok || i < len(e.args):
+			k.note(e.pos(), "%s: track_interface %q: want NAME or NAME weight W (W an integer): left out", ctx, e.words())
+		case reverse:
+			k.note(e.pos(), "%s: track_interface %q: reverse not translated (gvs has no reverse tracking: keepalived applies the weight, or FAULT, while the interface is up rather than down): left out", ctx, e.words())
+		case weight < -253 || weight > 253:
+			k.note(e.pos(), "%s: track_interface %q: weight %d is outside gvs's -253..253: left out", ctx, e.words(), weight)
+		case name == "" || len(name) > 15 || !utf8.ValidString(name) || strings.ContainsFunc(name, func(r rune) bool { return r == '/' || unicode.IsSpace(r) }):
+			k.note(e.pos(), "%s: track_interface %q: %q is not an interface name: left out", ctx, e.words(), name)
+		case slices.ContainsFunc(v.track, func(t impTrack) bool { return t.name == name }):
+			k.note(e.pos(), "%s: track_interface %s listed twice: the first is written", ctx, name)
+		default:
+			// weight 0 is keepalived's "no weight": down means FAULT.
+			v.track = append(v.track, impTrack{pos: e.pos(), name: name, weight: weight})
+		}
+	}
+}
+
+// kaSync is a vrrp_sync_group as read, before its members are checked.
+type kaSync struct {
+	g              *impSyncGroup
+	raw            []impMember
+	trackingWeight bool // sync_group_tracking_weight: the members keep their weights
+}
+
+var kaSyncUnsupported = func() map[string]string {
+	m := map[string]string{
+		"smtp_alert":              "gvs sends no email",
+		"notify_priority_changes": "gvs has no notify fifo",
+	}
+	for _, k := range []string{"notify_master", "notify_backup", "notify_fault", "notify_stop", "notify"} {
+		m[k] = "gvs has no group-level notify scripts (the members' own notify_* keys run on each instance's changes)"
+	}
+	for _, k := range []string{"track_interface", "track_script", "track_file", "track_process", "track_bfd"} {
+		m[k] = "gvs has no group-level tracking: track it in each member instance"
+	}
+	return m
+}()
+
+// syncGroup reads one vrrp_sync_group block; syncMembers checks its members once
+// every instance is read.
+func (k *kaImporter) syncGroup(n *kaNode) {
+	if !k.needArgs("vrrp_sync_group", n, 1) {
+		return
+	}
+	ctx := "vrrp_sync_group " + n.arg(0)
+	k.extra(ctx, n, 1)
+	s := &kaSync{g: &impSyncGroup{pos: n.pos(), name: n.arg(0)}}
+	hasGroup := false
+	for _, c := range n.block {
+		k.dispatch(ctx, c, kaSyncUnsupported, func(kw string) bool {
+			switch kw {
+			case "group":
+				hasGroup = true
+				k.extra(ctx, c, 0)
+				// Members are words: one a line, or several on one.
+				for _, m := range c.block {
+					k.noBlock(ctx, m)
+					s.raw = append(s.raw, impMember{pos: m.pos(), name: m.key.text})
+					for _, a := range m.args {
+						s.raw = append(s.raw, impMember{pos: a.pos, name: a.text})
+					}
+				}
+			case "sync_group_tracking_weight":
+				k.extra(ctx, c, 0)
+				s.trackingWeight = true
+			case "global_tracking":
+				k.extra(ctx, c, 0)
+				s.trackingWeight = true
+				k.note(c.pos(), "%s: global_tracking is keepalived's deprecated spelling of sync_group_tracking_weight: read as it", ctx)
+			default:
+				return false
+			}
+			return true
+		})
+	}
+	if !hasGroup {
+		k.note(n.pos(), "%s has no group block listing its instances", ctx)
+	}
+	k.syncs = append(k.syncs, s)
+}
+
+// syncMembers keeps the sync group members that name a vrrp_instance, each in one
+// group (the first that lists it), and adds the groups to the document.
+func (k *kaImporter) syncMembers() {
+	names := map[string]bool{}
+	for _, v := range k.doc.vrrp {
+		names[v.name] = true
+	}
+	k.syncOf = map[string]*kaSync{}
+	for _, s := range k.syncs {
+		g := s.g
+		for _, m := range s.raw {
+			g.listed = append(g.listed, m.name)
+			switch other := k.syncOf[m.name]; {
+			case !names[m.name]:
+				k.note(m.pos, "vrrp_sync_group %s: member %s is dropped: no vrrp_instance has that name", g.name, m.name)
+			case other == s:
+				k.note(m.pos, "vrrp_sync_group %s: member %s listed twice: written once", g.name, m.name)
+			case other != nil:
+				k.note(m.pos, "vrrp_sync_group %s: member %s is dropped: it is already in vrrp_sync_group %s (an instance is in one group at most)", g.name, m.name, other.g.name)
+			default:
+				k.syncOf[m.name] = s
+				g.members = append(g.members, m)
+			}
+		}
+		k.doc.groups = append(k.doc.groups, g)
+	}
+}
+
+// trackWeights applies keepalived's two rules for tracking weights: in a sync group
+// without sync_group_tracking_weight a weight is ignored (the interface going down
+// means FAULT), and the address owner (priority 255, whose priority never changes)
+// stops tracking a weighted interface altogether. gvs refuses weights on the owner.
+func (k *kaImporter) trackWeights() {
+	for _, v := range k.doc.vrrp {
+		ctx := "vrrp_instance " + v.name
+		s := k.syncOf[v.name]
+		owner := v.priority == 255 || (v.priority == 0 && v.state == "MASTER")
+		var kept []impTrack
+		for _, t := range v.track {
+			switch {
+			case t.weight == 0:
+			case s != nil && !s.trackingWeight:
+				k.note(t.pos, "%s: track_interface %s: weight %d dropped: keepalived ignores tracking weights in a sync group (%s) without sync_group_tracking_weight, so %s going down means FAULT", ctx, t.name, t.weight, s.g.name, t.name)
+				t.weight = 0
+			case owner:
+				k.note(t.pos, "%s: track_interface %s weight %d left out: keepalived ignores weights on the address owner (priority 255) and stops tracking the interface; gvs refuses them", ctx, t.name, t.weight)
+				continue
+			}
+			kept = append(kept, t)
+		}
+		v.track = kept
+	}
 }
