@@ -102,16 +102,23 @@ func cmdImport(args []string, stdout, stderr io.Writer) error {
 
 // splitFileArg takes FILE out of args, before or after the flags.
 func splitFileArg(args []string) (file string, flags []string) {
-	if len(args) > 0 && (args[0] == "-" || !strings.HasPrefix(args[0], "-")) {
-		return args[0], args[1:]
-	}
-	n := len(args)
-	if n > 0 && (args[n-1] == "-" || !strings.HasPrefix(args[n-1], "-")) {
-		if n < 2 || !strings.Contains("|-o|--o|-i|--i|", "|"+args[n-2]+"|") {
-			return args[n-1], args[:n-1]
+	for i := 0; i < len(args); i++ {
+		a := args[i]
+		switch {
+		case a == "-" || !strings.HasPrefix(a, "-"):
+			if file == "" {
+				file = a
+				continue
+			}
+			flags = append(flags, a) // a second operand: parseFlags names it
+		case strings.Contains("|-o|--o|-i|--i|", "|"+a+"|") && i+1 < len(args):
+			flags = append(flags, a, args[i+1]) // the flag's value is never FILE
+			i++
+		default:
+			flags = append(flags, a)
 		}
 	}
-	return "", args
+	return file, flags
 }
 
 func sameFile(a, b string) bool {

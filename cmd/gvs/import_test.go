@@ -143,6 +143,9 @@ func TestSplitFileArg(t *testing.T) {
 		{[]string{"-o", "x"}, "", 2},
 		{[]string{"-", "-o", "x"}, "-", 2},
 		{[]string{"-i", "high", "-o", "x", "a.conf"}, "a.conf", 4},
+		{[]string{"-i", "high", "a.conf", "-o", "x"}, "a.conf", 4},
+		{[]string{"-o=x", "a.conf", "-i", "low"}, "a.conf", 3},
+		{[]string{"a.conf", "b.conf"}, "a.conf", 1},
 		{nil, "", 0},
 	} {
 		file, flags := splitFileArg(tc.args)
