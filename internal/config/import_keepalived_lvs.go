@@ -24,21 +24,11 @@ type kaTiming struct {
 }
 
 func (t kaTiming) over(outer kaTiming) kaTiming {
-	if !t.delayLoop.ok {
-		t.delayLoop = outer.delayLoop
-	}
-	if !t.retryDelay.ok {
-		t.retryDelay = outer.retryDelay
-	}
-	if !t.timeout.ok {
-		t.timeout = outer.timeout
-	}
-	if !t.retry.ok {
-		t.retry = outer.retry
-	}
-	if !t.alpha.ok {
-		t.alpha = outer.alpha
-	}
+	t.delayLoop = t.delayLoop.or(outer.delayLoop)
+	t.retryDelay = t.retryDelay.or(outer.retryDelay)
+	t.timeout = t.timeout.or(outer.timeout)
+	t.retry = t.retry.or(outer.retry)
+	t.alpha = t.alpha.or(outer.alpha)
 	if t.virtualhost == "" {
 		t.virtualhost = outer.virtualhost
 	}

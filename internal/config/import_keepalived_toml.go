@@ -53,6 +53,14 @@ type opt[T any] struct {
 
 func some[T any](v T) opt[T] { return opt[T]{v, true} }
 
+// or returns o when it is set, otherwise d (an inherited default).
+func (o opt[T]) or(d opt[T]) opt[T] {
+	if o.ok {
+		return o
+	}
+	return d
+}
+
 // impPos is where something came from; seq orders positions across included files.
 type impPos struct {
 	file string

@@ -188,18 +188,10 @@ func (k *kaImporter) vrrpInstance(n *kaNode) {
 	if priority.ok {
 		v.priority = priority.v
 	}
-	if !v.garpDelay.ok {
-		v.garpDelay = k.garpDelay
-	}
-	if !v.garpRepeat.ok {
-		v.garpRepeat = k.garpRepeat
-	}
-	if !v.garpRefresh.ok {
-		v.garpRefresh = k.garpRefresh
-	}
-	if !v.garpRefreshRepeat.ok {
-		v.garpRefreshRepeat = k.garpRefRep
-	}
+	v.garpDelay = v.garpDelay.or(k.garpDelay)
+	v.garpRepeat = v.garpRepeat.or(k.garpRepeat)
+	v.garpRefresh = v.garpRefresh.or(k.garpRefresh)
+	v.garpRefreshRepeat = v.garpRefreshRepeat.or(k.garpRefRep)
 
 	ipv6 := len(v.vips) > 0 && v.vips[0].Is6()
 	switch {
