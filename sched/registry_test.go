@@ -5,6 +5,8 @@ import (
 	"net/netip"
 	"slices"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 )
@@ -228,49 +230,97 @@ func TestRevive(t *testing.T) {
 
 // TestConcurrent: decisions, connection accounting and administration from several
 // goroutines (run it with -race): the Pool lock serialises the schedulers, the dest
-// counters and flags are atomics.
+// counters and flags are atomics. The goroutines start together (a barrier), and the
+// checks hold for every interleaving: each decision is a dest of the pool or nil,
+// every connection's Bind/Activate/Unbind nets to zero whichever goroutine ran when,
+// and the list order and weights are what the one administrator goroutine's
+// sequence of Delete/Add/Edit leaves, since the workers never change them.
 func TestConcurrent(t *testing.T) {
 	for _, n := range Names() {
-		ds := make([]*Dest, 6)
-		for i := range ds {
-			ds[i] = NewDest(uint32(i), netip.AddrFrom4([4]byte{10, 0, 0, byte(i + 1)}), 80, int32(1+i%3), 4, 2)
-		}
-		p := listPool(t, newSched(t, n, Options{}), ds...)
-		done := make(chan struct{})
-		for g := range 2 {
-			go func() {
-				defer func() { done <- struct{}{} }()
-				for i := range 300 {
-					pk := pkt4("192.0.2.1", "198.51.100.1", uint16(i), int64(i)*sec)
-					pk.Src[3], pk.Dst[3] = byte(i+g), byte(i*3)
-					if d := p.Schedule(pk); d != nil {
-						d.Bind(false)
-						d.Activate()
-						d.Unbind(false, true)
-					}
-				}
-			}()
-		}
-		go func() {
-			defer func() { done <- struct{}{} }()
+		t.Run(n, func(t *testing.T) {
+			ds := make([]*Dest, 6)
+			known := map[*Dest]bool{}
+			for i := range ds {
+				ds[i] = NewDest(uint32(i), netip.AddrFrom4([4]byte{10, 0, 0, byte(i + 1)}), 80, int32(1+i%3), 4, 2)
+				known[ds[i]] = true
+			}
+			p := listPool(t, newSched(t, n, Options{}), ds...)
+			// The model: the list and weights after the administrator's sequence.
+			wantList, wantWeight := slices.Clone(ds), map[*Dest]int32{}
+			for _, d := range ds {
+				wantWeight[d] = d.Weight()
+			}
 			for i := range 100 {
 				d := ds[i%len(ds)]
+				wantWeight[d] = int32(i % 4)
 				if i%7 == 0 {
-					if _, err := p.Delete(d.Addr(), d.Port()); err == nil {
-						d.Revive(int32(i%4), 4, 2)
-						if err := p.Add(d); err != nil {
-							t.Error(err)
-						}
-					}
-					continue
-				}
-				if err := p.Edit(d.Addr(), d.Port(), int32(i%4), 4, 2); err != nil {
-					t.Error(err)
+					wantList = slices.DeleteFunc(wantList, func(x *Dest) bool { return x == d })
+					wantList = slices.Insert(wantList, 0, d) // Add inserts at the head
 				}
 			}
-		}()
-		for range 3 {
-			<-done
-		}
+
+			start := make(chan struct{})
+			var wg sync.WaitGroup
+			var foreign atomic.Int32 // decisions that are not a dest of the pool
+			for g := range 2 {
+				wg.Go(func() {
+					<-start
+					for i := range 300 {
+						pk := pkt4("192.0.2.1", "198.51.100.1", uint16(i), int64(i)*sec)
+						pk.Src[3], pk.Dst[3] = byte(i+g), byte(i*3)
+						if d := p.Schedule(pk); d != nil {
+							if !known[d] {
+								foreign.Add(1)
+								continue
+							}
+							d.Bind(false)
+							d.Activate()
+							d.Unbind(false, true)
+						}
+					}
+				})
+			}
+			wg.Go(func() {
+				<-start
+				for i := range 100 {
+					d := ds[i%len(ds)]
+					if i%7 == 0 {
+						if _, err := p.Delete(d.Addr(), d.Port()); err != nil {
+							t.Errorf("Delete(%s): %v", name(d), err)
+							continue
+						}
+						d.Revive(int32(i%4), 4, 2)
+						if err := p.Add(d); err != nil {
+							t.Errorf("Add(%s): %v", name(d), err)
+						}
+						continue
+					}
+					if err := p.Edit(d.Addr(), d.Port(), int32(i%4), 4, 2); err != nil {
+						t.Errorf("Edit(%s): %v", name(d), err)
+					}
+				}
+			})
+			close(start)
+			wg.Wait()
+
+			if n := foreign.Load(); n != 0 {
+				t.Errorf("%d decisions returned a dest that is not in the pool", n)
+			}
+			if got, want := names(p.Dests()), names(wantList); got != want {
+				t.Errorf("list %s, want %s", got, want)
+			}
+			for _, d := range ds {
+				if got, want := d.Weight(), wantWeight[d]; got != want {
+					t.Errorf("%s: weight %d, want %d", name(d), got, want)
+				}
+				if !d.Available() {
+					t.Errorf("%s: not AVAILABLE after its last Add", name(d))
+				}
+				if a, in, pe := d.ActiveConns(), d.InactConns(), d.PersistConns(); a != 0 || in != 0 || pe != 0 {
+					t.Errorf("%s: counters active %d, inactive %d, persistent %d after every connection ended; want 0",
+						name(d), a, in, pe)
+				}
+			}
+		})
 	}
 }
