@@ -278,6 +278,20 @@ type Service struct {
 	RealServers []RealServer
 }
 
+// Netmask returns the persistence granularity of bits in a family, as
+// Service.Netmask holds it: a prefix of the unspecified address. bits outside the
+// family's 0..32 (0..128) give the whole address (/32, /128).
+func Netmask(ipv6 bool, bits int) netip.Prefix {
+	base, full := netip.IPv4Unspecified(), 32
+	if ipv6 {
+		base, full = netip.IPv6Unspecified(), 128
+	}
+	if bits < 0 || bits > full {
+		bits = full
+	}
+	return netip.PrefixFrom(base, bits)
+}
+
 // String returns the key's form.
 func (s *Service) String() string { return s.Key.String() }
 

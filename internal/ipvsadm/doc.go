@@ -18,9 +18,14 @@
 //     exported as KernelError constants (ErrServiceExists, ErrNoSuchDest, …)
 //     for the daemon to return; ExitStatus gives ipvsadm's exit status for
 //     any error.
+//   - Edit applies a table command (-A -E -D -C -a -e -d) to gvs's model of
+//     the table ([]ipvs.Service) as the kernel would, refusing with the
+//     KernelError ipvsadm prints: the one copy of ipvsadm's edit semantics,
+//     for gvs adm and for gvs import ipvsadm.
 //
-// Service, Dest, Conn and the other model types are this package's own, so
-// that it depends on no other gvs package; the daemon converts.
+// Service, Dest, Conn and the other types of listings are this package's own,
+// shaped as ipvsadm prints them; the model (package ipvs) is what Edit edits,
+// and the only other gvs packages it imports are ipvs and sched.
 //
 // Where gvs differs from ipvsadm 1.31, on purpose:
 //

@@ -77,8 +77,8 @@ func (e *LineError) Unwrap() error { return e.Err }
 
 // ExitStatus returns the status ipvsadm exits with after err: 0 for nil,
 // Error.Status for its own checks, StatusUsage (255) for a KernelError (its
-// main returns -1), and 1 for anything else, as ipvsadm exits 1 when a
-// listing fails.
+// main returns -1) and an UnsupportedError, and 1 for anything else, as ipvsadm
+// exits 1 when a listing fails.
 func ExitStatus(err error) int {
 	if err == nil {
 		return 0
@@ -88,7 +88,8 @@ func ExitStatus(err error) int {
 		return e.Status
 	}
 	var k KernelError
-	if errors.As(err, &k) {
+	var u *UnsupportedError
+	if errors.As(err, &k) || errors.As(err, &u) {
 		return StatusUsage
 	}
 	return 1
