@@ -9,6 +9,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/gvs-lb/gvs/internal/testutil"
 )
 
 func TestDropLogOncePerChange(t *testing.T) {
@@ -56,7 +58,8 @@ func (s *syncBuffer) String() string {
 }
 
 func TestRunnerDropFloodLogsOnce(t *testing.T) {
-	c := newFakeClock()
+	testutil.CheckLeaks(t)
+	c := testutil.NewClock(t)
 	rec := newRecorder()
 	var buf syncBuffer
 	in, _ := NewInstance(runnerConfig(100))
@@ -73,6 +76,10 @@ func TestRunnerDropFloodLogsOnce(t *testing.T) {
 	defer func() { cancel(); <-done }()
 	waitState(t, rec, StateBackup)
 	const flood = 200
+	// The Runner arms a new timer after each packet it handles: once flood+1 more
+	// timers exist, every drop is counted and logged.
+	c.BlockUntil(1)
+	n := c.Created()
 	for range flood {
 		bad := advertFrom(runnerPeer, 150)
 		bad.HopLimit = 64
@@ -81,19 +88,11 @@ func TestRunnerDropFloodLogsOnce(t *testing.T) {
 	other := advertFrom(mustAddr("198.18.0.9"), 150) // a second sender with the same fault
 	other.HopLimit = 64
 	tr.in <- other
-	deadline := time.Now().Add(5 * time.Second)
-	for r.Drops()[ErrTTL] != flood+1 {
-		if time.Now().After(deadline) {
-			t.Fatalf("drops %v", r.Drops())
-		}
-		time.Sleep(5 * time.Millisecond)
+	c.BlockUntilCreated(n + flood + 1)
+	if got := r.Drops()[ErrTTL]; got != flood+1 {
+		t.Fatalf("%d TTL drops, want %d", got, flood+1)
 	}
-	var out string
-	for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(5 * time.Millisecond) {
-		if out = buf.String(); strings.Count(out, "dropped:") >= 2 || time.Now().After(deadline) {
-			break
-		}
-	}
+	out := buf.String()
 	if n := strings.Count(out, "(VI_1) advert from 198.18.0.4 dropped: TTL/hop limit is not 255"); n != 1 {
 		t.Fatalf("%d log lines for the flood from 198.18.0.4, want 1:\n%s", n, out)
 	}

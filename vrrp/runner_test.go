@@ -6,66 +6,14 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/gvs-lb/gvs/internal/testutil"
 )
 
-// fakeClock is a Clock the test advances by hand.
-type fakeClock struct {
-	mu     sync.Mutex
-	now    time.Time
-	timers []fakeTimer
-}
-
-type fakeTimer struct {
-	at time.Time
-	c  chan time.Time
-}
-
-func newFakeClock() *fakeClock { return &fakeClock{now: time.Unix(1_700_000_000, 0)} }
-
-func (c *fakeClock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.now
-}
-
-func (c *fakeClock) NewTimer(d time.Duration) (<-chan time.Time, func() bool) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	ch := make(chan time.Time, 1)
-	at := c.now.Add(d)
-	if d <= 0 {
-		ch <- c.now
-		return ch, func() bool { return false }
-	}
-	c.timers = append(c.timers, fakeTimer{at, ch})
-	return ch, func() bool {
-		c.mu.Lock()
-		defer c.mu.Unlock()
-		for i, t := range c.timers {
-			if t.c == ch {
-				c.timers = append(c.timers[:i], c.timers[i+1:]...)
-				return true
-			}
-		}
-		return false
-	}
-}
-
-// Advance moves the clock and fires the timers due.
-func (c *fakeClock) Advance(d time.Duration) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.now = c.now.Add(d)
-	kept := c.timers[:0]
-	for _, t := range c.timers {
-		if !t.at.After(c.now) {
-			t.c <- c.now
-		} else {
-			kept = append(kept, t)
-		}
-	}
-	c.timers = kept
-}
+// The fake clock's Advance waits until the Runner has received each fired timer,
+// and the Runner arms one timer per turn of its loop: after Advance, BlockUntil(1)
+// waits until the Runner has handled what fired and armed its next timer.
+var _ Clock = (*testutil.Clock)(nil)
 
 // fakeTransport records what is sent and delivers what the test injects.
 type fakeTransport struct {
@@ -180,6 +128,7 @@ func runnerConfig(prio uint8) Config {
 
 func startRunner(t *testing.T, cfg Config, c Clock, rec *recorder) (*fakeTransport, context.CancelFunc, chan error) {
 	t.Helper()
+	testutil.CheckLeaks(t)
 	in, err := NewInstance(cfg)
 	if err != nil {
 		t.Fatal(err)
@@ -199,6 +148,16 @@ func startRunner(t *testing.T, cfg Config, c Clock, rec *recorder) (*fakeTranspo
 	return tr, cancel, done
 }
 
+// deliver hands p to the Runner and returns once the Runner has handled it: it
+// waits until the Runner is parked with its timer armed, then for the timer the
+// Runner arms on its next turn.
+func deliver(c *testutil.Clock, tr *fakeTransport, p Packet) {
+	c.BlockUntil(1)
+	n := c.Created()
+	tr.in <- p
+	c.BlockUntilCreated(n + 1)
+}
+
 // advertFrom is a received multicast advert.
 func advertFrom(src netip.Addr, prio uint8) Packet {
 	return Packet{Src: src, Dst: MulticastGroup(false), HopLimit: HopLimit,
@@ -206,7 +165,7 @@ func advertFrom(src netip.Addr, prio uint8) Packet {
 }
 
 func TestRunnerBackupTakesOverAfterMasterDownInterval(t *testing.T) {
-	c := newFakeClock()
+	c := testutil.NewClock(t)
 	rec := newRecorder()
 	tr, cancel, done := startRunner(t, runnerConfig(100), c, rec)
 	if tr := waitState(t, rec, StateBackup); tr.Reason != "init" {
@@ -214,9 +173,7 @@ func TestRunnerBackupTakesOverAfterMasterDownInterval(t *testing.T) {
 	}
 	// A master at 150 keeps us backup; each advert restarts the down timer.
 	for range 5 {
-		p := advertFrom(runnerPeer, 150)
-		tr.in <- p
-		time.Sleep(20 * time.Millisecond)
+		deliver(c, tr, advertFrom(runnerPeer, 150))
 		c.Advance(time.Second)
 	}
 	select {
@@ -226,7 +183,7 @@ func TestRunnerBackupTakesOverAfterMasterDownInterval(t *testing.T) {
 	}
 	// Silence (the last advert was 1 s ago): Master_Down_Interval = 3 s + 156/256 s.
 	c.Advance(2500 * time.Millisecond)
-	time.Sleep(20 * time.Millisecond)
+	c.BlockUntil(1)
 	select {
 	case x := <-rec.changed:
 		t.Fatalf("took over before the skew time: %v", x)
@@ -265,7 +222,7 @@ func TestRunnerBackupTakesOverAfterMasterDownInterval(t *testing.T) {
 }
 
 func TestRunnerMasterYieldsToHigherPriority(t *testing.T) {
-	c := newFakeClock()
+	c := testutil.NewClock(t)
 	rec := newRecorder()
 	tr, _, _ := startRunner(t, runnerConfig(150), c, rec)
 	waitState(t, rec, StateBackup)
@@ -278,7 +235,7 @@ func TestRunnerMasterYieldsToHigherPriority(t *testing.T) {
 		t.Fatalf("re-advert priority %d", p.Advert.Priority)
 	}
 	// A higher priority: back to backup at once, without a priority-0 advert.
-	tr.in <- advertFrom(runnerPeer, 200)
+	deliver(c, tr, advertFrom(runnerPeer, 200))
 	x := waitState(t, rec, StateBackup)
 	if x.Reason != "master received advert from 198.18.0.4 with higher priority 200, ours 150" {
 		t.Fatalf("reason %q", x.Reason)
@@ -286,7 +243,7 @@ func TestRunnerMasterYieldsToHigherPriority(t *testing.T) {
 	select {
 	case p := <-tr.sent:
 		t.Fatalf("sent %v when yielding", p.Advert.Priority)
-	case <-time.After(50 * time.Millisecond):
+	default:
 	}
 	if b, l := rec.counts(); b != 1 || l != 1 {
 		t.Fatalf("BecomeMaster %d, LeaveMaster %d; want 1 and 1", b, l)
@@ -294,7 +251,8 @@ func TestRunnerMasterYieldsToHigherPriority(t *testing.T) {
 }
 
 func TestRunnerCountsDrops(t *testing.T) {
-	c := newFakeClock()
+	testutil.CheckLeaks(t)
+	c := testutil.NewClock(t)
 	rec := newRecorder()
 	in, _ := NewInstance(runnerConfig(100))
 	tr := newFakeTransport()
@@ -313,21 +271,14 @@ func TestRunnerCountsDrops(t *testing.T) {
 	other := advertFrom(runnerPeer, 150)
 	other.Advert.VRID = 52
 	tr.in <- other
-	deadline := time.Now().Add(5 * time.Second)
-	for {
+	testutil.Eventually(t, 5*time.Second, func() bool {
 		d := r.Drops()
-		if d[ErrTTL] == 1 && d[ErrVRID] == 1 {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("drops %v", d)
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
+		return d[ErrTTL] == 1 && d[ErrVRID] == 1
+	}, "one TTL and one VRID drop counted")
 }
 
 func TestRunnerOwnerStartsMaster(t *testing.T) {
-	c := newFakeClock()
+	c := testutil.NewClock(t)
 	rec := newRecorder()
 	tr, _, _ := startRunner(t, runnerConfig(PriorityOwner), c, rec)
 	x := waitState(t, rec, StateMaster)
@@ -353,7 +304,8 @@ func TestNewRunnerRejectsGroupWithMissingMember(t *testing.T) {
 }
 
 func TestRunnerTrackedFaultsAndRecovers(t *testing.T) {
-	c := newFakeClock()
+	testutil.CheckLeaks(t)
+	c := testutil.NewClock(t)
 	rec := newRecorder()
 	in, _ := NewInstance(runnerConfig(150))
 	tr := newFakeTransport()
@@ -382,7 +334,7 @@ func TestRunnerTrackedFaultsAndRecovers(t *testing.T) {
 	// Polled every advert interval: the next poll faults it, with a priority-0 advert.
 	for range 3 {
 		c.Advance(time.Second)
-		time.Sleep(10 * time.Millisecond)
+		c.BlockUntil(1)
 		if r.State(in) == StateFault {
 			break
 		}
@@ -413,7 +365,8 @@ func TestRunnerTrackedFaultsAndRecovers(t *testing.T) {
 // faulting — a negative weight while its object is down, a positive one while it is
 // up — and a master whose priority falls below a peer's yields to it.
 func TestRunnerWeights(t *testing.T) {
-	c := newFakeClock()
+	testutil.CheckLeaks(t)
+	c := testutil.NewClock(t)
 	rec := newRecorder()
 	in, _ := NewInstance(runnerConfig(100))
 	tr := newFakeTransport()

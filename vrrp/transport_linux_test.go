@@ -14,6 +14,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/gvs-lb/gvs/internal/lab"
+	"github.com/gvs-lb/gvs/internal/testutil"
 )
 
 // nsPair makes two network namespaces joined by a veth pair (eth0 on both sides):
@@ -163,7 +164,8 @@ func TestTransportKernelRoundTrip(t *testing.T) {
 			// Close wakes a blocked reader.
 			errc := make(chan error, 1)
 			go func() { errc <- rx.Receive(new(Packet)) }()
-			time.Sleep(50 * time.Millisecond)
+			testutil.Eventually(t, 5*time.Second, func() bool { return testutil.Parked("vrrp.(*rawTransport).Receive") },
+				"the reader blocked in Receive")
 			rx.Close()
 			select {
 			case err := <-errc:

@@ -116,17 +116,6 @@ func TestEventuallyFailsOnTimeout(t *testing.T) {
 	}
 }
 
-// blockedIn reports whether a goroutine other than the caller is blocked with fn on
-// its stack.
-func blockedIn(fn string) bool {
-	for i, g := range goroutineStacks() {
-		if i > 0 && strings.Contains(g.stack, fn) && (strings.Contains(g.stack, "[select") || strings.Contains(g.stack, "[chan send")) {
-			return true
-		}
-	}
-	return false
-}
-
 func TestAdvanceWaitsForTheReceiver(t *testing.T) {
 	CheckLeaks(t)
 	c := NewClock(t)
@@ -145,7 +134,7 @@ func TestAdvanceWaitsForTheReceiver(t *testing.T) {
 		case <-advanced:
 			return true
 		default:
-			return blockedIn("testutil.(*Clock).fire")
+			return Parked("testutil.(*Clock).fire")
 		}
 	}, "Advance blocked in fire or returned")
 	select {
@@ -171,7 +160,7 @@ func TestAdvanceReleasedByStop(t *testing.T) {
 		defer close(advanced)
 		c.Advance(time.Second)
 	}()
-	Eventually(t, 5*time.Second, func() bool { return blockedIn("testutil.(*Clock).fire") }, "Advance offering the timer")
+	Eventually(t, 5*time.Second, func() bool { return Parked("testutil.(*Clock).fire") }, "Advance offering the timer")
 	stop() // the consumer gave up on the timer: Advance must not wait for it
 	<-advanced
 	select {
@@ -407,5 +396,26 @@ func TestCheckLeaksIgnoresEarlierGoroutines(t *testing.T) {
 	ft.finish()
 	if errs, _ := ft.failures(); len(errs) != 0 {
 		t.Fatalf("failures %q for a goroutine older than the check", errs)
+	}
+}
+
+func TestParked(t *testing.T) {
+	release := make(chan struct{})
+	if Parked("testutil.leakUntil") {
+		t.Fatal("Parked before the goroutine started")
+	}
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		leakUntil(release)
+	}()
+	Eventually(t, 5*time.Second, func() bool { return Parked("testutil.leakUntil") }, "leakUntil parked")
+	close(release)
+	<-done
+	if Parked("testutil.leakUntil") {
+		t.Fatal("Parked after the goroutine ended")
+	}
+	if Parked("testutil.TestParked") {
+		t.Fatal("Parked counts the caller")
 	}
 }
