@@ -16,6 +16,7 @@ import (
 	"github.com/google/gopacket/pcapgo"
 
 	"github.com/gvs-lb/gvs/dataplane"
+	"github.com/gvs-lb/gvs/ipvs"
 	"github.com/gvs-lb/gvs/sched"
 )
 
@@ -88,7 +89,7 @@ func TestSynthRejectsBadOptions(t *testing.T) {
 	}
 }
 
-func demoDirector(t testing.TB, method dataplane.Method, scheduler string) *dataplane.Director {
+func demoDirector(t testing.TB, method ipvs.Method, scheduler string) *dataplane.Director {
 	t.Helper()
 	o := dataplane.DefaultOptions()
 	o.MAC = net.HardwareAddr{2, 0, 0, 0, 0, 3}
@@ -102,14 +103,14 @@ func demoDirector(t testing.TB, method dataplane.Method, scheduler string) *data
 		t.Fatal(err)
 	}
 	port := uint16(80)
-	if method == dataplane.MethodNAT {
+	if method == ipvs.NAT {
 		port = 8080
 	}
-	var rs []dataplane.RealServerSpec
+	var rs []ipvs.RealServer
 	for i := range 3 {
-		rs = append(rs, dataplane.RealServerSpec{Addr: netip.AddrFrom4([4]byte{198, 18, 0, byte(5 + i)}), Port: port, Weight: int32(i + 1), MAC: net.HardwareAddr{2, 0, 0, 0, 0, byte(5 + i)}, Method: method})
+		rs = append(rs, ipvs.RealServer{Addr: netip.AddrPortFrom(netip.AddrFrom4([4]byte{198, 18, 0, byte(5 + i)}), port), Weight: int32(i + 1), MAC: ipvs.MAC{2, 0, 0, 0, 0, byte(5 + i)}, Method: method})
 	}
-	if err := d.Apply([]dataplane.ServiceSpec{{Protocol: 6, Addr: netip.MustParseAddr("198.18.0.100"), Port: 80, Scheduler: scheduler, RealServers: rs}}); err != nil {
+	if err := d.Apply([]ipvs.Service{{Key: ipvs.AddrKey(ipvs.TCP, netip.MustParseAddrPort("198.18.0.100:80")), Scheduler: scheduler, RealServers: rs}}); err != nil {
 		t.Fatal(err)
 	}
 	return d
@@ -122,7 +123,7 @@ func demoDirector(t testing.TB, method dataplane.Method, scheduler string) *data
 func TestGoldenReplay(t *testing.T) {
 	in := filepath.Join("testdata", "golden-nat.pcap")
 	if *update {
-		d := demoDirector(t, dataplane.MethodNAT, "wrr")
+		d := demoDirector(t, ipvs.NAT, "wrr")
 		w := d.NewWorker(1)
 		buf := make([]byte, dataplane.Headroom+2048)
 		var outs []dataplane.Frame
@@ -158,7 +159,7 @@ func TestGoldenReplay(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	res, err := Replay(demoDirector(t, dataplane.MethodNAT, "wrr"), tr, ReplayOptions{Batch: 8, Out: wf})
+	res, err := Replay(demoDirector(t, ipvs.NAT, "wrr"), tr, ReplayOptions{Batch: 8, Out: wf})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -222,7 +223,7 @@ func TestReplaySplitPerScheduler(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			res, err := Replay(demoDirector(t, dataplane.MethodDR, name), trace, ReplayOptions{})
+			res, err := Replay(demoDirector(t, ipvs.DR, name), trace, ReplayOptions{})
 			if err != nil {
 				t.Fatal(err)
 			}

@@ -4,6 +4,8 @@ import (
 	"fmt"
 	"testing"
 	"time"
+
+	"github.com/gvs-lb/gvs/ipvs"
 )
 
 func TestAllocsHotPath(t *testing.T) {
@@ -11,11 +13,11 @@ func TestAllocsHotPath(t *testing.T) {
 	d := v.addDest(1, rsAddr, 8080, 1)
 	var c, tpl Conn
 	k := tcpKey(client, 40000, vip, 80)
-	v.tbl.Insert(&k, d, 8080, MethodNAT, 0, 0, fSYN, 0, &c)
+	v.tbl.Insert(&k, d, 8080, ipvs.NAT, 0, 0, fSYN, 0, &c)
 	tk := tcpKey("198.51.100.0", 0, vip, 443)
 	v.tbl.InsertTemplate(&tk, d, 8080, time.Hour, 0, &tpl)
 	k2 := tcpKey(client, 40001, vip, 443)
-	v.tbl.Insert(&k2, d, 8080, MethodNAT, 0, tpl.Ref, fSYN, 0, &c)
+	v.tbl.Insert(&k2, d, 8080, ipvs.NAT, 0, tpl.Ref, fSYN, 0, &c)
 	now := int64(0)
 	cases := []struct {
 		name string
@@ -52,7 +54,7 @@ func TestAllocsInsertExpire(t *testing.T) {
 	now, i := int64(0), 0
 	churn := func() {
 		now += 10 * int64(time.Millisecond)
-		v.tbl.Insert(&keys[i%len(keys)], d, 53, MethodNAT, 0, 0, 0, now, &c)
+		v.tbl.Insert(&keys[i%len(keys)], d, 53, ipvs.NAT, 0, 0, 0, now, &c)
 		i++
 		v.tbl.Expire(now, 0)
 	}

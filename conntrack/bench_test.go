@@ -6,6 +6,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/gvs-lb/gvs/ipvs"
 	"github.com/gvs-lb/gvs/sched"
 )
 
@@ -18,7 +19,6 @@ func benchTable(tb testing.TB, n int) (*Table, *sched.Dest) {
 		tb.Fatal(err)
 	}
 	cfg := DefaultConfig(n)
-	cfg.Dest = func(uint32) *sched.Dest { return d }
 	tbl, err := New(cfg)
 	if err != nil {
 		tb.Fatal(err)
@@ -44,7 +44,7 @@ func populate(tb testing.TB, tbl *Table, d *sched.Dest, n int) {
 	var c Conn
 	for i := range uint32(n) {
 		k := flowKey(i)
-		if r := tbl.Insert(&k, d, 8080, MethodNAT, 0, 0, fSYN, 0, &c); r != Hit {
+		if r := tbl.Insert(&k, d, 8080, ipvs.NAT, 0, 0, fSYN, 0, &c); r != Hit {
 			tb.Fatalf("insert %d: %v", i, r)
 		}
 		tbl.In(&k, fACK, 0, &c)
@@ -114,7 +114,7 @@ func BenchmarkChurn(b *testing.B) {
 		k := flowKey(uint32(i))
 		k.Proto = protoUDP
 		now := int64(i) * step
-		if tbl.Insert(&k, d, 8080, MethodNAT, 0, 0, 0, now, &c) != Hit {
+		if tbl.Insert(&k, d, 8080, ipvs.NAT, 0, 0, 0, now, &c) != Hit {
 			b.Fatal("full")
 		}
 		tbl.Expire(now, 0)

@@ -6,6 +6,8 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/gvs-lb/gvs/ipvs"
 )
 
 // TestConcurrent runs workers on disjoint flows (sharing persistence templates across
@@ -56,9 +58,9 @@ func TestConcurrent(t *testing.T) {
 						}
 						ctl, d = tpl.Ref, dests[tpl.Dest]
 					}
-					v.tbl.Insert(&k, d, 8080, MethodNAT, 0, ctl, fSYN, now, &c)
+					v.tbl.Insert(&k, d, 8080, ipvs.NAT, 0, ctl, fSYN, now, &c)
 				case Hit:
-					if c.Method == MethodNAT {
+					if c.Method == ipvs.NAT {
 						v.tbl.Out(protoTCP, false, c.DAddr, c.DPort, k.CAddr, c.Key.CPort, fACK, now, &c)
 					}
 				}

@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/gvs-lb/gvs/ipvs"
 	"github.com/gvs-lb/gvs/sched"
 )
 
@@ -102,13 +103,11 @@ func newHarness(t testing.TB, src source) *harness {
 		}
 	}
 	cfgA, cfgB := cfg, cfg
-	cfgA.Dest = func(id uint32) *sched.Dest { return h.destA[id] }
-	cfgB.Dest = func(id uint32) *sched.Dest { return h.destB[id] }
 	var err error
 	if h.tbl, err = New(cfgA); err != nil {
 		t.Fatal(err)
 	}
-	h.ref = newRefTable(cfgB)
+	h.ref = newRefTable(cfgB, func(id uint32) *sched.Dest { return h.destB[id] })
 	h.now = int64(src.IntN(1000)) * sec
 	return h
 }
@@ -242,7 +241,7 @@ func (h *harness) packetIn() {
 	if p := h.destA[id].Port(); p != 0 {
 		dport = p
 	}
-	m := []Method{MethodNAT, MethodNAT, MethodDR, MethodTunnel}[h.src.IntN(4)]
+	m := []ipvs.Method{ipvs.NAT, ipvs.NAT, ipvs.DR, ipvs.TUN}[h.src.IntN(4)]
 	var fl Flags
 	if k.Proto == protoUDP && h.src.IntN(4) == 0 {
 		fl = FlagOnePacket

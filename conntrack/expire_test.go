@@ -5,7 +5,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/gvs-lb/gvs/sched"
+	"github.com/gvs-lb/gvs/ipvs"
 )
 
 // fill inserts n UDP flows (timeout 300 s unless changed) from now on d.
@@ -15,7 +15,7 @@ func fillUDP(t *testing.T, v *env, n int, now int64) {
 	var c Conn
 	for i := range n {
 		k := udpKey(fmt.Sprintf("198.51.%d.%d", i/250, i%250+1), uint16(1000+i%7), vip, 53)
-		if r := v.tbl.Insert(&k, d, 53, MethodNAT, 0, 0, 0, now, &c); r != Hit {
+		if r := v.tbl.Insert(&k, d, 53, ipvs.NAT, 0, 0, 0, now, &c); r != Hit {
 			t.Fatalf("insert %d: %v", i, r)
 		}
 	}
@@ -26,7 +26,7 @@ func TestExpireExactTime(t *testing.T) {
 	d := v.addDest(1, rsAddr, 8080, 1)
 	var c Conn
 	k := tcpKey(client, 1, vip, 80)
-	v.tbl.Insert(&k, d, 8080, MethodNAT, 0, 0, fSYN, 0, &c) // SR, 60 s
+	v.tbl.Insert(&k, d, 8080, ipvs.NAT, 0, 0, fSYN, 0, &c) // SR, 60 s
 	if n := v.tbl.Expire(60*sec-1, 0); n != 0 || v.tbl.Len() != 1 {
 		t.Fatalf("expired early: %d", n)
 	}
@@ -56,7 +56,7 @@ func TestExpireWholeTick(t *testing.T) {
 	var c Conn
 	for i := range 50 {
 		k := tcpKey(client, uint16(1+i), vip, 80)
-		v.tbl.Insert(&k, d, 8080, MethodNAT, 0, 0, fSYN, int64(i)*sec/10, &c) // expires 60 s + i*100ms
+		v.tbl.Insert(&k, d, 8080, ipvs.NAT, 0, 0, fSYN, int64(i)*sec/10, &c) // expires 60 s + i*100ms
 	}
 	for i := range 50 {
 		at := 60*sec + int64(i)*sec/10
@@ -103,7 +103,7 @@ func TestExpireRefile(t *testing.T) {
 	keys := make([]Key, 200)
 	for i := range keys {
 		keys[i] = tcpKey(client, uint16(1+i), vip, 80)
-		v.tbl.Insert(&keys[i], d, 8080, MethodNAT, 0, 0, fSYN, 0, &c)
+		v.tbl.Insert(&keys[i], d, 8080, ipvs.NAT, 0, 0, fSYN, 0, &c)
 		v.tbl.In(&keys[i], fACK, 0, &c) // ES: 900 s
 	}
 	now := int64(0)
@@ -161,7 +161,7 @@ func TestExpireJump(t *testing.T) {
 	// After the jump the wheel works normally again.
 	k := udpKey(client, 9, vip, 53)
 	base := 10 * 24 * 3600 * sec
-	v.tbl.Insert(&k, d, 53, MethodNAT, 0, 0, 0, base, &c)
+	v.tbl.Insert(&k, d, 53, ipvs.NAT, 0, 0, 0, base, &c)
 	if n := v.tbl.Expire(base+300*sec-1, 0); n != 0 {
 		t.Fatal("early")
 	}
@@ -221,7 +221,7 @@ func TestCap(t *testing.T) {
 		t.Fatal(r)
 	}
 	k := udpKey(client, 1, vip, 53)
-	if r := v.tbl.Insert(&k, d, 53, MethodNAT, 0, tpl.Ref, 0, sec, &c); r != Full {
+	if r := v.tbl.Insert(&k, d, 53, ipvs.NAT, 0, tpl.Ref, 0, sec, &c); r != Full {
 		t.Fatalf("insert at Max: %v", r)
 	}
 	if r := v.tbl.InsertTemplate(&tk, d, 53, time.Hour, sec, &c); r != Full {
@@ -237,7 +237,7 @@ func TestCap(t *testing.T) {
 		t.Fatal(r)
 	}
 	// One-packet conns are not stored, so they pass at Max.
-	if r := v.tbl.Insert(&k, d, 53, MethodNAT, FlagOnePacket, 0, 0, sec, &c); r != Hit {
+	if r := v.tbl.Insert(&k, d, 53, ipvs.NAT, FlagOnePacket, 0, 0, sec, &c); r != Hit {
 		t.Fatal(r)
 	}
 	if v.tbl.Len() != 100 || countsOf(d) != (counts{0, 99, 1}) {
@@ -247,7 +247,7 @@ func TestCap(t *testing.T) {
 	if v.tbl.Len() != 2 {
 		t.Fatal(v.tbl.Len())
 	}
-	if r := v.tbl.Insert(&k, d, 53, MethodNAT, 0, 0, 0, 300*sec, &c); r != Hit {
+	if r := v.tbl.Insert(&k, d, 53, ipvs.NAT, 0, 0, 0, 300*sec, &c); r != Hit {
 		t.Fatalf("after expiry: %v", r)
 	}
 }
@@ -261,7 +261,7 @@ func TestFlush(t *testing.T) {
 	v.tbl.InsertTemplate(&tk, d, 53, time.Hour, 0, &tpl)
 	for i := range 5 {
 		k := udpKey("203.0.113.5", uint16(i+1), vip, 53)
-		v.tbl.Insert(&k, d, 53, MethodNAT, 0, tpl.Ref, 0, 0, &c)
+		v.tbl.Insert(&k, d, 53, ipvs.NAT, 0, tpl.Ref, 0, 0, &c)
 	}
 	v.tbl.Flush()
 	if v.tbl.Len() != 0 || walkLen(v.tbl) != 0 || countsOf(d) != (counts{}) {
@@ -283,7 +283,7 @@ func TestWalk(t *testing.T) {
 	}
 	n := 0
 	v.tbl.Walk(func(c *Conn) bool {
-		if c.DAddr != raw(rsAddr) || c.State != StateUDP || c.Method != MethodNAT {
+		if c.DAddr != raw(rsAddr) || c.State != StateUDP || c.Method != ipvs.NAT {
 			t.Errorf("%+v", c)
 		}
 		// Walk runs fn without locks: calling back into the table is fine.
@@ -301,9 +301,7 @@ func TestWalk(t *testing.T) {
 
 func TestNewErrors(t *testing.T) {
 	ok := DefaultConfig(10)
-	ok.Dest = func(uint32) *sched.Dest { return nil }
 	for _, mod := range []func(*Config){
-		func(c *Config) { c.Dest = nil },
 		func(c *Config) { c.Max = 0 },
 		func(c *Config) { c.Shards = 3 },
 		func(c *Config) { c.Shards = 8192 },

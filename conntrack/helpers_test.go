@@ -37,7 +37,6 @@ func newEnv(t *testing.T, mod func(*Config)) *env {
 	cfg := DefaultConfig(1024)
 	cfg.Shards = 16
 	cfg.Tick = time.Second
-	cfg.Dest = func(id uint32) *sched.Dest { return v.dests[id] }
 	if mod != nil {
 		mod(&cfg)
 	}

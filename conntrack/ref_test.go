@@ -3,6 +3,7 @@ package conntrack
 import (
 	"time"
 
+	"github.com/gvs-lb/gvs/ipvs"
 	"github.com/gvs-lb/gvs/sched"
 )
 
@@ -16,6 +17,7 @@ import (
 // checked against the spec in state_test.go and trace_test.go).
 type refTable struct {
 	cfg      Config
+	dest     func(id uint32) *sched.Dest // the test's dests by id
 	tick     int64
 	to       *timeoutsMs
 	ents     []*refEntry
@@ -31,11 +33,11 @@ type refEntry struct {
 	freed bool
 }
 
-func newRefTable(cfg Config) *refTable {
+func newRefTable(cfg Config, dest func(id uint32) *sched.Dest) *refTable {
 	if cfg.Timeouts == (Timeouts{}) {
 		cfg.Timeouts = DefaultTimeouts()
 	}
-	return &refTable{cfg: cfg, tick: int64(cfg.Tick), to: newTimeoutsMs(cfg.Timeouts)}
+	return &refTable{cfg: cfg, dest: dest, tick: int64(cfg.Tick), to: newTimeoutsMs(cfg.Timeouts)}
 }
 
 func (r *refTable) initClock(now int64) {
@@ -49,7 +51,7 @@ func (r *refTable) destOf(x *refEntry) *sched.Dest {
 	if x.e.flags&fHasDest == 0 {
 		return nil
 	}
-	return r.cfg.Dest(x.e.dest)
+	return r.dest(x.e.dest)
 }
 
 func (r *refTable) fill(x *refEntry, c *Conn) {
@@ -139,7 +141,7 @@ func (r *refTable) Out(proto uint8, ipv6 bool, saddr [16]byte, sport uint16, dad
 			continue
 		}
 		d := r.destOf(x)
-		if Method((e.flags&methodMask)>>methodShift) == MethodNAT {
+		if ipvs.Method((e.flags&methodMask)>>methodShift) == ipvs.NAT {
 			if d == nil || e.dport != sport || !destAddrEqual(d, &saddr, ipv6) {
 				continue
 			}
@@ -186,14 +188,14 @@ func (r *refTable) Template(k *Key, now int64, c *Conn) *refEntry {
 
 func (r *refTable) full() bool { return len(r.ents) >= r.cfg.Max }
 
-func (r *refTable) Insert(k *Key, dest *sched.Dest, dport uint16, m Method, flags Flags, ctl *refEntry, tcpFlags uint8, now int64, c *Conn) Result {
+func (r *refTable) Insert(k *Key, dest *sched.Dest, dport uint16, m ipvs.Method, flags Flags, ctl *refEntry, tcpFlags uint8, now int64, c *Conn) Result {
 	flags &= FlagOnePacket | FlagNoCPort
 	if k.Proto != protoUDP {
 		flags &^= FlagOnePacket
 	}
 	if dest != nil {
 		flags |= FlagInactive
-		if m != MethodNAT {
+		if m != ipvs.NAT {
 			flags |= FlagNoOutput
 		}
 	}
@@ -369,7 +371,7 @@ func (r *refTable) dropWhere(match func(*refEntry) bool) {
 func (r *refTable) Flush() { r.dropWhere(func(*refEntry) bool { return true }) }
 
 func (r *refTable) ExpireDest(id uint32) {
-	if d := r.cfg.Dest(id); d == nil || d.Available() {
+	if d := r.dest(id); d == nil || d.Available() {
 		return
 	}
 	r.dropWhere(func(x *refEntry) bool { return x.e.flags&fHasDest != 0 && x.e.dest == id })

@@ -11,6 +11,7 @@ import (
 	"unsafe"
 
 	"github.com/cespare/xxhash/v2"
+	"github.com/gvs-lb/gvs/ipvs"
 )
 
 // specRows is a verbatim excerpt of SEMANTICS.md §7.1 (a few rows of each table), so
@@ -161,8 +162,8 @@ func TestNames(t *testing.T) {
 		t.Errorf("states: %s", g)
 	}
 	got = got[:0]
-	for m := MethodNAT; m <= MethodBypass; m++ {
-		got = append(got, m.String())
+	for m := ipvs.NAT; m <= ipvs.Bypass; m++ {
+		got = append(got, m.Listing())
 	}
 	if g := strings.Join(got, " "); g != "Masq Local Tunnel Route Bypass" {
 		t.Errorf("methods: %s", g)

@@ -9,6 +9,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/gvs-lb/gvs/ipvs"
 	"github.com/gvs-lb/gvs/sched"
 )
 
@@ -61,15 +62,24 @@ type Table struct {
 	idxBits    uint   // a Ref is shard<<idxBits | slab index
 	idxMask    uint32 //
 	bucketMask uint64 // hash & bucketMask = bucket index (low bits)
-	max        int64
+	idxLimit   int64 // Max must stay below this (slab indices have idxBits bits)
 	h0         uint64 // hash state after the seed lane (IPv6 record, hashLen bytes)
 	h0v4       uint64 // the same for the IPv4 record (hashLen4 bytes)
 	tick       int64  // ns
 
-	reuseMode       int
-	expireNodest    bool
-	expireQuiescent bool
-	dest            func(id uint32) *sched.Dest
+	// The run-time settings (Set): conn_max and the sysctls, read with one atomic
+	// load each so a reload changes them under traffic.
+	max             atomic.Int64
+	reuseMode       atomic.Int32
+	expireNodest    atomic.Bool
+	expireQuiescent atomic.Bool
+
+	// dests holds every dest an entry was bound to, by its id (Insert remembers it),
+	// so the table resolves an entry's dest by itself and never through its caller's
+	// configuration, whichever generation of it the caller is on. Grow-only; the
+	// slice is replaced, never changed where a reader can see it.
+	dests   atomic.Pointer[[]*sched.Dest]
+	destsMu sync.Mutex
 
 	timeouts  atomic.Pointer[timeoutsMs]
 	count     atomic.Int64 // live entries, including ones being inserted
@@ -107,9 +117,6 @@ const maxShards = 4096
 
 // New returns an empty table.
 func New(cfg Config) (*Table, error) {
-	if cfg.Dest == nil {
-		return nil, fmt.Errorf("%w: Dest resolver is nil", ErrConfig)
-	}
 	if cfg.Max <= 0 {
 		return nil, fmt.Errorf("%w: Max %d must be positive", ErrConfig, cfg.Max)
 	}
@@ -142,16 +149,13 @@ func New(cfg Config) (*Table, error) {
 		shardShift:      64 - shardBits,
 		idxBits:         idxBits,
 		idxMask:         uint32(uint64(1)<<idxBits - 1),
-		max:             int64(cfg.Max),
+		idxLimit:        1<<idxBits - 1,
 		h0:              xxLane(xxPrime5+hashLen, cfg.HashSeed),
 		h0v4:            xxLane(xxPrime5+hashLen4, cfg.HashSeed),
 		tick:            int64(cfg.Tick),
-		reuseMode:       cfg.ConnReuseMode,
-		expireNodest:    cfg.ExpireNodestConn,
-		expireQuiescent: cfg.ExpireQuiescentTemplate,
-		dest:            cfg.Dest,
 	}
-	t.timeouts.Store(newTimeoutsMs(cfg.Timeouts))
+	t.dests.Store(new([]*sched.Dest))
+	t.apply(Settings{Max: cfg.Max, Timeouts: cfg.Timeouts, ConnReuseMode: cfg.ConnReuseMode, ExpireNodestConn: cfg.ExpireNodestConn, ExpireQuiescentTemplate: cfg.ExpireQuiescentTemplate})
 	// Buckets: the next power of two of Max, spread over the shards (load factor <= 1
 	// at Max). Slab chunks: about an eighth of a shard's fair share, so a shard
 	// wastes at most one partly used chunk.
@@ -194,7 +198,81 @@ func (t *Table) Timeouts() Timeouts { return t.timeouts.Load().src }
 func (t *Table) Len() int { return int(t.count.Load()) }
 
 // Max returns the configured cap on entries.
-func (t *Table) Max() int { return int(t.max) }
+func (t *Table) Max() int { return int(t.max.Load()) }
+
+// Settings are the table's run-time settings: what a reload may change without
+// losing a connection.
+type Settings struct {
+	Max                     int // conn_max; the bucket arrays keep the size New gave them
+	Timeouts                Timeouts
+	ConnReuseMode           int
+	ExpireNodestConn        bool
+	ExpireQuiescentTemplate bool
+}
+
+// Set changes the run-time settings under traffic. Lowering Max below the live count
+// removes nothing: new entries are refused (Full) until the count drains below it.
+// Timeouts apply to each entry from its next packet, as SetTimeouts. Max must stay
+// below the slab index limit the shard count gave New.
+func (t *Table) Set(s Settings) error {
+	if s.Max <= 0 {
+		return fmt.Errorf("%w: Max %d must be positive", ErrConfig, s.Max)
+	}
+	if int64(s.Max) >= t.idxLimit {
+		return fmt.Errorf("%w: Max %d too large for %d shards (at most %d; more shards need a restart)", ErrConfig, s.Max, len(t.shards), t.idxLimit-1)
+	}
+	if s.ConnReuseMode < 0 {
+		return fmt.Errorf("%w: negative ConnReuseMode", ErrConfig)
+	}
+	t.apply(s)
+	return nil
+}
+
+func (t *Table) apply(s Settings) {
+	t.max.Store(int64(s.Max))
+	t.reuseMode.Store(int32(s.ConnReuseMode))
+	t.expireNodest.Store(s.ExpireNodestConn)
+	t.expireQuiescent.Store(s.ExpireQuiescentTemplate)
+	if s.Timeouts == (Timeouts{}) {
+		s.Timeouts = DefaultTimeouts()
+	}
+	t.timeouts.Store(newTimeoutsMs(s.Timeouts))
+}
+
+// dest returns the dest remembered under id, or nil.
+func (t *Table) dest(id uint32) *sched.Dest {
+	if ds := *t.dests.Load(); int(id) < len(ds) {
+		return ds[id]
+	}
+	return nil
+}
+
+// remember records d under its id, so entries bound to it can be resolved for as
+// long as they live. It allocates only the first time a dest is seen.
+func (t *Table) remember(d *sched.Dest) {
+	id := int(d.ID())
+	if ds := *t.dests.Load(); id < len(ds) && ds[id] == d {
+		return
+	}
+	t.destsMu.Lock()
+	defer t.destsMu.Unlock()
+	ds := *t.dests.Load()
+	if id < len(ds) && ds[id] == d {
+		return
+	}
+	var n []*sched.Dest
+	if id < len(ds) || id >= cap(ds) {
+		// A new backing array: a replaced id, or no room left.
+		n = make([]*sched.Dest, max(len(ds), id+1), max(2*cap(ds), id+1, 16))
+		copy(n, ds)
+	} else {
+		// Readers of ds never index at or past len(ds), so the spare capacity is
+		// ours to fill before the longer slice is published.
+		n = ds[:id+1]
+	}
+	n[id] = d
+	t.dests.Store(&n)
+}
 
 // hash is the flow hash: xxhash (XXH64) over (seed, proto, family, cport, caddr) only,
 // like the kernel's (§6.1), so that the in-lookup and the NAT out-lookup — whose
@@ -309,7 +387,7 @@ func (t *Table) fillLocked(si int, i uint32, e *entry, c *Conn) {
 	c.DPort = e.dport
 	c.Dest = e.dest
 	c.HasDest = e.flags&fHasDest != 0
-	c.Method = Method((e.flags & methodMask) >> methodShift)
+	c.Method = ipvs.Method((e.flags & methodMask) >> methodShift)
 	c.Flags = e.flags & publicFlags
 	c.State = e.state
 	c.Timeout = time.Duration(e.timeout) * time.Millisecond
@@ -387,9 +465,9 @@ func (t *Table) in(k *Key, cport uint16, tcpFlags uint8, now int64, c *Conn) Res
 	if k.Proto == protoTCP && tcpFlags&tcpSYN != 0 {
 		resched := false
 		switch {
-		case t.expireNodest && d != nil && d.Weight() == 0:
+		case t.expireNodest.Load() && d != nil && d.Weight() == 0:
 			resched = true
-		case t.reuseMode != 0 && newConnExpected(e, t.reuseMode):
+		case t.reuseMode.Load() != 0 && newConnExpected(e, int(t.reuseMode.Load())):
 			resched = true
 		}
 		if resched {
@@ -402,7 +480,7 @@ func (t *Table) in(k *Key, cport uint16, tcpFlags uint8, now int64, c *Conn) Res
 	}
 	// §5.2 step 6: the dest was deleted.
 	if d != nil && !d.Available() {
-		if t.expireNodest {
+		if t.expireNodest.Load() {
 			t.expireNowLocked(s, i, e, now)
 			s.mu.Unlock()
 			return Miss
@@ -530,7 +608,7 @@ func (t *Table) findOutLocked(s *shard, h uint64, proto uint8, ipv6 bool, saddr 
 			e.flags&FlagTemplate == 0 && (e.flags&fIPv6 != 0) == ipv6 {
 			d := t.destOf(e)
 			match := e.vport == sport && e.vaddr == *saddr
-			if Method((e.flags&methodMask)>>methodShift) == MethodNAT {
+			if ipvs.Method((e.flags&methodMask)>>methodShift) == ipvs.NAT {
 				match = e.dport == sport && d != nil && destAddrEqual(d, saddr, ipv6)
 			}
 			if match && aliveLocked(e, now) {
@@ -574,7 +652,7 @@ func (t *Table) Template(k *Key, now int64, c *Conn) bool {
 		return false
 	}
 	d := t.destOf(e)
-	if d == nil || !d.Available() || (t.expireQuiescent && d.Weight() == 0) {
+	if d == nil || !d.Available() || (t.expireQuiescent.Load() && d.Weight() == 0) {
 		if e.vport != 0xffff {
 			e.vport = 0xffff
 			e.dport = 0xffff
@@ -622,7 +700,7 @@ func (t *Table) Get(r Ref, c *Conn) bool {
 func (t *Table) reserve() bool {
 	for {
 		n := t.count.Load()
-		if n >= t.max {
+		if n >= t.max.Load() {
 			return false
 		}
 		if t.count.CompareAndSwap(n, n+1) {
@@ -645,14 +723,15 @@ func (t *Table) reserve() bool {
 //
 // Insert returns Full, changing nothing, when the table holds Max entries. It allocates
 // only when a shard's slab grows by a chunk.
-func (t *Table) Insert(k *Key, dest *sched.Dest, dport uint16, method Method, flags Flags, control Ref, tcpFlags uint8, now int64, c *Conn) Result {
+func (t *Table) Insert(k *Key, dest *sched.Dest, dport uint16, method ipvs.Method, flags Flags, control Ref, tcpFlags uint8, now int64, c *Conn) Result {
 	flags &= FlagOnePacket | FlagNoCPort
 	if k.Proto != protoUDP {
 		flags &^= FlagOnePacket
 	}
 	if dest != nil {
+		t.remember(dest)
 		flags |= FlagInactive
-		if method != MethodNAT {
+		if method != ipvs.NAT {
 			flags |= FlagNoOutput
 		}
 	}
@@ -696,7 +775,7 @@ func (t *Table) Insert(k *Key, dest *sched.Dest, dport uint16, method Method, fl
 }
 
 // initEntry sets up a fresh connection entry (state NONE or UDP, timeout 3 s).
-func (t *Table) initEntry(e *entry, k *Key, dest *sched.Dest, dport uint16, method Method, flags Flags, control Ref) {
+func (t *Table) initEntry(e *entry, k *Key, dest *sched.Dest, dport uint16, method ipvs.Method, flags Flags, control Ref) {
 	*e = entry{
 		caddr:   k.CAddr,
 		vaddr:   k.VAddr,
@@ -723,7 +802,7 @@ func (t *Table) initEntry(e *entry, k *Key, dest *sched.Dest, dport uint16, meth
 
 // insertOnePacket handles a ONE_PACKET connection: never hashed, expired right after
 // its packet (§5.9), so the dest counters go +1 and -1 and a template's timer restarts.
-func (t *Table) insertOnePacket(k *Key, dest *sched.Dest, dport uint16, method Method, flags Flags, control Ref, tcpFlags uint8, now int64, c *Conn) Result {
+func (t *Table) insertOnePacket(k *Key, dest *sched.Dest, dport uint16, method ipvs.Method, flags Flags, control Ref, tcpFlags uint8, now int64, c *Conn) Result {
 	if control != 0 && !t.attach(control, now, 0) {
 		control = 0
 	}
@@ -771,6 +850,9 @@ func (t *Table) attach(r Ref, now int64, n uint32) bool {
 // and fills c. It returns Full at Max.
 func (t *Table) InsertTemplate(k *Key, dest *sched.Dest, dport uint16, timeout time.Duration, now int64, c *Conn) Result {
 	t.initClock(now)
+	if dest != nil {
+		t.remember(dest)
+	}
 	if !t.reserve() {
 		return Full
 	}

@@ -4,6 +4,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/gvs-lb/gvs/ipvs"
 	"github.com/gvs-lb/gvs/sched"
 )
 
@@ -25,7 +26,7 @@ const (
 )
 
 // runTrace plays steps on one TCP flow client:40000 -> vip:80 => rs:8080 with method m.
-func runTrace(t *testing.T, v *env, d *sched.Dest, m Method, steps []step) {
+func runTrace(t *testing.T, v *env, d *sched.Dest, m ipvs.Method, steps []step) {
 	t.Helper()
 	k := tcpKey(client, 40000, vip, 80)
 	for n, s := range steps {
@@ -43,7 +44,7 @@ func runTrace(t *testing.T, v *env, d *sched.Dest, m Method, steps []step) {
 		case "out":
 			src := raw(rsAddr)
 			sport := uint16(8080)
-			if m != MethodNAT {
+			if m != ipvs.NAT {
 				src, sport = raw(vip), 80
 			}
 			r = v.tbl.Out(protoTCP, false, src, sport, raw(client), 40000, s.flags, now, &c)
@@ -73,11 +74,11 @@ func TestTraceTCP(t *testing.T) {
 	act, inact := counts{1, 0, 0}, counts{0, 1, 0}
 	tests := []struct {
 		name   string
-		method Method
+		method ipvs.Method
 		mode   int
 		steps  []step
 	}{
-		{"NAT", MethodNAT, 1, []step{
+		{"NAT", ipvs.NAT, 1, []step{
 			{"ins", 0, fSYN, Hit, StateSynRecv, 60, act},
 			{"out", 1, fSYNACK, Hit, StateSynRecv, 60, act},
 			{"in", 2, fACK, Hit, StateEstablished, 900, act},
@@ -87,7 +88,7 @@ func TestTraceTCP(t *testing.T) {
 			{"out", 6, fFINACK, Hit, StateTimeWait, 120, inact},
 			{"in", 7, fACK, Hit, StateTimeWait, 120, inact},
 		}},
-		{"NAT server closes first", MethodNAT, 1, []step{
+		{"NAT server closes first", ipvs.NAT, 1, []step{
 			{"ins", 0, fSYN, Hit, StateSynRecv, 60, act},
 			{"out", 1, fSYNACK, Hit, StateSynRecv, 60, act},
 			{"in", 2, fACK, Hit, StateEstablished, 900, act},
@@ -96,11 +97,11 @@ func TestTraceTCP(t *testing.T) {
 			{"in", 5, fFINACK, Hit, StateTimeWait, 120, inact},
 			{"out", 6, fACK, Hit, StateTimeWait, 120, inact},
 		}},
-		{"NAT server resets", MethodNAT, 1, []step{
+		{"NAT server resets", ipvs.NAT, 1, []step{
 			{"ins", 0, fSYN, Hit, StateSynRecv, 60, act},
 			{"out", 1, fRSTACK, Hit, StateClose, 10, inact},
 		}},
-		{"DR reuse mode 1", MethodDR, 1, []step{
+		{"DR reuse mode 1", ipvs.DR, 1, []step{
 			{"ins", 0, fSYN, Hit, StateSynRecv, 60, act},
 			{"in", 1, fACK, Hit, StateEstablished, 900, act},
 			{"in", 2, fFINACK, Hit, StateFinWait, 120, inact},
@@ -110,14 +111,14 @@ func TestTraceTCP(t *testing.T) {
 			{"in", 6, fRST, Hit, StateClose, 10, inact},
 			{"in", 7, fNone, Hit, StateClose, 10, inact},
 		}},
-		{"TUN reuse mode 1", MethodTunnel, 1, []step{
+		{"TUN reuse mode 1", ipvs.TUN, 1, []step{
 			{"ins", 0, fSYN, Hit, StateSynRecv, 60, act},
 			{"in", 1, fACK, Hit, StateEstablished, 900, act},
 			{"in", 2, fFINACK, Hit, StateFinWait, 120, inact},
 			{"in", 3, fACK, Hit, StateFinWait, 120, inact},
 			{"in", 4, fSYN, Hit, StateSynRecv, 60, act},
 		}},
-		{"DR reuse mode 2", MethodDR, 2, []step{
+		{"DR reuse mode 2", ipvs.DR, 2, []step{
 			{"ins", 0, fSYN, Hit, StateSynRecv, 60, act},
 			{"in", 1, fACK, Hit, StateEstablished, 900, act},
 			{"in", 2, fFINACK, Hit, StateFinWait, 120, inact},
@@ -125,21 +126,21 @@ func TestTraceTCP(t *testing.T) {
 			// The FW conn is expired (still counted until Expire) and the SYN rescheduled.
 			{"in", 4, fSYN, Miss, 0, 0, inact},
 		}},
-		{"DR reuse mode 3", MethodDR, 3, []step{
+		{"DR reuse mode 3", ipvs.DR, 3, []step{
 			{"ins", 0, fSYN, Hit, StateSynRecv, 60, act},
 			{"in", 1, fACK, Hit, StateEstablished, 900, act},
 			{"in", 2, fFINACK, Hit, StateFinWait, 120, inact},
 			{"in", 4, fSYN, Miss, 0, 0, inact},
 			{"ins", 4, fSYN, Hit, StateSynRecv, 60, counts{1, 1, 0}},
 		}},
-		{"NAT FW not reused with mode 2 (saw output)", MethodNAT, 2, []step{
+		{"NAT FW not reused with mode 2 (saw output)", ipvs.NAT, 2, []step{
 			{"ins", 0, fSYN, Hit, StateSynRecv, 60, act},
 			{"out", 1, fSYNACK, Hit, StateSynRecv, 60, act},
 			{"in", 2, fACK, Hit, StateEstablished, 900, act},
 			{"out", 3, fFINACK, Hit, StateFinWait, 120, inact},
 			{"in", 4, fSYN, Hit, StateSynRecv, 60, act},
 		}},
-		{"DR output packet clears NOOUTPUT", MethodDR, 1, []step{
+		{"DR output packet clears NOOUTPUT", ipvs.DR, 1, []step{
 			{"ins", 0, fSYN, Hit, StateSynRecv, 60, act},
 			{"in", 1, fACK, Hit, StateEstablished, 900, act},
 			{"out", 2, fACK, Hit, StateEstablished, 900, act},
@@ -159,13 +160,13 @@ func TestTraceTCP(t *testing.T) {
 
 // TestNoOutputFlag checks the flags §1.2/§6.3 add at creation.
 func TestNoOutputFlag(t *testing.T) {
-	for _, m := range []Method{MethodNAT, MethodLocal, MethodTunnel, MethodDR} {
+	for _, m := range []ipvs.Method{ipvs.NAT, ipvs.Local, ipvs.TUN, ipvs.DR} {
 		v := newEnv(t, nil)
 		d := v.addDest(1, rsAddr, 8080, 1)
 		k := tcpKey(client, 1, vip, 80)
 		var c Conn
 		v.tbl.Insert(&k, d, 8080, m, FlagTemplate|FlagAssured, 0, fACK, 0, &c)
-		wantNoOut := m != MethodNAT
+		wantNoOut := m != ipvs.NAT
 		if (c.Flags&FlagNoOutput != 0) != wantNoOut || c.Flags&(FlagTemplate|FlagAssured) != 0 {
 			t.Errorf("%v: flags %#x", m, c.Flags)
 		}
@@ -178,7 +179,7 @@ func TestNoOutputFlag(t *testing.T) {
 	v := newEnv(t, nil)
 	k := tcpKey(client, 1, vip, 80)
 	var c Conn
-	if r := v.tbl.Insert(&k, nil, 0, MethodBypass, 0, 0, fSYN, 0, &c); r != Hit || c.HasDest || c.Flags != 0 || c.DAddr != ([16]byte{}) {
+	if r := v.tbl.Insert(&k, nil, 0, ipvs.Bypass, 0, 0, fSYN, 0, &c); r != Hit || c.HasDest || c.Flags != 0 || c.DAddr != ([16]byte{}) {
 		t.Errorf("bypass: %v %+v", r, c)
 	}
 }
@@ -192,7 +193,7 @@ func TestReuseAndNodest(t *testing.T) {
 		v := newEnv(t, nil)
 		d1 := v.addDest(1, rsAddr, 8080, 1)
 		d2 := v.addDest(2, "10.0.0.6", 8080, 1)
-		v.tbl.Insert(&k, d1, 8080, MethodNAT, 0, 0, fSYN, 0, &c)
+		v.tbl.Insert(&k, d1, 8080, ipvs.NAT, 0, 0, fSYN, 0, &c)
 		v.tbl.Out(protoTCP, false, raw(rsAddr), 8080, raw(client), 40000, fSYNACK, 0, &c)
 		v.tbl.In(&k, fACK, 1*sec, &c)
 		v.tbl.In(&k, fFINACK, 2*sec, &c)
@@ -211,7 +212,7 @@ func TestReuseAndNodest(t *testing.T) {
 		if countsOf(d1) != (counts{0, 1, 0}) {
 			t.Fatalf("old conn not counted: %+v", countsOf(d1))
 		}
-		if r := v.tbl.Insert(&k, d2, 8080, MethodNAT, 0, 0, fSYN, 4*sec, &c); r != Hit || c.Ref == old {
+		if r := v.tbl.Insert(&k, d2, 8080, ipvs.NAT, 0, 0, fSYN, 4*sec, &c); r != Hit || c.Ref == old {
 			t.Fatalf("insert: %v", r)
 		}
 		if v.tbl.Len() != 2 {
@@ -232,7 +233,7 @@ func TestReuseAndNodest(t *testing.T) {
 		for _, mode := range []int{0, 1} {
 			v := newEnv(t, func(c *Config) { c.ConnReuseMode = mode })
 			d := v.addDest(1, rsAddr, 8080, 1)
-			v.tbl.Insert(&k, d, 8080, MethodNAT, 0, 0, fSYN, 0, &c)
+			v.tbl.Insert(&k, d, 8080, ipvs.NAT, 0, 0, fSYN, 0, &c)
 			v.tbl.In(&k, fACK, 1*sec, &c)
 			v.tbl.In(&k, fRST, 1*sec, &c) // ES + rst -> CL
 			r := v.tbl.In(&k, fSYN, 2*sec, &c)
@@ -248,7 +249,7 @@ func TestReuseAndNodest(t *testing.T) {
 		tk := tcpKey("198.51.100.0", 0, vip, 80)
 		var tpl Conn
 		v.tbl.InsertTemplate(&tk, d, 8080, 300*time.Second, 0, &tpl)
-		v.tbl.Insert(&k, d, 8080, MethodNAT, 0, tpl.Ref, fSYN, 0, &c)
+		v.tbl.Insert(&k, d, 8080, ipvs.NAT, 0, tpl.Ref, fSYN, 0, &c)
 		v.tbl.In(&k, fRST, 1*sec, &c) // SR + rst = SR for INPUT; make it CLOSE via OUT rst
 		v.tbl.Out(protoTCP, false, raw(rsAddr), 8080, raw(client), 40000, fRST, 1*sec, &c)
 		if c.State != StateClose || c.Control != tpl.Ref {
@@ -262,7 +263,7 @@ func TestReuseAndNodest(t *testing.T) {
 	t.Run("expire_nodest_conn weight 0", func(t *testing.T) {
 		v := newEnv(t, func(c *Config) { c.ExpireNodestConn = true })
 		d := v.addDest(1, rsAddr, 8080, 1)
-		v.tbl.Insert(&k, d, 8080, MethodNAT, 0, 0, fSYN, 0, &c)
+		v.tbl.Insert(&k, d, 8080, ipvs.NAT, 0, 0, fSYN, 0, &c)
 		v.tbl.In(&k, fACK, 1*sec, &c)
 		v.setWeight(d, 0)
 		if r := v.tbl.In(&k, fACK, 2*sec, &c); r != Hit || c.State != StateEstablished {
@@ -283,7 +284,7 @@ func TestReuseAndNodest(t *testing.T) {
 	t.Run("weight 0 without expire_nodest_conn keeps conn", func(t *testing.T) {
 		v := newEnv(t, nil)
 		d := v.addDest(1, rsAddr, 8080, 1)
-		v.tbl.Insert(&k, d, 8080, MethodNAT, 0, 0, fSYN, 0, &c)
+		v.tbl.Insert(&k, d, 8080, ipvs.NAT, 0, 0, fSYN, 0, &c)
 		v.tbl.In(&k, fACK, 1*sec, &c)
 		v.setWeight(d, 0)
 		if r := v.tbl.In(&k, fSYN, 2*sec, &c); r != Hit || c.State != StateEstablished {
@@ -294,7 +295,7 @@ func TestReuseAndNodest(t *testing.T) {
 	t.Run("dest deleted, expire_nodest_conn 0", func(t *testing.T) {
 		v := newEnv(t, nil)
 		d := v.addDest(1, rsAddr, 8080, 1)
-		v.tbl.Insert(&k, d, 8080, MethodNAT, 0, 0, fSYN, 0, &c)
+		v.tbl.Insert(&k, d, 8080, ipvs.NAT, 0, 0, fSYN, 0, &c)
 		v.tbl.In(&k, fACK, 1*sec, &c) // ES, expires 901
 		v.delDest(d)
 		for _, at := range []int64{2, 100, 900} {
@@ -322,7 +323,7 @@ func TestReuseAndNodest(t *testing.T) {
 		for _, flags := range []uint8{fSYN, fACK} {
 			v := newEnv(t, func(c *Config) { c.ExpireNodestConn = true })
 			d := v.addDest(1, rsAddr, 8080, 1)
-			v.tbl.Insert(&k, d, 8080, MethodNAT, 0, 0, fSYN, 0, &c)
+			v.tbl.Insert(&k, d, 8080, ipvs.NAT, 0, 0, fSYN, 0, &c)
 			v.tbl.In(&k, fACK, 1*sec, &c)
 			v.delDest(d)
 			if r := v.tbl.In(&k, flags, 2*sec, &c); r != Miss {
@@ -340,7 +341,7 @@ func TestReuseAndNodest(t *testing.T) {
 		v := newEnv(t, func(c *Config) { c.ExpireNodestConn = true })
 		d := v.addDest(1, rsAddr, 53, 1)
 		uk := udpKey(client, 5353, vip, 53)
-		v.tbl.Insert(&uk, d, 53, MethodNAT, 0, 0, 0, 0, &c)
+		v.tbl.Insert(&uk, d, 53, ipvs.NAT, 0, 0, 0, 0, &c)
 		v.delDest(d)
 		if r := v.tbl.In(&uk, 0, 1*sec, &c); r != Miss {
 			t.Fatalf("udp: %v", r)
@@ -358,9 +359,9 @@ func TestReuseAndNodest(t *testing.T) {
 		v.tbl.InsertTemplate(&tk2, d2, 8080, 300*time.Second, 0, &tpl2)
 		for p := range uint16(5) {
 			kk := tcpKey(client, 1000+p, vip, 443)
-			v.tbl.Insert(&kk, d1, 8080, MethodNAT, 0, tpl.Ref, fSYN, 0, &c)
+			v.tbl.Insert(&kk, d1, 8080, ipvs.NAT, 0, tpl.Ref, fSYN, 0, &c)
 			kk = tcpKey("203.0.113.9", 1000+p, vip, 443)
-			v.tbl.Insert(&kk, d2, 8080, MethodNAT, 0, tpl2.Ref, fSYN, 0, &c)
+			v.tbl.Insert(&kk, d2, 8080, ipvs.NAT, 0, tpl2.Ref, fSYN, 0, &c)
 		}
 		v.tbl.ExpireDest(1, sec) // still available: nothing
 		if v.tbl.Len() != 12 {
@@ -396,7 +397,7 @@ func TestTemplates(t *testing.T) {
 			t.Fatalf("template %+v", tpl)
 		}
 		k1 := tcpKey("198.51.100.77", 40000, vip443, 443)
-		v.tbl.Insert(&k1, r, 8443, MethodNAT, 0, tpl.Ref, fSYN, 0, &c)
+		v.tbl.Insert(&k1, r, 8443, ipvs.NAT, 0, tpl.Ref, fSYN, 0, &c)
 		if c.Control != tpl.Ref || countsOf(r) != (counts{1, 0, 1}) {
 			t.Fatalf("conn %+v counts %+v", c, countsOf(r))
 		}
@@ -408,7 +409,7 @@ func TestTemplates(t *testing.T) {
 			t.Fatalf("template timer not restarted: %+v", got)
 		}
 		k2 := tcpKey("198.51.100.99", 50000, vip443, 443)
-		v.tbl.Insert(&k2, r, 8443, MethodNAT, 0, got.Ref, fSYN, 100*sec, &c)
+		v.tbl.Insert(&k2, r, 8443, ipvs.NAT, 0, got.Ref, fSYN, 100*sec, &c)
 		v.tbl.Get(tpl.Ref, &got)
 		if got.NControl != 2 || got.Expires != 400*sec {
 			t.Fatalf("template %+v", got)
@@ -422,7 +423,7 @@ func TestTemplates(t *testing.T) {
 		var tpl, c Conn
 		v.tbl.InsertTemplate(&tplKey, r, 8443, persist, 0, &tpl)
 		k1 := tcpKey("198.51.100.77", 40000, vip443, 443)
-		v.tbl.Insert(&k1, r, 8443, MethodNAT, 0, tpl.Ref, fSYN, 0, &c)
+		v.tbl.Insert(&k1, r, 8443, ipvs.NAT, 0, tpl.Ref, fSYN, 0, &c)
 		v.tbl.Get(tpl.Ref, &tpl)
 		if tpl.Flags&FlagAssured != 0 {
 			t.Fatal("assured too early")
@@ -437,7 +438,7 @@ func TestTemplates(t *testing.T) {
 		var utpl Conn
 		v.tbl.InsertTemplate(&utk, r, 53, persist, 0, &utpl)
 		uk := udpKey("198.51.100.77", 5000, vip443, 53)
-		v.tbl.Insert(&uk, r, 53, MethodNAT, 0, utpl.Ref, 0, 0, &c)
+		v.tbl.Insert(&uk, r, 53, ipvs.NAT, 0, utpl.Ref, 0, 0, &c)
 		v.tbl.In(&uk, 0, sec, &c)
 		v.tbl.Get(utpl.Ref, &utpl)
 		if utpl.Flags&FlagAssured != 0 {
@@ -503,7 +504,7 @@ func TestTemplates(t *testing.T) {
 		var tpl, c, got Conn
 		v.tbl.InsertTemplate(&tplKey, r, 8443, persist, 0, &tpl)
 		k1 := tcpKey("198.51.100.77", 40000, vip443, 443)
-		v.tbl.Insert(&k1, r, 8443, MethodNAT, 0, tpl.Ref, fSYN, 0, &c)
+		v.tbl.Insert(&k1, r, 8443, ipvs.NAT, 0, tpl.Ref, fSYN, 0, &c)
 		v.tbl.In(&k1, fACK, 1*sec, &c) // ES until 901
 		for now := int64(0); now <= 2000; now += 10 {
 			v.tbl.Expire(now*sec, 0)
@@ -544,7 +545,7 @@ func TestTemplates(t *testing.T) {
 		var tpl, c, got Conn
 		v.tbl.InsertTemplate(&tplKey, r, 8443, persist, 0, &tpl)
 		k1 := tcpKey("198.51.100.77", 40000, vip443, 443)
-		v.tbl.Insert(&k1, r, 8443, MethodNAT, 0, tpl.Ref, fSYN, 0, &c)
+		v.tbl.Insert(&k1, r, 8443, ipvs.NAT, 0, tpl.Ref, fSYN, 0, &c)
 		v.tbl.In(&k1, fACK, 1*sec, &c)
 		if !v.tbl.Template(&tplKey, 400*sec, &got) || got.Timeout != time.Minute || got.Expires != 460*sec {
 			t.Fatalf("%+v", got)
@@ -564,7 +565,7 @@ func TestTemplates(t *testing.T) {
 			var tpl, c Conn
 			v.tbl.InsertTemplate(&tplKey, r, 8443, persist, 0, &tpl)
 			k1 := tcpKey("198.51.100.77", 40000, vip443, 443)
-			v.tbl.Insert(&k1, r, 8443, MethodNAT, 0, tpl.Ref, fSYN, 0, &c)
+			v.tbl.Insert(&k1, r, 8443, ipvs.NAT, 0, tpl.Ref, fSYN, 0, &c)
 			if assured {
 				v.tbl.In(&k1, fACK, 0, &c)
 			}
@@ -612,7 +613,7 @@ func TestTemplates(t *testing.T) {
 		var tpl, c Conn
 		v.tbl.InsertTemplate(&utk, r, 53, persist, 0, &tpl)
 		uk := udpKey("198.51.100.77", 5000, vip443, 53)
-		if res := v.tbl.Insert(&uk, r, 53, MethodNAT, FlagOnePacket, tpl.Ref, 0, 50*sec, &c); res != Hit ||
+		if res := v.tbl.Insert(&uk, r, 53, ipvs.NAT, FlagOnePacket, tpl.Ref, 0, 50*sec, &c); res != Hit ||
 			c.Ref != 0 || c.Flags&FlagOnePacket == 0 || c.State != StateUDP || c.Control != tpl.Ref {
 			t.Fatalf("%v %+v", res, c)
 		}
@@ -628,7 +629,7 @@ func TestTemplates(t *testing.T) {
 		}
 		// ONE_PACKET is dropped for TCP (§6.3).
 		k := tcpKey(client, 1, vip, 80)
-		v.tbl.Insert(&k, r, 80, MethodNAT, FlagOnePacket, 0, fSYN, 0, &c)
+		v.tbl.Insert(&k, r, 80, ipvs.NAT, FlagOnePacket, 0, fSYN, 0, &c)
 		if c.Ref == 0 || c.Flags&FlagOnePacket != 0 {
 			t.Fatalf("tcp ops: %+v", c)
 		}
@@ -641,7 +642,7 @@ func TestNoCPort(t *testing.T) {
 	d := v.addDest(1, rsAddr, 8080, 1)
 	var c Conn
 	k0 := tcpKey(client, 0, vip, 80)
-	if res := v.tbl.Insert(&k0, d, 8080, MethodNAT, FlagNoCPort, 0, fSYN, 0, &c); res != Hit || c.Flags&FlagNoCPort == 0 {
+	if res := v.tbl.Insert(&k0, d, 8080, ipvs.NAT, FlagNoCPort, 0, fSYN, 0, &c); res != Hit || c.Flags&FlagNoCPort == 0 {
 		t.Fatal(res)
 	}
 	k := tcpKey(client, 40000, vip, 80)
@@ -649,14 +650,14 @@ func TestNoCPort(t *testing.T) {
 		t.Fatalf("retry with cport 0: %v %+v", res, c)
 	}
 	// A full entry wins over the NO_CPORT one.
-	v.tbl.Insert(&k, d, 8080, MethodNAT, 0, 0, fSYN, sec, &c)
+	v.tbl.Insert(&k, d, 8080, ipvs.NAT, 0, 0, fSYN, sec, &c)
 	if res := v.tbl.In(&k, fACK, 2*sec, &c); res != Hit || c.Key.CPort != 40000 {
 		t.Fatalf("%v %+v", res, c)
 	}
 	// A cport-0 lookup does not match a non-NO_CPORT entry with cport 0.
 	v2 := newEnv(t, nil)
 	d2 := v2.addDest(1, rsAddr, 8080, 1)
-	v2.tbl.Insert(&k0, d2, 8080, MethodNAT, 0, 0, fSYN, 0, &c)
+	v2.tbl.Insert(&k0, d2, 8080, ipvs.NAT, 0, 0, fSYN, 0, &c)
 	if res := v2.tbl.In(&k0, fACK, sec, &c); res != Miss {
 		t.Fatalf("cport 0 matched a normal entry: %v", res)
 	}
@@ -668,7 +669,7 @@ func TestOutMatch(t *testing.T) {
 	d := v.addDest(1, rsAddr, 8080, 1)
 	var c Conn
 	k := tcpKey(client, 40000, vip, 80)
-	v.tbl.Insert(&k, d, 8080, MethodNAT, 0, 0, fSYN, 0, &c)
+	v.tbl.Insert(&k, d, 8080, ipvs.NAT, 0, 0, fSYN, 0, &c)
 	cases := []struct {
 		src   string
 		sport uint16
@@ -688,7 +689,7 @@ func TestOutMatch(t *testing.T) {
 		t.Errorf("wrong client port matched")
 	}
 	k2 := tcpKey(client, 40002, vip, 80)
-	v.tbl.Insert(&k2, d, 8080, MethodDR, 0, 0, fSYN, 0, &c)
+	v.tbl.Insert(&k2, d, 8080, ipvs.DR, 0, 0, fSYN, 0, &c)
 	if res := v.tbl.Out(protoTCP, false, raw(vip), 80, raw(client), 40002, fSYNACK, sec, &c); res != Hit || c.Flags&FlagNoOutput != 0 {
 		t.Errorf("DR reply via VIP: %v %+v", res, c)
 	}
@@ -698,7 +699,7 @@ func TestOutMatch(t *testing.T) {
 	// IPv6.
 	d6 := v.addDest(2, "2001:db8::5", 8080, 1)
 	k6 := tcpKey("2001:db8:1::7", 40000, "2001:db8:2::10", 80)
-	v.tbl.Insert(&k6, d6, 8080, MethodNAT, 0, 0, fSYN, 0, &c)
+	v.tbl.Insert(&k6, d6, 8080, ipvs.NAT, 0, 0, fSYN, 0, &c)
 	if c.DAddr != raw("2001:db8::5") {
 		t.Errorf("v6 daddr %x", c.DAddr)
 	}
@@ -717,7 +718,7 @@ func TestLookupNoSideEffects(t *testing.T) {
 	d := v.addDest(1, rsAddr, 8080, 1)
 	var c, got Conn
 	k := tcpKey(client, 40000, vip, 80)
-	v.tbl.Insert(&k, d, 8080, MethodNAT, 0, 0, fSYN, 0, &c)
+	v.tbl.Insert(&k, d, 8080, ipvs.NAT, 0, 0, fSYN, 0, &c)
 	if !v.tbl.Lookup(&k, 10*sec, &got) || got.State != StateSynRecv || got.Expires != 60*sec {
 		t.Fatalf("Lookup: %+v", got)
 	}

@@ -4,7 +4,7 @@ import (
 	"fmt"
 	"time"
 
-	"github.com/gvs-lb/gvs/sched"
+	"github.com/gvs-lb/gvs/ipvs"
 )
 
 // Protocol numbers the table distinguishes. Every protocol other than TCP follows the
@@ -13,30 +13,6 @@ const (
 	protoTCP = 6
 	protoUDP = 17
 )
-
-// Method is a connection's forwarding method (SEMANTICS.md §1.2). The zero value is
-// invalid; a persistence template has no method of its own and reports the zero value.
-type Method uint8
-
-const (
-	_            Method = iota
-	MethodNAT           // MASQ: rewrite daddr/dport in, saddr/sport on the way back
-	MethodLocal         // LOCALNODE
-	MethodTunnel        // IPIP/GUE/GRE
-	MethodDR            // DROUTE: direct routing
-	MethodBypass        // cache-bypass connection: no dest, packet routed unchanged
-	numMethods
-)
-
-var methodNames = [numMethods]string{"", "Masq", "Local", "Tunnel", "Route", "Bypass"}
-
-// String returns ipvsadm's name of the method ("Masq", "Route", ...).
-func (m Method) String() string {
-	if m == 0 || m >= numMethods {
-		return fmt.Sprintf("Method(%d)", uint8(m))
-	}
-	return methodNames[m]
-}
 
 // State is a connection's protocol state. TCP connections move through StateNone ..
 // StateSynAck with the kernel's numbering (SEMANTICS.md §7.1): the zero value is
@@ -183,10 +159,6 @@ type Config struct {
 	// ExpireNodestConn and ExpireQuiescentTemplate are the sysctls of §2.3/§5.2/§5.5.
 	ExpireNodestConn        bool
 	ExpireQuiescentTemplate bool
-	// Dest resolves the dest IDs stored in entries. It must not return nil for the
-	// ID of a dest the table was given, for as long as entries bound to it exist
-	// (keep deleted dests in a trash, as the kernel does). Required.
-	Dest func(id uint32) *sched.Dest
 	// Tick is the expiry granularity: Expire unbinds an entry at the first tick
 	// boundary at or after its expiry time. 0 means 100 ms.
 	Tick time.Duration
@@ -196,7 +168,7 @@ type Config struct {
 
 // DefaultConfig returns the kernel's defaults: 256 shards, DefaultTimeouts,
 // conn_reuse_mode 1, expire_nodest_conn 0, expire_quiescent_template 0, for max
-// entries. The caller still sets Dest.
+// entries.
 func DefaultConfig(max int) Config {
 	return Config{Max: max, Shards: 256, Timeouts: DefaultTimeouts(), ConnReuseMode: 1}
 }
@@ -209,7 +181,7 @@ type Conn struct {
 	DPort    uint16
 	Dest     uint32 // dest ID; meaningless when HasDest is false
 	HasDest  bool
-	Method   Method // zero for templates
+	Method   ipvs.Method // zero for templates
 	Flags    Flags
 	State    State
 	Timeout  time.Duration

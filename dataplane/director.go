@@ -9,43 +9,11 @@ import (
 	"slices"
 	"sync"
 	"sync/atomic"
-	"time"
 
 	"github.com/gvs-lb/gvs/conntrack"
+	"github.com/gvs-lb/gvs/ipvs"
 	"github.com/gvs-lb/gvs/sched"
 )
-
-// Method is a real server's forwarding method.
-type Method uint8
-
-const (
-	_         Method = iota
-	MethodDR         // direct routing: rewrite the MACs (ipvsadm -g, "Route")
-	MethodNAT        // masquerading: rewrite daddr/dport, and replies back (-m, "Masq")
-	MethodTUN        // IP-in-IP tunnelling (-i, "Tunnel")
-)
-
-func (m Method) String() string {
-	switch m {
-	case MethodDR:
-		return "dr"
-	case MethodNAT:
-		return "nat"
-	case MethodTUN:
-		return "tun"
-	}
-	return fmt.Sprintf("method(%d)", uint8(m))
-}
-
-func (m Method) conntrack() conntrack.Method {
-	switch m {
-	case MethodNAT:
-		return conntrack.MethodNAT
-	case MethodTUN:
-		return conntrack.MethodTunnel
-	}
-	return conntrack.MethodDR
-}
 
 // Options are the Director's own settings (the [director] table of the config and the
 // kernel sysctls it mirrors). The zero value is not valid; start from DefaultOptions.
@@ -85,58 +53,11 @@ func DefaultOptions() Options {
 	}
 }
 
-// ServiceSpec describes one virtual service.
-type ServiceSpec struct {
-	Protocol    uint8      // 6 TCP or 17 UDP
-	Addr        netip.Addr // VIP (unset for fwmark services)
-	Port        uint16     // 0: all ports (persistent services only)
-	FWMark      uint32     // non-zero: a fwmark service, matched through Match
-	IPv6        bool       // family of a fwmark service
-	Match       []Match    // what carries the fwmark (gvs has no netfilter to set marks)
-	Scheduler   string
-	Flags       sched.Flags
-	MHTableSize int
-	Persistence time.Duration // 0: not persistent
-	Netmask     netip.Prefix  // persistence granularity: bits of the client address kept
-	OPS         bool          // one-packet scheduling (UDP)
-	RealServers []RealServerSpec
-}
-
-// Match selects packets for a fwmark service: protocol, destination address and a
-// destination port range (both 0: any port).
-type Match struct {
-	Protocol       uint8
-	Addr           netip.Addr
-	PortLo, PortHi uint16
-}
-
-// RealServerSpec describes one real server of a service.
-type RealServerSpec struct {
-	Addr           netip.Addr
-	Port           uint16
-	Weight         int32
-	MAC            net.HardwareAddr
-	UpperThreshold uint32
-	LowerThreshold uint32
-	Method         Method
-}
-
-func (s *ServiceSpec) key() svcKey {
+func keyOf(s *ipvs.Service) svcKey {
 	if s.FWMark != 0 {
 		return svcKey{mark: s.FWMark, v6: s.IPv6}
 	}
-	return svcKey{proto: s.Protocol, v6: s.Addr.Is6(), addr: s.Addr.As16(), port: s.Port}
-}
-
-func (s *ServiceSpec) String() string {
-	proto := "TCP"
-	if s.Protocol == 17 {
-		proto = "UDP"
-	}
-	if s.FWMark != 0 {
-		return fmt.Sprintf("FWM %d", s.FWMark)
-	}
-	return fmt.Sprintf("%s %s", proto, netip.AddrPortFrom(s.Addr, s.Port))
+	return svcKey{proto: uint8(s.Protocol), v6: s.IPv6, addr: s.Addr.Addr().As16(), port: s.Addr.Port()}
 }
 
 type svcKey struct {
@@ -147,11 +68,15 @@ type svcKey struct {
 	port  uint16
 }
 
-// service is the run-time state of a virtual service; it outlives snapshots (its
-// Pool keeps scheduler state and dest counters across reloads).
+// service is one generation's view of a virtual service: its settings, and a Pool
+// holding exactly this generation's real-server list with the scheduler state built
+// for that list. A service value and its Pool's list are never changed once
+// published; the next generation gets a clone of the Pool when the list or the
+// scheduler changes, and shares it otherwise (a Pool's scheduler state advances with
+// every pick in either case, under the Pool's lock).
 type service struct {
 	id    uint32
-	spec  ServiceSpec // RealServers not kept here
+	spec  ipvs.Service // RealServers not kept here
 	pool  *sched.Pool
 	ipv6  bool
 	vaddr [16]byte
@@ -161,14 +86,49 @@ type service struct {
 type destInfo struct {
 	d      *sched.Dest
 	svc    uint32
-	method Method
+	method ipvs.Method
 	mac    [6]byte
 	hasMAC bool
 	addr   [16]byte
 	ipv6   bool
 }
 
-// snapshot is the immutable configuration the hot path reads with one atomic load.
+// settings are the options the hot path reads, in fixed-size form.
+type settings struct {
+	mac, gateway       [6]byte
+	hasMAC, hasGateway bool
+	addr4, addr6       [16]byte
+	hasAddr4, hasAddr6 bool
+	mtu                int
+	pmtuDisc           bool
+	sloppyTCP          bool
+	scheduleICMP       bool
+}
+
+func settingsOf(o *Options) settings {
+	st := settings{mtu: o.MTU, pmtuDisc: o.PMTUDisc, sloppyTCP: o.SloppyTCP, scheduleICMP: o.ScheduleICMP}
+	if st.hasMAC = len(o.MAC) == 6; st.hasMAC {
+		st.mac = [6]byte(o.MAC)
+	}
+	if st.hasGateway = len(o.GatewayMAC) == 6; st.hasGateway {
+		st.gateway = [6]byte(o.GatewayMAC)
+	}
+	if st.hasAddr4 = o.Addr4.Unmap().Is4(); st.hasAddr4 {
+		st.addr4 = rawAddr(o.Addr4)
+	}
+	if st.hasAddr6 = o.Addr6.Is6() && !o.Addr6.Is4In6(); st.hasAddr6 {
+		st.addr6 = rawAddr(o.Addr6)
+	}
+	return st
+}
+
+// snapshot is one configuration generation: everything the hot path reads, published
+// with one atomic store and never changed afterwards. Workers load it once per batch.
+//
+// Dest ids are never reused, and every dest a generation's pools can return has its
+// id in that generation's dests, so a worker indexes its own generation safely. A
+// connection may name a dest of a newer generation than the one a worker is on (made
+// by another worker); the worker then moves to the newest (Worker.info).
 type snapshot struct {
 	services []*service // by id
 	bySvc    svcIndex
@@ -178,10 +138,11 @@ type snapshot struct {
 	hasFTP   bool
 	marks    []markRule
 	dests    []destInfo // by dest id (includes deleted dests still referenced)
+	set      settings
 }
 
 type markRule struct {
-	Match
+	ipvs.Match
 	mark uint32
 }
 
@@ -190,20 +151,23 @@ var ErrConfig = errors.New("dataplane: config")
 
 // A Director is the deterministic per-packet pipeline: parse, classify, look up or
 // create the connection, rewrite. It does no I/O. It is safe for concurrent use by
-// several Workers; configuration changes (Apply) build a new snapshot and swap it
-// atomically, keeping every connection.
+// several Workers; configuration changes (Apply, SetOptions) build the next generation
+// aside and publish it with one atomic store, keeping every connection.
 type Director struct {
-	opts  Options
 	log   *slog.Logger
 	table *conntrack.Table
 	snap  atomic.Pointer[snapshot]
+	twos  func(uint32) uint32 // shared by every twos scheduler; safe for concurrent use
 
-	mu      sync.Mutex // serialises Apply
+	// The control side, serialised by mu: the last published services and options,
+	// and the dests of every generation (by id) with the trash of deleted ones.
+	mu      sync.Mutex
+	opts    Options
+	specs   []ipvs.Service
 	svcs    map[svcKey]*service
 	nextSvc uint32
-	trash   map[trashKey]uint32 // deleted dests by (service, addr, port) → id, resurrected on re-add
+	trash   map[trashKey]uint32 // deleted dests by (service, addr, port) → id, revived on re-add
 	dests   []destInfo
-	rng     uint64
 	now     atomic.Int64 // latest time a worker processed a batch at (for Apply's flushes)
 
 	// owned is the set of VIPs this director serves while VRRP says so; nil = every
@@ -212,11 +176,6 @@ type Director struct {
 
 	wmu     sync.Mutex // guards workers
 	workers []*Worker  // every worker made by NewWorker, for Totals
-
-	// fixed-size copies of the options the hot path reads
-	mac, gateway       [6]byte
-	hasMAC, hasGateway bool
-	addr4, addr6       [16]byte
 }
 
 type trashKey struct {
@@ -227,24 +186,16 @@ type trashKey struct {
 
 // New returns a Director with no services.
 func New(opts Options) (*Director, error) {
-	if opts.MTU < 68 {
-		return nil, fmt.Errorf("%w: mtu %d is below the IPv4 minimum of 68", ErrConfig, opts.MTU)
+	if err := checkOptions(&opts); err != nil {
+		return nil, err
 	}
-	d := &Director{opts: opts, log: opts.Logger, svcs: map[svcKey]*service{}, trash: map[trashKey]uint32{}, rng: 0x2545f4914f6cdd1d}
+	d := &Director{opts: opts, log: opts.Logger, svcs: map[svcKey]*service{}, trash: map[trashKey]uint32{}}
 	if d.log == nil {
 		d.log = slog.New(slog.DiscardHandler)
 	}
-	if d.hasMAC = len(opts.MAC) == 6; d.hasMAC {
-		d.mac = [6]byte(opts.MAC)
-	}
-	if d.hasGateway = len(opts.GatewayMAC) == 6; d.hasGateway {
-		d.gateway = [6]byte(opts.GatewayMAC)
-	}
-	if opts.Addr4.Is4() {
-		d.addr4 = rawAddr(opts.Addr4)
-	}
-	if opts.Addr6.Is6() {
-		d.addr6 = rawAddr(opts.Addr6)
+	d.twos = opts.Rand
+	if d.twos == nil {
+		d.twos = xorshiftRand(0x2545f4914f6cdd1d)
 	}
 	t, err := conntrack.New(conntrack.Config{
 		Max:                     opts.ConnMax,
@@ -253,36 +204,76 @@ func New(opts Options) (*Director, error) {
 		ConnReuseMode:           opts.ConnReuseMode,
 		ExpireNodestConn:        opts.ExpireNodestConn,
 		ExpireQuiescentTemplate: opts.ExpireQuiescentTemplate,
-		Dest:                    d.destByID,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("dataplane: %w", err)
 	}
 	d.table = t
-	d.snap.Store(&snapshot{})
+	d.snap.Store(&snapshot{set: settingsOf(&opts)})
 	return d, nil
+}
+
+func checkOptions(o *Options) error {
+	if o.MTU < 68 {
+		return fmt.Errorf("%w: mtu %d is below the IPv4 minimum of 68", ErrConfig, o.MTU)
+	}
+	return nil
+}
+
+// Options returns the options in force.
+func (d *Director) Options() Options {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return d.opts
+}
+
+// SetOptions changes the Director's options under traffic, keeping every connection:
+// the addresses, MACs, MTU and sysctls take effect with the next generation, the
+// table's cap and timeouts at once (timeouts from each entry's next packet, as
+// ipvsadm --set). ConnShards cannot change without a restart, and the options must
+// still serve the running services (a TUN real server needs the director's address
+// of its family). On error nothing changes.
+func (d *Director) SetOptions(o Options) error {
+	if err := checkOptions(&o); err != nil {
+		return err
+	}
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if o.ConnShards != d.opts.ConnShards {
+		return fmt.Errorf("%w: conn_shards %d → %d takes effect only at start (restart gvs)", ErrConfig, d.opts.ConnShards, o.ConnShards)
+	}
+	if err := validate(&o, d.specs); err != nil {
+		return err
+	}
+	if err := d.table.Set(conntrack.Settings{
+		Max:                     o.ConnMax,
+		Timeouts:                o.Timeouts,
+		ConnReuseMode:           o.ConnReuseMode,
+		ExpireNodestConn:        o.ExpireNodestConn,
+		ExpireQuiescentTemplate: o.ExpireQuiescentTemplate,
+	}); err != nil {
+		return fmt.Errorf("dataplane: %w", err)
+	}
+	if o.Logger == nil {
+		o.Logger = d.opts.Logger
+	}
+	if o.Rand == nil {
+		o.Rand = d.opts.Rand
+	}
+	d.opts = o
+	d.publishLocked()
+	return nil
 }
 
 // Table returns the connection table (for listings and tests).
 func (d *Director) Table() *conntrack.Table { return d.table }
 
-func (d *Director) destByID(id uint32) *sched.Dest {
-	s := d.snap.Load()
-	if int(id) < len(s.dests) {
-		return s.dests[id].d
-	}
-	return nil
-}
-
-// twosRand is a deterministic xorshift source for the twos scheduler when the options
-// give none. Precondition: called under a Pool lock (schedulers run under it), but the
-// state is shared across pools, so it is advanced atomically.
-func (d *Director) twosRand() func(uint32) uint32 {
-	if d.opts.Rand != nil {
-		return d.opts.Rand
-	}
+// xorshiftRand is a deterministic source for the twos scheduler when the options
+// give none. Every twos pool of the Director shares it (pools of two generations
+// run concurrently), so the state is advanced atomically.
+func xorshiftRand(seed uint64) func(uint32) uint32 {
 	var state atomic.Uint64
-	state.Store(d.rng)
+	state.Store(seed)
 	return func(n uint32) uint32 {
 		for {
 			old := state.Load()
@@ -298,75 +289,122 @@ func (d *Director) twosRand() func(uint32) uint32 {
 }
 
 // Apply makes services the Director's configuration. Services are matched to the
-// current ones by (protocol, VIP, port) or fwmark: a new service is created empty and
-// its real servers are added one by one in order (as keepalived and ipvsadm drive the
-// kernel, so list order and wrr's first round match LVS); a kept service keeps its
-// scheduler state and connections, with real servers added, edited or deleted as the
-// kernel's hooks would be; a service no longer listed is removed. On error nothing
-// changes.
-func (d *Director) Apply(services []ServiceSpec) error {
+// current ones by their key: a new service is created empty and its real servers are
+// added one by one in order (as keepalived and ipvsadm drive the kernel, so list order
+// and wrr's first round match LVS); a kept service keeps its scheduler state and
+// connections, with real servers added, edited or deleted as the kernel's hooks would
+// be; a service no longer listed is removed. The next generation is built aside —
+// changed services get a clone of their Pool, so workers still on the current
+// generation never see a list or a dest it does not know — and published with one
+// atomic store. On error nothing changes.
+func (d *Director) Apply(services []ipvs.Service) error {
 	d.mu.Lock()
 	defer d.mu.Unlock()
-	if err := d.validate(services); err != nil {
+	if err := validate(&d.opts, services); err != nil {
 		return err
 	}
-	keep := make(map[svcKey]bool, len(services))
+	// Everything that can fail was checked above; what follows only builds.
+	next := make(map[svcKey]*service, len(services))
 	for i := range services {
 		spec := &services[i]
-		k := spec.key()
-		keep[k] = true
-		svc := d.svcs[k]
-		if svc == nil || svc.spec.Scheduler != spec.Scheduler || svc.spec.Flags != spec.Flags || svc.spec.MHTableSize != spec.MHTableSize {
-			s, err := sched.New(spec.Scheduler, sched.Options{Flags: spec.Flags, MHTableSize: spec.MHTableSize, Rand: d.twosRand()})
-			if err != nil {
-				return fmt.Errorf("%w: %s: %w", ErrConfig, spec, err)
+		k := keyOf(spec)
+		old := d.svcs[k]
+		var pool *sched.Pool
+		var id uint32
+		schedChanged := old == nil || old.spec.Scheduler != spec.Scheduler || old.spec.Flags != spec.Flags || old.spec.MHTableSize != spec.MHTableSize
+		switch {
+		case old == nil:
+			id = d.nextSvc
+			d.nextSvc++
+			pool = sched.NewPool(d.newScheduler(spec))
+		case schedChanged:
+			id = old.id
+			pool = old.pool.Clone()
+			if err := pool.SetScheduler(d.newScheduler(spec)); err != nil {
+				return fmt.Errorf("%w: %s: %w", ErrConfig, spec, err) // unreachable: validate checked the size
 			}
-			if svc == nil {
-				svc = &service{id: d.nextSvc, pool: sched.NewPool(s)}
-				d.nextSvc++
-				d.svcs[k] = svc
-			} else if err := svc.pool.SetScheduler(s); err != nil {
-				return fmt.Errorf("%w: %s: %w", ErrConfig, spec, err)
+		default:
+			id = old.id
+			pool = old.pool
+			if d.destsChanged(pool, spec) {
+				pool = pool.Clone()
 			}
 		}
-		// A fresh service value: workers still read the old one through the current
-		// snapshot. It shares the id and the pool (scheduler state, dests).
-		svc = &service{id: svc.id, pool: svc.pool, spec: *spec}
+		svc := &service{id: id, pool: pool, spec: *spec}
 		svc.spec.RealServers = nil
-		svc.ipv6 = spec.IPv6 || (spec.FWMark == 0 && spec.Addr.Is6())
-		svc.vaddr = spec.Addr.As16()
-		d.svcs[k] = svc
-		if err := d.syncDests(svc, spec); err != nil {
-			return err
+		svc.ipv6 = spec.IPv6
+		svc.vaddr = spec.Addr.Addr().As16()
+		if old == nil || pool != old.pool {
+			if err := d.syncDests(svc, spec); err != nil {
+				return err
+			}
+		} else {
+			for j := range spec.RealServers {
+				r := &spec.RealServers[j]
+				d.setInfo(pool.Find(r.Addr.Addr(), r.Addr.Port()).ID(), svc, r)
+			}
 		}
+		next[k] = svc
 	}
 	for k, svc := range d.svcs {
-		if keep[k] {
+		if next[k] != nil {
 			continue
 		}
-		for _, dst := range svc.pool.Dests() {
-			d.deleteDest(svc, dst)
+		// The removed service's last pool stays as it is for workers still on the
+		// current generation; a clone takes the deletions.
+		p := svc.pool.Clone()
+		for _, dst := range p.Dests() {
+			d.deleteDest(svc, p, dst)
 		}
-		delete(d.svcs, k)
 	}
-	d.publish()
+	d.svcs = next
+	d.specs = slices.Clone(services)
+	d.publishLocked()
 	return nil
 }
 
-func (d *Director) validate(services []ServiceSpec) error {
+func (d *Director) newScheduler(spec *ipvs.Service) sched.Scheduler {
+	s, err := sched.New(spec.Scheduler, sched.Options{Flags: spec.Flags, MHTableSize: spec.MHTableSize, Rand: d.twos})
+	if err != nil {
+		panic("dataplane: scheduler " + spec.Scheduler + " passed validation but failed: " + err.Error())
+	}
+	return s
+}
+
+// destsChanged reports whether spec's real servers differ from pool's list in
+// membership, weight or thresholds (what the Pool's hooks see).
+func (d *Director) destsChanged(pool *sched.Pool, spec *ipvs.Service) bool {
+	cur := pool.Dests()
+	if len(cur) != len(spec.RealServers) {
+		return true
+	}
+	for i := range spec.RealServers {
+		r := &spec.RealServers[i]
+		dst := pool.Find(r.Addr.Addr(), r.Addr.Port())
+		if dst == nil || dst.Weight() != r.Weight || dst.UpperThreshold() != r.UpperThreshold || dst.LowerThreshold() != r.LowerThreshold {
+			return true
+		}
+	}
+	return false
+}
+
+// validate checks everything Apply (or SetOptions, with the running services) could
+// refuse half-way, so a refused change changes nothing.
+func validate(o *Options, services []ipvs.Service) error {
 	seen := map[svcKey]bool{}
 	var errs []error
 	for i := range services {
 		s := &services[i]
-		if seen[s.key()] {
+		if seen[keyOf(s)] {
 			errs = append(errs, fmt.Errorf("%w: %s: service defined twice", ErrConfig, s))
 		}
-		seen[s.key()] = true
-		if s.Protocol != 6 && s.Protocol != 17 {
+		seen[keyOf(s)] = true
+		if s.FWMark == 0 && s.Protocol != ipvs.TCP && s.Protocol != ipvs.UDP {
 			errs = append(errs, fmt.Errorf("%w: %s: protocol %d is not tcp or udp", ErrConfig, s, s.Protocol))
 		}
-		// Everything Apply could refuse half-way is checked here first, so a refused
-		// configuration changes nothing.
+		if s.FWMark == 0 && s.IPv6 != s.Addr.Addr().Is6() {
+			errs = append(errs, fmt.Errorf("%w: %s: family does not match the address (build keys with ipvs.AddrKey)", ErrConfig, s))
+		}
 		sc, err := sched.New(s.Scheduler, sched.Options{Flags: s.Flags, MHTableSize: s.MHTableSize})
 		if err != nil {
 			errs = append(errs, fmt.Errorf("%w: %s: %w", ErrConfig, s, err))
@@ -375,7 +413,7 @@ func (d *Director) validate(services []ServiceSpec) error {
 		}
 		rs := map[netip.AddrPort]bool{}
 		for _, r := range s.RealServers {
-			ap := netip.AddrPortFrom(r.Addr, r.Port)
+			ap := netip.AddrPortFrom(r.Addr.Addr().Unmap(), r.Addr.Port())
 			if rs[ap] {
 				errs = append(errs, fmt.Errorf("%w: %s: real server %s: destination already exists", ErrConfig, s, ap))
 			}
@@ -386,85 +424,91 @@ func (d *Director) validate(services []ServiceSpec) error {
 			if r.UpperThreshold != 0 && r.LowerThreshold > r.UpperThreshold {
 				errs = append(errs, fmt.Errorf("%w: %s: real server %s: lower threshold %d above upper threshold %d", ErrConfig, s, ap, r.LowerThreshold, r.UpperThreshold))
 			}
-			if r.Method == 0 {
-				errs = append(errs, fmt.Errorf("%w: %s: real server %s: no forwarding method", ErrConfig, s, ap))
-			}
-			if r.Method == MethodTUN {
-				if r.Addr.Unmap().Is4() && !d.opts.Addr4.Is4() {
+			switch r.Method {
+			case ipvs.DR, ipvs.NAT:
+			case ipvs.TUN:
+				if ap.Addr().Is4() && !o.Addr4.Unmap().Is4() {
 					errs = append(errs, fmt.Errorf("%w: %s: real server %s: tunnelling needs the director's own IPv4 address as the outer source ([director] address)", ErrConfig, s, ap))
 				}
-				if r.Addr.Unmap().Is6() && !d.opts.Addr6.Is6() {
+				if ap.Addr().Is6() && !(o.Addr6.Is6() && !o.Addr6.Is4In6()) {
 					errs = append(errs, fmt.Errorf("%w: %s: real server %s: tunnelling needs the director's own IPv6 address as the outer source ([director] address6)", ErrConfig, s, ap))
 				}
+			case 0:
+				errs = append(errs, fmt.Errorf("%w: %s: real server %s: no forwarding method", ErrConfig, s, ap))
+			default:
+				errs = append(errs, fmt.Errorf("%w: %s: real server %s: method %s cannot be configured (dr, nat or tun)", ErrConfig, s, ap, r.Method))
 			}
 		}
 	}
 	return errors.Join(errs...)
 }
 
-// syncDests brings svc's pool to spec's real servers. New ones are added in config
-// order, so the kernel list (head first) is the reverse of the file.
+// syncDests brings svc's pool — a new pool, or a clone no worker reads yet — to
+// spec's real servers. New ones are added in config order, so the kernel list (head
+// first) is the reverse of the file.
 // Precondition: d.mu is held.
-func (d *Director) syncDests(svc *service, spec *ServiceSpec) error {
-	want := make(map[netip.AddrPort]*RealServerSpec, len(spec.RealServers))
+func (d *Director) syncDests(svc *service, spec *ipvs.Service) error {
+	pool := svc.pool
+	want := make(map[netip.AddrPort]*ipvs.RealServer, len(spec.RealServers))
 	for i := range spec.RealServers {
 		r := &spec.RealServers[i]
-		want[netip.AddrPortFrom(r.Addr.Unmap(), r.Port)] = r
+		want[netip.AddrPortFrom(r.Addr.Addr().Unmap(), r.Addr.Port())] = r
 	}
-	for _, dst := range svc.pool.Dests() {
+	for _, dst := range pool.Dests() {
 		if want[netip.AddrPortFrom(dst.Addr(), dst.Port())] == nil {
-			d.deleteDest(svc, dst)
+			d.deleteDest(svc, pool, dst)
 		}
 	}
 	for i := range spec.RealServers {
 		r := &spec.RealServers[i]
-		if cur := svc.pool.Find(r.Addr, r.Port); cur != nil {
+		addr, port := r.Addr.Addr().Unmap(), r.Addr.Port()
+		if cur := pool.Find(addr, port); cur != nil {
 			if cur.Weight() != r.Weight || cur.UpperThreshold() != r.UpperThreshold || cur.LowerThreshold() != r.LowerThreshold {
-				if err := svc.pool.Edit(r.Addr, r.Port, r.Weight, r.UpperThreshold, r.LowerThreshold); err != nil {
-					return fmt.Errorf("%w: %s: real server %s: %w", ErrConfig, spec, netip.AddrPortFrom(r.Addr, r.Port), err)
+				if err := pool.Edit(addr, port, r.Weight, r.UpperThreshold, r.LowerThreshold); err != nil {
+					return fmt.Errorf("%w: %s: real server %s: %w", ErrConfig, spec, r.Addr, err)
 				}
 			}
 			d.setInfo(cur.ID(), svc, r)
 			continue
 		}
-		tk := trashKey{svc.id, r.Addr.Unmap(), r.Port}
+		tk := trashKey{svc.id, addr, port}
 		var dst *sched.Dest
 		if id, ok := d.trash[tk]; ok {
 			delete(d.trash, tk)
 			dst = d.dests[id].d
 			dst.Revive(r.Weight, r.UpperThreshold, r.LowerThreshold)
 		} else {
-			dst = sched.NewDest(uint32(len(d.dests)), r.Addr, r.Port, r.Weight, r.UpperThreshold, r.LowerThreshold)
+			dst = sched.NewDest(uint32(len(d.dests)), addr, port, r.Weight, r.UpperThreshold, r.LowerThreshold)
 			d.dests = append(d.dests, destInfo{d: dst})
 		}
-		if err := svc.pool.Add(dst); err != nil {
-			return fmt.Errorf("%w: %s: real server %s: %w", ErrConfig, spec, netip.AddrPortFrom(r.Addr, r.Port), err)
+		if err := pool.Add(dst); err != nil {
+			return fmt.Errorf("%w: %s: real server %s: %w", ErrConfig, spec, r.Addr, err)
 		}
 		d.setInfo(dst.ID(), svc, r)
 	}
 	return nil
 }
 
+// setInfo records r's data-path settings for the next generation (the published
+// generations have their own copies of d.dests).
 // Precondition: d.mu is held.
-func (d *Director) setInfo(id uint32, svc *service, r *RealServerSpec) {
+func (d *Director) setInfo(id uint32, svc *service, r *ipvs.RealServer) {
 	in := &d.dests[id]
 	in.svc = svc.id
 	in.method = r.Method
-	a := r.Addr.Unmap()
+	a := r.Addr.Addr().Unmap()
 	in.ipv6 = a.Is6()
 	in.addr = rawAddr(a)
-	in.hasMAC = len(r.MAC) == 6
-	if in.hasMAC {
-		copy(in.mac[:], r.MAC)
-	}
+	in.hasMAC = !r.MAC.IsZero()
+	in.mac = r.MAC
 }
 
-// deleteDest unlinks dst from svc and keeps it in the trash so a re-add finds its
-// counters (SEMANTICS.md §2.1 step 3), and with expire_nodest_conn flushes its
-// connections.
+// deleteDest unlinks dst from pool (the next generation's) and keeps it in the trash
+// so a re-add finds its counters (SEMANTICS.md §2.1 step 3), and with
+// expire_nodest_conn flushes its connections.
 // Precondition: d.mu is held.
-func (d *Director) deleteDest(svc *service, dst *sched.Dest) {
-	if _, err := svc.pool.Delete(dst.Addr(), dst.Port()); err != nil {
+func (d *Director) deleteDest(svc *service, pool *sched.Pool, dst *sched.Dest) {
+	if _, err := pool.Delete(dst.Addr(), dst.Port()); err != nil {
 		return
 	}
 	d.trash[trashKey{svc.id, dst.Addr(), dst.Port()}] = dst.ID()
@@ -473,9 +517,10 @@ func (d *Director) deleteDest(svc *service, dst *sched.Dest) {
 	}
 }
 
-// publish builds and stores a new snapshot. Precondition: d.mu is held.
-func (d *Director) publish() {
-	s := &snapshot{bySvc: newSvcIndex(d.svcs), dests: slices.Clone(d.dests)}
+// publishLocked builds the next generation from the control side's state and stores
+// it. Precondition: d.mu is held.
+func (d *Director) publishLocked() {
+	s := &snapshot{bySvc: newSvcIndex(d.svcs), dests: slices.Clone(d.dests), set: settingsOf(&d.opts)}
 	for _, svc := range d.svcs {
 		for int(svc.id) >= len(s.services) {
 			s.services = append(s.services, nil)
@@ -488,17 +533,17 @@ func (d *Director) publish() {
 			}
 			continue
 		}
-		s.vips.add(svc.spec.Addr)
-		if svc.spec.Port == 0 {
+		s.vips.add(svc.spec.Addr.Addr())
+		if svc.spec.Addr.Port() == 0 {
 			s.hasPort0 = true
 		}
-		if svc.spec.Port == 21 && svc.spec.Protocol == 6 {
+		if svc.spec.Addr.Port() == 21 && svc.spec.Protocol == ipvs.TCP {
 			s.hasFTP = true
 		}
 	}
 	slices.SortFunc(s.marks, func(a, b markRule) int { return int(a.mark) - int(b.mark) })
 	for _, in := range s.dests {
-		if in.method == MethodNAT && in.d.Available() {
+		if in.method == ipvs.NAT && in.d.Available() {
 			s.natRS.add(in.d.Addr())
 		}
 	}
@@ -509,7 +554,7 @@ func (d *Director) publish() {
 // (ipvsadm -L order is applied by the caller; Dests are in kernel list order).
 type ServiceView struct {
 	ID    uint32
-	Spec  ServiceSpec // RealServers empty
+	Spec  ipvs.Service // RealServers empty
 	Sched string
 	Dests []DestView
 }
@@ -520,7 +565,7 @@ type DestView struct {
 	Addr                                  netip.Addr
 	Port                                  uint16
 	Weight                                int32
-	Method                                Method
+	Method                                ipvs.Method
 	UpperThreshold, LowerThreshold        uint32
 	ActiveConns, InactConns, PersistConns int32
 	Overloaded                            bool

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/gvs-lb/gvs/conntrack"
+	"github.com/gvs-lb/gvs/ipvs"
 )
 
 // flowFrame returns template with client address 198.19.(i>>16).(i>>8)… and source
@@ -97,7 +98,7 @@ func benchEstablished(b *testing.B, flows, distinct int) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	if err := d.Apply([]ServiceSpec{rrService(MethodDR, 80)}); err != nil {
+	if err := d.Apply([]ipvs.Service{rrService(ipvs.DR, 80)}); err != nil {
 		b.Fatal(err)
 	}
 	w := d.NewWorker(benchBatchSize)
@@ -184,7 +185,7 @@ func benchNewConnection(b *testing.B, synRecv time.Duration) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	if err := d.Apply([]ServiceSpec{rrService(MethodDR, 80)}); err != nil {
+	if err := d.Apply([]ipvs.Service{rrService(ipvs.DR, 80)}); err != nil {
 		b.Fatal(err)
 	}
 	w := d.NewWorker(benchBatchSize)

@@ -3,6 +3,8 @@ package dataplane
 import (
 	"net/netip"
 	"testing"
+
+	"github.com/gvs-lb/gvs/ipvs"
 )
 
 // FuzzProcess feeds arbitrary frames (and times) through a Director with a NAT, a
@@ -26,11 +28,11 @@ func FuzzProcess(f *testing.F) {
 	f.Fuzz(func(t *testing.T, frame []byte, tick uint16) {
 		o := testOptions()
 		o.ConnMax = 64
-		nat := rrService(MethodNAT, 8080)
-		dr := rrService(MethodDR, 0)
-		dr.Port = 443
-		udp := rrService(MethodTUN, 0)
-		udp.Protocol, udp.Port, udp.Persistence = 17, 53, 60e9
+		nat := rrService(ipvs.NAT, 8080)
+		dr := rrService(ipvs.DR, 0)
+		dr.Key = ipvs.AddrKey(ipvs.TCP, netip.AddrPortFrom(dtVIP, 443))
+		udp := rrService(ipvs.TUN, 0)
+		udp.Key, udp.Persistence = ipvs.AddrKey(ipvs.UDP, netip.AddrPortFrom(dtVIP, 53)), 60e9
 		h := newHarness(t, o, nat, dr, udp)
 		now := int64(0)
 		// Process the input twice with a step in time, and a mutated copy (the

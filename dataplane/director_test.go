@@ -12,6 +12,7 @@ import (
 	"github.com/google/gopacket/layers"
 
 	"github.com/gvs-lb/gvs/conntrack"
+	"github.com/gvs-lb/gvs/ipvs"
 )
 
 var (
@@ -104,7 +105,7 @@ type harness struct {
 	w *Worker
 }
 
-func newHarness(t *testing.T, opts Options, svcs ...ServiceSpec) *harness {
+func newHarness(t *testing.T, opts Options, svcs ...ipvs.Service) *harness {
 	t.Helper()
 	d, err := New(opts)
 	if err != nil {
@@ -126,10 +127,10 @@ func testOptions() Options {
 	return o
 }
 
-func rrService(m Method, port uint16) ServiceSpec {
-	return ServiceSpec{Protocol: 6, Addr: dtVIP, Port: 80, Scheduler: "rr", RealServers: []RealServerSpec{
-		{Addr: dtRS1, Port: port, Weight: 1, MAC: dtRS1MAC, Method: m},
-		{Addr: dtRS2, Port: port, Weight: 1, MAC: dtRS2MAC, Method: m},
+func rrService(m ipvs.Method, port uint16) ipvs.Service {
+	return ipvs.Service{Key: ipvs.AddrKey(ipvs.TCP, netip.AddrPortFrom(dtVIP, 80)), Scheduler: "rr", RealServers: []ipvs.RealServer{
+		{Addr: netip.AddrPortFrom(dtRS1, port), Weight: 1, MAC: ipvs.MACFrom(dtRS1MAC), Method: m},
+		{Addr: netip.AddrPortFrom(dtRS2, port), Weight: 1, MAC: ipvs.MACFrom(dtRS2MAC), Method: m},
 	}}
 }
 
@@ -162,7 +163,7 @@ func checksumsValid(t *testing.T, b []byte) {
 }
 
 func TestDRRoundRobinSeed000(t *testing.T) {
-	h := newHarness(t, testOptions(), rrService(MethodDR, 80))
+	h := newHarness(t, testOptions(), rrService(ipvs.DR, 80))
 	var names []string
 	for i := range 10 {
 		in := dtPkt{src: dtClient, dst: dtVIP, sport: uint16(40000 + i), dport: 80, syn: true, df: true}.frame(t)
@@ -212,7 +213,7 @@ func dtJoin(s []string) string {
 }
 
 func TestEstablishedFlowStaysOnItsServer(t *testing.T) {
-	h := newHarness(t, testOptions(), rrService(MethodDR, 80))
+	h := newHarness(t, testOptions(), rrService(ipvs.DR, 80))
 	syn := dtPkt{src: dtClient, dst: dtVIP, sport: 40000, dport: 80, syn: true}
 	first := dtDecode(t, h.run(syn.frame(t), 0)[0]).Layer(layers.LayerTypeEthernet).(*layers.Ethernet).DstMAC.String()
 	for i := 1; i < 5; i++ {
@@ -242,7 +243,7 @@ func TestEstablishedFlowStaysOnItsServer(t *testing.T) {
 }
 
 func TestNATBothDirections(t *testing.T) {
-	h := newHarness(t, testOptions(), rrService(MethodNAT, 8080))
+	h := newHarness(t, testOptions(), rrService(ipvs.NAT, 8080))
 	syn := dtPkt{src: dtClient, dst: dtVIP, sport: 40000, dport: 80, syn: true, df: true, plen: 3}
 	out := h.run(syn.frame(t), 0)
 	if len(out) != 1 {
@@ -278,8 +279,8 @@ func TestNATBothDirections(t *testing.T) {
 }
 
 func TestUDPChecksumZeroNAT(t *testing.T) {
-	svc := rrService(MethodNAT, 5353)
-	svc.Protocol, svc.Port = 17, 53
+	svc := rrService(ipvs.NAT, 5353)
+	svc.Key = ipvs.AddrKey(ipvs.UDP, netip.AddrPortFrom(dtVIP, 53))
 	h := newHarness(t, testOptions(), svc)
 	b := dtPkt{src: dtClient, dst: dtVIP, sport: 40000, dport: 53, udp: true, plen: 9}.frame(t)
 	b[14+20+6], b[14+20+7] = 0, 0 // no checksum
@@ -292,7 +293,7 @@ func TestUDPChecksumZeroNAT(t *testing.T) {
 
 func TestTunnelHeaders(t *testing.T) {
 	// SEMANTICS.md §12.16: TTL 64, TOS 0x02, DF, total length 60.
-	h := newHarness(t, testOptions(), rrService(MethodTUN, 80))
+	h := newHarness(t, testOptions(), rrService(ipvs.TUN, 80))
 	in := dtPkt{src: dtClient, dst: dtVIP, sport: 40000, dport: 80, syn: true, df: true, tos: 0x02, plen: 20}.frame(t)
 	out := h.run(in, 0)
 	if len(out) != 1 {
@@ -333,14 +334,14 @@ func TestTunnelHeaders(t *testing.T) {
 }
 
 func TestNoDestinationSendsPortUnreachable(t *testing.T) {
-	svc := rrService(MethodDR, 80)
+	svc := rrService(ipvs.DR, 80)
 	svc.RealServers[0].Weight, svc.RealServers[1].Weight = 0, 0
 	h := newHarness(t, testOptions(), svc)
 	for _, udp := range []bool{false, true} {
 		s := svc
 		if udp {
-			s.Protocol = 17
-			if err := h.d.Apply([]ServiceSpec{svc, s}); err != nil {
+			s.Protocol = ipvs.UDP
+			if err := h.d.Apply([]ipvs.Service{svc, s}); err != nil {
 				t.Fatal(err)
 			}
 		}
@@ -362,7 +363,7 @@ func TestNoDestinationSendsPortUnreachable(t *testing.T) {
 }
 
 func TestTTLExpiry(t *testing.T) {
-	h := newHarness(t, testOptions(), rrService(MethodDR, 80))
+	h := newHarness(t, testOptions(), rrService(ipvs.DR, 80))
 	out := h.run(dtPkt{src: dtClient, dst: dtVIP, sport: 40000, dport: 80, syn: true, ttl: 1}.frame(t), 0)
 	if len(out) != 1 {
 		t.Fatalf("want time exceeded")
@@ -378,7 +379,7 @@ func TestTTLExpiry(t *testing.T) {
 }
 
 func TestBadInputIsCounted(t *testing.T) {
-	h := newHarness(t, testOptions(), rrService(MethodDR, 80))
+	h := newHarness(t, testOptions(), rrService(ipvs.DR, 80))
 	good := dtPkt{src: dtClient, dst: dtVIP, sport: 40000, dport: 80, syn: true}.frame(t)
 	cases := []struct {
 		name string
@@ -422,7 +423,7 @@ func TestBadInputIsCounted(t *testing.T) {
 func TestTableFullRefusesNewKeepsOld(t *testing.T) {
 	o := testOptions()
 	o.ConnMax = 4
-	h := newHarness(t, o, rrService(MethodDR, 80))
+	h := newHarness(t, o, rrService(ipvs.DR, 80))
 	for i := range 4 {
 		if out := h.run(dtPkt{src: dtClient, dst: dtVIP, sport: uint16(1000 + i), dport: 80, syn: true}.frame(t), 0); len(out) != 1 {
 			t.Fatalf("conn %d refused early", i)
@@ -440,7 +441,7 @@ func TestTableFullRefusesNewKeepsOld(t *testing.T) {
 }
 
 func TestPersistenceSendsClientNetToSameServer(t *testing.T) {
-	svc := rrService(MethodDR, 80)
+	svc := rrService(ipvs.DR, 80)
 	svc.Persistence = 300 * time.Second
 	svc.Netmask = netip.MustParsePrefix("0.0.0.0/24")
 	h := newHarness(t, testOptions(), svc)
@@ -471,7 +472,7 @@ func TestDeterministicOutput(t *testing.T) {
 		frames = append(frames, dtPkt{src: netip.AddrFrom4([4]byte{198, 19, 0, byte(i % 7)}), dst: dtVIP, sport: uint16(3000 + i%50), dport: 80, syn: i%3 == 0, ack: i%3 != 0}.frame(t))
 	}
 	runOnce := func() []byte {
-		h := newHarness(t, testOptions(), rrService(MethodNAT, 8080))
+		h := newHarness(t, testOptions(), rrService(ipvs.NAT, 8080))
 		var all []byte
 		for i, b := range frames {
 			for _, o := range h.run(b, int64(i)*sec/10) {
@@ -486,7 +487,7 @@ func TestDeterministicOutput(t *testing.T) {
 }
 
 func TestEstablishedPathAllocatesNothing(t *testing.T) {
-	h := newHarness(t, testOptions(), rrService(MethodDR, 80))
+	h := newHarness(t, testOptions(), rrService(ipvs.DR, 80))
 	h.run(dtPkt{src: dtClient, dst: dtVIP, sport: 40000, dport: 80, syn: true}.frame(t), 0)
 	ack := dtPkt{src: dtClient, dst: dtVIP, sport: 40000, dport: 80, ack: true}.frame(t)
 	in := []Frame{inFrame(ack)}
@@ -501,22 +502,22 @@ func TestEstablishedPathAllocatesNothing(t *testing.T) {
 }
 
 func TestApplyKeepsConnectionsAndRejectsBadConfig(t *testing.T) {
-	h := newHarness(t, testOptions(), rrService(MethodDR, 80))
+	h := newHarness(t, testOptions(), rrService(ipvs.DR, 80))
 	h.run(dtPkt{src: dtClient, dst: dtVIP, sport: 40000, dport: 80, syn: true}.frame(t), 0)
-	bad := rrService(MethodDR, 80)
+	bad := rrService(ipvs.DR, 80)
 	bad.RealServers = append(bad.RealServers, bad.RealServers[0])
-	if err := h.d.Apply([]ServiceSpec{bad}); err == nil {
+	if err := h.d.Apply([]ipvs.Service{bad}); err == nil {
 		t.Fatal("a duplicate real server was accepted")
 	}
-	neg := rrService(MethodDR, 80)
+	neg := rrService(ipvs.DR, 80)
 	neg.RealServers[0].Weight = -1
-	if err := h.d.Apply([]ServiceSpec{neg}); err == nil {
+	if err := h.d.Apply([]ipvs.Service{neg}); err == nil {
 		t.Fatal("a negative weight was accepted")
 	}
 	// A reload that changes a weight keeps the connection on its server.
-	re := rrService(MethodDR, 80)
+	re := rrService(ipvs.DR, 80)
 	re.RealServers[0].Weight = 5
-	if err := h.d.Apply([]ServiceSpec{re}); err != nil {
+	if err := h.d.Apply([]ipvs.Service{re}); err != nil {
 		t.Fatal(err)
 	}
 	if h.d.Table().Len() != 1 {
@@ -541,7 +542,7 @@ func arpRequest(t *testing.T, target netip.Addr) []byte {
 }
 
 func TestAnswersARPForVIPOnly(t *testing.T) {
-	h := newHarness(t, testOptions(), rrService(MethodDR, 80))
+	h := newHarness(t, testOptions(), rrService(ipvs.DR, 80))
 	out := h.run(arpRequest(t, dtVIP), 0)
 	if len(out) != 1 {
 		t.Fatalf("no ARP reply for the VIP")
@@ -564,7 +565,7 @@ func TestAnswersARPForVIPOnly(t *testing.T) {
 
 func TestAnswersNeighborSolicitationForVIP6(t *testing.T) {
 	vip6 := netip.MustParseAddr("2001:db8::100")
-	svc := ServiceSpec{Protocol: 6, Addr: vip6, Port: 80, Scheduler: "rr", RealServers: []RealServerSpec{{Addr: netip.MustParseAddr("2001:db8::5"), Port: 80, Weight: 1, MAC: dtRS1MAC, Method: MethodDR}}}
+	svc := ipvs.Service{Key: ipvs.AddrKey(ipvs.TCP, netip.AddrPortFrom(vip6, 80)), Scheduler: "rr", RealServers: []ipvs.RealServer{{Addr: netip.AddrPortFrom(netip.MustParseAddr("2001:db8::5"), 80), Weight: 1, MAC: ipvs.MACFrom(dtRS1MAC), Method: ipvs.DR}}}
 	h := newHarness(t, testOptions(), svc)
 	src := netip.MustParseAddr("2001:db8::7")
 	snm := netip.MustParseAddr("ff02::1:ff00:100")
@@ -594,7 +595,7 @@ func TestAnswersNeighborSolicitationForVIP6(t *testing.T) {
 }
 
 func TestCompletesPartialChecksums(t *testing.T) {
-	for _, m := range []Method{MethodDR, MethodNAT, MethodTUN} {
+	for _, m := range []ipvs.Method{ipvs.DR, ipvs.NAT, ipvs.TUN} {
 		h := newHarness(t, testOptions(), rrService(m, 80))
 		b := dtPkt{src: dtClient, dst: dtVIP, sport: 40000, dport: 80, syn: true, plen: 33}.frame(t)
 		// What a local stack with checksum offload leaves in the field: the
@@ -613,7 +614,7 @@ func TestCompletesPartialChecksums(t *testing.T) {
 }
 
 func TestTotalsSumWorkers(t *testing.T) {
-	h := newHarness(t, testOptions(), rrService(MethodDR, 80))
+	h := newHarness(t, testOptions(), rrService(ipvs.DR, 80))
 	w2 := h.d.NewWorker(8)
 	for i := range 4 {
 		w := h.w
@@ -639,7 +640,7 @@ func TestTotalsSumWorkers(t *testing.T) {
 }
 
 func TestSetOwnedGatesVIPs(t *testing.T) {
-	h := newHarness(t, testOptions(), rrService(MethodDR, 80))
+	h := newHarness(t, testOptions(), rrService(ipvs.DR, 80))
 	syn := func(port uint16) []byte {
 		return dtPkt{src: dtClient, dst: dtVIP, sport: port, dport: 80, syn: true}.frame(t)
 	}
@@ -669,7 +670,7 @@ func TestSetOwnedGatesVIPs(t *testing.T) {
 func TestFlowCacheKeepsTableInStep(t *testing.T) {
 	o := testOptions()
 	o.Timeouts.TCP[conntrack.StateEstablished] = time.Second
-	h := newHarness(t, o, rrService(MethodDR, 80))
+	h := newHarness(t, o, rrService(ipvs.DR, 80))
 	h.run(dtPkt{src: dtClient, dst: dtVIP, sport: 40000, dport: 80, syn: true}.frame(t), 0)
 	ack := dtPkt{src: dtClient, dst: dtVIP, sport: 40000, dport: 80, ack: true}.frame(t)
 	// 5 s of ACKs every 50 ms: far past the 1 s ESTABLISHED timeout.
@@ -696,14 +697,14 @@ func TestFlowCacheKeepsTableInStep(t *testing.T) {
 	}
 	// Delete the real server: the next ACK is dropped by the table, not forwarded
 	// from the cache.
-	h2 := newHarness(t, testOptions(), rrService(MethodDR, 80))
+	h2 := newHarness(t, testOptions(), rrService(ipvs.DR, 80))
 	h2.run(dtPkt{src: dtClient, dst: dtVIP, sport: 1, dport: 80, syn: true}.frame(t), 0)
 	a := dtPkt{src: dtClient, dst: dtVIP, sport: 1, dport: 80, ack: true}.frame(t)
 	h2.run(a, 1)
 	h2.run(a, 2) // served from the cache
-	svc := rrService(MethodDR, 80)
+	svc := rrService(ipvs.DR, 80)
 	svc.RealServers = svc.RealServers[:1] // rs2, the first connection's server (list [rs2, rs1]), goes
-	if err := h2.d.Apply([]ServiceSpec{svc}); err != nil {
+	if err := h2.d.Apply([]ipvs.Service{svc}); err != nil {
 		t.Fatal(err)
 	}
 	if out := h2.run(a, 3); len(out) != 0 || h2.w.C.Reasons[ReasonDestDeleted] != 1 {
@@ -715,7 +716,7 @@ func TestFlowCacheKeepsTableInStep(t *testing.T) {
 // SYNs of 64 flows in SYN_RECV): from the second batch on they are prefetched, the
 // result is the same as without, and nothing is allocated.
 func TestPrefetchedBatch(t *testing.T) {
-	h := newHarness(t, testOptions(), rrService(MethodDR, 80))
+	h := newHarness(t, testOptions(), rrService(ipvs.DR, 80))
 	var orig [][]byte
 	syn := dtPkt{src: dtClient, dst: dtVIP, sport: 1, dport: 80, syn: true}.frame(t)
 	for i := range benchBatchSize {

@@ -5,6 +5,7 @@ import (
 	"time"
 
 	"github.com/gvs-lb/gvs/conntrack"
+	"github.com/gvs-lb/gvs/ipvs"
 )
 
 // A flowCache remembers, per worker, the established connections the worker forwards,
@@ -42,7 +43,7 @@ type flowSlot struct {
 	key       conntrack.Key
 	daddr     [16]byte
 	dport     uint16
-	method    conntrack.Method
+	method    ipvs.Method
 	dest      uint32
 	refreshed int64
 }

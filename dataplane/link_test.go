@@ -12,6 +12,7 @@ import (
 
 	"github.com/gvs-lb/gvs/dataplane"
 	"github.com/gvs-lb/gvs/dataplane/linktest"
+	"github.com/gvs-lb/gvs/ipvs"
 )
 
 var (
@@ -53,9 +54,9 @@ func ptWorker(t testing.TB, batch int) *dataplane.Worker {
 	if err != nil {
 		t.Fatal(err)
 	}
-	err = d.Apply([]dataplane.ServiceSpec{{Protocol: 17, Addr: ptVIP, Port: 53, Scheduler: "rr", RealServers: []dataplane.RealServerSpec{
-		{Addr: netip.MustParseAddr("198.18.0.5"), Port: 53, Weight: 1, MAC: ptRS1MAC, Method: dataplane.MethodDR},
-		{Addr: netip.MustParseAddr("198.18.0.6"), Port: 53, Weight: 1, MAC: ptRS2MAC, Method: dataplane.MethodDR},
+	err = d.Apply([]ipvs.Service{{Key: ipvs.AddrKey(ipvs.UDP, netip.AddrPortFrom(ptVIP, 53)), Scheduler: "rr", RealServers: []ipvs.RealServer{
+		{Addr: netip.AddrPortFrom(netip.MustParseAddr("198.18.0.5"), 53), Weight: 1, MAC: ipvs.MACFrom(ptRS1MAC), Method: ipvs.DR},
+		{Addr: netip.AddrPortFrom(netip.MustParseAddr("198.18.0.6"), 53), Weight: 1, MAC: ipvs.MACFrom(ptRS2MAC), Method: ipvs.DR},
 	}}})
 	if err != nil {
 		t.Fatal(err)

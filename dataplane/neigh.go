@@ -12,7 +12,7 @@ func (w *Worker) answerARP(f *Frame, out []Frame) []Frame {
 	b := f.Bytes()
 	a := ARP(b[p.L3Off : p.L3Off+ARPLen])
 	mac := w.srcMAC(b)
-	if !w.d.hasMAC {
+	if !w.s.set.hasMAC {
 		// A broadcast request names no director MAC; without one configured there is
 		// nothing to answer with.
 		return w.drop(ReasonNotIP, out)
@@ -52,7 +52,7 @@ const ndpLen = ICMPHeaderLen + 16 + 8
 // advertisement (Solicited and Override set) from the VIP, built in a worker buffer.
 func (w *Worker) answerNS(f *Frame, target [16]byte, out []Frame) []Frame {
 	p := &w.p
-	if !w.d.hasMAC || w.nicmp >= len(w.icmp) {
+	if !w.s.set.hasMAC || w.nicmp >= len(w.icmp) {
 		w.C.ICMPSuppressed++
 		return w.drop(ReasonNeighbor, out)
 	}
@@ -63,7 +63,7 @@ func (w *Worker) answerNS(f *Frame, target [16]byte, out []Frame) []Frame {
 		dst, flags = [16]byte{0: 0xff, 1: 0x02, 15: 1}, 0x20
 	}
 	buf := w.icmp[w.nicmp]
-	n := putNA(buf, Ethernet(b).SourceAddress(), w.d.mac, p.HasVLAN, Ethernet(b).TCI(), target, dst, flags)
+	n := putNA(buf, Ethernet(b).SourceAddress(), w.s.set.mac, p.HasVLAN, Ethernet(b).TCI(), target, dst, flags)
 	w.nicmp++
 	w.C.Reasons[ReasonNeighbor]++
 	w.C.Generated++

@@ -130,7 +130,7 @@ func (w *Worker) inbound(s *snapshot, f *Frame, now int64, out []Frame) []Frame 
 // (SEMANTICS.md §5.3–5.5) for a packet that has no connection.
 func (w *Worker) schedule(s *snapshot, f *Frame, flags uint8, now int64, out []Frame) []Frame {
 	p := &w.p
-	if p.Proto == protoTCP && (flags&tcpRST != 0 || (flags&tcpSYN == 0 && !w.d.opts.SloppyTCP)) {
+	if p.Proto == protoTCP && (flags&tcpRST != 0 || (flags&tcpSYN == 0 && !s.set.sloppyTCP)) {
 		return w.drop(ReasonNotSYN, out)
 	}
 	svc := s.service(p)
@@ -153,11 +153,11 @@ func (w *Worker) schedule(s *snapshot, f *Frame, flags uint8, now int64, out []F
 			return w.leave(s, svc, f, r, out)
 		}
 		dport = p.DstPort
-		if p.DstPort == svc.spec.Port && dest.Port() != 0 {
+		if p.DstPort == svc.spec.Addr.Port() && dest.Port() != 0 {
 			dport = dest.Port()
 		}
 	} else {
-		if svc.spec.FWMark == 0 && svc.spec.Port != p.DstPort {
+		if svc.spec.FWMark == 0 && svc.spec.Addr.Port() != p.DstPort {
 			// Port-0 (and FTP data fallback) services schedule only persistently.
 			return w.leave(s, svc, f, ReasonPortZero, out)
 		}
@@ -174,8 +174,11 @@ func (w *Worker) schedule(s *snapshot, f *Frame, flags uint8, now int64, out []F
 	if svc.spec.OPS && p.Proto == protoUDP {
 		cf = conntrack.FlagOnePacket
 	}
-	info := &s.dests[dest.ID()]
-	if w.d.table.Insert(&w.key, dest, dport, info.method.conntrack(), cf, control, flags, now, &w.conn) == conntrack.Full {
+	s, info := w.destInfo(s, dest.ID())
+	if info == nil {
+		return w.drop(ReasonDestDeleted, out)
+	}
+	if w.d.table.Insert(&w.key, dest, dport, info.method, cf, control, flags, now, &w.conn) == conntrack.Full {
 		return w.drop(ReasonTableFull, out)
 	}
 	w.dstats[dest.ID()].Conns++
@@ -197,9 +200,9 @@ func (w *Worker) persist(s *snapshot, svc *service, now int64) (*sched.Dest, con
 		m := svc.spec.FWMark
 		tk.Proto = 0
 		tk.VAddr = [16]byte{byte(m >> 24), byte(m >> 16), byte(m >> 8), byte(m)}
-	case p.DstPort == svc.spec.Port:
+	case p.DstPort == svc.spec.Addr.Port():
 		tk.Proto, tk.VAddr, tk.VPort = p.Proto, w.key.VAddr, p.DstPort
-		if svc.spec.Port == 21 {
+		if svc.spec.Addr.Port() == 21 {
 			tk.VPort = 0
 		}
 	default: // port-0 service, or FTP data through the port-21 service
@@ -207,14 +210,17 @@ func (w *Worker) persist(s *snapshot, svc *service, now int64) (*sched.Dest, con
 	}
 	var tc conntrack.Conn
 	if w.d.table.Template(&tk, now, &tc) {
-		return s.dests[tc.Dest].d, tc.Ref, 0
+		if _, in := w.destInfo(s, tc.Dest); in != nil {
+			return in.d, tc.Ref, 0
+		}
+		return nil, 0, ReasonNoDest
 	}
 	dest := svc.pool.Schedule(&w.pk)
 	if dest == nil {
 		return nil, 0, ReasonNoDest
 	}
 	var tdport uint16
-	if p.DstPort == svc.spec.Port && svc.spec.Port != 21 {
+	if p.DstPort == svc.spec.Addr.Port() && svc.spec.Addr.Port() != 21 {
 		tdport = dest.Port()
 	}
 	if w.d.table.InsertTemplate(&tk, dest, tdport, svc.spec.Persistence, now, &tc) == conntrack.Full {
@@ -230,7 +236,7 @@ func (w *Worker) leave(s *snapshot, svc *service, f *Frame, r Reason, out []Fram
 	if r == ReasonTableFull {
 		return w.drop(r, out)
 	}
-	if svc.spec.Port == 21 && p.DstPort != 21 {
+	if svc.spec.Addr.Port() == 21 && p.DstPort != 21 {
 		return w.drop(ReasonFTPData, out)
 	}
 	w.C.Reasons[r]++
@@ -275,7 +281,7 @@ func (s *snapshot) service(p *Parsed) *service {
 func (s *snapshot) mark(p *Parsed) uint32 {
 	for i := range s.marks {
 		m := &s.marks[i]
-		if m.Protocol != 0 && m.Protocol != p.Proto {
+		if m.Protocol != 0 && uint8(m.Protocol) != p.Proto {
 			continue
 		}
 		a := m.Addr.Unmap()

@@ -22,6 +22,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/gvs-lb/gvs/ipvs"
 	"golang.org/x/sys/unix"
 )
 
@@ -1011,9 +1012,9 @@ func BenchmarkRingPump(b *testing.B) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	err = d.Apply([]ServiceSpec{{Protocol: 17, Addr: rlVIP, Port: 53, Scheduler: "rr", RealServers: []RealServerSpec{
-		{Addr: rlRS, Port: 53, Weight: 1, MAC: net.HardwareAddr{2, 0, 0, 0, 0, 5}, Method: MethodDR},
-		{Addr: netip.MustParseAddr("198.18.0.6"), Port: 53, Weight: 1, MAC: net.HardwareAddr{2, 0, 0, 0, 0, 6}, Method: MethodDR},
+	err = d.Apply([]ipvs.Service{{Key: ipvs.AddrKey(ipvs.UDP, netip.AddrPortFrom(rlVIP, 53)), Scheduler: "rr", RealServers: []ipvs.RealServer{
+		{Addr: netip.AddrPortFrom(rlRS, 53), Weight: 1, MAC: ipvs.MACFrom(net.HardwareAddr{2, 0, 0, 0, 0, 5}), Method: ipvs.DR},
+		{Addr: netip.AddrPortFrom(netip.MustParseAddr("198.18.0.6"), 53), Weight: 1, MAC: ipvs.MACFrom(net.HardwareAddr{2, 0, 0, 0, 0, 6}), Method: ipvs.DR},
 	}}})
 	if err != nil {
 		b.Fatal(err)

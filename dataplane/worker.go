@@ -55,7 +55,7 @@ type Worker struct {
 	icmp     [][]byte
 	nicmp    int
 	ipid     uint16
-	lastSnap *snapshot
+	s        *snapshot // the generation of the current batch (or newer: see info)
 	pub      published
 	flows    *flowCache // this worker's established flows (see flowCache)
 
@@ -96,13 +96,30 @@ func (w *Worker) ServiceStats(id uint32) Stats {
 // sync sizes the per-dest and per-service stats for a new snapshot (allocates only
 // when the configuration grew, never per packet).
 func (w *Worker) sync(s *snapshot) {
-	w.lastSnap = s
+	w.s = s
 	if n := len(s.dests); n > len(w.dstats) {
 		w.dstats = append(w.dstats, make([]Stats, n-len(w.dstats))...)
 	}
 	if n := len(s.services); n > len(w.sstats) {
 		w.sstats = append(w.sstats, make([]Stats, n-len(w.sstats))...)
 	}
+}
+
+// destInfo returns the data-path settings of dest id and the generation they come
+// from. A connection or template made by a worker on a newer generation can name a
+// dest this batch's generation does not know; the worker then moves to the newest
+// generation, which knows every id ever handed out (ids are published before any
+// pool can return them). Per-dest and per-service stats are sized for the generation
+// returned. nil: no generation knows id (a connection table fed from elsewhere).
+func (w *Worker) destInfo(s *snapshot, id uint32) (*snapshot, *destInfo) {
+	if int(id) >= len(s.dests) {
+		s = w.d.snap.Load()
+		w.sync(s)
+		if int(id) >= len(s.dests) {
+			return s, nil
+		}
+	}
+	return s, &s.dests[id]
 }
 
 // Process runs a batch of frames through the pipeline at time now (nanoseconds on
@@ -113,7 +130,7 @@ func (w *Worker) sync(s *snapshot) {
 // size given to NewWorker. Same input and same times give the same output.
 func (w *Worker) Process(in []Frame, now int64, out []Frame) []Frame {
 	s := w.d.snap.Load()
-	if s != w.lastSnap {
+	if s != w.s {
 		w.sync(s)
 	}
 	w.nicmp = 0

@@ -2,13 +2,14 @@ package dataplane
 
 import (
 	"github.com/gvs-lb/gvs/conntrack"
+	"github.com/gvs-lb/gvs/ipvs"
 )
 
 // srcMAC is the director's MAC: configured, or else the destination the frame was
 // sent to (which is the director's own on the link it arrived by).
 func (w *Worker) srcMAC(b []byte) [6]byte {
-	if w.d.hasMAC {
-		return w.d.mac
+	if st := &w.s.set; st.hasMAC {
+		return st.mac
 	}
 	return Ethernet(b).DestinationAddress()
 }
@@ -18,12 +19,13 @@ func (w *Worker) srcMAC(b []byte) [6]byte {
 // packet's destination when none is configured.
 func (w *Worker) ownAddr() *[16]byte {
 	p := &w.p
+	st := &w.s.set
 	if p.IPv6 {
-		if w.d.opts.Addr6.IsValid() {
-			return &w.d.addr6
+		if st.hasAddr6 {
+			return &st.addr6
 		}
-	} else if w.d.opts.Addr4.IsValid() {
-		return &w.d.addr4
+	} else if st.hasAddr4 {
+		return &st.addr4
 	}
 	return &p.Dst
 }
@@ -60,7 +62,10 @@ func (w *Worker) sendICMP(f *Frame, kind ICMPErrorKind, mtu int, src *[16]byte, 
 // exempt from the MTU check and, for NAT, translated rather than rewritten.
 func (w *Worker) xmit(s *snapshot, f *Frame, c *conntrack.Conn, related bool, out []Frame) []Frame {
 	p := &w.p
-	info := &s.dests[c.Dest]
+	s, info := w.destInfo(s, c.Dest)
+	if info == nil {
+		return w.drop(ReasonDestDeleted, out)
+	}
 	if !info.hasMAC {
 		return w.drop(ReasonNoMAC, out)
 	}
@@ -72,13 +77,13 @@ func (w *Worker) xmit(s *snapshot, f *Frame, c *conntrack.Conn, related bool, ou
 		w.C.Reasons[ReasonTTLExceeded]++
 		return w.sendICMP(f, ICMPTimeExceeded, 0, w.ownAddr(), out)
 	}
-	mtu, pmtu := w.d.opts.MTU, true
-	if c.Method == conntrack.MethodTunnel {
+	mtu, pmtu := s.set.mtu, true
+	if c.Method == ipvs.TUN {
 		var ok bool
 		if mtu, ok = TunnelMTU(mtu, info.ipv6); !ok {
 			return w.drop(ReasonTooBig, out)
 		}
-		pmtu = w.d.opts.PMTUDisc
+		pmtu = s.set.pmtuDisc
 	}
 	if !related && ExceedsMTU(p, mtu, pmtu) {
 		w.C.Reasons[ReasonTooBig]++
@@ -94,19 +99,19 @@ func (w *Worker) xmit(s *snapshot, f *Frame, c *conntrack.Conn, related bool, ou
 		f.CsumPartial = false
 	}
 	switch c.Method {
-	case conntrack.MethodNAT:
+	case ipvs.NAT:
 		if related {
 			NATICMPInbound(b, p, c.DAddr, c.DPort)
 		} else {
 			NATInbound(b, p, c.DAddr, c.DPort)
 		}
 		SetMACs(b, info.mac, w.srcMAC(b))
-	case conntrack.MethodTunnel:
-		src := &w.d.addr4
+	case ipvs.TUN:
+		src := &s.set.addr4
 		if info.ipv6 {
-			src = &w.d.addr6
+			src = &s.set.addr6
 		}
-		t := Tunnel{Src: *src, Dst: info.addr, IPv6: info.ipv6, EthSrc: w.srcMAC(b), EthDst: info.mac, ID: w.nextID(), PMTUDisc: w.d.opts.PMTUDisc}
+		t := Tunnel{Src: *src, Dst: info.addr, IPv6: info.ipv6, EthSrc: w.srcMAC(b), EthDst: info.mac, ID: w.nextID(), PMTUDisc: s.set.pmtuDisc}
 		frame, ok := Encapsulate(f.Buf, f.Off, p, &t)
 		if !ok {
 			return w.drop(ReasonTooBig, out)
@@ -154,7 +159,7 @@ func (w *Worker) outbound(s *snapshot, f *Frame, now int64, out []Frame) []Frame
 	if w.d.table.Out(p.Proto, p.IPv6, src, p.SrcPort, dst, p.DstPort, flags, now, &w.conn) != conntrack.Hit {
 		return w.drop(ReasonReplyNoConn, out)
 	}
-	if w.conn.Method != conntrack.MethodNAT {
+	if w.conn.Method != ipvs.NAT {
 		return w.drop(ReasonNotOurs, out)
 	}
 	if o := w.d.owned.Load(); o != nil && !o.contains(&w.conn.Key.VAddr, w.conn.Key.IPv6) {
@@ -166,7 +171,7 @@ func (w *Worker) outbound(s *snapshot, f *Frame, now int64, out []Frame) []Frame
 // reply sends a NAT real server's packet (or ICMP error) on to the client.
 func (w *Worker) reply(s *snapshot, f *Frame, c *conntrack.Conn, related bool, out []Frame) []Frame {
 	p := &w.p
-	if !w.d.hasGateway {
+	if !s.set.hasGateway {
 		return w.drop(ReasonNoGateway, out)
 	}
 	b := f.Bytes()
@@ -184,15 +189,14 @@ func (w *Worker) reply(s *snapshot, f *Frame, c *conntrack.Conn, related bool, o
 	} else {
 		NATOutbound(b, p, c.Key.VAddr, c.Key.VPort)
 	}
-	SetMACs(b, w.d.gateway, w.srcMAC(b))
-	if int(c.Dest) < len(w.dstats) {
+	SetMACs(b, s.set.gateway, w.srcMAC(b))
+	if _, in := w.destInfo(s, c.Dest); in != nil {
 		st := &w.dstats[c.Dest]
 		st.OutPkts++
 		st.OutBytes += length
-		if sv := s.dests[c.Dest].svc; int(sv) < len(w.sstats) {
-			w.sstats[sv].OutPkts++
-			w.sstats[sv].OutBytes += length
-		}
+		sv := &w.sstats[in.svc]
+		sv.OutPkts++
+		sv.OutBytes += length
 	}
 	w.C.Forwarded++
 	return append(out, *f)
@@ -235,7 +239,7 @@ func (w *Worker) outboundICMP(s *snapshot, f *Frame, now int64, out []Frame) []F
 	var rs, client [16]byte
 	setAddr(&rs, &p.EmbDst, p.IPv6)
 	setAddr(&client, &p.EmbSrc, p.IPv6)
-	if !w.d.table.LookupOut(p.EmbProto, p.IPv6, rs, p.EmbDstPort, client, p.EmbSrcPort, now, &w.conn) || w.conn.Method != conntrack.MethodNAT {
+	if !w.d.table.LookupOut(p.EmbProto, p.IPv6, rs, p.EmbDstPort, client, p.EmbSrcPort, now, &w.conn) || w.conn.Method != ipvs.NAT {
 		return w.drop(ReasonReplyNoConn, out)
 	}
 	return w.reply(s, f, &w.conn, true, out)

@@ -24,7 +24,7 @@ type Dest struct {
 	raw  [16]byte // the address as the data path holds it: IPv4 in the first 4 bytes
 	id   uint32
 
-	lastWeight int32 // latest non-zero weight (set on add even if zero); guarded by Pool.mu
+	lastWeight atomic.Int32 // latest non-zero weight (set on add even if zero)
 
 	weight     atomic.Int32
 	uThreshold atomic.Uint32
@@ -47,7 +47,7 @@ func NewDest(id uint32, addr netip.Addr, port uint16, weight int32, upper, lower
 	} else {
 		d.raw = d.addr.As16()
 	}
-	d.lastWeight = weight
+	d.lastWeight.Store(weight)
 	d.weight.Store(weight)
 	d.uThreshold.Store(upper)
 	d.lThreshold.Store(lower)
@@ -93,8 +93,7 @@ func (d *Dest) AddrFold() uint32 { return d.fold }
 func (d *Dest) Weight() int32 { return d.weight.Load() }
 
 // LastWeight returns the latest non-zero weight (mh builds its table from it).
-// Precondition: the owning Pool's lock is held (schedulers and hooks run under it).
-func (d *Dest) LastWeight() int32 { return d.lastWeight }
+func (d *Dest) LastWeight() int32 { return d.lastWeight.Load() }
 
 // UpperThreshold returns the connection count at which the dest becomes OVERLOADed (0 = none).
 func (d *Dest) UpperThreshold() uint32 { return d.uThreshold.Load() }

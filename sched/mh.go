@@ -82,7 +82,7 @@ func (s *mh) build(dests []*Dest) {
 	// right so the largest fits in MH_TAB_BITS bits.
 	var g, top int32
 	for _, d := range dests {
-		if lw := d.lastWeight; lw > 0 {
+		if lw := d.lastWeight.Load(); lw > 0 {
 			g = gcd(lw, g)
 			top = max(top, lw)
 		}
@@ -99,8 +99,8 @@ func (s *mh) build(dests []*Dest) {
 	setup := s.setup[:len(dests)]
 	for i, d := range dests {
 		v := d.fold + uint32(d.port)
-		turns := (d.lastWeight / g) >> rshift
-		if turns == 0 && d.lastWeight != 0 {
+		turns := (d.lastWeight.Load() / g) >> rshift
+		if turns == 0 && d.lastWeight.Load() != 0 {
 			turns = 1
 		}
 		setup[i] = mhSetup{

@@ -171,8 +171,15 @@ func (none) Schedule([]*Dest, *Packet) *Dest { return nil }
 
 // defaultRand is Options.Rand's nil value: PCG with a fixed seed, private to one
 // scheduler (no global generator).
-func defaultRand() func(n uint32) uint32 {
-	r := rand.New(rand.NewPCG(0x67766c62, 0x74776f73))
+func defaultRand() func(n uint32) uint32 { return pcgDraw(defaultPCG()) }
+
+// defaultPCG is the fixed-seed generator behind defaultRand.
+func defaultPCG() *rand.PCG { return rand.NewPCG(0x67766c62, 0x74776f73) }
+
+// pcgDraw draws from p as Options.Rand does; it is not safe for concurrent use (twos
+// calls it under its Pool's lock, and a cloned twos gets its own copy of p).
+func pcgDraw(p *rand.PCG) func(n uint32) uint32 {
+	r := rand.New(p)
 	return func(n uint32) uint32 {
 		if n == 0 {
 			return r.Uint32()

@@ -238,7 +238,7 @@ func validate(w int32, u, l uint32) error {
 // Precondition: p.mu is held.
 func (p *Pool) updateLocked(d *Dest, w int32, u, l uint32, add bool) {
 	if add || w != 0 {
-		d.lastWeight = w
+		d.lastWeight.Store(w)
 	}
 	d.weight.Store(w)
 	d.setFlag(FlagAvailable)

@@ -1,18 +1,22 @@
 package sched
 
+import "math/rand/v2"
+
 // twos is weighted power of two choices (SEMANTICS.md §4.9): two dests drawn with
 // probability by weight, the less loaded (overhead/weight) of the two wins.
 //
 // The zero value is not usable (use newTwoS); it is used under its Pool's lock.
 type twos struct {
 	rand func(n uint32) uint32
+	pcg  *rand.PCG // the default generator's state (nil when Options.Rand was given)
 }
 
 func newTwoS(r func(uint32) uint32) *twos {
-	if r == nil {
-		r = defaultRand()
+	if r != nil {
+		return &twos{rand: r}
 	}
-	return &twos{rand: r}
+	p := defaultPCG()
+	return &twos{rand: pcgDraw(p), pcg: p}
 }
 
 func (*twos) Name() string { return "twos" }
