@@ -62,7 +62,7 @@ type Table struct {
 	idxBits    uint   // a Ref is shard<<idxBits | slab index
 	idxMask    uint32 //
 	bucketMask uint64 // hash & bucketMask = bucket index (low bits)
-	idxLimit   int64 // Max must stay below this (slab indices have idxBits bits)
+	idxLimit   int64  // Max must stay below this (slab indices have idxBits bits)
 	h0         uint64 // hash state after the seed lane (IPv6 record, hashLen bytes)
 	h0v4       uint64 // the same for the IPv4 record (hashLen4 bytes)
 	tick       int64  // ns
@@ -145,14 +145,14 @@ func New(cfg Config) (*Table, error) {
 		return nil, fmt.Errorf("%w: negative ConnReuseMode", ErrConfig)
 	}
 	t := &Table{
-		shards:          make([]shard, ns),
-		shardShift:      64 - shardBits,
-		idxBits:         idxBits,
-		idxMask:         uint32(uint64(1)<<idxBits - 1),
-		idxLimit:        1<<idxBits - 1,
-		h0:              xxLane(xxPrime5+hashLen, cfg.HashSeed),
-		h0v4:            xxLane(xxPrime5+hashLen4, cfg.HashSeed),
-		tick:            int64(cfg.Tick),
+		shards:     make([]shard, ns),
+		shardShift: 64 - shardBits,
+		idxBits:    idxBits,
+		idxMask:    uint32(uint64(1)<<idxBits - 1),
+		idxLimit:   1<<idxBits - 1,
+		h0:         xxLane(xxPrime5+hashLen, cfg.HashSeed),
+		h0v4:       xxLane(xxPrime5+hashLen4, cfg.HashSeed),
+		tick:       int64(cfg.Tick),
 	}
 	t.dests.Store(new([]*sched.Dest))
 	t.apply(Settings{Max: cfg.Max, Timeouts: cfg.Timeouts, ConnReuseMode: cfg.ConnReuseMode, ExpireNodestConn: cfg.ExpireNodestConn, ExpireQuiescentTemplate: cfg.ExpireQuiescentTemplate})

@@ -49,15 +49,15 @@ type Worker struct {
 	conn conntrack.Conn
 	pk   sched.Packet
 
-	C        Counters
-	dstats   []Stats // by dest id
-	sstats   []Stats // by service id
-	icmp     [][]byte
-	nicmp    int
-	ipid     uint16
-	s        *snapshot // the generation of the current batch (or newer: see info)
-	pub      published
-	flows    *flowCache // this worker's established flows (see flowCache)
+	C      Counters
+	dstats []Stats // by dest id
+	sstats []Stats // by service id
+	icmp   [][]byte
+	nicmp  int
+	ipid   uint16
+	s      *snapshot // the generation of the current batch (or newer: see info)
+	pub    published
+	flows  *flowCache // this worker's established flows (see flowCache)
 
 	// tableRefs counts the frames of the current batch that went to the connection
 	// table; it decides whether the next batch is prefetched (prefetch.go).
