@@ -25,13 +25,28 @@ const (
 	DefaultScheduler = "wlc" // ipvsadm -A without -s
 	DefaultWeight    = 1     // ipvsadm -a without -w
 	DefaultMethod    = DR    // ipvsadm -a without -g/-m/-i
+	// DefaultMHTableSize is the mh scheduler's table size when none is chosen: the
+	// kernel's CONFIG_IP_VS_MH_TAB_INDEX default (12), as sched.New uses it.
+	DefaultMHTableSize = 4093
 )
 
 // DefaultTimeouts are the kernel's (ipvsadm --set 900 120 300).
 var DefaultTimeouts = Timeouts{TCP: 900 * time.Second, TCPFin: 120 * time.Second, UDP: 300 * time.Second}
 
-// ErrSyntax is wrapped by every Parse error.
+// ErrSyntax is what every Parse error is (errors.Is). The errors print their
+// message alone, so that a config or command-line error reads as the user's
+// mistake, not as this package's.
 var ErrSyntax = errors.New("ipvs: syntax")
+
+// syntaxError is a Parse error: its message, and ErrSyntax for errors.Is.
+type syntaxError struct{ msg string }
+
+func (e *syntaxError) Error() string        { return e.msg }
+func (e *syntaxError) Is(target error) bool { return target == ErrSyntax }
+
+func syntaxf(format string, args ...any) error {
+	return &syntaxError{fmt.Sprintf(format, args...)}
+}
 
 // Protocol is a service's transport protocol; its value is the IP protocol number.
 type Protocol uint8
@@ -61,7 +76,7 @@ func ParseProtocol(s string) (Protocol, error) {
 	case "udp":
 		return UDP, nil
 	}
-	return 0, fmt.Errorf("%w: protocol %q: one of tcp, udp", ErrSyntax, s)
+	return 0, syntaxf("protocol %q: one of tcp, udp", s)
 }
 
 // Method is a forwarding method. Its value is the kernel's IP_VS_CONN_F_FWD_MASK
@@ -141,13 +156,13 @@ func ParseMethod(s string) (Method, error) {
 	case "fullnat":
 		return 0, fmt.Errorf("%w: method fullnat (use dr, nat or tun)", ErrNotImplemented)
 	case "route", "droute", "gatewaying", "g":
-		return 0, fmt.Errorf("%w: unknown method %q (did you mean \"dr\"?); one of: dr, nat, tun", ErrSyntax, s)
+		return 0, syntaxf("unknown method %q (did you mean \"dr\"?); one of: dr, nat, tun", s)
 	case "masq", "masquerading", "m":
-		return 0, fmt.Errorf("%w: unknown method %q (did you mean \"nat\"?); one of: dr, nat, tun", ErrSyntax, s)
+		return 0, syntaxf("unknown method %q (did you mean \"nat\"?); one of: dr, nat, tun", s)
 	case "tunnel", "ipip", "i":
-		return 0, fmt.Errorf("%w: unknown method %q (did you mean \"tun\"?); one of: dr, nat, tun", ErrSyntax, s)
+		return 0, syntaxf("unknown method %q (did you mean \"tun\"?); one of: dr, nat, tun", s)
 	}
-	return 0, fmt.Errorf("%w: unknown method %q; one of: dr, nat, tun", ErrSyntax, s)
+	return 0, syntaxf("unknown method %q; one of: dr, nat, tun", s)
 }
 
 // A MAC is an Ethernet address. The zero value means "not set".
@@ -180,16 +195,20 @@ func MACFrom(h net.HardwareAddr) MAC {
 	return MAC(h)
 }
 
-// ParseMAC parses a 6-byte Ethernet address in any form net.ParseMAC accepts; the
-// all-zero address is refused, since zero means "not set".
+// ParseMAC parses a unicast 6-byte Ethernet address in any form net.ParseMAC
+// accepts. The all-zero address is refused, since zero means "not set", and so are
+// multicast and broadcast addresses, which are no host's.
 func ParseMAC(s string) (MAC, error) {
 	h, err := net.ParseMAC(s)
 	if err != nil || len(h) != 6 {
-		return MAC{}, fmt.Errorf("%w: MAC %q: want six hex bytes like 02:00:00:00:00:05", ErrSyntax, s)
+		return MAC{}, syntaxf("invalid MAC %q (want six bytes like \"02:00:00:00:00:05\")", s)
 	}
 	m := MAC(h)
-	if m.IsZero() {
-		return MAC{}, fmt.Errorf("%w: MAC %q is all zeros", ErrSyntax, s)
+	switch {
+	case m.IsZero():
+		return MAC{}, syntaxf("MAC %s is all zeros", net.HardwareAddr(h))
+	case m[0]&1 != 0:
+		return MAC{}, syntaxf("MAC %s is a multicast or broadcast address; want a unicast one", m)
 	}
 	return m, nil
 }
@@ -232,7 +251,7 @@ func (k Key) String() string {
 // ParseKey parses Key.String's form.
 func ParseKey(s string) (Key, error) {
 	f := strings.Fields(s)
-	bad := fmt.Errorf("%w: service %q: want \"TCP VIP:port\", \"UDP VIP:port\" or \"FWM mark [IPv6]\"", ErrSyntax, s)
+	bad := syntaxf("service %q: want \"TCP VIP:port\", \"UDP VIP:port\" or \"FWM mark [IPv6]\"", s)
 	if len(f) < 2 {
 		return Key{}, bad
 	}
@@ -334,13 +353,13 @@ func (t Timeouts) String() string {
 func ParseTimeouts(s string) (Timeouts, error) {
 	f := strings.Fields(s)
 	if len(f) != 3 {
-		return Timeouts{}, fmt.Errorf("%w: timeouts %q: want \"tcp tcpfin udp\" in seconds", ErrSyntax, s)
+		return Timeouts{}, syntaxf("timeouts %q: want \"tcp tcpfin udp\" in seconds", s)
 	}
 	var d [3]time.Duration
 	for i, v := range f {
 		n, err := strconv.ParseUint(v, 10, 31)
 		if err != nil {
-			return Timeouts{}, fmt.Errorf("%w: timeouts %q: %q is not a number of seconds", ErrSyntax, s, v)
+			return Timeouts{}, syntaxf("timeouts %q: %q is not a number of seconds", s, v)
 		}
 		d[i] = time.Duration(n) * time.Second
 	}

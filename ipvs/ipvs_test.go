@@ -1,6 +1,7 @@
 package ipvs
 
 import (
+	"errors"
 	"net/netip"
 	"testing"
 	"time"
@@ -64,6 +65,42 @@ func TestTimeoutsAndMAC(t *testing.T) {
 	}
 	if _, err := ParseMAC("00:00:00:00:00:00"); err == nil {
 		t.Error("zero MAC accepted")
+	}
+}
+
+// TestParseErrors checks that Parse errors are ErrSyntax (or ErrNotImplemented)
+// and read as the user's mistake, without this package's name: config and the
+// command line print them as they are.
+func TestParseErrors(t *testing.T) {
+	for _, tc := range []struct {
+		err      error
+		sentinel error
+		msg      string
+	}{
+		{second(ParseMAC("02:00:00:00:05")), ErrSyntax, `invalid MAC "02:00:00:00:05" (want six bytes like "02:00:00:00:00:05")`},
+		{second(ParseMAC("00:00:00:00:00:00")), ErrSyntax, "MAC 00:00:00:00:00:00 is all zeros"},
+		{second(ParseMAC("ff:ff:ff:ff:ff:ff")), ErrSyntax, "MAC ff:ff:ff:ff:ff:ff is a multicast or broadcast address; want a unicast one"},
+		{second(ParseMethod("masq")), ErrSyntax, `unknown method "masq" (did you mean "nat"?); one of: dr, nat, tun`},
+		{second(ParseMethod("fullnat")), ErrNotImplemented, "not implemented: method fullnat (use dr, nat or tun)"},
+		{second(ParseProtocol("sctp")), ErrSyntax, `protocol "sctp": one of tcp, udp`},
+	} {
+		if !errors.Is(tc.err, tc.sentinel) || tc.err.Error() != tc.msg {
+			t.Errorf("got %v, want %q wrapping %v", tc.err, tc.msg, tc.sentinel)
+		}
+	}
+}
+
+func second[T any](_ T, err error) error { return err }
+
+func TestNetmask(t *testing.T) {
+	for _, tc := range []struct {
+		v6   bool
+		bits int
+		want string
+	}{{false, 24, "0.0.0.0/24"}, {false, 0, "0.0.0.0/0"}, {false, -1, "0.0.0.0/32"}, {false, 33, "0.0.0.0/32"}, {true, 64, "::/64"}, {true, -1, "::/128"}} {
+		if got := Netmask(tc.v6, tc.bits); got != netip.MustParsePrefix(tc.want) {
+			t.Errorf("Netmask(%v, %d) = %s, want %s", tc.v6, tc.bits, got, tc.want)
+		}
 	}
 }
 

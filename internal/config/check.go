@@ -101,8 +101,8 @@ func (r *reader) check(t *table, s *Service) *Check {
 
 	if c.Type != 0 && c.Type != CheckExec && c.ConnectPort == 0 {
 		for _, rs := range s.RealServers {
-			if rs.Address.Port() == 0 {
-				t.errorf("connect_port", "is required: real server %s has no port to check (fwmark or port-0 service)", rs.Address.Addr())
+			if rs.Addr.Port() == 0 {
+				t.errorf("connect_port", "is required: real server %s has no port to check (fwmark or port-0 service)", rs.Addr.Addr())
 				break
 			}
 		}

@@ -1,12 +1,11 @@
 package config
 
 import (
-	"net"
 	"net/netip"
 	"strconv"
 	"time"
 
-	"github.com/gvs-lb/gvs/sched"
+	"github.com/gvs-lb/gvs/ipvs"
 )
 
 // A Config is one validated configuration file. Parse fills every default, so a
@@ -27,10 +26,10 @@ type Config struct {
 // control endpoints, and the IPVS sysctls and timeouts that apply to every service.
 type Director struct {
 	Interface     string     // NIC for live mode; "" is valid for replay and tests
-	MAC           MAC        // the director's own MAC; zero = learn it (replay: from frames)
+	MAC           ipvs.MAC   // the director's own MAC; zero = learn it (replay: from frames)
 	Address       netip.Addr // own IPv4: TUN outer source, source of ICMP errors; invalid = unset
 	Address6      netip.Addr // own IPv6, same role; invalid = unset
-	GatewayMAC    MAC        // next hop toward clients; zero = unset
+	GatewayMAC    ipvs.MAC   // next hop toward clients; zero = unset
 	MTU           int        // route MTU toward real servers (TUN/DR DF checks), bytes
 	ConnMax       int        // hard cap on connection entries
 	ConnShards    int        // power of two
@@ -38,7 +37,7 @@ type Director struct {
 	MetricsListen string     // host:port of the metrics endpoint; "" = off
 	IngressDrop   bool       // install an nftables netdev ingress rule dropping VIP frames after gvs saw them
 	Sysctl        Sysctl
-	Timeouts      Timeouts
+	Timeouts      ipvs.Timeouts // tcp_timeout, tcpfin_timeout, udp_timeout (ipvsadm --set)
 }
 
 // Sysctl holds the net.ipv4.vs.* settings gvs honours, under the kernel's names
@@ -52,46 +51,38 @@ type Sysctl struct {
 	ScheduleICMP            bool // schedule_icmp
 }
 
-// Timeouts are ipvsadm's --set tcp tcpfin udp.
-type Timeouts struct {
-	TCP    time.Duration // ESTABLISHED
-	TCPFin time.Duration // FIN_WAIT
-	UDP    time.Duration
-}
-
-// A Service is one [[service]] table: a virtual service as ipvsadm -A defines it.
+// A Service is one [[service]] table: a virtual service as ipvsadm -A defines it
+// (the embedded ipvs.Service), with what only the config says about it: where it
+// is, its real servers' and match rules' lines, its health check and what checks
+// do with it.
+//
+// The embedded ipvs.Service's RealServers and Match are always nil: the config's
+// own RealServers and Match below carry them with their lines. IPVS returns the
+// service as the Director runs it.
+//
+// The key: Addr is VIP:port (port 0 = all ports) and FWMark 0 for an address
+// service; an fwmark service has FWMark, IPv6 from `family`, and a zero Protocol
+// and Addr (its packets' protocol only decides whether OPS applies, as with
+// ipvsadm). Netmask is always a valid prefix: /32 (/128) unless `netmask` says
+// otherwise. MHTableSize is 0 unless Scheduler is mh.
 type Service struct {
+	ipvs.Service
+
 	Line int // line of the [[service]] header
 
-	// Address is VIP:port; port 0 means all ports. It is the zero AddrPort for an
-	// fwmark service, and FWMark is 0 for an address service.
-	Address netip.AddrPort
-	FWMark  uint32
-	// Family is the service's address family: from Address, or `family` for fwmark.
-	Family Family
-	// Protocol is TCP or UDP. An fwmark service matches marked packets of any
-	// protocol; its Protocol only decides whether OPS is allowed, as with ipvsadm.
-	Protocol Protocol
+	// Method is the service's `method`: the default of its real servers' methods
+	// (each RealServer has its own, resolved).
+	Method ipvs.Method
 	// Match lists, for an fwmark service, the packets that carry its mark (at least
 	// one; none for an address service), in file order.
-	Match []Match
-
-	Scheduler   string      // one of sched's names (rr wrr lc wlc ... mh)
-	SchedFlags  sched.Flags // from scheduler_flags, already checked against Scheduler
-	MHTableSize int         // mh lookup table size (a prime); 0 unless Scheduler is mh
-
-	Method      Method        // default forwarding method of RealServers (each has its own resolved)
-	Persistence time.Duration // persistence timeout; 0 = not persistent
-	Netmask     int           // persistence granularity as a prefix length: 0..32 (IPv4), 1..128 (IPv6)
-	OPS         bool          // one-packet scheduling (UDP only)
-
+	Match       []Match
 	RealServers []RealServer // in file order; the Director adds them in this order
 	Check       *Check       // nil = no health check
 
 	// What health checks do with the service (keepalived's names):
 	InhibitOnFailure bool           // a failed server gets weight 0 instead of leaving the list (per server too)
 	SorryServer      netip.AddrPort // used when no real server is up (or quorum is lost); zero = none
-	SorryServerMAC   MAC            // pinned MAC of the sorry server; zero = resolve
+	SorryServerMAC   ipvs.MAC       // pinned MAC of the sorry server; zero = resolve
 	Quorum           int64          // minimum sum of weights of live servers; below it the service is "down"
 	Hysteresis       int64          // quorum must be regained by this much more before it counts as up
 	QuorumUp         string         // shell command run when quorum is gained
@@ -101,42 +92,45 @@ type Service struct {
 // Persistent reports whether the service has a persistence timeout.
 func (s *Service) Persistent() bool { return s.Persistence > 0 }
 
-// String names the service as ipvsadm -Ln does: "TCP  198.18.0.100:80" or "FWM  1".
-func (s *Service) String() string {
-	if s.FWMark != 0 {
-		if s.Family == FamilyInet6 {
-			return "FWM  " + strconv.FormatUint(uint64(s.FWMark), 10) + " IPv6"
-		}
-		return "FWM  " + strconv.FormatUint(uint64(s.FWMark), 10)
+// Family returns the service's address family.
+func (s *Service) Family() Family {
+	if s.IPv6 {
+		return FamilyInet6
 	}
-	return s.Protocol.String() + "  " + s.Address.String()
+	return FamilyInet
+}
+
+// IPVS returns the service as the Director runs it: the embedded ipvs.Service with
+// its match rules and real servers, in file order. The result shares nothing with s.
+func (s *Service) IPVS() ipvs.Service {
+	out := s.Service
+	out.Match = nil
+	for _, m := range s.Match {
+		out.Match = append(out.Match, m.Match)
+	}
+	out.RealServers = make([]ipvs.RealServer, len(s.RealServers))
+	for i := range s.RealServers {
+		out.RealServers[i] = s.RealServers[i].RealServer
+	}
+	return out
 }
 
 // A Match is one [[service.match]] rule of an fwmark service. gvs has no netfilter
 // to set marks, so these rules play the part of the mangle-table rule that would
-// (iptables -t mangle -A PREROUTING -d Addr -p tcp --dport lo:hi -j MARK): a packet
-// carries the service's mark when its destination address is Addr, its protocol
-// is Protocol (0 = any) and its destination port is in [PortLo, PortHi] (both 0 =
-// any port). Rules are tried in file order across services; the first match wins.
+// (iptables -t mangle -A PREROUTING -d Addr -p tcp --dport lo:hi -j MARK); see
+// ipvs.Match. Rules are tried in file order across services; the first match wins.
 type Match struct {
-	Line           int // line of the [[service.match]] header (or of its inline table)
-	Protocol       Protocol
-	Addr           netip.Addr
-	PortLo, PortHi uint16
+	ipvs.Match
+	Line int // line of the [[service.match]] header (or of its inline table)
 }
 
-// A RealServer is one [[service.real_server]] table (ipvsadm -a).
+// A RealServer is one [[service.real_server]] table (ipvsadm -a). Its address's
+// port is the service's port when the file omits it (0 for fwmark and port-0
+// services: the packet's port is kept); its Method is resolved: the server's own
+// method, else the service's.
 type RealServer struct {
+	ipvs.RealServer
 	Line int // line of the [[service.real_server]] header (or of its inline table)
-
-	// Address is the server's address; its port is the service's port when the file
-	// omits it (0 for fwmark and port-0 services: the packet's port is kept).
-	Address        netip.AddrPort
-	Weight         int32  // ≥ 0; 0 = quiescent
-	MAC            MAC    // pinned next-hop MAC; zero = resolve (replay requires it)
-	UpperThreshold uint32 // 0 = no limit
-	LowerThreshold uint32 // 0 = 3/4 of UpperThreshold (SEMANTICS.md §2.6)
-	Method         Method // resolved: the server's own method, else the service's
 	// InhibitOnFailure is resolved: the server's own inhibit_on_failure, else the
 	// service's.
 	InhibitOnFailure bool
@@ -242,19 +236,6 @@ type VRRPSyncGroup struct {
 // IPv6 reports whether the instance advertises IPv6 addresses.
 func (v *VRRP) IPv6() bool { return len(v.VirtualIPAddress) > 0 && v.VirtualIPAddress[0].Is6() }
 
-// A MAC is an Ethernet address. The zero value means "not configured": an all-zero
-// MAC is never valid in a config.
-type MAC [6]byte
-
-// IsZero reports whether m is unset.
-func (m MAC) IsZero() bool { return m == MAC{} }
-
-// HardwareAddr returns m as a net.HardwareAddr (a new slice).
-func (m MAC) HardwareAddr() net.HardwareAddr { return net.HardwareAddr(m[:]) }
-
-// String formats m as 02:00:00:00:00:05.
-func (m MAC) String() string { return net.HardwareAddr(m[:]).String() }
-
 // Family is an address family.
 type Family uint8
 
@@ -272,49 +253,6 @@ func (f Family) String() string {
 		return "inet6"
 	}
 	return "Family(" + strconv.Itoa(int(f)) + ")"
-}
-
-// Protocol is a service's transport protocol; its value is the IP protocol number.
-type Protocol uint8
-
-const (
-	ProtocolTCP Protocol = 6
-	ProtocolUDP Protocol = 17
-)
-
-// String returns "TCP" or "UDP", as ipvsadm prints them.
-func (p Protocol) String() string {
-	switch p {
-	case ProtocolTCP:
-		return "TCP"
-	case ProtocolUDP:
-		return "UDP"
-	}
-	return "Protocol(" + strconv.Itoa(int(p)) + ")"
-}
-
-// Method is a forwarding method (IPVS's IP_VS_CONN_F_FWD_MASK values, SEMANTICS.md
-// §1.2, without LOCALNODE and BYPASS).
-type Method uint8
-
-const (
-	_         Method = iota
-	MethodDR         // direct routing, ipvsadm -g ("Route")
-	MethodNAT        // masquerading, ipvsadm -m ("Masq")
-	MethodTUN        // IP-in-IP tunnelling, ipvsadm -i ("Tunnel")
-)
-
-// String returns the config spelling: "dr", "nat" or "tun".
-func (m Method) String() string {
-	switch m {
-	case MethodDR:
-		return "dr"
-	case MethodNAT:
-		return "nat"
-	case MethodTUN:
-		return "tun"
-	}
-	return "Method(" + strconv.Itoa(int(m)) + ")"
 }
 
 // CheckType is the kind of health check.
@@ -367,7 +305,8 @@ func (s VRRPState) String() string {
 }
 
 // MHTableSizes are the table sizes the mh scheduler accepts (primes, as the
-// kernel's CONFIG_IP_VS_MH_TAB_INDEX choices); 4093 is the default.
+// kernel's CONFIG_IP_VS_MH_TAB_INDEX choices); ipvs.DefaultMHTableSize is the
+// default.
 func MHTableSizes() []int {
 	return []int{251, 509, 1021, 2039, 4093, 8191, 16381, 32749, 65521, 131071}
 }
@@ -385,30 +324,26 @@ func Default() *Config {
 				ConnReuseMode: 1,
 				PMTUDisc:      true,
 			},
-			Timeouts: Timeouts{
-				TCP:    900 * time.Second,
-				TCPFin: 120 * time.Second,
-				UDP:    300 * time.Second,
-			},
+			Timeouts: ipvs.DefaultTimeouts,
 		},
 	}
 }
 
 // DefaultService returns a service's defaults (before its address is known):
-// TCP, wlc (ipvsadm's default), DR (ipvsadm -g), not persistent. Netmask and
-// MHTableSize depend on the family and scheduler and are filled by Parse.
+// TCP, ipvsadm's scheduler and method (ipvs.DefaultScheduler, ipvs.DefaultMethod),
+// not persistent. Netmask and MHTableSize depend on the family and scheduler and
+// are filled by Parse.
 func DefaultService() Service {
 	return Service{
-		Protocol:  ProtocolTCP,
-		Scheduler: "wlc",
-		Method:    MethodDR,
+		Service: ipvs.Service{Key: ipvs.Key{Protocol: ipvs.TCP}, Scheduler: ipvs.DefaultScheduler},
+		Method:  ipvs.DefaultMethod,
 	}
 }
 
-// DefaultRealServer returns a real server's defaults: weight 1 (ipvsadm -w), no
-// thresholds; its method is the service's.
+// DefaultRealServer returns a real server's defaults: ipvsadm's weight
+// (ipvs.DefaultWeight), no thresholds; its method is the service's.
 func DefaultRealServer() RealServer {
-	return RealServer{Weight: 1}
+	return RealServer{RealServer: ipvs.RealServer{Weight: ipvs.DefaultWeight}}
 }
 
 // DefaultCheck returns keepalived's checker defaults: delay_loop 60 s,

@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/gvs-lb/gvs/ipvs"
 	"github.com/gvs-lb/gvs/sched"
 )
 
@@ -39,11 +40,11 @@ func TestExampleParses(t *testing.T) {
 		t.Errorf("vrrp: got %+v, want one instance VI_1", c.VRRP)
 	}
 	s := c.Services[0]
-	if s.Address != netip.MustParseAddrPort("198.18.0.100:80") || s.Check == nil || s.Check.Type != CheckHTTP {
+	if s.Addr != netip.MustParseAddrPort("198.18.0.100:80") || s.Check == nil || s.Check.Type != CheckHTTP {
 		t.Errorf("service[0]: got %s with check %+v", s.String(), s.Check)
 	}
 	fw := c.Services[2]
-	if fw.FWMark != 1 || fw.Scheduler != "mh" || fw.SchedFlags != sched.FlagSched2 || fw.MHTableSize != 4093 || fw.Netmask != 24 {
+	if fw.FWMark != 1 || fw.Scheduler != "mh" || fw.Flags != sched.FlagSched2 || fw.MHTableSize != 4093 || fw.Netmask.Bits() != 24 {
 		t.Errorf("service[2]: got %+v", fw)
 	}
 }
@@ -70,7 +71,7 @@ func TestExampleDocumentsEveryKey(t *testing.T) {
 	r.service(st)
 	collect("service", st)
 	mt := r.table("service[1].match[0]", map[string]any{})
-	r.match(mt, &Service{Family: FamilyInet})
+	r.match(mt, &Service{})
 	collect("match", mt)
 	vt := r.table("vrrp[0]", map[string]any{})
 	r.vrrp(vt, &Director{})
@@ -143,12 +144,14 @@ func TestDefaults(t *testing.T) {
 
 	s := c.Services[0]
 	wantSvc := Service{
-		Line:     1,
-		Address:  netip.MustParseAddrPort("198.18.0.100:80"),
-		Family:   FamilyInet,
-		Protocol: ProtocolTCP, Scheduler: "wlc", Method: MethodDR, Netmask: 32,
+		Line: 1,
+		Service: ipvs.Service{
+			Key:       ipvs.AddrKey(ipvs.TCP, netip.MustParseAddrPort("198.18.0.100:80")),
+			Scheduler: "wlc", Netmask: netip.MustParsePrefix("0.0.0.0/32"),
+		},
+		Method: ipvs.DR,
 		RealServers: []RealServer{{
-			Line: 3, Address: netip.MustParseAddrPort("198.18.0.5:80"), Weight: 1, Method: MethodDR,
+			Line: 3, RealServer: ipvs.RealServer{Addr: netip.MustParseAddrPort("198.18.0.5:80"), Weight: 1, Method: ipvs.DR},
 		}},
 		Check: &Check{
 			Line: 5, Type: CheckHTTP, Interval: 60 * time.Second, Timeout: 5 * time.Second,
@@ -194,14 +197,15 @@ func TestDefaultsDependOnContext(t *testing.T) {
 		`virtual_ipaddress = ["2001:db8::100"]`,
 	))
 	v6 := c.Services[0]
-	if v6.Netmask != 128 || v6.MHTableSize != 4093 || v6.Family != FamilyInet6 {
-		t.Errorf("IPv6 mh service: got netmask %d, table %d, family %v; want 128, 4093, inet6", v6.Netmask, v6.MHTableSize, v6.Family)
+	if v6.Netmask != netip.MustParsePrefix("::/128") || v6.MHTableSize != 4093 || v6.Family() != FamilyInet6 {
+		t.Errorf("IPv6 mh service: got netmask %s, table %d, family %v; want ::/128, 4093, inet6", v6.Netmask, v6.MHTableSize, v6.Family())
 	}
-	if rs := v6.RealServers[0]; rs.Method != MethodNAT || rs.Address != netip.MustParseAddrPort("[2001:db8::5]:443") {
-		t.Errorf("real server inherits method and port: got %v %v", rs.Method, rs.Address)
+	if rs := v6.RealServers[0]; rs.Method != ipvs.NAT || rs.Addr != netip.MustParseAddrPort("[2001:db8::5]:443") {
+		t.Errorf("real server inherits method and port: got %v %v", rs.Method, rs.Addr)
 	}
 	fw := c.Services[1]
-	if fw.Family != FamilyInet || fw.Protocol != ProtocolTCP || fw.RealServers[0].Address.Port() != 0 || fw.RealServers[0].Method != MethodTUN {
+	// An fwmark service's key has no protocol (ipvs.MarkKey).
+	if fw.Family() != FamilyInet || fw.Key != ipvs.MarkKey(7, false) || fw.RealServers[0].Addr.Port() != 0 || fw.RealServers[0].Method != ipvs.TUN {
 		t.Errorf("fwmark service: got %+v", fw)
 	}
 	if fw.Persistence != 60*time.Second {
@@ -246,7 +250,7 @@ func TestRealServerOrderKept(t *testing.T) {
 	for _, s := range c.Services {
 		var addrs []string
 		for _, rs := range s.RealServers {
-			addrs = append(addrs, rs.Address.String())
+			addrs = append(addrs, rs.Addr.String())
 		}
 		got = append(got, addrs)
 	}
@@ -271,7 +275,7 @@ func TestValid(t *testing.T) {
 			`  [[service.real_server]]`,
 			`  address = "198.18.0.5:8080"`,
 		), func(c *Config) error {
-			if p := c.Services[0].RealServers[0].Address.Port(); p != 8080 {
+			if p := c.Services[0].RealServers[0].Addr.Port(); p != 8080 {
 				return fmt.Errorf("port %d, want 8080", p)
 			}
 			return nil
@@ -316,10 +320,10 @@ func TestValid(t *testing.T) {
 			`  address = "198.18.0.101"`,
 		), func(c *Config) error {
 			want := []Match{
-				{Line: 3, Protocol: ProtocolTCP, Addr: netip.MustParseAddr("198.18.0.100"), PortLo: 80, PortHi: 80},
-				{Line: 7, Addr: netip.MustParseAddr("198.18.0.100"), PortLo: 8000, PortHi: 8099},
-				{Line: 10, Protocol: ProtocolUDP, Addr: netip.MustParseAddr("198.18.0.100"), PortLo: 53, PortHi: 54},
-				{Line: 14, Addr: netip.MustParseAddr("198.18.0.101")},
+				{Line: 3, Match: ipvs.Match{Protocol: ipvs.TCP, Addr: netip.MustParseAddr("198.18.0.100"), PortLo: 80, PortHi: 80}},
+				{Line: 7, Match: ipvs.Match{Addr: netip.MustParseAddr("198.18.0.100"), PortLo: 8000, PortHi: 8099}},
+				{Line: 10, Match: ipvs.Match{Protocol: ipvs.UDP, Addr: netip.MustParseAddr("198.18.0.100"), PortLo: 53, PortHi: 54}},
+				{Line: 14, Match: ipvs.Match{Addr: netip.MustParseAddr("198.18.0.101")}},
 			}
 			if got := c.Services[0].Match; !reflect.DeepEqual(got, want) {
 				return fmt.Errorf("match:\n got %+v\nwant %+v", got, want)
@@ -337,7 +341,7 @@ func TestValid(t *testing.T) {
 			`tcpfin_timeout = "60"`,
 			`udp_timeout = 0.5`,
 		), func(c *Config) error {
-			want := Timeouts{TCP: 10 * time.Minute, TCPFin: time.Minute, UDP: 500 * time.Millisecond}
+			want := ipvs.Timeouts{TCP: 10 * time.Minute, TCPFin: time.Minute, UDP: 500 * time.Millisecond}
 			if c.Director.Timeouts != want {
 				return fmt.Errorf("timeouts %+v, want %+v", c.Director.Timeouts, want)
 			}
@@ -355,7 +359,7 @@ func TestValid(t *testing.T) {
 			`address = "[2001:db8::1]:80"`,
 			`netmask = 64`,
 		), func(c *Config) error {
-			if got := []int{c.Services[0].Netmask, c.Services[1].Netmask, c.Services[2].Netmask}; !reflect.DeepEqual(got, []int{20, 16, 64}) {
+			if got := []int{c.Services[0].Netmask.Bits(), c.Services[1].Netmask.Bits(), c.Services[2].Netmask.Bits()}; !reflect.DeepEqual(got, []int{20, 16, 64}) {
 				return fmt.Errorf("netmasks %v, want [20 16 64]", got)
 			}
 			return nil
@@ -367,7 +371,7 @@ func TestValid(t *testing.T) {
 			`scheduler = "WRR"`,
 			`method = "DR"`,
 		), func(c *Config) error {
-			if s := c.Services[0]; s.Scheduler != "wrr" || s.Method != MethodDR {
+			if s := c.Services[0]; s.Scheduler != "wrr" || s.Method != ipvs.DR {
 				return fmt.Errorf("got %s %v", s.Scheduler, s.Method)
 			}
 			return nil
@@ -381,7 +385,7 @@ func TestValid(t *testing.T) {
 			`address = "198.18.0.101:80"`,
 			`scheduler = "none"`,
 		), func(c *Config) error {
-			if f := c.Services[0].SchedFlags; f != sched.FlagSched3 {
+			if f := c.Services[0].Flags; f != sched.FlagSched3 {
 				return fmt.Errorf("flags %v, want FlagSched3", f)
 			}
 			return nil
@@ -1009,7 +1013,8 @@ func TestServiceString(t *testing.T) {
 	for i := range c.Services {
 		got = append(got, c.Services[i].String())
 	}
-	want := []string{"TCP  198.18.0.100:80", "UDP  [2001:db8::1]:53", "FWM  3 IPv6"}
+	// The model's one form (ipvs.Key.String), which ipvs.ParseKey reads back.
+	want := []string{"TCP 198.18.0.100:80", "UDP [2001:db8::1]:53", "FWM 3 IPv6"}
 	if !reflect.DeepEqual(got, want) {
 		t.Errorf("got %q, want %q", got, want)
 	}

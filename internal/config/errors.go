@@ -4,6 +4,8 @@ import (
 	"errors"
 	"strconv"
 	"strings"
+
+	"github.com/gvs-lb/gvs/ipvs"
 )
 
 // Sentinels for the kinds of problem callers may want to tell apart with errors.Is.
@@ -14,7 +16,7 @@ var (
 	ErrType           = errors.New("wrong type")
 	ErrMissing        = errors.New("missing")
 	ErrDuplicate      = errors.New("duplicate")
-	ErrNotImplemented = errors.New("not implemented")
+	ErrNotImplemented = ipvs.ErrNotImplemented
 )
 
 // An Error is one problem at one place in a config file. It prints as

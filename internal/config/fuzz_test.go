@@ -65,28 +65,28 @@ func checkFuzzConfig(t *testing.T, c *Config) {
 		t.Errorf("timeouts not positive: %+v", d.Timeouts)
 	}
 	for i, s := range c.Services {
-		if s.Family == 0 || s.Protocol == 0 || s.Method == 0 || s.Scheduler == "" {
+		if (s.Protocol == 0) != (s.FWMark != 0) || s.Method == 0 || s.Scheduler == "" || !s.Netmask.IsValid() {
 			t.Errorf("service[%d] has an unset field: %+v", i, s)
 		}
-		if (s.FWMark == 0) == !s.Address.IsValid() {
+		if (s.FWMark == 0) == !s.Addr.IsValid() {
 			t.Errorf("service[%d]: want exactly one of address and fwmark: %+v", i, s)
 		}
 		if (s.FWMark != 0) != (len(s.Match) > 0) {
 			t.Errorf("service[%d]: fwmark %d with %d match rules", i, s.FWMark, len(s.Match))
 		}
-		if s.Address.IsValid() && s.Address.Port() == 0 && s.Persistence == 0 {
+		if s.Addr.IsValid() && s.Addr.Port() == 0 && s.Persistence == 0 {
 			t.Errorf("service[%d]: port 0 but not persistent", i)
 		}
 		seen := map[string]bool{}
 		for j, rs := range s.RealServers {
-			if rs.Method == 0 || rs.Weight < 0 || !rs.Address.IsValid() {
+			if rs.Method == 0 || rs.Weight < 0 || !rs.Addr.IsValid() {
 				t.Errorf("service[%d].real_server[%d] invalid: %+v", i, j, rs)
 			}
-			if seen[rs.Address.String()] {
-				t.Errorf("service[%d]: duplicate real server %s", i, rs.Address)
+			if seen[rs.Addr.String()] {
+				t.Errorf("service[%d]: duplicate real server %s", i, rs.Addr)
 			}
-			seen[rs.Address.String()] = true
-			if (rs.Address.Addr().Is4()) != (s.Family == FamilyInet) {
+			seen[rs.Addr.String()] = true
+			if (rs.Addr.Addr().Is4()) != !s.IPv6 {
 				t.Errorf("service[%d].real_server[%d]: family differs from the service", i, j)
 			}
 		}

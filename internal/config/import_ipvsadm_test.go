@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/gvs-lb/gvs/ipvs"
 	"github.com/gvs-lb/gvs/sched"
 )
 
@@ -42,9 +43,9 @@ func TestImportIpvsadmSeeds(t *testing.T) {
 		sched string
 		reals []string
 	}{
-		{"seed-000-dr-commands.txt", "TCP  172.19.0.100:80", "rr", []string{"172.19.0.5:80 w1 dr", "172.19.0.6:80 w1 dr"}},
-		{"seed-001-nat.save", "TCP  12.0.0.1:80", "rr", []string{"192.168.233.20:80 w1 nat"}},
-		{"seed-001-dr.save", "TCP  192.168.233.100:80", "rr", []string{"192.168.233.20:80 w1 dr", "192.168.233.30:80 w1 dr"}},
+		{"seed-000-dr-commands.txt", "TCP 172.19.0.100:80", "rr", []string{"172.19.0.5:80 w1 dr", "172.19.0.6:80 w1 dr"}},
+		{"seed-001-nat.save", "TCP 12.0.0.1:80", "rr", []string{"192.168.233.20:80 w1 nat"}},
+		{"seed-001-dr.save", "TCP 192.168.233.100:80", "rr", []string{"192.168.233.20:80 w1 dr", "192.168.233.30:80 w1 dr"}},
 	} {
 		t.Run(tc.file, func(t *testing.T) {
 			im := importIpvsadmFile(t, "testdata/import/ipvsadm/"+tc.file)
@@ -62,23 +63,23 @@ func TestImportIpvsadmSeeds(t *testing.T) {
 func TestImportIpvsadmMixed(t *testing.T) {
 	im := importIpvsadmFile(t, "testdata/import/ipvsadm/mixed.save")
 	c := im.Config
-	want := []string{"TCP  198.18.0.100:80", "UDP  198.18.0.100:53", "TCP  [2001:db8::100]:443", "TCP  [2001:db8::100]:80", "TCP  198.18.0.101:443"}
+	want := []string{"TCP 198.18.0.100:80", "UDP 198.18.0.100:53", "TCP [2001:db8::100]:443", "TCP [2001:db8::100]:80", "TCP 198.18.0.101:443"}
 	if got := addrs(c); !slices.Equal(got, want) {
 		t.Fatalf("services %q, want %q", got, want)
 	}
 	s := c.Services[0]
-	if s.Scheduler != "wlc" || s.Persistence != 300*time.Second || s.Netmask != 24 || s.Method != MethodDR {
+	if s.Scheduler != "wlc" || s.Persistence != 300*time.Second || s.Netmask.Bits() != 24 || s.Method != ipvs.DR {
 		t.Errorf("service 0 %+v", s)
 	}
 	if got := reals(s); !slices.Equal(got, []string{"198.18.1.5:80 w1 dr", "198.18.1.6:80 w3 dr"}) {
 		t.Errorf("service 0 real servers %q", got)
 	}
-	if s := c.Services[1]; !s.OPS || s.Method != MethodNAT || !slices.Equal(reals(s), []string{"198.18.1.7:5353 w1 nat", "198.18.1.8:5353 w1 nat"}) {
+	if s := c.Services[1]; !s.OPS || s.Method != ipvs.NAT || !slices.Equal(reals(s), []string{"198.18.1.7:5353 w1 nat", "198.18.1.8:5353 w1 nat"}) {
 		t.Errorf("udp service %+v %q", s, reals(s))
 	}
 	s = c.Services[2]
-	if s.Scheduler != "sh" || s.SchedFlags != sched.FlagSched1|sched.FlagSched2 {
-		t.Errorf("IPv6 sh service flags %v", s.SchedFlags)
+	if s.Scheduler != "sh" || s.Flags != sched.FlagSched1|sched.FlagSched2 {
+		t.Errorf("IPv6 sh service flags %v", s.Flags)
 	}
 	if got := reals(s); !slices.Equal(got, []string{"[2001:db8::5]:443 w1 dr"}) {
 		t.Errorf("mixed methods %q", got)
@@ -88,8 +89,8 @@ func TestImportIpvsadmMixed(t *testing.T) {
 	if !strings.Contains(string(im.TOML), "#   address = \"[2001:db8::6]:443\"\n#   weight = 2\n#   method = \"tun\"") {
 		t.Errorf("TUN real server not written commented out:\n%s", im.TOML)
 	}
-	if s := c.Services[3]; s.Netmask != 64 || s.Persistence != 600*time.Second {
-		t.Errorf("IPv6 netmask %d persistence %v", s.Netmask, s.Persistence)
+	if s := c.Services[3]; s.Netmask.Bits() != 64 || s.Persistence != 600*time.Second {
+		t.Errorf("IPv6 netmask %s persistence %v", s.Netmask, s.Persistence)
 	}
 	if got := reals(c.Services[4]); !slices.Equal(got, []string{"198.18.1.11:443 w1 dr"}) {
 		t.Errorf("loopback (local node) real server kept: %q", got)
@@ -124,7 +125,7 @@ func TestImportIpvsadmRules(t *testing.T) {
 				t.Errorf("service %+v", s)
 			}
 			r := s.RealServers[0]
-			if r.Address.String() != "198.18.1.1:80" || r.Weight != 4 || r.Method != MethodNAT || r.UpperThreshold != 100 || r.LowerThreshold != 80 {
+			if r.Addr.String() != "198.18.1.1:80" || r.Weight != 4 || r.Method != ipvs.NAT || r.UpperThreshold != 100 || r.LowerThreshold != 80 {
 				t.Errorf("real server %+v", r)
 			}
 			if to := im.Config.Director.Timeouts; to.TCP != 2*time.Hour || to.TCPFin != 120*time.Second || to.UDP != 30*time.Second {
@@ -138,7 +139,7 @@ func TestImportIpvsadmRules(t *testing.T) {
 			"-e -t 198.18.0.1:80 -r 198.18.1.1:80 -w 7\n-d -t 198.18.0.1:80 -r 198.18.1.2:80\n-E -t 198.18.0.1:80 -s wrr\n" +
 			"-A -u 198.18.0.1:53\n-D -u 198.18.0.1:53\n",
 		want: func(t *testing.T, im *Imported) {
-			if got := addrs(im.Config); !slices.Equal(got, []string{"TCP  198.18.0.1:80"}) {
+			if got := addrs(im.Config); !slices.Equal(got, []string{"TCP 198.18.0.1:80"}) {
 				t.Errorf("services %q", got)
 			}
 			s := im.Config.Services[0]
@@ -169,7 +170,7 @@ func TestImportIpvsadmRules(t *testing.T) {
 		name: "port names",
 		dump: "-A -t 198.18.0.1:https -s rr\n-a -t 198.18.0.1:https -r 198.18.1.1:https -g -w 1\n",
 		want: func(t *testing.T, im *Imported) {
-			if got := addrs(im.Config); !slices.Equal(got, []string{"TCP  198.18.0.1:443"}) {
+			if got := addrs(im.Config); !slices.Equal(got, []string{"TCP 198.18.0.1:443"}) {
 				t.Errorf("services %q", got)
 			}
 		},

@@ -11,6 +11,8 @@ import (
 	"sort"
 	"strings"
 	"testing"
+
+	"github.com/gvs-lb/gvs/ipvs"
 	"time"
 
 	"github.com/BurntSushi/toml"
@@ -107,7 +109,7 @@ func noNote(t *testing.T, im *Imported, line int, sub string) {
 func reals(s Service) []string {
 	var out []string
 	for _, r := range s.RealServers {
-		out = append(out, fmt.Sprintf("%s w%d %s", r.Address, r.Weight, r.Method))
+		out = append(out, fmt.Sprintf("%s w%d %s", r.Addr, r.Weight, r.Method))
 	}
 	return out
 }
@@ -164,11 +166,11 @@ func TestImportKeepalivedSamples(t *testing.T) {
 	t.Run("01-default", func(t *testing.T) {
 		im := importFile(t, dir+"01-acassen-keepalived-default.conf", KeepalivedOptions{})
 		c := im.Config
-		if got, want := addrs(c), []string{"TCP  192.168.200.100:443", "TCP  10.10.10.2:1358", "TCP  10.10.10.3:1358"}; !slices.Equal(got, want) {
+		if got, want := addrs(c), []string{"TCP 192.168.200.100:443", "TCP 10.10.10.2:1358", "TCP 10.10.10.3:1358"}; !slices.Equal(got, want) {
 			t.Fatalf("services %q, want %q", got, want)
 		}
 		s := c.Services[0]
-		if s.Scheduler != "rr" || s.Method != MethodNAT || s.Persistence != 50*time.Second || s.Protocol != ProtocolTCP {
+		if s.Scheduler != "rr" || s.Method != ipvs.NAT || s.Persistence != 50*time.Second || s.Protocol != ipvs.TCP {
 			t.Errorf("service 0: %s %s %v %s", s.Scheduler, s.Method, s.Persistence, s.Protocol)
 		}
 		ch := s.Check
@@ -224,9 +226,9 @@ func TestImportKeepalivedSamples(t *testing.T) {
 
 	t.Run("03-virtual_server_group", func(t *testing.T) {
 		im := importFile(t, dir+"03-acassen-keepalived-virtual_server_group.conf", KeepalivedOptions{})
-		want := []string{"TCP  10.0.0.1:8080", "TCP  10.0.0.2:80", "TCP  192.168.200.1:1358"}
+		want := []string{"TCP 10.0.0.1:8080", "TCP 10.0.0.2:80", "TCP 192.168.200.1:1358"}
 		for i := 3; i <= 10; i++ {
-			want = append(want, fmt.Sprintf("TCP  192.168.200.%d:80", i))
+			want = append(want, fmt.Sprintf("TCP 192.168.200.%d:80", i))
 		}
 		if got := addrs(im.Config); !slices.Equal(got, want) {
 			t.Fatalf("services %q, want %q", got, want)
@@ -298,7 +300,7 @@ func TestImportKeepalivedSamples(t *testing.T) {
 	t.Run("07-ipv6-smtp_check", func(t *testing.T) {
 		im := importFile(t, dir+"07-acassen-keepalived-ipv6-smtp_check.conf", KeepalivedOptions{})
 		s := im.Config.Services[0]
-		if s.String() != "TCP  [ae00::1]:80" || s.Check != nil || !slices.Equal(reals(s), []string{"[ae00::10]:25 w1 nat"}) {
+		if s.String() != "TCP [ae00::1]:80" || s.Check != nil || !slices.Equal(reals(s), []string{"[ae00::10]:25 w1 nat"}) {
 			t.Errorf("service %s check %v reals %q", s.String(), s.Check, reals(s))
 		}
 		findNote(t, im, 24, "SMTP_CHECK not translated")
@@ -345,7 +347,7 @@ func TestImportKeepalivedSeeds(t *testing.T) {
 	t.Run("000", func(t *testing.T) {
 		im := importFile(t, dir+"000-lvs1-http-get.conf", KeepalivedOptions{})
 		s := im.Config.Services[0]
-		if s.String() != "TCP  172.19.0.100:80" || s.Method != MethodDR || s.Scheduler != "rr" || s.Persistence != 50*time.Second {
+		if s.String() != "TCP 172.19.0.100:80" || s.Method != ipvs.DR || s.Scheduler != "rr" || s.Persistence != 50*time.Second {
 			t.Errorf("service %s %s %s %v", s.String(), s.Method, s.Scheduler, s.Persistence)
 		}
 		if got := reals(s); !slices.Equal(got, []string{"172.19.0.5:80 w2 dr", "172.19.0.6:80 w2 dr"}) {
@@ -364,11 +366,11 @@ func TestImportKeepalivedSeeds(t *testing.T) {
 		}
 		findNote(t, im, 9, "mcast_src_ip written as unicast_src_ip")
 		findNote(t, im, 20, "fwmark 300", "commented out")
-		if got := addrs(im.Config); !slices.Equal(got, []string{"TCP  192.168.100.111:9826"}) {
+		if got := addrs(im.Config); !slices.Equal(got, []string{"TCP 192.168.100.111:9826"}) {
 			t.Errorf("services %q", got)
 		}
 		s := im.Config.Services[0]
-		if s.Scheduler != "wrr" || s.Method != MethodDR || s.Check.Type != CheckTCP || s.Check.Retries != 3 || s.Check.ConnectPort != 0 {
+		if s.Scheduler != "wrr" || s.Method != ipvs.DR || s.Check.Type != CheckTCP || s.Check.Retries != 3 || s.Check.ConnectPort != 0 {
 			t.Errorf("service %+v check %+v", s, s.Check)
 		}
 	})
@@ -475,8 +477,8 @@ func TestImportKeepalivedTracking(t *testing.T) {
 func TestImportKeepalivedMessy(t *testing.T) {
 	im := importFile(t, "testdata/import/keepalived/messy/main.conf", KeepalivedOptions{})
 	c := im.Config
-	want := []string{"UDP  198.18.0.110:53", "TCP  198.18.0.100:80", "TCP  198.18.0.101:80", "TCP  198.18.0.102:80",
-		"TCP  [2001:db8::a]:80", "TCP  [2001:db8::b]:80", "TCP  [2001:db8::c]:80", "TCP  198.18.0.100:443"}
+	want := []string{"UDP 198.18.0.110:53", "TCP 198.18.0.100:80", "TCP 198.18.0.101:80", "TCP 198.18.0.102:80",
+		"TCP [2001:db8::a]:80", "TCP [2001:db8::b]:80", "TCP [2001:db8::c]:80", "TCP 198.18.0.100:443"}
 	if got := addrs(c); !slices.Equal(got, want) {
 		t.Fatalf("services %q, want %q", got, want)
 	}
@@ -485,7 +487,7 @@ func TestImportKeepalivedMessy(t *testing.T) {
 		t.Errorf("udp service %+v check %+v", udp, udp.Check)
 	}
 	web := c.Services[1]
-	if web.Scheduler != "wrr" || web.Method != MethodDR || web.Persistence != 360*time.Second || web.Check.Type != CheckTCP || web.Check.Timeout != 2*time.Second {
+	if web.Scheduler != "wrr" || web.Method != ipvs.DR || web.Persistence != 360*time.Second || web.Check.Type != CheckTCP || web.Check.Timeout != 2*time.Second {
 		t.Errorf("group service %+v check %+v", web, web.Check)
 	}
 	if got := reals(web); !slices.Equal(got, []string{"198.18.1.1:80 w3 dr", "198.18.1.2:80 w1 dr"}) {
@@ -495,7 +497,7 @@ func TestImportKeepalivedMessy(t *testing.T) {
 		t.Errorf("IPv4 real servers kept in an IPv6 service")
 	}
 	tls := c.Services[7]
-	if tls.Scheduler != "sh" || tls.SchedFlags == 0 || tls.Check.Type != CheckHTTPS || tls.Check.Path != "/health" ||
+	if tls.Scheduler != "sh" || tls.Flags == 0 || tls.Check.Type != CheckHTTPS || tls.Check.Path != "/health" ||
 		!slices.Equal(tls.Check.StatusCodes, []int{200, 201, 202, 203, 204}) || tls.Check.Timeout != time.Second {
 		t.Errorf("parameter-named service %+v check %+v", tls, tls.Check)
 	}
@@ -541,7 +543,7 @@ func TestImportKeepalivedGrammar(t *testing.T) {
 			// "lb_kind DR real_server ..." is one statement to keepalived: it runs to the '{'.
 			findNote(t, im, 1, `"lb_kind DR real_server 198.18.1.1 80": extra words`)
 			s := im.Config.Services[1]
-			if s.Method != MethodNAT || !slices.Equal(reals(s), []string{"198.18.1.2:8080 w5 nat"}) {
+			if s.Method != ipvs.NAT || !slices.Equal(reals(s), []string{"198.18.1.2:8080 w5 nat"}) {
 				t.Errorf("next-line braces: %+v %q", s, reals(s))
 			}
 		},
@@ -585,7 +587,7 @@ func TestImportKeepalivedGrammar(t *testing.T) {
 			})
 		},
 		want: func(t *testing.T, im *Imported) {
-			if got := addrs(im.Config); !slices.Equal(got, []string{"TCP  198.18.0.1:80", "TCP  198.18.0.2:80"}) {
+			if got := addrs(im.Config); !slices.Equal(got, []string{"TCP 198.18.0.1:80", "TCP 198.18.0.2:80"}) {
 				t.Errorf("services %q", got)
 			}
 			// x.conf, included twice (once through sub/1.conf), is a duplicate the
@@ -703,7 +705,7 @@ func TestImportKeepalivedGrammar(t *testing.T) {
 			"virtual_server 198.18.0.2 80 {\nprotocol SCTP\n}\n" +
 			"virtual_server 198.18.0.3 0 {\nlb_kind DR\n}\n",
 		want: func(t *testing.T, im *Imported) {
-			if got := addrs(im.Config); !slices.Equal(got, []string{"TCP  198.18.0.1:80"}) {
+			if got := addrs(im.Config); !slices.Equal(got, []string{"TCP 198.18.0.1:80"}) {
 				t.Errorf("services %q", got)
 			}
 			findNote(t, im, 1, "ops applies to UDP services only")

@@ -11,6 +11,8 @@ import (
 	"strings"
 
 	"github.com/BurntSushi/toml"
+
+	"github.com/gvs-lb/gvs/ipvs"
 )
 
 // Load reads and parses the config file at path; errors name path and a line.
@@ -121,34 +123,27 @@ func (r *reader) director(t *table, d *Director) {
 
 // crossCheck applies the rules that span tables.
 func (r *reader) crossCheck(cfg *Config) {
-	type svcKey struct {
-		fam    Family
-		proto  Protocol
-		addr   netip.AddrPort
-		fwmark uint32
-	}
-	seen := map[svcKey]int{}
+	seen := map[ipvs.Key]int{}
 	v6 := cfg.Director.Address6.IsValid()
 	for i := range cfg.Services {
 		s := &cfg.Services[i]
-		if s.Family == FamilyInet6 {
+		if s.IPv6 {
 			v6 = true
 		}
-		if s.Family == 0 {
+		if s.FWMark == 0 && !s.Addr.IsValid() {
 			continue // its address is invalid and already reported
 		}
-		k := svcKey{fam: s.Family, fwmark: s.FWMark}
 		field := "fwmark"
 		if s.FWMark == 0 {
-			k.proto, k.addr, field = s.Protocol, s.Address, "address"
+			field = "address"
 		}
 		path := joinKey(joinIndex("service", i), field)
-		if j, dup := seen[k]; dup {
+		if j, dup := seen[s.Key]; dup {
 			r.add(path, fmt.Errorf("%w service %s (first at line %d, service[%d])",
 				ErrDuplicate, strings.Join(strings.Fields(s.String()), " "), cfg.Services[j].Line, j))
 			continue
 		}
-		seen[k] = i
+		seen[s.Key] = i
 	}
 	if v6 && cfg.Director.MTU < 1280 {
 		r.errorf("director.mtu", "must be at least 1280 with IPv6 in use (got %d)", cfg.Director.MTU)

@@ -6,6 +6,8 @@ import (
 	"net/netip"
 	"strconv"
 	"strings"
+
+	"github.com/gvs-lb/gvs/ipvs"
 )
 
 // service reads one [[service]] table with its match rules, real servers (in file
@@ -16,6 +18,7 @@ func (r *reader) service(t *table) Service {
 	s.Line = r.lines.line(t.path)
 
 	var addrOK bool
+	var fam Family // 0 until known: a bad address has none
 	if t.present("address") {
 		var str string
 		if t.str("address", &str) {
@@ -29,8 +32,8 @@ func (r *reader) service(t *table) Service {
 				if err := unicast(a); err != nil {
 					t.fail("address", err)
 				} else {
-					s.Address, addrOK = netip.AddrPortFrom(a, port), true
-					s.Family = familyOf(a)
+					s.Addr, addrOK = netip.AddrPortFrom(a, port), true
+					fam = familyOf(a)
 				}
 			}
 		}
@@ -55,14 +58,15 @@ func (r *reader) service(t *table) Service {
 		case err != nil:
 			t.fail("family", err)
 		case s.FWMark != 0:
-			s.Family = f
-		case addrOK && f != s.Family:
-			t.errorf("family", "is %s but address %s is %s", f, s.Address.Addr(), s.Family)
+			fam = f
+		case addrOK && f != fam:
+			t.errorf("family", "is %s but address %s is %s", f, s.Addr.Addr(), fam)
 		}
 	}
-	if s.FWMark != 0 && s.Family == 0 {
-		s.Family = FamilyInet
+	if s.FWMark != 0 && fam == 0 {
+		fam = FamilyInet
 	}
+	s.IPv6 = fam == FamilyInet6
 
 	if t.str("protocol", &str) {
 		switch p, err := oneOf("protocol", str, "tcp", "udp"); {
@@ -71,9 +75,9 @@ func (r *reader) service(t *table) Service {
 		case err != nil:
 			t.fail("protocol", err)
 		case p == "udp":
-			s.Protocol = ProtocolUDP
+			s.Protocol = ipvs.UDP
 		default:
-			s.Protocol = ProtocolTCP
+			s.Protocol = ipvs.TCP
 		}
 	}
 
@@ -95,11 +99,11 @@ func (r *reader) service(t *table) Service {
 				r.add(joinIndex(t.key("scheduler_flags"), i), err)
 				continue
 			}
-			s.SchedFlags |= bit
+			s.Flags |= bit
 		}
 	}
 	if s.Scheduler == "mh" {
-		s.MHTableSize = 4093
+		s.MHTableSize = ipvs.DefaultMHTableSize
 	}
 	var size int
 	if t.intField("mh_table_size", 0, math.MaxInt32, &size) && schedOK {
@@ -114,17 +118,17 @@ func (r *reader) service(t *table) Service {
 	}
 
 	if t.str("method", &str) {
-		if m, err := parseMethod(str); err != nil {
+		if m, err := ipvs.ParseMethod(str); err != nil {
 			t.fail("method", err)
 		} else {
 			s.Method = m
 		}
 	}
 	t.duration("persistence", &s.Persistence)
-	r.netmask(t, &s)
+	r.netmask(t, &s, fam)
 	t.boolean("inhibit_on_failure", &s.InhibitOnFailure)
 	if t.str("sorry_server", &str) {
-		if ap, err := parseAddrPortDefault(str, s.Address.Port()); err != nil {
+		if ap, err := parseAddrPortDefault(str, s.Addr.Port()); err != nil {
 			t.fail("sorry_server", err)
 		} else {
 			s.SorryServer = ap
@@ -135,10 +139,10 @@ func (r *reader) service(t *table) Service {
 	t.integer("hysteresis", 0, math.MaxInt32, &s.Hysteresis)
 	t.str("quorum_up", &s.QuorumUp)
 	t.str("quorum_down", &s.QuorumDown)
-	if t.boolean("ops", &s.OPS) && s.OPS && s.Protocol != ProtocolUDP {
+	if t.boolean("ops", &s.OPS) && s.OPS && s.Protocol != ipvs.UDP {
 		t.errorf("ops", "one-packet scheduling is only for UDP services (protocol is %s)", strings.ToLower(s.Protocol.String()))
 	}
-	if addrOK && s.Address.Port() == 0 && s.Persistence == 0 {
+	if addrOK && s.Addr.Port() == 0 && s.Persistence == 0 {
 		t.errorf("address", "port zero only supported in persistent services (set persistence, or a port)")
 	}
 
@@ -155,7 +159,7 @@ func (r *reader) service(t *table) Service {
 				continue
 			}
 			// A rule identical to an earlier one never matches: the first match wins.
-			k := Match{Protocol: m.Protocol, Addr: m.Addr, PortLo: m.PortLo, PortHi: m.PortHi}
+			k := Match{Match: m.Match}
 			if first, dup := r.rules[k]; dup {
 				r.add(mt.path, fmt.Errorf("%w match rule (first at line %d, %s): it would never match", ErrDuplicate, r.lines.line(first), first))
 				continue
@@ -171,10 +175,10 @@ func (r *reader) service(t *table) Service {
 		if !ok {
 			continue
 		}
-		if first, dup := seen[rs.Address]; dup {
-			rt.errorf("address", "%w real server %s (first at line %d, %s)", ErrDuplicate, rs.Address, r.lines.line(first), first)
+		if first, dup := seen[rs.Addr]; dup {
+			rt.errorf("address", "%w real server %s (first at line %d, %s)", ErrDuplicate, rs.Addr, r.lines.line(first), first)
 		} else {
-			seen[rs.Address] = rt.path
+			seen[rs.Addr] = rt.path
 		}
 		s.RealServers = append(s.RealServers, rs)
 	}
@@ -182,6 +186,9 @@ func (r *reader) service(t *table) Service {
 		s.Check = r.check(ct, &s)
 	}
 	t.done()
+	if s.FWMark != 0 {
+		s.Protocol = 0 // an fwmark service's key has none (ipvs.MarkKey)
+	}
 	return s
 }
 
@@ -196,9 +203,9 @@ func (r *reader) match(t *table, s *Service) (Match, bool) {
 			t.fail("protocol", err)
 			ok = false
 		case p == "udp":
-			m.Protocol = ProtocolUDP
+			m.Protocol = ipvs.UDP
 		default:
-			m.Protocol = ProtocolTCP
+			m.Protocol = ipvs.TCP
 		}
 	}
 	if v, present := t.get("port"); present {
@@ -218,8 +225,8 @@ func (r *reader) match(t *table, s *Service) (Match, bool) {
 		return m, false
 	case !read:
 		return m, false
-	case familyOf(m.Addr) != s.Family:
-		t.errorf("address", "is %s but the service's family is %s", familyOf(m.Addr), s.Family)
+	case familyOf(m.Addr) != s.Family():
+		t.errorf("address", "is %s but the service's family is %s", familyOf(m.Addr), s.Family())
 		return m, false
 	}
 	return m, ok
@@ -258,15 +265,16 @@ func parsePortRange(v any) (lo, hi uint16, err error) {
 }
 
 // netmask reads a service's persistence granularity: an IPv4 mask
-// ("255.255.255.0") or prefix length, or an IPv6 prefix length (ipvsadm -M).
-func (r *reader) netmask(t *table, s *Service) {
+// ("255.255.255.0") or prefix length, or an IPv6 prefix length (ipvsadm -M). fam
+// is the service's family, 0 when its address is bad.
+func (r *reader) netmask(t *table, s *Service, fam Family) {
 	maxBits := 32
-	if s.Family == FamilyInet6 {
+	if fam == FamilyInet6 {
 		maxBits = 128
 	}
-	s.Netmask = maxBits
+	s.Netmask = ipvs.Netmask(s.IPv6, maxBits)
 	v, ok := t.get("netmask")
-	if !ok || s.Family == 0 {
+	if !ok || fam == 0 {
 		return
 	}
 	var bits int64
@@ -283,7 +291,7 @@ func (r *reader) netmask(t *table, s *Service) {
 			t.errorf("netmask", "want an IPv4 mask like \"255.255.255.0\" or a prefix length, got %q", v)
 			return
 		}
-		if s.Family == FamilyInet6 {
+		if fam == FamilyInet6 {
 			t.errorf("netmask", "an IPv6 service takes a prefix length (1..128), not %q", v)
 			return
 		}
@@ -304,14 +312,14 @@ func (r *reader) netmask(t *table, s *Service) {
 		return
 	}
 	lo := int64(0)
-	if s.Family == FamilyInet6 {
+	if fam == FamilyInet6 {
 		lo = 1 // SEMANTICS.md §1.1: an IPv6 netmask is a prefix length 1..128
 	}
 	if bits < lo || bits > int64(maxBits) {
-		t.errorf("netmask", "prefix length must be %d..%d for %s (got %d)", lo, maxBits, s.Family, bits)
+		t.errorf("netmask", "prefix length must be %d..%d for %s (got %d)", lo, maxBits, fam, bits)
 		return
 	}
-	s.Netmask = int(bits)
+	s.Netmask = ipvs.Netmask(s.IPv6, int(bits))
 }
 
 // realServer reads one real server of s; ok is false when its address is unusable
@@ -326,7 +334,7 @@ func (r *reader) realServer(t *table, s *Service, svcOK bool) (rs RealServer, ok
 
 	var str string
 	if t.str("method", &str) {
-		if m, err := parseMethod(str); err != nil {
+		if m, err := ipvs.ParseMethod(str); err != nil {
 			t.fail("method", err)
 		} else {
 			rs.Method = m
@@ -366,22 +374,22 @@ func (r *reader) realServer(t *table, s *Service, svcOK bool) (rs RealServer, ok
 		return rs, false
 	}
 	if !hasPort {
-		port = s.Address.Port()
+		port = s.Addr.Port()
 	}
-	rs.Address = netip.AddrPortFrom(a, port)
+	rs.Addr = netip.AddrPortFrom(a, port)
 	if !svcOK {
 		return rs, true
 	}
-	if f := familyOf(a); f != s.Family {
+	if f := familyOf(a); f != s.Family() {
 		why := "DR and NAT need the real server in the service's address family"
-		if rs.Method == MethodTUN {
+		if rs.Method == ipvs.TUN {
 			why = "TUN across address families is not supported yet"
 		}
-		t.errorf("address", "%s real server %s in an %s service: %s", f, a, s.Family, why)
+		t.errorf("address", "%s real server %s in an %s service: %s", f, a, s.Family(), why)
 	}
-	if hasPort && s.FWMark == 0 && rs.Method != MethodNAT && port != s.Address.Port() {
+	if hasPort && s.FWMark == 0 && rs.Method != ipvs.NAT && port != s.Addr.Port() {
 		t.errorf("address", "port %d differs from the service port %d: %s cannot change the port (omit it, or use method = \"nat\")",
-			port, s.Address.Port(), strings.ToUpper(rs.Method.String()))
+			port, s.Addr.Port(), strings.ToUpper(rs.Method.String()))
 	}
 	return rs, true
 }

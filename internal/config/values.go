@@ -2,19 +2,20 @@ package config
 
 import (
 	"fmt"
-	"net"
 	"net/netip"
 	"strconv"
 	"strings"
+
+	"github.com/gvs-lb/gvs/ipvs"
 )
 
 // mac reads an Ethernet unicast address.
-func (t *table) mac(k string, dst *MAC) bool {
+func (t *table) mac(k string, dst *ipvs.MAC) bool {
 	var s string
 	if !t.str(k, &s) {
 		return false
 	}
-	m, err := parseMAC(s)
+	m, err := ipvs.ParseMAC(s)
 	if err != nil {
 		t.fail(k, err)
 		return false
@@ -39,22 +40,6 @@ func (t *table) addr(k string, check func(netip.Addr) error, dst *netip.Addr) bo
 	}
 	*dst = a
 	return true
-}
-
-// parseMAC parses a unicast EUI-48 address.
-func parseMAC(s string) (MAC, error) {
-	hw, err := net.ParseMAC(s)
-	if err != nil || len(hw) != 6 {
-		return MAC{}, fmt.Errorf("invalid MAC %q (want six bytes like \"02:00:00:00:00:05\")", s)
-	}
-	m := MAC(hw)
-	switch {
-	case m.IsZero():
-		return MAC{}, fmt.Errorf("MAC %s is all zeros", m)
-	case m[0]&1 != 0:
-		return MAC{}, fmt.Errorf("MAC %s is a multicast or broadcast address; want a unicast one", m)
-	}
-	return m, nil
 }
 
 // parseAddr parses an IP address without zone or brackets; IPv4-mapped IPv6
@@ -121,29 +106,6 @@ func parseFamily(s string) (Family, error) {
 		return FamilyInet6, nil
 	}
 	return FamilyInet, nil
-}
-
-// parseMethod parses dr, nat or tun, and explains ipvsadm's and keepalived's
-// other spellings.
-func parseMethod(s string) (Method, error) {
-	switch strings.ToLower(s) {
-	case "dr":
-		return MethodDR, nil
-	case "nat":
-		return MethodNAT, nil
-	case "tun":
-		return MethodTUN, nil
-	case "fullnat":
-		return 0, fmt.Errorf("%w: method fullnat (use dr, nat or tun)", ErrNotImplemented)
-	case "route", "droute", "gatewaying", "g":
-		return 0, fmt.Errorf("unknown method %q (did you mean \"dr\"?); one of: dr, nat, tun", s)
-	case "masq", "masquerading", "m":
-		return 0, fmt.Errorf("unknown method %q (did you mean \"nat\"?); one of: dr, nat, tun", s)
-	case "tunnel", "ipip", "i":
-		return 0, fmt.Errorf("unknown method %q (did you mean \"tun\"?); one of: dr, nat, tun", s)
-	}
-	_, err := oneOf("method", s, "dr", "nat", "tun")
-	return 0, err
 }
 
 func joinInts(s []int) string {

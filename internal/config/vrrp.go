@@ -263,7 +263,7 @@ func (r *reader) crossCheckVRRP(cfg *Config) {
 	services := map[netip.AddrPort]bool{}
 	for _, s := range cfg.Services {
 		if s.FWMark == 0 {
-			services[s.Address] = true
+			services[s.Addr] = true
 		}
 	}
 	for i, v := range cfg.VRRP {

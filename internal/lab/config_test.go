@@ -7,6 +7,7 @@ import (
 
 	"github.com/gvs-lb/gvs/internal/config"
 	"github.com/gvs-lb/gvs/internal/daemon"
+	"github.com/gvs-lb/gvs/ipvs"
 )
 
 // TestDirectorConfig checks the generated configs against the real parser.
@@ -15,12 +16,12 @@ func TestDirectorConfig(t *testing.T) {
 		name   string
 		spec   Spec
 		dir    string
-		method config.Method
+		method ipvs.Method
 	}{
-		{"dr", Spec{}, "dir1", config.MethodDR},
-		{"nat", Spec{Mode: NAT}, "dir1", config.MethodNAT},
-		{"tun", Spec{Mode: TUN, RealServers: 3}, "dir1", config.MethodTUN},
-		{"dr backup", Spec{Directors: 2}, "dir2", config.MethodDR},
+		{"dr", Spec{}, "dir1", ipvs.DR},
+		{"nat", Spec{Mode: NAT}, "dir1", ipvs.NAT},
+		{"tun", Spec{Mode: TUN, RealServers: 3}, "dir1", ipvs.TUN},
+		{"dr backup", Spec{Directors: 2}, "dir2", ipvs.DR},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			tc.spec.Exe = "/bin/true"
@@ -60,16 +61,16 @@ func TestDirectorConfig(t *testing.T) {
 			}
 			for i, svc := range c.Services {
 				port := []uint16{s.HTTPPort, s.UDPPort}[i]
-				if svc.Address != netip.AddrPortFrom(s.VIP, port) || svc.Scheduler != "rr" || svc.Method != tc.method {
-					t.Errorf("service %d: %v %s %v", i, svc.Address, svc.Scheduler, svc.Method)
+				if svc.Addr != netip.AddrPortFrom(s.VIP, port) || svc.Scheduler != "rr" || svc.Method != tc.method {
+					t.Errorf("service %d: %v %s %v", i, svc.Addr, svc.Scheduler, svc.Method)
 				}
 				rs := l.hostsWith(RealServer)
 				if len(svc.RealServers) != len(rs) {
 					t.Fatalf("service %d: %d real servers, want %d", i, len(svc.RealServers), len(rs))
 				}
 				for j, r := range svc.RealServers {
-					if r.Address != netip.AddrPortFrom(rs[j].Addr(), port) || r.MAC.String() != rs[j].MAC().String() {
-						t.Errorf("service %d real server %d: %v %v, want %v:%d %v", i, j, r.Address, r.MAC, rs[j].Addr(), port, rs[j].MAC())
+					if r.Addr != netip.AddrPortFrom(rs[j].Addr(), port) || r.MAC.String() != rs[j].MAC().String() {
+						t.Errorf("service %d real server %d: %v %v, want %v:%d %v", i, j, r.Addr, r.MAC, rs[j].Addr(), port, rs[j].MAC())
 					}
 				}
 			}
