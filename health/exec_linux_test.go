@@ -8,6 +8,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/gvs-lb/gvs/internal/testutil"
 )
 
 // TestExecTimeoutKillsProcessGroup checks that a timed-out script's children die too.
@@ -29,7 +31,7 @@ func TestExecTimeoutKillsProcessGroup(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, 5*time.Second, "the background sleep to die", func() bool {
+	testutil.Eventually(t, 5*time.Second, func() bool {
 		stat, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
 		if err != nil {
 			return true // gone
@@ -37,5 +39,5 @@ func TestExecTimeoutKillsProcessGroup(t *testing.T) {
 		// Field 3 is the state; a killed child may linger as a zombie until reaped.
 		i := bytes.LastIndexByte(stat, ')')
 		return i >= 0 && i+2 < len(stat) && (stat[i+2] == 'Z' || stat[i+2] == 'X')
-	})
+	}, "the background sleep to die")
 }

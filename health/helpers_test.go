@@ -2,7 +2,6 @@ package health
 
 import (
 	"context"
-	"fmt"
 	"io"
 	"log"
 	"net"
@@ -10,65 +9,14 @@ import (
 	"net/http/httptest"
 	"net/netip"
 	"os"
-	"runtime"
-	"strings"
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/gvs-lb/gvs/internal/testutil"
 )
 
-func TestMain(m *testing.M) {
-	code := m.Run()
-	if code == 0 {
-		if leaked := waitNoLeaks(5 * time.Second); leaked != "" {
-			fmt.Fprintf(os.Stderr, "goroutines left behind after all tests:\n%s\n", leaked)
-			code = 1
-		}
-	}
-	os.Exit(code)
-}
-
-// checkLeaks fails t if, once t and its cleanups are done, a goroutine is still running
-// package code (as opposed to test code). Register it first, so it runs last.
-// Tests using it must not be parallel.
-func checkLeaks(t *testing.T) {
-	t.Helper()
-	t.Cleanup(func() {
-		if leaked := waitNoLeaks(5 * time.Second); leaked != "" {
-			t.Errorf("goroutines left behind:\n%s", leaked)
-		}
-	})
-}
-
-// waitNoLeaks polls until no goroutine runs package code outside _test.go files, and
-// returns the offending stacks if some still do after d.
-func waitNoLeaks(d time.Duration) string {
-	deadline := time.Now().Add(d)
-	for {
-		leaked := leakedStacks()
-		if leaked == "" || time.Now().After(deadline) {
-			return leaked
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
-}
-
-func leakedStacks() string {
-	buf := make([]byte, 1<<20)
-	buf = buf[:runtime.Stack(buf, true)]
-	var leaked []string
-	for _, g := range strings.Split(string(buf), "\n\n") {
-		lines := strings.Split(g, "\n")
-		for i := 1; i+1 < len(lines); i += 2 {
-			fn, file := lines[i], strings.TrimSpace(lines[i+1])
-			if strings.HasPrefix(fn, "github.com/gvs-lb/gvs/health.") && !strings.Contains(file, "_test.go:") {
-				leaked = append(leaked, g)
-				break
-			}
-		}
-	}
-	return strings.Join(leaked, "\n\n")
-}
+func TestMain(m *testing.M) { os.Exit(testutil.RunMain(m)) }
 
 // family is one loopback address family the network tests run on.
 type family struct {
@@ -252,18 +200,6 @@ func wantDown(t *testing.T, r Result, reason string) {
 	t.Helper()
 	if r.Up || r.Reason != reason {
 		t.Errorf("got %+v, want down with reason %q", r, reason)
-	}
-}
-
-// waitFor polls cond until it holds or d passes.
-func waitFor(t *testing.T, d time.Duration, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(d)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %v waiting for %s", d, what)
-		}
-		time.Sleep(5 * time.Millisecond)
 	}
 }
 

@@ -164,13 +164,11 @@ func TestHTTPBadServers(t *testing.T) {
 				} else {
 					s.Timeout = 5 * time.Second // generous: not a speed test
 				}
-				start := time.Now()
+				// A check its timeout did not bound would get another reason (the
+				// slow server's 200 after 10 s) or never return.
 				r := mustCheck(t, s)
 				if r.Up != tt.up || (tt.reason != "" && r.Reason != tt.reason) || r.Reason == "" {
 					t.Errorf("got %+v, want up=%v reason %q", r, tt.up, tt.reason)
-				}
-				if d := time.Since(start); d > s.Timeout+5*time.Second {
-					t.Errorf("took %v, not bounded by the %v timeout", d, s.Timeout)
 				}
 			})
 		}

@@ -12,6 +12,8 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/gvs-lb/gvs/internal/testutil"
 )
 
 // recorder collects Transitions.
@@ -104,10 +106,22 @@ func fast(typ Type, target netip.AddrPort) Spec {
 // retry 2, goes DOWN on the third failure and UP on the first success; the counters and
 // the server agree on every probe.
 func TestMonitorRetriesCountedExactly(t *testing.T) {
-	checkLeaks(t)
+	testutil.CheckLeaks(t)
 	forEachFamily(t, func(t *testing.T, fam family) {
 		var requests atomic.Int64
+		var paused atomic.Bool
+		parked := make(chan struct{}, 1)
 		_, addr := httpServer(t, fam, false, func(w http.ResponseWriter, r *http.Request) {
+			if paused.Load() {
+				// Not counted, and never answered: the probe stays in flight
+				// until Run stops, and is then discarded.
+				select {
+				case parked <- struct{}{}:
+				default:
+				}
+				<-r.Context().Done()
+				return
+			}
 			if requests.Add(1) <= 3 {
 				w.WriteHeader(http.StatusServiceUnavailable)
 			}
@@ -129,7 +143,12 @@ func TestMonitorRetriesCountedExactly(t *testing.T) {
 		if !up.Up || up.Reason != "HTTP 200" || up.At.Before(down.At) {
 			t.Errorf("second transition %+v, want UP with HTTP 200", up)
 		}
-		waitFor(t, 5*time.Second, "more checks", func() bool { return m.status(t, id).Checks >= 6 })
+		testutil.Eventually(t, 5*time.Second, func() bool { return m.status(t, id).Checks >= 6 }, "more checks")
+		// A target's probes run one after another: once one is parked in the
+		// paused server, every counted request has been recorded, whatever the
+		// interleaving.
+		paused.Store(true)
+		<-parked
 		m.stop(t)
 
 		st := m.status(t, id)
@@ -165,13 +184,13 @@ func (w lockedWriter) Write(p []byte) (int, error) {
 
 // TestMonitorRetriesAbsorbFailures: two failures with retry 2 never bring it down.
 func TestMonitorRetriesAbsorbFailures(t *testing.T) {
-	checkLeaks(t)
+	testutil.CheckLeaks(t)
 	c := &scripted{results: []Result{fail, fail, ok}}
 	rec := newRecorder()
 	s := fast(TCP, docTarget)
 	s.Retries = 2
 	m := startMonitor(t, Options{Notify: rec.notify, NewChecker: c.factory}, []Spec{s})
-	waitFor(t, 5*time.Second, "six checks", func() bool { return m.status(t, s.Target.String()).Checks >= 6 })
+	testutil.Eventually(t, 5*time.Second, func() bool { return m.status(t, s.Target.String()).Checks >= 6 }, "six checks")
 	m.stop(t)
 	st := m.status(t, s.Target.String())
 	if st.Failures != 2 || st.Transitions != 0 || !st.Up {
@@ -187,20 +206,31 @@ type scripted struct {
 	mu      sync.Mutex
 	results []Result
 	n       int
+	// holds[i], if set, is waited for (or the end of the probe's context) before
+	// call i returns: the probes before it are recorded and the next one is not, so
+	// the test reads the counters at a fixed point whatever the scheduling.
+	holds map[int]chan struct{}
 }
 
 func (c *scripted) Check(ctx context.Context) Result {
 	c.mu.Lock()
-	defer c.mu.Unlock()
-	r := c.results[min(c.n, len(c.results)-1)]
+	i := c.n
 	c.n++
+	r, hold := c.results[min(i, len(c.results)-1)], c.holds[i]
+	c.mu.Unlock()
+	if hold != nil {
+		select {
+		case <-hold:
+		case <-ctx.Done():
+		}
+	}
 	return r
 }
 
 func (c *scripted) factory(Spec) (Checker, error) { return c, nil }
 
 func TestMonitorRiseFall(t *testing.T) {
-	checkLeaks(t)
+	testutil.CheckLeaks(t)
 	// retry 1, fall 2: DOWN after 4 consecutive failed probes; rise 3: UP after 3
 	// consecutive successes.
 	script := []Result{
@@ -209,9 +239,13 @@ func TestMonitorRiseFall(t *testing.T) {
 		ok, ok, fail, // rise interrupted
 		ok, ok, okWeight(9), // UP at probe 14, with the dynamic weight
 	}
-	c := &scripted{results: script}
+	// The probe after each transition waits, so that the counters read at the
+	// transition are exactly those of the probes up to it.
+	afterDown, afterUp := make(chan struct{}), make(chan struct{})
+	c := &scripted{results: script, holds: map[int]chan struct{}{8: afterDown, 14: afterUp}}
 	rec := newRecorder()
 	s := fast(TCP, docTarget)
+	s.Timeout = time.Hour // the held probes must not time out
 	s.Retries, s.Fall, s.Rise = 1, 2, 3
 	m := startMonitor(t, Options{Notify: rec.notify, NewChecker: c.factory}, []Spec{s})
 	id := s.Target.String()
@@ -221,6 +255,7 @@ func TestMonitorRiseFall(t *testing.T) {
 	if st := m.status(t, id); st.Checks != 8 || st.Failures != 7 {
 		t.Errorf("at DOWN: %d checks %d failures, want 8 and 7", st.Checks, st.Failures)
 	}
+	close(afterDown)
 	up := rec.next(t)
 	if !up.Up || up.Weight != 9 {
 		t.Fatalf("got %+v, want UP with weight 9", up)
@@ -235,7 +270,7 @@ func TestMonitorRiseFall(t *testing.T) {
 }
 
 func TestMonitorAlpha(t *testing.T) {
-	checkLeaks(t)
+	testutil.CheckLeaks(t)
 	fam := families[0]
 	open, closed := tcpServer(t, fam, nil), closedPort(t, fam)
 	a, b := fast(TCP, open), fast(TCP, closed)
@@ -277,7 +312,7 @@ func TestMonitorAlpha(t *testing.T) {
 }
 
 func TestMonitorOmega(t *testing.T) {
-	checkLeaks(t)
+	testutil.CheckLeaks(t)
 	fam := families[0]
 	open := tcpServer(t, fam, nil)
 	mk := func(port uint16, omega bool) Spec {
@@ -289,14 +324,14 @@ func TestMonitorOmega(t *testing.T) {
 	withOmega, without, removed := mk(0, true), mk(1, false), mk(2, true)
 	rec := newRecorder()
 	m := startMonitor(t, Options{Notify: rec.notify}, []Spec{withOmega, without, removed})
-	waitFor(t, 5*time.Second, "checks", func() bool {
+	testutil.Eventually(t, 5*time.Second, func() bool {
 		for _, s := range m.Snapshot() {
 			if s.Checks < 2 {
 				return false
 			}
 		}
 		return true
-	})
+	}, "checks")
 	if err := m.Update([]Spec{withOmega, without}); err != nil {
 		t.Fatal(err)
 	}
@@ -321,7 +356,7 @@ func TestMonitorOmega(t *testing.T) {
 // target restarts with fresh counters but keeps its state; new ones start; removed
 // ones stop; nothing is notified.
 func TestMonitorReloadKeepsState(t *testing.T) {
-	checkLeaks(t)
+	testutil.CheckLeaks(t)
 	fam := families[0]
 	closed := closedPort(t, fam)
 	open := tcpServer(t, fam, nil)
@@ -331,24 +366,37 @@ func TestMonitorReloadKeepsState(t *testing.T) {
 		return s
 	}
 	same, changed, gone := mk("same", closed), mk("changed", closed), mk("gone", open)
+	// The targets the reload starts probe only once the test lets them, so that their
+	// counters are read before their first probe whatever the scheduling.
+	releaseAdded := make(chan struct{})
+	newChecker := func(s Spec) (Checker, error) {
+		c, err := New(s)
+		switch {
+		case err != nil:
+			return nil, err
+		case s.ID == "added":
+			return gated{c, releaseAdded}, nil
+		case s.ID == "changed" && s.Interval == time.Hour:
+			return gated{c, nil}, nil // until Run stops
+		}
+		return c, nil
+	}
 	rec := newRecorder()
-	m := startMonitor(t, Options{Notify: rec.notify}, []Spec{same, changed, gone})
+	m := startMonitor(t, Options{Notify: rec.notify, NewChecker: newChecker}, []Spec{same, changed, gone})
 	for range 2 {
 		if tr := rec.next(t); tr.Up {
 			t.Fatalf("got %+v, want DOWN", tr)
 		}
 	}
-	waitFor(t, 5*time.Second, "checks", func() bool {
+	testutil.Eventually(t, 5*time.Second, func() bool {
 		return m.status(t, "same").Checks >= 3 && m.status(t, "changed").Checks >= 3
-	})
+	}, "checks")
 	before := m.status(t, "same")
 
-	changed.Interval = time.Hour // first probe staggered well into the future
-	if d := stagger("changed", time.Hour); d < time.Second {
-		t.Fatalf("stagger %v too short for this test", d)
-	}
+	changed.Interval, changed.Timeout = time.Hour, time.Hour
 	added := mk("added", open)
 	added.Alpha = true
+	added.Timeout = time.Hour
 	if err := m.Update([]Spec{same, changed, added}); err != nil {
 		t.Fatal(err)
 	}
@@ -366,42 +414,75 @@ func TestMonitorReloadKeepsState(t *testing.T) {
 	if st := m.status(t, "added"); st.Up || st.Checks != 0 {
 		t.Errorf("added alpha target %+v, want DOWN and unchecked", st)
 	}
+	close(releaseAdded)
 	if tr := rec.next(t); tr.ID != "added" || !tr.Up {
 		t.Errorf("got %+v, want the added target UP", tr)
 	}
-	waitFor(t, 5*time.Second, "the unchanged target to keep counting", func() bool {
+	testutil.Eventually(t, 5*time.Second, func() bool {
 		return m.status(t, "same").Checks > after.Checks
-	})
+	}, "the unchanged target to keep counting")
 	m.stop(t)
 	if n := len(rec.all()); n != 3 {
 		t.Errorf("%d transitions, want 3 (two DOWN before the reload, one UP after)", n)
 	}
 }
 
-// TestMonitorHangingCheckDoesNotBlockOthers: a check that never finishes is bounded by
-// its timeout and does not delay another target.
+// TestMonitorHangingCheckDoesNotBlockOthers: a check that does not finish does not
+// delay another target, and a check that never finishes is bounded by its timeout.
 func TestMonitorHangingCheckDoesNotBlockOthers(t *testing.T) {
-	checkLeaks(t)
+	testutil.CheckLeaks(t)
 	fam := families[0]
+	release := make(chan struct{})
+	_, held := httpServer(t, fam, false, func(w http.ResponseWriter, r *http.Request) {
+		select {
+		case <-release:
+		case <-r.Context().Done():
+		}
+	})
 	silent := tcpServer(t, fam, blockUntilClosed)
 	open := tcpServer(t, fam, nil)
-	hang := fast(HTTP, silent)
-	hang.Timeout = 2 * time.Second
+	hang := fast(HTTP, held) // answers once the test releases it
+	hang.Timeout = time.Hour
 	hang.Interval = time.Millisecond
+	bounded := fast(HTTP, silent) // never answers
+	bounded.Timeout = 50 * time.Millisecond
 	quick := fast(TCP, open)
 	quick.Interval = 5 * time.Millisecond
-	m := startMonitor(t, Options{}, []Spec{hang, quick})
-	waitFor(t, 10*time.Second, "ten quick checks", func() bool {
+	m := startMonitor(t, Options{}, []Spec{hang, bounded, quick})
+	testutil.Eventually(t, 10*time.Second, func() bool {
 		return m.status(t, open.String()).Checks >= 10
-	})
-	if st := m.status(t, silent.String()); st.Checks != 0 {
-		t.Fatalf("hanging check finished early: %+v", st)
+	}, "ten quick checks")
+	if st := m.status(t, held.String()); st.Checks != 0 {
+		t.Fatalf("held check finished before its server answered: %+v", st)
 	}
-	waitFor(t, 10*time.Second, "the hanging check to time out", func() bool {
+	close(release)
+	testutil.Eventually(t, 10*time.Second, func() bool {
+		return m.status(t, held.String()).Checks >= 1
+	}, "the held check to finish once released")
+	if st := m.status(t, held.String()); st.LastReason != "HTTP 200" {
+		t.Errorf("released check %+v, want HTTP 200", st)
+	}
+	testutil.Eventually(t, 10*time.Second, func() bool {
 		return m.status(t, silent.String()).Checks >= 1
-	})
-	if st := m.status(t, silent.String()); st.LastReason != "timeout after 2s" {
+	}, "the hanging check to time out")
+	if st := m.status(t, silent.String()); st.LastReason != "timeout after 50ms" {
 		t.Errorf("hanging check %+v", st)
+	}
+}
+
+// gated is a Checker whose probes wait for release (or the end of the probe's
+// context) before they start.
+type gated struct {
+	Checker
+	release <-chan struct{}
+}
+
+func (g gated) Check(ctx context.Context) Result {
+	select {
+	case <-g.release:
+		return g.Checker.Check(ctx)
+	case <-ctx.Done():
+		return Result{Reason: "stopped before release", Weight: WeightUnchanged}
 	}
 }
 
@@ -410,7 +491,7 @@ type panicker struct{}
 func (panicker) Check(context.Context) Result { panic("boom") }
 
 func TestMonitorPanickingChecker(t *testing.T) {
-	checkLeaks(t)
+	testutil.CheckLeaks(t)
 	rec := newRecorder()
 	s := fast(TCP, docTarget)
 	m := startMonitor(t, Options{Notify: rec.notify,
@@ -423,7 +504,7 @@ func TestMonitorPanickingChecker(t *testing.T) {
 }
 
 func TestMonitorDynamicWeight(t *testing.T) {
-	checkLeaks(t)
+	testutil.CheckLeaks(t)
 	rec := newRecorder()
 	s := Spec{Type: Exec, ID: "dyn", Command: sh("exit 12"), Dynamic: true,
 		Interval: 20 * time.Millisecond, Timeout: 5 * time.Second}
@@ -432,7 +513,7 @@ func TestMonitorDynamicWeight(t *testing.T) {
 	if !tr.Up || tr.Weight != 10 || tr.Reason != "exit 12" {
 		t.Errorf("got %+v, want weight 10 while UP", tr)
 	}
-	waitFor(t, 5*time.Second, "more checks", func() bool { return m.status(t, "dyn").Checks >= 3 })
+	testutil.Eventually(t, 5*time.Second, func() bool { return m.status(t, "dyn").Checks >= 3 }, "more checks")
 	m.stop(t)
 	if st := m.status(t, "dyn"); st.Weight != 10 || st.Transitions != 0 || len(rec.all()) != 1 {
 		t.Errorf("status %+v, transitions %+v: want weight 10, one weight change only", st, rec.all())
@@ -440,7 +521,7 @@ func TestMonitorDynamicWeight(t *testing.T) {
 }
 
 func TestMonitorNotifyMayReadStatus(t *testing.T) {
-	checkLeaks(t)
+	testutil.CheckLeaks(t)
 	fam := families[0]
 	s := fast(TCP, closedPort(t, fam))
 	var m *Monitor
@@ -468,7 +549,7 @@ func TestMonitorNotifyMayReadStatus(t *testing.T) {
 }
 
 func TestMonitorUpdateErrors(t *testing.T) {
-	checkLeaks(t)
+	testutil.CheckLeaks(t)
 	good := fast(TCP, docTarget)
 	m := NewMonitor(Options{})
 	if err := m.Update([]Spec{good}); err != nil {
@@ -497,11 +578,11 @@ func TestMonitorUpdateErrors(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error)
 	go func() { done <- m.Run(ctx) }()
-	waitFor(t, 5*time.Second, "Run to start", func() bool {
+	testutil.Eventually(t, 5*time.Second, func() bool {
 		m.mu.Lock()
 		defer m.mu.Unlock()
 		return m.phase == running
-	})
+	}, "Run to start")
 	if err := m.Run(ctx); !errors.Is(err, ErrRunning) {
 		t.Errorf("second Run: %v", err)
 	}
