@@ -9,30 +9,13 @@ import (
 	"net"
 	"os"
 	"path/filepath"
-	"runtime"
 	"strings"
 	"sync"
 	"testing"
 	"time"
-)
 
-// goroutineLeakCheck fails the test if it ends with more goroutines than it started
-// with (wireguard-go's goroutineLeakCheck), allowing a moment for exiting ones.
-func goroutineLeakCheck(t *testing.T) {
-	t.Helper()
-	before := runtime.NumGoroutine()
-	t.Cleanup(func() {
-		deadline := time.Now().Add(2 * time.Second)
-		for runtime.NumGoroutine() > before {
-			if time.Now().After(deadline) {
-				buf := make([]byte, 1<<16)
-				t.Errorf("%d goroutines leaked:\n%s", runtime.NumGoroutine()-before, buf[:runtime.Stack(buf, true)])
-				return
-			}
-			time.Sleep(5 * time.Millisecond)
-		}
-	})
-}
+	"github.com/gvs-lb/gvs/internal/testutil"
+)
 
 // echo answers with its arguments on stdout and its stdin on stderr, and exits
 // with the number of arguments.
@@ -66,7 +49,7 @@ func serve(t *testing.T, h Handler) (path string, stop func()) {
 }
 
 func TestRoundTrip(t *testing.T) {
-	goroutineLeakCheck(t)
+	testutil.CheckLeaks(t)
 	path, stop := serve(t, echo)
 
 	fi, err := os.Lstat(path)
@@ -104,7 +87,7 @@ func TestRoundTrip(t *testing.T) {
 }
 
 func TestConcurrentCalls(t *testing.T) {
-	goroutineLeakCheck(t)
+	testutil.CheckLeaks(t)
 	path, _ := serve(t, echo)
 	var wg sync.WaitGroup
 	errs := make(chan error, 3*MaxConns)
@@ -130,7 +113,7 @@ func TestConcurrentCalls(t *testing.T) {
 }
 
 func TestStaleSocketIsReplaced(t *testing.T) {
-	goroutineLeakCheck(t)
+	testutil.CheckLeaks(t)
 	path := filepath.Join(t.TempDir(), "gvs.sock")
 	// A director that crashed leaves its socket file with nobody listening.
 	old, err := net.ListenUnix("unix", &net.UnixAddr{Name: path, Net: "unix"})
@@ -162,7 +145,7 @@ func TestStaleSocketIsReplaced(t *testing.T) {
 }
 
 func TestSecondServerRefused(t *testing.T) {
-	goroutineLeakCheck(t)
+	testutil.CheckLeaks(t)
 	path, _ := serve(t, echo)
 	l, err := Listen(path)
 	if !errors.Is(err, ErrInUse) {
@@ -241,7 +224,7 @@ func rawCall(t *testing.T, path string, b []byte) Response {
 }
 
 func TestOversizedRequestRejected(t *testing.T) {
-	goroutineLeakCheck(t)
+	testutil.CheckLeaks(t)
 	called := make(chan struct{}, 1)
 	path, _ := serve(t, HandlerFunc(func(context.Context, Request) Response {
 		called <- struct{}{}
@@ -264,7 +247,7 @@ func TestOversizedRequestRejected(t *testing.T) {
 }
 
 func TestBadRequests(t *testing.T) {
-	goroutineLeakCheck(t)
+	testutil.CheckLeaks(t)
 	path, _ := serve(t, echo)
 	for _, tc := range []struct {
 		name, req, want string
@@ -318,7 +301,7 @@ func TestCallErrors(t *testing.T) {
 }
 
 func TestShutdownWaitsForHandlers(t *testing.T) {
-	goroutineLeakCheck(t)
+	testutil.CheckLeaks(t)
 	started := make(chan struct{})
 	path, stop := serve(t, HandlerFunc(func(ctx context.Context, _ Request) Response {
 		close(started)
