@@ -13,6 +13,13 @@ import (
 // TestConcurrent runs workers on disjoint flows (sharing persistence templates across
 // shards) alongside Expire, Walk, Template lookups and a dest deletion; run it with
 // -race. At the end everything expires and every counter is back to zero.
+//
+// Barriers fix what the scheduler would otherwise decide: the dest is deleted, and
+// Expire and Walk have run, after every worker's first half and before any worker's
+// last quarter, so packets always flow both before and after the deletion and the
+// sweeps always overlap them. The checks are invariants that hold for every
+// interleaving: the dest counters equal a recount of the table, Len stays within Max,
+// and everything expires to zero.
 func TestConcurrent(t *testing.T) {
 	v := newEnv(t, func(c *Config) {
 		c.Max = 4000
@@ -33,6 +40,12 @@ func TestConcurrent(t *testing.T) {
 	}
 	var wg sync.WaitGroup
 	stop := make(chan struct{})
+	// half is done when every worker is halfway; mid is closed once the dest is
+	// deleted and Expire and Walk have each run since.
+	var half, sweeps sync.WaitGroup
+	half.Add(workers)
+	sweeps.Add(2)
+	mid := make(chan struct{})
 	for w := range workers {
 		wg.Add(1)
 		go func() {
@@ -40,6 +53,12 @@ func TestConcurrent(t *testing.T) {
 			var c, tpl Conn
 			tk := tcpKey(fmt.Sprintf("203.0.113.%d", w*8), 0, vip, 443)
 			for i := range iters {
+				switch i {
+				case iters / 2:
+					half.Done()
+				case iters * 3 / 4:
+					<-mid
+				}
 				now := clock.Add(int64(time.Millisecond))
 				cl := fmt.Sprintf("198.51.%d.%d", w, i%50)
 				k := tcpKey(cl, uint16(1000+i%7), vip, 80)
@@ -67,40 +86,45 @@ func TestConcurrent(t *testing.T) {
 			}
 		}()
 	}
-	var aux sync.WaitGroup
-	aux.Add(2)
+	deleted := make(chan struct{})
 	go func() {
-		defer aux.Done()
+		half.Wait()
+		// Deleting a dest flips a flag the workers read concurrently; ExpireDest
+		// flushes its conns while packets flow.
+		d := dests[2]
+		if _, err := v.pool.Delete(d.Addr(), d.Port()); err != nil {
+			t.Errorf("Delete: %v", err)
+		}
+		v.tbl.ExpireDest(2, clock.Load())
+		close(deleted)
+		sweeps.Wait()
+		close(mid)
+	}()
+	// sweep calls f until stop, and counts down sweeps after its first call once
+	// the dest is deleted.
+	sweep := func(f func()) {
+		counted := false
 		for {
 			select {
 			case <-stop:
 				return
 			default:
 			}
-			v.tbl.Expire(clock.Load(), 100)
-		}
-	}()
-	go func() {
-		defer aux.Done()
-		for n := 0; ; n++ {
 			select {
-			case <-stop:
-				return
-			default:
-			}
-			v.tbl.Walk(func(c *Conn) bool { return c.Expires != 0 })
-			if n == 20 {
-				// Deleting a dest flips a flag the workers read concurrently;
-				// ExpireDest flushes its conns while packets flow.
-				d := dests[2]
-				if _, err := v.pool.Delete(d.Addr(), d.Port()); err != nil {
-					panic(err)
+			case <-deleted:
+				f()
+				if !counted {
+					counted = true
+					sweeps.Done()
 				}
-				v.tbl.ExpireDest(2, clock.Load())
+			default:
+				f()
 			}
-			time.Sleep(time.Millisecond)
 		}
-	}()
+	}
+	var aux sync.WaitGroup
+	aux.Go(func() { sweep(func() { v.tbl.Expire(clock.Load(), 100) }) })
+	aux.Go(func() { sweep(func() { v.tbl.Walk(func(c *Conn) bool { return c.Expires != 0 }) }) })
 	wg.Wait()
 	close(stop)
 	aux.Wait()
