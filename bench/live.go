@@ -17,7 +17,7 @@ import (
 )
 
 // The live benchmark (gvs bench live) measures the data path in a network-namespace
-// lab the way LAB.md "Measuring the live data path fairly" prescribes: trafgen sends
+// lab the way docs/lab.md "Measuring the live data path fairly" prescribes: trafgen sends
 // 64-byte UDP frames from the lab's client, the real servers count what arrives
 // (rx_packets of their eth0), and three paths are measured in every round, one after
 // the other: the plain bridge (client → real servers, no balancer: the ceiling), an
@@ -73,7 +73,7 @@ type LiveOptions struct {
 	GenCPU, DirCPU int
 	Workers        int    // gvs run --workers
 	Flows          int    // distinct UDP source ports trafgen cycles through
-	IngressDrop    bool   // ingress_drop = true in gvs's config (LAB.md: +6–10%)
+	IngressDrop    bool   // ingress_drop = true in gvs's config (docs/lab.md: +6–10%)
 	WRK            bool   // also run wrk through the VIP and directly to rs1
 	WRKSeconds     int    // per wrk run
 	WRKConns       int    // wrk -c

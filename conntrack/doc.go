@@ -1,7 +1,7 @@
 // Package conntrack is the IPVS connection table: connections and persistence
 // templates, the TCP/UDP state machines and timeouts, and the per-dest active,
 // inactive and persistent connection counters, behaving as Linux IPVS does
-// (SEMANTICS.md §5.2, §5.5, §5.9, §6, §7 beside the repository).
+// (docs/ipvs-semantics.md §5.2, §5.5, §5.9, §6, §7).
 //
 // The caller (the Director) drives it per packet: In for a client packet, Out for a
 // NAT reply, and on a miss Template/InsertTemplate and Insert after scheduling. Time

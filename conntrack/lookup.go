@@ -1,7 +1,7 @@
 package conntrack
 
 // Lookups without a state transition, for ICMP errors: IPVS finds the connection an
-// ICMP error quotes (ip_vs_in_icmp, ip_vs_out_icmp, SEMANTICS.md §5.7) but neither
+// ICMP error quotes (ip_vs_in_icmp, ip_vs_out_icmp, docs/ipvs-semantics.md §5.7) but neither
 // runs the TCP state machine nor restarts the connection's timer for it.
 
 // Lookup finds the live input-direction connection k (the §6.2 rules, NO_CPORT retry

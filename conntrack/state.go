@@ -47,7 +47,7 @@ const (
 	numTables
 )
 
-// Short names so the tables below read like SEMANTICS.md §7.1.
+// Short names so the tables below read like docs/ipvs-semantics.md §7.1.
 const (
 	sNO = StateNone
 	sES = StateEstablished
@@ -63,7 +63,7 @@ const (
 )
 
 // tcpNext[table][current state] = next state for {syn, fin, ack, rst}, transcribed
-// from the three normal tables of SEMANTICS.md §7.1 (rows = current state). The
+// from the three normal tables of docs/ipvs-semantics.md §7.1 (rows = current state). The
 // secure_tcp defense tables are not implemented: gvs has no secure_tcp sysctl, and the
 // kernel uses them only while that defense is active (secure_tcp >= 2).
 var tcpNext = [numTables][NumStates][numClasses]State{

@@ -14,7 +14,7 @@ import (
 	"github.com/gvs-lb/gvs/ipvs"
 )
 
-// specRows is a verbatim excerpt of SEMANTICS.md §7.1 (a few rows of each table), so
+// specRows is a verbatim excerpt of docs/ipvs-semantics.md §7.1 (a few rows of each table), so
 // the transcription in state.go is checked even where the spec file is not at hand.
 const specRows = `
 INPUT (NAT, client -> LB):
@@ -114,12 +114,11 @@ func TestTransitionTablesFromSpecExcerpt(t *testing.T) {
 	}
 }
 
-// TestTransitionTablesFromSpec compares every row with SEMANTICS.md itself when the
-// shared/ directory sits beside the repository (as in CI).
+// TestTransitionTablesFromSpec compares every row with docs/ipvs-semantics.md itself.
 func TestTransitionTablesFromSpec(t *testing.T) {
-	b, err := os.ReadFile(filepath.Join("..", "..", "shared", "SEMANTICS.md"))
+	b, err := os.ReadFile(filepath.Join("..", "docs", "ipvs-semantics.md"))
 	if err != nil {
-		t.Skipf("SEMANTICS.md not beside the repository: %v", err)
+		t.Skipf("docs/ipvs-semantics.md not readable: %v", err)
 	}
 	text := string(b)
 	i := strings.Index(text, "### 7.1 TCP")

@@ -69,7 +69,7 @@ func runTrace(t *testing.T, v *env, d *sched.Dest, m ipvs.Method, steps []step) 
 	}
 }
 
-// TestTraceTCP plays the TCP traces of SEMANTICS.md §12.12.
+// TestTraceTCP plays the TCP traces of docs/ipvs-semantics.md §12.12.
 func TestTraceTCP(t *testing.T) {
 	act, inact := counts{1, 0, 0}, counts{0, 1, 0}
 	tests := []struct {
@@ -184,7 +184,7 @@ func TestNoOutputFlag(t *testing.T) {
 	}
 }
 
-// TestReuseAndNodest plays SEMANTICS.md §12.13.
+// TestReuseAndNodest plays docs/ipvs-semantics.md §12.13.
 func TestReuseAndNodest(t *testing.T) {
 	k := tcpKey(client, 40000, vip, 80)
 	var c Conn
@@ -376,7 +376,7 @@ func TestReuseAndNodest(t *testing.T) {
 	})
 }
 
-// TestTemplates plays SEMANTICS.md §12.14 and the template rules of §5.5/§6.4.
+// TestTemplates plays docs/ipvs-semantics.md §12.14 and the template rules of §5.5/§6.4.
 func TestTemplates(t *testing.T) {
 	const vip443 = "192.0.2.10"
 	tplKey := tcpKey("198.51.100.0", 0, vip443, 443)

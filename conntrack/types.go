@@ -15,7 +15,7 @@ const (
 )
 
 // State is a connection's protocol state. TCP connections move through StateNone ..
-// StateSynAck with the kernel's numbering (SEMANTICS.md §7.1): the zero value is
+// StateSynAck with the kernel's numbering (docs/ipvs-semantics.md §7.1): the zero value is
 // StateNone, the state every TCP connection and every template is created in. UDP
 // connections are always in StateUDP (§7.2).
 type State uint8
@@ -61,7 +61,7 @@ func (s State) active() bool {
 	return false
 }
 
-// Flags are connection flags (SEMANTICS.md §1.3). Their values are gvs's own, not the
+// Flags are connection flags (docs/ipvs-semantics.md §1.3). Their values are gvs's own, not the
 // kernel's uapi bits. FlagAssured is the template state bit IP_VS_CTPL_S_ASSURED.
 type Flags uint16
 
@@ -104,7 +104,7 @@ type Ref uint32
 
 // Key identifies a connection in the input direction. Addresses are raw: an IPv4
 // address occupies the first 4 bytes and the other 12 must be zero. For a template
-// (SEMANTICS.md §5.5) CAddr is the masked client network, CPort is 0 and, for a
+// (docs/ipvs-semantics.md §5.5) CAddr is the masked client network, CPort is 0 and, for a
 // fwmark service, Proto is 0 and VAddr holds the mark in network order in its first
 // 4 bytes.
 type Key struct {
@@ -116,7 +116,7 @@ type Key struct {
 	VPort uint16
 }
 
-// Timeouts are the per-state timeouts (SEMANTICS.md §7.1, §7.2).
+// Timeouts are the per-state timeouts (docs/ipvs-semantics.md §7.1, §7.2).
 type Timeouts struct {
 	TCP [NumStates]time.Duration
 	UDP time.Duration

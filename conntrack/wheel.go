@@ -2,7 +2,7 @@ package conntrack
 
 import "sync"
 
-// Timers (SEMANTICS.md §6.4) are per-shard timer wheels of wheelSlots slots of one
+// Timers (docs/ipvs-semantics.md §6.4) are per-shard timer wheels of wheelSlots slots of one
 // Tick each, driven by Expire. Every entry sits on exactly one timer list of its shard
 // (an intrusive doubly linked list through wprev/wnext; wslot names the list):
 //

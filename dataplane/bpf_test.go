@@ -9,7 +9,7 @@ import (
 	"golang.org/x/net/bpf"
 )
 
-// rlMAC is the lab's MAC convention (LAB.md): 02:00:00:00:00:XX.
+// rlMAC is the lab's MAC convention (docs/lab.md): 02:00:00:00:00:XX.
 func rlMAC(x byte) [6]byte { return [6]byte{2, 0, 0, 0, 0, x} }
 
 // Lab addresses.

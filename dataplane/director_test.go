@@ -292,7 +292,7 @@ func TestUDPChecksumZeroNAT(t *testing.T) {
 }
 
 func TestTunnelHeaders(t *testing.T) {
-	// SEMANTICS.md §12.16: TTL 64, TOS 0x02, DF, total length 60.
+	// docs/ipvs-semantics.md §12.16: TTL 64, TOS 0x02, DF, total length 60.
 	h := newHarness(t, testOptions(), rrService(ipvs.TUN, 80))
 	in := dtPkt{src: dtClient, dst: dtVIP, sport: 40000, dport: 80, syn: true, df: true, tos: 0x02, plen: 20}.frame(t)
 	out := h.run(in, 0)

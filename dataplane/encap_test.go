@@ -188,7 +188,7 @@ func TestExceedsMTU(t *testing.T) {
 	}
 }
 
-// TestTransmitVectors12_16 checks SEMANTICS.md §12.16: client 198.51.100.7:40000 ->
+// TestTransmitVectors12_16 checks docs/ipvs-semantics.md §12.16: client 198.51.100.7:40000 ->
 // VIP 192.0.2.10:80, TTL 64, TOS 0x02 (ECT(0)), DF, total length 60; real server
 // 10.0.0.5:8080; director source 10.0.0.1; route MTU 1500; pmtu_disc 1.
 func TestTransmitVectors12_16(t *testing.T) {

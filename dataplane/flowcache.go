@@ -15,7 +15,7 @@ import (
 //
 // Only packets that cannot change the connection's state are served from it: a TCP
 // segment whose flag class is ACK (no SYN, FIN or RST) on a connection in ESTABLISHED
-// — ESTABLISHED + ACK stays ESTABLISHED in every IPVS table (SEMANTICS.md §7.1) — and
+// — ESTABLISHED + ACK stays ESTABLISHED in every IPVS table (docs/ipvs-semantics.md §7.1) — and
 // UDP, whose single state never changes. Everything else goes to the table, and so
 // does a cached flow once refreshEvery has passed since the table last saw it, which
 // re-arms the entry's timer: expiry then differs from the kernel's by less than that,

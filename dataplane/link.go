@@ -67,7 +67,7 @@ type RingConfig struct {
 	// Packets is how many minimum-size (60-byte) frames the receive ring holds when
 	// its blocks fill. Default 32768 (57 blocks of 128 KiB, 7 MiB); at least 8 blocks.
 	// The ring is sized in packets, not bytes, because small packets are what
-	// overflow it (LAB.md): the kernel hands a block over when it is full or when
+	// overflow it (docs/lab.md): the kernel hands a block over when it is full or when
 	// BlockTimeout expires, so blocks are kept small enough to fill before the
 	// timeout under load, and Packets decides how many there are.
 	Packets int
@@ -98,7 +98,7 @@ type RingConfig struct {
 	Filter *Filter
 
 	// QdiscBypass sends with PACKET_QDISC_BYPASS, straight to the driver. It helps on
-	// real NICs with a deep qdisc; on veth it changes nothing (LAB.md).
+	// real NICs with a deep qdisc; on veth it changes nothing (docs/lab.md).
 	QdiscBypass bool
 }
 

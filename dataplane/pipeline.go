@@ -78,7 +78,7 @@ func (w *Worker) setKey(proto uint8, v6 bool, caddr *[16]byte, cport uint16, vad
 	setAddr(&k.VAddr, vaddr, v6)
 }
 
-// inbound is ip_vs_in_hook (SEMANTICS.md §5.2).
+// inbound is ip_vs_in_hook (docs/ipvs-semantics.md §5.2).
 func (w *Worker) inbound(s *snapshot, f *Frame, now int64, out []Frame) []Frame {
 	p := &w.p
 	switch p.Proto {
@@ -127,7 +127,7 @@ func (w *Worker) inbound(s *snapshot, f *Frame, now int64, out []Frame) []Frame 
 }
 
 // schedule is the protocol conn_schedule plus ip_vs_schedule / ip_vs_sched_persist
-// (SEMANTICS.md §5.3–5.5) for a packet that has no connection.
+// (docs/ipvs-semantics.md §5.3–5.5) for a packet that has no connection.
 func (w *Worker) schedule(s *snapshot, f *Frame, flags uint8, now int64, out []Frame) []Frame {
 	p := &w.p
 	if p.Proto == protoTCP && (flags&tcpRST != 0 || (flags&tcpSYN == 0 && !s.set.sloppyTCP)) {
@@ -187,7 +187,7 @@ func (w *Worker) schedule(s *snapshot, f *Frame, flags uint8, now int64, out []F
 }
 
 // persist finds or creates the persistence template of the packet's client
-// (SEMANTICS.md §5.5) and returns the dest it names.
+// (docs/ipvs-semantics.md §5.5) and returns the dest it names.
 func (w *Worker) persist(s *snapshot, svc *service, now int64) (*sched.Dest, conntrack.Ref, Reason) {
 	p := &w.p
 	var tk conntrack.Key
@@ -229,7 +229,7 @@ func (w *Worker) persist(s *snapshot, svc *service, now int64) (*sched.Dest, con
 	return dest, tc.Ref, 0
 }
 
-// leave is ip_vs_leave (SEMANTICS.md §5.6): no destination, so the client gets ICMP
+// leave is ip_vs_leave (docs/ipvs-semantics.md §5.6): no destination, so the client gets ICMP
 // port unreachable and the packet is dropped.
 func (w *Worker) leave(s *snapshot, svc *service, f *Frame, r Reason, out []Frame) []Frame {
 	p := &w.p
@@ -243,7 +243,7 @@ func (w *Worker) leave(s *snapshot, svc *service, f *Frame, r Reason, out []Fram
 	return w.sendICMP(f, ICMPPortUnreachable, 0, &p.Dst, out)
 }
 
-// service is ip_vs_service_find (SEMANTICS.md §5.8): fwmark, exact, FTP data-port
+// service is ip_vs_service_find (docs/ipvs-semantics.md §5.8): fwmark, exact, FTP data-port
 // fallback, then port 0.
 func (s *snapshot) service(p *Parsed) *service {
 	var k svcKey

@@ -1,6 +1,6 @@
 package dataplane
 
-// In-place rewrites of a decoded frame, as IPVS's transmitters make them (SEMANTICS.md
+// In-place rewrites of a decoded frame, as IPVS's transmitters make them (docs/ipvs-semantics.md
 // §9). Every function takes the frame and the Parsed that Decode filled for it, with
 // DropNone, and possibly changed since only by these functions, which keep it in step
 // with the frame. Checksums are updated incrementally (RFC 1624) wherever the original
@@ -56,7 +56,7 @@ func NATOutbound(frame []byte, p *Parsed, saddr [16]byte, sport uint16) bool {
 // UDP: a present checksum is updated incrementally and a result of zero is sent as
 // 0xffff. An absent one (zero) is replaced by a full computation, as IPVS does
 // (udp_dnat_handler/udp_snat_handler fall through to it when the field is zero,
-// SEMANTICS.md §7.2), again with zero sent as 0xffff — except in a fragment, where the
+// docs/ipvs-semantics.md §7.2), again with zero sent as 0xffff — except in a fragment, where the
 // rest of the datagram is elsewhere and the field stays zero ("no checksum").
 //
 // Fragments (IPVS, after Linux's reassembly, never sees them; gvs does): a first

@@ -149,7 +149,7 @@ func TestNAT(t *testing.T) {
 }
 
 // TestNATUDPZeroChecksum: a datagram without checksum gets a full one (IPVS falls
-// through to a full computation when the field is 0, SEMANTICS.md §7.2).
+// through to a full computation when the field is 0, docs/ipvs-semantics.md §7.2).
 func TestNATUDPZeroChecksum(t *testing.T) {
 	for _, v6 := range []bool{false, true} {
 		var in, want []byte

@@ -290,7 +290,7 @@ var _ Link = (*Ring)(nil)
 
 // OpenRing opens a receive ring and a sender on the Ethernet interface ifname, in the
 // network namespace of the calling thread. The daemon must also keep the kernel off
-// the traffic the ring takes (DESIGN.md "Live I/O and the kernel").
+// the traffic the ring takes (docs/design.md "Live I/O and the kernel").
 //
 // Setup order matters (packet(7)): the socket is created with protocol 0 so it
 // receives nothing while the filter, the ring and the options are set up; binding it

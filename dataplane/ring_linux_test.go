@@ -26,7 +26,7 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// The ring tests run in network namespaces (LAB.md "Rules every lab and test
+// The ring tests run in network namespaces (docs/lab.md "Rules every lab and test
 // obeys"): nothing is created in the root namespace, every namespace carries a random
 // gt<hex> prefix, addresses come from 198.18.0.0/15 (and the IPv6 benchmarking range
 // 2001:2::/48, RFC 5180, for the IPv6 cases; the frames never leave the lab), and
@@ -940,7 +940,7 @@ func rlRXPackets(b *testing.B, ns, ifname string) uint64 {
 	return n
 }
 
-// BenchmarkRingForward measures the live data path without the Director (LAB.md
+// BenchmarkRingForward measures the live data path without the Director (docs/lab.md
 // "Measuring the live data path fairly"): a generator namespace sends 60-byte UDP
 // frames through a veth into the director namespace, where a ring reads them, rewrites
 // the MACs in place and sends them out of a second interface to a sink namespace,

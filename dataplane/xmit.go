@@ -57,7 +57,7 @@ func (w *Worker) sendICMP(f *Frame, kind ICMPErrorKind, mtu int, src *[16]byte, 
 }
 
 // xmit sends the current frame to its connection's real server with the connection's
-// forwarding method (SEMANTICS.md §9): the common TTL and MTU step, then the method's
+// forwarding method (docs/ipvs-semantics.md §9): the common TTL and MTU step, then the method's
 // rewrite. related is set for ICMP errors forwarded for a connection (§9.6): they are
 // exempt from the MTU check and, for NAT, translated rather than rewritten.
 func (w *Worker) xmit(s *snapshot, f *Frame, c *conntrack.Conn, related bool, out []Frame) []Frame {
@@ -131,7 +131,7 @@ func (w *Worker) xmit(s *snapshot, f *Frame, c *conntrack.Conn, related bool, ou
 	return append(out, *f)
 }
 
-// outbound is ip_vs_out_hook for a frame from a NAT real server (SEMANTICS.md
+// outbound is ip_vs_out_hook for a frame from a NAT real server (docs/ipvs-semantics.md
 // §5.10): the reply of a tracked connection leaves as VIP:vport. gvs routes it itself,
 // so it also does what forwarding would: decrement the TTL.
 func (w *Worker) outbound(s *snapshot, f *Frame, now int64, out []Frame) []Frame {

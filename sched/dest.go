@@ -5,7 +5,7 @@ import (
 	"sync/atomic"
 )
 
-// Dest flags, as IPVS's IP_VS_DEST_F_* (SEMANTICS.md §1.2).
+// Dest flags, as IPVS's IP_VS_DEST_F_* (docs/ipvs-semantics.md §1.2).
 const (
 	FlagAvailable uint32 = 1 << iota // the dest is in its service's list
 	FlagOverload                     // upper threshold reached (§2.6)
@@ -113,12 +113,12 @@ func (d *Dest) InactConns() int32   { return d.inactive.Load() }
 func (d *Dest) PersistConns() int32 { return d.persist.Load() }
 
 // Overhead is (activeconns << 8) + inactconns, the load figure of lc, wlc, lblc, lblcr
-// and twos (SEMANTICS.md §1.4).
+// and twos (docs/ipvs-semantics.md §1.4).
 func (d *Dest) Overhead() int32 { return d.active.Load()<<8 + d.inactive.Load() }
 
 // Bind counts a new connection on the dest: a template in persistconns, any other
 // connection in inactconns (IPVS creates every connection INACTIVE). It then applies
-// the OVERLOAD set rule of SEMANTICS.md §2.6 — after a template too, as the kernel's
+// the OVERLOAD set rule of docs/ipvs-semantics.md §2.6 — after a template too, as the kernel's
 // ip_vs_bind_dest does, so a template can set the flag when an edit lowered the
 // threshold below the current count.
 func (d *Dest) Bind(template bool) {
@@ -134,7 +134,7 @@ func (d *Dest) Bind(template bool) {
 }
 
 // Unbind removes a connection counted as Bind and then active or inactive, and applies
-// the OVERLOAD clear rule of SEMANTICS.md §2.6 (after a template too, as the kernel).
+// the OVERLOAD clear rule of docs/ipvs-semantics.md §2.6 (after a template too, as the kernel).
 func (d *Dest) Unbind(template, active bool) {
 	switch {
 	case template:

@@ -6,7 +6,7 @@ const (
 	dhSize = 1 << dhBits
 )
 
-// dh is destination hashing (SEMANTICS.md §4.11): bucket i holds list element
+// dh is destination hashing (docs/ipvs-semantics.md §4.11): bucket i holds list element
 // i mod n (weights ignored), indexed by hash_32 of the packet's destination address.
 // No fallback.
 //

@@ -1,7 +1,7 @@
 // Package sched holds the real servers of a virtual service as IPVS's schedulers see
 // them and the schedulers themselves: rr wrr lc wlc sed nq sh dh lblc lblcr fo ovf
 // twos and mh, each picking exactly the real server Linux IPVS would pick in the same
-// situation (see SEMANTICS.md §2–4 beside the repository).
+// situation (see docs/ipvs-semantics.md §2–4).
 //
 // A Pool is one service's destination list in kernel order (new servers at the head)
 // together with its scheduler; it serialises scheduling decisions with one mutex that

@@ -1,6 +1,6 @@
 package sched
 
-// fo is weighted fail-over (SEMANTICS.md §4.7): the non-OVERLOADed dest with the
+// fo is weighted fail-over (docs/ipvs-semantics.md §4.7): the non-OVERLOADed dest with the
 // highest weight; ties go to the earliest, weight 0 never wins. It keeps no state.
 type fo struct{}
 

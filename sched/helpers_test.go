@@ -7,7 +7,7 @@ import (
 )
 
 // Test dests are named by letter: ID 0 is A at 10.0.0.1:80, ID 1 is B at 10.0.0.2:80 …
-// (the addresses SEMANTICS.md §12.6–12.8 use).
+// (the addresses docs/ipvs-semantics.md §12.6–12.8 use).
 
 func mkDest(id int, w int32) *Dest {
 	return NewDest(uint32(id), netip.AddrFrom4([4]byte{10, 0, 0, byte(id + 1)}), 80, w, 0, 0)

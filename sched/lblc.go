@@ -5,7 +5,7 @@ import (
 	"time"
 )
 
-// The lblc/lblcr cache geometry and collector timing (SEMANTICS.md §4.13, §4.14).
+// The lblc/lblcr cache geometry and collector timing (docs/ipvs-semantics.md §4.13, §4.14).
 const (
 	locBits      = 10 // CONFIG_IP_VS_LBLC_TAB_BITS, CONFIG_IP_VS_LBLCR_TAB_BITS
 	locBuckets   = 1 << locBits
@@ -17,7 +17,7 @@ const (
 	locExpire    = 24 * time.Hour         // lblc_expiration, lblcr_expiration
 )
 
-// lblc is locality-based least connection (SEMANTICS.md §4.13): a cache maps each
+// lblc is locality-based least connection (docs/ipvs-semantics.md §4.13): a cache maps each
 // destination address to the dest wlc chose for it; the cached dest is kept while it
 // is available, has a weight and is not "overloaded" in lblc's own sense.
 //

@@ -1,6 +1,6 @@
 package sched
 
-// lblcr is locality-based least connection with replication (SEMANTICS.md §4.14): the
+// lblcr is locality-based least connection with replication (docs/ipvs-semantics.md §4.14): the
 // cache maps each destination address to a set of dests; the set's least loaded dest
 // serves while it is not overloaded in lblc's sense, else wlc adds one more dest to
 // the set, and a set unchanged for the expiration time sheds its most loaded dest.

@@ -1,6 +1,6 @@
 package sched
 
-// lc is least connection (SEMANTICS.md §4.3): the dest with the smallest overhead
+// lc is least connection (docs/ipvs-semantics.md §4.3): the dest with the smallest overhead
 // (activeconns·256 + inactconns), weights ignored except that 0 excludes; ties go to
 // the earliest in the list. It keeps no state.
 type lc struct{}

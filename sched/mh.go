@@ -11,7 +11,7 @@ var mhPrimes = [...]uint32{251, 509, 1021, 2039, 4093, 8191, 16381, 32749, 65521
 // mhDefaultSize is the Kconfig default, index 12.
 const mhDefaultSize = 4093
 
-// mh is Maglev hashing (SEMANTICS.md §4.12): a table of M (prime) slots filled from a
+// mh is Maglev hashing (docs/ipvs-semantics.md §4.12): a table of M (prime) slots filled from a
 // per-dest permutation (offset, skip from SipHash of the dest's address and port) in
 // rounds where each dest claims a number of slots proportional to its last non-zero
 // weight, indexed by SipHash of the client address (plus port with mh-port). With

@@ -1,6 +1,6 @@
 package sched
 
-// nq is never queue (SEMANTICS.md §4.6): the first idle dest (no active connection) in
+// nq is never queue (docs/ipvs-semantics.md §4.6): the first idle dest (no active connection) in
 // list order whatever its weight, else sed's choice. It keeps no state.
 type nq struct{}
 

@@ -1,6 +1,6 @@
 package sched
 
-// ovf is overflow (SEMANTICS.md §4.8): the highest-weight dest that is not OVERLOADed
+// ovf is overflow (docs/ipvs-semantics.md §4.8): the highest-weight dest that is not OVERLOADed
 // and whose active connections do not exceed its weight (equality still qualifies);
 // ties go to the earliest. It keeps no state.
 type ovf struct{}

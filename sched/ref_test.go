@@ -9,7 +9,7 @@ import (
 	"strings"
 )
 
-// Slow, obviously-correct models of every scheduler, written from SEMANTICS.md §4
+// Slow, obviously-correct models of every scheduler, written from docs/ipvs-semantics.md §4
 // without looking at the implementation's structure (and in another shape where the
 // spec allows: rr rotates a list, wrr enumerates (pass, dest) slots, the least-load
 // schedulers sort, sh expands the weights, mh walks explicit permutations with a

@@ -17,7 +17,7 @@ var (
 )
 
 // Options configure the scheduler New builds. The zero value selects the kernel's
-// defaults (SEMANTICS.md, notes at the top).
+// defaults (docs/ipvs-semantics.md, notes at the top).
 type Options struct {
 	// Flags are the service's scheduler flags (ipvsadm -b), see ParseFlags.
 	Flags Flags

@@ -1,6 +1,6 @@
 package sched
 
-// rr is round robin (SEMANTICS.md §4.1): a pointer into the list, advanced to each
+// rr is round robin (docs/ipvs-semantics.md §4.1): a pointer into the list, advanced to each
 // pick; the scan resumes after it and wraps round to try it last.
 //
 // The zero value is not usable (use newRR); it is used under its Pool's lock.

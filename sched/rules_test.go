@@ -6,7 +6,7 @@ import (
 	"time"
 )
 
-// Rules of SEMANTICS.md §4 that the §12 vectors do not pin down.
+// Rules of docs/ipvs-semantics.md §4 that the §12 vectors do not pin down.
 
 // A wrr scan that starts after dest X and fails stops at X and keeps the last pass's
 // weight (§4.2 step 5), so after the overload clears the rotation resumes after X.

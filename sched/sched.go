@@ -43,7 +43,7 @@ type Scheduler interface {
 
 // Hooks is implemented by schedulers whose state derives from the destination list;
 // the Pool calls each method exactly where IPVS calls init_service, add_dest, del_dest
-// and upd_dest (SEMANTICS.md §2.4), always with the list as it is after the change.
+// and upd_dest (docs/ipvs-semantics.md §2.4), always with the list as it is after the change.
 // Schedulers without such state (lc, wlc, ...) do not implement it.
 type Hooks interface {
 	// Init is called when the scheduler is bound to a service (with its current list).
@@ -158,7 +158,7 @@ type Sizer interface {
 	MaxDests() int
 }
 
-// Add inserts d at the head of the list (SEMANTICS.md §2.1): it validates the weight
+// Add inserts d at the head of the list (docs/ipvs-semantics.md §2.1): it validates the weight
 // and thresholds, sets AVAILABLE, clears OVERLOAD where the thresholds allow, and calls
 // the scheduler's AddDest hook. A dest whose counters survive from an earlier delete
 // may be passed again (the kernel's trash); give it the new settings with Dest.Revive

@@ -1,6 +1,6 @@
 package sched
 
-// sed is shortest expected delay (SEMANTICS.md §4.5): wlc with activeconns + 1 as the
+// sed is shortest expected delay (docs/ipvs-semantics.md §4.5): wlc with activeconns + 1 as the
 // load, inactive connections ignored. It keeps no state.
 type sed struct{}
 

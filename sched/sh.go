@@ -6,7 +6,7 @@ const (
 	shSize = 1 << shBits
 )
 
-// sh is source hashing (SEMANTICS.md §4.10): a 256-bucket table filled by walking the
+// sh is source hashing (docs/ipvs-semantics.md §4.10): a 256-bucket table filled by walking the
 // list, each dest taking weight consecutive buckets (at least one), indexed by
 // hash_32 of the client address (plus its port with sh-port). With sh-fallback an
 // unusable bucket is followed by probes from twice the hash onwards.

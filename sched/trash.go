@@ -1,7 +1,7 @@
 package sched
 
 // Revive prepares a dest taken back from the kernel's "trash" (a deleted dest that is
-// added again to the same service, SEMANTICS.md §2.1 step 3) for Pool.Add: it keeps
+// added again to the same service, docs/ipvs-semantics.md §2.1 step 3) for Pool.Add: it keeps
 // its connection counters and takes the new weight and thresholds, clearing OVERLOAD
 // when the new upper threshold is 0 or higher than the old one, as the common update
 // step does. The dest must not be in a Pool: Revive does nothing to a dest that is

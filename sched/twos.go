@@ -2,7 +2,7 @@ package sched
 
 import "math/rand/v2"
 
-// twos is weighted power of two choices (SEMANTICS.md §4.9): two dests drawn with
+// twos is weighted power of two choices (docs/ipvs-semantics.md §4.9): two dests drawn with
 // probability by weight, the less loaded (overhead/weight) of the two wins.
 //
 // The zero value is not usable (use newTwoS); it is used under its Pool's lock.

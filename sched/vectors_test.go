@@ -5,7 +5,7 @@ import (
 	"time"
 )
 
-// The golden vectors of SEMANTICS.md §12.1–12.11, each as the spec states it.
+// The golden vectors of docs/ipvs-semantics.md §12.1–12.11, each as the spec states it.
 
 var anyPkt = pkt4("192.0.2.1", "198.51.100.1", 1000, 0)
 

@@ -1,6 +1,6 @@
 package sched
 
-// wlc is weighted least connection (SEMANTICS.md §4.4): the dest with the smallest
+// wlc is weighted least connection (docs/ipvs-semantics.md §4.4): the dest with the smallest
 // overhead/weight, compared as 64-bit cross products; ties go to the earliest.
 // It keeps no state.
 type wlc struct{}

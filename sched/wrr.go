@@ -1,6 +1,6 @@
 package sched
 
-// wrr is weighted round robin (SEMANTICS.md §4.2): passes over the list with a
+// wrr is weighted round robin (docs/ipvs-semantics.md §4.2): passes over the list with a
 // current weight cw falling from mw by di (the gcd of the weights) down to 1; a pass
 // picks, in list order, every dest whose weight reaches cw.
 //

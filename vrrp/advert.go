@@ -129,7 +129,7 @@ type Advert struct {
 	Interval time.Duration
 	// AuthType and AuthData are the v2 authentication fields. A v2 advert always
 	// carries the 8 auth bytes (zeros without auth), since keepalived rejects a v2
-	// packet of any other length (VRRP.md §1.3). Both must be zero in v3.
+	// packet of any other length (docs/vrrp.md §1.3). Both must be zero in v3.
 	AuthType AuthType
 	AuthData [authLen]byte
 	// Addrs are the VIPs in packet order, all IPv4 or all IPv6 like the IP header.
@@ -288,7 +288,7 @@ func (a *Advert) Decode(b []byte, src, dst netip.Addr) error {
 // from src to dst, computing as if those bytes were zero. The version comes from msg:
 // v2 sums the message alone (RFC 3768 §5.3.8); v3 prepends the pseudo-header (RFC 5798
 // §5.2.8): for IPv4 the RFC 768 style src, dst, zero, 112, length; for IPv6 the RFC 8200
-// §8.1 one. dst must be the real destination, also for unicast (VRRP.md §2.6). For
+// §8.1 one. dst must be the real destination, also for unicast (docs/vrrp.md §2.6). For
 // v3, src and dst must both be IPv4 or both IPv6 (As4/As16 panic otherwise).
 func Checksum(msg []byte, src, dst netip.Addr) uint16 {
 	var v Version

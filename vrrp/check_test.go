@@ -117,7 +117,7 @@ func decodeReasonCases(t *testing.T) []decodeCase {
 		{"corrupt VIP", func() []byte { b := v2(); b[31] ^= 0x40; return b }(), ErrChecksum},
 		{"corrupt IPv6 VIP", func() []byte { b := v6(); b[len(b)-1] ^= 1; return b }(), ErrChecksum},
 		{"v3 multicast checksum sent unicast", func() []byte {
-			// keepalived's old_unicast_checksum (VRRP.md §2.6): the pseudo-header
+			// keepalived's old_unicast_checksum (docs/vrrp.md §2.6): the pseudo-header
 			// carries 224.0.0.18 though the packet goes to the peer.
 			p := v2Packet()
 			p.Dst = mustAddr(ka2)

@@ -56,7 +56,7 @@ type Config struct {
 	CheckUnicastSrc bool
 	// LowerPrioNoAdvert (lower_prio_no_advert) makes a master ignore a lower-priority
 	// advert as the RFC says. keepalived's default, kept here, is to re-advertise at
-	// once (VRRP.md §2.7).
+	// once (docs/vrrp.md §2.7).
 	LowerPrioNoAdvert bool
 	// HigherPrioSendAdvert (higher_prio_send_advert) makes a master send one advert
 	// before it yields to a higher priority.
@@ -144,7 +144,7 @@ func (c *Config) Advert(priority uint8) Advert {
 }
 
 // Check applies the receive checks that need the configuration to a decoded packet,
-// in keepalived's order (vrrp_check_packet, VRRP.md §2.5): family, TTL (multicast
+// in keepalived's order (vrrp_check_packet, docs/vrrp.md §2.5): family, TTL (multicast
 // only), version, VRID, v2 auth type, password and interval (a v3 interval of 0 is
 // refused), VIP count, multicast versus unicast destination, every configured VIP
 // present (in any order), and with CheckUnicastSrc the source among the peers.
@@ -158,7 +158,7 @@ func (c *Config) Check(p *Packet) error {
 		return ErrFamily
 	}
 	unicast := len(c.Peers) > 0
-	// keepalived skips the TTL check for unicast (VRRP.md §2.3).
+	// keepalived skips the TTL check for unicast (docs/vrrp.md §2.3).
 	if !unicast && p.HopLimit != HopLimit {
 		return ErrTTL
 	}
@@ -176,7 +176,7 @@ func (c *Config) Check(p *Packet) error {
 			return ErrAuthData
 		}
 		// RFC 3768 §7.1: all routers must share the interval; keepalived drops a
-		// mismatch (which ends in split brain, VRRP.md §3.6).
+		// mismatch (which ends in split brain, docs/vrrp.md §3.6).
 		if a.Interval != c.Interval {
 			return ErrInterval
 		}

@@ -12,7 +12,7 @@
 // IPv4 or IPv6 header. Advert.Append and Packet.AppendBinary encode with the checksum
 // filled in: version 2 sums the message only, version 3 adds the IPv4 or IPv6
 // pseudo-header built from the real source and destination, so a unicast advert's
-// checksum differs from the multicast one (VRRP.md §1.4, §2.6). Advert.Decode and
+// checksum differs from the multicast one (docs/vrrp.md §1.4, §2.6). Advert.Decode and
 // Packet.UnmarshalBinary are strict: the length must be exactly what the address count
 // implies and the checksum must verify.
 //

@@ -107,7 +107,7 @@ const (
 	// ActionBecomeMaster: take the VIPs, start answering ARP/ND for them, then send
 	// gratuitous ARP / unsolicited NA (keepalived: garp_master_repeat now and again
 	// after garp_master_delay). It always follows the first advert, so that the old
-	// master lets go first (VRRP.md §1.9).
+	// master lets go first (docs/vrrp.md §1.9).
 	ActionBecomeMaster
 	// ActionLeaveMaster: release the VIPs and stop answering ARP/ND for them.
 	ActionLeaveMaster
@@ -202,7 +202,7 @@ func (in *Instance) MasterAdverInterval() time.Duration { return in.masterAdverI
 // SkewTime returns Skew_Time for the effective priority. v2 (RFC 3768 §6.1):
 // (256−Priority)/256 s whatever the interval. v3 (RFC 5798 §6.1):
 // ((256−Priority)·Master_Adver_Interval)/256. keepalived computes it in microseconds
-// (VRRP_TIMER_SKEW); this is exact to the nanosecond, which VRRP.md §1.6 allows.
+// (VRRP_TIMER_SKEW); this is exact to the nanosecond, which docs/vrrp.md §1.6 allows.
 func (in *Instance) SkewTime() time.Duration {
 	return skewTime(in.cfg.Version, in.prio, in.masterAdverInt)
 }
@@ -263,7 +263,7 @@ func (in *Instance) step(now time.Time, ev Event, out *[]Action) State {
 			return StateFault
 		case in.prio == PriorityOwner:
 			// RFC 5798 §6.4.1: the owner advertises and takes over at once
-			// (keepalived measured 21 ms, VRRP.md §3.5).
+			// (keepalived measured 21 ms, docs/vrrp.md §3.5).
 			return StateMaster
 		}
 		return StateBackup

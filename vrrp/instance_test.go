@@ -119,7 +119,7 @@ var (
 func prio(p uint8) Event { return Event{Kind: EventPriority, Priority: p} }
 
 const (
-	// Lab priorities' timers with a 1 s interval (VRRP.md §1.6, §3.5).
+	// Lab priorities' timers with a 1 s interval (docs/vrrp.md §1.6, §3.5).
 	down100 = 3609375 * time.Microsecond // 3 s + 156/256 s
 	skew100 = 609375 * time.Microsecond
 	down150 = 3414062500 * time.Nanosecond // 3 s + 106/256 s
@@ -171,7 +171,7 @@ func TestMasterDownTimerExpiry(t *testing.T) {
 		"3.609375s: send-advert 100, become-master, BACKUP->MASTER | 4.609375s: send-advert 100 | 5.609375s: send-advert 100")
 	s.expect(StateMaster, 6609375*time.Microsecond)
 
-	// v3 with advert_int 0.1 at priority 150: VRRP.md §3.5 measured 0.3611 s.
+	// v3 with advert_int 0.1 at priority 150: docs/vrrp.md §3.5 measured 0.3611 s.
 	s = newSim(t, func(c *Config) { v3(c); c.Priority = 150; c.Interval = 100 * time.Millisecond })
 	s.do(start, "INIT->BACKUP")
 	s.advance(400*time.Millisecond, "341.40625ms: send-advert 150, become-master, BACKUP->MASTER")
@@ -218,7 +218,7 @@ func TestBackupReceivesPriorityZero(t *testing.T) {
 	s.expect(StateBackup, 2*time.Second+skew100)
 	s.advance(3*time.Second, "2.609375s: send-advert 100, become-master, BACKUP->MASTER")
 
-	// v3: the skew uses the master's interval. VRRP.md §2.7 measured the takeover
+	// v3: the skew uses the master's interval. docs/vrrp.md §2.7 measured the takeover
 	// 0.2073 s after a priority-0 advert from a 0.5 s master, local priority 150:
 	// 106·0.5/256 s.
 	s = newSim(t, func(c *Config) { v3(c); c.Priority = 150 })
@@ -681,7 +681,7 @@ func labConfig(src string, p uint8) Config {
 		Addrs: []netip.Addr{mustAddr(vip4)}, AuthType: AuthPassword, AuthData: password(labPass)}
 }
 
-// TestElection replays the lab's failover sequence (VRRP.md §3.5) between two
+// TestElection replays the lab's failover sequence (docs/vrrp.md §3.5) between two
 // instances on an in-memory LAN.
 func TestElection(t *testing.T) {
 	l := newLAN(t, map[string]Config{"A": labConfig(ka1, 150), "B": labConfig(ka2, 100)})
@@ -690,7 +690,7 @@ func TestElection(t *testing.T) {
 	l.run(10 * time.Second)
 	l.expectLog("0s A INIT->BACKUP", "0s B INIT->BACKUP", "3.4140625s A BACKUP->MASTER")
 
-	// Graceful stop: B takes over after Skew_Time (VRRP.md §3.5: 0.6096 s).
+	// Graceful stop: B takes over after Skew_Time (docs/vrrp.md §3.5: 0.6096 s).
 	l.do("A", shutdown)
 	l.run(12 * time.Second)
 	l.expectLog("10s A MASTER->INIT", "10.609375s B BACKUP->MASTER")

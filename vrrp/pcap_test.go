@@ -15,7 +15,7 @@ import (
 )
 
 // wantAdvert is what one captured VRRP frame must decode to. The values were read off
-// the bytes (tshark-style hex dumps of testdata/*.pcap) and VRRP.md, not produced by
+// the bytes (tshark-style hex dumps of testdata/*.pcap) and docs/vrrp.md, not produced by
 // the decoder.
 type wantAdvert struct {
 	frame     int
@@ -47,7 +47,7 @@ const (
 	csumV2ka = 0x7807  // v2 prio 100
 )
 
-// captures describes every frame of the four lab captures (VRRP.md §3): which frames
+// captures describes every frame of the four lab captures (docs/vrrp.md §3): which frames
 // are VRRP and what each carries. Frames not listed are ARP (gratuitous ARP and the
 // unicast peer's ARP exchange).
 var captures = []struct {
@@ -267,7 +267,7 @@ func TestCaptureGopacketV2(t *testing.T) {
 	}
 }
 
-// TestGoldenVectors checks the hex vectors of VRRP.md §1.3 (VRRP messages only).
+// TestGoldenVectors checks the hex vectors of docs/vrrp.md §1.3 (VRRP messages only).
 func TestGoldenVectors(t *testing.T) {
 	tests := []struct {
 		name     string

@@ -15,7 +15,7 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// rawTransport is a raw IP socket for protocol 112 (VRRP.md §2.8), bound to one
+// rawTransport is a raw IP socket for protocol 112 (docs/vrrp.md §2.8), bound to one
 // device. IPv4: the kernel builds the IP header (TTL and multicast TTL 255, TOS
 // 0xc0, source from IP_PKTINFO); reads return the whole IP packet, header included,
 // so the TTL comes from the header. IPv6: the kernel builds the header (hop limits

@@ -20,7 +20,7 @@ const labHelp = `Usage: gvs lab up|down|status|demo [flags]
 A teaching lab of network namespaces on this machine, as the LVS docker labs build
 with containers: a client, a switch, one or two directors and N real servers that
 answer HTTP with their name. Needs root and iproute2; creates nothing in the root
-namespace. See LAB.md.
+namespace. See docs/lab.md.
 
   gvs lab up [--mode dr|nat|tun] [--real-servers N] [--directors 1|2] [--prefix P] [--subnet CIDR]
                        build a lab and print its topology and the commands to try

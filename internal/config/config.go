@@ -41,7 +41,7 @@ type Director struct {
 }
 
 // Sysctl holds the net.ipv4.vs.* settings gvs honours, under the kernel's names
-// and with the kernel's defaults (SEMANTICS.md §8).
+// and with the kernel's defaults (docs/ipvs-semantics.md §8).
 type Sysctl struct {
 	ConnReuseMode           int  // conn_reuse_mode bitmap: 1 TIME_WAIT/CLOSE reuse reschedules, 2 also FIN_WAIT of DR/TUN
 	ExpireNodestConn        bool // expire_nodest_conn

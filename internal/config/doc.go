@@ -2,7 +2,7 @@
 // snapshot: the director's own addresses and kernel-style sysctls, the virtual
 // services with their real servers and health checks, and the VRRP instances.
 //
-// The key names are a contract (DESIGN.md "Config"); config.example.toml at the
+// The key names are a contract (docs/design.md "Config"); config.example.toml at the
 // repository root documents every key and is parsed by this package's tests.
 //
 // Parse and Load either return a *Config in which every value has been checked and
@@ -14,7 +14,7 @@
 // Order is preserved: services and real servers appear in Config in file order,
 // because the Director adds real servers one by one in that order, exactly as
 // ipvsadm and keepalived do against the kernel (IPVS inserts each new real server
-// at the head of its list; SEMANTICS.md §0).
+// at the head of its list; docs/ipvs-semantics.md §0).
 //
 // gvs has no netfilter to set firewall marks, so an fwmark service lists the
 // packets that carry its mark as [[service.match]] rules (Service.Match).

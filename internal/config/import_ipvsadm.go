@@ -338,7 +338,7 @@ func ipvsKey(kind string, addr netip.AddrPort, mark uint32, v6 bool) string {
 }
 
 // ipvsMark reads an fwmark; Debian's ipvsadm prints marks with %d, so marks above
-// 2^31 appear negative (IPVSADM_FORMAT.md) and are read back as ipvsadm -R would.
+// 2^31 appear negative (docs/ipvsadm-format.md) and are read back as ipvsadm -R would.
 func ipvsMark(s string) (uint32, bool) {
 	v, err := strconv.ParseInt(s, 10, 64)
 	switch {

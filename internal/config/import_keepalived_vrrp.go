@@ -34,7 +34,7 @@ var kaVRRPUnsupported = func() map[string]string {
 		"higher_prio_send_advert":    "gvs's config has no such setting",
 		"check_unicast_src":          "gvs's config has no such setting",
 		"skip_check_adv_addr":        "gvs checks every advert's addresses",
-		"old_unicast_checksum":       "gvs sends RFC checksums only (VRRP.md §2.6)",
+		"old_unicast_checksum":       "gvs sends RFC checksums only (docs/vrrp.md §2.6)",
 		"unicast_fault_no_peer":      "gvs has no fault state for peerless unicast",
 		"unicast_ttl":                "gvs has no such setting",
 		"mcast_dst_ip":               "gvs advertises to the standard group only",

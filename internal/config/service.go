@@ -313,7 +313,7 @@ func (r *reader) netmask(t *table, s *Service, fam Family) {
 	}
 	lo := int64(0)
 	if fam == FamilyInet6 {
-		lo = 1 // SEMANTICS.md §1.1: an IPv6 netmask is a prefix length 1..128
+		lo = 1 // docs/ipvs-semantics.md §1.1: an IPv6 netmask is a prefix length 1..128
 	}
 	if bits < lo || bits > int64(maxBits) {
 		t.errorf("netmask", "prefix length must be %d..%d for %s (got %d)", lo, maxBits, fam, bits)
@@ -351,7 +351,7 @@ func (r *reader) realServer(t *table, s *Service, svcOK bool) (rs RealServer, ok
 	if t.integer("lower_threshold", 0, math.MaxUint32, &n) {
 		rs.LowerThreshold = uint32(n)
 		if rs.LowerThreshold > rs.UpperThreshold {
-			// SEMANTICS.md §2.1: IPVS refuses l > u even when u is 0.
+			// docs/ipvs-semantics.md §2.1: IPVS refuses l > u even when u is 0.
 			t.errorf("lower_threshold", "must not exceed upper_threshold (%d > %d)", rs.LowerThreshold, rs.UpperThreshold)
 		}
 	}

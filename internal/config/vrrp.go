@@ -10,7 +10,7 @@ import (
 	"time"
 )
 
-// vrrp reads one [[vrrp]] table with keepalived's defaults and rules (VRRP.md §2);
+// vrrp reads one [[vrrp]] table with keepalived's defaults and rules (docs/vrrp.md §2);
 // d supplies the default interface.
 func (r *reader) vrrp(t *table, d *Director) VRRP {
 	v := DefaultVRRP()

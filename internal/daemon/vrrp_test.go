@@ -26,7 +26,7 @@ func TestVRRPConfigMapsKeepalivedKeys(t *testing.T) {
 		c.AuthType != vrrp.AuthPassword || string(c.AuthData[:]) != "s3cr3t12" || len(c.Addrs) != 1 || c.Addrs[0] != vip {
 		t.Fatalf("v2 PASS: %+v", c)
 	}
-	// The golden advert of VRRP.md §1.3.
+	// The golden advert of docs/vrrp.md §1.3.
 	a := c.Advert(150)
 	b, err := a.Append(nil, src, vrrp.MulticastGroup(false))
 	if err != nil {

@@ -5,7 +5,7 @@
 // itself: callers pass a Resolver (for listings) or a Lookup (for command
 // lines), and without one everything is numeric.
 //
-// The contract is /work/shared/IPVSADM_FORMAT.md, byte for byte:
+// The contract is docs/ipvsadm-format.md, byte for byte:
 //
 //   - Parse and Parser.Parse turn a command line into a Command, with
 //     ipvsadm's defaults filled in and ipvsadm's messages as errors (*Error,
@@ -40,7 +40,7 @@
 //   - -b with only commas (-b ,) is refused as an invalid flag; ipvsadm
 //     crashes.
 //   - ParseRestore treats '#' as the start of a comment, as the ipvsadm
-//     source documents (IPVSADM_FORMAT.md §5); the actual code never sees
+//     source documents (docs/ipvsadm-format.md §5); the actual code never sees
 //     the '#', which is why Debian's init script strips comment lines.
 //     Errors carry the line number (LineError); ipvsadm's have none.
 //   - The help hint and the usage text take the program name from the caller

@@ -22,7 +22,7 @@ func rs(addr string, port uint16, m Method, w int) Dest {
 }
 
 // TestParseSeeds parses the ipvsadm lines that users type in the seed
-// walkthroughs (/work/shared/seeds), in order.
+// walkthroughs (docs/seeds.md), in order.
 func TestParseSeeds(t *testing.T) {
 	tests := []struct {
 		line string

@@ -6,7 +6,7 @@ import (
 	"strings"
 )
 
-// VersionLine is what ipvsadm -v prints (IPVSADM_FORMAT.md §7). The IPVS
+// VersionLine is what ipvsadm -v prints (docs/ipvsadm-format.md §7). The IPVS
 // version is the one ipvsadm was compiled against, not the kernel's.
 const VersionLine = "ipvsadm v1.31 2019/12/24 (compiled with popt and IPVS v1.2.1)"
 

@@ -1,4 +1,4 @@
-// Package lab builds the gvs teaching and test topology of LAB.md out of Linux
+// Package lab builds the gvs teaching and test topology of docs/lab.md out of Linux
 // network namespaces, veth pairs and a bridge, with nothing but iproute2 and root:
 // the seeds' docker labs (client, switch, lvs1, rs1, rs2) without docker. It
 // serves `gvs lab`, the integration tests and live benchmarks, and is never linked

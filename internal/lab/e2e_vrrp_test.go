@@ -429,7 +429,7 @@ func isChildOf(pid, ppid int) bool {
 	return len(f) > 1 && f[1] == strconv.Itoa(ppid)
 }
 
-// keepalivedMismatch are keepalived's log lines for an advert it rejected (VRRP.md
+// keepalivedMismatch are keepalived's log lines for an advert it rejected (docs/vrrp.md
 // §2.5).
 var keepalivedMismatch = []string{"invalid TTL", "wrong version", "Invalid auth", "auth, expecting", "invalid passwd",
 	"advertisement interval mismatch", "Invalid packet type", "unexpected ip number count", "ip_tot_len mismatch",
@@ -491,7 +491,7 @@ func TestVRRPKeepalivedInterop(t *testing.T) {
 			start := time.Now()
 			masters := countIn(gvs.Log, "VRRP Entering MASTER STATE")
 			ka.kill(t, syscall.SIGKILL)
-			// The dead master's VIP stays on its eth0 (VRRP.md §4.5): remove it.
+			// The dead master's VIP stays on its eth0 (docs/vrrp.md §4.5): remove it.
 			if cmd, err := l.Command(context.Background(), "dir2", "ip", "addr", "del", l.VIP().String()+"/32", "dev", "eth0"); err == nil {
 				cmd.Run()
 			}

@@ -273,7 +273,7 @@ func (l *Lab) addNamespaces(ctx context.Context) error {
 func (l *Lab) buildSwitch(ctx context.Context) error {
 	sw := l.hosts[0]
 	// A switch does not speak: no IPv6 link-local chatter from its ports. The
-	// bridge netfilter hooks cost every path 20-30% (LAB.md); the knobs exist only
+	// bridge netfilter hooks cost every path 20-30% (docs/lab.md); the knobs exist only
 	// with br_netfilter, and the per-bridge nf_call_* options below cover the rest.
 	if err := setSysctls(sw.NS, []sysctl{
 		{key: "net.ipv6.conf.all.disable_ipv6", val: "1", optional: true},
