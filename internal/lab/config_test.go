@@ -3,6 +3,7 @@ package lab
 import (
 	"log/slog"
 	"net/netip"
+	"path/filepath"
 	"testing"
 
 	"github.com/gvs-lb/gvs/internal/config"
@@ -25,7 +26,7 @@ func TestDirectorConfig(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			tc.spec.Exe = "/bin/true"
-			tc.spec.StateDir = "/run/gvs-lab-test"
+			tc.spec.StateDir = t.TempDir()
 			s, err := tc.spec.Resolve()
 			if err != nil {
 				t.Fatal(err)
@@ -46,7 +47,7 @@ func TestDirectorConfig(t *testing.T) {
 			h, _ := l.Host(tc.dir)
 			d := c.Director
 			if d.Interface != "eth0" || d.MAC.String() != h.MAC().String() || d.Address != h.Addr() ||
-				d.ControlSocket != "/run/gvs-lab-test/gvs/"+tc.dir+".sock" {
+				d.ControlSocket != filepath.Join(tc.spec.StateDir, "gvs", tc.dir+".sock") {
 				t.Errorf("director %+v", d)
 			}
 			if tc.spec.Mode == NAT {

@@ -162,9 +162,11 @@ func TestVRRPSplitBrainHeals(t *testing.T) {
 	waitClientMAC(t, l, hostMAC(l, "dir1"), 2*time.Second)
 
 	// Cut: dir2 hears no VRRP; after its down interval it is master too.
-	nftIn(t, l, "dir2", "add", "table", "ip", "gvs_split")
-	nftIn(t, l, "dir2", "add", "chain", "ip", "gvs_split", "in", "{ type filter hook input priority -300 ; }")
-	nftIn(t, l, "dir2", "add", "rule", "ip", "gvs_split", "in", "ip", "protocol", "112", "drop")
+	// The table lives in dir2's namespace; its name is the lab's too.
+	split := l.Prefix() + "_split"
+	nftIn(t, l, "dir2", "add", "table", "ip", split)
+	nftIn(t, l, "dir2", "add", "chain", "ip", split, "in", "{ type filter hook input priority -300 ; }")
+	nftIn(t, l, "dir2", "add", "rule", "ip", split, "in", "ip", "protocol", "112", "drop")
 	waitLog(t, p2.Log, 3*time.Second, "VRRP Entering MASTER STATE")
 	time.Sleep(300 * time.Millisecond)
 	if n := countIn(p1.Log, "VRRP Entering BACKUP STATE"); n != 1 {
@@ -190,7 +192,7 @@ func TestVRRPSplitBrainHeals(t *testing.T) {
 	}
 	backups := countIn(p2.Log, "VRRP Entering BACKUP STATE")
 	healed := time.Now()
-	nftIn(t, l, "dir2", "delete", "table", "ip", "gvs_split")
+	nftIn(t, l, "dir2", "delete", "table", "ip", split)
 	waitMore(t, p2.Log, "VRRP Entering BACKUP STATE", backups, 2*time.Second)
 	yielded := time.Since(healed)
 	waitClientMAC(t, l, hostMAC(l, "dir1"), time.Second)

@@ -70,12 +70,18 @@ func testPrefix(t *testing.T) string {
 }
 
 // upLab builds a lab for one test and tears it down at its end, checking that
-// nothing of the prefix is left. Logs are printed if the test failed.
+// nothing of the prefix is left. Logs are printed if the test failed. Unless spec
+// says otherwise, the lab gets a prefix of its own and its state, logs, configs and
+// control sockets go to a directory of the test's: nothing host-global is shared
+// with another lab or a lab the user runs.
 func upLab(t *testing.T, spec Spec) *Lab {
 	t.Helper()
 	needLab(t, spec.Mode)
 	if spec.Prefix == "" {
 		spec.Prefix = testPrefix(t)
+	}
+	if spec.StateDir == "" {
+		spec.StateDir = t.TempDir()
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
@@ -493,8 +499,8 @@ func TestUpFailureTearsDown(t *testing.T) {
 	if err := os.WriteFile(exe, []byte("#!/bin/sh\necho 'injected failure' >&2\nexit 3\n"), 0o755); err != nil {
 		t.Fatal(err)
 	}
-	prefix := testPrefix(t)
-	l, err := Up(context.Background(), Spec{Prefix: prefix, Exe: exe})
+	prefix, stateDir := testPrefix(t), t.TempDir()
+	l, err := Up(context.Background(), Spec{Prefix: prefix, Exe: exe, StateDir: stateDir})
 	if err == nil {
 		l.Down()
 		t.Fatal("Up succeeded with a failing server")
@@ -502,7 +508,7 @@ func TestUpFailureTearsDown(t *testing.T) {
 	if !strings.Contains(err.Error(), "injected failure") || !strings.Contains(err.Error(), prefix+"-rs1") {
 		t.Errorf("error does not say what failed where: %v", err)
 	}
-	assertGone(t, DefaultStateDir, prefix)
+	assertGone(t, stateDir, prefix)
 }
 
 // TestUpInterrupted interrupts Up while it waits for a server that never gets
@@ -528,8 +534,8 @@ func TestUpInterrupted(t *testing.T) {
 		}
 		cancel(errInterrupt)
 	}()
-	prefix := testPrefix(t)
-	l, err := Up(ctx, Spec{Prefix: prefix, Exe: exe})
+	prefix, stateDir := testPrefix(t), t.TempDir()
+	l, err := Up(ctx, Spec{Prefix: prefix, Exe: exe, StateDir: stateDir})
 	if err == nil {
 		l.Down()
 		t.Fatal("Up succeeded with a server that never gets ready")
@@ -537,7 +543,7 @@ func TestUpInterrupted(t *testing.T) {
 	if !errors.Is(err, errInterrupt) {
 		t.Errorf("error %v, want the interrupt", err)
 	}
-	assertGone(t, DefaultStateDir, prefix)
+	assertGone(t, stateDir, prefix)
 	b, err := os.ReadFile(pidFile)
 	if err != nil {
 		t.Fatalf("the hanging server never ran: %v", err)
@@ -558,7 +564,8 @@ func TestUpRefusesTakenNames(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { ipBatch(context.Background(), "", []string{"netns del " + ns}) })
-	_, err := Up(context.Background(), Spec{Prefix: prefix})
+	stateDir := t.TempDir()
+	_, err := Up(context.Background(), Spec{Prefix: prefix, StateDir: stateDir})
 	if !errors.Is(err, ErrExists) {
 		t.Fatalf("Up: %v, want ErrExists", err)
 	}
@@ -566,7 +573,7 @@ func TestUpRefusesTakenNames(t *testing.T) {
 	if !have[ns] {
 		t.Error("Up removed a namespace it did not make")
 	}
-	if _, err := os.Stat(statePath(DefaultStateDir, prefix)); !errors.Is(err, os.ErrNotExist) {
+	if _, err := os.Stat(statePath(stateDir, prefix)); !errors.Is(err, os.ErrNotExist) {
 		t.Errorf("state file left: %v", err)
 	}
 }
@@ -575,18 +582,18 @@ func TestUpRefusesTakenNames(t *testing.T) {
 // from the state file, by prefix.
 func TestDownByPrefix(t *testing.T) {
 	l := upLab(t, Spec{RealServers: 1})
-	procs := l.Procs()
-	if _, err := Up(context.Background(), Spec{Prefix: l.Prefix()}); !errors.Is(err, ErrExists) {
+	procs, stateDir := l.Procs(), l.Spec().StateDir
+	if _, err := Up(context.Background(), Spec{Prefix: l.Prefix(), StateDir: stateDir}); !errors.Is(err, ErrExists) {
 		t.Errorf("second Up with the same prefix: %v, want ErrExists", err)
 	}
-	o, err := Open("", l.Prefix())
+	o, err := Open(stateDir, l.Prefix())
 	if err != nil {
 		t.Fatal(err)
 	}
 	if got, err := httpGet(o, "client", "http://198.18.0.5/"); err != nil || got != "rs1\n" {
 		t.Errorf("GET through the opened lab: %q, %v", got, err)
 	}
-	if err := Down("", l.Prefix()); err != nil {
+	if err := Down(stateDir, l.Prefix()); err != nil {
 		t.Fatalf("Down(prefix): %v", err)
 	}
 	for _, p := range procs {
@@ -594,8 +601,8 @@ func TestDownByPrefix(t *testing.T) {
 			t.Errorf("%s %s pid %d still runs", p.Host, p.Name, p.PID)
 		}
 	}
-	assertGone(t, DefaultStateDir, l.Prefix())
-	if err := Down("", l.Prefix()); err != nil {
+	assertGone(t, stateDir, l.Prefix())
+	if err := Down(stateDir, l.Prefix()); err != nil {
 		t.Errorf("second Down(prefix): %v", err)
 	}
 }
@@ -652,7 +659,7 @@ func TestDownBusy(t *testing.T) {
 	if st, _, err := procStat(cmd.Process.Pid); err != nil || st == 'Z' {
 		t.Errorf("Down ended a process it did not start")
 	}
-	assertGone(t, DefaultStateDir, l.Prefix())
+	assertGone(t, l.Spec().StateDir, l.Prefix())
 }
 
 // TestDownWithoutState removes a prefix's namespaces when the state file is
@@ -674,7 +681,7 @@ func TestDownWithoutState(t *testing.T) {
 			ipBatch(context.Background(), "", []string{"netns del " + ns})
 		}
 	})
-	if err := Down("", prefix); err != nil {
+	if err := Down(t.TempDir(), prefix); err != nil { // a state dir without its state file
 		t.Fatalf("Down: %v", err)
 	}
 	have, _ := namespaces(context.Background())
