@@ -12,6 +12,7 @@ import (
 
 	"github.com/gvs-lb/gvs/dataplane"
 	"github.com/gvs-lb/gvs/dataplane/linktest"
+	"github.com/gvs-lb/gvs/internal/testutil"
 	"github.com/gvs-lb/gvs/ipvs"
 )
 
@@ -69,24 +70,11 @@ func ptClock() func() int64 {
 	return func() int64 { return int64(time.Since(start)) }
 }
 
-func ptLeakCheck(t *testing.T) {
-	t.Helper()
-	before := runtime.NumGoroutine()
-	t.Cleanup(func() {
-		for deadline := time.Now().Add(2 * time.Second); runtime.NumGoroutine() > before; time.Sleep(5 * time.Millisecond) {
-			if time.Now().After(deadline) {
-				t.Errorf("%d goroutines leaked", runtime.NumGoroutine()-before)
-				return
-			}
-		}
-	})
-}
-
 // TestPumpForwards runs Pump between a pair of in-memory links: client frames written
 // on one end come back from the director rewritten for DR, spread over both real
 // servers, and Pump stops cleanly when its context is cancelled.
 func TestPumpForwards(t *testing.T) {
-	ptLeakCheck(t)
+	testutil.CheckLeaks(t)
 	dir, wire := linktest.NewPair()
 	defer wire.Close()
 	w := ptWorker(t, dir.BatchSize())
@@ -190,7 +178,7 @@ var errBroken = errors.New("broken link")
 func (failLink) WriteBatch([]dataplane.Frame) (int, error) { return 0, errBroken }
 
 func TestPumpReturnsLinkErrors(t *testing.T) {
-	ptLeakCheck(t)
+	testutil.CheckLeaks(t)
 	dir, wire := linktest.NewPair()
 	defer dir.Close()
 	b := ptUDP(10000)

@@ -22,6 +22,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/gvs-lb/gvs/internal/testutil"
 	"github.com/gvs-lb/gvs/ipvs"
 	"golang.org/x/sys/unix"
 )
@@ -551,14 +552,16 @@ func TestRingClose(t *testing.T) {
 	inj := l.raw(gen, "eth0")
 
 	t.Run("wakes reader", func(t *testing.T) {
-		fds, goroutines := rlCountFDs(t), runtime.NumGoroutine()
+		testutil.CheckLeaks(t)
+		fds := rlCountFDs(t)
 		r := l.openRing(dir, "eth0", RingConfig{Packets: 256, Filter: rlDirFilter()})
 		errc := make(chan error, 1)
 		go func() {
 			_, err := r.ReadBatch(make([]Frame, 8))
 			errc <- err
 		}()
-		time.Sleep(20 * time.Millisecond)
+		testutil.Eventually(t, 5*time.Second, func() bool { return testutil.Parked("dataplane.(*Ring).ReadBatch") },
+			"the reader blocked in ReadBatch")
 		if err := r.Close(); err != nil {
 			t.Fatal(err)
 		}
@@ -578,11 +581,6 @@ func TestRingClose(t *testing.T) {
 		}
 		if n := rlCountFDs(t); n != fds {
 			t.Fatalf("%d descriptors open after Close, want %d", n, fds)
-		}
-		for deadline := time.Now().Add(2 * time.Second); runtime.NumGoroutine() > goroutines; time.Sleep(5 * time.Millisecond) {
-			if time.Now().After(deadline) {
-				t.Fatalf("%d goroutines leaked", runtime.NumGoroutine()-goroutines)
-			}
 		}
 	})
 

@@ -5,35 +5,17 @@ import (
 	"errors"
 	"fmt"
 	"net"
-	"runtime"
 	"testing"
 	"time"
 
 	"github.com/gvs-lb/gvs/dataplane"
+	"github.com/gvs-lb/gvs/internal/testutil"
 )
-
-// goroutineLeakCheck fails the test if it ends with more goroutines than it started
-// with (wireguard-go's goroutineLeakCheck), allowing a moment for exiting ones.
-func goroutineLeakCheck(t *testing.T) {
-	t.Helper()
-	before := runtime.NumGoroutine()
-	t.Cleanup(func() {
-		deadline := time.Now().Add(2 * time.Second)
-		for runtime.NumGoroutine() > before {
-			if time.Now().After(deadline) {
-				buf := make([]byte, 1<<16)
-				t.Errorf("%d goroutines leaked:\n%s", runtime.NumGoroutine()-before, buf[:runtime.Stack(buf, true)])
-				return
-			}
-			time.Sleep(5 * time.Millisecond)
-		}
-	})
-}
 
 func frameOf(b []byte) dataplane.Frame { return dataplane.Frame{Buf: b, Len: len(b)} }
 
 func TestPairDelivers(t *testing.T) {
-	goroutineLeakCheck(t)
+	testutil.CheckLeaks(t)
 	a, b := NewPair()
 	defer a.Close()
 	defer b.Close()
@@ -97,14 +79,15 @@ func TestPairDropsWhenFull(t *testing.T) {
 }
 
 func TestPairCloseWakesReader(t *testing.T) {
-	goroutineLeakCheck(t)
+	testutil.CheckLeaks(t)
 	a, b := NewPair()
 	errc := make(chan error)
 	go func() {
 		_, err := b.ReadBatch(make([]dataplane.Frame, 4))
 		errc <- err
 	}()
-	time.Sleep(10 * time.Millisecond)
+	testutil.Eventually(t, 5*time.Second, func() bool { return testutil.Parked("linktest.(*Endpoint).ReadBatch") },
+		"the reader blocked in ReadBatch")
 	b.Close()
 	b.Close()
 	select {
@@ -138,7 +121,7 @@ func TestPairAllocatesNothing(t *testing.T) {
 }
 
 func TestChannel(t *testing.T) {
-	goroutineLeakCheck(t)
+	testutil.CheckLeaks(t)
 	c := NewChannel(8)
 	c.Inbound <- []byte("one")
 	c.Inbound <- []byte("two")
@@ -158,7 +141,8 @@ func TestChannel(t *testing.T) {
 		_, err := c.ReadBatch(in)
 		errc <- err
 	}()
-	time.Sleep(10 * time.Millisecond)
+	testutil.Eventually(t, 5*time.Second, func() bool { return testutil.Parked("linktest.(*Channel).ReadBatch") },
+		"the reader blocked in ReadBatch")
 	c.Close()
 	if err := <-errc; !errors.Is(err, net.ErrClosed) {
 		t.Fatalf("ReadBatch after Close: %v", err)
