@@ -44,7 +44,7 @@ var (
 	ErrConfig = errors.New("conntrack: invalid config")
 )
 
-// A Table is IPVS's connection table (SEMANTICS.md §6): connections and persistence
+// A Table is IPVS's connection table (docs/ipvs-semantics.md §6): connections and persistence
 // templates keyed by client and virtual address, with per-state timers and the
 // per-dest active/inactive/persistent accounting.
 //
@@ -261,11 +261,15 @@ func (t *Table) remember(d *sched.Dest) {
 		return
 	}
 	var n []*sched.Dest
-	if id < len(ds) || id >= cap(ds) {
-		// A new backing array: a replaced id, or no room left.
-		n = make([]*sched.Dest, max(len(ds), id+1), max(2*cap(ds), id+1, 16))
+	switch {
+	case id < len(ds):
+		// A slot readers can see (empty, or another dest under this id): a copy.
+		n = make([]*sched.Dest, len(ds), cap(ds))
 		copy(n, ds)
-	} else {
+	case id >= cap(ds):
+		n = make([]*sched.Dest, id+1, max(2*cap(ds), id+1, 16))
+		copy(n, ds)
+	default:
 		// Readers of ds never index at or past len(ds), so the spare capacity is
 		// ours to fill before the longer slice is published.
 		n = ds[:id+1]
@@ -419,7 +423,7 @@ func destAddrEqual(d *sched.Dest, a *[16]byte, ipv6 bool) bool {
 }
 
 // In looks up the connection of an input packet (client -> VIP) and, on a hit, applies
-// SEMANTICS.md §5.2 in order: the reuse check (a TCP segment with SYN set, RST or
+// docs/ipvs-semantics.md §5.2 in order: the reuse check (a TCP segment with SYN set, RST or
 // not, as the kernel's is_new_conn tests SYN alone: with expire_nodest_conn and a dest
 // of weight 0, or conn_reuse_mode and is_new_conn_expected, the connection is expired
 // and the caller reschedules; the §5.3 gate then refuses a SYN+RST), the dest AVAILABLE check (step 6), then the

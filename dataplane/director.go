@@ -41,7 +41,7 @@ type Options struct {
 	Logger *slog.Logger // nil: discard
 }
 
-// DefaultOptions returns the kernel's defaults (SEMANTICS.md §8).
+// DefaultOptions returns the kernel's defaults (docs/ipvs-semantics.md §8).
 func DefaultOptions() Options {
 	return Options{
 		MTU:           1500,
@@ -139,6 +139,7 @@ type snapshot struct {
 	marks    []markRule
 	dests    []destInfo // by dest id (includes deleted dests still referenced)
 	set      settings
+	gen      uint64 // 0 for New's empty generation, then one more per publication
 }
 
 type markRule struct {
@@ -504,7 +505,7 @@ func (d *Director) setInfo(id uint32, svc *service, r *ipvs.RealServer) {
 }
 
 // deleteDest unlinks dst from pool (the next generation's) and keeps it in the trash
-// so a re-add finds its counters (SEMANTICS.md §2.1 step 3), and with
+// so a re-add finds its counters (docs/ipvs-semantics.md §2.1 step 3), and with
 // expire_nodest_conn flushes its connections.
 // Precondition: d.mu is held.
 func (d *Director) deleteDest(svc *service, pool *sched.Pool, dst *sched.Dest) {
@@ -547,6 +548,7 @@ func (d *Director) publishLocked() {
 			s.natRS.add(in.d.Addr())
 		}
 	}
+	s.gen = d.snap.Load().gen + 1
 	d.snap.Store(s)
 }
 

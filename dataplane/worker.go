@@ -49,15 +49,16 @@ type Worker struct {
 	conn conntrack.Conn
 	pk   sched.Packet
 
-	C      Counters
-	dstats []Stats // by dest id
-	sstats []Stats // by service id
-	icmp   [][]byte
-	nicmp  int
-	ipid   uint16
-	s      *snapshot // the generation of the current batch (or newer: see info)
-	pub    published
-	flows  *flowCache // this worker's established flows (see flowCache)
+	C        Counters
+	dstats   []Stats // by dest id
+	sstats   []Stats // by service id
+	icmp     [][]byte
+	nicmp    int
+	ipid     uint16
+	s        *snapshot // the generation of the current batch (or newer: see destInfo)
+	batchGen uint64    // the generation the last batch started on
+	pub      published
+	flows    *flowCache // this worker's established flows (see flowCache)
 
 	// tableRefs counts the frames of the current batch that went to the connection
 	// table; it decides whether the next batch is prefetched (prefetch.go).
@@ -105,6 +106,14 @@ func (w *Worker) sync(s *snapshot) {
 	}
 }
 
+// Generation returns the configuration generation the last batch ran on: 1 for the
+// first Apply, one more for each Apply or SetOptions since. New connections of that
+// batch were scheduled from exactly that generation's real servers.
+func (w *Worker) Generation() uint64 { return w.batchGen }
+
+// Generation returns the generation the Director published last.
+func (d *Director) Generation() uint64 { return d.snap.Load().gen }
+
 // destInfo returns the data-path settings of dest id and the generation they come
 // from. A connection or template made by a worker on a newer generation can name a
 // dest this batch's generation does not know; the worker then moves to the newest
@@ -133,6 +142,7 @@ func (w *Worker) Process(in []Frame, now int64, out []Frame) []Frame {
 	if s != w.s {
 		w.sync(s)
 	}
+	w.batchGen = s.gen
 	w.nicmp = 0
 	if w.tableRefs*prefetchShare >= len(in) && len(in) > 1 {
 		w.prefetch(in)

@@ -48,6 +48,7 @@ func (c *locCache) clone() locCache {
 	n.elems = slices.Clone(c.elems)
 	n.refs = slices.Clone(c.refs)
 	n.refCnt = slices.Clone(c.refCnt)
+	n.gone = slices.Clone(c.gone)
 	return n
 }
 

@@ -37,13 +37,14 @@ func newLBLC(o Options) (*lblc, error) {
 
 func (*lblc) Name() string { return "lblc" }
 
-// Init starts an empty cache, as init_service allocates a fresh table. The other hooks
-// do nothing: the kernel has none, and entries naming a deleted dest fail the
-// AVAILABLE test and are replaced when next used.
-func (s *lblc) Init([]*Dest)              { s.c.reset() }
-func (*lblc) AddDest([]*Dest, *Dest)      {}
-func (*lblc) DelDest([]*Dest, *Dest, int) {}
-func (*lblc) UpdDest([]*Dest, *Dest)      {}
+// Init starts an empty cache, as init_service allocates a fresh table. The kernel has
+// no other hooks: entries naming a deleted dest fail the AVAILABLE test and are
+// replaced when next used. gvs keeps that test per Pool (see locCache.gone), which
+// is what AddDest and DelDest maintain.
+func (s *lblc) Init([]*Dest)                      { s.c.reset() }
+func (s *lblc) AddDest(_ []*Dest, d *Dest)        { s.c.setGone(d, false) }
+func (s *lblc) DelDest(_ []*Dest, d *Dest, _ int) { s.c.setGone(d, true) }
+func (*lblc) UpdDest([]*Dest, *Dest)              {}
 
 func (s *lblc) Schedule(dests []*Dest, p *Packet) *Dest {
 	c := &s.c
@@ -56,7 +57,7 @@ func (s *lblc) Schedule(dests []*Dest, p *Packet) *Dest {
 		e.lastuse = now
 		// The cached dest's OVERLOAD flag is not tested, only lblc's heuristic
 		// (TV-LBLC-4).
-		if d := c.refs[e.ref]; d.Available() && d.weight.Load() > 0 && !locOverloaded(d, dests) {
+		if d := c.refs[e.ref]; !c.gone[e.ref] && d.weight.Load() > 0 && !locOverloaded(d, dests) {
 			return d
 		}
 	}
@@ -128,6 +129,11 @@ type locCache struct {
 	elems   []locElem // lblcr's dest sets
 	refs    []*Dest   // dests named by entries and elements; nil = free slot
 	refCnt  []int32
+	// gone[r] is the AVAILABLE test of refs[r] for this cache's Pool: set when the dest
+	// leaves the Pool's list, cleared when it comes back. The dest's own flag is
+	// shared by every configuration generation's Pool, so a generation still
+	// scheduling would see a dest revived for the next one as available.
+	gone []bool
 
 	freeEnt  int32 // free lists through next, -1 = empty
 	freeElem int32
@@ -193,7 +199,7 @@ func (c *locCache) reset() {
 	}
 	c.ents, c.elems = c.ents[:0], c.elems[:0]
 	clear(c.refs)
-	c.refs, c.refCnt = c.refs[:0], c.refCnt[:0]
+	c.refs, c.refCnt, c.gone = c.refs[:0], c.refCnt[:0], c.gone[:0]
 	c.freeEnt, c.freeElem = -1, -1
 	c.live, c.liveElem, c.entries = 0, 0, 0
 	c.rover, c.counter, c.started, c.next = 0, 1, false, 0
@@ -270,6 +276,7 @@ func (c *locCache) hold(d *Dest) int32 {
 	for i, r := range c.refs {
 		if r == d {
 			c.refCnt[i]++
+			c.gone[i] = false // d comes from the Pool's list
 			return int32(i)
 		}
 		if r == nil && free < 0 {
@@ -278,10 +285,19 @@ func (c *locCache) hold(d *Dest) int32 {
 	}
 	if free < 0 {
 		free = len(c.refs)
-		c.refs, c.refCnt = append(c.refs, nil), append(c.refCnt, 0)
+		c.refs, c.refCnt, c.gone = append(c.refs, nil), append(c.refCnt, 0), append(c.gone, false)
 	}
-	c.refs[free], c.refCnt[free] = d, 1
+	c.refs[free], c.refCnt[free], c.gone[free] = d, 1, false
 	return int32(free)
+}
+
+// setGone records whether d (if the cache names it) left the Pool's list.
+func (c *locCache) setGone(d *Dest, gone bool) {
+	for i, r := range c.refs {
+		if r == d {
+			c.gone[i] = gone
+		}
+	}
 }
 
 func (c *locCache) drop(r int32) {

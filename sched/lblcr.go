@@ -21,12 +21,13 @@ func newLBLCR(o Options) (*lblcr, error) {
 
 func (*lblcr) Name() string { return "lblcr" }
 
-// Init starts an empty cache; the other hooks do nothing, as in the kernel (sets keep
-// deleted dests, which set_min skips as not AVAILABLE).
-func (s *lblcr) Init([]*Dest)              { s.c.reset() }
-func (*lblcr) AddDest([]*Dest, *Dest)      {}
-func (*lblcr) DelDest([]*Dest, *Dest, int) {}
-func (*lblcr) UpdDest([]*Dest, *Dest)      {}
+// Init starts an empty cache. Sets keep deleted dests, which set_min skips as not
+// AVAILABLE, as in the kernel; AddDest and DelDest keep that test per Pool (see
+// locCache.gone).
+func (s *lblcr) Init([]*Dest)                      { s.c.reset() }
+func (s *lblcr) AddDest(_ []*Dest, d *Dest)        { s.c.setGone(d, false) }
+func (s *lblcr) DelDest(_ []*Dest, d *Dest, _ int) { s.c.setGone(d, true) }
+func (*lblcr) UpdDest([]*Dest, *Dest)              {}
 
 func (s *lblcr) Schedule(dests []*Dest, p *Packet) *Dest {
 	c := &s.c
@@ -122,7 +123,7 @@ func (c *locCache) setMin(i int32) *Dest {
 	j := c.ents[i].set
 	var least *Dest
 	for ; j >= 0; j = c.elems[j].next {
-		if d := c.refs[c.elems[j].ref]; eligible(d) && d.Available() {
+		if d := c.refs[c.elems[j].ref]; eligible(d) && !c.gone[c.elems[j].ref] {
 			least = d
 			break
 		}
@@ -132,12 +133,13 @@ func (c *locCache) setMin(i int32) *Dest {
 	}
 	loh, lw := int64(least.Overhead()), int64(least.weight.Load())
 	for j = c.elems[j].next; j >= 0; j = c.elems[j].next {
-		d := c.refs[c.elems[j].ref]
+		r := c.elems[j].ref
+		d := c.refs[r]
 		if d.flags.Load()&FlagOverload != 0 {
 			continue
 		}
 		doh, dw := int64(d.Overhead()), int64(d.weight.Load())
-		if loh*dw > doh*lw && d.Available() {
+		if loh*dw > doh*lw && !c.gone[r] {
 			least, loh, lw = d, doh, dw
 		}
 	}
