@@ -28,6 +28,7 @@ func FuzzProcess(f *testing.F) {
 	f.Fuzz(func(t *testing.T, frame []byte, tick uint16) {
 		o := testOptions()
 		o.ConnMax = 64
+		o.ScheduleICMP = true // ICMP errors quoting unknown flows schedule too
 		nat := rrService(ipvs.NAT, 8080)
 		dr := rrService(ipvs.DR, 0)
 		dr.Key = ipvs.AddrKey(ipvs.TCP, netip.AddrPortFrom(dtVIP, 443))

@@ -123,23 +123,30 @@ func (w *Worker) inbound(s *snapshot, f *Frame, now int64, out []Frame) []Frame 
 		return w.drop(ReasonDestDeleted, out)
 	}
 	w.flows.forget(&w.key)
-	return w.schedule(s, f, flags, now, out)
+	return w.schedule(s, f, flags, false, now, out)
 }
 
 // schedule is the protocol conn_schedule plus ip_vs_schedule / ip_vs_sched_persist
-// (docs/ipvs-semantics.md §5.3–5.5) for a packet that has no connection.
-func (w *Worker) schedule(s *snapshot, f *Frame, flags uint8, now int64, out []Frame) []Frame {
-	p := &w.p
-	if p.Proto == protoTCP && (flags&tcpRST != 0 || (flags&tcpSYN == 0 && !s.set.sloppyTCP)) {
+// (docs/ipvs-semantics.md §5.3–5.5) for the flow in w.key, which has no connection:
+// the packet's own, or with icmp the flow an ICMP error quotes (schedule_icmp, §5.7),
+// which the kernel schedules from the quoted header, inverted, without the SYN test.
+func (w *Worker) schedule(s *snapshot, f *Frame, flags uint8, icmp bool, now int64, out []Frame) []Frame {
+	k := &w.key
+	if !icmp && k.Proto == protoTCP && (flags&tcpRST != 0 || (flags&tcpSYN == 0 && !s.set.sloppyTCP)) {
 		return w.drop(ReasonNotSYN, out)
 	}
-	svc := s.service(p)
+	svc := s.service(k)
 	if svc == nil {
 		return w.drop(ReasonNoService, out)
 	}
 	pk := &w.pk
-	pk.Src, pk.Dst = w.key.CAddr, w.key.VAddr
-	pk.SrcPort, pk.DstPort, pk.IPv6, pk.Protocol, pk.Inverse, pk.Now = p.SrcPort, p.DstPort, p.IPv6, p.Proto, false, now
+	if icmp {
+		// The quoted header runs VIP → client: sh and mh hash its destination.
+		pk.Src, pk.Dst, pk.SrcPort, pk.DstPort = k.VAddr, k.CAddr, k.VPort, k.CPort
+	} else {
+		pk.Src, pk.Dst, pk.SrcPort, pk.DstPort = k.CAddr, k.VAddr, k.CPort, k.VPort
+	}
+	pk.IPv6, pk.Protocol, pk.Inverse, pk.Now = k.IPv6, k.Proto, icmp, now
 
 	var (
 		dest    *sched.Dest
@@ -152,12 +159,12 @@ func (w *Worker) schedule(s *snapshot, f *Frame, flags uint8, now int64, out []F
 		if dest == nil {
 			return w.leave(s, svc, f, r, out)
 		}
-		dport = p.DstPort
-		if p.DstPort == svc.spec.Addr.Port() && dest.Port() != 0 {
+		dport = k.VPort
+		if k.VPort == svc.spec.Addr.Port() && dest.Port() != 0 {
 			dport = dest.Port()
 		}
 	} else {
-		if svc.spec.FWMark == 0 && svc.spec.Addr.Port() != p.DstPort {
+		if svc.spec.FWMark == 0 && svc.spec.Addr.Port() != k.VPort {
 			// Port-0 (and FTP data fallback) services schedule only persistently.
 			return w.leave(s, svc, f, ReasonPortZero, out)
 		}
@@ -167,11 +174,11 @@ func (w *Worker) schedule(s *snapshot, f *Frame, flags uint8, now int64, out []F
 		}
 		dport = dest.Port()
 		if dport == 0 {
-			dport = p.DstPort
+			dport = k.VPort
 		}
 	}
 	var cf conntrack.Flags
-	if svc.spec.OPS && p.Proto == protoUDP {
+	if svc.spec.OPS && k.Proto == protoUDP {
 		cf = conntrack.FlagOnePacket
 	}
 	s, info := w.destInfo(s, dest.ID())
@@ -183,30 +190,30 @@ func (w *Worker) schedule(s *snapshot, f *Frame, flags uint8, now int64, out []F
 	}
 	w.dstats[dest.ID()].Conns++
 	w.sstats[svc.id].Conns++
-	return w.xmit(s, f, &w.conn, false, out)
+	return w.xmit(s, f, &w.conn, icmp, out)
 }
 
 // persist finds or creates the persistence template of the packet's client
 // (docs/ipvs-semantics.md §5.5) and returns the dest it names.
 func (w *Worker) persist(s *snapshot, svc *service, now int64) (*sched.Dest, conntrack.Ref, Reason) {
-	p := &w.p
+	k := &w.key
 	var tk conntrack.Key
-	tk.IPv6 = p.IPv6
-	setAddr(&tk.CAddr, &w.key.CAddr, p.IPv6)
-	maskAddr(&tk.CAddr, svc.maskBits(), p.IPv6)
+	tk.IPv6 = k.IPv6
+	setAddr(&tk.CAddr, &k.CAddr, k.IPv6)
+	maskAddr(&tk.CAddr, svc.maskBits(), k.IPv6)
 	switch {
 	case svc.spec.FWMark != 0:
 		// IPPROTO_IP template keyed by the mark in the first address word.
 		m := svc.spec.FWMark
 		tk.Proto = 0
 		tk.VAddr = [16]byte{byte(m >> 24), byte(m >> 16), byte(m >> 8), byte(m)}
-	case p.DstPort == svc.spec.Addr.Port():
-		tk.Proto, tk.VAddr, tk.VPort = p.Proto, w.key.VAddr, p.DstPort
+	case k.VPort == svc.spec.Addr.Port():
+		tk.Proto, tk.VAddr, tk.VPort = k.Proto, k.VAddr, k.VPort
 		if svc.spec.Addr.Port() == 21 {
 			tk.VPort = 0
 		}
 	default: // port-0 service, or FTP data through the port-21 service
-		tk.Proto, tk.VAddr = p.Proto, w.key.VAddr
+		tk.Proto, tk.VAddr = k.Proto, k.VAddr
 	}
 	var tc conntrack.Conn
 	if w.d.table.Template(&tk, now, &tc) {
@@ -220,7 +227,7 @@ func (w *Worker) persist(s *snapshot, svc *service, now int64) (*sched.Dest, con
 		return nil, 0, ReasonNoDest
 	}
 	var tdport uint16
-	if p.DstPort == svc.spec.Addr.Port() && svc.spec.Addr.Port() != 21 {
+	if k.VPort == svc.spec.Addr.Port() && svc.spec.Addr.Port() != 21 {
 		tdport = dest.Port()
 	}
 	if w.d.table.InsertTemplate(&tk, dest, tdport, svc.spec.Persistence, now, &tc) == conntrack.Full {
@@ -236,34 +243,34 @@ func (w *Worker) leave(s *snapshot, svc *service, f *Frame, r Reason, out []Fram
 	if r == ReasonTableFull {
 		return w.drop(r, out)
 	}
-	if svc.spec.Addr.Port() == 21 && p.DstPort != 21 {
+	if svc.spec.Addr.Port() == 21 && w.key.VPort != 21 {
 		return w.drop(ReasonFTPData, out)
 	}
 	w.C.Reasons[r]++
 	return w.sendICMP(f, ICMPPortUnreachable, 0, &p.Dst, out)
 }
 
-// service is ip_vs_service_find (docs/ipvs-semantics.md §5.8): fwmark, exact, FTP data-port
-// fallback, then port 0.
-func (s *snapshot) service(p *Parsed) *service {
+// service is ip_vs_service_find (docs/ipvs-semantics.md §5.8) for a flow's virtual
+// side: fwmark, exact, FTP data-port fallback, then port 0.
+func (s *snapshot) service(f *conntrack.Key) *service {
 	var k svcKey
 	if len(s.marks) > 0 {
-		if m := s.mark(p); m != 0 {
-			if svc := s.bySvc.get(&svcKey{mark: m, v6: p.IPv6}); svc != nil {
+		if m := s.mark(f); m != 0 {
+			if svc := s.bySvc.get(&svcKey{mark: m, v6: f.IPv6}); svc != nil {
 				return svc
 			}
 		}
 	}
-	k.proto, k.v6, k.port = p.Proto, p.IPv6, p.DstPort
-	setAddr(&k.addr, &p.Dst, p.IPv6)
-	if !p.IPv6 {
+	k.proto, k.v6, k.port = f.Proto, f.IPv6, f.VPort
+	k.addr = f.VAddr
+	if !f.IPv6 {
 		// svcKey holds netip.Addr.As16 form for IPv4 (::ffff:a.b.c.d).
-		k.addr = [16]byte{10: 0xff, 11: 0xff, 12: p.Dst[0], 13: p.Dst[1], 14: p.Dst[2], 15: p.Dst[3]}
+		k.addr = [16]byte{10: 0xff, 11: 0xff, 12: f.VAddr[0], 13: f.VAddr[1], 14: f.VAddr[2], 15: f.VAddr[3]}
 	}
 	if svc := s.bySvc.get(&k); svc != nil {
 		return svc
 	}
-	if s.hasFTP && p.Proto == protoTCP && (p.DstPort == 20 || p.DstPort >= 1024) {
+	if s.hasFTP && f.Proto == protoTCP && (f.VPort == 20 || f.VPort >= 1024) {
 		k.port = 21
 		if svc := s.bySvc.get(&k); svc != nil {
 			return svc
@@ -278,25 +285,25 @@ func (s *snapshot) service(p *Parsed) *service {
 
 // mark plays the part of the netfilter rule that sets a fwmark: the first matching
 // rule's mark, or 0.
-func (s *snapshot) mark(p *Parsed) uint32 {
+func (s *snapshot) mark(f *conntrack.Key) uint32 {
 	for i := range s.marks {
 		m := &s.marks[i]
-		if m.Protocol != 0 && uint8(m.Protocol) != p.Proto {
+		if m.Protocol != 0 && uint8(m.Protocol) != f.Proto {
 			continue
 		}
 		a := m.Addr.Unmap()
-		if a.Is6() != p.IPv6 {
+		if a.Is6() != f.IPv6 {
 			continue
 		}
 		if a.Is4() {
 			b := a.As4()
-			if b[0] != p.Dst[0] || b[1] != p.Dst[1] || b[2] != p.Dst[2] || b[3] != p.Dst[3] {
+			if b[0] != f.VAddr[0] || b[1] != f.VAddr[1] || b[2] != f.VAddr[2] || b[3] != f.VAddr[3] {
 				continue
 			}
-		} else if a.As16() != p.Dst {
+		} else if a.As16() != f.VAddr {
 			continue
 		}
-		if m.PortHi != 0 && (p.DstPort < m.PortLo || p.DstPort > m.PortHi) {
+		if m.PortHi != 0 && (f.VPort < m.PortLo || f.VPort > m.PortHi) {
 			continue
 		}
 		return m.mark

@@ -215,17 +215,24 @@ func relatedICMP(p *Parsed) bool {
 // inboundICMP is ip_vs_in_icmp: an ICMP error sent to a VIP that quotes a packet of a
 // tracked connection (the quote is our traffic's reverse direction, VIP → client)
 // goes to that connection's real server: forwarded as it is for DR/TUN, translated
-// for NAT (§5.7, §9.6). Anything else is not related.
+// for NAT (§5.7, §9.6). Without a connection it is scheduled as a new one when
+// schedule_icmp is set, and is otherwise not related.
 func (w *Worker) inboundICMP(s *snapshot, f *Frame, now int64, out []Frame) []Frame {
 	p := &w.p
 	if !relatedICMP(p) || !p.EmbHasPorts || (p.EmbProto != protoTCP && p.EmbProto != protoUDP) {
 		return w.drop(ReasonICMPUnrelated, out)
 	}
 	w.setKey(p.EmbProto, p.IPv6, &p.EmbDst, p.EmbDstPort, &p.EmbSrc, p.EmbSrcPort)
-	if !w.d.table.Lookup(&w.key, now, &w.conn) {
-		return w.drop(ReasonICMPUnrelated, out)
+	if w.d.table.Lookup(&w.key, now, &w.conn) {
+		return w.xmit(s, f, &w.conn, true, out)
 	}
-	return w.xmit(s, f, &w.conn, true, out)
+	if s.set.scheduleICMP {
+		// schedule_icmp: a connection is scheduled from the quoted header, so the
+		// error reaches the real server that would serve the flow (after a failover
+		// the new director has no connection for it yet).
+		return w.schedule(s, f, 0, true, now, out)
+	}
+	return w.drop(ReasonICMPUnrelated, out)
 }
 
 // outboundICMP is ip_vs_out_icmp: an ICMP error from a NAT real server quoting a
