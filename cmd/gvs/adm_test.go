@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"log/slog"
+	"net/netip"
 	"os"
 	"path/filepath"
 	"strings"
@@ -12,6 +13,8 @@ import (
 	"testing"
 
 	"github.com/gvs-lb/gvs/dataplane"
+	"github.com/gvs-lb/gvs/dataplane/linktest"
+	"github.com/gvs-lb/gvs/internal/config"
 	"github.com/gvs-lb/gvs/internal/control"
 	"github.com/gvs-lb/gvs/internal/daemon"
 )
@@ -204,17 +207,42 @@ func TestAdmHelpNeedsNoDirector(t *testing.T) {
 	}
 }
 
-// TestAdmEndToEnd runs gvs adm against a real Admin on a real Director.
+// admHost is a host with one interface, up, for a director run in-process.
+type admHost struct{}
+
+func (admHost) Check(name string) (daemon.Interface, error) { return admHost{}.Interface(name) }
+func (admHost) Interface(name string) (daemon.Interface, error) {
+	return daemon.Interface{Name: name, MAC: []byte{2, 0, 0, 0, 0, 3}, MTU: 1500, Up: true}, nil
+}
+func (admHost) DefaultGateway(string) netip.Addr { return netip.Addr{} }
+
+// TestAdmEndToEnd runs gvs adm against a whole director run in-process over an
+// in-memory link.
 func TestAdmEndToEnd(t *testing.T) {
-	o := dataplane.DefaultOptions()
-	o.ConnMax = 4096
-	o.ConnShards = 16
-	d, err := dataplane.New(o)
+	cfg, err := config.Parse("adm.toml", []byte("[director]\ninterface = \"gvs0\"\nconn_max = 4096\nconn_shards = 16\n"))
 	if err != nil {
 		t.Fatal(err)
 	}
-	a := daemon.NewAdmin(d, nil, daemon.AdminOptions{Now: func() int64 { return 0 }, Logger: slog.New(slog.DiscardHandler)})
-	path, _ := fakeDirector(t, a.Handle)
+	d, err := daemon.New(cfg, daemon.Deps{
+		Logger: slog.New(slog.DiscardHandler),
+		Host:   admHost{},
+		OpenLinks: func(daemon.Interface, *dataplane.Filter) ([]dataplane.Link, error) {
+			return []dataplane.Link{linktest.NewChannel(16)}, nil
+		},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	ran := make(chan error, 1)
+	go func() { ran <- d.Run(ctx) }()
+	t.Cleanup(func() {
+		cancel()
+		if err := <-ran; err != nil {
+			t.Errorf("Run: %v", err)
+		}
+	})
+	path, _ := fakeDirector(t, d.Handle)
 	adm := func(stdin string, args ...string) (string, string, int) {
 		return runAdm(append([]string{"--socket", path}, args...), stdin, noEnv)
 	}

@@ -58,7 +58,9 @@ func cmdRun(args []string, stdout, stderr io.Writer) error {
 			}
 		}
 	}()
-	err := daemon.Run(ctx, daemon.Options{ConfigPath: *path, Logger: slog.New(h), Workers: *workers, Reload: reload})
+	log := slog.New(h)
+	deps := daemon.LiveDeps(*workers, log)
+	err := daemon.Run(ctx, daemon.Options{ConfigPath: *path, Logger: log, Deps: &deps, Reload: reload})
 	if err != nil {
 		return fmt.Errorf("run: %w", err)
 	}

@@ -8,6 +8,7 @@ import (
 	"github.com/gvs-lb/gvs/conntrack"
 	"github.com/gvs-lb/gvs/dataplane"
 	"github.com/gvs-lb/gvs/internal/ipvsadm"
+	"github.com/gvs-lb/gvs/ipvs"
 	"github.com/gvs-lb/gvs/sched"
 )
 
@@ -37,11 +38,7 @@ func (a *Admin) list(c *ipvsadm.Command, out *bytes.Buffer) error {
 }
 
 func (a *Admin) info() ipvsadm.Info {
-	n := a.o.ConnTableSize
-	if n == 0 {
-		n = a.d.Table().Max()
-	}
-	return ipvsadm.Info{Version: ipvsVersion, ConnTableSize: n}
+	return ipvsadm.Info{Version: ipvsVersion, ConnTableSize: a.d.Table().Max()}
 }
 
 func (a *Admin) timeouts() ipvsadm.Timeouts {
@@ -98,7 +95,7 @@ func serviceModel(v *dataplane.ServiceView) ipvsadm.Service {
 	if sp.FWMark != 0 {
 		s.IPv6 = sp.IPv6
 	} else {
-		s.Addr, s.Port = sp.Addr, sp.Port
+		s.Addr, s.Port = sp.Addr.Addr(), sp.Addr.Port()
 	}
 	if sp.Persistence > 0 {
 		s.Persistent = true
@@ -126,13 +123,15 @@ func destModel(dv *dataplane.DestView) ipvsadm.Dest {
 		PersistConns: nonNegative(dv.PersistConns),
 	}
 	switch dv.Method {
-	case dataplane.MethodDR:
+	case ipvs.DR:
 		d.Method = ipvsadm.MethodRoute
-	case dataplane.MethodNAT:
+	case ipvs.NAT:
 		d.Method = ipvsadm.MethodMasq
-	case dataplane.MethodTUN:
+	case ipvs.TUN:
 		d.Method = ipvsadm.MethodTunnel
 		d.TunnelType = ipvsadm.TunnelIPIP
+	case ipvs.Local:
+		d.Method = ipvsadm.MethodLocal
 	}
 	return d
 }
@@ -204,7 +203,7 @@ func (a *Admin) zeroCounters(c *ipvsadm.Command) error {
 	key := keyOfCommand(&c.Service)
 	for i := range views {
 		v := &views[i]
-		if keyOfSpec(&v.Spec) != key {
+		if keyOf(&v.Spec) != key {
 			continue
 		}
 		raw := at(t.Services, v.ID)
@@ -223,7 +222,7 @@ func (a *Admin) zeroCounters(c *ipvsadm.Command) error {
 // conns lists the connection table as -c does, leaving out entries that have
 // expired but are not reaped yet (the kernel's timers remove them on time).
 func (a *Admin) conns() []ipvsadm.Conn {
-	now := a.o.Now()
+	now := a.dm.now()
 	// A real server may be of the other family (tunnels): take its address from
 	// the dest when it is still listed.
 	addrs := map[uint32]netip.Addr{}

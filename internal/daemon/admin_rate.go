@@ -1,7 +1,6 @@
 package daemon
 
 import (
-	"context"
 	"math"
 	"time"
 
@@ -19,22 +18,6 @@ const (
 	estimatePeriod = 2 * time.Second
 	estimateWeight = 0.25 // W = 2^-2
 )
-
-// Run drives the rate estimator of --rate (and the metrics' rates) until ctx is
-// cancelled. It returns nil.
-func (a *Admin) Run(ctx context.Context) error {
-	a.estimate()
-	t := time.NewTicker(estimatePeriod)
-	defer t.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return nil
-		case <-t.C:
-			a.estimate()
-		}
-	}
-}
 
 // estimate is one tick of the estimator.
 func (a *Admin) estimate() {

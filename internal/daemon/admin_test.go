@@ -1,14 +1,11 @@
 package daemon
 
 import (
-	"context"
 	"net"
 	"net/netip"
 	"path/filepath"
-	"runtime"
 	"strings"
 	"sync"
-	"sync/atomic"
 	"testing"
 	"time"
 
@@ -20,74 +17,6 @@ import (
 	"github.com/gvs-lb/gvs/internal/control"
 )
 
-var dirMAC = net.HardwareAddr{2, 0, 0, 0, 0, 3}
-
-// macOf is the test network's MAC of an address: 02:00:00:00:00:<last byte>.
-func macOf(a netip.Addr) net.HardwareAddr {
-	b := a.AsSlice()
-	return net.HardwareAddr{2, 0, 0, 0, 0, b[len(b)-1]}
-}
-
-// testAdmin is an Admin on a real Director with one worker, a settable clock and
-// a Resolve that knows every address (macOf) and counts its calls.
-type testAdmin struct {
-	t        *testing.T
-	a        *Admin
-	d        *dataplane.Director
-	w        *dataplane.Worker
-	now      atomic.Int64
-	resolved atomic.Int32
-	changes  atomic.Int32
-}
-
-func newTestAdmin(t *testing.T, specs ...dataplane.ServiceSpec) *testAdmin {
-	t.Helper()
-	o := dataplane.DefaultOptions()
-	o.MAC = dirMAC
-	o.Addr4 = netip.MustParseAddr("172.19.0.3")
-	o.ConnMax = 4096 // also the size= of the version line, as in the seeds
-	o.ConnShards = 16
-	d, err := dataplane.New(o)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := d.Apply(specs); err != nil {
-		t.Fatal(err)
-	}
-	ta := &testAdmin{t: t, d: d, w: d.NewWorker(64)}
-	ta.now.Store(int64(time.Second))
-	ta.a = NewAdmin(d, specs, AdminOptions{
-		Now: ta.now.Load,
-		Resolve: func(a netip.Addr) net.HardwareAddr {
-			ta.resolved.Add(1)
-			return macOf(a)
-		},
-		OnChange: func([]dataplane.ServiceSpec) { ta.changes.Add(1) },
-	})
-	return ta
-}
-
-// adm runs one command line, split on blanks.
-func (ta *testAdmin) adm(line string) (stdout, stderr string, status int) {
-	return ta.admIn("", line)
-}
-
-func (ta *testAdmin) admIn(stdin, line string) (stdout, stderr string, status int) {
-	ta.t.Helper()
-	r := ta.a.Handle(context.Background(), control.Request{Version: control.Version, Args: strings.Fields(line), Stdin: stdin})
-	return r.Stdout, r.Stderr, r.Status
-}
-
-// ok runs a command that must succeed silently or with output, and returns stdout.
-func (ta *testAdmin) ok(line string) string {
-	ta.t.Helper()
-	out, errOut, st := ta.adm(line)
-	if st != 0 || errOut != "" {
-		ta.t.Fatalf("gvs adm %s: status %d, stderr %q", line, st, errOut)
-	}
-	return out
-}
-
 // tcpPkt describes a client frame to the director.
 type tcpPkt struct {
 	client, vip        netip.AddrPort
@@ -96,7 +25,7 @@ type tcpPkt struct {
 	payload            int
 }
 
-func (p tcpPkt) frame(t *testing.T) dataplane.Frame {
+func (p tcpPkt) frame(t testing.TB) dataplane.Frame {
 	t.Helper()
 	eth := &layers.Ethernet{SrcMAC: net.HardwareAddr{2, 0, 0, 0, 0, 2}, DstMAC: dirMAC, EthernetType: layers.EthernetTypeIPv4}
 	ip := &layers.IPv4{Version: 4, IHL: 5, TTL: 64, Protocol: layers.IPProtocolTCP, SrcIP: p.client.Addr().AsSlice(), DstIP: p.vip.Addr().AsSlice()}
@@ -130,7 +59,7 @@ func (ta *testAdmin) send(pkts ...tcpPkt) []string {
 	for i, p := range pkts {
 		in[i] = p.frame(ta.t)
 	}
-	now := ta.now.Load()
+	now := ta.d.now()
 	out := ta.w.Process(in, now, nil)
 	ta.w.Flush(now)
 	var macs []string
@@ -199,7 +128,7 @@ func TestSeedWalkthrough(t *testing.T) {
 		"  -> 172.19.0.5:80                Route   1      0          0         \n"+
 		"  -> 172.19.0.6:80                Route   1      0          0         \n",
 		ta.ok("-Ln"))
-	if n := ta.resolved.Load(); n != 2 {
+	if n := ta.res.calls.Load(); n != 2 {
 		t.Errorf("Resolve called %d times, want 2", n)
 	}
 
@@ -247,8 +176,10 @@ func TestSeedWalkthrough(t *testing.T) {
 		"  -> 172.19.0.5:80                Route   1      0          4         \n"+
 		"  -> 172.19.0.6:80                Route   3      0          0         \n",
 		ta.ok("-Ln"))
-	if n := ta.resolved.Load(); n != 3 {
-		t.Errorf("Resolve called %d times, want 3 (-e keeps the MAC)", n)
+	// Resolved MACs are kept like a neighbour cache (and refreshed every 30 s):
+	// neither adding rs2 back nor -e asks the network again.
+	if n := ta.res.calls.Load(); n != 2 {
+		t.Errorf("Resolve called %d times, want 2", n)
 	}
 }
 
@@ -284,7 +215,7 @@ func TestErrorsChangeNothing(t *testing.T) {
 	ta.ok("-a -t 198.18.0.100:80 -r 198.18.0.6:80 -m -x 10 -y 5")
 	before := ta.ok("-Sn")
 	beforeList := ta.ok("-Ln --thresholds")
-	changes := ta.changes.Load()
+	gens := ta.generations()
 
 	for _, tc := range []struct {
 		name, line, stderr string
@@ -322,27 +253,46 @@ func TestErrorsChangeNothing(t *testing.T) {
 		})
 	}
 	diffText(t, "--thresholds after the refused commands", beforeList, ta.ok("-Ln --thresholds"))
-	if n := ta.changes.Load(); n != changes {
-		t.Errorf("OnChange called %d times for refused commands", n-changes)
+	if n := ta.generations(); n != gens {
+		t.Errorf("%d configurations published for refused commands", n-gens)
 	}
 }
 
-// complexSpecs is a configuration with every kind of service gvs adm can save,
+// complexConf is a configuration with every kind of service gvs adm can save,
 // including an fwmark service whose match rules come from the config.
-func complexSpecs() []dataplane.ServiceSpec {
-	v4 := netip.IPv4Unspecified()
-	return []dataplane.ServiceSpec{{
-		Protocol: 6, FWMark: 7, Scheduler: "wlc", Persistence: 300 * time.Second,
-		Netmask: netip.PrefixFrom(v4, 24),
-		Match:   []dataplane.Match{{Protocol: 6, Addr: netip.MustParseAddr("198.18.0.100"), PortLo: 8000, PortHi: 8100}},
-		RealServers: []dataplane.RealServerSpec{
-			{Addr: netip.MustParseAddr("198.18.0.9"), Weight: 1, Method: dataplane.MethodDR, MAC: net.HardwareAddr{2, 0, 0, 0, 0, 9}},
-		},
-	}}
+const complexConf = `
+[[service]]
+fwmark = 7
+scheduler = "wlc"
+persistence = "300s"
+netmask = 24
+  [[service.match]]
+  address = "198.18.0.100"
+  protocol = "tcp"
+  port = "8000-8100"
+  [[service.real_server]]
+  address = "198.18.0.9"
+  mac = "02:00:00:00:00:09"
+`
+
+// macs returns the MAC each real server is forwarded to: pinned or resolved.
+func (ta *testAdmin) macs() map[string]string {
+	m := map[string]string{}
+	p := ta.d.pub.Load()
+	for _, s := range p.configured {
+		for _, r := range s.RealServers {
+			mac := r.MAC
+			if mac.IsZero() {
+				mac = p.macs[r.Addr.Addr()]
+			}
+			m[s.String()+" "+r.Addr.String()] = mac.String()
+		}
+	}
+	return m
 }
 
 func TestSaveClearRestore(t *testing.T) {
-	ta := newTestAdmin(t, complexSpecs()...)
+	ta := newTestAdmin(t, complexConf)
 	for _, l := range []string{
 		"-A -t 198.18.0.100:80 -s rr",
 		"-a -t 198.18.0.100:80 -r 198.18.0.5 -g -w 3",
@@ -375,15 +325,7 @@ func TestSaveClearRestore(t *testing.T) {
 			t.Errorf("-S -n lacks %q:\n%s", want, saved)
 		}
 	}
-	macs := func() map[string]string {
-		m := map[string]string{}
-		for _, s := range ta.a.Specs() {
-			for _, r := range s.RealServers {
-				m[s.String()+" "+netip.AddrPortFrom(r.Addr, r.Port).String()] = r.MAC.String()
-			}
-		}
-		return m
-	}
+	macs := ta.macs
 	macsBefore := macs()
 	if len(macsBefore) != 7 {
 		t.Fatalf("%d real servers, want 7", len(macsBefore))
@@ -411,7 +353,7 @@ func TestSaveClearRestore(t *testing.T) {
 		}
 	}
 	// The fwmark service got its match rules back from the config.
-	for _, s := range ta.a.Specs() {
+	for _, s := range ta.d.Configured() {
 		if s.FWMark == 7 && (len(s.Match) != 1 || s.Match[0].PortHi != 8100) {
 			t.Errorf("fwmark 7 restored with match rules %+v", s.Match)
 		}
@@ -460,7 +402,7 @@ func TestSetTimeouts(t *testing.T) {
 	if got := ta.ok("-L --timeout"); got != "Timeout (tcp tcpfin udp): 3600 120 30\n" {
 		t.Errorf("after --set 3600 0 30: %q", got)
 	}
-	to := ta.d.Table().Timeouts()
+	to := ta.d.d.Table().Timeouts()
 	if to.TCP[conntrack.StateEstablished] != time.Hour || to.TCP[conntrack.StateFinWait] != 120*time.Second || to.UDP != 30*time.Second {
 		t.Errorf("table timeouts: %+v", to)
 	}
@@ -517,7 +459,7 @@ func TestZeroStats(t *testing.T) {
 		"  -> 198.18.0.5:53                       0        0        0        0        0\n",
 		ta.ok("-L -n --stats"))
 	// The Director's own counters are not zeroed (metrics read those).
-	if got := ta.d.Totals().Services[0].Conns; got != 6 {
+	if got := ta.d.d.Totals().Services[0].Conns; got != 6 {
 		t.Errorf("Director's service counter %d, want 6", got)
 	}
 }
@@ -550,14 +492,6 @@ func TestRates(t *testing.T) {
 	if got := ta.ok("-Ln --rate"); !strings.Contains(got, "TCP  198.18.0.100:80                     0        0        0        0        0\n") {
 		t.Errorf("--rate after -Z:\n%s", got)
 	}
-	// Run drives the estimator and stops with its context.
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- ta.a.Run(ctx) }()
-	cancel()
-	if err := <-done; err != nil {
-		t.Errorf("Run = %v", err)
-	}
 }
 
 func TestConnectionList(t *testing.T) {
@@ -568,7 +502,7 @@ func TestConnectionList(t *testing.T) {
 	ta.ok("-a -u 198.18.0.100:53 -r 198.18.0.6 -g")
 	ta.send(tcpPkt{client: ap("198.51.100.7:40000"), vip: ap("198.18.0.100:80"), syn: true},
 		tcpPkt{client: ap("198.51.100.7:5353"), vip: ap("198.18.0.100:53"), udp: true})
-	ta.now.Add(int64(10 * time.Second))
+	ta.clock.Advance(10 * time.Second)
 	got := ta.ok("-Lnc")
 	// SYN_RECV lasts 60 s, a UDP connection 300 s and its template 120 s; 10 s
 	// have passed.
@@ -588,7 +522,7 @@ func TestConnectionList(t *testing.T) {
 		t.Errorf("-Lnc entries:\n%s", diff)
 	}
 	// Once expired they are no longer listed, even before they are reaped.
-	ta.now.Add(int64(5 * time.Minute))
+	ta.clock.Advance(5 * time.Minute)
 	if got := ta.ok("-L -n -c"); got != "IPVS connection entries\npro expire state       source             virtual            destination\n" {
 		t.Errorf("-L -n -c after expiry:\n%s", got)
 	}
@@ -641,61 +575,6 @@ func TestEditKeepsEstablished(t *testing.T) {
 	}
 }
 
-func TestReplaceDiscardsAdmChanges(t *testing.T) {
-	specs := complexSpecs()
-	ta := newTestAdmin(t, specs...)
-	ta.ok("-A -t 198.18.0.100:80 -s rr")
-	ta.ok("-D -f 7")
-	before := ta.changes.Load()
-	if err := ta.a.Replace(specs); err != nil {
-		t.Fatal(err)
-	}
-	if ta.changes.Load() != before+1 {
-		t.Error("Replace did not call OnChange")
-	}
-	if got := ta.ok("-Sn"); got != "-A -f 7 -s wlc -p 300 -M 255.255.255.0\n-a -f 7 -r 198.18.0.9:0 -g -w 1\n" {
-		t.Errorf("-Sn after Replace:\n%s", got)
-	}
-	bad := complexSpecs()
-	bad[0].Scheduler = "fastest"
-	if err := ta.a.Replace(bad); err == nil {
-		t.Error("Replace with an unknown scheduler succeeded")
-	}
-	if len(ta.a.Specs()) != 1 || ta.a.Specs()[0].Scheduler != "wlc" {
-		t.Errorf("a refused Replace changed the specs: %+v", ta.a.Specs())
-	}
-}
-
-func TestUpdate(t *testing.T) {
-	ta := newTestAdmin(t)
-	ta.ok("-A -t 198.18.0.100:80 -s rr")
-	ta.ok("-a -t 198.18.0.100:80 -r 198.18.0.5 -g")
-	ta.ok("-a -t 198.18.0.100:80 -r 198.18.0.6 -g")
-	// A health checker takes 198.18.0.6 out.
-	err := ta.a.Update(func(specs []dataplane.ServiceSpec) ([]dataplane.ServiceSpec, error) {
-		specs[0].RealServers = specs[0].RealServers[:1]
-		return specs, nil
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	// The next adm command starts from the updated table.
-	ta.ok("-E -t 198.18.0.100:80 -s wrr")
-	if got := ta.ok("-Sn"); got != "-A -t 198.18.0.100:80 -s wrr\n-a -t 198.18.0.100:80 -r 198.18.0.5:80 -g -w 1\n" {
-		t.Errorf("-Sn after Update and -E:\n%s", got)
-	}
-	bad := ta.a.Update(func(specs []dataplane.ServiceSpec) ([]dataplane.ServiceSpec, error) {
-		specs[0].RealServers[0].Method = 0
-		return specs, nil
-	})
-	if bad == nil {
-		t.Error("Update with an invalid spec succeeded")
-	}
-	if len(ta.a.Specs()[0].RealServers) != 1 || ta.a.Specs()[0].RealServers[0].Method != dataplane.MethodDR {
-		t.Errorf("a refused Update changed the specs: %+v", ta.a.Specs())
-	}
-}
-
 func TestHelpAndVersion(t *testing.T) {
 	ta := newTestAdmin(t)
 	out := ta.ok("-h")
@@ -710,23 +589,12 @@ func TestHelpAndVersion(t *testing.T) {
 	}
 }
 
-// TestOverControlSocket runs the Admin behind a real control socket, with
-// several clients listing, zeroing and estimating at once while a worker forwards
-// traffic (run with -race).
+// TestOverControlSocket runs the daemon behind a real control socket, with several
+// clients changing, listing and zeroing at once while a worker forwards traffic
+// (run with -race).
 func TestOverControlSocket(t *testing.T) {
-	before := runtime.NumGoroutine()
-	ta := newTestAdmin(t)
 	path := filepath.Join(t.TempDir(), "gvs.sock")
-	l, err := control.Listen(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	var wg sync.WaitGroup
-	wg.Add(2)
-	go func() { defer wg.Done(); l.Serve(ctx, ta.a) }()
-	go func() { defer wg.Done(); ta.a.Run(ctx) }()
-
+	ta := newTestDirector(t, strings.Replace(directorConf, "[director]", "[director]\ncontrol_socket = \""+path+"\"", 1), nil)
 	call := func(line string) control.Response {
 		r, err := control.Call(path, control.Request{Args: strings.Fields(line)})
 		if err != nil {
@@ -748,6 +616,7 @@ func TestOverControlSocket(t *testing.T) {
 		}()
 	}
 	cw.Wait()
+	ta.settle()
 	for _, line := range []string{"-Ln --stats", "-Ln --rate", "-Lnc", "-Z", "-Sn", "-Ln"} {
 		cw.Add(1)
 		go func() {
@@ -769,15 +638,6 @@ func TestOverControlSocket(t *testing.T) {
 	}
 	if r := call("-A -t 198.18.0.100:80"); r.Status != 255 || r.Stderr != "Service already exists\n" {
 		t.Errorf("duplicate over the socket: %+v", r)
-	}
-	cancel()
-	wg.Wait()
-	deadline := time.Now().Add(2 * time.Second)
-	for runtime.NumGoroutine() > before && time.Now().Before(deadline) {
-		time.Sleep(5 * time.Millisecond)
-	}
-	if n := runtime.NumGoroutine(); n > before {
-		t.Errorf("%d goroutines leaked", n-before)
 	}
 }
 

@@ -22,19 +22,19 @@ type garpSender struct {
 	buf     [128]byte
 }
 
-func openGARP(ifi *net.Interface) (*garpSender, error) {
-	if len(ifi.HardwareAddr) != 6 {
+func openGARP(ifi Interface) (Announcer, error) {
+	if len(ifi.MAC) != 6 {
 		return nil, fmt.Errorf("interface %s has no Ethernet address for gratuitous ARP", ifi.Name)
 	}
 	fd, err := unix.Socket(unix.AF_PACKET, unix.SOCK_RAW|unix.SOCK_CLOEXEC, 0)
 	if err != nil {
 		return nil, fmt.Errorf("gratuitous ARP socket on %s: %w", ifi.Name, err)
 	}
-	return &garpSender{fd: fd, ifindex: ifi.Index, mac: [6]byte(ifi.HardwareAddr)}, nil
+	return &garpSender{fd: fd, ifindex: ifi.Index, mac: [6]byte(ifi.MAC)}, nil
 }
 
-// send sends one GARP (IPv4) or unsolicited NA (IPv6) per VIP.
-func (g *garpSender) send(vips []netip.Addr) error {
+// Announce sends one GARP (IPv4) or unsolicited NA (IPv6) per VIP.
+func (g *garpSender) Announce(vips []netip.Addr) error {
 	g.mu.Lock()
 	defer g.mu.Unlock()
 	if g.fd < 0 {
@@ -58,13 +58,16 @@ func (g *garpSender) send(vips []netip.Addr) error {
 	return nil
 }
 
-func (g *garpSender) close() {
+func (g *garpSender) Close() error {
 	g.mu.Lock()
 	defer g.mu.Unlock()
 	if g.fd >= 0 {
 		unix.Close(g.fd)
 		g.fd = -1
 	}
+	return nil
 }
+
+var _ Announcer = (*garpSender)(nil)
 
 func htons(v uint16) uint16 { return v<<8 | v>>8 }

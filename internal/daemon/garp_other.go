@@ -4,17 +4,16 @@ package daemon
 
 import (
 	"errors"
-	"net"
 	"net/netip"
 )
 
 // garpSender needs AF_PACKET (Linux).
 type garpSender struct{}
 
-func openGARP(ifi *net.Interface) (*garpSender, error) {
+func openGARP(ifi Interface) (Announcer, error) {
 	return nil, errors.New("gratuitous ARP needs Linux")
 }
 
-func (g *garpSender) send(vips []netip.Addr) error { return errors.ErrUnsupported }
+func (g *garpSender) Announce(vips []netip.Addr) error { return errors.ErrUnsupported }
 
-func (g *garpSender) close() {}
+func (g *garpSender) Close() error { return nil }

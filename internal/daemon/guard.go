@@ -48,13 +48,15 @@ func (g *ingressGuard) script(vips []netip.Addr) string {
 	return b.String()
 }
 
-// install creates or replaces the guard for vips.
-func (g *ingressGuard) install(ctx context.Context, vips []netip.Addr) error {
+var _ Guard = (*ingressGuard)(nil)
+
+// Install creates or replaces the guard for vips.
+func (g *ingressGuard) Install(ctx context.Context, vips []netip.Addr) error {
 	return g.nft(ctx, g.script(vips))
 }
 
-// remove deletes the guard's table.
-func (g *ingressGuard) remove(ctx context.Context) error {
+// Remove deletes the guard's table.
+func (g *ingressGuard) Remove(ctx context.Context) error {
 	return g.nft(ctx, fmt.Sprintf("table netdev %s {}\ndelete table netdev %s\n", g.table, g.table))
 }
 

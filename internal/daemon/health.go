@@ -1,34 +1,32 @@
 package daemon
 
 import (
-	"context"
 	"fmt"
 	"log/slog"
-	"net"
 	"net/netip"
-	"os/exec"
-	"sync"
-	"time"
 
-	"github.com/gvs-lb/gvs/dataplane"
 	"github.com/gvs-lb/gvs/health"
 	"github.com/gvs-lb/gvs/internal/config"
+	"github.com/gvs-lb/gvs/ipvs"
 )
 
 // The health layer sits between the configured services and the Director: the
-// health package reports transitions, and this layer turns the configured service
-// specs into the effective ones — a failed real server leaves the list, or with
+// health package reports transitions, and this layer turns the configured services
+// into the effective ones — a failed real server leaves the list, or with
 // inhibit_on_failure stays at weight 0; a dynamic check's weight replaces the
 // configured one; when the live weight falls below quorum the service keeps only its
 // sorry server (if any) and quorum_down runs — as keepalived drives the kernel.
 // Established connections follow IPVS's rules for a deleted or quiescent dest
 // (expire_nodest_conn).
+//
+// The layer belongs to the daemon's controller goroutine: it is not safe for
+// concurrent use, and does no I/O.
 
 // policy is what the config says health does for one service.
 type policy struct {
 	quorum     health.Quorum
 	sorry      netip.AddrPort
-	sorryMAC   net.HardwareAddr
+	sorryMAC   ipvs.MAC // pinned; zero: resolved like a real server's
 	quorumUp   string
 	quorumDown string
 	inhibit    map[netip.AddrPort]bool // per real server, resolved
@@ -36,68 +34,62 @@ type policy struct {
 }
 
 // healthLayer holds the health state of every checked real server and computes the
-// effective services. It is safe for concurrent use.
+// effective services.
 type healthLayer struct {
 	log *slog.Logger
 
-	mu       sync.Mutex
-	policies map[string]*policy   // by service key (ServiceSpec.String())
+	policies map[ipvs.Key]*policy
 	up       map[string]bool      // by check ID
 	weight   map[string]int       // dynamic weights by check ID (absent: configured)
-	quorum   map[string]bool      // quorum state by service key
+	quorum   map[ipvs.Key]bool    // quorum state by service
 	labels   map[string][2]string // metrics labels (service, server) by check ID
-	// alive records, by service address, whether the last effective() left the
-	// service a real server with weight (sorry servers do not count): VRRP's
-	// track_service.
-	alive map[netip.AddrPort]bool
 }
 
 func newHealthLayer(log *slog.Logger) *healthLayer {
-	return &healthLayer{log: log, policies: map[string]*policy{}, up: map[string]bool{}, weight: map[string]int{}, quorum: map[string]bool{}, labels: map[string][2]string{},
-		alive: map[netip.AddrPort]bool{}}
+	return &healthLayer{log: log, policies: map[ipvs.Key]*policy{}, up: map[string]bool{}, weight: map[string]int{},
+		quorum: map[ipvs.Key]bool{}, labels: map[string][2]string{}}
 }
 
 // checkID names the check of real server rs of service svc, stable across reloads.
-func checkID(svc string, rs netip.AddrPort) string { return svc + " " + rs.String() }
+func checkID(svc ipvs.Key, rs netip.AddrPort) string { return svc.String() + " " + rs.String() }
 
-// healthSpecs maps the config's checks onto health specs, one per real server, and
-// records each service's policy. Unchanged checks keep their state in the Monitor.
-func (h *healthLayer) configure(cfg *config.Config, specs []dataplane.ServiceSpec, macs map[netip.Addr]net.HardwareAddr) ([]health.Spec, error) {
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	h.policies = map[string]*policy{}
+// configure maps the config's checks onto health specs, one per real server, and
+// records each service's policy; services are Services(cfg). Unchanged checks keep
+// their state in the runner. On error the layer is unchanged.
+func (h *healthLayer) configure(cfg *config.Config, services []ipvs.Service) ([]health.Spec, error) {
+	policies := map[ipvs.Key]*policy{}
+	labels := map[string][2]string{}
 	var out []health.Spec
 	for i := range cfg.Services {
 		s := &cfg.Services[i]
-		key := specs[i].String()
+		svc := &services[i]
+		key := keyOf(svc)
 		p := &policy{
 			quorum:     health.Quorum{Min: s.Quorum, Hysteresis: s.Hysteresis},
 			sorry:      s.SorryServer,
+			sorryMAC:   ipvs.MAC(s.SorryServerMAC),
 			quorumUp:   s.QuorumUp,
 			quorumDown: s.QuorumDown,
 			inhibit:    map[netip.AddrPort]bool{},
 			checked:    s.Check != nil,
 		}
-		if !s.SorryServerMAC.IsZero() {
-			p.sorryMAC = s.SorryServerMAC.HardwareAddr()
-		} else if s.SorryServer.IsValid() {
-			p.sorryMAC = macs[s.SorryServer.Addr()]
-		}
-		h.policies[key] = p
-		for _, rs := range s.RealServers {
-			p.inhibit[rs.Address] = rs.InhibitOnFailure
+		policies[key] = p
+		for j := range s.RealServers {
+			addr := svc.RealServers[j].Addr
+			p.inhibit[addr] = s.RealServers[j].InhibitOnFailure
 			if s.Check == nil {
 				continue
 			}
-			hs, err := healthSpec(s.Check, rs.Address)
+			hs, err := healthSpec(s.Check, addr)
 			if err != nil {
 				return nil, fmt.Errorf("%s:%d: service %s: check: %w", cfg.File, s.Check.Line, s, err)
 			}
-			hs.ID = checkID(key, rs.Address)
-			h.labels[hs.ID] = [2]string{ServiceLabel(&specs[i]), ServerLabel(rs.Address.Addr(), rs.Address.Port())}
+			hs.ID = checkID(key, addr)
+			labels[hs.ID] = [2]string{ServiceLabel(svc), ServerLabel(addr.Addr(), addr.Port())}
 			out = append(out, hs)
 		}
 	}
+	h.policies, h.labels = policies, labels
 	return out, nil
 }
 
@@ -124,10 +116,8 @@ func healthSpec(c *config.Check, target netip.AddrPort) (health.Spec, error) {
 }
 
 // seed records starting states (alpha: down until the first pass) for checks the
-// layer has not seen yet, from the Monitor's snapshot.
+// layer has not seen yet, from the runner's snapshot, and forgets removed checks.
 func (h *healthLayer) seed(st []health.Status) {
-	h.mu.Lock()
-	defer h.mu.Unlock()
 	seen := map[string]bool{}
 	for _, s := range st {
 		seen[s.ID] = true
@@ -145,55 +135,69 @@ func (h *healthLayer) seed(st []health.Status) {
 
 // label returns the metrics labels (service, server) of a check.
 func (h *healthLayer) label(id string) (string, string) {
-	h.mu.Lock()
-	defer h.mu.Unlock()
 	l := h.labels[id]
 	return l[0], l[1]
 }
 
-// transition records a Monitor transition.
+// transition records a runner transition.
 func (h *healthLayer) transition(tr health.Transition) {
-	h.mu.Lock()
-	defer h.mu.Unlock()
 	h.up[tr.ID] = tr.Up
 	if tr.Weight >= 0 {
 		h.weight[tr.ID] = tr.Weight
 	}
 }
 
-// effective returns the specs the Director should run and the quorum commands to
-// run (quorum_up / quorum_down) for services whose quorum state changed.
-func (h *healthLayer) effective(specs []dataplane.ServiceSpec) ([]dataplane.ServiceSpec, []string) {
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	out := make([]dataplane.ServiceSpec, len(specs))
-	var cmds []string
-	alive := map[netip.AddrPort]bool{}
-	defer func() { h.alive = alive }()
-	markAlive := func(s *dataplane.ServiceSpec, servers []dataplane.RealServerSpec) {
+// sorryServers returns the sorry servers whose MAC the config does not pin.
+func (h *healthLayer) sorryServers() []netip.Addr {
+	var out []netip.Addr
+	for _, p := range h.policies {
+		if p.sorry.IsValid() && p.sorryMAC.IsZero() {
+			out = append(out, p.sorry.Addr())
+		}
+	}
+	return out
+}
+
+// shaped is the outcome of effective: what the Director should run, and what
+// commit records once it does.
+type shaped struct {
+	services []ipvs.Service
+	cmds     []string // quorum_up / quorum_down commands to run
+	quorum   map[ipvs.Key]bool
+	// alive records, by service address, whether the service has a real server
+	// with weight and its quorum (sorry servers do not count): VRRP's
+	// track_service.
+	alive map[netip.AddrPort]bool
+}
+
+// effective returns the services the Director should run for the configured ones
+// (whose MACs are filled in already; mac resolves a sorry server's) and the quorum
+// commands to run for services whose quorum state changes. It changes nothing:
+// commit records the result once the Director took it.
+func (h *healthLayer) effective(services []ipvs.Service, mac func(netip.Addr) ipvs.MAC) shaped {
+	res := shaped{services: make([]ipvs.Service, len(services)), quorum: map[ipvs.Key]bool{}, alive: map[netip.AddrPort]bool{}}
+	markAlive := func(s *ipvs.Service, servers []ipvs.RealServer) {
 		if s.FWMark != 0 || !s.Addr.IsValid() {
 			return
 		}
-		ap := netip.AddrPortFrom(s.Addr, s.Port)
 		for _, rs := range servers {
 			if rs.Weight > 0 {
-				alive[ap] = true
+				res.alive[s.Addr] = true
 			}
 		}
 	}
-	for i, s := range specs {
-		key := s.String()
+	for i, s := range services {
+		key := keyOf(&s)
 		p := h.policies[key]
 		if p == nil || !p.checked {
 			markAlive(&s, s.RealServers)
-			out[i] = s
+			res.services[i] = s
 			continue
 		}
 		var members []health.Member
-		kept := make([]dataplane.RealServerSpec, 0, len(s.RealServers))
+		kept := make([]ipvs.RealServer, 0, len(s.RealServers))
 		for _, rs := range s.RealServers {
-			ap := netip.AddrPortFrom(rs.Addr, rs.Port)
-			id := checkID(key, ap)
+			id := checkID(key, rs.Addr)
 			up, known := h.up[id]
 			if !known {
 				up = true
@@ -205,7 +209,7 @@ func (h *healthLayer) effective(specs []dataplane.ServiceSpec) ([]dataplane.Serv
 			switch {
 			case up:
 				kept = append(kept, rs)
-			case p.inhibit[ap]:
+			case p.inhibit[rs.Addr]:
 				rs.Weight = 0
 				kept = append(kept, rs)
 			}
@@ -218,50 +222,37 @@ func (h *healthLayer) effective(specs []dataplane.ServiceSpec) ([]dataplane.Serv
 		} else {
 			q = p.quorum.Initial(live)
 		}
-		h.quorum[key] = q
+		res.quorum[key] = q
 		if seen && q != prev {
-			h.log.Info("quorum", "service", key, "up", q, "live_weight", live)
+			h.log.Info("quorum", "service", key.String(), "up", q, "live_weight", live)
 			if q && p.quorumUp != "" {
-				cmds = append(cmds, p.quorumUp)
+				res.cmds = append(res.cmds, p.quorumUp)
 			}
 			if !q && p.quorumDown != "" {
-				cmds = append(cmds, p.quorumDown)
+				res.cmds = append(res.cmds, p.quorumDown)
 			}
 		}
 		if q {
 			markAlive(&s, kept)
 		}
 		if !q && p.sorry.IsValid() {
-			method := dataplane.MethodDR
+			method := ipvs.DR
 			if len(s.RealServers) > 0 {
 				method = s.RealServers[0].Method
 			}
-			kept = []dataplane.RealServerSpec{{Addr: p.sorry.Addr(), Port: p.sorry.Port(), Weight: 1, MAC: p.sorryMAC, Method: method}}
+			m := p.sorryMAC
+			if m.IsZero() {
+				m = mac(p.sorry.Addr())
+			}
+			kept = []ipvs.RealServer{{Addr: p.sorry, Weight: 1, MAC: m, Method: method}}
 		}
 		s.RealServers = kept
-		out[i] = s
+		res.services[i] = s
 	}
-	return out, cmds
+	return res
 }
 
-// serviceUp reports whether the service with address ap has a live real server
-// (one with weight, its quorum met), as of the last effective().
-func (h *healthLayer) serviceUp(ap netip.AddrPort) bool {
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	return h.alive[ap]
-}
-
-// runCommands runs quorum commands with /bin/sh -c, each bounded by a minute, without
-// blocking the caller.
-func runCommands(log *slog.Logger, cmds []string) {
-	for _, c := range cmds {
-		go func(c string) {
-			ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-			defer cancel()
-			if out, err := exec.CommandContext(ctx, "/bin/sh", "-c", c).CombinedOutput(); err != nil {
-				log.Warn("quorum command failed", "command", c, "err", err, "output", string(out))
-			}
-		}(c)
-	}
+// commit records the quorum states of a result the Director took.
+func (h *healthLayer) commit(res shaped) {
+	h.quorum = res.quorum
 }

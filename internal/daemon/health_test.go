@@ -6,9 +6,9 @@ import (
 	"testing"
 	"time"
 
-	"github.com/gvs-lb/gvs/dataplane"
 	"github.com/gvs-lb/gvs/health"
 	"github.com/gvs-lb/gvs/internal/config"
+	"github.com/gvs-lb/gvs/ipvs"
 )
 
 const healthConf = `
@@ -48,24 +48,30 @@ func TestHealthLayer(t *testing.T) {
 	}
 	specs := Services(cfg)
 	h := newHealthLayer(slog.New(slog.DiscardHandler))
-	hs, err := h.configure(cfg, specs, nil)
+	hs, err := h.configure(cfg, specs)
 	if err != nil {
 		t.Fatal(err)
 	}
 	if len(hs) != 3 || hs[0].Interval != time.Second || hs[0].Target != netip.MustParseAddrPort("198.18.0.5:80") {
 		t.Fatalf("health specs %+v", hs)
 	}
-	key := specs[0].String()
+	key := keyOf(&specs[0])
 	id := func(a string) string { return checkID(key, netip.MustParseAddrPort(a)) }
-	servers := func(s dataplane.ServiceSpec) map[string]int32 {
+	servers := func(s ipvs.Service) map[string]int32 {
 		m := map[string]int32{}
 		for _, rs := range s.RealServers {
-			m[netip.AddrPortFrom(rs.Addr, rs.Port).String()] = rs.Weight
+			m[rs.Addr.String()] = rs.Weight
 		}
 		return m
 	}
+	// effective as the controller uses it: the result is committed once taken.
+	effective := func() ([]ipvs.Service, []string) {
+		res := h.effective(specs, func(netip.Addr) ipvs.MAC { return ipvs.MAC{} })
+		h.commit(res)
+		return res.services, res.cmds
+	}
 
-	eff, cmds := h.effective(specs)
+	eff, cmds := effective()
 	if got := servers(eff[0]); len(got) != 3 || len(cmds) != 0 {
 		t.Fatalf("all up: %v %v", got, cmds)
 	}
@@ -75,7 +81,7 @@ func TestHealthLayer(t *testing.T) {
 
 	// rs .6 fails: inhibit_on_failure keeps it at weight 0; live weight 2 keeps quorum.
 	h.transition(health.Transition{ID: id("198.18.0.6:80"), Up: false, Weight: -1})
-	eff, cmds = h.effective(specs)
+	eff, cmds = effective()
 	got := servers(eff[0])
 	if got["198.18.0.6:80"] != 0 || got["198.18.0.5:80"] != 1 || got["198.18.0.7:80"] != 1 || len(got) != 3 || len(cmds) != 0 {
 		t.Fatalf("after .6 failed: %v %v", got, cmds)
@@ -83,7 +89,7 @@ func TestHealthLayer(t *testing.T) {
 	// rs .5 fails too: it leaves the list, live weight 1 < quorum 2: quorum is lost,
 	// quorum_down runs and only the sorry server serves.
 	h.transition(health.Transition{ID: id("198.18.0.5:80"), Up: false, Weight: -1})
-	eff, cmds = h.effective(specs)
+	eff, cmds = effective()
 	if len(cmds) != 1 || cmds[0] != "echo down" {
 		t.Fatalf("quorum_down not run: %v", cmds)
 	}
@@ -92,13 +98,13 @@ func TestHealthLayer(t *testing.T) {
 	}
 	// A dynamic check raises .7's weight to 5: quorum is back, quorum_up runs.
 	h.transition(health.Transition{ID: id("198.18.0.7:80"), Up: true, Weight: 5})
-	eff, cmds = h.effective(specs)
+	eff, cmds = effective()
 	if got := servers(eff[0]); got["198.18.0.7:80"] != 5 || got["198.18.0.6:80"] != 0 || len(got) != 2 || len(cmds) != 1 || cmds[0] != "echo up" {
 		t.Fatalf("after the dynamic weight: %v %v", got, cmds)
 	}
 	// Recovery puts .5 back with its configured weight.
 	h.transition(health.Transition{ID: id("198.18.0.5:80"), Up: true, Weight: -1})
-	eff, _ = h.effective(specs)
+	eff, _ = effective()
 	if got := servers(eff[0]); got["198.18.0.5:80"] != 1 {
 		t.Fatalf("recovered server: %v", got)
 	}
@@ -111,24 +117,27 @@ func TestHealthLayerServiceUp(t *testing.T) {
 	}
 	specs := Services(cfg)
 	h := newHealthLayer(slog.New(slog.DiscardHandler))
-	if _, err := h.configure(cfg, specs, nil); err != nil {
+	if _, err := h.configure(cfg, specs); err != nil {
 		t.Fatal(err)
 	}
 	web, tls := netip.MustParseAddrPort("198.18.0.100:80"), netip.MustParseAddrPort("198.18.0.100:443")
-	if h.serviceUp(web) {
-		t.Fatal("up before the first effective()")
+	var alive map[netip.AddrPort]bool
+	effective := func() {
+		res := h.effective(specs, func(netip.Addr) ipvs.MAC { return ipvs.MAC{} })
+		h.commit(res)
+		alive = res.alive
 	}
-	h.effective(specs)
-	if !h.serviceUp(web) || !h.serviceUp(tls) || h.serviceUp(netip.MustParseAddrPort("198.18.0.100:81")) {
+	effective()
+	if !alive[web] || !alive[tls] || alive[netip.MustParseAddrPort("198.18.0.100:81")] {
 		t.Fatal("all up: serviceUp wrong")
 	}
-	key := specs[0].String()
+	key := keyOf(&specs[0])
 	for _, a := range []string{"198.18.0.5:80", "198.18.0.6:80", "198.18.0.7:80"} {
 		h.transition(health.Transition{ID: checkID(key, netip.MustParseAddrPort(a)), Up: false, Weight: -1})
 	}
-	h.effective(specs)
+	effective()
 	// .6 stays at weight 0 (inhibit) and the sorry server serves: neither is live.
-	if h.serviceUp(web) || !h.serviceUp(tls) {
-		t.Fatalf("all down: web up %v, tls up %v", h.serviceUp(web), h.serviceUp(tls))
+	if alive[web] || !alive[tls] {
+		t.Fatalf("all down: web up %v, tls up %v", alive[web], alive[tls])
 	}
 }

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"net/netip"
 	"os"
 	"strings"
 )
@@ -12,9 +13,51 @@ import (
 // rather than run in a state that would duplicate or lose packets.
 var ErrHost = errors.New("host check")
 
-// procRoot is where checkHost reads sysctls (a variable only for tests).
+// hostChecker is the live Host: interfaces from the kernel, sysctls under procSys
+// (/proc/sys), routes from procRoute (/proc/net/route).
 type hostChecker struct {
-	procSys string
+	procSys   string
+	procRoute string
+}
+
+var _ Host = hostChecker{}
+
+// Check implements Host.
+func (h hostChecker) Check(ifname string) (Interface, error) {
+	ifi, err := h.check(ifname)
+	if err != nil {
+		return Interface{}, err
+	}
+	return interfaceOf(ifi), nil
+}
+
+// Interface implements Host.
+func (h hostChecker) Interface(name string) (Interface, error) {
+	ifi, err := net.InterfaceByName(name)
+	if err != nil {
+		return Interface{}, err
+	}
+	return interfaceOf(ifi), nil
+}
+
+// DefaultGateway implements Host.
+func (h hostChecker) DefaultGateway(ifname string) netip.Addr {
+	return defaultGateway(h.procRoute, ifname)
+}
+
+// interfaceOf describes a kernel interface.
+func interfaceOf(ifi *net.Interface) Interface {
+	out := Interface{Name: ifi.Name, Index: ifi.Index, MAC: ifi.HardwareAddr, MTU: ifi.MTU,
+		Up: ifi.Flags&net.FlagUp != 0 && ifi.Flags&net.FlagRunning != 0}
+	addrs, _ := ifi.Addrs()
+	for _, a := range addrs {
+		if ipn, ok := a.(*net.IPNet); ok {
+			if ip, ok := netip.AddrFromSlice(ipn.IP); ok {
+				out.Addrs = append(out.Addrs, ip.Unmap())
+			}
+		}
+	}
+	return out
 }
 
 // check verifies that ifname exists and is up, and that the kernel will not forward

@@ -16,6 +16,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/gvs-lb/gvs/dataplane"
+	"github.com/gvs-lb/gvs/ipvs"
 )
 
 // Metrics is the Prometheus endpoint of a director (metrics_listen). Counters and
@@ -203,7 +204,7 @@ func (m *Metrics) SetVRRPState(instance, state string) {
 
 // ServiceLabel is the service label of a service's series: "TCP/198.18.0.100:80",
 // "UDP/[2001:db8::1]:53", "FWM/7" or "FWM/7/IPv6".
-func ServiceLabel(s *dataplane.ServiceSpec) string {
+func ServiceLabel(s *ipvs.Service) string {
 	if s.FWMark != 0 {
 		l := "FWM/" + strconv.FormatUint(uint64(s.FWMark), 10)
 		if s.IPv6 {
@@ -219,7 +220,7 @@ func ServiceLabel(s *dataplane.ServiceSpec) string {
 	default:
 		proto = strconv.Itoa(int(s.Protocol))
 	}
-	return proto + "/" + netip.AddrPortFrom(s.Addr.Unmap(), s.Port).String()
+	return proto + "/" + netip.AddrPortFrom(s.Addr.Addr().Unmap(), s.Addr.Port()).String()
 }
 
 // ServerLabel is the server label of a real server's series: "198.18.0.5:80" or

@@ -12,8 +12,6 @@ import (
 	"time"
 
 	"github.com/mdlayher/arp"
-
-	"github.com/gvs-lb/gvs/internal/config"
 )
 
 // neighbors resolves real servers' MAC addresses: from the kernel's neighbour table
@@ -50,75 +48,37 @@ func (n *neighbors) kernelTable() map[netip.Addr]net.HardwareAddr {
 	return m
 }
 
-// resolve returns the MAC of each address it can find, and the addresses it cannot.
-func (n *neighbors) resolve(ctx context.Context, addrs []netip.Addr) (map[netip.Addr]net.HardwareAddr, []netip.Addr) {
-	found := n.kernelTable()
-	out := map[netip.Addr]net.HardwareAddr{}
-	var ask []netip.Addr
-	for _, a := range addrs {
-		if hw, ok := found[a]; ok {
-			out[a] = hw
-		} else {
-			ask = append(ask, a)
+// Resolve implements Resolver: the kernel's neighbour table first, then up to three
+// ARP requests (IPv4) or neighbour solicitations (IPv6) of n.timeout each.
+func (n *neighbors) Resolve(ctx context.Context, a netip.Addr) (net.HardwareAddr, error) {
+	if a.Is4() {
+		if hw, ok := n.kernelTable()[a]; ok {
+			return hw, nil
 		}
-	}
-	if len(ask) == 0 {
-		return out, nil
-	}
-	var missing []netip.Addr
-	var c *arp.Client // dialled for the first IPv4 address that needs it
-	defer func() {
-		if c != nil {
-			c.Close()
+		c, err := arp.Dial(n.ifi)
+		if err != nil {
+			return nil, fmt.Errorf("ARP on %s: %w", n.ifi.Name, err)
 		}
-	}()
-	for _, a := range ask {
-		if !a.Is4() {
-			var hw net.HardwareAddr
-			for try := 0; try < 3 && hw == nil && ctx.Err() == nil; try++ {
-				hw, _ = solicit(n.ifi, a, n.timeout)
-			}
-			if hw == nil {
-				missing = append(missing, a)
-			} else {
-				out[a] = hw
-			}
-			continue
-		}
-		if c == nil {
-			var err error
-			if c, err = arp.Dial(n.ifi); err != nil {
-				missing = append(missing, a)
-				continue
-			}
-		}
-		var hw net.HardwareAddr
-		for try := 0; try < 3 && hw == nil && ctx.Err() == nil; try++ {
+		defer c.Close()
+		stop := context.AfterFunc(ctx, func() { c.SetDeadline(time.Now()) })
+		defer stop()
+		for try := 0; try < 3 && ctx.Err() == nil; try++ {
 			_ = c.SetDeadline(time.Now().Add(n.timeout))
-			hw, _ = c.Resolve(a)
+			if hw, err := c.Resolve(a); err == nil {
+				return hw, nil
+			}
 		}
-		if hw == nil {
-			missing = append(missing, a)
-			continue
-		}
-		out[a] = hw
+		return nil, fmt.Errorf("%s does not answer ARP on %s", a, n.ifi.Name)
 	}
-	return out, missing
+	for try := 0; try < 3 && ctx.Err() == nil; try++ {
+		if hw, err := solicit(n.ifi, a, n.timeout); err == nil {
+			return hw, nil
+		}
+	}
+	return nil, fmt.Errorf("%s does not answer neighbour solicitations on %s", a, n.ifi.Name)
 }
 
 func (n *neighbors) String() string { return fmt.Sprintf("neighbours on %s", n.ifi.Name) }
-
-// hasNAT reports whether any real server of cfg is forwarded by NAT.
-func hasNAT(cfg *config.Config) bool {
-	for _, s := range cfg.Services {
-		for _, rs := range s.RealServers {
-			if rs.Method == config.MethodNAT {
-				return true
-			}
-		}
-	}
-	return false
-}
 
 // defaultGateway reads the IPv4 default route of ifname from a /proc/net/route
 // style file: the next hop toward the clients of a NAT director.

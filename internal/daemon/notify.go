@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
-	"os/exec"
 	"strings"
 	"sync"
 	"time"
@@ -64,6 +63,7 @@ func shellQuote(s string) string {
 type notifier struct {
 	log     *slog.Logger
 	timeout time.Duration
+	exec    func(ctx context.Context, command string) ([]byte, error)
 	ctx     context.Context
 	cancel  context.CancelFunc
 
@@ -73,9 +73,9 @@ type notifier struct {
 	wg     sync.WaitGroup
 }
 
-func newNotifier(log *slog.Logger, timeout time.Duration) *notifier {
+func newNotifier(log *slog.Logger, timeout time.Duration, run func(ctx context.Context, command string) ([]byte, error)) *notifier {
 	ctx, cancel := context.WithCancel(context.Background())
-	return &notifier{log: log, timeout: timeout, ctx: ctx, cancel: cancel, queues: map[string]chan []string{}}
+	return &notifier{log: log, timeout: timeout, exec: run, ctx: ctx, cancel: cancel, queues: map[string]chan []string{}}
 }
 
 // enqueue queues cmds for instance name.
@@ -111,9 +111,7 @@ func (n *notifier) work(name string, q <-chan []string) {
 func (n *notifier) run(name, c string) {
 	ctx, cancel := context.WithTimeout(n.ctx, n.timeout)
 	defer cancel()
-	cmd := exec.CommandContext(ctx, "/bin/sh", "-c", c)
-	cmd.WaitDelay = time.Second
-	out, err := cmd.CombinedOutput()
+	out, err := n.exec(ctx, c)
 	if err != nil {
 		n.log.Warn("VRRP notify command failed", "instance", name, "command", c, "err", err, "output", string(out))
 		return

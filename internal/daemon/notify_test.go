@@ -41,7 +41,7 @@ func TestNotifyCommands(t *testing.T) {
 func TestNotifierRunsInOrderWithoutBlocking(t *testing.T) {
 	dir := t.TempDir()
 	out := filepath.Join(dir, "out")
-	n := newNotifier(slog.New(slog.DiscardHandler), 200*time.Millisecond)
+	n := newNotifier(slog.New(slog.DiscardHandler), 200*time.Millisecond, runShell)
 	start := time.Now()
 	// A command that outlives its timeout is killed; the next one still runs.
 	n.enqueue("VI_1", []string{"sleep 10", "echo one >> " + out})

@@ -92,15 +92,13 @@ func solicit(ifi *net.Interface, target netip.Addr, timeout time.Duration) (net.
 
 // ownIPv6 returns an IPv6 address of the interface, preferring a global one.
 func ownIPv6(ifi *net.Interface) netip.Addr {
-	if a := ifaceAddr(ifi, false); a.IsValid() {
+	in := interfaceOf(ifi)
+	if a := in.addr(false); a.IsValid() {
 		return a
 	}
-	addrs, _ := ifi.Addrs()
-	for _, a := range addrs {
-		if ipn, ok := a.(*net.IPNet); ok {
-			if ip, ok := netip.AddrFromSlice(ipn.IP); ok && ip.Is6() && !ip.Is4In6() {
-				return ip
-			}
+	for _, a := range in.Addrs {
+		if a.Is6() && !a.Is4In6() {
+			return a
 		}
 	}
 	return netip.Addr{}

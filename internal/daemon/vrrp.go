@@ -9,9 +9,7 @@ import (
 	"net/netip"
 	"slices"
 	"sync"
-	"time"
 
-	"github.com/gvs-lb/gvs/dataplane"
 	"github.com/gvs-lb/gvs/internal/config"
 	"github.com/gvs-lb/gvs/vrrp"
 )
@@ -46,21 +44,8 @@ func VRRPConfig(v config.VRRP, src netip.Addr) (vrrp.Config, error) {
 
 // vrrpSource finds the address an instance on ifi advertises from: the first
 // (primary) IPv4 address, or the IPv6 link-local address.
-func vrrpSource(ifi *net.Interface, ipv6 bool) (netip.Addr, error) {
-	addrs, err := ifi.Addrs()
-	if err != nil {
-		return netip.Addr{}, err
-	}
-	for _, a := range addrs {
-		ipn, ok := a.(*net.IPNet)
-		if !ok {
-			continue
-		}
-		ip, ok := netip.AddrFromSlice(ipn.IP)
-		if !ok {
-			continue
-		}
-		ip = ip.Unmap()
+func vrrpSource(ifi Interface, ipv6 bool) (netip.Addr, error) {
+	for _, ip := range ifi.Addrs {
 		if !ipv6 && ip.Is4() {
 			return ip, nil
 		}
@@ -75,49 +60,51 @@ func vrrpSource(ifi *net.Interface, ipv6 bool) (netip.Addr, error) {
 	return netip.Addr{}, fmt.Errorf("interface %s has no %s address to send VRRP adverts from", ifi.Name, fam)
 }
 
-// vrrpManager is the daemon's side of VRRP: it runs a vrrp.Runner over raw sockets
-// and turns its decisions into the Director's owned VIP set and gratuitous ARP /
-// unsolicited NA bursts (keepalived's garp_master_repeat, garp_master_delay and
-// garp_master_refresh).
+// vrrpManager is the daemon's side of VRRP: it runs a vrrp.Runner over the
+// transports Deps.OpenVRRP opens and reports its decisions to the controller, which
+// owns the Director's VIP set; it repeats announcements as keepalived does
+// (garp_master_delay, garp_master_refresh).
 type vrrpManager struct {
-	log      *slog.Logger
-	d        *dataplane.Director
-	garps    map[*vrrp.Instance]*garpSender
-	allGARPs []*garpSender
-	runner   *vrrp.Runner
-	trs      []vrrp.Transport
-	cfgs     map[*vrrp.Instance]config.VRRP
-
-	// onState, when set before run, hears every state change (metrics).
-	onState func(instance, state string)
+	log    *slog.Logger
+	dm     *Daemon
+	anns   map[*vrrp.Instance]Announcer
+	all    []Announcer
+	runner *vrrp.Runner
+	trs    []vrrp.Transport
+	cfgs   map[*vrrp.Instance]config.VRRP
 
 	// notify runs the notify commands, one queue per instance so that they run in
 	// order without ever blocking the runner.
 	notify *notifier
 
-	mu     sync.Mutex
-	owned  map[*vrrp.Instance][]netip.Addr // VIPs of the instances in MASTER
-	timers map[*vrrp.Instance][]*time.Timer
+	mu     sync.Mutex // guards master and timers; never held during I/O
+	master map[*vrrp.Instance]bool
+	timers map[*vrrp.Instance][]func() bool
 }
 
-// newVRRP builds the instances and their sync groups and opens their sockets in the
-// current network namespace. serviceUp answers track_service (nil: no service is
-// up).
-func newVRRP(log *slog.Logger, d *dataplane.Director, vs []config.VRRP, groups []config.VRRPSyncGroup,
-	serviceUp func(netip.AddrPort) bool) (*vrrpManager, error) {
-	m := &vrrpManager{log: log, d: d, cfgs: map[*vrrp.Instance]config.VRRP{}, garps: map[*vrrp.Instance]*garpSender{},
-		owned: map[*vrrp.Instance][]netip.Addr{}, timers: map[*vrrp.Instance][]*time.Timer{},
-		notify: newNotifier(log, notifyTimeout)}
+// newVRRP builds the instances and their sync groups and opens their transports.
+func newVRRP(dm *Daemon, vs []config.VRRP, groups []config.VRRPSyncGroup) (*vrrpManager, error) {
+	log := dm.log
+	if dm.deps.OpenVRRP == nil {
+		return nil, errors.New("[[vrrp]]: this director has no VRRP transport (Deps.OpenVRRP)")
+	}
+	m := &vrrpManager{log: log, dm: dm, cfgs: map[*vrrp.Instance]config.VRRP{}, anns: map[*vrrp.Instance]Announcer{},
+		master: map[*vrrp.Instance]bool{}, timers: map[*vrrp.Instance][]func() bool{},
+		notify: newNotifier(log, notifyTimeout, dm.runScript)}
 	byName := map[string]*vrrp.Instance{}
-	garpByIf := map[string]*garpSender{}
+	annByIf := map[string]Announcer{}
 	type trKey struct {
 		ifname       string
 		ipv6, unicst bool
 	}
 	shared := map[trKey]vrrp.Transport{}
 	var members []vrrp.Member
+	linkUp := func(name string) bool {
+		ifi, err := dm.deps.Host.Interface(name)
+		return err == nil && ifi.Up
+	}
 	for _, v := range vs {
-		ifi, err := net.InterfaceByName(v.Interface)
+		ifi, err := dm.deps.Host.Interface(v.Interface)
 		if err != nil {
 			m.close()
 			return nil, fmt.Errorf("[[vrrp]] %q: %w", v.Name, err)
@@ -142,7 +129,7 @@ func newVRRP(log *slog.Logger, d *dataplane.Director, vs []config.VRRP, groups [
 		k := trKey{ifi.Name, c.Src.Is6(), len(c.Peers) > 0}
 		tr := shared[k]
 		if tr == nil {
-			if tr, err = vrrp.OpenTransport(vrrp.TransportConfig{Interface: k.ifname, IPv6: k.ipv6, Unicast: k.unicst}); err != nil {
+			if tr, err = dm.deps.OpenVRRP(vrrp.TransportConfig{Interface: k.ifname, IPv6: k.ipv6, Unicast: k.unicst}); err != nil {
 				m.close()
 				return nil, fmt.Errorf("[[vrrp]] %q: %w", v.Name, err)
 			}
@@ -151,16 +138,20 @@ func newVRRP(log *slog.Logger, d *dataplane.Director, vs []config.VRRP, groups [
 		}
 		m.cfgs[in] = v
 		byName[v.Name] = in
-		g := garpByIf[ifi.Name]
-		if g == nil {
-			if g, err = openGARP(ifi); err != nil {
-				m.close()
-				return nil, fmt.Errorf("[[vrrp]] %q: %w", v.Name, err)
+		ann, ok := annByIf[ifi.Name]
+		if !ok && dm.deps.NewAnnouncer != nil {
+			if ifi.Name == dm.ifi.Name && dm.ann != nil {
+				ann = dm.ann
+			} else {
+				if ann, err = dm.deps.NewAnnouncer(ifi); err != nil {
+					m.close()
+					return nil, fmt.Errorf("[[vrrp]] %q: %w", v.Name, err)
+				}
+				m.all = append(m.all, ann)
 			}
-			garpByIf[ifi.Name] = g
-			m.allGARPs = append(m.allGARPs, g)
+			annByIf[ifi.Name] = ann
 		}
-		m.garps[in] = g
+		m.anns[in] = ann
 		tracked := []string{ifi.Name}
 		var faultServices []netip.AddrPort
 		var weights []vrrp.Weight
@@ -176,7 +167,7 @@ func newVRRP(log *slog.Logger, d *dataplane.Director, vs []config.VRRP, groups [
 				faultServices = append(faultServices, ts.Addr)
 				continue
 			}
-			weights = append(weights, vrrp.Weight{Name: "service " + ts.Addr.String(), Weight: int(ts.Weight), Up: func() bool { return serviceUp != nil && serviceUp(ts.Addr) }})
+			weights = append(weights, vrrp.Weight{Name: "service " + ts.Addr.String(), Weight: int(ts.Weight), Up: func() bool { return dm.serviceUp(ts.Addr) }})
 		}
 		members = append(members, vrrp.Member{Name: v.Name, Instance: in, Transport: tr, LinkUp: func() bool {
 			// The instance's own interface, as keepalived tracks it, and its
@@ -187,7 +178,7 @@ func newVRRP(log *slog.Logger, d *dataplane.Director, vs []config.VRRP, groups [
 				}
 			}
 			return true
-		}, Tracked: trackedFunc(faultServices, serviceUp), Weights: weights})
+		}, Tracked: trackedFunc(faultServices, dm.serviceUp), Weights: weights})
 		log.Info("VRRP instance", "instance", v.Name, "interface", ifi.Name, "vrid", c.VRID, "version", c.Version, "priority", c.Priority,
 			"advert_int", c.Interval, "src", c.Src, "vips", c.Addrs, "unicast_peers", c.Peers)
 	}
@@ -202,8 +193,12 @@ func newVRRP(log *slog.Logger, d *dataplane.Director, vs []config.VRRP, groups [
 		}
 		log.Info("VRRP sync group", "group", sg.Name, "instances", sg.Group)
 	}
+	for _, v := range vs {
+		dm.metrics.SetVRRPState(v.Name, "INIT")
+	}
 	r, err := vrrp.NewRunner(members, vrrp.RunnerOptions{
 		Logger:       log,
+		Clock:        dm.clock,
 		BecomeMaster: m.becomeMaster,
 		LeaveMaster:  m.leaveMaster,
 		Gratuitous: func(mb *vrrp.Member) {
@@ -211,9 +206,7 @@ func newVRRP(log *slog.Logger, d *dataplane.Director, vs []config.VRRP, groups [
 			m.burst(mb.Instance, v.VirtualIPAddress, v.GARPMasterRepeat)
 		},
 		StateChange: func(tr vrrp.Transition) {
-			if m.onState != nil {
-				m.onState(tr.Name, tr.To.String())
-			}
+			dm.metrics.SetVRRPState(tr.Name, tr.To.String())
 			if cmds := notifyCommands(m.cfgs[tr.Instance], tr.To, tr.Instance.Priority()); len(cmds) > 0 {
 				m.notify.enqueue(tr.Name, cmds)
 			}
@@ -234,11 +227,8 @@ func (m *vrrpManager) run(ctx context.Context) error {
 	// The STOP notifications of the shutdown are queued: give them a moment.
 	m.notify.close(notifyDrain)
 	m.mu.Lock()
-	for in, ts := range m.timers {
-		for _, t := range ts {
-			t.Stop()
-		}
-		delete(m.timers, in)
+	for in := range m.timers {
+		m.stopTimersLocked(in)
 	}
 	m.mu.Unlock()
 	drops := m.runner.Drops()
@@ -253,12 +243,6 @@ func (m *vrrpManager) run(ctx context.Context) error {
 	return err
 }
 
-// linkUp reports whether interface name exists and is up with carrier.
-func linkUp(name string) bool {
-	ifi, err := net.InterfaceByName(name)
-	return err == nil && ifi.Flags&net.FlagUp != 0 && ifi.Flags&net.FlagRunning != 0
-}
-
 // trackedFunc returns a Member.Tracked for track_service: up while at least one of
 // services has a live real server. nil without tracked services.
 func trackedFunc(services []netip.AddrPort, serviceUp func(netip.AddrPort) bool) func() bool {
@@ -266,9 +250,6 @@ func trackedFunc(services []netip.AddrPort, serviceUp func(netip.AddrPort) bool)
 		return nil
 	}
 	return func() bool {
-		if serviceUp == nil {
-			return false
-		}
 		for _, s := range services {
 			if serviceUp(s) {
 				return true
@@ -278,85 +259,62 @@ func trackedFunc(services []netip.AddrPort, serviceUp func(netip.AddrPort) bool)
 	}
 }
 
-// close releases the sockets (run closes them too; closing twice is harmless).
+// close releases the transports and announcers (run closes the transports too;
+// closing twice is harmless).
 func (m *vrrpManager) close() {
 	for _, t := range m.trs {
 		t.Close()
 	}
-	for _, g := range m.allGARPs {
-		g.close()
+	for _, a := range m.all {
+		a.Close()
 	}
 }
 
-// setOwned gives the Director the union of the masters' VIPs. Called with m.mu held.
-func (m *vrrpManager) setOwned() {
-	vips := []netip.Addr{}
-	for _, list := range m.owned {
-		for _, v := range list {
-			if !slices.Contains(vips, v) {
-				vips = append(vips, v)
-			}
-		}
-	}
-	m.d.SetOwned(vips)
-}
-
-// owns reports, for the runner's announcements, which of vips this director serves.
-func (m *vrrpManager) ownedOf(vips []netip.Addr) []netip.Addr {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	var out []netip.Addr
-	for _, v := range vips {
-		for _, list := range m.owned {
-			if slices.Contains(list, v) {
-				out = append(out, v)
-				break
-			}
-		}
-	}
-	return out
-}
-
+// becomeMaster runs on the Runner's goroutine: the controller takes the VIPs and
+// announces them; the repeats of keepalived's garp_master_delay and
+// garp_master_refresh are armed here.
 func (m *vrrpManager) becomeMaster(mb *vrrp.Member) {
 	v := m.cfgs[mb.Instance]
 	vips := slices.Clone(v.VirtualIPAddress)
+	m.dm.inbox.post(vrrpEvent{instance: v.Name, master: true, vips: vips, ann: m.anns[mb.Instance], repeat: v.GARPMasterRepeat})
 	m.mu.Lock()
-	m.owned[mb.Instance] = vips
-	m.setOwned()
+	defer m.mu.Unlock()
+	m.master[mb.Instance] = true
 	m.stopTimersLocked(mb.Instance)
-	var ts []*time.Timer
+	clock := m.dm.clock
+	var ts []func() bool
 	if v.GARPMasterDelay > 0 {
-		ts = append(ts, time.AfterFunc(v.GARPMasterDelay, func() { m.burstIfMaster(mb.Instance, vips, v.GARPMasterRepeat) }))
+		ts = append(ts, clock.AfterFunc(v.GARPMasterDelay, func() { m.burstIfMaster(mb.Instance, vips, v.GARPMasterRepeat) }))
 	}
 	if v.GARPMasterRefresh > 0 {
 		var refresh func()
-		var t *time.Timer
 		refresh = func() {
 			if m.burstIfMaster(mb.Instance, vips, v.GARPMasterRefreshRepeat) {
 				m.mu.Lock()
-				t.Reset(v.GARPMasterRefresh)
+				if m.master[mb.Instance] {
+					m.timers[mb.Instance] = append(m.timers[mb.Instance], clock.AfterFunc(v.GARPMasterRefresh, refresh))
+				}
 				m.mu.Unlock()
 			}
 		}
-		t = time.AfterFunc(v.GARPMasterRefresh, refresh)
-		ts = append(ts, t)
+		ts = append(ts, clock.AfterFunc(v.GARPMasterRefresh, refresh))
 	}
 	m.timers[mb.Instance] = ts
-	m.mu.Unlock()
-	m.burst(mb.Instance, vips, v.GARPMasterRepeat)
 }
 
 func (m *vrrpManager) leaveMaster(mb *vrrp.Member) {
+	v := m.cfgs[mb.Instance]
+	m.dm.inbox.post(vrrpEvent{instance: v.Name, master: false})
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	delete(m.owned, mb.Instance)
-	m.setOwned()
+	delete(m.master, mb.Instance)
 	m.stopTimersLocked(mb.Instance)
 }
 
+// Precondition: m.mu is held.
 func (m *vrrpManager) stopTimersLocked(in *vrrp.Instance) {
-	for _, t := range m.timers[in] {
-		t.Stop()
+	for _, stop := range m.timers[in] {
+		stop()
 	}
 	delete(m.timers, in)
 }
@@ -365,7 +323,7 @@ func (m *vrrpManager) stopTimersLocked(in *vrrp.Instance) {
 // was.
 func (m *vrrpManager) burstIfMaster(in *vrrp.Instance, vips []netip.Addr, n int) bool {
 	m.mu.Lock()
-	_, ok := m.owned[in]
+	ok := m.master[in]
 	m.mu.Unlock()
 	if ok {
 		m.burst(in, vips, n)
@@ -376,9 +334,12 @@ func (m *vrrpManager) burstIfMaster(in *vrrp.Instance, vips []netip.Addr, n int)
 // burst sends n gratuitous ARPs (unsolicited NAs) per VIP, back to back as
 // keepalived does with vrrp_garp_interval 0.
 func (m *vrrpManager) burst(in *vrrp.Instance, vips []netip.Addr, n int) {
-	g := m.garps[in]
+	a := m.anns[in]
+	if a == nil {
+		return
+	}
 	for range max(n, 1) {
-		if err := g.send(vips); err != nil {
+		if err := a.Announce(vips); err != nil {
 			if !errors.Is(err, net.ErrClosed) {
 				m.log.Warn("VRRP gratuitous ARP/NA", "instance", m.cfgs[in].Name, "err", err)
 			}

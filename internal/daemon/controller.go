@@ -1,0 +1,740 @@
+package daemon
+
+import (
+	"context"
+	"fmt"
+	"net"
+	"net/netip"
+	"reflect"
+	"slices"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/gvs-lb/gvs/conntrack"
+	"github.com/gvs-lb/gvs/dataplane"
+	"github.com/gvs-lb/gvs/health"
+	"github.com/gvs-lb/gvs/internal/config"
+	"github.com/gvs-lb/gvs/internal/ipvsadm"
+	"github.com/gvs-lb/gvs/ipvs"
+)
+
+// Controller timing.
+const (
+	tickPeriod = time.Second // connection expiry without traffic
+	// estimateTicks and refreshTicks are in ticks: the rate estimator's period
+	// (IPVS's 2 s) and the period of the real servers' MAC refresh, which finds a
+	// server that was unreachable or whose MAC changed, like a neighbour cache.
+	estimateTicks = int(estimatePeriod / tickPeriod)
+	refreshTicks  = 30
+	// maxResolving bounds the MAC resolutions in flight, resolveTimeout each one
+	// (the live resolver gives up after 1.5 s).
+	maxResolving   = 16
+	resolveTimeout = 5 * time.Second
+	// scriptTimeout bounds one quorum command; it is killed after that.
+	scriptTimeout = time.Minute
+)
+
+// state is the desired state the controller owns. Only the controller goroutine
+// touches it once New has returned.
+type state struct {
+	cfg  *config.Config    // the file last loaded
+	file []ipvs.Service    // Services(cfg)
+	conf []ipvs.Service    // file ⊕ adm edits: what gvs adm lists and edits; never modified once published
+	opts dataplane.Options // the Director's options
+
+	// touched records, for every service and real server gvs adm changed since
+	// the file last did, the command line that did: the log of a reload names it
+	// when the reload overrides the change.
+	touched map[target]string
+	// admTimeouts is the --set command line that last changed the timeouts; ""
+	// when they are the file's.
+	admTimeouts string
+	// marks remembers the match rules of fwmark services: they stand for the
+	// iptables rules that set marks, which live outside the IPVS table, so an
+	// fwmark service deleted and added again (-C then -R) gets its rules back.
+	marks map[ipvs.Key][]ipvs.Match
+
+	macs      map[netip.Addr]ipvs.MAC // resolved, by address
+	resolving map[netip.Addr]bool     // resolutions in flight or queued
+	queue     []netip.Addr            // resolutions not started yet, in order
+	inflight  int                     // resolutions started, not reported yet
+	tried     map[netip.Addr]bool     // addresses resolved at least once
+	hl        *healthLayer
+	owned     map[string][]netip.Addr // VIPs of the VRRP instances in MASTER; nil without VRRP
+	alive     map[netip.AddrPort]bool
+
+	filter   *dataplane.Filter // the links' filter
+	guarded  bool              // the ingress guard is installed
+	announce []netip.Addr      // VIPs announced so far
+
+	metricsLn     net.Listener // listening, not served yet
+	metricsCancel context.CancelFunc
+	metricsDone   chan struct{}
+}
+
+// Events the controller receives.
+type (
+	// admEvent is a table change from gvs adm: one command, or a restore stream.
+	admEvent struct {
+		args  []string
+		cmds  []*ipvsadm.Command
+		lines []int // restore streams: the line of each command
+		reply chan error
+	}
+	reloadEvent struct {
+		cfg   *config.Config
+		reply chan error
+	}
+	healthEvent struct{ tr health.Transition }
+	// vrrpEvent reports an instance entering (master) or leaving MASTER.
+	vrrpEvent struct {
+		instance string
+		master   bool
+		vips     []netip.Addr
+		ann      Announcer // the instance's interface
+		repeat   int       // announcements per VIP on becoming master
+	}
+	macEvent struct {
+		addr netip.Addr
+		mac  net.HardwareAddr
+		err  error
+	}
+)
+
+// inbox is the controller's unbounded queue of events: posting never blocks, so
+// health checks, VRRP and resolvers never wait for the controller (which may be
+// waiting for them, as in health's Update).
+type inbox struct {
+	mu    sync.Mutex
+	q     []any
+	ready chan struct{} // has a value while q may be non-empty
+	once  sync.Once
+}
+
+func (b *inbox) init() { b.once.Do(func() { b.ready = make(chan struct{}, 1) }) }
+
+func (b *inbox) post(ev any) {
+	b.init()
+	b.mu.Lock()
+	b.q = append(b.q, ev)
+	b.mu.Unlock()
+	select {
+	case b.ready <- struct{}{}:
+	default:
+	}
+}
+
+func (b *inbox) wait() <-chan struct{} {
+	b.init()
+	return b.ready
+}
+
+func (b *inbox) take() []any {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	q := b.q
+	b.q = nil
+	return q
+}
+
+// healthNotify is the health runner's notify: it never blocks.
+func (d *Daemon) healthNotify(tr health.Transition) { d.inbox.post(healthEvent{tr}) }
+
+// control is the controller's loop. It returns when ctx ends or a background part
+// fails (its error in *runErr).
+func (d *Daemon) control(ctx context.Context, wg *sync.WaitGroup, errs <-chan error, runErr *error) {
+	d.serveMetrics()
+	d.resolveMissing(ctx, wg, false)
+	d.announceNew(true)
+	tick, stop := d.clock.NewTicker(tickPeriod)
+	defer stop()
+	for n := 1; ; {
+		select {
+		case <-ctx.Done():
+			return
+		case err := <-errs:
+			*runErr = err
+			return
+		case <-d.inbox.wait():
+			for _, ev := range d.inbox.take() {
+				d.handle(ctx, wg, ev)
+			}
+		case <-tick:
+			d.d.Table().Expire(d.now(), 0)
+			if n%estimateTicks == 0 {
+				d.admin.estimate()
+			}
+			if n%refreshTicks == 0 {
+				d.resolveMissing(ctx, wg, true)
+			}
+			n++
+		}
+	}
+}
+
+// drainInbox answers the requests left when the controller stopped.
+func (d *Daemon) drainInbox() {
+	for _, ev := range d.inbox.take() {
+		switch ev := ev.(type) {
+		case admEvent:
+			ev.reply <- ErrStopped
+		case reloadEvent:
+			ev.reply <- ErrStopped
+		}
+	}
+}
+
+func (d *Daemon) handle(ctx context.Context, wg *sync.WaitGroup, ev any) {
+	switch ev := ev.(type) {
+	case admEvent:
+		err := d.admChange(ev)
+		// Resolutions start before the reply: gvs adm -a returns with the new
+		// server's MAC on its way.
+		d.resolveMissing(ctx, wg, false)
+		ev.reply <- err
+		return
+	case reloadEvent:
+		err := d.reload(ev.cfg)
+		d.resolveMissing(ctx, wg, false)
+		ev.reply <- err
+		return
+	case healthEvent:
+		d.st.hl.transition(ev.tr)
+		svc, server := d.st.hl.label(ev.tr.ID)
+		d.metrics.SetHealth(svc, server, ev.tr.Up)
+		if err := d.commit(d.st.conf); err != nil {
+			d.log.Error("applying a health transition", "check", ev.tr.ID, "up", ev.tr.Up, "err", err)
+		}
+	case vrrpEvent:
+		d.ownership(ev)
+	case macEvent:
+		d.resolved(ev)
+	default:
+		panic(fmt.Sprintf("daemon: controller: unknown event %T", ev))
+	}
+	d.resolveMissing(ctx, wg, false)
+}
+
+// shape computes the services the Director should run for conf: MACs filled in
+// from the resolved ones, then the health overlay.
+func (d *Daemon) shape(conf []ipvs.Service) (shaped, error) {
+	eff := cloneServices(conf)
+	for i := range eff {
+		for j := range eff[i].RealServers {
+			rs := &eff[i].RealServers[j]
+			if rs.MAC.IsZero() {
+				rs.MAC = d.st.macs[rs.Addr.Addr()]
+			}
+		}
+	}
+	return d.st.hl.effective(eff, func(a netip.Addr) ipvs.MAC { return d.st.macs[a] }), nil
+}
+
+// commit makes conf the configured services: it applies their effective form to
+// the Director and, once it took them, publishes conf and queues the side effects.
+// On error nothing changes.
+func (d *Daemon) commit(conf []ipvs.Service) error {
+	sh, err := d.shape(conf)
+	if err != nil {
+		return err
+	}
+	if err := d.d.Apply(sh.services); err != nil {
+		return err
+	}
+	d.st.conf = conf
+	d.commitShaped(sh, false)
+	return nil
+}
+
+// commitShaped records what the Director now runs: health's quorum states, the
+// published state, and the side effects — the links' filter, the guard, VIP
+// announcements and quorum commands — queued in this order. At start (first) the
+// links open with the filter and Run announces every VIP.
+func (d *Daemon) commitShaped(sh shaped, first bool) {
+	d.commits.Add(1)
+	d.st.hl.commit(sh)
+	d.st.alive = sh.alive
+	f := filterFor(sh.services)
+	var fx effect
+	if d.st.filter == nil || !sameFilter(d.st.filter, f) {
+		if !first {
+			fx.filter = f
+		}
+		d.st.filter = f
+	}
+	d.guardEffect(&fx, d.st.cfg.Director.IngressDrop)
+	fx.scripts = sh.cmds
+	d.fx.queue(fx)
+	if !first {
+		d.announceNew(false)
+	}
+	d.publish()
+}
+
+// guardEffect adds the ingress guard's change to fx: installed for the current
+// VIPs while want, removed otherwise.
+func (d *Daemon) guardEffect(fx *effect, want bool) {
+	switch {
+	case want && d.guard == nil:
+		if !d.st.guarded {
+			d.log.Warn("ingress_drop is set but no ingress guard is available (gvs run installs one with nft): VIP frames also reach the kernel")
+			d.st.guarded = true // warned; nothing installed
+		}
+	case want:
+		fx.guard = slices.Clone(d.st.filter.VIPs)
+		fx.setGuard = true
+		d.st.guarded = true
+	case d.st.guarded:
+		fx.removeGuard = d.guard != nil
+		d.st.guarded = false
+	}
+}
+
+// announceNew queues announcements of the VIPs not announced yet (all of them when
+// all), restricted to the ones a VRRP master owns.
+func (d *Daemon) announceNew(all bool) {
+	var vips []netip.Addr
+	for _, v := range d.st.filter.VIPs {
+		if !all && slices.Contains(d.st.announce, v) {
+			continue
+		}
+		if d.st.owned != nil && !d.ownedVIP(v) {
+			continue
+		}
+		vips = append(vips, v)
+	}
+	d.st.announce = slices.Clone(d.st.filter.VIPs)
+	if len(vips) > 0 && d.ann != nil {
+		d.fx.queue(effect{ann: d.ann, announce: vips, repeat: 1})
+	}
+}
+
+func (d *Daemon) ownedVIP(v netip.Addr) bool {
+	for _, list := range d.st.owned {
+		if slices.Contains(list, v) {
+			return true
+		}
+	}
+	return false
+}
+
+func (d *Daemon) publish() {
+	macs := make(map[netip.Addr]ipvs.MAC, len(d.st.macs))
+	for a, m := range d.st.macs {
+		macs[a] = m
+	}
+	resolving := make(map[netip.Addr]bool, len(d.st.resolving))
+	for a := range d.st.resolving {
+		resolving[a] = true
+	}
+	d.pub.Store(&published{configured: d.st.conf, resolving: resolving, alive: d.st.alive, macs: macs})
+}
+
+// serviceUp reports whether the service at ap has a live real server (track_service).
+// It reads published state: VRRP's goroutine calls it.
+func (d *Daemon) serviceUp(ap netip.AddrPort) bool {
+	p := d.pub.Load()
+	return p != nil && p.alive[ap]
+}
+
+// admChange carries out table commands (one, or a restore stream) on a copy of the
+// configured services and applies the result in one Director.Apply: all of them
+// or, at the first failure, none (ipvsadm -R stops at the first bad line with the
+// lines before it applied; gvs refuses the whole stream). Timeouts set by --set
+// inside a restore stream take effect with the rest.
+func (d *Daemon) admChange(ev admEvent) error {
+	conf := cloneServices(d.st.conf)
+	var timeouts []ipvsadm.Timeouts
+	touched := map[target]bool{}
+	for i, c := range ev.cmds {
+		if c.Op == ipvsadm.OpSetTimeouts {
+			timeouts = append(timeouts, c.SetTimeouts)
+			continue
+		}
+		var err error
+		if c.Op == ipvsadm.OpClear {
+			for j := range conf {
+				touched[target{svc: keyOf(&conf[j])}] = true
+			}
+		}
+		conf, err = editServices(conf, c)
+		if err != nil {
+			if i < len(ev.lines) {
+				return &ipvsadm.LineError{Line: ev.lines[i], Err: err}
+			}
+			return err
+		}
+		t := target{svc: keyOfCommand(&c.Service)}
+		switch c.Op {
+		case ipvsadm.OpAddServer, ipvsadm.OpEditServer, ipvsadm.OpDeleteServer:
+			t.rs = netip.AddrPortFrom(c.Dest.Addr.Unmap(), c.Dest.Port)
+		case ipvsadm.OpAddService:
+			d.restoreMarks(conf, t.svc)
+		}
+		if c.Op != ipvsadm.OpClear {
+			touched[t] = true
+		}
+	}
+	if len(ev.cmds) > len(timeouts) {
+		if err := d.commit(conf); err != nil {
+			// editServices checks everything ipvsadm's kernel checks, so this is a
+			// limit of gvs's own (tunnels without a director address, …).
+			return unsupported(strings.TrimPrefix(err.Error(), dataplane.ErrConfig.Error()+": "))
+		}
+	}
+	line := joinArgs(ev.args)
+	for t := range touched {
+		d.st.touched[t] = line
+	}
+	for _, t := range timeouts {
+		d.setTimeouts(t)
+		d.st.admTimeouts = line
+	}
+	d.rememberMarks(d.st.conf)
+	d.log.Info("adm", "args", ev.args, "commands", len(ev.cmds), "services", len(d.st.conf))
+	return nil
+}
+
+// restoreMarks gives an fwmark service added with gvs adm the match rules it had.
+func (d *Daemon) restoreMarks(conf []ipvs.Service, k ipvs.Key) {
+	if !k.IsMark() {
+		return
+	}
+	for i := range conf {
+		if keyOf(&conf[i]) == k && len(conf[i].Match) == 0 {
+			conf[i].Match = slices.Clone(d.st.marks[k])
+			if len(conf[i].Match) == 0 {
+				d.log.Warn("fwmark service added with gvs adm has no match rules ([[service.match]] in the config): no packet carries its mark", "fwmark", k.FWMark)
+			}
+		}
+	}
+}
+
+func (d *Daemon) rememberMarks(conf []ipvs.Service) {
+	for i := range conf {
+		if s := &conf[i]; s.FWMark != 0 && len(s.Match) > 0 {
+			d.st.marks[keyOf(s)] = slices.Clone(s.Match)
+		}
+	}
+}
+
+// setTimeouts is --set: a zero value keeps the current one.
+func (d *Daemon) setTimeouts(t ipvsadm.Timeouts) {
+	tab := d.d.Table()
+	to := tab.Timeouts()
+	if t.TCP > 0 {
+		to.TCP[conntrack.StateEstablished] = t.TCP
+	}
+	if t.TCPFin > 0 {
+		to.TCP[conntrack.StateFinWait] = t.TCPFin
+	}
+	if t.UDP > 0 {
+		to.UDP = t.UDP
+	}
+	tab.SetTimeouts(to)
+}
+
+// reload applies cfg as described at mergeReload, and the [director] keys that a
+// running director can change. On error nothing changes.
+func (d *Daemon) reload(cfg *config.Config) error {
+	old := d.st.cfg
+	file := Services(cfg)
+	conf, overrides := mergeReload(d.st.file, file, d.st.conf)
+
+	changed := directorChanges(&old.Director, &cfg.Director)
+	if restart := needsRestart(changed); len(restart) > 0 {
+		d.log.Warn("reload: these [director] keys need a restart of gvs to change; the running values stay until then",
+			"keys", restart, "file", cfg.File)
+	}
+	opts := d.options(cfg, &d.st.opts)
+	timeoutsChanged := old.Director.Timeouts != cfg.Director.Timeouts
+	if !timeoutsChanged {
+		// The file did not touch them: what --set made of them stays.
+		opts.Timeouts = d.d.Table().Timeouts()
+	}
+	// The new options must fit the running services and the new services the new
+	// options: set the options first, unless they only fit the new services.
+	optsChanged := !sameOptions(&d.st.opts, &opts)
+	optsFirst := optsChanged && d.d.SetOptions(opts) == nil
+
+	// The health layer's policies follow the new file; on error the old ones are
+	// put back.
+	hl := d.st.hl
+	oldPolicies, oldLabels := hl.policies, hl.labels
+	oldCfg, oldFile, oldConf := d.st.cfg, d.st.file, d.st.conf
+	undo := func(err error) error {
+		hl.policies, hl.labels = oldPolicies, oldLabels
+		d.st.cfg, d.st.file = oldCfg, oldFile
+		if optsFirst {
+			if uerr := d.d.SetOptions(d.st.opts); uerr != nil {
+				d.log.Error("reload: restoring the Director's options failed", "err", uerr)
+			}
+		}
+		return err
+	}
+	specs, err := hl.configure(cfg, file)
+	if err != nil {
+		return undo(err)
+	}
+	d.st.cfg, d.st.file = cfg, file
+	if err := d.commit(conf); err != nil {
+		return undo(fmt.Errorf("%s: %w", cfg.File, err))
+	}
+	if optsChanged && !optsFirst {
+		if err := d.d.SetOptions(opts); err != nil {
+			err = undo(fmt.Errorf("%s: [director]: %w", cfg.File, err))
+			if rerr := d.commit(oldConf); rerr != nil {
+				d.log.Error("reload: restoring the previous services failed", "err", rerr)
+			}
+			return err
+		}
+	}
+	d.st.opts = opts
+	if err := d.health.Update(specs); err != nil {
+		// The specs passed Validate in configure: only building a checker can fail.
+		d.log.Error("reload: health checks keep their previous settings", "err", err)
+	} else {
+		hl.seed(d.health.Snapshot())
+	}
+	if timeoutsChanged && d.st.admTimeouts != "" {
+		d.log.Warn("reload overrides a gvs adm change", "what", "timeouts", "adm", d.st.admTimeouts, "file", "changed")
+		d.st.admTimeouts = ""
+	}
+	for _, o := range overrides {
+		adm := d.st.touched[o.target]
+		if adm == "" {
+			adm = d.st.touched[target{svc: o.svc}]
+		}
+		delete(d.st.touched, o.target)
+		d.log.Warn("reload overrides a gvs adm change", "what", o.target.String(), "adm", o.adm, "command", adm, "file", o.file)
+	}
+	if slices.Contains(changed, "metrics_listen") {
+		d.stopMetrics()
+		if addr := cfg.Director.MetricsListen; addr != "" {
+			ln, err := net.Listen("tcp", addr)
+			if err != nil {
+				d.log.Error("reload: metrics_listen: metrics are off until the next reload", "err", err)
+			} else {
+				d.st.metricsLn = ln
+				d.serveMetrics()
+			}
+		}
+	}
+	if slices.Contains(changed, "ingress_drop") {
+		var fx effect
+		d.guardEffect(&fx, cfg.Director.IngressDrop)
+		d.fx.queue(fx)
+	}
+	d.announceNew(true)
+	d.rememberMarks(conf)
+	if vc := vrrpChanges(old.VRRP, cfg.VRRP, old.VRRPSyncGroups, cfg.VRRPSyncGroups); len(vc) > 0 {
+		d.log.Warn("reload: [[vrrp]] settings are applied when gvs starts, not on reload; the running instances keep theirs: restart gvs to apply the change (the backup takes over meanwhile)",
+			"changed", vc)
+	}
+	d.log.Info("reloaded", "file", cfg.File, "services", len(conf), "director_keys_changed", changed,
+		"adm_changes_overridden", len(overrides), "connections", d.d.Table().Len())
+	return nil
+}
+
+// sameOptions compares the options a reload can change.
+func sameOptions(a, b *dataplane.Options) bool {
+	x, y := *a, *b
+	x.Logger, y.Logger = nil, nil
+	x.Rand, y.Rand = nil, nil
+	return reflect.DeepEqual(x, y)
+}
+
+// ownership follows a VRRP transition: the Director serves the VIPs of the
+// instances in MASTER, and a new master announces its VIPs.
+func (d *Daemon) ownership(ev vrrpEvent) {
+	if ev.master {
+		d.st.owned[ev.instance] = ev.vips
+	} else {
+		delete(d.st.owned, ev.instance)
+	}
+	vips := []netip.Addr{}
+	for _, list := range d.st.owned {
+		for _, v := range list {
+			if !slices.Contains(vips, v) {
+				vips = append(vips, v)
+			}
+		}
+	}
+	d.d.SetOwned(vips)
+	if ev.master && ev.ann != nil {
+		d.fx.queue(effect{ann: ev.ann, announce: ev.vips, repeat: ev.repeat})
+	}
+}
+
+// resolveMissing starts resolving the MAC of every real server and sorry server
+// whose MAC is neither pinned, known nor being resolved; with refresh, the known
+// ones too (the MAC refresh). Each result comes back as a macEvent.
+func (d *Daemon) resolveMissing(ctx context.Context, wg *sync.WaitGroup, refresh bool) {
+	marked := d.markMissing(refresh)
+	d.startResolutions(ctx, wg)
+	if marked {
+		d.publish()
+	}
+}
+
+// markMissing marks the addresses resolveMissing resolves as resolving and queues
+// them for startResolutions: addresses never tried before go first, so that a new
+// real server never waits behind the retries of unreachable ones. It reports
+// whether it marked any.
+func (d *Daemon) markMissing(refresh bool) bool {
+	if d.resolver == nil {
+		return false
+	}
+	var fresh, again []netip.Addr
+	want := func(a netip.Addr) {
+		if d.st.resolving[a] {
+			return
+		}
+		_, known := d.st.macs[a]
+		switch {
+		case known && !refresh:
+			return
+		case known || d.st.tried[a]:
+			again = append(again, a)
+		default:
+			fresh = append(fresh, a)
+		}
+		d.st.resolving[a] = true
+	}
+	for i := range d.st.conf {
+		for _, rs := range d.st.conf[i].RealServers {
+			if rs.MAC.IsZero() {
+				want(rs.Addr.Addr())
+			}
+		}
+	}
+	for _, a := range d.st.hl.sorryServers() {
+		want(a)
+	}
+	d.st.queue = append(append(fresh, d.st.queue...), again...)
+	return len(fresh)+len(again) > 0
+}
+
+// startResolutions starts queued resolutions while fewer than maxResolving are in
+// flight, on goroutines joined by wg, each bounded by resolveTimeout and ctx.
+func (d *Daemon) startResolutions(ctx context.Context, wg *sync.WaitGroup) {
+	if len(d.st.queue) == 0 || d.st.inflight >= maxResolving {
+		return
+	}
+	r := d.resolver
+	for len(d.st.queue) > 0 && d.st.inflight < maxResolving {
+		a := d.st.queue[0]
+		d.st.queue = d.st.queue[1:]
+		d.st.inflight++
+		d.st.tried[a] = true
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			rctx, cancel := context.WithTimeout(ctx, resolveTimeout)
+			mac, err := r.Resolve(rctx, a)
+			cancel()
+			if ctx.Err() == nil {
+				d.inbox.post(macEvent{addr: a, mac: mac, err: err})
+			}
+		}()
+	}
+}
+
+// resolved records a resolution's result and reapplies if a MAC changed.
+func (d *Daemon) resolved(ev macEvent) {
+	delete(d.st.resolving, ev.addr)
+	d.st.inflight--
+	if ev.err != nil || len(ev.mac) != 6 {
+		if _, known := d.st.macs[ev.addr]; !known {
+			d.log.Warn("no MAC address for a real server: its packets are dropped (no_mac) until it answers ARP (tried again every 30 s) or its mac is pinned in the config",
+				"addr", ev.addr, "err", ev.err)
+		}
+		d.publish()
+		return
+	}
+	mac := ipvs.MACFrom(ev.mac)
+	if old, ok := d.st.macs[ev.addr]; ok && old == mac {
+		d.publish()
+		return
+	}
+	d.st.macs[ev.addr] = mac
+	if err := d.commit(d.st.conf); err != nil {
+		d.log.Error("applying a real server's MAC address", "addr", ev.addr, "err", err)
+	}
+	d.log.Info("real server's MAC address", "addr", ev.addr, "mac", mac.String())
+}
+
+// filterFor is the links' filter for the services the Director runs: VIPs, NAT
+// real servers' replies, ARP, NDP and VRRP.
+func filterFor(services []ipvs.Service) *dataplane.Filter {
+	f := &dataplane.Filter{ARP: true, NDP: true, VRRP: true}
+	seen := map[netip.Addr]bool{}
+	add := func(list *[]netip.Addr, a netip.Addr) {
+		if a.IsValid() && !seen[a] {
+			seen[a] = true
+			*list = append(*list, a)
+		}
+	}
+	for _, s := range services {
+		add(&f.VIPs, s.Addr.Addr())
+		for _, m := range s.Match {
+			add(&f.VIPs, m.Addr)
+		}
+	}
+	for _, s := range services {
+		for _, rs := range s.RealServers {
+			if rs.Method == ipvs.NAT {
+				add(&f.NATRealServers, rs.Addr.Addr())
+			}
+		}
+	}
+	return f
+}
+
+func sameFilter(a, b *dataplane.Filter) bool { return reflect.DeepEqual(a, b) }
+
+// hasNAT reports whether any real server of cfg is forwarded by NAT.
+func hasNAT(cfg *config.Config) bool {
+	for _, s := range Services(cfg) {
+		for _, rs := range s.RealServers {
+			if rs.Method == ipvs.NAT {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// serveMetrics serves the metrics on the listener New or a reload opened.
+func (d *Daemon) serveMetrics() {
+	ln := d.st.metricsLn
+	if ln == nil {
+		return
+	}
+	d.st.metricsLn = nil
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	d.st.metricsCancel, d.st.metricsDone = cancel, done
+	go func() {
+		defer close(done)
+		if err := d.metrics.Serve(ctx, ln); err != nil {
+			d.log.Error("metrics", "err", err)
+		}
+	}()
+	d.log.Info("metrics", "listen", ln.Addr().String())
+}
+
+// stopMetrics stops serving the metrics and waits until the server has stopped.
+func (d *Daemon) stopMetrics() {
+	if d.st.metricsLn != nil {
+		d.st.metricsLn.Close()
+		d.st.metricsLn = nil
+	}
+	if d.st.metricsCancel == nil {
+		return
+	}
+	d.st.metricsCancel()
+	<-d.st.metricsDone
+	d.st.metricsCancel, d.st.metricsDone = nil, nil
+}

@@ -1,0 +1,171 @@
+package daemon
+
+import (
+	"context"
+	"errors"
+	"net"
+	"net/netip"
+	"os/exec"
+	"sync"
+	"time"
+
+	"github.com/gvs-lb/gvs/dataplane"
+)
+
+// effect is what the outside world must be told after the controller changed the
+// Director: every field is optional.
+type effect struct {
+	filter      *dataplane.Filter // set on the links that take filters
+	setGuard    bool              // install the ingress guard for guard
+	guard       []netip.Addr
+	removeGuard bool
+	ann         Announcer // announce each of announce repeat times on ann
+	announce    []netip.Addr
+	repeat      int
+	scripts     []string // quorum commands, run with RunScript
+}
+
+func (e *effect) empty() bool {
+	return e.filter == nil && !e.setGuard && !e.removeGuard && len(e.announce) == 0 && len(e.scripts) == 0
+}
+
+// effects performs the controller's side effects on a goroutine of its own, in the
+// order they were queued, so that a slow nft or an announcement never holds up the
+// controller (nor anything waiting for it). Scripts run on goroutines it joins.
+type effects struct {
+	d *Daemon
+
+	mu     sync.Mutex
+	q      []effect
+	closed bool
+	ready  chan struct{}
+
+	scripts sync.WaitGroup
+	ctx     context.Context // cancelled once the queue is drained at close
+	cancel  context.CancelFunc
+}
+
+func newEffects(d *Daemon) *effects {
+	ctx, cancel := context.WithCancel(context.Background())
+	return &effects{d: d, ready: make(chan struct{}, 1), ctx: ctx, cancel: cancel}
+}
+
+// queue adds e behind the effects queued before it. It never blocks.
+func (f *effects) queue(e effect) {
+	if e.empty() {
+		return
+	}
+	f.mu.Lock()
+	if !f.closed {
+		f.q = append(f.q, e)
+	}
+	f.mu.Unlock()
+	select {
+	case f.ready <- struct{}{}:
+	default:
+	}
+}
+
+// close makes run return once it has performed what is queued.
+func (f *effects) close() {
+	f.mu.Lock()
+	f.closed = true
+	f.mu.Unlock()
+	select {
+	case f.ready <- struct{}{}:
+	default:
+	}
+}
+
+// run performs the queued effects until close, then waits for the scripts it
+// started (killing them after scriptTimeout as always).
+func (f *effects) run() {
+	defer func() {
+		f.scripts.Wait()
+		f.cancel()
+	}()
+	for range f.ready {
+		f.mu.Lock()
+		q, closed := f.q, f.closed
+		f.q = nil
+		f.mu.Unlock()
+		f.perform(q)
+		if closed {
+			return
+		}
+	}
+}
+
+// perform carries out a batch in order. Of several guard changes in one batch only
+// the last is made: each replaces the previous one whole.
+func (f *effects) perform(q []effect) {
+	lastGuard := -1
+	for i := range q {
+		if q[i].setGuard || q[i].removeGuard {
+			lastGuard = i
+		}
+	}
+	log := f.d.log
+	for i := range q {
+		e := &q[i]
+		if e.filter != nil {
+			for _, l := range f.d.links {
+				if fs, ok := l.(FilterSetter); ok {
+					if err := fs.SetFilter(e.filter); err != nil {
+						log.Warn("link filter", "err", err)
+					}
+				}
+			}
+		}
+		if i == lastGuard && f.d.guard != nil {
+			ctx, cancel := context.WithTimeout(f.ctx, 10*time.Second)
+			var err error
+			if e.setGuard {
+				err = f.d.guard.Install(ctx, e.guard)
+			} else {
+				err = f.d.guard.Remove(ctx)
+			}
+			cancel()
+			if err != nil {
+				log.Warn("ingress guard", "err", err)
+			}
+		}
+		if len(e.announce) > 0 && e.ann != nil {
+			for range max(e.repeat, 1) {
+				if err := e.ann.Announce(e.announce); err != nil {
+					if !errors.Is(err, net.ErrClosed) {
+						log.Warn("gratuitous ARP / unsolicited NA", "err", err)
+					}
+					break
+				}
+			}
+		}
+		for _, c := range e.scripts {
+			f.scripts.Add(1)
+			go func() {
+				defer f.scripts.Done()
+				ctx, cancel := context.WithTimeout(f.ctx, scriptTimeout)
+				defer cancel()
+				if out, err := f.d.runScript(ctx, c); err != nil {
+					log.Warn("quorum command failed", "command", c, "err", err, "output", string(out))
+				}
+			}()
+		}
+	}
+}
+
+// runScript runs a command with Deps.RunScript, or /bin/sh -c.
+func (d *Daemon) runScript(ctx context.Context, c string) ([]byte, error) {
+	if d.deps.RunScript != nil {
+		return d.deps.RunScript(ctx, c)
+	}
+	return runShell(ctx, c)
+}
+
+// runShell runs c with /bin/sh -c and returns its output; it is killed when ctx
+// ends.
+func runShell(ctx context.Context, c string) ([]byte, error) {
+	cmd := exec.CommandContext(ctx, "/bin/sh", "-c", c)
+	cmd.WaitDelay = time.Second
+	return cmd.CombinedOutput()
+}

@@ -1,0 +1,406 @@
+package daemon
+
+import (
+	"bytes"
+	"context"
+	"log/slog"
+	"net"
+	"net/netip"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/gvs-lb/gvs/dataplane"
+	"github.com/gvs-lb/gvs/dataplane/linktest"
+	"github.com/gvs-lb/gvs/health"
+	"github.com/gvs-lb/gvs/internal/config"
+	"github.com/gvs-lb/gvs/internal/control"
+	"github.com/gvs-lb/gvs/internal/testutil"
+	"github.com/gvs-lb/gvs/vrrp"
+)
+
+// The test director: a whole Daemon over an in-memory link and fakes, no root.
+
+var dirMAC = net.HardwareAddr{2, 0, 0, 0, 0, 3}
+
+// macOf is the test network's MAC of an address: 02:00:00:00:00:<last byte>.
+func macOf(a netip.Addr) net.HardwareAddr {
+	b := a.AsSlice()
+	return net.HardwareAddr{2, 0, 0, 0, 0, b[len(b)-1]}
+}
+
+// directorConf is the [director] table of every test config: conn_max is also the
+// size= of the version line of -L, as in the seeds.
+const directorConf = `
+[director]
+interface = "gvs0"
+address = "172.19.0.3"
+conn_max = 4096
+conn_shards = 16
+`
+
+// fakeHost is a host with one interface, gvs0, up.
+type fakeHost struct{}
+
+func (fakeHost) Check(ifname string) (Interface, error) { return fakeHost{}.Interface(ifname) }
+
+func (fakeHost) Interface(name string) (Interface, error) {
+	return Interface{Name: name, Index: 7, MAC: dirMAC, MTU: 1500, Addrs: []netip.Addr{netip.MustParseAddr("172.19.0.3")}, Up: true}, nil
+}
+
+func (fakeHost) DefaultGateway(string) netip.Addr { return netip.Addr{} }
+
+// fakeResolver knows every address (macOf), except the ones it never answers for:
+// those block until the caller gives up.
+type fakeResolver struct {
+	calls atomic.Int32
+	mu    sync.Mutex
+	never map[netip.Addr]bool
+}
+
+func (r *fakeResolver) Resolve(ctx context.Context, a netip.Addr) (net.HardwareAddr, error) {
+	r.calls.Add(1)
+	r.mu.Lock()
+	never := r.never[a]
+	r.mu.Unlock()
+	if never {
+		<-ctx.Done()
+		return nil, ctx.Err()
+	}
+	return macOf(a), nil
+}
+
+func (r *fakeResolver) setNever(addrs ...netip.Addr) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.never == nil {
+		r.never = map[netip.Addr]bool{}
+	}
+	for _, a := range addrs {
+		r.never[a] = true
+	}
+}
+
+// fakeGuard records the ingress guard's changes.
+type fakeGuard struct {
+	mu    sync.Mutex
+	calls []string
+}
+
+func (g *fakeGuard) Install(_ context.Context, vips []netip.Addr) error {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	var s []string
+	for _, v := range vips {
+		s = append(s, v.String())
+	}
+	g.calls = append(g.calls, "install "+strings.Join(s, ","))
+	return nil
+}
+
+func (g *fakeGuard) Remove(context.Context) error {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	g.calls = append(g.calls, "remove")
+	return nil
+}
+
+func (g *fakeGuard) log() []string {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	return append([]string(nil), g.calls...)
+}
+
+// fakeAnnouncer records announcements.
+type fakeAnnouncer struct {
+	mu   sync.Mutex
+	vips []netip.Addr
+}
+
+func (a *fakeAnnouncer) Announce(vips []netip.Addr) error {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	a.vips = append(a.vips, vips...)
+	return nil
+}
+
+func (a *fakeAnnouncer) Close() error { return nil }
+
+func (a *fakeAnnouncer) count(v netip.Addr) int {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	n := 0
+	for _, x := range a.vips {
+		if x == v {
+			n++
+		}
+	}
+	return n
+}
+
+// fakeHealth is a health-check runner the test drives: it keeps the specs it is
+// given, reports every check up, and the test sends transitions with notify.
+type fakeHealth struct {
+	notify func(health.Transition)
+	mu     sync.Mutex
+	specs  []health.Spec
+}
+
+func (h *fakeHealth) Update(specs []health.Spec) error {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	h.specs = append([]health.Spec(nil), specs...)
+	return nil
+}
+
+func (h *fakeHealth) Snapshot() []health.Status {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	var st []health.Status
+	for _, s := range h.specs {
+		st = append(st, health.Status{ID: s.ID, Target: s.Target, Up: true, Weight: health.WeightUnchanged})
+	}
+	return st
+}
+
+func (h *fakeHealth) Run(ctx context.Context) error {
+	<-ctx.Done()
+	return nil
+}
+
+// id returns the check ID of target.
+func (h *fakeHealth) id(t *testing.T, target string) string {
+	t.Helper()
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	for _, s := range h.specs {
+		if s.Target.String() == target {
+			return s.ID
+		}
+	}
+	t.Fatalf("no health check for %s", target)
+	return ""
+}
+
+// fakeTransport is a VRRP transport on which nobody else speaks: it counts what
+// it sends and receives nothing.
+type fakeTransport struct {
+	sent   atomic.Int32
+	closed chan struct{}
+	once   sync.Once
+}
+
+func newFakeTransport() *fakeTransport { return &fakeTransport{closed: make(chan struct{})} }
+
+func (f *fakeTransport) Send(*vrrp.Packet) error { f.sent.Add(1); return nil }
+
+func (f *fakeTransport) Receive(*vrrp.Packet) error {
+	<-f.closed
+	return vrrp.ErrClosed
+}
+
+func (f *fakeTransport) Close() error {
+	f.once.Do(func() { close(f.closed) })
+	return nil
+}
+
+// filterLink is an in-memory link that records the filters it is given.
+type filterLink struct {
+	*linktest.Channel
+	mu      sync.Mutex
+	filters []*dataplane.Filter
+}
+
+func (l *filterLink) SetFilter(f *dataplane.Filter) error {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.filters = append(l.filters, f)
+	return nil
+}
+
+func (l *filterLink) lastFilter() *dataplane.Filter {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if len(l.filters) == 0 {
+		return nil
+	}
+	return l.filters[len(l.filters)-1]
+}
+
+// logBuffer collects the daemon's log.
+type logBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *logBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *logBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
+}
+
+// testAdmin is a running Daemon over fakes, with a worker of its own on the same
+// Director that the test feeds frames to directly (send), a fake clock, a resolver
+// that knows every address (macOf) and counts its calls, and the link the daemon's
+// own worker pumps.
+type testAdmin struct {
+	t      testing.TB
+	d      *Daemon
+	a      *Admin
+	w      *dataplane.Worker
+	clock  *testutil.Clock
+	res    *fakeResolver
+	guard  *fakeGuard
+	ann    *fakeAnnouncer
+	health *fakeHealth
+	vrrp   *fakeTransport
+	link   *filterLink
+	logs   *logBuffer
+}
+
+// newTestAdmin runs a director whose config is directorConf followed by conf.
+func newTestAdmin(t *testing.T, conf ...string) *testAdmin {
+	t.Helper()
+	return newTestDirector(t, directorConf+strings.Join(conf, "\n"), nil)
+}
+
+// newChannel is the in-memory link of a test director.
+func newChannel() *linktest.Channel { return linktest.NewChannel(256) }
+
+// testDeps are the dependencies of a test director: ta's link, resolver, clock (nil:
+// the real one) and log, and fakes it keeps for the guard, the announcer, health
+// checks and VRRP.
+func testDeps(ta *testAdmin) Deps {
+	ta.guard, ta.ann, ta.vrrp = &fakeGuard{}, &fakeAnnouncer{}, newFakeTransport()
+	deps := Deps{
+		Logger: slog.New(slog.NewTextHandler(ta.logs, &slog.HandlerOptions{Level: slog.LevelDebug})),
+		Host:   fakeHost{},
+		OpenLinks: func(Interface, *dataplane.Filter) ([]dataplane.Link, error) {
+			return []dataplane.Link{ta.link}, nil
+		},
+		NewResolver:  func(Interface) (Resolver, error) { return ta.res, nil },
+		NewGuard:     func(string) Guard { return ta.guard },
+		NewAnnouncer: func(Interface) (Announcer, error) { return ta.ann, nil },
+		NewHealth: func(notify func(health.Transition)) HealthRunner {
+			ta.health = &fakeHealth{notify: notify}
+			return ta.health
+		},
+		OpenVRRP:  func(vrrp.TransportConfig) (vrrp.Transport, error) { return ta.vrrp, nil },
+		RunScript: func(context.Context, string) ([]byte, error) { return nil, nil },
+	}
+	if ta.clock != nil {
+		deps.Clock = ta.clock
+	}
+	return deps
+}
+
+// controlReq is a control request for one command line, split on blanks.
+func controlReq(line string) control.Request {
+	return control.Request{Version: control.Version, Args: strings.Fields(line)}
+}
+
+// newBenchDirector runs a director with directorConf for a benchmark.
+func newBenchDirector(b *testing.B) *testAdmin { return newTestDirector(b, directorConf, nil) }
+
+// newTestDirector runs a director with the config text, after tweak (if not nil)
+// changed its dependencies. The director stops when the test ends, and the test
+// fails if it leaves a goroutine behind.
+func newTestDirector(t testing.TB, text string, tweak func(*Deps)) *testAdmin {
+	t.Helper()
+	testutil.CheckLeaks(t)
+	cfg, err := config.Parse("test.toml", []byte(text))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ta := &testAdmin{t: t, clock: testutil.NewClock(t), res: &fakeResolver{}, link: &filterLink{Channel: newChannel()}, logs: &logBuffer{}}
+	deps := testDeps(ta)
+	if tweak != nil {
+		tweak(&deps)
+	}
+	d, err := New(cfg, deps)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ta.d, ta.a = d, d.admin
+	ta.w = d.Director().NewWorker(64)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- d.Run(ctx) }()
+	t.Cleanup(func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("Run: %v", err)
+		}
+		if t.Failed() {
+			t.Logf("daemon log:\n%s", ta.logs)
+		}
+	})
+	ta.settle()
+	return ta
+}
+
+// settle waits until no MAC resolution is in flight but those of the addresses
+// the fake resolver never answers for.
+func (ta *testAdmin) settle() {
+	ta.t.Helper()
+	testutil.Eventually(ta.t, 10*time.Second, func() bool {
+		ta.res.mu.Lock()
+		defer ta.res.mu.Unlock()
+		for a := range ta.d.pub.Load().resolving {
+			if !ta.res.never[a] {
+				return false
+			}
+		}
+		return true
+	}, "MAC resolutions to finish")
+}
+
+// adm runs one command line, split on blanks.
+func (ta *testAdmin) adm(line string) (stdout, stderr string, status int) {
+	return ta.admIn("", line)
+}
+
+func (ta *testAdmin) admIn(stdin, line string) (stdout, stderr string, status int) {
+	ta.t.Helper()
+	r := ta.d.Handle(context.Background(), control.Request{Version: control.Version, Args: strings.Fields(line), Stdin: stdin})
+	ta.settle()
+	return r.Stdout, r.Stderr, r.Status
+}
+
+// ok runs a command that must succeed silently or with output, and returns stdout.
+func (ta *testAdmin) ok(line string) string {
+	ta.t.Helper()
+	out, errOut, st := ta.adm(line)
+	if st != 0 || errOut != "" {
+		ta.t.Fatalf("gvs adm %s: status %d, stderr %q", line, st, errOut)
+	}
+	return out
+}
+
+// reload reloads the director with directorConf followed by conf.
+func (ta *testAdmin) reload(conf string) error {
+	ta.t.Helper()
+	return ta.reloadText(directorConf + conf)
+}
+
+func (ta *testAdmin) reloadText(text string) error {
+	ta.t.Helper()
+	cfg, err := config.Parse("test.toml", []byte(text))
+	if err != nil {
+		return err
+	}
+	err = ta.d.Reload(context.Background(), cfg)
+	ta.settle()
+	return err
+}
+
+// generations counts the configurations the controller published.
+func (ta *testAdmin) generations() int { return int(ta.d.commits.Load()) }
