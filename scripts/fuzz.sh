@@ -18,8 +18,8 @@ budget() {
 	case "$1/$2" in
 	conntrack/FuzzTable) echo 30000x ;;            # ~6k/s: a differential run against the reference table
 	dataplane/FuzzProcess) echo 60000x ;;          # ~15k/s: a Director, a worker and a packet sequence
-	internal/config/FuzzKeepalived) echo 25000x ;; # ~4k/s: import, then the full TOML check
-	internal/config/FuzzIpvsadm) echo 60000x ;;    # ~8k/s once the corpus grows
+	internal/importer/keepalived/FuzzKeepalived) echo 25000x ;; # ~4k/s: import, then the full TOML check and round trip
+	internal/importer/ipvsadm/FuzzIpvsadm) echo 60000x ;;        # ~8k/s once the corpus grows
 	internal/config/FuzzLineIndex) echo 60000x ;;  # ~5k/s once the inputs grow
 	*) echo "${FUZZEXECS:-150000}x" ;;             # 17k–75k/s for the rest
 	esac

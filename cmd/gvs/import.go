@@ -7,7 +7,10 @@ import (
 	"path/filepath"
 	"strings"
 
-	"github.com/gvs-lb/gvs/internal/config"
+	"github.com/gvs-lb/gvs/internal/importer"
+	ipvsadmimport "github.com/gvs-lb/gvs/internal/importer/ipvsadm"
+	"github.com/gvs-lb/gvs/internal/importer/keepalived"
+	"github.com/gvs-lb/gvs/internal/ipvsadm"
 )
 
 const importHelp = `Usage: gvs import keepalived FILE [-o OUT] [-i ID]
@@ -56,26 +59,30 @@ func cmdImport(args []string, stdout, stderr io.Writer) error {
 		return fmt.Errorf("%w: import %s: -o %s would overwrite the input", errUsage, kind, *out)
 	}
 
-	var im *config.Imported
+	var im *importer.Imported
 	var err error
+	// Port names in a dump are read as ipvsadm -R reads them; host names are not
+	// resolved (the dump's host names need not be this machine's), so a dump made
+	// without -n is refused with a hint.
+	ipvsadmOpt := ipvsadmimport.Options{Names: serviceNames("/etc/services")}
 	switch {
 	case kind == "ipvsadm" && file == "-":
-		im, err = config.ImportIpvsadm(os.Stdin, "stdin")
+		im, err = ipvsadmimport.Import(os.Stdin, "stdin", ipvsadmOpt)
 	case kind == "ipvsadm":
 		var f *os.File
 		if f, err = os.Open(file); err != nil {
 			return fmt.Errorf("import: %w", err)
 		}
-		im, err = config.ImportIpvsadm(f, file)
+		im, err = ipvsadmimport.Import(f, file, ipvsadmOpt)
 		f.Close()
 	case file == "-":
 		var data []byte
 		if data, err = io.ReadAll(os.Stdin); err != nil {
 			return fmt.Errorf("import: %w", err)
 		}
-		im, err = config.ImportKeepalived("stdin", data, config.KeepalivedOptions{ConfigID: *id})
+		im, err = keepalived.Import("stdin", data, keepalived.Options{ConfigID: *id})
 	default:
-		im, err = config.ImportKeepalivedFile(file, config.KeepalivedOptions{ConfigID: *id})
+		im, err = keepalived.ImportFile(file, keepalived.Options{ConfigID: *id})
 	}
 	if err != nil {
 		return err
@@ -98,6 +105,17 @@ func cmdImport(args []string, stdout, stderr io.Writer) error {
 	fmt.Fprintf(stderr, "gvs import %s: %s -> %s: %d services, %d vrrp instances, %d notes\n",
 		kind, file, dest, len(im.Config.Services), len(im.Config.VRRP), len(im.Notes))
 	return nil
+}
+
+// serviceNames reads the port names of an /etc/services file; one that cannot be
+// read gives no names (ports must then be numbers).
+func serviceNames(path string) *ipvsadm.Names {
+	n := &ipvsadm.Names{}
+	if f, err := os.Open(path); err == nil {
+		_ = n.ReadServices(f) // what was read before an error is kept
+		f.Close()
+	}
+	return n
 }
 
 // splitFileArg takes FILE out of args, before or after the flags.

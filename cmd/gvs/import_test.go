@@ -11,20 +11,23 @@ import (
 	"github.com/gvs-lb/gvs/internal/config"
 )
 
-const importData = "../../internal/config/testdata/import/"
+const (
+	keepalivedData = "../../internal/importer/keepalived/testdata/"
+	ipvsadmData    = "../../internal/importer/ipvsadm/testdata/"
+)
 
 // TestImportPassesCheck imports every keepalived.conf and ipvsadm dump of the
 // importers' testdata (keepalived's samples, the seeds' configurations, messy
 // files) with gvs import -o, then runs gvs check on the result.
 func TestImportPassesCheck(t *testing.T) {
 	var cases [][2]string
-	kfiles, _ := filepath.Glob(importData + "keepalived/*/*.conf")
+	kfiles, _ := filepath.Glob(keepalivedData + "*/*.conf")
 	for _, f := range kfiles {
 		if !strings.Contains(f, "/cycle/") {
 			cases = append(cases, [2]string{"keepalived", f})
 		}
 	}
-	ifiles, _ := filepath.Glob(importData + "ipvsadm/*")
+	ifiles, _ := filepath.Glob(ipvsadmData + "*")
 	for _, f := range ifiles {
 		cases = append(cases, [2]string{"ipvsadm", f})
 	}
@@ -59,7 +62,7 @@ func TestImportPassesCheck(t *testing.T) {
 
 func TestImportOutput(t *testing.T) {
 	var stdout, stderr bytes.Buffer
-	f := importData + "keepalived/samples/06-acassen-keepalived-inhibit_on_failure.conf"
+	f := keepalivedData + "samples/06-acassen-keepalived-inhibit_on_failure.conf"
 	if err := cmdImport([]string{"keepalived", f}, &stdout, &stderr); err != nil {
 		t.Fatal(err)
 	}
@@ -79,7 +82,7 @@ func TestImportOutput(t *testing.T) {
 
 	// -i, with the flags before FILE.
 	stdout.Reset()
-	f = importData + "keepalived/samples/08-acassen-keepalived-conditional_conf.conf"
+	f = keepalivedData + "samples/08-acassen-keepalived-conditional_conf.conf"
 	if err := cmdImport([]string{"keepalived", "-i", "low", f}, &stdout, &stderr); err != nil {
 		t.Fatal(err)
 	}

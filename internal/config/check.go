@@ -10,9 +10,7 @@ import (
 // check reads the [service.check] table of s; s.RealServers must already be read,
 // since a check needs a port to probe on each of them.
 func (r *reader) check(t *table, s *Service) *Check {
-	c := DefaultCheck()
-	c.Line = r.lines.line(t.path)
-
+	var typ CheckType
 	var str string
 	if !t.present("type") {
 		r.add(t.path, fmt.Errorf("%w type: one of tcp, http, https, udp, exec", ErrMissing))
@@ -25,9 +23,11 @@ func (r *reader) check(t *table, s *Service) *Check {
 		if name, err := oneOf("check type", str, names...); err != nil {
 			t.fail("type", err)
 		} else {
-			c.Type = types[slices.Index(names, name)]
+			typ = types[slices.Index(names, name)]
 		}
 	}
+	c := DefaultCheck(typ) // keepalived's defaults differ by checker
+	c.Line = r.lines.line(t.path)
 	web := c.Type == CheckHTTP || c.Type == CheckHTTPS
 	// only reports key k when it is set for a type it does not apply to.
 	only := func(k, types string, ok bool) bool {
@@ -45,9 +45,6 @@ func (r *reader) check(t *table, s *Service) *Check {
 	t.intField("rise", 1, math.MaxInt32, &c.Rise)
 	t.intField("fall", 1, math.MaxInt32, &c.Fall)
 
-	if web {
-		c.Path = "/"
-	}
 	if t.str("path", &c.Path) && only("path", "http and https", web) && !strings.HasPrefix(c.Path, "/") {
 		t.errorf("path", "must start with \"/\" (got %q)", c.Path)
 	}

@@ -5,6 +5,7 @@ import (
 	"strconv"
 	"time"
 
+	"github.com/gvs-lb/gvs/health"
 	"github.com/gvs-lb/gvs/ipvs"
 )
 
@@ -346,16 +347,26 @@ func DefaultRealServer() RealServer {
 	return RealServer{RealServer: ipvs.RealServer{Weight: ipvs.DefaultWeight}}
 }
 
-// DefaultCheck returns keepalived's checker defaults: delay_loop 60 s,
-// connect_timeout 5 s, retry 1, delay_before_retry 1 s; rise and fall 1; path "/".
-func DefaultCheck() Check {
+// DefaultCheck returns the defaults of a check of type t: keepalived 2.2.7's, as
+// the health package holds them (health.Defaults, their one copy): delay_loop 60 s,
+// connect_timeout 5 s, retry 1 (0 for exec, as MISC_CHECK), delay_before_retry 1 s
+// (3 s for http and https, as HTTP_GET and SSL_GET); rise and fall 1; path "/" for
+// http and https. A t health does not know gets tcp's.
+func DefaultCheck(t CheckType) Check {
+	ht, err := health.ParseType(t.String())
+	if err != nil {
+		ht = health.TCP
+	}
+	h := health.Defaults(ht)
 	return Check{
-		Interval:   60 * time.Second,
-		Timeout:    5 * time.Second,
-		Retries:    1,
-		RetryDelay: time.Second,
-		Rise:       1,
-		Fall:       1,
+		Type:       t,
+		Interval:   h.Interval,
+		Timeout:    h.Timeout,
+		Retries:    h.Retries,
+		RetryDelay: h.RetryDelay,
+		Rise:       max(h.Rise, 1),
+		Fall:       max(h.Fall, 1),
+		Path:       h.Path,
 	}
 }
 

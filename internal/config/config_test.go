@@ -155,7 +155,7 @@ func TestDefaults(t *testing.T) {
 		}},
 		Check: &Check{
 			Line: 5, Type: CheckHTTP, Interval: 60 * time.Second, Timeout: 5 * time.Second,
-			Retries: 1, RetryDelay: time.Second, Rise: 1, Fall: 1, Path: "/",
+			Retries: 1, RetryDelay: 3 * time.Second, Rise: 1, Fall: 1, Path: "/", // HTTP_GET's delay_before_retry
 		},
 	}
 	if !reflect.DeepEqual(s, wantSvc) {
@@ -968,12 +968,12 @@ func TestSuggest(t *testing.T) {
 // TestSchedulerNames keeps the config's accepted names in step with the brief's
 // list and the sched registry.
 func TestSchedulerNames(t *testing.T) {
-	names := schedulerNames()
+	names := SchedulerNames()
 	for _, n := range strings.Fields("rr wrr lc wlc sed nq sh dh lblc lblcr fo ovf twos mh") {
 		if !slices.Contains(names, n) {
 			t.Errorf("scheduler %q not accepted", n)
 		}
-		if _, err := parseSchedFlag(n, "flag-1"); err != nil {
+		if _, err := ParseSchedFlag(n, "flag-1"); err != nil {
 			t.Errorf("flag-1 for %s: %v", n, err)
 		}
 	}
@@ -990,10 +990,50 @@ func TestSchedulerNames(t *testing.T) {
 		{"rr", "mh-port", 0, false},
 		{"sh", "", 0, false},
 	} {
-		got, err := parseSchedFlag(tc.sched, tc.flag)
+		got, err := ParseSchedFlag(tc.sched, tc.flag)
 		if (err == nil) != tc.ok || got != tc.want {
-			t.Errorf("parseSchedFlag(%q, %q) = %v, %v; want %v, ok %v", tc.sched, tc.flag, got, err, tc.want, tc.ok)
+			t.Errorf("ParseSchedFlag(%q, %q) = %v, %v; want %v, ok %v", tc.sched, tc.flag, got, err, tc.want, tc.ok)
 		}
+	}
+}
+
+// TestDefaultCheck pins keepalived 2.2.7's checker defaults, which differ by
+// checker: queue_checker (check_api.c) gives every checker retry 1 and
+// delay_before_retry 1 s, HTTP_GET and SSL_GET (check_http.c, http_get_handler)
+// delay_before_retry 3 s, MISC_CHECK (check_misc.c) retry 0.
+func TestDefaultCheck(t *testing.T) {
+	for _, tc := range []struct {
+		typ        CheckType
+		retries    int
+		retryDelay time.Duration
+		path       string
+	}{
+		{CheckTCP, 1, time.Second, ""},
+		{CheckHTTP, 1, 3 * time.Second, "/"},
+		{CheckHTTPS, 1, 3 * time.Second, "/"},
+		{CheckUDP, 1, time.Second, ""},
+		{CheckExec, 0, time.Second, ""},
+	} {
+		c := DefaultCheck(tc.typ)
+		if c.Type != tc.typ || c.Retries != tc.retries || c.RetryDelay != tc.retryDelay || c.Path != tc.path ||
+			c.Interval != 60*time.Second || c.Timeout != 5*time.Second || c.Rise != 1 || c.Fall != 1 {
+			t.Errorf("DefaultCheck(%s) = %+v", tc.typ, c)
+		}
+	}
+	// What Parse fills in for a check that sets nothing but its type.
+	c := mustParse(t, file(
+		`[[service]]`,
+		`address = "198.18.0.100:80"`,
+		`check = { type = "exec", command = ["/bin/true"] }`,
+		`[[service]]`,
+		`address = "198.18.0.101:80"`,
+		`check = { type = "https" }`,
+	))
+	if ch := c.Services[0].Check; ch.Retries != 0 || ch.RetryDelay != time.Second {
+		t.Errorf("exec check defaults: %+v", *ch)
+	}
+	if ch := c.Services[1].Check; ch.Retries != 1 || ch.RetryDelay != 3*time.Second || ch.Path != "/" {
+		t.Errorf("https check defaults: %+v", *ch)
 	}
 }
 

@@ -11,11 +11,13 @@ import (
 // The sched package's registry is the authority on scheduler names and flags;
 // these helpers only turn its answers into config messages.
 
-// schedulerNames returns the names a service's scheduler may take.
-func schedulerNames() []string { return append(sched.Names(), sched.NoScheduler) }
+// SchedulerNames returns the names a service's scheduler may take (sched's and
+// "none").
+func SchedulerNames() []string { return append(sched.Names(), sched.NoScheduler) }
 
-// parseSchedFlag returns the bit of one scheduler_flags element for scheduler.
-func parseSchedFlag(scheduler, flag string) (sched.Flags, error) {
+// ParseSchedFlag returns the bit of one scheduler_flags element for scheduler, or
+// an error naming the flags it takes.
+func ParseSchedFlag(scheduler, flag string) (sched.Flags, error) {
 	f, err := sched.ParseFlags(scheduler, []string{flag})
 	if err == nil && f == 0 {
 		err = sched.ErrFlag // "" or ",": names no flag

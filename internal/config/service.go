@@ -83,7 +83,7 @@ func (r *reader) service(t *table) Service {
 
 	schedOK := true
 	if t.str("scheduler", &str) {
-		name, err := oneOf("scheduler", str, schedulerNames()...)
+		name, err := oneOf("scheduler", str, SchedulerNames()...)
 		if err != nil {
 			t.fail("scheduler", err)
 			schedOK = false
@@ -94,7 +94,7 @@ func (r *reader) service(t *table) Service {
 	var flags []string
 	if t.strings("scheduler_flags", &flags) && schedOK {
 		for i, f := range flags {
-			bit, err := parseSchedFlag(s.Scheduler, f)
+			bit, err := ParseSchedFlag(s.Scheduler, f)
 			if err != nil {
 				r.add(joinIndex(t.key("scheduler_flags"), i), err)
 				continue

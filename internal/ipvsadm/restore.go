@@ -27,15 +27,21 @@ func ParseRestore(r io.Reader) ([]*Command, error) {
 // so a caller can do the same, or refuse the whole stream. A -R inside the
 // stream is refused with ipvsadm's help hint.
 func (p *Parser) ParseRestore(r io.Reader) ([]*Command, error) {
-	var cmds []*Command
+	cmds, _, err := p.ParseRestoreLines(r)
+	return cmds, err
+}
+
+// ParseRestoreLines is ParseRestore that also returns the 1-based line of the
+// stream each command was read from (lines[i] is cmds[i]'s).
+func (p *Parser) ParseRestoreLines(r io.Reader) (cmds []*Command, lines []int, err error) {
 	br := bufio.NewReader(r)
 	for line := 1; ; line++ {
 		text, err := br.ReadString('\n')
 		if err != nil && !errors.Is(err, io.EOF) {
-			return cmds, fmt.Errorf("ipvsadm: restore: %w", err)
+			return cmds, lines, fmt.Errorf("ipvsadm: restore: %w", err)
 		}
 		if text == "" && err != nil {
-			return cmds, nil
+			return cmds, lines, nil
 		}
 		words := restoreWords(text)
 		if len(words) > 0 {
@@ -44,12 +50,12 @@ func (p *Parser) ParseRestore(r io.Reader) ([]*Command, error) {
 				perr = p.tryHelp()
 			}
 			if perr != nil {
-				return cmds, &LineError{Line: line, Err: perr}
+				return cmds, lines, &LineError{Line: line, Err: perr}
 			}
-			cmds = append(cmds, c)
+			cmds, lines = append(cmds, c), append(lines, line)
 		}
 		if err != nil {
-			return cmds, nil
+			return cmds, lines, nil
 		}
 	}
 }

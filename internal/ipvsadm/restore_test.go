@@ -153,6 +153,11 @@ func TestRestoreStream(t *testing.T) {
 	if !reflect.DeepEqual(got, want) {
 		t.Errorf("commands %q, want %q", got, want)
 	}
+	var p Parser
+	cmds2, lines, err := p.ParseRestoreLines(strings.NewReader(in))
+	if err != nil || !reflect.DeepEqual(cmds2, cmds) || !reflect.DeepEqual(lines, []int{2, 5, 6}) {
+		t.Errorf("ParseRestoreLines: lines %v, %v", lines, err)
+	}
 }
 
 func TestRestoreErrors(t *testing.T) {

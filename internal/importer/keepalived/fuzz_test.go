@@ -1,22 +1,21 @@
-package config
+package keepalived
 
 import (
 	"bytes"
 	"errors"
-	"os"
-	"path/filepath"
 	"reflect"
-	"strings"
 	"testing"
 	"unicode/utf8"
+
+	"github.com/gvs-lb/gvs/internal/config"
 )
 
-// FuzzKeepalived checks ImportKeepalived on any input: it never panics, answers
+// FuzzKeepalived checks Import on any input: it never panics, answers
 // either Errors (each with the file and a line inside it) or TOML that Parse accepts
 // and that holds every note, and does so deterministically. Includes are served from
 // memory (one file, and the input itself, so cycles are reachable). Seeds:
 // testdata/fuzz/FuzzKeepalived (keepalived's samples, the seeds' configurations and
-// the messy testdata; see testdata/import/README.md).
+// the messy testdata; see testdata/README.md).
 func FuzzKeepalived(f *testing.F) {
 	f.Fuzz(func(t *testing.T, data []byte) {
 		const name = "etc/keepalived.conf"
@@ -28,13 +27,13 @@ func FuzzKeepalived(f *testing.F) {
 		if len(data)%2 == 1 {
 			opt.ConfigID = "a"
 		}
-		im, err := ImportKeepalived(name, data, opt)
-		im2, err2 := ImportKeepalived(name, data, opt)
+		im, err := Import(name, data, opt)
+		im2, err2 := Import(name, data, opt)
 		if (err == nil) != (err2 == nil) || (err != nil && err.Error() != err2.Error()) {
 			t.Fatalf("not deterministic: %v / %v", err, err2)
 		}
 		if err != nil {
-			var es Errors
+			var es config.Errors
 			if !errors.As(err, &es) || len(es) == 0 {
 				t.Fatalf("error is %T, want Errors: %v", err, err)
 			}
@@ -56,37 +55,5 @@ func FuzzKeepalived(f *testing.F) {
 			t.Fatalf("TOML is not UTF-8")
 		}
 		checkImported(t, im)
-		checkFuzzConfig(t, im.Config)
-	})
-}
-
-// FuzzIpvsadm does the same for ImportIpvsadm, seeded with the ipvsadm testdata.
-func FuzzIpvsadm(f *testing.F) {
-	files, _ := filepath.Glob("testdata/import/ipvsadm/*")
-	for _, file := range files {
-		if data, err := os.ReadFile(file); err == nil {
-			f.Add(data)
-		}
-	}
-	f.Fuzz(func(t *testing.T, data []byte) {
-		im, err := ImportIpvsadm(bytes.NewReader(data), "rules")
-		if err != nil {
-			var es Errors
-			if !errors.As(err, &es) {
-				if strings.Contains(err.Error(), "token too long") {
-					return
-				}
-				t.Fatalf("error is %T, want Errors: %v", err, err)
-			}
-			lines := bytes.Count(data, []byte("\n")) + 1
-			for _, e := range es {
-				if e.Line < 1 || e.Line > lines {
-					t.Errorf("error line %d outside the input (%d lines): %v", e.Line, lines, e)
-				}
-			}
-			return
-		}
-		checkImported(t, im)
-		checkFuzzConfig(t, im.Config)
 	})
 }

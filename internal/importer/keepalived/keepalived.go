@@ -1,4 +1,4 @@
-package config
+package keepalived
 
 import (
 	"fmt"
@@ -10,11 +10,13 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/gvs-lb/gvs/internal/importer"
 )
 
-// KeepalivedOptions controls ImportKeepalived. The zero value reads includes from
+// Options controls Import. The zero value reads includes from
 // the operating system's files and applies no config id.
-type KeepalivedOptions struct {
+type Options struct {
 	// ConfigID is keepalived's -i (--config-id): lines "@ID ..." are used only when
 	// it is ID, lines "@^ID ..." only when it is not. Empty means keepalived run
 	// without -i: every "@ID" line is skipped and every "@^ID" line used.
@@ -25,42 +27,42 @@ type KeepalivedOptions struct {
 	Glob     func(pattern string) ([]string, error)
 }
 
-func (o *KeepalivedOptions) readFile(name string) ([]byte, error) {
+func (o *Options) readFile(name string) ([]byte, error) {
 	if o.ReadFile != nil {
 		return o.ReadFile(name)
 	}
 	return os.ReadFile(name)
 }
 
-func (o *KeepalivedOptions) glob(pattern string) ([]string, error) {
+func (o *Options) glob(pattern string) ([]string, error) {
 	if o.Glob != nil {
 		return o.Glob(pattern)
 	}
 	return filepath.Glob(pattern)
 }
 
-// ImportKeepalivedFile reads the keepalived.conf at path (and the files it
-// includes) and translates it; see ImportKeepalived.
-func ImportKeepalivedFile(path string, opt KeepalivedOptions) (*Imported, error) {
+// ImportFile reads the keepalived.conf at path (and the files it
+// includes) and translates it; see Import.
+func ImportFile(path string, opt Options) (*importer.Imported, error) {
 	data, err := opt.readFile(path)
 	if err != nil {
-		return nil, fmt.Errorf("config: import: %w", err)
+		return nil, fmt.Errorf("import: %w", err)
 	}
-	return ImportKeepalived(path, data, opt)
+	return Import(path, data, opt)
 }
 
-// ImportKeepalived translates a keepalived.conf into gvs TOML: global_defs,
+// Import translates a keepalived.conf into gvs TOML: global_defs,
 // virtual_server (address, fwmark and group forms, with virtual_server_group
 // ranges expanded into one service per address), real_server with its checker,
 // vrrp_instance and vrrp_sync_group. name is the file's path: includes are resolved relative to it and
 // notes name it.
 //
 // Errors are only those of the grammar (unbalanced braces, include cycles, ...),
-// as Errors with file:line. Everything that parses is translated or noted: an
+// as config.Errors with file:line. Everything that parses is translated or noted: an
 // unknown or untranslatable keyword becomes a Note, never silence; a block gvs
 // would refuse is written commented out, with a note saying why.
-func ImportKeepalived(name string, data []byte, opt KeepalivedOptions) (*Imported, error) {
-	doc := &impDoc{tool: "keepalived"}
+func Import(name string, data []byte, opt Options) (*importer.Imported, error) {
+	doc := &importer.Doc{Tool: "keepalived"}
 	lx := &kaLexer{opt: &opt, doc: doc}
 	lx.lexFile(name, data, 0)
 	lx.skipNotes()
@@ -71,34 +73,34 @@ func ImportKeepalived(name string, data []byte, opt KeepalivedOptions) (*Importe
 	}
 	k := &kaImporter{file: name, doc: doc, opt: &opt, groups: map[string]*kaGroup{}}
 	k.translate(nodes)
-	doc.summary = append(doc.summary, "Source: "+strings.Join(lx.files, ", ")+".")
+	doc.Summary = append(doc.Summary, "Source: "+strings.Join(lx.files, ", ")+".")
 	if opt.ConfigID != "" {
-		doc.summary = append(doc.summary, "Config id (keepalived -i): "+opt.ConfigID+".")
+		doc.Summary = append(doc.Summary, "Config id (keepalived -i): "+opt.ConfigID+".")
 	}
-	return doc.finish(name + " (imported)")
+	return doc.Finish(name + " (imported)")
 }
 
-// kaImporter translates parsed keepalived statements into an impDoc.
+// kaImporter translates parsed keepalived statements into an importer.Doc.
 type kaImporter struct {
 	file   string // the top file, for notes about the whole input
-	doc    *impDoc
-	opt    *KeepalivedOptions
+	doc    *importer.Doc
+	opt    *Options
 	groups map[string]*kaGroup
 	order  []*kaGroup
 	cased  map[string]bool // keyword spellings already noted
 
 	strict      bool
 	vrrpVersion int
-	garpDelay   opt[time.Duration]
-	garpRefresh opt[time.Duration]
-	garpRepeat  opt[int]
-	garpRefRep  opt[int]
+	garpDelay   importer.Opt[time.Duration]
+	garpRefresh importer.Opt[time.Duration]
+	garpRepeat  importer.Opt[int]
+	garpRefRep  importer.Opt[int]
 	anyReal     bool
 	syncs       []*kaSync
 	syncOf      map[string]*kaSync // instance name → its sync group
 }
 
-func (k *kaImporter) note(p impPos, format string, args ...any) { k.doc.note(p, format, args...) }
+func (k *kaImporter) note(p importer.Pos, format string, args ...any) { k.doc.Note(p, format, args...) }
 
 // Keywords keepalived spells in capitals; every other keyword is lower case.
 var kaUpperKeywords = []string{"HTTP_GET", "SSL_GET", "TCP_CHECK", "MISC_CHECK", "SMTP_CHECK", "DNS_CHECK", "UDP_CHECK", "PING_CHECK", "FILE_CHECK", "BFD_CHECK", "SSL"}
@@ -192,7 +194,7 @@ func (k *kaImporter) noBlock(ctx string, n *kaNode) {
 	}
 }
 
-func (k *kaImporter) seconds(ctx string, n *kaNode, dst *opt[time.Duration]) bool {
+func (k *kaImporter) seconds(ctx string, n *kaNode, dst *importer.Opt[time.Duration]) bool {
 	if !k.needArgs(ctx, n, 1) {
 		return false
 	}
@@ -202,11 +204,11 @@ func (k *kaImporter) seconds(ctx string, n *kaNode, dst *opt[time.Duration]) boo
 		return false
 	}
 	k.extra(ctx, n, 1)
-	*dst = some(d)
+	*dst = importer.Some(d)
 	return true
 }
 
-func (k *kaImporter) integer(ctx string, n *kaNode, lo, hi int, dst *opt[int]) bool {
+func (k *kaImporter) integer(ctx string, n *kaNode, lo, hi int, dst *importer.Opt[int]) bool {
 	if !k.needArgs(ctx, n, 1) {
 		return false
 	}
@@ -216,7 +218,7 @@ func (k *kaImporter) integer(ctx string, n *kaNode, lo, hi int, dst *opt[int]) b
 		return false
 	}
 	k.extra(ctx, n, 1)
-	*dst = some(v)
+	*dst = importer.Some(v)
 	return true
 }
 
@@ -299,29 +301,29 @@ func (k *kaImporter) translate(nodes []*kaNode) {
 	}
 	k.directorInterface()
 	if k.anyReal {
-		k.note(impPos{file: k.file}, "real servers' MAC addresses are not in keepalived.conf: `mac` is left out (gvs run finds them by ARP/ND); `gvs bench replay` needs them pinned with mac = \"...\"")
+		k.note(importer.Pos{File: k.file}, "real servers' MAC addresses are not in keepalived.conf: `mac` is left out (gvs run finds them by ARP/ND); `gvs bench replay` needs them pinned with mac = \"...\"")
 	}
 }
 
 // directorInterface sets [director] interface when the VRRP instances agree on one.
 func (k *kaImporter) directorInterface() {
 	var ifaces []string
-	var first impPos
-	for _, v := range k.doc.vrrp {
-		if v.iface != "" && !slices.Contains(ifaces, v.iface) {
+	var first importer.Pos
+	for _, v := range k.doc.VRRP {
+		if v.Iface != "" && !slices.Contains(ifaces, v.Iface) {
 			if len(ifaces) == 0 {
-				first = v.pos
+				first = v.Pos
 			}
-			ifaces = append(ifaces, v.iface)
+			ifaces = append(ifaces, v.Iface)
 		}
 	}
 	switch len(ifaces) {
 	case 0:
-		if len(k.doc.services) > 0 {
-			k.note(impPos{file: k.file}, "[director] interface is not set: keepalived.conf does not say which interface carries the traffic; set it before `gvs run`")
+		if len(k.doc.Services) > 0 {
+			k.note(importer.Pos{File: k.file}, "[director] interface is not set: keepalived.conf does not say which interface carries the traffic; set it before `gvs run`")
 		}
 	case 1:
-		k.doc.dir.iface = ifaces[0]
+		k.doc.Dir.Iface = ifaces[0]
 		k.note(first, "[director] interface = %q taken from the vrrp_instance interface (keepalived has no single data-path interface): check it", ifaces[0])
 	default:
 		k.note(first, "[director] interface is not set: the vrrp_instances use %s; set the one gvs reads traffic on", strings.Join(ifaces, ", "))
@@ -380,9 +382,9 @@ func (k *kaImporter) globalDefs(n *kaNode) {
 		k.dispatch(ctx, c, kaGlobalUnsupported, func(kw string) bool {
 			switch kw {
 			case "vrrp_version":
-				var v opt[int]
+				var v importer.Opt[int]
 				if k.integer(ctx, c, 2, 3, &v) {
-					k.vrrpVersion = v.v
+					k.vrrpVersion = v.V
 				}
 			case "vrrp_strict":
 				k.strict = true
@@ -426,11 +428,11 @@ func (k *kaImporter) lvsTimeouts(n *kaNode) {
 		}
 		switch name {
 		case "tcp":
-			k.doc.dir.tcp = some(d)
+			k.doc.Dir.TCP = importer.Some(d)
 		case "tcpfin":
-			k.doc.dir.tcpfin = some(d)
+			k.doc.Dir.TCPFin = importer.Some(d)
 		case "udp":
-			k.doc.dir.udp = some(d)
+			k.doc.Dir.UDP = importer.Some(d)
 		default:
 			k.note(n.pos(), "global_defs: %q: unknown timeout %q: ignored", n.words(), name)
 		}
@@ -441,13 +443,13 @@ func (k *kaImporter) lvsTimeouts(n *kaNode) {
 // name instead of one address.
 type kaGroup struct {
 	name    string
-	pos     impPos
+	pos     importer.Pos
 	entries []kaGroupEntry
 	used    bool
 }
 
 type kaGroupEntry struct {
-	pos    impPos
+	pos    importer.Pos
 	text   string // as written
 	addrs  []netip.AddrPort
 	fwmark uint32

@@ -1,4 +1,4 @@
-package config
+package keepalived
 
 import (
 	"cmp"
@@ -10,25 +10,28 @@ import (
 	"strings"
 	"time"
 	"unicode/utf8"
+
+	"github.com/gvs-lb/gvs/internal/config"
+	"github.com/gvs-lb/gvs/internal/importer"
 )
 
 // kaTiming is the checker settings keepalived lets a virtual_server and a
 // real_server set for the checkers below them; the innermost setting wins.
 type kaTiming struct {
-	delayLoop   opt[time.Duration]
-	retryDelay  opt[time.Duration]
-	timeout     opt[time.Duration]
-	retry       opt[int]
-	alpha       opt[bool]
+	delayLoop   importer.Opt[time.Duration]
+	retryDelay  importer.Opt[time.Duration]
+	timeout     importer.Opt[time.Duration]
+	retry       importer.Opt[int]
+	alpha       importer.Opt[bool]
 	virtualhost string
 }
 
 func (t kaTiming) over(outer kaTiming) kaTiming {
-	t.delayLoop = t.delayLoop.or(outer.delayLoop)
-	t.retryDelay = t.retryDelay.or(outer.retryDelay)
-	t.timeout = t.timeout.or(outer.timeout)
-	t.retry = t.retry.or(outer.retry)
-	t.alpha = t.alpha.or(outer.alpha)
+	t.delayLoop = t.delayLoop.Or(outer.delayLoop)
+	t.retryDelay = t.retryDelay.Or(outer.retryDelay)
+	t.timeout = t.timeout.Or(outer.timeout)
+	t.retry = t.retry.Or(outer.retry)
+	t.alpha = t.alpha.Or(outer.alpha)
 	if t.virtualhost == "" {
 		t.virtualhost = outer.virtualhost
 	}
@@ -45,7 +48,7 @@ func (k *kaImporter) timing(ctx string, n *kaNode, kw string, t *kaTiming) bool 
 	case "retry", "nb_get_retry":
 		k.integer(ctx, n, 0, math.MaxInt32, &t.retry)
 	case "alpha":
-		t.alpha = some(k.flag(ctx, n))
+		t.alpha = importer.Some(k.flag(ctx, n))
 	case "virtualhost":
 		if k.needArgs(ctx, n, 1) {
 			k.extra(ctx, n, 1)
@@ -97,22 +100,22 @@ var kaUnsupportedCheckers = map[string]string{
 
 // kaVS is a virtual_server block being read.
 type kaVS struct {
-	svc    *impService
+	svc    *importer.Service
 	ctx    string
 	timing kaTiming
 	omega  bool
 	// reals with their checkers, before the service's one check is chosen
 	rs []*kaRS
 	// set when a keyword only matters to checks
-	timingPos []impPos
+	timingPos []importer.Pos
 }
 
 type kaRS struct {
-	real     *impReal
-	checks   []*impCheck
+	real     *importer.RealServer
+	checks   []*importer.Check
 	ignored  []string // checkers gvs cannot run, as written
 	hasCheck bool     // some checker block, supported or not
-	pos      impPos
+	pos      importer.Pos
 	ctx      string // "virtual_server ...: real_server IP PORT", as written
 	written  string // "IP PORT", as written
 }
@@ -128,7 +131,7 @@ func (k *kaImporter) virtualServer(n *kaNode) {
 		k.note(n.pos(), "%s has no block: nothing to write", ctx)
 		return
 	}
-	vs := &kaVS{svc: &impService{pos: n.pos(), what: ctx}, ctx: ctx}
+	vs := &kaVS{svc: &importer.Service{Pos: n.pos(), What: ctx}, ctx: ctx}
 	var group *kaGroup
 	switch strings.ToLower(n.arg(0)) {
 	case "fwmark":
@@ -141,7 +144,7 @@ func (k *kaImporter) virtualServer(n *kaNode) {
 			return
 		}
 		k.extra(ctx, n, 2)
-		vs.svc.fwmark = uint32(v)
+		vs.svc.FWMark = uint32(v)
 	case "group":
 		if !k.needArgs(ctx, n, 2) {
 			return
@@ -168,17 +171,17 @@ func (k *kaImporter) virtualServer(n *kaNode) {
 			return
 		}
 		k.extra(ctx, n, 2)
-		vs.svc.addr = netip.AddrPortFrom(a, port)
+		vs.svc.Addr = netip.AddrPortFrom(a, port)
 	}
 	k.vsBody(vs, n)
 
 	if group == nil {
-		if len(k.doc.services) >= kaMaxServices {
+		if len(k.doc.Services) >= kaMaxServices {
 			k.note(n.pos(), "%s: more than %d services in all: left out", ctx, kaMaxServices)
 			return
 		}
 		k.finishVS(vs)
-		k.doc.services = append(k.doc.services, vs.svc)
+		k.doc.Services = append(k.doc.Services, vs.svc)
 		return
 	}
 	var list []string
@@ -196,7 +199,7 @@ func (k *kaImporter) virtualServer(n *kaNode) {
 		return
 	}
 	k.note(n.pos(), "%s: expanded into %d gvs services, one per address and mark of the group, sharing these real servers and check (%s)", ctx, len(list), strings.Join(list, ", "))
-	if len(k.doc.services)+len(list) > kaMaxServices {
+	if len(k.doc.Services)+len(list) > kaMaxServices {
 		k.note(n.pos(), "%s: more than %d services in all: this virtual_server is left out", ctx, kaMaxServices)
 		return
 	}
@@ -207,16 +210,16 @@ func (k *kaImporter) virtualServer(n *kaNode) {
 		}
 		for _, ap := range addrs {
 			c := vs.clone()
-			c.svc.addr, c.svc.fwmark = ap, e.fwmark
-			c.svc.pos = e.pos
+			c.svc.Addr, c.svc.FWMark = ap, e.fwmark
+			c.svc.Pos = e.pos
 			if e.fwmark != 0 {
-				c.svc.what = fmt.Sprintf("%s (fwmark %d)", ctx, e.fwmark)
+				c.svc.What = fmt.Sprintf("%s (fwmark %d)", ctx, e.fwmark)
 			} else {
-				c.svc.what = fmt.Sprintf("%s (%s)", ctx, ap)
+				c.svc.What = fmt.Sprintf("%s (%s)", ctx, ap)
 			}
-			c.ctx = c.svc.what
+			c.ctx = c.svc.What
 			k.finishVS(c)
-			k.doc.services = append(k.doc.services, c.svc)
+			k.doc.Services = append(k.doc.Services, c.svc)
 		}
 	}
 }
@@ -226,7 +229,7 @@ func (vs *kaVS) clone() *kaVS {
 	c := *vs
 	s := *vs.svc
 	c.svc = &s
-	s.flags = slices.Clone(vs.svc.flags)
+	s.Flags = slices.Clone(vs.svc.Flags)
 	c.rs = nil
 	for _, r := range vs.rs {
 		rc := *r
@@ -235,8 +238,8 @@ func (vs *kaVS) clone() *kaVS {
 		rc.checks = nil
 		for _, ch := range r.checks {
 			cc := *ch
-			cc.codes = slices.Clone(ch.codes)
-			cc.command = slices.Clone(ch.command)
+			cc.Codes = slices.Clone(ch.Codes)
+			cc.Command = slices.Clone(ch.Command)
 			rc.checks = append(rc.checks, &cc)
 		}
 		c.rs = append(c.rs, &rc)
@@ -261,19 +264,19 @@ func (k *kaImporter) vsBody(vs *kaVS, n *kaNode) {
 				if k.needArgs(ctx, c, 1) {
 					k.extra(ctx, c, 1)
 					name := strings.ToLower(c.arg(0))
-					if !slices.Contains(schedulerNames(), name) {
+					if !slices.Contains(config.SchedulerNames(), name) {
 						k.note(c.pos(), "%s: %q: gvs has no scheduler %q: the default (wlc) is used", ctx, c.words(), c.arg(0))
 					} else {
-						s.sched = name
+						s.Sched = name
 					}
 				}
 			case "lb_kind", "lvs_method":
 				if m, ok := k.method(ctx, c); ok {
-					s.method = m
+					s.Method = m
 				}
 			case "persistence_timeout":
 				if len(c.args) == 0 {
-					s.persist = some(360 * time.Second) // IPVS_SVC_PERSISTENT_TIMEOUT
+					s.Persist = importer.Some(360 * time.Second) // IPVS_SVC_PERSISTENT_TIMEOUT
 					break
 				}
 				d, err := strconv.ParseUint(c.arg(0), 10, 32)
@@ -282,7 +285,7 @@ func (k *kaImporter) vsBody(vs *kaVS, n *kaNode) {
 					break
 				}
 				k.extra(ctx, c, 1)
-				s.persist = some(time.Duration(d) * time.Second)
+				s.Persist = importer.Some(time.Duration(d) * time.Second)
 			case "persistence_granularity":
 				if k.needArgs(ctx, c, 1) {
 					k.extra(ctx, c, 1)
@@ -293,12 +296,12 @@ func (k *kaImporter) vsBody(vs *kaVS, n *kaNode) {
 					k.extra(ctx, c, 1)
 					switch strings.ToUpper(c.arg(0)) {
 					case "TCP":
-						s.proto = "tcp"
+						s.Proto = "tcp"
 					case "UDP":
-						s.proto = "udp"
+						s.Proto = "udp"
 					case "SCTP":
-						s.proto = "sctp"
-						s.off = "protocol SCTP: gvs balances tcp and udp only"
+						s.Proto = "sctp"
+						s.Off = "protocol SCTP: gvs balances tcp and udp only"
 						k.note(c.pos(), "%s: protocol SCTP: gvs balances tcp and udp only: the service is written commented out", ctx)
 					default:
 						k.note(c.pos(), "%s: unknown protocol %q: tcp is used", ctx, c.arg(0))
@@ -306,17 +309,17 @@ func (k *kaImporter) vsBody(vs *kaVS, n *kaNode) {
 				}
 			case "ops":
 				k.extra(ctx, c, 0)
-				s.ops = true
+				s.OPS = true
 			case "flag-1", "flag-2", "flag-3", "sh-port", "sh-fallback", "mh-port", "mh-fallback":
 				k.extra(ctx, c, 0)
-				s.flags = append(s.flags, kw)
+				s.Flags = append(s.Flags, kw)
 			case "ip_family":
 				if k.needArgs(ctx, c, 1) {
 					k.extra(ctx, c, 1)
 					switch c.arg(0) {
 					case "inet":
 					case "inet6":
-						s.inet6 = true
+						s.Inet6 = true
 					default:
 						k.note(c.pos(), "%s: %q: want inet or inet6: ignored", ctx, c.words())
 					}
@@ -327,31 +330,31 @@ func (k *kaImporter) vsBody(vs *kaVS, n *kaNode) {
 			case "inhibit_on_failure":
 				// keepalived takes no argument here (vs_inhibit_handler): on.
 				k.extra(ctx, c, 0)
-				s.inhibit = true
+				s.Inhibit = true
 			case "sorry_server":
 				k.sorryServer(vs, c)
 			case "quorum":
 				// keepalived: 1..UINT_MAX, else 1 (its default, and gvs's).
-				k.integer(ctx, c, 1, math.MaxInt32, &s.quorum)
-				s.quorumPos = append(s.quorumPos, c.pos())
+				k.integer(ctx, c, 1, math.MaxInt32, &s.Quorum)
+				s.QuorumPos = append(s.QuorumPos, c.pos())
 			case "hysteresis":
-				k.integer(ctx, c, 0, math.MaxInt32, &s.hysteresis)
-				s.quorumPos = append(s.quorumPos, c.pos())
+				k.integer(ctx, c, 0, math.MaxInt32, &s.Hysteresis)
+				s.QuorumPos = append(s.QuorumPos, c.pos())
 			case "quorum_up":
-				k.script(ctx, c, &s.quorumUp)
-				s.quorumPos = append(s.quorumPos, c.pos())
+				k.script(ctx, c, &s.QuorumUp)
+				s.QuorumPos = append(s.QuorumPos, c.pos())
 			case "quorum_down":
-				k.script(ctx, c, &s.quorumDown)
-				s.quorumPos = append(s.quorumPos, c.pos())
+				k.script(ctx, c, &s.QuorumDown)
+				s.QuorumPos = append(s.QuorumPos, c.pos())
 			default:
 				return false
 			}
 			return true
 		})
 	}
-	if s.method == "" {
+	if s.Method == "" {
 		// keepalived: "no forwarding method set, setting default NAT".
-		s.method = "nat"
+		s.Method = "nat"
 		k.note(n.pos(), "%s: no lb_kind: keepalived's default NAT is written (gvs's own default is dr)", ctx)
 	}
 	for _, c := range reals {
@@ -399,17 +402,17 @@ func (k *kaImporter) granularity(vs *kaVS, n *kaNode) {
 			k.note(n.pos(), "%s: %q: not an IPv4 netmask: ignored", vs.ctx, n.words())
 			return
 		}
-		s.netmask = tomlString(v)
+		s.Netmask = v
 	} else {
 		bits, err := strconv.Atoi(v)
 		if err != nil || bits < 1 || bits > 128 {
 			k.note(n.pos(), "%s: %q: want an IPv6 prefix length 1..128: ignored", vs.ctx, n.words())
 			return
 		}
-		s.netmask = strconv.Itoa(bits)
+		s.Netmask = bits
 	}
-	if !s.persist.ok {
-		s.persist = some(360 * time.Second)
+	if !s.Persist.OK {
+		s.Persist = importer.Some(360 * time.Second)
 		k.note(n.pos(), "%s: persistence_granularity without persistence_timeout: keepalived's persistence of 360s is written", vs.ctx)
 	}
 }
@@ -432,11 +435,11 @@ func (k *kaImporter) sorryServer(vs *kaVS, n *kaNode) {
 	}
 	k.extra(ctx, n, 2)
 	s := vs.svc
-	if s.sorry.ok {
+	if s.Sorry.OK {
 		k.note(n.pos(), "%s: %q: a second sorry_server: this one is used (as keepalived does)", ctx, n.words())
 	}
-	s.sorry = some(netip.AddrPortFrom(a, port))
-	s.sorryPos = n.pos()
+	s.Sorry = importer.Some(netip.AddrPortFrom(a, port))
+	s.SorryPos = n.pos()
 }
 
 // script reads one of keepalived's notify scripts (quorum_up, quorum_down,
@@ -498,7 +501,7 @@ func (k *kaImporter) realServer(vs *kaVS, n *kaNode) *kaRS {
 	k.extra(ctx, n, 2)
 	k.anyReal = true
 	written := strings.Join(strings.Fields(n.words())[1:], " ")
-	r := &kaRS{real: &impReal{pos: n.pos(), addr: a, port: port}, pos: n.pos(), ctx: ctx, written: written}
+	r := &kaRS{real: &importer.RealServer{Pos: n.pos(), Addr: a, Port: port}, pos: n.pos(), ctx: ctx, written: written}
 	var t kaTiming
 	var checkers []*kaNode
 	for _, c := range n.block {
@@ -519,20 +522,20 @@ func (k *kaImporter) realServer(vs *kaVS, n *kaNode) *kaRS {
 			}
 			switch kw {
 			case "weight":
-				k.integer(ctx, c, 0, math.MaxInt32, &r.real.weight)
+				k.integer(ctx, c, 0, math.MaxInt32, &r.real.Weight)
 			case "lvs_method", "lb_kind":
 				if m, ok := k.method(ctx, c); ok {
-					r.real.method = m
+					r.real.Method = m
 				}
 			case "inhibit_on_failure":
-				r.real.inhibit = some(k.flag(ctx, c))
+				r.real.Inhibit = importer.Some(k.flag(ctx, c))
 			case "uthreshold", "lthreshold":
-				var v opt[int]
+				var v importer.Opt[int]
 				if k.integer(ctx, c, 0, math.MaxInt32, &v) {
 					if kw == "uthreshold" {
-						r.real.upper = uint32(v.v)
+						r.real.Upper = uint32(v.V)
 					} else {
-						r.real.lower = uint32(v.v)
+						r.real.Lower = uint32(v.V)
 					}
 				}
 			default:
@@ -580,59 +583,59 @@ var kaURLUnsupported = map[string]string{
 }
 
 // checker translates one checker block of a real server.
-func (k *kaImporter) checker(rsCtx string, n *kaNode, outer kaTiming, vs *kaVS) *impCheck {
+func (k *kaImporter) checker(rsCtx string, n *kaNode, outer kaTiming, vs *kaVS) *importer.Check {
 	kw := strings.ToLower(n.key.text)
 	ctx := rsCtx + ": " + strings.ToUpper(kw)
-	c := &impCheck{pos: n.pos(), typ: kaCheckers[kw], omega: vs.omega}
+	c := &importer.Check{Pos: n.pos(), Type: kaCheckers[kw], Omega: vs.omega}
 	k.extra(ctx, n, 0)
 	var t kaTiming
-	var miscTimeout opt[time.Duration]
+	var miscTimeout importer.Opt[time.Duration]
 	var urls []*kaNode
 	sni := false
-	var connectPort opt[int]
+	var connectPort importer.Opt[int]
 	for _, s := range n.block {
 		k.dispatch(ctx, s, kaCheckUnsupported, func(kw string) bool {
 			if k.timing(ctx, s, kw, &t) {
 				return true
 			}
-			web := c.typ == "http" || c.typ == "https"
+			web := c.Type == "http" || c.Type == "https"
 			switch {
-			case kw == "connect_timeout" && c.typ != "exec":
+			case kw == "connect_timeout" && c.Type != "exec":
 				k.seconds(ctx, s, &t.timeout)
-			case kw == "connect_port" && c.typ != "exec":
+			case kw == "connect_port" && c.Type != "exec":
 				k.integer(ctx, s, 1, 65535, &connectPort)
-			case kw == "connect_ip" && c.typ != "exec":
+			case kw == "connect_ip" && c.Type != "exec":
 				if k.needArgs(ctx, s, 1) {
 					k.extra(ctx, s, 1)
 					if a, err := kaAddr(s.arg(0)); err != nil {
 						k.note(s.pos(), "%s: %q: %v: ignored", ctx, s.words(), err)
 					} else {
-						c.connectIP = a
+						c.ConnectIP = a
 					}
 				}
 			case kw == "url" && web:
 				urls = append(urls, s)
-			case kw == "enable_sni" && c.typ == "https":
+			case kw == "enable_sni" && c.Type == "https":
 				sni = k.flag(ctx, s)
-			case kw == "misc_path" && c.typ == "exec":
+			case kw == "misc_path" && c.Type == "exec":
 				k.miscPath(ctx, s, c)
-			case kw == "misc_timeout" && c.typ == "exec":
+			case kw == "misc_timeout" && c.Type == "exec":
 				k.seconds(ctx, s, &miscTimeout)
-			case kw == "payload" && c.typ == "udp":
+			case kw == "payload" && c.Type == "udp":
 				if k.needArgs(ctx, s, 1) {
 					k.extra(ctx, s, 1)
 					if p, ok := k.hexText(ctx, s, s.arg(0)); ok {
-						c.payload = some(p)
+						c.Payload = importer.Some(p)
 					}
 				}
-			case kw == "require_reply" && c.typ == "udp":
+			case kw == "require_reply" && c.Type == "udp":
 				if len(s.args) == 0 {
 					k.note(s.pos(), "%s: require_reply without a pattern: gvs cannot require a reply of any content (a reply is optional)", ctx)
 					break
 				}
 				k.extra(ctx, s, 1)
 				if p, ok := k.hexText(ctx, s, s.arg(0)); ok && p != "" {
-					c.expect = p
+					c.Expect = p
 				}
 			default:
 				return false
@@ -641,25 +644,25 @@ func (k *kaImporter) checker(rsCtx string, n *kaNode, outer kaTiming, vs *kaVS) 
 		})
 	}
 	t = t.over(outer)
-	c.interval, c.timeout, c.retries, c.retryDelay = t.delayLoop, t.timeout, t.retry, t.retryDelay
-	c.alpha = t.alpha.ok && t.alpha.v
-	if connectPort.ok {
-		c.connectPort = uint16(connectPort.v)
+	c.Interval, c.Timeout, c.Retries, c.RetryDelay = t.delayLoop, t.timeout, t.retry, t.retryDelay
+	c.Alpha = t.alpha.OK && t.alpha.V
+	if connectPort.OK {
+		c.ConnectPort = uint16(connectPort.V)
 	}
-	switch c.typ {
+	switch c.Type {
 	case "exec":
-		c.timeout = miscTimeout
-		if !c.timeout.ok && c.interval.ok {
-			c.timeout = c.interval // keepalived: misc_timeout defaults to delay_loop
+		c.Timeout = miscTimeout
+		if !c.Timeout.OK && c.Interval.OK {
+			c.Timeout = c.Interval // keepalived: misc_timeout defaults to delay_loop
 		}
-		if len(c.command) == 0 {
+		if len(c.Command) == 0 {
 			k.note(n.pos(), "%s: no misc_path: the check is left out", ctx)
 			return nil
 		}
 	case "http", "https":
-		c.host = t.virtualhost
+		c.Host = t.virtualhost
 		k.urls(ctx, urls, c)
-		if sni && c.host == "" {
+		if sni && c.Host == "" {
 			k.note(n.pos(), "%s: enable_sni without a virtualhost: gvs sends no name either", ctx)
 		}
 	}
@@ -667,7 +670,7 @@ func (k *kaImporter) checker(rsCtx string, n *kaNode, outer kaTiming, vs *kaVS) 
 }
 
 // urls reads the url blocks of HTTP_GET / SSL_GET: gvs checks one path.
-func (k *kaImporter) urls(ctx string, urls []*kaNode, c *impCheck) {
+func (k *kaImporter) urls(ctx string, urls []*kaNode, c *importer.Check) {
 	for i, u := range urls {
 		k.extra(ctx, u, 0)
 		if i > 0 {
@@ -686,7 +689,7 @@ func (k *kaImporter) urls(ctx string, urls []*kaNode, c *impCheck) {
 				case "path":
 					if k.needArgs(ctx, s, 1) {
 						k.extra(ctx, s, 1)
-						c.path = s.arg(0)
+						c.Path = s.arg(0)
 					}
 				case "digest":
 					if k.needArgs(ctx, s, 1) {
@@ -695,17 +698,17 @@ func (k *kaImporter) urls(ctx string, urls []*kaNode, c *impCheck) {
 						if len(d) != 32 || strings.Trim(d, "0123456789abcdef") != "" {
 							k.note(s.pos(), "%s: %q is not an MD5 digest (32 hex digits): ignored", ctx, s.words())
 						} else {
-							c.digest = d
+							c.Digest = d
 						}
 					}
 				case "status_code":
 					if k.needArgs(ctx, s, 1) {
-						c.codes = k.statusCodes(ctx, s)
+						c.Codes = k.statusCodes(ctx, s)
 					}
 				case "virtualhost":
 					if k.needArgs(ctx, s, 1) {
 						k.extra(ctx, s, 1)
-						c.host = s.arg(0)
+						c.Host = s.arg(0)
 					}
 				default:
 					return false
@@ -770,7 +773,7 @@ func (k *kaImporter) hexText(ctx string, n *kaNode, h string) (string, bool) {
 
 // miscPath reads MISC_CHECK's misc_path: a program and its arguments. keepalived
 // splits one quoted string holding spaces into words, and runs it without a shell.
-func (k *kaImporter) miscPath(ctx string, n *kaNode, c *impCheck) {
+func (k *kaImporter) miscPath(ctx string, n *kaNode, c *importer.Check) {
 	if !k.needArgs(ctx, n, 1) {
 		return
 	}
@@ -789,79 +792,79 @@ func (k *kaImporter) miscPath(ctx string, n *kaNode, c *impCheck) {
 	if strings.ContainsAny(strings.Join(argv, " "), "|;&<>$`()*?") {
 		k.note(n.pos(), "%s: %q looks like shell syntax: gvs runs the command without a shell (write [\"/bin/sh\", \"-c\", \"...\"] if it needs one)", ctx, n.words())
 	}
-	c.command = argv
+	c.Command = argv
 }
 
 // finishVS chooses the service's check, resolves real-server ports and methods, and
 // notes what the choice leaves out.
 func (k *kaImporter) finishVS(vs *kaVS) {
 	s := vs.svc
-	if s.fwmark != 0 && s.off == "" {
-		s.off = fmt.Sprintf("fwmark %d: gvs needs [[service.match]] rules for the mark", s.fwmark)
-		k.note(s.pos, "%s: fwmark service written commented out: gvs sets no netfilter marks and needs [[service.match]] rules saying which packets carry mark %d (the iptables mangle rule that sets it is not in keepalived.conf): add them and uncomment", vs.ctx, s.fwmark)
+	if s.FWMark != 0 && s.Off == "" {
+		s.Off = fmt.Sprintf("fwmark %d: gvs needs [[service.match]] rules for the mark", s.FWMark)
+		k.note(s.Pos, "%s: fwmark service written commented out: gvs sets no netfilter marks and needs [[service.match]] rules saying which packets carry mark %d (the iptables mangle rule that sets it is not in keepalived.conf): add them and uncomment", vs.ctx, s.FWMark)
 	}
-	if s.ops && s.proto != "udp" {
-		s.ops = false
-		k.note(s.pos, "%s: ops applies to UDP services only: not written (keepalived and IPVS refuse it too)", vs.ctx)
+	if s.OPS && s.Proto != "udp" {
+		s.OPS = false
+		k.note(s.Pos, "%s: ops applies to UDP services only: not written (keepalived and IPVS refuse it too)", vs.ctx)
 	}
 	var flags []string
-	for _, f := range s.flags {
-		sched := s.sched
+	for _, f := range s.Flags {
+		sched := s.Sched
 		if sched == "" {
 			sched = "wlc"
 		}
-		if _, err := parseSchedFlag(sched, f); err != nil {
-			k.note(s.pos, "%s: %s: %v: not written (keepalived ignores it too)", vs.ctx, f, err)
+		if _, err := config.ParseSchedFlag(sched, f); err != nil {
+			k.note(s.Pos, "%s: %s: %v: not written (keepalived ignores it too)", vs.ctx, f, err)
 			continue
 		}
 		flags = append(flags, f)
 	}
-	s.flags = flags
+	s.Flags = flags
 
-	fam6 := s.inet6
-	if s.fwmark == 0 {
-		fam6 = s.addr.Addr().Is6()
+	fam6 := s.Inet6
+	if s.FWMark == 0 {
+		fam6 = s.Addr.Addr().Is6()
 	}
 	seen := map[netip.AddrPort]bool{}
-	var chosen *impCheck
+	var chosen *importer.Check
 	var chosenFrom *kaRS
 	for _, r := range vs.rs {
 		real := r.real
 		ctx := vs.ctx + ": real_server " + r.written // this service's, for a group's clones
-		method := real.method
+		method := real.Method
 		if method == "" {
-			method = s.method
+			method = s.Method
 		}
-		if real.addr.Is6() != fam6 && method != "tun" {
+		if real.Addr.Is6() != fam6 && method != "tun" {
 			k.note(r.pos, "%s: address family differs from the virtual server's: left out (keepalived skips it too)", ctx)
 			continue
 		}
-		if real.method == s.method {
-			real.method = ""
+		if real.Method == s.Method {
+			real.Method = ""
 		}
-		if real.inhibit.ok && real.inhibit.v == s.inhibit {
-			real.inhibit = opt[bool]{} // the service's already
+		if real.Inhibit.OK && real.Inhibit.V == s.Inhibit {
+			real.Inhibit = importer.Opt[bool]{} // the service's already
 		}
-		if s.fwmark == 0 && method != "nat" && real.port != 0 && real.port != s.addr.Port() {
-			k.note(r.pos, "%s: %s cannot change the port: written without port %d (gvs forwards to the service port %d; IPVS ignores a DR/TUN real server's port on the wire)", ctx, strings.ToUpper(method), real.port, s.addr.Port())
-			real.port = 0
+		if s.FWMark == 0 && method != "nat" && real.Port != 0 && real.Port != s.Addr.Port() {
+			k.note(r.pos, "%s: %s cannot change the port: written without port %d (gvs forwards to the service port %d; IPVS ignores a DR/TUN real server's port on the wire)", ctx, strings.ToUpper(method), real.Port, s.Addr.Port())
+			real.Port = 0
 		}
-		key := netip.AddrPortFrom(real.addr, real.port)
-		if real.port == 0 && s.fwmark == 0 {
-			key = netip.AddrPortFrom(real.addr, s.addr.Port())
+		key := netip.AddrPortFrom(real.Addr, real.Port)
+		if real.Port == 0 && s.FWMark == 0 {
+			key = netip.AddrPortFrom(real.Addr, s.Addr.Port())
 		}
 		if seen[key] {
 			k.note(r.pos, "%s: the same real server again: left out (keepalived ignores it too)", ctx)
 			continue
 		}
 		seen[key] = true
-		s.reals = append(s.reals, real)
+		s.Reals = append(s.Reals, real)
 		if len(r.checks) > 0 && chosen == nil {
 			chosen, chosenFrom = r.checks[0], r
 		}
 	}
 	for _, r := range vs.rs {
-		if !slices.Contains(s.reals, r.real) {
+		if !slices.Contains(s.Reals, r.real) {
 			continue
 		}
 		ctx := r.ctx
@@ -869,16 +872,16 @@ func (k *kaImporter) finishVS(vs *kaVS) {
 			switch {
 			case c == chosen:
 			case i > 0:
-				k.note(c.pos, "%s: a second checker (%s) not translated: gvs runs one check per service", ctx, c.typ)
-			case !slices.Equal(c.lines(), chosen.lines()):
-				k.note(c.pos, "%s: its checker differs (%s) from the service's check, the one of real_server %s (line %d): gvs runs one check per service, that one", ctx, checkDiff(c, chosen), chosenFrom.real.label(), chosen.pos.line)
+				k.note(c.Pos, "%s: a second checker (%s) not translated: gvs runs one check per service", ctx, c.Type)
+			case !slices.Equal(c.Lines(), chosen.Lines()):
+				k.note(c.Pos, "%s: its checker differs (%s) from the service's check, the one of real_server %s (line %d): gvs runs one check per service, that one", ctx, checkDiff(c, chosen), chosenFrom.real.Label(), chosen.Pos.Line)
 			}
 		}
 		if chosen != nil && len(r.checks) == 0 {
 			if len(r.ignored) > 0 {
-				k.note(r.pos, "%s: its %s is replaced by the service's check (%s)", ctx, strings.Join(r.ignored, ", "), chosen.typ)
+				k.note(r.pos, "%s: its %s is replaced by the service's check (%s)", ctx, strings.Join(r.ignored, ", "), chosen.Type)
 			} else {
-				k.note(r.pos, "%s: keepalived did not check it (always up); gvs runs the service's check (%s) on it", ctx, chosen.typ)
+				k.note(r.pos, "%s: keepalived did not check it (always up); gvs runs the service's check (%s) on it", ctx, chosen.Type)
 			}
 		}
 		if chosen == nil && r.hasCheck && len(r.ignored) > 0 {
@@ -886,15 +889,15 @@ func (k *kaImporter) finishVS(vs *kaVS) {
 		}
 	}
 	if chosen != nil {
-		s.check = chosen
+		s.Check = chosen
 	} else if len(vs.timingPos) > 0 {
 		k.note(vs.timingPos[0], "%s: check settings (delay_loop, retry, alpha, ...) without a checker gvs can run: not written", vs.ctx)
 	}
 	k.finishSorry(vs, fam6)
-	if s.check == nil && (s.sorry.ok || len(s.quorumPos) > 0) {
-		p := s.sorryPos
-		if !s.sorry.ok || (len(s.quorumPos) > 0 && s.quorumPos[0].seq < p.seq) {
-			p = s.quorumPos[0]
+	if s.Check == nil && (s.Sorry.OK || len(s.QuorumPos) > 0) {
+		p := s.SorryPos
+		if !s.Sorry.OK || (len(s.QuorumPos) > 0 && s.QuorumPos[0].Seq < p.Seq) {
+			p = s.QuorumPos[0]
 		}
 		k.note(p, "%s: no check gvs can run: gvs applies quorum and the sorry server only to checked services (keepalived counts unchecked real servers as up): no effect as written", vs.ctx)
 	}
@@ -904,36 +907,36 @@ func (k *kaImporter) finishVS(vs *kaVS) {
 // uses it differently from keepalived.
 func (k *kaImporter) finishSorry(vs *kaVS, fam6 bool) {
 	s := vs.svc
-	if !s.sorry.ok {
+	if !s.Sorry.OK {
 		return
 	}
-	ctx, ap := vs.ctx, s.sorry.v
+	ctx, ap := vs.ctx, s.Sorry.V
 	// gvs forwards to the sorry server by its first real server's method, dr
 	// without one; keepalived by the virtual server's (or sorry_server_lvs_method).
 	method := "dr"
-	if len(s.reals) > 0 {
-		method = cmp.Or(s.reals[0].method, s.method)
+	if len(s.Reals) > 0 {
+		method = cmp.Or(s.Reals[0].Method, s.Method)
 	}
 	if ap.Addr().Is6() != fam6 && method != "tun" {
-		k.note(s.sorryPos, "%s: sorry_server %s: address family differs from the virtual server's: left out", ctx, ap.Addr())
-		s.sorry = opt[netip.AddrPort]{}
+		k.note(s.SorryPos, "%s: sorry_server %s: address family differs from the virtual server's: left out", ctx, ap.Addr())
+		s.Sorry = importer.Opt[netip.AddrPort]{}
 		return
 	}
-	if method != s.method {
-		k.note(s.sorryPos, "%s: sorry_server: gvs forwards to it by %s, the method of the service's first real server (dr without one); keepalived by the virtual server's %s", ctx, strings.ToUpper(method), strings.ToUpper(s.method))
+	if method != s.Method {
+		k.note(s.SorryPos, "%s: sorry_server: gvs forwards to it by %s, the method of the service's first real server (dr without one); keepalived by the virtual server's %s", ctx, strings.ToUpper(method), strings.ToUpper(s.Method))
 	}
-	if s.fwmark == 0 && method != "nat" && ap.Port() != 0 && ap.Port() != s.addr.Port() {
-		k.note(s.sorryPos, "%s: sorry_server: %s cannot change the port: written without port %d (gvs forwards to the service port %d)", ctx, strings.ToUpper(method), ap.Port(), s.addr.Port())
-		s.sorry.v = netip.AddrPortFrom(ap.Addr(), 0)
+	if s.FWMark == 0 && method != "nat" && ap.Port() != 0 && ap.Port() != s.Addr.Port() {
+		k.note(s.SorryPos, "%s: sorry_server: %s cannot change the port: written without port %d (gvs forwards to the service port %d)", ctx, strings.ToUpper(method), ap.Port(), s.Addr.Port())
+		s.Sorry.V = netip.AddrPortFrom(ap.Addr(), 0)
 	}
-	k.note(s.sorryPos, "%s: sorry_server %s: its MAC is not in keepalived.conf: sorry_server_mac is left out (gvs run finds it by ARP/ND); `gvs bench replay` needs it pinned", ctx, ap.Addr())
+	k.note(s.SorryPos, "%s: sorry_server %s: its MAC is not in keepalived.conf: sorry_server_mac is left out (gvs run finds it by ARP/ND); `gvs bench replay` needs it pinned", ctx, ap.Addr())
 }
 
 // checkDiff names the keys in which two checks differ: "digest 640205b7... here".
-func checkDiff(a, b *impCheck) string {
-	keys := func(c *impCheck) map[string]string {
+func checkDiff(a, b *importer.Check) string {
+	keys := func(c *importer.Check) map[string]string {
 		m := map[string]string{}
-		for _, l := range c.lines() {
+		for _, l := range c.Lines() {
 			k, v, _ := strings.Cut(l, " = ")
 			m[k] = v
 		}
@@ -941,13 +944,13 @@ func checkDiff(a, b *impCheck) string {
 	}
 	ka, kb := keys(a), keys(b)
 	var diffs []string
-	for _, l := range a.lines() {
+	for _, l := range a.Lines() {
 		k, _, _ := strings.Cut(l, " = ")
 		if ka[k] != kb[k] {
 			diffs = append(diffs, k+" "+ka[k])
 		}
 	}
-	for _, l := range b.lines() {
+	for _, l := range b.Lines() {
 		k, _, _ := strings.Cut(l, " = ")
 		if _, ok := ka[k]; !ok {
 			diffs = append(diffs, "no "+k)

@@ -1,4 +1,4 @@
-package config
+package keepalived
 
 import (
 	"errors"
@@ -11,16 +11,16 @@ import (
 	"sort"
 	"strings"
 	"testing"
-
-	"github.com/gvs-lb/gvs/ipvs"
 	"time"
 
-	"github.com/BurntSushi/toml"
+	"github.com/gvs-lb/gvs/internal/config"
+	"github.com/gvs-lb/gvs/internal/importer"
+	"github.com/gvs-lb/gvs/ipvs"
 )
 
 // memFS serves includes from a map, so tests (and the fuzzer) never touch the disk.
-func memFS(files map[string]string) KeepalivedOptions {
-	return KeepalivedOptions{
+func memFS(files map[string]string) Options {
+	return Options{
 		ReadFile: func(name string) ([]byte, error) {
 			if s, ok := files[filepath.Clean(name)]; ok {
 				return []byte(s), nil
@@ -42,39 +42,43 @@ func memFS(files map[string]string) KeepalivedOptions {
 	}
 }
 
-// checkImported asserts what every import promises: the TOML parses to Config, and
-// every note is in its header.
-func checkImported(t *testing.T, im *Imported) {
+// checkImported asserts what every import promises: the TOML parses to Config, is
+// what marshalling that configuration gives (importer.CheckRoundTrip), and holds
+// every note in its header.
+func checkImported(t *testing.T, im *importer.Imported) {
 	t.Helper()
-	c, err := Parse("again.toml", im.TOML)
+	c, err := config.Parse("again.toml", im.TOML)
 	if err != nil {
 		t.Fatalf("imported TOML does not parse: %v\n%s", err, im.TOML)
 	}
 	if im.Config == nil || len(c.Services) != len(im.Config.Services) || len(c.VRRP) != len(im.Config.VRRP) {
 		t.Fatalf("Config does not match the TOML")
 	}
+	if err := importer.CheckRoundTrip(im); err != nil {
+		t.Fatalf("%v\n%s", err, im.TOML)
+	}
 	for _, n := range im.Notes {
 		if n.File == "" || n.Line < 0 || n.Msg == "" {
 			t.Errorf("malformed note %+v", n)
 		}
-		if !strings.Contains(string(im.TOML), "# note: "+commentText(n.String())+"\n") {
+		if !strings.Contains(string(im.TOML), "# note: "+importer.CommentText(n.String())+"\n") {
 			t.Errorf("note missing from the TOML header: %s", n)
 		}
 	}
 }
 
-func importFile(t *testing.T, path string, opt KeepalivedOptions) *Imported {
+func importFile(t *testing.T, path string, opt Options) *importer.Imported {
 	t.Helper()
-	im, err := ImportKeepalivedFile(path, opt)
+	im, err := ImportFile(path, opt)
 	if err != nil {
-		t.Fatalf("ImportKeepalivedFile(%s): %v", path, err)
+		t.Fatalf("ImportFile(%s): %v", path, err)
 	}
 	checkImported(t, im)
 	return im
 }
 
 // note returns the first note whose message contains all of subs, or fails.
-func findNote(t *testing.T, im *Imported, line int, subs ...string) Note {
+func findNote(t *testing.T, im *importer.Imported, line int, subs ...string) importer.Note {
 	t.Helper()
 	for _, n := range im.Notes {
 		if line != 0 && n.Line != line {
@@ -93,11 +97,11 @@ func findNote(t *testing.T, im *Imported, line int, subs ...string) Note {
 		all = append(all, n.String())
 	}
 	t.Fatalf("no note at line %d containing %q; notes:\n%s", line, subs, strings.Join(all, "\n"))
-	return Note{}
+	return importer.Note{}
 }
 
 // noNote fails if a note at line contains sub.
-func noNote(t *testing.T, im *Imported, line int, sub string) {
+func noNote(t *testing.T, im *importer.Imported, line int, sub string) {
 	t.Helper()
 	for _, n := range im.Notes {
 		if n.Line == line && strings.Contains(n.Msg, sub) {
@@ -106,7 +110,7 @@ func noNote(t *testing.T, im *Imported, line int, sub string) {
 	}
 }
 
-func reals(s Service) []string {
+func reals(s config.Service) []string {
 	var out []string
 	for _, r := range s.RealServers {
 		out = append(out, fmt.Sprintf("%s w%d %s", r.Addr, r.Weight, r.Method))
@@ -114,7 +118,7 @@ func reals(s Service) []string {
 	return out
 }
 
-func addrs(c *Config) []string {
+func addrs(c *config.Config) []string {
 	var out []string
 	for _, s := range c.Services {
 		out = append(out, s.String())
@@ -125,7 +129,7 @@ func addrs(c *Config) []string {
 // TestImportKeepalivedCorpus imports every keepalived.conf under testdata/import
 // (keepalived's samples, the seeds' configurations, the messy ones).
 func TestImportKeepalivedCorpus(t *testing.T) {
-	files, err := filepath.Glob("testdata/import/keepalived/*/*.conf")
+	files, err := filepath.Glob("testdata/*/*.conf")
 	if err != nil || len(files) < 15 {
 		t.Fatalf("corpus: %d files, %v", len(files), err)
 	}
@@ -133,8 +137,8 @@ func TestImportKeepalivedCorpus(t *testing.T) {
 		if strings.Contains(f, "/cycle/") {
 			continue
 		}
-		t.Run(strings.TrimPrefix(f, "testdata/import/keepalived/"), func(t *testing.T) {
-			im := importFile(t, f, KeepalivedOptions{})
+		t.Run(strings.TrimPrefix(f, "testdata/"), func(t *testing.T) {
+			im := importFile(t, f, Options{})
 			if len(im.Config.Services)+len(im.Config.VRRP) == 0 && !strings.Contains(string(im.TOML), "# [[service]]") {
 				t.Errorf("nothing translated:\n%s", im.TOML)
 			}
@@ -145,13 +149,13 @@ func TestImportKeepalivedCorpus(t *testing.T) {
 // TestImportKeepalivedSharedSamples imports keepalived's samples where the project
 // keeps them (../shared), so a sample added there is covered too.
 func TestImportKeepalivedSharedSamples(t *testing.T) {
-	files, _ := filepath.Glob("../../../shared/keepalived-samples/*.conf")
+	files, _ := filepath.Glob("../../../../shared/keepalived-samples/*.conf")
 	if len(files) == 0 {
 		t.Skip("no ../shared/keepalived-samples")
 	}
 	for _, f := range files {
-		importFile(t, f, KeepalivedOptions{})
-		copyPath := filepath.Join("testdata/import/keepalived/samples", filepath.Base(f))
+		importFile(t, f, Options{})
+		copyPath := filepath.Join("testdata/samples", filepath.Base(f))
 		a, _ := os.ReadFile(f)
 		b, err := os.ReadFile(copyPath)
 		if err != nil || string(a) != string(b) {
@@ -161,10 +165,10 @@ func TestImportKeepalivedSharedSamples(t *testing.T) {
 }
 
 func TestImportKeepalivedSamples(t *testing.T) {
-	dir := "testdata/import/keepalived/samples/"
+	dir := "testdata/samples/"
 
 	t.Run("01-default", func(t *testing.T) {
-		im := importFile(t, dir+"01-acassen-keepalived-default.conf", KeepalivedOptions{})
+		im := importFile(t, dir+"01-acassen-keepalived-default.conf", Options{})
 		c := im.Config
 		if got, want := addrs(c), []string{"TCP 192.168.200.100:443", "TCP 10.10.10.2:1358", "TCP 10.10.10.3:1358"}; !slices.Equal(got, want) {
 			t.Fatalf("services %q, want %q", got, want)
@@ -174,7 +178,7 @@ func TestImportKeepalivedSamples(t *testing.T) {
 			t.Errorf("service 0: %s %s %v %s", s.Scheduler, s.Method, s.Persistence, s.Protocol)
 		}
 		ch := s.Check
-		if ch == nil || ch.Type != CheckHTTPS || ch.Path != "/" || ch.Digest != "ff20ad2481f97b1754ef3e12ecd3a9cc" ||
+		if ch == nil || ch.Type != config.CheckHTTPS || ch.Path != "/" || ch.Digest != "ff20ad2481f97b1754ef3e12ecd3a9cc" ||
 			ch.Interval != 6*time.Second || ch.Timeout != 3*time.Second || ch.Retries != 3 || ch.RetryDelay != 3*time.Second {
 			t.Errorf("service 0 check: %+v", ch)
 		}
@@ -185,7 +189,7 @@ func TestImportKeepalivedSamples(t *testing.T) {
 			t.Errorf("service 2 interval %v, want 3s", c.Services[2].Check.Interval)
 		}
 		v := c.VRRP[0]
-		if v.Name != "VI_1" || v.State != VRRPMaster || v.VirtualRouterID != 51 || v.Priority != 100 || v.AdvertInt != time.Second ||
+		if v.Name != "VI_1" || v.State != config.VRRPMaster || v.VirtualRouterID != 51 || v.Priority != 100 || v.AdvertInt != time.Second ||
 			v.Interface != "eth0" || len(v.VirtualIPAddress) != 3 || v.AuthType != "" {
 			t.Errorf("vrrp: %+v", v)
 		}
@@ -212,7 +216,7 @@ func TestImportKeepalivedSamples(t *testing.T) {
 	})
 
 	t.Run("02-fwmark", func(t *testing.T) {
-		im := importFile(t, dir+"02-acassen-keepalived-fwmark.conf", KeepalivedOptions{})
+		im := importFile(t, dir+"02-acassen-keepalived-fwmark.conf", Options{})
 		if len(im.Config.Services) != 0 {
 			t.Fatalf("fwmark service written live: %q", addrs(im.Config))
 		}
@@ -225,7 +229,7 @@ func TestImportKeepalivedSamples(t *testing.T) {
 	})
 
 	t.Run("03-virtual_server_group", func(t *testing.T) {
-		im := importFile(t, dir+"03-acassen-keepalived-virtual_server_group.conf", KeepalivedOptions{})
+		im := importFile(t, dir+"03-acassen-keepalived-virtual_server_group.conf", Options{})
 		want := []string{"TCP 10.0.0.1:8080", "TCP 10.0.0.2:80", "TCP 192.168.200.1:1358"}
 		for i := 3; i <= 10; i++ {
 			want = append(want, fmt.Sprintf("TCP 192.168.200.%d:80", i))
@@ -247,15 +251,15 @@ func TestImportKeepalivedSamples(t *testing.T) {
 	})
 
 	t.Run("04-misc_check", func(t *testing.T) {
-		im := importFile(t, dir+"04-acassen-keepalived-misc_check_arg.conf", KeepalivedOptions{})
+		im := importFile(t, dir+"04-acassen-keepalived-misc_check_arg.conf", Options{})
 		ch := im.Config.Services[0].Check
-		if ch == nil || ch.Type != CheckExec || !slices.Equal(ch.Command, []string{"/usr/local/bin/script.sh", "arg1", "arg2"}) || ch.Timeout != 6*time.Second {
+		if ch == nil || ch.Type != config.CheckExec || !slices.Equal(ch.Command, []string{"/usr/local/bin/script.sh", "arg1", "arg2"}) || ch.Timeout != 6*time.Second {
 			t.Errorf("check %+v (want exec of script.sh arg1 arg2, timeout = delay_loop 6s)", ch)
 		}
 	})
 
 	t.Run("05-quorum-wrr", func(t *testing.T) {
-		im := importFile(t, dir+"05-acassen-keepalived-quorum-wrr.conf", KeepalivedOptions{})
+		im := importFile(t, dir+"05-acassen-keepalived-quorum-wrr.conf", Options{})
 		s := im.Config.Services[0]
 		var want []string
 		for i := 1; i <= 10; i++ {
@@ -267,7 +271,7 @@ func TestImportKeepalivedSamples(t *testing.T) {
 		if s.Scheduler != "wrr" || s.Persistence != 900*time.Second {
 			t.Errorf("scheduler %s persistence %v", s.Scheduler, s.Persistence)
 		}
-		if ch := s.Check; ch == nil || ch.Type != CheckTCP || ch.ConnectPort != 80 || !ch.Alpha || !ch.Omega || ch.Timeout != 3*time.Second {
+		if ch := s.Check; ch == nil || ch.Type != config.CheckTCP || ch.ConnectPort != 80 || !ch.Alpha || !ch.Omega || ch.Timeout != 3*time.Second {
 			t.Errorf("check %+v (want tcp, port 80, alpha, omega)", ch)
 		}
 		if s.Quorum != 7 || s.Hysteresis != 2 || s.QuorumUp != "/usr/local/sbin/quorum-up.sh" || s.QuorumDown != "/usr/local/sbin/quorum-down.sh" {
@@ -282,7 +286,7 @@ func TestImportKeepalivedSamples(t *testing.T) {
 	})
 
 	t.Run("06-inhibit_on_failure", func(t *testing.T) {
-		im := importFile(t, dir+"06-acassen-keepalived-inhibit_on_failure.conf", KeepalivedOptions{})
+		im := importFile(t, dir+"06-acassen-keepalived-inhibit_on_failure.conf", Options{})
 		s := im.Config.Services[0]
 		if s.InhibitOnFailure || len(s.RealServers) != 1 || !s.RealServers[0].InhibitOnFailure {
 			t.Errorf("inhibit_on_failure: service %v, real servers %+v (want only the real server's)", s.InhibitOnFailure, s.RealServers)
@@ -298,7 +302,7 @@ func TestImportKeepalivedSamples(t *testing.T) {
 	})
 
 	t.Run("07-ipv6-smtp_check", func(t *testing.T) {
-		im := importFile(t, dir+"07-acassen-keepalived-ipv6-smtp_check.conf", KeepalivedOptions{})
+		im := importFile(t, dir+"07-acassen-keepalived-ipv6-smtp_check.conf", Options{})
 		s := im.Config.Services[0]
 		if s.String() != "TCP [ae00::1]:80" || s.Check != nil || !slices.Equal(reals(s), []string{"[ae00::10]:25 w1 nat"}) {
 			t.Errorf("service %s check %v reals %q", s.String(), s.Check, reals(s))
@@ -317,7 +321,7 @@ func TestImportKeepalivedSamples(t *testing.T) {
 			id       string
 			priority uint8
 		}{{"", 100}, {"high", 170}, {"low", 85}} {
-			im := importFile(t, dir+"08-acassen-keepalived-conditional_conf.conf", KeepalivedOptions{ConfigID: tc.id})
+			im := importFile(t, dir+"08-acassen-keepalived-conditional_conf.conf", Options{ConfigID: tc.id})
 			v := im.Config.VRRP[0]
 			if v.Name != "VI_0" || v.Priority != tc.priority || v.Version != 3 || v.AdvertInt != 12*time.Second ||
 				!slices.Equal(v.VirtualIPAddress, []netip.Addr{netip.MustParseAddr("10.1.0.254")}) {
@@ -333,7 +337,7 @@ func TestImportKeepalivedSamples(t *testing.T) {
 			}
 			findNote(t, im, 23, "use_vmac")
 			findNote(t, im, 24, "track_script { check_VI_0 }", "track_service")
-			if want := []TrackedInterface{{"eth3", 0}, {"eth2", 20}}; !slices.Equal(v.TrackInterface, want) {
+			if want := []config.TrackedInterface{{Name: "eth3", Weight: 0}, {Name: "eth2", Weight: 20}}; !slices.Equal(v.TrackInterface, want) {
 				t.Errorf("-i %q: track_interface %+v, want %+v", tc.id, v.TrackInterface, want)
 			}
 			noNote(t, im, 27, "")
@@ -343,9 +347,9 @@ func TestImportKeepalivedSamples(t *testing.T) {
 }
 
 func TestImportKeepalivedSeeds(t *testing.T) {
-	dir := "testdata/import/keepalived/seeds/"
+	dir := "testdata/seeds/"
 	t.Run("000", func(t *testing.T) {
-		im := importFile(t, dir+"000-lvs1-http-get.conf", KeepalivedOptions{})
+		im := importFile(t, dir+"000-lvs1-http-get.conf", Options{})
 		s := im.Config.Services[0]
 		if s.String() != "TCP 172.19.0.100:80" || s.Method != ipvs.DR || s.Scheduler != "rr" || s.Persistence != 50*time.Second {
 			t.Errorf("service %s %s %s %v", s.String(), s.Method, s.Scheduler, s.Persistence)
@@ -353,13 +357,13 @@ func TestImportKeepalivedSeeds(t *testing.T) {
 		if got := reals(s); !slices.Equal(got, []string{"172.19.0.5:80 w2 dr", "172.19.0.6:80 w2 dr"}) {
 			t.Errorf("real servers %q", got)
 		}
-		if ch := s.Check; ch.Type != CheckHTTP || ch.Path != "/" || ch.Interval != 5*time.Second || ch.RetryDelay != 2*time.Second || ch.Retries != 3 {
+		if ch := s.Check; ch.Type != config.CheckHTTP || ch.Path != "/" || ch.Interval != 5*time.Second || ch.RetryDelay != 2*time.Second || ch.Retries != 3 {
 			t.Errorf("check %+v", ch)
 		}
 		findNote(t, im, 2, "lvs_id LVS1")
 	})
 	t.Run("003", func(t *testing.T) {
-		im := importFile(t, dir+"003-fwmark-ftp-rest.conf", KeepalivedOptions{})
+		im := importFile(t, dir+"003-fwmark-ftp-rest.conf", Options{})
 		v := im.Config.VRRP[0]
 		if v.UnicastSrcIP != netip.MustParseAddr("192.168.100.244") || v.AuthType != "PASS" || v.AuthPass != "xxxx" || v.Interface != "enp1s0" {
 			t.Errorf("vrrp %+v", v)
@@ -370,12 +374,12 @@ func TestImportKeepalivedSeeds(t *testing.T) {
 			t.Errorf("services %q", got)
 		}
 		s := im.Config.Services[0]
-		if s.Scheduler != "wrr" || s.Method != ipvs.DR || s.Check.Type != CheckTCP || s.Check.Retries != 3 || s.Check.ConnectPort != 0 {
+		if s.Scheduler != "wrr" || s.Method != ipvs.DR || s.Check.Type != config.CheckTCP || s.Check.Retries != 3 || s.Check.ConnectPort != 0 {
 			t.Errorf("service %+v check %+v", s, s.Check)
 		}
 	})
 	t.Run("004a", func(t *testing.T) {
-		im := importFile(t, dir+"004a-annotated-default.conf", KeepalivedOptions{})
+		im := importFile(t, dir+"004a-annotated-default.conf", Options{})
 		findNote(t, im, 13, `unknown keyword "15-30"`)
 		findNote(t, im, 26, "192.168.200.16", "Virtual, use, between")
 		if v := im.Config.VRRP[0]; len(v.VirtualIPAddress) != 3 || v.AuthPass != "1111" {
@@ -383,7 +387,7 @@ func TestImportKeepalivedSeeds(t *testing.T) {
 		}
 	})
 	t.Run("004e", func(t *testing.T) {
-		im := importFile(t, dir+"004e-lb01-two-instances.conf", KeepalivedOptions{})
+		im := importFile(t, dir+"004e-lb01-two-instances.conf", Options{})
 		var got []string
 		for _, v := range im.Config.VRRP {
 			got = append(got, fmt.Sprintf("%s %s %d %d %v", v.Name, v.State, v.VirtualRouterID, v.Priority, v.VirtualIPAddress))
@@ -398,10 +402,10 @@ func TestImportKeepalivedSeeds(t *testing.T) {
 
 // TestImportKeepalivedTracking checks the notify scripts, track_interface,
 // track_script and vrrp_sync_group translation against the exact expected TOML and
-// notes (testdata/import/keepalived/tracking/README.md says what each line tests).
+// notes (testdata/tracking/README.md says what each line tests).
 func TestImportKeepalivedTracking(t *testing.T) {
-	const dir = "testdata/import/keepalived/tracking/"
-	im := importFile(t, dir+"keepalived.conf", KeepalivedOptions{})
+	const dir = "testdata/tracking/"
+	im := importFile(t, dir+"keepalived.conf", Options{})
 	want, err := os.ReadFile(dir + "keepalived.toml")
 	if err != nil {
 		t.Fatal(err)
@@ -451,12 +455,12 @@ func TestImportKeepalivedTracking(t *testing.T) {
 	}
 	for _, tc := range []struct {
 		i    int
-		want []TrackedInterface
+		want []config.TrackedInterface
 	}{
-		{0, []TrackedInterface{{"eth1", 0}, {"eth2", -20}, {"eth3", 0}}},
-		{1, []TrackedInterface{{"eth2", 0}}},
-		{2, []TrackedInterface{{"eth6", 0}}},
-		{3, []TrackedInterface{{"eth7", -25}}},
+		{0, []config.TrackedInterface{{Name: "eth1", Weight: 0}, {Name: "eth2", Weight: -20}, {Name: "eth3", Weight: 0}}},
+		{1, []config.TrackedInterface{{Name: "eth2", Weight: 0}}},
+		{2, []config.TrackedInterface{{Name: "eth6", Weight: 0}}},
+		{3, []config.TrackedInterface{{Name: "eth7", Weight: -25}}},
 	} {
 		if got := c.VRRP[tc.i].TrackInterface; !slices.Equal(got, tc.want) {
 			t.Errorf("%s track_interface %+v, want %+v", c.VRRP[tc.i].Name, got, tc.want)
@@ -475,7 +479,7 @@ func TestImportKeepalivedTracking(t *testing.T) {
 // relative to the including file, one-line blocks, braces on the next line, inline
 // comments, lowercase keywords, group ranges (IPv4 and IPv6), parameters.
 func TestImportKeepalivedMessy(t *testing.T) {
-	im := importFile(t, "testdata/import/keepalived/messy/main.conf", KeepalivedOptions{})
+	im := importFile(t, "testdata/messy/main.conf", Options{})
 	c := im.Config
 	want := []string{"UDP 198.18.0.110:53", "TCP 198.18.0.100:80", "TCP 198.18.0.101:80", "TCP 198.18.0.102:80",
 		"TCP [2001:db8::a]:80", "TCP [2001:db8::b]:80", "TCP [2001:db8::c]:80", "TCP 198.18.0.100:443"}
@@ -483,11 +487,11 @@ func TestImportKeepalivedMessy(t *testing.T) {
 		t.Fatalf("services %q, want %q", got, want)
 	}
 	udp := c.Services[0]
-	if !udp.OPS || udp.Check.Type != CheckUDP || udp.Check.Payload != "ping" || udp.Check.Expect != "pong" || udp.Check.Interval != 2500*time.Millisecond {
+	if !udp.OPS || udp.Check.Type != config.CheckUDP || udp.Check.Payload != "ping" || udp.Check.Expect != "pong" || udp.Check.Interval != 2500*time.Millisecond {
 		t.Errorf("udp service %+v check %+v", udp, udp.Check)
 	}
 	web := c.Services[1]
-	if web.Scheduler != "wrr" || web.Method != ipvs.DR || web.Persistence != 360*time.Second || web.Check.Type != CheckTCP || web.Check.Timeout != 2*time.Second {
+	if web.Scheduler != "wrr" || web.Method != ipvs.DR || web.Persistence != 360*time.Second || web.Check.Type != config.CheckTCP || web.Check.Timeout != 2*time.Second {
 		t.Errorf("group service %+v check %+v", web, web.Check)
 	}
 	if got := reals(web); !slices.Equal(got, []string{"198.18.1.1:80 w3 dr", "198.18.1.2:80 w1 dr"}) {
@@ -497,12 +501,12 @@ func TestImportKeepalivedMessy(t *testing.T) {
 		t.Errorf("IPv4 real servers kept in an IPv6 service")
 	}
 	tls := c.Services[7]
-	if tls.Scheduler != "sh" || tls.Flags == 0 || tls.Check.Type != CheckHTTPS || tls.Check.Path != "/health" ||
+	if tls.Scheduler != "sh" || tls.Flags == 0 || tls.Check.Type != config.CheckHTTPS || tls.Check.Path != "/health" ||
 		!slices.Equal(tls.Check.StatusCodes, []int{200, 201, 202, 203, 204}) || tls.Check.Timeout != time.Second {
 		t.Errorf("parameter-named service %+v check %+v", tls, tls.Check)
 	}
 	a, b := c.VRRP[0], c.VRRP[1]
-	if a.Name != "VI_A" || a.State != VRRPBackup || !a.NoPreempt || a.AuthPass != "long pas" ||
+	if a.Name != "VI_A" || a.State != config.VRRPBackup || !a.NoPreempt || a.AuthPass != "long pas" ||
 		a.UnicastSrcIP != netip.MustParseAddr("198.18.0.3") || len(a.UnicastPeer) != 1 || len(a.VirtualIPAddress) != 2 {
 		t.Errorf("VI_A %+v", a)
 	}
@@ -510,13 +514,13 @@ func TestImportKeepalivedMessy(t *testing.T) {
 		t.Errorf("VI_B %+v", b)
 	}
 
-	mainConf := "testdata/import/keepalived/messy/main.conf"
+	mainConf := "testdata/messy/main.conf"
 	n := findNote(t, im, 6, "no file matched")
 	if n.File != mainConf {
 		t.Errorf("include note file %q", n.File)
 	}
 	n = findNote(t, im, 1, `keyword "VRRP_INSTANCE" read as "vrrp_instance"`)
-	if n.File != "testdata/import/keepalived/messy/vrrp/b.conf" {
+	if n.File != "testdata/messy/vrrp/b.conf" {
 		t.Errorf("note in an included file names %q", n.File)
 	}
 	findNote(t, im, 28, `keyword "tcp_check" read as "TCP_CHECK"`)
@@ -532,14 +536,14 @@ func TestImportKeepalivedGrammar(t *testing.T) {
 	tests := []struct {
 		name string
 		conf string
-		opt  func(*KeepalivedOptions)
+		opt  func(*Options)
 		// want checks the result
-		want func(t *testing.T, im *Imported)
+		want func(t *testing.T, im *importer.Imported)
 	}{{
 		name: "one-line blocks and braces on the next line",
 		conf: "virtual_server 198.18.0.100 80 { lb_kind DR real_server 198.18.1.1 80 { weight 4 } }\n" +
 			"virtual_server 198.18.0.101 80\n{\nlb_kind NAT\nreal_server 198.18.1.2 8080\n\n{\nweight 5\n}\n}\n",
-		want: func(t *testing.T, im *Imported) {
+		want: func(t *testing.T, im *importer.Imported) {
 			// "lb_kind DR real_server ..." is one statement to keepalived: it runs to the '{'.
 			findNote(t, im, 1, `"lb_kind DR real_server 198.18.1.1 80": extra words`)
 			s := im.Config.Services[1]
@@ -551,17 +555,17 @@ func TestImportKeepalivedGrammar(t *testing.T) {
 		name: "inline comments, also mid-word, and escaped comment characters",
 		conf: "vrrp_instance \"V!1#\"#comment\n{ virtual_router_id 9! comment\nstate MASTER # x\n" +
 			"authentication {\nauth_type PASS\nauth_pass a\\#b\n}\nvirtual_ipaddress { 198.18.0.9 } }\n",
-		want: func(t *testing.T, im *Imported) {
+		want: func(t *testing.T, im *importer.Imported) {
 			v := im.Config.VRRP[0]
-			if v.Name != "V!1#" || v.VirtualRouterID != 9 || v.State != VRRPMaster || v.AuthPass != "a#b" {
+			if v.Name != "V!1#" || v.VirtualRouterID != 9 || v.State != config.VRRPMaster || v.AuthPass != "a#b" {
 				t.Errorf("vrrp %+v", v)
 			}
 		},
 	}, {
 		name: "conditional lines: @id and @^id",
 		conf: "vrrp_instance V {\nvirtual_router_id 9\n@a priority 10\n@^a priority 20\n@b priority 30\nvirtual_ipaddress { 198.18.0.9 }\n}\n",
-		opt:  func(o *KeepalivedOptions) { o.ConfigID = "a" },
-		want: func(t *testing.T, im *Imported) {
+		opt:  func(o *Options) { o.ConfigID = "a" },
+		want: func(t *testing.T, im *importer.Imported) {
 			if p := im.Config.VRRP[0].Priority; p != 10 {
 				t.Errorf("priority %d, want 10 (only @a applies with -i a)", p)
 			}
@@ -571,7 +575,7 @@ func TestImportKeepalivedGrammar(t *testing.T) {
 	}, {
 		name: "parameters",
 		conf: "$IF=eth7\n$PRIO=42\nvrrp_instance V {\ninterface $IF\npriority ${PRIO}\nvirtual_router_id 9\nvirtual_ipaddress { 198.18.0.9 }\n}\n",
-		want: func(t *testing.T, im *Imported) {
+		want: func(t *testing.T, im *importer.Imported) {
 			if v := im.Config.VRRP[0]; v.Interface != "eth7" || v.Priority != 42 {
 				t.Errorf("vrrp %+v", v)
 			}
@@ -579,14 +583,14 @@ func TestImportKeepalivedGrammar(t *testing.T) {
 	}, {
 		name: "include relative to the including file, with a glob and alternatives",
 		conf: "include sub/*.conf\ninclude {x,y}.conf\n",
-		opt: func(o *KeepalivedOptions) {
+		opt: func(o *Options) {
 			*o = memFS(map[string]string{
 				"etc/sub/1.conf": "include ../x.conf\n",
 				"etc/x.conf":     "virtual_server 198.18.0.1 80 {\nlb_kind DR\nreal_server 198.18.1.1 80\n}\n",
 				"etc/y.conf":     "virtual_server 198.18.0.2 80 {\nlb_kind DR\n}\n",
 			})
 		},
-		want: func(t *testing.T, im *Imported) {
+		want: func(t *testing.T, im *importer.Imported) {
 			if got := addrs(im.Config); !slices.Equal(got, []string{"TCP 198.18.0.1:80", "TCP 198.18.0.2:80"}) {
 				t.Errorf("services %q", got)
 			}
@@ -598,7 +602,7 @@ func TestImportKeepalivedGrammar(t *testing.T) {
 		name: "DR port, family mismatch, duplicate real server, loopback",
 		conf: "virtual_server 198.18.0.1 80 {\nlb_kind DR\nreal_server 198.18.1.1 8080\nreal_server 2001:db8::1 80\n" +
 			"real_server 198.18.1.1 80\nreal_server 127.0.0.1 80\nreal_server 198.18.1.2 80 { lvs_method NAT }\n}\n",
-		want: func(t *testing.T, im *Imported) {
+		want: func(t *testing.T, im *importer.Imported) {
 			s := im.Config.Services[0]
 			if got := reals(s); !slices.Equal(got, []string{"198.18.1.1:80 w1 dr", "198.18.1.2:80 w1 nat"}) {
 				t.Errorf("real servers %q", got)
@@ -614,9 +618,9 @@ func TestImportKeepalivedGrammar(t *testing.T) {
 			"real_server 198.18.1.1 80 {\nHTTP_GET { url { path /a\nstatus_code 200 301-302 } }\nTCP_CHECK { }\n}\n" +
 			"real_server 198.18.1.2 80 {\nMISC_CHECK { misc_path \"/bin/check | grep ok\" }\n}\n" +
 			"real_server 198.18.1.3 80 {\nDNS_CHECK { }\n}\n}\n",
-		want: func(t *testing.T, im *Imported) {
+		want: func(t *testing.T, im *importer.Imported) {
 			ch := im.Config.Services[0].Check
-			if ch.Type != CheckHTTP || ch.Path != "/a" || !slices.Equal(ch.StatusCodes, []int{200, 301, 302}) || ch.Interval != 10*time.Second {
+			if ch.Type != config.CheckHTTP || ch.Path != "/a" || !slices.Equal(ch.StatusCodes, []int{200, 301, 302}) || ch.Interval != 10*time.Second {
 				t.Errorf("check %+v", ch)
 			}
 			findNote(t, im, 7, "a second checker (tcp)")
@@ -630,7 +634,7 @@ func TestImportKeepalivedGrammar(t *testing.T) {
 		conf: "virtual_server 198.18.0.1 80 {\nlb_kind DR\ninhibit_on_failure\nreal_server 198.18.1.1 80 { TCP_CHECK { } }\n" +
 			"real_server 198.18.1.2 80 { inhibit_on_failure off\nTCP_CHECK { } }\nreal_server 198.18.1.3 80 { inhibit_on_failure on\nTCP_CHECK { } }\n}\n" +
 			"virtual_server 198.18.0.2 80 {\nlb_kind DR\nreal_server 198.18.1.1 80 { inhibit_on_failure\nTCP_CHECK { } }\nreal_server 198.18.1.2 80 { TCP_CHECK { } }\n}\n",
-		want: func(t *testing.T, im *Imported) {
+		want: func(t *testing.T, im *importer.Imported) {
 			var got []bool
 			for _, s := range im.Config.Services {
 				got = append(got, s.InhibitOnFailure)
@@ -656,7 +660,7 @@ func TestImportKeepalivedGrammar(t *testing.T) {
 			"virtual_server 198.18.0.5 80 {\nlb_kind NAT\nsorry_server 198.18.2.5 0\nreal_server 198.18.1.1 80 { lvs_method DR\nTCP_CHECK { } }\n}\n" +
 			"virtual_server 198.18.0.6 80 {\nlb_kind DR\nsorry_server 198.18.2.6 80\nquorum 2\nreal_server 198.18.1.1 80\n}\n" +
 			"virtual_server 198.18.0.7 80 {\nlb_kind DR\nsorry_server nowhere 80\n}\n",
-		want: func(t *testing.T, im *Imported) {
+		want: func(t *testing.T, im *importer.Imported) {
 			var got []string
 			for _, s := range im.Config.Services {
 				got = append(got, s.SorryServer.String())
@@ -684,7 +688,7 @@ func TestImportKeepalivedGrammar(t *testing.T) {
 			"quorum_up \"/usr/bin/logger -t lvs quorum up\"\nquorum_down /usr/bin/logger \"quorum down\" it's\nquorum_down /bin/other\n" +
 			"real_server 198.18.1.1 80 { weight 3\nTCP_CHECK { } }\n}\n" +
 			"virtual_server 198.18.0.2 80 {\nlb_kind DR\nquorum 0\nhysteresis -1\nquorum_up \"/bin/a && /bin/b\"\nreal_server 198.18.1.1 80 { TCP_CHECK { } }\n}\n",
-		want: func(t *testing.T, im *Imported) {
+		want: func(t *testing.T, im *importer.Imported) {
 			s := im.Config.Services[0]
 			if s.Quorum != 3 || s.Hysteresis != 1 || s.QuorumUp != "/usr/bin/logger -t lvs quorum up" || s.QuorumDown != `/usr/bin/logger 'quorum down' 'it'\''s'` {
 				t.Errorf("quorum %d hysteresis %d up %q down %q", s.Quorum, s.Hysteresis, s.QuorumUp, s.QuorumDown)
@@ -704,7 +708,7 @@ func TestImportKeepalivedGrammar(t *testing.T) {
 		conf: "virtual_server 198.18.0.1 80 {\nlb_kind DR\nops\nsh-port\n}\n" +
 			"virtual_server 198.18.0.2 80 {\nprotocol SCTP\n}\n" +
 			"virtual_server 198.18.0.3 0 {\nlb_kind DR\n}\n",
-		want: func(t *testing.T, im *Imported) {
+		want: func(t *testing.T, im *importer.Imported) {
 			if got := addrs(im.Config); !slices.Equal(got, []string{"TCP 198.18.0.1:80"}) {
 				t.Errorf("services %q", got)
 			}
@@ -717,7 +721,7 @@ func TestImportKeepalivedGrammar(t *testing.T) {
 	}, {
 		name: "TUN needs the director's address; a byte-order mark",
 		conf: "\uFEFFvirtual_server 198.18.0.1 80 {\nlb_kind TUN\nreal_server 198.18.1.1 80\nreal_server 198.18.1.2 80 { lvs_method DR }\n}\n",
-		want: func(t *testing.T, im *Imported) {
+		want: func(t *testing.T, im *importer.Imported) {
 			if got := reals(im.Config.Services[0]); !slices.Equal(got, []string{"198.18.1.2:80 w1 dr"}) {
 				t.Errorf("real servers %q", got)
 			}
@@ -732,7 +736,7 @@ func TestImportKeepalivedGrammar(t *testing.T) {
 		name: "global_defs: VRRP defaults and IPVS timeouts",
 		conf: "global_defs {\nvrrp_version 3\nvrrp_garp_master_delay 2\nvrrp_garp_master_refresh 60\nlvs_timeouts tcp 7200 tcpfin 60 udp 30\n}\n" +
 			"vrrp_instance V {\nvirtual_router_id 9\nvirtual_ipaddress { 198.18.0.9 }\nauthentication {\nauth_type PASS\nauth_pass x\n}\n}\n",
-		want: func(t *testing.T, im *Imported) {
+		want: func(t *testing.T, im *importer.Imported) {
 			d, v := im.Config.Director, im.Config.VRRP[0]
 			if d.Timeouts.TCP != 2*time.Hour || d.Timeouts.TCPFin != time.Minute || d.Timeouts.UDP != 30*time.Second {
 				t.Errorf("timeouts %+v", d.Timeouts)
@@ -747,7 +751,7 @@ func TestImportKeepalivedGrammar(t *testing.T) {
 		conf: "vrrp_instance V {\nstate MASTER\nnopreempt\nvirtual_router_id 9\nadvert_int 1.5\n" +
 			"virtual_ipaddress {\n198.18.0.9\n2001:db8::9\n198.18.0.9\n}\n}\n" +
 			"vrrp_instance W {\nvirtual_router_id 10\n}\n",
-		want: func(t *testing.T, im *Imported) {
+		want: func(t *testing.T, im *importer.Imported) {
 			v := im.Config.VRRP[0]
 			if v.NoPreempt || v.AdvertInt != 2*time.Second || len(v.VirtualIPAddress) != 1 || len(im.Config.VRRP) != 1 {
 				t.Errorf("vrrp %+v", v)
@@ -765,7 +769,7 @@ func TestImportKeepalivedGrammar(t *testing.T) {
 		name: "notify scripts: repeats, empty, shell syntax, a block",
 		conf: "vrrp_instance V {\nvirtual_router_id 9\nvirtual_ipaddress { 198.18.0.9 }\nnotify_master /bin/a\nnotify_master /bin/b\n" +
 			"notify_backup \"\"\nnotify_fault \"/bin/x | logger\"\nnotify\ntrack_interface eth1\n}\n",
-		want: func(t *testing.T, im *Imported) {
+		want: func(t *testing.T, im *importer.Imported) {
 			v := im.Config.VRRP[0]
 			if v.NotifyMaster != "/bin/a" || v.NotifyBackup != "" || v.NotifyFault != "/bin/x | logger" || v.Notify != "" || len(v.TrackInterface) != 0 {
 				t.Errorf("vrrp %+v", v)
@@ -783,7 +787,7 @@ func TestImportKeepalivedGrammar(t *testing.T) {
 			"eth5 weight -5 reverse\neth6 reverse\nverylonginterface0 }\n}\n" +
 			"vrrp_instance C {\nvirtual_router_id 11\nvirtual_ipaddress { 198.18.0.11 }\ntrack_interface { eth7 weight 3 }\n}\n" +
 			"vrrp_sync_group G { group { B C C }\nglobal_tracking\n}\nvrrp_sync_group H {\nsmtp_alert\n}\n",
-		want: func(t *testing.T, im *Imported) {
+		want: func(t *testing.T, im *importer.Imported) {
 			c := im.Config
 			if a := c.VRRP[0]; a.Priority != 255 || len(a.TrackInterface) != 0 {
 				t.Errorf("A: priority %d track_interface %+v, want the owner without weighted tracking", a.Priority, a.TrackInterface)
@@ -791,7 +795,7 @@ func TestImportKeepalivedGrammar(t *testing.T) {
 			if got := c.VRRP[1].TrackInterface; len(got) != 0 {
 				t.Errorf("B track_interface %+v, want none", got)
 			}
-			if got, want := c.VRRP[2].TrackInterface, []TrackedInterface{{"eth7", 3}}; !slices.Equal(got, want) {
+			if got, want := c.VRRP[2].TrackInterface, []config.TrackedInterface{{Name: "eth7", Weight: 3}}; !slices.Equal(got, want) {
 				t.Errorf("C track_interface %+v, want %+v (global_tracking keeps weights)", got, want)
 			}
 			if len(c.VRRPSyncGroups) != 1 || !slices.Equal(c.VRRPSyncGroups[0].Group, []string{"B", "C"}) {
@@ -817,7 +821,7 @@ func TestImportKeepalivedGrammar(t *testing.T) {
 	}, {
 		name: "unknown keywords are noted with their line, nested ones too",
 		conf: "bogus_top 1\nvirtual_server 198.18.0.1 80 {\nlb_kind DR\nwhatever\nreal_server 198.18.1.1 80 {\nmystery 2\nTCP_CHECK {\nconnect_port 81\nodd yes\n}\n}\n}\n",
-		want: func(t *testing.T, im *Imported) {
+		want: func(t *testing.T, im *importer.Imported) {
 			findNote(t, im, 1, `unknown keyword "bogus_top"`)
 			findNote(t, im, 4, `unknown keyword "whatever"`)
 			findNote(t, im, 6, `unknown keyword "mystery"`)
@@ -829,7 +833,7 @@ func TestImportKeepalivedGrammar(t *testing.T) {
 	}}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			opt := KeepalivedOptions{}
+			opt := Options{}
 			if tc.opt != nil {
 				tc.opt(&opt)
 			}
@@ -837,7 +841,7 @@ func TestImportKeepalivedGrammar(t *testing.T) {
 				opt.ReadFile = memFS(nil).ReadFile
 				opt.Glob = memFS(nil).Glob
 			}
-			im, err := ImportKeepalived("etc/keepalived.conf", []byte(tc.conf), opt)
+			im, err := Import("etc/keepalived.conf", []byte(tc.conf), opt)
 			if err != nil {
 				t.Fatalf("import: %v", err)
 			}
@@ -878,24 +882,24 @@ func TestImportKeepalivedErrors(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			im, err := ImportKeepalived("etc/keepalived.conf", []byte(tc.files["etc/keepalived.conf"]), memFS(tc.files))
-			var es Errors
+			im, err := Import("etc/keepalived.conf", []byte(tc.files["etc/keepalived.conf"]), memFS(tc.files))
+			var es config.Errors
 			if !errors.As(err, &es) || im != nil {
 				t.Fatalf("got %v, %v; want Errors", im, err)
 			}
 			e := es[0]
-			if e.File != tc.file || e.Line != tc.line || !strings.Contains(e.Error(), tc.msg) || !errors.Is(err, ErrSyntax) {
+			if e.File != tc.file || e.Line != tc.line || !strings.Contains(e.Error(), tc.msg) || !errors.Is(err, config.ErrSyntax) {
 				t.Errorf("error %q (file %q line %d), want %s:%d: ...%s", e, e.File, e.Line, tc.file, tc.line, tc.msg)
 			}
 		})
 	}
 
 	t.Run("on disk", func(t *testing.T) {
-		_, err := ImportKeepalivedFile("testdata/import/keepalived/cycle/a.conf", KeepalivedOptions{})
+		_, err := ImportFile("testdata/cycle/a.conf", Options{})
 		if err == nil || !strings.Contains(err.Error(), "cycle/b.conf:3: syntax error: include cycle") {
 			t.Errorf("got %v", err)
 		}
-		if _, err := ImportKeepalivedFile("testdata/import/keepalived/nonexistent.conf", KeepalivedOptions{}); !errors.Is(err, fs.ErrNotExist) {
+		if _, err := ImportFile("testdata/nonexistent.conf", Options{}); !errors.Is(err, fs.ErrNotExist) {
 			t.Errorf("missing file: %v", err)
 		}
 	})
@@ -906,12 +910,12 @@ func TestImportKeepalivedDepthLimits(t *testing.T) {
 	for i := range kaMaxIncludeDepth + 2 {
 		files[fmt.Sprintf("etc/%d.conf", i)] = fmt.Sprintf("include %d.conf\n", i+1)
 	}
-	_, err := ImportKeepalived("etc/0.conf", []byte(files["etc/0.conf"]), memFS(files))
+	_, err := Import("etc/0.conf", []byte(files["etc/0.conf"]), memFS(files))
 	if err == nil || !strings.Contains(err.Error(), "nested more than") {
 		t.Errorf("deep includes: %v", err)
 	}
 	deep := strings.Repeat("a {\n", kaMaxBlockDepth+5) + strings.Repeat("}\n", kaMaxBlockDepth+5)
-	if _, err := ImportKeepalived("deep.conf", []byte(deep), memFS(nil)); err == nil || !strings.Contains(err.Error(), "nested more than") {
+	if _, err := Import("deep.conf", []byte(deep), memFS(nil)); err == nil || !strings.Contains(err.Error(), "nested more than") {
 		t.Errorf("deep blocks: %v", err)
 	}
 }
@@ -945,20 +949,6 @@ func TestKaRange(t *testing.T) {
 		got, err := kaRange(tc.in)
 		if (err != nil) != tc.bad || len(got) != tc.n || (tc.n > 0 && got[len(got)-1].String() != tc.last) {
 			t.Errorf("kaRange(%q) = %v, %v", tc.in, got, err)
-		}
-	}
-}
-
-func TestTomlString(t *testing.T) {
-	for _, s := range []string{"plain", `q"uote\`, "tab\tnl\nctl\x01\x7f", "bad\xffutf8", "é☃"} {
-		doc := "k = " + tomlString(s) + "\n"
-		var got map[string]any
-		if _, err := toml.Decode(doc, &got); err != nil {
-			t.Errorf("%q: %v", s, err)
-			continue
-		}
-		if want := strings.ToValidUTF8(s, "\uFFFD"); got["k"] != want {
-			t.Errorf("%q round-trips as %q", s, got["k"])
 		}
 	}
 }

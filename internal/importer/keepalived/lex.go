@@ -1,4 +1,4 @@
-package config
+package keepalived
 
 // The keepalived.conf grammar, as keepalived's own reader (lib/parser.c) applies it,
 // line by line:
@@ -30,6 +30,9 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+
+	"github.com/gvs-lb/gvs/internal/config"
+	"github.com/gvs-lb/gvs/internal/importer"
 )
 
 // Limits that keep a hostile or broken input from consuming the machine.
@@ -56,40 +59,40 @@ const (
 type kaTok struct {
 	kind kaKind
 	text string
-	pos  impPos
+	pos  importer.Pos
 }
 
 // kaLexer turns keepalived.conf files into tokens.
 type kaLexer struct {
-	opt   *KeepalivedOptions
-	doc   *impDoc
+	opt   *Options
+	doc   *importer.Doc
 	toks  []kaTok
 	seq   int
 	files []string // the files read, in order, each once
 	reads int      // files read, includes counted each time
 	stack []string // include stack, cleaned paths
 	defs  map[string]string
-	errs  Errors
+	errs  config.Errors
 	// skipped collects lines dropped by '@' conditions, one note per file and id.
 	skipped map[string]*kaSkip
 	skipKey []string
 }
 
 type kaSkip struct {
-	pos   impPos
+	pos   importer.Pos
 	id    string
 	rev   bool
 	lines []int
 }
 
-func (lx *kaLexer) pos(file string, line int) impPos {
+func (lx *kaLexer) pos(file string, line int) importer.Pos {
 	lx.seq++
-	return impPos{file: file, line: line, seq: lx.seq}
+	return importer.Pos{File: file, Line: line, Seq: lx.seq}
 }
 
-func (lx *kaLexer) errorf(p impPos, format string, args ...any) {
+func (lx *kaLexer) errorf(p importer.Pos, format string, args ...any) {
 	if len(lx.errs) < kaMaxErrors {
-		lx.errs = append(lx.errs, &Error{File: p.file, Line: p.line, Err: fmt.Errorf("%w: "+format, append([]any{ErrSyntax}, args...)...)})
+		lx.errs = append(lx.errs, &config.Error{File: p.File, Line: p.Line, Err: fmt.Errorf("%w: "+format, append([]any{config.ErrSyntax}, args...)...)})
 	}
 }
 
@@ -126,7 +129,7 @@ func (lx *kaLexer) lexFile(name string, data []byte, depth int) {
 const kaSpace = " \t\f\v\r\n"
 
 // decomment strips comments and surrounding white space, as keepalived's decomment().
-func (lx *kaLexer) decomment(s string, p impPos) string {
+func (lx *kaLexer) decomment(s string, p importer.Pos) string {
 	var b strings.Builder
 	quote := false
 	for i := 0; i < len(s); i++ {
@@ -149,14 +152,14 @@ func (lx *kaLexer) decomment(s string, p impPos) string {
 		b.WriteByte(c)
 	}
 	if quote {
-		lx.doc.note(p, "unterminated '\"': the quoted word runs to the end of the line (keepalived reports this line as an error)")
+		lx.doc.Note(p, "unterminated '\"': the quoted word runs to the end of the line (keepalived reports this line as an error)")
 	}
 	return strings.Trim(b.String(), kaSpace)
 }
 
 // expand applies '@' conditions and parameter definitions and substitutions. It
 // returns false when the line is consumed (skipped, or a definition).
-func (lx *kaLexer) expand(line string, p impPos) (string, bool) {
+func (lx *kaLexer) expand(line string, p importer.Pos) (string, bool) {
 	for pass := 0; ; pass++ {
 		if line[0] == '@' {
 			var keep bool
@@ -203,7 +206,7 @@ func (lx *kaLexer) expand(line string, p impPos) (string, bool) {
 }
 
 // condition applies "@ID" / "@^ID" to line (which starts with '@').
-func (lx *kaLexer) condition(line string, p impPos) (string, bool) {
+func (lx *kaLexer) condition(line string, p importer.Pos) (string, bool) {
 	rev := strings.HasPrefix(line, "@^")
 	rest := line[1:]
 	if rev {
@@ -212,13 +215,13 @@ func (lx *kaLexer) condition(line string, p impPos) (string, bool) {
 	end := strings.IndexAny(rest, " \t")
 	if end < 0 {
 		// Nothing after the id: keepalived drops the line.
-		lx.doc.note(p, "line %q has a config id and nothing else: ignored, as keepalived does", line)
+		lx.doc.Note(p, "line %q has a config id and nothing else: ignored, as keepalived does", line)
 		return "", false
 	}
 	id := rest[:end]
 	match := lx.opt.ConfigID != "" && id == lx.opt.ConfigID
 	if match == rev {
-		k := p.file + "\x00" + line[:end+len(line)-len(rest)]
+		k := p.File + "\x00" + line[:end+len(line)-len(rest)]
 		sk := lx.skipped[k]
 		if sk == nil {
 			if lx.skipped == nil {
@@ -228,7 +231,7 @@ func (lx *kaLexer) condition(line string, p impPos) (string, bool) {
 			lx.skipped[k] = sk
 			lx.skipKey = append(lx.skipKey, k)
 		}
-		sk.lines = append(sk.lines, p.line)
+		sk.lines = append(sk.lines, p.Line)
 		return "", false
 	}
 	return strings.TrimLeft(rest[end:], " \t"), true
@@ -251,7 +254,7 @@ func (lx *kaLexer) skipNotes() {
 		default:
 			why = fmt.Sprintf("lines starting @%s skipped: the config id is %q", sk.id, lx.opt.ConfigID)
 		}
-		lx.doc.note(sk.pos, "%s; lines %s", why, strings.Join(lines, ", "))
+		lx.doc.Note(sk.pos, "%s; lines %s", why, strings.Join(lines, ", "))
 	}
 }
 
@@ -276,7 +279,7 @@ func isAlpha(c byte) bool { return c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' 
 func isDigit(c byte) bool { return c >= '0' && c <= '9' }
 
 // substitute replaces $NAME and ${NAME} with defined values once.
-func (lx *kaLexer) substitute(line string, p impPos) (string, bool) {
+func (lx *kaLexer) substitute(line string, p importer.Pos) (string, bool) {
 	var b strings.Builder
 	changed := false
 	for i := 0; i < len(line); i++ {
@@ -306,9 +309,9 @@ func (lx *kaLexer) substitute(line string, p impPos) (string, bool) {
 		case name == "_INSTANCE":
 			val, ok = lx.opt.ConfigID, true
 		case name == "_PWD":
-			val, ok = filepath.Dir(p.file), true
+			val, ok = filepath.Dir(p.File), true
 		case name == "_RANDOM" && !ok:
-			lx.doc.note(p, "$_RANDOM is not expanded by gvs import")
+			lx.doc.Note(p, "$_RANDOM is not expanded by gvs import")
 		}
 		if name == "" || !ok {
 			b.WriteByte(line[i])
@@ -352,7 +355,7 @@ func kaSplitWords(line string) []string {
 }
 
 // tokenize appends the tokens of one (decommented, expanded) line.
-func (lx *kaLexer) tokenize(line string, p impPos) {
+func (lx *kaLexer) tokenize(line string, p importer.Pos) {
 	add := func(k kaKind, text string) {
 		lx.toks = append(lx.toks, kaTok{kind: k, text: text, pos: p})
 	}
@@ -388,7 +391,7 @@ func (lx *kaLexer) tokenize(line string, p impPos) {
 }
 
 // include reads the files pattern matches, relative to the including file.
-func (lx *kaLexer) include(pattern, from string, p impPos, depth int) {
+func (lx *kaLexer) include(pattern, from string, p importer.Pos, depth int) {
 	if depth+1 > kaMaxIncludeDepth {
 		lx.errorf(p, "includes nested more than %d deep", kaMaxIncludeDepth)
 		return
@@ -429,11 +432,11 @@ func (lx *kaLexer) include(pattern, from string, p impPos, depth int) {
 		lx.lexFile(m, data, depth+1)
 	}
 	if read == 0 {
-		lx.doc.note(p, "include %s: no file matched (keepalived goes on without it)", pattern)
+		lx.doc.Note(p, "include %s: no file matched (keepalived goes on without it)", pattern)
 	}
 }
 
-func isDirErr(name string, o *KeepalivedOptions) bool {
+func isDirErr(name string, o *Options) bool {
 	if o.ReadFile != nil {
 		return false
 	}
@@ -488,7 +491,7 @@ type kaNode struct {
 	hasBlock bool
 }
 
-func (n *kaNode) pos() impPos { return n.key.pos }
+func (n *kaNode) pos() importer.Pos { return n.key.pos }
 
 // words returns the statement as written, for messages.
 func (n *kaNode) words() string {

@@ -1,4 +1,4 @@
-package config
+package keepalived
 
 import (
 	"math"
@@ -9,6 +9,8 @@ import (
 	"time"
 	"unicode"
 	"unicode/utf8"
+
+	"github.com/gvs-lb/gvs/internal/importer"
 )
 
 var kaVRRPUnsupported = func() map[string]string {
@@ -60,10 +62,10 @@ func (k *kaImporter) vrrpInstance(n *kaNode) {
 	}
 	ctx := "vrrp_instance " + n.arg(0)
 	k.extra(ctx, n, 1)
-	v := &impVRRP{pos: n.pos(), name: n.arg(0)}
-	var vrid, priority, version opt[int]
+	v := &importer.VRRP{Pos: n.pos(), Name: n.arg(0)}
+	var vrid, priority, version importer.Opt[int]
 	var authType, authPass string
-	var authPos, preemptPos impPos
+	var authPos, preemptPos importer.Pos
 	strict := k.strict
 	for _, c := range n.block {
 		k.dispatch(ctx, c, kaVRRPUnsupported, func(kw string) bool {
@@ -73,7 +75,7 @@ func (k *kaImporter) vrrpInstance(n *kaNode) {
 					k.extra(ctx, c, 1)
 					switch up := strings.ToUpper(c.arg(0)); up {
 					case "MASTER", "BACKUP":
-						v.state = up
+						v.State = up
 						if c.arg(0) != up {
 							k.note(c.pos(), "%s: %q read as %s (keepalived compares it case-sensitively)", ctx, c.words(), up)
 						}
@@ -84,14 +86,14 @@ func (k *kaImporter) vrrpInstance(n *kaNode) {
 			case "interface":
 				if k.needArgs(ctx, c, 1) {
 					k.extra(ctx, c, 1)
-					v.iface = c.arg(0)
+					v.Iface = c.arg(0)
 				}
 			case "virtual_router_id":
 				k.integer(ctx, c, 1, 255, &vrid)
 			case "priority":
 				k.integer(ctx, c, 1, 255, &priority)
 			case "advert_int":
-				k.seconds(ctx, c, &v.advert)
+				k.seconds(ctx, c, &v.Advert)
 			case "version":
 				k.integer(ctx, c, 2, 3, &version)
 			case "authentication":
@@ -125,7 +127,7 @@ func (k *kaImporter) vrrpInstance(n *kaNode) {
 						k.note(c.pos(), "%s: %q: %v: ignored", ctx, c.words(), err)
 						break
 					}
-					v.src = a
+					v.Src = a
 					if kw == "mcast_src_ip" {
 						k.note(c.pos(), "%s: mcast_src_ip written as unicast_src_ip: both set the one source address of the adverts, in keepalived and gvs", ctx)
 					}
@@ -141,33 +143,33 @@ func (k *kaImporter) vrrpInstance(n *kaNode) {
 					if len(p.args) > 0 {
 						k.note(p.pos(), "%s: unicast_peer %q: options not translated (gvs has no per-peer TTL checks)", ctx, p.words())
 					}
-					v.peers = append(v.peers, a)
+					v.Peers = append(v.Peers, a)
 				}
 			case "nopreempt":
-				v.nopreempt = k.flag(ctx, c)
+				v.NoPreempt = k.flag(ctx, c)
 				preemptPos = c.pos()
 			case "preempt":
 				k.note(c.pos(), "%s: preempt is keepalived's default and gvs's: nothing to write", ctx)
 			case "preempt_delay":
-				if k.seconds(ctx, c, &v.preemptDelay) {
+				if k.seconds(ctx, c, &v.PreemptDelay) {
 					preemptPos = c.pos()
 				}
 			case "garp_master_delay":
-				k.seconds(ctx, c, &v.garpDelay)
+				k.seconds(ctx, c, &v.GARPDelay)
 			case "garp_master_repeat":
-				k.integer(ctx, c, 1, math.MaxInt32, &v.garpRepeat)
+				k.integer(ctx, c, 1, math.MaxInt32, &v.GARPRepeat)
 			case "garp_master_refresh":
-				k.seconds(ctx, c, &v.garpRefresh)
+				k.seconds(ctx, c, &v.GARPRefresh)
 			case "garp_master_refresh_repeat":
-				k.integer(ctx, c, 1, math.MaxInt32, &v.garpRefreshRepeat)
+				k.integer(ctx, c, 1, math.MaxInt32, &v.GARPRefreshRepeat)
 			case "notify_master":
-				k.script(ctx, c, &v.notifyMaster)
+				k.script(ctx, c, &v.NotifyMaster)
 			case "notify_backup":
-				k.script(ctx, c, &v.notifyBackup)
+				k.script(ctx, c, &v.NotifyBackup)
 			case "notify_fault":
-				k.script(ctx, c, &v.notifyFault)
+				k.script(ctx, c, &v.NotifyFault)
 			case "notify":
-				k.script(ctx, c, &v.notify)
+				k.script(ctx, c, &v.Notify)
 			case "track_interface":
 				k.trackInterface(ctx, c, v)
 			case "strict_mode":
@@ -180,31 +182,31 @@ func (k *kaImporter) vrrpInstance(n *kaNode) {
 		})
 	}
 
-	if !vrid.ok {
-		v.off = "no virtual_router_id"
+	if !vrid.OK {
+		v.Off = "no virtual_router_id"
 		k.note(n.pos(), "%s has no valid virtual_router_id: written commented out", ctx)
 	}
-	v.vrid = vrid.v
-	if priority.ok {
-		v.priority = priority.v
+	v.VRID = vrid.V
+	if priority.OK {
+		v.Priority = priority.V
 	}
-	v.garpDelay = v.garpDelay.or(k.garpDelay)
-	v.garpRepeat = v.garpRepeat.or(k.garpRepeat)
-	v.garpRefresh = v.garpRefresh.or(k.garpRefresh)
-	v.garpRefreshRepeat = v.garpRefreshRepeat.or(k.garpRefRep)
+	v.GARPDelay = v.GARPDelay.Or(k.garpDelay)
+	v.GARPRepeat = v.GARPRepeat.Or(k.garpRepeat)
+	v.GARPRefresh = v.GARPRefresh.Or(k.garpRefresh)
+	v.GARPRefreshRepeat = v.GARPRefreshRepeat.Or(k.garpRefRep)
 
-	ipv6 := len(v.vips) > 0 && v.vips[0].Is6()
+	ipv6 := len(v.VIPs) > 0 && v.VIPs[0].Is6()
 	switch {
-	case version.ok:
-		v.version = version.v
+	case version.OK:
+		v.Version = version.V
 	case k.vrrpVersion != 0:
-		v.version = k.vrrpVersion
+		v.Version = k.vrrpVersion
 	}
-	if ipv6 && v.version == 2 {
-		v.version = 3
+	if ipv6 && v.Version == 2 {
+		v.Version = 3
 		k.note(n.pos(), "%s: IPv6 addresses need VRRPv3: version 3 written (keepalived does the same)", ctx)
 	}
-	effVersion := v.version
+	effVersion := v.Version
 	if effVersion == 0 {
 		effVersion = 2
 		if ipv6 {
@@ -212,20 +214,20 @@ func (k *kaImporter) vrrpInstance(n *kaNode) {
 		}
 	}
 
-	if v.advert.ok {
-		d := v.advert.v
+	if v.Advert.OK {
+		d := v.Advert.V
 		switch {
 		case d <= 0:
 			k.note(n.pos(), "%s: advert_int must be positive: the default 1s is used", ctx)
-			v.advert = opt[time.Duration]{}
+			v.Advert = importer.Opt[time.Duration]{}
 		case effVersion == 2 && d%time.Second != 0:
 			r := max(time.Second, d.Round(time.Second))
 			k.note(n.pos(), "%s: VRRPv2 advert_int %v is not whole seconds: rounded to %v as keepalived does", ctx, d, r)
-			v.advert = some(r)
+			v.Advert = importer.Some(r)
 		case effVersion == 3 && d%(10*time.Millisecond) != 0:
 			r := max(10*time.Millisecond, d.Round(10*time.Millisecond))
 			k.note(n.pos(), "%s: VRRPv3 advert_int %v is not whole centiseconds: rounded to %v", ctx, d, r)
-			v.advert = some(r)
+			v.Advert = importer.Some(r)
 		}
 	}
 
@@ -246,37 +248,37 @@ func (k *kaImporter) vrrpInstance(n *kaNode) {
 				k.note(authPos, "%s: auth_pass is longer than 8 bytes: keepalived and gvs use the first 8 (%q)", ctx, authPass[:8])
 				authPass = authPass[:8]
 			}
-			v.authType, v.authPass = "PASS", authPass
+			v.AuthType, v.AuthPass = "PASS", authPass
 		}
 	}
 
-	if v.state == "MASTER" && (v.nopreempt || v.preemptDelay.ok) {
+	if v.State == "MASTER" && (v.NoPreempt || v.PreemptDelay.OK) {
 		k.note(preemptPos, "%s: nopreempt and preempt_delay need state BACKUP: dropped, as keepalived does", ctx)
-		v.nopreempt, v.preemptDelay = false, opt[time.Duration]{}
+		v.NoPreempt, v.PreemptDelay = false, importer.Opt[time.Duration]{}
 	}
-	if v.nopreempt && v.priority == 255 {
+	if v.NoPreempt && v.Priority == 255 {
 		k.note(preemptPos, "%s: nopreempt is incompatible with priority 255 (the address owner always preempts): dropped", ctx)
-		v.nopreempt = false
+		v.NoPreempt = false
 	}
-	if v.preemptDelay.ok && v.preemptDelay.v > 1000*time.Second {
+	if v.PreemptDelay.OK && v.PreemptDelay.V > 1000*time.Second {
 		k.note(preemptPos, "%s: preempt_delay above 1000s: 1000s written, keepalived's maximum", ctx)
-		v.preemptDelay = some(1000 * time.Second)
+		v.PreemptDelay = importer.Some(1000 * time.Second)
 	}
 
-	if len(v.vips) == 0 {
-		if v.off == "" {
-			v.off = "no virtual_ipaddress"
+	if len(v.VIPs) == 0 {
+		if v.Off == "" {
+			v.Off = "no virtual_ipaddress"
 		}
 		k.note(n.pos(), "%s has no virtual_ipaddress: gvs needs at least one; written commented out", ctx)
 	}
-	if v.src.IsValid() && len(v.vips) > 0 && v.src.Is6() != v.vips[0].Is6() {
-		k.note(n.pos(), "%s: unicast_src_ip %s is of the other address family: not written", ctx, v.src)
-		v.src = netip.Addr{}
+	if v.Src.IsValid() && len(v.VIPs) > 0 && v.Src.Is6() != v.VIPs[0].Is6() {
+		k.note(n.pos(), "%s: unicast_src_ip %s is of the other address family: not written", ctx, v.Src)
+		v.Src = netip.Addr{}
 	}
 	var peers []netip.Addr
-	for _, p := range v.peers {
+	for _, p := range v.Peers {
 		switch {
-		case len(v.vips) > 0 && p.Is6() != v.vips[0].Is6():
+		case len(v.VIPs) > 0 && p.Is6() != v.VIPs[0].Is6():
 			k.note(n.pos(), "%s: unicast_peer %s is of the other address family: not written", ctx, p)
 		case slices.Contains(peers, p):
 			k.note(n.pos(), "%s: unicast_peer %s listed twice: written once", ctx, p)
@@ -284,12 +286,12 @@ func (k *kaImporter) vrrpInstance(n *kaNode) {
 			peers = append(peers, p)
 		}
 	}
-	v.peers = peers
-	k.doc.vrrp = append(k.doc.vrrp, v)
+	v.Peers = peers
+	k.doc.VRRP = append(k.doc.VRRP, v)
 }
 
 // vips reads a virtual_ipaddress block: "IP[/len] [dev X] [label Y] [brd Z] ...".
-func (k *kaImporter) vips(ctx string, n *kaNode, v *impVRRP) {
+func (k *kaImporter) vips(ctx string, n *kaNode, v *importer.VRRP) {
 	k.extra(ctx, n, 0)
 	for _, e := range n.block {
 		k.noBlock(ctx, e)
@@ -308,7 +310,7 @@ func (k *kaImporter) vips(ctx string, n *kaNode, v *impVRRP) {
 			case "dev":
 				if i+1 < len(e.args) {
 					i++
-					if v.iface == "" || e.args[i].text != v.iface {
+					if v.Iface == "" || e.args[i].text != v.Iface {
 						dropped = append(dropped, "dev "+e.args[i].text)
 					}
 					continue
@@ -326,12 +328,12 @@ func (k *kaImporter) vips(ctx string, n *kaNode, v *impVRRP) {
 			k.note(e.pos(), "%s: virtual_ipaddress %s: %s not translated (gvs adds no address to an interface: it answers ARP/ND for the VIP itself while master)", ctx, a, strings.Join(dropped, ", "))
 		}
 		switch {
-		case len(v.vips) > 0 && a.Is6() != v.vips[0].Is6():
-			k.note(e.pos(), "%s: virtual_ipaddress %s is of another family than %s: not written (gvs instances have one family; keepalived would move it to virtual_ipaddress_excluded)", ctx, a, v.vips[0])
-		case slices.Contains(v.vips, a):
+		case len(v.VIPs) > 0 && a.Is6() != v.VIPs[0].Is6():
+			k.note(e.pos(), "%s: virtual_ipaddress %s is of another family than %s: not written (gvs instances have one family; keepalived would move it to virtual_ipaddress_excluded)", ctx, a, v.VIPs[0])
+		case slices.Contains(v.VIPs, a):
 			k.note(e.pos(), "%s: virtual_ipaddress %s listed twice: written once", ctx, a)
 		default:
-			v.vips = append(v.vips, a)
+			v.VIPs = append(v.VIPs, a)
 		}
 	}
 }
@@ -358,7 +360,7 @@ func kaVIP(s string) (netip.Addr, int, error) {
 // trackInterface reads a track_interface block: one interface a line, "NAME" or
 // "NAME weight W". Weights are checked against sync groups and the address owner
 // later, in trackWeights.
-func (k *kaImporter) trackInterface(ctx string, n *kaNode, v *impVRRP) {
+func (k *kaImporter) trackInterface(ctx string, n *kaNode, v *importer.VRRP) {
 	k.extra(ctx, n, 0)
 	for _, e := range n.block {
 		k.noBlock(ctx, e)
@@ -384,19 +386,19 @@ func (k *kaImporter) trackInterface(ctx string, n *kaNode, v *impVRRP) {
 			k.note(e.pos(), "%s: track_interface %q: weight %d is outside gvs's -253..253: left out", ctx, e.words(), weight)
 		case name == "" || len(name) > 15 || !utf8.ValidString(name) || strings.ContainsFunc(name, func(r rune) bool { return r == '/' || unicode.IsSpace(r) }):
 			k.note(e.pos(), "%s: track_interface %q: %q is not an interface name: left out", ctx, e.words(), name)
-		case slices.ContainsFunc(v.track, func(t impTrack) bool { return t.name == name }):
+		case slices.ContainsFunc(v.Track, func(t importer.Track) bool { return t.Name == name }):
 			k.note(e.pos(), "%s: track_interface %s listed twice: the first is written", ctx, name)
 		default:
 			// weight 0 is keepalived's "no weight": down means FAULT.
-			v.track = append(v.track, impTrack{pos: e.pos(), name: name, weight: weight})
+			v.Track = append(v.Track, importer.Track{Pos: e.pos(), Name: name, Weight: weight})
 		}
 	}
 }
 
 // kaSync is a vrrp_sync_group as read, before its members are checked.
 type kaSync struct {
-	g              *impSyncGroup
-	raw            []impMember
+	g              *importer.SyncGroup
+	raw            []importer.Member
 	trackingWeight bool // sync_group_tracking_weight: the members keep their weights
 }
 
@@ -422,7 +424,7 @@ func (k *kaImporter) syncGroup(n *kaNode) {
 	}
 	ctx := "vrrp_sync_group " + n.arg(0)
 	k.extra(ctx, n, 1)
-	s := &kaSync{g: &impSyncGroup{pos: n.pos(), name: n.arg(0)}}
+	s := &kaSync{g: &importer.SyncGroup{Pos: n.pos(), Name: n.arg(0)}}
 	hasGroup := false
 	for _, c := range n.block {
 		k.dispatch(ctx, c, kaSyncUnsupported, func(kw string) bool {
@@ -433,9 +435,9 @@ func (k *kaImporter) syncGroup(n *kaNode) {
 				// Members are words: one a line, or several on one.
 				for _, m := range c.block {
 					k.noBlock(ctx, m)
-					s.raw = append(s.raw, impMember{pos: m.pos(), name: m.key.text})
+					s.raw = append(s.raw, importer.Member{Pos: m.pos(), Name: m.key.text})
 					for _, a := range m.args {
-						s.raw = append(s.raw, impMember{pos: a.pos, name: a.text})
+						s.raw = append(s.raw, importer.Member{Pos: a.pos, Name: a.text})
 					}
 				}
 			case "sync_group_tracking_weight":
@@ -461,27 +463,27 @@ func (k *kaImporter) syncGroup(n *kaNode) {
 // group (the first that lists it), and adds the groups to the document.
 func (k *kaImporter) syncMembers() {
 	names := map[string]bool{}
-	for _, v := range k.doc.vrrp {
-		names[v.name] = true
+	for _, v := range k.doc.VRRP {
+		names[v.Name] = true
 	}
 	k.syncOf = map[string]*kaSync{}
 	for _, s := range k.syncs {
 		g := s.g
 		for _, m := range s.raw {
-			g.listed = append(g.listed, m.name)
-			switch other := k.syncOf[m.name]; {
-			case !names[m.name]:
-				k.note(m.pos, "vrrp_sync_group %s: member %s is dropped: no vrrp_instance has that name", g.name, m.name)
+			g.Listed = append(g.Listed, m.Name)
+			switch other := k.syncOf[m.Name]; {
+			case !names[m.Name]:
+				k.note(m.Pos, "vrrp_sync_group %s: member %s is dropped: no vrrp_instance has that name", g.Name, m.Name)
 			case other == s:
-				k.note(m.pos, "vrrp_sync_group %s: member %s listed twice: written once", g.name, m.name)
+				k.note(m.Pos, "vrrp_sync_group %s: member %s listed twice: written once", g.Name, m.Name)
 			case other != nil:
-				k.note(m.pos, "vrrp_sync_group %s: member %s is dropped: it is already in vrrp_sync_group %s (an instance is in one group at most)", g.name, m.name, other.g.name)
+				k.note(m.Pos, "vrrp_sync_group %s: member %s is dropped: it is already in vrrp_sync_group %s (an instance is in one group at most)", g.Name, m.Name, other.g.Name)
 			default:
-				k.syncOf[m.name] = s
-				g.members = append(g.members, m)
+				k.syncOf[m.Name] = s
+				g.Members = append(g.Members, m)
 			}
 		}
-		k.doc.groups = append(k.doc.groups, g)
+		k.doc.Groups = append(k.doc.Groups, g)
 	}
 }
 
@@ -490,23 +492,23 @@ func (k *kaImporter) syncMembers() {
 // means FAULT), and the address owner (priority 255, whose priority never changes)
 // stops tracking a weighted interface altogether. gvs refuses weights on the owner.
 func (k *kaImporter) trackWeights() {
-	for _, v := range k.doc.vrrp {
-		ctx := "vrrp_instance " + v.name
-		s := k.syncOf[v.name]
-		owner := v.priority == 255 || (v.priority == 0 && v.state == "MASTER")
-		var kept []impTrack
-		for _, t := range v.track {
+	for _, v := range k.doc.VRRP {
+		ctx := "vrrp_instance " + v.Name
+		s := k.syncOf[v.Name]
+		owner := v.Priority == 255 || (v.Priority == 0 && v.State == "MASTER")
+		var kept []importer.Track
+		for _, t := range v.Track {
 			switch {
-			case t.weight == 0:
+			case t.Weight == 0:
 			case s != nil && !s.trackingWeight:
-				k.note(t.pos, "%s: track_interface %s: weight %d dropped: keepalived ignores tracking weights in a sync group (%s) without sync_group_tracking_weight, so %s going down means FAULT", ctx, t.name, t.weight, s.g.name, t.name)
-				t.weight = 0
+				k.note(t.Pos, "%s: track_interface %s: weight %d dropped: keepalived ignores tracking weights in a sync group (%s) without sync_group_tracking_weight, so %s going down means FAULT", ctx, t.Name, t.Weight, s.g.Name, t.Name)
+				t.Weight = 0
 			case owner:
-				k.note(t.pos, "%s: track_interface %s weight %d left out: keepalived ignores weights on the address owner (priority 255) and stops tracking the interface; gvs refuses them", ctx, t.name, t.weight)
+				k.note(t.Pos, "%s: track_interface %s weight %d left out: keepalived ignores weights on the address owner (priority 255) and stops tracking the interface; gvs refuses them", ctx, t.Name, t.Weight)
 				continue
 			}
 			kept = append(kept, t)
 		}
-		v.track = kept
+		v.Track = kept
 	}
 }
