@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"log/slog"
+	"net/netip"
 	"os"
 	"strings"
 	"sync"
@@ -12,6 +13,7 @@ import (
 	"github.com/gvs-lb/gvs/dataplane"
 	"github.com/gvs-lb/gvs/internal/control"
 	"github.com/gvs-lb/gvs/internal/ipvsadm"
+	"github.com/gvs-lb/gvs/ipvs"
 )
 
 // An Admin carries out ipvsadm commands against a running director: it is the
@@ -158,3 +160,17 @@ func commandLines(stream string) []int {
 
 // views returns the Director's services, from its published generation.
 func (a *Admin) views() []dataplane.ServiceView { return a.d.Services() }
+
+// unsupported is the error of a command gvs does not carry out the way ipvsadm's
+// kernel would. It exits with 255, as a failed kernel operation does.
+func unsupported(msg string) error {
+	return &ipvsadm.Error{Msg: "gvs adm: " + msg, Status: ipvsadm.StatusUsage}
+}
+
+// keyOfCommand is the key of the service an ipvsadm command (or listing) names.
+func keyOfCommand(s *ipvsadm.Service) ipvs.Key {
+	if s.FWMark != 0 {
+		return ipvs.MarkKey(s.FWMark, s.IPv6)
+	}
+	return ipvs.AddrKey(ipvs.Protocol(s.Protocol), netip.AddrPortFrom(s.Addr, s.Port))
+}

@@ -203,7 +203,7 @@ func (a *Admin) zeroCounters(c *ipvsadm.Command) error {
 	key := keyOfCommand(&c.Service)
 	for i := range views {
 		v := &views[i]
-		if keyOf(&v.Spec) != key {
+		if v.Spec.Key != key {
 			continue
 		}
 		raw := at(t.Services, v.ID)

@@ -2,6 +2,7 @@ package daemon
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net"
 	"net/netip"
@@ -64,9 +65,10 @@ type state struct {
 	owned     map[string][]netip.Addr // VIPs of the VRRP instances in MASTER; nil without VRRP
 	alive     map[netip.AddrPort]bool
 
-	filter   *dataplane.Filter // the links' filter
-	guarded  bool              // the ingress guard is installed
-	announce []netip.Addr      // VIPs announced so far
+	filter    *dataplane.Filter // the links' filter
+	guarded   bool              // the ingress guard is installed (or its absence warned of)
+	guardVIPs []netip.Addr      // the VIPs it drops
+	announce  []netip.Addr      // VIPs announced so far
 
 	metricsLn     net.Listener // listening, not served yet
 	metricsCancel context.CancelFunc
@@ -218,7 +220,7 @@ func (d *Daemon) handle(ctx context.Context, wg *sync.WaitGroup, ev any) {
 
 // shape computes the services the Director should run for conf: MACs filled in
 // from the resolved ones, then the health overlay.
-func (d *Daemon) shape(conf []ipvs.Service) (shaped, error) {
+func (d *Daemon) shape(conf []ipvs.Service) shaped {
 	eff := cloneServices(conf)
 	for i := range eff {
 		for j := range eff[i].RealServers {
@@ -228,17 +230,14 @@ func (d *Daemon) shape(conf []ipvs.Service) (shaped, error) {
 			}
 		}
 	}
-	return d.st.hl.effective(eff, func(a netip.Addr) ipvs.MAC { return d.st.macs[a] }), nil
+	return d.st.hl.effective(eff, func(a netip.Addr) ipvs.MAC { return d.st.macs[a] })
 }
 
 // commit makes conf the configured services: it applies their effective form to
 // the Director and, once it took them, publishes conf and queues the side effects.
 // On error nothing changes.
 func (d *Daemon) commit(conf []ipvs.Service) error {
-	sh, err := d.shape(conf)
-	if err != nil {
-		return err
-	}
+	sh := d.shape(conf)
 	if err := d.d.Apply(sh.services); err != nil {
 		return err
 	}
@@ -273,21 +272,22 @@ func (d *Daemon) commitShaped(sh shaped, first bool) {
 }
 
 // guardEffect adds the ingress guard's change to fx: installed for the current
-// VIPs while want, removed otherwise.
+// VIPs while want (again only when they changed), removed otherwise.
 func (d *Daemon) guardEffect(fx *effect, want bool) {
+	vips := d.st.filter.VIPs
 	switch {
 	case want && d.guard == nil:
 		if !d.st.guarded {
 			d.log.Warn("ingress_drop is set but no ingress guard is available (gvs run installs one with nft): VIP frames also reach the kernel")
 			d.st.guarded = true // warned; nothing installed
 		}
-	case want:
-		fx.guard = slices.Clone(d.st.filter.VIPs)
+	case want && (!d.st.guarded || !slices.Equal(d.st.guardVIPs, vips)):
+		fx.guard = slices.Clone(vips)
 		fx.setGuard = true
-		d.st.guarded = true
-	case d.st.guarded:
+		d.st.guarded, d.st.guardVIPs = true, fx.guard
+	case !want && d.st.guarded:
 		fx.removeGuard = d.guard != nil
-		d.st.guarded = false
+		d.st.guarded, d.st.guardVIPs = false, nil
 	}
 }
 
@@ -355,10 +355,14 @@ func (d *Daemon) admChange(ev admEvent) error {
 		var err error
 		if c.Op == ipvsadm.OpClear {
 			for j := range conf {
-				touched[target{svc: keyOf(&conf[j])}] = true
+				touched[target{svc: conf[j].Key}] = true
 			}
 		}
-		conf, err = editServices(conf, c)
+		conf, err = ipvsadm.Edit(conf, c)
+		var u *ipvsadm.UnsupportedError
+		if errors.As(err, &u) {
+			err = unsupported(u.Msg)
+		}
 		if err != nil {
 			if i < len(ev.lines) {
 				return &ipvsadm.LineError{Line: ev.lines[i], Err: err}
@@ -378,7 +382,7 @@ func (d *Daemon) admChange(ev admEvent) error {
 	}
 	if len(ev.cmds) > len(timeouts) {
 		if err := d.commit(conf); err != nil {
-			// editServices checks everything ipvsadm's kernel checks, so this is a
+			// ipvsadm.Edit checks everything ipvsadm's kernel checks, so this is a
 			// limit of gvs's own (tunnels without a director address, …).
 			return unsupported(strings.TrimPrefix(err.Error(), dataplane.ErrConfig.Error()+": "))
 		}
@@ -402,7 +406,7 @@ func (d *Daemon) restoreMarks(conf []ipvs.Service, k ipvs.Key) {
 		return
 	}
 	for i := range conf {
-		if keyOf(&conf[i]) == k && len(conf[i].Match) == 0 {
+		if conf[i].Key == k && len(conf[i].Match) == 0 {
 			conf[i].Match = slices.Clone(d.st.marks[k])
 			if len(conf[i].Match) == 0 {
 				d.log.Warn("fwmark service added with gvs adm has no match rules ([[service.match]] in the config): no packet carries its mark", "fwmark", k.FWMark)
@@ -414,7 +418,7 @@ func (d *Daemon) restoreMarks(conf []ipvs.Service, k ipvs.Key) {
 func (d *Daemon) rememberMarks(conf []ipvs.Service) {
 	for i := range conf {
 		if s := &conf[i]; s.FWMark != 0 && len(s.Match) > 0 {
-			d.st.marks[keyOf(s)] = slices.Clone(s.Match)
+			d.st.marks[s.Key] = slices.Clone(s.Match)
 		}
 	}
 }
@@ -520,11 +524,6 @@ func (d *Daemon) reload(cfg *config.Config) error {
 				d.serveMetrics()
 			}
 		}
-	}
-	if slices.Contains(changed, "ingress_drop") {
-		var fx effect
-		d.guardEffect(&fx, cfg.Director.IngressDrop)
-		d.fx.queue(fx)
 	}
 	d.announceNew(true)
 	d.rememberMarks(conf)
@@ -737,4 +736,15 @@ func (d *Daemon) stopMetrics() {
 	d.st.metricsCancel()
 	<-d.st.metricsDone
 	d.st.metricsCancel, d.st.metricsDone = nil, nil
+}
+
+// cloneServices returns a copy of services that shares no slice with them.
+func cloneServices(services []ipvs.Service) []ipvs.Service {
+	out := make([]ipvs.Service, len(services))
+	for i := range services {
+		out[i] = services[i]
+		out[i].Match = slices.Clone(services[i].Match)
+		out[i].RealServers = slices.Clone(services[i].RealServers)
+	}
+	return out
 }

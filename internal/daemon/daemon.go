@@ -165,10 +165,7 @@ func New(cfg *config.Config, deps Deps) (_ *Daemon, err error) {
 		}
 	}
 	d.fx = newEffects(d)
-	sh, err := d.shape(file)
-	if err != nil {
-		return nil, fmt.Errorf("%s: %w", cfg.File, err)
-	}
+	sh := d.shape(file)
 	if err := d.d.Apply(sh.services); err != nil {
 		return nil, fmt.Errorf("%s: %w", cfg.File, err)
 	}

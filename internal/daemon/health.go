@@ -63,7 +63,7 @@ func (h *healthLayer) configure(cfg *config.Config, services []ipvs.Service) ([]
 	for i := range cfg.Services {
 		s := &cfg.Services[i]
 		svc := &services[i]
-		key := keyOf(svc)
+		key := svc.Key
 		p := &policy{
 			quorum:     health.Quorum{Min: s.Quorum, Hysteresis: s.Hysteresis},
 			sorry:      s.SorryServer,
@@ -187,7 +187,7 @@ func (h *healthLayer) effective(services []ipvs.Service, mac func(netip.Addr) ip
 		}
 	}
 	for i, s := range services {
-		key := keyOf(&s)
+		key := s.Key
 		p := h.policies[key]
 		if p == nil || !p.checked {
 			markAlive(&s, s.RealServers)

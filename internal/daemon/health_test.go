@@ -55,7 +55,7 @@ func TestHealthLayer(t *testing.T) {
 	if len(hs) != 3 || hs[0].Interval != time.Second || hs[0].Target != netip.MustParseAddrPort("198.18.0.5:80") {
 		t.Fatalf("health specs %+v", hs)
 	}
-	key := keyOf(&specs[0])
+	key := specs[0].Key
 	id := func(a string) string { return checkID(key, netip.MustParseAddrPort(a)) }
 	servers := func(s ipvs.Service) map[string]int32 {
 		m := map[string]int32{}
@@ -131,7 +131,7 @@ func TestHealthLayerServiceUp(t *testing.T) {
 	if !alive[web] || !alive[tls] || alive[netip.MustParseAddrPort("198.18.0.100:81")] {
 		t.Fatal("all up: serviceUp wrong")
 	}
-	key := keyOf(&specs[0])
+	key := specs[0].Key
 	for _, a := range []string{"198.18.0.5:80", "198.18.0.6:80", "198.18.0.7:80"} {
 		h.transition(health.Transition{ID: checkID(key, netip.MustParseAddrPort(a)), Up: false, Weight: -1})
 	}

@@ -46,7 +46,7 @@ func mergeReload(oldFile, newFile, cur []ipvs.Service) ([]ipvs.Service, []overri
 	index := func(list []ipvs.Service) map[ipvs.Key]*ipvs.Service {
 		m := make(map[ipvs.Key]*ipvs.Service, len(list))
 		for i := range list {
-			m[keyOf(&list[i])] = &list[i]
+			m[list[i].Key] = &list[i]
 		}
 		return m
 	}
@@ -56,7 +56,7 @@ func mergeReload(oldFile, newFile, cur []ipvs.Service) ([]ipvs.Service, []overri
 	done := map[ipvs.Key]bool{}
 	for i := range cur {
 		c := &cur[i]
-		k := keyOf(c)
+		k := c.Key
 		done[k] = true
 		o, n := olds[k], news[k]
 		switch {
@@ -82,7 +82,7 @@ func mergeReload(oldFile, newFile, cur []ipvs.Service) ([]ipvs.Service, []overri
 	}
 	for i := range newFile {
 		n := &newFile[i]
-		k := keyOf(n)
+		k := n.Key
 		if done[k] {
 			continue
 		}
@@ -104,7 +104,7 @@ func mergeReload(oldFile, newFile, cur []ipvs.Service) ([]ipvs.Service, []overri
 // mergeService merges one service the old file, the new file and the running
 // configuration all have.
 func mergeService(o, n, c *ipvs.Service) (ipvs.Service, []override) {
-	k := keyOf(c)
+	k := c.Key
 	var ovs []override
 	s := cloneServices([]ipvs.Service{*c})[0]
 	if !sameSettings(o, n) {
