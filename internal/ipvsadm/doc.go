@@ -21,7 +21,8 @@
 //   - Edit applies a table command (-A -E -D -C -a -e -d) to gvs's model of
 //     the table ([]ipvs.Service) as the kernel would, refusing with the
 //     KernelError ipvsadm prints: the one copy of ipvsadm's edit semantics,
-//     for gvs adm and for gvs import ipvsadm.
+//     for gvs adm and for gvs import ipvsadm. ServiceOf converts a model
+//     service back to the listing model, for -L and -S.
 //
 // Service, Dest, Conn and the other types of listings are this package's own,
 // shaped as ipvsadm prints them; the model (package ipvs) is what Edit edits,

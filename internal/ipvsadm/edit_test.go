@@ -1,10 +1,13 @@
 package ipvsadm
 
 import (
+	"bytes"
 	"errors"
 	"net/netip"
 	"reflect"
+	"slices"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -211,5 +214,63 @@ func TestEditErrors(t *testing.T) {
 	c, _ := Parse(words("-a -t 198.18.0.100:80 -r 198.18.0.9 -i --tun-type gre"))
 	if _, err := Edit(base, c); !errors.As(err, &ue) {
 		t.Errorf("a GRE tunnel: %v is not an *UnsupportedError", err)
+	}
+}
+
+// TestServiceOfRoundTrip saves a table built with Edit (ServiceOf, FormatSave),
+// restores it (ParseRestore, Edit) and expects the same table, up to the order
+// ipvsadm-save sorts services and real servers in and the thresholds it does not
+// save.
+func TestServiceOfRoundTrip(t *testing.T) {
+	table := edits(t, nil,
+		"-A -t 198.18.0.100:80 -s rr",
+		"-a -t 198.18.0.100:80 -r 198.18.0.7 -i -w 0",
+		"-a -t 198.18.0.100:80 -r 198.18.0.5 -g -w 3 -x 10 -y 5",
+		"-A -t 198.18.0.100:443 -s wlc -p 600 -M 255.255.255.0",
+		"-a -t 198.18.0.100:443 -r 10.0.0.5:8443 -m",
+		"-A -u 198.18.0.100:53 -s sh -b sh-port,sh-fallback -o",
+		"-A -t [2001:db8::100]:80 -s mh -b mh-port -p 60 -M 64",
+		"-a -t [2001:db8::100]:80 -r [2001:db8::5]:80 -g",
+		"-A -f 7 -s wlc -p 300",
+		"-a -f 7 -r 198.18.0.9 -g",
+		"-A -f 8 -6 -s lc",
+	)
+	var svcs []Service
+	for i := range table {
+		svcs = append(svcs, ServiceOf(&table[i]))
+	}
+	if d := svcs[0].Dests; len(d) != 2 || d[0].Addr != netip.MustParseAddr("198.18.0.5") || d[0].Method != MethodRoute || d[0].UThreshold != 10 || d[1].Method != MethodTunnel {
+		t.Errorf("dests in the kernel's order (newest first): %+v", d)
+	}
+	var saved bytes.Buffer
+	if err := FormatSave(&saved, svcs, Format{Numeric: true}, nil); err != nil {
+		t.Fatal(err)
+	}
+	text := saved.String()
+	cmds, err := ParseRestore(strings.NewReader(text))
+	if err != nil {
+		t.Fatalf("%v\n%s", err, text)
+	}
+	var back []ipvs.Service
+	for _, c := range cmds {
+		if back, err = Edit(back, c); err != nil {
+			t.Fatalf("Edit(%q): %v", c.Args(), err)
+		}
+	}
+	norm := func(ss []ipvs.Service) []ipvs.Service {
+		out := slices.Clone(ss)
+		slices.SortFunc(out, func(a, b ipvs.Service) int { return strings.Compare(a.String(), b.String()) })
+		for i := range out {
+			out[i].RealServers = slices.Clone(out[i].RealServers)
+			slices.SortFunc(out[i].RealServers, func(a, b ipvs.RealServer) int { return a.Addr.Compare(b.Addr) })
+			for j := range out[i].RealServers {
+				// ipvsadm-save writes no thresholds (IPVSADM_FORMAT.md), so -R loses them.
+				out[i].RealServers[j].UpperThreshold, out[i].RealServers[j].LowerThreshold = 0, 0
+			}
+		}
+		return out
+	}
+	if got, want := norm(back), norm(table); !reflect.DeepEqual(got, want) {
+		t.Errorf("restored\n got %+v\nwant %+v\nsaved:\n%s", got, want, text)
 	}
 }
