@@ -28,6 +28,10 @@ const (
 	// DefaultMHTableSize is the mh scheduler's table size when none is chosen: the
 	// kernel's CONFIG_IP_VS_MH_TAB_INDEX default (12), as sched.New uses it.
 	DefaultMHTableSize = 4093
+	// DefaultPersistence is libipvs's IPVS_SVC_PERSISTENT_TIMEOUT: ipvsadm -p
+	// without a value, and keepalived's persistence when only its granularity or
+	// an empty persistence_timeout is given (not the 300 s ipvsadm's man page says).
+	DefaultPersistence = 360 * time.Second
 )
 
 // DefaultTimeouts are the kernel's (ipvsadm --set 900 120 300).

@@ -1,6 +1,10 @@
 package ipvsadm
 
-import "time"
+import (
+	"time"
+
+	"github.com/gvs-lb/gvs/ipvs"
+)
 
 // Op is the command of an ipvsadm command line. The zero value is no command.
 type Op uint8
@@ -117,12 +121,12 @@ type Command struct {
 }
 
 // DefaultScheduler is the scheduler of -A and -E without -s.
-const DefaultScheduler = "wlc"
+const DefaultScheduler = ipvs.DefaultScheduler
 
 // DefaultPersistentTimeout is the timeout of -p given without a value. It is
 // IPVS_SVC_PERSISTENT_TIMEOUT (6*60) in libipvs, not the 300 s the ipvsadm man
 // page states.
-const DefaultPersistentTimeout = 360 * time.Second
+const DefaultPersistentTimeout = ipvs.DefaultPersistence
 
 // MaxTimeout is the largest timeout -p and --set accept: 31 days.
 const MaxTimeout = 31 * 24 * time.Hour

@@ -5,6 +5,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/gvs-lb/gvs/ipvs"
 )
 
 // opt is an option as ipvsadm counts them for its "multiple … options" and
@@ -319,8 +321,8 @@ func (st *parseState) run() (*Command, error) {
 		return nil, st.p.tryHelp()
 	}
 	if c.Op == OpAddServer || c.Op == OpEditServer || c.Op == OpDeleteServer {
-		c.Dest.Weight = 1
-		c.Dest.Method = MethodRoute
+		c.Dest.Weight = ipvs.DefaultWeight
+		c.Dest.Method = methodOf(ipvs.DefaultMethod)
 	}
 
 	for {

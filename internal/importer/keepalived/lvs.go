@@ -13,6 +13,7 @@ import (
 
 	"github.com/gvs-lb/gvs/internal/config"
 	"github.com/gvs-lb/gvs/internal/importer"
+	"github.com/gvs-lb/gvs/ipvs"
 )
 
 // kaTiming is the checker settings keepalived lets a virtual_server and a
@@ -276,7 +277,7 @@ func (k *kaImporter) vsBody(vs *kaVS, n *kaNode) {
 				}
 			case "persistence_timeout":
 				if len(c.args) == 0 {
-					s.Persist = importer.Some(360 * time.Second) // IPVS_SVC_PERSISTENT_TIMEOUT
+					s.Persist = importer.Some(ipvs.DefaultPersistence)
 					break
 				}
 				d, err := strconv.ParseUint(c.arg(0), 10, 32)
@@ -412,8 +413,8 @@ func (k *kaImporter) granularity(vs *kaVS, n *kaNode) {
 		s.Netmask = bits
 	}
 	if !s.Persist.OK {
-		s.Persist = importer.Some(360 * time.Second)
-		k.note(n.pos(), "%s: persistence_granularity without persistence_timeout: keepalived's persistence of 360s is written", vs.ctx)
+		s.Persist = importer.Some(ipvs.DefaultPersistence)
+		k.note(n.pos(), "%s: persistence_granularity without persistence_timeout: keepalived's persistence of %ds is written", vs.ctx, ipvs.DefaultPersistence/time.Second)
 	}
 }
 
@@ -811,7 +812,7 @@ func (k *kaImporter) finishVS(vs *kaVS) {
 	for _, f := range s.Flags {
 		sched := s.Sched
 		if sched == "" {
-			sched = "wlc"
+			sched = ipvs.DefaultScheduler
 		}
 		if _, err := config.ParseSchedFlag(sched, f); err != nil {
 			k.note(s.Pos, "%s: %s: %v: not written (keepalived ignores it too)", vs.ctx, f, err)
@@ -913,7 +914,7 @@ func (k *kaImporter) finishSorry(vs *kaVS, fam6 bool) {
 	ctx, ap := vs.ctx, s.Sorry.V
 	// gvs forwards to the sorry server by its first real server's method, dr
 	// without one; keepalived by the virtual server's (or sorry_server_lvs_method).
-	method := "dr"
+	method := ipvs.DefaultMethod.String()
 	if len(s.Reals) > 0 {
 		method = cmp.Or(s.Reals[0].Method, s.Method)
 	}
