@@ -134,8 +134,12 @@ func (a *Admin) exec(ctx context.Context, args []string, stdin string, out *byte
 func (a *Admin) change(ctx context.Context, args []string, cmds []*ipvsadm.Command, lines []int) error {
 	reply := make(chan error, 1)
 	err := a.dm.request(ctx, admEvent{args: args, cmds: cmds, lines: lines, reply: reply}, reply)
-	if errors.Is(err, ErrStopped) || errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
+	switch {
+	case errors.Is(err, ErrStopped):
 		return unsupported("the director is stopping; the change was not made")
+	case errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded):
+		// The controller may still carry it out.
+		return unsupported("the request was cancelled before the director answered; list the table to see whether the change was made")
 	}
 	return err
 }

@@ -15,6 +15,7 @@ import (
 	"github.com/gvs-lb/gvs/conntrack"
 	"github.com/gvs-lb/gvs/dataplane"
 	"github.com/gvs-lb/gvs/internal/control"
+	"github.com/gvs-lb/gvs/internal/testutil"
 )
 
 // tcpPkt describes a client frame to the director.
@@ -492,6 +493,17 @@ func TestRates(t *testing.T) {
 	if got := ta.ok("-Ln --rate"); !strings.Contains(got, "TCP  198.18.0.100:80                     0        0        0        0        0\n") {
 		t.Errorf("--rate after -Z:\n%s", got)
 	}
+	// The controller's ticks drive the estimator: one estimate every two 1 s ticks.
+	fresh := syns("198.18.0.100:80", 48)
+	for i := range fresh {
+		fresh[i].client = netip.AddrPortFrom(netip.MustParseAddr("198.51.100.9"), fresh[i].client.Port())
+	}
+	ta.send(fresh...)
+	ta.clock.Advance(time.Second)
+	ta.clock.Advance(time.Second)
+	testutil.Eventually(t, 10*time.Second, func() bool {
+		return strings.Contains(ta.ok("-Ln --rate"), "TCP  198.18.0.100:80                     6        6        0      240        0\n")
+	}, "the ticks to estimate the rates")
 }
 
 func TestConnectionList(t *testing.T) {
