@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"net"
+	"net/http"
 	"net/netip"
 	"os"
 	"path/filepath"
@@ -463,5 +464,36 @@ func BenchmarkAdmWhileResolving(b *testing.B) {
 		if r := ta.d.Handle(context.Background(), controlReq(line)); r.Status != 0 {
 			b.Fatalf("%s: %+v", line, r)
 		}
+	}
+}
+
+// TestReloadMetricsListen: metrics_listen takes effect on reload — the endpoint
+// starts, moves and stops with the file.
+func TestReloadMetricsListen(t *testing.T) {
+	ta := newTestAdmin(t, webConf)
+	addr := func() string {
+		t.Helper()
+		logs := ta.logs.String()
+		i := strings.LastIndex(logs, "msg=metrics listen=")
+		if i < 0 {
+			t.Fatalf("no metrics endpoint in the log:\n%s", logs)
+		}
+		line, _, _ := strings.Cut(logs[i+len("msg=metrics listen="):], "\n")
+		return line
+	}
+	withMetrics := strings.Replace(directorConf, "[director]", "[director]\nmetrics_listen = \"127.0.0.1:0\"", 1) + webConf
+	if err := ta.reloadText(withMetrics); err != nil {
+		t.Fatal(err)
+	}
+	url := "http://" + addr() + "/metrics"
+	if got := scrape(t, url)["gvs_conntrack_max"]; got != 4096 {
+		t.Errorf("gvs_conntrack_max = %v after metrics_listen was set on reload", got)
+	}
+	http.DefaultClient.CloseIdleConnections()
+	if err := ta.reload(webConf); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := http.Get(url); err == nil {
+		t.Error("metrics still served after metrics_listen was removed on reload")
 	}
 }

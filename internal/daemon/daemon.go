@@ -29,8 +29,8 @@ import (
 // metrics) read the Director's published generation and the controller's published
 // state, never a lock the controller holds.
 //
-// Build one with New, run it once with Run. Handle (gvs adm) and Reload are safe for
-// concurrent use while Run runs.
+// Build one with New, run it once with Run (or Close it). Handle (gvs adm) and
+// Reload are safe for concurrent use while Run runs.
 type Daemon struct {
 	log   *slog.Logger
 	deps  Deps
@@ -345,6 +345,14 @@ func (d *Daemon) Run(ctx context.Context) error {
 		d.log.Info("worker stopped", attrs...)
 	}
 	return runErr
+}
+
+// Close releases what New opened, for a Daemon that is never Run (Run releases
+// everything itself). It may be called more than once, and after Run returns,
+// not while Run runs.
+func (d *Daemon) Close() error {
+	d.close()
+	return nil
 }
 
 // close releases what New opened. It may be called more than once.
