@@ -21,6 +21,7 @@ budget() {
 	internal/importer/keepalived/FuzzKeepalived) echo 25000x ;; # ~4k/s: import, then the full TOML check and round trip
 	internal/importer/ipvsadm/FuzzIpvsadm) echo 60000x ;;        # ~8k/s once the corpus grows
 	internal/config/FuzzLineIndex) echo 60000x ;;  # ~5k/s once the inputs grow
+	internal/config/FuzzLimits) echo 60000x ;;     # ~15k/s: the limit scan, then the TOML decoder as its oracle
 	*) echo "${FUZZEXECS:-150000}x" ;;             # 17k–75k/s for the rest
 	esac
 }

@@ -22,6 +22,11 @@
 // Error lines come from a small second scan of the file (lineIndex), because the
 // TOML decoder does not expose key positions.
 //
+// Parsing costs time and memory linear in the size of the file, so that a reload
+// cannot take the director down: a file beyond the limits (MaxFileSize, MaxDepth,
+// MaxKeyLen, MaxTables) is refused with the first limit it breaks and its line,
+// before it is decoded, and only the first thousand problems of a file are listed.
+//
 // The package does no I/O beyond reading the file in Load and keeps no global
 // state; it is not on the packet path.
 package config

@@ -3,10 +3,12 @@ package config
 import (
 	"errors"
 	"fmt"
+	"io"
 	"math"
 	"net"
 	"net/netip"
 	"os"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -17,7 +19,14 @@ import (
 
 // Load reads and parses the config file at path; errors name path and a line.
 func Load(path string) (*Config, error) {
-	data, err := os.ReadFile(path)
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, fmt.Errorf("config: %w", err)
+	}
+	defer f.Close()
+	// One byte more than Parse accepts: a larger file, or a device that never
+	// ends, is refused without being read whole.
+	data, err := io.ReadAll(io.LimitReader(f, MaxFileSize+1))
 	if err != nil {
 		return nil, fmt.Errorf("config: %w", err)
 	}
@@ -26,8 +35,15 @@ func Load(path string) (*Config, error) {
 
 // Parse parses and validates a config file's contents; name is used in errors
 // ("name:line: field: message"). It returns either a fully validated Config with
-// all defaults filled, or an Errors value listing every problem found.
+// all defaults filled, or an Errors value listing every problem found (the first
+// thousand, in line order, and how many more there are).
+//
+// A file beyond the limits (MaxFileSize, MaxDepth, MaxKeyLen, MaxTables) is
+// refused, with the first limit it breaks, before it is decoded.
 func Parse(name string, data []byte) (*Config, error) {
+	if err := checkLimits(name, data); err != nil {
+		return nil, err
+	}
 	r := newReader(name)
 	var doc map[string]any
 	if _, err := toml.Decode(string(data), &doc); err != nil {
@@ -41,7 +57,9 @@ func Parse(name string, data []byte) (*Config, error) {
 	if t := root.sub("director"); t != nil {
 		r.director(t, &cfg.Director)
 	}
-	for _, t := range root.array("service") {
+	services := root.array("service")
+	cfg.Services = slices.Grow(cfg.Services, len(services))
+	for _, t := range services {
 		cfg.Services = append(cfg.Services, r.service(t))
 	}
 	for _, t := range root.array("vrrp") {

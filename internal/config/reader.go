@@ -19,11 +19,18 @@ import (
 // keys case-insensitively (so "Weight" would pass silently), stops at the first
 // type mismatch, and cannot place a key inside an array of tables.
 type reader struct {
-	file  string
-	lines lineIndex
-	errs  Errors
-	rules map[Match]string // fwmark match rules (Line zero) → path of the first with the same effect
+	file    string
+	lines   lineIndex
+	errs    Errors           // at most 2*maxErrors; see keep
+	dropped int              // problems found beyond the first maxErrors in line order
+	rules   map[Match]string // fwmark match rules (Line zero) → path of the first with the same effect
 }
+
+// maxErrors is how many problems Parse lists: the first in line order, then how
+// many more there are. Enough to fix a file by, and it keeps a file that repeats
+// one mistake (8 MiB of "1," in a list of strings is four million of them) from
+// costing a GB of messages.
+const maxErrors = 1000
 
 func newReader(file string) *reader {
 	return &reader{file: file, lines: lineIndex{}, rules: map[Match]string{}}
@@ -35,16 +42,42 @@ func (r *reader) errorf(path, format string, args ...any) {
 }
 
 func (r *reader) add(path string, err error) {
-	r.errs = append(r.errs, &Error{File: r.file, Line: r.lines.line(path), Field: path, Err: err})
+	r.keep(&Error{File: r.file, Line: r.lines.line(path), Field: path, Err: err})
 }
 
-// result returns the problems sorted by line (stable, so problems found on one
-// line keep the order in which they were checked), or nil.
+// keep records a problem. It holds on to at most 2*maxErrors: when that many
+// have gathered it keeps the first maxErrors in line order and counts the rest.
+func (r *reader) keep(e *Error) {
+	r.errs = append(r.errs, e)
+	if len(r.errs) == 2*maxErrors {
+		r.trim()
+	}
+}
+
+// trim sorts the problems by line (stable, so problems found on one line keep
+// the order in which they were checked) and drops all but the first maxErrors.
+// Trimming as they come keeps the same problems as trimming once at the end.
+func (r *reader) trim() {
+	slices.SortStableFunc(r.errs, func(a, b *Error) int { return cmp.Compare(a.Line, b.Line) })
+	if n := len(r.errs) - maxErrors; n > 0 {
+		r.dropped += n
+		clear(r.errs[maxErrors:])
+		r.errs = r.errs[:maxErrors]
+	}
+}
+
+// result returns the problems sorted by line, or nil. Beyond maxErrors, a last
+// entry says how many more there are.
 func (r *reader) result() error {
 	if len(r.errs) == 0 {
 		return nil
 	}
-	slices.SortStableFunc(r.errs, func(a, b *Error) int { return cmp.Compare(a.Line, b.Line) })
+	r.trim()
+	if r.dropped > 0 {
+		r.errs = append(r.errs, &Error{File: r.file, Line: r.errs[len(r.errs)-1].Line,
+			Err: fmt.Errorf("and %d more problems after these (gvs lists the first %d)", r.dropped, maxErrors)})
+		r.dropped = 0
+	}
 	return r.errs
 }
 
@@ -253,22 +286,27 @@ func (t *table) array(k string) []*table {
 
 // done reports every key of t that the schema does not know, in file order.
 func (t *table) done() {
-	var unknown []string
+	type unknownKey struct {
+		k    string
+		line int
+	}
+	var unknown []unknownKey
 	for k := range t.m {
 		if !slices.Contains(t.known, k) {
-			unknown = append(unknown, k)
+			unknown = append(unknown, unknownKey{k, t.r.lines.line(t.key(k))})
 		}
 	}
-	slices.SortFunc(unknown, func(a, b string) int {
-		return cmp.Or(cmp.Compare(t.r.lines.line(t.key(a)), t.r.lines.line(t.key(b))), strings.Compare(a, b))
+	slices.SortFunc(unknown, func(a, b unknownKey) int {
+		return cmp.Or(cmp.Compare(a.line, b.line), strings.Compare(a.k, b.k))
 	})
-	for _, k := range unknown {
-		err := fmt.Errorf("%w %q", ErrUnknownKey, k)
-		if s := suggest(k, t.known); s != "" {
-			err = fmt.Errorf("%w %q (did you mean %q?)", ErrUnknownKey, k, s)
+	for _, u := range unknown {
+		err := fmt.Errorf("%w %q", ErrUnknownKey, u.k)
+		if s := suggest(u.k, t.known); s != "" {
+			err = fmt.Errorf("%w %q (did you mean %q?)", ErrUnknownKey, u.k, s)
 		}
-		t.r.errs = append(t.r.errs, &Error{File: t.r.file, Line: t.r.lines.line(t.key(k)), Field: t.path, Err: err})
+		t.r.keep(&Error{File: t.r.file, Line: u.line, Field: t.path, Err: err})
 	}
+	t.known = nil // done with, and there may be a hundred thousand tables
 }
 
 // describe names a decoded TOML value's type for messages: `integer -2`.
@@ -332,45 +370,54 @@ func parseDuration(v any) (time.Duration, error) {
 }
 
 // suggest returns the candidate closest to word if it is close enough to be a
-// likely typo, else "".
+// likely typo, else "". A candidate whose length differs from word's by more
+// than that is too far without comparing them, so the cost does not grow with
+// word, which may be any string of the file (oneOf suggests for values).
 func suggest(word string, candidates []string) string {
+	limit := max(1, min(3, len(word)/3))
+	lower := strings.ToLower(word)
 	best, bestDist := "", 0
 	for _, c := range candidates {
-		d := editDistance(strings.ToLower(word), strings.ToLower(c))
+		c2 := strings.ToLower(c)
+		if len(lower) > len(c2)+limit || len(c2) > len(lower)+limit {
+			continue // editDistance is at least the difference in length
+		}
+		d := editDistance(lower, c2)
 		if best == "" || d < bestDist {
 			best, bestDist = c, d
 		}
 	}
-	if best == "" || bestDist > max(1, min(3, len(word)/3)) {
+	if best == "" || bestDist > limit {
 		return ""
 	}
 	return best
 }
 
 // editDistance is the Damerau-Levenshtein (optimal string alignment) distance,
-// so a swap of two letters ("wieght") counts as one edit.
+// so a swap of two letters ("wieght") counts as one edit. It keeps three rows of
+// the distance matrix, the most a transposition looks back.
 func editDistance(a, b string) int {
-	d := make([][]int, len(a)+1)
-	for i := range d {
-		d[i] = make([]int, len(b)+1)
-		d[i][0] = i
-	}
-	for j := range d[0] {
-		d[0][j] = j
+	n := len(b) + 1
+	rows := make([]int, 3*n)
+	back, prev, cur := rows[:n], rows[n:2*n], rows[2*n:] // rows i-2, i-1 and i
+	for j := range prev {
+		prev[j] = j
 	}
 	for i := 1; i <= len(a); i++ {
+		cur[0] = i
 		for j := 1; j <= len(b); j++ {
 			cost := 1
 			if a[i-1] == b[j-1] {
 				cost = 0
 			}
-			d[i][j] = min(d[i-1][j]+1, d[i][j-1]+1, d[i-1][j-1]+cost)
+			cur[j] = min(prev[j]+1, cur[j-1]+1, prev[j-1]+cost)
 			if i > 1 && j > 1 && a[i-1] == b[j-2] && a[i-2] == b[j-1] {
-				d[i][j] = min(d[i][j], d[i-2][j-2]+1)
+				cur[j] = min(cur[j], back[j-2]+1)
 			}
 		}
+		back, prev, cur = prev, cur, back
 	}
-	return d[len(a)][len(b)]
+	return prev[len(b)]
 }
 
 // oneOf returns the canonical spelling of s among names (case-insensitively), or
