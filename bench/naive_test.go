@@ -9,6 +9,7 @@ import (
 	"github.com/google/gopacket/layers"
 
 	"github.com/gvs-lb/gvs/dataplane"
+	"github.com/gvs-lb/gvs/dataplane/header"
 	"github.com/gvs-lb/gvs/ipvs"
 )
 
@@ -51,7 +52,7 @@ func TestNaive(t *testing.T) {
 			t.Fatalf("frame %d: TTL %d, was %d", i, ip.TTL, was.TTL)
 		}
 		check := append([]byte(nil), ip.Contents...)
-		if dataplane.Checksum(check, 0) != 0xffff {
+		if header.Checksum(check, 0) != 0xffff {
 			t.Fatalf("frame %d: IPv4 header checksum wrong after the TTL update", i)
 		}
 		eth := p.Layer(layers.LayerTypeEthernet).(*layers.Ethernet)

@@ -336,13 +336,13 @@ func (d *Director) Apply(services []ipvs.Service) error {
 		svc.ipv6 = spec.IPv6
 		svc.vaddr = spec.Addr.Addr().As16()
 		if old == nil || pool != old.pool {
-			if err := d.syncDests(svc, spec); err != nil {
+			if err := d.syncDestsLocked(svc, spec); err != nil {
 				return err
 			}
 		} else {
 			for j := range spec.RealServers {
 				r := &spec.RealServers[j]
-				d.setInfo(pool.Find(r.Addr.Addr(), r.Addr.Port()).ID(), svc, r)
+				d.setInfoLocked(pool.Find(r.Addr.Addr(), r.Addr.Port()).ID(), svc, r)
 			}
 		}
 		next[k] = svc
@@ -355,7 +355,7 @@ func (d *Director) Apply(services []ipvs.Service) error {
 		// current generation; a clone takes the deletions.
 		p := svc.pool.Clone()
 		for _, dst := range p.Dests() {
-			d.deleteDest(svc, p, dst)
+			d.deleteDestLocked(svc, p, dst)
 		}
 	}
 	d.svcs = next
@@ -444,11 +444,11 @@ func validate(o *Options, services []ipvs.Service) error {
 	return errors.Join(errs...)
 }
 
-// syncDests brings svc's pool — a new pool, or a clone no worker reads yet — to
+// syncDestsLocked brings svc's pool — a new pool, or a clone no worker reads yet — to
 // spec's real servers. New ones are added in config order, so the kernel list (head
 // first) is the reverse of the file.
 // Precondition: d.mu is held.
-func (d *Director) syncDests(svc *service, spec *ipvs.Service) error {
+func (d *Director) syncDestsLocked(svc *service, spec *ipvs.Service) error {
 	pool := svc.pool
 	want := make(map[netip.AddrPort]*ipvs.RealServer, len(spec.RealServers))
 	for i := range spec.RealServers {
@@ -457,7 +457,7 @@ func (d *Director) syncDests(svc *service, spec *ipvs.Service) error {
 	}
 	for _, dst := range pool.Dests() {
 		if want[netip.AddrPortFrom(dst.Addr(), dst.Port())] == nil {
-			d.deleteDest(svc, pool, dst)
+			d.deleteDestLocked(svc, pool, dst)
 		}
 	}
 	for i := range spec.RealServers {
@@ -469,7 +469,7 @@ func (d *Director) syncDests(svc *service, spec *ipvs.Service) error {
 					return fmt.Errorf("%w: %s: real server %s: %w", ErrConfig, spec, r.Addr, err)
 				}
 			}
-			d.setInfo(cur.ID(), svc, r)
+			d.setInfoLocked(cur.ID(), svc, r)
 			continue
 		}
 		tk := trashKey{svc.id, addr, port}
@@ -485,15 +485,15 @@ func (d *Director) syncDests(svc *service, spec *ipvs.Service) error {
 		if err := pool.Add(dst); err != nil {
 			return fmt.Errorf("%w: %s: real server %s: %w", ErrConfig, spec, r.Addr, err)
 		}
-		d.setInfo(dst.ID(), svc, r)
+		d.setInfoLocked(dst.ID(), svc, r)
 	}
 	return nil
 }
 
-// setInfo records r's data-path settings for the next generation (the published
+// setInfoLocked records r's data-path settings for the next generation (the published
 // generations have their own copies of d.dests).
 // Precondition: d.mu is held.
-func (d *Director) setInfo(id uint32, svc *service, r *ipvs.RealServer) {
+func (d *Director) setInfoLocked(id uint32, svc *service, r *ipvs.RealServer) {
 	in := &d.dests[id]
 	in.svc = svc.id
 	in.method = r.Method
@@ -504,11 +504,11 @@ func (d *Director) setInfo(id uint32, svc *service, r *ipvs.RealServer) {
 	in.mac = r.MAC
 }
 
-// deleteDest unlinks dst from pool (the next generation's) and keeps it in the trash
-// so a re-add finds its counters (docs/ipvs-semantics.md §2.1 step 3), and with
+// deleteDestLocked unlinks dst from pool (the next generation's) and keeps it in the
+// trash so a re-add finds its counters (docs/ipvs-semantics.md §2.1 step 3), and with
 // expire_nodest_conn flushes its connections.
 // Precondition: d.mu is held.
-func (d *Director) deleteDest(svc *service, pool *sched.Pool, dst *sched.Dest) {
+func (d *Director) deleteDestLocked(svc *service, pool *sched.Pool, dst *sched.Dest) {
 	if _, err := pool.Delete(dst.Addr(), dst.Port()); err != nil {
 		return
 	}

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/gvs-lb/gvs/conntrack"
+	"github.com/gvs-lb/gvs/dataplane/header"
 	"github.com/gvs-lb/gvs/ipvs"
 )
 
@@ -15,14 +16,14 @@ import (
 // checksum is not looked at on this path).
 func flowFrame(template []byte, i int) []byte {
 	b := append([]byte(nil), template...)
-	ip := IPv4(b[EthernetHeaderLen:])
-	b[EthernetHeaderLen+12] = 198
-	b[EthernetHeaderLen+13] = 19 + byte(i>>24)
-	b[EthernetHeaderLen+14] = byte(i >> 16)
-	b[EthernetHeaderLen+15] = byte(i >> 8)
-	binary.BigEndian.PutUint16(b[EthernetHeaderLen+20:], uint16(1024+i&0xff))
+	ip := header.IPv4(b[header.EthernetHeaderLen:])
+	b[header.EthernetHeaderLen+12] = 198
+	b[header.EthernetHeaderLen+13] = 19 + byte(i>>24)
+	b[header.EthernetHeaderLen+14] = byte(i >> 16)
+	b[header.EthernetHeaderLen+15] = byte(i >> 8)
+	binary.BigEndian.PutUint16(b[header.EthernetHeaderLen+20:], uint16(1024+i&0xff))
 	ip.SetChecksum(0)
-	ip.SetChecksum(^Checksum(b[EthernetHeaderLen:EthernetHeaderLen+20], 0))
+	ip.SetChecksum(^header.Checksum(b[header.EthernetHeaderLen:header.EthernetHeaderLen+20], 0))
 	return b
 }
 
@@ -47,9 +48,9 @@ func newBatch(frames [][]byte) *benchBatch {
 func (bb *benchBatch) restoreDR() {
 	for i := range bb.in {
 		f := &bb.in[i]
-		o := f.Off + EthernetHeaderLen
-		f.Buf[o+8] = bb.orig[i][EthernetHeaderLen+8]
-		f.Buf[o+10], f.Buf[o+11] = bb.orig[i][EthernetHeaderLen+10], bb.orig[i][EthernetHeaderLen+11]
+		o := f.Off + header.EthernetHeaderLen
+		f.Buf[o+8] = bb.orig[i][header.EthernetHeaderLen+8]
+		f.Buf[o+10], f.Buf[o+11] = bb.orig[i][header.EthernetHeaderLen+10], bb.orig[i][header.EthernetHeaderLen+11]
 	}
 }
 
@@ -68,7 +69,7 @@ const benchBatchSize = 64
 type benchTuple [8]byte
 
 func (f *Frame) setTuple(t *benchTuple) {
-	b := f.Buf[f.Off+EthernetHeaderLen:]
+	b := f.Buf[f.Off+header.EthernetHeaderLen:]
 	copy(b[12:16], t[:4])
 	copy(b[20:22], t[4:6])
 	copy(b[10:12], t[6:8])
@@ -137,9 +138,9 @@ func benchEstablished(b *testing.B, flows, distinct int) {
 		for range distinct {
 			f := flowFrame(ack, rng.IntN(flows))
 			var t benchTuple
-			copy(t[:], f[EthernetHeaderLen+12:EthernetHeaderLen+16])
-			copy(t[4:], f[EthernetHeaderLen+20:EthernetHeaderLen+22])
-			copy(t[6:], f[EthernetHeaderLen+10:EthernetHeaderLen+12])
+			copy(t[:], f[header.EthernetHeaderLen+12:header.EthernetHeaderLen+16])
+			copy(t[4:], f[header.EthernetHeaderLen+20:header.EthernetHeaderLen+22])
+			copy(t[6:], f[header.EthernetHeaderLen+10:header.EthernetHeaderLen+12])
 			tuples = append(tuples, t)
 		}
 	}
@@ -214,10 +215,10 @@ func benchNewConnection(b *testing.B, synRecv time.Duration) {
 			round++
 			for _, x := range batches {
 				for j, f := range x.orig {
-					p := binary.BigEndian.Uint16(f[EthernetHeaderLen+20:])
+					p := binary.BigEndian.Uint16(f[header.EthernetHeaderLen+20:])
 					p = 1024 + (p-1024+256)%(256*200)
-					binary.BigEndian.PutUint16(f[EthernetHeaderLen+20:], p)
-					binary.BigEndian.PutUint16(x.in[j].Buf[x.in[j].Off+EthernetHeaderLen+20:], p)
+					binary.BigEndian.PutUint16(f[header.EthernetHeaderLen+20:], p)
+					binary.BigEndian.PutUint16(x.in[j].Buf[x.in[j].Off+header.EthernetHeaderLen+20:], p)
 				}
 			}
 		}

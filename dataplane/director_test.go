@@ -10,8 +10,9 @@ import (
 
 	"github.com/google/gopacket"
 	"github.com/google/gopacket/layers"
-
 	"github.com/gvs-lb/gvs/conntrack"
+	"github.com/gvs-lb/gvs/dataplane/header"
+	"github.com/gvs-lb/gvs/dataplane/internal/frametest"
 	"github.com/gvs-lb/gvs/ipvs"
 )
 
@@ -159,7 +160,7 @@ func dtDecode(t *testing.T, b []byte) gopacket.Packet {
 // against gopacket's full recompute (checkOracle, shared with the header tests).
 func checksumsValid(t *testing.T, b []byte) {
 	t.Helper()
-	checkOracle(t, b, false, true)
+	frametest.CheckOracle(t, b, false, true)
 }
 
 func TestDRRoundRobinSeed000(t *testing.T) {
@@ -600,8 +601,8 @@ func TestCompletesPartialChecksums(t *testing.T) {
 		b := dtPkt{src: dtClient, dst: dtVIP, sport: 40000, dport: 80, syn: true, plen: 33}.frame(t)
 		// What a local stack with checksum offload leaves in the field: the
 		// pseudo-header sum, not the checksum.
-		ip := b[EthernetHeaderLen:]
-		ps := PseudoHeaderSum(ip[12:16], ip[16:20], IPProtoTCP, uint32(len(ip)-20))
+		ip := b[header.EthernetHeaderLen:]
+		ps := header.PseudoHeaderSum(ip[12:16], ip[16:20], header.IPProtoTCP, uint32(len(ip)-20))
 		binary.BigEndian.PutUint16(ip[20+16:], ps)
 		in := []Frame{inFrame(b)}
 		in[0].CsumPartial = true

@@ -5,6 +5,7 @@ import (
 	"time"
 
 	"github.com/gvs-lb/gvs/conntrack"
+	"github.com/gvs-lb/gvs/dataplane/header"
 	"github.com/gvs-lb/gvs/ipvs"
 )
 
@@ -63,10 +64,10 @@ func flowIndex(k *conntrack.Key) uint32 {
 // cacheable reports whether a packet with these TCP flags (0 for UDP) cannot change
 // an ESTABLISHED (or UDP) connection's state.
 func cacheable(proto, flags uint8) bool {
-	if proto == protoUDP {
+	if proto == header.IPProtoUDP {
 		return true
 	}
-	return flags&(tcpSYN|tcpFIN|tcpRST) == 0 && flags&tcpACK != 0
+	return flags&(header.TCPFlagSYN|header.TCPFlagFIN|header.TCPFlagRST) == 0 && flags&header.TCPFlagACK != 0
 }
 
 // lookup returns the cached forwarding of k, fresh at now, or nil.
@@ -85,7 +86,7 @@ func (fc *flowCache) lookup(k *conntrack.Key, now int64) *flowSlot {
 // store remembers c (the table's answer at now) when it is safe to serve k's next
 // packets from the cache, and forgets k otherwise.
 func (fc *flowCache) store(k *conntrack.Key, c *conntrack.Conn, now int64) {
-	if (k.Proto == protoTCP && c.State != conntrack.StateEstablished) || !c.HasDest || c.Flags&conntrack.FlagOnePacket != 0 {
+	if (k.Proto == header.IPProtoTCP && c.State != conntrack.StateEstablished) || !c.HasDest || c.Flags&conntrack.FlagOnePacket != 0 {
 		fc.forget(k)
 		return
 	}

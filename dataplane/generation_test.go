@@ -8,6 +8,7 @@ import (
 	"sync/atomic"
 	"testing"
 
+	"github.com/gvs-lb/gvs/dataplane/header"
 	"github.com/gvs-lb/gvs/ipvs"
 )
 
@@ -22,13 +23,13 @@ func genRS(n int, port uint16, weight int32) ipvs.RealServer {
 // patchFlow sets a frame's client address and port (IPv4, TCP, no options) with
 // incremental checksum updates, so one gopacket-built frame serves every flow.
 func patchFlow(b []byte, src [4]byte, sport uint16) {
-	ip := IPv4(b[EthernetHeaderLen:])
+	ip := header.IPv4(b[header.EthernetHeaderLen:])
 	old := ip.SourceAddress()
 	ip.SetSourceAddressWithChecksumUpdate(src)
-	tcp := b[EthernetHeaderLen+IPv4MinHeaderLen:]
+	tcp := b[header.EthernetHeaderLen+header.IPv4MinHeaderLen:]
 	hc := binary.BigEndian.Uint16(tcp[16:])
-	hc = ChecksumUpdateBytes(hc, old[:], src[:])
-	hc = ChecksumUpdate16(hc, binary.BigEndian.Uint16(tcp[0:]), sport)
+	hc = header.ChecksumUpdateBytes(hc, old[:], src[:])
+	hc = header.ChecksumUpdate16(hc, binary.BigEndian.Uint16(tcp[0:]), sport)
 	binary.BigEndian.PutUint16(tcp[0:], sport)
 	binary.BigEndian.PutUint16(tcp[16:], hc)
 }
@@ -168,15 +169,15 @@ func TestGenerationsUnderTraffic(t *testing.T) {
 				g := int64(w.Generation()) - 1 // hist[0] is the first Apply's generation
 				for i := range out {
 					b := out[i].Bytes()
-					if len(b) < EthernetHeaderLen+IPv4MinHeaderLen+20 || IPv4(b[EthernetHeaderLen:]).Protocol() != protoTCP {
+					if len(b) < header.EthernetHeaderLen+header.IPv4MinHeaderLen+20 || header.IPv4(b[header.EthernetHeaderLen:]).Protocol() != header.IPProtoTCP {
 						continue // an ICMP error the director generated
 					}
 					mac := ipvs.MAC(b[0:6])
 					var k [6]byte
-					copy(k[:4], b[EthernetHeaderLen+12:EthernetHeaderLen+16])
-					copy(k[4:], b[EthernetHeaderLen+IPv4MinHeaderLen:EthernetHeaderLen+IPv4MinHeaderLen+2])
-					dport := binary.BigEndian.Uint16(b[EthernetHeaderLen+IPv4MinHeaderLen+2:])
-					syn := b[EthernetHeaderLen+IPv4MinHeaderLen+13]&tcpSYN != 0
+					copy(k[:4], b[header.EthernetHeaderLen+12:header.EthernetHeaderLen+16])
+					copy(k[4:], b[header.EthernetHeaderLen+header.IPv4MinHeaderLen:header.EthernetHeaderLen+header.IPv4MinHeaderLen+2])
+					dport := binary.BigEndian.Uint16(b[header.EthernetHeaderLen+header.IPv4MinHeaderLen+2:])
+					syn := b[header.EthernetHeaderLen+header.IPv4MinHeaderLen+13]&header.TCPFlagSYN != 0
 					if syn {
 						histMu.Lock()
 						ok := g >= 0 && g < int64(len(hist)) && hist[g][dport][mac]

@@ -11,6 +11,8 @@ import (
 	"time"
 
 	"github.com/gvs-lb/gvs/dataplane"
+	"github.com/gvs-lb/gvs/dataplane/header"
+	"github.com/gvs-lb/gvs/dataplane/internal/frametest"
 	"github.com/gvs-lb/gvs/dataplane/linktest"
 	"github.com/gvs-lb/gvs/internal/testutil"
 	"github.com/gvs-lb/gvs/ipvs"
@@ -30,14 +32,14 @@ func ptUDP(sport uint16) []byte {
 	b := make([]byte, 14+20+8+18)
 	copy(b[0:], ptDirMAC[:])
 	copy(b[6:], ptClientMAC[:])
-	binary.BigEndian.PutUint16(b[12:], dataplane.EtherTypeIPv4)
+	binary.BigEndian.PutUint16(b[12:], header.EtherTypeIPv4)
 	ip := b[14:]
 	ip[0], ip[8], ip[9] = 0x45, 64, 17
 	binary.BigEndian.PutUint16(ip[2:], uint16(len(ip)))
 	s, d := ptClient.As4(), ptVIP.As4()
 	copy(ip[12:], s[:])
 	copy(ip[16:], d[:])
-	binary.BigEndian.PutUint16(ip[10:], ^dataplane.Checksum(ip[:20], 0))
+	binary.BigEndian.PutUint16(ip[10:], ^header.Checksum(ip[:20], 0))
 	binary.BigEndian.PutUint16(ip[20:], sport)
 	binary.BigEndian.PutUint16(ip[22:], 53)
 	binary.BigEndian.PutUint16(ip[24:], uint16(len(ip)-20))
@@ -73,6 +75,21 @@ func ptClock() func() int64 {
 // TestPumpForwards runs Pump between a pair of in-memory links: client frames written
 // on one end come back from the director rewritten for DR, spread over both real
 // servers, and Pump stops cleanly when its context is cancelled.
+// TestHeadroomFitsEncapsulation checks that Headroom holds the largest growth of
+// header.Encapsulate: a tagged frame with an IPv6 outer header.
+func TestHeadroomFitsEncapsulation(t *testing.T) {
+	f := frametest.TCP4(t, frametest.Opts{VLAN: 1}, "198.51.100.7", "192.0.2.10", 40000, 80)
+	buf := make([]byte, dataplane.Headroom+len(f))
+	copy(buf[dataplane.Headroom:], f)
+	var p header.Parsed
+	if d := p.Decode(buf[dataplane.Headroom:]); d != header.DropNone {
+		t.Fatalf("decode: %v", d)
+	}
+	if _, ok := header.Encapsulate(buf, dataplane.Headroom, &p, &header.Tunnel{IPv6: true}); !ok {
+		t.Error("Headroom too small for a tagged frame with an IPv6 outer header")
+	}
+}
+
 func TestPumpForwards(t *testing.T) {
 	testutil.CheckLeaks(t)
 	dir, wire := linktest.NewPair()
@@ -98,7 +115,7 @@ func TestPumpForwards(t *testing.T) {
 			t.Fatal(err)
 		}
 		for _, f := range in[:n] {
-			e := dataplane.Ethernet(f.Bytes())
+			e := header.Ethernet(f.Bytes())
 			if src := e.SourceAddress(); src != ptDirMAC {
 				t.Errorf("source MAC %x, want the director's", src)
 			}

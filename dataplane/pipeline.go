@@ -2,19 +2,8 @@ package dataplane
 
 import (
 	"github.com/gvs-lb/gvs/conntrack"
+	"github.com/gvs-lb/gvs/dataplane/header"
 	"github.com/gvs-lb/gvs/sched"
-)
-
-const (
-	protoICMP   = 1
-	protoTCP    = 6
-	protoUDP    = 17
-	protoICMPv6 = 58
-
-	tcpFIN = 0x01
-	tcpSYN = 0x02
-	tcpRST = 0x04
-	tcpACK = 0x10
 )
 
 func (w *Worker) drop(r Reason, out []Frame) []Frame {
@@ -22,20 +11,20 @@ func (w *Worker) drop(r Reason, out []Frame) []Frame {
 	return out
 }
 
-// one handles a single frame. Classification follows the kernel's hooks: traffic to a
-// VIP takes the input path (ip_vs_in_hook), traffic from a NAT real server the output
-// path (ip_vs_out_hook); everything else is not ours.
-func (w *Worker) one(s *snapshot, f *Frame, now int64, out []Frame) []Frame {
+// processFrame handles a single frame of a Process batch. Classification follows the
+// kernel's hooks: traffic to a VIP takes the input path (ip_vs_in_hook), traffic from a
+// NAT real server the output path (ip_vs_out_hook); everything else is not ours.
+func (w *Worker) processFrame(s *snapshot, f *Frame, now int64, out []Frame) []Frame {
 	w.C.In++
 	b := f.Bytes()
 	p := &w.p
-	if dr := p.Decode(b); dr != DropNone {
+	if dr := p.Decode(b); dr != header.DropNone {
 		w.C.Malformed[dr]++
 		return w.drop(ReasonMalformed, out)
 	}
 	owned := w.d.owned.Load()
 	if p.IPVersion == 0 {
-		if p.EtherType == EtherTypeARP && p.ARPOp == ARPRequest && s.vips.contains(&p.Dst, false) {
+		if p.EtherType == header.EtherTypeARP && p.ARPOp == header.ARPRequest && s.vips.contains(&p.Dst, false) {
 			if owned != nil && !owned.contains(&p.Dst, false) {
 				return w.drop(ReasonNotOwned, out)
 			}
@@ -43,7 +32,7 @@ func (w *Worker) one(s *snapshot, f *Frame, now int64, out []Frame) []Frame {
 		}
 		return w.drop(ReasonNotIP, out)
 	}
-	if target, ok := w.ndpNS(b); ok && s.vips.contains(&target, true) {
+	if target, ok := header.NeighborSolicitTarget(b, p); ok && s.vips.contains(&target, true) {
 		if owned != nil && !owned.contains(&target, true) {
 			return w.drop(ReasonNotOwned, out)
 		}
@@ -82,8 +71,8 @@ func (w *Worker) setKey(proto uint8, v6 bool, caddr *[16]byte, cport uint16, vad
 func (w *Worker) inbound(s *snapshot, f *Frame, now int64, out []Frame) []Frame {
 	p := &w.p
 	switch p.Proto {
-	case protoTCP, protoUDP:
-	case protoICMP, protoICMPv6:
+	case header.IPProtoTCP, header.IPProtoUDP:
+	case header.IPProtoICMP, header.IPProtoICMPv6:
 		if p.HasEmbedded {
 			return w.inboundICMP(s, f, now, out)
 		}
@@ -98,7 +87,7 @@ func (w *Worker) inbound(s *snapshot, f *Frame, now int64, out []Frame) []Frame 
 	}
 	w.setKey(p.Proto, p.IPv6, &p.Src, p.SrcPort, &p.Dst, p.DstPort)
 	var flags uint8
-	if p.Proto == protoTCP {
+	if p.Proto == header.IPProtoTCP {
 		flags = p.TCPFlags
 	}
 	ok := cacheable(p.Proto, flags)
@@ -132,7 +121,7 @@ func (w *Worker) inbound(s *snapshot, f *Frame, now int64, out []Frame) []Frame 
 // which the kernel schedules from the quoted header, inverted, without the SYN test.
 func (w *Worker) schedule(s *snapshot, f *Frame, flags uint8, icmp bool, now int64, out []Frame) []Frame {
 	k := &w.key
-	if !icmp && k.Proto == protoTCP && (flags&tcpRST != 0 || (flags&tcpSYN == 0 && !s.set.sloppyTCP)) {
+	if !icmp && k.Proto == header.IPProtoTCP && (flags&header.TCPFlagRST != 0 || (flags&header.TCPFlagSYN == 0 && !s.set.sloppyTCP)) {
 		return w.drop(ReasonNotSYN, out)
 	}
 	svc := s.service(k)
@@ -178,7 +167,7 @@ func (w *Worker) schedule(s *snapshot, f *Frame, flags uint8, icmp bool, now int
 		}
 	}
 	var cf conntrack.Flags
-	if svc.spec.OPS && k.Proto == protoUDP {
+	if svc.spec.OPS && k.Proto == header.IPProtoUDP {
 		cf = conntrack.FlagOnePacket
 	}
 	s, info := w.destInfo(s, dest.ID())
@@ -247,7 +236,7 @@ func (w *Worker) leave(s *snapshot, svc *service, f *Frame, r Reason, out []Fram
 		return w.drop(ReasonFTPData, out)
 	}
 	w.C.Reasons[r]++
-	return w.sendICMP(f, ICMPPortUnreachable, 0, &p.Dst, out)
+	return w.sendICMP(f, header.ICMPPortUnreachable, 0, &p.Dst, out)
 }
 
 // service is ip_vs_service_find (docs/ipvs-semantics.md §5.8) for a flow's virtual
@@ -270,7 +259,7 @@ func (s *snapshot) service(f *conntrack.Key) *service {
 	if svc := s.bySvc.get(&k); svc != nil {
 		return svc
 	}
-	if s.hasFTP && f.Proto == protoTCP && (f.VPort == 20 || f.VPort >= 1024) {
+	if s.hasFTP && f.Proto == header.IPProtoTCP && (f.VPort == 20 || f.VPort >= 1024) {
 		k.port = 21
 		if svc := s.bySvc.get(&k); svc != nil {
 			return svc

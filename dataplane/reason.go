@@ -8,7 +8,7 @@ type Reason uint8
 
 const (
 	_                   Reason = iota
-	ReasonMalformed            // Decode refused the frame (see Counters.Malformed)
+	ReasonMalformed            // header.Decode refused the frame (see Counters.Malformed)
 	ReasonNotIP                // ARP, NDP-less EtherTypes…: not for the data path
 	ReasonNotOurs              // IP, but neither to a VIP nor a reply from a NAT real server
 	ReasonFragment             // an IP fragment to a VIP: gvs does not reassemble

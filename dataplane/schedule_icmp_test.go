@@ -5,6 +5,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/gvs-lb/gvs/dataplane/header"
+	"github.com/gvs-lb/gvs/dataplane/internal/frametest"
 	"github.com/gvs-lb/gvs/ipvs"
 )
 
@@ -14,8 +16,8 @@ import (
 // header (inverted: the client is the quote's destination), the error goes to that real
 // server, and the client's next packet follows it.
 func TestScheduleICMP(t *testing.T) {
-	quote := l3(t, tcp4(t, frameOpts{flags: TCPFlagACK}, dtVIP.String(), dtClient.String(), 80, 40000))
-	icmp := icmp4Error(t, frameOpts{}, "198.51.100.1", dtVIP.String(), 3, 4, quote, 28)
+	quote := frametest.L3(t, frametest.TCP4(t, frametest.Opts{Flags: header.TCPFlagACK}, dtVIP.String(), dtClient.String(), 80, 40000))
+	icmp := frametest.ICMP4Error(t, frametest.Opts{}, "198.51.100.1", dtVIP.String(), 3, 4, quote, 28)
 
 	off := newHarness(t, testOptions(), rrService(ipvs.DR, 80))
 	if got := off.run(icmp, sec); len(got) != 0 || off.w.C.Reasons[ReasonICMPUnrelated] != 1 {

@@ -2,6 +2,7 @@ package dataplane
 
 import (
 	"github.com/gvs-lb/gvs/conntrack"
+	"github.com/gvs-lb/gvs/dataplane/header"
 	"github.com/gvs-lb/gvs/sched"
 )
 
@@ -13,7 +14,7 @@ type Frame struct {
 	Off, Len int
 	// CsumPartial marks a frame whose TCP/UDP checksum the sender left to checksum
 	// offload (TP_STATUS_CSUMNOTREADY): the Director completes it in software before
-	// forwarding (see CompleteChecksum).
+	// forwarding (see header.CompleteChecksum).
 	CsumPartial bool
 }
 
@@ -35,7 +36,7 @@ type Counters struct {
 	// one per input frame was due in a batch.
 	ICMPSuppressed uint64
 	Reasons        [NumReasons]uint64
-	Malformed      [NumDrops]uint64
+	Malformed      [header.NumDrops]uint64
 }
 
 // A Worker runs the pipeline for one goroutine: it owns its scratch space, its
@@ -44,7 +45,7 @@ type Counters struct {
 // and stats may be read only by that goroutine or after it stopped.
 type Worker struct {
 	d    *Director
-	p    Parsed
+	p    header.Parsed
 	key  conntrack.Key
 	conn conntrack.Conn
 	pk   sched.Packet
@@ -70,7 +71,7 @@ type Worker struct {
 func (d *Director) NewWorker(batch int) *Worker {
 	w := &Worker{d: d, icmp: make([][]byte, batch), flows: new(flowCache)}
 	for i := range w.icmp {
-		w.icmp[i] = make([]byte, ICMPErrorMaxFrame)
+		w.icmp[i] = make([]byte, header.ICMPErrorMaxFrame)
 	}
 	d.wmu.Lock()
 	d.workers = append(d.workers, w)
@@ -149,7 +150,7 @@ func (w *Worker) Process(in []Frame, now int64, out []Frame) []Frame {
 	}
 	w.tableRefs = 0
 	for i := range in {
-		out = w.one(s, &in[i], now, out)
+		out = w.processFrame(s, &in[i], now, out)
 	}
 	w.d.now.Store(now)
 	// Publish at most every publishEvery under load (full batches), and after every

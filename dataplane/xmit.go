@@ -2,6 +2,7 @@ package dataplane
 
 import (
 	"github.com/gvs-lb/gvs/conntrack"
+	"github.com/gvs-lb/gvs/dataplane/header"
 	"github.com/gvs-lb/gvs/ipvs"
 )
 
@@ -11,7 +12,7 @@ func (w *Worker) srcMAC(b []byte) [6]byte {
 	if st := &w.s.set; st.hasMAC {
 		return st.mac
 	}
-	return Ethernet(b).DestinationAddress()
+	return header.Ethernet(b).DestinationAddress()
 }
 
 // ownAddr is the source of ICMP errors the director originates as a router (time
@@ -37,16 +38,16 @@ func (w *Worker) nextID() uint16 {
 
 // sendICMP builds the ICMP error kind about the current frame into a worker buffer and
 // queues it; the frame itself has already been counted.
-func (w *Worker) sendICMP(f *Frame, kind ICMPErrorKind, mtu int, src *[16]byte, out []Frame) []Frame {
+func (w *Worker) sendICMP(f *Frame, kind header.ICMPErrorKind, mtu int, src *[16]byte, out []Frame) []Frame {
 	if w.nicmp >= len(w.icmp) {
 		w.C.ICMPSuppressed++
 		return out
 	}
 	b := f.Bytes()
 	buf := w.icmp[w.nicmp]
-	r := ICMPReply{Kind: kind, MTU: uint32(mtu), EthSrc: w.srcMAC(b), EthDst: Ethernet(b).SourceAddress(), ID: w.nextID()}
+	r := header.ICMPReply{Kind: kind, MTU: uint32(mtu), EthSrc: w.srcMAC(b), EthDst: header.Ethernet(b).SourceAddress(), ID: w.nextID()}
 	setAddr(&r.Src, src, w.p.IPv6)
-	n, ok := BuildICMPError(buf, b, &w.p, &r)
+	n, ok := header.BuildICMPError(buf, b, &w.p, &r)
 	if !ok {
 		w.C.ICMPSuppressed++
 		return out
@@ -73,21 +74,21 @@ func (w *Worker) xmit(s *snapshot, f *Frame, c *conntrack.Conn, related bool, ou
 	length := uint64(p.End - p.L3Off)
 	// §9.1: the TTL is decremented before the MTU check, so an ICMP error quotes the
 	// decremented header, as the kernel's does.
-	if !DecTTL(b, p) {
+	if !header.DecTTL(b, p) {
 		w.C.Reasons[ReasonTTLExceeded]++
-		return w.sendICMP(f, ICMPTimeExceeded, 0, w.ownAddr(), out)
+		return w.sendICMP(f, header.ICMPTimeExceeded, 0, w.ownAddr(), out)
 	}
 	mtu, pmtu := s.set.mtu, true
 	if c.Method == ipvs.TUN {
 		var ok bool
-		if mtu, ok = TunnelMTU(mtu, info.ipv6); !ok {
+		if mtu, ok = header.TunnelMTU(mtu, info.ipv6); !ok {
 			return w.drop(ReasonTooBig, out)
 		}
 		pmtu = s.set.pmtuDisc
 	}
-	if !related && ExceedsMTU(p, mtu, pmtu) {
+	if !related && header.ExceedsMTU(p, mtu, pmtu) {
 		w.C.Reasons[ReasonTooBig]++
-		return w.sendICMP(f, ICMPFragNeeded, mtu, w.ownAddr(), out)
+		return w.sendICMP(f, header.ICMPFragNeeded, mtu, w.ownAddr(), out)
 	}
 	if p.End-p.L3Off > mtu {
 		// Linux would fragment (ignore_df); gvs does not.
@@ -95,31 +96,31 @@ func (w *Worker) xmit(s *snapshot, f *Frame, c *conntrack.Conn, related bool, ou
 	}
 	if f.CsumPartial && !related {
 		// Complete before the rewrites: they update checksums incrementally.
-		CompleteChecksum(b, p)
+		header.CompleteChecksum(b, p)
 		f.CsumPartial = false
 	}
 	switch c.Method {
 	case ipvs.NAT:
 		if related {
-			NATICMPInbound(b, p, c.DAddr, c.DPort)
+			header.NATICMPInbound(b, p, c.DAddr, c.DPort)
 		} else {
-			NATInbound(b, p, c.DAddr, c.DPort)
+			header.NATInbound(b, p, c.DAddr, c.DPort)
 		}
-		SetMACs(b, info.mac, w.srcMAC(b))
+		header.SetMACs(b, info.mac, w.srcMAC(b))
 	case ipvs.TUN:
 		src := &s.set.addr4
 		if info.ipv6 {
 			src = &s.set.addr6
 		}
-		t := Tunnel{Src: *src, Dst: info.addr, IPv6: info.ipv6, EthSrc: w.srcMAC(b), EthDst: info.mac, ID: w.nextID(), PMTUDisc: s.set.pmtuDisc}
-		frame, ok := Encapsulate(f.Buf, f.Off, p, &t)
+		t := header.Tunnel{Src: *src, Dst: info.addr, IPv6: info.ipv6, EthSrc: w.srcMAC(b), EthDst: info.mac, ID: w.nextID(), PMTUDisc: s.set.pmtuDisc}
+		frame, ok := header.Encapsulate(f.Buf, f.Off, p, &t)
 		if !ok {
 			return w.drop(ReasonTooBig, out)
 		}
 		end := f.Off + p.End
 		f.Off, f.Len = end-len(frame), len(frame)
 	default: // DR
-		SetMACs(b, info.mac, w.srcMAC(b))
+		header.SetMACs(b, info.mac, w.srcMAC(b))
 	}
 	st := &w.dstats[c.Dest]
 	st.InPkts++
@@ -137,8 +138,8 @@ func (w *Worker) xmit(s *snapshot, f *Frame, c *conntrack.Conn, related bool, ou
 func (w *Worker) outbound(s *snapshot, f *Frame, now int64, out []Frame) []Frame {
 	p := &w.p
 	switch p.Proto {
-	case protoTCP, protoUDP:
-	case protoICMP, protoICMPv6:
+	case header.IPProtoTCP, header.IPProtoUDP:
+	case header.IPProtoICMP, header.IPProtoICMPv6:
 		if p.HasEmbedded {
 			return w.outboundICMP(s, f, now, out)
 		}
@@ -153,7 +154,7 @@ func (w *Worker) outbound(s *snapshot, f *Frame, now int64, out []Frame) []Frame
 	setAddr(&src, &p.Src, p.IPv6)
 	setAddr(&dst, &p.Dst, p.IPv6)
 	var flags uint8
-	if p.Proto == protoTCP {
+	if p.Proto == header.IPProtoTCP {
 		flags = p.TCPFlags
 	}
 	if w.d.table.Out(p.Proto, p.IPv6, src, p.SrcPort, dst, p.DstPort, flags, now, &w.conn) != conntrack.Hit {
@@ -176,20 +177,20 @@ func (w *Worker) reply(s *snapshot, f *Frame, c *conntrack.Conn, related bool, o
 	}
 	b := f.Bytes()
 	length := uint64(p.End - p.L3Off)
-	if !DecTTL(b, p) {
+	if !header.DecTTL(b, p) {
 		w.C.Reasons[ReasonTTLExceeded]++
-		return w.sendICMP(f, ICMPTimeExceeded, 0, w.ownAddr(), out)
+		return w.sendICMP(f, header.ICMPTimeExceeded, 0, w.ownAddr(), out)
 	}
 	if f.CsumPartial && !related {
-		CompleteChecksum(b, p)
+		header.CompleteChecksum(b, p)
 		f.CsumPartial = false
 	}
 	if related {
-		NATICMPOutbound(b, p, c.Key.VAddr, c.Key.VPort)
+		header.NATICMPOutbound(b, p, c.Key.VAddr, c.Key.VPort)
 	} else {
-		NATOutbound(b, p, c.Key.VAddr, c.Key.VPort)
+		header.NATOutbound(b, p, c.Key.VAddr, c.Key.VPort)
 	}
-	SetMACs(b, s.set.gateway, w.srcMAC(b))
+	header.SetMACs(b, s.set.gateway, w.srcMAC(b))
 	if _, in := w.destInfo(s, c.Dest); in != nil {
 		st := &w.dstats[c.Dest]
 		st.OutPkts++
@@ -205,11 +206,19 @@ func (w *Worker) reply(s *snapshot, f *Frame, c *conntrack.Conn, related bool, o
 // relatedICMP reports whether an ICMP type is one IPVS treats as related to a
 // connection (§5.7): destination unreachable, source quench, time exceeded; for
 // ICMPv6 destination unreachable, packet too big, time exceeded.
-func relatedICMP(p *Parsed) bool {
+func relatedICMP(p *header.Parsed) bool {
 	if p.IPv6 {
-		return p.ICMPType == 1 || p.ICMPType == 2 || p.ICMPType == 3
+		switch p.ICMPType {
+		case header.ICMPv6DestUnreachable, header.ICMPv6PacketTooBig, header.ICMPv6TimeExceeded:
+			return true
+		}
+		return false
 	}
-	return p.ICMPType == 3 || p.ICMPType == 4 || p.ICMPType == 11
+	switch p.ICMPType {
+	case header.ICMPv4DestUnreachable, header.ICMPv4SourceQuench, header.ICMPv4TimeExceeded:
+		return true
+	}
+	return false
 }
 
 // inboundICMP is ip_vs_in_icmp: an ICMP error sent to a VIP that quotes a packet of a
@@ -219,7 +228,7 @@ func relatedICMP(p *Parsed) bool {
 // schedule_icmp is set, and is otherwise not related.
 func (w *Worker) inboundICMP(s *snapshot, f *Frame, now int64, out []Frame) []Frame {
 	p := &w.p
-	if !relatedICMP(p) || !p.EmbHasPorts || (p.EmbProto != protoTCP && p.EmbProto != protoUDP) {
+	if !relatedICMP(p) || !p.EmbHasPorts || (p.EmbProto != header.IPProtoTCP && p.EmbProto != header.IPProtoUDP) {
 		return w.drop(ReasonICMPUnrelated, out)
 	}
 	w.setKey(p.EmbProto, p.IPv6, &p.EmbDst, p.EmbDstPort, &p.EmbSrc, p.EmbSrcPort)
@@ -240,7 +249,7 @@ func (w *Worker) inboundICMP(s *snapshot, f *Frame, now int64, out []Frame) []Fr
 // sees it come from the VIP (§5.7).
 func (w *Worker) outboundICMP(s *snapshot, f *Frame, now int64, out []Frame) []Frame {
 	p := &w.p
-	if !relatedICMP(p) || !p.EmbHasPorts || (p.EmbProto != protoTCP && p.EmbProto != protoUDP) {
+	if !relatedICMP(p) || !p.EmbHasPorts || (p.EmbProto != header.IPProtoTCP && p.EmbProto != header.IPProtoUDP) {
 		return w.drop(ReasonNotOurs, out)
 	}
 	var rs, client [16]byte

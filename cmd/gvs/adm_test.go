@@ -13,6 +13,7 @@ import (
 	"testing"
 
 	"github.com/gvs-lb/gvs/dataplane"
+	"github.com/gvs-lb/gvs/dataplane/afpacket"
 	"github.com/gvs-lb/gvs/dataplane/linktest"
 	"github.com/gvs-lb/gvs/internal/config"
 	"github.com/gvs-lb/gvs/internal/control"
@@ -226,7 +227,7 @@ func TestAdmEndToEnd(t *testing.T) {
 	d, err := daemon.New(cfg, daemon.Deps{
 		Logger: slog.New(slog.DiscardHandler),
 		Host:   admHost{},
-		OpenLinks: func(daemon.Interface, *dataplane.Filter) ([]dataplane.Link, error) {
+		OpenLinks: func(daemon.Interface, *afpacket.Filter) ([]dataplane.Link, error) {
 			return []dataplane.Link{linktest.NewChannel(16)}, nil
 		},
 	})

@@ -16,6 +16,7 @@ import (
 
 	"github.com/gvs-lb/gvs/bench"
 	"github.com/gvs-lb/gvs/dataplane"
+	"github.com/gvs-lb/gvs/dataplane/header"
 )
 
 var errHelp = flag.ErrHelp
@@ -252,7 +253,7 @@ func jsonResult(r *bench.Result) jsonOut {
 	}
 	for i, n := range r.Counters.Malformed {
 		if n > 0 {
-			j.Malformed[dataplane.Drop(i).String()] = n
+			j.Malformed[header.Drop(i).String()] = n
 		}
 	}
 	return j
@@ -284,7 +285,7 @@ func printResult(w io.Writer, r *bench.Result) {
 	}
 	for i, n := range r.Counters.Malformed {
 		if n > 0 {
-			drops = append(drops, kv{"malformed/" + dataplane.Drop(i).String(), n})
+			drops = append(drops, kv{"malformed/" + header.Drop(i).String(), n})
 		}
 	}
 	sort.Slice(drops, func(i, j int) bool { return drops[i].k < drops[j].k })

@@ -18,6 +18,10 @@ import (
 	"github.com/gvs-lb/gvs/dataplane"
 )
 
+// defaultBatchSize is the batch size of links whose Config leaves it zero: that of an
+// AF_PACKET ring (afpacket.DefaultBatchSize), so tests batch as live traffic does.
+const defaultBatchSize = 64
+
 // Config sizes a Pair. The zero value takes the defaults given.
 type Config struct {
 	BatchSize int // frames per ReadBatch at most; default 64
@@ -51,7 +55,7 @@ func NewPair() (a, b *Endpoint) { return NewPairConfig(Config{}) }
 // NewPairConfig returns two connected endpoints.
 func NewPairConfig(cfg Config) (a, b *Endpoint) {
 	if cfg.BatchSize <= 0 {
-		cfg.BatchSize = dataplane.DefaultBatchSize
+		cfg.BatchSize = defaultBatchSize
 	}
 	if cfg.Capacity <= 0 {
 		cfg.Capacity = 1024
@@ -195,7 +199,7 @@ func NewChannel(capacity int) *Channel {
 	return &Channel{
 		Inbound:  make(chan []byte, capacity),
 		Outbound: make(chan []byte, capacity),
-		batch:    dataplane.DefaultBatchSize,
+		batch:    defaultBatchSize,
 		closed:   make(chan struct{}),
 	}
 }

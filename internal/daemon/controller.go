@@ -14,6 +14,7 @@ import (
 
 	"github.com/gvs-lb/gvs/conntrack"
 	"github.com/gvs-lb/gvs/dataplane"
+	"github.com/gvs-lb/gvs/dataplane/afpacket"
 	"github.com/gvs-lb/gvs/health"
 	"github.com/gvs-lb/gvs/internal/config"
 	"github.com/gvs-lb/gvs/internal/ipvsadm"
@@ -65,10 +66,10 @@ type state struct {
 	owned     map[string][]netip.Addr // VIPs of the VRRP instances in MASTER; nil without VRRP
 	alive     map[netip.AddrPort]bool
 
-	filter    *dataplane.Filter // the links' filter
-	guarded   bool              // the ingress guard is installed (or its absence warned of)
-	guardVIPs []netip.Addr      // the VIPs it drops
-	announce  []netip.Addr      // VIPs announced so far
+	filter    *afpacket.Filter // the links' filter
+	guarded   bool             // the ingress guard is installed (or its absence warned of)
+	guardVIPs []netip.Addr     // the VIPs it drops
+	announce  []netip.Addr     // VIPs announced so far
 
 	metricsLn     net.Listener // listening, not served yet
 	metricsCancel context.CancelFunc
@@ -666,8 +667,8 @@ func (d *Daemon) resolved(ev macEvent) {
 
 // filterFor is the links' filter for the services the Director runs: VIPs, NAT
 // real servers' replies, ARP, NDP and VRRP.
-func filterFor(services []ipvs.Service) *dataplane.Filter {
-	f := &dataplane.Filter{ARP: true, NDP: true, VRRP: true}
+func filterFor(services []ipvs.Service) *afpacket.Filter {
+	f := &afpacket.Filter{ARP: true, NDP: true, VRRP: true}
 	seen := map[netip.Addr]bool{}
 	add := func(list *[]netip.Addr, a netip.Addr) {
 		if a.IsValid() && !seen[a] {
@@ -691,7 +692,7 @@ func filterFor(services []ipvs.Service) *dataplane.Filter {
 	return f
 }
 
-func sameFilter(a, b *dataplane.Filter) bool { return reflect.DeepEqual(a, b) }
+func sameFilter(a, b *afpacket.Filter) bool { return reflect.DeepEqual(a, b) }
 
 // hasNAT reports whether any real server of cfg is forwarded by NAT.
 func hasNAT(cfg *config.Config) bool {

@@ -15,6 +15,7 @@ import (
 
 	"github.com/gvs-lb/gvs/conntrack"
 	"github.com/gvs-lb/gvs/dataplane"
+	"github.com/gvs-lb/gvs/dataplane/afpacket"
 	"github.com/gvs-lb/gvs/health"
 	"github.com/gvs-lb/gvs/internal/testutil"
 )
@@ -200,7 +201,7 @@ func TestRunReloadRefusesBrokenFile(t *testing.T) {
 	ta := &testAdmin{t: t, res: &fakeResolver{}, link: &filterLink{Channel: newChannel()}, logs: logs}
 	deps := testDeps(ta)
 	opened := make(chan struct{})
-	deps.OpenLinks = func(Interface, *dataplane.Filter) ([]dataplane.Link, error) {
+	deps.OpenLinks = func(Interface, *afpacket.Filter) ([]dataplane.Link, error) {
 		close(opened)
 		return []dataplane.Link{ta.link}, nil
 	}

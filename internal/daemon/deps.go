@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/gvs-lb/gvs/dataplane"
+	"github.com/gvs-lb/gvs/dataplane/afpacket"
 	"github.com/gvs-lb/gvs/health"
 	"github.com/gvs-lb/gvs/internal/ipvsadm"
 	"github.com/gvs-lb/gvs/vrrp"
@@ -117,7 +118,7 @@ type Deps struct {
 	// OpenLinks opens the data-path links on ifi, receiving what f describes
 	// (live: one AF_PACKET ring per worker in one fanout group). A link that can
 	// change what it receives implements FilterSetter. Required.
-	OpenLinks func(ifi Interface, f *dataplane.Filter) ([]dataplane.Link, error)
+	OpenLinks func(ifi Interface, f *afpacket.Filter) ([]dataplane.Link, error)
 	// NewResolver returns the resolver of real servers' MACs on ifi (those the
 	// config does not pin); nil: none is ever found (their packets are counted as
 	// no_mac).
@@ -144,10 +145,10 @@ type Deps struct {
 // FilterSetter is a Link that can change the frames it receives (an AF_PACKET
 // ring's socket filter).
 type FilterSetter interface {
-	SetFilter(f *dataplane.Filter) error
+	SetFilter(f *afpacket.Filter) error
 }
 
-var _ FilterSetter = (*dataplane.Ring)(nil)
+var _ FilterSetter = (*afpacket.Ring)(nil)
 
 // realClock is the wall clock.
 type realClock struct{}

@@ -9,14 +9,14 @@ import (
 	"sync"
 	"time"
 
-	"github.com/gvs-lb/gvs/dataplane"
+	"github.com/gvs-lb/gvs/dataplane/afpacket"
 )
 
 // effect is what the outside world must be told after the controller changed the
 // Director: every field is optional.
 type effect struct {
-	filter      *dataplane.Filter // set on the links that take filters
-	setGuard    bool              // install the ingress guard for guard
+	filter      *afpacket.Filter // set on the links that take filters
+	setGuard    bool             // install the ingress guard for guard
 	guard       []netip.Addr
 	removeGuard bool
 	ann         Announcer // announce each of announce repeat times on ann

@@ -8,7 +8,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
-	"github.com/gvs-lb/gvs/dataplane"
+	"github.com/gvs-lb/gvs/dataplane/header"
 )
 
 // garpSender sends gratuitous ARPs and unsolicited NAs from its own AF_PACKET
@@ -44,9 +44,9 @@ func (g *garpSender) Announce(vips []netip.Addr) error {
 		var n int
 		proto := uint16(unix.ETH_P_ARP)
 		if v.Is4() {
-			n = dataplane.GratuitousARP(g.buf[:], g.mac, v.As4())
+			n = header.GratuitousARP(g.buf[:], g.mac, v.As4())
 		} else {
-			n = dataplane.UnsolicitedNA(g.buf[:], g.mac, v.As16())
+			n = header.UnsolicitedNA(g.buf[:], g.mac, v.As16())
 			proto = unix.ETH_P_IPV6
 		}
 		sa := &unix.SockaddrLinklayer{Protocol: htons(proto), Ifindex: g.ifindex, Halen: 6}

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/gvs-lb/gvs/dataplane"
+	"github.com/gvs-lb/gvs/dataplane/afpacket"
 	"github.com/gvs-lb/gvs/dataplane/linktest"
 	"github.com/gvs-lb/gvs/health"
 	"github.com/gvs-lb/gvs/internal/config"
@@ -210,17 +211,17 @@ func (f *fakeTransport) Close() error {
 type filterLink struct {
 	*linktest.Channel
 	mu      sync.Mutex
-	filters []*dataplane.Filter
+	filters []*afpacket.Filter
 }
 
-func (l *filterLink) SetFilter(f *dataplane.Filter) error {
+func (l *filterLink) SetFilter(f *afpacket.Filter) error {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	l.filters = append(l.filters, f)
 	return nil
 }
 
-func (l *filterLink) lastFilter() *dataplane.Filter {
+func (l *filterLink) lastFilter() *afpacket.Filter {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	if len(l.filters) == 0 {
@@ -283,7 +284,7 @@ func testDeps(ta *testAdmin) Deps {
 	deps := Deps{
 		Logger: slog.New(slog.NewTextHandler(ta.logs, &slog.HandlerOptions{Level: slog.LevelDebug})),
 		Host:   fakeHost{},
-		OpenLinks: func(Interface, *dataplane.Filter) ([]dataplane.Link, error) {
+		OpenLinks: func(Interface, *afpacket.Filter) ([]dataplane.Link, error) {
 			return []dataplane.Link{ta.link}, nil
 		},
 		NewResolver:  func(Interface) (Resolver, error) { return ta.res, nil },

@@ -16,6 +16,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/gvs-lb/gvs/dataplane"
+	"github.com/gvs-lb/gvs/dataplane/header"
 	"github.com/gvs-lb/gvs/ipvs"
 )
 
@@ -351,7 +352,7 @@ func (c *directorCollector) Collect(ch chan<- prometheus.Metric) {
 	for i := dataplane.Reason(1); i < dataplane.NumReasons; i++ {
 		counter(descDrops, cs.Reasons[i], i.String())
 	}
-	for i := dataplane.Drop(1); i < dataplane.NumDrops; i++ {
+	for i := header.Drop(1); i < header.NumDrops; i++ {
 		counter(descMalformed, cs.Malformed[i], i.String())
 	}
 	tab := a.d.Table()

@@ -10,7 +10,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
-	"github.com/gvs-lb/gvs/dataplane"
+	"github.com/gvs-lb/gvs/dataplane/header"
 )
 
 // solicit resolves an IPv6 real server's MAC the way the kernel would: a neighbour
@@ -40,30 +40,30 @@ func solicit(ifi *net.Interface, target netip.Addr, timeout time.Duration) (net.
 	t16 := target.As16()
 	snm := [16]byte{0xff, 0x02, 11: 1, 12: 0xff, 13: t16[13], 14: t16[14], 15: t16[15]}
 	dstMAC := [6]byte{0x33, 0x33, 0xff, t16[13], t16[14], t16[15]}
-	frame := make([]byte, dataplane.EthernetHeaderLen+dataplane.IPv6HeaderLen+32)
-	e := dataplane.Ethernet(frame)
+	frame := make([]byte, header.EthernetHeaderLen+header.IPv6HeaderLen+32)
+	e := header.Ethernet(frame)
 	e.SetDestinationAddress(dstMAC)
 	e.SetSourceAddress([6]byte(ifi.HardwareAddr))
-	e.SetType(dataplane.EtherTypeIPv6)
-	ip := frame[dataplane.EthernetHeaderLen:]
+	e.SetType(header.EtherTypeIPv6)
+	ip := frame[header.EthernetHeaderLen:]
 	binary.BigEndian.PutUint32(ip[0:], 6<<28)
 	binary.BigEndian.PutUint16(ip[4:], 32)
-	ip[6], ip[7] = dataplane.IPProtoICMPv6, 255
+	ip[6], ip[7] = header.IPProtoICMPv6, 255
 	s16 := src.As16()
 	copy(ip[8:24], s16[:])
 	copy(ip[24:40], snm[:])
-	m := ip[dataplane.IPv6HeaderLen:]
-	m[0] = dataplane.ICMPv6NeighborSolicit
+	m := ip[header.IPv6HeaderLen:]
+	m[0] = header.ICMPv6NeighborSolicit
 	copy(m[8:24], t16[:])
 	m[24], m[25] = 1, 1 // source link-layer address option (RFC 4861 §4.6.1)
 	copy(m[26:32], ifi.HardwareAddr)
-	binary.BigEndian.PutUint16(m[2:], ^dataplane.Checksum(m, dataplane.PseudoHeaderSum(s16[:], snm[:], dataplane.IPProtoICMPv6, 32)))
+	binary.BigEndian.PutUint16(m[2:], ^header.Checksum(m, header.PseudoHeaderSum(s16[:], snm[:], header.IPProtoICMPv6, 32)))
 	sa := &unix.SockaddrLinklayer{Protocol: htons(unix.ETH_P_IPV6), Ifindex: ifi.Index, Halen: 6}
 	copy(sa.Addr[:], dstMAC[:])
 	if err := unix.Sendto(fd, frame, 0, sa); err != nil {
 		return nil, err
 	}
-	var p dataplane.Parsed
+	var p header.Parsed
 	buf := make([]byte, 2048)
 	for deadline := time.Now().Add(timeout); time.Now().Before(deadline); {
 		n, _, err := unix.Recvfrom(fd, buf, 0)
@@ -71,7 +71,7 @@ func solicit(ifi *net.Interface, target netip.Addr, timeout time.Duration) (net.
 			continue // timeout: look at the deadline again
 		}
 		b := buf[:n]
-		if p.Decode(b) != dataplane.DropNone || !p.IPv6 || p.Proto != dataplane.IPProtoICMPv6 || p.ICMPType != dataplane.ICMPv6NeighborAdvert || p.TTL != 255 {
+		if p.Decode(b) != header.DropNone || !p.IPv6 || p.Proto != header.IPProtoICMPv6 || p.ICMPType != header.ICMPv6NeighborAdvert || p.TTL != 255 {
 			continue
 		}
 		na := b[p.L4Off:p.End]
@@ -84,7 +84,7 @@ func solicit(ifi *net.Interface, target netip.Addr, timeout time.Duration) (net.
 				return net.HardwareAddr(append([]byte(nil), opt[2:8]...)), nil
 			}
 		}
-		src := dataplane.Ethernet(b).SourceAddress()
+		src := header.Ethernet(b).SourceAddress()
 		return net.HardwareAddr(src[:]), nil
 	}
 	return nil, errors.New("no neighbour advertisement")

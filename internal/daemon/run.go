@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/gvs-lb/gvs/dataplane"
+	"github.com/gvs-lb/gvs/dataplane/afpacket"
 	"github.com/gvs-lb/gvs/health"
 	"github.com/gvs-lb/gvs/internal/config"
 	"github.com/gvs-lb/gvs/vrrp"
@@ -89,11 +90,11 @@ func LiveDeps(workers int, log *slog.Logger) Deps {
 	return Deps{
 		Logger: log,
 		Host:   hostChecker{procSys: "/proc/sys", procRoute: "/proc/net/route"},
-		OpenLinks: func(ifi Interface, f *dataplane.Filter) ([]dataplane.Link, error) {
+		OpenLinks: func(ifi Interface, f *afpacket.Filter) ([]dataplane.Link, error) {
 			fanout := uint16(os.Getpid())
 			var links []dataplane.Link
 			for i := 0; i < workers; i++ {
-				ring, err := dataplane.OpenRing(ifi.Name, dataplane.RingConfig{FanoutID: fanout, Filter: f})
+				ring, err := afpacket.Open(ifi.Name, afpacket.Config{FanoutID: fanout, Filter: f})
 				if err != nil {
 					for _, l := range links {
 						l.Close()

@@ -1,0 +1,281 @@
+package afpacket
+
+import (
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"net/netip"
+	"slices"
+
+	"github.com/gvs-lb/gvs/dataplane/header"
+	"golang.org/x/net/bpf"
+)
+
+// Filter describes the frames a director's receive ring needs; Program compiles it to
+// a classic BPF socket filter (SO_ATTACH_FILTER, Documentation/networking/filter.rst)
+// so the kernel drops everything else before copying it into the ring. It passes,
+// untagged or with one IEEE 802.1Q tag:
+//
+//   - IPv4 and IPv6 packets to a VIP (every protocol, fragments included: a
+//     fragment carries the addresses);
+//   - IPv4 and IPv6 packets from a NAT real server (the replies NAT rewrites);
+//   - ARP, when ARP is set (VIP resolution, real-server MACs);
+//   - ICMPv6 neighbour discovery (RFC 4861 types 133–137), when NDP is set;
+//   - VRRP (IP protocol 112, RFC 5798), when VRRP is set.
+//
+// The zero Filter passes nothing. A Filter is a description, not shared state: reading
+// it concurrently is safe.
+type Filter struct {
+	VIPs           []netip.Addr // destination addresses that pass (IPv4 or IPv6)
+	NATRealServers []netip.Addr // source addresses that pass
+	ARP, NDP, VRRP bool
+}
+
+// ErrFilterTooLong is returned by Program when the filter needs more instructions
+// than the kernel accepts (BPF_MAXINSNS): about 2000 IPv4 or 450 IPv6 addresses.
+var ErrFilterTooLong = errors.New("afpacket: filter too long")
+
+// bpfMaxInstructions is the kernel's BPF_MAXINSNS for classic BPF.
+const bpfMaxInstructions = 4096
+
+// Filter verdicts: the kernel keeps min(verdict, frame length) bytes, so accepting
+// returns the largest value.
+const (
+	bpfAccept = 0xffffffff
+	bpfReject = 0
+)
+
+// Offsets the program reads. The link-layer header is 14 bytes, or 18 with an 802.1Q
+// tag still in the data; the kernel usually moves the tag to skb metadata before
+// packet taps run (__netif_receive_skb_core → skb_vlan_untag), so the program sees most
+// tagged frames untagged, and handles both layouts.
+const (
+	bpfEtherType      = 12                                           // EtherType or 802.1Q TPID
+	bpfInnerEtherType = 16                                           // EtherType after a tag
+	bpfL3Untagged     = header.EthernetHeaderLen                     // 14
+	bpfL3Tagged       = header.EthernetHeaderLen + header.VLANTagLen // 18
+	bpfIPv4Proto      = 9                                            // offsets from the IPv4 header
+	bpfIPv4Src        = 12
+	bpfIPv4Dst        = 16
+	bpfIPv6NextHeader = 6 // offsets from the IPv6 header
+	bpfIPv6Src        = 8
+	bpfIPv6Dst        = 24
+	bpfICMPv6Type     = header.IPv6HeaderLen // first byte after a bare IPv6 header
+	bpfProtoVRRP      = 112                  // IANA protocol numbers
+	bpfNDFirst        = 133                  // router solicitation (RFC 4861 §4)
+	bpfNDLast         = 137                  // redirect
+)
+
+// Program compiles the filter. Address tests are linear (a few instructions per
+// address, run in the kernel per frame), which is cheap for the handful of VIPs a
+// director has. Duplicate addresses are tested once.
+//
+// Layout (A is the accumulator, X the offset of the IP header):
+//
+//	      ldh [12]; jeq #0x8100 → tagged
+//	      ldx #14; ja dispatch
+//	tagged: ldh [16]; ldx #18
+//	dispatch: jeq #0x0800 → v4; jeq #0x86dd → v6; [jeq #0x0806 → accept]; reject
+//	v4:   [ld [x+16]; jeq VIP → accept …] [ld [x+12]; jeq RS → accept …]
+//	      [ldb [x+9]; jeq #112 → accept]; reject
+//	v6:   [VIP word by word → accept …] [RS …]
+//	      [ldb [x+6]; jeq #112 → accept] [jeq #58; ldb [x+40]; 133 ≤ A ≤ 137 → accept]
+//	      reject
+//
+// Conditional jumps only skip a few instructions (their offsets are 8 bits); the
+// branches to the v4 and v6 sections use unconditional jumps, which reach anywhere.
+// The address tests come before the VRRP and ND tests so that a frame too short for
+// one of the later loads (which rejects it) has already been accepted if it is VIP
+// traffic.
+func (f *Filter) Program() ([]bpf.Instruction, error) {
+	var v4dst, v4src, v6dst, v6src [][]byte
+	for _, a := range f.VIPs {
+		b, v6, err := filterAddr(a)
+		if err != nil {
+			return nil, err
+		}
+		if v6 {
+			v6dst = appendAddr(v6dst, b)
+		} else {
+			v4dst = appendAddr(v4dst, b)
+		}
+	}
+	for _, a := range f.NATRealServers {
+		b, v6, err := filterAddr(a)
+		if err != nil {
+			return nil, err
+		}
+		if v6 {
+			v6src = appendAddr(v6src, b)
+		} else {
+			v4src = appendAddr(v4src, b)
+		}
+	}
+
+	var p bpfProgram
+	p.emit(bpf.LoadAbsolute{Off: bpfEtherType, Size: 2})
+	p.emit(bpf.JumpIf{Cond: bpf.JumpEqual, Val: header.EtherTypeVLAN, SkipTrue: 2})
+	p.emit(bpf.LoadConstant{Dst: bpf.RegX, Val: bpfL3Untagged})
+	p.emit(bpf.Jump{Skip: 2})
+	p.emit(bpf.LoadAbsolute{Off: bpfInnerEtherType, Size: 2})
+	p.emit(bpf.LoadConstant{Dst: bpf.RegX, Val: bpfL3Tagged})
+
+	const labelV4, labelV6 = 0, 1
+	p.emit(bpf.JumpIf{Cond: bpf.JumpEqual, Val: header.EtherTypeIPv4, SkipFalse: 1})
+	p.jump(labelV4)
+	p.emit(bpf.JumpIf{Cond: bpf.JumpEqual, Val: header.EtherTypeIPv6, SkipFalse: 1})
+	p.jump(labelV6)
+	if f.ARP {
+		p.emit(bpf.JumpIf{Cond: bpf.JumpEqual, Val: header.EtherTypeARP, SkipFalse: 1})
+		p.accept()
+	}
+	p.reject()
+
+	p.label(labelV4)
+	p.words(bpfIPv4Dst, v4dst)
+	p.words(bpfIPv4Src, v4src)
+	if f.VRRP {
+		p.emit(bpf.LoadIndirect{Off: bpfIPv4Proto, Size: 1})
+		p.emit(bpf.JumpIf{Cond: bpf.JumpEqual, Val: bpfProtoVRRP, SkipFalse: 1})
+		p.accept()
+	}
+	p.reject()
+
+	p.label(labelV6)
+	p.words(bpfIPv6Dst, v6dst)
+	p.words(bpfIPv6Src, v6src)
+	if f.VRRP || f.NDP {
+		p.emit(bpf.LoadIndirect{Off: bpfIPv6NextHeader, Size: 1})
+	}
+	if f.VRRP {
+		p.emit(bpf.JumpIf{Cond: bpf.JumpEqual, Val: bpfProtoVRRP, SkipFalse: 1})
+		p.accept()
+	}
+	if f.NDP {
+		// Neighbour discovery messages carry no extension headers in practice (and
+		// RFC 4861 §6.1 has receivers check hop limit 255, not the chain), so the ICMPv6
+		// type follows the fixed header.
+		p.emit(bpf.JumpIf{Cond: bpf.JumpEqual, Val: header.IPProtoICMPv6, SkipFalse: 4})
+		p.emit(bpf.LoadIndirect{Off: bpfICMPv6Type, Size: 1})
+		p.emit(bpf.JumpIf{Cond: bpf.JumpGreaterOrEqual, Val: bpfNDFirst, SkipFalse: 2})
+		p.emit(bpf.JumpIf{Cond: bpf.JumpGreaterThan, Val: bpfNDLast, SkipTrue: 1})
+		p.accept()
+	}
+	p.reject()
+	return p.resolve()
+}
+
+// Assemble compiles the filter to raw instructions, as SO_ATTACH_FILTER takes them.
+func (f *Filter) Assemble() ([]bpf.RawInstruction, error) {
+	prog, err := f.Program()
+	if err != nil {
+		return nil, err
+	}
+	raw, err := bpf.Assemble(prog)
+	if err != nil {
+		return nil, fmt.Errorf("afpacket: assemble filter: %w", err)
+	}
+	return raw, nil
+}
+
+func filterAddr(a netip.Addr) (b []byte, v6 bool, err error) {
+	if !a.IsValid() {
+		return nil, false, errors.New("afpacket: filter: invalid address")
+	}
+	a = a.Unmap()
+	return a.AsSlice(), a.Is6(), nil
+}
+
+func appendAddr(list [][]byte, b []byte) [][]byte {
+	for _, x := range list {
+		if slices.Equal(x, b) {
+			return list
+		}
+	}
+	return append(list, b)
+}
+
+// bpfProgram is a tiny assembler: instructions plus labels for the unconditional
+// jumps, resolved once the program is complete.
+type bpfProgram struct {
+	ins    []bpf.Instruction
+	labels [2]int
+	fixups []bpfFixup
+}
+
+type bpfFixup struct{ at, label int }
+
+func (p *bpfProgram) emit(i bpf.Instruction) { p.ins = append(p.ins, i) }
+func (p *bpfProgram) accept()                { p.emit(bpf.RetConstant{Val: bpfAccept}) }
+func (p *bpfProgram) reject()                { p.emit(bpf.RetConstant{Val: bpfReject}) }
+
+func (p *bpfProgram) jump(label int) {
+	p.fixups = append(p.fixups, bpfFixup{at: len(p.ins), label: label})
+	p.emit(bpf.Jump{})
+}
+
+func (p *bpfProgram) label(label int) { p.labels[label] = len(p.ins) }
+
+// words emits the tests of the addresses in list against the field at off (from the
+// IP header): accept on the first address that matches all its 32-bit words. An IPv4
+// list loads its field once (a jump leaves A alone): 2 instructions per address; an
+// IPv6 address takes 4 × (load, compare) + accept = 9.
+func (p *bpfProgram) words(off uint32, list [][]byte) {
+	if len(list) > 0 && len(list[0]) == 4 {
+		p.emit(bpf.LoadIndirect{Off: off, Size: 4})
+		for _, a := range list {
+			p.emit(bpf.JumpIf{Cond: bpf.JumpEqual, Val: binary.BigEndian.Uint32(a), SkipFalse: 1})
+			p.accept()
+		}
+		return
+	}
+	for _, a := range list {
+		n := len(a) / 4
+		for w := range n {
+			p.emit(bpf.LoadIndirect{Off: off + uint32(4*w), Size: 4})
+			// On a mismatch skip the rest of this address: 2 instructions per
+			// remaining word, plus the accept.
+			p.emit(bpf.JumpIf{Cond: bpf.JumpEqual, Val: binary.BigEndian.Uint32(a[4*w:]), SkipFalse: uint8(2*(n-1-w) + 1)})
+		}
+		p.accept()
+	}
+}
+
+func (p *bpfProgram) resolve() ([]bpf.Instruction, error) {
+	if len(p.ins) > bpfMaxInstructions {
+		return nil, ErrFilterTooLong
+	}
+	for _, fx := range p.fixups {
+		p.ins[fx.at] = bpf.Jump{Skip: uint32(p.labels[fx.label] - fx.at - 1)}
+	}
+	return p.ins, nil
+}
+
+// MulticastMACs returns the link-layer multicast groups that traffic the filter passes
+// is sent to, which a NIC delivers only to subscribed hosts: VRRP's (RFC 5798
+// §5.1.1.2 and §5.1.2.2: 224.0.0.18 is 01:00:5e:00:00:12, ff02::12 is
+// 33:33:00:00:00:12) when VRRP is set, and with NDP the solicited-node group of every
+// IPv6 VIP (RFC 4291 §2.7.1, ff02::1:ffXX:XXXX, mapped by RFC 2464 §7 to
+// 33:33:ff:XX:XX:XX), since the VIP is on no kernel interface that would join it.
+// Duplicates are listed once.
+func (f *Filter) MulticastMACs() [][6]byte {
+	var macs [][6]byte
+	add := func(m [6]byte) {
+		if !slices.Contains(macs, m) {
+			macs = append(macs, m)
+		}
+	}
+	if f.VRRP {
+		add([6]byte{0x01, 0x00, 0x5e, 0x00, 0x00, 0x12})
+		add([6]byte{0x33, 0x33, 0x00, 0x00, 0x00, 0x12})
+	}
+	if f.NDP {
+		for _, a := range f.VIPs {
+			if a = a.Unmap(); a.Is6() {
+				b := a.As16()
+				add([6]byte{0x33, 0x33, 0xff, b[13], b[14], b[15]})
+			}
+		}
+	}
+	return macs
+}

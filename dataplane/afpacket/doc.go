@@ -1,0 +1,11 @@
+// Package afpacket is the live link of gvs's data path: a dataplane.Link on a network
+// interface through an AF_PACKET socket (packet(7)) — a TPACKET_V3 memory-mapped
+// receive ring whose frames are processed where the kernel wrote them, sendmmsg(2) to
+// send, PACKET_FANOUT to spread flows over workers — and the classic BPF filter
+// (Filter) that keeps everything but a director's traffic out of the ring.
+//
+// Rings exist on Linux only; elsewhere Open fails with errors.ErrUnsupported.
+//
+// Performance contract: ReadBatch and WriteBatch allocate nothing per frame or per
+// batch.
+package afpacket

@@ -1,0 +1,47 @@
+package header
+
+import "encoding/binary"
+
+// PeekSourceTuple reads the source address and port of an untagged or 802.1Q-tagged
+// IPv4 or IPv6 TCP/UDP frame into addr (IPv4 in the first four bytes, zeros after)
+// without validating more than it needs to stay in bounds: a few loads at fixed
+// offsets, for a prefetch hint that Decode confirms or refutes later. Non-first IPv4
+// fragments, IPv6 extension headers and everything else report ok=false.
+func PeekSourceTuple(b []byte, addr *[16]byte) (proto uint8, v6 bool, port uint16, ok bool) {
+	if len(b) < EthernetHeaderLen {
+		return 0, false, 0, false
+	}
+	off := EthernetHeaderLen
+	et := binary.BigEndian.Uint16(b[ethType:])
+	if et == EtherTypeVLAN {
+		if len(b) < off+VLANTagLen {
+			return 0, false, 0, false
+		}
+		et = binary.BigEndian.Uint16(b[ethVLANTyp:])
+		off += VLANTagLen
+	}
+	ip := b[off:]
+	switch et {
+	case EtherTypeIPv4:
+		if len(ip) < IPv4MinHeaderLen {
+			return 0, false, 0, false
+		}
+		ihl := int(ip[ip4VerIHL]&0xf) * 4
+		if ihl < IPv4MinHeaderLen || len(ip) < ihl+2 || binary.BigEndian.Uint16(ip[ip4FlagsOff:])&ip4FragOffsetMask != 0 {
+			return 0, false, 0, false
+		}
+		proto = ip[ip4Proto]
+		*addr = [16]byte{ip[ip4Src], ip[ip4Src+1], ip[ip4Src+2], ip[ip4Src+3]}
+		port = binary.BigEndian.Uint16(ip[ihl:])
+	case EtherTypeIPv6:
+		if len(ip) < IPv6HeaderLen+2 {
+			return 0, false, 0, false
+		}
+		proto, v6 = ip[ip6NextHeader], true
+		copy(addr[:], ip[ip6Src:ip6Src+16])
+		port = binary.BigEndian.Uint16(ip[IPv6HeaderLen:])
+	default:
+		return 0, false, 0, false
+	}
+	return proto, v6, port, proto == IPProtoTCP || proto == IPProtoUDP
+}
