@@ -13,7 +13,7 @@ import (
 )
 
 // Fast VRRP: VRRPv3 with advert_int 0.1 s, so that a failover after SIGKILL takes
-// Master_Down_Interval = 3×0.1 s + (256−100)/256×0.1 s ≈ 0.361 s (VRRP.md §3.5).
+// Master_Down_Interval = 3×0.1 s + (256−100)/256×0.1 s ≈ 0.361 s (docs/vrrp.md §3.5).
 
 // fastVRRPConfig writes dir's config with VRRPv3 at 100 ms, the notify commands
 // writing to notifyLog, and a one-member sync group (so that the daemon's group
