@@ -264,7 +264,7 @@ func TestServiceOfRoundTrip(t *testing.T) {
 			out[i].RealServers = slices.Clone(out[i].RealServers)
 			slices.SortFunc(out[i].RealServers, func(a, b ipvs.RealServer) int { return a.Addr.Compare(b.Addr) })
 			for j := range out[i].RealServers {
-				// ipvsadm-save writes no thresholds (IPVSADM_FORMAT.md), so -R loses them.
+				// ipvsadm-save writes no thresholds (docs/ipvsadm-format.md), so -R loses them.
 				out[i].RealServers[j].UpperThreshold, out[i].RealServers[j].LowerThreshold = 0, 0
 			}
 		}

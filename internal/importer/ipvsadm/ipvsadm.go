@@ -102,7 +102,7 @@ func hint(err error) string {
 	case strings.HasPrefix(msg, "Try `"):
 		msg = "not an ipvsadm command line (ipvsadm: " + msg + ")"
 	case strings.HasPrefix(msg, "invalid fwmark value `-"):
-		// ipvsadm-save prints a mark of 2^31 or more with %d (IPVSADM_FORMAT.md).
+		// ipvsadm-save prints a mark of 2^31 or more with %d (docs/ipvsadm-format.md).
 		v, perr := strconv.ParseInt(strings.TrimSuffix(strings.TrimPrefix(msg, "invalid fwmark value `"), "' specified"), 10, 32)
 		if perr == nil {
 			msg += fmt.Sprintf(" (ipvsadm-save prints marks of 2^31 and more as negative numbers: write it as %d)", uint32(int32(v)))
