@@ -62,9 +62,14 @@ type state struct {
 	queue     []netip.Addr            // resolutions not started yet, in order
 	inflight  int                     // resolutions started, not reported yet
 	tried     map[netip.Addr]bool     // addresses resolved at least once
-	hl        *healthLayer
-	owned     map[string][]netip.Addr // VIPs of the VRRP instances in MASTER; nil without VRRP
-	alive     map[netip.AddrPort]bool
+	// unanswered are the addresses whose failure to resolve was logged.
+	unanswered map[netip.Addr]bool
+	// stale: health transitions or MACs changed the effective services since the
+	// Director last took them.
+	stale bool
+	hl    *healthLayer
+	owned map[string][]netip.Addr // VIPs of the VRRP instances in MASTER; nil without VRRP
+	alive map[netip.AddrPort]bool
 
 	filter    *afpacket.Filter // the links' filter
 	guarded   bool             // the ingress guard is installed (or its absence warned of)
@@ -163,6 +168,9 @@ func (d *Daemon) control(ctx context.Context, wg *sync.WaitGroup, errs <-chan er
 			for _, ev := range d.inbox.take() {
 				d.handle(ctx, wg, ev)
 			}
+			d.reapply()
+			// Readers see a batch's outcome once the Director runs it.
+			d.publish()
 		case <-tick:
 			d.d.Table().Expire(d.now(), 0)
 			if n%estimateTicks == 0 {
@@ -206,9 +214,7 @@ func (d *Daemon) handle(ctx context.Context, wg *sync.WaitGroup, ev any) {
 		d.st.hl.transition(ev.tr)
 		svc, server := d.st.hl.label(ev.tr.ID)
 		d.metrics.SetHealth(svc, server, ev.tr.Up)
-		if err := d.commit(d.st.conf); err != nil {
-			d.log.Error("applying a health transition", "check", ev.tr.ID, "up", ev.tr.Up, "err", err)
-		}
+		d.st.stale = true
 	case vrrpEvent:
 		d.ownership(ev)
 	case macEvent:
@@ -217,6 +223,18 @@ func (d *Daemon) handle(ctx context.Context, wg *sync.WaitGroup, ev any) {
 		panic(fmt.Sprintf("daemon: controller: unknown event %T", ev))
 	}
 	d.resolveMissing(ctx, wg, false)
+}
+
+// reapply gives the Director the effective services again after health
+// transitions or new MACs changed them: once per batch of events, however many
+// there were. An adm change or a reload in the batch did it already.
+func (d *Daemon) reapply() {
+	if !d.st.stale {
+		return
+	}
+	if err := d.commit(d.st.conf); err != nil {
+		d.log.Error("applying health transitions and resolved MACs", "err", err)
+	}
 }
 
 // shape computes the services the Director should run for conf: MACs filled in
@@ -243,6 +261,7 @@ func (d *Daemon) commit(conf []ipvs.Service) error {
 		return err
 	}
 	d.st.conf = conf
+	d.st.stale = false
 	d.commitShaped(sh, false)
 	return nil
 }
@@ -395,6 +414,13 @@ func (d *Daemon) admChange(ev admEvent) error {
 	for _, t := range timeouts {
 		d.setTimeouts(t)
 		d.st.admTimeouts = line
+	}
+	for _, c := range ev.cmds {
+		if c.Op == ipvsadm.OpAddServer {
+			// An operator adding a server that did not answer before means "now":
+			// it is resolved at once rather than at the next refresh.
+			delete(d.st.tried, c.Dest.Addr.Unmap())
+		}
 	}
 	d.rememberMarks(d.st.conf)
 	d.log.Info("adm", "args", ev.args, "commands", len(ev.cmds), "services", len(d.st.conf))
@@ -593,7 +619,8 @@ func (d *Daemon) markMissing(refresh bool) bool {
 		}
 		_, known := d.st.macs[a]
 		switch {
-		case known && !refresh:
+		case !refresh && (known || d.st.tried[a]):
+			// Known, or unanswered: the next refresh tries again.
 			return
 		case known || d.st.tried[a]:
 			again = append(again, a)
@@ -612,8 +639,37 @@ func (d *Daemon) markMissing(refresh bool) bool {
 	for _, a := range d.st.hl.sorryServers() {
 		want(a)
 	}
+	if refresh {
+		d.forgetUnused()
+	}
 	d.st.queue = append(append(fresh, d.st.queue...), again...)
 	return len(fresh)+len(again) > 0
+}
+
+// forgetUnused drops what the resolver learned of addresses no real server or
+// sorry server has any more, so that churn does not grow the maps.
+func (d *Daemon) forgetUnused() {
+	used := map[netip.Addr]bool{}
+	for i := range d.st.conf {
+		for _, rs := range d.st.conf[i].RealServers {
+			used[rs.Addr.Addr()] = true
+		}
+	}
+	for _, a := range d.st.hl.sorryServers() {
+		used[a] = true
+	}
+	for a := range d.st.macs {
+		if !used[a] && !d.st.resolving[a] {
+			delete(d.st.macs, a)
+		}
+	}
+	for _, m := range []map[netip.Addr]bool{d.st.tried, d.st.unanswered} {
+		for a := range m {
+			if !used[a] && !d.st.resolving[a] {
+				delete(m, a)
+			}
+		}
+	}
 }
 
 // startResolutions starts queued resolutions while fewer than maxResolving are in
@@ -641,27 +697,28 @@ func (d *Daemon) startResolutions(ctx context.Context, wg *sync.WaitGroup) {
 	}
 }
 
-// resolved records a resolution's result and reapplies if a MAC changed.
+// resolved records a resolution's result; a new or changed MAC makes the
+// effective services stale (reapply gives them to the Director).
 func (d *Daemon) resolved(ev macEvent) {
 	delete(d.st.resolving, ev.addr)
 	d.st.inflight--
 	if ev.err != nil || len(ev.mac) != 6 {
-		if _, known := d.st.macs[ev.addr]; !known {
+		_, known := d.st.macs[ev.addr]
+		if !known && !d.st.unanswered[ev.addr] {
+			// Once per address: it is tried again at every refresh.
+			d.st.unanswered[ev.addr] = true
 			d.log.Warn("no MAC address for a real server: its packets are dropped (no_mac) until it answers ARP (tried again every 30 s) or its mac is pinned in the config",
 				"addr", ev.addr, "err", ev.err)
 		}
-		d.publish()
 		return
 	}
+	delete(d.st.unanswered, ev.addr)
 	mac := ipvs.MACFrom(ev.mac)
 	if old, ok := d.st.macs[ev.addr]; ok && old == mac {
-		d.publish()
 		return
 	}
 	d.st.macs[ev.addr] = mac
-	if err := d.commit(d.st.conf); err != nil {
-		d.log.Error("applying a real server's MAC address", "addr", ev.addr, "err", err)
-	}
+	d.st.stale = true
 	d.log.Info("real server's MAC address", "addr", ev.addr, "mac", mac.String())
 }
 

@@ -18,6 +18,7 @@ import (
 	"github.com/gvs-lb/gvs/dataplane/afpacket"
 	"github.com/gvs-lb/gvs/health"
 	"github.com/gvs-lb/gvs/internal/testutil"
+	"github.com/gvs-lb/gvs/ipvs"
 )
 
 // webConf is one web service with three real servers whose MACs are resolved.
@@ -496,5 +497,60 @@ func TestReloadMetricsListen(t *testing.T) {
 	}
 	if _, err := http.Get(url); err == nil {
 		t.Error("metrics still served after metrics_listen was removed on reload")
+	}
+}
+
+// TestMACRefresh: the controller's ticks refresh real servers' MACs like a
+// neighbour cache — a server that did not answer is found (its frames were no_mac
+// drops until then, logged once), and a changed MAC takes effect — without a
+// reload.
+func TestMACRefresh(t *testing.T) {
+	dead, moved := netip.MustParseAddr("198.18.0.6"), netip.MustParseAddr("198.18.0.5")
+	ta := newTestDirector(t, directorConf+`
+[[service]]
+address = "198.18.0.100:80"
+scheduler = "rr"
+  [[service.real_server]]
+  address = "198.18.0.5:80"
+  [[service.real_server]]
+  address = "198.18.0.6:80"
+`, func(d *Deps) {})
+	// The harness resolved everything at start; make .6 unanswered from the next
+	// refresh on, then take it back by deleting and re-adding it.
+	ta.res.setFail(dead, true)
+	ta.ok("-d -t 198.18.0.100:80 -r 198.18.0.6:80")
+	refresh := func() {
+		t.Helper()
+		for range refreshTicks {
+			ta.clock.Advance(tickPeriod)
+		}
+		ta.settle()
+	}
+	refresh() // forgets .6's MAC: no real server has it any more
+	ta.ok("-a -t 198.18.0.100:80 -r 198.18.0.6:80")
+	ta.send(syns("198.18.0.100:80", 4)...)
+	if n := ta.w.C.Reasons[dataplane.ReasonNoMAC]; n != 2 {
+		t.Fatalf("no_mac drops %d, want 2 while .6 does not answer", n)
+	}
+	ta.res.setFail(dead, false)
+	newMAC := net.HardwareAddr{2, 0, 0, 0, 0, 0x55}
+	ta.res.setMAC(moved, newMAC)
+	refresh()
+	testutil.Eventually(t, 10*time.Second, func() bool {
+		p := ta.d.pub.Load()
+		return p.macs[dead] != (ipvs.MAC{}) && p.macs[moved] == ipvs.MACFrom(newMAC)
+	}, "the refresh to find .6 and .5's new MAC")
+	got := map[string]bool{}
+	for _, p := range syns("198.18.0.100:80", 4) {
+		p.client = netip.AddrPortFrom(netip.MustParseAddr("198.51.100.8"), p.client.Port())
+		for _, mac := range ta.send(p) {
+			got[mac] = true
+		}
+	}
+	if !got[newMAC.String()] || !got[macOf(dead).String()] || len(got) != 2 {
+		t.Errorf("after the refresh new connections went to %v, want %s and %s", got, newMAC, macOf(dead))
+	}
+	if n := strings.Count(ta.logs.String(), "no MAC address for a real server"); n != 1 {
+		t.Errorf("the unanswered server was logged %d times, want once", n)
 	}
 }

@@ -118,14 +118,15 @@ func New(cfg *config.Config, deps Deps) (_ *Daemon, err error) {
 		return nil, fmt.Errorf("%s: %w", cfg.File, err)
 	}
 	d.st = state{
-		cfg:       cfg,
-		opts:      opts,
-		macs:      map[netip.Addr]ipvs.MAC{},
-		resolving: map[netip.Addr]bool{},
-		tried:     map[netip.Addr]bool{},
-		touched:   map[target]string{},
-		marks:     map[ipvs.Key][]ipvs.Match{},
-		hl:        newHealthLayer(d.log),
+		cfg:        cfg,
+		opts:       opts,
+		macs:       map[netip.Addr]ipvs.MAC{},
+		resolving:  map[netip.Addr]bool{},
+		tried:      map[netip.Addr]bool{},
+		unanswered: map[netip.Addr]bool{},
+		touched:    map[target]string{},
+		marks:      map[ipvs.Key][]ipvs.Match{},
+		hl:         newHealthLayer(d.log),
 	}
 	d.admin = newAdmin(d)
 	d.metrics = NewMetrics(d.admin)

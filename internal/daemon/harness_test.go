@@ -3,6 +3,7 @@ package daemon
 import (
 	"bytes"
 	"context"
+	"fmt"
 	"log/slog"
 	"net"
 	"net/netip"
@@ -53,24 +54,52 @@ func (fakeHost) Interface(name string) (Interface, error) {
 
 func (fakeHost) DefaultGateway(string) netip.Addr { return netip.Addr{} }
 
-// fakeResolver knows every address (macOf), except the ones it never answers for:
-// those block until the caller gives up.
+// fakeResolver knows every address (macOf, or the MAC set with setMAC), except
+// the ones it never answers for (those block until the caller gives up) and the
+// ones it fails at once.
 type fakeResolver struct {
 	calls atomic.Int32
 	mu    sync.Mutex
 	never map[netip.Addr]bool
+	fail  map[netip.Addr]bool
+	macs  map[netip.Addr]net.HardwareAddr
 }
 
 func (r *fakeResolver) Resolve(ctx context.Context, a netip.Addr) (net.HardwareAddr, error) {
 	r.calls.Add(1)
 	r.mu.Lock()
-	never := r.never[a]
+	never, fail, mac := r.never[a], r.fail[a], r.macs[a]
 	r.mu.Unlock()
-	if never {
+	switch {
+	case never:
 		<-ctx.Done()
 		return nil, ctx.Err()
+	case fail:
+		return nil, fmt.Errorf("%s does not answer ARP", a)
+	case mac != nil:
+		return mac, nil
 	}
 	return macOf(a), nil
+}
+
+// setFail makes the resolver fail for a (or answer again).
+func (r *fakeResolver) setFail(a netip.Addr, fail bool) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.fail == nil {
+		r.fail = map[netip.Addr]bool{}
+	}
+	r.fail[a] = fail
+}
+
+// setMAC makes the resolver answer mac for a.
+func (r *fakeResolver) setMAC(a netip.Addr, mac net.HardwareAddr) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.macs == nil {
+		r.macs = map[netip.Addr]net.HardwareAddr{}
+	}
+	r.macs[a] = mac
 }
 
 func (r *fakeResolver) setNever(addrs ...netip.Addr) {
@@ -352,16 +381,18 @@ func newTestDirector(t testing.TB, text string, tweak func(*Deps)) *testAdmin {
 // the fake resolver never answers for.
 func (ta *testAdmin) settle() {
 	ta.t.Helper()
+	var left []netip.Addr
 	testutil.Eventually(ta.t, 10*time.Second, func() bool {
 		ta.res.mu.Lock()
 		defer ta.res.mu.Unlock()
+		left = left[:0]
 		for a := range ta.d.pub.Load().resolving {
 			if !ta.res.never[a] {
-				return false
+				left = append(left, a)
 			}
 		}
-		return true
-	}, "MAC resolutions to finish")
+		return len(left) == 0
+	}, "MAC resolutions to finish (%v left)", &left)
 }
 
 // adm runs one command line, split on blanks.
