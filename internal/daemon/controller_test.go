@@ -8,6 +8,7 @@ import (
 	"net/netip"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -553,4 +554,57 @@ scheduler = "rr"
 	if n := strings.Count(ta.logs.String(), "no MAC address for a real server"); n != 1 {
 		t.Errorf("the unanswered server was logged %d times, want once", n)
 	}
+}
+
+// scripts records the commands a director runs (quorum and notify scripts).
+type scripts struct {
+	mu  sync.Mutex
+	ran []string
+}
+
+func (s *scripts) run(_ context.Context, c string) ([]byte, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.ran = append(s.ran, c)
+	return nil, nil
+}
+
+func (s *scripts) list() []string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return append([]string(nil), s.ran...)
+}
+
+// TestQuorumAndNotifyScripts: losing quorum runs quorum_down and hands the
+// service to its sorry server; a VRRP instance becoming master runs notify_master.
+func TestQuorumAndNotifyScripts(t *testing.T) {
+	sc := &scripts{}
+	ta := newTestDirector(t, directorConf+`
+[[service]]
+address = "198.18.0.100:80"
+scheduler = "rr"
+quorum = 2
+quorum_down = "echo down"
+sorry_server = "198.18.0.9:80"
+  [service.check]
+  type = "tcp"
+  [[service.real_server]]
+  address = "198.18.0.5:80"
+  [[service.real_server]]
+  address = "198.18.0.6:80"
+`+strings.Replace(vrrpConf, `garp_master_delay = "0s"`, `garp_master_delay = "0s"
+notify_master = "echo master"`, 1), func(d *Deps) { d.RunScript = sc.run })
+	ta.health.notify(health.Transition{ID: ta.health.id(t, "198.18.0.5:80"), Up: false, Weight: health.WeightUnchanged})
+	testutil.Eventually(t, 10*time.Second, func() bool { return slices.Contains(sc.list(), "echo down") }, "quorum_down to run")
+	wantWeights(t, "without quorum", ta.weights("198.18.0.100:80"), map[string]int32{"198.18.0.9:80": 1})
+
+	ta.clock.BlockUntil(2)
+	ta.clock.Advance(4 * time.Second)
+	testutil.Eventually(t, 10*time.Second, func() bool { return slices.Contains(sc.list(), "echo master") }, "notify_master to run")
+	// The sorry server's MAC was resolved like a real server's.
+	p := tcpPkt{client: ap("198.51.100.9:1234"), vip: ap("198.18.0.100:80"), syn: true}
+	testutil.Eventually(t, 10*time.Second, func() bool {
+		got := ta.send(p)
+		return len(got) == 1 && got[0] == macOf(netip.MustParseAddr("198.18.0.9")).String()
+	}, "the master to forward to the sorry server")
 }
