@@ -707,7 +707,7 @@ func (d *Daemon) resolved(ev macEvent) {
 		if !known && !d.st.unanswered[ev.addr] {
 			// Once per address: it is tried again at every refresh.
 			d.st.unanswered[ev.addr] = true
-			d.log.Warn("no MAC address for a real server: its packets are dropped (no_mac) until it answers ARP (tried again every 30 s) or its mac is pinned in the config",
+			d.log.Warn("no MAC address for real server: its packets are dropped (no_mac) until it answers ARP (tried again every 30 s) or its mac is pinned in the config",
 				"addr", ev.addr, "err", ev.err)
 		}
 		return

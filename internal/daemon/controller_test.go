@@ -216,7 +216,7 @@ func TestRunReloadRefusesBrokenFile(t *testing.T) {
 		t.Fatal(err)
 	}
 	reload <- struct{}{}
-	testutil.Eventually(t, 10*time.Second, func() bool { return strings.Contains(logs.String(), "reload refused") }, "the refused reload's log")
+	testutil.Eventually(t, 10*time.Second, func() bool { return strings.Contains(logs.String(), "reload failed") }, "the refused reload's log")
 	if !strings.Contains(logs.String(), "gvs.toml:20: service[1].scheduler") {
 		t.Errorf("the refusal does not name file:line:\n%s", logs)
 	}
@@ -551,7 +551,7 @@ scheduler = "rr"
 	if !got[newMAC.String()] || !got[macOf(dead).String()] || len(got) != 2 {
 		t.Errorf("after the refresh new connections went to %v, want %s and %s", got, newMAC, macOf(dead))
 	}
-	if n := strings.Count(ta.logs.String(), "no MAC address for a real server"); n != 1 {
+	if n := strings.Count(ta.logs.String(), "no MAC address for real server"); n != 1 {
 		t.Errorf("the unanswered server was logged %d times, want once", n)
 	}
 }

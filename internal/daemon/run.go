@@ -67,7 +67,7 @@ func Run(ctx context.Context, o Options) error {
 					err = d.Reload(ctx, cfg)
 				}
 				if err != nil && ctx.Err() == nil {
-					log.Error("reload refused; the running configuration stays", "err", err)
+					log.Error("reload failed; keeping the running configuration", "err", err)
 				}
 			}
 		}
