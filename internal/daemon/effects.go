@@ -77,11 +77,21 @@ func (f *effects) close() {
 	}
 }
 
-// run performs the queued effects until close, then waits for the scripts it
-// started (killing them after scriptTimeout as always).
+// run performs the queued effects until close, then gives the scripts it started
+// notifyDrain to finish and kills the ones still running.
 func (f *effects) run() {
 	defer func() {
-		f.scripts.Wait()
+		done := make(chan struct{})
+		go func() {
+			f.scripts.Wait()
+			close(done)
+		}()
+		select {
+		case <-done:
+		case <-time.After(notifyDrain):
+			f.cancel()
+			<-done
+		}
 		f.cancel()
 	}()
 	for range f.ready {
