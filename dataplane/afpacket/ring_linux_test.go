@@ -21,6 +21,7 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+	"unsafe"
 
 	"github.com/gvs-lb/gvs/dataplane"
 	"github.com/gvs-lb/gvs/dataplane/header"
@@ -247,6 +248,11 @@ func TestRingFilter(t *testing.T) {
 	pass, drop := rlFilterCases()
 	check := func(pass, drop [][]byte) {
 		t.Helper()
+		// Every frame is sent from one CPU, so the kernel handles them in order (one
+		// backlog): once a marker sent last has arrived, every frame before it has
+		// met the filter and been counted.
+		unpin := rlPinToOneCPU(t)
+		defer unpin()
 		before, err := r.Stats()
 		if err != nil {
 			t.Fatal(err)
@@ -277,14 +283,20 @@ func TestRingFilter(t *testing.T) {
 		for w := range want {
 			t.Errorf("missing frame % x", w)
 		}
-		// Nothing else passed: the kernel counts every frame the filter let through.
-		time.Sleep(50 * time.Millisecond)
+		// Nothing else passed: the kernel counts every frame the filter let through,
+		// and the marker (a passing frame with its last byte changed) comes last.
+		marker := slices.Clone(pass[0])
+		marker[len(marker)-1] ^= 0xff
+		inj.send(marker)
+		if m, err := rlReadN(r, 1); err != nil || !bytes.Equal(m[0], marker) {
+			t.Fatalf("the marker frame did not arrive next: %v", err)
+		}
 		after, err := r.Stats()
 		if err != nil {
 			t.Fatal(err)
 		}
-		if n := after.Packets - before.Packets; n != uint64(len(pass)) {
-			t.Errorf("kernel counted %d frames through the filter, want %d", n, len(pass))
+		if n := after.Packets - before.Packets; n != uint64(len(pass)+1) {
+			t.Errorf("kernel counted %d frames through the filter, want %d and the marker", n, len(pass))
 		}
 		if after.Drops != 0 || after.RXBad != 0 || after.RXTruncated != 0 {
 			t.Errorf("drops: %+v", after)
@@ -304,6 +316,29 @@ func TestRingFilter(t *testing.T) {
 	check(drop[:3], append(append([][]byte(nil), pass...), drop[3:]...))
 	if got := rlMulticast(t, dir, "eth0"); slices.ContainsFunc(groups, func(g string) bool { return slices.Contains(got, g) }) {
 		t.Errorf("multicast groups %v after the reload, want none of %v", got, groups)
+	}
+}
+
+// rlPinToOneCPU keeps the calling goroutine on its OS thread and that thread on the
+// CPU it runs on, until the returned function is called.
+func rlPinToOneCPU(t testing.TB) func() {
+	t.Helper()
+	runtime.LockOSThread()
+	var old, one unix.CPUSet
+	if err := unix.SchedGetaffinity(0, &old); err != nil {
+		t.Fatal(err)
+	}
+	var c uint32
+	if _, _, errno := unix.RawSyscall(unix.SYS_GETCPU, uintptr(unsafe.Pointer(&c)), 0, 0); errno != 0 {
+		t.Fatal(errno)
+	}
+	one.Set(int(c))
+	if err := unix.SchedSetaffinity(0, &one); err != nil {
+		t.Fatal(err)
+	}
+	return func() {
+		unix.SchedSetaffinity(0, &old)
+		runtime.UnlockOSThread()
 	}
 }
 
