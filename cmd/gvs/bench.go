@@ -17,6 +17,8 @@ import (
 	"github.com/gvs-lb/gvs/bench"
 	"github.com/gvs-lb/gvs/dataplane"
 	"github.com/gvs-lb/gvs/dataplane/header"
+	"github.com/gvs-lb/gvs/internal/config"
+	"github.com/gvs-lb/gvs/ipvs"
 )
 
 var errHelp = flag.ErrHelp
@@ -136,16 +138,20 @@ func cmdSynth(args []string, stdout, stderr io.Writer) error {
 	return nil
 }
 
-const replayHelp = `Usage: gvs bench replay -c FILE --in PCAP [--out PCAP] [--json]
+const replayHelp = `Usage: gvs bench replay -c FILE --in PCAP [--out PCAP] [--json] [--baseline]
 
 Runs a pcap through the Director in-process, with time taken from the pcap's
 timestamps, and reports packets/s and ns/packet of the pipeline (pcap reading is timed
 separately), allocations per packet, connections and packets per real server, and
-every drop reason. Real servers need a pinned mac = "..." in the config.
+every drop reason. Real servers need a pinned mac = "..." in the config. --baseline
+also replays the same frames through the naive balancer a Go programmer writes in an
+afternoon (a map of 5-tuples, round-robin on a miss, forgotten on FIN/RST, MAC and TTL
+rewritten) and prints its ns/packet beside the pipeline's: what IPVS's semantics cost.
 
 Examples:
   gvs bench synth --out trace.pcap && gvs bench replay -c config.example.toml --in trace.pcap
-  gvs bench replay -c lab.toml --in trace.pcap --out rewritten.pcap && tcpdump -e -n -r rewritten.pcap`
+  gvs bench replay -c lab.toml --in trace.pcap --out rewritten.pcap && tcpdump -e -n -r rewritten.pcap
+  gvs bench replay -c config.example.toml --in trace.pcap --baseline`
 
 func cmdReplay(args []string, stdout, stderr io.Writer) error {
 	fs := newFlags("replay", replayHelp, stderr)
@@ -154,6 +160,7 @@ func cmdReplay(args []string, stdout, stderr io.Writer) error {
 	outPath := fs.String("out", "", "write the frames the Director sends to this pcap")
 	asJSON := fs.Bool("json", false, "print the result as JSON")
 	batch := fs.Int("batch", 64, "frames per Process call")
+	baseline := fs.Bool("baseline", false, "also replay the same frames through the naive comparator (map[5-tuple], round-robin, MAC and TTL rewrite) and print both")
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
@@ -175,6 +182,14 @@ func cmdReplay(args []string, stdout, stderr io.Writer) error {
 	f.Close()
 	if err != nil {
 		return fmt.Errorf("replay: %s: %w", *in, err)
+	}
+	var naive *bench.Naive
+	var naiveTrace *bench.Trace
+	if *baseline {
+		if naive, err = naiveFor(*cfgPath, tr); err != nil {
+			return err
+		}
+		naiveTrace = tr.Clone() // both replays rewrite frames in place
 	}
 	o := bench.ReplayOptions{Batch: *batch}
 	var bw *bufio.Writer
@@ -202,13 +217,52 @@ func cmdReplay(args []string, stdout, stderr io.Writer) error {
 			return fmt.Errorf("replay: %w", err)
 		}
 	}
+	var base *bench.NaiveResult
+	if naive != nil {
+		b := bench.ReplayNaive(naive, naiveTrace, *batch)
+		base = &b
+	}
 	if *asJSON {
+		j := jsonResult(res)
+		if base != nil {
+			j.Baseline = &jsonBaseline{NsPerPacket: base.NsPerPacket, AllocsPerPacket: base.AllocsPerPacket, Forwarded: base.Forwarded, Ratio: res.NsPerPacket / base.NsPerPacket}
+		}
 		enc := json.NewEncoder(stdout)
 		enc.SetIndent("", "  ")
-		return enc.Encode(jsonResult(res))
+		return enc.Encode(j)
 	}
 	printResult(stdout, res)
+	if base != nil {
+		fmt.Fprintf(stdout, "\nbaseline: the naive balancer (map[5-tuple], round-robin on a miss, delete on FIN/RST, MAC and TTL only)\n")
+		fmt.Fprintf(stdout, "baseline: %.1f ns/packet, %.3f allocs/packet, forwarded %d; gvs/baseline = %.2f\n", base.NsPerPacket, base.AllocsPerPacket, base.Forwarded, res.NsPerPacket/base.NsPerPacket)
+	}
 	return nil
+}
+
+// naiveFor builds the naive comparator over the config's real servers (their pinned
+// MACs, in file order) sending from the director's MAC (the config's, or the first
+// frame's destination).
+func naiveFor(path string, tr *bench.Trace) (*bench.Naive, error) {
+	c, err := config.Load(path)
+	if err != nil {
+		return nil, err
+	}
+	var rs [][6]byte
+	for _, s := range c.Services {
+		for _, r := range s.RealServers {
+			if !r.MAC.IsZero() {
+				rs = append(rs, r.MAC)
+			}
+		}
+	}
+	if len(rs) == 0 {
+		return nil, fmt.Errorf("replay: --baseline: %s has no real server with a pinned mac", path)
+	}
+	mac := c.Director.MAC
+	if mac.IsZero() && len(tr.Frames) > 0 && tr.Frames[0].Len >= 6 {
+		mac = ipvs.MAC(tr.Frames[0].Bytes()[:6])
+	}
+	return bench.NewNaive(rs, mac), nil
 }
 
 // requireMACs refuses a replay whose real servers have no pinned MAC: the rewritten
@@ -240,6 +294,15 @@ type jsonOut struct {
 	Malformed       map[string]uint64     `json:"malformed"`
 	Conns           int                   `json:"conntrack_entries"`
 	Services        []bench.ServiceResult `json:"services"`
+	Baseline        *jsonBaseline         `json:"baseline,omitempty"`
+}
+
+// jsonBaseline is the naive comparator's replay of the same frames (--baseline).
+type jsonBaseline struct {
+	NsPerPacket     float64 `json:"ns_per_packet"`
+	AllocsPerPacket float64 `json:"allocs_per_packet"`
+	Forwarded       uint64  `json:"forwarded"`
+	Ratio           float64 `json:"gvs_over_baseline"`
 }
 
 func jsonResult(r *bench.Result) jsonOut {
