@@ -23,20 +23,55 @@ import (
 //   - ICMPv6 neighbour discovery (RFC 4861 types 133–137), when NDP is set;
 //   - VRRP (IP protocol 112, RFC 5798), when VRRP is set.
 //
+// That exact filter tests every address in turn, so it grows with the VIPs and is run
+// on every frame. Beyond ExactMaxInstructions (a hundred or so IPv4 VIPs, a few dozen
+// IPv6 ones) Program compiles a coarser filter of constant size instead, which any
+// number of VIPs fits: every IPv4, IPv6 and ARP frame sent to one of MACs (the
+// director's own addresses: clients and routers send VIP traffic there, since gvs
+// answers ARP and NDP for its VIPs with them, and NAT real servers route their replies
+// through the director), and of the broadcast and multicast frames only ARP, VRRP and
+// neighbour discovery as above. The Director decides the rest in userspace, counting
+// what is not its own as not_ours. Without MACs the coarse filter passes every unicast
+// IPv4, IPv6 and ARP frame.
+//
 // The zero Filter passes nothing. A Filter is a description, not shared state: reading
 // it concurrently is safe.
 type Filter struct {
 	VIPs           []netip.Addr // destination addresses that pass (IPv4 or IPv6)
 	NATRealServers []netip.Addr // source addresses that pass
+	MACs           [][6]byte    // the director's unicast MACs, for the coarse filter
 	ARP, NDP, VRRP bool
 }
 
 // ErrFilterTooLong is returned by Program when the filter needs more instructions
-// than the kernel accepts (BPF_MAXINSNS): about 2000 IPv4 or 450 IPv6 addresses.
+// than the kernel accepts (BPF_MAXINSNS). The exact filter never does: beyond
+// ExactMaxInstructions Program compiles the coarse filter, whose size depends only on
+// the number of MACs.
 var ErrFilterTooLong = errors.New("afpacket: filter too long")
 
 // bpfMaxInstructions is the kernel's BPF_MAXINSNS for classic BPF.
 const bpfMaxInstructions = 4096
+
+// ExactMaxInstructions is the largest exact filter Program compiles; a longer one is
+// replaced by the coarse MAC filter.
+//
+// Why this size: the exact filter runs on every frame the interface receives and a
+// VIP frame walks on average half of it, while the coarse one costs about 15
+// instructions but lets the director's own unicast traffic (its SSH, health-check
+// replies, anything to its address) into the ring, where each such frame costs a
+// copy, a wake-up share and a decode: about 1–2 µs of the ≈ 2.6 µs a frame costs
+// end to end on the development VM (docs/lab.md), against a few tenths of a
+// nanosecond per JIT-compiled instruction. 256 instructions (≈ 100 ns per frame at
+// worst, interpreted) is therefore worth it only while the director's own traffic is
+// more than a few percent of its VIP traffic; past that both are cheap, and the
+// coarse filter has no limit. The exact filter is kept for small directors because it
+// also keeps a flood to the director's own address out of the ring.
+const ExactMaxInstructions = 256
+
+// MaxVIPs is the number of VIPs (IPv4 and IPv6 together) an AF_PACKET ring can
+// receive, for the checks of gvs check, gvs adm and reload; 0 means any number, which
+// is the case here: the filter turns coarse rather than refuse (see Filter).
+func MaxVIPs() int { return 0 }
 
 // Filter verdicts: the kernel keeps min(verdict, frame length) bytes, so accepting
 // returns the largest value.
@@ -50,6 +85,8 @@ const (
 // packet taps run (__netif_receive_skb_core → skb_vlan_untag), so the program sees most
 // tagged frames untagged, and handles both layouts.
 const (
+	bpfDstMAC         = 0                                            // destination MAC: 4 + 2 bytes
+	bpfDstMACLow      = 4                                            //
 	bpfEtherType      = 12                                           // EtherType or 802.1Q TPID
 	bpfInnerEtherType = 16                                           // EtherType after a tag
 	bpfL3Untagged     = header.EthernetHeaderLen                     // 14
@@ -64,13 +101,24 @@ const (
 	bpfProtoVRRP      = 112                  // IANA protocol numbers
 	bpfNDFirst        = 133                  // router solicitation (RFC 4861 §4)
 	bpfNDLast         = 137                  // redirect
+	bpfGroupBit       = 0x01                 // I/G bit of the first MAC byte (IEEE 802)
 )
 
-// Program compiles the filter. Address tests are linear (a few instructions per
-// address, run in the kernel per frame), which is cheap for the handful of VIPs a
-// director has. Duplicate addresses are tested once.
+// Labels of the programs' sections.
+const (
+	labelV4 = iota
+	labelV6
+	labelOurs
+	labelGroup
+	numLabels
+)
+
+// Program compiles the filter: the exact one when it takes at most
+// ExactMaxInstructions, the coarse one otherwise (see Filter). Address tests are
+// linear (a few instructions per address, run in the kernel per frame). Duplicate
+// addresses are tested once.
 //
-// Layout (A is the accumulator, X the offset of the IP header):
+// Layout of the exact filter (A is the accumulator, X the offset of the IP header):
 //
 //	      ldh [12]; jeq #0x8100 → tagged
 //	      ldx #14; ja dispatch
@@ -82,37 +130,69 @@ const (
 //	      [ldb [x+6]; jeq #112 → accept] [jeq #58; ldb [x+40]; 133 ≤ A ≤ 137 → accept]
 //	      reject
 //
+// The coarse filter puts a test of the destination MAC in front of the same program
+// without addresses:
+//
+//	      ldb [0]; jset #1 → group
+//	      [ld [0]; jeq MAC[0:4]; ldh [4]; jeq MAC[4:6] → ours …]; reject
+//	ours: ldh [12]; [jeq #0x8100: ldh [16]]
+//	      jeq #0x0800 → accept; jeq #0x86dd → accept; [jeq #0x0806 → accept]; reject
+//	group: the exact layout above, with no addresses
+//
 // Conditional jumps only skip a few instructions (their offsets are 8 bits); the
-// branches to the v4 and v6 sections use unconditional jumps, which reach anywhere.
+// branches to the sections use unconditional jumps, which reach anywhere.
 // The address tests come before the VRRP and ND tests so that a frame too short for
 // one of the later loads (which rejects it) has already been accepted if it is VIP
 // traffic.
 func (f *Filter) Program() ([]bpf.Instruction, error) {
-	var v4dst, v4src, v6dst, v6src [][]byte
-	for _, a := range f.VIPs {
-		b, v6, err := filterAddr(a)
-		if err != nil {
-			return nil, err
-		}
-		if v6 {
-			v6dst = appendAddr(v6dst, b)
-		} else {
-			v4dst = appendAddr(v4dst, b)
-		}
+	v4dst, v6dst, err := splitAddrs(f.VIPs)
+	if err != nil {
+		return nil, err
 	}
-	for _, a := range f.NATRealServers {
-		b, v6, err := filterAddr(a)
-		if err != nil {
-			return nil, err
-		}
-		if v6 {
-			v6src = appendAddr(v6src, b)
-		} else {
-			v4src = appendAddr(v4src, b)
-		}
+	v4src, v6src, err := splitAddrs(f.NATRealServers)
+	if err != nil {
+		return nil, err
 	}
+	if f.exactLen(v4dst, v6dst, v4src, v6src) <= ExactMaxInstructions {
+		var p bpfProgram
+		f.emitExact(&p, v4dst, v6dst, v4src, v6src)
+		return p.resolve()
+	}
+	return f.coarseProgram()
+}
 
-	var p bpfProgram
+// Exact reports whether Program compiles the exact filter (false: the coarse one).
+func (f *Filter) Exact() bool {
+	v4dst, v6dst, err1 := splitAddrs(f.VIPs)
+	v4src, v6src, err2 := splitAddrs(f.NATRealServers)
+	return err1 == nil && err2 == nil && f.exactLen(v4dst, v6dst, v4src, v6src) <= ExactMaxInstructions
+}
+
+// exactLen is the length of the exact program for these lists (emitExact): its
+// fixed part, 1 + 2 per address for an IPv4 list, 9 per IPv6 address.
+func (f *Filter) exactLen(v4dst, v6dst, v4src, v6src [][]byte) int {
+	n := 11 + 1 + 1 // dispatch, reject; v4 reject; v6 reject
+	if f.ARP {
+		n += 2
+	}
+	if f.VRRP {
+		n += 3 + 2
+	}
+	if f.VRRP || f.NDP {
+		n++
+	}
+	if f.NDP {
+		n += 5
+	}
+	for _, l := range [][][]byte{v4dst, v4src} {
+		if len(l) > 0 {
+			n += 1 + 2*len(l)
+		}
+	}
+	return n + 9*(len(v6dst)+len(v6src))
+}
+
+func (f *Filter) emitExact(p *bpfProgram, v4dst, v6dst, v4src, v6src [][]byte) {
 	p.emit(bpf.LoadAbsolute{Off: bpfEtherType, Size: 2})
 	p.emit(bpf.JumpIf{Cond: bpf.JumpEqual, Val: header.EtherTypeVLAN, SkipTrue: 2})
 	p.emit(bpf.LoadConstant{Dst: bpf.RegX, Val: bpfL3Untagged})
@@ -120,7 +200,6 @@ func (f *Filter) Program() ([]bpf.Instruction, error) {
 	p.emit(bpf.LoadAbsolute{Off: bpfInnerEtherType, Size: 2})
 	p.emit(bpf.LoadConstant{Dst: bpf.RegX, Val: bpfL3Tagged})
 
-	const labelV4, labelV6 = 0, 1
 	p.emit(bpf.JumpIf{Cond: bpf.JumpEqual, Val: header.EtherTypeIPv4, SkipFalse: 1})
 	p.jump(labelV4)
 	p.emit(bpf.JumpIf{Cond: bpf.JumpEqual, Val: header.EtherTypeIPv6, SkipFalse: 1})
@@ -162,6 +241,43 @@ func (f *Filter) Program() ([]bpf.Instruction, error) {
 		p.accept()
 	}
 	p.reject()
+}
+
+// coarseProgram compiles the coarse filter (see Program); its length is 5 per MAC
+// plus at most 40, whatever the addresses.
+func (f *Filter) coarseProgram() ([]bpf.Instruction, error) {
+	var p bpfProgram
+	p.emit(bpf.LoadAbsolute{Off: bpfDstMAC, Size: 1})
+	p.emit(bpf.JumpIf{Cond: bpf.JumpBitsSet, Val: bpfGroupBit, SkipFalse: 1})
+	p.jump(labelGroup)
+	macs := uniqueMACs(f.MACs)
+	if len(macs) == 0 {
+		p.jump(labelOurs)
+	}
+	for _, m := range macs {
+		p.emit(bpf.LoadAbsolute{Off: bpfDstMAC, Size: 4})
+		p.emit(bpf.JumpIf{Cond: bpf.JumpEqual, Val: binary.BigEndian.Uint32(m[:4]), SkipFalse: 3})
+		p.emit(bpf.LoadAbsolute{Off: bpfDstMACLow, Size: 2})
+		p.emit(bpf.JumpIf{Cond: bpf.JumpEqual, Val: uint32(binary.BigEndian.Uint16(m[4:])), SkipFalse: 1})
+		p.jump(labelOurs)
+	}
+	p.reject()
+
+	p.label(labelOurs)
+	p.emit(bpf.LoadAbsolute{Off: bpfEtherType, Size: 2})
+	p.emit(bpf.JumpIf{Cond: bpf.JumpEqual, Val: header.EtherTypeVLAN, SkipFalse: 1})
+	p.emit(bpf.LoadAbsolute{Off: bpfInnerEtherType, Size: 2})
+	p.emit(bpf.JumpIf{Cond: bpf.JumpEqual, Val: header.EtherTypeIPv4, SkipTrue: 1})
+	p.emit(bpf.JumpIf{Cond: bpf.JumpEqual, Val: header.EtherTypeIPv6, SkipFalse: 1})
+	p.accept()
+	if f.ARP {
+		p.emit(bpf.JumpIf{Cond: bpf.JumpEqual, Val: header.EtherTypeARP, SkipFalse: 1})
+		p.accept()
+	}
+	p.reject()
+
+	p.label(labelGroup)
+	f.emitExact(&p, nil, nil, nil, nil)
 	return p.resolve()
 }
 
@@ -178,28 +294,45 @@ func (f *Filter) Assemble() ([]bpf.RawInstruction, error) {
 	return raw, nil
 }
 
-func filterAddr(a netip.Addr) (b []byte, v6 bool, err error) {
-	if !a.IsValid() {
-		return nil, false, errors.New("afpacket: filter: invalid address")
-	}
-	a = a.Unmap()
-	return a.AsSlice(), a.Is6(), nil
-}
-
-func appendAddr(list [][]byte, b []byte) [][]byte {
-	for _, x := range list {
-		if slices.Equal(x, b) {
-			return list
+// splitAddrs returns the addresses of list as 4- and 16-byte slices, each address
+// once, in list order (IPv4-mapped IPv6 addresses count as IPv4).
+func splitAddrs(list []netip.Addr) (v4, v6 [][]byte, err error) {
+	seen := make(map[netip.Addr]struct{}, len(list))
+	for _, a := range list {
+		if !a.IsValid() {
+			return nil, nil, errors.New("afpacket: filter: invalid address")
+		}
+		a = a.Unmap()
+		if _, dup := seen[a]; dup {
+			continue
+		}
+		seen[a] = struct{}{}
+		if a.Is4() {
+			v4 = append(v4, a.AsSlice())
+		} else {
+			v6 = append(v6, a.AsSlice())
 		}
 	}
-	return append(list, b)
+	return v4, v6, nil
+}
+
+// uniqueMACs returns the unicast MACs of list, each once, in list order: a group
+// address is never a director's own.
+func uniqueMACs(list [][6]byte) [][6]byte {
+	var out [][6]byte
+	for _, m := range list {
+		if m[0]&bpfGroupBit == 0 && !slices.Contains(out, m) {
+			out = append(out, m)
+		}
+	}
+	return out
 }
 
 // bpfProgram is a tiny assembler: instructions plus labels for the unconditional
 // jumps, resolved once the program is complete.
 type bpfProgram struct {
 	ins    []bpf.Instruction
-	labels [2]int
+	labels [numLabels]int
 	fixups []bpfFixup
 }
 
@@ -260,8 +393,10 @@ func (p *bpfProgram) resolve() ([]bpf.Instruction, error) {
 // Duplicates are listed once.
 func (f *Filter) MulticastMACs() [][6]byte {
 	var macs [][6]byte
+	seen := map[[6]byte]bool{}
 	add := func(m [6]byte) {
-		if !slices.Contains(macs, m) {
+		if !seen[m] {
+			seen[m] = true
 			macs = append(macs, m)
 		}
 	}

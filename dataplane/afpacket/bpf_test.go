@@ -3,7 +3,9 @@ package afpacket
 import (
 	"encoding/binary"
 	"errors"
+	"fmt"
 	"net/netip"
+	"slices"
 	"testing"
 
 	"github.com/gvs-lb/gvs/dataplane/header"
@@ -126,7 +128,28 @@ func rlFilterCases() (pass, drop [][]byte) {
 }
 
 func rlDirFilter() *Filter {
-	return &Filter{VIPs: []netip.Addr{rlVIP, rlVIP6}, NATRealServers: []netip.Addr{rlRS}, ARP: true, NDP: true, VRRP: true}
+	return &Filter{VIPs: []netip.Addr{rlVIP, rlVIP6}, NATRealServers: []netip.Addr{rlRS}, MACs: [][6]byte{rlDirMAC}, ARP: true, NDP: true, VRRP: true}
+}
+
+// rlManyVIPs returns n VIPs, IPv4 and IPv6 alternately, none of them a lab address
+// the tests use otherwise.
+func rlManyVIPs(n int) []netip.Addr {
+	vips := make([]netip.Addr, 0, n)
+	for i := range n {
+		if i%2 == 0 {
+			vips = append(vips, netip.AddrFrom4([4]byte{198, 19, byte(i >> 9), byte(i >> 1)}))
+		} else {
+			vips = append(vips, netip.AddrFrom16([16]byte{0x20, 0x01, 0x0d, 0xb8, 0xff, 13: byte(i >> 16), 14: byte(i >> 8), 15: byte(i)}))
+		}
+	}
+	return vips
+}
+
+// rlCoarse returns f with enough extra VIPs for Program to compile the coarse filter.
+func rlCoarse(f *Filter) *Filter {
+	c := *f
+	c.VIPs = append(rlManyVIPs(200), f.VIPs...)
+	return &c
 }
 
 // rlUntag returns the frame as packet taps see a tagged frame: the kernel moved the
@@ -173,6 +196,38 @@ func TestFilterProgram(t *testing.T) {
 			t.Errorf("drop[%d] passed: % x", i, b)
 		}
 	}
+	// The coarse filter passes the same frames, and of the dropped ones those sent
+	// to another host's MAC; the director's own unicast traffic passes.
+	coarse := rlCoarse(f)
+	if coarse.Exact() {
+		t.Fatal("200 more VIPs still compile to the exact filter")
+	}
+	for i, b := range pass {
+		if !rlRunFilter(t, coarse, b) || !rlRunFilter(t, coarse, rlUntag(b)) {
+			t.Errorf("coarse: pass[%d] dropped: % x", i, b)
+		}
+	}
+	rsMAC := rlMAC(0x05)
+	udp := rlUDP(40000, 80, []byte("x"))
+	for i, b := range [][]byte{
+		rlPad(rlEth(rsMAC, rlGenMAC, -1, header.EtherTypeIPv4, rlIPv4(rlClient, rlVIP, 17, 21, 0, udp))),
+		rlPad(rlEth(rsMAC, rlGenMAC, 7, header.EtherTypeIPv4, rlIPv4(rlClient, rlVIP, 17, 22, 0, udp))),
+		rlEth(rsMAC, rlGenMAC, -1, header.EtherTypeIPv6, rlIPv6(rlGen6, rlVIP6, 17, udp)),
+		rlPad(rlEth([6]byte{0xff, 0xff, 0xff, 0xff, 0xff, 0xff}, rlGenMAC, -1, header.EtherTypeIPv4, rlIPv4(rlGen, netip.MustParseAddr("198.18.255.255"), 17, 23, 0, udp))),
+		rlPad(rlEth([6]byte{1, 0, 0x5e, 0, 0, 0xfb}, rlGenMAC, -1, header.EtherTypeIPv4, rlIPv4(rlGen, netip.MustParseAddr("224.0.0.251"), 17, 24, 0, udp))),
+		rlPad(rlEth(rlDirMAC, rlGenMAC, -1, 0x88cc, []byte("lldp to us"))),
+		drop[5],
+	} {
+		if rlRunFilter(t, coarse, b) || rlRunFilter(t, coarse, rlUntag(b)) {
+			t.Errorf("coarse: frame %d passed: % x", i, b)
+		}
+	}
+	for i, b := range drop[:5] {
+		if !rlRunFilter(t, coarse, b) {
+			t.Errorf("coarse: drop[%d], sent to the director's MAC, dropped: % x", i, b)
+		}
+	}
+
 	// Each flag opens its own traffic only.
 	arp, vrrp, ns := pass[4], pass[5], pass[8]
 	for _, tt := range []struct {
@@ -195,32 +250,118 @@ func TestFilterProgram(t *testing.T) {
 	}
 }
 
-// TestFilterManyAddresses checks long programs: the unconditional jumps to the IPv6
-// section must reach past 255 instructions, every address must pass, and the kernel's
-// limit is enforced.
+// TestFilterSizes compiles the filter of a director with 0, 1, 5,000 and 50,000 VIPs
+// (IPv4 and IPv6 alternately) and NAT real servers: every program is within the
+// kernel's limit, exact only while it is short, passes the first and the last VIP and
+// a NAT reply, and drops VIP traffic sent to another host's MAC when coarse, traffic
+// to another address when exact.
+func TestFilterSizes(t *testing.T) {
+	for _, n := range []int{0, 1, 5000, 50000} {
+		t.Run(fmt.Sprint(n), func(t *testing.T) {
+			f := &Filter{VIPs: rlManyVIPs(n), NATRealServers: []netip.Addr{rlRS, netip.MustParseAddr("2001:db8::5")},
+				MACs: [][6]byte{rlDirMAC}, ARP: true, NDP: true, VRRP: true}
+			prog, err := f.Program()
+			if err != nil {
+				t.Fatal(err)
+			}
+			if _, err := bpf.Assemble(prog); err != nil {
+				t.Fatal(err)
+			}
+			exact := f.Exact()
+			t.Logf("%d VIPs: %d instructions, exact %v", n, len(prog), exact)
+			switch {
+			case len(prog) > bpfMaxInstructions:
+				t.Fatalf("%d instructions, the kernel takes %d", len(prog), bpfMaxInstructions)
+			case exact != (n <= 1):
+				t.Errorf("exact = %v for %d VIPs", exact, n)
+			case exact && len(prog) > ExactMaxInstructions:
+				t.Errorf("exact filter of %d instructions, more than %d", len(prog), ExactMaxInstructions)
+			case !exact && len(prog) > 45:
+				t.Errorf("coarse filter of %d instructions, expected at most 45", len(prog))
+			}
+			frame := func(dstMAC [6]byte, src, dst netip.Addr) []byte {
+				if dst.Is4() {
+					return rlPad(rlEth(dstMAC, rlGenMAC, -1, header.EtherTypeIPv4, rlIPv4(src, dst, 6, 1, 0, rlUDP(1, 80, nil))))
+				}
+				return rlEth(dstMAC, rlGenMAC, -1, header.EtherTypeIPv6, rlIPv6(src, dst, 6, rlUDP(1, 80, nil)))
+			}
+			var vips []netip.Addr
+			if n > 0 {
+				vips = []netip.Addr{f.VIPs[0], f.VIPs[n-1]}
+			}
+			for _, v := range vips {
+				src := rlClient
+				if v.Is6() {
+					src = rlGen6
+				}
+				if !rlRunFilter(t, f, frame(rlDirMAC, src, v)) {
+					t.Errorf("%v dropped", v)
+				}
+				if !exact && rlRunFilter(t, f, frame(rlMAC(0x09), src, v)) {
+					t.Errorf("%v to another host's MAC passed", v)
+				}
+			}
+			if !rlRunFilter(t, f, frame(rlDirMAC, rlRS, rlClient)) {
+				t.Error("NAT reply dropped")
+			}
+			if exact && rlRunFilter(t, f, frame(rlDirMAC, rlClient, rlOther)) {
+				t.Error("exact filter passed traffic to another address")
+			}
+			if got, want := len(prog), f.exactLen(splitAddrsT(t, f.VIPs, f.NATRealServers)); exact && got != want {
+				t.Errorf("exact program of %d instructions, exactLen says %d", got, want)
+			}
+		})
+	}
+}
+
+func splitAddrsT(t *testing.T, vips, rs []netip.Addr) (v4dst, v6dst, v4src, v6src [][]byte) {
+	t.Helper()
+	v4dst, v6dst, err := splitAddrs(vips)
+	if err != nil {
+		t.Fatal(err)
+	}
+	v4src, v6src, err = splitAddrs(rs)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return v4dst, v6dst, v4src, v6src
+}
+
+// TestFilterManyAddresses checks long exact programs (the unconditional jumps to the
+// IPv6 section must reach past 255 instructions), the exact length at the threshold,
+// duplicates, the kernel's limit and invalid input.
 func TestFilterManyAddresses(t *testing.T) {
-	var f Filter
-	for i := range 200 {
+	// The longest exact program: every VIP passes, every other address not.
+	f := Filter{NATRealServers: []netip.Addr{rlRS}, MACs: [][6]byte{rlDirMAC}, ARP: true, NDP: true, VRRP: true}
+	for i := 0; f.exactLen(splitAddrsT(t, append(f.VIPs, rlVIP6), f.NATRealServers)) <= ExactMaxInstructions; i++ {
 		f.VIPs = append(f.VIPs, netip.AddrFrom4([4]byte{198, 18, 1, byte(i)}))
-		f.VIPs = append(f.VIPs, netip.AddrFrom16([16]byte{0x20, 0x01, 0, 2, 15: byte(i)}))
+		if i%8 == 7 {
+			f.VIPs = append(f.VIPs, netip.AddrFrom16([16]byte{0x20, 0x01, 0x0d, 0xb8, 15: byte(i)}))
+		}
 	}
 	prog, err := f.Program()
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(prog) < 2000 {
-		t.Fatalf("program of %d instructions, expected a long one", len(prog))
+	if !f.Exact() || len(prog) > ExactMaxInstructions || len(prog) < ExactMaxInstructions-20 {
+		t.Fatalf("program of %d instructions (exact %v) for %d addresses, want an exact one of about %d", len(prog), f.Exact(), len(f.VIPs), ExactMaxInstructions)
 	}
-	for _, a := range []netip.Addr{f.VIPs[0], f.VIPs[1], f.VIPs[len(f.VIPs)-2], f.VIPs[len(f.VIPs)-1]} {
+	for _, a := range f.VIPs {
 		var b []byte
 		if a.Is4() {
-			b = rlEth(rlDirMAC, rlGenMAC, -1, header.EtherTypeIPv4, rlIPv4(rlClient, a, 17, 1, 0, nil))
+			b = rlEth(rlMAC(9), rlGenMAC, -1, header.EtherTypeIPv4, rlIPv4(rlClient, a, 17, 1, 0, nil))
 		} else {
-			b = rlEth(rlDirMAC, rlGenMAC, -1, header.EtherTypeIPv6, rlIPv6(rlGen6, a, 17, nil))
+			b = rlEth(rlMAC(9), rlGenMAC, -1, header.EtherTypeIPv6, rlIPv6(rlGen6, a, 17, nil))
 		}
 		if !rlRunFilter(t, &f, b) {
 			t.Errorf("%v dropped", a)
 		}
+	}
+	// One more address makes it coarse.
+	g := f
+	g.VIPs = append(slices.Clone(f.VIPs), rlVIP6)
+	if g.Exact() {
+		t.Errorf("%d addresses still exact", len(g.VIPs))
 	}
 	// Duplicates are tested once.
 	dup := Filter{VIPs: []netip.Addr{rlVIP, rlVIP, netip.AddrFrom16(rlVIP.As16())}}
@@ -230,20 +371,74 @@ func TestFilterManyAddresses(t *testing.T) {
 	if len(p1) != len(p2) {
 		t.Errorf("duplicate addresses compiled to %d instructions, want %d", len(p1), len(p2))
 	}
-	for i := range 300 {
-		f.NATRealServers = append(f.NATRealServers, netip.AddrFrom16([16]byte{0x20, 0x01, 0, 2, 1, 14: byte(i >> 8), 15: byte(i)}))
+	// Only MACs make a program too long: 5 instructions each.
+	many := rlCoarse(&f)
+	for i := range 1000 {
+		many.MACs = append(many.MACs, [6]byte{2, 1, 0, 0, byte(i >> 8), byte(i)})
 	}
-	if _, err := f.Program(); !errors.Is(err, ErrFilterTooLong) {
-		t.Errorf("Program of %d addresses: %v, want ErrFilterTooLong", len(f.VIPs)+len(f.NATRealServers), err)
+	if _, err := many.Program(); !errors.Is(err, ErrFilterTooLong) {
+		t.Errorf("Program with %d MACs: %v, want ErrFilterTooLong", len(many.MACs), err)
 	}
 	if _, err := (&Filter{VIPs: []netip.Addr{{}}}).Program(); err == nil {
 		t.Error("Program accepted an invalid address")
+	}
+	if MaxVIPs() != 0 {
+		t.Errorf("MaxVIPs() = %d, want 0 (no limit)", MaxVIPs())
 	}
 }
 
 // rlFilterRef is the filter written the slow, obvious way, with the interpreter's rule
 // that a load past the end of the frame rejects it at once.
 func rlFilterRef(f *Filter, b []byte) bool {
+	if !f.Exact() {
+		return rlCoarseRef(f, b)
+	}
+	return rlExactRef(f, b)
+}
+
+// rlCoarseRef is the coarse filter (see Filter), with the loads' bounds as the
+// program makes them.
+func rlCoarseRef(f *Filter, b []byte) bool {
+	if len(b) < 1 {
+		return false
+	}
+	if b[0]&1 != 0 {
+		return rlExactRef(&Filter{ARP: f.ARP, NDP: f.NDP, VRRP: f.VRRP}, b)
+	}
+	ours := true
+	for _, m := range f.MACs {
+		if m[0]&1 != 0 {
+			continue // never a director's own
+		}
+		ours = false
+		if len(b) < 4 {
+			return false
+		}
+		if [4]byte(b[:4]) != [4]byte(m[:4]) {
+			continue
+		}
+		if len(b) < 6 {
+			return false
+		}
+		if [2]byte(b[4:6]) == [2]byte(m[4:]) {
+			ours = true
+			break
+		}
+	}
+	if !ours || len(b) < 14 {
+		return false
+	}
+	et := binary.BigEndian.Uint16(b[12:])
+	if et == header.EtherTypeVLAN {
+		if len(b) < 18 {
+			return false
+		}
+		et = binary.BigEndian.Uint16(b[16:])
+	}
+	return et == header.EtherTypeIPv4 || et == header.EtherTypeIPv6 || (f.ARP && et == header.EtherTypeARP)
+}
+
+func rlExactRef(f *Filter, b []byte) bool {
 	if len(b) < 14 {
 		return false
 	}
@@ -345,6 +540,8 @@ func FuzzFilter(f *testing.F) {
 	for _, b := range append(pass, drop...) {
 		f.Add(b, uint8(7))
 		f.Add(rlUntag(b), uint8(5))
+		f.Add(b, uint8(7|32|64))
+		f.Add(rlUntag(b), uint8(64))
 	}
 	f.Fuzz(func(t *testing.T, frame []byte, flags uint8) {
 		filt := Filter{
@@ -357,6 +554,12 @@ func FuzzFilter(f *testing.F) {
 		}
 		if flags&16 != 0 {
 			filt.NATRealServers = nil
+		}
+		if flags&32 != 0 {
+			filt.MACs = [][6]byte{rlDirMAC, {3, 0, 0, 0, 0, 1}, rlMAC(0x09)}
+		}
+		if flags&64 != 0 {
+			filt = *rlCoarse(&filt)
 		}
 		if got, want := rlRunFilter(t, &filt, frame), rlFilterRef(&filt, frame); got != want {
 			t.Fatalf("filter %+v: program %v, reference %v on % x", filt, got, want, frame)

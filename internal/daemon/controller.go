@@ -256,6 +256,9 @@ func (d *Daemon) shape(conf []ipvs.Service) shaped {
 // the Director and, once it took them, publishes conf and queues the side effects.
 // On error nothing changes.
 func (d *Daemon) commit(conf []ipvs.Service) error {
+	if err := d.capacity.check(conf); err != nil {
+		return err
+	}
 	sh := d.shape(conf)
 	if err := d.d.Apply(sh.services); err != nil {
 		return err
@@ -274,7 +277,7 @@ func (d *Daemon) commitShaped(sh shaped, first bool) {
 	d.commits.Add(1)
 	d.st.hl.commit(sh)
 	d.st.alive = sh.alive
-	f := filterFor(sh.services)
+	f := d.linkFilter(sh.services)
 	var fx effect
 	if d.st.filter == nil || !sameFilter(d.st.filter, f) {
 		if !first {
@@ -744,6 +747,19 @@ func filterFor(services []ipvs.Service) *afpacket.Filter {
 			if rs.Method == ipvs.NAT {
 				add(&f.NATRealServers, rs.Addr.Addr())
 			}
+		}
+	}
+	return f
+}
+
+// linkFilter is filterFor with the director's own MACs, which the filter needs once
+// there are too many VIPs to list (afpacket.Filter): the one it runs with and the
+// interface's.
+func (d *Daemon) linkFilter(services []ipvs.Service) *afpacket.Filter {
+	f := filterFor(services)
+	for _, m := range []net.HardwareAddr{d.st.opts.MAC, d.ifi.MAC} {
+		if len(m) == 6 && !slices.Contains(f.MACs, [6]byte(m)) {
+			f.MACs = append(f.MACs, [6]byte(m))
 		}
 	}
 	return f

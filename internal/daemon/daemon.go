@@ -43,6 +43,7 @@ type Daemon struct {
 	// metrics is the Prometheus registry; served while metrics_listen is set.
 	metrics  *Metrics
 	resolver Resolver // nil: MACs are never resolved
+	capacity capacity // what the links can receive
 
 	health HealthRunner
 	vrrp   *vrrpManager // nil without [[vrrp]]
@@ -166,11 +167,15 @@ func New(cfg *config.Config, deps Deps) (_ *Daemon, err error) {
 		}
 	}
 	d.fx = newEffects(d)
+	d.capacity = linkCapacity(cfg)
+	if err := d.capacity.check(file); err != nil {
+		return nil, fmt.Errorf("%s: %w", cfg.File, err)
+	}
 	sh := d.shape(file)
 	if err := d.d.Apply(sh.services); err != nil {
 		return nil, fmt.Errorf("%s: %w", cfg.File, err)
 	}
-	if d.links, err = deps.OpenLinks(d.ifi, filterFor(sh.services)); err != nil {
+	if d.links, err = deps.OpenLinks(d.ifi, d.linkFilter(sh.services)); err != nil {
 		return nil, fmt.Errorf("open links on %s: %w", d.ifi.Name, err)
 	}
 	d.st.file = file
