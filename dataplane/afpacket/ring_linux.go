@@ -5,6 +5,7 @@ package afpacket
 import (
 	"encoding/binary"
 	"errors"
+	"fmt"
 	"math"
 	"net"
 	"os"
@@ -213,16 +214,17 @@ func parseFrame(blk []byte, off int, more bool) (f dataplane.Frame, next int, v 
 	return f, next, frameOK, status&unix.TP_STATUS_CSUMNOTREADY != 0
 }
 
-// Ring is a Link on one network interface through an AF_PACKET socket: a TPACKET_V3
-// memory-mapped receive ring, and sendmmsg(2) on the same socket to send. Get one from
-// Open; the zero Ring is not usable.
+// Ring is a Link on one network interface through an AF_PACKET socket: a TPACKET_V2
+// or TPACKET_V3 memory-mapped receive ring (Config.Version), and sendmmsg(2) on the
+// same socket to send. Get one from Open; the zero Ring is not usable.
 //
-// ReadBatch hands out frames inside the ring, never copies. A block goes back to the
+// ReadBatch hands out frames inside the ring, never copies (but for a V2 frame longer
+// than a slot, see Config.FrameSize). A slot (V2) or block (V3) goes back to the
 // kernel when the ReadBatch after the one that delivered its last frame starts, so
 // the frames of one batch stay valid (and writable in place, headroom included) until
-// the next ReadBatch. A batch holds at most half the ring's blocks, so the kernel
-// always has the other half to fill; a reader that falls further behind makes the
-// kernel drop frames (Stats.Drops), never overwrite them.
+// the next ReadBatch. A batch holds at most half the ring, so the kernel always has
+// the other half to fill; a reader that falls further behind makes the kernel drop
+// frames (Stats.Drops), never overwrite them.
 //
 // Received frames are as they were on the wire: the 802.1Q tag the kernel strips
 // before packet taps see a frame is put back, and a TCP or UDP checksum a local or
@@ -254,8 +256,13 @@ type Ring struct {
 	blockSize int
 	nblocks   int
 
+	// isV2 selects the TPACKET_V2 ring (v2, ring_v2_linux.go); otherwise the
+	// ring is TPACKET_V3 (rx).
+	isV2 bool
+
 	// Reader state: ReadBatch's goroutine only.
 	rx   rxState
+	v2   v2State
 	pfds [2]unix.PollFd
 	held bool // the last batch is out: it holds a reference
 
@@ -267,8 +274,8 @@ type Ring struct {
 	// closed and destroyed flags.
 	state atomic.Uint64
 
-	rxFrames, rxTruncated, rxBad, linkErrors atomic.Uint64
-	txFrames, txDrops                        atomic.Uint64
+	rxFrames, rxCopied, rxTruncated, rxBad, linkErrors atomic.Uint64
+	txFrames, txBusy, txDrops                          atomic.Uint64
 
 	statsMu sync.Mutex
 	kstats  Stats // kernel counters summed up (PACKET_STATISTICS resets them)
@@ -327,10 +334,22 @@ func open(ifname string, cfg Config) (r *Ring, err error) {
 	if batch == 0 {
 		batch = DefaultBatchSize
 	}
+	version := cfg.Version
+	if version == 0 {
+		version = DefaultVersion
+	}
+	pollDelay := cfg.PollDelay
+	if pollDelay == 0 {
+		pollDelay = DefaultPollDelay
+	}
 	page := os.Getpagesize()
 	switch {
-	case packets < 0 || batch < 0 || timeout < 0:
-		return nil, errors.New("negative ring size, batch size or timeout")
+	case version != 2 && version != 3:
+		return nil, fmt.Errorf("TPACKET version %d: want 2 or 3", version)
+	case packets < 0 || batch < 0 || timeout < 0 || cfg.FrameSize < 0:
+		return nil, errors.New("negative ring size, frame size, batch size or timeout")
+	case cfg.FrameSize != 0 && (cfg.FrameSize < v2MinFrameSize || cfg.FrameSize%16 != 0 || cfg.FrameSize > blockSize):
+		return nil, fmt.Errorf("frame size must be a multiple of 16 from %d to the block size", v2MinFrameSize)
 	case blockSize < page || blockSize&(blockSize-1) != 0 || blockSize > 1<<30:
 		return nil, errors.New("block size must be a power of two of at least a page")
 	case blockSize < bdLen+ringMinSlot:
@@ -349,7 +368,7 @@ func open(ifname string, cfg Config) (r *Ring, err error) {
 		return nil, err
 	}
 
-	r = &Ring{name: ifname, fd: -1, efd: -1, batch: batch, blockSize: blockSize, nblocks: nblocks}
+	r = &Ring{name: ifname, fd: -1, efd: -1, batch: batch, blockSize: blockSize, nblocks: nblocks, isV2: version == 2}
 	r.errReadClosed = &dataplane.OpError{Op: "read", Link: ifname, Err: net.ErrClosed}
 	r.errWriteClosed = &dataplane.OpError{Op: "write", Link: ifname, Err: net.ErrClosed}
 	defer func() {
@@ -366,24 +385,34 @@ func open(ifname string, cfg Config) (r *Ring, err error) {
 		return nil, err
 	}
 	r.ifindex, r.mtu = ifindex, mtu
-	if err := setPacketOptions(r.fd, ringReserve, cfg.QdiscBypass); err != nil {
+	tpVersion := unix.TPACKET_V3
+	if r.isV2 {
+		tpVersion = unix.TPACKET_V2
+	}
+	if err := setPacketOptions(r.fd, tpVersion, ringReserve, cfg.QdiscBypass); err != nil {
 		return nil, err
 	}
 	if err := attachFilter(r.fd, filter); err != nil {
 		return nil, err
 	}
-	req := unix.TpacketReq3{
-		Block_size:     uint32(blockSize),
-		Block_nr:       uint32(nblocks),
-		Frame_size:     ringFrameSize,
-		Frame_nr:       uint32(blockSize / ringFrameSize * nblocks),
-		Retire_blk_tov: uint32(tov),
-	}
-	if err := unix.SetsockoptTpacketReq3(r.fd, unix.SOL_PACKET, unix.PACKET_RX_RING, &req); err != nil {
-		return nil, os.NewSyscallError("setsockopt PACKET_RX_RING", err)
+	if r.isV2 {
+		if err := r.setupV2(cfg.FrameSize, packets, pollDelay); err != nil {
+			return nil, err
+		}
+	} else {
+		req := unix.TpacketReq3{
+			Block_size:     uint32(blockSize),
+			Block_nr:       uint32(nblocks),
+			Frame_size:     ringFrameSize,
+			Frame_nr:       uint32(blockSize / ringFrameSize * nblocks),
+			Retire_blk_tov: uint32(tov),
+		}
+		if err := unix.SetsockoptTpacketReq3(r.fd, unix.SOL_PACKET, unix.PACKET_RX_RING, &req); err != nil {
+			return nil, os.NewSyscallError("setsockopt PACKET_RX_RING", err)
+		}
 	}
 	// MAP_POPULATE maps every page now instead of faulting them in on the data path.
-	r.mem, err = unix.Mmap(r.fd, 0, nblocks*blockSize, unix.PROT_READ|unix.PROT_WRITE, unix.MAP_SHARED|unix.MAP_POPULATE)
+	r.mem, err = unix.Mmap(r.fd, 0, r.nblocks*blockSize, unix.PROT_READ|unix.PROT_WRITE, unix.MAP_SHARED|unix.MAP_POPULATE)
 	if err != nil {
 		return nil, os.NewSyscallError("mmap", err)
 	}
@@ -487,6 +516,9 @@ func (r *Ring) release() {
 // socket reports an error (counted in LinkErrors; the kernel re-attaches the socket
 // when a downed link comes back up, so the wait goes on).
 func (r *Ring) ReadBatch(frames []dataplane.Frame) (int, error) {
+	// The last call delivered frames: traffic flows, so a V2 reader that finds the
+	// ring empty naps before it waits (Config.PollDelay).
+	busy := r.held && r.v2.pollDelay > 0
 	if r.held {
 		// The reference held for the batch keeps the ring mapped while its blocks go
 		// back.
@@ -505,7 +537,17 @@ func (r *Ring) ReadBatch(frames []dataplane.Frame) (int, error) {
 		if r.state.Load()&refClosed != 0 {
 			return 0, r.errReadClosed
 		}
-		n, truncated, bad := r.fill(frames)
+		var n int
+		var truncated, bad uint64
+		if r.isV2 {
+			var copied uint64
+			n, truncated, bad, copied = r.fillV2(frames)
+			if copied != 0 {
+				r.rxCopied.Add(copied)
+			}
+		} else {
+			n, truncated, bad = r.fill(frames)
+		}
 		if truncated|bad != 0 {
 			r.rxTruncated.Add(truncated)
 			r.rxBad.Add(bad)
@@ -516,10 +558,15 @@ func (r *Ring) ReadBatch(frames []dataplane.Frame) (int, error) {
 			r.state.Add(1)
 			return n, nil
 		}
-		// Nothing for the caller: blocks consumed by dropped frames go back now, and
-		// the reader waits only when the next block is still the kernel's.
+		// Nothing for the caller: slots or blocks consumed by dropped frames go back
+		// now, and the reader waits only when the next one is still the kernel's.
 		r.returnBlocks()
-		if blockDesc(r.block(r.rx.cur)).status()&unix.TP_STATUS_USER != 0 {
+		if r.ready() {
+			continue
+		}
+		if busy {
+			busy = false
+			r.nap()
 			continue
 		}
 		if err := r.wait(); err != nil {
@@ -585,8 +632,21 @@ func (r *Ring) fill(frames []dataplane.Frame) (n int, truncated, bad uint64) {
 	return n, truncated, bad
 }
 
-// returnBlocks hands the pending blocks back to the kernel, oldest first.
+// ready reports whether the reader's next slot (V2) or block (V3) is its own.
+func (r *Ring) ready() bool {
+	if r.isV2 {
+		return loadStatus(r.slot(r.v2.cur))&unix.TP_STATUS_USER != 0
+	}
+	return blockDesc(r.block(r.rx.cur)).status()&unix.TP_STATUS_USER != 0
+}
+
+// returnBlocks hands the pending blocks (V3) or slots (V2) back to the kernel,
+// oldest first.
 func (r *Ring) returnBlocks() {
+	if r.isV2 {
+		r.returnSlots()
+		return
+	}
 	for ; r.rx.pending > 0; r.rx.pending-- {
 		i := r.rx.cur - r.rx.pending
 		if i < 0 {
@@ -627,7 +687,7 @@ func (r *Ring) WriteBatch(frames []dataplane.Frame) (int, error) {
 		return 0, r.errWriteClosed
 	}
 	defer r.decref()
-	sent, drops := 0, 0
+	sent, drops, busy := 0, 0, 0
 	var errno unix.Errno
 	for len(frames) > 0 && errno == 0 {
 		k := min(len(frames), len(r.tx.msgs))
@@ -644,10 +704,13 @@ func (r *Ring) WriteBatch(frames []dataplane.Frame) (int, error) {
 			m++
 		}
 		frames = frames[k:]
-		s, d, e := r.tx.send(r.fd, m)
-		sent, drops, errno = sent+s, drops+d, e
+		s, d, b, e := r.tx.send(r.fd, m)
+		sent, drops, busy, errno = sent+s, drops+d, busy+b, e
 	}
 	r.txFrames.Add(uint64(sent))
+	if busy != 0 {
+		r.txBusy.Add(uint64(busy))
+	}
 	if drops != 0 {
 		r.txDrops.Add(uint64(drops))
 	}
@@ -732,10 +795,12 @@ func (r *Ring) Stats() (Stats, error) {
 	s := r.kstats
 	r.statsMu.Unlock()
 	s.RXFrames = r.rxFrames.Load()
+	s.RXCopied = r.rxCopied.Load()
 	s.RXTruncated = r.rxTruncated.Load()
 	s.RXBad = r.rxBad.Load()
 	s.LinkErrors = r.linkErrors.Load()
 	s.TXFrames = r.txFrames.Load()
+	s.TXBusy = r.txBusy.Load()
 	s.TXDrops = r.txDrops.Load()
 	if err != nil {
 		return s, &dataplane.OpError{Op: "stats", Link: r.name, Err: err}
@@ -746,6 +811,17 @@ func (r *Ring) Stats() (Stats, error) {
 // readKernelStats adds the kernel's counters since the last read to r.kstats. The
 // caller holds a reference (or is releasing the ring).
 func (r *Ring) readKernelStats() error {
+	if r.isV2 {
+		st, err := unix.GetsockoptTpacketStats(r.fd, unix.SOL_PACKET, unix.PACKET_STATISTICS)
+		if err != nil {
+			return os.NewSyscallError("getsockopt PACKET_STATISTICS", err)
+		}
+		r.statsMu.Lock()
+		r.kstats.Packets += uint64(st.Packets)
+		r.kstats.Drops += uint64(st.Drops)
+		r.statsMu.Unlock()
+		return nil
+	}
 	st, err := unix.GetsockoptTpacketStatsV3(r.fd, unix.SOL_PACKET, unix.PACKET_STATISTICS)
 	if err != nil {
 		return os.NewSyscallError("getsockopt PACKET_STATISTICS", err)

@@ -239,9 +239,11 @@ func rlPair(t testing.TB) (l *rlLab, gen, dir string) {
 // ring in the director namespace: exactly the frames the filter passes, byte for byte
 // as they were sent (802.1Q tags put back), with headroom; then the same after a
 // filter reload.
-func TestRingFilter(t *testing.T) {
+func TestRingFilter(t *testing.T) { rlEachVersion(t, testRingFilter) }
+
+func testRingFilter(t *testing.T, version int) {
 	l, gen, dir := rlPair(t)
-	r := l.openRing(dir, "eth0", Config{Packets: 1024, Filter: rlDirFilter()})
+	r := l.openRing(dir, "eth0", Config{Version: version, Packets: 1024, Filter: rlDirFilter()})
 	inj := l.raw(gen, "eth0")
 	rlWatchdog(t, r, 10*time.Second)
 
@@ -379,12 +381,14 @@ func rlFanoutID() uint16 {
 // TestRingFanout opens two rings in one fanout group and checks that flows are split
 // between them, each flow on one ring only, and that a fragmented datagram arrives
 // reassembled (PACKET_FANOUT_FLAG_DEFRAG) on one ring.
-func TestRingFanout(t *testing.T) {
+func TestRingFanout(t *testing.T) { rlEachVersion(t, testRingFanout) }
+
+func testRingFanout(t *testing.T, version int) {
 	l, gen, dir := rlPair(t)
 	id := rlFanoutID()
 	rings := []*Ring{
-		l.openRing(dir, "eth0", Config{Packets: 4096, FanoutID: id, Filter: rlDirFilter()}),
-		l.openRing(dir, "eth0", Config{Packets: 4096, FanoutID: id, Filter: rlDirFilter()}),
+		l.openRing(dir, "eth0", Config{Version: version, Packets: 4096, FanoutID: id, Filter: rlDirFilter()}),
+		l.openRing(dir, "eth0", Config{Version: version, Packets: 4096, FanoutID: id, Filter: rlDirFilter()}),
 	}
 	for _, r := range rings {
 		rlWatchdog(t, r, 10*time.Second)
@@ -486,9 +490,11 @@ func TestRingFanout(t *testing.T) {
 // byte: frames in Go memory of several sizes, then received frames forwarded in place
 // from the ring with their MACs swapped, then received frames encapsulated in place
 // into their headroom (IPIP, as the TUN method does) and sent from the ring.
-func TestRingWriteBatch(t *testing.T) {
+func TestRingWriteBatch(t *testing.T) { rlEachVersion(t, testRingWriteBatch) }
+
+func testRingWriteBatch(t *testing.T, version int) {
 	l, gen, dir := rlPair(t)
-	r := l.openRing(dir, "eth0", Config{Packets: 1024, Filter: rlDirFilter()})
+	r := l.openRing(dir, "eth0", Config{Version: version, Packets: 1024, Filter: rlDirFilter()})
 	peer := l.raw(gen, "eth0")
 	rlWatchdog(t, r, 10*time.Second)
 
@@ -584,14 +590,16 @@ func TestRingWriteBatch(t *testing.T) {
 // TestRingClose checks Close: it wakes a blocked ReadBatch, which then reports
 // net.ErrClosed; it is idempotent; the socket and the ring are released once the
 // reader handed its last batch back; Stats survive it.
-func TestRingClose(t *testing.T) {
+func TestRingClose(t *testing.T) { rlEachVersion(t, testRingClose) }
+
+func testRingClose(t *testing.T, version int) {
 	l, gen, dir := rlPair(t)
 	inj := l.raw(gen, "eth0")
 
 	t.Run("wakes reader", func(t *testing.T) {
 		testutil.CheckLeaks(t)
 		fds := rlCountFDs(t)
-		r := l.openRing(dir, "eth0", Config{Packets: 256, Filter: rlDirFilter()})
+		r := l.openRing(dir, "eth0", Config{Version: version, Packets: 256, Filter: rlDirFilter()})
 		errc := make(chan error, 1)
 		go func() {
 			_, err := r.ReadBatch(make([]dataplane.Frame, 8))
@@ -623,7 +631,7 @@ func TestRingClose(t *testing.T) {
 
 	t.Run("batch outstanding", func(t *testing.T) {
 		fds := rlCountFDs(t)
-		r := l.openRing(dir, "eth0", Config{Packets: 256, Filter: rlDirFilter()})
+		r := l.openRing(dir, "eth0", Config{Version: version, Packets: 256, Filter: rlDirFilter()})
 		rlWatchdog(t, r, 10*time.Second)
 		pass, _ := rlFilterCases()
 		inj.send(pass[0])
@@ -671,8 +679,12 @@ func rlCountFDs(t testing.TB) int {
 // AllocsPerRun: ReadBatch of frames the peer sent and WriteBatch of them straight
 // out of the ring allocate nothing.
 func TestRingSteadyStateAllocatesNothing(t *testing.T) {
+	rlEachVersion(t, testRingSteadyStateAllocatesNothing)
+}
+
+func testRingSteadyStateAllocatesNothing(t *testing.T, version int) {
 	l, gen, dir := rlPair(t)
-	r := l.openRing(dir, "eth0", Config{Packets: 1024, Filter: rlDirFilter()})
+	r := l.openRing(dir, "eth0", Config{Version: version, Packets: 1024, Filter: rlDirFilter()})
 	rlWatchdog(t, r, 20*time.Second)
 	pass, _ := rlFilterCases()
 	inj := l.raw(gen, "eth0")
@@ -1105,10 +1117,14 @@ func (l *rlTimedLink) WriteBatch(frames []dataplane.Frame) (int, error) {
 // ReadBatch must mark them CsumPartial, and header.CompleteChecksum (what the Director
 // runs for such frames) must make them verify, as they would on a wire.
 func TestRingCompletesOffloadedChecksums(t *testing.T) {
+	rlEachVersion(t, testRingCompletesOffloadedChecksums)
+}
+
+func testRingCompletesOffloadedChecksums(t *testing.T, version int) {
 	l, gen, dir := rlPair(t)
 	l.run("ip", "-n", gen, "addr", "add", rlGen.String()+"/24", "dev", "eth0")
 	l.run("ip", "-n", gen, "neigh", "add", rlVIP.String(), "lladdr", net.HardwareAddr(rlDirMAC[:]).String(), "dev", "eth0", "nud", "permanent")
-	r := l.openRing(dir, "eth0", Config{Packets: 256, Filter: rlDirFilter()})
+	r := l.openRing(dir, "eth0", Config{Version: version, Packets: 256, Filter: rlDirFilter()})
 	rlWatchdog(t, r, 10*time.Second)
 	err := rlIn(gen, func() error {
 		c, err := net.Dial("udp4", netip.AddrPortFrom(rlVIP, 53).String())

@@ -36,3 +36,15 @@ func sendmmsg(fd int, msgs []unix.Mmsghdr) (int, unix.Errno) {
 	n, _, e := unix.Syscall6(unix.SYS_SENDMMSG, uintptr(fd), uintptr(unsafe.Pointer(&msgs[0])), uintptr(len(msgs)), 0, 0, 0)
 	return int(n), e
 }
+
+// recvDontWait receives one queued frame into b without waiting and returns its
+// whole length (MSG_TRUNC: longer than b if it did not fit), allocating nothing
+// (unix.Recvfrom returns the sender's address, which allocates).
+func recvDontWait(fd int, b []byte) (int, unix.Errno) {
+	if len(b) == 0 {
+		return 0, unix.EINVAL
+	}
+	n, _, e := unix.Syscall6(unix.SYS_RECVFROM, uintptr(fd), uintptr(unsafe.Pointer(&b[0])), uintptr(len(b)),
+		unix.MSG_DONTWAIT|unix.MSG_TRUNC, 0, 0)
+	return int(n), e
+}

@@ -47,13 +47,13 @@ func ifaceInfo(fd int, ifname string) (index, mtu int, err error) {
 
 // setPacketOptions applies the socket options that must precede PACKET_RX_RING
 // (packet(7): the version and the reserve fix the ring's frame layout).
-func setPacketOptions(fd, reserve int, qdiscBypass bool) error {
+func setPacketOptions(fd, version, reserve int, qdiscBypass bool) error {
 	opts := []struct {
 		name       string
 		level, opt int
 		val        int
 	}{
-		{"PACKET_VERSION", unix.SOL_PACKET, unix.PACKET_VERSION, unix.TPACKET_V3},
+		{"PACKET_VERSION", unix.SOL_PACKET, unix.PACKET_VERSION, version},
 		{"PACKET_RESERVE", unix.SOL_PACKET, unix.PACKET_RESERVE, reserve},
 		// The director must not see its own transmissions (Linux ≥ 4.20): they would
 		// come back through the ring as if received.
@@ -164,7 +164,8 @@ func newTXBatch(n int) txBatch {
 // the frame is dropped and the batch goes on: too long for the device (EMSGSIZE), too
 // short for its link header (EINVAL), no buffer or queue space (ENOBUFS, ENOMEM,
 // EAGAIN after SO_SNDTIMEO), the link is down (ENETDOWN). Anything else (ENXIO: the
-// interface is gone; EBADF, EFAULT: a bug) stops the batch.
+// interface is gone; EBADF, EFAULT: a bug) stops the batch. ENOBUFS and ENOMEM are
+// retried first (txBusy).
 func txTransient(e unix.Errno) bool {
 	switch e {
 	case unix.EMSGSIZE, unix.EINVAL, unix.ENOBUFS, unix.ENOMEM, unix.EAGAIN, unix.ENETDOWN:
@@ -173,22 +174,47 @@ func txTransient(e unix.Errno) bool {
 	return false
 }
 
-// send sends the first m prepared messages, skipping over frames the kernel refuses
-// for a transient reason: usually one system call, one more per refused frame. It
-// clears the iovecs afterwards so the batch keeps no frame memory reachable (and no
-// pointer into a ring that may be unmapped later).
-func (b *txBatch) send(fd, m int) (sent, drops int, errno unix.Errno) {
+// txBusy reports whether a send failed because the device queue (a qdisc, a veth
+// peer's backlog: NET_XMIT_DROP is ENOBUFS) or the kernel's memory was full for the
+// moment. Such a frame is retried after a short pause, txRetries times, before it is
+// dropped: a burst then waits in the receive ring, which is sized for 50–100 ms
+// (Config.Packets), instead of being lost at the device. EAGAIN is not retried: it
+// comes after SO_SNDTIMEO (100 ms) already waited.
+func txBusy(e unix.Errno) bool { return e == unix.ENOBUFS || e == unix.ENOMEM }
+
+// txRetries is how many times a busy send is retried; the pauses double from
+// txRetryPause (20, 40, 80, 160 µs: 300 µs in all, about what a 1000-frame backlog
+// takes to drain).
+const (
+	txRetries    = 4
+	txRetryPause = 20 * time.Microsecond
+)
+
+// send sends the first m prepared messages, retrying frames the device is too busy
+// for and skipping over frames the kernel refuses for another transient reason:
+// usually one system call, one more per refused frame or retry. It clears the iovecs
+// afterwards so the batch keeps no frame memory reachable (and no pointer into a
+// ring that may be unmapped later).
+func (b *txBatch) send(fd, m int) (sent, drops, busy int, errno unix.Errno) {
 	msgs := b.msgs[:m]
+	retries := 0
 	for len(msgs) > 0 {
 		n, e := sendmmsg(fd, msgs)
 		switch {
 		case e == 0 && n > 0:
 			msgs = msgs[n:]
 			sent += n
+			retries = 0
 		case e == unix.EINTR:
+		case txBusy(e) && retries < txRetries:
+			busy++
+			ts := unix.NsecToTimespec(int64(txRetryPause) << retries)
+			_ = unix.Nanosleep(&ts, nil)
+			retries++
 		case e != 0 && txTransient(e):
 			msgs = msgs[1:]
 			drops++
+			retries = 0
 		default:
 			if e == 0 {
 				e = unix.EIO // the kernel took nothing and said nothing: do not spin
@@ -201,5 +227,5 @@ func (b *txBatch) send(fd, m int) (sent, drops int, errno unix.Errno) {
 	for i := range b.iovs[:m] {
 		b.iovs[i] = unix.Iovec{}
 	}
-	return sent, drops, errno
+	return sent, drops, busy, errno
 }
