@@ -16,6 +16,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/gvs-lb/gvs/dataplane"
+	"github.com/gvs-lb/gvs/dataplane/afpacket"
 	"github.com/gvs-lb/gvs/dataplane/header"
 	"github.com/gvs-lb/gvs/ipvs"
 )
@@ -46,6 +47,17 @@ import (
 //	gvs_drops_total{reason}    gvs_malformed_total{reason}
 //	gvs_conntrack_entries      gvs_conntrack_max
 //	gvs_vrrp_state{instance,state} (1 for the current state)  gvs_vrrp_transitions_total{instance,state}
+//
+// and, per data-path link (label link = interface name, worker = its index), what
+// the link counted (afpacket.Stats), so a lost frame is seen where it was lost:
+//
+//	gvs_link_frames_total{link,worker,direction}   rx: handed to the worker; tx: accepted by the kernel
+//	gvs_link_drops_total{link,worker,reason}       ring_full (the kernel's tp_drops: the worker fell
+//	                                               behind), rx_truncated, rx_bad, tx (device or socket
+//	                                               refused the frame)
+//	gvs_link_tx_busy_total{link,worker}            sends retried because the device queue was full
+//	gvs_link_rx_copied_total{link,worker}          frames longer than a ring slot received whole
+//	gvs_link_errors_total{link,worker}             errors the socket reported (link down)
 //
 // plus the Go runtime and process collectors. A Metrics is safe for concurrent use.
 type Metrics struct {
@@ -266,7 +278,23 @@ var (
 	descMalformed   = prometheus.NewDesc("gvs_malformed_total", "Frames dropped as malformed, by the check that failed.", []string{"reason"}, nil)
 	descConnEntries = prometheus.NewDesc("gvs_conntrack_entries", "Entries in the connection table (connections and persistence templates).", nil, nil)
 	descConnMax     = prometheus.NewDesc("gvs_conntrack_max", "Capacity of the connection table (conn_max).", nil, nil)
+
+	linkLabels     = []string{"link", "worker"}
+	descLinkFrames = prometheus.NewDesc("gvs_link_frames_total", "Frames a data-path link moved: rx handed to its worker, tx accepted by the kernel.", []string{"link", "worker", "direction"}, nil)
+	descLinkDrops  = prometheus.NewDesc("gvs_link_drops_total", "Frames a data-path link lost, by where: ring_full (kernel, the worker fell behind), rx_truncated, rx_bad, tx.", []string{"link", "worker", "reason"}, nil)
+	descLinkBusy   = prometheus.NewDesc("gvs_link_tx_busy_total", "Sends a data-path link retried because the device queue or socket buffer was full.", linkLabels, nil)
+	descLinkCopied = prometheus.NewDesc("gvs_link_rx_copied_total", "Frames longer than a ring slot that a link received whole through PACKET_COPY_THRESH.", linkLabels, nil)
+	descLinkErrors = prometheus.NewDesc("gvs_link_errors_total", "Errors a data-path link's socket reported (e.g. link down).", linkLabels, nil)
 )
+
+// linkStatser is a data-path link that counts where its frames went
+// (afpacket.Ring).
+type linkStatser interface {
+	Name() string
+	Stats() (afpacket.Stats, error)
+}
+
+var _ linkStatser = (*afpacket.Ring)(nil)
 
 func (c *directorCollector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{
@@ -275,6 +303,7 @@ func (c *directorCollector) Describe(ch chan<- *prometheus.Desc) {
 		descRSConns, descRSPkts, descRSBytes, descRSCPS, descRSPPS, descRSBPS,
 		descFramesIn, descFramesFwd, descICMPSent, descICMPSupp, descDrops, descMalformed,
 		descConnEntries, descConnMax,
+		descLinkFrames, descLinkDrops, descLinkBusy, descLinkCopied, descLinkErrors,
 	} {
 		ch <- d
 	}
@@ -358,4 +387,23 @@ func (c *directorCollector) Collect(ch chan<- prometheus.Metric) {
 	tab := a.d.Table()
 	gauge(descConnEntries, float64(tab.Len()))
 	gauge(descConnMax, float64(tab.Max()))
+	// The links are opened in New, before the metrics are served, and never
+	// replaced.
+	for i, l := range a.dm.links {
+		ls, ok := l.(linkStatser)
+		if !ok {
+			continue
+		}
+		st, _ := ls.Stats() // on error: the counters summed so far
+		name, w := ls.Name(), strconv.Itoa(i)
+		counter(descLinkFrames, st.RXFrames, name, w, "rx")
+		counter(descLinkFrames, st.TXFrames, name, w, "tx")
+		counter(descLinkDrops, st.Drops, name, w, "ring_full")
+		counter(descLinkDrops, st.RXTruncated, name, w, "rx_truncated")
+		counter(descLinkDrops, st.RXBad, name, w, "rx_bad")
+		counter(descLinkDrops, st.TXDrops, name, w, "tx")
+		counter(descLinkBusy, st.TXBusy, name, w)
+		counter(descLinkCopied, st.RXCopied, name, w)
+		counter(descLinkErrors, st.LinkErrors, name, w)
+	}
 }

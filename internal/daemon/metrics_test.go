@@ -12,6 +12,10 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/gvs-lb/gvs/dataplane"
+	"github.com/gvs-lb/gvs/dataplane/afpacket"
+	"github.com/gvs-lb/gvs/dataplane/linktest"
 )
 
 // scrape fetches url and returns every sample by its series name, labels sorted
@@ -204,5 +208,56 @@ func TestServeMetrics(t *testing.T) {
 	}
 	if err := m.ServeMetrics(context.Background(), "256.0.0.1:bad"); err == nil {
 		t.Error("ServeMetrics on a bad address succeeded")
+	}
+}
+
+// statsLink is an in-memory link with the counters of an AF_PACKET ring.
+type statsLink struct {
+	*linktest.Channel
+	st afpacket.Stats
+}
+
+func (l *statsLink) Name() string                   { return "eth9" }
+func (l *statsLink) Stats() (afpacket.Stats, error) { return l.st, nil }
+
+// TestMetricsLinkStats checks that a link's counters are exported per link and
+// worker, each where the frame was lost.
+func TestMetricsLinkStats(t *testing.T) {
+	sl := &statsLink{Channel: newChannel(), st: afpacket.Stats{
+		Packets: 100, Drops: 3, RXFrames: 97, RXCopied: 2, RXTruncated: 4, RXBad: 5,
+		LinkErrors: 6, TXFrames: 90, TXBusy: 7, TXDrops: 8,
+	}}
+	ta := newTestDirector(t, directorConf, func(d *Deps) {
+		open := d.OpenLinks
+		d.OpenLinks = func(ifi Interface, f *afpacket.Filter) ([]dataplane.Link, error) {
+			links, err := open(ifi, f)
+			return append(links, sl), err
+		}
+	})
+	srv := httptest.NewServer(NewMetrics(ta.a).Handler())
+	defer srv.Close()
+	got := scrape(t, srv.URL)
+	for _, tc := range []struct {
+		series string
+		want   float64
+	}{
+		{series("gvs_link_frames_total", "link", "eth9", "worker", "1", "direction", "rx"), 97},
+		{series("gvs_link_frames_total", "link", "eth9", "worker", "1", "direction", "tx"), 90},
+		{series("gvs_link_drops_total", "link", "eth9", "worker", "1", "reason", "ring_full"), 3},
+		{series("gvs_link_drops_total", "link", "eth9", "worker", "1", "reason", "rx_truncated"), 4},
+		{series("gvs_link_drops_total", "link", "eth9", "worker", "1", "reason", "rx_bad"), 5},
+		{series("gvs_link_drops_total", "link", "eth9", "worker", "1", "reason", "tx"), 8},
+		{series("gvs_link_tx_busy_total", "link", "eth9", "worker", "1"), 7},
+		{series("gvs_link_rx_copied_total", "link", "eth9", "worker", "1"), 2},
+		{series("gvs_link_errors_total", "link", "eth9", "worker", "1"), 6},
+	} {
+		if v, ok := got[tc.series]; !ok || v != tc.want {
+			t.Errorf("%s = %v (present %v), want %v", tc.series, v, ok, tc.want)
+		}
+	}
+	for s := range got {
+		if strings.HasPrefix(s, "gvs_link_") && strings.Contains(s, `worker="0"`) {
+			t.Errorf("series %s for a link without counters", s)
+		}
 	}
 }
