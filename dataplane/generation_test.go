@@ -267,14 +267,14 @@ func TestWorkerMovesToNewerGeneration(t *testing.T) {
 	if int(id) < len(old.dests) {
 		t.Fatalf("the new real server's id %d is known to the previous generation (%d dests)", id, len(old.dests))
 	}
-	s, in := h.w.destInfo(old, id)
+	s, in := h.w.destInfo(id)
 	if s != newest || in == nil || in.mac != genRS(1, 80, 1).MAC {
 		t.Fatalf("destInfo on the previous generation: %p (newest %p), %+v", s, newest, in)
 	}
 	if len(h.w.dstats) < len(newest.dests) || len(h.w.sstats) < len(newest.services) {
 		t.Fatalf("stats not sized for the newest generation: %d dests, %d services", len(h.w.dstats), len(h.w.sstats))
 	}
-	if _, in := h.w.destInfo(newest, id+100); in != nil {
+	if _, in := h.w.destInfo(id + 100); in != nil {
 		t.Fatal("an id no generation handed out resolved")
 	}
 }

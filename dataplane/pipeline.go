@@ -170,10 +170,12 @@ func (w *Worker) schedule(s *snapshot, f *Frame, flags uint8, icmp bool, now int
 	if svc.spec.OPS && k.Proto == header.IPProtoUDP {
 		cf = conntrack.FlagOnePacket
 	}
-	s, info := w.destInfo(s, dest.ID())
-	if info == nil {
-		return w.drop(ReasonDestDeleted, out)
+	if int(dest.ID()) >= len(s.dests) { // a template's dest from a newer generation
+		if s, _ = w.destInfo(dest.ID()); int(dest.ID()) >= len(s.dests) {
+			return w.drop(ReasonDestDeleted, out)
+		}
 	}
+	info := &s.dests[dest.ID()]
 	if w.d.table.Insert(&w.key, dest, dport, info.method, cf, control, flags, now, &w.conn) == conntrack.Full {
 		return w.drop(ReasonTableFull, out)
 	}
@@ -206,7 +208,10 @@ func (w *Worker) persist(s *snapshot, svc *service, now int64) (*sched.Dest, con
 	}
 	var tc conntrack.Conn
 	if w.d.table.Template(&tk, now, &tc) {
-		if _, in := w.destInfo(s, tc.Dest); in != nil {
+		if int(tc.Dest) < len(s.dests) {
+			return s.dests[tc.Dest].d, tc.Ref, 0
+		}
+		if _, in := w.destInfo(tc.Dest); in != nil {
 			return in.d, tc.Ref, 0
 		}
 		return nil, 0, ReasonNoDest

@@ -121,15 +121,22 @@ func (d *Director) Generation() uint64 { return d.snap.Load().gen }
 // generation, which knows every id ever handed out (ids are published before any
 // pool can return them). Per-dest and per-service stats are sized for the generation
 // returned. nil: no generation knows id (a connection table fed from elsewhere).
-func (w *Worker) destInfo(s *snapshot, id uint32) (*snapshot, *destInfo) {
+//
+// The per-packet test (id < len(s.dests)) is written at each call site, so the hot
+// path pays no call; destInfo itself is the rare case.
+func (w *Worker) destInfo(id uint32) (*snapshot, *destInfo) {
+	s := w.newest()
 	if int(id) >= len(s.dests) {
-		s = w.d.snap.Load()
-		w.sync(s)
-		if int(id) >= len(s.dests) {
-			return s, nil
-		}
+		return s, nil
 	}
 	return s, &s.dests[id]
+}
+
+// newest moves the worker to the newest generation.
+func (w *Worker) newest() *snapshot {
+	s := w.d.snap.Load()
+	w.sync(s)
+	return s
 }
 
 // Process runs a batch of frames through the pipeline at time now (nanoseconds on

@@ -63,10 +63,12 @@ func (w *Worker) sendICMP(f *Frame, kind header.ICMPErrorKind, mtu int, src *[16
 // exempt from the MTU check and, for NAT, translated rather than rewritten.
 func (w *Worker) xmit(s *snapshot, f *Frame, c *conntrack.Conn, related bool, out []Frame) []Frame {
 	p := &w.p
-	s, info := w.destInfo(s, c.Dest)
-	if info == nil {
-		return w.drop(ReasonDestDeleted, out)
+	if int(c.Dest) >= len(s.dests) { // a connection made on a newer generation
+		if s, _ = w.destInfo(c.Dest); int(c.Dest) >= len(s.dests) {
+			return w.drop(ReasonDestDeleted, out)
+		}
 	}
+	info := &s.dests[c.Dest]
 	if !info.hasMAC {
 		return w.drop(ReasonNoMAC, out)
 	}
@@ -191,7 +193,11 @@ func (w *Worker) reply(s *snapshot, f *Frame, c *conntrack.Conn, related bool, o
 		header.NATOutbound(b, p, c.Key.VAddr, c.Key.VPort)
 	}
 	header.SetMACs(b, s.set.gateway, w.srcMAC(b))
-	if _, in := w.destInfo(s, c.Dest); in != nil {
+	if int(c.Dest) >= len(s.dests) {
+		s, _ = w.destInfo(c.Dest)
+	}
+	if int(c.Dest) < len(s.dests) {
+		in := &s.dests[c.Dest]
 		st := &w.dstats[c.Dest]
 		st.OutPkts++
 		st.OutBytes += length
