@@ -3,6 +3,7 @@ package dataplane
 import (
 	"encoding/binary"
 	"time"
+	"unsafe"
 
 	"github.com/gvs-lb/gvs/conntrack"
 	"github.com/gvs-lb/gvs/dataplane/header"
@@ -26,8 +27,8 @@ import (
 //
 // The zero value is not usable; the cache is a fixed array (no allocation per packet).
 type flowCache struct {
-	// used has a bit per slot holding a valid flow: 2 KiB that stay in L1, so a
-	// miss or a forget of an empty slot never reads the slot itself (1.2 MiB).
+	// used has a bit per slot holding a valid flow: 512 bytes that stay in L1, so a
+	// miss or a forget of an empty slot never reads the slot itself (288 KiB).
 	used  [flowCacheSize / 64]uint64
 	slots [flowCacheSize]flowSlot
 }
@@ -47,6 +48,15 @@ type flowSlot struct {
 	method    ipvs.Method
 	dest      uint32
 	refreshed int64
+}
+
+// prefault touches every page of the slots, so a new worker's first packets do not
+// pay the kernel's page faults for them (a short replay lost ≈ 30 ns a packet to it).
+func (fc *flowCache) prefault() {
+	per := max(1, 4096/int(unsafe.Sizeof(flowSlot{})))
+	for i := 0; i < len(fc.slots); i += per {
+		fc.slots[i].refreshed = 0
+	}
 }
 
 func (fc *flowCache) isUsed(i uint32) bool { return fc.used[i/64]&(1<<(i%64)) != 0 }

@@ -73,6 +73,7 @@ func (d *Director) NewWorker(batch int) *Worker {
 	for i := range w.icmp {
 		w.icmp[i] = make([]byte, header.ICMPErrorMaxFrame)
 	}
+	w.flows.prefault()
 	d.wmu.Lock()
 	d.workers = append(d.workers, w)
 	d.wmu.Unlock()
