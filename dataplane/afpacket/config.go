@@ -66,10 +66,13 @@ type Config struct {
 	BatchSize int
 
 	// FanoutID, when non-zero, joins the socket to the PACKET_FANOUT group of that id
-	// on the interface in mode PACKET_FANOUT_HASH with PACKET_FANOUT_FLAG_DEFRAG: the
-	// kernel reassembles IPv4 fragments, then spreads frames over the group's
-	// sockets by a symmetric flow hash, so one flow always lands on one worker. Ids are
-	// shared by every process in the network namespace: pick one no one else uses.
+	// on the interface with PACKET_FANOUT_FLAG_DEFRAG: the kernel reassembles IPv4
+	// fragments, then spreads frames over the group's sockets by the client's side of
+	// each flow (PACKET_FANOUT_CBPF with SteerProgram for the Filter's NAT real
+	// servers), so a flow and its NAT replies land on one worker; where the kernel
+	// refuses that, by its own flow hash (PACKET_FANOUT_HASH), one flow still on one
+	// worker (Ring.Steering says which). Ids are shared by every process in the
+	// network namespace: pick one no one else uses.
 	FanoutID uint16
 
 	// Filter selects the frames the ring receives (a classic BPF program attached to

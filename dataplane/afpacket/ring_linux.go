@@ -251,6 +251,7 @@ type Ring struct {
 	// current filter.
 	filterMu sync.Mutex
 	groups   [][6]byte
+	steer    steerState // fanout_linux.go; under filterMu
 
 	mem       []byte // nblocks × blockSize, mmapped
 	blockSize int
@@ -427,7 +428,7 @@ func open(ifname string, cfg Config) (r *Ring, err error) {
 		return nil, os.NewSyscallError("bind", err)
 	}
 	if cfg.FanoutID != 0 {
-		if err := joinFanout(r.fd, cfg.FanoutID); err != nil {
+		if err := r.joinFanout(cfg.FanoutID, cfg.Filter); err != nil {
 			return nil, err
 		}
 	}
@@ -746,6 +747,9 @@ func (r *Ring) SetFilter(f *Filter) error {
 	}
 	if err := attachFilter(r.fd, raw); err != nil {
 		r.setGroupsLocked(old)
+		return &dataplane.OpError{Op: "filter", Link: r.name, Err: err}
+	}
+	if err := r.steerLocked(f); err != nil {
 		return &dataplane.OpError{Op: "filter", Link: r.name, Err: err}
 	}
 	if err := r.setGroupsLocked(groups); err != nil {

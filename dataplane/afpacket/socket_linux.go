@@ -81,19 +81,6 @@ func setPacketOptions(fd, version, reserve int, qdiscBypass bool) error {
 	return nil
 }
 
-// joinFanout adds the socket to fanout group id: hash mode, IPv4 fragments reassembled
-// first so every fragment of a datagram lands on the same socket (packet(7),
-// PACKET_FANOUT). The socket must be bound already.
-func joinFanout(fd int, id uint16) error {
-	// The option is a 32-bit int: the id in the low half, mode and flags in the high
-	// half (DEFRAG sets bit 31, so build it unsigned).
-	arg := uint32(id) | uint32(unix.PACKET_FANOUT_HASH|unix.PACKET_FANOUT_FLAG_DEFRAG)<<16
-	if err := unix.SetsockoptInt(fd, unix.SOL_PACKET, unix.PACKET_FANOUT, int(int32(arg))); err != nil {
-		return os.NewSyscallError("setsockopt PACKET_FANOUT", err)
-	}
-	return nil
-}
-
 // attachFilter sets the socket's classic BPF filter, or removes it for a nil program.
 // The kernel swaps the filter under RCU (sk_attach_filter): every frame meets either
 // the old program or the new one, never none, so a reload is atomic.

@@ -178,6 +178,7 @@ func New(cfg *config.Config, deps Deps) (_ *Daemon, err error) {
 	if d.links, err = deps.OpenLinks(d.ifi, d.linkFilter(sh.services)); err != nil {
 		return nil, fmt.Errorf("open links on %s: %w", d.ifi.Name, err)
 	}
+	d.fx.logSteering()
 	d.st.file = file
 	d.st.conf = cloneServices(file)
 	d.rememberMarks(d.st.conf)

@@ -43,6 +43,40 @@ type effects struct {
 	scripts sync.WaitGroup
 	ctx     context.Context // cancelled once the queue is drained at close
 	cancel  context.CancelFunc
+
+	steered string // what the links last said of their steering (logSteering)
+}
+
+// steerer is a link of a fanout group that says whether NAT replies reach the worker
+// of their flow, and why not (afpacket.Ring).
+type steerer interface{ Steering() error }
+
+var _ steerer = (*afpacket.Ring)(nil)
+
+// logSteering logs how the links' fanout group steers frames when it changed: the
+// links share one group, so the first one tells. It runs in New, before the
+// effects goroutine starts, then on it.
+func (f *effects) logSteering() {
+	if len(f.d.links) < 2 {
+		return
+	}
+	s, ok := f.d.links[0].(steerer)
+	if !ok {
+		return
+	}
+	why := "ok"
+	if err := s.Steering(); err != nil {
+		why = err.Error()
+	}
+	if why == f.steered {
+		return
+	}
+	f.steered = why
+	if why == "ok" {
+		f.d.log.Info("workers: each flow and its NAT replies on one worker (PACKET_FANOUT_CBPF, by client)", "workers", len(f.d.links))
+		return
+	}
+	f.d.log.Warn("workers: NAT replies may land on another worker than their flow (correct, slower)", "reason", why, "workers", len(f.d.links))
 }
 
 func newEffects(d *Daemon) *effects {
@@ -126,6 +160,7 @@ func (f *effects) perform(q []effect) {
 					}
 				}
 			}
+			f.logSteering()
 		}
 		if i == lastGuard && f.d.guard != nil {
 			ctx, cancel := context.WithTimeout(f.ctx, 10*time.Second)
