@@ -27,8 +27,17 @@ func cmdCheck(args []string, stdout, stderr io.Writer) error {
 	if *path == "" {
 		return fmt.Errorf("%w: check: -c FILE is required", errUsage)
 	}
-	d, err := loadDirector(*path)
+	c, err := config.Load(*path)
 	if err != nil {
+		return err
+	}
+	d, err := daemon.NewDirector(c, slog.New(slog.DiscardHandler))
+	if err != nil {
+		return err
+	}
+	// What the data-path backend cannot receive is refused too; replay, which has
+	// no backend, does not check it.
+	if err := daemon.CheckLinks(c); err != nil {
 		return err
 	}
 	n := 0
