@@ -7,6 +7,7 @@ import (
 	"encoding/hex"
 	"fmt"
 	"net"
+	"net/netip"
 	"os"
 	"os/exec"
 	"regexp"
@@ -216,3 +217,5 @@ func (p *rawSock) recvMatching(keep func([]byte) bool) []byte {
 	}
 	return nil
 }
+
+func netipAddrPort(a netip.Addr, port uint16) netip.AddrPort { return netip.AddrPortFrom(a, port) }
