@@ -39,7 +39,21 @@ type Director struct {
 	IngressDrop   bool       // install an nftables netdev ingress rule dropping VIP frames after gvs saw them
 	Sysctl        Sysctl
 	Timeouts      ipvs.Timeouts // tcp_timeout, tcpfin_timeout, udp_timeout (ipvsadm --set)
+
+	// IO is the live data path's backend: IOAuto, IOAFXDP or IOAFPacket.
+	IO string
+	// XDPReplaceForeign lets gvs replace an XDP program that is not its own on
+	// Interface (io = "afxdp" or "auto"); otherwise such an interface is refused for
+	// AF_XDP with the program's name.
+	XDPReplaceForeign bool
 }
+
+// Values of Director.IO (`io` in [director]).
+const (
+	IOAuto     = "auto"     // AF_XDP where the driver has native zero-copy, AF_PACKET otherwise
+	IOAFXDP    = "afxdp"    // AF_XDP (copy mode where the driver has no zero-copy); AF_PACKET if the kernel refuses
+	IOAFPacket = "afpacket" // AF_PACKET rings only
+)
 
 // Sysctl holds the net.ipv4.vs.* settings gvs honours, under the kernel's names
 // and with the kernel's defaults (docs/ipvs-semantics.md §8).
@@ -321,6 +335,7 @@ func Default() *Config {
 			ConnMax:       1 << 20,
 			ConnShards:    256,
 			ControlSocket: "/run/gvs/gvs.sock",
+			IO:            IOAuto,
 			Sysctl: Sysctl{
 				ConnReuseMode: 1,
 				PMTUDisc:      true,

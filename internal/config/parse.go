@@ -123,6 +123,15 @@ func (r *reader) director(t *table, d *Director) {
 	}
 
 	t.boolean("ingress_drop", &d.IngressDrop)
+	var io string
+	if t.str("io", &io) {
+		if name, err := oneOf("io backend", io, IOAuto, IOAFXDP, IOAFPacket); err != nil {
+			t.fail("io", err)
+		} else {
+			d.IO = name
+		}
+	}
+	t.boolean("xdp_replace_foreign", &d.XDPReplaceForeign)
 
 	s := &d.Sysctl
 	t.intField("conn_reuse_mode", 0, 3, &s.ConnReuseMode)
