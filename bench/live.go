@@ -17,24 +17,56 @@ import (
 )
 
 // The live benchmark (gvs bench live) measures the data path in a network-namespace
-// lab the way docs/lab.md "Measuring the live data path fairly" prescribes: trafgen sends
-// 64-byte UDP frames from the lab's client, the real servers count what arrives
-// (rx_packets of their eth0), and three paths are measured in every round, one after
-// the other: the plain bridge (client → real servers, no balancer: the ceiling), an
-// nftables DNAT load balancer (numgen) in the director's namespace (the in-kernel
-// alternative), and gvs run in the director's namespace. Ratios are taken within a
-// round, and medians over rounds. This file holds the parts that do not need Linux:
-// options, results, the statistics and the report.
+// lab the way docs/lab.md "Measuring the live data path fairly" prescribes. Every
+// round measures every path once per pinning, one after the other, and for each path:
+//
+//   - 64-byte UDP: trafgen floods from the lab's client, the real servers count what
+//     arrives (rx_packets of their eth0); gvs's CPU per packet, the ring's drop counters
+//     (gvs_link_* metrics) and the veths' kernel drops; then (pinned only) the
+//     saturation rate: the highest offered rate of a paced sender with 0 frames lost;
+//   - HTTP, what users feel: wrk -c1 (one request at a time, keep-alive, back to back),
+//     randomly timed single requests (exponential gaps, fresh and kept-alive
+//     connections: gvs bench latency-client) and wrk -c32 (keep-alive req/s).
+//
+// The paths: direct (no director: the client reaches the real servers over the
+// bridge), nft (an nftables DNAT balancer in the director's namespace), hop (the
+// director's kernel forwards by routing to one real server: no balancing, the cost of
+// a hop) and gvs (gvs run in the director's namespace, once per I/O backend asked
+// for). Ratios and differences are taken within a round, medians over rounds. This file
+// holds the parts that do not need Linux: options, results, statistics, parsers and
+// the report.
 
 // Live paths, in the order a round measures them.
 const (
-	PathBridge = "bridge" // client → real servers directly over the switch
+	PathDirect = "direct" // no director: straight over the bridge to the real servers
 	PathNFT    = "nft"    // nftables DNAT (numgen inc mod N) in the director namespace
+	PathHop    = "hop"    // the director's kernel routes the VIP to rs1: forwarding, no balancing
 	PathGVS    = "gvs"    // gvs run in the director namespace
 )
 
 // LivePaths lists the paths in round order.
-var LivePaths = []string{PathBridge, PathNFT, PathGVS}
+var LivePaths = []string{PathDirect, PathNFT, PathHop, PathGVS}
+
+// I/O backends of gvs run ([director] io), as --io takes them.
+const (
+	IOAuto     = "auto"
+	IOAFPacket = "afpacket"
+	IOAFXDP    = "afxdp"
+	IOAll      = "all" // afpacket and afxdp, both in every round
+)
+
+// Backends returns the io values a run measures gvs with, for an --io value.
+func Backends(io string) ([]string, error) {
+	switch io {
+	case "", IOAuto:
+		return []string{IOAuto}, nil
+	case IOAFPacket, IOAFXDP:
+		return []string{io}, nil
+	case IOAll:
+		return []string{IOAFPacket, IOAFXDP}, nil
+	}
+	return nil, fmt.Errorf("bench live: --io %q: want auto, afpacket, afxdp or all", io)
+}
 
 // A LiveHost is one namespace of the lab RunLive measures in.
 type LiveHost struct {
@@ -64,66 +96,188 @@ type LiveLab struct {
 
 // LiveOptions configures RunLive. Zero fields take the defaults in DefaultLive.
 type LiveOptions struct {
-	Rounds   int           // interleaved rounds (each measures every path once per pinning)
-	Duration time.Duration // measured time per path and round (after Warmup)
-	Warmup   time.Duration // traffic before the counters are read
-	// Pin selects the pinned measurement (generator on GenCPU, gvs on DirCPU); Unpinned
-	// the unpinned one. Both may be set: each round then runs both, pinned first.
-	Pin, Unpinned  bool
-	GenCPU, DirCPU int
-	Workers        int    // gvs run --workers
-	Flows          int    // distinct UDP source ports trafgen cycles through
-	IngressDrop    bool   // ingress_drop = true in gvs's config (docs/lab.md: +6–10%)
-	WRK            bool   // also run wrk through the VIP and directly to rs1
-	WRKSeconds     int    // per wrk run
-	WRKConns       int    // wrk -c
-	StateDir       string `json:"-"` // lab state ("" = lab default); used by the caller building the lab
+	Rounds   int           `json:"rounds"`      // interleaved rounds (each measures every path once per pinning)
+	Duration time.Duration `json:"udp_ns"`      // measured UDP flood per path and round (after Warmup)
+	Warmup   time.Duration `json:"warmup_ns"`   // traffic before the counters are read
+	IO       string        `json:"io"`          // gvs's backend: auto, afpacket, afxdp or all
+	Paths    []string      `json:"paths"`       // nil = LivePaths
+	Pin      bool          `json:"pin"`         // the pinned measurement: generator and clients on GenCPU, gvs on DirCPU
+	Unpinned bool          `json:"unpinned"`    // the unpinned one; with both, each round runs both, pinned first
+	GenCPU   int           `json:"gen_cpu"`     // the senders' and HTTP clients' CPU when pinned
+	DirCPU   int           `json:"dir_cpu"`     // gvs run's CPU when pinned
+	Workers  int           `json:"workers"`     // gvs run --workers
+	Flows    int           `json:"flows"`       // distinct UDP source ports the senders cycle through
+	Ingress  bool          `json:"ingress"`     // ingress_drop = true in gvs's config (docs/lab.md: +6–10%)
+	UDP      bool          `json:"udp"`         // the UDP flood (and CPU, drops)
+	Sat      bool          `json:"saturation"`  // the saturation search (pinned slots, not direct)
+	SatStep  time.Duration `json:"sat_step_ns"` // length of each paced step of the search
+	HTTP     bool          `json:"http"`        // wrk and the latency client
+	// WRKSeconds is the length of each wrk run (-c1 and -c WRKConns).
+	WRKSeconds int `json:"wrk_seconds"`
+	WRKConns   int `json:"wrk_connections"`
+	// LatRequests randomly timed requests per connection mode, with exponential gaps
+	// of mean LatGap between the end of one and the start of the next.
+	LatRequests int           `json:"latency_requests"`
+	LatGap      time.Duration `json:"latency_gap_ns"`
+	StateDir    string        `json:"-"` // lab state ("" = lab default); used by the caller building the lab
 }
 
-// DefaultLive returns the defaults: 3 rounds of 5 s, pinned and unpinned, 1 worker,
-// 256 flows, ingress drop on, wrk for 3 s with 32 connections.
+// DefaultLive returns the defaults: 3 rounds, 5 s of UDP flood, pinned and unpinned,
+// every path, gvs's default backend, 1 worker, 256 flows, ingress drop on, the
+// saturation search in 1 s steps, wrk for 3 s (-c1, -c32) and 1,000 randomly timed
+// requests per connection mode with a mean gap of 2 ms.
 func DefaultLive() LiveOptions {
 	return LiveOptions{
-		Rounds: 3, Duration: 5 * time.Second, Warmup: time.Second,
+		Rounds: 3, Duration: 5 * time.Second, Warmup: time.Second, IO: IOAuto,
 		Pin: true, Unpinned: true, GenCPU: 1, DirCPU: 0,
-		Workers: 1, Flows: 256, IngressDrop: true,
-		WRK: true, WRKSeconds: 3, WRKConns: 32,
+		Workers: 1, Flows: 256, Ingress: true,
+		UDP: true, Sat: true, SatStep: time.Second,
+		HTTP: true, WRKSeconds: 3, WRKConns: 32,
+		LatRequests: 1000, LatGap: 2 * time.Millisecond,
 	}
 }
 
-// A LiveSample is one measurement of one path.
+// A LiveSample is one path measured once in a round.
 type LiveSample struct {
-	Round     int           `json:"round"`
-	Pinned    bool          `json:"pinned"`
-	Path      string        `json:"path"`
+	Round  int    `json:"round"`
+	Pinned bool   `json:"pinned"`
+	Path   string `json:"path"`
+	IO     string `json:"io,omitempty"` // gvs: the io value it ran with
+	Series string `json:"series"`       // Path, or "gvs-afxdp" etc. when several backends run
+
+	UDP  *UDPSample  `json:"udp,omitempty"`
+	Sat  *Saturation `json:"saturation,omitempty"`
+	HTTP *HTTPSample `json:"http,omitempty"`
+}
+
+// UDPSample is one 64-byte UDP flood.
+type UDPSample struct {
 	Delivered uint64        `json:"delivered"` // rx_packets delta summed over the real servers
 	PerRS     []uint64      `json:"per_rs"`    // the same per real server
 	Sent      uint64        `json:"sent"`      // tx_packets delta at the client
 	Elapsed   time.Duration `json:"elapsed_ns"`
-	DirCPU    float64       `json:"dir_cpu"`   // gvs: CPU seconds per second of the gvs process (0 for the kernel paths)
-	RunQueue  float64       `json:"run_queue"` // mean runnable tasks on the machine while measuring: alone, ~2–3 for the kernel paths, ~4–5 with gvs (its own threads)
+	// DirCPU is gvs's CPU seconds (utime+stime, all threads) per second; 0 for the
+	// kernel paths, whose work runs in the sender's softirq.
+	DirCPU float64 `json:"gvs_cpu"`
+	// CPUPerPacket is gvs's utime+stime over the sample per delivered packet, in ns.
+	CPUPerPacket float64 `json:"gvs_cpu_ns_per_packet,omitempty"`
+	// MachineCPUPerPacket is the whole machine's busy CPU time (/proc/stat) per
+	// delivered packet, in ns: the generator's and the kernel's work included, so the
+	// paths compare.
+	MachineCPUPerPacket float64 `json:"machine_cpu_ns_per_packet"`
+	// KernelDrops are the drop columns of /proc/net/dev over the sample, by
+	// "host:dir" ("dir1:rx", "client:tx").
+	KernelDrops map[string]uint64 `json:"kernel_drops"`
+	// RingFull is the sum of gvs's ring-full counters over the sample (see
+	// RingFullSeries); nil when this gvs exports none.
+	RingFull *float64 `json:"ring_full,omitempty"`
+	// Metrics are the deltas of gvs's gvs_link_* and gvs_drops_total series that moved.
+	Metrics  map[string]float64 `json:"gvs_metrics,omitempty"`
+	RunQueue float64            `json:"run_queue"` // mean runnable tasks while measuring: flags slots other load disturbed
 }
 
 // Mpps is the delivered rate in millions of packets per second.
-func (s LiveSample) Mpps() float64 {
-	if s.Elapsed <= 0 {
+func (s *UDPSample) Mpps() float64 {
+	if s == nil || s.Elapsed <= 0 {
 		return 0
 	}
 	return float64(s.Delivered) / s.Elapsed.Seconds() / 1e6
 }
 
 // SentMpps is the generated rate in Mpps.
-func (s LiveSample) SentMpps() float64 {
-	if s.Elapsed <= 0 {
+func (s *UDPSample) SentMpps() float64 {
+	if s == nil || s.Elapsed <= 0 {
 		return 0
 	}
 	return float64(s.Sent) / s.Elapsed.Seconds() / 1e6
 }
 
+// Loss is the share of sent frames not delivered, in percent.
+func (s *UDPSample) Loss() float64 {
+	if s == nil || s.Sent == 0 || s.Delivered >= s.Sent {
+		return 0
+	}
+	return 100 * float64(s.Sent-s.Delivered) / float64(s.Sent)
+}
+
+// Saturation is the result of the saturation search on one path.
+type Saturation struct {
+	// Rate is the highest offered rate (frames sent / time) at which every frame
+	// arrived, every slower step included, in packets per second; 0 if even the
+	// lowest step lost frames. Only with Limit "loss" is it the saturation rate
+	// itself; otherwise it is a lower bound.
+	Rate float64 `json:"rate_pps"`
+	// Limit says what ended the search: "loss" (the next step lost frames),
+	// "sender" (the paced sender could not offer more) or "steps" (no loss at the
+	// last step the search makes).
+	Limit string    `json:"limit"`
+	Steps []SatStep `json:"steps"`
+}
+
+// String gives the rate in kpps with what ended the search: "250 (loss)", or a lower
+// bound, "≥404 (sender)".
+func (s *Saturation) String() string {
+	ge := "≥"
+	if s.Limit == "loss" || s.Rate == 0 {
+		ge = ""
+	}
+	return fmt.Sprintf("%s%.0f (%s)", ge, s.Rate/1e3, s.Limit)
+}
+
+// A SatStep is one paced run of the saturation search.
+type SatStep struct {
+	Target    float64       `json:"target_pps"`
+	Sent      uint64        `json:"sent"`      // frames the paced sender sent
+	Delivered uint64        `json:"delivered"` // frames the real servers' sinks counted
+	Elapsed   time.Duration `json:"elapsed_ns"`
+}
+
+// Offered is the rate the sender achieved, in pps.
+func (s SatStep) Offered() float64 {
+	if s.Elapsed <= 0 {
+		return 0
+	}
+	return float64(s.Sent) / s.Elapsed.Seconds()
+}
+
+// Lost is the number of frames sent and not delivered.
+func (s SatStep) Lost() uint64 {
+	if s.Delivered >= s.Sent {
+		return 0
+	}
+	return s.Sent - s.Delivered
+}
+
+// satRate is the highest rate offered without loss below every lossy step's target:
+// every step under it delivered every frame.
+func satRate(steps []SatStep) float64 {
+	firstLossy := 0.0
+	for _, s := range steps {
+		if s.Lost() > 0 && (firstLossy == 0 || s.Target < firstLossy) {
+			firstLossy = s.Target
+		}
+	}
+	rate := 0.0
+	for _, s := range steps {
+		if s.Lost() == 0 && (firstLossy == 0 || s.Target < firstLossy) {
+			rate = max(rate, s.Offered())
+		}
+	}
+	return rate
+}
+
+// HTTPSample is the HTTP part of one path in one round.
+type HTTPSample struct {
+	Serial    *WRKResult      `json:"wrk_c1,omitempty"` // one request at a time, keep-alive, back to back
+	KeepAlive *WRKResult      `json:"wrk_cN,omitempty"` // WRKConns connections, keep-alive
+	Random    []LatencyResult `json:"random,omitempty"` // randomly timed requests, per connection mode
+	Target    string          `json:"target"`           // the URL
+	Errors    []string        `json:"errors,omitempty"` // runs that failed (the others still count)
+}
+
 // WRKResult is one wrk run.
 type WRKResult struct {
-	Target   string  `json:"target"` // "vip" or "rs1"
-	Mode     string  `json:"mode"`   // "close" (Connection: close) or "keepalive"
+	Conns    int     `json:"connections"`
 	Requests float64 `json:"requests_per_s"`
 	Avg      float64 `json:"latency_avg_us"`
 	P50      float64 `json:"latency_p50_us"`
@@ -131,12 +285,33 @@ type WRKResult struct {
 	Errors   int     `json:"errors"` // socket errors + non-2xx
 }
 
+// Connection modes of the latency client.
+const (
+	LatFresh     = "fresh"     // a new TCP connection per request (connect included in the latency)
+	LatKeepAlive = "keepalive" // one connection for every request
+)
+
+// LatencyResult is what gvs bench latency-client measured: single requests with
+// exponentially distributed gaps, latencies in µs.
+type LatencyResult struct {
+	Mode   string  `json:"mode"`
+	Count  int     `json:"count"`  // requests answered
+	Errors int     `json:"errors"` // requests failed
+	GapUs  float64 `json:"mean_gap_us"`
+	P50    float64 `json:"p50_us"`
+	P99    float64 `json:"p99_us"`
+	P999   float64 `json:"p99_9_us"`
+	Max    float64 `json:"max_us"`
+}
+
 // LiveResult is everything RunLive measured.
 type LiveResult struct {
 	Options LiveOptions  `json:"options"`
 	Samples []LiveSample `json:"samples"`
-	WRK     []WRKResult  `json:"wrk,omitempty"`
 	Notes   []string     `json:"notes,omitempty"`
+	// Summary holds the medians over rounds and the within-round ratios the text
+	// report prints, filled by Summarize.
+	Summary *LiveSummary `json:"summary,omitempty"`
 }
 
 // Median returns the median of v (the mean of the middle two for an even count), NaN
@@ -154,100 +329,433 @@ func Median(v []float64) float64 {
 	return (s[n/2-1] + s[n/2]) / 2
 }
 
-// rates returns the delivered Mpps of path under pinning, per round (round order).
-func (r *LiveResult) rates(path string, pinned bool) map[int]float64 {
-	m := map[int]float64{}
-	for _, s := range r.Samples {
-		if s.Path == path && s.Pinned == pinned {
-			m[s.Round] = s.Mpps()
-		}
+// Percentile returns the p-th percentile (0 < p ≤ 100) of sorted by the
+// nearest-rank method: the smallest value with at least p% of the values at or
+// below it. NaN for none.
+func Percentile(sorted []float64, p float64) float64 {
+	n := len(sorted)
+	if n == 0 || p <= 0 || p > 100 {
+		return math.NaN()
 	}
-	return m
+	// The rank is ⌈p/100 × n⌉; the small allowance keeps 99.9% of 1000 at rank 999
+	// when the float product comes out a hair above it.
+	i := int(math.Ceil(p/100*float64(n)-1e-9)) - 1
+	return sorted[max(0, min(i, n-1))]
 }
 
-// MedianMpps is the median delivered rate of path over the rounds.
-func (r *LiveResult) MedianMpps(path string, pinned bool) float64 {
+// A Metric extracts one figure from a sample; ok is false where the sample has none.
+type Metric struct {
+	Name   string                           // "udp_mpps", "wrk_c1_p50_us", …
+	Better string                           // "higher" or "lower"
+	Get    func(LiveSample) (float64, bool) `json:"-"`
+}
+
+// LiveMetrics are the figures the summary takes medians and within-round
+// comparisons of.
+var LiveMetrics = []Metric{
+	{"udp_mpps", "higher", func(s LiveSample) (float64, bool) { return s.UDP.Mpps(), s.UDP != nil }},
+	{"udp_loss_pct", "lower", func(s LiveSample) (float64, bool) { return s.UDP.Loss(), s.UDP != nil }},
+	{"gvs_cpu_ns_per_packet", "lower", func(s LiveSample) (float64, bool) {
+		return udpField(s, func(u *UDPSample) float64 { return u.CPUPerPacket }), s.UDP != nil && s.UDP.CPUPerPacket > 0
+	}},
+	{"machine_cpu_ns_per_packet", "lower", func(s LiveSample) (float64, bool) {
+		return udpField(s, func(u *UDPSample) float64 { return u.MachineCPUPerPacket }), s.UDP != nil && s.UDP.MachineCPUPerPacket > 0
+	}},
+	{"ring_full", "lower", func(s LiveSample) (float64, bool) {
+		if s.UDP == nil || s.UDP.RingFull == nil {
+			return 0, false
+		}
+		return *s.UDP.RingFull, true
+	}},
+	{"saturation_kpps", "higher", func(s LiveSample) (float64, bool) {
+		if s.Sat == nil {
+			return 0, false
+		}
+		return s.Sat.Rate / 1e3, true
+	}},
+	{"wrk_c1_p50_us", "lower", wrkField(func(h *HTTPSample) *WRKResult { return h.Serial }, func(w *WRKResult) float64 { return w.P50 })},
+	{"wrk_c1_p99_us", "lower", wrkField(func(h *HTTPSample) *WRKResult { return h.Serial }, func(w *WRKResult) float64 { return w.P99 })},
+	{"wrk_c1_req_s", "higher", wrkField(func(h *HTTPSample) *WRKResult { return h.Serial }, func(w *WRKResult) float64 { return w.Requests })},
+	{"wrk_cN_req_s", "higher", wrkField(func(h *HTTPSample) *WRKResult { return h.KeepAlive }, func(w *WRKResult) float64 { return w.Requests })},
+	{"wrk_cN_p50_us", "lower", wrkField(func(h *HTTPSample) *WRKResult { return h.KeepAlive }, func(w *WRKResult) float64 { return w.P50 })},
+	{"random_keepalive_p50_us", "lower", latField(LatKeepAlive, func(l LatencyResult) float64 { return l.P50 })},
+	{"random_keepalive_p99_us", "lower", latField(LatKeepAlive, func(l LatencyResult) float64 { return l.P99 })},
+	{"random_keepalive_p99_9_us", "lower", latField(LatKeepAlive, func(l LatencyResult) float64 { return l.P999 })},
+	{"random_fresh_p50_us", "lower", latField(LatFresh, func(l LatencyResult) float64 { return l.P50 })},
+	{"random_fresh_p99_us", "lower", latField(LatFresh, func(l LatencyResult) float64 { return l.P99 })},
+	{"random_fresh_p99_9_us", "lower", latField(LatFresh, func(l LatencyResult) float64 { return l.P999 })},
+}
+
+func udpField(s LiveSample, f func(*UDPSample) float64) float64 {
+	if s.UDP == nil {
+		return 0
+	}
+	return f(s.UDP)
+}
+
+func wrkField(run func(*HTTPSample) *WRKResult, f func(*WRKResult) float64) func(LiveSample) (float64, bool) {
+	return func(s LiveSample) (float64, bool) {
+		if s.HTTP == nil || run(s.HTTP) == nil {
+			return 0, false
+		}
+		return f(run(s.HTTP)), true
+	}
+}
+
+func latField(mode string, f func(LatencyResult) float64) func(LiveSample) (float64, bool) {
+	return func(s LiveSample) (float64, bool) {
+		if s.HTTP == nil {
+			return 0, false
+		}
+		for _, l := range s.HTTP.Random {
+			if l.Mode == mode && l.Count > 0 {
+				return f(l), true
+			}
+		}
+		return 0, false
+	}
+}
+
+// metric returns the LiveMetrics entry called name; it panics for an unknown name,
+// a programmer error.
+func metric(name string) Metric {
+	for _, m := range LiveMetrics {
+		if m.Name == name {
+			return m
+		}
+	}
+	panic("bench: no live metric " + name)
+}
+
+// values returns metric m of series under pinning, per round.
+func (r *LiveResult) values(m Metric, series string, pinned bool) map[int]float64 {
+	out := map[int]float64{}
+	for _, s := range r.Samples {
+		if s.Series != series || s.Pinned != pinned {
+			continue
+		}
+		if v, ok := m.Get(s); ok && !math.IsNaN(v) {
+			out[s.Round] = v
+		}
+	}
+	return out
+}
+
+// MedianOf is the median of metric m of series over the rounds (NaN for none).
+func (r *LiveResult) MedianOf(m Metric, series string, pinned bool) float64 {
 	var v []float64
-	for _, x := range r.rates(path, pinned) {
+	for _, x := range r.values(m, series, pinned) {
 		v = append(v, x)
 	}
 	return Median(v)
 }
 
-// RoundRatios returns num/den per round, for the rounds that measured both, in round
-// order.
-func (r *LiveResult) RoundRatios(num, den string, pinned bool) []float64 {
-	a, b := r.rates(num, pinned), r.rates(den, pinned)
+// Within returns f(num's value, den's value) of metric m per round, for the rounds
+// that measured both, in round order.
+func (r *LiveResult) Within(m Metric, num, den string, pinned bool, f func(a, b float64) float64) []float64 {
+	a, b := r.values(m, num, pinned), r.values(m, den, pinned)
 	var rounds []int
 	for k := range a {
-		if _, ok := b[k]; ok && b[k] > 0 {
+		if _, ok := b[k]; ok {
 			rounds = append(rounds, k)
 		}
 	}
 	slices.Sort(rounds)
-	out := make([]float64, len(rounds))
-	for i, k := range rounds {
-		out[i] = a[k] / b[k]
+	var out []float64
+	for _, k := range rounds {
+		if v := f(a[k], b[k]); !math.IsNaN(v) && !math.IsInf(v, 0) {
+			out = append(out, v)
+		}
 	}
 	return out
 }
 
-// ratioPairs are the within-round ratios the report prints.
-var ratioPairs = [][2]string{{PathGVS, PathNFT}, {PathGVS, PathBridge}, {PathNFT, PathBridge}}
+// Ratio and Diff are the within-round comparisons: a/b (NaN for b = 0) and a−b.
+func Ratio(a, b float64) float64 {
+	if b == 0 {
+		return math.NaN()
+	}
+	return a / b
+}
 
-// WriteText prints the result as tables.
-func (r *LiveResult) WriteText(w io.Writer) {
+// Diff is a − b.
+func Diff(a, b float64) float64 { return a - b }
+
+// RoundRatios returns num/den of metric name per round (see Within).
+func (r *LiveResult) RoundRatios(name, num, den string, pinned bool) []float64 {
+	return r.Within(metric(name), num, den, pinned, Ratio)
+}
+
+// Series returns the series the samples have, in round order of first appearance.
+func (r *LiveResult) Series() []string {
+	var out []string
+	for _, s := range r.Samples {
+		if !slices.Contains(out, s.Series) {
+			out = append(out, s.Series)
+		}
+	}
+	return out
+}
+
+// LiveSummary is the medians over rounds and the within-round comparisons, per
+// pinning ("pinned", "unpinned").
+type LiveSummary struct {
+	Medians     map[string]map[string]map[string]float64 `json:"medians"`     // pinning → series → metric → median
+	Comparisons map[string][]Comparison                  `json:"comparisons"` // pinning → comparisons
+}
+
+// A Comparison is one within-round comparison of two series on one metric.
+type Comparison struct {
+	Metric   string    `json:"metric"`
+	Num      string    `json:"num"`
+	Den      string    `json:"den"`
+	Op       string    `json:"op"` // "ratio" (num/den) or "diff" (num−den)
+	PerRound []float64 `json:"per_round"`
+	Median   float64   `json:"median"`
+}
+
+// comparisonSpecs are the comparisons the report makes, for each gvs series ("gvs"
+// stands for each of them): added latency over direct, req/s against the kernel hop
+// and the nftables balancer, UDP rates.
+var comparisonSpecs = []struct{ metric, num, den, op string }{
+	{"wrk_c1_p50_us", PathGVS, PathDirect, "diff"},
+	{"wrk_c1_p99_us", PathGVS, PathDirect, "diff"},
+	{"random_keepalive_p50_us", PathGVS, PathDirect, "diff"},
+	{"random_keepalive_p99_us", PathGVS, PathDirect, "diff"},
+	{"random_fresh_p50_us", PathGVS, PathDirect, "diff"},
+	{"random_fresh_p99_us", PathGVS, PathDirect, "diff"},
+	{"wrk_c1_p50_us", PathNFT, PathDirect, "diff"},
+	{"wrk_c1_p50_us", PathHop, PathDirect, "diff"},
+	{"wrk_cN_req_s", PathGVS, PathHop, "ratio"},
+	{"wrk_cN_req_s", PathGVS, PathNFT, "ratio"},
+	{"wrk_cN_req_s", PathGVS, PathDirect, "ratio"},
+	{"wrk_cN_req_s", PathHop, PathDirect, "ratio"},
+	{"udp_mpps", PathGVS, PathNFT, "ratio"},
+	{"udp_mpps", PathGVS, PathDirect, "ratio"},
+	{"udp_mpps", PathNFT, PathDirect, "ratio"},
+	{"udp_mpps", PathHop, PathDirect, "ratio"},
+	{"saturation_kpps", PathGVS, PathNFT, "ratio"},
+}
+
+// Summarize fills r.Summary from the samples.
+func (r *LiveResult) Summarize() {
+	sum := &LiveSummary{Medians: map[string]map[string]map[string]float64{}, Comparisons: map[string][]Comparison{}}
+	series := r.Series()
 	for _, pinned := range []bool{true, false} {
 		if !r.has(pinned) {
 			continue
 		}
-		title := "unpinned (no taskset; trafgen, softirqs and gvs go where the scheduler puts them)"
-		if pinned {
-			title = fmt.Sprintf("pinned (trafgen on CPU %d: the bridge and nftables paths run in its softirq there; gvs run on CPU %d)", r.Options.GenCPU, r.Options.DirCPU)
-		}
-		fmt.Fprintf(w, "\n== %s\n", title)
-		fmt.Fprintf(w, "%-6s %-7s %9s %9s %7s %5s   %s\n", "round", "path", "sent", "delivered", "loss", "runq", "per real server / gvs CPU")
-		for _, s := range r.Samples {
-			if s.Pinned != pinned {
-				continue
+		pn := pinName(pinned)
+		med := map[string]map[string]float64{}
+		for _, se := range series {
+			for _, m := range LiveMetrics {
+				if v := r.MedianOf(m, se, pinned); !math.IsNaN(v) {
+					if med[se] == nil {
+						med[se] = map[string]float64{}
+					}
+					med[se][m.Name] = v
+				}
 			}
-			loss := 0.0
-			if s.Sent > 0 && s.Sent >= s.Delivered {
-				loss = 100 * float64(s.Sent-s.Delivered) / float64(s.Sent)
-			}
-			extra := fmt.Sprint(s.PerRS)
-			if s.Path == PathGVS {
-				extra += fmt.Sprintf("  cpu %.2f", s.DirCPU)
-			}
-			fmt.Fprintf(w, "%-6d %-7s %8.3fM %8.3fM %6.1f%% %5.1f   %s\n", s.Round, s.Path, s.SentMpps(), s.Mpps(), loss, s.RunQueue, extra)
 		}
-		fmt.Fprintf(w, "median delivered Mpps:")
-		for _, p := range LivePaths {
-			fmt.Fprintf(w, "  %s %.3f", p, r.MedianMpps(p, pinned))
-		}
-		fmt.Fprintln(w)
-		for _, pr := range ratioPairs {
-			v := r.RoundRatios(pr[0], pr[1], pinned)
-			fmt.Fprintf(w, "%s/%s per round: %s  median %.2f\n", pr[0], pr[1], fmtRatios(v), Median(v))
+		sum.Medians[pn] = med
+		for _, c := range comparisonSpecs {
+			nums := []string{c.num}
+			if c.num == PathGVS {
+				nums = gvsSeries(series)
+			}
+			f := Ratio
+			if c.op == "diff" {
+				f = Diff
+			}
+			for _, num := range nums {
+				v := r.Within(metric(c.metric), num, c.den, pinned, f)
+				if len(v) == 0 {
+					continue
+				}
+				sum.Comparisons[pn] = append(sum.Comparisons[pn], Comparison{Metric: c.metric, Num: num, Den: c.den, Op: c.op, PerRound: v, Median: Median(v)})
+			}
 		}
 	}
-	if len(r.WRK) > 0 {
-		fmt.Fprintf(w, "\n== wrk (HTTP, %d connections, %d s per run)\n", r.Options.WRKConns, r.Options.WRKSeconds)
-		fmt.Fprintf(w, "%-6s %-10s %12s %10s %10s %10s %7s\n", "target", "mode", "req/s", "avg µs", "p50 µs", "p99 µs", "errors")
-		for _, x := range r.WRK {
-			fmt.Fprintf(w, "%-6s %-10s %12.0f %10.0f %10.0f %10.0f %7d\n", x.Target, x.Mode, x.Requests, x.Avg, x.P50, x.P99, x.Errors)
+	r.Summary = sum
+}
+
+func gvsSeries(series []string) []string {
+	var out []string
+	for _, s := range series {
+		if s == PathGVS || strings.HasPrefix(s, PathGVS+"-") {
+			out = append(out, s)
 		}
+	}
+	return out
+}
+
+func pinName(pinned bool) string {
+	if pinned {
+		return "pinned"
+	}
+	return "unpinned"
+}
+
+// WriteText prints the result: per pinning, the samples of every round, the
+// medians over rounds and the within-round comparisons. It summarizes first if
+// Summarize was not called.
+func (r *LiveResult) WriteText(w io.Writer) {
+	if r.Summary == nil {
+		r.Summarize()
 	}
 	for _, n := range r.Notes {
 		fmt.Fprintf(w, "note: %s\n", n)
 	}
+	series := r.Series()
+	for _, pinned := range []bool{true, false} {
+		if !r.has(pinned) {
+			continue
+		}
+		title := "unpinned (no taskset; senders, clients, softirqs and gvs go where the scheduler puts them)"
+		if pinned {
+			title = fmt.Sprintf("pinned (senders and HTTP clients on CPU %d: the kernel paths run in their softirq there; gvs run on CPU %d)", r.Options.GenCPU, r.Options.DirCPU)
+		}
+		fmt.Fprintf(w, "\n== %s\n", title)
+		r.writeUDP(w, pinned)
+		r.writeHTTP(w, pinned)
+		pn := pinName(pinned)
+		fmt.Fprintf(w, "-- medians over rounds\n")
+		fmt.Fprintf(w, "%-13s %8s %7s %8s %8s %9s %9s %8s %8s %8s %8s %8s %9s %8s %8s %9s\n", "series",
+			"Mpps", "loss%", "gvsns/p", "cpuns/p", "ringfull", "sat kpps",
+			"c1 p50", "c1 p99", "rk p50", "rk p99", "rk p999", "c32 req/s", "rf p50", "rf p99", "rf p999")
+		for _, se := range series {
+			m := r.Summary.Medians[pn][se]
+			if m == nil {
+				continue
+			}
+			g := func(k string) string {
+				v, ok := m[k]
+				if !ok {
+					return "-"
+				}
+				switch k {
+				case "udp_mpps":
+					return strconv.FormatFloat(v, 'f', 3, 64)
+				case "udp_loss_pct":
+					return strconv.FormatFloat(v, 'f', 2, 64)
+				}
+				return strconv.FormatFloat(v, 'f', 0, 64)
+			}
+			fmt.Fprintf(w, "%-13s %8s %7s %8s %8s %9s %9s %8s %8s %8s %8s %8s %9s %8s %8s %9s\n", se,
+				g("udp_mpps"), g("udp_loss_pct"), g("gvs_cpu_ns_per_packet"), g("machine_cpu_ns_per_packet"), g("ring_full"), g("saturation_kpps"),
+				g("wrk_c1_p50_us"), g("wrk_c1_p99_us"), g("random_keepalive_p50_us"), g("random_keepalive_p99_us"), g("random_keepalive_p99_9_us"),
+				g("wrk_cN_req_s"), g("random_fresh_p50_us"), g("random_fresh_p99_us"), g("random_fresh_p99_9_us"))
+		}
+		fmt.Fprintf(w, "(latencies in µs; c1 = wrk -c1, rk/rf = randomly timed on a kept-alive / fresh connection; c32 = wrk -c%d; cpuns/p = the whole machine's CPU per packet)\n", r.Options.WRKConns)
+		fmt.Fprintf(w, "-- within-round comparisons (per round, median)\n")
+		for _, c := range r.Summary.Comparisons[pn] {
+			op, unit := "/", ""
+			if c.Op == "diff" {
+				op, unit = "−", " µs"
+			}
+			fmt.Fprintf(w, "%-24s %s%s%s: %s  median %s%s\n", c.Metric, c.Num, op, c.Den, fmtValues(c.PerRound, c.Op), fmtValue(c.Median, c.Op), unit)
+		}
+	}
+	if len(r.Notes) > 0 {
+		fmt.Fprintf(w, "\n%d note(s) at the top\n", len(r.Notes))
+	}
 }
 
-// WriteJSON writes the result as indented JSON.
+func (r *LiveResult) writeUDP(w io.Writer, pinned bool) {
+	header := false
+	for _, s := range r.Samples {
+		if s.Pinned != pinned || (s.UDP == nil && s.Sat == nil) {
+			continue
+		}
+		if !header {
+			fmt.Fprintf(w, "-- 64-byte UDP\n%-5s %-13s %9s %9s %6s %5s %8s %8s %9s %9s %15s  %s\n", "round", "series",
+				"sent", "delivered", "loss", "runq", "gvs cpu", "gvsns/p", "ring full", "kern drop", "sat kpps", "per real server")
+			header = true
+		}
+		u := s.UDP
+		if u == nil {
+			u = &UDPSample{}
+		}
+		rf, sat := "-", "-"
+		if u.RingFull != nil {
+			rf = strconv.FormatFloat(*u.RingFull, 'f', 0, 64)
+		}
+		if s.Sat != nil {
+			sat = s.Sat.String()
+		}
+		var kd uint64
+		for _, v := range u.KernelDrops {
+			kd += v
+		}
+		cpu, cpp := "-", "-"
+		if u.DirCPU > 0 {
+			cpu, cpp = strconv.FormatFloat(u.DirCPU, 'f', 2, 64), strconv.FormatFloat(u.CPUPerPacket, 'f', 0, 64)
+		}
+		fmt.Fprintf(w, "%-5d %-13s %8.3fM %8.3fM %5.1f%% %5.1f %8s %8s %9s %9d %15s  %v\n", s.Round, s.Series,
+			u.SentMpps(), u.Mpps(), u.Loss(), u.RunQueue, cpu, cpp, rf, kd, sat, u.PerRS)
+	}
+}
+
+func (r *LiveResult) writeHTTP(w io.Writer, pinned bool) {
+	header := false
+	for _, s := range r.Samples {
+		if s.Pinned != pinned || s.HTTP == nil {
+			continue
+		}
+		if !header {
+			fmt.Fprintf(w, "-- HTTP (µs)\n%-5s %-13s %8s %8s %8s %8s %8s %8s %8s %8s %8s %9s %7s\n", "round", "series",
+				"c1 p50", "c1 p99", "rk p50", "rk p99", "rk p999", "rf p50", "rf p99", "rf p999", "n", "c32 req/s", "errors")
+			header = true
+		}
+		h := s.HTTP
+		f := func(v float64, ok bool) string {
+			if !ok {
+				return "-"
+			}
+			return strconv.FormatFloat(v, 'f', 0, 64)
+		}
+		get := func(name string) string { return f(metric(name).Get(s)) }
+		n, errs := 0, 0
+		for _, l := range h.Random {
+			n += l.Count
+			errs += l.Errors
+		}
+		for _, x := range []*WRKResult{h.Serial, h.KeepAlive} {
+			if x != nil {
+				errs += x.Errors
+			}
+		}
+		errs += len(h.Errors)
+		fmt.Fprintf(w, "%-5d %-13s %8s %8s %8s %8s %8s %8s %8s %8s %8d %9s %7d\n", s.Round, s.Series,
+			get("wrk_c1_p50_us"), get("wrk_c1_p99_us"), get("random_keepalive_p50_us"), get("random_keepalive_p99_us"), get("random_keepalive_p99_9_us"),
+			get("random_fresh_p50_us"), get("random_fresh_p99_us"), get("random_fresh_p99_9_us"), n, get("wrk_cN_req_s"), errs)
+		for _, e := range h.Errors {
+			fmt.Fprintf(w, "      %s: %s\n", s.Series, e)
+		}
+	}
+}
+
+// WriteJSON writes the result, summary included, as indented JSON.
 func (r *LiveResult) WriteJSON(w io.Writer) error {
+	if r.Summary == nil {
+		r.Summarize()
+	}
 	e := json.NewEncoder(w)
 	e.SetIndent("", "  ")
 	return e.Encode(r)
+}
+
+// MarshalJSON writes NaN and infinities (a median of nothing) as null.
+func (c Comparison) MarshalJSON() ([]byte, error) {
+	type plain Comparison
+	var med *float64
+	if !math.IsNaN(c.Median) && !math.IsInf(c.Median, 0) {
+		med = &c.Median
+	}
+	return json.Marshal(struct {
+		plain
+		Median *float64 `json:"median"`
+	}{plain(c), med})
 }
 
 func (r *LiveResult) has(pinned bool) bool {
@@ -259,10 +767,17 @@ func (r *LiveResult) has(pinned bool) bool {
 	return false
 }
 
-func fmtRatios(v []float64) string {
+func fmtValue(v float64, op string) string {
+	if op == "diff" {
+		return strconv.FormatFloat(v, 'f', 0, 64)
+	}
+	return strconv.FormatFloat(v, 'f', 2, 64)
+}
+
+func fmtValues(v []float64, op string) string {
 	p := make([]string, len(v))
 	for i, x := range v {
-		p[i] = strconv.FormatFloat(x, 'f', 2, 64)
+		p[i] = fmtValue(x, op)
 	}
 	return "[" + strings.Join(p, " ") + "]"
 }
@@ -318,7 +833,7 @@ func ParseWRK(out string) (WRKResult, error) {
 	return r, nil
 }
 
-// parseWRKDuration parses wrk's "512.00us", "1.20ms", "2.00s" into µs.
+// parseWRKDuration parses wrk's "512.00us", "1.20ms", "2.00s", "1.00m" into µs.
 func parseWRKDuration(s string) (float64, error) {
 	units := []struct {
 		suf string
@@ -336,41 +851,146 @@ func parseWRKDuration(s string) (float64, error) {
 	return 0, fmt.Errorf("wrk: duration %q: unknown unit", s)
 }
 
-// parseNetDev returns rx and tx packets of ifname from /proc/net/dev text.
-func parseNetDev(text, ifname string) (rx, tx uint64, err error) {
+// netDevStats are one interface's counters from /proc/net/dev.
+type netDevStats struct {
+	RXPackets, RXDrop, TXPackets, TXDrop uint64
+}
+
+// parseNetDev returns the counters of ifname from /proc/net/dev text.
+func parseNetDev(text, ifname string) (netDevStats, error) {
+	var s netDevStats
 	for _, line := range strings.Split(text, "\n") {
 		name, rest, ok := strings.Cut(line, ":")
 		if !ok || strings.TrimSpace(name) != ifname {
 			continue
 		}
 		f := strings.Fields(rest)
-		if len(f) < 10 {
-			return 0, 0, fmt.Errorf("/proc/net/dev: short line %q", line)
+		if len(f) < 12 {
+			return s, fmt.Errorf("/proc/net/dev: short line %q", line)
 		}
-		if rx, err = strconv.ParseUint(f[1], 10, 64); err != nil {
-			return 0, 0, err
+		// Receive: bytes packets errs drop …; transmit (from field 8): bytes packets errs drop.
+		for i, dst := range map[int]*uint64{1: &s.RXPackets, 3: &s.RXDrop, 9: &s.TXPackets, 11: &s.TXDrop} {
+			v, err := strconv.ParseUint(f[i], 10, 64)
+			if err != nil {
+				return s, fmt.Errorf("/proc/net/dev: %s: %w", ifname, err)
+			}
+			*dst = v
 		}
-		if tx, err = strconv.ParseUint(f[9], 10, 64); err != nil {
-			return 0, 0, err
-		}
-		return rx, tx, nil
+		return s, nil
 	}
-	return 0, 0, fmt.Errorf("/proc/net/dev: no interface %s", ifname)
+	return s, fmt.Errorf("/proc/net/dev: no interface %s", ifname)
+}
+
+// parseProcStatBusy returns the busy time (all but idle and iowait) of the "cpu"
+// line of /proc/stat, in USER_HZ ticks.
+func parseProcStatBusy(text string) (uint64, error) {
+	for _, line := range strings.Split(text, "\n") {
+		f := strings.Fields(line)
+		if len(f) < 8 || f[0] != "cpu" {
+			continue
+		}
+		var busy uint64
+		// user nice system idle iowait irq softirq steal [guest guest_nice: in user already]
+		for i, v := range f[1:min(len(f), 9)] {
+			if i == 3 || i == 4 {
+				continue
+			}
+			n, err := strconv.ParseUint(v, 10, 64)
+			if err != nil {
+				return 0, fmt.Errorf("/proc/stat: %w", err)
+			}
+			busy += n
+		}
+		return busy, nil
+	}
+	return 0, fmt.Errorf("/proc/stat: no cpu line")
+}
+
+// ParseMetrics reads Prometheus text exposition into series → value (the series is
+// the name with its labels as written, "gvs_drops_total{reason=\"not_ip\"}"),
+// keeping those whose name starts with one of prefixes.
+func ParseMetrics(text string, prefixes ...string) (map[string]float64, error) {
+	out := map[string]float64{}
+	for _, line := range strings.Split(text, "\n") {
+		line = strings.TrimSpace(line)
+		if line == "" || line[0] == '#' {
+			continue
+		}
+		if !slices.ContainsFunc(prefixes, func(p string) bool { return strings.HasPrefix(line, p) }) {
+			continue
+		}
+		// The value follows the last space outside the labels (label values may hold
+		// spaces); an optional timestamp is not written by gvs.
+		end := strings.LastIndexByte(line, '}')
+		i := strings.IndexByte(line[max(end, 0):], ' ')
+		if i < 0 {
+			return nil, fmt.Errorf("metrics: no value in %q", line)
+		}
+		i += max(end, 0)
+		v, err := strconv.ParseFloat(strings.TrimSpace(line[i:]), 64)
+		if err != nil {
+			return nil, fmt.Errorf("metrics: %q: %w", line, err)
+		}
+		out[line[:i]] = v
+	}
+	return out, nil
+}
+
+// RingFullSeries reports whether a gvs_link_* series counts frames lost because a
+// receive ring was full: its name or labels say "ring_full", or it counts drops
+// ("drop" in the name) reported by the kernel for the ring ("kernel" or "ring").
+func RingFullSeries(series string) bool {
+	if !strings.HasPrefix(series, "gvs_link_") {
+		return false
+	}
+	s := strings.ToLower(series)
+	if strings.Contains(s, "ring_full") || strings.Contains(s, "ringfull") {
+		return true
+	}
+	name, _, _ := strings.Cut(s, "{")
+	return strings.Contains(s, "drop") && (strings.Contains(name, "kernel") || strings.Contains(name, "ring") || strings.Contains(s, `"kernel"`) || strings.Contains(s, `"ring"`))
+}
+
+// metricDeltas returns b−a for every series of b that moved, and the ring-full sum
+// (nil when b has no gvs_link_* series at all: this gvs does not export them).
+func metricDeltas(a, b map[string]float64) (map[string]float64, *float64) {
+	d := map[string]float64{}
+	link, ring := false, 0.0
+	for k, v := range b {
+		link = link || strings.HasPrefix(k, "gvs_link_")
+		x := v - a[k]
+		if x != 0 {
+			d[k] = x
+		}
+		if RingFullSeries(k) {
+			ring += x
+		}
+	}
+	if len(d) == 0 {
+		d = nil
+	}
+	if !link {
+		return d, nil
+	}
+	return d, &ring
 }
 
 // CheckTools reports the first tool RunLive needs that is not installed.
 func (o LiveOptions) CheckTools() error {
 	for _, tool := range o.tools() {
 		if _, err := exec.LookPath(tool); err != nil {
-			return fmt.Errorf("bench live needs %s: %w (apt-get install -y netsniff-ng nftables wrk util-linux)", tool, err)
+			return fmt.Errorf("bench live needs %s: %w (apt-get install -y netsniff-ng nftables wrk util-linux iproute2)", tool, err)
 		}
 	}
 	return nil
 }
 
 func (o LiveOptions) tools() []string {
-	t := []string{"ip", "trafgen", "nft", "taskset"}
-	if o.WRK {
+	t := []string{"ip", "nft", "taskset"}
+	if o.UDP {
+		t = append(t, "trafgen")
+	}
+	if o.HTTP {
 		t = append(t, "wrk")
 	}
 	return t

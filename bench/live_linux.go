@@ -5,6 +5,7 @@ package bench
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"fmt"
 	"io"
 	"net"
@@ -12,7 +13,9 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"runtime"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -23,18 +26,22 @@ import (
 
 // Bounds of the commands the live benchmark runs.
 const (
-	liveCmdTimeout   = 10 * time.Second // nft, sysctl-like writes, counters
-	liveReadyTimeout = 15 * time.Second // gvs answering through the VIP
+	liveCmdTimeout   = 10 * time.Second // nft, ip, sysctl-like writes, counters
+	liveReadyTimeout = 15 * time.Second // gvs (or a kernel path) answering through the VIP
 	liveStopTimeout  = 3 * time.Second  // after SIGINT/SIGTERM, before SIGKILL
-	liveUDPPort      = 53               // the lab's UDP service
+	liveSettle       = 200 * time.Millisecond
+	liveUDPPort      = 53 // the lab's UDP service
 	liveSinkTable    = "gvsbenchsink"
 	liveNATTable     = "gvsbenchlb"
+	liveMetricsAddr  = "127.0.0.1:9109" // gvs's metrics endpoint, on the director namespace's loopback
+	liveLatTimeout   = time.Second      // per randomly timed request
 )
 
 // RunLive measures the paths (see live.go) in the lab l describes, which the caller
-// built (DR, one director, the real servers' UDP service on port 53) and tears down.
-// progress receives one line per step. Needs root, trafgen (netsniff-ng), nft
-// (nftables), taskset and, with WRK, wrk.
+// built (DR, one director, the real servers' HTTP service on l.HTTPPort and UDP on
+// port 53) and tears down. progress receives one line per step. Needs root, ip, nft
+// (nftables), taskset and, as asked, trafgen (netsniff-ng) and wrk. The result is
+// summarized; on an error it holds what was measured before.
 func RunLive(ctx context.Context, l LiveLab, o LiveOptions, progress io.Writer) (res *LiveResult, err error) {
 	o = o.withDefaults()
 	if progress == nil {
@@ -43,12 +50,14 @@ func RunLive(ctx context.Context, l LiveLab, o LiveOptions, progress io.Writer) 
 	if err := o.CheckTools(); err != nil {
 		return nil, err
 	}
-	b, err := newLiveBench(l, o, progress)
+	b, err := newLiveBench(ctx, l, o, progress)
 	if err != nil {
 		return nil, err
 	}
 	defer b.cleanup()
-	return b.run(ctx)
+	res, err = b.run(ctx)
+	res.Summarize()
+	return res, err
 }
 
 func (o LiveOptions) withDefaults() LiveOptions {
@@ -62,6 +71,12 @@ func (o LiveOptions) withDefaults() LiveOptions {
 	if o.Warmup <= 0 {
 		o.Warmup = d.Warmup
 	}
+	if o.IO == "" {
+		o.IO = d.IO
+	}
+	if len(o.Paths) == 0 {
+		o.Paths = LivePaths
+	}
 	if !o.Pin && !o.Unpinned {
 		o.Pin, o.Unpinned = true, true
 	}
@@ -71,8 +86,9 @@ func (o LiveOptions) withDefaults() LiveOptions {
 	if o.Flows <= 0 {
 		o.Flows = d.Flows
 	}
-	if o.Flows > 60000 {
-		o.Flows = 60000
+	o.Flows = min(o.Flows, 60000)
+	if o.SatStep <= 0 {
+		o.SatStep = d.SatStep
 	}
 	if o.WRKSeconds <= 0 {
 		o.WRKSeconds = d.WRKSeconds
@@ -80,7 +96,20 @@ func (o LiveOptions) withDefaults() LiveOptions {
 	if o.WRKConns <= 0 {
 		o.WRKConns = d.WRKConns
 	}
+	if o.LatRequests <= 0 {
+		o.LatRequests = d.LatRequests
+	}
+	if o.LatGap <= 0 {
+		o.LatGap = d.LatGap
+	}
 	return o
+}
+
+// A gvsRun is one backend gvs is measured with.
+type gvsRun struct {
+	io      string // the --io value it stands for
+	series  string
+	cfgPath string
 }
 
 type liveBench struct {
@@ -90,57 +119,142 @@ type liveBench struct {
 	client   LiveHost
 	dir      LiveHost
 	rss      []LiveHost
-	cfgPath  string // gvs's config (the lab's plus ingress_drop)
-	fwd0     string // the director's net.ipv4.ip_forward before the nft slots
+	gvs      []gvsRun
+	notes    []string
+	fwd0     string // the director's net.ipv4.ip_forward before the kernel paths
 	confDir  string
 	sinkDone []LiveHost // real servers with the sink table
 }
 
-func newLiveBench(l LiveLab, o LiveOptions, log io.Writer) (*liveBench, error) {
+func newLiveBench(ctx context.Context, l LiveLab, o LiveOptions, log io.Writer) (*liveBench, error) {
 	if len(l.RealServers) == 0 || l.Client.Name == "" || l.Director.Name == "" {
 		return nil, fmt.Errorf("bench live: the lab lacks a client, director or real server")
 	}
-	b := &liveBench{l: l, o: o, log: log, confDir: l.Dir, client: l.Client, dir: l.Director, rss: l.RealServers}
-	// The lab's config turns the ingress guard on; --ingress-drop decides.
-	var lines []string
-	for _, line := range strings.Split(l.DirectorConfig, "\n") {
-		if !strings.HasPrefix(strings.TrimSpace(line), "ingress_drop") {
-			lines = append(lines, line)
+	for _, p := range o.Paths {
+		if !slices.Contains(LivePaths, p) {
+			return nil, fmt.Errorf("bench live: unknown path %q (want %s)", p, strings.Join(LivePaths, ", "))
 		}
 	}
-	cfg := strings.Replace(strings.Join(lines, "\n"), "[director]\n", fmt.Sprintf("[director]\ningress_drop = %v\n", o.IngressDrop), 1)
-	b.cfgPath = filepath.Join(b.confDir, "bench-"+b.dir.Name+".toml")
-	if err := os.WriteFile(b.cfgPath, []byte(cfg), 0o644); err != nil {
-		return nil, err
+	b := &liveBench{l: l, o: o, log: log, confDir: l.Dir, client: l.Client, dir: l.Director, rss: l.RealServers}
+	if slices.Contains(o.Paths, PathGVS) {
+		if err := b.planGVS(ctx); err != nil {
+			return nil, err
+		}
 	}
-	// The real servers drop the benchmark's UDP at their netdev ingress, after
-	// rx_packets counted it: their UDP echo would otherwise answer every packet and
-	// compete for the CPUs being measured. Same for every path.
+	// The real servers count and drop the benchmark's UDP at their netdev ingress,
+	// after rx_packets counted it: their UDP echo would otherwise answer every packet
+	// and compete for the CPUs being measured. Same for every path.
 	for _, rs := range b.rss {
-		script := fmt.Sprintf("table netdev %s {\n\tchain in {\n\t\ttype filter hook ingress device \"eth0\" priority 0; policy accept;\n\t\tudp dport %d drop\n\t}\n}\n", liveSinkTable, liveUDPPort)
+		script := fmt.Sprintf("table netdev %s {\n\tchain in {\n\t\ttype filter hook ingress device \"eth0\" priority 0; policy accept;\n\t\tudp dport %d counter drop\n\t}\n}\n", liveSinkTable, liveUDPPort)
 		if err := b.nft(rs, script); err != nil {
+			b.cleanup()
 			return nil, fmt.Errorf("bench live: sink on %s: %w", rs.Name, err)
 		}
 		b.sinkDone = append(b.sinkDone, rs)
 	}
 	fwd, err := b.sysctl(b.dir, "net.ipv4.ip_forward", "")
 	if err != nil {
+		b.cleanup()
 		return nil, err
 	}
 	b.fwd0 = fwd
 	return b, nil
 }
 
+// planGVS writes gvs's config for each backend --io asks for. Whether this gvs has
+// the [director] io key, and takes a value, is asked of the binary itself (gvs check,
+// which only parses): a backend it lacks is named in a note and not measured.
+func (b *liveBench) planGVS(ctx context.Context) error {
+	ios, err := Backends(b.o.IO)
+	if err != nil {
+		return err
+	}
+	// The lab's config turns the ingress guard on; --ingress-drop decides. Metrics
+	// on the director's loopback give the ring counters.
+	var lines []string
+	for _, line := range strings.Split(b.l.DirectorConfig, "\n") {
+		t := strings.TrimSpace(line)
+		if !strings.HasPrefix(t, "ingress_drop") && !strings.HasPrefix(t, "metrics_listen") {
+			lines = append(lines, line)
+		}
+	}
+	base := strings.Join(lines, "\n")
+	if !strings.Contains(base, "[director]\n") {
+		return fmt.Errorf("bench live: the lab's director config has no [director] table")
+	}
+	write := func(name, ioLine string) (string, error) {
+		extra := fmt.Sprintf("[director]\ningress_drop = %v\nmetrics_listen = %q\n%s", b.o.Ingress, liveMetricsAddr, ioLine)
+		path := filepath.Join(b.confDir, "bench-"+b.dir.Name+"-"+name+".toml")
+		return path, os.WriteFile(path, []byte(strings.Replace(base, "[director]\n", extra, 1)), 0o644)
+	}
+	for _, io := range ios {
+		series := PathGVS
+		if len(ios) > 1 {
+			series = PathGVS + "-" + io
+		}
+		path, err := write(io, fmt.Sprintf("io = %q\n", io))
+		if err != nil {
+			return err
+		}
+		cerr := b.check(ctx, path)
+		switch {
+		case cerr == nil:
+		case strings.Contains(cerr.Error(), `unknown key "io"`) && io != IOAFXDP:
+			// No io key: AF_PACKET is this gvs's only backend.
+			b.note("this gvs has no [director] io key: AF_PACKET is its only backend (measured as %s)", series)
+			if path, err = write(io, ""); err != nil {
+				return err
+			}
+		case strings.Contains(cerr.Error(), `unknown key "io"`):
+			b.note("AF_XDP not measured: this gvs has no [director] io key yet (io = \"afxdp\" is refused: %v)", firstLine(cerr.Error()))
+			continue
+		default:
+			b.note("gvs with io = %q not measured: gvs check refuses it: %v", io, firstLine(cerr.Error()))
+			continue
+		}
+		b.gvs = append(b.gvs, gvsRun{io: io, series: series, cfgPath: path})
+	}
+	if len(b.gvs) == 0 {
+		b.note("gvs not measured: no backend of --io %s is available", b.o.IO)
+	}
+	return nil
+}
+
+func firstLine(s string) string {
+	l, _, _ := strings.Cut(strings.TrimSpace(s), "\n")
+	return l
+}
+
+func (b *liveBench) note(format string, args ...any) {
+	n := fmt.Sprintf(format, args...)
+	b.notes = append(b.notes, n)
+	fmt.Fprintf(b.log, "note: %s\n", n)
+}
+
+// check runs gvs check on a config file (it parses only, and runs outside the lab).
+func (b *liveBench) check(ctx context.Context, path string) error {
+	ctx, cancel := context.WithTimeout(ctx, liveCmdTimeout)
+	defer cancel()
+	out, err := exec.CommandContext(ctx, b.l.Exe, "check", "-c", path).CombinedOutput()
+	if err != nil {
+		return fmt.Errorf("%w: %s", err, bytes.TrimSpace(out))
+	}
+	return nil
+}
+
 // cleanup removes what the benchmark added to the lab (Down removes the rest anyway).
 func (b *liveBench) cleanup() {
 	b.nftOff()
+	b.hopOff()
 	for _, h := range b.sinkDone {
 		b.nft(h, "delete table netdev "+liveSinkTable+"\n")
 	}
+	b.sinkDone = nil
 }
 
 func (b *liveBench) run(ctx context.Context) (*LiveResult, error) {
 	res := &LiveResult{Options: b.o}
+	defer func() { res.Notes = append(res.Notes, b.notes...) }()
 	var pins []bool
 	if b.o.Pin {
 		pins = append(pins, true)
@@ -149,77 +263,156 @@ func (b *liveBench) run(ctx context.Context) (*LiveResult, error) {
 		pins = append(pins, false)
 	}
 	for round := 1; round <= b.o.Rounds; round++ {
-		for _, pinned := range pins {
-			for _, path := range LivePaths {
-				if err := ctx.Err(); err != nil {
-					return res, context.Cause(ctx)
+		for i, pinned := range pins {
+			for _, path := range b.o.Paths {
+				runs := []*gvsRun{nil}
+				if path == PathGVS {
+					runs = runs[:0]
+					for j := range b.gvs {
+						runs = append(runs, &b.gvs[j])
+					}
 				}
-				s, err := b.sample(ctx, round, pinned, path)
-				if err != nil {
-					return res, fmt.Errorf("round %d, %s, pinned=%v: %w", round, path, pinned, err)
+				for _, g := range runs {
+					if err := ctx.Err(); err != nil {
+						return res, context.Cause(ctx)
+					}
+					s, err := b.slot(ctx, round, pinned, i == 0, path, g)
+					res.Samples = append(res.Samples, s)
+					if err != nil {
+						return res, fmt.Errorf("round %d, %s, %s: %w", round, s.Series, pinName(pinned), err)
+					}
 				}
-				fmt.Fprintf(b.log, "round %d %-8s %-6s sent %.3f Mpps, delivered %.3f Mpps %v runq %.1f\n",
-					round, pinName(pinned), path, s.SentMpps(), s.Mpps(), s.PerRS, s.RunQueue)
-				res.Samples = append(res.Samples, s)
 			}
-		}
-	}
-	if b.o.WRK {
-		w, notes, err := b.wrk(ctx)
-		res.WRK, res.Notes = w, append(res.Notes, notes...)
-		if err != nil {
-			return res, fmt.Errorf("wrk: %w", err)
 		}
 	}
 	return res, nil
 }
 
-func pinName(pinned bool) string {
-	if pinned {
-		return "pinned"
+// slot measures one path (one gvs backend) once: sets it up, floods it with UDP,
+// searches its saturation rate (sat: the first pinning of the round, not direct),
+// measures HTTP through it and takes it down.
+func (b *liveBench) slot(ctx context.Context, round int, pinned, sat bool, path string, g *gvsRun) (LiveSample, error) {
+	s := LiveSample{Round: round, Pinned: pinned, Path: path, Series: path}
+	if g != nil {
+		s.IO, s.Series = g.io, g.series
 	}
-	return "unpinned"
-}
-
-// sample measures one path once.
-func (b *liveBench) sample(ctx context.Context, round int, pinned bool, path string) (LiveSample, error) {
-	s := LiveSample{Round: round, Pinned: pinned, Path: path}
-	var dst []net.HardwareAddr
+	url := fmt.Sprintf("http://%s/", netip.AddrPortFrom(b.l.VIP, b.l.HTTPPort))
+	dst := []net.HardwareAddr{b.dir.MAC}
 	var gvs *liveProc
 	switch path {
-	case PathBridge:
+	case PathDirect:
+		dst = dst[:0]
 		for _, rs := range b.rss {
 			dst = append(dst, rs.MAC)
 		}
+		url = fmt.Sprintf("http://%s/", netip.AddrPortFrom(b.rss[0].Addr, b.l.HTTPPort))
 	case PathNFT:
-		dst = []net.HardwareAddr{b.dir.MAC}
+		defer b.nftOff()
 		if err := b.nftOn(); err != nil {
-			b.nftOff()
 			return s, err
 		}
-		defer b.nftOff()
+	case PathHop:
+		defer b.hopOff()
+		if err := b.hopOn(); err != nil {
+			return s, err
+		}
 	case PathGVS:
-		dst = []net.HardwareAddr{b.dir.MAC}
+		// gvs answers ARP for the VIP itself: no static entry at the client.
+		b.clientNeigh(false)
 		var err error
-		if gvs, err = b.startGVS(ctx, pinned); err != nil {
+		if gvs, err = b.startGVS(ctx, pinned, g); err != nil {
 			return s, err
 		}
 		defer gvs.stop()
 	}
-	gen, err := b.startTrafgen(ctx, round, pinned, path, dst)
+	if err := b.ready(ctx, url, gvs); err != nil {
+		return s, fmt.Errorf("%s: %w", path, err)
+	}
+	if b.o.UDP {
+		u, err := b.flood(ctx, round, pinned, s.Series, dst, gvs)
+		if err != nil {
+			return s, err
+		}
+		s.UDP = u
+		fmt.Fprintf(b.log, "round %d %-8s %-13s UDP sent %.3f Mpps, delivered %.3f Mpps %v, gvs cpu %.2f (%.0f ns/packet), ring full %s, runq %.1f\n",
+			round, pinName(pinned), s.Series, u.SentMpps(), u.Mpps(), u.PerRS, u.DirCPU, u.CPUPerPacket, fmtOpt(u.RingFull), u.RunQueue)
+		if sat && b.o.Sat && path != PathDirect {
+			st, err := b.saturate(ctx, pinned, dst, u)
+			s.Sat = st
+			if err != nil {
+				return s, fmt.Errorf("saturation: %w", err)
+			}
+			fmt.Fprintf(b.log, "round %d %-8s %-13s saturation %s kpps in %d steps\n", round, pinName(pinned), s.Series, st, len(st.Steps))
+		}
+	}
+	if b.o.HTTP {
+		s.HTTP = b.http(ctx, pinned, url)
+		fmt.Fprintf(b.log, "round %d %-8s %-13s HTTP c1 p50 %s µs, random keep-alive p50 %s p99 %s µs, fresh p50 %s µs, c%d %s req/s, %d errors\n",
+			round, pinName(pinned), s.Series, fmtMetric("wrk_c1_p50_us", s), fmtMetric("random_keepalive_p50_us", s), fmtMetric("random_keepalive_p99_us", s),
+			fmtMetric("random_fresh_p50_us", s), b.o.WRKConns, fmtMetric("wrk_cN_req_s", s), len(s.HTTP.Errors))
+	}
+	if gvs != nil && gvs.exited() {
+		return s, fmt.Errorf("gvs run exited during the slot:\n%s", gvs.tail())
+	}
+	return s, nil
+}
+
+func fmtOpt(v *float64) string {
+	if v == nil {
+		return "n/a"
+	}
+	return strconv.FormatFloat(*v, 'f', 0, 64)
+}
+
+func fmtMetric(name string, s LiveSample) string {
+	v, ok := metric(name).Get(s)
+	if !ok {
+		return "-"
+	}
+	return strconv.FormatFloat(v, 'f', 0, 64)
+}
+
+// ready waits until HTTP through the path answers from the client.
+func (b *liveBench) ready(ctx context.Context, url string, gvs *liveProc) error {
+	deadline := time.Now().Add(liveReadyTimeout)
+	for {
+		if gvs != nil && gvs.exited() {
+			return fmt.Errorf("gvs run exited:\n%s", gvs.tail())
+		}
+		_, err := b.l.HTTPGet(b.client.Name, url, time.Second)
+		if err == nil {
+			return nil
+		}
+		if time.Now().After(deadline) {
+			tail := ""
+			if gvs != nil {
+				tail = "\n" + gvs.tail()
+			}
+			return fmt.Errorf("no answer from %s within %v: %v%s", url, liveReadyTimeout, err, tail)
+		}
+		if err := sleepCtx(ctx, 100*time.Millisecond); err != nil {
+			return err
+		}
+	}
+}
+
+// flood measures one 64-byte UDP flood with trafgen.
+func (b *liveBench) flood(ctx context.Context, round int, pinned bool, series string, dst []net.HardwareAddr, gvs *liveProc) (*UDPSample, error) {
+	u := &UDPSample{}
+	gen, err := b.startTrafgen(ctx, round, pinned, series, dst)
 	if err != nil {
-		return s, err
+		return nil, err
 	}
 	defer gen.stop()
 	if err := sleepCtx(ctx, b.o.Warmup); err != nil {
-		return s, err
+		return nil, err
 	}
 	if err := gen.reaffine(); err != nil {
-		return s, err
+		return nil, err
 	}
 	c0, err := b.counters(gvs)
 	if err != nil {
-		return s, err
+		return nil, err
 	}
 	// Sample the run queue meanwhile: alone, this benchmark keeps ~2–3 tasks runnable
 	// (~4–5 with gvs's threads); clearly more means something else competed for the
@@ -227,76 +420,116 @@ func (b *liveBench) sample(ctx context.Context, round int, pinned bool, path str
 	var runq, nq float64
 	for end := time.Now().Add(b.o.Duration); time.Now().Before(end); {
 		if err := sleepCtx(ctx, min(100*time.Millisecond, time.Until(end))); err != nil {
-			return s, err
+			return nil, err
 		}
 		if r, ok := procsRunning(); ok {
 			runq, nq = runq+r, nq+1
 		}
 	}
 	if nq > 0 {
-		s.RunQueue = runq / nq
+		u.RunQueue = runq / nq
 	}
 	c1, err := b.counters(gvs)
 	if err != nil {
-		return s, err
+		return nil, err
 	}
 	if gen.exited() {
-		return s, fmt.Errorf("trafgen exited early:\n%s", gen.tail())
+		return nil, fmt.Errorf("trafgen exited early:\n%s", gen.tail())
 	}
-	s.Elapsed = c1.at.Sub(c0.at)
-	s.Sent = c1.clientTX - c0.clientTX
-	for i := range c1.rsRX {
-		d := c1.rsRX[i] - c0.rsRX[i]
-		s.PerRS = append(s.PerRS, d)
-		s.Delivered += d
+	u.Elapsed = c1.at.Sub(c0.at)
+	u.Sent = c1.client.TXPackets - c0.client.TXPackets
+	for i := range c1.rs {
+		d := c1.rs[i].RXPackets - c0.rs[i].RXPackets
+		u.PerRS = append(u.PerRS, d)
+		u.Delivered += d
+	}
+	u.KernelDrops = map[string]uint64{
+		b.client.Name + ":rx": c1.client.RXDrop - c0.client.RXDrop,
+		b.client.Name + ":tx": c1.client.TXDrop - c0.client.TXDrop,
+		b.dir.Name + ":rx":    c1.dir.RXDrop - c0.dir.RXDrop,
+		b.dir.Name + ":tx":    c1.dir.TXDrop - c0.dir.TXDrop,
+	}
+	if u.Delivered > 0 {
+		u.MachineCPUPerPacket = float64(c1.busy-c0.busy) / float64(userHZ) * 1e9 / float64(u.Delivered)
 	}
 	if gvs != nil {
-		s.DirCPU = (c1.gvsCPU - c0.gvsCPU) / s.Elapsed.Seconds()
+		cpu := c1.gvsCPU - c0.gvsCPU
+		u.DirCPU = cpu / u.Elapsed.Seconds()
+		if u.Delivered > 0 {
+			u.CPUPerPacket = cpu * 1e9 / float64(u.Delivered)
+		}
+		u.Metrics, u.RingFull = metricDeltas(c0.metrics, c1.metrics)
 	}
-	return s, nil
+	return u, nil
 }
+
+// userHZ is the unit of /proc/stat and /proc/PID/stat times (USER_HZ, 100 on Linux).
+const userHZ = 100
 
 type liveCounters struct {
-	at       time.Time
-	clientTX uint64
-	rsRX     []uint64
-	gvsCPU   float64 // seconds
+	at          time.Time
+	client, dir netDevStats
+	rs          []netDevStats
+	busy        uint64  // the machine's busy ticks
+	gvsCPU      float64 // seconds
+	metrics     map[string]float64
 }
 
-// counters reads the real servers' eth0 rx_packets and the client's tx_packets from
-// /proc/thread-self/net/dev inside their namespaces (the same counters as
-// /sys/class/net/eth0/statistics, without a process per read).
+// counters reads the real servers', the client's and the director's eth0 counters
+// from /proc/thread-self/net/dev inside their namespaces (the same counters as
+// /sys/class/net/eth0/statistics, without a process per read), the machine's CPU
+// time and, with gvs, its CPU time and metrics.
 func (b *liveBench) counters(gvs *liveProc) (liveCounters, error) {
 	var c liveCounters
+	var err error
+	if gvs != nil {
+		// Scraping takes a moment: before the clock and counters.
+		if c.metrics, err = b.metrics(); err != nil {
+			return c, err
+		}
+	}
 	c.at = time.Now()
 	for _, rs := range b.rss {
-		rx, _, err := b.netDev(rs)
+		st, err := b.netDev(rs)
 		if err != nil {
 			return c, err
 		}
-		c.rsRX = append(c.rsRX, rx)
+		c.rs = append(c.rs, st)
 	}
-	_, tx, err := b.netDev(b.client)
-	if err != nil {
+	if c.client, err = b.netDev(b.client); err != nil {
 		return c, err
 	}
-	c.clientTX = tx
+	if c.dir, err = b.netDev(b.dir); err != nil {
+		return c, err
+	}
+	if t, err := os.ReadFile("/proc/stat"); err == nil {
+		c.busy, _ = parseProcStatBusy(string(t))
+	}
 	if gvs != nil {
 		c.gvsCPU = procCPU(gvs.cmd.Process.Pid)
 	}
 	return c, nil
 }
 
-func (b *liveBench) netDev(h LiveHost) (rx, tx uint64, err error) {
+// metrics scrapes gvs's link, drop and frame counters from its metrics endpoint.
+func (b *liveBench) metrics() (map[string]float64, error) {
+	text, err := b.l.HTTPGet(b.dir.Name, "http://"+liveMetricsAddr+"/metrics", 2*time.Second)
+	if err != nil {
+		return nil, fmt.Errorf("gvs metrics: %w", err)
+	}
+	return ParseMetrics(text, "gvs_link_", "gvs_drops_total", "gvs_frames_")
+}
+
+func (b *liveBench) netDev(h LiveHost) (st netDevStats, err error) {
 	err = b.l.Do(h.Name, func() error {
 		t, err := os.ReadFile("/proc/thread-self/net/dev")
 		if err != nil {
 			return err
 		}
-		rx, tx, err = parseNetDev(string(t), "eth0")
+		st, err = parseNetDev(string(t), "eth0")
 		return err
 	})
-	return rx, tx, err
+	return st, err
 }
 
 // procCPU returns the user+system CPU seconds of a process (all its threads).
@@ -316,7 +549,337 @@ func procCPU(pid int) float64 {
 	}
 	ut, _ := strconv.ParseUint(f[11], 10, 64)
 	st, _ := strconv.ParseUint(f[12], 10, 64)
-	return float64(ut+st) / 100 // USER_HZ
+	return float64(ut+st) / userHZ
+}
+
+// Saturation search bounds: steps from satFirst of the flood's delivered rate up by
+// satUp at a time (at most satMaxUp of them) until one loses frames or the sender
+// offers no more, then satBisect bisections between the last clean and the first
+// lossy step; if the first step already loses frames, satDown instead.
+const (
+	satFirst  = 0.4
+	satUp     = 0.2
+	satMaxUp  = 8
+	satBisect = 2
+)
+
+var satDown = []float64{0.2, 0.1}
+
+// saturate finds the highest offered rate at which every frame arrives: paced runs
+// (gvs bench udp-pace, in the client, pinned like trafgen) of SatStep each, the
+// frames counted exactly by the real servers' sink counters.
+func (b *liveBench) saturate(ctx context.Context, pinned bool, dst []net.HardwareAddr, flood *UDPSample) (*Saturation, error) {
+	sat := &Saturation{Limit: "steps"}
+	base := flood.Mpps() * 1e6
+	if base <= 0 {
+		return sat, fmt.Errorf("the flood delivered nothing")
+	}
+	step := func(target float64) (SatStep, error) {
+		st, err := b.paceStep(ctx, pinned, dst, target)
+		if err == nil {
+			sat.Steps = append(sat.Steps, st)
+			fmt.Fprintf(b.log, "  saturation step %.0f kpps: offered %.0f kpps, lost %d of %d\n", target/1e3, st.Offered()/1e3, st.Lost(), st.Sent)
+		}
+		return st, err
+	}
+	clean, lossy, offered := 0.0, 0.0, 0.0 // targets; the best offered rate so far
+	for i := range satMaxUp {
+		target := (satFirst + satUp*float64(i)) * base
+		st, err := step(target)
+		if err != nil {
+			return sat, err
+		}
+		if st.Lost() > 0 {
+			lossy = target
+			break
+		}
+		clean = target
+		if st.Offered() < 1.02*offered {
+			// Asked for more, the sender offered no more: on veth the kernel paths
+			// forward in its softirq, on its CPU.
+			sat.Limit = "sender"
+			break
+		}
+		offered = st.Offered()
+	}
+	if clean == 0 && lossy > 0 {
+		for _, f := range satDown {
+			st, err := step(f * base)
+			if err != nil {
+				return sat, err
+			}
+			if st.Lost() == 0 {
+				clean = f * base
+				break
+			}
+			lossy = f * base
+		}
+	}
+	if clean > 0 && lossy > 0 {
+		for range satBisect {
+			mid := (clean + lossy) / 2
+			st, err := step(mid)
+			if err != nil {
+				return sat, err
+			}
+			if st.Lost() > 0 {
+				lossy = mid
+			} else {
+				clean = mid
+			}
+		}
+	}
+	if lossy > 0 && sat.Limit == "steps" {
+		sat.Limit = "loss"
+	}
+	sat.Rate = satRate(sat.Steps)
+	return sat, nil
+}
+
+// paceStep sends SatStep's worth of frames at target pps and counts what arrived.
+func (b *liveBench) paceStep(ctx context.Context, pinned bool, dst []net.HardwareAddr, target float64) (SatStep, error) {
+	st := SatStep{Target: target}
+	n0, err := b.sinkCount()
+	if err != nil {
+		return st, err
+	}
+	var macs []string
+	for _, d := range dst {
+		macs = append(macs, d.String())
+	}
+	count := uint64(target * b.o.SatStep.Seconds())
+	argv := b.clientArgv(pinned, b.l.Exe, "bench", "udp-pace", "--dev", "eth0",
+		"--src-mac", b.client.MAC.String(), "--dst-mac", strings.Join(macs, ","),
+		"--src", b.client.Addr.String(), "--dst", b.l.VIP.String(), "--port", strconv.Itoa(liveUDPPort),
+		"--flows", strconv.Itoa(b.o.Flows), "--rate", strconv.FormatFloat(target, 'f', 0, 64), "--count", strconv.FormatUint(count, 10))
+	out, err := b.output(ctx, 3*b.o.SatStep+liveCmdTimeout, argv...)
+	if err != nil {
+		return st, err
+	}
+	var pr PaceResult
+	if err := json.Unmarshal(out, &pr); err != nil {
+		return st, fmt.Errorf("udp-pace: %w: %s", err, out)
+	}
+	if err := sleepCtx(ctx, liveSettle); err != nil {
+		return st, err
+	}
+	n1, err := b.sinkCount()
+	if err != nil {
+		return st, err
+	}
+	st.Sent, st.Elapsed, st.Delivered = pr.Sent, pr.Elapsed, n1-n0
+	return st, nil
+}
+
+var nftCounterRE = regexp.MustCompile(`counter packets (\d+)`)
+
+// sinkCount sums the sink counters of the real servers: the benchmark's UDP frames
+// that reached them, exactly (rx_packets counts ARP and the rest too).
+func (b *liveBench) sinkCount() (uint64, error) {
+	var n uint64
+	for _, rs := range b.rss {
+		ctx, cancel := context.WithTimeout(context.Background(), liveCmdTimeout)
+		cmd, err := b.l.Command(ctx, rs.Name, "nft", "list", "table", "netdev", liveSinkTable)
+		if err != nil {
+			cancel()
+			return 0, err
+		}
+		out, err := cmd.CombinedOutput()
+		cancel()
+		if err != nil {
+			return 0, fmt.Errorf("%s: nft list: %w: %s", rs.Name, err, bytes.TrimSpace(out))
+		}
+		m := nftCounterRE.FindSubmatch(out)
+		if m == nil {
+			return 0, fmt.Errorf("%s: no counter in the sink table:\n%s", rs.Name, out)
+		}
+		v, _ := strconv.ParseUint(string(m[1]), 10, 64)
+		n += v
+	}
+	return n, nil
+}
+
+// clientArgv prefixes argv with taskset when pinned: the client side of every
+// measurement (trafgen, the paced sender, wrk, the latency client) runs on GenCPU.
+func (b *liveBench) clientArgv(pinned bool, argv ...string) []string {
+	if pinned {
+		return append([]string{"taskset", "-c", strconv.Itoa(b.o.GenCPU)}, argv...)
+	}
+	return argv
+}
+
+// output runs argv in the client's namespace, bounded by timeout, and returns its
+// standard output (its standard error goes in the error).
+func (b *liveBench) output(ctx context.Context, timeout time.Duration, argv ...string) ([]byte, error) {
+	ctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	cmd, err := b.l.Command(ctx, b.client.Name, argv...)
+	if err != nil {
+		return nil, err
+	}
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
+	out, err := cmd.Output()
+	if err != nil {
+		return out, fmt.Errorf("%s: %w: %s", strings.Join(argv, " "), err, bytes.TrimSpace(stderr.Bytes()))
+	}
+	return out, nil
+}
+
+// http measures HTTP from the client to url: wrk -c1, randomly timed requests on a
+// kept-alive and on fresh connections, wrk -c WRKConns. A run that fails is named in
+// Errors; the others still count.
+func (b *liveBench) http(ctx context.Context, pinned bool, url string) *HTTPSample {
+	h := &HTTPSample{Target: url}
+	wrk := func(conns int) *WRKResult {
+		argv := b.clientArgv(pinned, "wrk", "-t", "1", "-c", strconv.Itoa(conns), "-d", strconv.Itoa(b.o.WRKSeconds)+"s", "--timeout", "2s", "--latency", url)
+		out, err := b.output(ctx, time.Duration(b.o.WRKSeconds)*time.Second+liveCmdTimeout, argv...)
+		if err != nil {
+			h.Errors = append(h.Errors, err.Error())
+			return nil
+		}
+		r, err := ParseWRK(string(out))
+		if err != nil {
+			h.Errors = append(h.Errors, err.Error())
+			return nil
+		}
+		r.Conns = conns
+		return &r
+	}
+	h.Serial = wrk(1)
+	for _, mode := range []string{LatKeepAlive, LatFresh} {
+		argv := b.clientArgv(pinned, b.l.Exe, "bench", "latency-client", "--url", url, "--mode", mode,
+			"--requests", strconv.Itoa(b.o.LatRequests), "--gap", b.o.LatGap.String(), "--timeout", liveLatTimeout.String())
+		bound := time.Duration(b.o.LatRequests)*(4*b.o.LatGap+liveLatTimeout/10) + liveCmdTimeout
+		out, err := b.output(ctx, bound, argv...)
+		if err != nil {
+			h.Errors = append(h.Errors, err.Error())
+			continue
+		}
+		var r LatencyResult
+		if err := json.Unmarshal(out, &r); err != nil {
+			h.Errors = append(h.Errors, fmt.Sprintf("latency-client: %v: %s", err, out))
+			continue
+		}
+		h.Random = append(h.Random, r)
+	}
+	h.KeepAlive = wrk(b.o.WRKConns)
+	return h
+}
+
+// clientNeigh points the VIP at the director's MAC in the client's neighbour table
+// (on) or removes that entry (off). The kernel paths need it: nobody answers ARP for
+// the VIP there (the real servers hide it, the director does not have it); gvs
+// answers for itself.
+func (b *liveBench) clientNeigh(on bool) error {
+	if on {
+		return b.ip(b.client, "neigh", "replace", b.l.VIP.String(), "lladdr", b.dir.MAC.String(), "dev", "eth0", "nud", "permanent")
+	}
+	b.ip(b.client, "neigh", "del", b.l.VIP.String(), "dev", "eth0")
+	return nil
+}
+
+// hopOn makes the director a plain router for the VIP: forwarding on, a host route
+// for the VIP via the first real server (which has it on lo), no balancing.
+func (b *liveBench) hopOn() error {
+	if err := b.forwarding(true); err != nil {
+		return err
+	}
+	if err := b.ip(b.dir, "route", "replace", b.l.VIP.String()+"/32", "via", b.rss[0].Addr.String(), "dev", "eth0"); err != nil {
+		return err
+	}
+	return b.clientNeigh(true)
+}
+
+// hopOff undoes hopOn.
+func (b *liveBench) hopOff() {
+	b.ip(b.dir, "route", "del", b.l.VIP.String()+"/32")
+	b.clientNeigh(false)
+	b.forwarding(false)
+}
+
+// forwarding turns the director's IPv4 forwarding on (ICMP redirects off: it
+// forwards back out of the interface it received on) or back to what it was.
+func (b *liveBench) forwarding(on bool) error {
+	if !on {
+		if b.fwd0 != "" {
+			b.sysctl(b.dir, "net.ipv4.ip_forward", b.fwd0)
+		}
+		return nil
+	}
+	for _, kv := range [][2]string{
+		{"net.ipv4.conf.all.send_redirects", "0"},
+		{"net.ipv4.conf.eth0.send_redirects", "0"},
+		{"net.ipv4.ip_forward", "1"},
+	} {
+		if _, err := b.sysctl(b.dir, kv[0], kv[1]); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func (b *liveBench) ip(h LiveHost, args ...string) error {
+	ctx, cancel := context.WithTimeout(context.Background(), liveCmdTimeout)
+	defer cancel()
+	cmd, err := b.l.Command(ctx, h.Name, append([]string{"ip"}, args...)...)
+	if err != nil {
+		return err
+	}
+	if out, err := cmd.CombinedOutput(); err != nil {
+		return fmt.Errorf("%s: ip %s: %w: %s", h.Name, strings.Join(args, " "), err, bytes.TrimSpace(out))
+	}
+	return nil
+}
+
+// nftOn turns the director into the in-kernel load balancer: forwarding on, and DNAT
+// of VIP:53/udp and VIP:HTTP/tcp to the real servers in turn (numgen inc mod N, per
+// new connection); TCP is masqueraded to the director's address as well, so that
+// the real servers' answers come back through it to be un-NATed (a DNAT balancer
+// cannot answer from the VIP otherwise).
+func (b *liveBench) nftOn() error {
+	if err := b.forwarding(true); err != nil {
+		return err
+	}
+	var m, addrs []string
+	for i, rs := range b.rss {
+		m = append(m, fmt.Sprintf("%d : %s", i, rs.Addr))
+		addrs = append(addrs, rs.Addr.String())
+	}
+	mp := strings.Join(m, ", ")
+	script := fmt.Sprintf(`table ip %[1]s {
+	chain pre {
+		type nat hook prerouting priority dstnat; policy accept;
+		ip daddr %[2]s udp dport %[3]d dnat to numgen inc mod %[4]d map { %[5]s }
+		ip daddr %[2]s tcp dport %[6]d dnat to numgen inc mod %[4]d map { %[5]s }
+	}
+	chain post {
+		type nat hook postrouting priority srcnat; policy accept;
+		ip daddr { %[7]s } tcp dport %[6]d masquerade
+	}
+}
+`, liveNATTable, b.l.VIP, liveUDPPort, len(b.rss), mp, b.l.HTTPPort, strings.Join(addrs, ", "))
+	if err := b.nft(b.dir, script); err != nil {
+		return err
+	}
+	return b.clientNeigh(true)
+}
+
+// nftOff removes the DNAT table and restores forwarding, so gvs may start.
+func (b *liveBench) nftOff() {
+	b.nft(b.dir, fmt.Sprintf("table ip %s {}\ndelete table ip %s\n", liveNATTable, liveNATTable))
+	b.clientNeigh(false)
+	b.forwarding(false)
+}
+
+// startGVS runs gvs run with g's config in the director (pinned: on DirCPU).
+func (b *liveBench) startGVS(ctx context.Context, pinned bool, g *gvsRun) (*liveProc, error) {
+	argv := []string{b.l.Exe, "run", "-c", g.cfgPath, "--workers", strconv.Itoa(b.o.Workers)}
+	if pinned {
+		argv = append([]string{"taskset", "-c", strconv.Itoa(b.o.DirCPU)}, argv...)
+	}
+	return b.start(ctx, b.dir, filepath.Join(b.confDir, "bench-"+g.series+".log"), syscall.SIGTERM, argv...)
 }
 
 // trafgenConfig returns a trafgen packet config: one 60-byte (64 on the wire) UDP
@@ -415,67 +978,6 @@ func setAffinityTree(pid int, set *unix.CPUSet) (int, error) {
 		}
 	}
 	return n, nil
-}
-
-// startGVS runs gvs run in the director (pinned: on DirCPU) and waits until HTTP
-// through the VIP answers.
-func (b *liveBench) startGVS(ctx context.Context, pinned bool) (*liveProc, error) {
-	exe := b.l.Exe
-	argv := []string{exe, "run", "-c", b.cfgPath, "--workers", strconv.Itoa(b.o.Workers)}
-	if pinned {
-		argv = append([]string{"taskset", "-c", strconv.Itoa(b.o.DirCPU)}, argv...)
-	}
-	p, err := b.start(ctx, b.dir, filepath.Join(b.confDir, "bench-gvs.log"), syscall.SIGTERM, argv...)
-	if err != nil {
-		return nil, err
-	}
-	url := fmt.Sprintf("http://%s/", netip.AddrPortFrom(b.l.VIP, b.l.HTTPPort))
-	deadline := time.Now().Add(liveReadyTimeout)
-	for {
-		if p.exited() {
-			return nil, fmt.Errorf("gvs run exited:\n%s", p.tail())
-		}
-		if _, err := b.l.HTTPGet(b.client.Name, url, time.Second); err == nil {
-			return p, nil
-		} else if time.Now().After(deadline) {
-			p.stop()
-			return nil, fmt.Errorf("gvs run: no answer through the VIP within %v: %v\n%s", liveReadyTimeout, err, p.tail())
-		}
-		if err := sleepCtx(ctx, 100*time.Millisecond); err != nil {
-			p.stop()
-			return nil, err
-		}
-	}
-}
-
-// nftOn turns the director into the in-kernel load balancer: forwarding on, ICMP
-// redirects off (it forwards back out of the interface it received on), and DNAT of
-// VIP:53/udp to the real servers in turn (numgen inc mod N).
-func (b *liveBench) nftOn() error {
-	for _, kv := range [][2]string{
-		{"net.ipv4.conf.all.send_redirects", "0"},
-		{"net.ipv4.conf.eth0.send_redirects", "0"},
-		{"net.ipv4.ip_forward", "1"},
-	} {
-		if _, err := b.sysctl(b.dir, kv[0], kv[1]); err != nil {
-			return err
-		}
-	}
-	var m []string
-	for i, rs := range b.rss {
-		m = append(m, fmt.Sprintf("%d : %s", i, rs.Addr))
-	}
-	script := fmt.Sprintf("table ip %s {\n\tchain pre {\n\t\ttype nat hook prerouting priority dstnat; policy accept;\n\t\tip daddr %s udp dport %d dnat to numgen inc mod %d map { %s }\n\t}\n}\n",
-		liveNATTable, b.l.VIP, liveUDPPort, len(b.rss), strings.Join(m, ", "))
-	return b.nft(b.dir, script)
-}
-
-// nftOff removes the DNAT table and restores forwarding, so gvs may start.
-func (b *liveBench) nftOff() {
-	b.nft(b.dir, fmt.Sprintf("table ip %s {}\ndelete table ip %s\n", liveNATTable, liveNATTable))
-	if b.fwd0 != "" {
-		b.sysctl(b.dir, "net.ipv4.ip_forward", b.fwd0)
-	}
 }
 
 // sysctl sets key to val in h's namespace (val "" only reads) and returns the value
@@ -591,62 +1093,6 @@ func sleepCtx(ctx context.Context, d time.Duration) error {
 	case <-t.C:
 		return nil
 	}
-}
-
-// wrk measures HTTP through the VIP (gvs running, unpinned) and directly to the first
-// real server, interleaved: connections/s with Connection: close, and request
-// latency on kept-alive connections.
-func (b *liveBench) wrk(ctx context.Context) ([]WRKResult, []string, error) {
-	var notes []string
-	// Short-lived connections from one client address: widen its port range and let
-	// it reuse TIME_WAIT ports, or a few seconds of wrk exhaust them.
-	for _, kv := range [][2]string{{"net.ipv4.ip_local_port_range", "1024 65535"}, {"net.ipv4.tcp_tw_reuse", "1"}} {
-		if _, err := b.sysctl(b.client, kv[0], kv[1]); err != nil {
-			notes = append(notes, err.Error())
-		}
-	}
-	gvs, err := b.startGVS(ctx, false)
-	if err != nil {
-		return nil, notes, err
-	}
-	defer gvs.stop()
-	port := b.l.HTTPPort
-	targets := []struct{ name, url string }{
-		{"rs1", fmt.Sprintf("http://%s/", netip.AddrPortFrom(b.rss[0].Addr, port))},
-		{"vip", fmt.Sprintf("http://%s/", netip.AddrPortFrom(b.l.VIP, port))},
-	}
-	var out []WRKResult
-	for rep := 0; rep < 2; rep++ {
-		for _, mode := range []string{"close", "keepalive"} {
-			for _, t := range targets {
-				argv := []string{"wrk", "-t", "1", "-c", strconv.Itoa(b.o.WRKConns), "-d", strconv.Itoa(b.o.WRKSeconds) + "s", "--timeout", "2s", "--latency"}
-				if mode == "close" {
-					argv = append(argv, "-H", "Connection: close")
-				}
-				argv = append(argv, t.url)
-				wctx, cancel := context.WithTimeout(ctx, time.Duration(b.o.WRKSeconds+10)*time.Second)
-				cmd, err := b.l.Command(wctx, b.client.Name, argv...)
-				if err != nil {
-					cancel()
-					return out, notes, err
-				}
-				cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
-				o, err := cmd.CombinedOutput()
-				cancel()
-				if err != nil {
-					return out, notes, fmt.Errorf("%s: %w\n%s", strings.Join(argv, " "), err, o)
-				}
-				r, err := ParseWRK(string(o))
-				if err != nil {
-					return out, notes, err
-				}
-				r.Target, r.Mode = t.name, mode
-				fmt.Fprintf(b.log, "wrk %-9s %-3s %8.0f req/s avg %6.0f µs p50 %6.0f µs p99 %6.0f µs errors %d\n", mode, t.name, r.Requests, r.Avg, r.P50, r.P99, r.Errors)
-				out = append(out, r)
-			}
-		}
-	}
-	return out, notes, nil
 }
 
 // procsRunning returns procs_running from /proc/stat (it counts this reader too).

@@ -36,6 +36,10 @@ func cmdBench(args []string, stdout, stderr io.Writer) error {
 		return cmdDump(args[1:], stdout, stderr)
 	case "live":
 		return cmdBenchLive(args[1:], stdout, stderr)
+	case "latency-client": // hidden: run by gvs bench live in the lab's client
+		return cmdLatencyClient(args[1:], stdout, stderr)
+	case "udp-pace": // hidden: run by gvs bench live in the lab's client
+		return cmdUDPPace(args[1:], stdout, stderr)
 	}
 	return fmt.Errorf("%w: unknown bench command %q (synth, replay, dump or live)", errUsage, args[0])
 }

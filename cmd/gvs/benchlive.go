@@ -4,11 +4,16 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
+	"net"
+	"net/netip"
 	"os"
 	"os/signal"
+	"slices"
+	"strings"
 	"syscall"
 	"time"
 
@@ -16,50 +21,88 @@ import (
 	"github.com/gvs-lb/gvs/internal/lab"
 )
 
-const benchLiveHelp = `Usage: gvs bench live [--rounds N] [--seconds S] [--pin|--unpinned] [--json]
+const benchLiveHelp = `Usage: gvs bench live [--rounds N] [--seconds S] [--pin|--unpinned] [--io auto|afpacket|afxdp|all] [--json]
 
-Measures the live data path in a throwaway DR lab (needs root, trafgen from
-netsniff-ng, nft, taskset, wrk). Each round sends 64-byte UDP frames with trafgen from
-the client for S seconds to each of: the real servers directly over the bridge (the
-ceiling), an nftables DNAT load balancer (numgen) in the director's namespace, and gvs
-run in the director's namespace; the real servers count what arrives (rx_packets). It
-reports delivered Mpps per round, medians, and gvs/nft, gvs/bridge, nft/bridge ratios
-taken within each round. Pinned: trafgen on --gen-cpu, gvs on --dir-cpu (the kernel
-paths run in trafgen's softirq, on its CPU); unpinned: no taskset. Then wrk
-(connections/s with Connection: close, and latency) through the VIP vs directly to rs1.
-Without --pin or --unpinned, both are measured. The lab is always torn down.
+Measures the live data path in a throwaway DR lab (needs root, ip, nft, taskset,
+trafgen from netsniff-ng, wrk). Every round measures, one after the other, each path:
+direct (no director: over the bridge to the real servers), nft (an nftables DNAT
+balancer in the director's namespace; TCP also masqueraded so that answers return
+through it), hop (the director's kernel routes the VIP to rs1: forwarding, no
+balancing) and gvs (gvs run in the director's namespace, once per --io backend).
+For each path:
+  64-byte UDP   trafgen floods for S seconds, the real servers count what arrives;
+                gvs's CPU per packet, its ring-full counters (gvs_link_* metrics) and
+                the veths' kernel drops; then (first pinning of a round, not direct)
+                the saturation rate: the highest rate a paced sender offers with 0
+                frames lost, found in 1 s steps;
+  HTTP          wrk -c1 (one request at a time, keep-alive, back to back), randomly
+                timed requests (exponential gaps, on a kept-alive and on fresh
+                connections: p50/p99/p99.9) and wrk -c32 (keep-alive req/s).
+The report gives medians over rounds and comparisons within rounds (latency added
+over direct, gvs/hop and gvs/nft req/s, gvs/nft pps). Pinned: the senders and
+clients on --gen-cpu, gvs on --dir-cpu (the kernel paths run in the sender's
+softirq, on its CPU); unpinned: no taskset. Without --pin or --unpinned, both. The
+lab is always torn down.
 
 Examples:
   gvs bench live
-  gvs bench live --rounds 5 --seconds 10 --pin --json`
+  gvs bench live --rounds 5 --seconds 10 --pin --io all --json
+  gvs bench live --rounds 1 --seconds 1 --paths direct,gvs --no-saturation`
 
 // cmdBenchLive is `gvs bench live`.
 func cmdBenchLive(args []string, stdout, stderr io.Writer) error {
 	o := bench.DefaultLive()
 	fs := newFlags("live", benchLiveHelp, stderr)
 	fs.IntVar(&o.Rounds, "rounds", o.Rounds, "interleaved rounds")
-	secs := fs.Float64("seconds", o.Duration.Seconds(), "measured seconds per path and round")
+	secs := fs.Float64("seconds", o.Duration.Seconds(), "UDP flood seconds per path and round")
 	pin := fs.Bool("pin", false, "measure pinned only")
 	unpinned := fs.Bool("unpinned", false, "measure unpinned only")
-	fs.IntVar(&o.GenCPU, "gen-cpu", o.GenCPU, "CPU of the generator when pinned")
+	fs.StringVar(&o.IO, "io", o.IO, "gvs's I/O backend ([director] io): auto, afpacket, afxdp, or all (afpacket and afxdp in every round)")
+	paths := fs.String("paths", strings.Join(bench.LivePaths, ","), "paths to measure, in round order")
+	fs.IntVar(&o.GenCPU, "gen-cpu", o.GenCPU, "CPU of the senders and HTTP clients when pinned")
 	fs.IntVar(&o.DirCPU, "dir-cpu", o.DirCPU, "CPU of gvs run when pinned")
 	fs.IntVar(&o.Workers, "workers", o.Workers, "gvs run --workers")
-	fs.IntVar(&o.Flows, "flows", o.Flows, "UDP flows (source ports) trafgen cycles through")
-	fs.BoolVar(&o.IngressDrop, "ingress-drop", o.IngressDrop, "ingress_drop = true in gvs's config")
-	noWRK := fs.Bool("no-wrk", false, "skip the wrk runs")
+	fs.IntVar(&o.Flows, "flows", o.Flows, "UDP flows (source ports) the senders cycle through")
+	fs.BoolVar(&o.Ingress, "ingress-drop", o.Ingress, "ingress_drop = true in gvs's config")
+	noUDP := fs.Bool("no-udp", false, "skip the UDP flood (and the saturation search)")
+	noSat := fs.Bool("no-saturation", false, "skip the saturation search")
+	satStep := fs.Duration("saturation-step", o.SatStep, "length of each paced step of the saturation search")
+	noHTTP := fs.Bool("no-http", false, "skip wrk and the latency client")
+	noWRK := fs.Bool("no-wrk", false, "same as --no-http (older name)")
 	fs.IntVar(&o.WRKSeconds, "wrk-seconds", o.WRKSeconds, "seconds per wrk run")
-	fs.IntVar(&o.WRKConns, "wrk-connections", o.WRKConns, "wrk -c")
+	fs.IntVar(&o.WRKConns, "wrk-connections", o.WRKConns, "wrk -c of the req/s run")
+	fs.IntVar(&o.LatRequests, "latency-requests", o.LatRequests, "randomly timed requests per connection mode")
+	fs.DurationVar(&o.LatGap, "latency-gap", o.LatGap, "mean gap between randomly timed requests")
 	fs.StringVar(&o.StateDir, "state-dir", "", "lab state directory (default the lab's)")
 	asJSON := fs.Bool("json", false, "print the result as JSON")
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
-	if *secs <= 0 || o.Rounds <= 0 {
-		return fmt.Errorf("%w: live: --seconds and --rounds must be positive", errUsage)
+	if *secs <= 0 || o.Rounds <= 0 || *satStep <= 0 || o.LatRequests <= 0 || o.LatGap <= 0 {
+		return fmt.Errorf("%w: live: --seconds, --rounds, --saturation-step, --latency-requests and --latency-gap must be positive", errUsage)
+	}
+	if _, err := bench.Backends(o.IO); err != nil {
+		return fmt.Errorf("%w: %v", errUsage, err)
+	}
+	o.Paths = nil
+	for _, p := range strings.Split(*paths, ",") {
+		if p = strings.TrimSpace(p); p == "" {
+			continue
+		}
+		if !slices.Contains(bench.LivePaths, p) {
+			return fmt.Errorf("%w: live: --paths: unknown path %q (%s)", errUsage, p, strings.Join(bench.LivePaths, ", "))
+		}
+		o.Paths = append(o.Paths, p)
+	}
+	if len(o.Paths) == 0 {
+		return fmt.Errorf("%w: live: --paths is empty", errUsage)
 	}
 	o.Duration = time.Duration(*secs * float64(time.Second))
+	o.SatStep = *satStep
 	o.Pin, o.Unpinned = *pin || !*unpinned, *unpinned || !*pin
-	o.WRK = !*noWRK
+	o.UDP = !*noUDP
+	o.Sat = o.UDP && !*noSat
+	o.HTTP = !*noHTTP && !*noWRK
 	if err := o.CheckTools(); err != nil {
 		return err
 	}
@@ -69,10 +112,7 @@ func cmdBenchLive(args []string, stdout, stderr io.Writer) error {
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	// A hard bound on the whole run: every slot, gvs start and wrk run, plus slack.
-	slots := o.Rounds * 3 * 2
-	limit := time.Duration(slots)*(o.Duration+o.Warmup+20*time.Second) + 3*time.Minute
-	ctx, cancel := context.WithTimeout(ctx, limit)
+	ctx, cancel := context.WithTimeout(ctx, liveBound(o))
 	defer cancel()
 	res, err := runBenchLive(ctx, o, exe, stderr)
 	if res != nil {
@@ -85,6 +125,27 @@ func cmdBenchLive(args []string, stdout, stderr io.Writer) error {
 		}
 	}
 	return err
+}
+
+// liveBound is a hard bound on a whole run: every slot with all its parts, gvs
+// starts, plus slack.
+func liveBound(o bench.LiveOptions) time.Duration {
+	pins := 1
+	if o.Pin && o.Unpinned {
+		pins = 2
+	}
+	slots := o.Rounds * pins * (len(o.Paths) + 1) // gvs may run twice (--io all)
+	per := 20 * time.Second
+	if o.UDP {
+		per += o.Warmup + o.Duration + 5*time.Second
+	}
+	if o.Sat {
+		per += 9 * (3*o.SatStep + 2*time.Second)
+	}
+	if o.HTTP {
+		per += 2*time.Duration(o.WRKSeconds)*time.Second + 2*time.Duration(o.LatRequests)*(4*o.LatGap+10*time.Millisecond) + 20*time.Second
+	}
+	return time.Duration(slots)*per + 3*time.Minute
 }
 
 // runBenchLive builds a DR lab with a fresh prefix, runs the benchmark in it and tears
@@ -126,4 +187,77 @@ func runBenchLive(ctx context.Context, o bench.LiveOptions, exe string, progress
 		return nil, err
 	}
 	return bench.RunLive(ctx, ll, o, progress)
+}
+
+// cmdLatencyClient is the hidden `gvs bench latency-client`, which gvs bench live
+// runs in the lab's client namespace: randomly timed requests, the result as JSON.
+func cmdLatencyClient(args []string, stdout, stderr io.Writer) error {
+	o := bench.LatencyOptions{Mode: bench.LatKeepAlive, Requests: 1000, Gap: 2 * time.Millisecond, Timeout: time.Second}
+	fs := newFlags("latency-client", "Usage: gvs bench latency-client --url URL [flags] (run by gvs bench live)", stderr)
+	fs.StringVar(&o.URL, "url", "", "http://host[:port]/path")
+	fs.StringVar(&o.Mode, "mode", o.Mode, "keepalive (one connection) or fresh (one per request)")
+	fs.IntVar(&o.Requests, "requests", o.Requests, "requests measured")
+	fs.DurationVar(&o.Gap, "gap", o.Gap, "mean of the exponential gaps between requests")
+	fs.DurationVar(&o.Timeout, "timeout", o.Timeout, "per request")
+	if err := parseFlags(fs, args); err != nil {
+		return err
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	r, err := bench.LatencyClient(ctx, o)
+	if err != nil {
+		if errors.Is(err, bench.ErrLatencyOptions) {
+			return fmt.Errorf("%w: %v", errUsage, err)
+		}
+		return err
+	}
+	return json.NewEncoder(stdout).Encode(r)
+}
+
+// cmdUDPPace is the hidden `gvs bench udp-pace`, which gvs bench live runs in the
+// lab's client namespace for the saturation search: paced 64-byte UDP, what was sent
+// as JSON.
+func cmdUDPPace(args []string, stdout, stderr io.Writer) error {
+	var o bench.PaceOptions
+	fs := newFlags("udp-pace", "Usage: gvs bench udp-pace --dev DEV --src-mac MAC --dst-mac MAC[,MAC] --src IP --dst IP --rate PPS --count N (run by gvs bench live)", stderr)
+	fs.StringVar(&o.Dev, "dev", "eth0", "interface")
+	srcMAC := fs.String("src-mac", "", "source MAC")
+	dstMACs := fs.String("dst-mac", "", "destination MACs, comma-separated, used in turn")
+	src := fs.String("src", "", "source IPv4 address")
+	dst := fs.String("dst", "", "destination IPv4 address")
+	port := fs.Uint("port", 53, "UDP destination port")
+	fs.IntVar(&o.Flows, "flows", 256, "source ports cycled through")
+	fs.Float64Var(&o.Rate, "rate", 0, "frames per second")
+	fs.Uint64Var(&o.Count, "count", 0, "frames to send")
+	if err := parseFlags(fs, args); err != nil {
+		return err
+	}
+	var err error
+	if o.SrcMAC, err = net.ParseMAC(*srcMAC); err != nil {
+		return fmt.Errorf("%w: udp-pace: --src-mac: %v", errUsage, err)
+	}
+	for _, m := range strings.Split(*dstMACs, ",") {
+		hw, err := net.ParseMAC(m)
+		if err != nil {
+			return fmt.Errorf("%w: udp-pace: --dst-mac: %v", errUsage, err)
+		}
+		o.DstMACs = append(o.DstMACs, hw)
+	}
+	if o.Src, err = netip.ParseAddr(*src); err != nil {
+		return fmt.Errorf("%w: udp-pace: --src: %v", errUsage, err)
+	}
+	if o.Dst, err = netip.ParseAddr(*dst); err != nil {
+		return fmt.Errorf("%w: udp-pace: --dst: %v", errUsage, err)
+	}
+	if *port == 0 || *port > 65535 {
+		return fmt.Errorf("%w: udp-pace: --port %d", errUsage, *port)
+	}
+	o.Port = uint16(*port)
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	r, err := bench.PaceUDP(ctx, o)
+	if err != nil {
+		return err
+	}
+	return json.NewEncoder(stdout).Encode(r)
 }

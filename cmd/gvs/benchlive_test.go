@@ -1,0 +1,114 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/gvs-lb/gvs/bench"
+	"github.com/gvs-lb/gvs/internal/lab"
+)
+
+// TestBenchLiveSmoke runs the real gvs binary's `gvs bench live` for one short
+// pinned round and checks the shape of what it measured, not its speed: every path
+// delivered UDP and answered every HTTP request, the saturation search found a rate
+// with no loss, gvs's CPU and ring counters were read. About a minute; needs root and
+// the lab's tools (skipped without, a failure with GVS_LAB_REQUIRED=1).
+func TestBenchLiveSmoke(t *testing.T) {
+	if testing.Short() {
+		t.Skip("a live lab run of about a minute: not with -short")
+	}
+	o := bench.DefaultLive()
+	err := lab.Preflight(lab.DR)
+	if err == nil {
+		err = o.CheckTools()
+	}
+	if err != nil {
+		if os.Getenv("GVS_LAB_REQUIRED") == "1" {
+			t.Fatalf("GVS_LAB_REQUIRED=1 but the benchmark cannot run: %v", err)
+		}
+		t.Skipf("skipping the live benchmark: %v (set GVS_LAB_REQUIRED=1 to make this a failure)", err)
+	}
+	dir := t.TempDir()
+	bin := filepath.Join(dir, "gvs")
+	if out, err := exec.Command("go", "build", "-o", bin, "github.com/gvs-lb/gvs/cmd/gvs").CombinedOutput(); err != nil {
+		t.Fatalf("building gvs: %v\n%s", err, out)
+	}
+	state := filepath.Join(dir, "state")
+	t.Cleanup(func() { lab.DownStale(state) }) // the backstop if gvs bench live was killed
+
+	const requests = 30
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, bin, "bench", "live", "--rounds", "1", "--seconds", "1", "--pin", "--json",
+		"--latency-requests", strconv.Itoa(requests), "--latency-gap", "1ms", "--wrk-seconds", "1", "--saturation-step", "200ms", "--state-dir", state)
+	// On timeout: SIGINT, so that it tears its lab down, then SIGKILL after a while.
+	cmd.Cancel = func() error { return cmd.Process.Signal(os.Interrupt) }
+	cmd.WaitDelay = time.Minute
+	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGINT}
+	var stdout, stderr bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	if err := cmd.Run(); err != nil {
+		t.Fatalf("gvs bench live: %v\n%s", err, stderr.String())
+	}
+	var res bench.LiveResult
+	if err := json.Unmarshal(stdout.Bytes(), &res); err != nil {
+		t.Fatalf("JSON: %v\n%s", err, stdout.String())
+	}
+	var series []string
+	for _, s := range res.Samples {
+		series = append(series, s.Series)
+		if !s.Pinned || s.Round != 1 {
+			t.Errorf("%s: round %d pinned %v, want round 1 pinned", s.Series, s.Round, s.Pinned)
+		}
+		if s.UDP == nil || s.UDP.Delivered == 0 {
+			t.Errorf("%s: no UDP delivered: %+v", s.Series, s.UDP)
+		}
+		h := s.HTTP
+		if h == nil || h.Serial == nil || h.KeepAlive == nil || len(h.Errors) > 0 {
+			t.Errorf("%s: HTTP runs missing or failed: %+v", s.Series, h)
+			continue
+		}
+		if h.Serial.Requests <= 0 || h.KeepAlive.Requests <= 0 || h.Serial.Errors+h.KeepAlive.Errors > 0 {
+			t.Errorf("%s: wrk -c1 %+v, wrk -c32 %+v", s.Series, *h.Serial, *h.KeepAlive)
+		}
+		var modes []string
+		for _, r := range h.Random {
+			modes = append(modes, r.Mode)
+			if r.Count != requests || r.Errors != 0 || r.P50 <= 0 || r.P999 < r.P50 {
+				t.Errorf("%s: randomly timed requests %+v, want %d answered", s.Series, r, requests)
+			}
+		}
+		if !slices.Equal(modes, []string{bench.LatKeepAlive, bench.LatFresh}) {
+			t.Errorf("%s: latency modes %v", s.Series, modes)
+		}
+		if s.Path == bench.PathDirect {
+			if s.Sat != nil {
+				t.Errorf("direct has no saturation search, got %+v", s.Sat)
+			}
+			continue
+		}
+		// At the lowest steps nothing may be lost on any path.
+		if s.Sat == nil || len(s.Sat.Steps) == 0 || s.Sat.Rate <= 0 {
+			t.Errorf("%s: saturation %+v, want a rate with no loss", s.Series, s.Sat)
+		}
+	}
+	if want := []string{"direct", "nft", "hop", "gvs"}; !slices.Equal(series, want) {
+		t.Fatalf("series %v, want %v (notes: %v)", series, want, res.Notes)
+	}
+	g := res.Samples[3].UDP
+	if g.CPUPerPacket <= 0 || g.RingFull == nil || len(g.KernelDrops) != 4 {
+		t.Errorf("gvs: CPU per packet %v, ring full %v, kernel drops %v: want all read", g.CPUPerPacket, g.RingFull, g.KernelDrops)
+	}
+	if res.Summary == nil || len(res.Summary.Comparisons["pinned"]) == 0 {
+		t.Errorf("no within-round comparisons: %+v", res.Summary)
+	}
+}
