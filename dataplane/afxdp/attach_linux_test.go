@@ -282,7 +282,7 @@ func TestChecksumPartial(t *testing.T) {
 	if len(marks) != 2 || !marks[0] || marks[1] || !verified[0] || !verified[1] {
 		t.Fatalf("partial marks %v, checksums verify %v: want [true false], [true true]", marks, verified)
 	}
-	if st, _ := s.Stats(); st.RXCsumPartial != 1 {
+	if st, _ := s.SocketStats(); st.RXCsumPartial != 1 {
 		t.Errorf("RXCsumPartial = %d, want 1", st.RXCsumPartial)
 	}
 }
@@ -305,5 +305,38 @@ func TestQueues(t *testing.T) {
 	}
 	if n != 1 || drv != "veth" {
 		t.Fatalf("Queues %d, Driver %q: want 1, veth", n, drv)
+	}
+}
+
+// TestRefusals: what the kernel or driver refuses fails Open cleanly — an error, no
+// program left attached — which is what lets the daemon fall back to AF_PACKET.
+func TestRefusals(t *testing.T) {
+	l, dir, _ := veth(t)
+	// veth has native XDP but no zero-copy sockets.
+	if _, err := l.tryOpen(dir, "eth0", Config{RingSize: 64, Frames: 128, Bind: BindZeroCopy}); err == nil {
+		t.Error("zero-copy on veth accepted")
+	} else {
+		t.Logf("zero-copy on veth: %v", err)
+	}
+	if ids := l.xdpIDs(dir, "eth0"); len(ids) != 0 {
+		t.Errorf("a refused Open left %v attached", ids)
+	}
+	// A bridge has no driver-mode XDP.
+	if out, err := exec.Command("ip", "-n", dir, "link", "add", "d0", "type", "bridge").CombinedOutput(); err != nil {
+		labSkip(t, "no bridge interfaces here: %v: %s", err, out)
+	}
+	l.run("ip", "-n", dir, "link", "set", "d0", "up")
+	if _, err := l.tryOpen(dir, "d0", Config{RingSize: 64, Frames: 128, Attach: AttachDriver}); err == nil {
+		t.Error("driver-mode XDP on a bridge accepted")
+	} else {
+		t.Logf("driver mode on a bridge: %v", err)
+	}
+	if ids := l.xdpIDs(dir, "d0"); len(ids) != 0 {
+		t.Errorf("a refused Open left %v attached", ids)
+	}
+	// Generic mode works anywhere.
+	d := l.open(dir, "d0", Config{RingSize: 64, Frames: 128})
+	if d.Mode() != "generic" {
+		t.Errorf("auto mode on a bridge: %s, want generic", d.Mode())
 	}
 }

@@ -147,12 +147,15 @@ func TestSocketVeth(t *testing.T) {
 			t.Errorf("frame %d sent back was not received: %x", i, want)
 		}
 	}
-	st, err := s.Stats()
+	st, err := s.SocketStats()
 	if err != nil {
 		t.Fatal(err)
 	}
 	if echoed != len(sent) || st.TXFrames != uint64(len(sent)+1) || st.TXCopied != 1 || st.RXFrames != uint64(len(sent)) {
 		t.Errorf("echoed %d, stats %+v: want %d frames in place and 1 copied", echoed, st, len(sent))
+	}
+	if ls, err := s.Stats(); err != nil || ls.RXFrames != st.RXFrames || ls.TXFrames != st.TXFrames || ls.Drops != 0 || ls.TXDrops != 0 {
+		t.Errorf("link stats %+v (%v) disagree with %+v", ls, err, st)
 	}
 	for _, args := range [][]string{{"ping", "-c", "1", "-W", "2", "198.18.0.3"}, {"ping", "-6", "-c", "1", "-W", "2", "2001:db8::3"}} {
 		if out, err := exec.Command("ip", append([]string{"netns", "exec", cli}, args...)...).CombinedOutput(); err != nil {

@@ -9,6 +9,7 @@ import (
 	"os"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/gvs-lb/gvs/dataplane"
 	"github.com/gvs-lb/gvs/dataplane/afpacket"
@@ -205,8 +206,21 @@ func openSocket(d *Device, ifindex, q int, c *Config, zerocopy bool) (*Socket, e
 	} else {
 		flags |= unix.XDP_COPY
 	}
-	if err := unix.Bind(s.fd, &unix.SockaddrXDP{Flags: flags, Ifindex: uint32(ifindex), QueueID: uint32(q)}); err != nil {
-		return nil, os.NewSyscallError("bind", err)
+	// The kernel unbinds a closed socket from its queue in deferred work, so a
+	// socket closed a moment ago (a failed attempt, a restart) keeps the queue busy
+	// briefly: retry EBUSY for up to a second before blaming another user.
+	for try := 0; ; try++ {
+		err = unix.Bind(s.fd, &unix.SockaddrXDP{Flags: flags, Ifindex: uint32(ifindex), QueueID: uint32(q)})
+		if err == nil {
+			break
+		}
+		if err != unix.EBUSY || try == 100 {
+			if err == unix.EBUSY {
+				return nil, fmt.Errorf("bind: queue %d is in use by another AF_XDP socket: %w", q, err)
+			}
+			return nil, os.NewSyscallError("bind", err)
+		}
+		time.Sleep(10 * time.Millisecond)
 	}
 	s.needWakeup = true
 	s.pfds = [2]unix.PollFd{{Fd: int32(s.fd), Events: unix.POLLIN}, {Fd: int32(s.efd), Events: unix.POLLIN}}
@@ -482,6 +496,9 @@ func (s *Socket) Queue() int { return s.queue }
 // ZeroCopy reports whether the socket is bound in zero-copy mode.
 func (s *Socket) ZeroCopy() bool { return s.zerocopy }
 
+// Device is the Open the socket belongs to.
+func (s *Socket) Device() *Device { return s.dev }
+
 // SetFilter sets the addresses the XDP program redirects (f's VIPs and NAT real
 // servers; see the package doc for ARP, NDP and VRRP) for every socket of the
 // Open; it implements the daemon's FilterSetter.
@@ -543,8 +560,32 @@ func (s *Socket) readKernelStats() error {
 	return nil
 }
 
-// Stats returns the socket's counters.
-func (s *Socket) Stats() (Stats, error) {
+// Name is the interface's name (the daemon's link metrics label).
+func (s *Socket) Name() string { return s.name }
+
+// Stats returns the socket's counters in the shape of an AF_PACKET ring's, so that
+// the daemon's per-link metrics and statistics read both backends alike:
+// Drops (ring_full) are the frames the kernel could not hand to the socket — RX ring
+// full, or no buffer in the fill ring, or (rarely) longer than a UMEM chunk, which
+// the kernel counts together —, TXDrops the frames WriteBatch dropped (no chunk, too
+// long, TX ring full), LinkErrors the failed sendto kicks. SocketStats has the
+// details.
+func (s *Socket) Stats() (afpacket.Stats, error) {
+	st, err := s.SocketStats()
+	drops := st.KernelRXRingFull + st.KernelRXDropped
+	return afpacket.Stats{
+		Packets:    st.RXFrames + drops,
+		Drops:      drops,
+		RXFrames:   st.RXFrames,
+		RXBad:      st.RXBad + st.KernelRXInvalid,
+		LinkErrors: st.TXKickErrors,
+		TXFrames:   st.TXFrames,
+		TXDrops:    st.TXNoChunk + st.TXTooLong + st.TXRingFull + st.KernelTXInvalid,
+	}, err
+}
+
+// SocketStats returns the socket's counters.
+func (s *Socket) SocketStats() (Stats, error) {
 	var err error
 	s.mu.Lock()
 	if !s.released && s.fd >= 0 {
