@@ -175,7 +175,7 @@ func New(cfg *config.Config, deps Deps) (_ *Daemon, err error) {
 	if err := d.d.Apply(sh.services); err != nil {
 		return nil, fmt.Errorf("%s: %w", cfg.File, err)
 	}
-	if d.links, err = deps.OpenLinks(d.ifi, d.linkFilter(sh.services)); err != nil {
+	if d.links, err = d.openLinks(deps, cfg, d.linkFilter(sh.services)); err != nil {
 		return nil, fmt.Errorf("open links on %s: %w", d.ifi.Name, err)
 	}
 	d.fx.logSteering()

@@ -119,6 +119,9 @@ type Deps struct {
 	// (live: one AF_PACKET ring per worker in one fanout group). A link that can
 	// change what it receives implements FilterSetter. Required.
 	OpenLinks func(ifi Interface, f *afpacket.Filter) ([]dataplane.Link, error)
+	// OpenXDP opens AF_XDP links on ifi ([director] io = "afxdp" or "auto"; see
+	// io.go for the choice); nil: AF_PACKET (OpenLinks) only.
+	OpenXDP func(ifi Interface, f *afpacket.Filter, o XDPOptions) ([]dataplane.Link, error)
 	// NewResolver returns the resolver of real servers' MACs on ifi (those the
 	// config does not pin); nil: none is ever found (their packets are counted as
 	// no_mac).

@@ -105,6 +105,7 @@ func LiveDeps(workers int, log *slog.Logger) Deps {
 			}
 			return links, nil
 		},
+		OpenXDP: liveOpenXDP(log),
 		NewResolver: func(ifi Interface) (Resolver, error) {
 			k, err := net.InterfaceByName(ifi.Name)
 			if err != nil {
