@@ -71,3 +71,13 @@ func CheckLinks(cfg *config.Config) error {
 	}
 	return nil
 }
+
+// filterMode says which socket filter f compiles to (afpacket.Filter): the exact
+// one, or the coarse one that passes the director's MACs and leaves the rest to the
+// Director (not_ours).
+func filterMode(f *afpacket.Filter) string {
+	if f == nil || f.Exact() {
+		return "exact"
+	}
+	return "director_mac"
+}

@@ -175,7 +175,9 @@ func New(cfg *config.Config, deps Deps) (_ *Daemon, err error) {
 	if err := d.d.Apply(sh.services); err != nil {
 		return nil, fmt.Errorf("%s: %w", cfg.File, err)
 	}
-	if d.links, err = d.openLinks(deps, cfg, d.linkFilter(sh.services)); err != nil {
+	lf := d.linkFilter(sh.services)
+	d.fx.filterMode = filterMode(lf)
+	if d.links, err = d.openLinks(deps, cfg, lf); err != nil {
 		return nil, fmt.Errorf("open links on %s: %w", d.ifi.Name, err)
 	}
 	d.fx.logSteering()
@@ -322,7 +324,7 @@ func (d *Daemon) Run(ctx context.Context) error {
 		background("control socket", func(ctx context.Context) error { return d.ctl.Serve(ctx, d) })
 	}
 	d.log.Info("serving", "interface", d.ifi.Name, "mac", d.st.opts.MAC.String(), "workers", len(d.links),
-		"services", len(d.st.conf), "vips", len(d.st.filter.VIPs))
+		"services", len(d.st.conf), "vips", len(d.st.filter.VIPs), "link_filter", filterMode(d.st.filter))
 
 	var runErr error
 	// The controller runs on this goroutine: it is the only one touching d.st.

@@ -44,7 +44,8 @@ type effects struct {
 	ctx     context.Context // cancelled once the queue is drained at close
 	cancel  context.CancelFunc
 
-	steered string // what the links last said of their steering (logSteering)
+	steered    string // what the links last said of their steering (logSteering)
+	filterMode string // filterMode of the links' filter
 }
 
 // steerer is a link of a fanout group that says whether NAT replies reach the worker
@@ -159,6 +160,10 @@ func (f *effects) perform(q []effect) {
 						log.Warn("link filter", "err", err)
 					}
 				}
+			}
+			if m := filterMode(e.filter); m != f.filterMode {
+				f.filterMode = m
+				log.Info("link filter", "mode", m, "vips", len(e.filter.VIPs))
 			}
 			f.logSteering()
 		}

@@ -120,7 +120,7 @@ func TestManyVIPs(t *testing.T) {
 		}
 	}
 	log, _ := os.ReadFile(filepath.Join(l.RunDir(), "dir1-director.log"))
-	if !strings.Contains(string(log), "vips=5002") {
-		t.Errorf("the director does not say it serves 5002 VIPs:\n%.2000s", log)
+	if !strings.Contains(string(log), "vips=5002 link_filter=director_mac") {
+		t.Errorf("the director does not say it serves 5002 VIPs with the coarse filter:\n%.2000s", log)
 	}
 }
