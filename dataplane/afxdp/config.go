@@ -57,13 +57,18 @@ type Config struct {
 	// Queues is the number of receive queues to serve, from queue 0; 0: all of the
 	// interface's (ETHTOOL_GCHANNELS; 1 where the driver does not say).
 	Queues int
-	// Frames is the number of UMEM chunks per socket; 0: 4096.
+	// Frames is the number of UMEM chunks per socket, at least twice RingSize; 0:
+	// twice RingSize. Memory: Frames × FrameSize per queue (32 MiB by default).
 	Frames int
-	// FrameSize is a UMEM chunk's size: 2048 or 4096 (0). Frames longer than a chunk
-	// less the kernel's 256 bytes of headroom are dropped by the kernel and counted
+	// FrameSize is a UMEM chunk's size: 2048 (0) or 4096. Frames longer than a chunk
+	// less the kernel's 256 bytes of headroom (1792 bytes: MTU 1500 with room to
+	// spare, not jumbo frames) are dropped by the kernel and counted
 	// (Stats.KernelRXDropped).
 	FrameSize int
-	// RingSize is the number of descriptors of each ring, a power of two; 0: 2048.
+	// RingSize is the number of descriptors of each ring, a power of two; 0: 8192.
+	// Size the RX ring by time (issue 11): at least the peak rate of one queue times
+	// the longest stall its worker must ride out (8192 frames are 20 ms at 0.4 Mpps;
+	// on a real NIC at several Mpps, more).
 	RingSize int
 	// BatchSize is the links' batch size; 0: 64.
 	BatchSize int
@@ -89,9 +94,9 @@ func (c *Config) defaults() error {
 			*v = d
 		}
 	}
-	set(&c.Frames, 4096)
-	set(&c.FrameSize, 4096)
-	set(&c.RingSize, 2048)
+	set(&c.RingSize, 8192)
+	set(&c.Frames, 2*c.RingSize)
+	set(&c.FrameSize, 2048)
 	set(&c.BatchSize, 64)
 	set(&c.MaxAddrs, 1<<16)
 	if c.Attach == 0 {

@@ -222,6 +222,11 @@ func openSocket(d *Device, ifindex, q int, c *Config, zerocopy bool) (*Socket, e
 		}
 		time.Sleep(10 * time.Millisecond)
 	}
+	// Copy mode: let one sendto(2) send a whole batch (Linux 6.17+; older kernels
+	// keep their 32, which kickLocked loops over).
+	if !zerocopy {
+		_ = unix.SetsockoptInt(s.fd, unix.SOL_XDP, unix.XDP_MAX_TX_SKB_BUDGET, c.BatchSize)
+	}
 	s.needWakeup = true
 	s.pfds = [2]unix.PollFd{{Fd: int32(s.fd), Events: unix.POLLIN}, {Fd: int32(s.efd), Events: unix.POLLIN}}
 	ok = true
@@ -472,19 +477,40 @@ func (s *Socket) WriteBatch(frames []dataplane.Frame) (int, error) {
 		// Copy mode sends in sendto(2); zero-copy drivers only need a kick when the
 		// ring says so.
 		if !s.zerocopy || s.tx.flags.Load()&unix.XDP_RING_NEED_WAKEUP != 0 {
-			switch e := kick(s.fd); e {
-			case 0, unix.EAGAIN, unix.EBUSY, unix.ENOBUFS:
-			case unix.ENETDOWN, unix.ENXIO:
+			if e := s.kickLocked(prod); e == unix.ENETDOWN || e == unix.ENXIO {
 				s.leaveLocked()
 				return sent, &dataplane.OpError{Op: "write", Link: s.name, Err: os.NewSyscallError("sendto", e)}
-			default:
-				s.stats.txKick.Add(1)
 			}
 		}
 		s.reapLocked()
 	}
 	s.leaveLocked()
 	return sent, nil
+}
+
+// kickLocked has the kernel send the TX ring up to prod. In copy mode one sendto(2)
+// sends at most the socket's TX budget (32 frames unless XDP_MAX_TX_SKB_BUDGET
+// raised it) and answers EAGAIN while more remain, so it is repeated, a bounded
+// number of times, until the kernel consumed the ring or stops making progress
+// (EBUSY, ENOBUFS: the device queue is full; what is left goes with the next
+// batch). It returns the error that ended it, 0 when the ring was drained.
+// Precondition: s.mu is held.
+func (s *Socket) kickLocked(prod uint32) unix.Errno {
+	for try := 0; try < len(s.tx.descs)/32+1; try++ {
+		e := kick(s.fd)
+		switch e {
+		case 0, unix.EAGAIN:
+		case unix.EBUSY, unix.ENOBUFS, unix.ENETDOWN, unix.ENXIO:
+			return e
+		default:
+			s.stats.txKick.Add(1)
+			return e
+		}
+		if s.zerocopy || s.tx.cons.Load() == prod {
+			return 0
+		}
+	}
+	return unix.EAGAIN
 }
 
 // BatchSize implements dataplane.Link.
