@@ -112,6 +112,10 @@ type LiveOptions struct {
 	Sat      bool          `json:"saturation"`  // the saturation search (pinned slots, not direct)
 	SatStep  time.Duration `json:"sat_step_ns"` // length of each paced step of the search
 	HTTP     bool          `json:"http"`        // wrk and the latency client
+	// HTTPAll balances HTTP through gvs and nft over every real server; by default
+	// it ends at rs1 on every path, as direct and hop do (gvs: the others at weight
+	// 0 in the TCP service, set with gvs adm), so that only the path differs.
+	HTTPAll bool `json:"http_all_servers"`
 	// WRKSeconds is the length of each wrk run (-c1 and -c WRKConns).
 	WRKSeconds int `json:"wrk_seconds"`
 	WRKConns   int `json:"wrk_connections"`

@@ -328,6 +328,16 @@ func (b *liveBench) slot(ctx context.Context, round int, pinned, sat bool, path 
 	if err := b.ready(ctx, url, gvs); err != nil {
 		return s, fmt.Errorf("%s: %w", path, err)
 	}
+	if gvs != nil {
+		if err := b.quiesce(ctx, g); err != nil {
+			return s, err
+		}
+	}
+	if b.o.HTTP && !b.o.HTTPAll {
+		if err := b.endsAtRS1(url); err != nil {
+			return s, fmt.Errorf("%s: %w", path, err)
+		}
+	}
 	if b.o.UDP {
 		u, err := b.flood(ctx, round, pinned, s.Series, dst, gvs)
 		if err != nil {
@@ -834,8 +844,8 @@ func (b *liveBench) ip(h LiveHost, args ...string) error {
 }
 
 // nftOn turns the director into the in-kernel load balancer: forwarding on, and DNAT
-// of VIP:53/udp and VIP:HTTP/tcp to the real servers in turn (numgen inc mod N, per
-// new connection); TCP is masqueraded to the director's address as well, so that
+// of VIP:53/udp to the real servers in turn (numgen inc mod N, per new flow) and of
+// VIP:HTTP/tcp to rs1 (with HTTPAll, in turn as well); TCP is masqueraded to the director's address as well, so that
 // the real servers' answers come back through it to be un-NATed (a DNAT balancer
 // cannot answer from the VIP otherwise).
 func (b *liveBench) nftOn() error {
@@ -848,18 +858,22 @@ func (b *liveBench) nftOn() error {
 		addrs = append(addrs, rs.Addr.String())
 	}
 	mp := strings.Join(m, ", ")
+	tcpTo := b.rss[0].Addr.String() // HTTP ends at rs1, as on every path (HTTPAll: balanced)
+	if b.o.HTTPAll {
+		tcpTo = fmt.Sprintf("numgen inc mod %d map { %s }", len(b.rss), mp)
+	}
 	script := fmt.Sprintf(`table ip %[1]s {
 	chain pre {
 		type nat hook prerouting priority dstnat; policy accept;
 		ip daddr %[2]s udp dport %[3]d dnat to numgen inc mod %[4]d map { %[5]s }
-		ip daddr %[2]s tcp dport %[6]d dnat to numgen inc mod %[4]d map { %[5]s }
+		ip daddr %[2]s tcp dport %[6]d dnat to %[8]s
 	}
 	chain post {
 		type nat hook postrouting priority srcnat; policy accept;
 		ip daddr { %[7]s } tcp dport %[6]d masquerade
 	}
 }
-`, liveNATTable, b.l.VIP, liveUDPPort, len(b.rss), mp, b.l.HTTPPort, strings.Join(addrs, ", "))
+`, liveNATTable, b.l.VIP, liveUDPPort, len(b.rss), mp, b.l.HTTPPort, strings.Join(addrs, ", "), tcpTo)
 	if err := b.nft(b.dir, script); err != nil {
 		return err
 	}
@@ -871,6 +885,40 @@ func (b *liveBench) nftOff() {
 	b.nft(b.dir, fmt.Sprintf("table ip %s {}\ndelete table ip %s\n", liveNATTable, liveNATTable))
 	b.clientNeigh(false)
 	b.forwarding(false)
+}
+
+// quiesce sets every real server but rs1 to weight 0 in gvs's TCP service (unless
+// HTTPAll), with gvs adm as an operator would: HTTP then ends at rs1 as on the
+// direct and hop paths, through the same scheduling code.
+func (b *liveBench) quiesce(ctx context.Context, g *gvsRun) error {
+	if b.o.HTTPAll {
+		return nil
+	}
+	vip := netip.AddrPortFrom(b.l.VIP, b.l.HTTPPort).String()
+	for _, rs := range b.rss[1:] {
+		actx, cancel := context.WithTimeout(ctx, liveCmdTimeout)
+		out, err := exec.CommandContext(actx, b.l.Exe, "adm", "--config", g.cfgPath, "-e", "-t", vip, "-r", rs.Addr.String(), "-g", "-w", "0").CombinedOutput()
+		cancel()
+		if err != nil {
+			return fmt.Errorf("gvs adm -e -t %s -r %s -w 0: %w: %s", vip, rs.Addr, err, bytes.TrimSpace(out))
+		}
+	}
+	return nil
+}
+
+// endsAtRS1 checks that HTTP to url is answered by rs1 (the lab's servers answer
+// their name), a few connections in a row.
+func (b *liveBench) endsAtRS1(url string) error {
+	for range 4 {
+		body, err := b.l.HTTPGet(b.client.Name, url, 2*time.Second)
+		if err != nil {
+			return err
+		}
+		if got := strings.TrimSpace(body); got != b.rss[0].Name {
+			return fmt.Errorf("HTTP to %s answered by %q, want %s on every path", url, got, b.rss[0].Name)
+		}
+	}
+	return nil
 }
 
 // startGVS runs gvs run with g's config in the director (pinned: on DirCPU).

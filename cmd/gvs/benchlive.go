@@ -29,6 +29,8 @@ direct (no director: over the bridge to the real servers), nft (an nftables DNAT
 balancer in the director's namespace; TCP also masqueraded so that answers return
 through it), hop (the director's kernel routes the VIP to rs1: forwarding, no
 balancing) and gvs (gvs run in the director's namespace, once per --io backend).
+UDP is balanced over both real servers; HTTP ends at rs1 on every path (gvs: rs2 at
+weight 0 in the TCP service, nft: DNAT to rs1) unless --http-all-servers.
 For each path:
   64-byte UDP   trafgen floods for S seconds, the real servers count what arrives;
                 gvs's CPU per packet, its ring-full counters (gvs_link_* metrics) and
@@ -69,6 +71,7 @@ func cmdBenchLive(args []string, stdout, stderr io.Writer) error {
 	satStep := fs.Duration("saturation-step", o.SatStep, "length of each paced step of the saturation search")
 	noHTTP := fs.Bool("no-http", false, "skip wrk and the latency client")
 	noWRK := fs.Bool("no-wrk", false, "same as --no-http (older name)")
+	fs.BoolVar(&o.HTTPAll, "http-all-servers", o.HTTPAll, "HTTP through gvs and nft balanced over every real server (default: rs1 only, as direct and hop)")
 	fs.IntVar(&o.WRKSeconds, "wrk-seconds", o.WRKSeconds, "seconds per wrk run")
 	fs.IntVar(&o.WRKConns, "wrk-connections", o.WRKConns, "wrk -c of the req/s run")
 	fs.IntVar(&o.LatRequests, "latency-requests", o.LatRequests, "randomly timed requests per connection mode")
