@@ -35,9 +35,10 @@ type Device struct {
 	xdp     link.Link
 	sockets []*Socket
 
-	fmu  sync.Mutex // serialises SetFilter
-	mu   sync.Mutex
-	refs int // sockets not yet released
+	fmu   sync.Mutex   // serialises SetFilter
+	mu    sync.Mutex   // guards refs, and maps against teardown
+	refs  int          // sockets not yet released
+	final ProgramStats // the counters when the program was detached
 }
 
 // Open attaches gvs's XDP program to the interface ifname and opens a socket on
@@ -249,6 +250,11 @@ func (d *Device) Driver() string { return d.driver }
 
 // ProgramID is the attached program's ID (ip link show, bpftool prog).
 func (d *Device) ProgramID() (uint32, error) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if d.prog == nil {
+		return 0, &dataplane.OpError{Op: "stats", Link: d.name, Err: net.ErrClosed}
+	}
 	info, err := d.prog.Info()
 	if err != nil {
 		return 0, err
@@ -263,7 +269,15 @@ func (d *Device) ProgramID() (uint32, error) {
 func (d *Device) SetFilter(f *afpacket.Filter) error {
 	d.fmu.Lock()
 	defer d.fmu.Unlock()
-	if err := d.maps.setAddrs(f.VIPs, f.NATRealServers); err != nil {
+	d.mu.Lock()
+	m := d.maps
+	d.mu.Unlock()
+	if m == nil {
+		return &dataplane.OpError{Op: "filter", Link: d.name, Err: net.ErrClosed}
+	}
+	// A concurrent teardown closes the maps' descriptors: the update then fails
+	// with EBADF, reported as any error.
+	if err := m.setAddrs(f.VIPs, f.NATRealServers); err != nil {
 		return &dataplane.OpError{Op: "filter", Link: d.name, Err: err}
 	}
 	return nil
@@ -288,8 +302,14 @@ func (p ProgramStats) String() string {
 	return b.String()
 }
 
-// ProgramStats returns the program's counters, summed over CPUs.
+// ProgramStats returns the program's counters, summed over CPUs; after the
+// device is closed, their last values.
 func (d *Device) ProgramStats() (ProgramStats, error) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if d.maps == nil {
+		return d.final, nil
+	}
 	c, err := d.maps.counts()
 	if err != nil {
 		return ProgramStats(c), &dataplane.OpError{Op: "stats", Link: d.name, Err: err}
@@ -319,6 +339,8 @@ func (d *Device) socketGone() {
 
 // teardown detaches the program and frees the maps.
 func (d *Device) teardown() {
+	d.mu.Lock()
+	defer d.mu.Unlock()
 	if d.xdp != nil {
 		d.xdp.Close()
 		d.xdp = nil
@@ -329,6 +351,9 @@ func (d *Device) teardown() {
 		d.prog = nil
 	}
 	if d.maps != nil {
+		if c, err := d.maps.counts(); err == nil {
+			d.final = ProgramStats(c)
+		}
 		d.maps.close()
 		d.maps = nil
 	}

@@ -17,6 +17,7 @@ import (
 	"github.com/gvs-lb/gvs/dataplane"
 	"github.com/gvs-lb/gvs/dataplane/afpacket"
 	"github.com/gvs-lb/gvs/dataplane/header"
+	"github.com/gvs-lb/gvs/internal/testutil"
 )
 
 // veth builds the director/client pair of namespaces: dir's eth0 (198.18.0.3,
@@ -179,6 +180,46 @@ func TestSocketVeth(t *testing.T) {
 	if ids := l.xdpIDs(dir, "eth0"); len(ids) != 0 {
 		t.Errorf("after Close ip link shows XDP programs %v", ids)
 	}
+	if last, err := d.ProgramStats(); err != nil || last[ReasonVIP4] != 1 || last[ReasonNS] != 1 {
+		t.Errorf("counters after Close: %v, %v; want the last values", last, err)
+	}
+	if err := d.SetFilter(testFilter()); !errors.Is(err, net.ErrClosed) {
+		t.Errorf("SetFilter after Close: %v, want net.ErrClosed", err)
+	}
 }
 
 func itoa(v uint32) string { return strconv.FormatUint(uint64(v), 10) }
+
+// TestCloseWakesRead: Close wakes a ReadBatch waiting for frames, which returns
+// net.ErrClosed, as do later calls; Close is idempotent; no goroutine is left.
+func TestCloseWakesRead(t *testing.T) {
+	testutil.CheckLeaks(t)
+	l, dir, _ := veth(t)
+	d := l.open(dir, "eth0", Config{Filter: testFilter(), RingSize: 64, Frames: 128})
+	s := d.Sockets()[0]
+	errc := make(chan error, 1)
+	go func() {
+		_, err := s.ReadBatch(make([]dataplane.Frame, 8))
+		errc <- err
+	}()
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case err := <-errc:
+		if !errors.Is(err, net.ErrClosed) {
+			t.Fatalf("ReadBatch woken by Close: %v, want net.ErrClosed", err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("Close did not wake ReadBatch")
+	}
+	if err := s.Close(); err != nil {
+		t.Errorf("second Close: %v", err)
+	}
+	if _, err := s.WriteBatch([]dataplane.Frame{{Buf: make([]byte, 60), Len: 60}}); !errors.Is(err, net.ErrClosed) {
+		t.Errorf("WriteBatch after Close: %v, want net.ErrClosed", err)
+	}
+	if ids := l.xdpIDs(dir, "eth0"); len(ids) != 0 {
+		t.Errorf("the last socket closed, ip link still shows %v", ids)
+	}
+}
