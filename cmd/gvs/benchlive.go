@@ -78,6 +78,7 @@ func cmdBenchLive(args []string, stdout, stderr io.Writer) error {
 	fs.DurationVar(&o.LatGap, "latency-gap", o.LatGap, "mean gap between randomly timed requests")
 	fs.StringVar(&o.StateDir, "state-dir", "", "lab state directory (default the lab's)")
 	asJSON := fs.Bool("json", false, "print the result as JSON")
+	jsonFile := fs.String("json-file", "", "also write the result as JSON to this file")
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
@@ -118,6 +119,11 @@ func cmdBenchLive(args []string, stdout, stderr io.Writer) error {
 	ctx, cancel := context.WithTimeout(ctx, liveBound(o))
 	defer cancel()
 	res, err := runBenchLive(ctx, o, exe, stderr)
+	if res != nil && *jsonFile != "" {
+		if jerr := writeJSONFile(*jsonFile, res); jerr != nil {
+			err = errors.Join(err, jerr)
+		}
+	}
 	if res != nil {
 		if *asJSON {
 			if jerr := res.WriteJSON(stdout); jerr != nil && err == nil {
@@ -128,6 +134,18 @@ func cmdBenchLive(args []string, stdout, stderr io.Writer) error {
 		}
 	}
 	return err
+}
+
+func writeJSONFile(path string, res *bench.LiveResult) error {
+	f, err := os.Create(path)
+	if err != nil {
+		return err
+	}
+	if err := res.WriteJSON(f); err != nil {
+		f.Close()
+		return err
+	}
+	return f.Close()
 }
 
 // liveBound is a hard bound on a whole run: every slot with all its parts, gvs
