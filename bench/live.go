@@ -175,6 +175,9 @@ type UDPSample struct {
 	// RingFull is the sum of gvs's ring-full counters over the sample (see
 	// RingFullSeries); nil when this gvs exports none.
 	RingFull *float64 `json:"ring_full,omitempty"`
+	// PerWorker are the frames each gvs worker received (gvs_link_frames_total
+	// direction rx, summed over links), in worker order; nil for the kernel paths.
+	PerWorker []uint64 `json:"per_worker,omitempty"`
 	// Metrics are the deltas of gvs's gvs_link_* and gvs_drops_total series that moved.
 	Metrics  map[string]float64 `json:"gvs_metrics,omitempty"`
 	RunQueue float64            `json:"run_queue"` // mean runnable tasks while measuring: flags slots other load disturbed
@@ -673,7 +676,7 @@ func (r *LiveResult) writeUDP(w io.Writer, pinned bool) {
 		}
 		if !header {
 			fmt.Fprintf(w, "-- 64-byte UDP\n%-5s %-13s %9s %9s %6s %5s %8s %8s %9s %9s %15s  %s\n", "round", "series",
-				"sent", "delivered", "loss", "runq", "gvs cpu", "gvsns/p", "ring full", "kern drop", "sat kpps", "per real server")
+				"sent", "delivered", "loss", "runq", "gvs cpu", "gvsns/p", "ring full", "kern drop", "sat kpps", "per real server (gvs: per worker rx)")
 			header = true
 		}
 		u := s.UDP
@@ -696,8 +699,16 @@ func (r *LiveResult) writeUDP(w io.Writer, pinned bool) {
 			cpu, cpp = strconv.FormatFloat(u.DirCPU, 'f', 2, 64), strconv.FormatFloat(u.CPUPerPacket, 'f', 0, 64)
 		}
 		fmt.Fprintf(w, "%-5d %-13s %8.3fM %8.3fM %5.1f%% %5.1f %8s %8s %9s %9d %15s  %v\n", s.Round, s.Series,
-			u.SentMpps(), u.Mpps(), u.Loss(), u.RunQueue, cpu, cpp, rf, kd, sat, u.PerRS)
+			u.SentMpps(), u.Mpps(), u.Loss(), u.RunQueue, cpu, cpp, rf, kd, sat, perRSWorkers(u))
 	}
+}
+
+func perRSWorkers(u *UDPSample) string {
+	s := fmt.Sprint(u.PerRS)
+	if len(u.PerWorker) > 0 {
+		s += fmt.Sprintf(" workers %v", u.PerWorker)
+	}
+	return s
 }
 
 func (r *LiveResult) writeHTTP(w io.Writer, pinned bool) {
@@ -977,6 +988,46 @@ func metricDeltas(a, b map[string]float64) (map[string]float64, *float64) {
 		return d, nil
 	}
 	return d, &ring
+}
+
+// perWorker returns the rx frames per worker from metric deltas:
+// gvs_link_frames_total series with direction="rx", by their worker label.
+func perWorker(d map[string]float64) []uint64 {
+	var out []uint64
+	for k, v := range d {
+		if !strings.HasPrefix(k, "gvs_link_frames_total{") || !strings.Contains(k, `direction="rx"`) {
+			continue
+		}
+		w, ok := label(k, "worker")
+		if !ok {
+			continue
+		}
+		n, err := strconv.Atoi(w)
+		if err != nil || n < 0 || n > 4096 {
+			continue
+		}
+		for len(out) <= n {
+			out = append(out, 0)
+		}
+		out[n] += uint64(v)
+	}
+	return out
+}
+
+// label returns the value of label name in a series written as ParseMetrics keys
+// them (name{a="x",b="y"}); values with escaped quotes are not expected here.
+func label(series, name string) (string, bool) {
+	_, rest, ok := strings.Cut(series, "{")
+	if !ok {
+		return "", false
+	}
+	for _, kv := range strings.Split(strings.TrimSuffix(rest, "}"), ",") {
+		k, v, ok := strings.Cut(kv, "=")
+		if ok && strings.TrimSpace(k) == name {
+			return strings.Trim(v, `"`), true
+		}
+	}
+	return "", false
 }
 
 // CheckTools reports the first tool RunLive needs that is not installed.

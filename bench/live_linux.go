@@ -469,6 +469,7 @@ func (b *liveBench) flood(ctx context.Context, round int, pinned bool, series st
 			u.CPUPerPacket = cpu * 1e9 / float64(u.Delivered)
 		}
 		u.Metrics, u.RingFull = metricDeltas(c0.metrics, c1.metrics)
+		u.PerWorker = perWorker(u.Metrics)
 	}
 	return u, nil
 }

@@ -508,6 +508,22 @@ func TestRingFull(t *testing.T) {
 	}
 }
 
+func TestPerWorker(t *testing.T) {
+	d := map[string]float64{
+		`gvs_link_frames_total{direction="rx",link="eth0",worker="1"}`:    300,
+		`gvs_link_frames_total{direction="rx",link="eth1",worker="1"}`:    5,
+		`gvs_link_frames_total{direction="rx",link="eth0",worker="0"}`:    200,
+		`gvs_link_frames_total{direction="tx",link="eth0",worker="0"}`:    199,
+		`gvs_link_drops_total{link="eth0",reason="ring_full",worker="0"}`: 7,
+	}
+	if got, want := perWorker(d), []uint64{200, 305}; !reflect.DeepEqual(got, want) {
+		t.Errorf("perWorker = %v, want %v (rx only, summed over links)", got, want)
+	}
+	if got := perWorker(map[string]float64{`gvs_drops_total{reason="not_ip"}`: 1}); got != nil {
+		t.Errorf("no link series: %v, want nil", got)
+	}
+}
+
 func TestPaceFrames(t *testing.T) {
 	m1, _ := net.ParseMAC("02:00:00:00:00:05")
 	m2, _ := net.ParseMAC("02:00:00:00:00:06")
