@@ -72,7 +72,9 @@ type Config struct {
 	RingSize int
 	// BatchSize is the links' batch size; 0: 64.
 	BatchSize int
-	// MaxAddrs is the capacity of each address map (IPv4, IPv6); 0: 65536.
+	// MaxAddrs is the capacity of each address map (IPv4, IPv6): how many distinct
+	// VIPs plus NAT real servers of a family the program can redirect; 0:
+	// DefaultMaxAddrs. A filter with more is refused (ErrTooManyAddrs), never cut.
 	MaxAddrs int
 	Attach   AttachMode // 0: AttachAuto
 	Bind     BindMode   // 0: BindAuto
@@ -88,6 +90,10 @@ type Config struct {
 	Logger *slog.Logger
 }
 
+// DefaultMaxAddrs is the default capacity of each address map: 65536 IPv4 and
+// 65536 IPv6 addresses (about 6 MiB of kernel memory for both).
+const DefaultMaxAddrs = 1 << 16
+
 func (c *Config) defaults() error {
 	set := func(v *int, d int) {
 		if *v == 0 {
@@ -98,7 +104,7 @@ func (c *Config) defaults() error {
 	set(&c.Frames, 2*c.RingSize)
 	set(&c.FrameSize, 2048)
 	set(&c.BatchSize, 64)
-	set(&c.MaxAddrs, 1<<16)
+	set(&c.MaxAddrs, DefaultMaxAddrs)
 	if c.Attach == 0 {
 		c.Attach = AttachAuto
 	}

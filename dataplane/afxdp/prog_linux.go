@@ -319,6 +319,13 @@ func (m *progMaps) setAddrs(vips, natRS []netip.Addr) error {
 	}
 	add(vips, addrVIP)
 	add(natRS, addrNATRS)
+	// Both sizes are checked before either map changes.
+	if n, max := len(want4), m.addr4.MaxEntries(); uint32(n) > max {
+		return fmt.Errorf("%d IPv4 addresses, the map holds %d: %w", n, max, ErrTooManyAddrs)
+	}
+	if n, max := len(want6), m.addr6.MaxEntries(); uint32(n) > max {
+		return fmt.Errorf("%d IPv6 addresses, the map holds %d: %w", n, max, ErrTooManyAddrs)
+	}
 	if err := syncMap(m.addr4, want4); err != nil {
 		return fmt.Errorf("IPv4 addresses: %w", err)
 	}
@@ -329,9 +336,6 @@ func (m *progMaps) setAddrs(vips, natRS []netip.Addr) error {
 }
 
 func syncMap[K comparable](m *ebpf.Map, want map[K]uint8) error {
-	if uint32(len(want)) > m.MaxEntries() {
-		return fmt.Errorf("%d addresses, the map holds %d: %w", len(want), m.MaxEntries(), ErrTooManyAddrs)
-	}
 	var stale []K
 	var k K
 	var v uint8

@@ -2,6 +2,7 @@ package afxdp
 
 import (
 	"encoding/binary"
+	"errors"
 	"net/netip"
 	"os"
 	"testing"
@@ -301,4 +302,55 @@ func refDecide(b []byte) int {
 		}
 	}
 	return -1
+}
+
+// TestManyAddrs: tens of thousands of VIPs fit (a map, not an unrolled program);
+// more than the map holds is refused, and a refused update leaves the maps as they
+// were; shrinking the set removes what is gone.
+func TestManyAddrs(t *testing.T) {
+	needBPF(t)
+	m, err := newMaps(1, 50000)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer m.close()
+	p, err := newProgram(m, progOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer p.Close()
+	var vips []netip.Addr
+	for i := range 40000 {
+		vips = append(vips, netip.AddrFrom4([4]byte{198, 18, byte(i >> 8), byte(i)}), netip.AddrFrom16([16]byte{0x20, 0x01, 0x0d, 0xb8, 14: byte(i >> 8), 15: byte(i)}))
+	}
+	if err := m.setAddrs(vips, nil); err != nil {
+		t.Fatal(err)
+	}
+	last4, last6 := vips[len(vips)-2], vips[len(vips)-1]
+	if got := decide(t, p, m, ip4(cli4, last4, header.IPProtoUDP, 8, false)); got != int(ReasonVIP4) {
+		t.Errorf("the 40000th IPv4 VIP: %d", got)
+	}
+	if got := decide(t, p, m, ip6(cli6, last6, header.IPProtoUDP, make([]byte, 8), false)); got != int(ReasonVIP6) {
+		t.Errorf("the 40000th IPv6 VIP: %d", got)
+	}
+	var more []netip.Addr
+	for i := range 50001 {
+		more = append(more, netip.AddrFrom4([4]byte{198, 19, byte(i >> 8), byte(i)}))
+	}
+	more[50000] = netip.AddrFrom4([4]byte{198, 19, 255, 255})
+	if err := m.setAddrs(more, nil); !errors.Is(err, ErrTooManyAddrs) {
+		t.Fatalf("50001 addresses in a map of 50000: %v, want ErrTooManyAddrs", err)
+	}
+	if got := decide(t, p, m, ip4(cli4, last4, header.IPProtoUDP, 8, false)); got != int(ReasonVIP4) {
+		t.Errorf("a refused update changed the map")
+	}
+	if err := m.setAddrs([]netip.Addr{vip4}, nil); err != nil {
+		t.Fatal(err)
+	}
+	if got := decide(t, p, m, ip4(cli4, last4, header.IPProtoUDP, 8, false)); got != -1 {
+		t.Errorf("a removed VIP still redirected")
+	}
+	if got := decide(t, p, m, ip4(cli4, vip4, header.IPProtoUDP, 8, false)); got != int(ReasonVIP4) {
+		t.Errorf("the kept VIP not redirected")
+	}
 }
