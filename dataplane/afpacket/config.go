@@ -51,13 +51,15 @@ type Config struct {
 	BlockTimeout time.Duration
 
 	// PollDelay (V2 only) is how long the reader sleeps, when it finds the ring
-	// empty right after a batch, before it waits in ppoll(2): under moderate load
+	// empty right after a batch, before it waits for the socket: under moderate load
 	// frames gather meanwhile and the next wake-up carries several, which saves a
 	// wake-up and a sendmmsg(2) per one or two frames; an idle ring is still waited
-	// for in ppoll, so a lone frame adds no delay. It adds at most PollDelay to a
-	// frame that arrives during the sleep. The reader's goroutine is locked to its
-	// OS thread on its first sleep, and that thread's timer slack lowered to 1 µs
-	// (PR_SET_TIMERSLACK; the default 50 µs would stretch every sleep). Default
+	// for in the poller, so a lone frame adds no delay. It adds at most PollDelay to a
+	// frame that arrives during the sleep. The sleep is a nanosleep(2) of its own
+	// (the runtime's timers would round it up to a millisecond when the process is
+	// idle), with the thread's timer slack lowered to 1 µs (PR_SET_TIMERSLACK; the
+	// default 50 µs would stretch every sleep), that keeps the worker's P: other
+	// goroutines of that P wait for it, so keep it to tens of microseconds. Default
 	// DefaultPollDelay; negative: no sleep.
 	PollDelay time.Duration
 

@@ -12,6 +12,7 @@ import (
 	"slices"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"github.com/gvs-lb/gvs/dataplane"
@@ -238,11 +239,17 @@ func parseFrame(blk []byte, off int, more bool) (f dataplane.Frame, next int, v 
 // ReadBatch(nil)); until then the memory behind the last batch stays valid, so a
 // worker still processing it when another goroutine closes the ring does not fault.
 //
-// Zero allocations per frame and per batch: the batch arrays are preallocated and the
-// system calls (ppoll, sendmmsg) go through non-allocating wrappers.
+// Zero allocations per frame and per batch: the batch arrays are preallocated, the
+// reader waits in the runtime's poller through a callback made once, and sendmmsg
+// goes through a non-allocating wrapper.
 type Ring struct {
-	name    string
-	fd, efd int
+	name string
+	fd   int
+	// file is fd in the Go runtime's network poller: the reader waits for the
+	// socket there (parked, no thread blocked in a system call), and Close wakes it
+	// with a read deadline in the past. It owns fd and closes it.
+	file    *os.File
+	rc      syscall.RawConn
 	ifindex int
 	mtu     int
 	batch   int
@@ -262,15 +269,18 @@ type Ring struct {
 	isV2 bool
 
 	// Reader state: ReadBatch's goroutine only.
-	rx   rxState
-	v2   v2State
-	pfds [2]unix.PollFd
-	held bool // the last batch is out: it holds a reference
+	rx rxState
+	v2 v2State
+	// waitFn is the RawConn.Read callback of wait, made once (no allocation per
+	// wait); woken is set once it has been called after a wake-up.
+	waitFn func(fd uintptr) bool
+	woken  bool
+	held   bool // the last batch is out: it holds a reference
 
 	// Writer state: WriteBatch's goroutine only.
 	tx txBatch
 
-	// state counts the references keeping fd, efd and mem alive (running calls, the
+	// state counts the references keeping fd and mem alive (running calls, the
 	// batch held by the reader, Close while it wakes the reader) and carries the
 	// closed and destroyed flags.
 	state atomic.Uint64
@@ -369,7 +379,7 @@ func open(ifname string, cfg Config) (r *Ring, err error) {
 		return nil, err
 	}
 
-	r = &Ring{name: ifname, fd: -1, efd: -1, batch: batch, blockSize: blockSize, nblocks: nblocks, isV2: version == 2}
+	r = &Ring{name: ifname, fd: -1, batch: batch, blockSize: blockSize, nblocks: nblocks, isV2: version == 2}
 	r.errReadClosed = &dataplane.OpError{Op: "read", Link: ifname, Err: net.ErrClosed}
 	r.errWriteClosed = &dataplane.OpError{Op: "write", Link: ifname, Err: net.ErrClosed}
 	defer func() {
@@ -417,12 +427,19 @@ func open(ifname string, cfg Config) (r *Ring, err error) {
 	if err != nil {
 		return nil, os.NewSyscallError("mmap", err)
 	}
-	// Close wakes a reader blocked in ppoll by making this eventfd readable (the
-	// gVisor stopfd pattern); the reader never drains it, so it stays readable.
-	r.efd, err = unix.Eventfd(0, unix.EFD_CLOEXEC|unix.EFD_NONBLOCK)
-	if err != nil {
-		return nil, os.NewSyscallError("eventfd", err)
+	// The reader waits in the runtime's poller (epoll), not in a system call of its
+	// own: a goroutine blocked in ppoll holds a thread in a system call, which the
+	// scheduler's monitor notices every 20 µs and answers by handing the P to
+	// another thread and back — two futex wake-ups and context switches per frame
+	// at low rates, which measured more than the ring itself (docs/lab.md).
+	if err := unix.SetNonblock(r.fd, true); err != nil {
+		return nil, os.NewSyscallError("fcntl O_NONBLOCK", err)
 	}
+	r.file = os.NewFile(uintptr(r.fd), "packet:"+ifname)
+	if r.rc, err = r.file.SyscallConn(); err != nil {
+		return nil, err
+	}
+	r.waitFn = r.waitReady
 	sa := unix.SockaddrLinklayer{Protocol: htons(unix.ETH_P_ALL), Ifindex: ifindex}
 	if err := unix.Bind(r.fd, &sa); err != nil {
 		return nil, os.NewSyscallError("bind", err)
@@ -436,10 +453,6 @@ func open(ifname string, cfg Config) (r *Ring, err error) {
 		if err := r.setGroupsLocked(cfg.Filter.MulticastMACs()); err != nil {
 			return nil, err
 		}
-	}
-	r.pfds = [2]unix.PollFd{
-		{Fd: int32(r.fd), Events: unix.POLLIN | unix.POLLERR},
-		{Fd: int32(r.efd), Events: unix.POLLIN},
 	}
 	r.tx = newTXBatch(batch)
 	return r, nil
@@ -480,17 +493,18 @@ func (r *Ring) Close() error {
 		if old&refClosed != 0 {
 			return nil
 		}
-		// Take a reference while closing: efd must stay open until it is written.
+		// Take a reference while closing: the socket must stay open until the
+		// reader is woken.
 		if r.state.CompareAndSwap(old, (old+1)|refClosed) {
 			break
 		}
 	}
-	var one [8]byte
-	binary.NativeEndian.PutUint64(one[:], 1)
-	_, err := unix.Write(r.efd, one[:])
+	// A deadline in the past wakes a reader waiting in the poller, and every later
+	// wait returns at once (the gVisor stopfd pattern, with the runtime's poller).
+	err := r.file.SetReadDeadline(time.Unix(1, 0))
 	r.decref()
 	if err != nil {
-		return &dataplane.OpError{Op: "close", Link: r.name, Err: os.NewSyscallError("write eventfd", err)}
+		return &dataplane.OpError{Op: "close", Link: r.name, Err: err}
 	}
 	return nil
 }
@@ -500,16 +514,16 @@ func (r *Ring) Close() error {
 func (r *Ring) release() {
 	if r.fd >= 0 {
 		_ = r.readKernelStats() // the last counters, before the socket goes
-		unix.Close(r.fd)
+		if r.file != nil {
+			r.file.Close()
+		} else {
+			unix.Close(r.fd)
+		}
 		r.fd = -1
 	}
 	if r.mem != nil {
 		unix.Munmap(r.mem)
 		r.mem = nil
-	}
-	if r.efd >= 0 {
-		unix.Close(r.efd)
-		r.efd = -1
 	}
 }
 
@@ -657,27 +671,38 @@ func (r *Ring) returnBlocks() {
 	}
 }
 
-// wait blocks in ppoll until the socket is readable (the kernel retired a block),
-// reports an error, or Close writes the eventfd.
+// wait parks the reader in the runtime's poller until the ring has something for
+// it (V2: a frame; V3: a retired block), the socket reports an error, or Close sets
+// the deadline. The poller is edge-triggered and remembers an edge that comes while
+// waitReady runs, so a frame that arrives between the check and the wait is not
+// missed.
 func (r *Ring) wait() error {
-	r.pfds[0].Revents, r.pfds[1].Revents = 0, 0
-	_, err := unix.Poll(r.pfds[:], -1)
+	r.woken = false
+	err := r.rc.Read(r.waitFn)
 	if err != nil {
-		if err == unix.EINTR {
-			return nil
+		if r.state.Load()&refClosed != 0 || errors.Is(err, os.ErrDeadlineExceeded) || errors.Is(err, os.ErrClosed) {
+			return r.errReadClosed
 		}
-		return &dataplane.OpError{Op: "read", Link: r.name, Err: os.NewSyscallError("ppoll", err)}
+		return &dataplane.OpError{Op: "read", Link: r.name, Err: err}
 	}
-	if r.pfds[1].Revents != 0 {
-		return r.errReadClosed
+	return nil
+}
+
+// waitReady is wait's RawConn.Read callback: true ends the wait. A wake-up that
+// finds nothing in the ring is an error the socket reports (EPOLLERR), read with
+// SO_ERROR, which clears it (ENETDOWN when the link went down); the kernel
+// re-attaches the socket when the link comes back, so the wait goes on.
+func (r *Ring) waitReady(fd uintptr) bool {
+	if r.ready() || r.state.Load()&refClosed != 0 {
+		return true
 	}
-	if r.pfds[0].Revents&unix.POLLERR != 0 {
-		// Reading SO_ERROR clears it (ENETDOWN when the link went down).
-		if e, err := unix.GetsockoptInt(r.fd, unix.SOL_SOCKET, unix.SO_ERROR); err == nil && e != 0 {
+	if r.woken {
+		if e, err := unix.GetsockoptInt(int(fd), unix.SOL_SOCKET, unix.SO_ERROR); err == nil && e != 0 {
 			r.linkErrors.Add(1)
 		}
 	}
-	return nil
+	r.woken = true
+	return false
 }
 
 // WriteBatch implements Link with one sendmmsg(2) per BatchSize frames; frames the

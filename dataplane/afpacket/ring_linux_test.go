@@ -138,7 +138,10 @@ func (l *rlLab) openRing(ns, ifname string, cfg Config) *Ring {
 	if err != nil {
 		l.t.Fatal(err)
 	}
-	l.t.Cleanup(func() { r.Close() })
+	// Closed, and the last batch handed back, so the ring releases its socket now
+	// rather than when a finalizer gets to it during a later test (which would upset
+	// descriptor counts). Every test has joined its readers by then.
+	l.t.Cleanup(func() { r.Close(); r.ReadBatch(nil) })
 	return r
 }
 

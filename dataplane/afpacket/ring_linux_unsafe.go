@@ -29,11 +29,13 @@ func storeStatus(b []byte, v uint32) {
 }
 
 // sendmmsg sends the messages with one system call and returns how many the kernel
-// took. Syscall6, not RawSyscall6: a full socket send buffer blocks the call, and the
-// runtime must be able to run other goroutines meanwhile. It allocates nothing
-// (errno values are not boxed).
+// took. MSG_DONTWAIT: it never blocks (a full send buffer is EAGAIN, which the
+// caller retries), so it is a RawSyscall6 — the scheduler need not hand the P to
+// another thread for a call that only works, which costs more than the send
+// itself on veth (see rawNanosleep). It allocates nothing (errno values are not
+// boxed).
 func sendmmsg(fd int, msgs []unix.Mmsghdr) (int, unix.Errno) {
-	n, _, e := unix.Syscall6(unix.SYS_SENDMMSG, uintptr(fd), uintptr(unsafe.Pointer(&msgs[0])), uintptr(len(msgs)), 0, 0, 0)
+	n, _, e := unix.RawSyscall6(unix.SYS_SENDMMSG, uintptr(fd), uintptr(unsafe.Pointer(&msgs[0])), uintptr(len(msgs)), unix.MSG_DONTWAIT, 0, 0)
 	return int(n), e
 }
 
@@ -47,4 +49,18 @@ func recvDontWait(fd int, b []byte) (int, unix.Errno) {
 	n, _, e := unix.Syscall6(unix.SYS_RECVFROM, uintptr(fd), uintptr(unsafe.Pointer(&b[0])), uintptr(len(b)),
 		unix.MSG_DONTWAIT|unix.MSG_TRUNC, 0, 0)
 	return int(n), e
+}
+
+// rawNanosleep sleeps for ts without telling the Go scheduler (RawSyscall): a nap of
+// microseconds is shorter than what the runtime would spend handing the worker's P
+// to another thread and taking it back (sysmon retakes a P whose thread sits in a
+// system call for 20 µs), which costs a futex wake-up and a context switch each way.
+// Other goroutines of that P wait meanwhile; keep ts to tens of microseconds.
+func rawNanosleep(ts *unix.Timespec) {
+	unix.RawSyscall(unix.SYS_NANOSLEEP, uintptr(unsafe.Pointer(ts)), 0, 0)
+}
+
+// rawTimerSlack sets the calling thread's timer slack (PR_SET_TIMERSLACK).
+func rawTimerSlack(ns uintptr) {
+	unix.RawSyscall6(unix.SYS_PRCTL, unix.PR_SET_TIMERSLACK, ns, 0, 0, 0, 0)
 }

@@ -71,13 +71,9 @@ func setPacketOptions(fd, version, reserve int, qdiscBypass bool) error {
 			return os.NewSyscallError("setsockopt "+o.name, err)
 		}
 	}
-	// A send blocks while the socket's send buffer is full (backpressure toward the
-	// ring), but not forever: a wedged device must not wedge the worker. A send that
-	// times out fails with EAGAIN and its frame is counted as dropped.
-	tv := unix.NsecToTimeval(int64(100 * time.Millisecond))
-	if err := unix.SetsockoptTimeval(fd, unix.SOL_SOCKET, unix.SO_SNDTIMEO, &tv); err != nil {
-		return os.NewSyscallError("setsockopt SO_SNDTIMEO", err)
-	}
+	// Sends never block (MSG_DONTWAIT): a full send buffer or device queue is
+	// retried a few times, then the frame is dropped (txBatch.send), so a wedged
+	// device cannot wedge the worker.
 	return nil
 }
 
@@ -150,9 +146,9 @@ func newTXBatch(n int) txBatch {
 // txTransient reports whether a send error concerns only the frame or the moment, so
 // the frame is dropped and the batch goes on: too long for the device (EMSGSIZE), too
 // short for its link header (EINVAL), no buffer or queue space (ENOBUFS, ENOMEM,
-// EAGAIN after SO_SNDTIMEO), the link is down (ENETDOWN). Anything else (ENXIO: the
-// interface is gone; EBADF, EFAULT: a bug) stops the batch. ENOBUFS and ENOMEM are
-// retried first (txBusy).
+// EAGAIN: the send buffer), the link is down (ENETDOWN). Anything else (ENXIO: the
+// interface is gone; EBADF, EFAULT: a bug) stops the batch. EAGAIN, ENOBUFS and ENOMEM
+// are retried first (txBusy).
 func txTransient(e unix.Errno) bool {
 	switch e {
 	case unix.EMSGSIZE, unix.EINVAL, unix.ENOBUFS, unix.ENOMEM, unix.EAGAIN, unix.ENETDOWN:
@@ -161,17 +157,17 @@ func txTransient(e unix.Errno) bool {
 	return false
 }
 
-// txBusy reports whether a send failed because the device queue (a qdisc, a veth
-// peer's backlog: NET_XMIT_DROP is ENOBUFS) or the kernel's memory was full for the
-// moment. Such a frame is retried after a short pause, txRetries times, before it is
-// dropped: a burst then waits in the receive ring, which is sized for 50–100 ms
-// (Config.Packets), instead of being lost at the device. EAGAIN is not retried: it
-// comes after SO_SNDTIMEO (100 ms) already waited.
-func txBusy(e unix.Errno) bool { return e == unix.ENOBUFS || e == unix.ENOMEM }
+// txBusy reports whether a send failed because the socket's send buffer (EAGAIN),
+// the device queue (a qdisc, a veth peer's backlog: NET_XMIT_DROP is ENOBUFS) or the
+// kernel's memory was full for the moment. Such a frame is retried after a short
+// pause before it is dropped: a burst then waits in the receive ring, which is sized
+// for 50–100 ms (Config.Packets), instead of being lost at the device.
+func txBusy(e unix.Errno) bool { return e == unix.EAGAIN || e == unix.ENOBUFS || e == unix.ENOMEM }
 
-// txRetries is how many times a busy send is retried; the pauses double from
+// txRetries is how many busy sends one batch retries; the pauses double from
 // txRetryPause (20, 40, 80, 160 µs: 300 µs in all, about what a 1000-frame backlog
-// takes to drain).
+// takes to drain). Past that the device is not keeping up: frames are dropped at
+// once, so the worker goes back to its ring.
 const (
 	txRetries    = 4
 	txRetryPause = 20 * time.Microsecond
@@ -184,24 +180,22 @@ const (
 // ring that may be unmapped later).
 func (b *txBatch) send(fd, m int) (sent, drops, busy int, errno unix.Errno) {
 	msgs := b.msgs[:m]
-	retries := 0
 	for len(msgs) > 0 {
 		n, e := sendmmsg(fd, msgs)
 		switch {
 		case e == 0 && n > 0:
 			msgs = msgs[n:]
 			sent += n
-			retries = 0
 		case e == unix.EINTR:
-		case txBusy(e) && retries < txRetries:
-			busy++
-			ts := unix.NsecToTimespec(int64(txRetryPause) << retries)
+		case txBusy(e) && busy < txRetries:
+			// Syscall, not raw: a pause of tens of microseconds may let another
+			// goroutine have the P.
+			ts := unix.NsecToTimespec(int64(txRetryPause) << busy)
 			_ = unix.Nanosleep(&ts, nil)
-			retries++
+			busy++
 		case e != 0 && txTransient(e):
 			msgs = msgs[1:]
 			drops++
-			retries = 0
 		default:
 			if e == 0 {
 				e = unix.EIO // the kernel took nothing and said nothing: do not spin
