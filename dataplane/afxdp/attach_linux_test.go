@@ -9,6 +9,7 @@ import (
 	"os"
 	"os/exec"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -339,4 +340,91 @@ func TestRefusals(t *testing.T) {
 	if d.Mode() != "generic" {
 		t.Errorf("auto mode on a bridge: %s, want generic", d.Mode())
 	}
+}
+
+// TestMultiQueue: one socket per receive queue (veth made with 4), each in the
+// XSKMAP at its queue; frames of many flows all arrive, on whichever queue the
+// kernel put them.
+func TestMultiQueue(t *testing.T) {
+	l := newLab(t)
+	dir, cli := l.ns("dir"), l.ns("cli")
+	l.run("ip", "-n", dir, "link", "add", "eth0", "numtxqueues", "4", "numrxqueues", "4", "type", "veth",
+		"peer", "name", "eth0", "netns", cli, "numtxqueues", "4", "numrxqueues", "4")
+	l.run("ip", "-n", dir, "link", "set", "eth0", "address", "02:00:00:00:00:03", "up")
+	l.run("ip", "-n", cli, "link", "set", "eth0", "address", "02:00:00:00:00:02", "up")
+	l.addr(cli, "eth0", "198.18.0.2/24")
+	l.run("ip", "-n", cli, "neigh", "replace", vip4.String(), "lladdr", "02:00:00:00:00:03", "dev", "eth0")
+	d := l.open(dir, "eth0", Config{Filter: testFilter(), RingSize: 64, Frames: 256})
+	if n := len(d.Sockets()); n != 4 {
+		t.Fatalf("%d sockets, want 4", n)
+	}
+	for q, s := range d.Sockets() {
+		if s.Queue() != q {
+			t.Errorf("socket %d is bound to queue %d", q, s.Queue())
+		}
+	}
+	const flows = 64
+	// Datagrams from the client's stack, one per source port: the kernel spreads
+	// them over its transmit queues, which veth maps onto the peer's receive queues.
+	err := inNS(cli, func() error {
+		for i := range flows {
+			c, err := net.DialUDP("udp4", nil, net.UDPAddrFromAddrPort(netipAddrPort(vip4, 53)))
+			if err != nil {
+				return err
+			}
+			_, err = c.Write([]byte{byte(i)})
+			c.Close()
+			if err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	counts := make([]int, len(d.Sockets()))
+	total := make(chan int, flows)
+	var wg sync.WaitGroup
+	for q, s := range d.Sockets() {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			frames := make([]dataplane.Frame, 8)
+			for {
+				n, err := s.ReadBatch(frames)
+				if err != nil {
+					return
+				}
+				counts[q] += n
+				total <- n
+			}
+		}()
+	}
+	got := 0
+	deadline := time.After(10 * time.Second)
+	for got < flows {
+		select {
+		case n := <-total:
+			got += n
+		case <-deadline:
+			t.Errorf("%d datagrams of %d arrived", got, flows)
+			got = flows
+		}
+	}
+	ps, _ := d.ProgramStats()
+	d.Close()
+	wg.Wait()
+	used := 0
+	for _, c := range counts {
+		if c > 0 {
+			used++
+		}
+	}
+	// A frame is redirected to the socket of the queue it came in on: one on a
+	// queue whose socket were missing would be counted under no_socket.
+	if ps[ReasonNoSocket] != 0 || ps[ReasonVIP4] != flows || used < 2 {
+		t.Errorf("program %v, frames per queue %v: want %d redirected, none without a socket, over several queues", ps, counts, flows)
+	}
+	t.Logf("frames per queue: %v", counts)
 }
