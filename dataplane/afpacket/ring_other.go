@@ -45,5 +45,8 @@ func (r *Ring) Close() error { return nil }
 // SetFilter fails on this platform.
 func (r *Ring) SetFilter(f *Filter) error { return &dataplane.OpError{Op: "filter", Err: errNoRing} }
 
+// Steering returns nil: a ring that never opens is in no fanout group.
+func (r *Ring) Steering() error { return nil }
+
 // Stats returns zero counters.
 func (r *Ring) Stats() (Stats, error) { return Stats{}, nil }

@@ -5,7 +5,9 @@ import (
 	"fmt"
 	"net/netip"
 
+	"github.com/gvs-lb/gvs/dataplane"
 	"github.com/gvs-lb/gvs/dataplane/afpacket"
+	"github.com/gvs-lb/gvs/dataplane/afxdp"
 	"github.com/gvs-lb/gvs/internal/config"
 	"github.com/gvs-lb/gvs/ipvs"
 )
@@ -16,50 +18,95 @@ import (
 // traffic of some of its VIPs.
 var ErrTooManyVIPs = errors.New("more VIPs than the data-path backend can receive")
 
-// capacity is what a data-path backend can receive.
+// capacity is what a data-path backend can receive: how many distinct addresses of
+// each family it tells apart, VIPs and NAT real servers together (the links' filter:
+// filterFor). 0 means any number.
 type capacity struct {
-	backend string
-	maxVIPs int // distinct VIP addresses, IPv4 and IPv6 together; 0: any number
-	why     string
+	backend    string
+	max4, max6 int
+	why        string // what the limit is, for the message
 }
 
-// linkCapacity is the capacity of the backend cfg's director runs on. Each backend
-// package states its own limit (afpacket.MaxVIPs: none, its filter turns coarse
-// instead); a backend with a map of VIPs says how large the map is.
+// Capacities of the backends. Each backend package states its own limit:
+// afpacket.MaxVIPs (none: its filter turns coarse instead), afxdp the size of its XDP
+// program's address maps (DefaultMaxAddrs per family, the daemon opens it with the
+// default).
+func afpacketCapacity() capacity {
+	return capacity{backend: "afpacket", max4: afpacket.MaxVIPs(), max6: afpacket.MaxVIPs()}
+}
+
+func afxdpCapacity() capacity {
+	return capacity{backend: "afxdp", max4: afxdp.DefaultMaxAddrs, max6: afxdp.DefaultMaxAddrs,
+		why: fmt.Sprintf("the size of its XDP program's address map of each family, %d", afxdp.DefaultMaxAddrs)}
+}
+
+// linkCapacity is the capacity gvs check and New hold cfg to before any link is
+// open: io = "afxdp" asks for AF_XDP and its maps' size; "auto" and "afpacket" can
+// always run on AF_PACKET, which has no limit. Once the links are open,
+// capacityOf says what the running backend takes.
 func linkCapacity(cfg *config.Config) capacity {
-	return capacity{backend: "afpacket", maxVIPs: afpacket.MaxVIPs()}
+	if cfg.Director.IO == config.IOAFXDP {
+		return afxdpCapacity()
+	}
+	return afpacketCapacity()
 }
 
-// check refuses services with more distinct VIPs than c allows.
+// xdpLink is an AF_XDP socket (afxdp.Socket), told apart by its Device.
+type xdpLink interface{ Device() *afxdp.Device }
+
+// capacityOf is the capacity of the backend links run on.
+func capacityOf(links []dataplane.Link) capacity {
+	if len(links) > 0 {
+		if _, ok := links[0].(xdpLink); ok {
+			return afxdpCapacity()
+		}
+	}
+	return afpacketCapacity()
+}
+
+// check refuses services with more distinct addresses of a family than c allows.
 func (c capacity) check(services []ipvs.Service) error {
-	if c.maxVIPs <= 0 {
+	if c.max4 <= 0 && c.max6 <= 0 {
 		return nil
 	}
-	if n := countVIPs(services); n > c.maxVIPs {
-		why := ""
-		if c.why != "" {
-			why = " (" + c.why + ")"
+	n4, n6 := countAddrs(services)
+	for _, f := range []struct {
+		family string
+		n, max int
+	}{{"IPv4", n4, c.max4}, {"IPv6", n6, c.max6}} {
+		if f.max > 0 && f.n > f.max {
+			why := ""
+			if c.why != "" {
+				why = " (" + c.why + ")"
+			}
+			return fmt.Errorf("%w: %d %s VIPs and NAT real servers, and the %s backend receives at most %d%s",
+				ErrTooManyVIPs, f.n, f.family, c.backend, f.max, why)
 		}
-		return fmt.Errorf("%w: %d VIPs, and the %s backend receives at most %d%s", ErrTooManyVIPs, n, c.backend, c.maxVIPs, why)
 	}
 	return nil
 }
 
-// countVIPs counts the distinct addresses the links must receive as VIPs: the
-// services' addresses and those their fwmark matches name (filterFor's VIPs).
-func countVIPs(services []ipvs.Service) int {
-	seen := map[netip.Addr]struct{}{}
-	for _, s := range services {
-		if a := s.Addr.Addr(); a.IsValid() {
-			seen[a.Unmap()] = struct{}{}
-		}
-		for _, m := range s.Match {
-			if m.Addr.IsValid() {
-				seen[m.Addr.Unmap()] = struct{}{}
+// countAddrs counts the distinct addresses of each family the links must receive:
+// the services' VIPs, those their fwmark matches name, and the NAT real servers
+// (filterFor's lists; an address in both counts once).
+func countAddrs(services []ipvs.Service) (n4, n6 int) {
+	f := filterFor(services)
+	seen := make(map[netip.Addr]struct{}, len(f.VIPs)+len(f.NATRealServers))
+	for _, list := range [][]netip.Addr{f.VIPs, f.NATRealServers} {
+		for _, a := range list {
+			a = a.Unmap()
+			if _, dup := seen[a]; dup {
+				continue
+			}
+			seen[a] = struct{}{}
+			if a.Is4() {
+				n4++
+			} else {
+				n6++
 			}
 		}
 	}
-	return len(seen)
+	return n4, n6
 }
 
 // CheckLinks refuses a configuration whose VIPs its data-path backend cannot

@@ -180,6 +180,7 @@ func New(cfg *config.Config, deps Deps) (_ *Daemon, err error) {
 	if d.links, err = d.openLinks(deps, cfg, lf); err != nil {
 		return nil, fmt.Errorf("open links on %s: %w", d.ifi.Name, err)
 	}
+	d.capacity = capacityOf(d.links)
 	d.fx.logSteering()
 	d.st.file = file
 	d.st.conf = cloneServices(file)
