@@ -237,15 +237,23 @@ type SatStep struct {
 	Sent      uint64        `json:"sent"`      // frames the paced sender sent
 	Delivered uint64        `json:"delivered"` // frames the real servers' sinks counted
 	Elapsed   time.Duration `json:"elapsed_ns"`
+	Behind    time.Duration `json:"behind_ns"` // PaceResult.Behind
 }
 
-// Offered is the rate the sender achieved, in pps.
+// Offered is the rate the frames were sent at, in pps: over the time the sender
+// kept to its schedule (Elapsed − Behind; bursts of catching up stay within
+// paceMaxBehind).
 func (s SatStep) Offered() float64 {
-	if s.Elapsed <= 0 {
+	d := s.Elapsed - s.Behind
+	if d <= 0 {
 		return 0
 	}
-	return float64(s.Sent) / s.Elapsed.Seconds()
+	return float64(s.Sent) / d.Seconds()
 }
+
+// SenderLimited reports whether the sender spent more than a quarter of the step
+// behind its schedule: the rate asked for was not offered steadily.
+func (s SatStep) SenderLimited() bool { return s.Behind > s.Elapsed/4 }
 
 // Lost is the number of frames sent and not delivered.
 func (s SatStep) Lost() uint64 {
@@ -255,8 +263,8 @@ func (s SatStep) Lost() uint64 {
 	return s.Sent - s.Delivered
 }
 
-// satRate is the highest rate offered without loss below every lossy step's target:
-// every step under it delivered every frame.
+// satRate is the highest rate offered steadily (not SenderLimited) without loss
+// below every lossy step's target: every step under it delivered every frame.
 func satRate(steps []SatStep) float64 {
 	firstLossy := 0.0
 	for _, s := range steps {
@@ -266,7 +274,7 @@ func satRate(steps []SatStep) float64 {
 	}
 	rate := 0.0
 	for _, s := range steps {
-		if s.Lost() == 0 && (firstLossy == 0 || s.Target < firstLossy) {
+		if s.Lost() == 0 && !s.SenderLimited() && (firstLossy == 0 || s.Target < firstLossy) {
 			rate = max(rate, s.Offered())
 		}
 	}

@@ -589,14 +589,18 @@ func (b *liveBench) saturate(ctx context.Context, pinned bool, dst []net.Hardwar
 		st, err := b.paceStep(ctx, pinned, dst, target)
 		if err == nil {
 			sat.Steps = append(sat.Steps, st)
-			fmt.Fprintf(b.log, "  saturation step %.0f kpps: offered %.0f kpps, lost %d of %d\n", target/1e3, st.Offered()/1e3, st.Lost(), st.Sent)
+			fmt.Fprintf(b.log, "  saturation step %.0f kpps: offered %.0f kpps (behind %v), lost %d of %d\n", target/1e3, st.Offered()/1e3, st.Behind.Round(time.Millisecond), st.Lost(), st.Sent)
 		}
 		return st, err
 	}
-	clean, lossy, offered := 0.0, 0.0, 0.0 // targets; the best offered rate so far
+	clean, lossy := 0.0, 0.0 // targets
 	for i := range satMaxUp {
 		target := (satFirst + satUp*float64(i)) * base
 		st, err := step(target)
+		if err == nil && st.Lost() == 0 && st.SenderLimited() {
+			// Once more: one descheduling of the sender is no limit.
+			st, err = step(target)
+		}
 		if err != nil {
 			return sat, err
 		}
@@ -604,14 +608,13 @@ func (b *liveBench) saturate(ctx context.Context, pinned bool, dst []net.Hardwar
 			lossy = target
 			break
 		}
-		clean = target
-		if st.Offered() < 1.02*offered {
-			// Asked for more, the sender offered no more: on veth the kernel paths
+		if st.SenderLimited() {
+			// The sender cannot offer this rate steadily: on veth the kernel paths
 			// forward in its softirq, on its CPU.
 			sat.Limit = "sender"
 			break
 		}
-		offered = st.Offered()
+		clean = target
 	}
 	if clean == 0 && lossy > 0 {
 		for _, f := range satDown {
@@ -678,7 +681,7 @@ func (b *liveBench) paceStep(ctx context.Context, pinned bool, dst []net.Hardwar
 	if err != nil {
 		return st, err
 	}
-	st.Sent, st.Elapsed, st.Delivered = pr.Sent, pr.Elapsed, n1-n0
+	st.Sent, st.Elapsed, st.Behind, st.Delivered = pr.Sent, pr.Elapsed, pr.Behind, n1-n0
 	return st, nil
 }
 

@@ -30,6 +30,10 @@ type PaceOptions struct {
 type PaceResult struct {
 	Sent    uint64        `json:"sent"`
 	Elapsed time.Duration `json:"elapsed_ns"` // from the first frame to the last
+	// Behind is the time the sender skipped because it had fallen behind its
+	// schedule by more than paceMaxBehind (descheduled, or too slow): the frames
+	// were sent at Rate during Elapsed − Behind.
+	Behind time.Duration `json:"behind_ns"`
 }
 
 // Pacing constants: the sender sleeps in quanta of paceQuantum and then sends the

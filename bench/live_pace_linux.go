@@ -72,6 +72,7 @@ func PaceUDP(ctx context.Context, o PaceOptions) (PaceResult, error) {
 		now := time.Now()
 		if behind := now.Sub(start) - time.Duration(float64(res.Sent)/o.Rate*float64(time.Second)); behind > paceMaxBehind {
 			start = start.Add(behind - paceMaxBehind)
+			res.Behind += behind - paceMaxBehind
 		}
 		due := paceDue(o.Rate, now.Sub(start), o.Count)
 		if due <= res.Sent {

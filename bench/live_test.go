@@ -313,6 +313,9 @@ func TestSatRate(t *testing.T) {
 		{"clean above a loss ignored", []SatStep{st(100, 100, 100), st(200, 200, 150), st(300, 300, 300)}, 100},
 		{"every step lossy", []SatStep{st(100, 100, 99)}, 0},
 		{"delivered more than sent (other traffic) is no loss", []SatStep{st(100, 100, 101)}, 100},
+		{"a sender-limited step does not count", []SatStep{st(100, 100, 100), {Target: 200, Sent: 150, Delivered: 150, Elapsed: time.Second, Behind: 400 * time.Millisecond}}, 100},
+		// Time behind schedule is not sending time: 100 frames in 0.8 s on schedule.
+		{"offered over the time on schedule", []SatStep{{Target: 200, Sent: 100, Delivered: 100, Elapsed: time.Second, Behind: 200 * time.Millisecond}}, 125},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			if got := satRate(c.steps); got != c.want {
