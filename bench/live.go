@@ -109,7 +109,7 @@ type LiveOptions struct {
 	Flows    int           `json:"flows"`       // distinct UDP source ports the senders cycle through
 	Ingress  bool          `json:"ingress"`     // ingress_drop = true in gvs's config (docs/lab.md: +6–10%)
 	UDP      bool          `json:"udp"`         // the UDP flood (and CPU, drops)
-	Sat      bool          `json:"saturation"`  // the saturation search (pinned slots, not direct)
+	Sat      bool          `json:"saturation"`  // the saturation search (first pinning of each round; not direct)
 	SatStep  time.Duration `json:"sat_step_ns"` // length of each paced step of the search
 	HTTP     bool          `json:"http"`        // wrk and the latency client
 	// HTTPAll balances HTTP through gvs and nft over every real server; by default
