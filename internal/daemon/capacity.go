@@ -37,7 +37,7 @@ func afpacketCapacity() capacity {
 
 func afxdpCapacity() capacity {
 	return capacity{backend: "afxdp", max4: afxdp.DefaultMaxAddrs, max6: afxdp.DefaultMaxAddrs,
-		why: fmt.Sprintf("the size of its XDP program's address map of each family, %d", afxdp.DefaultMaxAddrs)}
+		why: `the size of its XDP program's address map of each family; io = "afpacket" takes any number`}
 }
 
 // linkCapacity is the capacity gvs check and New hold cfg to before any link is
