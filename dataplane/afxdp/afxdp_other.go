@@ -40,3 +40,33 @@ func Queues(string) (int, error) { return 0, errors.ErrUnsupported }
 
 // Driver fails with errors.ErrUnsupported.
 func Driver(string) (string, error) { return "", errors.ErrUnsupported }
+
+// Socket is the link of one receive queue; Linux only (Open never returns one
+// elsewhere).
+type Socket struct{}
+
+var _ dataplane.Link = (*Socket)(nil)
+
+// ReadBatch fails with errors.ErrUnsupported.
+func (s *Socket) ReadBatch([]dataplane.Frame) (int, error) { return 0, errors.ErrUnsupported }
+
+// WriteBatch fails with errors.ErrUnsupported.
+func (s *Socket) WriteBatch([]dataplane.Frame) (int, error) { return 0, errors.ErrUnsupported }
+
+// BatchSize returns 1.
+func (s *Socket) BatchSize() int { return 1 }
+
+// Close does nothing.
+func (s *Socket) Close() error { return nil }
+
+// SetFilter fails with errors.ErrUnsupported.
+func (s *Socket) SetFilter(*afpacket.Filter) error { return errors.ErrUnsupported }
+
+// Name returns "".
+func (s *Socket) Name() string { return "" }
+
+// Stats fails with errors.ErrUnsupported.
+func (s *Socket) Stats() (afpacket.Stats, error) { return afpacket.Stats{}, errors.ErrUnsupported }
+
+// Device returns nil.
+func (s *Socket) Device() *Device { return nil }
