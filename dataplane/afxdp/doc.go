@@ -26,10 +26,16 @@
 // passed and counted (Stats.NoSocket).
 //
 // Attachment: a BPF link (bpf_link, link.AttachXDP), driver mode where the driver
-// supports XDP, generic mode otherwise. The link is not pinned: it lives as long as
-// the process's file descriptors, so the kernel detaches it when gvs exits, also on
-// SIGKILL, and nothing is ever left to stack. A program attached the old way
-// (netlink) with gvs's name (ProgramName) is replaced; anyone else's program is
+// supports XDP, generic mode otherwise. The link is deliberately not pinned under
+// /sys/fs/bpf: an unpinned link lives exactly as long as the process's file
+// descriptors, so the kernel itself detaches it when gvs exits, SIGKILL included,
+// and a restart finds the hook free — nothing to find, nothing to stack, and no
+// bpffs mount needed (a pinned link would survive the crash and have to be found and
+// replaced, and would keep steering traffic into sockets nobody reads meanwhile).
+// Programs are told apart by name (ProgramName, read through rtnetlink's IFLA_XDP
+// and bpf_prog_get_info): a gvs program attached the old way (netlink, which does
+// outlive its process) is replaced; a gvs program held by a live BPF link is
+// another gvs running on the interface and is refused; anyone else's program is
 // refused with its name and ID (ErrForeignProgram) unless Config.ReplaceForeign.
 //
 // Checksums: a frame sent by a local stack over veth arrives with its TCP/UDP
