@@ -76,6 +76,10 @@ const ExactMaxInstructions = 256
 // is the case here: the filter turns coarse rather than refuse (see Filter).
 func MaxVIPs() int { return 0 }
 
+// MaxSolicitedGroups is how many solicited-node groups of IPv6 VIPs MulticastMACs
+// lists one by one; beyond, it asks for all multicast (the zero address).
+const MaxSolicitedGroups = 256
+
 // Filter verdicts: the kernel keeps min(verdict, frame length) bytes, so accepting
 // returns the largest value.
 const (
@@ -394,6 +398,14 @@ func (p *bpfProgram) resolve() ([]bpf.Instruction, error) {
 // IPv6 VIP (RFC 4291 §2.7.1, ff02::1:ffXX:XXXX, mapped by RFC 2464 §7 to
 // 33:33:ff:XX:XX:XX), since the VIP is on no kernel interface that would join it.
 // Duplicates are listed once.
+//
+// More than MaxSolicitedGroups solicited-node groups are not listed one by one:
+// joining a group costs time linear in the groups already joined, in the kernel
+// (packet_mc_add) and in the ring, so tens of thousands take seconds per ring and per
+// reload. The list then holds the zero address instead, which no group has and
+// which stands for every group: the ring subscribes to all multicast
+// (PACKET_MR_ALLMULTI), of which the filter still passes only ARP, VRRP and neighbour
+// discovery.
 func (f *Filter) MulticastMACs() [][6]byte {
 	var macs [][6]byte
 	seen := map[[6]byte]bool{}
@@ -408,10 +420,14 @@ func (f *Filter) MulticastMACs() [][6]byte {
 		add([6]byte{0x33, 0x33, 0x00, 0x00, 0x00, 0x12})
 	}
 	if f.NDP {
+		vrrp := len(macs)
 		for _, a := range f.VIPs {
 			if a = a.Unmap(); a.Is6() {
 				b := a.As16()
 				add([6]byte{0x33, 0x33, 0xff, b[13], b[14], b[15]})
+			}
+			if len(macs)-vrrp > MaxSolicitedGroups {
+				return append(macs[:vrrp], [6]byte{}) // all multicast
 			}
 		}
 	}

@@ -566,3 +566,34 @@ func FuzzFilter(f *testing.F) {
 		}
 	})
 }
+
+// TestMulticastMACs: VRRP's groups and one solicited-node group per IPv6 VIP (the
+// last 24 bits), each once; past MaxSolicitedGroups the zero address (all multicast)
+// instead of the solicited-node groups.
+func TestMulticastMACs(t *testing.T) {
+	vrrp := [][6]byte{{0x01, 0x00, 0x5e, 0x00, 0x00, 0x12}, {0x33, 0x33, 0x00, 0x00, 0x00, 0x12}}
+	v6 := func(n int) []netip.Addr {
+		var l []netip.Addr
+		for i := range n {
+			l = append(l, netip.AddrFrom16([16]byte{0x20, 0x01, 0x0d, 0xb8, 13: byte(i >> 16), 14: byte(i >> 8), 15: byte(i)}))
+		}
+		return l
+	}
+	few := Filter{VIPs: append(v6(3), rlVIP, netip.MustParseAddr("2001:db8:1::1")), NDP: true, VRRP: true}
+	want := append(slices.Clone(vrrp), [6]byte{0x33, 0x33, 0xff, 0, 0, 0}, [6]byte{0x33, 0x33, 0xff, 0, 0, 1}, [6]byte{0x33, 0x33, 0xff, 0, 0, 2})
+	if got := few.MulticastMACs(); !slices.Equal(got, want) {
+		t.Errorf("MulticastMACs = %x, want %x", got, want)
+	}
+	full := Filter{VIPs: v6(MaxSolicitedGroups), NDP: true, VRRP: true}
+	if got := full.MulticastMACs(); len(got) != 2+MaxSolicitedGroups || slices.Contains(got, [6]byte{}) {
+		t.Errorf("%d VIPs: %d groups (all multicast %v), want %d listed", MaxSolicitedGroups, len(got), slices.Contains(got, [6]byte{}), 2+MaxSolicitedGroups)
+	}
+	many := Filter{VIPs: v6(50000), NDP: true, VRRP: true}
+	if got, want := many.MulticastMACs(), append(slices.Clone(vrrp), [6]byte{}); !slices.Equal(got, want) {
+		t.Errorf("50000 VIPs: %x, want VRRP's groups and all multicast", got)
+	}
+	many.VRRP = false
+	if got := many.MulticastMACs(); !slices.Equal(got, [][6]byte{{}}) {
+		t.Errorf("50000 VIPs without VRRP: %x, want all multicast only", got)
+	}
+}

@@ -102,10 +102,15 @@ func attachFilter(fd int, raw []bpf.RawInstruction) error {
 // setMembership subscribes the socket to, or unsubscribes it from, a link-layer
 // multicast group (packet(7), PACKET_ADD_MEMBERSHIP with PACKET_MR_MULTICAST): the
 // kernel adds the address to the interface's filter for as long as the socket holds
-// it, and drops it when the socket closes.
+// it, and drops it when the socket closes. The zero address stands for all multicast
+// (PACKET_MR_ALLMULTI: the interface's allmulti count).
 func setMembership(fd, ifindex int, mac [6]byte, join bool) error {
 	mreq := unix.PacketMreq{Ifindex: int32(ifindex), Type: unix.PACKET_MR_MULTICAST, Alen: 6}
 	copy(mreq.Address[:], mac[:])
+	if mac == ([6]byte{}) {
+		// The zero address stands for every group (Filter.MulticastMACs).
+		mreq.Type, mreq.Alen = unix.PACKET_MR_ALLMULTI, 0
+	}
 	opt, name := unix.PACKET_ADD_MEMBERSHIP, "setsockopt PACKET_ADD_MEMBERSHIP"
 	if !join {
 		opt, name = unix.PACKET_DROP_MEMBERSHIP, "setsockopt PACKET_DROP_MEMBERSHIP"
