@@ -44,6 +44,14 @@ func benchFrames(batch int) []dataplane.Frame {
 	return frames
 }
 
+// noIPv6 turns IPv6 off in the namespaces before their links exist, so that no
+// router solicitation or MLD report is counted among the delivered frames.
+func (l *lab) noIPv6(names ...string) {
+	for _, ns := range names {
+		l.run("ip", "netns", "exec", ns, "sysctl", "-qw", "net.ipv6.conf.all.disable_ipv6=1", "net.ipv6.conf.default.disable_ipv6=1")
+	}
+}
+
 func pinned(cpu int, fn func()) <-chan struct{} {
 	done := make(chan struct{})
 	go func() {
@@ -153,6 +161,7 @@ func report(b *testing.B, in *Socket, start time.Time, fwd int, last time.Time, 
 func BenchmarkSocketForward(b *testing.B) {
 	l := newLab(b)
 	gen, dir, snk := l.ns("gen"), l.ns("dir"), l.ns("snk")
+	l.noIPv6(gen, dir, snk)
 	l.link(gen, "eth0", genMAC, dir, "eth0", dirMAC)
 	l.link(dir, "eth1", outMAC, snk, "eth0", snkMAC)
 	in := l.open(dir, "eth0", Config{Filter: testFilter()}).Sockets()[0]
@@ -176,6 +185,7 @@ func BenchmarkSocketForward(b *testing.B) {
 func BenchmarkSocketForwardInPlace(b *testing.B) {
 	l := newLab(b)
 	gen, dir := l.ns("gen"), l.ns("dir")
+	l.noIPv6(gen, dir)
 	l.link(gen, "eth0", genMAC, dir, "eth0", dirMAC)
 	s := l.open(dir, "eth0", Config{Filter: testFilter()}).Sockets()[0]
 	tx := openRing(b, gen, "eth0")
