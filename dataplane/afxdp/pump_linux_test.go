@@ -25,7 +25,15 @@ import (
 // directly (DR). Every client segment crosses the director with the checksum the
 // client's stack left partial over veth, which the link marks and the Director
 // completes: the transfer is intact only if that works.
+//
+// Over IPv6 the client finds the VIP's MAC through a neighbour solicitation, which
+// the program redirects and the Director answers.
 func TestPumpDR(t *testing.T) {
+	t.Run("IPv4", func(t *testing.T) { testPumpDR(t, vip4, rs4, ReasonARP, ReasonVIP4) })
+	t.Run("IPv6", func(t *testing.T) { testPumpDR(t, vip6, rs6, ReasonNS, ReasonVIP6) })
+}
+
+func testPumpDR(t *testing.T, vip, rsAddr netip.Addr, resolved, vipReason Reason) {
 	l := newLab(t)
 	sw, cli, dir, rs := l.ns("sw"), l.ns("cli"), l.ns("dir"), l.ns("rs")
 	l.run("ip", "-n", sw, "link", "add", "br0", "type", "bridge")
@@ -34,14 +42,18 @@ func TestPumpDR(t *testing.T) {
 	for i, h := range []struct {
 		ns   string
 		mac  [6]byte
-		addr string
-	}{{cli, cliMAC, "198.18.0.2/24"}, {dir, dirMAC, "198.18.0.3/24"}, {rs, rsMAC, "198.18.0.5/24"}} {
+		addr []string
+	}{
+		{cli, cliMAC, []string{"198.18.0.2/24", "2001:db8::2/64"}},
+		{dir, dirMAC, []string{"198.18.0.3/24", "2001:db8::3/64"}},
+		{rs, rsMAC, []string{"198.18.0.5/24", "2001:db8::5/64"}},
+	} {
 		port := fmt.Sprintf("p%d", i)
 		l.link(h.ns, "eth0", h.mac, sw, port, [6]byte{2, 0, 0, 0, 1, byte(i)})
 		l.run("ip", "-n", sw, "link", "set", port, "master", "br0")
-		l.addr(h.ns, "eth0", h.addr)
+		l.addr(h.ns, "eth0", h.addr...)
 	}
-	l.run("ip", "-n", rs, "addr", "add", vip4.String()+"/32", "dev", "lo")
+	l.run("ip", "-n", rs, "addr", "add", netip.PrefixFrom(vip, vip.BitLen()).String(), "dev", "lo")
 	l.run("ip", "netns", "exec", rs, "sysctl", "-qw", "net.ipv4.conf.all.arp_ignore=1", "net.ipv4.conf.all.arp_announce=2",
 		"net.ipv4.conf.eth0.arp_ignore=1", "net.ipv4.conf.eth0.arp_announce=2")
 
@@ -51,8 +63,8 @@ func TestPumpDR(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	err = d.Apply([]ipvs.Service{{Key: ipvs.AddrKey(ipvs.TCP, netip.AddrPortFrom(vip4, 80)), Scheduler: "rr", RealServers: []ipvs.RealServer{
-		{Addr: netip.AddrPortFrom(rs4, 80), Weight: 1, MAC: ipvs.MACFrom(net.HardwareAddr(rsMAC[:])), Method: ipvs.DR},
+	err = d.Apply([]ipvs.Service{{Key: ipvs.AddrKey(ipvs.TCP, netip.AddrPortFrom(vip, 80)), Scheduler: "rr", RealServers: []ipvs.RealServer{
+		{Addr: netip.AddrPortFrom(rsAddr, 80), Weight: 1, MAC: ipvs.MACFrom(net.HardwareAddr(rsMAC[:])), Method: ipvs.DR},
 	}}})
 	if err != nil {
 		t.Fatal(err)
@@ -69,7 +81,7 @@ func TestPumpDR(t *testing.T) {
 	// The real server: accept one connection, read until EOF, answer the hash.
 	var ln net.Listener
 	if err := inNS(rs, func() (err error) {
-		ln, err = net.Listen("tcp4", netip.AddrPortFrom(vip4, 80).String())
+		ln, err = net.Listen("tcp", netip.AddrPortFrom(vip, 80).String())
 		return err
 	}); err != nil {
 		t.Fatal(err)
@@ -92,7 +104,7 @@ func TestPumpDR(t *testing.T) {
 	want := fmt.Sprintf("%d %x\n", len(payload), sum)
 	var got []byte
 	err = inNS(cli, func() error {
-		c, err := net.DialTimeout("tcp4", netip.AddrPortFrom(vip4, 80).String(), 5*time.Second)
+		c, err := net.DialTimeout("tcp", netip.AddrPortFrom(vip, 80).String(), 5*time.Second)
 		if err != nil {
 			return err
 		}
@@ -117,8 +129,8 @@ func TestPumpDR(t *testing.T) {
 	}
 	st, _ := s.SocketStats()
 	ps, _ := dev.ProgramStats()
-	if st.RXCsumPartial == 0 || ps[ReasonARP] == 0 || ps[ReasonVIP4] == 0 {
-		t.Errorf("socket %+v, program %v: want partial checksums completed, the VIP's ARP and VIP traffic redirected", st, ps)
+	if st.RXCsumPartial == 0 || ps[resolved] == 0 || ps[vipReason] == 0 {
+		t.Errorf("socket %+v, program %v: want partial checksums completed, the VIP's %v and VIP traffic redirected", st, ps, resolved)
 	}
 	t.Logf("worker %+v; socket rx %d tx %d (partial %d); program %v", w.C.Forwarded, st.RXFrames, st.TXFrames, st.RXCsumPartial, ps)
 }
