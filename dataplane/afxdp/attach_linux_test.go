@@ -4,10 +4,13 @@ package afxdp
 
 import (
 	"bufio"
+	"bytes"
 	"errors"
+	"log/slog"
 	"net"
 	"os"
 	"os/exec"
+	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -427,4 +430,74 @@ func TestMultiQueue(t *testing.T) {
 		t.Errorf("program %v, frames per queue %v: want %d redirected, none without a socket, over several queues", ps, counts, flows)
 	}
 	t.Logf("frames per queue: %v", counts)
+}
+
+// TestQueueWithoutSocket: frames on a receive queue that has no socket (here:
+// Open told to serve only queue 0 of two, as after ethtool -L raised the count) are
+// passed to the kernel, counted (no_socket), and the next batch read logs a warning
+// that says what happened and what to do.
+func TestQueueWithoutSocket(t *testing.T) {
+	l := newLab(t)
+	dir, cli := l.ns("dir"), l.ns("cli")
+	l.run("ip", "-n", dir, "link", "add", "eth0", "numtxqueues", "2", "numrxqueues", "2", "type", "veth",
+		"peer", "name", "eth0", "netns", cli, "numtxqueues", "2", "numrxqueues", "2")
+	l.run("ip", "-n", dir, "link", "set", "eth0", "address", "02:00:00:00:00:03", "up")
+	l.run("ip", "-n", cli, "link", "set", "eth0", "address", "02:00:00:00:00:02", "up")
+	l.addr(cli, "eth0", "198.18.0.2/24")
+	l.run("ip", "-n", cli, "neigh", "replace", vip4.String(), "lladdr", "02:00:00:00:00:03", "dev", "eth0")
+	var logs syncBuffer
+	d := l.open(dir, "eth0", Config{Filter: testFilter(), RingSize: 64, Frames: 256, Queues: 1,
+		Logger: slog.New(slog.NewTextHandler(&logs, nil))})
+	d.watchEvery = 0
+	const flows = 64
+	err := inNS(cli, func() error {
+		for i := range flows {
+			c, err := net.DialUDP("udp4", nil, net.UDPAddrFromAddrPort(netipAddrPort(vip4, 53)))
+			if err != nil {
+				return err
+			}
+			_, err = c.Write([]byte{byte(i)})
+			c.Close()
+			if err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var ps ProgramStats
+	for range 500 { // the peer's NAPI may run a moment later: wait, bounded
+		if ps, _ = d.ProgramStats(); ps[ReasonVIP4] == flows {
+			break
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	if ps[ReasonVIP4] != flows || ps[ReasonNoSocket] == 0 || ps[ReasonNoSocket] == flows {
+		t.Fatalf("program %v: want %d redirects, some of them on queue 1 without a socket", ps, flows)
+	}
+	readN(t, d.Sockets()[0], 1, nil)
+	if s := logs.String(); !strings.Contains(s, "receive queues without a socket") || !strings.Contains(s, "queues_served=1 queues_now=2") ||
+		!strings.Contains(s, "frames="+strconv.FormatUint(ps[ReasonNoSocket], 10)) {
+		t.Errorf("log:\n%s\nwant the warning with the count and the queue numbers", s)
+	}
+}
+
+// syncBuffer is a bytes.Buffer safe for concurrent writes and reads.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (b *syncBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.b.Write(p)
+}
+
+func (b *syncBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.b.String()
 }

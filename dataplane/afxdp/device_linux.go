@@ -10,6 +10,8 @@ import (
 	"os"
 	"strings"
 	"sync"
+	"sync/atomic"
+	"time"
 
 	"github.com/cilium/ebpf"
 	"github.com/cilium/ebpf/link"
@@ -39,6 +41,14 @@ type Device struct {
 	mu    sync.Mutex   // guards refs, and maps against teardown
 	refs  int          // sockets not yet released
 	final ProgramStats // the counters when the program was detached
+
+	// watchQueues' state: when it last looked (monotonic ns since epoch), how often
+	// it may, and the no_socket count it last reported.
+	epoch       time.Time
+	nextWatch   atomic.Int64
+	watchEvery  time.Duration
+	noSocketLog atomic.Uint64
+	ethfd       int // SIOCETHTOOL socket in the interface's namespace
 }
 
 // Open attaches gvs's XDP program to the interface ifname and opens a socket on
@@ -61,19 +71,18 @@ func open(ifname string, c *Config) (*Device, error) {
 	if err != nil {
 		return nil, err
 	}
-	d := &Device{name: ifname, ifindex: ifi.Index, log: c.Logger}
+	d := &Device{name: ifname, ifindex: ifi.Index, log: c.Logger, epoch: time.Now(), watchEvery: time.Second, ethfd: -1}
+	// Kept for watchQueues, which runs on any thread: the socket stays in this
+	// namespace, the caller's thread may not be.
+	if d.ethfd, err = unix.Socket(unix.AF_INET, unix.SOCK_DGRAM|unix.SOCK_CLOEXEC, 0); err != nil {
+		return nil, os.NewSyscallError("socket", err)
+	}
 	d.driver, _ = Driver(ifname)
 	switch c.Checksums {
 	case ChecksumsOn:
 		d.checksums = true
 	case ChecksumsAuto:
 		d.checksums = d.driver == "veth"
-	}
-	queues := c.Queues
-	if queues == 0 {
-		if queues, err = Queues(ifname); err != nil {
-			return nil, err
-		}
 	}
 	ok := false
 	defer func() {
@@ -87,10 +96,16 @@ func open(ifname string, c *Config) (*Device, error) {
 			s.Close() // the last one released tears the device down
 		}
 	}()
+	nq := c.Queues
+	if nq == 0 {
+		if nq, err = queues(d.ethfd, ifname); err != nil {
+			return nil, err
+		}
+	}
 	if err := d.clearHook(c); err != nil {
 		return nil, err
 	}
-	if d.maps, err = newMaps(queues, c.MaxAddrs); err != nil {
+	if d.maps, err = newMaps(nq, c.MaxAddrs); err != nil {
 		return nil, err
 	}
 	if d.prog, err = newProgram(d.maps, progOptions{redirectVRRP: c.RedirectVRRP}); err != nil {
@@ -102,7 +117,7 @@ func open(ifname string, c *Config) (*Device, error) {
 		}
 	}
 	d.zerocopy = c.Bind != BindCopy
-	for q := 0; q < queues; q++ {
+	for q := 0; q < nq; q++ {
 		s, err := openSocket(d, d.ifindex, q, c, d.zerocopy)
 		if err != nil && q == 0 && c.Bind == BindAuto {
 			// The driver has no zero-copy support: copy mode for all queues.
@@ -129,7 +144,7 @@ func open(ifname string, c *Config) (*Device, error) {
 	}
 	ok = true
 	c.Logger.Info("AF_XDP attached", "interface", ifname, "driver", d.driver, "xdp_mode", d.mode,
-		"zerocopy", d.zerocopy, "queues", queues, "checksum_completion", d.checksums, "program", ProgramName)
+		"zerocopy", d.zerocopy, "queues", nq, "checksum_completion", d.checksums, "program", ProgramName)
 	return d, nil
 }
 
@@ -326,6 +341,35 @@ func (d *Device) Close() error {
 	return errors.Join(errs...)
 }
 
+// watchQueues warns, at most once per d.watchEvery and only when the count grew,
+// that frames gvs needs reached receive queues without a socket — the interface
+// got more queues after Open (ethtool -L): the program passed them to the kernel,
+// which drops them. ReadBatch calls it after a batch; the map read allocates, once
+// per interval at most.
+func (d *Device) watchQueues() {
+	now := int64(time.Since(d.epoch))
+	next := d.nextWatch.Load()
+	if now < next || !d.nextWatch.CompareAndSwap(next, now+int64(d.watchEvery)) {
+		return
+	}
+	d.mu.Lock() // against teardown, which closes the maps and ethfd
+	if d.maps == nil {
+		d.mu.Unlock()
+		return
+	}
+	c, err := d.maps.counts()
+	n := c[ReasonNoSocket]
+	if err != nil || n <= d.noSocketLog.Load() {
+		d.mu.Unlock()
+		return
+	}
+	d.noSocketLog.Store(n)
+	q, _ := queues(d.ethfd, d.name)
+	d.mu.Unlock()
+	d.log.Warn("AF_XDP: frames for gvs arrived on receive queues without a socket and went to the kernel, which drops them; the interface's queue count changed since gvs started: restart gvs to serve every queue",
+		"interface", d.name, "frames", n, "queues_served", len(d.sockets), "queues_now", q)
+}
+
 // socketGone is called by a released socket.
 func (d *Device) socketGone() {
 	d.mu.Lock()
@@ -350,6 +394,10 @@ func (d *Device) teardown() {
 		d.prog.Close()
 		d.prog = nil
 	}
+	if d.ethfd >= 0 {
+		unix.Close(d.ethfd)
+		d.ethfd = -1
+	}
 	if d.maps != nil {
 		if c, err := d.maps.counts(); err == nil {
 			d.final = ProgramStats(c)
@@ -362,7 +410,17 @@ func (d *Device) teardown() {
 // Queues returns the number of receive queues of ifname (ETHTOOL_GCHANNELS: the
 // larger of the RX-only and combined counts), 1 for a driver that does not say.
 func Queues(ifname string) (int, error) {
-	ch, err := channels(ifname)
+	fd, err := unix.Socket(unix.AF_INET, unix.SOCK_DGRAM|unix.SOCK_CLOEXEC, 0)
+	if err != nil {
+		return 0, os.NewSyscallError("socket", err)
+	}
+	defer unix.Close(fd)
+	return queues(fd, ifname)
+}
+
+// queues is Queues through the socket fd.
+func queues(fd int, ifname string) (int, error) {
+	ch, err := channels(fd, ifname)
 	if errors.Is(err, unix.EOPNOTSUPP) {
 		return 1, nil
 	}

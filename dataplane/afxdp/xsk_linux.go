@@ -360,6 +360,9 @@ func (s *Socket) ReadBatch(frames []dataplane.Frame) (int, error) {
 			s.stats.rxFrames.Add(uint64(n))
 			if n > 0 {
 				s.leaveLocked()
+				if s.dev != nil {
+					s.dev.watchQueues()
+				}
 				return n, nil
 			}
 			continue

@@ -102,18 +102,14 @@ type ifreqData struct {
 	_    [16]byte // the rest of the union
 }
 
-// channels returns the interface's channel counts (ETHTOOL_GCHANNELS).
-func channels(ifname string) (ethtoolChannels, error) {
+// channels returns the interface's channel counts (ETHTOOL_GCHANNELS), asking
+// through the socket fd (any socket of the interface's network namespace).
+func channels(fd int, ifname string) (ethtoolChannels, error) {
 	// ifr.Data is an unsafe.Pointer, not a uintptr, so that ch stays reachable and
 	// its address right if the stack moves before the call (as x/sys/unix's own
 	// ifreq with data does).
 	ch := new(ethtoolChannels)
 	ch.Cmd = unix.ETHTOOL_GCHANNELS
-	fd, err := unix.Socket(unix.AF_INET, unix.SOCK_DGRAM|unix.SOCK_CLOEXEC, 0)
-	if err != nil {
-		return *ch, err
-	}
-	defer unix.Close(fd)
 	ifr := new(ifreqData)
 	copy(ifr.Name[:unix.IFNAMSIZ-1], ifname)
 	ifr.Data = unsafe.Pointer(ch)
