@@ -279,3 +279,26 @@ func TestOversizedFrame(t *testing.T) {
 		t.Errorf("kernel rx_dropped %d, link drops %d: want the oversized frame counted once", st.KernelRXDropped, ls.Drops)
 	}
 }
+
+// TestWriteBadLengths: a frame longer than a UMEM chunk, or empty, is dropped and
+// counted; the frames around it are sent.
+func TestWriteBadLengths(t *testing.T) {
+	l, dir, cli := veth(t)
+	s := l.open(dir, "eth0", Config{RingSize: 64, Frames: 128}).Sockets()[0]
+	raw := l.raw(cli, "eth0")
+	ok := udp4(vip4, cli4, 53, 1, []byte("fits"))
+	swapMACs(ok)
+	huge := make([]byte, 3000)
+	n, err := s.WriteBatch([]dataplane.Frame{{Buf: ok, Len: len(ok)}, {Buf: huge, Len: len(huge)}, {Buf: huge, Len: 0}, {Buf: ok, Len: len(ok)}})
+	if n != 2 || err != nil {
+		t.Fatalf("WriteBatch: %d, %v; want the 2 good frames sent", n, err)
+	}
+	for range 2 {
+		if raw.recvMatching(func(b []byte) bool { return bytes.Equal(b, ok) }) == nil {
+			t.Fatal("a good frame did not arrive")
+		}
+	}
+	if st, _ := s.SocketStats(); st.TXTooLong != 2 || st.TXFrames != 2 {
+		t.Errorf("stats %+v: want 2 sent and 2 dropped for their length", st)
+	}
+}

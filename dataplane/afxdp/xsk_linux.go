@@ -90,7 +90,7 @@ type Stats struct {
 	TXFrames     uint64 // frames put in the TX ring
 	TXCopied     uint64 // of which copied into the UMEM (they came from elsewhere)
 	TXNoChunk    uint64 // dropped: no free UMEM chunk to copy into
-	TXTooLong    uint64 // dropped: longer than a UMEM chunk
+	TXTooLong    uint64 // dropped: longer than a UMEM chunk (or empty)
 	TXRingFull   uint64 // dropped: the TX ring was full
 	TXKickErrors uint64 // sendto(2) failures other than EAGAIN/EBUSY/ENOBUFS
 
@@ -441,7 +441,7 @@ func (s *Socket) WriteBatch(frames []dataplane.Frame) (int, error) {
 	sent := 0
 	for i := range frames {
 		f := &frames[i]
-		if uint64(f.Len) > s.frameSize {
+		if f.Len <= 0 || uint64(f.Len) > s.frameSize {
 			s.stats.txTooLong.Add(1)
 			continue
 		}
