@@ -16,7 +16,7 @@ type Ring struct{}
 var _ dataplane.Link = (*Ring)(nil)
 
 // Open fails on this platform with an error satisfying
-// errors.Is(err, errors.ErrUnsupported): AF_PACKET and TPACKET_V3 rings are Linux
+// errors.Is(err, errors.ErrUnsupported): AF_PACKET and TPACKET rings are Linux
 // interfaces. Replay (pcap) and in-memory links work everywhere.
 func Open(ifname string, cfg Config) (*Ring, error) {
 	return nil, &dataplane.OpError{Op: "open", Link: ifname, Err: errNoRing}
