@@ -16,6 +16,7 @@ import (
 	"os/exec"
 	"runtime"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -998,12 +999,18 @@ func rlRXPackets(b *testing.B, ns, ifname string) uint64 {
 // CPUs 1 and 0. ns/op is per generated frame; fwd-pps is the forwarding rate while
 // traffic lasted, drop-% the frames lost (ring full or queue full).
 func BenchmarkRingForward(b *testing.B) {
+	for _, v := range []int{2, 3} {
+		b.Run("v"+strconv.Itoa(v), func(b *testing.B) { benchmarkRingForward(b, v) })
+	}
+}
+
+func benchmarkRingForward(b *testing.B, version int) {
 	l := newRLLab(b)
 	gen, dir, snk := l.ns("gen"), l.ns("dir"), l.ns("snk")
 	snkMAC, outMAC := rlMAC(0x05), rlMAC(0x13)
 	l.link(gen, "eth0", rlGenMAC, dir, "eth0", rlDirMAC)
 	l.link(dir, "eth1", outMAC, snk, "eth0", snkMAC)
-	in := l.openRing(dir, "eth0", Config{Filter: rlDirFilter()})
+	in := l.openRing(dir, "eth0", Config{Version: version, Filter: rlDirFilter()})
 	out := l.openRing(dir, "eth1", Config{Packets: 256, Filter: &Filter{}})
 	tx := l.openRing(gen, "eth0", Config{Packets: 256, Filter: &Filter{}})
 	snk0 := rlRXPackets(b, snk, "eth0")
