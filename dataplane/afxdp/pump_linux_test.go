@@ -18,7 +18,7 @@ import (
 )
 
 // TestPumpDR runs the whole pipeline on AF_XDP, one-armed as in the lab (docs/lab.md
-// "Topology"): client, director and a real server on a bridge. The client resolves
+// "Topology (DR, the default)"): client, director and a real server on a bridge. The client resolves
 // the VIP through the director's own ARP answer (ARP redirected by the program,
 // answered by the Director, sent back through the socket), opens a TCP connection
 // to the VIP and uploads 1 MiB that the real server (VIP on lo) hashes and answers
