@@ -3,6 +3,7 @@
 package afpacket
 
 import (
+	"cmp"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -329,30 +330,12 @@ func Open(ifname string, cfg Config) (*Ring, error) {
 }
 
 func open(ifname string, cfg Config) (r *Ring, err error) {
-	packets := cfg.Packets
-	if packets == 0 {
-		packets = DefaultPackets
-	}
-	blockSize := cfg.BlockSize
-	if blockSize == 0 {
-		blockSize = DefaultBlockSize
-	}
-	timeout := cfg.BlockTimeout
-	if timeout == 0 {
-		timeout = DefaultBlockTimeout
-	}
-	batch := cfg.BatchSize
-	if batch == 0 {
-		batch = DefaultBatchSize
-	}
-	version := cfg.Version
-	if version == 0 {
-		version = DefaultVersion
-	}
-	pollDelay := cfg.PollDelay
-	if pollDelay == 0 {
-		pollDelay = DefaultPollDelay
-	}
+	packets := cmp.Or(cfg.Packets, DefaultPackets)
+	blockSize := cmp.Or(cfg.BlockSize, DefaultBlockSize)
+	timeout := cmp.Or(cfg.BlockTimeout, DefaultBlockTimeout)
+	batch := cmp.Or(cfg.BatchSize, DefaultBatchSize)
+	version := cmp.Or(cfg.Version, DefaultVersion)
+	pollDelay := cmp.Or(cfg.PollDelay, DefaultPollDelay)
 	page := os.Getpagesize()
 	switch {
 	case version != 2 && version != 3:

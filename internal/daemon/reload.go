@@ -204,6 +204,8 @@ func directorChanges(a, b *config.Director) []string {
 	add(a.ControlSocket != b.ControlSocket, "control_socket")
 	add(a.MetricsListen != b.MetricsListen, "metrics_listen")
 	add(a.IngressDrop != b.IngressDrop, "ingress_drop")
+	add(a.IO != b.IO, "io")
+	add(a.XDPReplaceForeign != b.XDPReplaceForeign, "xdp_replace_foreign")
 	s, t := &a.Sysctl, &b.Sysctl
 	add(s.ConnReuseMode != t.ConnReuseMode, "conn_reuse_mode")
 	add(s.ExpireNodestConn != t.ExpireNodestConn, "expire_nodest_conn")
@@ -218,9 +220,10 @@ func directorChanges(a, b *config.Director) []string {
 }
 
 // restartKeys are the [director] keys a running director cannot change: the
-// interface its links are open on, the connection table's shards, and the control
-// socket gvs adm already talks to.
-var restartKeys = []string{"interface", "conn_shards", "control_socket"}
+// interface its links are open on and their backend (io, and whether it may replace
+// a foreign XDP program), the connection table's shards, and the control socket gvs
+// adm already talks to.
+var restartKeys = []string{"interface", "io", "xdp_replace_foreign", "conn_shards", "control_socket"}
 
 // needsRestart returns the keys of changed that only a restart applies.
 func needsRestart(changed []string) []string {

@@ -3,9 +3,11 @@ package daemon
 import (
 	"fmt"
 	"net/netip"
+	"reflect"
 	"strings"
 	"testing"
 
+	"github.com/gvs-lb/gvs/internal/config"
 	"github.com/gvs-lb/gvs/ipvs"
 )
 
@@ -157,4 +159,43 @@ func TestMergeReloadSharesNothing(t *testing.T) {
 	if cur[0].RealServers[0].Weight != 1 || old[0].RealServers[0].Weight != 1 {
 		t.Error("the merged services share real servers with their inputs")
 	}
+}
+
+// TestDirectorChangesCoversEveryKey changes each field of [director] (and of its
+// sysctl and timeout tables) in turn and checks that directorChanges names one key
+// for it, so a key added to config.Director cannot be silently ignored by a reload.
+func TestDirectorChangesCoversEveryKey(t *testing.T) {
+	base := config.Default().Director
+	d := base
+	var walk func(v reflect.Value, path string)
+	walk = func(v reflect.Value, path string) {
+		for i := 0; i < v.NumField(); i++ {
+			f, name := v.Field(i), path+v.Type().Field(i).Name
+			if f.Kind() == reflect.Struct && f.Type() != reflect.TypeOf(netip.Addr{}) {
+				walk(f, name+".")
+				continue
+			}
+			old := reflect.New(f.Type()).Elem()
+			old.Set(f)
+			switch {
+			case f.Type() == reflect.TypeOf(netip.Addr{}):
+				f.Set(reflect.ValueOf(netip.MustParseAddr("198.18.9.9")))
+			case f.Kind() == reflect.String:
+				f.SetString(f.String() + "x")
+			case f.Kind() == reflect.Bool:
+				f.SetBool(!f.Bool())
+			case f.Kind() == reflect.Int || f.Kind() == reflect.Int64:
+				f.SetInt(f.Int() + 1)
+			case f.Kind() == reflect.Array:
+				f.Index(0).SetUint(f.Index(0).Uint() + 1)
+			default:
+				t.Fatalf("%s: no way to change a %s in this test", name, f.Type())
+			}
+			if got := directorChanges(&base, &d); len(got) != 1 {
+				t.Errorf("changing %s: directorChanges says %v, want one key", name, got)
+			}
+			f.Set(old)
+		}
+	}
+	walk(reflect.ValueOf(&d).Elem(), "")
 }
