@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/netip"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -20,65 +21,78 @@ type Member struct {
 	Name      string
 	Instance  *Instance
 	Transport Transport
-	// LinkUp, if set, is polled about every advert interval (track_interface): false
-	// takes the instance to FAULT, true again back to BACKUP.
+	// LinkUp, if set, is polled with the Tracks: false (the instance's own interface
+	// is down) takes the instance to FAULT, true again back to BACKUP.
 	LinkUp func() bool
-	// Tracked, if set, is polled with LinkUp (track_service, keepalived's
-	// track_script without weight): false takes the instance to FAULT like a down
-	// link, true (with the link up) back to BACKUP.
-	Tracked func() bool
-	// Weights are tracked objects with a weight (keepalived's "weight W"), polled
-	// with LinkUp: each adds its Weight to the configured priority while it is down
-	// (negative weight) or up (positive weight), and the Runner sets the sum as the
-	// instance's effective priority (EventPriority: 1–254, never for an owner).
-	Weights []Weight
-}
-
-// A Weight is one weighted tracked object of a Member.
-type Weight struct {
-	Name   string // for logs: "interface eth1", "service 198.18.0.10:80"
-	Weight int    // -253..253, not 0
-	Up     func() bool
+	// Tracks are the instance's other tracked objects (track_interface,
+	// track_service, track_script, track_file, track_process): see Track.
+	Tracks []Track
 }
 
 // polled reports whether the Runner polls m's link or tracked objects.
-func (m *Member) polled() bool { return m.LinkUp != nil || m.Tracked != nil || len(m.Weights) > 0 }
+func (m *Member) polled() bool { return m.LinkUp != nil || len(m.Tracks) > 0 }
 
-// weighted polls m's weighted objects and returns the effective priority they give
-// (clamped to 1–254) and the names of the ones whose weight applies.
-func (m *Member) weighted() (uint8, []string) {
+// assess polls m's link and tracks once. It returns the effective priority they give
+// (clamped to 1–254), the tracks whose delta applies ("script chk +10"), and whether
+// the instance must be in FAULT, with why naming the first cause.
+func (m *Member) assess() (prio uint8, applied []string, ok bool, why string) {
+	ok = true
+	if m.LinkUp != nil && !m.LinkUp() {
+		ok, why = false, "interface down"
+	}
 	p := int(m.Instance.BasePriority())
-	var applied []string
-	for _, w := range m.Weights {
-		if up := w.Up(); (w.Weight < 0) != up {
-			p += w.Weight
-			applied = append(applied, fmt.Sprintf("%s %+d", w.Name, w.Weight))
+	for _, t := range m.Tracks {
+		st := t.State()
+		if st.Fault && ok {
+			ok, why = false, t.Name+" down"
+		}
+		if st.Delta != 0 {
+			p += st.Delta
+			applied = append(applied, fmt.Sprintf("%s %+d", t.Name, st.Delta))
 		}
 	}
-	return uint8(min(max(p, 1), PriorityOwner-1)), applied
+	return uint8(min(max(p, 1), PriorityOwner-1)), applied, ok, why
 }
 
-// reweigh sets m's effective priority from its weighted objects when it changed.
-func (r *Runner) reweigh(m *Member) {
-	if len(m.Weights) == 0 || m.Instance.BasePriority() == PriorityOwner {
+// reassess polls m's tracked objects and applies what changed: the effective
+// priority first, then FAULT or its end.
+func (r *Runner) reassess(m *Member) {
+	if !m.polled() {
 		return
 	}
-	p, applied := m.weighted()
-	if old := m.Instance.Priority(); p != old {
-		r.log.Info("VRRP changing effective priority", "instance", m.Name, "from", old, "to", p, "weights", applied)
-		r.step(m, Event{Kind: EventPriority, Priority: p}, "effective priority changed")
+	p, applied, up, why := m.assess()
+	r.mu.Lock()
+	if st := r.status[m.Instance]; st != nil {
+		st.Tracks = applied
+	}
+	r.mu.Unlock()
+	if m.Instance.BasePriority() != PriorityOwner {
+		if old := m.Instance.Priority(); p != old {
+			r.log.Info("VRRP changing effective priority", "instance", m.Name, "from", old, "to", p, "tracks", applied)
+			r.step(m, Event{Kind: EventPriority, Priority: p}, "effective priority changed")
+		}
+	}
+	if up == r.healthy[m] {
+		return
+	}
+	r.healthy[m] = up
+	if up {
+		r.log.Info("VRRP tracked objects up", "instance", m.Name)
+		r.step(m, Event{Kind: EventLinkUp}, "interface and tracked objects up")
+	} else {
+		r.log.Warn("VRRP "+why, "instance", m.Name)
+		r.step(m, Event{Kind: EventLinkDown}, why)
 	}
 }
 
-// healthy polls m's link and tracked objects; why names the first that is down.
-func (m *Member) healthy() (ok bool, why string) {
-	if m.LinkUp != nil && !m.LinkUp() {
-		return false, "interface down"
+// Reassess asks the Runner to poll every member's tracked objects now rather than
+// at the next advert interval (a tracked script's result changed). It never
+// blocks; calls while one is pending are merged.
+func (r *Runner) Reassess() {
+	select {
+	case r.poke <- struct{}{}:
+	default:
 	}
-	if m.Tracked != nil && !m.Tracked() {
-		return false, "tracked service down"
-	}
-	return true, ""
 }
 
 // Clock is the time source of a Runner: the real one (nil in RunnerOptions) or a
@@ -147,18 +161,22 @@ type Runner struct {
 	// dropLog rate-limits the drop log lines (once per change of reason or sender).
 	dropLog *dropLog
 
-	mu     sync.Mutex // guards states
-	states map[*Instance]State
+	mu     sync.Mutex // guards status
+	status map[*Instance]*Status
 	// zero records the members whose last accepted advert had priority 0, so that
 	// the takeover that follows is logged with that reason.
 	zero map[*Member]bool
+	// healthy is each polled member's health as of its last assessment (Runner
+	// goroutine only).
+	healthy map[*Member]bool
+	poke    chan struct{}
 }
 
 // NewRunner returns a Runner for members. Each Instance must be in StateInitialize
 // and listed once; members of a Group must all be listed.
 func NewRunner(members []Member, opts RunnerOptions) (*Runner, error) {
-	r := &Runner{opts: opts, log: opts.Logger, clock: opts.Clock, dropLog: newDropLog(opts.DropLogQuiet), states: map[*Instance]State{},
-		zero: map[*Member]bool{}}
+	r := &Runner{opts: opts, log: opts.Logger, clock: opts.Clock, dropLog: newDropLog(opts.DropLogQuiet), status: map[*Instance]*Status{},
+		zero: map[*Member]bool{}, healthy: map[*Member]bool{}, poke: make(chan struct{}, 1)}
 	if r.log == nil {
 		r.log = slog.New(slog.DiscardHandler)
 	}
@@ -178,7 +196,8 @@ func NewRunner(members []Member, opts RunnerOptions) (*Runner, error) {
 		}
 		seen[m.Instance] = true
 		r.members = append(r.members, &m)
-		r.states[m.Instance] = StateInitialize
+		r.status[m.Instance] = &Status{Name: m.Name, State: StateInitialize, Priority: m.Instance.Priority(),
+			BasePriority: m.Instance.BasePriority(), Configured: m.Instance.cfg.Priority}
 	}
 	for _, m := range r.members {
 		if g := m.Instance.group; g != nil {
@@ -212,7 +231,64 @@ func (r *Runner) Counters() (received, sent, sendErrors uint64) {
 func (r *Runner) State(in *Instance) State {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	return r.states[in]
+	if st := r.status[in]; st != nil {
+		return st.State
+	}
+	return 0
+}
+
+// Status is one member's state as of its last step, for gvs adm and the dumps.
+type Status struct {
+	Name  string
+	State State
+	// Configured is the configured priority, BasePriority the one tracking starts
+	// from (254 for an owner that met another owner), Priority the effective one.
+	Configured, BasePriority, Priority uint8
+	// Master is the current master's address and priority as last heard (the
+	// instance's own source address when it is master; invalid before any advert).
+	Master         netip.Addr
+	MasterPriority uint8
+	// Since and Reason are the last transition's time and cause; From its old state.
+	Since  time.Time
+	From   State
+	Reason string
+	// Tracks are the tracked objects whose delta applies ("script chk -20").
+	Tracks []string
+}
+
+// Status returns every member's status in the Runner's order, safe to call from any
+// goroutine.
+func (r *Runner) Status() []Status {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	out := make([]Status, 0, len(r.members))
+	for _, m := range r.members {
+		if st := r.status[m.Instance]; st != nil {
+			c := *st
+			c.Tracks = slices.Clone(st.Tracks)
+			out = append(out, c)
+		}
+	}
+	return out
+}
+
+// snapshot records m's state after a step; tr is the transition, if any.
+func (r *Runner) snapshot(m *Member, tr *Transition) {
+	in := m.Instance
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	st := r.status[in]
+	if st == nil {
+		return
+	}
+	st.State, st.Priority, st.BasePriority = in.State(), in.Priority(), in.BasePriority()
+	st.Master, st.MasterPriority = in.Master()
+	if st.State == StateMaster {
+		st.Master, st.MasterPriority = in.cfg.Src, in.Priority()
+	}
+	if tr != nil {
+		st.Since, st.From, st.Reason = r.clock.Now(), tr.From, tr.Reason
+	}
 }
 
 type received struct {
@@ -257,10 +333,8 @@ func (r *Runner) Run(ctx context.Context) error {
 
 	for _, m := range r.members {
 		if m.Instance.State() == StateInitialize {
-			r.reweigh(m)
-			if ok, why := m.healthy(); !ok {
-				r.step(m, Event{Kind: EventLinkDown}, why)
-			}
+			r.healthy[m] = true
+			r.reassess(m)
 			r.step(m, Event{Kind: EventStart}, "init")
 		}
 	}
@@ -275,12 +349,6 @@ func (r *Runner) Run(ctx context.Context) error {
 	var nextPoll time.Time
 	if linkPoll > 0 {
 		nextPoll = r.clock.Now().Add(linkPoll)
-	}
-	linkState := map[*Member]bool{}
-	for _, m := range r.members {
-		if m.polled() {
-			linkState[m] = m.Instance.State() != StateFault
-		}
 	}
 
 	var runErr error
@@ -310,31 +378,17 @@ func (r *Runner) Run(ctx context.Context) error {
 		case in := <-rx:
 			stop()
 			r.dispatch(in)
+		case <-r.poke:
+			stop()
+			for _, m := range r.members {
+				r.reassess(m)
+			}
 		case <-tc:
 			now := r.clock.Now()
 			if !nextPoll.IsZero() && !now.Before(nextPoll) {
 				nextPoll = now.Add(linkPoll)
 				for _, m := range r.members {
-					if !m.polled() {
-						continue
-					}
-					r.reweigh(m)
-					up, why := m.healthy()
-					if up == linkState[m] {
-						continue
-					}
-					linkState[m] = up
-					if up {
-						why = "interface up"
-						if m.Tracked != nil {
-							why = "interface and a tracked service up"
-						}
-						r.log.Info("VRRP "+why, "instance", m.Name)
-						r.step(m, Event{Kind: EventLinkUp}, why)
-					} else {
-						r.log.Warn("VRRP "+why, "instance", m.Name)
-						r.step(m, Event{Kind: EventLinkDown}, why)
-					}
+					r.reassess(m)
 				}
 			}
 			for _, m := range r.members {
@@ -464,13 +518,20 @@ func (r *Runner) exec(m *Member, acts []Action, reason string) {
 			if am != m {
 				why = fmt.Sprintf("sync group: %s %s", m.Name, reason)
 			}
-			r.mu.Lock()
-			r.states[am.Instance] = a.To
-			r.mu.Unlock()
+			tr := Transition{Name: am.Name, Instance: am.Instance, From: a.From, To: a.To, Reason: why}
+			r.snapshot(am, &tr)
 			r.log.Info("VRRP Entering "+a.To.String()+" STATE", "instance", am.Name, "from", a.From.String(), "reason", why,
 				"priority", am.Instance.Priority())
 			if r.opts.StateChange != nil {
-				r.opts.StateChange(Transition{Name: am.Name, Instance: am.Instance, From: a.From, To: a.To, Reason: why})
+				r.opts.StateChange(tr)
+			}
+		}
+	}
+	r.snapshot(m, nil)
+	if g := m.Instance.group; g != nil {
+		for _, o := range g.members {
+			if om := r.member(o); om != nil && om != m {
+				r.snapshot(om, nil)
 			}
 		}
 	}

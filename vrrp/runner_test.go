@@ -260,10 +260,7 @@ func TestRunnerCountsDrops(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- r.Run(ctx) }()
-	defer func() { cancel(); <-done }()
+	runUntilCleanup(t, r)
 	waitState(t, rec, StateBackup)
 	bad := advertFrom(runnerPeer, 150)
 	bad.HopLimit = 64
@@ -316,14 +313,11 @@ func TestRunnerTrackedFaultsAndRecovers(t *testing.T) {
 		defer mu.Unlock()
 		return alive
 	}
-	r, err := NewRunner([]Member{{Name: "VI_1", Instance: in, Transport: tr, Tracked: tracked}}, rec.opts(c))
+	r, err := NewRunner([]Member{{Name: "VI_1", Instance: in, Transport: tr, Tracks: []Track{WeightedTrack("service 198.18.0.100:80", 0, false, tracked)}}}, rec.opts(c))
 	if err != nil {
 		t.Fatal(err)
 	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- r.Run(ctx) }()
-	defer func() { cancel(); <-done }()
+	runUntilCleanup(t, r)
 	waitState(t, rec, StateBackup)
 	c.Advance(4 * time.Second)
 	waitState(t, rec, StateMaster)
@@ -340,7 +334,7 @@ func TestRunnerTrackedFaultsAndRecovers(t *testing.T) {
 		}
 	}
 	x := waitState(t, rec, StateFault)
-	if x.Reason != "tracked service down" {
+	if x.Reason != "service 198.18.0.100:80 down" {
 		t.Fatalf("reason %q", x.Reason)
 	}
 	sawStop := false
@@ -376,17 +370,14 @@ func TestRunnerWeights(t *testing.T) {
 		return func() bool { mu.Lock(); defer mu.Unlock(); return *p }
 	}
 	set := func(p *bool, v bool) { mu.Lock(); *p = v; mu.Unlock() }
-	r, err := NewRunner([]Member{{Name: "VI_1", Instance: in, Transport: tr, Weights: []Weight{
-		{Name: "interface eth1", Weight: -30, Up: get(&linkUp)},
-		{Name: "service 198.18.0.100:80", Weight: 5, Up: get(&svcUp)},
+	r, err := NewRunner([]Member{{Name: "VI_1", Instance: in, Transport: tr, Tracks: []Track{
+		WeightedTrack("interface eth1", -30, false, get(&linkUp)),
+		WeightedTrack("service 198.18.0.100:80", 5, false, get(&svcUp)),
 	}}}, rec.opts(c))
 	if err != nil {
 		t.Fatal(err)
 	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- r.Run(ctx) }()
-	defer func() { cancel(); <-done }()
+	runUntilCleanup(t, r)
 	waitState(t, rec, StateBackup)
 	c.Advance(4 * time.Second)
 	waitState(t, rec, StateMaster)

@@ -152,33 +152,8 @@ func newVRRP(dm *Daemon, vs []config.VRRP, groups []config.VRRPSyncGroup) (*vrrp
 			annByIf[ifi.Name] = ann
 		}
 		m.anns[in] = ann
-		tracked := []string{ifi.Name}
-		var faultServices []netip.AddrPort
-		var weights []vrrp.Weight
-		for _, ti := range v.TrackInterface {
-			if ti.Weight == 0 {
-				tracked = append(tracked, ti.Name)
-				continue
-			}
-			weights = append(weights, vrrp.Weight{Name: "interface " + ti.Name, Weight: int(ti.Weight), Up: func() bool { return linkUp(ti.Name) }})
-		}
-		for _, ts := range v.TrackService {
-			if ts.Weight == 0 {
-				faultServices = append(faultServices, ts.Addr)
-				continue
-			}
-			weights = append(weights, vrrp.Weight{Name: "service " + ts.Addr.String(), Weight: int(ts.Weight), Up: func() bool { return dm.serviceUp(ts.Addr) }})
-		}
-		members = append(members, vrrp.Member{Name: v.Name, Instance: in, Transport: tr, LinkUp: func() bool {
-			// The instance's own interface, as keepalived tracks it, and its
-			// track_interface entries without weight: any of them down means FAULT.
-			for _, name := range tracked {
-				if !linkUp(name) {
-					return false
-				}
-			}
-			return true
-		}, Tracked: trackedFunc(faultServices, dm.serviceUp), Weights: weights})
+		members = append(members, vrrp.Member{Name: v.Name, Instance: in, Transport: tr,
+			LinkUp: func() bool { return linkUp(ifi.Name) }, Tracks: dm.vrrpTracks(v, linkUp)})
 		log.Info("VRRP instance", "instance", v.Name, "interface", ifi.Name, "vrid", c.VRID, "version", c.Version, "priority", c.Priority,
 			"advert_int", c.Interval, "src", c.Src, "vips", c.Addrs, "unicast_peers", c.Peers)
 	}
@@ -241,22 +216,6 @@ func (m *vrrpManager) run(ctx context.Context) error {
 	rx, tx, txErr := m.runner.Counters()
 	m.log.Info("VRRP stopped", append([]any{"received", rx, "sent", tx, "send_errors", txErr}, attrs...)...)
 	return err
-}
-
-// trackedFunc returns a Member.Tracked for track_service: up while at least one of
-// services has a live real server. nil without tracked services.
-func trackedFunc(services []netip.AddrPort, serviceUp func(netip.AddrPort) bool) func() bool {
-	if len(services) == 0 {
-		return nil
-	}
-	return func() bool {
-		for _, s := range services {
-			if serviceUp(s) {
-				return true
-			}
-		}
-		return false
-	}
 }
 
 // close releases the transports and announcers (run closes the transports too;
