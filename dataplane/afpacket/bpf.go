@@ -39,6 +39,10 @@ import (
 type Filter struct {
 	VIPs           []netip.Addr // destination addresses that pass (IPv4 or IPv6)
 	NATRealServers []netip.Addr // source addresses that pass
+	// Local are the host's own addresses. Frames to them are the kernel's even from
+	// a NAT real server (its neighbour solicitations, health-check replies): the XDP
+	// program passes them; a ring only sees copies, so its filter ignores them.
+	Local []netip.Addr
 	MACs           [][6]byte    // the director's unicast MACs, for the coarse filter
 	ARP, NDP, VRRP bool
 }

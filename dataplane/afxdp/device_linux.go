@@ -112,7 +112,7 @@ func open(ifname string, c *Config) (*Device, error) {
 		return nil, err
 	}
 	if c.Filter != nil {
-		if err := d.maps.setAddrs(c.Filter.VIPs, c.Filter.NATRealServers); err != nil {
+		if err := d.maps.setAddrs(c.Filter.VIPs, c.Filter.NATRealServers, c.Filter.Local); err != nil {
 			return nil, err
 		}
 	}
@@ -292,7 +292,7 @@ func (d *Device) SetFilter(f *afpacket.Filter) error {
 	}
 	// A concurrent teardown closes the maps' descriptors: the update then fails
 	// with EBADF, reported as any error.
-	if err := m.setAddrs(f.VIPs, f.NATRealServers); err != nil {
+	if err := m.setAddrs(f.VIPs, f.NATRealServers, f.Local); err != nil {
 		return &dataplane.OpError{Op: "filter", Link: d.name, Err: err}
 	}
 	return nil

@@ -18,7 +18,8 @@ const ProgramName = "gvs_xdp"
 // Address flags: the value of an address in the address maps.
 const (
 	addrVIP   = 1 << 0 // frames to it are redirected
-	addrNATRS = 1 << 1 // frames from it are redirected
+	addrNATRS = 1 << 1 // frames from it are redirected, unless to the host itself
+	addrLocal = 1 << 2 // the host's own: frames to it are the kernel's whoever sent them
 )
 
 // Reason is why the program redirected a frame: the index of its counter.
@@ -150,8 +151,10 @@ const (
 //
 //	r6 = ctx; r7 = data; r8 = data_end
 //	need 14 → EtherType; r7 += 14; [0x8100: need 4 → inner EtherType; r7 += 4]
-//	IPv4: need 20; dst in addr4 with VIP → vip4; src with NATRS → nat4; [proto 112 → vrrp]
-//	IPv6: need 40; dst in addr6 with VIP → vip6; src with NATRS → nat6; [112 → vrrp]
+//	IPv4: need 20; dst in addr4 with VIP → vip4; dst Local or multicast → skip;
+//	      src with NATRS → nat4; [proto 112 → vrrp]
+//	IPv6: need 40; dst in addr6 with VIP → vip6; dst Local or multicast → skip;
+//	      src with NATRS → nat6; [112 → vrrp]
 //	      next header 58, need 64, type 135, target in addr6 with VIP → ns
 //	ARP:  need 28, ptype IPv4, op request, target in addr4 with VIP → arp
 //	pass: return XDP_PASS
@@ -184,6 +187,27 @@ func instructions(m *progMaps, o progOptions) asm.Instructions {
 		)
 	}
 	label := func(name string, ins asm.Instruction) { emit(ins.WithSymbol(name)) }
+	// dst looks the destination at rL3+off up in mp: a VIP is redirected with reason;
+	// the host's own address skips the NAT check (to label local): a real server's
+	// neighbour solicitations and health-check replies are the kernel's. Anything else
+	// goes on to label other.
+	dst := func(mp *ebpf.Map, off int32, reason Reason, other, local string) {
+		emit(
+			asm.LoadMapPtr(asm.R1, mp.FD()),
+			asm.Mov.Reg(asm.R2, rL3),
+			asm.Add.Imm(asm.R2, off),
+			asm.FnMapLookupElem.Call(),
+			asm.JEq.Imm(asm.R0, 0, other),
+			asm.LoadMem(asm.R1, asm.R0, 0, asm.Byte),
+			asm.Mov.Reg(asm.R2, asm.R1),
+			asm.And.Imm(asm.R2, addrVIP),
+			asm.Mov.Imm(rReason, int32(reason)),
+			asm.JNE.Imm(asm.R2, 0, "redirect"),
+			asm.And.Imm(asm.R1, addrLocal),
+			asm.JNE.Imm(asm.R1, 0, local),
+			asm.Ja.Label(other),
+		)
+	}
 
 	emit(
 		asm.Mov.Reg(rCtx, asm.R1),
@@ -211,8 +235,10 @@ func instructions(m *progMaps, o progOptions) asm.Instructions {
 	// IPv4.
 	label("v4", asm.Mov.Reg(asm.R2, rL3))
 	emit(asm.Add.Imm(asm.R2, ipv4MinLen), asm.JGT.Reg(asm.R2, rEnd, "pass"))
-	lookup(m.addr4, ipv4Dst, addrVIP, ReasonVIP4, "v4src")
-	label("v4src", asm.Mov.Imm(asm.R0, 0)) // a landing instruction for the label
+	dst(m.addr4, ipv4Dst, ReasonVIP4, "v4mc", "v4proto")
+	// Multicast (224/4) and class E with the broadcast address (240/4): never a reply.
+	label("v4mc", asm.LoadMem(asm.R1, rL3, ipv4Dst, asm.Byte))
+	emit(asm.And.Imm(asm.R1, 0xe0), asm.JEq.Imm(asm.R1, 0xe0, "v4proto"))
 	lookup(m.addr4, ipv4Src, addrNATRS, ReasonNAT4, "v4proto")
 	label("v4proto", asm.LoadMem(asm.R1, rL3, ipv4Proto, asm.Byte))
 	if o.redirectVRRP {
@@ -223,8 +249,10 @@ func instructions(m *progMaps, o progOptions) asm.Instructions {
 	// IPv6.
 	label("v6", asm.Mov.Reg(asm.R2, rL3))
 	emit(asm.Add.Imm(asm.R2, ipv6Len), asm.JGT.Reg(asm.R2, rEnd, "pass"))
-	lookup(m.addr6, ipv6Dst, addrVIP, ReasonVIP6, "v6src")
-	label("v6src", asm.Mov.Imm(asm.R0, 0))
+	dst(m.addr6, ipv6Dst, ReasonVIP6, "v6mc", "v6next")
+	// Multicast (ff00::/8), where neighbour solicitations go: never a reply.
+	label("v6mc", asm.LoadMem(asm.R1, rL3, ipv6Dst, asm.Byte))
+	emit(asm.JEq.Imm(asm.R1, 0xff, "v6next"))
 	lookup(m.addr6, ipv6Src, addrNATRS, ReasonNAT6, "v6next")
 	label("v6next", asm.LoadMem(asm.R1, rL3, ipv6Next, asm.Byte))
 	if o.redirectVRRP {
@@ -301,10 +329,11 @@ func newProgram(m *progMaps, o progOptions) (*ebpf.Program, error) {
 	return prog, nil
 }
 
-// setAddrs makes the address maps hold exactly vips (flag VIP) and natRS (flag NAT
-// real server). Entries are added before stale ones are removed, so a frame to an
-// address in both the old and the new set is never passed in between.
-func (m *progMaps) setAddrs(vips, natRS []netip.Addr) error {
+// setAddrs makes the address maps hold exactly vips (flag VIP), natRS (flag NAT
+// real server) and local, the host's own addresses (flag Local). Entries are added
+// before stale ones are removed, so a frame to an address in both the old and the new
+// set is never passed in between.
+func (m *progMaps) setAddrs(vips, natRS, local []netip.Addr) error {
 	want4 := map[[4]byte]uint8{}
 	want6 := map[[16]byte]uint8{}
 	add := func(list []netip.Addr, flag uint8) {
@@ -319,6 +348,7 @@ func (m *progMaps) setAddrs(vips, natRS []netip.Addr) error {
 	}
 	add(vips, addrVIP)
 	add(natRS, addrNATRS)
+	add(local, addrLocal)
 	// Both sizes are checked before either map changes.
 	if n, max := len(want4), m.addr4.MaxEntries(); uint32(n) > max {
 		return fmt.Errorf("%d IPv4 addresses, the map holds %d: %w", n, max, ErrTooManyAddrs)

@@ -32,6 +32,8 @@ var (
 	cli4   = netip.MustParseAddr("198.18.0.2")
 	cli6   = netip.MustParseAddr("2001:db8::2")
 	self4  = netip.MustParseAddr("198.18.0.3")
+	local4 = self4 // the host's own addresses (Filter.Local)
+	local6 = netip.MustParseAddr("2001:db8::3")
 	dirMAC = [6]byte{2, 0, 0, 0, 0, 3}
 	cliMAC = [6]byte{2, 0, 0, 0, 0, 2}
 )
@@ -118,7 +120,7 @@ func testProg(t testing.TB, o progOptions) (*ebpf.Program, *progMaps) {
 		t.Fatal(err)
 	}
 	t.Cleanup(m.close)
-	if err := m.setAddrs([]netip.Addr{vip4, vip6}, []netip.Addr{rs4, rs6}); err != nil {
+	if err := m.setAddrs([]netip.Addr{vip4, vip6}, []netip.Addr{rs4, rs6}, []netip.Addr{local4, local6}); err != nil {
 		t.Fatal(err)
 	}
 	p, err := newProgram(m, o)
@@ -185,6 +187,11 @@ func TestProgramDecisions(t *testing.T) {
 		{"IPv6 not a VIP", ip6(cli6, netip.MustParseAddr("2001:db8::3"), header.IPProtoTCP, make([]byte, 20), false), pass, pass},
 		{"NAT reply IPv4", ip4(rs4, cli4, header.IPProtoTCP, 20, false), int(ReasonNAT4), int(ReasonNAT4)},
 		{"NAT reply IPv6", ip6(rs6, cli6, header.IPProtoTCP, make([]byte, 20), false), int(ReasonNAT6), int(ReasonNAT6)},
+		{"NAT server to the host itself IPv4", ip4(rs4, local4, header.IPProtoTCP, 20, false), pass, pass},
+		{"NAT server to the host itself IPv6", ip6(rs6, local6, header.IPProtoTCP, make([]byte, 20), false), pass, pass},
+		{"NAT server's NS for the host", ns(rs6, local6, false), pass, pass},
+		{"NAT server to IPv4 multicast", ip4(rs4, netip.MustParseAddr("224.0.0.1"), header.IPProtoUDP, 8, false), pass, pass},
+		{"NAT server to IPv4 broadcast", ip4(rs4, netip.MustParseAddr("255.255.255.255"), header.IPProtoUDP, 8, false), pass, pass},
 		{"to a NAT real server (not a reply)", ip4(cli4, rs4, header.IPProtoTCP, 20, false), pass, pass},
 		{"from a VIP (not a NAT server)", ip4(vip4, cli4, header.IPProtoTCP, 20, false), pass, pass},
 		{"ARP request for VIP", arp(1, cli4, vip4, false), int(ReasonARP), int(ReasonARP)},
@@ -256,7 +263,8 @@ func FuzzProgram(f *testing.F) {
 }
 
 // refDecide is the program's decision written plainly (no socket in the XSKMAP,
-// VRRP left to the kernel): the Reason, or -1 to pass.
+// VRRP left to the kernel): the Reason, or -1 to pass. A NAT server's frame is a
+// reply only when it is not to the host itself nor to a multicast address.
 func refDecide(b []byte) int {
 	if len(b) < ethLen {
 		return -1
@@ -279,7 +287,7 @@ func refDecide(b []byte) int {
 		if addr(l3[16:20]) == vip4 {
 			return int(ReasonVIP4)
 		}
-		if addr(l3[12:16]) == rs4 {
+		if d := addr(l3[16:20]); d != local4 && l3[16]&0xe0 != 0xe0 && addr(l3[12:16]) == rs4 {
 			return int(ReasonNAT4)
 		}
 	case header.EtherTypeIPv6:
@@ -289,7 +297,7 @@ func refDecide(b []byte) int {
 		if addr(l3[24:40]) == vip6 {
 			return int(ReasonVIP6)
 		}
-		if addr(l3[8:24]) == rs6 {
+		if d := addr(l3[24:40]); d != local6 && l3[24] != 0xff && addr(l3[8:24]) == rs6 {
 			return int(ReasonNAT6)
 		}
 		if l3[6] == protoICMPv6 && len(l3) >= 64 && l3[40] == icmp6NS && addr(l3[48:64]) == vip6 {
@@ -323,7 +331,7 @@ func TestManyAddrs(t *testing.T) {
 	for i := range 40000 {
 		vips = append(vips, netip.AddrFrom4([4]byte{198, 18, byte(i >> 8), byte(i)}), netip.AddrFrom16([16]byte{0x20, 0x01, 0x0d, 0xb8, 14: byte(i >> 8), 15: byte(i)}))
 	}
-	if err := m.setAddrs(vips, nil); err != nil {
+	if err := m.setAddrs(vips, nil, nil); err != nil {
 		t.Fatal(err)
 	}
 	last4, last6 := vips[len(vips)-2], vips[len(vips)-1]
@@ -338,13 +346,13 @@ func TestManyAddrs(t *testing.T) {
 		more = append(more, netip.AddrFrom4([4]byte{198, 19, byte(i >> 8), byte(i)}))
 	}
 	more[50000] = netip.AddrFrom4([4]byte{198, 19, 255, 255})
-	if err := m.setAddrs(more, nil); !errors.Is(err, ErrTooManyAddrs) {
+	if err := m.setAddrs(more, nil, nil); !errors.Is(err, ErrTooManyAddrs) {
 		t.Fatalf("50001 addresses in a map of 50000: %v, want ErrTooManyAddrs", err)
 	}
 	if got := decide(t, p, m, ip4(cli4, last4, header.IPProtoUDP, 8, false)); got != int(ReasonVIP4) {
 		t.Errorf("a refused update changed the map")
 	}
-	if err := m.setAddrs([]netip.Addr{vip4}, nil); err != nil {
+	if err := m.setAddrs([]netip.Addr{vip4}, nil, nil); err != nil {
 		t.Fatal(err)
 	}
 	if got := decide(t, p, m, ip4(cli4, last4, header.IPProtoUDP, 8, false)); got != -1 {

@@ -754,12 +754,19 @@ func filterFor(services []ipvs.Service) *afpacket.Filter {
 
 // linkFilter is filterFor with the director's own MACs, which the filter needs once
 // there are too many VIPs to list (afpacket.Filter): the one it runs with and the
-// interface's.
+// interface's; and the interface's own addresses, which the XDP program leaves to the
+// kernel even from a NAT real server (its neighbour solicitations, health-check
+// replies).
 func (d *Daemon) linkFilter(services []ipvs.Service) *afpacket.Filter {
 	f := filterFor(services)
 	for _, m := range []net.HardwareAddr{d.st.opts.MAC, d.ifi.MAC} {
 		if len(m) == 6 && !slices.Contains(f.MACs, [6]byte(m)) {
 			f.MACs = append(f.MACs, [6]byte(m))
+		}
+	}
+	for _, a := range d.ifi.Addrs {
+		if a = a.Unmap(); a.IsValid() && !slices.Contains(f.VIPs, a) && !slices.Contains(f.Local, a) {
+			f.Local = append(f.Local, a)
 		}
 	}
 	return f

@@ -443,50 +443,7 @@ func TestLiveIssue4(t *testing.T) {
 				if v6 {
 					fam, vip, clientAddr = "IPv6", VIP6, client.Addr6()
 				}
-				// The scheduler's order: the server added last goes first.
-				var got []string
-				for i := range 4 {
-					body, err := l.HTTPGet("client", vipURL(l, v6, "/"), 3*time.Second)
-					if err != nil {
-						t.Fatalf("%s request %d through the VIP: %v", fam, i, err)
-					}
-					got = append(got, strings.TrimSpace(body))
-				}
-				if g := strings.Join(got, " "); g != "rs2 rs1 rs2 rs1" {
-					t.Errorf("%s rr through the VIP answered %q, want %q", fam, g, "rs2 rs1 rs2 rs1")
-				}
-
-				// The real server sees the client's own address, not the director's.
-				body, err := l.HTTPGet("client", vipURL(l, v6, "/whoami"), 3*time.Second)
-				if err != nil {
-					t.Fatalf("%s /whoami: %v", fam, err)
-				}
-				f := strings.Fields(body)
-				var ap netip.AddrPort
-				perr := fmt.Errorf("%d fields", len(f))
-				if len(f) == 2 {
-					ap, perr = netip.ParseAddrPort(f[1])
-				}
-				if perr != nil || ap.Addr().Unmap() != clientAddr {
-					t.Errorf("%s /whoami through the VIP: %q, want the client's own address %v (director: %v)", fam, body, clientAddr, dir1.Addr())
-				}
-
-				// 1 MB arrives intact.
-				const n = 1 << 20
-				data, err := l.HTTPFetch("client", vipURL(l, v6, "/bytes?n="+strconv.Itoa(n)), 10*time.Second, n)
-				want := make([]byte, n)
-				PatternBytes(want, 0)
-				if err != nil || len(data) != n || sha256.Sum256(data) != sha256.Sum256(want) {
-					t.Errorf("%s 1 MB through the VIP: %d bytes (want %d), intact %v, err %v", fam, len(data), n, sha256.Sum256(data) == sha256.Sum256(want), err)
-				}
-
-				// UDP: the echo names the real server and comes from the VIP.
-				for i := range 2 {
-					got, err := l.UDPAsk("client", netip.AddrPortFrom(vip, l.spec.UDPPort), "hello", 2*time.Second)
-					if err != nil || !strings.HasSuffix(got, ": hello") {
-						t.Errorf("%s UDP %d through the VIP: %q, %v", fam, i, got, err)
-					}
-				}
+				checkServes(t, l, v6)
 
 				// On the director's wire, one connection: DR and TUN replies bypass
 				// it, NAT replies pass through it; the forwarded SYN shows the rewrite.
@@ -566,6 +523,63 @@ func TestLiveIssue4(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// checkServes asks the lab's VIP of one family through gvs as a client would: rr's
+// order over two real servers, the client's own address seen by the real server, 1 MB
+// arriving intact, and UDP echoed from the VIP.
+func checkServes(t *testing.T, l *Lab, v6 bool) {
+	t.Helper()
+	client, _ := l.Host("client")
+	dir1, _ := l.Host("dir1")
+	fam, vip, clientAddr := "IPv4", l.VIP(), client.Addr()
+	if v6 {
+		fam, vip, clientAddr = "IPv6", VIP6, client.Addr6()
+	}
+	// The scheduler's order: the server added last goes first.
+	var got []string
+	for i := range 4 {
+		body, err := l.HTTPGet("client", vipURL(l, v6, "/"), 3*time.Second)
+		if err != nil {
+			t.Fatalf("%s request %d through the VIP: %v", fam, i, err)
+		}
+		got = append(got, strings.TrimSpace(body))
+	}
+	if g := strings.Join(got, " "); g != "rs2 rs1 rs2 rs1" {
+		t.Errorf("%s rr through the VIP answered %q, want %q", fam, g, "rs2 rs1 rs2 rs1")
+	}
+
+	// The real server sees the client's own address, not the director's.
+	body, err := l.HTTPGet("client", vipURL(l, v6, "/whoami"), 3*time.Second)
+	if err != nil {
+		t.Fatalf("%s /whoami: %v", fam, err)
+	}
+	f := strings.Fields(body)
+	var ap netip.AddrPort
+	perr := fmt.Errorf("%d fields", len(f))
+	if len(f) == 2 {
+		ap, perr = netip.ParseAddrPort(f[1])
+	}
+	if perr != nil || ap.Addr().Unmap() != clientAddr {
+		t.Errorf("%s /whoami through the VIP: %q, want the client's own address %v (director: %v)", fam, body, clientAddr, dir1.Addr())
+	}
+
+	// 1 MB arrives intact.
+	const n = 1 << 20
+	data, err := l.HTTPFetch("client", vipURL(l, v6, "/bytes?n="+strconv.Itoa(n)), 10*time.Second, n)
+	want := make([]byte, n)
+	PatternBytes(want, 0)
+	if err != nil || len(data) != n || sha256.Sum256(data) != sha256.Sum256(want) {
+		t.Errorf("%s 1 MB through the VIP: %d bytes (want %d), intact %v, err %v", fam, len(data), n, sha256.Sum256(data) == sha256.Sum256(want), err)
+	}
+
+	// UDP: the echo names the real server and comes from the VIP.
+	for i := range 2 {
+		got, err := l.UDPAsk("client", netip.AddrPortFrom(vip, l.spec.UDPPort), "hello", 2*time.Second)
+		if err != nil || !strings.HasSuffix(got, ": hello") {
+			t.Errorf("%s UDP %d through the VIP: %q, %v", fam, i, got, err)
+		}
 	}
 }
 
