@@ -1,0 +1,172 @@
+// Package kaddr adds and removes the kernel's interface addresses that VRRP
+// manages (keepalived's virtual_ipaddress and virtual_ipaddress_excluded), over
+// rtnetlink on Linux, behind the Handle interface so that the daemon can be tested
+// with Fake.
+package kaddr
+
+import (
+	"errors"
+	"fmt"
+	"net/netip"
+	"strconv"
+	"strings"
+	"sync"
+)
+
+// Scope is an address's rtnetlink scope (ip-address(8) "scope").
+type Scope uint8
+
+// The scopes with names (rtnetlink's RT_SCOPE_*).
+const (
+	ScopeGlobal  Scope = 0
+	ScopeSite    Scope = 200
+	ScopeLink    Scope = 253
+	ScopeHost    Scope = 254
+	ScopeNowhere Scope = 255
+)
+
+// ParseScope reads a scope as ip-address(8) writes it: global, site, link, host,
+// nowhere, or a number 0–255.
+func ParseScope(s string) (Scope, error) {
+	switch s {
+	case "global":
+		return ScopeGlobal, nil
+	case "site":
+		return ScopeSite, nil
+	case "link":
+		return ScopeLink, nil
+	case "host":
+		return ScopeHost, nil
+	case "nowhere":
+		return ScopeNowhere, nil
+	}
+	n, err := strconv.ParseUint(s, 10, 8)
+	if err != nil {
+		return 0, fmt.Errorf("scope %q: want global, site, link, host, nowhere or 0-255", s)
+	}
+	return Scope(n), nil
+}
+
+// String returns the scope's name, or its number.
+func (s Scope) String() string {
+	switch s {
+	case ScopeGlobal:
+		return "global"
+	case ScopeSite:
+		return "site"
+	case ScopeLink:
+		return "link"
+	case ScopeHost:
+		return "host"
+	case ScopeNowhere:
+		return "nowhere"
+	}
+	return strconv.Itoa(int(s))
+}
+
+// Addr is one interface address.
+type Addr struct {
+	// Prefix is the address with its prefix length (keepalived's default: /32,
+	// /128).
+	Prefix netip.Prefix
+	// Index is the interface's index.
+	Index int
+	// Label is the IPv4 address label ("eth0:1"); "" is the interface's name.
+	Label string
+	Scope Scope
+	// Broadcast is the IPv4 broadcast address; invalid: none.
+	Broadcast netip.Addr
+}
+
+// String formats a as ip-address(8) would take it: "198.18.0.100/24 dev#3 label
+// eth0:1".
+func (a Addr) String() string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "%v if#%d", a.Prefix, a.Index)
+	if a.Broadcast.IsValid() {
+		fmt.Fprintf(&b, " brd %v", a.Broadcast)
+	}
+	if a.Scope != ScopeGlobal {
+		fmt.Fprintf(&b, " scope %v", a.Scope)
+	}
+	if a.Label != "" {
+		fmt.Fprintf(&b, " label %s", a.Label)
+	}
+	return b.String()
+}
+
+// Handle changes and lists the kernel's addresses. Implementations are safe for
+// concurrent use.
+type Handle interface {
+	// Add adds a. It returns an error wrapping ErrExists when the interface
+	// already has that address with that prefix length. (The kernel takes one IPv4
+	// address twice with two prefix lengths: who must not take an address another
+	// holds checks List first.)
+	Add(a Addr) error
+	// Delete removes a (matched by address, prefix length and interface). It
+	// returns an error wrapping ErrNotFound when it is not there.
+	Delete(a Addr) error
+	// List returns the addresses of every interface.
+	List() ([]Addr, error)
+	Close() error
+}
+
+var (
+	// ErrExists: the address is already on the interface.
+	ErrExists = errors.New("address already present")
+	// ErrNotFound: the address is not on the interface.
+	ErrNotFound = errors.New("address not present")
+)
+
+// Fake is an in-memory Handle with the kernel's rules for Add and Delete. The zero
+// value is an empty host. Fail, when set, is returned by every call.
+type Fake struct {
+	mu    sync.Mutex
+	addrs []Addr
+	Fail  error
+}
+
+// Add implements Handle.
+func (f *Fake) Add(a Addr) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.Fail != nil {
+		return f.Fail
+	}
+	for _, x := range f.addrs {
+		if x.Index == a.Index && x.Prefix == a.Prefix {
+			return fmt.Errorf("add %v: %w", a, ErrExists)
+		}
+	}
+	f.addrs = append(f.addrs, a)
+	return nil
+}
+
+// Delete implements Handle.
+func (f *Fake) Delete(a Addr) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.Fail != nil {
+		return f.Fail
+	}
+	for i, x := range f.addrs {
+		if x.Index == a.Index && x.Prefix == a.Prefix {
+			f.addrs = append(f.addrs[:i], f.addrs[i+1:]...)
+			return nil
+		}
+	}
+	return fmt.Errorf("delete %v: %w", a, ErrNotFound)
+}
+
+// List implements Handle.
+func (f *Fake) List() ([]Addr, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.Fail != nil {
+		return nil, f.Fail
+	}
+	return append([]Addr(nil), f.addrs...), nil
+}
+
+// Close implements Handle.
+func (f *Fake) Close() error { return nil }

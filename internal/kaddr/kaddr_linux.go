@@ -1,0 +1,128 @@
+package kaddr
+
+import (
+	"errors"
+	"fmt"
+	"net"
+	"net/netip"
+	"sync"
+
+	"github.com/jsimonetti/rtnetlink/v2"
+	"golang.org/x/sys/unix"
+)
+
+// netlinkHandle is the rtnetlink Handle. One request runs at a time on its socket.
+type netlinkHandle struct {
+	mu sync.Mutex
+	c  *rtnetlink.Conn
+}
+
+// Open returns the Handle of the network namespace the process runs in.
+func Open() (Handle, error) {
+	c, err := rtnetlink.Dial(nil)
+	if err != nil {
+		return nil, fmt.Errorf("kaddr: rtnetlink: %w", err)
+	}
+	return &netlinkHandle{c: c}, nil
+}
+
+func message(a Addr) *rtnetlink.AddressMessage {
+	ip := a.Prefix.Addr()
+	fam := uint8(unix.AF_INET)
+	var flags uint32
+	if ip.Is6() {
+		fam = unix.AF_INET6
+		// As keepalived: a VIP is usable at once, without duplicate address
+		// detection (which would hold it "tentative" for a second or more).
+		flags = unix.IFA_F_NODAD
+	}
+	attrs := &rtnetlink.AddressAttributes{Address: net.IP(ip.AsSlice()), Label: a.Label, Flags: flags}
+	if ip.Is4() {
+		attrs.Local = attrs.Address
+	}
+	if a.Broadcast.IsValid() {
+		attrs.Broadcast = net.IP(a.Broadcast.AsSlice())
+	}
+	return &rtnetlink.AddressMessage{Family: fam, PrefixLength: uint8(a.Prefix.Bits()), Scope: uint8(a.Scope),
+		Index: uint32(a.Index), Attributes: attrs}
+}
+
+// Add implements Handle.
+func (h *netlinkHandle) Add(a Addr) error {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if err := h.c.Address.New(message(a)); err != nil {
+		if errors.Is(err, unix.EEXIST) {
+			return fmt.Errorf("add %v: %w", a, ErrExists)
+		}
+		return fmt.Errorf("add %v: %w", a, err)
+	}
+	return nil
+}
+
+// Delete implements Handle.
+func (h *netlinkHandle) Delete(a Addr) error {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if err := h.c.Address.Delete(message(a)); err != nil {
+		if errors.Is(err, unix.EADDRNOTAVAIL) || errors.Is(err, unix.ENOENT) || errors.Is(err, unix.ESRCH) {
+			return fmt.Errorf("delete %v: %w", a, ErrNotFound)
+		}
+		return fmt.Errorf("delete %v: %w", a, err)
+	}
+	return nil
+}
+
+// List implements Handle.
+func (h *netlinkHandle) List() ([]Addr, error) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	msgs, err := h.c.Address.List()
+	if err != nil {
+		return nil, fmt.Errorf("kaddr: list addresses: %w", err)
+	}
+	names := map[int]string{}
+	out := make([]Addr, 0, len(msgs))
+	for _, m := range msgs {
+		if m.Attributes == nil {
+			continue
+		}
+		ipb := m.Attributes.Local
+		if ipb == nil {
+			ipb = m.Attributes.Address
+		}
+		ip, ok := netip.AddrFromSlice(ipb)
+		if !ok {
+			continue
+		}
+		if m.Family == unix.AF_INET {
+			ip = ip.Unmap()
+		}
+		a := Addr{Prefix: netip.PrefixFrom(ip, int(m.PrefixLength)), Index: int(m.Index), Label: m.Attributes.Label, Scope: Scope(m.Scope)}
+		if a.Label == h.linkName(names, a.Index) {
+			a.Label = "" // the kernel's default label is the interface's name
+		}
+		if b, ok := netip.AddrFromSlice(m.Attributes.Broadcast); ok {
+			a.Broadcast = b.Unmap()
+		}
+		out = append(out, a)
+	}
+	return out, nil
+}
+
+// Close implements Handle.
+func (h *netlinkHandle) Close() error { return h.c.Close() }
+
+// linkName returns the name of interface index as the socket's namespace knows it,
+// remembering it in names. Precondition: h.mu is held.
+func (h *netlinkHandle) linkName(names map[int]string, index int) string {
+	if n, ok := names[index]; ok {
+		return n
+	}
+	var n string
+	if l, err := h.c.Link.Get(uint32(index)); err == nil && l.Attributes != nil {
+		n = l.Attributes.Name
+	}
+	names[index] = n
+	return n
+}
