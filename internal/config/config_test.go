@@ -166,6 +166,7 @@ func TestDefaults(t *testing.T) {
 		Line: 7, Name: "VI_1", State: VRRPBackup, VirtualRouterID: 51, Priority: 100,
 		AdvertInt: time.Second, Version: 2,
 		VirtualIPAddress: []netip.Addr{netip.MustParseAddr("198.18.0.100")},
+		VIPs:             []VirtualAddress{{Prefix: netip.MustParsePrefix("198.18.0.100/32")}},
 		GARPMasterDelay:  5 * time.Second, GARPMasterRepeat: 5, GARPMasterRefreshRepeat: 1,
 	}
 	if !reflect.DeepEqual(c.VRRP[0], wantVRRP) {

@@ -1,6 +1,7 @@
 package config
 
 import (
+	"errors"
 	"fmt"
 	"math"
 	"net/netip"
@@ -8,6 +9,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/gvs-lb/gvs/internal/kaddr"
 )
 
 // vrrp reads one [[vrrp]] table with keepalived's defaults and rules (docs/vrrp.md §2);
@@ -44,8 +47,18 @@ func (r *reader) vrrp(t *table, d *Director) VRRP {
 	}
 	advertOK := !t.present("advert_int") || t.positiveDuration("advert_int", &v.AdvertInt)
 
-	vips := r.addrList(t, "virtual_ipaddress", true)
+	v.VIPs = r.vipList(t, "virtual_ipaddress", true, v.Interface)
+	vips := make([]netip.Addr, len(v.VIPs))
+	for i, a := range v.VIPs {
+		vips[i] = a.Addr()
+	}
 	v.VirtualIPAddress = vips
+	v.ExcludedVIPs = r.vipList(t, "virtual_ipaddress_excluded", false, v.Interface)
+	for i, a := range v.ExcludedVIPs {
+		if slices.Contains(vips, a.Addr()) {
+			r.add(joinIndex(t.key("virtual_ipaddress_excluded"), i), fmt.Errorf("%w address %s (also in virtual_ipaddress)", ErrDuplicate, a.Addr()))
+		}
+	}
 	fam := Family(0)
 	if len(vips) > 0 {
 		fam = familyOf(vips[0])
@@ -170,8 +183,178 @@ func (r *reader) vrrp(t *table, d *Director) VRRP {
 			}
 		}
 	}
+	r.vrrpTracks(t, &v) // V2: track_script, track_file, track_process (vrrpscript.go)
 	t.done()
 	return v
+}
+
+// VirtualAddress is one virtual_ipaddress (or virtual_ipaddress_excluded) entry,
+// written as keepalived writes it: "ADDR[/LEN] [dev IF] [brd B] [scope S] [label L]
+// [no_track]" (docs/vrrp.md "Kernel addresses"). An address no [[service]] uses is
+// added to the kernel while the instance is MASTER; a service's VIP is served by gvs
+// itself and the options do not apply to it.
+type VirtualAddress struct {
+	// Prefix is the address with its prefix length: /32 or /128 when not given,
+	// as keepalived.
+	Prefix netip.Prefix
+	// Dev is the interface the address goes on; "" is the instance's.
+	Dev string
+	// Broadcast is the IPv4 broadcast address (brd); invalid: none.
+	Broadcast netip.Addr
+	// Scope is the address scope: "" (global), site, link, host, nowhere or a number.
+	Scope string
+	// Label is the IPv4 address label ("eth0:1"), starting with the interface's name
+	// and a colon.
+	Label string
+	// NoTrack (no_track): keepalived does not take the instance to FAULT when the
+	// interface of this address goes down. gvs never does, so it is accepted as a
+	// no-op.
+	NoTrack bool
+}
+
+// Addr returns the address without its prefix length.
+func (a VirtualAddress) Addr() netip.Addr { return a.Prefix.Addr() }
+
+// String writes a back in keepalived's form.
+func (a VirtualAddress) String() string {
+	var b strings.Builder
+	b.WriteString(a.Prefix.String())
+	if a.Dev != "" {
+		b.WriteString(" dev " + a.Dev)
+	}
+	if a.Broadcast.IsValid() {
+		b.WriteString(" brd " + a.Broadcast.String())
+	}
+	if a.Scope != "" {
+		b.WriteString(" scope " + a.Scope)
+	}
+	if a.Label != "" {
+		b.WriteString(" label " + a.Label)
+	}
+	if a.NoTrack {
+		b.WriteString(" no_track")
+	}
+	return b.String()
+}
+
+// ParseVirtualAddress reads one virtual_ipaddress entry; ifname is the instance's
+// interface (where a label must start when there is no dev).
+func ParseVirtualAddress(s, ifname string) (VirtualAddress, error) {
+	var a VirtualAddress
+	f := strings.Fields(s)
+	if len(f) == 0 {
+		return a, errors.New("empty entry: want \"ADDR[/LEN] [dev IF] [brd B] [scope S] [label L] [no_track]\"")
+	}
+	addr, bits, hasLen := strings.Cut(f[0], "/")
+	ip, err := parseAddr(addr)
+	if err == nil {
+		err = unicast(ip)
+	}
+	if err != nil {
+		return a, err
+	}
+	n := ip.BitLen()
+	if hasLen {
+		if n, err = strconv.Atoi(bits); err != nil || n < 0 || n > ip.BitLen() {
+			return a, fmt.Errorf("prefix length %q of %s: want 0-%d", bits, ip, ip.BitLen())
+		}
+	}
+	a.Prefix = netip.PrefixFrom(ip, n)
+	seen := map[string]bool{}
+	for i := 1; i < len(f); i++ {
+		k := f[i]
+		if seen[k] {
+			return a, fmt.Errorf("%q: %s given twice", s, k)
+		}
+		seen[k] = true
+		if k == "no_track" {
+			a.NoTrack = true
+			continue
+		}
+		switch k {
+		case "dev", "brd", "broadcast", "scope", "label":
+		case "peer", "home", "-nodad", "noprefixroute", "autojoin", "preferred_lft", "track_group":
+			return a, fmt.Errorf("%q: %s is a keepalived option gvs does not support (supported: dev, brd, scope, label, no_track)", s, k)
+		default:
+			return a, fmt.Errorf("%q: unknown option %q (supported: dev, brd, scope, label, no_track)", s, k)
+		}
+		if i+1 >= len(f) {
+			return a, fmt.Errorf("%q: %s needs a value", s, k)
+		}
+		i++
+		val := f[i]
+		switch k {
+		case "dev":
+			if len(val) > 15 || strings.ContainsAny(val, "/:") {
+				return a, fmt.Errorf("%q: dev %q is not an interface name", s, val)
+			}
+			a.Dev = val
+		case "brd", "broadcast":
+			b, err := parseAddr(val)
+			if err != nil || !b.Is4() || !ip.Is4() {
+				return a, fmt.Errorf("%q: brd wants an IPv4 address, for an IPv4 VIP", s)
+			}
+			a.Broadcast = b
+		case "scope":
+			if _, err := kaddr.ParseScope(val); err != nil {
+				return a, fmt.Errorf("%q: %w", s, err)
+			}
+			if val != "global" && val != "0" {
+				a.Scope = val
+			}
+		case "label":
+			a.Label = val
+		}
+	}
+	if a.Label != "" {
+		dev := a.Dev
+		if dev == "" {
+			dev = ifname
+		}
+		switch {
+		case ip.Is6():
+			return a, fmt.Errorf("%q: IPv6 addresses have no labels", s)
+		case len(a.Label) > 15:
+			return a, fmt.Errorf("%q: label %q is longer than 15 bytes", s, a.Label)
+		case dev != "" && !strings.HasPrefix(a.Label, dev+":"):
+			return a, fmt.Errorf("%q: label %q must start with the interface's name and a colon (%s:1)", s, a.Label, dev)
+		}
+	}
+	return a, nil
+}
+
+// vipList reads an array of virtual_ipaddress entries of one family, without
+// duplicate addresses.
+func (r *reader) vipList(t *table, k string, required bool, ifname string) []VirtualAddress {
+	if !t.present(k) {
+		if required {
+			r.add(t.path, fmt.Errorf("%w %s", ErrMissing, k))
+		}
+		return nil
+	}
+	var strs []string
+	if !t.strings(k, &strs) {
+		return nil
+	}
+	if required && len(strs) == 0 {
+		t.errorf(k, "must list at least one address")
+	}
+	var out []VirtualAddress
+	for i, s := range strs {
+		path := joinIndex(t.key(k), i)
+		a, err := ParseVirtualAddress(s, ifname)
+		switch {
+		case err != nil:
+			r.add(path, err)
+		case len(out) > 0 && familyOf(a.Addr()) != familyOf(out[0].Addr()):
+			r.errorf(path, "%s is %s but %s is %s: one family per instance", a.Addr(), familyOf(a.Addr()), out[0].Addr(), familyOf(out[0].Addr()))
+		case slices.ContainsFunc(out, func(x VirtualAddress) bool { return x.Addr() == a.Addr() }):
+			r.add(path, fmt.Errorf("%w address %s", ErrDuplicate, a.Addr()))
+		default:
+			out = append(out, a)
+		}
+	}
+	return out
 }
 
 // addrList reads an array of unicast addresses of one family, without duplicates.
