@@ -5,6 +5,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -18,14 +19,19 @@ import (
 // XDP program left stacked; the AF_PACKET fallback taken where AF_XDP cannot load).
 // TestLiveIssue4 runs the same checks on io = "auto", which is AF_PACKET on veth.
 
-// withIO returns a copy of director's lab config with io set, written beside it.
+// metricsAddr is where TestLiveBackends's directors serve metrics: on the loopback of
+// their own namespace, so no other lab or host process can collide with it.
+const metricsAddr = "127.0.0.1:9917"
+
+// withIO returns a copy of director's lab config with io set and metrics served on
+// metricsAddr, written beside it.
 func withIO(t *testing.T, l *Lab, io string) string {
 	t.Helper()
 	b, err := os.ReadFile(l.ConfigPath("dir1"))
 	if err != nil {
 		t.Fatal(err)
 	}
-	cfg := strings.Replace(string(b), "[director]\n", "[director]\nio = \""+io+"\"\n", 1)
+	cfg := strings.Replace(string(b), "[director]\n", "[director]\nio = \""+io+"\"\nmetrics_listen = \""+metricsAddr+"\"\n", 1)
 	if cfg == string(b) {
 		t.Fatalf("no [director] table in the lab's config:\n%s", b)
 	}
@@ -69,6 +75,26 @@ func xdpPrograms(t *testing.T, l *Lab, host string) []string {
 	return progs
 }
 
+// scrape returns the value of the metric line that starts with series (name and
+// labels, as the exposition format prints them) on host's director, or -1.
+func scrape(t *testing.T, l *Lab, host, series string) float64 {
+	t.Helper()
+	body, err := l.HTTPFetch(host, "http://"+metricsAddr+"/metrics", 3*time.Second, 16<<20)
+	if err != nil {
+		t.Fatalf("scraping %s's metrics: %v", host, err)
+	}
+	for line := range strings.Lines(string(body)) {
+		if rest, ok := strings.CutPrefix(line, series+" "); ok {
+			v, err := strconv.ParseFloat(strings.TrimSpace(rest), 64)
+			if err != nil {
+				t.Fatalf("%s: %v", line, err)
+			}
+			return v
+		}
+	}
+	return -1
+}
+
 // killGVS ends the director with SIGKILL, by its PID, and waits until it is reaped.
 func killGVS(t *testing.T, l *Lab, p Proc) {
 	t.Helper()
@@ -95,6 +121,11 @@ func TestLiveBackends(t *testing.T) {
 				spec := e2eSpec(t, m)
 				spec.IPv6 = true
 				l := upIssue4(t, spec)
+				// metrics on the director's own loopback, which the lab leaves down.
+				ns, _ := l.ns("dir1")
+				if out, err := exec.Command("ip", "-n", ns, "link", "set", "lo", "up").CombinedOutput(); err != nil {
+					t.Fatalf("lo up in %s: %v: %s", ns, err, out)
+				}
 				p := runGVS(t, l, withIO(t, l, io))
 				want := map[string]string{"afpacket": "data path: AF_PACKET", "afxdp": "data path: AF_XDP"}[io]
 				if line := dataPathLine(t, p); !strings.Contains(line, want) {
@@ -110,6 +141,22 @@ func TestLiveBackends(t *testing.T) {
 				}
 				for _, v6 := range []bool{false, true} {
 					checkServes(t, l, v6)
+				}
+				// Where the frames went is in the metrics: the ring's or the XDP
+				// program's counters.
+				if io == "afxdp" {
+					for _, r := range []string{"vip4", "vip6"} {
+						if v := scrape(t, l, "dir1", `gvs_xdp_frames_total{link="eth0",reason="`+r+`"}`); v <= 0 {
+							t.Errorf("gvs_xdp_frames_total{reason=%q} = %v after traffic to that VIP", r, v)
+						}
+					}
+					if m == NAT {
+						if v := scrape(t, l, "dir1", `gvs_xdp_frames_total{link="eth0",reason="nat4"}`); v <= 0 {
+							t.Errorf("gvs_xdp_frames_total{reason=\"nat4\"} = %v after NAT replies", v)
+						}
+					}
+				} else if v := scrape(t, l, "dir1", `gvs_link_frames_total{direction="rx",link="eth0",worker="0"}`); v <= 0 {
+					t.Errorf("gvs_link_frames_total rx = %v after traffic", v)
 				}
 				if io != "afxdp" || m != DR {
 					stopGVS(t, l, p)
