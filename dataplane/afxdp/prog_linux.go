@@ -95,7 +95,12 @@ type progMaps struct {
 	addr4    *ebpf.Map // hash: IPv4 address → flags
 	addr6    *ebpf.Map // hash: IPv6 address → flags
 	counters *ebpf.Map // per-CPU array of uint64, by Reason
+	maxAddrs int       // VIPs and NAT real servers each address map takes
 }
+
+// maxLocalAddrs is the room each address map keeps beyond its maxAddrs for the host's
+// own addresses (Filter.Local), so that they never take a VIP's place.
+const maxLocalAddrs = 256
 
 func (m *progMaps) close() {
 	for _, x := range []*ebpf.Map{m.xsks, m.addr4, m.addr6, m.counters} {
@@ -105,17 +110,18 @@ func (m *progMaps) close() {
 	}
 }
 
-// newMaps creates the maps: queues entries in the XSKMAP, maxAddrs per address map.
+// newMaps creates the maps: queues entries in the XSKMAP, maxAddrs VIPs and NAT real
+// servers and maxLocalAddrs host addresses per address map.
 func newMaps(queues, maxAddrs int) (*progMaps, error) {
-	m := &progMaps{}
+	m := &progMaps{maxAddrs: maxAddrs}
 	var err error
 	specs := []struct {
 		dst  **ebpf.Map
 		spec ebpf.MapSpec
 	}{
 		{&m.xsks, ebpf.MapSpec{Name: "gvs_xsks", Type: ebpf.XSKMap, KeySize: 4, ValueSize: 4, MaxEntries: uint32(queues)}},
-		{&m.addr4, ebpf.MapSpec{Name: "gvs_addr4", Type: ebpf.Hash, KeySize: 4, ValueSize: 1, MaxEntries: uint32(maxAddrs)}},
-		{&m.addr6, ebpf.MapSpec{Name: "gvs_addr6", Type: ebpf.Hash, KeySize: 16, ValueSize: 1, MaxEntries: uint32(maxAddrs)}},
+		{&m.addr4, ebpf.MapSpec{Name: "gvs_addr4", Type: ebpf.Hash, KeySize: 4, ValueSize: 1, MaxEntries: uint32(maxAddrs + maxLocalAddrs)}},
+		{&m.addr6, ebpf.MapSpec{Name: "gvs_addr6", Type: ebpf.Hash, KeySize: 16, ValueSize: 1, MaxEntries: uint32(maxAddrs + maxLocalAddrs)}},
 		{&m.counters, ebpf.MapSpec{Name: "gvs_counters", Type: ebpf.PerCPUArray, KeySize: 4, ValueSize: 8, MaxEntries: uint32(numReasons)}},
 	}
 	for _, s := range specs {
@@ -330,9 +336,11 @@ func newProgram(m *progMaps, o progOptions) (*ebpf.Program, error) {
 }
 
 // setAddrs makes the address maps hold exactly vips (flag VIP), natRS (flag NAT
-// real server) and local, the host's own addresses (flag Local). Entries are added
-// before stale ones are removed, so a frame to an address in both the old and the new
-// set is never passed in between.
+// real server) and local, the host's own addresses (flag Local). Stale entries are
+// removed before new ones are added, so that any two sets that each fit the maps can
+// replace one another; an address in both the old and the new set stays in the map
+// throughout (its flags are updated in place), so its frames are never passed in
+// between.
 func (m *progMaps) setAddrs(vips, natRS, local []netip.Addr) error {
 	want4 := map[[4]byte]uint8{}
 	want6 := map[[16]byte]uint8{}
@@ -350,17 +358,37 @@ func (m *progMaps) setAddrs(vips, natRS, local []netip.Addr) error {
 	add(natRS, addrNATRS)
 	add(local, addrLocal)
 	// Both sizes are checked before either map changes.
-	if n, max := len(want4), m.addr4.MaxEntries(); uint32(n) > max {
-		return fmt.Errorf("%d IPv4 addresses, the map holds %d: %w", n, max, ErrTooManyAddrs)
+	if err := checkRoom("IPv4", want4, m.maxAddrs); err != nil {
+		return err
 	}
-	if n, max := len(want6), m.addr6.MaxEntries(); uint32(n) > max {
-		return fmt.Errorf("%d IPv6 addresses, the map holds %d: %w", n, max, ErrTooManyAddrs)
+	if err := checkRoom("IPv6", want6, m.maxAddrs); err != nil {
+		return err
 	}
 	if err := syncMap(m.addr4, want4); err != nil {
 		return fmt.Errorf("IPv4 addresses: %w", err)
 	}
 	if err := syncMap(m.addr6, want6); err != nil {
 		return fmt.Errorf("IPv6 addresses: %w", err)
+	}
+	return nil
+}
+
+// checkRoom refuses more than max VIPs and NAT real servers, or more than
+// maxLocalAddrs host addresses, in one family's map.
+func checkRoom[K comparable](family string, want map[K]uint8, max int) error {
+	svc, local := 0, 0
+	for _, f := range want {
+		if f&(addrVIP|addrNATRS) != 0 {
+			svc++
+		} else {
+			local++
+		}
+	}
+	if svc > max {
+		return fmt.Errorf("%d %s VIPs and NAT real servers, the map holds %d: %w", svc, family, max, ErrTooManyAddrs)
+	}
+	if local > maxLocalAddrs {
+		return fmt.Errorf("%d %s addresses of the host's own on the interface, the map keeps room for %d: %w", local, family, maxLocalAddrs, ErrTooManyAddrs)
 	}
 	return nil
 }
@@ -380,13 +408,13 @@ func syncMap[K comparable](m *ebpf.Map, want map[K]uint8) error {
 	if err := it.Err(); err != nil {
 		return err
 	}
-	for k, v := range want {
-		if err := m.Put(k, v); err != nil {
+	for _, k := range stale {
+		if err := m.Delete(k); err != nil && !errors.Is(err, ebpf.ErrKeyNotExist) {
 			return err
 		}
 	}
-	for _, k := range stale {
-		if err := m.Delete(k); err != nil && !errors.Is(err, ebpf.ErrKeyNotExist) {
+	for k, v := range want {
+		if err := m.Put(k, v); err != nil {
 			return err
 		}
 	}

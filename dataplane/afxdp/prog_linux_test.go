@@ -352,6 +352,18 @@ func TestManyAddrs(t *testing.T) {
 	if got := decide(t, p, m, ip4(cli4, last4, header.IPProtoUDP, 8, false)); got != int(ReasonVIP4) {
 		t.Errorf("a refused update changed the map")
 	}
+	// A whole new set as large as the map replaces the old one, and the host's own
+	// addresses have room of their own: a full map still takes them.
+	var local []netip.Addr
+	for i := range maxLocalAddrs {
+		local = append(local, netip.AddrFrom4([4]byte{198, 18, 255, byte(i)}))
+	}
+	if err := m.setAddrs(more[:50000], nil, local); err != nil {
+		t.Fatalf("50000 VIPs and %d host addresses in a map of 50000: %v", len(local), err)
+	}
+	if err := m.setAddrs(nil, nil, append(local, self4)); !errors.Is(err, ErrTooManyAddrs) {
+		t.Fatalf("%d host addresses: %v, want ErrTooManyAddrs", len(local)+1, err)
+	}
 	if err := m.setAddrs([]netip.Addr{vip4}, nil, nil); err != nil {
 		t.Fatal(err)
 	}
