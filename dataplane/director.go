@@ -34,6 +34,10 @@ type Options struct {
 	ScheduleICMP            bool
 	Timeouts                conntrack.Timeouts
 
+	// Defense keeps the Director to what Linux would forward and limits what a flood
+	// can make it send or create (defense.go).
+	Defense Defense
+
 	// Rand is the random source of the twos scheduler (uniform in [0,n)); nil = seeded
 	// deterministically, so replays are reproducible.
 	Rand func(n uint32) uint32
@@ -50,6 +54,7 @@ func DefaultOptions() Options {
 		ConnReuseMode: 1,
 		PMTUDisc:      true,
 		Timeouts:      conntrack.DefaultTimeouts(),
+		Defense:       DefaultDefense(),
 	}
 }
 
@@ -103,10 +108,11 @@ type settings struct {
 	pmtuDisc           bool
 	sloppyTCP          bool
 	scheduleICMP       bool
+	def                defenseSettings
 }
 
 func settingsOf(o *Options) settings {
-	st := settings{mtu: o.MTU, pmtuDisc: o.PMTUDisc, sloppyTCP: o.SloppyTCP, scheduleICMP: o.ScheduleICMP}
+	st := settings{mtu: o.MTU, pmtuDisc: o.PMTUDisc, sloppyTCP: o.SloppyTCP, scheduleICMP: o.ScheduleICMP, def: defenseSettingsOf(&o.Defense)}
 	if st.hasMAC = len(o.MAC) == 6; st.hasMAC {
 		st.mac = [6]byte(o.MAC)
 	}
@@ -175,6 +181,13 @@ type Director struct {
 	// configured VIP (no VRRP). See SetOwned.
 	owned atomic.Pointer[addrSet]
 
+	// Rate limit state shared by the workers (defense.go): ICMP errors per
+	// destination and in total, and new connections per client prefix (nil until a
+	// limit is set).
+	icmpPeers  *rateTable
+	icmpGlobal atomic.Int64
+	sources    atomic.Pointer[rateTable]
+
 	wmu     sync.Mutex // guards workers
 	workers []*Worker  // every worker made by NewWorker, for Totals
 }
@@ -190,7 +203,8 @@ func New(opts Options) (*Director, error) {
 	if err := checkOptions(&opts); err != nil {
 		return nil, err
 	}
-	d := &Director{opts: opts, log: opts.Logger, svcs: map[svcKey]*service{}, trash: map[trashKey]uint32{}}
+	d := &Director{opts: opts, log: opts.Logger, svcs: map[svcKey]*service{}, trash: map[trashKey]uint32{}, icmpPeers: newRateTable(icmpPeerBits)}
+	d.setLimits(&Defense{}, &opts.Defense)
 	if d.log == nil {
 		d.log = slog.New(slog.DiscardHandler)
 	}
@@ -218,7 +232,7 @@ func checkOptions(o *Options) error {
 	if o.MTU < 68 {
 		return fmt.Errorf("%w: mtu %d is below the IPv4 minimum of 68", ErrConfig, o.MTU)
 	}
-	return nil
+	return checkDefense(&o.Defense)
 }
 
 // Options returns the options in force.
@@ -261,6 +275,7 @@ func (d *Director) SetOptions(o Options) error {
 	if o.Rand == nil {
 		o.Rand = d.opts.Rand
 	}
+	d.setLimits(&d.opts.Defense, &o.Defense)
 	d.opts = o
 	d.publishLocked()
 	return nil

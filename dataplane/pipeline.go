@@ -22,6 +22,9 @@ func (w *Worker) processFrame(s *snapshot, f *Frame, now int64, out []Frame) []F
 		w.C.Malformed[dr]++
 		return w.drop(ReasonMalformed, out)
 	}
+	if r := w.admit(&s.set, b); r != 0 {
+		return w.drop(r, out)
+	}
 	owned := w.d.owned.Load()
 	if p.IPVersion == 0 {
 		if p.EtherType == header.EtherTypeARP && p.ARPOp == header.ARPRequest && s.vips.contains(&p.Dst, false) {
@@ -127,6 +130,9 @@ func (w *Worker) schedule(s *snapshot, f *Frame, flags uint8, icmp bool, now int
 	svc := s.service(k)
 	if svc == nil {
 		return w.drop(ReasonNoService, out)
+	}
+	if b := s.set.def.source; b.interval != 0 && !icmp && !w.sourceAllowed(b, now) {
+		return w.drop(ReasonSourceLimit, out)
 	}
 	pk := &w.pk
 	if icmp {

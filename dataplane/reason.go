@@ -29,6 +29,11 @@ const (
 	ReasonFTPData              // FTP data-port fallback without a destination: accepted
 	ReasonNeighbor             // an ARP request / neighbour solicitation for a VIP: answered
 	ReasonNotOwned             // to a VIP this director does not own now (VRRP backup)
+	ReasonOtherHost            // unicast to another MAC than the director's (Linux: PACKET_OTHERHOST)
+	ReasonGroupMAC             // broadcast/multicast MAC, and not ARP, NDP or VRRP (IPVS: not PACKET_HOST)
+	ReasonVLAN                 // 802.1Q tag of a VLAN the config does not name, or stacked / 802.1ad tags
+	ReasonSourceRoute          // IPv4 with an LSRR or SSRR option (accept_source_route is off)
+	ReasonSourceLimit          // a new connection over its client /24 or /64's rate (source_conn_rate)
 	NumReasons
 )
 
@@ -54,6 +59,11 @@ var reasonNames = [NumReasons]string{
 	ReasonFTPData:       "ftp_data",
 	ReasonNeighbor:      "neighbor_answered",
 	ReasonNotOwned:      "not_owned",
+	ReasonOtherHost:     "other_host",
+	ReasonGroupMAC:      "group_mac",
+	ReasonVLAN:          "vlan",
+	ReasonSourceRoute:   "source_route",
+	ReasonSourceLimit:   "source_limit",
 }
 
 func (r Reason) String() string {

@@ -17,7 +17,7 @@ import (
 // server, and the client's next packet follows it.
 func TestScheduleICMP(t *testing.T) {
 	quote := frametest.L3(t, frametest.TCP4(t, frametest.Opts{Flags: header.TCPFlagACK}, dtVIP.String(), dtClient.String(), 80, 40000))
-	icmp := frametest.ICMP4Error(t, frametest.Opts{}, "198.51.100.1", dtVIP.String(), 3, 4, quote, 28)
+	icmp := frametest.ICMP4Error(t, frametest.Opts{DstMAC: [6]byte(dtDirMAC)}, "198.51.100.1", dtVIP.String(), 3, 4, quote, 28)
 
 	off := newHarness(t, testOptions(), rrService(ipvs.DR, 80))
 	if got := off.run(icmp, sec); len(got) != 0 || off.w.C.Reasons[ReasonICMPUnrelated] != 1 {

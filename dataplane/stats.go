@@ -61,6 +61,7 @@ func (d *Director) Totals() Totals {
 		c.Forwarded += p.c.Forwarded
 		c.Generated += p.c.Generated
 		c.ICMPSuppressed += p.c.ICMPSuppressed
+		c.ICMPRateLimited += p.c.ICMPRateLimited
 		for i := range c.Reasons {
 			c.Reasons[i] += p.c.Reasons[i]
 		}

@@ -35,8 +35,11 @@ type Counters struct {
 	// forbids them (the offending packet was multicast, an ICMP error…), or more than
 	// one per input frame was due in a batch.
 	ICMPSuppressed uint64
-	Reasons        [NumReasons]uint64
-	Malformed      [header.NumDrops]uint64
+	// ICMPRateLimited counts ICMP errors that were due but over a rate limit
+	// (icmp_ratelimit, icmp_msgs_per_sec: docs/defense.md §2).
+	ICMPRateLimited uint64
+	Reasons         [NumReasons]uint64
+	Malformed       [header.NumDrops]uint64
 }
 
 // A Worker runs the pipeline for one goroutine: it owns its scratch space, its
@@ -57,6 +60,7 @@ type Worker struct {
 	nicmp    int
 	ipid     uint16
 	s        *snapshot // the generation of the current batch (or newer: see destInfo)
+	now      int64     // the current batch's time
 	batchGen uint64    // the generation the last batch started on
 	pub      published
 	flows    *flowCache // this worker's established flows (see flowCache)
@@ -153,6 +157,7 @@ func (w *Worker) Process(in []Frame, now int64, out []Frame) []Frame {
 	}
 	w.batchGen = s.gen
 	w.nicmp = 0
+	w.now = now
 	if w.tableRefs*prefetchShare >= len(in) && len(in) > 1 {
 		w.prefetch(in)
 	}

@@ -43,6 +43,10 @@ func (w *Worker) sendICMP(f *Frame, kind header.ICMPErrorKind, mtu int, src *[16
 		w.C.ICMPSuppressed++
 		return out
 	}
+	if !w.icmpAllowed(kind) {
+		w.C.ICMPRateLimited++
+		return out
+	}
 	b := f.Bytes()
 	buf := w.icmp[w.nicmp]
 	r := header.ICMPReply{Kind: kind, MTU: uint32(mtu), EthSrc: w.srcMAC(b), EthDst: header.Ethernet(b).SourceAddress(), ID: w.nextID()}

@@ -41,6 +41,7 @@ const (
 	EtherTypeIPv4 = 0x0800
 	EtherTypeARP  = 0x0806
 	EtherTypeVLAN = 0x8100 // IEEE 802.1Q customer tag
+	EtherTypeQinQ = 0x88a8 // IEEE 802.1ad service tag (the outer tag of stacked VLANs)
 	EtherTypeIPv6 = 0x86dd
 )
 

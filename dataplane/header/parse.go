@@ -38,6 +38,7 @@ const (
 	DropICMPShort                   // less than 8 bytes of ICMP header
 	DropICMPBadChecksum             // ICMP checksum does not verify (icmp_rcv, ip_vs_in_icmp)
 	DropICMPBadEmbedded             // ICMP error quoting no valid IP header (icmp_unreach)
+	DropIPv4BadOptions              // an option's length below 2 or past the header (ip_options_compile)
 
 	// NumDrops is the number of Drop values, DropNone included.
 	NumDrops
@@ -67,6 +68,7 @@ var dropNames = [NumDrops]string{
 	DropICMPShort:       "icmp_short",
 	DropICMPBadChecksum: "icmp_bad_checksum",
 	DropICMPBadEmbedded: "icmp_bad_embedded",
+	DropIPv4BadOptions:  "ipv4_bad_options",
 }
 
 // String returns the reason's stable snake_case name, or "drop_<n>" for a value
@@ -121,6 +123,10 @@ type Parsed struct {
 	TOS       uint8 // IPv4 TOS or IPv6 traffic class: DS field and ECN (RFC 2474, 3168)
 	DF        bool  // IPv4 Don't Fragment (always false for IPv6)
 
+	// SourceRoute is set for an IPv4 packet carrying a Loose or Strict Source and
+	// Record Route option (scanIPv4Options), which Linux drops by default.
+	SourceRoute bool
+
 	// IsFragment is set for a fragment of a larger packet: IPv4 MF or a non-zero
 	// offset; an IPv6 Fragment header with M or a non-zero offset (an atomic fragment,
 	// RFC 6946, is not a fragment). NonFirstFragment is set when the offset is
@@ -161,8 +167,8 @@ type Parsed struct {
 // the frame must be dropped. It never panics and allocates nothing.
 //
 // Decode checks what Linux checks before IPVS sees a packet: Ethernet and 802.1Q
-// lengths, the IPv4 header (version, IHL, header checksum, total length: ip_rcv_core),
-// the IPv6 header and extension header chain, the L4 header lengths (tcp_v4_rcv,
+// lengths, the IPv4 header (version, IHL, header checksum, total length: ip_rcv_core;
+// the type-length structure of its options: ip_options_compile), the IPv6 header and extension header chain, the L4 header lengths (tcp_v4_rcv,
 // __udp4_lib_rcv), and the ICMP checksum and quoted header of ICMP errors. It does not
 // verify TCP or UDP checksums: IPVS forwards those packets without looking. Frames of
 // other EtherTypes and IP packets of other protocols decode with DropNone: the caller
@@ -241,6 +247,13 @@ func (p *Parsed) decodeIPv4(frame []byte) Drop {
 	tl := int(binary.BigEndian.Uint16(b[ip4TotalLen:]))
 	if tl < hl || tl > len(b) {
 		return DropIPv4BadLength
+	}
+	if hl > IPv4MinHeaderLen {
+		sr, ok := scanIPv4Options(b[IPv4MinHeaderLen:hl])
+		if !ok {
+			return DropIPv4BadOptions
+		}
+		p.SourceRoute = sr
 	}
 	p.IPVersion = 4
 	p.TOS = b[ip4TOS]

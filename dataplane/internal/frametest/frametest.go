@@ -48,16 +48,27 @@ type Opts struct {
 	Payload int   // L4 payload length (filled with a pattern)
 	Flags   uint8 // TCP flags as on the wire (header.TCPFlagSYN …); 0: SYN
 	IPID    uint16
+
+	DstMAC      [6]byte             // the frame's destination; zero: MACLB
+	ServiceTag  bool                // with VLAN: an 802.1ad service tag (TPID 0x88a8) instead of 802.1Q
+	IPv4Options []layers.IPv4Option // IPv4 options, padded by gopacket to a multiple of 4 bytes
 }
 
 // EthLayers returns the Ethernet layer (MACClient → MACLB) of a frame carrying typ,
 // with an 802.1Q tag (priority 3) when o.VLAN is set.
 func EthLayers(o Opts, typ layers.EthernetType) []gopacket.SerializableLayer {
-	e := &layers.Ethernet{SrcMAC: net.HardwareAddr(MACClient[:]), DstMAC: net.HardwareAddr(MACLB[:]), EthernetType: typ}
+	dst := MACLB
+	if o.DstMAC != ([6]byte{}) {
+		dst = o.DstMAC
+	}
+	e := &layers.Ethernet{SrcMAC: net.HardwareAddr(MACClient[:]), DstMAC: net.HardwareAddr(dst[:]), EthernetType: typ}
 	if o.VLAN == 0 {
 		return []gopacket.SerializableLayer{e}
 	}
 	e.EthernetType = layers.EthernetTypeDot1Q
+	if o.ServiceTag {
+		e.EthernetType = layers.EthernetTypeQinQ
+	}
 	return []gopacket.SerializableLayer{e, &layers.Dot1Q{VLANIdentifier: o.VLAN, Priority: 3, Type: typ}}
 }
 
@@ -67,7 +78,7 @@ func IP4Layer(o Opts, src, dst string, proto layers.IPProtocol) *layers.IPv4 {
 	if ttl == 0 {
 		ttl = 64
 	}
-	ip := &layers.IPv4{Version: 4, TTL: ttl, TOS: o.TOS, Id: o.IPID, Protocol: proto, SrcIP: IPOf(src), DstIP: IPOf(dst)}
+	ip := &layers.IPv4{Version: 4, TTL: ttl, TOS: o.TOS, Id: o.IPID, Protocol: proto, SrcIP: IPOf(src), DstIP: IPOf(dst), Options: o.IPv4Options}
 	if o.DF {
 		ip.Flags = layers.IPv4DontFragment
 	}
