@@ -40,6 +40,9 @@ func cmdCheck(args []string, stdout, stderr io.Writer) error {
 	if err := daemon.CheckLinks(c); err != nil {
 		return err
 	}
+	if err := daemon.CheckMetricsWeb(c); err != nil {
+		return err
+	}
 	n := 0
 	for _, s := range d.Services() {
 		n += len(s.Dests)

@@ -60,7 +60,7 @@ func cmdRun(args []string, stdout, stderr io.Writer) error {
 	}()
 	log := slog.New(h)
 	deps := daemon.LiveDeps(*workers, log)
-	err := daemon.Run(ctx, daemon.Options{ConfigPath: *path, Logger: log, Deps: &deps, Reload: reload})
+	err := daemon.Run(ctx, daemon.Options{ConfigPath: *path, Logger: log, Deps: &deps, Reload: reload, Version: version})
 	if err != nil {
 		return fmt.Errorf("run: %w", err)
 	}

@@ -36,9 +36,15 @@ type Director struct {
 	ConnShards    int        // power of two
 	ControlSocket string     // unix socket for gvs adm; "" = none
 	MetricsListen string     // host:port of the metrics endpoint; "" = off
-	IngressDrop   bool       // install an nftables netdev ingress rule dropping VIP frames after gvs saw them
-	Sysctl        Sysctl
-	Timeouts      ipvs.Timeouts // tcp_timeout, tcpfin_timeout, udp_timeout (ipvsadm --set)
+	// MetricsWebConfig is the path of a Prometheus exporter-toolkit web
+	// configuration file (TLS, basic auth) for metrics_listen, relative to the
+	// config file's directory; "" = plain HTTP without authentication.
+	MetricsWebConfig string
+	MetricsNodeIPVS  bool // export node_exporter's node_ipvs_* family (metrics_node_ipvs)
+	MetricsGVS       bool // export gvs's own per-service and per-real-server series (metrics_gvs)
+	IngressDrop      bool // install an nftables netdev ingress rule dropping VIP frames after gvs saw them
+	Sysctl           Sysctl
+	Timeouts         ipvs.Timeouts // tcp_timeout, tcpfin_timeout, udp_timeout (ipvsadm --set)
 
 	// IO is the live data path's backend: IOAuto, IOAFXDP or IOAFPacket.
 	IO string
@@ -335,11 +341,13 @@ func MHTableSizes() []int {
 func Default() *Config {
 	return &Config{
 		Director: Director{
-			MTU:           1500,
-			ConnMax:       1 << 20,
-			ConnShards:    256,
-			ControlSocket: "/run/gvs/gvs.sock",
-			IO:            IOAuto,
+			MTU:             1500,
+			ConnMax:         1 << 20,
+			ConnShards:      256,
+			ControlSocket:   "/run/gvs/gvs.sock",
+			IO:              IOAuto,
+			MetricsNodeIPVS: true,
+			MetricsGVS:      true,
 			Sysctl: Sysctl{
 				ConnReuseMode: 1,
 				PMTUDisc:      true,

@@ -121,6 +121,9 @@ func (r *reader) director(t *table, d *Director) {
 			t.errorf("metrics_listen", "invalid port %q", port)
 		}
 	}
+	t.str("metrics_web_config", &d.MetricsWebConfig)
+	t.boolean("metrics_node_ipvs", &d.MetricsNodeIPVS)
+	t.boolean("metrics_gvs", &d.MetricsGVS)
 
 	t.boolean("ingress_drop", &d.IngressDrop)
 	var io string

@@ -543,7 +543,8 @@ func (d *Daemon) reload(cfg *config.Config) error {
 		delete(d.st.touched, o.target)
 		d.log.Warn("reload overrides a gvs adm change", "what", o.target.String(), "adm", o.adm, "command", adm, "file", o.file)
 	}
-	if slices.Contains(changed, "metrics_listen") {
+	d.metrics.configure(&cfg.Director, cfg.File, nil)
+	if slices.Contains(changed, "metrics_listen") || slices.Contains(changed, "metrics_web_config") {
 		d.stopMetrics()
 		if addr := cfg.Director.MetricsListen; addr != "" {
 			ln, err := net.Listen("tcp", addr)

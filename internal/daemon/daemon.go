@@ -58,6 +58,8 @@ type Daemon struct {
 	commits atomic.Uint64 // configurations the Director took (for tests)
 	ran     atomic.Bool
 	closed  atomic.Bool
+	// ready, when not nil, is called once Run has started the workers.
+	ready func()
 
 	// st is the controller's: after New, only the controller goroutine touches it.
 	st state
@@ -161,7 +163,12 @@ func New(cfg *config.Config, deps Deps) (_ *Daemon, err error) {
 	if deps.NewGuard != nil {
 		d.guard = deps.NewGuard(d.ifi.Name)
 	}
+	d.metrics.configure(&cfg.Director, cfg.File, d.log)
+	d.metrics.ConfigLoaded(true, d.clock.Now())
 	if addr := cfg.Director.MetricsListen; addr != "" {
+		if err := CheckMetricsWeb(cfg); err != nil {
+			return nil, err
+		}
 		if d.st.metricsLn, err = net.Listen("tcp", addr); err != nil {
 			return nil, fmt.Errorf("%s: metrics_listen: %w", cfg.File, err)
 		}
@@ -326,6 +333,9 @@ func (d *Daemon) Run(ctx context.Context) error {
 	}
 	d.log.Info("serving", "interface", d.ifi.Name, "mac", d.st.opts.MAC.String(), "workers", len(d.links),
 		"services", len(d.st.conf), "vips", len(d.st.filter.VIPs), "link_filter", filterMode(d.st.filter))
+	if d.ready != nil {
+		d.ready()
+	}
 
 	var runErr error
 	// The controller runs on this goroutine: it is the only one touching d.st.

@@ -7,17 +7,25 @@ import (
 	"net"
 	"net/http"
 	"net/netip"
+	"path/filepath"
+	"runtime"
+	"runtime/debug"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"time"
+
+	"log/slog"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"github.com/prometheus/exporter-toolkit/web"
 
 	"github.com/gvs-lb/gvs/dataplane"
 	"github.com/gvs-lb/gvs/dataplane/afpacket"
 	"github.com/gvs-lb/gvs/dataplane/header"
+	"github.com/gvs-lb/gvs/internal/config"
 	"github.com/gvs-lb/gvs/ipvs"
 )
 
@@ -47,6 +55,9 @@ import (
 //	gvs_drops_total{reason}    gvs_malformed_total{reason}
 //	gvs_conntrack_entries      gvs_conntrack_max
 //	gvs_vrrp_state{instance,state} (1 for the current state)  gvs_vrrp_transitions_total{instance,state}
+//	gvs_build_info{version,revision,goversion} 1
+//	gvs_config_last_reload_successful              1 when the last load of the config file worked
+//	gvs_config_last_reload_success_timestamp_seconds  when the running config was loaded
 //
 // and, per data-path link (label link = interface name, worker = its index), what
 // the link counted (afpacket.Stats), so a lost frame is seen where it was lost:
@@ -59,10 +70,22 @@ import (
 //	gvs_link_rx_copied_total{link,worker}          frames longer than a ring slot received whole
 //	gvs_link_errors_total{link,worker}             errors the socket reported (link down)
 //
-// plus the Go runtime and process collectors. A Metrics is safe for concurrent use.
+// plus node_exporter's IPVS family (nodeIPVSCollector) and the Go runtime and
+// process collectors. metrics_gvs = false leaves out the gvs_service_* and
+// gvs_real_server_* series the Director's tables give (not the health series);
+// metrics_node_ipvs = false leaves out the node_ipvs_* family. A Metrics is safe
+// for concurrent use.
 type Metrics struct {
 	a   *Admin
 	reg *prometheus.Registry
+
+	gvsOn, nodeOn atomic.Bool
+	web           atomic.Pointer[string] // exporter-toolkit web config file; "" = none
+	log           atomic.Pointer[slog.Logger]
+
+	build      *prometheus.GaugeVec
+	reloadOK   prometheus.Gauge
+	reloadTime prometheus.Gauge
 
 	up          *prometheus.GaugeVec
 	healthTrans *prometheus.CounterVec
@@ -100,21 +123,109 @@ func NewMetrics(a *Admin) *Metrics {
 			Name: "gvs_vrrp_transitions_total",
 			Help: "VRRP state transitions of an instance, by the state entered.",
 		}, []string{"instance", "state"}),
+		build: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "gvs_build_info",
+			Help: "Always 1; the labels say which gvs runs: its version, VCS revision and Go version.",
+		}, []string{"version", "revision", "goversion"}),
+		reloadOK: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "gvs_config_last_reload_successful",
+			Help: "1 when the last load of the config file (at start or on SIGHUP) worked, 0 when it was refused.",
+		}),
+		reloadTime: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "gvs_config_last_reload_success_timestamp_seconds",
+			Help: "Unix time at which the running config file was loaded.",
+		}),
 		health: map[[2]string]bool{},
 		vrrp:   map[string]string{},
 	}
+	m.gvsOn.Store(true)
+	m.nodeOn.Store(true)
+	m.SetVersion("")
 	m.reg.MustRegister(
-		&directorCollector{a: a},
+		&directorCollector{a: a, on: &m.gvsOn},
+		&nodeIPVSCollector{a: a, on: &m.nodeOn},
 		m.up, m.healthTrans, m.vrrpState, m.vrrpTrans,
+		m.build, m.reloadOK, m.reloadTime,
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 	)
 	return m
 }
 
-// Handler serves the metrics in the Prometheus exposition formats.
+// Handler serves the metrics in the Prometheus exposition formats, OpenMetrics
+// included when the scraper asks for it (Accept: application/openmetrics-text).
 func (m *Metrics) Handler() http.Handler {
-	return promhttp.HandlerFor(m.reg, promhttp.HandlerOpts{ErrorHandling: promhttp.ContinueOnError})
+	return promhttp.HandlerFor(m.reg, promhttp.HandlerOpts{ErrorHandling: promhttp.ContinueOnError, EnableOpenMetrics: true})
+}
+
+// SetVersion sets gvs_build_info's version label (main's version; "" takes the
+// module's version from the build information), with the VCS revision the binary
+// was built from and the Go version.
+func (m *Metrics) SetVersion(version string) {
+	revision := "unknown"
+	if bi, ok := debug.ReadBuildInfo(); ok {
+		if version == "" {
+			version = bi.Main.Version
+		}
+		for _, s := range bi.Settings {
+			if s.Key == "vcs.revision" {
+				revision = s.Value
+			}
+		}
+	}
+	if version == "" {
+		version = "unknown"
+	}
+	m.build.Reset()
+	m.build.WithLabelValues(version, revision, runtime.Version()).Set(1)
+}
+
+// ConfigLoaded records a load of the config file at start or on reload: ok
+// false when it was refused (the director keeps the previous one).
+func (m *Metrics) ConfigLoaded(ok bool, at time.Time) {
+	if !ok {
+		m.reloadOK.Set(0)
+		return
+	}
+	m.reloadOK.Set(1)
+	m.reloadTime.Set(float64(at.UnixNano()) / 1e9)
+}
+
+// configure takes the metrics keys of [director]: which families are exported
+// (at once, from the next scrape) and the web config file the next Serve uses
+// (cfgFile locates a relative one). log receives the web server's messages.
+func (m *Metrics) configure(d *config.Director, cfgFile string, log *slog.Logger) {
+	m.gvsOn.Store(d.MetricsGVS)
+	m.nodeOn.Store(d.MetricsNodeIPVS)
+	web := webConfigPath(d.MetricsWebConfig, cfgFile)
+	m.web.Store(&web)
+	if log != nil {
+		m.log.Store(log)
+	}
+}
+
+// webConfigPath is metrics_web_config resolved against the config file's
+// directory.
+func webConfigPath(p, cfgFile string) string {
+	if p == "" || filepath.IsAbs(p) {
+		return p
+	}
+	return filepath.Join(filepath.Dir(cfgFile), p)
+}
+
+// CheckMetricsWeb checks cfg's metrics_web_config the way the metrics server
+// will read it: the file parses, its users' passwords are bcrypt hashes, and the
+// TLS certificate and key it names load. gvs check and gvs run call it, so a
+// broken file is refused before anything starts.
+func CheckMetricsWeb(cfg *config.Config) error {
+	p := webConfigPath(cfg.Director.MetricsWebConfig, cfg.File)
+	if p == "" {
+		return nil
+	}
+	if err := web.Validate(p); err != nil {
+		return fmt.Errorf("%s: metrics_web_config %s: %w (fix the file, or remove metrics_web_config to serve plain HTTP)", cfg.File, p, err)
+	}
+	return nil
 }
 
 // ServeMetrics serves GET /metrics on addr (host:port) until ctx is cancelled, then
@@ -143,8 +254,26 @@ func (m *Metrics) Serve(ctx context.Context, ln net.Listener) error {
 		WriteTimeout:      30 * time.Second,
 		IdleTimeout:       2 * time.Minute,
 	}
+	webFile := ""
+	if p := m.web.Load(); p != nil {
+		webFile = *p
+	}
+	log := m.log.Load()
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
 	errc := make(chan error, 1)
-	go func() { errc <- srv.Serve(ln) }()
+	go func() {
+		if webFile == "" {
+			errc <- srv.Serve(ln)
+			return
+		}
+		// TLS and basic auth as the file says; it is read again for every
+		// request and TLS handshake, so certificates and users change without a
+		// reload.
+		none := false
+		errc <- web.Serve(ln, srv, &web.FlagConfig{WebListenAddresses: &[]string{}, WebSystemdSocket: &none, WebConfigFile: &webFile}, log)
+	}()
 	select {
 	case err := <-errc:
 		return fmt.Errorf("metrics: serve %s: %w", ln.Addr(), err)
@@ -242,9 +371,11 @@ func ServerLabel(addr netip.Addr, port uint16) string {
 	return netip.AddrPortFrom(addr.Unmap(), port).String()
 }
 
-// directorCollector reads the Director at scrape time.
+// directorCollector reads the Director at scrape time. While on is false it
+// leaves out the per-service and per-real-server series (metrics_gvs = false).
 type directorCollector struct {
-	a *Admin
+	a  *Admin
+	on *atomic.Bool
 }
 
 var (
@@ -304,7 +435,6 @@ func (c *directorCollector) Describe(ch chan<- *prometheus.Desc) {
 		descFramesIn, descFramesFwd, descICMPSent, descICMPSupp, descDrops, descMalformed,
 		descConnEntries, descConnMax,
 		descLinkFrames, descLinkDrops, descLinkBusy, descLinkCopied, descLinkErrors,
-		descXDPFrames,
 	} {
 		ch <- d
 	}
@@ -330,6 +460,9 @@ func (c *directorCollector) Collect(ch chan<- prometheus.Metric) {
 	}
 	gauge := func(d *prometheus.Desc, v float64, labels ...string) {
 		ch <- prometheus.MustNewConstMetric(d, prometheus.GaugeValue, v, labels...)
+	}
+	if !c.on.Load() {
+		views = nil
 	}
 	for i := range views {
 		v := &views[i]
@@ -407,5 +540,4 @@ func (c *directorCollector) Collect(ch chan<- prometheus.Metric) {
 		counter(descLinkCopied, st.RXCopied, name, w)
 		counter(descLinkErrors, st.LinkErrors, name, w)
 	}
-	xdpCounters(a.dm.links, func(v uint64, link, reason string) { counter(descXDPFrames, v, link, reason) })
 }

@@ -7,7 +7,11 @@ import (
 	"net"
 	"os"
 	"runtime"
+	"strings"
+	"sync"
 	"time"
+
+	sd "github.com/coreos/go-systemd/v22/daemon"
 
 	"github.com/gvs-lb/gvs/dataplane"
 	"github.com/gvs-lb/gvs/dataplane/afpacket"
@@ -27,6 +31,18 @@ type Options struct {
 	Workers int
 	// Reload receives a value for every reload request (SIGHUP in gvs run).
 	Reload <-chan struct{}
+	// Version is gvs's version, for gvs_build_info; "": the module's.
+	Version string
+	// Notify tells the service manager about the director's state with
+	// sd_notify(3) lines ("READY=1"); nil: systemd's notification socket
+	// ($NOTIFY_SOCKET), nothing when that is not set.
+	Notify func(state string) error
+}
+
+// sdNotify sends state to systemd's notification socket, if there is one.
+func sdNotify(state string) error {
+	_, err := sd.SdNotify(false, state)
+	return err
 }
 
 // Run runs a director until ctx is cancelled: it loads the config, builds the
@@ -38,6 +54,20 @@ func Run(ctx context.Context, o Options) error {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
+	notifyFn := o.Notify
+	if notifyFn == nil {
+		notifyFn = sdNotify
+	}
+	notify := func(state string) {
+		if err := notifyFn(state); err != nil {
+			log.Warn("telling the service manager", "state", state, "err", err)
+		}
+	}
+	// STOPPING=1 once, when the stop begins (ctx ends) or Run returns.
+	var stopping sync.Once
+	stopped := func() { stopping.Do(func() { notify("STOPPING=1") }) }
+	defer stopped()
+	defer context.AfterFunc(ctx, stopped)()
 	cfg, err := config.Load(o.ConfigPath)
 	if err != nil {
 		return err
@@ -51,6 +81,9 @@ func Run(ctx context.Context, o Options) error {
 	if err != nil {
 		return err
 	}
+	d.metrics.SetVersion(o.Version)
+	// Ready once the workers pump the links: frames arriving from then on are served.
+	d.ready = func() { notify("READY=1") }
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	reloaded := make(chan struct{})
@@ -61,13 +94,23 @@ func Run(ctx context.Context, o Options) error {
 			case <-ctx.Done():
 				return
 			case <-o.Reload:
+				notify(reloading())
 				// Loading reads and parses the file: not the controller's work.
 				cfg, err := config.Load(o.ConfigPath)
+				if err == nil {
+					err = CheckMetricsWeb(cfg)
+				}
 				if err == nil {
 					err = d.Reload(ctx, cfg)
 				}
 				if err != nil && ctx.Err() == nil {
 					log.Error("reload failed; keeping the running configuration", "err", err)
+				}
+				d.metrics.ConfigLoaded(err == nil, d.clock.Now())
+				if err != nil {
+					notify("READY=1\nSTATUS=reload failed, running the previous configuration: " + oneLine(err.Error()))
+				} else {
+					notify("READY=1\nSTATUS=reloaded " + o.ConfigPath)
 				}
 			}
 		}
@@ -121,4 +164,9 @@ func LiveDeps(workers int, log *slog.Logger) Deps {
 		OpenVRRP: vrrp.OpenTransport,
 		Names:    LoadNames("/etc/hosts", "/etc/services"),
 	}
+}
+
+// oneLine joins a multi-line message (a config's errors) for a STATUS= line.
+func oneLine(s string) string {
+	return strings.Join(strings.Fields(strings.ReplaceAll(s, "\n", "; ")), " ")
 }
