@@ -5,11 +5,85 @@ import (
 	"math"
 	"slices"
 	"strings"
+	"time"
 )
 
-// check reads the [service.check] table of s; s.RealServers must already be read,
-// since a check needs a port to probe on each of them.
-func (r *reader) check(t *table, s *Service) *Check {
+// checkTiming is keepalived's checker timing given above a check, at the
+// virtual-server or real-server level (delay_loop, connect_timeout, retry,
+// delay_before_retry; gvs: check_interval, check_timeout, check_retries,
+// check_retry_delay). A nil field is not given.
+type checkTiming struct {
+	interval, timeout, retryDelay *time.Duration
+	retries                       *int
+}
+
+// readTiming reads the check_* keys of t over base.
+func (r *reader) readTiming(t *table, base checkTiming) checkTiming {
+	out := base
+	var d time.Duration
+	if t.positiveDuration("check_interval", &d) {
+		out.interval = &d
+	}
+	var to time.Duration
+	if t.positiveDuration("check_timeout", &to) {
+		out.timeout = &to
+	}
+	var rd time.Duration
+	if t.duration("check_retry_delay", &rd) {
+		out.retryDelay = &rd
+	}
+	var n int
+	if t.intField("check_retries", 0, math.MaxInt32, &n) {
+		out.retries = &n
+	}
+	return out
+}
+
+// over returns tm with the fields top gives replaced.
+func (tm checkTiming) over(top checkTiming) checkTiming {
+	out := tm
+	if top.interval != nil {
+		out.interval = top.interval
+	}
+	if top.timeout != nil {
+		out.timeout = top.timeout
+	}
+	if top.retryDelay != nil {
+		out.retryDelay = top.retryDelay
+	}
+	if top.retries != nil {
+		out.retries = top.retries
+	}
+	return out
+}
+
+// given reports whether any timing is given.
+func (tm checkTiming) given() bool {
+	return tm.interval != nil || tm.timeout != nil || tm.retryDelay != nil || tm.retries != nil
+}
+
+// apply sets c's timing from tm where the check's own table did not set it
+// (explicit).
+func (tm checkTiming) apply(c *Check, explicit checkTiming) {
+	if tm.interval != nil && explicit.interval == nil {
+		c.Interval = *tm.interval
+	}
+	if tm.timeout != nil && explicit.timeout == nil {
+		c.Timeout = *tm.timeout
+	}
+	if tm.retryDelay != nil && explicit.retryDelay == nil {
+		c.RetryDelay = *tm.retryDelay
+	}
+	if tm.retries != nil && explicit.retries == nil {
+		c.Retries = *tm.retries
+	}
+}
+
+// check reads a [service.check] (or [service.real_server.check]) table for the
+// real servers of s, which must already be read, since a check needs a port to
+// probe on each of them. inh is the timing given above the check; explicit says
+// which timing keys the table itself set.
+func (r *reader) check(t *table, s *Service, inh checkTiming) (c *Check, explicit checkTiming) {
 	var typ CheckType
 	var str string
 	if !t.present("type") {
@@ -26,7 +100,8 @@ func (r *reader) check(t *table, s *Service) *Check {
 			typ = types[slices.Index(names, name)]
 		}
 	}
-	c := DefaultCheck(typ) // keepalived's defaults differ by checker
+	ck := DefaultCheck(typ) // keepalived's defaults differ by checker
+	c = &ck
 	c.Line = r.lines.line(t.path)
 	web := c.Type == CheckHTTP || c.Type == CheckHTTPS
 	// only reports key k when it is set for a type it does not apply to.
@@ -38,10 +113,19 @@ func (r *reader) check(t *table, s *Service) *Check {
 		return true
 	}
 
-	t.positiveDuration("interval", &c.Interval)
-	t.positiveDuration("timeout", &c.Timeout)
-	t.intField("retries", 0, math.MaxInt32, &c.Retries)
-	t.duration("retry_delay", &c.RetryDelay)
+	if t.positiveDuration("interval", &c.Interval) {
+		explicit.interval = &c.Interval
+	}
+	if t.positiveDuration("timeout", &c.Timeout) {
+		explicit.timeout = &c.Timeout
+	}
+	if t.intField("retries", 0, math.MaxInt32, &c.Retries) {
+		explicit.retries = &c.Retries
+	}
+	if t.duration("retry_delay", &c.RetryDelay) {
+		explicit.retryDelay = &c.RetryDelay
+	}
+	inh.apply(c, explicit)
 	t.intField("rise", 1, math.MaxInt32, &c.Rise)
 	t.intField("fall", 1, math.MaxInt32, &c.Fall)
 
@@ -104,7 +188,7 @@ func (r *reader) check(t *table, s *Service) *Check {
 			}
 		}
 	}
-	return &c
+	return c, explicit
 }
 
 // statusCodes reads status_codes: HTTP status codes, each checked on its own line.

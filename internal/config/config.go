@@ -21,6 +21,13 @@ type Config struct {
 	// VRRPSyncGroups are the [[vrrp_sync_group]] tables, keepalived's
 	// vrrp_sync_group, in file order.
 	VRRPSyncGroups []VRRPSyncGroup
+	// Scripts is [scripts]: the user and security rule of every external command.
+	Scripts Scripts
+	// VRRPScripts, TrackFiles and TrackProcesses are the [[vrrp_script]],
+	// [[vrrp_track_file]] and [[vrrp_track_process]] tables, in file order.
+	VRRPScripts    []VRRPScript
+	TrackFiles     []TrackFile
+	TrackProcesses []TrackProcess
 }
 
 // Director is the [director] table: the director's own identity, table sizes,
@@ -155,6 +162,10 @@ type RealServer struct {
 	// InhibitOnFailure is resolved: the server's own inhibit_on_failure, else the
 	// service's.
 	InhibitOnFailure bool
+	// Checks are the server's own [service.real_server.check] tables (all must
+	// pass); nil means the service's Check. Their timing is resolved: the check's
+	// own keys, else the server's check_* keys, else the service's.
+	Checks []Check
 }
 
 // A Check is a [service.check] table: the health check applied to each real server
@@ -230,6 +241,10 @@ type VRRP struct {
 	// weight: the instance is in FAULT while any of them, or its own interface, is
 	// down. With one: see TrackWeight.
 	TrackInterface []TrackedInterface
+	// TrackScript, TrackFile and TrackProcess name [[vrrp_script]],
+	// [[vrrp_track_file]] and [[vrrp_track_process]] tables (keepalived's
+	// track_script, track_file, track_process), with resolved weights.
+	TrackScript, TrackFile, TrackProcess []TrackRef
 }
 
 // TrackWeight is keepalived's tracking weight, written "NAME weight W" in a track

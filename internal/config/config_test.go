@@ -81,10 +81,10 @@ func TestExampleDocumentsEveryKey(t *testing.T) {
 	collect("vrrp_sync_group", gt)
 	rt := r.table("service[0].real_server[0]", map[string]any{"address": "198.18.0.5"})
 	svc := DefaultService()
-	r.realServer(rt, &svc, false)
+	r.realServer(rt, &svc, false, checkTiming{})
 	collect("real_server", rt)
 	ct := r.table("service[0].check", map[string]any{"type": "tcp"})
-	r.check(ct, &svc)
+	r.check(ct, &svc, checkTiming{})
 	collect("check", ct)
 
 	text := string(data)

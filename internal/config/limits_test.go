@@ -212,8 +212,8 @@ func TestParseLimits(t *testing.T) {
 	checkErrors(t, deep, []wantErr{{5, "", "too deeply nested: 9 levels of keys and arrays at line 5; gvs configs nest at most 8 levels"}})
 
 	// At the limit, a near miss gets the schema's error, not the limit's.
-	near := file(`service = [{ address = "198.18.0.1:80", real_server = [{ address = "198.18.0.5", check = { status_codes = [200] } }] }]`)
-	checkErrors(t, near, []wantErr{{1, "service[0].real_server[0]", `unknown key "check"`}})
+	near := file(`service = [{ address = "198.18.0.1:80", real_server = [{ address = "198.18.0.5", probe = { status_codes = [200] } }] }]`)
+	checkErrors(t, near, []wantErr{{1, "service[0].real_server[0]", `unknown key "probe"`}})
 
 	long := file(`[director]`, strings.Repeat("x", MaxKeyLen+1)+` = 1`)
 	checkErrors(t, long, []wantErr{{2, "", "key too long: 65 bytes at line 2; gvs keys are at most 64 bytes"}})

@@ -68,6 +68,7 @@ func Parse(name string, data []byte) (*Config, error) {
 	for _, t := range root.array("vrrp_sync_group") {
 		cfg.VRRPSyncGroups = append(cfg.VRRPSyncGroups, r.vrrpSyncGroup(t))
 	}
+	r.scripts(root, cfg)
 	root.done()
 	r.crossCheck(cfg)
 	r.crossCheckVRRP(cfg)

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"math"
 	"net/netip"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -169,9 +170,11 @@ func (r *reader) service(t *table) Service {
 		}
 	}
 
+	svcTiming := r.readTiming(t, checkTiming{})
+	rsTiming := map[int]checkTiming{} // by index in s.RealServers: the servers that give their own
 	seen := map[netip.AddrPort]string{}
 	for _, rt := range t.array("real_server") {
-		rs, ok := r.realServer(rt, &s, addrOK || s.FWMark != 0)
+		rs, tm, own, ok := r.realServer(rt, &s, addrOK || s.FWMark != 0, svcTiming)
 		if !ok {
 			continue
 		}
@@ -180,10 +183,24 @@ func (r *reader) service(t *table) Service {
 		} else {
 			seen[rs.Addr] = rt.path
 		}
+		if own {
+			rsTiming[len(s.RealServers)] = tm
+		}
 		s.RealServers = append(s.RealServers, rs)
 	}
 	if ct := t.sub("check"); ct != nil {
-		s.Check = r.check(ct, &s)
+		var explicit checkTiming
+		s.Check, explicit = r.check(ct, &s, svcTiming)
+		// A server's own timing applies to its run of the service's check
+		// (keepalived's real_server delay_loop, retry, … over the virtual server's).
+		for i, tm := range rsTiming {
+			if rs := &s.RealServers[i]; rs.Checks == nil {
+				c := *s.Check
+				c.StatusCodes, c.Command = slices.Clone(c.StatusCodes), slices.Clone(c.Command)
+				tm.apply(&c, explicit)
+				rs.Checks = []Check{c}
+			}
+		}
 	}
 	t.done()
 	if s.FWMark != 0 {
@@ -322,10 +339,12 @@ func (r *reader) netmask(t *table, s *Service, fam Family) {
 	s.Netmask = ipvs.Netmask(s.IPv6, int(bits))
 }
 
-// realServer reads one real server of s; ok is false when its address is unusable
-// (the problem is recorded). svcOK says whether s's address or mark is valid, so
-// the family and port rules can be applied.
-func (r *reader) realServer(t *table, s *Service, svcOK bool) (rs RealServer, ok bool) {
+// realServer reads one real server of s with its own checks; ok is false when its
+// address is unusable (the problem is recorded). svcOK says whether s's address
+// or mark is valid, so the family and port rules can be applied. svcTiming is the
+// service's check timing; tm is the server's over the service's, and own says
+// whether the server gives any.
+func (r *reader) realServer(t *table, s *Service, svcOK bool, svcTiming checkTiming) (rs RealServer, tm checkTiming, own bool, ok bool) {
 	rs = DefaultRealServer()
 	rs.Line = r.lines.line(t.path)
 	rs.Method = s.Method
@@ -355,6 +374,9 @@ func (r *reader) realServer(t *table, s *Service, svcOK bool) (rs RealServer, ok
 			t.errorf("lower_threshold", "must not exceed upper_threshold (%d > %d)", rs.LowerThreshold, rs.UpperThreshold)
 		}
 	}
+	mine := r.readTiming(t, checkTiming{})
+	tm, own = svcTiming.over(mine), mine.given()
+	ownChecks := r.rsChecks(t)
 	present := t.present("address")
 	read := t.str("address", &str)
 	t.done()
@@ -362,7 +384,7 @@ func (r *reader) realServer(t *table, s *Service, svcOK bool) (rs RealServer, ok
 		r.add(t.path, fmt.Errorf("%w address", ErrMissing))
 	}
 	if !read {
-		return rs, false
+		return rs, tm, own, false
 	}
 
 	a, port, hasPort, err := parseHostPort(str)
@@ -371,14 +393,20 @@ func (r *reader) realServer(t *table, s *Service, svcOK bool) (rs RealServer, ok
 	}
 	if err != nil {
 		t.fail("address", err)
-		return rs, false
+		return rs, tm, own, false
 	}
 	if !hasPort {
 		port = s.Addr.Port()
 	}
 	rs.Addr = netip.AddrPortFrom(a, port)
+	// Its own checks see only this server (the port rule of check).
+	one := Service{Service: s.Service, RealServers: []RealServer{rs}}
+	for _, ct := range ownChecks {
+		c, _ := r.check(ct, &one, tm)
+		rs.Checks = append(rs.Checks, *c)
+	}
 	if !svcOK {
-		return rs, true
+		return rs, tm, own, true
 	}
 	if f := familyOf(a); f != s.Family() {
 		why := "DR and NAT need the real server in the service's address family"
@@ -391,7 +419,20 @@ func (r *reader) realServer(t *table, s *Service, svcOK bool) (rs RealServer, ok
 		t.errorf("address", "port %d differs from the service port %d: %s cannot change the port (omit it, or use method = \"nat\")",
 			port, s.Addr.Port(), strings.ToUpper(rs.Method.String()))
 	}
-	return rs, true
+	return rs, tm, own, true
+}
+
+// rsChecks returns a real server's check tables: [service.real_server.check] (one)
+// or [[service.real_server.check]] (several, all of which must pass).
+func (r *reader) rsChecks(t *table) []*table {
+	v, ok := t.get("check")
+	if !ok {
+		return nil
+	}
+	if _, one := v.(map[string]any); one {
+		return []*table{t.sub("check")}
+	}
+	return t.array("check")
 }
 
 // parseAddrPortDefault parses "addr", "addr:port" or "[v6]:port"; a missing port is

@@ -183,6 +183,7 @@ func (r *reader) vrrp(t *table, d *Director) VRRP {
 			}
 		}
 	}
+	r.vrrpTracks(t, &v) // V2: track_script, track_file, track_process (vrrpscript.go)
 	t.done()
 	return v
 }
