@@ -12,6 +12,8 @@ import (
 	"slices"
 	"sync"
 	"time"
+
+	"github.com/gvs-lb/gvs/internal/script"
 )
 
 // Transition reports that a target went UP or DOWN, or that the weight of an UP target
@@ -58,9 +60,12 @@ type Options struct {
 	// Now stamps Transitions and Status times; nil means time.Now. Probe scheduling
 	// uses the monotonic clock regardless.
 	Now func() time.Time
-	// NewChecker builds a target's Checker; nil means New. A replacement must return
-	// checkers that honour ctx.
+	// NewChecker builds a target's Checker; nil means New with Scripts. A
+	// replacement must return checkers that honour ctx.
 	NewChecker func(Spec) (Checker, error)
+	// Scripts runs exec checks (script user, enable_script_security); nil means
+	// the zero script.Runner.
+	Scripts *script.Runner
 }
 
 // Monitor runs the health checks of a set of targets; see the package doc for the
@@ -122,7 +127,8 @@ func NewMonitor(o Options) *Monitor {
 		m.now = time.Now
 	}
 	if m.newChecker == nil {
-		m.newChecker = New
+		scripts := o.Scripts
+		m.newChecker = func(s Spec) (Checker, error) { return NewWithScripts(s, scripts) }
 	}
 	return m
 }

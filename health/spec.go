@@ -9,6 +9,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/gvs-lb/gvs/internal/script"
 )
 
 // Spec describes one health check of one real server, in keepalived's terms. It is a
@@ -49,6 +51,7 @@ type Spec struct {
 	// Exec.
 	Command []string // argv; no shell is involved
 	Dynamic bool     // exit 2–255 means up with weight exit−2 (keepalived misc_dynamic)
+	Env     []string // "NAME=value" added to the command's environment (the real server it checks)
 
 	// Timing.
 	Interval   time.Duration // between check starts (keepalived delay_loop)
@@ -145,6 +148,7 @@ func (s *Spec) normalize() (Spec, error) {
 	n.StatusCodes = cloneNonEmpty(s.StatusCodes)
 	n.Payload = cloneNonEmpty(s.Payload)
 	n.Command = cloneNonEmpty(s.Command)
+	n.Env = cloneNonEmpty(s.Env)
 	if n.ID == "" {
 		switch {
 		case n.Target.IsValid():
@@ -217,8 +221,12 @@ func (s *Spec) normalize() (Spec, error) {
 	return n, nil
 }
 
-// New validates s and returns its Checker.
-func New(s Spec) (Checker, error) {
+// New validates s and returns its Checker. An exec check runs its command as gvs's
+// own user without security checks; NewWithScripts sets the script policy.
+func New(s Spec) (Checker, error) { return NewWithScripts(s, nil) }
+
+// NewWithScripts is New with exec checks run by r (nil: the zero script.Runner).
+func NewWithScripts(s Spec, r *script.Runner) (Checker, error) {
 	n, err := s.normalize()
 	if err != nil {
 		return nil, err
@@ -232,7 +240,10 @@ func New(s Spec) (Checker, error) {
 		return &udpChecker{dest: newDest(&n), timeout: n.Timeout, payload: n.Payload,
 			expectReply: n.ExpectReply || n.Expect != "", expect: []byte(n.Expect)}, nil
 	case Exec:
-		return &execChecker{argv: n.Command, timeout: n.Timeout, dynamic: n.Dynamic}, nil
+		if r == nil {
+			r = &script.Runner{}
+		}
+		return &execChecker{argv: n.Command, env: n.Env, timeout: n.Timeout, dynamic: n.Dynamic, run: r}, nil
 	}
 	panic("health: normalize accepted unknown type " + n.Type.String())
 }

@@ -180,6 +180,9 @@ type Result struct {
 	Output []byte
 	// Duration is how long the command ran.
 	Duration time.Duration
+	// Status is how the process ended, as os.ProcessState says it ("exit status
+	// 3", "signal: killed").
+	Status string
 }
 
 // OK reports whether the command exited 0 in time.
@@ -317,6 +320,9 @@ func (r *Runner) Run(ctx context.Context, c Cmd) (Result, error) {
 		signalGroup(cmd, true)
 	}
 	res := Result{Exit: 0, TimedOut: timedOut, Output: out.Bytes(), Duration: time.Since(start)}
+	if cmd.ProcessState != nil {
+		res.Status = cmd.ProcessState.String()
+	}
 	if err != nil {
 		var ee *exec.ExitError
 		if !errors.As(err, &ee) {

@@ -17,7 +17,10 @@ func isRoot() bool { return os.Geteuid() == 0 || os.Getegid() == 0 }
 // lookPath finds prog as exec would, wrapping ErrNotFound.
 func lookPath(prog string) (string, error) {
 	p, err := exec.LookPath(prog)
-	if err != nil {
+	switch {
+	case errors.Is(err, fs.ErrPermission):
+		return "", fmt.Errorf("script: %q: %w", prog, fs.ErrPermission)
+	case err != nil:
 		return "", fmt.Errorf("%w: %q: %v", ErrNotFound, prog, err)
 	}
 	return p, nil
