@@ -1,0 +1,260 @@
+package cluster
+
+import (
+	"net/netip"
+	"time"
+
+	"github.com/gvs-lb/gvs/ipvssync"
+)
+
+// push is one bulk push in progress (or finished, kept to answer a repeated request).
+type push struct {
+	target string // the joiner; "" for a push to a new non-gvs source (no bulk-done)
+	reqID  uint32
+	cursor uint64
+	credit float64
+	count  uint64
+	done   bool
+}
+
+// bulkRequestLocked starts a push for a joiner's request, or repeats the bulk-done of
+// a push already finished for the same request (the first one may have been lost).
+func (n *Node) bulkRequestLocked(m *ctlMsg, now time.Time) {
+	if p := n.pushes[m.NodeID]; p != nil && p.reqID == m.ReqID {
+		if p.done {
+			n.sendControlLocked(&ctlMsg{Type: ctlBulkDone, ReqID: p.reqID, Target: p.target, Count: p.count})
+		}
+		return
+	}
+	n.log.Info("cluster: bulk push started", "to", m.NodeID, "request", m.ReqID)
+	n.pushes[m.NodeID] = &push{target: m.NodeID, reqID: m.ReqID}
+}
+
+// syncable reports whether an entry's state is one the kernel sends (for the sweeper:
+// a connection in SYN states is never sent, nor refreshed).
+func syncable(e *Entry) bool {
+	if e.Flags&FlagTemplate != 0 || e.Proto != ipvssync.ProtoTCP {
+		return true
+	}
+	switch uint16(e.State) {
+	case ipvssync.TCPEstablished, ipvssync.TCPFinWait, ipvssync.TCPClose, ipvssync.TCPCloseWait, ipvssync.TCPTimeWait:
+		return true
+	}
+	return false
+}
+
+// sweepLocked runs the refresh sweeper for elapsed: it looks at sync_sweep_rate
+// entries a second and re-sends those this director owns that saw traffic since
+// they were last sent and whose copies on the receivers would expire within half
+// their timeout (docs/cluster.md §4.3). The kernel has no such sweeper: a quiet
+// flow synced once expires on the backups while alive on its director.
+func (n *Node) sweepLocked(elapsed time.Duration, now time.Time) {
+	if n.cfg.SweepRate == 0 {
+		return
+	}
+	n.sweepCredit += float64(n.cfg.SweepRate) * elapsed.Seconds()
+	budget := int(n.sweepCredit)
+	if budget == 0 {
+		return
+	}
+	n.sweepCredit -= float64(budget)
+	next, done := n.table.Walk(n.sweepCursor, budget, now, func(e *Entry, m *EntryMeta) bool {
+		if m.Origin != 0 || m.LastSync.IsZero() || !m.LastActive.After(m.LastSync) || !syncable(e) {
+			return false
+		}
+		if m.LastSync.Add(e.Timeout).Sub(now) >= e.Timeout/2 {
+			return false
+		}
+		if !n.snd.add(e, now) {
+			return false
+		}
+		n.c.swept.Add(1)
+		return true
+	})
+	n.sweepCursor = next
+	if done {
+		n.sweepCursor = 0
+	}
+}
+
+// pushLocked advances every bulk push by bulk_rate records a second, never filling
+// the send queue past half (incremental sync keeps the other half), and finishes
+// those that walked the whole table with a bulk-done.
+func (n *Node) pushLocked(elapsed time.Duration, now time.Time) {
+	for src, s := range n.sources {
+		// A source sending sync but never a heartbeat is not gvs (a kernel IPVS
+		// master): push to it once, so a mixed cluster converges both ways.
+		if !s.pushed && now.Sub(s.firstSeen) >= n.cfg.PeerTimeout && !n.isPeerAddrLocked(src) {
+			s.pushed = true
+			if n.pushes[""] == nil || n.pushes[""].done {
+				n.log.Info("cluster: new sync source without heartbeats (kernel IPVS?); pushing our entries", "source", src)
+				n.pushes[""] = &push{}
+			}
+		}
+	}
+	if len(n.pushes) == 0 {
+		return
+	}
+	// Orphans are entries whose origin is no live peer; the live director with the
+	// lowest node id re-sends them.
+	var orphan [256]bool
+	for o := 1; o < 256; o++ {
+		s := n.byOrigin[o]
+		orphan[o] = s == nil || !n.liveAddrLocked(s.addr, now)
+	}
+	lowest := true
+	for _, p := range n.peers {
+		if n.live(p, now) && p.state != StateSyncing && p.state != StateCold && p.id < n.cfg.NodeID {
+			lowest = false
+		}
+	}
+	perMsg := (n.cfg.SyncMaxLen - ipvssync.HeaderLenV1) / ipvssync.RecordLenV4
+	for _, p := range n.pushes {
+		if p.done {
+			continue
+		}
+		p.credit += float64(n.cfg.BulkRate) * elapsed.Seconds()
+		budget := min(int(p.credit), (n.snd.room()-n.cfg.SyncQLenMax/2)*perMsg)
+		if budget <= 0 {
+			continue
+		}
+		p.credit -= float64(budget)
+		next, done := n.table.Walk(p.cursor, budget, now, func(e *Entry, m *EntryMeta) bool {
+			if m.Origin != 0 && !(orphan[m.Origin] && lowest) {
+				return false
+			}
+			if !n.snd.add(e, now) {
+				return false
+			}
+			p.count++
+			n.c.bulkSent.Add(1)
+			return true
+		})
+		p.cursor = next
+		if done {
+			p.done = true
+			n.snd.flushAll()
+			n.transmitLocked()
+			if p.target != "" {
+				n.sendControlLocked(&ctlMsg{Type: ctlBulkDone, ReqID: p.reqID, Target: p.target, Count: p.count})
+			}
+			n.log.Info("cluster: bulk push done", "to", p.target, "records", p.count)
+		}
+	}
+}
+
+func (n *Node) isPeerAddrLocked(a netip.Addr) bool {
+	for _, p := range n.peers {
+		if p.addr == a {
+			return true
+		}
+	}
+	return false
+}
+
+func (n *Node) liveAddrLocked(a netip.Addr, now time.Time) bool {
+	for _, p := range n.peers {
+		if p.addr == a && n.live(p, now) {
+			return true
+		}
+	}
+	return false
+}
+
+// joinState is a joining director's view of its bulk sync (docs/cluster.md §6).
+type joinState struct {
+	start time.Time
+	reqID uint32
+	peers map[string]*joinPeer
+}
+
+// joinPeer is the bulk sync expected from one peer.
+type joinPeer struct {
+	reqID     uint32
+	requested time.Time
+	base      uint64 // records received from it before the request
+	gotDone   bool
+	doneCount uint64
+	doneAt    time.Time
+	retried   bool
+	complete  bool
+}
+
+// heartbeat adds a peer heard while joining to those the join waits for, and asks it
+// again if it shows no push for us a peer timeout after the request (the request was
+// lost, or it restarted).
+func (j *joinState) heartbeat(n *Node, p *peer, now time.Time) {
+	jp := j.peers[p.id]
+	if jp == nil {
+		jp = &joinPeer{reqID: j.reqID, requested: j.start}
+		j.peers[p.id] = jp
+	}
+	if jp.complete || jp.gotDone {
+		return
+	}
+	pushing := p.pushTarget == n.cfg.NodeID && p.pushReqID == jp.reqID
+	if !pushing && now.Sub(jp.requested) >= n.cfg.PeerTimeout {
+		jp.reqID, jp.requested = uint32(n.rand()), now
+		n.sendControlLocked(&ctlMsg{Type: ctlBulkReq, ReqID: jp.reqID, Target: p.id})
+	}
+}
+
+// done records a peer's bulk-done for the current request.
+func (j *joinState) done(n *Node, m *ctlMsg, now time.Time) {
+	jp := j.peers[m.NodeID]
+	if jp == nil {
+		jp = &joinPeer{reqID: j.reqID, requested: j.start}
+		j.peers[m.NodeID] = jp
+	}
+	if m.ReqID != jp.reqID || jp.complete {
+		return
+	}
+	jp.gotDone, jp.doneCount, jp.doneAt = true, m.Count, now
+}
+
+// progress ends the join once every live peer's bulk arrived in full — checked a
+// sync_flush after its bulk-done, when its last messages are in — with one re-request
+// for a short count; or when join_wait expires, which is counted. A director that hears
+// no peer within the peer timeout is the first and is ready at once.
+func (j *joinState) progress(n *Node, now time.Time) {
+	all := true
+	for id, jp := range j.peers {
+		p := n.peers[id]
+		if jp.complete || p == nil || !n.live(p, now) {
+			continue
+		}
+		if !jp.gotDone || now.Sub(jp.doneAt) < n.cfg.SyncFlush {
+			all = false
+			continue
+		}
+		got := n.recvFromLocked(p.addr) - jp.base
+		switch {
+		case got >= jp.doneCount:
+			jp.complete = true
+		case !jp.retried:
+			n.log.Warn("cluster: bulk sync from a peer arrived short; asking again", "peer", id,
+				"sent", jp.doneCount, "received", got)
+			jp.retried, jp.gotDone = true, false
+			jp.reqID, jp.requested = uint32(n.rand()), now
+			n.sendControlLocked(&ctlMsg{Type: ctlBulkReq, ReqID: jp.reqID, Target: id})
+			all = false
+		default:
+			n.log.Warn("cluster: bulk sync from a peer arrived short twice; going on without the rest", "peer", id,
+				"sent", jp.doneCount, "received", got)
+			jp.complete = true
+		}
+	}
+	switch {
+	case all && now.Sub(j.start) >= n.cfg.PeerTimeout:
+		n.log.Info("cluster: bulk sync complete", "peers", len(j.peers), "took", now.Sub(j.start))
+	case n.cfg.JoinWait > 0 && now.Sub(j.start) >= n.cfg.JoinWait:
+		n.c.joinIncomplete.Add(1)
+		n.log.Warn("cluster: join_wait expired before bulk sync completed; going ready without it", "join_wait", n.cfg.JoinWait)
+	default:
+		return
+	}
+	n.join = nil
+	if n.state == StateSyncing {
+		n.state = StateReady
+	}
+}

@@ -1,0 +1,514 @@
+package cluster
+
+import (
+	"errors"
+	"log/slog"
+	"math/rand/v2"
+	"net/netip"
+	"slices"
+	"sync"
+	"time"
+
+	"github.com/gvs-lb/gvs/ipvssync"
+)
+
+// NodeState is a director's place in the cluster's life cycle (docs/cluster.md §6).
+type NodeState uint8
+
+const (
+	StateCold      NodeState = iota // not started
+	StateSyncing                    // started, waiting for bulk sync from the live peers
+	StateReady                      // has the cluster's connections; its VIPs may be announced
+	StateAnnounced                  // at least one VIP announced
+	StateDraining                   // withdrawn, still forwarding and syncing until exit
+	numNodeStates
+)
+
+var nodeStateNames = [numNodeStates]string{"COLD", "SYNCING", "READY", "ANNOUNCED", "DRAINING"}
+
+func (s NodeState) String() string {
+	if s < numNodeStates {
+		return nodeStateNames[s]
+	}
+	return "UNKNOWN"
+}
+
+// Deps are the Node's collaborators. Sink, Table and Transport are required.
+type Deps struct {
+	Sink      Sink
+	Table     Table
+	Transport Transport
+	Logger    *slog.Logger  // nil discards
+	Rand      func() uint64 // incarnations and request ids; nil uses math/rand/v2
+}
+
+// Node is one director's cluster runtime: sync sender and receiver, control channel,
+// membership, bulk sync and the refresh sweeper (docs/cluster.md §4–6). It is driven
+// by its owner — Enqueue for entries the data path flagged, HandleSync and
+// HandleControl for datagrams, Tick on a timer — each given the time, so tests run it
+// on a fake clock. All methods are safe for concurrent use; they serialise on one mutex
+// (none is on the per-packet path).
+type Node struct {
+	mu    sync.Mutex
+	cfg   Config
+	sink  Sink
+	table Table
+	tr    Transport
+	log   *slog.Logger
+	rand  func() uint64
+	c     counters
+	snd   *sender
+	msg   ipvssync.Message
+
+	state NodeState
+	inc   uint64
+
+	sources    map[netip.Addr]*source
+	byOrigin   [256]*source
+	nextOrigin int
+
+	peers  map[string]*peer
+	join   *joinState
+	pushes map[string]*push // by the node id pushed to; "" for a new non-gvs source
+
+	lastTick    time.Time
+	lastHB      time.Time
+	sweepCursor uint64
+	sweepCredit float64
+	logged      map[string]bool
+	ctlBuf      []byte
+	ctlIn       ctlMsg
+}
+
+// peer is another gvs director, known from its heartbeats.
+type peer struct {
+	id         string
+	addr       netip.Addr
+	inc        uint64
+	state      NodeState
+	digest     [16]byte
+	health     uint64
+	firstHeard time.Time
+	lastHeard  time.Time
+	sentRecs   uint64 // as last reported
+	baseSent   uint64 // its sentRecs when loss counting (re)started
+	baseRecv   uint64 // records received from it then
+	lost       uint64 // records it reported sent that did not arrive, since the baseline
+	resyncs    uint64
+	pushTarget string
+	pushReqID  uint32
+	mismatch   bool
+	wasLive    bool
+}
+
+// NewNode returns a COLD node; call Start to join the cluster.
+func NewNode(cfg Config, d Deps) (*Node, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	if d.Sink == nil || d.Table == nil || d.Transport == nil {
+		return nil, errors.New("cluster: NewNode needs a Sink, a Table and a Transport")
+	}
+	n := &Node{
+		cfg: cfg, sink: d.Sink, table: d.Table, tr: d.Transport, log: d.Logger, rand: d.Rand,
+		sources: map[netip.Addr]*source{}, peers: map[string]*peer{}, pushes: map[string]*push{},
+		logged: map[string]bool{}, nextOrigin: 1,
+	}
+	if n.log == nil {
+		n.log = slog.New(slog.DiscardHandler)
+	}
+	if n.rand == nil {
+		n.rand = rand.Uint64
+	}
+	n.snd = newSender(&n.cfg, &n.c)
+	n.msg.Records = make([]ipvssync.Record, 0, ipvssync.MaxRecords)
+	return n, nil
+}
+
+// Start leaves COLD: the node picks a new incarnation, asks every peer for a bulk push
+// and waits in SYNCING (docs/cluster.md §6).
+func (n *Node) Start(now time.Time) {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	n.inc = n.rand()
+	n.state = StateSyncing
+	n.lastTick = now
+	n.join = &joinState{start: now, reqID: uint32(n.rand()), peers: map[string]*joinPeer{}}
+	n.sendControlLocked(&ctlMsg{Type: ctlBulkReq, ReqID: n.join.reqID})
+	n.heartbeatLocked(now)
+	n.log.Info("cluster: joining, bulk sync requested", "node", n.cfg.NodeID, "join_wait", n.cfg.JoinWait)
+}
+
+// Enqueue takes an entry the data path decided to sync (ipvssync.Rules.Needed) and
+// sends it within sync_flush.
+func (n *Node) Enqueue(e *Entry, now time.Time) {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	n.snd.add(e, now)
+	n.transmitLocked()
+}
+
+// HandleSync processes one datagram received on a sync port.
+func (n *Node) HandleSync(from netip.AddrPort, b []byte, now time.Time) {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	addr := from.Addr().Unmap()
+	if why := n.screenLocked(addr); why != dropNone {
+		n.c.drop(why)
+		return
+	}
+	res := ipvssync.Decode(&n.msg, b)
+	if res.Drop == ipvssync.ReasonShort || res.Drop == ipvssync.ReasonSizeMismatch {
+		n.c.drop(dropDecode)
+		n.c.decodeDrops[res.Drop].Add(1)
+		n.logOnceLocked("decode:"+res.Drop.String(), "cluster: sync datagram dropped", "from", addr, "reason", res.Drop)
+		return
+	}
+	if n.cfg.SyncID != 0 && n.msg.SyncID != n.cfg.SyncID {
+		n.c.drop(dropSyncID)
+		n.logOnceLocked("syncid", "cluster: sync message with a foreign syncid dropped", "from", addr,
+			"syncid", n.msg.SyncID, "ours", n.cfg.SyncID)
+		return
+	}
+	if res.Drop != ipvssync.ReasonNone {
+		n.c.decodeDrops[res.Drop].Add(1)
+		n.c.decodeLost.Add(uint64(res.Lost))
+		n.logOnceLocked("decode:"+res.Drop.String(), "cluster: rest of a sync message dropped", "from", addr,
+			"reason", res.Drop, "records_lost", res.Lost)
+	}
+	for i, k := range res.Skipped {
+		if k != 0 {
+			n.c.decodeDrops[i].Add(uint64(k))
+		}
+	}
+	src := n.sourceLocked(addr, now)
+	src.messages++
+	src.records += uint64(len(n.msg.Records) + res.SkippedTotal())
+	n.c.recvMessages.Add(1)
+	n.c.recvBytes.Add(uint64(len(b)))
+	var e Entry
+	for i := range n.msg.Records {
+		if why := fromRecord(&n.msg.Records[i], &e); why != dropNone {
+			n.c.drop(why)
+			continue
+		}
+		if !n.sink.Upsert(&e, src.origin, now) {
+			n.c.drop(dropSink)
+			continue
+		}
+		n.c.recvRecords.Add(1)
+	}
+}
+
+// screenLocked applies the source checks every received datagram passes first.
+func (n *Node) screenLocked(addr netip.Addr) dropReason {
+	if slices.Contains(n.cfg.Self, addr) {
+		return dropSelf
+	}
+	if len(n.cfg.Sources) == 0 {
+		return dropNone
+	}
+	for _, p := range n.cfg.Sources {
+		if p.Contains(addr) {
+			return dropNone
+		}
+	}
+	n.logOnceLocked("source:"+addr.String(), "cluster: datagram from outside sync_sources dropped", "from", addr)
+	return dropSource
+}
+
+// sourceLocked returns the sync source for addr, numbering new ones. Origins 1–254 go
+// to the first 254 sources; later ones share 255.
+func (n *Node) sourceLocked(addr netip.Addr, now time.Time) *source {
+	if s := n.sources[addr]; s != nil {
+		return s
+	}
+	s := &source{addr: addr, firstSeen: now, origin: 255}
+	if n.nextOrigin < 255 {
+		s.origin = uint8(n.nextOrigin)
+		n.byOrigin[s.origin] = s
+		n.nextOrigin++
+	}
+	n.sources[addr] = s
+	return s
+}
+
+// recvFromLocked returns the records received from addr so far.
+func (n *Node) recvFromLocked(addr netip.Addr) uint64 {
+	if s := n.sources[addr]; s != nil {
+		return s.records
+	}
+	return 0
+}
+
+// HandleControl processes one datagram received on the control port.
+func (n *Node) HandleControl(from netip.AddrPort, b []byte, now time.Time) {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	addr := from.Addr().Unmap()
+	if why := n.screenLocked(addr); why != dropNone {
+		n.c.drop(why)
+		return
+	}
+	m := &n.ctlIn
+	if err := decodeControl(m, b, n.cfg.AuthKey); err != nil {
+		why := dropControlMalformed
+		switch {
+		case errors.Is(err, errCtlAuth):
+			why = dropControlAuth
+		case errors.Is(err, errCtlVersion):
+			why = dropControlVersion
+		}
+		n.c.drop(why)
+		n.logOnceLocked("control:"+why.String()+addr.String(), "cluster: control datagram dropped", "from", addr, "err", err)
+		return
+	}
+	if m.NodeID == n.cfg.NodeID {
+		n.c.drop(dropControlForeign)
+		n.logOnceLocked("nodeid:"+addr.String(), "cluster: another director uses our node_id; give each a unique one",
+			"node_id", m.NodeID, "from", addr)
+		return
+	}
+	switch m.Type {
+	case ctlHeartbeat:
+		if n.cfg.SyncID != 0 && m.SyncID != n.cfg.SyncID {
+			n.c.drop(dropControlForeign)
+			n.logOnceLocked("ctlsyncid:"+addr.String(), "cluster: heartbeat with a foreign syncid dropped",
+				"from", addr, "syncid", m.SyncID, "ours", n.cfg.SyncID)
+			return
+		}
+		n.heartbeatInLocked(addr, m, now)
+	case ctlBulkReq:
+		if m.Target == "" || m.Target == n.cfg.NodeID {
+			n.bulkRequestLocked(m, now)
+		}
+	case ctlBulkDone:
+		if m.Target == n.cfg.NodeID && n.join != nil {
+			n.join.done(n, m, now)
+		}
+	}
+}
+
+func (n *Node) heartbeatInLocked(addr netip.Addr, m *ctlMsg, now time.Time) {
+	p := n.peers[m.NodeID]
+	if p == nil || p.inc != m.Incarnation {
+		if p == nil {
+			p = &peer{id: m.NodeID}
+			n.peers[m.NodeID] = p
+		}
+		n.log.Info("cluster: peer up", "peer", m.NodeID, "addr", addr, "incarnation", m.Incarnation, "state", m.State)
+		p.inc, p.firstHeard = m.Incarnation, now
+		p.baseSent, p.baseRecv, p.lost = m.SentRecords, n.recvFromLocked(addr), 0
+	}
+	p.addr, p.lastHeard, p.state, p.health, p.sentRecs = addr, now, m.State, m.Health, m.SentRecords
+	p.pushTarget, p.pushReqID = m.PushTarget, m.PushReqID
+	p.wasLive = true
+	p.digest = m.Digest
+	if mismatch := m.Digest != n.cfg.ConfigDigest; mismatch != p.mismatch {
+		p.mismatch = mismatch
+		if mismatch {
+			n.log.Warn("cluster: peer's configuration differs from ours (config digest)", "peer", p.id)
+		} else {
+			n.log.Info("cluster: peer's configuration matches ours again", "peer", p.id)
+		}
+	}
+	if p.mismatch {
+		n.c.configMismatch.Add(1)
+	}
+	// Loss: what it says it sent since the baseline, less what arrived from it.
+	sent, recv := m.SentRecords-p.baseSent, n.recvFromLocked(addr)-p.baseRecv
+	p.lost = 0
+	if sent > recv {
+		p.lost = sent - recv
+	}
+	if p.lost >= uint64(n.cfg.ResyncThreshold) && n.state != StateSyncing &&
+		p.state != StateSyncing && p.state != StateCold {
+		p.resyncs++
+		n.log.Warn("cluster: sync records from a peer were lost; asking it for a bulk push",
+			"peer", p.id, "lost", p.lost, "resync_threshold", n.cfg.ResyncThreshold)
+		n.sendControlLocked(&ctlMsg{Type: ctlBulkReq, ReqID: uint32(n.rand()), Target: p.id})
+		p.baseSent, p.baseRecv, p.lost = m.SentRecords, n.recvFromLocked(addr), 0
+	}
+	if n.join != nil {
+		n.join.heartbeat(n, p, now)
+	}
+}
+
+// live reports whether p was heard within the peer timeout.
+func (n *Node) live(p *peer, now time.Time) bool {
+	return !p.lastHeard.IsZero() && now.Sub(p.lastHeard) <= n.cfg.PeerTimeout
+}
+
+// Tick does the periodic work: flushes messages older than sync_flush, runs the
+// refresh sweeper and bulk pushes for the time since the last tick, sends heartbeats,
+// advances the join and notes peers that went silent. Call it every few tens of ms.
+func (n *Node) Tick(now time.Time) {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	if n.state == StateCold {
+		return
+	}
+	elapsed := min(max(now.Sub(n.lastTick), 0), time.Second)
+	n.lastTick = now
+	n.sweepLocked(elapsed, now)
+	n.pushLocked(elapsed, now)
+	n.snd.tick(now)
+	n.transmitLocked()
+	if now.Sub(n.lastHB) >= n.cfg.Heartbeat {
+		n.heartbeatLocked(now)
+	}
+	for _, p := range n.peers {
+		if p.wasLive && !n.live(p, now) {
+			p.wasLive = false
+			n.log.Warn("cluster: peer silent", "peer", p.id, "last_heard", p.lastHeard, "peer_timeout", n.cfg.PeerTimeout)
+		}
+	}
+	if n.join != nil {
+		n.join.progress(n, now)
+	}
+}
+
+// transmitLocked writes the completed messages.
+func (n *Node) transmitLocked() {
+	n.snd.drain(func(m *outMsg) {
+		if err := n.tr.SendSync(m.port, m.b); err != nil {
+			n.c.drop(dropSendError)
+			n.logOnceLocked("send", "cluster: sending a sync message failed", "err", err)
+			return
+		}
+		n.c.sentMessages.Add(1)
+		n.c.sentRecords.Add(uint64(m.records))
+		n.c.sentBytes.Add(uint64(len(m.b)))
+	})
+}
+
+func (n *Node) heartbeatLocked(now time.Time) {
+	n.lastHB = now
+	m := ctlMsg{Type: ctlHeartbeat, State: n.state, Digest: n.cfg.ConfigDigest,
+		SentMsgs: n.c.sentMessages.Load(), SentRecords: n.c.sentRecords.Load(),
+		Health: n.cfg.HealthDigest, SyncID: n.cfg.SyncID}
+	for target, p := range n.pushes {
+		if !p.done && target != "" {
+			m.PushTarget, m.PushReqID = target, p.reqID
+			break
+		}
+	}
+	n.sendControlLocked(&m)
+}
+
+func (n *Node) sendControlLocked(m *ctlMsg) {
+	m.NodeID, m.Incarnation = n.cfg.NodeID, n.inc
+	n.ctlBuf = encodeControl(n.ctlBuf[:0], m, n.cfg.AuthKey)
+	if err := n.tr.SendControl(n.ctlBuf); err != nil {
+		n.c.drop(dropSendError)
+		n.logOnceLocked("sendctl", "cluster: sending a control datagram failed", "err", err)
+	}
+}
+
+// logOnceLocked logs msg the first time key is seen: one line per cause, the counters
+// tell how often.
+func (n *Node) logOnceLocked(key, msg string, args ...any) {
+	if n.logged[key] {
+		return
+	}
+	if len(n.logged) < 1024 {
+		n.logged[key] = true
+	}
+	n.log.Warn(msg, args...)
+}
+
+// SetAnnounced records whether any VIP is announced (READY ↔ ANNOUNCED); the gate
+// owner calls it.
+func (n *Node) SetAnnounced(on bool) {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	switch {
+	case on && n.state == StateReady:
+		n.state = StateAnnounced
+	case !on && n.state == StateAnnounced:
+		n.state = StateReady
+	}
+}
+
+// Drain enters DRAINING: the gate closes, sync continues.
+func (n *Node) Drain() {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	if n.state != StateCold {
+		n.state = StateDraining
+	}
+}
+
+// Undrain leaves DRAINING for READY; the gate then rises again.
+func (n *Node) Undrain() {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	if n.state == StateDraining {
+		n.state = StateReady
+	}
+}
+
+// State returns the node's state.
+func (n *Node) State() NodeState {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	return n.state
+}
+
+// Warm reports whether the node left SYNCING: the gate's sync condition.
+func (n *Node) Warm() bool {
+	s := n.State()
+	return s == StateReady || s == StateAnnounced || s == StateDraining
+}
+
+// ConfigMatch reports whether every live peer's config digest equals ours.
+func (n *Node) ConfigMatch(now time.Time) bool {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	for _, p := range n.peers {
+		if n.live(p, now) && p.mismatch {
+			return false
+		}
+	}
+	return true
+}
+
+// PeerInfo is one peer as gvs adm --cluster shows it.
+type PeerInfo struct {
+	NodeID      string
+	Addr        netip.Addr
+	Incarnation uint64
+	State       NodeState
+	Live        bool
+	LastHeard   time.Time
+	DigestMatch bool
+	SentRecords uint64 // as it reports
+	RecvRecords uint64 // received here from its address
+	Lost        uint64 // its reported records that did not arrive (current estimate)
+	Resyncs     uint64 // targeted bulk pushes asked of it because of loss
+}
+
+// Peers returns the known peers sorted by node id.
+func (n *Node) Peers(now time.Time) []PeerInfo {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	out := make([]PeerInfo, 0, len(n.peers))
+	for _, p := range n.peers {
+		out = append(out, PeerInfo{NodeID: p.id, Addr: p.addr, Incarnation: p.inc, State: p.state,
+			Live: n.live(p, now), LastHeard: p.lastHeard, DigestMatch: !p.mismatch, SentRecords: p.sentRecs,
+			RecvRecords: n.recvFromLocked(p.addr), Lost: p.lost, Resyncs: p.resyncs})
+	}
+	slices.SortFunc(out, func(a, b PeerInfo) int {
+		if a.NodeID < b.NodeID {
+			return -1
+		}
+		if a.NodeID > b.NodeID {
+			return 1
+		}
+		return 0
+	})
+	return out
+}
+
+// Stats returns a snapshot of the counters.
+func (n *Node) Stats() Stats { return n.c.snapshot() }

@@ -1,0 +1,362 @@
+package cluster
+
+import (
+	"net/netip"
+	"testing"
+	"time"
+
+	"github.com/gvs-lb/gvs/ipvssync"
+)
+
+func TestFirstDirectorReadyAfterPeerTimeout(t *testing.T) {
+	w := newFakeNet(t)
+	a := w.add("d1", nil)
+	w.start("d1")
+	if s := a.n.State(); s != StateSyncing {
+		t.Fatalf("after Start: %v, want SYNCING", s)
+	}
+	took, ok := w.runUntil(5*time.Second, a.n.Warm)
+	if !ok || took < time.Second || took > 1100*time.Millisecond {
+		t.Fatalf("alone: ready after %v (ok %v), want just after the 1s peer timeout", took, ok)
+	}
+}
+
+func TestIncrementalSync(t *testing.T) {
+	w := newFakeNet(t)
+	a, b := w.add("d1", nil), w.add("d2", nil)
+	w.start("d1", "d2")
+	if _, ok := w.runUntil(3*time.Second, func() bool { return a.n.Warm() && b.n.Warm() }); !ok {
+		t.Fatal("two directors starting together never became ready")
+	}
+	// Ten connections: a partly filled message waits for sync_flush.
+	for i := range 10 {
+		e := conn(i, 5)
+		a.n.Enqueue(&e, w.now)
+	}
+	w.deliver()
+	if n := b.table.len(); n != 0 {
+		t.Fatalf("%d entries arrived before sync_flush", n)
+	}
+	took, ok := w.runUntil(time.Second, func() bool { return b.table.len() == 10 })
+	if !ok || took > 110*time.Millisecond {
+		t.Fatalf("10 entries arrived after %v (ok %v), want within sync_flush (100ms) + one tick", took, ok)
+	}
+	fe, _ := b.table.get(keyOf(conn(3, 5)))
+	if fe.m.Origin == 0 || fe.e != conn(3, 5) {
+		t.Fatalf("entry on d2: origin %d %+v, want d1's origin and %+v", fe.m.Origin, fe.e, conn(3, 5))
+	}
+	// A full message (40 IPv4 records in 1472 bytes) leaves at once.
+	w.syncMsgs = 0
+	for i := 100; i < 140; i++ {
+		e := conn(i, 6)
+		a.n.Enqueue(&e, w.now)
+	}
+	w.deliver()
+	if b.table.len() != 50 || w.syncMsgs != 1 {
+		t.Fatalf("after 40 more: d2 has %d entries from %d messages, want 50 from 1", b.table.len(), w.syncMsgs)
+	}
+	st := a.n.Stats()
+	if st.SentRecords != 50 || st.SentMessages != 2 || st.Flushes != 1 {
+		t.Fatalf("d1 stats %+v", st)
+	}
+	if st := b.n.Stats(); st.RecvRecords != 50 || len(st.Drops) != 0 {
+		t.Fatalf("d2 stats %+v", st)
+	}
+	peers := b.n.Peers(w.now)
+	if len(peers) != 1 || peers[0].NodeID != "d1" || !peers[0].Live || peers[0].RecvRecords != 50 || peers[0].Lost != 0 {
+		t.Fatalf("d2's peers %+v", peers)
+	}
+}
+
+func TestReceiveDrops(t *testing.T) {
+	w := newFakeNet(t)
+	a := w.add("d1", func(c *Config) { c.SyncID = 7 })
+	w.start("d1")
+	from := netip.MustParseAddrPort("198.18.0.99:40000")
+	rec := func(mod func(*ipvssync.Record)) []byte {
+		r := ipvssync.Record{Protocol: 6, Flags: ipvssync.FwdRoute, State: 1, CPort: 1, VPort: 80, DPort: 80,
+			Timeout: 900, CAddr: netip.MustParseAddr("198.19.0.2"), VAddr: netip.MustParseAddr("198.18.100.1"),
+			DAddr: netip.MustParseAddr("198.18.0.5")}
+		if mod != nil {
+			mod(&r)
+		}
+		b, err := ipvssync.Encode(&ipvssync.Message{Version: ipvssync.V1, SyncID: 7, Records: []ipvssync.Record{r}}, 1472)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return b
+	}
+	good := rec(nil)
+	tests := []struct {
+		name string
+		from netip.AddrPort
+		b    []byte
+		drop string
+	}{
+		{"own address", netip.AddrPortFrom(a.addr, 1), good, "self"},
+		{"outside sync_sources", netip.MustParseAddrPort("203.0.113.1:1"), good, "source"},
+		{"foreign syncid", from, func() []byte { b := rec(nil); b[1] = 8; return b }(), "syncid"},
+		{"size lies", from, func() []byte { b := rec(nil); b[3]--; return b }(), "malformed"},
+		{"SCTP has no gvs service", from, rec(func(r *ipvssync.Record) { r.Protocol = ipvssync.ProtoSCTP; r.State = 7 }), "protocol"},
+		{"method bits 5", from, rec(func(r *ipvssync.Record) { r.Flags = 5 }), "method"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			before := a.n.Stats().Drops[tt.drop]
+			a.n.HandleSync(tt.from, tt.b, w.now)
+			if got := a.n.Stats().Drops[tt.drop]; got != before+1 {
+				t.Fatalf("drops[%s] = %d, want %d (all: %v)", tt.drop, got, before+1, a.n.Stats().Drops)
+			}
+			if a.table.len() != 0 {
+				t.Fatal("a dropped record reached the table")
+			}
+		})
+	}
+	a.n.HandleSync(from, good, w.now)
+	if a.table.len() != 1 {
+		t.Fatal("the good record did not reach the table")
+	}
+	// conn_max: the table refuses, the drop is counted.
+	a.table.max = 1
+	a.n.HandleSync(from, rec(func(r *ipvssync.Record) { r.CPort = 2 }), w.now)
+	if got := a.n.Stats().Drops["table"]; got != 1 {
+		t.Fatalf("drops[table] = %d", got)
+	}
+	// A datagram cut short by a bad record type keeps what came before and counts
+	// the rest.
+	b := rec(nil)
+	two := append(append([]byte{}, b...), b[8:]...)
+	two[4], two[3] = 2, byte(len(two))
+	two[8+36] = 2 // type 2
+	a.n.HandleSync(from, two, w.now)
+	if st := a.n.Stats(); st.DecodeDrops["record_type"] != 1 || st.DecodeLost != 1 {
+		t.Fatalf("decode drops %v lost %d", st.DecodeDrops, st.DecodeLost)
+	}
+}
+
+func TestBulkSyncOnJoin(t *testing.T) {
+	w := newFakeNet(t)
+	a, b := w.add("d1", func(c *Config) { c.BulkRate = 20000 }), w.add("d2", func(c *Config) { c.BulkRate = 20000 })
+	w.start("d1", "d2")
+	w.runUntil(3*time.Second, func() bool { return a.n.Warm() && b.n.Warm() })
+	// d1 and d2 each own 3000 connections; d1 also holds 500 that d9, long gone, sent.
+	for i := range 3000 {
+		a.table.own(conn(i, 5), w.now, w.now)
+		b.table.own(conn(10000+i, 6), w.now, w.now)
+	}
+	dead := netip.MustParseAddrPort("198.18.0.99:40000")
+	var bld ipvssync.Builder
+	for i := 0; i < 500; i += 40 {
+		bld.Reset(ipvssync.V1, 0, 1472)
+		for j := i; j < min(i+40, 500); j++ {
+			var r ipvssync.Record
+			e := conn(20000+j, 7)
+			toRecord(&e, &r)
+			if err := bld.Add(&r); err != nil {
+				t.Fatal(err)
+			}
+		}
+		a.n.HandleSync(dead, bld.Bytes(), w.now)
+		b.n.HandleSync(dead, bld.Bytes(), w.now)
+	}
+	if a.table.len() != 3500 || b.table.len() != 3500 {
+		t.Fatalf("tables %d %d, want 3500 each", a.table.len(), b.table.len())
+	}
+	// 198.18.0.99 sends sync but no heartbeats, like a kernel IPVS master: after the
+	// peer timeout each director pushes it what it would push a joiner.
+	w.run(1500 * time.Millisecond)
+	baseA, baseB := a.n.Stats().BulkSent, b.n.Stats().BulkSent
+	if baseA != 3500 || baseB != 3000 {
+		t.Fatalf("pushes to the heartbeat-less source: d1 %d, d2 %d records; want 3500 (owned + orphans) and 3000", baseA, baseB)
+	}
+	c := w.add("d3", nil)
+	w.start("d3")
+	want := 6500
+	// At 20,000 records/s each, d1 pushes 3500 and d2 3000: about 0.2 s; not before.
+	var readyAt, fullAt time.Duration
+	took, ok := w.runUntil(10*time.Second, func() bool {
+		if c.table.len() == want && fullAt == 0 {
+			fullAt = 1
+		}
+		if c.n.Warm() && readyAt == 0 {
+			readyAt = 1
+			if c.table.len() != want {
+				t.Fatalf("d3 ready with %d of %d entries", c.table.len(), want)
+			}
+		}
+		return c.n.Warm()
+	})
+	if !ok {
+		t.Fatalf("d3 never ready; has %d of %d entries, state %v", c.table.len(), want, c.n.State())
+	}
+	if took < time.Second || took > 1500*time.Millisecond {
+		t.Fatalf("d3 ready after %v, want after the 1s discovery window and within 1.5s", took)
+	}
+	// Orphans came from one director only (d1, the lowest id): d1 pushed 3500, d2 3000.
+	if sa, sb := a.n.Stats().BulkSent-baseA, b.n.Stats().BulkSent-baseB; sa != 3500 || sb != 3000 {
+		t.Fatalf("bulk sent by d1 %d, d2 %d; want 3500 and 3000", sa, sb)
+	}
+	if c.n.Stats().JoinIncomplete != 0 {
+		t.Fatal("join counted incomplete")
+	}
+}
+
+func TestJoinWaitExpires(t *testing.T) {
+	w := newFakeNet(t)
+	a := w.add("d1", nil)
+	w.start("d1")
+	w.runUntil(2*time.Second, a.n.Warm)
+	a.table.own(conn(1, 5), w.now, w.now)
+	c := w.add("d3", func(c *Config) { c.JoinWait = 3 * time.Second })
+	// d1 never receives a bulk request: it keeps sending heartbeats but never pushes.
+	w.filter = func(d *datagram, to string) bool {
+		return !(d.control && to == "d1" && d.from.Addr() == c.addr && isBulkReq(d.b))
+	}
+	w.start("d3")
+	took, ok := w.runUntil(10*time.Second, c.n.Warm)
+	if !ok || took < 3*time.Second || took > 3100*time.Millisecond {
+		t.Fatalf("ready after %v (ok %v), want at join_wait (3s)", took, ok)
+	}
+	if c.n.Stats().JoinIncomplete != 1 || c.table.len() != 0 {
+		t.Fatalf("join_incomplete %d, entries %d", c.n.Stats().JoinIncomplete, c.table.len())
+	}
+}
+
+func isBulkReq(b []byte) bool { return len(b) > 5 && ctlType(b[5]) == ctlBulkReq }
+
+func TestLostBulkRequestIsRepeated(t *testing.T) {
+	w := newFakeNet(t)
+	a := w.add("d1", nil)
+	w.start("d1")
+	w.runUntil(2*time.Second, a.n.Warm)
+	for i := range 100 {
+		a.table.own(conn(i, 5), w.now, w.now)
+	}
+	c := w.add("d3", nil)
+	dropped := 0
+	w.filter = func(d *datagram, to string) bool {
+		if d.control && to == "d1" && isBulkReq(d.b) && dropped == 0 {
+			dropped++
+			return false
+		}
+		return true
+	}
+	w.start("d3")
+	if _, ok := w.runUntil(5*time.Second, c.n.Warm); !ok || c.table.len() != 100 || dropped != 1 {
+		t.Fatalf("ready %v with %d entries (dropped %d requests)", c.n.Warm(), c.table.len(), dropped)
+	}
+}
+
+func TestLossTriggersTargetedBulk(t *testing.T) {
+	w := newFakeNet(t)
+	a, b := w.add("d1", nil), w.add("d2", nil)
+	w.start("d1", "d2")
+	w.runUntil(3*time.Second, func() bool { return a.n.Warm() && b.n.Warm() })
+	// Five full messages from d1 to d2 are lost: 200 records, above resync_threshold.
+	lose := 5
+	w.filter = func(d *datagram, to string) bool {
+		if !d.control && to == "d2" && lose > 0 {
+			lose--
+			return false
+		}
+		return true
+	}
+	for i := range 200 {
+		e := conn(i, 5)
+		a.table.own(e, w.now, w.now)
+		a.n.Enqueue(&e, w.now)
+	}
+	w.deliver()
+	if b.table.len() != 0 {
+		t.Fatalf("d2 has %d entries though all messages were lost", b.table.len())
+	}
+	if _, ok := w.runUntil(2*time.Second, func() bool { return b.table.len() == 200 }); !ok {
+		t.Fatalf("d2 has %d of 200 entries after the loss was seen; peers %+v", b.table.len(), b.n.Peers(w.now))
+	}
+	if p := b.n.Peers(w.now)[0]; p.Resyncs != 1 {
+		t.Fatalf("resyncs %d, want 1", p.Resyncs)
+	}
+}
+
+func TestRefreshSweeper(t *testing.T) {
+	w := newFakeNet(t)
+	a, b := w.add("d1", nil), w.add("d2", nil)
+	w.start("d1", "d2")
+	w.runUntil(3*time.Second, func() bool { return a.n.Warm() && b.n.Warm() })
+	t0 := w.now
+	quiet := conn(1, 5)
+	quiet.Timeout = 30 * time.Second
+	idle := conn(2, 5)
+	idle.Timeout = 30 * time.Second
+	a.table.own(quiet, t0.Add(time.Second), t0) // active after its last sync
+	a.table.own(idle, t0, t0)                   // no traffic since: let it expire
+	w.run(10 * time.Second)
+	if b.table.len() != 0 {
+		t.Fatal("the sweeper re-sent an entry whose receivers' copy has more than half its timeout left")
+	}
+	if _, ok := w.runUntil(6*time.Second, func() bool { return b.table.len() == 1 }); !ok {
+		t.Fatal("the quiet entry was not refreshed before half its timeout was left")
+	}
+	if _, ok := b.table.get(keyOf(quiet)); !ok || a.n.Stats().Swept != 1 {
+		t.Fatalf("refreshed the wrong entry; swept %d", a.n.Stats().Swept)
+	}
+	w.run(20 * time.Second)
+	if a.n.Stats().Swept != 1 {
+		t.Fatal("an entry without new traffic was refreshed again")
+	}
+}
+
+func TestConfigDigestAndAuth(t *testing.T) {
+	w := newFakeNet(t)
+	key := []byte("0123456789abcdef0123456789abcdef")
+	a := w.add("d1", func(c *Config) { c.AuthKey = key })
+	b := w.add("d2", func(c *Config) { c.AuthKey = key; c.ConfigDigest[0] = 1 })
+	c := w.add("d3", func(c *Config) { c.AuthKey = []byte("another key, another cluster....") })
+	w.start("d1", "d2", "d3")
+	w.run(time.Second)
+	if a.n.ConfigMatch(w.now) || b.n.ConfigMatch(w.now) {
+		t.Fatal("digest mismatch not seen")
+	}
+	if a.n.Stats().ConfigMismatch == 0 {
+		t.Fatal("mismatch not counted")
+	}
+	if p := a.n.Peers(w.now); len(p) != 1 || p[0].NodeID != "d2" || p[0].DigestMatch {
+		t.Fatalf("d1's peers %+v: want d2 only (d3 signs with another key), mismatched", p)
+	}
+	if a.n.Stats().Drops["control_auth"] == 0 || c.n.Stats().Drops["control_auth"] == 0 {
+		t.Fatal("wrong-key datagrams not counted")
+	}
+	if len(c.n.Peers(w.now)) != 0 {
+		t.Fatal("d3 accepted peers signing with another key")
+	}
+}
+
+func TestNodeIDCollision(t *testing.T) {
+	w := newFakeNet(t)
+	a, b := w.add("same", nil), w.add("same2", nil)
+	_ = b
+	w.start("same", "same2")
+	w.run(500 * time.Millisecond)
+	x := w.add("impostor", func(c *Config) { c.NodeID = "same" })
+	x.n.Start(w.now)
+	w.deliver()
+	w.run(300 * time.Millisecond)
+	if a.n.Stats().Drops["control_foreign"] == 0 {
+		t.Fatal("a second director with our node_id was not noticed")
+	}
+}
+
+func TestEnqueueAllocs(t *testing.T) {
+	w := newFakeNet(t)
+	a := w.add("d1", nil)
+	w.start("d1")
+	e := conn(1, 5)
+	// Warm the buffers: one full message out.
+	for range 80 {
+		a.n.Enqueue(&e, w.now)
+	}
+	w.inFlight = nil
+	if n := testing.AllocsPerRun(200, func() { a.n.Enqueue(&e, w.now) }); n > 0.1 {
+		t.Fatalf("Enqueue: %v allocs per entry (the fake transport's copy included)", n)
+	}
+}

@@ -1,0 +1,106 @@
+package cluster
+
+import (
+	"sync/atomic"
+
+	"github.com/gvs-lb/gvs/ipvssync"
+)
+
+// dropReason is why the cluster runtime dropped a datagram, a record or an entry it
+// was asked to send. Every drop is counted under one (no silent drop).
+type dropReason uint8
+
+const (
+	dropNone dropReason = iota
+	// sync receive, whole datagram
+	dropSelf   // from one of this director's own addresses (multicast loop, a reflected copy)
+	dropSource // sender outside sync_sources
+	dropSyncID // syncid other than ours (when ours is not 0)
+	dropDecode // malformed (the ipvssync reason is counted too)
+	dropTooBig // larger than the receive buffer: truncated by the socket
+	// sync receive, one record
+	dropProtocol          // neither TCP nor UDP: gvs has no such service
+	dropMethod            // forwarding bits outside the defined methods
+	dropPersistenceEngine // carries a persistence engine gvs does not have
+	dropSink              // the connection table refused it (conn_max, …)
+	// sync send
+	dropQueueFull // sync_qlen_max messages already waiting
+	dropSendError // the socket refused the datagram
+	dropBadEntry  // an entry that cannot be encoded (mixed families, IPv6 in v0)
+	// control channel
+	dropControlMalformed
+	dropControlAuth    // missing or wrong HMAC, or an HMAC when none is configured
+	dropControlVersion // a control protocol version gvs does not speak
+	dropControlForeign // another cluster (node id collision or foreign syncid)
+	numDropReasons
+)
+
+var dropNames = [numDropReasons]string{
+	"none", "self", "source", "syncid", "malformed", "too_big",
+	"protocol", "method", "persistence_engine", "table",
+	"queue_full", "send_error", "bad_entry",
+	"control_malformed", "control_auth", "control_version", "control_foreign",
+}
+
+func (r dropReason) String() string {
+	if r < numDropReasons {
+		return dropNames[r]
+	}
+	return "unknown"
+}
+
+// counters are the cluster runtime's totals. They are written by the runtime's one
+// goroutine and read by anyone (metrics, gvs adm), hence atomics.
+type counters struct {
+	drops       [numDropReasons]atomic.Uint64
+	decodeDrops [ipvssync.NumReasons]atomic.Uint64 // datagrams or rests dropped by the codec, by reason
+	decodeLost  atomic.Uint64                      // records those drops cost
+
+	sentMessages, sentRecords, sentBytes atomic.Uint64
+	recvMessages, recvRecords, recvBytes atomic.Uint64
+	flushes                              atomic.Uint64 // messages sent because sync_flush expired, not full
+	swept                                atomic.Uint64 // entries re-sent by the refresh sweeper
+	bulkSent                             atomic.Uint64 // records sent by bulk pushes
+	joinIncomplete                       atomic.Uint64 // joins that ended by join_wait, not by bulk-done
+	configMismatch                       atomic.Uint64 // heartbeats whose config digest differs from ours
+}
+
+// Stats is a snapshot of the counters, for metrics and gvs adm.
+type Stats struct {
+	Drops          map[string]uint64 // by reason, only the non-zero ones
+	DecodeDrops    map[string]uint64 // by ipvssync.Reason, only the non-zero ones
+	DecodeLost     uint64
+	SentMessages   uint64
+	SentRecords    uint64
+	SentBytes      uint64
+	RecvMessages   uint64
+	RecvRecords    uint64
+	RecvBytes      uint64
+	Flushes        uint64
+	Swept          uint64
+	BulkSent       uint64
+	JoinIncomplete uint64
+	ConfigMismatch uint64
+}
+
+func (c *counters) drop(r dropReason) { c.drops[r].Add(1) }
+
+func (c *counters) snapshot() Stats {
+	s := Stats{Drops: map[string]uint64{}, DecodeDrops: map[string]uint64{}}
+	for i := range c.drops {
+		if n := c.drops[i].Load(); n != 0 {
+			s.Drops[dropReason(i).String()] = n
+		}
+	}
+	for i := range c.decodeDrops {
+		if n := c.decodeDrops[i].Load(); n != 0 {
+			s.DecodeDrops[ipvssync.Reason(i).String()] = n
+		}
+	}
+	s.DecodeLost = c.decodeLost.Load()
+	s.SentMessages, s.SentRecords, s.SentBytes = c.sentMessages.Load(), c.sentRecords.Load(), c.sentBytes.Load()
+	s.RecvMessages, s.RecvRecords, s.RecvBytes = c.recvMessages.Load(), c.recvRecords.Load(), c.recvBytes.Load()
+	s.Flushes, s.Swept, s.BulkSent = c.flushes.Load(), c.swept.Load(), c.bulkSent.Load()
+	s.JoinIncomplete, s.ConfigMismatch = c.joinIncomplete.Load(), c.configMismatch.Load()
+	return s
+}
