@@ -201,3 +201,24 @@ func transitionLocked(e *entry, d *sched.Dest, dir Dir, tcpFlags uint8, to *time
 	e.timeout = to.tcp[next]
 	return assure
 }
+
+// InputKeeps reports whether an input packet (client → VIP) with these TCP flags
+// leaves a TCP connection in state s as it is: the same state, so no counter moves,
+// no ASSURED step and the same timeout (§7.1). noOutput selects the INPUT-ONLY table
+// (the connection has FlagNoOutput). A SYN or RST segment always reports false: a SYN
+// may replace the connection (§5.2 step 5) and an RST may close it, which only the
+// Table decides. A worker's flow cache uses it to serve a packet without the Table.
+func InputKeeps(s State, noOutput bool, tcpFlags uint8) bool {
+	if tcpFlags&(tcpSYN|tcpRST) != 0 || int(s) >= NumStates {
+		return false
+	}
+	c := tcpClass(tcpFlags)
+	if c == clsNone {
+		return s == StateClose
+	}
+	tbl := tblInput
+	if noOutput {
+		tbl = tblInputOnly
+	}
+	return tcpNext[tbl][s][c] == s
+}

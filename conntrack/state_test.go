@@ -233,3 +233,28 @@ func TestShardSize(t *testing.T) {
 		t.Fatalf("shard is %d bytes, want 128", s)
 	}
 }
+
+// TestInputKeeps checks InputKeeps against the transition itself: for every TCP
+// state, both input tables and every flag byte, it reports true exactly when the
+// input transition leaves the state as it is and the segment has neither SYN nor RST.
+func TestInputKeeps(t *testing.T) {
+	to := newTimeoutsMs(DefaultTimeouts())
+	for s := StateNone; int(s) < NumStates; s++ {
+		for _, noOut := range []bool{false, true} {
+			for fl := 0; fl < 256; fl++ {
+				e := entry{proto: protoTCP, state: s, flags: FlagInactive}
+				if noOut {
+					e.flags |= FlagNoOutput
+				}
+				transitionLocked(&e, nil, DirIn, uint8(fl), to)
+				want := e.state == s && fl&(tcpSYN|tcpRST) == 0
+				if got := InputKeeps(s, noOut, uint8(fl)); got != want {
+					t.Fatalf("InputKeeps(%v, noOutput %v, flags %#x) = %v, transition goes to %v", s, noOut, fl, got, e.state)
+				}
+			}
+		}
+	}
+	if InputKeeps(StateUDP, false, tcpACK) || InputKeeps(State(200), true, tcpACK) {
+		t.Fatal("InputKeeps is true for a state outside the TCP tables")
+	}
+}

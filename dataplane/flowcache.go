@@ -10,20 +10,28 @@ import (
 	"github.com/gvs-lb/gvs/ipvs"
 )
 
-// A flowCache remembers, per worker, the established connections the worker forwards,
-// so a packet of such a flow is sent without touching the shared connection table:
-// no shard lock, no hash walk — the established path of a busy flow shares nothing
-// with other workers (PACKET_FANOUT keeps a flow on one worker).
+// A flowCache remembers, per worker, the connections the worker forwards, so a packet
+// of such a flow is sent without touching the shared connection table: no shard lock,
+// no hash walk — the established path of a busy flow shares nothing with other
+// workers (PACKET_FANOUT keeps a flow on one worker).
 //
-// Only packets that cannot change the connection's state are served from it: a TCP
-// segment whose flag class is ACK (no SYN, FIN or RST) on a connection in ESTABLISHED
-// — ESTABLISHED + ACK stays ESTABLISHED in every IPVS table (docs/ipvs-semantics.md §7.1) — and
-// UDP, whose single state never changes. Everything else goes to the table, and so
-// does a cached flow once refreshEvery has passed since the table last saw it, which
-// re-arms the entry's timer: expiry then differs from the kernel's by less than that,
-// the table's own timer tick. A deleted real server sends the flow back to the table
-// at once (which drops or expires it as IPVS does), and so does anything the table
-// does not answer with a hit.
+// A slot holds the connection's forwarding and its TCP state as the table last
+// answered. Only packets that cannot change the connection are served from it: UDP,
+// whose single state never changes, and a TCP segment without SYN or RST whose input
+// transition leaves the cached state as it is (conntrack.InputKeeps: ESTABLISHED + ACK
+// stays ESTABLISHED in every IPVS table, docs/ipvs-semantics.md §7.1; so does the
+// last ACK of a closing DR flow, FIN_WAIT + ACK in the INPUT-ONLY table). A
+// connection whose state replies can move (NAT without NOOUTPUT) is cached only in
+// ESTABLISHED, where no reply's transition makes an ACK change anything; one with
+// NOOUTPUT (DR, TUN) sees no replies, so its state moves only by the packets this
+// worker sends to the table, and it is cached in any state.
+//
+// Everything else goes to the table, and so does a cached flow once refreshEvery has
+// passed since the table last saw it (or the connection's expiry time then, if
+// sooner), which re-arms the entry's timer: expiry then differs from the kernel's by
+// less than that, the table's own timer tick. A deleted real server sends the flow
+// back to the table at once (which drops or expires it as IPVS does), and so does
+// anything the table does not answer with a hit.
 //
 // The zero value is not usable; the cache is a fixed array (no allocation per packet).
 type flowCache struct {
@@ -46,8 +54,11 @@ type flowSlot struct {
 	daddr     [16]byte
 	dport     uint16
 	method    ipvs.Method
+	state     conntrack.State
+	noOutput  bool // the connection has FlagNoOutput: INPUT-ONLY transitions
 	dest      uint32
-	refreshed int64
+	refreshed int64 // when the table last answered for the flow
+	until     int64 // served while now < until: refreshed+refreshEvery, or the expiry if sooner
 }
 
 // prefault touches every page of the slots, so a new worker's first packets do not
@@ -71,13 +82,17 @@ func flowIndex(k *conntrack.Key) uint32 {
 	return uint32(h >> (64 - flowCacheBits))
 }
 
-// cacheable reports whether a packet with these TCP flags (0 for UDP) cannot change
-// an ESTABLISHED (or UDP) connection's state.
-func cacheable(proto, flags uint8) bool {
-	if proto == header.IPProtoUDP {
-		return true
-	}
-	return flags&(header.TCPFlagSYN|header.TCPFlagFIN|header.TCPFlagRST) == 0 && flags&header.TCPFlagACK != 0
+// keyEqual is a == b in five word compares and no call (== on a Key calls the
+// runtime's generic memequal).
+func keyEqual(a, b *conntrack.Key) bool {
+	return a.CAddr == b.CAddr && a.VAddr == b.VAddr && a.CPort == b.CPort && a.VPort == b.VPort &&
+		a.Proto == b.Proto && a.IPv6 == b.IPv6
+}
+
+// serves reports whether a packet of the flow in e with these TCP flags (0 for UDP)
+// may be sent from the cache: it cannot change the connection.
+func (e *flowSlot) serves(proto, flags uint8) bool {
+	return proto != header.IPProtoTCP || conntrack.InputKeeps(e.state, e.noOutput, flags)
 }
 
 // lookup returns the cached forwarding of k, fresh at now, or nil.
@@ -87,33 +102,38 @@ func (fc *flowCache) lookup(k *conntrack.Key, now int64) *flowSlot {
 		return nil
 	}
 	e := &fc.slots[i]
-	if e.key != *k || now-e.refreshed >= refreshEvery || now < e.refreshed {
+	if !keyEqual(&e.key, k) || !e.fresh(now) {
 		return nil
 	}
 	return e
 }
 
-// store remembers c (the table's answer at now) when it is safe to serve k's next
-// packets from the cache, and forgets k otherwise.
+func (e *flowSlot) fresh(now int64) bool { return now >= e.refreshed && now < e.until }
+
+// store remembers c (the table's answer at now) when k's next packets may be served
+// from the cache (see flowCache), and forgets k otherwise.
 func (fc *flowCache) store(k *conntrack.Key, c *conntrack.Conn, now int64) {
-	if (k.Proto == header.IPProtoTCP && c.State != conntrack.StateEstablished) || !c.HasDest || c.Flags&conntrack.FlagOnePacket != 0 {
+	noOutput := c.Flags&conntrack.FlagNoOutput != 0
+	if !c.HasDest || c.Flags&conntrack.FlagOnePacket != 0 ||
+		(k.Proto == header.IPProtoTCP && c.State != conntrack.StateEstablished && !noOutput) {
 		fc.forget(k)
 		return
 	}
 	i := flowIndex(k)
 	e := &fc.slots[i]
-	if fc.isUsed(i) && e.key != *k && now-e.refreshed < refreshEvery && now >= e.refreshed {
+	if fc.isUsed(i) && !keyEqual(&e.key, k) && e.fresh(now) {
 		// A fresh flow holds the slot: keep it rather than thrash between two
 		// flows (with many concurrent flows, the busy ones stay cached).
 		return
 	}
-	*e = flowSlot{key: *k, daddr: c.DAddr, dport: c.DPort, method: c.Method, dest: c.Dest, refreshed: now}
+	*e = flowSlot{key: *k, daddr: c.DAddr, dport: c.DPort, method: c.Method, state: c.State, noOutput: noOutput,
+		dest: c.Dest, refreshed: now, until: min(now+refreshEvery, c.Expires)}
 	fc.setUsed(i)
 }
 
 // forget drops k from the cache.
 func (fc *flowCache) forget(k *conntrack.Key) {
-	if i := flowIndex(k); fc.isUsed(i) && fc.slots[i].key == *k {
+	if i := flowIndex(k); fc.isUsed(i) && keyEqual(&fc.slots[i].key, k) {
 		fc.clearUsed(i)
 	}
 }

@@ -93,9 +93,8 @@ func (w *Worker) inbound(s *snapshot, f *Frame, now int64, out []Frame) []Frame 
 	if p.Proto == header.IPProtoTCP {
 		flags = p.TCPFlags
 	}
-	ok := cacheable(p.Proto, flags)
-	if ok {
-		if e := w.flows.lookup(&w.key, now); e != nil && int(e.dest) < len(s.dests) && s.dests[e.dest].d.Available() {
+	if flags&(header.TCPFlagSYN|header.TCPFlagRST) == 0 { // never served from the cache
+		if e := w.flows.lookup(&w.key, now); e != nil && e.serves(p.Proto, flags) && int(e.dest) < len(s.dests) && s.dests[e.dest].d.Available() {
 			c := &w.conn
 			c.Dest, c.Method, c.DAddr, c.DPort = e.dest, e.method, e.daddr, e.dport
 			return w.xmit(s, f, c, false, out)
@@ -104,11 +103,7 @@ func (w *Worker) inbound(s *snapshot, f *Frame, now int64, out []Frame) []Frame 
 	w.tableRefs++
 	switch w.d.table.In(&w.key, flags, now, &w.conn) {
 	case conntrack.Hit:
-		if ok {
-			w.flows.store(&w.key, &w.conn, now)
-		} else {
-			w.flows.forget(&w.key)
-		}
+		w.flows.store(&w.key, &w.conn, now)
 		return w.xmit(s, f, &w.conn, false, out)
 	case conntrack.DropNoDest:
 		w.flows.forget(&w.key)

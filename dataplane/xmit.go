@@ -167,6 +167,9 @@ func (w *Worker) outbound(s *snapshot, f *Frame, now int64, out []Frame) []Frame
 		return w.drop(ReasonReplyNoConn, out)
 	}
 	if w.conn.Method != ipvs.NAT {
+		// Out applied the OUTPUT transition and cleared NOOUTPUT: a state this
+		// worker's flow cache may hold for the connection is stale now.
+		w.flows.forget(&w.conn.Key)
 		return w.drop(ReasonNotOurs, out)
 	}
 	if o := w.d.owned.Load(); o != nil && !o.contains(&w.conn.Key.VAddr, w.conn.Key.IPv6) {

@@ -1,0 +1,92 @@
+package dataplane
+
+import (
+	"testing"
+	"time"
+
+	"github.com/gvs-lb/gvs/conntrack"
+	"github.com/gvs-lb/gvs/ipvs"
+)
+
+// tableState returns the state of the harness's only connection.
+func (h *harness) tableState() (conntrack.State, bool) {
+	var c conntrack.Conn
+	found := false
+	h.d.Table().Walk(func(x *conntrack.Conn) bool { c, found = *x, true; return false })
+	return c.State, found
+}
+
+// TestFlowCacheServesUnchangedStates follows one flow packet by packet and checks which
+// packets the worker's flow cache serves (no table reference) and that the table's
+// state is the kernel's after each: a packet that would change the state always goes
+// to the table; DR's last ACK (FIN_WAIT + ACK in the INPUT-ONLY table) does not; for
+// NAT, whose replies can move the state, only ESTABLISHED is served.
+func TestFlowCacheServesUnchangedStates(t *testing.T) {
+	type step struct {
+		p      dtPkt
+		cached bool            // served without the table
+		state  conntrack.State // the table's state after the packet
+	}
+	syn := dtPkt{src: dtClient, dst: dtVIP, sport: 40000, dport: 80, syn: true}
+	ack := dtPkt{src: dtClient, dst: dtVIP, sport: 40000, dport: 80, ack: true}
+	fin := dtPkt{src: dtClient, dst: dtVIP, sport: 40000, dport: 80, fin: true, ack: true}
+	rst := dtPkt{src: dtClient, dst: dtVIP, sport: 40000, dport: 80, rst: true}
+	for _, tc := range []struct {
+		m     ipvs.Method
+		steps []step
+	}{
+		{ipvs.DR, []step{
+			{syn, false, conntrack.StateSynRecv},
+			{syn, false, conntrack.StateSynRecv}, // a SYN never comes from the cache
+			{ack, false, conntrack.StateEstablished},
+			{ack, true, conntrack.StateEstablished},
+			{fin, false, conntrack.StateFinWait},
+			{ack, true, conntrack.StateFinWait},
+			{fin, true, conntrack.StateFinWait}, // FIN_WAIT + FIN stays FIN_WAIT (INPUT-ONLY)
+			{rst, false, conntrack.StateClose},
+			{ack, true, conntrack.StateClose},
+		}},
+		{ipvs.NAT, []step{
+			{syn, false, conntrack.StateSynRecv},
+			{ack, false, conntrack.StateEstablished},
+			{ack, true, conntrack.StateEstablished},
+			{fin, false, conntrack.StateCloseWait},
+			{ack, false, conntrack.StateCloseWait}, // not cached: a reply could move it
+			{ack, false, conntrack.StateCloseWait},
+		}},
+	} {
+		h := newHarness(t, testOptions(), rrService(tc.m, 80))
+		for i, s := range tc.steps {
+			now := int64(i+1) * int64(time.Millisecond)
+			if out := h.run(s.p.frame(t), now); len(out) != 1 {
+				t.Fatalf("%v step %d: not forwarded (%v)", tc.m, i, h.w.C.Reasons)
+			}
+			if cached := h.w.tableRefs == 0; cached != s.cached {
+				t.Fatalf("%v step %d: served from the cache %v, want %v", tc.m, i, cached, s.cached)
+			}
+			if st, ok := h.tableState(); !ok || st != s.state {
+				t.Fatalf("%v step %d: table state %v, want %v", tc.m, i, st, s.state)
+			}
+		}
+	}
+}
+
+// TestFlowCacheHonoursExpiry: a cached flow is not served past its connection's
+// expiry time, even within refreshEvery: with a 10 ms FIN_WAIT timeout the last ACK
+// 20 ms after the FIN finds no connection, as in the kernel, and is dropped.
+func TestFlowCacheHonoursExpiry(t *testing.T) {
+	o := testOptions()
+	o.Timeouts.TCP[conntrack.StateFinWait] = 10 * time.Millisecond
+	h := newHarness(t, o, rrService(ipvs.DR, 80))
+	ms := int64(time.Millisecond)
+	h.run(dtPkt{src: dtClient, dst: dtVIP, sport: 1, dport: 80, syn: true}.frame(t), 0)
+	h.run(dtPkt{src: dtClient, dst: dtVIP, sport: 1, dport: 80, ack: true}.frame(t), ms)
+	h.run(dtPkt{src: dtClient, dst: dtVIP, sport: 1, dport: 80, fin: true, ack: true}.frame(t), 2*ms)
+	ack := dtPkt{src: dtClient, dst: dtVIP, sport: 1, dport: 80, ack: true}.frame(t)
+	if out := h.run(ack, 3*ms); len(out) != 1 || h.w.tableRefs != 0 {
+		t.Fatalf("ACK within the timeout: %d out, %d table references", len(out), h.w.tableRefs)
+	}
+	if out := h.run(ack, 22*ms); len(out) != 0 || h.w.C.Reasons[ReasonNotSYN] != 1 {
+		t.Fatalf("ACK after the connection expired: %d out, not_syn %d", len(out), h.w.C.Reasons[ReasonNotSYN])
+	}
+}
