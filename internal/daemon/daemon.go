@@ -15,6 +15,7 @@ import (
 	"github.com/gvs-lb/gvs/health"
 	"github.com/gvs-lb/gvs/internal/config"
 	"github.com/gvs-lb/gvs/internal/control"
+	"github.com/gvs-lb/gvs/internal/script"
 	"github.com/gvs-lb/gvs/ipvs"
 )
 
@@ -44,6 +45,11 @@ type Daemon struct {
 	metrics  *Metrics
 	resolver Resolver // nil: MACs are never resolved
 	capacity capacity // what the links can receive
+
+	// scripts runs every external command (docs/scripts.md §3); trk the
+	// vrrp_script, track_file and track_process trackers (nil without [[vrrp]]).
+	scripts *script.Runner
+	trk     *trackers
 
 	health HealthRunner
 	vrrp   *vrrpManager // nil without [[vrrp]]
@@ -133,10 +139,13 @@ func New(cfg *config.Config, deps Deps) (_ *Daemon, err error) {
 	}
 	d.admin = newAdmin(d)
 	d.metrics = NewMetrics(d.admin)
+	if d.scripts, err = newScriptRunner(cfg, d.log); err != nil {
+		return nil, err
+	}
 	if deps.NewHealth != nil {
 		d.health = deps.NewHealth(d.healthNotify)
 	} else {
-		d.health = health.NewMonitor(health.Options{Logger: d.log, Notify: d.healthNotify, Now: d.clock.Now})
+		d.health = health.NewMonitor(health.Options{Logger: d.log, Notify: d.healthNotify, Now: d.clock.Now, Scripts: d.scripts})
 	}
 	file := Services(cfg)
 	specs, err := d.st.hl.configure(cfg, file)
@@ -156,6 +165,11 @@ func New(cfg *config.Config, deps Deps) (_ *Daemon, err error) {
 		// With VRRP the director serves nothing until an instance becomes master.
 		d.st.owned = map[string][]netip.Addr{}
 		d.d.SetOwned([]netip.Addr{})
+		// The trackers exist before the instances that read them; a change asks
+		// the runner (built next, before Run starts the trackers) to reassess.
+		if d.trk, err = newTrackers(cfg, d.scripts, d.scripts, d.clock, d.log, func() { d.vrrp.runner.Reassess() }); err != nil {
+			return nil, err
+		}
 		if d.vrrp, err = newVRRP(d, cfg.VRRP, cfg.VRRPSyncGroups); err != nil {
 			return nil, err
 		}
@@ -327,6 +341,7 @@ func (d *Daemon) Run(ctx context.Context) error {
 	background("health checks", d.health.Run)
 	if d.vrrp != nil {
 		background("vrrp", d.vrrp.run)
+		background("vrrp trackers", d.trk.run)
 	}
 	if d.ctl != nil {
 		background("control socket", func(ctx context.Context) error { return d.ctl.Serve(ctx, d) })

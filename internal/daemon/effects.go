@@ -209,7 +209,7 @@ func (d *Daemon) runScript(ctx context.Context, c string) ([]byte, error) {
 	if d.deps.RunScript != nil {
 		return d.deps.RunScript(ctx, c)
 	}
-	return runShell(ctx, c)
+	return runShellAs(ctx, d.scripts, c)
 }
 
 // runShell runs c with /bin/sh -c and returns its output; it is killed when ctx

@@ -4,6 +4,8 @@ import (
 	"fmt"
 	"log/slog"
 	"net/netip"
+	"strconv"
+	"strings"
 
 	"github.com/gvs-lb/gvs/health"
 	"github.com/gvs-lb/gvs/internal/config"
@@ -30,7 +32,11 @@ type policy struct {
 	quorumUp   string
 	quorumDown string
 	inhibit    map[netip.AddrPort]bool // per real server, resolved
-	checked    bool                    // the service has a [service.check]
+	checked    bool                    // the service has a [service.check], or a server its own
+
+	// checks lists each checked real server's check IDs: the service's check, or
+	// the server's own (all must pass).
+	checks map[netip.AddrPort][]string
 }
 
 // healthLayer holds the health state of every checked real server and computes the
@@ -51,6 +57,8 @@ func newHealthLayer(log *slog.Logger) *healthLayer {
 }
 
 // checkID names the check of real server rs of service svc, stable across reloads.
+// A server with several checks of its own has IDs checkID#2, #3 … for the second
+// and later.
 func checkID(svc ipvs.Key, rs netip.AddrPort) string { return svc.String() + " " + rs.String() }
 
 // configure maps the config's checks onto health specs, one per real server, and
@@ -71,30 +79,45 @@ func (h *healthLayer) configure(cfg *config.Config, services []ipvs.Service) ([]
 			quorumUp:   s.QuorumUp,
 			quorumDown: s.QuorumDown,
 			inhibit:    map[netip.AddrPort]bool{},
-			checked:    s.Check != nil,
+			checks:     map[netip.AddrPort][]string{},
+			checked:    s.Check != nil, // or a server's own check, below
 		}
 		policies[key] = p
 		for j := range s.RealServers {
 			addr := svc.RealServers[j].Addr
 			p.inhibit[addr] = s.RealServers[j].InhibitOnFailure
-			if s.Check == nil {
-				continue
+			// A server's own checks replace the service's (docs/scripts.md §2).
+			list := s.RealServers[j].Checks
+			if list == nil && s.Check != nil {
+				list = []config.Check{*s.Check}
 			}
-			hs, err := healthSpec(s.Check, addr)
-			if err != nil {
-				return nil, fmt.Errorf("%s:%d: service %s: check: %w", cfg.File, s.Check.Line, s, err)
+			base := checkID(key, addr)
+			for k := range list {
+				c := &list[k]
+				hs, err := healthSpec(c, svc, addr)
+				if err != nil {
+					return nil, fmt.Errorf("%s:%d: service %s: real server %s: check: %w", cfg.File, c.Line, s, addr, err)
+				}
+				hs.ID = base
+				if k > 0 {
+					hs.ID = base + "#" + strconv.Itoa(k+1)
+				}
+				p.checks[addr] = append(p.checks[addr], hs.ID)
+				labels[hs.ID] = [2]string{ServiceLabel(svc), ServerLabel(addr.Addr(), addr.Port())}
+				out = append(out, hs)
+				p.checked = true
 			}
-			hs.ID = checkID(key, addr)
-			labels[hs.ID] = [2]string{ServiceLabel(svc), ServerLabel(addr.Addr(), addr.Port())}
-			out = append(out, hs)
 		}
 	}
 	h.policies, h.labels = policies, labels
 	return out, nil
 }
 
-// healthSpec maps one [service.check] onto a health.Spec for target.
-func healthSpec(c *config.Check, target netip.AddrPort) (health.Spec, error) {
+// healthSpec maps one [service.check] (or a server's own check) of service svc
+// onto a health.Spec for target. An exec check is told which server it checks:
+// GVS_RS_ADDR, GVS_RS_PORT, GVS_VS_ADDR and GVS_VS_PORT in its environment, and
+// {rs_addr} and {rs_port} in its command replaced (docs/scripts.md §2).
+func healthSpec(c *config.Check, svc *ipvs.Service, target netip.AddrPort) (health.Spec, error) {
 	t, err := health.ParseType(c.Type.String())
 	if err != nil {
 		return health.Spec{}, err
@@ -109,7 +132,18 @@ func healthSpec(c *config.Check, target netip.AddrPort) (health.Spec, error) {
 	if c.Payload != "" {
 		s.Payload = []byte(c.Payload)
 	}
-	s.Command = c.Command
+	if c.Type == config.CheckExec {
+		s.Command = make([]string, len(c.Command))
+		for i, w := range c.Command {
+			s.Command[i] = strings.NewReplacer("{rs_addr}", target.Addr().String(), "{rs_port}", strconv.Itoa(int(target.Port()))).Replace(w)
+		}
+		s.Env = []string{"GVS_RS_ADDR=" + target.Addr().String(), "GVS_RS_PORT=" + strconv.Itoa(int(target.Port()))}
+		if svc.FWMark != 0 {
+			s.Env = append(s.Env, "GVS_VS_FWMARK="+strconv.FormatUint(uint64(svc.FWMark), 10))
+		} else {
+			s.Env = append(s.Env, "GVS_VS_ADDR="+svc.Addr.Addr().String(), "GVS_VS_PORT="+strconv.Itoa(int(svc.Addr.Port())))
+		}
+	}
 	s.Interval, s.Timeout, s.Retries, s.RetryDelay = c.Interval, c.Timeout, c.Retries, c.RetryDelay
 	s.Rise, s.Fall, s.Alpha, s.Omega = c.Rise, c.Fall, c.Alpha, c.Omega
 	return s, s.Validate()
@@ -197,13 +231,16 @@ func (h *healthLayer) effective(services []ipvs.Service, mac func(netip.Addr) ip
 		var members []health.Member
 		kept := make([]ipvs.RealServer, 0, len(s.RealServers))
 		for _, rs := range s.RealServers {
-			id := checkID(key, rs.Addr)
-			up, known := h.up[id]
-			if !known {
-				up = true
-			}
-			if w, ok := h.weight[id]; ok {
-				rs.Weight = int32(w)
+			// Up while every check of the server passes (one not reported yet
+			// counts as passing); a dynamic weight comes from the last that has one.
+			up := true
+			for _, id := range p.checks[rs.Addr] {
+				if u, known := h.up[id]; known && !u {
+					up = false
+				}
+				if w, ok := h.weight[id]; ok {
+					rs.Weight = int32(w)
+				}
 			}
 			members = append(members, health.Member{Up: up, Weight: int64(rs.Weight)})
 			switch {

@@ -40,5 +40,6 @@ func (dm *Daemon) vrrpTracks(v config.VRRP, linkUp func(name string) bool) []vrr
 			return slices.ContainsFunc(together, dm.serviceUp)
 		}))
 	}
+	tracks = append(tracks, dm.trk.tracks(v)...) // vrrp_script, track_file, track_process (track.go)
 	return tracks
 }

@@ -1,0 +1,207 @@
+package daemon
+
+import (
+	"context"
+	"log/slog"
+	"net/netip"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/gvs-lb/gvs/health"
+	"github.com/gvs-lb/gvs/internal/config"
+	"github.com/gvs-lb/gvs/internal/script"
+	"github.com/gvs-lb/gvs/internal/testutil"
+	"github.com/gvs-lb/gvs/ipvs"
+)
+
+// TestHealthLayerPerServerChecks checks that a real server's own checks replace the
+// service's for it, that it is up only while all of them pass, and that an exec
+// check is told the server it checks.
+func TestHealthLayerPerServerChecks(t *testing.T) {
+	cfg, err := config.Parse("h.toml", []byte(`
+[[service]]
+address = "198.18.0.100:80"
+scheduler = "rr"
+  [service.check]
+  type = "tcp"
+  [[service.real_server]]
+  address = "198.18.0.5:80"
+  mac = "02:00:00:00:00:05"
+  [[service.real_server]]
+  address = "198.18.0.6:8080"
+  method = "nat"
+  mac = "02:00:00:00:00:06"
+    [[service.real_server.check]]
+    type = "exec"
+    command = ["/usr/local/bin/chk", "--host={rs_addr}", "{rs_port}"]
+    [[service.real_server.check]]
+    type = "http"
+`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	specs := Services(cfg)
+	h := newHealthLayer(slog.New(slog.DiscardHandler))
+	hs, err := h.configure(cfg, specs)
+	if err != nil {
+		t.Fatal(err)
+	}
+	key := specs[0].Key
+	five, six := netip.MustParseAddrPort("198.18.0.5:80"), netip.MustParseAddrPort("198.18.0.6:8080")
+	var ids []string
+	for _, s := range hs {
+		ids = append(ids, s.ID)
+	}
+	want := []string{checkID(key, five), checkID(key, six), checkID(key, six) + "#2"}
+	if !slices.Equal(ids, want) {
+		t.Fatalf("check IDs %q, want %q", ids, want)
+	}
+	if hs[0].Type != health.TCP || hs[1].Type != health.Exec || hs[2].Type != health.HTTP || hs[2].Target != six {
+		t.Fatalf("specs %+v", hs)
+	}
+	if got := hs[1].Command; !slices.Equal(got, []string{"/usr/local/bin/chk", "--host=198.18.0.6", "8080"}) {
+		t.Errorf("exec command %q: want the server's address and port filled in", got)
+	}
+	if got := hs[1].Env; !slices.Equal(got, []string{"GVS_RS_ADDR=198.18.0.6", "GVS_RS_PORT=8080", "GVS_VS_ADDR=198.18.0.100", "GVS_VS_PORT=80"}) {
+		t.Errorf("exec environment %q", got)
+	}
+	up := func() []string {
+		res := h.effective(specs, func(netip.Addr) ipvs.MAC { return ipvs.MAC{} })
+		h.commit(res)
+		var out []string
+		for _, rs := range res.services[0].RealServers {
+			out = append(out, rs.Addr.String())
+		}
+		return out
+	}
+	if got := up(); len(got) != 2 {
+		t.Fatalf("all up: %v", got)
+	}
+	// One of .6's two checks fails: .6 is down; .5 is not touched.
+	h.transition(health.Transition{ID: checkID(key, six) + "#2", Up: false, Weight: -1})
+	if got := up(); !slices.Equal(got, []string{"198.18.0.5:80"}) {
+		t.Fatalf("one of .6's checks failing: %v", got)
+	}
+	h.transition(health.Transition{ID: checkID(key, six), Up: false, Weight: -1})
+	h.transition(health.Transition{ID: checkID(key, six) + "#2", Up: true, Weight: -1})
+	if got := up(); !slices.Equal(got, []string{"198.18.0.5:80"}) {
+		t.Fatalf("the other failing: %v", got)
+	}
+	h.transition(health.Transition{ID: checkID(key, six), Up: true, Weight: -1})
+	if got := up(); len(got) != 2 {
+		t.Fatalf("both passing again: %v", got)
+	}
+}
+
+// TestTrackersTracks runs real trackers (a real script, a real file) and reads the
+// vrrp.Tracks an instance gets from them.
+func TestTrackersTracks(t *testing.T) {
+	d := t.TempDir()
+	flag := filepath.Join(d, "ok")
+	prio := filepath.Join(d, "prio")
+	if err := os.WriteFile(prio, []byte("4\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	cfg, err := config.Parse("t.toml", []byte(`
+[[vrrp_script]]
+name = "chk"
+script = ["/bin/sh", "-c", "test -e `+flag+`"]
+interval = "1s"
+weight = -30
+[[vrrp_script]]
+name = "must"
+script = "/bin/true"
+[[vrrp_script]]
+name = "unused"
+script = "/bin/false"
+[[vrrp_track_file]]
+name = "prio"
+file = "`+prio+`"
+[[vrrp_track_process]]
+name = "none"
+process = "gvs-no-such-p"
+[[vrrp]]
+name = "VI_1"
+virtual_router_id = 51
+virtual_ipaddress = ["198.18.0.100"]
+track_script = ["chk", "must"]
+track_file = ["prio weight 5"]
+track_process = ["none weight 7 reverse"]
+`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	clk := testutil.NewClock(t)
+	changed := make(chan struct{}, 16)
+	tr, err := newTrackers(cfg, &script.Runner{}, nil, clk, slog.New(slog.DiscardHandler), func() {
+		select {
+		case changed <- struct{}{}:
+		default:
+		}
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if tr.scripts["unused"] != nil {
+		t.Error("a script nothing tracks is run")
+	}
+	tracks := tr.tracks(cfg.VRRP[0])
+	state := func() (fault bool, delta int, names []string) {
+		for _, tk := range tracks {
+			st := tk.State()
+			fault = fault || st.Fault
+			delta += st.Delta
+			names = append(names, tk.Name)
+		}
+		return
+	}
+	// Before the scripts' first results the weight-0 script holds the instance
+	// back and the file adds 4×5; no process matches, and a positive weight
+	// (reversed or not) acts only while its object is up.
+	fault, delta, names := state()
+	if !fault || delta != 20 || strings.Join(names, ",") != "script chk,script must,process none,file prio" {
+		t.Fatalf("at start: fault %v delta %d tracks %v", fault, delta, names)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error)
+	go func() { done <- tr.run(ctx) }()
+	defer func() {
+		cancel()
+		<-done
+	}()
+	// Both scripts run at once: chk fails (no flag file: -30), must passes.
+	testutil.Eventually(t, 10*time.Second, func() bool {
+		f, dl, _ := state()
+		return !f && dl == 20-30
+	}, "the first script results")
+	if err := os.WriteFile(flag, nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(prio, []byte("-60"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	clk.BlockUntil(4)        // two scripts, the file and the process wait for their next turn
+	clk.Advance(time.Second) // the scripts run again, the file is read again
+	testutil.Eventually(t, 10*time.Second, func() bool {
+		f, _, _ := state()
+		return f // -60×5 = -300: FAULT
+	}, "the file's FAULT")
+	if err := os.WriteFile(prio, []byte("1"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	clk.BlockUntil(4)
+	clk.Advance(time.Second)
+	testutil.Eventually(t, 10*time.Second, func() bool {
+		f, dl, _ := state()
+		return !f && dl == 5
+	}, "chk passing and the file at 1")
+	select {
+	case <-changed:
+	default:
+		t.Error("no reassessment asked for")
+	}
+}
