@@ -28,6 +28,8 @@ type Config struct {
 	VRRPScripts    []VRRPScript
 	TrackFiles     []TrackFile
 	TrackProcesses []TrackProcess
+	// Cluster is [cluster]; the zero value is cluster mode off.
+	Cluster Cluster
 }
 
 // Director is the [director] table: the director's own identity, table sizes,

@@ -68,6 +68,9 @@ func Parse(name string, data []byte) (*Config, error) {
 	for _, t := range root.array("vrrp_sync_group") {
 		cfg.VRRPSyncGroups = append(cfg.VRRPSyncGroups, r.vrrpSyncGroup(t))
 	}
+	if t := root.sub("cluster"); t != nil {
+		r.cluster(t, &cfg.Cluster)
+	}
 	r.scripts(root, cfg)
 	root.done()
 	r.crossCheck(cfg)

@@ -1,0 +1,170 @@
+package config
+
+import (
+	"fmt"
+	"net/netip"
+	"time"
+)
+
+// Cluster is the [cluster] table: cluster mode, N active-active directors behind an
+// ECMP router (docs/cluster.md). The zero value is cluster mode off; a present
+// [cluster] table starts from DefaultCluster. Sync keys keep the Linux IPVS sysctl
+// names where IPVS has them.
+type Cluster struct {
+	Enabled bool
+	NodeID  string // "" = the host name
+
+	AnnounceDevice    string        // non-persistent TAP holding the VIP routes
+	AnnounceTable     int           // kernel table BIRD learns; 1–252 (FRR's import-table range)
+	AnnounceProto     int           // rtnetlink protocol of gvs's routes
+	AnnounceRise      int           // gate passes before announcing
+	AnnounceFall      int           // gate failures before withdrawing
+	GateInterval      time.Duration //
+	JoinWait          time.Duration // longest wait for bulk sync; 0 = forever
+	DrainTime         time.Duration // forwarding after the withdraw, on SIGTERM or drain
+	RequireSameConfig bool          // a config digest mismatch closes the gate
+	MHOrder           string        // "canonical" or "kernel"
+
+	SyncInterface     string
+	SyncGroup         netip.Addr     // multicast group (IPv4 or IPv6); ignored with SyncPeers
+	SyncPort          int            //
+	SyncTTL           int            //
+	SyncID            int            // 0–255; 0 accepts every syncid
+	SyncPeers         []netip.Addr   // unicast instead of multicast
+	SyncSources       []netip.Prefix // accepted senders; empty = the sync interface's subnets
+	SyncVersion       int            // 0 or 1
+	SyncMaxLen        int            // 0 = from the sync interface's MTU (1472 for 1500)
+	SyncThreshold     [2]int         // sync_threshold: [threshold, period]
+	SyncRefreshPeriod time.Duration
+	SyncRetries       int
+	SyncPersistMode   int
+	SyncFlush         time.Duration
+	SyncSweepRate     int // entries/s looked at by the refresh sweeper
+	SyncQLenMax       int // completed messages waiting for the socket
+	SyncSockSize      int // socket buffer bytes; 0 = the system default
+	SyncPorts         int // messages spread over sync_port .. sync_port+sync_ports-1
+	ControlPort       int
+	SyncAuthKeyFile   string // HMAC-SHA256 key for the control channel; "" = unsigned
+	BulkRate          int    // records/s of a bulk push
+	ResyncThreshold   int    // lost records from one peer that trigger a targeted bulk
+}
+
+// DefaultCluster returns the defaults of docs/cluster.md §8 with Enabled set.
+func DefaultCluster() Cluster {
+	return Cluster{
+		Enabled: true, AnnounceDevice: "gvs-vip", AnnounceTable: 200, AnnounceProto: 240,
+		AnnounceRise: 2, AnnounceFall: 1, GateInterval: 100 * time.Millisecond,
+		JoinWait: 30 * time.Second, DrainTime: 3 * time.Second, MHOrder: "canonical",
+		SyncGroup: netip.AddrFrom4([4]byte{224, 0, 0, 81}), SyncPort: 8848, SyncTTL: 1,
+		SyncVersion: 1, SyncThreshold: [2]int{3, 50}, SyncFlush: 100 * time.Millisecond,
+		SyncSweepRate: 20000, SyncQLenMax: 1024, SyncPorts: 1, ControlPort: 8849,
+		BulkRate: 200000, ResyncThreshold: 100,
+	}
+}
+
+// cluster reads [cluster] into c, starting from the defaults.
+func (r *reader) cluster(t *table, c *Cluster) {
+	*c = DefaultCluster()
+	t.boolean("enabled", &c.Enabled)
+	t.str("node_id", &c.NodeID)
+	if len(c.NodeID) > 64 {
+		t.errorf("node_id", "at most 64 bytes (got %d)", len(c.NodeID))
+	}
+	t.str("announce_device", &c.AnnounceDevice)
+	if n := len(c.AnnounceDevice); n == 0 || n > 15 {
+		t.errorf("announce_device", "an interface name of 1 to 15 bytes (got %q)", c.AnnounceDevice)
+	}
+	t.intField("announce_table", 1, 252, &c.AnnounceTable)
+	t.intField("announce_proto", 1, 255, &c.AnnounceProto)
+	t.intField("announce_rise", 1, 100, &c.AnnounceRise)
+	t.intField("announce_fall", 1, 100, &c.AnnounceFall)
+	t.positiveDuration("gate_interval", &c.GateInterval)
+	t.duration("join_wait", &c.JoinWait)
+	t.duration("drain_time", &c.DrainTime)
+	t.boolean("require_same_config", &c.RequireSameConfig)
+	var order string
+	if t.str("mh_order", &order) {
+		if name, err := oneOf("mh_order", order, "canonical", "kernel"); err != nil {
+			t.fail("mh_order", err)
+		} else {
+			c.MHOrder = name
+		}
+	}
+	t.str("sync_interface", &c.SyncInterface)
+	t.addr("sync_group", func(a netip.Addr) error {
+		if !a.IsMulticast() {
+			return fmt.Errorf("%v is not a multicast address (the kernel's default is 224.0.0.81)", a)
+		}
+		return nil
+	}, &c.SyncGroup)
+	t.intField("sync_port", 1, 65535, &c.SyncPort)
+	t.intField("sync_ttl", 1, 255, &c.SyncTTL)
+	t.intField("sync_id", 0, 255, &c.SyncID)
+	var peers, sources []string
+	if t.strings("sync_peers", &peers) {
+		for _, s := range peers {
+			a, err := parseAddr(s)
+			if err == nil && (a.IsMulticast() || a.IsUnspecified()) {
+				err = fmt.Errorf("sync peer %v: must be a unicast address", a)
+			}
+			if err != nil {
+				t.fail("sync_peers", err)
+				continue
+			}
+			c.SyncPeers = append(c.SyncPeers, a)
+		}
+	}
+	if t.strings("sync_sources", &sources) {
+		for _, s := range sources {
+			p, err := netip.ParsePrefix(s)
+			if err != nil {
+				a, aerr := parseAddr(s)
+				if aerr != nil {
+					t.errorf("sync_sources", "%q is neither a prefix (198.18.0.0/24) nor an address", s)
+					continue
+				}
+				p = netip.PrefixFrom(a, a.BitLen())
+			}
+			c.SyncSources = append(c.SyncSources, p.Masked())
+		}
+	}
+	t.intField("sync_version", 0, 1, &c.SyncVersion)
+	if t.intField("sync_maxlen", 0, 65507, &c.SyncMaxLen) && c.SyncMaxLen != 0 && c.SyncMaxLen < 80 {
+		t.errorf("sync_maxlen", "must hold one IPv6 record: at least 80 (or 0 for the interface MTU's)")
+	}
+	if v, ok := t.get("sync_threshold"); ok {
+		arr, _ := v.([]any)
+		var th [2]int
+		good := len(arr) == 2
+		for i := 0; good && i < 2; i++ {
+			n, isInt := arr[i].(int64)
+			good = isInt && n >= 0 && n <= 1<<20
+			th[i] = int(n)
+		}
+		switch {
+		case !good:
+			t.errorf("sync_threshold", "want [threshold, period], two non-negative integers, like the kernel's [3, 50]")
+		case th[1] != 0 && th[0] >= th[1]:
+			t.errorf("sync_threshold", "the threshold (%d) must be below the period (%d), or the period 0", th[0], th[1])
+		default:
+			c.SyncThreshold = th
+		}
+	}
+	t.duration("sync_refresh_period", &c.SyncRefreshPeriod)
+	t.intField("sync_retries", 0, 3, &c.SyncRetries)
+	t.intField("sync_persist_mode", 0, 1, &c.SyncPersistMode)
+	t.positiveDuration("sync_flush", &c.SyncFlush)
+	t.intField("sync_sweep_rate", 0, 10_000_000, &c.SyncSweepRate)
+	t.intField("sync_qlen_max", 1, 1<<20, &c.SyncQLenMax)
+	t.intField("sync_sock_size", 0, 1<<30, &c.SyncSockSize)
+	t.intField("sync_ports", 1, 64, &c.SyncPorts)
+	t.intField("control_port", 1, 65535, &c.ControlPort)
+	t.str("sync_auth_key_file", &c.SyncAuthKeyFile)
+	t.intField("bulk_rate", 1, 100_000_000, &c.BulkRate)
+	t.intField("resync_threshold", 1, 1<<30, &c.ResyncThreshold)
+	if c.ControlPort >= c.SyncPort && c.ControlPort < c.SyncPort+c.SyncPorts {
+		t.errorf("control_port", "%d collides with the sync ports %d–%d (sync_port + sync_ports - 1)",
+			c.ControlPort, c.SyncPort, c.SyncPort+c.SyncPorts-1)
+	}
+	t.done()
+}

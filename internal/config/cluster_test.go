@@ -1,0 +1,59 @@
+package config
+
+import (
+	"net/netip"
+	"reflect"
+	"strings"
+	"testing"
+	"time"
+)
+
+func TestClusterTable(t *testing.T) {
+	c, err := Parse("t.toml", []byte(`
+[cluster]
+node_id = "dir1"
+announce_table = 201
+sync_interface = "eth0"
+sync_peers = ["198.18.0.22", "198.18.0.23"]
+sync_sources = ["198.18.0.0/24", "198.18.1.7"]
+sync_threshold = [2, 20]
+sync_flush = "50ms"
+join_wait = 0
+`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := DefaultCluster()
+	want.NodeID, want.AnnounceTable, want.SyncInterface = "dir1", 201, "eth0"
+	want.SyncPeers = []netip.Addr{netip.MustParseAddr("198.18.0.22"), netip.MustParseAddr("198.18.0.23")}
+	want.SyncSources = []netip.Prefix{netip.MustParsePrefix("198.18.0.0/24"), netip.MustParsePrefix("198.18.1.7/32")}
+	want.SyncThreshold, want.SyncFlush, want.JoinWait = [2]int{2, 20}, 50*time.Millisecond, 0
+	if !reflect.DeepEqual(c.Cluster, want) {
+		t.Fatalf("got  %+v\nwant %+v", c.Cluster, want)
+	}
+	if c, err := Parse("t.toml", nil); err != nil || c.Cluster.Enabled {
+		t.Fatalf("no [cluster]: %v, enabled %v", err, c.Cluster.Enabled)
+	}
+}
+
+func TestClusterTableErrors(t *testing.T) {
+	for _, tc := range []struct{ toml, want string }{
+		{"announce_table = 253", "announce_table"},
+		{`sync_group = "198.18.0.1"`, "not a multicast address"},
+		{"sync_threshold = [50, 50]", "must be below the period"},
+		{`sync_threshold = [3]`, "two non-negative integers"},
+		{"control_port = 8849\nsync_ports = 2", "collides with the sync ports"},
+		{`sync_peers = ["224.0.0.81"]`, "unicast"},
+		{`sync_sources = ["nonsense"]`, "neither a prefix"},
+		{`mh_order = "random"`, "mh_order"},
+		{"sync_retries = 4", "sync_retries"},
+		{"sync_maxlen = 40", "one IPv6 record"},
+		{`announce_device = "a-very-long-device-name"`, "1 to 15 bytes"},
+		{"unknown_key = 1", "unknown_key"},
+	} {
+		_, err := Parse("t.toml", []byte("[cluster]\n"+tc.toml+"\n"))
+		if err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("%q: %v, want an error mentioning %q", tc.toml, err, tc.want)
+		}
+	}
+}
