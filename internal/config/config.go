@@ -61,6 +61,10 @@ type Director struct {
 	// Interface (io = "afxdp" or "auto"); otherwise such an interface is refused for
 	// AF_XDP with the program's name.
 	XDPReplaceForeign bool
+
+	// Defense: vlans, icmp_ratelimit, icmp_ratemask, icmpv6_ratelimit,
+	// icmp_msgs_per_sec, icmp_msgs_burst, source_conn_rate, source_conn_burst.
+	Defense Defense
 }
 
 // Values of Director.IO (`io` in [director]).
@@ -362,6 +366,7 @@ func Default() *Config {
 			ConnMax:         1 << 20,
 			ConnShards:      256,
 			ControlSocket:   "/run/gvs/gvs.sock",
+			Defense:         defaultDefense(),
 			IO:              IOAuto,
 			MetricsNodeIPVS: true,
 			MetricsGVS:      true,

@@ -152,6 +152,7 @@ func (r *reader) director(t *table, d *Director) {
 	t.positiveDuration("tcp_timeout", &to.TCP)
 	t.positiveDuration("tcpfin_timeout", &to.TCPFin)
 	t.positiveDuration("udp_timeout", &to.UDP)
+	r.defense(t, &d.Defense)
 	t.done()
 }
 

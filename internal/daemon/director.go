@@ -29,6 +29,7 @@ func DirectorOptions(c *config.Config, log *slog.Logger) dataplane.Options {
 	o.Timeouts.TCP[conntrack.StateEstablished] = d.Timeouts.TCP
 	o.Timeouts.TCP[conntrack.StateFinWait] = d.Timeouts.TCPFin
 	o.Timeouts.UDP = d.Timeouts.UDP
+	o.Defense = defenseOptions(&d.Defense)
 	o.Logger = log
 	return o
 }

@@ -51,7 +51,7 @@ import (
 //	gvs_real_server_estimated_{connections,packets,bytes}_per_second{…}
 //	gvs_real_server_up{service,server}                  gvs_real_server_health_transitions_total{service,server,state}
 //	gvs_frames_received_total  gvs_frames_forwarded_total  gvs_icmp_errors_sent_total
-//	gvs_icmp_errors_suppressed_total
+//	gvs_icmp_errors_suppressed_total  gvs_icmp_errors_rate_limited_total
 //	gvs_drops_total{reason}    gvs_malformed_total{reason}
 //	gvs_conntrack_entries      gvs_conntrack_max
 //	gvs_vrrp_state{instance,state} (1 for the current state)  gvs_vrrp_transitions_total{instance,state}
@@ -405,6 +405,7 @@ var (
 	descFramesFwd   = prometheus.NewDesc("gvs_frames_forwarded_total", "Frames the data path sent on.", nil, nil)
 	descICMPSent    = prometheus.NewDesc("gvs_icmp_errors_sent_total", "ICMP errors the director generated.", nil, nil)
 	descICMPSupp    = prometheus.NewDesc("gvs_icmp_errors_suppressed_total", "ICMP errors that were due but not sent (RFC 1122 rules, one per frame).", nil, nil)
+	descICMPLimited = prometheus.NewDesc("gvs_icmp_errors_rate_limited_total", "ICMP errors that were due but over icmp_ratelimit or icmp_msgs_per_sec (docs/defense.md §2).", nil, nil)
 	descDrops       = prometheus.NewDesc("gvs_drops_total", "Frames not forwarded, by reason (every frame not sent on has exactly one).", []string{"reason"}, nil)
 	descMalformed   = prometheus.NewDesc("gvs_malformed_total", "Frames dropped as malformed, by the check that failed.", []string{"reason"}, nil)
 	descConnEntries = prometheus.NewDesc("gvs_conntrack_entries", "Entries in the connection table (connections and persistence templates).", nil, nil)
@@ -432,7 +433,7 @@ func (c *directorCollector) Describe(ch chan<- *prometheus.Desc) {
 		descSvcConns, descSvcPkts, descSvcBytes, descSvcCPS, descSvcPPS, descSvcBPS,
 		descRSActive, descRSInactive, descRSPersist, descRSWeight, descRSOverload,
 		descRSConns, descRSPkts, descRSBytes, descRSCPS, descRSPPS, descRSBPS,
-		descFramesIn, descFramesFwd, descICMPSent, descICMPSupp, descDrops, descMalformed,
+		descFramesIn, descFramesFwd, descICMPSent, descICMPSupp, descICMPLimited, descDrops, descMalformed,
 		descConnEntries, descConnMax,
 		descLinkFrames, descLinkDrops, descLinkBusy, descLinkCopied, descLinkErrors,
 	} {
@@ -512,6 +513,7 @@ func (c *directorCollector) Collect(ch chan<- prometheus.Metric) {
 	counter(descFramesFwd, cs.Forwarded)
 	counter(descICMPSent, cs.Generated)
 	counter(descICMPSupp, cs.ICMPSuppressed)
+	counter(descICMPLimited, cs.ICMPRateLimited)
 	for i := dataplane.Reason(1); i < dataplane.NumReasons; i++ {
 		counter(descDrops, cs.Reasons[i], i.String())
 	}

@@ -219,7 +219,7 @@ func directorChanges(a, b *config.Director) []string {
 	add(a.Timeouts.TCP != b.Timeouts.TCP, "tcp_timeout")
 	add(a.Timeouts.TCPFin != b.Timeouts.TCPFin, "tcpfin_timeout")
 	add(a.Timeouts.UDP != b.Timeouts.UDP, "udp_timeout")
-	return out
+	return append(out, defenseChanges(&a.Defense, &b.Defense)...)
 }
 
 // restartKeys are the [director] keys a running director cannot change: the
