@@ -29,6 +29,7 @@ Usage:
   gvs import keepalived|ipvsadm FILE [-o OUT]
                                     turn a keepalived.conf or ipvsadm-save dump into gvs TOML
   gvs lab up|down|status|demo       network-namespace teaching lab (see gvs lab -h)
+  gvs cluster bird-config [--ospf]  print the BIRD 2 config that announces this director's VIPs
   gvs version                       print the version
 
 Run "gvs COMMAND -h" for a command's flags and examples.
@@ -60,6 +61,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 		err = cmdLab(args[1:], stdout, stderr)
 	case "import":
 		err = cmdImport(args[1:], stdout, stderr)
+	case "cluster":
+		err = cmdCluster(args[1:], stdout, stderr)
 	case "version", "--version", "-V":
 		fmt.Fprintf(stdout, "gvs %s\n", version)
 	case "help", "-h", "--help":
