@@ -76,13 +76,16 @@ type noteEntry struct {
 //
 // The zero Doc is empty; set Tool. A Doc is not safe for concurrent use.
 type Doc struct {
-	Tool     string   // "keepalived", "ipvsadm": named in the header
-	Summary  []string // header comment lines after the first
-	Dir      Director
-	Services []*Service
-	VRRP     []*VRRP
-	Groups   []*SyncGroup
-	notes    []noteEntry
+	Tool    string   // "keepalived", "ipvsadm": named in the header
+	Summary []string // header comment lines after the first
+	Dir     Director
+	Scripts Scripts
+	// VRRPScripts become [[vrrp_script]] tables, in source order.
+	VRRPScripts []*VRRPScript
+	Services    []*Service
+	VRRP        []*VRRP
+	Groups      []*SyncGroup
+	notes       []noteEntry
 }
 
 // Director is what an import sets of [director].
@@ -90,6 +93,28 @@ type Director struct {
 	Addr4, Addr6     bool // [director] address / address6 set (never, so far)
 	Iface            string
 	TCP, TCPFin, UDP Opt[time.Duration] // tcp_timeout, tcpfin_timeout, udp_timeout
+}
+
+// Scripts is what an import sets of [scripts].
+type Scripts struct {
+	User     string // script_user, "USER" or "USER GROUP"
+	Security bool   // enable_script_security
+}
+
+// A VRRPScript becomes one [[vrrp_script]].
+type VRRPScript struct {
+	Pos      Pos
+	Name     string
+	Script   []string
+	Interval Opt[time.Duration]
+	Timeout  Opt[time.Duration]
+	Weight   int
+	Reverse  bool
+	Rise     Opt[int]
+	Fall     Opt[int]
+	User     string
+	InitFail bool
+	Off      string
 }
 
 // A Service becomes one [[service]].
@@ -131,7 +156,10 @@ type RealServer struct {
 	Upper   uint32
 	Lower   uint32
 	Inhibit Opt[bool] // written when it differs from the service's
-	Off     string
+	// Checks are the server's own checks ([[service.real_server.check]]), which
+	// replace the service's for it; nil: the service's.
+	Checks []*Check
+	Off    string
 }
 
 // Label is the real server's address as written: "IP" without a port, else
@@ -168,17 +196,20 @@ type Check struct {
 
 // A VRRP becomes one [[vrrp]].
 type VRRP struct {
-	Pos               Pos
-	Name              string
-	Iface             string
-	State             string
-	VRID              int
-	Priority          int // 0 = not set
-	Advert            Opt[time.Duration]
-	Version           int // 0 = not set
-	AuthType          string
-	AuthPass          string
-	VIPs              []netip.Addr
+	Pos      Pos
+	Name     string
+	Iface    string
+	State    string
+	VRID     int
+	Priority int // 0 = not set
+	Advert   Opt[time.Duration]
+	Version  int // 0 = not set
+	AuthType string
+	AuthPass string
+	VIPs     []netip.Addr
+	// VIPForms are the VIPs as virtual_ipaddress entries in keepalived's form
+	// ("ADDR/LEN dev IF label L …"), one per VIP; nil: the plain addresses.
+	VIPForms          []string
 	Src               netip.Addr
 	Peers             []netip.Addr
 	NoPreempt         bool
@@ -192,7 +223,9 @@ type VRRP struct {
 	NotifyFault       string
 	Notify            string
 	Track             []Track // track_interface
-	Off               string
+	// TrackScript are track_script entries, "NAME", "NAME weight W [reverse]".
+	TrackScript []string
+	Off         string
 }
 
 // A Track is one track_interface entry; Weight 0 = none.

@@ -53,6 +53,12 @@ func CheckRoundTrip(im *Imported) error {
 			return fmt.Errorf("import round trip: vrrp[%d]\n got %+v\nwant %+v", i, b.VRRP[i], a.VRRP[i])
 		}
 	}
+	switch {
+	case !reflect.DeepEqual(a.Scripts, b.Scripts):
+		return fmt.Errorf("import round trip: scripts\n got %+v\nwant %+v", b.Scripts, a.Scripts)
+	case !reflect.DeepEqual(a.VRRPScripts, b.VRRPScripts):
+		return fmt.Errorf("import round trip: vrrp_script\n got %+v\nwant %+v", b.VRRPScripts, a.VRRPScripts)
+	}
 	return fmt.Errorf("import round trip: vrrp_sync_group\n got %+v\nwant %+v", b.VRRPSyncGroups, a.VRRPSyncGroups)
 }
 
@@ -71,6 +77,10 @@ func withoutLines(c *config.Config) *config.Config {
 		s.RealServers = append([]config.RealServer(nil), s.RealServers...)
 		for j := range s.RealServers {
 			s.RealServers[j].Line = 0
+			s.RealServers[j].Checks = append([]config.Check(nil), s.RealServers[j].Checks...)
+			for k := range s.RealServers[j].Checks {
+				s.RealServers[j].Checks[k].Line = 0
+			}
 		}
 		if s.Check != nil {
 			ch := *s.Check
@@ -81,6 +91,18 @@ func withoutLines(c *config.Config) *config.Config {
 	out.VRRP = append([]config.VRRP(nil), c.VRRP...)
 	for i := range out.VRRP {
 		out.VRRP[i].Line = 0
+	}
+	out.VRRPScripts = append([]config.VRRPScript(nil), c.VRRPScripts...)
+	for i := range out.VRRPScripts {
+		out.VRRPScripts[i].Line = 0
+	}
+	out.TrackFiles = append([]config.TrackFile(nil), c.TrackFiles...)
+	for i := range out.TrackFiles {
+		out.TrackFiles[i].Line = 0
+	}
+	out.TrackProcesses = append([]config.TrackProcess(nil), c.TrackProcesses...)
+	for i := range out.TrackProcesses {
+		out.TrackProcesses[i].Line = 0
 	}
 	out.VRRPSyncGroups = append([]config.VRRPSyncGroup(nil), c.VRRPSyncGroups...)
 	for i := range out.VRRPSyncGroups {

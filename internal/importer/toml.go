@@ -21,16 +21,34 @@ import (
 // the importers spell a key.
 type (
 	tomlFile struct {
-		Director  *tomlDirector   `toml:"director,omitempty"`
-		VRRP      []tomlVRRP      `toml:"vrrp,omitempty"`
-		SyncGroup []tomlSyncGroup `toml:"vrrp_sync_group,omitempty"`
-		Service   []tomlService   `toml:"service,omitempty"`
+		Director   *tomlDirector    `toml:"director,omitempty"`
+		Scripts    *tomlScripts     `toml:"scripts,omitempty"`
+		VRRPScript []tomlVRRPScript `toml:"vrrp_script,omitempty"`
+		VRRP       []tomlVRRP       `toml:"vrrp,omitempty"`
+		SyncGroup  []tomlSyncGroup  `toml:"vrrp_sync_group,omitempty"`
+		Service    []tomlService    `toml:"service,omitempty"`
 	}
 	tomlDirector struct {
 		Interface     string    `toml:"interface,omitempty"`
 		TCPTimeout    *duration `toml:"tcp_timeout,omitempty"`
 		TCPFinTimeout *duration `toml:"tcpfin_timeout,omitempty"`
 		UDPTimeout    *duration `toml:"udp_timeout,omitempty"`
+	}
+	tomlScripts struct {
+		ScriptUser           string `toml:"script_user,omitempty"`
+		EnableScriptSecurity bool   `toml:"enable_script_security,omitempty"`
+	}
+	tomlVRRPScript struct {
+		Name     string    `toml:"name"`
+		Script   []string  `toml:"script"`
+		Interval *duration `toml:"interval,omitempty"`
+		Timeout  *duration `toml:"timeout,omitempty"`
+		Weight   int       `toml:"weight,omitzero"`
+		Reverse  bool      `toml:"reverse,omitempty"`
+		Rise     *int      `toml:"rise,omitempty"`
+		Fall     *int      `toml:"fall,omitempty"`
+		User     string    `toml:"user,omitempty"`
+		InitFail bool      `toml:"init_fail,omitempty"`
 	}
 	tomlVRRP struct {
 		Name                    string       `toml:"name"`
@@ -42,7 +60,7 @@ type (
 		Version                 int          `toml:"version,omitzero"`
 		AuthType                string       `toml:"auth_type,omitempty"`
 		AuthPass                *string      `toml:"auth_pass,omitempty"`
-		VirtualIPAddress        []netip.Addr `toml:"virtual_ipaddress"` // never nil: gvs requires it
+		VirtualIPAddress        []string     `toml:"virtual_ipaddress"` // never nil: gvs requires it
 		UnicastSrcIP            netip.Addr   `toml:"unicast_src_ip,omitempty"`
 		UnicastPeer             []netip.Addr `toml:"unicast_peer,omitempty"`
 		NoPreempt               bool         `toml:"nopreempt,omitempty"`
@@ -56,6 +74,7 @@ type (
 		NotifyFault             string       `toml:"notify_fault,omitempty"`
 		Notify                  string       `toml:"notify,omitempty"`
 		TrackInterface          []string     `toml:"track_interface,omitempty"`
+		TrackScript             []string     `toml:"track_script,omitempty"`
 	}
 	tomlSyncGroup struct {
 		Name  string   `toml:"name"`
@@ -101,12 +120,13 @@ type (
 		Omega       bool       `toml:"omega,omitempty"`
 	}
 	tomlRealServer struct {
-		Address          string `toml:"address"`
-		Weight           *int   `toml:"weight,omitempty"`
-		Method           string `toml:"method,omitempty"`
-		UpperThreshold   uint32 `toml:"upper_threshold,omitzero"`
-		LowerThreshold   uint32 `toml:"lower_threshold,omitzero"`
-		InhibitOnFailure *bool  `toml:"inhibit_on_failure,omitempty"`
+		Address          string      `toml:"address"`
+		Weight           *int        `toml:"weight,omitempty"`
+		Method           string      `toml:"method,omitempty"`
+		UpperThreshold   uint32      `toml:"upper_threshold,omitzero"`
+		LowerThreshold   uint32      `toml:"lower_threshold,omitzero"`
+		InhibitOnFailure *bool       `toml:"inhibit_on_failure,omitempty"`
+		Check            []tomlCheck `toml:"check,omitempty"`
 	}
 )
 
@@ -174,7 +194,7 @@ func (v *VRRP) toml() tomlVRRP {
 		AdvertInt:               optional(v.Advert, dur),
 		Version:                 v.Version,
 		AuthType:                text(v.AuthType),
-		VirtualIPAddress:        append([]netip.Addr{}, v.VIPs...),
+		VirtualIPAddress:        []string{},
 		UnicastSrcIP:            v.Src,
 		UnicastPeer:             v.Peers,
 		NoPreempt:               v.NoPreempt,
@@ -192,10 +212,40 @@ func (v *VRRP) toml() tomlVRRP {
 		p := text(v.AuthPass) // written even when empty, so gvs names what is wrong with it
 		t.AuthPass = &p
 	}
+	for i, a := range v.VIPs {
+		if i < len(v.VIPForms) {
+			t.VirtualIPAddress = append(t.VirtualIPAddress, text(v.VIPForms[i]))
+		} else {
+			t.VirtualIPAddress = append(t.VirtualIPAddress, a.String())
+		}
+	}
 	for _, tr := range v.Track {
 		t.TrackInterface = append(t.TrackInterface, text(tr.String()))
 	}
+	t.TrackScript = texts(v.TrackScript)
 	return t
+}
+
+func (s *Scripts) toml() *tomlScripts {
+	if *s == (Scripts{}) {
+		return nil
+	}
+	return &tomlScripts{ScriptUser: text(s.User), EnableScriptSecurity: s.Security}
+}
+
+func (s *VRRPScript) toml() tomlVRRPScript {
+	return tomlVRRPScript{
+		Name:     text(s.Name),
+		Script:   append([]string{}, texts(s.Script)...),
+		Interval: optional(s.Interval, dur),
+		Timeout:  optional(s.Timeout, dur),
+		Weight:   s.Weight,
+		Reverse:  s.Reverse,
+		Rise:     optional(s.Rise, same),
+		Fall:     optional(s.Fall, same),
+		User:     text(s.User),
+		InitFail: s.InitFail,
+	}
 }
 
 func (g *SyncGroup) toml() tomlSyncGroup {
@@ -269,7 +319,7 @@ func (c *Check) toml() tomlCheck {
 }
 
 func (r *RealServer) toml() tomlRealServer {
-	return tomlRealServer{
+	t := tomlRealServer{
 		Address:          r.Label(),
 		Weight:           optional(r.Weight, same),
 		Method:           text(r.Method),
@@ -277,6 +327,10 @@ func (r *RealServer) toml() tomlRealServer {
 		LowerThreshold:   r.Lower,
 		InhibitOnFailure: optional(r.Inhibit, same),
 	}
+	for _, c := range r.Checks {
+		t.Check = append(t.Check, c.toml())
+	}
+	return t
 }
 
 // marshal encodes v, a tomlFile, without indentation.
@@ -399,6 +453,10 @@ func (d *Doc) render(notes []Note) ([]byte, []span) {
 		w.line("")
 		w.block("", marshal(tomlFile{Director: dir}))
 	}
+	if sc := d.Scripts.toml(); sc != nil {
+		w.line("")
+		w.block("", marshal(tomlFile{Scripts: sc}))
+	}
 	// block writes one top-level block, commented out when *off is set.
 	block := func(pos Pos, what string, off *string, write func()) {
 		w.line("")
@@ -408,6 +466,11 @@ func (d *Doc) render(notes []Note) ([]byte, []span) {
 		write()
 		spans = append(spans, span{start, w.lines, off, what, pos})
 		w.commented = false
+	}
+	for _, vs := range d.VRRPScripts {
+		block(vs.Pos, "vrrp_script "+vs.Name, &vs.Off, func() {
+			w.block("", marshal(tomlFile{VRRPScript: []tomlVRRPScript{vs.toml()}}))
+		})
 	}
 	for _, v := range d.VRRP {
 		block(v.Pos, "vrrp_instance "+v.Name, &v.Off, func() {

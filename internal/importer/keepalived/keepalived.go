@@ -98,6 +98,10 @@ type kaImporter struct {
 	anyReal     bool
 	syncs       []*kaSync
 	syncOf      map[string]*kaSync // instance name → its sync group
+	// scripts are the vrrp_script blocks by name; scriptRefs each instance's
+	// track_script entries, resolved in trackWeights.
+	scripts    map[string]*importer.VRRPScript
+	scriptRefs map[*importer.VRRP][]kaScriptRef
 }
 
 func (k *kaImporter) note(p importer.Pos, format string, args ...any) { k.doc.Note(p, format, args...) }
@@ -129,7 +133,7 @@ func (k *kaImporter) dispatch(ctx string, n *kaNode, unsupported map[string]stri
 var kaBlockKeywords = []string{"real_server", "url", "authentication", "virtual_ipaddress", "unicast_peer",
 	"http_get", "ssl_get", "tcp_check", "udp_check", "misc_check", "smtp_check", "dns_check", "ping_check",
 	"file_check", "bfd_check", "global_defs", "virtual_server_group",
-	"vrrp_instance", "virtual_server", "vrrp_sync_group", "group", "track_interface"}
+	"vrrp_instance", "virtual_server", "vrrp_sync_group", "group", "track_interface", "vrrp_script", "track_script"}
 
 // blockText summarises a statement's block for a note: " { a; b c }", shortened.
 func (n *kaNode) blockText() string {
@@ -286,6 +290,8 @@ func (k *kaImporter) translate(nodes []*kaNode) {
 				k.virtualServer(n)
 			case "vrrp_sync_group":
 				k.syncGroup(n)
+			case "vrrp_script":
+				k.vrrpScript(n)
 			default:
 				return false
 			}
@@ -331,11 +337,10 @@ func (k *kaImporter) directorInterface() {
 }
 
 var kaTopUnsupported = map[string]string{
-	"vrrp_script":           "gvs has no tracked scripts",
-	"vrrp_track_process":    "gvs has no tracked processes",
-	"track_process":         "gvs has no tracked processes",
-	"vrrp_track_file":       "gvs has no tracked files",
-	"track_file":            "gvs has no tracked files",
+	"vrrp_track_process":    "gvs import does not translate it yet: write a [[vrrp_track_process]] table (config.example.toml, docs/scripts.md §1.5)",
+	"track_process":         "gvs import does not translate it yet: write a [[vrrp_track_process]] table (config.example.toml, docs/scripts.md §1.5)",
+	"vrrp_track_file":       "gvs import does not translate it yet: write a [[vrrp_track_file]] table (config.example.toml, docs/scripts.md §1.4)",
+	"track_file":            "gvs import does not translate it yet: write a [[vrrp_track_file]] table (config.example.toml, docs/scripts.md §1.4)",
 	"static_ipaddress":      "gvs adds no addresses to interfaces",
 	"static_routes":         "gvs adds no routes",
 	"static_rules":          "gvs adds no routing rules",
@@ -362,9 +367,6 @@ var kaGlobalUnsupported = func() map[string]string {
 	}
 	for _, k := range []string{"enable_traps", "enable_snmp_vrrp", "enable_snmp_checker", "enable_snmp_rfc", "enable_snmp_rfcv2", "enable_snmp_rfcv3", "enable_snmp_keepalived", "snmp_socket", "enable_dbus"} {
 		m[k] = "gvs has no SNMP or D-Bus; it exports metrics at metrics_listen"
-	}
-	for _, k := range []string{"script_user", "enable_script_security"} {
-		m[k] = "gvs runs exec checks as its own user"
 	}
 	for _, k := range []string{"notify_fifo", "notify_fifo_script", "vrrp_notify_fifo", "vrrp_notify_fifo_script", "lvs_notify_fifo", "lvs_notify_fifo_script"} {
 		m[k] = "gvs has no notify fifo"
@@ -405,6 +407,14 @@ func (k *kaImporter) globalDefs(n *kaNode) {
 				}
 			case "lvs_timeouts":
 				k.lvsTimeouts(c)
+			case "script_user":
+				if k.needArgs(ctx, c, 1) {
+					k.extra(ctx, c, 2)
+					k.doc.Scripts.User = strings.Join(strings.Fields(c.words())[1:], " ")
+				}
+			case "enable_script_security":
+				k.extra(ctx, c, 0)
+				k.doc.Scripts.Security = true
 			default:
 				return false
 			}
@@ -513,9 +523,40 @@ func (k *kaImporter) group(n *kaNode) {
 	}
 }
 
-// kaRange expands "192.168.1.1-10" (last IPv4 byte, decimal) or "2001:db8::2-9"
-// (last IPv6 16-bit group, hex, as keepalived reads it) into addresses with port 0.
+// kaRange expands a virtual_server_group address as keepalived 2.2.7 reads it,
+// into addresses with port 0:
+//
+//   - "192.168.1.1-10": the last IPv4 byte (decimal) up to 10; for IPv6
+//     "2001:db8::2-9" the last 16-bit group (hex). The end must be greater than the
+//     start.
+//   - "192.168.1.1-192.168.2.7" (the end a whole address, of the same family): every
+//     address from the first to the last.
+//   - "192.168.1.0/28": every address of the prefix, network and broadcast
+//     addresses included (IPVS services, not hosts); the address must have no bits
+//     beyond the prefix, and the length must not be 0.
 func kaRange(s string) ([]netip.AddrPort, error) {
+	if pfx, bits, isCIDR := strings.Cut(s, "/"); isCIDR {
+		a, err := kaAddr(pfx)
+		if err != nil {
+			return nil, err
+		}
+		n, err := strconv.Atoi(bits)
+		if err != nil || n <= 0 || n > a.BitLen() {
+			return nil, fmt.Errorf("prefix length %q: want 1..%d", bits, a.BitLen())
+		}
+		p := netip.PrefixFrom(a, n)
+		if p.Masked().Addr() != a {
+			return nil, fmt.Errorf("%s has bits set beyond the /%d prefix (keepalived skips it: write %s)", a, n, p.Masked())
+		}
+		if a.BitLen()-n >= 11 { // 2048 addresses or more
+			return nil, fmt.Errorf("prefix /%d holds more than %d addresses", n, kaMaxGroupAddrs)
+		}
+		last := a
+		for range 1<<(a.BitLen()-n) - 1 {
+			last = last.Next()
+		}
+		return kaSpan(a, last)
+	}
 	base, end, isRange := strings.Cut(s, "-")
 	a, err := kaAddr(base)
 	if err != nil {
@@ -524,32 +565,47 @@ func kaRange(s string) ([]netip.AddrPort, error) {
 	if !isRange {
 		return []netip.AddrPort{netip.AddrPortFrom(a, 0)}, nil
 	}
+	if a.Is4() && strings.Contains(end, ".") || a.Is6() && strings.Contains(end, ":") {
+		b, err := kaAddr(end)
+		switch {
+		case err != nil:
+			return nil, fmt.Errorf("range end %q: %v", end, err)
+		case b.Is4() != a.Is4():
+			return nil, fmt.Errorf("range %s-%s mixes address families", a, b)
+		case b.Less(a):
+			return nil, fmt.Errorf("range end %s is below its start %s", b, a)
+		}
+		return kaSpan(a, b)
+	}
 	if a.Is4() {
 		b := a.As4()
 		hi, err := strconv.ParseUint(end, 10, 8)
-		if err != nil || uint8(hi) < b[3] {
-			return nil, fmt.Errorf("range end %q must be a last byte %d..255", end, b[3])
+		if err != nil || uint8(hi) <= b[3] {
+			return nil, fmt.Errorf("range end %q must be a last byte %d..255, above the start (keepalived skips it)", end, int(b[3])+1)
 		}
-		var out []netip.AddrPort
-		for x := int(b[3]); x <= int(hi); x++ {
-			b[3] = byte(x)
-			out = append(out, netip.AddrPortFrom(netip.AddrFrom4(b), 0))
-		}
-		return out, nil
+		b[3] = byte(hi)
+		return kaSpan(a, netip.AddrFrom4(b))
 	}
 	b := a.As16()
 	lo := uint16(b[14])<<8 | uint16(b[15])
 	hi, err := strconv.ParseUint(end, 16, 16)
-	if err != nil || uint16(hi) < lo {
-		return nil, fmt.Errorf("range end %q must be a last group %x..ffff (hex)", end, lo)
+	if err != nil || uint16(hi) <= lo {
+		return nil, fmt.Errorf("range end %q must be a last group %x..ffff (hex), above the start (keepalived skips it)", end, lo+1)
 	}
-	if hi-uint64(lo) >= kaMaxGroupAddrs {
-		return nil, fmt.Errorf("range of %d addresses is too large", hi-uint64(lo)+1)
-	}
+	b[14], b[15] = byte(hi>>8), byte(hi)
+	return kaSpan(a, netip.AddrFrom16(b))
+}
+
+// kaSpan lists the addresses from a to b (b not below a), at most kaMaxGroupAddrs.
+func kaSpan(a, b netip.Addr) ([]netip.AddrPort, error) {
 	var out []netip.AddrPort
-	for x := uint64(lo); x <= hi; x++ {
-		b[14], b[15] = byte(x>>8), byte(x)
-		out = append(out, netip.AddrPortFrom(netip.AddrFrom16(b), 0))
+	for x := a; ; x = x.Next() {
+		if len(out) == kaMaxGroupAddrs {
+			return nil, fmt.Errorf("range %s-%s holds more than %d addresses", a, b, kaMaxGroupAddrs)
+		}
+		out = append(out, netip.AddrPortFrom(x, 0))
+		if x == b {
+			return out, nil
+		}
 	}
-	return out, nil
 }

@@ -210,7 +210,17 @@ func TestImportKeepalivedSamples(t *testing.T) {
 		findNote(t, im, 68, "sorry_server 192.168.200.200", "MAC", "sorry_server_mac", "bench replay")
 		noNote(t, im, 68, "not translated")
 		findNote(t, im, 50, "url /mrtg/ not checked")
-		findNote(t, im, 93, "real_server 192.168.200.3 1358", "differs (digest \"640205b7b0fc66c1ea91c463fac6334c\")")
+		// The two servers' HTTP_GET checkers differ (digest): each gets its own
+		// [[service.real_server.check]], as keepalived checks each with its own.
+		for _, s := range c.Services {
+			for _, rs := range s.RealServers {
+				if rs.Addr == netip.MustParseAddrPort("192.168.200.3:1358") {
+					if s.Check != nil || len(rs.Checks) != 1 || rs.Checks[0].Digest != "640205b7b0fc66c1ea91c463fac6334c" {
+						t.Errorf("192.168.200.3:1358: service check %+v, own checks %+v; want its own check with its digest", s.Check, rs.Checks)
+					}
+				}
+			}
+		}
 		findNote(t, im, 12, "router_id LVS_DEVEL")
 		findNote(t, im, 0, "MAC", "bench replay")
 	})
@@ -336,7 +346,10 @@ func TestImportKeepalivedSamples(t *testing.T) {
 				findNote(t, im, 3, "net_namespace high")
 			}
 			findNote(t, im, 23, "use_vmac")
-			findNote(t, im, 24, "track_script { check_VI_0 }", "track_service")
+			if tc.id == "" {
+				// Without -i, the script's only script line is an @high/@low one.
+				findNote(t, im, 25, "track_script check_VI_0", "no vrrp_script has that name", "left out")
+			}
 			if want := []config.TrackedInterface{{Name: "eth3", Weight: 0}, {Name: "eth2", Weight: 20}}; !slices.Equal(v.TrackInterface, want) {
 				t.Errorf("-i %q: track_interface %+v, want %+v", tc.id, v.TrackInterface, want)
 			}
@@ -374,9 +387,12 @@ func TestImportKeepalivedSeeds(t *testing.T) {
 			t.Errorf("services %q", got)
 		}
 		s := im.Config.Services[0]
-		if s.Scheduler != "wrr" || s.Method != ipvs.DR || s.Check.Type != config.CheckTCP || s.Check.Retries != 3 || s.Check.ConnectPort != 0 {
+		// nb_get_retry is no TCP_CHECK keyword in keepalived 2.2.7: the retry
+		// stays at its default.
+		if s.Scheduler != "wrr" || s.Method != ipvs.DR || s.Check.Type != config.CheckTCP || s.Check.Retries != 1 || s.Check.ConnectPort != 0 {
 			t.Errorf("service %+v check %+v", s, s.Check)
 		}
+		findNote(t, im, 54, "nb_get_retry 3", "ignored, as keepalived 2.2.7 does")
 	})
 	t.Run("004a", func(t *testing.T) {
 		im := importFile(t, dir+"004a-annotated-default.conf", Options{})
@@ -396,7 +412,12 @@ func TestImportKeepalivedSeeds(t *testing.T) {
 		if !slices.Equal(got, want) {
 			t.Errorf("vrrp %q, want %q", got, want)
 		}
-		findNote(t, im, 24, "prefix /24, label eth0:1")
+		if got := im.Config.VRRP[0].VIPs[0].String(); got != "10.0.0.3/24 dev eth0 label eth0:1" {
+			t.Errorf("VI_1's VIP %q, want its prefix, dev and label kept (the kernel address)", got)
+		}
+		if got := im.Config.VRRP[0].TrackScript; len(got) != 1 || got[0].Name != "check" || got[0].Weight != 2 {
+			t.Errorf("VI_1 track_script %+v, want the script check with its weight 2", got)
+		}
 	})
 }
 
@@ -415,13 +436,11 @@ func TestImportKeepalivedTracking(t *testing.T) {
 	}
 
 	wantNotes := []string{
-		`4: top level: "vrrp_script chk_haproxy { script /usr/bin/pgrep haproxy; interval 2 }" not translated: gvs has no tracked scripts`,
 		`9: [director] interface = "eth0" taken from the vrrp_instance interface (keepalived has no single data-path interface): check it`,
 		`21: vrrp_instance VI_1: "notify_stop /etc/keepalived/stop.sh" not translated: gvs has no notify script for this event (it has notify_master, notify_backup, notify_fault and notify)`,
 		`26: vrrp_instance VI_1: track_interface "eth4 weight 10 reverse": reverse not translated (gvs has no reverse tracking: keepalived applies the weight, or FAULT, while the interface is up rather than down): left out`,
 		`27: vrrp_instance VI_1: track_interface "eth5 weight 300": weight 300 is outside gvs's -253..253: left out`,
 		`28: vrrp_instance VI_1: track_interface eth1 listed twice: the first is written`,
-		`30: vrrp_instance VI_1: "track_script { chk_haproxy weight -10 }" not translated: gvs runs no tracking scripts; its track_service = ["VIP:PORT"] (or "VIP:PORT weight W") tracks the health of one of gvs's own virtual services instead`,
 		`44: vrrp_instance VI_2: track_interface eth1 weight -30 left out: keepalived ignores weights on the address owner (priority 255) and stops tracking the interface; gvs refuses them`,
 		`55: vrrp_instance VI_3: track_interface eth6: weight -15 dropped: keepalived ignores tracking weights in a sync group (VG_1) without sync_group_tracking_weight, so eth6 going down means FAULT`,
 		`59: vrrp_instance VI_4 has no virtual_ipaddress: gvs needs at least one; written commented out`,
@@ -482,7 +501,7 @@ func TestImportKeepalivedMessy(t *testing.T) {
 	im := importFile(t, "testdata/messy/main.conf", Options{})
 	c := im.Config
 	want := []string{"UDP 198.18.0.110:53", "TCP 198.18.0.100:80", "TCP 198.18.0.101:80", "TCP 198.18.0.102:80",
-		"TCP [2001:db8::a]:80", "TCP [2001:db8::b]:80", "TCP [2001:db8::c]:80", "TCP 198.18.0.100:443"}
+		"TCP [2001:db8::a]:80", "TCP [2001:db8::b]:80", "TCP [2001:db8::c]:80", "UDP 198.18.0.100:443"}
 	if got := addrs(c); !slices.Equal(got, want) {
 		t.Fatalf("services %q, want %q", got, want)
 	}
@@ -491,7 +510,10 @@ func TestImportKeepalivedMessy(t *testing.T) {
 		t.Errorf("udp service %+v check %+v", udp, udp.Check)
 	}
 	web := c.Services[1]
-	if web.Scheduler != "wrr" || web.Method != ipvs.DR || web.Persistence != 360*time.Second || web.Check.Type != config.CheckTCP || web.Check.Timeout != 2*time.Second {
+	// keepalived checks only .2; .1 is always up: .2 gets its own check.
+	if web.Scheduler != "wrr" || web.Method != ipvs.DR || web.Persistence != 360*time.Second || web.Check != nil ||
+		web.RealServers[0].Checks != nil || len(web.RealServers[1].Checks) != 1 ||
+		web.RealServers[1].Checks[0].Type != config.CheckTCP || web.RealServers[1].Checks[0].Timeout != 2*time.Second {
 		t.Errorf("group service %+v check %+v", web, web.Check)
 	}
 	if got := reals(web); !slices.Equal(got, []string{"198.18.1.1:80 w3 dr", "198.18.1.2:80 w1 dr"}) {
@@ -501,9 +523,9 @@ func TestImportKeepalivedMessy(t *testing.T) {
 		t.Errorf("IPv4 real servers kept in an IPv6 service")
 	}
 	tls := c.Services[7]
-	if tls.Scheduler != "sh" || tls.Flags == 0 || tls.Check.Type != config.CheckHTTPS || tls.Check.Path != "/health" ||
-		!slices.Equal(tls.Check.StatusCodes, []int{200, 201, 202, 203, 204}) || tls.Check.Timeout != time.Second {
-		t.Errorf("parameter-named service %+v check %+v", tls, tls.Check)
+	if ck := tls.RealServers[0].Checks; tls.Scheduler != "sh" || tls.Flags == 0 || tls.Check != nil || len(ck) != 1 || ck[0].Type != config.CheckHTTPS || ck[0].Path != "/health" ||
+		!slices.Equal(ck[0].StatusCodes, []int{200, 201, 202, 203, 204}) || ck[0].Timeout != time.Second || tls.RealServers[1].Checks != nil {
+		t.Errorf("parameter-named service %+v checks %+v", tls, tls.RealServers)
 	}
 	a, b := c.VRRP[0], c.VRRP[1]
 	if a.Name != "VI_A" || a.State != config.VRRPBackup || !a.NoPreempt || a.AuthPass != "long pas" ||
@@ -526,7 +548,9 @@ func TestImportKeepalivedMessy(t *testing.T) {
 	findNote(t, im, 28, `keyword "tcp_check" read as "TCP_CHECK"`)
 	findNote(t, im, 2, `"state backup" read as BACKUP`)
 	findNote(t, im, 8, "auth_pass is longer than 8 bytes")
-	findNote(t, im, 11, "prefix /24, label eth1:vip")
+	if got := c.VRRP[0].VIPs[0].String(); got != "198.18.0.100/24 dev eth1 label eth1:vip" {
+		t.Errorf("VI_A's first VIP %q, want its prefix, dev and label kept", got)
+	}
 	findNote(t, im, 41, `unknown keyword "frobnicate"`)
 	findNote(t, im, 24, "[2001:db8::a]:80", "real_server 198.18.1.1 80", "address family differs")
 	findNote(t, im, 18, "expanded into 6 gvs services")
@@ -591,7 +615,8 @@ func TestImportKeepalivedGrammar(t *testing.T) {
 			})
 		},
 		want: func(t *testing.T, im *importer.Imported) {
-			if got := addrs(im.Config); !slices.Equal(got, []string{"TCP 198.18.0.1:80", "TCP 198.18.0.2:80"}) {
+			// No protocol: UDP, as keepalived 2.2.7.
+			if got := addrs(im.Config); !slices.Equal(got, []string{"UDP 198.18.0.1:80", "UDP 198.18.0.2:80"}) {
 				t.Errorf("services %q", got)
 			}
 			// x.conf, included twice (once through sub/1.conf), is a duplicate the
@@ -619,15 +644,25 @@ func TestImportKeepalivedGrammar(t *testing.T) {
 			"real_server 198.18.1.2 80 {\nMISC_CHECK { misc_path \"/bin/check | grep ok\" }\n}\n" +
 			"real_server 198.18.1.3 80 {\nDNS_CHECK { }\n}\n}\n",
 		want: func(t *testing.T, im *importer.Imported) {
-			ch := im.Config.Services[0].Check
-			if ch.Type != config.CheckHTTP || ch.Path != "/a" || !slices.Equal(ch.StatusCodes, []int{200, 301, 302}) || ch.Interval != 10*time.Second {
-				t.Errorf("check %+v", ch)
+			// Each server keeps its own checkers, as keepalived runs them.
+			s := im.Config.Services[0]
+			if s.Check != nil || len(s.RealServers) != 3 {
+				t.Fatalf("service check %+v, %d servers; want per-server checks", s.Check, len(s.RealServers))
 			}
-			findNote(t, im, 7, "a second checker (tcp)")
-			findNote(t, im, 10, "its checker differs", "type \"exec\"")
+			one, two, three := s.RealServers[0].Checks, s.RealServers[1].Checks, s.RealServers[2].Checks
+			if len(one) != 2 || one[0].Type != config.CheckHTTP || one[0].Path != "/a" || !slices.Equal(one[0].StatusCodes, []int{200, 301, 302}) ||
+				one[0].Interval != 10*time.Second || one[1].Type != config.CheckTCP || one[1].Interval != 10*time.Second {
+				t.Errorf("198.18.1.1's checks %+v, want its HTTP_GET and TCP_CHECK", one)
+			}
+			if len(two) != 1 || two[0].Type != config.CheckExec {
+				t.Errorf("198.18.1.2's checks %+v, want its MISC_CHECK", two)
+			}
+			if three != nil {
+				t.Errorf("198.18.1.3's checks %+v, want none (DNS_CHECK: always up, as keepalived without a checker)", three)
+			}
 			findNote(t, im, 10, "looks like shell syntax")
 			findNote(t, im, 13, "DNS_CHECK not translated")
-			findNote(t, im, 12, "its DNS_CHECK is replaced by the service's check (http)")
+			findNote(t, im, 12, "no check gvs can run (DNS_CHECK)", "always up")
 		},
 	}, {
 		name: "inhibit_on_failure: service default, real-server override",
@@ -709,10 +744,12 @@ func TestImportKeepalivedGrammar(t *testing.T) {
 			"virtual_server 198.18.0.2 80 {\nprotocol SCTP\n}\n" +
 			"virtual_server 198.18.0.3 0 {\nlb_kind DR\n}\n",
 		want: func(t *testing.T, im *importer.Imported) {
-			if got := addrs(im.Config); !slices.Equal(got, []string{"TCP 198.18.0.1:80"}) {
+			// Without protocol the service is UDP (keepalived 2.2.7), so ops stays.
+			if got := addrs(im.Config); !slices.Equal(got, []string{"UDP 198.18.0.1:80"}) || !im.Config.Services[0].OPS {
 				t.Errorf("services %q", got)
 			}
-			findNote(t, im, 1, "ops applies to UDP services only")
+			findNote(t, im, 1, "no protocol", "keepalived 2.2.7 makes such a virtual server UDP")
+			noNote(t, im, 1, "ops applies to UDP services only")
 			findNote(t, im, 1, "sh-port", "not valid for scheduler wlc")
 			findNote(t, im, 7, "SCTP")
 			findNote(t, im, 9, "is written commented out", "port zero only supported in persistent services")
@@ -945,6 +982,23 @@ func TestKaRange(t *testing.T) {
 		{"192.168.1.9-256", 0, "", true},
 		{"2001:db8::0-fff", 0, "", true},
 		{"nonsense-3", 0, "", true},
+		// keepalived 2.2.7: the end must be above the start.
+		{"192.168.1.9-9", 0, "", true},
+		// A whole address as the end: every address between.
+		{"192.168.1.254-192.168.2.1", 4, "192.168.2.1:0", false},
+		{"192.168.1.1-192.168.1.1", 1, "192.168.1.1:0", false},
+		{"2001:db8::ffff-2001:db8::1:1", 3, "[2001:db8::1:1]:0", false},
+		{"192.168.2.1-192.168.1.1", 0, "", true},
+		{"192.168.1.1-2001:db8::1", 0, "", true},
+		{"10.0.0.0-10.0.255.255", 0, "", true}, // more than the group limit
+		// A prefix: all its addresses, network and broadcast included.
+		{"10.0.0.16/28", 16, "10.0.0.31:0", false},
+		{"10.0.0.7/32", 1, "10.0.0.7:0", false},
+		{"2001:db8::/126", 4, "[2001:db8::3]:0", false},
+		{"10.0.0.17/28", 0, "", true}, // bits beyond the prefix
+		{"10.0.0.0/0", 0, "", true},
+		{"10.0.0.0/33", 0, "", true},
+		{"10.0.0.0/8", 0, "", true}, // too many
 	} {
 		got, err := kaRange(tc.in)
 		if (err != nil) != tc.bad || len(got) != tc.n || (tc.n > 0 && got[len(got)-1].String() != tc.last) {

@@ -596,10 +596,16 @@ func (k *kaImporter) checker(rsCtx string, n *kaNode, outer kaTiming, vs *kaVS) 
 	var connectPort importer.Opt[int]
 	for _, s := range n.block {
 		k.dispatch(ctx, s, kaCheckUnsupported, func(kw string) bool {
+			web := c.Type == "http" || c.Type == "https"
+			if kw == "nb_get_retry" && !web {
+				// keepalived 2.2.7 knows nb_get_retry only in HTTP_GET and SSL_GET
+				// (deprecated there for retry): elsewhere it ignores the line.
+				k.note(s.pos(), "%s: %q ignored, as keepalived 2.2.7 does: nb_get_retry exists only in HTTP_GET and SSL_GET (write retry)", ctx, s.words())
+				return true
+			}
 			if k.timing(ctx, s, kw, &t) {
 				return true
 			}
-			web := c.Type == "http" || c.Type == "https"
 			switch {
 			case kw == "connect_timeout" && c.Type != "exec":
 				k.seconds(ctx, s, &t.timeout)
@@ -804,6 +810,12 @@ func (k *kaImporter) finishVS(vs *kaVS) {
 		s.Off = fmt.Sprintf("fwmark %d: gvs needs [[service.match]] rules for the mark", s.FWMark)
 		k.note(s.Pos, "%s: fwmark service written commented out: gvs sets no netfilter marks and needs [[service.match]] rules saying which packets carry mark %d (the iptables mangle rule that sets it is not in keepalived.conf): add them and uncomment", vs.ctx, s.FWMark)
 	}
+	if s.FWMark == 0 && s.Proto == "" && s.Off == "" {
+		// keepalived 2.2.7 warns "no protocol set - defaulting to UDP" and makes
+		// the service UDP (the kernel's default for protocol 0), not TCP.
+		s.Proto = "udp"
+		k.note(s.Pos, "%s: no protocol: keepalived 2.2.7 makes such a virtual server UDP, not TCP: written as protocol = \"udp\" (write protocol TCP if TCP was meant)", vs.ctx)
+	}
 	if s.OPS && s.Proto != "udp" {
 		s.OPS = false
 		k.note(s.Pos, "%s: ops applies to UDP services only: not written (keepalived and IPVS refuse it too)", vs.ctx)
@@ -828,7 +840,6 @@ func (k *kaImporter) finishVS(vs *kaVS) {
 	}
 	seen := map[netip.AddrPort]bool{}
 	var chosen *importer.Check
-	var chosenFrom *kaRS
 	for _, r := range vs.rs {
 		real := r.real
 		ctx := vs.ctx + ": real_server " + r.written // this service's, for a group's clones
@@ -861,7 +872,18 @@ func (k *kaImporter) finishVS(vs *kaVS) {
 		seen[key] = true
 		s.Reals = append(s.Reals, real)
 		if len(r.checks) > 0 && chosen == nil {
-			chosen, chosenFrom = r.checks[0], r
+			chosen = r.checks[0]
+		}
+	}
+	// keepalived's checkers belong to each real server. When every written server
+	// has the same one checker, it is written once as the service's check;
+	// otherwise each server gets its own checks ([[service.real_server.check]],
+	// all of which must pass) and a server without any stays unchecked (always
+	// up), as in keepalived.
+	uniform := chosen != nil
+	for _, r := range vs.rs {
+		if slices.Contains(s.Reals, r.real) && (len(r.checks) != 1 || !slices.Equal(r.checks[0].Lines(), chosen.Lines())) {
+			uniform = false
 		}
 	}
 	for _, r := range vs.rs {
@@ -869,33 +891,20 @@ func (k *kaImporter) finishVS(vs *kaVS) {
 			continue
 		}
 		ctx := r.ctx
-		for i, c := range r.checks {
-			switch {
-			case c == chosen:
-			case i > 0:
-				k.note(c.Pos, "%s: a second checker (%s) not translated: gvs runs one check per service", ctx, c.Type)
-			case !slices.Equal(c.Lines(), chosen.Lines()):
-				k.note(c.Pos, "%s: its checker differs (%s) from the service's check, the one of real_server %s (line %d): gvs runs one check per service, that one", ctx, checkDiff(c, chosen), chosenFrom.real.Label(), chosen.Pos.Line)
-			}
+		if !uniform {
+			r.real.Checks = r.checks
 		}
-		if chosen != nil && len(r.checks) == 0 {
-			if len(r.ignored) > 0 {
-				k.note(r.pos, "%s: its %s is replaced by the service's check (%s)", ctx, strings.Join(r.ignored, ", "), chosen.Type)
-			} else {
-				k.note(r.pos, "%s: keepalived did not check it (always up); gvs runs the service's check (%s) on it", ctx, chosen.Type)
-			}
-		}
-		if chosen == nil && r.hasCheck && len(r.ignored) > 0 {
-			k.note(r.pos, "%s: no check gvs can run: the real server is always up", ctx)
+		if len(r.checks) == 0 && r.hasCheck && len(r.ignored) > 0 {
+			k.note(r.pos, "%s: no check gvs can run (%s): the real server is always up", ctx, strings.Join(r.ignored, ", "))
 		}
 	}
-	if chosen != nil {
+	if uniform {
 		s.Check = chosen
-	} else if len(vs.timingPos) > 0 {
+	} else if chosen == nil && len(vs.timingPos) > 0 {
 		k.note(vs.timingPos[0], "%s: check settings (delay_loop, retry, alpha, ...) without a checker gvs can run: not written", vs.ctx)
 	}
 	k.finishSorry(vs, fam6)
-	if s.Check == nil && (s.Sorry.OK || len(s.QuorumPos) > 0) {
+	if chosen == nil && (s.Sorry.OK || len(s.QuorumPos) > 0) {
 		p := s.SorryPos
 		if !s.Sorry.OK || (len(s.QuorumPos) > 0 && s.QuorumPos[0].Seq < p.Seq) {
 			p = s.QuorumPos[0]
@@ -931,31 +940,4 @@ func (k *kaImporter) finishSorry(vs *kaVS, fam6 bool) {
 		s.Sorry.V = netip.AddrPortFrom(ap.Addr(), 0)
 	}
 	k.note(s.SorryPos, "%s: sorry_server %s: its MAC is not in keepalived.conf: sorry_server_mac is left out (gvs run finds it by ARP/ND); `gvs bench replay` needs it pinned", ctx, ap.Addr())
-}
-
-// checkDiff names the keys in which two checks differ: "digest 640205b7... here".
-func checkDiff(a, b *importer.Check) string {
-	keys := func(c *importer.Check) map[string]string {
-		m := map[string]string{}
-		for _, l := range c.Lines() {
-			k, v, _ := strings.Cut(l, " = ")
-			m[k] = v
-		}
-		return m
-	}
-	ka, kb := keys(a), keys(b)
-	var diffs []string
-	for _, l := range a.Lines() {
-		k, _, _ := strings.Cut(l, " = ")
-		if ka[k] != kb[k] {
-			diffs = append(diffs, k+" "+ka[k])
-		}
-	}
-	for _, l := range b.Lines() {
-		k, _, _ := strings.Cut(l, " = ")
-		if _, ok := ka[k]; !ok {
-			diffs = append(diffs, "no "+k)
-		}
-	}
-	return strings.Join(diffs, ", ")
 }

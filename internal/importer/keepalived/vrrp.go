@@ -10,14 +10,15 @@ import (
 	"unicode"
 	"unicode/utf8"
 
+	"github.com/gvs-lb/gvs/internal/config"
 	"github.com/gvs-lb/gvs/internal/importer"
 )
 
 var kaVRRPUnsupported = func() map[string]string {
 	m := map[string]string{
 		"virtual_ipaddress_excluded": "gvs has no excluded addresses (adding them to virtual_ipaddress would change the adverts' address count and break the peers)",
-		"virtual_routes":             "gvs adds no routes",
-		"virtual_rules":              "gvs adds no routing rules",
+		"virtual_routes":             "gvs adds no routes yet (add them in the notify_master / notify_backup scripts)",
+		"virtual_rules":              "gvs adds no routing rules yet (add them in the notify_master / notify_backup scripts)",
 		"use_vmac":                   "gvs sends from the interface's own MAC (keepalived's default without use_vmac)",
 		"vmac_xmit_base":             "gvs has no virtual MAC interface",
 		"native_ipv6":                "gvs has no virtual MAC interface",
@@ -41,10 +42,8 @@ var kaVRRPUnsupported = func() map[string]string {
 		"unicast_ttl":                "gvs has no such setting",
 		"mcast_dst_ip":               "gvs advertises to the standard group only",
 		"sync_group_tracking_weight": "gvs reads it in vrrp_sync_group only",
-		"track_script": "gvs runs no tracking scripts; its track_service = [\"VIP:PORT\"] (or \"VIP:PORT weight W\") " +
-			"tracks the health of one of gvs's own virtual services instead",
-		"track_process":              "gvs tracks no processes",
-		"track_file":                 "gvs tracks no files",
+		"track_process":              "gvs import does not translate it yet: list the [[vrrp_track_process]] in track_process (config.example.toml)",
+		"track_file":                 "gvs import does not translate it yet: list the [[vrrp_track_file]] in track_file (config.example.toml)",
 		"track_bfd":                  "gvs has no BFD",
 		"track_src_ip":               "gvs does not track the source address",
 		"notify_stop":                "gvs has no notify script for this event (it has notify_master, notify_backup, notify_fault and notify)",
@@ -172,6 +171,8 @@ func (k *kaImporter) vrrpInstance(n *kaNode) {
 				k.script(ctx, c, &v.Notify)
 			case "track_interface":
 				k.trackInterface(ctx, c, v)
+			case "track_script":
+				k.trackScript(ctx, c, v)
 			case "strict_mode":
 				strict = k.flag(ctx, c)
 				k.note(c.pos(), "%s: strict_mode: gvs has no strict mode; authentication is dropped as keepalived does under it", ctx)
@@ -300,22 +301,27 @@ func (k *kaImporter) vips(ctx string, n *kaNode, v *importer.VRRP) {
 			k.note(e.pos(), "%s: virtual_ipaddress %q: %v: ignored", ctx, e.words(), err)
 			continue
 		}
-		var dropped []string
-		if full := a.BitLen(); bits != full {
-			dropped = append(dropped, "prefix /"+strconv.Itoa(bits))
+		// The entry in keepalived's form, as gvs reads it (config.ParseVirtualAddress):
+		// a VIP no gvs service uses goes on the kernel interface with these options
+		// while the instance is master, as keepalived does.
+		form := a.String()
+		if bits != a.BitLen() {
+			form += "/" + strconv.Itoa(bits)
 		}
+		var dropped []string
 		for i := 0; i < len(e.args); i++ {
 			w := e.args[i].text
-			switch strings.ToLower(w) {
-			case "dev":
+			switch lw := strings.ToLower(w); lw {
+			case "dev", "brd", "broadcast", "label", "scope":
 				if i+1 < len(e.args) {
 					i++
-					if v.Iface == "" || e.args[i].text != v.Iface {
-						dropped = append(dropped, "dev "+e.args[i].text)
-					}
+					form += " " + lw + " " + e.args[i].text
 					continue
 				}
-			case "brd", "broadcast", "label", "scope", "preferred_lft", "valid_lft", "track_group", "peer":
+			case "no_track":
+				form += " no_track"
+				continue
+			case "preferred_lft", "valid_lft", "track_group", "peer":
 				if i+1 < len(e.args) {
 					dropped = append(dropped, w+" "+e.args[i+1].text)
 					i++
@@ -325,7 +331,11 @@ func (k *kaImporter) vips(ctx string, n *kaNode, v *importer.VRRP) {
 			dropped = append(dropped, w)
 		}
 		if len(dropped) > 0 {
-			k.note(e.pos(), "%s: virtual_ipaddress %s: %s not translated (gvs adds no address to an interface: it answers ARP/ND for the VIP itself while master)", ctx, a, strings.Join(dropped, ", "))
+			k.note(e.pos(), "%s: virtual_ipaddress %s: %s not translated (gvs sets dev, brd, scope, label and no_track of a kernel VIP)", ctx, a, strings.Join(dropped, ", "))
+		}
+		if _, err := config.ParseVirtualAddress(form, v.Iface); err != nil {
+			k.note(e.pos(), "%s: virtual_ipaddress %q: %v: written as the plain address %s", ctx, form, err, a)
+			form = a.String()
 		}
 		switch {
 		case len(v.VIPs) > 0 && a.Is6() != v.VIPs[0].Is6():
@@ -334,6 +344,7 @@ func (k *kaImporter) vips(ctx string, n *kaNode, v *importer.VRRP) {
 			k.note(e.pos(), "%s: virtual_ipaddress %s listed twice: written once", ctx, a)
 		default:
 			v.VIPs = append(v.VIPs, a)
+			v.VIPForms = append(v.VIPForms, form)
 		}
 	}
 }
@@ -510,5 +521,6 @@ func (k *kaImporter) trackWeights() {
 			kept = append(kept, t)
 		}
 		v.Track = kept
+		k.trackScripts(v, owner, s)
 	}
 }
