@@ -29,7 +29,7 @@ const (
 // NumReasons is the number of Reason values, for counter arrays indexed by Reason.
 const NumReasons = int(numReasons)
 
-var reasonNames = [numReasons]string{
+var reasonNames = [...]string{
 	"none", "short", "size_mismatch", "truncated", "record_overrun", "record_version",
 	"record_type", "bad_option", "mandatory_option", "protocol", "state",
 }
@@ -269,3 +269,6 @@ func decodeV0(m *Message, b []byte) Result {
 	}
 	return res
 }
+
+// A name for every reason, checked by the compiler.
+var _ = [1]struct{}{}[len(reasonNames)-int(numReasons)]

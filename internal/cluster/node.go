@@ -24,7 +24,7 @@ const (
 	numNodeStates
 )
 
-var nodeStateNames = [numNodeStates]string{"COLD", "SYNCING", "READY", "ANNOUNCED", "DRAINING"}
+var nodeStateNames = [...]string{"COLD", "SYNCING", "READY", "ANNOUNCED", "DRAINING"}
 
 func (s NodeState) String() string {
 	if s < numNodeStates {
@@ -512,3 +512,6 @@ func (n *Node) Peers(now time.Time) []PeerInfo {
 
 // Stats returns a snapshot of the counters.
 func (n *Node) Stats() Stats { return n.c.snapshot() }
+
+// A name for every state, checked by the compiler.
+var _ = [1]struct{}{}[len(nodeStateNames)-int(numNodeStates)]

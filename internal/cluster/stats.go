@@ -17,7 +17,6 @@ const (
 	dropSource // sender outside sync_sources
 	dropSyncID // syncid other than ours (when ours is not 0)
 	dropDecode // malformed (the ipvssync reason is counted too)
-	dropTooBig // larger than the receive buffer: truncated by the socket
 	// sync receive, one record
 	dropProtocol          // neither TCP nor UDP: gvs has no such service
 	dropMethod            // forwarding bits outside the defined methods
@@ -35,8 +34,8 @@ const (
 	numDropReasons
 )
 
-var dropNames = [numDropReasons]string{
-	"none", "self", "source", "syncid", "malformed", "too_big",
+var dropNames = [...]string{
+	"none", "self", "source", "syncid", "malformed",
 	"protocol", "method", "persistence_engine", "table",
 	"queue_full", "send_error", "bad_entry",
 	"control_malformed", "control_auth", "control_version", "control_foreign",
@@ -104,3 +103,7 @@ func (c *counters) snapshot() Stats {
 	s.JoinIncomplete, s.ConfigMismatch = c.joinIncomplete.Load(), c.configMismatch.Load()
 	return s
 }
+
+// A name for every reason, checked by the compiler: adding a reason without a name
+// fails here.
+var _ = [1]struct{}{}[len(dropNames)-int(numDropReasons)]

@@ -35,7 +35,9 @@ var ErrPersistentDevice = errors.New("device is persistent")
 // OpenTAP creates the device name (up, ARP off, no IPv6 link-local address) and
 // returns it; routes go to table with protocol proto.
 func OpenTAP(name string, table, proto int) (*TAP, error) {
-	op := func(what string, err error) error { return fmt.Errorf("cluster: announce device %q: %s: %w", name, what, err) }
+	op := func(what string, err error) error {
+		return fmt.Errorf("cluster: announce device %q: %s: %w", name, what, err)
+	}
 	if table < 1 || table > 252 || proto < 1 || proto > 255 {
 		return nil, fmt.Errorf("cluster: announce table %d / protocol %d out of range (1–252, 1–255)", table, proto)
 	}

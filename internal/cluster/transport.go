@@ -1,0 +1,254 @@
+package cluster
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"net/netip"
+	"sync"
+	"time"
+
+	"golang.org/x/net/ipv4"
+	"golang.org/x/net/ipv6"
+)
+
+// UDPConfig says where a UDP transport sends and listens (docs/cluster.md §9).
+type UDPConfig struct {
+	Interface   string       // sync_interface: the multicast interface, and the source address's
+	Local       netip.Addr   // source address; invalid = the interface's first of the group's family
+	Group       netip.Addr   // sync_group; ignored when Peers are set
+	Peers       []netip.Addr // sync_peers: unicast to each instead of multicast
+	SyncPort    int          // sync_port; sync port i is SyncPort+i
+	Ports       int          // sync_ports
+	ControlPort int          // control_port
+	TTL         int          // sync_ttl (multicast hops)
+	SockSize    int          // sync_sock_size: SO_SNDBUF/SO_RCVBUF; 0 = the system default
+}
+
+// UDP is the Transport over UDP sockets: one sending socket bound to the director's
+// address, with the multicast interface, TTL and loop off as the kernel's master sets
+// them; one receiving socket per sync port and one for the control port, bound to the
+// group (multicast) or to the wildcard address (unicast peers). Safe for concurrent use.
+type UDP struct {
+	cfg     UDPConfig
+	send    *net.UDPConn
+	recv    []*net.UDPConn // sync ports, then the control port
+	dsts    []netip.Addr   // the group, or the peers
+	closeMu sync.Once
+}
+
+var _ Transport = (*UDP)(nil)
+
+// ListenUDP opens the transport's sockets in the caller's network namespace.
+func ListenUDP(cfg UDPConfig) (u *UDP, err error) {
+	op := func(what string, err error) error { return fmt.Errorf("cluster: sync sockets: %s: %w", what, err) }
+	if cfg.Ports < 1 {
+		cfg.Ports = 1
+	}
+	ifi, err := net.InterfaceByName(cfg.Interface)
+	if err != nil {
+		return nil, op("sync_interface "+cfg.Interface, err)
+	}
+	u = &UDP{cfg: cfg, dsts: cfg.Peers}
+	if len(cfg.Peers) == 0 {
+		if !cfg.Group.IsMulticast() {
+			return nil, op("sync_group", fmt.Errorf("%v is not a multicast address and no sync_peers are set", cfg.Group))
+		}
+		u.dsts = []netip.Addr{cfg.Group}
+	}
+	v6 := u.dsts[0].Is6()
+	network := "udp4"
+	if v6 {
+		network = "udp6"
+	}
+	local := cfg.Local
+	if !local.IsValid() {
+		if local, err = ifaceAddr(ifi, v6); err != nil {
+			return nil, op("source address", err)
+		}
+	}
+	defer func() {
+		if err != nil {
+			u.Close()
+		}
+	}()
+	if u.send, err = net.ListenUDP(network, net.UDPAddrFromAddrPort(netip.AddrPortFrom(local, 0))); err != nil {
+		return nil, op("bind "+local.String(), err)
+	}
+	if v6 {
+		p := ipv6.NewPacketConn(u.send)
+		err = errors.Join(p.SetMulticastInterface(ifi), p.SetMulticastHopLimit(cfg.TTL), p.SetMulticastLoopback(false))
+	} else {
+		p := ipv4.NewPacketConn(u.send)
+		err = errors.Join(p.SetMulticastInterface(ifi), p.SetMulticastTTL(cfg.TTL), p.SetMulticastLoopback(false))
+	}
+	if err == nil {
+		err = dontFragment(u.send)
+	}
+	if err == nil && cfg.SockSize > 0 {
+		err = u.send.SetWriteBuffer(cfg.SockSize)
+	}
+	if err != nil {
+		return nil, op("sending socket options", err)
+	}
+	for i := range cfg.Ports + 1 {
+		port := cfg.SyncPort + i
+		if i == cfg.Ports {
+			port = cfg.ControlPort
+		}
+		var c *net.UDPConn
+		if len(cfg.Peers) == 0 {
+			c, err = net.ListenMulticastUDP(network, ifi, net.UDPAddrFromAddrPort(netip.AddrPortFrom(cfg.Group, uint16(port))))
+		} else {
+			c, err = net.ListenUDP(network, &net.UDPAddr{Port: port})
+		}
+		if err != nil {
+			return nil, op(fmt.Sprintf("listen on port %d", port), err)
+		}
+		u.recv = append(u.recv, c)
+		if cfg.SockSize > 0 {
+			if err = c.SetReadBuffer(cfg.SockSize); err != nil {
+				return nil, op("receive buffer", err)
+			}
+		}
+	}
+	return u, nil
+}
+
+// ifaceAddr returns the interface's first address of the family.
+func ifaceAddr(ifi *net.Interface, v6 bool) (netip.Addr, error) {
+	addrs, err := ifi.Addrs()
+	if err != nil {
+		return netip.Addr{}, err
+	}
+	for _, a := range addrs {
+		if p, err := netip.ParsePrefix(a.String()); err == nil && p.Addr().Is6() == v6 && !p.Addr().IsLinkLocalUnicast() {
+			return p.Addr(), nil
+		}
+	}
+	return netip.Addr{}, fmt.Errorf("interface %s has no address of that family: give it one or set the source", ifi.Name)
+}
+
+// SendSync sends b to sync port index port of the group or of every peer.
+func (u *UDP) SendSync(port int, b []byte) error {
+	return u.sendTo(u.cfg.SyncPort+port, b)
+}
+
+// SendControl sends b to the control port of the group or of every peer.
+func (u *UDP) SendControl(b []byte) error { return u.sendTo(u.cfg.ControlPort, b) }
+
+func (u *UDP) sendTo(port int, b []byte) error {
+	var errs []error
+	for _, d := range u.dsts {
+		if _, err := u.send.WriteToUDPAddrPort(b, netip.AddrPortFrom(d, uint16(port))); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// Close closes every socket; it may be called more than once.
+func (u *UDP) Close() error {
+	var errs []error
+	u.closeMu.Do(func() {
+		if u.send != nil {
+			errs = append(errs, u.send.Close())
+		}
+		for _, c := range u.recv {
+			errs = append(errs, c.Close())
+		}
+	})
+	return errors.Join(errs...)
+}
+
+// Clock is what Run needs of time; testutil.Clock has these methods.
+type Clock interface {
+	Now() time.Time
+	NewTicker(d time.Duration) (<-chan time.Time, func())
+}
+
+type realClock struct{}
+
+func (realClock) Now() time.Time { return time.Now() }
+
+func (realClock) NewTicker(d time.Duration) (<-chan time.Time, func()) {
+	t := time.NewTicker(d)
+	return t.C, t.Stop
+}
+
+// RealClock is the wall clock for Run.
+var RealClock Clock = realClock{}
+
+// inbound is one received datagram on its way to the Node.
+type inbound struct {
+	control bool
+	from    netip.AddrPort
+	buf     *[65536]byte
+	n       int
+}
+
+// Run drives n over u until ctx ends: it reads every socket (one goroutine each,
+// feeding one queue so datagrams reach the Node in arrival order), and ticks n every
+// tick. It closes u's sockets when ctx ends, joins its readers and returns nil; a
+// socket failing otherwise ends it with the error.
+func Run(ctx context.Context, n *Node, u *UDP, clock Clock, tick time.Duration) error {
+	const nbuf = 64
+	free := make(chan *[65536]byte, nbuf)
+	for range nbuf {
+		free <- new([65536]byte)
+	}
+	in := make(chan inbound, nbuf)
+	errc := make(chan error, len(u.recv))
+	ctx, cancel := context.WithCancel(ctx)
+	var wg sync.WaitGroup
+	for i, c := range u.recv {
+		control := i == len(u.recv)-1
+		wg.Go(func() {
+			for {
+				var buf *[65536]byte
+				select {
+				case buf = <-free:
+				case <-ctx.Done():
+					return
+				}
+				k, from, err := c.ReadFromUDPAddrPort(buf[:])
+				if err != nil {
+					if ctx.Err() == nil {
+						errc <- fmt.Errorf("cluster: reading port %d: %w", c.LocalAddr().(*net.UDPAddr).Port, err)
+					}
+					return
+				}
+				select {
+				case in <- inbound{control: control, from: from, buf: buf, n: k}:
+				case <-ctx.Done():
+					return
+				}
+			}
+		})
+	}
+	ticks, stop := clock.NewTicker(tick)
+	defer func() {
+		stop()
+		cancel()
+		u.Close() // unblocks the readers
+		wg.Wait()
+	}()
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case err := <-errc:
+			return err
+		case d := <-in:
+			if d.control {
+				n.HandleControl(d.from, d.buf[:d.n], clock.Now())
+			} else {
+				n.HandleSync(d.from, d.buf[:d.n], clock.Now())
+			}
+			free <- d.buf
+		case now := <-ticks:
+			n.Tick(now)
+		}
+	}
+}
