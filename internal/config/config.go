@@ -230,6 +230,11 @@ type VRRP struct {
 	GARPMasterRepeat        int           // GARPs (or NAs) per burst
 	GARPMasterRefresh       time.Duration // periodic GARPs while master; 0 = none
 	GARPMasterRefreshRepeat int           // GARPs per refresh
+	// GARPLowerPrioDelay and GARPLowerPrioRepeat are what a master does on hearing a
+	// lower priority: Repeat GARPs (or NAs) at once and again after Delay (0: no
+	// second burst). keepalived's defaults are garp_master_delay and _repeat.
+	GARPLowerPrioDelay  time.Duration
+	GARPLowerPrioRepeat int
 
 	// Notify commands, run with /bin/sh -c on entering the state (keepalived's
 	// notify_master, notify_backup, notify_fault); "" = none.

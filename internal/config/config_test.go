@@ -171,6 +171,7 @@ func TestDefaults(t *testing.T) {
 		VirtualIPAddress: []netip.Addr{netip.MustParseAddr("198.18.0.100")},
 		VIPs:             []VirtualAddress{{Prefix: netip.MustParsePrefix("198.18.0.100/32")}},
 		GARPMasterDelay:  5 * time.Second, GARPMasterRepeat: 5, GARPMasterRefreshRepeat: 1,
+		GARPLowerPrioDelay: 5 * time.Second, GARPLowerPrioRepeat: 5,
 	}
 	if !reflect.DeepEqual(c.VRRP[0], wantVRRP) {
 		t.Errorf("vrrp:\n got %+v\nwant %+v", c.VRRP[0], wantVRRP)

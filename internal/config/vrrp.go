@@ -139,6 +139,9 @@ func (r *reader) vrrp(t *table, d *Director) VRRP {
 	t.intField("garp_master_repeat", 1, math.MaxInt32, &v.GARPMasterRepeat)
 	t.duration("garp_master_refresh", &v.GARPMasterRefresh)
 	t.intField("garp_master_refresh_repeat", 1, math.MaxInt32, &v.GARPMasterRefreshRepeat)
+	v.GARPLowerPrioDelay, v.GARPLowerPrioRepeat = v.GARPMasterDelay, v.GARPMasterRepeat
+	t.duration("garp_lower_prio_delay", &v.GARPLowerPrioDelay)
+	t.intField("garp_lower_prio_repeat", 0, math.MaxInt32, &v.GARPLowerPrioRepeat)
 	for k, dst := range map[string]*string{"notify_master": &v.NotifyMaster, "notify_backup": &v.NotifyBackup,
 		"notify_fault": &v.NotifyFault, "notify": &v.Notify} {
 		if t.str(k, dst) && strings.TrimSpace(*dst) == "" {
@@ -183,7 +186,6 @@ func (r *reader) vrrp(t *table, d *Director) VRRP {
 			}
 		}
 	}
-	r.vrrpTracks(t, &v) // V2: track_script, track_file, track_process (vrrpscript.go)
 	t.done()
 	return v
 }

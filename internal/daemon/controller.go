@@ -102,6 +102,9 @@ type (
 		vips     []netip.Addr
 		ann      Announcer // the instance's interface
 		repeat   int       // announcements per VIP on becoming master
+		// kernel, if set, adds or removes the instance's kernel addresses on the
+		// effects goroutine and returns the ones to announce with vips.
+		kernel func() []netip.Addr
 	}
 	macEvent struct {
 		addr netip.Addr
@@ -592,8 +595,12 @@ func (d *Daemon) ownership(ev vrrpEvent) {
 		}
 	}
 	d.d.SetOwned(vips)
-	if ev.master && ev.ann != nil {
-		d.fx.queue(effect{ann: ev.ann, announce: ev.vips, repeat: ev.repeat})
+	if (ev.master && ev.ann != nil) || ev.kernel != nil {
+		e := effect{kernel: ev.kernel}
+		if ev.master {
+			e.ann, e.announce, e.repeat = ev.ann, ev.vips, ev.repeat
+		}
+		d.fx.queue(e)
 	}
 }
 

@@ -11,6 +11,7 @@ import (
 	"github.com/gvs-lb/gvs/dataplane/afpacket"
 	"github.com/gvs-lb/gvs/health"
 	"github.com/gvs-lb/gvs/internal/ipvsadm"
+	"github.com/gvs-lb/gvs/internal/kaddr"
 	"github.com/gvs-lb/gvs/vrrp"
 )
 
@@ -137,6 +138,10 @@ type Deps struct {
 	NewHealth func(notify func(health.Transition)) HealthRunner
 	// OpenVRRP opens a VRRP transport; nil: a config with [[vrrp]] is refused.
 	OpenVRRP func(vrrp.TransportConfig) (vrrp.Transport, error)
+	// KernelAddrs opens the handle on the kernel's interface addresses, where the
+	// VRRP virtual addresses that are no service's go while their instance is
+	// MASTER (kaddr.Open); nil: a config with such addresses is refused.
+	KernelAddrs func() (kaddr.Handle, error)
 	// RunScript runs a quorum or notify command and returns its output; nil:
 	// /bin/sh -c. It must return once ctx ends.
 	RunScript func(ctx context.Context, command string) ([]byte, error)

@@ -6,6 +6,7 @@ import (
 	"net"
 	"net/netip"
 	"os/exec"
+	"slices"
 	"sync"
 	"time"
 
@@ -23,10 +24,13 @@ type effect struct {
 	announce    []netip.Addr
 	repeat      int
 	scripts     []string // quorum commands, run with RunScript
+	// kernel changes VRRP kernel addresses before the announcements and returns
+	// more addresses to announce on ann.
+	kernel func() []netip.Addr
 }
 
 func (e *effect) empty() bool {
-	return e.filter == nil && !e.setGuard && !e.removeGuard && len(e.announce) == 0 && len(e.scripts) == 0
+	return e.filter == nil && !e.setGuard && !e.removeGuard && len(e.announce) == 0 && len(e.scripts) == 0 && e.kernel == nil
 }
 
 // effects performs the controller's side effects on a goroutine of its own, in the
@@ -179,6 +183,9 @@ func (f *effects) perform(q []effect) {
 			if err != nil {
 				log.Warn("ingress guard", "err", err)
 			}
+		}
+		if e.kernel != nil {
+			e.announce = append(slices.Clip(e.announce), e.kernel()...)
 		}
 		if len(e.announce) > 0 && e.ann != nil {
 			for range max(e.repeat, 1) {

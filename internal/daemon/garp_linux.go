@@ -45,6 +45,10 @@ func (g *garpSender) Announce(vips []netip.Addr) error {
 		proto := uint16(unix.ETH_P_ARP)
 		if v.Is4() {
 			n = header.GratuitousARP(g.buf[:], g.mac, v.As4())
+			// keepalived puts the broadcast address in the target hardware field
+			// of its gratuitous ARPs; some switches and hosts only learn from
+			// that form (docs/vrrp.md "Kernel addresses").
+			header.ARP(g.buf[header.EthernetHeaderLen : header.EthernetHeaderLen+header.ARPLen]).SetTargetHardwareAddress(broadcastMAC)
 		} else {
 			n = header.UnsolicitedNA(g.buf[:], g.mac, v.As16())
 			proto = unix.ETH_P_IPV6
@@ -69,5 +73,8 @@ func (g *garpSender) Close() error {
 }
 
 var _ Announcer = (*garpSender)(nil)
+
+// broadcastMAC is ff:ff:ff:ff:ff:ff.
+var broadcastMAC = [6]byte{0xff, 0xff, 0xff, 0xff, 0xff, 0xff}
 
 func htons(v uint16) uint16 { return v<<8 | v>>8 }

@@ -17,6 +17,7 @@ import (
 	"github.com/gvs-lb/gvs/dataplane/afpacket"
 	"github.com/gvs-lb/gvs/health"
 	"github.com/gvs-lb/gvs/internal/config"
+	"github.com/gvs-lb/gvs/internal/kaddr"
 	"github.com/gvs-lb/gvs/vrrp"
 )
 
@@ -161,8 +162,9 @@ func LiveDeps(workers int, log *slog.Logger) Deps {
 		NewHealth: func(notify func(health.Transition)) HealthRunner {
 			return health.NewMonitor(health.Options{Logger: log, Notify: notify})
 		},
-		OpenVRRP: vrrp.OpenTransport,
-		Names:    LoadNames("/etc/hosts", "/etc/services"),
+		OpenVRRP:    vrrp.OpenTransport,
+		KernelAddrs: kaddr.Open,
+		Names:       LoadNames("/etc/hosts", "/etc/services"),
 	}
 }
 

@@ -11,6 +11,7 @@ import (
 	"sync"
 
 	"github.com/gvs-lb/gvs/internal/config"
+	"github.com/gvs-lb/gvs/internal/kaddr"
 	"github.com/gvs-lb/gvs/vrrp"
 )
 
@@ -72,6 +73,13 @@ type vrrpManager struct {
 	runner *vrrp.Runner
 	trs    []vrrp.Transport
 	cfgs   map[*vrrp.Instance]config.VRRP
+	// served are each instance's VIPs gvs serves in userspace (its services'
+	// addresses); kern the others, which go on the kernel while it is MASTER (kv).
+	served map[*vrrp.Instance][]netip.Addr
+	kern   map[*vrrp.Instance][]kernelAddr
+	kv     *kernelVIPs // nil: no kernel addresses
+	// annByIf is the announcer of each interface VIPs are on.
+	annByIf map[string]Announcer
 
 	// notify runs the notify commands, one queue per instance so that they run in
 	// order without ever blocking the runner.
@@ -89,10 +97,11 @@ func newVRRP(dm *Daemon, vs []config.VRRP, groups []config.VRRPSyncGroup) (*vrrp
 		return nil, errors.New("[[vrrp]]: this director has no VRRP transport (Deps.OpenVRRP)")
 	}
 	m := &vrrpManager{log: log, dm: dm, cfgs: map[*vrrp.Instance]config.VRRP{}, anns: map[*vrrp.Instance]Announcer{},
+		served: map[*vrrp.Instance][]netip.Addr{}, kern: map[*vrrp.Instance][]kernelAddr{}, annByIf: map[string]Announcer{},
 		master: map[*vrrp.Instance]bool{}, timers: map[*vrrp.Instance][]func() bool{},
 		notify: newNotifier(log, notifyTimeout, dm.runScript)}
 	byName := map[string]*vrrp.Instance{}
-	annByIf := map[string]Announcer{}
+	own := serviceVIPs(dm.st.cfg)
 	type trKey struct {
 		ifname       string
 		ipv6, unicst bool
@@ -138,24 +147,32 @@ func newVRRP(dm *Daemon, vs []config.VRRP, groups []config.VRRPSyncGroup) (*vrrp
 		}
 		m.cfgs[in] = v
 		byName[v.Name] = in
-		ann, ok := annByIf[ifi.Name]
-		if !ok && dm.deps.NewAnnouncer != nil {
-			if ifi.Name == dm.ifi.Name && dm.ann != nil {
-				ann = dm.ann
-			} else {
-				if ann, err = dm.deps.NewAnnouncer(ifi); err != nil {
-					m.close()
-					return nil, fmt.Errorf("[[vrrp]] %q: %w", v.Name, err)
-				}
-				m.all = append(m.all, ann)
-			}
-			annByIf[ifi.Name] = ann
+		ann, err := m.announcer(ifi)
+		if err != nil {
+			m.close()
+			return nil, fmt.Errorf("[[vrrp]] %q: %w", v.Name, err)
 		}
 		m.anns[in] = ann
+		for _, a := range slices.Concat(v.VIPs, v.ExcludedVIPs) {
+			if own[a.Addr()] {
+				m.served[in] = append(m.served[in], a.Addr())
+				continue
+			}
+			ka, err := m.kernelAddr(a, ifi)
+			if err != nil {
+				m.close()
+				return nil, fmt.Errorf("[[vrrp]] %q: %w", v.Name, err)
+			}
+			m.kern[in] = append(m.kern[in], ka)
+		}
 		members = append(members, vrrp.Member{Name: v.Name, Instance: in, Transport: tr,
 			LinkUp: func() bool { return linkUp(ifi.Name) }, Tracks: dm.vrrpTracks(v, linkUp)})
 		log.Info("VRRP instance", "instance", v.Name, "interface", ifi.Name, "vrid", c.VRID, "version", c.Version, "priority", c.Priority,
 			"advert_int", c.Interval, "src", c.Src, "vips", c.Addrs, "unicast_peers", c.Peers)
+	}
+	if err := m.openKernel(); err != nil {
+		m.close()
+		return nil, err
 	}
 	for _, sg := range groups {
 		var ins []*vrrp.Instance
@@ -176,10 +193,7 @@ func newVRRP(dm *Daemon, vs []config.VRRP, groups []config.VRRPSyncGroup) (*vrrp
 		Clock:        dm.clock,
 		BecomeMaster: m.becomeMaster,
 		LeaveMaster:  m.leaveMaster,
-		Gratuitous: func(mb *vrrp.Member) {
-			v := m.cfgs[mb.Instance]
-			m.burst(mb.Instance, v.VirtualIPAddress, v.GARPMasterRepeat)
-		},
+		Gratuitous:   m.lowerPrio,
 		StateChange: func(tr vrrp.Transition) {
 			dm.metrics.SetVRRPState(tr.Name, tr.To.String())
 			if cmds := notifyCommands(m.cfgs[tr.Instance], tr.To, tr.Instance.Priority()); len(cmds) > 0 {
@@ -213,6 +227,10 @@ func (m *vrrpManager) run(ctx context.Context) error {
 			attrs = append(attrs, vrrp.Reason(r).String(), n)
 		}
 	}
+	if m.kv != nil {
+		// The Runner has stopped: every master has advertised priority 0.
+		m.kv.releaseAll()
+	}
 	rx, tx, txErr := m.runner.Counters()
 	m.log.Info("VRRP stopped", append([]any{"received", rx, "sent", tx, "send_errors", txErr}, attrs...)...)
 	return err
@@ -229,45 +247,177 @@ func (m *vrrpManager) close() {
 	}
 }
 
-// becomeMaster runs on the Runner's goroutine: the controller takes the VIPs and
-// announces them; the repeats of keepalived's garp_master_delay and
-// garp_master_refresh are armed here.
+// announcer returns the announcer of ifi, opening it the first time (the
+// director's own for its interface); nil without Deps.NewAnnouncer.
+func (m *vrrpManager) announcer(ifi Interface) (Announcer, error) {
+	if a, ok := m.annByIf[ifi.Name]; ok {
+		return a, nil
+	}
+	dm := m.dm
+	var a Announcer
+	switch {
+	case dm.deps.NewAnnouncer == nil:
+	case ifi.Name == dm.ifi.Name && dm.ann != nil:
+		a = dm.ann
+	default:
+		var err error
+		if a, err = dm.deps.NewAnnouncer(ifi); err != nil {
+			return nil, err
+		}
+		m.all = append(m.all, a)
+	}
+	m.annByIf[ifi.Name] = a
+	return a, nil
+}
+
+// kernelAddr resolves a virtual address that goes on the kernel: its interface
+// (dev, else the instance's), scope and label; it opens the announcer of that
+// interface.
+func (m *vrrpManager) kernelAddr(a config.VirtualAddress, inst Interface) (kernelAddr, error) {
+	ifi := inst
+	if a.Dev != "" && a.Dev != inst.Name {
+		var err error
+		if ifi, err = m.dm.deps.Host.Interface(a.Dev); err != nil {
+			return kernelAddr{}, fmt.Errorf("virtual address %v: dev %s: %w", a.Prefix, a.Dev, err)
+		}
+		if _, err := m.announcer(ifi); err != nil {
+			return kernelAddr{}, err
+		}
+	}
+	scope := kaddr.ScopeGlobal
+	if a.Scope != "" {
+		var err error
+		if scope, err = kaddr.ParseScope(a.Scope); err != nil {
+			return kernelAddr{}, err
+		}
+	}
+	return kernelAddr{Addr: kaddr.Addr{Prefix: a.Prefix, Index: ifi.Index, Label: a.Label, Scope: scope, Broadcast: a.Broadcast}, Dev: ifi.Name}, nil
+}
+
+// openKernel opens the kernel address handle when an instance has kernel
+// addresses, and removes what a killed previous run left; without any, it only
+// cleans up.
+func (m *vrrpManager) openKernel() error {
+	need := false
+	for _, list := range m.kern {
+		need = need || len(list) > 0
+	}
+	open := m.dm.deps.KernelAddrs
+	if open == nil {
+		if need {
+			for in, list := range m.kern {
+				if len(list) > 0 {
+					return fmt.Errorf("[[vrrp]] %q: %v is no [[service]]'s address, so it goes on the kernel, and this director cannot change kernel addresses (Deps.KernelAddrs)",
+						m.cfgs[in].Name, list[0].Prefix.Addr())
+				}
+			}
+		}
+		return nil
+	}
+	h, err := open()
+	if err != nil {
+		if !need {
+			return nil
+		}
+		return fmt.Errorf("[[vrrp]] kernel addresses: %w", err)
+	}
+	kv := newKernelVIPs(m.log, h, recordPath(m.dm.st.cfg))
+	kv.cleanup(func(dev string) (int, bool) {
+		ifi, err := m.dm.deps.Host.Interface(dev)
+		return ifi.Index, err == nil
+	})
+	if !need {
+		return h.Close()
+	}
+	m.kv = kv
+	return nil
+}
+
+// becomeMaster runs on the Runner's goroutine: the controller takes the service
+// VIPs, the effects goroutine adds the kernel addresses, then announces both; the
+// repeats of keepalived's garp_master_delay and garp_master_refresh are armed here.
 func (m *vrrpManager) becomeMaster(mb *vrrp.Member) {
-	v := m.cfgs[mb.Instance]
-	vips := slices.Clone(v.VirtualIPAddress)
-	m.dm.inbox.post(vrrpEvent{instance: v.Name, master: true, vips: vips, ann: m.anns[mb.Instance], repeat: v.GARPMasterRepeat})
+	in := mb.Instance
+	v := m.cfgs[in]
+	ev := vrrpEvent{instance: v.Name, master: true, vips: slices.Clone(m.served[in]), ann: m.anns[in], repeat: v.GARPMasterRepeat}
+	if kern := m.kern[in]; len(kern) > 0 {
+		ev.kernel = func() []netip.Addr { return m.announceKernel(in, m.kv.take(v.Name, kern), v.GARPMasterRepeat) }
+	}
+	m.dm.inbox.post(ev)
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	m.master[mb.Instance] = true
-	m.stopTimersLocked(mb.Instance)
+	m.master[in] = true
+	m.stopTimersLocked(in)
 	clock := m.dm.clock
 	var ts []func() bool
 	if v.GARPMasterDelay > 0 {
-		ts = append(ts, clock.AfterFunc(v.GARPMasterDelay, func() { m.burstIfMaster(mb.Instance, vips, v.GARPMasterRepeat) }))
+		ts = append(ts, clock.AfterFunc(v.GARPMasterDelay, func() { m.burstIfMaster(in, v.GARPMasterRepeat) }))
 	}
 	if v.GARPMasterRefresh > 0 {
 		var refresh func()
 		refresh = func() {
-			if m.burstIfMaster(mb.Instance, vips, v.GARPMasterRefreshRepeat) {
+			if m.burstIfMaster(in, v.GARPMasterRefreshRepeat) {
 				m.mu.Lock()
-				if m.master[mb.Instance] {
-					m.timers[mb.Instance] = append(m.timers[mb.Instance], clock.AfterFunc(v.GARPMasterRefresh, refresh))
+				if m.master[in] {
+					m.timers[in] = append(m.timers[in], clock.AfterFunc(v.GARPMasterRefresh, refresh))
 				}
 				m.mu.Unlock()
 			}
 		}
 		ts = append(ts, clock.AfterFunc(v.GARPMasterRefresh, refresh))
 	}
-	m.timers[mb.Instance] = ts
+	m.timers[in] = ts
+}
+
+// announceKernel announces the kernel addresses held on other interfaces than the
+// instance's, repeat times, and returns those on the instance's interface, which the
+// effect announces with the service VIPs.
+func (m *vrrpManager) announceKernel(in *vrrp.Instance, held []kernelAddr, repeat int) []netip.Addr {
+	own := m.anns[in]
+	var mine []netip.Addr
+	others := map[string][]netip.Addr{}
+	for _, a := range held {
+		if ann := m.annByIf[a.Dev]; ann != nil && ann != own {
+			others[a.Dev] = append(others[a.Dev], a.Prefix.Addr())
+			continue
+		}
+		mine = append(mine, a.Prefix.Addr())
+	}
+	for dev, addrs := range others {
+		m.announce(m.annByIf[dev], m.cfgs[in].Name, addrs, repeat)
+	}
+	return mine
 }
 
 func (m *vrrpManager) leaveMaster(mb *vrrp.Member) {
-	v := m.cfgs[mb.Instance]
-	m.dm.inbox.post(vrrpEvent{instance: v.Name, master: false})
+	in := mb.Instance
+	v := m.cfgs[in]
+	ev := vrrpEvent{instance: v.Name, master: false}
+	if len(m.kern[in]) > 0 {
+		ev.kernel = func() []netip.Addr { m.kv.release(v.Name); return nil }
+	}
+	m.dm.inbox.post(ev)
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	delete(m.master, mb.Instance)
-	m.stopTimersLocked(mb.Instance)
+	delete(m.master, in)
+	m.stopTimersLocked(in)
+}
+
+// lowerPrio runs when a master heard a lower priority: keepalived repeats its
+// announcements, garp_lower_prio_repeat of them now and as many again after
+// garp_lower_prio_delay.
+func (m *vrrpManager) lowerPrio(mb *vrrp.Member) {
+	in := mb.Instance
+	v := m.cfgs[in]
+	m.burst(in, v.GARPLowerPrioRepeat)
+	if v.GARPLowerPrioDelay <= 0 || v.GARPLowerPrioRepeat <= 0 {
+		return
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.master[in] {
+		m.timers[in] = append(m.timers[in], m.dm.clock.AfterFunc(v.GARPLowerPrioDelay, func() { m.burstIfMaster(in, v.GARPLowerPrioRepeat) }))
+	}
 }
 
 // Precondition: m.mu is held.
@@ -278,29 +428,41 @@ func (m *vrrpManager) stopTimersLocked(in *vrrp.Instance) {
 	delete(m.timers, in)
 }
 
-// burstIfMaster announces vips n times if in is still master; it reports whether it
-// was.
-func (m *vrrpManager) burstIfMaster(in *vrrp.Instance, vips []netip.Addr, n int) bool {
+// burstIfMaster announces in's addresses n times if in is still master; it
+// reports whether it was.
+func (m *vrrpManager) burstIfMaster(in *vrrp.Instance, n int) bool {
 	m.mu.Lock()
 	ok := m.master[in]
 	m.mu.Unlock()
 	if ok {
-		m.burst(in, vips, n)
+		m.burst(in, n)
 	}
 	return ok
 }
 
-// burst sends n gratuitous ARPs (unsolicited NAs) per VIP, back to back as
-// keepalived does with vrrp_garp_interval 0.
-func (m *vrrpManager) burst(in *vrrp.Instance, vips []netip.Addr, n int) {
-	a := m.anns[in]
-	if a == nil {
+// burst sends n gratuitous ARPs (unsolicited NAs), back to back as keepalived does
+// with vrrp_garp_interval 0, for each address in serves: its service VIPs and the
+// kernel addresses it holds now (not those it was refused).
+func (m *vrrpManager) burst(in *vrrp.Instance, n int) {
+	if n <= 0 {
+		return
+	}
+	addrs := slices.Clone(m.served[in])
+	if m.kv != nil {
+		addrs = append(addrs, m.announceKernel(in, m.kv.heldAddrs(m.cfgs[in].Name), n)...)
+	}
+	m.announce(m.anns[in], m.cfgs[in].Name, addrs, n)
+}
+
+// announce sends n announcements of addrs on a.
+func (m *vrrpManager) announce(a Announcer, instance string, addrs []netip.Addr, n int) {
+	if a == nil || len(addrs) == 0 {
 		return
 	}
 	for range max(n, 1) {
-		if err := a.Announce(vips); err != nil {
+		if err := a.Announce(addrs); err != nil {
 			if !errors.Is(err, net.ErrClosed) {
-				m.log.Warn("VRRP gratuitous ARP/NA", "instance", m.cfgs[in].Name, "err", err)
+				m.log.Warn("VRRP gratuitous ARP/NA", "instance", instance, "err", err)
 			}
 			return
 		}

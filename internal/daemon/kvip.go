@@ -1,0 +1,274 @@
+package daemon
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/netip"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"sync"
+	"sync/atomic"
+
+	"github.com/gvs-lb/gvs/internal/config"
+	"github.com/gvs-lb/gvs/internal/kaddr"
+)
+
+// serviceVIPs returns the addresses gvs serves itself: every [[service]] address
+// and the addresses of fwmark services' match rules. A VRRP virtual address among
+// them is owned in userspace (the Director answers ARP/ND for it); any other goes to
+// the kernel (docs/vrrp.md "Kernel addresses").
+func serviceVIPs(cfg *config.Config) map[netip.Addr]bool {
+	out := map[netip.Addr]bool{}
+	for i := range cfg.Services {
+		s := &cfg.Services[i]
+		if s.FWMark == 0 {
+			out[s.Addr.Addr()] = true
+		}
+		for _, m := range s.Match {
+			if m.Addr.IsValid() {
+				out[m.Addr] = true
+			}
+		}
+	}
+	return out
+}
+
+// kernelAddr is one virtual address an instance puts on the kernel while MASTER.
+type kernelAddr struct {
+	kaddr.Addr
+	Dev string // the interface's name, for logs and the record
+}
+
+// recordEntry is one line of the record of what gvs added, kept so that a restart
+// after SIGKILL removes what the killed process left.
+type recordEntry struct {
+	Instance  string `json:"instance"`
+	Prefix    string `json:"prefix"`
+	Dev       string `json:"dev"`
+	Label     string `json:"label,omitempty"`
+	Scope     uint8  `json:"scope,omitempty"`
+	Broadcast string `json:"brd,omitempty"`
+}
+
+// kernelVIPs adds and removes the kernel addresses of the VRRP instances in MASTER.
+// Its methods run on the controller's effects goroutine (take, release) and, at
+// stop, on the VRRP goroutine once the Runner has stopped (releaseAll); mu
+// serialises them and is never held by anyone else, so a slow netlink call delays
+// nothing but the next address change.
+type kernelVIPs struct {
+	log    *slog.Logger
+	h      kaddr.Handle
+	record string // "" keeps no record
+
+	mu     sync.Mutex
+	held   map[string][]kernelAddr // by instance, in the order added
+	closed bool
+
+	// refused counts addresses not taken because something else holds them;
+	// failed counts netlink errors.
+	refused, failed atomic.Uint64
+}
+
+// recordPath is where the record of added addresses lives: beside the control
+// socket, named after it (each director of a lab has its own).
+func recordPath(cfg *config.Config) string {
+	sock := cfg.Director.ControlSocket
+	if sock == "" {
+		sock = "/run/gvs/gvs.sock"
+	}
+	return strings.TrimSuffix(sock, filepath.Ext(sock)) + ".kernel-addrs.json"
+}
+
+func newKernelVIPs(log *slog.Logger, h kaddr.Handle, record string) *kernelVIPs {
+	return &kernelVIPs{log: log, h: h, record: record, held: map[string][]kernelAddr{}}
+}
+
+// cleanup removes the addresses a previous run recorded and did not remove (it was
+// killed), if they are still there, then forgets the record. index resolves an
+// interface name to its index now.
+func (k *kernelVIPs) cleanup(index func(dev string) (int, bool)) {
+	if k.record == "" {
+		return
+	}
+	data, err := os.ReadFile(k.record)
+	if errors.Is(err, os.ErrNotExist) {
+		return
+	}
+	if err != nil {
+		k.log.Warn("VRRP kernel addresses: cannot read the record of a previous run", "file", k.record, "err", err)
+		return
+	}
+	var entries []recordEntry
+	if err := json.Unmarshal(data, &entries); err != nil {
+		k.log.Warn("VRRP kernel addresses: the record of a previous run is damaged; remove what it added by hand (ip addr del)", "file", k.record, "err", err)
+		return
+	}
+	present, err := k.h.List()
+	if err != nil {
+		k.failed.Add(1)
+		k.log.Warn("VRRP kernel addresses: cannot list addresses to clean up after a previous run", "err", err)
+		return
+	}
+	for _, e := range entries {
+		p, err := netip.ParsePrefix(e.Prefix)
+		idx, ok := index(e.Dev)
+		if err != nil || !ok {
+			continue
+		}
+		a := kaddr.Addr{Prefix: p, Index: idx, Label: e.Label, Scope: kaddr.Scope(e.Scope)}
+		if !slices.ContainsFunc(present, func(x kaddr.Addr) bool { return x.Index == idx && x.Prefix == p }) {
+			continue
+		}
+		if err := k.h.Delete(a); err != nil {
+			k.failed.Add(1)
+			k.log.Warn("VRRP kernel addresses: cannot remove an address a previous run left", "address", p, "dev", e.Dev, "err", err)
+			continue
+		}
+		k.log.Info("VRRP kernel addresses: removed an address a previous run left (it did not stop cleanly)", "instance", e.Instance, "address", p, "dev", e.Dev)
+	}
+	if err := os.Remove(k.record); err != nil && !errors.Is(err, os.ErrNotExist) {
+		k.log.Warn("VRRP kernel addresses: cannot remove the record", "file", k.record, "err", err)
+	}
+}
+
+// take adds instance's addresses that nothing else holds and returns those it now
+// holds. An address already on any interface that gvs did not add, or that another
+// instance holds, is refused with a warning and counted: gvs never takes over, nor
+// later deletes, an address it did not add.
+func (k *kernelVIPs) take(instance string, addrs []kernelAddr) []kernelAddr {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	if k.closed || len(addrs) == 0 {
+		return nil
+	}
+	present, err := k.h.List()
+	if err != nil {
+		k.failed.Add(1)
+		k.log.Error("VRRP kernel addresses: cannot list the interfaces' addresses; not adding the VIPs", "instance", instance, "err", err)
+		return nil
+	}
+	mine := k.held[instance]
+	changed := false
+	for _, a := range addrs {
+		ip := a.Prefix.Addr()
+		if slices.ContainsFunc(mine, func(x kernelAddr) bool { return x.Prefix.Addr() == ip }) {
+			continue // already ours (a repeated take)
+		}
+		if other := k.holderLocked(ip); other != "" {
+			k.refused.Add(1)
+			k.log.Warn(fmt.Sprintf("VRRP (%s) %v: instance %s already holds this address; not adding it twice (list each VIP in one instance)", instance, ip, other),
+				"instance", instance, "address", ip, "held_by", other)
+			continue
+		}
+		if slices.ContainsFunc(present, func(x kaddr.Addr) bool { return x.Prefix.Addr() == ip }) {
+			k.refused.Add(1)
+			k.log.Warn(fmt.Sprintf("VRRP (%s) %v is already on this host and gvs did not add it: not taking it (remove it with ip addr del, or drop it from virtual_ipaddress)", instance, ip),
+				"instance", instance, "address", ip)
+			continue
+		}
+		if err := k.h.Add(a.Addr); err != nil {
+			k.failed.Add(1)
+			k.log.Error(fmt.Sprintf("VRRP (%s) cannot add %v to %s", instance, a.Prefix, a.Dev), "instance", instance, "address", a.Prefix, "dev", a.Dev, "err", err)
+			continue
+		}
+		mine = append(mine, a)
+		changed = true
+		k.log.Info("VRRP kernel address added", "instance", instance, "address", a.Prefix, "dev", a.Dev, "label", a.Label)
+	}
+	k.held[instance] = mine
+	if changed {
+		k.saveLocked()
+	}
+	return slices.Clone(mine)
+}
+
+// holderLocked returns the instance holding ip, or "". Precondition: k.mu is held.
+func (k *kernelVIPs) holderLocked(ip netip.Addr) string {
+	for in, list := range k.held {
+		if slices.ContainsFunc(list, func(x kernelAddr) bool { return x.Prefix.Addr() == ip }) {
+			return in
+		}
+	}
+	return ""
+}
+
+// release removes the addresses instance holds.
+func (k *kernelVIPs) release(instance string) {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	k.releaseLocked(instance)
+	k.saveLocked()
+}
+
+// Precondition: k.mu is held.
+func (k *kernelVIPs) releaseLocked(instance string) {
+	for _, a := range k.held[instance] {
+		if err := k.h.Delete(a.Addr); err != nil && !errors.Is(err, kaddr.ErrNotFound) {
+			k.failed.Add(1)
+			k.log.Error(fmt.Sprintf("VRRP (%s) cannot remove %v from %s", instance, a.Prefix, a.Dev), "instance", instance, "err", err)
+			continue
+		}
+		k.log.Info("VRRP kernel address removed", "instance", instance, "address", a.Prefix, "dev", a.Dev)
+	}
+	delete(k.held, instance)
+}
+
+// releaseAll removes every address gvs added and refuses any take after it: gvs
+// is stopping.
+func (k *kernelVIPs) releaseAll() {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	k.closed = true
+	for in := range k.held {
+		k.releaseLocked(in)
+	}
+	k.saveLocked()
+}
+
+// heldAddrs returns the addresses instance holds now.
+func (k *kernelVIPs) heldAddrs(instance string) []kernelAddr {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	return slices.Clone(k.held[instance])
+}
+
+// saveLocked writes the record of what is held (atomically: a new file renamed
+// over the old one), or removes it when nothing is. Precondition: k.mu is held.
+func (k *kernelVIPs) saveLocked() {
+	if k.record == "" {
+		return
+	}
+	var entries []recordEntry
+	for in, list := range k.held {
+		for _, a := range list {
+			e := recordEntry{Instance: in, Prefix: a.Prefix.String(), Dev: a.Dev, Label: a.Label, Scope: uint8(a.Scope)}
+			if a.Broadcast.IsValid() {
+				e.Broadcast = a.Broadcast.String()
+			}
+			entries = append(entries, e)
+		}
+	}
+	if len(entries) == 0 {
+		if err := os.Remove(k.record); err != nil && !errors.Is(err, os.ErrNotExist) {
+			k.log.Warn("VRRP kernel addresses: cannot remove the record", "file", k.record, "err", err)
+		}
+		return
+	}
+	slices.SortFunc(entries, func(a, b recordEntry) int { return strings.Compare(a.Instance+a.Prefix, b.Instance+b.Prefix) })
+	data, _ := json.MarshalIndent(entries, "", "  ")
+	tmp := k.record + ".tmp"
+	err := os.MkdirAll(filepath.Dir(k.record), 0o755)
+	if err == nil {
+		err = os.WriteFile(tmp, append(data, '\n'), 0o644)
+	}
+	if err == nil {
+		err = os.Rename(tmp, k.record)
+	}
+	if err != nil {
+		k.log.Warn("VRRP kernel addresses: cannot write the record; after a crash remove the VIPs by hand", "file", k.record, "err", err)
+	}
+}
