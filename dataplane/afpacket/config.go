@@ -63,6 +63,17 @@ type Config struct {
 	// DefaultPollDelay; negative: no sleep.
 	PollDelay time.Duration
 
+	// Spin (V2 only) is how long the reader keeps polling the status word of the
+	// ring's next slot, when it finds the ring empty right after a batch, before it
+	// naps (PollDelay) or waits for the socket. A frame that arrives meanwhile is
+	// taken at once, without a wake-up: on a virtual machine waking a thread on
+	// another vCPU costs an inter-processor interrupt, 20–40 µs on the development
+	// VM, most of the latency a userspace hop adds there (docs/lab.md "Receive
+	// ring: V2 or V3"). The price is CPU: a reader that sees a frame at least every
+	// Spin never sleeps and keeps its CPU busy. The spin starts only after a batch,
+	// so an idle ring costs nothing. Default 0 (no spin); negative: no spin.
+	Spin time.Duration
+
 	// BatchSize is the number of frames one ReadBatch returns at most and one
 	// sendmmsg(2) carries. Default 64.
 	BatchSize int
@@ -90,6 +101,7 @@ type Config struct {
 const (
 	DefaultVersion      = 2
 	DefaultPollDelay    = 25 * time.Microsecond
+	DefaultSpin         = 0
 	DefaultPackets      = 32768
 	DefaultBlockSize    = 128 << 10
 	DefaultBlockTimeout = time.Millisecond

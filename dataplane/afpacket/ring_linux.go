@@ -336,6 +336,7 @@ func open(ifname string, cfg Config) (r *Ring, err error) {
 	batch := cmp.Or(cfg.BatchSize, DefaultBatchSize)
 	version := cmp.Or(cfg.Version, DefaultVersion)
 	pollDelay := cmp.Or(cfg.PollDelay, DefaultPollDelay)
+	spin := cmp.Or(cfg.Spin, DefaultSpin)
 	page := os.Getpagesize()
 	switch {
 	case version != 2 && version != 3:
@@ -390,7 +391,7 @@ func open(ifname string, cfg Config) (r *Ring, err error) {
 		return nil, err
 	}
 	if r.isV2 {
-		if err := r.setupV2(cfg.FrameSize, packets, pollDelay); err != nil {
+		if err := r.setupV2(cfg.FrameSize, packets, pollDelay, spin); err != nil {
 			return nil, err
 		}
 	} else {
@@ -515,8 +516,8 @@ func (r *Ring) release() {
 // when a downed link comes back up, so the wait goes on).
 func (r *Ring) ReadBatch(frames []dataplane.Frame) (int, error) {
 	// The last call delivered frames: traffic flows, so a V2 reader that finds the
-	// ring empty naps before it waits (Config.PollDelay).
-	busy := r.held && r.v2.pollDelay > 0
+	// ring empty spins (Config.Spin), then naps (Config.PollDelay) before it waits.
+	busy := r.held && (r.v2.pollDelay > 0 || r.v2.spin > 0)
 	if r.held {
 		// The reference held for the batch keeps the ring mapped while its blocks go
 		// back.
@@ -564,8 +565,13 @@ func (r *Ring) ReadBatch(frames []dataplane.Frame) (int, error) {
 		}
 		if busy {
 			busy = false
-			r.nap()
-			continue
+			if r.v2.spin > 0 && r.spin() {
+				continue
+			}
+			if r.v2.pollDelay > 0 {
+				r.nap()
+				continue
+			}
 		}
 		if err := r.wait(); err != nil {
 			return 0, err

@@ -17,14 +17,14 @@ import (
 // kernel made to the block before marking it TP_STATUS_USER is visible after it). b
 // must be 4-byte aligned: status words sit at offset 8 of page-aligned blocks.
 func loadStatus(b []byte) uint32 {
-	_ = b[3]
+	_ = b[:4] // a bounds check that reads nothing (b[3] would be a plain read)
 	return (*atomic.Uint32)(unsafe.Pointer(&b[0])).Load()
 }
 
 // storeStatus atomically stores v at b[0:4] (release: the reader is done with the
 // block before the kernel can see it as its own again).
 func storeStatus(b []byte, v uint32) {
-	_ = b[3]
+	_ = b[:4]
 	(*atomic.Uint32)(unsafe.Pointer(&b[0])).Store(v)
 }
 

@@ -6,6 +6,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"os"
+	"runtime"
 	"time"
 
 	"github.com/gvs-lb/gvs/dataplane"
@@ -148,6 +149,7 @@ type v2State struct {
 
 	pollDelay time.Duration
 	napTS     unix.Timespec
+	spin      time.Duration
 }
 
 // slot returns slot i of a V2 ring.
@@ -248,13 +250,38 @@ func (r *Ring) nap() {
 	rawNanosleep(&r.v2.napTS)
 }
 
+// spin polls the status word of the reader's next slot for up to Spin and reports
+// whether it became the reader's (or the ring was closed) meanwhile. The clock is
+// read every spinCheck polls (a vDSO call, tens of nanoseconds), the status word
+// is one atomic load.
+func (r *Ring) spin() bool {
+	start := time.Now()
+	for i := 1; ; i++ {
+		if r.ready() || r.state.Load()&refClosed != 0 {
+			return true
+		}
+		if i%spinCheck == 0 {
+			if time.Since(start) >= r.v2.spin {
+				return false
+			}
+			// Other goroutines of the worker's P (health checks, VRRP, the
+			// control socket) go first; alone, this costs a fraction of a µs.
+			runtime.Gosched()
+		}
+	}
+}
+
+// spinCheck is how many polls of the status word spin makes between two clock
+// reads.
+const spinCheck = 32
+
 // napTimerSlack is the timer slack of a napping reader's thread, in nanoseconds.
 const napTimerSlack = 1000
 
 // setupV2 sizes and requests the V2 ring of r (after PACKET_VERSION and
 // PACKET_RESERVE, before mmap): frameSize 0 takes the MTU's, packets slots at least
 // 16. It also sets up the copy path for frames longer than a slot.
-func (r *Ring) setupV2(frameSize, packets int, pollDelay time.Duration) error {
+func (r *Ring) setupV2(frameSize, packets int, pollDelay, spin time.Duration) error {
 	if frameSize == 0 {
 		// The kernel takes an 802.1Q tag off before the ring, but a second (QinQ)
 		// one stays in the frame.
@@ -295,6 +322,7 @@ func (r *Ring) setupV2(frameSize, packets int, pollDelay time.Duration) error {
 		nframes:   perBlock * nblocks,
 		copyBuf:   make([]byte, dataplane.Headroom+header.VLANTagLen+v2MaxFrame),
 	}
+	r.v2.spin = max(spin, 0)
 	if pollDelay > 0 {
 		r.v2.pollDelay = pollDelay
 		r.v2.napTS = unix.NsecToTimespec(pollDelay.Nanoseconds())

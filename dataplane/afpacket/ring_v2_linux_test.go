@@ -5,8 +5,10 @@ package afpacket
 import (
 	"bytes"
 	"encoding/binary"
+	"errors"
 	"fmt"
 	"strconv"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -494,4 +496,90 @@ func TestTXBatchBusy(t *testing.T) {
 	if sent, drops, busy, errno := b.send(fds[0], m); sent != m || drops|busy != 0 || errno != 0 {
 		t.Fatalf("drained queue: sent %d drops %d busy %d errno %v; want %d, 0, 0, 0", sent, drops, busy, errno, m)
 	}
+}
+
+// rlWaitConn is a syscall.RawConn for a fake ring: it counts the reader's waits in
+// the poller and ends each with an error.
+type rlWaitConn struct{ waits atomic.Int32 }
+
+var errRLWaited = errors.New("waited in the poller")
+
+func (c *rlWaitConn) Read(func(uintptr) bool) error {
+	c.waits.Add(1)
+	return errRLWaited
+}
+func (c *rlWaitConn) Write(func(uintptr) bool) error { return errors.ErrUnsupported }
+func (c *rlWaitConn) Control(func(uintptr)) error    { return errors.ErrUnsupported }
+
+// TestRingSpin checks Config.Spin on a fake V2 ring: after a batch, a frame the
+// kernel hands over while the reader spins is taken without a wait in the poller;
+// with nothing coming the spin ends after its time and the reader waits; a ring
+// without spin (and without nap) waits at once; an idle ring's first read does not
+// spin.
+func TestRingSpin(t *testing.T) {
+	a := rlPad(rlEth(rlDirMAC, rlGenMAC, -1, header.EtherTypeIPv4, rlIPv4(rlClient, rlVIP, 17, 1, 0, nil)))
+	b := rlPad(rlEth(rlDirMAC, rlGenMAC, -1, header.EtherTypeIPv4, rlIPv4(rlClient, rlVIP, 17, 2, 0, nil)))
+	newRing := func(spin time.Duration) (*Ring, *rlWaitConn) {
+		r := rlFakeRingV2(rlSlot(256, a, -1), make([]byte, 256), make([]byte, 256), make([]byte, 256))
+		c := &rlWaitConn{}
+		r.rc, r.v2.spin = c, spin
+		return r, c
+	}
+	frames := make([]dataplane.Frame, 4)
+
+	t.Run("frame during the spin", func(t *testing.T) {
+		r, c := newRing(time.Minute) // bounded by the frame, which comes at once
+		if n, err := r.ReadBatch(frames); n != 1 || err != nil {
+			t.Fatalf("first ReadBatch = %d, %v", n, err)
+		}
+		done := make(chan struct{})
+		go func() {
+			defer close(done)
+			s := rlSlot(256, b, -1)
+			slot := r.slot(1)
+			copy(slot[4:], s[4:])
+			storeStatus(slot, unix.TP_STATUS_USER) // hands it over, as the kernel does
+		}()
+		n, err := r.ReadBatch(frames)
+		<-done
+		if n != 1 || err != nil || !bytes.Equal(frames[0].Bytes(), b) {
+			t.Fatalf("second ReadBatch = %d, %v; want the second frame", n, err)
+		}
+		if w := c.waits.Load(); w != 0 {
+			t.Errorf("%d waits in the poller, want none", w)
+		}
+	})
+	t.Run("nothing comes", func(t *testing.T) {
+		r, c := newRing(2 * time.Millisecond)
+		r.v2.pollDelay = 0
+		if n, err := r.ReadBatch(frames); n != 1 || err != nil {
+			t.Fatalf("first ReadBatch = %d, %v", n, err)
+		}
+		start := time.Now()
+		if _, err := r.ReadBatch(frames); !errors.Is(err, errRLWaited) {
+			t.Fatalf("ReadBatch = %v, want the wait's error", err)
+		}
+		if d := time.Since(start); d < 2*time.Millisecond {
+			t.Errorf("waited after %v, before the spin's 2ms were over", d)
+		}
+		if w := c.waits.Load(); w != 1 {
+			t.Errorf("%d waits, want 1", w)
+		}
+	})
+	t.Run("no spin", func(t *testing.T) {
+		r, c := newRing(0)
+		if n, err := r.ReadBatch(frames); n != 1 || err != nil {
+			t.Fatalf("first ReadBatch = %d, %v", n, err)
+		}
+		if _, err := r.ReadBatch(frames); !errors.Is(err, errRLWaited) || c.waits.Load() != 1 {
+			t.Fatalf("ReadBatch = %v after %d waits, want one wait at once", err, c.waits.Load())
+		}
+	})
+	t.Run("idle ring", func(t *testing.T) {
+		r, c := newRing(time.Minute)
+		storeStatus(r.slot(0), unix.TP_STATUS_KERNEL)
+		if _, err := r.ReadBatch(frames); !errors.Is(err, errRLWaited) || c.waits.Load() != 1 {
+			t.Fatalf("ReadBatch = %v after %d waits, want to wait without spinning", err, c.waits.Load())
+		}
+	})
 }
