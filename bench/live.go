@@ -219,6 +219,36 @@ type Saturation struct {
 	// last step the search makes).
 	Limit string    `json:"limit"`
 	Steps []SatStep `json:"steps"`
+	// Bursts are paced runs of BurstLen at Rate after the search (a load that comes
+	// in bursts at what the path just carried): what the receive ring rides out.
+	// Their RingFull says how many of the lost frames the ring dropped.
+	Bursts []SatStep `json:"bursts,omitempty"`
+}
+
+// Burst measurement after the saturation search: BurstCount paced runs of BurstLen
+// at the saturation rate (docs/lab.md "Receive ring: V2 or V3", sizing by time).
+const (
+	BurstLen   = 300 * time.Millisecond
+	BurstCount = 3
+)
+
+// BurstLoss is the share of the frames of the bursts that were lost, in percent,
+// and the ring-full drops over them (nil when the path has no ring counters).
+func (s *Saturation) BurstLoss() (pct float64, ringFull *float64, ok bool) {
+	var sent, lost uint64
+	var rf float64
+	for _, b := range s.Bursts {
+		sent += b.Sent
+		lost += b.Lost()
+		if b.RingFull != nil {
+			rf += *b.RingFull
+			ringFull = &rf
+		}
+	}
+	if sent == 0 {
+		return 0, nil, false
+	}
+	return 100 * float64(lost) / float64(sent), ringFull, true
 }
 
 // String gives the rate in kpps with what ended the search: "250 (loss)", or a lower
@@ -238,6 +268,9 @@ type SatStep struct {
 	Delivered uint64        `json:"delivered"` // frames the real servers' sinks counted
 	Elapsed   time.Duration `json:"elapsed_ns"`
 	Behind    time.Duration `json:"behind_ns"` // PaceResult.Behind
+	// RingFull is gvs's ring-full drops (see RingFullSeries) over the step; nil for
+	// the kernel paths.
+	RingFull *float64 `json:"ring_full,omitempty"`
 }
 
 // Offered is the rate the frames were sent at, in pps: over the time the sender
@@ -298,6 +331,9 @@ type WRKResult struct {
 	P50      float64 `json:"latency_p50_us"`
 	P99      float64 `json:"latency_p99_us"`
 	Errors   int     `json:"errors"` // socket errors + non-2xx
+	// GVSCPU is gvs's CPU time (utime+stime, all threads) over the run per request,
+	// in µs; 0 for the kernel paths, whose work runs in softirqs.
+	GVSCPU float64 `json:"gvs_cpu_us_per_request,omitempty"`
 }
 
 // Connection modes of the latency client.
@@ -388,11 +424,30 @@ var LiveMetrics = []Metric{
 		}
 		return s.Sat.Rate / 1e3, true
 	}},
+	{"burst_loss_pct", "lower", func(s LiveSample) (float64, bool) {
+		if s.Sat == nil {
+			return 0, false
+		}
+		pct, _, ok := s.Sat.BurstLoss()
+		return pct, ok
+	}},
+	{"burst_ring_full", "lower", func(s LiveSample) (float64, bool) {
+		if s.Sat == nil {
+			return 0, false
+		}
+		_, rf, ok := s.Sat.BurstLoss()
+		if !ok || rf == nil {
+			return 0, false
+		}
+		return *rf, true
+	}},
 	{"wrk_c1_p50_us", "lower", wrkField(func(h *HTTPSample) *WRKResult { return h.Serial }, func(w *WRKResult) float64 { return w.P50 })},
 	{"wrk_c1_p99_us", "lower", wrkField(func(h *HTTPSample) *WRKResult { return h.Serial }, func(w *WRKResult) float64 { return w.P99 })},
 	{"wrk_c1_req_s", "higher", wrkField(func(h *HTTPSample) *WRKResult { return h.Serial }, func(w *WRKResult) float64 { return w.Requests })},
 	{"wrk_cN_req_s", "higher", wrkField(func(h *HTTPSample) *WRKResult { return h.KeepAlive }, func(w *WRKResult) float64 { return w.Requests })},
 	{"wrk_cN_p50_us", "lower", wrkField(func(h *HTTPSample) *WRKResult { return h.KeepAlive }, func(w *WRKResult) float64 { return w.P50 })},
+	{"wrk_c1_gvs_cpu_us_per_req", "lower", wrkCPU(func(h *HTTPSample) *WRKResult { return h.Serial })},
+	{"wrk_cN_gvs_cpu_us_per_req", "lower", wrkCPU(func(h *HTTPSample) *WRKResult { return h.KeepAlive })},
 	{"random_keepalive_p50_us", "lower", latField(LatKeepAlive, func(l LatencyResult) float64 { return l.P50 })},
 	{"random_keepalive_p99_us", "lower", latField(LatKeepAlive, func(l LatencyResult) float64 { return l.P99 })},
 	{"random_keepalive_p99_9_us", "lower", latField(LatKeepAlive, func(l LatencyResult) float64 { return l.P999 })},
@@ -414,6 +469,16 @@ func wrkField(run func(*HTTPSample) *WRKResult, f func(*WRKResult) float64) func
 			return 0, false
 		}
 		return f(run(s.HTTP)), true
+	}
+}
+
+// wrkCPU is gvs's CPU per request of a wrk run, where gvs ran.
+func wrkCPU(run func(*HTTPSample) *WRKResult) func(LiveSample) (float64, bool) {
+	return func(s LiveSample) (float64, bool) {
+		if s.HTTP == nil || run(s.HTTP) == nil || run(s.HTTP).GVSCPU <= 0 {
+			return 0, false
+		}
+		return run(s.HTTP).GVSCPU, true
 	}
 }
 
@@ -683,20 +748,28 @@ func (r *LiveResult) writeUDP(w io.Writer, pinned bool) {
 			continue
 		}
 		if !header {
-			fmt.Fprintf(w, "-- 64-byte UDP\n%-5s %-13s %9s %9s %6s %5s %8s %8s %9s %9s %15s  %s\n", "round", "series",
-				"sent", "delivered", "loss", "runq", "gvs cpu", "gvsns/p", "ring full", "kern drop", "sat kpps", "per real server (gvs: per worker rx)")
+			fmt.Fprintf(w, "-- 64-byte UDP\n%-5s %-13s %9s %9s %6s %5s %8s %8s %9s %9s %15s %14s  %s\n", "round", "series",
+				"sent", "delivered", "loss", "runq", "gvs cpu", "gvsns/p", "ring full", "kern drop", "sat kpps", "burst loss/rf", "per real server (gvs: per worker rx)")
 			header = true
 		}
 		u := s.UDP
 		if u == nil {
 			u = &UDPSample{}
 		}
-		rf, sat := "-", "-"
+		rf, sat, burst := "-", "-", "-"
 		if u.RingFull != nil {
 			rf = strconv.FormatFloat(*u.RingFull, 'f', 0, 64)
 		}
 		if s.Sat != nil {
 			sat = s.Sat.String()
+			if pct, brf, ok := s.Sat.BurstLoss(); ok {
+				burst = fmt.Sprintf("%.2f%%/", pct)
+				if brf != nil {
+					burst += strconv.FormatFloat(*brf, 'f', 0, 64)
+				} else {
+					burst += "-"
+				}
+			}
 		}
 		var kd uint64
 		for _, v := range u.KernelDrops {
@@ -706,8 +779,8 @@ func (r *LiveResult) writeUDP(w io.Writer, pinned bool) {
 		if u.DirCPU > 0 {
 			cpu, cpp = strconv.FormatFloat(u.DirCPU, 'f', 2, 64), strconv.FormatFloat(u.CPUPerPacket, 'f', 0, 64)
 		}
-		fmt.Fprintf(w, "%-5d %-13s %8.3fM %8.3fM %5.1f%% %5.1f %8s %8s %9s %9d %15s  %v\n", s.Round, s.Series,
-			u.SentMpps(), u.Mpps(), u.Loss(), u.RunQueue, cpu, cpp, rf, kd, sat, perRSWorkers(u))
+		fmt.Fprintf(w, "%-5d %-13s %8.3fM %8.3fM %5.1f%% %5.1f %8s %8s %9s %9d %15s %14s  %v\n", s.Round, s.Series,
+			u.SentMpps(), u.Mpps(), u.Loss(), u.RunQueue, cpu, cpp, rf, kd, sat, burst, perRSWorkers(u))
 	}
 }
 

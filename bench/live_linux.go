@@ -347,19 +347,23 @@ func (b *liveBench) slot(ctx context.Context, round int, pinned, sat bool, path 
 		fmt.Fprintf(b.log, "round %d %-8s %-13s UDP sent %.3f Mpps, delivered %.3f Mpps %v, gvs cpu %.2f (%.0f ns/packet), ring full %s, runq %.1f\n",
 			round, pinName(pinned), s.Series, u.SentMpps(), u.Mpps(), u.PerRS, u.DirCPU, u.CPUPerPacket, fmtOpt(u.RingFull), u.RunQueue)
 		if sat && b.o.Sat && path != PathDirect {
-			st, err := b.saturate(ctx, pinned, dst, u)
+			st, err := b.saturate(ctx, pinned, dst, u, gvs)
 			s.Sat = st
 			if err != nil {
 				return s, fmt.Errorf("saturation: %w", err)
 			}
 			fmt.Fprintf(b.log, "round %d %-8s %-13s saturation %s kpps in %d steps\n", round, pinName(pinned), s.Series, st, len(st.Steps))
+			for _, bu := range st.Bursts {
+				fmt.Fprintf(b.log, "  burst %v at %.0f kpps: lost %d of %d, ring full %s\n", BurstLen, bu.Target/1e3, bu.Lost(), bu.Sent, fmtOpt(bu.RingFull))
+			}
 		}
 	}
 	if b.o.HTTP {
-		s.HTTP = b.http(ctx, pinned, url)
-		fmt.Fprintf(b.log, "round %d %-8s %-13s HTTP c1 p50 %s µs, random keep-alive p50 %s p99 %s µs, fresh p50 %s µs, c%d %s req/s, %d errors\n",
-			round, pinName(pinned), s.Series, fmtMetric("wrk_c1_p50_us", s), fmtMetric("random_keepalive_p50_us", s), fmtMetric("random_keepalive_p99_us", s),
-			fmtMetric("random_fresh_p50_us", s), b.o.WRKConns, fmtMetric("wrk_cN_req_s", s), len(s.HTTP.Errors))
+		s.HTTP = b.http(ctx, pinned, url, gvs)
+		fmt.Fprintf(b.log, "round %d %-8s %-13s HTTP c1 p50 %s µs (gvs cpu %s µs/req), random keep-alive p50 %s p99 %s µs, fresh p50 %s µs, c%d %s req/s (gvs cpu %s µs/req), %d errors\n",
+			round, pinName(pinned), s.Series, fmtMetric("wrk_c1_p50_us", s), fmtMetric("wrk_c1_gvs_cpu_us_per_req", s), fmtMetric("random_keepalive_p50_us", s),
+			fmtMetric("random_keepalive_p99_us", s), fmtMetric("random_fresh_p50_us", s), b.o.WRKConns, fmtMetric("wrk_cN_req_s", s),
+			fmtMetric("wrk_cN_gvs_cpu_us_per_req", s), len(s.HTTP.Errors))
 	}
 	if gvs != nil && gvs.exited() {
 		return s, fmt.Errorf("gvs run exited during the slot:\n%s", gvs.tail())
@@ -579,14 +583,14 @@ var satDown = []float64{0.2, 0.1}
 // saturate finds the highest offered rate at which every frame arrives: paced runs
 // (gvs bench udp-pace, in the client, pinned like trafgen) of SatStep each, the
 // frames counted exactly by the real servers' sink counters.
-func (b *liveBench) saturate(ctx context.Context, pinned bool, dst []net.HardwareAddr, flood *UDPSample) (*Saturation, error) {
+func (b *liveBench) saturate(ctx context.Context, pinned bool, dst []net.HardwareAddr, flood *UDPSample, gvs *liveProc) (*Saturation, error) {
 	sat := &Saturation{Limit: "steps"}
 	base := flood.Mpps() * 1e6
 	if base <= 0 {
 		return sat, fmt.Errorf("the flood delivered nothing")
 	}
 	step := func(target float64) (SatStep, error) {
-		st, err := b.paceStep(ctx, pinned, dst, target)
+		st, err := b.paceStep(ctx, pinned, dst, target, b.o.SatStep, gvs)
 		if err == nil {
 			sat.Steps = append(sat.Steps, st)
 			fmt.Fprintf(b.log, "  saturation step %.0f kpps: offered %.0f kpps (behind %v), lost %d of %d\n", target/1e3, st.Offered()/1e3, st.Behind.Round(time.Millisecond), st.Lost(), st.Sent)
@@ -647,12 +651,29 @@ func (b *liveBench) saturate(ctx context.Context, pinned bool, dst []net.Hardwar
 		sat.Limit = "loss"
 	}
 	sat.Rate = satRate(sat.Steps)
+	// Bursts at that rate: a ring sized by time rides them out (docs/lab.md
+	// "Receive ring: V2 or V3").
+	for i := 0; i < BurstCount && sat.Rate > 0; i++ {
+		st, err := b.paceStep(ctx, pinned, dst, sat.Rate, BurstLen, gvs)
+		if err != nil {
+			return sat, fmt.Errorf("burst: %w", err)
+		}
+		sat.Bursts = append(sat.Bursts, st)
+	}
 	return sat, nil
 }
 
-// paceStep sends SatStep's worth of frames at target pps and counts what arrived.
-func (b *liveBench) paceStep(ctx context.Context, pinned bool, dst []net.HardwareAddr, target float64) (SatStep, error) {
+// paceStep sends d's worth of frames at target pps and counts what arrived and,
+// with gvs, what its rings dropped for want of room.
+func (b *liveBench) paceStep(ctx context.Context, pinned bool, dst []net.HardwareAddr, target float64, d time.Duration, gvs *liveProc) (SatStep, error) {
 	st := SatStep{Target: target}
+	var m0 map[string]float64
+	if gvs != nil {
+		var err error
+		if m0, err = b.metrics(); err != nil {
+			return st, err
+		}
+	}
 	n0, err := b.sinkCount()
 	if err != nil {
 		return st, err
@@ -661,12 +682,12 @@ func (b *liveBench) paceStep(ctx context.Context, pinned bool, dst []net.Hardwar
 	for _, d := range dst {
 		macs = append(macs, d.String())
 	}
-	count := uint64(target * b.o.SatStep.Seconds())
+	count := uint64(target * d.Seconds())
 	argv := b.clientArgv(pinned, b.l.Exe, "bench", "udp-pace", "--dev", "eth0",
 		"--src-mac", b.client.MAC.String(), "--dst-mac", strings.Join(macs, ","),
 		"--src", b.client.Addr.String(), "--dst", b.l.VIP.String(), "--port", strconv.Itoa(liveUDPPort),
 		"--flows", strconv.Itoa(b.o.Flows), "--rate", strconv.FormatFloat(target, 'f', 0, 64), "--count", strconv.FormatUint(count, 10))
-	out, err := b.output(ctx, 3*b.o.SatStep+liveCmdTimeout, argv...)
+	out, err := b.output(ctx, 3*d+liveCmdTimeout, argv...)
 	if err != nil {
 		return st, err
 	}
@@ -682,6 +703,13 @@ func (b *liveBench) paceStep(ctx context.Context, pinned bool, dst []net.Hardwar
 		return st, err
 	}
 	st.Sent, st.Elapsed, st.Behind, st.Delivered = pr.Sent, pr.Elapsed, pr.Behind, n1-n0
+	if gvs != nil {
+		m1, err := b.metrics()
+		if err != nil {
+			return st, err
+		}
+		_, st.RingFull = metricDeltas(m0, m1)
+	}
 	return st, nil
 }
 
@@ -744,11 +772,19 @@ func (b *liveBench) output(ctx context.Context, timeout time.Duration, argv ...s
 // http measures HTTP from the client to url: wrk -c1, randomly timed requests on a
 // kept-alive and on fresh connections, wrk -c WRKConns. A run that fails is named in
 // Errors; the others still count.
-func (b *liveBench) http(ctx context.Context, pinned bool, url string) *HTTPSample {
+func (b *liveBench) http(ctx context.Context, pinned bool, url string, gvs *liveProc) *HTTPSample {
 	h := &HTTPSample{Target: url}
 	wrk := func(conns int) *WRKResult {
 		argv := b.clientArgv(pinned, "wrk", "-t", "1", "-c", strconv.Itoa(conns), "-d", strconv.Itoa(b.o.WRKSeconds)+"s", "--timeout", "2s", "--latency", url)
+		var cpu0 float64
+		if gvs != nil {
+			cpu0 = procCPU(gvs.cmd.Process.Pid)
+		}
 		out, err := b.output(ctx, time.Duration(b.o.WRKSeconds)*time.Second+liveCmdTimeout, argv...)
+		var cpu float64
+		if gvs != nil {
+			cpu = procCPU(gvs.cmd.Process.Pid) - cpu0
+		}
 		if err != nil {
 			h.Errors = append(h.Errors, err.Error())
 			return nil
@@ -759,6 +795,9 @@ func (b *liveBench) http(ctx context.Context, pinned bool, url string) *HTTPSamp
 			return nil
 		}
 		r.Conns = conns
+		if n := r.Requests * float64(b.o.WRKSeconds); cpu > 0 && n > 0 {
+			r.GVSCPU = cpu * 1e6 / n
+		}
 		return &r
 	}
 	h.Serial = wrk(1)

@@ -36,10 +36,12 @@ For each path:
                 gvs's CPU per packet, its ring-full counters (gvs_link_* metrics) and
                 the veths' kernel drops; then (first pinning of a round, not direct)
                 the saturation rate: the highest rate a paced sender offers with 0
-                frames lost, found in 1 s steps;
+                frames lost, found in 1 s steps, then 3 bursts of 300 ms at that
+                rate (frames lost, and how many of them gvs's rings dropped);
   HTTP          wrk -c1 (one request at a time, keep-alive, back to back), randomly
                 timed requests (exponential gaps, on a kept-alive and on fresh
-                connections: p50/p99/p99.9) and wrk -c32 (keep-alive req/s).
+                connections: p50/p99/p99.9) and wrk -c32 (keep-alive req/s); gvs's
+                CPU per request in both wrk runs.
 The report gives medians over rounds and comparisons within rounds (latency added
 over direct, gvs/hop and gvs/nft req/s, gvs/nft pps). Pinned: the senders and
 clients on --gen-cpu, gvs on --dir-cpu (the kernel paths run in the sender's
@@ -161,7 +163,7 @@ func liveBound(o bench.LiveOptions) time.Duration {
 		per += o.Warmup + o.Duration + 5*time.Second
 	}
 	if o.Sat {
-		per += 9 * (3*o.SatStep + 2*time.Second)
+		per += 9*(3*o.SatStep+2*time.Second) + bench.BurstCount*(3*bench.BurstLen+2*time.Second)
 	}
 	if o.HTTP {
 		per += 2*time.Duration(o.WRKSeconds)*time.Second + 2*time.Duration(o.LatRequests)*(4*o.LatGap+10*time.Millisecond) + 20*time.Second
