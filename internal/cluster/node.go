@@ -78,6 +78,7 @@ type Node struct {
 	logged      map[string]bool
 	ctlBuf      []byte
 	ctlIn       ctlMsg
+	rxEntry     Entry
 }
 
 // peer is another gvs director, known from its heartbeats.
@@ -186,13 +187,13 @@ func (n *Node) HandleSync(from netip.AddrPort, b []byte, now time.Time) {
 	src.records += uint64(len(n.msg.Records) + res.SkippedTotal())
 	n.c.recvMessages.Add(1)
 	n.c.recvBytes.Add(uint64(len(b)))
-	var e Entry
+	e := &n.rxEntry // not a local: passed to the Sink, it would escape
 	for i := range n.msg.Records {
-		if why := fromRecord(&n.msg.Records[i], &e); why != dropNone {
+		if why := fromRecord(&n.msg.Records[i], e); why != dropNone {
 			n.c.drop(why)
 			continue
 		}
-		if !n.sink.Upsert(&e, src.origin, now) {
+		if !n.sink.Upsert(e, src.origin, now) {
 			n.c.drop(dropSink)
 			continue
 		}
@@ -300,9 +301,19 @@ func (n *Node) heartbeatInLocked(addr netip.Addr, m *ctlMsg, now time.Time) {
 		p.inc, p.firstHeard = m.Incarnation, now
 		p.baseSent, p.baseRecv, p.lost = m.SentRecords, n.recvFromLocked(addr), 0
 	}
+	// A peer heard again after a silence (a partition between directors that the
+	// router did not see, or a stalled host) may have sent what never arrived: pull its
+	// entries as from a rejoined peer. Each side does so, so both converge.
+	back := !p.wasLive && !p.lastHeard.IsZero() && p.inc == m.Incarnation
 	p.addr, p.lastHeard, p.state, p.health, p.sentRecs = addr, now, m.State, m.Health, m.SentRecords
 	p.pushTarget, p.pushReqID = m.PushTarget, m.PushReqID
 	p.wasLive = true
+	if back && n.state != StateSyncing && n.state != StateCold {
+		p.resyncs++
+		n.log.Info("cluster: peer heard again after a silence; pulling its entries", "peer", p.id)
+		n.sendControlLocked(&ctlMsg{Type: ctlBulkReq, ReqID: uint32(n.rand()), Target: p.id})
+		p.baseSent, p.baseRecv, p.lost = m.SentRecords, n.recvFromLocked(addr), 0
+	}
 	p.digest = m.Digest
 	if mismatch := m.Digest != n.cfg.ConfigDigest; mismatch != p.mismatch {
 		p.mismatch = mismatch

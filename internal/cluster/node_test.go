@@ -360,3 +360,43 @@ func TestEnqueueAllocs(t *testing.T) {
 		t.Fatalf("Enqueue: %v allocs per entry (the fake transport's copy included)", n)
 	}
 }
+
+func TestPartitionHealPulls(t *testing.T) {
+	w := newFakeNet(t)
+	a, b := w.add("d1", nil), w.add("d2", nil)
+	w.start("d1", "d2")
+	w.runUntil(3*time.Second, func() bool { return a.n.Warm() && b.n.Warm() })
+	// The directors cannot hear each other for 3 s; d1 creates 50 connections meanwhile
+	// (fewer than resync_threshold: loss detection alone would not repair them).
+	w.filter = func(*datagram, string) bool { return false }
+	for i := range 50 {
+		e := conn(i, 5)
+		a.table.own(e, w.now, w.now)
+		a.n.Enqueue(&e, w.now)
+	}
+	w.run(3 * time.Second)
+	if p := b.n.Peers(w.now); p[0].Live {
+		t.Fatal("d1 still live for d2 during the partition")
+	}
+	w.filter = nil
+	if _, ok := w.runUntil(2*time.Second, func() bool { return b.table.len() == 50 }); !ok {
+		t.Fatalf("after the heal d2 has %d of d1's 50 connections", b.table.len())
+	}
+	if p := b.n.Peers(w.now); !p[0].Live || p[0].Resyncs != 1 {
+		t.Fatalf("d2's view of d1 after the heal: %+v", p[0])
+	}
+}
+
+func TestHandleSyncAllocs(t *testing.T) {
+	n, err := NewNode(DefaultConfig("d1"), Deps{Sink: nopSink{}, Table: nopTable{}, Transport: nopTransport{}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	now := time.Unix(1_700_000_000, 0)
+	msg := fullMessage(t)
+	from := netipAddrPort("198.18.0.22:40000")
+	n.HandleSync(from, msg, now) // the source's first message numbers it
+	if a := testing.AllocsPerRun(100, func() { n.HandleSync(from, msg, now) }); a != 0 {
+		t.Fatalf("HandleSync: %v allocs per message", a)
+	}
+}

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/gvs-lb/gvs/ipvs"
+	"github.com/gvs-lb/gvs/ipvssync"
 )
 
 // fakeTable is a connection table with the kernel receiver's semantics, small enough
@@ -238,3 +239,20 @@ func conn(i int, rs byte) Entry {
 func (tn *testNode) String() string { return fmt.Sprintf("%s(%s)", tn.id, tn.addr) }
 
 func keyOf(e Entry) Key { return e.Key() }
+
+// fullMessage returns a v1 message of 40 DR connections.
+func fullMessage(tb testing.TB) []byte {
+	var bld ipvssync.Builder
+	bld.Reset(ipvssync.V1, 0, ipvssync.MaxLen)
+	for i := range 40 {
+		var r ipvssync.Record
+		e := conn(i, 5)
+		toRecord(&e, &r)
+		if err := bld.Add(&r); err != nil {
+			tb.Fatal(err)
+		}
+	}
+	return slices.Clone(bld.Bytes())
+}
+
+func netipAddrPort(s string) netip.AddrPort { return netip.MustParseAddrPort(s) }
