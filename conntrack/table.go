@@ -782,10 +782,7 @@ func (t *Table) Insert(k *Key, dest *sched.Dest, dport uint16, method ipvs.Metho
 	i := s.allocLocked()
 	e := s.at(i)
 	t.initEntry(e, k, dest, dport, method, flags, control)
-	if dest != nil {
-		dest.Bind(false)
-	}
-	assure := transitionLocked(e, dest, DirIn, tcpFlags, t.timeouts.Load())
+	assure := bindFirst(e, dest, tcpFlags, t.timeouts.Load())
 	e.expires = now + int64(e.timeout)*msNs
 	b := h & t.bucketMask
 	e.next = s.buckets[b]
@@ -830,6 +827,24 @@ func (t *Table) initEntry(e *entry, k *Key, dest *sched.Dest, dport uint16, meth
 	}
 }
 
+// bindFirst applies a new connection's first INPUT transition to e and binds it to
+// dest (if any) in the counter of the state it reached: what ip_vs_conn_new's bind
+// (INACTIVE) and the transition's move to activeconns do, in one atomic operation on
+// the dest instead of three. It returns transitionLocked's assure.
+//
+// Precondition: e is fresh from initEntry and, if stored, its shard lock is held.
+func bindFirst(e *entry, dest *sched.Dest, tcpFlags uint8, to *timeoutsMs) bool {
+	assure := transitionLocked(e, nil, DirIn, tcpFlags, to) // nil: no counter moves
+	if dest != nil {
+		active := e.proto == protoTCP && e.state.active()
+		if active {
+			e.flags &^= FlagInactive
+		}
+		dest.BindConn(active)
+	}
+	return assure
+}
+
 // insertOnePacket handles a ONE_PACKET connection: never hashed, expired right after
 // its packet (§5.9), so the dest counters go +1 and -1 and a template's timer restarts.
 func (t *Table) insertOnePacket(k *Key, dest *sched.Dest, dport uint16, method ipvs.Method, flags Flags, control Ref, tcpFlags uint8, now int64, c *Conn) Result {
@@ -838,10 +853,7 @@ func (t *Table) insertOnePacket(k *Key, dest *sched.Dest, dport uint16, method i
 	}
 	var e entry
 	t.initEntry(&e, k, dest, dport, method, flags, control)
-	if dest != nil {
-		dest.Bind(false)
-	}
-	transitionLocked(&e, dest, DirIn, tcpFlags, t.timeouts.Load())
+	bindFirst(&e, dest, tcpFlags, t.timeouts.Load())
 	e.expires = now + int64(e.timeout)*msNs
 	t.fillLocked(0, 0, &e, c)
 	c.Ref = 0

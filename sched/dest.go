@@ -30,9 +30,26 @@ type Dest struct {
 	uThreshold atomic.Uint32
 	lThreshold atomic.Uint32
 	flags      atomic.Uint32
-	active     atomic.Int32
-	inactive   atomic.Int32
-	persist    atomic.Int32
+	// conns is activeconns·2³² + inactconns, one word so that a connection changing
+	// state (Activate, Deactivate) or bound in its first state (BindConn) costs one
+	// atomic operation, and readers see the two counters of one instant. The sum is
+	// linear, so adding −1 to a zero count is the same as on two counters (see
+	// splitConns); it is exact while each count fits an int32.
+	conns   atomic.Int64
+	persist atomic.Int32
+}
+
+// Deltas of conns.
+const (
+	oneInactive = int64(1)
+	oneActive   = int64(1) << 32
+)
+
+// splitConns returns activeconns and inactconns from a conns word: the low 32 bits
+// are inactconns as a signed number, the rest activeconns.
+func splitConns(v int64) (active, inactive int32) {
+	inactive = int32(v)
+	return int32((v - int64(inactive)) >> 32), inactive
 }
 
 // NewDest returns a real server at addr:port with the given weight and thresholds; id
@@ -108,13 +125,13 @@ func (d *Dest) Available() bool { return d.flags.Load()&FlagAvailable != 0 }
 func (d *Dest) Overloaded() bool { return d.flags.Load()&FlagOverload != 0 }
 
 // ActiveConns, InactConns and PersistConns return the connection counters.
-func (d *Dest) ActiveConns() int32  { return d.active.Load() }
-func (d *Dest) InactConns() int32   { return d.inactive.Load() }
+func (d *Dest) ActiveConns() int32  { a, _ := splitConns(d.conns.Load()); return a }
+func (d *Dest) InactConns() int32   { _, i := splitConns(d.conns.Load()); return i }
 func (d *Dest) PersistConns() int32 { return d.persist.Load() }
 
 // Overhead is (activeconns << 8) + inactconns, the load figure of lc, wlc, lblc, lblcr
 // and twos (docs/ipvs-semantics.md §1.4).
-func (d *Dest) Overhead() int32 { return d.active.Load()<<8 + d.inactive.Load() }
+func (d *Dest) Overhead() int32 { a, i := splitConns(d.conns.Load()); return a<<8 + i }
 
 // Bind counts a new connection on the dest: a template in persistconns, any other
 // connection in inactconns (IPVS creates every connection INACTIVE). It then applies
@@ -125,8 +142,26 @@ func (d *Dest) Bind(template bool) {
 	if template {
 		d.persist.Add(1)
 	} else {
-		d.inactive.Add(1)
+		d.conns.Add(oneInactive)
 	}
+	d.checkUpper()
+}
+
+// BindConn counts a new connection on the dest directly in the counter of the state
+// its first packet put it in: Bind(false) followed, when active, by Activate, in one
+// atomic operation. The counters and the OVERLOAD flag end as after the two calls
+// (the rule looks at the total, which both leave the same).
+func (d *Dest) BindConn(active bool) {
+	if active {
+		d.conns.Add(oneActive)
+	} else {
+		d.conns.Add(oneInactive)
+	}
+	d.checkUpper()
+}
+
+// checkUpper is the OVERLOAD set rule of a bind.
+func (d *Dest) checkUpper() {
 	// The kernel compares its int total with the u32 threshold, i.e. as unsigned.
 	if u := d.uThreshold.Load(); u != 0 && uint32(d.total()) >= u {
 		d.setFlag(FlagOverload)
@@ -140,9 +175,9 @@ func (d *Dest) Unbind(template, active bool) {
 	case template:
 		d.persist.Add(-1)
 	case active:
-		d.active.Add(-1)
+		d.conns.Add(-oneActive)
 	default:
-		d.inactive.Add(-1)
+		d.conns.Add(-oneInactive)
 	}
 	// 32-bit unsigned arithmetic as in the kernel: total*4 and u*3 wrap mod 2^32.
 	total := uint32(d.total())
@@ -163,19 +198,13 @@ func (d *Dest) Unbind(template, active bool) {
 
 // Activate moves one connection from inactconns to activeconns (a TCP connection
 // entering an active state); Deactivate does the reverse.
-func (d *Dest) Activate() {
-	d.inactive.Add(-1)
-	d.active.Add(1)
-}
+func (d *Dest) Activate() { d.conns.Add(oneActive - oneInactive) }
 
 // Deactivate moves one connection from activeconns to inactconns.
-func (d *Dest) Deactivate() {
-	d.active.Add(-1)
-	d.inactive.Add(1)
-}
+func (d *Dest) Deactivate() { d.conns.Add(oneInactive - oneActive) }
 
 // total is the kernel's ip_vs_dest_totalconns: a 32-bit int sum (templates excluded).
-func (d *Dest) total() int32 { return d.active.Load() + d.inactive.Load() }
+func (d *Dest) total() int32 { a, i := splitConns(d.conns.Load()); return a + i }
 
 func (d *Dest) setFlag(f uint32) {
 	for {

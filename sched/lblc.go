@@ -87,11 +87,11 @@ func (s *lblc) Schedule(dests []*Dest, p *Packet) *Dest {
 // connections than its weight while some dest of the list (d, weight-0 and OVERLOADed
 // ones included) is below half of its weight (32-bit int arithmetic).
 func locOverloaded(d *Dest, dests []*Dest) bool {
-	if d.active.Load() <= d.weight.Load() {
+	if d.ActiveConns() <= d.weight.Load() {
 		return false
 	}
 	for _, m := range dests {
-		if m.active.Load()*2 < m.weight.Load() {
+		if m.ActiveConns()*2 < m.weight.Load() {
 			return true
 		}
 	}

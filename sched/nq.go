@@ -13,7 +13,7 @@ func (nq) Schedule(dests []*Dest, _ *Packet) *Dest {
 		if !eligible(d) {
 			continue
 		}
-		act := d.active.Load()
+		act := d.ActiveConns()
 		if act == 0 {
 			return d
 		}

@@ -12,7 +12,7 @@ func (ovf) Schedule(dests []*Dest, _ *Packet) *Dest {
 	var hw int32
 	for _, d := range dests {
 		w := d.weight.Load()
-		if d.flags.Load()&FlagOverload != 0 || d.active.Load() > w || w == 0 {
+		if d.flags.Load()&FlagOverload != 0 || d.ActiveConns() > w || w == 0 {
 			continue
 		}
 		if h == nil || w > hw {

@@ -42,7 +42,7 @@ func leastWeighted(dests []*Dest, expectedDelay bool) *Dest {
 // load is the 32-bit int figure the kernel compares: the overhead, or sed's delay.
 func load(d *Dest, expectedDelay bool) int32 {
 	if expectedDelay {
-		return d.active.Load() + 1
+		return d.ActiveConns() + 1
 	}
-	return d.active.Load()<<8 + d.inactive.Load()
+	return d.Overhead()
 }
