@@ -1,6 +1,8 @@
 package dataplane
 
 import (
+	"encoding/binary"
+
 	"github.com/gvs-lb/gvs/conntrack"
 	"github.com/gvs-lb/gvs/dataplane/header"
 	"github.com/gvs-lb/gvs/sched"
@@ -60,7 +62,11 @@ func setAddr(dst, src *[16]byte, v6 bool) {
 		*dst = *src
 		return
 	}
-	*dst = [16]byte{src[0], src[1], src[2], src[3]}
+	// Two 8-byte stores, not a byte at a time: the flow cache and the table read the
+	// key back in 8-byte words at once, and a load spanning several narrower stores
+	// cannot be forwarded from the store buffer (it waits for them to retire).
+	binary.LittleEndian.PutUint64(dst[0:8], uint64(binary.LittleEndian.Uint32(src[0:4])))
+	binary.LittleEndian.PutUint64(dst[8:16], 0)
 }
 
 func (w *Worker) setKey(proto uint8, v6 bool, caddr *[16]byte, cport uint16, vaddr *[16]byte, vport uint16) {
