@@ -1,10 +1,14 @@
 package cluster
 
 import (
+	"bufio"
 	"context"
 	"net/netip"
 	"os"
+	"os/exec"
+	"path/filepath"
 	"runtime"
+	"strings"
 	"testing"
 	"time"
 
@@ -71,6 +75,10 @@ func TestUDPTwoDirectors(t *testing.T) {
 				table *fakeTable
 			}
 			var dirs [2]dir
+			var capture *tcpdump
+			if !unicast {
+				capture = startTcpdump(t, nsB)
+			}
 			ctx, cancel := context.WithCancel(context.Background())
 			done := make(chan error, 2)
 			for i, ns := range []string{nsA, nsB} {
@@ -123,6 +131,93 @@ func TestUDPTwoDirectors(t *testing.T) {
 			if st := dirs[0].n.Stats(); st.Drops["self"] != 0 {
 				t.Fatalf("d1 heard itself: %+v", st)
 			}
+			if capture != nil {
+				checkCapture(t, capture.stop(t), 100)
+			}
 		})
 	}
+}
+
+// tcpdump captures sync traffic (UDP 8848–8849: the test's two sync ports) on eth0 in
+// a namespace. --immediate-mode: without it libpcap holds packets in a ring block until
+// the block times out, and a capture stopped early has none.
+type tcpdump struct {
+	cmd  *exec.Cmd
+	file string
+}
+
+// startTcpdump starts a capture and waits until it listens; nil when tcpdump or
+// tshark is missing (the capture check is then skipped, the test is not).
+func startTcpdump(t *testing.T, ns string) *tcpdump {
+	t.Helper()
+	for _, tool := range []string{"tcpdump", "tshark"} {
+		if _, err := exec.LookPath(tool); err != nil {
+			if os.Getenv("GVS_LAB_REQUIRED") == "1" {
+				t.Fatalf("GVS_LAB_REQUIRED=1 but %s is missing", tool)
+			}
+			t.Logf("no %s: the wire capture is not checked", tool)
+			return nil
+		}
+	}
+	c := &tcpdump{file: filepath.Join(t.TempDir(), "sync.pcap")}
+	c.cmd = exec.Command("ip", "netns", "exec", ns, "tcpdump", "-i", "eth0", "--immediate-mode", "-U", "-n", "-w", c.file, "udp portrange 8848-8849")
+	stderr, _ := c.cmd.StderrPipe()
+	if err := c.cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.cmd.Process.Kill(); c.cmd.Wait() })
+	sc := bufio.NewScanner(stderr)
+	for sc.Scan() {
+		if strings.Contains(sc.Text(), "listening on") {
+			go func() {
+				for sc.Scan() {
+				}
+			}()
+			return c
+		}
+	}
+	t.Fatal("tcpdump ended before listening")
+	return nil
+}
+
+func (c *tcpdump) stop(t *testing.T) string {
+	t.Helper()
+	c.cmd.Process.Signal(os.Interrupt)
+	c.cmd.Wait()
+	return c.file
+}
+
+// checkCapture has tshark read what crossed the wire: no malformed IPVS frame, every
+// sync datagram from d1 to the group with TTL 1, and at least records records.
+func checkCapture(t *testing.T, file string, records int) {
+	t.Helper()
+	run := func(args ...string) string {
+		// The second sync port (8849 here) is IPVS too; Wireshark knows only 8848.
+		cmd := exec.Command("tshark", append([]string{"-n", "-r", file, "-d", "udp.port==8849,ipvs"}, args...)...)
+		out, err := cmd.Output()
+		if err != nil {
+			t.Fatalf("tshark %v: %v", args, err)
+		}
+		return string(out)
+	}
+	if out := strings.TrimSpace(run("-Y", "ipvs && _ws.malformed", "-T", "fields", "-e", "frame.number")); out != "" {
+		t.Fatalf("malformed IPVS frames on the wire: %s", out)
+	}
+	n := 0
+	for _, line := range strings.Split(strings.TrimSpace(run("-Y", "ipvs", "-T", "fields", "-E", "separator=;",
+		"-e", "ip.src", "-e", "ip.dst", "-e", "ip.ttl", "-e", "ipvs.conncount")), "\n") {
+		f := strings.Split(line, ";")
+		if len(f) != 4 || f[0] != "198.18.0.21" || f[1] != "224.0.0.81" || f[2] != "1" {
+			t.Fatalf("sync frame %q: want from 198.18.0.21 to 224.0.0.81 with TTL 1", line)
+		}
+		k := 0
+		for _, c := range f[3] {
+			k = k*10 + int(c-'0')
+		}
+		n += k
+	}
+	if n < records {
+		t.Fatalf("tshark counted %d records on the wire, want at least %d", n, records)
+	}
+	t.Logf("wire: %d sync records decoded by tshark, none malformed", n)
 }
