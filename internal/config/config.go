@@ -270,10 +270,13 @@ type TrackedService struct {
 	Weight TrackWeight
 }
 
-// A TrackedInterface is one track_interface entry.
+// A TrackedInterface is one track_interface entry. Reverse is keepalived's
+// "reverse": the weight is negated (and without a weight, FAULT while the
+// interface is up) — docs/scripts.md §1.3.
 type TrackedInterface struct {
-	Name   string
-	Weight TrackWeight
+	Name    string
+	Weight  TrackWeight
+	Reverse bool
 }
 
 // A VRRPSyncGroup is one [[vrrp_sync_group]] table, keepalived's vrrp_sync_group:

@@ -152,7 +152,7 @@ func (r *reader) vrrp(t *table, d *Director) VRRP {
 	if t.strings("track_interface", &strs) {
 		for i, e := range strs {
 			path := joinIndex(t.key("track_interface"), i)
-			name, w, err := trackEntry(e, v.Priority)
+			name, w, rev, err := trackInterfaceEntry(e, v.Priority) // V2: "… reverse" (vrrpscript.go)
 			switch {
 			case err != nil:
 				r.add(path, err)
@@ -161,7 +161,7 @@ func (r *reader) vrrp(t *table, d *Director) VRRP {
 			case slices.ContainsFunc(v.TrackInterface, func(x TrackedInterface) bool { return x.Name == name }):
 				r.add(path, fmt.Errorf("%w interface %s", ErrDuplicate, name))
 			default:
-				v.TrackInterface = append(v.TrackInterface, TrackedInterface{Name: name, Weight: w})
+				v.TrackInterface = append(v.TrackInterface, TrackedInterface{Name: name, Weight: w, Reverse: rev})
 			}
 		}
 	}

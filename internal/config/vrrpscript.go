@@ -304,3 +304,20 @@ func (r *reader) resolveTracks(cfg *Config) {
 		}
 	}
 }
+
+// trackInterfaceEntry reads a track_interface entry: trackEntry's "NAME" or "NAME
+// weight W", and keepalived's "NAME weight W reverse" (also "NAME weight 0
+// reverse": FAULT while the interface is up).
+func trackInterfaceEntry(s string, priority uint8) (string, TrackWeight, bool, error) {
+	f := strings.Fields(s)
+	if len(f) == 4 && f[1] == "weight" && (f[3] == "reverse" || f[3] == "noreverse") {
+		rev := f[3] == "reverse"
+		if f[2] == "0" {
+			return f[0], 0, rev, nil
+		}
+		name, w, err := trackEntry(strings.Join(f[:3], " "), priority)
+		return name, w, rev, err
+	}
+	name, w, err := trackEntry(s, priority)
+	return name, w, false, err
+}

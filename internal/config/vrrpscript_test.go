@@ -205,3 +205,27 @@ func TestExampleDocumentsScriptKeys(t *testing.T) {
 		}
 	}
 }
+
+func TestTrackInterfaceReverse(t *testing.T) {
+	c := mustParse(t, file(
+		`[[vrrp]]`,
+		`name = "VI_1"`,
+		`virtual_router_id = 51`,
+		`virtual_ipaddress = ["198.18.0.100"]`,
+		`track_interface = ["eth1", "eth2 weight -20 reverse", "eth3 weight 0 reverse", "eth4 weight 5 noreverse"]`,
+	))
+	want := []TrackedInterface{{"eth1", 0, false}, {"eth2", -20, true}, {"eth3", 0, true}, {"eth4", 5, false}}
+	if d := cmp.Diff(want, c.VRRP[0].TrackInterface); d != "" {
+		t.Errorf("track_interface (-want +got):\n%s", d)
+	}
+	checkErrors(t, file(
+		`[[vrrp]]`,
+		`name = "VI_1"`,
+		`virtual_router_id = 51`,
+		`virtual_ipaddress = ["198.18.0.100"]`,
+		`track_interface = ["eth2 weight -20 sideways", "eth3 reverse"]`,
+	), []wantErr{
+		{5, "vrrp[0].track_interface[0]", `want "NAME" or "NAME weight W"`},
+		{5, "vrrp[0].track_interface[1]", `want "NAME" or "NAME weight W"`},
+	})
+}

@@ -565,6 +565,10 @@ func (d *Daemon) reload(cfg *config.Config) error {
 		d.log.Warn("reload: [[vrrp]] settings are applied when gvs starts, not on reload; the running instances keep theirs: restart gvs to apply the change (the backup takes over meanwhile)",
 			"changed", vc)
 	}
+	if sc := scriptChanges(old, cfg); len(sc) > 0 {
+		d.log.Warn("reload: script settings ([scripts], [[vrrp_script]], [[vrrp_track_file]], [[vrrp_track_process]]) are applied when gvs starts, not on reload: restart gvs to apply the change",
+			"changed", sc)
+	}
 	d.log.Info("reloaded", "file", cfg.File, "services", len(conf), "director_keys_changed", changed,
 		"adm_changes_overridden", len(overrides), "connections", d.d.Table().Len())
 	return nil

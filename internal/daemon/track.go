@@ -4,6 +4,8 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"reflect"
+	"slices"
 	"sync"
 	"time"
 
@@ -29,6 +31,7 @@ func newScriptRunner(cfg *config.Config, log *slog.Logger) (*script.Runner, erro
 			return nil, fmt.Errorf("%s: [scripts] script_user: %w", cfg.File, err)
 		}
 		r.User = u
+		checkCommands(cfg, r, log)
 		return r, nil
 	}
 	if hasCommands(cfg) {
@@ -38,6 +41,7 @@ func newScriptRunner(cfg *config.Config, log *slog.Logger) (*script.Runner, erro
 			log.Warn("scripts: " + warn)
 		}
 	}
+	checkCommands(cfg, r, log)
 	return r, nil
 }
 
@@ -215,4 +219,89 @@ func runShellAs(ctx context.Context, r *script.Runner, c string) ([]byte, error)
 		return res.Output, fmt.Errorf("%s", res.Status)
 	}
 	return res.Output, nil
+}
+
+// scriptChanges names what differs in the script settings of two configs —
+// [scripts], [[vrrp_script]], [[vrrp_track_file]], [[vrrp_track_process]] — which
+// apply when gvs starts, so that a reload says so instead of ignoring them.
+func scriptChanges(old, cur *config.Config) []string {
+	var out []string
+	if old.Scripts != cur.Scripts {
+		out = append(out, "[scripts]")
+	}
+	out = append(out, namedChanges("vrrp_script", old.VRRPScripts, cur.VRRPScripts,
+		func(s config.VRRPScript) string { return s.Name }, func(a, b config.VRRPScript) bool {
+			a.Line, b.Line = 0, 0
+			return reflect.DeepEqual(a, b)
+		})...)
+	out = append(out, namedChanges("vrrp_track_file", old.TrackFiles, cur.TrackFiles,
+		func(f config.TrackFile) string { return f.Name }, func(a, b config.TrackFile) bool {
+			a.Line, b.Line = 0, 0
+			return a == b
+		})...)
+	out = append(out, namedChanges("vrrp_track_process", old.TrackProcesses, cur.TrackProcesses,
+		func(p config.TrackProcess) string { return p.Name }, func(a, b config.TrackProcess) bool {
+			a.Line, b.Line = 0, 0
+			return reflect.DeepEqual(a, b)
+		})...)
+	return out
+}
+
+// namedChanges lists the tables of kind that were changed, added or removed,
+// matched by name: "vrrp_script chk (added)".
+func namedChanges[T any](kind string, old, cur []T, name func(T) string, same func(a, b T) bool) []string {
+	var out []string
+	for _, c := range cur {
+		i := slices.IndexFunc(old, func(o T) bool { return name(o) == name(c) })
+		switch {
+		case i < 0:
+			out = append(out, kind+" "+name(c)+" (added)")
+		case !same(old[i], c):
+			out = append(out, kind+" "+name(c))
+		}
+	}
+	for _, o := range old {
+		if !slices.ContainsFunc(cur, func(c T) bool { return name(c) == name(o) }) {
+			out = append(out, kind+" "+name(o)+" (removed)")
+		}
+	}
+	return out
+}
+
+// checkCommands reports, once at start, every command of cfg that cannot run
+// under r (missing, or refused by enable_script_security with the path at fault),
+// so the problem is seen before the command is first needed. Those commands fail
+// each time they run, with the same reason.
+func checkCommands(cfg *config.Config, r *script.Runner, log *slog.Logger) {
+	bad := func(what string, c script.Cmd) {
+		if err := r.Check(c); err != nil {
+			log.Error("command cannot run: it fails each time until this is fixed", "what", what, "err", err)
+		}
+	}
+	for _, v := range cfg.VRRP {
+		for _, n := range []struct{ key, cmd string }{{"notify_master", v.NotifyMaster}, {"notify_backup", v.NotifyBackup},
+			{"notify_fault", v.NotifyFault}, {"notify", v.Notify}} {
+			if n.cmd != "" {
+				bad("vrrp "+v.Name+" "+n.key, script.Cmd{Shell: n.cmd})
+			}
+		}
+	}
+	for _, s := range cfg.Services {
+		for _, q := range []struct{ key, cmd string }{{"quorum_up", s.QuorumUp}, {"quorum_down", s.QuorumDown}} {
+			if q.cmd != "" {
+				bad("service "+s.String()+" "+q.key, script.Cmd{Shell: q.cmd})
+			}
+		}
+		checks := []*config.Check{s.Check}
+		for i := range s.RealServers {
+			for j := range s.RealServers[i].Checks {
+				checks = append(checks, &s.RealServers[i].Checks[j])
+			}
+		}
+		for _, c := range checks {
+			if c != nil && c.Type == config.CheckExec && len(c.Command) > 0 {
+				bad(fmt.Sprintf("service %s exec check (line %d)", s.String(), c.Line), script.Cmd{Argv: c.Command})
+			}
+		}
+	}
 }

@@ -205,3 +205,120 @@ track_process = ["none weight 7 reverse"]
 		t.Error("no reassessment asked for")
 	}
 }
+
+func TestScriptChanges(t *testing.T) {
+	parse := func(s string) *config.Config {
+		t.Helper()
+		c, err := config.Parse("s.toml", []byte(s))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return c
+	}
+	base := `
+[[vrrp_script]]
+name = "a"
+script = "/bin/true"
+[[vrrp_script]]
+name = "b"
+script = "/bin/true"
+[[vrrp_track_file]]
+name = "f"
+file = "/run/f"
+`
+	old := parse(base)
+	if got := scriptChanges(old, parse("\n\n"+base)); len(got) != 0 {
+		t.Errorf("moved lines: %q, want no change", got)
+	}
+	cur := parse(`
+[scripts]
+enable_script_security = true
+[[vrrp_script]]
+name = "b"
+script = "/bin/false"
+[[vrrp_script]]
+name = "c"
+script = "/bin/true"
+[[vrrp_track_file]]
+name = "f"
+file = "/run/f"
+weight = 2
+`)
+	want := []string{"[scripts]", "vrrp_script b", "vrrp_script c (added)", "vrrp_script a (removed)", "vrrp_track_file f"}
+	if got := scriptChanges(old, cur); !slices.Equal(got, want) {
+		t.Errorf("scriptChanges = %q, want %q", got, want)
+	}
+}
+
+// TestCheckCommandsAtStart checks that a command refused by the security rule is
+// reported when gvs starts, naming the path at fault.
+func TestCheckCommandsAtStart(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("the security rule applies to commands run as root")
+	}
+	d, err := os.MkdirTemp("", "gvs-daemon-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(d) })
+	p := filepath.Join(d, "notify.sh")
+	if err := os.WriteFile(p, []byte("#!/bin/sh\n"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chmod(p, 0o777); err != nil {
+		t.Fatal(err)
+	}
+	cfg, err := config.Parse("c.toml", []byte(`
+[scripts]
+script_user = "root"
+enable_script_security = true
+[[vrrp]]
+name = "VI_1"
+virtual_router_id = 51
+virtual_ipaddress = ["198.18.0.100"]
+notify_master = "`+p+` master"
+notify_backup = "/bin/true"
+`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var logs strings.Builder
+	r, err := newScriptRunner(cfg, slog.New(slog.NewTextHandler(&logs, nil)))
+	if err != nil || !r.Secure || r.User == nil || r.User.UID != 0 {
+		t.Fatalf("runner %+v, %v", r, err)
+	}
+	if !strings.Contains(logs.String(), "vrrp VI_1 notify_master") || !strings.Contains(logs.String(), p+" is writable by everyone") {
+		t.Errorf("start-up log does not name the refused command and its path:\n%s", logs.String())
+	}
+	if strings.Contains(logs.String(), "notify_backup") {
+		t.Errorf("a safe command reported:\n%s", logs.String())
+	}
+	// And it is refused when it runs.
+	if _, err := runShellAs(context.Background(), r, p+" master"); err == nil || !strings.Contains(err.Error(), p) {
+		t.Errorf("run: %v, want the refusal naming %s", err, p)
+	}
+}
+
+// TestTrackInterfaceReverse checks track_interface with keepalived's reverse: the
+// weight is negated, and without a weight the instance is in FAULT while the
+// interface is up.
+func TestTrackInterfaceReverse(t *testing.T) {
+	up := map[string]bool{"eth1": true, "eth2": true, "eth3": false}
+	v := config.VRRP{TrackInterface: []config.TrackedInterface{{Name: "eth1", Weight: 10, Reverse: true}, {Name: "eth2", Reverse: true}, {Name: "eth3", Weight: -15, Reverse: true}}}
+	tracks := (&Daemon{}).vrrpTracks(v, func(n string) bool { return up[n] })
+	sum := func() (fault bool, delta int) {
+		for _, tk := range tracks {
+			st := tk.State()
+			fault, delta = fault || st.Fault, delta+st.Delta
+		}
+		return
+	}
+	// eth1 up: -10; eth2 up with weight 0 reverse: FAULT; eth3 down, -15 reversed: +15.
+	if f, d := sum(); !f || d != 5 {
+		t.Errorf("fault %v delta %d, want FAULT and +5", f, d)
+	}
+	up["eth1"], up["eth2"], up["eth3"] = false, false, true
+	if f, d := sum(); f || d != 0 {
+		t.Errorf("fault %v delta %d, want none and 0", f, d)
+	}
+}

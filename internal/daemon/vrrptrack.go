@@ -6,6 +6,7 @@ import (
 	"strings"
 
 	"github.com/gvs-lb/gvs/internal/config"
+	"github.com/gvs-lb/gvs/internal/track"
 	"github.com/gvs-lb/gvs/vrrp"
 )
 
@@ -21,7 +22,13 @@ import (
 func (dm *Daemon) vrrpTracks(v config.VRRP, linkUp func(name string) bool) []vrrp.Track {
 	var tracks []vrrp.Track
 	for _, ti := range v.TrackInterface {
-		tracks = append(tracks, vrrp.WeightedTrack("interface "+ti.Name, int(ti.Weight), false, func() bool { return linkUp(ti.Name) }))
+		// keepalived's weight and reverse rules (track.Contribution, docs/scripts.md §1.3).
+		tracks = append(tracks, stateTrack("interface "+ti.Name, int(ti.Weight), ti.Reverse, func() track.State {
+			if linkUp(ti.Name) {
+				return track.Up
+			}
+			return track.Down
+		}))
 	}
 	// Services without a weight count together (config.example.toml): FAULT while
 	// none of them has a live real server.

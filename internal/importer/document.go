@@ -230,14 +230,19 @@ type VRRP struct {
 
 // A Track is one track_interface entry; Weight 0 = none.
 type Track struct {
-	Pos    Pos
-	Name   string
-	Weight int
+	Pos     Pos
+	Name    string
+	Weight  int
+	Reverse bool
 }
 
-// String returns the entry as track_interface takes it: "eth1" or "eth1 weight -20".
+// String returns the entry as track_interface takes it: "eth1", "eth1 weight -20"
+// or "eth1 weight 10 reverse".
 func (t Track) String() string {
-	if t.Weight == 0 {
+	switch {
+	case t.Reverse:
+		return t.Name + " weight " + strconv.Itoa(t.Weight) + " reverse"
+	case t.Weight == 0:
 		return t.Name
 	}
 	return t.Name + " weight " + strconv.Itoa(t.Weight)

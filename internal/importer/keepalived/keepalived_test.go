@@ -438,8 +438,7 @@ func TestImportKeepalivedTracking(t *testing.T) {
 	wantNotes := []string{
 		`9: [director] interface = "eth0" taken from the vrrp_instance interface (keepalived has no single data-path interface): check it`,
 		`21: vrrp_instance VI_1: "notify_stop /etc/keepalived/stop.sh" not translated: gvs has no notify script for this event (it has notify_master, notify_backup, notify_fault and notify)`,
-		`26: vrrp_instance VI_1: track_interface "eth4 weight 10 reverse": reverse not translated (gvs has no reverse tracking: keepalived applies the weight, or FAULT, while the interface is up rather than down): left out`,
-		`27: vrrp_instance VI_1: track_interface "eth5 weight 300": weight 300 is outside gvs's -253..253: left out`,
+		`27: vrrp_instance VI_1: track_interface "eth5 weight 300": weight 300 is outside -253..253: tracked without a weight (FAULT while down), as keepalived does`,
 		`28: vrrp_instance VI_1: track_interface eth1 listed twice: the first is written`,
 		`44: vrrp_instance VI_2: track_interface eth1 weight -30 left out: keepalived ignores weights on the address owner (priority 255) and stops tracking the interface; gvs refuses them`,
 		`55: vrrp_instance VI_3: track_interface eth6: weight -15 dropped: keepalived ignores tracking weights in a sync group (VG_1) without sync_group_tracking_weight, so eth6 going down means FAULT`,
@@ -476,7 +475,8 @@ func TestImportKeepalivedTracking(t *testing.T) {
 		i    int
 		want []config.TrackedInterface
 	}{
-		{0, []config.TrackedInterface{{Name: "eth1", Weight: 0}, {Name: "eth2", Weight: -20}, {Name: "eth3", Weight: 0}}},
+		{0, []config.TrackedInterface{{Name: "eth1", Weight: 0}, {Name: "eth2", Weight: -20}, {Name: "eth3", Weight: 0},
+			{Name: "eth4", Weight: 10, Reverse: true}, {Name: "eth5", Weight: 0}}},
 		{1, []config.TrackedInterface{{Name: "eth2", Weight: 0}}},
 		{2, []config.TrackedInterface{{Name: "eth6", Weight: 0}}},
 		{3, []config.TrackedInterface{{Name: "eth7", Weight: -25}}},
@@ -829,8 +829,9 @@ func TestImportKeepalivedGrammar(t *testing.T) {
 			if a := c.VRRP[0]; a.Priority != 255 || len(a.TrackInterface) != 0 {
 				t.Errorf("A: priority %d track_interface %+v, want the owner without weighted tracking", a.Priority, a.TrackInterface)
 			}
-			if got := c.VRRP[1].TrackInterface; len(got) != 0 {
-				t.Errorf("B track_interface %+v, want none", got)
+			// -254 is read as -253 and reverse follows a weight, as keepalived reads them.
+			if got, want := c.VRRP[1].TrackInterface, []config.TrackedInterface{{Name: "eth3", Weight: -253}, {Name: "eth5", Weight: -5, Reverse: true}}; !slices.Equal(got, want) {
+				t.Errorf("B track_interface %+v, want %+v", got, want)
 			}
 			if got, want := c.VRRP[2].TrackInterface, []config.TrackedInterface{{Name: "eth7", Weight: 3}}; !slices.Equal(got, want) {
 				t.Errorf("C track_interface %+v, want %+v (global_tracking keeps weights)", got, want)
@@ -840,11 +841,11 @@ func TestImportKeepalivedGrammar(t *testing.T) {
 			}
 			findNote(t, im, 5, "eth1 weight 5 left out", "address owner")
 			findNote(t, im, 6, "eth2 weight -253 left out", "address owner")
-			findNote(t, im, 11, "weight -254 is outside")
-			findNote(t, im, 12, `"eth4 weight": want NAME or NAME weight W`)
+			findNote(t, im, 11, "weight -254 read as -253, as keepalived does")
+			findNote(t, im, 12, `"eth4 weight": want NAME, NAME weight W`)
 			findNote(t, im, 13, `"bad/name" is not an interface name`)
-			findNote(t, im, 14, "reverse not translated")
-			findNote(t, im, 15, "reverse not translated")
+			noNote(t, im, 14, "")
+			findNote(t, im, 15, `"eth6 reverse": want NAME, NAME weight W`, "keepalived ignores it too")
 			findNote(t, im, 16, `"verylonginterface0" is not an interface name`)
 			findNote(t, im, 23, "member C listed twice: written once")
 			findNote(t, im, 24, "global_tracking is keepalived's deprecated spelling of sync_group_tracking_weight")

@@ -383,25 +383,31 @@ func (k *kaImporter) trackInterface(ctx string, n *kaNode, v *importer.VRRP) {
 			ok = err == nil
 			weight = w
 			i += 2
-		}
-		if i < len(e.args) && e.args[i].text == "reverse" {
-			reverse = true
-			i++
+			// keepalived reads "reverse" only after a weight.
+			if i < len(e.args) && e.args[i].text == "reverse" {
+				reverse = true
+				i++
+			}
 		}
 		switch {
 		case !ok || i < len(e.args):
-			k.note(e.pos(), "%s: track_interface %q: want NAME or NAME weight W (W an integer): left out", ctx, e.words())
-		case reverse:
-			k.note(e.pos(), "%s: track_interface %q: reverse not translated (gvs has no reverse tracking: keepalived applies the weight, or FAULT, while the interface is up rather than down): left out", ctx, e.words())
-		case weight < -253 || weight > 253:
-			k.note(e.pos(), "%s: track_interface %q: weight %d is outside gvs's -253..253: left out", ctx, e.words(), weight)
+			k.note(e.pos(), "%s: track_interface %q: want NAME, NAME weight W or NAME weight W reverse (W an integer): left out (keepalived ignores it too)", ctx, e.words())
+			continue
+		case weight == -254 || weight == 254:
+			k.note(e.pos(), "%s: track_interface %q: weight %d read as %d, as keepalived does", ctx, e.words(), weight, weight/254*253)
+			weight = weight / 254 * 253
+		case weight < -254 || weight > 254:
+			k.note(e.pos(), "%s: track_interface %q: weight %d is outside -253..253: tracked without a weight (FAULT while down), as keepalived does", ctx, e.words(), weight)
+			weight = 0
+		}
+		switch {
 		case name == "" || len(name) > 15 || !utf8.ValidString(name) || strings.ContainsFunc(name, func(r rune) bool { return r == '/' || unicode.IsSpace(r) }):
 			k.note(e.pos(), "%s: track_interface %q: %q is not an interface name: left out", ctx, e.words(), name)
 		case slices.ContainsFunc(v.Track, func(t importer.Track) bool { return t.Name == name }):
 			k.note(e.pos(), "%s: track_interface %s listed twice: the first is written", ctx, name)
 		default:
 			// weight 0 is keepalived's "no weight": down means FAULT.
-			v.Track = append(v.Track, importer.Track{Pos: e.pos(), Name: name, Weight: weight})
+			v.Track = append(v.Track, importer.Track{Pos: e.pos(), Name: name, Weight: weight, Reverse: reverse})
 		}
 	}
 }
