@@ -254,6 +254,7 @@ func (j *joinState) progress(n *Node, now time.Time) {
 		return
 	}
 	n.join = nil
+	n.joinTook = now.Sub(j.start)
 	if n.state == StateSyncing {
 		n.state = StateReady
 	}

@@ -108,8 +108,9 @@ type Announcer struct {
 
 type vipState struct {
 	gate      Gate
-	announced bool   // the route is in place
-	lastErr   string // the last route error logged, to log each cause once
+	cond      Conditions // at the last step
+	announced bool       // the route is in place
+	lastErr   string     // the last route error logged, to log each cause once
 }
 
 // NewAnnouncer returns an Announcer for cfg putting routes into r.
@@ -142,7 +143,8 @@ func (a *Announcer) Step(vips []netip.Addr, cond func(netip.Addr) Conditions) {
 			s = &vipState{}
 			a.vips[vip] = s
 		}
-		open, changed := s.gate.Step(&a.cfg, cond(vip))
+		s.cond = cond(vip)
+		open, changed := s.gate.Step(&a.cfg, s.cond)
 		if changed {
 			if open {
 				a.opened.Add(1)

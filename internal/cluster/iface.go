@@ -56,5 +56,6 @@ type source struct {
 	firstSeen time.Time
 	messages  uint64
 	records   uint64 // records received and accepted by the codec (before Sink)
-	pushed    bool   // a bulk push was started for it as a new non-gvs source
+	bytes     uint64
+	pushed    bool // a bulk push was started for it as a new non-gvs source
 }

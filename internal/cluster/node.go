@@ -79,6 +79,7 @@ type Node struct {
 	ctlBuf      []byte
 	ctlIn       ctlMsg
 	rxEntry     Entry
+	joinTook    time.Duration // how long the last join's bulk sync took
 }
 
 // peer is another gvs director, known from its heartbeats.
@@ -184,6 +185,7 @@ func (n *Node) HandleSync(from netip.AddrPort, b []byte, now time.Time) {
 	}
 	src := n.sourceLocked(addr, now)
 	src.messages++
+	src.bytes += uint64(len(b))
 	src.records += uint64(len(n.msg.Records) + res.SkippedTotal())
 	n.c.recvMessages.Add(1)
 	n.c.recvBytes.Add(uint64(len(b)))
