@@ -102,7 +102,9 @@ func admMain(args []string, stdin io.Reader, stdout, stderr io.Writer, getenv fu
 		}
 		req.Stdin = string(b)
 	}
-	resp, err := control.Call(path, req)
+	// A connection listing comes streamed and is written as it arrives; anything
+	// else comes whole in resp.Stdout.
+	resp, err := control.CallStream(path, req, stdout)
 	if err != nil {
 		fmt.Fprintf(stderr, "gvs adm: %v\n", err)
 		return 1

@@ -2,8 +2,12 @@ package cluster
 
 import (
 	"net/netip"
+	"slices"
+	"sync"
 	"testing"
 	"time"
+
+	"github.com/gvs-lb/gvs/internal/testutil"
 
 	"github.com/gvs-lb/gvs/ipvssync"
 )
@@ -398,5 +402,106 @@ func TestHandleSyncAllocs(t *testing.T) {
 	n.HandleSync(from, msg, now) // the source's first message numbers it
 	if a := testing.AllocsPerRun(100, func() { n.HandleSync(from, msg, now) }); a != 0 {
 		t.Fatalf("HandleSync: %v allocs per message", a)
+	}
+}
+
+// TestConcurrentUse drives one Node from several goroutines at once, as the daemon
+// does (the event drain, the socket loop, metrics and gvs adm); run with -race.
+func TestConcurrentUse(t *testing.T) {
+	w := newFakeNet(t)
+	a := w.add("d1", nil)
+	a.n.Start(w.now)
+	msg := fullMessage(t)
+	peer := w.add("d2", nil)
+	peer.n.Start(w.now)
+	var hb []byte
+	for _, d := range w.inFlight {
+		if d.control && d.from.Addr() == peer.addr {
+			hb = d.b
+		}
+	}
+	w.inFlight = nil
+	now := w.now
+	done := make(chan struct{})
+	var wg sync.WaitGroup
+	for g := range 4 {
+		wg.Go(func() {
+			for i := 0; ; i++ {
+				select {
+				case <-done:
+					return
+				default:
+				}
+				switch g {
+				case 0:
+					e := conn(i, 5)
+					a.n.Enqueue(&e, now)
+				case 1:
+					a.n.HandleSync(netipAddrPort("198.18.0.30:1"), msg, now)
+					a.n.HandleControl(netip.AddrPortFrom(peer.addr, 8849), hb, now)
+				case 2:
+					a.n.Tick(now.Add(time.Duration(i) * time.Millisecond))
+				case 3:
+					_ = a.n.Stats()
+					_ = a.n.Peers(now)
+					_ = a.n.ConfigMatch(now)
+					_ = a.n.Warm()
+				}
+			}
+		})
+	}
+	testutil.Eventually(t, 10*time.Second, func() bool { return a.n.Stats().RecvRecords > 4000 }, "no progress")
+	close(done)
+	wg.Wait()
+}
+
+// TestKernelMasterMessage feeds what a kernel master may send — v0, and v1 with a
+// sequence option and an unknown optional option, padded — and finds the entries.
+func TestKernelMasterMessage(t *testing.T) {
+	w := newFakeNet(t)
+	a := w.add("d1", nil)
+	a.n.Start(w.now)
+	from := netipAddrPort("198.18.0.40:40000")
+	rec := []byte{0, 6, 0, 36 + 26 + 4, 0, 0, 0x06, 0x83, 0, 1, 0xa1, 0x70, 0, 80, 0, 80, 0, 0, 0, 0, 0, 0, 3, 0x84,
+		198, 19, 0, 2, 198, 18, 100, 1, 198, 18, 0, 5}
+	rec = append(rec, ipvssync.OptSeqData, 24)
+	rec = append(rec, make([]byte, 24)...)
+	rec = append(rec, 0x40|7, 2, 1, 2, 0, 0) // an unknown optional option, then 2 bytes of padding
+	second := slices.Clone(rec[:36])
+	second[3], second[11] = 36, 0x71 // plain, client port 41329
+	v1 := append([]byte{0, 0, 0, byte(8 + len(rec) + 36), 2, 1, 0, 0}, append(rec, second...)...)
+	a.n.HandleSync(from, v1, w.now)
+	v0 := []byte{1, 0, 0, 28, 0, 17, 0x14, 0xe9, 0, 53, 0, 53, 198, 19, 0, 3, 198, 18, 100, 1, 198, 18, 0, 6, 0x01, 0, 0, 0}
+	a.n.HandleSync(from, v0, w.now)
+	if a.table.len() != 3 || len(a.n.Stats().Drops) != 0 {
+		t.Fatalf("table %d entries, drops %v", a.table.len(), a.n.Stats().Drops)
+	}
+	tcp, _ := a.table.get(Key{Proto: 6, CAddr: netip.MustParseAddr("198.19.0.2"), CPort: 41328, VAddr: netip.MustParseAddr("198.18.100.1"), VPort: 80})
+	udp, _ := a.table.get(Key{Proto: 17, CAddr: netip.MustParseAddr("198.19.0.3"), CPort: 5353, VAddr: netip.MustParseAddr("198.18.100.1"), VPort: 53})
+	if tcp.e.Timeout != 900*time.Second || tcp.e.State != StateEstablished || tcp.e.Method != 4 /* DR */ ||
+		udp.e.Timeout != 0 || udp.e.State != StateUDP || udp.e.Flags&FlagInactive == 0 {
+		t.Fatalf("tcp %+v\nudp %+v", tcp.e, udp.e)
+	}
+}
+
+// TestSendV0 sends with sync_version = 0: IPv4 entries arrive (without timeout, so
+// the receiver's state timeout applies); an IPv6 entry cannot and is counted.
+func TestSendV0(t *testing.T) {
+	w := newFakeNet(t)
+	a, b := w.add("d1", func(c *Config) { c.SyncVersion = ipvssync.V0 }), w.add("d2", nil)
+	w.start("d1", "d2")
+	w.runUntil(3*time.Second, func() bool { return a.n.Warm() && b.n.Warm() })
+	e := conn(1, 5)
+	a.n.Enqueue(&e, w.now)
+	e6 := e
+	e6.CAddr, e6.VAddr, e6.DAddr = netip.MustParseAddr("2001:db8::2"), netip.MustParseAddr("2001:db8::100"), netip.MustParseAddr("2001:db8::5")
+	a.n.Enqueue(&e6, w.now)
+	w.run(200 * time.Millisecond)
+	got, ok := b.table.get(keyOf(e))
+	if !ok || got.e.Timeout != 0 || got.e.DAddr != e.DAddr {
+		t.Fatalf("v0 entry on d2: %v %+v", ok, got.e)
+	}
+	if b.table.len() != 1 || a.n.Stats().Drops["bad_entry"] != 1 {
+		t.Fatalf("d2 has %d entries; d1 drops %v", b.table.len(), a.n.Stats().Drops)
 	}
 }

@@ -35,6 +35,7 @@ type UDP struct {
 	send    *net.UDPConn
 	recv    []*net.UDPConn // sync ports, then the control port
 	dsts    []netip.Addr   // the group, or the peers
+	mtu     int            // the sync interface's
 	closeMu sync.Once
 }
 
@@ -50,7 +51,7 @@ func ListenUDP(cfg UDPConfig) (u *UDP, err error) {
 	if err != nil {
 		return nil, op("sync_interface "+cfg.Interface, err)
 	}
-	u = &UDP{cfg: cfg, dsts: cfg.Peers}
+	u = &UDP{cfg: cfg, dsts: cfg.Peers, mtu: ifi.MTU}
 	if len(cfg.Peers) == 0 {
 		if !cfg.Group.IsMulticast() {
 			return nil, op("sync_group", fmt.Errorf("%v is not a multicast address and no sync_peers are set", cfg.Group))
@@ -114,6 +115,13 @@ func ListenUDP(cfg UDPConfig) (u *UDP, err error) {
 		}
 	}
 	return u, nil
+}
+
+// MaxLen returns the sync_maxlen that fits the sync interface's MTU without
+// fragmentation (1472 for 1500 over IPv4), at most 65507. The kernel's master always
+// uses 1472 whatever the MTU; a jumbo-frame sync LAN carries more records a datagram.
+func (u *UDP) MaxLen() int {
+	return min(MaxLenForMTU(u.mtu, u.dsts[0].Is6()), 65507)
 }
 
 // ifaceAddr returns the interface's first address of the family.

@@ -93,6 +93,9 @@ func TestUDPTwoDirectors(t *testing.T) {
 				if err != nil {
 					t.Fatal(err)
 				}
+				if m := u.MaxLen(); m != 1472 {
+					t.Fatalf("sync_maxlen for a 1500-byte MTU: %d, want 1472", m)
+				}
 				cfg := DefaultConfig([]string{"d1", "d2"}[i])
 				cfg.Self, cfg.SyncPorts = []netip.Addr{addrs[i]}, 2
 				cfg.Sources = []netip.Prefix{netip.MustParsePrefix("198.18.0.0/24")}

@@ -36,6 +36,10 @@ const (
 	// MaxConns is how many connections Serve handles at once; more wait in the
 	// listen backlog.
 	MaxConns = 16
+	// MaxStreams is how many streamed responses (connection listings) Serve
+	// writes at once; a request for one more is refused at once with ErrBusy's
+	// message, so listings cannot pile up on a table of millions.
+	MaxStreams = 2
 )
 
 // Request is one command for the director. The zero value is not a valid request:
@@ -52,6 +56,9 @@ type Response struct {
 	Stdout  string `json:"stdout,omitempty"`
 	Stderr  string `json:"stderr,omitempty"`
 	Status  int    `json:"status"` // exit status: 0 success, else ipvsadm's (1, 2, 255)
+	// Stream announces a streamed response (StreamHandler): standard output
+	// follows in chunks, then the Response with Stderr and Status (stream.go).
+	Stream bool `json:"stream,omitempty"`
 }
 
 // Handler executes requests. Handle is called from several goroutines at once (one
@@ -242,6 +249,7 @@ func (l *Listener) Serve(ctx context.Context, h Handler) error {
 	defer stop()
 
 	sem := make(chan struct{}, MaxConns)
+	streams := make(chan struct{}, MaxStreams)
 	var backoff time.Duration
 	for {
 		c, err := l.ln.AcceptUnix()
@@ -275,7 +283,7 @@ func (l *Listener) Serve(ctx context.Context, h Handler) error {
 		go func() {
 			defer wg.Done()
 			defer func() { <-sem }()
-			serveConn(ctx, c, h)
+			serveConn(ctx, c, h, streams)
 		}()
 	}
 }
@@ -301,7 +309,7 @@ func (c *countingReader) Read(p []byte) (int, error) {
 	return n, err
 }
 
-func serveConn(ctx context.Context, c *net.UnixConn, h Handler) {
+func serveConn(ctx context.Context, c *net.UnixConn, h Handler, streams chan struct{}) {
 	defer c.Close()
 	c.SetReadDeadline(time.Now().Add(ReadTimeout))
 	cr := &countingReader{r: io.LimitReader(c, MaxRequestSize+1)}
@@ -316,6 +324,17 @@ func serveConn(ctx context.Context, c *net.UnixConn, h Handler) {
 		}
 	} else if req.Version != Version {
 		resp = errorResponse(fmt.Sprintf("gvs adm: protocol version %d is not supported by this director (it speaks %d): use the gvs binary of the running director", req.Version, Version))
+	} else if sh, ok := h.(StreamHandler); ok && sh.Streams(req) {
+		select {
+		case streams <- struct{}{}:
+			defer func() { <-streams }()
+			hctx, cancel := context.WithTimeout(ctx, HandleTimeout)
+			defer cancel()
+			serveStream(hctx, c, sh, req)
+			return
+		default:
+			resp = errorResponse("gvs adm: " + ErrBusy.Error())
+		}
 	} else {
 		hctx, cancel := context.WithTimeout(ctx, HandleTimeout)
 		resp = h.Handle(hctx, req)
@@ -333,8 +352,25 @@ func errorResponse(msg string) Response {
 
 // Call sends req to the director listening at path and returns its response. Only
 // transport problems are errors: a command the director refuses is a Response with
-// a non-zero Status. When nothing listens at path the error is a *DialError.
+// a non-zero Status. When nothing listens at path the error is a *DialError. A
+// streamed response is gathered into Stdout, up to MaxResponseSize.
 func Call(path string, req Request) (Response, error) {
+	var out limitedBuffer
+	resp, err := CallStream(path, req, &out)
+	if err != nil {
+		return Response{}, err
+	}
+	if resp.Stream {
+		resp.Stdout, resp.Stream = out.b.String(), false
+	}
+	return resp, nil
+}
+
+// CallStream is Call that writes a streamed response's standard output to stdout
+// as it arrives, so a listing of any size needs no more memory than a chunk; the
+// Response returned then has an empty Stdout and Stream set. A response that is
+// not streamed is returned whole, as by Call.
+func CallStream(path string, req Request, stdout io.Writer) (Response, error) {
 	if req.Version == 0 {
 		req.Version = Version
 	}
@@ -359,7 +395,8 @@ func Call(path string, req Request) (Response, error) {
 	// Even when the write failed the director may have answered (a refused
 	// request): read what it said before reporting the write error.
 	var resp Response
-	if err := json.NewDecoder(io.LimitReader(c, MaxResponseSize)).Decode(&resp); err != nil {
+	dec := json.NewDecoder(io.LimitReader(c, MaxResponseSize))
+	if err := dec.Decode(&resp); err != nil {
 		if werr != nil {
 			return Response{}, &OpError{Op: "send", Path: path, Err: werr}
 		}
@@ -367,6 +404,14 @@ func Call(path string, req Request) (Response, error) {
 	}
 	if resp.Version != Version {
 		return Response{}, &OpError{Op: "receive", Path: path, Err: fmt.Errorf("protocol version %d, want %d: use the gvs binary of the running director", resp.Version, Version)}
+	}
+	if resp.Stream {
+		final, err := readStream(io.MultiReader(dec.Buffered(), c), stdout)
+		if err != nil {
+			return Response{}, &OpError{Op: "receive", Path: path, Err: err}
+		}
+		final.Stream = true
+		return final, nil
 	}
 	return resp, nil
 }

@@ -15,6 +15,13 @@
 //	                                          Handler.Handle(ctx, req)
 //	◄──── {"version":1,"stdout":"…","stderr":"","status":0}, close
 //
+// A listing whose size follows the connection table's (`-L -c`, a StreamHandler's
+// Streams) is streamed instead: the director announces it with a Response whose
+// Stream is set, then writes standard output in length-prefixed chunks as it walks
+// the table, then the Response with standard error and status (stream.go). Neither
+// side holds more than a chunk, whatever the table's size, and at most MaxStreams
+// run at once; one more is refused at once (ErrBusy's message).
+//
 // A request whose Version is not this package's Version is answered with an error
 // Response, never executed. Serve refuses to start while another process listens on
 // the path, replaces a stale socket file left by a crashed director, never exposes

@@ -113,7 +113,7 @@ func (a *Admin) exec(ctx context.Context, args []string, stdin string, out *byte
 	case ipvsadm.OpSetTimeouts:
 		return a.change(ctx, args, []*ipvsadm.Command{c}, nil)
 	case ipvsadm.OpList:
-		return a.list(c, out)
+		return a.list(ctx, c, out)
 	case ipvsadm.OpSave:
 		return ipvsadm.FormatSave(out, a.services(false), c.Format, a.res)
 	case ipvsadm.OpZero:

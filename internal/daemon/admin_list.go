@@ -2,11 +2,14 @@ package daemon
 
 import (
 	"bytes"
+	"context"
+	"io"
 	"net/netip"
 	"time"
 
 	"github.com/gvs-lb/gvs/conntrack"
 	"github.com/gvs-lb/gvs/dataplane"
+	"github.com/gvs-lb/gvs/internal/control"
 	"github.com/gvs-lb/gvs/internal/ipvsadm"
 	"github.com/gvs-lb/gvs/ipvs"
 	"github.com/gvs-lb/gvs/sched"
@@ -16,10 +19,10 @@ import (
 // mainline kernel since 2.6 reports, which is the behaviour gvs reproduces.
 const ipvsVersion = "1.2.1"
 
-func (a *Admin) list(c *ipvsadm.Command, out *bytes.Buffer) error {
+func (a *Admin) list(ctx context.Context, c *ipvsadm.Command, out *bytes.Buffer) error {
 	switch c.Listing() {
 	case ipvsadm.ListConns:
-		return ipvsadm.FormatConns(out, a.conns(), c.Format, a.res)
+		return a.listConns(ctx, c, out)
 	case ipvsadm.ListTimeouts:
 		return ipvsadm.FormatTimeouts(out, a.timeouts())
 	case ipvsadm.ListDaemons:
@@ -219,46 +222,111 @@ func (a *Admin) zeroCounters(c *ipvsadm.Command) error {
 	return ipvsadm.ErrNoSuchService
 }
 
-// conns lists the connection table as -c does, leaving out entries that have
-// expired but are not reaped yet (the kernel's timers remove them on time).
-func (a *Admin) conns() []ipvsadm.Conn {
+var (
+	_ control.StreamHandler = (*Admin)(nil)
+	_ control.StreamHandler = (*Daemon)(nil)
+)
+
+// Streams and HandleStream make the Daemon, which serves the control socket, a
+// control.StreamHandler: connection listings are streamed (Admin.Streams).
+func (d *Daemon) Streams(req control.Request) bool { return d.admin.Streams(req) }
+
+// HandleStream runs a streamed listing (Admin.HandleStream).
+func (d *Daemon) HandleStream(ctx context.Context, req control.Request, stdout io.Writer) control.Response {
+	return d.admin.HandleStream(ctx, req, stdout)
+}
+
+// Streams reports whether req is a connection listing (-L -c), the one listing
+// whose size follows the connection table's: the control socket then has it
+// written as the table is walked (HandleStream).
+func (a *Admin) Streams(req control.Request) bool {
+	c, err := a.parser.Parse(req.Args)
+	return err == nil && c.Op == ipvsadm.OpList && c.Listing() == ipvsadm.ListConns
+}
+
+// HandleStream runs a connection listing, writing it to stdout as it goes.
+func (a *Admin) HandleStream(ctx context.Context, req control.Request, stdout io.Writer) control.Response {
+	c, err := a.parser.Parse(req.Args)
+	if err == nil {
+		err = a.listConns(ctx, c, stdout)
+	}
+	resp := control.Response{Status: exitStatus(err)}
+	if err != nil {
+		resp.Stderr = err.Error() + "\n"
+	}
+	return resp
+}
+
+// listConns writes the connection table as -c does, entry by entry while the table
+// is walked: the memory it needs is one shard's copy (conntrack.Table.Walk) and
+// the lister's buffer, whatever the table's size. Entries that have expired but
+// are not reaped yet are left out (the kernel's timers remove them on time).
+func (a *Admin) listConns(ctx context.Context, c *ipvsadm.Command, w io.Writer) error {
 	now := a.dm.now()
-	// A real server may be of the other family (tunnels): take its address from
-	// the dest when it is still listed.
+	addrs := a.destAddrs()
+	l := ipvsadm.NewConnLister(w, c.Format, a.res)
+	var err error
+	n := 0
+	a.d.Table().Walk(func(e *conntrack.Conn) bool {
+		if e.Expires <= now {
+			return true
+		}
+		m := connModel(e, now, addrs)
+		if err = l.Add(&m); err != nil {
+			return false
+		}
+		if n++; n%ctxCheckEvery == 0 {
+			err = ctx.Err()
+		}
+		return err == nil
+	})
+	if err != nil {
+		return &listError{err}
+	}
+	if err := l.Close(); err != nil {
+		return &listError{err}
+	}
+	return nil
+}
+
+// ctxCheckEvery is how many entries a listing writes between looks at its context.
+const ctxCheckEvery = 4096
+
+// destAddrs returns the address of every listed real server by dest id: a real
+// server may be of the other family than its service (tunnels), so a connection's
+// destination is taken from its dest while that is listed.
+func (a *Admin) destAddrs() map[uint32]netip.Addr {
 	addrs := map[uint32]netip.Addr{}
 	for _, v := range a.views() {
 		for _, dv := range v.Dests {
 			addrs[dv.ID] = dv.Addr
 		}
 	}
-	var out []ipvsadm.Conn
-	a.d.Table().Walk(func(c *conntrack.Conn) bool {
-		if c.Expires <= now {
-			return true
-		}
-		k := &c.Key
-		m := ipvsadm.Conn{
-			Protocol: ipvsadm.Protocol(k.Proto),
-			Client:   netip.AddrPortFrom(rawToAddr(k.CAddr, k.IPv6), k.CPort),
-			Virtual:  netip.AddrPortFrom(rawToAddr(k.VAddr, k.IPv6), k.VPort),
-			State:    c.State.String(),
-			Expires:  time.Duration(c.Expires - now),
-			Template: c.Flags&conntrack.FlagTemplate != 0,
-		}
-		if k.Proto == 17 {
-			// Templates are created in state NONE, which IPVS names by the
-			// protocol's table: UDP's only state is "UDP".
-			m.State = "UDP"
-		}
-		daddr, ok := addrs[c.Dest]
-		if !c.HasDest || !ok {
-			daddr = rawToAddr(c.DAddr, k.IPv6)
-		}
-		m.Dest = netip.AddrPortFrom(daddr, c.DPort)
-		out = append(out, m)
-		return true
-	})
-	return out
+	return addrs
+}
+
+// connModel is one connection entry in ipvsadm's model, at now.
+func connModel(c *conntrack.Conn, now int64, addrs map[uint32]netip.Addr) ipvsadm.Conn {
+	k := &c.Key
+	m := ipvsadm.Conn{
+		Protocol: ipvsadm.Protocol(k.Proto),
+		Client:   netip.AddrPortFrom(rawToAddr(k.CAddr, k.IPv6), k.CPort),
+		Virtual:  netip.AddrPortFrom(rawToAddr(k.VAddr, k.IPv6), k.VPort),
+		State:    c.State.String(),
+		Expires:  time.Duration(c.Expires - now),
+		Template: c.Flags&conntrack.FlagTemplate != 0,
+	}
+	if k.Proto == 17 {
+		// Templates are created in state NONE, which IPVS names by the
+		// protocol's table: UDP's only state is "UDP".
+		m.State = "UDP"
+	}
+	daddr, ok := addrs[c.Dest]
+	if !c.HasDest || !ok {
+		daddr = rawToAddr(c.DAddr, k.IPv6)
+	}
+	m.Dest = netip.AddrPortFrom(daddr, c.DPort)
+	return m
 }
 
 // rawToAddr turns the table's raw address form (IPv4 in the first 4 bytes) into an

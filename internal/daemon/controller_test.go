@@ -196,6 +196,8 @@ address = "[2001:db8::100]:80"
 func TestRunReloadRefusesBrokenFile(t *testing.T) {
 	testutil.CheckLeaks(t)
 	path := filepath.Join(t.TempDir(), "gvs.toml")
+	// Hermetic: not the host's default control socket.
+	directorConf := directorConf + "control_socket = \"\"\n"
 	if err := os.WriteFile(path, []byte(directorConf+webConf), 0o600); err != nil {
 		t.Fatal(err)
 	}
@@ -217,7 +219,7 @@ func TestRunReloadRefusesBrokenFile(t *testing.T) {
 	}
 	reload <- struct{}{}
 	testutil.Eventually(t, 10*time.Second, func() bool { return strings.Contains(logs.String(), "reload failed") }, "the refused reload's log")
-	if !strings.Contains(logs.String(), "gvs.toml:20: service[1].scheduler") {
+	if !strings.Contains(logs.String(), "gvs.toml:21: service[1].scheduler") {
 		t.Errorf("the refusal does not name file:line:\n%s", logs)
 	}
 	if err := os.WriteFile(path, []byte(strings.Replace(directorConf, "conn_max = 4096", "conn_max = 8192", 1)+webConf), 0o600); err != nil {

@@ -350,6 +350,7 @@ func newTestDirector(t testing.TB, text string, tweak func(*Deps)) *testAdmin {
 	if err != nil {
 		t.Fatal(err)
 	}
+	hermetic(cfg, text)
 	ta := &testAdmin{t: t, clock: testutil.NewClock(t), res: &fakeResolver{}, link: &filterLink{Channel: newChannel()}, logs: &logBuffer{}}
 	deps := testDeps(ta)
 	if tweak != nil {
@@ -429,6 +430,7 @@ func (ta *testAdmin) reloadText(text string) error {
 	if err != nil {
 		return err
 	}
+	hermetic(cfg, text)
 	err = ta.d.Reload(context.Background(), cfg)
 	ta.settle()
 	return err
@@ -436,3 +438,12 @@ func (ta *testAdmin) reloadText(text string) error {
 
 // generations counts the configurations the controller published.
 func (ta *testAdmin) generations() int { return int(ta.d.commits.Load()) }
+
+// hermetic keeps a test director off the host's default control socket
+// (/run/gvs/gvs.sock, which a running director or another test binary may hold)
+// unless the test's config text names one.
+func hermetic(cfg *config.Config, text string) {
+	if !strings.Contains(text, "control_socket") {
+		cfg.Director.ControlSocket = ""
+	}
+}

@@ -54,7 +54,8 @@ import (
 //	gvs_icmp_errors_suppressed_total  gvs_icmp_errors_rate_limited_total
 //	gvs_drops_total{reason}    gvs_malformed_total{reason}
 //	gvs_conntrack_entries      gvs_conntrack_max
-//	gvs_vrrp_state{instance,state} (1 for the current state)  gvs_vrrp_transitions_total{instance,state}
+//	gvs_vrrp_state{vrrp_instance,state} (1 for the current state)  gvs_vrrp_transitions_total{vrrp_instance,state}
+//	(not "instance": Prometheus gives that label to every target it scrapes)
 //	gvs_build_info{version,revision,goversion} 1
 //	gvs_config_last_reload_successful              1 when the last load of the config file worked
 //	gvs_config_last_reload_success_timestamp_seconds  when the running config was loaded
@@ -118,11 +119,11 @@ func NewMetrics(a *Admin) *Metrics {
 		vrrpState: prometheus.NewGaugeVec(prometheus.GaugeOpts{
 			Name: "gvs_vrrp_state",
 			Help: "VRRP instance state: 1 for the current state, 0 for the others.",
-		}, []string{"instance", "state"}),
+		}, []string{"vrrp_instance", "state"}),
 		vrrpTrans: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "gvs_vrrp_transitions_total",
 			Help: "VRRP state transitions of an instance, by the state entered.",
-		}, []string{"instance", "state"}),
+		}, []string{"vrrp_instance", "state"}),
 		build: prometheus.NewGaugeVec(prometheus.GaugeOpts{
 			Name: "gvs_build_info",
 			Help: "Always 1; the labels say which gvs runs: its version, VCS revision and Go version.",
@@ -262,6 +263,8 @@ func (m *Metrics) Serve(ctx context.Context, ln net.Listener) error {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
+	// A client's TLS or protocol mistakes are its own: debug, not stderr.
+	srv.ErrorLog = slog.NewLogLogger(log.Handler(), slog.LevelDebug)
 	errc := make(chan error, 1)
 	go func() {
 		if webFile == "" {

@@ -155,10 +155,10 @@ func TestMetrics(t *testing.T) {
 		{series("gvs_real_server_up", "service", svc, "server", rs5), 0},
 		{series("gvs_real_server_up", "service", svc, "server", rs6), 1},
 		{series("gvs_real_server_health_transitions_total", "service", svc, "server", rs5, "state", "down"), 1},
-		{series("gvs_vrrp_state", "instance", "VI_1", "state", "MASTER"), 1},
-		{series("gvs_vrrp_state", "instance", "VI_1", "state", "BACKUP"), 0},
-		{series("gvs_vrrp_state", "instance", "VI_1", "state", "FAULT"), 0},
-		{series("gvs_vrrp_transitions_total", "instance", "VI_1", "state", "MASTER"), 1},
+		{series("gvs_vrrp_state", "vrrp_instance", "VI_1", "state", "MASTER"), 1},
+		{series("gvs_vrrp_state", "vrrp_instance", "VI_1", "state", "BACKUP"), 0},
+		{series("gvs_vrrp_state", "vrrp_instance", "VI_1", "state", "FAULT"), 0},
+		{series("gvs_vrrp_transitions_total", "vrrp_instance", "VI_1", "state", "MASTER"), 1},
 	} {
 		if v, ok := got[tc.series]; !ok || v != tc.want {
 			t.Errorf("%s = %v (present %v), want %v", tc.series, v, ok, tc.want)

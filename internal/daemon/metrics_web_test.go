@@ -162,6 +162,7 @@ func TestMetricsWebConfigBad(t *testing.T) {
 				t.Errorf("CheckMetricsWeb: %v, want an error naming metrics_web_config and %s", err, tc.want)
 			}
 			ta := &testAdmin{t: t, res: &fakeResolver{}, link: &filterLink{Channel: newChannel()}, logs: &logBuffer{}}
+			cfg.Director.ControlSocket = "" // hermetic
 			d, err := New(cfg, testDeps(ta))
 			if err == nil {
 				d.Close()

@@ -27,7 +27,34 @@ func connProtoName(p Protocol) string {
 // order given; nothing is sorted or cut. With f.PersistentConn the titles,
 // and the entries that carry persistence-engine data, gain two columns.
 func FormatConns(w io.Writer, conns []Conn, f Format, r Resolver) error {
+	l := NewConnLister(w, f, r)
+	for i := range conns {
+		if err := l.Add(&conns[i]); err != nil {
+			return err
+		}
+	}
+	return l.Close()
+}
+
+// connFlushBytes is how much of a listing a ConnLister holds before it writes: a
+// few hundred lines.
+const connFlushBytes = 32 << 10
+
+// A ConnLister writes the same listing as FormatConns one entry at a time, so a
+// table of any size is listed with the memory of one connFlushBytes buffer: the
+// heading and titles first, then each Add's line, written out whenever the
+// buffer fills, and the rest at Close. The zero value is not usable; it is not
+// safe for concurrent use.
+type ConnLister struct {
+	p   *printer
+	w   io.Writer
+	err error
+}
+
+// NewConnLister starts a -c listing to w.
+func NewConnLister(w io.Writer, f Format, r Resolver) *ConnLister {
 	p := newPrinter(f, r)
+	p.b = make([]byte, 0, connFlushBytes+512)
 	p.str("IPVS connection entries\n")
 	p.str("pro expire ")
 	p.left("state", 11)
@@ -44,42 +71,62 @@ func FormatConns(w io.Writer, conns []Conn, f Format, r Resolver) error {
 	} else {
 		p.str("destination\n")
 	}
-	for i := range conns {
-		c := &conns[i]
-		proto := c.Protocol
-		if proto != TCP && proto != UDP && proto != SCTP {
-			proto = 0
-		}
-		cname := p.addrPort(c.Client.Addr(), c.Client.Port(), proto)
-		vname := p.addrPort(c.Virtual.Addr(), c.Virtual.Port(), proto)
-		dname := p.addrPort(c.Dest.Addr(), c.Dest.Port(), proto)
-		secs := int64(c.Expires / time.Second)
-		if secs < 0 {
-			secs = 0
-		}
-		p.left(connProtoName(c.Protocol), 3)
-		p.str(" ")
-		p.left(twoDigits(secs/60)+":"+twoDigits(secs%60), 6)
-		p.str(" ")
-		p.left(c.State, 11)
-		p.str(" ")
-		p.left(cname, 18)
-		p.str(" ")
-		p.left(vname, 18)
-		p.str(" ")
-		if f.PersistentConn && c.PEName != "" && c.PEData != "" {
-			// ipvsadm's line puts the destination in a 16-wide column and
-			// the engine name in an 18-wide one, the other way round from
-			// its titles.
-			p.left(dname, 16)
-			p.str(" ")
-			p.left(c.PEName, 18)
-			p.str(" " + c.PEData + "\n")
-		} else {
-			p.str(dname + "\n")
-		}
+	return &ConnLister{p: p, w: w}
+}
+
+// Add appends c's line. After a write error it does nothing and returns that
+// error (so does Close).
+func (l *ConnLister) Add(c *Conn) error {
+	if l.err != nil {
+		return l.err
 	}
-	return p.flush(w)
+	p := l.p
+	proto := c.Protocol
+	if proto != TCP && proto != UDP && proto != SCTP {
+		proto = 0
+	}
+	cname := p.addrPort(c.Client.Addr(), c.Client.Port(), proto)
+	vname := p.addrPort(c.Virtual.Addr(), c.Virtual.Port(), proto)
+	dname := p.addrPort(c.Dest.Addr(), c.Dest.Port(), proto)
+	secs := int64(c.Expires / time.Second)
+	if secs < 0 {
+		secs = 0
+	}
+	p.left(connProtoName(c.Protocol), 3)
+	p.str(" ")
+	p.left(twoDigits(secs/60)+":"+twoDigits(secs%60), 6)
+	p.str(" ")
+	p.left(c.State, 11)
+	p.str(" ")
+	p.left(cname, 18)
+	p.str(" ")
+	p.left(vname, 18)
+	p.str(" ")
+	if p.f.PersistentConn && c.PEName != "" && c.PEData != "" {
+		// ipvsadm's line puts the destination in a 16-wide column and
+		// the engine name in an 18-wide one, the other way round from
+		// its titles.
+		p.left(dname, 16)
+		p.str(" ")
+		p.left(c.PEName, 18)
+		p.str(" " + c.PEData + "\n")
+	} else {
+		p.str(dname + "\n")
+	}
+	if len(p.b) >= connFlushBytes {
+		l.err = p.flush(l.w)
+		p.b = p.b[:0]
+	}
+	return l.err
+}
+
+// Close writes what is left of the listing.
+func (l *ConnLister) Close() error {
+	if l.err == nil {
+		l.err = l.p.flush(l.w)
+		l.p.b = l.p.b[:0]
+	}
+	return l.err
 }
 
 // twoDigits is printf "%02d".
