@@ -33,6 +33,12 @@ func (s NodeState) String() string {
 	return "UNKNOWN"
 }
 
+// Bounds on what strangers can make a Node remember.
+const (
+	maxSources = 4096 // sync source addresses with counters of their own
+	maxPeers   = 256  // node ids heard on the control channel
+)
+
 // Deps are the Node's collaborators. Sink, Table and Transport are required.
 type Deps struct {
 	Sink      Sink
@@ -79,6 +85,7 @@ type Node struct {
 	ctlBuf      []byte
 	ctlIn       ctlMsg
 	rxEntry     Entry
+	overflow    *source       // shared by sources beyond maxSources
 	joinTook    time.Duration // how long the last join's bulk sync took
 }
 
@@ -226,6 +233,15 @@ func (n *Node) sourceLocked(addr netip.Addr, now time.Time) *source {
 	if s := n.sources[addr]; s != nil {
 		return s
 	}
+	if len(n.sources) >= maxSources {
+		// Without sync_sources any address may send; past this many, the rest share
+		// one entry rather than grow the map without bound.
+		n.logOnceLocked("sources", "cluster: too many sync sources; narrow sync_sources", "max", maxSources)
+		if n.overflow == nil {
+			n.overflow = &source{firstSeen: now, origin: 255, pushed: true}
+		}
+		return n.overflow
+	}
 	s := &source{addr: addr, firstSeen: now, origin: 255}
 	if n.nextOrigin < 255 {
 		s.origin = uint8(n.nextOrigin)
@@ -294,6 +310,11 @@ func (n *Node) HandleControl(from netip.AddrPort, b []byte, now time.Time) {
 
 func (n *Node) heartbeatInLocked(addr netip.Addr, m *ctlMsg, now time.Time) {
 	p := n.peers[m.NodeID]
+	if p == nil && len(n.peers) >= maxPeers {
+		n.c.drop(dropControlForeign)
+		n.logOnceLocked("peers", "cluster: too many peers; ignoring new node ids (set sync_auth_key_file and sync_sources)", "max", maxPeers)
+		return
+	}
 	if p == nil || p.inc != m.Incarnation {
 		if p == nil {
 			p = &peer{id: m.NodeID}

@@ -1,6 +1,7 @@
 package cluster
 
 import (
+	"fmt"
 	"net/netip"
 	"slices"
 	"sync"
@@ -503,5 +504,29 @@ func TestSendV0(t *testing.T) {
 	}
 	if b.table.len() != 1 || a.n.Stats().Drops["bad_entry"] != 1 {
 		t.Fatalf("d2 has %d entries; d1 drops %v", b.table.len(), a.n.Stats().Drops)
+	}
+}
+
+func TestBoundedStrangers(t *testing.T) {
+	w := newFakeNet(t)
+	a := w.add("d1", func(c *Config) { c.Sources = nil })
+	a.n.Start(w.now)
+	msg := fullMessage(t)
+	for i := range maxSources + 10 {
+		from := netip.AddrPortFrom(netip.AddrFrom4([4]byte{10, byte(i >> 16), byte(i >> 8), byte(i)}), 1)
+		a.n.HandleSync(from, msg, w.now)
+	}
+	if n := len(a.n.sources); n != maxSources {
+		t.Fatalf("%d sources remembered, want %d", n, maxSources)
+	}
+	for i := range maxPeers + 10 {
+		hb := encodeControl(nil, &ctlMsg{Type: ctlHeartbeat, NodeID: fmt.Sprintf("x%d", i), Incarnation: 1}, nil)
+		a.n.HandleControl(netipAddrPort("198.18.0.50:1"), hb, w.now)
+	}
+	if n := len(a.n.Peers(w.now)); n != maxPeers {
+		t.Fatalf("%d peers remembered, want %d", n, maxPeers)
+	}
+	if a.n.Stats().Drops["control_foreign"] != 10 {
+		t.Fatalf("drops %v", a.n.Stats().Drops)
 	}
 }
