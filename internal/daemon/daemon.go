@@ -38,6 +38,7 @@ type Daemon struct {
 	clock Clock
 	start time.Time
 	ifi   Interface
+	mode  hostMode // how the config uses the host (hostmode.go)
 	d     *dataplane.Director
 	links []dataplane.Link
 	admin *Admin
@@ -104,7 +105,7 @@ func New(cfg *config.Config, deps Deps) (_ *Daemon, err error) {
 			d.close()
 		}
 	}()
-	if d.ifi, err = deps.Host.Check(cfg.Director.Interface); err != nil {
+	if d.ifi, err = d.checkHost(cfg); err != nil {
 		return nil, err
 	}
 	if deps.NewResolver != nil {
@@ -156,7 +157,7 @@ func New(cfg *config.Config, deps Deps) (_ *Daemon, err error) {
 		return nil, fmt.Errorf("%s: %w", cfg.File, err)
 	}
 	d.st.hl.seed(d.health.Snapshot())
-	if deps.NewAnnouncer != nil {
+	if deps.NewAnnouncer != nil && d.mode != modeVRRPOnly {
 		if d.ann, err = deps.NewAnnouncer(d.ifi); err != nil {
 			return nil, err
 		}
@@ -198,7 +199,9 @@ func New(cfg *config.Config, deps Deps) (_ *Daemon, err error) {
 	}
 	lf := d.linkFilter(sh.services)
 	d.fx.filterMode = filterMode(lf)
-	if d.links, err = d.openLinks(deps, cfg, lf); err != nil {
+	if d.mode == modeVRRPOnly {
+		// No data path: nothing to receive (hostmode.go).
+	} else if d.links, err = d.openLinks(deps, cfg, lf); err != nil {
 		return nil, fmt.Errorf("open links on %s: %w", d.ifi.Name, err)
 	}
 	d.capacity = capacityOf(d.links)

@@ -65,6 +65,15 @@ func interfaceOf(ifi *net.Interface) Interface {
 // routed a second time by the kernel (a duplicate at the real server, or a reply
 // sent twice). It returns the interface and every problem, each with its fix.
 func (h hostChecker) check(ifname string) (*net.Interface, error) {
+	return h.checkWith(ifname, true)
+}
+
+// checkBasics is check without the forwarding check (GuardedHost).
+func (h hostChecker) checkBasics(ifname string) (*net.Interface, error) {
+	return h.checkWith(ifname, false)
+}
+
+func (h hostChecker) checkWith(ifname string, forwarding bool) (*net.Interface, error) {
 	if ifname == "" {
 		return nil, fmt.Errorf("%w: [director] interface is not set: name the NIC gvs serves on (e.g. interface = \"eth0\")", ErrHost)
 	}
@@ -80,6 +89,9 @@ func (h hostChecker) check(ifname string) (*net.Interface, error) {
 		problems = append(problems, fmt.Sprintf("interface %s has no Ethernet address (%v): gvs needs an Ethernet interface", ifname, ifi.HardwareAddr))
 	}
 	for _, fam := range []struct{ dir, name string }{{"ipv4", "net.ipv4.conf"}, {"ipv6", "net.ipv6.conf"}} {
+		if !forwarding {
+			break
+		}
 		p := fmt.Sprintf("%s/net/%s/conf/%s/forwarding", h.procSys, fam.dir, ifname)
 		b, err := os.ReadFile(p)
 		if err != nil {
