@@ -16,6 +16,7 @@ import (
 	"github.com/gvs-lb/gvs/internal/script"
 	"github.com/gvs-lb/gvs/internal/testutil"
 	"github.com/gvs-lb/gvs/ipvs"
+	"github.com/gvs-lb/gvs/vrrp"
 )
 
 // TestHealthLayerPerServerChecks checks that a real server's own checks replace the
@@ -321,4 +322,61 @@ func TestTrackInterfaceReverse(t *testing.T) {
 	if f, d := sum(); f || d != 0 {
 		t.Errorf("fault %v delta %d, want none and 0", f, d)
 	}
+}
+
+// TestVRRPScriptReachesInstance runs a director whose VRRP instance tracks two real
+// scripts: one without a weight (FAULT while it fails) and one with weight -30.
+// The instance stays in FAULT, serving nothing, until the first script passes; it
+// then becomes master at priority 70 and forwards; when the script fails again it
+// leaves MASTER for FAULT.
+func TestVRRPScriptReachesInstance(t *testing.T) {
+	flag := filepath.Join(t.TempDir(), "up")
+	ta := newTestAdmin(t, webConf, strings.Replace(vrrpConf, `garp_master_delay = "0s"`, `garp_master_delay = "0s"
+track_script = ["chk", "web weight -30"]`, 1), `
+[[vrrp_script]]
+name = "chk"
+script = ["/bin/sh", "-c", "test -e `+flag+`"]
+interval = "1s"
+[[vrrp_script]]
+name = "web"
+script = "/bin/false"
+interval = "1s"
+`)
+	status := func() vrrp.Status { return ta.d.vrrp.runner.Status()[0] }
+	// Move the fake clock a little at each look, so that the scripts run again and
+	// the VRRP timers fire; the scripts themselves take real time.
+	until := func(what string, cond func(vrrp.Status) bool) {
+		t.Helper()
+		testutil.Eventually(t, 20*time.Second, func() bool {
+			if cond(status()) {
+				return true
+			}
+			ta.clock.Advance(250 * time.Millisecond)
+			return false
+		}, what)
+	}
+	until("FAULT at priority 70", func(s vrrp.Status) bool { return s.State == vrrp.StateFault && s.Priority == 70 })
+	// However long it waits, a FAULT instance does not take over.
+	for range 20 {
+		ta.clock.Advance(250 * time.Millisecond)
+	}
+	if s := status(); s.State != vrrp.StateFault {
+		t.Fatalf("state %s with chk failing, want FAULT", s.State)
+	}
+	p := tcpPkt{client: ap("198.51.100.9:1234"), vip: ap("198.18.0.100:80"), syn: true}
+	if got := ta.send(p); len(got) != 0 {
+		t.Fatalf("an instance in FAULT forwarded %v", got)
+	}
+	if err := os.WriteFile(flag, nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	until("MASTER at priority 70", func(s vrrp.Status) bool { return s.State == vrrp.StateMaster && s.Priority == 70 })
+	if s := status(); !slices.Contains(s.Tracks, "script web -30") {
+		t.Errorf("applied tracks %q, want script web -30", s.Tracks)
+	}
+	testutil.Eventually(t, 10*time.Second, func() bool { return len(ta.send(p)) == 1 }, "the master to forward")
+	if err := os.Remove(flag); err != nil {
+		t.Fatal(err)
+	}
+	until("FAULT again", func(s vrrp.Status) bool { return s.State == vrrp.StateFault })
 }
