@@ -30,6 +30,7 @@ Usage:
                                     turn a keepalived.conf or ipvsadm-save dump into gvs TOML
   gvs lab up|down|status|demo       network-namespace teaching lab (see gvs lab -h)
   gvs cluster bird-config [--ospf]  print the BIRD 2 config that announces this director's VIPs
+  gvs man --out DIR                 write the manual pages gvs.8 and gvs.toml.5
   gvs version                       print the version
 
 Run "gvs COMMAND -h" for a command's flags and examples.
@@ -63,6 +64,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 		err = cmdImport(args[1:], stdout, stderr)
 	case "cluster":
 		err = cmdCluster(args[1:], stdout, stderr)
+	case "man":
+		err = cmdMan(args[1:], stdout, stderr)
 	case "version", "--version", "-V":
 		fmt.Fprintf(stdout, "gvs %s\n", version)
 	case "help", "-h", "--help":
