@@ -52,7 +52,8 @@ func (n *Node) sweepLocked(elapsed time.Duration, now time.Time) {
 	if n.cfg.SweepRate == 0 {
 		return
 	}
-	n.sweepCredit += float64(n.cfg.SweepRate) * elapsed.Seconds()
+	// Credit never exceeds one second's worth, so a stalled sweeper does not burst.
+	n.sweepCredit = min(n.sweepCredit+float64(n.cfg.SweepRate)*elapsed.Seconds(), float64(n.cfg.SweepRate))
 	budget := int(n.sweepCredit)
 	if budget == 0 {
 		return
@@ -77,7 +78,8 @@ func (n *Node) sweepLocked(elapsed time.Duration, now time.Time) {
 	}
 }
 
-// pushLocked advances every bulk push by bulk_rate records a second, never filling
+// pushLocked advances every bulk push by bulk_rate entries walked a second (so at
+// most bulk_rate records sent: entries owned by others are walked past), never filling
 // the send queue past half (incremental sync keeps the other half), and finishes
 // those that walked the whole table with a bulk-done.
 func (n *Node) pushLocked(elapsed time.Duration, now time.Time) {
@@ -113,7 +115,7 @@ func (n *Node) pushLocked(elapsed time.Duration, now time.Time) {
 		if p.done {
 			continue
 		}
-		p.credit += float64(n.cfg.BulkRate) * elapsed.Seconds()
+		p.credit = min(p.credit+float64(n.cfg.BulkRate)*elapsed.Seconds(), float64(n.cfg.BulkRate))
 		budget := min(int(p.credit), (n.snd.room()-n.cfg.SyncQLenMax/2)*perMsg)
 		if budget <= 0 {
 			continue

@@ -37,6 +37,7 @@ func (s NodeState) String() string {
 const (
 	maxSources = 4096 // sync source addresses with counters of their own
 	maxPeers   = 256  // node ids heard on the control channel
+	maxLogKeys = 1024 // causes logged once each
 )
 
 // Deps are the Node's collaborators. Sink, Table and Transport are required.
@@ -315,7 +316,9 @@ func (n *Node) heartbeatInLocked(addr netip.Addr, m *ctlMsg, now time.Time) {
 		n.logOnceLocked("peers", "cluster: too many peers; ignoring new node ids (set sync_auth_key_file and sync_sources)", "max", maxPeers)
 		return
 	}
+	restarted := false
 	if p == nil || p.inc != m.Incarnation {
+		restarted = true
 		if p == nil {
 			p = &peer{id: m.NodeID}
 			n.peers[m.NodeID] = p
@@ -327,7 +330,7 @@ func (n *Node) heartbeatInLocked(addr netip.Addr, m *ctlMsg, now time.Time) {
 	// A peer heard again after a silence (a partition between directors that the
 	// router did not see, or a stalled host) may have sent what never arrived: pull its
 	// entries as from a rejoined peer. Each side does so, so both converge.
-	back := !p.wasLive && !p.lastHeard.IsZero() && p.inc == m.Incarnation
+	back := !p.wasLive && !p.lastHeard.IsZero() && !restarted
 	p.addr, p.lastHeard, p.state, p.health, p.sentRecs = addr, now, m.State, m.Health, m.SentRecords
 	p.pushTarget, p.pushReqID = m.PushTarget, m.PushReqID
 	p.wasLive = true
@@ -445,9 +448,16 @@ func (n *Node) logOnceLocked(key, msg string, args ...any) {
 	if n.logged[key] {
 		return
 	}
-	if len(n.logged) < 1024 {
-		n.logged[key] = true
+	if len(n.logged) >= maxLogKeys {
+		// So many causes (a flood from many addresses): stay quiet, the counters
+		// go on counting.
+		if !n.logged[""] {
+			n.logged[""] = true
+			n.log.Warn("cluster: too many distinct problems to log each once; see the drop counters", "first_unlogged", msg)
+		}
+		return
 	}
+	n.logged[key] = true
 	n.log.Warn(msg, args...)
 }
 

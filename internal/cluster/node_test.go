@@ -530,3 +530,22 @@ func TestBoundedStrangers(t *testing.T) {
 		t.Fatalf("drops %v", a.n.Stats().Drops)
 	}
 }
+
+func TestRestartedPeerIsNotPulled(t *testing.T) {
+	w := newFakeNet(t)
+	a, b := w.add("d1", nil), w.add("d2", nil)
+	w.start("d1", "d2")
+	w.runUntil(3*time.Second, func() bool { return a.n.Warm() && b.n.Warm() })
+	b.down = true
+	w.run(2 * time.Second) // d2 silent: not live for d1
+	b.down = false
+	b.n.Start(w.now) // a restart: a new incarnation, its own bulk request
+	w.deliver()
+	w.run(2 * time.Second)
+	if p := a.n.Peers(w.now); len(p) != 1 || !p[0].Live || p[0].Resyncs != 0 {
+		t.Fatalf("d1's view of the restarted d2: %+v (a restart is a join, not a silence to repair)", p)
+	}
+	if !b.n.Warm() {
+		t.Fatal("the restarted d2 never became ready")
+	}
+}
