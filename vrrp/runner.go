@@ -170,13 +170,24 @@ type Runner struct {
 	// goroutine only).
 	healthy map[*Member]bool
 	poke    chan struct{}
+
+	// Run's: the transports read (one goroutine each, in wg), what they read,
+	// and the first fatal error.
+	transports []Transport
+	wg         sync.WaitGroup
+	rxq        chan received
+	errc       chan error
+	done       chan struct{}
+	updates    chan updateReq
+	stopped    chan struct{} // closed when Run has returned
 }
 
 // NewRunner returns a Runner for members. Each Instance must be in StateInitialize
 // and listed once; members of a Group must all be listed.
 func NewRunner(members []Member, opts RunnerOptions) (*Runner, error) {
 	r := &Runner{opts: opts, log: opts.Logger, clock: opts.Clock, dropLog: newDropLog(opts.DropLogQuiet), status: map[*Instance]*Status{},
-		zero: map[*Member]bool{}, healthy: map[*Member]bool{}, poke: make(chan struct{}, 1)}
+		zero: map[*Member]bool{}, healthy: map[*Member]bool{}, poke: make(chan struct{}, 1),
+		updates: make(chan updateReq), stopped: make(chan struct{})}
 	if r.log == nil {
 		r.log = slog.New(slog.DiscardHandler)
 	}
@@ -300,52 +311,24 @@ type received struct {
 // and closes the transports. It returns nil after a clean shutdown, or the first
 // transport error that is not about a bad packet.
 func (r *Runner) Run(ctx context.Context) error {
-	var transports []Transport
-	for _, m := range r.members {
-		dup := false
-		for _, t := range transports {
-			if t == m.Transport {
-				dup = true
-			}
-		}
-		if !dup {
-			transports = append(transports, m.Transport)
-		}
-	}
-	rx := make(chan received, 16)
-	errc := make(chan error, len(transports))
-	done := make(chan struct{})
-	var wg sync.WaitGroup
-	for _, t := range transports {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			r.readLoop(t, rx, errc, done)
-		}()
-	}
+	r.rxq = make(chan received, 16)
+	r.errc = make(chan error, 1)
+	r.done = make(chan struct{})
 	defer func() {
-		close(done)
-		for _, t := range transports {
+		close(r.done)
+		for _, t := range r.transports {
 			t.Close()
 		}
-		wg.Wait()
+		r.wg.Wait()
+		close(r.stopped)
 	}()
-
 	for _, m := range r.members {
-		if m.Instance.State() == StateInitialize {
-			r.healthy[m] = true
-			r.reassess(m)
-			r.step(m, Event{Kind: EventStart}, "init")
-		}
+		r.watch(m.Transport)
 	}
-	linkPoll := time.Duration(0)
 	for _, m := range r.members {
-		if m.polled() {
-			if iv := m.Instance.cfg.Interval; linkPoll == 0 || iv < linkPoll {
-				linkPoll = iv
-			}
-		}
+		r.start(m)
 	}
+	linkPoll := r.pollInterval()
 	var nextPoll time.Time
 	if linkPoll > 0 {
 		nextPoll = r.clock.Now().Add(linkPoll)
@@ -370,14 +353,22 @@ func (r *Runner) Run(ctx context.Context) error {
 			stop()
 			r.shutdown()
 			return runErr
-		case err := <-errc:
+		case err := <-r.errc:
 			stop()
 			runErr = err
 			r.shutdown()
 			return runErr
-		case in := <-rx:
+		case in := <-r.rxq:
 			stop()
 			r.dispatch(in)
+		case u := <-r.updates:
+			stop()
+			u.done <- r.apply(u.Update)
+			if linkPoll = r.pollInterval(); linkPoll > 0 && nextPoll.IsZero() {
+				nextPoll = r.clock.Now().Add(linkPoll)
+			} else if linkPoll == 0 {
+				nextPoll = time.Time{}
+			}
 		case <-r.poke:
 			stop()
 			for _, m := range r.members {
@@ -405,6 +396,43 @@ func (r *Runner) Run(ctx context.Context) error {
 			}
 		}
 	}
+}
+
+// watch starts reading t unless it is read already.
+func (r *Runner) watch(t Transport) {
+	if slices.Contains(r.transports, t) {
+		return
+	}
+	r.transports = append(r.transports, t)
+	r.wg.Add(1)
+	go func() {
+		defer r.wg.Done()
+		r.readLoop(t, r.rxq, r.errc, r.done)
+	}()
+}
+
+// start assesses m's tracked objects and starts its instance.
+func (r *Runner) start(m *Member) {
+	if m.Instance.State() != StateInitialize {
+		return
+	}
+	r.healthy[m] = true
+	r.reassess(m)
+	r.step(m, Event{Kind: EventStart}, "init")
+}
+
+// pollInterval is how often tracked objects are polled: the shortest advert
+// interval of a polled member; 0 if none is.
+func (r *Runner) pollInterval() time.Duration {
+	var d time.Duration
+	for _, m := range r.members {
+		if m.polled() {
+			if iv := m.Instance.cfg.Interval; d == 0 || iv < d {
+				d = iv
+			}
+		}
+	}
+	return d
 }
 
 func (r *Runner) readLoop(t Transport, rx chan<- received, errc chan<- error, done <-chan struct{}) {
@@ -575,4 +603,143 @@ func (r *Runner) shutdown() {
 			r.step(m, Event{Kind: EventShutdown}, "shutdown")
 		}
 	}
+}
+
+// Update is a change of the Runner's members while it runs (a reload, docs/vrrp.md
+// "Live reload"). Members neither removed nor reconfigured keep their state and
+// timers: no flap.
+type Update struct {
+	// Prepare, if set, runs first on the Runner's goroutine, so that the caller
+	// can change what the callbacks read without a lock.
+	Prepare func()
+	// Remove shuts these instances down (a master advertises priority 0 and
+	// releases its VIPs, as keepalived does for an instance a reload removes) and
+	// drops them; a sync group goes whole. A transport no member uses any more is
+	// closed.
+	Remove []*Instance
+	// Reconfigure applies new settings to running instances in place.
+	Reconfigure []Reconfig
+	// Add starts new members (built as for NewRunner).
+	Add []Member
+}
+
+// Reconfig is a running member's new configuration (Instance.Reconfigure) and
+// tracked objects.
+type Reconfig struct {
+	Instance *Instance
+	Config   Config
+	LinkUp   func() bool
+	Tracks   []Track
+}
+
+type updateReq struct {
+	Update
+	done chan error
+}
+
+// ErrStopped is returned by Update once Run has returned.
+var ErrStopped = errors.New("vrrp: runner stopped")
+
+// Update applies u on the Runner's goroutine and waits for it. Removals come first,
+// then reconfigurations, then additions. An error (an instance that cannot be
+// reconfigured in place, an added instance already started) leaves the rest
+// applied; the caller restarts the instance instead (remove and add).
+func (r *Runner) Update(ctx context.Context, u Update) error {
+	req := updateReq{Update: u, done: make(chan error, 1)}
+	select {
+	case r.updates <- req:
+	case <-r.stopped:
+		return ErrStopped
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+	select {
+	case err := <-req.done:
+		return err
+	case <-r.stopped:
+		return ErrStopped
+	}
+}
+
+// apply carries out an Update (Run's goroutine).
+func (r *Runner) apply(u Update) error {
+	if u.Prepare != nil {
+		u.Prepare()
+	}
+	var errs []error
+	gone := map[*Instance]bool{}
+	for _, in := range u.Remove {
+		gone[in] = true
+		if g := in.group; g != nil {
+			for _, o := range g.members {
+				gone[o] = true
+			}
+		}
+	}
+	for _, m := range r.members {
+		if gone[m.Instance] && m.Instance.State() != StateInitialize {
+			r.step(m, Event{Kind: EventShutdown}, "removed by a reload")
+		}
+	}
+	kept := r.members[:0]
+	for _, m := range r.members {
+		if gone[m.Instance] {
+			delete(r.healthy, m)
+			delete(r.zero, m)
+			r.mu.Lock()
+			delete(r.status, m.Instance)
+			r.mu.Unlock()
+			continue
+		}
+		kept = append(kept, m)
+	}
+	clear(r.members[len(kept):])
+	r.members = kept
+	for _, rc := range u.Reconfigure {
+		m := r.member(rc.Instance)
+		if m == nil {
+			errs = append(errs, fmt.Errorf("vrrp: reconfigure: %w: instance is not a member", ErrInvalidConfig))
+			continue
+		}
+		if err := rc.Instance.Reconfigure(rc.Config); err != nil {
+			errs = append(errs, fmt.Errorf("%s: %w", m.Name, err))
+			continue
+		}
+		m.LinkUp, m.Tracks = rc.LinkUp, rc.Tracks
+		r.mu.Lock()
+		if st := r.status[m.Instance]; st != nil {
+			st.Configured = rc.Config.Priority
+		}
+		r.mu.Unlock()
+		r.log.Info("VRRP instance reconfigured", "instance", m.Name, "priority", rc.Config.Priority)
+		r.reassess(m)
+		r.snapshot(m, nil)
+	}
+	for i := range u.Add {
+		m := u.Add[i]
+		if m.Instance == nil || m.Transport == nil || m.Instance.State() != StateInitialize || r.member(m.Instance) != nil {
+			errs = append(errs, fmt.Errorf("vrrp: add %q: %w: needs a new instance and a transport", m.Name, ErrInvalidConfig))
+			continue
+		}
+		r.members = append(r.members, &m)
+		r.mu.Lock()
+		r.status[m.Instance] = &Status{Name: m.Name, State: StateInitialize, Priority: m.Instance.Priority(),
+			BasePriority: m.Instance.BasePriority(), Configured: m.Instance.cfg.Priority}
+		r.mu.Unlock()
+		r.watch(m.Transport)
+	}
+	for _, m := range r.members {
+		r.start(m)
+	}
+	// Close the transports no member uses any more; their read loops end.
+	used := r.transports[:0]
+	for _, t := range r.transports {
+		if slices.ContainsFunc(r.members, func(m *Member) bool { return m.Transport == t }) {
+			used = append(used, t)
+		} else {
+			t.Close()
+		}
+	}
+	r.transports = used
+	return errors.Join(errs...)
 }

@@ -1,0 +1,81 @@
+package vrrp
+
+import (
+	"context"
+	"testing"
+	"time"
+
+	"github.com/gvs-lb/gvs/internal/testutil"
+)
+
+// TestRunnerUpdate: while Run runs, a reload changes one master's priority (its next
+// advert carries it, no transition), removes another master (it advertises priority
+// 0 and leaves MASTER) and adds a third instance (it starts); the unchanged
+// instance sees no transition at all.
+func TestRunnerUpdate(t *testing.T) {
+	testutil.CheckLeaks(t)
+	c := testutil.NewClock(t)
+	rec := newRecorder()
+	cfgA, cfgB, cfgC := runnerConfig(150), runnerConfig(150), runnerConfig(100)
+	cfgB.VRID, cfgC.VRID = 52, 53
+	a, _ := NewInstance(cfgA)
+	b, _ := NewInstance(cfgB)
+	trA, trB, trC := newFakeTransport(), newFakeTransport(), newFakeTransport()
+	r, err := NewRunner([]Member{{Name: "A", Instance: a, Transport: trA}, {Name: "B", Instance: b, Transport: trB}}, rec.opts(c))
+	if err != nil {
+		t.Fatal(err)
+	}
+	runUntilCleanup(t, r)
+	waitState(t, rec, StateBackup)
+	waitState(t, rec, StateBackup)
+	c.BlockUntil(1)
+	c.Advance(4 * time.Second)
+	waitState(t, rec, StateMaster)
+	waitState(t, rec, StateMaster)
+	drain := func(tr *fakeTransport) {
+		for len(tr.sent) > 0 {
+			<-tr.sent
+		}
+	}
+	drain(trA)
+	drain(trB)
+
+	cfgA.Priority = 200
+	cc, _ := NewInstance(cfgC)
+	err = r.Update(context.Background(), Update{
+		Reconfigure: []Reconfig{{Instance: a, Config: cfgA}},
+		Remove:      []*Instance{b},
+		Add:         []Member{{Name: "C", Instance: cc, Transport: trC}},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if x := waitState(t, rec, StateInitialize); x.Name != "B" || x.From != StateMaster {
+		t.Fatalf("%+v", x)
+	}
+	if p := waitSent(t, trB); p.Advert.Priority != PriorityStop {
+		t.Fatalf("the removed master sent priority %d, want 0", p.Advert.Priority)
+	}
+	if x := waitState(t, rec, StateBackup); x.Name != "C" {
+		t.Fatalf("%+v", x)
+	}
+	c.BlockUntil(1)
+	c.Advance(time.Second)
+	if p := waitSent(t, trA); p.Advert.Priority != 200 {
+		t.Fatalf("A's next advert has priority %d, want 200", p.Advert.Priority)
+	}
+	st := r.Status()
+	if len(st) != 2 || st[0].Name != "A" || st[0].State != StateMaster || st[0].Configured != 200 || st[1].Name != "C" {
+		t.Fatalf("status %+v", st)
+	}
+	select {
+	case x := <-rec.changed:
+		t.Fatalf("unexpected transition %+v", x)
+	default:
+	}
+	// A change of VIPs cannot be made in place.
+	cfgA.Addrs = nil
+	if err := r.Update(context.Background(), Update{Reconfigure: []Reconfig{{Instance: a, Config: cfgA}}}); err == nil {
+		t.Fatal("a VIP change was made in place")
+	}
+}
