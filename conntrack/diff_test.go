@@ -188,13 +188,43 @@ func (h *harness) packetIn() {
 		flags = hFlags[h.src.IntN(len(hFlags))]
 	}
 	var ca, cb Conn
-	ra := h.tbl.In(&k, flags, h.now, &ca)
-	rb := h.ref.In(&k, flags, h.now, &cb)
-	h.logf("in %v:%d->%d %#x: %v", k.CAddr[:4], k.CPort, k.VPort, flags, ra)
-	h.same("In", ra, rb, &ca, &cb)
-	if ra != Miss {
-		return
+	if k.VPort != 443 && h.op%2 == 0 {
+		// Every other op: the table's one-lock new-connection path against the
+		// reference's In, then Insert. The picker draws what the code below would, in
+		// the same order, so the random stream (and every seed's run) is the same.
+		pk := &diffPicker{h: h, flags: flags}
+		ra := h.tbl.InOrInsert(&k, flags, h.now, pk, &ca)
+		rb := h.ref.In(&k, flags, h.now, &cb)
+		h.logf("in-or-insert %v:%d->%d %#x: %v (asked %v, dest %d)", k.CAddr[:4], k.CPort, k.VPort, flags, ra, pk.asked, pk.id)
+		if !pk.asked {
+			h.same("InOrInsert (In)", ra, rb, &ca, &cb)
+			if ra != Miss {
+				return
+			}
+			// NO_CPORT entries: InOrInsert did In alone; schedule as the Director would.
+		} else {
+			h.same("InOrInsert (the In part)", Miss, rb, &ca, &cb)
+			if pk.id == 0 {
+				h.same("InOrInsert (nothing picked)", ra, Miss, &ca, &cb)
+				return
+			}
+			rb = h.ref.Insert(&k, h.destB[pk.id], pk.dport, pk.m, pk.fl, nil, flags, h.now, &cb)
+			if ra == Created {
+				ra = Hit
+			}
+			h.same("InOrInsert (the Insert part)", ra, rb, &ca, &cb)
+			return
+		}
+	} else {
+		ra := h.tbl.In(&k, flags, h.now, &ca)
+		rb := h.ref.In(&k, flags, h.now, &cb)
+		h.logf("in %v:%d->%d %#x: %v", k.CAddr[:4], k.CPort, k.VPort, flags, ra)
+		h.same("In", ra, rb, &ca, &cb)
+		if ra != Miss {
+			return
+		}
 	}
+	var ra, rb Result
 	if k.Proto == protoTCP && (flags&tcpSYN == 0 || flags&tcpRST != 0) && h.src.IntN(4) != 0 {
 		return // §5.3: only SYNs schedule (mostly: sometimes act sloppy)
 	}
@@ -250,6 +280,38 @@ func (h *harness) packetIn() {
 	rb = h.ref.Insert(&k, h.destB[id], dport, m, fl, ctlB, flags, h.now, &cb)
 	h.logf("insert -> %d %v: %v", id, m, ra)
 	h.same("Insert", ra, rb, &ca, &cb)
+}
+
+// diffPicker is packetIn's choice of a new connection made inside InOrInsert: the
+// same draws, in the same order, as its own path through Insert.
+type diffPicker struct {
+	h     *harness
+	flags uint8
+	asked bool
+	id    uint32
+	dport uint16
+	m     ipvs.Method
+	fl    Flags
+}
+
+func (p *diffPicker) Pick(k *Key) (*sched.Dest, uint16, ipvs.Method, Flags) {
+	h := p.h
+	p.asked = true
+	if k.Proto == protoTCP && (p.flags&tcpSYN == 0 || p.flags&tcpRST != 0) && h.src.IntN(4) != 0 {
+		return nil, 0, 0, 0
+	}
+	if p.id = h.pick(); p.id == 0 {
+		return nil, 0, 0, 0
+	}
+	p.dport = k.VPort
+	if dp := h.destA[p.id].Port(); dp != 0 {
+		p.dport = dp
+	}
+	p.m = []ipvs.Method{ipvs.NAT, ipvs.NAT, ipvs.DR, ipvs.TUN}[h.src.IntN(4)]
+	if k.Proto == protoUDP && h.src.IntN(4) == 0 {
+		p.fl = FlagOnePacket
+	}
+	return h.destA[p.id], p.dport, p.m, p.fl
 }
 
 func (h *harness) packetOut() {

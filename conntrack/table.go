@@ -484,10 +484,21 @@ func (t *Table) in(k *Key, cport uint16, tcpFlags uint8, now int64, c *Conn) Res
 	si := t.shardOf(h)
 	s := &t.shards[si]
 	s.mu.Lock()
+	r, ctl, d := t.inLocked(s, si, h, k, cport, tcpFlags, now, c)
+	s.mu.Unlock()
+	t.inDone(r, ctl, d, c)
+	return r
+}
+
+// inLocked is in's work under the shard lock: the lookup, §5.2 steps 5 and 6, and on
+// a hit the transition and timer. It returns the result, the controller to mark
+// ASSURED and the connection's dest, for inDone once the lock is released.
+//
+// Precondition: s.mu is held (s is shard si of hash h).
+func (t *Table) inLocked(s *shard, si int, h uint64, k *Key, cport uint16, tcpFlags uint8, now int64, c *Conn) (Result, Ref, *sched.Dest) {
 	i := s.findInLocked(k, cport, h&t.bucketMask, now)
 	if i == 0 {
-		s.mu.Unlock()
-		return notFound
+		return notFound, 0, nil
 	}
 	e := s.at(i)
 	d := t.destOf(e)
@@ -504,32 +515,93 @@ func (t *Table) in(k *Key, cport uint16, tcpFlags uint8, now int64, c *Conn) Res
 			if e.nctl == 0 {
 				t.expireNowLocked(s, i, e, now)
 			}
-			s.mu.Unlock()
-			return Miss
+			return Miss, 0, nil
 		}
 	}
 	// §5.2 step 6: the dest was deleted.
 	if d != nil && !d.Available() {
 		if t.expireNodest.Load() {
 			t.expireNowLocked(s, i, e, now)
-			s.mu.Unlock()
-			return Miss
+			return Miss, 0, nil
 		}
 		t.fillLocked(si, i, e, c)
-		s.mu.Unlock()
-		fillDAddr(c, d)
-		return DropNoDest
+		return DropNoDest, 0, d
 	}
 	assure := transitionLocked(e, d, DirIn, tcpFlags, t.timeouts.Load())
 	t.rearmLocked(s, i, e, now+int64(e.timeout)*msNs)
 	ctl := t.assureStepLocked(e, assure)
 	t.fillLocked(si, i, e, c)
+	return Hit, ctl, d
+}
+
+// inDone finishes an inLocked result once the shard lock is released: the ASSURED
+// step on the controller (another shard) and the real server's address.
+func (t *Table) inDone(r Result, ctl Ref, d *sched.Dest, c *Conn) {
+	if ctl != 0 {
+		t.assure(ctl)
+	}
+	if r == Hit || r == DropNoDest {
+		fillDAddr(c, d)
+	}
+}
+
+// A Picker chooses the real server of a new connection for InOrInsert.
+type Picker interface {
+	// Pick returns the dest of a new connection for k, which has none, with its
+	// real-server port, method and flags as Insert takes them; a nil dest makes
+	// none. It runs with k's shard locked, so it must not call the Table; it may
+	// take locks the Table never holds while taking a shard lock (a scheduler's).
+	Pick(k *Key) (dest *sched.Dest, dport uint16, method ipvs.Method, flags Flags)
+}
+
+// InOrInsert is In, and when In would miss, Insert of the connection p picks (no
+// controlling template), in one hold of the flow's shard lock: one hash, one lock and
+// one bucket walk for a new connection instead of two. The results are In's — Hit,
+// DropNoDest, Miss — plus Created (c holds the new connection) and Full (p picked a
+// dest, but the table holds Max entries; nothing changed). Miss means no connection
+// was made: p picked none, or InOrInsert did In alone without asking p — when the
+// table holds NO_CPORT entries (§6.2's second lookup) or has never had an entry — the
+// caller tells the two apart by whether p was asked, and schedules by itself in the
+// second case.
+func (t *Table) InOrInsert(k *Key, tcpFlags uint8, now int64, p Picker, c *Conn) Result {
+	if (k.CPort != 0 && t.noCPort.Load() > 0) || !t.clockSet.Load() {
+		// The NO_CPORT retry, or the table's first connection (initClock takes
+		// every shard lock, so it cannot run under one): In alone.
+		return t.In(k, tcpFlags, now, c)
+	}
+	h := t.hash(k.Proto, k.IPv6, &k.CAddr, k.CPort)
+	si := t.shardOf(h)
+	s := &t.shards[si]
+	s.mu.Lock()
+	r, ctl, d := t.inLocked(s, si, h, k, k.CPort, tcpFlags, now, c)
+	if r != notFound && r != Miss {
+		s.mu.Unlock()
+		t.inDone(r, ctl, d, c)
+		return r
+	}
+	dest, dport, method, flags := p.Pick(k)
+	if dest == nil {
+		s.mu.Unlock()
+		return Miss
+	}
+	flags = newConnFlags(k, dest, method, flags)
+	if flags&FlagOnePacket != 0 {
+		s.mu.Unlock()
+		t.insertOnePacket(k, dest, dport, method, flags, 0, tcpFlags, now, c)
+		return Created
+	}
+	t.remember(dest)
+	if !t.reserve() {
+		s.mu.Unlock()
+		return Full
+	}
+	ctl = t.insertLocked(s, si, h, k, dest, dport, method, flags, 0, tcpFlags, now, c)
 	s.mu.Unlock()
 	if ctl != 0 {
 		t.assure(ctl)
 	}
-	fillDAddr(c, d)
-	return Hit
+	fillDAddr(c, dest)
+	return Created
 }
 
 // findInLocked returns the first live connection in bucket b matching an input-direction
@@ -754,16 +826,9 @@ func (t *Table) reserve() bool {
 // Insert returns Full, changing nothing, when the table holds Max entries. It allocates
 // only when a shard's slab grows by a chunk.
 func (t *Table) Insert(k *Key, dest *sched.Dest, dport uint16, method ipvs.Method, flags Flags, control Ref, tcpFlags uint8, now int64, c *Conn) Result {
-	flags &= FlagOnePacket | FlagNoCPort
-	if k.Proto != protoUDP {
-		flags &^= FlagOnePacket
-	}
+	flags = newConnFlags(k, dest, method, flags)
 	if dest != nil {
 		t.remember(dest)
-		flags |= FlagInactive
-		if method != ipvs.NAT {
-			flags |= FlagNoOutput
-		}
 	}
 	if flags&FlagOnePacket != 0 {
 		return t.insertOnePacket(k, dest, dport, method, flags, control, tcpFlags, now, c)
@@ -779,6 +844,38 @@ func (t *Table) Insert(k *Key, dest *sched.Dest, dport uint16, method ipvs.Metho
 	si := t.shardOf(h)
 	s := &t.shards[si]
 	s.mu.Lock()
+	ctl := t.insertLocked(s, si, h, k, dest, dport, method, flags, control, tcpFlags, now, c)
+	s.mu.Unlock()
+	if ctl != 0 {
+		t.assure(ctl)
+	}
+	fillDAddr(c, dest)
+	return Hit
+}
+
+// newConnFlags returns the flags of a new connection (Insert's rules): only
+// FlagOnePacket (UDP only) and FlagNoCPort from flags, and with a dest INACTIVE and,
+// except for NAT, NOOUTPUT.
+func newConnFlags(k *Key, dest *sched.Dest, method ipvs.Method, flags Flags) Flags {
+	flags &= FlagOnePacket | FlagNoCPort
+	if k.Proto != protoUDP {
+		flags &^= FlagOnePacket
+	}
+	if dest != nil {
+		flags |= FlagInactive
+		if method != ipvs.NAT {
+			flags |= FlagNoOutput
+		}
+	}
+	return flags
+}
+
+// insertLocked makes the connection of Insert in shard si (hash h), a slot having been
+// reserved against Max, applies its first transition and fills c (but DAddr). It
+// returns the controller to mark ASSURED once the lock is released.
+//
+// Precondition: s.mu is held.
+func (t *Table) insertLocked(s *shard, si int, h uint64, k *Key, dest *sched.Dest, dport uint16, method ipvs.Method, flags Flags, control Ref, tcpFlags uint8, now int64, c *Conn) Ref {
 	i := s.allocLocked()
 	e := s.at(i)
 	t.initEntry(e, k, dest, dport, method, flags, control)
@@ -793,12 +890,7 @@ func (t *Table) Insert(k *Key, dest *sched.Dest, dport uint16, method ipvs.Metho
 	}
 	ctl := t.assureStepLocked(e, assure)
 	t.fillLocked(si, i, e, c)
-	s.mu.Unlock()
-	if ctl != 0 {
-		t.assure(ctl)
-	}
-	fillDAddr(c, dest)
-	return Hit
+	return ctl
 }
 
 // initEntry sets up a fresh connection entry (state NONE or UDP, timeout 3 s).

@@ -208,9 +208,12 @@ const (
 	// Full: Insert refused because the table holds Max entries. Established
 	// entries are never evicted to make room.
 	Full
+	// Created: InOrInsert made a new connection (its first transition applied, c
+	// filled; c.Ref is 0 for a ONE_PACKET one, which is never stored).
+	Created
 )
 
-var resultNames = [...]string{"Result(0)", "Miss", "Hit", "DropNoDest", "Full"}
+var resultNames = [...]string{"Result(0)", "Miss", "Hit", "DropNoDest", "Full", "Created"}
 
 func (r Result) String() string {
 	if int(r) < len(resultNames) {

@@ -107,15 +107,34 @@ func (w *Worker) inbound(s *snapshot, f *Frame, now int64, out []Frame) []Frame 
 		}
 	}
 	w.tableRefs++
-	switch w.d.table.In(&w.key, flags, now, &w.conn) {
+	// The lookup and, for a new flow, the scheduling and insertion in one hold of
+	// the flow's shard lock: the table asks w.Pick (newconn.go) when it finds nothing.
+	w.nc = newConn{flags: flags, now: now}
+	var r conntrack.Result
+	if w.twoPass { // tests: the lookup alone, then schedule
+		r = w.d.table.In(&w.key, flags, now, &w.conn)
+	} else {
+		r = w.d.table.InOrInsert(&w.key, flags, now, w, &w.conn)
+	}
+	switch r {
 	case conntrack.Hit:
 		w.flows.store(&w.key, &w.conn, now)
 		return w.xmit(s, f, &w.conn, false, out)
+	case conntrack.Created:
+		return w.created(f, now, out)
 	case conntrack.DropNoDest:
 		w.flows.forget(&w.key)
 		return w.drop(ReasonDestDeleted, out)
+	case conntrack.Full:
+		w.flows.forget(&w.key)
+		return w.drop(ReasonTableFull, out)
 	}
 	w.flows.forget(&w.key)
+	if w.nc.asked && w.nc.reason != 0 {
+		return w.notPicked(f, out)
+	}
+	// Not asked (NO_CPORT entries, the table's first connection) or a persistent
+	// service: the classic path.
 	return w.schedule(s, f, flags, false, now, out)
 }
 
@@ -135,22 +154,15 @@ func (w *Worker) schedule(s *snapshot, f *Frame, flags uint8, icmp bool, now int
 	if b := s.set.def.source; b.interval != 0 && !icmp && !w.sourceAllowed(b, now) {
 		return w.drop(ReasonSourceLimit, out)
 	}
-	pk := &w.pk
-	if icmp {
-		// The quoted header runs VIP → client: sh and mh hash its destination.
-		pk.Src, pk.Dst, pk.SrcPort, pk.DstPort = k.VAddr, k.CAddr, k.VPort, k.CPort
-	} else {
-		pk.Src, pk.Dst, pk.SrcPort, pk.DstPort = k.CAddr, k.VAddr, k.CPort, k.VPort
-	}
-	pk.IPv6, pk.Protocol, pk.Inverse, pk.Now = k.IPv6, k.Proto, icmp, now
+	w.setSchedPacket(icmp, now)
 
 	var (
 		dest    *sched.Dest
 		control conntrack.Ref
 		dport   uint16
+		r       Reason
 	)
 	if svc.spec.Persistence > 0 {
-		var r Reason
 		dest, control, r = w.persist(s, svc, now)
 		if dest == nil {
 			return w.leave(s, svc, f, r, out)
@@ -159,24 +171,10 @@ func (w *Worker) schedule(s *snapshot, f *Frame, flags uint8, icmp bool, now int
 		if k.VPort == svc.spec.Addr.Port() && dest.Port() != 0 {
 			dport = dest.Port()
 		}
-	} else {
-		if svc.spec.FWMark == 0 && svc.spec.Addr.Port() != k.VPort {
-			// Port-0 (and FTP data fallback) services schedule only persistently.
-			return w.leave(s, svc, f, ReasonPortZero, out)
-		}
-		dest = svc.pool.Schedule(pk)
-		if dest == nil {
-			return w.leave(s, svc, f, ReasonNoDest, out)
-		}
-		dport = dest.Port()
-		if dport == 0 {
-			dport = k.VPort
-		}
+	} else if dest, dport, r = w.pickPlain(svc); dest == nil {
+		return w.leave(s, svc, f, r, out)
 	}
-	var cf conntrack.Flags
-	if svc.spec.OPS && k.Proto == header.IPProtoUDP {
-		cf = conntrack.FlagOnePacket
-	}
+	cf := connFlags(svc, k)
 	if int(dest.ID()) >= len(s.dests) { // a template's dest from a newer generation
 		if s, _ = w.destInfo(dest.ID()); int(dest.ID()) >= len(s.dests) {
 			return w.drop(ReasonDestDeleted, out)

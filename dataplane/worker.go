@@ -64,6 +64,8 @@ type Worker struct {
 	batchGen uint64    // the generation the last batch started on
 	pub      published
 	flows    *flowCache // this worker's established flows (see flowCache)
+	nc       newConn    // the current packet's exchange with Pick (newconn.go)
+	twoPass  bool       // tests: In, then schedule, instead of InOrInsert
 
 	// tableRefs counts the frames of the current batch that went to the connection
 	// table; it decides whether the next batch is prefetched (prefetch.go).
