@@ -2,6 +2,8 @@ package cluster
 
 import (
 	"net/netip"
+	"slices"
+	"strings"
 	"time"
 
 	"github.com/gvs-lb/gvs/ipvssync"
@@ -260,4 +262,47 @@ func (j *joinState) progress(n *Node, now time.Time) {
 	if n.state == StateSyncing {
 		n.state = StateReady
 	}
+}
+
+// JoinStatus is a joining director's bulk-sync progress, for gvs adm --cluster.
+type JoinStatus struct {
+	Since time.Duration // since Start
+	Peers []JoinPeerStatus
+}
+
+// JoinPeerStatus is the bulk expected from one peer.
+type JoinPeerStatus struct {
+	NodeID   string
+	Done     bool   // its bulk-done arrived
+	Sent     uint64 // the count its bulk-done announced
+	Received uint64 // records received from it since the request
+	Complete bool   // counted in full (or given up on after a second short count)
+}
+
+// Join returns the join in progress, or nil when the node is not joining.
+func (n *Node) Join(now time.Time) *JoinStatus {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	j := n.join
+	if j == nil {
+		return nil
+	}
+	st := &JoinStatus{Since: now.Sub(j.start)}
+	for id, jp := range j.peers {
+		var recv uint64
+		if p := n.peers[id]; p != nil {
+			recv = n.recvFromLocked(p.addr) - jp.base
+		}
+		st.Peers = append(st.Peers, JoinPeerStatus{NodeID: id, Done: jp.gotDone || jp.complete, Sent: jp.doneCount,
+			Received: recv, Complete: jp.complete})
+	}
+	slices.SortFunc(st.Peers, func(a, b JoinPeerStatus) int { return strings.Compare(a.NodeID, b.NodeID) })
+	return st
+}
+
+// Incarnation returns the node's current incarnation (0 before Start).
+func (n *Node) Incarnation() uint64 {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	return n.inc
 }
