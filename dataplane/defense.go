@@ -52,7 +52,7 @@ const (
 	sourceBits    = 16 // slots of the per-source table: 65,536 (512 KiB)
 	maxVLANID     = 4094
 	maxICMPLimit  = time.Hour
-	maxSourceRate = 1 << 30
+	maxSourceRate = 1_000_000_000 // one event a nanosecond: the buckets' resolution
 )
 
 // DefaultDefense returns Linux's defaults: no VLAN, ICMP errors limited as

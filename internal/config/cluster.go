@@ -4,6 +4,8 @@ import (
 	"fmt"
 	"net/netip"
 	"time"
+
+	"github.com/gvs-lb/gvs/ipvs"
 )
 
 // Cluster is the [cluster] table: cluster mode, N active-active directors behind an
@@ -167,4 +169,34 @@ func (r *reader) cluster(t *table, c *Cluster) {
 			c.ControlPort, c.SyncPort, c.SyncPort+c.SyncPorts-1)
 	}
 	t.done()
+}
+
+// crossCheckCluster applies cluster mode's rules that span tables: cluster VIPs are
+// routed and announced by BIRD, so none may be a VRRP address, and replies must not
+// need a director, so no real server may use NAT (docs/cluster.md §2).
+func (r *reader) crossCheckCluster(cfg *Config) {
+	if !cfg.Cluster.Enabled {
+		return
+	}
+	vips := map[netip.Addr]bool{}
+	for i := range cfg.Services {
+		s := &cfg.Services[i]
+		if a := s.Addr.Addr(); a.IsValid() {
+			vips[a] = true
+		}
+		for j := range s.RealServers {
+			if s.RealServers[j].Method == ipvs.NAT {
+				r.errorf(joinIndex(joinKey(joinIndex("service", i), "real_server"), j),
+					"method nat in cluster mode: replies would have to return through the director that scheduled them; use dr or tun (NAT clusters are a later phase)")
+			}
+		}
+	}
+	for i := range cfg.VRRP {
+		for _, a := range cfg.VRRP[i].VirtualIPAddress {
+			if vips[a] {
+				r.errorf(joinKey(joinIndex("vrrp", i), "virtual_ipaddress"),
+					"%v is a cluster VIP: in cluster mode VIPs are routed to every director and announced by BIRD, not held by VRRP", a)
+			}
+		}
+	}
 }

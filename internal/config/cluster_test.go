@@ -57,3 +57,28 @@ func TestClusterTableErrors(t *testing.T) {
 		}
 	}
 }
+
+func TestClusterCrossCheck(t *testing.T) {
+	base := `
+[cluster]
+[[service]]
+address = "198.18.100.1:80"
+[[service.real_server]]
+address = "198.18.0.5:80"
+`
+	for _, tc := range []struct{ extra, want string }{
+		{"method = \"nat\"\n", "method nat in cluster mode"},
+		{"\n[[vrrp]]\nname = \"v\"\ninterface = \"eth0\"\nvirtual_router_id = 1\npriority = 100\nvirtual_ipaddress = [\"198.18.100.1\"]\n", "is a cluster VIP"},
+	} {
+		_, err := Parse("t.toml", []byte(base+tc.extra))
+		if err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("%q: %v, want %q", tc.extra, err, tc.want)
+		}
+	}
+	if _, err := Parse("t.toml", []byte(base)); err != nil {
+		t.Fatalf("a DR cluster service: %v", err)
+	}
+	if _, err := Parse("t.toml", []byte(strings.Replace(base, "[cluster]", "[cluster]\nenabled = false", 1)+"method = \"nat\"\n")); err != nil {
+		t.Fatalf("NAT with cluster mode off: %v", err)
+	}
+}

@@ -51,9 +51,9 @@ const (
 	defaultICMPMsgsBurst  = 50
 
 	maxVLANID       = 4094
-	maxICMPRateMs   = 3_600_000 // an hour
-	maxICMPRateMask = 1<<19 - 1 // ICMPv4 types 0–18, as the kernel's mask
-	maxRate         = 1 << 30
+	maxICMPRateMs   = 3_600_000     // an hour
+	maxICMPRateMask = 1<<19 - 1     // ICMPv4 types 0–18, as the kernel's mask
+	maxRate         = 1_000_000_000 // one a nanosecond, the Director's resolution
 )
 
 func defaultDefense() Defense {

@@ -75,6 +75,7 @@ func Parse(name string, data []byte) (*Config, error) {
 	root.done()
 	r.crossCheck(cfg)
 	r.crossCheckVRRP(cfg)
+	r.crossCheckCluster(cfg)
 	if err := r.result(); err != nil {
 		return nil, err
 	}

@@ -1,0 +1,152 @@
+package lab
+
+import (
+	"net"
+	"net/netip"
+	"os"
+	"regexp"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/google/gopacket"
+	"github.com/google/gopacket/layers"
+)
+
+// The checks of GitHub issue 12 (points 3 and 4) against the live director: frames
+// Linux would not forward are never seen leaving the director toward the real
+// servers, and are counted; TTL-1 packets from one spoofed source get Linux's
+// budget of time-exceeded errors.
+
+// synFrame12 builds a TCP SYN frame client → VIP with the given Ethernet
+// destination, optional 802.1Q tag and IPv4 options; the source port marks it.
+func synFrame12(t *testing.T, src, dst net.HardwareAddr, from, vip netip.Addr, sport uint16, vlan uint16, ttl uint8, opts []layers.IPv4Option) []byte {
+	t.Helper()
+	eth := &layers.Ethernet{SrcMAC: src, DstMAC: dst, EthernetType: layers.EthernetTypeIPv4}
+	ls := []gopacket.SerializableLayer{eth}
+	if vlan != 0 {
+		eth.EthernetType = layers.EthernetTypeDot1Q
+		ls = append(ls, &layers.Dot1Q{VLANIdentifier: vlan, Type: layers.EthernetTypeIPv4})
+	}
+	ip := &layers.IPv4{Version: 4, TTL: ttl, Protocol: layers.IPProtocolTCP, SrcIP: from.AsSlice(), DstIP: vip.AsSlice(), Options: opts}
+	tcp := &layers.TCP{SrcPort: layers.TCPPort(sport), DstPort: 80, SYN: true, Seq: 1, Window: 1024}
+	tcp.SetNetworkLayerForChecksum(ip)
+	buf := gopacket.NewSerializeBuffer()
+	if err := gopacket.SerializeLayers(buf, gopacket.SerializeOptions{FixLengths: true, ComputeChecksums: true}, append(ls, ip, tcp)...); err != nil {
+		t.Fatal(err)
+	}
+	return buf.Bytes()
+}
+
+// reasonCounts sums the drop reasons the director logs when its workers stop.
+func reasonCounts(log string) map[string]uint64 {
+	out := map[string]uint64{}
+	for _, line := range strings.Split(log, "\n") {
+		if !strings.Contains(line, "worker stopped") {
+			continue
+		}
+		for _, m := range regexp.MustCompile(`\b([a-z_]+)=(\d+)\b`).FindAllStringSubmatch(line, -1) {
+			n, _ := strconv.ParseUint(m[2], 10, 64)
+			out[m[1]] += n
+		}
+	}
+	return out
+}
+
+func TestLiveIssue12Filter(t *testing.T) {
+	spec := e2eSpec(t, DR)
+	l := upIssue4(t, spec)
+	// VLAN 20 is named, VLAN 10 is not.
+	conf, err := os.ReadFile(l.ConfigPath("dir1"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	path := l.ConfigPath("dir1") + ".issue12.toml"
+	if err := os.WriteFile(path, []byte(strings.Replace(string(conf), "[director]\n", "[director]\nvlans = [20]\n", 1)), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	p := runGVS(t, l, path)
+	client, _ := l.Host("client")
+	dir1, _ := l.Host("dir1")
+	other := net.HardwareAddr{0x02, 0, 0, 0, 0, 0x99}
+	lsrr := layers.IPv4Option{OptionType: 131, OptionLength: 7, OptionData: []byte{4, 198, 18, 0, 9}}
+	const each = 5
+	cases := []struct {
+		name    string
+		sport   uint16
+		frame   []byte
+		reason  string // "": forwarded
+		forward bool
+	}{
+		{"to another MAC", 61001, synFrame12(t, client.MAC(), other, client.Addr(), l.VIP(), 61001, 0, 64, nil), "other_host", false},
+		{"VLAN 10 (not named)", 61002, synFrame12(t, client.MAC(), dir1.MAC(), client.Addr(), l.VIP(), 61002, 10, 64, nil), "vlan", false},
+		{"LSRR", 61003, synFrame12(t, client.MAC(), dir1.MAC(), client.Addr(), l.VIP(), 61003, 0, 64, []layers.IPv4Option{lsrr}), "source_route", false},
+		{"broadcast", 61004, synFrame12(t, client.MAC(), net.HardwareAddr{0xff, 0xff, 0xff, 0xff, 0xff, 0xff}, client.Addr(), l.VIP(), 61004, 0, 64, nil), "group_mac", false},
+		{"VLAN 20 (named)", 61005, synFrame12(t, client.MAC(), dir1.MAC(), client.Addr(), l.VIP(), 61005, 20, 64, nil), "", true},
+		{"plain", 61006, synFrame12(t, client.MAC(), dir1.MAC(), client.Addr(), l.VIP(), 61006, 0, 64, nil), "", true},
+	}
+	// What leaves the director toward the real servers, on the real servers' wire.
+	seen := map[uint16]int{}
+	var taps []*frameTap
+	for _, rs := range l.hostsWith(RealServer) {
+		taps = append(taps, tapFrames(t, l, rs.Name, func(p gopacket.Packet) bool {
+			tcp := tcpOf(p)
+			return tcp != nil && tcp.SrcPort >= 61001 && tcp.SrcPort <= 61006 && ethOf(p).SrcMAC.String() == dir1.MAC().String()
+		}))
+	}
+	for _, c := range cases {
+		sendFrames(t, l, "client", each, c.frame)
+	}
+	for _, tap := range taps {
+		for _, p := range tap.stop() {
+			seen[uint16(tcpOf(p).SrcPort)]++
+		}
+	}
+	log := stopGVS(t, l, p)
+	counts := reasonCounts(log)
+	for _, c := range cases {
+		switch {
+		case c.forward && seen[c.sport] == 0:
+			t.Errorf("%s: not forwarded to a real server (the capture works if this is the only error)", c.name)
+		case !c.forward && seen[c.sport] != 0:
+			t.Errorf("%s: %d frames forwarded to the real servers, want none", c.name, seen[c.sport])
+		}
+		if c.reason != "" && counts[c.reason] < each {
+			t.Errorf("%s: %s counted %d times, want at least %d (counters %v)", c.name, c.reason, counts[c.reason], each, counts)
+		}
+	}
+}
+
+func TestLiveIssue12ICMPBudget(t *testing.T) {
+	spec := e2eSpec(t, DR)
+	l := upIssue4(t, spec)
+	p := runGVS(t, l, l.ConfigPath("dir1"))
+	client, _ := l.Host("client")
+	dir1, _ := l.Host("dir1")
+	spoofed := netip.MustParseAddr("198.18.0.77")
+	tap := tapFrames(t, l, "client", func(p gopacket.Packet) bool {
+		ic, ok := p.Layer(layers.LayerTypeICMPv4).(*layers.ICMPv4)
+		return ok && ic.TypeCode.Type() == layers.ICMPv4TypeTimeExceeded
+	})
+	// 1,000 TTL-1 SYNs from one spoofed source, sent at once (well within a second).
+	var frames [][]byte
+	for i := range 1000 {
+		frames = append(frames, synFrame12(t, client.MAC(), dir1.MAC(), spoofed, l.VIP(), uint16(20000+i), 0, 1, nil))
+	}
+	start := time.Now()
+	sendFrames(t, l, "client", 1, frames...)
+	sent := time.Since(start)
+	got := tap.stop()
+	log := stopGVS(t, l, p)
+	counts := reasonCounts(log)
+	// Linux: 6 at once to a destination, then one a second.
+	budget := 6 + int(sent/time.Second)
+	if len(got) == 0 || len(got) > budget {
+		t.Errorf("%d time-exceeded errors for 1,000 TTL-1 packets sent in %v, want 1–%d", len(got), sent, budget)
+	}
+	if counts["ttl_exceeded"] != 1000 {
+		t.Errorf("ttl_exceeded counted %d, want 1000 (counters %v)", counts["ttl_exceeded"], counts)
+	}
+	t.Logf("%d time-exceeded errors for 1,000 TTL-1 packets sent in %v", len(got), sent)
+}
