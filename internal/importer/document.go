@@ -80,12 +80,15 @@ type Doc struct {
 	Summary []string // header comment lines after the first
 	Dir     Director
 	Scripts Scripts
-	// VRRPScripts become [[vrrp_script]] tables, in source order.
-	VRRPScripts []*VRRPScript
-	Services    []*Service
-	VRRP        []*VRRP
-	Groups      []*SyncGroup
-	notes       []noteEntry
+	// VRRPScripts, TrackFiles and TrackProcesses become [[vrrp_script]],
+	// [[vrrp_track_file]] and [[vrrp_track_process]] tables, in source order.
+	VRRPScripts    []*VRRPScript
+	TrackFiles     []*TrackFile
+	TrackProcesses []*TrackProcess
+	Services       []*Service
+	VRRP           []*VRRP
+	Groups         []*SyncGroup
+	notes          []noteEntry
 }
 
 // Director is what an import sets of [director].
@@ -115,6 +118,33 @@ type VRRPScript struct {
 	User     string
 	InitFail bool
 	Off      string
+}
+
+// A TrackFile becomes one [[vrrp_track_file]].
+type TrackFile struct {
+	Pos     Pos
+	Name    string
+	File    string
+	Weight  Opt[int] // unset: 1
+	Reverse bool
+	Off     string
+}
+
+// A TrackProcess becomes one [[vrrp_track_process]].
+type TrackProcess struct {
+	Pos            Pos
+	Name           string
+	Process        string
+	Params         []string
+	ParamMatch     string // "", "exact", "partial", "initial"
+	FullCommand    bool
+	Weight         int
+	Reverse        bool
+	Quorum         Opt[int]
+	QuorumMax      Opt[int]
+	ForkDelay      Opt[time.Duration]
+	TerminateDelay Opt[time.Duration]
+	Off            string
 }
 
 // A Service becomes one [[service]].
@@ -223,9 +253,10 @@ type VRRP struct {
 	NotifyFault       string
 	Notify            string
 	Track             []Track // track_interface
-	// TrackScript are track_script entries, "NAME", "NAME weight W [reverse]".
-	TrackScript []string
-	Off         string
+	// TrackScript, TrackFile and TrackProcess are track_script, track_file and
+	// track_process entries, "NAME", "NAME weight W [reverse]".
+	TrackScript, TrackFile, TrackProcess []string
+	Off                                  string
 }
 
 // A Track is one track_interface entry; Weight 0 = none.

@@ -58,6 +58,10 @@ func CheckRoundTrip(im *Imported) error {
 		return fmt.Errorf("import round trip: scripts\n got %+v\nwant %+v", b.Scripts, a.Scripts)
 	case !reflect.DeepEqual(a.VRRPScripts, b.VRRPScripts):
 		return fmt.Errorf("import round trip: vrrp_script\n got %+v\nwant %+v", b.VRRPScripts, a.VRRPScripts)
+	case !reflect.DeepEqual(a.TrackFiles, b.TrackFiles):
+		return fmt.Errorf("import round trip: vrrp_track_file\n got %+v\nwant %+v", b.TrackFiles, a.TrackFiles)
+	case !reflect.DeepEqual(a.TrackProcesses, b.TrackProcesses):
+		return fmt.Errorf("import round trip: vrrp_track_process\n got %+v\nwant %+v", b.TrackProcesses, a.TrackProcesses)
 	}
 	return fmt.Errorf("import round trip: vrrp_sync_group\n got %+v\nwant %+v", b.VRRPSyncGroups, a.VRRPSyncGroups)
 }

@@ -24,6 +24,8 @@ type (
 		Director   *tomlDirector    `toml:"director,omitempty"`
 		Scripts    *tomlScripts     `toml:"scripts,omitempty"`
 		VRRPScript []tomlVRRPScript `toml:"vrrp_script,omitempty"`
+		TrackFile  []tomlTrackFile  `toml:"vrrp_track_file,omitempty"`
+		TrackProc  []tomlTrackProc  `toml:"vrrp_track_process,omitempty"`
 		VRRP       []tomlVRRP       `toml:"vrrp,omitempty"`
 		SyncGroup  []tomlSyncGroup  `toml:"vrrp_sync_group,omitempty"`
 		Service    []tomlService    `toml:"service,omitempty"`
@@ -50,6 +52,25 @@ type (
 		User     string    `toml:"user,omitempty"`
 		InitFail bool      `toml:"init_fail,omitempty"`
 	}
+	tomlTrackFile struct {
+		Name    string `toml:"name"`
+		File    string `toml:"file"`
+		Weight  *int   `toml:"weight,omitempty"`
+		Reverse bool   `toml:"reverse,omitempty"`
+	}
+	tomlTrackProc struct {
+		Name           string    `toml:"name"`
+		Process        string    `toml:"process"`
+		Params         []string  `toml:"params,omitempty"`
+		ParamMatch     string    `toml:"param_match,omitempty"`
+		FullCommand    bool      `toml:"full_command,omitempty"`
+		Weight         int       `toml:"weight,omitzero"`
+		Reverse        bool      `toml:"reverse,omitempty"`
+		Quorum         *int      `toml:"quorum,omitempty"`
+		QuorumMax      *int      `toml:"quorum_max,omitempty"`
+		ForkDelay      *duration `toml:"fork_delay,omitempty"`
+		TerminateDelay *duration `toml:"terminate_delay,omitempty"`
+	}
 	tomlVRRP struct {
 		Name                    string       `toml:"name"`
 		Interface               string       `toml:"interface,omitempty"`
@@ -75,6 +96,8 @@ type (
 		Notify                  string       `toml:"notify,omitempty"`
 		TrackInterface          []string     `toml:"track_interface,omitempty"`
 		TrackScript             []string     `toml:"track_script,omitempty"`
+		TrackFile               []string     `toml:"track_file,omitempty"`
+		TrackProcess            []string     `toml:"track_process,omitempty"`
 	}
 	tomlSyncGroup struct {
 		Name  string   `toml:"name"`
@@ -223,7 +246,29 @@ func (v *VRRP) toml() tomlVRRP {
 		t.TrackInterface = append(t.TrackInterface, text(tr.String()))
 	}
 	t.TrackScript = texts(v.TrackScript)
+	t.TrackFile = texts(v.TrackFile)
+	t.TrackProcess = texts(v.TrackProcess)
 	return t
+}
+
+func (f *TrackFile) toml() tomlTrackFile {
+	return tomlTrackFile{Name: text(f.Name), File: text(f.File), Weight: optional(f.Weight, same), Reverse: f.Reverse}
+}
+
+func (p *TrackProcess) toml() tomlTrackProc {
+	return tomlTrackProc{
+		Name:           text(p.Name),
+		Process:        text(p.Process),
+		Params:         texts(p.Params),
+		ParamMatch:     text(p.ParamMatch),
+		FullCommand:    p.FullCommand,
+		Weight:         p.Weight,
+		Reverse:        p.Reverse,
+		Quorum:         optional(p.Quorum, same),
+		QuorumMax:      optional(p.QuorumMax, same),
+		ForkDelay:      optional(p.ForkDelay, dur),
+		TerminateDelay: optional(p.TerminateDelay, dur),
+	}
 }
 
 func (s *Scripts) toml() *tomlScripts {
@@ -470,6 +515,16 @@ func (d *Doc) render(notes []Note) ([]byte, []span) {
 	for _, vs := range d.VRRPScripts {
 		block(vs.Pos, "vrrp_script "+vs.Name, &vs.Off, func() {
 			w.block("", marshal(tomlFile{VRRPScript: []tomlVRRPScript{vs.toml()}}))
+		})
+	}
+	for _, f := range d.TrackFiles {
+		block(f.Pos, "vrrp_track_file "+f.Name, &f.Off, func() {
+			w.block("", marshal(tomlFile{TrackFile: []tomlTrackFile{f.toml()}}))
+		})
+	}
+	for _, p := range d.TrackProcesses {
+		block(p.Pos, "vrrp_track_process "+p.Name, &p.Off, func() {
+			w.block("", marshal(tomlFile{TrackProc: []tomlTrackProc{p.toml()}}))
 		})
 	}
 	for _, v := range d.VRRP {

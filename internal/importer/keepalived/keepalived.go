@@ -102,6 +102,7 @@ type kaImporter struct {
 	// track_script entries, resolved in trackWeights.
 	scripts    map[string]*importer.VRRPScript
 	scriptRefs map[*importer.VRRP][]kaScriptRef
+	tracked    map[string]kaTracked // "vrrp_script NAME", "vrrp_track_file NAME", …
 }
 
 func (k *kaImporter) note(p importer.Pos, format string, args ...any) { k.doc.Note(p, format, args...) }
@@ -133,7 +134,8 @@ func (k *kaImporter) dispatch(ctx string, n *kaNode, unsupported map[string]stri
 var kaBlockKeywords = []string{"real_server", "url", "authentication", "virtual_ipaddress", "unicast_peer",
 	"http_get", "ssl_get", "tcp_check", "udp_check", "misc_check", "smtp_check", "dns_check", "ping_check",
 	"file_check", "bfd_check", "global_defs", "virtual_server_group",
-	"vrrp_instance", "virtual_server", "vrrp_sync_group", "group", "track_interface", "vrrp_script", "track_script"}
+	"vrrp_instance", "virtual_server", "vrrp_sync_group", "group", "track_interface", "vrrp_script", "track_script",
+	"vrrp_track_file", "track_file", "vrrp_track_process", "track_process"}
 
 // blockText summarises a statement's block for a note: " { a; b c }", shortened.
 func (n *kaNode) blockText() string {
@@ -292,6 +294,10 @@ func (k *kaImporter) translate(nodes []*kaNode) {
 				k.syncGroup(n)
 			case "vrrp_script":
 				k.vrrpScript(n)
+			case "vrrp_track_file", "track_file":
+				k.trackFileDef(n)
+			case "vrrp_track_process", "track_process":
+				k.trackProcessDef(n)
 			default:
 				return false
 			}
@@ -337,10 +343,6 @@ func (k *kaImporter) directorInterface() {
 }
 
 var kaTopUnsupported = map[string]string{
-	"vrrp_track_process":    "gvs import does not translate it yet: write a [[vrrp_track_process]] table (config.example.toml, docs/scripts.md §1.5)",
-	"track_process":         "gvs import does not translate it yet: write a [[vrrp_track_process]] table (config.example.toml, docs/scripts.md §1.5)",
-	"vrrp_track_file":       "gvs import does not translate it yet: write a [[vrrp_track_file]] table (config.example.toml, docs/scripts.md §1.4)",
-	"track_file":            "gvs import does not translate it yet: write a [[vrrp_track_file]] table (config.example.toml, docs/scripts.md §1.4)",
 	"static_ipaddress":      "gvs adds no addresses to interfaces",
 	"static_routes":         "gvs adds no routes",
 	"static_rules":          "gvs adds no routing rules",

@@ -8,13 +8,30 @@ import (
 	"github.com/gvs-lb/gvs/internal/importer"
 )
 
-// kaScriptRef is one track_script entry of an instance, before it is checked
-// against the vrrp_script blocks and keepalived's weight rules (trackWeights).
+// kaScriptRef is one track_script, track_file or track_process entry of an
+// instance, before it is checked against the blocks it names and keepalived's
+// weight rules (trackWeights).
 type kaScriptRef struct {
+	kind    string // "track_script", "track_file", "track_process"
 	pos     importer.Pos
 	name    string
 	weight  importer.Opt[int]
 	reverse importer.Opt[bool]
+}
+
+// kaTracked is what a track entry resolves against: the block it names.
+type kaTracked struct {
+	pos     importer.Pos
+	weight  int
+	reverse bool
+}
+
+// kaTrackKinds names, for each track list, the block keepalived looks its entries
+// up in, and what it tracks (for notes).
+var kaTrackKinds = map[string][2]string{
+	"track_script":  {"vrrp_script", "the script failing"},
+	"track_file":    {"vrrp_track_file", "a non-zero value"},
+	"track_process": {"vrrp_track_process", "losing the quorum"},
 }
 
 // vrrpScript reads one vrrp_script block into a [[vrrp_script]] (docs/scripts.md
@@ -92,6 +109,7 @@ func (k *kaImporter) vrrpScript(n *kaNode) {
 		k.scripts = map[string]*importer.VRRPScript{}
 	}
 	k.scripts[s.Name] = s
+	k.define("vrrp_script", s.Name, kaTracked{s.Pos, s.Weight, s.Reverse})
 	k.doc.VRRPScripts = append(k.doc.VRRPScripts, s)
 }
 
@@ -126,16 +144,16 @@ func splitCommand(s string) []string {
 	return out
 }
 
-// trackScript reads a track_script block: "NAME", "NAME weight W", "NAME weight W
-// reverse" a line.
-func (k *kaImporter) trackScript(ctx string, n *kaNode, v *importer.VRRP) {
+// trackScript reads a track_script, track_file or track_process block (kind):
+// "NAME", "NAME weight W", "NAME weight W reverse" a line.
+func (k *kaImporter) trackScript(ctx, kind string, n *kaNode, v *importer.VRRP) {
 	k.extra(ctx, n, 0)
 	if k.scriptRefs == nil {
 		k.scriptRefs = map[*importer.VRRP][]kaScriptRef{}
 	}
 	for _, e := range n.block {
 		k.noBlock(ctx, e)
-		r := kaScriptRef{pos: e.pos(), name: e.key.text}
+		r := kaScriptRef{kind: kind, pos: e.pos(), name: e.key.text}
 		ok := true
 		if len(e.args) > 0 {
 			w, err := strconv.Atoi(e.arg(1))
@@ -147,57 +165,75 @@ func (k *kaImporter) trackScript(ctx string, n *kaNode, v *importer.VRRP) {
 			case len(e.args) > 2:
 				ok = false
 			}
-			// keepalived takes ±254 as ±253.
-			r.weight = importer.Some(max(min(w, 253), -253))
+			if kind == "track_script" {
+				w = max(min(w, 253), -253) // keepalived takes ±254 as ±253
+			}
+			r.weight = importer.Some(w)
 		}
 		if !ok {
-			k.note(e.pos(), "%s: track_script %q: want NAME or NAME weight W [reverse]: left out (keepalived ignores it too)", ctx, e.words())
+			k.note(e.pos(), "%s: %s %q: want NAME or NAME weight W [reverse]: left out (keepalived ignores it too)", ctx, kind, e.words())
 			continue
 		}
 		k.scriptRefs[v] = append(k.scriptRefs[v], r)
 	}
 }
 
-// trackScripts resolves each instance's track_script entries as keepalived does: a
-// script must be defined before the instance names it, and once; a weight is the
-// entry's or the script's; keepalived's weight rules for sync groups and the
-// address owner apply as for track_interface (trackWeights).
+// trackScripts resolves each instance's track_script, track_file and
+// track_process entries as keepalived does: the block named must be defined before
+// the instance, and named once; a weight is the entry's or the block's; keepalived's
+// weight rules for sync groups and the address owner apply as for track_interface
+// (trackWeights).
 func (k *kaImporter) trackScripts(v *importer.VRRP, owner bool, s *kaSync) {
 	ctx := "vrrp_instance " + v.Name
 	seen := map[string]bool{}
 	for _, r := range k.scriptRefs[v] {
-		sc := k.scripts[r.name]
+		block, what := kaTrackKinds[r.kind][0], kaTrackKinds[r.kind][1]
+		d, ok := k.tracked[block+" "+r.name]
 		switch {
-		case sc == nil:
-			k.note(r.pos, "%s: track_script %s: no vrrp_script has that name: left out (keepalived ignores it too)", ctx, r.name)
+		case !ok:
+			k.note(r.pos, "%s: %s %s: no %s has that name: left out (keepalived ignores it too)", ctx, r.kind, r.name, block)
 			continue
-		case sc.Pos.Seq > v.Pos.Seq:
-			k.note(r.pos, "%s: track_script %s: the vrrp_script is defined after the instance: left out (keepalived only finds scripts defined before)", ctx, r.name)
+		case d.pos.Seq > v.Pos.Seq:
+			k.note(r.pos, "%s: %s %s: the %s is defined after the instance: left out (keepalived only finds those defined before)", ctx, r.kind, r.name, block)
 			continue
-		case seen[r.name]:
-			k.note(r.pos, "%s: track_script %s listed twice: the first is written (as keepalived)", ctx, r.name)
+		case seen[r.kind+" "+r.name]:
+			k.note(r.pos, "%s: %s %s listed twice: the first is written (as keepalived)", ctx, r.kind, r.name)
 			continue
 		}
-		seen[r.name] = true
-		w := r.weight.Or(importer.Some(sc.Weight)).V
-		rev := r.reverse.Or(importer.Some(sc.Reverse)).V
+		seen[r.kind+" "+r.name] = true
+		w := r.weight.Or(importer.Some(d.weight)).V
+		rev := r.reverse.Or(importer.Some(d.reverse)).V
 		switch {
 		case w == 0:
 		case s != nil && !s.trackingWeight:
-			k.note(r.pos, "%s: track_script %s: weight %d dropped: keepalived ignores tracking weights in a sync group (%s) without sync_group_tracking_weight, so the script failing means FAULT", ctx, r.name, w, s.g.Name)
+			k.note(r.pos, "%s: %s %s: weight %d dropped: keepalived ignores tracking weights in a sync group (%s) without sync_group_tracking_weight, so %s means FAULT", ctx, r.kind, r.name, w, s.g.Name, what)
 			w = 0
 		case owner:
-			k.note(r.pos, "%s: track_script %s weight %d left out: keepalived ignores weights on the address owner (priority 255) and stops tracking the script; gvs refuses them", ctx, r.name, w)
+			k.note(r.pos, "%s: %s %s weight %d left out: keepalived ignores weights on the address owner (priority 255) and stops tracking it; gvs refuses them", ctx, r.kind, r.name, w)
 			continue
 		}
 		e := r.name
-		switch {
-		case w != sc.Weight || rev != sc.Reverse:
+		if w != d.weight || rev != d.reverse {
 			e += " weight " + strconv.Itoa(w)
 			if rev {
 				e += " reverse"
 			}
 		}
-		v.TrackScript = append(v.TrackScript, e)
+		switch r.kind {
+		case "track_script":
+			v.TrackScript = append(v.TrackScript, e)
+		case "track_file":
+			v.TrackFile = append(v.TrackFile, e)
+		case "track_process":
+			v.TrackProcess = append(v.TrackProcess, e)
+		}
 	}
+}
+
+// define records a block track entries can name.
+func (k *kaImporter) define(block, name string, d kaTracked) {
+	if k.tracked == nil {
+		k.tracked = map[string]kaTracked{}
+	}
+	k.tracked[block+" "+name] = d
 }

@@ -58,6 +58,20 @@ func TestImportKeepalivedScripts(t *testing.T) {
 	if !slices.Equal(vips, []string{"10.0.0.3/24 dev eth0 label eth0:1", "10.0.0.13/24 brd 10.0.0.255"}) {
 		t.Errorf("VI_1 VIPs %q", vips)
 	}
+	if len(c.TrackFiles) != 1 || c.TrackFiles[0] != (config.TrackFile{Line: c.TrackFiles[0].Line, Name: "prio_file", File: "/run/keepalived/prio", Weight: -2, Reverse: true}) {
+		t.Errorf("vrrp_track_file %+v (rel_file, a relative path, commented out)", c.TrackFiles)
+	}
+	if len(c.TrackProcesses) != 2 {
+		t.Fatalf("vrrp_track_process %+v", c.TrackProcesses)
+	}
+	if p := c.TrackProcesses[0]; p.Process != "/usr/sbin/nginx" || !slices.Equal(p.Params, []string{"-g"}) || p.ParamMatch != "initial" || !p.FullCommand ||
+		p.Quorum != 2 || p.QuorumMax != 8 || p.ForkDelay != 2*time.Second || p.TerminateDelay != 5*time.Second || p.Weight != 15 {
+		t.Errorf("nginx_procs %+v", p)
+	}
+	if !slices.Equal(v1.TrackFile, []config.TrackRef{{Name: "prio_file", Weight: -2, Reverse: true}}) ||
+		!slices.Equal(v1.TrackProcess, []config.TrackRef{{Name: "nginx_procs", Weight: -10}, {Name: "haproxy"}}) {
+		t.Errorf("VI_1 track_file %+v track_process %+v", v1.TrackFile, v1.TrackProcess)
+	}
 	s := c.Services[0]
 	if s.Protocol.String() != "UDP" || s.Check != nil {
 		t.Errorf("service %s check %+v: want UDP with per-server checks", s.String(), s.Check)

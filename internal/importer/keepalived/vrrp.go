@@ -42,8 +42,6 @@ var kaVRRPUnsupported = func() map[string]string {
 		"unicast_ttl":                "gvs has no such setting",
 		"mcast_dst_ip":               "gvs advertises to the standard group only",
 		"sync_group_tracking_weight": "gvs reads it in vrrp_sync_group only",
-		"track_process":              "gvs import does not translate it yet: list the [[vrrp_track_process]] in track_process (config.example.toml)",
-		"track_file":                 "gvs import does not translate it yet: list the [[vrrp_track_file]] in track_file (config.example.toml)",
 		"track_bfd":                  "gvs has no BFD",
 		"track_src_ip":               "gvs does not track the source address",
 		"notify_stop":                "gvs has no notify script for this event (it has notify_master, notify_backup, notify_fault and notify)",
@@ -171,8 +169,8 @@ func (k *kaImporter) vrrpInstance(n *kaNode) {
 				k.script(ctx, c, &v.Notify)
 			case "track_interface":
 				k.trackInterface(ctx, c, v)
-			case "track_script":
-				k.trackScript(ctx, c, v)
+			case "track_script", "track_file", "track_process":
+				k.trackScript(ctx, kw, c, v)
 			case "strict_mode":
 				strict = k.flag(ctx, c)
 				k.note(c.pos(), "%s: strict_mode: gvs has no strict mode; authentication is dropped as keepalived does under it", ctx)
