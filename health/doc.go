@@ -12,8 +12,10 @@
 // exit 0 up with the weight unchanged, exit 1 down, exit 2–255 up with weight exit−2).
 // Every checker may probe another address or port than the real server's service
 // (ConnectIP, ConnectName, ConnectPort). What a probe reads is bounded (HTTP headers
-// 64 KiB, bodies MaxBodyBytes, one UDP datagram); exec captures no output at all and
-// on timeout kills the command's whole process group. A probe that cannot complete —
+// 64 KiB, bodies MaxBodyBytes, one UDP datagram); exec runs through internal/script
+// (the script user, enable_script_security, Spec.Env naming the real server; see
+// docs/scripts.md §3), keeps at most a few KiB of output, and on timeout stops the
+// command's whole process group. A probe that cannot complete —
 // refused, unreachable, unresolvable, hung, garbage on the wire, a missing binary — is
 // a failed Result whose Reason says why ("connect refused", "HTTP 503",
 // "timeout after 3s", "exec: not found"); checkers never panic on bad input.
