@@ -322,3 +322,41 @@ func TestShutdownWaitsForHandlers(t *testing.T) {
 		t.Errorf("response of a request in flight at shutdown: %+v", r)
 	}
 }
+
+// TestCloseLeavesNewerSocket: a director that stops after a newer one took over
+// the path (its listener closed first, so the newer one replaced the socket as
+// stale) leaves the newer one's socket in place; the newer one removes its own.
+func TestCloseLeavesNewerSocket(t *testing.T) {
+	testutil.CheckLeaks(t)
+	path := filepath.Join(t.TempDir(), "gvs.sock")
+	older, err := Listen(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The older director stops accepting; before it unlinks, a newer one starts.
+	older.ln.Close()
+	newer, err := Listen(path)
+	if err != nil {
+		t.Fatalf("Listen after the older director stopped accepting: %v", err)
+	}
+	if err := older.Close(); err != nil {
+		t.Fatal(err)
+	}
+	fi, err := os.Lstat(path)
+	if err != nil || !os.SameFile(fi, newer.fi) {
+		t.Fatalf("the older director's Close removed or replaced the newer one's socket: %v", err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- newer.Serve(ctx, echo) }()
+	if resp, err := Call(path, Request{Args: []string{"-L"}}); err != nil || resp.Stdout != "-L\n" {
+		t.Errorf("the newer director after the older one stopped: %+v, %v", resp, err)
+	}
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Lstat(path); !errors.Is(err, fs.ErrNotExist) {
+		t.Errorf("the newer director left its socket behind: %v", err)
+	}
+}

@@ -157,7 +157,7 @@ func LiveDeps(workers int, log *slog.Logger) Deps {
 			}
 			return &neighbors{ifi: k, procARP: "/proc/net/arp", timeout: 500 * time.Millisecond}, nil
 		},
-		NewGuard:     func(ifname string) Guard { return newIngressGuard(ifname) },
+		NewGuard:     func(ifname string) Guard { return newIngressGuard(ifname, log) },
 		NewAnnouncer: openGARP,
 		NewHealth: func(notify func(health.Transition)) HealthRunner {
 			return health.NewMonitor(health.Options{Logger: log, Notify: notify})
