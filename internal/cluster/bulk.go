@@ -12,6 +12,7 @@ import (
 // push is one bulk push in progress (or finished, kept to answer a repeated request).
 type push struct {
 	target string // the joiner; "" for a push to a new non-gvs source (no bulk-done)
+	inc    uint64 // the joiner's incarnation
 	reqID  uint32
 	cursor uint64
 	credit float64
@@ -22,14 +23,14 @@ type push struct {
 // bulkRequestLocked starts a push for a joiner's request, or repeats the bulk-done of
 // a push already finished for the same request (the first one may have been lost).
 func (n *Node) bulkRequestLocked(m *ctlMsg, now time.Time) {
-	if p := n.pushes[m.NodeID]; p != nil && p.reqID == m.ReqID {
+	if p := n.pushes[m.NodeID]; p != nil && p.reqID == m.ReqID && p.inc == m.Incarnation {
 		if p.done {
 			n.sendControlLocked(&ctlMsg{Type: ctlBulkDone, ReqID: p.reqID, Target: p.target, Count: p.count})
 		}
 		return
 	}
 	n.log.Info("cluster: bulk push started", "to", m.NodeID, "request", m.ReqID)
-	n.pushes[m.NodeID] = &push{target: m.NodeID, reqID: m.ReqID}
+	n.pushes[m.NodeID] = &push{target: m.NodeID, inc: m.Incarnation, reqID: m.ReqID}
 }
 
 // syncable reports whether an entry's state is one the kernel sends (for the sweeper:
@@ -104,7 +105,7 @@ func (n *Node) pushLocked(elapsed time.Duration, now time.Time) {
 	var orphan [256]bool
 	for o := 1; o < 256; o++ {
 		s := n.byOrigin[o]
-		orphan[o] = s == nil || !n.liveAddrLocked(s.addr, now)
+		orphan[o] = s == nil || s.retired || !n.liveAddrLocked(s.addr, now)
 	}
 	lowest := true
 	for _, p := range n.peers {

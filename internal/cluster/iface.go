@@ -58,4 +58,5 @@ type source struct {
 	records   uint64 // records received and accepted by the codec (before Sink)
 	bytes     uint64
 	pushed    bool // a bulk push was started for it as a new non-gvs source
+	retired   bool // its director restarted: entries of this origin are orphans
 }

@@ -324,6 +324,15 @@ func (n *Node) heartbeatInLocked(addr netip.Addr, m *ctlMsg, now time.Time) {
 			n.peers[m.NodeID] = p
 		}
 		n.log.Info("cluster: peer up", "peer", m.NodeID, "addr", addr, "incarnation", m.Incarnation, "state", m.State)
+		if p.inc != 0 {
+			// A restart: what its previous incarnation sent is nobody's now (the new
+			// one starts empty), so that origin is retired and its entries become
+			// orphans; the new incarnation gets a new origin.
+			if s := n.sources[addr]; s != nil && s != n.overflow {
+				s.retired = true
+				delete(n.sources, addr)
+			}
+		}
 		p.inc, p.firstHeard = m.Incarnation, now
 		p.baseSent, p.baseRecv, p.lost = m.SentRecords, n.recvFromLocked(addr), 0
 	}

@@ -553,3 +553,36 @@ func TestRestartedPeerIsNotPulled(t *testing.T) {
 		t.Fatal("the restarted d2 never became ready")
 	}
 }
+
+// TestRestartOrphansOldEntries: what a director sent before it restarted is nobody's
+// afterwards, even though the new incarnation has the same address; the lowest-id
+// director pushes those entries back to it as orphans.
+func TestRestartOrphansOldEntries(t *testing.T) {
+	w := newFakeNet(t)
+	a, b, c := w.add("d1", nil), w.add("d2", nil), w.add("d3", nil)
+	w.start("d1", "d2", "d3")
+	w.runUntil(3*time.Second, func() bool { return a.n.Warm() && b.n.Warm() && c.n.Warm() })
+	for i := range 30 {
+		e := conn(i, 5)
+		c.table.own(e, w.now, w.now)
+		c.n.Enqueue(&e, w.now)
+	}
+	w.run(200 * time.Millisecond)
+	if a.table.len() != 30 || b.table.len() != 30 {
+		t.Fatalf("d1 %d, d2 %d of d3's 30", a.table.len(), b.table.len())
+	}
+	// d3 restarts at once (no silence long enough to be noticed) with an empty table.
+	fresh := w.add("d3-new", func(cfg *Config) { cfg.NodeID = "d3" })
+	delete(w.nodes, "d3-new")
+	w.order = w.order[:len(w.order)-1]
+	fresh.addr, fresh.n.cfg.Self = c.addr, c.n.cfg.Self
+	w.nodes["d3"] = fresh
+	fresh.n.Start(w.now)
+	w.deliver()
+	if _, ok := w.runUntil(3*time.Second, fresh.n.Warm); !ok || fresh.table.len() != 30 {
+		t.Fatalf("restarted d3: ready %v with %d of its former 30 entries; d1 %+v peers %+v", fresh.n.Warm(), fresh.table.len(), a.n.Stats(), a.n.Peers(w.now))
+	}
+	if sa, sb := a.n.Stats().BulkSent, b.n.Stats().BulkSent; sa != 30 || sb != 0 {
+		t.Fatalf("bulk sent d1 %d, d2 %d: want the orphans from d1 (lowest id) only", sa, sb)
+	}
+}
