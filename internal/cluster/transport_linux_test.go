@@ -61,28 +61,37 @@ func vethPair(t *testing.T) (a, b string) {
 // multicast and by unicast sync_peers: both become ready, and connections one
 // director enqueues arrive in the other's table.
 func TestUDPTwoDirectors(t *testing.T) {
-	for _, unicast := range []bool{false, true} {
-		name := "multicast"
-		if unicast {
-			name = "unicast"
-		}
-		t.Run(name, func(t *testing.T) {
+	for _, tc := range []struct {
+		name          string
+		unicast, ipv6 bool
+	}{{"multicast", false, false}, {"unicast", true, false}, {"multicast IPv6", false, true}} {
+		unicast := tc.unicast
+		t.Run(tc.name, func(t *testing.T) {
 			testutil.CheckLeaks(t)
 			nsA, nsB := vethPair(t)
 			addrs := []netip.Addr{netip.MustParseAddr("198.18.0.21"), netip.MustParseAddr("198.18.0.22")}
+			group := netip.MustParseAddr("224.0.0.81")
+			sources := netip.MustParsePrefix("198.18.0.0/24")
+			if tc.ipv6 {
+				addrs = []netip.Addr{netip.MustParseAddr("2001:db8::21"), netip.MustParseAddr("2001:db8::22")}
+				group, sources = netip.MustParseAddr("ff02::1:8848"), netip.MustParsePrefix("2001:db8::/64")
+				for i, ns := range []string{nsA, nsB} {
+					ipn(t, ns, "addr", "add", addrs[i].String()+"/64", "dev", "eth0", "nodad")
+				}
+			}
 			type dir struct {
 				n     *Node
 				table *fakeTable
 			}
 			var dirs [2]dir
 			var capture *tcpdump
-			if !unicast {
+			if !unicast && !tc.ipv6 {
 				capture = startTcpdump(t, nsB)
 			}
 			ctx, cancel := context.WithCancel(context.Background())
 			done := make(chan error, 2)
 			for i, ns := range []string{nsA, nsB} {
-				ucfg := UDPConfig{Interface: "eth0", Group: netip.MustParseAddr("224.0.0.81"), SyncPort: 8848, Ports: 2,
+				ucfg := UDPConfig{Interface: "eth0", Group: group, SyncPort: 8848, Ports: 2,
 					ControlPort: 8850, TTL: 1}
 				if unicast {
 					ucfg.Peers = []netip.Addr{addrs[1-i]}
@@ -93,12 +102,12 @@ func TestUDPTwoDirectors(t *testing.T) {
 				if err != nil {
 					t.Fatal(err)
 				}
-				if m := u.MaxLen(); m != 1472 {
-					t.Fatalf("sync_maxlen for a 1500-byte MTU: %d, want 1472", m)
+				if m, want := u.MaxLen(), map[bool]int{false: 1472, true: 1452}[tc.ipv6]; m != want {
+					t.Fatalf("sync_maxlen for a 1500-byte MTU: %d, want %d", m, want)
 				}
 				cfg := DefaultConfig([]string{"d1", "d2"}[i])
 				cfg.Self, cfg.SyncPorts = []netip.Addr{addrs[i]}, 2
-				cfg.Sources = []netip.Prefix{netip.MustParsePrefix("198.18.0.0/24")}
+				cfg.Sources = []netip.Prefix{sources}
 				tbl := newFakeTable()
 				n, err := NewNode(cfg, Deps{Sink: tbl, Table: tbl, Transport: u})
 				if err != nil {
