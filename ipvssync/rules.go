@@ -7,8 +7,9 @@ import (
 )
 
 // Rules are the sender's sysctls that decide when a connection is sent (the
-// kernel's ip_vs_sync_conn_needed). The zero value sends every connection once, at its
-// first packet after the state allows it; DefaultRules are the kernel's defaults.
+// kernel's ip_vs_sync_conn_needed). The zero value (threshold 0, period 0) sends only
+// the forced updates — TCP changes to a state other than ESTABLISHED — and templates
+// never: packet counts start at 1. DefaultRules are the kernel's defaults.
 type Rules struct {
 	// Threshold and Period are sync_threshold: a connection is sent when its packet
 	// count modulo Period equals Threshold (packets 3, 53, 103 … by default); with

@@ -67,6 +67,14 @@ func TestNeeded(t *testing.T) {
 		{name: "templates ignore the period", rules: def,
 			conn: Conn{Protocol: ProtoTCP, Flags: FlagTemplate, Timeout: 360 * time.Second}, n: 3, want: []int{1, 2, 3}},
 		{name: "period 0: once at the threshold", rules: Rules{Threshold: 3}, conn: tcp, n: 200, want: []int{3}},
+		{name: "zero rules: forced changes only", rules: Rules{}, conn: tcp, n: 60,
+			state: func(i int) uint16 {
+				if i < 40 {
+					return TCPEstablished
+				}
+				return TCPFinWait
+			},
+			want: []int{40}},
 		{name: "refresh: once per period of expiry movement",
 			rules: Rules{Threshold: 3, RefreshPeriod: 60 * time.Second}, conn: tcp, n: 200,
 			at:   func(i int) time.Duration { return time.Duration(i) * time.Second },
