@@ -586,3 +586,22 @@ func TestRestartOrphansOldEntries(t *testing.T) {
 		t.Fatalf("bulk sent d1 %d, d2 %d: want the orphans from d1 (lowest id) only", sa, sb)
 	}
 }
+
+// TestQueueFull: at most sync_qlen_max completed messages wait for the socket; one
+// more is dropped and counted (here two ports flush in the same tick with room for one).
+func TestQueueFull(t *testing.T) {
+	w := newFakeNet(t)
+	a := w.add("d1", func(c *Config) { c.SyncPorts, c.SyncQLenMax = 2, 1 })
+	a.n.Start(w.now)
+	w.inFlight = nil
+	ports := map[int]bool{}
+	for i := 0; len(ports) < 2; i++ {
+		e := conn(i, 5)
+		ports[a.n.snd.portFor(&e)] = true
+		a.n.Enqueue(&e, w.now)
+	}
+	a.n.Tick(w.now.Add(200 * time.Millisecond))
+	if st := a.n.Stats(); st.Drops["queue_full"] != 1 || st.SentMessages != 1 {
+		t.Fatalf("stats %+v: want one message sent, one dropped as queue_full", st)
+	}
+}
