@@ -146,7 +146,14 @@ func (u *UDP) SendSync(port int, b []byte) error {
 // SendControl sends b to the control port of the group or of every peer.
 func (u *UDP) SendControl(b []byte) error { return u.sendTo(u.cfg.ControlPort, b) }
 
+// writeTimeout bounds how long a send may wait for room in the socket buffer: the
+// Node holds its lock while sending, and a stalled write must not stall receiving.
+const writeTimeout = 50 * time.Millisecond
+
 func (u *UDP) sendTo(port int, b []byte) error {
+	if err := u.send.SetWriteDeadline(time.Now().Add(writeTimeout)); err != nil {
+		return err
+	}
 	var errs []error
 	for _, d := range u.dsts {
 		if _, err := u.send.WriteToUDPAddrPort(b, netip.AddrPortFrom(d, uint16(port))); err != nil {
