@@ -42,8 +42,8 @@ type Filter struct {
 	// Local are the host's own addresses. Frames to them are the kernel's even from
 	// a NAT real server (its neighbour solicitations, health-check replies): the XDP
 	// program passes them; a ring only sees copies, so its filter ignores them.
-	Local []netip.Addr
-	MACs           [][6]byte    // the director's unicast MACs, for the coarse filter
+	Local          []netip.Addr
+	MACs           [][6]byte // the director's unicast MACs, for the coarse filter
 	ARP, NDP, VRRP bool
 }
 
