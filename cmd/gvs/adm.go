@@ -29,6 +29,9 @@ whole ipvsadm-save stream or, if any line fails, nothing. A configuration reload
 (SIGHUP) replaces the table with the config's, as keepalived's reload does.
 
 gvs options (anywhere among the ipvsadm arguments):
+  --vrrp                  alone: list the VRRP instances — state, configured
+                          and effective priority, master, last transition and
+                          its reason
   --socket PATH           the director's control socket
   --config FILE           use the control_socket of this gvs config
   -c FILE                 the same, as the first argument only (elsewhere -c is

@@ -96,6 +96,9 @@ func exitStatus(err error) int {
 }
 
 func (a *Admin) exec(ctx context.Context, args []string, stdin string, out *bytes.Buffer) error {
+	if len(args) > 0 && args[0] == "--vrrp" {
+		return a.listVRRP(args[1:], out) // admin_vrrp.go
+	}
 	c, err := a.parser.Parse(args)
 	if err != nil {
 		return err
