@@ -561,10 +561,7 @@ func (d *Daemon) reload(cfg *config.Config) error {
 	}
 	d.announceNew(true)
 	d.rememberMarks(conf)
-	if vc := vrrpChanges(old.VRRP, cfg.VRRP, old.VRRPSyncGroups, cfg.VRRPSyncGroups); len(vc) > 0 {
-		d.log.Warn("reload: [[vrrp]] settings are applied when gvs starts, not on reload; the running instances keep theirs: restart gvs to apply the change (the backup takes over meanwhile)",
-			"changed", vc)
-	}
+	d.reloadVRRP(old, cfg)
 	if sc := scriptChanges(old, cfg); len(sc) > 0 {
 		d.log.Warn("reload: script settings ([scripts], [[vrrp_script]], [[vrrp_track_file]], [[vrrp_track_process]]) are applied when gvs starts, not on reload: restart gvs to apply the change",
 			"changed", sc)

@@ -64,22 +64,27 @@ func vrrpSource(ifi Interface, ipv6 bool) (netip.Addr, error) {
 // vrrpManager is the daemon's side of VRRP: it runs a vrrp.Runner over the
 // transports Deps.OpenVRRP opens and reports its decisions to the controller, which
 // owns the Director's VIP set; it repeats announcements as keepalived does
-// (garp_master_delay, garp_master_refresh).
+// (garp_master_delay, garp_master_refresh); a reload changes its instances
+// (vrrpreload.go).
 type vrrpManager struct {
 	log    *slog.Logger
 	dm     *Daemon
-	anns   map[*vrrp.Instance]Announcer
 	all    []Announcer
 	runner *vrrp.Runner
-	trs    []vrrp.Transport
-	cfgs   map[*vrrp.Instance]config.VRRP
-	// served are each instance's VIPs gvs serves in userspace (its services'
-	// addresses); kern the others, which go on the kernel while it is MASTER (kv).
-	served map[*vrrp.Instance][]netip.Addr
-	kern   map[*vrrp.Instance][]kernelAddr
-	kv     *kernelVIPs // nil: no kernel addresses
-	// annByIf is the announcer of each interface VIPs are on.
+	kv     *kernelVIPs // nil: no kernel addresses (yet); set before Run or in a reload's Prepare
+	// cleaned: the leftovers of a previous run were looked for.
+	cleaned bool
+
+	// imu guards insts, which the Runner's callbacks, the announcement timers and
+	// a reload's Prepare read or change; never held during I/O.
+	imu   sync.RWMutex
+	insts map[*vrrp.Instance]*vrrpInst
+
+	// The controller's (New and reloads): the announcer of each interface VIPs
+	// are on, and the transport of each interface, family and mode.
 	annByIf map[string]Announcer
+	shared  map[trKey]vrrp.Transport
+	groups  []config.VRRPSyncGroup // the running sync groups
 
 	// notify runs the notify commands, one queue per instance so that they run in
 	// order without ever blocking the runner.
@@ -90,100 +95,49 @@ type vrrpManager struct {
 	timers map[*vrrp.Instance][]func() bool
 }
 
+// vrrpInst is what the daemon keeps of one instance.
+type vrrpInst struct {
+	cfg config.VRRP
+	ann Announcer // on the instance's interface; nil: none
+	// served are its VIPs gvs serves in userspace (its services' addresses); kern
+	// the others, which go on the kernel while it is MASTER.
+	served []netip.Addr
+	kern   []kernelAddr
+	tr     vrrp.Transport // shared with the instances on the same interface, family and mode
+}
+
+// trKey identifies a shared transport.
+type trKey struct {
+	ifname       string
+	ipv6, unicst bool
+}
+
+// get returns what the manager keeps of in; nil once a reload removed it.
+func (m *vrrpManager) get(in *vrrp.Instance) *vrrpInst {
+	m.imu.RLock()
+	defer m.imu.RUnlock()
+	return m.insts[in]
+}
+
 // newVRRP builds the instances and their sync groups and opens their transports.
 func newVRRP(dm *Daemon, vs []config.VRRP, groups []config.VRRPSyncGroup) (*vrrpManager, error) {
 	log := dm.log
 	if dm.deps.OpenVRRP == nil {
 		return nil, errors.New("[[vrrp]]: this director has no VRRP transport (Deps.OpenVRRP)")
 	}
-	m := &vrrpManager{log: log, dm: dm, cfgs: map[*vrrp.Instance]config.VRRP{}, anns: map[*vrrp.Instance]Announcer{},
-		served: map[*vrrp.Instance][]netip.Addr{}, kern: map[*vrrp.Instance][]kernelAddr{}, annByIf: map[string]Announcer{},
-		master: map[*vrrp.Instance]bool{}, timers: map[*vrrp.Instance][]func() bool{},
+	m := &vrrpManager{log: log, dm: dm, insts: map[*vrrp.Instance]*vrrpInst{}, annByIf: map[string]Announcer{},
+		shared: map[trKey]vrrp.Transport{}, master: map[*vrrp.Instance]bool{}, timers: map[*vrrp.Instance][]func() bool{},
 		notify: newNotifier(log, notifyTimeout, dm.runScript)}
-	byName := map[string]*vrrp.Instance{}
-	own := serviceVIPs(dm.st.cfg)
-	type trKey struct {
-		ifname       string
-		ipv6, unicst bool
-	}
-	shared := map[trKey]vrrp.Transport{}
-	var members []vrrp.Member
-	linkUp := func(name string) bool {
-		ifi, err := dm.deps.Host.Interface(name)
-		return err == nil && ifi.Up
-	}
-	for _, v := range vs {
-		ifi, err := dm.deps.Host.Interface(v.Interface)
-		if err != nil {
-			m.close()
-			return nil, fmt.Errorf("[[vrrp]] %q: %w", v.Name, err)
-		}
-		src := v.UnicastSrcIP
-		if !src.IsValid() {
-			if src, err = vrrpSource(ifi, v.IPv6()); err != nil {
-				m.close()
-				return nil, fmt.Errorf("[[vrrp]] %q: %w", v.Name, err)
-			}
-		}
-		c, err := VRRPConfig(v, src)
-		if err != nil {
-			m.close()
-			return nil, err
-		}
-		in, err := vrrp.NewInstance(c)
-		if err != nil {
-			m.close()
-			return nil, fmt.Errorf("[[vrrp]] %q: %w", v.Name, err)
-		}
-		k := trKey{ifi.Name, c.Src.Is6(), len(c.Peers) > 0}
-		tr := shared[k]
-		if tr == nil {
-			if tr, err = dm.deps.OpenVRRP(vrrp.TransportConfig{Interface: k.ifname, IPv6: k.ipv6, Unicast: k.unicst}); err != nil {
-				m.close()
-				return nil, fmt.Errorf("[[vrrp]] %q: %w", v.Name, err)
-			}
-			shared[k] = tr
-			m.trs = append(m.trs, tr)
-		}
-		m.cfgs[in] = v
-		byName[v.Name] = in
-		ann, err := m.announcer(ifi)
-		if err != nil {
-			m.close()
-			return nil, fmt.Errorf("[[vrrp]] %q: %w", v.Name, err)
-		}
-		m.anns[in] = ann
-		for _, a := range slices.Concat(v.VIPs, v.ExcludedVIPs) {
-			if own[a.Addr()] {
-				m.served[in] = append(m.served[in], a.Addr())
-				continue
-			}
-			ka, err := m.kernelAddr(a, ifi)
-			if err != nil {
-				m.close()
-				return nil, fmt.Errorf("[[vrrp]] %q: %w", v.Name, err)
-			}
-			m.kern[in] = append(m.kern[in], ka)
-		}
-		members = append(members, vrrp.Member{Name: v.Name, Instance: in, Transport: tr,
-			LinkUp: func() bool { return linkUp(ifi.Name) }, Tracks: dm.vrrpTracks(v, linkUp)})
-		log.Info("VRRP instance", "instance", v.Name, "interface", ifi.Name, "vrid", c.VRID, "version", c.Version, "priority", c.Priority,
-			"advert_int", c.Interval, "src", c.Src, "vips", c.Addrs, "unicast_peers", c.Peers)
-	}
-	if err := m.openKernel(); err != nil {
+	members, built, err := m.build(vs, groups, dm.st.cfg)
+	if err != nil {
 		m.close()
 		return nil, err
 	}
-	for _, sg := range groups {
-		var ins []*vrrp.Instance
-		for _, n := range sg.Group {
-			ins = append(ins, byName[n])
-		}
-		if _, err := vrrp.NewGroup(ins...); err != nil {
-			m.close()
-			return nil, fmt.Errorf("[[vrrp_sync_group]] %q: %w", sg.Name, err)
-		}
-		log.Info("VRRP sync group", "group", sg.Name, "instances", sg.Group)
+	m.insts = built
+	m.groups = slices.Clone(groups)
+	if err := m.openKernel(built); err != nil {
+		m.close()
+		return nil, err
 	}
 	for _, v := range vs {
 		dm.metrics.SetVRRPState(v.Name, "INIT")
@@ -196,8 +150,10 @@ func newVRRP(dm *Daemon, vs []config.VRRP, groups []config.VRRPSyncGroup) (*vrrp
 		Gratuitous:   m.lowerPrio,
 		StateChange: func(tr vrrp.Transition) {
 			dm.metrics.SetVRRPState(tr.Name, tr.To.String())
-			if cmds := notifyCommands(m.cfgs[tr.Instance], tr.To, tr.Instance.Priority()); len(cmds) > 0 {
-				m.notify.enqueue(tr.Name, cmds)
+			if st := m.get(tr.Instance); st != nil {
+				if cmds := notifyCommands(st.cfg, tr.To, tr.Instance.Priority()); len(cmds) > 0 {
+					m.notify.enqueue(tr.Name, cmds)
+				}
 			}
 		},
 	})
@@ -207,6 +163,107 @@ func newVRRP(dm *Daemon, vs []config.VRRP, groups []config.VRRPSyncGroup) (*vrrp
 	}
 	m.runner = r
 	return m, nil
+}
+
+// linkUp reports whether interface name exists and is up.
+func (m *vrrpManager) linkUp(name string) bool {
+	ifi, err := m.dm.deps.Host.Interface(name)
+	return err == nil && ifi.Up
+}
+
+// build makes the instances vs and their sync groups (groups naming any of them),
+// opening the transports and announcers they need; cfg tells which VIPs are
+// services'. The transports and announcers opened stay with m (m.close).
+func (m *vrrpManager) build(vs []config.VRRP, groups []config.VRRPSyncGroup, cfg *config.Config) ([]vrrp.Member, map[*vrrp.Instance]*vrrpInst, error) {
+	dm := m.dm
+	own := serviceVIPs(cfg)
+	byName := map[string]*vrrp.Instance{}
+	built := map[*vrrp.Instance]*vrrpInst{}
+	var members []vrrp.Member
+	for _, v := range vs {
+		member, st, err := m.buildOne(v, own)
+		if err != nil {
+			return nil, nil, fmt.Errorf("[[vrrp]] %q: %w", v.Name, err)
+		}
+		byName[v.Name] = member.Instance
+		built[member.Instance] = st
+		members = append(members, member)
+		c := member.Instance.Config()
+		dm.log.Info("VRRP instance", "instance", v.Name, "interface", v.Interface, "vrid", c.VRID, "version", c.Version, "priority", c.Priority,
+			"advert_int", c.Interval, "src", c.Src, "vips", c.Addrs, "unicast_peers", c.Peers, "kernel_addresses", len(st.kern))
+	}
+	for _, sg := range groups {
+		var ins []*vrrp.Instance
+		for _, n := range sg.Group {
+			if in := byName[n]; in != nil {
+				ins = append(ins, in)
+			}
+		}
+		if len(ins) == 0 {
+			continue
+		}
+		if _, err := vrrp.NewGroup(ins...); err != nil {
+			return nil, nil, fmt.Errorf("[[vrrp_sync_group]] %q: %w", sg.Name, err)
+		}
+		dm.log.Info("VRRP sync group", "group", sg.Name, "instances", sg.Group)
+	}
+	return members, built, nil
+}
+
+// buildOne makes one instance: its configuration from the interface, its shared
+// transport, its announcer, and which of its VIPs go on the kernel.
+func (m *vrrpManager) buildOne(v config.VRRP, own map[netip.Addr]bool) (vrrp.Member, *vrrpInst, error) {
+	dm := m.dm
+	ifi, err := dm.deps.Host.Interface(v.Interface)
+	if err != nil {
+		return vrrp.Member{}, nil, err
+	}
+	c, err := m.instanceConfig(v, ifi)
+	if err != nil {
+		return vrrp.Member{}, nil, err
+	}
+	in, err := vrrp.NewInstance(c)
+	if err != nil {
+		return vrrp.Member{}, nil, err
+	}
+	k := trKey{ifi.Name, c.Src.Is6(), len(c.Peers) > 0}
+	tr := m.shared[k]
+	if tr == nil {
+		if tr, err = dm.deps.OpenVRRP(vrrp.TransportConfig{Interface: k.ifname, IPv6: k.ipv6, Unicast: k.unicst}); err != nil {
+			return vrrp.Member{}, nil, err
+		}
+		m.shared[k] = tr
+	}
+	ann, err := m.announcer(ifi)
+	if err != nil {
+		return vrrp.Member{}, nil, err
+	}
+	st := &vrrpInst{cfg: v, ann: ann, tr: tr}
+	for _, a := range slices.Concat(v.VIPs, v.ExcludedVIPs) {
+		if own[a.Addr()] {
+			st.served = append(st.served, a.Addr())
+			continue
+		}
+		ka, err := m.kernelAddr(a, ifi)
+		if err != nil {
+			return vrrp.Member{}, nil, err
+		}
+		st.kern = append(st.kern, ka)
+	}
+	return vrrp.Member{Name: v.Name, Instance: in, Transport: tr,
+		LinkUp: func() bool { return m.linkUp(ifi.Name) }, Tracks: dm.vrrpTracks(v, m.linkUp)}, st, nil
+}
+
+// instanceConfig maps v onto the state machine's configuration on ifi.
+func (m *vrrpManager) instanceConfig(v config.VRRP, ifi Interface) (vrrp.Config, error) {
+	src := v.UnicastSrcIP
+	if !src.IsValid() {
+		var err error
+		if src, err = vrrpSource(ifi, v.IPv6()); err != nil {
+			return vrrp.Config{}, err
+		}
+	}
+	return VRRPConfig(v, src)
 }
 
 // run drives VRRP until ctx ends, then shuts the instances down (a master
@@ -227,9 +284,9 @@ func (m *vrrpManager) run(ctx context.Context) error {
 			attrs = append(attrs, vrrp.Reason(r).String(), n)
 		}
 	}
-	if m.kv != nil {
+	if kv := m.kernel(); kv != nil {
 		// The Runner has stopped: every master has advertised priority 0.
-		m.kv.releaseAll()
+		kv.releaseAll()
 	}
 	rx, tx, txErr := m.runner.Counters()
 	m.log.Info("VRRP stopped", append([]any{"received", rx, "sent", tx, "send_errors", txErr}, attrs...)...)
@@ -239,7 +296,7 @@ func (m *vrrpManager) run(ctx context.Context) error {
 // close releases the transports and announcers (run closes the transports too;
 // closing twice is harmless).
 func (m *vrrpManager) close() {
-	for _, t := range m.trs {
+	for _, t := range m.shared {
 		t.Close()
 	}
 	for _, a := range m.all {
@@ -266,7 +323,9 @@ func (m *vrrpManager) announcer(ifi Interface) (Announcer, error) {
 		}
 		m.all = append(m.all, a)
 	}
+	m.imu.Lock()
 	m.annByIf[ifi.Name] = a
+	m.imu.Unlock()
 	return a, nil
 }
 
@@ -294,42 +353,51 @@ func (m *vrrpManager) kernelAddr(a config.VirtualAddress, inst Interface) (kerne
 	return kernelAddr{Addr: kaddr.Addr{Prefix: a.Prefix, Index: ifi.Index, Label: a.Label, Scope: scope, Broadcast: a.Broadcast}, Dev: ifi.Name}, nil
 }
 
-// openKernel opens the kernel address handle when an instance has kernel
-// addresses, and removes what a killed previous run left; without any, it only
-// cleans up.
-func (m *vrrpManager) openKernel() error {
-	need := false
-	for _, list := range m.kern {
-		need = need || len(list) > 0
+// openKernel opens the kernel address handle when an instance of insts has kernel
+// addresses and none is open yet, after removing what a killed previous run left
+// (on the first call); without any, it only cleans up.
+func (m *vrrpManager) openKernel(insts map[*vrrp.Instance]*vrrpInst) error {
+	if m.kernel() != nil {
+		return nil
+	}
+	var need *vrrpInst
+	for _, st := range insts {
+		if len(st.kern) > 0 {
+			need = st
+		}
 	}
 	open := m.dm.deps.KernelAddrs
 	if open == nil {
-		if need {
-			for in, list := range m.kern {
-				if len(list) > 0 {
-					return fmt.Errorf("[[vrrp]] %q: %v is no [[service]]'s address, so it goes on the kernel, and this director cannot change kernel addresses (Deps.KernelAddrs)",
-						m.cfgs[in].Name, list[0].Prefix.Addr())
-				}
-			}
+		if need != nil {
+			return fmt.Errorf("[[vrrp]] %q: %v is no [[service]]'s address, so it goes on the kernel, and this director cannot change kernel addresses (Deps.KernelAddrs)",
+				need.cfg.Name, need.kern[0].Prefix.Addr())
 		}
+		return nil
+	}
+	if m.cleaned && need == nil {
 		return nil
 	}
 	h, err := open()
 	if err != nil {
-		if !need {
+		if need == nil {
 			return nil
 		}
 		return fmt.Errorf("[[vrrp]] kernel addresses: %w", err)
 	}
 	kv := newKernelVIPs(m.log, h, recordPath(m.dm.st.cfg))
-	kv.cleanup(func(dev string) (int, bool) {
-		ifi, err := m.dm.deps.Host.Interface(dev)
-		return ifi.Index, err == nil
-	})
-	if !need {
+	if !m.cleaned {
+		m.cleaned = true
+		kv.cleanup(func(dev string) (int, bool) {
+			ifi, err := m.dm.deps.Host.Interface(dev)
+			return ifi.Index, err == nil
+		})
+	}
+	if need == nil {
 		return h.Close()
 	}
+	m.imu.Lock()
 	m.kv = kv
+	m.imu.Unlock()
 	return nil
 }
 
@@ -338,10 +406,14 @@ func (m *vrrpManager) openKernel() error {
 // repeats of keepalived's garp_master_delay and garp_master_refresh are armed here.
 func (m *vrrpManager) becomeMaster(mb *vrrp.Member) {
 	in := mb.Instance
-	v := m.cfgs[in]
-	ev := vrrpEvent{instance: v.Name, master: true, vips: slices.Clone(m.served[in]), ann: m.anns[in], repeat: v.GARPMasterRepeat}
-	if kern := m.kern[in]; len(kern) > 0 {
-		ev.kernel = func() []netip.Addr { return m.announceKernel(in, m.kv.take(v.Name, kern), v.GARPMasterRepeat) }
+	st := m.get(in)
+	if st == nil {
+		return
+	}
+	v := st.cfg
+	ev := vrrpEvent{instance: v.Name, master: true, vips: slices.Clone(st.served), ann: st.ann, repeat: v.GARPMasterRepeat}
+	if kern, kv := st.kern, m.kernel(); len(kern) > 0 && kv != nil {
+		ev.kernel = func() []netip.Addr { return m.announceKernel(st, kv.take(v.Name, kern), v.GARPMasterRepeat) }
 	}
 	m.dm.inbox.post(ev)
 	m.mu.Lock()
@@ -371,30 +443,48 @@ func (m *vrrpManager) becomeMaster(mb *vrrp.Member) {
 
 // announceKernel announces the kernel addresses held on other interfaces than the
 // instance's, repeat times, and returns those on the instance's interface, which the
-// effect announces with the service VIPs.
-func (m *vrrpManager) announceKernel(in *vrrp.Instance, held []kernelAddr, repeat int) []netip.Addr {
-	own := m.anns[in]
+// caller announces with the service VIPs.
+func (m *vrrpManager) announceKernel(st *vrrpInst, held []kernelAddr, repeat int) []netip.Addr {
 	var mine []netip.Addr
-	others := map[string][]netip.Addr{}
+	others := map[Announcer][]netip.Addr{}
 	for _, a := range held {
-		if ann := m.annByIf[a.Dev]; ann != nil && ann != own {
-			others[a.Dev] = append(others[a.Dev], a.Prefix.Addr())
+		if ann := m.annOf(a.Dev); ann != nil && ann != st.ann {
+			others[ann] = append(others[ann], a.Prefix.Addr())
 			continue
 		}
 		mine = append(mine, a.Prefix.Addr())
 	}
-	for dev, addrs := range others {
-		m.announce(m.annByIf[dev], m.cfgs[in].Name, addrs, repeat)
+	for ann, addrs := range others {
+		m.announce(ann, st.cfg.Name, addrs, repeat)
 	}
 	return mine
 }
 
+// kernel returns the kernel address manager, nil until an instance has kernel
+// addresses.
+func (m *vrrpManager) kernel() *kernelVIPs {
+	m.imu.RLock()
+	defer m.imu.RUnlock()
+	return m.kv
+}
+
+// annOf returns the announcer of interface dev.
+func (m *vrrpManager) annOf(dev string) Announcer {
+	m.imu.RLock()
+	defer m.imu.RUnlock()
+	return m.annByIf[dev]
+}
+
 func (m *vrrpManager) leaveMaster(mb *vrrp.Member) {
 	in := mb.Instance
-	v := m.cfgs[in]
-	ev := vrrpEvent{instance: v.Name, master: false}
-	if len(m.kern[in]) > 0 {
-		ev.kernel = func() []netip.Addr { m.kv.release(v.Name); return nil }
+	st := m.get(in)
+	if st == nil {
+		return
+	}
+	ev := vrrpEvent{instance: st.cfg.Name, master: false}
+	if kv := m.kernel(); len(st.kern) > 0 && kv != nil {
+		name := st.cfg.Name
+		ev.kernel = func() []netip.Addr { kv.release(name); return nil }
 	}
 	m.dm.inbox.post(ev)
 	m.mu.Lock()
@@ -408,7 +498,11 @@ func (m *vrrpManager) leaveMaster(mb *vrrp.Member) {
 // garp_lower_prio_delay.
 func (m *vrrpManager) lowerPrio(mb *vrrp.Member) {
 	in := mb.Instance
-	v := m.cfgs[in]
+	st := m.get(in)
+	if st == nil {
+		return
+	}
+	v := st.cfg
 	m.burst(in, v.GARPLowerPrioRepeat)
 	if v.GARPLowerPrioDelay <= 0 || v.GARPLowerPrioRepeat <= 0 {
 		return
@@ -444,14 +538,15 @@ func (m *vrrpManager) burstIfMaster(in *vrrp.Instance, n int) bool {
 // with vrrp_garp_interval 0, for each address in serves: its service VIPs and the
 // kernel addresses it holds now (not those it was refused).
 func (m *vrrpManager) burst(in *vrrp.Instance, n int) {
-	if n <= 0 {
+	st := m.get(in)
+	if n <= 0 || st == nil {
 		return
 	}
-	addrs := slices.Clone(m.served[in])
-	if m.kv != nil {
-		addrs = append(addrs, m.announceKernel(in, m.kv.heldAddrs(m.cfgs[in].Name), n)...)
+	addrs := slices.Clone(st.served)
+	if kv := m.kernel(); kv != nil {
+		addrs = append(addrs, m.announceKernel(st, kv.heldAddrs(st.cfg.Name), n)...)
 	}
-	m.announce(m.anns[in], m.cfgs[in].Name, addrs, n)
+	m.announce(st.ann, st.cfg.Name, addrs, n)
 }
 
 // announce sends n announcements of addrs on a.

@@ -1,0 +1,189 @@
+package daemon
+
+import (
+	"context"
+	"reflect"
+	"slices"
+
+	"github.com/gvs-lb/gvs/internal/config"
+	"github.com/gvs-lb/gvs/vrrp"
+)
+
+// reloadVRRP applies a reload's [[vrrp]] and [[vrrp_sync_group]] changes on the
+// controller's goroutine (docs/vrrp.md "Live reload"): an unchanged instance keeps
+// its state; a changed priority, preemption, notify, announcement or tracking
+// setting applies in place (the new priority goes out with the next advert); an
+// added instance starts; a removed one shuts down as keepalived does (a master
+// advertises priority 0 and releases its VIPs); an instance whose identity changed
+// (interface, VRID, version, VIPs, interval, authentication, unicast, priority to
+// or from 255), or whose sync group changed, is restarted: removed, then added.
+func (d *Daemon) reloadVRRP(old, cur *config.Config) {
+	vc := vrrpChanges(old.VRRP, cur.VRRP, old.VRRPSyncGroups, cur.VRRPSyncGroups)
+	if d.mode == modeVRRPOnly && len(cur.Services) > 0 {
+		d.log.Warn("reload: this gvs started with VRRP only (no data path): restart gvs to serve the [[service]] tables", "services", len(cur.Services))
+	}
+	if len(vc) == 0 {
+		return
+	}
+	if d.vrrp == nil {
+		d.log.Warn("reload: gvs started without [[vrrp]]: restart gvs to run VRRP", "changed", vc)
+		return
+	}
+	if err := d.vrrp.reload(cur); err != nil {
+		d.log.Error("reload: VRRP changes not all applied", "err", err, "changed", vc)
+		return
+	}
+	d.log.Info("reload: VRRP changed", "changed", vc)
+}
+
+// softVRRP returns v without what a running instance can change in place.
+func softVRRP(v config.VRRP) config.VRRP {
+	owner := v.Priority == 255
+	v.Line, v.State, v.Priority = 0, 0, 0
+	if owner {
+		v.Priority = 255
+	}
+	v.NoPreempt, v.PreemptDelay = false, 0
+	v.GARPMasterDelay, v.GARPMasterRepeat, v.GARPMasterRefresh, v.GARPMasterRefreshRepeat = 0, 0, 0, 0
+	v.GARPLowerPrioDelay, v.GARPLowerPrioRepeat = 0, 0
+	v.NotifyMaster, v.NotifyBackup, v.NotifyFault, v.Notify = "", "", "", ""
+	v.TrackService, v.TrackInterface = nil, nil
+	v.TrackScript, v.TrackFile, v.TrackProcess = nil, nil, nil
+	return v
+}
+
+// groupOf returns the members of name's sync group in gs, or nil.
+func groupOf(gs []config.VRRPSyncGroup, name string) []string {
+	for _, g := range gs {
+		if slices.Contains(g.Group, name) {
+			return g.Group
+		}
+	}
+	return nil
+}
+
+// reload makes cur's instances the running ones (see reloadVRRP).
+func (m *vrrpManager) reload(cur *config.Config) error {
+	m.imu.RLock()
+	running := map[string]*vrrp.Instance{}
+	oldCfg := map[string]config.VRRP{}
+	for in, st := range m.insts {
+		running[st.cfg.Name] = in
+		oldCfg[st.cfg.Name] = st.cfg
+	}
+	m.imu.RUnlock()
+	oldGroups := m.groups
+	curCfg := map[string]config.VRRP{}
+	for _, v := range cur.VRRP {
+		curCfg[v.Name] = v
+	}
+
+	restart := map[string]bool{}
+	var soft []string
+	for name, c := range curCfg {
+		o, ok := oldCfg[name]
+		switch {
+		case !ok || !reflect.DeepEqual(softVRRP(o), softVRRP(c)):
+			restart[name] = true
+		case !slices.Equal(groupOf(oldGroups, name), groupOf(cur.VRRPSyncGroups, name)):
+			restart[name] = true
+		default:
+			o.Line, c.Line = 0, 0
+			if !reflect.DeepEqual(o, c) {
+				soft = append(soft, name)
+			}
+		}
+	}
+	for name := range oldCfg {
+		if _, ok := curCfg[name]; !ok {
+			restart[name] = true
+		}
+	}
+	// A sync group starts and stops whole: a restarted member restarts its groups'
+	// other members, old and new.
+	for changed := true; changed; {
+		changed = false
+		for name := range restart {
+			for _, other := range slices.Concat(groupOf(oldGroups, name), groupOf(cur.VRRPSyncGroups, name)) {
+				if !restart[other] {
+					restart[other] = true
+					changed = true
+				}
+			}
+		}
+	}
+	soft = slices.DeleteFunc(soft, func(n string) bool { return restart[n] })
+
+	var u vrrp.Update
+	var add []config.VRRP
+	for _, v := range cur.VRRP {
+		if restart[v.Name] {
+			add = append(add, v)
+		}
+	}
+	for name := range restart {
+		if in := running[name]; in != nil {
+			u.Remove = append(u.Remove, in)
+		}
+	}
+	members, built, err := m.build(add, cur.VRRPSyncGroups, cur)
+	if err != nil {
+		return err
+	}
+	if err := m.openKernel(built); err != nil {
+		return err
+	}
+	u.Add = members
+	softCfg := map[*vrrp.Instance]config.VRRP{}
+	for _, name := range soft {
+		in, v := running[name], curCfg[name]
+		ifi, err := m.dm.deps.Host.Interface(v.Interface)
+		if err != nil {
+			return err
+		}
+		c, err := m.instanceConfig(v, ifi)
+		if err != nil {
+			return err
+		}
+		softCfg[in] = v
+		u.Reconfigure = append(u.Reconfigure, vrrp.Reconfig{Instance: in, Config: c,
+			LinkUp: func() bool { return m.linkUp(ifi.Name) }, Tracks: m.dm.vrrpTracks(v, m.linkUp)})
+	}
+	u.Prepare = func() {
+		m.imu.Lock()
+		defer m.imu.Unlock()
+		for in, st := range built {
+			m.insts[in] = st
+		}
+		for in, v := range softCfg {
+			if st := m.insts[in]; st != nil {
+				c := *st
+				c.cfg = v
+				m.insts[in] = &c
+			}
+		}
+	}
+	for _, v := range add {
+		m.dm.metrics.SetVRRPState(v.Name, "INIT")
+	}
+	err = m.runner.Update(context.Background(), u)
+	// The removed instances have shut down: forget them, and the transports no
+	// instance uses any more (the Runner closed them).
+	m.imu.Lock()
+	for _, in := range u.Remove {
+		delete(m.insts, in)
+	}
+	used := map[vrrp.Transport]bool{}
+	for _, st := range m.insts {
+		used[st.tr] = true
+	}
+	m.imu.Unlock()
+	for k, tr := range m.shared {
+		if !used[tr] {
+			tr.Close()
+			delete(m.shared, k)
+		}
+	}
+	m.groups = slices.Clone(cur.VRRPSyncGroups)
+	return err
+}
