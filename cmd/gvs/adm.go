@@ -24,11 +24,22 @@ const admHelp = `
 gvs adm talks to a running director (gvs run) through its control socket, with
 ipvsadm's syntax, semantics, messages and exit statuses: every line above works as
 "gvs adm" in place of "ipvsadm", and -Ln prints the same layout byte for byte.
-Changes apply at once, atomically, and keep established connections; -R applies a
-whole ipvsadm-save stream or, if any line fails, nothing. A configuration reload
-(SIGHUP) replaces the table with the config's, as keepalived's reload does.
+Changes apply at once, atomically, and keep established connections. -R runs a
+stream line by line as ipvsadm does: a line the table refuses prints its message
+and the next runs, a line ipvsadm's own checks refuse (or a '#' comment line)
+ends it, and the status is the last line's; the lines that worked take effect
+together. A configuration reload (SIGHUP) replaces the table with the config's,
+as keepalived's reload does.
 
 gvs options (anywhere among the ipvsadm arguments):
+  --atomic                with -R: all of the stream or, if any line fails,
+                          nothing ('#' starts a comment then)
+  --match RULE            with -A or -E of an fwmark service: the packets that
+                          carry its mark, RULE being address=ADDR[,protocol=tcp|udp]
+                          [,port=N|N-M] (gvs has no netfilter to set marks; -A -f
+                          needs at least one); repeat for more rules. -S writes
+                          them in a "# gvs: --match …" line before the service,
+                          which -R reads (Debian's ipvsadm init script drops it)
   --vrrp                  alone: list the VRRP instances — state, configured
                           and effective priority, master, last transition and
                           its reason
@@ -47,7 +58,10 @@ Examples:
   gvs adm -Lnc                                         list connections with state and expiry
   gvs adm -Ln --stats        gvs adm -Ln --rate        counters, and rates per second
   gvs adm -Z                                           zero the counters
+  gvs adm -A -f 7 -s rr --match address=198.18.0.110,protocol=tcp,port=8000-8099
+                                                       an fwmark service and its packets
   gvs adm -S -n > rules && gvs adm -C && gvs adm -R < rules   save, clear, restore
+  gvs adm -R --atomic < rules                          restore all or nothing
   gvs adm --set 900 120 300                            tcp tcpfin udp timeouts
   gvs adm -c /etc/gvs/gvs.toml -Ln                     a director with another socket
 `
@@ -79,7 +93,11 @@ func admMain(args []string, stdin io.Reader, stdout, stderr io.Writer, getenv fu
 	// here, with no director needed) and -R (which sends standard input). The
 	// director parses again, with its names, and has the last word.
 	p := ipvsadm.Parser{Program: admProgram}
-	c, perr := p.Parse(rest)
+	_, words, perr := ipvsadm.SplitOptions(rest)
+	var c *ipvsadm.Command
+	if perr == nil {
+		c, perr = p.Parse(words)
+	}
 	if perr == nil && c.Op == ipvsadm.OpHelp {
 		if err := ipvsadm.FormatUsage(stdout, admProgram); err != nil {
 			return 1

@@ -8,6 +8,7 @@ import (
 	"net/netip"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -112,14 +113,23 @@ func TestAdmPassesThrough(t *testing.T) {
 func TestAdmRestoreSendsStdin(t *testing.T) {
 	path, reqs := fakeDirector(t, func(context.Context, control.Request) control.Response { return control.Response{} })
 	rules := "-A -t 198.18.0.100:80 -s rr\n-a -t 198.18.0.100:80 -r 198.18.0.5:80 -g -w 1\n"
-	for _, args := range [][]string{{"-R"}, {"--restore"}} {
-		if _, errOut, st := runAdm(append(args, "--socket", path), rules, noEnv); st != 0 {
+	sent := [][]string{{"-R"}, {"--restore"}, {"-R", "--atomic"}, {"--atomic", "--restore"}}
+	for _, args := range sent {
+		if _, errOut, st := runAdm(append(slices.Clone(args), "--socket", path), rules, noEnv); st != 0 {
 			t.Fatalf("%v: %q %d", args, errOut, st)
 		}
 	}
-	for _, r := range reqs() {
+	got := reqs()
+	if len(got) != len(sent) {
+		t.Fatalf("%d requests, want %d", len(got), len(sent))
+	}
+	for i, r := range got {
 		if r.Stdin != rules {
 			t.Errorf("%v sent %q, want the rules", r.Args, r.Stdin)
+		}
+		// --atomic goes to the director, which applies it.
+		if !slices.Equal(r.Args, sent[i]) {
+			t.Errorf("sent arguments %q, want %q", r.Args, sent[i])
 		}
 	}
 }

@@ -102,6 +102,12 @@ type Command struct {
 	// and server commands.
 	HasService bool
 
+	// Match are gvs's match rules of -A or -E of an fwmark service (--match,
+	// see ApplyOptions): which packets carry the mark. nil when none were
+	// given: -A then adds a service without rules, -E keeps the service's.
+	// Parse never sets it.
+	Match []ipvs.Match
+
 	// Dest is the real server of -a, -e and -d (Addr, Port, Method, Weight,
 	// thresholds, tunnel parameters). Its counters are unused.
 	Dest Dest

@@ -2,6 +2,7 @@ package ipvsadm
 
 import (
 	"net/netip"
+	"slices"
 
 	"github.com/gvs-lb/gvs/ipvs"
 	"github.com/gvs-lb/gvs/sched"
@@ -12,7 +13,7 @@ import (
 // reverse of s.RealServers), without counters; the caller adds those. It is the
 // inverse of Edit: the lines FormatSave writes for it, restored with Edit on an
 // empty table, give s back, in ipvsadm-save's sorted order and without what
-// ipvsadm -S does not carry (thresholds, match rules, MACs).
+// ipvsadm -S does not carry (thresholds, MACs).
 func ServiceOf(s *ipvs.Service) Service {
 	out := Service{
 		Protocol:  Protocol(s.Protocol),
@@ -27,17 +28,12 @@ func ServiceOf(s *ipvs.Service) Service {
 	if s.IsMark() {
 		out.Protocol = TCP // what ipvsadm sends for every fwmark service
 		out.Addr, out.Port = netip.Addr{}, 0
+		out.Match = slices.Clone(s.Match)
 	}
 	if s.Persistence > 0 {
 		out.Persistent, out.Timeout = true, s.Persistence
 	}
-	full := 32
-	if s.IPv6 {
-		full = 128
-	}
-	if s.Netmask.IsValid() && s.Netmask.Bits() > 0 && s.Netmask.Bits() < full {
-		out.Netmask = s.Netmask.Bits()
-	}
+	out.Netmask = NetmaskOf(s.Netmask, s.Addr.Addr().Is6() || s.IPv6)
 	for i := len(s.RealServers) - 1; i >= 0; i-- {
 		r := &s.RealServers[i]
 		out.Dests = append(out.Dests, Dest{
@@ -50,6 +46,25 @@ func ServiceOf(s *ipvs.Service) Service {
 		})
 	}
 	return out
+}
+
+// NetmaskOf returns Service.Netmask for a model's persistence granularity
+// (ipvs.Service.Netmask) in a family: 0 for the whole address (or an invalid
+// prefix), NetmaskAll for /0 in IPv4, the prefix length otherwise.
+func NetmaskOf(p netip.Prefix, ipv6 bool) int {
+	full := 32
+	if ipv6 {
+		full = 128
+	}
+	switch {
+	case !p.IsValid() || p.Bits() >= full:
+		return 0
+	case p.Bits() == 0 && !ipv6:
+		return NetmaskAll
+	case p.Bits() == 0:
+		return 0
+	}
+	return p.Bits()
 }
 
 // methodOf returns ipvsadm's name of a forwarding method; a method ipvsadm has no

@@ -13,7 +13,8 @@
 //     parse to the same Command.
 //   - FormatList, FormatService, FormatConns, FormatTimeouts, FormatDaemons,
 //     FormatUsage and FormatVersion write the listings of -L in all their
-//     forms; FormatSave writes -S; ParseRestore reads -R.
+//     forms; FormatSave writes -S; ReadRestore reads -R line by line as
+//     ipvsadm runs it (which lines end it, which only fail).
 //   - The errors ipvsadm prints when the kernel refuses a command are
 //     exported as KernelError constants (ErrServiceExists, ErrNoSuchDest, …)
 //     for the daemon to return; ExitStatus gives ipvsadm's exit status for
@@ -22,7 +23,11 @@
 //     the table ([]ipvs.Service) as the kernel would, refusing with the
 //     KernelError ipvsadm prints: the one copy of ipvsadm's edit semantics,
 //     for gvs adm and for gvs import ipvsadm. ServiceOf converts a model
-//     service back to the listing model, for -L and -S.
+//     service back to the listing model, for -L and -S. An Editor applies
+//     a run of commands in place, each costing what it changes.
+//   - SplitOptions and ApplyOptions take gvs adm's own options (--atomic,
+//     --match) out of the arguments before Parse, so its messages stay
+//     ipvsadm's.
 //
 // Service, Dest, Conn and the other types of listings are this package's own,
 // shaped as ipvsadm prints them; the model (package ipvs) is what Edit edits,
@@ -30,20 +35,25 @@
 //
 // Where gvs differs from ipvsadm 1.31, on purpose:
 //
-//   - Option order does not matter for -r and -M: a real server given
-//     without a port gets the service's port (the man page's rule) even when
-//     -r comes before -t, and -M is read in the family of the service even
-//     when it comes before it. ipvsadm applies both at the point where it
-//     meets them.
-//   - -M must be a contiguous IPv4 netmask other than 0.0.0.0, since gvs
-//     keeps the persistence granularity as a prefix length (Service.Netmask);
+//   - -M is read in the family of the service even when it comes before it
+//     (ipvsadm reads it in the family known at that point). An IPv4 -M is
+//     read as ipvsadm reads it (inet_aton, then a host name: "24" is
+//     0.0.0.24), but gvs groups persistent clients by prefix, so only a mask
+//     of leading ones or 0.0.0.0 (NetmaskAll) is taken; any other value is
+//     refused with an *UnsupportedError naming how ipvsadm read it, where
 //     ipvsadm passes any 32-bit value to the kernel.
 //   - -b with only commas (-b ,) is refused as an invalid flag; ipvsadm
 //     crashes.
-//   - ParseRestore treats '#' as the start of a comment, as the ipvsadm
-//     source documents (docs/ipvsadm-format.md §5); the actual code never sees
-//     the '#', which is why Debian's init script strips comment lines.
-//     Errors carry the line number (LineError); ipvsadm's have none.
+//   - ReadRestore reads -R as ipvsadm 1.31 does, '#' included (a word like
+//     any other: ipvsadm's comment code looks for it where it never is, so a
+//     comment line ends the restore with the help hint); ParseRestore, for gvs
+//     adm -R --atomic and the importers, treats '#' as the start of a comment
+//     and carries line numbers in its errors (LineError); ipvsadm's have none.
+//     Both read gvs's "# gvs: --match …" lines, which FormatSave writes before
+//     an fwmark service with match rules (Service.Match) and ipvsadm -R would
+//     refuse; Debian's init script drops comment lines before ipvsadm -R.
+//   - Lines of -R that list, save, zero or start a sync daemon fail with an
+//     *UnsupportedError (Edit); ipvsadm carries them out.
 //   - The help hint and the usage text take the program name from the caller
 //     (Parser.Program), as ipvsadm takes argv[0].
 //

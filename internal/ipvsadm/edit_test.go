@@ -19,7 +19,14 @@ import (
 func edits(t *testing.T, services []ipvs.Service, lines ...string) []ipvs.Service {
 	t.Helper()
 	for _, l := range lines {
-		c, err := Parse(words(l))
+		o, rest, err := SplitOptions(words(l))
+		if err != nil {
+			t.Fatalf("SplitOptions(%q): %v", l, err)
+		}
+		c, err := Parse(rest)
+		if err == nil {
+			err = ApplyOptions(c, o)
+		}
 		if err != nil {
 			t.Fatalf("Parse(%q): %v", l, err)
 		}
@@ -231,9 +238,10 @@ func TestServiceOfRoundTrip(t *testing.T) {
 		"-A -u 198.18.0.100:53 -s sh -b sh-port,sh-fallback -o",
 		"-A -t [2001:db8::100]:80 -s mh -b mh-port -p 60 -M 64",
 		"-a -t [2001:db8::100]:80 -r [2001:db8::5]:80 -g",
-		"-A -f 7 -s wlc -p 300",
+		"-A -f 7 -s wlc -p 300 --match address=198.18.0.110,protocol=tcp,port=8000-8099 --match address=198.18.0.111",
 		"-a -f 7 -r 198.18.0.9 -g",
-		"-A -f 8 -6 -s lc",
+		"-A -f 8 -6 -s lc --match address=2001:db8::110,protocol=udp,port=53",
+		"-A -t 198.18.0.101:0 -s rr -p 60 -M 0.0.0.0",
 	)
 	var svcs []Service
 	for i := range table {
@@ -273,4 +281,71 @@ func TestServiceOfRoundTrip(t *testing.T) {
 	if got, want := norm(back), norm(table); !reflect.DeepEqual(got, want) {
 		t.Errorf("restored\n got %+v\nwant %+v\nsaved:\n%s", got, want, text)
 	}
+}
+
+// TestEditor: an Editor's table after a run of commands, failing ones among
+// them, is Edit's, and the table it started from is not modified.
+func TestEditor(t *testing.T) {
+	base := edits(t, nil,
+		"-A -t 198.18.0.100:80 -s rr",
+		"-a -t 198.18.0.100:80 -r 198.18.0.5 -g",
+		"-A -t 198.18.0.101:80 -s wlc",
+		"-A -f 7 -s rr --match address=198.18.0.110",
+	)
+	keep := cloneTable(base)
+	lines := []string{
+		"-A -t 198.18.0.102:80 -s rr",
+		"-A -t 198.18.0.100:80", // exists
+		"-a -t 198.18.0.100:80 -r 198.18.0.6 -m -w 3",
+		"-e -t 198.18.0.100:80 -r 198.18.0.5 -g -w 0",
+		"-d -t 198.18.0.100:80 -r 198.18.0.9", // no such destination
+		"-D -t 198.18.0.101:80",
+		"-E -f 7 -s wlc",
+		"-a -t 198.18.0.102:80 -r 198.18.0.7 -g",
+		"-D -t 198.18.0.101:80", // gone
+		"-E -t 198.18.0.102:80 -s sh",
+		"-d -t 198.18.0.100:80 -r 198.18.0.5",
+		"-A -t 198.18.0.101:80 -s lc",
+	}
+	ed := NewEditor(base)
+	want := base
+	for _, l := range lines {
+		c, err := Parse(words(l))
+		if err != nil {
+			t.Fatal(err)
+		}
+		var werr error
+		want, werr = Edit(want, c)
+		gerr := ed.Edit(c)
+		if !errors.Is(gerr, werr) && gerr != werr {
+			t.Errorf("%s: Editor %v, Edit %v", l, gerr, werr)
+		}
+		for _, s := range want {
+			if got := ed.Service(s.Key); got == nil || !reflect.DeepEqual(*got, s) {
+				t.Errorf("after %s: Service(%s) = %+v, want %+v", l, s.Key, got, s)
+			}
+		}
+	}
+	if !reflect.DeepEqual(ed.Services(), want) {
+		t.Errorf("Editor:\n%+v\nEdit:\n%+v", ed.Services(), want)
+	}
+	if !reflect.DeepEqual(base, keep) {
+		t.Errorf("the Editor modified the table it started from")
+	}
+	if err := ed.Edit(&Command{Op: OpClear}); err != nil || len(ed.Services()) != 0 || ed.Service(base[0].Key) != nil {
+		t.Errorf("-C: %v, %+v", err, ed.Services())
+	}
+	if !reflect.DeepEqual(base, keep) {
+		t.Errorf("-C modified the table the Editor started from")
+	}
+}
+
+// cloneTable copies services deeply.
+func cloneTable(ss []ipvs.Service) []ipvs.Service {
+	out := slices.Clone(ss)
+	for i := range out {
+		out[i].RealServers = slices.Clone(out[i].RealServers)
+		out[i].Match = slices.Clone(out[i].Match)
+	}
+	return out
 }

@@ -56,6 +56,11 @@ const (
 type Error struct {
 	Msg    string
 	Status int // StatusFail or StatusUsage
+	// Returns marks popt's errors after the command (an unknown option, a
+	// missing argument): ipvsadm prints them and returns -1 from its option
+	// processing instead of exiting, so -R goes on with the next line. Every
+	// other Error is an exit (fail(), the help hint), which ends -R.
+	Returns bool
 }
 
 func (e *Error) Error() string { return e.Msg }

@@ -159,6 +159,9 @@ func maskString(s *Service) string {
 		}
 		return strconv.Itoa(n)
 	}
+	if n == NetmaskAll {
+		return "0.0.0.0"
+	}
 	if n <= 0 || n >= 32 {
 		return ""
 	}
@@ -345,6 +348,9 @@ func (p *printer) service(s *Service) {
 	f := p.f
 	switch {
 	case p.rules:
+		if len(s.Match) > 0 && s.FWMark != 0 {
+			p.str(matchDirective(s.Match) + "\n")
+		}
 		p.str("-A " + name + " -s " + s.Scheduler)
 		if s.Persistent {
 			p.str(" -p " + seconds(s.Timeout))

@@ -3,6 +3,8 @@ package ipvsadm
 import (
 	"net/netip"
 	"time"
+
+	"github.com/gvs-lb/gvs/ipvs"
 )
 
 // Protocol is an IP protocol number, as IPVS keys services by it.
@@ -129,7 +131,7 @@ type Service struct {
 	Timeout    time.Duration // persistence timeout, whole seconds
 	// Netmask is the persistence granularity as a prefix length: 1–31 for an
 	// IPv4 service, 1–127 for IPv6. 0 means the whole address (/32 or /128),
-	// the default.
+	// the default; NetmaskAll is -M 0.0.0.0 (IPv4 only): every client is one.
 	Netmask int
 	PE      string // persistence engine (--pe), e.g. "sip"; "" for none
 	OPS     bool   // one-packet scheduling (-o)
@@ -137,7 +139,16 @@ type Service struct {
 	Stats Stats
 	Rates Rates
 	Dests []Dest
+
+	// Match are gvs's match rules of an fwmark service: which packets carry
+	// its mark. ipvsadm has none; FormatSave writes them in a "# gvs:" line
+	// before the service's -A, which gvs's restore reads.
+	Match []ipvs.Match
 }
+
+// NetmaskAll is Service.Netmask for the IPv4 mask 0.0.0.0 (a prefix of length 0):
+// every client shares one persistence template.
+const NetmaskAll = -1
 
 // is6 reports whether s is in the IPv6 family.
 func (s *Service) is6() bool {

@@ -253,7 +253,6 @@ type parseState struct {
 	given optSet
 
 	netmaskArg    string
-	serverPort    bool // -r named a port
 	schedFlagsArg string
 	tunCsum       TunnelCsum
 }
@@ -331,7 +330,7 @@ func (st *parseState) run() (*Command, error) {
 			break
 		}
 		if errText != "" {
-			return nil, &Error{Msg: st.sc.last + ": " + errText, Status: StatusUsage}
+			return nil, &Error{Msg: st.sc.last + ": " + errText, Status: StatusUsage, Returns: true}
 		}
 		if err := st.option(ev); err != nil {
 			return nil, err
@@ -468,7 +467,11 @@ func (st *parseState) option(ev event) error {
 			return failf("illegal real server address[:port] specified")
 		}
 		c.Dest.Addr, c.Dest.Port = addr, port
-		st.serverPort = res&svcPort != 0
+		if res&svcPort == 0 {
+			// ipvsadm copies the service's port as it stands when it meets
+			// -r: 0 when -t or -u comes later.
+			c.Dest.Port = c.Service.Port
+		}
 	case kGate, kMasq, kIPIP:
 		if err := st.set(optForward); err != nil {
 			return err
@@ -609,13 +612,6 @@ func (st *parseState) finish() (*Command, error) {
 		}
 	}
 
-	if c.Op == OpAddServer || c.Op == OpEditServer || c.Op == OpDeleteServer {
-		// The man page: "If port is omitted, the real server port is the
-		// same as the virtual port" (0 for an fwmark service).
-		if !st.serverPort {
-			c.Dest.Port = c.Service.Port
-		}
-	}
 	if c.Op == OpAddServer || c.Op == OpEditServer {
 		m := c.Dest.Method
 		// DR and tunnels cannot change the port.
@@ -680,29 +676,41 @@ func (st *parseState) tunnelCheck() error {
 	return nil
 }
 
-// netmask reads -M in the service's family.
+// netmask reads -M in the service's family. An IPv4 mask is read as ipvsadm's
+// parse_netmask reads it: inet_aton (so "24" is the address 0.0.0.24, not a
+// prefix length), else a host name. ipvsadm hands any 32-bit value to the
+// kernel; gvs groups clients by prefix, so a mask of leading ones becomes its
+// length, 0.0.0.0 becomes NetmaskAll, and any other value is refused with an
+// *UnsupportedError naming it.
 func (st *parseState) netmask() error {
 	s := &st.c.Service
 	if !s.is6() {
 		a, ok := inetAton(st.netmaskArg)
-		if !ok {
+		if !ok && st.p.Names != nil {
+			a, ok = st.p.Names.HostAddr(st.netmaskArg)
+		}
+		if !ok || !a.Is4() {
 			return failf("illegal virtual server persistent mask specified")
 		}
-		if a.Is4() {
-			m := a.As4()
-			v := uint32(m[0])<<24 | uint32(m[1])<<16 | uint32(m[2])<<8 | uint32(m[3])
-			ones := 0
-			for v&(1<<31) != 0 {
-				ones++
-				v <<= 1
+		m := a.As4()
+		v := uint32(m[0])<<24 | uint32(m[1])<<16 | uint32(m[2])<<8 | uint32(m[3])
+		ones := 0
+		for rest := v; rest&(1<<31) != 0; rest <<= 1 {
+			ones++
+		}
+		switch {
+		case v == 0:
+			s.Netmask = NetmaskAll
+		case v != ^uint32(0)<<(32-ones):
+			hint := ""
+			if strings.Trim(st.netmaskArg, "0123456789") == "" {
+				hint = " (ipvsadm reads -M " + st.netmaskArg + " as the address " + a.String() + ", not as a prefix length)"
 			}
-			if v != 0 || ones == 0 {
-				// gvs keeps masks as prefix lengths.
-				return failf("illegal virtual server persistent mask specified")
-			}
-			if ones == 32 {
-				ones = 0
-			}
+			return &UnsupportedError{Msg: "-M " + a.String() + " is not a netmask of leading ones" + hint +
+				": gvs groups persistent clients by address prefix; write the prefix as a mask, e.g. -M 255.255.255.0 for /24"}
+		case ones == 32:
+			s.Netmask = 0
+		default:
 			s.Netmask = ones
 		}
 		return nil

@@ -158,8 +158,25 @@ func TestParse(t *testing.T) {
 				Dest: Dest{Addr: ip("10.0.0.2"), Port: 8080, Method: MethodMasq, Weight: 0, UThreshold: 100, LThreshold: 50}}},
 		{"DR takes the service port", words("-a -t 10.0.0.1:80 -r 10.0.0.2:8080"),
 			&Command{Op: OpAddServer, Service: svcTCP("10.0.0.1", 80), HasService: true, Dest: rs("10.0.0.2", 80, MethodRoute, 1)}},
+		// ipvsadm copies the service port when it meets -r: none yet.
 		{"-r before -t", words("-a -r 10.0.0.2 -t 10.0.0.1:80 -m"),
+			&Command{Op: OpAddServer, Service: svcTCP("10.0.0.1", 80), HasService: true, Dest: rs("10.0.0.2", 0, MethodMasq, 1)}},
+		{"-r after -t", words("-a -t 10.0.0.1:80 -r 10.0.0.2 -m"),
 			&Command{Op: OpAddServer, Service: svcTCP("10.0.0.1", 80), HasService: true, Dest: rs("10.0.0.2", 80, MethodMasq, 1)}},
+		// DR and tunnels take the service port whatever the order.
+		{"-r before -t, DR", words("-a -r 10.0.0.2 -t 10.0.0.1:80 -g"),
+			&Command{Op: OpAddServer, Service: svcTCP("10.0.0.1", 80), HasService: true, Dest: rs("10.0.0.2", 80, MethodRoute, 1)}},
+		{"-r before -t, delete", words("-d -r 10.0.0.2 -t 10.0.0.1:80"),
+			&Command{Op: OpDeleteServer, Service: svcTCP("10.0.0.1", 80), HasService: true, Dest: rs("10.0.0.2", 0, MethodRoute, 1)}},
+		// inet_aton masks.
+		{"mask 0.0.0.0", words("-A -t 10.0.0.1:80 -p 300 -M 0.0.0.0"),
+			&Command{Op: OpAddService, Service: persist(withSched(svcTCP("10.0.0.1", 80), "wlc"), 300*time.Second, NetmaskAll), HasService: true}},
+		{"mask 0", words("-A -t 10.0.0.1:80 -p 300 -M 0"),
+			&Command{Op: OpAddService, Service: persist(withSched(svcTCP("10.0.0.1", 80), "wlc"), 300*time.Second, NetmaskAll), HasService: true}},
+		{"mask in hex", words("-A -t 10.0.0.1:80 -p 300 -M 0xffffff00"),
+			&Command{Op: OpAddService, Service: persist(withSched(svcTCP("10.0.0.1", 80), "wlc"), 300*time.Second, 24), HasService: true}},
+		{"mask short form", words("-A -t 10.0.0.1:80 -p 300 -M 255.255.65280"),
+			&Command{Op: OpAddService, Service: persist(withSched(svcTCP("10.0.0.1", 80), "wlc"), 300*time.Second, 24), HasService: true}},
 		{"fwmark real server port 0", words("-a -f 5 -r 10.0.0.2 -m -w 3"),
 			&Command{Op: OpAddServer, Service: Service{Protocol: TCP, FWMark: 5}, HasService: true, Dest: rs("10.0.0.2", 0, MethodMasq, 3)}},
 		{"ipv6 real server", words("-a -t [2001:db8::1]:80 -r 2001:db8::2 -m"),
@@ -280,8 +297,8 @@ func TestParseErrors(t *testing.T) {
 		{"-E -t 10.0.0.1:80 -b mh-port", "incompatible scheduler flag `mh-port'", StatusFail},
 		{"-A -t 10.0.0.1:80 -b foo", "invalid scheduler flag `foo'", StatusFail},
 		{"-A -t 10.0.0.1:80 -b ,", "invalid scheduler flag `,'", StatusFail},
-		{"-A -t 10.0.0.1:80 -p -M 255.0.255.0", "illegal virtual server persistent mask specified", StatusFail},
-		{"-A -t 10.0.0.1:80 -p -M 0.0.0.0", "illegal virtual server persistent mask specified", StatusFail},
+		{"-A -t 10.0.0.1:80 -p -M 256.0.0.0", "illegal virtual server persistent mask specified", StatusFail},
+		{"-A -t 10.0.0.1:80 -p -M 255.255.255.0.", "illegal virtual server persistent mask specified", StatusFail},
 		{"-A -t 10.0.0.1:80 -p -M mask", "illegal virtual server persistent mask specified", StatusFail},
 		{"-A -t [2001:db8::1]:80 -p -M 129", "illegal ipv6 netmask specified", StatusFail},
 		{"-A -f 1 -6 -p -M 0", "illegal ipv6 netmask specified", StatusFail},
@@ -319,6 +336,27 @@ func TestParseErrors(t *testing.T) {
 	}
 }
 
+// TestParseMaskNotAPrefix: ipvsadm hands any inet_aton value of -M to the
+// kernel; gvs reads it the same way, then refuses a mask that is not a run of
+// leading ones, naming how ipvsadm read it.
+func TestParseMaskNotAPrefix(t *testing.T) {
+	tests := []struct{ arg, msg string }{
+		{"24", "-M 0.0.0.24 is not a netmask of leading ones (ipvsadm reads -M 24 as the address 0.0.0.24, not as a prefix length): gvs groups persistent clients by address prefix; write the prefix as a mask, e.g. -M 255.255.255.0 for /24"},
+		{"255.0.255.0", "-M 255.0.255.0 is not a netmask of leading ones: gvs groups persistent clients by address prefix; write the prefix as a mask, e.g. -M 255.255.255.0 for /24"},
+		{"0x00ffffff", "-M 0.255.255.255 is not a netmask of leading ones: gvs groups persistent clients by address prefix; write the prefix as a mask, e.g. -M 255.255.255.0 for /24"},
+	}
+	for _, tt := range tests {
+		c, err := Parse(words("-A -t 10.0.0.1:80 -p -M " + tt.arg))
+		var u *UnsupportedError
+		if !errors.As(err, &u) || u.Msg != tt.msg {
+			t.Errorf("-M %s: %+v, %v; want *UnsupportedError %q", tt.arg, c, err, tt.msg)
+		}
+		if ExitStatus(err) != StatusUsage {
+			t.Errorf("-M %s: status %d, want %d", tt.arg, ExitStatus(err), StatusUsage)
+		}
+	}
+}
+
 func TestParserProgramAndNames(t *testing.T) {
 	p := Parser{Program: "gvs adm"}
 	_, err := p.Parse(words("-x"))
@@ -340,6 +378,12 @@ func TestParserProgramAndNames(t *testing.T) {
 	// gethostbyname returns IPv4 only.
 	_, err = p.Parse(words("-A -t www6.example.com:https"))
 	wantError(t, err, "illegal virtual server address[:port] specified", StatusFail)
+	// -M takes a host name too, as parse_netmask falls back to gethostbyname.
+	pm := Parser{Names: &Names{Hosts: []HostEntry{{Addr: ip("255.255.255.0"), Names: []string{"masks.example.com"}}}}}
+	c, err = pm.Parse(words("-A -t 10.0.0.1:80 -p -M masks.example.com"))
+	if err != nil || c.Service.Netmask != 24 {
+		t.Errorf("-M with a host name: %+v, %v", c, err)
+	}
 	// -r before -t looks its port name up with no protocol, as ipvsadm does.
 	_, err = p.Parse(words("-a -r 10.1.0.2:webcache -t 10.0.0.1:80 -m"))
 	wantError(t, err, "illegal real server address[:port] specified", StatusFail)

@@ -7,6 +7,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/gvs-lb/gvs/ipvs"
 )
 
 // apply builds a table from restore commands, as the daemon would, so that a
@@ -208,5 +210,109 @@ func (errReader) Read([]byte) (int, error) { return 0, errors.New("boom") }
 func TestRestoreReadError(t *testing.T) {
 	if _, err := ParseRestore(errReader{}); err == nil || !strings.Contains(err.Error(), "boom") {
 		t.Errorf("error %v, want the read error", err)
+	}
+}
+
+// TestReadRestore: ReadRestore reads a stream as ipvsadm 1.31's -R does, line
+// by line: which lines end it (its parser's exits), which only fail (popt's
+// errors, gvs's refusals), and where the stream stops being read.
+func TestReadRestore(t *testing.T) {
+	try := "Try `ipvsadm -h' or 'ipvsadm --help' for more information."
+	type line struct {
+		n    int
+		args string // the command's Args, or the error's text
+		ends bool
+	}
+	tests := []struct {
+		name, in string
+		want     []line
+	}{
+		{"blank lines and ipvsadm words", "\n  \t\r\nipvsadm -A -t 10.0.0.1:80 ipvsadm\n\n-C",
+			[]line{{3, "-A -t 10.0.0.1:80 -s wlc", false}, {5, "-C", false}}},
+		{"a comment line ends it", "-C\n# ipvsadm.rules\n-C\n",
+			[]line{{1, "-C", false}, {2, try, true}}},
+		{"a comment after a command ends it", "-A -t 10.0.0.1:80 # web\n-C\n",
+			[]line{{1, "unexpected argument #", true}}},
+		{"# glued to a word", "#-C\n-C\n", []line{{1, try, true}}},
+		// popt skips the '#' to the command, which then has an argument too many.
+		{"a comment whose words are options", "# -C\n-C\n", []line{{1, "unexpected argument #", true}}},
+		{"popt errors go on", "-L --bogus\n-A -t\n-C\n",
+			[]line{{1, "--bogus: unknown option", false}, {2, "-t: missing argument", false}, {3, "-C", false}}},
+		{"argument checks end it", "-a -t 10.0.0.1:80 -r 10.0.0.2 -w x\n-C\n",
+			[]line{{1, "illegal weight specified", true}}},
+		{"a first word that is no command ends it", "10.0.0.1\n-C\n", []line{{1, try, true}}},
+		{"-R inside ends it", "-R\n-C\n", []line{{1, try, true}}},
+		{"gvs refusals go on", "-A -t 10.0.0.1:80 -p -M 255.0.255.0\n-C\n",
+			[]line{{1, "-M 255.0.255.0 is not a netmask of leading ones: gvs groups persistent clients by address prefix; write the prefix as a mask, e.g. -M 255.255.255.0 for /24", false}, {2, "-C", false}}},
+		{"no final newline", "-C\n-A -u 10.0.0.1:53", []line{{1, "-C", false}, {2, "-A -u 10.0.0.1:53 -s wlc", false}}},
+		{"a gvs directive for the next command", "# gvs: --match address=10.0.0.9,port=443\n\n-A -f 7 -s rr\n-A -f 8\n",
+			[]line{{3, "-A -f 7 -s rr", false}, {4, "-A -f 8 -s wlc", false}}},
+		{"a gvs directive for a command without marks", "# gvs: --match address=10.0.0.9\n-A -t 10.0.0.1:80\n-C\n",
+			[]line{{2, "the \"# gvs:\" line 1 before it: --match goes with -A or -E of an fwmark service (-f MARK): it says which packets carry the mark", false}, {3, "-C", false}}},
+		{"a gvs directive with more than rules", "# gvs: -C\n-C\n",
+			[]line{{1, "a \"# gvs:\" line takes --match rules only, for the fwmark service of the next line", false}, {2, "-C", false}}},
+		{"a bad rule", "# gvs: --match port=80\n-A -f 7\n",
+			[]line{{2, "the \"# gvs:\" line 1 before it: --match port=80: address is missing (want --match address=ADDR[,protocol=tcp|udp][,port=N|N-M])", false}}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var p Parser
+			got, err := p.ReadRestore(strings.NewReader(tt.in))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(got) != len(tt.want) {
+				t.Fatalf("%d lines, want %d: %+v", len(got), len(tt.want), got)
+			}
+			for i, w := range tt.want {
+				g := got[i]
+				text := ""
+				if g.Err != nil {
+					text = g.Err.Error()
+				} else {
+					text = strings.Join(g.Cmd.Args(), " ")
+				}
+				if g.Line != w.n || text != w.args || g.Ends() != w.ends {
+					t.Errorf("line %d: %d %q ends=%v, want %d %q ends=%v", i, g.Line, text, g.Ends(), w.n, w.args, w.ends)
+				}
+			}
+		})
+	}
+	// The directive's rules reach the command.
+	var p Parser
+	got, _ := p.ReadRestore(strings.NewReader("# gvs: --match address=10.0.0.9,protocol=udp,port=53-54 --match address=10.0.0.10\n-A -f 7\n"))
+	if len(got) != 1 || got[0].Cmd == nil || len(got[0].Cmd.Match) != 2 ||
+		FormatMatch(got[0].Cmd.Match[0]) != "address=10.0.0.9,protocol=udp,port=53-54" || FormatMatch(got[0].Cmd.Match[1]) != "address=10.0.0.10" {
+		t.Errorf("directive rules: %+v", got)
+	}
+}
+
+// TestSaveWritesMatchRules: -S writes an fwmark service's match rules in a
+// "# gvs:" line before its -A, which both restore readers give back.
+func TestSaveWritesMatchRules(t *testing.T) {
+	m1, err := ParseMatch("address=10.0.0.9,protocol=tcp,port=8000:8099", false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	m2, _ := ParseMatch("address=10.0.0.9,port=443", false)
+	svcs := []Service{{Protocol: TCP, FWMark: 7, Scheduler: "rr", Match: []ipvs.Match{m1, m2}, Dests: []Dest{rs("10.1.0.8", 0, MethodRoute, 1)}}}
+	var b bytes.Buffer
+	if err := FormatSave(&b, svcs, Format{Numeric: true}, nil); err != nil {
+		t.Fatal(err)
+	}
+	want := "# gvs: --match address=10.0.0.9,protocol=tcp,port=8000-8099 --match address=10.0.0.9,port=443\n" +
+		"-A -f 7 -s rr\n" +
+		"-a -f 7 -r 10.1.0.8:0 -g -w 1\n"
+	if b.String() != want {
+		t.Fatalf("-S:\n%s\nwant\n%s", b.String(), want)
+	}
+	cmds, err := ParseRestore(strings.NewReader(want))
+	if err != nil || len(cmds) != 2 || !reflect.DeepEqual(cmds[0].Match, []ipvs.Match{m1, m2}) {
+		t.Errorf("ParseRestore: %+v, %v", cmds, err)
+	}
+	var p Parser
+	lines, err := p.ReadRestore(strings.NewReader(want))
+	if err != nil || len(lines) != 2 || lines[0].Cmd == nil || !reflect.DeepEqual(lines[0].Cmd.Match, []ipvs.Match{m1, m2}) {
+		t.Errorf("ReadRestore: %+v, %v", lines, err)
 	}
 }
