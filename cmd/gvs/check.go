@@ -46,6 +46,9 @@ func cmdCheck(args []string, stdout, stderr io.Writer) error {
 	for _, line := range daemon.Plan(c) {
 		fmt.Fprintf(stdout, "%s: %s\n", *path, line)
 	}
+	for _, line := range daemon.CheckScripts(c) {
+		fmt.Fprintf(stdout, "%s: %s\n", *path, line)
+	}
 	n := 0
 	for _, s := range d.Services() {
 		n += len(s.Dests)

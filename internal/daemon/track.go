@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"reflect"
 	"slices"
+	"strings"
 	"sync"
 	"time"
 
@@ -304,4 +305,53 @@ func checkCommands(cfg *config.Config, r *script.Runner, log *slog.Logger) {
 			}
 		}
 	}
+}
+
+// CheckScripts says what gvs check can know of cfg's commands on this host, as
+// warning lines (the file may be meant for another host): a script_user or
+// vrrp_script user that does not exist here (gvs run refuses it), and a command
+// that cannot run as configured — its program missing, or refused by
+// enable_script_security — naming it and the path at fault.
+func CheckScripts(cfg *config.Config) []string {
+	var out []string
+	r := &script.Runner{Secure: cfg.Scripts.Security}
+	if cfg.Scripts.User != "" {
+		u, err := script.ParseUser(cfg.Scripts.User)
+		if err != nil {
+			out = append(out, fmt.Sprintf("warning: [scripts] script_user: %v: gvs run refuses this file on this host", err))
+		}
+		r.User = u
+	} else if hasCommands(cfg) {
+		r.User, _ = script.DefaultUser()
+	}
+	for _, s := range cfg.VRRPScripts {
+		if s.User != "" {
+			if _, err := script.ParseUser(s.User); err != nil {
+				out = append(out, fmt.Sprintf("warning: line %d: vrrp_script %q: user: %v: gvs run refuses this file on this host", s.Line, s.Name, err))
+			}
+		}
+	}
+	var b strings.Builder
+	log := slog.New(slog.NewTextHandler(&b, &slog.HandlerOptions{ReplaceAttr: func(_ []string, a slog.Attr) slog.Attr {
+		if a.Key == slog.TimeKey || a.Key == slog.LevelKey {
+			return slog.Attr{}
+		}
+		return a
+	}}))
+	checkCommands(cfg, r, log)
+	for _, s := range cfg.VRRPScripts {
+		c := script.Cmd{Argv: s.Script}
+		if s.User != "" {
+			if c.User, _ = script.ParseUser(s.User); c.User == nil {
+				continue // reported above
+			}
+		}
+		if err := r.Check(c); err != nil {
+			log.Error("vrrp_script cannot run", "vrrp_script", s.Name, "err", err)
+		}
+	}
+	for l := range strings.Lines(b.String()) {
+		out = append(out, "warning: "+strings.TrimSpace(l))
+	}
+	return out
 }

@@ -380,3 +380,38 @@ interval = "1s"
 	}
 	until("FAULT again", func(s vrrp.Status) bool { return s.State == vrrp.StateFault })
 }
+
+// TestCheckScripts checks what gvs check says of a config's commands: an unknown
+// user and a missing program are warnings naming them.
+func TestCheckScripts(t *testing.T) {
+	parse := func(s string) *config.Config {
+		t.Helper()
+		c, err := config.Parse("s.toml", []byte(s))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return c
+	}
+	for _, tc := range []struct {
+		conf string
+		want []string
+	}{
+		{"[scripts]\nscript_user = \"gvs-no-such-user\"\n", []string{"script_user", "gvs-no-such-user", "refuses"}},
+		{"[[vrrp_script]]\nname = \"a\"\nscript = \"/bin/true\"\nuser = \"gvs-no-such-user\"\n", []string{"line 1", `vrrp_script "a"`, "gvs-no-such-user"}},
+		{"[[vrrp_script]]\nname = \"gone\"\nscript = \"/nonexistent/gvs-check\"\n[[vrrp_script]]\nname = \"fine\"\nscript = \"/bin/true\"\n", []string{"/nonexistent/gvs-check", "gone"}},
+	} {
+		w := CheckScripts(parse(tc.conf))
+		if len(w) != 1 || !strings.HasPrefix(w[0], "warning: ") {
+			t.Errorf("%q: warnings %q, want one", tc.conf, w)
+			continue
+		}
+		for _, s := range tc.want {
+			if !strings.Contains(w[0], s) {
+				t.Errorf("%q: warning %q does not name %q", tc.conf, w[0], s)
+			}
+		}
+	}
+	if w := CheckScripts(parse("[[vrrp_script]]\nname = \"fine\"\nscript = \"/bin/true\"\n")); len(w) != 0 {
+		t.Errorf("a safe config: warnings %q", w)
+	}
+}
