@@ -381,7 +381,7 @@ func TestScanProc(t *testing.T) {
 	mk(12, "12 (nginx) Z 1", "")
 	mk(13, "13 (kworker/0:1) I 2", "")
 	os.Mkdir(filepath.Join(root, "self"), 0o755)
-	got, err := ScanProc(root)
+	got, err := ScanProc(root, true)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -395,7 +395,7 @@ func TestScanProc(t *testing.T) {
 	}
 
 	// The real /proc holds this test.
-	self, err := ScanProc("/proc")
+	self, err := ScanProc("/proc", true)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -483,4 +483,97 @@ func TestProcessQuorumDelays(t *testing.T) {
 	expect("quorum regained, first seen", Down, false)
 	tick()
 	expect("1s after quorum regained", Up, true)
+}
+
+// BenchmarkScanProc measures one scan of this host's /proc, what each
+// track_process costs per interval.
+func BenchmarkScanProc(b *testing.B) {
+	for _, cmdline := range []bool{false, true} {
+		b.Run("cmdline="+strconv.FormatBool(cmdline), func(b *testing.B) {
+			b.ReportAllocs()
+			n := 0
+			for b.Loop() {
+				ps, err := ScanProc("/proc", cmdline)
+				if err != nil {
+					b.Fatal(err)
+				}
+				n = len(ps)
+			}
+			b.ReportMetric(float64(n), "procs")
+		})
+	}
+}
+
+// TestStateAllocs: what the VRRP runner calls each advert interval allocates
+// nothing.
+func TestStateAllocs(t *testing.T) {
+	s := NewScript(ScriptConfig{Name: "chk", Interval: time.Second, InitFail: true}, &fakeRunner{}, RealClock{}, nil, nil)
+	p := filepath.Join(t.TempDir(), "v")
+	if err := os.WriteFile(p, []byte("7"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	f := NewFile("f", p, time.Second, RealClock{}, nil, nil)
+	sink, calls := 0, 0
+	n := testing.AllocsPerRun(1000, func() {
+		_, d1 := Contribution(s.State(), -20, false) // down (init_fail): -20
+		_, d2 := FileContribution(f.Value(), 3, true) // 7×3 reversed: -21
+		sink += d1 + d2
+		calls++
+	})
+	if sink != -41*calls {
+		t.Errorf("deltas summed to %d over %d polls, want %d", sink, calls, -41*calls)
+	}
+	if n != 0 {
+		t.Errorf("%v allocations per poll, want 0", n)
+	}
+}
+
+// TestTrackersRace reads the trackers' state from several goroutines while they
+// run (the VRRP runner polls them from its own goroutine); run with -race.
+func TestTrackersRace(t *testing.T) {
+	fr := &fakeRunner{}
+	for range 200 {
+		fr.push(true)
+		fr.push(false)
+	}
+	changes := 0
+	var mu sync.Mutex
+	onChange := func() { mu.Lock(); changes++; mu.Unlock() }
+	s := NewScript(ScriptConfig{Name: "chk", Interval: time.Microsecond, Rise: 1, Fall: 1}, fr, RealClock{}, nil, onChange)
+	p := filepath.Join(t.TempDir(), "v")
+	f := NewFile("f", p, time.Microsecond, RealClock{}, nil, onChange)
+	pr := NewProcess(ProcessConfig{Name: "p", Process: "x", Interval: time.Microsecond}, func() ([]Proc, error) {
+		return []Proc{{PID: 1, Comm: "x"}}, nil
+	}, RealClock{}, nil, onChange)
+	ctx, cancel := context.WithCancel(context.Background())
+	var wg sync.WaitGroup
+	for _, run := range []func(context.Context) error{s.Run, f.Run, pr.Run} {
+		wg.Add(1)
+		go func() { defer wg.Done(); run(ctx) }()
+	}
+	var readers sync.WaitGroup
+	for i := range 4 {
+		readers.Add(1)
+		go func() {
+			defer readers.Done()
+			for j := range 2000 {
+				_ = s.State()
+				_ = s.LastReason()
+				_ = f.Value()
+				_ = pr.State()
+				if (i+j)%100 == 0 {
+					os.WriteFile(p, []byte(strconv.Itoa(j)), 0o644)
+				}
+			}
+		}()
+	}
+	readers.Wait()
+	testutil.Eventually(t, 10*time.Second, func() bool { return fr.count() >= 400 }, "the script to run through its results")
+	cancel()
+	wg.Wait()
+	mu.Lock()
+	defer mu.Unlock()
+	if changes == 0 {
+		t.Error("no change seen")
+	}
 }
