@@ -515,7 +515,7 @@ func TestStateAllocs(t *testing.T) {
 	f := NewFile("f", p, time.Second, RealClock{}, nil, nil)
 	sink, calls := 0, 0
 	n := testing.AllocsPerRun(1000, func() {
-		_, d1 := Contribution(s.State(), -20, false) // down (init_fail): -20
+		_, d1 := Contribution(s.State(), -20, false)  // down (init_fail): -20
 		_, d2 := FileContribution(f.Value(), 3, true) // 7×3 reversed: -21
 		sink += d1 + d2
 		calls++
