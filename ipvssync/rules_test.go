@@ -123,3 +123,22 @@ func TestNeededAllocs(t *testing.T) {
 		t.Fatalf("%v allocs", n)
 	}
 }
+
+// BenchmarkNeeded is the rule's cost per packet of an established connection (the
+// common case: not sent), the part of the sync decision the worker pays per packet.
+func BenchmarkNeeded(b *testing.B) {
+	r := DefaultRules()
+	c := Conn{Protocol: ProtoTCP, State: TCPEstablished, Timeout: 900 * time.Second}
+	var s ConnState
+	pkts, now := uint32(0), int64(time.Hour)
+	sent := 0
+	b.ReportAllocs()
+	for b.Loop() {
+		pkts++
+		now += 1000
+		if r.Needed(&c, &s, pkts, now) {
+			sent++
+		}
+	}
+	b.ReportMetric(float64(sent)/float64(b.N), "sends/op")
+}
