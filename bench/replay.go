@@ -100,6 +100,10 @@ type RealServerResult struct {
 type ReplayOptions struct {
 	Batch int                                // frames per Process call; 0 = 64
 	Out   func(frame []byte, ts int64) error // receives every frame to send, in order; nil = discard
+	// AfterBatch, when not nil, is called after each batch, outside the timed
+	// part, with the number of frames replayed so far, the batch's Process time
+	// and the frames it sends (valid until it returns): for progress and plots.
+	AfterBatch func(done int, took time.Duration, out []dataplane.Frame)
 }
 
 // Replay runs the trace through d with one worker, batch by batch, with the time of
@@ -123,13 +127,17 @@ func Replay(d *dataplane.Director, t *Trace, o ReplayOptions) (*Result, error) {
 		now := t.Times[i]
 		start := time.Now()
 		out = w.Process(t.Frames[i:j], now, out[:0])
-		spent += time.Since(start)
+		took := time.Since(start)
+		spent += took
 		if o.Out != nil {
 			for k := range out {
 				if err := o.Out(out[k].Bytes(), now); err != nil {
 					return nil, err
 				}
 			}
+		}
+		if o.AfterBatch != nil {
+			o.AfterBatch(j, took, out)
 		}
 	}
 	runtime.ReadMemStats(&ms1)

@@ -9,6 +9,7 @@ import (
 	"io"
 	"net/netip"
 	"os"
+	"path/filepath"
 	"sort"
 	"strings"
 	"text/tabwriter"
@@ -131,7 +132,15 @@ func cmdSynth(args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return fmt.Errorf("synth: %w", err)
 	}
-	n, err := bench.Synth(f, o)
+	// Progress on a terminal, counted from the records written; the estimate
+	// is the client packets, doubled with replies.
+	estimate := o.Flows * o.PacketsPerFlow
+	if o.Replies {
+		estimate *= 2
+	}
+	prog := newProgress(stderr, "synth "+*out, estimate, "packets")
+	n, err := bench.Synth(&pcapCounter{w: f, report: prog.update}, o)
+	prog.finish()
 	if cerr := f.Close(); err == nil {
 		err = cerr
 	}
@@ -142,12 +151,15 @@ func cmdSynth(args []string, stdout, stderr io.Writer) error {
 	return nil
 }
 
-const replayHelp = `Usage: gvs bench replay -c FILE --in PCAP [--out PCAP] [--json] [--baseline]
+const replayHelp = `Usage: gvs bench replay -c FILE --in PCAP [--out PCAP] [--plot SVG] [--json] [--baseline]
 
 Runs a pcap through the Director in-process, with time taken from the pcap's
 timestamps, and reports packets/s and ns/packet of the pipeline (pcap reading is timed
 separately), allocations per packet, connections and packets per real server, and
-every drop reason. Real servers need a pinned mac = "..." in the config. --baseline
+every drop reason. Real servers need a pinned mac = "..." in the config. On a
+terminal, stderr shows the loading and replaying as it goes. --plot FILE.svg draws
+each real server's share of the frames over the trace's time and the pipeline's
+ns/packet batch by batch, in one self-contained SVG. --baseline
 also replays the same frames through the naive balancer a Go programmer writes in an
 afternoon (a map of 5-tuples, round-robin on a miss, forgotten on FIN/RST, MAC and TTL
 rewritten) and prints its ns/packet beside the pipeline's: what IPVS's semantics cost.
@@ -155,7 +167,8 @@ rewritten) and prints its ns/packet beside the pipeline's: what IPVS's semantics
 Examples:
   gvs bench synth --out trace.pcap && gvs bench replay -c config.example.toml --in trace.pcap
   gvs bench replay -c lab.toml --in trace.pcap --out rewritten.pcap && tcpdump -e -n -r rewritten.pcap
-  gvs bench replay -c config.example.toml --in trace.pcap --baseline`
+  gvs bench replay -c config.example.toml --in trace.pcap --baseline
+  gvs bench replay -c config.example.toml --in trace.pcap --plot replay.svg`
 
 func cmdReplay(args []string, stdout, stderr io.Writer) error {
 	fs := newFlags("replay", replayHelp, stderr)
@@ -164,6 +177,7 @@ func cmdReplay(args []string, stdout, stderr io.Writer) error {
 	outPath := fs.String("out", "", "write the frames the Director sends to this pcap")
 	asJSON := fs.Bool("json", false, "print the result as JSON")
 	batch := fs.Int("batch", 64, "frames per Process call")
+	plotPath := fs.String("plot", "", "draw real-server shares and ns/packet per batch into this SVG file")
 	baseline := fs.Bool("baseline", false, "also replay the same frames through the naive comparator (map[5-tuple], round-robin, MAC and TTL rewrite) and print both")
 	if err := parseFlags(fs, args); err != nil {
 		return err
@@ -182,7 +196,13 @@ func cmdReplay(args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return fmt.Errorf("replay: %w", err)
 	}
-	tr, err := bench.LoadTrace(bufio.NewReaderSize(f, 1<<20))
+	size := 0
+	if fi, err := f.Stat(); err == nil {
+		size = int(fi.Size())
+	}
+	loading := newProgress(stderr, "loading "+*in, size, "bytes")
+	tr, err := bench.LoadTrace(bufio.NewReaderSize(&countingReader{r: f, report: loading.update}, 1<<20))
+	loading.finish()
 	f.Close()
 	if err != nil {
 		return fmt.Errorf("replay: %s: %w", *in, err)
@@ -196,6 +216,23 @@ func cmdReplay(args []string, stdout, stderr io.Writer) error {
 		naiveTrace = tr.Clone() // both replays rewrite frames in place
 	}
 	o := bench.ReplayOptions{Batch: *batch}
+	replaying := newProgress(stderr, "replaying "+*in, len(tr.Frames), "packets")
+	var pl *replayPlot
+	if *plotPath != "" {
+		cfg, err := config.Load(*cfgPath)
+		if err != nil {
+			return err
+		}
+		pl = newReplayPlot(cfg, tr, *batch)
+	}
+	if replaying != nil || pl != nil {
+		o.AfterBatch = func(done int, took time.Duration, out []dataplane.Frame) {
+			replaying.update(done)
+			if pl != nil {
+				pl.batch(done, took, out)
+			}
+		}
+	}
 	var bw *bufio.Writer
 	var of *os.File
 	if *outPath != "" {
@@ -210,8 +247,14 @@ func cmdReplay(args []string, stdout, stderr io.Writer) error {
 		}
 	}
 	res, err := bench.Replay(d, tr, o)
+	replaying.finish()
 	if err != nil {
 		return fmt.Errorf("replay: %w", err)
+	}
+	if pl != nil {
+		if err := pl.write(*plotPath, "gvs bench replay "+filepath.Base(*in)); err != nil {
+			return fmt.Errorf("replay: --plot: %w", err)
+		}
 	}
 	if bw != nil {
 		if err := bw.Flush(); err != nil {
