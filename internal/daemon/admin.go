@@ -5,8 +5,11 @@ import (
 	"context"
 	"errors"
 	"log/slog"
+	"maps"
 	"net/netip"
 	"os"
+	"slices"
+	"strconv"
 	"strings"
 	"sync"
 
@@ -92,6 +95,10 @@ func exitStatus(err error) int {
 	if errors.As(err, &le) {
 		return 1
 	}
+	var rr *restoreResult
+	if errors.As(err, &rr) {
+		return rr.status
+	}
 	return ipvsadm.ExitStatus(err)
 }
 
@@ -99,26 +106,38 @@ func (a *Admin) exec(ctx context.Context, args []string, stdin string, out *byte
 	if len(args) > 0 && args[0] == "--vrrp" {
 		return a.listVRRP(args[1:], out) // admin_vrrp.go
 	}
-	c, err := a.parser.Parse(args)
+	o, args, err := ipvsadm.SplitOptions(args)
 	if err != nil {
 		return err
 	}
+	c, err := a.parser.Parse(args)
+	if err == nil {
+		err = ipvsadm.ApplyOptions(c, o)
+	}
+	if err != nil {
+		return admError(err)
+	}
 	switch c.Op {
 	case ipvsadm.OpAddService, ipvsadm.OpEditService, ipvsadm.OpDeleteService, ipvsadm.OpClear,
-		ipvsadm.OpAddServer, ipvsadm.OpEditServer, ipvsadm.OpDeleteServer:
-		return a.change(ctx, args, []*ipvsadm.Command{c}, nil)
+		ipvsadm.OpAddServer, ipvsadm.OpEditServer, ipvsadm.OpDeleteServer, ipvsadm.OpSetTimeouts:
+		return a.change(ctx, admEvent{args: args, cmds: []*ipvsadm.Command{c}})
 	case ipvsadm.OpRestore:
-		cmds, err := a.parser.ParseRestore(strings.NewReader(stdin))
+		if o.Atomic {
+			cmds, lines, err := a.parser.ParseRestoreLines(strings.NewReader(stdin))
+			if err != nil {
+				return err
+			}
+			return a.change(ctx, admEvent{args: args, cmds: cmds, lines: lines})
+		}
+		lines, err := a.parser.ReadRestore(strings.NewReader(stdin))
 		if err != nil {
 			return err
 		}
-		return a.change(ctx, args, cmds, commandLines(stdin))
-	case ipvsadm.OpSetTimeouts:
-		return a.change(ctx, args, []*ipvsadm.Command{c}, nil)
+		return a.change(ctx, admEvent{args: args, restore: lines})
 	case ipvsadm.OpList:
 		return a.list(ctx, c, out)
 	case ipvsadm.OpSave:
-		return ipvsadm.FormatSave(out, a.services(false), c.Format, a.res)
+		return ipvsadm.FormatSave(out, a.withMatch(a.services(false)), c.Format, a.res)
 	case ipvsadm.OpZero:
 		return a.zeroCounters(c)
 	case ipvsadm.OpHelp:
@@ -131,12 +150,27 @@ func (a *Admin) exec(ctx context.Context, args []string, stdin string, out *byte
 	return unsupported("command " + c.Op.String() + " is not supported")
 }
 
-// change hands table commands (one, or a restore stream whose lines are lines) to
-// the controller and waits until the Director runs the result, or the controller
-// refused it.
-func (a *Admin) change(ctx context.Context, args []string, cmds []*ipvsadm.Command, lines []int) error {
-	reply := make(chan error, 1)
-	err := a.dm.request(ctx, admEvent{args: args, cmds: cmds, lines: lines, reply: reply}, reply)
+// withMatch gives the fwmark services of a listing their match rules, for -S.
+func (a *Admin) withMatch(svcs []ipvsadm.Service) []ipvsadm.Service {
+	rules := map[ipvs.Key][]ipvs.Match{}
+	for _, v := range a.views() {
+		if len(v.Spec.Match) > 0 {
+			rules[v.Spec.Key] = v.Spec.Match
+		}
+	}
+	for i := range svcs {
+		if s := &svcs[i]; s.FWMark != 0 {
+			s.Match = rules[ipvs.MarkKey(s.FWMark, s.IPv6)]
+		}
+	}
+	return svcs
+}
+
+// change hands table commands (one, or a restore stream) to the controller and
+// waits until the Director runs the result, or the controller refused it.
+func (a *Admin) change(ctx context.Context, ev admEvent) error {
+	ev.reply = make(chan error, 1)
+	err := a.dm.request(ctx, ev, ev.reply)
 	switch {
 	case errors.Is(err, ErrStopped):
 		return unsupported("the director is stopping; the change was not made")
@@ -147,22 +181,234 @@ func (a *Admin) change(ctx context.Context, args []string, cmds []*ipvsadm.Comma
 	return err
 }
 
-// commandLines returns the 1-based numbers of the lines of a restore stream that
-// hold a command, splitting as ipvsadm.ParseRestore does: a '#' starts a comment,
-// words are separated by blanks, tabs and carriage returns, and the word "ipvsadm"
-// is dropped.
-func commandLines(stream string) []int {
-	var lines []int
-	for i, line := range strings.Split(stream, "\n") {
-		line, _, _ = strings.Cut(line, "#")
-		for _, w := range strings.FieldsFunc(line, func(r rune) bool { return r == ' ' || r == '\t' || r == '\r' }) {
-			if w != "ipvsadm" {
-				lines = append(lines, i+1)
-				break
+// admEvent is a table change from gvs adm, for the controller: commands applied
+// all or nothing (one command, or a restore stream with --atomic, whose lines
+// are lines), or a restore stream run line by line as ipvsadm runs it.
+type admEvent struct {
+	args    []string
+	cmds    []*ipvsadm.Command
+	lines   []int // cmds from a restore stream: the line of each
+	restore []ipvsadm.RestoreLine
+	reply   chan error
+}
+
+// restoreResult is what a line-by-line restore prints on stderr, the messages of
+// its failed lines in order, and the status it exits with: the last line's, as
+// ipvsadm -R exits with the result of the last line it ran.
+type restoreResult struct {
+	msgs   []string
+	status int
+}
+
+func (r *restoreResult) Error() string { return strings.Join(r.msgs, "\n") }
+
+// admChange carries out an admEvent on the controller's goroutine: the
+// commands of ev.cmds on a copy of the configured services, applied in one
+// Director.Apply, all of them or, at the first failure, none; or a restore
+// stream line by line (admRestore). Timeouts set by --set take effect with the
+// rest.
+func (d *Daemon) admChange(ev admEvent) error {
+	if ev.restore != nil {
+		return d.admRestore(ev)
+	}
+	ed := ipvsadm.NewEditor(d.st.conf)
+	var timeouts []ipvsadm.Timeouts
+	touched := map[target]bool{}
+	for i, c := range ev.cmds {
+		if err := d.admEdit(ed, c, touched, &timeouts); err != nil {
+			if i < len(ev.lines) {
+				return &ipvsadm.LineError{Line: ev.lines[i], Err: err}
 			}
+			return err
 		}
 	}
-	return lines
+	if len(ev.cmds) > len(timeouts) {
+		if err := d.admCommit(ed.Services()); err != nil {
+			return err
+		}
+	}
+	d.admDone(ev, touched, timeouts)
+	return nil
+}
+
+// admRestore runs a restore stream line by line, as ipvsadm -R does: a line the
+// table refuses prints its message and the next line runs; a line ipvsadm's
+// parser exits at ended the stream already (ReadRestore). The lines that worked
+// take effect together, in one generation of the Director, and the status is
+// the last line's.
+func (d *Daemon) admRestore(ev admEvent) error {
+	res := &restoreResult{}
+	ed := ipvsadm.NewEditor(d.st.conf)
+	var timeouts []ipvsadm.Timeouts
+	touched := map[target]bool{}
+	changed := false
+	for _, l := range ev.restore {
+		err := admError(l.Err)
+		if err == nil {
+			n := len(timeouts)
+			err = d.admEdit(ed, l.Cmd, touched, &timeouts)
+			changed = changed || (err == nil && len(timeouts) == n)
+		}
+		res.add(err)
+	}
+	if changed {
+		if err := d.admCommit(ed.Services()); err != nil {
+			// A limit of gvs's own (capacity, a tunnel without a director
+			// address) that no line's edit could see: find the lines it
+			// comes from, one commit per line. Rare, hence the cost.
+			return d.admRestoreSlowly(ev, timeouts)
+		}
+	}
+	d.admDone(ev, touched, timeouts)
+	return res.err()
+}
+
+// admRestoreSlowly is admRestore committing after every line, for a stream whose
+// lines together do not fit the Director: a line that does not fit fails with the
+// reason, as a line the table refuses.
+func (d *Daemon) admRestoreSlowly(ev admEvent, timeouts []ipvsadm.Timeouts) error {
+	res := &restoreResult{}
+	touched := map[target]bool{}
+	for _, l := range ev.restore {
+		err := admError(l.Err)
+		if err == nil && l.Cmd.Op != ipvsadm.OpSetTimeouts {
+			ed := ipvsadm.NewEditor(d.st.conf)
+			t := map[target]bool{}
+			var none []ipvsadm.Timeouts
+			if err = d.admEdit(ed, l.Cmd, t, &none); err == nil {
+				if err = d.admCommit(ed.Services()); err == nil {
+					maps.Copy(touched, t)
+				}
+			}
+		}
+		res.add(err)
+	}
+	d.admDone(ev, touched, timeouts)
+	return res.err()
+}
+
+// admError is err as gvs adm prints it: gvs's own refusals (an
+// *ipvsadm.UnsupportedError) carry "gvs adm: ", ipvsadm's are its own.
+func admError(err error) error {
+	var u *ipvsadm.UnsupportedError
+	if errors.As(err, &u) {
+		return unsupported(u.Msg)
+	}
+	return err
+}
+
+// add records the result of one line.
+func (r *restoreResult) add(err error) {
+	r.status = exitStatus(err)
+	if err != nil {
+		r.msgs = append(r.msgs, err.Error())
+	}
+}
+
+// err is nil for a restore whose lines all worked, else r.
+func (r *restoreResult) err() error {
+	if len(r.msgs) == 0 && r.status == 0 {
+		return nil
+	}
+	return r
+}
+
+// admEdit applies one table command to ed, recording what it touched, or adds
+// --set's timeouts to timeouts. An fwmark service added without match rules
+// gets the ones it had last (from the config or an earlier -A), or is refused.
+func (d *Daemon) admEdit(ed *ipvsadm.Editor, c *ipvsadm.Command, touched map[target]bool, timeouts *[]ipvsadm.Timeouts) error {
+	if c.Op == ipvsadm.OpSetTimeouts {
+		*timeouts = append(*timeouts, c.SetTimeouts)
+		return nil
+	}
+	if c.Op == ipvsadm.OpClear {
+		for _, s := range ed.Services() {
+			touched[target{svc: s.Key}] = true
+		}
+	}
+	t := target{svc: keyOfCommand(&c.Service)}
+	if c.Op == ipvsadm.OpAddService && t.svc.IsMark() && c.Match == nil && ed.Service(t.svc) == nil {
+		rules := d.st.marks[t.svc]
+		if len(rules) == 0 {
+			return unsupported(noMatchMessage(c))
+		}
+		cc := *c
+		cc.Match = slices.Clone(rules)
+		c = &cc
+	}
+	if err := admError(ed.Edit(c)); err != nil {
+		return err
+	}
+	switch c.Op {
+	case ipvsadm.OpClear:
+		return nil
+	case ipvsadm.OpAddServer, ipvsadm.OpEditServer, ipvsadm.OpDeleteServer:
+		t.rs = netip.AddrPortFrom(c.Dest.Addr.Unmap(), c.Dest.Port)
+	}
+	touched[t] = true
+	return nil
+}
+
+// noMatchMessage is the refusal of -A -f MARK without match rules.
+func noMatchMessage(c *ipvsadm.Command) string {
+	mark := strconv.FormatUint(uint64(c.Service.FWMark), 10)
+	six, example := "", "198.18.0.100"
+	if c.Service.IPv6 {
+		six, example = " -6", "2001:db8::100"
+	}
+	return "-A -f " + mark + six + " has no match rules: gvs has no netfilter to set marks, so no packet would ever carry mark " + mark +
+		"; say which packets do with --match " + ipvsadm.MatchSyntax + " (once per rule), e.g. gvs adm -A -f " + mark + six +
+		" --match address=" + example + ",protocol=tcp,port=443"
+}
+
+// admCommit gives the Director an edited table.
+func (d *Daemon) admCommit(conf []ipvs.Service) error {
+	if err := d.commit(conf); err != nil {
+		// ipvsadm.Edit checks everything ipvsadm's kernel checks, so this is a
+		// limit of gvs's own (tunnels without a director address, …).
+		return unsupported(strings.TrimPrefix(err.Error(), dataplane.ErrConfig.Error()+": "))
+	}
+	return nil
+}
+
+// admDone records what an applied admEvent touched and sets its timeouts.
+func (d *Daemon) admDone(ev admEvent, touched map[target]bool, timeouts []ipvsadm.Timeouts) {
+	line := joinArgs(ev.args)
+	for t := range touched {
+		d.st.touched[t] = line
+	}
+	for _, t := range timeouts {
+		d.setTimeouts(t)
+		d.st.admTimeouts = line
+	}
+	for _, c := range ev.cmds {
+		d.admAdded(c)
+	}
+	for _, l := range ev.restore {
+		if l.Cmd != nil {
+			d.admAdded(l.Cmd)
+		}
+	}
+	d.rememberMarks(d.st.conf)
+	d.log.Info("adm", "args", ev.args, "commands", len(ev.cmds)+len(ev.restore), "services", len(d.st.conf))
+}
+
+// admAdded: an operator adding a server that did not answer before means "now":
+// it is resolved at once rather than at the next refresh.
+func (d *Daemon) admAdded(c *ipvsadm.Command) {
+	if c.Op == ipvsadm.OpAddServer {
+		delete(d.st.tried, c.Dest.Addr.Unmap())
+	}
+}
+
+// rememberMarks keeps the match rules of the fwmark services of conf, for an
+// fwmark service added again with gvs adm without rules.
+func (d *Daemon) rememberMarks(conf []ipvs.Service) {
+	for i := range conf {
+		if s := &conf[i]; s.FWMark != 0 && len(s.Match) > 0 {
+			d.st.marks[s.Key] = slices.Clone(s.Match)
+		}
+	}
 }
 
 // views returns the Director's services, from its published generation.

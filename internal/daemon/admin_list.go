@@ -103,13 +103,7 @@ func serviceModel(v *dataplane.ServiceView) ipvsadm.Service {
 	if sp.Persistence > 0 {
 		s.Persistent = true
 		s.Timeout = sp.Persistence.Truncate(time.Second)
-		full := 32
-		if s.IPv6 || s.Addr.Is6() {
-			full = 128
-		}
-		if sp.Netmask.IsValid() && sp.Netmask.Bits() > 0 && sp.Netmask.Bits() < full {
-			s.Netmask = sp.Netmask.Bits()
-		}
+		s.Netmask = ipvsadm.NetmaskOf(sp.Netmask, s.IPv6 || s.Addr.Is6())
 	}
 	return s
 }

@@ -1,6 +1,7 @@
 package daemon
 
 import (
+	"fmt"
 	"net"
 	"net/netip"
 	"path/filepath"
@@ -360,36 +361,128 @@ func TestSaveClearRestore(t *testing.T) {
 		}
 	}
 
-	// Restoring again on top fails at its first line and changes nothing, even
-	// though earlier lines of a stream would succeed: -R is all or nothing.
+	// With --atomic, restoring again on top fails at its first failing line and
+	// changes nothing, even though earlier lines of the stream would succeed.
 	stream := "# a comment\n-A -t 198.18.0.150:80 -s rr\n\n-a -t 198.18.0.150:80 -r 198.18.0.5\n" + saved
-	out, errOut, st = ta.admIn(stream, "--restore")
+	out, errOut, st = ta.admIn(stream, "--restore --atomic")
 	if out != "" || errOut != "line 5: Service already exists\n" || st != 255 {
-		t.Errorf("second -R: %q %q %d", out, errOut, st)
+		t.Errorf("second -R --atomic: %q %q %d", out, errOut, st)
 	}
 	// A syntax error anywhere refuses the whole stream too.
-	out, errOut, st = ta.admIn("-A -t 198.18.0.151:80 -s rr\n-a -t 198.18.0.151:80 -r 198.18.0.5 -w x\n", "-R")
+	out, errOut, st = ta.admIn("-A -t 198.18.0.151:80 -s rr\n-a -t 198.18.0.151:80 -r 198.18.0.5 -w x\n", "--atomic -R")
 	if out != "" || errOut != "line 2: illegal weight specified\n" || st != 2 {
-		t.Errorf("-R with a bad line: %q %q %d", out, errOut, st)
+		t.Errorf("-R --atomic with a bad line: %q %q %d", out, errOut, st)
+	}
+	// Without --atomic, a '#' line ends the stream as it ends ipvsadm's: its
+	// words are no command.
+	out, errOut, st = ta.admIn(stream, "--restore")
+	if out != "" || errOut != "Try `gvs adm -h' or 'gvs adm --help' for more information.\n" || st != 255 {
+		t.Errorf("second -R: %q %q %d", out, errOut, st)
 	}
 	diffText(t, "-S -n after refused restores", saved, ta.ok("-S -n"))
+}
+
+// TestRestoreLineByLine: gvs adm -R runs a stream as ipvsadm 1.31's -R does.
+// A line the table refuses prints its message and the stream goes on, as does
+// a line popt refuses (its option processing returns); a line ipvsadm's own
+// checks refuse ends the stream (they exit), as does a line without a command
+// (a '#' comment: ipvsadm's comment handling never sees the '#'). The status
+// is the last line's. The stderr texts and statuses are ipvsadm's.
+func TestRestoreLineByLine(t *testing.T) {
+	try := "Try `gvs adm -h' or 'gvs adm --help' for more information.\n"
+	tests := []struct {
+		name, in, stderr string
+		status           int
+		table            string // -S -n afterwards
+	}{
+		{"empty", "", "", 0, ""},
+		{"blank lines and the word ipvsadm", "\n \t\r\nipvsadm -A -t 198.18.0.150:80 -s rr\n\n",
+			"", 0, "-A -t 198.18.0.150:80 -s rr\n"},
+		{"failed lines go on, the last line's status",
+			"-A -t 198.18.0.150:80 -s rr\n" +
+				"-A -t 198.18.0.150:80 -s rr\n" +
+				"-a -t 198.18.0.150:80 -r 198.18.0.5 -g\n" +
+				"-a -t 198.18.0.150:80 -r 198.18.0.5 -g\n" +
+				"-L --bogus\n" +
+				"-e -t 198.18.0.150:80 -r 198.18.0.9\n" +
+				"-a -t 198.18.0.150:80 -r 198.18.0.6:8080 -m -w 2\n",
+			"Service already exists\nDestination already exists\n--bogus: unknown option\nNo such destination\n", 0,
+			"-A -t 198.18.0.150:80 -s rr\n-a -t 198.18.0.150:80 -r 198.18.0.5:80 -g -w 1\n-a -t 198.18.0.150:80 -r 198.18.0.6:8080 -m -w 2\n"},
+		{"last line fails", "-A -t 198.18.0.150:80\n-D -t 198.18.0.151:80\n",
+			"No such service\n", 255, "-A -t 198.18.0.150:80 -s wlc\n"},
+		{"popt error last", "-A -t 198.18.0.150:80\n-A -t\n",
+			"-t: missing argument\n", 255, "-A -t 198.18.0.150:80 -s wlc\n"},
+		{"an argument check ends it", "-A -t 198.18.0.150:80\n-a -t 198.18.0.150:80 -r 198.18.0.5 -w x\n-A -t 198.18.0.152:80\n",
+			"illegal weight specified\n", 2, "-A -t 198.18.0.150:80 -s wlc\n"},
+		{"a comment line ends it", "-A -t 198.18.0.150:80\n# ipvsadm.rules\n-A -t 198.18.0.152:80\n",
+			try, 255, "-A -t 198.18.0.150:80 -s wlc\n"},
+		{"a comment after a command", "-A -t 198.18.0.150:80 -s rr # the web VIP\n-A -t 198.18.0.152:80\n",
+			"unexpected argument #\n", 2, ""},
+		{"-R inside", "-A -t 198.18.0.150:80\n-R\n-A -t 198.18.0.152:80\n", try, 255, "-A -t 198.18.0.150:80 -s wlc\n"},
+		{"--set takes effect", "--set 100 0 0\n", "", 0, ""},
+		{"-r before -t: port 0 for masq", "-A -t 198.18.0.150:80\n-a -r 198.18.0.5 -t 198.18.0.150:80 -m\n-a -r 198.18.0.6 -t 198.18.0.150:80 -g\n",
+			"", 0, "-A -t 198.18.0.150:80 -s wlc\n-a -t 198.18.0.150:80 -r 198.18.0.5:0 -m -w 1\n-a -t 198.18.0.150:80 -r 198.18.0.6:80 -g -w 1\n"},
+		{"inet_aton masks", "-A -t 198.18.0.150:80 -p 60 -M 0.0.0.0\n-A -t 198.18.0.151:80 -p 60 -M 24\n-A -t 198.18.0.152:80 -p 60 -M 255.0.255.0\n-A -t 198.18.0.153:80 -p 60 -M 0xffff0000\n",
+			"gvs adm: -M 0.0.0.24 is not a netmask of leading ones (ipvsadm reads -M 24 as the address 0.0.0.24, not as a prefix length): gvs groups persistent clients by address prefix; write the prefix as a mask, e.g. -M 255.255.255.0 for /24\n" +
+				"gvs adm: -M 255.0.255.0 is not a netmask of leading ones: gvs groups persistent clients by address prefix; write the prefix as a mask, e.g. -M 255.255.255.0 for /24\n",
+			0, "-A -t 198.18.0.150:80 -s wlc -p 60 -M 0.0.0.0\n-A -t 198.18.0.153:80 -s wlc -p 60 -M 255.255.0.0\n"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			ta := newTestAdmin(t)
+			out, errOut, st := ta.admIn(tt.in, "-R")
+			if out != "" || errOut != tt.stderr || st != tt.status {
+				t.Errorf("-R: stdout %q, stderr %q, status %d; want stderr %q, status %d", out, errOut, st, tt.stderr, tt.status)
+			}
+			diffText(t, "-S -n after -R", tt.table, ta.ok("-S -n"))
+		})
+	}
+}
+
+// TestRestoreLineByLineOneGeneration: the lines of a stream that worked take
+// effect together, in one generation of the Director.
+func TestRestoreLineByLineOneGeneration(t *testing.T) {
+	ta := newTestAdmin(t)
+	before := ta.generations()
+	var stream strings.Builder
+	for i := range 50 {
+		fmt.Fprintf(&stream, "-A -t 198.18.1.%d:80\n", i+1)
+	}
+	_, errOut, st := ta.admIn(stream.String()+"-A -t 198.18.1.1:80\n", "-R")
+	if st != 255 || errOut != "Service already exists\n" {
+		t.Fatalf("-R: %q %d", errOut, st)
+	}
+	if n := len(ta.d.Director().Services()); n != 50 {
+		t.Errorf("%d services after -R, want 50", n)
+	}
+	if g := ta.generations() - before; g != 1 {
+		t.Errorf("%d generations for one -R, want 1", g)
+	}
 }
 
 func TestRestoreSetsTimeoutsWithTheRest(t *testing.T) {
 	ta := newTestAdmin(t)
 	ta.ok("-A -t 198.18.0.100:80")
-	_, errOut, st := ta.admIn("--set 100 0 0\n-A -t 198.18.0.100:80\n", "-R")
+	_, errOut, st := ta.admIn("--set 100 0 0\n-A -t 198.18.0.100:80\n", "-R --atomic")
 	if st != 255 || errOut != "line 2: Service already exists\n" {
-		t.Errorf("-R: %q %d", errOut, st)
+		t.Errorf("-R --atomic: %q %d", errOut, st)
 	}
 	if got := ta.ok("-L --timeout"); got != "Timeout (tcp tcpfin udp): 900 120 300\n" {
 		t.Errorf("a refused restore set timeouts: %q", got)
 	}
-	ta.ok("-C")
-	if _, errOut, st := ta.admIn("--set 100 0 0\n-A -t 198.18.0.100:80\n", "-R"); st != 0 {
-		t.Fatalf("-R: %q", errOut)
+	// Line by line, --set worked although the line after it failed.
+	_, errOut, st = ta.admIn("--set 100 0 0\n-A -t 198.18.0.100:80\n", "-R")
+	if st != 255 || errOut != "Service already exists\n" {
+		t.Errorf("-R: %q %d", errOut, st)
 	}
 	if got := ta.ok("-L --timeout"); got != "Timeout (tcp tcpfin udp): 100 120 300\n" {
+		t.Errorf("timeouts after -R: %q", got)
+	}
+	ta.ok("-C")
+	if _, errOut, st := ta.admIn("--set 200 0 0\n-A -t 198.18.0.100:80\n", "-R --atomic"); st != 0 {
+		t.Fatalf("-R --atomic: %q", errOut)
+	}
+	if got := ta.ok("-L --timeout"); got != "Timeout (tcp tcpfin udp): 200 120 300\n" {
 		t.Errorf("timeouts after restore: %q", got)
 	}
 }

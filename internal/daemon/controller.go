@@ -2,13 +2,11 @@ package daemon
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"net"
 	"net/netip"
 	"reflect"
 	"slices"
-	"strings"
 	"sync"
 	"time"
 
@@ -83,13 +81,6 @@ type state struct {
 
 // Events the controller receives.
 type (
-	// admEvent is a table change from gvs adm: one command, or a restore stream.
-	admEvent struct {
-		args  []string
-		cmds  []*ipvsadm.Command
-		lines []int // restore streams: the line of each command
-		reply chan error
-	}
 	reloadEvent struct {
 		cfg   *config.Config
 		reply chan error
@@ -321,8 +312,14 @@ func (d *Daemon) guardEffect(fx *effect, want bool) {
 // all), restricted to the ones a VRRP master owns.
 func (d *Daemon) announceNew(all bool) {
 	var vips []netip.Addr
+	// A set of the announced VIPs: looking each VIP up in the list made a
+	// commit O(VIPs²), most of a gvs adm command's time at 10,000 services.
+	announced := make(map[netip.Addr]struct{}, len(d.st.announce))
+	for _, v := range d.st.announce {
+		announced[v] = struct{}{}
+	}
 	for _, v := range d.st.filter.VIPs {
-		if !all && slices.Contains(d.st.announce, v) {
+		if _, ok := announced[v]; ok && !all {
 			continue
 		}
 		if d.st.owned != nil && !d.ownedVIP(v) {
@@ -362,98 +359,6 @@ func (d *Daemon) publish() {
 func (d *Daemon) serviceUp(ap netip.AddrPort) bool {
 	p := d.pub.Load()
 	return p != nil && p.alive[ap]
-}
-
-// admChange carries out table commands (one, or a restore stream) on a copy of the
-// configured services and applies the result in one Director.Apply: all of them
-// or, at the first failure, none (ipvsadm -R stops at the first bad line with the
-// lines before it applied; gvs refuses the whole stream). Timeouts set by --set
-// inside a restore stream take effect with the rest.
-func (d *Daemon) admChange(ev admEvent) error {
-	conf := cloneServices(d.st.conf)
-	var timeouts []ipvsadm.Timeouts
-	touched := map[target]bool{}
-	for i, c := range ev.cmds {
-		if c.Op == ipvsadm.OpSetTimeouts {
-			timeouts = append(timeouts, c.SetTimeouts)
-			continue
-		}
-		var err error
-		if c.Op == ipvsadm.OpClear {
-			for j := range conf {
-				touched[target{svc: conf[j].Key}] = true
-			}
-		}
-		conf, err = ipvsadm.Edit(conf, c)
-		var u *ipvsadm.UnsupportedError
-		if errors.As(err, &u) {
-			err = unsupported(u.Msg)
-		}
-		if err != nil {
-			if i < len(ev.lines) {
-				return &ipvsadm.LineError{Line: ev.lines[i], Err: err}
-			}
-			return err
-		}
-		t := target{svc: keyOfCommand(&c.Service)}
-		switch c.Op {
-		case ipvsadm.OpAddServer, ipvsadm.OpEditServer, ipvsadm.OpDeleteServer:
-			t.rs = netip.AddrPortFrom(c.Dest.Addr.Unmap(), c.Dest.Port)
-		case ipvsadm.OpAddService:
-			d.restoreMarks(conf, t.svc)
-		}
-		if c.Op != ipvsadm.OpClear {
-			touched[t] = true
-		}
-	}
-	if len(ev.cmds) > len(timeouts) {
-		if err := d.commit(conf); err != nil {
-			// ipvsadm.Edit checks everything ipvsadm's kernel checks, so this is a
-			// limit of gvs's own (tunnels without a director address, …).
-			return unsupported(strings.TrimPrefix(err.Error(), dataplane.ErrConfig.Error()+": "))
-		}
-	}
-	line := joinArgs(ev.args)
-	for t := range touched {
-		d.st.touched[t] = line
-	}
-	for _, t := range timeouts {
-		d.setTimeouts(t)
-		d.st.admTimeouts = line
-	}
-	for _, c := range ev.cmds {
-		if c.Op == ipvsadm.OpAddServer {
-			// An operator adding a server that did not answer before means "now":
-			// it is resolved at once rather than at the next refresh.
-			delete(d.st.tried, c.Dest.Addr.Unmap())
-		}
-	}
-	d.rememberMarks(d.st.conf)
-	d.log.Info("adm", "args", ev.args, "commands", len(ev.cmds), "services", len(d.st.conf))
-	return nil
-}
-
-// restoreMarks gives an fwmark service added with gvs adm the match rules it had.
-func (d *Daemon) restoreMarks(conf []ipvs.Service, k ipvs.Key) {
-	if !k.IsMark() {
-		return
-	}
-	for i := range conf {
-		if conf[i].Key == k && len(conf[i].Match) == 0 {
-			conf[i].Match = slices.Clone(d.st.marks[k])
-			if len(conf[i].Match) == 0 {
-				d.log.Warn("fwmark service added with gvs adm has no match rules ([[service.match]] in the config): no packet carries its mark", "fwmark", k.FWMark)
-			}
-		}
-	}
-}
-
-func (d *Daemon) rememberMarks(conf []ipvs.Service) {
-	for i := range conf {
-		if s := &conf[i]; s.FWMark != 0 && len(s.Match) > 0 {
-			d.st.marks[s.Key] = slices.Clone(s.Match)
-		}
-	}
 }
 
 // setTimeouts is --set: a zero value keeps the current one.
@@ -562,10 +467,7 @@ func (d *Daemon) reload(cfg *config.Config) error {
 	d.announceNew(true)
 	d.rememberMarks(conf)
 	d.reloadVRRP(old, cfg)
-	if sc := scriptChanges(old, cfg); len(sc) > 0 {
-		d.log.Warn("reload: script settings ([scripts], [[vrrp_script]], [[vrrp_track_file]], [[vrrp_track_process]]) are applied when gvs starts, not on reload: restart gvs to apply the change",
-			"changed", sc)
-	}
+	d.reloadScripts(old, cfg)
 	d.log.Info("reloaded", "file", cfg.File, "services", len(conf), "director_keys_changed", changed,
 		"adm_changes_overridden", len(overrides), "connections", d.d.Table().Len())
 	return nil

@@ -76,7 +76,7 @@ func TestNodeIPVSMetrics(t *testing.T) {
 	ta.ok("-a -t 198.18.0.100:80 -r 198.18.0.6 -g")
 	ta.ok("-A -u 198.18.0.101:53 -s rr")
 	ta.ok("-a -u 198.18.0.101:53 -r 198.18.0.7 -g -w 5")
-	ta.ok("-A -f 10 -s rr")
+	ta.ok("-A -f 10 -s rr --match address=198.18.0.110")
 	ta.ok("-a -f 10 -r 198.18.0.8:0 -g -w 3")
 	m := NewMetrics(ta.a)
 	srv := httptest.NewServer(m.Handler())

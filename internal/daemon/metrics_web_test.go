@@ -211,7 +211,7 @@ func TestMetricsLint(t *testing.T) {
 	ta := newTestAdmin(t)
 	ta.ok("-A -t 198.18.0.100:80 -s rr")
 	ta.ok("-a -t 198.18.0.100:80 -r 198.18.0.5 -g")
-	ta.ok("-A -f 7 -s rr")
+	ta.ok("-A -f 7 -s rr --match address=198.18.0.110")
 	ta.ok("-a -f 7 -r 198.18.0.6:0 -g")
 	ta.send(syns("198.18.0.100:80", 2)...)
 	ta.a.estimate()

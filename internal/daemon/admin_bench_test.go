@@ -1,0 +1,55 @@
+package daemon
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"testing"
+
+	"github.com/gvs-lb/gvs/internal/control"
+)
+
+// admTable is a restore stream of n TCP services on distinct VIPs of
+// 198.18.0.0/15, each with one real server.
+func admTable(n int) string {
+	var b strings.Builder
+	for i := range n {
+		vip := fmt.Sprintf("198.18.%d.%d:80", 64+i/250, 1+i%250)
+		fmt.Fprintf(&b, "-A -t %s -s rr\n-a -t %s -r 198.19.0.%d:80 -g -w 1\n", vip, vip, 1+i%250)
+	}
+	return b.String()
+}
+
+// BenchmarkAdmAdd measures one gvs adm -A (a new service, then its -D, so the
+// table keeps its size) on a director that already runs 10 or 10,000 services:
+// an adm change must cost what it changes, not what the table holds.
+func BenchmarkAdmAdd(b *testing.B) {
+	for _, n := range []int{10, 10_000} {
+		b.Run(fmt.Sprintf("services=%d", n), func(b *testing.B) {
+			ta := newBenchDirector(b)
+			if r := ta.d.Handle(context.Background(), controlReqIn(admTable(n), "-R --atomic")); r.Status != 0 {
+				b.Fatalf("restore of %d services: %+v", n, r)
+			}
+			if got := len(ta.d.Director().Services()); got != n {
+				b.Fatalf("%d services after the restore, want %d", got, n)
+			}
+			b.ReportAllocs()
+			b.ResetTimer()
+			for i := range b.N {
+				vip := fmt.Sprintf("198.18.200.%d:80", 1+i%250)
+				for _, line := range []string{"-A -t " + vip + " -s rr", "-D -t " + vip} {
+					if r := ta.d.Handle(context.Background(), controlReq(line)); r.Status != 0 {
+						b.Fatalf("%s: %+v", line, r)
+					}
+				}
+			}
+		})
+	}
+}
+
+// controlReqIn is controlReq with a standard input (a restore stream).
+func controlReqIn(stdin, line string) control.Request {
+	r := controlReq(line)
+	r.Stdin = stdin
+	return r
+}
