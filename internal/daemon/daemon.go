@@ -108,7 +108,7 @@ func New(cfg *config.Config, deps Deps) (_ *Daemon, err error) {
 	if d.ifi, err = d.checkHost(cfg); err != nil {
 		return nil, err
 	}
-	if deps.NewResolver != nil {
+	if deps.NewResolver != nil && d.mode != modeVRRPOnly {
 		if d.resolver, err = deps.NewResolver(d.ifi); err != nil {
 			return nil, fmt.Errorf("resolver on %s: %w", d.ifi.Name, err)
 		}
