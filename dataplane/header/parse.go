@@ -182,6 +182,14 @@ func (p *Parsed) Decode(frame []byte) Drop {
 }
 
 func (p *Parsed) decode(frame []byte) Drop {
+	if p.decodeFast(frame) {
+		return DropNone
+	}
+	return p.decodeGeneral(frame)
+}
+
+// decodeGeneral is decode without the fast path (fastpath.go).
+func (p *Parsed) decodeGeneral(frame []byte) Drop {
 	*p = Parsed{}
 	if len(frame) < EthernetHeaderLen {
 		return DropShortEthernet
