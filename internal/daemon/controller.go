@@ -467,10 +467,7 @@ func (d *Daemon) reload(cfg *config.Config) error {
 	d.announceNew(true)
 	d.rememberMarks(conf)
 	d.reloadVRRP(old, cfg)
-	if sc := scriptChanges(old, cfg); len(sc) > 0 {
-		d.log.Warn("reload: script settings ([scripts], [[vrrp_script]], [[vrrp_track_file]], [[vrrp_track_process]]) are applied when gvs starts, not on reload: restart gvs to apply the change",
-			"changed", sc)
-	}
+	d.reloadScripts(old, cfg)
 	d.log.Info("reloaded", "file", cfg.File, "services", len(conf), "director_keys_changed", changed,
 		"adm_changes_overridden", len(overrides), "connections", d.d.Table().Len())
 	return nil

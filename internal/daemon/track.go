@@ -72,59 +72,107 @@ func hasCommands(cfg *config.Config) bool {
 }
 
 // trackers runs the vrrp_script, track_file and track_process objects of a config,
-// each once however many instances track it; the instances read their cached
-// state through vrrp.Tracks (see vrrpTracks). A change asks the VRRP runner to
-// reassess at once.
+// each once however many instances track it; the instances read their cached state
+// through vrrp.Tracks (see tracks), which look the object up by name at each poll,
+// so update can replace the set on a reload without touching the instances. A
+// change asks the VRRP runner to reassess at once. Its methods are safe for
+// concurrent use.
 type trackers struct {
-	scripts map[string]*track.Script
-	files   map[string]*track.File
-	procs   map[string]*track.Process
+	runner   track.Runner
+	scripts  *script.Runner // for the start-up safety check; nil: none
+	clock    track.Clock
+	log      *slog.Logger
+	reassess func()
+
+	mu   sync.Mutex
+	ctx  context.Context // run's; nil before run starts and after it ends
+	objs map[string]*tracked
+	wg   sync.WaitGroup // the trackers' goroutines
+}
+
+// tracked is one running tracker: its config (to tell a changed one on reload),
+// its state reader and its goroutine's cancel.
+type tracked struct {
+	conf   any                             // the config.VRRPScript, TrackFile or TrackProcess it was built from
+	state  func() track.State              // scripts and processes
+	value  func() int64                    // files
+	run    func(ctx context.Context) error // its loop
+	cancel context.CancelFunc              // nil until started
 }
 
 // newTrackers builds the trackers of cfg; reassess is called after any change
 // (from the trackers' goroutines). Scripts that cannot run safely are reported now
 // (and fail each run, with the reason).
 func newTrackers(cfg *config.Config, runner track.Runner, scripts *script.Runner, clock track.Clock, log *slog.Logger, reassess func()) (*trackers, error) {
-	t := &trackers{scripts: map[string]*track.Script{}, files: map[string]*track.File{}, procs: map[string]*track.Process{}}
+	t := &trackers{runner: runner, scripts: scripts, clock: clock, log: log, reassess: reassess}
+	objs, err := t.build(cfg, nil)
+	if err != nil {
+		return nil, err
+	}
+	t.objs = objs
+	return t, nil
+}
+
+// build returns the trackers cfg's instances use, keyed "script NAME", "file NAME",
+// "process NAME"; one whose config is the same in old is taken from it (keeping its
+// state), the others are new.
+func (t *trackers) build(cfg *config.Config, old map[string]*tracked) (map[string]*tracked, error) {
 	used := map[string]bool{}
 	for _, v := range cfg.VRRP {
 		for _, r := range v.TrackScript {
-			used["s"+r.Name] = true
+			used["script "+r.Name] = true
 		}
 		for _, r := range v.TrackFile {
-			used["f"+r.Name] = true
+			used["file "+r.Name] = true
 		}
 		for _, r := range v.TrackProcess {
-			used["p"+r.Name] = true
+			used["process "+r.Name] = true
 		}
 	}
+	out := map[string]*tracked{}
+	keep := func(key string, conf any) bool {
+		if o := old[key]; o != nil && reflect.DeepEqual(o.conf, conf) {
+			out[key] = o
+			return true
+		}
+		return false
+	}
 	for _, s := range cfg.VRRPScripts {
-		if !used["s"+s.Name] {
+		key := "script " + s.Name
+		s.Line = 0
+		if !used[key] || keep(key, s) {
 			continue // keepalived runs no script nothing tracks
 		}
 		c := script.Cmd{Argv: s.Script, Timeout: s.Timeout}
 		if s.User != "" {
 			u, err := script.ParseUser(s.User)
 			if err != nil {
-				return nil, fmt.Errorf("%s:%d: vrrp_script %q: user: %w", cfg.File, s.Line, s.Name, err)
+				return nil, fmt.Errorf("%s: vrrp_script %q: user: %w", cfg.File, s.Name, err)
 			}
 			c.User = u
 		}
-		if scripts != nil {
-			if err := scripts.Check(c); err != nil {
-				log.Error("vrrp_script cannot run: it fails until this is fixed", "vrrp_script", s.Name, "err", err)
+		if t.scripts != nil {
+			if err := t.scripts.Check(c); err != nil {
+				t.log.Error("vrrp_script cannot run: it fails until this is fixed", "vrrp_script", s.Name, "err", err)
 			}
 		}
-		t.scripts[s.Name] = track.NewScript(track.ScriptConfig{Name: s.Name, Cmd: c, Interval: s.Interval,
-			Rise: s.Rise, Fall: s.Fall, InitFail: s.InitFail}, runner, clock, log, reassess)
+		tr := track.NewScript(track.ScriptConfig{Name: s.Name, Cmd: c, Interval: s.Interval,
+			Rise: s.Rise, Fall: s.Fall, InitFail: s.InitFail}, t.runner, t.clock, t.log, t.reassess)
+		out[key] = &tracked{conf: s, state: tr.State, run: tr.Run}
 	}
 	for _, f := range cfg.TrackFiles {
-		if used["f"+f.Name] {
-			t.files[f.Name] = track.NewFile(f.Name, f.File, trackPoll, clock, log, reassess)
+		key := "file " + f.Name
+		f.Line = 0
+		if !used[key] || keep(key, f) {
+			continue
 		}
+		tr := track.NewFile(f.Name, f.File, trackPoll, t.clock, t.log, t.reassess)
+		out[key] = &tracked{conf: f, value: tr.Value, run: tr.Run}
 	}
 	for _, p := range cfg.TrackProcesses {
-		if !used["p"+p.Name] {
+		key := "process " + p.Name
+		p.Line = 0
+		if !used[key] || keep(key, p) {
 			continue
 		}
 		pc := track.ProcessConfig{Name: p.Name, Process: p.Process, Params: p.Params, FullCommand: p.FullCommand,
@@ -137,59 +185,127 @@ func newTrackers(cfg *config.Config, runner track.Runner, scripts *script.Runner
 		case "initial":
 			pc.Match = track.MatchInitial
 		}
-		t.procs[p.Name] = track.NewProcess(pc, nil, clock, log, reassess)
+		tr := track.NewProcess(pc, nil, t.clock, t.log, t.reassess)
+		out[key] = &tracked{conf: p, state: tr.State, run: tr.Run}
 	}
-	return t, nil
+	return out, nil
 }
 
-// run runs every tracker until ctx ends.
+// startLocked starts o's goroutine under ctx.
+//
+// Precondition: t.mu is held.
+func (t *trackers) startLocked(ctx context.Context, o *tracked) {
+	c, cancel := context.WithCancel(ctx)
+	o.cancel = cancel
+	t.wg.Add(1)
+	go func() {
+		defer t.wg.Done()
+		_ = o.run(c) // the trackers return only when c ends
+	}()
+}
+
+// run runs every tracker until ctx ends, and those update adds meanwhile.
 func (t *trackers) run(ctx context.Context) error {
-	var wg sync.WaitGroup
-	start := func(run func(context.Context) error) {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			_ = run(ctx) // the trackers return only at the end
-		}()
+	t.mu.Lock()
+	t.ctx = ctx
+	for _, o := range t.objs {
+		t.startLocked(ctx, o)
 	}
-	for _, s := range t.scripts {
-		start(s.Run)
-	}
-	for _, f := range t.files {
-		start(f.Run)
-	}
-	for _, p := range t.procs {
-		start(p.Run)
-	}
-	wg.Wait()
+	t.mu.Unlock()
+	<-ctx.Done()
+	t.mu.Lock()
+	t.ctx = nil
+	t.mu.Unlock()
+	t.wg.Wait()
 	return nil
 }
 
+// update replaces the trackers with cfg's (a reload): unchanged ones keep running
+// with their state, changed and new ones start from the beginning (a script from
+// INIT), removed ones stop. It returns what changed, for the log. On error nothing
+// changes.
+func (t *trackers) update(cfg *config.Config) ([]string, error) {
+	t.mu.Lock()
+	old := t.objs
+	t.mu.Unlock()
+	objs, err := t.build(cfg, old)
+	if err != nil {
+		return nil, err
+	}
+	var changed []string
+	t.mu.Lock()
+	for key, o := range old {
+		if objs[key] != o {
+			if o.cancel != nil {
+				o.cancel()
+			}
+			if objs[key] == nil {
+				changed = append(changed, key+" (removed)")
+			}
+		}
+	}
+	for key, o := range objs {
+		if old[key] == o {
+			continue
+		}
+		if old[key] == nil {
+			changed = append(changed, key+" (added)")
+		} else {
+			changed = append(changed, key)
+		}
+		if t.ctx != nil {
+			t.startLocked(t.ctx, o)
+		}
+	}
+	t.objs = objs
+	t.mu.Unlock()
+	slices.Sort(changed)
+	if len(changed) > 0 && t.reassess != nil {
+		t.reassess()
+	}
+	return changed, nil
+}
+
+// lookup returns the running tracker of key, or nil.
+func (t *trackers) lookup(key string) *tracked {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return t.objs[key]
+}
+
 // tracks returns instance v's tracks of scripts, files and processes
-// (docs/scripts.md §1.3, §1.4).
+// (docs/scripts.md §1.3, §1.4). Each looks its object up at every poll; one that
+// is not running (not yet, after a reload that dropped it) counts as not known
+// yet: no delta, and FAULT without a weight.
 func (t *trackers) tracks(v config.VRRP) []vrrp.Track {
 	if t == nil {
 		return nil
 	}
 	var out []vrrp.Track
-	for _, r := range v.TrackScript {
-		if s := t.scripts[r.Name]; s != nil {
-			out = append(out, stateTrack("script "+r.Name, int(r.Weight), r.Reverse, s.State))
+	state := func(key string) func() track.State {
+		return func() track.State {
+			if o := t.lookup(key); o != nil && o.state != nil {
+				return o.state()
+			}
+			return track.Init
 		}
+	}
+	for _, r := range v.TrackScript {
+		out = append(out, stateTrack("script "+r.Name, int(r.Weight), r.Reverse, state("script "+r.Name)))
 	}
 	for _, r := range v.TrackProcess {
-		if p := t.procs[r.Name]; p != nil {
-			out = append(out, stateTrack("process "+r.Name, int(r.Weight), r.Reverse, p.State))
-		}
+		out = append(out, stateTrack("process "+r.Name, int(r.Weight), r.Reverse, state("process "+r.Name)))
 	}
 	for _, r := range v.TrackFile {
-		if f := t.files[r.Name]; f != nil {
-			w, rev := int(r.Weight), r.Reverse
-			out = append(out, vrrp.Track{Name: "file " + r.Name, State: func() vrrp.TrackState {
-				fault, delta := track.FileContribution(f.Value(), w, rev)
-				return vrrp.TrackState{Fault: fault, Delta: delta}
-			}})
-		}
+		key, w, rev := "file "+r.Name, int(r.Weight), r.Reverse
+		out = append(out, vrrp.Track{Name: key, State: func() vrrp.TrackState {
+			o := t.lookup(key)
+			if o == nil || o.value == nil {
+				return vrrp.TrackState{Fault: w == 0}
+			}
+			fault, delta := track.FileContribution(o.value(), w, rev)
+			return vrrp.TrackState{Fault: fault, Delta: delta}
+		}})
 	}
 	return out
 }
@@ -354,4 +470,27 @@ func CheckScripts(cfg *config.Config) []string {
 		out = append(out, "warning: "+strings.TrimSpace(l))
 	}
 	return out
+}
+
+// reloadScripts applies a reload to the script settings: the vrrp_script,
+// track_file and track_process trackers follow the new file at once (unchanged
+// ones keep their state); [scripts] — who commands run as, and the security rule —
+// applies from the next start, which the log says.
+func (d *Daemon) reloadScripts(old, cfg *config.Config) {
+	if old.Scripts != cfg.Scripts {
+		d.log.Warn("reload: [scripts] (script_user, enable_script_security) applies when gvs starts, not on reload: restart gvs to apply the change")
+	}
+	if d.trk == nil {
+		if sc := scriptChanges(old, cfg); len(sc) > 0 && len(cfg.VRRP) > 0 {
+			d.log.Warn("reload: tracked objects of a config that had no [[vrrp]] at start apply when gvs starts", "changed", sc)
+		}
+		return
+	}
+	changed, err := d.trk.update(cfg)
+	switch {
+	case err != nil:
+		d.log.Error("reload: tracked objects unchanged", "err", err)
+	case len(changed) > 0:
+		d.log.Info("reload: tracked objects", "changed", changed)
+	}
 }

@@ -147,7 +147,7 @@ track_process = ["none weight 7 reverse"]
 	if err != nil {
 		t.Fatal(err)
 	}
-	if tr.scripts["unused"] != nil {
+	if tr.lookup("script unused") != nil {
 		t.Error("a script nothing tracks is run")
 	}
 	tracks := tr.tracks(cfg.VRRP[0])
@@ -413,5 +413,112 @@ func TestCheckScripts(t *testing.T) {
 	}
 	if w := CheckScripts(parse("[[vrrp_script]]\nname = \"fine\"\nscript = \"/bin/true\"\n")); len(w) != 0 {
 		t.Errorf("a safe config: warnings %q", w)
+	}
+}
+
+// TestVRRPScriptReload reloads a director whose instance tracks a failing script:
+// the reload that changes the script's command takes effect at once (the instance
+// leaves FAULT and becomes master) without touching the instance, and an unchanged
+// script keeps its tracker and state; changing it back takes the instance to FAULT
+// again.
+func TestVRRPScriptReload(t *testing.T) {
+	inst := strings.Replace(vrrpConf, `garp_master_delay = "0s"`, `garp_master_delay = "0s"
+track_script = ["chk", "other weight -10"]`, 1)
+	scripts := func(chk string) string {
+		return `
+[[vrrp_script]]
+name = "chk"
+script = "` + chk + `"
+interval = "1s"
+[[vrrp_script]]
+name = "other"
+script = "/bin/false"
+interval = "1s"
+`
+	}
+	ta := newTestAdmin(t, webConf, inst, scripts("/bin/false"))
+	status := func() vrrp.Status { return ta.d.vrrp.runner.Status()[0] }
+	until := func(what string, cond func(vrrp.Status) bool) {
+		t.Helper()
+		testutil.Eventually(t, 20*time.Second, func() bool {
+			if cond(status()) {
+				return true
+			}
+			ta.clock.Advance(250 * time.Millisecond)
+			return false
+		}, what)
+	}
+	until("FAULT at 90", func(s vrrp.Status) bool { return s.State == vrrp.StateFault && s.Priority == 90 })
+	other := ta.d.trk.lookup("script other")
+	if err := ta.reload(webConf + inst + scripts("/bin/true")); err != nil {
+		t.Fatal(err)
+	}
+	if ta.d.trk.lookup("script other") != other {
+		t.Error("the unchanged script's tracker was replaced")
+	}
+	until("MASTER at 90 after the reload", func(s vrrp.Status) bool { return s.State == vrrp.StateMaster && s.Priority == 90 })
+	if !strings.Contains(ta.logs.String(), "script chk") {
+		t.Errorf("the reload did not log the changed script:\n%s", ta.logs)
+	}
+	// Back to a failing command: the new tracker starts from INIT, and its first
+	// result takes the instance to FAULT.
+	if err := ta.reload(webConf + inst + scripts("/bin/false")); err != nil {
+		t.Fatal(err)
+	}
+	until("FAULT after the second reload", func(s vrrp.Status) bool { return s.State == vrrp.StateFault })
+
+}
+
+// TestTrackersUpdate checks the tracker set's reload on its own: unchanged trackers
+// are kept, changed ones replaced, removed ones stopped; a track whose object no
+// longer runs counts as not known yet (FAULT without a weight, no delta with one).
+func TestTrackersUpdate(t *testing.T) {
+	conf := func(chk, extra string) *config.Config {
+		c, err := config.Parse("u.toml", []byte(`
+[[vrrp_script]]
+name = "chk"
+script = "`+chk+`"
+[[vrrp_script]]
+name = "keep"
+script = "/bin/true"
+`+extra+`
+[[vrrp]]
+name = "VI_1"
+virtual_router_id = 51
+virtual_ipaddress = ["198.18.0.100"]
+track_script = ["chk", "keep weight 5"]
+`))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return c
+	}
+	reassessed := 0
+	tr, err := newTrackers(conf("/bin/false", ""), &script.Runner{}, nil, testutil.NewClock(t), slog.New(slog.DiscardHandler), func() { reassessed++ })
+	if err != nil {
+		t.Fatal(err)
+	}
+	tracks := tr.tracks(conf("/bin/false", "").VRRP[0])
+	chk, keep := tr.lookup("script chk"), tr.lookup("script keep")
+	changed, err := tr.update(conf("/bin/true", "[[vrrp_script]]\nname = \"unused\"\nscript = \"/bin/true\"\n"))
+	if err != nil || !slices.Equal(changed, []string{"script chk"}) || reassessed != 1 {
+		t.Fatalf("update = %q, %v (reassessed %d); want only chk changed", changed, err, reassessed)
+	}
+	if tr.lookup("script keep") != keep || tr.lookup("script chk") == chk || tr.lookup("script unused") != nil {
+		t.Error("unchanged tracker replaced, changed one kept, or an untracked script started")
+	}
+	// A name whose object is gone: FAULT for the unweighted, nothing for the weighted.
+	tr.mu.Lock()
+	delete(tr.objs, "script chk")
+	delete(tr.objs, "script keep")
+	tr.mu.Unlock()
+	if st := tracks[0].State(); !st.Fault || st.Delta != 0 {
+		t.Errorf("chk gone: %+v, want FAULT", st)
+	}
+	if st := tracks[1].State(); st.Fault || st.Delta != 0 {
+		t.Errorf("keep gone: %+v, want nothing", st)
+	}
+	if _, err := tr.update(conf("/bin/true", "[[vrrp_script]]\nname = \"x\"\nscript = \"/bin/true\"\nuser = \"gvs-no-such-user\"\n[[vrrp]]\nname = \"VI_2\"\nvirtual_router_id = 52\nvirtual_ipaddress = [\"198.18.0.101\"]\ntrack_script = [\"x\"]\n")); err == nil || !strings.Contains(err.Error(), "gvs-no-such-user") {
+		t.Errorf("update with an unknown user: %v, want the error naming it", err)
 	}
 }

@@ -105,8 +105,8 @@ func (s *Script) Run(ctx context.Context) error {
 // once runs the script one time and records the outcome.
 func (s *Script) once(ctx context.Context) {
 	res, err := s.run.Run(ctx, s.cfg.Cmd)
-	if ctx.Err() != nil && !res.TimedOut {
-		return // stopping: not the script's fault
+	if ctx.Err() != nil {
+		return // stopping (the run's own timeout is inside Run): not the script's fault
 	}
 	ok, reason := res.OK(), ""
 	switch {
