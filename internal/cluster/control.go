@@ -18,7 +18,9 @@ import (
 //	+---------------+---------------+-------------------------------+
 //	| … and, when signed, last: tlvHMAC, length 32, HMAC-SHA256 of every byte before it
 //
-// Unknown TLVs are skipped, so a later version can add fields; a receiver with a key
+// Every datagram carries its number in the sender's incarnation (tlvSeq), so a signed
+// datagram replayed within an incarnation is recognised. Unknown TLVs are skipped, so
+// a later version can add fields; a receiver with a key
 // refuses an unsigned datagram, one without a key a signed one (a configuration
 // mismatch that must be seen, not half-work).
 const (
@@ -55,6 +57,7 @@ const (
 	tlvCount       = 11 // u64, records of a bulk push
 	tlvPushTarget  = 12 // string: the joiner a bulk push in progress is for
 	tlvPushReqID   = 13 // u32: that push's request
+	tlvSeq         = 14 // u64: the sender's datagram number in its incarnation, from 1
 	tlvHMAC        = 255
 )
 
@@ -74,6 +77,7 @@ type ctlMsg struct {
 	Count       uint64
 	PushTarget  string
 	PushReqID   uint32
+	Seq         uint64 // 0: not carried (accepted, unchecked)
 }
 
 var (
@@ -102,6 +106,9 @@ func encodeControl(b []byte, m *ctlMsg, key []byte) []byte {
 	b = append(b, controlVersion, byte(m.Type))
 	b = appendTLV(b, tlvNodeID, []byte(m.NodeID))
 	b = appendU64(b, tlvIncarnation, m.Incarnation)
+	if m.Seq != 0 {
+		b = appendU64(b, tlvSeq, m.Seq)
+	}
 	switch m.Type {
 	case ctlHeartbeat:
 		b = appendTLV(b, tlvState, []byte{byte(m.State)})
@@ -212,6 +219,8 @@ func decodeControl(m *ctlMsg, b []byte, key []byte) error {
 			}
 		case tlvCount:
 			m.Count, err = u64()
+		case tlvSeq:
+			m.Seq, err = u64()
 		case tlvHMAC:
 			if n != hmacLen || p+3+n != len(b) {
 				return errCtlMalformed // the signature must be the last TLV

@@ -10,7 +10,7 @@ func TestControlRoundTrip(t *testing.T) {
 	msgs := []ctlMsg{
 		{Type: ctlHeartbeat, NodeID: "dir1", Incarnation: 1 << 60, State: StateAnnounced, Digest: [16]byte{1, 2, 3},
 			SentMsgs: 7, SentRecords: 280, Health: 99, SyncID: 4, PushTarget: "dir3", PushReqID: 12},
-		{Type: ctlBulkReq, NodeID: "dir3", Incarnation: 5, ReqID: 12},
+		{Type: ctlBulkReq, NodeID: "dir3", Incarnation: 5, ReqID: 12, Seq: 3},
 		{Type: ctlBulkDone, NodeID: "dir1", Incarnation: 1 << 60, ReqID: 12, Target: "dir3", Count: 100000},
 	}
 	for _, key := range [][]byte{nil, []byte("k")} {

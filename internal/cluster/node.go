@@ -86,6 +86,7 @@ type Node struct {
 	ctlBuf      []byte
 	ctlIn       ctlMsg
 	rxEntry     Entry
+	ctlSeq      uint64        // control datagrams sent in this incarnation
 	overflow    *source       // shared by sources beyond maxSources
 	joinTook    time.Duration // how long the last join's bulk sync took
 }
@@ -109,6 +110,7 @@ type peer struct {
 	pushReqID  uint32
 	mismatch   bool
 	wasLive    bool
+	lastSeq    uint64 // the highest datagram number accepted in this incarnation
 }
 
 // NewNode returns a COLD node; call Start to join the cluster.
@@ -140,7 +142,7 @@ func NewNode(cfg Config, d Deps) (*Node, error) {
 func (n *Node) Start(now time.Time) {
 	n.mu.Lock()
 	defer n.mu.Unlock()
-	n.inc = n.rand()
+	n.inc, n.ctlSeq = n.rand(), 0
 	n.state = StateSyncing
 	n.lastTick = now
 	n.join = &joinState{start: now, reqID: uint32(n.rand()), peers: map[string]*joinPeer{}}
@@ -289,6 +291,15 @@ func (n *Node) HandleControl(from netip.AddrPort, b []byte, now time.Time) {
 			"node_id", m.NodeID, "from", addr)
 		return
 	}
+	if p := n.peers[m.NodeID]; p != nil && p.inc == m.Incarnation && m.Seq != 0 {
+		if m.Seq <= p.lastSeq {
+			n.c.drop(dropControlReplay)
+			n.logOnceLocked("replay:"+m.NodeID, "cluster: control datagram replayed (or reordered) dropped",
+				"peer", m.NodeID, "seq", m.Seq, "last", p.lastSeq)
+			return
+		}
+		p.lastSeq = m.Seq
+	}
 	switch m.Type {
 	case ctlHeartbeat:
 		if n.cfg.SyncID != 0 && m.SyncID != n.cfg.SyncID {
@@ -333,7 +344,7 @@ func (n *Node) heartbeatInLocked(addr netip.Addr, m *ctlMsg, now time.Time) {
 				delete(n.sources, addr)
 			}
 		}
-		p.inc, p.firstHeard = m.Incarnation, now
+		p.inc, p.firstHeard, p.lastSeq = m.Incarnation, now, m.Seq
 		p.baseSent, p.baseRecv, p.lost = m.SentRecords, n.recvFromLocked(addr), 0
 	}
 	// A peer heard again after a silence (a partition between directors that the
@@ -443,7 +454,8 @@ func (n *Node) heartbeatLocked(now time.Time) {
 }
 
 func (n *Node) sendControlLocked(m *ctlMsg) {
-	m.NodeID, m.Incarnation = n.cfg.NodeID, n.inc
+	n.ctlSeq++
+	m.NodeID, m.Incarnation, m.Seq = n.cfg.NodeID, n.inc, n.ctlSeq
 	n.ctlBuf = encodeControl(n.ctlBuf[:0], m, n.cfg.AuthKey)
 	if err := n.tr.SendControl(n.ctlBuf); err != nil {
 		n.c.drop(dropSendError)

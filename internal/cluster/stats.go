@@ -31,6 +31,7 @@ const (
 	dropControlAuth    // missing or wrong HMAC, or an HMAC when none is configured
 	dropControlVersion // a control protocol version gvs does not speak
 	dropControlForeign // another cluster (node id collision or foreign syncid)
+	dropControlReplay  // a datagram number already seen in the sender's incarnation
 	numDropReasons
 )
 
@@ -38,7 +39,7 @@ var dropNames = [...]string{
 	"none", "self", "source", "syncid", "malformed",
 	"protocol", "method", "persistence_engine", "table",
 	"queue_full", "send_error", "bad_entry",
-	"control_malformed", "control_auth", "control_version", "control_foreign",
+	"control_malformed", "control_auth", "control_version", "control_foreign", "control_replay",
 }
 
 func (r dropReason) String() string {
