@@ -178,7 +178,7 @@ func BenchmarkNewConnection(b *testing.B) {
 	b.Run("live=6k", func(b *testing.B) { benchNewConnection(b, time.Second, nil) })
 	// With the per-source limit on (docs/defense.md §3), at a rate no SYN exceeds:
 	// the cost of the check itself.
-	b.Run("live=6k/source_limit", func(b *testing.B) {
+	b.Run("live=6k,source_limit", func(b *testing.B) {
 		benchNewConnection(b, time.Second, func(o *Options) {
 			o.Defense.SourceConnRate, o.Defense.SourceConnBurst = 100_000_000, 1_000_000
 		})
