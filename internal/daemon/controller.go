@@ -207,7 +207,7 @@ func (d *Daemon) handle(ctx context.Context, wg *sync.WaitGroup, ev any) {
 	case healthEvent:
 		d.st.hl.transition(ev.tr)
 		svc, server := d.st.hl.label(ev.tr.ID)
-		d.metrics.SetHealth(svc, server, ev.tr.Up)
+		d.metrics.SetHealth(svc, server, d.st.hl.serverUp(ev.tr.ID)) // all of a server's checks
 		d.st.stale = true
 	case vrrpEvent:
 		d.ownership(ev)

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/netip"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -165,6 +166,26 @@ func (h *healthLayer) seed(st []health.Status) {
 			delete(h.weight, id)
 		}
 	}
+}
+
+// serverUp reports whether the real server that check id belongs to passes all of
+// its checks (one not reported yet counts as passing): what its health gauge shows
+// when it has several.
+func (h *healthLayer) serverUp(id string) bool {
+	for _, p := range h.policies {
+		for _, ids := range p.checks {
+			if !slices.Contains(ids, id) {
+				continue
+			}
+			for _, c := range ids {
+				if up, known := h.up[c]; known && !up {
+					return false
+				}
+			}
+			return true
+		}
+	}
+	return h.up[id]
 }
 
 // label returns the metrics labels (service, server) of a check.

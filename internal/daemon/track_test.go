@@ -92,6 +92,10 @@ scheduler = "rr"
 	if got := up(); !slices.Equal(got, []string{"198.18.0.5:80"}) {
 		t.Fatalf("the other failing: %v", got)
 	}
+	// The health gauge follows all of a server's checks, whichever reported last.
+	if h.serverUp(checkID(key, six)+"#2") || h.serverUp(checkID(key, six)) || !h.serverUp(checkID(key, five)) {
+		t.Errorf("serverUp: .6 (one check down) %v/%v, .5 %v", h.serverUp(checkID(key, six)+"#2"), h.serverUp(checkID(key, six)), h.serverUp(checkID(key, five)))
+	}
 	h.transition(health.Transition{ID: checkID(key, six), Up: true, Weight: -1})
 	if got := up(); len(got) != 2 {
 		t.Fatalf("both passing again: %v", got)

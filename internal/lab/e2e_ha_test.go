@@ -247,24 +247,3 @@ func TestHAMixedWithKeepalived(t *testing.T) {
 		}
 	}
 }
-
-// TestHADemo: gvs lab demo --mode ha runs to the end: both VIPs answered, lb1's
-// VIP answered by lb2 while lb1's gvs is stopped, and by lb1 again after.
-func TestHADemo(t *testing.T) {
-	spec := e2eSpec(t, DR)
-	var out strings.Builder
-	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
-	defer cancel()
-	if err := HADemo(ctx, &out, spec); err != nil {
-		t.Fatalf("demo: %v\n%s", err, out.String())
-	}
-	for _, want := range []string{"-> lb1", "-> lb2", "eth0:1", "eth0:2", "takes VI_1 back"} {
-		if !strings.Contains(out.String(), want) {
-			t.Errorf("demo output lacks %q:\n%s", want, out.String())
-		}
-	}
-	if strings.Count(out.String(), ".110/24 eth0:1") < 3 {
-		t.Errorf("the demo does not show VIP1 on eth0:1 after each step:\n%s", out.String())
-	}
-	t.Log("\n" + out.String())
-}
