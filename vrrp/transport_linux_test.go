@@ -192,23 +192,39 @@ func TestTransportTTLEnforced(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	var fd int
 	err = lab.InNetns(nsA, func() error {
-		fd, err := unix.Socket(unix.AF_INET, unix.SOCK_RAW, ProtocolNumber)
-		if err != nil {
-			return err
-		}
-		defer unix.Close(fd)
-		if err := unix.SetsockoptString(fd, unix.SOL_SOCKET, unix.SO_BINDTODEVICE, "eth0"); err != nil {
-			return err
-		}
-		if err := unix.SetsockoptInt(fd, unix.IPPROTO_IP, unix.IP_MULTICAST_TTL, 64); err != nil {
-			return err
-		}
-		return unix.Sendto(fd, msg, 0, &unix.SockaddrInet4{Addr: dst.As4()})
+		fd, err = unix.Socket(unix.AF_INET, unix.SOCK_RAW, ProtocolNumber)
+		return err
 	})
 	if err != nil {
 		t.Fatal(err)
 	}
+	defer unix.Close(fd)
+	if err := unix.SetsockoptString(fd, unix.SOL_SOCKET, unix.SO_BINDTODEVICE, "eth0"); err != nil {
+		t.Fatal(err)
+	}
+	if err := unix.SetsockoptInt(fd, unix.IPPROTO_IP, unix.IP_MULTICAST_TTL, 64); err != nil {
+		t.Fatal(err)
+	}
+	// The advert is sent again every 100 ms until one arrives: a pair of namespaces
+	// just made may lose the first frames while its links come up (a busy machine
+	// took seconds), and one lost advert is not what this test is about.
+	got, sent := make(chan struct{}), make(chan struct{})
+	defer func() { close(got); <-sent }() // before fd is closed
+	go func() {
+		defer close(sent)
+		tick := time.NewTicker(100 * time.Millisecond)
+		defer tick.Stop()
+		for i := 0; i < 50; i++ { // bounded: receive gives up after 5 s
+			unix.Sendto(fd, msg, 0, &unix.SockaddrInet4{Addr: dst.As4()})
+			select {
+			case <-got:
+				return
+			case <-tick.C:
+			}
+		}
+	}()
 	p, err := receive(t, rx)
 	if err != nil {
 		t.Fatal(err)
