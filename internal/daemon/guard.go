@@ -24,7 +24,7 @@ import (
 // owner's pid and start time (processOwner). Remove deletes the table only while
 // it still carries that comment, by its handle, so a stopping gvs never removes
 // the guard a newer gvs on the same interface installed meanwhile — the newer one
-// replaced the table, which changed both.
+// replaced the table, which changed both (docs/operations.md §4).
 type ingressGuard struct {
 	ifname string
 	table  string

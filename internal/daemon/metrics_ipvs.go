@@ -32,7 +32,7 @@ import (
 // "TCP", "UDP" or "FWM"; a mark service has local_address "", local_port "0" and
 // local_mark the mark as the kernel prints it there (eight upper-case hex digits,
 // "0000000A" for mark 10); an address service has local_mark "". Series with the
-// same labels are summed, as node_exporter does.
+// same labels are summed, as node_exporter does (docs/operations.md §2.1).
 type nodeIPVSCollector struct {
 	a  *Admin
 	on *atomic.Bool
