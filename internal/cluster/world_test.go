@@ -22,8 +22,18 @@ type fakeTable struct {
 }
 
 type fakeEntry struct {
-	e Entry
-	m EntryMeta
+	e    Entry
+	m    EntryMeta
+	recv time.Time // when a sync record last refreshed it (receivers' timer)
+}
+
+// aliveAt reports whether k's entry exists and its timer, restarted by each record
+// received for it, has not run out at now.
+func (t *fakeTable) aliveAt(k Key, now time.Time) bool {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	fe := t.entries[k]
+	return fe != nil && (fe.recv.IsZero() || now.Before(fe.recv.Add(fe.e.Timeout)))
 }
 
 func newFakeTable() *fakeTable { return &fakeTable{entries: map[Key]*fakeEntry{}} }
@@ -39,7 +49,7 @@ func (t *fakeTable) Upsert(e *Entry, origin uint8, now time.Time) bool {
 			}
 		} else {
 			old.e.Flags = old.e.Flags&^FlagInactive | e.Flags&FlagInactive
-			old.e.State, old.e.Timeout = e.State, e.Timeout
+			old.e.State, old.e.Timeout, old.recv = e.State, e.Timeout, now
 			return true
 		}
 	} else if t.max > 0 && len(t.entries) >= t.max {
@@ -48,7 +58,7 @@ func (t *fakeTable) Upsert(e *Entry, origin uint8, now time.Time) bool {
 	if t.entries[k] == nil {
 		t.order = append(t.order, k)
 	}
-	t.entries[k] = &fakeEntry{e: *e, m: EntryMeta{Origin: origin}}
+	t.entries[k] = &fakeEntry{e: *e, m: EntryMeta{Origin: origin}, recv: now}
 	return true
 }
 
