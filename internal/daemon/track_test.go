@@ -346,19 +346,7 @@ name = "web"
 script = "/bin/false"
 interval = "1s"
 `)
-	status := func() vrrp.Status { return ta.d.vrrp.runner.Status()[0] }
-	// Move the fake clock a little at each look, so that the scripts run again and
-	// the VRRP timers fire; the scripts themselves take real time.
-	until := func(what string, cond func(vrrp.Status) bool) {
-		t.Helper()
-		testutil.Eventually(t, 20*time.Second, func() bool {
-			if cond(status()) {
-				return true
-			}
-			ta.clock.Advance(250 * time.Millisecond)
-			return false
-		}, what)
-	}
+	status, until := vrrpWatch(t, ta)
 	until("FAULT at priority 70", func(s vrrp.Status) bool { return s.State == vrrp.StateFault && s.Priority == 70 })
 	// However long it waits, a FAULT instance does not take over.
 	for range 20 {
@@ -441,17 +429,7 @@ interval = "1s"
 `
 	}
 	ta := newTestAdmin(t, webConf, inst, scripts("/bin/false"))
-	status := func() vrrp.Status { return ta.d.vrrp.runner.Status()[0] }
-	until := func(what string, cond func(vrrp.Status) bool) {
-		t.Helper()
-		testutil.Eventually(t, 20*time.Second, func() bool {
-			if cond(status()) {
-				return true
-			}
-			ta.clock.Advance(250 * time.Millisecond)
-			return false
-		}, what)
-	}
+	_, until := vrrpWatch(t, ta)
 	until("FAULT at 90", func(s vrrp.Status) bool { return s.State == vrrp.StateFault && s.Priority == 90 })
 	other := ta.d.trk.lookup("script other")
 	if err := ta.reload(webConf + inst + scripts("/bin/true")); err != nil {
@@ -524,5 +502,22 @@ track_script = ["chk", "keep weight 5"]
 	}
 	if _, err := tr.update(conf("/bin/true", "[[vrrp_script]]\nname = \"x\"\nscript = \"/bin/true\"\nuser = \"gvs-no-such-user\"\n[[vrrp]]\nname = \"VI_2\"\nvirtual_router_id = 52\nvirtual_ipaddress = [\"198.18.0.101\"]\ntrack_script = [\"x\"]\n")); err == nil || !strings.Contains(err.Error(), "gvs-no-such-user") {
 		t.Errorf("update with an unknown user: %v, want the error naming it", err)
+	}
+}
+
+// vrrpWatch returns the first instance's status, and a wait for a condition on it
+// that moves the fake clock a little at each look, so that tracked scripts run
+// again and the VRRP timers fire (the scripts themselves take real time).
+func vrrpWatch(t *testing.T, ta *testAdmin) (func() vrrp.Status, func(string, func(vrrp.Status) bool)) {
+	status := func() vrrp.Status { return ta.d.vrrp.runner.Status()[0] }
+	return status, func(what string, cond func(vrrp.Status) bool) {
+		t.Helper()
+		testutil.Eventually(t, 20*time.Second, func() bool {
+			if cond(status()) {
+				return true
+			}
+			ta.clock.Advance(250 * time.Millisecond)
+			return false
+		}, what)
 	}
 }
