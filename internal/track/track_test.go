@@ -577,3 +577,28 @@ func TestTrackersRace(t *testing.T) {
 		t.Error("no change seen")
 	}
 }
+
+// TestScriptRunsAsUser runs a vrrp_script as its configured user (nobody): the
+// script checks its own uid with id -u and succeeds only as that user.
+func TestScriptRunsAsUser(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("switching users needs root")
+	}
+	nobody, err := script.LookupUser("nobody", "")
+	if err != nil {
+		t.Skipf("no user nobody: %v", err)
+	}
+	cmd := script.Cmd{Argv: []string{"/bin/sh", "-c", `test "$(id -u)" = ` + strconv.Itoa(int(nobody.UID))}, User: nobody, Timeout: 5 * time.Second}
+	s := NewScript(ScriptConfig{Name: "as_nobody", Interval: time.Second, Cmd: cmd}, &script.Runner{Secure: true}, RealClock{}, nil, nil)
+	s.once(context.Background())
+	if s.State() != Up {
+		t.Fatalf("as nobody: %s (%q), want UP", s.State(), s.LastReason())
+	}
+	// The same script as root fails its own check.
+	cmd.User = nil
+	s = NewScript(ScriptConfig{Name: "as_root", Interval: time.Second, Cmd: cmd}, &script.Runner{}, RealClock{}, nil, nil)
+	s.once(context.Background())
+	if s.State() != Down {
+		t.Fatalf("as root: %s, want DOWN", s.State())
+	}
+}
