@@ -790,3 +790,17 @@ func TestChangeDuringTraffic(t *testing.T) {
 	close(stop)
 	wg.Wait()
 }
+
+// TestRestoreLineByLineThatDoesNotFit: lines that each pass the table's checks
+// but together exceed what the data path takes are found one by one: the line
+// that does not fit fails with the reason, the others apply.
+func TestRestoreLineByLineThatDoesNotFit(t *testing.T) {
+	ta := newTestAdmin(t)
+	// Set before the request is posted: the controller reads it after taking it.
+	ta.d.capacity = capacity{backend: "test", max4: 2, why: "a test's limit"}
+	_, errOut, st := ta.admIn("-A -t 198.18.0.150:80\n-A -t 198.18.0.151:80\n-A -t 198.18.0.152:80\n-A -t 198.18.0.150:81\n", "-R")
+	if st != 0 || !strings.HasPrefix(errOut, "gvs adm: ") || strings.Count(errOut, "\n") != 1 || !strings.Contains(errOut, "a test's limit") {
+		t.Errorf("-R: %q %d; want the third line's refusal and status 0", errOut, st)
+	}
+	diffText(t, "-S -n", "-A -t 198.18.0.150:80 -s wlc\n-A -t 198.18.0.150:81 -s wlc\n-A -t 198.18.0.151:80 -s wlc\n", ta.ok("-S -n"))
+}
