@@ -113,6 +113,7 @@ func TestHASeed004(t *testing.T) {
 	l := haLab(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
+	arps := arpCapture(t, l, "client")
 	ps, err := l.StartHA(ctx)
 	if err != nil {
 		t.Fatal(err)
@@ -123,6 +124,16 @@ func TestHASeed004(t *testing.T) {
 	waitHolds(t, l, "dir2", v2, true, "eth0:2", 10*time.Second)
 	answeredBy(t, l, v1, "lb1", 3*time.Second)
 	answeredBy(t, l, v2, "lb2", 3*time.Second)
+	// The masters' gratuitous ARPs, as keepalived's: sender and target the VIP,
+	// target hardware address broadcast.
+	if arps != nil {
+		text := arps()
+		for _, v := range []netip.Addr{v1, v2} {
+			if want := "who-has " + v.String() + " (ff:ff:ff:ff:ff:ff) tell " + v.String(); !strings.Contains(text, want) {
+				t.Errorf("no gratuitous ARP %q seen by the client:\n%s", want, text)
+			}
+		}
+	}
 	for _, c := range []struct {
 		host string
 		vip  netip.Addr
@@ -246,4 +257,64 @@ func TestHAMixedWithKeepalived(t *testing.T) {
 			t.Fatalf("split brain: %s holds %v:\n%s", c.host, c.vip, eth0Addrs(t, l, c.host))
 		}
 	}
+}
+
+// TestHADemo: gvs lab demo --mode ha runs to the end: both VIPs answered, lb1's
+// VIP answered by lb2 while lb1's gvs is stopped, and by lb1 again after.
+func TestHADemo(t *testing.T) {
+	spec := e2eSpec(t, DR)
+	var out strings.Builder
+	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
+	defer cancel()
+	if err := HADemo(ctx, &out, spec); err != nil {
+		t.Fatalf("demo: %v\n%s", err, out.String())
+	}
+	for _, want := range []string{"-> lb1", "-> lb2", "eth0:1", "eth0:2", "takes VI_1 back"} {
+		if !strings.Contains(out.String(), want) {
+			t.Errorf("demo output lacks %q:\n%s", want, out.String())
+		}
+	}
+	if strings.Count(out.String(), ".110/24 eth0:1") < 3 {
+		t.Errorf("the demo does not show VIP1 on eth0:1 after each step:\n%s", out.String())
+	}
+	t.Log("\n" + out.String())
+}
+
+// arpCapture runs tcpdump -n -e on host's eth0 for ARP; the function returned
+// stops it and returns what it printed. nil without tcpdump.
+func arpCapture(t *testing.T, l *Lab, host string) func() string {
+	t.Helper()
+	if _, err := exec.LookPath("tcpdump"); err != nil {
+		t.Log("tcpdump not installed: gratuitous ARPs not checked")
+		return nil
+	}
+	path := filepath.Join(l.RunDir(), host+"-arp.txt")
+	f, err := os.Create(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd, err := l.Command(context.Background(), host, "tcpdump", "-l", "-n", "-e", "-i", "eth0", "arp")
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd.Stdout, cmd.Stderr = f, f
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan struct{})
+	go func() { cmd.Wait(); f.Close(); close(done) }()
+	stop := func() string {
+		cmd.Process.Signal(syscall.SIGINT)
+		select {
+		case <-done:
+		case <-time.After(3 * time.Second):
+			cmd.Process.Kill()
+			<-done
+		}
+		b, _ := os.ReadFile(path)
+		return string(b)
+	}
+	t.Cleanup(func() { stop() })
+	waitLog(t, path, 3*time.Second, "listening on eth0")
+	return stop
 }

@@ -2,12 +2,17 @@ package lab
 
 import (
 	"context"
+	"crypto/rand"
+	"encoding/hex"
 	"fmt"
+	"io"
 	"net/netip"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
+	"time"
 )
 
 // Seed 004 (docs/seeds.md) in the lab: two load balancers, dir1 (lb1) and dir2
@@ -50,6 +55,15 @@ func (l *Lab) HAConfig(director string) (string, error) {
 	var b strings.Builder
 	fmt.Fprintf(&b, "# seed 004 in the lab: %s, VRRP only (gvs lab up --mode ha)\n", director)
 	fmt.Fprintf(&b, "[director]\ncontrol_socket = %q\n", filepath.Join(l.RunDir(), director+".sock"))
+	// The seed's vrrp_script: is the local web server answering? A failing check
+	// takes 60 off the priority of the instance this balancer is master of, below
+	// its peer's 100, so the peer takes the VIP over (keepalived's weight).
+	curl, check := curlPath()
+	if check {
+		fmt.Fprintf(&b, "\n[[vrrp_script]]\nname = \"chk_web\"\nscript = [%q, \"-sf\", \"-m\", \"1\", \"-o\", \"/dev/null\", \"http://127.0.0.1:%d/\"]\n",
+			curl, l.spec.HTTPPort)
+		b.WriteString("interval = \"1s\"\nfall = 2\nrise = 2\nweight = -60\n")
+	}
 	for i, inst := range []struct {
 		name string
 		vrid int
@@ -62,6 +76,9 @@ func (l *Lab) HAConfig(director string) (string, error) {
 		fmt.Fprintf(&b, "\n[[vrrp]]\nname = %q\ninterface = \"eth0\"\nstate = %q\nvirtual_router_id = %d\npriority = %d\nadvert_int = \"1s\"\n",
 			inst.name, state, inst.vrid, prio)
 		fmt.Fprintf(&b, "auth_type = \"PASS\"\nauth_pass = \"1111\"\nvirtual_ipaddress = [\"%v/%d dev eth0 label eth0:%d\"]\n", inst.vip, bits, i+1)
+		if state == "MASTER" && check {
+			b.WriteString("track_script = [\"chk_web\"]\n")
+		}
 	}
 	return b.String(), nil
 }
@@ -148,4 +165,171 @@ func (l *Lab) StartHA(ctx context.Context) ([]Proc, error) {
 		out = append(out, p)
 	}
 	return out, nil
+}
+
+// WriteHAGuide writes what gvs lab up --mode ha built and what to try.
+func (l *Lab) WriteHAGuide(w io.Writer) error {
+	v1, v2 := l.HAVIPs()
+	gvs := l.gvsCommand()
+	p := l.spec.Prefix
+	var b strings.Builder
+	f := func(format string, args ...any) { fmt.Fprintf(&b, format+"\n", args...) }
+	f("Lab %q is up: seed 004 — two load balancers, each a web server and gvs with VRRP only.", p)
+	f("  %s-dir1 (lb1): VI_1 MASTER (priority 150) for %v labelled eth0:1, VI_2 BACKUP (100)", p, v1)
+	f("  %s-dir2 (lb2): VI_2 MASTER (priority 150) for %v labelled eth0:2, VI_1 BACKUP (100)", p, v2)
+	f("  configs: %s, %s", l.HAConfigPath("dir1"), l.HAConfigPath("dir2"))
+	f("")
+	f("Try:")
+	f("  ip netns exec %s-client curl -s http://%v/   # lb1", p, v1)
+	f("  ip netns exec %s-client curl -s http://%v/   # lb2", p, v2)
+	f("  ip -n %s-dir1 -4 addr show dev eth0          # the VIP with its label; the backup shows none (split-brain check)", p)
+	f("  %s adm -c %s --vrrp                            # state, priorities, master, last transition", gvs, l.HAConfigPath("dir1"))
+	f("  %s lab down --prefix %s", gvs, p)
+	_, err := io.WriteString(w, b.String())
+	return err
+}
+
+// HADemo runs seed 004 end to end in a fresh lab: both VIPs answered by their
+// masters, the backups' addresses, then lb1's gvs stopped (its VIP moves to lb2 and
+// is answered there) and started again (lb1 takes VI_1 back: preempt). The lab is
+// torn down at the end, also on error or cancellation.
+func HADemo(ctx context.Context, w io.Writer, spec Spec) error {
+	if spec.Prefix == "" {
+		var b [2]byte
+		_, _ = rand.Read(b[:])
+		spec.Prefix = "gvh" + hex.EncodeToString(b[:])
+	}
+	spec.Mode, spec.Directors = DR, 2
+	if spec.RealServers == 0 {
+		spec.RealServers = 1
+	}
+	fmt.Fprintf(w, "== gvs lab demo --mode ha: seed 004 (two load balancers, VRRP only, active-active) in network namespaces\n")
+	l, err := Up(ctx, spec)
+	if err != nil {
+		return err
+	}
+	defer func() {
+		if err := l.Down(); err != nil {
+			fmt.Fprintf(w, "teardown: %v\n", err)
+		}
+	}()
+	ps, err := l.StartHA(ctx)
+	if err != nil {
+		return err
+	}
+	v1, v2 := l.HAVIPs()
+	show := func() {
+		for _, d := range []string{"dir1", "dir2"} {
+			out, _ := l.output(ctx, d, "ip", "-4", "-o", "addr", "show", "dev", "eth0")
+			fmt.Fprintf(w, "   %s-%s: %s\n", l.spec.Prefix, d, strings.Join(haAddrs(out), ", "))
+		}
+	}
+	ask := func(vip netip.Addr, want string) error {
+		url := "http://" + netip.AddrPortFrom(vip, l.spec.HTTPPort).String() + "/"
+		deadline := time.Now().Add(10 * time.Second)
+		for {
+			body, err := l.HTTPGet("client", url, 250*time.Millisecond)
+			if err == nil && strings.TrimSpace(body) == want {
+				fmt.Fprintf(w, "   client: curl %s -> %s\n", url, want)
+				return nil
+			}
+			if time.Now().After(deadline) {
+				return fmt.Errorf("%s not answered by %s within 10s (last: %q, %v)", url, want, strings.TrimSpace(body), err)
+			}
+			select {
+			case <-ctx.Done():
+				return context.Cause(ctx)
+			case <-time.After(100 * time.Millisecond):
+			}
+		}
+	}
+	fmt.Fprintf(w, "\n== both masters elected (3 adverts and the skew: about 3.5 s)\n")
+	if err := ask(v1, "lb1"); err != nil {
+		return err
+	}
+	if err := ask(v2, "lb2"); err != nil {
+		return err
+	}
+	show()
+	l.mu.Lock()
+	var web Proc
+	for _, p := range l.st.Procs {
+		if p.Host == "dir1" && p.Name == "web" {
+			web = p
+		}
+	}
+	c := l.children[web.PID]
+	l.mu.Unlock()
+	if _, check := curlPath(); check && web.PID != 0 {
+		fmt.Fprintf(w, "\n== lb1's web server stops: chk_web fails twice (fall 2, every 1 s), VI_1 drops to 150-60 = 90 < 100, lb2 takes VI_1\n")
+		start := time.Now()
+		if err := stop(web, c); err != nil {
+			return err
+		}
+		if err := ask(v1, "lb2"); err != nil {
+			return err
+		}
+		fmt.Fprintf(w, "   (%.1f s after the web server stopped)\n", time.Since(start).Seconds())
+		show()
+		fmt.Fprintf(w, "\n== lb1's web server starts again: chk_web passes twice (rise 2), VI_1 back to 150, lb1 takes VI_1 back (preempt)\n")
+		if _, err := l.StartWeb(ctx, "dir1"); err != nil {
+			return err
+		}
+		if err := ask(v1, "lb1"); err != nil {
+			return err
+		}
+		show()
+	}
+	fmt.Fprintf(w, "\n== lb1's gvs stops (SIGTERM: priority 0, its VIP leaves eth0); lb2 takes VI_1\n")
+	l.mu.Lock()
+	c = l.children[ps[0].PID]
+	l.mu.Unlock()
+	if err := stop(ps[0], c); err != nil {
+		return err
+	}
+	if err := ask(v1, "lb2"); err != nil {
+		return err
+	}
+	show()
+	fmt.Fprintf(w, "\n== lb1's gvs starts again: higher priority, it takes VI_1 back (preempt)\n")
+	if _, err := l.StartDirector(ctx, "dir1", l.HAConfigPath("dir1")); err != nil {
+		return err
+	}
+	if err := ask(v1, "lb1"); err != nil {
+		return err
+	}
+	show()
+	return nil
+}
+
+// haAddrs returns "ADDR/LEN label" of each line of ip -o addr output.
+func haAddrs(out string) []string {
+	var r []string
+	for _, line := range strings.Split(out, "\n") {
+		line, _, _ = strings.Cut(line, "\\")
+		f := strings.Fields(line)
+		for i := 0; i+1 < len(f); i++ {
+			if f[i] == "inet" {
+				r = append(r, f[i+1]+" "+f[len(f)-1])
+			}
+		}
+	}
+	return r
+}
+
+// output runs argv in host and returns its output.
+func (l *Lab) output(ctx context.Context, host string, argv ...string) (string, error) {
+	cmd, err := l.Command(ctx, host, argv...)
+	if err != nil {
+		return "", err
+	}
+	out, err := cmd.CombinedOutput()
+	return string(out), err
+}
+
+// curlPath is the curl the web check runs (the lab's hosts share the file system);
+// without curl there is no web check.
+func curlPath() (string, bool) {
+	p, err := exec.LookPath("curl")
+	return p, err == nil
 }
