@@ -22,7 +22,7 @@ with containers: a client, a switch, one or two directors and N real servers tha
 answer HTTP with their name. Needs root and iproute2; creates nothing in the root
 namespace. See docs/lab.md.
 
-  gvs lab up [--mode dr|nat|tun] [--real-servers N] [--directors 1|2] [--prefix P] [--subnet CIDR]
+  gvs lab up [--mode dr|nat|tun|ha] [--real-servers N] [--directors 1|2] [--prefix P] [--subnet CIDR]
                        build a lab and print its topology and the commands to try
   gvs lab down [--prefix P | --all-stale]
                        remove a lab: its processes, namespaces, logs and state
@@ -79,7 +79,7 @@ Examples:
 
 func cmdLabUp(args []string, stdout, stderr io.Writer) error {
 	fs := newFlags("lab up", labUpHelp, stderr)
-	mode := fs.String("mode", "dr", "forwarding method the topology is for: dr, nat or tun")
+	mode := fs.String("mode", "dr", "forwarding method the topology is for: dr, nat or tun; or ha: seed 004, two load balancers running gvs with VRRP only (kernel VIPs, a web server each)")
 	var spec lab.Spec
 	fs.IntVar(&spec.RealServers, "real-servers", 2, "number of real servers (1..32)")
 	fs.IntVar(&spec.Directors, "directors", 1, "number of directors: 1, or 2 for VRRP")
@@ -90,8 +90,11 @@ func cmdLabUp(args []string, stdout, stderr io.Writer) error {
 		return err
 	}
 	var err error
-	if spec.Mode, err = lab.ParseMode(*mode); err != nil {
-		return fmt.Errorf("%w: lab up: --mode: %v", errUsage, err)
+	ha := strings.EqualFold(*mode, "ha")
+	if ha {
+		spec.Mode, spec.Directors = lab.DR, 2
+	} else if spec.Mode, err = lab.ParseMode(*mode); err != nil {
+		return fmt.Errorf("%w: lab up: --mode: %v (or ha)", errUsage, err)
 	}
 	if spec.Subnet, err = netip.ParsePrefix(*subnet); err != nil {
 		return fmt.Errorf("%w: lab up: --subnet: %v", errUsage, err)
@@ -110,6 +113,16 @@ func cmdLabUp(args []string, stdout, stderr io.Writer) error {
 			return fmt.Errorf("lab up: interrupted; everything made was removed: %w", err)
 		}
 		return fmt.Errorf("lab up: %w", err)
+	}
+	if ha {
+		if _, err := l.StartHA(ctx); err != nil {
+			if derr := l.Down(); derr != nil {
+				err = errors.Join(err, derr)
+			}
+			return fmt.Errorf("lab up: seed 004: %w", err)
+		}
+		stop()
+		return l.WriteHAGuide(stdout)
 	}
 	stop()
 	return l.WriteGuide(stdout)
@@ -218,11 +231,22 @@ Example:
 func cmdLabDemo(args []string, stdout, stderr io.Writer) error {
 	fs := newFlags("lab demo", labDemoHelp, stderr)
 	prefix := fs.String("prefix", "", "name prefix (default: gvd + random)")
+	mode := fs.String("mode", "dr", "dr: the LVS-DR experiment; ha: seed 004's two load balancers with VRRP only, and a failover")
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
+	switch strings.ToLower(*mode) {
+	case "ha":
+		if err := lab.HADemo(ctx, stdout, lab.Spec{Prefix: *prefix}); err != nil {
+			return fmt.Errorf("lab demo: %w", err)
+		}
+		return nil
+	case "dr":
+	default:
+		return fmt.Errorf("%w: lab demo: --mode %q: dr or ha", errUsage, *mode)
+	}
 	res, err := lab.Demo(ctx, stdout, lab.Spec{Prefix: *prefix})
 	if err != nil {
 		return fmt.Errorf("lab demo: %w", err)
