@@ -1,8 +1,11 @@
 package config
 
 import (
+	"crypto/sha256"
 	"fmt"
 	"net/netip"
+	"slices"
+	"strings"
 	"time"
 
 	"github.com/gvs-lb/gvs/ipvs"
@@ -199,4 +202,40 @@ func (r *reader) crossCheckCluster(cfg *Config) {
 			}
 		}
 	}
+}
+
+// ClusterDigest summarises what must be equal on every director of a cluster for
+// them to schedule alike (docs/cluster.md §5): every service's key, scheduler, flags,
+// mh table size, persistence, one-packet scheduling, match rules and failure
+// handling, its real servers with weights, methods and thresholds, the IPVS sysctls
+// and timeouts, and the mh order. Services and real servers count in canonical
+// (sorted) order, so the file's order does not matter; health-check settings,
+// scripts, lines and comments do not count. Heartbeats carry it.
+func ClusterDigest(c *Config) [16]byte {
+	var lines []string
+	add := func(format string, args ...any) { lines = append(lines, fmt.Sprintf(format, args...)) }
+	for i := range c.Services {
+		s := &c.Services[i]
+		var svc []string
+		line := func(format string, args ...any) { svc = append(svc, fmt.Sprintf(format, args...)) }
+		line("service %s sched=%s flags=%d mh=%d persist=%d mask=%v ops=%v inhibit=%v sorry=%v",
+			s.Key, s.Scheduler, s.Flags, s.MHTableSize, s.Persistence, s.Netmask, s.OPS, s.InhibitOnFailure, s.SorryServer)
+		var rules []string
+		for _, m := range s.Match {
+			rules = append(rules, fmt.Sprintf("  match %+v", m.Match))
+		}
+		slices.Sort(rules)
+		svc = append(svc, rules...)
+		rs := slices.Clone(s.RealServers)
+		slices.SortFunc(rs, func(a, b RealServer) int { return a.Addr.Compare(b.Addr) })
+		for _, r := range rs {
+			line("  rs %v weight=%d method=%v u=%d l=%d inhibit=%v", r.Addr, r.Weight, r.Method, r.UpperThreshold, r.LowerThreshold, r.InhibitOnFailure)
+		}
+		lines = append(lines, strings.Join(svc, "\n"))
+	}
+	slices.Sort(lines)
+	d := &c.Director
+	add("director sysctl=%+v timeouts=%v mh_order=%s", d.Sysctl, d.Timeouts, c.Cluster.MHOrder)
+	sum := sha256.Sum256([]byte(strings.Join(lines, "\n")))
+	return [16]byte(sum[:16])
 }

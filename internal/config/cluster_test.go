@@ -82,3 +82,44 @@ address = "198.18.0.5:80"
 		t.Fatalf("NAT with cluster mode off: %v", err)
 	}
 }
+
+func TestClusterDigest(t *testing.T) {
+	parse := func(s string) [16]byte {
+		t.Helper()
+		c, err := Parse("t.toml", []byte(s))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return ClusterDigest(c)
+	}
+	svc := func(vip string, servers ...string) string {
+		s := "\n[[service]]\naddress = \"" + vip + "\"\nscheduler = \"mh\"\n"
+		for _, rs := range servers {
+			s += "[[service.real_server]]\naddress = \"" + rs + "\"\n"
+		}
+		return s
+	}
+	base := "[cluster]\n" + svc("198.18.100.1:80", "198.18.0.5:80", "198.18.0.6:80") + svc("198.18.100.2:80", "198.18.0.7:80")
+	d := parse(base)
+	// Order in the file does not matter.
+	if got := parse("[cluster]\n" + svc("198.18.100.2:80", "198.18.0.7:80") + svc("198.18.100.1:80", "198.18.0.6:80", "198.18.0.5:80")); got != d {
+		t.Error("reordering services and servers changed the digest")
+	}
+	// Health checks do not count.
+	withCheck := strings.Replace(base, "scheduler = \"mh\"\n", "scheduler = \"mh\"\n[service.check]\ntype = \"tcp\"\n", 1)
+	if got := parse(withCheck); got != d {
+		t.Error("a health check changed the digest")
+	}
+	// What schedules does.
+	for name, changed := range map[string]string{
+		"weight":    strings.Replace(base, "address = \"198.18.0.6:80\"\n", "address = \"198.18.0.6:80\"\nweight = 2\n", 1),
+		"server":    strings.Replace(base, "198.18.0.6:80", "198.18.0.8:80", 1),
+		"scheduler": strings.Replace(base, "scheduler = \"mh\"", "scheduler = \"rr\"", 1),
+		"mh_order":  strings.Replace(base, "[cluster]\n", "[cluster]\nmh_order = \"kernel\"\n", 1),
+		"timeout":   "[director]\ntcp_timeout = \"60s\"\n" + base,
+	} {
+		if got := parse(changed); got == d {
+			t.Errorf("changing the %s left the digest as it was", name)
+		}
+	}
+}
