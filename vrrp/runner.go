@@ -161,7 +161,7 @@ type Runner struct {
 	// dropLog rate-limits the drop log lines (once per change of reason or sender).
 	dropLog *dropLog
 
-	mu     sync.Mutex // guards status
+	mu     sync.Mutex // guards status, and members against Update (read without it on Run's goroutine)
 	status map[*Instance]*Status
 	// zero records the members whose last accepted advert had priority 0, so that
 	// the takeover that follows is logged with that reason.
@@ -681,20 +681,20 @@ func (r *Runner) apply(u Update) error {
 			r.step(m, Event{Kind: EventShutdown}, "removed by a reload")
 		}
 	}
-	kept := r.members[:0]
+	// Status reads the members under mu: a new slice, swapped in under it.
+	kept := make([]*Member, 0, len(r.members)+len(u.Add))
+	r.mu.Lock()
 	for _, m := range r.members {
 		if gone[m.Instance] {
 			delete(r.healthy, m)
 			delete(r.zero, m)
-			r.mu.Lock()
 			delete(r.status, m.Instance)
-			r.mu.Unlock()
 			continue
 		}
 		kept = append(kept, m)
 	}
-	clear(r.members[len(kept):])
 	r.members = kept
+	r.mu.Unlock()
 	for _, rc := range u.Reconfigure {
 		m := r.member(rc.Instance)
 		if m == nil {
@@ -721,8 +721,8 @@ func (r *Runner) apply(u Update) error {
 			errs = append(errs, fmt.Errorf("vrrp: add %q: %w: needs a new instance and a transport", m.Name, ErrInvalidConfig))
 			continue
 		}
-		r.members = append(r.members, &m)
 		r.mu.Lock()
+		r.members = append(r.members, &m)
 		r.status[m.Instance] = &Status{Name: m.Name, State: StateInitialize, Priority: m.Instance.Priority(),
 			BasePriority: m.Instance.BasePriority(), Configured: m.Instance.cfg.Priority}
 		r.mu.Unlock()

@@ -79,3 +79,74 @@ func TestRunnerUpdate(t *testing.T) {
 		t.Fatal("a VIP change was made in place")
 	}
 }
+
+// TestRunnerUpdateStress: reloads (priority changes, an instance removed and added
+// again) while adverts arrive and other goroutines read Status and ask Reassess;
+// run with -race. Bounded: 50 rounds.
+func TestRunnerUpdateStress(t *testing.T) {
+	testutil.CheckLeaks(t)
+	rec := newRecorder()
+	go func() {
+		for range rec.changed {
+		}
+	}()
+	t.Cleanup(func() { close(rec.changed) }) // after the Runner stopped (cleanups run last first)
+	cfgA, cfgB := runnerConfig(150), runnerConfig(100)
+	cfgB.VRID = 52
+	a, _ := NewInstance(cfgA)
+	trA, trB := newFakeTransport(), newFakeTransport()
+	r, err := NewRunner([]Member{{Name: "A", Instance: a, Transport: trA}}, rec.opts(nil))
+	if err != nil {
+		t.Fatal(err)
+	}
+	runUntilCleanup(t, r)
+	stop := make(chan struct{})
+	done := make(chan struct{}, 3)
+	for range 2 {
+		go func() {
+			defer func() { done <- struct{}{} }()
+			for {
+				select {
+				case <-stop:
+					return
+				default:
+				}
+				_ = r.Status()
+				r.Reassess()
+			}
+		}()
+	}
+	go func() {
+		defer func() { done <- struct{}{} }()
+		for {
+			select {
+			case <-stop:
+				return
+			case trA.in <- advertFrom(runnerPeer, 120):
+			}
+		}
+	}()
+	var b *Instance
+	for i := range 50 {
+		cfgA.Priority = uint8(140 + i%20)
+		u := Update{Reconfigure: []Reconfig{{Instance: a, Config: cfgA}}}
+		if b == nil {
+			b, _ = NewInstance(cfgB)
+			u.Add = []Member{{Name: "B", Instance: b, Transport: trB}}
+		} else {
+			u.Remove = []*Instance{b}
+			b = nil
+			trB = newFakeTransport() // the Runner closed the old one with its last member
+		}
+		if err := r.Update(context.Background(), u); err != nil {
+			t.Fatal(err)
+		}
+	}
+	close(stop)
+	for range 3 {
+		<-done
+	}
+	if st := r.Status(); st[0].Name != "A" || st[0].Configured != uint8(140+49%20) {
+		t.Fatalf("status %+v", st)
+	}
+}

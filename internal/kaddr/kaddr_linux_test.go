@@ -15,7 +15,7 @@ import (
 // openInNewNetns opens a Handle in a network namespace of its own (only lo, up),
 // created for a locked OS thread that is never unlocked, so the runtime discards
 // the thread and the namespace goes with the socket.
-func openInNewNetns(t *testing.T) Handle {
+func openInNewNetns(t testing.TB) Handle {
 	t.Helper()
 	if os.Geteuid() != 0 {
 		if os.Getenv("GVS_LAB_REQUIRED") == "1" {
@@ -88,6 +88,39 @@ func TestNetlinkAddDeleteList(t *testing.T) {
 	for _, a := range addrs {
 		if slices.ContainsFunc(got, func(x Addr) bool { return x.Prefix.Addr() == a.Prefix.Addr() }) {
 			t.Fatalf("%v still listed after delete", a)
+		}
+	}
+}
+
+// BenchmarkNetlinkAddDelete: one VIP added and removed over rtnetlink, what a
+// takeover and a handover cost in kernel work (in a namespace of its own).
+func BenchmarkNetlinkAddDelete(b *testing.B) {
+	h := openInNewNetns(b)
+	a := Addr{Prefix: netip.MustParsePrefix("198.18.0.100/24"), Index: 1, Label: "lo:1"}
+	b.ReportAllocs()
+	for b.Loop() {
+		if err := h.Add(a); err != nil {
+			b.Fatal(err)
+		}
+		if err := h.Delete(a); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+// BenchmarkNetlinkList: the listing taken before each takeover (the host's
+// addresses: here lo's two and 100 more).
+func BenchmarkNetlinkList(b *testing.B) {
+	h := openInNewNetns(b)
+	for i := range 100 {
+		if err := h.Add(Addr{Prefix: netip.PrefixFrom(netip.AddrFrom4([4]byte{198, 18, 1, byte(i + 1)}), 32), Index: 1}); err != nil {
+			b.Fatal(err)
+		}
+	}
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, err := h.List(); err != nil {
+			b.Fatal(err)
 		}
 	}
 }
