@@ -1,6 +1,7 @@
 package ipvsadm
 
 import (
+	"bytes"
 	"errors"
 	"reflect"
 	"strings"
@@ -387,4 +388,29 @@ func TestParserProgramAndNames(t *testing.T) {
 	// -r before -t looks its port name up with no protocol, as ipvsadm does.
 	_, err = p.Parse(words("-a -r 10.1.0.2:webcache -t 10.0.0.1:80 -m"))
 	wantError(t, err, "illegal real server address[:port] specified", StatusFail)
+}
+
+// TestMaskAllListed: -M 0.0.0.0 lists and saves as ipvsadm prints a netmask of
+// 0 (inet_ntoa), and reads back.
+func TestMaskAllListed(t *testing.T) {
+	c, err := Parse(words("-A -t 10.0.0.1:80 -s rr -p 60 -M 0.0.0.0"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var list, save bytes.Buffer
+	if err := FormatList(&list, Info{}, []Service{c.Service}, Format{Numeric: true}, nil); err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(list.String(), "\nTCP  10.0.0.1:80 rr persistent 60 mask 0.0.0.0\n") {
+		t.Errorf("-L -n:\n%s", list.String())
+	}
+	if err := FormatSave(&save, []Service{c.Service}, Format{Numeric: true}, nil); err != nil {
+		t.Fatal(err)
+	}
+	if save.String() != "-A -t 10.0.0.1:80 -s rr -p 60 -M 0.0.0.0\n" {
+		t.Errorf("-S -n: %q", save.String())
+	}
+	if got := strings.Join(c.Args(), " "); got != "-A -t 10.0.0.1:80 -s rr -p 60 -M 0.0.0.0" {
+		t.Errorf("Args: %q", got)
+	}
 }
