@@ -1,6 +1,7 @@
 package dataplane
 
 import (
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -115,6 +116,7 @@ func settingsOf(o *Options) settings {
 	st := settings{mtu: o.MTU, pmtuDisc: o.PMTUDisc, sloppyTCP: o.SloppyTCP, scheduleICMP: o.ScheduleICMP, def: defenseSettingsOf(&o.Defense)}
 	if st.hasMAC = len(o.MAC) == 6; st.hasMAC {
 		st.mac = [6]byte(o.MAC)
+		st.def.mac = binary.LittleEndian.Uint64(append(o.MAC[:6:6], 0, 0)) & macMask
 	}
 	if st.hasGateway = len(o.GatewayMAC) == 6; st.hasGateway {
 		st.gateway = [6]byte(o.GatewayMAC)
