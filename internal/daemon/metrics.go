@@ -439,6 +439,7 @@ func (c *directorCollector) Describe(ch chan<- *prometheus.Desc) {
 		descFramesIn, descFramesFwd, descICMPSent, descICMPSupp, descICMPLimited, descDrops, descMalformed,
 		descConnEntries, descConnMax,
 		descLinkFrames, descLinkDrops, descLinkBusy, descLinkCopied, descLinkErrors,
+		descXDPFrames,
 	} {
 		ch <- d
 	}
@@ -545,4 +546,5 @@ func (c *directorCollector) Collect(ch chan<- prometheus.Metric) {
 		counter(descLinkCopied, st.RXCopied, name, w)
 		counter(descLinkErrors, st.LinkErrors, name, w)
 	}
+	xdpCounters(a.dm.links, func(v uint64, link, reason string) { counter(descXDPFrames, v, link, reason) })
 }
