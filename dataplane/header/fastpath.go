@@ -50,22 +50,12 @@ func (p *Parsed) decodeFast(frame []byte) bool {
 	default:
 		return false
 	}
-	*p = Parsed{
-		L3Off:      l3,
-		L4Off:      l4,
-		PayloadOff: l4 + hl,
-		End:        l3 + tl,
-		EtherType:  EtherTypeIPv4,
-		SrcPort:    binary.BigEndian.Uint16(seg[0:]),
-		DstPort:    binary.BigEndian.Uint16(seg[2:]),
-		IPVersion:  4,
-		TTL:        b[ip4TTL],
-		TOS:        b[ip4TOS],
-		DF:         ff&ip4FlagDF != 0,
-		Proto:      proto,
-		HasPorts:   true,
-		TCPFlags:   flags,
-	}
+	*p = Parsed{}
+	p.L3Off, p.L4Off, p.PayloadOff, p.End = l3, l4, l4+hl, l3+tl
+	p.EtherType = EtherTypeIPv4
+	p.SrcPort, p.DstPort = binary.BigEndian.Uint16(seg[0:]), binary.BigEndian.Uint16(seg[2:])
+	p.IPVersion, p.TTL, p.TOS, p.DF = 4, b[ip4TTL], b[ip4TOS], ff&ip4FlagDF != 0
+	p.Proto, p.HasPorts, p.TCPFlags = proto, true, flags
 	copy(p.Src[:4], b[ip4Src:ip4Src+4])
 	copy(p.Dst[:4], b[ip4Dst:ip4Dst+4])
 	return true
