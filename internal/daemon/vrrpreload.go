@@ -2,6 +2,7 @@ package daemon
 
 import (
 	"context"
+	"net/netip"
 	"reflect"
 	"slices"
 
@@ -22,14 +23,14 @@ func (d *Daemon) reloadVRRP(old, cur *config.Config) {
 	if d.mode == modeVRRPOnly && len(cur.Services) > 0 {
 		d.log.Warn("reload: this gvs started with VRRP only (no data path): restart gvs to serve the [[service]] tables", "services", len(cur.Services))
 	}
-	if len(vc) == 0 {
+	if len(vc) == 0 && !servedChanged(old, cur) {
 		return
 	}
 	if d.vrrp == nil {
 		d.log.Warn("reload: gvs started without [[vrrp]]: restart gvs to run VRRP", "changed", vc)
 		return
 	}
-	if err := d.vrrp.reload(cur); err != nil {
+	if err := d.vrrp.reload(old, cur); err != nil {
 		d.log.Error("reload: VRRP changes not all applied", "err", err, "changed", vc)
 		return
 	}
@@ -62,8 +63,9 @@ func groupOf(gs []config.VRRPSyncGroup, name string) []string {
 	return nil
 }
 
-// reload makes cur's instances the running ones (see reloadVRRP).
-func (m *vrrpManager) reload(cur *config.Config) error {
+// reload makes cur's instances the running ones (see reloadVRRP); old is the
+// config they run with now.
+func (m *vrrpManager) reload(old, cur *config.Config) error {
 	m.imu.RLock()
 	running := map[string]*vrrp.Instance{}
 	oldCfg := map[string]config.VRRP{}
@@ -80,10 +82,22 @@ func (m *vrrpManager) reload(cur *config.Config) error {
 
 	restart := map[string]bool{}
 	var soft []string
+	oldOwn, curOwn := serviceVIPs(old), serviceVIPs(cur)
+	// servedBy reports, per VIP of v, whether gvs serves it (own) or the kernel.
+	servedBy := func(v config.VRRP, own map[netip.Addr]bool) []bool {
+		var out []bool
+		for _, a := range slices.Concat(v.VIPs, v.ExcludedVIPs) {
+			out = append(out, own[a.Addr()])
+		}
+		return out
+	}
 	for name, c := range curCfg {
 		o, ok := oldCfg[name]
 		switch {
 		case !ok || !reflect.DeepEqual(softVRRP(o), softVRRP(c)):
+			restart[name] = true
+		case !slices.Equal(servedBy(o, oldOwn), servedBy(c, curOwn)):
+			// A VIP became, or stopped being, a service's: who serves it changes.
 			restart[name] = true
 		case !slices.Equal(groupOf(oldGroups, name), groupOf(cur.VRRPSyncGroups, name)):
 			restart[name] = true
@@ -186,4 +200,18 @@ func (m *vrrpManager) reload(cur *config.Config) error {
 	}
 	m.groups = slices.Clone(cur.VRRPSyncGroups)
 	return err
+}
+
+// servedChanged reports whether a VIP of cur's instances became, or stopped being,
+// a service's address: who serves it (gvs or the kernel) changes.
+func servedChanged(old, cur *config.Config) bool {
+	oldOwn, curOwn := serviceVIPs(old), serviceVIPs(cur)
+	for _, v := range cur.VRRP {
+		for _, a := range slices.Concat(v.VIPs, v.ExcludedVIPs) {
+			if oldOwn[a.Addr()] != curOwn[a.Addr()] {
+				return true
+			}
+		}
+	}
+	return false
 }

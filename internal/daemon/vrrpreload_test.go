@@ -159,3 +159,31 @@ func TestAdmVRRP(t *testing.T) {
 	}
 	t.Log("\n" + out)
 }
+
+// TestVRRPReloadServiceVIP: a reload that makes an instance's kernel VIP a
+// service's address restarts that instance: the address leaves the kernel, and gvs
+// serves it from userspace once the instance is master again.
+func TestVRRPReloadServiceVIP(t *testing.T) {
+	dir := t.TempDir()
+	fake := &kaddr.Fake{}
+	ta, _, _ := kernelDirector(t, kernelConf, dir, fake)
+	becomeMaster(ta)
+	testutil.Eventually(t, 10*time.Second, func() bool { return has(fake, "198.18.0.200/24") }, "the kernel VIP")
+	svc := "\n[[service]]\naddress = \"198.18.0.200:80\"\nscheduler = \"rr\"\n  [[service.real_server]]\n  address = \"198.18.0.5:80\"\n"
+	next, err := config.Parse("test.toml", []byte(directorConf+"control_socket = \""+filepath.Join(dir, "gvs.sock")+"\"\n"+svc+kernelConf))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := ta.d.Reload(t.Context(), next); err != nil {
+		t.Fatal(err)
+	}
+	testutil.Eventually(t, 10*time.Second, func() bool { return !has(fake, "198.18.0.200/24") }, "the VIP off the kernel")
+	if st := ta.d.vrrp.runner.Status(); len(st) != 1 || st[0].State != vrrp.StateBackup {
+		t.Fatalf("status %+v: the instance should have restarted", st)
+	}
+	ta.clock.Advance(4 * time.Second)
+	testutil.Eventually(t, 10*time.Second, func() bool { return ta.d.vrrp.runner.Status()[0].State == vrrp.StateMaster }, "master again")
+	if l, _ := fake.List(); len(l) != 0 {
+		t.Fatalf("kernel addresses %v: both VIPs are services' now", l)
+	}
+}
