@@ -125,8 +125,12 @@ func ParseUser(s string) (*User, error) {
 
 // DefaultUser returns the user scripts run as when the config names none:
 // DefaultUserName if it exists; otherwise nil (gvs's own user) and a warning to log,
-// as keepalived warns.
+// as keepalived warns. gvs running as another user than root cannot switch users:
+// then it is nil, with no warning.
 func DefaultUser() (*User, string) {
+	if !isRoot() {
+		return nil, ""
+	}
 	u, err := LookupUser(DefaultUserName, "")
 	if err != nil {
 		return nil, fmt.Sprintf("user %s does not exist: scripts run as gvs's own user (root); create that user or set script_user", DefaultUserName)
