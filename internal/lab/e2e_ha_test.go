@@ -2,6 +2,7 @@ package lab
 
 import (
 	"context"
+	"fmt"
 	"net/netip"
 	"os"
 	"os/exec"
@@ -317,4 +318,79 @@ func arpCapture(t *testing.T, l *Lab, host string) func() string {
 	t.Cleanup(func() { stop() })
 	waitLog(t, path, 3*time.Second, "listening on eth0")
 	return stop
+}
+
+// TestHAReload: SIGHUP on lb1 with a changed priority for VI_2 and an added VI_3
+// leaves VI_1 master with no transition (no flap); a second SIGHUP that removes
+// VI_1 makes lb1 advertise priority 0 and drop the address, and lb2 takes it over
+// after its skew time.
+func TestHAReload(t *testing.T) {
+	l := haLab(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	ps, err := l.StartHA(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	v1, v2 := l.HAVIPs()
+	waitHolds(t, l, "dir1", v1, true, "eth0:1", 10*time.Second)
+	waitHolds(t, l, "dir2", v2, true, "eth0:2", 10*time.Second)
+	path := l.HAConfigPath("dir1")
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg := string(b)
+	v3 := nthAddr(l.spec.Subnet, 112)
+	changed := strings.Replace(cfg, "priority = 100", "priority = 120", 1) +
+		fmt.Sprintf("\n[[vrrp]]\nname = \"VI_3\"\ninterface = \"eth0\"\nvirtual_router_id = 53\npriority = 100\nvirtual_ipaddress = [\"%v/24 dev eth0 label eth0:3\"]\n", v3)
+	if err := os.WriteFile(path, []byte(changed), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	transitions := countIn(ps[0].Log, "VRRP Entering")
+	hup(t, l, ps[0])
+	waitLog(t, ps[0].Log, 5*time.Second, "reload: VRRP changed")
+	// VI_3 has no peer: master after its down interval, with its address.
+	waitHolds(t, l, "dir1", v3, true, "eth0:3", 10*time.Second)
+	log := waitLog(t, ps[0].Log, 0)
+	if n := countIn(ps[0].Log, "VRRP Entering"); n != transitions+2 { // VI_3: INIT→BACKUP→MASTER
+		t.Fatalf("%d transitions after the reload, want 2 (VI_3's): an unchanged instance flapped:\n%s", n-transitions, log)
+	}
+	if strings.Contains(log, "VRRP sent 0 priority") {
+		t.Fatalf("a reload that removes nothing sent priority 0:\n%s", log)
+	}
+	if ok, _ := holds(t, l, "dir1", v1); !ok {
+		t.Fatal("VI_1 lost its address in a reload that did not touch it")
+	}
+
+	// Remove VI_1 from lb1: priority 0, address gone, lb2 takes over in its skew time.
+	i := strings.Index(changed, "\n[[vrrp]]\nname = \"VI_1\"")
+	j := strings.Index(changed, "\n[[vrrp]]\nname = \"VI_2\"")
+	if i < 0 || j < i {
+		t.Fatalf("config layout:\n%s", changed)
+	}
+	if err := os.WriteFile(path, []byte(changed[:i]+changed[j:]), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	start := time.Now()
+	hup(t, l, ps[0])
+	waitLog(t, ps[0].Log, 5*time.Second, "VRRP sent 0 priority")
+	waitHolds(t, l, "dir1", v1, false, "", 3*time.Second)
+	waitHolds(t, l, "dir2", v1, true, "eth0:1", 3*time.Second)
+	t.Logf("VI_1 removed from lb1 by SIGHUP: lb2 holds its VIP %v later", time.Since(start))
+	answeredBy(t, l, v1, "lb2", 3*time.Second)
+}
+
+// hup sends SIGHUP (a reload) to a gvs of this lab.
+func hup(t *testing.T, l *Lab, p Proc) {
+	t.Helper()
+	l.mu.Lock()
+	c := l.children[p.PID]
+	l.mu.Unlock()
+	if c == nil {
+		t.Fatalf("PID %d is not a child of this lab", p.PID)
+	}
+	if err := c.cmd.Process.Signal(syscall.SIGHUP); err != nil {
+		t.Fatal(err)
+	}
 }
