@@ -106,3 +106,16 @@ func FuzzParseVirtualAddress(f *testing.F) {
 		}
 	})
 }
+
+// TestVRRPVirtualAddressInTwoInstances: one address in two instances is refused,
+// naming both.
+func TestVRRPVirtualAddressInTwoInstances(t *testing.T) {
+	_, err := Parse("gvs.toml", file(
+		`[director]`, `interface = "eth0"`,
+		`[[vrrp]]`, `name = "VI_1"`, `virtual_router_id = 51`, `virtual_ipaddress = ["198.18.0.100/24"]`,
+		`[[vrrp]]`, `name = "VI_2"`, `virtual_router_id = 52`, `virtual_ipaddress_excluded = ["198.18.0.100"]`,
+	))
+	if err == nil || !strings.Contains(err.Error(), `vrrp[1].virtual_ipaddress_excluded[0]: 198.18.0.100 is already a virtual address of vrrp "VI_1" (line 3)`) {
+		t.Fatalf("%v", err)
+	}
+}

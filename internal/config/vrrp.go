@@ -446,6 +446,23 @@ func (r *reader) crossCheckVRRP(cfg *Config) {
 			}
 		}
 	}
+	// One virtual address, one instance: two instances taking it would take it
+	// from each other (gvs refuses the second at run time; refuse the file).
+	vipOwner := map[netip.Addr]int{}
+	for i, v := range cfg.VRRP {
+		for k, a := range slices.Concat(v.VIPs, v.ExcludedVIPs) {
+			if j, dup := vipOwner[a.Addr()]; dup && j != i {
+				key := "virtual_ipaddress"
+				if k >= len(v.VIPs) {
+					key, k = "virtual_ipaddress_excluded", k-len(v.VIPs)
+				}
+				r.errorf(joinIndex(joinKey(joinIndex("vrrp", i), key), k), "%s is already a virtual address of vrrp %q (line %d): list each address in one instance",
+					a.Addr(), cfg.VRRP[j].Name, cfg.VRRP[j].Line)
+				continue
+			}
+			vipOwner[a.Addr()] = i
+		}
+	}
 	services := map[netip.AddrPort]bool{}
 	for _, s := range cfg.Services {
 		if s.FWMark == 0 {
