@@ -352,6 +352,12 @@ func (d *Daemon) Run(ctx context.Context) error {
 	d.log.Info("serving", "interface", d.ifi.Name, "mac", d.st.opts.MAC.String(), "workers", len(d.links),
 		"services", len(d.st.conf), "vips", len(d.st.filter.VIPs), "link_filter", filterMode(d.st.filter))
 	if d.ready != nil {
+		// Ready once what New queued for the host is done (the ingress guard, the
+		// first announcements): a service manager then sees the host as gvs serves it.
+		select {
+		case <-d.fx.flushed():
+		case <-ctx.Done():
+		}
 		d.ready()
 	}
 

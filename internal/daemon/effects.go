@@ -27,10 +27,30 @@ type effect struct {
 	// kernel changes VRRP kernel addresses before the announcements and returns
 	// more addresses to announce on ann.
 	kernel func() []netip.Addr
+	// done is closed once this effect and every one queued before it are performed.
+	done chan struct{}
 }
 
 func (e *effect) empty() bool {
-	return e.filter == nil && !e.setGuard && !e.removeGuard && len(e.announce) == 0 && len(e.scripts) == 0 && e.kernel == nil
+	return e.filter == nil && !e.setGuard && !e.removeGuard && len(e.announce) == 0 && len(e.scripts) == 0 && e.kernel == nil && e.done == nil
+}
+
+// flushed returns a channel closed once every effect queued before the call has been
+// performed (or dropped by close): what waits for it sees the host as they left it.
+func (f *effects) flushed() <-chan struct{} {
+	c := make(chan struct{})
+	f.mu.Lock()
+	if f.closed {
+		close(c)
+	} else {
+		f.q = append(f.q, effect{done: c})
+	}
+	f.mu.Unlock()
+	select {
+	case f.ready <- struct{}{}:
+	default:
+	}
+	return c
 }
 
 // effects performs the controller's side effects on a goroutine of its own, in the
@@ -196,6 +216,9 @@ func (f *effects) perform(q []effect) {
 					break
 				}
 			}
+		}
+		if e.done != nil {
+			close(e.done)
 		}
 		for _, c := range e.scripts {
 			f.scripts.Add(1)
