@@ -43,6 +43,9 @@ func cmdCheck(args []string, stdout, stderr io.Writer) error {
 	if err := daemon.CheckMetricsWeb(c); err != nil {
 		return err
 	}
+	if err := daemon.CheckStatusWeb(c); err != nil {
+		return err
+	}
 	for _, line := range daemon.Plan(c) {
 		fmt.Fprintf(stdout, "%s: %s\n", *path, line)
 	}

@@ -51,9 +51,13 @@ type Director struct {
 	MetricsWebConfig string
 	MetricsNodeIPVS  bool // export node_exporter's node_ipvs_* family (metrics_node_ipvs)
 	MetricsGVS       bool // export gvs's own per-service and per-real-server series (metrics_gvs)
-	IngressDrop      bool // install an nftables netdev ingress rule dropping VIP frames after gvs saw them
-	Sysctl           Sysctl
-	Timeouts         ipvs.Timeouts // tcp_timeout, tcpfin_timeout, udp_timeout (ipvsadm --set)
+	// StatusListen is the host:port of the live status page (docs/status.md); "" = off.
+	// It is served with metrics_web_config's TLS and basic auth.
+	StatusListen  string
+	StatusActions bool // the status page may drain and undrain real servers (status_actions)
+	IngressDrop   bool // install an nftables netdev ingress rule dropping VIP frames after gvs saw them
+	Sysctl        Sysctl
+	Timeouts      ipvs.Timeouts // tcp_timeout, tcpfin_timeout, udp_timeout (ipvsadm --set)
 
 	// IO is the live data path's backend: IOAuto, IOAFXDP or IOAFPacket.
 	IO string

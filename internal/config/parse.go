@@ -129,6 +129,7 @@ func (r *reader) director(t *table, d *Director) {
 	t.str("metrics_web_config", &d.MetricsWebConfig)
 	t.boolean("metrics_node_ipvs", &d.MetricsNodeIPVS)
 	t.boolean("metrics_gvs", &d.MetricsGVS)
+	r.status(t, d)
 
 	t.boolean("ingress_drop", &d.IngressDrop)
 	var io string

@@ -44,8 +44,9 @@ type Daemon struct {
 	admin *Admin
 	// metrics is the Prometheus registry; served while metrics_listen is set.
 	metrics  *Metrics
-	resolver Resolver // nil: MACs are never resolved
-	capacity capacity // what the links can receive
+	status   *statusServer // the status page (status.go); nil without status_listen
+	resolver Resolver      // nil: MACs are never resolved
+	capacity capacity      // what the links can receive
 
 	// scripts runs every external command (docs/scripts.md §3); trk the
 	// vrrp_script, track_file and track_process trackers (nil without [[vrrp]]).
@@ -187,6 +188,9 @@ func New(cfg *config.Config, deps Deps) (_ *Daemon, err error) {
 		if d.st.metricsLn, err = net.Listen("tcp", addr); err != nil {
 			return nil, fmt.Errorf("%s: metrics_listen: %w", cfg.File, err)
 		}
+	}
+	if d.status, err = newStatusServer(d, cfg); err != nil {
+		return nil, err
 	}
 	d.fx = newEffects(d)
 	d.capacity = linkCapacity(cfg)
@@ -349,6 +353,9 @@ func (d *Daemon) Run(ctx context.Context) error {
 	if d.ctl != nil {
 		background("control socket", func(ctx context.Context) error { return d.ctl.Serve(ctx, d) })
 	}
+	if d.status != nil {
+		background("status page", d.status.serve)
+	}
 	d.log.Info("serving", "interface", d.ifi.Name, "mac", d.st.opts.MAC.String(), "workers", len(d.links),
 		"services", len(d.st.conf), "vips", len(d.st.filter.VIPs), "link_filter", filterMode(d.st.filter))
 	if d.ready != nil {
@@ -419,4 +426,5 @@ func (d *Daemon) close() {
 	if d.st.metricsLn != nil {
 		d.st.metricsLn.Close()
 	}
+	d.status.close()
 }
