@@ -24,6 +24,8 @@ type reader struct {
 	errs    Errors           // at most 2*maxErrors; see keep
 	dropped int              // problems found beyond the first maxErrors in line order
 	rules   map[Match]string // fwmark match rules (Line zero) → path of the first with the same effect
+	// seen, when set (tests), is told each table's known keys as it is done with.
+	seen func(t *table)
 }
 
 // maxErrors is how many problems Parse lists: the first in line order, then how
@@ -305,6 +307,9 @@ func (t *table) done() {
 			err = fmt.Errorf("%w %q (did you mean %q?)", ErrUnknownKey, u.k, s)
 		}
 		t.r.keep(&Error{File: t.r.file, Line: u.line, Field: t.path, Err: err})
+	}
+	if t.r.seen != nil {
+		t.r.seen(t)
 	}
 	t.known = nil // done with, and there may be a hundred thousand tables
 }
