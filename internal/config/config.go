@@ -225,10 +225,13 @@ type VRRP struct {
 	// label, scope, brd, no_track); ExcludedVIPs are virtual_ipaddress_excluded:
 	// taken and released with the others, never advertised. See VirtualAddress.
 	VIPs, ExcludedVIPs []VirtualAddress
-	UnicastSrcIP       netip.Addr // invalid = the interface's address
-	UnicastPeer        []netip.Addr
-	NoPreempt          bool
-	PreemptDelay       time.Duration
+	// VirtualRoutes are virtual_routes: routes added with the VIPs while the
+	// instance is MASTER and removed with them. See VirtualRoute.
+	VirtualRoutes []VirtualRoute
+	UnicastSrcIP  netip.Addr // invalid = the interface's address
+	UnicastPeer   []netip.Addr
+	NoPreempt     bool
+	PreemptDelay  time.Duration
 
 	GARPMasterDelay         time.Duration // second GARP burst after becoming master; 0 = none
 	GARPMasterRepeat        int           // GARPs (or NAs) per burst

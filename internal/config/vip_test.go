@@ -119,3 +119,64 @@ func TestVRRPVirtualAddressInTwoInstances(t *testing.T) {
 		t.Fatalf("%v", err)
 	}
 }
+
+// TestParseVirtualRoute: keepalived's virtual_routes forms.
+func TestParseVirtualRoute(t *testing.T) {
+	for _, c := range []struct {
+		in   string
+		want VirtualRoute
+	}{
+		{"198.18.5.0/24 via 198.18.0.1 dev eth0", VirtualRoute{Dst: netip.MustParsePrefix("198.18.5.0/24"), Via: netip.MustParseAddr("198.18.0.1"), Dev: "eth0"}},
+		{"src 198.18.0.100 to 198.18.6.0/24 gw 198.18.0.254 dev eth1 table 100 metric 10", VirtualRoute{Dst: netip.MustParsePrefix("198.18.6.0/24"),
+			Src: netip.MustParseAddr("198.18.0.100"), Via: netip.MustParseAddr("198.18.0.254"), Dev: "eth1", Table: 100, Metric: 10}},
+		{"blackhole 198.18.7.0/24", VirtualRoute{Dst: netip.MustParsePrefix("198.18.7.0/24"), Type: "blackhole"}},
+		{"198.18.8.1 dev eth2 scope link no_track", VirtualRoute{Dst: netip.MustParsePrefix("198.18.8.1/32"), Dev: "eth2", Scope: "link", NoTrack: true}},
+		{"2001:db8:5::/64 via 2001:db8::1", VirtualRoute{Dst: netip.MustParsePrefix("2001:db8:5::/64"), Via: netip.MustParseAddr("2001:db8::1")}},
+	} {
+		got, err := ParseVirtualRoute(c.in)
+		if err != nil || got != c.want {
+			t.Errorf("%q: %+v, %v; want %+v", c.in, got, err, c.want)
+			continue
+		}
+		if again, err := ParseVirtualRoute(got.String()); err != nil || again != got {
+			t.Errorf("%q: String %q does not read back: %+v, %v", c.in, got.String(), again, err)
+		}
+	}
+	for _, c := range []struct{ in, says string }{
+		{"", "no destination"},
+		{"via 198.18.0.1", "no destination"},
+		{"198.18.5.0/24 via 2001:db8::1", "family"},
+		{"198.18.5.0/24 proto static", "does not support"},
+		{"198.18.5.0/24 colour red", "unknown option"},
+		{"blackhole 198.18.5.0/24 dev eth0", "no via or dev"},
+		{"198.18.5.0/24 metric", "needs a value"},
+		{"198.18.5.0/24 table x", "table"},
+	} {
+		if _, err := ParseVirtualRoute(c.in); err == nil || !strings.Contains(err.Error(), c.says) {
+			t.Errorf("%q: %v, want an error saying %q", c.in, err, c.says)
+		}
+	}
+}
+
+// FuzzParseVirtualRoute: any entry either fails or reads back from its String.
+func FuzzParseVirtualRoute(f *testing.F) {
+	for _, s := range []string{
+		"198.18.5.0/24 via 198.18.0.1 dev eth0",                       // the common form
+		"src 198.18.0.100 to 198.18.6.0/24 gw 198.18.0.254 table 100", // every option
+		"blackhole 198.18.7.0/24",                                     // a type
+		"default via 198.18.0.1",                                      // default
+		"198.18.5.0/24 via",                                           // missing value
+	} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		rt, err := ParseVirtualRoute(s)
+		if err != nil {
+			return
+		}
+		again, err := ParseVirtualRoute(rt.String())
+		if err != nil || again != rt {
+			t.Fatalf("%q → %+v → %q → %+v, %v", s, rt, rt.String(), again, err)
+		}
+	})
+}

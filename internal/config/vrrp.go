@@ -54,6 +54,17 @@ func (r *reader) vrrp(t *table, d *Director) VRRP {
 	}
 	v.VirtualIPAddress = vips
 	v.ExcludedVIPs = r.vipList(t, "virtual_ipaddress_excluded", false, v.Interface)
+	var routes []string
+	if t.strings("virtual_routes", &routes) {
+		for i, e := range routes {
+			rt, err := ParseVirtualRoute(e)
+			if err != nil {
+				r.add(joinIndex(t.key("virtual_routes"), i), err)
+				continue
+			}
+			v.VirtualRoutes = append(v.VirtualRoutes, rt)
+		}
+	}
 	for i, a := range v.ExcludedVIPs {
 		if slices.Contains(vips, a.Addr()) {
 			r.add(joinIndex(t.key("virtual_ipaddress_excluded"), i), fmt.Errorf("%w address %s (also in virtual_ipaddress)", ErrDuplicate, a.Addr()))
@@ -324,6 +335,157 @@ func ParseVirtualAddress(s, ifname string) (VirtualAddress, error) {
 		}
 	}
 	return a, nil
+}
+
+// VirtualRoute is one virtual_routes entry, keepalived's form: "[src ADDR] [to]
+// PREFIX [via|gw ADDR] [dev IF] [scope S] [table N] [metric N] [no_track]", or
+// "blackhole|unreachable|prohibit PREFIX ...". The route goes on the kernel with the
+// instance's kernel addresses while it is MASTER (docs/vrrp.md "Kernel addresses").
+type VirtualRoute struct {
+	Dst    netip.Prefix
+	Src    netip.Addr // preferred source; invalid: none
+	Via    netip.Addr // gateway; invalid: none
+	Dev    string     // "" : the instance's interface (none for blackhole and the like)
+	Scope  string     // "" : the kernel's default
+	Table  uint32     // 0: main
+	Metric uint32
+	// Type is "" (unicast), "blackhole", "unreachable" or "prohibit".
+	Type    string
+	NoTrack bool
+}
+
+// ParseVirtualRoute reads one virtual_routes entry.
+func ParseVirtualRoute(s string) (VirtualRoute, error) {
+	var rt VirtualRoute
+	f := strings.Fields(s)
+	bad := func(format string, args ...any) (VirtualRoute, error) {
+		return VirtualRoute{}, fmt.Errorf("virtual route %q: "+format, append([]any{s}, args...)...)
+	}
+	addr := func(v string) (netip.Addr, error) {
+		a, err := parseAddr(v)
+		if err == nil && a.IsUnspecified() {
+			err = fmt.Errorf("%s is the unspecified address", a)
+		}
+		return a, err
+	}
+	seen := map[string]bool{}
+	for i := 0; i < len(f); i++ {
+		k := f[i]
+		switch k {
+		case "no_track":
+			rt.NoTrack = true
+			continue
+		case "blackhole", "unreachable", "prohibit":
+			if rt.Type != "" || rt.Dst.IsValid() {
+				return bad("%s must come first, once", k)
+			}
+			rt.Type = k
+			continue
+		case "src", "to", "via", "gw", "dev", "scope", "table", "metric":
+		case "or", "proto", "protocol", "tos", "dsfield", "realms", "mtu", "advmss", "onlink", "pref", "nexthop", "encap", "expires", "type":
+			return bad("%s is a keepalived option gvs does not support (supported: src, to, via/gw, dev, scope, table, metric, no_track, blackhole/unreachable/prohibit)", k)
+		default:
+			if rt.Dst.IsValid() {
+				return bad("unknown option %q", k)
+			}
+			k = "to"
+			i-- // the bare destination
+		}
+		if k == "gw" {
+			k = "via"
+		}
+		if seen[k] {
+			return bad("%s given twice", k)
+		}
+		seen[k] = true
+		if i+1 >= len(f) {
+			return bad("%s needs a value", k)
+		}
+		i++
+		v := f[i]
+		var err error
+		switch k {
+		case "to":
+			if v == "default" {
+				v = "0.0.0.0/0"
+			}
+			if !strings.Contains(v, "/") {
+				var a netip.Addr
+				if a, err = parseAddr(v); err == nil {
+					v = netip.PrefixFrom(a, a.BitLen()).String()
+				}
+			}
+			var p netip.Prefix
+			if p, err = netip.ParsePrefix(v); err == nil {
+				rt.Dst = netip.PrefixFrom(p.Addr().Unmap(), p.Bits()).Masked()
+			}
+		case "src":
+			rt.Src, err = addr(v)
+		case "via":
+			rt.Via, err = addr(v)
+		case "dev":
+			if len(v) > 15 || strings.ContainsAny(v, "/:") {
+				err = fmt.Errorf("dev %q is not an interface name", v)
+			}
+			rt.Dev = v
+		case "scope":
+			if _, err = kaddr.ParseScope(v); err == nil {
+				rt.Scope = v
+			}
+		case "table", "metric":
+			var n uint64
+			if n, err = strconv.ParseUint(v, 10, 32); err == nil {
+				if k == "table" {
+					rt.Table = uint32(n)
+				} else {
+					rt.Metric = uint32(n)
+				}
+			}
+		}
+		if err != nil {
+			return bad("%s: %v", k, err)
+		}
+	}
+	switch {
+	case !rt.Dst.IsValid():
+		return bad("no destination (want \"[to] PREFIX ...\")")
+	case rt.Src.IsValid() && rt.Src.Is4() != rt.Dst.Addr().Is4(), rt.Via.IsValid() && rt.Via.Is4() != rt.Dst.Addr().Is4():
+		return bad("src and via must be of the destination's family")
+	case rt.Type != "" && (rt.Via.IsValid() || rt.Dev != ""):
+		return bad("a %s route has no via or dev", rt.Type)
+	}
+	return rt, nil
+}
+
+// String writes rt back in keepalived's form.
+func (rt VirtualRoute) String() string {
+	var f []string
+	if rt.Type != "" {
+		f = append(f, rt.Type)
+	}
+	if rt.Src.IsValid() {
+		f = append(f, "src", rt.Src.String())
+	}
+	f = append(f, "to", rt.Dst.String())
+	if rt.Via.IsValid() {
+		f = append(f, "via", rt.Via.String())
+	}
+	if rt.Dev != "" {
+		f = append(f, "dev", rt.Dev)
+	}
+	if rt.Scope != "" {
+		f = append(f, "scope", rt.Scope)
+	}
+	if rt.Table != 0 {
+		f = append(f, "table", strconv.FormatUint(uint64(rt.Table), 10))
+	}
+	if rt.Metric != 0 {
+		f = append(f, "metric", strconv.FormatUint(uint64(rt.Metric), 10))
+	}
+	if rt.NoTrack {
+		f = append(f, "no_track")
+	}
+	return strings.Join(f, " ")
 }
 
 // vipList reads an array of virtual_ipaddress entries of one family, without

@@ -181,6 +181,9 @@ func Plan(cfg *config.Config) []string {
 			}
 			parts = append(parts, a.String()+" on the kernel while MASTER")
 		}
+		for _, rt := range v.VirtualRoutes {
+			parts = append(parts, "route "+rt.String()+" on the kernel while MASTER")
+		}
 		out = append(out, fmt.Sprintf("vrrp %s (VRID %d on %s, priority %d): %s", v.Name, v.VirtualRouterID, v.Interface, v.Priority, strings.Join(parts, "; ")))
 	}
 	return out

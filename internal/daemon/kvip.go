@@ -52,6 +52,51 @@ type recordEntry struct {
 	Label     string `json:"label,omitempty"`
 	Scope     uint8  `json:"scope,omitempty"`
 	Broadcast string `json:"brd,omitempty"`
+	// A route (virtual_routes) has Route set; Prefix is its destination.
+	Route  bool   `json:"route,omitempty"`
+	Src    string `json:"src,omitempty"`
+	Via    string `json:"via,omitempty"`
+	Metric uint32 `json:"metric,omitempty"`
+	Table  uint32 `json:"table,omitempty"`
+	Type   uint8  `json:"type,omitempty"`
+}
+
+// kernelRoute is one virtual route an instance puts on the kernel while MASTER.
+type kernelRoute struct {
+	kaddr.Route
+	Dev string // the output interface's name; "" for none
+}
+
+// entry records r.
+func (r kernelRoute) entry(instance string) recordEntry {
+	e := recordEntry{Instance: instance, Prefix: r.Dst.String(), Dev: r.Dev, Scope: uint8(r.Scope), Route: true,
+		Metric: r.Metric, Table: r.Table, Type: uint8(r.Type)}
+	if r.Src.IsValid() {
+		e.Src = r.Src.String()
+	}
+	if r.Via.IsValid() {
+		e.Via = r.Via.String()
+	}
+	return e
+}
+
+// routeOf reads a recorded route back; index resolves its interface.
+func routeOf(e recordEntry, index func(string) (int, bool)) (kaddr.Route, bool) {
+	p, err := netip.ParsePrefix(e.Prefix)
+	if err != nil {
+		return kaddr.Route{}, false
+	}
+	r := kaddr.Route{Dst: p, Metric: e.Metric, Table: e.Table, Scope: kaddr.Scope(e.Scope), Type: kaddr.RouteType(e.Type)}
+	if e.Dev != "" {
+		idx, ok := index(e.Dev)
+		if !ok {
+			return kaddr.Route{}, false
+		}
+		r.Index = idx
+	}
+	r.Src, _ = netip.ParseAddr(e.Src)
+	r.Via, _ = netip.ParseAddr(e.Via)
+	return r, true
 }
 
 // kernelVIPs adds and removes the kernel addresses of the VRRP instances in MASTER.
@@ -65,7 +110,8 @@ type kernelVIPs struct {
 	record string // "" keeps no record
 
 	mu     sync.Mutex
-	held   map[string][]kernelAddr // by instance, in the order added
+	held   map[string][]kernelAddr  // by instance, in the order added
+	routes map[string][]kernelRoute // by instance, in the order added
 	closed bool
 
 	// refused counts addresses not taken because something else holds them;
@@ -84,7 +130,7 @@ func recordPath(cfg *config.Config) string {
 }
 
 func newKernelVIPs(log *slog.Logger, h kaddr.Handle, record string) *kernelVIPs {
-	return &kernelVIPs{log: log, h: h, record: record, held: map[string][]kernelAddr{}}
+	return &kernelVIPs{log: log, h: h, record: record, held: map[string][]kernelAddr{}, routes: map[string][]kernelRoute{}}
 }
 
 // cleanup removes the addresses a previous run recorded and did not remove (it was
@@ -114,6 +160,24 @@ func (k *kernelVIPs) cleanup(index func(dev string) (int, bool)) {
 		return
 	}
 	for _, e := range entries {
+		if !e.Route {
+			continue
+		}
+		r, ok := routeOf(e, index)
+		if !ok {
+			continue
+		}
+		if err := k.h.DeleteRoute(r); err == nil {
+			k.log.Info("VRRP kernel routes: removed a route a previous run left (it did not stop cleanly)", "instance", e.Instance, "route", r)
+		} else if !errors.Is(err, kaddr.ErrNotFound) {
+			k.failed.Add(1)
+			k.log.Warn("VRRP kernel routes: cannot remove a route a previous run left", "route", r, "err", err)
+		}
+	}
+	for _, e := range entries {
+		if e.Route {
+			continue
+		}
 		p, err := netip.ParsePrefix(e.Prefix)
 		idx, ok := index(e.Dev)
 		if err != nil || !ok {
@@ -186,6 +250,37 @@ func (k *kernelVIPs) take(instance string, addrs []kernelAddr) []kernelAddr {
 	return slices.Clone(mine)
 }
 
+// takeRoutes adds instance's virtual routes (after its addresses, as keepalived).
+// A route already there is left alone and not held: gvs never removes a route it
+// did not add.
+func (k *kernelVIPs) takeRoutes(instance string, routes []kernelRoute) {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	if k.closed || len(routes) == 0 {
+		return
+	}
+	mine := k.routes[instance]
+	for _, r := range routes {
+		if slices.Contains(mine, r) {
+			continue
+		}
+		if err := k.h.AddRoute(r.Route); err != nil {
+			if errors.Is(err, kaddr.ErrExists) {
+				k.refused.Add(1)
+				k.log.Warn(fmt.Sprintf("VRRP (%s) route %v is already there and gvs did not add it: leaving it alone", instance, r.Route), "instance", instance)
+				continue
+			}
+			k.failed.Add(1)
+			k.log.Error(fmt.Sprintf("VRRP (%s) cannot add route %v", instance, r.Route), "instance", instance, "err", err)
+			continue
+		}
+		mine = append(mine, r)
+		k.log.Info("VRRP kernel route added", "instance", instance, "route", r.Route.String(), "dev", r.Dev)
+	}
+	k.routes[instance] = mine
+	k.saveLocked()
+}
+
 // holderLocked returns the instance holding ip, or "". Precondition: k.mu is held.
 func (k *kernelVIPs) holderLocked(ip netip.Addr) string {
 	for in, list := range k.held {
@@ -206,6 +301,17 @@ func (k *kernelVIPs) release(instance string) {
 
 // Precondition: k.mu is held.
 func (k *kernelVIPs) releaseLocked(instance string) {
+	// Routes first: one may use an address about to go.
+	for i := len(k.routes[instance]) - 1; i >= 0; i-- {
+		r := k.routes[instance][i]
+		if err := k.h.DeleteRoute(r.Route); err != nil && !errors.Is(err, kaddr.ErrNotFound) {
+			k.failed.Add(1)
+			k.log.Error(fmt.Sprintf("VRRP (%s) cannot remove route %v", instance, r.Route), "instance", instance, "err", err)
+			continue
+		}
+		k.log.Info("VRRP kernel route removed", "instance", instance, "route", r.Route.String())
+	}
+	delete(k.routes, instance)
 	for _, a := range k.held[instance] {
 		if err := k.h.Delete(a.Addr); err != nil && !errors.Is(err, kaddr.ErrNotFound) {
 			k.failed.Add(1)
@@ -224,6 +330,9 @@ func (k *kernelVIPs) releaseAll() {
 	defer k.mu.Unlock()
 	k.closed = true
 	for in := range k.held {
+		k.releaseLocked(in)
+	}
+	for in := range k.routes {
 		k.releaseLocked(in)
 	}
 	k.saveLocked()
@@ -250,6 +359,11 @@ func (k *kernelVIPs) saveLocked() {
 				e.Broadcast = a.Broadcast.String()
 			}
 			entries = append(entries, e)
+		}
+	}
+	for in, list := range k.routes {
+		for _, r := range list {
+			entries = append(entries, r.entry(in))
 		}
 	}
 	if len(entries) == 0 {

@@ -176,3 +176,36 @@ func TestKernelVIPsForeignAndLeftovers(t *testing.T) {
 		t.Fatal("gvs removed an address it did not add")
 	}
 }
+
+// TestKernelRoutes: virtual_routes go on the kernel after the addresses when the
+// instance becomes MASTER, are recorded, and go when it stops; a route a killed run
+// left (in the record) is removed at start.
+func TestKernelRoutes(t *testing.T) {
+	dir := t.TempDir()
+	fake := &kaddr.Fake{}
+	left := kaddr.Route{Dst: netip.MustParsePrefix("198.18.9.0/24"), Type: kaddr.RouteBlackhole}
+	fake.AddRoute(left)
+	rec := `[{"instance":"VI_9","prefix":"198.18.9.0/24","dev":"","route":true,"type":6}]`
+	if err := os.WriteFile(filepath.Join(dir, "gvs.kernel-addrs.json"), []byte(rec), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	conf := kernelConf + `virtual_routes = ["198.18.5.0/24 via 198.18.0.1 dev gvs0 metric 10", "blackhole 198.18.7.0/24"]` + "\n"
+	ta, _, stop := kernelDirector(t, conf, dir, fake)
+	if slices.Contains(fake.Routes(), left) {
+		t.Fatal("the previous run's route is still there after New")
+	}
+	becomeMaster(ta)
+	want := []kaddr.Route{
+		{Dst: netip.MustParsePrefix("198.18.5.0/24"), Via: netip.MustParseAddr("198.18.0.1"), Index: 7, Metric: 10},
+		{Dst: netip.MustParsePrefix("198.18.7.0/24"), Type: kaddr.RouteBlackhole},
+	}
+	testutil.Eventually(t, 10*time.Second, func() bool { return slices.Equal(fake.Routes(), want) }, "the virtual routes")
+	data, _ := os.ReadFile(filepath.Join(dir, "gvs.kernel-addrs.json"))
+	if !strings.Contains(string(data), `"198.18.5.0/24"`) || !strings.Contains(string(data), `"route": true`) {
+		t.Fatalf("record %s", data)
+	}
+	stop()
+	if r := fake.Routes(); len(r) != 0 {
+		t.Fatalf("routes left after stop: %v", r)
+	}
+}

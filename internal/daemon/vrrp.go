@@ -103,6 +103,7 @@ type vrrpInst struct {
 	// the others, which go on the kernel while it is MASTER.
 	served []netip.Addr
 	kern   []kernelAddr
+	routes []kernelRoute  // virtual_routes, on the kernel with kern
 	tr     vrrp.Transport // shared with the instances on the same interface, family and mode
 }
 
@@ -250,6 +251,13 @@ func (m *vrrpManager) buildOne(v config.VRRP, own map[netip.Addr]bool) (vrrp.Mem
 		}
 		st.kern = append(st.kern, ka)
 	}
+	for _, rt := range v.VirtualRoutes {
+		kr, err := m.kernelRoute(rt)
+		if err != nil {
+			return vrrp.Member{}, nil, err
+		}
+		st.routes = append(st.routes, kr)
+	}
 	return vrrp.Member{Name: v.Name, Instance: in, Transport: tr,
 		LinkUp: func() bool { return m.linkUp(ifi.Name) }, Tracks: dm.vrrpTracks(v, m.linkUp)}, st, nil
 }
@@ -353,6 +361,27 @@ func (m *vrrpManager) kernelAddr(a config.VirtualAddress, inst Interface) (kerne
 	return kernelAddr{Addr: kaddr.Addr{Prefix: a.Prefix, Index: ifi.Index, Label: a.Label, Scope: scope, Broadcast: a.Broadcast}, Dev: ifi.Name}, nil
 }
 
+// kernelRoute resolves a virtual route: its interface's index, scope and type.
+func (m *vrrpManager) kernelRoute(rt config.VirtualRoute) (kernelRoute, error) {
+	r := kernelRoute{Route: kaddr.Route{Dst: rt.Dst, Src: rt.Src, Via: rt.Via, Metric: rt.Metric, Table: rt.Table}, Dev: rt.Dev}
+	if rt.Dev != "" {
+		ifi, err := m.dm.deps.Host.Interface(rt.Dev)
+		if err != nil {
+			return kernelRoute{}, fmt.Errorf("virtual route %v: dev %s: %w", rt.Dst, rt.Dev, err)
+		}
+		r.Index = ifi.Index
+	}
+	if rt.Scope != "" {
+		sc, err := kaddr.ParseScope(rt.Scope)
+		if err != nil {
+			return kernelRoute{}, err
+		}
+		r.Scope = sc
+	}
+	r.Type = map[string]kaddr.RouteType{"blackhole": kaddr.RouteBlackhole, "unreachable": kaddr.RouteUnreachable, "prohibit": kaddr.RouteProhibit}[rt.Type]
+	return r, nil
+}
+
 // openKernel opens the kernel address handle when an instance of insts has kernel
 // addresses and none is open yet, after removing what a killed previous run left
 // (on the first call); without any, it only cleans up.
@@ -362,15 +391,15 @@ func (m *vrrpManager) openKernel(insts map[*vrrp.Instance]*vrrpInst) error {
 	}
 	var need *vrrpInst
 	for _, st := range insts {
-		if len(st.kern) > 0 {
+		if len(st.kern) > 0 || len(st.routes) > 0 {
 			need = st
 		}
 	}
 	open := m.dm.deps.KernelAddrs
 	if open == nil {
 		if need != nil {
-			return fmt.Errorf("[[vrrp]] %q: %v is no [[service]]'s address, so it goes on the kernel, and this director cannot change kernel addresses (Deps.KernelAddrs)",
-				need.cfg.Name, need.kern[0].Prefix.Addr())
+			return fmt.Errorf("[[vrrp]] %q: its virtual routes, and the virtual addresses that are no [[service]]'s, go on the kernel, and this director cannot change kernel addresses (Deps.KernelAddrs)",
+				need.cfg.Name)
 		}
 		return nil
 	}
@@ -412,8 +441,12 @@ func (m *vrrpManager) becomeMaster(mb *vrrp.Member) {
 	}
 	v := st.cfg
 	ev := vrrpEvent{instance: v.Name, master: true, vips: slices.Clone(st.served), ann: st.ann, repeat: v.GARPMasterRepeat}
-	if kern, kv := st.kern, m.kernel(); len(kern) > 0 && kv != nil {
-		ev.kernel = func() []netip.Addr { return m.announceKernel(st, kv.take(v.Name, kern), v.GARPMasterRepeat) }
+	if kern, kv := st.kern, m.kernel(); (len(kern) > 0 || len(st.routes) > 0) && kv != nil {
+		ev.kernel = func() []netip.Addr {
+			held := kv.take(v.Name, kern)
+			kv.takeRoutes(v.Name, st.routes)
+			return m.announceKernel(st, held, v.GARPMasterRepeat)
+		}
 	}
 	m.dm.inbox.post(ev)
 	m.mu.Lock()
@@ -482,7 +515,7 @@ func (m *vrrpManager) leaveMaster(mb *vrrp.Member) {
 		return
 	}
 	ev := vrrpEvent{instance: st.cfg.Name, master: false}
-	if kv := m.kernel(); len(st.kern) > 0 && kv != nil {
+	if kv := m.kernel(); (len(st.kern) > 0 || len(st.routes) > 0) && kv != nil {
 		name := st.cfg.Name
 		ev.kernel = func() []netip.Addr { kv.release(name); return nil }
 	}

@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"net/netip"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -108,7 +109,64 @@ type Handle interface {
 	Delete(a Addr) error
 	// List returns the addresses of every interface.
 	List() ([]Addr, error)
+	// AddRoute adds r; an error wrapping ErrExists if that route is there.
+	AddRoute(r Route) error
+	// DeleteRoute removes r; an error wrapping ErrNotFound if it is not there.
+	DeleteRoute(r Route) error
 	Close() error
+}
+
+// RouteType is a route's kind (rtnetlink's RTN_*).
+type RouteType uint8
+
+// The route types keepalived's virtual_routes take.
+const (
+	RouteUnicast     RouteType = 1
+	RouteBlackhole   RouteType = 6
+	RouteUnreachable RouteType = 7
+	RouteProhibit    RouteType = 8
+)
+
+// Route is one route (keepalived's virtual_routes entry).
+type Route struct {
+	Dst   netip.Prefix
+	Src   netip.Addr // preferred source; invalid: none
+	Via   netip.Addr // gateway; invalid: none (on-link)
+	Index int        // output interface; 0: none (blackhole and the like)
+	// Metric is the route's priority; Table its table (0: main).
+	Metric, Table uint32
+	Scope         Scope
+	Type          RouteType // 0: unicast
+}
+
+// String formats r as ip-route(8) would show it.
+func (r Route) String() string {
+	var b strings.Builder
+	switch r.Type {
+	case RouteBlackhole:
+		b.WriteString("blackhole ")
+	case RouteUnreachable:
+		b.WriteString("unreachable ")
+	case RouteProhibit:
+		b.WriteString("prohibit ")
+	}
+	b.WriteString(r.Dst.String())
+	if r.Via.IsValid() {
+		fmt.Fprintf(&b, " via %v", r.Via)
+	}
+	if r.Index != 0 {
+		fmt.Fprintf(&b, " if#%d", r.Index)
+	}
+	if r.Src.IsValid() {
+		fmt.Fprintf(&b, " src %v", r.Src)
+	}
+	if r.Metric != 0 {
+		fmt.Fprintf(&b, " metric %d", r.Metric)
+	}
+	if r.Table != 0 {
+		fmt.Fprintf(&b, " table %d", r.Table)
+	}
+	return b.String()
 }
 
 var (
@@ -121,9 +179,10 @@ var (
 // Fake is an in-memory Handle with the kernel's rules for Add and Delete. The zero
 // value is an empty host. Fail, when set, is returned by every call.
 type Fake struct {
-	mu    sync.Mutex
-	addrs []Addr
-	Fail  error
+	mu     sync.Mutex
+	addrs  []Addr
+	routes []Route
+	Fail   error
 }
 
 // Add implements Handle.
@@ -166,6 +225,42 @@ func (f *Fake) List() ([]Addr, error) {
 		return nil, f.Fail
 	}
 	return append([]Addr(nil), f.addrs...), nil
+}
+
+// AddRoute implements Handle.
+func (f *Fake) AddRoute(r Route) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.Fail != nil {
+		return f.Fail
+	}
+	if slices.Contains(f.routes, r) {
+		return fmt.Errorf("add route %v: %w", r, ErrExists)
+	}
+	f.routes = append(f.routes, r)
+	return nil
+}
+
+// DeleteRoute implements Handle.
+func (f *Fake) DeleteRoute(r Route) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.Fail != nil {
+		return f.Fail
+	}
+	i := slices.Index(f.routes, r)
+	if i < 0 {
+		return fmt.Errorf("delete route %v: %w", r, ErrNotFound)
+	}
+	f.routes = slices.Delete(f.routes, i, i+1)
+	return nil
+}
+
+// Routes returns the routes added (for tests).
+func (f *Fake) Routes() []Route {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return slices.Clone(f.routes)
 }
 
 // Close implements Handle.

@@ -126,3 +126,59 @@ func (h *netlinkHandle) linkName(names map[int]string, index int) string {
 	names[index] = n
 	return n
 }
+
+func routeMessage(r Route) *rtnetlink.RouteMessage {
+	fam := uint8(unix.AF_INET)
+	if r.Dst.Addr().Is6() {
+		fam = unix.AF_INET6
+	}
+	typ := r.Type
+	if typ == 0 {
+		typ = RouteUnicast
+	}
+	table := uint8(unix.RT_TABLE_MAIN)
+	if r.Table != 0 && r.Table < 256 {
+		table = uint8(r.Table)
+	} else if r.Table >= 256 {
+		table = unix.RT_TABLE_UNSPEC // the table goes in RTA_TABLE
+	}
+	m := &rtnetlink.RouteMessage{Family: fam, DstLength: uint8(r.Dst.Bits()), Table: table, Protocol: unix.RTPROT_STATIC,
+		Scope: uint8(r.Scope), Type: uint8(typ),
+		Attributes: rtnetlink.RouteAttributes{Dst: net.IP(r.Dst.Masked().Addr().AsSlice()), OutIface: uint32(r.Index), Priority: r.Metric}}
+	if r.Table >= 256 {
+		m.Attributes.Table = r.Table
+	}
+	if r.Src.IsValid() {
+		m.Attributes.Src = net.IP(r.Src.AsSlice())
+	}
+	if r.Via.IsValid() {
+		m.Attributes.Gateway = net.IP(r.Via.AsSlice())
+	}
+	return m
+}
+
+// AddRoute implements Handle.
+func (h *netlinkHandle) AddRoute(r Route) error {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if err := h.c.Route.Add(routeMessage(r)); err != nil {
+		if errors.Is(err, unix.EEXIST) {
+			return fmt.Errorf("add route %v: %w", r, ErrExists)
+		}
+		return fmt.Errorf("add route %v: %w", r, err)
+	}
+	return nil
+}
+
+// DeleteRoute implements Handle.
+func (h *netlinkHandle) DeleteRoute(r Route) error {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if err := h.c.Route.Delete(routeMessage(r)); err != nil {
+		if errors.Is(err, unix.ESRCH) || errors.Is(err, unix.ENOENT) {
+			return fmt.Errorf("delete route %v: %w", r, ErrNotFound)
+		}
+		return fmt.Errorf("delete route %v: %w", r, err)
+	}
+	return nil
+}

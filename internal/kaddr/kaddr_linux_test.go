@@ -124,3 +124,33 @@ func BenchmarkNetlinkList(b *testing.B) {
 		}
 	}
 }
+
+// TestNetlinkRoutes: a route via a gateway, one from a source in table 100 and a
+// blackhole go in and out; a second add is ErrExists, a second delete ErrNotFound.
+func TestNetlinkRoutes(t *testing.T) {
+	h := openInNewNetns(t)
+	if err := h.Add(Addr{Prefix: netip.MustParsePrefix("198.18.0.3/24"), Index: 1}); err != nil {
+		t.Fatal(err)
+	}
+	routes := []Route{
+		{Dst: netip.MustParsePrefix("198.18.5.0/24"), Via: netip.MustParseAddr("198.18.0.1"), Index: 1},
+		{Dst: netip.MustParsePrefix("198.18.6.0/24"), Src: netip.MustParseAddr("198.18.0.3"), Index: 1, Table: 100, Metric: 10, Scope: ScopeLink},
+		{Dst: netip.MustParsePrefix("198.18.7.0/24"), Type: RouteBlackhole},
+	}
+	for _, r := range routes {
+		if err := h.AddRoute(r); err != nil {
+			t.Fatalf("%v: %v", r, err)
+		}
+		if err := h.AddRoute(r); !errors.Is(err, ErrExists) {
+			t.Fatalf("second add of %v: %v", r, err)
+		}
+	}
+	for _, r := range routes {
+		if err := h.DeleteRoute(r); err != nil {
+			t.Fatalf("%v: %v", r, err)
+		}
+		if err := h.DeleteRoute(r); !errors.Is(err, ErrNotFound) {
+			t.Fatalf("second delete of %v: %v", r, err)
+		}
+	}
+}
