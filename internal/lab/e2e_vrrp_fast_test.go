@@ -232,7 +232,7 @@ func TestVRRPTrackService(t *testing.T) {
 		t.Fatal(err)
 	}
 	start := time.Now()
-	waitLog(t, p1.Log, 3*time.Second, "VRRP Entering FAULT STATE", "tracked service down")
+	waitLog(t, p1.Log, 3*time.Second, "VRRP Entering FAULT STATE", "service "+svc.String()+" down")
 	waitLog(t, p2.Log, 2*time.Second, "VRRP Entering MASTER STATE")
 	t.Logf("every real server down -> dir1 FAULT, dir2 MASTER in %v", time.Since(start))
 	waitClientMAC(t, l, hostMAC(l, "dir2"), 2*time.Second)
@@ -242,7 +242,7 @@ func TestVRRPTrackService(t *testing.T) {
 		t.Fatal(err)
 	}
 	start = time.Now()
-	waitLog(t, p1.Log, 3*time.Second, "interface and a tracked service up")
+	waitLog(t, p1.Log, 3*time.Second, "interface and tracked objects up")
 	waitMore(t, p1.Log, "VRRP Entering MASTER STATE", masters, 3*time.Second)
 	t.Logf("real servers back -> dir1 MASTER again in %v", time.Since(start))
 	waitClientMAC(t, l, hostMAC(l, "dir1"), 2*time.Second)
