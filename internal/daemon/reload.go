@@ -206,6 +206,8 @@ func directorChanges(a, b *config.Director) []string {
 	add(a.MetricsWebConfig != b.MetricsWebConfig, "metrics_web_config")
 	add(a.MetricsNodeIPVS != b.MetricsNodeIPVS, "metrics_node_ipvs")
 	add(a.MetricsGVS != b.MetricsGVS, "metrics_gvs")
+	add(a.StatusListen != b.StatusListen, "status_listen")
+	add(a.StatusActions != b.StatusActions, "status_actions")
 	add(a.IngressDrop != b.IngressDrop, "ingress_drop")
 	add(a.IO != b.IO, "io")
 	add(a.XDPReplaceForeign != b.XDPReplaceForeign, "xdp_replace_foreign")
@@ -224,9 +226,9 @@ func directorChanges(a, b *config.Director) []string {
 
 // restartKeys are the [director] keys a running director cannot change: the
 // interface its links are open on and their backend (io, and whether it may replace
-// a foreign XDP program), the connection table's shards, and the control socket gvs
-// adm already talks to.
-var restartKeys = []string{"interface", "io", "xdp_replace_foreign", "conn_shards", "control_socket"}
+// a foreign XDP program), the connection table's shards, the control socket gvs
+// adm already talks to, and the status page's listener and actions (status.go).
+var restartKeys = []string{"interface", "io", "xdp_replace_foreign", "conn_shards", "control_socket", "status_listen", "status_actions"}
 
 // needsRestart returns the keys of changed that only a restart applies.
 func needsRestart(changed []string) []string {

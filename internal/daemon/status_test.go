@@ -179,6 +179,14 @@ func TestStatusAgreesWithAdm(t *testing.T) {
 	if resp.StatusCode != http.StatusForbidden {
 		t.Errorf("drain with actions off: %d, want 403", resp.StatusCode)
 	}
+	// A reload cannot move the page: it says so, and the page stays.
+	if err := ta.reloadText(strings.Replace(conf, "127.0.0.1:0", "127.0.0.1:1", 1)); err != nil {
+		t.Fatal(err)
+	}
+	if logs := ta.logs.String(); !strings.Contains(logs, "need a restart") || !strings.Contains(logs, "status_listen") {
+		t.Errorf("a reload changing status_listen does not say it needs a restart:\n%s", logs)
+	}
+	fetchSnapshot(t, client, base)
 }
 
 // writeWebConfig writes a web config with TLS (writeCert's files in dir) and the
