@@ -19,6 +19,9 @@ host first (interface up, IP forwarding off on it), owns the VIPs from userspace
 (answers ARP/NDP, announces them with gratuitous ARP; the VIP is never added to a
 kernel interface) and forwards their traffic with the configured methods.
 SIGHUP reloads the config keeping every connection; SIGTERM or SIGINT stops cleanly.
+SIGUSR1, SIGUSR2 and keepalived's JSON signal (36) write the VRRP data, statistics
+and a JSON dump beside the control socket (gvs.vrrp.data, .stats, .json), and log
+the path.
 
 Examples:
   gvs run -c /etc/gvs/gvs.toml
@@ -58,9 +61,30 @@ func cmdRun(args []string, stdout, stderr io.Writer) error {
 			}
 		}
 	}()
+	// keepalived's dump signals: SIGUSR1 its data, SIGUSR2 its statistics, and its
+	// JSON signal (keepalived --signum=JSON: SIGRTMIN+2, 36 on Linux).
+	usr := make(chan os.Signal, 4)
+	signal.Notify(usr, syscall.SIGUSR1, syscall.SIGUSR2, syscall.Signal(36))
+	defer signal.Stop(usr)
+	dump := make(chan string, 4)
+	go func() {
+		for sig := range usr {
+			kind := daemon.DumpJSON
+			switch sig {
+			case syscall.SIGUSR1:
+				kind = daemon.DumpData
+			case syscall.SIGUSR2:
+				kind = daemon.DumpStats
+			}
+			select {
+			case dump <- kind:
+			default:
+			}
+		}
+	}()
 	log := slog.New(h)
 	deps := daemon.LiveDeps(*workers, log)
-	err := daemon.Run(ctx, daemon.Options{ConfigPath: *path, Logger: log, Deps: &deps, Reload: reload, Version: version})
+	err := daemon.Run(ctx, daemon.Options{ConfigPath: *path, Logger: log, Deps: &deps, Reload: reload, Dump: dump, Version: version})
 	if err != nil {
 		return fmt.Errorf("run: %w", err)
 	}

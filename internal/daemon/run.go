@@ -32,6 +32,10 @@ type Options struct {
 	Workers int
 	// Reload receives a value for every reload request (SIGHUP in gvs run).
 	Reload <-chan struct{}
+	// Dump receives DumpData, DumpStats or DumpJSON for every VRRP dump request
+	// (SIGUSR1, SIGUSR2 and keepalived's JSON signal in gvs run); each is written
+	// to a file beside the control socket and the path logged (vrrpdump.go).
+	Dump <-chan string
 	// Version is gvs's version, for gvs_build_info; "": the module's.
 	Version string
 	// Notify tells the service manager about the director's state with
@@ -94,6 +98,12 @@ func Run(ctx context.Context, o Options) error {
 			select {
 			case <-ctx.Done():
 				return
+			case kind := <-o.Dump:
+				if path, err := d.DumpVRRP(kind); err != nil {
+					log.Warn("VRRP dump", "kind", kind, "err", err)
+				} else {
+					log.Info("VRRP dump written", "kind", kind, "file", path)
+				}
 			case <-o.Reload:
 				notify(reloading())
 				// Loading reads and parses the file: not the controller's work.

@@ -74,6 +74,8 @@ type vrrpManager struct {
 	kv     *kernelVIPs // nil: no kernel addresses (yet); set before Run or in a reload's Prepare
 	// cleaned: the leftovers of a previous run were looked for.
 	cleaned bool
+	// record is where the kernel addresses are recorded; the dumps go beside it.
+	record string
 
 	// imu guards insts, which the Runner's callbacks, the announcement timers and
 	// a reload's Prepare read or change; never held during I/O.
@@ -129,6 +131,7 @@ func newVRRP(dm *Daemon, vs []config.VRRP, groups []config.VRRPSyncGroup) (*vrrp
 	m := &vrrpManager{log: log, dm: dm, insts: map[*vrrp.Instance]*vrrpInst{}, annByIf: map[string]Announcer{},
 		shared: map[trKey]vrrp.Transport{}, master: map[*vrrp.Instance]bool{}, timers: map[*vrrp.Instance][]func() bool{},
 		notify: newNotifier(log, notifyTimeout, dm.runScript)}
+	m.record = recordPath(dm.st.cfg)
 	members, built, err := m.build(vs, groups, dm.st.cfg)
 	if err != nil {
 		m.close()
@@ -413,7 +416,7 @@ func (m *vrrpManager) openKernel(insts map[*vrrp.Instance]*vrrpInst) error {
 		}
 		return fmt.Errorf("[[vrrp]] kernel addresses: %w", err)
 	}
-	kv := newKernelVIPs(m.log, h, recordPath(m.dm.st.cfg))
+	kv := newKernelVIPs(m.log, h, m.record)
 	if !m.cleaned {
 		m.cleaned = true
 		kv.cleanup(func(dev string) (int, bool) {

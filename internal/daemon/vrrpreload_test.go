@@ -1,6 +1,7 @@
 package daemon
 
 import (
+	"os"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -185,5 +186,38 @@ func TestVRRPReloadServiceVIP(t *testing.T) {
 	testutil.Eventually(t, 10*time.Second, func() bool { return ta.d.vrrp.runner.Status()[0].State == vrrp.StateMaster }, "master again")
 	if l, _ := fake.List(); len(l) != 0 {
 		t.Fatalf("kernel addresses %v: both VIPs are services' now", l)
+	}
+}
+
+// TestDumpVRRP: the three dumps are written beside the control socket: the data
+// with the instance table and the kernel addresses held, the statistics with the
+// advert counters, the JSON with one object per instance.
+func TestDumpVRRP(t *testing.T) {
+	dir := t.TempDir()
+	fake := &kaddr.Fake{}
+	ta, _, _ := kernelDirector(t, kernelConf, dir, fake)
+	becomeMaster(ta)
+	testutil.Eventually(t, 10*time.Second, func() bool { return has(fake, "198.18.0.200/24") }, "the kernel VIP")
+	for kind, want := range map[string][]string{
+		DumpData:  {"VI_1", "MASTER", "on the kernel now: 198.18.0.200/24"},
+		DumpStats: {"adverts sent", "adverts received 0"},
+		DumpJSON:  {`"name": "VI_1"`, `"state": "MASTER"`, `"kernel_addresses": [`, `"198.18.0.200/24"`, `"vrid": 51`},
+	} {
+		path, err := ta.d.DumpVRRP(kind)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if path != filepath.Join(dir, "gvs.vrrp."+kind) {
+			t.Errorf("%s dump at %s", kind, path)
+		}
+		b, _ := os.ReadFile(path)
+		for _, w := range want {
+			if !strings.Contains(string(b), w) {
+				t.Errorf("%s dump lacks %q:\n%s", kind, w, b)
+			}
+		}
+	}
+	if _, err := ta.d.DumpVRRP("xml"); err == nil {
+		t.Error("an unknown dump was written")
 	}
 }

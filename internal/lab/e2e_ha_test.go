@@ -362,6 +362,14 @@ func TestHAReload(t *testing.T) {
 	if ok, _ := holds(t, l, "dir1", v1); !ok {
 		t.Fatal("VI_1 lost its address in a reload that did not touch it")
 	}
+	// keepalived's dump signals: the data (SIGUSR1) and the JSON (36) beside the
+	// control socket, the paths in the log.
+	sendSignal(t, l, ps[0], syscall.SIGUSR1)
+	sendSignal(t, l, ps[0], syscall.Signal(36))
+	waitLog(t, ps[0].Log, 5*time.Second, "VRRP dump written", "dir1.vrrp.data", "dir1.vrrp.json")
+	if b, _ := os.ReadFile(filepath.Join(l.RunDir(), "dir1.vrrp.json")); !strings.Contains(string(b), `"name": "VI_3"`) {
+		t.Fatalf("JSON dump:\n%s", b)
+	}
 
 	// Remove VI_1 from lb1: priority 0, address gone, lb2 takes over in its skew time.
 	i := strings.Index(changed, "\n[[vrrp]]\nname = \"VI_1\"")
@@ -382,7 +390,10 @@ func TestHAReload(t *testing.T) {
 }
 
 // hup sends SIGHUP (a reload) to a gvs of this lab.
-func hup(t *testing.T, l *Lab, p Proc) {
+func hup(t *testing.T, l *Lab, p Proc) { sendSignal(t, l, p, syscall.SIGHUP) }
+
+// sendSignal sends sig to a process of this lab without waiting for anything.
+func sendSignal(t *testing.T, l *Lab, p Proc, sig syscall.Signal) {
 	t.Helper()
 	l.mu.Lock()
 	c := l.children[p.PID]
@@ -390,7 +401,7 @@ func hup(t *testing.T, l *Lab, p Proc) {
 	if c == nil {
 		t.Fatalf("PID %d is not a child of this lab", p.PID)
 	}
-	if err := c.cmd.Process.Signal(syscall.SIGHUP); err != nil {
+	if err := c.cmd.Process.Signal(sig); err != nil {
 		t.Fatal(err)
 	}
 }
