@@ -1,14 +1,18 @@
 package dataplane
 
-import "net/netip"
+import (
+	"encoding/binary"
+	"net/netip"
+)
 
-// addrSet is a small set of IP addresses tuned for the per-packet "is this a VIP?"
-// test: a handful of addresses are scanned linearly (a few ns, no hashing); larger
-// sets fall back to a map. The zero value is an empty set; it is immutable once
-// published in a snapshot.
+// addrSet is a set of IP addresses tuned for the per-packet "is this a VIP?" test:
+// a handful of addresses are scanned linearly (a few ns, no hashing); larger sets
+// are a paged open-addressing table (ptable.go) with a multiply-shift hash, which a
+// new generation shares except for the pages a change wrote. The zero value is an
+// empty set; it is immutable once published in a snapshot. addrSetBuilder makes one.
 type addrSet struct {
 	small []addrEntry
-	big   map[addrEntry]struct{}
+	big   ptable[addrSlot] // used when small is nil and it has pages
 }
 
 type addrEntry struct {
@@ -16,11 +20,28 @@ type addrEntry struct {
 	v6 bool
 }
 
+type addrSlot struct {
+	addrEntry
+	in bool
+}
+
+func (s addrSlot) used() bool              { return s.in }
+func (s addrSlot) hash() uint64            { return addrHash(&s.a, s.v6) }
+func (s addrSlot) sameKey(o addrSlot) bool { return s.addrEntry == o.addrEntry }
+
+func addrHash(a *[16]byte, v6 bool) uint64 {
+	h := binary.LittleEndian.Uint64(a[:8]) ^ binary.LittleEndian.Uint64(a[8:])*0x9e3779b97f4a7c15
+	if v6 {
+		h ^= 1
+	}
+	return h * 0xc2b2ae3d27d4eb4f
+}
+
 const addrSetLinear = 16
 
-func (s *addrSet) add(a netip.Addr) {
+func entryOf(a netip.Addr) (addrEntry, bool) {
 	if !a.IsValid() {
-		return
+		return addrEntry{}, false
 	}
 	a = a.Unmap()
 	e := addrEntry{v6: a.Is6()}
@@ -30,29 +51,84 @@ func (s *addrSet) add(a netip.Addr) {
 		b := a.As4()
 		copy(e.a[:4], b[:])
 	}
-	if s.contains(&e.a, e.v6) {
+	return e, true
+}
+
+// addrSetBuilder keeps the control side's next set with a count of the holders of
+// each address (services sharing a VIP, real servers sharing an address): an
+// address is in the set while it has a holder.
+type addrSetBuilder struct {
+	refs map[addrEntry]int
+	b    pagedBuilder[addrSlot]
+}
+
+// add adds one holder of a (an invalid address is ignored).
+func (s *addrSetBuilder) add(a netip.Addr) {
+	e, ok := entryOf(a)
+	if !ok {
 		return
 	}
-	if s.big != nil {
-		s.big[e] = struct{}{}
+	if s.refs == nil {
+		s.refs = map[addrEntry]int{}
+	}
+	if s.refs[e]++; s.refs[e] == 1 {
+		s.b.put(addrSlot{e, true})
+	}
+}
+
+// remove drops one holder of a.
+func (s *addrSetBuilder) remove(a netip.Addr) {
+	e, ok := entryOf(a)
+	if !ok || s.refs[e] == 0 {
 		return
 	}
-	s.small = append(s.small, e)
-	if len(s.small) > addrSetLinear {
-		s.big = make(map[addrEntry]struct{}, len(s.small))
-		for _, x := range s.small {
-			s.big[x] = struct{}{}
+	if s.refs[e]--; s.refs[e] == 0 {
+		delete(s.refs, e)
+		s.b.del(addrSlot{e, true})
+	}
+}
+
+// freeze returns the set for a snapshot.
+func (s *addrSetBuilder) freeze() addrSet {
+	t := s.b.freeze()
+	if len(s.refs) > addrSetLinear {
+		return addrSet{big: t}
+	}
+	small := make([]addrEntry, 0, len(s.refs))
+	for e := range s.refs {
+		small = append(small, e)
+	}
+	return addrSet{small: small}
+}
+
+// newAddrSet returns the set of addrs.
+func newAddrSet(addrs []netip.Addr) addrSet {
+	var b addrSetBuilder
+	for _, a := range addrs {
+		if e, ok := entryOf(a); ok && b.refs[e] == 0 {
+			b.add(a)
 		}
-		s.small = nil
 	}
+	return b.freeze()
 }
 
 // contains reports whether the raw address (IPv4 in the first 4 bytes, the rest zero)
 // is in the set.
 func (s *addrSet) contains(a *[16]byte, v6 bool) bool {
-	if s.big != nil {
-		_, ok := s.big[addrEntry{*a, v6}]
-		return ok
+	if s.small == nil {
+		if len(s.big.pages) == 0 {
+			return false
+		}
+		mask := uint64(len(s.big.pages))*pageSize - 1
+		for i := addrHash(a, v6) >> s.big.shift; ; i = (i + 1) & mask {
+			x := &s.big.pages[i>>pageBits][i&pageMask]
+			if !x.in {
+				return false
+			}
+			if x.a == *a && x.v6 == v6 {
+				return true
+			}
+		}
 	}
 	for i := range s.small {
 		e := &s.small[i]

@@ -59,11 +59,13 @@ func DefaultOptions() Options {
 	}
 }
 
-func keyOf(s *ipvs.Service) svcKey {
-	if s.FWMark != 0 {
-		return svcKey{mark: s.FWMark, v6: s.IPv6}
+func keyOf(s *ipvs.Service) svcKey { return keyOfKey(&s.Key) }
+
+func keyOfKey(k *ipvs.Key) svcKey {
+	if k.FWMark != 0 {
+		return svcKey{mark: k.FWMark, v6: k.IPv6}
 	}
-	return svcKey{proto: uint8(s.Protocol), v6: s.IPv6, addr: s.Addr.Addr().As16(), port: s.Addr.Port()}
+	return svcKey{proto: uint8(k.Protocol), v6: k.IPv6, addr: k.Addr.Addr().As16(), port: k.Addr.Port()}
 }
 
 type svcKey struct {
@@ -172,12 +174,16 @@ type Director struct {
 	// and the dests of every generation (by id) with the trash of deleted ones.
 	mu      sync.Mutex
 	opts    Options
-	specs   []ipvs.Service
+	specs   map[svcKey]*ipvs.Service // as applied, RealServers and Match included (own copies)
 	svcs    map[svcKey]*service
 	nextSvc uint32
 	trash   map[trashKey]uint32 // deleted dests by (service, addr, port) → id, revived on re-add
 	dests   []destInfo
 	now     atomic.Int64 // latest time a worker processed a batch at (for Apply's flushes)
+
+	// The next generation's structures, kept across generations and changed by what
+	// a change touches (gen.go): a change costs what it changes, not the table.
+	next nextGen
 
 	// owned is the set of VIPs this director serves while VRRP says so; nil = every
 	// configured VIP (no VRRP). See SetOwned.
@@ -205,7 +211,8 @@ func New(opts Options) (*Director, error) {
 	if err := checkOptions(&opts); err != nil {
 		return nil, err
 	}
-	d := &Director{opts: opts, log: opts.Logger, svcs: map[svcKey]*service{}, trash: map[trashKey]uint32{}, icmpPeers: newRateTable(icmpPeerBits)}
+	d := &Director{opts: opts, log: opts.Logger, specs: map[svcKey]*ipvs.Service{}, svcs: map[svcKey]*service{}, trash: map[trashKey]uint32{}, icmpPeers: newRateTable(icmpPeerBits)}
+	d.next.init()
 	d.setLimits(&Defense{}, &opts.Defense)
 	if d.log == nil {
 		d.log = slog.New(slog.DiscardHandler)
@@ -259,7 +266,7 @@ func (d *Director) SetOptions(o Options) error {
 	if o.ConnShards != d.opts.ConnShards {
 		return fmt.Errorf("%w: conn_shards %d → %d takes effect only at start (restart gvs)", ErrConfig, d.opts.ConnShards, o.ConnShards)
 	}
-	if err := validate(&o, d.specs); err != nil {
+	if err := validate(&o, d.specList()); err != nil {
 		return err
 	}
 	if err := d.table.Set(conntrack.Settings{
@@ -314,17 +321,116 @@ func xorshiftRand(seed uint64) func(uint32) uint32 {
 // be; a service no longer listed is removed. The next generation is built aside —
 // changed services get a clone of their Pool, so workers still on the current
 // generation never see a list or a dest it does not know — and published with one
-// atomic store. On error nothing changes.
+// atomic store. Only services that differ from the running ones are validated and
+// rebuilt (ApplyDelta). On error nothing changes.
 func (d *Director) Apply(services []ipvs.Service) error {
 	d.mu.Lock()
 	defer d.mu.Unlock()
-	if err := validate(&d.opts, services); err != nil {
+	seen := make(map[svcKey]bool, len(services))
+	var errs []error
+	var upsert []*ipvs.Service
+	for i := range services {
+		s := &services[i]
+		unchanged := func(k svcKey) bool { cur := d.specs[k]; return cur != nil && sameSpec(cur, s) }
+		if d.admit(s, seen, unchanged, &errs) {
+			upsert = append(upsert, s)
+		}
+	}
+	if err := errors.Join(errs...); err != nil {
 		return err
 	}
-	// Everything that can fail was checked above; what follows only builds.
-	next := make(map[svcKey]*service, len(services))
-	for i := range services {
-		spec := &services[i]
+	var remove []svcKey
+	for k := range d.svcs {
+		if !seen[k] {
+			remove = append(remove, k)
+		}
+	}
+	if err := d.applyLocked(upsert, remove); err != nil {
+		return err
+	}
+	d.publishLocked()
+	return nil
+}
+
+// ApplyDelta changes only the services it names, as Apply would with the running
+// services, upsert's put in place of (or beside) theirs and remove's left out:
+// upsert's services are validated, created or changed as Apply does, remove's (keys
+// of running services; others are ignored) are removed, and every other service is
+// kept untouched and not revisited. Its cost follows the size of the change, not
+// of the table. A key may not be in both lists. On error nothing changes.
+func (d *Director) ApplyDelta(upsert []ipvs.Service, remove []ipvs.Key) error {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	seen := make(map[svcKey]bool, len(upsert))
+	var errs []error
+	ups := make([]*ipvs.Service, 0, len(upsert))
+	for i := range upsert {
+		if s := &upsert[i]; d.admit(s, seen, nil, &errs) {
+			ups = append(ups, s)
+		}
+	}
+	var rm []svcKey
+	for i := range remove {
+		k := keyOfKey(&remove[i])
+		if seen[k] {
+			errs = append(errs, fmt.Errorf("%w: %s: both changed and removed", ErrConfig, &remove[i]))
+			continue
+		}
+		if d.svcs[k] != nil {
+			rm = append(rm, k)
+		}
+	}
+	if err := errors.Join(errs...); err != nil {
+		return err
+	}
+	if err := d.applyLocked(ups, rm); err != nil {
+		return err
+	}
+	d.publishLocked()
+	return nil
+}
+
+// admit records s's key in seen and reports whether s is to be applied: not a
+// second definition of a key (an error), nor unchanged (skip, if given, says so).
+// The errors validateService finds in an admitted s are added to errs.
+func (d *Director) admit(s *ipvs.Service, seen map[svcKey]bool, skip func(svcKey) bool, errs *[]error) bool {
+	k := keyOf(s)
+	if seen[k] {
+		*errs = append(*errs, fmt.Errorf("%w: %s: service defined twice", ErrConfig, s))
+		return false
+	}
+	seen[k] = true
+	if skip != nil && skip(k) {
+		return false
+	}
+	*errs = append(*errs, validateService(&d.opts, s)...)
+	return true
+}
+
+// sameSpec reports whether a and b define the same service.
+func sameSpec(a, b *ipvs.Service) bool {
+	return a.Key == b.Key && a.Scheduler == b.Scheduler && a.Flags == b.Flags && a.MHTableSize == b.MHTableSize &&
+		a.Persistence == b.Persistence && a.Netmask == b.Netmask && a.OPS == b.OPS &&
+		slices.Equal(a.Match, b.Match) && slices.Equal(a.RealServers, b.RealServers)
+}
+
+// specList returns the running services (in no particular order).
+func (d *Director) specList() []ipvs.Service {
+	out := make([]ipvs.Service, 0, len(d.specs))
+	for _, s := range d.specs {
+		out = append(out, *s)
+	}
+	return out
+}
+
+// applyLocked creates or changes the services of upsert (validated) and removes
+// the services of remove (running), on the control side's state; publishLocked
+// makes the result a generation.
+// Precondition: d.mu is held.
+func (d *Director) applyLocked(upsert []*ipvs.Service, remove []svcKey) error {
+	// Everything that can fail was checked by the caller; what follows only builds.
+	built := make([]*service, len(upsert))
+	for i, spec := range upsert {
 		k := keyOf(spec)
 		old := d.svcs[k]
 		var pool *sched.Pool
@@ -362,22 +468,33 @@ func (d *Director) Apply(services []ipvs.Service) error {
 				d.setInfoLocked(pool.Find(r.Addr.Addr(), r.Addr.Port()).ID(), svc, r)
 			}
 		}
-		next[k] = svc
+		built[i] = svc
 	}
-	for k, svc := range d.svcs {
-		if next[k] != nil {
-			continue
-		}
+	for _, k := range remove {
+		svc := d.svcs[k]
 		// The removed service's last pool stays as it is for workers still on the
 		// current generation; a clone takes the deletions.
 		p := svc.pool.Clone()
 		for _, dst := range p.Dests() {
 			d.deleteDestLocked(svc, p, dst)
 		}
+		d.next.drop(k, svc)
+		delete(d.svcs, k)
+		delete(d.specs, k)
 	}
-	d.svcs = next
-	d.specs = slices.Clone(services)
-	d.publishLocked()
+	for i, spec := range upsert {
+		k, svc := keyOf(spec), built[i]
+		if old := d.svcs[k]; old != nil {
+			d.next.drop(k, old)
+		}
+		d.next.put(k, svc)
+		d.svcs[k] = svc
+		cp := *spec
+		cp.Match = slices.Clone(spec.Match)
+		cp.RealServers = slices.Clone(spec.RealServers)
+		d.specs[k] = &cp
+	}
+	d.next.syncNAT(d.dests)
 	return nil
 }
 
@@ -417,6 +534,15 @@ func validate(o *Options, services []ipvs.Service) error {
 			errs = append(errs, fmt.Errorf("%w: %s: service defined twice", ErrConfig, s))
 		}
 		seen[keyOf(s)] = true
+		errs = append(errs, validateService(o, s)...)
+	}
+	return errors.Join(errs...)
+}
+
+// validateService checks one service as validate does, but for duplicates.
+func validateService(o *Options, s *ipvs.Service) []error {
+	var errs []error
+	{
 		if s.FWMark == 0 && s.Protocol != ipvs.TCP && s.Protocol != ipvs.UDP {
 			errs = append(errs, fmt.Errorf("%w: %s: protocol %d is not tcp or udp", ErrConfig, s, s.Protocol))
 		}
@@ -458,7 +584,7 @@ func validate(o *Options, services []ipvs.Service) error {
 			}
 		}
 	}
-	return errors.Join(errs...)
+	return errs
 }
 
 // syncDestsLocked brings svc's pool — a new pool, or a clone no worker reads yet — to
@@ -497,11 +623,14 @@ func (d *Director) syncDestsLocked(svc *service, spec *ipvs.Service) error {
 			dst.Revive(r.Weight, r.UpperThreshold, r.LowerThreshold)
 		} else {
 			dst = sched.NewDest(uint32(len(d.dests)), addr, port, r.Weight, r.UpperThreshold, r.LowerThreshold)
+			// Appended past the published generations' length (their slices are
+			// capped there): no generation sees the write.
 			d.dests = append(d.dests, destInfo{d: dst})
 		}
 		if err := pool.Add(dst); err != nil {
 			return fmt.Errorf("%w: %s: real server %s: %w", ErrConfig, spec, r.Addr, err)
 		}
+		d.next.touchDest(dst.ID()) // available again
 		d.setInfoLocked(dst.ID(), svc, r)
 	}
 	return nil
@@ -511,7 +640,7 @@ func (d *Director) syncDestsLocked(svc *service, spec *ipvs.Service) error {
 // generations have their own copies of d.dests).
 // Precondition: d.mu is held.
 func (d *Director) setInfoLocked(id uint32, svc *service, r *ipvs.RealServer) {
-	in := &d.dests[id]
+	in := d.dests[id]
 	in.svc = svc.id
 	in.method = r.Method
 	a := r.Addr.Addr().Unmap()
@@ -519,6 +648,17 @@ func (d *Director) setInfoLocked(id uint32, svc *service, r *ipvs.RealServer) {
 	in.addr = rawAddr(a)
 	in.hasMAC = !r.MAC.IsZero()
 	in.mac = r.MAC
+	if in == d.dests[id] {
+		return
+	}
+	if int(id) < d.next.destsPub {
+		// The published generations share d.dests up to destsPub: copy before
+		// the first write.
+		d.dests = slices.Clone(d.dests)
+		d.next.destsPub = 0
+	}
+	d.dests[id] = in
+	d.next.touchDest(id)
 }
 
 // deleteDestLocked unlinks dst from pool (the next generation's) and keeps it in the
@@ -530,41 +670,17 @@ func (d *Director) deleteDestLocked(svc *service, pool *sched.Pool, dst *sched.D
 		return
 	}
 	d.trash[trashKey{svc.id, dst.Addr(), dst.Port()}] = dst.ID()
+	d.next.touchDest(dst.ID())
 	if d.opts.ExpireNodestConn {
 		d.table.ExpireDest(dst.ID(), d.now.Load())
 	}
 }
 
-// publishLocked builds the next generation from the control side's state and stores
+// publishLocked publishes the control side's next generation (d.next) and stores
 // it. Precondition: d.mu is held.
 func (d *Director) publishLocked() {
-	s := &snapshot{bySvc: newSvcIndex(d.svcs), dests: slices.Clone(d.dests), set: settingsOf(&d.opts)}
-	for _, svc := range d.svcs {
-		for int(svc.id) >= len(s.services) {
-			s.services = append(s.services, nil)
-		}
-		s.services[svc.id] = svc
-		if svc.spec.FWMark != 0 {
-			for _, m := range svc.spec.Match {
-				s.marks = append(s.marks, markRule{Match: m, mark: svc.spec.FWMark})
-				s.vips.add(m.Addr)
-			}
-			continue
-		}
-		s.vips.add(svc.spec.Addr.Addr())
-		if svc.spec.Addr.Port() == 0 {
-			s.hasPort0 = true
-		}
-		if svc.spec.Addr.Port() == 21 && svc.spec.Protocol == ipvs.TCP {
-			s.hasFTP = true
-		}
-	}
-	slices.SortFunc(s.marks, func(a, b markRule) int { return int(a.mark) - int(b.mark) })
-	for _, in := range s.dests {
-		if in.method == ipvs.NAT && in.d.Available() {
-			s.natRS.add(in.d.Addr())
-		}
-	}
+	s := d.next.freeze(d.dests)
+	s.set = settingsOf(&d.opts)
 	s.gen = d.snap.Load().gen + 1
 	d.snap.Store(s)
 }
@@ -643,9 +759,6 @@ func (d *Director) SetOwned(vips []netip.Addr) {
 		d.owned.Store(nil)
 		return
 	}
-	s := &addrSet{}
-	for _, v := range vips {
-		s.add(v)
-	}
-	d.owned.Store(s)
+	s := newAddrSet(vips)
+	d.owned.Store(&s)
 }

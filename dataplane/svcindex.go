@@ -2,22 +2,25 @@ package dataplane
 
 import (
 	"encoding/binary"
-	"math/bits"
 )
 
-// svcIndex maps service keys to services for the new-connection path: an
-// open-addressing table built once per snapshot and only read afterwards, with a
-// multiply-shift hash of the key's words — cheaper per lookup than a Go map, which
-// hashes all 24 bytes of the key with its seeded hash and probes generically.
+// svcIndex maps service keys to services for the new-connection path: a paged
+// open-addressing table (ptable.go) with a multiply-shift hash of the key's words —
+// cheaper per lookup than a Go map, which hashes all 24 bytes of the key with its
+// seeded hash and probes generically. A generation shares the pages a change did
+// not write with the one before.
 type svcIndex struct {
-	shift uint8
-	slots []svcSlot // len is a power of two, at least twice the number of services
+	ptable[svcSlot]
 }
 
 type svcSlot struct {
 	key svcKey
 	svc *service // nil: empty
 }
+
+func (s svcSlot) used() bool             { return s.svc != nil }
+func (s svcSlot) hash() uint64           { return svcHash(&s.key) }
+func (s svcSlot) sameKey(o svcSlot) bool { return s.key == o.key }
 
 func svcHash(k *svcKey) uint64 {
 	h := binary.LittleEndian.Uint64(k.addr[:8]) ^ binary.LittleEndian.Uint64(k.addr[8:])*0x9e3779b97f4a7c15
@@ -28,31 +31,30 @@ func svcHash(k *svcKey) uint64 {
 	return h * 0xc2b2ae3d27d4eb4f
 }
 
+// svcIndexBuilder is the control side's next index (pagedBuilder).
+type svcIndexBuilder struct{ b pagedBuilder[svcSlot] }
+
+func (x *svcIndexBuilder) put(k svcKey, svc *service) { x.b.put(svcSlot{key: k, svc: svc}) }
+func (x *svcIndexBuilder) del(k svcKey)               { x.b.del(svcSlot{key: k}) }
+func (x *svcIndexBuilder) freeze() svcIndex           { return svcIndex{x.b.freeze()} }
+
+// newSvcIndex returns an index of m (tests; the Director keeps a builder).
 func newSvcIndex(m map[svcKey]*service) svcIndex {
-	n := 8
-	for n < 2*len(m) {
-		n *= 2
-	}
-	x := svcIndex{shift: uint8(64 - bits.TrailingZeros(uint(n))), slots: make([]svcSlot, n)}
-	mask := uint64(n - 1)
+	var x svcIndexBuilder
 	for k, svc := range m {
-		i := svcHash(&k) >> x.shift
-		for x.slots[i].svc != nil {
-			i = (i + 1) & mask
-		}
-		x.slots[i] = svcSlot{key: k, svc: svc}
+		x.put(k, svc)
 	}
-	return x
+	return x.freeze()
 }
 
 // get returns the service with key k, or nil.
 func (x *svcIndex) get(k *svcKey) *service {
-	if len(x.slots) == 0 {
+	if len(x.pages) == 0 {
 		return nil
 	}
-	mask := uint64(len(x.slots) - 1)
+	mask := uint64(len(x.pages))*pageSize - 1
 	for i := svcHash(k) >> x.shift; ; i = (i + 1) & mask {
-		s := &x.slots[i]
+		s := &x.pages[i>>pageBits][i&pageMask]
 		if s.svc == nil || s.key == *k {
 			return s.svc
 		}

@@ -1,7 +1,9 @@
 package dataplane
 
 import (
+	"maps"
 	"math/rand/v2"
+	"net/netip"
 	"testing"
 )
 
@@ -22,8 +24,8 @@ func TestSvcIndex(t *testing.T) {
 			m[k] = &service{id: uint32(len(m))}
 		}
 		x := newSvcIndex(m)
-		if len(x.slots) < 2*n {
-			t.Fatalf("n=%d: %d slots", n, len(x.slots))
+		if int(x.slots()) < 2*n {
+			t.Fatalf("n=%d: %d slots", n, x.slots())
 		}
 		for k, svc := range m {
 			if got := x.get(&k); got != svc {
@@ -47,5 +49,107 @@ func TestSvcIndex(t *testing.T) {
 	var empty svcIndex
 	if empty.get(&svcKey{port: 80}) != nil {
 		t.Fatal("zero index found a service")
+	}
+}
+
+// TestSvcIndexBuilder runs random puts and deletions on a builder against a Go map,
+// freezing now and then: every frozen index must still answer as the map did when
+// it was frozen (a later write never reaches a published index), through growth and
+// deletions that move entries back.
+func TestSvcIndexBuilder(t *testing.T) {
+	rng := rand.New(rand.NewPCG(9, 10))
+	type frozen struct {
+		x svcIndex
+		m map[svcKey]*service
+	}
+	var x svcIndexBuilder
+	m := map[svcKey]*service{}
+	var all []frozen
+	keyOf := func() svcKey {
+		// Few distinct high bytes, so that runs of probes form and cross pages.
+		k := svcKey{proto: 6, port: uint16(rng.IntN(700))}
+		k.addr[0] = byte(rng.IntN(3))
+		return k
+	}
+	for round := range 60 {
+		for range rng.IntN(80) {
+			k := keyOf()
+			if rng.IntN(3) == 0 {
+				x.del(k)
+				delete(m, k)
+				continue
+			}
+			svc := &service{id: uint32(round)}
+			x.put(k, svc)
+			m[k] = svc
+		}
+		if x.b.n != len(m) {
+			t.Fatalf("round %d: builder counts %d entries, map has %d", round, x.b.n, len(m))
+		}
+		all = append(all, frozen{x.freeze(), maps.Clone(m)})
+		for i, f := range all {
+			for k, svc := range f.m {
+				if got := f.x.get(&k); got != svc {
+					t.Fatalf("round %d: index frozen at round %d: get(%v) = %v, want %v", round, i, k.port, got, svc)
+				}
+			}
+			for range 20 {
+				k := keyOf()
+				if got := f.x.get(&k); got != f.m[k] {
+					t.Fatalf("round %d: index frozen at round %d: get(%v) = %v, want %v", round, i, k.port, got, f.m[k])
+				}
+			}
+		}
+	}
+}
+
+// TestAddrSetBuilder checks the counted address set through the linear and the
+// hashed forms: an address stays while one holder is left, and frozen sets keep
+// their contents.
+func TestAddrSetBuilder(t *testing.T) {
+	var b addrSetBuilder
+	addr := func(i int) netip.Addr {
+		if i%2 == 0 {
+			return netip.AddrFrom4([4]byte{198, 18, byte(i >> 8), byte(i)})
+		}
+		return netip.AddrFrom16([16]byte{0x20, 0x01, 0x0d, 0xb8, 14: byte(i >> 8), 15: byte(i)})
+	}
+	has := func(s *addrSet, a netip.Addr) bool {
+		r := rawAddr(a)
+		return s.contains(&r, a.Is6())
+	}
+	for i := range 40 {
+		b.add(addr(i))
+		b.add(addr(i)) // a second holder
+	}
+	big := b.freeze()
+	if big.small != nil {
+		t.Fatal("40 addresses are kept in the linear form")
+	}
+	for i := range 40 {
+		b.remove(addr(i))
+	}
+	for i := range 40 {
+		if !has(&big, addr(i)) {
+			t.Fatalf("%s missing from the hashed set", addr(i))
+		}
+		if i < 30 {
+			b.remove(addr(i)) // the last holder
+		}
+	}
+	if has(&big, addr(40)) || has(&big, netip.AddrFrom4([4]byte{198, 19, 0, 0})) {
+		t.Fatal("the hashed set holds an address never added")
+	}
+	small := b.freeze()
+	if small.small == nil {
+		t.Fatal("10 addresses are not in the linear form")
+	}
+	for i := range 40 {
+		if got := has(&small, addr(i)); got != (i >= 30) {
+			t.Fatalf("%s in the set after its holders went: %v, want %v", addr(i), got, i >= 30)
+		}
+		if !has(&big, addr(i)) {
+			t.Fatalf("%s missing from the earlier set after later removals", addr(i))
+		}
 	}
 }
