@@ -39,8 +39,9 @@ var rowRE = regexp.MustCompile(`<tr class="rs" data-service="([^"]+)" data-serve
 // TestLiveStatusPage runs gvs with status_listen in the director's namespace and
 // loads the page in headless Chromium there: the DOM the page's script built
 // shows the lab's services and real servers, up; /status.json agrees with gvs
-// adm -Ln; a phone-sized screenshot is a PNG; once rs2's web server stops, its
-// health check fails and the page shows it down.
+// adm -Ln; a phone-sized screenshot is a PNG; a real server set to weight 0 by
+// gvs adm shows drained; once rs2's web server stops, its health check fails and
+// the page shows it down.
 func TestLiveStatusPage(t *testing.T) {
 	chromium := chromiumPath(t)
 	spec := e2eSpec(t, DR)
@@ -148,6 +149,13 @@ func TestLiveStatusPage(t *testing.T) {
 	if len(png) < 1000 || !bytes.HasPrefix(png, []byte("\x89PNG\r\n\x1a\n")) {
 		t.Fatalf("screenshot %s: %d bytes, not a PNG", shot, len(png))
 	}
+
+	// Weight 0 through gvs adm: drained on the page.
+	rs1dns := netip.AddrPortFrom(rs1.Addr(), 53).String()
+	if out, err := exec.CommandContext(ctx, spec.Exe, "adm", "--socket", sock, "-e", "-u", netip.AddrPortFrom(l.VIP(), 53).String(), "-r", rs1dns, "-g", "-w", "0").CombinedOutput(); err != nil {
+		t.Fatalf("gvs adm -e … -w 0: %v\n%s", err, out)
+	}
+	waitRows("the UDP real server drained after gvs adm set its weight to 0", func(g map[string]string) bool { return g[dns+" "+rs1dns] == "drained" })
 
 	stopProc(t, serverProc(t, l, "rs2"))
 	waitRows("rs2 down after its web server stopped", func(g map[string]string) bool {
