@@ -95,9 +95,11 @@ func TestLiveStatusPage(t *testing.T) {
 		}
 		return out.Bytes()
 	}
+	var dom string
 	rows := func() map[string]string {
+		dom = string(browse("--dump-dom"))
 		got := map[string]string{}
-		for _, m := range rowRE.FindAllStringSubmatch(string(browse("--dump-dom")), -1) {
+		for _, m := range rowRE.FindAllStringSubmatch(dom, -1) {
 			got[m[1]+" "+m[2]] = m[3]
 		}
 		return got
@@ -161,6 +163,15 @@ func TestLiveStatusPage(t *testing.T) {
 	waitRows("rs2 down after its web server stopped", func(g map[string]string) bool {
 		return g[web+" "+rs2web] == "down" && g[web+" "+rs1web] == "up"
 	})
+	// Its row says why: the failing check's reason.
+	row := dom[strings.Index(dom, `data-server="`+rs2web+`"`):]
+	row = row[:strings.Index(row, "</tr>")]
+	if !strings.Contains(row, "failing — ") || !strings.Contains(row, "checked ") {
+		t.Errorf("rs2's row does not show the failing check and its reason: %s", row)
+	}
+	if testing.Verbose() {
+		t.Logf("rs2's row: %s", row)
+	}
 }
 
 // admLines reduces gvs adm -Ln to one line per service and real server
