@@ -405,3 +405,60 @@ func sendSignal(t *testing.T, l *Lab, p Proc, sig syscall.Signal) {
 		t.Fatal(err)
 	}
 }
+
+// TestHAKernelVIPv6: a VRRPv3 IPv6 instance (VRRP only) puts its VIP on the
+// master's eth0 as a kernel address, usable at once (no duplicate address
+// detection), so the web server answers the client on it; SIGTERM removes it.
+func TestHAKernelVIPv6(t *testing.T) {
+	spec := e2eSpec(t, DR)
+	spec.Directors, spec.RealServers, spec.IPv6 = 2, 1, true
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	l, err := Up(ctx, spec)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		if t.Failed() {
+			for _, p := range l.Procs() {
+				b, _ := os.ReadFile(p.Log)
+				t.Logf("%s %s log:\n%s", p.Host, p.Name, b)
+			}
+		}
+		if err := l.Down(); err != nil {
+			t.Errorf("down: %v", err)
+		}
+	})
+	vip := netip.MustParseAddr("2001:db8::110")
+	cfg := fmt.Sprintf("[director]\ncontrol_socket = %q\n\n[[vrrp]]\nname = \"VI_6\"\ninterface = \"eth0\"\nvirtual_router_id = 61\npriority = 150\nadvert_int = \"100ms\"\nvirtual_ipaddress = [\"%v/64\"]\n",
+		filepath.Join(l.RunDir(), "dir1.sock"), vip)
+	path := filepath.Join(l.RunDir(), "dir1-v6.toml")
+	if err := os.WriteFile(path, []byte(cfg), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := l.StartWeb(ctx, "dir1"); err != nil {
+		t.Fatal(err)
+	}
+	p, err := l.StartDirector(ctx, "dir1", path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	waitLog(t, p.Log, 5*time.Second, "VRRP kernel address added", vip.String()+"/64")
+	url := "http://" + netip.AddrPortFrom(vip, l.spec.HTTPPort).String() + "/"
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		body, err := l.HTTPGet("client", url, 250*time.Millisecond)
+		if err == nil && strings.TrimSpace(body) == "lb1" {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%s: %q, %v", url, body, err)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	signalDirector(t, l, p, syscall.SIGTERM)
+	out, _ := l.output(context.Background(), "dir1", "ip", "-6", "-o", "addr", "show", "dev", "eth0")
+	if strings.Contains(out, vip.String()) {
+		t.Fatalf("SIGTERM left the IPv6 VIP:\n%s", out)
+	}
+}

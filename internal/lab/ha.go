@@ -139,8 +139,11 @@ func (l *Lab) StartWeb(ctx context.Context, director string) (Proc, error) {
 	if first {
 		name = "lb1"
 	}
-	return l.start(ctx, director, "web", true, "lab", "serve", "--name", name,
-		"--http", ":"+strconv.Itoa(int(l.spec.HTTPPort)), "--udp", ":"+strconv.Itoa(int(l.spec.UDPPort)))
+	args := []string{"lab", "serve", "--name", name, "--http", ":" + strconv.Itoa(int(l.spec.HTTPPort)), "--udp", ":" + strconv.Itoa(int(l.spec.UDPPort))}
+	if l.spec.IPv6 {
+		args = append(args, "--ipv6")
+	}
+	return l.start(ctx, director, "web", true, args...)
 }
 
 // StartHA writes both seed-004 configs and starts, on each load balancer, its web
