@@ -18,6 +18,7 @@ import (
 
 	"github.com/gvs-lb/gvs/health"
 	"github.com/gvs-lb/gvs/internal/config"
+	"github.com/gvs-lb/gvs/internal/kaddr"
 	"github.com/gvs-lb/gvs/internal/status"
 	"github.com/gvs-lb/gvs/internal/testutil"
 )
@@ -322,5 +323,32 @@ func TestStatusWebBad(t *testing.T) {
 				t.Errorf("New: %v, want it to name %q", err, tc.want)
 			}
 		})
+	}
+}
+
+// TestStatusVRRP: the snapshot lists each VRRP instance as gvs adm --vrrp does:
+// VRID, interface, state, configured and effective priority with the tracked
+// objects, master, last transition with its reason.
+func TestStatusVRRP(t *testing.T) {
+	ta, _, _ := kernelDirector(t, kernelConf+`track_interface = ["gvs9 weight 20"]`+"\n", t.TempDir(), &kaddr.Fake{})
+	ta.clock.BlockUntil(2)
+	find := func() *status.VRRP {
+		for _, v := range ta.a.statusSnapshot().VRRP {
+			if v.Name == "VI_1" {
+				return &v
+			}
+		}
+		t.Fatal("VI_1 not in the snapshot")
+		return nil
+	}
+	v := find()
+	if v.VRID != 51 || v.Interface != "gvs0" || v.State != "BACKUP" || v.Configured != 100 || v.Priority != 120 ||
+		!slices.Equal(v.Tracks, []string{"interface gvs9 +20"}) || v.From != "INIT" {
+		t.Errorf("VI_1 as backup: %+v", *v)
+	}
+	becomeMaster(ta)
+	testutil.Eventually(t, 10*time.Second, func() bool { return find().State == "MASTER" }, "VI_1 master in the snapshot")
+	if v = find(); v.Master != "172.19.0.3" || v.MasterPriority != 0 || v.From != "BACKUP" || !strings.Contains(v.Reason, "master down timer expired") || v.Since.IsZero() {
+		t.Errorf("VI_1 as master: %+v", *v)
 	}
 }
