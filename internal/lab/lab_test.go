@@ -46,7 +46,11 @@ func TestMain(m *testing.M) {
 		}
 		os.Exit(0)
 	}
-	os.Exit(m.Run())
+	code := m.Run()
+	if gvsErr == nil && gvsBin != "" {
+		os.RemoveAll(filepath.Dir(gvsBin)) // the gvs binary gvsBinary built
+	}
+	os.Exit(code)
 }
 
 // needLab skips the test when namespaces cannot be built here, or fails it
