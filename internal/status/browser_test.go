@@ -23,13 +23,7 @@ func TestBrowserHour(t *testing.T) {
 	if testing.Short() {
 		t.Skip("an hour of virtual time takes a while")
 	}
-	chromium, err := exec.LookPath("chromium")
-	if err != nil {
-		if os.Getenv("GVS_LAB_REQUIRED") == "1" {
-			t.Fatal("GVS_LAB_REQUIRED=1 but chromium is not installed (apt-get install chromium)")
-		}
-		t.Skip("chromium is not installed (apt-get install chromium)")
-	}
+	chromium := needChromium(t)
 	var polls atomic.Int64
 	h := NewHandler(Options{Interval: time.Nanosecond, Source: func() *Snapshot {
 		n := polls.Add(1)
@@ -45,23 +39,7 @@ func TestBrowserHour(t *testing.T) {
 	}})
 	srv := httptest.NewServer(h)
 	defer srv.Close()
-	dump := func(budget time.Duration) string {
-		t.Helper()
-		ctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute)
-		defer cancel()
-		profile := t.TempDir()
-		cmd := exec.CommandContext(ctx, chromium, "--headless", "--no-sandbox", "--disable-gpu", "--no-first-run",
-			"--user-data-dir="+profile, fmt.Sprintf("--virtual-time-budget=%d", budget.Milliseconds()), "--dump-dom", srv.URL+"/")
-		cmd.Env = append(os.Environ(), "HOME="+profile)
-		cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
-		cmd.Cancel = func() error { return syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL) }
-		cmd.WaitDelay = 5 * time.Second
-		out, err := cmd.Output()
-		if err != nil {
-			t.Fatalf("chromium: %v", err)
-		}
-		return string(out)
-	}
+	dump := func(budget time.Duration) string { return dumpDOM(t, chromium, srv.URL+"/", budget) }
 	short := dump(10 * time.Second)
 	polls.Store(0)
 	start := time.Now()
@@ -84,5 +62,73 @@ func TestBrowserHour(t *testing.T) {
 	// One service fewer, a full chart: the document is about as large as after 10 s.
 	if len(long) > len(short)+2048 {
 		t.Errorf("the document grew from %d to %d bytes", len(short), len(long))
+	}
+}
+
+// needChromium returns Debian's chromium, or skips the test (fails it with
+// GVS_LAB_REQUIRED=1).
+func needChromium(t *testing.T) string {
+	t.Helper()
+	p, err := exec.LookPath("chromium")
+	if err != nil {
+		if os.Getenv("GVS_LAB_REQUIRED") == "1" {
+			t.Fatal("GVS_LAB_REQUIRED=1 but chromium is not installed (apt-get install chromium)")
+		}
+		t.Skip("chromium is not installed (apt-get install chromium)")
+	}
+	return p
+}
+
+// dumpDOM loads url in headless Chromium for budget of virtual time and returns
+// the document its scripts built.
+func dumpDOM(t *testing.T, chromium, url string, budget time.Duration) string {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute)
+	defer cancel()
+	profile := t.TempDir()
+	cmd := exec.CommandContext(ctx, chromium, "--headless", "--no-sandbox", "--disable-gpu", "--no-first-run",
+		"--user-data-dir="+profile, fmt.Sprintf("--virtual-time-budget=%d", budget.Milliseconds()), "--dump-dom", url)
+	cmd.Env = append(os.Environ(), "HOME="+profile)
+	// Chromium starts helpers of its own: they go with it.
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	cmd.Cancel = func() error { return syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL) }
+	cmd.WaitDelay = 5 * time.Second
+	out, err := cmd.Output()
+	if err != nil {
+		t.Fatalf("chromium: %v", err)
+	}
+	return string(out)
+}
+
+// TestBrowserActions: with actions on, each real server's row has a Drain
+// button, or Undrain at weight 0; the VRRP card and the drops show; without
+// actions there is no button.
+func TestBrowserActions(t *testing.T) {
+	chromium := needChromium(t)
+	snap := func() *Snapshot {
+		return &Snapshot{Taken: time.Unix(1e9, 0), Services: []Service{{Name: "TCP/198.18.0.100:80", Scheduler: "wrr", Servers: []Server{
+			{Address: "198.18.0.5:80", Method: "Route", Weight: 3, InTable: true, State: "up"},
+			{Address: "198.18.0.6:80", Method: "Route", Weight: 0, InTable: true, State: "drained"},
+		}}}, VRRP: []VRRP{{Name: "VI_1", VRID: 51, Interface: "eth0", State: "MASTER", Configured: 100, Priority: 120, Master: "198.18.0.3"}},
+			Drops: []Count{{Name: "no_service", Value: 7}}}
+	}
+	for _, on := range []bool{true, false} {
+		o := Options{Source: snap}
+		if on {
+			o.Actions = &fakeActions{}
+		}
+		srv := httptest.NewServer(NewHandler(o))
+		dom := dumpDOM(t, chromium, srv.URL+"/", 3*time.Second)
+		srv.Close()
+		drain := regexp.MustCompile(`data-server="198\.18\.0\.5:80"[^\n]*?<button type="button">Drain</button>`).MatchString(dom)
+		undrain := regexp.MustCompile(`data-server="198\.18\.0\.6:80"[^\n]*?<button type="button">Undrain</button>`).MatchString(dom)
+		if drain != on || undrain != on {
+			t.Errorf("actions %v: Drain button %v, Undrain button %v", on, drain, undrain)
+		}
+		for _, want := range []string{`data-instance="VI_1" data-state="MASTER"`, "100 (effective 120)", "no_service", ">7<", "1/2 real servers up"} {
+			if !strings.Contains(dom, want) {
+				t.Errorf("actions %v: the page lacks %q", on, want)
+			}
+		}
 	}
 }
