@@ -98,8 +98,17 @@ func webHasUsers(p string) error {
 }
 
 // serve serves the page until ctx ends, then stops, giving requests in progress
-// 5 seconds. It closes the listener.
+// 5 seconds. It closes the listener. A page that cannot be served (its web config
+// file broke since the start) is logged, never an error: the director keeps
+// forwarding without it.
 func (s *statusServer) serve(ctx context.Context) error {
+	if err := s.run(ctx); err != nil {
+		s.log.Error("status page: off until gvs restarts", "err", err)
+	}
+	return nil
+}
+
+func (s *statusServer) run(ctx context.Context) error {
 	srv := &http.Server{
 		Handler:           s.handler,
 		ReadHeaderTimeout: 10 * time.Second,

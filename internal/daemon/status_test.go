@@ -5,6 +5,8 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"log/slog"
+	"net"
 	"net/http"
 	"net/url"
 	"os"
@@ -350,5 +352,30 @@ func TestStatusVRRP(t *testing.T) {
 	testutil.Eventually(t, 10*time.Second, func() bool { return find().State == "MASTER" }, "VI_1 master in the snapshot")
 	if v = find(); v.Master != "172.19.0.3" || v.MasterPriority != 0 || v.From != "BACKUP" || !strings.Contains(v.Reason, "master down timer expired") || v.Since.IsZero() {
 		t.Errorf("VI_1 as master: %+v", *v)
+	}
+}
+
+// TestStatusServeBrokenWeb: a web config that broke after the start turns the
+// page off with an error in the log, and never stops the director (serve
+// returns nil at once, not when the director stops).
+func TestStatusServeBrokenWeb(t *testing.T) {
+	dir := t.TempDir()
+	web := filepath.Join(dir, "web.yml")
+	if err := os.WriteFile(web, []byte("basic_auth_users:\n  admin: not-a-bcrypt-hash\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	logs := &logBuffer{}
+	s := &statusServer{ln: ln, webFile: web, log: slog.New(slog.NewTextHandler(logs, nil)),
+		handler: status.NewHandler(status.Options{Source: func() *status.Snapshot { return &status.Snapshot{} }})}
+	if err := s.serve(t.Context()); err != nil {
+		t.Fatalf("serve: %v, want nil", err)
+	}
+	if l := logs.String(); !strings.Contains(l, "status page: off until gvs restarts") || !strings.Contains(l, "level=ERROR") {
+		t.Errorf("log %q", l)
 	}
 }
