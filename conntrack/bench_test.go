@@ -19,6 +19,8 @@ func benchTable(tb testing.TB, n int) (*Table, *sched.Dest) {
 		tb.Fatal(err)
 	}
 	cfg := DefaultConfig(n)
+	cfg.UnconfirmedMax = n // the population is never confirmed: budget it all
+	cfg.UnconfirmedPerService = n
 	tbl, err := New(cfg)
 	if err != nil {
 		tb.Fatal(err)

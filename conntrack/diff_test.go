@@ -84,6 +84,7 @@ func newHarness(t testing.TB, src source) *harness {
 	cfg.ExpireNodestConn = src.IntN(2) == 1
 	cfg.ExpireQuiescentTemplate = src.IntN(2) == 1
 	cfg.HashSeed = uint64(src.IntN(1000))
+	cfg.UnconfirmedMax = UnconfirmedOff // the reference refuses at Max, as IPVS
 	h.maxJump = int64(cfg.Tick) * (wheelSlots - 1)
 	for i, a := range hDestIPs {
 		id := uint32(i + 1)

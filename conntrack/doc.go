@@ -12,10 +12,14 @@
 // Performance contract: In and Out on an existing entry allocate nothing and take
 // exactly one shard lock (a second one, once per connection, to mark a persistence
 // template ASSURED); Insert allocates only when a shard's slab grows by a chunk.
-// Entries are 80-byte pointer-free records in slabs, linked by uint32 indices, so a
+// Entries are 88-byte pointer-free records in slabs, linked by uint32 indices, so a
 // table of millions of connections costs the garbage collector nothing to scan; the
 // table uses under 100 bytes per connection. Expire works in bounded steps (a budget,
 // and at most 64 entries per shard lock hold), so expiry never stops the world.
+//
+// Under a flood, connections that have not proven a client live in their own
+// budget and the oldest is evicted to make room (unconfirmed.go, docs/defense.md
+// §7); confirmed connections are never evicted.
 //
 // Concurrency contract: a Table is safe for concurrent use by any number of
 // goroutines; flows are spread over lock shards by a hash of (protocol, client

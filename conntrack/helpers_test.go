@@ -36,6 +36,7 @@ func newEnv(t *testing.T, mod func(*Config)) *env {
 	v := &env{t: t, pool: sched.NewPool(nil), dests: map[uint32]*sched.Dest{}}
 	cfg := DefaultConfig(1024)
 	cfg.Shards = 16
+	cfg.UnconfirmedMax = UnconfirmedOff // tests of the budget turn it on
 	cfg.Tick = time.Second
 	if mod != nil {
 		mod(&cfg)

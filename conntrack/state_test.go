@@ -188,10 +188,10 @@ func TestDefaults(t *testing.T) {
 	}
 }
 
-// TestEntrySize guards the memory budget: 80 bytes per entry.
+// TestEntrySize guards the memory budget: 88 bytes per entry.
 func TestEntrySize(t *testing.T) {
-	if s := unsafe.Sizeof(entry{}); s != 80 {
-		t.Fatalf("entry is %d bytes, want 80", s)
+	if s := unsafe.Sizeof(entry{}); s != 88 {
+		t.Fatalf("entry is %d bytes, want 88", s)
 	}
 }
 

@@ -16,7 +16,7 @@ import (
 
 // entry is one connection or template. It holds no pointers, so slabs of entries cost
 // the garbage collector nothing to scan; links are slab indices within the shard
-// (0 = none). Keep it at 80 bytes: the memory budget is 100 bytes per connection.
+// (0 = none). Keep it at 88 bytes: the memory budget is 100 bytes per connection.
 // The real server address is not stored: it is derived from the dest.
 type entry struct {
 	// Read for every entry of a chain walked: the first 12 bytes share a cache line.
@@ -38,6 +38,8 @@ type entry struct {
 	nctl    uint32 // number of entries this one controls (n_control)
 	dest    uint32 // dest ID, valid with fHasDest
 	timeout uint32 // ms; the timer is re-armed to now + timeout by every packet
+	uprev   uint32 // unconfirmed list links (unconfirmed.go), with fUnconf
+	unext   uint32
 }
 
 // Errors returned by New.
@@ -74,6 +76,8 @@ type Table struct {
 	reuseMode       atomic.Int32
 	expireNodest    atomic.Bool
 	expireQuiescent atomic.Bool
+	unconfMax       atomic.Int64 // unconfirmed budget (unconfirmed.go)
+	unconfSvcMax    atomic.Int64
 
 	// dests holds every dest an entry was bound to, by its id (Insert remembers it),
 	// so the table resolves an entry's dest by itself and never through its caller's
@@ -87,6 +91,13 @@ type Table struct {
 	noCPort   atomic.Int64 // live NO_CPORT entries (§6.2 retry)
 	nowQueued atomic.Int64 // entries on expire-now lists
 	clockSet  atomic.Bool
+
+	unconf        atomic.Int64 // live unconfirmed connections
+	evicted       atomic.Uint64
+	evictedTpl    atomic.Uint64
+	unconfRefused atomic.Uint64
+	evictCursor   atomic.Uint32
+	svcUnconf     [svcSlots]atomic.Int32
 
 	exp expiry
 }
@@ -102,8 +113,10 @@ type shard struct {
 	chunkMask  uint32
 	free       uint32   // free list through entry.next
 	nalloc     uint32   // next never-used slab index
+	uhead      uint32   // oldest unconfirmed entry (unconfirmed.go), 0 = none
 	cur        int64    // next tick this shard's wheel fires (wheel.go)
 	jumping    bool     // a catch-up pass is running: new timers go to listPending
+	utail      uint32   // newest unconfirmed entry
 	lists      []uint32 // timer list heads, numLists of them (wheel.go)
 	_          [8]byte
 }
@@ -156,17 +169,26 @@ func New(cfg Config) (*Table, error) {
 		tick:       int64(cfg.Tick),
 	}
 	t.dests.Store(new([]*sched.Dest))
-	t.apply(Settings{Max: cfg.Max, Timeouts: cfg.Timeouts, ConnReuseMode: cfg.ConnReuseMode, ExpireNodestConn: cfg.ExpireNodestConn, ExpireQuiescentTemplate: cfg.ExpireQuiescentTemplate})
+	st := Settings{Max: cfg.Max, Timeouts: cfg.Timeouts, ConnReuseMode: cfg.ConnReuseMode, ExpireNodestConn: cfg.ExpireNodestConn, ExpireQuiescentTemplate: cfg.ExpireQuiescentTemplate, UnconfirmedMax: cfg.UnconfirmedMax, UnconfirmedPerService: cfg.UnconfirmedPerService}
+	if _, _, err := unconfLimits(&st); err != nil {
+		return nil, err
+	}
+	t.apply(st)
 	// Buckets: the next power of two of Max, spread over the shards (load factor <= 1
 	// at Max). Slab chunks: about an eighth of a shard's fair share, so a shard
 	// wastes at most one partly used chunk.
 	perShard := max(1, nextPow2(cfg.Max)/ns)
 	t.bucketMask = uint64(perShard - 1)
 	chunk := min(max(perShard/8, 16), 4096)
+	if b := chunk * int(unsafe.Sizeof(entry{})); b > 32<<10 && b%8192 != 0 {
+		// The heap hands out large blocks in 8 KiB pages: 512 88-byte entries
+		// would waste half a page each (8%); 1024 fill whole pages.
+		chunk *= 2
+	}
 	// Every shard's first chunk comes from one block made here, so a new table does
 	// not allocate and zero slabs shard by shard under its first connections (a
-	// short replay paid most of its time for that). It is an eighth of the table's
-	// entries at Max: 10 MiB at the default 1M.
+	// short replay paid most of its time for that). It is an eighth (or a quarter,
+	// see above) of the table's entries at Max: 22 MiB at the default 1M.
 	first := make([]entry, ns*chunk)
 	for i := range t.shards {
 		s := &t.shards[i]
@@ -234,6 +256,11 @@ type Settings struct {
 	ConnReuseMode           int
 	ExpireNodestConn        bool
 	ExpireQuiescentTemplate bool
+	// UnconfirmedMax and UnconfirmedPerService are the unconfirmed budget
+	// (unconfirmed.go): 0 means DefaultUnconfirmed(Max); UnconfirmedMax
+	// UnconfirmedOff (with UnconfirmedPerService 0) turns it off.
+	UnconfirmedMax        int
+	UnconfirmedPerService int
 }
 
 // Set changes the run-time settings under traffic. Lowering Max below the live count
@@ -250,6 +277,9 @@ func (t *Table) Set(s Settings) error {
 	if s.ConnReuseMode < 0 {
 		return fmt.Errorf("%w: negative ConnReuseMode", ErrConfig)
 	}
+	if _, _, err := unconfLimits(&s); err != nil {
+		return err
+	}
 	t.apply(s)
 	return nil
 }
@@ -259,6 +289,10 @@ func (t *Table) apply(s Settings) {
 	t.reuseMode.Store(int32(s.ConnReuseMode))
 	t.expireNodest.Store(s.ExpireNodestConn)
 	t.expireQuiescent.Store(s.ExpireQuiescentTemplate)
+	if um, us, err := unconfLimits(&s); err == nil {
+		t.unconfMax.Store(um)
+		t.unconfSvcMax.Store(us)
+	}
 	if s.Timeouts == (Timeouts{}) {
 		s.Timeouts = DefaultTimeouts()
 	}
@@ -529,6 +563,7 @@ func (t *Table) inLocked(s *shard, si int, h uint64, k *Key, cport uint16, tcpFl
 	}
 	assure := transitionLocked(e, d, DirIn, tcpFlags, t.timeouts.Load())
 	t.rearmLocked(s, i, e, now+int64(e.timeout)*msNs)
+	t.confirmLocked(s, e, DirIn)
 	ctl := t.assureStepLocked(e, assure)
 	t.fillLocked(si, i, e, c)
 	return Hit, ctl, d
@@ -591,12 +626,31 @@ func (t *Table) InOrInsert(k *Key, tcpFlags uint8, now int64, p Picker, c *Conn)
 		return Created
 	}
 	t.remember(dest)
-	if !t.reserve() {
+	ok, evCtl, remote := t.admitLocked(s, k)
+	if remote {
+		// Room must come from another shard: one shard lock at a time, so this
+		// one is let go and the flow looked up again once room is made.
 		s.mu.Unlock()
+		if !t.evictRemote(si, k) {
+			return Full
+		}
+		s.mu.Lock()
+		r, ctl, d = t.inLocked(s, si, h, k, k.CPort, tcpFlags, now, c)
+		if r != notFound && r != Miss {
+			s.mu.Unlock()
+			t.inDone(r, ctl, d, c)
+			return r
+		}
+		ok = true
+	}
+	if !ok || !t.reserve() {
+		s.mu.Unlock()
+		t.finishEvict(evCtl)
 		return Full
 	}
 	ctl = t.insertLocked(s, si, h, k, dest, dport, method, flags, 0, tcpFlags, now, c)
 	s.mu.Unlock()
+	t.finishEvict(evCtl)
 	if ctl != 0 {
 		t.assure(ctl)
 	}
@@ -687,6 +741,7 @@ func (t *Table) Out(proto uint8, ipv6 bool, saddr [16]byte, sport uint16, daddr 
 	}
 	assure := transitionLocked(e, d, DirOut, tcpFlags, t.timeouts.Load())
 	t.rearmLocked(s, i, e, now+int64(e.timeout)*msNs)
+	t.confirmLocked(s, e, DirOut)
 	ctl := t.assureStepLocked(e, assure)
 	t.fillLocked(si, i, e, c)
 	s.mu.Unlock()
@@ -823,8 +878,10 @@ func (t *Table) reserve() bool {
 // A FlagOnePacket connection (§5.9) is bound, transitioned and unbound at once and
 // never stored: Insert returns Hit with c filled and c.Ref 0.
 //
-// Insert returns Full, changing nothing, when the table holds Max entries. It allocates
-// only when a shard's slab grows by a chunk.
+// Insert returns Full, changing nothing, when the table holds Max entries or the
+// unconfirmed budget is full, and no unconfirmed entry of the flow's shard can be
+// evicted to make room (unconfirmed.go). It allocates only when a shard's slab grows
+// by a chunk.
 func (t *Table) Insert(k *Key, dest *sched.Dest, dport uint16, method ipvs.Method, flags Flags, control Ref, tcpFlags uint8, now int64, c *Conn) Result {
 	flags = newConnFlags(k, dest, method, flags)
 	if dest != nil {
@@ -834,15 +891,22 @@ func (t *Table) Insert(k *Key, dest *sched.Dest, dport uint16, method ipvs.Metho
 		return t.insertOnePacket(k, dest, dport, method, flags, control, tcpFlags, now, c)
 	}
 	t.initClock(now)
-	if !t.reserve() {
+	h := t.hash(k.Proto, k.IPv6, &k.CAddr, k.CPort)
+	si := t.shardOf(h)
+	s := &t.shards[si]
+	s.mu.Lock()
+	ok, evCtl, remote := t.admitLocked(s, k)
+	s.mu.Unlock()
+	t.finishEvict(evCtl)
+	if remote {
+		ok = t.evictRemote(si, k)
+	}
+	if !ok || !t.reserve() {
 		return Full
 	}
 	if control != 0 && !t.attach(control, now, 1) {
 		control = 0
 	}
-	h := t.hash(k.Proto, k.IPv6, &k.CAddr, k.CPort)
-	si := t.shardOf(h)
-	s := &t.shards[si]
 	s.mu.Lock()
 	ctl := t.insertLocked(s, si, h, k, dest, dport, method, flags, control, tcpFlags, now, c)
 	s.mu.Unlock()
@@ -885,6 +949,7 @@ func (t *Table) insertLocked(s *shard, si int, h uint64, k *Key, dest *sched.Des
 	e.next = s.buckets[b]
 	s.buckets[b] = i
 	t.fileLocked(s, i, e)
+	t.pushUnconfLocked(s, i, e)
 	if flags&FlagNoCPort != 0 {
 		t.noCPort.Add(1)
 	}
@@ -1077,6 +1142,7 @@ func (t *Table) releaseLocked(s *shard, i uint32, e *entry) (ctl Ref, forced boo
 		}
 	}
 	t.unfileLocked(s, i, e)
+	t.unlinkUnconfLocked(s, e)
 	if d := t.destOf(e); d != nil {
 		d.Unbind(e.flags&FlagTemplate != 0, e.flags&FlagInactive == 0)
 	}

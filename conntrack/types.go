@@ -82,9 +82,10 @@ const (
 	fLive        Flags = 1 << 9  // slab slot in use
 	fHasDest     Flags = 1 << 10 // dest field is meaningful
 	fCtlAssured  Flags = 1 << 11 // controller already marked ASSURED: skip the cross-shard step
+	fUnconf      Flags = 1 << 7  // on its shard's unconfirmed list (unconfirmed.go)
 	methodShift        = 12      // bits 12..14: Method
 	methodMask   Flags = 7 << methodShift
-	internalMask       = fIPv6 | fLive | fHasDest | fCtlAssured | methodMask
+	internalMask       = fIPv6 | fLive | fHasDest | fCtlAssured | fUnconf | methodMask
 )
 
 // Dir is a packet's direction relative to a connection. The zero value is invalid.
@@ -164,6 +165,11 @@ type Config struct {
 	Tick time.Duration
 	// HashSeed perturbs the flow hash (the kernel uses a random per-boot seed).
 	HashSeed uint64
+	// UnconfirmedMax and UnconfirmedPerService are the unconfirmed budget
+	// (unconfirmed.go): 0 means DefaultUnconfirmed(Max); UnconfirmedMax
+	// UnconfirmedOff (with UnconfirmedPerService 0) turns it off.
+	UnconfirmedMax        int
+	UnconfirmedPerService int
 }
 
 // DefaultConfig returns the kernel's defaults: 256 shards, DefaultTimeouts,
@@ -205,8 +211,9 @@ const (
 	// DropNoDest: the connection's dest was deleted and expire_nodest_conn is 0:
 	// drop the packet; the timer is not refreshed (§5.2 step 6).
 	DropNoDest
-	// Full: Insert refused because the table holds Max entries. Established
-	// entries are never evicted to make room.
+	// Full: Insert refused because the table holds Max entries or the unconfirmed
+	// budget is full, with no unconfirmed entry of the flow's shard to evict.
+	// Confirmed entries are never evicted to make room.
 	Full
 	// Created: InOrInsert made a new connection (its first transition applied, c
 	// filled; c.Ref is 0 for a ONE_PACKET one, which is never stored).

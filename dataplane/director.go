@@ -25,8 +25,15 @@ type Options struct {
 	GatewayMAC net.HardwareAddr // next hop toward clients for NAT replies; nil: reply to the frame's source
 	MTU        int              // route MTU toward real servers
 
-	ConnMax                 int
-	ConnShards              int
+	ConnMax    int
+	ConnShards int
+
+	// ConnUnconfirmedMax and ConnUnconfirmedPerService are the table's unconfirmed
+	// budget (docs/defense.md §7): 0 = conntrack.DefaultUnconfirmed(ConnMax),
+	// ConnUnconfirmedMax conntrack.UnconfirmedOff = off.
+	ConnUnconfirmedMax        int
+	ConnUnconfirmedPerService int
+
 	ConnReuseMode           int
 	ExpireNodestConn        bool
 	ExpireQuiescentTemplate bool
@@ -228,6 +235,8 @@ func New(opts Options) (*Director, error) {
 		ConnReuseMode:           opts.ConnReuseMode,
 		ExpireNodestConn:        opts.ExpireNodestConn,
 		ExpireQuiescentTemplate: opts.ExpireQuiescentTemplate,
+		UnconfirmedMax:          opts.ConnUnconfirmedMax,
+		UnconfirmedPerService:   opts.ConnUnconfirmedPerService,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("dataplane: %w", err)
@@ -275,6 +284,8 @@ func (d *Director) SetOptions(o Options) error {
 		ConnReuseMode:           o.ConnReuseMode,
 		ExpireNodestConn:        o.ExpireNodestConn,
 		ExpireQuiescentTemplate: o.ExpireQuiescentTemplate,
+		UnconfirmedMax:          o.ConnUnconfirmedMax,
+		UnconfirmedPerService:   o.ConnUnconfirmedPerService,
 	}); err != nil {
 		return fmt.Errorf("dataplane: %w", err)
 	}

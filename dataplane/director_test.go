@@ -429,6 +429,10 @@ func TestTableFullRefusesNewKeepsOld(t *testing.T) {
 		if out := h.run(dtPkt{src: dtClient, dst: dtVIP, sport: uint16(1000 + i), dport: 80, syn: true}.frame(t), 0); len(out) != 1 {
 			t.Fatalf("conn %d refused early", i)
 		}
+		// Confirmed (ESTABLISHED): never evicted to make room (docs/defense.md §7).
+		if out := h.run(dtPkt{src: dtClient, dst: dtVIP, sport: uint16(1000 + i), dport: 80, ack: true}.frame(t), 0); len(out) != 1 {
+			t.Fatalf("conn %d: ACK not forwarded", i)
+		}
 	}
 	if out := h.run(dtPkt{src: dtClient, dst: dtVIP, sport: 2000, dport: 80, syn: true}.frame(t), 0); len(out) != 0 {
 		t.Fatalf("the fifth connection must be refused")

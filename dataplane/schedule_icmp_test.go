@@ -5,6 +5,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/gvs-lb/gvs/conntrack"
 	"github.com/gvs-lb/gvs/dataplane/header"
 	"github.com/gvs-lb/gvs/dataplane/internal/frametest"
 	"github.com/gvs-lb/gvs/ipvs"
@@ -77,6 +78,7 @@ func TestSetOptionsUnderTraffic(t *testing.T) {
 	o := h.d.Options()
 	o.SloppyTCP = true
 	o.ConnMax = 2
+	o.ConnUnconfirmedMax = conntrack.UnconfirmedOff // refuse at the cap, as IPVS: no eviction
 	o.Timeouts.TCP[1] = 7 * time.Second
 	if err := h.d.SetOptions(o); err != nil {
 		t.Fatal(err)

@@ -35,16 +35,23 @@ type Config struct {
 // Director is the [director] table: the director's own identity, table sizes,
 // control endpoints, and the IPVS sysctls and timeouts that apply to every service.
 type Director struct {
-	Interface     string     // NIC for live mode; "" is valid for replay and tests
-	MAC           ipvs.MAC   // the director's own MAC; zero = learn it (replay: from frames)
-	Address       netip.Addr // own IPv4: TUN outer source, source of ICMP errors; invalid = unset
-	Address6      netip.Addr // own IPv6, same role; invalid = unset
-	GatewayMAC    ipvs.MAC   // next hop toward clients; zero = unset
-	MTU           int        // route MTU toward real servers (TUN/DR DF checks), bytes
-	ConnMax       int        // hard cap on connection entries
-	ConnShards    int        // power of two
-	ControlSocket string     // unix socket for gvs adm; "" = none
-	MetricsListen string     // host:port of the metrics endpoint; "" = off
+	Interface  string     // NIC for live mode; "" is valid for replay and tests
+	MAC        ipvs.MAC   // the director's own MAC; zero = learn it (replay: from frames)
+	Address    netip.Addr // own IPv4: TUN outer source, source of ICMP errors; invalid = unset
+	Address6   netip.Addr // own IPv6, same role; invalid = unset
+	GatewayMAC ipvs.MAC   // next hop toward clients; zero = unset
+	MTU        int        // route MTU toward real servers (TUN/DR DF checks), bytes
+	ConnMax    int        // hard cap on connection entries
+	ConnShards int        // power of two
+
+	// ConnUnconfirmedMax and ConnUnconfirmedPerService are the unconfirmed budget
+	// (docs/defense.md §7): 0 = conn_max/2 and conn_max/4; ConnUnconfirmedMax -1
+	// turns it off (refuse at conn_max, as IPVS).
+	ConnUnconfirmedMax        int
+	ConnUnconfirmedPerService int
+
+	ControlSocket string // unix socket for gvs adm; "" = none
+	MetricsListen string // host:port of the metrics endpoint; "" = off
 	// MetricsWebConfig is the path of a Prometheus exporter-toolkit web
 	// configuration file (TLS, basic auth) for metrics_listen, relative to the
 	// config file's directory; "" = plain HTTP without authentication.

@@ -118,6 +118,7 @@ func (r *reader) director(t *table, d *Director) {
 	if d.ConnShards > d.ConnMax {
 		t.errorf("conn_shards", "must not exceed conn_max (%d > %d)", d.ConnShards, d.ConnMax)
 	}
+	unconfirmed(t, d)
 	t.str("control_socket", &d.ControlSocket)
 	if t.str("metrics_listen", &d.MetricsListen) && d.MetricsListen != "" {
 		if _, port, err := net.SplitHostPort(d.MetricsListen); err != nil {

@@ -51,7 +51,9 @@ func fillConns(ta *testAdmin, n int) {
 func listingConf(path string, connMax int) string {
 	c := strings.Replace(directorConf, "conn_max = 4096", "conn_max = "+itoa(connMax), 1)
 	c = strings.Replace(c, "conn_shards = 16", "conn_shards = 256", 1)
-	return c + "control_socket = \"" + path + "\"\n"
+	// fillConns's connections are SYNs that are never confirmed: without the
+	// unconfirmed budget (docs/defense.md §7) they all stay, as in IPVS.
+	return c + "control_socket = \"" + path + "\"\nconn_unconfirmed_max = -1\n"
 }
 
 func itoa(n int) string { return strconv.Itoa(n) }

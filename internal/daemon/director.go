@@ -19,6 +19,7 @@ func DirectorOptions(c *config.Config, log *slog.Logger) dataplane.Options {
 	o.Addr4, o.Addr6 = d.Address, d.Address6
 	o.MTU = d.MTU
 	o.ConnMax, o.ConnShards = d.ConnMax, d.ConnShards
+	o.ConnUnconfirmedMax, o.ConnUnconfirmedPerService = d.ConnUnconfirmedMax, d.ConnUnconfirmedPerService
 	o.ConnReuseMode = d.Sysctl.ConnReuseMode
 	o.ExpireNodestConn = d.Sysctl.ExpireNodestConn
 	o.ExpireQuiescentTemplate = d.Sysctl.ExpireQuiescentTemplate

@@ -201,6 +201,8 @@ func directorChanges(a, b *config.Director) []string {
 	add(a.MTU != b.MTU, "mtu")
 	add(a.ConnMax != b.ConnMax, "conn_max")
 	add(a.ConnShards != b.ConnShards, "conn_shards")
+	add(a.ConnUnconfirmedMax != b.ConnUnconfirmedMax, "conn_unconfirmed_max")
+	add(a.ConnUnconfirmedPerService != b.ConnUnconfirmedPerService, "conn_unconfirmed_max_per_service")
 	add(a.ControlSocket != b.ControlSocket, "control_socket")
 	add(a.MetricsListen != b.MetricsListen, "metrics_listen")
 	add(a.MetricsWebConfig != b.MetricsWebConfig, "metrics_web_config")
