@@ -202,6 +202,10 @@ func TestLiveReloadKeepsConnections(t *testing.T) {
 	}
 }
 
+// TestRunRefusesForwardingHost: on a host that routes (forwarding on for the data
+// interface) gvs refuses to run without the ingress guard, naming both fixes, and runs
+// with it (issue 13: a director that also routes), serving the VIP while the guard
+// keeps its frames from the kernel.
 func TestRunRefusesForwardingHost(t *testing.T) {
 	spec := e2eSpec(t, DR)
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
@@ -216,16 +220,45 @@ func TestRunRefusesForwardingHost(t *testing.T) {
 	}); err != nil {
 		t.Fatal(err)
 	}
-	cmd, err := l.Command(ctx, "dir1", spec.Exe, "run", "-c", l.ConfigPath("dir1"))
+	b, err := os.ReadFile(l.ConfigPath("dir1"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	unguarded := strings.Replace(string(b), "ingress_drop = true\n", "", 1)
+	unguarded = strings.Replace(unguarded, "[director]\n", "[director]\ningress_drop = false\n", 1)
+	path := filepath.Join(l.RunDir(), "dir1-unguarded.toml")
+	if err := os.WriteFile(path, []byte(unguarded), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	cmd, err := l.Command(ctx, "dir1", spec.Exe, "run", "-c", path)
 	if err != nil {
 		t.Fatal(err)
 	}
 	out, err := cmd.CombinedOutput()
 	var ee *exec.ExitError
 	if !errors.As(err, &ee) || ee.ExitCode() != 1 {
-		t.Fatalf("gvs run on a forwarding host: %v\n%s", err, out)
+		t.Fatalf("gvs run without the ingress guard on a forwarding host: %v\n%s", err, out)
 	}
-	if !strings.Contains(string(out), "sysctl -w net.ipv4.conf.eth0.forwarding=0") {
-		t.Fatalf("the refusal should say how to fix it:\n%s", out)
+	for _, fix := range []string{"sysctl -w net.ipv4.conf.eth0.forwarding=0", "ingress"} {
+		if !strings.Contains(string(out), fix) {
+			t.Fatalf("the refusal should name the fix %q:\n%s", fix, out)
+		}
 	}
+	if _, err := exec.LookPath("nft"); err != nil {
+		if os.Getenv("GVS_LAB_REQUIRED") == "1" {
+			t.Fatal("GVS_LAB_REQUIRED=1 but nft is not installed")
+		}
+		t.Skip("nft is not installed: the guarded half needs the ingress guard")
+	}
+	p := runGVS(t, l, l.ConfigPath("dir1"))
+	if b, _ := os.ReadFile(p.Log); !strings.Contains(string(b), "IP forwarding is on: the ingress guard keeps the VIP frames from the kernel") {
+		t.Errorf("gvs did not say it runs guarded on a routing host:\n%s", b)
+	}
+	url := "http://" + netip.AddrPortFrom(l.VIP(), l.spec.HTTPPort).String() + "/"
+	for i := range 4 {
+		if _, err := l.HTTPGet("client", url, 3*time.Second); err != nil {
+			t.Fatalf("request %d through the VIP on a routing director: %v", i, err)
+		}
+	}
+	stopGVS(t, l, p)
 }
