@@ -173,7 +173,19 @@ func (f *Filter) Program() ([]bpf.Instruction, error) {
 }
 
 // Exact reports whether Program compiles the exact filter (false: the coarse one).
+// Every distinct address takes at least 2 instructions, so with more than
+// ExactMaxInstructions/2 of them it is false without reading the rest of the
+// lists (the daemon asks at every change of a table of thousands of VIPs).
 func (f *Filter) Exact() bool {
+	seen := map[netip.Addr]struct{}{}
+	for _, l := range [][]netip.Addr{f.VIPs, f.NATRealServers} {
+		for _, a := range l {
+			seen[a.Unmap()] = struct{}{}
+			if len(seen) > ExactMaxInstructions/2 {
+				return false
+			}
+		}
+	}
 	v4dst, v6dst, err1 := splitAddrs(f.VIPs)
 	v4src, v6src, err2 := splitAddrs(f.NATRealServers)
 	return err1 == nil && err2 == nil && f.exactLen(v4dst, v6dst, v4src, v6src) <= ExactMaxInstructions

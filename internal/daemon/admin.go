@@ -211,7 +211,7 @@ func (d *Daemon) admChange(ev admEvent) error {
 	if ev.restore != nil {
 		return d.admRestore(ev)
 	}
-	ed := ipvsadm.NewEditor(d.st.conf)
+	ed := d.editorFor(ev.cmds)
 	var timeouts []ipvsadm.Timeouts
 	touched := map[target]bool{}
 	for i, c := range ev.cmds {
@@ -223,11 +223,11 @@ func (d *Daemon) admChange(ev admEvent) error {
 		}
 	}
 	if len(ev.cmds) > len(timeouts) {
-		if err := d.admCommit(ed.Services()); err != nil {
+		if err := d.admCommitEdits(ed, touched, ev.cmds); err != nil {
 			return err
 		}
 	}
-	d.admDone(ev, touched, timeouts)
+	d.admDone(ev, touched, timeouts, ed.Service)
 	return nil
 }
 
@@ -238,7 +238,13 @@ func (d *Daemon) admChange(ev admEvent) error {
 // the last line's.
 func (d *Daemon) admRestore(ev admEvent) error {
 	res := &restoreResult{}
-	ed := ipvsadm.NewEditor(d.st.conf)
+	cmds := make([]*ipvsadm.Command, 0, len(ev.restore))
+	for _, l := range ev.restore {
+		if l.Cmd != nil {
+			cmds = append(cmds, l.Cmd)
+		}
+	}
+	ed := d.editorFor(cmds)
 	var timeouts []ipvsadm.Timeouts
 	touched := map[target]bool{}
 	changed := false
@@ -252,14 +258,14 @@ func (d *Daemon) admRestore(ev admEvent) error {
 		res.add(err)
 	}
 	if changed {
-		if err := d.admCommit(ed.Services()); err != nil {
+		if err := d.admCommitEdits(ed, touched, cmds); err != nil {
 			// A limit of gvs's own (capacity, a tunnel without a director
 			// address) that no line's edit could see: find the lines it
 			// comes from, one commit per line. Rare, hence the cost.
 			return d.admRestoreSlowly(ev, timeouts)
 		}
 	}
-	d.admDone(ev, touched, timeouts)
+	d.admDone(ev, touched, timeouts, ed.Service)
 	return res.err()
 }
 
@@ -272,7 +278,7 @@ func (d *Daemon) admRestoreSlowly(ev admEvent, timeouts []ipvsadm.Timeouts) erro
 	for _, l := range ev.restore {
 		err := admError(l.Err)
 		if err == nil && l.Cmd.Op != ipvsadm.OpSetTimeouts {
-			ed := ipvsadm.NewEditor(d.st.conf)
+			ed := &tableEditor{Editor: ipvsadm.NewEditor(d.st.conf), conf: d.st.conf}
 			t := map[target]bool{}
 			var none []ipvsadm.Timeouts
 			if err = d.admEdit(ed, l.Cmd, t, &none); err == nil {
@@ -283,7 +289,7 @@ func (d *Daemon) admRestoreSlowly(ev admEvent, timeouts []ipvsadm.Timeouts) erro
 		}
 		res.add(err)
 	}
-	d.admDone(ev, touched, timeouts)
+	d.admDone(ev, touched, timeouts, nil)
 	return res.err()
 }
 
@@ -316,7 +322,7 @@ func (r *restoreResult) err() error {
 // admEdit applies one table command to ed, recording what it touched, or adds
 // --set's timeouts to timeouts. An fwmark service added without match rules
 // gets the ones it had last (from the config or an earlier -A), or is refused.
-func (d *Daemon) admEdit(ed *ipvsadm.Editor, c *ipvsadm.Command, touched map[target]bool, timeouts *[]ipvsadm.Timeouts) error {
+func (d *Daemon) admEdit(ed *tableEditor, c *ipvsadm.Command, touched map[target]bool, timeouts *[]ipvsadm.Timeouts) error {
 	if c.Op == ipvsadm.OpSetTimeouts {
 		*timeouts = append(*timeouts, c.SetTimeouts)
 		return nil
@@ -362,17 +368,147 @@ func noMatchMessage(c *ipvsadm.Command) string {
 }
 
 // admCommit gives the Director an edited table.
-func (d *Daemon) admCommit(conf []ipvs.Service) error {
-	if err := d.commit(conf); err != nil {
-		// ipvsadm.Edit checks everything ipvsadm's kernel checks, so this is a
-		// limit of gvs's own (tunnels without a director address, …).
+func (d *Daemon) admCommit(conf []ipvs.Service) error { return admCommitError(d.commit(conf)) }
+
+// tableEditor edits the configured table for one admEvent: an ipvsadm.Editor of
+// either the whole table, or (part) only the services the event's commands name —
+// the others cannot change — whose result table splices into the configured one,
+// so that a command costs a copy of the table but no index of it.
+type tableEditor struct {
+	*ipvsadm.Editor
+	conf    []ipvs.Service // the configured table; with part, ed holds only some of it
+	part    keySet         // with partial, the services ed was made with (those named)
+	partial bool           // ed holds part of the table, not all of it
+}
+
+// keySet is a set of service keys, few as a rule (those a command names): a list
+// scanned, cheaper than hashing each key of the table.
+type keySet []ipvs.Key
+
+func (s keySet) has(k ipvs.Key) bool { return slices.Contains(s, k) }
+
+// maxPartEdit is the most services an editor of part of the table holds (a
+// restore naming more edits the whole table).
+const maxPartEdit = 16
+
+// editorFor returns the editor for cmds: of the services they name, unless they
+// clear the table or delete a service and add it again (which moves it to the
+// end of the table, as ipvsadm lists it).
+func (d *Daemon) editorFor(cmds []*ipvsadm.Command) *tableEditor {
+	var named, deleted keySet
+	for _, c := range cmds {
+		switch c.Op {
+		case ipvsadm.OpSetTimeouts:
+			continue
+		case ipvsadm.OpClear:
+			return &tableEditor{Editor: ipvsadm.NewEditor(d.st.conf), conf: d.st.conf}
+		}
+		k := keyOfCommand(&c.Service)
+		if c.Op == ipvsadm.OpDeleteService {
+			deleted = append(deleted, k)
+		} else if c.Op == ipvsadm.OpAddService && deleted.has(k) {
+			return &tableEditor{Editor: ipvsadm.NewEditor(d.st.conf), conf: d.st.conf}
+		}
+		if !named.has(k) {
+			named = append(named, k)
+		}
+		if len(named) > maxPartEdit {
+			return &tableEditor{Editor: ipvsadm.NewEditor(d.st.conf), conf: d.st.conf}
+		}
+	}
+	var some []ipvs.Service
+	for i := range d.st.conf {
+		if named.has(d.st.conf[i].Key) {
+			some = append(some, d.st.conf[i])
+		}
+	}
+	return &tableEditor{Editor: ipvsadm.NewEditor(some), conf: d.st.conf, part: named, partial: true}
+}
+
+// Services returns the edited table: with part, the configured one with the named
+// services as edited (in place, or gone) and the ones added at the end, in the
+// order they were added.
+func (e *tableEditor) Services() []ipvs.Service {
+	if !e.partial {
+		return e.Editor.Services()
+	}
+	out := make([]ipvs.Service, 0, len(e.conf)+len(e.part))
+	var was keySet
+	for i := range e.conf {
+		k := e.conf[i].Key
+		if !e.part.has(k) {
+			out = append(out, e.conf[i])
+			continue
+		}
+		was = append(was, k)
+		if s := e.Service(k); s != nil {
+			out = append(out, *s)
+		}
+	}
+	for _, s := range e.Editor.Services() {
+		if !was.has(s.Key) {
+			out = append(out, s)
+		}
+	}
+	return out
+}
+
+// lookup returns the service of key k in the edited table, or nil.
+func (e *tableEditor) lookup(k ipvs.Key) *ipvs.Service {
+	if !e.partial || e.part.has(k) {
+		return e.Service(k)
+	}
+	// Not named: as configured (a scan, for the few services a delta reads
+	// beside those it changes).
+	for i := range e.conf {
+		if e.conf[i].Key == k {
+			return &e.conf[i]
+		}
+	}
+	return nil
+}
+
+// admCommitEdits gives the Director the table ed holds, of which only the
+// services touched names changed: it costs what they hold (commitDelta). The
+// services are given in the order cmds name them (new ones are created in that
+// order, as a whole commit creates them in table order), the others touched (-C)
+// after them.
+func (d *Daemon) admCommitEdits(ed *tableEditor, touched map[target]bool, cmds []*ipvsadm.Command) error {
+	keys := make([]ipvs.Key, 0, len(touched))
+	seen := make(map[ipvs.Key]bool, len(touched))
+	add := func(k ipvs.Key) {
+		if !seen[k] {
+			seen[k] = true
+			keys = append(keys, k)
+		}
+	}
+	for _, c := range cmds {
+		if c.Op != ipvsadm.OpClear && c.Op != ipvsadm.OpSetTimeouts {
+			add(keyOfCommand(&c.Service))
+		}
+	}
+	n := len(keys)
+	for t := range touched {
+		add(t.svc)
+	}
+	slices.SortFunc(keys[n:], func(a, b ipvs.Key) int { return strings.Compare(a.String(), b.String()) })
+	return admCommitError(d.commitDelta(ed.Services(), ed.lookup, keys))
+}
+
+// admCommitError is a commit's refusal as gvs adm prints it. ipvsadm.Edit
+// checks everything ipvsadm's kernel checks, so this is a limit of gvs's own
+// (tunnels without a director address, …).
+func admCommitError(err error) error {
+	if err != nil {
 		return unsupported(strings.TrimPrefix(err.Error(), dataplane.ErrConfig.Error()+": "))
 	}
 	return nil
 }
 
-// admDone records what an applied admEvent touched and sets its timeouts.
-func (d *Daemon) admDone(ev admEvent, touched map[target]bool, timeouts []ipvsadm.Timeouts) {
+// admDone records what an applied admEvent touched and sets its timeouts. at
+// finds the services of the table by key, to remember the match rules of the
+// touched ones; nil: of every service.
+func (d *Daemon) admDone(ev admEvent, touched map[target]bool, timeouts []ipvsadm.Timeouts, at func(ipvs.Key) *ipvs.Service) {
 	line := joinArgs(ev.args)
 	for t := range touched {
 		d.st.touched[t] = line
@@ -389,7 +525,15 @@ func (d *Daemon) admDone(ev admEvent, touched map[target]bool, timeouts []ipvsad
 			d.admAdded(l.Cmd)
 		}
 	}
-	d.rememberMarks(d.st.conf)
+	if at == nil {
+		d.rememberMarks(d.st.conf)
+	} else {
+		for t := range touched {
+			if s := at(t.svc); s != nil && s.FWMark != 0 {
+				d.rememberMarks([]ipvs.Service{*s})
+			}
+		}
+	}
 	d.log.Info("adm", "args", ev.args, "commands", len(ev.cmds)+len(ev.restore), "services", len(d.st.conf))
 }
 

@@ -3,6 +3,7 @@ package daemon
 import (
 	"context"
 	"fmt"
+	"maps"
 	"net"
 	"net/netip"
 	"reflect"
@@ -69,10 +70,16 @@ type state struct {
 	owned map[string][]netip.Addr // VIPs of the VRRP instances in MASTER; nil without VRRP
 	alive map[netip.AddrPort]bool
 
-	filter    *afpacket.Filter // the links' filter
-	guarded   bool             // the ingress guard is installed (or its absence warned of)
-	guardVIPs []netip.Addr     // the VIPs it drops
-	announce  []netip.Addr     // VIPs announced so far
+	filter    *afpacket.Filter        // the links' filter
+	guarded   bool                    // the ingress guard is installed (or its absence warned of)
+	guardVIPs []netip.Addr            // the VIPs it drops
+	announced map[netip.Addr]struct{} // VIPs announced so far
+
+	// delta is what commitDelta keeps to change only what a gvs adm command
+	// touched; pubMACs is the copy of macs published last (nil: macs changed
+	// since), so a publication copies them only after a change.
+	delta   deltaState
+	pubMACs map[netip.Addr]ipvs.MAC
 
 	metricsLn     net.Listener // listening, not served yet
 	metricsCancel context.CancelFunc
@@ -259,6 +266,7 @@ func (d *Daemon) commit(conf []ipvs.Service) error {
 	}
 	d.st.conf = conf
 	d.st.stale = false
+	d.st.delta = deltaState{eff: sh.services}
 	d.commitShaped(sh, false)
 	return nil
 }
@@ -312,14 +320,12 @@ func (d *Daemon) guardEffect(fx *effect, want bool) {
 // all), restricted to the ones a VRRP master owns.
 func (d *Daemon) announceNew(all bool) {
 	var vips []netip.Addr
-	// A set of the announced VIPs: looking each VIP up in the list made a
+	// A set of the announced VIPs: looking each VIP up in a list made a
 	// commit O(VIPs²), most of a gvs adm command's time at 10,000 services.
-	announced := make(map[netip.Addr]struct{}, len(d.st.announce))
-	for _, v := range d.st.announce {
-		announced[v] = struct{}{}
-	}
+	announced := make(map[netip.Addr]struct{}, len(d.st.filter.VIPs))
 	for _, v := range d.st.filter.VIPs {
-		if _, ok := announced[v]; ok && !all {
+		announced[v] = struct{}{}
+		if _, ok := d.st.announced[v]; ok && !all {
 			continue
 		}
 		if d.st.owned != nil && !d.ownedVIP(v) {
@@ -327,7 +333,12 @@ func (d *Daemon) announceNew(all bool) {
 		}
 		vips = append(vips, v)
 	}
-	d.st.announce = slices.Clone(d.st.filter.VIPs)
+	d.st.announced = announced
+	d.announce(vips)
+}
+
+// announce queues announcements of vips.
+func (d *Daemon) announce(vips []netip.Addr) {
 	if len(vips) > 0 && d.ann != nil {
 		d.fx.queue(effect{ann: d.ann, announce: vips, repeat: 1})
 	}
@@ -343,9 +354,10 @@ func (d *Daemon) ownedVIP(v netip.Addr) bool {
 }
 
 func (d *Daemon) publish() {
-	macs := make(map[netip.Addr]ipvs.MAC, len(d.st.macs))
-	for a, m := range d.st.macs {
-		macs[a] = m
+	macs := d.st.pubMACs
+	if macs == nil {
+		macs = maps.Clone(d.st.macs)
+		d.st.pubMACs = macs
 	}
 	resolving := make(map[netip.Addr]bool, len(d.st.resolving))
 	for a := range d.st.resolving {
@@ -543,13 +555,24 @@ func (d *Daemon) markMissing(refresh bool) bool {
 		}
 		d.st.resolving[a] = true
 	}
-	for i := range d.st.conf {
-		for _, rs := range d.st.conf[i].RealServers {
-			if rs.MAC.IsZero() {
-				want(rs.Addr.Addr())
+	if refresh || !d.st.delta.scanned {
+		// A refresh, or a table committed whole: every real server.
+		for i := range d.st.conf {
+			for _, rs := range d.st.conf[i].RealServers {
+				if rs.MAC.IsZero() {
+					want(rs.Addr.Addr())
+				}
 			}
 		}
+		d.st.delta.scanned = true
+	} else {
+		// Only a delta's real servers can be new since the last scan
+		// (resolutions only make addresses known or tried).
+		for _, a := range d.st.delta.scan {
+			want(a)
+		}
 	}
+	d.st.delta.scan = d.st.delta.scan[:0]
 	for _, a := range d.st.hl.sorryServers() {
 		want(a)
 	}
@@ -575,6 +598,7 @@ func (d *Daemon) forgetUnused() {
 	for a := range d.st.macs {
 		if !used[a] && !d.st.resolving[a] {
 			delete(d.st.macs, a)
+			d.st.pubMACs = nil
 		}
 	}
 	for _, m := range []map[netip.Addr]bool{d.st.tried, d.st.unanswered} {
@@ -632,6 +656,7 @@ func (d *Daemon) resolved(ev macEvent) {
 		return
 	}
 	d.st.macs[ev.addr] = mac
+	d.st.pubMACs = nil
 	d.st.stale = true
 	d.log.Info("real server's MAC address", "addr", ev.addr, "mac", mac.String())
 }

@@ -1,0 +1,316 @@
+package daemon
+
+import (
+	"maps"
+	"net/netip"
+	"slices"
+
+	"github.com/gvs-lb/gvs/dataplane/afpacket"
+	"github.com/gvs-lb/gvs/ipvs"
+)
+
+// deltaState is what commitDelta keeps between commits so that a gvs adm command
+// costs what it changes: the addresses each effective service puts in the links'
+// filter, and how many services put each one there. commit (the whole table)
+// leaves only its effective services in eff; the first delta after it counts them.
+type deltaState struct {
+	eff     []ipvs.Service // the effective services of the last whole commit; nil once counted
+	counted bool
+	addrs   map[ipvs.Key]filterAddrs
+	vipRefs map[netip.Addr]int
+	natRefs map[netip.Addr]int
+	scanned bool         // markMissing scanned the table since the last whole commit
+	scan    []netip.Addr // real servers without a pinned MAC that deltas committed since
+}
+
+// filterAddrs are the addresses one effective service puts in the links' filter
+// (filterFor): its VIPs (address or match addresses) and its NAT real servers.
+type filterAddrs struct{ vips, nat []netip.Addr }
+
+func addrsOf(s *ipvs.Service) filterAddrs {
+	var f filterAddrs
+	if s.Addr.Addr().IsValid() {
+		f.vips = append(f.vips, s.Addr.Addr())
+	}
+	for _, m := range s.Match {
+		if m.Addr.IsValid() {
+			f.vips = append(f.vips, m.Addr)
+		}
+	}
+	for _, rs := range s.RealServers {
+		if rs.Method == ipvs.NAT && rs.Addr.Addr().IsValid() {
+			f.nat = append(f.nat, rs.Addr.Addr())
+		}
+	}
+	return f
+}
+
+// count makes the counts from the last whole commit's effective services.
+func (s *deltaState) count() {
+	if s.counted {
+		return
+	}
+	s.addrs = make(map[ipvs.Key]filterAddrs, len(s.eff))
+	s.vipRefs, s.natRefs = map[netip.Addr]int{}, map[netip.Addr]int{}
+	for i := range s.eff {
+		s.hold(s.eff[i].Key, addrsOf(&s.eff[i]))
+	}
+	s.eff, s.counted = nil, true
+}
+
+func (s *deltaState) hold(k ipvs.Key, f filterAddrs) {
+	s.addrs[k] = f
+	for _, a := range f.vips {
+		s.vipRefs[a]++
+	}
+	for _, a := range f.nat {
+		s.natRefs[a]++
+	}
+}
+
+func (s *deltaState) release(k ipvs.Key) {
+	f, ok := s.addrs[k]
+	if !ok {
+		return
+	}
+	delete(s.addrs, k)
+	for _, m := range []struct {
+		refs map[netip.Addr]int
+		list []netip.Addr
+	}{{s.vipRefs, f.vips}, {s.natRefs, f.nat}} {
+		for _, a := range m.list {
+			if m.refs[a]--; m.refs[a] <= 0 {
+				delete(m.refs, a)
+			}
+		}
+	}
+}
+
+// maxDeltaShare bounds the share of the table a delta may touch: above it a whole
+// commit costs no more.
+const maxDeltaShare = 4
+
+// commitDelta is commit for a change that touched only the services of keys (a gvs
+// adm command): conf is the whole new table and at finds its services by key. Only
+// those services (and, for track_service's liveness, the other protocol's service
+// on the same address and port) are shaped and given to the Director
+// (ApplyDelta); the links' filter, the announcements and the MAC resolutions
+// follow the addresses they add or remove. It falls back to commit when health
+// transitions or MACs are pending (stale), the backend has an address limit to
+// check, or the change is a large part of the table. On error nothing changes.
+func (d *Daemon) commitDelta(conf []ipvs.Service, at func(ipvs.Key) *ipvs.Service, keys []ipvs.Key) error {
+	if d.st.stale || d.st.filter == nil || d.capacity.max4 > 0 || d.capacity.max6 > 0 ||
+		len(keys) > len(conf)/maxDeltaShare+16 {
+		return d.commit(conf)
+	}
+	keys = withSiblings(keys)
+	var subset []ipvs.Service
+	var remove []ipvs.Key
+	d.st.delta.count()
+	for _, k := range keys {
+		s := at(k)
+		if s == nil {
+			if _, ok := d.st.delta.addrs[k]; ok {
+				remove = append(remove, k)
+			}
+			continue
+		}
+		c := *s
+		c.Match = slices.Clone(s.Match)
+		c.RealServers = slices.Clone(s.RealServers)
+		for j := range c.RealServers {
+			if rs := &c.RealServers[j]; rs.MAC.IsZero() {
+				rs.MAC = d.st.macs[rs.Addr.Addr()]
+			}
+		}
+		subset = append(subset, c)
+	}
+	sh := d.st.hl.effective(subset, func(a netip.Addr) ipvs.MAC { return d.st.macs[a] })
+	if err := d.d.ApplyDelta(sh.services, remove); err != nil {
+		return err
+	}
+	d.st.conf = conf
+
+	// What the health layer and track_service keep, for the touched services.
+	hl := d.st.hl
+	if hl.quorum == nil {
+		hl.quorum = map[ipvs.Key]bool{}
+	}
+	alive, copied := d.st.alive, false
+	for _, k := range keys {
+		delete(hl.quorum, k)
+		if k.IsMark() || !k.Addr.IsValid() || alive[k.Addr] == sh.alive[k.Addr] {
+			continue
+		}
+		if !copied { // published: never written
+			alive, copied = maps.Clone(alive), true
+			if alive == nil {
+				alive = map[netip.AddrPort]bool{}
+			}
+		}
+		if sh.alive[k.Addr] {
+			alive[k.Addr] = true
+		} else {
+			delete(alive, k.Addr)
+		}
+	}
+	maps.Copy(hl.quorum, sh.quorum)
+	d.st.alive = alive
+
+	// The filter's addresses.
+	ds := &d.st.delta
+	var cand []netip.Addr
+	for _, k := range keys {
+		f := ds.addrs[k]
+		cand = append(append(cand, f.vips...), f.nat...)
+	}
+	for i := range sh.services {
+		f := addrsOf(&sh.services[i])
+		cand = append(append(cand, f.vips...), f.nat...)
+	}
+	type presence struct{ vip, nat bool }
+	before := make(map[netip.Addr]presence, len(cand))
+	for _, a := range cand {
+		before[a] = presence{ds.vipRefs[a] > 0, ds.natRefs[a] > 0}
+	}
+	for _, k := range keys {
+		ds.release(k)
+	}
+	for i := range sh.services {
+		ds.hold(sh.services[i].Key, addrsOf(&sh.services[i]))
+	}
+	var addedVIPs []netip.Addr
+	var changed []addrChange
+	for _, a := range cand {
+		p := presence{ds.vipRefs[a] > 0, ds.natRefs[a] > 0}
+		b, ok := before[a]
+		if !ok || p == b {
+			continue
+		}
+		if p.vip && !b.vip {
+			addedVIPs = append(addedVIPs, a)
+		}
+		changed = append(changed, addrChange{a, b.vip, b.nat, p.vip, p.nat})
+		delete(before, a) // once
+	}
+	if d.resolver != nil {
+		for i := range subset {
+			for _, rs := range subset[i].RealServers {
+				if rs.MAC.IsZero() {
+					ds.scan = append(ds.scan, rs.Addr.Addr())
+				}
+			}
+		}
+	}
+
+	d.commits.Add(1)
+	var fx effect
+	if len(changed) > 0 {
+		fx.filter = d.filterDelta(changed)
+		d.st.filter = fx.filter
+	}
+	d.guardEffect(&fx, d.st.cfg.Director.IngressDrop)
+	fx.scripts = sh.cmds
+	d.fx.queue(fx)
+	// announceNew for the VIPs the change added.
+	var ann []netip.Addr
+	for _, v := range addedVIPs {
+		if _, ok := d.st.announced[v]; !ok && (d.st.owned == nil || d.ownedVIP(v)) {
+			ann = append(ann, v)
+		}
+	}
+	if d.st.announced == nil {
+		d.st.announced = map[netip.Addr]struct{}{}
+	}
+	for _, c := range changed {
+		if c.vip {
+			d.st.announced[c.a] = struct{}{}
+		} else {
+			delete(d.st.announced, c.a)
+		}
+	}
+	d.announce(ann)
+	d.publish()
+	return nil
+}
+
+// withSiblings adds to keys the service of the other protocol at the same address
+// and port of each (they share track_service's liveness), once each.
+func withSiblings(keys []ipvs.Key) []ipvs.Key {
+	seen := make(map[ipvs.Key]bool, 2*len(keys))
+	out := make([]ipvs.Key, 0, 2*len(keys))
+	add := func(k ipvs.Key) {
+		if !seen[k] {
+			seen[k] = true
+			out = append(out, k)
+		}
+	}
+	for _, k := range keys {
+		add(k)
+		if k.IsMark() || !k.Addr.IsValid() {
+			continue
+		}
+		for _, p := range []ipvs.Protocol{ipvs.TCP, ipvs.UDP} {
+			add(ipvs.AddrKey(p, k.Addr))
+		}
+	}
+	return out
+}
+
+// addrChange is an address whose place in the links' filter a delta changed:
+// whether services held it as a VIP or a NAT real server before and after.
+type addrChange struct {
+	a              netip.Addr
+	wasVIP, wasNAT bool
+	vip, nat       bool
+}
+
+// filterDelta returns the links' filter with changed applied, as filterFor would
+// list the addresses: a VIP gone leaves the VIP list, a new one goes to its end; a
+// NAT real server is listed while it is not a VIP (filterFor lists an address
+// once); the interface's own addresses are listed as local while they are not
+// VIPs. The current filter is not changed (the effects goroutine may hold it).
+func (d *Daemon) filterDelta(changed []addrChange) *afpacket.Filter {
+	cur := d.st.filter
+	var rmVIP, rmNAT, addVIP, addNAT []netip.Addr
+	for _, c := range changed {
+		inNAT, wasInNAT := c.nat && !c.vip, c.wasNAT && !c.wasVIP
+		switch {
+		case c.vip && !c.wasVIP:
+			addVIP = append(addVIP, c.a)
+		case !c.vip && c.wasVIP:
+			rmVIP = append(rmVIP, c.a)
+		}
+		switch {
+		case inNAT && !wasInNAT:
+			addNAT = append(addNAT, c.a)
+		case !inNAT && wasInNAT:
+			rmNAT = append(rmNAT, c.a)
+		}
+	}
+	f := *cur
+	f.VIPs = append(without(cur.VIPs, rmVIP), addVIP...)
+	f.NATRealServers = append(without(cur.NATRealServers, rmNAT), addNAT...)
+	ds := &d.st.delta
+	f.Local = nil
+	for _, a := range d.ifi.Addrs {
+		if a = a.Unmap(); a.IsValid() && ds.vipRefs[a] == 0 && !slices.Contains(f.Local, a) {
+			f.Local = append(f.Local, a)
+		}
+	}
+	return &f
+}
+
+// without returns a new list of the addresses of list that are not in rm (a few).
+func without(list, rm []netip.Addr) []netip.Addr {
+	out := make([]netip.Addr, 0, len(list)+1)
+	if len(rm) == 0 {
+		return append(out, list...)
+	}
+	for _, a := range list {
+		if !slices.Contains(rm, a) {
+			out = append(out, a)
+		}
+	}
+	return out
+}

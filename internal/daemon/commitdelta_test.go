@@ -1,0 +1,98 @@
+package daemon
+
+import (
+	"fmt"
+	"math/rand/v2"
+	"net/netip"
+	"slices"
+	"testing"
+	"time"
+
+	"github.com/gvs-lb/gvs/internal/testutil"
+	"github.com/gvs-lb/gvs/ipvs"
+)
+
+// TestAdmDeltaKeepsFilterAndLiveness runs random gvs adm commands, each committed
+// as a delta (commitDelta): after each, the Director runs exactly the configured
+// table, the links' filter lists exactly its VIPs and its NAT real servers that are
+// not VIPs (and the interface's own address as local), and track_service's
+// liveness is that of the table — as a whole commit would have them.
+func TestAdmDeltaKeepsFilterAndLiveness(t *testing.T) {
+	ta := newTestDirector(t, directorConf, nil)
+	rng := rand.New(rand.NewPCG(21, 22))
+	vip := func() string { return fmt.Sprintf("198.18.0.%d:%d", 1+rng.IntN(4), []int{80, 443}[rng.IntN(2)]) }
+	rs := func() string { return fmt.Sprintf("198.18.1.%d:80", 1+rng.IntN(5)) }
+	proto := func() string { return []string{"-t", "-u"}[rng.IntN(2)] }
+	for step := range 150 {
+		var line string
+		switch rng.IntN(6) {
+		case 0, 1:
+			line = fmt.Sprintf("-A %s %s -s rr", proto(), vip())
+		case 2:
+			line = fmt.Sprintf("-D %s %s", proto(), vip())
+		case 3, 4:
+			line = fmt.Sprintf("-a %s %s -r %s %s -w %d", proto(), vip(), rs(), []string{"-g", "-m"}[rng.IntN(2)], rng.IntN(3))
+		default:
+			line = fmt.Sprintf("-d %s %s -r %s", proto(), vip(), rs())
+		}
+		ta.adm(line) // some fail (no such service, …): the table then stays
+		conf := ta.d.pub.Load().configured
+
+		// The Director runs the table.
+		want := map[string]bool{}
+		for _, s := range conf {
+			for _, r := range s.RealServers {
+				want[fmt.Sprintf("%s %s w%d %v", s.Key, r.Addr, r.Weight, r.Method)] = true
+			}
+			want[s.Key.String()] = true
+		}
+		got := map[string]bool{}
+		for _, v := range ta.d.Director().Services() {
+			for _, dst := range v.Dests {
+				got[fmt.Sprintf("%s %s w%d %v", v.Spec.Key, netip.AddrPortFrom(dst.Addr, dst.Port), dst.Weight, dst.Method)] = true
+			}
+			got[v.Spec.Key.String()] = true
+		}
+		if fmt.Sprint(want) != fmt.Sprint(got) {
+			t.Fatalf("step %d (%s): the Director runs\n%v\nthe table is\n%v", step, line, got, want)
+		}
+
+		// The filter and the liveness.
+		vips, nat, alive := map[netip.Addr]bool{}, map[netip.Addr]bool{}, map[netip.AddrPort]bool{}
+		for _, s := range conf {
+			vips[s.Addr.Addr()] = true
+			for _, r := range s.RealServers {
+				if r.Method == ipvs.NAT {
+					nat[r.Addr.Addr()] = true
+				}
+				if r.Weight > 0 {
+					alive[s.Addr] = true
+				}
+			}
+		}
+		for a := range vips {
+			delete(nat, a)
+		}
+		setOf := func(l []netip.Addr) map[netip.Addr]bool {
+			m := map[netip.Addr]bool{}
+			for _, a := range l {
+				if m[a] {
+					t.Fatalf("step %d (%s): %s listed twice in the filter", step, line, a)
+				}
+				m[a] = true
+			}
+			return m
+		}
+		testutil.Eventually(t, 10*time.Second, func() bool {
+			f := ta.link.lastFilter()
+			if f == nil {
+				return len(vips) == 0 && len(nat) == 0
+			}
+			return fmt.Sprint(setOf(f.VIPs)) == fmt.Sprint(vips) && fmt.Sprint(setOf(f.NATRealServers)) == fmt.Sprint(nat) &&
+				slices.Equal(f.Local, []netip.Addr{netip.MustParseAddr("172.19.0.3")})
+		}, fmt.Sprintf("step %d (%s): the links' filter has VIPs %v, NAT real servers %v", step, line, vips, nat))
+		if p := ta.d.pub.Load(); fmt.Sprint(p.alive) != fmt.Sprint(alive) {
+			t.Fatalf("step %d (%s): alive %v, want %v", step, line, p.alive, alive)
+		}
+	}
+}
