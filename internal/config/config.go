@@ -235,10 +235,13 @@ type VRRP struct {
 	// VirtualRoutes are virtual_routes: routes added with the VIPs while the
 	// instance is MASTER and removed with them. See VirtualRoute.
 	VirtualRoutes []VirtualRoute
-	UnicastSrcIP  netip.Addr // invalid = the interface's address
-	UnicastPeer   []netip.Addr
-	NoPreempt     bool
-	PreemptDelay  time.Duration
+	// VirtualRules are virtual_rules: policy-routing rules added after the
+	// routes while the instance is MASTER and removed before them. See VirtualRule.
+	VirtualRules []VirtualRule
+	UnicastSrcIP netip.Addr // invalid = the interface's address
+	UnicastPeer  []netip.Addr
+	NoPreempt    bool
+	PreemptDelay time.Duration
 
 	GARPMasterDelay         time.Duration // second GARP burst after becoming master; 0 = none
 	GARPMasterRepeat        int           // GARPs (or NAs) per burst

@@ -65,6 +65,17 @@ func (r *reader) vrrp(t *table, d *Director) VRRP {
 			v.VirtualRoutes = append(v.VirtualRoutes, rt)
 		}
 	}
+	var rules []string
+	if t.strings("virtual_rules", &rules) {
+		for i, e := range rules {
+			ru, err := ParseVirtualRule(e)
+			if err != nil {
+				r.add(joinIndex(t.key("virtual_rules"), i), err)
+				continue
+			}
+			v.VirtualRules = append(v.VirtualRules, ru)
+		}
+	}
 	for i, a := range v.ExcludedVIPs {
 		if slices.Contains(vips, a.Addr()) {
 			r.add(joinIndex(t.key("virtual_ipaddress_excluded"), i), fmt.Errorf("%w address %s (also in virtual_ipaddress)", ErrDuplicate, a.Addr()))
@@ -483,6 +494,170 @@ func (rt VirtualRoute) String() string {
 		f = append(f, "metric", strconv.FormatUint(uint64(rt.Metric), 10))
 	}
 	if rt.NoTrack {
+		f = append(f, "no_track")
+	}
+	return strings.Join(f, " ")
+}
+
+// VirtualRule is one virtual_rules entry, keepalived's form: "[from PREFIX|all]
+// [to PREFIX|all] [fwmark MARK[/MASK]] [iif IF] [oif IF] [priority N]
+// table|lookup N [no_track]". The rule goes on the kernel after the instance's
+// virtual routes while it is MASTER (docs/vrrp.md "Kernel addresses").
+type VirtualRule struct {
+	From, To netip.Prefix // invalid: all
+	IIF, OIF string
+	// Mark/Mask: fwmark, when HasMark; Mask 0 is all bits.
+	Mark, Mask uint32
+	HasMark    bool
+	// Priority, when HasPriority (priority, preference or pref).
+	Priority    uint32
+	HasPriority bool
+	Table       uint32
+	NoTrack     bool
+}
+
+// ruleTables are the table names ip-rule(8) knows besides numbers.
+var ruleTables = map[string]uint32{"main": 254, "local": 255, "default": 253}
+
+// ParseVirtualRule reads one virtual_rules entry.
+func ParseVirtualRule(s string) (VirtualRule, error) {
+	var ru VirtualRule
+	f := strings.Fields(s)
+	bad := func(format string, args ...any) (VirtualRule, error) {
+		return VirtualRule{}, fmt.Errorf("virtual rule %q: "+format, append([]any{s}, args...)...)
+	}
+	seen := map[string]bool{}
+	for i := 0; i < len(f); i++ {
+		k := f[i]
+		switch k {
+		case "no_track":
+			ru.NoTrack = true
+			continue
+		case "lookup":
+			k = "table"
+		case "preference", "pref":
+			k = "priority"
+		case "iifname":
+			k = "iif"
+		case "oifname":
+			k = "oif"
+		case "from", "to", "table", "priority", "iif", "oif", "fwmark":
+		case "not", "tos", "dsfield", "realms", "goto", "nop", "no_action", "blackhole", "unreachable", "prohibit",
+			"suppress_prefixlength", "sup_pl", "suppress_ifgroup", "sup_group", "uidrange", "ipproto", "sport", "dport",
+			"l3mdev", "tunnel-id", "protocol", "nat", "map-to", "type", "action", "realm":
+			return bad("%s is a keepalived option gvs does not support (supported: from, to, table/lookup, priority/preference, iif, oif, fwmark[/mask], no_track)", k)
+		default:
+			return bad("unknown option %q", k)
+		}
+		if seen[k] {
+			return bad("%s given twice", k)
+		}
+		seen[k] = true
+		if i+1 >= len(f) {
+			return bad("%s needs a value", k)
+		}
+		i++
+		v := f[i]
+		var err error
+		switch k {
+		case "from", "to":
+			var p netip.Prefix
+			if v != "all" {
+				if !strings.Contains(v, "/") {
+					var a netip.Addr
+					if a, err = parseAddr(v); err == nil {
+						v = netip.PrefixFrom(a, a.BitLen()).String()
+					}
+				}
+				if err == nil {
+					if p, err = netip.ParsePrefix(v); err == nil {
+						p = netip.PrefixFrom(p.Addr().Unmap(), p.Bits()).Masked()
+					}
+				}
+			}
+			if k == "from" {
+				ru.From = p
+			} else {
+				ru.To = p
+			}
+		case "table":
+			if n, ok := ruleTables[v]; ok {
+				ru.Table = n
+				break
+			}
+			var n uint64
+			if n, err = strconv.ParseUint(v, 0, 32); err == nil && n == 0 {
+				err = errors.New("table 0 is no table")
+			}
+			ru.Table = uint32(n)
+		case "priority":
+			var n uint64
+			n, err = strconv.ParseUint(v, 0, 32)
+			ru.Priority, ru.HasPriority = uint32(n), true
+		case "iif", "oif":
+			if len(v) > 15 || strings.ContainsAny(v, "/: ") {
+				err = fmt.Errorf("%q is not an interface name", v)
+			}
+			if k == "iif" {
+				ru.IIF = v
+			} else {
+				ru.OIF = v
+			}
+		case "fwmark":
+			mark, mask, hasMask := strings.Cut(v, "/")
+			var n uint64
+			if n, err = strconv.ParseUint(mark, 0, 32); err == nil {
+				ru.Mark, ru.HasMark = uint32(n), true
+				if hasMask {
+					if n, err = strconv.ParseUint(mask, 0, 32); err == nil {
+						ru.Mask = uint32(n)
+						if ru.Mask == 0xffffffff {
+							ru.Mask = 0 // all bits, as without a mask
+						}
+					}
+				}
+			}
+		}
+		if err != nil {
+			return bad("%s: %v", k, err)
+		}
+	}
+	switch {
+	case ru.Table == 0:
+		return bad("no table (want \"table N\" or \"lookup N\": gvs's rules only look a table up)")
+	case ru.From.IsValid() && ru.To.IsValid() && ru.From.Addr().Is4() != ru.To.Addr().Is4():
+		return bad("from and to must be of one family")
+	}
+	return ru, nil
+}
+
+// String writes ru back in keepalived's form.
+func (ru VirtualRule) String() string {
+	var f []string
+	if ru.From.IsValid() {
+		f = append(f, "from", ru.From.String())
+	}
+	if ru.To.IsValid() {
+		f = append(f, "to", ru.To.String())
+	}
+	if ru.HasMark {
+		m := "0x" + strconv.FormatUint(uint64(ru.Mark), 16)
+		if ru.Mask != 0 {
+			m += "/0x" + strconv.FormatUint(uint64(ru.Mask), 16)
+		}
+		f = append(f, "fwmark", m)
+	}
+	if ru.IIF != "" {
+		f = append(f, "iif", ru.IIF)
+	}
+	if ru.OIF != "" {
+		f = append(f, "oif", ru.OIF)
+	}
+	if ru.HasPriority {
+		f = append(f, "priority", strconv.FormatUint(uint64(ru.Priority), 10))
+	}
+	f = append(f, "table", strconv.FormatUint(uint64(ru.Table), 10))
+	if ru.NoTrack {
 		f = append(f, "no_track")
 	}
 	return strings.Join(f, " ")

@@ -184,6 +184,9 @@ func Plan(cfg *config.Config) []string {
 		for _, rt := range v.VirtualRoutes {
 			parts = append(parts, "route "+rt.String()+" on the kernel while MASTER")
 		}
+		for _, ru := range v.VirtualRules {
+			parts = append(parts, "rule "+ru.String()+" on the kernel while MASTER")
+		}
 		out = append(out, fmt.Sprintf("vrrp %s (VRID %d on %s, priority %d): %s", v.Name, v.VirtualRouterID, v.Interface, v.Priority, strings.Join(parts, "; ")))
 	}
 	return out

@@ -59,6 +59,8 @@ type recordEntry struct {
 	Metric uint32 `json:"metric,omitempty"`
 	Table  uint32 `json:"table,omitempty"`
 	Type   uint8  `json:"type,omitempty"`
+	// A policy-routing rule (virtual_rules) has Rule set; Prefix is its text.
+	Rule *kaddr.Rule `json:"rule,omitempty"`
 }
 
 // kernelRoute is one virtual route an instance puts on the kernel while MASTER.
@@ -112,6 +114,7 @@ type kernelVIPs struct {
 	mu     sync.Mutex
 	held   map[string][]kernelAddr  // by instance, in the order added
 	routes map[string][]kernelRoute // by instance, in the order added
+	rules  map[string][]kaddr.Rule  // by instance, in the order added
 	closed bool
 
 	// refused counts addresses not taken because something else holds them;
@@ -130,7 +133,8 @@ func recordPath(cfg *config.Config) string {
 }
 
 func newKernelVIPs(log *slog.Logger, h kaddr.Handle, record string) *kernelVIPs {
-	return &kernelVIPs{log: log, h: h, record: record, held: map[string][]kernelAddr{}, routes: map[string][]kernelRoute{}}
+	return &kernelVIPs{log: log, h: h, record: record, held: map[string][]kernelAddr{}, routes: map[string][]kernelRoute{},
+		rules: map[string][]kaddr.Rule{}}
 }
 
 // cleanup removes the addresses a previous run recorded and did not remove (it was
@@ -159,6 +163,18 @@ func (k *kernelVIPs) cleanup(index func(dev string) (int, bool)) {
 		k.log.Warn("VRRP kernel addresses: cannot list addresses to clean up after a previous run", "err", err)
 		return
 	}
+	// Rules, then routes, then addresses: the order of a release.
+	for _, e := range entries {
+		if e.Rule == nil {
+			continue
+		}
+		if err := k.h.DeleteRule(*e.Rule); err == nil {
+			k.log.Info("VRRP kernel rules: removed a rule a previous run left (it did not stop cleanly)", "instance", e.Instance, "rule", e.Rule.String())
+		} else if !errors.Is(err, kaddr.ErrNotFound) {
+			k.failed.Add(1)
+			k.log.Warn("VRRP kernel rules: cannot remove a rule a previous run left", "rule", e.Rule.String(), "err", err)
+		}
+	}
 	for _, e := range entries {
 		if !e.Route {
 			continue
@@ -175,7 +191,7 @@ func (k *kernelVIPs) cleanup(index func(dev string) (int, bool)) {
 		}
 	}
 	for _, e := range entries {
-		if e.Route {
+		if e.Route || e.Rule != nil {
 			continue
 		}
 		p, err := netip.ParsePrefix(e.Prefix)
@@ -281,6 +297,61 @@ func (k *kernelVIPs) takeRoutes(instance string, routes []kernelRoute) {
 	k.saveLocked()
 }
 
+// takeRules adds instance's virtual rules (after its routes, as keepalived). A
+// rule already there is left alone and not held: gvs never removes a rule it did
+// not add.
+func (k *kernelVIPs) takeRules(instance string, rules []kaddr.Rule) {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	if k.closed || len(rules) == 0 {
+		return
+	}
+	mine := k.rules[instance]
+	for _, r := range rules {
+		if slices.Contains(mine, r) {
+			continue
+		}
+		if err := k.h.AddRule(r); err != nil {
+			if errors.Is(err, kaddr.ErrExists) {
+				k.refused.Add(1)
+				k.log.Warn(fmt.Sprintf("VRRP (%s) rule %v is already there and gvs did not add it: leaving it alone", instance, r), "instance", instance)
+				continue
+			}
+			k.failed.Add(1)
+			k.log.Error(fmt.Sprintf("VRRP (%s) cannot add rule %v", instance, r), "instance", instance, "err", err)
+			continue
+		}
+		mine = append(mine, r)
+		k.log.Info("VRRP kernel rule added", "instance", instance, "rule", r.String())
+	}
+	k.rules[instance] = mine
+	k.saveLocked()
+}
+
+// dropRulesLocked removes the held rules of instance that keep(r) does not
+// keep, in the reverse order of their adding. Precondition: k.mu is held.
+func (k *kernelVIPs) dropRulesLocked(instance string, keep func(kaddr.Rule) bool) {
+	list := k.rules[instance]
+	for i := len(list) - 1; i >= 0; i-- {
+		r := list[i]
+		if keep(r) {
+			continue
+		}
+		if err := k.h.DeleteRule(r); err != nil && !errors.Is(err, kaddr.ErrNotFound) {
+			k.failed.Add(1)
+			k.log.Error(fmt.Sprintf("VRRP (%s) cannot remove rule %v", instance, r), "instance", instance, "err", err)
+		} else {
+			k.log.Info("VRRP kernel rule removed", "instance", instance, "rule", r.String())
+		}
+		list = slices.Delete(list, i, i+1)
+	}
+	if len(list) == 0 {
+		delete(k.rules, instance)
+	} else {
+		k.rules[instance] = list
+	}
+}
+
 // holderLocked returns the instance holding ip, or "". Precondition: k.mu is held.
 func (k *kernelVIPs) holderLocked(ip netip.Addr) string {
 	for in, list := range k.held {
@@ -301,7 +372,9 @@ func (k *kernelVIPs) release(instance string) {
 
 // Precondition: k.mu is held.
 func (k *kernelVIPs) releaseLocked(instance string) {
-	// Routes first: one may use an address about to go.
+	// Rules, then routes, then addresses: the reverse of keepalived's adding
+	// order; a route may use an address about to go.
+	k.dropRulesLocked(instance, func(kaddr.Rule) bool { return false })
 	for i := len(k.routes[instance]) - 1; i >= 0; i-- {
 		r := k.routes[instance][i]
 		if err := k.h.DeleteRoute(r.Route); err != nil && !errors.Is(err, kaddr.ErrNotFound) {
@@ -335,6 +408,9 @@ func (k *kernelVIPs) releaseAll() {
 	for in := range k.routes {
 		k.releaseLocked(in)
 	}
+	for in := range k.rules {
+		k.releaseLocked(in)
+	}
 	k.saveLocked()
 }
 
@@ -364,6 +440,11 @@ func (k *kernelVIPs) saveLocked() {
 	for in, list := range k.routes {
 		for _, r := range list {
 			entries = append(entries, r.entry(in))
+		}
+	}
+	for in, list := range k.rules {
+		for _, r := range list {
+			entries = append(entries, recordEntry{Instance: in, Prefix: r.String(), Rule: &r})
 		}
 	}
 	if len(entries) == 0 {

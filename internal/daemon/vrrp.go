@@ -1,6 +1,7 @@
 package daemon
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -106,7 +107,13 @@ type vrrpInst struct {
 	served []netip.Addr
 	kern   []kernelAddr
 	routes []kernelRoute  // virtual_routes, on the kernel with kern
+	rules  []kaddr.Rule   // virtual_rules, on the kernel after routes
 	tr     vrrp.Transport // shared with the instances on the same interface, family and mode
+}
+
+// onKernel reports whether the instance puts anything on the kernel while MASTER.
+func (st *vrrpInst) onKernel() bool {
+	return len(st.kern) > 0 || len(st.routes) > 0 || len(st.rules) > 0
 }
 
 // trKey identifies a shared transport.
@@ -261,6 +268,7 @@ func (m *vrrpManager) buildOne(v config.VRRP, own map[netip.Addr]bool) (vrrp.Mem
 		}
 		st.routes = append(st.routes, kr)
 	}
+	st.rules = kernelRules(v.VirtualRules, c.Src.Is6())
 	return vrrp.Member{Name: v.Name, Instance: in, Transport: tr,
 		LinkUp: func() bool { return m.linkUp(ifi.Name) }, Tracks: dm.vrrpTracks(v, m.linkUp)}, st, nil
 }
@@ -364,6 +372,21 @@ func (m *vrrpManager) kernelAddr(a config.VirtualAddress, inst Interface) (kerne
 	return kernelAddr{Addr: kaddr.Addr{Prefix: a.Prefix, Index: ifi.Index, Label: a.Label, Scope: scope, Broadcast: a.Broadcast}, Dev: ifi.Name}, nil
 }
 
+// kernelRules maps virtual rules onto the kernel's; a rule with neither from nor
+// to is of the instance's family (ipv6).
+func kernelRules(rules []config.VirtualRule, ipv6 bool) []kaddr.Rule {
+	var out []kaddr.Rule
+	for _, ru := range rules {
+		r := kaddr.Rule{IPv6: ipv6, From: ru.From, To: ru.To, IIF: ru.IIF, OIF: ru.OIF, Mark: ru.Mark, Mask: ru.Mask, HasMark: ru.HasMark,
+			Priority: ru.Priority, HasPriority: ru.HasPriority, Table: ru.Table}
+		if p := cmp.Or(ru.From, ru.To); p.IsValid() {
+			r.IPv6 = p.Addr().Is6()
+		}
+		out = append(out, r)
+	}
+	return out
+}
+
 // kernelRoute resolves a virtual route: its interface's index, scope and type.
 func (m *vrrpManager) kernelRoute(rt config.VirtualRoute) (kernelRoute, error) {
 	r := kernelRoute{Route: kaddr.Route{Dst: rt.Dst, Src: rt.Src, Via: rt.Via, Metric: rt.Metric, Table: rt.Table}, Dev: rt.Dev}
@@ -394,7 +417,7 @@ func (m *vrrpManager) openKernel(insts map[*vrrp.Instance]*vrrpInst) error {
 	}
 	var need *vrrpInst
 	for _, st := range insts {
-		if len(st.kern) > 0 || len(st.routes) > 0 {
+		if st.onKernel() {
 			need = st
 		}
 	}
@@ -444,10 +467,11 @@ func (m *vrrpManager) becomeMaster(mb *vrrp.Member) {
 	}
 	v := st.cfg
 	ev := vrrpEvent{instance: v.Name, master: true, vips: slices.Clone(st.served), ann: st.ann, repeat: v.GARPMasterRepeat}
-	if kern, kv := st.kern, m.kernel(); (len(kern) > 0 || len(st.routes) > 0) && kv != nil {
+	if kern, kv := st.kern, m.kernel(); st.onKernel() && kv != nil {
 		ev.kernel = func() []netip.Addr {
 			held := kv.take(v.Name, kern)
 			kv.takeRoutes(v.Name, st.routes)
+			kv.takeRules(v.Name, st.rules)
 			return m.announceKernel(st, held, v.GARPMasterRepeat)
 		}
 	}
@@ -518,7 +542,7 @@ func (m *vrrpManager) leaveMaster(mb *vrrp.Member) {
 		return
 	}
 	ev := vrrpEvent{instance: st.cfg.Name, master: false}
-	if kv := m.kernel(); (len(st.kern) > 0 || len(st.routes) > 0) && kv != nil {
+	if kv := m.kernel(); st.onKernel() && kv != nil {
 		name := st.cfg.Name
 		ev.kernel = func() []netip.Addr { kv.release(name); return nil }
 	}

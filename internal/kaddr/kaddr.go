@@ -113,6 +113,11 @@ type Handle interface {
 	AddRoute(r Route) error
 	// DeleteRoute removes r; an error wrapping ErrNotFound if it is not there.
 	DeleteRoute(r Route) error
+	// AddRule adds the policy-routing rule r; an error wrapping ErrExists if an
+	// identical rule is there (any priority when r has none).
+	AddRule(r Rule) error
+	// DeleteRule removes r; an error wrapping ErrNotFound if it is not there.
+	DeleteRule(r Rule) error
 	Close() error
 }
 
@@ -169,6 +174,68 @@ func (r Route) String() string {
 	return b.String()
 }
 
+// Rule is one policy-routing rule (ip-rule(8); keepalived's virtual_rules entry):
+// packets matching every selector set look the route up in Table.
+type Rule struct {
+	// IPv6 is the rule's family, which From and To, when set, are of.
+	IPv6     bool
+	From, To netip.Prefix // invalid: any
+	IIF, OIF string       // input/output interface name; "": any
+	// Mark selects packets whose firewall mark, masked with Mask, is Mark
+	// (HasMark); Mask 0 is the kernel's default, all bits.
+	Mark, Mask uint32
+	HasMark    bool
+	// Priority orders the rule (lower first); without HasPriority the kernel
+	// picks one below the first rule's.
+	Priority    uint32
+	HasPriority bool
+	Table       uint32 // the table looked up (1–2^32-1; 254 is main)
+}
+
+// String formats r as ip-rule(8) would show it.
+func (r Rule) String() string {
+	var b strings.Builder
+	if r.HasPriority {
+		fmt.Fprintf(&b, "%d: ", r.Priority)
+	}
+	if r.From.IsValid() {
+		fmt.Fprintf(&b, "from %v ", r.From)
+	} else {
+		b.WriteString("from all ")
+	}
+	if r.To.IsValid() {
+		fmt.Fprintf(&b, "to %v ", r.To)
+	}
+	if r.HasMark {
+		fmt.Fprintf(&b, "fwmark %#x", r.Mark)
+		if r.Mask != 0 {
+			fmt.Fprintf(&b, "/%#x", r.Mask)
+		}
+		b.WriteByte(' ')
+	}
+	if r.IIF != "" {
+		fmt.Fprintf(&b, "iif %s ", r.IIF)
+	}
+	if r.OIF != "" {
+		fmt.Fprintf(&b, "oif %s ", r.OIF)
+	}
+	fmt.Fprintf(&b, "lookup %d", r.Table)
+	if r.IPv6 {
+		b.WriteString(" (inet6)")
+	}
+	return b.String()
+}
+
+// sameSelectors reports whether a and b match the same packets into the same
+// table, priority aside (when either has none).
+func (a Rule) sameSelectors(b Rule) bool {
+	if a.HasPriority && b.HasPriority && a.Priority != b.Priority {
+		return false
+	}
+	a.Priority, a.HasPriority, b.Priority, b.HasPriority = 0, false, 0, false
+	return a == b
+}
+
 var (
 	// ErrExists: the address is already on the interface.
 	ErrExists = errors.New("address already present")
@@ -182,7 +249,17 @@ type Fake struct {
 	mu     sync.Mutex
 	addrs  []Addr
 	routes []Route
+	rules  []Rule
+	ops    []string // what succeeded, in order: "add addr …", "delete rule …"
 	Fail   error
+}
+
+// Ops returns the changes made so far, in order ("add addr P", "add route R",
+// "add rule R", "delete …"), for tests of the order of changes.
+func (f *Fake) Ops() []string {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return slices.Clone(f.ops)
 }
 
 // Add implements Handle.
@@ -198,6 +275,7 @@ func (f *Fake) Add(a Addr) error {
 		}
 	}
 	f.addrs = append(f.addrs, a)
+	f.ops = append(f.ops, "add addr "+a.Prefix.String())
 	return nil
 }
 
@@ -211,6 +289,7 @@ func (f *Fake) Delete(a Addr) error {
 	for i, x := range f.addrs {
 		if x.Index == a.Index && x.Prefix == a.Prefix {
 			f.addrs = append(f.addrs[:i], f.addrs[i+1:]...)
+			f.ops = append(f.ops, "delete addr "+a.Prefix.String())
 			return nil
 		}
 	}
@@ -238,6 +317,7 @@ func (f *Fake) AddRoute(r Route) error {
 		return fmt.Errorf("add route %v: %w", r, ErrExists)
 	}
 	f.routes = append(f.routes, r)
+	f.ops = append(f.ops, "add route "+r.String())
 	return nil
 }
 
@@ -253,6 +333,7 @@ func (f *Fake) DeleteRoute(r Route) error {
 		return fmt.Errorf("delete route %v: %w", r, ErrNotFound)
 	}
 	f.routes = slices.Delete(f.routes, i, i+1)
+	f.ops = append(f.ops, "delete route "+r.String())
 	return nil
 }
 
@@ -261,6 +342,45 @@ func (f *Fake) Routes() []Route {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	return slices.Clone(f.routes)
+}
+
+// AddRule implements Handle: like the kernel's, a rule with the same selectors
+// (and priority, when both have one) is ErrExists.
+func (f *Fake) AddRule(r Rule) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.Fail != nil {
+		return f.Fail
+	}
+	if slices.ContainsFunc(f.rules, r.sameSelectors) {
+		return fmt.Errorf("add rule %v: %w", r, ErrExists)
+	}
+	f.rules = append(f.rules, r)
+	f.ops = append(f.ops, "add rule "+r.String())
+	return nil
+}
+
+// DeleteRule implements Handle.
+func (f *Fake) DeleteRule(r Rule) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.Fail != nil {
+		return f.Fail
+	}
+	i := slices.IndexFunc(f.rules, r.sameSelectors)
+	if i < 0 {
+		return fmt.Errorf("delete rule %v: %w", r, ErrNotFound)
+	}
+	f.rules = slices.Delete(f.rules, i, i+1)
+	f.ops = append(f.ops, "delete rule "+r.String())
+	return nil
+}
+
+// Rules returns the rules added (for tests).
+func (f *Fake) Rules() []Rule {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return slices.Clone(f.rules)
 }
 
 // Close implements Handle.

@@ -182,3 +182,125 @@ func (h *netlinkHandle) DeleteRoute(r Route) error {
 	}
 	return nil
 }
+
+// ruleMessage encodes r as an FR_ACT_TO_TBL rule.
+func ruleMessage(r Rule) *rtnetlink.RuleMessage {
+	fam := uint8(unix.AF_INET)
+	if r.IPv6 {
+		fam = unix.AF_INET6
+	}
+	m := &rtnetlink.RuleMessage{Family: fam, Action: unix.FR_ACT_TO_TBL, Attributes: &rtnetlink.RuleAttributes{}}
+	a := m.Attributes
+	if r.Table < 256 {
+		m.Table = uint8(r.Table)
+	} else {
+		m.Table = unix.RT_TABLE_UNSPEC
+	}
+	table := r.Table
+	a.Table = &table
+	if r.From.IsValid() {
+		ip := net.IP(r.From.Masked().Addr().AsSlice())
+		a.Src, m.SrcLength = &ip, uint8(r.From.Bits())
+	}
+	if r.To.IsValid() {
+		ip := net.IP(r.To.Masked().Addr().AsSlice())
+		a.Dst, m.DstLength = &ip, uint8(r.To.Bits())
+	}
+	if r.IIF != "" {
+		s := r.IIF
+		a.IIFName = &s
+	}
+	if r.OIF != "" {
+		s := r.OIF
+		a.OIFName = &s
+	}
+	if r.HasMark {
+		mark, mask := r.Mark, r.Mask
+		if mask == 0 {
+			mask = 0xffffffff
+		}
+		a.FwMark, a.FwMask = &mark, &mask
+	}
+	if r.HasPriority {
+		p := r.Priority
+		a.Priority = &p
+	}
+	return m
+}
+
+// ruleOf decodes a rule the kernel lists; ok is false for one that is no
+// FR_ACT_TO_TBL rule (gvs adds no other).
+func ruleOf(m *rtnetlink.RuleMessage) (r Rule, ok bool) {
+	if m.Action != unix.FR_ACT_TO_TBL || m.Attributes == nil {
+		return Rule{}, false
+	}
+	a := m.Attributes
+	r.IPv6 = m.Family == unix.AF_INET6
+	r.Table = uint32(m.Table)
+	if a.Table != nil {
+		r.Table = *a.Table
+	}
+	pfx := func(ip *net.IP, bits uint8) netip.Prefix {
+		if ip == nil {
+			return netip.Prefix{}
+		}
+		addr, _ := netip.AddrFromSlice(*ip)
+		return netip.PrefixFrom(addr.Unmap(), int(bits))
+	}
+	r.From, r.To = pfx(a.Src, m.SrcLength), pfx(a.Dst, m.DstLength)
+	if a.IIFName != nil {
+		r.IIF = *a.IIFName
+	}
+	if a.OIFName != nil {
+		r.OIF = *a.OIFName
+	}
+	if a.FwMark != nil {
+		r.HasMark, r.Mark = true, *a.FwMark
+		if a.FwMask != nil && *a.FwMask != 0xffffffff {
+			r.Mask = *a.FwMask
+		}
+	}
+	if a.Priority != nil {
+		r.HasPriority, r.Priority = true, *a.Priority
+	}
+	return r, true
+}
+
+// AddRule implements Handle. The kernel refuses an identical rule only when the
+// priorities are equal, and picks a fresh one for a rule without: such a rule is
+// first looked for among the rules listed.
+func (h *netlinkHandle) AddRule(r Rule) error {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if !r.HasPriority {
+		msgs, err := h.c.Rule.List()
+		if err != nil {
+			return fmt.Errorf("add rule %v: list the rules: %w", r, err)
+		}
+		for i := range msgs {
+			if k, ok := ruleOf(&msgs[i]); ok && k.sameSelectors(r) {
+				return fmt.Errorf("add rule %v: %w", r, ErrExists)
+			}
+		}
+	}
+	if err := h.c.Rule.Add(ruleMessage(r)); err != nil {
+		if errors.Is(err, unix.EEXIST) {
+			return fmt.Errorf("add rule %v: %w", r, ErrExists)
+		}
+		return fmt.Errorf("add rule %v: %w", r, err)
+	}
+	return nil
+}
+
+// DeleteRule implements Handle.
+func (h *netlinkHandle) DeleteRule(r Rule) error {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if err := h.c.Rule.Delete(ruleMessage(r)); err != nil {
+		if errors.Is(err, unix.ENOENT) || errors.Is(err, unix.ESRCH) {
+			return fmt.Errorf("delete rule %v: %w", r, ErrNotFound)
+		}
+		return fmt.Errorf("delete rule %v: %w", r, err)
+	}
+	return nil
+}

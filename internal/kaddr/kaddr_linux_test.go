@@ -154,3 +154,43 @@ func TestNetlinkRoutes(t *testing.T) {
 		}
 	}
 }
+
+// TestNetlinkRules: IPv4 and IPv6 rules (from, to, fwmark/mask, iif, oif, a
+// priority or none, a table above 255) go in and out; a second add is ErrExists —
+// also for a rule without priority, which the kernel alone would add twice — and a
+// second delete ErrNotFound.
+func TestNetlinkRules(t *testing.T) {
+	h := openInNewNetns(t)
+	rules := []Rule{
+		{From: netip.MustParsePrefix("198.18.0.0/24"), Table: 100, Priority: 100, HasPriority: true},
+		{To: netip.MustParsePrefix("198.18.9.0/24"), IIF: "lo", Table: 1000},
+		{Mark: 7, Mask: 0xff, HasMark: true, OIF: "lo", Table: 101, Priority: 5, HasPriority: true},
+		{IPv6: true, From: netip.MustParsePrefix("2001:db8:1::/64"), To: netip.MustParsePrefix("2001:db8:2::/48"), Table: 102},
+		{IPv6: true, Mark: 1, HasMark: true, Table: 103, Priority: 7, HasPriority: true},
+	}
+	for _, r := range rules {
+		if err := h.AddRule(r); err != nil {
+			t.Fatalf("%v: %v", r, err)
+		}
+		if err := h.AddRule(r); !errors.Is(err, ErrExists) {
+			t.Fatalf("second add of %v: %v", r, err)
+		}
+	}
+	msgs, err := h.(*netlinkHandle).c.Rule.List()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, r := range rules {
+		if !slices.ContainsFunc(msgs, func(m rtnetlink.RuleMessage) bool { k, ok := ruleOf(&m); return ok && k.sameSelectors(r) }) {
+			t.Errorf("rule %v not listed back", r)
+		}
+	}
+	for _, r := range rules {
+		if err := h.DeleteRule(r); err != nil {
+			t.Fatalf("%v: %v", r, err)
+		}
+		if err := h.DeleteRule(r); !errors.Is(err, ErrNotFound) {
+			t.Fatalf("second delete of %v: %v", r, err)
+		}
+	}
+}

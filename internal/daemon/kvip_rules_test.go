@@ -1,0 +1,70 @@
+package daemon
+
+import (
+	"net/netip"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/gvs-lb/gvs/internal/kaddr"
+	"github.com/gvs-lb/gvs/internal/testutil"
+)
+
+// TestKernelRules: virtual_rules go on the kernel after the addresses and the
+// routes when the instance becomes MASTER (keepalived's order), a rule without
+// from/to takes the instance's family, an identical rule already there is neither
+// held nor removed (and is counted), the rules are recorded, and a stop removes
+// them first, then the routes, then the addresses; a rule a killed run left (in
+// the record) is removed at start.
+func TestKernelRules(t *testing.T) {
+	dir := t.TempDir()
+	fake := &kaddr.Fake{}
+	left := kaddr.Rule{From: netip.MustParsePrefix("198.18.9.0/24"), Table: 9}
+	foreign := kaddr.Rule{Mark: 3, HasMark: true, Table: 103}
+	fake.AddRule(left)
+	fake.AddRule(foreign)
+	rec := `[{"instance":"VI_9","prefix":"x","rule":{"From":"198.18.9.0/24","To":"","Table":9}}]`
+	if err := os.WriteFile(filepath.Join(dir, "gvs.kernel-addrs.json"), []byte(rec), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	conf := kernelConf + `virtual_routes = ["198.18.5.0/24 via 198.18.0.1 dev gvs0 table 100"]
+virtual_rules = ["from 198.18.0.200 table 100 priority 100", "fwmark 0x10/0xff iif gvs0 lookup 101", "fwmark 3 table 103"]
+`
+	ta, _, stop := kernelDirector(t, conf, dir, fake)
+	if slices.Contains(fake.Rules(), left) {
+		t.Fatal("the previous run's rule is still there after New")
+	}
+	becomeMaster(ta)
+	mine := []kaddr.Rule{
+		{From: netip.MustParsePrefix("198.18.0.200/32"), Table: 100, Priority: 100, HasPriority: true},
+		{Mark: 0x10, Mask: 0xff, HasMark: true, IIF: "gvs0", Table: 101},
+	}
+	testutil.Eventually(t, 10*time.Second, func() bool { return slices.Equal(fake.Rules(), append([]kaddr.Rule{foreign}, mine...)) }, "the virtual rules")
+	ops := fake.Ops()[3:] // after the test's two adds and the leftover's removal
+	want := []string{"add addr 198.18.0.200/24", "add route 198.18.5.0/24 via 198.18.0.1 if#7 table 100", "add rule " + mine[0].String(), "add rule " + mine[1].String()}
+	if !slices.Equal(ops, want) {
+		t.Fatalf("changes %q, want %q", ops, want)
+	}
+	if n := ta.d.vrrp.kv.refused.Load(); n != 1 {
+		t.Fatalf("refused %d, want 1 (the rule already there)", n)
+	}
+	if !strings.Contains(ta.logs.String(), "rule from all fwmark 0x3 lookup 103 is already there and gvs did not add it") {
+		t.Fatalf("no clear message for the rule already there:\n%s", ta.logs)
+	}
+	data, _ := os.ReadFile(filepath.Join(dir, "gvs.kernel-addrs.json"))
+	if !strings.Contains(string(data), `"198.18.0.200/32"`) || !strings.Contains(string(data), `"Table": 101`) {
+		t.Fatalf("record %s", data)
+	}
+	stop()
+	if r := fake.Rules(); !slices.Equal(r, []kaddr.Rule{foreign}) {
+		t.Fatalf("rules after stop: %v, want only the one gvs did not add", r)
+	}
+	ops = fake.Ops()[3+len(want):]
+	want = []string{"delete rule " + mine[1].String(), "delete rule " + mine[0].String(), "delete route 198.18.5.0/24 via 198.18.0.1 if#7 table 100", "delete addr 198.18.0.200/24"}
+	if !slices.Equal(ops, want) {
+		t.Fatalf("changes at stop %q, want %q", ops, want)
+	}
+}
