@@ -26,6 +26,7 @@
 // address, client port), so goroutines handling different flows rarely contend.
 //
 // Where IPVS relies on things gvs does not have, the table documents its choice: no
-// netfilter conntrack ("old_ct" is always false), no secure_tcp tables, no FTP/SIP
-// helpers (NO_CPORT lookups are supported, filling in the port later is not).
+// netfilter conntrack ("old_ct" is always false), no secure_tcp state tables (its
+// secure_tcp shortens timeouts, docs/defense.md §8), no FTP/SIP helpers (NO_CPORT
+// lookups are supported, filling in the port later is not).
 package conntrack

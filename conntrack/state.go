@@ -64,8 +64,8 @@ const (
 
 // tcpNext[table][current state] = next state for {syn, fin, ack, rst}, transcribed
 // from the three normal tables of docs/ipvs-semantics.md §7.1 (rows = current state). The
-// secure_tcp defense tables are not implemented: gvs has no secure_tcp sysctl, and the
-// kernel uses them only while that defense is active (secure_tcp >= 2).
+// secure_tcp defense tables are not implemented: gvs's secure_tcp shortens the timeouts
+// instead, as Linux 2.4 did (defense.go, docs/defense.md §8).
 var tcpNext = [numTables][NumStates][numClasses]State{
 	tblInput: {
 		//      syn  fin  ack  rst

@@ -96,8 +96,23 @@ type Table struct {
 	evicted       atomic.Uint64
 	evictedTpl    atomic.Uint64
 	unconfRefused atomic.Uint64
+	slabRefused   atomic.Uint64
 	evictCursor   atomic.Uint32
-	svcUnconf     [svcSlots]atomic.Int32
+
+	// Defense modes (defense.go). defMu orders mode changes with the timeouts they
+	// publish; the modes are read without it.
+	defMu            sync.Mutex
+	defInit          bool
+	baseTimeouts     Timeouts // configured; timeouts holds the effective ones
+	dropEntryCfg     int32
+	secureTCPCfg     int32
+	dropEntry        atomic.Int32
+	secureTCP        atomic.Int32
+	amemthresh       atomic.Int64
+	dropEntryChanges atomic.Uint64
+	secureTCPChanges atomic.Uint64
+	dropEntryDrops   atomic.Uint64
+	svcUnconf        [svcSlots]atomic.Int32
 
 	exp expiry
 }
@@ -170,7 +185,11 @@ func New(cfg Config) (*Table, error) {
 	}
 	t.dests.Store(new([]*sched.Dest))
 	st := Settings{Max: cfg.Max, Timeouts: cfg.Timeouts, ConnReuseMode: cfg.ConnReuseMode, ExpireNodestConn: cfg.ExpireNodestConn, ExpireQuiescentTemplate: cfg.ExpireQuiescentTemplate, UnconfirmedMax: cfg.UnconfirmedMax, UnconfirmedPerService: cfg.UnconfirmedPerService}
+	st.DropEntry, st.SecureTCP, st.AMemThresh = cfg.DropEntry, cfg.SecureTCP, cfg.AMemThresh
 	if _, _, err := unconfLimits(&st); err != nil {
+		return nil, err
+	}
+	if err := checkDefense(&st); err != nil {
 		return nil, err
 	}
 	t.apply(st)
@@ -235,11 +254,16 @@ func (t *Table) SetTimeouts(to Timeouts) {
 	if to == (Timeouts{}) {
 		return
 	}
-	t.timeouts.Store(newTimeoutsMs(to))
+	t.setBaseTimeouts(to)
 }
 
-// Timeouts returns the current state timeouts.
-func (t *Table) Timeouts() Timeouts { return t.timeouts.Load().src }
+// Timeouts returns the configured state timeouts (secure_tcp may apply shorter
+// ones while engaged: defense.go).
+func (t *Table) Timeouts() Timeouts {
+	t.defMu.Lock()
+	defer t.defMu.Unlock()
+	return t.baseTimeouts
+}
 
 // Len returns the number of live entries (connections plus templates), including
 // entries that are past their expiry time but not yet removed by Expire.
@@ -261,6 +285,10 @@ type Settings struct {
 	// UnconfirmedOff (with UnconfirmedPerService 0) turns it off.
 	UnconfirmedMax        int
 	UnconfirmedPerService int
+	// DropEntry and SecureTCP are the defense modes (0..3) and AMemThresh the free
+	// entries below which automatic ones engage, 0 = Max/2 (defense.go).
+	DropEntry, SecureTCP int
+	AMemThresh           int
 }
 
 // Set changes the run-time settings under traffic. Lowering Max below the live count
@@ -280,6 +308,9 @@ func (t *Table) Set(s Settings) error {
 	if _, _, err := unconfLimits(&s); err != nil {
 		return err
 	}
+	if err := checkDefense(&s); err != nil {
+		return err
+	}
 	t.apply(s)
 	return nil
 }
@@ -296,7 +327,8 @@ func (t *Table) apply(s Settings) {
 	if s.Timeouts == (Timeouts{}) {
 		s.Timeouts = DefaultTimeouts()
 	}
-	t.timeouts.Store(newTimeoutsMs(s.Timeouts))
+	t.setBaseTimeouts(s.Timeouts)
+	t.applyDefense(&s)
 }
 
 // dest returns the dest remembered under id, or nil.
@@ -641,7 +673,9 @@ func (t *Table) InOrInsert(k *Key, tcpFlags uint8, now int64, p Picker, c *Conn)
 			t.inDone(r, ctl, d, c)
 			return r
 		}
-		ok = true
+		if ok = t.slabRoomLocked(s); !ok {
+			t.slabRefused.Add(1)
+		}
 	}
 	if !ok || !t.reserve() {
 		s.mu.Unlock()
@@ -1052,13 +1086,19 @@ func (t *Table) InsertTemplate(k *Key, dest *sched.Dest, dport uint16, timeout t
 	if dest != nil {
 		t.remember(dest)
 	}
-	if !t.reserve() {
-		return Full
-	}
 	h := t.hash(k.Proto, k.IPv6, &k.CAddr, k.CPort)
 	si := t.shardOf(h)
 	s := &t.shards[si]
 	s.mu.Lock()
+	if !t.slabRoomLocked(s) {
+		s.mu.Unlock()
+		t.slabRefused.Add(1)
+		return Full
+	}
+	if !t.reserve() {
+		s.mu.Unlock()
+		return Full
+	}
 	i := s.allocLocked()
 	e := s.at(i)
 	t.initEntry(e, k, dest, dport, 0, FlagTemplate, 0)

@@ -170,6 +170,10 @@ type Config struct {
 	// UnconfirmedOff (with UnconfirmedPerService 0) turns it off.
 	UnconfirmedMax        int
 	UnconfirmedPerService int
+	// DropEntry and SecureTCP are the defense modes (0..3) and AMemThresh the free
+	// entries below which automatic ones engage, 0 = Max/2 (defense.go).
+	DropEntry, SecureTCP int
+	AMemThresh           int
 }
 
 // DefaultConfig returns the kernel's defaults: 256 shards, DefaultTimeouts,

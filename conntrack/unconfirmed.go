@@ -78,6 +78,13 @@ type UnconfStats struct {
 	Evicted     uint64 // unconfirmed connections evicted to make room
 	EvictedTpl  uint64 // templates dropped with the connection evicted
 	Refused     uint64 // new connections refused: budget full, nothing to evict
+	SlabRefused uint64 // new entries refused: their shard's slab at its bound (§9)
+
+	Modes                   // defense modes in force (defense.go)
+	AMemThresh       int    // free entries below which automatic modes engage
+	DropEntryDropped uint64 // unconfirmed entries drop_entry removed
+	DropEntryChanges uint64 // changes of the drop_entry mode (1 <-> 2)
+	SecureTCPChanges uint64 // changes of the secure_tcp mode (1 <-> 2)
 }
 
 // Unconfirmed returns the unconfirmed budget's counters.
@@ -89,6 +96,13 @@ func (t *Table) Unconfirmed() UnconfStats {
 		Evicted:     t.evicted.Load(),
 		EvictedTpl:  t.evictedTpl.Load(),
 		Refused:     t.unconfRefused.Load(),
+		SlabRefused: t.slabRefused.Load(),
+
+		Modes:            t.Modes(),
+		AMemThresh:       int(t.amemthresh.Load()),
+		DropEntryDropped: t.dropEntryDrops.Load(),
+		DropEntryChanges: t.dropEntryChanges.Load(),
+		SecureTCPChanges: t.secureTCPChanges.Load(),
 	}
 }
 
@@ -164,21 +178,31 @@ const svcProbe = 16
 //
 // Precondition: s.mu is held.
 func (t *Table) admitLocked(s *shard, k *Key) (ok bool, ctl Ref, remote bool) {
+	slabFull := !t.slabRoomLocked(s)
 	if t.unconfMax.Load() == 0 {
-		return true, 0, false // off
+		if slabFull {
+			t.slabRefused.Add(1)
+		}
+		return !slabFull, 0, false // the budget is off
 	}
 	slot := svcSlot(k.Proto, &k.VAddr, k.VPort)
 	svcFull := int64(t.svcUnconf[slot].Load()) >= t.unconfSvcMax.Load()
 	budgetFull := t.unconf.Load() >= t.unconfMax.Load()
-	if !svcFull && !budgetFull && t.count.Load() < t.max.Load() {
+	if !svcFull && !budgetFull && !slabFull && t.count.Load() < t.max.Load() {
 		return true, 0, false
 	}
 	// The oldest of s; for a full service budget the oldest of that service among
 	// the svcProbe oldest of s (services' entries interleave on one list).
 	for i, n := s.uhead, 0; i != 0 && n < svcProbe; i, n = s.at(i).unext, n+1 {
 		if e := s.at(i); !svcFull || svcSlot(e.proto, &e.vaddr, e.vport) == slot {
+			t.evicted.Add(1)
 			return true, t.evictLocked(s, i, e), false
 		}
+	}
+	if slabFull {
+		// Only an entry of s frees a slot of s.
+		t.slabRefused.Add(1)
+		return false, 0, false
 	}
 	if t.unconf.Load() > 0 {
 		return false, 0, true
@@ -188,13 +212,30 @@ func (t *Table) admitLocked(s *shard, k *Key) (ok bool, ctl Ref, remote bool) {
 	return true, 0, false
 }
 
+// slabRoomLocked reports whether s may take one more entry: a free slot, or a slab
+// below the shard's bound (docs/defense.md §9). The bound is twice the shard's fair
+// share of Max (at least four chunks): the keyed flow hash keeps every shard far
+// below it, and a flood aimed at one shard cannot make that shard's slab — kept and
+// reused after the flood drains, never returned — much larger than its share. So
+// the slabs never exceed about twice Max's entries, however floods come and go.
+//
+// Precondition: s.mu is held.
+func (t *Table) slabRoomLocked(s *shard) bool {
+	if s.free != 0 {
+		return true
+	}
+	chunk := int64(s.chunkMask + 1)
+	n := int64(len(t.shards))
+	limit := max(2*((t.max.Load()+n-1)/n), 4*chunk)
+	return int64(s.nalloc) < limit
+}
+
 // evictLocked evicts the unconfirmed entry i and returns its controller.
 //
 // Precondition: s.mu is held.
 func (t *Table) evictLocked(s *shard, i uint32, e *entry) Ref {
 	e.timeout = 0 // a forced delete: an unassured template goes with it (§6.4)
 	ctl, _ := t.releaseLocked(s, i, e)
-	t.evicted.Add(1)
 	return ctl
 }
 
@@ -222,6 +263,7 @@ func (t *Table) evictRemote(si int, k *Key) bool {
 			if e := s.at(i); !svcFull || svcSlot(e.proto, &e.vaddr, e.vport) == slot {
 				ctl := t.evictLocked(s, i, e)
 				s.mu.Unlock()
+				t.evicted.Add(1)
 				t.finishEvict(ctl)
 				return true
 			}

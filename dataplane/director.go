@@ -33,6 +33,10 @@ type Options struct {
 	// ConnUnconfirmedMax conntrack.UnconfirmedOff = off.
 	ConnUnconfirmedMax        int
 	ConnUnconfirmedPerService int
+	// DropEntry, SecureTCP and AMemThresh are the defense modes (0..3) and their
+	// threshold in free entries, 0 = ConnMax/2 (docs/defense.md §8).
+	DropEntry, SecureTCP int
+	AMemThresh           int
 
 	ConnReuseMode           int
 	ExpireNodestConn        bool
@@ -237,6 +241,9 @@ func New(opts Options) (*Director, error) {
 		ExpireQuiescentTemplate: opts.ExpireQuiescentTemplate,
 		UnconfirmedMax:          opts.ConnUnconfirmedMax,
 		UnconfirmedPerService:   opts.ConnUnconfirmedPerService,
+		DropEntry:               opts.DropEntry,
+		SecureTCP:               opts.SecureTCP,
+		AMemThresh:              opts.AMemThresh,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("dataplane: %w", err)
@@ -286,6 +293,9 @@ func (d *Director) SetOptions(o Options) error {
 		ExpireQuiescentTemplate: o.ExpireQuiescentTemplate,
 		UnconfirmedMax:          o.ConnUnconfirmedMax,
 		UnconfirmedPerService:   o.ConnUnconfirmedPerService,
+		DropEntry:               o.DropEntry,
+		SecureTCP:               o.SecureTCP,
+		AMemThresh:              o.AMemThresh,
 	}); err != nil {
 		return fmt.Errorf("dataplane: %w", err)
 	}

@@ -94,6 +94,12 @@ type Sysctl struct {
 	PMTUDisc                bool // pmtu_disc
 	SloppyTCP               bool // sloppy_tcp
 	ScheduleICMP            bool // schedule_icmp
+
+	// DropEntry and SecureTCP are the defense modes drop_entry and secure_tcp
+	// (0..3), AMemThresh the free connection-table entries below which automatic
+	// ones engage, 0 = conn_max/2 (docs/defense.md §8).
+	DropEntry, SecureTCP int
+	AMemThresh           int
 }
 
 // A Service is one [[service]] table: a virtual service as ipvsadm -A defines it

@@ -174,6 +174,7 @@ func (d *Daemon) control(ctx context.Context, wg *sync.WaitGroup, errs <-chan er
 			d.publish()
 		case <-tick:
 			d.d.Table().Expire(d.now(), 0)
+			d.defend()
 			if n%estimateTicks == 0 {
 				d.admin.estimate()
 			}

@@ -20,6 +20,7 @@ func DirectorOptions(c *config.Config, log *slog.Logger) dataplane.Options {
 	o.MTU = d.MTU
 	o.ConnMax, o.ConnShards = d.ConnMax, d.ConnShards
 	o.ConnUnconfirmedMax, o.ConnUnconfirmedPerService = d.ConnUnconfirmedMax, d.ConnUnconfirmedPerService
+	o.DropEntry, o.SecureTCP, o.AMemThresh = d.Sysctl.DropEntry, d.Sysctl.SecureTCP, d.Sysctl.AMemThresh
 	o.ConnReuseMode = d.Sysctl.ConnReuseMode
 	o.ExpireNodestConn = d.Sysctl.ExpireNodestConn
 	o.ExpireQuiescentTemplate = d.Sysctl.ExpireQuiescentTemplate

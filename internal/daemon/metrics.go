@@ -443,6 +443,7 @@ func (c *directorCollector) Describe(ch chan<- *prometheus.Desc) {
 	} {
 		ch <- d
 	}
+	describeDefense(ch)
 }
 
 func (c *directorCollector) Collect(ch chan<- prometheus.Metric) {
@@ -527,6 +528,7 @@ func (c *directorCollector) Collect(ch chan<- prometheus.Metric) {
 	tab := a.d.Table()
 	gauge(descConnEntries, float64(tab.Len()))
 	gauge(descConnMax, float64(tab.Max()))
+	collectDefense(ch, tab)
 	// The links are opened in New, before the metrics are served, and never
 	// replaced.
 	for i, l := range a.dm.links {
