@@ -231,9 +231,9 @@ type VirtualAddress struct {
 	// Label is the IPv4 address label ("eth0:1"), starting with the interface's name
 	// and a colon.
 	Label string
-	// NoTrack (no_track): keepalived does not take the instance to FAULT when the
-	// interface of this address goes down. gvs never does, so it is accepted as a
-	// no-op.
+	// NoTrack (no_track): the interface of this address (Dev, when it is not the
+	// instance's) does not take the instance to FAULT when it goes down, as
+	// keepalived's (docs/vrrp.md "Kernel addresses").
 	NoTrack bool
 }
 

@@ -15,6 +15,7 @@ import (
 
 	"github.com/gvs-lb/gvs/internal/config"
 	"github.com/gvs-lb/gvs/internal/kaddr"
+	"github.com/gvs-lb/gvs/vrrp"
 )
 
 // serviceVIPs returns the addresses gvs serves itself: every [[service]] address
@@ -99,6 +100,33 @@ func routeOf(e recordEntry, index func(string) (int, bool)) (kaddr.Route, bool) 
 	r.Src, _ = netip.ParseAddr(e.Src)
 	r.Via, _ = netip.ParseAddr(e.Via)
 	return r, true
+}
+
+// entryTracks returns, as keepalived tracks them, the interfaces a virtual address
+// or virtual route of v is on (its dev) other than the instance's own (the
+// Member's LinkUp) and those track_interface already names: each puts the instance
+// in FAULT while it is down or gone, unless every entry on it says no_track
+// (docs/vrrp.md "Kernel addresses"). Rules are not tracked: see there.
+func entryTracks(v config.VRRP, linkUp func(string) bool) []vrrp.Track {
+	var devs []string
+	add := func(dev string, noTrack bool) {
+		if dev == "" || dev == v.Interface || noTrack || slices.Contains(devs, dev) ||
+			slices.ContainsFunc(v.TrackInterface, func(t config.TrackedInterface) bool { return t.Name == dev }) {
+			return
+		}
+		devs = append(devs, dev)
+	}
+	for _, a := range slices.Concat(v.VIPs, v.ExcludedVIPs) {
+		add(a.Dev, a.NoTrack)
+	}
+	for _, rt := range v.VirtualRoutes {
+		add(rt.Dev, rt.NoTrack)
+	}
+	var out []vrrp.Track
+	for _, dev := range devs {
+		out = append(out, vrrp.WeightedTrack("interface "+dev+" (of a virtual address or route)", 0, false, func() bool { return linkUp(dev) }))
+	}
+	return out
 }
 
 // kernelVIPs adds and removes the kernel addresses of the VRRP instances in MASTER.

@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/gvs-lb/gvs/internal/config"
 	"github.com/gvs-lb/gvs/internal/kaddr"
 	"github.com/gvs-lb/gvs/internal/testutil"
 )
@@ -66,5 +67,58 @@ virtual_rules = ["from 198.18.0.200 table 100 priority 100", "fwmark 0x10/0xff i
 	want = []string{"delete rule " + mine[1].String(), "delete rule " + mine[0].String(), "delete route 198.18.5.0/24 via 198.18.0.1 if#7 table 100", "delete addr 198.18.0.200/24"}
 	if !slices.Equal(ops, want) {
 		t.Fatalf("changes at stop %q, want %q", ops, want)
+	}
+}
+
+// TestEntryTracks: as keepalived, the interface of a virtual address or route
+// other than the instance's is tracked (FAULT while down) unless its entries all
+// say no_track; the instance's own interface, one track_interface names and a
+// rule's iif/oif are not.
+func TestEntryTracks(t *testing.T) {
+	up := map[string]bool{"eth0": true, "eth1": true, "eth2": true, "eth3": true, "eth4": true, "eth5": true}
+	mustAddr := func(s string) config.VirtualAddress {
+		a, err := config.ParseVirtualAddress(s, "eth0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		return a
+	}
+	mustRoute := func(s string) config.VirtualRoute {
+		r, err := config.ParseVirtualRoute(s)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return r
+	}
+	rule, err := config.ParseVirtualRule("iif eth5 oif eth5 table 7")
+	if err != nil {
+		t.Fatal(err)
+	}
+	v := config.VRRP{Interface: "eth0",
+		VIPs:           []config.VirtualAddress{mustAddr("198.18.0.1 dev eth0"), mustAddr("198.18.0.2 dev eth1"), mustAddr("198.18.0.3 dev eth2 no_track")},
+		ExcludedVIPs:   []config.VirtualAddress{mustAddr("198.18.0.4 dev eth3 no_track"), mustAddr("198.18.0.5 dev eth3")},
+		VirtualRoutes:  []config.VirtualRoute{mustRoute("198.18.5.0/24 dev eth4"), mustRoute("198.18.6.0/24 dev eth2 no_track"), mustRoute("blackhole 198.18.7.0/24")},
+		VirtualRules:   []config.VirtualRule{rule},
+		TrackInterface: []config.TrackedInterface{{Name: "eth4", Weight: -10}},
+	}
+	tracks := (&Daemon{}).vrrpTracks(v, func(n string) bool { return up[n] })
+	var names []string
+	for _, tk := range tracks {
+		names = append(names, tk.Name)
+	}
+	want := []string{"interface eth4", "interface eth1 (of a virtual address or route)", "interface eth3 (of a virtual address or route)"}
+	if !slices.Equal(names, want) {
+		t.Fatalf("tracks %q, want %q", names, want)
+	}
+	for dev, fault := range map[string]bool{"eth0": false, "eth1": true, "eth2": false, "eth3": true, "eth5": false} {
+		up[dev] = false
+		var f bool
+		for _, tk := range tracks {
+			f = f || tk.State().Fault
+		}
+		if f != fault {
+			t.Errorf("%s down: fault %v, want %v", dev, f, fault)
+		}
+		up[dev] = true
 	}
 }

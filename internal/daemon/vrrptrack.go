@@ -47,6 +47,7 @@ func (dm *Daemon) vrrpTracks(v config.VRRP, linkUp func(name string) bool) []vrr
 			return slices.ContainsFunc(together, dm.serviceUp)
 		}))
 	}
-	tracks = append(tracks, dm.trk.tracks(v)...) // vrrp_script, track_file, track_process (track.go)
+	tracks = append(tracks, dm.trk.tracks(v)...)       // vrrp_script, track_file, track_process (track.go)
+	tracks = append(tracks, entryTracks(v, linkUp)...) // the interfaces of VIPs and routes (kvip.go)
 	return tracks
 }
