@@ -526,13 +526,18 @@ func (b *liveBench) counters(gvs *liveProc) (liveCounters, error) {
 	return c, nil
 }
 
-// metrics scrapes gvs's link, drop and frame counters from its metrics endpoint.
+// metrics scrapes gvs's link, drop and frame counters from its metrics endpoint. A
+// director just out of a flood on a busy machine may answer late: up to three tries
+// of 5 s each before the run gives up.
 func (b *liveBench) metrics() (map[string]float64, error) {
-	text, err := b.l.HTTPGet(b.dir.Name, "http://"+liveMetricsAddr+"/metrics", 2*time.Second)
-	if err != nil {
-		return nil, fmt.Errorf("gvs metrics: %w", err)
+	var err error
+	for range 3 {
+		var text string
+		if text, err = b.l.HTTPGet(b.dir.Name, "http://"+liveMetricsAddr+"/metrics", 5*time.Second); err == nil {
+			return ParseMetrics(text, "gvs_link_", "gvs_drops_total", "gvs_frames_")
+		}
 	}
-	return ParseMetrics(text, "gvs_link_", "gvs_drops_total", "gvs_frames_")
+	return nil, fmt.Errorf("gvs metrics (3 tries): %w", err)
 }
 
 func (b *liveBench) netDev(h LiveHost) (st netDevStats, err error) {
