@@ -102,8 +102,9 @@ func TestDropEntrySpreads(t *testing.T) {
 	for i := range 2000 {
 		k := spoofKey(protoUDP, i, 53)
 		v.tbl.InOrInsert(&k, 0, sec, p, &c)
-		if i%2 == 0 { // a reply confirms it (NAT)
-			v.tbl.Out(protoUDP, false, raw(rsAddr), 8080, k.CAddr, k.CPort, 0, sec, &c)
+		v.tbl.Out(protoUDP, false, raw(rsAddr), 8080, k.CAddr, k.CPort, 0, sec, &c) // does not confirm
+		if i%2 == 0 {                                                               // the client's second datagram confirms it
+			v.tbl.In(&k, 0, sec, &c)
 		}
 	}
 	if s := v.tbl.Unconfirmed(); s.Unconfirmed != 1000 {

@@ -7,8 +7,7 @@ import (
 
 // Unconfirmed entries (docs/defense.md §7). A connection that has not proven a client
 // — TCP before the client's ACK completing the handshake moves it to ESTABLISHED, a
-// UDP flow before a reply (NAT) or before the client's second datagram (DR/TUN, where
-// replies are never seen) — is on its shard's unconfirmed list: an intrusive FIFO
+// UDP flow before the client's second datagram — is on its shard's unconfirmed list: an intrusive FIFO
 // through entry.uprev/unext, oldest at uhead. These entries live in their own budget:
 // UnconfirmedMax in total and UnconfirmedPerService per virtual address, port and
 // protocol. A new connection that finds the budget (or the table) full evicts the
@@ -146,8 +145,9 @@ func (t *Table) unlinkUnconfLocked(s *shard, e *entry) {
 }
 
 // confirmLocked takes e off the unconfirmed list once a packet in direction dir,
-// its transition applied, proves the client: TCP reached ESTABLISHED; UDP saw a
-// reply, or (no replies visible: DR/TUN) a second client datagram.
+// its transition applied, proves the client: TCP reached ESTABLISHED; UDP got a
+// second datagram from the client. A reply does not confirm UDP: a real server
+// answers a spoofed source as readily as a real one.
 //
 // Precondition: s.mu is held; e is not a new entry (its first packet never confirms).
 func (t *Table) confirmLocked(s *shard, e *entry, dir Dir) {
@@ -158,7 +158,7 @@ func (t *Table) confirmLocked(s *shard, e *entry, dir Dir) {
 		if e.state != StateEstablished {
 			return
 		}
-	} else if dir != DirOut && e.flags&FlagNoOutput == 0 {
+	} else if dir != DirIn {
 		return
 	}
 	t.unlinkUnconfLocked(s, e)

@@ -117,8 +117,15 @@ func TestUnconfConfirmedNeverEvicted(t *testing.T) {
 				t.Helper()
 				switch {
 				case k.Proto == protoUDP && m == ipvs.NAT:
+					// A reply does not confirm: a server answers spoofed sources too.
 					if r := v.tbl.Out(protoUDP, false, raw(rsAddr), 8080, k.CAddr, k.CPort, 0, now, &c); r != Hit {
 						t.Fatalf("udp reply: %v", r)
+					}
+					if listLen(t, v.tbl) == 0 {
+						t.Fatal("a UDP reply confirmed the flow")
+					}
+					if r := v.tbl.In(k, 0, now, &c); r != Hit {
+						t.Fatalf("udp second datagram: %v", r)
 					}
 				case k.Proto == protoUDP:
 					if r := v.tbl.In(k, 0, now, &c); r != Hit {
