@@ -432,6 +432,10 @@ func (e *tableEditor) Services() []ipvs.Service {
 	if !e.partial {
 		return e.Editor.Services()
 	}
+	if !slices.ContainsFunc(e.conf, func(s ipvs.Service) bool { return e.part.has(s.Key) }) {
+		// Only services added: they go at the end.
+		return appendServices(e.conf, e.Editor.Services())
+	}
 	out := make([]ipvs.Service, 0, len(e.conf)+len(e.part))
 	var was keySet
 	for i := range e.conf {
@@ -466,6 +470,22 @@ func (e *tableEditor) lookup(k ipvs.Key) *ipvs.Service {
 		}
 	}
 	return nil
+}
+
+// appendServices returns conf with add at its end, written past conf's length in
+// its array when it has room, so that services added one by one cost what they
+// add, not the table. That is safe because only this function leaves room in a
+// configured table (commit stores its table clipped): a published table is
+// clipped at its length (publish), so no reader sees past it, and only the
+// newest configured table is ever extended. A table it grows has room for as
+// many again.
+func appendServices(conf, add []ipvs.Service) []ipvs.Service {
+	if cap(conf)-len(conf) < len(add) {
+		grown := make([]ipvs.Service, len(conf), 2*(len(conf)+len(add)))
+		copy(grown, conf)
+		conf = grown
+	}
+	return append(conf, add...)
 }
 
 // admCommitEdits gives the Director the table ed holds, of which only the

@@ -96,3 +96,63 @@ func TestAdmDeltaKeepsFilterAndLiveness(t *testing.T) {
 		}
 	}
 }
+
+// TestAdmAddsKeepPublishedTables: services added one by one go at the end of the
+// configured table, in room its array has (appendServices); a table once
+// published never changes, read concurrently (-race) while services are added,
+// deleted and added again.
+func TestAdmAddsKeepPublishedTables(t *testing.T) {
+	ta := newTestDirector(t, directorConf, nil)
+	type seen struct {
+		table []ipvs.Service
+		keys  string
+	}
+	keysOf := func(table []ipvs.Service) string {
+		var b []string
+		for _, s := range table {
+			b = append(b, s.Key.String())
+		}
+		return fmt.Sprint(b)
+	}
+	done := make(chan struct{})
+	read := make(chan int)
+	go func() {
+		n := 0
+		defer func() { read <- n }()
+		for {
+			select {
+			case <-done:
+				return
+			default:
+			}
+			if p := ta.d.pub.Load(); p != nil {
+				n += len(keysOf(p.configured)) // reads every element
+			}
+		}
+	}()
+	var kept []seen
+	for i := range 60 {
+		vip := fmt.Sprintf("198.18.0.%d:80", 1+i)
+		ta.ok("-A -t " + vip + " -s rr")
+		if i%7 == 6 {
+			ta.ok("-D -t " + fmt.Sprintf("198.18.0.%d:80", i-2))
+		}
+		p := ta.d.pub.Load()
+		if cap(p.configured) != len(p.configured) {
+			t.Fatalf("a published table has room past its end: len %d cap %d", len(p.configured), cap(p.configured))
+		}
+		if last := p.configured[len(p.configured)-1].Key.String(); last != "TCP "+vip {
+			t.Fatalf("the service added is not last: %s", last)
+		}
+		kept = append(kept, seen{p.configured, keysOf(p.configured)})
+	}
+	close(done)
+	if <-read == 0 {
+		t.Fatal("the reader never read a table")
+	}
+	for i, s := range kept {
+		if got := keysOf(s.table); got != s.keys {
+			t.Fatalf("table published after command %d changed:\n%s\nwas\n%s", i, got, s.keys)
+		}
+	}
+}

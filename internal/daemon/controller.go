@@ -265,7 +265,7 @@ func (d *Daemon) commit(conf []ipvs.Service) error {
 	if err := d.d.Apply(sh.services); err != nil {
 		return err
 	}
-	d.st.conf = conf
+	d.st.conf = slices.Clip(conf) // appendServices may extend only its own tables
 	d.st.stale = false
 	d.st.delta = deltaState{eff: sh.services}
 	d.commitShaped(sh, false)
@@ -364,7 +364,8 @@ func (d *Daemon) publish() {
 	for a := range d.st.resolving {
 		resolving[a] = true
 	}
-	d.pub.Store(&published{configured: d.st.conf, resolving: resolving, alive: d.st.alive, macs: macs})
+	// Capped: appendServices writes past the end of the configured table.
+	d.pub.Store(&published{configured: slices.Clip(d.st.conf), resolving: resolving, alive: d.st.alive, macs: macs})
 }
 
 // serviceUp reports whether the service at ap has a live real server (track_service).
