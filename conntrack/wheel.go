@@ -1,6 +1,10 @@
 package conntrack
 
-import "sync"
+import (
+	"cmp"
+	"slices"
+	"sync"
+)
 
 // Timers (docs/ipvs-semantics.md §6.4) are per-shard timer wheels of wheelSlots slots of one
 // Tick each, driven by Expire. Every entry sits on exactly one timer list of its shard
@@ -52,6 +56,16 @@ type expiry struct {
 	jumpEnd int64 // catch-up: the pass covers ticks up to jumpEnd-1
 	jumpTo  int64 // catch-up: the tick the wheel resumes after
 	ops     []ctlOp
+	// deferred are a catch-up pass's controller updates with the expiry time of
+	// the entry released: the pass visits slots out of time order, so they are
+	// applied once it has visited every slot, in the order the entries expired.
+	deferred []deferredOp
+}
+
+// deferredOp is a ctlOp held back during a catch-up pass.
+type deferredOp struct {
+	op  ctlOp
+	exp int64
 }
 
 const (
@@ -286,6 +300,7 @@ func (t *Table) jumpStep(w *sweep, now int64) bool {
 	}
 	if !x.flush {
 		x.flush, x.shard = true, 0
+		w.expired += t.applyDeferred()
 	}
 	for ; x.shard < len(t.shards); x.shard++ {
 		s := &t.shards[x.shard]
@@ -339,9 +354,14 @@ func (t *Table) runList(w *sweep, si int, l uint16, ref int64, slot bool, tick i
 			case e.expires > ref:
 				t.fileLocked(s, i, e)
 			case e.nctl == 0:
+				exp := e.expires
 				ctl, forced := t.releaseLocked(s, i, e)
 				w.expired++
-				if ctl != 0 {
+				switch {
+				case ctl == 0:
+				case x.jumping && slot:
+					x.deferred = append(x.deferred, deferredOp{ctlOp{ref: ctl, forced: forced}, exp})
+				default:
 					ops = append(ops, ctlOp{ref: ctl, forced: forced})
 				}
 			case slot:
@@ -369,4 +389,26 @@ func (t *Table) runList(w *sweep, si int, l uint16, ref int64, slot bool, tick i
 			return false
 		}
 	}
+}
+
+// applyDeferred applies a catch-up pass's controller updates in the order their
+// entries expired — the order the kernel's timers released them, which decides
+// whether a forced delete leaves its template controlling nobody (§6.4) — and
+// returns the number of controllers dropped.
+//
+// Precondition: t.exp.mu is held.
+func (t *Table) applyDeferred() int {
+	x := &t.exp
+	if len(x.deferred) == 0 {
+		return 0
+	}
+	slices.SortStableFunc(x.deferred, func(a, b deferredOp) int { return cmp.Compare(a.exp, b.exp) })
+	ops := x.ops[:0]
+	for _, d := range x.deferred {
+		ops = append(ops, d.op)
+	}
+	x.deferred = x.deferred[:0]
+	var dropped int
+	x.ops, dropped = t.applyOps(ops)
+	return dropped
 }
