@@ -520,27 +520,33 @@ func (a Action) String() string {
 
 // Reconfigure applies a changed configuration to a running instance without a
 // state change (a reload, docs/vrrp.md "Live reload"): priority, nopreempt,
-// preempt_delay, lower_prio_no_advert and higher_prio_send_advert. What identifies
-// the virtual router or changes what it advertises besides its priority (VRID,
-// version, source, VIPs, interval, authentication, unicast peers) cannot change in
-// place, nor can the priority become or stop being 255 (the owner's rules differ):
-// the error says so and nothing changes. The new priority is advertised with the
-// next advert; the Runner then adds its tracking deltas (Runner.Update).
+// preempt_delay, lower_prio_no_advert, higher_prio_send_advert and the virtual
+// addresses, as keepalived keeps the state of an instance whose addresses changed.
+// What identifies the virtual router (VRID, version, source, interval,
+// authentication, unicast peers) cannot change in place, nor can the priority
+// become or stop being 255 (the owner's rules differ): the error says so and
+// nothing changes. The new priority and addresses are advertised with the next
+// advert; the Runner then adds its tracking deltas (Runner.Update).
 func (in *Instance) Reconfigure(c Config) error {
 	if err := c.Validate(); err != nil {
 		return err
 	}
 	old := in.cfg
 	same := c.VRID == old.VRID && c.Version == old.Version && c.Src == old.Src && c.Interval == old.Interval &&
-		slices.Equal(c.Addrs, old.Addrs) && c.AuthType == old.AuthType && c.AuthData == old.AuthData &&
+		c.AuthType == old.AuthType && c.AuthData == old.AuthData &&
 		slices.Equal(c.Peers, old.Peers) && c.CheckUnicastSrc == old.CheckUnicastSrc
 	if !same {
-		return fmt.Errorf("vrrp: reconfigure VRID %d: %w: only the priority and preemption settings change in place", old.VRID, ErrInvalidConfig)
+		return fmt.Errorf("vrrp: reconfigure VRID %d: %w: only the priority, preemption settings and virtual addresses change in place", old.VRID, ErrInvalidConfig)
 	}
 	if (c.Priority == PriorityOwner) != (old.Priority == PriorityOwner) {
 		return fmt.Errorf("vrrp: reconfigure VRID %d: %w: priority 255 (address owner) cannot be set or left in place", old.VRID, ErrInvalidConfig)
 	}
-	c.Addrs, c.Peers = old.Addrs, old.Peers
+	if !slices.Equal(c.Addrs, old.Addrs) {
+		c.Addrs = slices.Clone(c.Addrs) // the caller's slice is not the advert's
+	} else {
+		c.Addrs = old.Addrs
+	}
+	c.Peers = old.Peers
 	in.cfg = c
 	if in.base == PriorityOwner {
 		return nil

@@ -630,6 +630,10 @@ type Reconfig struct {
 	Config   Config
 	LinkUp   func() bool
 	Tracks   []Track
+	// Applied, when set, is called on the Runner's goroutine once the instance
+	// runs with Config, before any later transition of it: the caller follows a
+	// change of virtual addresses there (a master adds and announces the new ones).
+	Applied func()
 }
 
 type updateReq struct {
@@ -706,6 +710,9 @@ func (r *Runner) apply(u Update) error {
 			continue
 		}
 		m.LinkUp, m.Tracks = rc.LinkUp, rc.Tracks
+		if rc.Applied != nil {
+			rc.Applied()
+		}
 		r.mu.Lock()
 		if st := r.status[m.Instance]; st != nil {
 			st.Configured = rc.Config.Priority

@@ -2,6 +2,9 @@ package vrrp
 
 import (
 	"context"
+	"fmt"
+	"net/netip"
+	"slices"
 	"testing"
 	"time"
 
@@ -73,10 +76,67 @@ func TestRunnerUpdate(t *testing.T) {
 		t.Fatalf("unexpected transition %+v", x)
 	default:
 	}
-	// A change of VIPs cannot be made in place.
-	cfgA.Addrs = nil
+	// A change of VRID cannot be made in place.
+	cfgA.VRID = 60
 	if err := r.Update(context.Background(), Update{Reconfigure: []Reconfig{{Instance: a, Config: cfgA}}}); err == nil {
-		t.Fatal("a VIP change was made in place")
+		t.Fatal("a VRID change was made in place")
+	}
+}
+
+// TestRunnerUpdateAddrs: a reload that changes a master's virtual addresses
+// keeps it MASTER (no transition, no priority 0); Applied runs once, on the
+// Runner's goroutine while the instance is MASTER with the new addresses; the
+// advert before the reload carries the old list, the next one the new list; the
+// caller's slice is not shared with the instance.
+func TestRunnerUpdateAddrs(t *testing.T) {
+	testutil.CheckLeaks(t)
+	c := testutil.NewClock(t)
+	rec := newRecorder()
+	cfg := runnerConfig(150)
+	a, _ := NewInstance(cfg)
+	tr := newFakeTransport()
+	r, err := NewRunner([]Member{{Name: "A", Instance: a, Transport: tr}}, rec.opts(c))
+	if err != nil {
+		t.Fatal(err)
+	}
+	runUntilCleanup(t, r)
+	waitState(t, rec, StateBackup)
+	c.BlockUntil(1)
+	c.Advance(4 * time.Second)
+	waitState(t, rec, StateMaster)
+	for len(tr.sent) > 1 {
+		<-tr.sent
+	}
+	if p := waitSent(t, tr); !slices.Equal(p.Advert.Addrs, []netip.Addr{runnerVIP}) {
+		t.Fatalf("advert before the reload carries %v", p.Advert.Addrs)
+	}
+
+	added := netip.MustParseAddr("198.18.0.77")
+	next := cfg
+	next.Addrs = []netip.Addr{added, runnerVIP}
+	var applied []string
+	err = r.Update(context.Background(), Update{Reconfigure: []Reconfig{{Instance: a, Config: next,
+		Applied: func() { applied = append(applied, a.State().String()+" "+fmt.Sprint(a.Config().Addrs)) }}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := []string{"MASTER [198.18.0.77 " + runnerVIP.String() + "]"}; !slices.Equal(applied, want) {
+		t.Fatalf("Applied saw %q, want %q", applied, want)
+	}
+	next.Addrs[0] = netip.MustParseAddr("198.18.0.99") // the caller's slice, reused
+	c.BlockUntil(1)
+	c.Advance(time.Second)
+	p := waitSent(t, tr)
+	if want := []netip.Addr{added, runnerVIP}; !slices.Equal(p.Advert.Addrs, want) || p.Advert.Priority != 150 {
+		t.Fatalf("the next advert carries %v at priority %d, want %v at 150", p.Advert.Addrs, p.Advert.Priority, want)
+	}
+	select {
+	case x := <-rec.changed:
+		t.Fatalf("a change of addresses made a transition %+v", x)
+	default:
+	}
+	if st := r.Status(); len(st) != 1 || st[0].State != StateMaster {
+		t.Fatalf("status %+v", st)
 	}
 }
 

@@ -420,16 +420,7 @@ func ParseVirtualRoute(s string) (VirtualRoute, error) {
 			if v == "default" {
 				v = "0.0.0.0/0"
 			}
-			if !strings.Contains(v, "/") {
-				var a netip.Addr
-				if a, err = parseAddr(v); err == nil {
-					v = netip.PrefixFrom(a, a.BitLen()).String()
-				}
-			}
-			var p netip.Prefix
-			if p, err = netip.ParsePrefix(v); err == nil {
-				rt.Dst = netip.PrefixFrom(p.Addr().Unmap(), p.Bits()).Masked()
-			}
+			rt.Dst, err = hostOrPrefix(v)
 		case "src":
 			rt.Src, err = addr(v)
 		case "via":
@@ -519,6 +510,23 @@ type VirtualRule struct {
 // ruleTables are the table names ip-rule(8) knows besides numbers.
 var ruleTables = map[string]uint32{"main": 254, "local": 255, "default": 253}
 
+// hostOrPrefix reads a prefix, or an address alone as its host prefix (/32,
+// /128), as ip-route(8) and ip-rule(8) do; the result is masked.
+func hostOrPrefix(v string) (netip.Prefix, error) {
+	if !strings.Contains(v, "/") {
+		a, err := parseAddr(v)
+		if err != nil {
+			return netip.Prefix{}, err
+		}
+		return netip.PrefixFrom(a.Unmap(), a.Unmap().BitLen()), nil
+	}
+	p, err := netip.ParsePrefix(v)
+	if err != nil {
+		return netip.Prefix{}, err
+	}
+	return netip.PrefixFrom(p.Addr().Unmap(), p.Bits()).Masked(), nil
+}
+
 // ParseVirtualRule reads one virtual_rules entry.
 func ParseVirtualRule(s string) (VirtualRule, error) {
 	var ru VirtualRule
@@ -563,17 +571,7 @@ func ParseVirtualRule(s string) (VirtualRule, error) {
 		case "from", "to":
 			var p netip.Prefix
 			if v != "all" {
-				if !strings.Contains(v, "/") {
-					var a netip.Addr
-					if a, err = parseAddr(v); err == nil {
-						v = netip.PrefixFrom(a, a.BitLen()).String()
-					}
-				}
-				if err == nil {
-					if p, err = netip.ParsePrefix(v); err == nil {
-						p = netip.PrefixFrom(p.Addr().Unmap(), p.Bits()).Masked()
-					}
-				}
+				p, err = hostOrPrefix(v)
 			}
 			if k == "from" {
 				ru.From = p

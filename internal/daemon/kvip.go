@@ -403,25 +403,79 @@ func (k *kernelVIPs) releaseLocked(instance string) {
 	// Rules, then routes, then addresses: the reverse of keepalived's adding
 	// order; a route may use an address about to go.
 	k.dropRulesLocked(instance, func(kaddr.Rule) bool { return false })
-	for i := len(k.routes[instance]) - 1; i >= 0; i-- {
-		r := k.routes[instance][i]
+	k.dropRoutesLocked(instance, func(kernelRoute) bool { return false })
+	k.dropAddrsLocked(instance, func(kernelAddr) bool { return false })
+}
+
+// dropRoutesLocked removes the held routes of instance that keep does not keep,
+// in the reverse order of their adding. Precondition: k.mu is held.
+func (k *kernelVIPs) dropRoutesLocked(instance string, keep func(kernelRoute) bool) {
+	list := k.routes[instance]
+	for i := len(list) - 1; i >= 0; i-- {
+		r := list[i]
+		if keep(r) {
+			continue
+		}
 		if err := k.h.DeleteRoute(r.Route); err != nil && !errors.Is(err, kaddr.ErrNotFound) {
 			k.failed.Add(1)
 			k.log.Error(fmt.Sprintf("VRRP (%s) cannot remove route %v", instance, r.Route), "instance", instance, "err", err)
+		} else {
+			k.log.Info("VRRP kernel route removed", "instance", instance, "route", r.Route.String())
+		}
+		list = slices.Delete(list, i, i+1)
+	}
+	if len(list) == 0 {
+		delete(k.routes, instance)
+	} else {
+		k.routes[instance] = list
+	}
+}
+
+// dropAddrsLocked removes the held addresses of instance that keep does not
+// keep. Precondition: k.mu is held.
+func (k *kernelVIPs) dropAddrsLocked(instance string, keep func(kernelAddr) bool) {
+	list := k.held[instance]
+	for i := len(list) - 1; i >= 0; i-- {
+		a := list[i]
+		if keep(a) {
 			continue
 		}
-		k.log.Info("VRRP kernel route removed", "instance", instance, "route", r.Route.String())
-	}
-	delete(k.routes, instance)
-	for _, a := range k.held[instance] {
 		if err := k.h.Delete(a.Addr); err != nil && !errors.Is(err, kaddr.ErrNotFound) {
 			k.failed.Add(1)
 			k.log.Error(fmt.Sprintf("VRRP (%s) cannot remove %v from %s", instance, a.Prefix, a.Dev), "instance", instance, "err", err)
-			continue
+		} else {
+			k.log.Info("VRRP kernel address removed", "instance", instance, "address", a.Prefix, "dev", a.Dev)
 		}
-		k.log.Info("VRRP kernel address removed", "instance", instance, "address", a.Prefix, "dev", a.Dev)
+		list = slices.Delete(list, i, i+1)
 	}
-	delete(k.held, instance)
+	if len(list) == 0 {
+		delete(k.held, instance)
+	} else {
+		k.held[instance] = list
+	}
+}
+
+// update makes what a master instance holds on the kernel follow a reload that
+// changed its virtual addresses, routes or rules, with no release of the rest:
+// what is no longer configured goes first (rules, routes, then addresses), then
+// what is new is added (addresses, routes, then rules) with take's checks. It
+// returns the addresses added now: the ones to announce.
+func (k *kernelVIPs) update(instance string, addrs []kernelAddr, routes []kernelRoute, rules []kaddr.Rule) []kernelAddr {
+	k.mu.Lock()
+	if k.closed {
+		k.mu.Unlock()
+		return nil
+	}
+	k.dropRulesLocked(instance, func(r kaddr.Rule) bool { return slices.Contains(rules, r) })
+	k.dropRoutesLocked(instance, func(r kernelRoute) bool { return slices.Contains(routes, r) })
+	k.dropAddrsLocked(instance, func(a kernelAddr) bool { return slices.Contains(addrs, a) })
+	before := slices.Clone(k.held[instance])
+	k.saveLocked()
+	k.mu.Unlock()
+	held := k.take(instance, addrs)
+	k.takeRoutes(instance, routes)
+	k.takeRules(instance, rules)
+	return slices.DeleteFunc(held, func(a kernelAddr) bool { return slices.Contains(before, a) })
 }
 
 // releaseAll removes every address gvs added and refuses any take after it: gvs

@@ -250,6 +250,18 @@ func (m *vrrpManager) buildOne(v config.VRRP, own map[netip.Addr]bool) (vrrp.Mem
 		return vrrp.Member{}, nil, err
 	}
 	st := &vrrpInst{cfg: v, ann: ann, tr: tr}
+	if err := m.entries(st, ifi, own, c.Src.Is6()); err != nil {
+		return vrrp.Member{}, nil, err
+	}
+	return vrrp.Member{Name: v.Name, Instance: in, Transport: tr,
+		LinkUp: func() bool { return m.linkUp(ifi.Name) }, Tracks: dm.vrrpTracks(v, m.linkUp)}, st, nil
+}
+
+// entries sets st's served VIPs, kernel addresses, routes and rules from st.cfg:
+// ifi is the instance's interface, own the addresses gvs serves, ipv6 its family.
+func (m *vrrpManager) entries(st *vrrpInst, ifi Interface, own map[netip.Addr]bool, ipv6 bool) error {
+	v := st.cfg
+	st.served, st.kern, st.routes = nil, nil, nil
 	for _, a := range slices.Concat(v.VIPs, v.ExcludedVIPs) {
 		if own[a.Addr()] {
 			st.served = append(st.served, a.Addr())
@@ -257,20 +269,19 @@ func (m *vrrpManager) buildOne(v config.VRRP, own map[netip.Addr]bool) (vrrp.Mem
 		}
 		ka, err := m.kernelAddr(a, ifi)
 		if err != nil {
-			return vrrp.Member{}, nil, err
+			return err
 		}
 		st.kern = append(st.kern, ka)
 	}
 	for _, rt := range v.VirtualRoutes {
 		kr, err := m.kernelRoute(rt)
 		if err != nil {
-			return vrrp.Member{}, nil, err
+			return err
 		}
 		st.routes = append(st.routes, kr)
 	}
-	st.rules = kernelRules(v.VirtualRules, c.Src.Is6())
-	return vrrp.Member{Name: v.Name, Instance: in, Transport: tr,
-		LinkUp: func() bool { return m.linkUp(ifi.Name) }, Tracks: dm.vrrpTracks(v, m.linkUp)}, st, nil
+	st.rules = kernelRules(v.VirtualRules, ipv6)
+	return nil
 }
 
 // instanceConfig maps v onto the state machine's configuration on ifi.
@@ -499,6 +510,34 @@ func (m *vrrpManager) becomeMaster(mb *vrrp.Member) {
 		ts = append(ts, clock.AfterFunc(v.GARPMasterRefresh, refresh))
 	}
 	m.timers[in] = ts
+}
+
+// entriesChanged follows a reload that changed a running instance's virtual
+// addresses, routes or rules, from old to st (Reconfig.Applied: on the Runner's
+// goroutine, so in order with the instance's transitions). A master keeps its
+// state and serves the new set: the controller's owned set becomes st's served
+// VIPs, the kernel gets the difference (kernelVIPs.update), and the addresses
+// new to it are announced, garp_master_repeat times; a BACKUP or FAULT instance
+// holds nothing and takes the new set when it next becomes MASTER.
+func (m *vrrpManager) entriesChanged(in *vrrp.Instance, old, st *vrrpInst) {
+	m.mu.Lock()
+	master := m.master[in]
+	m.mu.Unlock()
+	if !master {
+		return
+	}
+	v := st.cfg
+	added := slices.DeleteFunc(slices.Clone(st.served), func(a netip.Addr) bool { return slices.Contains(old.served, a) })
+	kv := m.kernel()
+	// No ann: the effect announces only what is new, from kernel.
+	ev := vrrpEvent{instance: v.Name, master: true, vips: slices.Clone(st.served), kernel: func() []netip.Addr {
+		if kv != nil && (st.onKernel() || old.onKernel()) {
+			added = append(added, m.announceKernel(st, kv.update(v.Name, st.kern, st.routes, st.rules), v.GARPMasterRepeat)...)
+		}
+		m.announce(st.ann, v.Name, added, v.GARPMasterRepeat)
+		return nil
+	}}
+	m.dm.inbox.post(ev)
 }
 
 // announceKernel announces the kernel addresses held on other interfaces than the

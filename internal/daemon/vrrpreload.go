@@ -2,7 +2,7 @@ package daemon
 
 import (
 	"context"
-	"net/netip"
+	"maps"
 	"reflect"
 	"slices"
 
@@ -13,11 +13,14 @@ import (
 // reloadVRRP applies a reload's [[vrrp]] and [[vrrp_sync_group]] changes on the
 // controller's goroutine (docs/vrrp.md "Live reload"): an unchanged instance keeps
 // its state; a changed priority, preemption, notify, announcement or tracking
-// setting applies in place (the new priority goes out with the next advert); an
-// added instance starts; a removed one shuts down as keepalived does (a master
-// advertises priority 0 and releases its VIPs); an instance whose identity changed
-// (interface, VRID, version, VIPs, interval, authentication, unicast, priority to
-// or from 255), or whose sync group changed, is restarted: removed, then added.
+// setting, or a change of virtual addresses, routes or rules, applies in place
+// (the new priority and addresses go out with the next advert; a master adds and
+// announces the new addresses and removes the dropped ones); an added instance
+// starts; a removed one shuts down as keepalived does (a master advertises
+// priority 0 and releases its VIPs); an instance whose identity changed
+// (interface, VRID, version, address family, interval, authentication, unicast,
+// priority to or from 255), whose sync group changed, or one of whose addresses
+// became or stopped being a service's, is restarted: removed, then added.
 func (d *Daemon) reloadVRRP(old, cur *config.Config) {
 	vc := vrrpChanges(old.VRRP, cur.VRRP, old.VRRPSyncGroups, cur.VRRPSyncGroups)
 	if d.mode == modeVRRPOnly && len(cur.Services) > 0 {
@@ -50,7 +53,15 @@ func softVRRP(v config.VRRP) config.VRRP {
 	v.NotifyMaster, v.NotifyBackup, v.NotifyFault, v.Notify = "", "", "", ""
 	v.TrackService, v.TrackInterface = nil, nil
 	v.TrackScript, v.TrackFile, v.TrackProcess = nil, nil, nil
+	v.VirtualIPAddress, v.VIPs, v.ExcludedVIPs = nil, nil, nil // reentered in place (entriesChanged)
+	v.VirtualRoutes, v.VirtualRules = nil, nil
 	return v
+}
+
+// vipsIPv6 reports the family of v's virtual addresses (all of one, and at
+// least one: config checks it); it decides the instance's source address.
+func vipsIPv6(v config.VRRP) bool {
+	return len(v.VIPs) > 0 && v.VIPs[0].Addr().Is6()
 }
 
 // groupOf returns the members of name's sync group in gs, or nil.
@@ -83,20 +94,23 @@ func (m *vrrpManager) reload(old, cur *config.Config) error {
 	restart := map[string]bool{}
 	var soft []string
 	oldOwn, curOwn := serviceVIPs(old), serviceVIPs(cur)
-	// servedBy reports, per VIP of v, whether gvs serves it (own) or the kernel.
-	servedBy := func(v config.VRRP, own map[netip.Addr]bool) []bool {
-		var out []bool
-		for _, a := range slices.Concat(v.VIPs, v.ExcludedVIPs) {
-			out = append(out, own[a.Addr()])
+	// servedMoved reports whether a VIP in both o and c is served by gvs (own) in
+	// one and by the kernel in the other.
+	servedMoved := func(o, c config.VRRP) bool {
+		for _, a := range slices.Concat(c.VIPs, c.ExcludedVIPs) {
+			in := slices.ContainsFunc(slices.Concat(o.VIPs, o.ExcludedVIPs), func(b config.VirtualAddress) bool { return b.Addr() == a.Addr() })
+			if in && oldOwn[a.Addr()] != curOwn[a.Addr()] {
+				return true
+			}
 		}
-		return out
+		return false
 	}
 	for name, c := range curCfg {
 		o, ok := oldCfg[name]
 		switch {
-		case !ok || !reflect.DeepEqual(softVRRP(o), softVRRP(c)):
+		case !ok || !reflect.DeepEqual(softVRRP(o), softVRRP(c)) || vipsIPv6(o) != vipsIPv6(c):
 			restart[name] = true
-		case !slices.Equal(servedBy(o, oldOwn), servedBy(c, curOwn)):
+		case servedMoved(o, c):
 			// A VIP became, or stopped being, a service's: who serves it changes.
 			restart[name] = true
 		case !slices.Equal(groupOf(oldGroups, name), groupOf(cur.VRRPSyncGroups, name)):
@@ -144,13 +158,14 @@ func (m *vrrpManager) reload(old, cur *config.Config) error {
 	if err != nil {
 		return err
 	}
-	if err := m.openKernel(built); err != nil {
-		return err
-	}
 	u.Add = members
-	softCfg := map[*vrrp.Instance]config.VRRP{}
+	softSt := map[*vrrp.Instance]*vrrpInst{}
 	for _, name := range soft {
 		in, v := running[name], curCfg[name]
+		old := m.get(in)
+		if old == nil {
+			continue
+		}
 		ifi, err := m.dm.deps.Host.Interface(v.Interface)
 		if err != nil {
 			return err
@@ -159,9 +174,25 @@ func (m *vrrpManager) reload(old, cur *config.Config) error {
 		if err != nil {
 			return err
 		}
-		softCfg[in] = v
-		u.Reconfigure = append(u.Reconfigure, vrrp.Reconfig{Instance: in, Config: c,
-			LinkUp: func() bool { return m.linkUp(ifi.Name) }, Tracks: m.dm.vrrpTracks(v, m.linkUp)})
+		st := *old
+		st.cfg = v
+		if err := m.entries(&st, ifi, curOwn, c.Src.Is6()); err != nil {
+			return err
+		}
+		softSt[in] = &st
+		rc := vrrp.Reconfig{Instance: in, Config: c,
+			LinkUp: func() bool { return m.linkUp(ifi.Name) }, Tracks: m.dm.vrrpTracks(v, m.linkUp)}
+		if !slices.Equal(old.served, st.served) || !slices.Equal(old.kern, st.kern) || !slices.Equal(old.routes, st.routes) || !slices.Equal(old.rules, st.rules) {
+			rc.Applied = func() { m.entriesChanged(in, old, &st) }
+		}
+		u.Reconfigure = append(u.Reconfigure, rc)
+	}
+	// The kernel handle opens for the first instance that needs it, restarted or
+	// changed in place.
+	needKernel := maps.Clone(built)
+	maps.Copy(needKernel, softSt)
+	if err := m.openKernel(needKernel); err != nil {
+		return err
 	}
 	u.Prepare = func() {
 		m.imu.Lock()
@@ -169,11 +200,9 @@ func (m *vrrpManager) reload(old, cur *config.Config) error {
 		for in, st := range built {
 			m.insts[in] = st
 		}
-		for in, v := range softCfg {
-			if st := m.insts[in]; st != nil {
-				c := *st
-				c.cfg = v
-				m.insts[in] = &c
+		for in, st := range softSt {
+			if m.insts[in] != nil {
+				m.insts[in] = st
 			}
 		}
 	}
