@@ -122,3 +122,19 @@ func TestEntryTracks(t *testing.T) {
 		up[dev] = true
 	}
 }
+
+// TestPlanRules: gvs check lists an instance's virtual rules (and routes) with
+// its addresses.
+func TestPlanRules(t *testing.T) {
+	cfg, err := config.Parse("test.toml", []byte(directorConf+vipsConf("198.18.0.200/24", "198.18.5.0/24 via 198.18.0.1 dev gvs0", "fwmark 0x7/0xff lookup 100 pref 10")))
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := strings.Join(Plan(cfg), "\n")
+	for _, want := range []string{"route to 198.18.5.0/24 via 198.18.0.1 dev gvs0 on the kernel while MASTER",
+		"rule fwmark 0x7/0xff priority 10 table 100 on the kernel while MASTER"} {
+		if !strings.Contains(got, want) {
+			t.Errorf("plan lacks %q:\n%s", want, got)
+		}
+	}
+}
