@@ -141,8 +141,8 @@ func TestRunnerUpdateAddrs(t *testing.T) {
 }
 
 // TestRunnerUpdateStress: reloads (priority changes, an instance removed and added
-// again) while adverts arrive and other goroutines read Status and ask Reassess;
-// run with -race. Bounded: 50 rounds.
+// again, addresses changed in place) while adverts arrive and other goroutines read
+// Status and ask Reassess; run with -race. Bounded: 50 rounds.
 func TestRunnerUpdateStress(t *testing.T) {
 	testutil.CheckLeaks(t)
 	rec := newRecorder()
@@ -187,9 +187,15 @@ func TestRunnerUpdateStress(t *testing.T) {
 		}
 	}()
 	var b *Instance
+	applied := 0
 	for i := range 50 {
 		cfgA.Priority = uint8(140 + i%20)
-		u := Update{Reconfigure: []Reconfig{{Instance: a, Config: cfgA}}}
+		// Every other round the addresses change too (in place, Applied runs).
+		cfgA.Addrs = []netip.Addr{runnerVIP}
+		if i%2 == 1 {
+			cfgA.Addrs = append(cfgA.Addrs, netip.AddrFrom4([4]byte{198, 18, 0, byte(100 + i)}))
+		}
+		u := Update{Reconfigure: []Reconfig{{Instance: a, Config: cfgA, Applied: func() { applied++ }}}}
 		if b == nil {
 			b, _ = NewInstance(cfgB)
 			u.Add = []Member{{Name: "B", Instance: b, Transport: trB}}
@@ -208,5 +214,8 @@ func TestRunnerUpdateStress(t *testing.T) {
 	}
 	if st := r.Status(); st[0].Name != "A" || st[0].Configured != uint8(140+49%20) {
 		t.Fatalf("status %+v", st)
+	}
+	if applied != 50 || len(a.Config().Addrs) != 2 {
+		t.Fatalf("Applied ran %d times (want 50), addresses now %v", applied, a.Config().Addrs)
 	}
 }
