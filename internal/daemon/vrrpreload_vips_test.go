@@ -145,3 +145,45 @@ func TestVRRPReloadVIPsInPlace(t *testing.T) {
 	// release removes.
 	testutil.Eventually(t, 10*time.Second, func() bool { return strings.Contains(ta.logs.String(), "reload: VRRP changed") }, "the reload's log")
 }
+
+// TestVRRPReloadServedVIPInPlace: a reload that adds a service's VIP to a master's
+// virtual_ipaddress makes the Director serve it at once (and announces it), one
+// that drops a VIP stops serving it, with no transition of the instance.
+func TestVRRPReloadServedVIPInPlace(t *testing.T) {
+	svc101 := "\n[[service]]\naddress = \"198.18.0.101:80\"\nscheduler = \"rr\"\n  [[service.real_server]]\n  address = \"198.18.0.5:80\"\n"
+	inst := func(vips string) string {
+		return "\n[[vrrp]]\nname = \"VI_1\"\ninterface = \"gvs0\"\nvirtual_router_id = 51\npriority = 100\nadvert_int = \"1s\"\nvirtual_ipaddress = [" + vips + "]\ngarp_master_delay = \"0s\"\n"
+	}
+	ta := newTestAdmin(t, webConf+svc101+inst(`"198.18.0.100"`))
+	reload := func(vips string) {
+		t.Helper()
+		next, err := config.Parse("test.toml", []byte(directorConf+webConf+svc101+inst(vips)))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := ta.d.Reload(t.Context(), next); err != nil {
+			t.Fatal(err)
+		}
+	}
+	forwarded := func(vip string) bool {
+		return len(ta.send(tcpPkt{client: ap("198.51.100.9:1234"), vip: ap(vip + ":80"), syn: true})) == 1
+	}
+	becomeMaster(ta)
+	testutil.Eventually(t, 10*time.Second, func() bool { return forwarded("198.18.0.100") }, "the master to serve its VIP")
+	if forwarded("198.18.0.101") {
+		t.Fatal("a service VIP no master holds was served")
+	}
+	before := ta.d.vrrp.runner.Status()[0]
+
+	reload(`"198.18.0.100", "198.18.0.101"`)
+	testutil.Eventually(t, 10*time.Second, func() bool { return forwarded("198.18.0.101") }, "the added VIP served")
+	testutil.Eventually(t, 10*time.Second, func() bool { return ta.ann.count(netip.MustParseAddr("198.18.0.101")) > 0 }, "the added VIP announced")
+	reload(`"198.18.0.101"`)
+	testutil.Eventually(t, 10*time.Second, func() bool { return !forwarded("198.18.0.100") }, "the dropped VIP no longer served")
+	if !forwarded("198.18.0.101") {
+		t.Fatal("the kept VIP is no longer served")
+	}
+	if after := ta.d.vrrp.runner.Status()[0]; after.State != vrrp.StateMaster || after.Since != before.Since {
+		t.Fatalf("status %+v, before %+v: the instance made a transition", after, before)
+	}
+}
