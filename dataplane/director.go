@@ -27,6 +27,11 @@ type Options struct {
 
 	ConnMax    int
 	ConnShards int
+	// HashSeed perturbs the connection table's flow hash, as the kernel's random
+	// per-boot seed does: with a seed of its own per start, a sender cannot choose
+	// addresses that all land in one shard. 0 keeps replays and tests reproducible.
+	// Like ConnShards it is fixed at New.
+	HashSeed uint64
 
 	// ConnUnconfirmedMax and ConnUnconfirmedPerService are the table's unconfirmed
 	// budget (docs/defense.md §7): 0 = conntrack.DefaultUnconfirmed(ConnMax),
@@ -235,6 +240,7 @@ func New(opts Options) (*Director, error) {
 	t, err := conntrack.New(conntrack.Config{
 		Max:                     opts.ConnMax,
 		Shards:                  opts.ConnShards,
+		HashSeed:                opts.HashSeed,
 		Timeouts:                opts.Timeouts,
 		ConnReuseMode:           opts.ConnReuseMode,
 		ExpireNodestConn:        opts.ExpireNodestConn,
@@ -279,6 +285,9 @@ func (d *Director) SetOptions(o Options) error {
 	}
 	d.mu.Lock()
 	defer d.mu.Unlock()
+	if o.HashSeed != d.opts.HashSeed {
+		return fmt.Errorf("%w: the flow hash seed is fixed at start", ErrConfig)
+	}
 	if o.ConnShards != d.opts.ConnShards {
 		return fmt.Errorf("%w: conn_shards %d → %d takes effect only at start (restart gvs)", ErrConfig, d.opts.ConnShards, o.ConnShards)
 	}

@@ -238,6 +238,7 @@ func (d *Daemon) options(cfg *config.Config, old *dataplane.Options) dataplane.O
 	if o.MTU == 0 || (d.ifi.MTU > 0 && o.MTU > d.ifi.MTU) {
 		o.MTU = d.ifi.MTU
 	}
+	o.HashSeed = d.deps.HashSeed
 	if old != nil {
 		o.ConnShards = old.ConnShards
 		if len(o.GatewayMAC) == 0 {

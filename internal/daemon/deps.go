@@ -111,6 +111,10 @@ type Clock interface {
 type Deps struct {
 	// Logger receives the daemon's log; nil discards.
 	Logger *slog.Logger
+	// HashSeed seeds the connection table's flow hash (dataplane.Options.HashSeed):
+	// random per start in LiveDeps, so a flood cannot aim at one shard; 0 in tests
+	// keeps listings in a reproducible order.
+	HashSeed uint64
 	// Clock is the time source of the Director, the daemon's ticks and VRRP; nil
 	// is the real clock.
 	Clock Clock

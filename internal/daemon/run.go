@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"math/rand/v2"
 	"net"
 	"os"
 	"runtime"
@@ -142,8 +143,9 @@ func LiveDeps(workers int, log *slog.Logger) Deps {
 		workers = runtime.NumCPU()
 	}
 	return Deps{
-		Logger: log,
-		Host:   hostChecker{procSys: "/proc/sys", procRoute: "/proc/net/route"},
+		Logger:   log,
+		HashSeed: rand.Uint64(), // per start, as the kernel's per-boot seed
+		Host:     hostChecker{procSys: "/proc/sys", procRoute: "/proc/net/route"},
 		OpenLinks: func(ifi Interface, f *afpacket.Filter) ([]dataplane.Link, error) {
 			fanout := uint16(os.Getpid())
 			var links []dataplane.Link
