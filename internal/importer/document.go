@@ -239,20 +239,27 @@ type VRRP struct {
 	VIPs     []netip.Addr
 	// VIPForms are the VIPs as virtual_ipaddress entries in keepalived's form
 	// ("ADDR/LEN dev IF label L …"), one per VIP; nil: the plain addresses.
-	VIPForms          []string
-	Src               netip.Addr
-	Peers             []netip.Addr
-	NoPreempt         bool
-	PreemptDelay      Opt[time.Duration]
-	GARPDelay         Opt[time.Duration]
-	GARPRepeat        Opt[int]
-	GARPRefresh       Opt[time.Duration]
-	GARPRefreshRepeat Opt[int]
-	NotifyMaster      string
-	NotifyBackup      string
-	NotifyFault       string
-	Notify            string
-	Track             []Track // track_interface
+	VIPForms []string
+	// ExcludedForms, Routes and Rules are virtual_ipaddress_excluded, virtual_routes
+	// and virtual_rules entries in keepalived's form, which gvs's config reads as is.
+	ExcludedForms       []string
+	Routes              []string
+	Rules               []string
+	GARPLowerPrioDelay  Opt[time.Duration]
+	GARPLowerPrioRepeat Opt[int]
+	Src                 netip.Addr
+	Peers               []netip.Addr
+	NoPreempt           bool
+	PreemptDelay        Opt[time.Duration]
+	GARPDelay           Opt[time.Duration]
+	GARPRepeat          Opt[int]
+	GARPRefresh         Opt[time.Duration]
+	GARPRefreshRepeat   Opt[int]
+	NotifyMaster        string
+	NotifyBackup        string
+	NotifyFault         string
+	Notify              string
+	Track               []Track // track_interface
 	// TrackScript, TrackFile and TrackProcess are track_script, track_file and
 	// track_process entries, "NAME", "NAME weight W [reverse]".
 	TrackScript, TrackFile, TrackProcess []string

@@ -90,6 +90,11 @@ type (
 		GARPMasterRepeat        *int         `toml:"garp_master_repeat,omitempty"`
 		GARPMasterRefresh       *duration    `toml:"garp_master_refresh,omitempty"`
 		GARPMasterRefreshRepeat *int         `toml:"garp_master_refresh_repeat,omitempty"`
+		GARPLowerPrioDelay      *duration    `toml:"garp_lower_prio_delay,omitempty"`
+		GARPLowerPrioRepeat     *int         `toml:"garp_lower_prio_repeat,omitempty"`
+		Excluded                []string     `toml:"virtual_ipaddress_excluded,omitempty"`
+		Routes                  []string     `toml:"virtual_routes,omitempty"`
+		Rules                   []string     `toml:"virtual_rules,omitempty"`
 		NotifyMaster            string       `toml:"notify_master,omitempty"`
 		NotifyBackup            string       `toml:"notify_backup,omitempty"`
 		NotifyFault             string       `toml:"notify_fault,omitempty"`
@@ -226,6 +231,11 @@ func (v *VRRP) toml() tomlVRRP {
 		GARPMasterRepeat:        optional(v.GARPRepeat, same),
 		GARPMasterRefresh:       optional(v.GARPRefresh, dur),
 		GARPMasterRefreshRepeat: optional(v.GARPRefreshRepeat, same),
+		GARPLowerPrioDelay:      optional(v.GARPLowerPrioDelay, dur),
+		GARPLowerPrioRepeat:     optional(v.GARPLowerPrioRepeat, same),
+		Excluded:                texts(v.ExcludedForms),
+		Routes:                  texts(v.Routes),
+		Rules:                   texts(v.Rules),
 		NotifyMaster:            text(v.NotifyMaster),
 		NotifyBackup:            text(v.NotifyBackup),
 		NotifyFault:             text(v.NotifyFault),

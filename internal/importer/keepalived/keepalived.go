@@ -135,7 +135,8 @@ var kaBlockKeywords = []string{"real_server", "url", "authentication", "virtual_
 	"http_get", "ssl_get", "tcp_check", "udp_check", "misc_check", "smtp_check", "dns_check", "ping_check",
 	"file_check", "bfd_check", "global_defs", "virtual_server_group",
 	"vrrp_instance", "virtual_server", "vrrp_sync_group", "group", "track_interface", "vrrp_script", "track_script",
-	"vrrp_track_file", "track_file", "vrrp_track_process", "track_process"}
+	"vrrp_track_file", "track_file", "vrrp_track_process", "track_process",
+	"virtual_ipaddress_excluded", "virtual_routes", "virtual_rules"}
 
 // blockText summarises a statement's block for a note: " { a; b c }", shortened.
 func (n *kaNode) blockText() string {

@@ -818,6 +818,32 @@ func TestImportKeepalivedGrammar(t *testing.T) {
 			findNote(t, im, 9, `"track_interface eth1": extra words "eth1" ignored`)
 		},
 	}, {
+		name: "excluded addresses, routes, rules and lower-priority GARPs, as gvs's config reads them",
+		conf: "vrrp_instance V {\ninterface eth0\nvirtual_router_id 9\nvirtual_ipaddress { 198.18.0.9 }\n" +
+			"virtual_ipaddress_excluded {\n2001:db8::9/64 dev eth0\n198.18.1.9/24 label eth0:9\nbogus\n}\n" +
+			"virtual_routes {\n198.18.2.0/24 via 198.18.0.1 dev eth0\nsrc 198.18.0.9 to 198.18.3.0/24 dev eth0 table 100\n198.18.4.0/24 via 198.18.0.1 realms 5\n}\n" +
+			"virtual_rules {\nfrom 198.18.0.9 table 100 priority 200\nto 198.18.5.0/24 lookup 100\nfrom all goto 3\n}\n" +
+			"garp_lower_prio_delay 2\ngarp_lower_prio_repeat 3\n}\n",
+		want: func(t *testing.T, im *importer.Imported) {
+			v := im.Config.VRRP[0]
+			if len(v.ExcludedVIPs) != 1 || v.ExcludedVIPs[0].Prefix != netip.MustParsePrefix("198.18.1.9/24") || v.ExcludedVIPs[0].Label != "eth0:9" {
+				t.Errorf("virtual_ipaddress_excluded %+v", v.ExcludedVIPs)
+			}
+			if len(v.VirtualRoutes) != 2 || v.VirtualRoutes[0].Dst != netip.MustParsePrefix("198.18.2.0/24") || v.VirtualRoutes[1].Src != netip.MustParseAddr("198.18.0.9") {
+				t.Errorf("virtual_routes %+v", v.VirtualRoutes)
+			}
+			if len(v.VirtualRules) != 2 || v.VirtualRules[0].From != netip.MustParsePrefix("198.18.0.9/32") || v.VirtualRules[1].To != netip.MustParsePrefix("198.18.5.0/24") {
+				t.Errorf("virtual_rules %+v", v.VirtualRules)
+			}
+			if v.GARPLowerPrioDelay != 2*time.Second || v.GARPLowerPrioRepeat != 3 {
+				t.Errorf("garp_lower_prio %v × %d, want 2s × 3", v.GARPLowerPrioDelay, v.GARPLowerPrioRepeat)
+			}
+			findNote(t, im, 6, `virtual_ipaddress_excluded "2001:db8::9/64 dev eth0"`, "another family", "not translated")
+			findNote(t, im, 8, `virtual_ipaddress_excluded "bogus"`, "not translated")
+			findNote(t, im, 13, `virtual_routes "198.18.4.0/24 via 198.18.0.1 realms 5"`, "not translated")
+			findNote(t, im, 18, `virtual_rules "from all goto 3"`, "not translated")
+		},
+	}, {
 		name: "track weights: owner by default, one-line groups, global_tracking, a group without members",
 		conf: "vrrp_instance A {\nstate MASTER\nvirtual_router_id 9\nvirtual_ipaddress { 198.18.0.9 }\ntrack_interface { eth1 weight 5\neth2 weight -253 }\n}\n" +
 			"vrrp_instance B {\nvirtual_router_id 10\nvirtual_ipaddress { 198.18.0.10 }\ntrack_interface { eth3 weight -254\neth4 weight\nbad/name\n" +

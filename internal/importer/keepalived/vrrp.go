@@ -1,6 +1,7 @@
 package keepalived
 
 import (
+	"fmt"
 	"math"
 	"net/netip"
 	"slices"
@@ -16,9 +17,6 @@ import (
 
 var kaVRRPUnsupported = func() map[string]string {
 	m := map[string]string{
-		"virtual_ipaddress_excluded": "gvs has no excluded addresses (adding them to virtual_ipaddress would change the adverts' address count and break the peers)",
-		"virtual_routes":             "gvs adds no routes yet (add them in the notify_master / notify_backup scripts)",
-		"virtual_rules":              "gvs adds no routing rules yet (add them in the notify_master / notify_backup scripts)",
 		"use_vmac":                   "gvs sends from the interface's own MAC (keepalived's default without use_vmac)",
 		"vmac_xmit_base":             "gvs has no virtual MAC interface",
 		"native_ipv6":                "gvs has no virtual MAC interface",
@@ -31,8 +29,6 @@ var kaVRRPUnsupported = func() map[string]string {
 		"promote_secondaries":        "gvs adds no addresses to interfaces",
 		"linkbeat_use_polling":       "gvs does not poll links",
 		"kernel_rx_buf_size":         "gvs has no such setting",
-		"garp_lower_prio_delay":      "gvs has no such setting",
-		"garp_lower_prio_repeat":     "gvs has no such setting",
 		"lower_prio_no_advert":       "gvs's config has no such setting",
 		"higher_prio_send_advert":    "gvs's config has no such setting",
 		"check_unicast_src":          "gvs's config has no such setting",
@@ -116,6 +112,16 @@ func (k *kaImporter) vrrpInstance(n *kaNode) {
 				}
 			case "virtual_ipaddress":
 				k.vips(ctx, c, v)
+			case "virtual_ipaddress_excluded":
+				k.excludedVIPs(ctx, c, v)
+			case "virtual_routes":
+				v.Routes = k.entries(ctx, c, "virtual_routes", func(e string) error { _, err := config.ParseVirtualRoute(e); return err })
+			case "virtual_rules":
+				v.Rules = k.entries(ctx, c, "virtual_rules", func(e string) error { _, err := config.ParseVirtualRule(e); return err })
+			case "garp_lower_prio_delay":
+				k.seconds(ctx, c, &v.GARPLowerPrioDelay)
+			case "garp_lower_prio_repeat":
+				k.integer(ctx, c, 0, math.MaxInt32, &v.GARPLowerPrioRepeat)
 			case "unicast_src_ip", "mcast_src_ip":
 				if k.needArgs(ctx, c, 1) {
 					k.extra(ctx, c, 1)
@@ -345,6 +351,38 @@ func (k *kaImporter) vips(ctx string, n *kaNode, v *importer.VRRP) {
 			v.VIPForms = append(v.VIPForms, form)
 		}
 	}
+}
+
+// excludedVIPs reads a virtual_ipaddress_excluded block: entries of virtual_ipaddress's
+// form, managed like the VIPs while master but not advertised, of either family.
+func (k *kaImporter) excludedVIPs(ctx string, n *kaNode, v *importer.VRRP) {
+	v.ExcludedForms = k.entries(ctx, n, "virtual_ipaddress_excluded", func(e string) error {
+		a, err := config.ParseVirtualAddress(e, v.Iface)
+		if err == nil && len(v.VIPs) > 0 && a.Prefix.Addr().Is6() != v.VIPs[0].Is6() {
+			// keepalived takes both families here; a gvs instance has one.
+			err = fmt.Errorf("of another family than %s (a gvs instance has one family: give it an instance of its own)", v.VIPs[0])
+		}
+		return err
+	})
+}
+
+// entries reads a block of one-line entries written as keepalived writes them
+// (virtual_ipaddress_excluded, virtual_routes, virtual_rules), which gvs's config
+// takes in the same form: each is kept when check (the config's own parser) accepts
+// it, and noted and left out when not.
+func (k *kaImporter) entries(ctx string, n *kaNode, kw string, check func(string) error) []string {
+	k.extra(ctx, n, 0)
+	var out []string
+	for _, e := range n.block {
+		k.noBlock(ctx, e)
+		line := e.words()
+		if err := check(line); err != nil {
+			k.note(e.pos(), "%s: %s %q: %v: not translated", ctx, kw, line, err)
+			continue
+		}
+		out = append(out, line)
+	}
+	return out
 }
 
 // kaVIP parses "IP" or "IP/len".
