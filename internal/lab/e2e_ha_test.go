@@ -278,6 +278,18 @@ func TestHADemo(t *testing.T) {
 	if strings.Count(out.String(), ".110/24 eth0:1") < 3 {
 		t.Errorf("the demo does not show VIP1 on eth0:1 after each step:\n%s", out.String())
 	}
+	// Issue 13: the VIP moves within the script's fall × interval plus one advert
+	// interval (2 × 1 s + 1 s), give or take the client's probe (a 250 ms try every
+	// 100 ms).
+	var secs float64
+	for line := range strings.Lines(out.String()) {
+		if _, err := fmt.Sscanf(strings.TrimSpace(line), "(%f s after the web server stopped)", &secs); err == nil {
+			break
+		}
+	}
+	if secs == 0 || secs > 3.5 {
+		t.Errorf("VIP1 moved to lb2 %.1f s after lb1's web server stopped, want at most 2 × 1 s + 1 s (and the probe's 0.5 s):\n%s", secs, out.String())
+	}
 	t.Log("\n" + out.String())
 }
 

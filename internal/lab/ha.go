@@ -55,14 +55,16 @@ func (l *Lab) HAConfig(director string) (string, error) {
 	var b strings.Builder
 	fmt.Fprintf(&b, "# seed 004 in the lab: %s, VRRP only (gvs lab up --mode ha)\n", director)
 	fmt.Fprintf(&b, "[director]\ncontrol_socket = %q\n", filepath.Join(l.RunDir(), director+".sock"))
-	// The seed's vrrp_script: is the local web server answering? A failing check
-	// takes 60 off the priority of the instance this balancer is master of, below
-	// its peer's 100, so the peer takes the VIP over (keepalived's weight).
+	// The seed's vrrp_script: is the local web server answering? The seed's own
+	// check script stops keepalived when the web server is down; the same effect in
+	// keepalived's terms is a script without a weight: while it fails the instances
+	// are in FAULT, so the master of a VIP sends priority 0 and its peer takes the
+	// VIP over after its skew time, not a whole master-down interval.
 	curl, check := curlPath()
 	if check {
 		fmt.Fprintf(&b, "\n[[vrrp_script]]\nname = \"chk_web\"\nscript = [%q, \"-sf\", \"-m\", \"1\", \"-o\", \"/dev/null\", \"http://127.0.0.1:%d/\"]\n",
 			curl, l.spec.HTTPPort)
-		b.WriteString("interval = \"1s\"\nfall = 2\nrise = 2\nweight = -60\n")
+		b.WriteString("interval = \"1s\"\nfall = 2\nrise = 2\n")
 	}
 	for i, inst := range []struct {
 		name string
@@ -264,7 +266,7 @@ func HADemo(ctx context.Context, w io.Writer, spec Spec) error {
 	c := l.children[web.PID]
 	l.mu.Unlock()
 	if _, check := curlPath(); check && web.PID != 0 {
-		fmt.Fprintf(w, "\n== lb1's web server stops: chk_web fails twice (fall 2, every 1 s), VI_1 drops to 150-60 = 90 < 100, lb2 takes VI_1\n")
+		fmt.Fprintf(w, "\n== lb1's web server stops: chk_web fails twice (fall 2, every 1 s), lb1's instances go to FAULT (VI_1 sends priority 0), lb2 takes VI_1\n")
 		start := time.Now()
 		if err := stop(web, c); err != nil {
 			return err
@@ -274,7 +276,7 @@ func HADemo(ctx context.Context, w io.Writer, spec Spec) error {
 		}
 		fmt.Fprintf(w, "   (%.1f s after the web server stopped)\n", time.Since(start).Seconds())
 		show()
-		fmt.Fprintf(w, "\n== lb1's web server starts again: chk_web passes twice (rise 2), VI_1 back to 150, lb1 takes VI_1 back (preempt)\n")
+		fmt.Fprintf(w, "\n== lb1's web server starts again: chk_web passes twice (rise 2), lb1 leaves FAULT, VI_1 at 150 takes VI_1 back (preempt)\n")
 		if _, err := l.StartWeb(ctx, "dir1"); err != nil {
 			return err
 		}
