@@ -11,6 +11,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/gvs-lb/gvs/internal/testutil"
 )
 
 // haLab brings up a lab with two directors (the load balancers of seed 004) and one
@@ -291,6 +293,69 @@ func TestHADemo(t *testing.T) {
 		t.Errorf("VIP1 moved to lb2 %.1f s after lb1's web server stopped, want at most 2 × 1 s + 1 s (and the probe's 0.5 s):\n%s", secs, out.String())
 	}
 	t.Log("\n" + out.String())
+}
+
+// TestHANoPreempt: both balancers BACKUP with nopreempt. lb1 (150) wins the first
+// election; its web server stops and lb2 takes VIP1; the web server comes back and lb1
+// leaves FAULT as BACKUP but does not take VIP1 back (issue 13: "restarting it moves
+// VIP1 back (preempt) or not (nopreempt)").
+func TestHANoPreempt(t *testing.T) {
+	if _, check := curlPath(); !check {
+		if os.Getenv("GVS_LAB_REQUIRED") == "1" {
+			t.Fatal("GVS_LAB_REQUIRED=1 but curl (the lab's web check) is not installed")
+		}
+		t.Skip("curl (the lab's web check) is not installed")
+	}
+	spec := e2eSpec(t, DR)
+	spec.Directors, spec.RealServers, spec.HANoPreempt = 2, 1, true
+	l := upLab(t, spec)
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	ps, err := l.StartHA(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	v1, _ := l.HAVIPs()
+	waitHolds(t, l, "dir1", v1, true, "eth0:1", 10*time.Second)
+	answeredBy(t, l, v1, "lb1", 3*time.Second)
+
+	l.mu.Lock()
+	var web Proc
+	for _, p := range l.st.Procs {
+		if p.Host == "dir1" && p.Name == "web" {
+			web = p
+		}
+	}
+	c := l.children[web.PID]
+	l.mu.Unlock()
+	if c == nil {
+		t.Fatal("lb1's web server is not a process of this lab")
+	}
+	if err := stop(web, c); err != nil {
+		t.Fatal(err)
+	}
+	waitHolds(t, l, "dir2", v1, true, "eth0:1", 5*time.Second)
+	answeredBy(t, l, v1, "lb2", 3*time.Second)
+
+	if _, err := l.StartWeb(ctx, "dir1"); err != nil {
+		t.Fatal(err)
+	}
+	// lb1's check passes again (rise 2): it leaves FAULT for BACKUP...
+	testutil.Eventually(t, 10*time.Second, func() bool {
+		b, _ := os.ReadFile(ps[0].Log)
+		return strings.Contains(string(b), `msg="VRRP Entering BACKUP STATE" instance=VI_1 from=FAULT`)
+	}, "lb1's VI_1 to leave FAULT for BACKUP")
+	// ...and with nopreempt stays there: through more than a master-down interval (3 ×
+	// 1 s + skew) lb2 keeps VIP1 and lb1 never holds it.
+	for end := time.Now().Add(5 * time.Second); time.Now().Before(end); time.Sleep(200 * time.Millisecond) {
+		if ok, _ := holds(t, l, "dir1", v1); ok {
+			t.Fatalf("lb1 took VIP1 back despite nopreempt:\n%s", eth0Addrs(t, l, "dir1"))
+		}
+	}
+	if ok, _ := holds(t, l, "dir2", v1); !ok {
+		t.Fatalf("lb2 lost VIP1:\n%s", eth0Addrs(t, l, "dir2"))
+	}
+	answeredBy(t, l, v1, "lb2", 3*time.Second)
 }
 
 // arpCapture runs tcpdump -n -e on host's eth0 for ARP; the function returned

@@ -75,10 +75,17 @@ func (l *Lab) HAConfig(director string) (string, error) {
 		if (i == 0) == first {
 			prio, state = 150, "MASTER"
 		}
+		owner := state == "MASTER" // the balancer the seed makes this VIP's master
+		if l.spec.HANoPreempt {
+			state = "BACKUP"
+		}
 		fmt.Fprintf(&b, "\n[[vrrp]]\nname = %q\ninterface = \"eth0\"\nstate = %q\nvirtual_router_id = %d\npriority = %d\nadvert_int = \"1s\"\n",
 			inst.name, state, inst.vrid, prio)
+		if l.spec.HANoPreempt {
+			b.WriteString("nopreempt = true\n")
+		}
 		fmt.Fprintf(&b, "auth_type = \"PASS\"\nauth_pass = \"1111\"\nvirtual_ipaddress = [\"%v/%d dev eth0 label eth0:%d\"]\n", inst.vip, bits, i+1)
-		if state == "MASTER" && check {
+		if owner && check {
 			b.WriteString("track_script = [\"chk_web\"]\n")
 		}
 	}

@@ -102,6 +102,10 @@ type Spec struct {
 	// HTTPPort and UDPPort are where each real server's HTTP server (answering
 	// its name) and UDP echo listen, on every address. 0 = 80 and 53.
 	HTTPPort, UDPPort uint16
+	// HANoPreempt (HA mode): both instances start as BACKUP with nopreempt, as
+	// keepalived wants for nopreempt, so a recovered balancer does not take its VIP
+	// back. Default: preempt, the masters as seed 004 writes them.
+	HANoPreempt bool
 	// StateDir holds the state file <prefix>.json and the directory <prefix>/
 	// with logs and generated configs. "" = DefaultStateDir.
 	StateDir string
