@@ -17,10 +17,13 @@ import (
 
 // haLab brings up a lab with two directors (the load balancers of seed 004) and one
 // real server (not used).
-func haLab(t *testing.T) *Lab {
+func haLab(t *testing.T, opts ...func(*Spec)) *Lab {
 	t.Helper()
 	spec := e2eSpec(t, DR)
 	spec.Directors, spec.RealServers = 2, 1
+	for _, o := range opts {
+		o(&spec)
+	}
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	l, err := Up(ctx, spec)
@@ -306,9 +309,7 @@ func TestHANoPreempt(t *testing.T) {
 		}
 		t.Skip("curl (the lab's web check) is not installed")
 	}
-	spec := e2eSpec(t, DR)
-	spec.Directors, spec.RealServers, spec.HANoPreempt = 2, 1, true
-	l := upLab(t, spec)
+	l := haLab(t, func(s *Spec) { s.HANoPreempt = true })
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
 	ps, err := l.StartHA(ctx)
@@ -319,19 +320,7 @@ func TestHANoPreempt(t *testing.T) {
 	waitHolds(t, l, "dir1", v1, true, "eth0:1", 10*time.Second)
 	answeredBy(t, l, v1, "lb1", 3*time.Second)
 
-	l.mu.Lock()
-	var web Proc
-	for _, p := range l.st.Procs {
-		if p.Host == "dir1" && p.Name == "web" {
-			web = p
-		}
-	}
-	c := l.children[web.PID]
-	l.mu.Unlock()
-	if c == nil {
-		t.Fatal("lb1's web server is not a process of this lab")
-	}
-	if err := stop(web, c); err != nil {
+	if err := l.stopWeb("dir1"); err != nil {
 		t.Fatal(err)
 	}
 	waitHolds(t, l, "dir2", v1, true, "eth0:1", 5*time.Second)
@@ -487,25 +476,9 @@ func sendSignal(t *testing.T, l *Lab, p Proc, sig syscall.Signal) {
 // master's eth0 as a kernel address, usable at once (no duplicate address
 // detection), so the web server answers the client on it; SIGTERM removes it.
 func TestHAKernelVIPv6(t *testing.T) {
-	spec := e2eSpec(t, DR)
-	spec.Directors, spec.RealServers, spec.IPv6 = 2, 1, true
+	l := haLab(t, func(s *Spec) { s.IPv6 = true })
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	l, err := Up(ctx, spec)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		if t.Failed() {
-			for _, p := range l.Procs() {
-				b, _ := os.ReadFile(p.Log)
-				t.Logf("%s %s log:\n%s", p.Host, p.Name, b)
-			}
-		}
-		if err := l.Down(); err != nil {
-			t.Errorf("down: %v", err)
-		}
-	})
 	vip := netip.MustParseAddr("2001:db8::110")
 	cfg := fmt.Sprintf("[director]\ncontrol_socket = %q\n\n[[vrrp]]\nname = \"VI_6\"\ninterface = \"eth0\"\nvirtual_router_id = 61\npriority = 150\nadvert_int = \"100ms\"\nvirtual_ipaddress = [\"%v/64\"]\n",
 		filepath.Join(l.RunDir(), "dir1.sock"), vip)

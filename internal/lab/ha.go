@@ -155,6 +155,23 @@ func (l *Lab) StartWeb(ctx context.Context, director string) (Proc, error) {
 	return l.start(ctx, director, "web", true, args...)
 }
 
+// stopWeb stops director's web server (StartWeb's), by its PID.
+func (l *Lab) stopWeb(director string) error {
+	l.mu.Lock()
+	var web Proc
+	for _, p := range l.st.Procs {
+		if p.Host == director && p.Name == "web" {
+			web = p
+		}
+	}
+	c := l.children[web.PID]
+	l.mu.Unlock()
+	if c == nil {
+		return fmt.Errorf("lab %s: %s runs no web server of this lab", l.spec.Prefix, director)
+	}
+	return stop(web, c)
+}
+
 // StartHA writes both seed-004 configs and starts, on each load balancer, its web
 // server and gvs (VRRP only). It returns the gvs processes (dir1's, dir2's).
 func (l *Lab) StartHA(ctx context.Context) ([]Proc, error) {
@@ -263,19 +280,10 @@ func HADemo(ctx context.Context, w io.Writer, spec Spec) error {
 		return err
 	}
 	show()
-	l.mu.Lock()
-	var web Proc
-	for _, p := range l.st.Procs {
-		if p.Host == "dir1" && p.Name == "web" {
-			web = p
-		}
-	}
-	c := l.children[web.PID]
-	l.mu.Unlock()
-	if _, check := curlPath(); check && web.PID != 0 {
+	if _, check := curlPath(); check {
 		fmt.Fprintf(w, "\n== lb1's web server stops: chk_web fails twice (fall 2, every 1 s), lb1's instances go to FAULT (VI_1 sends priority 0), lb2 takes VI_1\n")
 		start := time.Now()
-		if err := stop(web, c); err != nil {
+		if err := l.stopWeb("dir1"); err != nil {
 			return err
 		}
 		if err := ask(v1, "lb2"); err != nil {
@@ -294,7 +302,7 @@ func HADemo(ctx context.Context, w io.Writer, spec Spec) error {
 	}
 	fmt.Fprintf(w, "\n== lb1's gvs stops (SIGTERM: priority 0, its VIP leaves eth0); lb2 takes VI_1\n")
 	l.mu.Lock()
-	c = l.children[ps[0].PID]
+	c := l.children[ps[0].PID]
 	l.mu.Unlock()
 	if err := stop(ps[0], c); err != nil {
 		return err
