@@ -290,7 +290,11 @@ func TestLimitsRefuseWithoutDecoding(t *testing.T) {
 				}
 				allocs[i] = testing.AllocsPerRun(2, func() { Parse("x.toml", data) })
 			}
-			if allocs[0] != allocs[1] || allocs[1] > 16 {
+			// The race detector's sync.Pool drops a random share of what is put
+			// back, so there the counts vary from run to run: only the bound,
+			// which no input of either size could stay under if it were
+			// decoded, is checked.
+			if (!raceEnabled && allocs[0] != allocs[1]) || allocs[0] > 16 || allocs[1] > 16 {
 				t.Errorf("allocations of a refusal: %v at n=100, %v at n=2000; want the same, at most 16", allocs[0], allocs[1])
 			}
 		})
