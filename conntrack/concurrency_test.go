@@ -124,7 +124,7 @@ func TestConcurrent(t *testing.T) {
 	}
 	var aux sync.WaitGroup
 	aux.Go(func() { sweep(func() { v.tbl.Expire(clock.Load(), 100) }) })
-	aux.Go(func() { sweep(func() { v.tbl.Walk(func(c *Conn) bool { return c.Expires != 0 }) }) })
+	aux.Go(func() { sweep(func() { v.tbl.Each(func(c *Conn) bool { return c.Expires != 0 }) }) })
 	wg.Wait()
 	close(stop)
 	aux.Wait()

@@ -133,7 +133,7 @@ var debugDiff = os.Getenv("GVS_DEBUG_DIFF") != ""
 
 func (h *harness) dump(what string) {
 	h.logf("%s:", what)
-	h.tbl.Walk(func(c *Conn) bool {
+	h.tbl.Each(func(c *Conn) bool {
 		h.logf("  T %v:%d->%d st %v to %v exp %.3f nctl %d ctl %v flags %#x", c.Key.CAddr[:4], c.Key.CPort, c.Key.VPort, c.State, c.Timeout, float64(c.Expires)/1e9, c.NControl, c.Control, c.Flags)
 		return true
 	})
@@ -436,7 +436,7 @@ func (h *harness) check(full bool) {
 		}
 	}
 	var got, want []string
-	h.tbl.Walk(func(c *Conn) bool { got = append(got, fmt.Sprintf("%+v", norm(*c))); return true })
+	h.tbl.Each(func(c *Conn) bool { got = append(got, fmt.Sprintf("%+v", norm(*c))); return true })
 	for _, x := range h.ref.ents {
 		var c Conn
 		h.ref.fill(x, &c)

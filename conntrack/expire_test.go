@@ -282,7 +282,7 @@ func TestWalk(t *testing.T) {
 		t.Fatal(n)
 	}
 	n := 0
-	v.tbl.Walk(func(c *Conn) bool {
+	v.tbl.Each(func(c *Conn) bool {
 		if c.DAddr != raw(rsAddr) || c.State != StateUDP || c.Method != ipvs.NAT {
 			t.Errorf("%+v", c)
 		}

@@ -105,7 +105,7 @@ func countsOf(d *sched.Dest) counts {
 // recount recomputes every dest's counters from the entries (Walk).
 func recount(tbl *Table) map[uint32]counts {
 	m := map[uint32]counts{}
-	tbl.Walk(func(c *Conn) bool {
+	tbl.Each(func(c *Conn) bool {
 		if !c.HasDest {
 			return true
 		}
@@ -142,6 +142,6 @@ func checkCounts(t *testing.T, tbl *Table, dests map[uint32]*sched.Dest) {
 // walkLen counts the entries Walk sees.
 func walkLen(tbl *Table) int {
 	n := 0
-	tbl.Walk(func(*Conn) bool { n++; return true })
+	tbl.Each(func(*Conn) bool { n++; return true })
 	return n
 }

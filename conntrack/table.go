@@ -11,6 +11,7 @@ import (
 	"unsafe"
 
 	"github.com/gvs-lb/gvs/ipvs"
+	"github.com/gvs-lb/gvs/ipvssync"
 	"github.com/gvs-lb/gvs/sched"
 )
 
@@ -115,6 +116,12 @@ type Table struct {
 	svcUnconf        [svcSlots]atomic.Int32
 
 	exp expiry
+
+	// Cluster sync (sync.go): shards get their sync side (shard.sx) once syncOn.
+	syncOn    atomic.Bool
+	syncMu    sync.Mutex
+	syncRules atomic.Pointer[ipvssync.Rules]
+	sc        syncCounters
 }
 
 // shard is one lock shard. Everything in it is guarded by mu. The struct is small
@@ -126,14 +133,14 @@ type shard struct {
 	chunks     [][]entry // slab: fixed-size chunks, index 0 of chunk 0 unused
 	chunkShift uint
 	chunkMask  uint32
-	free       uint32   // free list through entry.next
-	nalloc     uint32   // next never-used slab index
-	uhead      uint32   // oldest unconfirmed entry (unconfirmed.go), 0 = none
-	cur        int64    // next tick this shard's wheel fires (wheel.go)
-	jumping    bool     // a catch-up pass is running: new timers go to listPending
-	utail      uint32   // newest unconfirmed entry
-	lists      []uint32 // timer list heads, numLists of them (wheel.go)
-	_          [8]byte
+	free       uint32     // free list through entry.next
+	nalloc     uint32     // next never-used slab index
+	uhead      uint32     // oldest unconfirmed entry (unconfirmed.go), 0 = none
+	cur        int64      // next tick this shard's wheel fires (wheel.go)
+	jumping    bool       // a catch-up pass is running: new timers go to listPending
+	utail      uint32     // newest unconfirmed entry
+	lists      []uint32   // timer list heads, numLists of them (wheel.go)
+	sx         *shardSync // cluster sync side (sync.go), nil until the table syncs
 }
 
 // at returns the entry at slab index i.
@@ -490,6 +497,11 @@ func (t *Table) fillLocked(si int, i uint32, e *entry, c *Conn) {
 	c.Expires = e.expires
 	c.Control = e.control
 	c.NControl = e.nctl
+	c.Sync = SyncInfo{}
+	if si < len(t.shards) && t.shards[si].sx != nil {
+		s := &t.shards[si]
+		c.Sync.Origin = s.sx.peek(s, i).origin
+	}
 }
 
 // fillDAddr sets c.DAddr from the dest's address (zero without a dest).
@@ -568,6 +580,15 @@ func (t *Table) inLocked(s *shard, si int, h uint64, k *Key, cport uint16, tcpFl
 	}
 	e := s.at(i)
 	d := t.destOf(e)
+	if e.flags&fUnbound != 0 {
+		// Received without its real server, which this director does not know:
+		// the packet schedules a new connection in its place (sync.go).
+		if e.nctl == 0 {
+			t.expireNowLocked(s, i, e, now)
+		}
+		t.sc.resched.Add(1)
+		return Miss, 0, nil
+	}
 	// §5.2 step 5: a SYN for a connection that can be replaced.
 	if k.Proto == protoTCP && tcpFlags&tcpSYN != 0 {
 		resched := false
@@ -598,6 +619,9 @@ func (t *Table) inLocked(s *shard, si int, h uint64, k *Key, cport uint16, tcpFl
 	t.confirmLocked(s, e, DirIn)
 	ctl := t.assureStepLocked(e, assure)
 	t.fillLocked(si, i, e, c)
+	if s.sx != nil {
+		t.syncStepLocked(s, i, e, now, c)
+	}
 	return Hit, ctl, d
 }
 
@@ -827,21 +851,12 @@ func (t *Table) Template(k *Key, now int64, c *Conn) bool {
 	si := t.shardOf(h)
 	s := &t.shards[si]
 	s.mu.Lock()
-	var e *entry
-	i := s.buckets[h&t.bucketMask]
-	for ; i != 0; i = e.next {
-		e = s.at(i)
-		if e.cport == k.CPort && e.vport == k.VPort && e.caddr == k.CAddr &&
-			e.proto == k.Proto && e.flags&FlagTemplate != 0 &&
-			(e.flags&fIPv6 != 0) == k.IPv6 && vaddrMatch(k, &e.vaddr) &&
-			aliveLocked(e, now) {
-			break
-		}
-	}
+	i := t.findTplLocked(s, k, h, now)
 	if i == 0 {
 		s.mu.Unlock()
 		return false
 	}
+	e := s.at(i)
 	d := t.destOf(e)
 	if d == nil || !d.Available() || (t.expireQuiescent.Load() && d.Weight() == 0) {
 		if e.vport != 0xffff {
@@ -989,6 +1004,9 @@ func (t *Table) insertLocked(s *shard, si int, h uint64, k *Key, dest *sched.Des
 	}
 	ctl := t.assureStepLocked(e, assure)
 	t.fillLocked(si, i, e, c)
+	if s.sx != nil {
+		t.syncStepLocked(s, i, e, now, c)
+	}
 	return ctl
 }
 
@@ -1189,6 +1207,9 @@ func (t *Table) releaseLocked(s *shard, i uint32, e *entry) (ctl Ref, forced boo
 	if e.flags&FlagNoCPort != 0 {
 		t.noCPort.Add(-1)
 	}
+	if s.sx != nil {
+		t.releaseSyncLocked(s, i, e)
+	}
 	ctl, forced = e.control, e.timeout == 0
 	*e = entry{next: s.free, wslot: listNone}
 	s.free = i
@@ -1240,11 +1261,12 @@ func (t *Table) applyOps(ops []ctlOp) ([]ctlOp, int) {
 	return ops[:0], dropped
 }
 
-// Walk calls fn with a copy of every entry until fn returns false. Each shard is
+// Each calls fn with a copy of every entry until fn returns false. Each shard is
 // copied under its lock, so the view is consistent per shard; fn runs without locks
 // and may call the Table. Entries past their expiry time that Expire has not removed
-// yet are included (check Expires). Walk allocates.
-func (t *Table) Walk(fn func(c *Conn) bool) {
+// yet are included (check Expires). Each allocates; Walk (walk.go) is the bounded,
+// resumable walk of cluster sync.
+func (t *Table) Each(fn func(c *Conn) bool) {
 	var buf []Conn
 	var dests []*sched.Dest
 	for si := range t.shards {

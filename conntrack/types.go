@@ -195,9 +195,10 @@ type Conn struct {
 	Flags    Flags
 	State    State
 	Timeout  time.Duration
-	Expires  int64  // ns on the caller's clock
-	Control  Ref    // controlling template, 0 = none
-	NControl uint32 // number of connections this entry controls (templates)
+	Expires  int64    // ns on the caller's clock
+	Control  Ref      // controlling template, 0 = none
+	NControl uint32   // number of connections this entry controls (templates)
+	Sync     SyncInfo // cluster sync (sync.go); zero while the table does not sync
 }
 
 // Result is the outcome of a lookup or insertion. The zero value is invalid.

@@ -182,7 +182,7 @@ func TestUnconfConfirmedNeverEvicted(t *testing.T) {
 			}
 			// Confirm the 10 left: nothing unconfirmed, the next SYN is refused.
 			var left []Key
-			v.tbl.Walk(func(c *Conn) bool {
+			v.tbl.Each(func(c *Conn) bool {
 				if c.Key.Proto == protoTCP && c.Key.CAddr[1] == 18 {
 					left = append(left, c.Key)
 				}

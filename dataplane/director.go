@@ -13,6 +13,7 @@ import (
 
 	"github.com/gvs-lb/gvs/conntrack"
 	"github.com/gvs-lb/gvs/ipvs"
+	"github.com/gvs-lb/gvs/ipvssync"
 	"github.com/gvs-lb/gvs/sched"
 )
 
@@ -58,6 +59,11 @@ type Options struct {
 	// Rand is the random source of the twos scheduler (uniform in [0,n)); nil = seeded
 	// deterministically, so replays are reproducible.
 	Rand func(n uint32) uint32
+
+	// Sync are the cluster sync sender's rules (sync.go): nil = sync off, the
+	// default. With rules, every worker pushes the connections they choose into its
+	// sync-event ring (DrainSync).
+	Sync *ipvssync.Rules
 
 	Logger *slog.Logger // nil: discard
 }
@@ -128,6 +134,7 @@ type settings struct {
 	sloppyTCP          bool
 	scheduleICMP       bool
 	def                defenseSettings
+	sync               *ipvssync.Rules // Options.Sync (a copy), nil = off
 }
 
 func settingsOf(o *Options) settings {
@@ -135,6 +142,10 @@ func settingsOf(o *Options) settings {
 	if st.hasMAC = len(o.MAC) == 6; st.hasMAC {
 		st.mac = [6]byte(o.MAC)
 		st.def.mac = binary.LittleEndian.Uint64(append(o.MAC[:6:6], 0, 0)) & macMask
+	}
+	if o.Sync != nil {
+		r := *o.Sync
+		st.sync = &r
 	}
 	if st.hasGateway = len(o.GatewayMAC) == 6; st.hasGateway {
 		st.gateway = [6]byte(o.GatewayMAC)
@@ -255,6 +266,7 @@ func New(opts Options) (*Director, error) {
 		return nil, fmt.Errorf("dataplane: %w", err)
 	}
 	d.table = t
+	t.SetSyncRules(opts.Sync)
 	d.snap.Store(&snapshot{set: settingsOf(&opts)})
 	return d, nil
 }
@@ -262,6 +274,11 @@ func New(opts Options) (*Director, error) {
 func checkOptions(o *Options) error {
 	if o.MTU < 68 {
 		return fmt.Errorf("%w: mtu %d is below the IPv4 minimum of 68", ErrConfig, o.MTU)
+	}
+	if o.Sync != nil {
+		if err := o.Sync.Validate(); err != nil {
+			return fmt.Errorf("%w: %w", ErrConfig, err)
+		}
 	}
 	return checkDefense(&o.Defense)
 }
@@ -315,7 +332,9 @@ func (d *Director) SetOptions(o Options) error {
 		o.Rand = d.opts.Rand
 	}
 	d.setLimits(&d.opts.Defense, &o.Defense)
+	d.table.SetSyncRules(o.Sync)
 	d.opts = o
+	d.syncRingsLocked()
 	d.publishLocked()
 	return nil
 }

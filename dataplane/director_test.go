@@ -686,7 +686,7 @@ func TestFlowCacheKeepsTableInStep(t *testing.T) {
 	}
 	var c conntrack.Conn
 	found := false
-	h.d.Table().Walk(func(x *conntrack.Conn) bool { c, found = *x, true; return false })
+	h.d.Table().Each(func(x *conntrack.Conn) bool { c, found = *x, true; return false })
 	if !found || c.State != conntrack.StateEstablished {
 		t.Fatalf("the connection left the table while its packets were served from the cache: %+v", c)
 	}
@@ -696,7 +696,7 @@ func TestFlowCacheKeepsTableInStep(t *testing.T) {
 	// A FIN goes through the table: ESTABLISHED → FIN_WAIT (input-only table).
 	fin := dtPkt{src: dtClient, dst: dtVIP, sport: 40000, dport: 80, fin: true, ack: true}.frame(t)
 	h.run(fin, 5*sec+int64(time.Millisecond))
-	h.d.Table().Walk(func(x *conntrack.Conn) bool { c = *x; return false })
+	h.d.Table().Each(func(x *conntrack.Conn) bool { c = *x; return false })
 	if c.State != conntrack.StateFinWait {
 		t.Fatalf("after FIN the state is %v, want FIN_WAIT", c.State)
 	}

@@ -39,6 +39,8 @@ type flowCache struct {
 	// miss or a forget of an empty slot never reads the slot itself (288 KiB).
 	used  [flowCacheSize / 64]uint64
 	slots [flowCacheSize]flowSlot
+	// sync is each slot's cluster sync state, touched only with sync on (sync.go).
+	sync [flowCacheSize]slotSync
 }
 
 const (

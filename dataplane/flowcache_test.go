@@ -12,7 +12,7 @@ import (
 func (h *harness) tableState() (conntrack.State, bool) {
 	var c conntrack.Conn
 	found := false
-	h.d.Table().Walk(func(x *conntrack.Conn) bool { c, found = *x, true; return false })
+	h.d.Table().Each(func(x *conntrack.Conn) bool { c, found = *x, true; return false })
 	return c.State, found
 }
 

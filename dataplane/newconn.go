@@ -111,6 +111,9 @@ func (w *Worker) created(f *Frame, now int64, out []Frame) []Frame {
 	w.dstats[w.conn.Dest].Conns++
 	w.sstats[w.nc.svc.id].Conns++
 	w.flows.store(&w.key, &w.conn, now)
+	if s.set.sync != nil {
+		w.syncAfterTable(&w.conn)
+	}
 	return w.xmit(s, f, &w.conn, false, out)
 }
 

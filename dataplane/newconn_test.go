@@ -85,7 +85,7 @@ func TestOnePassMatchesTwoPass(t *testing.T) {
 	}
 	conns := func(h *harness) []conntrack.Conn {
 		var cs []conntrack.Conn
-		h.d.Table().Walk(func(c *conntrack.Conn) bool {
+		h.d.Table().Each(func(c *conntrack.Conn) bool {
 			c.Ref, c.Control = 0, min(c.Control, 1)
 			cs = append(cs, *c)
 			return true

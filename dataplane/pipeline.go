@@ -101,10 +101,16 @@ func (w *Worker) inbound(s *snapshot, f *Frame, now int64, out []Frame) []Frame 
 	}
 	if flags&(header.TCPFlagSYN|header.TCPFlagRST) == 0 { // never served from the cache
 		if e := w.flows.lookup(&w.key, now); e != nil && e.serves(p.Proto, flags) && int(e.dest) < len(s.dests) && s.dests[e.dest].d.Available() {
+			if s.set.sync != nil {
+				w.cachedSync(s.set.sync, e, now)
+			}
 			c := &w.conn
 			c.Dest, c.Method, c.DAddr, c.DPort = e.dest, e.method, e.daddr, e.dport
 			return w.xmit(s, f, c, false, out)
 		}
+	}
+	if s.set.sync != nil {
+		w.syncBeforeTable(&w.key)
 	}
 	w.tableRefs++
 	// The lookup and, for a new flow, the scheduling and insertion in one hold of
@@ -119,6 +125,9 @@ func (w *Worker) inbound(s *snapshot, f *Frame, now int64, out []Frame) []Frame 
 	switch r {
 	case conntrack.Hit:
 		w.flows.store(&w.key, &w.conn, now)
+		if s.set.sync != nil {
+			w.syncAfterTable(&w.conn)
+		}
 		return w.xmit(s, f, &w.conn, false, out)
 	case conntrack.Created:
 		return w.created(f, now, out)
@@ -183,6 +192,9 @@ func (w *Worker) schedule(s *snapshot, f *Frame, flags uint8, icmp bool, now int
 	info := &s.dests[dest.ID()]
 	if w.d.table.Insert(&w.key, dest, dport, info.method, cf, control, flags, now, &w.conn) == conntrack.Full {
 		return w.drop(ReasonTableFull, out)
+	}
+	if s.set.sync != nil {
+		w.syncAfterTable(&w.conn)
 	}
 	w.dstats[dest.ID()].Conns++
 	w.sstats[svc.id].Conns++

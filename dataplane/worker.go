@@ -1,6 +1,8 @@
 package dataplane
 
 import (
+	"sync/atomic"
+
 	"github.com/gvs-lb/gvs/conntrack"
 	"github.com/gvs-lb/gvs/dataplane/header"
 	"github.com/gvs-lb/gvs/sched"
@@ -67,6 +69,12 @@ type Worker struct {
 	nc       newConn    // the current packet's exchange with Pick (newconn.go)
 	twoPass  bool       // tests: In, then schedule, instead of InOrInsert
 
+	// Cluster sync (sync.go): the sync-event ring (nil while sync is off) and
+	// scratch snapshots for it.
+	ring     atomic.Pointer[syncRing]
+	tpl      conntrack.Conn
+	syncConn conntrack.Conn
+
 	// tableRefs counts the frames of the current batch that went to the connection
 	// table; it decides whether the next batch is prefetched (prefetch.go).
 	tableRefs  int
@@ -80,9 +88,14 @@ func (d *Director) NewWorker(batch int) *Worker {
 		w.icmp[i] = make([]byte, header.ICMPErrorMaxFrame)
 	}
 	w.flows.prefault()
+	d.mu.Lock()
+	if d.opts.Sync != nil {
+		w.ring.Store(new(syncRing))
+	}
 	d.wmu.Lock()
 	d.workers = append(d.workers, w)
 	d.wmu.Unlock()
+	d.mu.Unlock()
 	return w
 }
 

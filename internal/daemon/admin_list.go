@@ -261,7 +261,7 @@ func (a *Admin) listConns(ctx context.Context, c *ipvsadm.Command, w io.Writer) 
 	l := ipvsadm.NewConnLister(w, c.Format, a.res)
 	var err error
 	n := 0
-	a.d.Table().Walk(func(e *conntrack.Conn) bool {
+	a.d.Table().Each(func(e *conntrack.Conn) bool {
 		if e.Expires <= now {
 			return true
 		}

@@ -79,7 +79,7 @@ func TestConnListingSameOverTheSocket(t *testing.T) {
 	var ref []ipvsadm.Conn
 	now := ta.d.now()
 	addrs := ta.a.destAddrs()
-	ta.d.Director().Table().Walk(func(c *conntrack.Conn) bool {
+	ta.d.Director().Table().Each(func(c *conntrack.Conn) bool {
 		if c.Expires > now {
 			ref = append(ref, connModel(c, now, addrs))
 		}

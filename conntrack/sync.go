@@ -1,0 +1,494 @@
+package conntrack
+
+import (
+	"sync/atomic"
+	"time"
+
+	"github.com/gvs-lb/gvs/ipvs"
+	"github.com/gvs-lb/gvs/ipvssync"
+	"github.com/gvs-lb/gvs/sched"
+)
+
+// Cluster sync (docs/cluster.md §4): entries received from other directors (Upsert,
+// BindUnbound), the origin of every entry and its adoption by a local packet, the
+// per-entry sync state the sender's rules keep (ipvssync.Rules), and the walk the
+// refresh sweeper and bulk pushes make (walk.go).
+//
+// The sync state lives beside the slab, not in the entry: 16 bytes per slot in
+// parallel chunks a shard allocates only once sync is in use (the first Upsert, Walk
+// or SetSyncRules). A table without cluster mode keeps its 88-byte entries and its
+// memory budget; one in cluster mode pays 16 bytes more per slot.
+
+// Remote is an entry received from another director, in conntrack's own numbering.
+type Remote struct {
+	Key    Key         // as Key documents (templates: masked client, CPort 0, fwmark in VAddr)
+	DAddr  [16]byte    // real server (IPv4 in the first 4 bytes)
+	DPort  uint16      //
+	Method ipvs.Method // 0 for a template whose method is unknown
+	// Flags: public flags only (FlagTemplate, FlagNoOutput, FlagInactive, FlagNoCPort,
+	// FlagAssured); others are ignored.
+	Flags   Flags
+	State   State         // StateUDP for non-TCP; ignored for templates
+	Timeout time.Duration // 0: the state's own timeout (a v0 record)
+}
+
+// SyncMeta is what the sweeper and bulk pushes read besides the entry.
+type SyncMeta struct {
+	Origin     uint8 // 0: owned here (created here or adopted by a local packet)
+	LastActive int64 // ns, last local packet (0: none)
+	LastSync   int64 // ns, when this director last sent it (0: never)
+}
+
+// SyncInfo is the sync side of a lookup's answer (Conn.Sync). It is filled by In,
+// InOrInsert and Insert once the table does sync (SetSyncRules, Upsert or Walk was
+// called); otherwise it is zero.
+type SyncInfo struct {
+	// Origin is the entry's origin after the lookup (0 once a local packet adopted it).
+	Origin uint8
+	// Adopted: this packet adopted an entry another director had sent (its origin was
+	// not 0); the caller sends it at once (docs/cluster.md §6).
+	Adopted bool
+	// Send: the sync rules (SetSyncRules) say this packet's connection is to be sent;
+	// the table recorded the send in the entry's State.
+	Send bool
+	// Pkts is the entry's inbound packet count and State its sender state, after this
+	// packet: a flow cache serving the next packets continues from them (SyncFold).
+	Pkts  uint32
+	State ipvssync.ConnState
+}
+
+// SyncStats are the counters of the table's sync side.
+type SyncStats struct {
+	Created         uint64 // Upsert made a new entry
+	Updated         uint64 // Upsert refreshed an entry (flags, state, timer)
+	Replaced        uint64 // an active record for another real server replaced an entry
+	IgnoredInactive uint64 // an inactive record for another real server was ignored
+	Refused         uint64 // Upsert refused: the table at conn_max or its shard's slab full, or origin 0
+	Unbound         int64  // live entries received without their real server (not bound yet)
+	Bound           uint64 // unbound entries bound later (BindUnbound, or a record naming the dest)
+	Adopted         uint64 // received entries adopted by a local packet
+	Rescheduled     uint64 // unbound entries a local packet replaced (it cannot be forwarded to an unknown dest)
+	Sent            uint64 // packets the sync rules chose to send (SyncInfo.Send)
+}
+
+// syncCounters are SyncStats' atomics.
+type syncCounters struct {
+	created, updated, replaced, ignored, refused, bound, adopted, resched, sent atomic.Uint64
+	unbound                                                                     atomic.Int64
+}
+
+// syncRec is one slot's sync state.
+type syncRec struct {
+	lastSync int64  // ns, last send by this director (0: never)
+	pkts     uint32 // inbound packets (the kernel's in_pkts)
+	origin   uint8  // 0 local, else the source that sent it
+	oldState uint8  // ipvssync.ConnState.OldState
+	retries  uint8  // ipvssync.ConnState.Retries
+	_        uint8
+}
+
+// shardSync is a shard's sync side, guarded by the shard's mutex.
+type shardSync struct {
+	recs    [][]syncRec         // parallel to shard.chunks, grown on demand
+	unbound map[uint32][16]byte // slab index -> real server address of an unbound entry
+}
+
+// fUnbound marks an entry received without its dest: its real server address is in
+// shardSync.unbound, its port and method in the entry.
+const fUnbound Flags = 1 << 6
+
+// rec returns slot i's sync state, growing the parallel chunks (allocates only when
+// the slab grew by a chunk since).
+//
+// Precondition: the shard's mutex is held.
+func (x *shardSync) rec(s *shard, i uint32) *syncRec {
+	c := int(i >> s.chunkShift)
+	for len(x.recs) <= c {
+		x.recs = append(x.recs, make([]syncRec, s.chunkMask+1))
+	}
+	return &x.recs[c][i&s.chunkMask]
+}
+
+// peek returns slot i's sync state, or the zero state when its chunk was never used.
+//
+// Precondition: the shard's mutex is held.
+func (x *shardSync) peek(s *shard, i uint32) syncRec {
+	if c := int(i >> s.chunkShift); c < len(x.recs) {
+		return x.recs[c][i&s.chunkMask]
+	}
+	return syncRec{}
+}
+
+// releaseLocked clears slot i's sync state as its entry e is freed.
+//
+// Precondition: the shard's mutex is held.
+func (t *Table) releaseSyncLocked(s *shard, i uint32, e *entry) {
+	x := s.sx
+	if c := int(i >> s.chunkShift); c < len(x.recs) {
+		x.recs[c][i&s.chunkMask] = syncRec{}
+	}
+	if e.flags&fUnbound != 0 {
+		delete(x.unbound, i)
+		t.sc.unbound.Add(-1)
+	}
+}
+
+// enableSync gives every shard its sync side (once).
+func (t *Table) enableSync() {
+	if t.syncOn.Load() {
+		return
+	}
+	t.syncMu.Lock()
+	defer t.syncMu.Unlock()
+	if t.syncOn.Load() {
+		return
+	}
+	for i := range t.shards {
+		s := &t.shards[i]
+		x := &shardSync{unbound: map[uint32][16]byte{}}
+		s.mu.Lock()
+		s.sx = x
+		s.mu.Unlock()
+	}
+	t.syncOn.Store(true)
+}
+
+// SetSyncRules sets the sender's rules In, InOrInsert and Insert apply to every
+// inbound packet (nil: none; SyncInfo.Send stays false). Setting rules turns the
+// table's sync side on for good.
+func (t *Table) SetSyncRules(r *ipvssync.Rules) {
+	if r != nil {
+		t.enableSync()
+		cp := *r
+		r = &cp
+	}
+	t.syncRules.Store(r)
+}
+
+// SyncStats returns the counters of the table's sync side.
+func (t *Table) SyncStats() SyncStats {
+	c := &t.sc
+	return SyncStats{
+		Created: c.created.Load(), Updated: c.updated.Load(), Replaced: c.replaced.Load(),
+		IgnoredInactive: c.ignored.Load(), Refused: c.refused.Load(), Unbound: c.unbound.Load(),
+		Bound: c.bound.Load(), Adopted: c.adopted.Load(), Rescheduled: c.resched.Load(), Sent: c.sent.Load(),
+	}
+}
+
+// connState returns rec's sender state for e (End is the last send plus e's timeout).
+func (r *syncRec) connState(e *entry) ipvssync.ConnState {
+	cs := ipvssync.ConnState{OldState: uint16(r.oldState), Retries: r.retries}
+	if r.lastSync != 0 {
+		cs.End = r.lastSync + int64(e.timeout)*msNs
+	}
+	return cs
+}
+
+// neededConn is what the sync rules read of e.
+func neededConn(e *entry) ipvssync.Conn {
+	c := ipvssync.Conn{Protocol: e.proto, State: uint16(e.state), Timeout: time.Duration(e.timeout) * time.Millisecond, Controlled: e.control != 0}
+	if e.flags&FlagTemplate != 0 {
+		c.Flags |= ipvssync.FlagTemplate
+	}
+	if e.flags&FlagOnePacket != 0 {
+		c.Flags |= ipvssync.FlagOnePkt
+	}
+	return c
+}
+
+// syncStepLocked is the sync side of an inbound packet that hit or created entry i
+// (after its transition and c's fill): it adopts a received entry, counts the packet
+// and asks the sync rules whether to send. It allocates only when the parallel chunks
+// grow.
+//
+// Precondition: s.mu is held and s.sx is not nil.
+func (t *Table) syncStepLocked(s *shard, i uint32, e *entry, now int64, c *Conn) {
+	r := s.sx.rec(s, i)
+	if r.origin != 0 {
+		r.origin = 0
+		c.Sync.Origin, c.Sync.Adopted = 0, true
+		t.sc.adopted.Add(1)
+	}
+	r.pkts++
+	c.Sync.Pkts = r.pkts
+	cs := r.connState(e)
+	if rules := t.syncRules.Load(); rules != nil {
+		nc := neededConn(e)
+		if rules.Needed(&nc, &cs, r.pkts, now) {
+			c.Sync.Send = true
+			r.lastSync, r.oldState, r.retries = now, uint8(cs.OldState), cs.Retries
+			t.sc.sent.Add(1)
+		}
+	}
+	c.Sync.State = cs
+}
+
+// SyncFold folds what a flow cache did for the connection ref (whose key is k) while
+// it served its packets without the table: pkts more inbound packets, and, when it
+// sent the connection (sentAt != 0), the sender state of that send. It does nothing
+// if ref no longer holds k's connection.
+func (t *Table) SyncFold(k *Key, ref Ref, pkts uint32, cs *ipvssync.ConnState, sentAt int64) {
+	si, i, ok := t.split(ref)
+	if !ok || !t.syncOn.Load() {
+		return
+	}
+	s := &t.shards[si]
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if i >= s.nalloc {
+		return
+	}
+	e := s.at(i)
+	if e.flags&(fLive|FlagTemplate) != fLive || e.cport != k.CPort || e.vport != k.VPort ||
+		e.proto != k.Proto || e.caddr != k.CAddr || e.vaddr != k.VAddr {
+		return
+	}
+	r := s.sx.rec(s, i)
+	r.pkts += pkts
+	if sentAt > r.lastSync {
+		r.lastSync, r.oldState, r.retries = sentAt, uint8(cs.OldState), cs.Retries
+	}
+}
+
+// Upsert applies r, received from another director (origin 1..255), with the kernel
+// receiver's semantics (docs/cluster.md §4.4):
+//
+//   - a connection found under r's key but bound to another real server is replaced
+//     by an active record and kept (the record ignored, counted) for an inactive one;
+//   - an existing entry takes r's INACTIVE bit (moving its dest's counters), its state
+//     (ASSURED for a template) and timeout, and its timer restarts; an unbound one is
+//     bound to dest when dest is its real server;
+//   - a new entry is bound to dest (counted in its active, inactive or persistent
+//     connections) or, with dest nil, kept unbound, remembering r's DAddr, DPort and
+//     Method until BindUnbound binds it; a local packet for an unbound connection
+//     replaces it (it is rescheduled: the director cannot forward to a real server it
+//     does not know).
+//
+// An entry's origin becomes the sender's: the last director to send a connection owns
+// it, until a local packet adopts it (origin 0, SyncInfo.Adopted). New entries respect
+// conn_max and the shard's slab bound; nothing is evicted for them. Upsert reports
+// false, counted, when it refused r (full, or origin 0).
+func (t *Table) Upsert(r *Remote, dest *sched.Dest, origin uint8, now int64) bool {
+	if origin == 0 {
+		t.sc.refused.Add(1)
+		return false
+	}
+	t.enableSync()
+	t.initClock(now)
+	if dest != nil {
+		t.remember(dest)
+	}
+	k := &r.Key
+	tpl := r.Flags&FlagTemplate != 0
+	h := t.hash(k.Proto, k.IPv6, &k.CAddr, k.CPort)
+	si := t.shardOf(h)
+	s := &t.shards[si]
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	var i uint32
+	if tpl {
+		i = t.findTplLocked(s, k, h, now)
+	} else {
+		i = s.findInLocked(k, k.CPort, h&t.bucketMask, now)
+	}
+	if i != 0 {
+		e := s.at(i)
+		if tpl || t.sameServerLocked(s, i, e, r) {
+			t.updateLocked(s, i, e, r, dest, origin, now)
+			t.sc.updated.Add(1)
+			return true
+		}
+		if r.Flags&FlagInactive != 0 {
+			t.sc.ignored.Add(1)
+			return true
+		}
+		if e.nctl == 0 {
+			t.expireNowLocked(s, i, e, now)
+		}
+		t.sc.replaced.Add(1)
+	}
+	if !t.slabRoomLocked(s) {
+		t.slabRefused.Add(1)
+		t.sc.refused.Add(1)
+		return false
+	}
+	if !t.reserve() {
+		t.sc.refused.Add(1)
+		return false
+	}
+	i = s.allocLocked()
+	e := s.at(i)
+	flags := r.Flags & (FlagNoOutput | FlagInactive | FlagNoCPort)
+	if tpl {
+		flags = FlagTemplate | r.Flags&FlagAssured
+	} else if dest != nil {
+		// A bound connection forwards as its dest does (ip_vs_bind_dest of a synced
+		// connection keeps only the record's INACTIVE bit).
+		flags &^= FlagNoOutput
+		if r.Method != ipvs.NAT {
+			flags |= FlagNoOutput
+		}
+	}
+	t.initEntry(e, k, dest, r.DPort, r.Method, flags, 0)
+	switch {
+	case tpl:
+		e.state = StateNone
+	case k.Proto == protoTCP && int(r.State) < NumStates:
+		e.state = r.State
+	}
+	t.setRemoteTimeout(e, r)
+	e.expires = now + int64(e.timeout)*msNs
+	switch {
+	case dest == nil:
+		e.flags |= fUnbound
+		s.sx.unbound[i] = r.DAddr
+		t.sc.unbound.Add(1)
+	case tpl:
+		dest.Bind(true)
+	default:
+		dest.BindConn(e.flags&FlagInactive == 0)
+	}
+	b := h & t.bucketMask
+	e.next = s.buckets[b]
+	s.buckets[b] = i
+	t.fileLocked(s, i, e)
+	if e.flags&FlagNoCPort != 0 {
+		t.noCPort.Add(1)
+	}
+	rec := s.sx.rec(s, i)
+	*rec = syncRec{origin: origin, oldState: uint8(e.state)}
+	if rules := t.syncRules.Load(); rules != nil {
+		rec.pkts = rules.Threshold // ip_vs_proc_conn: in_pkts = sync_threshold
+	}
+	t.sc.created.Add(1)
+	return true
+}
+
+// setRemoteTimeout sets e's timeout from r: the record's, or (a v0 record) the
+// state's, a template's 3 minutes.
+func (t *Table) setRemoteTimeout(e *entry, r *Remote) {
+	switch {
+	case r.Timeout > 0:
+		e.timeout = durMs(r.Timeout)
+	case e.flags&FlagTemplate != 0:
+		e.timeout = durMs(3 * time.Minute)
+	case e.proto == protoTCP:
+		e.timeout = t.timeouts.Load().tcp[e.state]
+	default:
+		e.timeout = t.timeouts.Load().udp
+	}
+}
+
+// sameServerLocked reports whether connection i is bound (or, unbound, meant) to r's
+// real server and port.
+//
+// Precondition: s.mu is held.
+func (t *Table) sameServerLocked(s *shard, i uint32, e *entry, r *Remote) bool {
+	if e.dport != r.DPort {
+		return false
+	}
+	if e.flags&fUnbound != 0 {
+		return s.sx.unbound[i] == r.DAddr
+	}
+	if d := t.destOf(e); d != nil {
+		return d.RawAddr() == r.DAddr
+	}
+	return false // a local bypass connection: no real server to compare
+}
+
+// updateLocked applies a record to the existing entry i (Upsert).
+//
+// Precondition: s.mu is held.
+func (t *Table) updateLocked(s *shard, i uint32, e *entry, r *Remote, dest *sched.Dest, origin uint8, now int64) {
+	if e.flags&FlagTemplate != 0 {
+		e.flags = e.flags&^FlagAssured | r.Flags&FlagAssured
+	} else {
+		inactive := r.Flags&FlagInactive != 0
+		if was := e.flags&FlagInactive != 0; was != inactive {
+			if d := t.destOf(e); d != nil {
+				if inactive {
+					d.Deactivate()
+				} else {
+					d.Activate()
+				}
+			}
+			e.flags ^= FlagInactive
+		}
+		if e.proto == protoTCP && int(r.State) < NumStates {
+			e.state = r.State
+		}
+	}
+	if e.flags&fUnbound != 0 && dest != nil && dest.RawAddr() == s.sx.unbound[i] && dest.Port() == e.dport {
+		t.bindLocked(s, i, e, dest)
+	}
+	t.setRemoteTimeout(e, r)
+	t.rearmLocked(s, i, e, now+int64(e.timeout)*msNs)
+	rec := s.sx.rec(s, i)
+	rec.origin = origin
+	rec.oldState = uint8(e.state)
+	if rules := t.syncRules.Load(); rules != nil {
+		rec.pkts = rules.Threshold
+	}
+}
+
+// bindLocked binds the unbound entry i to d.
+//
+// Precondition: s.mu is held; d was remembered.
+func (t *Table) bindLocked(s *shard, i uint32, e *entry, d *sched.Dest) {
+	delete(s.sx.unbound, i)
+	t.sc.unbound.Add(-1)
+	t.sc.bound.Add(1)
+	e.flags = e.flags&^fUnbound | fHasDest
+	e.dest = d.ID()
+	if e.flags&FlagTemplate != 0 {
+		d.Bind(true)
+	} else {
+		d.BindConn(e.flags&FlagInactive == 0)
+	}
+}
+
+// findTplLocked returns the live template for k in h's bucket (Template's match,
+// without its validity check), or 0.
+//
+// Precondition: s.mu is held.
+func (t *Table) findTplLocked(s *shard, k *Key, h uint64, now int64) uint32 {
+	for i := s.buckets[h&t.bucketMask]; i != 0; {
+		e := s.at(i)
+		if e.cport == k.CPort && e.vport == k.VPort && e.caddr == k.CAddr &&
+			e.proto == k.Proto && e.flags&FlagTemplate != 0 &&
+			(e.flags&fIPv6 != 0) == k.IPv6 && vaddrMatch(k, &e.vaddr) &&
+			aliveLocked(e, now) {
+			return i
+		}
+		i = e.next
+	}
+	return 0
+}
+
+// BindUnbound binds the unbound received entries whose real server is d and whose
+// virtual service is (vaddr, vport, proto) — for a fwmark template vaddr holds the mark
+// and proto is 0 — and returns how many it bound. The data path's owner calls it when
+// a real server is added.
+func (t *Table) BindUnbound(vaddr [16]byte, vport uint16, proto uint8, d *sched.Dest) int {
+	if d == nil || t.sc.unbound.Load() == 0 {
+		return 0
+	}
+	t.remember(d)
+	daddr, dport := d.RawAddr(), d.Port()
+	n := 0
+	for si := range t.shards {
+		s := &t.shards[si]
+		s.mu.Lock()
+		if s.sx != nil {
+			for i, a := range s.sx.unbound {
+				e := s.at(i)
+				if a == daddr && e.dport == dport && e.vport == vport && e.proto == proto && e.vaddr == vaddr {
+					t.bindLocked(s, i, e, d)
+					n++
+				}
+			}
+		}
+		s.mu.Unlock()
+	}
+	return n
+}

@@ -1,0 +1,304 @@
+package conntrack
+
+import (
+	"testing"
+	"time"
+
+	"github.com/gvs-lb/gvs/ipvs"
+	"github.com/gvs-lb/gvs/ipvssync"
+)
+
+func remoteOf(k Key, daddr string, dport uint16, flags Flags, st State, timeout time.Duration) *Remote {
+	return &Remote{Key: k, DAddr: raw(daddr), DPort: dport, Method: ipvs.DR, Flags: flags, State: st, Timeout: timeout}
+}
+
+// walkAll collects every entry and its metadata with Walk, max entries per call.
+func walkAll(t *testing.T, tbl *Table, max int, now int64) ([]Conn, []SyncMeta) {
+	t.Helper()
+	var cs []Conn
+	var ms []SyncMeta
+	cur := uint64(0)
+	for n := 0; ; n++ {
+		if n > 1<<20 {
+			t.Fatal("Walk never reached the end")
+		}
+		next, done := tbl.Walk(cur, max, now, func(c *Conn, m *SyncMeta) bool {
+			cs, ms = append(cs, *c), append(ms, *m)
+			return false
+		})
+		if done {
+			return cs, ms
+		}
+		if next <= cur {
+			t.Fatalf("cursor went from %#x to %#x", cur, next)
+		}
+		cur = next
+	}
+}
+
+func TestUpsertCreateUpdate(t *testing.T) {
+	v := newEnv(t, nil)
+	d := v.addDest(1, "198.18.1.1", 80, 1)
+	k := tcpKey("198.18.0.1", 1000, "198.18.0.100", 80)
+	now := 10 * sec
+	if !v.tbl.Upsert(remoteOf(k, "198.18.1.1", 80, FlagNoOutput, StateEstablished, 900*time.Second), d, 3, now) {
+		t.Fatal("Upsert refused a new entry")
+	}
+	if got := countsOf(d); got != (counts{act: 1}) {
+		t.Fatalf("counters %+v after an active record, want 1 active", got)
+	}
+	var c Conn
+	if !v.tbl.Lookup(&k, now, &c) || c.State != StateEstablished || c.Timeout != 900*time.Second ||
+		c.Expires != now+900*sec || !c.HasDest || c.Dest != 1 || c.DPort != 80 || c.Method != ipvs.DR ||
+		c.Flags != FlagNoOutput || c.Sync.Origin != 3 {
+		t.Fatalf("entry %+v", c)
+	}
+	// An inactive record for the same server moves the counters and refreshes the timer.
+	now += 5 * sec
+	v.tbl.Upsert(remoteOf(k, "198.18.1.1", 80, FlagNoOutput|FlagInactive, StateFinWait, 0), d, 4, now)
+	if got := countsOf(d); got != (counts{inact: 1}) {
+		t.Fatalf("counters %+v after an inactive record, want 1 inactive", got)
+	}
+	if !v.tbl.Lookup(&k, now, &c) || c.State != StateFinWait || c.Timeout != 120*time.Second ||
+		c.Expires != now+120*sec || c.Sync.Origin != 4 {
+		t.Fatalf("entry after update %+v (want FIN_WAIT, the state's 120 s, origin 4)", c)
+	}
+	st := v.tbl.SyncStats()
+	if st.Created != 1 || st.Updated != 1 || v.tbl.Len() != 1 {
+		t.Fatalf("stats %+v len %d", st, v.tbl.Len())
+	}
+	checkCounts(t, v.tbl, v.dests)
+	// It expires on the record's timer and unbinds.
+	v.tbl.Expire(now+121*sec, 1<<20)
+	if v.tbl.Len() != 0 || countsOf(d) != (counts{}) {
+		t.Fatalf("after expiry: len %d counters %+v", v.tbl.Len(), countsOf(d))
+	}
+}
+
+func TestUpsertReplaceAndIgnore(t *testing.T) {
+	v := newEnv(t, nil)
+	d1 := v.addDest(1, "198.18.1.1", 80, 1)
+	d2 := v.addDest(2, "198.18.1.2", 80, 1)
+	k := tcpKey("198.18.0.1", 1000, "198.18.0.100", 80)
+	now := 10 * sec
+	v.tbl.Upsert(remoteOf(k, "198.18.1.1", 80, FlagNoOutput, StateEstablished, 0), d1, 1, now)
+	// An inactive record naming another server is a stale expiry message: ignored.
+	v.tbl.Upsert(remoteOf(k, "198.18.1.2", 80, FlagNoOutput|FlagInactive, StateFinWait, 0), d2, 1, now+sec)
+	var c Conn
+	if !v.tbl.Lookup(&k, now+sec, &c) || c.Dest != 1 || c.State != StateEstablished {
+		t.Fatalf("the inactive record changed the entry: %+v", c)
+	}
+	// An active one replaces it.
+	v.tbl.Upsert(remoteOf(k, "198.18.1.2", 80, FlagNoOutput, StateEstablished, 0), d2, 2, now+2*sec)
+	if !v.tbl.Lookup(&k, now+2*sec, &c) || c.Dest != 2 || c.Sync.Origin != 2 {
+		t.Fatalf("the active record did not replace the entry: %+v", c)
+	}
+	v.tbl.Expire(now+2*sec, 1<<20)
+	if v.tbl.Len() != 1 || countsOf(d1) != (counts{}) || countsOf(d2) != (counts{act: 1}) {
+		t.Fatalf("len %d, d1 %+v, d2 %+v", v.tbl.Len(), countsOf(d1), countsOf(d2))
+	}
+	st := v.tbl.SyncStats()
+	if st.IgnoredInactive != 1 || st.Replaced != 1 || st.Created != 2 {
+		t.Fatalf("stats %+v", st)
+	}
+	checkCounts(t, v.tbl, v.dests)
+}
+
+func TestUpsertUnbound(t *testing.T) {
+	v := newEnv(t, nil)
+	k := tcpKey("198.18.0.1", 1000, "198.18.0.100", 80)
+	k2 := tcpKey("198.18.0.2", 1000, "198.18.0.100", 80)
+	now := 10 * sec
+	v.tbl.Upsert(remoteOf(k, "198.18.1.9", 8080, FlagNoOutput|FlagInactive, StateFinWait, 0), nil, 1, now)
+	v.tbl.Upsert(remoteOf(k2, "198.18.1.9", 8080, FlagNoOutput, StateEstablished, 0), nil, 1, now)
+	if st := v.tbl.SyncStats(); st.Unbound != 2 {
+		t.Fatalf("unbound %d, want 2", st.Unbound)
+	}
+	cs, _ := walkAll(t, v.tbl, 10, now)
+	if len(cs) != 2 || cs[0].DAddr != raw("198.18.1.9") || cs[0].DPort != 8080 || cs[0].HasDest {
+		t.Fatalf("walk of unbound entries: %+v", cs)
+	}
+	// A dest on another port binds nothing; the right one binds both.
+	other := v.addDest(2, "198.18.1.9", 80, 1)
+	if n := v.tbl.BindUnbound(raw("198.18.0.100"), 80, protoTCP, other); n != 0 {
+		t.Fatalf("bound %d to the wrong port", n)
+	}
+	d := v.addDest(1, "198.18.1.9", 8080, 1)
+	if n := v.tbl.BindUnbound(raw("198.18.0.100"), 80, protoTCP, d); n != 2 {
+		t.Fatalf("bound %d, want 2", n)
+	}
+	if got := countsOf(d); got != (counts{act: 1, inact: 1}) {
+		t.Fatalf("counters %+v after binding", got)
+	}
+	if st := v.tbl.SyncStats(); st.Unbound != 0 || st.Bound != 2 {
+		t.Fatalf("stats %+v", st)
+	}
+	checkCounts(t, v.tbl, v.dests)
+
+	// A local packet for an unbound connection schedules a new one in its place.
+	k3 := tcpKey("198.18.0.3", 1000, "198.18.0.100", 80)
+	v.tbl.Upsert(remoteOf(k3, "198.18.1.77", 80, FlagNoOutput, StateEstablished, 0), nil, 1, now)
+	var c Conn
+	if r := v.tbl.In(&k3, fACK, now+sec, &c); r != Miss {
+		t.Fatalf("In on an unbound entry: %v, want Miss", r)
+	}
+	if r := v.tbl.Insert(&k3, d, 8080, ipvs.DR, 0, 0, fACK, now+sec, &c); r != Hit {
+		t.Fatalf("Insert after the miss: %v", r)
+	}
+	v.tbl.Expire(now+sec, 1<<20)
+	if st := v.tbl.SyncStats(); st.Unbound != 0 || st.Rescheduled != 1 || v.tbl.Len() != 3 {
+		t.Fatalf("stats %+v len %d", st, v.tbl.Len())
+	}
+	checkCounts(t, v.tbl, v.dests)
+}
+
+func TestUpsertConnMax(t *testing.T) {
+	v := newEnv(t, func(c *Config) { c.Max = 4 })
+	d := v.addDest(1, "198.18.1.1", 80, 1)
+	now := 10 * sec
+	for i := range 4 {
+		if !v.tbl.Upsert(remoteOf(tcpKey("198.18.0.1", uint16(1000+i), "198.18.0.100", 80), "198.18.1.1", 80, 0, StateEstablished, 0), d, 1, now) {
+			t.Fatalf("record %d refused below conn_max", i)
+		}
+	}
+	if v.tbl.Upsert(remoteOf(tcpKey("198.18.0.1", 2000, "198.18.0.100", 80), "198.18.1.1", 80, 0, StateEstablished, 0), d, 1, now) {
+		t.Fatal("a record was accepted at conn_max")
+	}
+	// Updates of existing entries still pass at conn_max.
+	if !v.tbl.Upsert(remoteOf(tcpKey("198.18.0.1", 1000, "198.18.0.100", 80), "198.18.1.1", 80, FlagInactive, StateTimeWait, 0), d, 1, now) {
+		t.Fatal("an update was refused at conn_max")
+	}
+	if st := v.tbl.SyncStats(); st.Refused != 1 || v.tbl.Len() != 4 {
+		t.Fatalf("stats %+v len %d", st, v.tbl.Len())
+	}
+	if v.tbl.Upsert(remoteOf(tcpKey("198.18.0.1", 1000, "198.18.0.100", 80), "198.18.1.1", 80, 0, StateEstablished, 0), d, 0, now) {
+		t.Fatal("origin 0 was accepted")
+	}
+	checkCounts(t, v.tbl, v.dests)
+}
+
+func TestUpsertTemplate(t *testing.T) {
+	v := newEnv(t, nil)
+	d := v.addDest(1, "198.18.1.1", 0, 1)
+	tk := Key{Proto: protoTCP, CAddr: raw("198.18.0.0"), VAddr: raw("198.18.0.100"), VPort: 80}
+	now := 10 * sec
+	v.tbl.Upsert(&Remote{Key: tk, DAddr: raw("198.18.1.1"), Flags: FlagTemplate, Timeout: 300 * time.Second}, d, 1, now)
+	var c Conn
+	if !v.tbl.Template(&tk, now, &c) || c.Dest != 1 || c.Timeout != 300*time.Second || c.Flags&FlagAssured != 0 {
+		t.Fatalf("template %+v", c)
+	}
+	v.tbl.Upsert(&Remote{Key: tk, DAddr: raw("198.18.1.1"), Flags: FlagTemplate | FlagAssured}, d, 1, now)
+	if !v.tbl.Template(&tk, now, &c) || c.Flags&FlagAssured == 0 || c.Timeout != 3*time.Minute {
+		t.Fatalf("template after an ASSURED v0 record %+v", c)
+	}
+	if got := countsOf(d); got != (counts{pers: 1}) {
+		t.Fatalf("counters %+v", got)
+	}
+	checkCounts(t, v.tbl, v.dests)
+}
+
+func TestAdoptionAndSyncRules(t *testing.T) {
+	v := newEnv(t, nil)
+	d := v.addDest(1, "198.18.1.1", 80, 1)
+	rules := ipvssync.DefaultRules()
+	v.tbl.SetSyncRules(&rules)
+	now := 10 * sec
+	// A received entry is adopted by the first local packet.
+	k := tcpKey("198.18.0.1", 1000, "198.18.0.100", 80)
+	v.tbl.Upsert(remoteOf(k, "198.18.1.1", 80, 0, StateEstablished, 0), d, 7, now)
+	var c Conn
+	if r := v.tbl.In(&k, fACK, now+sec, &c); r != Hit || !c.Sync.Adopted || c.Sync.Origin != 0 {
+		t.Fatalf("first local packet: %v %+v", r, c.Sync)
+	}
+	if r := v.tbl.In(&k, fACK, now+2*sec, &c); r != Hit || c.Sync.Adopted {
+		t.Fatalf("second local packet adopted again: %+v", c.Sync)
+	}
+	_, ms := walkAll(t, v.tbl, 1, now+2*sec)
+	if len(ms) != 1 || ms[0].Origin != 0 || ms[0].LastActive != now+2*sec {
+		t.Fatalf("meta %+v", ms)
+	}
+	if st := v.tbl.SyncStats(); st.Adopted != 1 {
+		t.Fatalf("stats %+v", st)
+	}
+
+	// A local connection is sent at its third packet (ESTABLISHED) and every 50th
+	// after, and at once when it leaves ESTABLISHED.
+	k2 := tcpKey("198.18.0.2", 1000, "198.18.0.100", 80)
+	if r := v.tbl.Insert(&k2, d, 80, ipvs.DR, 0, 0, fSYN, now, &c); r != Hit || c.Sync.Send || c.Sync.Pkts != 1 {
+		t.Fatalf("SYN: %v %+v", r, c.Sync)
+	}
+	var sent []uint32
+	for p := uint32(2); p <= 104; p++ {
+		if v.tbl.In(&k2, fACK, now, &c) != Hit {
+			t.Fatal("miss")
+		}
+		if c.Sync.Send {
+			sent = append(sent, c.Sync.Pkts)
+		}
+	}
+	if len(sent) != 3 || sent[0] != 3 || sent[1] != 53 || sent[2] != 103 {
+		t.Fatalf("sent at packets %v, want [3 53 103]", sent)
+	}
+	if v.tbl.In(&k2, fFINACK, now, &c) != Hit || c.State != StateFinWait || !c.Sync.Send {
+		t.Fatalf("FIN: %+v", c)
+	}
+	_, ms = walkAll(t, v.tbl, 100, now)
+	if len(ms) != 2 {
+		t.Fatalf("walk: %d entries", len(ms))
+	}
+}
+
+func TestWalkCursor(t *testing.T) {
+	v := newEnv(t, nil)
+	d := v.addDest(1, "198.18.1.1", 80, 1)
+	now := 10 * sec
+	var c Conn
+	for i := range 300 {
+		k := tcpKey("198.18.0.1", uint16(1000+i), "198.18.0.100", 80)
+		v.tbl.Insert(&k, d, 80, ipvs.DR, 0, 0, fSYN, now, &c)
+	}
+	// A pass in steps of 7, inserting 10 entries and removing one between steps,
+	// visits no entry twice and every entry that lived through the pass.
+	seen := map[Key]int{}
+	cur, added := uint64(0), 0
+	for steps := 0; ; steps++ {
+		if steps > 10000 {
+			t.Fatal("no end")
+		}
+		next, done := v.tbl.Walk(cur, 7, now, func(c *Conn, m *SyncMeta) bool {
+			seen[c.Key]++
+			return c.Key.CPort%2 == 0
+		})
+		if done {
+			break
+		}
+		cur = next
+		for j := 0; j < 10 && added < 200; j++ {
+			k := tcpKey("198.18.0.2", uint16(1000+added), "198.18.0.100", 80)
+			v.tbl.Insert(&k, d, 80, ipvs.DR, 0, 0, fSYN, now, &c)
+			added++
+		}
+	}
+	for k, n := range seen {
+		if n != 1 {
+			t.Fatalf("%v visited %d times", k, n)
+		}
+	}
+	for i := range 300 {
+		if k := tcpKey("198.18.0.1", uint16(1000+i), "198.18.0.100", 80); seen[k] != 1 {
+			t.Fatalf("%v not visited", k)
+		}
+	}
+	// The sent ones have LastSync; limits of 0 return at once.
+	_, ms := walkAll(t, v.tbl, 50, now+sec)
+	cs, _ := walkAll(t, v.tbl, 50, now+sec)
+	for i := range ms {
+		sent := seen[cs[i].Key] == 1 && cs[i].Key.CPort%2 == 0
+		if (ms[i].LastSync == now) != sent {
+			t.Fatalf("%+v: LastSync %d, sent %v", cs[i].Key, ms[i].LastSync, sent)
+		}
+	}
+	if next, done := v.tbl.Walk(5, 0, now, func(*Conn, *SyncMeta) bool { return false }); next != 5 || done {
+		t.Fatalf("max 0: %#x %v", next, done)
+	}
+}

@@ -1,0 +1,240 @@
+package dataplane
+
+import (
+	"fmt"
+	"net/netip"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/gvs-lb/gvs/conntrack"
+	"github.com/gvs-lb/gvs/ipvs"
+	"github.com/gvs-lb/gvs/ipvssync"
+)
+
+func syncOptions() Options {
+	o := testOptions()
+	r := ipvssync.DefaultRules()
+	o.Sync = &r
+	return o
+}
+
+// drainAll returns every pending event, copied.
+func drainAll(d *Director) []conntrack.Conn {
+	var got []conntrack.Conn
+	d.DrainSync(1<<20, func(c *conntrack.Conn) { got = append(got, *c) })
+	return got
+}
+
+// TestSyncEventsFollowTheRules: a DR flow is sent at its third packet, every 50th
+// after, and when it leaves ESTABLISHED, whether the flow cache or the table served
+// the packet; the counts the cache kept reach the table when the flow goes back to it.
+func TestSyncEventsFollowTheRules(t *testing.T) {
+	h := newHarness(t, syncOptions(), rrService(ipvs.DR, 80))
+	ms := int64(time.Millisecond)
+	syn := dtPkt{src: dtClient, dst: dtVIP, sport: 40000, dport: 80, syn: true}.frame(t)
+	ack := dtPkt{src: dtClient, dst: dtVIP, sport: 40000, dport: 80, ack: true}.frame(t)
+	fin := dtPkt{src: dtClient, dst: dtVIP, sport: 40000, dport: 80, fin: true, ack: true}.frame(t)
+	h.run(syn, ms)
+	var sentAt []uint32
+	cached := 0
+	now := 2 * ms
+	for p := uint32(2); p <= 160; p++ {
+		// 1 ms apart: the flow goes back to the table every refreshEvery (100 ms).
+		now += ms
+		if out := h.run(ack, now); len(out) != 1 {
+			t.Fatalf("packet %d not forwarded", p)
+		}
+		if h.w.tableRefs == 0 {
+			cached++
+		}
+		for _, c := range drainAll(h.d) {
+			if c.Key.CPort != 40000 || c.State != conntrack.StateEstablished || !c.HasDest || c.DAddr == ([16]byte{}) {
+				t.Fatalf("event %+v", c)
+			}
+			sentAt = append(sentAt, p)
+			if c.Sync.Pkts != p {
+				t.Fatalf("event at packet %d says %d packets", p, c.Sync.Pkts)
+			}
+		}
+	}
+	if fmt.Sprint(sentAt) != "[3 53 103 153]" {
+		t.Fatalf("sent at packets %v, want [3 53 103 153]", sentAt)
+	}
+	if cached < 100 {
+		t.Fatalf("only %d of 159 packets served from the flow cache", cached)
+	}
+	h.run(fin, now+ms)
+	ev := drainAll(h.d)
+	if len(ev) != 1 || ev[0].State != conntrack.StateFinWait || ev[0].Sync.Pkts != 161 {
+		t.Fatalf("FIN: events %+v", ev)
+	}
+	if st := h.d.SyncStats(); st.Pushed != 5 || st.Dropped != 0 || st.Pending != 0 {
+		t.Fatalf("stats %+v", st)
+	}
+}
+
+// TestSyncAdoption: the first local packet of a connection another director sent
+// adopts it and pushes it at once; sync off pushes nothing.
+func TestSyncAdoption(t *testing.T) {
+	for _, on := range []bool{true, false} {
+		o := testOptions()
+		if on {
+			o = syncOptions()
+		}
+		h := newHarness(t, o, rrService(ipvs.DR, 80))
+		k := conntrack.Key{Proto: 6, CAddr: [16]byte{198, 19, 0, 7}, CPort: 40001, VAddr: [16]byte{198, 18, 0, 100}, VPort: 80}
+		dst, _ := h.d.SyncDest(&k, rawAddr(dtRS1), 80)
+		if dst == nil {
+			t.Fatal("SyncDest found no real server")
+		}
+		r := &conntrack.Remote{Key: k, DAddr: rawAddr(dtRS1), DPort: 80, Method: ipvs.DR, Flags: conntrack.FlagNoOutput, State: conntrack.StateEstablished}
+		if !h.d.Table().Upsert(r, dst, 1, 0) {
+			t.Fatal("Upsert refused")
+		}
+		if out := h.run(dtPkt{src: dtClient, dst: dtVIP, sport: 40001, dport: 80, ack: true}.frame(t), sec); len(out) != 1 {
+			t.Fatalf("sync %v: the synced connection's packet was not forwarded (%v)", on, h.w.C.Reasons)
+		}
+		ev := drainAll(h.d)
+		if !on {
+			if len(ev) != 0 || h.d.SyncStats() != (SyncStats{}) {
+				t.Fatalf("sync off: events %+v", ev)
+			}
+			continue
+		}
+		if len(ev) != 1 || !ev[0].Sync.Adopted || ev[0].Sync.Origin != 0 || ev[0].Key != k {
+			t.Fatalf("events %+v", ev)
+		}
+		if st := h.d.SyncStats(); st.Adopted != 1 || st.Pushed != 1 {
+			t.Fatalf("stats %+v", st)
+		}
+	}
+}
+
+func TestSyncRingOverflow(t *testing.T) {
+	r := new(syncRing)
+	var c conntrack.Conn
+	for i := range SyncRingSize + 5 {
+		c.Key.CPort = uint16(i)
+		r.push(&c)
+	}
+	if r.dropped.Load() != 5 {
+		t.Fatalf("dropped %d, want 5", r.dropped.Load())
+	}
+	n, next := 0, uint16(0)
+	got := r.drain(SyncRingSize+100, func(c *conntrack.Conn) {
+		if c.Key.CPort != next {
+			t.Fatalf("event %d out of order: %d", next, c.Key.CPort)
+		}
+		n++
+		next++
+	})
+	if got != SyncRingSize || n != SyncRingSize {
+		t.Fatalf("drained %d (%d)", got, n)
+	}
+	r.push(&c)
+	if r.drain(10, func(*conntrack.Conn) {}) != 1 {
+		t.Fatal("the ring does not take events after a drain")
+	}
+}
+
+// TestSyncPathAllocatesNothing: with sync on, the established path (cache and
+// table) and the pushes allocate nothing.
+func TestSyncPathAllocatesNothing(t *testing.T) {
+	h := newHarness(t, syncOptions(), rrService(ipvs.DR, 80))
+	h.run(dtPkt{src: dtClient, dst: dtVIP, sport: 40000, dport: 80, syn: true}.frame(t), 0)
+	ack := dtPkt{src: dtClient, dst: dtVIP, sport: 40000, dport: 80, ack: true}.frame(t)
+	in := []Frame{inFrame(ack)}
+	out := make([]Frame, 0, 4)
+	now := sec
+	allocs := testing.AllocsPerRun(1000, func() {
+		now += int64(time.Millisecond) // through the cache, and to the table every 100 ms
+		copy(in[0].Buf[Headroom:], ack)
+		out = h.w.Process(in, now, out[:0])
+		h.d.DrainSync(10, func(*conntrack.Conn) {})
+	})
+	if allocs != 0 {
+		t.Fatalf("established DR path with sync: %v allocs per packet", allocs)
+	}
+	if h.d.SyncStats().Pushed < 10 {
+		t.Fatalf("stats %+v: the loop sent too little to test the pushes", h.d.SyncStats())
+	}
+}
+
+// TestSyncStress runs workers pushing events, the drainer draining, and Upsert, Walk
+// and BindUnbound with fresh addresses at once (for -race).
+func TestSyncStress(t *testing.T) {
+	h := newHarness(t, syncOptions(), rrService(ipvs.DR, 80))
+	const flows, upserts = 300, 2000
+	ws := []*Worker{h.w, h.d.NewWorker(64)}
+	tbl := h.d.Table()
+	var producers sync.WaitGroup
+	for wi, w := range ws {
+		producers.Add(1)
+		go func() {
+			defer producers.Done()
+			now := sec
+			for f := range flows {
+				src := netip.AddrFrom4([4]byte{198, 19, byte(wi + 1), byte(f)})
+				sport := uint16(1000 + f)
+				w.Process([]Frame{inFrame(dtPkt{src: src, dst: dtVIP, sport: sport, dport: 80, syn: true}.frame(t))}, now, nil)
+				ack := dtPkt{src: src, dst: dtVIP, sport: sport, dport: 80, ack: true}.frame(t)
+				for range 8 {
+					now += int64(time.Millisecond)
+					w.Process([]Frame{inFrame(ack)}, now, nil)
+				}
+			}
+		}()
+	}
+	rs1 := rawAddr(dtRS1)
+	producers.Add(1)
+	go func() {
+		defer producers.Done()
+		cur := uint64(0)
+		for i := range upserts {
+			k := conntrack.Key{Proto: 6, CAddr: [16]byte{198, 19, 100 + byte(i>>8), byte(i)}, CPort: uint16(i), VAddr: rawAddr(dtVIP), VPort: 80}
+			// Half name a real server that exists, half one that does not (yet).
+			daddr := rs1
+			if i%2 == 1 {
+				daddr = [16]byte{198, 18, 9, 9}
+			}
+			dst, m := h.d.SyncDest(&k, daddr, 80)
+			if (dst != nil) != (i%2 == 0) || (dst != nil && m != ipvs.DR) {
+				t.Errorf("SyncDest for %v: %v %v", daddr, dst, m)
+				return
+			}
+			r := &conntrack.Remote{Key: k, DAddr: daddr, DPort: 80, Method: ipvs.DR, State: conntrack.StateEstablished}
+			tbl.Upsert(r, dst, 2, sec)
+			next, end := tbl.Walk(cur, 16, sec, func(c *conntrack.Conn, m *conntrack.SyncMeta) bool { return m.Origin == 0 })
+			cur = next
+			if end {
+				cur = 0
+			}
+		}
+	}()
+	var drained int
+	stop := make(chan struct{})
+	drainer := make(chan struct{})
+	go func() {
+		defer close(drainer)
+		for {
+			select {
+			case <-stop:
+				drained += h.d.DrainSync(1<<20, func(*conntrack.Conn) {})
+				return
+			default:
+				drained += h.d.DrainSync(64, func(*conntrack.Conn) {})
+			}
+		}
+	}()
+	producers.Wait()
+	close(stop)
+	<-drainer
+	st := h.d.SyncStats()
+	if st.Pending != 0 || uint64(drained) != st.Pushed || st.Pushed == 0 {
+		t.Fatalf("stats %+v, drained %d", st, drained)
+	}
+	if ts := tbl.SyncStats(); ts.Created != upserts || ts.Unbound != upserts/2 {
+		t.Fatalf("table sync stats %+v", ts)
+	}
+}
