@@ -1,6 +1,7 @@
 package dataplane
 
 import (
+	"cmp"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -167,7 +168,7 @@ func settingsOf(o *Options) settings {
 // connection may name a dest of a newer generation than the one a worker is on (made
 // by another worker); the worker then moves to the newest (Worker.info).
 type snapshot struct {
-	services []*service // by id
+	nsvc     uint32 // service ids below it were handed out (per-service stats)
 	bySvc    svcIndex
 	vips     addrSet // destination addresses of every service (and fwmark matches)
 	natRS    addrSet // source addresses of NAT real servers (reply path)
@@ -760,10 +761,7 @@ type DestView struct {
 func (d *Director) Services() []ServiceView {
 	s := d.snap.Load()
 	var vs []ServiceView
-	for _, svc := range s.services {
-		if svc == nil {
-			continue
-		}
+	for _, svc := range s.serviceList() {
 		v := ServiceView{ID: svc.id, Spec: svc.spec}
 		if sc := svc.pool.Scheduler(); sc != nil {
 			v.Sched = sc.Name()
@@ -780,6 +778,20 @@ func (d *Director) Services() []ServiceView {
 		vs = append(vs, v)
 	}
 	return vs
+}
+
+// serviceList returns the generation's services sorted by id.
+func (s *snapshot) serviceList() []*service {
+	var out []*service
+	for _, pg := range s.bySvc.pages {
+		for i := range pg {
+			if pg[i].svc != nil {
+				out = append(out, pg[i].svc)
+			}
+		}
+	}
+	slices.SortFunc(out, func(a, b *service) int { return cmp.Compare(a.id, b.id) })
+	return out
 }
 
 // DestHasMAC reports whether the real server with this id has a pinned MAC address.

@@ -10,24 +10,24 @@ import (
 // nextGen holds the Director's next generation between publications, kept across
 // generations so that a change updates only what it touches: the service index and
 // the address sets are paged tables that share unwritten pages with the published
-// generations, the services and dests slices are shared with them up to the length
-// published (a published slice is capped there, so appending never writes what a
-// generation can see, and a write below it copies first), and the flags and mark
-// rules are kept from counts. freeze makes the snapshot. Every method runs under
-// the Director's mu.
+// generations, the dests slice is shared with them up to the length published (a
+// published slice is capped there, so appending never writes what a generation can
+// see, and a write below it copies first), and the flags and mark rules are kept
+// from counts. The services are found through the index (snapshot.serviceList), not
+// a slice by id that a deletion would copy. freeze makes the snapshot. Every method
+// runs under the Director's mu.
 type nextGen struct {
-	idx         svcIndexBuilder
-	vips        addrSetBuilder // service addresses and fwmark match addresses, counted per service
-	nat         addrSetBuilder // addresses of available NAT dests, counted per dest
-	natIn       []bool         // by dest id: counted in nat
-	touched     []uint32       // dests whose info or availability changed since syncNAT
-	port0, ftp  int            // services listening on every port, FTP control services
-	markSvcs    map[svcKey]*service
-	marks       []markRule // immutable once published: rebuilt when an fwmark service changes
-	marksStale  bool
-	services    []*service // by id
-	servicesPub int        // services[:servicesPub] is shared with published generations
-	destsPub    int        // the Director's dests[:destsPub] likewise
+	idx        svcIndexBuilder
+	vips       addrSetBuilder // service addresses and fwmark match addresses, counted per service
+	nat        addrSetBuilder // addresses of available NAT dests, counted per dest
+	natIn      []bool         // by dest id: counted in nat
+	touched    []uint32       // dests whose info or availability changed since syncNAT
+	port0, ftp int            // services listening on every port, FTP control services
+	markSvcs   map[svcKey]*service
+	marks      []markRule // immutable once published: rebuilt when an fwmark service changes
+	marksStale bool
+	nsvc       uint32 // ids below it were handed out
+	destsPub   int    // the Director's dests[:destsPub] is shared with published generations
 }
 
 func (g *nextGen) init() { g.markSvcs = map[svcKey]*service{} }
@@ -36,10 +36,7 @@ func (g *nextGen) init() { g.markSvcs = map[svcKey]*service{} }
 func (g *nextGen) put(k svcKey, svc *service) {
 	g.idx.put(k, svc)
 	g.holders(svc, g.vips.add, 1)
-	for int(svc.id) >= len(g.services) {
-		g.services = append(g.services, nil)
-	}
-	g.setService(svc.id, svc)
+	g.nsvc = max(g.nsvc, svc.id+1)
 }
 
 // drop removes svc, stored under k, from the next generation (put may store its
@@ -47,7 +44,6 @@ func (g *nextGen) put(k svcKey, svc *service) {
 func (g *nextGen) drop(k svcKey, svc *service) {
 	g.idx.del(k)
 	g.holders(svc, g.vips.remove, -1)
-	g.setService(svc.id, nil)
 	if svc.spec.FWMark != 0 {
 		delete(g.markSvcs, k)
 	}
@@ -73,14 +69,6 @@ func (g *nextGen) holders(svc *service, f func(a netip.Addr), n int) {
 	if svc.spec.Addr.Port() == 21 && svc.spec.Protocol == ipvs.TCP {
 		g.ftp += n
 	}
-}
-
-func (g *nextGen) setService(id uint32, svc *service) {
-	if int(id) < g.servicesPub {
-		g.services = slices.Clone(g.services)
-		g.servicesPub = 0
-	}
-	g.services[id] = svc
 }
 
 // touchDest notes that dest id's info or availability changed.
@@ -120,9 +108,9 @@ func (g *nextGen) freeze(dests []destInfo) *snapshot {
 		slices.SortStableFunc(marks, func(a, b markRule) int { return int(a.mark) - int(b.mark) })
 		g.marks, g.marksStale = marks, false
 	}
-	g.servicesPub, g.destsPub = len(g.services), len(dests)
+	g.destsPub = len(dests)
 	return &snapshot{
-		services: g.services[:len(g.services):len(g.services)],
+		nsvc:     g.nsvc,
 		bySvc:    g.idx.freeze(),
 		vips:     g.vips.freeze(),
 		natRS:    g.nat.freeze(),

@@ -69,14 +69,12 @@ func genFingerprint(s *snapshot, table []ipvs.Service, live bool) string {
 			fmt.Fprintf(&b, "%s→nil ", &table[i])
 		}
 	}
-	for _, svc := range s.services {
-		if svc != nil {
-			fmt.Fprintf(&b, "\nsvc %d %s %s", svc.id, &svc.spec, svc.spec.Scheduler)
-			for _, dst := range svc.pool.Dests() {
-				fmt.Fprintf(&b, " %s:%d", dst.Addr(), dst.Port())
-				if live {
-					fmt.Fprintf(&b, " w%d", dst.Weight())
-				}
+	for _, svc := range s.serviceList() {
+		fmt.Fprintf(&b, "\nsvc %d %s %s", svc.id, &svc.spec, svc.spec.Scheduler)
+		for _, dst := range svc.pool.Dests() {
+			fmt.Fprintf(&b, " %s:%d", dst.Addr(), dst.Port())
+			if live {
+				fmt.Fprintf(&b, " w%d", dst.Weight())
 			}
 		}
 	}

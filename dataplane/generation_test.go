@@ -271,7 +271,7 @@ func TestWorkerMovesToNewerGeneration(t *testing.T) {
 	if s != newest || in == nil || in.mac != genRS(1, 80, 1).MAC {
 		t.Fatalf("destInfo on the previous generation: %p (newest %p), %+v", s, newest, in)
 	}
-	if len(h.w.dstats) < len(newest.dests) || len(h.w.sstats) < len(newest.services) {
+	if len(h.w.dstats) < len(newest.dests) || len(h.w.sstats) < int(newest.nsvc) {
 		t.Fatalf("stats not sized for the newest generation: %d dests, %d services", len(h.w.dstats), len(h.w.sstats))
 	}
 	if _, in := h.w.destInfo(id + 100); in != nil {

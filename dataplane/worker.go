@@ -122,7 +122,7 @@ func (w *Worker) sync(s *snapshot) {
 	if n := len(s.dests); n > len(w.dstats) {
 		w.dstats = append(w.dstats, make([]Stats, n-len(w.dstats))...)
 	}
-	if n := len(s.services); n > len(w.sstats) {
+	if n := int(s.nsvc); n > len(w.sstats) {
 		w.sstats = append(w.sstats, make([]Stats, n-len(w.sstats))...)
 	}
 }

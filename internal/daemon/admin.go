@@ -278,7 +278,7 @@ func (d *Daemon) admRestoreSlowly(ev admEvent, timeouts []ipvsadm.Timeouts) erro
 	for _, l := range ev.restore {
 		err := admError(l.Err)
 		if err == nil && l.Cmd.Op != ipvsadm.OpSetTimeouts {
-			ed := &tableEditor{Editor: ipvsadm.NewEditor(d.st.conf), conf: d.st.conf}
+			ed := d.wholeEditor()
 			t := map[target]bool{}
 			var none []ipvsadm.Timeouts
 			if err = d.admEdit(ed, l.Cmd, t, &none); err == nil {
@@ -371,18 +371,30 @@ func noMatchMessage(c *ipvsadm.Command) string {
 func (d *Daemon) admCommit(conf []ipvs.Service) error { return admCommitError(d.commit(conf)) }
 
 // tableEditor edits the configured table for one admEvent: an ipvsadm.Editor of
-// either the whole table, or (part) only the services the event's commands name —
-// the others cannot change — whose result table splices into the configured one,
-// so that a command costs a copy of the table but no index of it.
+// either the whole table, or (partial) only the services the event's commands
+// name — the others cannot change — whose result is written into the configured
+// table's pages (confTable), so that a command costs what it names, not what the
+// table holds.
 type tableEditor struct {
 	*ipvsadm.Editor
-	conf    []ipvs.Service // the configured table; with part, ed holds only some of it
-	part    keySet         // with partial, the services ed was made with (those named)
-	partial bool           // ed holds part of the table, not all of it
+	conf    *confTable // the configured table
+	part    keySet     // with partial, the services ed was made with (those named)
+	partial bool       // ed holds part of the table, not all of it
+	next    *confEdit  // with partial, the edited table once made (edited)
+}
+
+// confTable is the configured table: services in the order gvs adm lists them
+// (pseq), by key.
+type confTable = pindex[ipvs.Key, ipvs.Service]
+
+type confEdit = pedit[ipvs.Key, ipvs.Service]
+
+func newConfTable(conf []ipvs.Service) confTable {
+	return newPindex(conf, func(s *ipvs.Service) ipvs.Key { return s.Key })
 }
 
 // keySet is a set of service keys, few as a rule (those a command names): a list
-// scanned, cheaper than hashing each key of the table.
+// scanned, cheaper than hashing.
 type keySet []ipvs.Key
 
 func (s keySet) has(k ipvs.Key) bool { return slices.Contains(s, k) }
@@ -390,6 +402,11 @@ func (s keySet) has(k ipvs.Key) bool { return slices.Contains(s, k) }
 // maxPartEdit is the most services an editor of part of the table holds (a
 // restore naming more edits the whole table).
 const maxPartEdit = 16
+
+// wholeEditor is the editor of the whole configured table.
+func (d *Daemon) wholeEditor() *tableEditor {
+	return &tableEditor{Editor: ipvsadm.NewEditor(d.st.conf.seq.list()), conf: &d.st.conf}
+}
 
 // editorFor returns the editor for cmds: of the services they name, unless they
 // clear the table or delete a service and add it again (which moves it to the
@@ -401,60 +418,78 @@ func (d *Daemon) editorFor(cmds []*ipvsadm.Command) *tableEditor {
 		case ipvsadm.OpSetTimeouts:
 			continue
 		case ipvsadm.OpClear:
-			return &tableEditor{Editor: ipvsadm.NewEditor(d.st.conf), conf: d.st.conf}
+			return d.wholeEditor()
 		}
 		k := keyOfCommand(&c.Service)
 		if c.Op == ipvsadm.OpDeleteService {
 			deleted = append(deleted, k)
 		} else if c.Op == ipvsadm.OpAddService && deleted.has(k) {
-			return &tableEditor{Editor: ipvsadm.NewEditor(d.st.conf), conf: d.st.conf}
+			return d.wholeEditor()
 		}
 		if !named.has(k) {
 			named = append(named, k)
 		}
 		if len(named) > maxPartEdit {
-			return &tableEditor{Editor: ipvsadm.NewEditor(d.st.conf), conf: d.st.conf}
+			return d.wholeEditor()
 		}
 	}
-	var some []ipvs.Service
-	for i := range d.st.conf {
-		if named.has(d.st.conf[i].Key) {
-			some = append(some, d.st.conf[i])
+	// The named services in table order, as a whole editor holds them.
+	var at []int
+	for _, k := range named {
+		if i, ok := d.st.conf.at[k]; ok {
+			at = append(at, i)
 		}
 	}
-	return &tableEditor{Editor: ipvsadm.NewEditor(some), conf: d.st.conf, part: named, partial: true}
+	slices.Sort(at)
+	some := make([]ipvs.Service, 0, len(at))
+	for _, i := range at {
+		some = append(some, d.st.conf.seq.slot(i).v)
+	}
+	return &tableEditor{Editor: ipvsadm.NewEditor(some), conf: &d.st.conf, part: named, partial: true}
 }
 
-// Services returns the edited table: with part, the configured one with the named
+// edited returns, for a partial editor, the configured table with the named
 // services as edited (in place, or gone) and the ones added at the end, in the
-// order they were added.
+// order they were added. It is made once.
+func (e *tableEditor) edited() *confEdit {
+	if e.next != nil {
+		return e.next
+	}
+	ce := e.conf.edit()
+	for _, k := range e.part {
+		if e.conf.get(k) == nil {
+			continue
+		}
+		if s := e.Service(k); s != nil {
+			ce.put(*s)
+		} else {
+			ce.del(k)
+		}
+	}
+	for _, s := range e.Editor.Services() {
+		if e.conf.get(s.Key) == nil {
+			ce.put(s)
+		}
+	}
+	e.next = ce
+	return ce
+}
+
+// size returns the number of services of the edited table.
+func (e *tableEditor) size() int {
+	if !e.partial {
+		return len(e.Editor.Services())
+	}
+	return e.edited().len()
+}
+
+// Services returns the edited table, in a slice of its own for a partial
+// editor (a whole commit's table).
 func (e *tableEditor) Services() []ipvs.Service {
 	if !e.partial {
 		return e.Editor.Services()
 	}
-	if !slices.ContainsFunc(e.conf, func(s ipvs.Service) bool { return e.part.has(s.Key) }) {
-		// Only services added: they go at the end.
-		return appendServices(e.conf, e.Editor.Services())
-	}
-	out := make([]ipvs.Service, 0, len(e.conf)+len(e.part))
-	var was keySet
-	for i := range e.conf {
-		k := e.conf[i].Key
-		if !e.part.has(k) {
-			out = append(out, e.conf[i])
-			continue
-		}
-		was = append(was, k)
-		if s := e.Service(k); s != nil {
-			out = append(out, *s)
-		}
-	}
-	for _, s := range e.Editor.Services() {
-		if !was.has(s.Key) {
-			out = append(out, s)
-		}
-	}
-	return out
+	return e.edited().s.list()
 }
 
 // lookup returns the service of key k in the edited table, or nil.
@@ -462,30 +497,16 @@ func (e *tableEditor) lookup(k ipvs.Key) *ipvs.Service {
 	if !e.partial || e.part.has(k) {
 		return e.Service(k)
 	}
-	// Not named: as configured (a scan, for the few services a delta reads
-	// beside those it changes).
-	for i := range e.conf {
-		if e.conf[i].Key == k {
-			return &e.conf[i]
-		}
-	}
-	return nil
+	return e.conf.get(k) // not named: as configured
 }
 
-// appendServices returns conf with add at its end, written past conf's length in
-// its array when it has room, so that services added one by one cost what they
-// add, not the table. That is safe because only this function leaves room in a
-// configured table (commit stores its table clipped): a published table is
-// clipped at its length (publish), so no reader sees past it, and only the
-// newest configured table is ever extended. A table it grows has room for as
-// many again.
-func appendServices(conf, add []ipvs.Service) []ipvs.Service {
-	if cap(conf)-len(conf) < len(add) {
-		grown := make([]ipvs.Service, len(conf), 2*(len(conf)+len(add)))
-		copy(grown, conf)
-		conf = grown
+// install makes the edited table the configured one (the Director took it).
+func (e *tableEditor) install() {
+	if !e.partial {
+		*e.conf = newConfTable(e.Editor.Services())
+		return
 	}
-	return append(conf, add...)
+	e.conf.apply(e.edited())
 }
 
 // admCommitEdits gives the Director the table ed holds, of which only the
@@ -512,7 +533,7 @@ func (d *Daemon) admCommitEdits(ed *tableEditor, touched map[target]bool, cmds [
 		add(t.svc)
 	}
 	slices.SortFunc(keys[n:], func(a, b ipvs.Key) int { return strings.Compare(a.String(), b.String()) })
-	return admCommitError(d.commitDelta(ed.Services(), ed.lookup, keys))
+	return admCommitError(d.commitDelta(ed, keys))
 }
 
 // admCommitError is a commit's refusal as gvs adm prints it. ipvsadm.Edit
@@ -546,7 +567,9 @@ func (d *Daemon) admDone(ev admEvent, touched map[target]bool, timeouts []ipvsad
 		}
 	}
 	if at == nil {
-		d.rememberMarks(d.st.conf)
+		for s := range d.st.conf.seq.all() {
+			d.rememberMark(s)
+		}
 	} else {
 		for t := range touched {
 			if s := at(t.svc); s != nil && s.FWMark != 0 {
@@ -554,7 +577,7 @@ func (d *Daemon) admDone(ev admEvent, touched map[target]bool, timeouts []ipvsad
 			}
 		}
 	}
-	d.log.Info("adm", "args", ev.args, "commands", len(ev.cmds)+len(ev.restore), "services", len(d.st.conf))
+	d.log.Info("adm", "args", ev.args, "commands", len(ev.cmds)+len(ev.restore), "services", d.st.conf.seq.Len())
 }
 
 // admAdded: an operator adding a server that did not answer before means "now":
@@ -569,9 +592,13 @@ func (d *Daemon) admAdded(c *ipvsadm.Command) {
 // fwmark service added again with gvs adm without rules.
 func (d *Daemon) rememberMarks(conf []ipvs.Service) {
 	for i := range conf {
-		if s := &conf[i]; s.FWMark != 0 && len(s.Match) > 0 {
-			d.st.marks[s.Key] = slices.Clone(s.Match)
-		}
+		d.rememberMark(&conf[i])
+	}
+}
+
+func (d *Daemon) rememberMark(s *ipvs.Service) {
+	if s.FWMark != 0 && len(s.Match) > 0 {
+		d.st.marks[s.Key] = slices.Clone(s.Match)
 	}
 }
 

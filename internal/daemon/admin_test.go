@@ -281,7 +281,7 @@ netmask = 24
 func (ta *testAdmin) macs() map[string]string {
 	m := map[string]string{}
 	p := ta.d.pub.Load()
-	for _, s := range p.configured {
+	for _, s := range p.configured.list() {
 		for _, r := range s.RealServers {
 			mac := r.MAC
 			if mac.IsZero() {

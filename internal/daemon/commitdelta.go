@@ -5,7 +5,6 @@ import (
 	"net/netip"
 	"slices"
 
-	"github.com/gvs-lb/gvs/dataplane/afpacket"
 	"github.com/gvs-lb/gvs/ipvs"
 )
 
@@ -91,18 +90,19 @@ func (s *deltaState) release(k ipvs.Key) {
 const maxDeltaShare = 4
 
 // commitDelta is commit for a change that touched only the services of keys (a gvs
-// adm command): conf is the whole new table and at finds its services by key. Only
+// adm command): ed holds the whole new table. Only
 // those services (and, for track_service's liveness, the other protocol's service
 // on the same address and port) are shaped and given to the Director
 // (ApplyDelta); the links' filter, the announcements and the MAC resolutions
 // follow the addresses they add or remove. It falls back to commit when health
 // transitions or MACs are pending (stale), the backend has an address limit to
 // check, or the change is a large part of the table. On error nothing changes.
-func (d *Daemon) commitDelta(conf []ipvs.Service, at func(ipvs.Key) *ipvs.Service, keys []ipvs.Key) error {
+func (d *Daemon) commitDelta(ed *tableEditor, keys []ipvs.Key) error {
 	if d.st.stale || d.st.filter == nil || d.capacity.max4 > 0 || d.capacity.max6 > 0 ||
-		len(keys) > len(conf)/maxDeltaShare+16 {
-		return d.commit(conf)
+		len(keys) > ed.size()/maxDeltaShare+16 {
+		return d.commit(ed.Services())
 	}
+	at := ed.lookup
 	keys = withSiblings(keys)
 	var subset []ipvs.Service
 	var remove []ipvs.Key
@@ -129,7 +129,7 @@ func (d *Daemon) commitDelta(conf []ipvs.Service, at func(ipvs.Key) *ipvs.Servic
 	if err := d.d.ApplyDelta(sh.services, remove); err != nil {
 		return err
 	}
-	d.st.conf = conf
+	ed.install()
 
 	// What the health layer and track_service keep, for the touched services.
 	hl := d.st.hl
@@ -269,48 +269,38 @@ type addrChange struct {
 // list the addresses: a VIP gone leaves the VIP list, a new one goes to its end; a
 // NAT real server is listed while it is not a VIP (filterFor lists an address
 // once); the interface's own addresses are listed as local while they are not
-// VIPs. The current filter is not changed (the effects goroutine may hold it).
-func (d *Daemon) filterDelta(changed []addrChange) *afpacket.Filter {
-	cur := d.st.filter
-	var rmVIP, rmNAT, addVIP, addNAT []netip.Addr
+// VIPs. It costs the change: the lists are pseqs, the current filter shares their
+// unchanged pages and is not changed (the effects goroutine may hold it).
+func (d *Daemon) filterDelta(changed []addrChange) *filterView {
+	l := &d.st.flists
+	ve, ne := l.vips.edit(), l.nat.edit()
+	vipsChanged := false
 	for _, c := range changed {
 		inNAT, wasInNAT := c.nat && !c.vip, c.wasNAT && !c.wasVIP
 		switch {
 		case c.vip && !c.wasVIP:
-			addVIP = append(addVIP, c.a)
+			ve.put(c.a)
+			vipsChanged = true
 		case !c.vip && c.wasVIP:
-			rmVIP = append(rmVIP, c.a)
+			ve.del(c.a)
+			vipsChanged = true
 		}
 		switch {
 		case inNAT && !wasInNAT:
-			addNAT = append(addNAT, c.a)
+			ne.put(c.a)
 		case !inNAT && wasInNAT:
-			rmNAT = append(rmNAT, c.a)
+			ne.del(c.a)
 		}
 	}
-	f := *cur
-	f.VIPs = append(without(cur.VIPs, rmVIP), addVIP...)
-	f.NATRealServers = append(without(cur.NATRealServers, rmNAT), addNAT...)
+	l.vips.apply(ve)
+	l.nat.apply(ne)
+	rest := d.st.filter.rest
 	ds := &d.st.delta
-	f.Local = nil
+	rest.Local = nil
 	for _, a := range d.ifi.Addrs {
-		if a = a.Unmap(); a.IsValid() && ds.vipRefs[a] == 0 && !slices.Contains(f.Local, a) {
-			f.Local = append(f.Local, a)
+		if a = a.Unmap(); a.IsValid() && ds.vipRefs[a] == 0 && !slices.Contains(rest.Local, a) {
+			rest.Local = append(rest.Local, a)
 		}
 	}
-	return &f
-}
-
-// without returns a new list of the addresses of list that are not in rm (a few).
-func without(list, rm []netip.Addr) []netip.Addr {
-	out := make([]netip.Addr, 0, len(list)+1)
-	if len(rm) == 0 {
-		return append(out, list...)
-	}
-	for _, a := range list {
-		if !slices.Contains(rm, a) {
-			out = append(out, a)
-		}
-	}
-	return out
+	return l.view(rest, vipsChanged, nil)
 }

@@ -36,7 +36,7 @@ func TestAdmDeltaKeepsFilterAndLiveness(t *testing.T) {
 			line = fmt.Sprintf("-d %s %s -r %s", proto(), vip(), rs())
 		}
 		ta.adm(line) // some fail (no such service, …): the table then stays
-		conf := ta.d.pub.Load().configured
+		conf := ta.d.pub.Load().configured.list()
 
 		// The Director runs the table.
 		want := map[string]bool{}
@@ -98,18 +98,18 @@ func TestAdmDeltaKeepsFilterAndLiveness(t *testing.T) {
 }
 
 // TestAdmAddsKeepPublishedTables: services added one by one go at the end of the
-// configured table, in room its array has (appendServices); a table once
-// published never changes, read concurrently (-race) while services are added,
-// deleted and added again.
+// configured table, a deleted one leaves it, and a table once published never
+// changes (its pages are copied before a write), read concurrently (-race) while
+// services are added, deleted and added again — past a compaction of the holes.
 func TestAdmAddsKeepPublishedTables(t *testing.T) {
 	ta := newTestDirector(t, directorConf, nil)
 	type seen struct {
-		table []ipvs.Service
+		table pseq[ipvs.Service]
 		keys  string
 	}
-	keysOf := func(table []ipvs.Service) string {
+	keysOf := func(table pseq[ipvs.Service]) string {
 		var b []string
-		for _, s := range table {
+		for s := range table.all() {
 			b = append(b, s.Key.String())
 		}
 		return fmt.Sprint(b)
@@ -131,18 +131,31 @@ func TestAdmAddsKeepPublishedTables(t *testing.T) {
 		}
 	}()
 	var kept []seen
-	for i := range 60 {
-		vip := fmt.Sprintf("198.18.0.%d:80", 1+i)
+	var want []string // the keys the table lists, in order
+	for _, s := range ta.d.Configured() {
+		want = append(want, s.Key.String())
+	}
+	for i := range 200 {
+		vip := fmt.Sprintf("198.18.%d.%d:80", 2+i/250, 1+i%250)
 		ta.ok("-A -t " + vip + " -s rr")
-		if i%7 == 6 {
-			ta.ok("-D -t " + fmt.Sprintf("198.18.0.%d:80", i-2))
+		want = append(want, "TCP "+vip)
+		if i%3 != 0 {
+			// Delete an older one: holes in the middle, then a compaction.
+			old := fmt.Sprintf("198.18.%d.%d:80", 2+(i-1)/250, 1+(i-1)%250)
+			if i%3 == 2 {
+				old = fmt.Sprintf("198.18.%d.%d:80", 2+(i/2)/250, 1+(i/2)%250)
+			}
+			if j := slices.Index(want, "TCP "+old); j >= 0 {
+				ta.ok("-D -t " + old)
+				want = slices.Delete(want, j, j+1)
+			}
 		}
 		p := ta.d.pub.Load()
-		if cap(p.configured) != len(p.configured) {
-			t.Fatalf("a published table has room past its end: len %d cap %d", len(p.configured), cap(p.configured))
+		if got := keysOf(p.configured); got != fmt.Sprint(want) {
+			t.Fatalf("after command %d the table lists\n%s\nwant\n%s", i, got, fmt.Sprint(want))
 		}
-		if last := p.configured[len(p.configured)-1].Key.String(); last != "TCP "+vip {
-			t.Fatalf("the service added is not last: %s", last)
+		if p.configured.Len() != len(want) {
+			t.Fatalf("after command %d Len %d, want %d", i, p.configured.Len(), len(want))
 		}
 		kept = append(kept, seen{p.configured, keysOf(p.configured)})
 	}

@@ -41,7 +41,7 @@ const (
 type state struct {
 	cfg  *config.Config    // the file last loaded
 	file []ipvs.Service    // Services(cfg)
-	conf []ipvs.Service    // file ⊕ adm edits: what gvs adm lists and edits; never modified once published
+	conf confTable         // file ⊕ adm edits: what gvs adm lists and edits; its seq never modified once published
 	opts dataplane.Options // the Director's options
 
 	// touched records, for every service and real server gvs adm changed since
@@ -70,9 +70,10 @@ type state struct {
 	owned map[string][]netip.Addr // VIPs of the VRRP instances in MASTER; nil without VRRP
 	alive map[netip.AddrPort]bool
 
-	filter    *afpacket.Filter        // the links' filter
+	filter    *filterView             // the links' filter
+	flists    filterLists             // the builders of its lists
 	guarded   bool                    // the ingress guard is installed (or its absence warned of)
-	guardVIPs []netip.Addr            // the VIPs it drops
+	guardGen  uint64                  // the vipsGen of the VIPs it drops
 	announced map[netip.Addr]struct{} // VIPs announced so far
 
 	// delta is what commitDelta keeps to change only what a gvs adm command
@@ -234,7 +235,7 @@ func (d *Daemon) reapply() {
 	if !d.st.stale {
 		return
 	}
-	if err := d.commit(d.st.conf); err != nil {
+	if err := d.commit(d.st.conf.seq.list()); err != nil {
 		d.log.Error("applying health transitions and resolved MACs", "err", err)
 	}
 }
@@ -265,7 +266,7 @@ func (d *Daemon) commit(conf []ipvs.Service) error {
 	if err := d.d.Apply(sh.services); err != nil {
 		return err
 	}
-	d.st.conf = slices.Clip(conf) // appendServices may extend only its own tables
+	d.st.conf = newConfTable(conf)
 	d.st.stale = false
 	d.st.delta = deltaState{eff: sh.services}
 	d.commitShaped(sh, false)
@@ -282,11 +283,11 @@ func (d *Daemon) commitShaped(sh shaped, first bool) {
 	d.st.alive = sh.alive
 	f := d.linkFilter(sh.services)
 	var fx effect
-	if d.st.filter == nil || !sameFilter(d.st.filter, f) {
+	if d.st.filter == nil || !sameFilter(d.st.filter.flat(), f) {
+		d.st.filter = d.st.flists.setWhole(f, d.st.filter)
 		if !first {
-			fx.filter = f
+			fx.filter = d.st.filter
 		}
-		d.st.filter = f
 	}
 	d.guardEffect(&fx, d.st.cfg.Director.IngressDrop)
 	fx.scripts = sh.cmds
@@ -300,20 +301,19 @@ func (d *Daemon) commitShaped(sh shaped, first bool) {
 // guardEffect adds the ingress guard's change to fx: installed for the current
 // VIPs while want (again only when they changed), removed otherwise.
 func (d *Daemon) guardEffect(fx *effect, want bool) {
-	vips := d.st.filter.VIPs
 	switch {
 	case want && d.guard == nil:
 		if !d.st.guarded {
 			d.log.Warn("ingress_drop is set but no ingress guard is available (gvs run installs one with nft): VIP frames also reach the kernel")
 			d.st.guarded = true // warned; nothing installed
 		}
-	case want && (!d.st.guarded || !slices.Equal(d.st.guardVIPs, vips)):
-		fx.guard = slices.Clone(vips)
+	case want && (!d.st.guarded || d.st.guardGen != d.st.filter.vipsGen):
+		fx.guard = d.st.filter
 		fx.setGuard = true
-		d.st.guarded, d.st.guardVIPs = true, fx.guard
+		d.st.guarded, d.st.guardGen = true, d.st.filter.vipsGen
 	case !want && d.st.guarded:
 		fx.removeGuard = d.guard != nil
-		d.st.guarded, d.st.guardVIPs = false, nil
+		d.st.guarded, d.st.guardGen = false, 0
 	}
 }
 
@@ -323,8 +323,9 @@ func (d *Daemon) announceNew(all bool) {
 	var vips []netip.Addr
 	// A set of the announced VIPs: looking each VIP up in a list made a
 	// commit O(VIPs²), most of a gvs adm command's time at 10,000 services.
-	announced := make(map[netip.Addr]struct{}, len(d.st.filter.VIPs))
-	for _, v := range d.st.filter.VIPs {
+	announced := make(map[netip.Addr]struct{}, d.st.filter.vips.Len())
+	for p := range d.st.filter.vips.all() {
+		v := *p
 		announced[v] = struct{}{}
 		if _, ok := d.st.announced[v]; ok && !all {
 			continue
@@ -364,8 +365,7 @@ func (d *Daemon) publish() {
 	for a := range d.st.resolving {
 		resolving[a] = true
 	}
-	// Capped: appendServices writes past the end of the configured table.
-	d.pub.Store(&published{configured: slices.Clip(d.st.conf), resolving: resolving, alive: d.st.alive, macs: macs})
+	d.pub.Store(&published{configured: d.st.conf.seq, resolving: resolving, alive: d.st.alive, macs: macs})
 }
 
 // serviceUp reports whether the service at ap has a live real server (track_service).
@@ -396,7 +396,7 @@ func (d *Daemon) setTimeouts(t ipvsadm.Timeouts) {
 func (d *Daemon) reload(cfg *config.Config) error {
 	old := d.st.cfg
 	file := Services(cfg)
-	conf, overrides := mergeReload(d.st.file, file, d.st.conf)
+	conf, overrides := mergeReload(d.st.file, file, d.st.conf.seq.list())
 
 	changed := directorChanges(&old.Director, &cfg.Director)
 	if restart := needsRestart(changed); len(restart) > 0 {
@@ -418,7 +418,7 @@ func (d *Daemon) reload(cfg *config.Config) error {
 	// put back.
 	hl := d.st.hl
 	oldPolicies, oldLabels := hl.policies, hl.labels
-	oldCfg, oldFile, oldConf := d.st.cfg, d.st.file, d.st.conf
+	oldCfg, oldFile, oldConf := d.st.cfg, d.st.file, d.st.conf.seq
 	undo := func(err error) error {
 		hl.policies, hl.labels = oldPolicies, oldLabels
 		d.st.cfg, d.st.file = oldCfg, oldFile
@@ -440,7 +440,7 @@ func (d *Daemon) reload(cfg *config.Config) error {
 	if optsChanged && !optsFirst {
 		if err := d.d.SetOptions(opts); err != nil {
 			err = undo(fmt.Errorf("%s: [director]: %w", cfg.File, err))
-			if rerr := d.commit(oldConf); rerr != nil {
+			if rerr := d.commit(oldConf.list()); rerr != nil {
 				d.log.Error("reload: restoring the previous services failed", "err", rerr)
 			}
 			return err
@@ -559,8 +559,8 @@ func (d *Daemon) markMissing(refresh bool) bool {
 	}
 	if refresh || !d.st.delta.scanned {
 		// A refresh, or a table committed whole: every real server.
-		for i := range d.st.conf {
-			for _, rs := range d.st.conf[i].RealServers {
+		for s := range d.st.conf.seq.all() {
+			for _, rs := range s.RealServers {
 				if rs.MAC.IsZero() {
 					want(rs.Addr.Addr())
 				}
@@ -589,8 +589,8 @@ func (d *Daemon) markMissing(refresh bool) bool {
 // sorry server has any more, so that churn does not grow the maps.
 func (d *Daemon) forgetUnused() {
 	used := map[netip.Addr]bool{}
-	for i := range d.st.conf {
-		for _, rs := range d.st.conf[i].RealServers {
+	for s := range d.st.conf.seq.all() {
+		for _, rs := range s.RealServers {
 			used[rs.Addr.Addr()] = true
 		}
 	}

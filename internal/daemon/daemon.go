@@ -75,7 +75,7 @@ type Daemon struct {
 
 // published is the controller's state as readers may see it. It is immutable.
 type published struct {
-	configured []ipvs.Service          // file ⊕ adm edits, MACs as pinned
+	configured pseq[ipvs.Service]      // file ⊕ adm edits, MACs as pinned
 	resolving  map[netip.Addr]bool     // MAC resolutions in progress
 	alive      map[netip.AddrPort]bool // track_service: services with a live real server
 	macs       map[netip.Addr]ipvs.MAC // resolved MACs
@@ -211,8 +211,8 @@ func New(cfg *config.Config, deps Deps) (_ *Daemon, err error) {
 	d.capacity = capacityOf(d.links)
 	d.fx.logSteering()
 	d.st.file = file
-	d.st.conf = cloneServices(file)
-	d.rememberMarks(d.st.conf)
+	d.st.conf = newConfTable(cloneServices(file))
+	d.rememberMarks(file)
 	d.commitShaped(sh, true)
 	// Marked now, so that the published state says they are on their way.
 	d.markMissing(false)
@@ -270,7 +270,10 @@ func (d *Daemon) Director() *dataplane.Director { return d.d }
 
 // Configured returns the configured services: the file's as gvs adm changed them,
 // with the MACs the config pins. The caller must not modify them.
-func (d *Daemon) Configured() []ipvs.Service { return d.pub.Load().configured }
+func (d *Daemon) Configured() []ipvs.Service {
+	c := d.pub.Load().configured
+	return c.list()
+}
 
 // Handle carries out one gvs adm command line (control.Handler).
 func (d *Daemon) Handle(ctx context.Context, req control.Request) control.Response {
@@ -358,7 +361,7 @@ func (d *Daemon) Run(ctx context.Context) error {
 		background("status page", d.status.serve)
 	}
 	d.log.Info("serving", "interface", d.ifi.Name, "mac", d.st.opts.MAC.String(), "workers", len(d.links),
-		"services", len(d.st.conf), "vips", len(d.st.filter.VIPs), "link_filter", filterMode(d.st.filter))
+		"services", d.st.conf.seq.Len(), "vips", d.st.filter.vips.Len(), "link_filter", filterMode(d.st.filter.flat()))
 	if d.ready != nil {
 		// Ready once what New queued for the host is done (the ingress guard, the
 		// first announcements): a service manager then sees the host as gvs serves it.

@@ -16,9 +16,9 @@ import (
 // effect is what the outside world must be told after the controller changed the
 // Director: every field is optional.
 type effect struct {
-	filter      *afpacket.Filter // set on the links that take filters
-	setGuard    bool             // install the ingress guard for guard
-	guard       []netip.Addr
+	filter      *filterView // set on the links that take filters
+	setGuard    bool        // install the ingress guard for guard's VIPs
+	guard       *filterView
 	removeGuard bool
 	ann         Announcer // announce each of announce repeat times on ann
 	announce    []netip.Addr
@@ -166,28 +166,36 @@ func (f *effects) run() {
 }
 
 // perform carries out a batch in order. Of several guard changes in one batch only
-// the last is made: each replaces the previous one whole.
+// the last is made: each replaces the previous one whole. Filters too: the
+// batch's last filter is set where its first one was (the Director runs the
+// newest services already), so a burst of gvs adm commands sets the links'
+// filter — whose cost is its size — once, not once per command.
 func (f *effects) perform(q []effect) {
-	lastGuard := -1
+	lastGuard, lastFilter := -1, -1
 	for i := range q {
 		if q[i].setGuard || q[i].removeGuard {
 			lastGuard = i
+		}
+		if q[i].filter != nil {
+			lastFilter = i
 		}
 	}
 	log := f.d.log
 	for i := range q {
 		e := &q[i]
-		if e.filter != nil {
+		if e.filter != nil && lastFilter >= 0 {
+			fl := q[lastFilter].filter.flat()
+			lastFilter = -1 // set once
 			for _, l := range f.d.links {
 				if fs, ok := l.(FilterSetter); ok {
-					if err := fs.SetFilter(e.filter); err != nil {
+					if err := fs.SetFilter(fl); err != nil {
 						log.Warn("link filter", "err", err)
 					}
 				}
 			}
-			if m := filterMode(e.filter); m != f.filterMode {
+			if m := filterMode(fl); m != f.filterMode {
 				f.filterMode = m
-				log.Info("link filter", "mode", m, "vips", len(e.filter.VIPs))
+				log.Info("link filter", "mode", m, "vips", len(fl.VIPs))
 			}
 			f.logSteering()
 		}
@@ -195,7 +203,7 @@ func (f *effects) perform(q []effect) {
 			ctx, cancel := context.WithTimeout(f.ctx, 10*time.Second)
 			var err error
 			if e.setGuard {
-				err = f.d.guard.Install(ctx, e.guard)
+				err = f.d.guard.Install(ctx, slices.Clone(e.guard.flat().VIPs))
 			} else {
 				err = f.d.guard.Remove(ctx)
 			}

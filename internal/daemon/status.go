@@ -160,8 +160,8 @@ func (a *Admin) statusSnapshot() *status.Snapshot {
 	var resolving map[netip.Addr]bool
 	if p := a.dm.pub.Load(); p != nil {
 		resolving = p.resolving
-		for i := range p.configured {
-			configured[p.configured[i].Key] = &p.configured[i]
+		for svc := range p.configured.all() {
+			configured[svc.Key] = svc
 		}
 	}
 	for i := range svcs {
@@ -295,8 +295,7 @@ type statusActions struct {
 // labelled server.
 func (s *statusActions) find(service, server string) (*ipvs.Service, *ipvs.RealServer, error) {
 	if p := s.a.dm.pub.Load(); p != nil {
-		for i := range p.configured {
-			svc := &p.configured[i]
+		for svc := range p.configured.all() {
 			if ServiceLabel(svc) != service {
 				continue
 			}

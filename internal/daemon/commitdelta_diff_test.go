@@ -1,0 +1,191 @@
+package daemon
+
+import (
+	"fmt"
+	"math/rand/v2"
+	"net/netip"
+	"slices"
+	"strings"
+	"testing"
+
+	"github.com/gvs-lb/gvs/ipvs"
+)
+
+// TestAdmDeltaMatchesWholeCommit runs random gvs adm commands on a director of a
+// few hundred services, where each is committed as a delta (commitDelta: the
+// configured table's pages, the Director's ApplyDelta, the filter's lists), and
+// after each gives a second director the first one's whole table (-C and -R
+// --atomic of its -S: a whole commit, every time). Both must then publish the
+// same configured table, run the same services and real servers, list the same
+// -Ln, give the links the same filter and track_service the same liveness.
+func TestAdmDeltaMatchesWholeCommit(t *testing.T) {
+	if testing.Short() {
+		t.Skip("a few hundred commands on two directors")
+	}
+	delta := newTestDirector(t, directorConf, nil)
+	rng := rand.New(rand.NewPCG(15, 3))
+	vip := func() string {
+		if rng.IntN(8) == 0 {
+			return fmt.Sprintf("[2001:db8::%x]:%d", 1+rng.IntN(40), []int{80, 443}[rng.IntN(2)])
+		}
+		return fmt.Sprintf("198.18.%d.%d:%d", rng.IntN(2), 1+rng.IntN(200), []int{80, 443}[rng.IntN(2)])
+	}
+	rs := func(v string) string {
+		if strings.HasPrefix(v, "[") {
+			return fmt.Sprintf("[2001:db8:1::%x]:80", 1+rng.IntN(6))
+		}
+		return fmt.Sprintf("198.19.0.%d:80", 1+rng.IntN(60))
+	}
+	proto := func() string { return []string{"-t", "-u"}[rng.IntN(2)] }
+	method := func() string { return []string{"-g", "-m", "-m"}[rng.IntN(3)] }
+
+	// A table of 300 services to start from, half with a real server.
+	var b strings.Builder
+	for i := range 300 {
+		v := fmt.Sprintf("198.18.%d.%d:80", i/200, 1+i%200)
+		fmt.Fprintf(&b, "-A -t %s -s wrr\n", v)
+		if i%2 == 0 {
+			fmt.Fprintf(&b, "-a -t %s -r %s %s -w %d\n", v, rs(v), method(), 1+i%3)
+		}
+	}
+	if _, errOut, st := delta.admIn(b.String(), "-R --atomic"); st != 0 {
+		t.Fatalf("restore: %d %s", st, errOut)
+	}
+	// The second director once the first runs all its goroutines (it answered
+	// the restore): its leak check then counts none of them.
+	whole := newTestDirector(t, directorConf, nil)
+
+	line := func() string {
+		p, v := proto(), vip()
+		if rng.IntN(10) < 7 {
+			// Mostly services that exist (the starting table's).
+			i := rng.IntN(300)
+			p, v = "-t", fmt.Sprintf("198.18.%d.%d:80", i/200, 1+i%200)
+		}
+		switch rng.IntN(10) {
+		case 0, 1:
+			return fmt.Sprintf("-A %s %s -s %s", p, v, []string{"rr", "wlc", "sh"}[rng.IntN(3)])
+		case 2:
+			return fmt.Sprintf("-D %s %s", p, v)
+		case 3:
+			return fmt.Sprintf("-E %s %s -s %s", p, v, []string{"rr", "wrr", "lc"}[rng.IntN(3)])
+		case 4, 5, 6:
+			return fmt.Sprintf("-a %s %s -r %s %s -w %d", p, v, rs(v), method(), rng.IntN(3))
+		case 7:
+			return fmt.Sprintf("-e %s %s -r %s %s -w %d", p, v, rs(v), method(), rng.IntN(3))
+		default:
+			return fmt.Sprintf("-d %s %s -r %s", p, v, rs(v))
+		}
+	}
+	deltas := delta.generations()
+	for step := range 250 {
+		var what string
+		if rng.IntN(5) == 0 {
+			// A few lines at once: an atomic restore naming several services.
+			var lines []string
+			for range 2 + rng.IntN(4) {
+				lines = append(lines, line())
+			}
+			what = strings.Join(lines, "; ")
+			delta.admIn(strings.Join(lines, "\n")+"\n", "-R --atomic") // may fail as a whole
+		} else {
+			what = line()
+			delta.adm(what) // some fail (no such service, …): the table then stays
+		}
+		save := delta.ok("-S -n")
+		if _, errOut, st := whole.admIn("-C\n"+save, "-R --atomic"); st != 0 {
+			t.Fatalf("step %d (%s): the whole restore failed: %d %s\n%s", step, what, st, errOut, save)
+		}
+		compareDirectors(t, fmt.Sprintf("step %d (%s)", step, what), delta, whole)
+	}
+	if n := delta.generations() - deltas; n < 60 {
+		t.Fatalf("only %d of 250 commands changed the table: the test does not exercise deltas", n)
+	}
+}
+
+// compareDirectors fails the test unless a and b publish the same configured
+// table (by key), run the same services and real servers (-Ln and the
+// Director's views), give the links the same filter and have the same liveness.
+func compareDirectors(t *testing.T, what string, a, b *testAdmin) {
+	t.Helper()
+	conf := func(ta *testAdmin) string {
+		c := ta.d.Configured()
+		slices.SortFunc(c, func(x, y ipvs.Service) int { return strings.Compare(x.Key.String(), y.Key.String()) })
+		var out []string
+		for _, s := range c {
+			// -S lists real servers in the Director's order, not the
+			// table's: the whole director's table has them in that order.
+			s.RealServers = slices.Clone(s.RealServers)
+			slices.SortFunc(s.RealServers, func(x, y ipvs.RealServer) int { return x.Addr.Compare(y.Addr) })
+			out = append(out, fmt.Sprintf("%+v", s))
+		}
+		return strings.Join(out, "\n")
+	}
+	if x, y := conf(a), conf(b); x != y {
+		t.Fatalf("%s: configured tables differ:\n%s", what, lineDiff(x, y))
+	}
+	if x, y := a.ok("-Ln"), b.ok("-Ln"); x != y {
+		t.Fatalf("%s: -Ln differs:\n%s", what, lineDiff(x, y))
+	}
+	views := func(ta *testAdmin) string {
+		var out []string
+		for _, v := range ta.d.Director().Services() {
+			l := fmt.Sprintf("%+v %s", v.Spec, v.Sched)
+			for _, dst := range v.Dests {
+				l += fmt.Sprintf(" %s w%d %v u%d l%d mac=%v", netip.AddrPortFrom(dst.Addr, dst.Port), dst.Weight, dst.Method,
+					dst.UpperThreshold, dst.LowerThreshold, ta.d.Director().DestHasMAC(dst.ID))
+			}
+			out = append(out, l)
+		}
+		slices.Sort(out)
+		return strings.Join(out, "\n")
+	}
+	if x, y := views(a), views(b); x != y {
+		t.Fatalf("%s: the Directors run differently:\n%s", what, lineDiff(x, y))
+	}
+	filter := func(ta *testAdmin) string {
+		<-ta.d.fx.flushed()
+		f := ta.link.lastFilter()
+		if f == nil {
+			return "none"
+		}
+		set := func(name string, l []netip.Addr) string {
+			s := slices.Clone(l)
+			slices.SortFunc(s, netip.Addr.Compare)
+			if len(slices.Compact(slices.Clone(s))) != len(s) {
+				t.Fatalf("%s: an address listed twice in %v", what, l)
+			}
+			var out []string
+			for _, a := range s {
+				out = append(out, name+" "+a.String())
+			}
+			return strings.Join(out, "\n")
+		}
+		return fmt.Sprintf("%s\n%s\nlocal %v macs %v arp %v ndp %v vrrp %v",
+			set("vip", f.VIPs), set("nat", f.NATRealServers), f.Local, f.MACs, f.ARP, f.NDP, f.VRRP)
+	}
+	if x, y := filter(a), filter(b); x != y {
+		t.Fatalf("%s: the links' filters differ:\n%s", what, lineDiff(x, y))
+	}
+	alive := func(ta *testAdmin) string { return fmt.Sprint(ta.d.pub.Load().alive) }
+	if x, y := alive(a), alive(b); x != y {
+		t.Fatalf("%s: liveness differs:\n%s\nwhole:\n%s", what, x, y)
+	}
+}
+
+// lineDiff lists the lines only delta (-) or only whole (+) has.
+func lineDiff(delta, whole string) string {
+	x, y := strings.Split(delta, "\n"), strings.Split(whole, "\n")
+	var out []string
+	for _, l := range x {
+		if !slices.Contains(y, l) {
+			out = append(out, "- "+l)
+		}
+	}
+	for _, l := range y {
+		if !slices.Contains(x, l) {
+			out = append(out, "+ "+l)
+		}
+	}
+	return strings.Join(out, "\n")
+}

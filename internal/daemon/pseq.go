@@ -1,0 +1,196 @@
+package daemon
+
+import (
+	"iter"
+	"slices"
+)
+
+// A pseq is an ordered list kept in fixed-size pages, so that a changed list
+// copies only the pages a change wrote and the page list (one pointer per
+// pseqPage entries), and shares every other page with the list it was made
+// from: the controller's tables that a gvs adm command changes (the configured
+// services, the links' filter's addresses) cost what the command changes, not
+// what they hold. A deleted entry leaves a hole, which iteration skips; holes at
+// the end are trimmed, and a list with more holes than entries is compacted
+// (pindex.apply), so the holes cost at most as much again.
+//
+// A pseq is a value: once it is published (stored where another goroutine reads
+// it) nothing writes its pages or page list. The zero value is the empty list.
+type pseq[T any] struct {
+	pages []*[pseqPage]pslot[T]
+	end   int // slots in use, holes included
+	n     int // entries
+}
+
+const pseqPage = 64
+
+type pslot[T any] struct {
+	v  T
+	ok bool // false: a hole
+}
+
+// Len returns the number of entries.
+func (s *pseq[T]) Len() int { return s.n }
+
+func (s *pseq[T]) slot(i int) *pslot[T] { return &s.pages[i/pseqPage][i%pseqPage] }
+
+// all yields the entries in order. The caller must not write through them.
+func (s *pseq[T]) all() iter.Seq[*T] {
+	return func(yield func(*T) bool) {
+		for i := 0; i < s.end; i++ {
+			if sl := s.slot(i); sl.ok && !yield(&sl.v) {
+				return
+			}
+		}
+	}
+}
+
+// list returns the entries in order, in a slice of their own.
+func (s *pseq[T]) list() []T {
+	out := make([]T, 0, s.n)
+	for v := range s.all() {
+		out = append(out, *v)
+	}
+	return out
+}
+
+// pindex is a pseq with the position of each entry by key: the controller's
+// builder of a list it publishes. The index is the controller's own (never
+// published); the list in seq is immutable once given out.
+type pindex[K comparable, T any] struct {
+	seq pseq[T]
+	at  map[K]int
+	key func(*T) K
+}
+
+func newPindex[K comparable, T any](list []T, key func(*T) K) pindex[K, T] {
+	x := pindex[K, T]{at: make(map[K]int, len(list)), key: key}
+	e := x.edit()
+	for i := range list {
+		e.put(list[i])
+	}
+	x.apply(e)
+	return x
+}
+
+// get returns the entry of key k, or nil. The caller must not write through it.
+func (x *pindex[K, T]) get(k K) *T {
+	if i, ok := x.at[k]; ok {
+		return &x.seq.slot(i).v
+	}
+	return nil
+}
+
+// pedit is a change of a pindex being made: a new list sharing with the
+// index's every page it did not write, and the positions it gave or took. It
+// changes nothing of the index until pindex.apply, so a change that fails is
+// dropped as it is.
+type pedit[K comparable, T any] struct {
+	x          *pindex[K, T]
+	s          pseq[T]
+	moved      map[K]int // positions given (-1: removed) since the edit began
+	owned      map[int]bool
+	pagesOwned bool
+}
+
+func (x *pindex[K, T]) edit() *pedit[K, T] { return &pedit[K, T]{x: x, s: x.seq} }
+
+func (e *pedit[K, T]) pos(k K) (int, bool) {
+	if i, ok := e.moved[k]; ok {
+		return i, i >= 0
+	}
+	i, ok := e.x.at[k]
+	return i, ok
+}
+
+// get returns the edited list's entry of key k, or nil.
+func (e *pedit[K, T]) get(k K) *T {
+	if i, ok := e.pos(k); ok {
+		return &e.s.slot(i).v
+	}
+	return nil
+}
+
+// writable returns slot i for writing, copying its page (and the page list)
+// first unless this edit already did, or appending a page when i is past them.
+func (e *pedit[K, T]) writable(i int) *pslot[T] {
+	if !e.pagesOwned {
+		e.s.pages = slices.Clone(e.s.pages)
+		e.pagesOwned = true
+	}
+	p := i / pseqPage
+	if p == len(e.s.pages) {
+		e.s.pages = append(e.s.pages, new([pseqPage]pslot[T]))
+		if e.owned == nil {
+			e.owned = map[int]bool{}
+		}
+		e.owned[p] = true
+	}
+	if !e.owned[p] {
+		cp := new([pseqPage]pslot[T])
+		*cp = *e.s.pages[p]
+		e.s.pages[p] = cp
+		if e.owned == nil {
+			e.owned = map[int]bool{}
+		}
+		e.owned[p] = true
+	}
+	return &e.s.pages[p][i%pseqPage]
+}
+
+func (e *pedit[K, T]) move(k K, i int) {
+	if e.moved == nil {
+		e.moved = map[K]int{}
+	}
+	e.moved[k] = i
+}
+
+// put stores v in place of the entry of its key, or adds it at the end.
+func (e *pedit[K, T]) put(v T) {
+	k := e.x.key(&v)
+	i, ok := e.pos(k)
+	if !ok {
+		i = e.s.end
+		e.s.end++
+		e.s.n++
+		e.move(k, i)
+	}
+	*e.writable(i) = pslot[T]{v: v, ok: true}
+}
+
+// del removes the entry of key k, if there is one.
+func (e *pedit[K, T]) del(k K) {
+	i, ok := e.pos(k)
+	if !ok {
+		return
+	}
+	*e.writable(i) = pslot[T]{}
+	e.s.n--
+	e.move(k, -1)
+	for e.s.end > 0 && !e.s.slot(e.s.end-1).ok {
+		e.s.end--
+	}
+}
+
+// len returns the number of entries of the edited list.
+func (e *pedit[K, T]) len() int { return e.s.n }
+
+// apply makes e's list the index's. A list with more holes than entries (and at
+// least a page of them) is compacted: that costs the list once per as many
+// deletions as it holds entries.
+func (x *pindex[K, T]) apply(e *pedit[K, T]) {
+	if e.x != x {
+		panic("daemon: pindex.apply of another index's edit")
+	}
+	x.seq = e.s
+	for k, i := range e.moved {
+		if i < 0 {
+			delete(x.at, k)
+		} else {
+			x.at[k] = i
+		}
+	}
+	if holes := x.seq.end - x.seq.n; holes > x.seq.n && holes >= pseqPage {
+		*x = newPindex(x.seq.list(), x.key)
+	}
+}
