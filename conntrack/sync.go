@@ -34,9 +34,10 @@ type Remote struct {
 
 // SyncMeta is what the sweeper and bulk pushes read besides the entry.
 type SyncMeta struct {
-	Origin     uint8 // 0: owned here (created here or adopted by a local packet)
-	LastActive int64 // ns, last local packet (0: none)
-	LastSync   int64 // ns, when this director last sent it (0: never)
+	Origin     uint8  // 0: owned here (created here or adopted by a local packet)
+	LastActive int64  // ns, last local packet (0: none)
+	LastSync   int64  // ns, when this director last sent it (0: never)
+	Pkts       uint32 // inbound packets counted for the sync rules
 }
 
 // SyncInfo is the sync side of a lookup's answer (Conn.Sync). It is filled by In,
@@ -52,9 +53,13 @@ type SyncInfo struct {
 	// the table recorded the send in the entry's State.
 	Send bool
 	// Pkts is the entry's inbound packet count and State its sender state, after this
-	// packet: a flow cache serving the next packets continues from them (SyncFold).
+	// packet.
 	Pkts  uint32
 	State ipvssync.ConnState
+	// Fold is an input of In and InOrInsert (the only field read): packets of this
+	// connection a flow cache served since the table last answered for it, counted
+	// before this packet's. The table resets it when it fills the Conn.
+	Fold uint32
 }
 
 // SyncStats are the counters of the table's sync side.
@@ -147,6 +152,14 @@ func (t *Table) enableSync() {
 		s := &t.shards[i]
 		x := &shardSync{unbound: map[uint32][16]byte{}}
 		s.mu.Lock()
+		// State for the chunks the slab has now; later ones come with the slab's growth.
+		for range s.chunks {
+			r := make([]syncRec, s.chunkMask+1)
+			for j := 0; j < len(r); j += 4096 / 16 { // map the pages now, not under packets
+				r[j].pkts = 0
+			}
+			x.recs = append(x.recs, r)
+		}
 		s.sx = x
 		s.mu.Unlock()
 	}
@@ -198,18 +211,26 @@ func neededConn(e *entry) ipvssync.Conn {
 
 // syncStepLocked is the sync side of an inbound packet that hit or created entry i
 // (after its transition and c's fill): it adopts a received entry, counts the packet
-// and asks the sync rules whether to send. It allocates only when the parallel chunks
-// grow.
+// (and fold packets a flow cache served before it) and asks the sync rules whether to
+// send. It allocates only when the parallel chunks grow.
 //
 // Precondition: s.mu is held and s.sx is not nil.
-func (t *Table) syncStepLocked(s *shard, i uint32, e *entry, now int64, c *Conn) {
+func (t *Table) syncStepLocked(s *shard, i uint32, e *entry, fold uint32, now int64, c *Conn) {
 	r := s.sx.rec(s, i)
 	if r.origin != 0 {
 		r.origin = 0
 		c.Sync.Origin, c.Sync.Adopted = 0, true
 		t.sc.adopted.Add(1)
 	}
-	r.pkts++
+	r.pkts += fold + 1
+	t.syncRulesLocked(r, e, now, c)
+}
+
+// syncRulesLocked asks the sync rules whether entry e, with sync state r, is to be
+// sent now, records a send in r, and reports it in c.Sync.
+//
+// Precondition: e's shard lock is held.
+func (t *Table) syncRulesLocked(r *syncRec, e *entry, now int64, c *Conn) {
 	c.Sync.Pkts = r.pkts
 	cs := r.connState(e)
 	if rules := t.syncRules.Load(); rules != nil {
@@ -223,31 +244,49 @@ func (t *Table) syncStepLocked(s *shard, i uint32, e *entry, now int64, c *Conn)
 	c.Sync.State = cs
 }
 
-// SyncFold folds what a flow cache did for the connection ref (whose key is k) while
-// it served its packets without the table: pkts more inbound packets, and, when it
-// sent the connection (sentAt != 0), the sender state of that send. It does nothing
-// if ref no longer holds k's connection.
-func (t *Table) SyncFold(k *Key, ref Ref, pkts uint32, cs *ipvssync.ConnState, sentAt int64) {
-	si, i, ok := t.split(ref)
-	if !ok || !t.syncOn.Load() {
-		return
+// SyncCached is the sync step of a packet a flow cache served without the table, when
+// its count reached a point where the rules may send (pkts packets of connection k
+// since the table last counted them, this one included): it counts them, asks the
+// rules and fills c (c.Sync.Send: push it). It reports false, changing nothing, when k
+// has no live connection. Sync must be on (SetSyncRules).
+func (t *Table) SyncCached(k *Key, pkts uint32, now int64, c *Conn) bool {
+	if !t.syncOn.Load() {
+		return false
 	}
+	h := t.hash(k.Proto, k.IPv6, &k.CAddr, k.CPort)
+	si := t.shardOf(h)
 	s := &t.shards[si]
 	s.mu.Lock()
-	defer s.mu.Unlock()
-	if i >= s.nalloc {
-		return
+	i := s.findInLocked(k, k.CPort, h&t.bucketMask, now)
+	if i == 0 {
+		s.mu.Unlock()
+		return false
 	}
 	e := s.at(i)
-	if e.flags&(fLive|FlagTemplate) != fLive || e.cport != k.CPort || e.vport != k.VPort ||
-		e.proto != k.Proto || e.caddr != k.CAddr || e.vaddr != k.VAddr {
-		return
-	}
+	d := t.destOf(e)
+	t.fillLocked(si, i, e, c)
 	r := s.sx.rec(s, i)
 	r.pkts += pkts
-	if sentAt > r.lastSync {
-		r.lastSync, r.oldState, r.retries = sentAt, uint8(cs.OldState), cs.Retries
+	t.syncRulesLocked(r, e, now, c)
+	s.mu.Unlock()
+	fillDAddr(c, d)
+	return true
+}
+
+// SyncFold adds pkts packets a flow cache served without the table to connection k's
+// count (when the cache gives the flow's slot to another flow). It does nothing when k
+// has no live connection.
+func (t *Table) SyncFold(k *Key, pkts uint32, now int64) {
+	if !t.syncOn.Load() {
+		return
 	}
+	h := t.hash(k.Proto, k.IPv6, &k.CAddr, k.CPort)
+	s := &t.shards[t.shardOf(h)]
+	s.mu.Lock()
+	if i := s.findInLocked(k, k.CPort, h&t.bucketMask, now); i != 0 {
+		s.sx.rec(s, i).pkts += pkts
+	}
+	s.mu.Unlock()
 }
 
 // Upsert applies r, received from another director (origin 1..255), with the kernel

@@ -618,9 +618,10 @@ func (t *Table) inLocked(s *shard, si int, h uint64, k *Key, cport uint16, tcpFl
 	t.rearmLocked(s, i, e, now+int64(e.timeout)*msNs)
 	t.confirmLocked(s, e, DirIn)
 	ctl := t.assureStepLocked(e, assure)
+	fold := c.Sync.Fold
 	t.fillLocked(si, i, e, c)
 	if s.sx != nil {
-		t.syncStepLocked(s, i, e, now, c)
+		t.syncStepLocked(s, i, e, fold, now, c)
 	}
 	return Hit, ctl, d
 }
@@ -1005,7 +1006,7 @@ func (t *Table) insertLocked(s *shard, si int, h uint64, k *Key, dest *sched.Des
 	ctl := t.assureStepLocked(e, assure)
 	t.fillLocked(si, i, e, c)
 	if s.sx != nil {
-		t.syncStepLocked(s, i, e, now, c)
+		t.syncStepLocked(s, i, e, 0, now, c)
 	}
 	return ctl
 }

@@ -38,7 +38,7 @@ func (t *Table) Walk(cursor uint64, max int, now int64, fn func(c *Conn, m *Sync
 			} else {
 				fillDAddr(&c, t.destOf(e))
 			}
-			m = SyncMeta{Origin: r.origin, LastSync: r.lastSync}
+			m = SyncMeta{Origin: r.origin, LastSync: r.lastSync, Pkts: r.pkts}
 			if r.origin == 0 {
 				// The timer is re-armed to the packet's time plus the timeout by
 				// every local packet, so the last one is expires - timeout.

@@ -92,8 +92,36 @@ func BenchmarkEstablishedDR4(b *testing.B) {
 	benchEstablished(b, 64, 64)
 }
 
+// BenchmarkEstablishedSync is BenchmarkEstablishedDR4 and hot4k with cluster sync off
+// and on (sync.go): what the sync rules cost an established packet, the flow cache's
+// countdown, the table's count and rules, and the drain of the rings (by the daemon's
+// drainer on another core, here inline every 64 batches) included.
+func BenchmarkEstablishedSync(b *testing.B) {
+	for _, c := range []struct {
+		name            string
+		flows, distinct int
+	}{{"dr4", 64, 64}, {"hot4k", 1_000_000, 4096}} {
+		for _, on := range []bool{false, true} {
+			name := c.name + "/off"
+			if on {
+				name = c.name + "/on"
+			}
+			b.Run(name, func(b *testing.B) {
+				o := testOptions()
+				if on {
+					o = syncOptions()
+				}
+				benchEstablishedWith(b, o, c.flows, c.distinct)
+			})
+		}
+	}
+}
+
 func benchEstablished(b *testing.B, flows, distinct int) {
-	o := testOptions()
+	benchEstablishedWith(b, testOptions(), flows, distinct)
+}
+
+func benchEstablishedWith(b *testing.B, o Options, flows, distinct int) {
 	o.ConnMax = 1 << 21
 	o.ConnShards = 256
 	d, err := New(o)
@@ -158,6 +186,9 @@ func benchEstablished(b *testing.B, flows, distinct int) {
 			}
 		}
 		out = w.Process(bb.in, 1e9, out[:0])
+		if i%4096 == 0 {
+			d.DrainSync(1<<20, func(*conntrack.Conn) {}) // the daemon's drainer, timed here
+		}
 	}
 	b.StopTimer()
 	if w.C.Forwarded-fwd < uint64(b.N) {

@@ -39,8 +39,6 @@ type flowCache struct {
 	// miss or a forget of an empty slot never reads the slot itself (288 KiB).
 	used  [flowCacheSize / 64]uint64
 	slots [flowCacheSize]flowSlot
-	// sync is each slot's cluster sync state, touched only with sync on (sync.go).
-	sync [flowCacheSize]slotSync
 }
 
 const (
@@ -61,6 +59,9 @@ type flowSlot struct {
 	dest      uint32
 	refreshed int64 // when the table last answered for the flow
 	until     int64 // served while now < until: refreshed+refreshEvery, or the expiry if sooner
+	// With cluster sync on (sync.go): packets served since the table last counted
+	// the flow's, and how many more until the sync rules may send it (0: none).
+	spend, sleft uint32
 }
 
 // prefault touches every page of the slots, so a new worker's first packets do not

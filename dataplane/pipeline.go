@@ -102,7 +102,10 @@ func (w *Worker) inbound(s *snapshot, f *Frame, now int64, out []Frame) []Frame 
 	if flags&(header.TCPFlagSYN|header.TCPFlagRST) == 0 { // never served from the cache
 		if e := w.flows.lookup(&w.key, now); e != nil && e.serves(p.Proto, flags) && int(e.dest) < len(s.dests) && s.dests[e.dest].d.Available() {
 			if s.set.sync != nil {
-				w.cachedSync(s.set.sync, e, now)
+				e.spend++
+				if e.sleft--; e.sleft == 0 {
+					w.cachedSync(s.set.sync, e, now)
+				}
 			}
 			c := &w.conn
 			c.Dest, c.Method, c.DAddr, c.DPort = e.dest, e.method, e.daddr, e.dport
@@ -126,7 +129,7 @@ func (w *Worker) inbound(s *snapshot, f *Frame, now int64, out []Frame) []Frame 
 	case conntrack.Hit:
 		w.flows.store(&w.key, &w.conn, now)
 		if s.set.sync != nil {
-			w.syncAfterTable(&w.conn)
+			w.syncAfterTable(s.set.sync, &w.conn)
 		}
 		return w.xmit(s, f, &w.conn, false, out)
 	case conntrack.Created:
@@ -194,7 +197,7 @@ func (w *Worker) schedule(s *snapshot, f *Frame, flags uint8, icmp bool, now int
 		return w.drop(ReasonTableFull, out)
 	}
 	if s.set.sync != nil {
-		w.syncAfterTable(&w.conn)
+		w.syncAfterTable(s.set.sync, &w.conn)
 	}
 	w.dstats[dest.ID()].Conns++
 	w.sstats[svc.id].Conns++

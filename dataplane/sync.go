@@ -5,6 +5,7 @@ import (
 	"net/netip"
 	"sync/atomic"
 	"time"
+	"unsafe"
 
 	"github.com/gvs-lb/gvs/conntrack"
 	"github.com/gvs-lb/gvs/ipvs"
@@ -22,9 +23,12 @@ import (
 //
 // The rules' per-connection state — the packet count and ipvssync.ConnState — is the
 // table's (conntrack.SyncInfo), counted under the shard lock the packet takes anyway.
-// Packets the flow cache serves without the table are counted in the cache slot, from
-// the table's count, and folded back into the table (conntrack.Table.SyncFold) before
-// the flow next goes to the table or its slot is taken by another flow.
+// A packet the flow cache serves is counted in its slot, with a countdown to the next
+// count at which the threshold rule lets the rules send (every sync_threshold period:
+// 50 packets by default); only there does the worker go to the table (SyncCached),
+// which counts the cached packets and decides with the connection's own state. The
+// packets counted in a slot reach the table with the flow's next packet there
+// (conntrack.SyncInfo.Fold), or when another flow takes the slot (SyncFold).
 
 // SyncRingSize is the number of events a worker's ring holds.
 const SyncRingSize = 4096
@@ -37,28 +41,77 @@ type SyncStats struct {
 	Pending uint64 // events in the rings, not drained yet
 }
 
+// syncEvent is one ring slot: what cluster sync sends of a connection, in one cache
+// line (a conntrack.Conn is twice that, and every push writes a line the drainer
+// will read from another core).
+type syncEvent struct {
+	caddr, vaddr, daddr [16]byte
+	cport, vport, dport uint16
+	flags               conntrack.Flags
+	proto               uint8
+	state               conntrack.State
+	bits                uint8  // evIPv6, evHasDest, evAdopted, method << evMethodShift
+	_                   uint8  //
+	timeout             uint32 // ms
+}
+
+const (
+	evIPv6 = 1 << iota
+	evHasDest
+	evAdopted
+	evMethodShift = iota
+)
+
 // syncRing is a worker's single-producer, single-consumer ring of connection
 // snapshots: the worker pushes, DrainSync's goroutine pops. head and tail are on
 // their own cache lines.
 type syncRing struct {
-	buf     [SyncRingSize]conntrack.Conn
+	buf     [SyncRingSize]syncEvent
 	_       [64]byte
 	tail    atomic.Uint64 // next slot the worker writes
 	_       [56]byte
 	head    atomic.Uint64 // next slot the drainer reads
-	_       [56]byte
+	out     conntrack.Conn
+	_       [64]byte
 	dropped atomic.Uint64
 	adopted atomic.Uint64
 }
 
-// push copies c into the ring, or counts it dropped when the ring is full.
+// newSyncRing returns a ring whose pages are mapped (not faulted in under packets).
+func newSyncRing() *syncRing {
+	r := new(syncRing)
+	per := max(1, 4096/int(unsafe.Sizeof(syncEvent{})))
+	for i := 0; i < SyncRingSize; i += per {
+		r.buf[i].timeout = 0
+	}
+	return r
+}
+
+// push copies what sync sends of c into the ring, or counts it dropped when the ring
+// is full.
 func (r *syncRing) push(c *conntrack.Conn) {
 	t := r.tail.Load()
 	if t-r.head.Load() >= SyncRingSize {
 		r.dropped.Add(1)
 		return
 	}
-	r.buf[t%SyncRingSize] = *c
+	e := &r.buf[t%SyncRingSize]
+	k := &c.Key
+	e.caddr, e.vaddr, e.daddr = k.CAddr, k.VAddr, c.DAddr
+	e.cport, e.vport, e.dport = k.CPort, k.VPort, c.DPort
+	e.flags, e.proto, e.state = c.Flags, k.Proto, c.State
+	e.timeout = uint32(min(c.Timeout/time.Millisecond, 1<<32-1))
+	bits := uint8(c.Method) << evMethodShift
+	if k.IPv6 {
+		bits |= evIPv6
+	}
+	if c.HasDest {
+		bits |= evHasDest
+	}
+	if c.Sync.Adopted {
+		bits |= evAdopted
+	}
+	e.bits = bits
 	r.tail.Store(t + 1)
 }
 
@@ -66,53 +119,82 @@ func (r *syncRing) push(c *conntrack.Conn) {
 func (r *syncRing) drain(max int, fn func(c *conntrack.Conn)) int {
 	h, t := r.head.Load(), r.tail.Load()
 	n := 0
+	c := &r.out
 	for ; h < t && n < max; h, n = h+1, n+1 {
-		fn(&r.buf[h%SyncRingSize])
+		e := &r.buf[h%SyncRingSize]
+		*c = conntrack.Conn{
+			Key:     conntrack.Key{Proto: e.proto, IPv6: e.bits&evIPv6 != 0, CAddr: e.caddr, CPort: e.cport, VAddr: e.vaddr, VPort: e.vport},
+			DAddr:   e.daddr,
+			DPort:   e.dport,
+			HasDest: e.bits&evHasDest != 0,
+			Method:  ipvs.Method(e.bits >> evMethodShift),
+			Flags:   e.flags,
+			State:   e.state,
+			Timeout: time.Duration(e.timeout) * time.Millisecond,
+		}
+		c.Sync.Adopted = e.bits&evAdopted != 0
+		fn(c)
 	}
 	r.head.Store(h)
 	return n
 }
 
-// slotSync is the sync state of a flow-cache slot (flowCache.sync, parallel to the
-// slots so that a cache without sync never touches it): the table's answer when the
-// slot was stored, and the packets served since.
-type slotSync struct {
-	ref     conntrack.Ref
-	control conntrack.Ref
-	flags   conntrack.Flags
-	pkts    uint32 // the connection's inbound packets, the cached ones included
-	base    uint32 // pkts when the table last counted them
-	timeout time.Duration
-	cs      ipvssync.ConnState
-	sentAt  int64 // last send decided from the cache (0: none since the table's answer)
+// nextCandidate returns the first packet count after pkts at which r's threshold rule
+// lets a connection be sent (Rules.Needed decides then), or 0 for none.
+func nextCandidate(r *ipvssync.Rules, pkts uint32) uint32 {
+	switch {
+	case r.Period > 0:
+		p := pkts - pkts%r.Period + r.Threshold
+		if p <= pkts {
+			p += r.Period
+		}
+		return p
+	case r.RefreshPeriod > 0:
+		return pkts + 1 // no threshold: the refresh rule alone decides, every packet
+	case r.Threshold > pkts:
+		return r.Threshold
+	}
+	return 0
 }
 
-// syncBeforeTable folds the cached packets and send of the flow in k's cache slot
-// (whichever flow holds it) into the table, before the table sees k's packet or the
-// slot is taken over. It takes a shard lock only when the slot served packets since
-// the table last counted them.
+// setCountdown sets slot e's countdown to the rules' next candidate after pkts.
+func (e *flowSlot) setCountdown(r *ipvssync.Rules, pkts uint32) {
+	e.spend, e.sleft = 0, 0
+	if n := nextCandidate(r, pkts); n != 0 {
+		e.sleft = n - pkts
+	}
+}
+
+// syncBeforeTable hands the table, with the packet of k it is about to see, the
+// packets of k the flow cache served since the table last counted them (Conn.Sync.Fold).
+// Those of another flow whose slot k's answer may take over are folded in at once.
 func (w *Worker) syncBeforeTable(k *conntrack.Key) {
 	fc := w.flows
+	w.conn.Sync.Fold = 0
 	i := flowIndex(k)
 	if !fc.isUsed(i) {
 		return
 	}
-	x := &fc.sync[i]
-	if x.pkts == x.base && x.sentAt == 0 {
+	e := &fc.slots[i]
+	if e.spend == 0 {
 		return
 	}
-	w.d.table.SyncFold(&fc.slots[i].key, x.ref, x.pkts-x.base, &x.cs, x.sentAt)
-	x.base, x.sentAt = x.pkts, 0
+	if keyEqual(&e.key, k) {
+		w.conn.Sync.Fold = e.spend
+	} else {
+		w.d.table.SyncFold(&e.key, e.spend, w.now)
+	}
+	e.spend = 0
 }
 
 // syncAfterTable is the sync step of an inbound packet the table answered with c (a
-// hit or a new connection): note the table's sync state in the flow's cache slot and
-// push c when the table's rules chose to send it or the packet adopted it.
-func (w *Worker) syncAfterTable(c *conntrack.Conn) {
+// hit or a new connection): start the flow's cache slot counting towards the rules'
+// next candidate, and push c when the table's rules chose to send it or the packet
+// adopted it.
+func (w *Worker) syncAfterTable(rules *ipvssync.Rules, c *conntrack.Conn) {
 	fc := w.flows
 	if i := flowIndex(&c.Key); fc.isUsed(i) && keyEqual(&fc.slots[i].key, &c.Key) {
-		fc.sync[i] = slotSync{ref: c.Ref, control: c.Control, flags: c.Flags, pkts: c.Sync.Pkts, base: c.Sync.Pkts,
-			timeout: c.Timeout, cs: c.Sync.State}
+		fc.slots[i].setCountdown(rules, c.Sync.Pkts)
 	}
 	if !c.Sync.Send && !c.Sync.Adopted {
 		return
@@ -136,27 +218,23 @@ func (w *Worker) pushSync(r *syncRing, c *conntrack.Conn) {
 	}
 }
 
-// cachedSync is the sync step of a packet the flow cache served from slot e: count it
-// and ask the rules, from the state the table gave the slot.
+// cachedSync is the sync step of a packet the flow cache served from slot e when its
+// count reached the rules' next candidate: the table counts the cached packets and
+// asks the rules with the connection's own sync state (a shard lock once per
+// sync_threshold period of a busy flow, not per packet).
 func (w *Worker) cachedSync(rules *ipvssync.Rules, e *flowSlot, now int64) {
-	fc := w.flows
-	x := &fc.sync[flowIndex(&e.key)]
-	x.pkts++
-	nc := ipvssync.Conn{Protocol: e.key.Proto, State: uint16(e.state), Timeout: x.timeout, Controlled: x.control != 0}
-	if !rules.Needed(&nc, &x.cs, x.pkts, now) {
-		return
-	}
-	x.sentAt = now
-	r := w.ring.Load()
-	if r == nil {
-		return
-	}
 	c := &w.syncConn
-	*c = conntrack.Conn{Ref: x.ref, Key: e.key, DAddr: e.daddr, DPort: e.dport, Dest: e.dest, HasDest: true,
-		Method: e.method, Flags: x.flags, State: e.state, Timeout: x.timeout, Expires: now + int64(x.timeout),
-		Control: x.control}
-	c.Sync.Pkts, c.Sync.State, c.Sync.Send = x.pkts, x.cs, true
-	w.pushSync(r, c)
+	if !w.d.table.SyncCached(&e.key, e.spend, now, c) {
+		e.spend, e.sleft = 0, 0
+		return
+	}
+	e.setCountdown(rules, c.Sync.Pkts)
+	if !c.Sync.Send {
+		return
+	}
+	if r := w.ring.Load(); r != nil {
+		w.pushSync(r, c)
+	}
 }
 
 // SyncDest finds the real server a received entry names, as the kernel receiver's
@@ -187,7 +265,9 @@ func (d *Director) SyncDest(k *conntrack.Key, daddr [16]byte, dport uint16) (*sc
 }
 
 // DrainSync hands up to max pending sync events, worker by worker, to fn and returns
-// how many. fn gets a pointer into a ring, valid only during the call: copy what it
+// how many. An event carries what cluster sync sends of a connection: its Key, DAddr,
+// DPort, HasDest, Method, Flags, State, Timeout and Sync.Adopted (Ref, Dest, Expires
+// and Control are zero). fn gets a pointer valid only during the call: copy what it
 // keeps. Only one goroutine may call DrainSync.
 func (d *Director) DrainSync(max int, fn func(c *conntrack.Conn)) int {
 	d.wmu.Lock()
@@ -235,7 +315,7 @@ func (d *Director) syncRingsLocked() {
 	defer d.wmu.Unlock()
 	for _, w := range d.workers {
 		if w.ring.Load() == nil {
-			w.ring.Store(new(syncRing))
+			w.ring.Store(newSyncRing())
 		}
 	}
 }

@@ -90,7 +90,7 @@ func (d *Director) NewWorker(batch int) *Worker {
 	w.flows.prefault()
 	d.mu.Lock()
 	if d.opts.Sync != nil {
-		w.ring.Store(new(syncRing))
+		w.ring.Store(newSyncRing())
 	}
 	d.wmu.Lock()
 	d.workers = append(d.workers, w)
