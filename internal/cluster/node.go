@@ -495,6 +495,25 @@ func (n *Node) SetAnnounced(on bool) {
 	}
 }
 
+// SetConfigDigest replaces the config digest the heartbeats carry (a reload changed
+// the scheduling-relevant configuration). Peers are compared with it at once, from
+// the digests they last sent, and a change is logged as a heartbeat's would be.
+func (n *Node) SetConfigDigest(d [16]byte) {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	n.cfg.ConfigDigest = d
+	for _, p := range n.peers {
+		if mismatch := p.digest != d; mismatch != p.mismatch {
+			p.mismatch = mismatch
+			if mismatch {
+				n.log.Warn("cluster: peer's configuration differs from ours (config digest) after our reload", "peer", p.id)
+			} else {
+				n.log.Info("cluster: peer's configuration matches ours again after our reload", "peer", p.id)
+			}
+		}
+	}
+}
+
 // Drain enters DRAINING: the gate closes, sync continues.
 func (n *Node) Drain() {
 	n.mu.Lock()

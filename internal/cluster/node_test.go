@@ -631,3 +631,31 @@ func TestControlReplay(t *testing.T) {
 		t.Fatalf("drops %v: want the second copy dropped as control_replay", a.n.Stats().Drops)
 	}
 }
+
+// TestSetConfigDigest: a reload that makes our digest equal to a peer's clears the
+// mismatch at once, on our side without waiting for its next heartbeat, and the
+// peer sees the match from our next heartbeat.
+func TestSetConfigDigest(t *testing.T) {
+	w := newFakeNet(t)
+	a := w.add("d1", nil)
+	b := w.add("d2", func(c *Config) { c.ConfigDigest[0] = 1 })
+	w.start("d1", "d2")
+	w.run(time.Second)
+	if a.n.ConfigMatch(w.now) || b.n.ConfigMatch(w.now) {
+		t.Fatal("digest mismatch not seen")
+	}
+	var d [16]byte
+	d[0] = 1
+	a.n.SetConfigDigest(d)
+	if !a.n.ConfigMatch(w.now) {
+		t.Fatal("d1 still sees a mismatch after taking d2's digest")
+	}
+	w.run(300 * time.Millisecond) // a heartbeat
+	if !b.n.ConfigMatch(w.now) {
+		t.Fatal("d2 still sees a mismatch after d1's next heartbeat")
+	}
+	a.n.SetConfigDigest([16]byte{})
+	if a.n.ConfigMatch(w.now) {
+		t.Fatal("d1 sees no mismatch after moving away from d2's digest")
+	}
+}

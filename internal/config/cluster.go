@@ -52,6 +52,7 @@ type Cluster struct {
 	SyncAuthKeyFile   string // HMAC-SHA256 key for the control channel; "" = unsigned
 	BulkRate          int    // records/s of a bulk push
 	ResyncThreshold   int    // lost records from one peer that trigger a targeted bulk
+	BirdSocket        string // control socket of the BIRD exporting the routes (bird -s)
 }
 
 // DefaultCluster returns the defaults of docs/cluster.md §8 with Enabled set.
@@ -63,8 +64,22 @@ func DefaultCluster() Cluster {
 		SyncGroup: netip.AddrFrom4([4]byte{224, 0, 0, 81}), SyncPort: 8848, SyncTTL: 1,
 		SyncVersion: 1, SyncThreshold: [2]int{3, 50}, SyncFlush: 100 * time.Millisecond,
 		SyncSweepRate: 20000, SyncQLenMax: 1024, SyncPorts: 1, ControlPort: 8849,
-		BulkRate: 200000, ResyncThreshold: 100,
+		BulkRate: 200000, ResyncThreshold: 100, BirdSocket: "/run/bird/bird.ctl",
 	}
+}
+
+// clusterOn reports whether the decoded file turns cluster mode on: a [cluster]
+// table whose enabled is not false. Cluster mode changes defaults of tables read
+// before [cluster] — inhibit_on_failure, mh-fallback, sloppy_tcp (docs/cluster.md
+// §2) — so the reader needs to know first; a malformed enabled is reported when
+// [cluster] is read.
+func clusterOn(doc map[string]any) bool {
+	t, ok := doc["cluster"].(map[string]any)
+	if !ok {
+		return false
+	}
+	on, isBool := t["enabled"].(bool)
+	return on || !isBool
 }
 
 // cluster reads [cluster] into c, starting from the defaults.
@@ -165,6 +180,7 @@ func (r *reader) cluster(t *table, c *Cluster) {
 	t.intField("sync_ports", 1, 64, &c.SyncPorts)
 	t.intField("control_port", 1, 65535, &c.ControlPort)
 	t.str("sync_auth_key_file", &c.SyncAuthKeyFile)
+	t.str("bird_socket", &c.BirdSocket)
 	t.intField("bulk_rate", 1, 100_000_000, &c.BulkRate)
 	t.intField("resync_threshold", 1, 1<<30, &c.ResyncThreshold)
 	if c.ControlPort >= c.SyncPort && c.ControlPort < c.SyncPort+c.SyncPorts {

@@ -1,11 +1,14 @@
 package config
 
 import (
+	"fmt"
 	"net/netip"
 	"reflect"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/gvs-lb/gvs/sched"
 )
 
 func TestClusterTable(t *testing.T) {
@@ -121,5 +124,62 @@ func TestClusterDigest(t *testing.T) {
 		if got := parse(changed); got == d {
 			t.Errorf("changing the %s left the digest as it was", name)
 		}
+	}
+}
+
+// TestClusterDefaults: cluster mode turns on inhibit_on_failure, mh-fallback for mh
+// services and sloppy_tcp where the file does not set them, whatever the order of
+// the tables; a file that sets them keeps its values, and without cluster mode the
+// usual defaults hold.
+func TestClusterDefaults(t *testing.T) {
+	svc := `
+[[service]]
+address = "198.18.100.1:80"
+scheduler = "mh"
+%s
+[[service.real_server]]
+address = "198.18.0.5:80"
+[[service.real_server]]
+address = "198.18.0.6:80"
+%s
+[[service]]
+address = "198.18.100.2:80"
+scheduler = "wlc"
+[[service.real_server]]
+address = "198.18.0.5:80"
+`
+	type got struct {
+		sloppy           bool
+		inhibit          [2]bool // service 0's servers
+		fallback, inhibW bool    // service 0's mh-fallback, service 1's inhibit
+	}
+	for _, tc := range []struct {
+		name, director, cluster, svcKeys, rsKeys string
+		want                                     got
+	}{
+		{name: "off", want: got{}},
+		{name: "on", cluster: "[cluster]\n", want: got{true, [2]bool{true, true}, true, true}},
+		{name: "on before", cluster: "[cluster]\nenabled = true\n", want: got{true, [2]bool{true, true}, true, true}},
+		{name: "disabled", cluster: "[cluster]\nenabled = false\n", want: got{}},
+		{name: "set", director: "[director]\nsloppy_tcp = false\n", cluster: "[cluster]\n",
+			svcKeys: "inhibit_on_failure = false\nscheduler_flags = [\"mh-port\"]", rsKeys: "inhibit_on_failure = true",
+			want: got{false, [2]bool{false, true}, false, true}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			text := tc.director + fmt.Sprintf(svc, tc.svcKeys, tc.rsKeys) + tc.cluster
+			if tc.name == "on before" {
+				text = tc.cluster + tc.director + fmt.Sprintf(svc, tc.svcKeys, tc.rsKeys) // [cluster] first: the same outcome
+			}
+			c, err := Parse("t.toml", []byte(text))
+			if err != nil {
+				t.Fatal(err)
+			}
+			s := c.Services
+			g := got{c.Director.Sysctl.SloppyTCP, [2]bool{s[0].RealServers[0].InhibitOnFailure, s[0].RealServers[1].InhibitOnFailure},
+				s[0].Flags&sched.FlagSched1 != 0, s[1].InhibitOnFailure}
+			if g != tc.want {
+				t.Errorf("got %+v, want %+v", g, tc.want)
+			}
+		})
 	}
 }

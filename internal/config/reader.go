@@ -24,6 +24,9 @@ type reader struct {
 	errs    Errors           // at most 2*maxErrors; see keep
 	dropped int              // problems found beyond the first maxErrors in line order
 	rules   map[Match]string // fwmark match rules (Line zero) → path of the first with the same effect
+	// clusterOn is whether the file turns cluster mode on: it changes defaults of
+	// tables read before [cluster] (clusterOn).
+	clusterOn bool
 	// seen, when set (tests), is told each table's known keys as it is done with.
 	seen func(t *table)
 }

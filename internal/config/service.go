@@ -9,6 +9,7 @@ import (
 	"strings"
 
 	"github.com/gvs-lb/gvs/ipvs"
+	"github.com/gvs-lb/gvs/sched"
 )
 
 // service reads one [[service]] table with its match rules, real servers (in file
@@ -93,7 +94,13 @@ func (r *reader) service(t *table) Service {
 		}
 	}
 	var flags []string
-	if t.strings("scheduler_flags", &flags) && schedOK {
+	flagsSet := t.strings("scheduler_flags", &flags)
+	if !flagsSet && r.clusterOn && s.Scheduler == "mh" {
+		// Cluster mode's default: a failed server (weight 0) keeps its slots and
+		// lookups go past it, so a health flap never rebuilds the table.
+		s.Flags |= sched.FlagSched1 // mh-fallback
+	}
+	if flagsSet && schedOK {
 		for i, f := range flags {
 			bit, err := ParseSchedFlag(s.Scheduler, f)
 			if err != nil {
@@ -127,6 +134,9 @@ func (r *reader) service(t *table) Service {
 	}
 	t.duration("persistence", &s.Persistence)
 	r.netmask(t, &s, fam)
+	// Cluster mode's default: health changes weights, not membership, so every
+	// director keeps one mh table whatever its checks saw (docs/cluster.md §2).
+	s.InhibitOnFailure = s.InhibitOnFailure || r.clusterOn
 	t.boolean("inhibit_on_failure", &s.InhibitOnFailure)
 	if t.str("sorry_server", &str) {
 		if ap, err := parseAddrPortDefault(str, s.Addr.Port()); err != nil {

@@ -106,6 +106,9 @@ func (a *Admin) exec(ctx context.Context, args []string, stdin string, out *byte
 	if len(args) > 0 && args[0] == "--vrrp" {
 		return a.listVRRP(args[1:], out) // admin_vrrp.go
 	}
+	if len(args) > 0 && (args[0] == "--cluster" || args[0] == "--cluster-drain" || args[0] == "--cluster-undrain") {
+		return a.clusterCommand(args[0], args[1:], out) // admin_cluster.go
+	}
 	o, args, err := ipvsadm.SplitOptions(args)
 	if err != nil {
 		return err
@@ -145,7 +148,7 @@ func (a *Admin) exec(ctx context.Context, args []string, stdin string, out *byte
 	case ipvsadm.OpVersion:
 		return ipvsadm.FormatVersion(out)
 	case ipvsadm.OpStartDaemon, ipvsadm.OpStopDaemon:
-		return unsupported("gvs has no connection synchronisation daemon; pair directors with VRRP ([[vrrp]]) instead")
+		return unsupported("gvs runs both sync daemons (master and backup) in cluster mode, set by the config's [cluster] table; --start-daemon and --stop-daemon do not apply (gvs adm -L --daemon lists them)")
 	}
 	return unsupported("command " + c.Op.String() + " is not supported")
 }

@@ -26,7 +26,7 @@ func (a *Admin) list(ctx context.Context, c *ipvsadm.Command, out *bytes.Buffer)
 	case ipvsadm.ListTimeouts:
 		return ipvsadm.FormatTimeouts(out, a.timeouts())
 	case ipvsadm.ListDaemons:
-		return ipvsadm.FormatDaemons(out, nil) // never any
+		return ipvsadm.FormatDaemons(out, a.syncDaemons()) // admin_cluster.go
 	case ipvsadm.ListService:
 		key := keyOfCommand(&c.Service)
 		svcs := a.services(true)

@@ -242,7 +242,7 @@ func TestErrorsChangeNothing(t *testing.T) {
 		{"bad weight", "-e -t 198.18.0.100:80 -r 198.18.0.5:80 -w -1", "illegal weight specified", 2},
 		{"list missing service", "-L -n -t 198.18.0.100:81", "No such service", 1},
 		{"zero missing service", "-Z -t 198.18.0.100:81", "No such service", 255},
-		{"sync daemon", "--start-daemon master", "gvs adm: gvs has no connection synchronisation daemon; pair directors with VRRP ([[vrrp]]) instead", 255},
+		{"sync daemon", "--start-daemon master", "gvs adm: gvs runs both sync daemons (master and backup) in cluster mode, set by the config's [cluster] table; --start-daemon and --stop-daemon do not apply (gvs adm -L --daemon lists them)", 255},
 		{"unknown option", "-Q", "Try `gvs adm -h' or 'gvs adm --help' for more information.", 255},
 		{"no command", "-t 198.18.0.100:80", "Try `gvs adm -h' or 'gvs adm --help' for more information.", 255},
 	} {

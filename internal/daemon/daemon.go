@@ -55,6 +55,7 @@ type Daemon struct {
 
 	health HealthRunner
 	vrrp   *vrrpManager // nil without [[vrrp]]
+	cl     *clusterRun  // cluster mode (cluster.go); nil without it
 	ann    Announcer    // on the director's interface; nil: none
 	guard  Guard        // nil: no guard available
 	ctl    *control.Listener
@@ -181,6 +182,9 @@ func New(cfg *config.Config, deps Deps) (_ *Daemon, err error) {
 	}
 	d.metrics.configure(&cfg.Director, cfg.File, d.log)
 	d.metrics.ConfigLoaded(true, d.clock.Now())
+	if d.cl, err = d.newCluster(cfg); err != nil {
+		return nil, err
+	}
 	if addr := cfg.Director.MetricsListen; addr != "" {
 		if err := CheckMetricsWeb(cfg); err != nil {
 			return nil, err
@@ -239,6 +243,11 @@ func (d *Daemon) options(cfg *config.Config, old *dataplane.Options) dataplane.O
 		o.MTU = d.ifi.MTU
 	}
 	o.HashSeed = d.deps.HashSeed
+	if cfg.Cluster.Enabled {
+		// The workers flag the connections that need a sync record (cluster.go).
+		r := syncRules(&cfg.Cluster)
+		o.Sync = &r
+	}
 	if old != nil {
 		o.ConnShards = old.ConnShards
 		if len(o.GatewayMAC) == 0 {
@@ -286,8 +295,15 @@ var _ control.Handler = (*Daemon)(nil)
 // file (see mergeReload). On error nothing changes. It must be called while Run
 // runs.
 func (d *Daemon) Reload(ctx context.Context, cfg *config.Config) error {
+	if err := d.cl.checkReload(cfg); err != nil {
+		return err
+	}
 	reply := make(chan error, 1)
-	return d.request(ctx, reloadEvent{cfg: cfg, reply: reply}, reply)
+	err := d.request(ctx, reloadEvent{cfg: cfg, reply: reply}, reply)
+	if err == nil {
+		d.cl.reloaded(cfg)
+	}
+	return err
 }
 
 // request posts ev to the controller and waits for its reply.
@@ -321,10 +337,16 @@ func (d *Daemon) Run(ctx context.Context) error {
 		return errors.New("daemon: Run called twice")
 	}
 	defer d.close()
+	if d.cl != nil {
+		// SIGTERM drains first: forwarding and sync go on for drain_time.
+		var stop context.CancelFunc
+		ctx, stop = d.cl.drainContext(ctx, d.clock)
+		defer stop()
+	}
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	var wg sync.WaitGroup
-	errs := make(chan error, len(d.links)+8)
+	errs := make(chan error, len(d.links)+12)
 	fail := func(name string, err error) {
 		errs <- fmt.Errorf("%s: %w", name, err)
 		cancel()
@@ -342,6 +364,9 @@ func (d *Daemon) Run(ctx context.Context) error {
 	for i, l := range d.links {
 		w := d.d.NewWorker(l.BatchSize())
 		workers[i] = w
+		if d.cl != nil {
+			l = d.cl.beat(l) // the gate's data-path heartbeat
+		}
 		background(fmt.Sprintf("worker %d", i), func(ctx context.Context) error { return dataplane.Pump(ctx, l, w, d.now) })
 	}
 	fxDone := make(chan struct{})
@@ -359,6 +384,9 @@ func (d *Daemon) Run(ctx context.Context) error {
 	}
 	if d.status != nil {
 		background("status page", d.status.serve)
+	}
+	if d.cl != nil {
+		d.cl.run(ctx, d, background)
 	}
 	d.log.Info("serving", "interface", d.ifi.Name, "mac", d.st.opts.MAC.String(), "workers", len(d.links),
 		"services", d.st.conf.seq.Len(), "vips", d.st.filter.vips.Len(), "link_filter", filterMode(d.st.filter.flat()))
@@ -424,6 +452,7 @@ func (d *Daemon) close() {
 	if d.ann != nil {
 		d.ann.Close()
 	}
+	d.cl.close()
 	if d.ctl != nil {
 		d.ctl.Close()
 	}

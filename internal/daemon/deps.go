@@ -152,6 +152,9 @@ type Deps struct {
 	// Names names hosts and ports in gvs adm listings without -n and resolves
 	// names on its command lines (see LoadNames); nil: numbers only.
 	Names *ipvsadm.Names
+	// Cluster is what cluster mode ([cluster] enabled) takes from the host; without
+	// its Listen, OpenTAP and Prefixes a config with cluster mode on is refused.
+	Cluster ClusterDeps
 }
 
 // FilterSetter is a Link that can change the frames it receives (an AF_PACKET

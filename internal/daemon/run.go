@@ -177,6 +177,7 @@ func LiveDeps(workers int, log *slog.Logger) Deps {
 		OpenVRRP:    vrrp.OpenTransport,
 		KernelAddrs: kaddr.Open,
 		Names:       LoadNames("/etc/hosts", "/etc/services"),
+		Cluster:     liveClusterDeps(),
 	}
 }
 
