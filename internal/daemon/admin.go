@@ -446,7 +446,7 @@ func (d *Daemon) editorFor(cmds []*ipvsadm.Command) *tableEditor {
 	slices.Sort(at)
 	some := make([]ipvs.Service, 0, len(at))
 	for _, i := range at {
-		some = append(some, d.st.conf.seq.slot(i).v)
+		some = append(some, **d.st.conf.seq.slot(i))
 	}
 	return &tableEditor{Editor: ipvsadm.NewEditor(some), conf: &d.st.conf, part: named, partial: true}
 }

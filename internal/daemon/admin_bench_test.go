@@ -28,30 +28,59 @@ func admTable(n int) string {
 func BenchmarkAdmAdd(b *testing.B) {
 	for _, n := range []int{10, 1000, 10_000} {
 		b.Run(fmt.Sprintf("services=%d", n), func(b *testing.B) {
-			ta := newBenchDirector(b)
-			if r := ta.d.Handle(context.Background(), controlReqIn(admTable(n), "-R --atomic")); r.Status != 0 {
-				b.Fatalf("restore of %d services: %+v", n, r)
-			}
-			if got := len(ta.d.Director().Services()); got != n {
-				b.Fatalf("%d services after the restore, want %d", got, n)
-			}
-			// The restore's real servers are being resolved; each answer
-			// re-applies the table (reapply). Time the adm commands alone.
-			testutil.Eventually(b, time.Minute, func() bool {
-				p := ta.d.pub.Load()
-				return p != nil && len(p.resolving) == 0
-			}, "the MAC resolutions of the restore's real servers")
-			b.ReportAllocs()
-			b.ResetTimer()
+			ta := admBenchDirector(b, n)
 			for i := range b.N {
 				vip := fmt.Sprintf("198.18.200.%d:80", 1+i%250)
-				for _, line := range []string{"-A -t " + vip + " -s rr", "-D -t " + vip} {
-					if r := ta.d.Handle(context.Background(), controlReq(line)); r.Status != 0 {
-						b.Fatalf("%s: %+v", line, r)
-					}
-				}
+				admBenchRun(b, ta, "-A -t "+vip+" -s rr", "-D -t "+vip)
 			}
 		})
+	}
+}
+
+// BenchmarkAdmServer measures a gvs adm -a, -e and -d of a NAT real server (its
+// address resolved already; NAT keeps its port, and puts it in the links'
+// filter) of one of 10 or 10,000 services.
+func BenchmarkAdmServer(b *testing.B) {
+	for _, n := range []int{10, 10_000} {
+		b.Run(fmt.Sprintf("services=%d", n), func(b *testing.B) {
+			ta := admBenchDirector(b, n)
+			for i := range b.N {
+				k := i % n
+				svc := fmt.Sprintf("-t 198.18.%d.%d:80", 64+k/250, 1+k%250)
+				rs := fmt.Sprintf(" -r 198.19.0.%d:8080", 1+k%250)
+				admBenchRun(b, ta, "-a "+svc+rs+" -m -w 1", "-e "+svc+rs+" -m -w 2", "-d "+svc+rs)
+			}
+		})
+	}
+}
+
+// admBenchDirector is a benchmark's director running admTable(n), its real
+// servers' MACs resolved, with the timer reset.
+func admBenchDirector(b *testing.B, n int) *testAdmin {
+	ta := newBenchDirector(b)
+	if r := ta.d.Handle(context.Background(), controlReqIn(admTable(n), "-R --atomic")); r.Status != 0 {
+		b.Fatalf("restore of %d services: %+v", n, r)
+	}
+	if got := len(ta.d.Director().Services()); got != n {
+		b.Fatalf("%d services after the restore, want %d", got, n)
+	}
+	// The restore's real servers are being resolved; each answer re-applies
+	// the table (reapply). Time the adm commands alone.
+	testutil.Eventually(b, time.Minute, func() bool {
+		p := ta.d.pub.Load()
+		return p != nil && len(p.resolving) == 0
+	}, "the MAC resolutions of the restore's real servers")
+	b.ReportAllocs()
+	b.ResetTimer()
+	return ta
+}
+
+// admBenchRun runs gvs adm command lines that must succeed.
+func admBenchRun(b *testing.B, ta *testAdmin, lines ...string) {
+	for _, line := range lines {
+		if r := ta.d.Handle(context.Background(), controlReq(line)); r.Status != 0 {
+			b.Fatalf("%s: %+v", line, r)
+		}
 	}
 }
 

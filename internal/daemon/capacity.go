@@ -123,7 +123,16 @@ func CheckLinks(cfg *config.Config) error {
 // one, or the coarse one that passes the director's MACs and leaves the rest to the
 // Director (not_ours).
 func filterMode(f *afpacket.Filter) string {
-	if f == nil || f.Exact() {
+	switch {
+	case f == nil:
+		return "exact"
+	case len(f.VIPs)+len(f.NATRealServers) > 2*afpacket.ExactMaxInstructions:
+		// Exact counts the distinct addresses (an IPv4 address and its
+		// IPv4-mapped form are one) up to one past what an exact filter holds,
+		// in a map: at 10,000 VIPs that was the most a gvs adm command's filter
+		// cost. Half of these lists are distinct at least, too many either way.
+		return "director_mac"
+	case f.Exact():
 		return "exact"
 	}
 	return "director_mac"

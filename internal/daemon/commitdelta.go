@@ -274,22 +274,24 @@ type addrChange struct {
 func (d *Daemon) filterDelta(changed []addrChange) *filterView {
 	l := &d.st.flists
 	ve, ne := l.vips.edit(), l.nat.edit()
-	vipsChanged := false
+	var ch filterChange
 	for _, c := range changed {
 		inNAT, wasInNAT := c.nat && !c.vip, c.wasNAT && !c.wasVIP
 		switch {
 		case c.vip && !c.wasVIP:
 			ve.put(c.a)
-			vipsChanged = true
+			ch.addVIPs = append(ch.addVIPs, c.a)
 		case !c.vip && c.wasVIP:
 			ve.del(c.a)
-			vipsChanged = true
+			ch.rmVIPs = append(ch.rmVIPs, c.a)
 		}
 		switch {
 		case inNAT && !wasInNAT:
 			ne.put(c.a)
+			ch.addNAT = append(ch.addNAT, c.a)
 		case !inNAT && wasInNAT:
 			ne.del(c.a)
+			ch.rmNAT = append(ch.rmNAT, c.a)
 		}
 	}
 	l.vips.apply(ve)
@@ -302,5 +304,7 @@ func (d *Daemon) filterDelta(changed []addrChange) *filterView {
 			rest.Local = append(rest.Local, a)
 		}
 	}
-	return l.view(rest, vipsChanged, nil)
+	v := l.view(rest, len(ch.addVIPs)+len(ch.rmVIPs) > 0, nil)
+	v.delta, v.change = true, ch
+	return v
 }

@@ -158,7 +158,8 @@ type Deps struct {
 }
 
 // FilterSetter is a Link that can change the frames it receives (an AF_PACKET
-// ring's socket filter).
+// ring's socket filter). f and its lists are the caller's, and change after
+// SetFilter returns: an implementation copies what it keeps.
 type FilterSetter interface {
 	SetFilter(f *afpacket.Filter) error
 }

@@ -70,6 +70,7 @@ type effects struct {
 
 	steered    string // what the links last said of their steering (logSteering)
 	filterMode string // filterMode of the links' filter
+	mirror     filterMirror
 }
 
 // steerer is a link of a fanout group that says whether NAT replies reach the worker
@@ -169,7 +170,8 @@ func (f *effects) run() {
 // the last is made: each replaces the previous one whole. Filters too: the
 // batch's last filter is set where its first one was (the Director runs the
 // newest services already), so a burst of gvs adm commands sets the links'
-// filter — whose cost is its size — once, not once per command.
+// filter once, not once per command; the mirror follows each filter's change on
+// the way, at the cost of the change.
 func (f *effects) perform(q []effect) {
 	lastGuard, lastFilter := -1, -1
 	for i := range q {
@@ -184,7 +186,12 @@ func (f *effects) perform(q []effect) {
 	for i := range q {
 		e := &q[i]
 		if e.filter != nil && lastFilter >= 0 {
-			fl := q[lastFilter].filter.flat()
+			var fl *afpacket.Filter
+			for j := i; j <= lastFilter; j++ {
+				if q[j].filter != nil {
+					fl = f.mirror.follow(q[j].filter)
+				}
+			}
 			lastFilter = -1 // set once
 			for _, l := range f.d.links {
 				if fs, ok := l.(FilterSetter); ok {

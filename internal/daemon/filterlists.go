@@ -11,21 +11,30 @@ import (
 // filterView is the links' filter as the controller hands it out: its address
 // lists as pseqs, so that a gvs adm command that adds or removes a VIP makes the
 // next filter at the cost of the change (filterDelta), not of copying every VIP.
-// The links take a whole afpacket.Filter; flat makes it once, on the goroutine
-// that needs it (the effects', which sets it on the links). A filterView is
-// immutable once made and safe for concurrent use.
+// The links take a whole afpacket.Filter: flat makes one (once), and the effects
+// goroutine keeps one up to date with each view's change (filterMirror). A
+// filterView is immutable once made and safe for concurrent use.
 type filterView struct {
 	vips, nat pseq[netip.Addr]
 	rest      afpacket.Filter // ARP, NDP, VRRP, MACs and Local; VIPs and NATRealServers unset
 	// vipsGen changes whenever the VIPs do (the ingress guard follows them).
 	vipsGen uint64
 	flat    func() *afpacket.Filter
+	// seq numbers the views in the order they are made; a view filterDelta made
+	// holds its change from the view before (seq-1), delta true.
+	seq    uint64
+	delta  bool
+	change filterChange
 }
+
+// filterChange is what a view changed in the lists of the one before.
+type filterChange struct{ addVIPs, rmVIPs, addNAT, rmNAT []netip.Addr }
 
 // filterLists are the controller's builders of the filterViews' lists.
 type filterLists struct {
 	vips, nat addrIndex
 	gen       uint64 // the last vipsGen given
+	seq       uint64 // the last view's seq
 }
 
 type addrIndex = pindex[netip.Addr, netip.Addr]
@@ -39,8 +48,9 @@ func (l *filterLists) view(rest afpacket.Filter, vipsChanged bool, flat *afpacke
 	if vipsChanged {
 		l.gen++
 	}
+	l.seq++
 	rest.VIPs, rest.NATRealServers = nil, nil
-	v := &filterView{vips: l.vips.seq, nat: l.nat.seq, rest: rest, vipsGen: l.gen}
+	v := &filterView{vips: l.vips.seq, nat: l.nat.seq, rest: rest, vipsGen: l.gen, seq: l.seq}
 	if flat != nil {
 		v.flat = func() *afpacket.Filter { return flat }
 	} else {
@@ -66,4 +76,71 @@ func (l *filterLists) setWhole(f *afpacket.Filter, cur *filterView) *filterView 
 	l.vips = newPindex(f.VIPs, addrKey)
 	l.nat = newPindex(f.NATRealServers, addrKey)
 	return l.view(*f, changed, f)
+}
+
+// filterMirror is the effects goroutine's afpacket.Filter: the flat lists of the
+// last view it was given, brought to the next view by that view's change when
+// it follows (an address removed takes the last one's place: the order of the
+// lists does not matter to the links), and made again from the view's lists
+// otherwise (a whole commit). The links get its Filter during SetFilter only
+// (FilterSetter).
+type filterMirror struct {
+	seq       uint64
+	vips, nat flatSet
+	f         afpacket.Filter
+}
+
+// follow brings m to v and returns its filter, valid until the next follow.
+func (m *filterMirror) follow(v *filterView) *afpacket.Filter {
+	if !v.delta || v.seq != m.seq+1 || m.seq == 0 {
+		m.vips.reset(&v.vips)
+		m.nat.reset(&v.nat)
+	} else {
+		m.vips.apply(v.change.addVIPs, v.change.rmVIPs)
+		m.nat.apply(v.change.addNAT, v.change.rmNAT)
+	}
+	m.seq = v.seq
+	m.f = v.rest
+	m.f.VIPs, m.f.NATRealServers = m.vips.list, m.nat.list
+	if len(m.f.VIPs) == 0 {
+		m.f.VIPs = nil // as filterFor lists none
+	}
+	if len(m.f.NATRealServers) == 0 {
+		m.f.NATRealServers = nil
+	}
+	return &m.f
+}
+
+// flatSet is a list of distinct addresses with the index of each.
+type flatSet struct {
+	list []netip.Addr
+	at   map[netip.Addr]int
+}
+
+func (s *flatSet) reset(from *pseq[netip.Addr]) {
+	s.list = from.list()
+	s.at = make(map[netip.Addr]int, len(s.list))
+	for i, a := range s.list {
+		s.at[a] = i
+	}
+}
+
+func (s *flatSet) apply(add, rm []netip.Addr) {
+	for _, a := range rm {
+		i, ok := s.at[a]
+		if !ok {
+			continue
+		}
+		last := len(s.list) - 1
+		s.list[i] = s.list[last]
+		s.at[s.list[i]] = i
+		s.list = s.list[:last]
+		delete(s.at, a)
+	}
+	for _, a := range add {
+		if _, ok := s.at[a]; !ok {
+			s.at[a] = len(s.list)
+			s.list = append(s.list, a)
+		}
+	}
 }

@@ -5,40 +5,48 @@ import (
 	"slices"
 )
 
-// A pseq is an ordered list kept in fixed-size pages, so that a changed list
-// copies only the pages a change wrote and the page list (one pointer per
-// pseqPage entries), and shares every other page with the list it was made
-// from: the controller's tables that a gvs adm command changes (the configured
-// services, the links' filter's addresses) cost what the command changes, not
-// what they hold. A deleted entry leaves a hole, which iteration skips; holes at
-// the end are trimmed, and a list with more holes than entries is compacted
-// (pindex.apply), so the holes cost at most as much again.
+// A pseq is an ordered list kept in fixed-size pages of pointers to its entries,
+// the pages in directories of pseqPage pages, so that a changed list copies only
+// what a change wrote — an entry, its page, the page's directory and the list of
+// directories (one pointer per pseqPage² entries) — and shares every other page
+// with the list it was made from: the controller's tables that a gvs adm command
+// changes (the configured services, the links' filter's addresses) cost what the
+// command changes, not what they hold. A deleted entry leaves a hole, which
+// iteration skips; holes at the end are trimmed, and a list with more holes than
+// entries is compacted (pindex.apply), so the holes cost at most as much again.
 //
 // A pseq is a value: once it is published (stored where another goroutine reads
-// it) nothing writes its pages or page list. The zero value is the empty list.
+// it) nothing writes its entries, pages or directories. The zero value is the
+// empty list.
 type pseq[T any] struct {
-	pages []*[pseqPage]pslot[T]
-	end   int // slots in use, holes included
-	n     int // entries
+	dirs []*pseqDir[T]
+	end  int // slots in use, holes included
+	n    int // entries
 }
 
-const pseqPage = 64
+const (
+	pseqBits = 5
+	pseqPage = 1 << pseqBits
+	pseqMask = pseqPage - 1
+)
 
-type pslot[T any] struct {
-	v  T
-	ok bool // false: a hole
-}
+type (
+	pseqDir[T any]  [pseqPage]*pseqLeaf[T]
+	pseqLeaf[T any] [pseqPage]*T // nil: a hole
+)
 
 // Len returns the number of entries.
 func (s *pseq[T]) Len() int { return s.n }
 
-func (s *pseq[T]) slot(i int) *pslot[T] { return &s.pages[i/pseqPage][i%pseqPage] }
+func (s *pseq[T]) slot(i int) **T {
+	return &s.dirs[i>>(2*pseqBits)][i>>pseqBits&pseqMask][i&pseqMask]
+}
 
 // all yields the entries in order. The caller must not write through them.
 func (s *pseq[T]) all() iter.Seq[*T] {
 	return func(yield func(*T) bool) {
 		for i := 0; i < s.end; i++ {
-			if sl := s.slot(i); sl.ok && !yield(&sl.v) {
+			if v := *s.slot(i); v != nil && !yield(v) {
 				return
 			}
 		}
@@ -76,7 +84,7 @@ func newPindex[K comparable, T any](list []T, key func(*T) K) pindex[K, T] {
 // get returns the entry of key k, or nil. The caller must not write through it.
 func (x *pindex[K, T]) get(k K) *T {
 	if i, ok := x.at[k]; ok {
-		return &x.seq.slot(i).v
+		return *x.seq.slot(i)
 	}
 	return nil
 }
@@ -86,11 +94,11 @@ func (x *pindex[K, T]) get(k K) *T {
 // changes nothing of the index until pindex.apply, so a change that fails is
 // dropped as it is.
 type pedit[K comparable, T any] struct {
-	x          *pindex[K, T]
-	s          pseq[T]
-	moved      map[K]int // positions given (-1: removed) since the edit began
-	owned      map[int]bool
-	pagesOwned bool
+	x         *pindex[K, T]
+	s         pseq[T]
+	moved     map[K]int // positions given (-1: removed) since the edit began
+	owned     map[int]bool
+	dirsOwned bool
 }
 
 func (x *pindex[K, T]) edit() *pedit[K, T] { return &pedit[K, T]{x: x, s: x.seq} }
@@ -106,36 +114,43 @@ func (e *pedit[K, T]) pos(k K) (int, bool) {
 // get returns the edited list's entry of key k, or nil.
 func (e *pedit[K, T]) get(k K) *T {
 	if i, ok := e.pos(k); ok {
-		return &e.s.slot(i).v
+		return *e.s.slot(i)
 	}
 	return nil
 }
 
-// writable returns slot i for writing, copying its page (and the page list)
-// first unless this edit already did, or appending a page when i is past them.
-func (e *pedit[K, T]) writable(i int) *pslot[T] {
-	if !e.pagesOwned {
-		e.s.pages = slices.Clone(e.s.pages)
-		e.pagesOwned = true
+// writable returns slot i for writing, copying its page, the page's directory
+// and the directory list first unless this edit already did (or made them, past
+// the end).
+func (e *pedit[K, T]) writable(i int) **T {
+	if !e.dirsOwned {
+		e.s.dirs = slices.Clone(e.s.dirs)
+		e.dirsOwned = true
 	}
-	p := i / pseqPage
-	if p == len(e.s.pages) {
-		e.s.pages = append(e.s.pages, new([pseqPage]pslot[T]))
-		if e.owned == nil {
-			e.owned = map[int]bool{}
-		}
+	if e.owned == nil {
+		e.owned = map[int]bool{}
+	}
+	d, p := i>>(2*pseqBits), i>>pseqBits // p: the page's number in the list
+	// Owned directories are keyed -1-d, pages p.
+	if d == len(e.s.dirs) {
+		e.s.dirs = append(e.s.dirs, new(pseqDir[T]))
+		e.owned[-1-d] = true
+	} else if !e.owned[-1-d] {
+		cp := *e.s.dirs[d]
+		e.s.dirs[d] = &cp
+		e.owned[-1-d] = true
+	}
+	dir := e.s.dirs[d]
+	switch pg := &dir[p&pseqMask]; {
+	case *pg == nil:
+		*pg = new(pseqLeaf[T])
+		e.owned[p] = true
+	case !e.owned[p]:
+		cp := **pg
+		*pg = &cp
 		e.owned[p] = true
 	}
-	if !e.owned[p] {
-		cp := new([pseqPage]pslot[T])
-		*cp = *e.s.pages[p]
-		e.s.pages[p] = cp
-		if e.owned == nil {
-			e.owned = map[int]bool{}
-		}
-		e.owned[p] = true
-	}
-	return &e.s.pages[p][i%pseqPage]
+	return &dir[p&pseqMask][i&pseqMask]
 }
 
 func (e *pedit[K, T]) move(k K, i int) {
@@ -155,7 +170,7 @@ func (e *pedit[K, T]) put(v T) {
 		e.s.n++
 		e.move(k, i)
 	}
-	*e.writable(i) = pslot[T]{v: v, ok: true}
+	*e.writable(i) = &v
 }
 
 // del removes the entry of key k, if there is one.
@@ -164,10 +179,10 @@ func (e *pedit[K, T]) del(k K) {
 	if !ok {
 		return
 	}
-	*e.writable(i) = pslot[T]{}
+	*e.writable(i) = nil
 	e.s.n--
 	e.move(k, -1)
-	for e.s.end > 0 && !e.s.slot(e.s.end-1).ok {
+	for e.s.end > 0 && *e.s.slot(e.s.end - 1) == nil {
 		e.s.end--
 	}
 }
