@@ -65,6 +65,10 @@ type Options struct {
 	// default. With rules, every worker pushes the connections they choose into its
 	// sync-event ring (DrainSync).
 	Sync *ipvssync.Rules
+	// MHCanonical builds every mh table from the dests sorted by address and port
+	// (sched.Options.MHCanonical; cluster mode's mh_order = "canonical"). Like
+	// ConnShards it is fixed at New.
+	MHCanonical bool
 
 	Logger *slog.Logger // nil: discard
 }
@@ -309,6 +313,9 @@ func (d *Director) SetOptions(o Options) error {
 	if o.ConnShards != d.opts.ConnShards {
 		return fmt.Errorf("%w: conn_shards %d → %d takes effect only at start (restart gvs)", ErrConfig, d.opts.ConnShards, o.ConnShards)
 	}
+	if o.MHCanonical != d.opts.MHCanonical {
+		return fmt.Errorf("%w: the mh table order is fixed at start (restart gvs)", ErrConfig)
+	}
 	if err := validate(&o, d.specList()); err != nil {
 		return err
 	}
@@ -549,7 +556,7 @@ func (d *Director) applyLocked(upsert []*ipvs.Service, remove []svcKey) error {
 }
 
 func (d *Director) newScheduler(spec *ipvs.Service) sched.Scheduler {
-	s, err := sched.New(spec.Scheduler, sched.Options{Flags: spec.Flags, MHTableSize: spec.MHTableSize, Rand: d.twos})
+	s, err := sched.New(spec.Scheduler, sched.Options{Flags: spec.Flags, MHTableSize: spec.MHTableSize, Rand: d.twos, MHCanonical: d.opts.MHCanonical})
 	if err != nil {
 		panic("dataplane: scheduler " + spec.Scheduler + " passed validation but failed: " + err.Error())
 	}

@@ -1,8 +1,10 @@
 package sched
 
 import (
+	"cmp"
 	"fmt"
 	"math/bits"
+	"slices"
 )
 
 // mhPrimes are the table sizes M that CONFIG_IP_VS_MH_TAB_INDEX 8..17 selects (§4.12).
@@ -25,9 +27,13 @@ type mh struct {
 	bits  int     // MH_TAB_BITS = CONFIG_IP_VS_MH_TAB_INDEX / 2, for the weight shift
 	table []*Dest // M slots; nil = no dest
 
+	// canonical builds from the dests sorted by (address, port), not in list order.
+	canonical bool
+
 	// Rebuild scratch, kept between rebuilds.
-	setup []mhSetup
-	taken []uint64 // bitmap of claimed slots
+	setup  []mhSetup
+	taken  []uint64 // bitmap of claimed slots
+	sorted []*Dest  // canonical order
 }
 
 // mhSetup is one dest's state while the table is populated.
@@ -35,6 +41,16 @@ type mhSetup struct {
 	perm  uint32 // next slot to try
 	skip  uint32 // step through the table, in [1, M-1]
 	turns int32  // slots claimed per round
+}
+
+// newMHWith is the registry's constructor: newMH with Options.MHCanonical.
+func newMHWith(o Options) (Scheduler, error) {
+	s, err := newMH(o.Flags, o.MHTableSize)
+	if err != nil {
+		return nil, err
+	}
+	s.canonical = o.MHCanonical
+	return s, nil
 }
 
 func newMH(f Flags, size int) (*mh, error) {
@@ -77,6 +93,17 @@ func (s *mh) build(dests []*Dest) {
 	if len(dests) > len(s.table) {
 		clear(s.table) // unreachable through a Pool (see MaxDests)
 		return
+	}
+	if s.canonical {
+		s.sorted = append(s.sorted[:0], dests...)
+		defer clear(s.sorted) // hold no dest past the build
+		slices.SortFunc(s.sorted, func(a, b *Dest) int {
+			if c := a.addr.Compare(b.addr); c != 0 {
+				return c
+			}
+			return cmp.Compare(a.port, b.port)
+		})
+		dests = s.sorted
 	}
 	// g is the gcd of the positive last weights; turns are last_weight/g, shifted
 	// right so the largest fits in MH_TAB_BITS bits.

@@ -25,6 +25,11 @@ type Options struct {
 	// CONFIG_IP_VS_MH_TAB_INDEX selects: 251 509 1021 2039 4093 8191 16381 32749
 	// 65521 131071. 0 selects 4093 (§4.12).
 	MHTableSize int
+	// MHCanonical builds mh's table from the dests sorted by address and port
+	// instead of in list order (gvs's cluster mode, mh_order = "canonical"): the
+	// list order depends on the history of adds, which differs between directors,
+	// and so would the tables (docs/cluster.md §2).
+	MHCanonical bool
 	// Rand returns a uniformly distributed number in [0, n); n == 0 asks for any
 	// uint32, as the kernel's get_random_u32_below(0). twos draws two numbers per
 	// decision (§4.9). It is called with the Pool's lock held. nil selects a PCG
@@ -57,7 +62,7 @@ var constructors = map[string]func(Options) (Scheduler, error){
 	"twos":  func(o Options) (Scheduler, error) { return newTwoS(o.Rand), nil },
 	"sh":    func(o Options) (Scheduler, error) { return newSH(o.Flags), nil },
 	"dh":    func(Options) (Scheduler, error) { return newDH(), nil },
-	"mh":    func(o Options) (Scheduler, error) { return newMH(o.Flags, o.MHTableSize) },
+	"mh":    newMHWith,
 	"lblc":  func(o Options) (Scheduler, error) { return newLBLC(o) },
 	"lblcr": func(o Options) (Scheduler, error) { return newLBLCR(o) },
 }

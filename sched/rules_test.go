@@ -215,3 +215,33 @@ func TestMHMod(t *testing.T) {
 		}
 	}
 }
+
+// mh with MHCanonical builds the same table whatever the list order (directors
+// whose dests were added in different orders agree); in list order, as the kernel
+// builds it, the orders give different tables.
+func TestMHCanonical(t *testing.T) {
+	table := func(canonical bool, order ...int) string {
+		ds := mkDests(1, 2, 1, 3, 1)
+		s := newSched(t, "mh", Options{MHTableSize: 251, MHCanonical: canonical})
+		list := make([]*Dest, len(order))
+		for i, j := range order {
+			list[i] = ds[j]
+		}
+		listPool(t, s, list...)
+		return names(s.(*mh).table)
+	}
+	if a, b := table(true, 0, 1, 2, 3, 4), table(true, 4, 2, 0, 3, 1); a != b {
+		t.Errorf("canonical tables differ by list order:\n%s\n%s", a, b)
+	}
+	if a, b := table(false, 0, 1, 2, 3, 4), table(false, 4, 2, 0, 3, 1); a == b {
+		t.Error("list-order tables agree for different orders: the test shows nothing")
+	}
+	if a, b := table(true, 0, 1, 2, 3, 4), table(false, 0, 1, 2, 3, 4); a != b {
+		t.Errorf("for a sorted list the canonical table is not the kernel's:\n%s\n%s", a, b)
+	}
+	s := newSched(t, "mh", Options{MHTableSize: 251, MHCanonical: true})
+	p := listPool(t, s, mkDests(1, 2, 1, 3, 1)...)
+	if n := testing.AllocsPerRun(100, func() { s.(*mh).build(p.Dests()) }); n != 0 {
+		t.Errorf("canonical rebuild allocates %v times", n)
+	}
+}

@@ -43,6 +43,14 @@ gvs options (anywhere among the ipvsadm arguments):
   --vrrp                  alone: list the VRRP instances — state, configured
                           and effective priority, master, last transition and
                           its reason
+  --cluster               alone: cluster mode — this node and its state, the
+                          config digest against the peers', sync counters,
+                          bulk sync progress, BIRD, every peer (state, last
+                          heard, records sent, received and lost) and every
+                          VIP (gate, route, and why it is not announced)
+  --cluster-drain         withdraw every VIP's route at once; forwarding and
+                          sync go on (SIGTERM drains too, for drain_time)
+  --cluster-undrain       let the gates open again
   --socket PATH           the director's control socket
   --config FILE           use the control_socket of this gvs config
   -c FILE                 the same, as the first argument only (elsewhere -c is
@@ -63,6 +71,8 @@ Examples:
   gvs adm -S -n > rules && gvs adm -C && gvs adm -R < rules   save, clear, restore
   gvs adm -R --atomic < rules                          restore all or nothing
   gvs adm --set 900 120 300                            tcp tcpfin udp timeouts
+  gvs adm --cluster                                    peers, sync and announced VIPs
+  gvs adm -L --daemon                                  the sync daemons, as ipvsadm lists them
   gvs adm -c /etc/gvs/gvs.toml -Ln                     a director with another socket
 `
 

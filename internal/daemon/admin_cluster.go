@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/gvs-lb/gvs/internal/ipvsadm"
+	"github.com/gvs-lb/gvs/internal/status"
 )
 
 // clusterUsage is the help of gvs adm's cluster options.
@@ -203,4 +204,27 @@ func (a *Admin) syncDaemons() []ipvsadm.SyncDaemon {
 	master, backup := d, d
 	master.State, backup.State = ipvsadm.SyncMaster, ipvsadm.SyncBackup
 	return []ipvsadm.SyncDaemon{master, backup}
+}
+
+// status is cluster mode on the status page (internal/status): the node, its peers
+// and every VIP's announcement, as gvs adm --cluster shows them.
+func (c *clusterRun) status(now time.Time) *status.Cluster {
+	s := &status.Cluster{Node: c.ccfg.NodeID, State: c.node.State().String(), Peers: []status.Peer{}, VIPs: []status.ClusterVIP{},
+		Digest: fmt.Sprintf("%x", c.digest()), Matches: true}
+	for _, p := range c.node.Peers(now) {
+		s.Peers = append(s.Peers, status.Peer{Node: p.NodeID, Address: p.Addr.String(), State: p.State.String(), Live: p.Live,
+			LastHeard: p.LastHeard, DigestMatch: p.DigestMatch, Sent: p.SentRecords, Received: p.RecvRecords, Lost: p.Lost})
+		if p.Live && !p.DigestMatch {
+			s.Matches = false
+		}
+	}
+	for _, v := range c.ann.Status() {
+		s.VIPs = append(s.VIPs, status.ClusterVIP{VIP: v.VIP.String(), Announced: v.Announced, Reason: v.Reason})
+	}
+	c.mu.Lock()
+	if c.birdErr != nil {
+		s.Bird = c.birdErr.Error()
+	}
+	c.mu.Unlock()
+	return s
 }

@@ -258,6 +258,9 @@ func TestClusterAnnounceAndDrain(t *testing.T) {
 	if d.d.cl == nil {
 		t.Fatal("cluster mode not on")
 	}
+	if o := d.d.Director().Options(); !o.MHCanonical || !o.SloppyTCP || o.Sync == nil || o.Sync.Threshold != 3 || o.Sync.Period != 50 {
+		t.Fatalf("cluster mode's data-path options: mh canonical %v, sloppy_tcp %v, sync rules %+v", o.MHCanonical, o.SloppyTCP, o.Sync)
+	}
 	// Before the discovery window ends the node is SYNCING: nothing is announced.
 	runFor(t, 900*time.Millisecond, nil, d)
 	if d.routes.has("198.18.100.1") || d.d.cl.node.State() != cluster.StateSyncing {
@@ -413,6 +416,15 @@ address = "172.19.0.12:80"
 		if !strings.Contains(out, w) {
 			t.Errorf("--cluster lacks %q:\n%s", w, out)
 		}
+	}
+	// The status page shows the same.
+	st := a.a.statusSnapshot().Cluster
+	if st == nil || st.Node != "dir1" || st.Matches || len(st.Peers) != 1 || st.Peers[0].Node != "dir2" || !st.Peers[0].Live ||
+		st.Peers[0].DigestMatch || len(st.VIPs) != 2 || st.VIPs[0].Announced || st.VIPs[0].Reason != "config_mismatch" {
+		t.Errorf("status page's cluster: %+v", st)
+	}
+	if off := newTestAdmin(t); off.a.statusSnapshot().Cluster != nil {
+		t.Error("a director without cluster mode shows a cluster on its status page")
 	}
 	// dir2 reloads the same services as dir1: the digests match, both announce.
 	if err := b.reloadText(clusterConf("dir2", "require_same_config = true\n")); err != nil {

@@ -247,6 +247,7 @@ func (d *Daemon) options(cfg *config.Config, old *dataplane.Options) dataplane.O
 		// The workers flag the connections that need a sync record (cluster.go).
 		r := syncRules(&cfg.Cluster)
 		o.Sync = &r
+		o.MHCanonical = cfg.Cluster.MHOrder == "canonical"
 	}
 	if old != nil {
 		o.ConnShards = old.ConnShards

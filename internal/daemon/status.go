@@ -237,6 +237,9 @@ func (a *Admin) statusSnapshot() *status.Snapshot {
 			s.VRRP = append(s.VRRP, v)
 		}
 	}
+	if c := a.dm.cl; c != nil {
+		s.Cluster = c.status(s.Taken) // admin_cluster.go
+	}
 	return s
 }
 

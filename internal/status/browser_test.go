@@ -132,3 +132,38 @@ func TestBrowserActions(t *testing.T) {
 		}
 	}
 }
+
+// TestBrowserCluster: a director in cluster mode shows its node, its peers (a silent
+// one as silent) and every VIP's announcement; without cluster mode the card stays
+// hidden.
+func TestBrowserCluster(t *testing.T) {
+	chromium := needChromium(t)
+	for _, on := range []bool{true, false} {
+		snap := &Snapshot{Taken: time.Unix(1e9, 0), Services: []Service{}}
+		if on {
+			snap.Cluster = &Cluster{Node: "dir1", State: "ANNOUNCED", Digest: "00ff", Matches: false, Bird: "BIRD is not running",
+				Peers: []Peer{
+					{Node: "dir2", Address: "198.18.0.22", State: "ANNOUNCED", Live: true, LastHeard: time.Unix(1e9, 0), DigestMatch: false, Sent: 12, Received: 11, Lost: 1},
+					{Node: "dir3", Address: "198.18.0.23", State: "READY", Live: false},
+				},
+				VIPs: []ClusterVIP{{VIP: "198.18.100.1", Announced: true}, {VIP: "198.18.100.2", Reason: "quorum"}}}
+		}
+		srv := httptest.NewServer(NewHandler(Options{Source: func() *Snapshot { return snap }}))
+		dom := dumpDOM(t, chromium, srv.URL+"/", 3*time.Second)
+		srv.Close()
+		hidden := regexp.MustCompile(`<section class="card" id="cluster-card" hidden`).MatchString(dom)
+		if hidden == on {
+			t.Errorf("cluster %v: card hidden %v", on, hidden)
+		}
+		if !on {
+			continue
+		}
+		for _, want := range []string{"dir1 · ANNOUNCED · config DIFFERS from a peer · BIRD is not running",
+			"198.18.100.1 announced · 198.18.100.2 withdrawn (quorum)",
+			`data-peer="dir2" data-live="true"`, `data-peer="dir3" data-live="false"`, ">silent<", ">DIFFERS<", ">12<", ">never<"} {
+			if !strings.Contains(dom, want) {
+				t.Errorf("the page lacks %q:\n%s", want, dom)
+			}
+		}
+	}
+}

@@ -12,7 +12,8 @@ type Snapshot struct {
 	Actions  bool      `json:"actions"` // drain and undrain are enabled
 	Services []Service `json:"services"`
 	VRRP     []VRRP    `json:"vrrp"`
-	Drops    []Count   `json:"drops"` // frames dropped, by reason (only reasons seen)
+	Cluster  *Cluster  `json:"cluster,omitempty"` // nil without cluster mode
+	Drops    []Count   `json:"drops"`             // frames dropped, by reason (only reasons seen)
 	Frames   Frames    `json:"frames"`
 	Conns    Conntrack `json:"conntrack"`
 }
@@ -88,6 +89,37 @@ type VRRP struct {
 	From           string    `json:"from,omitempty"`
 	Reason         string    `json:"reason,omitempty"`
 	Tracks         []string  `json:"tracks,omitempty"`
+}
+
+// Cluster is this director in cluster mode, as gvs adm --cluster shows it.
+type Cluster struct {
+	Node    string       `json:"node"`
+	State   string       `json:"state"` // COLD, SYNCING, READY, ANNOUNCED, DRAINING
+	Peers   []Peer       `json:"peers"`
+	VIPs    []ClusterVIP `json:"vips"`
+	Bird    string       `json:"bird,omitempty"` // what is wrong with BIRD ("" when it exports the routes)
+	Digest  string       `json:"digest"`         // the config digest, hex
+	Matches bool         `json:"digest_matches"` // every live peer has it
+}
+
+// Peer is another director of the cluster.
+type Peer struct {
+	Node        string    `json:"node"`
+	Address     string    `json:"address"`
+	State       string    `json:"state"`
+	Live        bool      `json:"live"`
+	LastHeard   time.Time `json:"last_heard,omitzero"`
+	DigestMatch bool      `json:"digest_match"`
+	Sent        uint64    `json:"sent_records"`     // as it reports
+	Received    uint64    `json:"received_records"` // from it, here
+	Lost        uint64    `json:"lost_records"`     // current estimate
+}
+
+// ClusterVIP is one VIP's announcement.
+type ClusterVIP struct {
+	VIP       string `json:"vip"`
+	Announced bool   `json:"announced"`
+	Reason    string `json:"reason,omitempty"` // the failing gate condition
 }
 
 // Count is one named counter.
