@@ -14,10 +14,16 @@ import (
 // per-entry sync state the sender's rules keep (ipvssync.Rules), and the walk the
 // refresh sweeper and bulk pushes make (walk.go).
 //
-// The sync state lives beside the slab, not in the entry: 16 bytes per slot in
-// parallel chunks a shard allocates only once sync is in use (the first Upsert, Walk
-// or SetSyncRules). A table without cluster mode keeps its 88-byte entries and its
-// memory budget; one in cluster mode pays 16 bytes more per slot.
+// An entry's sync state (packet count, origin, the rules' old state and retries, last
+// send) lives in the entry's unconfirmed-list link words (uprev, unext), which an
+// entry uses only while it is on that list (unconfirmed.go): a local connection until
+// its client is proven, the only time it has nothing to sync (a TCP connection is
+// sent from ESTABLISHED on, a UDP one from its third packet). So entries stay 88 bytes
+// and a table lookup reads no second cache line for sync. While an entry is on the
+// list, it counts no packets: its count starts at 2 with the packet that confirms it
+// (the first was not counted; SYN retransmissions are missed). The count is 16 bits
+// wide and wraps (the threshold rule's period then restarts once every 65,536
+// packets); the last send is kept in table ticks (Config.Tick) from the first send.
 
 // Remote is an entry received from another director, in conntrack's own numbering.
 type Remote struct {
@@ -82,19 +88,17 @@ type syncCounters struct {
 	unbound                                                                     atomic.Int64
 }
 
-// syncRec is one slot's sync state.
+// syncRec is an entry's sync state, unpacked.
 type syncRec struct {
-	lastSync int64  // ns, last send by this director (0: never)
-	pkts     uint32 // inbound packets (the kernel's in_pkts)
+	lastSync int64  // ns, last send by this director (0: never), to the table's tick
+	pkts     uint32 // inbound packets (the kernel's in_pkts), 16 bits
 	origin   uint8  // 0 local, else the source that sent it
 	oldState uint8  // ipvssync.ConnState.OldState
 	retries  uint8  // ipvssync.ConnState.Retries
-	_        uint8
 }
 
 // shardSync is a shard's sync side, guarded by the shard's mutex.
 type shardSync struct {
-	recs    [][]syncRec         // parallel to shard.chunks, grown on demand
 	unbound map[uint32][16]byte // slab index -> real server address of an unbound entry
 }
 
@@ -102,38 +106,60 @@ type shardSync struct {
 // shardSync.unbound, its port and method in the entry.
 const fUnbound Flags = 1 << 6
 
-// rec returns slot i's sync state, growing the parallel chunks (allocates only when
-// the slab grew by a chunk since).
+// loadSync unpacks e's sync state (the zero state while e is on the unconfirmed list).
 //
-// Precondition: the shard's mutex is held.
-func (x *shardSync) rec(s *shard, i uint32) *syncRec {
-	c := int(i >> s.chunkShift)
-	for len(x.recs) <= c {
-		x.recs = append(x.recs, make([]syncRec, s.chunkMask+1))
+// Precondition: e's shard lock is held.
+func (t *Table) loadSync(e *entry) syncRec {
+	if e.flags&fUnconf != 0 {
+		return syncRec{}
 	}
-	return &x.recs[c][i&s.chunkMask]
+	u := e.uprev
+	r := syncRec{pkts: u & 0xffff, origin: uint8(u >> 16), oldState: uint8(u>>24) & 15, retries: uint8(u>>28) & 3}
+	if e.unext != 0 {
+		r.lastSync = t.syncEpoch.Load() + int64(e.unext-1)*t.tick
+	}
+	return r
 }
 
-// peek returns slot i's sync state, or the zero state when its chunk was never used.
+// storeSync packs r into e; it stores nothing while e is on the unconfirmed list.
 //
-// Precondition: the shard's mutex is held.
-func (x *shardSync) peek(s *shard, i uint32) syncRec {
-	if c := int(i >> s.chunkShift); c < len(x.recs) {
-		return x.recs[c][i&s.chunkMask]
+// Precondition: e's shard lock is held.
+func (t *Table) storeSync(e *entry, r *syncRec) {
+	if e.flags&fUnconf != 0 {
+		return
 	}
-	return syncRec{}
+	e.uprev = r.pkts&0xffff | uint32(r.origin)<<16 | uint32(r.oldState&15)<<24 | uint32(r.retries&3)<<28
+	e.unext = 0
+	if r.lastSync != 0 {
+		ep := t.syncEpoch.Load()
+		if ep == 0 {
+			// The first send fixes the epoch a tick before it (0 means unset).
+			ep = r.lastSync - t.tick
+			if ep == 0 {
+				ep = -1
+			}
+			t.syncEpoch.CompareAndSwap(0, ep)
+			ep = t.syncEpoch.Load()
+		}
+		e.unext = uint32(min(max((r.lastSync-ep)/t.tick+1, 1), 1<<32-1))
+	}
 }
 
-// releaseLocked clears slot i's sync state as its entry e is freed.
+// originOf returns e's origin.
+func originOf(e *entry) uint8 {
+	if e.flags&fUnconf != 0 {
+		return 0
+	}
+	return uint8(e.uprev >> 16)
+}
+
+// releaseSyncLocked forgets an unbound entry's real server as e is freed (the rest
+// of its sync state goes with the entry).
 //
 // Precondition: the shard's mutex is held.
 func (t *Table) releaseSyncLocked(s *shard, i uint32, e *entry) {
-	x := s.sx
-	if c := int(i >> s.chunkShift); c < len(x.recs) {
-		x.recs[c][i&s.chunkMask] = syncRec{}
-	}
 	if e.flags&fUnbound != 0 {
-		delete(x.unbound, i)
+		delete(s.sx.unbound, i)
 		t.sc.unbound.Add(-1)
 	}
 }
@@ -152,14 +178,6 @@ func (t *Table) enableSync() {
 		s := &t.shards[i]
 		x := &shardSync{unbound: map[uint32][16]byte{}}
 		s.mu.Lock()
-		// State for the chunks the slab has now; later ones come with the slab's growth.
-		for range s.chunks {
-			r := make([]syncRec, s.chunkMask+1)
-			for j := 0; j < len(r); j += 4096 / 16 { // map the pages now, not under packets
-				r[j].pkts = 0
-			}
-			x.recs = append(x.recs, r)
-		}
 		s.sx = x
 		s.mu.Unlock()
 	}
@@ -188,7 +206,7 @@ func (t *Table) SyncStats() SyncStats {
 	}
 }
 
-// connState returns rec's sender state for e (End is the last send plus e's timeout).
+// connState returns r's sender state for e (End is the last send plus e's timeout).
 func (r *syncRec) connState(e *entry) ipvssync.ConnState {
 	cs := ipvssync.ConnState{OldState: uint16(r.oldState), Retries: r.retries}
 	if r.lastSync != 0 {
@@ -209,21 +227,29 @@ func neededConn(e *entry) ipvssync.Conn {
 	return c
 }
 
-// syncStepLocked is the sync side of an inbound packet that hit or created entry i
+// syncStepLocked is the sync side of an inbound packet that hit or created entry e
 // (after its transition and c's fill): it adopts a received entry, counts the packet
 // (and fold packets a flow cache served before it) and asks the sync rules whether to
-// send. It allocates only when the parallel chunks grow.
+// send. An entry still on the unconfirmed list is neither counted nor sent.
 //
-// Precondition: s.mu is held and s.sx is not nil.
-func (t *Table) syncStepLocked(s *shard, i uint32, e *entry, fold uint32, now int64, c *Conn) {
-	r := s.sx.rec(s, i)
+// Precondition: e's shard lock is held and the table syncs.
+func (t *Table) syncStepLocked(e *entry, fold uint32, now int64, c *Conn) {
+	if e.flags&fUnconf != 0 {
+		c.Sync.Pkts = 1
+		return
+	}
+	r := t.loadSync(e)
 	if r.origin != 0 {
 		r.origin = 0
 		c.Sync.Origin, c.Sync.Adopted = 0, true
 		t.sc.adopted.Add(1)
 	}
-	r.pkts += fold + 1
-	t.syncRulesLocked(r, e, now, c)
+	if r.pkts == 0 {
+		r.pkts = 1 // just confirmed: its first packet, on the list, was not counted
+	}
+	r.pkts = (r.pkts + fold + 1) & 0xffff
+	t.syncRulesLocked(&r, e, now, c)
+	t.storeSync(e, &r)
 }
 
 // syncRulesLocked asks the sync rules whether entry e, with sync state r, is to be
@@ -258,35 +284,23 @@ func (t *Table) SyncCached(k *Key, pkts uint32, now int64, c *Conn) bool {
 	s := &t.shards[si]
 	s.mu.Lock()
 	i := s.findInLocked(k, k.CPort, h&t.bucketMask, now)
-	if i == 0 {
+	if i == 0 || s.at(i).flags&fUnconf != 0 {
 		s.mu.Unlock()
 		return false
 	}
 	e := s.at(i)
 	d := t.destOf(e)
 	t.fillLocked(si, i, e, c)
-	r := s.sx.rec(s, i)
-	r.pkts += pkts
-	t.syncRulesLocked(r, e, now, c)
+	r := t.loadSync(e)
+	if r.pkts == 0 {
+		r.pkts = 1
+	}
+	r.pkts = (r.pkts + pkts) & 0xffff
+	t.syncRulesLocked(&r, e, now, c)
+	t.storeSync(e, &r)
 	s.mu.Unlock()
 	fillDAddr(c, d)
 	return true
-}
-
-// SyncFold adds pkts packets a flow cache served without the table to connection k's
-// count (when the cache gives the flow's slot to another flow). It does nothing when k
-// has no live connection.
-func (t *Table) SyncFold(k *Key, pkts uint32, now int64) {
-	if !t.syncOn.Load() {
-		return
-	}
-	h := t.hash(k.Proto, k.IPv6, &k.CAddr, k.CPort)
-	s := &t.shards[t.shardOf(h)]
-	s.mu.Lock()
-	if i := s.findInLocked(k, k.CPort, h&t.bucketMask, now); i != 0 {
-		s.sx.rec(s, i).pkts += pkts
-	}
-	s.mu.Unlock()
 }
 
 // Upsert applies r, received from another director (origin 1..255), with the kernel
@@ -306,7 +320,8 @@ func (t *Table) SyncFold(k *Key, pkts uint32, now int64) {
 // An entry's origin becomes the sender's: the last director to send a connection owns
 // it, until a local packet adopts it (origin 0, SyncInfo.Adopted). New entries respect
 // conn_max and the shard's slab bound; nothing is evicted for them. Upsert reports
-// false, counted, when it refused r (full, or origin 0).
+// false, counted, when it refused r (full, or origin 0). now is on the data path's
+// clock — the time the workers pass to the table — as for every Table call.
 func (t *Table) Upsert(r *Remote, dest *sched.Dest, origin uint8, now int64) bool {
 	if origin == 0 {
 		t.sc.refused.Add(1)
@@ -394,11 +409,11 @@ func (t *Table) Upsert(r *Remote, dest *sched.Dest, origin uint8, now int64) boo
 	if e.flags&FlagNoCPort != 0 {
 		t.noCPort.Add(1)
 	}
-	rec := s.sx.rec(s, i)
-	*rec = syncRec{origin: origin, oldState: uint8(e.state)}
+	rec := syncRec{origin: origin, oldState: uint8(e.state)}
 	if rules := t.syncRules.Load(); rules != nil {
 		rec.pkts = rules.Threshold // ip_vs_proc_conn: in_pkts = sync_threshold
 	}
+	t.storeSync(e, &rec)
 	t.sc.created.Add(1)
 	return true
 }
@@ -439,6 +454,9 @@ func (t *Table) sameServerLocked(s *shard, i uint32, e *entry, r *Remote) bool {
 //
 // Precondition: s.mu is held.
 func (t *Table) updateLocked(s *shard, i uint32, e *entry, r *Remote, dest *sched.Dest, origin uint8, now int64) {
+	// Another director's record proves the client of a connection still unconfirmed
+	// here; off the list, the entry has room for its sync state.
+	t.unlinkUnconfLocked(s, e)
 	if e.flags&FlagTemplate != 0 {
 		e.flags = e.flags&^FlagAssured | r.Flags&FlagAssured
 	} else {
@@ -462,12 +480,13 @@ func (t *Table) updateLocked(s *shard, i uint32, e *entry, r *Remote, dest *sche
 	}
 	t.setRemoteTimeout(e, r)
 	t.rearmLocked(s, i, e, now+int64(e.timeout)*msNs)
-	rec := s.sx.rec(s, i)
+	rec := t.loadSync(e)
 	rec.origin = origin
 	rec.oldState = uint8(e.state)
 	if rules := t.syncRules.Load(); rules != nil {
 		rec.pkts = rules.Threshold
 	}
+	t.storeSync(e, &rec)
 }
 
 // bindLocked binds the unbound entry i to d.

@@ -173,9 +173,12 @@ func (f *syncFuzz) finish() {
 	for si := range tbl.shards {
 		s := &tbl.shards[si]
 		for i := uint32(1); i < s.nalloc; i++ {
-			if r := s.sx.peek(s, i); r != (syncRec{}) {
-				f.t.Fatalf("slot %d/%d keeps sync state %+v after its entry went", si, i, r)
+			if e := s.at(i); e.uprev != 0 || e.unext != 0 {
+				f.t.Fatalf("slot %d/%d keeps sync state %#x %#x after its entry went", si, i, e.uprev, e.unext)
 			}
+		}
+		if len(s.sx.unbound) != 0 {
+			f.t.Fatalf("shard %d remembers %d unbound real servers after expiry", si, len(s.sx.unbound))
 		}
 	}
 }

@@ -253,9 +253,16 @@ func TestWalkCursor(t *testing.T) {
 	d := v.addDest(1, "198.18.1.1", 80, 1)
 	now := 10 * sec
 	var c Conn
-	for i := range 300 {
-		k := tcpKey("198.18.0.1", uint16(1000+i), "198.18.0.100", 80)
+	// Established (confirmed) connections: one still unconfirmed has no room for a
+	// last send (sync.go).
+	open := func(k Key) {
 		v.tbl.Insert(&k, d, 80, ipvs.DR, 0, 0, fSYN, now, &c)
+		if v.tbl.In(&k, fACK, now, &c) != Hit || c.State != StateEstablished {
+			t.Fatalf("%+v not established", k)
+		}
+	}
+	for i := range 300 {
+		open(tcpKey("198.18.0.1", uint16(1000+i), "198.18.0.100", 80))
 	}
 	// A pass in steps of 7, inserting 10 entries and removing one between steps,
 	// visits no entry twice and every entry that lived through the pass.
@@ -274,8 +281,7 @@ func TestWalkCursor(t *testing.T) {
 		}
 		cur = next
 		for j := 0; j < 10 && added < 200; j++ {
-			k := tcpKey("198.18.0.2", uint16(1000+added), "198.18.0.100", 80)
-			v.tbl.Insert(&k, d, 80, ipvs.DR, 0, 0, fSYN, now, &c)
+			open(tcpKey("198.18.0.2", uint16(1000+added), "198.18.0.100", 80))
 			added++
 		}
 	}

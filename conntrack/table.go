@@ -121,6 +121,7 @@ type Table struct {
 	syncOn    atomic.Bool
 	syncMu    sync.Mutex
 	syncRules atomic.Pointer[ipvssync.Rules]
+	syncEpoch atomic.Int64 // ns of last-send tick 1 (sync.go), 0 until the first send
 	sc        syncCounters
 }
 
@@ -497,11 +498,7 @@ func (t *Table) fillLocked(si int, i uint32, e *entry, c *Conn) {
 	c.Expires = e.expires
 	c.Control = e.control
 	c.NControl = e.nctl
-	c.Sync = SyncInfo{}
-	if si < len(t.shards) && t.shards[si].sx != nil {
-		s := &t.shards[si]
-		c.Sync.Origin = s.sx.peek(s, i).origin
-	}
+	c.Sync = SyncInfo{Origin: originOf(e)}
 }
 
 // fillDAddr sets c.DAddr from the dest's address (zero without a dest).
@@ -621,7 +618,7 @@ func (t *Table) inLocked(s *shard, si int, h uint64, k *Key, cport uint16, tcpFl
 	fold := c.Sync.Fold
 	t.fillLocked(si, i, e, c)
 	if s.sx != nil {
-		t.syncStepLocked(s, i, e, fold, now, c)
+		t.syncStepLocked(e, fold, now, c)
 	}
 	return Hit, ctl, d
 }
@@ -1006,7 +1003,7 @@ func (t *Table) insertLocked(s *shard, si int, h uint64, k *Key, dest *sched.Des
 	ctl := t.assureStepLocked(e, assure)
 	t.fillLocked(si, i, e, c)
 	if s.sx != nil {
-		t.syncStepLocked(s, i, e, 0, now, c)
+		t.syncStepLocked(e, 0, now, c)
 	}
 	return ctl
 }

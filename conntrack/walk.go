@@ -12,8 +12,10 @@ const walkHold = 256
 //
 // fn gets a copy of the entry and its sync metadata; when it returns true the entry
 // was sent and its LastSync becomes now. fn runs under the entry's shard lock, so it
-// must not call into the Table. Entries past their expiry time are skipped. Walk
-// allocates nothing but, the first time, the table's sync side.
+// must not call into the Table. Entries past their expiry time are skipped. now and
+// SyncMeta's times are on the data path's clock (the time the workers pass to the
+// table), not the wall clock. Walk allocates nothing but, the first time, the table's
+// sync side.
 func (t *Table) Walk(cursor uint64, max int, now int64, fn func(c *Conn, m *SyncMeta) bool) (next uint64, done bool) {
 	t.enableSync()
 	si, i := int(cursor>>32), uint32(cursor)
@@ -32,7 +34,7 @@ func (t *Table) Walk(cursor uint64, max int, now int64, fn func(c *Conn, m *Sync
 			}
 			max--
 			t.fillLocked(si, i, e, &c)
-			r := s.sx.rec(s, i)
+			r := t.loadSync(e)
 			if e.flags&fUnbound != 0 {
 				c.DAddr = s.sx.unbound[i]
 			} else {
@@ -48,6 +50,7 @@ func (t *Table) Walk(cursor uint64, max int, now int64, fn func(c *Conn, m *Sync
 				r.lastSync = now
 				r.oldState = uint8(e.state)
 				r.retries = 0
+				t.storeSync(e, &r)
 			}
 		}
 		more := i < s.nalloc
