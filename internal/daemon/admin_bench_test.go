@@ -37,6 +37,23 @@ func BenchmarkAdmAdd(b *testing.B) {
 	}
 }
 
+// BenchmarkAdmAddServed measures what a script adding services one by one does
+// per service: -A, then -a of its first real server (the service becomes live:
+// track_service's liveness changes), at 10 and 10,000 services (and -D, so the
+// table keeps its size).
+func BenchmarkAdmAddServed(b *testing.B) {
+	for _, n := range []int{10, 10_000} {
+		b.Run(fmt.Sprintf("services=%d", n), func(b *testing.B) {
+			ta := admBenchDirector(b, n)
+			for i := range b.N {
+				vip := fmt.Sprintf("198.18.200.%d:80", 1+i%250)
+				rs := fmt.Sprintf("198.19.0.%d:80", 1+i%min(n, 250)) // resolved already
+				admBenchRun(b, ta, "-A -t "+vip+" -s rr", "-a -t "+vip+" -r "+rs+" -g -w 1", "-D -t "+vip)
+			}
+		})
+	}
+}
+
 // BenchmarkAdmServer measures a gvs adm -a, -e and -d of a NAT real server (its
 // address resolved already; NAT keeps its port, and puts it in the links'
 // filter) of one of 10 or 10,000 services.

@@ -365,7 +365,7 @@ func (c *clusterRun) step(d *Daemon, now time.Time) {
 // have none of their own) and, per address, whether one of its services has quorum:
 // a real server with weight, and the service's quorum if it sets one (track_service's
 // reading).
-func clusterVIPs(configured []ipvs.Service, alive map[netip.AddrPort]bool) ([]netip.Addr, map[netip.Addr]bool) {
+func clusterVIPs(configured []ipvs.Service, alive aliveSet) ([]netip.Addr, map[netip.Addr]bool) {
 	quorum := map[netip.Addr]bool{}
 	var vips []netip.Addr
 	for i := range configured {
@@ -378,7 +378,7 @@ func clusterVIPs(configured []ipvs.Service, alive map[netip.AddrPort]bool) ([]ne
 			vips = append(vips, a)
 			quorum[a] = false
 		}
-		if alive[s.Addr] {
+		if alive.has(s.Addr) {
 			quorum[a] = true
 		}
 	}

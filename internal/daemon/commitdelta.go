@@ -136,26 +136,13 @@ func (d *Daemon) commitDelta(ed *tableEditor, keys []ipvs.Key) error {
 	if hl.quorum == nil {
 		hl.quorum = map[ipvs.Key]bool{}
 	}
-	alive, copied := d.st.alive, false
 	for _, k := range keys {
 		delete(hl.quorum, k)
-		if k.IsMark() || !k.Addr.IsValid() || alive[k.Addr] == sh.alive[k.Addr] {
-			continue
-		}
-		if !copied { // published: never written
-			alive, copied = maps.Clone(alive), true
-			if alive == nil {
-				alive = map[netip.AddrPort]bool{}
-			}
-		}
-		if sh.alive[k.Addr] {
-			alive[k.Addr] = true
-		} else {
-			delete(alive, k.Addr)
+		if !k.IsMark() && k.Addr.IsValid() {
+			d.st.alive = d.st.alive.with(k.Addr, sh.alive[k.Addr]) // published: copied
 		}
 	}
 	maps.Copy(hl.quorum, sh.quorum)
-	d.st.alive = alive
 
 	// The filter's addresses.
 	ds := &d.st.delta

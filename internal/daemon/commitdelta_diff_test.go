@@ -167,7 +167,7 @@ func compareDirectors(t *testing.T, what string, a, b *testAdmin) {
 	if x, y := filter(a), filter(b); x != y {
 		t.Fatalf("%s: the links' filters differ:\n%s", what, lineDiff(x, y))
 	}
-	alive := func(ta *testAdmin) string { return fmt.Sprint(ta.d.pub.Load().alive) }
+	alive := func(ta *testAdmin) string { return fmt.Sprint(ta.d.pub.Load().alive.set()) }
 	if x, y := alive(a), alive(b); x != y {
 		t.Fatalf("%s: liveness differs:\n%s\nwhole:\n%s", what, x, y)
 	}

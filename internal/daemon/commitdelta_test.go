@@ -91,8 +91,8 @@ func TestAdmDeltaKeepsFilterAndLiveness(t *testing.T) {
 			return fmt.Sprint(setOf(f.VIPs)) == fmt.Sprint(vips) && fmt.Sprint(setOf(f.NATRealServers)) == fmt.Sprint(nat) &&
 				slices.Equal(f.Local, []netip.Addr{netip.MustParseAddr("172.19.0.3")})
 		}, fmt.Sprintf("step %d (%s): the links' filter has VIPs %v, NAT real servers %v", step, line, vips, nat))
-		if p := ta.d.pub.Load(); fmt.Sprint(p.alive) != fmt.Sprint(alive) {
-			t.Fatalf("step %d (%s): alive %v, want %v", step, line, p.alive, alive)
+		if p := ta.d.pub.Load(); fmt.Sprint(p.alive.set()) != fmt.Sprint(alive) {
+			t.Fatalf("step %d (%s): alive %v, want %v", step, line, p.alive.set(), alive)
 		}
 	}
 }

@@ -68,7 +68,7 @@ type state struct {
 	stale bool
 	hl    *healthLayer
 	owned map[string][]netip.Addr // VIPs of the VRRP instances in MASTER; nil without VRRP
-	alive map[netip.AddrPort]bool
+	alive aliveSet
 
 	filter    *filterView             // the links' filter
 	flists    filterLists             // the builders of its lists
@@ -280,7 +280,7 @@ func (d *Daemon) commit(conf []ipvs.Service) error {
 func (d *Daemon) commitShaped(sh shaped, first bool) {
 	d.commits.Add(1)
 	d.st.hl.commit(sh)
-	d.st.alive = sh.alive
+	d.st.alive = newAliveSet(sh.alive)
 	f := d.linkFilter(sh.services)
 	var fx effect
 	if d.st.filter == nil || !sameFilter(d.st.filter.flat(), f) {
@@ -372,7 +372,7 @@ func (d *Daemon) publish() {
 // It reads published state: VRRP's goroutine calls it.
 func (d *Daemon) serviceUp(ap netip.AddrPort) bool {
 	p := d.pub.Load()
-	return p != nil && p.alive[ap]
+	return p != nil && p.alive.has(ap)
 }
 
 // setTimeouts is --set: a zero value keeps the current one.

@@ -78,7 +78,7 @@ type Daemon struct {
 type published struct {
 	configured pseq[ipvs.Service]      // file ⊕ adm edits, MACs as pinned
 	resolving  map[netip.Addr]bool     // MAC resolutions in progress
-	alive      map[netip.AddrPort]bool // track_service: services with a live real server
+	alive      aliveSet                // track_service: services with a live real server
 	macs       map[netip.Addr]ipvs.MAC // resolved MACs
 }
 
