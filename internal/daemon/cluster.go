@@ -236,7 +236,7 @@ func (d *Daemon) newCluster(cfg *config.Config) (_ *clusterRun, err error) {
 	if c.node, err = cluster.NewNode(c.ccfg, cluster.Deps{Sink: c.table, Table: c.table, Transport: c.net, Logger: c.log, Rand: deps.Rand}); err != nil {
 		return nil, fmt.Errorf("%s: [cluster]: %w", cfg.File, err)
 	}
-	d.metrics.reg.MustRegister(cluster.Collector(c.node, c.ann, d.clock.Now))
+	d.metrics.reg.MustRegister(cluster.Collector(c.node, c.ann, d.clock.Now), syncCollector{d})
 	return c, nil
 }
 

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net/http/httptest"
 	"net/netip"
 	"os"
 	"path/filepath"
@@ -753,5 +754,30 @@ func TestClusterSyncEndToEnd(t *testing.T) {
 	// server dir1 chose, as the synced entry says.
 	if macs := b.send(acks[0]); len(macs) != 1 || macs[0] != "02:00:00:00:00:0a" {
 		t.Fatalf("dir2 forwarded a moved flow's packet to %v, want 172.19.0.10's MAC", macs)
+	}
+	// The metrics say so: records in and out, the bindings, the adoption.
+	srvA, srvB := httptest.NewServer(a.d.metrics.Handler()), httptest.NewServer(b.d.metrics.Handler())
+	defer srvA.Close()
+	defer srvB.Close()
+	ma, mb := scrape(t, srvA.URL), scrape(t, srvB.URL)
+	for _, c := range []struct {
+		m    map[string]float64
+		name string
+		min  float64
+	}{
+		{ma, `gvs_sync_events_total{result="pushed"}`, n},
+		{ma, "gvs_sync_sent_records_total", n},
+		{ma, "gvs_cluster_peers_live", 1},
+		{mb, `gvs_conntrack_sync_upserts_total{result="created"}`, n},
+		{mb, "gvs_conntrack_sync_bound_total", n},
+		{mb, "gvs_conntrack_adopted_total", 1},
+		{mb, `gvs_sync_received_records_total{peer="dir1"}`, n},
+	} {
+		if v, ok := c.m[c.name]; !ok || v < c.min {
+			t.Errorf("%s = %v (present %v), want >= %v", c.name, v, ok, c.min)
+		}
+	}
+	if v := mb["gvs_conntrack_sync_unbound_entries"]; v != 0 {
+		t.Errorf("dir2 still reports %v unbound entries", v)
 	}
 }
