@@ -1,11 +1,13 @@
 package conntrack
 
 import (
+	"net/netip"
 	"testing"
 	"time"
 
 	"github.com/gvs-lb/gvs/ipvs"
 	"github.com/gvs-lb/gvs/ipvssync"
+	"github.com/gvs-lb/gvs/sched"
 )
 
 func remoteOf(k Key, daddr string, dport uint16, flags Flags, st State, timeout time.Duration) *Remote {
@@ -307,4 +309,41 @@ func TestWalkCursor(t *testing.T) {
 	if next, done := v.tbl.Walk(5, 0, now, func(*Conn, *SyncMeta) bool { return false }); next != 5 || done {
 		t.Fatalf("max 0: %#x %v", next, done)
 	}
+}
+
+// BenchmarkUpsert is the receiver's cost per record: new entries (each a fresh
+// connection, the table recycled every 4,096) and updates of one entry.
+func BenchmarkUpsert(b *testing.B) {
+	tbl, err := New(DefaultConfig(1 << 16))
+	if err != nil {
+		b.Fatal(err)
+	}
+	d := sched.NewDest(1, netip.MustParseAddr("198.18.1.1"), 80, 1, 0, 0)
+	r := &Remote{Key: tcpKey("198.19.0.1", 1000, "198.18.0.100", 80), DAddr: raw("198.18.1.1"), DPort: 80, Method: ipvs.DR,
+		Flags: FlagNoOutput, State: StateEstablished, Timeout: 900 * time.Second}
+	b.Run("create", func(b *testing.B) {
+		b.ReportAllocs()
+		now := 10 * sec
+		for i := range b.N {
+			if i%4096 == 0 {
+				b.StopTimer()
+				tbl.Flush()
+				b.StartTimer()
+			}
+			r.Key.CAddr[2], r.Key.CAddr[3], r.Key.CPort = byte(i>>16), byte(i>>8), uint16(i)
+			if !tbl.Upsert(r, d, 1, now) {
+				b.Fatal("refused")
+			}
+		}
+	})
+	b.Run("update", func(b *testing.B) {
+		b.ReportAllocs()
+		now := 10 * sec
+		for range b.N {
+			now++
+			if !tbl.Upsert(r, d, 1, now) {
+				b.Fatal("refused")
+			}
+		}
+	})
 }

@@ -17,6 +17,7 @@ GO="${GO:-go}"
 budget() {
 	case "$1/$2" in
 	conntrack/FuzzTable) echo 30000x ;;            # ~6k/s: a differential run against the reference table
+	conntrack/FuzzUpsert) echo 20000x ;;           # ~2k/s: up to 400 steps, each checked by two walks of the table
 	dataplane/FuzzProcess) echo 60000x ;;          # ~15k/s: a Director, a worker and a packet sequence
 	internal/importer/keepalived/FuzzKeepalived) echo 25000x ;; # ~4k/s: import, then the full TOML check and round trip
 	internal/importer/ipvsadm/FuzzIpvsadm) echo 60000x ;;        # ~8k/s once the corpus grows
