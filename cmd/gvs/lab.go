@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
@@ -11,11 +12,12 @@ import (
 	"os/signal"
 	"strings"
 	"syscall"
+	"time"
 
 	"github.com/gvs-lb/gvs/internal/lab"
 )
 
-const labHelp = `Usage: gvs lab up|down|status|demo [flags]
+const labHelp = `Usage: gvs lab up|down|status|demo|flows|event [flags]
 
 A teaching lab of network namespaces on this machine, as the LVS docker labs build
 with containers: a client, a switch, one or two directors and N real servers that
@@ -28,15 +30,26 @@ namespace. See docs/lab.md.
                        remove a lab: its processes, namespaces, logs and state
   gvs lab status [--prefix P]
                        show a lab (all labs without --prefix)
-  gvs lab demo [--prefix P]
+  gvs lab demo [--prefix P] [--cluster]
                        the seed's DR experiment end to end: rs2 rs1 rs2 rs1 …, the
-                       MAC rewrite on the director's wire, then tear down
+                       MAC rewrite on the director's wire, then tear down; --cluster:
+                       a director of three killed under load, connections counted
+  gvs lab up --cluster N
+                       cluster mode: a router (BIRD, ECMP, BFD) and N directors, each
+                       gvs and BIRD (docs/lab.md "Cluster lab")
+  gvs lab flows [--conns N] [--rate M] [--duration D] [--json]
+                       hold long-lived connections and open short ones through the
+                       VIP; report broken and moved connections each second
+  gvs lab event kill|silent|heal|drain|join|restart|rs-add|rs-del|router-reset [TARGET]
+                       one cluster event: a director's gvs killed, its link silenced
+                       or healed, a drain, a (re)start, a real server added or removed
+                       on every director, the router's BIRD restarted
 
 Run "gvs lab up -h" for a command's flags.`
 
 func cmdLab(args []string, stdout, stderr io.Writer) error {
 	if len(args) == 0 {
-		return fmt.Errorf("%w: gvs lab up|down|status|demo (see gvs lab -h)", errUsage)
+		return fmt.Errorf("%w: gvs lab up|down|status|demo|flows|event (see gvs lab -h)", errUsage)
 	}
 	switch args[0] {
 	case "up":
@@ -47,6 +60,10 @@ func cmdLab(args []string, stdout, stderr io.Writer) error {
 		return cmdLabStatus(args[1:], stdout, stderr)
 	case "demo":
 		return cmdLabDemo(args[1:], stdout, stderr)
+	case "flows":
+		return cmdLabFlows(args[1:], stdout, stderr)
+	case "event":
+		return cmdLabEvent(args[1:], stdout, stderr)
 	case "serve", "rs-tun":
 		// Hidden: the lab's own helpers, started by it inside the namespaces.
 		ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
@@ -60,7 +77,7 @@ func cmdLab(args []string, stdout, stderr io.Writer) error {
 		fmt.Fprintln(stdout, labHelp)
 		return errHelp
 	}
-	return fmt.Errorf("%w: unknown lab command %q (up, down, status or demo)", errUsage, args[0])
+	return fmt.Errorf("%w: unknown lab command %q (up, down, status, demo, flows or event)", errUsage, args[0])
 }
 
 const labUpHelp = `Usage: gvs lab up [flags]
@@ -75,7 +92,8 @@ Examples:
   gvs lab up
   gvs lab up --mode nat --real-servers 3
   gvs lab up --mode tun --prefix tun --directors 2
-  gvs lab up --prefix seed --subnet 172.19.0.0/24      # the seed's addresses`
+  gvs lab up --prefix seed --subnet 172.19.0.0/24      # the seed's addresses
+  gvs lab up --cluster 3                               # cluster mode: router, 3 directors, 4 real servers`
 
 func cmdLabUp(args []string, stdout, stderr io.Writer) error {
 	fs := newFlags("lab up", labUpHelp, stderr)
@@ -86,8 +104,24 @@ func cmdLabUp(args []string, stdout, stderr io.Writer) error {
 	fs.StringVar(&spec.Prefix, "prefix", lab.DefaultPrefix, "prefix of every name the lab makes (lowercase letter, then up to 11 letters or digits)")
 	subnet := fs.String("subnet", "198.18.0.0/24", "the LAN of client, directors and real servers (IPv4, at most /25)")
 	fs.StringVar(&spec.StateDir, "state-dir", lab.DefaultStateDir, "where the lab's state, logs and configs go")
+	fs.IntVar(&spec.Cluster, "cluster", 0, "cluster mode: this many directors (2..8), each running gvs and BIRD, behind a router namespace running BIRD with ECMP and BFD (DR; 4 real servers unless --real-servers)")
+	fs.BoolVar(&spec.ClusterNoSync, "no-sync", false, "with --cluster: each director hears no peer (the sync-off baseline)")
 	if err := parseFlags(fs, args); err != nil {
 		return err
+	}
+	if spec.Cluster != 0 {
+		if !flagSet(fs, "real-servers") {
+			spec.RealServers = 0
+		}
+		if flagSet(fs, "directors") {
+			return fmt.Errorf("%w: lab up: --cluster sets the number of directors; leave out --directors", errUsage)
+		}
+		spec.Directors = 0
+		if err := lab.ClusterPreflight(); err != nil {
+			return fmt.Errorf("lab up: %w", err)
+		}
+	} else if spec.ClusterNoSync {
+		return fmt.Errorf("%w: lab up: --no-sync needs --cluster", errUsage)
 	}
 	var err error
 	ha := strings.EqualFold(*mode, "ha")
@@ -123,6 +157,14 @@ func cmdLabUp(args []string, stdout, stderr io.Writer) error {
 		}
 		stop()
 		return l.WriteHAGuide(stdout)
+	}
+	if spec.Cluster != 0 {
+		fmt.Fprintf(stderr, "waiting up to %v for every director's announcement ...\n", lab.ClusterUpTimeout)
+		if err := l.WaitAnnounced(ctx, lab.ClusterUpTimeout); err != nil {
+			fmt.Fprintf(stderr, "warning: %v (the lab stays up; see the logs in %s)\n", err, l.RunDir())
+		}
+		stop()
+		return l.WriteClusterGuide(stdout)
 	}
 	stop()
 	return l.WriteGuide(stdout)
@@ -217,7 +259,7 @@ func flagSet(fs *flag.FlagSet, name string) bool {
 	return set
 }
 
-const labDemoHelp = `Usage: gvs lab demo [--prefix P]
+const labDemoHelp = `Usage: gvs lab demo [--prefix P] [--cluster]
 
 Runs the seed article's LVS-DR experiment end to end and tears it down: builds a DR
 lab (client, director, rs1, rs2), starts gvs run in the director, makes ten HTTP
@@ -225,18 +267,38 @@ requests through the VIP from the client (rr answers rs2 rs1 rs2 rs1 …), and s
 the director's wire: the first SYN arriving and leaving with only its MACs rewritten
 (tcpdump -e -n when tcpdump is installed, gvs's own capture otherwise). Needs root.
 
-Example:
-  sudo gvs lab demo`
+--cluster builds a cluster lab instead (three directors, each gvs and BIRD, behind a
+router with ECMP and BFD), holds long-lived connections and opens short ones through
+the VIP, SIGKILLs dir2's gvs under that load, and reports how fast the router dropped
+it and how many connections broke, second by second: the goal is none. It fails if a
+long-lived connection broke. Needs root and bird (Debian: bird2).
+
+Examples:
+  sudo gvs lab demo
+  sudo gvs lab demo --cluster --conns 600 --rate 100`
 
 func cmdLabDemo(args []string, stdout, stderr io.Writer) error {
 	fs := newFlags("lab demo", labDemoHelp, stderr)
 	prefix := fs.String("prefix", "", "name prefix (default: gvd + random)")
 	mode := fs.String("mode", "dr", "dr: the LVS-DR experiment; ha: seed 004's two load balancers with VRRP only, and a failover")
+	cluster := fs.Bool("cluster", false, "cluster mode: a director of three killed under load")
+	conns := fs.Int("conns", 300, "with --cluster: long-lived connections")
+	rate := fs.Int("rate", 50, "with --cluster: new connections a second")
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
+	if *cluster {
+		res, err := lab.ClusterDemo(ctx, stdout, lab.Spec{Prefix: *prefix}, lab.FlowsOptions{Conns: *conns, Rate: *rate})
+		if err != nil {
+			return fmt.Errorf("lab demo: %w", err)
+		}
+		if d := res.Report.Total.Sub(res.Before); d.Broken > 0 {
+			return fmt.Errorf("lab demo: %d long-lived connections broke after the kill", d.Broken)
+		}
+		return nil
+	}
 	switch strings.ToLower(*mode) {
 	case "ha":
 		if err := lab.HADemo(ctx, stdout, lab.Spec{Prefix: *prefix}); err != nil {
@@ -254,5 +316,116 @@ func cmdLabDemo(args []string, stdout, stderr io.Writer) error {
 	if len(res.Answers) != 10 {
 		return fmt.Errorf("lab demo: %d of 10 requests answered", len(res.Answers))
 	}
+	return nil
+}
+
+const labFlowsHelp = `Usage: gvs lab flows [--prefix P] [--conns N] [--rate M] [--duration D] [--json]
+
+Load for a cluster lab (or any lab), from its client: holds N long-lived TCP
+connections to the VIP's HTTP port, each asking GET /whoami every --interval, and
+opens M short connections a second. A long-lived connection is broken when a
+request on it is reset, unanswered within --timeout or finds it closed (it is then
+reopened), and moved when another real server than its first answers. Prints
+each second's counts and the totals; --json prints the whole report as JSON at the
+end instead. Run gvs lab event in another terminal meanwhile.
+
+Example:
+  gvs lab flows --prefix gvs --conns 1200 --rate 200 --duration 2m`
+
+func cmdLabFlows(args []string, stdout, stderr io.Writer) error {
+	fs := newFlags("lab flows", labFlowsHelp, stderr)
+	prefix := fs.String("prefix", lab.DefaultPrefix, "prefix of the lab")
+	dir := fs.String("state-dir", lab.DefaultStateDir, "where labs keep their state")
+	var o lab.FlowsOptions
+	fs.IntVar(&o.Conns, "conns", 100, "long-lived connections to hold")
+	fs.IntVar(&o.Rate, "rate", 20, "short connections to open a second")
+	fs.DurationVar(&o.Interval, "interval", time.Second, "between a long-lived connection's requests")
+	fs.DurationVar(&o.Timeout, "timeout", 5*time.Second, "for an answer or a connect")
+	duration := fs.Duration("duration", 30*time.Second, "how long to run (Ctrl-C ends it sooner)")
+	asJSON := fs.Bool("json", false, "print the report as JSON at the end, nothing before")
+	if err := parseFlags(fs, args); err != nil {
+		return err
+	}
+	if *duration <= 0 {
+		return fmt.Errorf("%w: lab flows: --duration must be positive", errUsage)
+	}
+	l, err := lab.Open(*dir, *prefix)
+	if err != nil {
+		return fmt.Errorf("lab flows: %w", err)
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	if !*asJSON {
+		o.Report = func(s lab.FlowsSecond) { fmt.Fprintf(stdout, "%4ds  %v\n", s.Second, s.FlowCounts) }
+	}
+	f, err := l.StartFlows(ctx, o)
+	if err != nil {
+		return fmt.Errorf("lab flows: %w", err)
+	}
+	select {
+	case <-ctx.Done():
+	case <-time.After(*duration):
+	}
+	r := f.Stop()
+	if *asJSON {
+		enc := json.NewEncoder(stdout)
+		enc.SetIndent("", "  ")
+		return enc.Encode(r)
+	}
+	fmt.Fprintf(stdout, "total  %v\n", r.Total)
+	return nil
+}
+
+const labEventHelp = `Usage: gvs lab event [--prefix P] [--state-dir DIR] KIND [TARGET]
+
+One event in a cluster lab (gvs lab up --cluster N). KIND and TARGET:
+  kill DIR       SIGKILL DIR's gvs (its announcement device vanishes with it)
+  silent DIR     DIR's switch port forwards nothing, either way; gvs and BIRD run on,
+                 their link up, and notice nothing but silence
+  heal DIR       undo silent
+  drain DIR      SIGTERM DIR's gvs: it withdraws, forwards for drain_time, exits
+  join DIR       start DIR's gvs (not running)
+  restart DIR    start DIR's gvs again (a running one is SIGKILLed first)
+  rs-add [RS]    add real server RS on every running director with gvs adm (default:
+                 the spare, the last real server)
+  rs-del [RS]    remove it the same way
+  router-reset   restart the router's BIRD: its routes go, then come back
+The configs follow rs-add and rs-del, so a restarted director has its peers' set.
+
+Examples:
+  gvs lab event kill dir2
+  gvs lab event restart dir2
+  gvs lab event rs-add`
+
+func cmdLabEvent(args []string, stdout, stderr io.Writer) error {
+	fs := newFlags("lab event", labEventHelp, stderr)
+	prefix := fs.String("prefix", lab.DefaultPrefix, "prefix of the lab")
+	dir := fs.String("state-dir", lab.DefaultStateDir, "where labs keep their state")
+	// Flags first, then KIND [TARGET]: parseFlags refuses arguments.
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return errHelp
+		}
+		return fmt.Errorf("%w: %s: %v", errUsage, fs.Name(), err)
+	}
+	rest := fs.Args()
+	if len(rest) < 1 || len(rest) > 2 {
+		return fmt.Errorf("%w: lab event: want KIND [TARGET] (%s)", errUsage, strings.Join(lab.EventKinds, ", "))
+	}
+	target := ""
+	if len(rest) == 2 {
+		target = rest[1]
+	}
+	l, err := lab.Open(*dir, *prefix)
+	if err != nil {
+		return fmt.Errorf("lab event: %w", err)
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	start := time.Now()
+	if err := l.Event(ctx, rest[0], target); err != nil {
+		return fmt.Errorf("lab event: %w", err)
+	}
+	fmt.Fprintf(stdout, "lab %s: %s %s done in %.0f ms\n", *prefix, rest[0], target, time.Since(start).Seconds()*1000)
 	return nil
 }

@@ -27,6 +27,9 @@ func (l *Lab) DirectorConfig(director string) (string, error) {
 	if !ok || h.Role != Director {
 		return "", fmt.Errorf("lab %s: %q is not a director", l.spec.Prefix, director)
 	}
+	if l.spec.Cluster != 0 {
+		return l.clusterConfig(h), nil
+	}
 	s := l.spec
 	var b strings.Builder
 	p := func(format string, args ...any) { fmt.Fprintf(&b, format+"\n", args...) }

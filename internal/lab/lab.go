@@ -243,6 +243,12 @@ func (l *Lab) build(ctx context.Context) error {
 		{"director configs", l.writeConfigs},
 		{"servers", l.startServers},
 	}
+	if s.Cluster != 0 {
+		steps = append(steps, struct {
+			name string
+			fn   func(context.Context) error
+		}{"cluster", l.startCluster})
+	}
 	for _, st := range steps {
 		if err := ctx.Err(); err != nil {
 			return fmt.Errorf("before %s: %w", st.name, context.Cause(ctx))
@@ -285,7 +291,7 @@ func (l *Lab) buildSwitch(ctx context.Context) error {
 		return err
 	}
 	bridges := []string{bridgeInside}
-	if l.spec.Mode == NAT {
+	if l.spec.Mode == NAT || l.spec.Cluster != 0 {
 		bridges = append(bridges, bridgeOutside)
 	}
 	lines := []string{"link set dev lo up"}
@@ -386,6 +392,8 @@ func (l *Lab) sysctls(h Host) []sysctl {
 		if l.spec.IPv6 {
 			set("net.ipv6.conf.all.forwarding", "0")
 		}
+	case Router:
+		return clusterRouterSysctls()
 	case Gateway:
 		set("net.ipv4.ip_forward", "1")
 		if l.spec.IPv6 {
@@ -427,6 +435,9 @@ func (l *Lab) ipLines(h Host) []string {
 		lines = append(lines, fmt.Sprintf("link set dev %s up", k.Name))
 	}
 	v6 := l.spec.IPv6
+	if l.spec.Cluster != 0 {
+		return append(lines, l.clusterRoutes(h)...)
+	}
 	switch {
 	case h.Role == RealServer && l.spec.Mode != NAT:
 		lines = append(lines, fmt.Sprintf("address add %s/32 dev lo", l.spec.VIP))

@@ -49,6 +49,11 @@ func (l *Lab) StartDirector(ctx context.Context, director, configPath string) (P
 // --ready-fd and start waits for it to write "ready" there (the helpers do once
 // they listen); without, it waits startGrace for an early exit.
 func (l *Lab) start(ctx context.Context, host, name string, ready bool, args ...string) (Proc, error) {
+	return l.startArgv(ctx, host, name, ready, append([]string{l.spec.Exe}, args...))
+}
+
+// startArgv is start for any program: argv[0] need not be Exe (BIRD, say).
+func (l *Lab) startArgv(ctx context.Context, host, name string, ready bool, argv []string) (Proc, error) {
 	ns, err := l.ns(host)
 	if err != nil {
 		return Proc{}, err
@@ -56,7 +61,6 @@ func (l *Lab) start(ctx context.Context, host, name string, ready bool, args ...
 	if err := ctx.Err(); err != nil {
 		return Proc{}, context.Cause(ctx)
 	}
-	argv := append([]string{l.spec.Exe}, args...)
 	if ready {
 		argv = append(argv, "--ready-fd", strconv.Itoa(readyFD))
 	}

@@ -56,6 +56,9 @@ const (
 
 	maxRealServers = 32 // rsN is at offset 4+N: stays well below the VIP at .100
 	vipOffset      = 100
+
+	maxClusterDirectors = 8 // cluster labs: dirN at offset 2+N
+	clusterRealServers  = 4
 )
 
 // The IPv6 networks of a lab with IPv6 set (from the documentation prefix, RFC
@@ -102,6 +105,15 @@ type Spec struct {
 	// HTTPPort and UDPPort are where each real server's HTTP server (answering
 	// its name) and UDP echo listen, on every address. 0 = 80 and 53.
 	HTTPPort, UDPPort uint16
+	// Cluster > 0 builds a cluster lab (docs/lab.md "Cluster lab") of that many directors,
+	// 2..8, each running gvs in cluster mode and BIRD, behind a router namespace
+	// running BIRD with ECMP and BFD; the client sits behind the router on the
+	// outside network and the VIP is routed, outside both networks. DR only.
+	// Directors follows it; RealServers defaults to 4.
+	Cluster int
+	// ClusterNoSync (cluster labs) points each director's sync at its own address,
+	// so it hears no peer: the "sync off" baseline, mh alone.
+	ClusterNoSync bool
 	// HANoPreempt (HA mode): both instances start as BACKUP with nopreempt, as
 	// keepalived wants for nopreempt, so a recovered balancer does not take its VIP
 	// back. Default: preempt, the masters as seed 004 writes them.
@@ -137,6 +149,18 @@ func (s Spec) Resolve() (Spec, error) {
 	if s.Mode > TUN {
 		return s, fmt.Errorf("lab: invalid mode %v", s.Mode)
 	}
+	if s.Cluster != 0 {
+		if s.Cluster < 2 || s.Cluster > maxClusterDirectors {
+			return s, fmt.Errorf("lab: cluster of %d directors: want 2..%d", s.Cluster, maxClusterDirectors)
+		}
+		if s.Mode != DR || s.IPv6 {
+			return s, fmt.Errorf("lab: a cluster lab is DR over IPv4 only (got %v, IPv6 %v)", s.Mode, s.IPv6)
+		}
+		s.Directors = s.Cluster
+		if s.RealServers == 0 {
+			s.RealServers = clusterRealServers
+		}
+	}
 	if s.RealServers == 0 {
 		s.RealServers = 2
 	}
@@ -146,7 +170,7 @@ func (s Spec) Resolve() (Spec, error) {
 	if s.Directors == 0 {
 		s.Directors = 1
 	}
-	if s.Directors != 1 && s.Directors != 2 {
+	if s.Directors != 1 && s.Directors != 2 && s.Cluster == 0 {
 		return s, fmt.Errorf("lab: %d directors: want 1 or 2", s.Directors)
 	}
 	if !s.Subnet.IsValid() {
@@ -162,7 +186,7 @@ func (s Spec) Resolve() (Spec, error) {
 		}
 		s.Outside = next
 	}
-	if s.Mode == NAT {
+	if s.Mode == NAT || s.Cluster != 0 {
 		if !s.Outside.Addr().Is4() || s.Outside.Bits() > 30 || s.Outside != s.Outside.Masked() {
 			return s, fmt.Errorf("lab: outside network %v: want an IPv4 network address of at most /30", s.Outside)
 		}
@@ -170,10 +194,15 @@ func (s Spec) Resolve() (Spec, error) {
 			return s, fmt.Errorf("lab: outside network %v overlaps subnet %v", s.Outside, s.Subnet)
 		}
 	}
+	if s.Cluster != 0 {
+		if err := s.resolveClusterVIP(); err != nil {
+			return s, err
+		}
+	}
 	if !s.VIP.IsValid() {
 		s.VIP = offset(s.Subnet, vipOffset)
 	}
-	if !s.Subnet.Contains(s.VIP) {
+	if !s.Subnet.Contains(s.VIP) && s.Cluster == 0 {
 		return s, fmt.Errorf("lab: VIP %v is not in subnet %v", s.VIP, s.Subnet)
 	}
 	if s.HTTPPort == 0 {
@@ -226,6 +255,7 @@ const (
 	Gateway         // <p>-gw (NAT): the router between outside and inside
 	Director        // <p>-dirN: where gvs run goes
 	RealServer      // <p>-rsN: HTTP and UDP echo servers, VIP on lo (DR, TUN)
+	Router          // <p>-router (cluster): BIRD, ECMP over the directors
 )
 
 func (r Role) String() string {
@@ -240,6 +270,8 @@ func (r Role) String() string {
 		return "director"
 	case RealServer:
 		return "real server"
+	case Router:
+		return "router"
 	}
 	return fmt.Sprintf("Role(%d)", uint8(r))
 }
@@ -301,7 +333,7 @@ func mac(leg byte, a netip.Addr) net.HardwareAddr {
 	return net.HardwareAddr{0x02, 0, 0, 0, leg, b[3]}
 }
 
-// plan lays out the hosts of a resolved spec: switch, gateway (NAT), client,
+// plan lays out the hosts of a resolved spec: switch, gateway (NAT) or router (cluster), client,
 // directors, real servers, in that order.
 func plan(s Spec) []Host {
 	ns := func(name string) string { return s.Prefix + "-" + name }
@@ -322,10 +354,15 @@ func plan(s Spec) []Host {
 		return k
 	}
 	hosts := []Host{{Name: "sw", NS: ns("sw"), Role: Switch}}
-	if s.Mode == NAT {
+	if s.Mode == NAT || s.Cluster != 0 {
+		// The client sits outside, behind NAT's gateway or the cluster's router.
+		name, role := "gw", Gateway
+		if s.Cluster != 0 {
+			name, role = "router", Router
+		}
 		l0, l1 := in(1), out("eth1", 1)
-		l0.Port, l1.Port = "gw", "gw-out"
-		hosts = append(hosts, Host{Name: "gw", NS: ns("gw"), Role: Gateway, Links: []Link{l0, l1}})
+		l0.Port, l1.Port = name, name+"-out"
+		hosts = append(hosts, Host{Name: name, NS: ns(name), Role: role, Links: []Link{l0, l1}})
 		l := out("eth0", 2)
 		l.Port = "client"
 		hosts = append(hosts, Host{Name: "client", NS: ns("client"), Role: Client, Links: []Link{l}})
@@ -340,9 +377,13 @@ func plan(s Spec) []Host {
 		l.Port = name
 		hosts = append(hosts, Host{Name: name, NS: ns(name), Role: Director, Links: []Link{l}})
 	}
+	rsBase := 4
+	if s.Cluster != 0 {
+		rsBase = 2 + s.Directors // .3 .. are the directors
+	}
 	for i := 1; i <= s.RealServers; i++ {
 		name := fmt.Sprintf("rs%d", i)
-		l := in(4 + i)
+		l := in(rsBase + i)
 		l.Port = name
 		hosts = append(hosts, Host{Name: name, NS: ns(name), Role: RealServer, Links: []Link{l}})
 	}
@@ -353,7 +394,7 @@ func plan(s Spec) []Host {
 // finds the remains of a lab whose state file is lost, and never another prefix's
 // (the "-" ends the prefix, which has none).
 func namespaceRE(prefix string) *regexp.Regexp {
-	return regexp.MustCompile(`^` + regexp.QuoteMeta(prefix) + `-(sw|gw|client|dir[0-9]+|rs[0-9]+)$`)
+	return regexp.MustCompile(`^` + regexp.QuoteMeta(prefix) + `-(sw|gw|router|client|dir[0-9]+|rs[0-9]+)$`)
 }
 
 // Sentinels callers tell apart with errors.Is.

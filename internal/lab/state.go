@@ -29,6 +29,10 @@ type state struct {
 	Spec       specJSON  `json:"spec"`
 	Namespaces []string  `json:"namespaces"`
 	Procs      []Proc    `json:"procs"`
+	// ClusterServers (cluster labs) are the real servers the directors' services
+	// list now: event rs-add and rs-del change them, and rewrite the configs so a
+	// restarted director starts with the set its peers have.
+	ClusterServers []string `json:"cluster_servers,omitempty"`
 }
 
 // A procID names a process across PID reuse: the PID and its start time in clock
@@ -59,6 +63,8 @@ type specJSON struct {
 	HTTPPort    uint16 `json:"http_port"`
 	UDPPort     uint16 `json:"udp_port"`
 	IPv6        bool   `json:"ipv6,omitempty"`
+	Cluster     int    `json:"cluster,omitempty"`
+	NoSync      bool   `json:"cluster_no_sync,omitempty"`
 	Exe         string `json:"exe"`
 }
 
@@ -67,6 +73,7 @@ func toJSON(s Spec) specJSON {
 		Mode: s.Mode.String(), RealServers: s.RealServers, Directors: s.Directors,
 		Subnet: s.Subnet.String(), Outside: s.Outside.String(), VIP: s.VIP.String(),
 		HTTPPort: s.HTTPPort, UDPPort: s.UDPPort, IPv6: s.IPv6, Exe: s.Exe,
+		Cluster: s.Cluster, NoSync: s.ClusterNoSync,
 	}
 }
 
@@ -76,7 +83,8 @@ func (j specJSON) spec(prefix, dir string, detach bool) (Spec, error) {
 		return Spec{}, err
 	}
 	s := Spec{Prefix: prefix, Mode: m, RealServers: j.RealServers, Directors: j.Directors,
-		HTTPPort: j.HTTPPort, UDPPort: j.UDPPort, IPv6: j.IPv6, StateDir: dir, Exe: j.Exe, Detach: detach}
+		HTTPPort: j.HTTPPort, UDPPort: j.UDPPort, IPv6: j.IPv6, StateDir: dir, Exe: j.Exe, Detach: detach,
+		Cluster: j.Cluster, ClusterNoSync: j.NoSync}
 	if s.Subnet, err = netip.ParsePrefix(j.Subnet); err != nil {
 		return Spec{}, err
 	}
