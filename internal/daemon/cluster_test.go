@@ -246,6 +246,18 @@ func runFor(t *testing.T, d time.Duration, cond func() bool, dirs ...*clusterDir
 		if cond != nil && cond() {
 			return true
 		}
+		// Every datagram sent so far is handled before time moves on: a fake second
+		// must not pass while the LAN's goroutines are behind (a peer would seem
+		// silent). A Run loop handles a datagram before it takes its next tick, so an
+		// empty inbox at the next Advance means handled.
+		testutil.Eventually(t, 10*time.Second, func() bool {
+			for _, cd := range dirs {
+				if cd.net != nil && len(cd.net.inbox) > 0 {
+					return false
+				}
+			}
+			return true
+		}, "the LAN's datagrams handled")
 		for _, cd := range dirs {
 			cd.clock.Advance(syncTick)
 		}
@@ -276,6 +288,8 @@ func TestClusterAnnounceAndDrain(t *testing.T) {
 	// cluster mode's default), no quorum, withdrawn after announce_fall (1) check.
 	id := d.health.id(t, "172.19.0.10:80")
 	d.health.notify(health.Transition{ID: id, Up: false, Weight: health.WeightUnchanged})
+	// The controller applies it on its own goroutine: the fake clock waits for it.
+	testutil.Eventually(t, 10*time.Second, func() bool { return !d.d.serviceUp(ap("198.18.100.1:80")) }, "the failure applied")
 	if !runFor(t, time.Second, func() bool { return !d.routes.has("198.18.100.1") }, d) {
 		t.Fatalf("VIP with no live server still announced: %+v", d.d.cl.ann.Status())
 	}
@@ -290,6 +304,7 @@ func TestClusterAnnounceAndDrain(t *testing.T) {
 		t.Errorf("--cluster does not say why 198.18.100.1 is withdrawn:\n%s", out)
 	}
 	d.health.notify(health.Transition{ID: id, Up: true, Weight: health.WeightUnchanged})
+	testutil.Eventually(t, 10*time.Second, func() bool { return d.d.serviceUp(ap("198.18.100.1:80")) }, "the recovery applied")
 	if !runFor(t, time.Second, func() bool { return d.routes.has("198.18.100.1") }, d) {
 		t.Fatal("VIP not announced again once its server is back")
 	}
