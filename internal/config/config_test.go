@@ -89,8 +89,11 @@ func TestExampleDocumentsEveryKey(t *testing.T) {
 	ct := r.table("service[0].check", map[string]any{"type": "tcp"})
 	r.check(ct, &svc, checkTiming{})
 	collect("check", ct)
+	cl := r.table("cluster", map[string]any{})
+	r.cluster(cl, &Cluster{})
+	collect("cluster", cl)
 
-	for _, table := range []string{"director", "service", "match", "vrrp", "vrrp_sync_group", "real_server", "check"} {
+	for _, table := range []string{"director", "service", "match", "vrrp", "vrrp_sync_group", "real_server", "check", "cluster"} {
 		if len(known[table]) == 0 {
 			t.Fatalf("no keys collected for %s: the test reads nothing", table)
 		}
