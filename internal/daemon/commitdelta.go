@@ -18,6 +18,11 @@ type deltaState struct {
 	addrs   map[ipvs.Key]filterAddrs
 	vipRefs map[netip.Addr]int
 	natRefs map[netip.Addr]int
+	// capRefs counts the configured services (not their effective form) that
+	// hold each address (Unmap'd), n4 and n6 the addresses of each family:
+	// what capacity.check counts of a whole table (countAddrs).
+	capRefs map[netip.Addr]int
+	n4, n6  int
 	scanned bool         // markMissing scanned the table since the last whole commit
 	scan    []netip.Addr // real servers without a pinned MAC that deltas committed since
 }
@@ -44,10 +49,15 @@ func addrsOf(s *ipvs.Service) filterAddrs {
 	return f
 }
 
-// count makes the counts from the last whole commit's effective services.
-func (s *deltaState) count() {
+// count makes the counts from the last whole commit's effective services and
+// configured table.
+func (s *deltaState) count(conf *pseq[ipvs.Service]) {
 	if s.counted {
 		return
+	}
+	s.capRefs, s.n4, s.n6 = map[netip.Addr]int{}, 0, 0
+	for svc := range conf.all() {
+		s.capacityHold(svc, 1)
 	}
 	s.addrs = make(map[ipvs.Key]filterAddrs, len(s.eff))
 	s.vipRefs, s.natRefs = map[netip.Addr]int{}, map[netip.Addr]int{}
@@ -55,6 +65,28 @@ func (s *deltaState) count() {
 		s.hold(s.eff[i].Key, addrsOf(&s.eff[i]))
 	}
 	s.eff, s.counted = nil, true
+}
+
+// capacityHold counts the addresses of the configured service svc in (n 1) or
+// out (n -1).
+func (s *deltaState) capacityHold(svc *ipvs.Service, n int) {
+	f := addrsOf(svc)
+	for _, list := range [][]netip.Addr{f.vips, f.nat} {
+		for _, a := range list {
+			a = a.Unmap()
+			was := s.capRefs[a]
+			if s.capRefs[a] += n; s.capRefs[a] <= 0 {
+				delete(s.capRefs, a)
+			}
+			if d := min(s.capRefs[a], 1) - min(was, 1); d != 0 {
+				if a.Is4() {
+					s.n4 += d
+				} else {
+					s.n6 += d
+				}
+			}
+		}
+	}
 }
 
 func (s *deltaState) hold(k ipvs.Key, f filterAddrs) {
@@ -94,19 +126,19 @@ const maxDeltaShare = 4
 // those services (and, for track_service's liveness, the other protocol's service
 // on the same address and port) are shaped and given to the Director
 // (ApplyDelta); the links' filter, the announcements and the MAC resolutions
-// follow the addresses they add or remove. It falls back to commit when health
-// transitions or MACs are pending (stale), the backend has an address limit to
-// check, or the change is a large part of the table. On error nothing changes.
+// follow the addresses they add or remove, and the backend's address limit is
+// checked on counts of the configured addresses. It falls back to commit when
+// health transitions or MACs are pending (stale), or the change is a large part
+// of the table. On error nothing changes.
 func (d *Daemon) commitDelta(ed *tableEditor, keys []ipvs.Key) error {
-	if d.st.stale || d.st.filter == nil || d.capacity.max4 > 0 || d.capacity.max6 > 0 ||
-		len(keys) > ed.size()/maxDeltaShare+16 {
+	if d.st.stale || d.st.filter == nil || len(keys) > ed.size()/maxDeltaShare+16 {
 		return d.commit(ed.Services())
 	}
 	at := ed.lookup
 	keys = withSiblings(keys)
 	var subset []ipvs.Service
 	var remove []ipvs.Key
-	d.st.delta.count()
+	d.st.delta.count(&d.st.conf.seq)
 	for _, k := range keys {
 		s := at(k)
 		if s == nil {
@@ -126,7 +158,37 @@ func (d *Daemon) commitDelta(ed *tableEditor, keys []ipvs.Key) error {
 		subset = append(subset, c)
 	}
 	sh := d.st.hl.effective(subset, func(a netip.Addr) ipvs.MAC { return d.st.macs[a] })
+	changed, addedVIPs, undo := d.filterAddrsDelta(keys, sh.services)
+	// The backend's address limit, counted on the configured services as a whole
+	// commit counts them.
+	ds := &d.st.delta
+	n4, n6 := ds.n4, ds.n6
+	for _, k := range keys {
+		if s := d.st.conf.get(k); s != nil {
+			ds.capacityHold(s, -1)
+		}
+		if s := at(k); s != nil {
+			ds.capacityHold(s, 1)
+		}
+	}
+	undoAll := func() {
+		for _, k := range keys {
+			if s := at(k); s != nil {
+				ds.capacityHold(s, -1)
+			}
+			if s := d.st.conf.get(k); s != nil {
+				ds.capacityHold(s, 1)
+			}
+		}
+		ds.n4, ds.n6 = n4, n6
+		undo()
+	}
+	if err := d.capacity.checkCounts(ds.n4, ds.n6); err != nil {
+		undoAll()
+		return err
+	}
 	if err := d.d.ApplyDelta(sh.services, remove); err != nil {
+		undoAll()
 		return err
 	}
 	ed.install()
@@ -144,42 +206,6 @@ func (d *Daemon) commitDelta(ed *tableEditor, keys []ipvs.Key) error {
 	}
 	maps.Copy(hl.quorum, sh.quorum)
 
-	// The filter's addresses.
-	ds := &d.st.delta
-	var cand []netip.Addr
-	for _, k := range keys {
-		f := ds.addrs[k]
-		cand = append(append(cand, f.vips...), f.nat...)
-	}
-	for i := range sh.services {
-		f := addrsOf(&sh.services[i])
-		cand = append(append(cand, f.vips...), f.nat...)
-	}
-	type presence struct{ vip, nat bool }
-	before := make(map[netip.Addr]presence, len(cand))
-	for _, a := range cand {
-		before[a] = presence{ds.vipRefs[a] > 0, ds.natRefs[a] > 0}
-	}
-	for _, k := range keys {
-		ds.release(k)
-	}
-	for i := range sh.services {
-		ds.hold(sh.services[i].Key, addrsOf(&sh.services[i]))
-	}
-	var addedVIPs []netip.Addr
-	var changed []addrChange
-	for _, a := range cand {
-		p := presence{ds.vipRefs[a] > 0, ds.natRefs[a] > 0}
-		b, ok := before[a]
-		if !ok || p == b {
-			continue
-		}
-		if p.vip && !b.vip {
-			addedVIPs = append(addedVIPs, a)
-		}
-		changed = append(changed, addrChange{a, b.vip, b.nat, p.vip, p.nat})
-		delete(before, a) // once
-	}
 	if d.resolver != nil {
 		for i := range subset {
 			for _, rs := range subset[i].RealServers {
@@ -219,6 +245,57 @@ func (d *Daemon) commitDelta(ed *tableEditor, keys []ipvs.Key) error {
 	d.announce(ann)
 	d.publish()
 	return nil
+}
+
+// filterAddrsDelta moves the filter's address counts from what the services of
+// keys held to what services (their new effective form) hold, and returns the
+// addresses whose place in the filter changed, the VIPs among them that are new,
+// and a function that moves the counts back (the change is refused).
+func (d *Daemon) filterAddrsDelta(keys []ipvs.Key, services []ipvs.Service) (changed []addrChange, addedVIPs []netip.Addr, undo func()) {
+	ds := &d.st.delta
+	var cand []netip.Addr
+	old := make(map[ipvs.Key]filterAddrs, len(keys))
+	for _, k := range keys {
+		if f, ok := ds.addrs[k]; ok {
+			old[k] = f
+			cand = append(append(cand, f.vips...), f.nat...)
+		}
+	}
+	for i := range services {
+		f := addrsOf(&services[i])
+		cand = append(append(cand, f.vips...), f.nat...)
+	}
+	type presence struct{ vip, nat bool }
+	before := make(map[netip.Addr]presence, len(cand))
+	for _, a := range cand {
+		before[a] = presence{ds.vipRefs[a] > 0, ds.natRefs[a] > 0}
+	}
+	for _, k := range keys {
+		ds.release(k)
+	}
+	for i := range services {
+		ds.hold(services[i].Key, addrsOf(&services[i]))
+	}
+	for _, a := range cand {
+		p := presence{ds.vipRefs[a] > 0, ds.natRefs[a] > 0}
+		b, ok := before[a]
+		if !ok || p == b {
+			continue
+		}
+		if p.vip && !b.vip {
+			addedVIPs = append(addedVIPs, a)
+		}
+		changed = append(changed, addrChange{a, b.vip, b.nat, p.vip, p.nat})
+		delete(before, a) // once
+	}
+	return changed, addedVIPs, func() {
+		for i := range services {
+			ds.release(services[i].Key)
+		}
+		for k, f := range old {
+			ds.hold(k, f)
+		}
+	}
 }
 
 // withSiblings adds to keys the service of the other protocol at the same address

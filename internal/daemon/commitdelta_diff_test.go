@@ -18,10 +18,19 @@ import (
 // --atomic of its -S: a whole commit, every time). Both must then publish the
 // same configured table, run the same services and real servers, list the same
 // -Ln, give the links the same filter and track_service the same liveness.
+// With a backend's address limit just above the starting table's, both refuse
+// the same changes.
 func TestAdmDeltaMatchesWholeCommit(t *testing.T) {
 	if testing.Short() {
 		t.Skip("a few hundred commands on two directors")
 	}
+	t.Run("any number of addresses", func(t *testing.T) { admDeltaMatchesWholeCommit(t, 0) })
+	t.Run("an address limit", func(t *testing.T) { admDeltaMatchesWholeCommit(t, 3) })
+}
+
+// admDeltaMatchesWholeCommit is the test, with a limit of room more IPv4
+// addresses than the starting table's if room > 0.
+func admDeltaMatchesWholeCommit(t *testing.T, room int) {
 	delta := newTestDirector(t, directorConf, nil)
 	rng := rand.New(rand.NewPCG(15, 3))
 	vip := func() string {
@@ -54,8 +63,19 @@ func TestAdmDeltaMatchesWholeCommit(t *testing.T) {
 	// The second director once the first runs all its goroutines (it answered
 	// the restore): its leak check then counts none of them.
 	whole := newTestDirector(t, directorConf, nil)
+	refused := 0
+	if room > 0 {
+		// Set before the next request is posted: the controllers read it after.
+		n4, _ := countAddrs(delta.d.Configured())
+		limit := capacity{backend: "test", max4: n4 + room, why: "a test's limit"}
+		delta.d.capacity, whole.d.capacity = limit, limit
+	}
 
 	line := func() string {
+		if rng.IntN(12) == 0 {
+			// A new address: past the limit, if there is one, once a few came.
+			return fmt.Sprintf("-A -t 198.18.2.%d:80 -s rr", 1+rng.IntN(250))
+		}
 		p, v := proto(), vip()
 		if rng.IntN(10) < 7 {
 			// Mostly services that exist (the starting table's).
@@ -87,16 +107,26 @@ func TestAdmDeltaMatchesWholeCommit(t *testing.T) {
 				lines = append(lines, line())
 			}
 			what = strings.Join(lines, "; ")
-			delta.admIn(strings.Join(lines, "\n")+"\n", "-R --atomic") // may fail as a whole
+			_, errOut, _ := delta.admIn(strings.Join(lines, "\n")+"\n", "-R --atomic") // may fail as a whole
+			if strings.Contains(errOut, "a test's limit") {
+				refused++
+			}
 		} else {
 			what = line()
-			delta.adm(what) // some fail (no such service, …): the table then stays
+			// Some fail (no such service, …): the table then stays.
+			if _, errOut, _ := delta.adm(what); strings.Contains(errOut, "a test's limit") {
+				refused++
+			}
 		}
 		save := delta.ok("-S -n")
 		if _, errOut, st := whole.admIn("-C\n"+save, "-R --atomic"); st != 0 {
 			t.Fatalf("step %d (%s): the whole restore failed: %d %s\n%s", step, what, st, errOut, save)
 		}
 		compareDirectors(t, fmt.Sprintf("step %d (%s)", step, what), delta, whole)
+	}
+	t.Logf("%d changes past the address limit refused", refused)
+	if room > 0 && refused == 0 {
+		t.Fatal("no change went past the address limit: the test does not exercise it")
 	}
 	if n := delta.generations() - deltas; n < 60 {
 		t.Fatalf("only %d of 250 commands changed the table: the test does not exercise deltas", n)
