@@ -62,10 +62,27 @@ type SyncInfo struct {
 	// packet.
 	Pkts  uint32
 	State ipvssync.ConnState
-	// Fold is an input of In and InOrInsert (the only field read): packets of this
-	// connection a flow cache served since the table last answered for it, counted
-	// before this packet's. The table resets it when it fills the Conn.
-	Fold uint32
+	// Fold is an input of In and InOrInsert (the only one): what a flow cache did for
+	// this connection since the table last answered for it. The table resets it when
+	// it fills the Conn.
+	Fold Fold
+}
+
+// Fold is what a flow cache did for a connection without the table: Pkts packets
+// served, and, when Sent is not 0, a send it decided at Sent with the connection in
+// State.
+type Fold struct {
+	Pkts  uint32
+	Sent  int64
+	State State
+}
+
+// apply adds f to r.
+func (f *Fold) apply(r *syncRec) {
+	r.pkts = (r.pkts + f.Pkts) & 0xffff
+	if f.Sent != 0 && f.Sent >= r.lastSync {
+		r.lastSync, r.oldState, r.retries = f.Sent, uint8(f.State), 0
+	}
 }
 
 // SyncStats are the counters of the table's sync side.
@@ -233,7 +250,7 @@ func neededConn(e *entry) ipvssync.Conn {
 // send. An entry still on the unconfirmed list is neither counted nor sent.
 //
 // Precondition: e's shard lock is held and the table syncs.
-func (t *Table) syncStepLocked(e *entry, fold uint32, now int64, c *Conn) {
+func (t *Table) syncStepLocked(e *entry, fold *Fold, now int64, c *Conn) {
 	if e.flags&fUnconf != 0 {
 		c.Sync.Pkts = 1
 		return
@@ -247,9 +264,29 @@ func (t *Table) syncStepLocked(e *entry, fold uint32, now int64, c *Conn) {
 	if r.pkts == 0 {
 		r.pkts = 1 // just confirmed: its first packet, on the list, was not counted
 	}
-	r.pkts = (r.pkts + fold + 1) & 0xffff
+	fold.apply(&r)
+	r.pkts = (r.pkts + 1) & 0xffff
 	t.syncRulesLocked(&r, e, now, c)
 	t.storeSync(e, &r)
+}
+
+// SyncFold applies what a flow cache did for connection k without the table (when it
+// gives k's slot to another flow with a send not yet recorded). It does nothing when k
+// has no live connection.
+func (t *Table) SyncFold(k *Key, f *Fold, now int64) {
+	if !t.syncOn.Load() {
+		return
+	}
+	h := t.hash(k.Proto, k.IPv6, &k.CAddr, k.CPort)
+	s := &t.shards[t.shardOf(h)]
+	s.mu.Lock()
+	if i := s.findInLocked(k, k.CPort, h&t.bucketMask, now); i != 0 {
+		e := s.at(i)
+		r := t.loadSync(e)
+		f.apply(&r)
+		t.storeSync(e, &r)
+	}
+	s.mu.Unlock()
 }
 
 // syncRulesLocked asks the sync rules whether entry e, with sync state r, is to be

@@ -618,7 +618,7 @@ func (t *Table) inLocked(s *shard, si int, h uint64, k *Key, cport uint16, tcpFl
 	fold := c.Sync.Fold
 	t.fillLocked(si, i, e, c)
 	if s.sx != nil {
-		t.syncStepLocked(e, fold, now, c)
+		t.syncStepLocked(e, &fold, now, c)
 	}
 	return Hit, ctl, d
 }
@@ -1003,7 +1003,7 @@ func (t *Table) insertLocked(s *shard, si int, h uint64, k *Key, dest *sched.Des
 	ctl := t.assureStepLocked(e, assure)
 	t.fillLocked(si, i, e, c)
 	if s.sx != nil {
-		t.syncStepLocked(e, 0, now, c)
+		t.syncStepLocked(e, &Fold{}, now, c)
 	}
 	return ctl
 }

@@ -39,6 +39,9 @@ type flowCache struct {
 	// miss or a forget of an empty slot never reads the slot itself (288 KiB).
 	used  [flowCacheSize / 64]uint64
 	slots [flowCacheSize]flowSlot
+	// ext is each slot's cluster sync state beyond its counters, touched only with
+	// sync on and not per packet (sync.go).
+	ext [flowCacheSize]slotExt
 }
 
 const (

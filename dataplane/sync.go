@@ -157,31 +157,59 @@ func nextCandidate(r *ipvssync.Rules, pkts uint32) uint32 {
 	return 0
 }
 
+// slotExt is what the cache decides a send from, for a flow whose rules need only its
+// count and state (no refresh period, no persist mode, no template, a client port):
+// the table's answer when the flow was stored, and a send decided since. It sits
+// beside the slots (flowCache.ext), read at a candidate count and written with the
+// table's answers, never per packet.
+type slotExt struct {
+	sentAt  int64  // a send decided here, not yet told to the table (0: none)
+	base    uint32 // the table's count when it last answered (the slot's spend is on top)
+	timeout uint32 // ms, the connection's timeout in its (cached, so unchanging) state
+	flags   conntrack.Flags
+	old     conntrack.State // the rules' old state: the state last sent
+	local   bool            // the cache may decide sends itself
+}
+
 // setCountdown sets slot e's countdown to the rules' next candidate after pkts.
 func (e *flowSlot) setCountdown(r *ipvssync.Rules, pkts uint32) {
-	e.spend, e.sleft = 0, 0
+	e.sleft = 0
 	if n := nextCandidate(r, pkts); n != 0 {
 		e.sleft = n - pkts
 	}
 }
 
-// syncBeforeTable hands the table, with the packet of k it is about to see, the
-// packets of k the flow cache served since the table last counted them (Conn.Sync.Fold).
+// syncBeforeTable hands the table, with the packet of k it is about to see, what the
+// flow cache did for k since the table last answered (Conn.Sync.Fold): the packets
+// it served and a send it decided.
 //
-// The count a slot holds for another flow is left alone: if k's answer takes the slot
-// over (its flow was idle for refreshEvery), that count is lost and the flow's count
-// in the table lags by it. That delays the flow's next periodic send by as many
-// packets, fewer than one sync_threshold period (at the period's candidate the cache
-// hands its count to the table), and saves a lock and a cache miss on another flow's
-// entry per takeover, which measured as a third of a big table's lookup.
+// What a slot holds for another flow is left alone, but for a send not yet told to
+// the table, which is folded in at once. If k's answer takes the slot over (its flow
+// was idle for refreshEvery), the flow's count is lost and the table's lags by it:
+// that delays its next periodic send by fewer than one sync_threshold period of
+// packets, and saves a lock and a cache miss on another flow's entry per takeover
+// (measured as a third of a big table's lookup).
 func (w *Worker) syncBeforeTable(k *conntrack.Key) {
 	fc := w.flows
-	w.conn.Sync.Fold = 0
-	if i := flowIndex(k); fc.isUsed(i) {
-		if e := &fc.slots[i]; e.spend != 0 && keyEqual(&e.key, k) {
-			w.conn.Sync.Fold, e.spend = e.spend, 0
-		}
+	f := &w.conn.Sync.Fold
+	*f = conntrack.Fold{}
+	i := flowIndex(k)
+	if !fc.isUsed(i) {
+		return
 	}
+	e, x := &fc.slots[i], &fc.ext[i]
+	if e.spend == 0 && x.sentAt == 0 {
+		return
+	}
+	if keyEqual(&e.key, k) {
+		*f = conntrack.Fold{Pkts: e.spend, Sent: x.sentAt, State: x.old}
+	} else if x.sentAt != 0 {
+		w.d.table.SyncFold(&e.key, &conntrack.Fold{Pkts: e.spend, Sent: x.sentAt, State: x.old}, w.now)
+	} else {
+		return
+	}
+	x.base += e.spend
+	e.spend, x.sentAt = 0, 0
 }
 
 // syncAfterTable is the sync step of an inbound packet the table answered with c (a
@@ -191,7 +219,12 @@ func (w *Worker) syncBeforeTable(k *conntrack.Key) {
 func (w *Worker) syncAfterTable(rules *ipvssync.Rules, c *conntrack.Conn) {
 	fc := w.flows
 	if i := flowIndex(&c.Key); fc.isUsed(i) && keyEqual(&fc.slots[i].key, &c.Key) {
-		fc.slots[i].setCountdown(rules, c.Sync.Pkts)
+		e := &fc.slots[i]
+		e.spend = 0
+		e.setCountdown(rules, c.Sync.Pkts)
+		fc.ext[i] = slotExt{base: c.Sync.Pkts, timeout: uint32(min(c.Timeout/time.Millisecond, 1<<32-1)), flags: c.Flags,
+			old:   conntrack.State(c.Sync.State.OldState),
+			local: rules.RefreshPeriod == 0 && !rules.PersistMode && c.Control == 0 && c.Flags&conntrack.FlagNoCPort == 0}
 	}
 	if !c.Sync.Send && !c.Sync.Adopted {
 		return
@@ -216,18 +249,39 @@ func (w *Worker) pushSync(r *syncRing, c *conntrack.Conn) {
 }
 
 // cachedSync is the sync step of a packet the flow cache served from slot e when its
-// count reached the rules' next candidate: the table counts the cached packets and
-// asks the rules with the connection's own sync state (a shard lock once per
+// count reached the rules' next candidate. Where the rules need only the count and
+// the (unchanging) state, the cache decides and the table learns of it with the
+// flow's next table packet; otherwise the table counts the cached packets and asks
+// the rules with the connection's own state (SyncCached: a shard lock once per
 // sync_threshold period of a busy flow, not per packet).
 func (w *Worker) cachedSync(rules *ipvssync.Rules, e *flowSlot, now int64) {
+	i := flowIndex(&e.key)
+	x := &w.flows.ext[i]
 	c := &w.syncConn
-	if !w.d.table.SyncCached(&e.key, e.spend, now, c) {
-		e.spend, e.sleft = 0, 0
-		return
-	}
-	e.setCountdown(rules, c.Sync.Pkts)
-	if !c.Sync.Send {
-		return
+	if !x.local {
+		if !w.d.table.SyncCached(&e.key, e.spend, now, c) {
+			e.spend, e.sleft = 0, 0
+			return
+		}
+		e.spend = 0
+		x.base = c.Sync.Pkts
+		e.setCountdown(rules, c.Sync.Pkts)
+		if !c.Sync.Send {
+			return
+		}
+	} else {
+		pkts := x.base + e.spend
+		e.setCountdown(rules, pkts)
+		timeout := time.Duration(x.timeout) * time.Millisecond
+		nc := ipvssync.Conn{Protocol: e.key.Proto, State: uint16(e.state), Timeout: timeout}
+		cs := ipvssync.ConnState{OldState: uint16(x.old)}
+		if !rules.Needed(&nc, &cs, pkts&0xffff, now) {
+			return
+		}
+		x.sentAt, x.old = now, e.state
+		*c = conntrack.Conn{Key: e.key, DAddr: e.daddr, DPort: e.dport, Dest: e.dest, HasDest: true,
+			Method: e.method, Flags: x.flags, State: e.state, Timeout: timeout}
+		c.Sync.Send, c.Sync.Pkts = true, pkts
 	}
 	if r := w.ring.Load(); r != nil {
 		w.pushSync(r, c)

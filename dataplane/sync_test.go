@@ -38,6 +38,7 @@ func TestSyncEventsFollowTheRules(t *testing.T) {
 	fin := dtPkt{src: dtClient, dst: dtVIP, sport: 40000, dport: 80, fin: true, ack: true}.frame(t)
 	h.run(syn, ms)
 	var sentAt []uint32
+	var lastSend int64
 	cached := 0
 	now := 2 * ms
 	for p := uint32(2); p <= 160; p++ {
@@ -54,6 +55,7 @@ func TestSyncEventsFollowTheRules(t *testing.T) {
 				t.Fatalf("event %+v", c)
 			}
 			sentAt = append(sentAt, p)
+			lastSend = now
 		}
 	}
 	if fmt.Sprint(sentAt) != "[3 53 103 153]" {
@@ -62,7 +64,22 @@ func TestSyncEventsFollowTheRules(t *testing.T) {
 	if cached < 100 {
 		t.Fatalf("only %d of 159 packets served from the flow cache", cached)
 	}
-	h.run(fin, now+ms)
+	// The send at packet 153 was decided by the cache; the table learns of it with the
+	// flow's next table packet (a refresh), to its tick.
+	now += 2 * refreshEvery
+	if h.run(ack, now); h.w.tableRefs == 0 {
+		t.Fatal("the refresh did not reach the table")
+	}
+	var meta conntrack.SyncMeta
+	h.d.Table().Walk(0, 10, now, func(c *conntrack.Conn, m *conntrack.SyncMeta) bool { meta = *m; return false })
+	if tick := int64(100 * time.Millisecond); meta.LastSync > lastSend || meta.LastSync <= lastSend-tick || meta.Pkts != 161 {
+		t.Fatalf("the table's sync state %+v, want the send at %d (to its %d ns tick) and 161 packets", meta, lastSend, tick)
+	}
+	if ev := drainAll(h.d); len(ev) != 0 {
+		t.Fatalf("the refresh sent %+v", ev)
+	}
+	now += ms
+	h.run(fin, now)
 	ev := drainAll(h.d)
 	if len(ev) != 1 || ev[0].State != conntrack.StateFinWait || ev[0].Timeout != 120*time.Second ||
 		ev[0].Method != ipvs.DR || ev[0].Flags != conntrack.FlagNoOutput|conntrack.FlagInactive {
@@ -71,8 +88,8 @@ func TestSyncEventsFollowTheRules(t *testing.T) {
 	// The table counted every packet, the 150 the cache served included.
 	var pkts uint32
 	h.d.Table().Walk(0, 10, now, func(c *conntrack.Conn, m *conntrack.SyncMeta) bool { pkts = m.Pkts; return false })
-	if pkts != 161 {
-		t.Fatalf("the table counted %d packets, want 161", pkts)
+	if pkts != 162 {
+		t.Fatalf("the table counted %d packets, want 162", pkts)
 	}
 	if st := h.d.SyncStats(); st.Pushed != 5 || st.Dropped != 0 || st.Pending != 0 {
 		t.Fatalf("stats %+v", st)
