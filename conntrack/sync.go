@@ -96,13 +96,12 @@ type SyncStats struct {
 	Bound           uint64 // unbound entries bound later (BindUnbound, or a record naming the dest)
 	Adopted         uint64 // received entries adopted by a local packet
 	Rescheduled     uint64 // unbound entries a local packet replaced (it cannot be forwarded to an unknown dest)
-	Sent            uint64 // packets the sync rules chose to send (SyncInfo.Send)
 }
 
 // syncCounters are SyncStats' atomics.
 type syncCounters struct {
-	created, updated, replaced, ignored, refused, bound, adopted, resched, sent atomic.Uint64
-	unbound                                                                     atomic.Int64
+	created, updated, replaced, ignored, refused, bound, adopted, resched atomic.Uint64
+	unbound                                                               atomic.Int64
 }
 
 // syncRec is an entry's sync state, unpacked.
@@ -219,7 +218,7 @@ func (t *Table) SyncStats() SyncStats {
 	return SyncStats{
 		Created: c.created.Load(), Updated: c.updated.Load(), Replaced: c.replaced.Load(),
 		IgnoredInactive: c.ignored.Load(), Refused: c.refused.Load(), Unbound: c.unbound.Load(),
-		Bound: c.bound.Load(), Adopted: c.adopted.Load(), Rescheduled: c.resched.Load(), Sent: c.sent.Load(),
+		Bound: c.bound.Load(), Adopted: c.adopted.Load(), Rescheduled: c.resched.Load(),
 	}
 }
 
@@ -301,7 +300,6 @@ func (t *Table) syncRulesLocked(r *syncRec, e *entry, now int64, c *Conn) {
 		if rules.Needed(&nc, &cs, r.pkts, now) {
 			c.Sync.Send = true
 			r.lastSync, r.oldState, r.retries = now, uint8(cs.OldState), cs.Retries
-			t.sc.sent.Add(1)
 		}
 	}
 	c.Sync.State = cs

@@ -90,26 +90,30 @@ func newSyncRing() *syncRing {
 // push copies what sync sends of c into the ring, or counts it dropped when the ring
 // is full.
 func (r *syncRing) push(c *conntrack.Conn) {
+	bits := uint8(0)
+	if c.HasDest {
+		bits |= evHasDest
+	}
+	if c.Sync.Adopted {
+		bits |= evAdopted
+	}
+	r.put(&c.Key, &c.DAddr, c.DPort, c.Method, c.Flags, c.State, uint32(min(c.Timeout/time.Millisecond, 1<<32-1)), bits)
+}
+
+// put writes one event into the ring, or counts it dropped when the ring is full.
+func (r *syncRing) put(k *conntrack.Key, daddr *[16]byte, dport uint16, m ipvs.Method, flags conntrack.Flags, st conntrack.State, timeoutMs uint32, bits uint8) {
 	t := r.tail.Load()
 	if t-r.head.Load() >= SyncRingSize {
 		r.dropped.Add(1)
 		return
 	}
 	e := &r.buf[t%SyncRingSize]
-	k := &c.Key
-	e.caddr, e.vaddr, e.daddr = k.CAddr, k.VAddr, c.DAddr
-	e.cport, e.vport, e.dport = k.CPort, k.VPort, c.DPort
-	e.flags, e.proto, e.state = c.Flags, k.Proto, c.State
-	e.timeout = uint32(min(c.Timeout/time.Millisecond, 1<<32-1))
-	bits := uint8(c.Method) << evMethodShift
+	e.caddr, e.vaddr, e.daddr = k.CAddr, k.VAddr, *daddr
+	e.cport, e.vport, e.dport = k.CPort, k.VPort, dport
+	e.flags, e.proto, e.state, e.timeout = flags, k.Proto, st, timeoutMs
+	bits |= uint8(m) << evMethodShift
 	if k.IPv6 {
 		bits |= evIPv6
-	}
-	if c.HasDest {
-		bits |= evHasDest
-	}
-	if c.Sync.Adopted {
-		bits |= evAdopted
 	}
 	e.bits = bits
 	r.tail.Store(t + 1)
@@ -255,35 +259,30 @@ func (w *Worker) pushSync(r *syncRing, c *conntrack.Conn) {
 // the rules with the connection's own state (SyncCached: a shard lock once per
 // sync_threshold period of a busy flow, not per packet).
 func (w *Worker) cachedSync(rules *ipvssync.Rules, e *flowSlot, now int64) {
-	i := flowIndex(&e.key)
-	x := &w.flows.ext[i]
-	c := &w.syncConn
-	if !x.local {
-		if !w.d.table.SyncCached(&e.key, e.spend, now, c) {
-			e.spend, e.sleft = 0, 0
-			return
-		}
-		e.spend = 0
-		x.base = c.Sync.Pkts
-		e.setCountdown(rules, c.Sync.Pkts)
-		if !c.Sync.Send {
-			return
-		}
-	} else {
+	x := &w.flows.ext[flowIndex(&e.key)]
+	if x.local {
 		pkts := x.base + e.spend
 		e.setCountdown(rules, pkts)
-		timeout := time.Duration(x.timeout) * time.Millisecond
-		nc := ipvssync.Conn{Protocol: e.key.Proto, State: uint16(e.state), Timeout: timeout}
+		nc := ipvssync.Conn{Protocol: e.key.Proto, State: uint16(e.state), Timeout: time.Duration(x.timeout) * time.Millisecond}
 		cs := ipvssync.ConnState{OldState: uint16(x.old)}
 		if !rules.Needed(&nc, &cs, pkts&0xffff, now) {
 			return
 		}
 		x.sentAt, x.old = now, e.state
-		*c = conntrack.Conn{Key: e.key, DAddr: e.daddr, DPort: e.dport, Dest: e.dest, HasDest: true,
-			Method: e.method, Flags: x.flags, State: e.state, Timeout: timeout}
-		c.Sync.Send, c.Sync.Pkts = true, pkts
+		if r := w.ring.Load(); r != nil { // no template: local decisions are for uncontrolled flows
+			r.put(&e.key, &e.daddr, e.dport, e.method, x.flags, e.state, x.timeout, evHasDest)
+		}
+		return
 	}
-	if r := w.ring.Load(); r != nil {
+	c := &w.syncConn
+	if !w.d.table.SyncCached(&e.key, e.spend, now, c) {
+		e.spend, e.sleft = 0, 0
+		return
+	}
+	e.spend = 0
+	x.base = c.Sync.Pkts
+	e.setCountdown(rules, c.Sync.Pkts)
+	if r := w.ring.Load(); r != nil && c.Sync.Send {
 		w.pushSync(r, c)
 	}
 }
