@@ -263,6 +263,11 @@ func clusterConfig(cfg *config.Config, nodeID string, prefixes []netip.Prefix) (
 		for _, p := range prefixes {
 			c.Sources = append(c.Sources, p.Masked())
 		}
+		// Unicast peers may sit beyond the sync interface's subnets (a routed sync
+		// network): the peers the file names are senders too.
+		for _, a := range cc.SyncPeers {
+			c.Sources = append(c.Sources, netip.PrefixFrom(a, a.BitLen()))
+		}
 		if len(c.Sources) == 0 {
 			return c, fmt.Errorf("%s: [cluster] sync_sources is empty and the sync interface has no address to take the subnets from: set sync_sources", cfg.File)
 		}

@@ -589,6 +589,16 @@ join_wait = "5s"
 	if !slices.Equal(c.Sources, wantSrc) || !slices.Equal(c.Self, wantSelf) {
 		t.Errorf("sources %v self %v, want %v %v", c.Sources, c.Self, wantSrc, wantSelf)
 	}
+	// Unicast peers beyond the subnets are accepted; sync_sources, when set, is all.
+	prefixes := []netip.Prefix{netip.MustParsePrefix("172.19.0.3/24")}
+	c, err = clusterConfig(mustParse(t, clusterConf("dir1", `sync_peers = ["198.18.9.4", "172.19.0.5"]`+"\n")), "dir1", prefixes)
+	if want := []netip.Prefix{netip.MustParsePrefix("172.19.0.0/24"), netip.MustParsePrefix("198.18.9.4/32"), netip.MustParsePrefix("172.19.0.5/32")}; err != nil || !slices.Equal(c.Sources, want) {
+		t.Errorf("with sync_peers: sources %v (%v), want %v", c.Sources, err, want)
+	}
+	c, err = clusterConfig(mustParse(t, clusterConf("dir1", `sync_peers = ["198.18.9.4"]`+"\n"+`sync_sources = ["198.18.9.0/24"]`+"\n")), "dir1", prefixes)
+	if want := []netip.Prefix{netip.MustParsePrefix("198.18.9.0/24")}; err != nil || !slices.Equal(c.Sources, want) {
+		t.Errorf("with sync_sources: sources %v (%v), want %v", c.Sources, err, want)
+	}
 	if c.ConfigDigest != config.ClusterDigest(cfg) {
 		t.Error("digest is not config.ClusterDigest's")
 	}
