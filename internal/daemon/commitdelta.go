@@ -4,7 +4,9 @@ import (
 	"maps"
 	"net/netip"
 	"slices"
+	"strings"
 
+	"github.com/gvs-lb/gvs/internal/ipvsadm"
 	"github.com/gvs-lb/gvs/ipvs"
 )
 
@@ -23,8 +25,12 @@ type deltaState struct {
 	// what capacity.check counts of a whole table (countAddrs).
 	capRefs map[netip.Addr]int
 	n4, n6  int
-	scanned bool         // markMissing scanned the table since the last whole commit
-	scan    []netip.Addr // real servers without a pinned MAC that deltas committed since
+	// users are the services of each real server's address (commitMACs); made
+	// at the first MAC resolved after a whole commit (usersMade).
+	users     map[netip.Addr][]ipvs.Key
+	usersMade bool
+	scanned   bool         // markMissing scanned the table since the last whole commit
+	scan      []netip.Addr // real servers without a pinned MAC that deltas committed since
 }
 
 // filterAddrs are the addresses one effective service puts in the links' filter
@@ -191,6 +197,16 @@ func (d *Daemon) commitDelta(ed *tableEditor, keys []ipvs.Key) error {
 		undoAll()
 		return err
 	}
+	if ds.usersMade {
+		for _, k := range keys {
+			if s := d.st.conf.get(k); s != nil {
+				ds.use(s, -1)
+			}
+			if s := at(k); s != nil {
+				ds.use(s, 1)
+			}
+		}
+	}
 	ed.install()
 
 	// What the health layer and track_service keep, for the touched services.
@@ -245,6 +261,62 @@ func (d *Daemon) commitDelta(ed *tableEditor, keys []ipvs.Key) error {
 	d.announce(ann)
 	d.publish()
 	return nil
+}
+
+// use records (n 1) or forgets (n -1) the configured service svc as a user of
+// its real servers' addresses.
+func (s *deltaState) use(svc *ipvs.Service, n int) {
+	for _, rs := range svc.RealServers {
+		a := rs.Addr.Addr()
+		keys := s.users[a]
+		if n > 0 {
+			if !slices.Contains(keys, svc.Key) {
+				s.users[a] = append(keys, svc.Key)
+			}
+			continue
+		}
+		if i := slices.Index(keys, svc.Key); i >= 0 {
+			keys[i] = keys[len(keys)-1]
+			if keys = keys[:len(keys)-1]; len(keys) == 0 {
+				delete(s.users, a)
+			} else {
+				s.users[a] = keys
+			}
+		}
+	}
+}
+
+// commitMACs gives the Director the services whose real servers' MACs were
+// resolved or changed since it took them (staleMACs), as a delta of those
+// services: a new real server's MAC costs its services, not the table.
+func (d *Daemon) commitMACs() error {
+	ds := &d.st.delta
+	if !ds.usersMade {
+		ds.users = map[netip.Addr][]ipvs.Key{}
+		for s := range d.st.conf.seq.all() {
+			ds.use(s, 1)
+		}
+		ds.usersMade = true
+	}
+	var keys keySet
+	for a := range d.st.staleMACs {
+		for _, k := range ds.users[a] {
+			if !keys.has(k) {
+				keys = append(keys, k)
+			}
+		}
+	}
+	d.st.staleMACs = nil
+	if len(keys) == 0 {
+		return nil
+	}
+	slices.SortFunc(keys, func(a, b ipvs.Key) int { return strings.Compare(a.String(), b.String()) })
+	var some []ipvs.Service
+	for _, k := range keys {
+		some = append(some, *d.st.conf.get(k))
+	}
+	ed := &tableEditor{Editor: ipvsadm.NewEditor(some), conf: &d.st.conf, part: keys, partial: true}
+	return d.commitDelta(ed, keys)
 }
 
 // filterAddrsDelta moves the filter's address counts from what the services of

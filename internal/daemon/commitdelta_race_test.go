@@ -8,10 +8,12 @@ import (
 	"sync"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/gvs-lb/gvs/dataplane"
 	"github.com/gvs-lb/gvs/dataplane/header"
 	"github.com/gvs-lb/gvs/internal/control"
+	"github.com/gvs-lb/gvs/internal/testutil"
 )
 
 // TestAdmDeltaUnderTraffic adds, edits and deletes services of fresh addresses
@@ -132,5 +134,18 @@ func TestAdmDeltaUnderTraffic(t *testing.T) {
 	if forwarded.Load() == 0 {
 		t.Fatal("no SYN was forwarded: the traffic did not run")
 	}
+	// Every real server's MAC came in (each new address's, commitMACs) and the
+	// Director forwards to it.
+	ta.settle()
+	testutil.Eventually(t, 10*time.Second, func() bool {
+		for _, v := range ta.d.Director().Services() {
+			for _, dst := range v.Dests {
+				if !ta.d.Director().DestHasMAC(dst.ID) {
+					return false
+				}
+			}
+		}
+		return true
+	}, "every real server's MAC in the Director")
 	t.Logf("%d SYNs forwarded during 150 rounds of changes", forwarded.Load())
 }

@@ -169,3 +169,19 @@ func TestAdmAddsKeepPublishedTables(t *testing.T) {
 		}
 	}
 }
+
+// TestAdmDeltaFirstChangeAfterStart: the first gvs adm change after the start,
+// with nothing resolved in between (no whole commit since New), deletes a
+// service of the file from the Director too. It did not while a delta counted
+// only the services of a whole commit since the start, and New's were none.
+func TestAdmDeltaFirstChangeAfterStart(t *testing.T) {
+	ta := newTestDirector(t, directorConf+"[[service]]\naddress = \"198.18.0.100:80\"\n[[service]]\naddress = \"198.18.0.101:80\"\n", nil)
+	ta.ok("-D -t 198.18.0.100:80")
+	var got []string
+	for _, v := range ta.d.Director().Services() {
+		got = append(got, v.Spec.Key.String())
+	}
+	if fmt.Sprint(got) != "[TCP 198.18.0.101:80]" {
+		t.Fatalf("the Director runs %v after -D of 198.18.0.100:80", got)
+	}
+}

@@ -64,11 +64,13 @@ type state struct {
 	// unanswered are the addresses whose failure to resolve was logged.
 	unanswered map[netip.Addr]bool
 	// stale: health transitions or MACs changed the effective services since the
-	// Director last took them.
-	stale bool
-	hl    *healthLayer
-	owned map[string][]netip.Addr // VIPs of the VRRP instances in MASTER; nil without VRRP
-	alive aliveSet
+	// Director last took them; staleMACs: only the MACs of these addresses did
+	// (commitMACs gives the Director the services of their real servers).
+	stale     bool
+	staleMACs map[netip.Addr]bool
+	hl        *healthLayer
+	owned     map[string][]netip.Addr // VIPs of the VRRP instances in MASTER; nil without VRRP
+	alive     aliveSet
 
 	filter    *filterView             // the links' filter
 	flists    filterLists             // the builders of its lists
@@ -232,6 +234,12 @@ func (d *Daemon) handle(ctx context.Context, wg *sync.WaitGroup, ev any) {
 // transitions or new MACs changed them: once per batch of events, however many
 // there were. An adm change or a reload in the batch did it already.
 func (d *Daemon) reapply() {
+	if !d.st.stale && len(d.st.staleMACs) > 0 {
+		if err := d.commitMACs(); err != nil {
+			d.log.Error("applying resolved MACs", "err", err)
+			d.st.stale = true // the whole table, then
+		}
+	}
 	if !d.st.stale {
 		return
 	}
@@ -267,8 +275,7 @@ func (d *Daemon) commit(conf []ipvs.Service) error {
 		return err
 	}
 	d.st.conf = newConfTable(conf)
-	d.st.stale = false
-	d.st.delta = deltaState{eff: sh.services}
+	d.st.stale, d.st.staleMACs = false, nil
 	d.commitShaped(sh, false)
 	return nil
 }
@@ -279,6 +286,7 @@ func (d *Daemon) commit(conf []ipvs.Service) error {
 // links open with the filter and Run announces every VIP.
 func (d *Daemon) commitShaped(sh shaped, first bool) {
 	d.commits.Add(1)
+	d.st.delta = deltaState{eff: sh.services} // New's table too: a delta starts from it
 	d.st.hl.commit(sh)
 	d.st.alive = newAliveSet(sh.alive)
 	f := d.linkFilter(sh.services)
@@ -659,7 +667,14 @@ func (d *Daemon) resolved(ev macEvent) {
 	}
 	d.st.macs[ev.addr] = mac
 	d.st.pubMACs = nil
-	d.st.stale = true
+	if slices.Contains(d.st.hl.sorryServers(), ev.addr) {
+		d.st.stale = true
+	} else {
+		if d.st.staleMACs == nil {
+			d.st.staleMACs = map[netip.Addr]bool{}
+		}
+		d.st.staleMACs[ev.addr] = true
+	}
 	d.log.Info("real server's MAC address", "addr", ev.addr, "mac", mac.String())
 }
 
