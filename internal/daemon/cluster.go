@@ -322,14 +322,14 @@ func (c *clusterRun) run(ctx context.Context, d *Daemon, background func(string,
 	background("cluster sync", func(ctx context.Context) error { return c.net.Run(ctx, c.node, d.clock) })
 	background("cluster events", func(ctx context.Context) error { return c.drainEvents(ctx, d) })
 	background("cluster gate", func(ctx context.Context) error { return c.gateLoop(ctx, d) })
+	background("cluster bird", func(ctx context.Context) error { return c.birdLoop(ctx, d) })
 }
 
-// gateLoop checks every VIP's gate every gate_interval (docs/cluster.md §7.1) and
-// asks BIRD how it is every birdEvery; when ctx ends it withdraws every route.
+// gateLoop checks every VIP's gate every gate_interval (docs/cluster.md §7.1); when
+// ctx ends it withdraws every route.
 func (c *clusterRun) gateLoop(ctx context.Context, d *Daemon) error {
 	tick, stop := d.clock.NewTicker(c.cfg.GateInterval)
 	defer stop()
-	c.checkBird(ctx, d.clock.Now())
 	for {
 		select {
 		case <-ctx.Done():
@@ -337,9 +337,25 @@ func (c *clusterRun) gateLoop(ctx context.Context, d *Daemon) error {
 			return nil
 		case now := <-tick:
 			c.step(d, now)
-			if now.Sub(c.lastBird()) >= birdEvery {
-				c.checkBird(ctx, now)
-			}
+		}
+	}
+}
+
+// birdLoop asks BIRD how it is at start and every birdEvery, on a goroutine of its
+// own: a BIRD that does not answer delays no gate check.
+func (c *clusterRun) birdLoop(ctx context.Context, d *Daemon) error {
+	if c.bird == nil {
+		return nil
+	}
+	tick, stop := d.clock.NewTicker(birdEvery)
+	defer stop()
+	c.checkBird(ctx, d.clock.Now())
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case now := <-tick:
+			c.checkBird(ctx, now)
 		}
 	}
 }
@@ -482,12 +498,6 @@ func (c *clusterRun) checkBird(ctx context.Context, now time.Time) {
 	default:
 		c.log.Info("cluster: BIRD runs gvs's configuration", "sessions_established", st.Established, "speakers", len(st.Speakers))
 	}
-}
-
-func (c *clusterRun) lastBird() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.birdAt
 }
 
 // workerBeat is a worker's loop heartbeat: its link wrapped so that entering and

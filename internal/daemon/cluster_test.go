@@ -160,9 +160,19 @@ type fakeBird struct {
 	mu    sync.Mutex
 	err   error
 	asked int
+	// hang, when not nil, makes every question wait until it is closed, whatever
+	// the caller's deadline; inFlight counts the questions waiting.
+	hang     chan struct{}
+	inFlight atomic.Int32
 }
 
-func (b *fakeBird) status(_ context.Context, socket string) (cluster.BirdState, error) {
+func (b *fakeBird) status(ctx context.Context, socket string) (cluster.BirdState, error) {
+	if b.hang != nil {
+		b.inFlight.Add(1)
+		<-b.hang
+		b.inFlight.Add(-1)
+		return cluster.BirdState{}, errors.New("no answer")
+	}
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	b.asked++
@@ -215,7 +225,13 @@ func drainTime(extra string) string {
 // newClusterDirector runs a cluster-mode director at addr on lan with text.
 func newClusterDirector(t *testing.T, lan *fakeLAN, addr string, text string) *clusterDirector {
 	t.Helper()
-	cd := &clusterDirector{routes: &fakeRoutes{routes: map[netip.Addr]bool{}}, bird: &fakeBird{}}
+	return newClusterDirectorBird(t, lan, addr, text, &fakeBird{})
+}
+
+// newClusterDirectorBird is newClusterDirector with the BIRD it asks.
+func newClusterDirectorBird(t *testing.T, lan *fakeLAN, addr string, text string, bird *fakeBird) *clusterDirector {
+	t.Helper()
+	cd := &clusterDirector{routes: &fakeRoutes{routes: map[netip.Addr]bool{}}, bird: bird}
 	a := netip.MustParseAddr(addr)
 	var seq uint64
 	cd.testAdmin = newTestDirector(t, text, func(d *Deps) {
@@ -330,14 +346,17 @@ func TestClusterAnnounceAndDrain(t *testing.T) {
 // for byte.
 func TestClusterAdmGolden(t *testing.T) {
 	lan := &fakeLAN{}
-	d := newClusterDirector(t, lan, "172.19.0.3", clusterConf("dir1", "sync_id = 7\n"))
-	d.bird.mu.Lock()
-	d.bird.err = fmt.Errorf("%w: no BIRD answers on /run/bird/bird.ctl", cluster.ErrBirdNotRunning)
-	d.bird.mu.Unlock()
+	bird := &fakeBird{err: fmt.Errorf("%w: no BIRD answers on /run/bird/bird.ctl", cluster.ErrBirdNotRunning)}
+	d := newClusterDirectorBird(t, lan, "172.19.0.3", clusterConf("dir1", "sync_id = 7\n"), bird)
 	if !runFor(t, 3*time.Second, func() bool { return d.routes.has("198.18.100.1") }, d) {
 		t.Fatal("not announced")
 	}
 	runFor(t, 5*time.Second, nil, d) // BIRD is asked again
+	testutil.Eventually(t, 10*time.Second, func() bool {
+		bird.mu.Lock()
+		defer bird.mu.Unlock()
+		return bird.asked >= 2
+	}, "BIRD asked again after %v", birdEvery)
 	got := d.ok("--cluster")
 	digest := config.ClusterDigest(mustParse(t, clusterConf("dir1", "sync_id = 7\n")))
 	want := `node dir1  state ANNOUNCED  incarnation 0x300000001
@@ -376,6 +395,21 @@ VIP           GATE  ROUTE      WHY
 	_, errOut, st := d.adm("--start-daemon master --mcast-interface gvs0")
 	if st == 0 || !strings.Contains(errOut, "cluster mode") {
 		t.Errorf("--start-daemon: status %d, %q", st, errOut)
+	}
+}
+
+// TestClusterBirdHangs: a BIRD that never answers delays no gate check — the VIPs
+// are announced while the first question still waits.
+func TestClusterBirdHangs(t *testing.T) {
+	bird := &fakeBird{hang: make(chan struct{})}
+	d := newClusterDirectorBird(t, &fakeLAN{}, "172.19.0.3", clusterConf("dir1", ""), bird)
+	t.Cleanup(func() { close(bird.hang) }) // before the director stops (cleanups run last first)
+	testutil.Eventually(t, 10*time.Second, func() bool { return bird.inFlight.Load() == 1 }, "the first question to BIRD asked")
+	if !runFor(t, 3*time.Second, func() bool { return d.routes.has("198.18.100.1") }, d) {
+		t.Fatalf("not announced while BIRD hangs: %+v", d.d.cl.ann.Status())
+	}
+	if bird.inFlight.Load() != 1 {
+		t.Fatal("the question to BIRD did not wait")
 	}
 }
 
