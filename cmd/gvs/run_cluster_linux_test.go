@@ -152,6 +152,11 @@ bird_socket = %q
 	if got := adm("-L", "--daemon"); !strings.Contains(got, "master sync daemon (mcast=v0, syncid=0") || !strings.Contains(got, "backup sync daemon (mcast=v0") {
 		t.Errorf("gvs adm -L --daemon:\n%s", got)
 	}
+	// gvs adm drains and undrains through the control socket.
+	adm("--cluster-drain")
+	wait("the route withdrawn by gvs adm --cluster-drain", 5*time.Second, func() bool { return !announced() })
+	adm("--cluster-undrain")
+	wait("the route back after gvs adm --cluster-undrain", 5*time.Second, announced)
 
 	if err := cmd.Process.Signal(syscall.SIGTERM); err != nil {
 		t.Fatal(err)
