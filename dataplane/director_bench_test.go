@@ -174,8 +174,10 @@ func benchEstablishedWith(b *testing.B, o Options, flows, distinct int) {
 		}
 	}
 	fwd := w.C.Forwarded
+	defer lockThread()()
 	b.ReportAllocs()
 	b.ResetTimer()
+	cpu0 := threadCPU()
 	for i := 0; i < b.N; i += benchBatchSize {
 		bb := batches[(i/benchBatchSize)%len(batches)]
 		bb.restoreDR()
@@ -191,10 +193,12 @@ func benchEstablishedWith(b *testing.B, o Options, flows, distinct int) {
 		}
 	}
 	b.StopTimer()
+	cpu := threadCPU() - cpu0
 	if w.C.Forwarded-fwd < uint64(b.N) {
 		b.Fatalf("forwarded %d of %d", w.C.Forwarded-fwd, b.N)
 	}
 	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N), "ns/packet")
+	b.ReportMetric(float64(cpu)/float64(b.N), "cpu-ns/packet") // see threadCPU
 	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds()/1e6, "Mpps")
 }
 

@@ -101,9 +101,9 @@ func (e *flowSlot) serves(proto, flags uint8) bool {
 	return proto != header.IPProtoTCP || conntrack.InputKeeps(e.state, e.noOutput, flags)
 }
 
-// lookup returns the cached forwarding of k, fresh at now, or nil.
-func (fc *flowCache) lookup(k *conntrack.Key, now int64) *flowSlot {
-	i := flowIndex(k)
+// lookupAt returns the cached forwarding of k, whose slot index (flowIndex) is i,
+// fresh at now, or nil.
+func (fc *flowCache) lookupAt(i uint32, k *conntrack.Key, now int64) *flowSlot {
 	if !fc.isUsed(i) {
 		return nil
 	}

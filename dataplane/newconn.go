@@ -112,7 +112,7 @@ func (w *Worker) created(f *Frame, now int64, out []Frame) []Frame {
 	w.sstats[w.nc.svc.id].Conns++
 	w.flows.store(&w.key, &w.conn, now)
 	if s.set.sync != nil {
-		w.syncAfterTable(s.set.sync, &w.conn)
+		w.syncAfterTable(s.set.sync, w.fi, &w.key, &w.conn)
 	}
 	return w.xmit(s, f, &w.conn, false, out)
 }

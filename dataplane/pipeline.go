@@ -99,12 +99,14 @@ func (w *Worker) inbound(s *snapshot, f *Frame, now int64, out []Frame) []Frame 
 	if p.Proto == header.IPProtoTCP {
 		flags = p.TCPFlags
 	}
+	w.fi = noFlowIndex
 	if flags&(header.TCPFlagSYN|header.TCPFlagRST) == 0 { // never served from the cache
-		if e := w.flows.lookup(&w.key, now); e != nil && e.serves(p.Proto, flags) && int(e.dest) < len(s.dests) && s.dests[e.dest].d.Available() {
+		w.fi = flowIndex(&w.key)
+		if e := w.flows.lookupAt(w.fi, &w.key, now); e != nil && e.serves(p.Proto, flags) && int(e.dest) < len(s.dests) && s.dests[e.dest].d.Available() {
 			if s.set.sync != nil {
 				e.spend++
 				if e.sleft--; e.sleft == 0 {
-					w.cachedSync(s.set.sync, e, now)
+					w.cachedSync(s.set.sync, w.fi, e, now)
 				}
 			}
 			c := &w.conn
@@ -113,7 +115,10 @@ func (w *Worker) inbound(s *snapshot, f *Frame, now int64, out []Frame) []Frame 
 		}
 	}
 	if s.set.sync != nil {
-		w.syncBeforeTable(&w.key)
+		if w.fi == noFlowIndex {
+			w.fi = flowIndex(&w.key)
+		}
+		w.syncBeforeTable(w.fi, &w.key)
 	}
 	w.tableRefs++
 	// The lookup and, for a new flow, the scheduling and insertion in one hold of
@@ -129,7 +134,7 @@ func (w *Worker) inbound(s *snapshot, f *Frame, now int64, out []Frame) []Frame 
 	case conntrack.Hit:
 		w.flows.store(&w.key, &w.conn, now)
 		if s.set.sync != nil {
-			w.syncAfterTable(s.set.sync, &w.conn)
+			w.syncAfterTable(s.set.sync, w.fi, &w.key, &w.conn)
 		}
 		return w.xmit(s, f, &w.conn, false, out)
 	case conntrack.Created:
@@ -197,7 +202,7 @@ func (w *Worker) schedule(s *snapshot, f *Frame, flags uint8, icmp bool, now int
 		return w.drop(ReasonTableFull, out)
 	}
 	if s.set.sync != nil {
-		w.syncAfterTable(s.set.sync, &w.conn)
+		w.syncAfterTable(s.set.sync, flowIndex(&w.key), &w.key, &w.conn)
 	}
 	w.dstats[dest.ID()].Conns++
 	w.sstats[svc.id].Conns++

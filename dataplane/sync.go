@@ -193,11 +193,10 @@ func (e *flowSlot) setCountdown(r *ipvssync.Rules, pkts uint32) {
 // that delays its next periodic send by fewer than one sync_threshold period of
 // packets, and saves a lock and a cache miss on another flow's entry per takeover
 // (measured as a third of a big table's lookup).
-func (w *Worker) syncBeforeTable(k *conntrack.Key) {
+func (w *Worker) syncBeforeTable(i uint32, k *conntrack.Key) {
 	fc := w.flows
 	f := &w.conn.Sync.Fold
 	*f = conntrack.Fold{}
-	i := flowIndex(k)
 	if !fc.isUsed(i) {
 		return
 	}
@@ -216,13 +215,13 @@ func (w *Worker) syncBeforeTable(k *conntrack.Key) {
 	e.spend, x.sentAt = 0, 0
 }
 
-// syncAfterTable is the sync step of an inbound packet the table answered with c (a
-// hit or a new connection): start the flow's cache slot counting towards the rules'
-// next candidate, and push c when the table's rules chose to send it or the packet
-// adopted it.
-func (w *Worker) syncAfterTable(rules *ipvssync.Rules, c *conntrack.Conn) {
+// syncAfterTable is the sync step of an inbound packet of k (flow-cache slot i) the
+// table answered with c (a hit or a new connection): start the flow's cache slot
+// counting towards the rules' next candidate, and push c when the table's rules chose
+// to send it or the packet adopted it.
+func (w *Worker) syncAfterTable(rules *ipvssync.Rules, i uint32, k *conntrack.Key, c *conntrack.Conn) {
 	fc := w.flows
-	if i := flowIndex(&c.Key); fc.isUsed(i) && keyEqual(&fc.slots[i].key, &c.Key) {
+	if fc.isUsed(i) && keyEqual(&fc.slots[i].key, k) {
 		e := &fc.slots[i]
 		e.spend = 0
 		e.setCountdown(rules, c.Sync.Pkts)
@@ -252,14 +251,17 @@ func (w *Worker) pushSync(r *syncRing, c *conntrack.Conn) {
 	}
 }
 
-// cachedSync is the sync step of a packet the flow cache served from slot e when its
-// count reached the rules' next candidate. Where the rules need only the count and
-// the (unchanging) state, the cache decides and the table learns of it with the
-// flow's next table packet; otherwise the table counts the cached packets and asks
-// the rules with the connection's own state (SyncCached: a shard lock once per
+// noFlowIndex is Worker.fi when the packet's slot index was not computed.
+const noFlowIndex = ^uint32(0)
+
+// cachedSync is the sync step of a packet the flow cache served from slot e (index
+// i) when its count reached the rules' next candidate. Where the rules need only the
+// count and the (unchanging) state, the cache decides and the table learns of it with
+// the flow's next table packet; otherwise the table counts the cached packets and
+// asks the rules with the connection's own state (SyncCached: a shard lock once per
 // sync_threshold period of a busy flow, not per packet).
-func (w *Worker) cachedSync(rules *ipvssync.Rules, e *flowSlot, now int64) {
-	x := &w.flows.ext[flowIndex(&e.key)]
+func (w *Worker) cachedSync(rules *ipvssync.Rules, i uint32, e *flowSlot, now int64) {
+	x := &w.flows.ext[i]
 	if x.local {
 		pkts := x.base + e.spend
 		e.setCountdown(rules, pkts)

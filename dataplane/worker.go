@@ -74,6 +74,7 @@ type Worker struct {
 	ring     atomic.Pointer[syncRing]
 	tpl      conntrack.Conn
 	syncConn conntrack.Conn
+	fi       uint32 // the current inbound packet's flow-cache slot (flowIndex), or noFlowIndex
 
 	// tableRefs counts the frames of the current batch that went to the connection
 	// table; it decides whether the next batch is prefetched (prefetch.go).
