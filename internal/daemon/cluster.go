@@ -365,7 +365,7 @@ func (c *clusterRun) step(d *Daemon, now time.Time) {
 	if p := d.pub.Load(); p != c.seen {
 		// The controller published a new state: the VIPs or their quorum may differ.
 		c.seen = p
-		c.vips, c.quorum = clusterVIPs(d.Configured(), p.alive)
+		c.vips, c.quorum = clusterVIPs(d.Configured(), p.alive, d.markServing)
 	}
 	vips, quorum := c.vips, c.quorum
 	base := cluster.Conditions{
@@ -382,29 +382,52 @@ func (c *clusterRun) step(d *Daemon, now time.Time) {
 	c.node.SetAnnounced(c.ann.Announced())
 }
 
-// clusterVIPs returns the addresses of the configured services (fwmark services
-// have none of their own) and, per address, whether one of its services has quorum:
-// a real server with weight, and the service's quorum if it sets one (track_service's
-// reading).
-func clusterVIPs(configured []ipvs.Service, alive aliveSet) ([]netip.Addr, map[netip.Addr]bool) {
+// clusterVIPs returns the VIPs of the configured services — a service's address, or
+// the addresses an fwmark service's match rules name — and, per VIP, whether one of
+// its services has quorum: a real server with weight and the service's quorum if it
+// sets one (track_service's reading), for an fwmark service a real server with
+// weight in the running table (markServing).
+func clusterVIPs(configured []ipvs.Service, alive aliveSet, markServing func() map[ipvs.Key]bool) ([]netip.Addr, map[netip.Addr]bool) {
 	quorum := map[netip.Addr]bool{}
 	var vips []netip.Addr
-	for i := range configured {
-		s := &configured[i]
-		if s.FWMark != 0 || !s.Addr.IsValid() {
-			continue
-		}
-		a := s.Addr.Addr()
+	add := func(a netip.Addr, up bool) {
 		if _, seen := quorum[a]; !seen {
 			vips = append(vips, a)
-			quorum[a] = false
 		}
-		if alive.has(s.Addr) {
-			quorum[a] = true
+		quorum[a] = quorum[a] || up
+	}
+	var marks map[ipvs.Key]bool
+	for i := range configured {
+		s := &configured[i]
+		switch {
+		case s.FWMark != 0:
+			if marks == nil {
+				marks = markServing()
+			}
+			for _, m := range s.Match {
+				add(m.Addr, marks[s.Key])
+			}
+		case s.Addr.IsValid():
+			add(s.Addr.Addr(), alive.has(s.Addr))
 		}
 	}
 	slices.SortFunc(vips, netip.Addr.Compare)
 	return vips, quorum
+}
+
+// markServing returns, for each fwmark service the Director runs, whether it has a
+// real server with weight (the health checks' verdicts are in the weights).
+func (d *Daemon) markServing() map[ipvs.Key]bool {
+	up := map[ipvs.Key]bool{}
+	for _, v := range d.d.Services() {
+		if !v.Spec.Key.IsMark() {
+			continue
+		}
+		for _, dv := range v.Dests {
+			up[v.Spec.Key] = up[v.Spec.Key] || dv.Weight > 0
+		}
+	}
+	return up
 }
 
 // withdraw closes every gate and deletes every route (drain, shutdown).

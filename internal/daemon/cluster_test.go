@@ -22,6 +22,7 @@ import (
 	"github.com/gvs-lb/gvs/internal/cluster"
 	"github.com/gvs-lb/gvs/internal/config"
 	"github.com/gvs-lb/gvs/internal/testutil"
+	"github.com/gvs-lb/gvs/ipvs"
 )
 
 // Cluster mode over fakes: an in-memory LAN carrying the sync and control datagrams
@@ -339,6 +340,48 @@ func TestClusterAnnounceAndDrain(t *testing.T) {
 	d.ok("--cluster-undrain")
 	if !runFor(t, time.Second, func() bool { return d.routes.has("198.18.100.1") && d.routes.has("198.18.100.2") }, d) {
 		t.Fatal("not announced after --cluster-undrain")
+	}
+}
+
+// TestClusterFwmarkVIP: an fwmark service's VIP is the address its match rules name;
+// it is announced while the service has a real server with weight, and withdrawn
+// when its only server fails its check.
+func TestClusterFwmarkVIP(t *testing.T) {
+	d := newClusterDirector(t, &fakeLAN{}, "172.19.0.3", clusterConf("dir1", "")+`
+[[service]]
+fwmark = 7
+scheduler = "mh"
+  [[service.match]]
+  address = "198.18.100.7"
+  protocol = "tcp"
+  port = "8000-8100"
+  [[service.real_server]]
+  address = "172.19.0.12"
+  [service.real_server.check]
+  type = "tcp"
+  connect_port = 8000
+`)
+	if !runFor(t, 3*time.Second, func() bool { return d.routes.has("198.18.100.7") }, d) {
+		t.Fatalf("the fwmark service's VIP not announced: %+v", d.d.cl.ann.Status())
+	}
+	var id string
+	d.health.mu.Lock()
+	for _, s := range d.health.specs {
+		if s.Target.Addr() == netip.MustParseAddr("172.19.0.12") {
+			id = s.ID
+		}
+	}
+	d.health.mu.Unlock()
+	if id == "" {
+		t.Fatal("no health check for 172.19.0.12")
+	}
+	d.health.notify(health.Transition{ID: id, Up: false, Weight: health.WeightUnchanged})
+	testutil.Eventually(t, 10*time.Second, func() bool { return !d.d.markServing()[ipvs.MarkKey(7, false)] }, "the failure applied")
+	if !runFor(t, 2*time.Second, func() bool { return !d.routes.has("198.18.100.7") }, d) {
+		t.Fatalf("the fwmark VIP stays announced with its only server down: %+v", d.d.cl.ann.Status())
+	}
+	if !d.routes.has("198.18.100.1") {
+		t.Error("another VIP was withdrawn")
 	}
 }
 
