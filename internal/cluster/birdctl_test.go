@@ -61,9 +61,15 @@ func TestBirdStatus(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { cmd2.Process.Kill(); cmd2.Wait() })
-	testutil.Eventually(t, 5*time.Second, func() bool { _, err := os.Stat(osock); return err == nil }, "second BIRD did not start")
-	if _, err := BirdStatus(ctx, osock); err == nil || !strings.Contains(err.Error(), "no gvs_kernel protocol") {
-		t.Fatalf("BIRD without gvs's config: %v", err)
+	// The socket file appears before BIRD listens on it (connection refused until
+	// then): ask until it answers.
+	var oerr error
+	testutil.Eventually(t, 5*time.Second, func() bool {
+		_, oerr = BirdStatus(ctx, osock)
+		return oerr != nil && !errors.Is(oerr, ErrBirdNotRunning)
+	}, "second BIRD did not answer")
+	if !strings.Contains(oerr.Error(), "no gvs_kernel protocol") {
+		t.Fatalf("BIRD without gvs's config: %v", oerr)
 	}
 }
 
