@@ -347,10 +347,12 @@ func (t *Table) SyncCached(k *Key, pkts uint32, now int64, c *Conn) bool {
 //     (ASSURED for a template) and timeout, and its timer restarts; an unbound one is
 //     bound to dest when dest is its real server;
 //   - a new entry is bound to dest (counted in its active, inactive or persistent
-//     connections) or, with dest nil, kept unbound, remembering r's DAddr, DPort and
-//     Method until BindUnbound binds it; a local packet for an unbound connection
-//     replaces it (it is rescheduled: the director cannot forward to a real server it
-//     does not know).
+//     connections; the kernel gives a bound connection its dest's forwarding method,
+//     so with dest the caller passes the dest's method in r.Method, as
+//     dataplane.Director.SyncDest returns it) or, with dest nil, kept unbound,
+//     remembering r's DAddr, DPort and Method until BindUnbound binds it; a local
+//     packet for an unbound connection replaces it (it is rescheduled: the director
+//     cannot forward to a real server it does not know).
 //
 // An entry's origin becomes the sender's: the last director to send a connection owns
 // it, until a local packet adopts it (origin 0, SyncInfo.Adopted). New entries respect
