@@ -131,7 +131,7 @@ const birdEvery = 5 * time.Second
 // clusterRun is a Daemon's cluster mode; nil when [cluster] is off.
 type clusterRun struct {
 	log   *slog.Logger
-	cfg   config.Cluster // as started: a reload may not change it (reloadCluster)
+	cfg   config.Cluster // as started: a reload may not change it (checkReload)
 	ccfg  cluster.Config
 	iface string // the sync interface
 	net   SyncNet
@@ -317,7 +317,7 @@ func (c *clusterRun) close() {
 func (c *clusterRun) run(ctx context.Context, d *Daemon, background func(string, func(context.Context) error)) {
 	c.stall = make([]beatSample, len(c.beats))
 	c.node.Start(d.clock.Now())
-	c.log.Info("cluster: joining", "node_id", c.ccfg.NodeID, "incarnation", fmt.Sprintf("%#x", c.node.Incarnation()),
+	c.log.Info("cluster: started", "node_id", c.ccfg.NodeID, "incarnation", fmt.Sprintf("%#x", c.node.Incarnation()),
 		"sync_interface", c.iface, "peers", len(c.cfg.SyncPeers), "group", c.cfg.SyncGroup)
 	background("cluster sync", func(ctx context.Context) error { return c.net.Run(ctx, c.node, d.clock) })
 	background("cluster events", func(ctx context.Context) error { return c.drainEvents(ctx, d) })
@@ -548,7 +548,7 @@ type beatSample struct {
 	at time.Time
 }
 
-// beat returns the link worker i pumps: in cluster mode wrapped in its heartbeat.
+// beat wraps l, the link of a worker Run starts, in the worker's heartbeat.
 func (c *clusterRun) beat(l dataplane.Link) *workerBeat {
 	b := &workerBeat{Link: l}
 	c.beats = append(c.beats, b)
