@@ -263,3 +263,33 @@ func TestSyncStress(t *testing.T) {
 		t.Fatalf("table sync stats %+v", ts)
 	}
 }
+
+// TestSyncRefreshPeriodAsksTheTable: with sync_refresh_period the rules need the
+// connection's last send, which only the table has, so the cache asks the table at
+// each candidate (SyncCached): a flow sent at its 3rd packet is not sent again at the
+// 53rd, 103rd … within the refresh interval (min(period, timeout/2) = 450 s here),
+// whereas the cache deciding by count alone would send it every 50 packets.
+func TestSyncRefreshPeriodAsksTheTable(t *testing.T) {
+	o := testOptions()
+	o.Sync = &ipvssync.Rules{Threshold: 3, Period: 50, RefreshPeriod: time.Hour}
+	h := newHarness(t, o, rrService(ipvs.DR, 80))
+	ms := int64(time.Millisecond)
+	h.run(dtPkt{src: dtClient, dst: dtVIP, sport: 40000, dport: 80, syn: true}.frame(t), ms)
+	ack := dtPkt{src: dtClient, dst: dtVIP, sport: 40000, dport: 80, ack: true}.frame(t)
+	var sentAt []uint32
+	cached := 0
+	now := 2 * ms
+	for p := uint32(2); p <= 160; p++ {
+		now += ms
+		h.run(ack, now)
+		if h.w.tableRefs == 0 {
+			cached++
+		}
+		for range drainAll(h.d) {
+			sentAt = append(sentAt, p)
+		}
+	}
+	if fmt.Sprint(sentAt) != "[3]" || cached < 100 {
+		t.Fatalf("sent at packets %v (%d served from the cache), want [3]", sentAt, cached)
+	}
+}
