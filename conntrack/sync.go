@@ -254,12 +254,10 @@ func (t *Table) syncStepLocked(e *entry, fold *Fold, now int64, c *Conn) {
 		c.Sync.Pkts = 1
 		return
 	}
-	r := t.loadSync(e)
-	if r.origin != 0 {
-		r.origin = 0
-		c.Sync.Origin, c.Sync.Adopted = 0, true
-		t.sc.adopted.Add(1)
+	if originOf(e) != 0 {
+		t.adoptLocked(e, c)
 	}
+	r := t.loadSync(e)
 	if r.pkts == 0 {
 		r.pkts = 1 // just confirmed: its first packet, on the list, was not counted
 	}
@@ -286,6 +284,18 @@ func (t *Table) SyncFold(k *Key, f *Fold, now int64) {
 		t.storeSync(e, &r)
 	}
 	s.mu.Unlock()
+}
+
+// adoptLocked makes the received entry e this director's (origin 0), as a local
+// packet's use of it does, and reports it in c.Sync.
+//
+// Precondition: e's shard lock is held and e is not on the unconfirmed list.
+func (t *Table) adoptLocked(e *entry, c *Conn) {
+	r := t.loadSync(e)
+	r.origin = 0
+	t.storeSync(e, &r)
+	c.Sync.Origin, c.Sync.Adopted = 0, true
+	t.sc.adopted.Add(1)
 }
 
 // syncRulesLocked asks the sync rules whether entry e, with sync state r, is to be

@@ -184,14 +184,32 @@ func TestUpsertTemplate(t *testing.T) {
 	d := v.addDest(1, "198.18.1.1", 0, 1)
 	tk := Key{Proto: protoTCP, CAddr: raw("198.18.0.0"), VAddr: raw("198.18.0.100"), VPort: 80}
 	now := 10 * sec
+	origin := func() uint8 {
+		_, ms := walkAll(t, v.tbl, 10, now)
+		if len(ms) != 1 {
+			t.Fatalf("%d entries", len(ms))
+		}
+		return ms[0].Origin
+	}
 	v.tbl.Upsert(&Remote{Key: tk, DAddr: raw("198.18.1.1"), Flags: FlagTemplate, Timeout: 300 * time.Second}, d, 1, now)
+	if o := origin(); o != 1 {
+		t.Fatalf("origin %d after the record, want 1", o)
+	}
+	// The first local use of a received template adopts it.
 	var c Conn
-	if !v.tbl.Template(&tk, now, &c) || c.Dest != 1 || c.Timeout != 300*time.Second || c.Flags&FlagAssured != 0 {
+	if !v.tbl.Template(&tk, now, &c) || c.Dest != 1 || c.Timeout != 300*time.Second || c.Flags&FlagAssured != 0 ||
+		!c.Sync.Adopted || c.Sync.Origin != 0 || origin() != 0 {
 		t.Fatalf("template %+v", c)
 	}
-	v.tbl.Upsert(&Remote{Key: tk, DAddr: raw("198.18.1.1"), Flags: FlagTemplate | FlagAssured}, d, 1, now)
-	if !v.tbl.Template(&tk, now, &c) || c.Flags&FlagAssured == 0 || c.Timeout != 3*time.Minute {
+	v.tbl.Upsert(&Remote{Key: tk, DAddr: raw("198.18.1.1"), Flags: FlagTemplate | FlagAssured}, d, 2, now)
+	if o := origin(); o != 2 {
+		t.Fatalf("origin %d after a second record, want 2", o)
+	}
+	if !v.tbl.Template(&tk, now, &c) || c.Flags&FlagAssured == 0 || c.Timeout != 3*time.Minute || !c.Sync.Adopted {
 		t.Fatalf("template after an ASSURED v0 record %+v", c)
+	}
+	if !v.tbl.Template(&tk, now, &c) || c.Sync.Adopted || v.tbl.SyncStats().Adopted != 2 {
+		t.Fatalf("a template adopted twice: %+v, stats %+v", c.Sync, v.tbl.SyncStats())
 	}
 	if got := countsOf(d); got != (counts{pers: 1}) {
 		t.Fatalf("counters %+v", got)

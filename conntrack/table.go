@@ -866,6 +866,9 @@ func (t *Table) Template(k *Key, now int64, c *Conn) bool {
 	}
 	t.rearmLocked(s, i, e, now+int64(e.timeout)*msNs)
 	t.fillLocked(si, i, e, c)
+	if originOf(e) != 0 {
+		t.adoptLocked(e, c) // a received template now serves local connections
+	}
 	s.mu.Unlock()
 	fillDAddr(c, d)
 	return true
