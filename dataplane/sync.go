@@ -63,13 +63,17 @@ const (
 )
 
 // syncRing is a worker's single-producer, single-consumer ring of connection
-// snapshots: the worker pushes, DrainSync's goroutine pops. head and tail are on
-// their own cache lines.
+// snapshots: the worker pushes, DrainSync's goroutine pops. The worker writes events
+// at its private ptail and publishes them with one atomic store of tail per batch
+// (publish), not per event: an atomic store is a full barrier, which cost as much as
+// the event itself. head and tail are on their own cache lines.
 type syncRing struct {
 	buf     [SyncRingSize]syncEvent
 	_       [64]byte
-	tail    atomic.Uint64 // next slot the worker writes
-	_       [56]byte
+	tail    atomic.Uint64 // events published to the drainer
+	ptail   uint64        // the worker's: next slot it writes (ptail >= tail)
+	phead   uint64        // the worker's: head as it last read it
+	_       [40]byte
 	head    atomic.Uint64 // next slot the drainer reads
 	out     conntrack.Conn
 	_       [64]byte
@@ -102,10 +106,12 @@ func (r *syncRing) push(c *conntrack.Conn) {
 
 // put writes one event into the ring, or counts it dropped when the ring is full.
 func (r *syncRing) put(k *conntrack.Key, daddr *[16]byte, dport uint16, m ipvs.Method, flags conntrack.Flags, st conntrack.State, timeoutMs uint32, bits uint8) {
-	t := r.tail.Load()
-	if t-r.head.Load() >= SyncRingSize {
-		r.dropped.Add(1)
-		return
+	t := r.ptail
+	if t-r.phead >= SyncRingSize {
+		if r.phead = r.head.Load(); t-r.phead >= SyncRingSize {
+			r.dropped.Add(1)
+			return
+		}
 	}
 	e := &r.buf[t%SyncRingSize]
 	e.caddr, e.vaddr, e.daddr = k.CAddr, k.VAddr, *daddr
@@ -116,7 +122,15 @@ func (r *syncRing) put(k *conntrack.Key, daddr *[16]byte, dport uint16, m ipvs.M
 		bits |= evIPv6
 	}
 	e.bits = bits
-	r.tail.Store(t + 1)
+	r.ptail = t + 1
+}
+
+// publish hands the events pushed since the last call to the drainer (the worker
+// calls it once per batch).
+func (r *syncRing) publish() {
+	if r.ptail != r.tail.Load() {
+		r.tail.Store(r.ptail)
+	}
 }
 
 // drain hands up to max events to fn and returns how many.

@@ -143,6 +143,10 @@ func TestSyncRingOverflow(t *testing.T) {
 		c.Key.CPort = uint16(i)
 		r.push(&c)
 	}
+	if r.drain(1, func(*conntrack.Conn) {}) != 0 {
+		t.Fatal("an event was drained before the worker published it")
+	}
+	r.publish()
 	if r.dropped.Load() != 5 {
 		t.Fatalf("dropped %d, want 5", r.dropped.Load())
 	}
@@ -158,6 +162,7 @@ func TestSyncRingOverflow(t *testing.T) {
 		t.Fatalf("drained %d (%d)", got, n)
 	}
 	r.push(&c)
+	r.publish()
 	if r.drain(10, func(*conntrack.Conn) {}) != 1 {
 		t.Fatal("the ring does not take events after a drain")
 	}

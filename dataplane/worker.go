@@ -181,6 +181,11 @@ func (w *Worker) Process(in []Frame, now int64, out []Frame) []Frame {
 	for i := range in {
 		out = w.processFrame(s, &in[i], now, out)
 	}
+	if s.set.sync != nil {
+		if r := w.ring.Load(); r != nil {
+			r.publish() // the batch's sync events, with one atomic store (sync.go)
+		}
+	}
 	w.d.now.Store(now)
 	// Publish at most every publishEvery under load (full batches), and after every
 	// partial batch: the link is not saturated then, so the copy costs little, and
