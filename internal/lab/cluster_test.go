@@ -10,6 +10,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strconv"
 	"strings"
 	"syscall"
@@ -26,6 +27,17 @@ func needCluster(t *testing.T) {
 			t.Fatalf("GVS_LAB_REQUIRED=1 but the cluster lab cannot run: %v", err)
 		}
 		t.Skipf("skipping cluster lab test: %v (set GVS_LAB_REQUIRED=1 to make this a failure)", err)
+	}
+}
+
+// needTool skips the test without tool, or fails it under GVS_LAB_REQUIRED=1.
+func needTool(t *testing.T, tool string) {
+	t.Helper()
+	if _, err := exec.LookPath(tool); err != nil {
+		if os.Getenv("GVS_LAB_REQUIRED") == "1" {
+			t.Fatalf("GVS_LAB_REQUIRED=1 but %s is missing: %v", tool, err)
+		}
+		t.Skipf("no %s: %v", tool, err)
 	}
 }
 
@@ -203,6 +215,36 @@ type c5Row struct {
 	event, target string
 	counts        FlowCounts
 	converged     time.Duration // withdraw or re-announce seen in the router's FIB (0: none expected)
+	syncBytes     int64         // sync payload the directors sent in the event's window
+}
+
+var sentRE = regexp.MustCompile(`(?m)^sent: \d+ messages, \d+ records, (\d+) bytes`)
+
+// syncSent returns each running director's sync bytes sent so far (gvs adm
+// --cluster); a director that does not answer is left out.
+func syncSent(l *Lab) map[string]int64 {
+	m := map[string]int64{}
+	for _, d := range l.hostsWith(Director) {
+		out, err := exec.Command(l.spec.Exe, "adm", "--socket", filepath.Join(l.RunDir(), d.Name+".sock"), "--cluster").Output()
+		if sm := sentRE.FindSubmatch(out); err == nil && sm != nil {
+			m[d.Name], _ = strconv.ParseInt(string(sm[1]), 10, 64)
+		}
+	}
+	return m
+}
+
+// sentSince sums what each director sent between two syncSent snapshots; a
+// director whose count went down restarted, and everything it counts is new.
+func sentSince(before, after map[string]int64) int64 {
+	var n int64
+	for d, a := range after {
+		if b := before[d]; a >= b {
+			n += a - b
+		} else {
+			n += a
+		}
+	}
+	return n
 }
 
 // c5Events is acceptance test C5's sequence (issue 14): rs-add, kill d2, restart d2 (bulk),
@@ -224,6 +266,14 @@ func runC5(t *testing.T, l *Lab, o FlowsOptions, gap time.Duration) ([]c5Row, Fl
 	defer w.Stop()
 	all := []string{"dir1", "dir2", "dir3"}
 	announced(t, l, w, time.Now(), ClusterUpTimeout, all...)
+	// Seconds with a failure or a stall (under half the requests answered) are
+	// logged as they end, with the time, to line up with the directors' logs.
+	want := int64(o.Conns) * int64(time.Second) / int64(max(o.Interval, time.Second))
+	o.Report = func(s FlowsSecond) {
+		if s.Broken > 0 || s.ShortFailed > 0 || s.Requests < want/2 {
+			t.Logf("%s second %d: %v", time.Now().Format("15:04:05.000"), s.Second, s.FlowCounts)
+		}
+	}
 	f, err := l.StartFlows(ctx, o)
 	if err != nil {
 		t.Fatal(err)
@@ -234,9 +284,11 @@ func runC5(t *testing.T, l *Lab, o FlowsOptions, gap time.Duration) ([]c5Row, Fl
 			f.Stop()
 		}
 	}()
+	sent0 := syncSent(l)
 	time.Sleep(gap) // a quiet window first: the load alone must break nothing
 	quiet := f.Counts()
-	rows := []c5Row{{event: "(load alone)", counts: quiet}}
+	sent := syncSent(l)
+	rows := []c5Row{{event: "(load alone)", counts: quiet, syncBytes: sentSince(sent0, sent)}}
 	for _, ev := range c5Events {
 		before := f.Counts()
 		t0 := time.Now()
@@ -265,8 +317,11 @@ func runC5(t *testing.T, l *Lab, o FlowsOptions, gap time.Duration) ([]c5Row, Fl
 		if !at.IsZero() {
 			conv = at.Sub(t0)
 		}
+		t.Logf("%s event %s %s", t0.Format("15:04:05.000"), ev.kind, ev.target)
 		time.Sleep(time.Until(t0.Add(gap)))
-		rows = append(rows, c5Row{event: ev.kind, target: ev.target, counts: f.Counts().Sub(before), converged: conv})
+		now := syncSent(l)
+		rows = append(rows, c5Row{event: ev.kind, target: ev.target, counts: f.Counts().Sub(before), converged: conv, syncBytes: sentSince(sent, now)})
+		sent = now
 	}
 	stopped = true
 	return rows, f.Stop()
@@ -276,14 +331,14 @@ func logC5(t *testing.T, title string, rows []c5Row, r FlowsReport) {
 	t.Helper()
 	var b strings.Builder
 	fmt.Fprintf(&b, "%s: %d long-lived connections, %d new/s\n", title, r.Conns, r.Rate)
-	fmt.Fprintf(&b, "  %-14s %-5s %7s %6s %8s %7s %6s %9s %9s %7s %10s\n", "event", "dir", "broken", "reset", "timeout", "closed", "moved", "short ok", "short bad", "slow", "converged")
+	fmt.Fprintf(&b, "  %-14s %-5s %7s %6s %8s %7s %6s %9s %9s %7s %10s %10s\n", "event", "dir", "broken", "reset", "timeout", "closed", "moved", "short ok", "short bad", "slow", "converged", "sync B")
 	for _, row := range rows {
 		c := row.counts
 		conv := "-"
 		if row.converged > 0 {
 			conv = fmt.Sprintf("%.0f ms", row.converged.Seconds()*1000)
 		}
-		fmt.Fprintf(&b, "  %-14s %-5s %7d %6d %8d %7d %6d %9d %9d %7d %10s\n", row.event, row.target, c.Broken, c.Reset, c.Timeout, c.Closed, c.Moved, c.ShortOK, c.ShortFailed, c.ShortSlow, conv)
+		fmt.Fprintf(&b, "  %-14s %-5s %7d %6d %8d %7d %6d %9d %9d %7d %10s %10d\n", row.event, row.target, c.Broken, c.Reset, c.Timeout, c.Closed, c.Moved, c.ShortOK, c.ShortFailed, c.ShortSlow, conv, row.syncBytes)
 	}
 	fmt.Fprintf(&b, "  total: %v\n  answers by real server: %v", r.Total, r.Servers)
 	t.Log(b.String())
@@ -356,9 +411,7 @@ func TestClusterC5NoSync(t *testing.T) {
 // which returns the pcap's path once tcpdump has written and exited.
 func capture(t *testing.T, l *Lab, filter string) (stop func() string) {
 	t.Helper()
-	if _, err := exec.LookPath("tcpdump"); err != nil {
-		t.Skipf("no tcpdump: %v", err)
-	}
+	needTool(t, "tcpdump")
 	sw := l.hosts[0]
 	path := filepath.Join(t.TempDir(), "sync.pcap")
 	cmd := exec.Command("ip", "netns", "exec", sw.NS, "tcpdump", "-i", bridgeInside, "-U", "-n", "-w", path, filter)
@@ -436,9 +489,7 @@ func tsharkFields(t *testing.T, pcap, filter string, fields ...string) [][]strin
 // record names a connection its sender holds (same client, real server), and
 // it costs at most 150 bytes (IP and UDP headers included) per new connection.
 func TestClusterSyncTraffic(t *testing.T) {
-	if _, err := exec.LookPath("tshark"); err != nil {
-		t.Skipf("no tshark: %v", err)
-	}
+	needTool(t, "tshark")
 	l := clusterLab(t, Spec{})
 	if err := l.WaitAnnounced(context.Background(), ClusterUpTimeout); err != nil {
 		t.Fatal(err)
@@ -515,3 +566,94 @@ const (
 	c7Rate     = 200
 	c7Duration = 20 * time.Second
 )
+
+// TestClusterConfigMismatch is acceptance test C10: dir3 restarted with another
+// weight on a real server and require_same_config is seen as a different
+// config digest by its peers within a second or two (gvs adm --cluster), and
+// never announces while it differs.
+func TestClusterConfigMismatch(t *testing.T) {
+	l := clusterLab(t, Spec{})
+	ctx := context.Background()
+	w, err := l.WatchRoutes()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer w.Stop()
+	announced(t, l, w, time.Now(), ClusterUpTimeout, "dir1", "dir2", "dir3")
+	h, _ := l.Host("dir3")
+	conf := l.clusterConfig(h)
+	changed := strings.Replace(conf, "enabled = true\n", "enabled = true\nrequire_same_config = true\n", 1)
+	changed = strings.Replace(changed, "  mac = ", "  weight = 2\n  mac = ", 1)
+	if changed == conf || strings.Count(changed, "weight = 2") != 1 {
+		t.Fatalf("could not change dir3's config:\n%s", conf)
+	}
+	if err := os.WriteFile(l.ConfigPath("dir3"), []byte(changed), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	t0 := time.Now()
+	if err := l.Event(ctx, EventRestart, "dir3"); err != nil {
+		t.Fatal(err)
+	}
+	gone, err := w.Until(ctx, t0, 5*time.Second, l.Without("dir3"))
+	if err != nil {
+		t.Fatalf("dir3's routes stayed after its restart: %v", err)
+	}
+	adm := func(d string) string {
+		out, _ := exec.Command(l.spec.Exe, "adm", "--socket", filepath.Join(l.RunDir(), d+".sock"), "--cluster").CombinedOutput()
+		return string(out)
+	}
+	var seen time.Duration
+	waitFor(t, 10*time.Second, "dir1 sees dir3's config digest differ", func() bool {
+		seen = time.Since(t0)
+		return strings.Contains(adm("dir1"), "DIFFERS from dir3")
+	})
+	t.Logf("C10: dir1 reports dir3's digest differing %.1f s after dir3's restart began", seen.Seconds())
+	// A normal restart announces in about 1.3 s here; dir3 must not in 10.
+	if at, err := w.Until(ctx, gone, 10*time.Second, l.With("dir3")); err == nil {
+		t.Fatalf("dir3 announced %.1f s after its restart with a config that differs and require_same_config:\n%s", at.Sub(t0).Seconds(), adm("dir3"))
+	}
+	if out := adm("dir3"); !strings.Contains(out, "DIFFERS") {
+		t.Errorf("dir3's gvs adm --cluster does not show the mismatch:\n%s", out)
+	}
+}
+
+// TestFlowsCountsBreaks: the flows load notices what it is for. In a plain DR lab
+// (rr over rs1 and rs2) it holds connections on both servers; once rs2's server
+// is killed, the connections it held are counted broken (reset or closed: the
+// kernel ends their sockets) and reopened on rs1, and the short connections rr
+// gives rs2 fail — while nothing broke before.
+func TestFlowsCountsBreaks(t *testing.T) {
+	spec := e2eSpec(t, DR)
+	spec.Prefix = "h3" + spec.Prefix[2:]
+	l := upLab(t, spec)
+	startDirector(t, l)
+	const conns = 20
+	f, err := l.StartFlows(context.Background(), FlowsOptions{Conns: conns, Rate: 20, Interval: 200 * time.Millisecond, Timeout: 2 * time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Stop()
+	waitFor(t, 10*time.Second, "requests answered on every long-lived connection", func() bool { return f.Counts().Requests >= 2*conns })
+	if c := f.Counts(); c.Broken != 0 || c.ShortFailed != 0 || c.Moved != 0 {
+		t.Fatalf("before any fault: %v", c)
+	}
+	if s := f.Servers(); s["rs1"] == 0 || s["rs2"] == 0 {
+		t.Fatalf("rr should answer from both servers: %v", s)
+	}
+	p, c, ok := l.proc("rs2", "serve")
+	if !ok {
+		t.Fatal("rs2 runs no server")
+	}
+	if err := l.signalWait(p, c, syscall.SIGKILL, stopTimeout); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, 10*time.Second, "broken connections and failed short ones counted", func() bool {
+		c := f.Counts()
+		return c.Broken > 0 && c.ShortFailed > 0
+	})
+	r := f.Stop()
+	if r.Total.Broken > conns || r.Total.Broken != r.Total.Reset+r.Total.Timeout+r.Total.Closed {
+		t.Errorf("broken %d of %d connections: %v", r.Total.Broken, conns, r.Total)
+	}
+	t.Logf("after rs2's server died: %v; answers %v", r.Total, r.Servers)
+}
