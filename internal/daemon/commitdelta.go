@@ -25,7 +25,7 @@ type deltaState struct {
 	// what capacity.check counts of a whole table (countAddrs).
 	capRefs map[netip.Addr]int
 	n4, n6  int
-	// users are the services of each real server's address (commitMACs); made
+	// users are the services of each real server's address (commitStale); made
 	// at the first MAC resolved after a whole commit (usersMade).
 	users     map[netip.Addr][]ipvs.Key
 	usersMade bool
@@ -286,10 +286,11 @@ func (s *deltaState) use(svc *ipvs.Service, n int) {
 	}
 }
 
-// commitMACs gives the Director the services whose real servers' MACs were
-// resolved or changed since it took them (staleMACs), as a delta of those
-// services: a new real server's MAC costs its services, not the table.
-func (d *Daemon) commitMACs() error {
+// commitStale gives the Director the services whose real servers' MACs were
+// resolved or changed (staleMACs) or whose checks changed state (staleKeys)
+// since it took them, as a delta of those services: a new real server's MAC or
+// a server going down costs its services, not the table.
+func (d *Daemon) commitStale() error {
 	ds := &d.st.delta
 	if !ds.usersMade {
 		ds.users = map[netip.Addr][]ipvs.Key{}
@@ -298,15 +299,22 @@ func (d *Daemon) commitMACs() error {
 		}
 		ds.usersMade = true
 	}
-	var keys keySet
+	set := d.st.staleKeys
+	if set == nil {
+		set = map[ipvs.Key]bool{}
+	}
 	for a := range d.st.staleMACs {
 		for _, k := range ds.users[a] {
-			if !keys.has(k) {
-				keys = append(keys, k)
-			}
+			set[k] = true
 		}
 	}
-	d.st.staleMACs = nil
+	d.st.staleMACs, d.st.staleKeys = nil, nil
+	var keys keySet
+	for k := range set {
+		if d.st.conf.get(k) != nil {
+			keys = append(keys, k)
+		}
+	}
 	if len(keys) == 0 {
 		return nil
 	}

@@ -7,7 +7,10 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
+	"github.com/gvs-lb/gvs/health"
+	"github.com/gvs-lb/gvs/internal/testutil"
 	"github.com/gvs-lb/gvs/ipvs"
 )
 
@@ -138,6 +141,23 @@ func admDeltaMatchesWholeCommit(t *testing.T, room int) {
 // Director's views), give the links the same filter and have the same liveness.
 func compareDirectors(t *testing.T, what string, a, b *testAdmin) {
 	t.Helper()
+	compareStates(t, what, directorState(t, what, a), directorState(t, what, b))
+}
+
+// compareStates fails the test unless two directorStates are the same.
+func compareStates(t *testing.T, what string, a, b [5]string) {
+	t.Helper()
+	for i, name := range []string{"configured tables", "-Ln", "the Directors' services", "the links' filters", "liveness"} {
+		if a[i] != b[i] {
+			t.Fatalf("%s: %s differ:\n%s", what, name, lineDiff(a[i], b[i]))
+		}
+	}
+}
+
+// directorState is what compareDirectors compares of a director: its configured
+// table, -Ln, its Director's services, the links' filter and the liveness.
+func directorState(t *testing.T, what string, ta *testAdmin) [5]string {
+	t.Helper()
 	conf := func(ta *testAdmin) string {
 		c := ta.d.Configured()
 		slices.SortFunc(c, func(x, y ipvs.Service) int { return strings.Compare(x.Key.String(), y.Key.String()) })
@@ -151,12 +171,6 @@ func compareDirectors(t *testing.T, what string, a, b *testAdmin) {
 		}
 		return strings.Join(out, "\n")
 	}
-	if x, y := conf(a), conf(b); x != y {
-		t.Fatalf("%s: configured tables differ:\n%s", what, lineDiff(x, y))
-	}
-	if x, y := a.ok("-Ln"), b.ok("-Ln"); x != y {
-		t.Fatalf("%s: -Ln differs:\n%s", what, lineDiff(x, y))
-	}
 	views := func(ta *testAdmin) string {
 		var out []string
 		for _, v := range ta.d.Director().Services() {
@@ -169,9 +183,6 @@ func compareDirectors(t *testing.T, what string, a, b *testAdmin) {
 		}
 		slices.Sort(out)
 		return strings.Join(out, "\n")
-	}
-	if x, y := views(a), views(b); x != y {
-		t.Fatalf("%s: the Directors run differently:\n%s", what, lineDiff(x, y))
 	}
 	filter := func(ta *testAdmin) string {
 		<-ta.d.fx.flushed()
@@ -194,13 +205,8 @@ func compareDirectors(t *testing.T, what string, a, b *testAdmin) {
 		return fmt.Sprintf("%s\n%s\nlocal %v macs %v arp %v ndp %v vrrp %v",
 			set("vip", f.VIPs), set("nat", f.NATRealServers), f.Local, f.MACs, f.ARP, f.NDP, f.VRRP)
 	}
-	if x, y := filter(a), filter(b); x != y {
-		t.Fatalf("%s: the links' filters differ:\n%s", what, lineDiff(x, y))
-	}
 	alive := func(ta *testAdmin) string { return fmt.Sprint(ta.d.pub.Load().alive.set()) }
-	if x, y := alive(a), alive(b); x != y {
-		t.Fatalf("%s: liveness differs:\n%s\nwhole:\n%s", what, x, y)
-	}
+	return [5]string{conf(ta), ta.ok("-Ln"), views(ta), filter(ta), alive(ta)}
 }
 
 // lineDiff lists the lines only delta (-) or only whole (+) has.
@@ -218,4 +224,64 @@ func lineDiff(delta, whole string) string {
 		}
 	}
 	return strings.Join(out, "\n")
+}
+
+// TestHealthDeltaMatchesWholeCommit: random health transitions (down, up, a new
+// weight), one at a time, of the real servers of 40 checked services — some with a quorum and
+// a sorry server, some inhibit_on_failure, NAT and DR — are each given to the
+// Director as a delta of the services they touch (commitStale); a reload of the
+// same file then commits the whole table, which must change nothing the
+// director publishes, runs, lists, filters or tracks.
+func TestHealthDeltaMatchesWholeCommit(t *testing.T) {
+	var b strings.Builder
+	b.WriteString(directorConf)
+	for i := range 40 {
+		fmt.Fprintf(&b, "[[service]]\naddress = \"198.18.0.%d:80\"\nscheduler = \"wrr\"\n", 1+i)
+		if i%4 == 0 {
+			fmt.Fprintf(&b, "quorum = 2\nsorry_server = \"198.19.1.%d:80\"\n", 1+i)
+		}
+		b.WriteString("  [service.check]\n  type = \"tcp\"\n")
+		for j := range 3 {
+			fmt.Fprintf(&b, "  [[service.real_server]]\n  address = \"198.19.0.%d:80\"\n  weight = %d\n", 1+(i*3+j)%50, 1+j)
+			if i%3 == 0 {
+				b.WriteString("  method = \"nat\"\n")
+			}
+			if j == 2 && i%5 == 0 {
+				b.WriteString("  inhibit_on_failure = true\n")
+			}
+		}
+	}
+	text := b.String()
+	ta := newTestDirector(t, text, nil)
+	rng := rand.New(rand.NewPCG(8, 9))
+	for step := range 100 {
+		// One at a time: the next generation is then the one that took it.
+		g := ta.generations()
+		i, j := rng.IntN(40), rng.IntN(3)
+		target := fmt.Sprintf("198.19.0.%d:80", 1+(i*3+j)%50)
+		var id string
+		ta.health.mu.Lock()
+		for _, s := range ta.health.specs {
+			if s.Target.String() == target && strings.HasPrefix(s.ID, fmt.Sprintf("TCP 198.18.0.%d:80 ", 1+i)) {
+				id = s.ID
+			}
+		}
+		ta.health.mu.Unlock()
+		if id == "" {
+			t.Fatalf("no check of %s in service %d", target, i)
+		}
+		tr := health.Transition{ID: id, Up: rng.IntN(2) == 0, Weight: health.WeightUnchanged}
+		if rng.IntN(4) == 0 {
+			tr.Up, tr.Weight = true, rng.IntN(4)
+		}
+		ta.health.notify(tr)
+		testutil.Eventually(t, 10*time.Second, func() bool { return ta.generations() > g }, "step %d: the transition applied", step)
+		ta.settle()
+		desc := fmt.Sprintf("step %d (%s up=%v weight=%d)", step, id, tr.Up, tr.Weight)
+		deltaState := directorState(t, desc, ta)
+		if err := ta.reloadText(text); err != nil { // a whole commit of the same table
+			t.Fatalf("%s: reload: %v", desc, err)
+		}
+		compareStates(t, desc+", then a whole commit", deltaState, directorState(t, desc, ta))
+	}
 }

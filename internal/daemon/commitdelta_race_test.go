@@ -134,7 +134,7 @@ func TestAdmDeltaUnderTraffic(t *testing.T) {
 	if forwarded.Load() == 0 {
 		t.Fatal("no SYN was forwarded: the traffic did not run")
 	}
-	// Every real server's MAC came in (each new address's, commitMACs) and the
+	// Every real server's MAC came in (each new address's, commitStale) and the
 	// Director forwards to it.
 	ta.settle()
 	testutil.Eventually(t, 10*time.Second, func() bool {

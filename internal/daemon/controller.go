@@ -64,10 +64,12 @@ type state struct {
 	// unanswered are the addresses whose failure to resolve was logged.
 	unanswered map[netip.Addr]bool
 	// stale: health transitions or MACs changed the effective services since the
-	// Director last took them; staleMACs: only the MACs of these addresses did
-	// (commitMACs gives the Director the services of their real servers).
+	// Director last took them; staleMACs and staleKeys: only the MACs of these
+	// addresses and the checks of these services did (commitStale gives the
+	// Director those services).
 	stale     bool
 	staleMACs map[netip.Addr]bool
+	staleKeys map[ipvs.Key]bool
 	hl        *healthLayer
 	owned     map[string][]netip.Addr // VIPs of the VRRP instances in MASTER; nil without VRRP
 	alive     aliveSet
@@ -219,7 +221,14 @@ func (d *Daemon) handle(ctx context.Context, wg *sync.WaitGroup, ev any) {
 		d.st.hl.transition(ev.tr)
 		svc, server := d.st.hl.label(ev.tr.ID)
 		d.metrics.SetHealth(svc, server, d.st.hl.serverUp(ev.tr.ID)) // all of a server's checks
-		d.st.stale = true
+		if k, ok := d.st.hl.services[ev.tr.ID]; ok {
+			if d.st.staleKeys == nil {
+				d.st.staleKeys = map[ipvs.Key]bool{}
+			}
+			d.st.staleKeys[k] = true
+		} else {
+			d.st.stale = true
+		}
 	case vrrpEvent:
 		d.ownership(ev)
 	case macEvent:
@@ -234,9 +243,9 @@ func (d *Daemon) handle(ctx context.Context, wg *sync.WaitGroup, ev any) {
 // transitions or new MACs changed them: once per batch of events, however many
 // there were. An adm change or a reload in the batch did it already.
 func (d *Daemon) reapply() {
-	if !d.st.stale && len(d.st.staleMACs) > 0 {
-		if err := d.commitMACs(); err != nil {
-			d.log.Error("applying resolved MACs", "err", err)
+	if !d.st.stale && len(d.st.staleMACs)+len(d.st.staleKeys) > 0 {
+		if err := d.commitStale(); err != nil {
+			d.log.Error("applying health transitions and resolved MACs", "err", err)
 			d.st.stale = true // the whole table, then
 		}
 	}
@@ -275,7 +284,7 @@ func (d *Daemon) commit(conf []ipvs.Service) error {
 		return err
 	}
 	d.st.conf = newConfTable(conf)
-	d.st.stale, d.st.staleMACs = false, nil
+	d.st.stale, d.st.staleMACs, d.st.staleKeys = false, nil, nil
 	d.commitShaped(sh, false)
 	return nil
 }

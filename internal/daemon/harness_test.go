@@ -319,7 +319,10 @@ func testDeps(ta *testAdmin) Deps {
 	deps := Deps{
 		Logger: slog.New(slog.NewTextHandler(ta.logs, &slog.HandlerOptions{Level: slog.LevelDebug})),
 		Host:   fakeHost{},
-		OpenLinks: func(Interface, *afpacket.Filter) ([]dataplane.Link, error) {
+		OpenLinks: func(_ Interface, f *afpacket.Filter) ([]dataplane.Link, error) {
+			if f != nil {
+				ta.link.SetFilter(f) // a link opens with the filter
+			}
 			return []dataplane.Link{ta.link}, nil
 		},
 		NewResolver:  func(Interface) (Resolver, error) { return ta.res, nil },

@@ -50,6 +50,7 @@ type healthLayer struct {
 	weight   map[string]int       // dynamic weights by check ID (absent: configured)
 	quorum   map[ipvs.Key]bool    // quorum state by service
 	labels   map[string][2]string // metrics labels (service, server) by check ID
+	services map[string]ipvs.Key  // the service of each check ID
 }
 
 func newHealthLayer(log *slog.Logger) *healthLayer {
@@ -68,6 +69,7 @@ func checkID(svc ipvs.Key, rs netip.AddrPort) string { return svc.String() + " "
 func (h *healthLayer) configure(cfg *config.Config, services []ipvs.Service) ([]health.Spec, error) {
 	policies := map[ipvs.Key]*policy{}
 	labels := map[string][2]string{}
+	keys := map[string]ipvs.Key{}
 	var out []health.Spec
 	for i := range cfg.Services {
 		s := &cfg.Services[i]
@@ -105,12 +107,13 @@ func (h *healthLayer) configure(cfg *config.Config, services []ipvs.Service) ([]
 				}
 				p.checks[addr] = append(p.checks[addr], hs.ID)
 				labels[hs.ID] = [2]string{ServiceLabel(svc), ServerLabel(addr.Addr(), addr.Port())}
+				keys[hs.ID] = key
 				out = append(out, hs)
 				p.checked = true
 			}
 		}
 	}
-	h.policies, h.labels = policies, labels
+	h.policies, h.labels, h.services = policies, labels, keys
 	return out, nil
 }
 
