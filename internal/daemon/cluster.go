@@ -369,7 +369,7 @@ func (c *clusterRun) step(d *Daemon, now time.Time) {
 	}
 	vips, quorum := c.vips, c.quorum
 	base := cluster.Conditions{
-		DataPath:    c.dataPathAlive(now),
+		DataPath:    c.dataPathAlive(now) && linkUp(d),
 		SyncWarm:    c.node.Warm(),
 		Draining:    c.draining.Load(),
 		ConfigMatch: c.node.ConfigMatch(now),
@@ -577,6 +577,15 @@ func (c *clusterRun) dataPathAlive(now time.Time) bool {
 		}
 	}
 	return alive
+}
+
+// linkUp reports whether the director's interface is up with carrier: with it down
+// the workers wait for frames that never come, alive as far as their loops go, and
+// a router that still reaches the director another way would send it flows it
+// cannot forward.
+func linkUp(d *Daemon) bool {
+	ifi, err := d.deps.Host.Interface(d.ifi.Name)
+	return err == nil && ifi.Up
 }
 
 // clusterKeys are the [cluster] keys with their config.Cluster fields, for reload's

@@ -456,6 +456,53 @@ func TestClusterBirdHangs(t *testing.T) {
 	}
 }
 
+// downHost is fakeHost whose interface can lose its carrier.
+type downHost struct {
+	fakeHost
+	down atomic.Bool
+}
+
+func (h *downHost) Interface(name string) (Interface, error) {
+	ifi, err := h.fakeHost.Interface(name)
+	ifi.Up = !h.down.Load()
+	return ifi, err
+}
+
+// TestClusterLinkDown: the director's interface losing its carrier closes every
+// gate (data_path), and its return opens them again.
+func TestClusterLinkDown(t *testing.T) {
+	host := &downHost{}
+	cd := &clusterDirector{routes: &fakeRoutes{routes: map[netip.Addr]bool{}}, bird: &fakeBird{}}
+	lan := &fakeLAN{}
+	cd.testAdmin = newTestDirector(t, clusterConf("dir1", ""), func(d *Deps) {
+		d.Host = host
+		d.Cluster = ClusterDeps{
+			Prefixes: func(string) ([]netip.Prefix, error) {
+				return []netip.Prefix{netip.MustParsePrefix("172.19.0.3/24")}, nil
+			},
+			Listen: func(cluster.UDPConfig) (SyncNet, error) {
+				cd.net = lan.join(netip.MustParseAddr("172.19.0.3"))
+				return cd.net, nil
+			},
+			OpenTAP: func(string, int, int) (RouteDevice, error) { return cd.routes, nil },
+		}
+	})
+	if !runFor(t, 3*time.Second, func() bool { return cd.routes.has("198.18.100.1") }, cd) {
+		t.Fatal("not announced")
+	}
+	host.down.Store(true)
+	if !runFor(t, time.Second, func() bool { return !cd.routes.has("198.18.100.1") && !cd.routes.has("198.18.100.2") }, cd) {
+		t.Fatalf("still announced with the interface down: %+v", cd.d.cl.ann.Status())
+	}
+	if st := cd.d.cl.ann.Status(); st[0].Reason != "data_path" {
+		t.Errorf("reason %q, want data_path", st[0].Reason)
+	}
+	host.down.Store(false)
+	if !runFor(t, time.Second, func() bool { return cd.routes.has("198.18.100.1") }, cd) {
+		t.Fatal("not announced again once the interface is back")
+	}
+}
+
 func mustParse(t *testing.T, text string) *config.Config {
 	t.Helper()
 	cfg, err := config.Parse("test.toml", []byte(text))
