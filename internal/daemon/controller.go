@@ -434,10 +434,10 @@ func (d *Daemon) reload(cfg *config.Config) error {
 	// The health layer's policies follow the new file; on error the old ones are
 	// put back.
 	hl := d.st.hl
-	oldPolicies, oldLabels := hl.policies, hl.labels
+	oldPolicies, oldLabels, oldSorry := hl.policies, hl.labels, hl.sorry
 	oldCfg, oldFile, oldConf := d.st.cfg, d.st.file, d.st.conf.seq
 	undo := func(err error) error {
-		hl.policies, hl.labels = oldPolicies, oldLabels
+		hl.policies, hl.labels, hl.sorry = oldPolicies, oldLabels, oldSorry
 		d.st.cfg, d.st.file = oldCfg, oldFile
 		if optsFirst {
 			if uerr := d.d.SetOptions(d.st.opts); uerr != nil {

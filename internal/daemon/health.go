@@ -51,6 +51,7 @@ type healthLayer struct {
 	quorum   map[ipvs.Key]bool    // quorum state by service
 	labels   map[string][2]string // metrics labels (service, server) by check ID
 	services map[string]ipvs.Key  // the service of each check ID
+	sorry    []netip.Addr         // sorryServers, made by configure
 }
 
 func newHealthLayer(log *slog.Logger) *healthLayer {
@@ -114,6 +115,12 @@ func (h *healthLayer) configure(cfg *config.Config, services []ipvs.Service) ([]
 		}
 	}
 	h.policies, h.labels, h.services = policies, labels, keys
+	h.sorry = nil
+	for _, p := range policies {
+		if p.sorry.IsValid() && p.sorryMAC.IsZero() {
+			h.sorry = append(h.sorry, p.sorry.Addr())
+		}
+	}
 	return out, nil
 }
 
@@ -206,15 +213,8 @@ func (h *healthLayer) transition(tr health.Transition) {
 }
 
 // sorryServers returns the sorry servers whose MAC the config does not pin.
-func (h *healthLayer) sorryServers() []netip.Addr {
-	var out []netip.Addr
-	for _, p := range h.policies {
-		if p.sorry.IsValid() && p.sorryMAC.IsZero() {
-			out = append(out, p.sorry.Addr())
-		}
-	}
-	return out
-}
+// They are listed once per configure: every gvs adm command asks (markMissing).
+func (h *healthLayer) sorryServers() []netip.Addr { return h.sorry }
 
 // shaped is the outcome of effective: what the Director should run, and what
 // commit records once it does.
