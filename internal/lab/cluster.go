@@ -120,6 +120,13 @@ func (l *Lab) clusterConfig(h Host) string {
 	if _, err := exec.LookPath("nft"); err == nil {
 		p("ingress_drop = true")
 	}
+	p("# One client opening 200 connections a second reuses its ports within the")
+	p("# 2 minutes a DR connection stays in FIN_WAIT here; with the kernel's default")
+	p("# (1) a SYN that finds such an entry of a deleted real server is dropped")
+	p("# (dest_deleted) as IPVS drops it. 3 reschedules it, as many clients would.")
+	p("conn_reuse_mode = 3")
+	p("# Metrics on the director's own loopback: ip netns exec %s curl -s %s/metrics", h.NS, clusterMetrics)
+	p("metrics_listen = %q", clusterMetrics)
 	p("")
 	p("[cluster]")
 	p("enabled = true")
@@ -153,6 +160,9 @@ func (l *Lab) clusterConfig(h Host) string {
 	}
 	return b.String()
 }
+
+// clusterMetrics is where each director serves its metrics, inside its namespace.
+const clusterMetrics = "127.0.0.1:9100"
 
 // birdPaths are one BIRD's files, all inside the lab's run directory.
 type birdPaths struct{ conf, ctl, pid string }
@@ -326,8 +336,10 @@ func (l *Lab) signalWait(p Proc, c *child, sig syscall.Signal, wait time.Duratio
 		if _, err := signalProc(id, sig); err != nil {
 			return err
 		}
+		// Not alive(): a SIGKILLed multi-threaded process shows as a zombie while
+		// its other threads still hold its sockets; wait until it is reaped.
 		deadline := time.Now().Add(wait)
-		for alive(id) {
+		for !reaped(id) {
 			if time.Now().After(deadline) {
 				return fmt.Errorf("lab %s: %s %s (pid %d) still runs %v after %v", l.spec.Prefix, p.Host, p.Name, p.PID, wait, sig)
 			}
@@ -339,6 +351,13 @@ func (l *Lab) signalWait(p Proc, c *child, sig syscall.Signal, wait time.Duratio
 	delete(l.children, p.PID)
 	l.st.Procs = slices.DeleteFunc(l.st.Procs, func(q Proc) bool { return q.PID == p.PID && q.Start == p.Start })
 	return saveState(l.spec.StateDir, l.st)
+}
+
+// reaped reports whether the process id names is gone entirely: no such PID, or
+// the PID reused by another process.
+func reaped(id procID) bool {
+	_, start, err := procStat(id.PID)
+	return err != nil || start != id.Start
 }
 
 // Event kinds of `gvs lab event`.

@@ -81,6 +81,10 @@ func TestClusterConfigs(t *testing.T) {
 		if want := []netip.Addr{netip.MustParseAddr("198.18.0.4")}; noSync != (len(cc.SyncPeers) == 1 && cc.SyncPeers[0] == want[0]) {
 			t.Errorf("no-sync %v: sync_peers %v", noSync, cc.SyncPeers)
 		}
+		if c.Director.Sysctl.ConnReuseMode != 3 || c.Director.MetricsListen != clusterMetrics {
+			t.Errorf("conn_reuse_mode %d, metrics_listen %q: want 3 (a reused port finding a deleted server's FIN_WAIT entry is rescheduled) and %s",
+				c.Director.Sysctl.ConnReuseMode, c.Director.MetricsListen, clusterMetrics)
+		}
 		if len(c.Services) != 2 {
 			t.Fatalf("%d services, want TCP and UDP", len(c.Services))
 		}

@@ -657,3 +657,55 @@ func TestFlowsCountsBreaks(t *testing.T) {
 	}
 	t.Logf("after rs2's server died: %v; answers %v", r.Total, r.Servers)
 }
+
+// TestClusterQuietFlows is acceptance test C8: with tcp_timeout 30 s, long-lived
+// connections that send a request only every 25 s for three minutes survive
+// the SIGKILL of the director they went through. The spare joins right after
+// they opened (rs-add), so the mh table their director chose them with is no
+// longer the one a peer would fall back to: a peer must still hold their synced
+// entries, which, quiet as they are, only the refresh sweeper keeps from expiring.
+func TestClusterQuietFlows(t *testing.T) {
+	if testing.Short() {
+		t.Skip("C8 runs for over three minutes")
+	}
+	l := clusterLab(t, Spec{})
+	ctx := context.Background()
+	if err := l.WaitAnnounced(ctx, ClusterUpTimeout); err != nil {
+		t.Fatal(err)
+	}
+	for _, d := range l.hostsWith(Director) {
+		if out, err := exec.Command(l.spec.Exe, "adm", "--socket", filepath.Join(l.RunDir(), d.Name+".sock"), "--set", "30", "120", "300").CombinedOutput(); err != nil {
+			t.Fatalf("%s: gvs adm --set: %v\n%s", d.Name, err, out)
+		}
+	}
+	f, err := l.StartFlows(ctx, FlowsOptions{Conns: c8Conns, Interval: 25 * time.Second, Timeout: 10 * time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Stop()
+	if err := l.Event(ctx, EventRSAdd, ""); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(c8Quiet) // the quiet period under test
+	before := f.Counts()
+	if before.Broken != 0 {
+		t.Errorf("%d quiet connections broke before any director event: %v", before.Broken, before)
+	}
+	if err := l.Event(ctx, EventKill, "dir2"); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(30 * time.Second) // every connection asks at least once after the kill
+	d := f.Counts().Sub(before)
+	t.Logf("C8: %d connections quiet for 25 s at a time over %v, then dir2 killed: %v", c8Conns, c8Quiet, d)
+	if d.Requests < c8Conns {
+		t.Fatalf("only %d requests after the kill, want one per connection at least", d.Requests)
+	}
+	if d.Broken != 0 {
+		t.Errorf("%d quiet connections broke when dir2 was killed", d.Broken)
+	}
+}
+
+const (
+	c8Conns = 150
+	c8Quiet = 3 * time.Minute
+)
