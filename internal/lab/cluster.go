@@ -9,6 +9,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"syscall"
 	"time"
@@ -353,11 +354,19 @@ func (l *Lab) signalWait(p Proc, c *child, sig syscall.Signal, wait time.Duratio
 	return saveState(l.spec.StateDir, l.st)
 }
 
-// reaped reports whether the process id names is gone entirely: no such PID, or
-// the PID reused by another process.
+// reaped reports whether the process id names has exited entirely: no such PID,
+// the PID reused by another process, or a zombie none of whose threads runs any
+// more (an orphan's zombie may wait a while for its reaper, but holds nothing).
 func reaped(id procID) bool {
-	_, start, err := procStat(id.PID)
-	return err != nil || start != id.Start
+	state, start, err := procStat(id.PID)
+	if err != nil || start != id.Start {
+		return true
+	}
+	if state != 'Z' {
+		return false
+	}
+	tasks, err := os.ReadDir("/proc/" + strconv.Itoa(id.PID) + "/task")
+	return err != nil || len(tasks) <= 1
 }
 
 // Event kinds of `gvs lab event`.
