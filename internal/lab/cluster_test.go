@@ -6,6 +6,7 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"fmt"
+	"net"
 	"net/netip"
 	"os"
 	"os/exec"
@@ -16,6 +17,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/gvs-lb/gvs/ipvssync"
 )
 
 // needCluster skips the test where a cluster lab cannot run (not root, no bird),
@@ -709,3 +712,114 @@ const (
 	c8Conns = 150
 	c8Quiet = 3 * time.Minute
 )
+
+// TestClusterBulk is acceptance test C6: 100,000 connections enter every
+// director by sync (a sender in rs1's namespace, speaking IPVS sync v1 to the
+// group without heartbeats, as a kernel master would), then dir3 restarts with
+// an empty table. It must learn them all by bulk sync before it announces the
+// VIP again; the bulk's duration is logged.
+func TestClusterBulk(t *testing.T) {
+	if testing.Short() {
+		t.Skip("C6 moves 100,000 entries")
+	}
+	l := clusterLab(t, Spec{})
+	ctx := context.Background()
+	w, err := l.WatchRoutes()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer w.Stop()
+	announced(t, l, w, time.Now(), ClusterUpTimeout, "dir1", "dir2", "dir3")
+	injectSync(t, l, "rs1", c6Entries)
+	held := func(d string) int {
+		out, err := exec.Command(l.spec.Exe, "adm", "--socket", filepath.Join(l.RunDir(), d+".sock"), "-Lnc").Output()
+		if err != nil {
+			return -1
+		}
+		return strings.Count(string(out), "198.19.")
+	}
+	waitFor(t, 30*time.Second, "every director holds the injected entries", func() bool {
+		return held("dir1") >= c6Entries && held("dir2") >= c6Entries && held("dir3") >= c6Entries
+	})
+	t0 := time.Now()
+	if err := l.Event(ctx, EventRestart, "dir3"); err != nil {
+		t.Fatal(err)
+	}
+	gone, err := w.Until(ctx, t0, 5*time.Second, l.Without("dir3"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	back, err := w.Until(ctx, gone, ClusterUpTimeout, l.With("dir3"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n := held("dir3"); n < c6Entries {
+		t.Errorf("dir3 holds %d of the %d entries after its bulk sync", n, c6Entries)
+	}
+	// The log: bulk sync complete (with its duration), then the gate opens.
+	logb, _ := os.ReadFile(filepath.Join(l.RunDir(), "dir3-director.log"))
+	lines := strings.Split(string(logb), "\n")
+	var complete, open int = -1, -1
+	var took string
+	for i, line := range lines {
+		if strings.Contains(line, "bulk sync complete") {
+			complete, took = i, line
+		}
+		if complete >= 0 && open < 0 && i > complete && strings.Contains(line, "gate open") {
+			open = i
+		}
+	}
+	if complete < 0 || open < 0 {
+		t.Fatalf("dir3's log shows no bulk sync complete followed by the gate opening:\n%s", logTail(filepath.Join(l.RunDir(), "dir3-director.log")))
+	}
+	t.Logf("C6: dir3 restarted with %d entries on its peers: routed again %.1f s after it was withdrawn; %s", c6Entries, back.Sub(gone).Seconds(), took[strings.Index(took, "msg="):])
+}
+
+const c6Entries = 100_000
+
+// injectSync sends n established DR connections (clients 198.19.0.0/16, the VIP's
+// TCP port, rs1–rs3) as IPVS sync v1 from host's namespace to the sync group,
+// paced so the receivers' socket buffers keep up.
+func injectSync(t *testing.T, l *Lab, host string, n int) {
+	t.Helper()
+	h, _ := l.Host(host)
+	var c *net.UDPConn
+	if err := l.Do(host, func() (err error) {
+		c, err = net.DialUDP("udp4", net.UDPAddrFromAddrPort(netip.AddrPortFrom(h.Addr(), 0)), &net.UDPAddr{IP: net.IPv4(224, 0, 0, 81), Port: 8848})
+		return err
+	}); err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	rs := l.ClusterServers()
+	var b ipvssync.Builder
+	b.Reset(ipvssync.V1, 0, 1472)
+	sent := 0
+	flush := func() {
+		if _, err := c.Write(b.Bytes()); err != nil {
+			t.Fatalf("inject: %v", err)
+		}
+		sent++
+		if sent%25 == 0 {
+			time.Sleep(5 * time.Millisecond) // pacing, not synchronisation: 5,000 datagrams a second
+		}
+		b.Reset(ipvssync.V1, 0, 1472)
+	}
+	for i := range n {
+		r := ipvssync.Record{
+			Protocol: 6, Flags: ipvssync.FwdRoute | 0x0080, State: 1, CPort: uint16(1024 + i%60000), VPort: l.spec.HTTPPort,
+			DPort: l.spec.HTTPPort, Timeout: 900, CAddr: netip.AddrFrom4([4]byte{198, 19, byte(i / 60000), byte(i / 256 % 256)}),
+			VAddr: l.spec.VIP, DAddr: rs[i%len(rs)].Addr(),
+		}
+		if !b.Fits(false) {
+			flush()
+		}
+		if err := b.Add(&r); err != nil {
+			t.Fatalf("inject: %v", err)
+		}
+	}
+	if b.Count() > 0 {
+		flush()
+	}
+	t.Logf("injected %d entries in %d datagrams from %s", n, sent, host)
+}
