@@ -106,6 +106,7 @@ func cmdLabUp(args []string, stdout, stderr io.Writer) error {
 	fs.StringVar(&spec.StateDir, "state-dir", lab.DefaultStateDir, "where the lab's state, logs and configs go")
 	fs.IntVar(&spec.Cluster, "cluster", 0, "cluster mode: this many directors (2..8), each running gvs and BIRD, behind a router namespace running BIRD with ECMP and BFD (DR; 4 real servers unless --real-servers)")
 	fs.BoolVar(&spec.ClusterNoSync, "no-sync", false, "with --cluster: each director hears no peer (the sync-off baseline)")
+	fs.StringVar(&spec.ClusterScheduler, "scheduler", "", "with --cluster: the services' scheduler, mh (default) or rr")
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
@@ -120,8 +121,8 @@ func cmdLabUp(args []string, stdout, stderr io.Writer) error {
 		if err := lab.ClusterPreflight(); err != nil {
 			return fmt.Errorf("lab up: %w", err)
 		}
-	} else if spec.ClusterNoSync {
-		return fmt.Errorf("%w: lab up: --no-sync needs --cluster", errUsage)
+	} else if spec.ClusterNoSync || spec.ClusterScheduler != "" {
+		return fmt.Errorf("%w: lab up: --no-sync and --scheduler need --cluster", errUsage)
 	}
 	var err error
 	ha := strings.EqualFold(*mode, "ha")

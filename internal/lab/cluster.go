@@ -147,10 +147,14 @@ func (l *Lab) clusterConfig(h Host) string {
 		p("[[service]]")
 		p("address = %q", netip.AddrPortFrom(s.VIP, svc.port).String())
 		p("protocol = %q", svc.proto)
-		p("scheduler = \"mh\"")
-		p("# mh-port: the client's port counts too, so the one client's connections")
-		p("# spread over the real servers as many clients' would.")
-		p("scheduler_flags = [\"mh-fallback\", \"mh-port\"]")
+		if s.ClusterScheduler == "rr" {
+			p("scheduler = \"rr\"")
+		} else {
+			p("scheduler = \"mh\"")
+			p("# mh-port: the client's port counts too, so the one client's connections")
+			p("# spread over the real servers as many clients' would.")
+			p("scheduler_flags = [\"mh-fallback\", \"mh-port\"]")
+		}
 		p("method = \"dr\"")
 		for _, rs := range l.ClusterServers() {
 			p("")

@@ -42,6 +42,7 @@ func TestClusterSpec(t *testing.T) {
 	for _, bad := range []Spec{
 		{Cluster: 1}, {Cluster: 9}, {Cluster: 3, Mode: NAT}, {Cluster: 3, IPv6: true},
 		{Cluster: 3, VIP: netip.MustParseAddr("198.18.0.100")}, // on the directors' LAN
+		{Cluster: 3, ClusterScheduler: "wlc"},
 	} {
 		bad.Exe = "/bin/true"
 		if _, err := bad.Resolve(); err == nil {

@@ -410,6 +410,21 @@ func TestClusterC5NoSync(t *testing.T) {
 	checkSpread(t, l, r)
 }
 
+// TestClusterC5NoSyncRR is C5b's second baseline: rr and no sync, where every
+// director schedules on its own. Reported, not gated.
+func TestClusterC5NoSyncRR(t *testing.T) {
+	if testing.Short() {
+		t.Skip("C5 runs for over two minutes")
+	}
+	l := clusterLab(t, Spec{ClusterNoSync: true, ClusterScheduler: "rr"})
+	rows, r := runC5(t, l, FlowsOptions{Conns: c5Conns, Rate: c5Rate, Timeout: 10 * time.Second}, c5Gap)
+	logC5(t, "C5b (sync off, rr)", rows, r)
+	if r.Total.Requests == 0 {
+		t.Fatalf("no traffic went through: %v", r.Total)
+	}
+	checkSpread(t, l, r)
+}
+
 // capture runs tcpdump on the switch's bridge for filter until stop is called,
 // which returns the pcap's path once tcpdump has written and exited.
 func capture(t *testing.T, l *Lab, filter string) (stop func() string) {

@@ -114,6 +114,9 @@ type Spec struct {
 	// ClusterNoSync (cluster labs) points each director's sync at its own address,
 	// so it hears no peer: the "sync off" baseline, mh alone.
 	ClusterNoSync bool
+	// ClusterScheduler (cluster labs) is the services' scheduler: "" = mh (with
+	// mh-fallback and mh-port); "rr" for C5b's second baseline.
+	ClusterScheduler string
 	// HANoPreempt (HA mode): both instances start as BACKUP with nopreempt, as
 	// keepalived wants for nopreempt, so a recovered balancer does not take its VIP
 	// back. Default: preempt, the masters as seed 004 writes them.
@@ -157,6 +160,9 @@ func (s Spec) Resolve() (Spec, error) {
 			return s, fmt.Errorf("lab: a cluster lab is DR over IPv4 only (got %v, IPv6 %v)", s.Mode, s.IPv6)
 		}
 		s.Directors = s.Cluster
+		if s.ClusterScheduler != "" && s.ClusterScheduler != "mh" && s.ClusterScheduler != "rr" {
+			return s, fmt.Errorf("lab: cluster scheduler %q: mh or rr", s.ClusterScheduler)
+		}
 		if s.RealServers == 0 {
 			s.RealServers = clusterRealServers
 		}

@@ -65,6 +65,7 @@ type specJSON struct {
 	IPv6        bool   `json:"ipv6,omitempty"`
 	Cluster     int    `json:"cluster,omitempty"`
 	NoSync      bool   `json:"cluster_no_sync,omitempty"`
+	Scheduler   string `json:"cluster_scheduler,omitempty"`
 	Exe         string `json:"exe"`
 }
 
@@ -73,7 +74,7 @@ func toJSON(s Spec) specJSON {
 		Mode: s.Mode.String(), RealServers: s.RealServers, Directors: s.Directors,
 		Subnet: s.Subnet.String(), Outside: s.Outside.String(), VIP: s.VIP.String(),
 		HTTPPort: s.HTTPPort, UDPPort: s.UDPPort, IPv6: s.IPv6, Exe: s.Exe,
-		Cluster: s.Cluster, NoSync: s.ClusterNoSync,
+		Cluster: s.Cluster, NoSync: s.ClusterNoSync, Scheduler: s.ClusterScheduler,
 	}
 }
 
@@ -84,7 +85,7 @@ func (j specJSON) spec(prefix, dir string, detach bool) (Spec, error) {
 	}
 	s := Spec{Prefix: prefix, Mode: m, RealServers: j.RealServers, Directors: j.Directors,
 		HTTPPort: j.HTTPPort, UDPPort: j.UDPPort, IPv6: j.IPv6, StateDir: dir, Exe: j.Exe, Detach: detach,
-		Cluster: j.Cluster, ClusterNoSync: j.NoSync}
+		Cluster: j.Cluster, ClusterNoSync: j.NoSync, ClusterScheduler: j.Scheduler}
 	if s.Subnet, err = netip.ParsePrefix(j.Subnet); err != nil {
 		return Spec{}, err
 	}
