@@ -838,3 +838,109 @@ func injectSync(t *testing.T, l *Lab, host string, n int) {
 	}
 	t.Logf("injected %d entries in %d datagrams from %s", n, sent, host)
 }
+
+// partition drops the sync and control traffic (UDP 8848, 8849) between two
+// directors, in both of their namespaces (nftables table h3c9part), or lifts it.
+func partition(t *testing.T, l *Lab, a, b string, on bool) {
+	t.Helper()
+	for _, pair := range [][2]string{{a, b}, {b, a}} {
+		self, _ := l.Host(pair[0])
+		peer, _ := l.Host(pair[1])
+		var script string
+		if on {
+			script = fmt.Sprintf("table inet h3c9part {\n chain in {\n  type filter hook input priority 0;\n  ip saddr %s udp dport { 8848, 8849 } drop\n }\n}\n", peer.Addr())
+		} else {
+			script = "delete table inet h3c9part\n"
+		}
+		cmd := exec.Command("ip", "netns", "exec", self.NS, "nft", "-f", "-")
+		cmd.Stdin = strings.NewReader(script)
+		if out, err := cmd.CombinedOutput(); err != nil {
+			t.Fatalf("%s: nft: %v\n%s", self.Name, err, out)
+		}
+	}
+}
+
+// TestClusterPartition is acceptance test C9: sync and control between dir1 and
+// dir2 are cut for 20 s while rs4 joins and dir3 is killed (breaks reported, not
+// gated); after the heal the two see each other live again and pull each
+// other's entries, and the next kill breaks nothing.
+func TestClusterPartition(t *testing.T) {
+	if testing.Short() {
+		t.Skip("C9 runs for about a minute")
+	}
+	needTool(t, "nft")
+	l := clusterLab(t, Spec{})
+	ctx := context.Background()
+	w, err := l.WatchRoutes()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer w.Stop()
+	announced(t, l, w, time.Now(), ClusterUpTimeout, "dir1", "dir2", "dir3")
+	f, err := l.StartFlows(ctx, FlowsOptions{Conns: 300, Rate: 50, Timeout: 10 * time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Stop()
+	adm := func(d string) string {
+		out, _ := exec.Command(l.spec.Exe, "adm", "--socket", filepath.Join(l.RunDir(), d+".sock"), "--cluster").CombinedOutput()
+		return string(out)
+	}
+	peerLive := func(d, peer string) bool {
+		for _, line := range strings.Split(adm(d), "\n") {
+			if f := strings.Fields(line); len(f) >= 3 && f[0] == peer {
+				return f[2] == "yes"
+			}
+		}
+		return false
+	}
+	partition(t, l, "dir1", "dir2", true)
+	cut := true
+	t.Cleanup(func() {
+		if cut {
+			partition(t, l, "dir1", "dir2", false)
+		}
+	})
+	waitFor(t, 5*time.Second, "dir1 sees dir2 not live", func() bool { return !peerLive("dir1", "dir2") })
+	before := f.Counts()
+	if err := l.Event(ctx, EventRSAdd, ""); err != nil {
+		t.Fatal(err)
+	}
+	if err := l.Event(ctx, EventKill, "dir3"); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(20 * time.Second) // the partition's length
+	during := f.Counts().Sub(before)
+	healed := time.Now()
+	partition(t, l, "dir1", "dir2", false)
+	cut = false
+	waitFor(t, 5*time.Second, "dir1 and dir2 live again", func() bool { return peerLive("dir1", "dir2") && peerLive("dir2", "dir1") })
+	waitFor(t, 10*time.Second, "a pull after the silence in dir1's or dir2's log", func() bool {
+		for _, d := range []string{"dir1", "dir2"} {
+			b, _ := os.ReadFile(filepath.Join(l.RunDir(), d+"-director.log"))
+			for _, line := range strings.Split(string(b), "\n") {
+				if strings.Contains(line, "heard again after a silence") {
+					if ts, err := time.Parse(time.RFC3339Nano, strings.TrimPrefix(strings.Fields(line)[0], "time=")); err == nil && ts.After(healed.Add(-time.Second)) {
+						return true
+					}
+				}
+			}
+		}
+		return false
+	})
+	time.Sleep(5 * time.Second) // the pulls complete (sync_flush, bulk_rate: well under a second here)
+	after := f.Counts()
+	if err := l.Event(ctx, EventKill, "dir2"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := w.Until(ctx, time.Now().Add(-time.Second), 5*time.Second, l.Exactly("dir1")); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(15 * time.Second) // every long-lived connection asks many times after the kill
+	next := f.Counts().Sub(after)
+	t.Logf("C9: during the partition (rs-add, kill dir3): %v", during)
+	t.Logf("C9: after the heal, kill dir2: %v", next)
+	if next.Broken != 0 {
+		t.Errorf("%d long-lived connections broke at the kill after the heal", next.Broken)
+	}
+}
