@@ -116,12 +116,11 @@ func newAddrSet(addrs []netip.Addr) addrSet {
 // is in the set.
 func (s *addrSet) contains(a *[16]byte, v6 bool) bool {
 	if s.small == nil {
-		if len(s.big.pages) == 0 {
+		if s.big.empty() {
 			return false
 		}
-		mask := uint64(len(s.big.pages))*pageSize - 1
-		for i := addrHash(a, v6) >> s.big.shift; ; i = (i + 1) & mask {
-			x := &s.big.pages[i>>pageBits][i&pageMask]
+		for i := addrHash(a, v6) >> s.big.shift; ; i = (i + 1) & s.big.mask {
+			x := s.big.at(i)
 			if !x.in {
 				return false
 			}

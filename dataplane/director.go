@@ -790,13 +790,11 @@ func (d *Director) Services() []ServiceView {
 // serviceList returns the generation's services sorted by id.
 func (s *snapshot) serviceList() []*service {
 	var out []*service
-	for _, pg := range s.bySvc.pages {
-		for i := range pg {
-			if pg[i].svc != nil {
-				out = append(out, pg[i].svc)
-			}
+	s.bySvc.each(func(x *svcSlot) {
+		if x.svc != nil {
+			out = append(out, x.svc)
 		}
-	}
+	})
 	slices.SortFunc(out, func(a, b *service) int { return cmp.Compare(a.id, b.id) })
 	return out
 }

@@ -49,12 +49,11 @@ func newSvcIndex(m map[svcKey]*service) svcIndex {
 
 // get returns the service with key k, or nil.
 func (x *svcIndex) get(k *svcKey) *service {
-	if len(x.pages) == 0 {
+	if x.empty() {
 		return nil
 	}
-	mask := uint64(len(x.pages))*pageSize - 1
-	for i := svcHash(k) >> x.shift; ; i = (i + 1) & mask {
-		s := &x.pages[i>>pageBits][i&pageMask]
+	for i := svcHash(k) >> x.shift; ; i = (i + 1) & x.mask {
+		s := x.at(i)
 		if s.svc == nil || s.key == *k {
 			return s.svc
 		}

@@ -55,8 +55,14 @@ func TestSvcIndex(t *testing.T) {
 // TestSvcIndexBuilder runs random puts and deletions on a builder against a Go map,
 // freezing now and then: every frozen index must still answer as the map did when
 // it was frozen (a later write never reaches a published index), through growth and
-// deletions that move entries back.
+// deletions that move entries back. The large case grows the table past one
+// directory of pages (2,048 slots), so that writes copy directories too.
 func TestSvcIndexBuilder(t *testing.T) {
+	t.Run("one directory", func(t *testing.T) { testSvcIndexBuilder(t, 700, 80, 60) })
+	t.Run("directories", func(t *testing.T) { testSvcIndexBuilder(t, 8000, 1500, 16) })
+}
+
+func testSvcIndexBuilder(t *testing.T, ports, ops, rounds int) {
 	rng := rand.New(rand.NewPCG(9, 10))
 	type frozen struct {
 		x svcIndex
@@ -67,12 +73,12 @@ func TestSvcIndexBuilder(t *testing.T) {
 	var all []frozen
 	keyOf := func() svcKey {
 		// Few distinct high bytes, so that runs of probes form and cross pages.
-		k := svcKey{proto: 6, port: uint16(rng.IntN(700))}
+		k := svcKey{proto: 6, port: uint16(rng.IntN(ports))}
 		k.addr[0] = byte(rng.IntN(3))
 		return k
 	}
-	for round := range 60 {
-		for range rng.IntN(80) {
+	for round := range rounds {
+		for range rng.IntN(ops) {
 			k := keyOf()
 			if rng.IntN(3) == 0 {
 				x.del(k)
@@ -85,6 +91,9 @@ func TestSvcIndexBuilder(t *testing.T) {
 		}
 		if x.b.n != len(m) {
 			t.Fatalf("round %d: builder counts %d entries, map has %d", round, x.b.n, len(m))
+		}
+		if ports > 700 && round == rounds-1 && x.b.t.slots() <= pageSize*dirSize {
+			t.Fatalf("the table has %d slots: the test never grew it past one directory", x.b.t.slots())
 		}
 		all = append(all, frozen{x.freeze(), maps.Clone(m)})
 		for i, f := range all {
