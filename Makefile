@@ -8,8 +8,10 @@ STATICCHECK_VERSION ?= v0.8.2
 build:
 	$(GO) build -o bin/gvs ./cmd/gvs
 
+# The namespace labs (internal/lab) run for about 25 minutes as root, longer than go
+# test's default limit of 10 minutes per package.
 test: lint
-	$(GO) test -count=1 $(PKGS)
+	$(GO) test -count=1 -timeout 60m $(PKGS)
 	$(GO) test -count=1 -race ./sched/ ./conntrack/ ./dataplane/
 	$(MAKE) fuzz
 
