@@ -134,6 +134,9 @@ func (l *Lab) clusterConfig(h Host) string {
 	p("node_id = %q", h.Name)
 	p("sync_interface = %q", h.Links[0].Name)
 	p("bird_socket = %q", l.BirdSocket(h.Name))
+	if s.ClusterSyncFlush != 0 {
+		p("sync_flush = %q", s.ClusterSyncFlush.String())
+	}
 	if s.ClusterNoSync {
 		p("# The lab's \"sync off\" baseline: sync and control go to this director's own")
 		p("# address, which drops them as its own, so it hears no peer.")

@@ -508,7 +508,79 @@ func tsharkFields(t *testing.T, pcap, filter string, fields ...string) [][]strin
 // it costs at most 150 bytes (IP and UDP headers included) per new connection.
 func TestClusterSyncTraffic(t *testing.T) {
 	needTool(t, "tshark")
-	l := clusterLab(t, Spec{})
+	m := measureSync(t, Spec{}, c7Duration)
+	t.Logf("C7: %d sync frames, %d records, %d bytes for %d new connections at %d/s: %.0f bytes per connection (bar 150), %.1f records per connection",
+		m.frames, m.records, m.bytes, m.conns, c7Rate, m.perConn(), float64(m.records)/float64(m.conns))
+	if m.perConn() > 150 {
+		t.Errorf("%.0f sync bytes per new connection, want at most 150", m.perConn())
+	}
+}
+
+// TestClusterSyncFlushKernelDefault is C7's comparison with IPVS's default: the same
+// load with sync_flush = 2s, the kernel's sync period, against gvs's 100 ms. A longer
+// flush fills messages fuller, so each record carries less of a message's headers,
+// but a director that dies loses up to 2 s of its connections' updates instead of
+// 100 ms (docs/cluster.md §4.3). The figures are reported; what is asserted is the
+// trade's direction: fewer sync bytes per record with the longer flush.
+func TestClusterSyncFlushKernelDefault(t *testing.T) {
+	needTool(t, "tshark")
+	if testing.Short() {
+		t.Skip("two cluster labs under load for 20 s each")
+	}
+	const window = 20 * time.Second
+	ours := measureSync(t, Spec{}, window)
+	kernel := measureSync(t, Spec{ClusterSyncFlush: 2 * time.Second}, window)
+	for _, r := range []struct {
+		name string
+		m    syncFigures
+	}{{"sync_flush 100ms (gvs)", ours}, {"sync_flush 2s (kernel)", kernel}} {
+		t.Logf("C7 %s: %d frames, %.1f records a frame, %.1f bytes a record, %.0f bytes per new connection (%d connections at %d/s)",
+			r.name, r.m.frames, float64(r.m.records)/float64(r.m.frames), r.m.perRecord(), r.m.perConn(), r.m.conns, c7Rate)
+	}
+	if kernel.perRecord() >= ours.perRecord() {
+		t.Errorf("sync_flush 2s: %.1f bytes a record, 100ms: %.1f; a longer flush should fill messages fuller",
+			kernel.perRecord(), ours.perRecord())
+	}
+}
+
+// linesWith returns the lines of each director's listing that name the client
+// address and port want, prefixed with the director's address.
+func linesWith(tables map[string]string, want string) string {
+	var b strings.Builder
+	for dir, table := range tables {
+		for _, line := range strings.Split(table, "\n") {
+			if f := strings.Fields(line); len(f) >= 4 && f[3] == want {
+				fmt.Fprintf(&b, "  %s: %s\n", dir, line)
+			}
+		}
+	}
+	if b.Len() == 0 {
+		return "  (none)"
+	}
+	return b.String()
+}
+
+// syncFigures is what measureSync counted: sync frames, the records in them, their
+// bytes (IP and UDP headers included, as the design counts them), and the new
+// connections made meanwhile.
+type syncFigures struct {
+	frames, records, bytes, conns int
+}
+
+func (m syncFigures) perConn() float64   { return float64(m.bytes) / float64(m.conns) }
+func (m syncFigures) perRecord() float64 { return float64(m.bytes) / float64(m.records) }
+
+// measureSync is acceptance test C2 under C7's load: a cluster lab of spec, new
+// connections at c7Rate for d, the sync traffic captured on the switch's bridge.
+// Every frame must be IPVS sync that tshark decodes without a malformed frame, sent
+// to the group with TTL 1, and each record sent in the last recentRecord before the
+// directors' tables are read must name a connection its sender holds (same client,
+// real server). An older record's connection may have expired meanwhile: a
+// connection reset in CLOSE lives 10 s, and under load some connects time out and are
+// reset.
+func measureSync(t *testing.T, spec Spec, d time.Duration) syncFigures {
+	t.Helper()
+	l := clusterLab(t, spec)
 	if err := l.WaitAnnounced(context.Background(), ClusterUpTimeout); err != nil {
 		t.Fatal(err)
 	}
@@ -517,11 +589,16 @@ func TestClusterSyncTraffic(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	time.Sleep(c7Duration) // the measurement window
+	time.Sleep(d) // the measurement window
 	r := f.Stop()
-	// Let the last partly filled messages leave (sync_flush is 100 ms), then
-	// snapshot every director's connections before any expires.
-	time.Sleep(500 * time.Millisecond)
+	// Let the last partly filled messages leave (sync_flush), then snapshot every
+	// director's connections before any expires.
+	flush := spec.ClusterSyncFlush
+	if flush == 0 {
+		flush = 100 * time.Millisecond
+	}
+	time.Sleep(flush + 400*time.Millisecond)
+	snap := time.Now()
 	tables := map[string]string{}
 	for _, d := range l.hostsWith(Director) {
 		out, err := exec.Command(l.spec.Exe, "adm", "--socket", filepath.Join(l.RunDir(), d.Name+".sock"), "-Lnc").CombinedOutput()
@@ -535,21 +612,31 @@ func TestClusterSyncTraffic(t *testing.T) {
 	if bad := tsharkFields(t, pcap, "ipvs && _ws.malformed", "frame.number"); len(bad) > 0 {
 		t.Errorf("%d malformed sync frames (first: %v)", len(bad), bad[0])
 	}
-	frames := tsharkFields(t, pcap, "ipvs", "frame.len", "ip.src", "ip.ttl", "ip.dst", "ipvs.caddr", "ipvs.cport", "ipvs.daddr")
+	frames := tsharkFields(t, pcap, "ipvs", "frame.len", "ip.src", "ip.ttl", "ip.dst", "ipvs.caddr", "ipvs.cport", "ipvs.daddr", "frame.time_epoch")
 	if len(frames) == 0 {
 		t.Fatalf("no sync traffic captured while %d connections were made", r.Total.ShortOK)
 	}
-	var bytes, records, unmatched int
+	m := syncFigures{frames: len(frames), conns: int(r.Total.ShortOK + r.Total.ShortFailed)}
+	unmatched, checked := 0, 0
 	for _, fr := range frames {
 		n, _ := strconv.Atoi(fr[0])
-		bytes += n - 14 // the Ethernet header: IP and UDP count, as the design counts them
+		m.bytes += n - 14 // the Ethernet header: IP and UDP count, as the design counts them
 		src := fr[1]
 		if fr[2] != "1" || fr[3] != "224.0.0.81" {
 			t.Errorf("sync frame from %s to %s with TTL %s: want 224.0.0.81, TTL 1", src, fr[3], fr[2])
 		}
 		caddrs, cports, daddrs := strings.Split(fr[4], ","), strings.Split(fr[5], ","), strings.Split(fr[6], ",")
+		sec, err := strconv.ParseFloat(fr[7], 64)
+		if err != nil {
+			t.Fatalf("frame time %q: %v", fr[7], err)
+		}
+		recent := snap.Sub(time.Unix(0, int64(sec*1e9))) <= recentRecord
 		for i := range caddrs {
-			records++
+			m.records++
+			if !recent {
+				continue
+			}
+			checked++
 			table, ok := tables[src]
 			if !ok {
 				t.Fatalf("sync frame from %s, which is no director", src)
@@ -565,19 +652,26 @@ func TestClusterSyncTraffic(t *testing.T) {
 			if !found {
 				unmatched++
 				if unmatched <= 3 {
-					t.Errorf("record %s → %s from %s: no such connection in its gvs adm -Lnc", want, daddrs[i], src)
+					t.Errorf("record %s → %s from %s: no such connection in its gvs adm -Lnc; the directors list for %s:\n%s",
+						want, daddrs[i], src, want, linesWith(tables, want))
 				}
 			}
 		}
 	}
-	conns := r.Total.ShortOK + r.Total.ShortFailed
-	per := float64(bytes) / float64(conns)
-	t.Logf("C7: %d sync frames, %d records, %d bytes for %d new connections at %d/s: %.0f bytes per connection (bar 150), %.1f records per connection; %d records matched no sender entry",
-		len(frames), records, bytes, conns, c7Rate, per, float64(records)/float64(conns), unmatched)
-	if per > 150 {
-		t.Errorf("%.0f sync bytes per new connection, want at most 150", per)
+	if unmatched > 0 {
+		t.Errorf("%d of %d recent records matched no connection of their sender", unmatched, checked)
 	}
+	// 200 connections a second send about 400 records a second: a few seconds'
+	// worth must have been checked.
+	if least := c7Rate * int(recentRecord/time.Second); checked < least {
+		t.Errorf("%d records sent in the last %v before the tables were read, want at least %d", checked, recentRecord, least)
+	}
+	return m
 }
+
+// recentRecord is how old a record measureSync checks against its sender's table
+// may be: less than CLOSE's 10 s timeout, so its connection cannot have expired.
+const recentRecord = 8 * time.Second
 
 // C7's load: issue 14 measures at 200 new connections a second; C2 captures 60 s
 // of sync traffic.

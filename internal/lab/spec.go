@@ -9,6 +9,7 @@ import (
 	"os"
 	"regexp"
 	"strings"
+	"time"
 )
 
 // A Mode is the forwarding method a lab is built for. The zero value is not a mode;
@@ -117,6 +118,9 @@ type Spec struct {
 	// ClusterScheduler (cluster labs) is the services' scheduler: "" = mh (with
 	// mh-fallback and mh-port); "rr" for C5b's second baseline.
 	ClusterScheduler string
+	// ClusterSyncFlush (cluster labs) is each director's sync_flush: 0 = gvs's
+	// default (100 ms); 2 s is the kernel's, for C7's comparison.
+	ClusterSyncFlush time.Duration
 	// HANoPreempt (HA mode): both instances start as BACKUP with nopreempt, as
 	// keepalived wants for nopreempt, so a recovered balancer does not take its VIP
 	// back. Default: preempt, the masters as seed 004 writes them.

@@ -66,6 +66,7 @@ type specJSON struct {
 	Cluster     int    `json:"cluster,omitempty"`
 	NoSync      bool   `json:"cluster_no_sync,omitempty"`
 	Scheduler   string `json:"cluster_scheduler,omitempty"`
+	SyncFlush   string `json:"cluster_sync_flush,omitempty"`
 	Exe         string `json:"exe"`
 }
 
@@ -75,7 +76,16 @@ func toJSON(s Spec) specJSON {
 		Subnet: s.Subnet.String(), Outside: s.Outside.String(), VIP: s.VIP.String(),
 		HTTPPort: s.HTTPPort, UDPPort: s.UDPPort, IPv6: s.IPv6, Exe: s.Exe,
 		Cluster: s.Cluster, NoSync: s.ClusterNoSync, Scheduler: s.ClusterScheduler,
+		SyncFlush: durationJSON(s.ClusterSyncFlush),
 	}
+}
+
+// durationJSON is d as the state file keeps it: "" for 0.
+func durationJSON(d time.Duration) string {
+	if d == 0 {
+		return ""
+	}
+	return d.String()
 }
 
 func (j specJSON) spec(prefix, dir string, detach bool) (Spec, error) {
@@ -86,6 +96,11 @@ func (j specJSON) spec(prefix, dir string, detach bool) (Spec, error) {
 	s := Spec{Prefix: prefix, Mode: m, RealServers: j.RealServers, Directors: j.Directors,
 		HTTPPort: j.HTTPPort, UDPPort: j.UDPPort, IPv6: j.IPv6, StateDir: dir, Exe: j.Exe, Detach: detach,
 		Cluster: j.Cluster, ClusterNoSync: j.NoSync, ClusterScheduler: j.Scheduler}
+	if j.SyncFlush != "" {
+		if s.ClusterSyncFlush, err = time.ParseDuration(j.SyncFlush); err != nil {
+			return Spec{}, fmt.Errorf("lab state: cluster_sync_flush: %w", err)
+		}
+	}
 	if s.Subnet, err = netip.ParsePrefix(j.Subnet); err != nil {
 		return Spec{}, err
 	}
