@@ -2,8 +2,6 @@ package main
 
 import (
 	"bytes"
-	"crypto/rand"
-	"encoding/hex"
 	"fmt"
 	"os"
 	"os/exec"
@@ -22,56 +20,11 @@ import (
 // then exits, and the device is gone with it. Needs root and ip (skipped without,
 // a failure with GVS_LAB_REQUIRED=1).
 func TestRunClusterWithdrawsOnExit(t *testing.T) {
-	if testing.Short() {
-		t.Skip("builds gvs and runs it: not with -short")
-	}
-	skip := func(why string) {
-		if os.Getenv("GVS_LAB_REQUIRED") == "1" {
-			t.Fatalf("GVS_LAB_REQUIRED=1 but %s", why)
-		}
-		t.Skipf("skipping: %s (set GVS_LAB_REQUIRED=1 to make this a failure)", why)
-	}
-	if os.Geteuid() != 0 {
-		skip("needs root")
-	}
-	for _, tool := range []string{"ip", "go"} {
-		if _, err := exec.LookPath(tool); err != nil {
-			skip("needs " + tool)
-		}
-	}
 	if _, err := os.Stat("/dev/net/tun"); err != nil {
-		skip("needs /dev/net/tun")
+		labSkip(t, "needs /dev/net/tun")
 	}
-	dir := t.TempDir()
-	bin := filepath.Join(dir, "gvs")
-	if out, err := exec.Command("go", "build", "-o", bin, "github.com/gvs-lb/gvs/cmd/gvs").CombinedOutput(); err != nil {
-		t.Fatalf("building gvs: %v\n%s", err, out)
-	}
-	var r [4]byte
-	rand.Read(r[:])
-	ns := "h2c-" + hex.EncodeToString(r[:])
-	ipn := func(args ...string) (string, error) {
-		out, err := exec.Command("ip", append([]string{"-n", ns}, args...)...).CombinedOutput()
-		return string(out), err
-	}
-	must := func(args ...string) {
-		t.Helper()
-		if out, err := ipn(args...); err != nil {
-			t.Fatalf("ip -n %s %v: %v: %s", ns, args, err, out)
-		}
-	}
-	if out, err := exec.Command("ip", "netns", "add", ns).CombinedOutput(); err != nil {
-		skip("ip netns add: " + err.Error() + ": " + string(out))
-	}
-	t.Cleanup(func() {
-		if out, err := exec.Command("ip", "netns", "del", ns).CombinedOutput(); err != nil {
-			t.Errorf("ip netns del %s: %v: %s", ns, err, out)
-		}
-	})
-	must("link", "add", "v0", "type", "veth", "peer", "name", "v1")
-	must("addr", "add", "198.18.77.3/24", "dev", "v0")
-	must("link", "set", "v0", "up")
-	must("link", "set", "v1", "up")
+	n := newRunNS(t, "h2c", "198.18.77.3/24")
+	dir, bin, ns, ipn := n.dir, n.bin, n.ns, n.ip
 
 	sock := filepath.Join(dir, "gvs.sock")
 	conf := filepath.Join(dir, "gvs.toml")

@@ -2,8 +2,6 @@ package main
 
 import (
 	"bytes"
-	"crypto/rand"
-	"encoding/hex"
 	"fmt"
 	"net"
 	"os"
@@ -24,49 +22,8 @@ import (
 // guard goes. Needs root, ip and nft (skipped without, a failure with
 // GVS_LAB_REQUIRED=1).
 func TestRunOwnsItsHostState(t *testing.T) {
-	if testing.Short() {
-		t.Skip("builds gvs and runs it: not with -short")
-	}
-	skip := func(why string) {
-		if os.Getenv("GVS_LAB_REQUIRED") == "1" {
-			t.Fatalf("GVS_LAB_REQUIRED=1 but %s", why)
-		}
-		t.Skipf("skipping: %s (set GVS_LAB_REQUIRED=1 to make this a failure)", why)
-	}
-	if os.Geteuid() != 0 {
-		skip("needs root")
-	}
-	for _, tool := range []string{"ip", "nft", "go"} {
-		if _, err := exec.LookPath(tool); err != nil {
-			skip("needs " + tool)
-		}
-	}
-	dir := t.TempDir()
-	bin := filepath.Join(dir, "gvs")
-	if out, err := exec.Command("go", "build", "-o", bin, "github.com/gvs-lb/gvs/cmd/gvs").CombinedOutput(); err != nil {
-		t.Fatalf("building gvs: %v\n%s", err, out)
-	}
-	var r [4]byte
-	rand.Read(r[:])
-	ns := "gvsm1-" + hex.EncodeToString(r[:])
-	ipn := func(args ...string) {
-		t.Helper()
-		if out, err := exec.Command("ip", append([]string{"-n", ns}, args...)...).CombinedOutput(); err != nil {
-			t.Fatalf("ip -n %s %v: %v: %s", ns, args, err, out)
-		}
-	}
-	if out, err := exec.Command("ip", "netns", "add", ns).CombinedOutput(); err != nil {
-		skip("ip netns add: " + err.Error() + ": " + string(out))
-	}
-	t.Cleanup(func() {
-		if out, err := exec.Command("ip", "netns", "del", ns).CombinedOutput(); err != nil {
-			t.Errorf("ip netns del %s: %v: %s", ns, err, out)
-		}
-	})
-	ipn("link", "add", "v0", "type", "veth", "peer", "name", "v1")
-	ipn("addr", "add", "198.18.0.3/24", "dev", "v0")
-	ipn("link", "set", "v0", "up")
-	ipn("link", "set", "v1", "up")
+	n := newRunNS(t, "gvsm1", "198.18.0.3/24", "nft")
+	dir, bin, ns := n.dir, n.bin, n.ns
 
 	type director struct {
 		cmd    *exec.Cmd
