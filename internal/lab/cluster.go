@@ -104,6 +104,11 @@ func (l *Lab) ClusterServers() []Host {
 	return slices.DeleteFunc(rs, func(h Host) bool { return !slices.Contains(names, h.Name) })
 }
 
+// admCmd is `gvs adm args...` for director's control socket.
+func (l *Lab) admCmd(director string, args ...string) *exec.Cmd {
+	return exec.Command(l.spec.Exe, append([]string{"adm", "--socket", filepath.Join(l.RunDir(), director+".sock")}, args...)...)
+}
+
 // clusterConfig is DirectorConfig in a cluster lab: [cluster] on, sync on eth0,
 // and the VIP's TCP and UDP services scheduled by mh over the listed servers.
 func (l *Lab) clusterConfig(h Host) string {

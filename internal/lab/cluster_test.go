@@ -228,7 +228,7 @@ var sentRE = regexp.MustCompile(`(?m)^sent: \d+ messages, \d+ records, (\d+) byt
 func syncSent(l *Lab) map[string]int64 {
 	m := map[string]int64{}
 	for _, d := range l.hostsWith(Director) {
-		out, err := exec.Command(l.spec.Exe, "adm", "--socket", filepath.Join(l.RunDir(), d.Name+".sock"), "--cluster").Output()
+		out, err := l.admCmd(d.Name, "--cluster").Output()
 		if sm := sentRE.FindSubmatch(out); err == nil && sm != nil {
 			m[d.Name], _ = strconv.ParseInt(string(sm[1]), 10, 64)
 		}
@@ -601,7 +601,7 @@ func measureSync(t *testing.T, spec Spec, d time.Duration) syncFigures {
 	snap := time.Now()
 	tables := map[string]string{}
 	for _, d := range l.hostsWith(Director) {
-		out, err := exec.Command(l.spec.Exe, "adm", "--socket", filepath.Join(l.RunDir(), d.Name+".sock"), "-Lnc").CombinedOutput()
+		out, err := l.admCmd(d.Name, "-Lnc").CombinedOutput()
 		if err != nil {
 			t.Fatalf("%s: gvs adm -Lnc: %v\n%s", d.Name, err, out)
 		}
@@ -712,7 +712,7 @@ func TestClusterConfigMismatch(t *testing.T) {
 		t.Fatalf("dir3's routes stayed after its restart: %v", err)
 	}
 	adm := func(d string) string {
-		out, _ := exec.Command(l.spec.Exe, "adm", "--socket", filepath.Join(l.RunDir(), d+".sock"), "--cluster").CombinedOutput()
+		out, _ := l.admCmd(d, "--cluster").CombinedOutput()
 		return string(out)
 	}
 	var seen time.Duration
@@ -787,7 +787,7 @@ func TestClusterQuietFlows(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, d := range l.hostsWith(Director) {
-		if out, err := exec.Command(l.spec.Exe, "adm", "--socket", filepath.Join(l.RunDir(), d.Name+".sock"), "--set", "30", "120", "300").CombinedOutput(); err != nil {
+		if out, err := l.admCmd(d.Name, "--set", "30", "120", "300").CombinedOutput(); err != nil {
 			t.Fatalf("%s: gvs adm --set: %v\n%s", d.Name, err, out)
 		}
 	}
@@ -842,7 +842,7 @@ func TestClusterBulk(t *testing.T) {
 	announced(t, l, w, time.Now(), ClusterUpTimeout, "dir1", "dir2", "dir3")
 	injectSync(t, l, "rs1", c6Entries)
 	held := func(d string) int {
-		out, err := exec.Command(l.spec.Exe, "adm", "--socket", filepath.Join(l.RunDir(), d+".sock"), "-Lnc").Output()
+		out, err := l.admCmd(d, "-Lnc").Output()
 		if err != nil {
 			return -1
 		}
@@ -978,7 +978,7 @@ func TestClusterPartition(t *testing.T) {
 	}
 	defer f.Stop()
 	adm := func(d string) string {
-		out, _ := exec.Command(l.spec.Exe, "adm", "--socket", filepath.Join(l.RunDir(), d+".sock"), "--cluster").CombinedOutput()
+		out, _ := l.admCmd(d, "--cluster").CombinedOutput()
 		return string(out)
 	}
 	peerLive := func(d, peer string) bool {
