@@ -96,12 +96,13 @@ type SyncStats struct {
 	Bound           uint64 // unbound entries bound later (BindUnbound, or a record naming the dest)
 	Adopted         uint64 // received entries adopted by a local packet
 	Rescheduled     uint64 // unbound entries a local packet replaced (it cannot be forwarded to an unknown dest)
+	Remote          int64  // entries in the table another director sent that no local packet adopted yet
 }
 
 // syncCounters are SyncStats' atomics.
 type syncCounters struct {
 	created, updated, replaced, ignored, refused, bound, adopted, resched atomic.Uint64
-	unbound                                                               atomic.Int64
+	unbound, remote                                                       atomic.Int64
 }
 
 // syncRec is an entry's sync state, unpacked.
@@ -174,6 +175,9 @@ func originOf(e *entry) uint8 {
 //
 // Precondition: the shard's mutex is held.
 func (t *Table) releaseSyncLocked(s *shard, i uint32, e *entry) {
+	if originOf(e) != 0 {
+		t.sc.remote.Add(-1)
+	}
 	if e.flags&fUnbound != 0 {
 		delete(s.sx.unbound, i)
 		t.sc.unbound.Add(-1)
@@ -219,6 +223,7 @@ func (t *Table) SyncStats() SyncStats {
 		Created: c.created.Load(), Updated: c.updated.Load(), Replaced: c.replaced.Load(),
 		IgnoredInactive: c.ignored.Load(), Refused: c.refused.Load(), Unbound: c.unbound.Load(),
 		Bound: c.bound.Load(), Adopted: c.adopted.Load(), Rescheduled: c.resched.Load(),
+		Remote: c.remote.Load(),
 	}
 }
 
@@ -293,6 +298,7 @@ func (t *Table) SyncFold(k *Key, f *Fold, now int64) {
 func (t *Table) adoptLocked(e *entry, c *Conn) {
 	r := t.loadSync(e)
 	r.origin = 0
+	t.sc.remote.Add(-1)
 	t.storeSync(e, &r)
 	c.Sync.Origin, c.Sync.Adopted = 0, true
 	t.sc.adopted.Add(1)
@@ -462,6 +468,7 @@ func (t *Table) Upsert(r *Remote, dest *sched.Dest, origin uint8, now int64) boo
 	}
 	t.storeSync(e, &rec)
 	t.sc.created.Add(1)
+	t.sc.remote.Add(1)
 	return true
 }
 
@@ -528,6 +535,9 @@ func (t *Table) updateLocked(s *shard, i uint32, e *entry, r *Remote, dest *sche
 	t.setRemoteTimeout(e, r)
 	t.rearmLocked(s, i, e, now+int64(e.timeout)*msNs)
 	rec := t.loadSync(e)
+	if rec.origin == 0 {
+		t.sc.remote.Add(1) // a local entry another director now sends
+	}
 	rec.origin = origin
 	rec.oldState = uint8(e.state)
 	if rules := t.syncRules.Load(); rules != nil {

@@ -115,8 +115,11 @@ func (f *syncFuzz) check() {
 	if tbl.Len() > tbl.Max() {
 		t.Fatalf("%d entries, conn_max %d", tbl.Len(), tbl.Max())
 	}
-	live, unbound := 0, int64(0)
+	live, unbound, remote := 0, int64(0), int64(0)
 	tbl.Each(func(c *Conn) bool {
+		if c.Sync.Origin != 0 {
+			remote++
+		}
 		if c.Expires > f.now || c.NControl > 0 {
 			live++
 		}
@@ -127,6 +130,9 @@ func (f *syncFuzz) check() {
 	})
 	if got := tbl.SyncStats().Unbound; got != unbound {
 		t.Fatalf("SyncStats.Unbound %d, %d entries without a dest", got, unbound)
+	}
+	if got := tbl.SyncStats().Remote; got != remote {
+		t.Fatalf("SyncStats.Remote %d, %d entries with another director's origin", got, remote)
 	}
 	seen := map[Key]bool{}
 	cur := uint64(0)
@@ -162,8 +168,8 @@ func (f *syncFuzz) finish() {
 	tbl := f.v.tbl
 	f.now += int64(time.Hour)
 	tbl.Expire(f.now, 1<<20)
-	if tbl.Len() != 0 || tbl.SyncStats().Unbound != 0 {
-		f.t.Fatalf("after expiry: %d entries, %d unbound", tbl.Len(), tbl.SyncStats().Unbound)
+	if st := tbl.SyncStats(); tbl.Len() != 0 || st.Unbound != 0 || st.Remote != 0 {
+		f.t.Fatalf("after expiry: %d entries, %d unbound, %d remote", tbl.Len(), st.Unbound, st.Remote)
 	}
 	for id, d := range f.v.dests {
 		if c := countsOf(d); c != (counts{}) {

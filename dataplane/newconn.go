@@ -110,6 +110,9 @@ func (w *Worker) created(f *Frame, now int64, out []Frame) []Frame {
 	s := w.s // Pick may have moved the worker to a newer generation
 	w.dstats[w.conn.Dest].Conns++
 	w.sstats[w.nc.svc.id].Conns++
+	if w.key.Proto == header.IPProtoTCP && w.nc.flags&header.TCPFlagSYN == 0 {
+		w.C.SloppyCreated++
+	}
 	w.flows.store(&w.key, &w.conn, now)
 	if s.set.sync != nil {
 		w.syncAfterTable(s.set.sync, w.fi, &w.key, &w.conn)

@@ -206,6 +206,9 @@ func (w *Worker) schedule(s *snapshot, f *Frame, flags uint8, icmp bool, now int
 	}
 	w.dstats[dest.ID()].Conns++
 	w.sstats[svc.id].Conns++
+	if !icmp && k.Proto == header.IPProtoTCP && flags&header.TCPFlagSYN == 0 {
+		w.C.SloppyCreated++
+	}
 	return w.xmit(s, f, &w.conn, icmp, out)
 }
 

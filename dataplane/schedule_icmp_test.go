@@ -118,3 +118,32 @@ func TestSetOptionsUnderTraffic(t *testing.T) {
 		t.Error("a refused SetOptions changed the options")
 	}
 }
+
+// TestSloppyCreatedCounted checks Counters.SloppyCreated (gvs_sloppy_created_total):
+// with sloppy_tcp on, a connection a packet without SYN creates is counted, on both
+// new-connection paths (a plain service's and a persistent one's), and one a SYN
+// creates is not.
+func TestSloppyCreatedCounted(t *testing.T) {
+	for _, persistent := range []bool{false, true} {
+		o := testOptions()
+		o.SloppyTCP = true
+		svc := rrService(ipvs.DR, 80)
+		if persistent {
+			svc.Persistence = 5 * time.Minute
+		}
+		h := newHarness(t, o, svc)
+		if got := h.run(dtPkt{src: dtClient, dst: dtVIP, sport: 41000, dport: 80, syn: true}.frame(t), sec); len(got) != 1 {
+			t.Fatalf("persistent %v: SYN not forwarded", persistent)
+		}
+		for i := range 3 {
+			ack := dtPkt{src: dtClient, dst: dtVIP, sport: uint16(41001 + i), dport: 80, ack: true}.frame(t)
+			if got := h.run(ack, sec); len(got) != 1 {
+				t.Fatalf("persistent %v: mid-stream ACK %d not forwarded with sloppy_tcp on", persistent, i)
+			}
+		}
+		h.w.Flush(sec)
+		if n := h.d.Totals().Counters.SloppyCreated; n != 3 {
+			t.Errorf("persistent %v: SloppyCreated %d, want 3 (the SYN's connection does not count)", persistent, n)
+		}
+	}
+}

@@ -62,6 +62,7 @@ func (d *Director) Totals() Totals {
 		c.Generated += p.c.Generated
 		c.ICMPSuppressed += p.c.ICMPSuppressed
 		c.ICMPRateLimited += p.c.ICMPRateLimited
+		c.SloppyCreated += p.c.SloppyCreated
 		for i := range c.Reasons {
 			c.Reasons[i] += p.c.Reasons[i]
 		}

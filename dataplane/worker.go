@@ -40,8 +40,12 @@ type Counters struct {
 	// ICMPRateLimited counts ICMP errors that were due but over a rate limit
 	// (icmp_ratelimit, icmp_msgs_per_sec: docs/defense.md §2).
 	ICMPRateLimited uint64
-	Reasons         [NumReasons]uint64
-	Malformed       [header.NumDrops]uint64
+	// SloppyCreated counts TCP connections created by a packet without SYN
+	// (sloppy_tcp): flows picked up mid-stream, as after a failover or a router
+	// moving flows between cluster directors.
+	SloppyCreated uint64
+	Reasons       [NumReasons]uint64
+	Malformed     [header.NumDrops]uint64
 }
 
 // A Worker runs the pipeline for one goroutine: it owns its scratch space, its
