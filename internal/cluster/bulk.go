@@ -138,7 +138,7 @@ func (n *Node) pushLocked(elapsed time.Duration, now time.Time) {
 		p.cursor = next
 		if done {
 			p.done = true
-			n.snd.flushAll()
+			n.snd.flushAll(now)
 			n.transmitLocked()
 			if p.target != "" {
 				n.sendControlLocked(&ctlMsg{Type: ctlBulkDone, ReqID: p.reqID, Target: p.target, Count: p.count})

@@ -39,12 +39,13 @@ var (
 	descDecodeDrop = prometheus.NewDesc("gvs_sync_decode_dropped_total", "Sync datagrams, rests of datagrams or single records the codec dropped, by reason.", []string{"reason"}, nil)
 	descSwept      = prometheus.NewDesc("gvs_sync_refreshed_records_total", "Records re-sent by the refresh sweeper.", nil, nil)
 	descBulkSent   = prometheus.NewDesc("gvs_sync_bulk_sent_records_total", "Records sent by bulk pushes.", nil, nil)
+	descFlushLat   = prometheus.NewDesc("gvs_sync_flush_latency_seconds", "How long each sync message's first record waited before the message was completed for the socket (full, or sync_flush expired).", nil, nil)
 )
 
 func (c *collector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{descState, descAnnounced, descGate, descPeersLive, descMismatch, descJoinInc,
 		descBulkDur, descSentMsgs, descSentRecs, descSentBytes, descRecvMsgs, descRecvRecs, descRecvBytes, descLost,
-		descDropped, descDecodeDrop, descSwept, descBulkSent} {
+		descDropped, descDecodeDrop, descSwept, descBulkSent, descFlushLat} {
 		ch <- d
 	}
 }
@@ -106,6 +107,8 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 	counter(descSentBytes, k.sentBytes.Load())
 	counter(descSwept, k.swept.Load())
 	counter(descBulkSent, k.bulkSent.Load())
+	n, sum, buckets := k.flushLatency.histogram()
+	ch <- prometheus.MustNewConstHistogram(descFlushLat, n, sum, buckets)
 	for r := dropReason(1); r < numDropReasons; r++ {
 		counter(descDropped, k.drops[r].Load(), r.String())
 	}

@@ -7,6 +7,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil/promlint"
+	dto "github.com/prometheus/client_model/go"
 )
 
 func TestCollector(t *testing.T) {
@@ -89,4 +90,62 @@ func value(t *testing.T, g prometheus.Gatherer, name, label, lv string) float64 
 	}
 	t.Fatalf("no series %s{%s=%q}", name, label, lv)
 	return 0
+}
+
+// TestFlushLatency checks gvs_sync_flush_latency_seconds: a message the next record
+// would overflow leaves at once, a partly filled one after sync_flush, and every sent
+// message is observed once.
+func TestFlushLatency(t *testing.T) {
+	w := newFakeNet(t)
+	a, b := w.add("d1", nil), w.add("d2", nil)
+	w.start("d1", "d2")
+	w.runUntil(3*time.Second, func() bool { return a.n.Warm() && b.n.Warm() })
+	reg := prometheus.NewPedanticRegistry()
+	reg.MustRegister(Collector(b.n, nil, func() time.Time { return w.now }))
+	hist := func() *dto.Histogram {
+		t.Helper()
+		mfs, err := reg.Gather()
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, mf := range mfs {
+			if mf.GetName() == "gvs_sync_flush_latency_seconds" {
+				return mf.GetMetric()[0].GetHistogram()
+			}
+		}
+		t.Fatal("gvs_sync_flush_latency_seconds not exported")
+		return nil
+	}
+	bucket := func(h *dto.Histogram, le float64) uint64 {
+		for _, bk := range h.GetBucket() {
+			if bk.GetUpperBound() == le {
+				return bk.GetCumulativeCount()
+			}
+		}
+		t.Fatalf("no bucket le=%v", le)
+		return 0
+	}
+	before := hist().GetSampleCount()
+	// More records than one message holds (1472 bytes: 40 IPv4 records): the first
+	// message is completed at once, the rest waits for sync_flush.
+	for i := range 50 {
+		e := conn(i, 5)
+		b.n.Enqueue(&e, w.now)
+	}
+	w.run(3 * b.n.cfg.SyncFlush)
+	h := hist()
+	got := h.GetSampleCount() - before
+	if got != 2 {
+		t.Fatalf("%d messages observed, want 2 (one full, one flushed)", got)
+	}
+	if n := bucket(h, 0.001); n < before+1 {
+		t.Errorf("the full message was not observed as sent at once: %d in le=0.001", n-before)
+	}
+	flush := b.n.cfg.SyncFlush.Seconds()
+	if s := h.GetSampleSum(); s < flush || s > 2*flush {
+		t.Errorf("latency sum %v s, want the flushed message's wait, %v s to twice that", s, flush)
+	}
+	if st := b.n.Stats(); h.GetSampleCount() != st.SentMessages+uint64(st.Drops["send_error"]) {
+		t.Errorf("%d observations, %d messages sent", h.GetSampleCount(), st.SentMessages)
+	}
 }

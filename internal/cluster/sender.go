@@ -59,7 +59,7 @@ func (s *sender) add(e *Entry, now time.Time) bool {
 	b := &s.bld[p]
 	err := b.Add(&s.rec)
 	if errors.Is(err, ipvssync.ErrFull) {
-		s.complete(p)
+		s.complete(p, now)
 		err = b.Add(&s.rec)
 	}
 	if err != nil {
@@ -70,17 +70,19 @@ func (s *sender) add(e *Entry, now time.Time) bool {
 		s.started[p] = now
 	}
 	if !b.Fits(false) {
-		s.complete(p)
+		s.complete(p, now)
 	}
 	return true
 }
 
-// complete moves port p's open message, if it has records, to the queue.
-func (s *sender) complete(p int) {
+// complete moves port p's open message, if it has records, to the queue, and records
+// how long its first record waited (gvs_sync_flush_latency_seconds).
+func (s *sender) complete(p int, now time.Time) {
 	b := &s.bld[p]
 	if b.Count() == 0 {
 		return
 	}
+	s.c.flushLatency.observe(now.Sub(s.started[p]))
 	if len(s.queue) >= s.cfg.SyncQLenMax {
 		s.c.drop(dropQueueFull)
 	} else {
@@ -98,15 +100,15 @@ func (s *sender) tick(now time.Time) {
 	for p := range s.bld {
 		if s.bld[p].Count() > 0 && now.Sub(s.started[p]) >= s.cfg.SyncFlush {
 			s.c.flushes.Add(1)
-			s.complete(p)
+			s.complete(p, now)
 		}
 	}
 }
 
 // flushAll completes every open message now (before a bulk-done, at drain).
-func (s *sender) flushAll() {
+func (s *sender) flushAll(now time.Time) {
 	for p := range s.bld {
-		s.complete(p)
+		s.complete(p, now)
 	}
 }
 

@@ -2,6 +2,7 @@ package cluster
 
 import (
 	"sync/atomic"
+	"time"
 
 	"github.com/gvs-lb/gvs/ipvssync"
 )
@@ -63,6 +64,52 @@ type counters struct {
 	bulkSent                             atomic.Uint64 // records sent by bulk pushes
 	joinIncomplete                       atomic.Uint64 // joins that ended by join_wait, not by bulk-done
 	configMismatch                       atomic.Uint64 // heartbeats whose config digest differs from ours
+	flushLatency                         latency       // how long each sent message's first record waited
+}
+
+// flushBuckets are gvs_sync_flush_latency_seconds' bucket bounds: from a message
+// filled at once to one that waited a whole sync_flush (100 ms by default, the
+// kernel's 2 s).
+var flushBuckets = [...]time.Duration{
+	time.Millisecond, 5 * time.Millisecond, 10 * time.Millisecond, 25 * time.Millisecond,
+	50 * time.Millisecond, 100 * time.Millisecond, 150 * time.Millisecond, 250 * time.Millisecond,
+	500 * time.Millisecond, time.Second, 2500 * time.Millisecond,
+}
+
+// latency is a histogram over flushBuckets, written by the runtime's goroutine and
+// read by the collector.
+type latency struct {
+	buckets [len(flushBuckets)]atomic.Uint64 // observations at most each bound (not cumulative)
+	count   atomic.Uint64
+	sumNs   atomic.Int64
+}
+
+func (l *latency) observe(d time.Duration) {
+	d = max(d, 0)
+	for i, b := range flushBuckets {
+		if d <= b {
+			l.buckets[i].Add(1)
+			break
+		}
+	}
+	l.sumNs.Add(int64(d))
+	l.count.Add(1)
+}
+
+// histogram returns the count, the sum in seconds and the cumulative bucket counts
+// by upper bound in seconds, as Prometheus wants them. Read while observe runs, the
+// count may run ahead of the buckets by the observations in flight; it is read
+// first and the buckets are capped at it so the series stays monotonic.
+func (l *latency) histogram() (uint64, float64, map[float64]uint64) {
+	n := l.count.Load()
+	sum := time.Duration(l.sumNs.Load()).Seconds()
+	m := make(map[float64]uint64, len(flushBuckets))
+	var cum uint64
+	for i, b := range flushBuckets {
+		cum += l.buckets[i].Load()
+		m[b.Seconds()] = min(cum, n)
+	}
+	return n, sum, m
 }
 
 // Stats is a snapshot of the counters, for metrics and gvs adm.

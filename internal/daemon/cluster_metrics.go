@@ -11,6 +11,8 @@ var (
 		"Received entries applied to the connection table, by result (created, updated, replaced, ignored_inactive, refused).", []string{"result"}, nil)
 	descSyncUnbound = prometheus.NewDesc("gvs_conntrack_sync_unbound_entries",
 		"Received connections whose real server this director does not have (kept until it appears).", nil, nil)
+	descSyncRemote = prometheus.NewDesc("gvs_conntrack_synced_entries",
+		"Entries in the connection table another director sent that no local packet adopted yet.", nil, nil)
 	descSyncBound = prometheus.NewDesc("gvs_conntrack_sync_bound_total",
 		"Unbound received connections bound once their real server appeared.", nil, nil)
 	descSyncAdopted = prometheus.NewDesc("gvs_conntrack_adopted_total",
@@ -27,7 +29,7 @@ var (
 type syncCollector struct{ d *Daemon }
 
 func (c syncCollector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{descSyncUpserts, descSyncUnbound, descSyncBound, descSyncAdopted, descSyncResched, descSyncEvents, descSyncPending} {
+	for _, d := range []*prometheus.Desc{descSyncUpserts, descSyncUnbound, descSyncRemote, descSyncBound, descSyncAdopted, descSyncResched, descSyncEvents, descSyncPending} {
 		ch <- d
 	}
 }
@@ -44,6 +46,7 @@ func (c syncCollector) Collect(ch chan<- prometheus.Metric) {
 	counter(descSyncUpserts, t.IgnoredInactive, "ignored_inactive")
 	counter(descSyncUpserts, t.Refused, "refused")
 	ch <- prometheus.MustNewConstMetric(descSyncUnbound, prometheus.GaugeValue, float64(t.Unbound))
+	ch <- prometheus.MustNewConstMetric(descSyncRemote, prometheus.GaugeValue, float64(t.Remote))
 	counter(descSyncBound, t.Bound)
 	counter(descSyncAdopted, t.Adopted)
 	counter(descSyncResched, t.Rescheduled)

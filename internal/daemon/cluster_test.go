@@ -929,4 +929,15 @@ func TestClusterSyncEndToEnd(t *testing.T) {
 	if v := mb["gvs_conntrack_sync_unbound_entries"]; v != 0 {
 		t.Errorf("dir2 still reports %v unbound entries", v)
 	}
+	// dir2 holds the n connections dir1 sent; the moved flow's packet adopted one.
+	if v, ok := mb["gvs_conntrack_synced_entries"]; v != n-1 {
+		t.Errorf("dir2 gvs_conntrack_synced_entries = %v (present %v), want %d", v, ok, n-1)
+	}
+	if v, ok := ma["gvs_sync_flush_latency_seconds_count"]; !ok || v < 1 {
+		t.Errorf("dir1 gvs_sync_flush_latency_seconds_count = %v (present %v), want >= 1", v, ok)
+	}
+	// The adopted flow was a synced connection, not a new one: no sloppy creation.
+	if v, ok := mb["gvs_sloppy_created_total"]; !ok || v != 0 {
+		t.Errorf("dir2 gvs_sloppy_created_total = %v (present %v), want 0", v, ok)
+	}
 }

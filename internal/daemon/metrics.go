@@ -409,6 +409,7 @@ var (
 	descICMPSent    = prometheus.NewDesc("gvs_icmp_errors_sent_total", "ICMP errors the director generated.", nil, nil)
 	descICMPSupp    = prometheus.NewDesc("gvs_icmp_errors_suppressed_total", "ICMP errors that were due but not sent (RFC 1122 rules, one per frame).", nil, nil)
 	descICMPLimited = prometheus.NewDesc("gvs_icmp_errors_rate_limited_total", "ICMP errors that were due but over icmp_ratelimit or icmp_msgs_per_sec (docs/defense.md §2).", nil, nil)
+	descSloppy      = prometheus.NewDesc("gvs_sloppy_created_total", "TCP connections created by a packet without SYN (sloppy_tcp): flows picked up mid-stream, after a failover or a cluster router's rehash.", nil, nil)
 	descDrops       = prometheus.NewDesc("gvs_drops_total", "Frames not forwarded, by reason (every frame not sent on has exactly one).", []string{"reason"}, nil)
 	descMalformed   = prometheus.NewDesc("gvs_malformed_total", "Frames dropped as malformed, by the check that failed.", []string{"reason"}, nil)
 	descConnEntries = prometheus.NewDesc("gvs_conntrack_entries", "Entries in the connection table (connections and persistence templates).", nil, nil)
@@ -436,7 +437,7 @@ func (c *directorCollector) Describe(ch chan<- *prometheus.Desc) {
 		descSvcConns, descSvcPkts, descSvcBytes, descSvcCPS, descSvcPPS, descSvcBPS,
 		descRSActive, descRSInactive, descRSPersist, descRSWeight, descRSOverload,
 		descRSConns, descRSPkts, descRSBytes, descRSCPS, descRSPPS, descRSBPS,
-		descFramesIn, descFramesFwd, descICMPSent, descICMPSupp, descICMPLimited, descDrops, descMalformed,
+		descFramesIn, descFramesFwd, descICMPSent, descICMPSupp, descICMPLimited, descSloppy, descDrops, descMalformed,
 		descConnEntries, descConnMax,
 		descLinkFrames, descLinkDrops, descLinkBusy, descLinkCopied, descLinkErrors,
 		descXDPFrames,
@@ -519,6 +520,7 @@ func (c *directorCollector) Collect(ch chan<- prometheus.Metric) {
 	counter(descICMPSent, cs.Generated)
 	counter(descICMPSupp, cs.ICMPSuppressed)
 	counter(descICMPLimited, cs.ICMPRateLimited)
+	counter(descSloppy, cs.SloppyCreated)
 	for i := dataplane.Reason(1); i < dataplane.NumReasons; i++ {
 		counter(descDrops, cs.Reasons[i], i.String())
 	}
