@@ -607,3 +607,64 @@ func (t *Table) BindUnbound(vaddr [16]byte, vport uint16, proto uint8, d *sched.
 	}
 	return n
 }
+
+// Rebind binds every unbound received entry whose real server resolve now finds —
+// resolve gets the entry's key (a fwmark template's holds the mark, protocol 0) and
+// the real server the record named — and returns how many it bound. Unlike
+// BindUnbound it needs no service address, so it also binds the entries of port-0
+// and fwmark services, whose keys carry the packet's port and VIP. It costs
+// O(unbound entries); resolve runs with no table lock held.
+func (t *Table) Rebind(resolve func(k *Key, daddr [16]byte, dport uint16) *sched.Dest) int {
+	if t.sc.unbound.Load() == 0 {
+		return 0
+	}
+	type cand struct {
+		i     uint32
+		k     Key
+		daddr [16]byte
+		dport uint16
+		d     *sched.Dest
+	}
+	var cs []cand
+	n := 0
+	for si := range t.shards {
+		s := &t.shards[si]
+		cs = cs[:0]
+		s.mu.Lock()
+		if s.sx != nil {
+			for i, a := range s.sx.unbound {
+				e := s.at(i)
+				cs = append(cs, cand{i: i, daddr: a, dport: e.dport, k: Key{Proto: e.proto, IPv6: e.flags&fIPv6 != 0,
+					CAddr: e.caddr, CPort: e.cport, VAddr: e.vaddr, VPort: e.vport}})
+			}
+		}
+		s.mu.Unlock()
+		found := false
+		for j := range cs {
+			if cs[j].d = resolve(&cs[j].k, cs[j].daddr, cs[j].dport); cs[j].d != nil {
+				t.remember(cs[j].d)
+				found = true
+			}
+		}
+		if !found {
+			continue
+		}
+		s.mu.Lock()
+		for j := range cs {
+			c := &cs[j]
+			if c.d == nil {
+				continue
+			}
+			// The entry may have been bound, replaced or freed meanwhile: bind it only
+			// if slot i still holds the same unbound connection.
+			e := s.at(c.i)
+			if a, ok := s.sx.unbound[c.i]; ok && a == c.daddr && e.dport == c.dport && e.proto == c.k.Proto &&
+				e.caddr == c.k.CAddr && e.cport == c.k.CPort && e.vaddr == c.k.VAddr && e.vport == c.k.VPort {
+				t.bindLocked(s, c.i, e, c.d)
+				n++
+			}
+		}
+		s.mu.Unlock()
+	}
+	return n
+}

@@ -2,6 +2,7 @@ package conntrack
 
 import (
 	"net/netip"
+	"slices"
 	"testing"
 	"time"
 
@@ -364,4 +365,51 @@ func BenchmarkUpsert(b *testing.B) {
 			}
 		}
 	})
+}
+
+// TestRebind checks Rebind: it asks the resolver about each unbound entry, with the
+// entry's own key (the packet's port for a port-0 service, the mark for a fwmark
+// template) and the server its record named, binds those it resolves, and leaves the
+// others unbound.
+func TestRebind(t *testing.T) {
+	v := newEnv(t, nil)
+	now := 10 * sec
+	conns := []Key{tcpKey("198.18.0.1", 1000, "198.18.0.100", 443), tcpKey("198.18.0.2", 1000, "198.18.0.100", 8443)}
+	for _, k := range conns {
+		v.tbl.Upsert(remoteOf(k, "198.18.1.9", 0, FlagNoOutput, StateEstablished, 0), nil, 1, now)
+	}
+	tpl := Key{Proto: 0, CAddr: raw("198.18.0.0"), VAddr: [16]byte{0, 0, 0, 7}}
+	v.tbl.Upsert(&Remote{Key: tpl, DAddr: raw("198.18.1.9"), Flags: FlagTemplate}, nil, 1, now)
+	lost := tcpKey("198.18.0.3", 1000, "198.18.0.100", 443)
+	v.tbl.Upsert(remoteOf(lost, "198.18.1.66", 0, FlagNoOutput, StateEstablished, 0), nil, 1, now)
+	if st := v.tbl.SyncStats(); st.Unbound != 4 {
+		t.Fatalf("unbound %d, want 4", st.Unbound)
+	}
+	d := v.addDest(1, "198.18.1.9", 0, 1)
+	if n := v.tbl.Rebind(func(*Key, [16]byte, uint16) *sched.Dest { return nil }); n != 0 {
+		t.Fatalf("bound %d entries the resolver did not resolve", n)
+	}
+	var asked []Key
+	n := v.tbl.Rebind(func(k *Key, daddr [16]byte, dport uint16) *sched.Dest {
+		asked = append(asked, *k)
+		if daddr == d.RawAddr() && dport == d.Port() {
+			return d
+		}
+		return nil
+	})
+	if n != 3 || len(asked) != 4 {
+		t.Fatalf("bound %d (want 3), resolver asked about %d entries (want 4)", n, len(asked))
+	}
+	for _, k := range append(conns, tpl) {
+		if !slices.Contains(asked, k) {
+			t.Errorf("the resolver was not asked about %+v with its own key", k)
+		}
+	}
+	if got := countsOf(d); got != (counts{act: 2, pers: 1}) {
+		t.Errorf("counters %+v after binding two connections and a template", got)
+	}
+	if st := v.tbl.SyncStats(); st.Unbound != 1 || st.Bound != 3 {
+		t.Errorf("stats %+v, want 1 unbound, 3 bound", st)
+	}
+	checkCounts(t, v.tbl, v.dests)
 }

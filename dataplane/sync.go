@@ -324,6 +324,12 @@ func (d *Director) SyncDest(k *conntrack.Key, daddr [16]byte, dport uint16) (*sc
 		addr = netip.AddrFrom4([4]byte(daddr[:4]))
 	}
 	dst := svc.pool.Find(addr, dport)
+	if dst == nil && dport != 0 {
+		// A real server without a port (a port-0 or fwmark service's) serves every
+		// port: the record names the packet's, as the kernel's ip_vs_find_dest
+		// tries the record's port and then 0.
+		dst = svc.pool.Find(addr, 0)
+	}
 	if dst == nil || int(dst.ID()) >= len(s.dests) {
 		return nil, 0
 	}

@@ -8,6 +8,7 @@ import (
 
 	"github.com/gvs-lb/gvs/conntrack"
 	"github.com/gvs-lb/gvs/internal/cluster"
+	"github.com/gvs-lb/gvs/sched"
 )
 
 // The connection table as the cluster runtime reaches it (docs/cluster.md §4.1): the
@@ -163,26 +164,15 @@ func (c *clusterRun) drainEvents(ctx context.Context, d *Daemon) error {
 }
 
 // bindUnbound binds received entries that wait for their real server to the servers
-// the running configuration has (BindUnbound): called when the Director takes a new
-// configuration, and only while unbound entries exist.
+// the running configuration has: called when the Director takes a new configuration,
+// and only while unbound entries exist. Each entry is resolved with its own key, as
+// the receiver resolves a record (SyncDest), so the entries of port-0 and fwmark
+// services bind too; the cost is the unbound entries', not the table's.
 func (c *clusterRun) bindUnbound(d *Daemon) {
-	t := d.d.Table()
-	if t.SyncStats().Unbound == 0 {
-		return
-	}
-	n := 0
-	for _, v := range d.d.Services() {
-		k := &v.Spec.Key
-		if k.IsMark() || !k.Addr.IsValid() {
-			continue // fwmark services: their connections' keys name the packet's VIP
-		}
-		ck := conntrack.Key{Proto: uint8(k.Protocol), IPv6: k.Addr.Addr().Is6(), VAddr: rawAddr(k.Addr.Addr()), VPort: k.Addr.Port()}
-		for _, dv := range v.Dests {
-			if dest, _ := d.d.SyncDest(&ck, rawAddr(dv.Addr), dv.Port); dest != nil {
-				n += t.BindUnbound(ck.VAddr, ck.VPort, ck.Proto, dest)
-			}
-		}
-	}
+	n := d.d.Table().Rebind(func(k *conntrack.Key, daddr [16]byte, dport uint16) *sched.Dest {
+		dest, _ := d.d.SyncDest(k, daddr, dport)
+		return dest
+	})
 	if n > 0 {
 		c.log.Info("cluster: received connections bound to real servers the configuration now has", "bound", n)
 	}
