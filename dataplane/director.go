@@ -209,7 +209,7 @@ type Director struct {
 	specs   map[svcKey]*ipvs.Service // as applied, RealServers and Match included (own copies)
 	svcs    map[svcKey]*service
 	nextSvc uint32
-	trash   map[trashKey]uint32 // deleted dests by (service, addr, port) → id, revived on re-add
+	trash   map[uint32]map[netip.AddrPort]uint32 // deleted dests by service id, then address → id, revived on re-add
 	dests   []destInfo
 	now     atomic.Int64 // latest time a worker processed a batch at (for Apply's flushes)
 
@@ -232,18 +232,12 @@ type Director struct {
 	workers []*Worker  // every worker made by NewWorker, for Totals
 }
 
-type trashKey struct {
-	svc  uint32
-	addr netip.Addr
-	port uint16
-}
-
 // New returns a Director with no services.
 func New(opts Options) (*Director, error) {
 	if err := checkOptions(&opts); err != nil {
 		return nil, err
 	}
-	d := &Director{opts: opts, log: opts.Logger, specs: map[svcKey]*ipvs.Service{}, svcs: map[svcKey]*service{}, trash: map[trashKey]uint32{}, icmpPeers: newRateTable(icmpPeerBits)}
+	d := &Director{opts: opts, log: opts.Logger, specs: map[svcKey]*ipvs.Service{}, svcs: map[svcKey]*service{}, trash: map[uint32]map[netip.AddrPort]uint32{}, icmpPeers: newRateTable(icmpPeerBits)}
 	d.next.init()
 	d.setLimits(&Defense{}, &opts.Defense)
 	if d.log == nil {
@@ -535,6 +529,9 @@ func (d *Director) applyLocked(upsert []*ipvs.Service, remove []svcKey) error {
 		for _, dst := range p.Dests() {
 			d.deleteDestLocked(svc, p, dst)
 		}
+		// Service ids are not reused: nothing can revive the service's trash
+		// (its dests stay in d.dests while connections name them).
+		delete(d.trash, svc.id)
 		d.next.drop(k, svc)
 		delete(d.svcs, k)
 		delete(d.specs, k)
@@ -672,10 +669,10 @@ func (d *Director) syncDestsLocked(svc *service, spec *ipvs.Service) error {
 			d.setInfoLocked(cur.ID(), svc, r)
 			continue
 		}
-		tk := trashKey{svc.id, addr, port}
+		ap := netip.AddrPortFrom(addr, port)
 		var dst *sched.Dest
-		if id, ok := d.trash[tk]; ok {
-			delete(d.trash, tk)
+		if id, ok := d.trash[svc.id][ap]; ok {
+			delete(d.trash[svc.id], ap)
 			dst = d.dests[id].d
 			dst.Revive(r.Weight, r.UpperThreshold, r.LowerThreshold)
 		} else {
@@ -726,7 +723,12 @@ func (d *Director) deleteDestLocked(svc *service, pool *sched.Pool, dst *sched.D
 	if _, err := pool.Delete(dst.Addr(), dst.Port()); err != nil {
 		return
 	}
-	d.trash[trashKey{svc.id, dst.Addr(), dst.Port()}] = dst.ID()
+	t := d.trash[svc.id]
+	if t == nil {
+		t = map[netip.AddrPort]uint32{}
+		d.trash[svc.id] = t
+	}
+	t[netip.AddrPortFrom(dst.Addr(), dst.Port())] = dst.ID()
 	d.next.touchDest(dst.ID())
 	if d.opts.ExpireNodestConn {
 		d.table.ExpireDest(dst.ID(), d.now.Load())

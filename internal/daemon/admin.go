@@ -495,12 +495,14 @@ func (e *tableEditor) Services() []ipvs.Service {
 	return e.edited().s.list()
 }
 
-// lookup returns the service of key k in the edited table, or nil.
-func (e *tableEditor) lookup(k ipvs.Key) *ipvs.Service {
+// lookupAs returns the service of key k in the edited table, or nil; conf is k's
+// configured service (e.conf.get(k)), which an editor of part of the table
+// keeps for the keys it was not made with.
+func (e *tableEditor) lookupAs(k ipvs.Key, conf *ipvs.Service) *ipvs.Service {
 	if !e.partial || e.part.has(k) {
 		return e.Service(k)
 	}
-	return e.conf.get(k) // not named: as configured
+	return conf // not named: as configured
 }
 
 // install makes the edited table the configured one (the Director took it).

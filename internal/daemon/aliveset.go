@@ -2,83 +2,106 @@ package daemon
 
 import (
 	"encoding/binary"
-	"maps"
 	"net/netip"
+	"slices"
 )
 
 // aliveSet is track_service's liveness: the addresses (and ports) of the services
 // with a live real server. The controller publishes it for VRRP's and cluster
-// mode's goroutines, so it is immutable once made; it is kept in shards so that a
-// gvs adm command that changes one service's liveness copies one shard (and the
-// shard list), not every live service. The zero value is the empty set.
+// mode's goroutines, so it is immutable once made. It is a two-level radix of 64
+// by 64 leaves, each a short list: a gvs adm command that changes one service's
+// liveness copies two lists of 64 pointers and one leaf of a few entries (about
+// 2 at 10,000 live services), not a share of every live service. The zero value
+// is the empty set.
 type aliveSet struct {
-	shards *[aliveShards]map[netip.AddrPort]struct{}
+	top *[aliveFan]*[aliveFan][]netip.AddrPort
 }
 
-const aliveShards = 64
+const (
+	aliveBits = 6
+	aliveFan  = 1 << aliveBits
+)
 
-func aliveShard(ap netip.AddrPort) int {
+// aliveSlot returns the top and second-level index of ap's leaf.
+func aliveSlot(ap netip.AddrPort) (int, int) {
 	a := ap.Addr().As16()
 	h := binary.LittleEndian.Uint64(a[:8]) ^ binary.LittleEndian.Uint64(a[8:])*0x9e3779b97f4a7c15 ^ uint64(ap.Port())
-	return int((h * 0xc2b2ae3d27d4eb4f) >> 58) // the top 6 bits: aliveShards
+	h *= 0xc2b2ae3d27d4eb4f
+	return int(h >> (64 - aliveBits)), int(h>>(64-2*aliveBits)) & (aliveFan - 1)
 }
 
 func newAliveSet(m map[netip.AddrPort]bool) aliveSet {
 	var s aliveSet
 	for ap, live := range m {
-		if live {
-			if s.shards == nil {
-				s.shards = new([aliveShards]map[netip.AddrPort]struct{})
-			}
-			sh := &s.shards[aliveShard(ap)]
-			if *sh == nil {
-				*sh = map[netip.AddrPort]struct{}{}
-			}
-			(*sh)[ap] = struct{}{}
+		if !live {
+			continue
 		}
+		if s.top == nil {
+			s.top = new([aliveFan]*[aliveFan][]netip.AddrPort)
+		}
+		i, j := aliveSlot(ap)
+		if s.top[i] == nil {
+			s.top[i] = new([aliveFan][]netip.AddrPort)
+		}
+		s.top[i][j] = append(s.top[i][j], ap)
 	}
 	return s
 }
 
-// has reports whether the service at ap has a live real server.
-func (s aliveSet) has(ap netip.AddrPort) bool {
-	if s.shards == nil {
-		return false
+// leaf returns the list ap would be in (nil if there is none).
+func (s aliveSet) leaf(ap netip.AddrPort) []netip.AddrPort {
+	if s.top == nil {
+		return nil
 	}
-	_, ok := s.shards[aliveShard(ap)][ap]
-	return ok
+	i, j := aliveSlot(ap)
+	if s.top[i] == nil {
+		return nil
+	}
+	return s.top[i][j]
 }
+
+// has reports whether the service at ap has a live real server.
+func (s aliveSet) has(ap netip.AddrPort) bool { return slices.Contains(s.leaf(ap), ap) }
 
 // with returns s with ap's liveness set to live, s unchanged.
 func (s aliveSet) with(ap netip.AddrPort, live bool) aliveSet {
-	if s.has(ap) == live {
+	old := s.leaf(ap)
+	at := slices.Index(old, ap)
+	if (at >= 0) == live {
 		return s
 	}
-	out := aliveSet{shards: new([aliveShards]map[netip.AddrPort]struct{})}
-	if s.shards != nil {
-		*out.shards = *s.shards
-	}
-	i := aliveShard(ap)
-	sh := maps.Clone(out.shards[i])
-	if sh == nil {
-		sh = map[netip.AddrPort]struct{}{}
-	}
+	var leaf []netip.AddrPort
 	if live {
-		sh[ap] = struct{}{}
-	} else {
-		delete(sh, ap)
+		leaf = append(slices.Clip(old), ap) // copies: old is full to its capacity
+	} else if len(old) > 1 {
+		leaf = slices.Delete(slices.Clone(old), at, at+1)
 	}
-	out.shards[i] = sh
+	out := aliveSet{top: new([aliveFan]*[aliveFan][]netip.AddrPort)}
+	if s.top != nil {
+		*out.top = *s.top
+	}
+	i, j := aliveSlot(ap)
+	mid := new([aliveFan][]netip.AddrPort)
+	if out.top[i] != nil {
+		*mid = *out.top[i]
+	}
+	mid[j] = leaf
+	out.top[i] = mid
 	return out
 }
 
 // set returns the live services as a map (listings, tests).
 func (s aliveSet) set() map[netip.AddrPort]bool {
 	m := map[netip.AddrPort]bool{}
-	if s.shards != nil {
-		for _, sh := range s.shards {
-			for ap := range sh {
-				m[ap] = true
+	if s.top != nil {
+		for _, mid := range s.top {
+			if mid == nil {
+				continue
+			}
+			for _, leaf := range mid {
+				for _, ap := range leaf {
+					m[ap] = true
+				}
 			}
 		}
 	}
