@@ -226,32 +226,35 @@ func (r *reader) crossCheckCluster(cfg *Config) {
 // handling, its real servers with weights, methods and thresholds, the IPVS sysctls
 // and timeouts, and the mh order. Services and real servers count in canonical
 // (sorted) order, so the file's order does not matter; health-check settings,
-// scripts, lines and comments do not count. Heartbeats carry it.
+// scripts, lines and comments do not count. Heartbeats carry it. It is the digest a
+// director starts with; a running director keeps the same function of its running
+// table (digest.go), so gvs adm changes count too.
 func ClusterDigest(c *Config) [16]byte {
+	var sum DigestSum
+	for i := range c.Services {
+		s := c.Services[i].IPVS()
+		sum = sum.Add(ServiceDigest(&s))
+	}
+	return ClusterDigestOf(ClusterFileDigest(c), sum, c.Director.Timeouts)
+}
+
+// ClusterFileDigest is the part of the cluster digest only the file sets: each
+// service's failure handling (inhibit_on_failure, its real servers', the sorry
+// server), the IPVS sysctls and the mh order. Services and servers count in sorted
+// order.
+func ClusterFileDigest(c *Config) [16]byte {
 	var lines []string
-	add := func(format string, args ...any) { lines = append(lines, fmt.Sprintf(format, args...)) }
 	for i := range c.Services {
 		s := &c.Services[i]
-		var svc []string
-		line := func(format string, args ...any) { svc = append(svc, fmt.Sprintf(format, args...)) }
-		line("service %s sched=%s flags=%d mh=%d persist=%d mask=%v ops=%v inhibit=%v sorry=%v",
-			s.Key, s.Scheduler, s.Flags, s.MHTableSize, s.Persistence, s.Netmask, s.OPS, s.InhibitOnFailure, s.SorryServer)
-		var rules []string
-		for _, m := range s.Match {
-			rules = append(rules, fmt.Sprintf("  match %+v", m.Match))
+		rs := make([]string, 0, len(s.RealServers))
+		for _, r := range s.RealServers {
+			rs = append(rs, fmt.Sprintf(" %v inhibit=%v", r.Addr, r.InhibitOnFailure))
 		}
-		slices.Sort(rules)
-		svc = append(svc, rules...)
-		rs := slices.Clone(s.RealServers)
-		slices.SortFunc(rs, func(a, b RealServer) int { return a.Addr.Compare(b.Addr) })
-		for _, r := range rs {
-			line("  rs %v weight=%d method=%v u=%d l=%d inhibit=%v", r.Addr, r.Weight, r.Method, r.UpperThreshold, r.LowerThreshold, r.InhibitOnFailure)
-		}
-		lines = append(lines, strings.Join(svc, "\n"))
+		slices.Sort(rs)
+		lines = append(lines, fmt.Sprintf("service %s inhibit=%v sorry=%v", s.Key, s.InhibitOnFailure, s.SorryServer)+strings.Join(rs, ""))
 	}
 	slices.Sort(lines)
-	d := &c.Director
-	add("director sysctl=%+v timeouts=%v mh_order=%s", d.Sysctl, d.Timeouts, c.Cluster.MHOrder)
+	lines = append(lines, fmt.Sprintf("director sysctl=%+v mh_order=%s", c.Director.Sysctl, c.Cluster.MHOrder))
 	sum := sha256.Sum256([]byte(strings.Join(lines, "\n")))
 	return [16]byte(sum[:16])
 }

@@ -163,6 +163,9 @@ type clusterRun struct {
 	seen   *published
 	vips   []netip.Addr
 	quorum map[netip.Addr]bool
+
+	// running is the config digest of the running table (cluster_digest.go).
+	running runningDigest
 }
 
 // clusterTable is the connection table as the cluster runtime reaches it.
@@ -213,6 +216,7 @@ func (d *Daemon) newCluster(cfg *config.Config) (_ *clusterRun, err error) {
 	if c.ccfg, err = clusterConfig(cfg, nodeID, prefixes); err != nil {
 		return nil, err
 	}
+	c.running.setFile(cfg)
 	ucfg := cluster.UDPConfig{Interface: c.iface, Group: cc.SyncGroup, Peers: cc.SyncPeers,
 		SyncPort: cc.SyncPort, Ports: cc.SyncPorts, ControlPort: cc.ControlPort, TTL: cc.SyncTTL, SockSize: cc.SyncSockSize}
 	if c.net, err = deps.Listen(ucfg); err != nil {
@@ -636,20 +640,13 @@ func (c *clusterRun) checkReload(cfg *config.Config) error {
 		cfg.File, strings.Join(changed, ", "))
 }
 
-// reloaded takes a reload's configuration: the heartbeats carry its digest from now
-// on. c may be nil.
+// reloaded takes a reload's configuration: the running digest takes its file part,
+// and the heartbeats carry the result from the next events tick on. c may be nil.
 func (c *clusterRun) reloaded(cfg *config.Config) {
 	if c == nil {
 		return
 	}
-	d := config.ClusterDigest(cfg)
-	if d != c.digest() {
-		c.node.SetConfigDigest(d)
-		c.mu.Lock()
-		c.ccfg.ConfigDigest = d
-		c.mu.Unlock()
-		c.log.Info("cluster: the reload changed the config digest", "digest", fmt.Sprintf("%x", d))
-	}
+	c.running.setFile(cfg)
 }
 
 // digest returns the config digest the node runs with.

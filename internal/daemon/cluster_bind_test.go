@@ -2,10 +2,12 @@ package daemon
 
 import (
 	"net/netip"
+	"strings"
 	"testing"
 	"time"
 
 	"github.com/gvs-lb/gvs/conntrack"
+	"github.com/gvs-lb/gvs/internal/config"
 )
 
 // TestClusterSyncBindsPortZero: a port-0 persistent service's connections carry the
@@ -70,5 +72,46 @@ drain_time = "0s"
 	}
 	if macs := b.send(acks[3]); len(macs) != 1 || macs[0] != "02:00:00:00:00:0a" {
 		t.Fatalf("dir2 forwarded a moved flow's packet to %v, want 172.19.0.10's MAC", macs)
+	}
+}
+
+// TestClusterDigestFollowsAdm: the config digest is the running table's, so a gvs adm
+// change on one director makes its peers see a mismatch (and, with
+// require_same_config, hold their gates), and undoing it by hand — not only a
+// reload — makes the digests equal again.
+func TestClusterDigestFollowsAdm(t *testing.T) {
+	lan := &fakeLAN{}
+	a := newClusterDirector(t, lan, "172.19.0.3", clusterConf("dir1", "require_same_config = true\n"))
+	b := newClusterDirector(t, lan, "172.19.0.4", clusterConf("dir2", "require_same_config = true\n"))
+	matched := func() bool {
+		pa, pb := a.d.cl.node.Peers(a.d.clock.Now()), b.d.cl.node.Peers(b.d.clock.Now())
+		return len(pa) == 1 && len(pb) == 1 && pa[0].Live && pb[0].Live && pa[0].DigestMatch && pb[0].DigestMatch
+	}
+	if !runFor(t, 3*time.Second, matched, a, b) {
+		t.Fatal("two directors with the same file do not match")
+	}
+	start := b.d.cl.digest()
+	if start != config.ClusterDigest(mustParse(t, clusterConf("dir2", "require_same_config = true\n"))) {
+		t.Error("the running digest of an unchanged director is not its file's")
+	}
+	b.ok("-e -t 198.18.100.2:80 -r 172.19.0.11:80 -w 5")
+	differs := func() bool {
+		pa := a.d.cl.node.Peers(a.d.clock.Now())
+		return len(pa) == 1 && pa[0].Live && !pa[0].DigestMatch
+	}
+	if !runFor(t, 2*time.Second, differs, a, b) {
+		t.Fatalf("dir1 does not see dir2's weight change (dir2 digest %x, was %x)", b.d.cl.digest(), start)
+	}
+	if out := a.ok("--cluster"); !strings.Contains(out, "DIFFERS from dir2") {
+		t.Errorf("dir1's --cluster does not name dir2:\n%s", out)
+	}
+	b.ok("-e -t 198.18.100.2:80 -r 172.19.0.11:80 -w 1")
+	if !runFor(t, 2*time.Second, matched, a, b) || b.d.cl.digest() != start {
+		t.Fatalf("undoing the change by hand: digest %x, want %x again", b.d.cl.digest(), start)
+	}
+	// gvs adm --set counts too.
+	b.ok("--set 60 0 0")
+	if !runFor(t, 2*time.Second, differs, a, b) {
+		t.Fatal("dir1 does not see dir2's timeout change")
 	}
 }

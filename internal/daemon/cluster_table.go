@@ -155,6 +155,7 @@ func (c *clusterRun) drainEvents(ctx context.Context, d *Daemon) error {
 		case now = <-tick:
 			for d.d.DrainSync(eventBatch, enqueue) == eventBatch {
 			}
+			c.refreshDigest(d)
 			if g := d.d.Generation(); g != gen {
 				gen = g
 				c.bindUnbound(d)
