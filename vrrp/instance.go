@@ -147,7 +147,10 @@ type Instance struct {
 	// preemptUntil is keepalived's preempt_time: zero, or until when a lower-priority
 	// master is still accepted.
 	preemptUntil time.Time
-	linkDown     bool
+	// holdPreempt is an outside condition holding preemption (SetPreemptHold);
+	// holding is set when it last kept this backup from preempting.
+	holdPreempt, holding bool
+	linkDown             bool
 	// wantMaster is keepalived's wantstate == MASTER for a sync group member held in
 	// Backup until the whole group can go.
 	wantMaster bool
@@ -190,6 +193,24 @@ func (in *Instance) BasePriority() uint8 { return in.base }
 // Master returns the source and priority of the last advert processed as a backup
 // (zero before any).
 func (in *Instance) Master() (netip.Addr, uint8) { return in.master, in.masterPrio }
+
+// SetPreemptHold holds or releases preemption for a reason outside VRRP (a
+// director whose connection sync has not caught up yet, docs/cluster.md §14):
+// while held, a backup accepts a lower-priority master as preempt_delay makes it,
+// and an address owner starts as a backup instead of taking over at once. A dead
+// master is not waited for: with no advert the down timer still makes this router
+// master. It takes effect at the next event.
+func (in *Instance) SetPreemptHold(hold bool) {
+	in.holdPreempt = hold
+	if !hold {
+		in.holding = false
+	}
+}
+
+// HoldingPreempt reports whether the hold kept this router from preempting: it
+// accepted the last advert, from a lower priority, only because of it (or, an
+// owner, started as a backup because of it).
+func (in *Instance) HoldingPreempt() bool { return in.holding }
 
 // NextDeadline returns when the runner must deliver EventTimer, or the zero Time if no
 // timer runs (Initialize, Fault).
@@ -261,6 +282,11 @@ func (in *Instance) step(now time.Time, ev Event, out *[]Action) State {
 			return in.state
 		case in.linkDown:
 			return StateFault
+		case in.prio == PriorityOwner && in.holdPreempt:
+			// Held (SetPreemptHold): the owner waits as a backup; its down
+			// timer (3 intervals and a skew of 1/256) still makes it master
+			// when no one else is.
+			in.holding = true
 		case in.prio == PriorityOwner:
 			// RFC 5798 §6.4.1: the owner advertises and takes over at once
 			// (keepalived measured 21 ms, docs/vrrp.md §3.5).
@@ -327,7 +353,9 @@ func (in *Instance) backupRx(now time.Time, ev Event) State {
 		return StateBackup
 	}
 	delaying := in.cfg.PreemptDelay > 0 && (in.preemptUntil.IsZero() || in.preemptUntil.After(now))
-	if !(in.cfg.NoPreempt || ev.Priority >= in.prio || delaying) {
+	lower := !in.cfg.NoPreempt && ev.Priority < in.prio
+	in.holding = lower && !delaying && in.holdPreempt
+	if lower && !delaying && !in.holdPreempt {
 		// Lower priority and preemption on: discard, so that the down timer runs
 		// out and this router takes over.
 		return StateBackup
@@ -438,6 +466,9 @@ func (in *Instance) enter(now time.Time, to State, out *[]Action) {
 	}
 	in.state = to
 	in.wantMaster = false
+	if to != StateBackup {
+		in.holding = false
+	}
 	switch to {
 	case StateMaster:
 		// A v3 master advertises its own interval again (keepalived: "changing

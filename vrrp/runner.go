@@ -137,6 +137,12 @@ type RunnerOptions struct {
 	Gratuitous func(m *Member)
 	// StateChange is called for every transition, after the actions above.
 	StateChange func(t Transition)
+	// PreemptHold, if set, is asked before an instance starts and before a backup
+	// acts on an advert: "" lets it preempt as configured; otherwise preemption is
+	// held for the reason returned (Instance.SetPreemptHold), which the log (once
+	// per hold) and Status.PreemptHeld show. It runs on the Runner's goroutine and
+	// must not block.
+	PreemptHold func() string
 	// DropLogQuiet: a dropped advert is logged (at Warn) the first time its reason
 	// occurs for a member, again when the sender changes, and again once the reason
 	// has not occurred for DropLogQuiet; the drops in between are only counted
@@ -169,7 +175,10 @@ type Runner struct {
 	// healthy is each polled member's health as of its last assessment (Runner
 	// goroutine only).
 	healthy map[*Member]bool
-	poke    chan struct{}
+	// held is why each member's preemption was last held, "" once released
+	// (Runner goroutine only).
+	held map[*Member]string
+	poke chan struct{}
 
 	// Run's: the transports read (one goroutine each, in wg), what they read,
 	// and the first fatal error.
@@ -186,7 +195,7 @@ type Runner struct {
 // and listed once; members of a Group must all be listed.
 func NewRunner(members []Member, opts RunnerOptions) (*Runner, error) {
 	r := &Runner{opts: opts, log: opts.Logger, clock: opts.Clock, dropLog: newDropLog(opts.DropLogQuiet), status: map[*Instance]*Status{},
-		zero: map[*Member]bool{}, healthy: map[*Member]bool{}, poke: make(chan struct{}, 1),
+		zero: map[*Member]bool{}, healthy: map[*Member]bool{}, held: map[*Member]string{}, poke: make(chan struct{}, 1),
 		updates: make(chan updateReq), stopped: make(chan struct{})}
 	if r.log == nil {
 		r.log = slog.New(slog.DiscardHandler)
@@ -265,6 +274,9 @@ type Status struct {
 	Reason string
 	// Tracks are the tracked objects whose delta applies ("script chk -20").
 	Tracks []string
+	// PreemptHeld is why this backup accepts a lower-priority master instead of
+	// preempting (RunnerOptions.PreemptHold); "" when it does not.
+	PreemptHeld string
 }
 
 // Status returns every member's status in the Runner's order, safe to call from any
@@ -392,6 +404,9 @@ func (r *Runner) Run(ctx context.Context) error {
 						}
 					}
 					r.step(m, Event{Kind: EventTimer}, reason)
+					if held, ok := r.held[m]; ok {
+						r.noteHold(m, held)
+					}
 				}
 			}
 		}
@@ -418,7 +433,46 @@ func (r *Runner) start(m *Member) {
 	}
 	r.healthy[m] = true
 	r.reassess(m)
+	why := r.askHold(m)
 	r.step(m, Event{Kind: EventStart}, "init")
+	r.noteHold(m, why)
+}
+
+// askHold asks RunnerOptions.PreemptHold whether m's preemption is held and
+// tells its instance; it returns the reason ("" when free).
+func (r *Runner) askHold(m *Member) string {
+	if r.opts.PreemptHold == nil {
+		return ""
+	}
+	why := r.opts.PreemptHold()
+	m.Instance.SetPreemptHold(why != "")
+	return why
+}
+
+// noteHold logs, once per hold, that why kept m from preempting, and when that
+// ends; Status.PreemptHeld follows it.
+func (r *Runner) noteHold(m *Member, why string) {
+	if !m.Instance.HoldingPreempt() {
+		why = ""
+	}
+	prev, was := r.held[m]
+	switch {
+	case why != "" && !was:
+		master, prio := m.Instance.Master()
+		r.log.Info("VRRP preempt held: "+why, "instance", m.Name, "priority", m.Instance.Priority(), "master", master, "master_priority", prio)
+	case why == "" && was:
+		r.log.Info("VRRP preempt hold released", "instance", m.Name, "was", prev, "state", m.Instance.State().String())
+	}
+	if why == "" {
+		delete(r.held, m)
+	} else {
+		r.held[m] = why
+	}
+	r.mu.Lock()
+	if st := r.status[m.Instance]; st != nil {
+		st.PreemptHeld = why
+	}
+	r.mu.Unlock()
 }
 
 // pollInterval is how often tracked objects are polled: the shortest advert
@@ -477,6 +531,10 @@ func (r *Runner) dispatch(in received) {
 		matched = true
 		inst := m.Instance
 		prevState, myPrio := inst.State(), inst.Priority()
+		why := ""
+		if prevState == StateBackup {
+			why = r.askHold(m)
+		}
 		now := r.clock.Now()
 		acts, err := inst.Receive(now, p)
 		if err != nil {
@@ -493,6 +551,7 @@ func (r *Runner) dispatch(in received) {
 		}
 		r.zero[m] = p.Advert.Priority == PriorityStop
 		r.exec(m, acts, advertReason(prevState, myPrio, p))
+		r.noteHold(m, why)
 	}
 	if !matched {
 		r.drops[ErrVRID].Add(1)
@@ -691,6 +750,7 @@ func (r *Runner) apply(u Update) error {
 	for _, m := range r.members {
 		if gone[m.Instance] {
 			delete(r.healthy, m)
+			delete(r.held, m)
 			delete(r.zero, m)
 			delete(r.status, m.Instance)
 			continue

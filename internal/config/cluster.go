@@ -18,6 +18,11 @@ import (
 type Cluster struct {
 	Enabled bool
 	NodeID  string // "" = the host name
+	// Announce is who makes the VIPs reach this director: AnnounceBird (routes
+	// on the announcement device, exported by BIRD to an ECMP router) or
+	// AnnounceVRRP (an active/standby pair, the [[vrrp]] instances holding the
+	// VIPs; sync and the control channel only). docs/cluster.md §14.
+	Announce string
 
 	AnnounceDevice    string        // non-persistent TAP holding the VIP routes
 	AnnounceTable     int           // kernel table BIRD learns; 1–252 (FRR's import-table range)
@@ -55,10 +60,21 @@ type Cluster struct {
 	BirdSocket        string // control socket of the BIRD exporting the routes (bird -s)
 }
 
+// The values of [cluster] announce.
+const (
+	AnnounceBird = "bird"
+	AnnounceVRRP = "vrrp"
+)
+
+// announceKeys are the [cluster] keys of the BIRD announcement, which announce =
+// "vrrp" has no use for.
+var announceKeys = []string{"announce_device", "announce_table", "announce_proto", "announce_rise", "announce_fall",
+	"gate_interval", "bird_socket"}
+
 // DefaultCluster returns the defaults of docs/cluster.md §8 with Enabled set.
 func DefaultCluster() Cluster {
 	return Cluster{
-		Enabled: true, AnnounceDevice: "gvs-vip", AnnounceTable: 200, AnnounceProto: 240,
+		Enabled: true, Announce: AnnounceBird, AnnounceDevice: "gvs-vip", AnnounceTable: 200, AnnounceProto: 240,
 		AnnounceRise: 2, AnnounceFall: 1, GateInterval: 100 * time.Millisecond,
 		JoinWait: 30 * time.Second, DrainTime: 3 * time.Second, MHOrder: "canonical",
 		SyncGroup: netip.AddrFrom4([4]byte{224, 0, 0, 81}), SyncPort: 8848, SyncTTL: 1,
@@ -69,17 +85,20 @@ func DefaultCluster() Cluster {
 }
 
 // clusterOn reports whether the decoded file turns cluster mode on: a [cluster]
-// table whose enabled is not false. Cluster mode changes defaults of tables read
-// before [cluster] — inhibit_on_failure, mh-fallback, sloppy_tcp (docs/cluster.md
-// §2) — so the reader needs to know first; a malformed enabled is reported when
-// [cluster] is read.
-func clusterOn(doc map[string]any) bool {
+// table whose enabled is not false; and ecmp, whether its VIPs are announced to an
+// ECMP router (announce is not "vrrp"). Cluster mode changes defaults of tables
+// read before [cluster] — sloppy_tcp, and with ECMP inhibit_on_failure and
+// mh-fallback (docs/cluster.md §2, §14) — so the reader needs to know first; a
+// malformed enabled or announce is reported when [cluster] is read.
+func clusterOn(doc map[string]any) (on, ecmp bool) {
 	t, ok := doc["cluster"].(map[string]any)
 	if !ok {
-		return false
+		return false, false
 	}
 	on, isBool := t["enabled"].(bool)
-	return on || !isBool
+	on = on || !isBool
+	a, _ := t["announce"].(string)
+	return on, on && !strings.EqualFold(a, AnnounceVRRP)
 }
 
 // cluster reads [cluster] into c, starting from the defaults.
@@ -89,6 +108,21 @@ func (r *reader) cluster(t *table, c *Cluster) {
 	t.str("node_id", &c.NodeID)
 	if len(c.NodeID) > 64 {
 		t.errorf("node_id", "at most 64 bytes (got %d)", len(c.NodeID))
+	}
+	var announce string
+	if t.str("announce", &announce) {
+		if name, err := oneOf("announce", announce, AnnounceBird, AnnounceVRRP); err != nil {
+			t.fail("announce", err)
+		} else {
+			c.Announce = name
+		}
+	}
+	if c.Announce == AnnounceVRRP {
+		for _, k := range announceKeys {
+			if t.present(k) {
+				t.errorf(k, "belongs to the BIRD announcement; with announce = \"vrrp\" the [[vrrp]] instances hold the VIPs: remove %s, or use announce = \"bird\"", k)
+			}
+		}
 	}
 	t.str("announce_device", &c.AnnounceDevice)
 	if n := len(c.AnnounceDevice); n == 0 || n > 15 {
@@ -190,12 +224,18 @@ func (r *reader) cluster(t *table, c *Cluster) {
 	t.done()
 }
 
-// crossCheckCluster applies cluster mode's rules that span tables: cluster VIPs are
-// routed and announced by BIRD, so none may be a VRRP address, and replies must not
-// need a director, so no real server may use NAT (docs/cluster.md §2).
+// crossCheckCluster applies cluster mode's rules that span tables: with announce =
+// "bird" cluster VIPs are routed and announced by BIRD, so none may be a VRRP
+// address; with announce = "vrrp" the [[vrrp]] instances hold them, so there must
+// be one; and in both, replies must not need the director that scheduled them,
+// so no real server may use NAT (docs/cluster.md §2, §14).
 func (r *reader) crossCheckCluster(cfg *Config) {
 	if !cfg.Cluster.Enabled {
 		return
+	}
+	vrrpMode := cfg.Cluster.Announce == AnnounceVRRP
+	if vrrpMode && len(cfg.VRRP) == 0 {
+		r.errorf("cluster.announce", "\"vrrp\" needs the [[vrrp]] instances that hold the service VIPs, and this file has none: add a [[vrrp]] instance with the VIPs in its virtual_ipaddress, or use announce = \"bird\"")
 	}
 	vips := map[netip.Addr]bool{}
 	for i := range cfg.Services {
@@ -204,17 +244,25 @@ func (r *reader) crossCheckCluster(cfg *Config) {
 			vips[a] = true
 		}
 		for j := range s.RealServers {
-			if s.RealServers[j].Method == ipvs.NAT {
+			switch {
+			case s.RealServers[j].Method != ipvs.NAT:
+			case vrrpMode:
+				r.errorf(joinIndex(joinKey(joinIndex("service", i), "real_server"), j),
+					"method nat with cluster sync: taking over a synced NAT connection's replies is not built yet (docs/cluster.md §14); use dr or tun")
+			default:
 				r.errorf(joinIndex(joinKey(joinIndex("service", i), "real_server"), j),
 					"method nat in cluster mode: replies would have to return through the director that scheduled them; use dr or tun (NAT clusters are a later phase)")
 			}
 		}
 	}
+	if vrrpMode {
+		return
+	}
 	for i := range cfg.VRRP {
 		for _, a := range cfg.VRRP[i].VirtualIPAddress {
 			if vips[a] {
 				r.errorf(joinKey(joinIndex("vrrp", i), "virtual_ipaddress"),
-					"%v is a cluster VIP: in cluster mode VIPs are routed to every director and announced by BIRD, not held by VRRP", a)
+					"%v is a cluster VIP: with [cluster] announce = \"bird\" VIPs are routed to every director and announced by BIRD, not held by VRRP; announce = \"vrrp\" makes VRRP hold them (an active/standby pair with sync)", a)
 			}
 		}
 	}

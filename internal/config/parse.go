@@ -55,7 +55,7 @@ func Parse(name string, data []byte) (*Config, error) {
 	cfg.File = name
 	// Cluster mode's default: a director that receives the middle of a flow not
 	// synced yet schedules it (docs/cluster.md §2); sloppy_tcp overrides it.
-	r.clusterOn = clusterOn(doc)
+	r.clusterOn, r.clusterECMP = clusterOn(doc)
 	cfg.Director.Sysctl.SloppyTCP = cfg.Director.Sysctl.SloppyTCP || r.clusterOn
 	root := r.table("", doc)
 	if t := root.sub("director"); t != nil {

@@ -27,6 +27,9 @@ type reader struct {
 	// clusterOn is whether the file turns cluster mode on: it changes defaults of
 	// tables read before [cluster] (clusterOn).
 	clusterOn bool
+	// clusterECMP is whether its VIPs go to an ECMP router (announce = "bird"):
+	// only then do inhibit_on_failure and mh-fallback default on.
+	clusterECMP bool
 	// seen, when set (tests), is told each table's known keys as it is done with.
 	seen func(t *table)
 }

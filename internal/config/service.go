@@ -95,8 +95,8 @@ func (r *reader) service(t *table) Service {
 	}
 	var flags []string
 	flagsSet := t.strings("scheduler_flags", &flags)
-	if !flagsSet && r.clusterOn && s.Scheduler == "mh" {
-		// Cluster mode's default: a failed server (weight 0) keeps its slots and
+	if !flagsSet && r.clusterECMP && s.Scheduler == "mh" {
+		// ECMP cluster mode's default: a failed server (weight 0) keeps its slots and
 		// lookups go past it, so a health flap never rebuilds the table.
 		s.Flags |= sched.FlagSched1 // mh-fallback
 	}
@@ -134,9 +134,10 @@ func (r *reader) service(t *table) Service {
 	}
 	t.duration("persistence", &s.Persistence)
 	r.netmask(t, &s, fam)
-	// Cluster mode's default: health changes weights, not membership, so every
-	// director keeps one mh table whatever its checks saw (docs/cluster.md §2).
-	s.InhibitOnFailure = s.InhibitOnFailure || r.clusterOn
+	// ECMP cluster mode's default: health changes weights, not membership, so
+	// every director keeps one mh table whatever its checks saw (docs/cluster.md
+	// §2; not with announce = "vrrp", where one director schedules at a time, §14).
+	s.InhibitOnFailure = s.InhibitOnFailure || r.clusterECMP
 	t.boolean("inhibit_on_failure", &s.InhibitOnFailure)
 	if t.str("sorry_server", &str) {
 		if ap, err := parseAddrPortDefault(str, s.Addr.Port()); err != nil {

@@ -9,8 +9,10 @@ import (
 	"text/tabwriter"
 	"time"
 
+	"github.com/gvs-lb/gvs/internal/cluster"
 	"github.com/gvs-lb/gvs/internal/ipvsadm"
 	"github.com/gvs-lb/gvs/internal/status"
+	"github.com/gvs-lb/gvs/vrrp"
 )
 
 // clusterUsage is the help of gvs adm's cluster options.
@@ -32,6 +34,9 @@ func (a *Admin) clusterCommand(op string, args []string, out *bytes.Buffer) erro
 		}
 		return unsupported(clusterOff)
 	}
+	if op != "--cluster" && c.vrrpMode() {
+		return unsupported(op + ": with [cluster] announce = \"vrrp\" the VIPs move with VRRP, not with routes: stop this director (SIGTERM: its instances advertise priority 0 and forwarding goes on for drain_time) or lower its VRRP priority")
+	}
 	switch op {
 	case "--cluster-drain":
 		c.drain("gvs adm --cluster-drain")
@@ -45,13 +50,19 @@ func (a *Admin) clusterCommand(op string, args []string, out *bytes.Buffer) erro
 		}
 		return nil
 	}
-	c.writeStatus(out, a.dm.clock.Now())
+	var vr []vrrp.Status
+	if a.dm.vrrp != nil {
+		vr = a.dm.vrrp.runner.Status()
+	}
+	c.writeStatus(out, a.dm.clock.Now(), vr)
 	return nil
 }
 
 // writeStatus writes gvs adm --cluster: this node, its sync counters, the bulk sync
-// in progress, BIRD, the peers and every VIP's announcement and why.
-func (c *clusterRun) writeStatus(out *bytes.Buffer, now time.Time) {
+// in progress, BIRD, the peers and every VIP's announcement and why — or, with
+// announce = "vrrp", the VRRP instances vr that hold the VIPs, with their
+// preemption hold.
+func (c *clusterRun) writeStatus(out *bytes.Buffer, now time.Time, vr []vrrp.Status) {
 	n := c.node
 	st := n.Stats()
 	peers := n.Peers(now)
@@ -112,26 +123,19 @@ func (c *clusterRun) writeStatus(out *bytes.Buffer, now time.Time) {
 	} else {
 		fmt.Fprintf(out, "bulk sync: done (joins ended by join_wait: %d)\n", st.JoinIncomplete)
 	}
-	fmt.Fprintf(out, "BIRD (%s): %s\n", c.cfg.BirdSocket, c.birdLine())
+	if c.vrrpMode() {
+		fmt.Fprintln(out, "announce: vrrp (the [[vrrp]] instances hold the VIPs; preemption waits for the bulk sync)")
+	} else {
+		fmt.Fprintf(out, "BIRD (%s): %s\n", c.cfg.BirdSocket, c.birdLine())
+	}
+	writePeers(out, now, peers)
+	if c.vrrpMode() {
+		writeVRRPHold(out, vr)
+		return
+	}
 
 	fmt.Fprintln(out)
 	tw := tabwriter.NewWriter(out, 0, 0, 2, ' ', 0)
-	fmt.Fprintln(tw, "PEER\tADDRESS\tLIVE\tSTATE\tINCARNATION\tLAST HEARD\tDIGEST\tSENT\tRECEIVED\tLOST\tRESYNCS")
-	for _, p := range peers {
-		heard := "never"
-		if !p.LastHeard.IsZero() {
-			heard = now.Sub(p.LastHeard).Truncate(time.Millisecond).String() + " ago"
-		}
-		fmt.Fprintf(tw, "%s\t%v\t%s\t%s\t%#x\t%s\t%s\t%d\t%d\t%d\t%d\n", p.NodeID, p.Addr, yesNo(p.Live), p.State, p.Incarnation,
-			heard, map[bool]string{true: "match", false: "DIFFERS"}[p.DigestMatch], p.SentRecords, p.RecvRecords, p.Lost, p.Resyncs)
-	}
-	if len(peers) == 0 {
-		fmt.Fprintln(tw, "(none heard)")
-	}
-	tw.Flush()
-
-	fmt.Fprintln(out)
-	tw = tabwriter.NewWriter(out, 0, 0, 2, ' ', 0)
 	fmt.Fprintln(tw, "VIP\tGATE\tROUTE\tWHY")
 	vips := c.ann.Status()
 	for _, v := range vips {
@@ -151,6 +155,59 @@ func (c *clusterRun) writeStatus(out *bytes.Buffer, now time.Time) {
 		fmt.Fprintln(tw, "(no service VIP)")
 	}
 	tw.Flush()
+}
+
+// writePeers writes gvs adm --cluster's table of peers.
+func writePeers(out *bytes.Buffer, now time.Time, peers []cluster.PeerInfo) {
+	fmt.Fprintln(out)
+	tw := tabwriter.NewWriter(out, 0, 0, 2, ' ', 0)
+	fmt.Fprintln(tw, "PEER\tADDRESS\tLIVE\tSTATE\tINCARNATION\tLAST HEARD\tDIGEST\tSENT\tRECEIVED\tLOST\tRESYNCS")
+	for _, p := range peers {
+		heard := "never"
+		if !p.LastHeard.IsZero() {
+			heard = now.Sub(p.LastHeard).Truncate(time.Millisecond).String() + " ago"
+		}
+		fmt.Fprintf(tw, "%s\t%v\t%s\t%s\t%#x\t%s\t%s\t%d\t%d\t%d\t%d\n", p.NodeID, p.Addr, yesNo(p.Live), p.State, p.Incarnation,
+			heard, map[bool]string{true: "match", false: "DIFFERS"}[p.DigestMatch], p.SentRecords, p.RecvRecords, p.Lost, p.Resyncs)
+	}
+	if len(peers) == 0 {
+		fmt.Fprintln(tw, "(none heard)")
+	}
+	tw.Flush()
+}
+
+// writeVRRPHold ends gvs adm --cluster with announce = "vrrp": the VRRP instances
+// that hold the VIPs, their state, and why preemption is held while this
+// director's bulk sync runs (docs/cluster.md §14).
+func writeVRRPHold(out *bytes.Buffer, vr []vrrp.Status) {
+	fmt.Fprintln(out)
+	tw := tabwriter.NewWriter(out, 0, 0, 2, ' ', 0)
+	fmt.Fprintln(tw, "VRRP INSTANCE\tSTATE\tPRIORITY\tMASTER\tPREEMPT")
+	for _, st := range vr {
+		master, preempt := "-", "free"
+		switch {
+		case st.State == vrrp.StateMaster:
+			master = "this node"
+		case st.Master.IsValid():
+			master = fmt.Sprintf("%v (priority %d)", st.Master, st.MasterPriority)
+		}
+		if st.PreemptHeld != "" {
+			preempt = "held: " + st.PreemptHeld
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%d\t%s\t%s\n", st.Name, st.State, st.Priority, master, preempt)
+	}
+	if len(vr) == 0 {
+		fmt.Fprintln(tw, "(no [[vrrp]] instance)")
+	}
+	tw.Flush()
+}
+
+// annStatus is every VIP's announcement; none with announce = "vrrp".
+func (c *clusterRun) annStatus() []cluster.VIPStatus {
+	if c.ann == nil {
+		return nil
+	}
+	return c.ann.Status()
 }
 
 // birdLine says how BIRD was at the last look.
@@ -218,7 +275,7 @@ func (c *clusterRun) status(now time.Time) *status.Cluster {
 			s.Matches = false
 		}
 	}
-	for _, v := range c.ann.Status() {
+	for _, v := range c.annStatus() {
 		s.VIPs = append(s.VIPs, status.ClusterVIP{VIP: v.VIP.String(), Announced: v.Announced, Reason: v.Reason})
 	}
 	c.mu.Lock()

@@ -53,7 +53,11 @@ func (a *Admin) listVRRP(args []string, out *bytes.Buffer) error {
 			since = fmt.Sprintf("%s (%s ago, from %s)", st.Since.UTC().Format(time.RFC3339), now.Sub(st.Since).Truncate(time.Second), st.From)
 			reason = st.Reason
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", st.Name, vrid, ifname, st.State, prio, master, since, reason)
+		state := st.State.String()
+		if st.PreemptHeld != "" {
+			state += " (preempt held: " + st.PreemptHeld + ")"
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", st.Name, vrid, ifname, state, prio, master, since, reason)
 	}
 	return tw.Flush()
 }

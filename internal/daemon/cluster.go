@@ -229,12 +229,14 @@ func (d *Daemon) newCluster(cfg *config.Config) (_ *clusterRun, err error) {
 	if err := c.ccfg.Validate(); err != nil {
 		return nil, fmt.Errorf("%s: [cluster]: %w", cfg.File, err)
 	}
-	if c.tap, err = deps.OpenTAP(cc.AnnounceDevice, cc.AnnounceTable, cc.AnnounceProto); err != nil {
-		return nil, fmt.Errorf("%s: [cluster] announce_device %q (needs CAP_NET_ADMIN and /dev/net/tun): %w", cfg.File, cc.AnnounceDevice, err)
-	}
-	gcfg := cluster.GateConfig{Rise: cc.AnnounceRise, Fall: cc.AnnounceFall, RequireSameConfig: cc.RequireSameConfig}
-	if c.ann, err = cluster.NewAnnouncer(gcfg, c.tap, c.log); err != nil {
-		return nil, fmt.Errorf("%s: [cluster]: %w", cfg.File, err)
+	if !c.vrrpMode() {
+		if c.tap, err = deps.OpenTAP(cc.AnnounceDevice, cc.AnnounceTable, cc.AnnounceProto); err != nil {
+			return nil, fmt.Errorf("%s: [cluster] announce_device %q (needs CAP_NET_ADMIN and /dev/net/tun): %w", cfg.File, cc.AnnounceDevice, err)
+		}
+		gcfg := cluster.GateConfig{Rise: cc.AnnounceRise, Fall: cc.AnnounceFall, RequireSameConfig: cc.RequireSameConfig}
+		if c.ann, err = cluster.NewAnnouncer(gcfg, c.tap, c.log); err != nil {
+			return nil, fmt.Errorf("%s: [cluster]: %w", cfg.File, err)
+		}
 	}
 	c.table = newTableAdapter(d)
 	if c.node, err = cluster.NewNode(c.ccfg, cluster.Deps{Sink: c.table, Table: c.table, Transport: c.net, Logger: c.log, Rand: deps.Rand}); err != nil {
@@ -325,8 +327,61 @@ func (c *clusterRun) run(ctx context.Context, d *Daemon, background func(string,
 		"sync_interface", c.iface, "peers", len(c.cfg.SyncPeers), "group", c.cfg.SyncGroup)
 	background("cluster sync", func(ctx context.Context) error { return c.net.Run(ctx, c.node, d.clock) })
 	background("cluster events", func(ctx context.Context) error { return c.drainEvents(ctx, d) })
+	if c.vrrpMode() {
+		return // the [[vrrp]] instances hold the VIPs: no gate, no routes, no BIRD
+	}
 	background("cluster gate", func(ctx context.Context) error { return c.gateLoop(ctx, d) })
 	background("cluster bird", func(ctx context.Context) error { return c.birdLoop(ctx, d) })
+}
+
+// vrrpMode reports whether [cluster] announce = "vrrp": an active/standby pair
+// whose [[vrrp]] instances hold the VIPs (docs/cluster.md §14). c may be nil.
+func (c *clusterRun) vrrpMode() bool {
+	return c != nil && c.cfg.Announce == config.AnnounceVRRP
+}
+
+// preemptHold is the VRRP runner's PreemptHold (docs/cluster.md §14): while this
+// director's bulk sync after start is not done — the join gate that join_wait
+// bounds — its VRRP instances do not take over from a lower-priority master, so
+// that they take the VIPs only once they hold the connections. "" when free (or
+// cluster mode off: c nil).
+func (c *clusterRun) preemptHold(now time.Time) string {
+	if c == nil || c.node.Warm() {
+		return ""
+	}
+	j := c.node.Join(now)
+	if j == nil {
+		return "cluster sync not started"
+	}
+	if len(j.Peers) == 0 {
+		return "bulk sync in progress (no peer heard yet)"
+	}
+	done := 0
+	var records uint64
+	for _, p := range j.Peers {
+		if p.Complete {
+			done++
+		}
+		records += p.Received
+	}
+	return fmt.Sprintf("bulk sync in progress (%d of %d peers done, %d records received)", done, len(j.Peers), records)
+}
+
+// vrrpContext is the context VRRP runs under: in VRRP mode it also ends with
+// outer, the daemon's context before drainContext, so that on SIGTERM the
+// instances let go of the VIPs at once (a master advertises priority 0 and its
+// peer takes over after Skew_Time) while forwarding and sync go on for
+// drain_time for the packets still on their way. Elsewhere it is ctx.
+func (c *clusterRun) vrrpContext(ctx, outer context.Context) (context.Context, context.CancelFunc) {
+	if !c.vrrpMode() {
+		return ctx, func() {}
+	}
+	vctx, cancel := context.WithCancel(ctx)
+	stop := context.AfterFunc(outer, cancel)
+	return vctx, func() {
+		stop()
+		cancel()
+	}
 }
 
 // gateLoop checks every VIP's gate every gate_interval (docs/cluster.md §7.1); when
@@ -436,6 +491,9 @@ func (d *Daemon) markServing() map[ipvs.Key]bool {
 
 // withdraw closes every gate and deletes every route (drain, shutdown).
 func (c *clusterRun) withdraw() {
+	if c.ann == nil {
+		return // announce = "vrrp": no routes
+	}
 	if err := c.ann.WithdrawAll(); err != nil {
 		c.log.Warn("cluster: withdrawing the VIP routes", "err", err)
 	}
@@ -595,7 +653,7 @@ func linkUp(d *Daemon) bool {
 // clusterKeys are the [cluster] keys with their config.Cluster fields, for reload's
 // comparison; TestClusterKeysComplete checks that every field is here.
 var clusterKeys = [...]struct{ key, field string }{
-	{"enabled", "Enabled"}, {"node_id", "NodeID"}, {"announce_device", "AnnounceDevice"},
+	{"enabled", "Enabled"}, {"node_id", "NodeID"}, {"announce", "Announce"}, {"announce_device", "AnnounceDevice"},
 	{"announce_table", "AnnounceTable"}, {"announce_proto", "AnnounceProto"}, {"announce_rise", "AnnounceRise"},
 	{"announce_fall", "AnnounceFall"}, {"gate_interval", "GateInterval"}, {"join_wait", "JoinWait"},
 	{"drain_time", "DrainTime"}, {"require_same_config", "RequireSameConfig"}, {"mh_order", "MHOrder"},

@@ -232,6 +232,13 @@ func newClusterDirector(t *testing.T, lan *fakeLAN, addr string, text string) *c
 // newClusterDirectorBird is newClusterDirector with the BIRD it asks.
 func newClusterDirectorBird(t *testing.T, lan *fakeLAN, addr string, text string, bird *fakeBird) *clusterDirector {
 	t.Helper()
+	return newClusterDirectorWith(t, lan, addr, text, bird, nil)
+}
+
+// newClusterDirectorWith is newClusterDirectorBird with more of its Deps changed
+// by tweak (nil: none).
+func newClusterDirectorWith(t *testing.T, lan *fakeLAN, addr string, text string, bird *fakeBird, tweak func(*Deps)) *clusterDirector {
+	t.Helper()
 	cd := &clusterDirector{routes: &fakeRoutes{routes: map[netip.Addr]bool{}}, bird: bird}
 	a := netip.MustParseAddr(addr)
 	var seq uint64
@@ -250,6 +257,9 @@ func newClusterDirectorBird(t *testing.T, lan *fakeLAN, addr string, text string
 			OpenTAP: func(string, int, int) (RouteDevice, error) { return cd.routes, nil },
 			Bird:    cd.bird.status,
 			Rand:    func() uint64 { seq++; return uint64(a.As4()[3])<<32 | seq },
+		}
+		if tweak != nil {
+			tweak(d)
 		}
 	})
 	return cd

@@ -338,6 +338,7 @@ func (d *Daemon) Run(ctx context.Context) error {
 		return errors.New("daemon: Run called twice")
 	}
 	defer d.close()
+	outer := ctx
 	if d.cl != nil {
 		// SIGTERM drains first: forwarding and sync go on for drain_time.
 		var stop context.CancelFunc
@@ -377,7 +378,11 @@ func (d *Daemon) Run(ctx context.Context) error {
 	}()
 	background("health checks", d.health.Run)
 	if d.vrrp != nil {
-		background("vrrp", d.vrrp.run)
+		background("vrrp", func(ctx context.Context) error {
+			vctx, stop := d.cl.vrrpContext(ctx, outer)
+			defer stop()
+			return d.vrrp.run(vctx)
+		})
 		background("vrrp trackers", d.trk.run)
 	}
 	if d.ctl != nil {

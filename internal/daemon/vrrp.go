@@ -159,6 +159,9 @@ func newVRRP(dm *Daemon, vs []config.VRRP, groups []config.VRRPSyncGroup) (*vrrp
 		BecomeMaster: m.becomeMaster,
 		LeaveMaster:  m.leaveMaster,
 		Gratuitous:   m.lowerPrio,
+		// A director in cluster mode takes no VIP from a live master before its
+		// bulk sync is done (docs/cluster.md §14); dm.cl is set by New before Run.
+		PreemptHold: func() string { return dm.cl.preemptHold(dm.clock.Now()) },
 		StateChange: func(tr vrrp.Transition) {
 			dm.metrics.SetVRRPState(tr.Name, tr.To.String())
 			if st := m.get(tr.Instance); st != nil {

@@ -41,6 +41,7 @@ type vrrpDump struct {
 	From           string    `json:"from,omitempty"`
 	Reason         string    `json:"reason,omitempty"`
 	Tracks         []string  `json:"tracks,omitempty"`
+	PreemptHeld    string    `json:"preempt_held,omitempty"` // why this backup does not preempt (docs/cluster.md §14)
 	VIPs           []string  `json:"virtual_ipaddress"`
 	KernelHeld     []string  `json:"kernel_addresses,omitempty"`
 }
@@ -86,7 +87,7 @@ func (d *Daemon) DumpVRRP(kind string) (string, error) {
 		var out []vrrpDump
 		for _, st := range m.runner.Status() {
 			x := vrrpDump{Name: st.Name, State: st.State.String(), Priority: st.Configured, Effective: st.Priority,
-				MasterPriority: st.MasterPriority, Since: st.Since, Reason: st.Reason, Tracks: st.Tracks}
+				MasterPriority: st.MasterPriority, Since: st.Since, Reason: st.Reason, Tracks: st.Tracks, PreemptHeld: st.PreemptHeld}
 			if st.Master.IsValid() {
 				x.Master = st.Master.String()
 			}
