@@ -358,6 +358,18 @@ func (d *Daemon) admEdit(ed *tableEditor, c *ipvsadm.Command, touched map[target
 	return nil
 }
 
+// inFile reports whether the configuration file last loaded has the service of
+// key k (an index of it made at the first question after a load).
+func (d *Daemon) inFile(k ipvs.Key) bool {
+	if d.st.fileKeys == nil {
+		d.st.fileKeys = make(map[ipvs.Key]bool, len(d.st.file))
+		for i := range d.st.file {
+			d.st.fileKeys[d.st.file[i].Key] = true
+		}
+	}
+	return d.st.fileKeys[k]
+}
+
 // noMatchMessage is the refusal of -A -f MARK without match rules.
 func noMatchMessage(c *ipvsadm.Command) string {
 	mark := strconv.FormatUint(uint64(c.Service.FWMark), 10)
@@ -556,7 +568,19 @@ func admCommitError(err error) error {
 // touched ones; nil: of every service.
 func (d *Daemon) admDone(ev admEvent, touched map[target]bool, timeouts []ipvsadm.Timeouts, at func(ipvs.Key) *ipvs.Service) {
 	line := joinArgs(ev.args)
+	find := at
+	if find == nil {
+		find = d.st.conf.get
+	}
 	for t := range touched {
+		if !d.inFile(t.svc) && (t.rs.IsValid() || find(t.svc) == nil) {
+			// No file has the service: a reload can override its being there
+			// (the new file adding it), never a change of its real servers,
+			// and nothing once it is gone. So a churn of services added and
+			// deleted keeps no record of them.
+			delete(d.st.touched, t)
+			continue
+		}
 		d.st.touched[t] = line
 	}
 	for _, t := range timeouts {

@@ -18,8 +18,9 @@ type deltaState struct {
 	eff     []ipvs.Service // the effective services of the last whole commit; nil once counted
 	counted bool
 	addrs   map[ipvs.Key]filterAddrs
-	vipRefs map[netip.Addr]int
-	natRefs map[netip.Addr]int
+	// refs counts the effective services that hold each address as a VIP and
+	// as a NAT real server (one map: one probe of an address for both).
+	refs map[netip.Addr]addrRefs
 	// capRefs counts the configured services (not their effective form) that
 	// hold each address (Unmap'd), n4 and n6 the addresses of each family:
 	// what capacity.check counts of a whole table (countAddrs).
@@ -66,7 +67,7 @@ func (s *deltaState) count(conf *pseq[ipvs.Service]) {
 		s.capacityHold(svc, 1)
 	}
 	s.addrs = make(map[ipvs.Key]filterAddrs, len(s.eff))
-	s.vipRefs, s.natRefs = map[netip.Addr]int{}, map[netip.Addr]int{}
+	s.refs = map[netip.Addr]addrRefs{}
 	for i := range s.eff {
 		s.hold(s.eff[i].Key, addrsOf(&s.eff[i]))
 	}
@@ -95,13 +96,37 @@ func (s *deltaState) capacityHold(svc *ipvs.Service, n int) {
 	}
 }
 
+// addrRefs are the holders of an address: services whose VIP it is, and whose
+// NAT real server.
+type addrRefs struct{ vip, nat int32 }
+
+// presence is whether an address is held as a VIP and as a NAT real server.
+type presence struct{ vip, nat bool }
+
+func (r addrRefs) presence() presence { return presence{r.vip > 0, r.nat > 0} }
+
+// add counts n holders in (n 1) or out (n -1) of a, as a VIP or a NAT real server.
+func (s *deltaState) add(a netip.Addr, vip bool, n int32) {
+	r := s.refs[a]
+	if vip {
+		r.vip += n
+	} else {
+		r.nat += n
+	}
+	if r.vip <= 0 && r.nat <= 0 {
+		delete(s.refs, a)
+	} else {
+		s.refs[a] = r
+	}
+}
+
 func (s *deltaState) hold(k ipvs.Key, f filterAddrs) {
 	s.addrs[k] = f
 	for _, a := range f.vips {
-		s.vipRefs[a]++
+		s.add(a, true, 1)
 	}
 	for _, a := range f.nat {
-		s.natRefs[a]++
+		s.add(a, false, 1)
 	}
 }
 
@@ -111,15 +136,11 @@ func (s *deltaState) release(k ipvs.Key) {
 		return
 	}
 	delete(s.addrs, k)
-	for _, m := range []struct {
-		refs map[netip.Addr]int
-		list []netip.Addr
-	}{{s.vipRefs, f.vips}, {s.natRefs, f.nat}} {
-		for _, a := range m.list {
-			if m.refs[a]--; m.refs[a] <= 0 {
-				delete(m.refs, a)
-			}
-		}
+	for _, a := range f.vips {
+		s.add(a, true, -1)
+	}
+	for _, a := range f.nat {
+		s.add(a, false, -1)
 	}
 }
 
@@ -348,10 +369,9 @@ func (d *Daemon) filterAddrsDelta(keys []ipvs.Key, services []ipvs.Service) (cha
 		f := addrsOf(&services[i])
 		cand = append(append(cand, f.vips...), f.nat...)
 	}
-	type presence struct{ vip, nat bool }
 	before := make(map[netip.Addr]presence, len(cand))
 	for _, a := range cand {
-		before[a] = presence{ds.vipRefs[a] > 0, ds.natRefs[a] > 0}
+		before[a] = ds.refs[a].presence()
 	}
 	for _, k := range keys {
 		ds.release(k)
@@ -360,7 +380,7 @@ func (d *Daemon) filterAddrsDelta(keys []ipvs.Key, services []ipvs.Service) (cha
 		ds.hold(services[i].Key, addrsOf(&services[i]))
 	}
 	for _, a := range cand {
-		p := presence{ds.vipRefs[a] > 0, ds.natRefs[a] > 0}
+		p := ds.refs[a].presence()
 		b, ok := before[a]
 		if !ok || p == b {
 			continue
@@ -447,7 +467,7 @@ func (d *Daemon) filterDelta(changed []addrChange) *filterView {
 	ds := &d.st.delta
 	rest.Local = nil
 	for _, a := range d.ifi.Addrs {
-		if a = a.Unmap(); a.IsValid() && ds.vipRefs[a] == 0 && !slices.Contains(rest.Local, a) {
+		if a = a.Unmap(); a.IsValid() && ds.refs[a].vip == 0 && !slices.Contains(rest.Local, a) {
 			rest.Local = append(rest.Local, a)
 		}
 	}

@@ -46,8 +46,11 @@ type state struct {
 
 	// touched records, for every service and real server gvs adm changed since
 	// the file last did, the command line that did: the log of a reload names it
-	// when the reload overrides the change.
-	touched map[target]string
+	// when the reload overrides the change. Of a service the file does not have,
+	// only its being there can be overridden: it is recorded while it is there
+	// and its real servers are not (admDone).
+	touched  map[target]string
+	fileKeys map[ipvs.Key]bool // file's keys (inFile); nil: not made since file changed
 	// admTimeouts is the --set command line that last changed the timeouts; ""
 	// when they are the file's.
 	admTimeouts string
@@ -439,6 +442,7 @@ func (d *Daemon) reload(cfg *config.Config) error {
 	undo := func(err error) error {
 		hl.policies, hl.labels, hl.sorry = oldPolicies, oldLabels, oldSorry
 		d.st.cfg, d.st.file = oldCfg, oldFile
+		d.st.fileKeys = nil
 		if optsFirst {
 			if uerr := d.d.SetOptions(d.st.opts); uerr != nil {
 				d.log.Error("reload: restoring the Director's options failed", "err", uerr)
@@ -451,6 +455,7 @@ func (d *Daemon) reload(cfg *config.Config) error {
 		return undo(err)
 	}
 	d.st.cfg, d.st.file = cfg, file
+	d.st.fileKeys = nil
 	if err := d.commit(conf); err != nil {
 		return undo(fmt.Errorf("%s: %w", cfg.File, err))
 	}
