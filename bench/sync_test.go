@@ -2,6 +2,7 @@ package bench
 
 import (
 	"runtime"
+	"slices"
 	"testing"
 	"time"
 
@@ -13,67 +14,78 @@ import (
 
 // BenchmarkReplaySync is what cluster sync costs the data path (issue 14: at most 5 ns
 // a packet): gvs bench synth's default trace (DR, wlc) replayed with sync off and on
-// (ipvssync.DefaultRules). Only Process is timed, batch by batch (the benchmark's own
-// timer stays stopped: starting and stopping it per batch reads the memory statistics,
-// which stops the world); the sync-event rings are drained between batches, outside
-// the timing, as the daemon's drainer does on another core. Each round builds a fresh
-// Director, untimed. allocs/packet counts the replay loop's allocations, drains
-// included. cpu-ns/packet is the same time on the thread's CPU clock, which other
-// processes on a shared machine do not inflate (it includes the clock reads, about
-// 1 ns a packet, in both variants).
+// (ipvssync.DefaultRules). Every round replays the trace both ways, back to back, in
+// alternating order, so a slower or busier stretch of a shared machine weighs on both
+// variants alike; the off-, on- and diff- metrics are the sums over all rounds (diff:
+// on minus off, per packet). Only Process is timed, batch by batch, on clock reads of
+// its own (starting and stopping the benchmark's timer per batch reads the memory
+// statistics, which stops the world; the benchmark's timer runs over whole rounds,
+// setup included, and only sizes b.N). The sync-event rings are drained between
+// batches, outside the timing, as the daemon's drainer does on another core. Each
+// replay builds a fresh Director, untimed. allocs/packet counts the replay loops'
+// allocations, drains included. cpu-ns/packet is the same time on the thread's CPU
+// clock, which other processes on a shared machine do not inflate (it includes the
+// clock reads, about 1 ns a packet, in both variants).
 func BenchmarkReplaySync(b *testing.B) {
 	pristine := synthTrace(b, DefaultSynth())
-	for _, on := range []bool{false, true} {
-		name := "off"
+	tr := pristine.Clone()
+	out := make([]dataplane.Frame, 0, 128)
+	defer lockThread()()
+	var spent, cpu [2]int64 // [off, on]
+	var mallocs uint64
+	var ms0, ms1 runtime.MemStats
+	events := 0
+	replay := func(on bool) {
+		d := demoDirector(b, ipvs.DR, "wlc")
+		v := 0
 		if on {
-			name = "on"
+			v = 1
+			o := d.Options()
+			r := ipvssync.DefaultRules()
+			o.Sync = &r
+			if err := d.SetOptions(o); err != nil {
+				b.Fatal(err)
+			}
 		}
-		b.Run(name, func(b *testing.B) {
-			tr := pristine.Clone()
-			out := make([]dataplane.Frame, 0, 128)
-			var spent time.Duration
-			var cpu int64
-			defer lockThread()()
-			var mallocs uint64
-			var ms0, ms1 runtime.MemStats
-			events := 0
-			b.StopTimer()
-			for i := 0; i < b.N; i++ {
-				d := demoDirector(b, ipvs.DR, "wlc")
-				if on {
-					o := d.Options()
-					r := ipvssync.DefaultRules()
-					o.Sync = &r
-					if err := d.SetOptions(o); err != nil {
-						b.Fatal(err)
-					}
-				}
-				w := d.NewWorker(64)
-				runtime.GC()
-				tr.CopyFrom(pristine)
-				runtime.ReadMemStats(&ms0)
-				for j := 0; j < len(tr.Frames); j += 64 {
-					k := min(j+64, len(tr.Frames))
-					start, c0 := time.Now(), threadCPU()
-					out = w.Process(tr.Frames[j:k], tr.Times[j], out[:0])
-					cpu += threadCPU() - c0
-					spent += time.Since(start)
-					events += d.DrainSync(1<<20, func(*conntrack.Conn) {})
-				}
-				runtime.ReadMemStats(&ms1)
-				mallocs += ms1.Mallocs - ms0.Mallocs
-				if st := d.SyncStats(); st.Dropped != 0 {
-					b.Fatalf("sync events dropped: %+v", st)
-				}
-			}
-			if on && events < b.N*DefaultSynth().Flows/2 {
-				b.Fatalf("%d sync events for %d rounds of %d flows", events, b.N, DefaultSynth().Flows)
-			}
-			b.ReportMetric(float64(spent.Nanoseconds())/float64(b.N*len(pristine.Frames)), "ns/packet")
-			b.ReportMetric(float64(cpu)/float64(b.N*len(pristine.Frames)), "cpu-ns/packet")
-			b.ReportMetric(float64(events)/float64(b.N), "events/round")
-			b.ReportMetric(float64(mallocs)/float64(b.N*len(pristine.Frames)), "allocs/packet")
-			b.ReportMetric(0, "ns/op")
-		})
+		w := d.NewWorker(64)
+		runtime.GC()
+		tr.CopyFrom(pristine)
+		runtime.ReadMemStats(&ms0)
+		for j := 0; j < len(tr.Frames); j += 64 {
+			k := min(j+64, len(tr.Frames))
+			start, c0 := time.Now(), threadCPU()
+			out = w.Process(tr.Frames[j:k], tr.Times[j], out[:0])
+			cpu[v] += threadCPU() - c0
+			spent[v] += time.Since(start).Nanoseconds()
+			events += d.DrainSync(1<<20, func(*conntrack.Conn) {})
+		}
+		runtime.ReadMemStats(&ms1)
+		mallocs += ms1.Mallocs - ms0.Mallocs
+		if st := d.SyncStats(); st.Dropped != 0 {
+			b.Fatalf("sync events dropped: %+v", st)
+		}
 	}
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		order := []bool{false, true}
+		if i%2 == 1 {
+			slices.Reverse(order)
+		}
+		for _, on := range order {
+			replay(on)
+		}
+	}
+	if events < b.N*DefaultSynth().Flows/2 {
+		b.Fatalf("%d sync events for %d rounds of %d flows", events, b.N, DefaultSynth().Flows)
+	}
+	per := func(ns int64) float64 { return float64(ns) / float64(b.N*len(pristine.Frames)) }
+	b.ReportMetric(per(spent[0]), "off-ns/packet")
+	b.ReportMetric(per(spent[1]), "on-ns/packet")
+	b.ReportMetric(per(spent[1]-spent[0]), "diff-ns/packet")
+	b.ReportMetric(per(cpu[0]), "off-cpu-ns/packet")
+	b.ReportMetric(per(cpu[1]), "on-cpu-ns/packet")
+	b.ReportMetric(per(cpu[1]-cpu[0]), "diff-cpu-ns/packet")
+	b.ReportMetric(float64(events)/float64(b.N), "events/round")
+	b.ReportMetric(float64(mallocs)/float64(2*b.N*len(pristine.Frames)), "allocs/packet")
+	b.ReportMetric(0, "ns/op")
 }

@@ -123,19 +123,23 @@ type shardSync struct {
 // shardSync.unbound, its port and method in the entry.
 const fUnbound Flags = 1 << 6
 
-// loadSync unpacks e's sync state (the zero state while e is on the unconfirmed list).
+// loadSync unpacks e's sync state into r (the zero state while e is on the
+// unconfirmed list). It writes r field by field: a syncRec built whole and copied
+// out is read back in 16-byte words over its 8-byte stores, a failed store-to-load
+// forward on every table packet with sync on.
 //
 // Precondition: e's shard lock is held.
-func (t *Table) loadSync(e *entry) syncRec {
+func (t *Table) loadSync(e *entry, r *syncRec) {
+	r.lastSync = 0
 	if e.flags&fUnconf != 0 {
-		return syncRec{}
+		r.pkts, r.origin, r.oldState, r.retries = 0, 0, 0, 0
+		return
 	}
 	u := e.uprev
-	r := syncRec{pkts: u & 0xffff, origin: uint8(u >> 16), oldState: uint8(u>>24) & 15, retries: uint8(u>>28) & 3}
+	r.pkts, r.origin, r.oldState, r.retries = u&0xffff, uint8(u>>16), uint8(u>>24)&15, uint8(u>>28)&3
 	if e.unext != 0 {
 		r.lastSync = t.syncEpoch.Load() + int64(e.unext-1)*t.tick
 	}
-	return r
 }
 
 // storeSync packs r into e; it stores nothing while e is on the unconfirmed list.
@@ -227,25 +231,27 @@ func (t *Table) SyncStats() SyncStats {
 	}
 }
 
-// connState returns r's sender state for e (End is the last send plus e's timeout).
-func (r *syncRec) connState(e *entry) ipvssync.ConnState {
-	cs := ipvssync.ConnState{OldState: uint16(r.oldState), Retries: r.retries}
+// connState fills cs with r's sender state for e (End is the last send plus e's
+// timeout), field by field as neededConn does.
+func (r *syncRec) connState(e *entry, cs *ipvssync.ConnState) {
+	cs.OldState, cs.Retries, cs.End = uint16(r.oldState), r.retries, 0
 	if r.lastSync != 0 {
 		cs.End = r.lastSync + int64(e.timeout)*msNs
 	}
-	return cs
 }
 
-// neededConn is what the sync rules read of e.
-func neededConn(e *entry) ipvssync.Conn {
-	c := ipvssync.Conn{Protocol: e.proto, State: uint16(e.state), Timeout: time.Duration(e.timeout) * time.Millisecond, Controlled: e.control != 0}
+// neededConn fills c with what the sync rules read of e, field by field (a Conn
+// built whole and copied is read back in 16-byte words over narrower stores, a failed
+// store-to-load forward on every table packet with sync on).
+func neededConn(e *entry, c *ipvssync.Conn) {
+	c.Protocol, c.State, c.Timeout, c.Controlled = e.proto, uint16(e.state), time.Duration(e.timeout)*time.Millisecond, e.control != 0
+	c.Flags = 0
 	if e.flags&FlagTemplate != 0 {
 		c.Flags |= ipvssync.FlagTemplate
 	}
 	if e.flags&FlagOnePacket != 0 {
 		c.Flags |= ipvssync.FlagOnePkt
 	}
-	return c
 }
 
 // syncStepLocked is the sync side of an inbound packet that hit or created entry e
@@ -262,7 +268,8 @@ func (t *Table) syncStepLocked(e *entry, fold *Fold, now int64, c *Conn) {
 	if originOf(e) != 0 {
 		t.adoptLocked(e, c)
 	}
-	r := t.loadSync(e)
+	var r syncRec
+	t.loadSync(e, &r)
 	if r.pkts == 0 {
 		r.pkts = 1 // just confirmed: its first packet, on the list, was not counted
 	}
@@ -284,7 +291,8 @@ func (t *Table) SyncFold(k *Key, f *Fold, now int64) {
 	s.mu.Lock()
 	if i := s.findInLocked(k, k.CPort, h&t.bucketMask, now); i != 0 {
 		e := s.at(i)
-		r := t.loadSync(e)
+		var r syncRec
+		t.loadSync(e, &r)
 		f.apply(&r)
 		t.storeSync(e, &r)
 	}
@@ -296,7 +304,8 @@ func (t *Table) SyncFold(k *Key, f *Fold, now int64) {
 //
 // Precondition: e's shard lock is held and e is not on the unconfirmed list.
 func (t *Table) adoptLocked(e *entry, c *Conn) {
-	r := t.loadSync(e)
+	var r syncRec
+	t.loadSync(e, &r)
 	r.origin = 0
 	t.sc.remote.Add(-1)
 	t.storeSync(e, &r)
@@ -310,15 +319,16 @@ func (t *Table) adoptLocked(e *entry, c *Conn) {
 // Precondition: e's shard lock is held.
 func (t *Table) syncRulesLocked(r *syncRec, e *entry, now int64, c *Conn) {
 	c.Sync.Pkts = r.pkts
-	cs := r.connState(e)
+	cs := &c.Sync.State
+	r.connState(e, cs)
 	if rules := t.syncRules.Load(); rules != nil {
-		nc := neededConn(e)
-		if rules.Needed(&nc, &cs, r.pkts, now) {
+		var nc ipvssync.Conn
+		neededConn(e, &nc)
+		if rules.Needed(&nc, cs, r.pkts, now) {
 			c.Sync.Send = true
 			r.lastSync, r.oldState, r.retries = now, uint8(cs.OldState), cs.Retries
 		}
 	}
-	c.Sync.State = cs
 }
 
 // SyncCached is the sync step of a packet a flow cache served without the table, when
@@ -342,7 +352,8 @@ func (t *Table) SyncCached(k *Key, pkts uint32, now int64, c *Conn) bool {
 	e := s.at(i)
 	d := t.destOf(e)
 	t.fillLocked(si, i, e, c)
-	r := t.loadSync(e)
+	var r syncRec
+	t.loadSync(e, &r)
 	if r.pkts == 0 {
 		r.pkts = 1
 	}
@@ -534,7 +545,8 @@ func (t *Table) updateLocked(s *shard, i uint32, e *entry, r *Remote, dest *sche
 	}
 	t.setRemoteTimeout(e, r)
 	t.rearmLocked(s, i, e, now+int64(e.timeout)*msNs)
-	rec := t.loadSync(e)
+	var rec syncRec
+	t.loadSync(e, &rec)
 	if rec.origin == 0 {
 		t.sc.remote.Add(1) // a local entry another director now sends
 	}

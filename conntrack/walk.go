@@ -34,7 +34,8 @@ func (t *Table) Walk(cursor uint64, max int, now int64, fn func(c *Conn, m *Sync
 			}
 			max--
 			t.fillLocked(si, i, e, &c)
-			r := t.loadSync(e)
+			var r syncRec
+			t.loadSync(e, &r)
 			if e.flags&fUnbound != 0 {
 				c.DAddr = s.sx.unbound[i]
 			} else {

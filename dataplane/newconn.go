@@ -113,9 +113,9 @@ func (w *Worker) created(f *Frame, now int64, out []Frame) []Frame {
 	if w.key.Proto == header.IPProtoTCP && w.nc.flags&header.TCPFlagSYN == 0 {
 		w.C.SloppyCreated++
 	}
-	w.flows.store(&w.key, &w.conn, now)
+	e := w.flows.store(w.fi, &w.key, &w.conn, now)
 	if s.set.sync != nil {
-		w.syncAfterTable(s.set.sync, w.fi, &w.key, &w.conn)
+		w.syncAfterTable(s.set.sync, e, &w.conn)
 	}
 	return w.xmit(s, f, &w.conn, false, out)
 }

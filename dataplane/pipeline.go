@@ -106,7 +106,7 @@ func (w *Worker) inbound(s *snapshot, f *Frame, now int64, out []Frame) []Frame 
 			if s.set.sync != nil {
 				e.spend++
 				if e.sleft--; e.sleft == 0 {
-					w.cachedSync(s.set.sync, w.fi, e, now)
+					w.cachedSync(s.set.sync, e, now)
 				}
 			}
 			c := &w.conn
@@ -132,9 +132,9 @@ func (w *Worker) inbound(s *snapshot, f *Frame, now int64, out []Frame) []Frame 
 	}
 	switch r {
 	case conntrack.Hit:
-		w.flows.store(&w.key, &w.conn, now)
+		e := w.flows.store(w.fi, &w.key, &w.conn, now)
 		if s.set.sync != nil {
-			w.syncAfterTable(s.set.sync, w.fi, &w.key, &w.conn)
+			w.syncAfterTable(s.set.sync, e, &w.conn)
 		}
 		return w.xmit(s, f, &w.conn, false, out)
 	case conntrack.Created:
@@ -202,7 +202,7 @@ func (w *Worker) schedule(s *snapshot, f *Frame, flags uint8, icmp bool, now int
 		return w.drop(ReasonTableFull, out)
 	}
 	if s.set.sync != nil {
-		w.syncAfterTable(s.set.sync, flowIndex(&w.key), &w.key, &w.conn)
+		w.syncAfterTable(s.set.sync, w.flows.holding(flowIndex(&w.key), &w.key), &w.conn)
 	}
 	w.dstats[dest.ID()].Conns++
 	w.sstats[svc.id].Conns++

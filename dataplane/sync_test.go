@@ -298,3 +298,33 @@ func TestSyncRefreshPeriodAsksTheTable(t *testing.T) {
 		t.Fatalf("sent at packets %v (%d served from the cache), want [3]", sentAt, cached)
 	}
 }
+
+// TestNextCandidate: the countdown's next send point is the first count after pkts
+// at which the threshold rule lets a connection go, the same with the shortcuts for
+// short flows as by counting up one packet at a time.
+func TestNextCandidate(t *testing.T) {
+	for _, r := range []ipvssync.Rules{
+		ipvssync.DefaultRules(), {Threshold: 0, Period: 1}, {Threshold: 0, Period: 7}, {Threshold: 6, Period: 7},
+		{Threshold: 3}, {Threshold: 3, RefreshPeriod: time.Second},
+	} {
+		for pkts := uint32(0); pkts < 300; pkts++ {
+			want := uint32(0)
+			switch {
+			case r.Period > 0:
+				for p := pkts + 1; ; p++ {
+					if p%r.Period == r.Threshold {
+						want = p
+						break
+					}
+				}
+			case r.RefreshPeriod > 0:
+				want = pkts + 1
+			case pkts < r.Threshold:
+				want = r.Threshold
+			}
+			if got := nextCandidate(&r, pkts); got != want {
+				t.Fatalf("rules %+v after %d packets: next candidate %d, want %d", r, pkts, got, want)
+			}
+		}
+	}
+}
