@@ -510,6 +510,10 @@ func (c *clusterRun) drain(why string) {
 	}
 	c.node.Drain()
 	c.withdraw()
+	if c.vrrpMode() {
+		c.log.Info("cluster: draining: VRRP gives up the VIPs at once, forwarding and sync go on", "why", why)
+		return
+	}
 	c.log.Info("cluster: draining, VIP routes withdrawn; forwarding and sync go on", "why", why)
 }
 

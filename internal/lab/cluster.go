@@ -73,6 +73,12 @@ func clusterRouterSysctls() []sysctl {
 func (l *Lab) clusterRoutes(h Host) []string {
 	r, _ := l.Host("router")
 	switch h.Role {
+	case Router:
+		if l.spec.ClusterVRRP {
+			// Active/standby: the VIP is not routed to the directors but
+			// held by the VRRP master, found by ARP on the directors' LAN.
+			return []string{fmt.Sprintf("route add %s/32 dev %s", l.spec.VIP, r.Links[0].Name)}
+		}
 	case Client:
 		return []string{fmt.Sprintf("route add default via %s dev eth0", r.Links[1].Addr.Addr())}
 	case RealServer:
@@ -138,7 +144,15 @@ func (l *Lab) clusterConfig(h Host) string {
 	p("enabled = true")
 	p("node_id = %q", h.Name)
 	p("sync_interface = %q", h.Links[0].Name)
-	p("bird_socket = %q", l.BirdSocket(h.Name))
+	if s.ClusterVRRP {
+		p("# An active/standby pair: VI_1 below holds the VIP (docs/cluster.md §14).")
+		p("announce = \"vrrp\"")
+	} else {
+		p("bird_socket = %q", l.BirdSocket(h.Name))
+	}
+	if s.ClusterBulkRate != 0 {
+		p("bulk_rate = %d", s.ClusterBulkRate)
+	}
 	if s.ClusterSyncFlush != 0 {
 		p("sync_flush = %q", s.ClusterSyncFlush.String())
 	}
@@ -170,6 +184,20 @@ func (l *Lab) clusterConfig(h Host) string {
 			p("  address = %q", rs.Addr())
 			p("  mac = %q", rs.MAC())
 		}
+	}
+	if s.ClusterVRRP {
+		prio := 100
+		if h.Name == "dir1" {
+			prio = 150
+		}
+		p("")
+		p("[[vrrp]]")
+		p("name = \"VI_1\"")
+		p("interface = %q", h.Links[0].Name)
+		p("virtual_router_id = 61")
+		p("priority = %d", prio)
+		p("advert_int = \"1s\"")
+		p("virtual_ipaddress = [%q]", s.VIP.String())
 	}
 	return b.String()
 }
@@ -300,6 +328,15 @@ func ClusterPreflight() error {
 // startCluster is Up's last step in a cluster lab: the router's BIRD, then on each
 // director its BIRD and gvs.
 func (l *Lab) startCluster(ctx context.Context) error {
+	if l.spec.ClusterVRRP {
+		// An active/standby pair: no BIRD, only gvs.
+		for _, d := range l.hostsWith(Director) {
+			if _, err := l.StartDirector(ctx, d.Name, ""); err != nil {
+				return err
+			}
+		}
+		return nil
+	}
 	if _, err := l.startBird(ctx, "router", l.RouterBirdConfig()); err != nil {
 		return err
 	}

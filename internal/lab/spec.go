@@ -121,6 +121,15 @@ type Spec struct {
 	// ClusterSyncFlush (cluster labs) is each director's sync_flush: 0 = gvs's
 	// default (100 ms); 2 s is the kernel's, for C7's comparison.
 	ClusterSyncFlush time.Duration
+	// ClusterVRRP (cluster labs) makes the directors an active/standby pair
+	// ([cluster] announce = "vrrp", docs/cluster.md §14): no BIRD anywhere, the
+	// router reaches the VIP on the directors' LAN (a route on its LAN device, so
+	// it asks ARP), and a [[vrrp]] instance holds the VIP — dir1 at priority 150,
+	// the others at 100. Sync runs as in the ECMP lab.
+	ClusterVRRP bool
+	// ClusterBulkRate (cluster labs) is each director's bulk_rate: 0 = gvs's
+	// default (200,000 records/s).
+	ClusterBulkRate int
 	// HANoPreempt (HA mode): both instances start as BACKUP with nopreempt, as
 	// keepalived wants for nopreempt, so a recovered balancer does not take its VIP
 	// back. Default: preempt, the masters as seed 004 writes them.
