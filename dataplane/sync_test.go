@@ -191,6 +191,46 @@ func TestSyncPathAllocatesNothing(t *testing.T) {
 	}
 }
 
+// TestSyncShortFlowsAllocateNothing: with sync on, whole short flows — the SYN that
+// makes the connection, its ACK, data served by the flow cache, the FIN and the last
+// ACK, each flow sent twice (its third packet, its FIN) — allocate nothing either.
+func TestSyncShortFlowsAllocateNothing(t *testing.T) {
+	h := newHarness(t, syncOptions(), rrService(ipvs.DR, 80))
+	const flows = 301 // AllocsPerRun's warm-up run and 300 counted ones, each a fresh port
+	var frames [][][]byte
+	for i := range flows {
+		p := dtPkt{src: dtClient, dst: dtVIP, sport: uint16(41000 + i), dport: 80}
+		syn, ack, fin := p, p, p
+		syn.syn, ack.ack, fin.fin, fin.ack = true, true, true, true
+		f := [][]byte{syn.frame(t)}
+		for range 7 {
+			f = append(f, ack.frame(t))
+		}
+		frames = append(frames, append(f, fin.frame(t), ack.frame(t)))
+	}
+	in := make([]Frame, 10)
+	for j := range in {
+		in[j] = inFrame(frames[0][j])
+	}
+	out := make([]Frame, 0, 16)
+	now, next := sec, 0
+	allocs := testing.AllocsPerRun(flows-1, func() {
+		for j, b := range frames[next] {
+			copy(in[j].Buf[Headroom:], b)
+			now += int64(time.Microsecond)
+			out = h.w.Process(in[j:j+1], now, out[:0])
+		}
+		next++
+		h.d.DrainSync(10, func(*conntrack.Conn) {})
+	})
+	if allocs != 0 {
+		t.Fatalf("short DR flows with sync: %v allocs per flow", allocs)
+	}
+	if st := h.d.SyncStats(); st.Pushed != 2*flows || st.Dropped != 0 {
+		t.Fatalf("stats %+v, want 2 events for each of %d flows", st, flows)
+	}
+}
+
 // TestSyncStress runs workers pushing events, the drainer draining, and Upsert, Walk
 // and BindUnbound with fresh addresses at once (for -race).
 func TestSyncStress(t *testing.T) {
