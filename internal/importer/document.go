@@ -88,7 +88,24 @@ type Doc struct {
 	Services       []*Service
 	VRRP           []*VRRP
 	Groups         []*SyncGroup
-	notes          []noteEntry
+	// Cluster is [cluster], written after the services; nil: none.
+	Cluster *Cluster
+	notes   []noteEntry
+}
+
+// Cluster is what an import sets of [cluster]: keepalived's lvs_sync_daemon, an
+// active/standby pair with connection sync, becomes announce = "vrrp"
+// (docs/cluster.md §14). Options the source did not set are left out.
+type Cluster struct {
+	Pos         Pos
+	Interface   string // sync_interface
+	SyncID      Opt[int]
+	MaxLen      Opt[int]
+	Port        Opt[int]
+	TTL         Opt[int]
+	Group       netip.Addr // sync_group; invalid: the default
+	ControlPort Opt[int]   // set only when the sync port would take gvs's default control port
+	Off         string     // non-empty: written commented out, for this reason
 }
 
 // Director is what an import sets of [director].

@@ -29,6 +29,18 @@ type (
 		VRRP       []tomlVRRP       `toml:"vrrp,omitempty"`
 		SyncGroup  []tomlSyncGroup  `toml:"vrrp_sync_group,omitempty"`
 		Service    []tomlService    `toml:"service,omitempty"`
+		Cluster    *tomlCluster     `toml:"cluster,omitempty"`
+	}
+	tomlCluster struct {
+		Enabled       bool   `toml:"enabled"`
+		Announce      string `toml:"announce"`
+		SyncInterface string `toml:"sync_interface,omitempty"`
+		SyncGroup     string `toml:"sync_group,omitempty"`
+		SyncPort      *int   `toml:"sync_port,omitempty"`
+		SyncTTL       *int   `toml:"sync_ttl,omitempty"`
+		SyncID        *int   `toml:"sync_id,omitempty"`
+		SyncMaxLen    *int   `toml:"sync_maxlen,omitempty"`
+		ControlPort   *int   `toml:"control_port,omitempty"`
 	}
 	tomlDirector struct {
 		Interface     string    `toml:"interface,omitempty"`
@@ -550,7 +562,22 @@ func (d *Doc) render(notes []Note) ([]byte, []span) {
 	for _, s := range d.Services {
 		block(s.Pos, s.What, &s.Off, func() { spans = append(spans, s.render(w)...) })
 	}
+	if c := d.Cluster; c != nil {
+		block(c.Pos, "lvs_sync_daemon", &c.Off, func() {
+			w.block("", marshal(tomlFile{Cluster: c.toml()}))
+		})
+	}
 	return []byte(w.b.String()), spans
+}
+
+func (c *Cluster) toml() *tomlCluster {
+	t := &tomlCluster{Enabled: true, Announce: "vrrp", SyncInterface: c.Interface,
+		SyncPort: optional(c.Port, same[int]), SyncTTL: optional(c.TTL, same[int]), SyncID: optional(c.SyncID, same[int]),
+		SyncMaxLen: optional(c.MaxLen, same[int]), ControlPort: optional(c.ControlPort, same[int])}
+	if c.Group.IsValid() {
+		t.SyncGroup = c.Group.String()
+	}
+	return t
 }
 
 func originText(p Pos, what string) string {

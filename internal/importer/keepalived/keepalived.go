@@ -103,6 +103,8 @@ type kaImporter struct {
 	scripts    map[string]*importer.VRRPScript
 	scriptRefs map[*importer.VRRP][]kaScriptRef
 	tracked    map[string]kaTracked // "vrrp_script NAME", "vrrp_track_file NAME", …
+	// syncd is the IPVS sync daemon, if the file starts one (syncd.go).
+	syncd *kaSyncDaemon
 }
 
 func (k *kaImporter) note(p importer.Pos, format string, args ...any) { k.doc.Note(p, format, args...) }
@@ -307,6 +309,7 @@ func (k *kaImporter) translate(nodes []*kaNode) {
 	}
 	k.syncMembers()
 	k.trackWeights()
+	k.finishSyncDaemon()
 	for _, g := range k.order {
 		if !g.used {
 			k.note(g.pos, "virtual_server_group %s is defined but no virtual_server uses it: nothing written", g.name)
@@ -374,7 +377,7 @@ var kaGlobalUnsupported = func() map[string]string {
 	for _, k := range []string{"notify_fifo", "notify_fifo_script", "vrrp_notify_fifo", "vrrp_notify_fifo_script", "lvs_notify_fifo", "lvs_notify_fifo_script"} {
 		m[k] = "gvs has no notify fifo"
 	}
-	for _, k := range []string{"vrrp_skip_check_adv_addr", "vrrp_check_unicast_src", "vrrp_garp_lower_prio_delay", "vrrp_garp_lower_prio_repeat", "vrrp_lower_prio_no_advert", "vrrp_higher_prio_send_advert", "vrrp_mcast_group4", "vrrp_mcast_group6", "vrrp_iptables", "vrrp_ipsets", "vrrp_priority", "checker_priority", "bfd_priority", "vrrp_no_swap", "checker_no_swap", "bfd_no_swap", "vrrp_rt_priority", "checker_rt_priority", "bfd_rt_priority", "vrrp_startup_delay", "max_auto_priority", "min_auto_priority_delay", "dynamic_interfaces", "default_interface", "process_names", "process_name", "vrrp_process_name", "checker_process_name", "bfd_process_name", "vrrp_netlink_cmd_rcv_bufs", "vrrp_netlink_monitor_rcv_bufs", "lvs_netlink_cmd_rcv_bufs", "lvs_netlink_monitor_rcv_bufs", "vrrp_rx_bufs_policy", "vrrp_rx_bufs_multiplier", "lvs_flush_on_stop", "lvs_flush_onstop", "lvs_flush", "lvs_sync_daemon", "vrrp_min_garp", "vrrp_track_process", "random_seed", "reload_check_config", "config_save_dir", "tmp_config_directory", "no_checker_emails", "vrrp_owner_ignore_adverts"} {
+	for _, k := range []string{"vrrp_skip_check_adv_addr", "vrrp_check_unicast_src", "vrrp_garp_lower_prio_delay", "vrrp_garp_lower_prio_repeat", "vrrp_lower_prio_no_advert", "vrrp_higher_prio_send_advert", "vrrp_mcast_group4", "vrrp_mcast_group6", "vrrp_iptables", "vrrp_ipsets", "vrrp_priority", "checker_priority", "bfd_priority", "vrrp_no_swap", "checker_no_swap", "bfd_no_swap", "vrrp_rt_priority", "checker_rt_priority", "bfd_rt_priority", "vrrp_startup_delay", "max_auto_priority", "min_auto_priority_delay", "dynamic_interfaces", "default_interface", "process_names", "process_name", "vrrp_process_name", "checker_process_name", "bfd_process_name", "vrrp_netlink_cmd_rcv_bufs", "vrrp_netlink_monitor_rcv_bufs", "lvs_netlink_cmd_rcv_bufs", "lvs_netlink_monitor_rcv_bufs", "vrrp_rx_bufs_policy", "vrrp_rx_bufs_multiplier", "lvs_flush_on_stop", "lvs_flush_onstop", "lvs_flush", "vrrp_min_garp", "vrrp_track_process", "random_seed", "reload_check_config", "config_save_dir", "tmp_config_directory", "no_checker_emails", "vrrp_owner_ignore_adverts"} {
 		m[k] = "gvs has no such setting"
 	}
 	return m
@@ -394,6 +397,8 @@ func (k *kaImporter) globalDefs(n *kaNode) {
 			case "vrrp_strict":
 				k.strict = true
 				k.note(c.pos(), "vrrp_strict: gvs has no strict mode; as keepalived does under it, authentication is dropped from the instances (keepalived's nftables no-accept rules have no gvs equivalent)")
+			case "lvs_sync_daemon":
+				k.lvsSyncDaemon(ctx, c)
 			case "vrrp_garp_master_delay":
 				k.seconds(ctx, c, &k.garpDelay)
 			case "vrrp_garp_master_repeat":

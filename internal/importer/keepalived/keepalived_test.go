@@ -426,14 +426,7 @@ func TestImportKeepalivedSeeds(t *testing.T) {
 // notes (testdata/tracking/README.md says what each line tests).
 func TestImportKeepalivedTracking(t *testing.T) {
 	const dir = "testdata/tracking/"
-	im := importFile(t, dir+"keepalived.conf", Options{})
-	want, err := os.ReadFile(dir + "keepalived.toml")
-	if err != nil {
-		t.Fatal(err)
-	}
-	if string(im.TOML) != string(want) {
-		t.Errorf("TOML differs from %skeepalived.toml (regenerate it as that directory's README says if the change is meant); got:\n%s", dir, im.TOML)
-	}
+	im := importGolden(t, dir)
 
 	wantNotes := []string{
 		`9: [director] interface = "eth0" taken from the vrrp_instance interface (keepalived has no single data-path interface): check it`,

@@ -1,7 +1,6 @@
 package keepalived
 
 import (
-	"os"
 	"slices"
 	"testing"
 	"time"
@@ -14,15 +13,7 @@ import (
 // nb_get_retry rules against the exact expected TOML (testdata/scripts/README.md
 // says what each line tests), and what gvs reads from it.
 func TestImportKeepalivedScripts(t *testing.T) {
-	const dir = "testdata/scripts/"
-	im := importFile(t, dir+"keepalived.conf", Options{})
-	want, err := os.ReadFile(dir + "keepalived.toml")
-	if err != nil {
-		t.Fatal(err)
-	}
-	if string(im.TOML) != string(want) {
-		t.Errorf("TOML differs from %skeepalived.toml (regenerate it as that directory's README says if the change is meant); got:\n%s", dir, im.TOML)
-	}
+	im := importGolden(t, "testdata/scripts/")
 	c := im.Config
 	if c.Scripts != (config.Scripts{User: "keepalived_script", Security: true}) {
 		t.Errorf("[scripts] %+v", c.Scripts)

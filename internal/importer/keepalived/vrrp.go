@@ -21,7 +21,6 @@ var kaVRRPUnsupported = func() map[string]string {
 		"vmac_xmit_base":             "gvs has no virtual MAC interface",
 		"native_ipv6":                "gvs has no virtual MAC interface",
 		"dont_track_primary":         "gvs always tracks the instance's own interface (down means FAULT)",
-		"lvs_sync_daemon_interface":  "gvs has no IPVS sync daemon",
 		"smtp_alert":                 "gvs sends no email",
 		"accept":                     "gvs has no accept mode setting",
 		"no_accept":                  "gvs has no accept mode setting",
@@ -148,6 +147,8 @@ func (k *kaImporter) vrrpInstance(n *kaNode) {
 					}
 					v.Peers = append(v.Peers, a)
 				}
+			case "lvs_sync_daemon_interface":
+				k.lvsSyncDaemonInterface(ctx, c, v)
 			case "nopreempt":
 				v.NoPreempt = k.flag(ctx, c)
 				preemptPos = c.pos()
