@@ -98,6 +98,7 @@ type Doc struct {
 // (docs/cluster.md §14). Options the source did not set are left out.
 type Cluster struct {
 	Pos         Pos
+	NodeID      string // node_id; "": the host name
 	Interface   string // sync_interface
 	SyncID      Opt[int]
 	MaxLen      Opt[int]

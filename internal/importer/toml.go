@@ -33,6 +33,7 @@ type (
 	}
 	tomlCluster struct {
 		Enabled       bool   `toml:"enabled"`
+		NodeID        string `toml:"node_id,omitempty"`
 		Announce      string `toml:"announce"`
 		SyncInterface string `toml:"sync_interface,omitempty"`
 		SyncGroup     string `toml:"sync_group,omitempty"`
@@ -571,7 +572,7 @@ func (d *Doc) render(notes []Note) ([]byte, []span) {
 }
 
 func (c *Cluster) toml() *tomlCluster {
-	t := &tomlCluster{Enabled: true, Announce: "vrrp", SyncInterface: c.Interface,
+	t := &tomlCluster{Enabled: true, NodeID: c.NodeID, Announce: "vrrp", SyncInterface: c.Interface,
 		SyncPort: optional(c.Port, same[int]), SyncTTL: optional(c.TTL, same[int]), SyncID: optional(c.SyncID, same[int]),
 		SyncMaxLen: optional(c.MaxLen, same[int]), ControlPort: optional(c.ControlPort, same[int])}
 	if c.Group.IsValid() {

@@ -103,8 +103,10 @@ type kaImporter struct {
 	scripts    map[string]*importer.VRRPScript
 	scriptRefs map[*importer.VRRP][]kaScriptRef
 	tracked    map[string]kaTracked // "vrrp_script NAME", "vrrp_track_file NAME", …
-	// syncd is the IPVS sync daemon, if the file starts one (syncd.go).
-	syncd *kaSyncDaemon
+	// syncd is the IPVS sync daemon, if the file starts one (syncd.go), and
+	// routerID global_defs' router_id, its node_id.
+	syncd    *kaSyncDaemon
+	routerID *kaNode
 }
 
 func (k *kaImporter) note(p importer.Pos, format string, args ...any) { k.doc.Note(p, format, args...) }
@@ -399,6 +401,10 @@ func (k *kaImporter) globalDefs(n *kaNode) {
 				k.note(c.pos(), "vrrp_strict: gvs has no strict mode; as keepalived does under it, authentication is dropped from the instances (keepalived's nftables no-accept rules have no gvs equivalent)")
 			case "lvs_sync_daemon":
 				k.lvsSyncDaemon(ctx, c)
+			case "router_id":
+				// The sync daemon's node_id, if there is one (finishSyncDaemon).
+				k.routerID = c
+				k.extra(ctx, c, 1)
 			case "vrrp_garp_master_delay":
 				k.seconds(ctx, c, &k.garpDelay)
 			case "vrrp_garp_master_repeat":

@@ -93,17 +93,22 @@ func (k *kaImporter) setSyncDaemon(sd *kaSyncDaemon) {
 // finishSyncDaemon writes the sync daemon as [cluster], once the instances and
 // services are known, or notes why it cannot be.
 func (k *kaImporter) finishSyncDaemon() {
-	sd := k.syncd
-	if sd == nil {
-		return
+	written := k.syncd != nil && k.writeSyncDaemon(k.syncd)
+	if r := k.routerID; r != nil && !written {
+		k.note(r.pos(), "global_defs: %q not translated: %s", r.words(), kaGlobalUnsupported["router_id"])
 	}
+}
+
+// writeSyncDaemon writes sd as [cluster] and reports whether it did; router_id,
+// if set, becomes its node_id.
+func (k *kaImporter) writeSyncDaemon(sd *kaSyncDaemon) bool {
 	found := false
 	for _, v := range k.doc.VRRP {
 		found = found || v.Name == sd.instance
 	}
 	if !found {
 		k.note(sd.pos, "%q not translated: no vrrp_instance is named %s, so keepalived starts no sync daemon", sd.words, sd.instance)
-		return
+		return false
 	}
 	for _, s := range k.doc.Services {
 		if s.Off != "" {
@@ -112,7 +117,7 @@ func (k *kaImporter) finishSyncDaemon() {
 		for _, r := range s.Reals {
 			if r.Off == "" && cmp.Or(r.Method, s.Method) == "nat" {
 				k.note(sd.pos, "%q not translated: %s has NAT real servers, and gvs's connection sync does not take NAT services over yet (docs/cluster.md §14); use DR or TUN to sync", sd.words, s.What)
-				return
+				return false
 			}
 		}
 	}
@@ -121,9 +126,18 @@ func (k *kaImporter) finishSyncDaemon() {
 		c.ControlPort = importer.Some(gvsControlPort + 1)
 		k.note(sd.pos, "%q: sync port %d is gvs's default control port: control_port = %d written", sd.words, p, gvsControlPort+1)
 	}
+	if r := k.routerID; r != nil {
+		if id := r.arg(0); id != "" && len(id) <= 64 {
+			c.NodeID = id
+			k.note(r.pos(), "global_defs: router_id %s written as [cluster] node_id: the name this director's peers know it by", id)
+		} else {
+			k.note(r.pos(), "global_defs: %q: not a node_id of 1 to 64 bytes: node_id is left out (the host name)", r.words())
+		}
+	}
 	k.doc.Cluster = &c
 	k.note(sd.pos, "%q written as [cluster] announce = \"vrrp\" (docs/cluster.md §14): gvs sends and receives connection sync at all times, "+
 		"not as master or backup by %s's state; the other director must run gvs too for the control channel (UDP %d: heartbeats, "+
-		"the bulk sync of a director that starts, which holds its VRRP preemption until done); node_id is the host name; cluster mode turns sloppy_tcp on",
+		"the bulk sync of a director that starts, which holds its VRRP preemption until done); cluster mode turns sloppy_tcp on",
 		sd.words, sd.instance, cmp.Or(c.ControlPort.V, gvsControlPort))
+	return true
 }

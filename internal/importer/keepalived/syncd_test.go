@@ -31,11 +31,12 @@ func importGolden(t *testing.T, dir string) *importer.Imported {
 func TestImportKeepalivedSyncDaemon(t *testing.T) {
 	im := importGolden(t, "testdata/syncd/")
 	c := im.Config.Cluster
-	if !c.Enabled || c.Announce != "vrrp" || c.SyncInterface != "eth1" || c.SyncID != 7 || c.SyncMaxLen != 1400 || c.SyncPort != 8848 ||
+	if !c.Enabled || c.Announce != "vrrp" || c.NodeID != "lb1" || c.SyncInterface != "eth1" || c.SyncID != 7 || c.SyncMaxLen != 1400 || c.SyncPort != 8848 ||
 		c.SyncTTL != 2 || c.SyncGroup != netip.MustParseAddr("224.0.0.82") {
 		t.Errorf("[cluster] %+v", c)
 	}
 	findNote(t, im, 5, `written as [cluster] announce = "vrrp"`, "not as master or backup by VI_1's state")
+	findNote(t, im, 4, "router_id lb1 written as [cluster] node_id")
 
 	const vrrp = "vrrp_instance VI_1 {\ninterface eth0\nvirtual_router_id 51\npriority 150\nvirtual_ipaddress {\n198.18.100.1\n}\n%s}\n"
 	const dr = "virtual_server 198.18.100.1 80 {\nlb_kind DR\nprotocol TCP\nreal_server 198.18.0.11 80 {\n}\n}\n"
