@@ -64,10 +64,16 @@ func setAddr(dst, src *[16]byte, v6 bool) {
 	}
 	// Two 8-byte stores, not a byte at a time: the flow cache and the table read the
 	// key back in 8-byte words at once, and a load spanning several narrower stores
-	// cannot be forwarded from the store buffer (it waits for them to retire).
-	binary.LittleEndian.PutUint64(dst[0:8], uint64(binary.LittleEndian.Uint32(src[0:4])))
+	// cannot be forwarded from the store buffer (it waits for them to retire). The
+	// mask is a variable: with the upper half known to be zero (a widened uint32 or
+	// a constant mask) the compiler splits the first store into a 4-byte store and
+	// four 1-byte stores of zero, and every packet's flowIndex stalled on them.
+	binary.LittleEndian.PutUint64(dst[0:8], binary.LittleEndian.Uint64(src[0:8])&ipv4Word)
 	binary.LittleEndian.PutUint64(dst[8:16], 0)
 }
+
+// ipv4Word keeps the first 4 bytes of a little-endian word (see setAddr).
+var ipv4Word uint64 = 0xffffffff
 
 func (w *Worker) setKey(proto uint8, v6 bool, caddr *[16]byte, cport uint16, vaddr *[16]byte, vport uint16) {
 	k := &w.key
