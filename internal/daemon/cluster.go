@@ -20,6 +20,7 @@ import (
 	"github.com/gvs-lb/gvs/internal/config"
 	"github.com/gvs-lb/gvs/ipvs"
 	"github.com/gvs-lb/gvs/ipvssync"
+	"github.com/gvs-lb/gvs/vrrp"
 )
 
 // Cluster mode's part of the daemon (docs/cluster.md §13): the [cluster] table
@@ -141,6 +142,10 @@ type clusterRun struct {
 	bird  func(ctx context.Context, socket string) (cluster.BirdState, error)
 	// table is the connection table as the Node sees it (Sink and Table).
 	table clusterTable
+
+	// vrrpMasters counts this director's VRRP instances in MASTER (announce =
+	// "vrrp": the node is ANNOUNCED while it is not 0).
+	vrrpMasters atomic.Int32
 
 	// draining is set by gvs adm --cluster-drain and by the shutdown: the gate
 	// closes at once; sync goes on.
@@ -365,6 +370,17 @@ func (c *clusterRun) preemptHold(now time.Time) string {
 		records += p.Received
 	}
 	return fmt.Sprintf("bulk sync in progress (%d of %d peers done, %d records received)", done, len(j.Peers), records)
+}
+
+// vrrpTransition counts a VRRP instance entering or leaving MASTER. c may be nil.
+func (c *clusterRun) vrrpTransition(from, to vrrp.State) {
+	switch {
+	case c == nil:
+	case to == vrrp.StateMaster:
+		c.vrrpMasters.Add(1)
+	case from == vrrp.StateMaster:
+		c.vrrpMasters.Add(-1)
+	}
 }
 
 // vrrpContext is the context VRRP runs under: in VRRP mode it also ends with

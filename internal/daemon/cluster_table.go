@@ -156,6 +156,11 @@ func (c *clusterRun) drainEvents(ctx context.Context, d *Daemon) error {
 			for d.d.DrainSync(eventBatch, enqueue) == eventBatch {
 			}
 			c.refreshDigest(d)
+			if c.vrrpMode() {
+				// The heartbeats say ANNOUNCED while a VRRP instance here is
+				// MASTER (docs/cluster.md §14).
+				c.node.SetAnnounced(c.vrrpMasters.Load() > 0)
+			}
 			if g := d.d.Generation(); g != gen {
 				gen = g
 				c.bindUnbound(d)

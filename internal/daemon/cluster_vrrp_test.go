@@ -157,6 +157,14 @@ func TestClusterVRRPPreemptWaitsForBulk(t *testing.T) {
 	if n := strings.Count(logs, "VRRP preempt held"); n != 1 {
 		t.Errorf("%d hold lines, want 1", n)
 	}
+	// Its heartbeats now say ANNOUNCED: it holds the VIP.
+	testutil.Eventually(t, 10*time.Second, func() bool {
+		runFor(t, syncTick, nil, d1, d2)
+		return d1.d.cl.node.State() == cluster.StateAnnounced
+	}, "dir1's node ANNOUNCED as VRRP master")
+	if s := d2.d.cl.node.State(); s == cluster.StateAnnounced && vi1(d2).State != vrrp.StateMaster {
+		t.Errorf("dir2 ANNOUNCED as %v", vi1(d2).State)
+	}
 	if _, stderr, status := d1.adm("--cluster-drain"); status == 0 || !strings.Contains(stderr, "move with VRRP") {
 		t.Errorf("--cluster-drain in VRRP mode: status %d, %q", status, stderr)
 	}

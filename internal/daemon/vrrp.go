@@ -164,6 +164,7 @@ func newVRRP(dm *Daemon, vs []config.VRRP, groups []config.VRRPSyncGroup) (*vrrp
 		PreemptHold: func() string { return dm.cl.preemptHold(dm.clock.Now()) },
 		StateChange: func(tr vrrp.Transition) {
 			dm.metrics.SetVRRPState(tr.Name, tr.To.String())
+			dm.cl.vrrpTransition(tr.From, tr.To)
 			if st := m.get(tr.Instance); st != nil {
 				if cmds := notifyCommands(st.cfg, tr.To, tr.Instance.Priority()); len(cmds) > 0 {
 					m.notify.enqueue(tr.Name, cmds)
