@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"net/netip"
 	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -449,15 +450,25 @@ func (r *Runner) askHold(m *Member) string {
 	return why
 }
 
-// noteHold logs, once per hold, that why kept m from preempting, and when that
-// ends; Status.PreemptHeld follows it.
+// holdCause is a hold's reason without its details in parentheses ("bulk sync in
+// progress (1 of 2 peers done)" → "bulk sync in progress"): the log says a hold
+// once per cause, not per count.
+func holdCause(why string) string {
+	if i := strings.Index(why, " ("); i >= 0 {
+		return why[:i]
+	}
+	return why
+}
+
+// noteHold logs, once per hold and cause, that why kept m from preempting, and
+// when that ends; Status.PreemptHeld follows it.
 func (r *Runner) noteHold(m *Member, why string) {
 	if !m.Instance.HoldingPreempt() {
 		why = ""
 	}
 	prev, was := r.held[m]
 	switch {
-	case why != "" && !was:
+	case why != "" && (!was || holdCause(why) != holdCause(prev)):
 		master, prio := m.Instance.Master()
 		r.log.Info("VRRP preempt held: "+why, "instance", m.Name, "priority", m.Instance.Priority(), "master", master, "master_priority", prio)
 	case why == "" && was:

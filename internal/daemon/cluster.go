@@ -348,10 +348,19 @@ func (c *clusterRun) vrrpMode() bool {
 // preemptHold is the VRRP runner's PreemptHold (docs/cluster.md §14): while this
 // director's bulk sync after start is not done — the join gate that join_wait
 // bounds — its VRRP instances do not take over from a lower-priority master, so
-// that they take the VIPs only once they hold the connections. "" when free (or
-// cluster mode off: c nil).
+// that they take the VIPs only once they hold the connections; with
+// require_same_config, also while a live peer's config digest differs. "" when
+// free (or cluster mode off: c nil).
 func (c *clusterRun) preemptHold(now time.Time) string {
-	if c == nil || c.node.Warm() {
+	if c == nil {
+		return ""
+	}
+	if c.node.Warm() {
+		if c.cfg.RequireSameConfig && !c.node.ConfigMatch(now) {
+			// As the BIRD gate closes on it: a director scheduling unlike its
+			// peer takes no VIP from a live master.
+			return "config digest differs from a live peer (require_same_config)"
+		}
 		return ""
 	}
 	j := c.node.Join(now)

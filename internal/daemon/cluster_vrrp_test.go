@@ -17,13 +17,18 @@ import (
 // 100 ms so that its Master_Down_Interval (≈ 0.34 s at 150) is shorter than the
 // cluster's 1 s discovery window — without the hold, it would preempt before its
 // bulk sync could end.
-func vrrpPairConf(node string, prio int) string {
+func vrrpPairConf(node string, prio int) string { return vrrpPairConfWith(node, prio, 1, "") }
+
+// vrrpPairConfWith is vrrpPairConf with the real server's weight and more
+// [cluster] keys.
+func vrrpPairConfWith(node string, prio, weight int, clusterKeys string) string {
 	return directorConf + `
 [[service]]
 address = "198.18.100.1:80"
 scheduler = "wlc"
 [[service.real_server]]
 address = "172.19.0.10:80"
+weight = ` + strconv.Itoa(weight) + `
 
 [[vrrp]]
 name = "VI_1"
@@ -39,7 +44,7 @@ garp_master_delay = "0s"
 announce = "vrrp"
 node_id = "` + node + `"
 drain_time = "0s"
-`
+` + clusterKeys
 }
 
 // peerAdvert is the lower-priority master's advert for VI_1.
@@ -53,8 +58,14 @@ func peerAdvert(prio uint8) vrrp.Packet {
 // the adverts the test writes to the returned channel.
 func vrrpDirector(t *testing.T, lan *fakeLAN, addr, node string, prio int) (*clusterDirector, chan<- vrrp.Packet) {
 	t.Helper()
+	return vrrpDirectorConf(t, lan, addr, vrrpPairConf(node, prio))
+}
+
+// vrrpDirectorConf is vrrpDirector with its configuration text.
+func vrrpDirectorConf(t *testing.T, lan *fakeLAN, addr, text string) (*clusterDirector, chan<- vrrp.Packet) {
+	t.Helper()
 	var tr *peerTransport
-	cd := newClusterDirectorWith(t, lan, addr, vrrpPairConf(node, prio), &fakeBird{}, func(d *Deps) {
+	cd := newClusterDirectorWith(t, lan, addr, text, &fakeBird{}, func(d *Deps) {
 		d.Cluster.OpenTAP = func(string, int, int) (RouteDevice, error) {
 			t.Error("announce = \"vrrp\" opened the announcement device")
 			return nil, nil
@@ -193,5 +204,40 @@ func TestClusterVRRPNoMasterNoWait(t *testing.T) {
 	}
 	if strings.Contains(d1.logs.String(), "VRRP preempt held") || vi1(d1).PreemptHeld != "" {
 		t.Error("a hold with no master to hold for")
+	}
+}
+
+// With require_same_config, a director whose config digest differs from its live
+// peer's keeps holding its preemption after its bulk sync, as the BIRD gate stays
+// closed on it.
+func TestClusterVRRPConfigMismatchHolds(t *testing.T) {
+	lan := &fakeLAN{}
+	d2, _ := vrrpDirectorConf(t, lan, "172.19.0.4", vrrpPairConfWith("dir2", 100, 2, "require_same_config = true\n"))
+	testutil.Eventually(t, 10*time.Second, func() bool { return runFor(t, 100*time.Millisecond, d2.d.cl.node.Warm, d2) }, "dir2 ready alone")
+	d1, adverts := vrrpDirectorConf(t, lan, "172.19.0.3", vrrpPairConfWith("dir1", 150, 1, "require_same_config = true\n"))
+	armed(t, d1)
+	for step := time.Duration(0); step < 3*time.Second; step += syncTick {
+		if step%(100*time.Millisecond) == 0 {
+			n := d1.clock.Created()
+			adverts <- peerAdvert(100)
+			d1.clock.BlockUntilCreated(n + 1)
+		}
+		if st := vi1(d1); st.State != vrrp.StateBackup {
+			t.Fatalf("at %v: dir1 %v with a config that differs from its peer's (require_same_config)", step, st.State)
+		}
+		runFor(t, syncTick, nil, d1, d2)
+	}
+	if !d1.d.cl.node.Warm() {
+		t.Fatalf("dir1 still joining after 3 s: %v", d1.d.cl.node.State())
+	}
+	if st := vi1(d1); st.PreemptHeld != "config digest differs from a live peer (require_same_config)" {
+		t.Fatalf("hold %q", st.PreemptHeld)
+	}
+	// One log line per cause: the join, then the config.
+	logs := d1.logs.String()
+	for _, cause := range []string{"VRRP preempt held: bulk sync in progress", "VRRP preempt held: config digest differs from a live peer"} {
+		if n := strings.Count(logs, cause); n != 1 {
+			t.Errorf("%d lines %q, want 1:\n%s", n, cause, logs)
+		}
 	}
 }
