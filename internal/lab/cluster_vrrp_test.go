@@ -113,7 +113,17 @@ func logTime(t *testing.T, log, msg string) time.Time {
 	return time.Time{}
 }
 
-func TestClusterVRRPRestart(t *testing.T) {
+// TestClusterVRRPRestart is C11 with dir1 stopped by SIGTERM: its instance
+// advertises priority 0 and dir2 takes over after its skew time (0.6 s).
+func TestClusterVRRPRestart(t *testing.T) { c11(t, EventDrain) }
+
+// TestClusterVRRPKill is C11 with dir1 killed (SIGKILL): dir2 takes over when
+// its down timer runs out (3.6 s at priority 100), which the connections'
+// retransmissions cover.
+func TestClusterVRRPKill(t *testing.T) { c11(t, EventKill) }
+
+// c11 runs C11, dir1 stopped by the event stop (EventDrain or EventKill).
+func c11(t *testing.T, stop string) {
 	if testing.Short() {
 		t.Skip("C11 moves 50,000 entries and holds 600 connections")
 	}
@@ -152,14 +162,20 @@ func TestClusterVRRPRestart(t *testing.T) {
 
 	// dir1 stops: VRRP lets go at once (priority 0), forwarding drains for
 	// drain_time, then gvs exits.
-	if err := l.Event(ctx, EventDrain, "dir1"); err != nil {
+	stopAt := time.Now()
+	if err := l.Event(ctx, stop, "dir1"); err != nil {
 		t.Fatal(err)
 	}
-	if st, line := vrrpState(l, "dir2"); st != "MASTER" {
-		t.Fatalf("dir2 after dir1 stopped: %q", line)
+	waitFor(t, 10*time.Second, "dir2 MASTER after dir1 stopped", func() bool {
+		st, _ := vrrpState(l, "dir2")
+		return st == "MASTER"
+	})
+	// From dir1's priority-0 advert (SIGTERM) or from the kill.
+	from := stopAt
+	if stop == EventDrain {
+		from = logTime(t, logSince(t, l, "dir1"), "VRRP sent 0 priority")
 	}
-	stopLog := logSince(t, l, "dir1")
-	failover := logTime(t, logSince(t, l, "dir2"), "VRRP Entering MASTER").Sub(logTime(t, stopLog, "VRRP sent 0 priority"))
+	failover := logTime(t, logSince(t, l, "dir2"), "VRRP Entering MASTER").Sub(from)
 	down := f.Counts()
 
 	// dir1 starts again: BACKUP, preemption held, until its bulk sync is done.
@@ -224,9 +240,10 @@ func TestClusterVRRPRestart(t *testing.T) {
 	})
 	r := f.Stop()
 	stopped = true
-	t.Logf("C11: failover %v (dir1 SIGTERM: priority 0 → dir2 MASTER); dir1 restarted: %s; bulk sync %v (%d entries at bulk_rate %d); "+
+	how := map[string]string{EventDrain: "SIGTERM: priority 0", EventKill: "SIGKILL: down timer"}[stop]
+	t.Logf("C11: failover %v (dir1 %s → dir2 MASTER); dir1 restarted: %s; bulk sync %v (%d entries at bulk_rate %d); "+
 		"MASTER again %v after the bulk (%.1f s after its start); long-lived: %d requests, %d broken (during the stop %d, the restart %d), reopen failures %d",
-		failover.Round(time.Millisecond), heldLine, bulk.Round(time.Millisecond), c11Entries+c11Conns, c11BulkRate,
+		failover.Round(time.Millisecond), how, heldLine, bulk.Round(time.Millisecond), c11Entries+c11Conns, c11BulkRate,
 		preempt.Round(time.Millisecond), master.Sub(started).Seconds(), r.Total.Requests, r.Total.Broken,
 		down.Broken, r.Total.Broken-down.Broken, r.Total.ReopenFail)
 	if r.Total.Broken != 0 || r.Total.ReopenFail != 0 {
