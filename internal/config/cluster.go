@@ -288,8 +288,8 @@ func ClusterDigest(c *Config) [16]byte {
 
 // ClusterFileDigest is the part of the cluster digest only the file sets: each
 // service's failure handling (inhibit_on_failure, its real servers', the sorry
-// server), the IPVS sysctls and the mh order. Services and servers count in sorted
-// order.
+// server), the IPVS sysctls, the mh order and how the VIPs are announced (BIRD or
+// VRRP). Services and servers count in sorted order.
 func ClusterFileDigest(c *Config) [16]byte {
 	var lines []string
 	for i := range c.Services {
@@ -302,7 +302,7 @@ func ClusterFileDigest(c *Config) [16]byte {
 		lines = append(lines, fmt.Sprintf("service %s inhibit=%v sorry=%v", s.Key, s.InhibitOnFailure, s.SorryServer)+strings.Join(rs, ""))
 	}
 	slices.Sort(lines)
-	lines = append(lines, fmt.Sprintf("director sysctl=%+v mh_order=%s", c.Director.Sysctl, c.Cluster.MHOrder))
+	lines = append(lines, fmt.Sprintf("director sysctl=%+v mh_order=%s announce=%s", c.Director.Sysctl, c.Cluster.MHOrder, c.Cluster.Announce))
 	sum := sha256.Sum256([]byte(strings.Join(lines, "\n")))
 	return [16]byte(sum[:16])
 }

@@ -74,3 +74,22 @@ func TestClusterAnnounceVRRPErrors(t *testing.T) {
 		t.Errorf("announce = \"vrrp\" with cluster mode off: %v", err)
 	}
 }
+
+// TestClusterDigestAnnounce: two directors that run the same services but bring
+// their VIPs in differently (one by BIRD, one by VRRP) differ in their digest, even
+// with every default the mode changes set alike in the file.
+func TestClusterDigestAnnounce(t *testing.T) {
+	services := strings.Replace(clusterVRRPBase[:strings.Index(clusterVRRPBase, "[[vrrp]]")],
+		"scheduler = \"mh\"\n", "scheduler = \"mh\"\nscheduler_flags = [\"mh-fallback\"]\ninhibit_on_failure = true\n", 1)
+	bird, err := Parse("bird.toml", []byte("[cluster]\n"+services))
+	if err != nil {
+		t.Fatal(err)
+	}
+	vrrp, err := Parse("vrrp.toml", []byte("[cluster]\nannounce = \"vrrp\"\n"+services+clusterVRRPBase[strings.Index(clusterVRRPBase, "[[vrrp]]"):]))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ClusterDigest(bird) == ClusterDigest(vrrp) {
+		t.Error("a BIRD-mode and a VRRP-mode director have the same digest")
+	}
+}

@@ -661,9 +661,11 @@ func measureSync(t *testing.T, spec Spec, d time.Duration) syncFigures {
 	if unmatched > 0 {
 		t.Errorf("%d of %d recent records matched no connection of their sender", unmatched, checked)
 	}
-	// 200 connections a second send about 400 records a second: a few seconds'
-	// worth must have been checked.
-	if least := c7Rate * int(recentRecord/time.Second); checked < least {
+	// 200 connections a second send about 400 records a second, 3,000 in the
+	// window; a loaded machine makes fewer connections (one run under a full test
+	// suite made 1,485 records there). The check needs only enough of them not to
+	// be vacuous: two seconds' worth of connections.
+	if least := 2 * c7Rate; checked < least {
 		t.Errorf("%d records sent in the last %v before the tables were read, want at least %d", checked, recentRecord, least)
 	}
 	return m
