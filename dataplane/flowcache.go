@@ -62,8 +62,9 @@ type flowSlot struct {
 	// With cluster sync on (sync.go): packets served since the table last counted
 	// the flow's, and how many more until the sync rules may send it (0: none).
 	spend, sleft uint32
-	x            slotExt // the rest of the flow's sync state (sync.go)
-	_            [16]byte
+	x            slotExt       // the rest of the flow's sync state (sync.go)
+	ref          conntrack.Ref // the connection's entry (sync events name it)
+	_            [12]byte
 }
 
 // A slot is two whole cache lines (the cache is page-aligned, a large allocation):
@@ -149,7 +150,7 @@ func (fc *flowCache) store(i uint32, k *conntrack.Key, c *conntrack.Conn, now in
 		return nil
 	}
 	*e = flowSlot{key: *k, daddr: c.DAddr, dport: c.DPort, method: c.Method, state: c.State, noOutput: noOutput,
-		dest: c.Dest, refreshed: now, until: min(now+refreshEvery, c.Expires)}
+		dest: c.Dest, refreshed: now, until: min(now+refreshEvery, c.Expires), ref: c.Ref}
 	fc.setUsed(i)
 	return e
 }

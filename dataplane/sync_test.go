@@ -133,38 +133,55 @@ func TestSyncAdoption(t *testing.T) {
 	}
 }
 
+// TestSyncRingOverflow: a full ring drops (and counts) events, hands them out in
+// order once published, and takes events again after a drain; an event whose
+// connection is gone by the drain is skipped and counted stale.
 func TestSyncRingOverflow(t *testing.T) {
-	if n := unsafe.Sizeof(syncEvent{}); n != 64 {
-		t.Fatalf("a sync event is %d bytes, want one cache line", n)
+	if n := unsafe.Sizeof(syncEvent{}); n != 16 {
+		t.Fatalf("a sync event is %d bytes, want a quarter of a cache line", n)
 	}
+	h := newHarness(t, syncOptions(), rrService(ipvs.DR, 80))
+	tbl := h.d.Table()
 	r := newSyncRing()
-	var c conntrack.Conn
-	for i := range SyncRingSize + 5 {
-		c.Key.CPort = uint16(i)
-		r.push(&c)
+	conns := make([]conntrack.Conn, 64)
+	for i := range conns {
+		syn := dtPkt{src: dtClient, dst: dtVIP, sport: uint16(1000 + i), dport: 80, syn: true}.frame(t)
+		if out := h.run(syn, sec); len(out) != 1 {
+			t.Fatalf("SYN %d not forwarded", i)
+		}
+		conns[i] = h.w.conn
 	}
-	if r.drain(1, func(*conntrack.Conn) {}) != 0 {
+	for i := range SyncRingSize + 5 {
+		r.push(&conns[i%len(conns)])
+	}
+	if r.drain(tbl, 1, func(*conntrack.Conn) {}) != 0 {
 		t.Fatal("an event was drained before the worker published it")
 	}
 	r.publish()
 	if r.dropped.Load() != 5 {
 		t.Fatalf("dropped %d, want 5", r.dropped.Load())
 	}
-	n, next := 0, uint16(0)
-	got := r.drain(SyncRingSize+100, func(c *conntrack.Conn) {
-		if c.Key.CPort != next {
-			t.Fatalf("event %d out of order: %d", next, c.Key.CPort)
+	n := 0
+	got := r.drain(tbl, SyncRingSize+100, func(c *conntrack.Conn) {
+		if c.Key.CPort != uint16(1000+n%len(conns)) || c.Ref != 0 || !c.HasDest || c.DAddr != rawAddr(dtRS1) && c.DAddr != rawAddr(dtRS2) {
+			t.Fatalf("event %d: %+v", n, c)
 		}
 		n++
-		next++
 	})
-	if got != SyncRingSize || n != SyncRingSize {
-		t.Fatalf("drained %d (%d)", got, n)
+	if got != SyncRingSize || n != SyncRingSize || r.stale.Load() != 0 {
+		t.Fatalf("drained %d (%d), stale %d", got, n, r.stale.Load())
 	}
-	r.push(&c)
+	r.push(&conns[0])
 	r.publish()
-	if r.drain(10, func(*conntrack.Conn) {}) != 1 {
+	if r.drain(tbl, 10, func(*conntrack.Conn) {}) != 1 {
 		t.Fatal("the ring does not take events after a drain")
+	}
+	// A connection gone (expired, its slot maybe reused) by the time of the drain.
+	r.push(&conns[1])
+	r.publish()
+	tbl.Expire(sec+int64(time.Hour), 1<<20)
+	if r.drain(tbl, 10, func(c *conntrack.Conn) { t.Fatalf("stale event handed out: %+v", c) }) != 1 || r.stale.Load() != 1 {
+		t.Fatalf("stale %d, want 1", r.stale.Load())
 	}
 }
 

@@ -73,10 +73,9 @@ type Worker struct {
 	nc       newConn    // the current packet's exchange with Pick (newconn.go)
 	twoPass  bool       // tests: In, then schedule, instead of InOrInsert
 
-	// Cluster sync (sync.go): the sync-event ring (nil while sync is off) and
-	// scratch snapshots for it.
+	// Cluster sync (sync.go): the sync-event ring (nil while sync is off) and a
+	// scratch connection for the table's answers.
 	ring     atomic.Pointer[syncRing]
-	tpl      conntrack.Conn
 	syncConn conntrack.Conn
 	fi       uint32 // the current inbound packet's flow-cache slot (flowIndex), or noFlowIndex
 
