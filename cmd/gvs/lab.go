@@ -34,9 +34,10 @@ namespace. See docs/lab.md.
                        the seed's DR experiment end to end: rs2 rs1 rs2 rs1 …, the
                        MAC rewrite on the director's wire, then tear down; --cluster:
                        a director of three killed under load, connections counted
-  gvs lab up --cluster N
+  gvs lab up --cluster N [--vrrp]
                        cluster mode: a router (BIRD, ECMP, BFD) and N directors, each
-                       gvs and BIRD (docs/lab.md "Cluster lab")
+                       gvs and BIRD (docs/lab.md "Cluster lab"); --vrrp: an
+                       active/standby pair, VRRP holding the VIP, connections synced
   gvs lab flows [--conns N] [--rate M] [--duration D] [--json]
                        hold long-lived connections and open short ones through the
                        VIP; report broken and moved connections each second
@@ -107,6 +108,7 @@ func cmdLabUp(args []string, stdout, stderr io.Writer) error {
 	fs.IntVar(&spec.Cluster, "cluster", 0, "cluster mode: this many directors (2..8), each running gvs and BIRD, behind a router namespace running BIRD with ECMP and BFD (DR; 4 real servers unless --real-servers)")
 	fs.BoolVar(&spec.ClusterNoSync, "no-sync", false, "with --cluster: each director hears no peer (the sync-off baseline)")
 	fs.StringVar(&spec.ClusterScheduler, "scheduler", "", "with --cluster: the services' scheduler, mh (default) or rr")
+	fs.BoolVar(&spec.ClusterVRRP, "vrrp", false, "with --cluster: an active/standby pair instead of ECMP — a [[vrrp]] instance holds the VIP (dir1 at priority 150), connections are synced between the directors, no BIRD ([cluster] announce = \"vrrp\", docs/cluster.md §14)")
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
@@ -121,8 +123,8 @@ func cmdLabUp(args []string, stdout, stderr io.Writer) error {
 		if err := lab.ClusterPreflight(); err != nil {
 			return fmt.Errorf("lab up: %w", err)
 		}
-	} else if spec.ClusterNoSync || spec.ClusterScheduler != "" {
-		return fmt.Errorf("%w: lab up: --no-sync and --scheduler need --cluster", errUsage)
+	} else if spec.ClusterNoSync || spec.ClusterScheduler != "" || spec.ClusterVRRP {
+		return fmt.Errorf("%w: lab up: --no-sync, --scheduler and --vrrp need --cluster", errUsage)
 	}
 	var err error
 	ha := strings.EqualFold(*mode, "ha")
@@ -160,8 +162,14 @@ func cmdLabUp(args []string, stdout, stderr io.Writer) error {
 		return l.WriteHAGuide(stdout)
 	}
 	if spec.Cluster != 0 {
-		fmt.Fprintf(stderr, "waiting up to %v for every director's announcement ...\n", lab.ClusterUpTimeout)
-		if err := l.WaitAnnounced(ctx, lab.ClusterUpTimeout); err != nil {
+		wait := func() error { return l.WaitAnnounced(ctx, lab.ClusterUpTimeout) }
+		what := "every director's announcement"
+		if spec.ClusterVRRP {
+			wait = func() error { return l.WaitMaster(ctx, lab.ClusterUpTimeout, "dir1") }
+			what = "dir1 to hold the VIP (VRRP MASTER)"
+		}
+		fmt.Fprintf(stderr, "waiting up to %v for %s ...\n", lab.ClusterUpTimeout, what)
+		if err := wait(); err != nil {
 			fmt.Fprintf(stderr, "warning: %v (the lab stays up; see the logs in %s)\n", err, l.RunDir())
 		}
 		stop()

@@ -43,6 +43,8 @@ func TestLabUsage(t *testing.T) {
 		{[]string{"up", "--directors", "3"}, errUsage},
 		{[]string{"up", "--prefix", "Bad-Prefix"}, errUsage},
 		{[]string{"up", "extra"}, errUsage},
+		{[]string{"up", "--vrrp"}, errUsage},
+		{[]string{"up", "--no-sync"}, errUsage},
 		{[]string{"down", "--prefix", "x", "--all-stale"}, errUsage},
 		{[]string{"serve"}, errUsage},
 	} {

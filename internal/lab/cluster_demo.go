@@ -17,7 +17,11 @@ func (l *Lab) WriteClusterGuide(w io.Writer) error {
 	gvs := l.gvsCommand()
 	var b strings.Builder
 	p := func(format string, args ...any) { fmt.Fprintf(&b, format+"\n", args...) }
-	p("Lab %q is up: a cluster of %d directors (gvs + BIRD) behind a router (BIRD, ECMP, BFD), %d real servers, VIP %v (routed).", s.Prefix, s.Directors, s.RealServers, s.VIP)
+	if s.ClusterVRRP {
+		p("Lab %q is up: an active/standby pair of %d directors (gvs, VRRP holding the VIP: dir1 at priority 150; connections synced between them), %d real servers, VIP %v (on the directors' LAN, found by ARP).", s.Prefix, s.Directors, s.RealServers, s.VIP)
+	} else {
+		p("Lab %q is up: a cluster of %d directors (gvs + BIRD) behind a router (BIRD, ECMP, BFD), %d real servers, VIP %v (routed).", s.Prefix, s.Directors, s.RealServers, s.VIP)
+	}
 	if s.ClusterNoSync {
 		p("Sync is off (each director's sync goes to its own address): the baseline.")
 	}
@@ -41,11 +45,19 @@ func (l *Lab) WriteClusterGuide(w io.Writer) error {
 	rs := l.hostsWith(RealServer)
 	p("")
 	p("The services list %s; %s is the spare `event rs-add` adds.", strings.Join(names, ", "), rs[len(rs)-1].Name)
-	p("Configs, logs and BIRD control sockets: %s", l.RunDir())
-	p("")
-	p("Try:")
-	p("  ip -n %s-router route show %v                 # one next hop per announcing director", s.Prefix, s.VIP)
-	p("  birdc -s %s show protocols", l.BirdSocket("router"))
+	if s.ClusterVRRP {
+		p("Configs and logs: %s", l.RunDir())
+		p("")
+		p("Try:")
+		p("  ip -n %s-router neigh show %v                  # the MAC of the director holding the VIP", s.Prefix, s.VIP)
+		p("  %s adm --socket %s/dir1.sock --vrrp            # MASTER, or BACKUP with its preemption held while it syncs", gvs, l.RunDir())
+	} else {
+		p("Configs, logs and BIRD control sockets: %s", l.RunDir())
+		p("")
+		p("Try:")
+		p("  ip -n %s-router route show %v                 # one next hop per announcing director", s.Prefix, s.VIP)
+		p("  birdc -s %s show protocols", l.BirdSocket("router"))
+	}
 	state := ""
 	if s.StateDir != DefaultStateDir {
 		state = " --state-dir " + s.StateDir
@@ -79,6 +91,33 @@ func (l *Lab) WaitAnnounced(ctx context.Context, timeout time.Duration, director
 	defer w.Stop()
 	_, err = w.Until(ctx, time.Now(), timeout, l.Exactly(directors...))
 	return err
+}
+
+// WaitMaster waits until director's VRRP instance VI_1 is MASTER (an active/standby
+// cluster lab, Spec.ClusterVRRP: the director holds the VIP), asking its gvs adm
+// --vrrp every 100 ms; the error names the state last seen.
+func (l *Lab) WaitMaster(ctx context.Context, timeout time.Duration, director string) error {
+	ctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	tick := time.NewTicker(100 * time.Millisecond)
+	defer tick.Stop()
+	last := "no answer"
+	for {
+		if out, err := l.admCmd(director, "--vrrp").Output(); err == nil {
+			for _, line := range strings.Split(string(out), "\n") {
+				if f := strings.Fields(line); len(f) > 3 && f[0] == "VI_1" {
+					if last = f[3]; last == "MASTER" {
+						return nil
+					}
+				}
+			}
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("lab %s: %s's VRRP instance VI_1 not MASTER after %v (last seen: %s)", l.spec.Prefix, director, timeout, last)
+		case <-tick.C:
+		}
+	}
 }
 
 // ClusterDemoResult is what ClusterDemo observed.
