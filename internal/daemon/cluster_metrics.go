@@ -20,7 +20,7 @@ var (
 	descSyncResched = prometheus.NewDesc("gvs_conntrack_sync_rescheduled_total",
 		"Unbound received connections a local packet replaced by a newly scheduled one.", nil, nil)
 	descSyncEvents = prometheus.NewDesc("gvs_sync_events_total",
-		"Sync events of the workers' rings, by outcome (pushed, dropped: the ring was full).", []string{"result"}, nil)
+		"Sync events of the workers' rings, by outcome (pushed; dropped: the ring was full; stale: the connection was gone when the event was drained).", []string{"result"}, nil)
 	descSyncPending = prometheus.NewDesc("gvs_sync_events_pending",
 		"Sync events in the workers' rings, not drained yet.", nil, nil)
 )
@@ -52,5 +52,6 @@ func (c syncCollector) Collect(ch chan<- prometheus.Metric) {
 	counter(descSyncResched, t.Rescheduled)
 	counter(descSyncEvents, r.Pushed, "pushed")
 	counter(descSyncEvents, r.Dropped, "dropped")
+	counter(descSyncEvents, r.Stale, "stale")
 	ch <- prometheus.MustNewConstMetric(descSyncPending, prometheus.GaugeValue, float64(r.Pending))
 }

@@ -925,6 +925,7 @@ func TestClusterSyncEndToEnd(t *testing.T) {
 		min  float64
 	}{
 		{ma, `gvs_sync_events_total{result="pushed"}`, n},
+		{ma, `gvs_sync_events_total{result="stale"}`, 0},
 		{ma, "gvs_sync_sent_records_total", n},
 		{ma, "gvs_cluster_peers_live", 1},
 		{mb, `gvs_conntrack_sync_upserts_total{result="created"}`, n},
