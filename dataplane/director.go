@@ -139,7 +139,7 @@ type settings struct {
 	sloppyTCP          bool
 	scheduleICMP       bool
 	def                defenseSettings
-	sync               *ipvssync.Rules // Options.Sync (a copy), nil = off
+	sync               *syncPlan // Options.Sync (a copy) and what the cache precomputes from it, nil = off
 }
 
 func settingsOf(o *Options) settings {
@@ -149,8 +149,7 @@ func settingsOf(o *Options) settings {
 		st.def.mac = binary.LittleEndian.Uint64(append(o.MAC[:6:6], 0, 0)) & macMask
 	}
 	if o.Sync != nil {
-		r := *o.Sync
-		st.sync = &r
+		st.sync = newSyncPlan(o.Sync)
 	}
 	if st.hasGateway = len(o.GatewayMAC) == 6; st.hasGateway {
 		st.gateway = [6]byte(o.GatewayMAC)

@@ -64,7 +64,7 @@ type flowSlot struct {
 	spend, sleft uint32
 	x            slotExt       // the rest of the flow's sync state (sync.go)
 	ref          conntrack.Ref // the connection's entry (sync events name it)
-	_            [12]byte
+	_            [20]byte
 }
 
 // A slot is two whole cache lines (the cache is page-aligned, a large allocation):

@@ -124,7 +124,14 @@ func (w *Worker) inbound(s *snapshot, f *Frame, now int64, out []Frame) []Frame 
 		if w.fi == noFlowIndex {
 			w.fi = flowIndex(&w.key)
 		}
-		w.syncBeforeTable(w.fi, &w.key)
+		// What the cache did for the flow since the table last answered
+		// (foldSlot), in line: most table packets have nothing to fold.
+		w.conn.Sync.Fold = conntrack.Fold{}
+		if fc := w.flows; fc.isUsed(w.fi) {
+			if e := &fc.slots[w.fi]; e.spend != 0 || e.x.sentAt != 0 {
+				w.foldSlot(e, &w.key)
+			}
+		}
 	}
 	w.tableRefs++
 	// The lookup and, for a new flow, the scheduling and insertion in one hold of

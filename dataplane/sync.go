@@ -4,10 +4,10 @@ import (
 	"encoding/binary"
 	"net/netip"
 	"sync/atomic"
-	"time"
 	"unsafe"
 
 	"github.com/gvs-lb/gvs/conntrack"
+	"github.com/gvs-lb/gvs/dataplane/header"
 	"github.com/gvs-lb/gvs/ipvs"
 	"github.com/gvs-lb/gvs/ipvssync"
 	"github.com/gvs-lb/gvs/sched"
@@ -25,9 +25,13 @@ import (
 // table's (conntrack.SyncInfo), counted under the shard lock the packet takes anyway.
 // A packet the flow cache serves is counted in its slot, with a countdown to the next
 // count at which the threshold rule lets the rules send (every sync_threshold period:
-// 50 packets by default); only there does the worker go to the table (SyncCached),
-// which counts the cached packets and decides with the connection's own state. The
-// packets counted in a slot reach the table with the flow's next packet there
+// 50 packets by default). There, for rules that need only a connection's count and
+// state (syncPlan.local: the kernel's defaults), the slot already knows the answer:
+// whether the rules send a flow in its cached state at such a count was worked out
+// from Rules.Needed once (syncPlan.sends), so the countdown's end is a send with no
+// rules to ask. Otherwise the worker goes to the table (SyncCached), which counts the
+// cached packets and decides with the connection's own state. The packets counted in
+// a slot, and a send it decided, reach the table with the flow's next packet there
 // (conntrack.SyncInfo.Fold).
 
 // SyncRingSize is the number of events a worker's ring holds.
@@ -181,31 +185,90 @@ func nextCandidate(r *ipvssync.Rules, pkts uint32) uint32 {
 	return 0
 }
 
-// slotExt is what the cache decides a send from, for a flow whose rules need only its
-// count and state (no refresh period, no persist mode, no template, a client port):
-// the table's answer when the flow was stored, and a send decided since. It is part
-// of the flow's slot (flowSlot.x), in the cache line of the slot's times and
-// counters, read at a candidate count and written with the table's answers.
-type slotExt struct {
-	sentAt  int64  // a send decided here, not yet told to the table (0: none)
-	base    uint32 // the table's count when it last answered (the slot's spend is on top)
-	timeout uint32 // ms, the connection's timeout in its (cached, so unchanging) state
-	flags   conntrack.Flags
-	old     conntrack.State // the rules' old state: the state last sent
-	local   bool            // the cache may decide sends itself
+// syncPlan is the sync rules (Options.Sync) with what the flow cache derives from them
+// once, when the options are set.
+type syncPlan struct {
+	ipvssync.Rules
+	// local: the rules need only a connection's count and state (no refresh period,
+	// no persist mode), so the cache may decide an uncontrolled flow's sends itself.
+	local bool
+	// sendsTCP has bit s set when the rules send a TCP connection in state s at a
+	// candidate count (nextCandidate), sendsOther the same for a UDP one (the cache
+	// holds TCP and UDP flows only). With local rules that is all Needed decides
+	// there: a forced send (a change to a state other than ESTABLISHED) is a send
+	// too, and the state a connection was last sent in matters for nothing else.
+	// Derived by asking Rules.Needed, not restated; TestCachedSyncDecidesAsTheRules
+	// compares the cache's sends with Needed's.
+	sendsTCP   uint64
+	sendsOther bool
 }
 
-// setCountdown sets slot e's countdown to the rules' next candidate after pkts.
-func (e *flowSlot) setCountdown(r *ipvssync.Rules, pkts uint32) {
-	e.sleft = 0
-	if n := nextCandidate(r, pkts); n != 0 {
-		e.sleft = n - pkts
+// newSyncPlan returns r's plan.
+func newSyncPlan(r *ipvssync.Rules) *syncPlan {
+	p := &syncPlan{Rules: *r, local: r.RefreshPeriod == 0 && !r.PersistMode}
+	at := nextCandidate(r, 0)
+	if !p.local || at == 0 {
+		return p
 	}
+	for s := range conntrack.NumStates {
+		nc := ipvssync.Conn{Protocol: ipvssync.ProtoTCP, State: uint16(s)}
+		cs := ipvssync.ConnState{OldState: uint16(s)}
+		if p.Needed(&nc, &cs, at, 1) {
+			p.sendsTCP |= 1 << s
+		}
+	}
+	nc := ipvssync.Conn{Protocol: header.IPProtoUDP, State: uint16(conntrack.StateUDP)}
+	p.sendsOther = p.Needed(&nc, &ipvssync.ConnState{}, at, 1)
+	return p
 }
 
-// syncBeforeTable hands the table, with the packet of k it is about to see, what the
-// flow cache did for k since the table last answered (Conn.Sync.Fold): the packets
-// it served and a send it decided.
+// sends reports whether the rules send a connection of proto in state st at a
+// candidate count (plan p is local).
+func (p *syncPlan) sends(proto uint8, st conntrack.State) bool {
+	if proto == header.IPProtoTCP {
+		return p.sendsTCP&(1<<(st&63)) != 0
+	}
+	return p.sendsOther
+}
+
+// slotExt is what the cache decides a send from, for a flow whose rules need only its
+// count and state (local rules, no template, a client port): the table's answer
+// when the flow was stored, and a send decided since. It is part of the flow's slot
+// (flowSlot.x), in the cache line of the slot's times and counters, read at a
+// candidate count and written with the table's answers.
+type slotExt struct {
+	sentAt int64           // a send decided here, not yet told to the table (0: none)
+	base   uint32          // the table's count when it last answered (the slot's spend is on top)
+	old    conntrack.State // the rules' old state: the state last sent
+	// mode: how the countdown's end is decided (the cache holds the flow's state, which
+	// does not change while it does).
+	mode slotMode
+}
+
+// slotMode is how a flow cache slot decides at its next candidate count.
+type slotMode uint8
+
+const (
+	modeTable  slotMode = iota // ask the table (SyncCached): the rules need more than count and state
+	modeSend                   // send: the rules send the flow's state at a candidate count
+	modeNeeded                 // local, but the candidate count is past 16 bits: ask Rules.Needed
+)
+
+// setCountdown sets slot e's countdown to the rules' next candidate after pkts and
+// returns that candidate (0: none).
+func (e *flowSlot) setCountdown(r *ipvssync.Rules, pkts uint32) uint32 {
+	n := nextCandidate(r, pkts)
+	e.sleft = n - pkts
+	if n == 0 {
+		e.sleft = 0
+	}
+	return n
+}
+
+// foldSlot hands the table, with the packet of k it is about to see, what the flow
+// cache did for k in slot e since the table last answered (Conn.Sync.Fold): the
+// packets it served and a send it decided. inbound calls it only when e counted
+// packets or decided a send.
 //
 // What a slot holds for another flow is left alone, but for a send not yet told to
 // the table, which is folded in at once. If k's answer takes the slot over (its flow
@@ -213,19 +276,10 @@ func (e *flowSlot) setCountdown(r *ipvssync.Rules, pkts uint32) {
 // that delays its next periodic send by fewer than one sync_threshold period of
 // packets, and saves a lock and a cache miss on another flow's entry per takeover
 // (measured as a third of a big table's lookup).
-func (w *Worker) syncBeforeTable(i uint32, k *conntrack.Key) {
-	fc := w.flows
-	f := &w.conn.Sync.Fold
-	*f = conntrack.Fold{}
-	if !fc.isUsed(i) {
-		return
-	}
-	e := &fc.slots[i]
+func (w *Worker) foldSlot(e *flowSlot, k *conntrack.Key) {
 	x := &e.x
-	if e.spend == 0 && x.sentAt == 0 {
-		return
-	}
 	if keyEqual(&e.key, k) {
+		f := &w.conn.Sync.Fold
 		f.Pkts, f.Sent, f.State = e.spend, x.sentAt, x.old
 	} else if x.sentAt != 0 {
 		w.d.table.SyncFold(&e.key, &conntrack.Fold{Pkts: e.spend, Sent: x.sentAt, State: x.old}, w.now)
@@ -244,16 +298,27 @@ func (w *Worker) syncBeforeTable(i uint32, k *conntrack.Key) {
 // back the key store has just written stalls on the slot's cache line (a store-to-load
 // forward of differently sized accesses fails), measured at 13 ns a packet on the
 // synthetic trace.
-func (w *Worker) syncAfterTable(rules *ipvssync.Rules, e *flowSlot, c *conntrack.Conn) {
+func (w *Worker) syncAfterTable(p *syncPlan, e *flowSlot, c *conntrack.Conn) {
 	if e != nil {
-		e.spend = 0
-		e.setCountdown(rules, c.Sync.Pkts)
+		pkts := c.Sync.Pkts
 		// Field by field: a slotExt literal is built on the stack and copied in
 		// 16-byte words over its narrower stores, a failed store-to-load forward.
 		x := &e.x
-		x.sentAt, x.base, x.timeout = 0, c.Sync.Pkts, uint32(min(c.Timeout/time.Millisecond, 1<<32-1))
-		x.flags, x.old = c.Flags, conntrack.State(c.Sync.State.OldState)
-		x.local = rules.RefreshPeriod == 0 && !rules.PersistMode && c.Control == 0 && c.Flags&conntrack.FlagNoCPort == 0
+		e.spend, x.sentAt, x.base, x.old = 0, 0, pkts, conntrack.State(c.Sync.State.OldState)
+		switch {
+		case !p.local || c.Control != 0 || c.Flags&conntrack.FlagNoCPort != 0:
+			x.mode = modeTable
+			e.setCountdown(&p.Rules, pkts)
+		case !p.sends(c.Key.Proto, c.State):
+			// No count sends the flow in its (cached) state: no countdown (were
+			// it to run out after 2^32 packets, Needed decides and refuses).
+			x.mode, e.sleft = modeNeeded, 0
+		default:
+			x.mode = modeSend
+			if e.setCountdown(&p.Rules, pkts) > 0xffff {
+				x.mode = modeNeeded
+			}
+		}
 	}
 	if !c.Sync.Send && !c.Sync.Adopted {
 		return
@@ -282,15 +347,26 @@ const noFlowIndex = ^uint32(0)
 // the flow's next table packet; otherwise the table counts the cached packets and
 // asks the rules with the connection's own state (SyncCached: a shard lock once per
 // sync_threshold period of a busy flow, not per packet).
-func (w *Worker) cachedSync(rules *ipvssync.Rules, e *flowSlot, now int64) {
+func (w *Worker) cachedSync(p *syncPlan, e *flowSlot, now int64) {
 	x := &e.x
-	if x.local {
+	if x.mode != modeTable {
 		pkts := x.base + e.spend
-		e.setCountdown(rules, pkts)
-		nc := ipvssync.Conn{Protocol: e.key.Proto, State: uint16(e.state), Timeout: time.Duration(x.timeout) * time.Millisecond}
-		cs := ipvssync.ConnState{OldState: uint16(x.old)}
-		if !rules.Needed(&nc, &cs, pkts&0xffff, now) {
-			return
+		if x.mode == modeNeeded {
+			// The table's count is 16 bits wide: past 65,535 the candidate is not
+			// one for Needed, which decides on the wrapped count. Timeout and the
+			// last send's end matter only with a refresh period (not local).
+			nc := ipvssync.Conn{Protocol: e.key.Proto, State: uint16(e.state)}
+			cs := ipvssync.ConnState{OldState: uint16(x.old)}
+			if !p.Needed(&nc, &cs, pkts&0xffff, now) {
+				if e.setCountdown(&p.Rules, pkts) <= 0xffff {
+					x.mode = modeSend
+				}
+				return
+			}
+		}
+		x.mode = modeSend
+		if e.setCountdown(&p.Rules, pkts) > 0xffff {
+			x.mode = modeNeeded
 		}
 		x.sentAt, x.old = now, e.state
 		if r := w.ring.Load(); r != nil { // no template: local decisions are for uncontrolled flows
@@ -305,7 +381,7 @@ func (w *Worker) cachedSync(rules *ipvssync.Rules, e *flowSlot, now int64) {
 	}
 	e.spend = 0
 	x.base = c.Sync.Pkts
-	e.setCountdown(rules, c.Sync.Pkts)
+	e.setCountdown(&p.Rules, c.Sync.Pkts)
 	if r := w.ring.Load(); r != nil && c.Sync.Send {
 		w.pushSync(r, c)
 	}

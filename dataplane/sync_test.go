@@ -2,6 +2,7 @@ package dataplane
 
 import (
 	"fmt"
+	"math/rand/v2"
 	"net/netip"
 	"sync"
 	"testing"
@@ -9,6 +10,7 @@ import (
 	"unsafe"
 
 	"github.com/gvs-lb/gvs/conntrack"
+	"github.com/gvs-lb/gvs/dataplane/header"
 	"github.com/gvs-lb/gvs/ipvs"
 	"github.com/gvs-lb/gvs/ipvssync"
 )
@@ -383,5 +385,87 @@ func TestNextCandidate(t *testing.T) {
 				t.Fatalf("rules %+v after %d packets: next candidate %d, want %d", r, pkts, got, want)
 			}
 		}
+	}
+}
+
+// TestCachedSyncDecidesAsTheRules is a differential test of the flow cache's shortcut
+// (syncPlan, slotMode) against the general path it replaces, Rules.Needed asked at
+// every candidate count (nextCandidate) with the count the table would pass it: for
+// random local rules (threshold and period, retries; no refresh period or persist
+// mode), TCP and UDP flows in every state, any state last sent, and counts from
+// anywhere in the table's 16-bit range (so across its wrap), the cache sends at
+// exactly the packets the general path does.
+func TestCachedSyncDecidesAsTheRules(t *testing.T) {
+	rng := rand.New(rand.NewPCG(14, 12))
+	w := &Worker{}
+	w.ring.Store(newSyncRing())
+	var e flowSlot
+	total := 0
+	for trial := range 20000 {
+		rules := ipvssync.Rules{Retries: uint8(rng.IntN(4))}
+		switch rng.IntN(4) {
+		case 0: // the threshold alone: one send
+			rules.Threshold = uint32(rng.IntN(8))
+		case 1:
+			rules.Period = 1 + uint32(rng.IntN(3))
+			rules.Threshold = uint32(rng.IntN(int(rules.Period)))
+		default:
+			rules.Period = 1 + uint32(rng.IntN(100))
+			rules.Threshold = uint32(rng.IntN(int(rules.Period)))
+		}
+		if err := rules.Validate(); err != nil {
+			t.Fatal(err)
+		}
+		p := newSyncPlan(&rules)
+		if !p.local {
+			t.Fatalf("rules %+v: not local", rules)
+		}
+		var c conntrack.Conn
+		c.Key.Proto, c.State = header.IPProtoTCP, conntrack.State(rng.IntN(conntrack.NumStates))
+		if rng.IntN(4) == 0 {
+			c.Key.Proto, c.State = header.IPProtoUDP, conntrack.StateUDP
+		}
+		base := uint32(rng.IntN(200))
+		if rng.IntN(3) == 0 {
+			base = 0xffff - uint32(rng.IntN(300))
+		}
+		old := uint16(conntrack.State(rng.IntN(conntrack.NumStates)))
+		c.Sync.Pkts, c.Sync.State.OldState = base, old
+		e = flowSlot{key: c.Key, state: c.State}
+		w.syncAfterTable(p, &e, &c)
+
+		nc := ipvssync.Conn{Protocol: c.Key.Proto, State: uint16(c.State)}
+		cs := ipvssync.ConnState{OldState: old}
+		now := int64(time.Second)
+		next := nextCandidate(&rules, base)
+		sends := 0
+		for n := uint32(1); n <= 400; n++ {
+			now += int64(time.Millisecond)
+			pushed := w.ring.Load().ptail
+			e.spend++ // as inbound counts a packet the cache serves
+			if e.sleft--; e.sleft == 0 {
+				w.cachedSync(p, &e, now)
+			}
+			got := w.ring.Load().ptail != pushed
+			want := false
+			if pkts := base + n; next != 0 && pkts == next {
+				want = rules.Needed(&nc, &cs, pkts&0xffff, now)
+				next = nextCandidate(&rules, pkts)
+			}
+			if got {
+				sends++
+			}
+			if got != want {
+				t.Fatalf("trial %d: rules %+v, proto %d state %d last sent in %d, table count %d: packet %d sent %v by the cache, %v by the rules",
+					trial, rules, c.Key.Proto, c.State, old, base, n, got, want)
+			}
+		}
+		total += sends
+		r := w.ring.Load()
+		r.head.Store(r.ptail)
+		r.phead = r.ptail
+	}
+	if total < 20000 {
+		t.Fatalf("%d sends in 20,000 trials: too few to compare", total)
 	}
 }
