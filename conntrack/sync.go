@@ -265,6 +265,18 @@ func (t *Table) syncStepLocked(e *entry, fold *Fold, now int64, c *Conn) {
 		c.Sync.Pkts = 1
 		return
 	}
+	u := e.uprev
+	if rules := t.syncRules.Load(); rules != nil && u&0xff0000 == 0 && fold.Pkts == 0 && fold.Sent == 0 && t.countOnlyLocked(rules, e, u, c) {
+		return
+	}
+	t.syncCountLocked(e, fold, now, c)
+}
+
+// syncCountLocked is syncStepLocked's general path for an entry off the unconfirmed
+// list: adoption, the fold, the count, the rules.
+//
+// Precondition: e's shard lock is held, e is not on the unconfirmed list.
+func (t *Table) syncCountLocked(e *entry, fold *Fold, now int64, c *Conn) {
 	if originOf(e) != 0 {
 		t.adoptLocked(e, c)
 	}
@@ -277,6 +289,31 @@ func (t *Table) syncStepLocked(e *entry, fold *Fold, now int64, c *Conn) {
 	r.pkts = (r.pkts + 1) & 0xffff
 	t.syncRulesLocked(&r, e, now, c)
 	t.storeSync(e, &r)
+}
+
+// countOnlyLocked is syncStepLocked for the packet of a local entry (sync word u, no
+// fold) whose count the rules refuse (countRefuses): it counts the packet in e's sync
+// word and fills c.Sync as the general path does, reading and writing only the packed
+// word, and reports true; otherwise it changes nothing and reports false.
+//
+// Precondition: e's shard lock is held, e is not on the unconfirmed list.
+func (t *Table) countOnlyLocked(rules *ipvssync.Rules, e *entry, u uint32, c *Conn) bool {
+	pkts := u & 0xffff
+	if pkts == 0 {
+		pkts = 1 // just confirmed: its first packet, on the list, was not counted
+	}
+	r := syncRec{pkts: (pkts + 1) & 0xffff, oldState: uint8(u>>24) & 15}
+	if !countRefuses(rules, e, &r) {
+		return false
+	}
+	e.uprev = u&^0xffff | r.pkts
+	c.Sync.Pkts = r.pkts
+	cs := &c.Sync.State
+	cs.OldState, cs.Retries, cs.End = uint16(r.oldState), uint8(u>>28)&3, 0
+	if e.unext != 0 {
+		cs.End = t.syncEpoch.Load() + int64(e.unext-1)*t.tick + int64(e.timeout)*msNs
+	}
+	return true
 }
 
 // SyncFold applies what a flow cache did for connection k without the table (when it
@@ -321,7 +358,7 @@ func (t *Table) syncRulesLocked(r *syncRec, e *entry, now int64, c *Conn) {
 	c.Sync.Pkts = r.pkts
 	cs := &c.Sync.State
 	r.connState(e, cs)
-	if rules := t.syncRules.Load(); rules != nil {
+	if rules := t.syncRules.Load(); rules != nil && !countRefuses(rules, e, r) {
 		var nc ipvssync.Conn
 		neededConn(e, &nc)
 		if rules.Needed(&nc, cs, r.pkts, now) {
@@ -329,6 +366,31 @@ func (t *Table) syncRulesLocked(r *syncRec, e *entry, now int64, c *Conn) {
 			r.lastSync, r.oldState, r.retries = now, uint8(cs.OldState), cs.Retries
 		}
 	}
+}
+
+// countRefuses reports that rules cannot send e at count r.pkts, which decides most
+// table packets' sync step without building Needed's arguments or calling it: the
+// threshold rule refuses the count, and nothing that would override it applies — e is
+// no template (sent at any count) and no TCP or SCTP connection whose state differs
+// from the one last sent (a forced send; TCP's change to ESTABLISHED is not forced,
+// but it is left to Needed too unless the state is ESTABLISHED). The refresh rule
+// can only refuse more. TestCountRefusesOnlyWhatNeededRefuses checks it against
+// Needed.
+func countRefuses(rules *ipvssync.Rules, e *entry, r *syncRec) bool {
+	if rules.Period > 0 {
+		if r.pkts%rules.Period == rules.Threshold {
+			return false
+		}
+	} else if rules.RefreshPeriod > 0 || r.pkts == rules.Threshold {
+		return false
+	}
+	switch {
+	case e.flags&FlagTemplate != 0:
+		return false
+	case e.proto == ipvssync.ProtoTCP:
+		return uint16(e.state) == uint16(r.oldState) || uint16(e.state) == ipvssync.TCPEstablished
+	}
+	return e.proto != ipvssync.ProtoSCTP
 }
 
 // SyncCached is the sync step of a packet a flow cache served without the table, when

@@ -1,6 +1,7 @@
 package conntrack
 
 import (
+	"math/rand/v2"
 	"net/netip"
 	"slices"
 	"testing"
@@ -412,4 +413,120 @@ func TestRebind(t *testing.T) {
 		t.Errorf("stats %+v, want 1 unbound, 3 bound", st)
 	}
 	checkCounts(t, v.tbl, v.dests)
+}
+
+// randomRules returns valid sync rules: a threshold alone or with a period, a refresh
+// period a third of the time, any retries, persist mode a quarter of the time.
+func randomRules(rng *rand.Rand) ipvssync.Rules {
+	rules := ipvssync.Rules{Retries: uint8(rng.IntN(4)), PersistMode: rng.IntN(4) == 0}
+	if rng.IntN(2) == 0 {
+		rules.Period = 1 + uint32(rng.IntN(60))
+		rules.Threshold = uint32(rng.IntN(int(rules.Period)))
+	} else {
+		rules.Threshold = uint32(rng.IntN(6))
+	}
+	if rng.IntN(3) == 0 {
+		rules.RefreshPeriod = time.Duration(1+rng.IntN(20)) * time.Second
+	}
+	return rules
+}
+
+// TestCountRefusesOnlyWhatNeededRefuses is a differential test of the table's shortcut
+// past Rules.Needed: for random rules (threshold, period, refresh period, retries,
+// persist mode), entries (TCP, UDP and SCTP, any state, templates, one-packet,
+// controlled), counts and sender states, whenever countRefuses says no send, Needed
+// says no send too and leaves the state as it was; and the shortcut decides a good
+// part of the refusals (a third here, with states and flags drawn at random; in a
+// short flow's life, every table packet but the sends).
+func TestCountRefusesOnlyWhatNeededRefuses(t *testing.T) {
+	rng := rand.New(rand.NewPCG(14, 5))
+	refused, short := 0, 0
+	for trial := range 200000 {
+		rules := randomRules(rng)
+		e := &entry{proto: []uint8{protoTCP, protoUDP, ipvssync.ProtoSCTP}[rng.IntN(3)],
+			state: State(rng.IntN(13)), timeout: uint32(rng.IntN(900_000))}
+		if rng.IntN(8) == 0 {
+			e.flags |= FlagTemplate
+		}
+		if rng.IntN(8) == 0 {
+			e.flags |= FlagOnePacket
+		}
+		if rng.IntN(4) == 0 {
+			e.control = Ref(1 + rng.IntN(100))
+		}
+		now := int64(time.Hour) + rng.Int64N(int64(time.Hour))
+		r := syncRec{pkts: uint32(rng.IntN(0x10000)), oldState: uint8(rng.IntN(13)), retries: uint8(rng.IntN(4))}
+		if rng.IntN(4) == 0 {
+			r.pkts = uint32(rng.IntN(130))
+		}
+		if rng.IntN(2) == 0 {
+			r.lastSync = now - rng.Int64N(int64(30*time.Second))
+		}
+		var cs ipvssync.ConnState
+		r.connState(e, &cs)
+		before := cs
+		var nc ipvssync.Conn
+		neededConn(e, &nc)
+		sent := rules.Needed(&nc, &cs, r.pkts, now)
+		if !sent {
+			refused++
+		}
+		if countRefuses(&rules, e, &r) {
+			short++
+			if sent || cs != before {
+				t.Fatalf("trial %d: rules %+v, entry %+v, sync %+v: the shortcut refuses, Needed sends (state %+v → %+v)",
+					trial, rules, *e, r, before, cs)
+			}
+		}
+	}
+	if short < refused/4 {
+		t.Fatalf("the shortcut decided %d of the %d refusals", short, refused)
+	}
+}
+
+// TestCountOnlyMatchesTheGeneralStep is a differential test of syncStepLocked's short
+// path (countOnlyLocked) against its general one: for random rules, local entries
+// with any packed sync state and last send, whenever the short path takes a packet,
+// the entry and the answer's sync side are what the general path leaves.
+func TestCountOnlyMatchesTheGeneralStep(t *testing.T) {
+	v := newEnv(t, nil)
+	tbl := v.tbl
+	tbl.syncEpoch.Store(int64(time.Hour))
+	rng := rand.New(rand.NewPCG(14, 7))
+	taken := 0
+	for trial := range 100000 {
+		rules := randomRules(rng)
+		tbl.syncRules.Store(&rules)
+		e := &entry{proto: []uint8{protoTCP, protoUDP}[rng.IntN(2)], state: State(rng.IntN(NumStates)),
+			timeout: uint32(rng.IntN(900_000))}
+		if rng.IntN(8) == 0 {
+			e.flags |= FlagTemplate
+		}
+		r := syncRec{pkts: uint32(rng.IntN(0x10000)), oldState: uint8(rng.IntN(NumStates)), retries: uint8(rng.IntN(4))}
+		if rng.IntN(2) == 0 {
+			r.pkts = uint32(rng.IntN(130))
+		}
+		if rng.IntN(2) == 0 {
+			r.lastSync = int64(time.Hour) + int64(1+rng.IntN(1000))*tbl.tick
+		}
+		tbl.storeSync(e, &r)
+		e2 := *e
+		now := int64(2 * time.Hour)
+		var c1, c2 Conn
+		if !tbl.countOnlyLocked(&rules, e, e.uprev, &c1) {
+			if *e != e2 || c1.Sync != (SyncInfo{}) {
+				t.Fatalf("trial %d: the short path declined but changed the entry or the answer", trial)
+			}
+			continue
+		}
+		taken++
+		tbl.syncCountLocked(&e2, &Fold{}, now, &c2)
+		if *e != e2 || c1.Sync != c2.Sync {
+			t.Fatalf("trial %d: rules %+v, sync %+v: the short path left %+v and %+v, the general one %+v and %+v",
+				trial, rules, r, *e, c1.Sync, e2, c2.Sync)
+		}
+	}
+	if taken < 10000 {
+		t.Fatalf("the short path took %d of 100,000 packets", taken)
+	}
 }
