@@ -1006,7 +1006,9 @@ func (t *Table) insertLocked(s *shard, si int, h uint64, k *Key, dest *sched.Des
 	ctl := t.assureStepLocked(e, assure)
 	t.fillLocked(si, i, e, c)
 	if s.sx != nil {
-		t.syncStepLocked(e, &Fold{}, now, c)
+		// syncStepLocked of an entry on the unconfirmed list, as every new one is:
+		// its first packet is not counted (sync.go).
+		c.Sync.Pkts = 1
 	}
 	return ctl
 }
