@@ -92,26 +92,36 @@ type LiveLab struct {
 	Command func(ctx context.Context, host string, argv ...string) (*exec.Cmd, error)
 	// HTTPGet fetches url from inside host's network namespace.
 	HTTPGet func(host, url string, timeout time.Duration) (string, error)
+	// PinServers binds every thread of the real servers' processes (their HTTP and
+	// UDP servers) to cpu, or lets them run anywhere again (cpu < 0). Needed only
+	// with LiveOptions.RSCPU ≥ 0.
+	PinServers func(cpu int) error
 }
 
 // LiveOptions configures RunLive. Zero fields take the defaults in DefaultLive.
 type LiveOptions struct {
-	Rounds   int           `json:"rounds"`      // interleaved rounds (each measures every path once per pinning)
-	Duration time.Duration `json:"udp_ns"`      // measured UDP flood per path and round (after Warmup)
-	Warmup   time.Duration `json:"warmup_ns"`   // traffic before the counters are read
-	IO       string        `json:"io"`          // gvs's backend: auto, afpacket, afxdp or all
-	Paths    []string      `json:"paths"`       // nil = LivePaths
-	Pin      bool          `json:"pin"`         // the pinned measurement: generator and clients on GenCPU, gvs on DirCPU
-	Unpinned bool          `json:"unpinned"`    // the unpinned one; with both, each round runs both, pinned first
-	GenCPU   int           `json:"gen_cpu"`     // the senders' and HTTP clients' CPU when pinned
-	DirCPU   int           `json:"dir_cpu"`     // gvs run's CPU when pinned
-	Workers  int           `json:"workers"`     // gvs run --workers
-	Flows    int           `json:"flows"`       // distinct UDP source ports the senders cycle through
-	Ingress  bool          `json:"ingress"`     // ingress_drop = true in gvs's config (docs/lab.md: +6–10%)
-	UDP      bool          `json:"udp"`         // the UDP flood (and CPU, drops)
-	Sat      bool          `json:"saturation"`  // the saturation search (first pinning of each round; not direct)
-	SatStep  time.Duration `json:"sat_step_ns"` // length of each paced step of the search
-	HTTP     bool          `json:"http"`        // wrk and the latency client
+	Rounds   int           `json:"rounds"`    // interleaved rounds (each measures every path once per pinning)
+	Duration time.Duration `json:"udp_ns"`    // measured UDP flood per path and round (after Warmup)
+	Warmup   time.Duration `json:"warmup_ns"` // traffic before the counters are read
+	IO       string        `json:"io"`        // gvs's backend: auto, afpacket, afxdp or all
+	Paths    []string      `json:"paths"`     // nil = LivePaths
+	Pin      bool          `json:"pin"`       // the pinned measurement: generator and clients on GenCPU, gvs on DirCPU
+	Unpinned bool          `json:"unpinned"`  // the unpinned one; with both, each round runs both, pinned first
+	GenCPU   int           `json:"gen_cpu"`   // the senders' and HTTP clients' CPU when pinned
+	DirCPU   int           `json:"dir_cpu"`   // gvs run's CPU when pinned
+	// RSCPU, when ≥ 0, is the real servers' CPU in the pinned measurement (-1: where
+	// the scheduler puts them, the default). Pinned beside gvs (RSCPU = DirCPU), a
+	// request crosses CPUs as often directly (client → server → client) as through
+	// gvs (client → gvs, then server → client), so the difference is gvs's own; left
+	// free, the direct path's server runs beside the client and crosses no CPU.
+	RSCPU   int           `json:"rs_cpu"`
+	Workers int           `json:"workers"`     // gvs run --workers
+	Flows   int           `json:"flows"`       // distinct UDP source ports the senders cycle through
+	Ingress bool          `json:"ingress"`     // ingress_drop = true in gvs's config (docs/lab.md: +6–10%)
+	UDP     bool          `json:"udp"`         // the UDP flood (and CPU, drops)
+	Sat     bool          `json:"saturation"`  // the saturation search (first pinning of each round; not direct)
+	SatStep time.Duration `json:"sat_step_ns"` // length of each paced step of the search
+	HTTP    bool          `json:"http"`        // wrk and the latency client
 	// HTTPAll balances HTTP through gvs and nft over every real server; by default
 	// it ends at rs1 on every path, as direct and hop do (gvs: the others at weight
 	// 0 in the TCP service, set with gvs adm), so that only the path differs.
@@ -133,7 +143,7 @@ type LiveOptions struct {
 func DefaultLive() LiveOptions {
 	return LiveOptions{
 		Rounds: 3, Duration: 5 * time.Second, Warmup: time.Second, IO: IOAuto,
-		Pin: true, Unpinned: true, GenCPU: 1, DirCPU: 0,
+		Pin: true, Unpinned: true, GenCPU: 1, DirCPU: 0, RSCPU: -1,
 		Workers: 1, Flows: 256, Ingress: true,
 		UDP: true, Sat: true, SatStep: time.Second,
 		HTTP: true, WRKSeconds: 3, WRKConns: 32,
@@ -694,6 +704,9 @@ func (r *LiveResult) WriteText(w io.Writer) {
 		title := "unpinned (no taskset; senders, clients, softirqs and gvs go where the scheduler puts them)"
 		if pinned {
 			title = fmt.Sprintf("pinned (senders and HTTP clients on CPU %d: the kernel paths run in their softirq there; gvs run on CPU %d)", r.Options.GenCPU, r.Options.DirCPU)
+			if r.Options.RSCPU >= 0 {
+				title = fmt.Sprintf("pinned (senders and HTTP clients on CPU %d: the kernel paths run in their softirq there; gvs run on CPU %d; the real servers on CPU %d)", r.Options.GenCPU, r.Options.DirCPU, r.Options.RSCPU)
+			}
 		}
 		fmt.Fprintf(w, "\n== %s\n", title)
 		r.writeUDP(w, pinned)

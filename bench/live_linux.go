@@ -262,8 +262,27 @@ func (b *liveBench) run(ctx context.Context) (*LiveResult, error) {
 	if b.o.Unpinned {
 		pins = append(pins, false)
 	}
+	if b.o.RSCPU >= 0 && b.l.PinServers == nil {
+		return res, fmt.Errorf("bench live: a real-server CPU (%d) was asked for, but the lab cannot pin its servers", b.o.RSCPU)
+	}
+	if b.o.RSCPU >= 0 {
+		defer func() {
+			if err := b.l.PinServers(-1); err != nil {
+				b.notes = append(b.notes, fmt.Sprintf("unpinning the real servers: %v", err))
+			}
+		}()
+	}
 	for round := 1; round <= b.o.Rounds; round++ {
 		for i, pinned := range pins {
+			if b.o.RSCPU >= 0 {
+				cpu := -1
+				if pinned {
+					cpu = b.o.RSCPU
+				}
+				if err := b.l.PinServers(cpu); err != nil {
+					return res, fmt.Errorf("round %d, %s: pinning the real servers: %w", round, pinName(pinned), err)
+				}
+			}
 			for _, path := range b.o.Paths {
 				runs := []*gvsRun{nil}
 				if path == PathGVS {

@@ -12,6 +12,7 @@ import (
 	"net/netip"
 	"os"
 	"os/signal"
+	"runtime"
 	"slices"
 	"strings"
 	"syscall"
@@ -21,7 +22,7 @@ import (
 	"github.com/gvs-lb/gvs/internal/lab"
 )
 
-const benchLiveHelp = `Usage: gvs bench live [--rounds N] [--seconds S] [--pin|--unpinned] [--io auto|afpacket|afxdp|all] [--json]
+const benchLiveHelp = `Usage: gvs bench live [--rounds N] [--seconds S] [--pin|--unpinned] [--rs-cpu N] [--io auto|afpacket|afxdp|all] [--json]
 
 Measures the live data path in a throwaway DR lab (needs root, ip, nft, taskset,
 trafgen from netsniff-ng, wrk). Every round measures, one after the other, each path:
@@ -45,8 +46,12 @@ For each path:
 The report gives medians over rounds and comparisons within rounds (latency added
 over direct, gvs/hop and gvs/nft req/s, gvs/nft pps). Pinned: the senders and
 clients on --gen-cpu, gvs on --dir-cpu (the kernel paths run in the sender's
-softirq, on its CPU); unpinned: no taskset. Without --pin or --unpinned, both. The
-lab is always torn down.
+softirq, on its CPU); unpinned: no taskset. Without --pin or --unpinned, both.
+--rs-cpu N also binds the real servers' processes to CPU N when pinned: with N =
+--dir-cpu every path crosses CPUs as often (direct: client to server and back;
+through gvs: client to gvs, server to client), so the latency added is gvs's own;
+by default they run where the scheduler puts them, and the direct path's server
+beside the client crosses no CPU at all. The lab is always torn down.
 
 Examples:
   gvs bench live
@@ -65,6 +70,7 @@ func cmdBenchLive(args []string, stdout, stderr io.Writer) error {
 	paths := fs.String("paths", strings.Join(bench.LivePaths, ","), "paths to measure, in round order")
 	fs.IntVar(&o.GenCPU, "gen-cpu", o.GenCPU, "CPU of the senders and HTTP clients when pinned")
 	fs.IntVar(&o.DirCPU, "dir-cpu", o.DirCPU, "CPU of gvs run when pinned")
+	fs.IntVar(&o.RSCPU, "rs-cpu", o.RSCPU, "CPU of the real servers' processes when pinned (-1: where the scheduler puts them); = --dir-cpu makes every path cross CPUs equally often")
 	fs.IntVar(&o.Workers, "workers", o.Workers, "gvs run --workers")
 	fs.IntVar(&o.Flows, "flows", o.Flows, "UDP flows (source ports) the senders cycle through")
 	fs.BoolVar(&o.Ingress, "ingress-drop", o.Ingress, "ingress_drop = true in gvs's config")
@@ -83,6 +89,9 @@ func cmdBenchLive(args []string, stdout, stderr io.Writer) error {
 	jsonFile := fs.String("json-file", "", "also write the result as JSON to this file")
 	if err := parseFlags(fs, args); err != nil {
 		return err
+	}
+	if o.RSCPU < -1 || o.RSCPU >= runtime.NumCPU() {
+		return fmt.Errorf("%w: live: --rs-cpu %d: a CPU from 0 to %d, or -1", errUsage, o.RSCPU, runtime.NumCPU()-1)
 	}
 	if *secs <= 0 || o.Rounds <= 0 || *satStep <= 0 || o.LatRequests <= 0 || o.LatGap <= 0 {
 		return fmt.Errorf("%w: live: --seconds, --rounds, --saturation-step, --latency-requests and --latency-gap must be positive", errUsage)
@@ -192,6 +201,7 @@ func runBenchLive(ctx context.Context, o bench.LiveOptions, exe string, progress
 	ll := bench.LiveLab{
 		VIP: l.VIP(), HTTPPort: l.Spec().HTTPPort, Exe: exe, Dir: l.RunDir(),
 		Do: l.Do, Command: l.Command, HTTPGet: l.HTTPGet,
+		PinServers: func(cpu int) error { return pinLabServers(l, cpu) },
 	}
 	for _, h := range l.Hosts() {
 		lh := bench.LiveHost{Name: h.Name, MAC: h.MAC(), Addr: h.Addr()}

@@ -4,11 +4,13 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"slices"
 	"strconv"
+	"strings"
 	"syscall"
 	"testing"
 	"time"
@@ -48,7 +50,7 @@ func TestBenchLiveSmoke(t *testing.T) {
 	const requests = 30
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	defer cancel()
-	cmd := exec.CommandContext(ctx, bin, "bench", "live", "--rounds", "1", "--seconds", "1", "--pin", "--json",
+	cmd := exec.CommandContext(ctx, bin, "bench", "live", "--rounds", "1", "--seconds", "1", "--pin", "--rs-cpu", "0", "--json",
 		"--latency-requests", strconv.Itoa(requests), "--latency-gap", "1ms", "--wrk-seconds", "1", "--saturation-step", "200ms", "--state-dir", state)
 	// On timeout: SIGINT, so that it tears its lab down, then SIGKILL after a while.
 	cmd.Cancel = func() error { return cmd.Process.Signal(os.Interrupt) }
@@ -62,6 +64,10 @@ func TestBenchLiveSmoke(t *testing.T) {
 	var res bench.LiveResult
 	if err := json.Unmarshal(stdout.Bytes(), &res); err != nil {
 		t.Fatalf("JSON: %v\n%s", err, stdout.String())
+	}
+	// The real servers were pinned beside gvs (--rs-cpu 0) and let go at the end.
+	if res.Options.RSCPU != 0 || len(res.Notes) > 0 && strings.Contains(strings.Join(res.Notes, " "), "unpinning") {
+		t.Errorf("rs_cpu %d, notes %v: want the real servers pinned to CPU 0 and unpinned", res.Options.RSCPU, res.Notes)
 	}
 	var series []string
 	for _, s := range res.Samples {
@@ -110,5 +116,20 @@ func TestBenchLiveSmoke(t *testing.T) {
 	}
 	if res.Summary == nil || len(res.Summary.Comparisons["pinned"]) == 0 {
 		t.Errorf("no within-round comparisons: %+v", res.Summary)
+	}
+}
+
+// TestBenchLiveUsage: bad flags are usage errors before any lab is built.
+func TestBenchLiveUsage(t *testing.T) {
+	for _, args := range [][]string{
+		{"--rs-cpu", "-2"},
+		{"--rs-cpu", "4096"},
+		{"--rounds", "0"},
+		{"--paths", "nowhere"},
+	} {
+		var out, errOut bytes.Buffer
+		if err := cmdBenchLive(args, &out, &errOut); !errors.Is(err, errUsage) {
+			t.Errorf("gvs bench live %s: %v, want a usage error", strings.Join(args, " "), err)
+		}
 	}
 }
