@@ -120,7 +120,7 @@ func cmdLabUp(args []string, stdout, stderr io.Writer) error {
 			return fmt.Errorf("%w: lab up: --cluster sets the number of directors; leave out --directors", errUsage)
 		}
 		spec.Directors = 0
-		if err := lab.ClusterPreflight(); err != nil {
+		if err := lab.ClusterPreflight(spec.ClusterVRRP); err != nil {
 			return fmt.Errorf("lab up: %w", err)
 		}
 	} else if spec.ClusterNoSync || spec.ClusterScheduler != "" || spec.ClusterVRRP {

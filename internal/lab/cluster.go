@@ -309,15 +309,24 @@ func (l *Lab) startBird(ctx context.Context, host, conf string) (Proc, error) {
 }
 
 // ClusterPreflight reports why a cluster lab cannot run here: Preflight's
-// reasons, no BIRD, no TUN device (gvs's announcement device), no bridge tool.
-func ClusterPreflight() error {
+// reasons and no bridge tool (silent-death events cut a director's switch port);
+// for an ECMP cluster also no BIRD and no TUN device (gvs's announcement device).
+// An active/standby pair (vrrp: announce = "vrrp") runs neither.
+func ClusterPreflight(vrrp bool) error {
 	if err := Preflight(DR); err != nil {
 		return err
 	}
-	for _, tool := range []string{"bird", "birdc", "bridge"} {
-		if _, err := exec.LookPath(tool); err != nil {
-			return fmt.Errorf("lab: a cluster lab needs %s (Debian: apt-get install bird2 iproute2): %w", tool, err)
+	tools := [][2]string{{"bridge", "iproute2"}, {"bird", "bird2"}, {"birdc", "bird2"}}
+	if vrrp {
+		tools = tools[:1]
+	}
+	for _, tool := range tools {
+		if _, err := exec.LookPath(tool[0]); err != nil {
+			return fmt.Errorf("lab: a cluster lab needs %s (Debian: apt-get install %s): %w", tool[0], tool[1], err)
 		}
+	}
+	if vrrp {
+		return nil
 	}
 	if _, err := os.Stat("/dev/net/tun"); err != nil {
 		return fmt.Errorf("lab: a cluster lab needs /dev/net/tun for gvs's announcement device: %w", err)

@@ -147,7 +147,7 @@ func ClusterDemo(ctx context.Context, w io.Writer, spec Spec, o FlowsOptions) (*
 		o.Rate = 50
 	}
 	fmt.Fprintf(w, "== gvs lab demo --cluster: %d directors behind an ECMP router, one killed under load\n", spec.Cluster)
-	if err := ClusterPreflight(); err != nil {
+	if err := ClusterPreflight(spec.ClusterVRRP); err != nil {
 		return nil, err
 	}
 	l, err := Up(ctx, spec)

@@ -21,11 +21,11 @@ import (
 	"github.com/gvs-lb/gvs/ipvssync"
 )
 
-// needCluster skips the test where a cluster lab cannot run (not root, no bird),
-// or fails it under GVS_LAB_REQUIRED=1.
-func needCluster(t *testing.T) {
+// needCluster skips the test where a cluster lab cannot run (not root, no bird
+// unless vrrp), or fails it under GVS_LAB_REQUIRED=1.
+func needCluster(t *testing.T, vrrp bool) {
 	t.Helper()
-	if err := ClusterPreflight(); err != nil {
+	if err := ClusterPreflight(vrrp); err != nil {
 		if os.Getenv("GVS_LAB_REQUIRED") == "1" {
 			t.Fatalf("GVS_LAB_REQUIRED=1 but the cluster lab cannot run: %v", err)
 		}
@@ -49,7 +49,7 @@ func needTool(t *testing.T, tool string) {
 // the end, checking nothing is left.
 func clusterLab(t *testing.T, spec Spec) *Lab {
 	t.Helper()
-	needCluster(t)
+	needCluster(t, false)
 	b := make([]byte, 3)
 	rand.Read(b)
 	spec.Prefix = "h3" + hex.EncodeToString(b)
@@ -1039,5 +1039,38 @@ func TestClusterPartition(t *testing.T) {
 	t.Logf("C9: after the heal, kill dir2: %v", next)
 	if next.Broken != 0 {
 		t.Errorf("%d long-lived connections broke at the kill after the heal", next.Broken)
+	}
+}
+
+// TestClusterPreflightVRRPNeedsNoBird: an active/standby pair runs no BIRD, so its
+// preflight passes on a host without it, where an ECMP cluster's names the package.
+func TestClusterPreflightVRRPNeedsNoBird(t *testing.T) {
+	if err := Preflight(DR); err != nil {
+		if os.Getenv("GVS_LAB_REQUIRED") == "1" {
+			t.Fatalf("GVS_LAB_REQUIRED=1 but a lab cannot run: %v", err)
+		}
+		t.Skipf("skipping: %v", err)
+	}
+	dir := t.TempDir()
+	for _, tool := range []string{"ip", "bridge"} {
+		p, err := exec.LookPath(tool)
+		if err != nil {
+			t.Fatalf("%s: %v", tool, err)
+		}
+		if err := os.Symlink(p, filepath.Join(dir, tool)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	t.Setenv("PATH", dir)
+	if err := ClusterPreflight(true); err != nil {
+		t.Errorf("ClusterPreflight(vrrp) without BIRD: %v, want nil", err)
+	}
+	err := ClusterPreflight(false)
+	if err == nil || !strings.Contains(err.Error(), "apt-get install bird2") {
+		t.Errorf("ClusterPreflight(ecmp) without BIRD: %v, want an error naming bird2", err)
+	}
+	os.Remove(filepath.Join(dir, "bridge"))
+	if err := ClusterPreflight(true); err == nil || !strings.Contains(err.Error(), "iproute2") {
+		t.Errorf("ClusterPreflight(vrrp) without bridge: %v, want an error naming iproute2", err)
 	}
 }

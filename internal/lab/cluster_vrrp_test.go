@@ -34,7 +34,7 @@ const (
 // vrrpPairLab builds the pair of C11 with the prefix "h2" + random.
 func vrrpPairLab(t *testing.T) *Lab {
 	t.Helper()
-	needCluster(t)
+	needCluster(t, true)
 	b := make([]byte, 3)
 	rand.Read(b)
 	spec := Spec{Prefix: "h2" + hex.EncodeToString(b), Cluster: 2, ClusterVRRP: true, ClusterScheduler: "rr",
