@@ -137,9 +137,7 @@ func (t *Table) loadSync(e *entry, r *syncRec) {
 	}
 	u := e.uprev
 	r.pkts, r.origin, r.oldState, r.retries = u&0xffff, uint8(u>>16), uint8(u>>24)&15, uint8(u>>28)&3
-	if e.unext != 0 {
-		r.lastSync = t.syncEpoch.Load() + int64(e.unext-1)*t.tick
-	}
+	r.lastSync = t.lastSyncOf(e.unext)
 }
 
 // storeSync packs r into e; it stores nothing while e is on the unconfirmed list.
@@ -152,18 +150,33 @@ func (t *Table) storeSync(e *entry, r *syncRec) {
 	e.uprev = r.pkts&0xffff | uint32(r.origin)<<16 | uint32(r.oldState&15)<<24 | uint32(r.retries&3)<<28
 	e.unext = 0
 	if r.lastSync != 0 {
-		ep := t.syncEpoch.Load()
-		if ep == 0 {
-			// The first send fixes the epoch a tick before it (0 means unset).
-			ep = r.lastSync - t.tick
-			if ep == 0 {
-				ep = -1
-			}
-			t.syncEpoch.CompareAndSwap(0, ep)
-			ep = t.syncEpoch.Load()
-		}
-		e.unext = uint32(min(max((r.lastSync-ep)/t.tick+1, 1), 1<<32-1))
+		e.unext = t.syncTick(r.lastSync)
 	}
+}
+
+// syncTick returns the packed form of a last send at ns (not 0): its table tick
+// counted from the epoch, 1 for the epoch's own.
+func (t *Table) syncTick(ns int64) uint32 {
+	ep := t.syncEpoch.Load()
+	if ep == 0 {
+		// The first send fixes the epoch a tick before it (0 means unset).
+		ep = ns - t.tick
+		if ep == 0 {
+			ep = -1
+		}
+		t.syncEpoch.CompareAndSwap(0, ep)
+		ep = t.syncEpoch.Load()
+	}
+	return uint32(min(max((ns-ep)/t.tick+1, 1), 1<<32-1))
+}
+
+// lastSyncOf returns the last send the packed word w (an entry's unext) holds, 0 for
+// none.
+func (t *Table) lastSyncOf(w uint32) int64 {
+	if w == 0 {
+		return 0
+	}
+	return t.syncEpoch.Load() + int64(w-1)*t.tick
 }
 
 // originOf returns e's origin.
@@ -212,12 +225,68 @@ func (t *Table) enableSync() {
 // inbound packet (nil: none; SyncInfo.Send stays false). Setting rules turns the
 // table's sync side on for good.
 func (t *Table) SetSyncRules(r *ipvssync.Rules) {
+	var p *syncPlan
 	if r != nil {
 		t.enableSync()
-		cp := *r
-		r = &cp
+		p = newSyncPlan(r)
 	}
-	t.syncRules.Store(r)
+	t.syncRules.Store(p)
+}
+
+// syncPlan is the sender's rules with what the table derives from them once, when
+// they are set (SetSyncRules), so that most table packets are decided by a few bit
+// tests (localStepLocked) instead of Rules.Needed.
+type syncPlan struct {
+	ipvssync.Rules
+	// local: the rules need nothing but a connection's count, its state and the
+	// state it was last sent in (no refresh period, no persist mode: the kernel's
+	// defaults). For an uncontrolled or controlled TCP or UDP connection that is no
+	// template and no one-packet connection, Needed then sends exactly when the
+	// state was entered since the last send and such a change is forced (forcedTCP),
+	// or the threshold rule lets the count through (candidate) and the state is
+	// one that is sent (sendsTCP; a UDP connection always is: sendsUDP).
+	local bool
+	// Bit s of sendsTCP: a TCP connection in state s, last sent in s, is sent at a
+	// count the threshold rule lets through; of forcedTCP: one that entered s since
+	// its last send is sent at any count. Derived by asking Needed, not restated
+	// (TestLocalStepMatchesTheGeneralStep compares the sends with Needed's).
+	sendsTCP, forcedTCP uint32
+	sendsUDP            bool
+}
+
+// newSyncPlan returns r's plan.
+func newSyncPlan(r *ipvssync.Rules) *syncPlan {
+	p := &syncPlan{Rules: *r, local: r.RefreshPeriod == 0 && !r.PersistMode}
+	if !p.local {
+		return p
+	}
+	// A count the threshold rule lets through, and one it refuses (with Period 1,
+	// every count passes: forcedTCP then also holds sendsTCP, which decides alike).
+	pass, refuse := r.Threshold, r.Threshold+1
+	for s := range NumStates {
+		nc := ipvssync.Conn{Protocol: ipvssync.ProtoTCP, State: uint16(s)}
+		if p.Needed(&nc, &ipvssync.ConnState{OldState: uint16(s)}, pass, 1) {
+			p.sendsTCP |= 1 << s
+		}
+		if p.Needed(&nc, &ipvssync.ConnState{OldState: uint16((s + 1) % NumStates)}, refuse, 1) {
+			p.forcedTCP |= 1 << s
+		}
+	}
+	nc := ipvssync.Conn{Protocol: protoUDP, State: uint16(StateUDP)}
+	p.sendsUDP = p.Needed(&nc, &ipvssync.ConnState{}, pass, 1)
+	return p
+}
+
+// candidate reports whether the threshold rule lets count pkts through (local rules:
+// no refresh period).
+func (p *syncPlan) candidate(pkts uint32) bool {
+	if pkts < p.Period { // a short flow's count: no division
+		return pkts == p.Threshold
+	}
+	if p.Period > 0 {
+		return pkts%p.Period == p.Threshold
+	}
+	return pkts == p.Threshold
 }
 
 // SyncStats returns the counters of the table's sync side.
@@ -257,7 +326,10 @@ func neededConn(e *entry, c *ipvssync.Conn) {
 // syncStepLocked is the sync side of an inbound packet that hit or created entry e
 // (after its transition and c's fill): it adopts a received entry, counts the packet
 // (and fold packets a flow cache served before it) and asks the sync rules whether to
-// send. An entry still on the unconfirmed list is neither counted nor sent.
+// send. An entry still on the unconfirmed list is neither counted nor sent. A local
+// TCP or UDP connection of local rules is decided by the plan (localStepLocked), one
+// whose count other rules refuse is only counted (countOnlyLocked); the rest — an
+// adoption, a template, other rules' candidates — takes the general path.
 //
 // Precondition: e's shard lock is held and the table syncs.
 func (t *Table) syncStepLocked(e *entry, fold *Fold, now int64, c *Conn) {
@@ -266,10 +338,62 @@ func (t *Table) syncStepLocked(e *entry, fold *Fold, now int64, c *Conn) {
 		return
 	}
 	u := e.uprev
-	if rules := t.syncRules.Load(); rules != nil && u&0xff0000 == 0 && fold.Pkts == 0 && fold.Sent == 0 && t.countOnlyLocked(rules, e, u, c) {
-		return
+	if p := t.syncRules.Load(); p != nil && u&0xff0000 == 0 {
+		if p.local && e.flags&(FlagTemplate|FlagOnePacket) == 0 && (e.proto == protoTCP || e.proto == protoUDP) {
+			t.localStepLocked(p, e, u, fold, now, c)
+			return
+		}
+		if fold.Pkts == 0 && fold.Sent == 0 && t.countOnlyLocked(&p.Rules, e, u, c) {
+			return
+		}
 	}
 	t.syncCountLocked(e, fold, now, c)
+}
+
+// localStepLocked is syncStepLocked for a packet of a local entry (sync word u) that
+// plan p decides alone (p.local, a TCP or UDP connection, no template, not one-packet):
+// it applies the fold, counts the packet, decides the send by the plan's bits and
+// fills c.Sync, leaving e and c as the general path (syncCountLocked) does. It reads
+// and writes the packed words only; the last send is unpacked only to compare it with
+// a folded send's, and packed (a division by the tick) only when it changed.
+//
+// Precondition: e's shard lock is held, e is not on the unconfirmed list.
+func (t *Table) localStepLocked(p *syncPlan, e *entry, u uint32, fold *Fold, now int64, c *Conn) {
+	pkts := u & 0xffff
+	if pkts == 0 {
+		pkts = 1 // just confirmed: its first packet, on the list, was not counted
+	}
+	old, retries := u>>24&15, u>>28&3
+	last, changed := int64(0), false
+	if fold.Sent != 0 {
+		if last = t.lastSyncOf(e.unext); fold.Sent >= last {
+			last, old, retries, changed = fold.Sent, uint32(fold.State)&15, 0, true
+		}
+	} else if e.unext != 0 {
+		last = t.lastSyncOf(e.unext)
+	}
+	pkts = (pkts + fold.Pkts + 1) & 0xffff
+	st := uint32(e.state)
+	var send bool
+	if e.proto == protoTCP {
+		send = p.forcedTCP>>st&1 != 0 && st != old || p.sendsTCP>>st&1 != 0 && p.candidate(pkts)
+	} else {
+		send = p.sendsUDP && p.candidate(pkts)
+	}
+	if send {
+		last, old, retries, changed = now, st&15, 0, true
+		c.Sync.Send = true
+	}
+	e.uprev = pkts | old<<24 | retries<<28
+	if changed {
+		e.unext = t.syncTick(last)
+	}
+	c.Sync.Pkts = pkts
+	cs := &c.Sync.State
+	cs.OldState, cs.Retries, cs.End = uint16(old), uint8(retries), 0
+	if last != 0 {
+		cs.End = last + int64(e.timeout)*msNs
+	}
 }
 
 // syncCountLocked is syncStepLocked's general path for an entry off the unconfirmed
@@ -358,10 +482,10 @@ func (t *Table) syncRulesLocked(r *syncRec, e *entry, now int64, c *Conn) {
 	c.Sync.Pkts = r.pkts
 	cs := &c.Sync.State
 	r.connState(e, cs)
-	if rules := t.syncRules.Load(); rules != nil && !countRefuses(rules, e, r) {
+	if p := t.syncRules.Load(); p != nil && !countRefuses(&p.Rules, e, r) {
 		var nc ipvssync.Conn
 		neededConn(e, &nc)
-		if rules.Needed(&nc, cs, r.pkts, now) {
+		if p.Needed(&nc, cs, r.pkts, now) {
 			c.Sync.Send = true
 			r.lastSync, r.oldState, r.retries = now, uint8(cs.OldState), cs.Retries
 		}

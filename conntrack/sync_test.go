@@ -496,7 +496,7 @@ func TestCountOnlyMatchesTheGeneralStep(t *testing.T) {
 	taken := 0
 	for trial := range 100000 {
 		rules := randomRules(rng)
-		tbl.syncRules.Store(&rules)
+		tbl.syncRules.Store(&syncPlan{Rules: rules}) // not local: the countOnly path
 		e := &entry{proto: []uint8{protoTCP, protoUDP}[rng.IntN(2)], state: State(rng.IntN(NumStates)),
 			timeout: uint32(rng.IntN(900_000))}
 		if rng.IntN(8) == 0 {
@@ -528,5 +528,99 @@ func TestCountOnlyMatchesTheGeneralStep(t *testing.T) {
 	}
 	if taken < 10000 {
 		t.Fatalf("the short path took %d of 100,000 packets", taken)
+	}
+}
+
+// TestLocalStepMatchesTheGeneralStep is a differential test of syncStepLocked's plan
+// path (localStepLocked) against its general one (syncCountLocked, which asks
+// Rules.Needed): for random local rules, TCP and UDP entries in any state, controlled
+// or not, any packed sync state (counts across the 16-bit wrap, last sends or none)
+// and any fold from a flow cache (packets, a send before or after the table's last
+// one), both leave the same entry and the same answer's sync side.
+func TestLocalStepMatchesTheGeneralStep(t *testing.T) {
+	v := newEnv(t, nil)
+	tbl := v.tbl
+	tbl.syncEpoch.Store(int64(time.Hour))
+	rng := rand.New(rand.NewPCG(14, 11))
+	var sends, forced, folded, wrapped int
+	for trial := range 300000 {
+		rules := randomRules(rng)
+		rules.RefreshPeriod, rules.PersistMode = 0, false
+		p := newSyncPlan(&rules)
+		tbl.syncRules.Store(p)
+		e := &entry{proto: protoTCP, state: State(rng.IntN(NumStates)), timeout: uint32(rng.IntN(900_000))}
+		if rng.IntN(3) == 0 {
+			e.proto, e.state = protoUDP, StateUDP
+		}
+		if rng.IntN(4) == 0 {
+			e.control = Ref(1 + rng.IntN(100))
+		}
+		r := syncRec{pkts: uint32(rng.IntN(0x10000)), oldState: uint8(rng.IntN(16)), retries: uint8(rng.IntN(4))}
+		switch rng.IntN(4) {
+		case 0:
+			r.pkts = uint32(rng.IntN(130))
+		case 1:
+			r.pkts = 0xffff - uint32(rng.IntN(200))
+		}
+		if rng.IntN(2) == 0 {
+			r.lastSync = int64(time.Hour) + int64(1+rng.IntN(1000))*tbl.tick
+		}
+		if rng.IntN(3) == 0 {
+			r.oldState = uint8(e.state) // last sent in its state: only the count decides
+		}
+		tbl.storeSync(e, &r)
+		now := int64(time.Hour) + 1001*tbl.tick + rng.Int64N(int64(time.Second))
+		var f Fold
+		switch rng.IntN(4) {
+		case 0:
+			f.Pkts = uint32(rng.IntN(200))
+		case 1:
+			f.Pkts = uint32(rng.IntN(0x30000))
+		}
+		if rng.IntN(2) == 0 {
+			f.Sent = int64(time.Hour) + rng.Int64N(1002*tbl.tick)
+			if r.lastSync != 0 && rng.IntN(4) == 0 {
+				f.Sent = r.lastSync // a send the table recorded too: the fold's state wins
+			}
+			f.State = State(rng.IntN(NumStates))
+			folded++
+		}
+		if (r.pkts+f.Pkts+1)&0xffff < r.pkts {
+			wrapped++
+		}
+		e2, f2 := *e, f
+		var c1, c2 Conn
+		tbl.localStepLocked(p, e, e.uprev, &f, now, &c1)
+		tbl.syncCountLocked(&e2, &f2, now, &c2)
+		if *e != e2 || c1.Sync != c2.Sync {
+			t.Fatalf("trial %d: rules %+v, entry state %d, sync %+v, fold %+v: the plan path left %+v and %+v, the general one %+v and %+v",
+				trial, rules, e.state, r, f, *e, c1.Sync, e2, c2.Sync)
+		}
+		if c1.Sync.Send {
+			sends++
+			if e.proto == protoTCP && uint8(e.state) != r.oldState {
+				forced++
+			}
+		}
+	}
+	if sends < 10000 || forced < 2000 || folded < 100000 || wrapped < 1000 {
+		t.Fatalf("too few cases: %d sends, %d with a state change, %d folds, %d counts across the wrap", sends, forced, folded, wrapped)
+	}
+}
+
+// TestSyncPlanBits checks the plan of the kernel's default rules: TCP is sent in
+// ESTABLISHED, FIN_WAIT, CLOSE, CLOSE_WAIT and TIME_WAIT, and a change to any of them
+// but ESTABLISHED is forced; rules with a refresh period or persist mode are not local.
+func TestSyncPlanBits(t *testing.T) {
+	p := newSyncPlan(&ipvssync.Rules{Threshold: 3, Period: 50})
+	want := uint32(1<<StateEstablished | 1<<StateFinWait | 1<<StateClose | 1<<StateCloseWait | 1<<StateTimeWait)
+	if !p.local || p.sendsTCP != want || p.forcedTCP != want&^(1<<StateEstablished) || !p.sendsUDP {
+		t.Fatalf("the kernel's defaults: plan %+v, want sends %#x, forced %#x", p, want, want&^(1<<StateEstablished))
+	}
+	if p := newSyncPlan(&ipvssync.Rules{Threshold: 3, Period: 50, RefreshPeriod: time.Second}); p.local {
+		t.Fatal("a refresh period: the plan is not local")
+	}
+	if p := newSyncPlan(&ipvssync.Rules{Threshold: 3, Period: 50, PersistMode: true}); p.local {
+		t.Fatal("persist mode: the plan is not local")
 	}
 }

@@ -11,7 +11,6 @@ import (
 	"unsafe"
 
 	"github.com/gvs-lb/gvs/ipvs"
-	"github.com/gvs-lb/gvs/ipvssync"
 	"github.com/gvs-lb/gvs/sched"
 )
 
@@ -120,8 +119,8 @@ type Table struct {
 	// Cluster sync (sync.go): shards get their sync side (shard.sx) once syncOn.
 	syncOn    atomic.Bool
 	syncMu    sync.Mutex
-	syncRules atomic.Pointer[ipvssync.Rules]
-	syncEpoch atomic.Int64 // ns of last-send tick 1 (sync.go), 0 until the first send
+	syncRules atomic.Pointer[syncPlan] // the sender's rules (SetSyncRules), nil: none
+	syncEpoch atomic.Int64             // ns of last-send tick 1 (sync.go), 0 until the first send
 	sc        syncCounters
 }
 
