@@ -235,16 +235,17 @@ func (t *Table) SetSyncRules(r *ipvssync.Rules) {
 
 // syncPlan is the sender's rules with what the table derives from them once, when
 // they are set (SetSyncRules), so that most table packets are decided by a few bit
-// tests (localStepLocked) instead of Rules.Needed.
+// tests (syncStepLocked's plan path) instead of Rules.Needed.
 type syncPlan struct {
 	ipvssync.Rules
 	// local: the rules need nothing but a connection's count, its state and the
 	// state it was last sent in (no refresh period, no persist mode: the kernel's
 	// defaults). For an uncontrolled or controlled TCP or UDP connection that is no
-	// template and no one-packet connection, Needed then sends exactly when the
-	// state was entered since the last send and such a change is forced (forcedTCP),
-	// or the threshold rule lets the count through (candidate) and the state is
-	// one that is sent (sendsTCP; a UDP connection always is: sendsUDP).
+	// template and no one-packet connection (syncStepLocked's plan path), Needed
+	// then sends exactly when the state was entered since the last send and such a
+	// change is forced (forcedTCP), or the threshold rule lets the count through
+	// (candidate) and the state is one that is sent (sendsTCP; a UDP connection
+	// always is: sendsUDP).
 	local bool
 	// Bit s of sendsTCP: a TCP connection in state s, last sent in s, is sent at a
 	// count the threshold rule lets through; of forcedTCP: one that entered s since
@@ -327,9 +328,10 @@ func neededConn(e *entry, c *ipvssync.Conn) {
 // (after its transition and c's fill): it adopts a received entry, counts the packet
 // (and fold packets a flow cache served before it) and asks the sync rules whether to
 // send. An entry still on the unconfirmed list is neither counted nor sent. A local
-// TCP or UDP connection of local rules is decided by the plan (localStepLocked), one
-// whose count other rules refuse is only counted (countOnlyLocked); the rest — an
-// adoption, a template, other rules' candidates — takes the general path.
+// TCP or UDP connection of local rules is decided by the plan (below, in line: most
+// table packets are its), one whose count other rules refuse is only counted
+// (countOnlyLocked); the rest — an adoption, a template, other rules' candidates —
+// takes the general path (syncCountLocked).
 //
 // Precondition: e's shard lock is held and the table syncs.
 func (t *Table) syncStepLocked(e *entry, fold *Fold, now int64, c *Conn) {
@@ -338,27 +340,22 @@ func (t *Table) syncStepLocked(e *entry, fold *Fold, now int64, c *Conn) {
 		return
 	}
 	u := e.uprev
-	if p := t.syncRules.Load(); p != nil && u&0xff0000 == 0 {
-		if p.local && e.flags&(FlagTemplate|FlagOnePacket) == 0 && (e.proto == protoTCP || e.proto == protoUDP) {
-			t.localStepLocked(p, e, u, fold, now, c)
-			return
-		}
-		if fold.Pkts == 0 && fold.Sent == 0 && t.countOnlyLocked(&p.Rules, e, u, c) {
-			return
-		}
+	p := t.syncRules.Load()
+	if p == nil || u&0xff0000 != 0 {
+		t.syncCountLocked(e, fold, now, c)
+		return
 	}
-	t.syncCountLocked(e, fold, now, c)
-}
-
-// localStepLocked is syncStepLocked for a packet of a local entry (sync word u) that
-// plan p decides alone (p.local, a TCP or UDP connection, no template, not one-packet):
-// it applies the fold, counts the packet, decides the send by the plan's bits and
-// fills c.Sync, leaving e and c as the general path (syncCountLocked) does. It reads
-// and writes the packed words only; the last send is unpacked only to compare it with
-// a folded send's, and packed (a division by the tick) only when it changed.
-//
-// Precondition: e's shard lock is held, e is not on the unconfirmed list.
-func (t *Table) localStepLocked(p *syncPlan, e *entry, u uint32, fold *Fold, now int64, c *Conn) {
+	if !p.local || e.flags&(FlagTemplate|FlagOnePacket) != 0 || (e.proto != protoTCP && e.proto != protoUDP) {
+		if fold.Pkts != 0 || fold.Sent != 0 || !t.countOnlyLocked(&p.Rules, e, u, c) {
+			t.syncCountLocked(e, fold, now, c)
+		}
+		return
+	}
+	// The plan path (local rules, a local TCP or UDP connection, no template, not
+	// one-packet): the fold, the count and the decision on the packed words, leaving e
+	// and c as the general path (syncCountLocked) does. The last send is unpacked only
+	// to compare it with a folded send's, and packed (a division by the tick) only
+	// when it changed.
 	pkts := u & 0xffff
 	if pkts == 0 {
 		pkts = 1 // just confirmed: its first packet, on the list, was not counted

@@ -532,8 +532,8 @@ func TestCountOnlyMatchesTheGeneralStep(t *testing.T) {
 }
 
 // TestLocalStepMatchesTheGeneralStep is a differential test of syncStepLocked's plan
-// path (localStepLocked) against its general one (syncCountLocked, which asks
-// Rules.Needed): for random local rules, TCP and UDP entries in any state, controlled
+// path against its general one (syncCountLocked, which asks Rules.Needed): for
+// random local rules, TCP and UDP entries in any state, controlled
 // or not, any packed sync state (counts across the 16-bit wrap, last sends or none)
 // and any fold from a flow cache (packets, a send before or after the table's last
 // one), both leave the same entry and the same answer's sync side.
@@ -590,7 +590,7 @@ func TestLocalStepMatchesTheGeneralStep(t *testing.T) {
 		}
 		e2, f2 := *e, f
 		var c1, c2 Conn
-		tbl.localStepLocked(p, e, e.uprev, &f, now, &c1)
+		tbl.syncStepLocked(e, &f, now, &c1)
 		tbl.syncCountLocked(&e2, &f2, now, &c2)
 		if *e != e2 || c1.Sync != c2.Sync {
 			t.Fatalf("trial %d: rules %+v, entry state %d, sync %+v, fold %+v: the plan path left %+v and %+v, the general one %+v and %+v",
