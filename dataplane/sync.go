@@ -201,24 +201,50 @@ type syncPlan struct {
 	// compares the cache's sends with Needed's.
 	sendsTCP   uint64
 	sendsOther bool
+	// mode is the slot mode of an uncontrolled flow with a client port in state s
+	// (the cache holds TCP flows in TCP states and UDP ones in StateUDP): modeTable
+	// for rules that are not local, else modeSend where sends says so, modeNeeded
+	// where not.
+	mode [16]slotMode
+	// first is the countdown from a count below its length to the next candidate
+	// (nextCandidate(pkts) - pkts, 0 for none): a short flow's table packets look it
+	// up instead of working it out.
+	first [64]uint32
 }
 
 // newSyncPlan returns r's plan.
 func newSyncPlan(r *ipvssync.Rules) *syncPlan {
 	p := &syncPlan{Rules: *r, local: r.RefreshPeriod == 0 && !r.PersistMode}
-	at := nextCandidate(r, 0)
-	if !p.local || at == 0 {
-		return p
-	}
-	for s := range conntrack.NumStates {
-		nc := ipvssync.Conn{Protocol: ipvssync.ProtoTCP, State: uint16(s)}
-		cs := ipvssync.ConnState{OldState: uint16(s)}
-		if p.Needed(&nc, &cs, at, 1) {
-			p.sendsTCP |= 1 << s
+	for pkts := range uint32(len(p.first)) {
+		if n := nextCandidate(r, pkts); n != 0 {
+			p.first[pkts] = n - pkts
 		}
 	}
-	nc := ipvssync.Conn{Protocol: header.IPProtoUDP, State: uint16(conntrack.StateUDP)}
-	p.sendsOther = p.Needed(&nc, &ipvssync.ConnState{}, at, 1)
+	if at := nextCandidate(r, 0); p.local && at != 0 {
+		for s := range conntrack.NumStates {
+			nc := ipvssync.Conn{Protocol: ipvssync.ProtoTCP, State: uint16(s)}
+			cs := ipvssync.ConnState{OldState: uint16(s)}
+			if p.Needed(&nc, &cs, at, 1) {
+				p.sendsTCP |= 1 << s
+			}
+		}
+		nc := ipvssync.Conn{Protocol: header.IPProtoUDP, State: uint16(conntrack.StateUDP)}
+		p.sendsOther = p.Needed(&nc, &ipvssync.ConnState{}, at, 1)
+	}
+	for s := range p.mode {
+		st, proto := conntrack.State(s), uint8(header.IPProtoTCP)
+		if st == conntrack.StateUDP {
+			proto = header.IPProtoUDP
+		}
+		switch {
+		case !p.local:
+			p.mode[s] = modeTable
+		case p.sends(proto, st):
+			p.mode[s] = modeSend
+		default:
+			p.mode[s] = modeNeeded
+		}
+	}
 	return p
 }
 
@@ -305,19 +331,23 @@ func (w *Worker) syncAfterTable(p *syncPlan, e *flowSlot, c *conntrack.Conn) {
 		// 16-byte words over its narrower stores, a failed store-to-load forward.
 		x := &e.x
 		e.spend, x.sentAt, x.base, x.old = 0, 0, pkts, conntrack.State(c.Sync.State.OldState)
+		m := p.mode[c.State&15]
+		if c.Control != 0 || c.Flags&conntrack.FlagNoCPort != 0 {
+			m = modeTable
+		}
+		x.mode = m
 		switch {
-		case !p.local || c.Control != 0 || c.Flags&conntrack.FlagNoCPort != 0:
-			x.mode = modeTable
-			e.setCountdown(&p.Rules, pkts)
-		case !p.sends(c.Key.Proto, c.State):
+		case m == modeNeeded:
 			// No count sends the flow in its (cached) state: no countdown (were
 			// it to run out after 2^32 packets, Needed decides and refuses).
-			x.mode, e.sleft = modeNeeded, 0
-		default:
-			x.mode = modeSend
-			if e.setCountdown(&p.Rules, pkts) > 0xffff {
+			e.sleft = 0
+		case pkts < uint32(len(p.first)):
+			e.sleft = p.first[pkts]
+			if m == modeSend && pkts+e.sleft > 0xffff {
 				x.mode = modeNeeded
 			}
+		case e.setCountdown(&p.Rules, pkts) > 0xffff && m == modeSend:
+			x.mode = modeNeeded
 		}
 	}
 	if !c.Sync.Send && !c.Sync.Adopted {

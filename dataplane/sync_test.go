@@ -403,6 +403,7 @@ func TestCachedSyncDecidesAsTheRules(t *testing.T) {
 	total := 0
 	for trial := range 20000 {
 		rules := ipvssync.Rules{Retries: uint8(rng.IntN(4))}
+		limit := uint32(400)
 		switch rng.IntN(4) {
 		case 0: // the threshold alone: one send
 			rules.Threshold = uint32(rng.IntN(8))
@@ -412,6 +413,11 @@ func TestCachedSyncDecidesAsTheRules(t *testing.T) {
 		default:
 			rules.Period = 1 + uint32(rng.IntN(100))
 			rules.Threshold = uint32(rng.IntN(int(rules.Period)))
+			if trial%50 == 0 { // a period whose second candidate is past the count's wrap
+				rules.Period = 0xffff - uint32(rng.IntN(100))
+				rules.Threshold = uint32(rng.IntN(100))
+				limit = 0x10000 + 200
+			}
 		}
 		if err := rules.Validate(); err != nil {
 			t.Fatal(err)
@@ -426,10 +432,13 @@ func TestCachedSyncDecidesAsTheRules(t *testing.T) {
 			c.Key.Proto, c.State = header.IPProtoUDP, conntrack.StateUDP
 		}
 		base := uint32(rng.IntN(200))
-		if rng.IntN(3) == 0 {
+		if rng.IntN(3) == 0 && limit == 400 {
 			base = 0xffff - uint32(rng.IntN(300))
 		}
 		old := uint16(conntrack.State(rng.IntN(conntrack.NumStates)))
+		if limit > 400 && rng.IntN(2) == 0 {
+			old = uint16(c.State) // last sent in its state: no forced send hides the count's
+		}
 		c.Sync.Pkts, c.Sync.State.OldState = base, old
 		e = flowSlot{key: c.Key, state: c.State}
 		w.syncAfterTable(p, &e, &c)
@@ -439,7 +448,7 @@ func TestCachedSyncDecidesAsTheRules(t *testing.T) {
 		now := int64(time.Second)
 		next := nextCandidate(&rules, base)
 		sends := 0
-		for n := uint32(1); n <= 400; n++ {
+		for n := uint32(1); n <= limit; n++ {
 			now += int64(time.Millisecond)
 			pushed := w.ring.Load().ptail
 			e.spend++ // as inbound counts a packet the cache serves
