@@ -356,38 +356,33 @@ func (t *Table) syncStepLocked(e *entry, fold *Fold, now int64, c *Conn) {
 	// and c as the general path (syncCountLocked) does. The last send is unpacked only
 	// to compare it with a folded send's, and packed (a division by the tick) only
 	// when it changed.
+	w := u & 0x3f000000 // the old state and the retries, in place
+	var last int64
+	if e.unext != 0 {
+		last = t.lastSyncOf(e.unext)
+	}
+	changed := false
+	if fold.Sent != 0 && fold.Sent >= last {
+		last, w, changed = fold.Sent, uint32(fold.State&15)<<24, true
+	}
 	pkts := u & 0xffff
 	if pkts == 0 {
 		pkts = 1 // just confirmed: its first packet, on the list, was not counted
 	}
-	old, retries := u>>24&15, u>>28&3
-	last, changed := int64(0), false
-	if fold.Sent != 0 {
-		if last = t.lastSyncOf(e.unext); fold.Sent >= last {
-			last, old, retries, changed = fold.Sent, uint32(fold.State)&15, 0, true
-		}
-	} else if e.unext != 0 {
-		last = t.lastSyncOf(e.unext)
-	}
 	pkts = (pkts + fold.Pkts + 1) & 0xffff
-	st := uint32(e.state)
-	var send bool
-	if e.proto == protoTCP {
-		send = p.forcedTCP>>st&1 != 0 && st != old || p.sendsTCP>>st&1 != 0 && p.candidate(pkts)
-	} else {
-		send = p.sendsUDP && p.candidate(pkts)
-	}
-	if send {
-		last, old, retries, changed = now, st&15, 0, true
+	st := uint32(e.state) & 15
+	if e.proto == protoTCP && (p.forcedTCP>>st&1 != 0 && st<<24 != w&0x0f000000 || p.sendsTCP>>st&1 != 0 && p.candidate(pkts)) ||
+		e.proto == protoUDP && p.sendsUDP && p.candidate(pkts) {
+		last, w, changed = now, st<<24, true
 		c.Sync.Send = true
 	}
-	e.uprev = pkts | old<<24 | retries<<28
+	e.uprev = pkts | w
 	if changed {
 		e.unext = t.syncTick(last)
 	}
 	c.Sync.Pkts = pkts
 	cs := &c.Sync.State
-	cs.OldState, cs.Retries, cs.End = uint16(old), uint8(retries), 0
+	cs.OldState, cs.Retries, cs.End = uint16(w>>24&15), uint8(w>>28), 0
 	if last != 0 {
 		cs.End = last + int64(e.timeout)*msNs
 	}
