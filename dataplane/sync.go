@@ -394,8 +394,10 @@ func (w *Worker) cachedSync(p *syncPlan, e *flowSlot, now int64) {
 				return
 			}
 		}
-		x.mode = modeSend
-		if e.setCountdown(&p.Rules, pkts) > 0xffff {
+		// pkts is a candidate (the countdown ran to one): with local rules the next
+		// is a period on, or none without a period (nextCandidate).
+		x.mode, e.sleft = modeSend, p.Period
+		if pkts+p.Period > 0xffff {
 			x.mode = modeNeeded
 		}
 		x.sentAt, x.old = now, e.state
