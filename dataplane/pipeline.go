@@ -215,7 +215,11 @@ func (w *Worker) schedule(s *snapshot, f *Frame, flags uint8, icmp bool, now int
 		return w.drop(ReasonTableFull, out)
 	}
 	if s.set.sync != nil {
-		w.syncAfterTable(s.set.sync, w.flows.holding(flowIndex(&w.key), &w.key), &w.conn)
+		e := w.flows.holding(flowIndex(&w.key), &w.key)
+		if e != nil {
+			e.clearSync() // a slot store did not just fill: syncAfterTable starts from zero
+		}
+		w.syncAfterTable(s.set.sync, e, &w.conn)
 	}
 	w.dstats[dest.ID()].Conns++
 	w.sstats[svc.id].Conns++

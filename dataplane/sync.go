@@ -275,10 +275,16 @@ type slotExt struct {
 type slotMode uint8
 
 const (
-	modeTable  slotMode = iota // ask the table (SyncCached): the rules need more than count and state
-	modeSend                   // send: the rules send the flow's state at a candidate count
-	modeNeeded                 // local, but the candidate count is past 16 bits: ask Rules.Needed
+	// modeNeeded: local, but the candidate count is past 16 bits, or no count sends
+	// the flow in its state: ask Rules.Needed. It is the zero value: a slot store
+	// just filled is in it, with no countdown.
+	modeNeeded slotMode = iota
+	modeTable  // ask the table (SyncCached): the rules need more than count and state
+	modeSend   // send: the rules send the flow's state at a candidate count
 )
+
+// clearSync zeroes slot e's sync state, as flowCache.store leaves it.
+func (e *flowSlot) clearSync() { e.spend, e.sleft, e.x = 0, 0, slotExt{} }
 
 // setCountdown sets slot e's countdown to the rules' next candidate after pkts and
 // returns that candidate (0: none).
@@ -305,21 +311,25 @@ func (e *flowSlot) setCountdown(r *ipvssync.Rules, pkts uint32) uint32 {
 func (w *Worker) foldSlot(e *flowSlot, k *conntrack.Key) {
 	x := &e.x
 	if keyEqual(&e.key, k) {
+		// The table's answer refills the slot or the cache forgets k (inbound):
+		// nothing here to reset.
 		f := &w.conn.Sync.Fold
 		f.Pkts, f.Sent, f.State = e.spend, x.sentAt, x.old
-	} else if x.sentAt != 0 {
-		w.d.table.SyncFold(&e.key, &conntrack.Fold{Pkts: e.spend, Sent: x.sentAt, State: x.old}, w.now)
-	} else {
 		return
 	}
-	x.base += e.spend
-	e.spend, x.sentAt = 0, 0
+	if x.sentAt != 0 {
+		w.d.table.SyncFold(&e.key, &conntrack.Fold{Pkts: e.spend, Sent: x.sentAt, State: x.old}, w.now)
+		x.base += e.spend
+		e.spend, x.sentAt = 0, 0
+	}
 }
 
 // syncAfterTable is the sync step of an inbound packet the table answered with c (a
-// hit or a new connection): start the flow's cache slot e (nil when the cache does
-// not hold the flow) counting towards the rules' next candidate, and push c
-// when the table's rules chose to send it or the packet adopted it. The caller passes
+// hit or a new connection): start the flow's cache slot e counting towards the rules'
+// next candidate, and push c when the table's rules chose to send it or the packet
+// adopted it. e is the slot flowCache.store just filled, whose sync state is zero
+// (modeNeeded, no countdown, nothing served or sent), or nil when the cache does not
+// hold the flow. The caller passes
 // the slot flowCache.store returned rather than having it looked up again: reading
 // back the key store has just written stalls on the slot's cache line (a store-to-load
 // forward of differently sized accesses fails), measured at 13 ns a packet on the
@@ -330,24 +340,27 @@ func (w *Worker) syncAfterTable(p *syncPlan, e *flowSlot, c *conntrack.Conn) {
 		// Field by field: a slotExt literal is built on the stack and copied in
 		// 16-byte words over its narrower stores, a failed store-to-load forward.
 		x := &e.x
-		e.spend, x.sentAt, x.base, x.old = 0, 0, pkts, conntrack.State(c.Sync.State.OldState)
+		x.base, x.old = pkts, conntrack.State(c.Sync.State.OldState)
 		m := p.mode[c.State&15]
 		if c.Control != 0 || c.Flags&conntrack.FlagNoCPort != 0 {
 			m = modeTable
 		}
-		x.mode = m
 		switch {
 		case m == modeNeeded:
-			// No count sends the flow in its (cached) state: no countdown (were
-			// it to run out after 2^32 packets, Needed decides and refuses).
-			e.sleft = 0
+			// No count sends the flow in its (cached) state: no countdown, as
+			// the slot is (were it to run out after 2^32 packets, Needed decides
+			// and refuses).
 		case pkts < uint32(len(p.first)):
+			x.mode = m
 			e.sleft = p.first[pkts]
 			if m == modeSend && pkts+e.sleft > 0xffff {
 				x.mode = modeNeeded
 			}
-		case e.setCountdown(&p.Rules, pkts) > 0xffff && m == modeSend:
-			x.mode = modeNeeded
+		default:
+			x.mode = m
+			if e.setCountdown(&p.Rules, pkts) > 0xffff && m == modeSend {
+				x.mode = modeNeeded
+			}
 		}
 	}
 	if !c.Sync.Send && !c.Sync.Adopted {
