@@ -279,8 +279,8 @@ const (
 	// the flow in its state: ask Rules.Needed. It is the zero value: a slot store
 	// just filled is in it, with no countdown.
 	modeNeeded slotMode = iota
-	modeTable  // ask the table (SyncCached): the rules need more than count and state
-	modeSend   // send: the rules send the flow's state at a candidate count
+	modeTable           // ask the table (SyncCached): the rules need more than count and state
+	modeSend            // send: the rules send the flow's state at a candidate count
 )
 
 // clearSync zeroes slot e's sync state, as flowCache.store leaves it.
