@@ -111,10 +111,22 @@ type svcKey struct {
 // every pick in either case, under the Pool's lock).
 type service struct {
 	id    uint32
-	spec  ipvs.Service // RealServers not kept here
+	spec  ipvs.Service // RealServers not kept here; Match an own copy
 	pool  *sched.Pool
 	ipv6  bool
 	vaddr [16]byte
+	// rs are the real servers as applied (an own copy): with spec, the
+	// service as Apply was given it (applied). The Director keeps no other copy
+	// of each service (one per service fewer for the collector to mark).
+	rs []ipvs.RealServer
+}
+
+// applied returns the service as it was applied, its real servers included
+// (sharing s's lists: not to be written).
+func (s *service) applied() ipvs.Service {
+	a := s.spec
+	a.RealServers = s.rs
+	return a
 }
 
 // destInfo is what the data path needs of a real server beyond sched.Dest.
@@ -201,12 +213,12 @@ type Director struct {
 	snap  atomic.Pointer[snapshot]
 	twos  func(uint32) uint32 // shared by every twos scheduler; safe for concurrent use
 
-	// The control side, serialised by mu: the last published services and options,
-	// and the dests of every generation (by id) with the trash of deleted ones.
+	// The control side, serialised by mu: the options, and the dests of every
+	// generation (by id) with the trash of deleted ones. The running services, as
+	// applied, are the next generation's index (next.idx).
 	mu      sync.Mutex
 	opts    Options
-	specs   map[svcKey]*ipvs.Service // as applied, RealServers and Match included (own copies)
-	svcs    map[svcKey]*service
+	set     settings // settingsOf(&opts), made when the options change: every generation shares it (immutable)
 	nextSvc uint32
 	trash   map[uint32]map[netip.AddrPort]uint32 // deleted dests by service id, then address → id, revived on re-add
 	dests   []destInfo
@@ -236,7 +248,7 @@ func New(opts Options) (*Director, error) {
 	if err := checkOptions(&opts); err != nil {
 		return nil, err
 	}
-	d := &Director{opts: opts, log: opts.Logger, specs: map[svcKey]*ipvs.Service{}, svcs: map[svcKey]*service{}, trash: map[uint32]map[netip.AddrPort]uint32{}, icmpPeers: newRateTable(icmpPeerBits)}
+	d := &Director{opts: opts, log: opts.Logger, trash: map[uint32]map[netip.AddrPort]uint32{}, icmpPeers: newRateTable(icmpPeerBits)}
 	d.next.init()
 	d.setLimits(&Defense{}, &opts.Defense)
 	if d.log == nil {
@@ -265,7 +277,8 @@ func New(opts Options) (*Director, error) {
 	}
 	d.table = t
 	t.SetSyncRules(opts.Sync)
-	d.snap.Store(&snapshot{set: settingsOf(&opts)})
+	d.set = settingsOf(&opts)
+	d.snap.Store(&snapshot{set: d.set})
 	return d, nil
 }
 
@@ -335,6 +348,7 @@ func (d *Director) SetOptions(o Options) error {
 	d.setLimits(&d.opts.Defense, &o.Defense)
 	d.table.SetSyncRules(o.Sync)
 	d.opts = o
+	d.set = settingsOf(&o)
 	d.syncRingsLocked()
 	d.publishLocked()
 	return nil
@@ -381,7 +395,14 @@ func (d *Director) Apply(services []ipvs.Service) error {
 	var upsert []*ipvs.Service
 	for i := range services {
 		s := &services[i]
-		unchanged := func(k svcKey) bool { cur := d.specs[k]; return cur != nil && sameSpec(cur, s) }
+		unchanged := func(k svcKey) bool {
+			cur := d.next.idx.get(k)
+			if cur == nil {
+				return false
+			}
+			a := cur.applied()
+			return sameSpec(&a, s)
+		}
 		if d.admit(s, seen, unchanged, &errs) {
 			upsert = append(upsert, s)
 		}
@@ -390,11 +411,11 @@ func (d *Director) Apply(services []ipvs.Service) error {
 		return err
 	}
 	var remove []svcKey
-	for k := range d.svcs {
+	d.next.idx.each(func(k svcKey, _ *service) {
 		if !seen[k] {
 			remove = append(remove, k)
 		}
-	}
+	})
 	if err := d.applyLocked(upsert, remove); err != nil {
 		return err
 	}
@@ -426,7 +447,7 @@ func (d *Director) ApplyDelta(upsert []ipvs.Service, remove []ipvs.Key) error {
 			errs = append(errs, fmt.Errorf("%w: %s: both changed and removed", ErrConfig, &remove[i]))
 			continue
 		}
-		if d.svcs[k] != nil {
+		if d.next.idx.get(k) != nil {
 			rm = append(rm, k)
 		}
 	}
@@ -466,10 +487,8 @@ func sameSpec(a, b *ipvs.Service) bool {
 
 // specList returns the running services (in no particular order).
 func (d *Director) specList() []ipvs.Service {
-	out := make([]ipvs.Service, 0, len(d.specs))
-	for _, s := range d.specs {
-		out = append(out, *s)
-	}
+	out := make([]ipvs.Service, 0, d.next.idx.len())
+	d.next.idx.each(func(_ svcKey, s *service) { out = append(out, s.applied()) })
 	return out
 }
 
@@ -482,7 +501,7 @@ func (d *Director) applyLocked(upsert []*ipvs.Service, remove []svcKey) error {
 	built := make([]*service, len(upsert))
 	for i, spec := range upsert {
 		k := keyOf(spec)
-		old := d.svcs[k]
+		old := d.next.idx.get(k)
 		var pool *sched.Pool
 		var id uint32
 		schedChanged := old == nil || old.spec.Scheduler != spec.Scheduler || old.spec.Flags != spec.Flags || old.spec.MHTableSize != spec.MHTableSize
@@ -504,8 +523,9 @@ func (d *Director) applyLocked(upsert []*ipvs.Service, remove []svcKey) error {
 				pool = pool.Clone()
 			}
 		}
-		svc := &service{id: id, pool: pool, spec: *spec}
+		svc := &service{id: id, pool: pool, spec: *spec, rs: slices.Clone(spec.RealServers)}
 		svc.spec.RealServers = nil
+		svc.spec.Match = slices.Clone(spec.Match)
 		svc.ipv6 = spec.IPv6
 		svc.vaddr = spec.Addr.Addr().As16()
 		if old == nil || pool != old.pool {
@@ -521,7 +541,7 @@ func (d *Director) applyLocked(upsert []*ipvs.Service, remove []svcKey) error {
 		built[i] = svc
 	}
 	for _, k := range remove {
-		svc := d.svcs[k]
+		svc := d.next.idx.get(k)
 		// The removed service's last pool stays as it is for workers still on the
 		// current generation; a clone takes the deletions.
 		p := svc.pool.Clone()
@@ -532,20 +552,13 @@ func (d *Director) applyLocked(upsert []*ipvs.Service, remove []svcKey) error {
 		// (its dests stay in d.dests while connections name them).
 		delete(d.trash, svc.id)
 		d.next.drop(k, svc)
-		delete(d.svcs, k)
-		delete(d.specs, k)
 	}
 	for i, spec := range upsert {
 		k, svc := keyOf(spec), built[i]
-		if old := d.svcs[k]; old != nil {
+		if old := d.next.idx.get(k); old != nil {
 			d.next.drop(k, old)
 		}
 		d.next.put(k, svc)
-		d.svcs[k] = svc
-		cp := *spec
-		cp.Match = slices.Clone(spec.Match)
-		cp.RealServers = slices.Clone(spec.RealServers)
-		d.specs[k] = &cp
 	}
 	d.next.syncNAT(d.dests)
 	return nil
@@ -738,7 +751,7 @@ func (d *Director) deleteDestLocked(svc *service, pool *sched.Pool, dst *sched.D
 // it. Precondition: d.mu is held.
 func (d *Director) publishLocked() {
 	s := d.next.freeze(d.dests)
-	s.set = settingsOf(&d.opts)
+	s.set = d.set
 	s.gen = d.snap.Load().gen + 1
 	d.snap.Store(s)
 }

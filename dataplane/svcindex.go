@@ -38,6 +38,26 @@ func (x *svcIndexBuilder) put(k svcKey, svc *service) { x.b.put(svcSlot{key: k, 
 func (x *svcIndexBuilder) del(k svcKey)               { x.b.del(svcSlot{key: k}) }
 func (x *svcIndexBuilder) freeze() svcIndex           { return svcIndex{x.b.freeze()} }
 
+// get returns the next index's service with key k, or nil: the Director's running
+// services are found here, not in a map of their own beside it (a second
+// 10,000-entry table to probe, cold, on each change).
+func (x *svcIndexBuilder) get(k svcKey) *service {
+	idx := svcIndex{x.b.t}
+	return idx.get(&k)
+}
+
+// len returns the number of services in the next index.
+func (x *svcIndexBuilder) len() int { return x.b.n }
+
+// each calls f for every service of the next index, in no particular order.
+func (x *svcIndexBuilder) each(f func(svcKey, *service)) {
+	x.b.t.each(func(s *svcSlot) {
+		if s.used() {
+			f(s.key, s.svc)
+		}
+	})
+}
+
 // newSvcIndex returns an index of m (tests; the Director keeps a builder).
 func newSvcIndex(m map[svcKey]*service) svcIndex {
 	var x svcIndexBuilder

@@ -19,38 +19,58 @@ type deltaState struct {
 	counted bool
 	addrs   map[ipvs.Key]filterAddrs
 	// refs counts the effective services that hold each address as a VIP and
-	// as a NAT real server (one map: one probe of an address for both).
-	refs map[netip.Addr]addrRefs
-	// capRefs counts the configured services (not their effective form) that
-	// hold each address (Unmap'd), n4 and n6 the addresses of each family:
-	// what capacity.check counts of a whole table (countAddrs).
-	capRefs map[netip.Addr]int
-	n4, n6  int
+	// as a NAT real server, and the configured services (not their effective
+	// form) that hold it (Unmap'd): one map, so that a command probes an address
+	// once (a cold cache line at 10,000 services) for all three; its keys and
+	// values hold no pointer, so the collector does not scan it. n4 and n6 are the
+	// configured addresses of each family: what capacity.check counts of a whole
+	// table (countAddrs).
+	refs   map[paddr]addrRefs
+	n4, n6 int
 	// users are the services of each real server's address (commitStale); made
 	// at the first MAC resolved after a whole commit (usersMade).
-	users     map[netip.Addr][]ipvs.Key
+	users     map[paddr][]ipvs.Key
 	usersMade bool
 	scanned   bool         // markMissing scanned the table since the last whole commit
 	scan      []netip.Addr // real servers without a pinned MAC that deltas committed since
 }
 
 // filterAddrs are the addresses one effective service puts in the links' filter
-// (filterFor): its VIPs (address or match addresses) and its NAT real servers.
-type filterAddrs struct{ vips, nat []netip.Addr }
+// (filterFor): its VIPs (its address, vip, and match addresses, more) and its NAT
+// real servers. deltaState.addrs keeps one for every service: the service's own
+// address is held in place, so that the common service (one VIP, no NAT real
+// server) makes no object of its own for the collector to mark.
+type filterAddrs struct {
+	vip       paddr // kind 0: none (an fwmark service)
+	more, nat []paddr
+}
+
+// each calls f for each address, vip true for a VIP.
+func (fa *filterAddrs) each(f func(a paddr, vip bool)) {
+	if fa.vip.kind != 0 {
+		f(fa.vip, true)
+	}
+	for _, a := range fa.more {
+		f(a, true)
+	}
+	for _, a := range fa.nat {
+		f(a, false)
+	}
+}
 
 func addrsOf(s *ipvs.Service) filterAddrs {
 	var f filterAddrs
 	if s.Addr.Addr().IsValid() {
-		f.vips = append(f.vips, s.Addr.Addr())
+		f.vip = packAddr(s.Addr.Addr())
 	}
 	for _, m := range s.Match {
 		if m.Addr.IsValid() {
-			f.vips = append(f.vips, m.Addr)
+			f.more = append(f.more, packAddr(m.Addr))
 		}
 	}
 	for _, rs := range s.RealServers {
 		if rs.Method == ipvs.NAT && rs.Addr.Addr().IsValid() {
-			f.nat = append(f.nat, rs.Addr.Addr())
+			f.nat = append(f.nat, packAddr(rs.Addr.Addr()))
 		}
 	}
 	return f
@@ -62,12 +82,11 @@ func (s *deltaState) count(conf *pseq[ipvs.Service]) {
 	if s.counted {
 		return
 	}
-	s.capRefs, s.n4, s.n6 = map[netip.Addr]int{}, 0, 0
+	s.refs, s.n4, s.n6 = map[paddr]addrRefs{}, 0, 0
 	for svc := range conf.all() {
 		s.capacityHold(svc, 1)
 	}
 	s.addrs = make(map[ipvs.Key]filterAddrs, len(s.eff))
-	s.refs = map[netip.Addr]addrRefs{}
 	for i := range s.eff {
 		s.hold(s.eff[i].Key, addrsOf(&s.eff[i]))
 	}
@@ -78,27 +97,25 @@ func (s *deltaState) count(conf *pseq[ipvs.Service]) {
 // out (n -1).
 func (s *deltaState) capacityHold(svc *ipvs.Service, n int) {
 	f := addrsOf(svc)
-	for _, list := range [][]netip.Addr{f.vips, f.nat} {
-		for _, a := range list {
-			a = a.Unmap()
-			was := s.capRefs[a]
-			if s.capRefs[a] += n; s.capRefs[a] <= 0 {
-				delete(s.capRefs, a)
-			}
-			if d := min(s.capRefs[a], 1) - min(was, 1); d != 0 {
-				if a.Is4() {
-					s.n4 += d
-				} else {
-					s.n6 += d
-				}
+	f.each(func(a paddr, _ bool) {
+		a = a.unmap()
+		r := s.refs[a]
+		was := r.conf
+		r.conf = max(r.conf+int32(n), 0)
+		s.set(a, r)
+		if d := int(min(r.conf, 1) - min(was, 1)); d != 0 {
+			if a.kind == 4 {
+				s.n4 += d
+			} else {
+				s.n6 += d
 			}
 		}
-	}
+	})
 }
 
-// addrRefs are the holders of an address: services whose VIP it is, and whose
-// NAT real server.
-type addrRefs struct{ vip, nat int32 }
+// addrRefs are the holders of an address: effective services whose VIP it is,
+// and whose NAT real server; configured services that hold it (conf).
+type addrRefs struct{ vip, nat, conf int32 }
 
 // presence is whether an address is held as a VIP and as a NAT real server.
 type presence struct{ vip, nat bool }
@@ -106,14 +123,19 @@ type presence struct{ vip, nat bool }
 func (r addrRefs) presence() presence { return presence{r.vip > 0, r.nat > 0} }
 
 // add counts n holders in (n 1) or out (n -1) of a, as a VIP or a NAT real server.
-func (s *deltaState) add(a netip.Addr, vip bool, n int32) {
+func (s *deltaState) add(a paddr, vip bool, n int32) {
 	r := s.refs[a]
 	if vip {
 		r.vip += n
 	} else {
 		r.nat += n
 	}
-	if r.vip <= 0 && r.nat <= 0 {
+	s.set(a, r)
+}
+
+// set stores a's counts, or forgets a once nothing holds it.
+func (s *deltaState) set(a paddr, r addrRefs) {
+	if r.vip <= 0 && r.nat <= 0 && r.conf <= 0 {
 		delete(s.refs, a)
 	} else {
 		s.refs[a] = r
@@ -122,12 +144,7 @@ func (s *deltaState) add(a netip.Addr, vip bool, n int32) {
 
 func (s *deltaState) hold(k ipvs.Key, f filterAddrs) {
 	s.addrs[k] = f
-	for _, a := range f.vips {
-		s.add(a, true, 1)
-	}
-	for _, a := range f.nat {
-		s.add(a, false, 1)
-	}
+	f.each(func(a paddr, vip bool) { s.add(a, vip, 1) })
 }
 
 func (s *deltaState) release(k ipvs.Key) {
@@ -136,12 +153,7 @@ func (s *deltaState) release(k ipvs.Key) {
 		return
 	}
 	delete(s.addrs, k)
-	for _, a := range f.vips {
-		s.add(a, true, -1)
-	}
-	for _, a := range f.nat {
-		s.add(a, false, -1)
-	}
+	f.each(func(a paddr, vip bool) { s.add(a, vip, -1) })
 }
 
 // maxDeltaShare bounds the share of the table a delta may touch: above it a whole
@@ -268,18 +280,18 @@ func (d *Daemon) commitDelta(ed *tableEditor, keys []ipvs.Key) error {
 	// announceNew for the VIPs the change added.
 	var ann []netip.Addr
 	for _, v := range addedVIPs {
-		if _, ok := d.st.announced[v]; !ok && (d.st.owned == nil || d.ownedVIP(v)) {
+		if _, ok := d.st.announced[packAddr(v)]; !ok && (d.st.owned == nil || d.ownedVIP(v)) {
 			ann = append(ann, v)
 		}
 	}
 	if d.st.announced == nil {
-		d.st.announced = map[netip.Addr]struct{}{}
+		d.st.announced = map[paddr]struct{}{}
 	}
 	for _, c := range changed {
 		if c.vip {
-			d.st.announced[c.a] = struct{}{}
+			d.st.announced[packAddr(c.a)] = struct{}{}
 		} else {
-			delete(d.st.announced, c.a)
+			delete(d.st.announced, packAddr(c.a))
 		}
 	}
 	d.announce(ann)
@@ -291,7 +303,7 @@ func (d *Daemon) commitDelta(ed *tableEditor, keys []ipvs.Key) error {
 // its real servers' addresses.
 func (s *deltaState) use(svc *ipvs.Service, n int) {
 	for _, rs := range svc.RealServers {
-		a := rs.Addr.Addr()
+		a := packAddr(rs.Addr.Addr())
 		keys := s.users[a]
 		if n > 0 {
 			if !slices.Contains(keys, svc.Key) {
@@ -317,7 +329,7 @@ func (s *deltaState) use(svc *ipvs.Service, n int) {
 func (d *Daemon) commitStale() error {
 	ds := &d.st.delta
 	if !ds.usersMade {
-		ds.users = map[netip.Addr][]ipvs.Key{}
+		ds.users = map[paddr][]ipvs.Key{}
 		for s := range d.st.conf.seq.all() {
 			ds.use(s, 1)
 		}
@@ -328,7 +340,7 @@ func (d *Daemon) commitStale() error {
 		set = map[ipvs.Key]bool{}
 	}
 	for a := range d.st.staleMACs {
-		for _, k := range ds.users[a] {
+		for _, k := range ds.users[packAddr(a)] {
 			set[k] = true
 		}
 	}
@@ -357,19 +369,19 @@ func (d *Daemon) commitStale() error {
 // and a function that moves the counts back (the change is refused).
 func (d *Daemon) filterAddrsDelta(keys []ipvs.Key, services []ipvs.Service) (changed []addrChange, addedVIPs []netip.Addr, undo func()) {
 	ds := &d.st.delta
-	var cand []netip.Addr
+	var cand []paddr
 	old := make(map[ipvs.Key]filterAddrs, len(keys))
 	for _, k := range keys {
 		if f, ok := ds.addrs[k]; ok {
 			old[k] = f
-			cand = append(append(cand, f.vips...), f.nat...)
+			f.each(func(a paddr, _ bool) { cand = append(cand, a) })
 		}
 	}
 	for i := range services {
 		f := addrsOf(&services[i])
-		cand = append(append(cand, f.vips...), f.nat...)
+		f.each(func(a paddr, _ bool) { cand = append(cand, a) })
 	}
-	before := make(map[netip.Addr]presence, len(cand))
+	before := make(map[paddr]presence, len(cand))
 	for _, a := range cand {
 		before[a] = ds.refs[a].presence()
 	}
@@ -386,9 +398,9 @@ func (d *Daemon) filterAddrsDelta(keys []ipvs.Key, services []ipvs.Service) (cha
 			continue
 		}
 		if p.vip && !b.vip {
-			addedVIPs = append(addedVIPs, a)
+			addedVIPs = append(addedVIPs, a.addr())
 		}
-		changed = append(changed, addrChange{a, b.vip, b.nat, p.vip, p.nat})
+		changed = append(changed, addrChange{a.addr(), b.vip, b.nat, p.vip, p.nat})
 		delete(before, a) // once
 	}
 	return changed, addedVIPs, func() {
@@ -446,18 +458,18 @@ func (d *Daemon) filterDelta(changed []addrChange) *filterView {
 		inNAT, wasInNAT := c.nat && !c.vip, c.wasNAT && !c.wasVIP
 		switch {
 		case c.vip && !c.wasVIP:
-			ve.put(c.a)
+			ve.put(packAddr(c.a))
 			ch.addVIPs = append(ch.addVIPs, c.a)
 		case !c.vip && c.wasVIP:
-			ve.del(c.a)
+			ve.del(packAddr(c.a))
 			ch.rmVIPs = append(ch.rmVIPs, c.a)
 		}
 		switch {
 		case inNAT && !wasInNAT:
-			ne.put(c.a)
+			ne.put(packAddr(c.a))
 			ch.addNAT = append(ch.addNAT, c.a)
 		case !inNAT && wasInNAT:
-			ne.del(c.a)
+			ne.del(packAddr(c.a))
 			ch.rmNAT = append(ch.rmNAT, c.a)
 		}
 	}
@@ -467,7 +479,7 @@ func (d *Daemon) filterDelta(changed []addrChange) *filterView {
 	ds := &d.st.delta
 	rest.Local = nil
 	for _, a := range d.ifi.Addrs {
-		if a = a.Unmap(); a.IsValid() && ds.refs[a].vip == 0 && !slices.Contains(rest.Local, a) {
+		if a = a.Unmap(); a.IsValid() && ds.refs[packAddr(a)].vip == 0 && !slices.Contains(rest.Local, a) {
 			rest.Local = append(rest.Local, a)
 		}
 	}

@@ -77,11 +77,11 @@ type state struct {
 	owned     map[string][]netip.Addr // VIPs of the VRRP instances in MASTER; nil without VRRP
 	alive     aliveSet
 
-	filter    *filterView             // the links' filter
-	flists    filterLists             // the builders of its lists
-	guarded   bool                    // the ingress guard is installed (or its absence warned of)
-	guardGen  uint64                  // the vipsGen of the VIPs it drops
-	announced map[netip.Addr]struct{} // VIPs announced so far
+	filter    *filterView        // the links' filter
+	flists    filterLists        // the builders of its lists
+	guarded   bool               // the ingress guard is installed (or its absence warned of)
+	guardGen  uint64             // the vipsGen of the VIPs it drops
+	announced map[paddr]struct{} // VIPs announced so far
 
 	// delta is what commitDelta keeps to change only what a gvs adm command
 	// touched; pubMACs is the copy of macs published last (nil: macs changed
@@ -343,11 +343,11 @@ func (d *Daemon) announceNew(all bool) {
 	var vips []netip.Addr
 	// A set of the announced VIPs: looking each VIP up in a list made a
 	// commit O(VIPs²), most of a gvs adm command's time at 10,000 services.
-	announced := make(map[netip.Addr]struct{}, d.st.filter.vips.Len())
+	announced := make(map[paddr]struct{}, d.st.filter.vips.Len())
 	for p := range d.st.filter.vips.all() {
-		v := *p
-		announced[v] = struct{}{}
-		if _, ok := d.st.announced[v]; ok && !all {
+		v := p.addr()
+		announced[*p] = struct{}{}
+		if _, ok := d.st.announced[*p]; ok && !all {
 			continue
 		}
 		if d.st.owned != nil && !d.ownedVIP(v) {

@@ -15,7 +15,7 @@ import (
 // goroutine keeps one up to date with each view's change (filterMirror). A
 // filterView is immutable once made and safe for concurrent use.
 type filterView struct {
-	vips, nat pseq[netip.Addr]
+	vips, nat pseq[paddr]     // pointer-free entries: not scanned by the collector
 	rest      afpacket.Filter // ARP, NDP, VRRP, MACs and Local; VIPs and NATRealServers unset
 	// vipsGen changes whenever the VIPs do (the ingress guard follows them).
 	vipsGen uint64
@@ -37,9 +37,9 @@ type filterLists struct {
 	seq       uint64 // the last view's seq
 }
 
-type addrIndex = pindex[netip.Addr, netip.Addr]
+type addrIndex = pindex[paddr, paddr]
 
-func addrKey(a *netip.Addr) netip.Addr { return *a }
+func addrKey(a *paddr) paddr { return *a }
 
 // view returns the filterView of the lists now, with rest's flags, MACs and local
 // addresses; vipsChanged gives it a new vipsGen. flat, if not nil, is the
@@ -56,7 +56,7 @@ func (l *filterLists) view(rest afpacket.Filter, vipsChanged bool, flat *afpacke
 	} else {
 		v.flat = sync.OnceValue(func() *afpacket.Filter {
 			f := v.rest
-			f.VIPs, f.NATRealServers = v.vips.list(), v.nat.list()
+			f.VIPs, f.NATRealServers = unpackAddrs(v.vips.list()), unpackAddrs(v.nat.list())
 			if len(f.VIPs) == 0 {
 				f.VIPs = nil // as filterFor lists none
 			}
@@ -73,8 +73,8 @@ func (l *filterLists) view(rest afpacket.Filter, vipsChanged bool, flat *afpacke
 // and the view returned stands for f itself.
 func (l *filterLists) setWhole(f *afpacket.Filter, cur *filterView) *filterView {
 	changed := cur == nil || !slices.Equal(cur.flat().VIPs, f.VIPs)
-	l.vips = newPindex(f.VIPs, addrKey)
-	l.nat = newPindex(f.NATRealServers, addrKey)
+	l.vips = newAddrIndex(f.VIPs)
+	l.nat = newAddrIndex(f.NATRealServers)
 	return l.view(*f, changed, f)
 }
 
@@ -111,35 +111,46 @@ func (m *filterMirror) follow(v *filterView) *afpacket.Filter {
 	return &m.f
 }
 
-// flatSet is a list of distinct addresses with the index of each.
-type flatSet struct {
-	list []netip.Addr
-	at   map[netip.Addr]int
+func newAddrIndex(list []netip.Addr) addrIndex {
+	ps := make([]paddr, len(list))
+	for i, a := range list {
+		ps[i] = packAddr(a)
+	}
+	return newPindex(ps, addrKey)
 }
 
-func (s *flatSet) reset(from *pseq[netip.Addr]) {
-	s.list = from.list()
-	s.at = make(map[netip.Addr]int, len(s.list))
+// flatSet is a list of distinct addresses with the index of each (by its
+// pointer-free form: a map the collector does not scan).
+type flatSet struct {
+	list []netip.Addr
+	at   map[paddr]int
+}
+
+func (s *flatSet) reset(from *pseq[paddr]) {
+	s.list = unpackAddrs(from.list())
+	s.at = make(map[paddr]int, len(s.list))
 	for i, a := range s.list {
-		s.at[a] = i
+		s.at[packAddr(a)] = i
 	}
 }
 
 func (s *flatSet) apply(add, rm []netip.Addr) {
 	for _, a := range rm {
-		i, ok := s.at[a]
+		p := packAddr(a)
+		i, ok := s.at[p]
 		if !ok {
 			continue
 		}
 		last := len(s.list) - 1
 		s.list[i] = s.list[last]
-		s.at[s.list[i]] = i
+		s.at[packAddr(s.list[i])] = i
 		s.list = s.list[:last]
-		delete(s.at, a)
+		delete(s.at, p)
 	}
 	for _, a := range add {
-		if _, ok := s.at[a]; !ok {
-			s.at[a] = len(s.list)
+		p := packAddr(a)
+		if _, ok := s.at[p]; !ok {
+			s.at[p] = len(s.list)
 			s.list = append(s.list, a)
 		}
 	}

@@ -5,6 +5,7 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	"unique"
 
 	"github.com/gvs-lb/gvs/ipvs"
 )
@@ -439,7 +440,9 @@ func (st *parseState) option(ev event) error {
 		if err := st.set(optScheduler); err != nil {
 			return err
 		}
-		c.Service.Scheduler = truncate(ev.arg, schedNameMax)
+		// The canonical copy of the name: a service kept for as long as it runs
+		// does not keep the line it was read from (a restore's line each).
+		c.Service.Scheduler = unique.Make(truncate(ev.arg, schedNameMax)).Value()
 	case kPersistent:
 		if err := st.set(optPersistent); err != nil {
 			return err
