@@ -5,19 +5,21 @@ import "slices"
 // A paged table is an open-addressing hash table (linear probing) whose slots are
 // kept in fixed-size pages under fixed-size directories, so that a new generation
 // copies only the pages a change wrote, their directories and the directory list, and
-// shares every other page and directory with the generation before. A page is 32
-// slots and a directory 64 pages, so a change of one service copies one page, one
-// directory of 64 pointers and a directory list of one pointer per 2,048 slots: the
-// same few KiB at 10 services and at 10,000 (a flat page list grew with the table:
-// 256 pointers at 10,000 services, copied by each change). A reader pays two more
-// loads than a flat slot array (the directory and the page pointers), both in cache
-// for a table that is read at all.
+// shares every other page and directory with the generation before. A page is 16
+// slots and a directory 64 pages, so a change of one service copies one page (512
+// bytes of the service index), one directory of 64 pointers and a directory list of
+// one pointer per 1,024 slots (32 at 10,000 services): 1 KiB at 10 services, 1.3
+// at 10,000 (a flat page list grew with the table: 256 pointers at 10,000
+// services, copied by each change; pages of 32 slots made it 1.7 KiB, and what a
+// gvs adm command allocates sets how often the collector runs). A reader pays two
+// more loads than a flat slot array (the directory and the page pointers), both in
+// cache for a table that is read at all.
 //
 // ptable is the published form, immutable once in a snapshot; a pagedBuilder owns
 // the control side's next table and copies a page, its directory and the directory
 // list before their first write after a freeze.
 const (
-	pageBits = 5
+	pageBits = 4
 	pageSize = 1 << pageBits
 	pageMask = pageSize - 1
 	dirBits  = 6

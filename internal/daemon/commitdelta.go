@@ -370,10 +370,14 @@ func (d *Daemon) commitStale() error {
 func (d *Daemon) filterAddrsDelta(keys []ipvs.Key, services []ipvs.Service) (changed []addrChange, addedVIPs []netip.Addr, undo func()) {
 	ds := &d.st.delta
 	var cand []paddr
-	old := make(map[ipvs.Key]filterAddrs, len(keys))
+	type held struct {
+		k ipvs.Key
+		f filterAddrs
+	}
+	old := make([]held, 0, len(keys)) // keys are distinct
 	for _, k := range keys {
 		if f, ok := ds.addrs[k]; ok {
-			old[k] = f
+			old = append(old, held{k, f})
 			f.each(func(a paddr, _ bool) { cand = append(cand, a) })
 		}
 	}
@@ -407,8 +411,8 @@ func (d *Daemon) filterAddrsDelta(keys []ipvs.Key, services []ipvs.Service) (cha
 		for i := range services {
 			ds.release(services[i].Key)
 		}
-		for k, f := range old {
-			ds.hold(k, f)
+		for _, h := range old {
+			ds.hold(h.k, h.f)
 		}
 	}
 }

@@ -61,6 +61,7 @@ type effects struct {
 
 	mu     sync.Mutex
 	q      []effect
+	spare  []effect // the array run performed last, cleared: q's next, so queueing allocates nothing
 	closed bool
 	ready  chan struct{}
 
@@ -157,12 +158,16 @@ func (f *effects) run() {
 	for range f.ready {
 		f.mu.Lock()
 		q, closed := f.q, f.closed
-		f.q = nil
+		f.q, f.spare = f.spare, nil
 		f.mu.Unlock()
 		f.perform(q)
 		if closed {
 			return
 		}
+		clear(q) // what the effects named is not kept alive
+		f.mu.Lock()
+		f.spare = q[:0]
+		f.mu.Unlock()
 	}
 }
 

@@ -69,6 +69,10 @@ type pindex[K comparable, T any] struct {
 	seq pseq[T]
 	at  map[K]int
 	key func(*T) K
+	// The maps of the last edit applied, emptied, for the next one: an edit of
+	// a few entries (a gvs adm command's) then allocates none.
+	spareMoved map[K]int
+	spareOwned map[int]bool
 }
 
 func newPindex[K comparable, T any](list []T, key func(*T) K) pindex[K, T] {
@@ -101,7 +105,15 @@ type pedit[K comparable, T any] struct {
 	dirsOwned bool
 }
 
-func (x *pindex[K, T]) edit() *pedit[K, T] { return &pedit[K, T]{x: x, s: x.seq} }
+func (x *pindex[K, T]) edit() *pedit[K, T] {
+	e := &pedit[K, T]{x: x, s: x.seq, moved: x.spareMoved, owned: x.spareOwned}
+	x.spareMoved, x.spareOwned = nil, nil
+	return e
+}
+
+// maxSpare is the most entries an edit's map may have held to be kept for the
+// next edit: emptying a map costs what it grew to.
+const maxSpare = 16
 
 func (e *pedit[K, T]) pos(k K) (int, bool) {
 	if i, ok := e.moved[k]; ok {
@@ -205,6 +217,15 @@ func (x *pindex[K, T]) apply(e *pedit[K, T]) {
 			x.at[k] = i
 		}
 	}
+	if e.moved != nil && len(e.moved) <= maxSpare {
+		clear(e.moved)
+		x.spareMoved = e.moved
+	}
+	if e.owned != nil && len(e.owned) <= maxSpare {
+		clear(e.owned)
+		x.spareOwned = e.owned
+	}
+	e.moved, e.owned = nil, nil // the edit is spent
 	if holes := x.seq.end - x.seq.n; holes > x.seq.n && holes >= pseqPage {
 		*x = newPindex(x.seq.list(), x.key)
 	}
