@@ -117,8 +117,10 @@ type service struct {
 	vaddr [16]byte
 	// rs are the real servers as applied (an own copy): with spec, the
 	// service as Apply was given it (applied). The Director keeps no other copy
-	// of each service (one per service fewer for the collector to mark).
-	rs []ipvs.RealServer
+	// of each service (one per service fewer for the collector to mark), and a
+	// service of one real server keeps it in rs1 (rs is rs1[:]): no list of its own.
+	rs  []ipvs.RealServer
+	rs1 [1]ipvs.RealServer
 }
 
 // applied returns the service as it was applied, its real servers included
@@ -523,7 +525,13 @@ func (d *Director) applyLocked(upsert []*ipvs.Service, remove []svcKey) error {
 				pool = pool.Clone()
 			}
 		}
-		svc := &service{id: id, pool: pool, spec: *spec, rs: slices.Clone(spec.RealServers)}
+		svc := &service{id: id, pool: pool, spec: *spec}
+		if len(spec.RealServers) == 1 {
+			svc.rs1[0] = spec.RealServers[0]
+			svc.rs = svc.rs1[:]
+		} else {
+			svc.rs = slices.Clone(spec.RealServers)
+		}
 		svc.spec.RealServers = nil
 		svc.spec.Match = slices.Clone(spec.Match)
 		svc.ipv6 = spec.IPv6

@@ -396,6 +396,10 @@ type tableEditor struct {
 	part    keySet     // with partial, the services ed was made with (those named)
 	partial bool       // ed holds part of the table, not all of it
 	next    *confEdit  // with partial, the edited table once made (edited)
+	// unedited: ed holds configured services as they are (commitStale gives
+	// the Director their new effective form): the configured table does not
+	// change, and its entries are not written again.
+	unedited bool
 }
 
 // confTable is the configured table: services in the order gvs adm lists them
@@ -471,6 +475,10 @@ func (e *tableEditor) edited() *confEdit {
 		return e.next
 	}
 	ce := e.conf.edit()
+	if e.unedited {
+		e.next = ce
+		return ce
+	}
 	for _, k := range e.part {
 		if e.conf.get(k) == nil {
 			continue

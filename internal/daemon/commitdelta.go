@@ -359,7 +359,7 @@ func (d *Daemon) commitStale() error {
 	for _, k := range keys {
 		some = append(some, *d.st.conf.get(k))
 	}
-	ed := &tableEditor{Editor: ipvsadm.NewEditor(some), conf: &d.st.conf, part: keys, partial: true}
+	ed := &tableEditor{Editor: ipvsadm.NewEditor(some), conf: &d.st.conf, part: keys, partial: true, unedited: true}
 	return d.commitDelta(ed, keys)
 }
 

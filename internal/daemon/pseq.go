@@ -75,11 +75,17 @@ type pindex[K comparable, T any] struct {
 	spareOwned map[int]bool
 }
 
+// newPindex returns the index of list's entries (a copy). They are kept in one
+// array of their own, not one object each: the collector marks one object for
+// the whole table (10,000 services), not one per entry, on each of its cycles.
+// An entry deleted later stays in the array until the list is compacted (apply),
+// so the array holds at most about twice the entries.
 func newPindex[K comparable, T any](list []T, key func(*T) K) pindex[K, T] {
 	x := pindex[K, T]{at: make(map[K]int, len(list)), key: key}
 	e := x.edit()
-	for i := range list {
-		e.put(list[i])
+	own := slices.Clone(list)
+	for i := range own {
+		e.putRef(&own[i])
 	}
 	x.apply(e)
 	return x
@@ -173,8 +179,11 @@ func (e *pedit[K, T]) move(k K, i int) {
 }
 
 // put stores v in place of the entry of its key, or adds it at the end.
-func (e *pedit[K, T]) put(v T) {
-	k := e.x.key(&v)
+func (e *pedit[K, T]) put(v T) { e.putRef(&v) }
+
+// putRef is put of the entry *p, which nothing writes from then on.
+func (e *pedit[K, T]) putRef(p *T) {
+	k := e.x.key(p)
 	i, ok := e.pos(k)
 	if !ok {
 		i = e.s.end
@@ -182,7 +191,7 @@ func (e *pedit[K, T]) put(v T) {
 		e.s.n++
 		e.move(k, i)
 	}
-	*e.writable(i) = &v
+	*e.writable(i) = p
 }
 
 // del removes the entry of key k, if there is one.
