@@ -58,10 +58,13 @@ type SyncInfo struct {
 	// Send: the sync rules (SetSyncRules) say this packet's connection is to be sent;
 	// the table recorded the send in the entry's State.
 	Send bool
-	// Pkts is the entry's inbound packet count and State its sender state, after this
-	// packet.
-	Pkts  uint32
-	State ipvssync.ConnState
+	// Pkts is the entry's inbound packet count after this packet, and Old the state
+	// it was last sent in (the sync rules' old state, ipvssync.ConnState.OldState;
+	// 0 before any send). The rest of the rules' state (the retries, the last send's
+	// end) is the table's: no reader of a lookup's answer needs it, and filling it
+	// cost every table packet three stores and a multiplication.
+	Pkts uint32
+	Old  State
 	// Fold is an input of In and InOrInsert (the only one): what a flow cache did for
 	// this connection since the table last answered for it. The table resets it when
 	// it fills the Conn.
@@ -357,12 +360,9 @@ func (t *Table) syncStepLocked(e *entry, fold *Fold, now int64, c *Conn) {
 	// to compare it with a folded send's, and packed (a division by the tick) only
 	// when it changed.
 	w := u & 0x3f000000 // the old state and the retries, in place
-	var last int64
-	if e.unext != 0 {
-		last = t.lastSyncOf(e.unext)
-	}
+	var last int64      // the new last send, when changed
 	changed := false
-	if fold.Sent != 0 && fold.Sent >= last {
+	if fold.Sent != 0 && (e.unext == 0 || fold.Sent >= t.lastSyncOf(e.unext)) {
 		last, w, changed = fold.Sent, uint32(fold.State&15)<<24, true
 	}
 	pkts := u & 0xffff
@@ -380,12 +380,7 @@ func (t *Table) syncStepLocked(e *entry, fold *Fold, now int64, c *Conn) {
 	if changed {
 		e.unext = t.syncTick(last)
 	}
-	c.Sync.Pkts = pkts
-	cs := &c.Sync.State
-	cs.OldState, cs.Retries, cs.End = uint16(w>>24&15), uint8(w>>28), 0
-	if last != 0 {
-		cs.End = last + int64(e.timeout)*msNs
-	}
+	c.Sync.Pkts, c.Sync.Old = pkts, State(w>>24&15)
 }
 
 // syncCountLocked is syncStepLocked's general path for an entry off the unconfirmed
@@ -423,12 +418,7 @@ func (t *Table) countOnlyLocked(rules *ipvssync.Rules, e *entry, u uint32, c *Co
 		return false
 	}
 	e.uprev = u&^0xffff | r.pkts
-	c.Sync.Pkts = r.pkts
-	cs := &c.Sync.State
-	cs.OldState, cs.Retries, cs.End = uint16(r.oldState), uint8(u>>28)&3, 0
-	if e.unext != 0 {
-		cs.End = t.syncEpoch.Load() + int64(e.unext-1)*t.tick + int64(e.timeout)*msNs
-	}
+	c.Sync.Pkts, c.Sync.Old = r.pkts, State(r.oldState)
 	return true
 }
 
@@ -471,17 +461,19 @@ func (t *Table) adoptLocked(e *entry, c *Conn) {
 //
 // Precondition: e's shard lock is held.
 func (t *Table) syncRulesLocked(r *syncRec, e *entry, now int64, c *Conn) {
-	c.Sync.Pkts = r.pkts
-	cs := &c.Sync.State
-	r.connState(e, cs)
 	if p := t.syncRules.Load(); p != nil && !countRefuses(&p.Rules, e, r) {
-		var nc ipvssync.Conn
+		var (
+			nc ipvssync.Conn
+			cs ipvssync.ConnState
+		)
 		neededConn(e, &nc)
-		if p.Needed(&nc, cs, r.pkts, now) {
+		r.connState(e, &cs)
+		if p.Needed(&nc, &cs, r.pkts, now) {
 			c.Sync.Send = true
 			r.lastSync, r.oldState, r.retries = now, uint8(cs.OldState), cs.Retries
 		}
 	}
+	c.Sync.Pkts, c.Sync.Old = r.pkts, State(r.oldState)
 }
 
 // countRefuses reports that rules cannot send e at count r.pkts, which decides most

@@ -340,7 +340,7 @@ func (w *Worker) syncAfterTable(p *syncPlan, e *flowSlot, c *conntrack.Conn) {
 		// Field by field: a slotExt literal is built on the stack and copied in
 		// 16-byte words over its narrower stores, a failed store-to-load forward.
 		x := &e.x
-		x.base, x.old = pkts, conntrack.State(c.Sync.State.OldState)
+		x.base, x.old = pkts, c.Sync.Old
 		m := p.mode[c.State&15]
 		if c.Control != 0 || c.Flags&conntrack.FlagNoCPort != 0 {
 			m = modeTable

@@ -439,7 +439,7 @@ func TestCachedSyncDecidesAsTheRules(t *testing.T) {
 		if limit > 400 && rng.IntN(2) == 0 {
 			old = uint16(c.State) // last sent in its state: no forced send hides the count's
 		}
-		c.Sync.Pkts, c.Sync.State.OldState = base, old
+		c.Sync.Pkts, c.Sync.Old = base, conntrack.State(old)
 		e = flowSlot{key: c.Key, state: c.State}
 		w.syncAfterTable(p, &e, &c)
 
