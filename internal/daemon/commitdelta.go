@@ -173,15 +173,23 @@ func (d *Daemon) commitDelta(ed *tableEditor, keys []ipvs.Key) error {
 	if d.st.stale || d.st.filter == nil || len(keys) > ed.size()/maxDeltaShare+16 {
 		return d.commit(ed.Services())
 	}
-	keys = withSiblings(keys)
+	keys, named := withSiblings(keys)
 	// Each key's configured service (olds) and edited one (news), looked up once:
 	// the configured table is a map of the whole table, and a probe of it costs a
-	// cache miss at 10,000 services.
+	// cache miss at 10,000 services. A sibling that is neither configured nor
+	// edited changes nothing and is not looked up again in each table.
 	olds, news := make([]*ipvs.Service, len(keys)), make([]*ipvs.Service, len(keys))
+	n := 0
 	for i, k := range keys {
-		olds[i] = d.st.conf.get(k)
-		news[i] = ed.lookupAs(k, olds[i])
+		o := d.st.conf.get(k)
+		s := ed.lookupAs(k, o)
+		if i >= named && o == nil && s == nil {
+			continue
+		}
+		keys[n], olds[n], news[n] = k, o, s
+		n++
 	}
+	keys, olds, news = keys[:n], olds[:n], news[:n]
 	var subset []ipvs.Service
 	var remove []ipvs.Key
 	d.st.delta.count(&d.st.conf.seq)
@@ -417,11 +425,12 @@ func (d *Daemon) filterAddrsDelta(keys []ipvs.Key, services []ipvs.Service) (cha
 	}
 }
 
-// withSiblings adds to keys the service of the other protocol at the same address
-// and port of each (they share track_service's liveness), once each.
-func withSiblings(keys []ipvs.Key) []ipvs.Key {
+// withSiblings returns keys, once each, then the services of the other protocol
+// at the same address and port of each (they share track_service's liveness)
+// that keys does not name, once each; named is the number of the first.
+func withSiblings(keys []ipvs.Key) (out []ipvs.Key, named int) {
 	seen := make(map[ipvs.Key]bool, 2*len(keys))
-	out := make([]ipvs.Key, 0, 2*len(keys))
+	out = make([]ipvs.Key, 0, 2*len(keys))
 	add := func(k ipvs.Key) {
 		if !seen[k] {
 			seen[k] = true
@@ -430,6 +439,9 @@ func withSiblings(keys []ipvs.Key) []ipvs.Key {
 	}
 	for _, k := range keys {
 		add(k)
+	}
+	named = len(out)
+	for _, k := range keys {
 		if k.IsMark() || !k.Addr.IsValid() {
 			continue
 		}
@@ -437,7 +449,7 @@ func withSiblings(keys []ipvs.Key) []ipvs.Key {
 			add(ipvs.AddrKey(p, k.Addr))
 		}
 	}
-	return out
+	return out, named
 }
 
 // addrChange is an address whose place in the links' filter a delta changed:
