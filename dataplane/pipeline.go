@@ -106,9 +106,11 @@ func (w *Worker) inbound(s *snapshot, f *Frame, now int64, out []Frame) []Frame 
 		flags = p.TCPFlags
 	}
 	w.fi = noFlowIndex
+	// e: the flow's slot, fresh, when the cache holds it.
+	var e *flowSlot
 	if flags&(header.TCPFlagSYN|header.TCPFlagRST) == 0 { // never served from the cache
 		w.fi = flowIndex(&w.key)
-		if e := w.flows.lookupAt(w.fi, &w.key, now); e != nil && e.serves(p.Proto, flags) && int(e.dest) < len(s.dests) && s.dests[e.dest].d.Available() {
+		if e = w.flows.lookupAt(w.fi, &w.key, now); e != nil && e.serves(p.Proto, flags) && int(e.dest) < len(s.dests) && s.dests[e.dest].d.Available() {
 			if s.set.sync != nil {
 				e.spend++
 				if e.sleft--; e.sleft == 0 {
@@ -121,15 +123,24 @@ func (w *Worker) inbound(s *snapshot, f *Frame, now int64, out []Frame) []Frame 
 		}
 	}
 	if s.set.sync != nil {
-		if w.fi == noFlowIndex {
-			w.fi = flowIndex(&w.key)
-		}
 		// What the cache did for the flow since the table last answered
 		// (foldSlot), in line: most table packets have nothing to fold.
 		w.conn.Sync.Fold = conntrack.Fold{}
-		if fc := w.flows; fc.isUsed(w.fi) {
-			if e := &fc.slots[w.fi]; e.spend != 0 || e.x.sentAt != 0 {
-				w.foldSlot(e, &w.key)
+		if e != nil {
+			// The lookup above found the flow in its slot, which cannot serve
+			// this packet (it changes the flow's state: a FIN): no key to
+			// compare again.
+			if e.spend != 0 || e.x.sentAt != 0 {
+				w.foldOwn(e)
+			}
+		} else {
+			if w.fi == noFlowIndex {
+				w.fi = flowIndex(&w.key)
+			}
+			if fc := w.flows; fc.isUsed(w.fi) {
+				if e := &fc.slots[w.fi]; e.spend != 0 || e.x.sentAt != 0 {
+					w.foldSlot(e, &w.key)
+				}
 			}
 		}
 	}

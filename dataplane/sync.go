@@ -309,19 +309,22 @@ func (e *flowSlot) setCountdown(r *ipvssync.Rules, pkts uint32) uint32 {
 // packets, and saves a lock and a cache miss on another flow's entry per takeover
 // (measured as a third of a big table's lookup).
 func (w *Worker) foldSlot(e *flowSlot, k *conntrack.Key) {
-	x := &e.x
 	if keyEqual(&e.key, k) {
-		// The table's answer refills the slot or the cache forgets k (inbound):
-		// nothing here to reset.
-		f := &w.conn.Sync.Fold
-		f.Pkts, f.Sent, f.State = e.spend, x.sentAt, x.old
+		w.foldOwn(e)
 		return
 	}
-	if x.sentAt != 0 {
+	if x := &e.x; x.sentAt != 0 {
 		w.d.table.SyncFold(&e.key, &conntrack.Fold{Pkts: e.spend, Sent: x.sentAt, State: x.old}, w.now)
 		x.base += e.spend
 		e.spend, x.sentAt = 0, 0
 	}
+}
+
+// foldOwn is foldSlot for slot e holding the packet's own flow: the table's answer
+// refills the slot or the cache forgets the flow (inbound), so nothing here is reset.
+func (w *Worker) foldOwn(e *flowSlot) {
+	f := &w.conn.Sync.Fold
+	f.Pkts, f.Sent, f.State = e.spend, e.x.sentAt, e.x.old
 }
 
 // syncAfterTable is the sync step of an inbound packet the table answered with c (a

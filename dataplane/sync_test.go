@@ -478,3 +478,79 @@ func TestCachedSyncDecidesAsTheRules(t *testing.T) {
 		t.Fatalf("%d sends in 20,000 trials: too few to compare", total)
 	}
 }
+
+// TestSyncCacheCountsReachTheTable: what the flow cache counted and sent for a flow
+// reaches the table with the flow's next table packet, both when that packet finds
+// the flow in its slot (a FIN: inbound folds it without comparing the key again) and
+// when another flow's packet goes to the table through the slot (a takeover's fold,
+// after which the flow's countdown goes on: its next send is still at its 53rd
+// packet).
+func TestSyncCacheCountsReachTheTable(t *testing.T) {
+	h := newHarness(t, syncOptions(), rrService(ipvs.DR, 80))
+	ms := int64(time.Millisecond)
+	key := func(port uint16) conntrack.Key {
+		k := conntrack.Key{Proto: header.IPProtoTCP, CPort: port, VPort: 80}
+		copy(k.CAddr[:], dtClient.AsSlice())
+		copy(k.VAddr[:], dtVIP.AsSlice())
+		return k
+	}
+	const pa = 42000
+	ka := key(pa)
+	pb := uint16(pa + 1)
+	for kb := key(pb); flowIndex(&kb) != flowIndex(&ka); kb = key(pb) {
+		pb++
+	}
+	frames := func(port uint16) (syn, ack, fin []byte) {
+		p := dtPkt{src: dtClient, dst: dtVIP, sport: port, dport: 80}
+		s, a, f := p, p, p
+		s.syn, a.ack, f.fin, f.ack = true, true, true, true
+		return s.frame(t), a.frame(t), f.frame(t)
+	}
+	synA, ackA, finA := frames(pa)
+	synB, _, _ := frames(pb)
+	now := sec
+	sent := map[uint16][]int{}
+	n := map[uint16]int{}
+	send := func(port uint16, b []byte) {
+		t.Helper()
+		now += ms
+		n[port]++
+		if out := h.run(b, now); len(out) != 1 {
+			t.Fatalf("port %d packet %d not forwarded", port, n[port])
+		}
+		for _, c := range drainAll(h.d) {
+			sent[c.Key.CPort] = append(sent[c.Key.CPort], n[c.Key.CPort])
+		}
+	}
+	pktsOf := func(port uint16) uint32 {
+		var pkts uint32
+		h.d.Table().Walk(0, 10, now, func(c *conntrack.Conn, m *conntrack.SyncMeta) bool {
+			if c.Key.CPort == port {
+				pkts = m.Pkts
+			}
+			return false
+		})
+		return pkts
+	}
+	send(pa, synA)
+	for range 10 { // A's 3rd packet is sent (by the cache); the cache serves 9 of these
+		send(pa, ackA)
+	}
+	send(pb, synB) // through A's slot: A's count and send are folded into the table
+	if got := pktsOf(pa); got != 11 {
+		t.Fatalf("after the takeover fold the table counts %d packets of A, want 11", got)
+	}
+	for n[pa] < 60 {
+		send(pa, ackA)
+	}
+	send(pa, finA) // the FIN finds A in its slot: the cache's 49 packets since the fold
+	if got, want := fmt.Sprint(sent[pa]), "[3 53 61]"; got != want {
+		t.Fatalf("A sent at its packets %s, want %s", got, want)
+	}
+	if got := pktsOf(pa); got != 61 {
+		t.Fatalf("after the FIN the table counts %d packets of A, want 61", got)
+	}
+	if len(sent[pb]) != 0 {
+		t.Fatalf("B sent at %v", sent[pb])
+	}
+}
