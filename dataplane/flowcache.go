@@ -60,8 +60,9 @@ type flowSlot struct {
 	refreshed int64 // when the table last answered for the flow
 	until     int64 // served while now < until: refreshed+refreshEvery, or the expiry if sooner
 	// With cluster sync on (sync.go): packets served since the table last counted
-	// the flow's, and how many more until the sync rules may send it (0: none).
-	spend, sleft uint32
+	// the flow's, and the spend at which its count reaches the sync rules' next
+	// candidate (countServed; snext = spend: none before spend wraps).
+	spend, snext uint32
 	x            slotExt       // the rest of the flow's sync state (sync.go)
 	ref          conntrack.Ref // the connection's entry (sync events name it)
 	_            [20]byte

@@ -112,8 +112,7 @@ func (w *Worker) inbound(s *snapshot, f *Frame, now int64, out []Frame) []Frame 
 		w.fi = flowIndex(&w.key)
 		if e = w.flows.lookupAt(w.fi, &w.key, now); e != nil && e.serves(p.Proto, flags) && int(e.dest) < len(s.dests) && s.dests[e.dest].d.Available() {
 			if s.set.sync != nil {
-				e.spend++
-				if e.sleft--; e.sleft == 0 {
+				if e.countServed() {
 					w.cachedSync(s.set.sync, e, now)
 				}
 			}

@@ -284,15 +284,24 @@ const (
 )
 
 // clearSync zeroes slot e's sync state, as flowCache.store leaves it.
-func (e *flowSlot) clearSync() { e.spend, e.sleft, e.x = 0, 0, slotExt{} }
+func (e *flowSlot) clearSync() { e.spend, e.snext, e.x = 0, 0, slotExt{} }
 
-// setCountdown sets slot e's countdown to the rules' next candidate after pkts and
-// returns that candidate (0: none).
+// countServed counts a packet the cache served from slot e and reports whether the
+// countdown ran out: the count reached the rules' next candidate (cachedSync then
+// decides). One compare of two fields in the slot's line, for most packets a branch
+// not taken.
+func (e *flowSlot) countServed() bool {
+	e.spend++
+	return e.spend == e.snext
+}
+
+// setCountdown sets slot e's countdown to the rules' next candidate after pkts (the
+// flow's count, e.spend included) and returns that candidate (0: none).
 func (e *flowSlot) setCountdown(r *ipvssync.Rules, pkts uint32) uint32 {
 	n := nextCandidate(r, pkts)
-	e.sleft = n - pkts
+	e.snext = e.spend + n - pkts
 	if n == 0 {
-		e.sleft = 0
+		e.snext = e.spend // none: not before spend wraps (2^32 packets)
 	}
 	return n
 }
@@ -316,6 +325,7 @@ func (w *Worker) foldSlot(e *flowSlot, k *conntrack.Key) {
 	if x := &e.x; x.sentAt != 0 {
 		w.d.table.SyncFold(&e.key, &conntrack.Fold{Pkts: e.spend, Sent: x.sentAt, State: x.old}, w.now)
 		x.base += e.spend
+		e.snext -= e.spend // the countdown goes on from the new base
 		e.spend, x.sentAt = 0, 0
 	}
 }
@@ -355,8 +365,9 @@ func (w *Worker) syncAfterTable(p *syncPlan, e *flowSlot, c *conntrack.Conn) {
 			// and refuses).
 		case pkts < uint32(len(p.first)):
 			x.mode = m
-			e.sleft = p.first[pkts]
-			if m == modeSend && pkts+e.sleft > 0xffff {
+			n := p.first[pkts] // e.spend is 0
+			e.snext = n
+			if m == modeSend && pkts+n > 0xffff {
 				x.mode = modeNeeded
 			}
 		default:
@@ -412,7 +423,7 @@ func (w *Worker) cachedSync(p *syncPlan, e *flowSlot, now int64) {
 		}
 		// pkts is a candidate (the countdown ran to one): with local rules the next
 		// is a period on, or none without a period (nextCandidate).
-		x.mode, e.sleft = modeSend, p.Period
+		x.mode, e.snext = modeSend, e.spend+p.Period
 		if pkts+p.Period > 0xffff {
 			x.mode = modeNeeded
 		}
@@ -424,7 +435,7 @@ func (w *Worker) cachedSync(p *syncPlan, e *flowSlot, now int64) {
 	}
 	c := &w.syncConn
 	if !w.d.table.SyncCached(&e.key, e.spend, now, c) {
-		e.spend, e.sleft = 0, 0
+		e.spend, e.snext = 0, 0
 		return
 	}
 	e.spend = 0

@@ -451,8 +451,7 @@ func TestCachedSyncDecidesAsTheRules(t *testing.T) {
 		for n := uint32(1); n <= limit; n++ {
 			now += int64(time.Millisecond)
 			pushed := w.ring.Load().ptail
-			e.spend++ // as inbound counts a packet the cache serves
-			if e.sleft--; e.sleft == 0 {
+			if e.countServed() { // as inbound counts a packet the cache serves
 				w.cachedSync(p, &e, now)
 			}
 			got := w.ring.Load().ptail != pushed
