@@ -114,8 +114,14 @@ func (w *Worker) created(f *Frame, now int64, out []Frame) []Frame {
 		w.C.SloppyCreated++
 	}
 	e := w.flows.store(w.fi, &w.key, &w.conn, now)
-	if s.set.sync != nil {
-		w.syncAfterTable(s.set.sync, e, &w.conn)
+	if p := s.set.sync; p != nil {
+		// A new TCP connection's state (SYN_RECV) is never sent at a count: its
+		// slot, just filled, is already as syncAfterTable would leave it (no
+		// countdown; the count and old state it would store are read only when a
+		// countdown ends), so most new connections skip the call.
+		if c := &w.conn; c.Sync.Send || c.Sync.Adopted || (e != nil && p.slotMode(c) != modeNeeded) {
+			w.syncAfterTable(p, e, c)
+		}
 	}
 	return w.xmit(s, f, &w.conn, false, out)
 }

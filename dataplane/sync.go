@@ -337,6 +337,15 @@ func (w *Worker) foldOwn(e *flowSlot) {
 	f.Pkts, f.Sent, f.State = e.spend, e.x.sentAt, e.x.old
 }
 
+// slotMode is the slot mode of c's flow: its state's (mode), or modeTable for a
+// controlled flow or one without a client port.
+func (p *syncPlan) slotMode(c *conntrack.Conn) slotMode {
+	if c.Control != 0 || c.Flags&conntrack.FlagNoCPort != 0 {
+		return modeTable
+	}
+	return p.mode[c.State&15]
+}
+
 // syncAfterTable is the sync step of an inbound packet the table answered with c (a
 // hit or a new connection): start the flow's cache slot e counting towards the rules'
 // next candidate, and push c when the table's rules chose to send it or the packet
@@ -354,10 +363,7 @@ func (w *Worker) syncAfterTable(p *syncPlan, e *flowSlot, c *conntrack.Conn) {
 		// 16-byte words over its narrower stores, a failed store-to-load forward.
 		x := &e.x
 		x.base, x.old = pkts, c.Sync.Old
-		m := p.mode[c.State&15]
-		if c.Control != 0 || c.Flags&conntrack.FlagNoCPort != 0 {
-			m = modeTable
-		}
+		m := p.slotMode(c)
 		switch {
 		case m == modeNeeded:
 			// No count sends the flow in its (cached) state: no countdown, as

@@ -553,3 +553,36 @@ func TestSyncCacheCountsReachTheTable(t *testing.T) {
 		t.Fatalf("B sent at %v", sent[pb])
 	}
 }
+
+// TestSyncNewUDPFlowCountsFromItsFirstPacket: a UDP connection is sent from its
+// third packet (the threshold rule), so the packet that creates it starts its slot's
+// countdown (a new TCP connection, in SYN_RECV, starts none: created skips it).
+func TestSyncNewUDPFlowCountsFromItsFirstPacket(t *testing.T) {
+	svc := rrService(ipvs.DR, 53)
+	svc.Key = ipvs.AddrKey(ipvs.UDP, netip.AddrPortFrom(dtVIP, 53))
+	h := newHarness(t, syncOptions(), svc)
+	// The table's first connection takes another path (schedule): this one is the
+	// second.
+	h.run(dtPkt{src: dtClient, dst: dtVIP, sport: 39999, dport: 53, udp: true, plen: 9}.frame(t), sec)
+	b := dtPkt{src: dtClient, dst: dtVIP, sport: 40000, dport: 53, udp: true, plen: 9}.frame(t)
+	var sent []int
+	cached := 0
+	for n := 1; n <= 60; n++ {
+		h.w.tableRefs = 0
+		if out := h.run(b, sec+int64(n)*int64(time.Millisecond)); len(out) != 1 {
+			t.Fatalf("packet %d not forwarded", n)
+		}
+		if h.w.tableRefs == 0 {
+			cached++
+		}
+		for range drainAll(h.d) {
+			sent = append(sent, n)
+		}
+	}
+	if cached < 50 {
+		t.Fatalf("the cache served only %d of the 59 packets after the first", cached)
+	}
+	if got := fmt.Sprint(sent); got != "[3 53]" {
+		t.Fatalf("sent at packets %s, want [3 53]", got)
+	}
+}
