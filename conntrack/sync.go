@@ -256,6 +256,10 @@ type syncPlan struct {
 	// (TestLocalStepMatchesTheGeneralStep compares the sends with Needed's).
 	sendsTCP, forcedTCP uint32
 	sendsUDP            bool
+	// planned[proto]: local rules and proto TCP or UDP (syncStepLocked's plan path
+	// for a connection of proto that is no template and not one-packet), one load
+	// for the three tests.
+	planned [256]bool
 }
 
 // newSyncPlan returns r's plan.
@@ -278,6 +282,7 @@ func newSyncPlan(r *ipvssync.Rules) *syncPlan {
 	}
 	nc := ipvssync.Conn{Protocol: protoUDP, State: uint16(StateUDP)}
 	p.sendsUDP = p.Needed(&nc, &ipvssync.ConnState{}, pass, 1)
+	p.planned[protoTCP], p.planned[protoUDP] = true, true
 	return p
 }
 
@@ -348,7 +353,7 @@ func (t *Table) syncStepLocked(e *entry, fold *Fold, now int64, c *Conn) {
 		t.syncCountLocked(e, fold, now, c)
 		return
 	}
-	if !p.local || e.flags&(FlagTemplate|FlagOnePacket) != 0 || (e.proto != protoTCP && e.proto != protoUDP) {
+	if !p.planned[e.proto] || e.flags&(FlagTemplate|FlagOnePacket) != 0 {
 		if fold.Pkts != 0 || fold.Sent != 0 || !t.countOnlyLocked(&p.Rules, e, u, c) {
 			t.syncCountLocked(e, fold, now, c)
 		}

@@ -1,6 +1,7 @@
 package conntrack
 
 import (
+	"fmt"
 	"math/rand/v2"
 	"net/netip"
 	"slices"
@@ -588,14 +589,9 @@ func TestLocalStepMatchesTheGeneralStep(t *testing.T) {
 		if (r.pkts+f.Pkts+1)&0xffff < r.pkts {
 			wrapped++
 		}
-		e2, f2 := *e, f
-		var c1, c2 Conn
-		tbl.syncStepLocked(e, &f, now, &c1)
-		tbl.syncCountLocked(&e2, &f2, now, &c2)
-		if *e != e2 || c1.Sync != c2.Sync {
-			t.Fatalf("trial %d: rules %+v, entry state %d, sync %+v, fold %+v: the plan path left %+v and %+v, the general one %+v and %+v",
-				trial, rules, e.state, r, f, *e, c1.Sync, e2, c2.Sync)
-		}
+		c1 := stepAsGeneral(t, tbl, e, f, now, func() string {
+			return fmt.Sprintf("trial %d: rules %+v, entry state %d, sync %+v, fold %+v", trial, rules, e.state, r, f)
+		})
 		if c1.Sync.Send {
 			sends++
 			if e.proto == protoTCP && uint8(e.state) != r.oldState {
@@ -623,4 +619,73 @@ func TestSyncPlanBits(t *testing.T) {
 	if p := newSyncPlan(&ipvssync.Rules{Threshold: 3, Period: 50, PersistMode: true}); p.local {
 		t.Fatal("persist mode: the plan is not local")
 	}
+}
+
+// TestSyncStepDispatchMatchesTheGeneralStep is a differential test of
+// syncStepLocked's dispatch: for random rules (local or not), entries of TCP, UDP,
+// SCTP and another protocol, templates and one-packet connections among them, in any
+// state, with any count, old state and fold, the step leaves the entry and the
+// answer as the general path (syncCountLocked) does, whichever path it takes.
+func TestSyncStepDispatchMatchesTheGeneralStep(t *testing.T) {
+	v := newEnv(t, nil)
+	tbl := v.tbl
+	tbl.syncEpoch.Store(int64(time.Hour))
+	rng := rand.New(rand.NewPCG(15, 12))
+	var sends, other int
+	for trial := range 200000 {
+		rules := randomRules(rng)
+		if rng.IntN(2) == 0 {
+			rules.RefreshPeriod, rules.PersistMode = 0, false
+		}
+		tbl.syncRules.Store(newSyncPlan(&rules))
+		e := &entry{proto: []uint8{protoTCP, protoUDP, ipvssync.ProtoSCTP, 47}[rng.IntN(4)],
+			state: State(rng.IntN(NumStates)), timeout: uint32(rng.IntN(900_000))}
+		switch rng.IntN(6) {
+		case 0:
+			e.flags |= FlagTemplate
+		case 1:
+			e.flags |= FlagOnePacket
+		}
+		r := syncRec{pkts: uint32(rng.IntN(130)), oldState: uint8(rng.IntN(NumStates)), retries: uint8(rng.IntN(4))}
+		if rng.IntN(2) == 0 {
+			r.lastSync = int64(time.Hour) + int64(1+rng.IntN(1000))*tbl.tick
+		}
+		tbl.storeSync(e, &r)
+		now := int64(time.Hour) + 1001*tbl.tick + rng.Int64N(int64(time.Second))
+		var f Fold
+		if rng.IntN(2) == 0 {
+			f.Pkts = uint32(rng.IntN(100))
+		}
+		if rng.IntN(3) == 0 {
+			f.Sent, f.State = int64(time.Hour)+rng.Int64N(1002*tbl.tick), State(rng.IntN(NumStates))
+		}
+		c1 := stepAsGeneral(t, tbl, e, f, now, func() string {
+			return fmt.Sprintf("trial %d: rules %+v, proto %d, flags %#x, state %d, sync %+v, fold %+v",
+				trial, rules, e.proto, e.flags, e.state, r, f)
+		})
+		if c1.Sync.Send {
+			sends++
+			if e.proto != protoTCP && e.proto != protoUDP || e.flags != 0 {
+				other++
+			}
+		}
+	}
+	if sends < 20000 || other < 10000 {
+		t.Fatalf("too few cases: %d sends, %d of them of SCTP, another protocol, a template or a one-packet connection", sends, other)
+	}
+}
+
+// stepAsGeneral runs syncStepLocked on e with fold f and fails unless it leaves e and
+// the answer as the general path (syncCountLocked) does on a copy; it returns the
+// step's answer.
+func stepAsGeneral(t *testing.T, tbl *Table, e *entry, f Fold, now int64, what func() string) Conn {
+	t.Helper()
+	e2, f2 := *e, f
+	var c1, c2 Conn
+	tbl.syncStepLocked(e, &f, now, &c1)
+	tbl.syncCountLocked(&e2, &f2, now, &c2)
+	if *e != e2 || c1.Sync != c2.Sync {
+		t.Fatalf("%s: the step left %+v and %+v, the general path %+v and %+v", what(), *e, c1.Sync, e2, c2.Sync)
+	}
+	return c1
 }
