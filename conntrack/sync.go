@@ -260,6 +260,14 @@ type syncPlan struct {
 	// for a connection of proto that is no template and not one-packet), one load
 	// for the three tests.
 	planned [256]bool
+	// Bit s of quietTCP, and quietUDP: the plan path only counts (to 2), and does
+	// not send, a connection of that protocol in state s whose packed sync word is 0
+	// (just confirmed: count, origin, old state and retries 0; or a count wrapped to
+	// 0, which the path takes alike) with nothing folded. Most connections'
+	// confirming packet (a TCP handshake's last ACK, a UDP flow's second packet) is
+	// decided by this one bit.
+	quietTCP uint32
+	quietUDP bool
 }
 
 // newSyncPlan returns r's plan.
@@ -283,6 +291,13 @@ func newSyncPlan(r *ipvssync.Rules) *syncPlan {
 	nc := ipvssync.Conn{Protocol: protoUDP, State: uint16(StateUDP)}
 	p.sendsUDP = p.Needed(&nc, &ipvssync.ConnState{}, pass, 1)
 	p.planned[protoTCP], p.planned[protoUDP] = true, true
+	// The plan path's decision at count 2 from old state 0 (below).
+	for s := range uint32(NumStates) {
+		if !(p.forcedTCP>>s&1 != 0 && s != 0 || p.sendsTCP>>s&1 != 0 && p.candidate(2)) {
+			p.quietTCP |= 1 << s
+		}
+	}
+	p.quietUDP = !(p.sendsUDP && p.candidate(2))
 	return p
 }
 
@@ -364,6 +379,13 @@ func (t *Table) syncStepLocked(e *entry, fold *Fold, now int64, c *Conn) {
 	// and c as the general path (syncCountLocked) does. The last send is unpacked only
 	// to compare it with a folded send's, and packed (a division by the tick) only
 	// when it changed.
+	st := uint32(e.state) & 15
+	if u == 0 && fold.Pkts == 0 && fold.Sent == 0 && (e.proto == protoTCP && p.quietTCP>>st&1 != 0 || e.proto == protoUDP && p.quietUDP) {
+		// Just confirmed, nothing folded, not sent (quietTCP): counted, as below.
+		e.uprev = 2
+		c.Sync.Pkts, c.Sync.Old = 2, 0
+		return
+	}
 	w := u & 0x3f000000 // the old state and the retries, in place
 	var last int64      // the new last send, when changed
 	changed := false
@@ -375,7 +397,6 @@ func (t *Table) syncStepLocked(e *entry, fold *Fold, now int64, c *Conn) {
 		pkts = 1 // just confirmed: its first packet, on the list, was not counted
 	}
 	pkts = (pkts + fold.Pkts + 1) & 0xffff
-	st := uint32(e.state) & 15
 	if e.proto == protoTCP && (p.forcedTCP>>st&1 != 0 && st<<24 != w&0x0f000000 || p.sendsTCP>>st&1 != 0 && p.candidate(pkts)) ||
 		e.proto == protoUDP && p.sendsUDP && p.candidate(pkts) {
 		last, w, changed = now, st<<24, true

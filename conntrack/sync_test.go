@@ -624,14 +624,15 @@ func TestSyncPlanBits(t *testing.T) {
 // TestSyncStepDispatchMatchesTheGeneralStep is a differential test of
 // syncStepLocked's dispatch: for random rules (local or not), entries of TCP, UDP,
 // SCTP and another protocol, templates and one-packet connections among them, in any
-// state, with any count, old state and fold, the step leaves the entry and the
-// answer as the general path (syncCountLocked) does, whichever path it takes.
+// state, with any count, old state and fold (a quarter of them just confirmed: the
+// packed word 0), the step leaves the entry and the answer as the general path
+// (syncCountLocked) does, whichever path it takes.
 func TestSyncStepDispatchMatchesTheGeneralStep(t *testing.T) {
 	v := newEnv(t, nil)
 	tbl := v.tbl
 	tbl.syncEpoch.Store(int64(time.Hour))
 	rng := rand.New(rand.NewPCG(15, 12))
-	var sends, other int
+	var sends, other, quiet int
 	for trial := range 200000 {
 		rules := randomRules(rng)
 		if rng.IntN(2) == 0 {
@@ -647,6 +648,10 @@ func TestSyncStepDispatchMatchesTheGeneralStep(t *testing.T) {
 			e.flags |= FlagOnePacket
 		}
 		r := syncRec{pkts: uint32(rng.IntN(130)), oldState: uint8(rng.IntN(NumStates)), retries: uint8(rng.IntN(4))}
+		confirming := rng.IntN(4) == 0
+		if confirming { // the packed word 0: just confirmed (quietTCP, quietUDP)
+			r.pkts, r.oldState, r.retries = 0, 0, 0
+		}
 		if rng.IntN(2) == 0 {
 			r.lastSync = int64(time.Hour) + int64(1+rng.IntN(1000))*tbl.tick
 		}
@@ -659,6 +664,9 @@ func TestSyncStepDispatchMatchesTheGeneralStep(t *testing.T) {
 		if rng.IntN(3) == 0 {
 			f.Sent, f.State = int64(time.Hour)+rng.Int64N(1002*tbl.tick), State(rng.IntN(NumStates))
 		}
+		if confirming && f == (Fold{}) && e.flags == 0 && (e.proto == protoTCP || e.proto == protoUDP) {
+			quiet++
+		}
 		c1 := stepAsGeneral(t, tbl, e, f, now, func() string {
 			return fmt.Sprintf("trial %d: rules %+v, proto %d, flags %#x, state %d, sync %+v, fold %+v",
 				trial, rules, e.proto, e.flags, e.state, r, f)
@@ -670,8 +678,9 @@ func TestSyncStepDispatchMatchesTheGeneralStep(t *testing.T) {
 			}
 		}
 	}
-	if sends < 20000 || other < 10000 {
-		t.Fatalf("too few cases: %d sends, %d of them of SCTP, another protocol, a template or a one-packet connection", sends, other)
+	if sends < 20000 || other < 10000 || quiet < 5000 {
+		t.Fatalf("too few cases: %d sends, %d of them of SCTP, another protocol, a template or a one-packet connection; %d confirming packets of TCP or UDP with nothing folded",
+			sends, other, quiet)
 	}
 }
 
