@@ -1033,15 +1033,11 @@ func (b *liveBench) startTrafgen(ctx context.Context, round int, pinned bool, pa
 		p.stop()
 		return nil, err
 	}
-	var set unix.CPUSet
+	cpu := -1
 	if pinned {
-		set.Set(b.o.GenCPU)
-	} else {
-		for c := 0; c < runtime.NumCPU(); c++ {
-			set.Set(c)
-		}
+		cpu = b.o.GenCPU
 	}
-	p.affinity = &set
+	p.affinity = cpuSet(cpu)
 	if err := p.reaffine(); err != nil {
 		p.stop()
 		return nil, err
@@ -1062,8 +1058,27 @@ func (p *liveProc) reaffine() error {
 	return nil
 }
 
+// cpuSet returns the set of cpu alone, or of every CPU when cpu < 0.
+func cpuSet(cpu int) *unix.CPUSet {
+	var set unix.CPUSet
+	if cpu >= 0 {
+		set.Set(cpu)
+		return &set
+	}
+	for c := range runtime.NumCPU() {
+		set.Set(c)
+	}
+	return &set
+}
+
+// SetProcessAffinity binds every thread of process pid and of its descendants to
+// cpu, or lets them run on every CPU again (cpu < 0), and returns how many threads
+// it set. A thread that ends meanwhile is skipped.
+func SetProcessAffinity(pid, cpu int) (int, error) { return setAffinityTree(pid, cpuSet(cpu)) }
+
 // setAffinityTree sets the CPU affinity of every thread of pid and of its
-// descendants, and returns how many threads it set.
+// descendants, and returns how many threads it set (a thread that ended meanwhile
+// is skipped).
 func setAffinityTree(pid int, set *unix.CPUSet) (int, error) {
 	n := 0
 	tasks, err := os.ReadDir(fmt.Sprintf("/proc/%d/task", pid))
@@ -1075,7 +1090,9 @@ func setAffinityTree(pid int, set *unix.CPUSet) (int, error) {
 		if err != nil {
 			continue
 		}
-		if err := unix.SchedSetaffinity(tid, set); err != nil {
+		if err := unix.SchedSetaffinity(tid, set); err == unix.ESRCH {
+			continue
+		} else if err != nil {
 			return n, fmt.Errorf("task %d: %w", tid, err)
 		}
 		n++
