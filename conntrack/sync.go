@@ -276,20 +276,16 @@ func newSyncPlan(r *ipvssync.Rules) *syncPlan {
 	if !p.local {
 		return p
 	}
-	// A count the threshold rule lets through, and one it refuses (with Period 1,
-	// every count passes: forcedTCP then also holds sendsTCP, which decides alike).
-	pass, refuse := r.Threshold, r.Threshold+1
+	p.sendsTCP, p.sendsUDP = SyncSends(r, r.Threshold)
+	// A count the threshold rule refuses (with Period 1, every count passes:
+	// forcedTCP then also holds sendsTCP, which decides alike).
+	refuse := r.Threshold + 1
 	for s := range NumStates {
 		nc := ipvssync.Conn{Protocol: ipvssync.ProtoTCP, State: uint16(s)}
-		if p.Needed(&nc, &ipvssync.ConnState{OldState: uint16(s)}, pass, 1) {
-			p.sendsTCP |= 1 << s
-		}
 		if p.Needed(&nc, &ipvssync.ConnState{OldState: uint16((s + 1) % NumStates)}, refuse, 1) {
 			p.forcedTCP |= 1 << s
 		}
 	}
-	nc := ipvssync.Conn{Protocol: protoUDP, State: uint16(StateUDP)}
-	p.sendsUDP = p.Needed(&nc, &ipvssync.ConnState{}, pass, 1)
 	p.planned[protoTCP], p.planned[protoUDP] = true, true
 	// The plan path's decision at count 2 from old state 0 (below).
 	for s := range uint32(NumStates) {
@@ -299,6 +295,23 @@ func newSyncPlan(r *ipvssync.Rules) *syncPlan {
 	}
 	p.quietUDP = !(p.sendsUDP && p.candidate(2))
 	return p
+}
+
+// SyncSends asks r.Needed, at count pass (one the threshold rule lets through),
+// which connections are sent there that were last sent in their present state:
+// bit s of tcp for a TCP connection in state s, udp for a UDP one. With rules that
+// need nothing but a connection's count and state (no refresh period, no persist
+// mode), that decides every such count; the table's plan and the flow cache's
+// (package dataplane) are both made from it.
+func SyncSends(r *ipvssync.Rules, pass uint32) (tcp uint32, udp bool) {
+	for s := range NumStates {
+		nc := ipvssync.Conn{Protocol: ipvssync.ProtoTCP, State: uint16(s)}
+		if r.Needed(&nc, &ipvssync.ConnState{OldState: uint16(s)}, pass, 1) {
+			tcp |= 1 << s
+		}
+	}
+	nc := ipvssync.Conn{Protocol: protoUDP, State: uint16(StateUDP)}
+	return tcp, r.Needed(&nc, &ipvssync.ConnState{}, pass, 1)
 }
 
 // candidate reports whether the threshold rule lets count pkts through (local rules:

@@ -197,9 +197,10 @@ type syncPlan struct {
 	// holds TCP and UDP flows only). With local rules that is all Needed decides
 	// there: a forced send (a change to a state other than ESTABLISHED) is a send
 	// too, and the state a connection was last sent in matters for nothing else.
-	// Derived by asking Rules.Needed, not restated; TestCachedSyncDecidesAsTheRules
-	// compares the cache's sends with Needed's.
-	sendsTCP   uint64
+	// Derived by asking Rules.Needed (conntrack.SyncSends, as the table's plan is),
+	// not restated; TestCachedSyncDecidesAsTheRules compares the cache's sends with
+	// Needed's.
+	sendsTCP   uint32
 	sendsOther bool
 	// mode is the slot mode of an uncontrolled flow with a client port in state s
 	// (the cache holds TCP flows in TCP states and UDP ones in StateUDP): modeTable
@@ -221,15 +222,7 @@ func newSyncPlan(r *ipvssync.Rules) *syncPlan {
 		}
 	}
 	if at := nextCandidate(r, 0); p.local && at != 0 {
-		for s := range conntrack.NumStates {
-			nc := ipvssync.Conn{Protocol: ipvssync.ProtoTCP, State: uint16(s)}
-			cs := ipvssync.ConnState{OldState: uint16(s)}
-			if p.Needed(&nc, &cs, at, 1) {
-				p.sendsTCP |= 1 << s
-			}
-		}
-		nc := ipvssync.Conn{Protocol: header.IPProtoUDP, State: uint16(conntrack.StateUDP)}
-		p.sendsOther = p.Needed(&nc, &ipvssync.ConnState{}, at, 1)
+		p.sendsTCP, p.sendsOther = conntrack.SyncSends(r, at)
 	}
 	for s := range p.mode {
 		st, proto := conntrack.State(s), uint8(header.IPProtoTCP)
@@ -252,7 +245,7 @@ func newSyncPlan(r *ipvssync.Rules) *syncPlan {
 // candidate count (plan p is local).
 func (p *syncPlan) sends(proto uint8, st conntrack.State) bool {
 	if proto == header.IPProtoTCP {
-		return p.sendsTCP&(1<<(st&63)) != 0
+		return p.sendsTCP&(1<<(st&31)) != 0
 	}
 	return p.sendsOther
 }
