@@ -305,17 +305,21 @@ func (e *flowSlot) setCountdown(r *ipvssync.Rules, pkts uint32) uint32 {
 // packets or decided a send.
 //
 // What a slot holds for another flow is left alone, but for a send not yet told to
-// the table, which is folded in at once. If k's answer takes the slot over (its flow
-// was idle for refreshEvery), the flow's count is lost and the table's lags by it:
-// that delays its next periodic send by fewer than one sync_threshold period of
-// packets, and saves a lock and a cache miss on another flow's entry per takeover
-// (measured as a third of a big table's lookup).
+// the table when k's answer may take the slot over — the flow in it is no longer
+// fresh (flowCache.store keeps a fresh flow) — which is folded in at once. A fresh
+// flow keeps its slot, and its send reaches the table with its own next table
+// packet, as a flow's does that shares its slot with none: folding it at once cost
+// another flow's lookup, shard lock and cache misses for each new flow whose slot a
+// busy flow holds. If k's answer takes the slot over, the flow's count is lost and
+// the table's lags by it: that delays its next periodic send by fewer than one
+// sync_threshold period of packets, and saves a lock and a cache miss on another
+// flow's entry per takeover (measured as a third of a big table's lookup).
 func (w *Worker) foldSlot(e *flowSlot, k *conntrack.Key) {
 	if keyEqual(&e.key, k) {
 		w.foldOwn(e)
 		return
 	}
-	if x := &e.x; x.sentAt != 0 {
+	if x := &e.x; x.sentAt != 0 && !e.fresh(w.now) {
 		w.d.table.SyncFold(&e.key, &conntrack.Fold{Pkts: e.spend, Sent: x.sentAt, State: x.old}, w.now)
 		x.base += e.spend
 		e.snext -= e.spend // the countdown goes on from the new base

@@ -479,11 +479,11 @@ func TestCachedSyncDecidesAsTheRules(t *testing.T) {
 }
 
 // TestSyncCacheCountsReachTheTable: what the flow cache counted and sent for a flow
-// reaches the table with the flow's next table packet, both when that packet finds
-// the flow in its slot (a FIN: inbound folds it without comparing the key again) and
-// when another flow's packet goes to the table through the slot (a takeover's fold,
-// after which the flow's countdown goes on: its next send is still at its 53rd
-// packet).
+// reaches the table with the flow's next table packet when that packet finds the
+// flow in its slot (a FIN: inbound folds it without comparing the key again). Another
+// flow's packet through the slot folds nothing while the flow in it is fresh (it
+// keeps its slot: its count and send wait for its own next table packet), and folds
+// the count and send at once when it is not (the packet's flow takes the slot over).
 func TestSyncCacheCountsReachTheTable(t *testing.T) {
 	h := newHarness(t, syncOptions(), rrService(ipvs.DR, 80))
 	ms := int64(time.Millisecond)
@@ -493,11 +493,14 @@ func TestSyncCacheCountsReachTheTable(t *testing.T) {
 		copy(k.VAddr[:], dtVIP.AsSlice())
 		return k
 	}
-	const pa = 42000
-	ka := key(pa)
-	pb := uint16(pa + 1)
-	for kb := key(pb); flowIndex(&kb) != flowIndex(&ka); kb = key(pb) {
-		pb++
+	// pair returns a port above a whose flow shares a's slot.
+	pair := func(a uint16) uint16 {
+		ka := key(a)
+		b := a + 1
+		for kb := key(b); flowIndex(&kb) != flowIndex(&ka); kb = key(b) {
+			b++
+		}
+		return b
 	}
 	frames := func(port uint16) (syn, ack, fin []byte) {
 		p := dtPkt{src: dtClient, dst: dtVIP, sport: port, dport: 80}
@@ -505,8 +508,6 @@ func TestSyncCacheCountsReachTheTable(t *testing.T) {
 		s.syn, a.ack, f.fin, f.ack = true, true, true, true
 		return s.frame(t), a.frame(t), f.frame(t)
 	}
-	synA, ackA, finA := frames(pa)
-	synB, _, _ := frames(pb)
 	now := sec
 	sent := map[uint16][]int{}
 	n := map[uint16]int{}
@@ -521,36 +522,68 @@ func TestSyncCacheCountsReachTheTable(t *testing.T) {
 			sent[c.Key.CPort] = append(sent[c.Key.CPort], n[c.Key.CPort])
 		}
 	}
-	pktsOf := func(port uint16) uint32 {
-		var pkts uint32
+	// tableOf returns the table's count of port's connection and its last send.
+	tableOf := func(port uint16) (pkts uint32, last int64) {
 		h.d.Table().Walk(0, 10, now, func(c *conntrack.Conn, m *conntrack.SyncMeta) bool {
 			if c.Key.CPort == port {
-				pkts = m.Pkts
+				pkts, last = m.Pkts, m.LastSync
 			}
 			return false
 		})
-		return pkts
+		return pkts, last
 	}
+
+	// A fresh flow keeps its slot.
+	const pa = 42000
+	pb := pair(pa)
+	synA, ackA, finA := frames(pa)
+	synB, _, _ := frames(pb)
 	send(pa, synA)
 	for range 10 { // A's 3rd packet is sent (by the cache); the cache serves 9 of these
 		send(pa, ackA)
 	}
-	send(pb, synB) // through A's slot: A's count and send are folded into the table
-	if got := pktsOf(pa); got != 11 {
-		t.Fatalf("after the takeover fold the table counts %d packets of A, want 11", got)
+	send(pb, synB) // through A's slot, A fresh: B is not cached, A's slot keeps its count
+	if got, last := tableOf(pa); got != 2 || last != 0 {
+		t.Fatalf("after B's packet through A's fresh slot the table counts %d packets of A, last sent at %d; want 2, never", got, last)
 	}
 	for n[pa] < 60 {
 		send(pa, ackA)
 	}
-	send(pa, finA) // the FIN finds A in its slot: the cache's 49 packets since the fold
+	send(pa, finA) // the FIN finds A in its slot: the cache's 58 packets and its sends
 	if got, want := fmt.Sprint(sent[pa]), "[3 53 61]"; got != want {
 		t.Fatalf("A sent at its packets %s, want %s", got, want)
 	}
-	if got := pktsOf(pa); got != 61 {
+	if got, _ := tableOf(pa); got != 61 {
 		t.Fatalf("after the FIN the table counts %d packets of A, want 61", got)
 	}
 	if len(sent[pb]) != 0 {
 		t.Fatalf("B sent at %v", sent[pb])
+	}
+
+	// A flow idle for refreshEvery loses its slot to the next flow through it.
+	const pc = 43000
+	pd := pair(pc)
+	synC, ackC, finC := frames(pc)
+	synD, _, _ := frames(pd)
+	send(pc, synC)
+	for range 10 { // sent at its 3rd packet, by the cache
+		send(pc, ackC)
+	}
+	c3 := now - 8*ms
+	now += refreshEvery
+	send(pd, synD) // through C's slot, C idle: C's count and send are folded, D takes the slot
+	if got, last := tableOf(pc); got != 11 || last > c3 || last <= c3-refreshEvery {
+		t.Fatalf("after the takeover fold the table counts %d packets of C, last sent at %d; want 11, at %d (its 3rd packet, to the table's 100 ms tick)", got, last, c3)
+	}
+	for n[pc] < 60 { // to the table: D holds the slot, fresh
+		send(pc, ackC)
+	}
+	send(pc, finC)
+	if got, want := fmt.Sprint(sent[pc]), "[3 53 61]"; got != want {
+		t.Fatalf("C sent at its packets %s, want %s", got, want)
+	}
+	if got, _ := tableOf(pc); got != 61 {
+		t.Fatalf("after the FIN the table counts %d packets of C, want 61", got)
 	}
 }
 
