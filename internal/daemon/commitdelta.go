@@ -33,6 +33,7 @@ type deltaState struct {
 	usersMade bool
 	scanned   bool         // markMissing scanned the table since the last whole commit
 	scan      []netip.Addr // real servers without a pinned MAC that deltas committed since
+	cand      []candAddr   // filterAddrsDelta's scratch, empty between calls
 }
 
 // filterAddrs are the addresses one effective service puts in the links' filter
@@ -377,7 +378,34 @@ func (d *Daemon) commitStale() error {
 // and a function that moves the counts back (the change is refused).
 func (d *Daemon) filterAddrsDelta(keys []ipvs.Key, services []ipvs.Service) (changed []addrChange, addedVIPs []netip.Addr, undo func()) {
 	ds := &d.st.delta
-	var cand []paddr
+	// The candidates, once each, with their presence before the change: a
+	// command's few addresses are compared one by one in a list the controller
+	// reuses (no map to make and probe per command); a large delta
+	// (commitStale's) finds them in a map.
+	cand := ds.cand[:0]
+	var seen map[paddr]bool
+	note := func(a paddr, _ bool) {
+		if seen != nil {
+			if seen[a] {
+				return
+			}
+			seen[a] = true
+		} else {
+			for i := range cand {
+				if cand[i].a == a {
+					return
+				}
+			}
+			if len(cand) == maxCandScan {
+				seen = make(map[paddr]bool, 2*len(cand))
+				for _, c := range cand {
+					seen[c.a] = true
+				}
+				seen[a] = true
+			}
+		}
+		cand = append(cand, candAddr{a: a, before: ds.refs[a].presence()})
+	}
 	type held struct {
 		k ipvs.Key
 		f filterAddrs
@@ -386,34 +414,30 @@ func (d *Daemon) filterAddrsDelta(keys []ipvs.Key, services []ipvs.Service) (cha
 	for _, k := range keys {
 		if f, ok := ds.addrs[k]; ok {
 			old = append(old, held{k, f})
-			f.each(func(a paddr, _ bool) { cand = append(cand, a) })
+			f.each(note)
 		}
 	}
+	news := make([]filterAddrs, len(services))
 	for i := range services {
-		f := addrsOf(&services[i])
-		f.each(func(a paddr, _ bool) { cand = append(cand, a) })
+		news[i] = addrsOf(&services[i])
+		news[i].each(note)
 	}
-	before := make(map[paddr]presence, len(cand))
-	for _, a := range cand {
-		before[a] = ds.refs[a].presence()
-	}
+	ds.cand = cand[:0]
 	for _, k := range keys {
 		ds.release(k)
 	}
 	for i := range services {
-		ds.hold(services[i].Key, addrsOf(&services[i]))
+		ds.hold(services[i].Key, news[i])
 	}
-	for _, a := range cand {
-		p := ds.refs[a].presence()
-		b, ok := before[a]
-		if !ok || p == b {
+	for _, c := range cand {
+		p, b := ds.refs[c.a].presence(), c.before
+		if p == b {
 			continue
 		}
 		if p.vip && !b.vip {
-			addedVIPs = append(addedVIPs, a.addr())
+			addedVIPs = append(addedVIPs, c.a.addr())
 		}
-		changed = append(changed, addrChange{a.addr(), b.vip, b.nat, p.vip, p.nat})
-		delete(before, a) // once
+		changed = append(changed, addrChange{c.a.addr(), b.vip, b.nat, p.vip, p.nat})
 	}
 	return changed, addedVIPs, func() {
 		for i := range services {
@@ -425,17 +449,35 @@ func (d *Daemon) filterAddrsDelta(keys []ipvs.Key, services []ipvs.Service) (cha
 	}
 }
 
+// maxCandScan is the number of candidates filterAddrsDelta compares one by one.
+const maxCandScan = 32
+
+// candAddr is an address a delta may move in or out of the links' filter, and
+// its presence before the delta.
+type candAddr struct {
+	a      paddr
+	before presence
+}
+
 // withSiblings returns keys, once each, then the services of the other protocol
 // at the same address and port of each (they share track_service's liveness)
 // that keys does not name, once each; named is the number of the first.
 func withSiblings(keys []ipvs.Key) (out []ipvs.Key, named int) {
-	seen := make(map[ipvs.Key]bool, 2*len(keys))
-	out = make([]ipvs.Key, 0, 2*len(keys))
+	out = make([]ipvs.Key, 0, 2*len(keys)+1)
+	var seen map[ipvs.Key]bool // a command's few keys are compared one by one
+	if 3*len(keys) > maxCandScan {
+		seen = make(map[ipvs.Key]bool, 2*len(keys))
+	}
 	add := func(k ipvs.Key) {
-		if !seen[k] {
+		if seen != nil {
+			if seen[k] {
+				return
+			}
 			seen[k] = true
-			out = append(out, k)
+		} else if slices.Contains(out, k) {
+			return
 		}
+		out = append(out, k)
 	}
 	for _, k := range keys {
 		add(k)

@@ -233,13 +233,18 @@ type shaped struct {
 // commands to run for services whose quorum state changes. It changes nothing:
 // commit records the result once the Director took it.
 func (h *healthLayer) effective(services []ipvs.Service, mac func(netip.Addr) ipvs.MAC) shaped {
-	res := shaped{services: make([]ipvs.Service, len(services)), quorum: map[ipvs.Key]bool{}, alive: map[netip.AddrPort]bool{}}
+	// The maps are made at their first entry: a command's service without
+	// checks or real servers needs neither.
+	res := shaped{services: make([]ipvs.Service, len(services))}
 	markAlive := func(s *ipvs.Service, servers []ipvs.RealServer) {
 		if s.FWMark != 0 || !s.Addr.IsValid() {
 			return
 		}
 		for _, rs := range servers {
 			if rs.Weight > 0 {
+				if res.alive == nil {
+					res.alive = map[netip.AddrPort]bool{}
+				}
 				res.alive[s.Addr] = true
 			}
 		}
@@ -282,6 +287,9 @@ func (h *healthLayer) effective(services []ipvs.Service, mac func(netip.Addr) ip
 			q = p.quorum.Next(prev, live)
 		} else {
 			q = p.quorum.Initial(live)
+		}
+		if res.quorum == nil {
+			res.quorum = map[ipvs.Key]bool{}
 		}
 		res.quorum[key] = q
 		if seen && q != prev {

@@ -235,7 +235,9 @@ func (p *Parser) Parse(args []string) (*Command, error) {
 	if len(args) == 0 {
 		return &Command{Op: OpList}, nil
 	}
-	st := parseState{p: p, sc: scanner{args: args}}
+	// The Command is the parse's only allocation that outlives it: the state
+	// stays on the stack (the option tables' setters take the *Command).
+	st := parseState{p: p, sc: scanner{args: args}, c: new(Command)}
 	return st.run()
 }
 
@@ -250,7 +252,7 @@ func (p *Parser) tryHelp() *Error {
 type parseState struct {
 	p     *Parser
 	sc    scanner
-	c     Command
+	c     *Command // what Parse returns
 	given optSet
 
 	netmaskArg    string
@@ -267,7 +269,7 @@ func (st *parseState) set(o opt) error {
 }
 
 func (st *parseState) run() (*Command, error) {
-	c := &st.c
+	c := st.c
 	ev, done, errText := st.sc.scan()
 	if done || errText != "" {
 		return nil, st.p.tryHelp()
@@ -381,7 +383,7 @@ var numberOptions = map[key]struct {
 }
 
 func (st *parseState) option(ev event) error {
-	c := &st.c
+	c := st.c
 	if f, ok := flagOptions[ev.key]; ok {
 		if err := st.set(f.o); err != nil {
 			return err
@@ -559,7 +561,7 @@ func (st *parseState) option(ev event) error {
 // finish runs ipvsadm's checks after the options, in its order, and fills in
 // the defaults.
 func (st *parseState) finish() (*Command, error) {
-	c := &st.c
+	c := st.c
 	if st.given.has(optNetmask) {
 		if err := st.netmask(); err != nil {
 			return nil, err
