@@ -511,7 +511,7 @@ func (d *Director) applyLocked(upsert []*ipvs.Service, remove []svcKey) error {
 		case old == nil:
 			id = d.nextSvc
 			d.nextSvc++
-			pool = sched.NewPool(d.newScheduler(spec))
+			pool = d.newPool(spec)
 		case schedChanged:
 			id = old.id
 			pool = old.pool.Clone()
@@ -573,11 +573,24 @@ func (d *Director) applyLocked(upsert []*ipvs.Service, remove []svcKey) error {
 }
 
 func (d *Director) newScheduler(spec *ipvs.Service) sched.Scheduler {
-	s, err := sched.New(spec.Scheduler, sched.Options{Flags: spec.Flags, MHTableSize: spec.MHTableSize, Rand: d.twos, MHCanonical: d.opts.MHCanonical})
+	s, err := sched.New(spec.Scheduler, d.schedOptions(spec))
 	if err != nil {
 		panic("dataplane: scheduler " + spec.Scheduler + " passed validation but failed: " + err.Error())
 	}
 	return s
+}
+
+// newPool returns a new service's pool, with its scheduler (sched.NewPoolOf).
+func (d *Director) newPool(spec *ipvs.Service) *sched.Pool {
+	p, err := sched.NewPoolOf(spec.Scheduler, d.schedOptions(spec))
+	if err != nil {
+		panic("dataplane: scheduler " + spec.Scheduler + " passed validation but failed: " + err.Error())
+	}
+	return p
+}
+
+func (d *Director) schedOptions(spec *ipvs.Service) sched.Options {
+	return sched.Options{Flags: spec.Flags, MHTableSize: spec.MHTableSize, Rand: d.twos, MHCanonical: d.opts.MHCanonical}
 }
 
 // destsChanged reports whether spec's real servers differ from pool's list in

@@ -81,6 +81,11 @@ type Pool struct {
 	mu    sync.Mutex
 	dests []*Dest // head first; replaced (copy on write), never modified in place
 	s     Scheduler
+	// first is the list of the pool's first dest, written once before any list
+	// names it: a service of one real server (the common one) makes no list
+	// object of its own, an object less per service for the collector to mark.
+	first    [1]*Dest
+	firstSet bool
 }
 
 // NewPool returns an empty pool scheduled by s (nil: every pick fails, like "none").
@@ -90,6 +95,26 @@ func NewPool(s Scheduler) *Pool {
 		h.Init(nil)
 	}
 	return p
+}
+
+// NewPoolOf returns an empty pool scheduled by a fresh scheduler of the named kind
+// (New). A scheduler with state of its own (rr) is made in one allocation with
+// the pool: an object less per service for the collector to mark.
+func NewPoolOf(name string, opts Options) (*Pool, error) {
+	if name == "rr" && opts.Flags&^(FlagSched1|FlagSched2|FlagSched3) == 0 {
+		x := &struct {
+			p  Pool
+			rr rr
+		}{}
+		x.p.s = &x.rr
+		x.rr.Init(nil)
+		return &x.p, nil
+	}
+	s, err := New(name, opts)
+	if err != nil {
+		return nil, err
+	}
+	return NewPool(s), nil
 }
 
 // Schedule picks a dest for a new connection, or nil when none is available.
@@ -177,9 +202,14 @@ func (p *Pool) Add(d *Dest) error {
 		return fmt.Errorf("%w: %s allows %d", ErrTooManyDests, p.s.Name(), sz.MaxDests())
 	}
 	p.updateLocked(d, w, u, l, true)
-	list := make([]*Dest, 0, len(p.dests)+1)
-	list = append(list, d)
-	p.dests = append(list, p.dests...)
+	if len(p.dests) == 0 && !p.firstSet {
+		p.first[0], p.firstSet = d, true
+		p.dests = p.first[:]
+	} else {
+		list := make([]*Dest, 0, len(p.dests)+1)
+		list = append(list, d)
+		p.dests = append(list, p.dests...)
+	}
 	if h, ok := p.s.(Hooks); ok {
 		h.AddDest(p.dests, d)
 	}
