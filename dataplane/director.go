@@ -709,7 +709,7 @@ func (d *Director) syncDestsLocked(svc *service, spec *ipvs.Service) error {
 			dst = d.dests[id].d
 			dst.Revive(r.Weight, r.UpperThreshold, r.LowerThreshold)
 		} else {
-			dst = sched.NewDest(uint32(len(d.dests)), addr, port, r.Weight, r.UpperThreshold, r.LowerThreshold)
+			dst = pool.NewDest(uint32(len(d.dests)), addr, port, r.Weight, r.UpperThreshold, r.LowerThreshold)
 			// Appended past the published generations' length (their slices are
 			// capped there): no generation sees the write.
 			d.dests = append(d.dests, destInfo{d: dst})

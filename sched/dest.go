@@ -56,7 +56,14 @@ func splitConns(v int64) (active, inactive int32) {
 // is an opaque handle for the owner (the connection table refers to dests by id).
 // It is not yet in a Pool: Pool.Add validates the values and makes it available.
 func NewDest(id uint32, addr netip.Addr, port uint16, weight int32, upper, lower uint32) *Dest {
-	d := &Dest{addr: addr.Unmap(), port: port, id: id}
+	d := new(Dest)
+	d.init(id, addr, port, weight, upper, lower)
+	return d
+}
+
+// init makes the zero Dest d what NewDest returns.
+func (d *Dest) init(id uint32, addr netip.Addr, port uint16, weight int32, upper, lower uint32) {
+	d.addr, d.port, d.id = addr.Unmap(), port, id
 	d.fold = FoldAddr(d.addr)
 	if d.addr.Is4() {
 		b := d.addr.As4()
@@ -68,7 +75,6 @@ func NewDest(id uint32, addr netip.Addr, port uint16, weight int32, upper, lower
 	d.weight.Store(weight)
 	d.uThreshold.Store(upper)
 	d.lThreshold.Store(lower)
-	return d
 }
 
 // FoldAddr returns addr as the kernel hashes it: an IPv4 address in host byte order, an

@@ -65,11 +65,19 @@ func TestPoolFirstListNeverRewritten(t *testing.T) {
 	d1 := NewDest(1, netip.MustParseAddr("198.18.0.1"), 80, 1, 0, 0)
 	if n := testing.AllocsPerRun(1, func() {
 		q, _ := NewPoolOf("rr", Options{})
-		_ = q.Add(d1)
-		_, _ = q.Delete(d1.Addr(), 80)
-		d1.Revive(1, 0, 0)
+		_ = q.Add(q.NewDest(1, d1.Addr(), 80, 1, 0, 0))
 	}); n != 1 {
-		t.Errorf("a pool of rr and its first dest's list make %v objects, want 1", n)
+		t.Errorf("a pool of rr with its first dest and list make %v objects, want 1", n)
+	}
+	for _, name := range []string{"rr", "wlc", "mh"} {
+		q, _ := NewPoolOf(name, Options{})
+		a, b := q.NewDest(1, d1.Addr(), 80, 1, 0, 0), q.NewDest(2, d1.Addr(), 81, 2, 0, 0)
+		if a == b || a.ID() != 1 || a.Port() != 80 || a.Weight() != 1 || b.ID() != 2 || b.Port() != 81 || b.Weight() != 2 {
+			t.Errorf("%s: a pool's two new dests are %p %+v and %p %+v", name, a, a, b, b)
+		}
+		if err := q.Add(a); err != nil || q.Scheduler().Name() != name {
+			t.Errorf("%s: %v, scheduler %s", name, err, q.Scheduler().Name())
+		}
 	}
 	if err := p.Add(d1); err != nil {
 		t.Fatal(err)

@@ -86,6 +86,7 @@ type Pool struct {
 	// object of its own, an object less per service for the collector to mark.
 	first    [1]*Dest
 	firstSet bool
+	spare    *Dest // zero storage made with the pool (NewPoolOf) for its first dest (NewDest)
 }
 
 // NewPool returns an empty pool scheduled by s (nil: every pick fails, like "none").
@@ -98,15 +99,17 @@ func NewPool(s Scheduler) *Pool {
 }
 
 // NewPoolOf returns an empty pool scheduled by a fresh scheduler of the named kind
-// (New). A scheduler with state of its own (rr) is made in one allocation with
-// the pool: an object less per service for the collector to mark.
+// (New), made in one allocation with room for its first dest (Pool.NewDest) and,
+// for a scheduler with state of its own (rr), with the scheduler: a service of
+// one real server is one object for the collector to mark, not four.
 func NewPoolOf(name string, opts Options) (*Pool, error) {
 	if name == "rr" && opts.Flags&^(FlagSched1|FlagSched2|FlagSched3) == 0 {
 		x := &struct {
 			p  Pool
 			rr rr
+			d  Dest
 		}{}
-		x.p.s = &x.rr
+		x.p.s, x.p.spare = &x.rr, &x.d
 		x.rr.Init(nil)
 		return &x.p, nil
 	}
@@ -114,7 +117,29 @@ func NewPoolOf(name string, opts Options) (*Pool, error) {
 	if err != nil {
 		return nil, err
 	}
-	return NewPool(s), nil
+	x := &struct {
+		p Pool
+		d Dest
+	}{}
+	x.p.s, x.p.spare = s, &x.d
+	if h, ok := s.(Hooks); ok {
+		h.Init(nil)
+	}
+	return &x.p, nil
+}
+
+// NewDest returns what NewDest does, in the pool's room for its first dest when
+// it has that room unused (NewPoolOf); the dest is not in the pool yet (Add).
+func (p *Pool) NewDest(id uint32, addr netip.Addr, port uint16, weight int32, upper, lower uint32) *Dest {
+	p.mu.Lock()
+	d := p.spare
+	p.spare = nil
+	p.mu.Unlock()
+	if d == nil {
+		return NewDest(id, addr, port, weight, upper, lower)
+	}
+	d.init(id, addr, port, weight, upper, lower)
+	return d
 }
 
 // Schedule picks a dest for a new connection, or nil when none is available.
