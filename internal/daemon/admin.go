@@ -571,6 +571,61 @@ func admCommitError(err error) error {
 	return nil
 }
 
+// ptarget is a target as the controller's record of gvs adm changes keeps it:
+// without a pointer.
+type ptarget struct {
+	svc  skey
+	rs   paddr
+	port uint16
+}
+
+func packTarget(t target) ptarget {
+	return ptarget{svc: packKey(t.svc), rs: packAddr(t.rs.Addr()), port: t.rs.Port()}
+}
+
+// admLine is a gvs adm command line that touched names, and how many targets
+// name it.
+type admLine struct {
+	line string
+	refs int
+}
+
+// admTouch records that the command line of id changed t last; id 0 forgets t.
+func (d *Daemon) admTouch(t ptarget, id uint32, line string) {
+	if old, ok := d.st.touched[t]; ok {
+		if old == id {
+			return
+		}
+		l := d.st.admLines[old]
+		if l.refs--; l.refs <= 0 {
+			delete(d.st.admLines, old)
+		} else {
+			d.st.admLines[old] = l
+		}
+		delete(d.st.touched, t)
+	}
+	if id == 0 {
+		return
+	}
+	if d.st.admLines == nil {
+		d.st.admLines = map[uint32]admLine{}
+	}
+	d.st.touched[t] = id
+	l := d.st.admLines[id]
+	l.line = line
+	l.refs++
+	d.st.admLines[id] = l
+}
+
+// admLineOf returns the command line that last changed t, or "".
+func (d *Daemon) admLineOf(t target) string {
+	id, ok := d.st.touched[packTarget(t)]
+	if !ok {
+		return ""
+	}
+	return d.st.admLines[id].line
+}
+
 // admDone records what an applied admEvent touched and sets its timeouts. at
 // finds the services of the table by key, to remember the match rules of the
 // touched ones; nil: of every service.
@@ -580,16 +635,18 @@ func (d *Daemon) admDone(ev admEvent, touched map[target]bool, timeouts []ipvsad
 	if find == nil {
 		find = d.st.conf.get
 	}
+	d.st.lineID++
+	id := d.st.lineID
 	for t := range touched {
 		if !d.inFile(t.svc) && (t.rs.IsValid() || find(t.svc) == nil) {
 			// No file has the service: a reload can override its being there
 			// (the new file adding it), never a change of its real servers,
 			// and nothing once it is gone. So a churn of services added and
 			// deleted keeps no record of them.
-			delete(d.st.touched, t)
+			d.admTouch(packTarget(t), 0, "")
 			continue
 		}
-		d.st.touched[t] = line
+		d.admTouch(packTarget(t), id, line)
 	}
 	for _, t := range timeouts {
 		d.setTimeouts(t)

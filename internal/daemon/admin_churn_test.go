@@ -36,6 +36,9 @@ address = "198.18.0.100:80"
 		if n := len(ta.d.st.touched); n != 1 {
 			t.Fatalf("after %d services added and deleted, %d changes recorded, want the file's service's 1", i+1, n)
 		}
+		if n := len(ta.d.st.admLines); n != 1 {
+			t.Fatalf("after %d services added and deleted, %d command lines kept, want the file's service's 1", i+1, n)
+		}
 	}
 	if err := ta.reloadText(strings.Replace(file, `address = "198.18.0.5:80"`, `address = "198.18.0.5:80"
   weight = 3`, 1)); err != nil {

@@ -17,7 +17,13 @@ import (
 type deltaState struct {
 	eff     []ipvs.Service // the effective services of the last whole commit; nil once counted
 	counted bool
-	addrs   map[ipvs.Key]filterAddrs
+	// addrs holds, for every effective service, its own address, and whether
+	// it holds more (its match addresses and NAT real servers, in more): keys
+	// and values without a pointer, so that the collector does not scan a map
+	// of every service on each of its cycles (one of the costs a gvs adm
+	// command paid for at 10,000 services, docs/design.md).
+	addrs map[skey]heldAddrs
+	more  map[skey]filterAddrs
 	// refs counts the effective services that hold each address as a VIP and
 	// as a NAT real server, and the configured services (not their effective
 	// form) that hold it (Unmap'd): one map, so that a command probes an address
@@ -87,7 +93,7 @@ func (s *deltaState) count(conf *pseq[ipvs.Service]) {
 	for svc := range conf.all() {
 		s.capacityHold(svc, 1)
 	}
-	s.addrs = make(map[ipvs.Key]filterAddrs, len(s.eff))
+	s.addrs, s.more = make(map[skey]heldAddrs, len(s.eff)), map[skey]filterAddrs{}
 	for i := range s.eff {
 		s.hold(s.eff[i].Key, addrsOf(&s.eff[i]))
 	}
@@ -143,17 +149,54 @@ func (s *deltaState) set(a paddr, r addrRefs) {
 	}
 }
 
+// skey is a service key as deltaState keeps it: without a pointer (paddr).
+type skey struct {
+	a     paddr
+	port  uint16
+	proto ipvs.Protocol
+	v6    bool
+	mark  uint32
+}
+
+func packKey(k ipvs.Key) skey {
+	return skey{a: packAddr(k.Addr.Addr()), port: k.Addr.Port(), proto: k.Protocol, v6: k.IPv6, mark: k.FWMark}
+}
+
+// heldAddrs is what deltaState.addrs keeps of a service's filterAddrs.
+type heldAddrs struct {
+	vip  paddr
+	more bool // the service's filterAddrs are in deltaState.more
+}
+
+// held returns the addresses the effective service of key k holds.
+func (s *deltaState) held(k skey) (filterAddrs, bool) {
+	h, ok := s.addrs[k]
+	if h.more {
+		return s.more[k], true
+	}
+	return filterAddrs{vip: h.vip}, ok
+}
+
 func (s *deltaState) hold(k ipvs.Key, f filterAddrs) {
-	s.addrs[k] = f
+	sk := packKey(k)
+	h := heldAddrs{vip: f.vip, more: len(f.more)+len(f.nat) > 0}
+	s.addrs[sk] = h
+	if h.more {
+		s.more[sk] = f
+	}
 	f.each(func(a paddr, vip bool) { s.add(a, vip, 1) })
 }
 
 func (s *deltaState) release(k ipvs.Key) {
-	f, ok := s.addrs[k]
+	sk := packKey(k)
+	f, ok := s.held(sk)
 	if !ok {
 		return
 	}
-	delete(s.addrs, k)
+	delete(s.addrs, sk)
+	if len(f.more)+len(f.nat) > 0 {
+		delete(s.more, sk)
+	}
 	f.each(func(a paddr, vip bool) { s.add(a, vip, -1) })
 }
 
@@ -197,7 +240,7 @@ func (d *Daemon) commitDelta(ed *tableEditor, keys []ipvs.Key) error {
 	for i, k := range keys {
 		s := news[i]
 		if s == nil {
-			if _, ok := d.st.delta.addrs[k]; ok {
+			if _, ok := d.st.delta.addrs[packKey(k)]; ok {
 				remove = append(remove, k)
 			}
 			continue
@@ -412,7 +455,7 @@ func (d *Daemon) filterAddrsDelta(keys []ipvs.Key, services []ipvs.Service) (cha
 	}
 	old := make([]held, 0, len(keys)) // keys are distinct
 	for _, k := range keys {
-		if f, ok := ds.addrs[k]; ok {
+		if f, ok := ds.held(packKey(k)); ok {
 			old = append(old, held{k, f})
 			f.each(note)
 		}

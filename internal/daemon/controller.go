@@ -48,8 +48,12 @@ type state struct {
 	// the file last did, the command line that did: the log of a reload names it
 	// when the reload overrides the change. Of a service the file does not have,
 	// only its being there can be overridden: it is recorded while it is there
-	// and its real servers are not (admDone).
-	touched  map[target]string
+	// and its real servers are not (admDone). A line is kept once, by id, in
+	// admLines (admTouch): the map of the touched targets holds no pointer, and
+	// the collector does not scan it (10,000 entries after a restore).
+	touched  map[ptarget]uint32
+	admLines map[uint32]admLine
+	lineID   uint32            // the last id given to a line
 	fileKeys map[ipvs.Key]bool // file's keys (inFile); nil: not made since file changed
 	// admTimeouts is the --set command line that last changed the timeouts; ""
 	// when they are the file's.
@@ -480,11 +484,11 @@ func (d *Daemon) reload(cfg *config.Config) error {
 		d.st.admTimeouts = ""
 	}
 	for _, o := range overrides {
-		adm := d.st.touched[o.target]
+		adm := d.admLineOf(o.target)
 		if adm == "" {
-			adm = d.st.touched[target{svc: o.svc}]
+			adm = d.admLineOf(target{svc: o.svc})
 		}
-		delete(d.st.touched, o.target)
+		d.admTouch(packTarget(o.target), 0, "")
 		d.log.Warn("reload overrides a gvs adm change", "what", o.target.String(), "adm", o.adm, "command", adm, "file", o.file)
 	}
 	d.metrics.configure(&cfg.Director, cfg.File, nil)

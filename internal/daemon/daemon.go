@@ -136,7 +136,7 @@ func New(cfg *config.Config, deps Deps) (_ *Daemon, err error) {
 		resolving:  map[netip.Addr]bool{},
 		tried:      map[netip.Addr]bool{},
 		unanswered: map[netip.Addr]bool{},
-		touched:    map[target]string{},
+		touched:    map[ptarget]uint32{},
 		marks:      map[ipvs.Key][]ipvs.Match{},
 		hl:         newHealthLayer(d.log),
 	}
