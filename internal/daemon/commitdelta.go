@@ -221,10 +221,16 @@ func (d *Daemon) commitDelta(ed *tableEditor, keys []ipvs.Key) error {
 	// Each key's configured service (olds) and edited one (news), looked up once:
 	// the configured table is a map of the whole table, and a probe of it costs a
 	// cache miss at 10,000 services. A sibling that is neither configured nor
-	// edited changes nothing and is not looked up again in each table.
+	// edited changes nothing and is not looked up again in each table; one at an
+	// address no configured service holds (the counts of the addresses) is not
+	// looked up at all (a sibling is not edited: its key is not named).
+	d.st.delta.count(&d.st.conf.seq)
 	olds, news := make([]*ipvs.Service, len(keys)), make([]*ipvs.Service, len(keys))
 	n := 0
 	for i, k := range keys {
+		if i >= named && d.st.delta.refs[packAddr(k.Addr.Addr()).unmap()].conf == 0 {
+			continue
+		}
 		o := d.st.conf.get(k)
 		s := ed.lookupAs(k, o)
 		if i >= named && o == nil && s == nil {
@@ -236,7 +242,6 @@ func (d *Daemon) commitDelta(ed *tableEditor, keys []ipvs.Key) error {
 	keys, olds, news = keys[:n], olds[:n], news[:n]
 	var subset []ipvs.Service
 	var remove []ipvs.Key
-	d.st.delta.count(&d.st.conf.seq)
 	for i, k := range keys {
 		s := news[i]
 		if s == nil {
@@ -305,7 +310,11 @@ func (d *Daemon) commitDelta(ed *tableEditor, keys []ipvs.Key) error {
 	for _, k := range keys {
 		delete(hl.quorum, k)
 		if !k.IsMark() && k.Addr.IsValid() {
-			d.st.alive = d.st.alive.with(k.Addr, sh.alive[k.Addr]) // published: copied
+			live := sh.alive[k.Addr]
+			if !live && vipAdded(changed, k.Addr.Addr()) {
+				continue // no service had its address: it was not live either
+			}
+			d.st.alive = d.st.alive.with(k.Addr, live) // published: copied
 		}
 	}
 	maps.Copy(hl.quorum, sh.quorum)
@@ -535,6 +544,20 @@ func withSiblings(keys []ipvs.Key) (out []ipvs.Key, named int) {
 		}
 	}
 	return out, named
+}
+
+// vipAdded reports whether changed (of a command: a few addresses) makes a a VIP
+// that was not one; false for a longer list, which it does not search.
+func vipAdded(changed []addrChange, a netip.Addr) bool {
+	if len(changed) > maxCandScan {
+		return false
+	}
+	for _, c := range changed {
+		if c.a == a {
+			return c.vip && !c.wasVIP
+		}
+	}
+	return false
 }
 
 // addrChange is an address whose place in the links' filter a delta changed:
