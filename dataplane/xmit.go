@@ -77,64 +77,103 @@ func (w *Worker) xmit(s *snapshot, f *Frame, c *conntrack.Conn, related bool, ou
 		return w.drop(ReasonNoMAC, out)
 	}
 	b := f.Bytes()
-	length := uint64(p.End - p.L3Off)
+	n := p.End - p.L3Off
 	// §9.1: the TTL is decremented before the MTU check, so an ICMP error quotes the
-	// decremented header, as the kernel's does.
-	if !header.DecTTL(b, p) {
+	// decremented header, as the kernel's does. IPv4 in line: a call here costs
+	// xmit the spill of everything it holds.
+	if p.IPVersion == 4 && p.TTL > 1 {
+		header.DecTTL4(b, p)
+	} else if !header.DecTTL(b, p) {
 		w.C.Reasons[ReasonTTLExceeded]++
 		return w.sendICMP(f, header.ICMPTimeExceeded, 0, w.ownAddr(), out)
 	}
-	mtu, pmtu := s.set.mtu, true
 	if c.Method == ipvs.TUN {
-		var ok bool
-		if mtu, ok = header.TunnelMTU(mtu, info.ipv6); !ok {
-			return w.drop(ReasonTooBig, out)
-		}
-		pmtu = s.set.pmtuDisc
+		return w.xmitTunnel(s, f, c, info, related, out)
 	}
-	if !related && header.ExceedsMTU(p, mtu, pmtu) {
-		w.C.Reasons[ReasonTooBig]++
-		return w.sendICMP(f, header.ICMPFragNeeded, mtu, w.ownAddr(), out)
-	}
-	if p.End-p.L3Off > mtu {
-		// Linux would fragment (ignore_df); gvs does not.
-		return w.drop(ReasonTooBigNoDF, out)
+	if n > s.set.mtu {
+		return w.tooBig(f, s.set.mtu, true, related, out)
 	}
 	if f.CsumPartial && !related {
 		// Complete before the rewrites: they update checksums incrementally.
 		header.CompleteChecksum(b, p)
 		f.CsumPartial = false
 	}
-	switch c.Method {
-	case ipvs.NAT:
+	if c.Method == ipvs.NAT {
 		if related {
 			header.NATICMPInbound(b, p, c.DAddr, c.DPort)
 		} else {
 			header.NATInbound(b, p, c.DAddr, c.DPort)
 		}
-		header.SetMACs(b, info.mac, w.srcMAC(b))
-	case ipvs.TUN:
-		src := &s.set.addr4
-		if info.ipv6 {
-			src = &s.set.addr6
-		}
-		t := header.Tunnel{Src: *src, Dst: info.addr, IPv6: info.ipv6, EthSrc: w.srcMAC(b), EthDst: info.mac, ID: w.nextID(), PMTUDisc: s.set.pmtuDisc}
-		frame, ok := header.Encapsulate(f.Buf, f.Off, p, &t)
-		if !ok {
-			return w.drop(ReasonTooBig, out)
-		}
-		end := f.Off + p.End
-		f.Off, f.Len = end-len(frame), len(frame)
-	default: // DR
-		header.SetMACs(b, info.mac, w.srcMAC(b))
 	}
-	st := &w.dstats[c.Dest]
+	header.SetMACs(b, info.mac, w.srcMAC(b))
+	w.countIn(c.Dest, info.svc, uint64(n))
+	return queue(out, f)
+}
+
+// queue appends the frame to out: in place when out has room (Process's callers
+// pass room for a batch), which spares append's copy of the frame through the stack.
+func queue(out []Frame, f *Frame) []Frame {
+	if n := len(out); n < cap(out) {
+		out = out[:n+1]
+		out[n] = *f
+		return out
+	}
+	return append(out, *f)
+}
+
+// tooBig handles a packet longer than the route's mtu (§9.1): ICMP fragmentation
+// needed or packet too big when the packet may not be fragmented (header.ExceedsMTU;
+// never for an ICMP error carried for a connection), else a drop where Linux would
+// fragment.
+func (w *Worker) tooBig(f *Frame, mtu int, pmtu, related bool, out []Frame) []Frame {
+	if !related && header.ExceedsMTU(&w.p, mtu, pmtu) {
+		w.C.Reasons[ReasonTooBig]++
+		return w.sendICMP(f, header.ICMPFragNeeded, mtu, w.ownAddr(), out)
+	}
+	// Linux would fragment (ignore_df); gvs does not.
+	return w.drop(ReasonTooBigNoDF, out)
+}
+
+// countIn counts a packet of n bytes forwarded to real server dest of service svc.
+func (w *Worker) countIn(dest, svc uint32, n uint64) {
+	st := &w.dstats[dest]
 	st.InPkts++
-	st.InBytes += length
-	sv := &w.sstats[info.svc]
+	st.InBytes += n
+	sv := &w.sstats[svc]
 	sv.InPkts++
-	sv.InBytes += length
+	sv.InBytes += n
 	w.C.Forwarded++
+}
+
+// xmitTunnel is xmit's TUN method, after the TTL: the tunnel's MTU, and the frame
+// encapsulated in an outer IP header (§9.4).
+func (w *Worker) xmitTunnel(s *snapshot, f *Frame, c *conntrack.Conn, info *destInfo, related bool, out []Frame) []Frame {
+	p := &w.p
+	mtu, ok := header.TunnelMTU(s.set.mtu, info.ipv6)
+	if !ok {
+		return w.drop(ReasonTooBig, out)
+	}
+	n := p.End - p.L3Off
+	if n > mtu {
+		return w.tooBig(f, mtu, s.set.pmtuDisc, related, out)
+	}
+	b := f.Bytes()
+	if f.CsumPartial && !related {
+		header.CompleteChecksum(b, p)
+		f.CsumPartial = false
+	}
+	src := &s.set.addr4
+	if info.ipv6 {
+		src = &s.set.addr6
+	}
+	t := header.Tunnel{Src: *src, Dst: info.addr, IPv6: info.ipv6, EthSrc: w.srcMAC(b), EthDst: info.mac, ID: w.nextID(), PMTUDisc: s.set.pmtuDisc}
+	frame, ok := header.Encapsulate(f.Buf, f.Off, p, &t)
+	if !ok {
+		return w.drop(ReasonTooBig, out)
+	}
+	end := f.Off + p.End
+	f.Off, f.Len = end-len(frame), len(frame)
+	w.countIn(c.Dest, info.svc, uint64(n))
 	return append(out, *f)
 }
 

@@ -427,3 +427,21 @@ func BenchmarkNAT(b *testing.B) {
 		})
 	}
 }
+
+// TestChecksumDecTTLIsEqn3 holds DecTTL's shortcut to the general incremental update
+// it replaces: for every checksum and every (TTL, protocol) word of a TTL from 1 to
+// 255 (protocols 6, 17 and 255 stand for all: the shortcut never reads the word),
+// checksumDecTTL gives what ChecksumUpdate16 gives for the word losing one TTL.
+func TestChecksumDecTTLIsEqn3(t *testing.T) {
+	for hc := 0; hc <= 0xffff; hc++ {
+		want0 := checksumDecTTL(uint16(hc))
+		for ttl := 1; ttl <= 255; ttl++ {
+			for _, proto := range []int{6, 17, 255} {
+				m := uint16(ttl<<8 | proto)
+				if got := ChecksumUpdate16(uint16(hc), m, m-0x0100); got != want0 {
+					t.Fatalf("checksum %#04x, word %#04x: shortcut %#04x, RFC 1624 eqn. 3 %#04x", hc, m, want0, got)
+				}
+			}
+		}
+	}
+}
