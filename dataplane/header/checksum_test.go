@@ -164,3 +164,42 @@ func BenchmarkChecksumReference(b *testing.B) {
 		s = frametest.RefSum(buf, s)
 	}
 }
+
+// TestIPv4HeaderValidAsSum holds Decode's fast checksum test (little-endian words, no
+// byte swaps) to the big-endian sum it replaces: random headers, the same headers
+// with their checksum set so they verify, headers of one word short of verifying,
+// and the all-zero and all-ones headers.
+func TestIPv4HeaderValidAsSum(t *testing.T) {
+	rng := rand.New(rand.NewPCG(3, 11))
+	check := func(h *[IPv4MinHeaderLen]byte) {
+		t.Helper()
+		if got, want := ipv4HeaderValid(h), ipv4HeaderSum(h[:]) == 0xffff; got != want {
+			t.Fatalf("header %x: ipv4HeaderValid %v, ipv4HeaderSum says %v", h[:], got, want)
+		}
+	}
+	var h [IPv4MinHeaderLen]byte
+	check(&h)
+	for i := range h {
+		h[i] = 0xff
+	}
+	check(&h)
+	valid := 0
+	for range 200000 {
+		for i := range h {
+			h[i] = byte(rng.Uint32())
+		}
+		check(&h)
+		binary.BigEndian.PutUint16(h[ip4Checksum:], 0)
+		binary.BigEndian.PutUint16(h[ip4Checksum:], ^ipv4HeaderSum(h[:]))
+		check(&h)
+		if ipv4HeaderValid(&h) {
+			valid++
+		}
+		w := 2 * rng.IntN(IPv4MinHeaderLen/2)
+		binary.BigEndian.PutUint16(h[w:], binary.BigEndian.Uint16(h[w:])+1)
+		check(&h)
+	}
+	if valid != 200000 {
+		t.Fatalf("%d of 200000 headers with their checksum set verify", valid)
+	}
+}

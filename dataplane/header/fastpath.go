@@ -20,7 +20,7 @@ func (p *Parsed) decodeFast(frame []byte) bool {
 	b := frame[l3:]
 	// BCE: one check for the fixed IPv4 header and the first 8 L4 bytes.
 	_ = b[IPv4MinHeaderLen+UDPHeaderLen-1]
-	if b[ip4VerIHL] != 4<<4|IPv4MinHeaderLen/4 || ipv4HeaderSum(b[:IPv4MinHeaderLen]) != 0xffff {
+	if b[ip4VerIHL] != 4<<4|IPv4MinHeaderLen/4 || !ipv4HeaderValid((*[IPv4MinHeaderLen]byte)(b)) {
 		return false
 	}
 	tl := int(binary.BigEndian.Uint16(b[ip4TotalLen:]))

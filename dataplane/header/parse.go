@@ -174,18 +174,14 @@ type Parsed struct {
 // other EtherTypes and IP packets of other protocols decode with DropNone: the caller
 // looks at EtherType and Proto. Bytes after End (Ethernet padding) are ignored.
 func (p *Parsed) Decode(frame []byte) Drop {
-	d := p.decode(frame)
+	if p.decodeFast(frame) {
+		return DropNone
+	}
+	d := p.decodeGeneral(frame)
 	if d != DropNone {
 		p.L4Off, p.PayloadOff, p.End = p.L3Off, p.L3Off, p.L3Off
 	}
 	return d
-}
-
-func (p *Parsed) decode(frame []byte) Drop {
-	if p.decodeFast(frame) {
-		return DropNone
-	}
-	return p.decodeGeneral(frame)
 }
 
 // decodeGeneral is decode without the fast path (fastpath.go).
