@@ -222,3 +222,39 @@ func InputKeeps(s State, noOutput bool, tcpFlags uint8) bool {
 	}
 	return tcpNext[tbl][s][c] == s
 }
+
+// InputKeepsSet is InputKeeps for every flag byte at once, for a cache that tests a
+// packet with a bit test: bit InputKeepsBit(flags) of InputKeepsSet(s, noOutput) is
+// set exactly when InputKeeps(s, noOutput, flags). InputKeeps reads only the FIN,
+// SYN, RST and ACK bits, which InputKeepsBit maps to a bit of 16.
+func InputKeepsSet(s State, noOutput bool) uint16 {
+	if int(s) >= NumStates {
+		return 0
+	}
+	if noOutput {
+		return inputKeepsSets[1][s]
+	}
+	return inputKeepsSets[0][s]
+}
+
+// InputKeepsBit is the bit of flags in an InputKeepsSet: FIN, SYN and RST are the
+// flag byte's low three bits, ACK (0x10) becomes the fourth.
+func InputKeepsBit(flags uint8) uint16 {
+	return 1 << (flags&(tcpFIN|tcpSYN|tcpRST) | flags>>1&(tcpACK>>1))
+}
+
+// inputKeepsSets are the InputKeepsSets of every state, without and with noOutput,
+// made from InputKeeps once.
+var inputKeepsSets = func() (sets [2][NumStates]uint16) {
+	for s := range State(NumStates) {
+		for i, noOutput := range []bool{false, true} {
+			for b := range 16 {
+				flags := uint8(b&(tcpFIN|tcpSYN|tcpRST) | b&(tcpACK>>1)<<1)
+				if InputKeeps(s, noOutput, flags) {
+					sets[i][s] |= 1 << b
+				}
+			}
+		}
+	}
+	return sets
+}()

@@ -258,3 +258,19 @@ func TestInputKeeps(t *testing.T) {
 		t.Fatal("InputKeeps is true for a state outside the TCP tables")
 	}
 }
+
+// TestInputKeepsSet holds the flow cache's bit test to InputKeeps: for every state
+// (and states outside the tables), both input tables and every flag byte, the bit of
+// the flags in the state's set is InputKeeps's answer.
+func TestInputKeepsSet(t *testing.T) {
+	for s := range State(255) {
+		for _, noOut := range []bool{false, true} {
+			set := InputKeepsSet(s, noOut)
+			for fl := range 256 {
+				if got, want := set&InputKeepsBit(uint8(fl)) != 0, InputKeeps(s, noOut, uint8(fl)); got != want {
+					t.Fatalf("state %v, noOutput %v, flags %#x: the set's bit says %v, InputKeeps %v", s, noOut, fl, got, want)
+				}
+			}
+		}
+	}
+}

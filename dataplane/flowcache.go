@@ -55,7 +55,7 @@ type flowSlot struct {
 	dport     uint16
 	method    ipvs.Method
 	state     conntrack.State
-	noOutput  bool // the connection has FlagNoOutput: INPUT-ONLY transitions
+	keeps     uint16 // the TCP packets served: conntrack.InputKeepsSet(state, FlagNoOutput)
 	dest      uint32
 	refreshed int64 // when the table last answered for the flow
 	until     int64 // served while now < until: refreshed+refreshEvery, or the expiry if sooner
@@ -110,7 +110,7 @@ func keyEqual(a, b *conntrack.Key) bool {
 // serves reports whether a packet of the flow in e with these TCP flags (0 for UDP)
 // may be sent from the cache: it cannot change the connection.
 func (e *flowSlot) serves(proto, flags uint8) bool {
-	return proto != header.IPProtoTCP || conntrack.InputKeeps(e.state, e.noOutput, flags)
+	return proto != header.IPProtoTCP || e.keeps&conntrack.InputKeepsBit(flags) != 0
 }
 
 // lookupAt returns the cached forwarding of k, whose slot index (flowIndex) is i,
@@ -150,7 +150,7 @@ func (fc *flowCache) store(i uint32, k *conntrack.Key, c *conntrack.Conn, now in
 		// flows (with many concurrent flows, the busy ones stay cached).
 		return nil
 	}
-	*e = flowSlot{key: *k, daddr: c.DAddr, dport: c.DPort, method: c.Method, state: c.State, noOutput: noOutput,
+	*e = flowSlot{key: *k, daddr: c.DAddr, dport: c.DPort, method: c.Method, state: c.State, keeps: conntrack.InputKeepsSet(c.State, noOutput),
 		dest: c.Dest, refreshed: now, until: min(now+refreshEvery, c.Expires), ref: c.Ref}
 	fc.setUsed(i)
 	return e
