@@ -123,7 +123,7 @@ func (w *Worker) created(f *Frame, now int64, out []Frame) []Frame {
 			w.syncAfterTable(p, e, c)
 		}
 	}
-	return w.xmit(s, f, &w.conn, false, out)
+	return w.xmit(s, f, f.Bytes(), &w.conn, false, out)
 }
 
 // notPicked handles a packet for which Pick made no connection, as schedule would.

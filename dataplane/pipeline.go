@@ -37,18 +37,20 @@ func (w *Worker) processFrame(s *snapshot, f *Frame, now int64, out []Frame) []F
 		}
 		return w.drop(ReasonNotIP, out)
 	}
-	if target, ok := header.NeighborSolicitTarget(b, p); ok && s.vips.contains(&target, true) {
-		if owned != nil && !owned.contains(&target, true) {
-			return w.drop(ReasonNotOwned, out)
+	if p.Proto == header.IPProtoICMPv6 { // tested first: IPv4 is spared the target's copy
+		if target, ok := header.NeighborSolicitTarget(b, p); ok && s.vips.contains(&target, true) {
+			if owned != nil && !owned.contains(&target, true) {
+				return w.drop(ReasonNotOwned, out)
+			}
+			return w.answerNS(f, target, out)
 		}
-		return w.answerNS(f, target, out)
 	}
 	switch {
 	case s.vips.contains(&p.Dst, p.IPv6):
 		if owned != nil && !owned.contains(&p.Dst, p.IPv6) {
 			return w.drop(ReasonNotOwned, out)
 		}
-		return w.inbound(s, f, now, out)
+		return w.inbound(s, f, b, now, out)
 	case s.natRS.contains(&p.Src, p.IPv6):
 		return w.outbound(s, f, now, out)
 	}
@@ -82,8 +84,8 @@ func (w *Worker) setKey(proto uint8, v6 bool, caddr *[16]byte, cport uint16, vad
 	setAddr(&k.VAddr, vaddr, v6)
 }
 
-// inbound is ip_vs_in_hook (docs/ipvs-semantics.md §5.2).
-func (w *Worker) inbound(s *snapshot, f *Frame, now int64, out []Frame) []Frame {
+// inbound is ip_vs_in_hook (docs/ipvs-semantics.md §5.2); b is f.Bytes().
+func (w *Worker) inbound(s *snapshot, f *Frame, b []byte, now int64, out []Frame) []Frame {
 	p := &w.p
 	switch p.Proto {
 	case header.IPProtoTCP, header.IPProtoUDP:
@@ -118,7 +120,7 @@ func (w *Worker) inbound(s *snapshot, f *Frame, now int64, out []Frame) []Frame 
 			}
 			c := &w.conn
 			c.Dest, c.Method, c.DAddr, c.DPort = e.dest, e.method, e.daddr, e.dport
-			return w.xmit(s, f, c, false, out)
+			return w.xmit(s, f, b, c, false, out)
 		}
 	}
 	if s.set.sync != nil {
@@ -159,7 +161,7 @@ func (w *Worker) inbound(s *snapshot, f *Frame, now int64, out []Frame) []Frame 
 		if s.set.sync != nil {
 			w.syncAfterTable(s.set.sync, e, &w.conn)
 		}
-		return w.xmit(s, f, &w.conn, false, out)
+		return w.xmit(s, f, b, &w.conn, false, out)
 	case conntrack.Created:
 		return w.created(f, now, out)
 	case conntrack.DropNoDest:
@@ -236,7 +238,7 @@ func (w *Worker) schedule(s *snapshot, f *Frame, flags uint8, icmp bool, now int
 	if !icmp && k.Proto == header.IPProtoTCP && flags&header.TCPFlagSYN == 0 {
 		w.C.SloppyCreated++
 	}
-	return w.xmit(s, f, &w.conn, icmp, out)
+	return w.xmit(s, f, f.Bytes(), &w.conn, icmp, out)
 }
 
 // persist finds or creates the persistence template of the packet's client

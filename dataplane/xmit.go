@@ -64,8 +64,9 @@ func (w *Worker) sendICMP(f *Frame, kind header.ICMPErrorKind, mtu int, src *[16
 // xmit sends the current frame to its connection's real server with the connection's
 // forwarding method (docs/ipvs-semantics.md §9): the common TTL and MTU step, then the method's
 // rewrite. related is set for ICMP errors forwarded for a connection (§9.6): they are
-// exempt from the MTU check and, for NAT, translated rather than rewritten.
-func (w *Worker) xmit(s *snapshot, f *Frame, c *conntrack.Conn, related bool, out []Frame) []Frame {
+// exempt from the MTU check and, for NAT, translated rather than rewritten. b is
+// f.Bytes(), which the caller has at hand.
+func (w *Worker) xmit(s *snapshot, f *Frame, b []byte, c *conntrack.Conn, related bool, out []Frame) []Frame {
 	p := &w.p
 	if int(c.Dest) >= len(s.dests) { // a connection made on a newer generation
 		if s, _ = w.destInfo(c.Dest); int(c.Dest) >= len(s.dests) {
@@ -76,7 +77,6 @@ func (w *Worker) xmit(s *snapshot, f *Frame, c *conntrack.Conn, related bool, ou
 	if !info.hasMAC {
 		return w.drop(ReasonNoMAC, out)
 	}
-	b := f.Bytes()
 	n := p.End - p.L3Off
 	// §9.1: the TTL is decremented before the MTU check, so an ICMP error quotes the
 	// decremented header, as the kernel's does. IPv4 in line: a call here costs
@@ -285,7 +285,7 @@ func (w *Worker) inboundICMP(s *snapshot, f *Frame, now int64, out []Frame) []Fr
 	}
 	w.setKey(p.EmbProto, p.IPv6, &p.EmbDst, p.EmbDstPort, &p.EmbSrc, p.EmbSrcPort)
 	if w.d.table.Lookup(&w.key, now, &w.conn) {
-		return w.xmit(s, f, &w.conn, true, out)
+		return w.xmit(s, f, f.Bytes(), &w.conn, true, out)
 	}
 	if s.set.scheduleICMP {
 		// schedule_icmp: a connection is scheduled from the quoted header, so the

@@ -109,12 +109,15 @@ func TestWriteFuzzCorpus(t *testing.T) {
 	}
 }
 
-// checkSourceTuple holds the batch prefetch's quick parse (PeekSourceTuple) to the
-// real one: whenever both read ports, they read the same source tuple, and a plain
+// checkSourceTuple holds the batch prefetch's quick parse (PeekSourceTuple) to its
+// general path and to the real one: whenever both read ports, they read the same source tuple, and a plain
 // TCP/UDP packet (no IPv6 extension header, not a fragment) is always recognised.
 func checkSourceTuple(t *testing.T, p *Parsed, frame []byte, d Drop) {
-	var addr [16]byte
+	var addr, gaddr [16]byte
 	proto, v6, port, ok := PeekSourceTuple(frame, &addr)
+	if gproto, gv6, gport, gok := peekSourceTuple(frame, &gaddr); gok != ok || (ok && (gproto != proto || gv6 != v6 || gport != port || gaddr != addr)) {
+		t.Fatalf("PeekSourceTuple = %d %v %x :%d %v, without its fast path %d %v %x :%d %v", proto, v6, addr, port, ok, gproto, gv6, gaddr, gport, gok)
+	}
 	if d != DropNone || p.IPVersion == 0 || !p.HasPorts || (p.Proto != IPProtoTCP && p.Proto != IPProtoUDP) {
 		return
 	}
