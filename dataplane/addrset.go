@@ -13,6 +13,9 @@ import (
 type addrSet struct {
 	small []addrEntry
 	big   ptable[addrSlot] // used when small is nil and it has pages
+	// v4 holds the IPv4 addresses of small, each as its 4 bytes read little-endian
+	// (inSmall4), made with small by freeze; nil for a large set.
+	v4 []uint32
 }
 
 type addrEntry struct {
@@ -95,10 +98,14 @@ func (s *addrSetBuilder) freeze() addrSet {
 		return addrSet{big: t}
 	}
 	small := make([]addrEntry, 0, len(s.refs))
+	var v4 []uint32
 	for e := range s.refs {
 		small = append(small, e)
+		if !e.v6 {
+			v4 = append(v4, binary.LittleEndian.Uint32(e.a[:4]))
+		}
 	}
-	return addrSet{small: small}
+	return addrSet{small: small, v4: v4}
 }
 
 // newAddrSet returns the set of addrs.
@@ -110,6 +117,20 @@ func newAddrSet(addrs []netip.Addr) addrSet {
 		}
 	}
 	return b.freeze()
+}
+
+// inSmall4 reports whether the IPv4 address in a's first 4 bytes is among a small
+// set's IPv4 addresses (v4), one compare an address; it is false for a large set
+// (more than addrSetLinear addresses), whose caller asks contains instead. Small
+// enough to inline into the per-packet classification.
+func (s *addrSet) inSmall4(a *[16]byte) bool {
+	w := binary.LittleEndian.Uint32(a[:4])
+	for _, x := range s.v4 {
+		if x == w {
+			return true
+		}
+	}
+	return false
 }
 
 // contains reports whether the raw address (IPv4 in the first 4 bytes, the rest zero)

@@ -144,11 +144,17 @@ func defenseSettingsOf(d *Defense) defenseSettings {
 // is decided by the first test: one 8-byte load for the MAC and three flags of the
 // decode; anything else takes admitSlow.
 func (w *Worker) admit(st *settings, b []byte) Reason {
-	p := &w.p
-	if p.IPVersion != 0 && !p.HasVLAN && !p.SourceRoute && binary.LittleEndian.Uint64(b)&macMask == st.def.mac {
+	if w.admitCommon(st, b) {
 		return 0
 	}
 	return w.admitSlow(st, b)
+}
+
+// admitCommon is admit's first test: the frame is IP, untagged, sent to the
+// director's own MAC and carries no source route.
+func (w *Worker) admitCommon(st *settings, b []byte) bool {
+	p := &w.p
+	return p.IPVersion != 0 && !p.HasVLAN && !p.SourceRoute && binary.LittleEndian.Uint64(b)&macMask == st.def.mac
 }
 
 func (w *Worker) admitSlow(st *settings, b []byte) Reason {

@@ -24,6 +24,18 @@ func (w *Worker) processFrame(s *snapshot, f *Frame, now int64, out []Frame) []F
 		w.C.Malformed[dr]++
 		return w.drop(ReasonMalformed, out)
 	}
+	// The common frame — untagged IPv4 without a source route, sent to the
+	// director's own MAC and to a VIP of a small set — in one test: admit's first
+	// test passes it, and it is no ARP request or neighbour solicitation (neither is
+	// IPv4), so the VIP test below would take it to inbound. Any other frame (one to
+	// no VIP, or with more than addrSetLinear VIPs) takes the general path, which
+	// decides it again from the start.
+	if p.IPVersion == 4 && w.admitCommon(&s.set, b) && s.vips.inSmall4(&p.Dst) {
+		if owned := w.d.owned.Load(); owned != nil && !owned.contains(&p.Dst, false) {
+			return w.drop(ReasonNotOwned, out)
+		}
+		return w.inbound(s, f, b, now, out)
+	}
 	if r := w.admit(&s.set, b); r != 0 {
 		return w.drop(r, out)
 	}

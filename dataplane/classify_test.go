@@ -1,0 +1,120 @@
+package dataplane
+
+import (
+	"bytes"
+	"net"
+	"net/netip"
+	"testing"
+
+	"github.com/google/gopacket/layers"
+
+	"github.com/gvs-lb/gvs/dataplane/header"
+	"github.com/gvs-lb/gvs/dataplane/internal/frametest"
+	"github.com/gvs-lb/gvs/ipvs"
+)
+
+// TestInSmall4MatchesContains: the word scan of a small set answers as contains does
+// for IPv4, also for a probe equal to the first 4 bytes of an IPv6 member, and a
+// large set leaves every address to contains (false).
+func TestInSmall4MatchesContains(t *testing.T) {
+	v6 := netip.MustParseAddr("2001:db8::1")
+	collide := [16]byte{0x20, 0x01, 0x0d, 0xb8} // v6's first 4 bytes as an IPv4 address
+	for _, n := range []int{0, 1, 5, addrSetLinear - 1, addrSetLinear + 4} {
+		addrs := []netip.Addr{v6}
+		for i := range n {
+			addrs = append(addrs, netip.AddrFrom4([4]byte{198, 18, 2, byte(i)}))
+		}
+		s := newAddrSet(addrs)
+		large := s.small == nil
+		if large != (len(addrs) > addrSetLinear) {
+			t.Fatalf("%d addresses: large %v", len(addrs), large)
+		}
+		probes := [][16]byte{collide}
+		for i := range n + 2 {
+			probes = append(probes, [16]byte{198, 18, 2, byte(i)}, [16]byte{198, 19, 2, byte(i)})
+		}
+		for _, a := range probes {
+			want := s.contains(&a, false) && !large
+			if got := s.inSmall4(&a); got != want {
+				t.Fatalf("%d addresses (large %v): inSmall4(%v) = %v, want %v", len(addrs), large, a[:4], got, want)
+			}
+		}
+	}
+}
+
+// TestFastClassificationMatchesGeneral holds processFrame's one-test path for
+// untagged IPv4 to a VIP to the general one: the same frames go through a Director
+// with few VIPs (the fast path takes what it can) and one with more than
+// addrSetLinear (every frame takes the general path), with and without VRRP
+// ownership, and must leave the same frames and the same counters.
+func TestFastClassificationMatchesGeneral(t *testing.T) {
+	vip6, rs6 := netip.MustParseAddr("2001:db8::100"), netip.MustParseAddr("2001:db8::5")
+	svcs := []ipvs.Service{rrService(ipvs.NAT, 8080), {Key: ipvs.AddrKey(ipvs.TCP, netip.AddrPortFrom(vip6, 80)), Scheduler: "rr", RealServers: []ipvs.RealServer{
+		{Addr: netip.AddrPortFrom(rs6, 80), Weight: 1, MAC: ipvs.MACFrom(dtRS1MAC), Method: ipvs.DR},
+	}}}
+	// An IPv4 VIP equal to the first 4 bytes of the IPv6 addresses: only an IPv4
+	// frame may match it (the frames are in memory, never sent).
+	alias := rrService(ipvs.NAT, 8080)
+	alias.Key = ipvs.AddrKey(ipvs.TCP, netip.AddrPortFrom(netip.AddrFrom4([4]byte{0x20, 0x01, 0x0d, 0xb8}), 80))
+	svcs = append(svcs, alias)
+	many := append([]ipvs.Service(nil), svcs...)
+	for i := range addrSetLinear {
+		s := rrService(ipvs.NAT, 8080)
+		s.Key = ipvs.AddrKey(ipvs.TCP, netip.AddrPortFrom(netip.AddrFrom4([4]byte{198, 18, 1, byte(i)}), 80))
+		many = append(many, s)
+	}
+	lsrr := layers.IPv4Option{OptionType: header.IPv4OptLSRR, OptionLength: 7, OptionData: []byte{4, 198, 18, 0, 9}}
+	tcp4 := func(o frametest.Opts, dst netip.Addr) []byte {
+		o.DstMAC = cmpMAC(o.DstMAC, [6]byte(dtDirMAC))
+		return frametest.TCP4(t, o, dtClient.String(), dst.String(), 40001, 80)
+	}
+	other := net.HardwareAddr{2, 0, 0, 0, 0, 0x42}
+	frames := []struct {
+		name string
+		b    []byte
+	}{
+		{"syn to the VIP", dtPkt{src: dtClient, dst: dtVIP, sport: 40000, dport: 80, syn: true}.frame(t)},
+		{"ack to the VIP", dtPkt{src: dtClient, dst: dtVIP, sport: 40000, dport: 80, ack: true}.frame(t)},
+		{"reply from the real server", dtPkt{srcMAC: dtRS2MAC, src: dtRS2, dst: dtClient, sport: 8080, dport: 40000, syn: true, ack: true}.frame(t)},
+		{"reply from the other real server", dtPkt{srcMAC: dtRS1MAC, src: dtRS1, dst: dtClient, sport: 8080, dport: 40000, syn: true, ack: true}.frame(t)},
+		{"to another host", dtPkt{src: dtClient, dst: dtVIP, sport: 40002, dport: 80, syn: true, dstMAC: other}.frame(t)},
+		{"ttl 1 to another host", dtPkt{src: dtClient, dst: dtVIP, sport: 40003, dport: 80, syn: true, ttl: 1, dstMAC: other}.frame(t)},
+		{"tagged", tcp4(frametest.Opts{VLAN: 10}, dtVIP)},
+		{"source route", tcp4(frametest.Opts{IPv4Options: []layers.IPv4Option{lsrr}}, dtVIP)},
+		{"no service at the port", dtPkt{src: dtClient, dst: dtVIP, sport: 40004, dport: 81, syn: true}.frame(t)},
+		{"to no VIP", dtPkt{src: dtClient, dst: netip.MustParseAddr("198.18.3.1"), sport: 40005, dport: 80, syn: true}.frame(t)},
+		{"ttl 1 to the VIP", dtPkt{src: dtClient, dst: dtVIP, sport: 40006, dport: 80, syn: true, ttl: 1}.frame(t)},
+		{"udp to the VIP", dtPkt{src: dtClient, dst: dtVIP, sport: 40007, dport: 80, udp: true}.frame(t)},
+		{"IPv6 to the VIP", dtPkt{src: netip.MustParseAddr("2001:db8::7"), dst: vip6, sport: 40008, dport: 80, syn: true}.frame(t)},
+		{"IPv6 to no VIP", dtPkt{src: netip.MustParseAddr("2001:db8::7"), dst: netip.MustParseAddr("2001:db8::200"), sport: 40009, dport: 80, syn: true}.frame(t)},
+		{"ARP for the VIP", arpRequest(t, dtVIP)},
+	}
+	for _, owned := range [][]netip.Addr{nil, {}, {vip6}, {dtVIP}} {
+		fast, general := newHarness(t, testOptions(), svcs...), newHarness(t, testOptions(), many...)
+		if fast.d.snap.Load().vips.small == nil || general.d.snap.Load().vips.small != nil {
+			t.Fatal("the Directors' VIP sets are not one small and one large")
+		}
+		fast.d.SetOwned(owned)
+		general.d.SetOwned(owned)
+		for i, f := range frames {
+			now := int64(i) * sec
+			got, want := fast.run(f.b, now), general.run(f.b, now)
+			if len(got) != len(want) {
+				t.Fatalf("owned %v, %s: %d frames out, want %d", owned, f.name, len(got), len(want))
+			}
+			for k := range got {
+				if !bytes.Equal(got[k], want[k]) {
+					t.Fatalf("owned %v, %s: frame %d differs", owned, f.name, k)
+				}
+			}
+			if fast.w.C.Reasons != general.w.C.Reasons || fast.w.C.Forwarded != general.w.C.Forwarded {
+				t.Fatalf("owned %v, %s: reasons %v, forwarded %d; want %v, %d", owned, f.name, fast.w.C.Reasons, fast.w.C.Forwarded, general.w.C.Reasons, general.w.C.Forwarded)
+			}
+		}
+		// The frames reach both outcomes the fast path decides: frames go to two
+		// VIPs, and owned lists at most one of them.
+		if notOwned := owned != nil; notOwned != (fast.w.C.Reasons[ReasonNotOwned] > 0) || (owned == nil || len(owned) > 0) != (fast.w.C.Forwarded > 0) {
+			t.Fatalf("owned %v: forwarded %d, not owned %d", owned, fast.w.C.Forwarded, fast.w.C.Reasons[ReasonNotOwned])
+		}
+	}
+}
