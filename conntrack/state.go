@@ -179,10 +179,7 @@ func transitionLocked(e *entry, d *sched.Dest, dir Dir, tcpFlags uint8, to *time
 	if int(cur) >= NumStates {
 		cur = StateNone // cannot happen for a TCP entry; keeps the index in range
 	}
-	next := StateClose
-	if c := tcpClass(tcpFlags); c != clsNone {
-		next = tcpNext[tbl][cur][c]
-	}
+	next := tcpStep[tbl][cur][flagIndex(tcpFlags)]
 	if next != e.state {
 		if d != nil {
 			inactive := e.flags&FlagInactive != 0
@@ -240,8 +237,33 @@ func InputKeepsSet(s State, noOutput bool) uint16 {
 // InputKeepsBit is the bit of flags in an InputKeepsSet: FIN, SYN and RST are the
 // flag byte's low three bits, ACK (0x10) becomes the fourth.
 func InputKeepsBit(flags uint8) uint16 {
-	return 1 << (flags&(tcpFIN|tcpSYN|tcpRST) | flags>>1&(tcpACK>>1))
+	return 1 << flagIndex(flags)
 }
+
+// flagIndex maps the FIN, SYN, RST and ACK bits of a flag byte to 0-15: FIN, SYN and
+// RST as they are, ACK (0x10) as the fourth bit. flagsOf is its inverse.
+func flagIndex(flags uint8) uint8 {
+	return flags&(tcpFIN|tcpSYN|tcpRST) | flags>>1&(tcpACK>>1)
+}
+
+func flagsOf(b int) uint8 { return uint8(b&(tcpFIN|tcpSYN|tcpRST) | b&(tcpACK>>1)<<1) }
+
+// tcpStep[table][state][flagIndex(flags)] is the next state of a TCP connection:
+// tcpNext's entry for the column tcpClass picks, CLOSE for a segment of none (§7.1).
+// transitionLocked takes it in one load instead of tcpClass's four tests.
+var tcpStep = func() (step [numTables][NumStates][16]State) {
+	for tbl := range numTables {
+		for s := range State(NumStates) {
+			for b := range 16 {
+				step[tbl][s][b] = StateClose
+				if c := tcpClass(flagsOf(b)); c != clsNone {
+					step[tbl][s][b] = tcpNext[tbl][s][c]
+				}
+			}
+		}
+	}
+	return step
+}()
 
 // inputKeepsSets are the InputKeepsSets of every state, without and with noOutput,
 // made from InputKeeps once.
@@ -249,8 +271,7 @@ var inputKeepsSets = func() (sets [2][NumStates]uint16) {
 	for s := range State(NumStates) {
 		for i, noOutput := range []bool{false, true} {
 			for b := range 16 {
-				flags := uint8(b&(tcpFIN|tcpSYN|tcpRST) | b&(tcpACK>>1)<<1)
-				if InputKeeps(s, noOutput, flags) {
+				if InputKeeps(s, noOutput, flagsOf(b)) {
 					sets[i][s] |= 1 << b
 				}
 			}

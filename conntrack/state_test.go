@@ -274,3 +274,22 @@ func TestInputKeepsSet(t *testing.T) {
 		}
 	}
 }
+
+// TestTCPStep holds transitionLocked's one-load table to the rule it replaces: for
+// every table, state and flag byte, tcpNext's entry for tcpClass's column, or CLOSE
+// for a segment of no class (§7.1).
+func TestTCPStep(t *testing.T) {
+	for tbl := range numTables {
+		for s := range State(NumStates) {
+			for fl := range 256 {
+				want := StateClose
+				if c := tcpClass(uint8(fl)); c != clsNone {
+					want = tcpNext[tbl][s][c]
+				}
+				if got := tcpStep[tbl][s][flagIndex(uint8(fl))]; got != want {
+					t.Fatalf("table %d, state %v, flags %#x: tcpStep gives %v, tcpNext %v", tbl, s, fl, got, want)
+				}
+			}
+		}
+	}
+}
