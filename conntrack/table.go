@@ -679,12 +679,13 @@ func (t *Table) InOrInsert(k *Key, tcpFlags uint8, now int64, p Picker, c *Conn)
 		return Created
 	}
 	t.remember(dest)
-	ok, evCtl, remote := t.admitLocked(s, k)
+	slot := svcSlot(k.Proto, &k.VAddr, k.VPort)
+	ok, evCtl, remote := t.admitLocked(s, slot)
 	if remote {
 		// Room must come from another shard: one shard lock at a time, so this
 		// one is let go and the flow looked up again once room is made.
 		s.mu.Unlock()
-		if !t.evictRemote(si, k) {
+		if !t.evictRemote(si, slot) {
 			return Full
 		}
 		s.mu.Lock()
@@ -703,7 +704,7 @@ func (t *Table) InOrInsert(k *Key, tcpFlags uint8, now int64, p Picker, c *Conn)
 		t.finishEvict(evCtl)
 		return Full
 	}
-	ctl = t.insertLocked(s, si, h, k, dest, dport, method, flags, 0, tcpFlags, now, c)
+	ctl = t.insertLocked(s, si, h, slot, k, dest, dport, method, flags, 0, tcpFlags, now, c)
 	s.mu.Unlock()
 	t.finishEvict(evCtl)
 	if ctl != 0 {
@@ -943,12 +944,13 @@ func (t *Table) Insert(k *Key, dest *sched.Dest, dport uint16, method ipvs.Metho
 	h := t.hash(k.Proto, k.IPv6, &k.CAddr, k.CPort)
 	si := t.shardOf(h)
 	s := &t.shards[si]
+	slot := svcSlot(k.Proto, &k.VAddr, k.VPort)
 	s.mu.Lock()
-	ok, evCtl, remote := t.admitLocked(s, k)
+	ok, evCtl, remote := t.admitLocked(s, slot)
 	s.mu.Unlock()
 	t.finishEvict(evCtl)
 	if remote {
-		ok = t.evictRemote(si, k)
+		ok = t.evictRemote(si, slot)
 	}
 	if !ok || !t.reserve() {
 		return Full
@@ -957,7 +959,7 @@ func (t *Table) Insert(k *Key, dest *sched.Dest, dport uint16, method ipvs.Metho
 		control = 0
 	}
 	s.mu.Lock()
-	ctl := t.insertLocked(s, si, h, k, dest, dport, method, flags, control, tcpFlags, now, c)
+	ctl := t.insertLocked(s, si, h, slot, k, dest, dport, method, flags, control, tcpFlags, now, c)
 	s.mu.Unlock()
 	if ctl != 0 {
 		t.assure(ctl)
@@ -983,12 +985,12 @@ func newConnFlags(k *Key, dest *sched.Dest, method ipvs.Method, flags Flags) Fla
 	return flags
 }
 
-// insertLocked makes the connection of Insert in shard si (hash h), a slot having been
-// reserved against Max, applies its first transition and fills c (but DAddr). It
-// returns the controller to mark ASSURED once the lock is released.
+// insertLocked makes the connection of Insert in shard si (hash h, svcSlot slot), a
+// place having been reserved against Max, applies its first transition and fills c
+// (but DAddr). It returns the controller to mark ASSURED once the lock is released.
 //
 // Precondition: s.mu is held.
-func (t *Table) insertLocked(s *shard, si int, h uint64, k *Key, dest *sched.Dest, dport uint16, method ipvs.Method, flags Flags, control Ref, tcpFlags uint8, now int64, c *Conn) Ref {
+func (t *Table) insertLocked(s *shard, si int, h uint64, slot uint32, k *Key, dest *sched.Dest, dport uint16, method ipvs.Method, flags Flags, control Ref, tcpFlags uint8, now int64, c *Conn) Ref {
 	i := s.allocLocked()
 	e := s.at(i)
 	t.initEntry(e, k, dest, dport, method, flags, control)
@@ -998,7 +1000,7 @@ func (t *Table) insertLocked(s *shard, si int, h uint64, k *Key, dest *sched.Des
 	e.next = s.buckets[b]
 	s.buckets[b] = i
 	t.fileLocked(s, i, e)
-	t.pushUnconfLocked(s, i, e)
+	t.pushUnconfLocked(s, i, e, slot)
 	if flags&FlagNoCPort != 0 {
 		t.noCPort.Add(1)
 	}

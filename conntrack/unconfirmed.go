@@ -105,10 +105,12 @@ func (t *Table) Unconfirmed() UnconfStats {
 	}
 }
 
-// pushUnconfLocked puts the new entry i at the tail of s's unconfirmed list.
+// pushUnconfLocked puts the new entry i at the tail of s's unconfirmed list and
+// counts it in its service's slot, svcSlot of e (which the inserter has computed for
+// admitLocked already).
 //
 // Precondition: s.mu is held and e is not on the list.
-func (t *Table) pushUnconfLocked(s *shard, i uint32, e *entry) {
+func (t *Table) pushUnconfLocked(s *shard, i uint32, e *entry, slot uint32) {
 	e.flags |= fUnconf
 	e.uprev, e.unext = s.utail, 0
 	if s.utail != 0 {
@@ -118,7 +120,7 @@ func (t *Table) pushUnconfLocked(s *shard, i uint32, e *entry) {
 	}
 	s.utail = i
 	t.unconf.Add(1)
-	t.svcUnconf[svcSlot(e.proto, &e.vaddr, e.vport)].Add(1)
+	t.svcUnconf[slot].Add(1)
 }
 
 // unlinkUnconfLocked takes e off s's unconfirmed list, if it is on it.
@@ -168,7 +170,8 @@ func (t *Table) confirmLocked(s *shard, e *entry, dir Dir) {
 // its cap looks for that service's oldest entry.
 const svcProbe = 16
 
-// admitLocked makes room for a new unconfirmed connection of k in shard s: when the
+// admitLocked makes room for a new unconfirmed connection in shard s, of the service
+// whose svcSlot is slot: when the
 // total budget, k's service budget or the table itself is full, it evicts the oldest
 // unconfirmed entry of s (for a full service budget the oldest of that service among
 // the svcProbe oldest of s). It
@@ -177,7 +180,7 @@ const svcProbe = 16
 // entry to give and other shards hold unconfirmed entries (see evictRemote).
 //
 // Precondition: s.mu is held.
-func (t *Table) admitLocked(s *shard, k *Key) (ok bool, ctl Ref, remote bool) {
+func (t *Table) admitLocked(s *shard, slot uint32) (ok bool, ctl Ref, remote bool) {
 	slabFull := !t.slabRoomLocked(s)
 	if t.unconfMax.Load() == 0 {
 		if slabFull {
@@ -185,7 +188,6 @@ func (t *Table) admitLocked(s *shard, k *Key) (ok bool, ctl Ref, remote bool) {
 		}
 		return !slabFull, 0, false // the budget is off
 	}
-	slot := svcSlot(k.Proto, &k.VAddr, k.VPort)
 	svcFull := int64(t.svcUnconf[slot].Load()) >= t.unconfSvcMax.Load()
 	budgetFull := t.unconf.Load() >= t.unconfMax.Load()
 	if !svcFull && !budgetFull && !slabFull && t.count.Load() < t.max.Load() {
@@ -239,16 +241,16 @@ func (t *Table) evictLocked(s *shard, i uint32, e *entry) Ref {
 	return ctl
 }
 
-// evictRemote makes room for k when its own shard si had no unconfirmed entry to
-// give: it takes the other shards' locks one at a time, from a rotating start, and
-// evicts the first oldest-of-its-shard entry it finds (of k's service when that
-// service is at its cap). Each shard costs O(1); it runs only while the budget or
-// the table is full and k's shard holds no unconfirmed entry. It reports whether
+// evictRemote makes room for a new connection k, of the service whose svcSlot is
+// slot, when its own shard si had no unconfirmed entry to give: it takes the other
+// shards' locks one at a time, from a rotating start, and evicts the first
+// oldest-of-its-shard entry it finds (of k's service when that service is at its
+// cap). Each shard costs O(1); it runs only while the budget or the table is full and
+// k's shard holds no unconfirmed entry. It reports whether
 // it made room (else the refusal is counted).
 //
 // Precondition: no shard lock is held.
-func (t *Table) evictRemote(si int, k *Key) bool {
-	slot := svcSlot(k.Proto, &k.VAddr, k.VPort)
+func (t *Table) evictRemote(si int, slot uint32) bool {
 	svcFull := int64(t.svcUnconf[slot].Load()) >= t.unconfSvcMax.Load()
 	n := len(t.shards)
 	start := int(t.evictCursor.Add(1))

@@ -454,3 +454,64 @@ func TestUnconfConcurrent(t *testing.T) {
 		t.Fatal(n, v.tbl.Len())
 	}
 }
+
+// svcRecount checks every per-service unconfirmed counter against the entries on the
+// shards' lists, by svcSlot of each entry's own service.
+func svcRecount(t *testing.T, tbl *Table) {
+	t.Helper()
+	var want [svcSlots]int32
+	for si := range tbl.shards {
+		s := &tbl.shards[si]
+		s.mu.Lock()
+		for i := s.uhead; i != 0; i = s.at(i).unext {
+			e := s.at(i)
+			want[svcSlot(e.proto, &e.vaddr, e.vport)]++
+		}
+		s.mu.Unlock()
+	}
+	for slot := range want {
+		if got := tbl.svcUnconf[slot].Load(); got != want[slot] {
+			t.Fatalf("service slot %d: counter %d, lists %d", slot, got, want[slot])
+		}
+	}
+}
+
+// TestUnconfServiceCounters: InOrInsert and Insert compute a new connection's service
+// slot once, for admitLocked and the list's counter; the counter must be that of the
+// entry's own service, which confirming it (recomputed from the entry) decrements.
+func TestUnconfServiceCounters(t *testing.T) {
+	v, d := unconfEnv(t, 1000, 1000, 1000, 4)
+	p := &onePicker{d, ipvs.DR}
+	var c Conn
+	var keys []Key
+	for i := range 40 {
+		proto, vport := uint8(protoTCP), uint16(80+i%3)
+		if i%4 == 3 {
+			proto, vport = protoUDP, 53
+		}
+		k := spoofKey(proto, i, vport)
+		if i%2 == 0 {
+			if r := v.tbl.InOrInsert(&k, fSYN, 0, p, &c); r != Created {
+				t.Fatal(i, r)
+			}
+		} else if r := v.tbl.Insert(&k, d, d.Port(), ipvs.DR, 0, 0, fSYN, 0, &c); r != Hit {
+			t.Fatal(i, r)
+		}
+		keys = append(keys, k)
+	}
+	if n := listLen(t, v.tbl); n != 40 {
+		t.Fatalf("%d unconfirmed, want 40", n)
+	}
+	svcRecount(t, v.tbl)
+	// Confirmed (TCP established, UDP's second datagram): every counter back to 0.
+	for i := range keys {
+		if r := v.tbl.In(&keys[i], fACK, sec, &c); r != Hit {
+			t.Fatal(i, r)
+		}
+	}
+	if n := listLen(t, v.tbl); n != 0 {
+		t.Fatalf("%d unconfirmed, want 0", n)
+	}
+	svcRecount(t, v.tbl)
+	checkCounts(t, v.tbl, v.dests)
+}
