@@ -498,6 +498,20 @@ func TestDifferentialExpireOrder(t *testing.T) {
 	h.check(true)
 }
 
+// TestDifferentialExpireOrderInTick keeps what FuzzTable found: an unassured template
+// controls two connections that expire in the same tick, the later one deleted with
+// timeout 0 (CLOSE's timeout set to 0). The kernel's timers release the earlier one
+// first, so the forced delete leaves the template controlling nobody and it goes too
+// (§6.4); the table must apply the tick's controller updates in that order, not in
+// its slot list's (op 10: Expire table 2, reference 3).
+func TestDifferentialExpireOrderInTick(t *testing.T) {
+	h := newHarness(t, &byteSource{b: []byte("0000000000A000A000a10000x1110000000A' 0a00000010100010x11100000A000X")})
+	for !h.src.Done() {
+		h.step()
+	}
+	h.check(true)
+}
+
 // FuzzTable drives random operation sequences against the table and the reference,
 // asserting equal answers, Len <= Max, counters never negative and equal to a recount.
 func FuzzTable(f *testing.F) {

@@ -56,13 +56,15 @@ type expiry struct {
 	jumpEnd int64 // catch-up: the pass covers ticks up to jumpEnd-1
 	jumpTo  int64 // catch-up: the tick the wheel resumes after
 	ops     []ctlOp
-	// deferred are a catch-up pass's controller updates with the expiry time of
-	// the entry released: the pass visits slots out of time order, so they are
-	// applied once it has visited every slot, in the order the entries expired.
+	// deferred are the controller updates of the entries a wheel slot released,
+	// with each entry's expiry time: a slot's list is not in time order, nor are
+	// its shards, and a catch-up pass visits slots out of time order, so they are
+	// applied once the tick (or the whole pass) is done, in the order the entries
+	// expired.
 	deferred []deferredOp
 }
 
-// deferredOp is a ctlOp held back during a catch-up pass.
+// deferredOp is a ctlOp held back until its tick or catch-up pass is done.
 type deferredOp struct {
 	op  ctlOp
 	exp int64
@@ -196,8 +198,9 @@ func (t *Table) refileEarlierLocked(s *shard, i uint32, e *entry) {
 // controlled entry deleted with timeout 0 leaves its controller controlling nobody, a
 // controller that is not an ASSURED template goes too.
 //
-// Expire handles the entries of one tick in all shards before the next tick, so it
-// follows the kernel's timer order to within a tick. If the clock jumped beyond the
+// Expire handles the entries of one tick in all shards before the next tick, and
+// applies the tick's controller updates in the order the entries expired, so it
+// follows the kernel's timer order. If the clock jumped beyond the
 // wheel's horizon (wheelSlots ticks, e.g. a gap in a replayed capture) it makes one
 // pass over every slot instead of stepping through each missed tick, judging every
 // entry at now. The one approximation: a template whose last controlled connection
@@ -249,6 +252,8 @@ func (t *Table) Expire(now int64, budget int) int {
 				}
 			}
 			x.shard = 0
+			// The tick's controller updates, in expiry order across its shards.
+			w.expired += t.applyDeferred()
 			if x.held {
 				x.phase = phaseHold
 				continue
@@ -325,9 +330,12 @@ func (t *Table) jumpStep(w *sweep, now int64) bool {
 // list is empty (true) or the budget is spent (false). Each entry leaves the list:
 // alive ones are filed again; dead ones that control nobody are removed; dead ones
 // that control others go to listHold when slot (a wheel slot firing, for tick) is
-// set, else are re-armed for 60 s.
+// set, else are re-armed for 60 s. A removed entry's controller update waits in
+// t.exp.deferred when slot is set (Expire applies it with the tick's), else is
+// applied once the shard lock is released.
 //
-// Precondition: t.exp.mu is held (runList uses t.exp.ops and t.exp.held).
+// Precondition: t.exp.mu is held (runList uses t.exp.ops, t.exp.held and
+// t.exp.deferred).
 func (t *Table) runList(w *sweep, si int, l uint16, ref int64, slot bool, tick int64) bool {
 	s := &t.shards[si]
 	x := &t.exp
@@ -359,7 +367,7 @@ func (t *Table) runList(w *sweep, si int, l uint16, ref int64, slot bool, tick i
 				w.expired++
 				switch {
 				case ctl == 0:
-				case x.jumping && slot:
+				case slot:
 					x.deferred = append(x.deferred, deferredOp{ctlOp{ref: ctl, forced: forced}, exp})
 				default:
 					ops = append(ops, ctlOp{ref: ctl, forced: forced})
@@ -391,10 +399,10 @@ func (t *Table) runList(w *sweep, si int, l uint16, ref int64, slot bool, tick i
 	}
 }
 
-// applyDeferred applies a catch-up pass's controller updates in the order their
-// entries expired — the order the kernel's timers released them, which decides
-// whether a forced delete leaves its template controlling nobody (§6.4) — and
-// returns the number of controllers dropped.
+// applyDeferred applies a tick's or a catch-up pass's controller updates in the
+// order their entries expired — the order the kernel's timers released them, which
+// decides whether a forced delete leaves its template controlling nobody (§6.4) —
+// and returns the number of controllers dropped.
 //
 // Precondition: t.exp.mu is held.
 func (t *Table) applyDeferred() int {
