@@ -278,6 +278,10 @@ type Status struct {
 	// PreemptHeld is why this backup accepts a lower-priority master instead of
 	// preempting (RunnerOptions.PreemptHold); "" when it does not.
 	PreemptHeld string
+	// Adverts counts the adverts this instance has handled (keepalived's
+	// per-instance "Advertisements: Received"): valid ones of its VRID, counted
+	// once the instance has acted on them.
+	Adverts uint64
 }
 
 // Status returns every member's status in the Runner's order, safe to call from any
@@ -563,6 +567,11 @@ func (r *Runner) dispatch(in received) {
 		r.zero[m] = p.Advert.Priority == PriorityStop
 		r.exec(m, acts, advertReason(prevState, myPrio, p))
 		r.noteHold(m, why)
+		r.mu.Lock()
+		if st := r.status[m.Instance]; st != nil {
+			st.Adverts++
+		}
+		r.mu.Unlock()
 	}
 	if !matched {
 		r.drops[ErrVRID].Add(1)

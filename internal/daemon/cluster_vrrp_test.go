@@ -54,6 +54,21 @@ func peerAdvert(prio uint8) vrrp.Packet {
 			Addrs: []netip.Addr{netip.MustParseAddr("198.18.100.1")}}}
 }
 
+// sendAdvert hands d's VI_1 an advert of priority prio from its peer and returns
+// once VI_1 has acted on it and its runner has re-armed its timer: the clock does
+// not move on while the advert waits (it would race the down timer). The count of
+// timers created alone does not say so: the director's other parts create timers
+// on the same clock, and one of theirs let an advert wait while the down timer
+// fired (dir1 master at 460 ms through "master down timer expired", with 3 of 5
+// adverts handled).
+func sendAdvert(t *testing.T, d *clusterDirector, adverts chan<- vrrp.Packet, prio uint8) {
+	t.Helper()
+	n, seen := d.clock.Created(), vi1(d).Adverts
+	adverts <- peerAdvert(prio)
+	testutil.Eventually(t, 10*time.Second, func() bool { return vi1(d).Adverts > seen }, "the advert handled")
+	d.clock.BlockUntilCreated(n + 1)
+}
+
 // vrrpDirector runs a director of vrrpPairConf on lan whose VRRP transport takes
 // the adverts the test writes to the returned channel.
 func vrrpDirector(t *testing.T, lan *fakeLAN, addr, node string, prio int) (*clusterDirector, chan<- vrrp.Packet) {
@@ -106,11 +121,7 @@ func TestClusterVRRPPreemptWaitsForBulk(t *testing.T) {
 	heldSeen := false
 	for step := time.Duration(0); step < 3*time.Second && masterAt == 0; step += syncTick {
 		if step%(100*time.Millisecond) == 0 {
-			// Handled once the runner has re-armed its timer: the clock does not
-			// move on while the advert waits (it would race the down timer).
-			n := d1.clock.Created()
-			adverts <- peerAdvert(100)
-			d1.clock.BlockUntilCreated(n + 1)
+			sendAdvert(t, d1, adverts, 100)
 		}
 		if warmAt == 0 && d1.d.cl.node.Warm() {
 			warmAt = step
@@ -218,9 +229,7 @@ func TestClusterVRRPConfigMismatchHolds(t *testing.T) {
 	armed(t, d1)
 	for step := time.Duration(0); step < 3*time.Second; step += syncTick {
 		if step%(100*time.Millisecond) == 0 {
-			n := d1.clock.Created()
-			adverts <- peerAdvert(100)
-			d1.clock.BlockUntilCreated(n + 1)
+			sendAdvert(t, d1, adverts, 100)
 		}
 		if st := vi1(d1); st.State != vrrp.StateBackup {
 			t.Fatalf("at %v: dir1 %v with a config that differs from its peer's (require_same_config)", step, st.State)
