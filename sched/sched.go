@@ -91,11 +91,17 @@ type Pool struct {
 
 // NewPool returns an empty pool scheduled by s (nil: every pick fails, like "none").
 func NewPool(s Scheduler) *Pool {
-	p := &Pool{s: s}
+	p := new(Pool)
+	p.schedule(s)
+	return p
+}
+
+// schedule makes s the empty pool's scheduler, its hooks told of the empty list.
+func (p *Pool) schedule(s Scheduler) {
+	p.s = s
 	if h, ok := s.(Hooks); ok {
 		h.Init(nil)
 	}
-	return p
 }
 
 // NewPoolOf returns an empty pool scheduled by a fresh scheduler of the named kind
@@ -109,8 +115,8 @@ func NewPoolOf(name string, opts Options) (*Pool, error) {
 			rr rr
 			d  Dest
 		}{}
-		x.p.s, x.p.spare = &x.rr, &x.d
-		x.rr.Init(nil)
+		x.p.schedule(&x.rr)
+		x.p.spare = &x.d
 		return &x.p, nil
 	}
 	s, err := New(name, opts)
@@ -121,10 +127,8 @@ func NewPoolOf(name string, opts Options) (*Pool, error) {
 		p Pool
 		d Dest
 	}{}
-	x.p.s, x.p.spare = s, &x.d
-	if h, ok := s.(Hooks); ok {
-		h.Init(nil)
-	}
+	x.p.schedule(s)
+	x.p.spare = &x.d
 	return &x.p, nil
 }
 
