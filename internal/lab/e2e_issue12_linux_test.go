@@ -41,6 +41,25 @@ func synFrame12(t *testing.T, src, dst net.HardwareAddr, from, vip netip.Addr, s
 	return buf.Bytes()
 }
 
+// withDirectorKeys writes dir1's lab config with keys (whole lines) added to its
+// [director] table, beside it, and returns the copy's path.
+func withDirectorKeys(t *testing.T, l *Lab, keys string) string {
+	t.Helper()
+	conf, err := os.ReadFile(l.ConfigPath("dir1"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	changed := strings.Replace(string(conf), "[director]\n", "[director]\n"+keys, 1)
+	if changed == string(conf) {
+		t.Fatalf("no [director] table in the lab's config:\n%s", conf)
+	}
+	path := l.ConfigPath("dir1") + ".issue12.toml"
+	if err := os.WriteFile(path, []byte(changed), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return path
+}
+
 // reasonCounts sums the drop reasons the director logs when its workers stop.
 func reasonCounts(log string) map[string]uint64 {
 	out := map[string]uint64{}
@@ -60,15 +79,7 @@ func TestLiveIssue12Filter(t *testing.T) {
 	spec := e2eSpec(t, DR)
 	l := upIssue4(t, spec)
 	// VLAN 20 is named, VLAN 10 is not.
-	conf, err := os.ReadFile(l.ConfigPath("dir1"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	path := l.ConfigPath("dir1") + ".issue12.toml"
-	if err := os.WriteFile(path, []byte(strings.Replace(string(conf), "[director]\n", "[director]\nvlans = [20]\n", 1)), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	p := runGVS(t, l, path)
+	p := runGVS(t, l, withDirectorKeys(t, l, "vlans = [20]\nmetrics_listen = \""+metricsAddr+"\"\n"))
 	client, _ := l.Host("client")
 	dir1, _ := l.Host("dir1")
 	other := net.HardwareAddr{0x02, 0, 0, 0, 0, 0x99}
@@ -100,8 +111,17 @@ func TestLiveIssue12Filter(t *testing.T) {
 	for _, c := range cases {
 		sendFrames(t, l, "client", each, c.frame)
 	}
-	// The two forwarded cases come last: once they are seen, the rest were handled.
+	// The forwarded frames on the real servers, and every dropped one counted: the
+	// two workers take the frames in no common order, and a frame still in a ring
+	// when the director stops is never counted.
 	testutil.Eventually(t, 10*time.Second, func() bool { return tapsCount(taps) >= 2*each }, "the forwarded frames on the real servers")
+	dropped := map[string]float64{}
+	for _, c := range cases {
+		if c.reason != "" {
+			dropped[c.reason] = each
+		}
+	}
+	waitDropped(t, l, dropped)
 	for _, tap := range taps {
 		for _, p := range tap.stop() {
 			seen[uint16(tcpOf(p).SrcPort)]++
@@ -125,7 +145,7 @@ func TestLiveIssue12Filter(t *testing.T) {
 func TestLiveIssue12ICMPBudget(t *testing.T) {
 	spec := e2eSpec(t, DR)
 	l := upIssue4(t, spec)
-	p := runGVS(t, l, l.ConfigPath("dir1"))
+	p := runGVS(t, l, withDirectorKeys(t, l, "metrics_listen = \""+metricsAddr+"\"\n"))
 	client, _ := l.Host("client")
 	dir1, _ := l.Host("dir1")
 	spoofed := netip.MustParseAddr("198.18.0.77")
@@ -142,7 +162,14 @@ func TestLiveIssue12ICMPBudget(t *testing.T) {
 	sendFrames(t, l, "client", 1, frames...)
 	sent := time.Since(start)
 	// The director may take a while on a loaded machine: wait for the first six.
-	testutil.Eventually(t, 10*time.Second, func() bool { return tap.count() >= 6 }, "six time-exceeded errors at the client")
+	for deadline := time.Now().Add(10 * time.Second); tap.count() < 6; time.Sleep(10 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("%d time-exceeded errors at the client within 10 s, want 6; the director's counters:\n%s", tap.count(), directorCounters(t, l))
+		}
+	}
+	// Every one of the 1,000 handled before the director stops (a frame still in
+	// the ring then is never counted), and its errors, if any, seen at the client.
+	waitDropped(t, l, map[string]float64{"ttl_exceeded": 1000})
 	got := tap.stop()
 	elapsed := time.Since(start)
 	log := stopGVS(t, l, p)
@@ -157,6 +184,59 @@ func TestLiveIssue12ICMPBudget(t *testing.T) {
 		t.Errorf("ttl_exceeded counted %d, want 1000 (counters %v)", counts["ttl_exceeded"], counts)
 	}
 	t.Logf("%d time-exceeded errors for 1,000 TTL-1 packets sent in %v", len(got), sent)
+}
+
+// waitDropped waits (bounded) until dir1's metrics, served on metricsAddr, count at
+// least want[reason] frames dropped for each reason. A test that reads the counters
+// the workers log when they stop waits for this first: the workers count as they
+// go, and the frames still in their rings when the director stops are never
+// counted, so stopping it once the last frame sent has been seen elsewhere races
+// with the others.
+func waitDropped(t *testing.T, l *Lab, want map[string]float64) {
+	t.Helper()
+	counted := func() bool {
+		body := dir1Metrics(t, l)
+		for reason, n := range want {
+			if !metricAtLeast(body, `gvs_drops_total{reason="`+reason+`"}`, n) {
+				return false
+			}
+		}
+		return true
+	}
+	for deadline := time.Now().Add(10 * time.Second); !counted(); time.Sleep(50 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("drops not counted within 10 s, want at least %v; the director's counters:\n%s", want, directorCounters(t, l))
+		}
+	}
+}
+
+// dir1Metrics returns dir1's metrics, served on metricsAddr.
+func dir1Metrics(t *testing.T, l *Lab) string {
+	t.Helper()
+	b, err := l.HTTPFetch("dir1", "http://"+metricsAddr+"/metrics", 3*time.Second, 16<<20)
+	if err != nil {
+		t.Fatalf("scraping dir1's metrics: %v", err)
+	}
+	return string(b)
+}
+
+// directorCounters returns dir1's frame, drop and ICMP counters that are not zero,
+// for a failure message.
+func directorCounters(t *testing.T, l *Lab) string {
+	t.Helper()
+	var out []string
+	for line := range strings.Lines(dir1Metrics(t, l)) {
+		line = strings.TrimSpace(line)
+		if strings.HasPrefix(line, "#") || strings.HasSuffix(line, " 0") {
+			continue
+		}
+		for _, series := range []string{"gvs_frames_", "gvs_drops_total", "gvs_icmp_", "gvs_link_"} {
+			if strings.HasPrefix(line, series) {
+				out = append(out, line)
+			}
+		}
+	}
+	return strings.Join(out, "\n")
 }
 
 // tapsCount is the number of frames the taps have kept so far.
@@ -181,16 +261,7 @@ func (f *frameTap) count() int {
 func TestLiveIssue12SourceLimit(t *testing.T) {
 	spec := e2eSpec(t, DR)
 	l := upIssue4(t, spec)
-	conf, err := os.ReadFile(l.ConfigPath("dir1"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	path := l.ConfigPath("dir1") + ".issue12.toml"
-	limits := "[director]\nsource_conn_rate = 5\nsource_conn_burst = 20\n"
-	if err := os.WriteFile(path, []byte(strings.Replace(string(conf), "[director]\n", limits, 1)), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	p := runGVS(t, l, path)
+	p := runGVS(t, l, withDirectorKeys(t, l, "source_conn_rate = 5\nsource_conn_burst = 20\n"))
 	client, _ := l.Host("client")
 	dir1, _ := l.Host("dir1")
 	var taps []*frameTap
