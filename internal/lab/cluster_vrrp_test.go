@@ -99,18 +99,38 @@ func logSince(t *testing.T, l *Lab, director string) string {
 func logTime(t *testing.T, log, msg string) time.Time {
 	t.Helper()
 	for _, line := range strings.Split(log, "\n") {
-		if !strings.Contains(line, msg) {
-			continue
-		}
-		f := strings.Fields(line)
-		if len(f) > 0 && strings.HasPrefix(f[0], "time=") {
-			if at, err := time.Parse(time.RFC3339Nano, strings.TrimPrefix(f[0], "time=")); err == nil {
-				return at
-			}
+		if at, ok := lineTime(line, msg); ok {
+			return at
 		}
 	}
 	t.Fatalf("no %q line with a time in the log:\n%s", msg, log)
 	return time.Time{}
+}
+
+// lastLogTime returns the time= of the last line of log holding msg.
+func lastLogTime(t *testing.T, log, msg string) time.Time {
+	t.Helper()
+	lines := strings.Split(log, "\n")
+	for i := len(lines) - 1; i >= 0; i-- {
+		if at, ok := lineTime(lines[i], msg); ok {
+			return at
+		}
+	}
+	t.Fatalf("no %q line with a time in the log:\n%s", msg, log)
+	return time.Time{}
+}
+
+// lineTime returns the time= of a log line holding msg.
+func lineTime(line, msg string) (time.Time, bool) {
+	if !strings.Contains(line, msg) {
+		return time.Time{}, false
+	}
+	f := strings.Fields(line)
+	if len(f) == 0 || !strings.HasPrefix(f[0], "time=") {
+		return time.Time{}, false
+	}
+	at, err := time.Parse(time.RFC3339Nano, strings.TrimPrefix(f[0], "time="))
+	return at, err == nil
 }
 
 // TestClusterVRRPRestart is C11 with dir1 stopped by SIGTERM: its instance
