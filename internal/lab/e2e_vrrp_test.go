@@ -271,6 +271,13 @@ func startCapture(t *testing.T, l *Lab, host string) func() string {
 	if err != nil {
 		t.Fatal(err)
 	}
+	errPath := path + ".stderr"
+	stderr, err := os.Create(errPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer stderr.Close() // tcpdump has its own descriptor
+	cmd.Stderr = stderr
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
@@ -291,7 +298,8 @@ func startCapture(t *testing.T, l *Lab, host string) func() string {
 		return path
 	}
 	t.Cleanup(func() { stop() })
-	time.Sleep(300 * time.Millisecond) // tcpdump attaches
+	// tcpdump says so on stderr once its filter is attached.
+	waitLog(t, errPath, 10*time.Second, "listening on")
 	return stop
 }
 
