@@ -55,10 +55,7 @@ virtual_rules = ["from 198.18.0.200 table 100 priority 100", "fwmark 0x10/0xff i
 	if !strings.Contains(ta.logs.String(), "rule from all fwmark 0x3 lookup 103 is already there and gvs did not add it") {
 		t.Fatalf("no clear message for the rule already there:\n%s", ta.logs)
 	}
-	data, _ := os.ReadFile(filepath.Join(dir, "gvs.kernel-addrs.json"))
-	if !strings.Contains(string(data), `"198.18.0.200/32"`) || !strings.Contains(string(data), `"Table": 101`) {
-		t.Fatalf("record %s", data)
-	}
+	waitRecord(t, filepath.Join(dir, "gvs.kernel-addrs.json"), `"198.18.0.200/32"`, `"Table": 101`)
 	stop()
 	if r := fake.Rules(); !slices.Equal(r, []kaddr.Rule{foreign}) {
 		t.Fatalf("rules after stop: %v, want only the one gvs did not add", r)

@@ -118,10 +118,7 @@ func TestKernelVIPsFollowMastership(t *testing.T) {
 	testutil.Eventually(t, 10*time.Second, func() bool {
 		return ta.ann.count(netip.MustParseAddr("198.18.0.200")) > 0 && ta.ann.count(netip.MustParseAddr("198.18.0.100")) > 0
 	}, "both VIPs announced")
-	data, err := os.ReadFile(record)
-	if err != nil || !strings.Contains(string(data), `"198.18.0.200/24"`) || !strings.Contains(string(data), `"gvs0:1"`) {
-		t.Fatalf("record %q, %v", data, err)
-	}
+	waitRecord(t, record, `"198.18.0.200/24"`, `"gvs0:1"`)
 
 	// A peer with priority 200: back to BACKUP, the kernel address goes.
 	tr.in <- vrrp.Packet{Src: netip.MustParseAddr("172.19.0.4"), Dst: vrrp.MulticastGroup(false), HopLimit: vrrp.HopLimit,
@@ -200,12 +197,26 @@ func TestKernelRoutes(t *testing.T) {
 		{Dst: netip.MustParsePrefix("198.18.7.0/24"), Type: kaddr.RouteBlackhole},
 	}
 	testutil.Eventually(t, 10*time.Second, func() bool { return slices.Equal(fake.Routes(), want) }, "the virtual routes")
-	data, _ := os.ReadFile(filepath.Join(dir, "gvs.kernel-addrs.json"))
-	if !strings.Contains(string(data), `"198.18.5.0/24"`) || !strings.Contains(string(data), `"route": true`) {
-		t.Fatalf("record %s", data)
-	}
+	waitRecord(t, filepath.Join(dir, "gvs.kernel-addrs.json"), `"198.18.5.0/24"`, `"route": true`)
 	stop()
 	if r := fake.Routes(); len(r) != 0 {
 		t.Fatalf("routes left after stop: %v", r)
 	}
+}
+
+// waitRecord waits until the record of kernel entries holds every one of want.
+// The record is rewritten after each change has been made, so an entry reaches it
+// a moment after it reaches the kernel (the fake): a test that saw the kernel
+// change must still wait for the record.
+func waitRecord(t *testing.T, path string, want ...string) {
+	t.Helper()
+	testutil.Eventually(t, 10*time.Second, func() bool {
+		data, _ := os.ReadFile(path)
+		for _, w := range want {
+			if !strings.Contains(string(data), w) {
+				return false
+			}
+		}
+		return true
+	}, "the record %s to hold %q", path, want)
 }
