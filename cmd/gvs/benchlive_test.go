@@ -102,9 +102,17 @@ func TestBenchLiveSmoke(t *testing.T) {
 			}
 			continue
 		}
-		// At the lowest steps nothing may be lost on any path.
-		if s.Sat == nil || len(s.Sat.Steps) == 0 || s.Sat.Rate <= 0 {
+		// At the lowest steps nothing may be lost on any path. A machine busy with
+		// other work can keep the paced sender from offering even the first step's
+		// rate steadily (200 ms steps: a 50 ms descheduling is a quarter): the search
+		// then stops there, "sender", with a rate of 0 and nothing lost, which says
+		// nothing against the path (it failed this test once at load 20).
+		if s.Sat == nil || len(s.Sat.Steps) == 0 {
+			t.Errorf("%s: saturation %+v, want a search", s.Series, s.Sat)
+		} else if s.Sat.Rate <= 0 && (s.Sat.Limit != "sender" || slices.ContainsFunc(s.Sat.Steps, func(st bench.SatStep) bool { return st.Lost() > 0 })) {
 			t.Errorf("%s: saturation %+v, want a rate with no loss", s.Series, s.Sat)
+		} else if s.Sat.Rate <= 0 {
+			t.Logf("%s: the sender could not offer the first step's rate steadily (busy machine): %v", s.Series, s.Sat)
 		}
 	}
 	if want := []string{"direct", "nft", "hop", "gvs"}; !slices.Equal(series, want) {
