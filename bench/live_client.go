@@ -27,6 +27,10 @@ type LatencyOptions struct {
 	Dial func(ctx context.Context, network, addr string) (net.Conn, error)
 }
 
+// latWarmUpTimeout bounds LatencyClient's warm-up request: several of TCP's
+// retransmissions of a lost first segment (1 s, then 2 s).
+const latWarmUpTimeout = 5 * time.Second
+
 // ErrLatencyOptions is returned for options LatencyClient cannot run with.
 var ErrLatencyOptions = errors.New("bench: latency client: bad options")
 
@@ -74,7 +78,14 @@ func LatencyClient(ctx context.Context, o LatencyOptions) (LatencyResult, error)
 	}
 	c.req = append(c.req, "\r\n"...)
 	defer c.close()
-	if _, err := c.do(ctx); err != nil {
+	// The warm-up request is not measured: it pays for the path's first neighbour
+	// resolution and connection set-up, so it gets a longer timeout than the
+	// measured ones. A first segment lost on a busy host is sent again only after
+	// TCP's initial retransmission timeout (1 s), which o.Timeout may not cover.
+	c.timeout = max(o.Timeout, latWarmUpTimeout)
+	_, err = c.do(ctx)
+	c.timeout = o.Timeout
+	if err != nil {
 		return res, fmt.Errorf("bench: latency client: warm-up request to %s: %w", o.URL, err)
 	}
 	lat := make([]float64, 0, o.Requests)

@@ -693,3 +693,29 @@ func TestLatencyClientBadInput(t *testing.T) {
 		t.Errorf("500s: %+v, %v; want 5 errors, 0 answered", r, err)
 	}
 }
+
+// TestLatencyClientWarmUpTimeout: the warm-up request may take longer than the
+// measured requests' timeout (a first segment lost on a busy host comes again only
+// after TCP's 1 s retransmission timeout), while a measured request that does is
+// an error.
+func TestLatencyClientWarmUpTimeout(t *testing.T) {
+	calls := atomic.Int64{}
+	slow := make(chan struct{})
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if n := calls.Add(1); n == 1 || n == 3 {
+			select { // the warm-up and the second measured request answer late
+			case <-slow:
+			case <-time.After(1200 * time.Millisecond):
+			}
+		}
+	}))
+	t.Cleanup(func() { close(slow); srv.Close() })
+	o := LatencyOptions{URL: srv.URL + "/", Mode: LatFresh, Requests: 3, Timeout: 500 * time.Millisecond}
+	r, err := LatencyClient(context.Background(), o)
+	if err != nil {
+		t.Fatalf("a warm-up slower than the timeout failed the run: %v", err)
+	}
+	if r.Count != 2 || r.Errors != 1 {
+		t.Errorf("got %+v, want 2 answered and the late one an error", r)
+	}
+}
