@@ -138,15 +138,14 @@ func (w *Worker) inbound(s *snapshot, f *Frame, b []byte, now int64, out []Frame
 	if s.set.sync != nil {
 		// What the cache did for the flow since the table last answered
 		// (foldSlot), in line: most table packets have nothing to fold.
-		w.conn.Sync.Fold = conntrack.Fold{}
 		if e != nil {
 			// The lookup above found the flow in its slot, which cannot serve
 			// this packet (it changes the flow's state: a FIN): no key to
-			// compare again.
-			if e.spend != 0 || e.x.sentAt != 0 {
-				w.foldOwn(e)
-			}
+			// compare again, and no test either — the slot's count and send
+			// are the fold, zero when it has none.
+			w.foldOwn(e)
 		} else {
+			w.conn.Sync.Fold = conntrack.Fold{}
 			if w.fi == noFlowIndex {
 				w.fi = flowIndex(&w.key)
 			}
@@ -170,8 +169,15 @@ func (w *Worker) inbound(s *snapshot, f *Frame, b []byte, now int64, out []Frame
 	switch r {
 	case conntrack.Hit:
 		e := w.flows.store(w.fi, &w.key, &w.conn, now)
-		if s.set.sync != nil {
-			w.syncAfterTable(s.set.sync, e, &w.conn)
+		if p := s.set.sync; p != nil {
+			// syncAfterTable, in line for a short flow: no call but the push.
+			if c := &w.conn; e != nil && p.startShort(e, c) {
+				if c.Sync.Send || c.Sync.Adopted {
+					w.pushAfterTable(c)
+				}
+			} else {
+				w.syncAfterTable(p, e, c)
+			}
 		}
 		return w.xmit(s, f, b, &w.conn, false, out)
 	case conntrack.Created:

@@ -207,20 +207,22 @@ type syncPlan struct {
 	// for rules that are not local, else modeSend where sends says so, modeNeeded
 	// where not.
 	mode [16]slotMode
-	// first is the countdown from a count below its length to the next candidate
-	// (nextCandidate(pkts) - pkts, 0 for none): a short flow's table packets look it
-	// up instead of working it out.
-	first [64]uint32
+	// start is a slot's sync start for an uncontrolled flow with a client port in
+	// state s whose table count pkts is below 64 (a short flow's table packets): the
+	// countdown to the next candidate (nextCandidate(pkts) - pkts) in the low 24 bits
+	// and the slot mode above them, as the general start (startFrom) leaves them —
+	// 0 for a state no count sends (modeNeeded, no countdown), modeNeeded with the
+	// countdown for a sent state whose candidate is past 16 bits. One load decides
+	// the start, in line (startShort).
+	start [16][64]uint32
 }
+
+// startBits is the countdown's part of a syncPlan.start value; the mode is above it.
+const startBits = 24
 
 // newSyncPlan returns r's plan.
 func newSyncPlan(r *ipvssync.Rules) *syncPlan {
 	p := &syncPlan{Rules: *r, local: r.RefreshPeriod == 0 && !r.PersistMode}
-	for pkts := range uint32(len(p.first)) {
-		if n := nextCandidate(r, pkts); n != 0 {
-			p.first[pkts] = n - pkts
-		}
-	}
 	if at := nextCandidate(r, 0); p.local && at != 0 {
 		p.sendsTCP, p.sendsOther = conntrack.SyncSends(r, at)
 	}
@@ -236,6 +238,11 @@ func newSyncPlan(r *ipvssync.Rules) *syncPlan {
 			p.mode[s] = modeSend
 		default:
 			p.mode[s] = modeNeeded
+		}
+		for pkts := range uint32(len(p.start[s])) {
+			var e flowSlot
+			p.startFrom(&e, p.mode[s], pkts)
+			p.start[s][pkts] = e.snext | uint32(e.x.mode)<<startBits
 		}
 	}
 	return p
@@ -348,41 +355,54 @@ func (p *syncPlan) slotMode(c *conntrack.Conn) slotMode {
 // next candidate, and push c when the table's rules chose to send it or the packet
 // adopted it. e is the slot flowCache.store just filled, whose sync state is zero
 // (modeNeeded, no countdown, nothing served or sent), or nil when the cache does not
-// hold the flow. The caller passes
-// the slot flowCache.store returned rather than having it looked up again: reading
-// back the key store has just written stalls on the slot's cache line (a store-to-load
-// forward of differently sized accesses fails), measured at 13 ns a packet on the
-// synthetic trace.
+// hold the flow. The caller passes the slot flowCache.store returned rather than
+// having it looked up again: reading back the key store has just written stalls on
+// the slot's cache line (a store-to-load forward of differently sized accesses
+// fails), measured at 13 ns a packet on the synthetic trace. inbound's hit does the
+// same in line for a short flow (startShort, then pushAfterTable).
 func (w *Worker) syncAfterTable(p *syncPlan, e *flowSlot, c *conntrack.Conn) {
-	if e != nil {
-		pkts := c.Sync.Pkts
+	if e != nil && !p.startShort(e, c) {
 		// Field by field: a slotExt literal is built on the stack and copied in
 		// 16-byte words over its narrower stores, a failed store-to-load forward.
-		x := &e.x
-		x.base, x.old = pkts, c.Sync.Old
-		m := p.slotMode(c)
-		switch {
-		case m == modeNeeded:
-			// No count sends the flow in its (cached) state: no countdown, as
-			// the slot is (were it to run out after 2^32 packets, Needed decides
-			// and refuses).
-		case pkts < uint32(len(p.first)):
-			x.mode = m
-			n := p.first[pkts] // e.spend is 0
-			e.snext = n
-			if m == modeSend && pkts+n > 0xffff {
-				x.mode = modeNeeded
-			}
-		default:
-			x.mode = m
-			if e.setCountdown(&p.Rules, pkts) > 0xffff && m == modeSend {
-				x.mode = modeNeeded
-			}
-		}
+		e.x.base, e.x.old = c.Sync.Pkts, c.Sync.Old
+		p.startFrom(e, p.slotMode(c), c.Sync.Pkts)
 	}
-	if !c.Sync.Send && !c.Sync.Adopted {
+	if c.Sync.Send || c.Sync.Adopted {
+		w.pushAfterTable(c)
+	}
+}
+
+// startShort starts slot e's countdown from the table's answer c for a short flow's
+// table packet (a count below 64, no template, a client port) with one load of the
+// plan's start, and reports true; for any other flow it changes nothing and reports
+// false (startFrom then decides). In line at its callers.
+func (p *syncPlan) startShort(e *flowSlot, c *conntrack.Conn) bool {
+	pkts := c.Sync.Pkts
+	if pkts >= uint32(len(p.start[0])) || c.Control != 0 || c.Flags&conntrack.FlagNoCPort != 0 {
+		return false
+	}
+	v := p.start[c.State&15][pkts]
+	e.x.base, e.x.old, e.snext, e.x.mode = pkts, c.Sync.Old, v&(1<<startBits-1), slotMode(v>>startBits)
+	return true
+}
+
+// startFrom sets slot e's mode and countdown for a flow of slot mode m whose table
+// count is pkts (e.spend is 0). It is the definition syncPlan.start is made from.
+func (p *syncPlan) startFrom(e *flowSlot, m slotMode, pkts uint32) {
+	if m == modeNeeded {
+		// No count sends the flow in its (cached) state: no countdown, as the slot
+		// is (were it to run out after 2^32 packets, Needed decides and refuses).
 		return
 	}
+	e.x.mode = m
+	if e.setCountdown(&p.Rules, pkts) > 0xffff && m == modeSend {
+		e.x.mode = modeNeeded
+	}
+}
+
+// pushAfterTable pushes c, which the table's rules chose to send or the packet
+// adopted.
+func (w *Worker) pushAfterTable(c *conntrack.Conn) {
 	r := w.ring.Load()
 	if r == nil {
 		return
@@ -390,7 +410,7 @@ func (w *Worker) syncAfterTable(p *syncPlan, e *flowSlot, c *conntrack.Conn) {
 	if c.Sync.Adopted {
 		r.adopted.Add(1)
 	}
-	w.pushSync(r, c)
+	r.push(c)
 }
 
 // pushSync pushes c (the drainer adds its template, when it has one).

@@ -619,3 +619,72 @@ func TestSyncNewUDPFlowCountsFromItsFirstPacket(t *testing.T) {
 		t.Fatalf("sent at packets %s, want [3 53]", got)
 	}
 }
+
+// TestSyncStartShortMatchesTheGeneralStart is a differential test of the plan's start
+// table (startShort, inbound's slot start for a short flow's table packet) against
+// the general start it replaces (startFrom with the flow's slot mode): for random
+// rules, local or not (a refresh period, persist mode), every state, every count
+// below the table's length, a template or not and a client port or not, the slot
+// ends in the same mode with the same countdown, or startShort declines and changes
+// nothing.
+func TestSyncStartShortMatchesTheGeneralStart(t *testing.T) {
+	rng := rand.New(rand.NewPCG(14, 16))
+	short := 0
+	for trial := range 2000 {
+		rules := ipvssync.Rules{Retries: uint8(rng.IntN(4))}
+		switch rng.IntN(5) {
+		case 0:
+			rules.Threshold = uint32(rng.IntN(70))
+		case 1:
+			rules.Period = 0xffff - uint32(rng.IntN(100)) // the second candidate past 16 bits
+			rules.Threshold = uint32(rng.IntN(100))
+		default:
+			rules.Period = 1 + uint32(rng.IntN(100))
+			rules.Threshold = uint32(rng.IntN(int(rules.Period)))
+		}
+		if rng.IntN(4) == 0 {
+			rules.RefreshPeriod = time.Duration(1+rng.IntN(10)) * time.Second
+		}
+		rules.PersistMode = rng.IntN(8) == 0
+		if err := rules.Validate(); err != nil {
+			continue
+		}
+		p := newSyncPlan(&rules)
+		for s := range conntrack.NumStates {
+			for pkts := range uint32(len(p.start[0]) + 2) {
+				var c conntrack.Conn
+				c.Key.Proto, c.State = header.IPProtoTCP, conntrack.State(s)
+				if conntrack.State(s) == conntrack.StateUDP {
+					c.Key.Proto = header.IPProtoUDP
+				}
+				c.Sync.Pkts, c.Sync.Old = pkts, conntrack.State(rng.IntN(conntrack.NumStates))
+				switch rng.IntN(8) {
+				case 0:
+					c.Control = 7
+				case 1:
+					c.Flags |= conntrack.FlagNoCPort
+				}
+				var got, want flowSlot
+				want.x.base, want.x.old = pkts, c.Sync.Old
+				p.startFrom(&want, p.slotMode(&c), pkts)
+				if !p.startShort(&got, &c) {
+					if got != (flowSlot{}) {
+						t.Fatalf("trial %d: startShort declined (count %d, control %d, flags %#x) but changed the slot", trial, pkts, c.Control, c.Flags)
+					}
+					if pkts < uint32(len(p.start[0])) && c.Control == 0 && c.Flags&conntrack.FlagNoCPort == 0 {
+						t.Fatalf("trial %d: startShort declined a short flow (count %d)", trial, pkts)
+					}
+					continue
+				}
+				short++
+				if got.snext != want.snext || got.x != want.x || got.spend != 0 {
+					t.Fatalf("trial %d: rules %+v, state %d, count %d: start table left countdown %d and %+v, the general start %d and %+v",
+						trial, rules, s, pkts, got.snext, got.x, want.snext, want.x)
+				}
+			}
+		}
+	}
+	if short < 100000 {
+		t.Fatalf("%d short starts compared: too few", short)
+	}
+}
