@@ -426,40 +426,51 @@ const noFlowIndex = ^uint32(0)
 // count and the (unchanging) state, the cache decides and the table learns of it with
 // the flow's next table packet; otherwise the table counts the cached packets and
 // asks the rules with the connection's own state (SyncCached: a shard lock once per
-// sync_threshold period of a busy flow, not per packet).
+// sync_threshold period of a busy flow, not per packet). A slot in modeSend (a short
+// flow's first data packet, sent by the threshold rule) sends with no other test:
+// the other modes are cachedAsk's, so this path spills nothing for their calls.
 func (w *Worker) cachedSync(p *syncPlan, e *flowSlot, now int64) {
 	x := &e.x
-	if x.mode != modeTable {
-		pkts := x.base + e.spend
-		if x.mode == modeNeeded {
-			// The table's count is 16 bits wide: past 65,535 the candidate is not
-			// one for Needed, which decides on the wrapped count. Timeout and the
-			// last send's end matter only with a refresh period (not local).
-			nc := ipvssync.Conn{Protocol: e.key.Proto, State: uint16(e.state)}
-			cs := ipvssync.ConnState{OldState: uint16(x.old)}
-			if !p.Needed(&nc, &cs, pkts&0xffff, now) {
-				if e.setCountdown(&p.Rules, pkts) <= 0xffff {
-					x.mode = modeSend
-				}
-				return
-			}
-		}
-		// pkts is a candidate (the countdown ran to one): with local rules the next
-		// is a period on, or none without a period (nextCandidate).
-		x.mode, e.snext = modeSend, e.spend+p.Period
-		if pkts+p.Period > 0xffff {
-			x.mode = modeNeeded
-		}
-		x.sentAt, x.old = now, e.state
-		if r := w.ring.Load(); r != nil { // no template: local decisions are for uncontrolled flows
-			r.put(e.ref, &e.key, 0)
-		}
+	if x.mode != modeSend && !w.cachedAsk(p, e, now) {
 		return
+	}
+	// The count is a candidate (the countdown ran to one): with local rules the
+	// next is a period on, or none without a period (nextCandidate).
+	x.mode, e.snext = modeSend, e.spend+p.Period
+	if x.base+e.spend+p.Period > 0xffff {
+		x.mode = modeNeeded
+	}
+	x.sentAt, x.old = now, e.state
+	if r := w.ring.Load(); r != nil { // no template: local decisions are for uncontrolled flows
+		r.put(e.ref, &e.key, 0)
+	}
+}
+
+// cachedAsk is cachedSync for slot e in modeNeeded or modeTable: it reports whether
+// the cache sends the flow (modeNeeded: Rules.Needed says so), and otherwise does
+// what the mode asks — a new countdown, or the table's step (SyncCached) and its
+// push.
+func (w *Worker) cachedAsk(p *syncPlan, e *flowSlot, now int64) bool {
+	x := &e.x
+	if x.mode == modeNeeded {
+		// The table's count is 16 bits wide: past 65,535 the candidate is not
+		// one for Needed, which decides on the wrapped count. Timeout and the
+		// last send's end matter only with a refresh period (not local).
+		pkts := x.base + e.spend
+		nc := ipvssync.Conn{Protocol: e.key.Proto, State: uint16(e.state)}
+		cs := ipvssync.ConnState{OldState: uint16(x.old)}
+		if p.Needed(&nc, &cs, pkts&0xffff, now) {
+			return true
+		}
+		if e.setCountdown(&p.Rules, pkts) <= 0xffff {
+			x.mode = modeSend
+		}
+		return false
 	}
 	c := &w.syncConn
 	if !w.d.table.SyncCached(&e.key, e.spend, now, c) {
 		e.spend, e.snext = 0, 0
-		return
+		return false
 	}
 	e.spend = 0
 	x.base = c.Sync.Pkts
@@ -467,6 +478,7 @@ func (w *Worker) cachedSync(p *syncPlan, e *flowSlot, now int64) {
 	if r := w.ring.Load(); r != nil && c.Sync.Send {
 		w.pushSync(r, c)
 	}
+	return false
 }
 
 // SyncDest finds the real server a received entry names, as the kernel receiver's
