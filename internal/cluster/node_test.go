@@ -287,6 +287,51 @@ func TestLossTriggersTargetedBulk(t *testing.T) {
 	}
 }
 
+// TestLossWaitsForThePushAskedFor: a receiver that keeps losing records while the
+// bulk push it asked for runs does not ask again before that push's bulk-done. A new
+// request restarts the push from the start: asked at every heartbeat (its records
+// lost or late on a busy host), the push never ended and the receiver never caught
+// up (the lab's TestClusterBulk at load 15-20). Once the push is done, what it lost
+// counts, and further pushes complete the copy.
+func TestLossWaitsForThePushAskedFor(t *testing.T) {
+	w := newFakeNet(t)
+	a, b := w.add("d1", func(c *Config) { c.BulkRate = 2000 }), w.add("d2", nil)
+	w.start("d1", "d2")
+	w.runUntil(3*time.Second, func() bool { return a.n.Warm() && b.n.Warm() })
+	const n = 4000 // a push of 2 s at 2,000 records a second: ten heartbeats
+	for i := range n {
+		e := conn(i, 5)
+		a.table.own(e, w.now, w.now)
+		a.n.Enqueue(&e, w.now)
+	}
+	// For 3 s d2 loses every other sync message from d1: the incremental sync, the
+	// first push and the start of the second lose about half their records.
+	lossy := w.now.Add(3 * time.Second)
+	lost, asked, restarts := 0, 0, 0
+	w.filter = func(d *datagram, to string) bool {
+		if d.control && to == "d1" && isBulkReq(d.b) {
+			asked++
+			if p := a.n.pushes["d2"]; p != nil && !p.done {
+				restarts++
+			}
+		}
+		if !d.control && to == "d2" && w.now.Before(lossy) {
+			lost++
+			return lost%2 == 0
+		}
+		return true
+	}
+	took, ok := w.runUntil(20*time.Second, func() bool { return b.table.len() == n })
+	if !ok || restarts != 0 {
+		t.Fatalf("d2 holds %d of %d entries after %v; %d bulk requests, %d of them while d1 still pushed to d2 (want none)",
+			b.table.len(), n, took, asked, restarts)
+	}
+	if asked < 2 {
+		t.Fatalf("%d bulk requests: the loss during the first push was not acted on", asked)
+	}
+	t.Logf("d2 caught up after %v with %d bulk requests", took, asked)
+}
+
 func TestRefreshSweeper(t *testing.T) {
 	w := newFakeNet(t)
 	a, b := w.add("d1", nil), w.add("d2", nil)
