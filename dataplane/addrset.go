@@ -59,10 +59,14 @@ func entryOf(a netip.Addr) (addrEntry, bool) {
 
 // addrSetBuilder keeps the control side's next set with a count of the holders of
 // each address (services sharing a VIP, real servers sharing an address): an
-// address is in the set while it has a holder.
+// address is in the set while it has a holder. The table's slot stands for the
+// first holder; extra counts the others, of the addresses that have more than
+// one. The common address (one service's VIP) is then found in the table alone:
+// a change adding or removing it probes one table of every address, cold at
+// 10,000 services, not a map of every address's count beside it.
 type addrSetBuilder struct {
-	refs map[addrEntry]int
-	b    pagedBuilder[addrSlot]
+	extra map[addrEntry]int
+	b     pagedBuilder[addrSlot]
 }
 
 // add adds one holder of a (an invalid address is ignored).
@@ -71,39 +75,54 @@ func (s *addrSetBuilder) add(a netip.Addr) {
 	if !ok {
 		return
 	}
-	if s.refs == nil {
-		s.refs = map[addrEntry]int{}
+	slot := addrSlot{e, true}
+	if s.b.n > 0 {
+		if _, in := s.b.find(&slot); in {
+			if s.extra == nil {
+				s.extra = map[addrEntry]int{}
+			}
+			s.extra[e]++
+			return
+		}
 	}
-	if s.refs[e]++; s.refs[e] == 1 {
-		s.b.put(addrSlot{e, true})
-	}
+	s.b.put(slot)
 }
 
 // remove drops one holder of a.
 func (s *addrSetBuilder) remove(a netip.Addr) {
 	e, ok := entryOf(a)
-	if !ok || s.refs[e] == 0 {
+	if !ok {
 		return
 	}
-	if s.refs[e]--; s.refs[e] == 0 {
-		delete(s.refs, e)
-		s.b.del(addrSlot{e, true})
+	if n := s.extra[e]; n > 0 {
+		if n == 1 {
+			delete(s.extra, e)
+		} else {
+			s.extra[e] = n - 1
+		}
+		return
 	}
+	s.b.del(addrSlot{e, true})
 }
 
 // freeze returns the set for a snapshot.
 func (s *addrSetBuilder) freeze() addrSet {
 	t := s.b.freeze()
-	if len(s.refs) > addrSetLinear {
+	if s.b.n > addrSetLinear {
 		return addrSet{big: t}
 	}
-	small := make([]addrEntry, 0, len(s.refs))
+	small := make([]addrEntry, 0, s.b.n)
 	var v4 []uint32
-	for e := range s.refs {
-		small = append(small, e)
-		if !e.v6 {
-			v4 = append(v4, binary.LittleEndian.Uint32(e.a[:4]))
-		}
+	if s.b.n > 0 {
+		t.each(func(x *addrSlot) {
+			if !x.in {
+				return
+			}
+			small = append(small, x.addrEntry)
+			if !x.v6 {
+				v4 = append(v4, binary.LittleEndian.Uint32(x.a[:4]))
+			}
+		})
 	}
 	return addrSet{small: small, v4: v4}
 }
@@ -112,9 +131,12 @@ func (s *addrSetBuilder) freeze() addrSet {
 func newAddrSet(addrs []netip.Addr) addrSet {
 	var b addrSetBuilder
 	for _, a := range addrs {
-		if e, ok := entryOf(a); ok && b.refs[e] == 0 {
-			b.add(a)
+		if e, ok := entryOf(a); ok && b.b.n > 0 {
+			if _, in := b.b.find(&addrSlot{e, true}); in {
+				continue
+			}
 		}
+		b.add(a)
 	}
 	return b.freeze()
 }

@@ -161,4 +161,22 @@ func TestAddrSetBuilder(t *testing.T) {
 			t.Fatalf("%s missing from the earlier set after later removals", addr(i))
 		}
 	}
+	// Three holders of one address, a remove of one never added: the set
+	// keeps it until the third remove, and keeps no count once it is gone.
+	for range 3 {
+		b.add(addr(50))
+	}
+	b.remove(addr(51))
+	for n := 3; n > 0; n-- {
+		if s := b.freeze(); !has(&s, addr(50)) {
+			t.Fatalf("%s gone with %d holders left", addr(50), n)
+		}
+		b.remove(addr(50))
+	}
+	for i := 30; i < 40; i++ {
+		b.remove(addr(i))
+	}
+	if s := b.freeze(); has(&s, addr(50)) || len(s.small) != 0 || b.b.n != 0 || len(b.extra) != 0 {
+		t.Fatalf("after every holder went: small %v, %d entries, %d extra counts", s.small, b.b.n, len(b.extra))
+	}
 }
