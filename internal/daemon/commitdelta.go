@@ -200,6 +200,36 @@ func (s *deltaState) release(k ipvs.Key) {
 	f.each(func(a paddr, vip bool) { s.add(a, vip, -1) })
 }
 
+// holdsOf returns how many times the configured services olds (nil: none) hold
+// the address a (unmapped), as deltaState.capacityHold counts them.
+func holdsOf(olds []*ipvs.Service, a paddr) int32 {
+	var n int32
+	for _, o := range olds {
+		if o == nil {
+			continue
+		}
+		f := addrsOf(o)
+		f.each(func(b paddr, _ bool) {
+			if b.unmap() == a {
+				n++
+			}
+		})
+	}
+	return n
+}
+
+// hadServers reports whether one of the configured services olds (nil: none) of
+// keys at ap had a real server: a service without one is not live
+// (healthLayer.effective), so ap was not live unless one did.
+func hadServers(keys []ipvs.Key, olds []*ipvs.Service, ap netip.AddrPort) bool {
+	for i, k := range keys {
+		if o := olds[i]; o != nil && !k.IsMark() && k.Addr == ap && len(o.RealServers) > 0 {
+			return true
+		}
+	}
+	return false
+}
+
 // maxDeltaShare bounds the share of the table a delta may touch: above it a whole
 // commit costs no more.
 const maxDeltaShare = 4
@@ -222,14 +252,18 @@ func (d *Daemon) commitDelta(ed *tableEditor, keys []ipvs.Key) error {
 	// the configured table is a map of the whole table, and a probe of it costs a
 	// cache miss at 10,000 services. A sibling that is neither configured nor
 	// edited changes nothing and is not looked up again in each table; one at an
-	// address no configured service holds (the counts of the addresses) is not
-	// looked up at all (a sibling is not edited: its key is not named).
+	// address no configured service holds but the named ones (the counts of
+	// the addresses) is not looked up at all (a sibling is not edited: its key
+	// is not named).
 	d.st.delta.count(&d.st.conf.seq)
 	olds, news := make([]*ipvs.Service, len(keys)), make([]*ipvs.Service, len(keys))
 	n := 0
 	for i, k := range keys {
-		if i >= named && d.st.delta.refs[packAddr(k.Addr.Addr()).unmap()].conf == 0 {
-			continue
+		if i >= named {
+			a := packAddr(k.Addr.Addr()).unmap()
+			if d.st.delta.refs[a].conf <= holdsOf(olds[:named], a) {
+				continue
+			}
 		}
 		o := d.st.conf.get(k)
 		s := ed.lookupAs(k, o)
@@ -314,6 +348,9 @@ func (d *Daemon) commitDelta(ed *tableEditor, keys []ipvs.Key) error {
 			if !live && vipAdded(changed, k.Addr.Addr()) {
 				continue // no service had its address: it was not live either
 			}
+			if !live && !hadServers(keys, olds, k.Addr) {
+				continue // no service at its address and port had a real server: not live either
+			}
 			d.st.alive = d.st.alive.with(k.Addr, live) // published: copied
 		}
 	}
@@ -338,21 +375,12 @@ func (d *Daemon) commitDelta(ed *tableEditor, keys []ipvs.Key) error {
 	d.guardEffect(&fx, d.st.cfg.Director.IngressDrop)
 	fx.scripts = sh.cmds
 	d.fx.queue(fx)
-	// announceNew for the VIPs the change added.
+	// announceNew for the VIPs the change added: the filter had none of them,
+	// so none was announced (controller.go, state.filter).
 	var ann []netip.Addr
 	for _, v := range addedVIPs {
-		if _, ok := d.st.announced[packAddr(v)]; !ok && (d.st.owned == nil || d.ownedVIP(v)) {
+		if d.st.owned == nil || d.ownedVIP(v) {
 			ann = append(ann, v)
-		}
-	}
-	if d.st.announced == nil {
-		d.st.announced = map[paddr]struct{}{}
-	}
-	for _, c := range changed {
-		if c.vip {
-			d.st.announced[packAddr(c.a)] = struct{}{}
-		} else {
-			delete(d.st.announced, packAddr(c.a))
 		}
 	}
 	d.announce(ann)

@@ -185,3 +185,31 @@ func TestAdmDeltaFirstChangeAfterStart(t *testing.T) {
 		t.Fatalf("the Director runs %v after -D of 198.18.0.100:80", got)
 	}
 }
+
+// TestAdmDeltaSiblingKeepsLiveness: deleting one protocol's service at an
+// address and port leaves track_service's liveness to the other protocol's
+// service there (the sibling a delta looks up while another configured service
+// holds the address), and a service that never had a real server does not make
+// an address and port live or not.
+func TestAdmDeltaSiblingKeepsLiveness(t *testing.T) {
+	ta := newTestDirector(t, directorConf, nil)
+	ap := netip.MustParseAddrPort("198.18.0.50:80")
+	alive := func() bool { return ta.d.pub.Load().alive.has(ap) }
+	ta.ok("-A -t 198.18.0.50:80 -s rr")
+	ta.ok("-a -t 198.18.0.50:80 -r 198.18.1.1:80 -g -w 1")
+	ta.ok("-A -u 198.18.0.50:80 -s rr")
+	ta.ok("-a -u 198.18.0.50:80 -r 198.18.1.2:80 -g -w 1")
+	ta.ok("-D -t 198.18.0.50:80")
+	if !alive() {
+		t.Fatalf("%s not live after its TCP service went, the UDP one serving", ap)
+	}
+	ta.ok("-A -t 198.18.0.50:80 -s rr") // no real server
+	ta.ok("-D -t 198.18.0.50:80")
+	if !alive() {
+		t.Fatalf("%s not live after a TCP service without real servers came and went", ap)
+	}
+	ta.ok("-D -u 198.18.0.50:80")
+	if alive() {
+		t.Fatalf("%s live with no service left", ap)
+	}
+}

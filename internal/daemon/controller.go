@@ -81,11 +81,15 @@ type state struct {
 	owned     map[string][]netip.Addr // VIPs of the VRRP instances in MASTER; nil without VRRP
 	alive     aliveSet
 
-	filter    *filterView        // the links' filter
-	flists    filterLists        // the builders of its lists
-	guarded   bool               // the ingress guard is installed (or its absence warned of)
-	guardGen  uint64             // the vipsGen of the VIPs it drops
-	announced map[paddr]struct{} // VIPs announced so far
+	// filter is the links' filter. Its VIPs are the ones announced so far: a
+	// VIP is announced when it enters the filter (announceNew after a whole
+	// commit, commitDelta after a delta), so no set of its own is kept beside
+	// the filter's (a 10,000-entry map that each gvs adm command adding or
+	// removing a VIP probed and wrote, cold).
+	filter   *filterView
+	flists   filterLists // the builders of its lists
+	guarded  bool        // the ingress guard is installed (or its absence warned of)
+	guardGen uint64      // the vipsGen of the VIPs it drops
 
 	// delta is what commitDelta keeps to change only what a gvs adm command
 	// touched; pubMACs is the copy of macs published last (nil: macs changed
@@ -167,7 +171,7 @@ func (d *Daemon) healthNotify(tr health.Transition) { d.inbox.post(healthEvent{t
 func (d *Daemon) control(ctx context.Context, wg *sync.WaitGroup, errs <-chan error, runErr *error) {
 	d.serveMetrics()
 	d.resolveMissing(ctx, wg, false)
-	d.announceNew(true)
+	d.announceNew(nil)
 	tick, stop := d.clock.NewTicker(tickPeriod)
 	defer stop()
 	for n := 1; ; {
@@ -307,6 +311,7 @@ func (d *Daemon) commitShaped(sh shaped, first bool) {
 	d.st.alive = newAliveSet(sh.alive)
 	f := d.linkFilter(sh.services)
 	var fx effect
+	was := d.st.filter
 	if d.st.filter == nil || !sameFilter(d.st.filter.flat(), f) {
 		d.st.filter = d.st.flists.setWhole(f, d.st.filter)
 		if !first {
@@ -316,8 +321,8 @@ func (d *Daemon) commitShaped(sh shaped, first bool) {
 	d.guardEffect(&fx, d.st.cfg.Director.IngressDrop)
 	fx.scripts = sh.cmds
 	d.fx.queue(fx)
-	if !first {
-		d.announceNew(false)
+	if !first && was != d.st.filter {
+		d.announceNew(was)
 	}
 	d.publish()
 }
@@ -341,25 +346,30 @@ func (d *Daemon) guardEffect(fx *effect, want bool) {
 	}
 }
 
-// announceNew queues announcements of the VIPs not announced yet (all of them when
-// all), restricted to the ones a VRRP master owns.
-func (d *Daemon) announceNew(all bool) {
+// announceNew queues announcements of the filter's VIPs that the filter was
+// (the VIPs announced so far) does not have; all of them when was is nil;
+// restricted to the ones a VRRP master owns.
+func (d *Daemon) announceNew(was *filterView) {
 	var vips []netip.Addr
 	// A set of the announced VIPs: looking each VIP up in a list made a
 	// commit O(VIPs²), most of a gvs adm command's time at 10,000 services.
-	announced := make(map[paddr]struct{}, d.st.filter.vips.Len())
+	var announced map[paddr]struct{}
+	if was != nil {
+		announced = make(map[paddr]struct{}, was.vips.Len())
+		for p := range was.vips.all() {
+			announced[*p] = struct{}{}
+		}
+	}
 	for p := range d.st.filter.vips.all() {
-		v := p.addr()
-		announced[*p] = struct{}{}
-		if _, ok := d.st.announced[*p]; ok && !all {
+		if _, ok := announced[*p]; ok {
 			continue
 		}
+		v := p.addr()
 		if d.st.owned != nil && !d.ownedVIP(v) {
 			continue
 		}
 		vips = append(vips, v)
 	}
-	d.st.announced = announced
 	d.announce(vips)
 }
 
@@ -504,7 +514,7 @@ func (d *Daemon) reload(cfg *config.Config) error {
 			}
 		}
 	}
-	d.announceNew(true)
+	d.announceNew(nil)
 	d.rememberMarks(conf)
 	d.reloadVRRP(old, cfg)
 	d.reloadScripts(old, cfg)

@@ -610,3 +610,38 @@ notify_master = "echo master"`, 1), func(d *Deps) { d.RunScript = sc.run })
 		return len(got) == 1 && got[0] == macOf(netip.MustParseAddr("198.18.0.9")).String()
 	}, "the master to forward to the sorry server")
 }
+
+// TestAnnouncedFollowFilter: a VIP is announced when it enters the links'
+// filter, by a delta or a whole commit, and only then: a second service on an
+// announced VIP, or a whole commit that keeps it, does not announce it again; a
+// VIP that left the filter and comes back is announced again.
+func TestAnnouncedFollowFilter(t *testing.T) {
+	ta := newTestDirector(t, webConf, nil)
+	vip1, vip2, vip3 := netip.MustParseAddr("198.18.0.100"), netip.MustParseAddr("198.18.0.101"), netip.MustParseAddr("198.18.0.102")
+	testutil.Eventually(t, 10*time.Second, func() bool { return ta.ann.count(vip1) == 1 }, "the VIP announced at start")
+	ta.ok("-A -t 198.18.0.101:80 -s rr")
+	testutil.Eventually(t, 10*time.Second, func() bool { return ta.ann.count(vip2) == 1 }, "the new VIP announced")
+	ta.ok("-A -t 198.18.0.101:81 -s rr") // announced already
+	ta.ok("-D -t 198.18.0.101:80")
+	ta.ok("-D -t 198.18.0.101:81") // leaves the filter
+	ta.ok("-A -t 198.18.0.101:80 -s rr")
+	testutil.Eventually(t, 10*time.Second, func() bool { return ta.ann.count(vip2) == 2 }, "the VIP announced again once back")
+	// More services than a delta takes: a whole commit, which announces the
+	// new VIP alone.
+	var b strings.Builder
+	for i := range 30 {
+		fmt.Fprintf(&b, "-A -t 198.18.0.102:%d -s rr\n", 1000+i)
+	}
+	gen := ta.generations()
+	if _, errOut, st := ta.admIn(b.String(), "-R --atomic"); st != 0 {
+		t.Fatalf("restore: status %d, %s", st, errOut)
+	}
+	if ta.generations() != gen+1 {
+		t.Fatalf("%d commits for the restore, want 1", ta.generations()-gen)
+	}
+	testutil.Eventually(t, 10*time.Second, func() bool { return ta.ann.count(vip3) == 1 }, "the restore's VIP announced")
+	// The effects run in order: the earlier announcements are all counted.
+	if n1, n2, n3 := ta.ann.count(vip1), ta.ann.count(vip2), ta.ann.count(vip3); n1 != 1 || n2 != 2 || n3 != 1 {
+		t.Fatalf("announcements %s %d, %s %d, %s %d; want 1, 2, 1", vip1, n1, vip2, n2, vip3, n3)
+	}
+}

@@ -3,8 +3,8 @@ package daemon
 import "net/netip"
 
 // paddr is an address as the controller's tables of every service keep it (the
-// filter's address counts and lists, the announced VIPs): without a pointer. A
-// netip.Addr holds one, so a map or list of 10,000 of them is memory the garbage
+// filter's address counts and lists): without a pointer. A netip.Addr holds
+// one, so a map or list of 10,000 of them is memory the garbage
 // collector scans on each of its cycles, and each gvs adm command paid for it at
 // 10,000 services (docs/design.md); a map whose keys and values hold no pointer
 // is never scanned. The addresses of services and real servers have no zone (the
