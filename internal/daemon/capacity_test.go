@@ -97,6 +97,7 @@ func TestCapacityRefusal(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	hermetic(cfg, text)
 	ta := &testAdmin{t: t, clock: testutil.NewClock(t), res: &fakeResolver{}, link: &filterLink{Channel: newChannel()}, logs: &logBuffer{}}
 	d, err := New(cfg, testDeps(ta))
 	if err != nil {

@@ -312,6 +312,7 @@ func TestStatusWebBad(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
+			hermetic(cfg, text)
 			if err := CheckStatusWeb(cfg); err == nil || !strings.Contains(err.Error(), tc.want) || !strings.Contains(err.Error(), "metrics_web_config") {
 				t.Errorf("CheckStatusWeb: %v, want an error naming metrics_web_config and %q", err, tc.want)
 			}
