@@ -41,17 +41,20 @@ func TestNotifyCommands(t *testing.T) {
 func TestNotifierRunsInOrderWithoutBlocking(t *testing.T) {
 	dir := t.TempDir()
 	out := filepath.Join(dir, "out")
-	n := newNotifier(slog.New(slog.DiscardHandler), 200*time.Millisecond, runShell)
+	// The timeout kills the sleep but leaves a shell started on a loaded machine
+	// time to run (at 200 ms, "echo two" was once killed before it wrote).
+	n := newNotifier(slog.New(slog.DiscardHandler), 2*time.Second, runShell)
 	start := time.Now()
 	// A command that outlives its timeout is killed; the next one still runs.
 	n.enqueue("VI_1", []string{"sleep 10", "echo one >> " + out})
 	n.enqueue("VI_1", []string{"echo two $0 >> " + out})
 	n.enqueue("VI_2", []string{"echo other >> " + out + ".2"})
-	if d := time.Since(start); d > 100*time.Millisecond {
+	if d := time.Since(start); d > time.Second {
 		t.Fatalf("enqueue blocked for %v", d)
 	}
-	n.close(5 * time.Second)
-	if d := time.Since(start); d > 3*time.Second {
+	// An unbounded sleep would hold close for its whole 9 s.
+	n.close(9 * time.Second)
+	if d := time.Since(start); d > 7*time.Second {
 		t.Fatalf("the sleep was not bounded by the timeout: %v", d)
 	}
 	b, err := os.ReadFile(out)
