@@ -17,13 +17,17 @@ import (
 type deltaState struct {
 	eff     []ipvs.Service // the effective services of the last whole commit; nil once counted
 	counted bool
-	// addrs holds, for every effective service, its own address, and whether
-	// it holds more (its match addresses and NAT real servers, in more): keys
-	// and values without a pointer, so that the collector does not scan a map
-	// of every service on each of its cycles (one of the costs a gvs adm
-	// command paid for at 10,000 services, docs/design.md).
-	addrs map[skey]heldAddrs
-	more  map[skey]filterAddrs
+	// more holds the filter addresses of the effective services that hold
+	// more than their own address (match addresses, NAT real servers). Every
+	// other effective service holds its own address alone and is there while
+	// its configured service is (held): a service's effective form has a match
+	// address or a NAT real server only if its configured one has (health
+	// drops or reweighs real servers, a sorry server takes the first real
+	// server's method), so a gvs adm command finds what the common service
+	// (one VIP, no NAT real server) holds in its configured service, which it
+	// looks up anyway, not in a map of every service (a cold probe at 10,000
+	// services, docs/design.md).
+	more map[skey]filterAddrs
 	// refs counts the effective services that hold each address as a VIP and
 	// as a NAT real server, and the configured services (not their effective
 	// form) that hold it (Unmap'd): one map, so that a command probes an address
@@ -44,9 +48,9 @@ type deltaState struct {
 
 // filterAddrs are the addresses one effective service puts in the links' filter
 // (filterFor): its VIPs (its address, vip, and match addresses, more) and its NAT
-// real servers. deltaState.addrs keeps one for every service: the service's own
-// address is held in place, so that the common service (one VIP, no NAT real
-// server) makes no object of its own for the collector to mark.
+// real servers. deltaState.more keeps those of the services with more than
+// their own address; the common service (one VIP, no NAT real server) makes no
+// entry nor object of its own for the collector to mark.
 type filterAddrs struct {
 	vip       paddr // kind 0: none (an fwmark service)
 	more, nat []paddr
@@ -93,7 +97,7 @@ func (s *deltaState) count(conf *pseq[ipvs.Service]) {
 	for svc := range conf.all() {
 		s.capacityHold(svc, 1)
 	}
-	s.addrs, s.more = make(map[skey]heldAddrs, len(s.eff)), map[skey]filterAddrs{}
+	s.more = map[skey]filterAddrs{}
 	for i := range s.eff {
 		s.hold(s.eff[i].Key, addrsOf(&s.eff[i]))
 	}
@@ -162,40 +166,51 @@ func packKey(k ipvs.Key) skey {
 	return skey{a: packAddr(k.Addr.Addr()), port: k.Addr.Port(), proto: k.Protocol, v6: k.IPv6, mark: k.FWMark}
 }
 
-// heldAddrs is what deltaState.addrs keeps of a service's filterAddrs.
-type heldAddrs struct {
-	vip  paddr
-	more bool // the service's filterAddrs are in deltaState.more
-}
-
-// held returns the addresses the effective service of key k holds.
-func (s *deltaState) held(k skey) (filterAddrs, bool) {
-	h, ok := s.addrs[k]
-	if h.more {
-		return s.more[k], true
+// held returns the addresses the effective service of key k holds; conf is k's
+// configured service (nil: none, and no effective service either).
+func (s *deltaState) held(k ipvs.Key, conf *ipvs.Service) (filterAddrs, bool) {
+	if conf == nil {
+		return filterAddrs{}, false
 	}
-	return filterAddrs{vip: h.vip}, ok
+	if mayHoldMore(conf) {
+		if f, ok := s.more[packKey(k)]; ok {
+			return f, true
+		}
+	}
+	var f filterAddrs
+	if a := conf.Addr.Addr(); a.IsValid() {
+		f.vip = packAddr(a)
+	}
+	return f, true
 }
 
+// mayHoldMore reports whether the effective form of the configured service svc
+// may hold more than its own address: only if svc has a match address or a NAT
+// real server.
+func mayHoldMore(svc *ipvs.Service) bool {
+	if len(svc.Match) > 0 {
+		return true
+	}
+	for i := range svc.RealServers {
+		if svc.RealServers[i].Method == ipvs.NAT {
+			return true
+		}
+	}
+	return false
+}
+
+// hold counts the addresses f of the effective service of key k in.
 func (s *deltaState) hold(k ipvs.Key, f filterAddrs) {
-	sk := packKey(k)
-	h := heldAddrs{vip: f.vip, more: len(f.more)+len(f.nat) > 0}
-	s.addrs[sk] = h
-	if h.more {
-		s.more[sk] = f
+	if len(f.more)+len(f.nat) > 0 {
+		s.more[packKey(k)] = f
 	}
 	f.each(func(a paddr, vip bool) { s.add(a, vip, 1) })
 }
 
-func (s *deltaState) release(k ipvs.Key) {
-	sk := packKey(k)
-	f, ok := s.held(sk)
-	if !ok {
-		return
-	}
-	delete(s.addrs, sk)
+// drop counts the addresses f that hold gave the service of key k out.
+func (s *deltaState) drop(k ipvs.Key, f filterAddrs) {
 	if len(f.more)+len(f.nat) > 0 {
-		delete(s.more, sk)
+		delete(s.more, packKey(k))
 	}
 	f.each(func(a paddr, vip bool) { s.add(a, vip, -1) })
 }
@@ -279,7 +294,7 @@ func (d *Daemon) commitDelta(ed *tableEditor, keys []ipvs.Key) error {
 	for i, k := range keys {
 		s := news[i]
 		if s == nil {
-			if _, ok := d.st.delta.addrs[packKey(k)]; ok {
+			if olds[i] != nil { // the Director runs it
 				remove = append(remove, k)
 			}
 			continue
@@ -295,7 +310,7 @@ func (d *Daemon) commitDelta(ed *tableEditor, keys []ipvs.Key) error {
 		subset = append(subset, c)
 	}
 	sh := d.st.hl.effective(subset, func(a netip.Addr) ipvs.MAC { return d.st.macs[a] })
-	changed, addedVIPs, undo := d.filterAddrsDelta(keys, sh.services)
+	changed, addedVIPs, undo := d.filterAddrsDelta(keys, olds, sh.services)
 	// The backend's address limit, counted on the configured services as a whole
 	// commit counts them.
 	ds := &d.st.delta
@@ -453,10 +468,11 @@ func (d *Daemon) commitStale() error {
 }
 
 // filterAddrsDelta moves the filter's address counts from what the services of
-// keys held to what services (their new effective form) hold, and returns the
-// addresses whose place in the filter changed, the VIPs among them that are new,
-// and a function that moves the counts back (the change is refused).
-func (d *Daemon) filterAddrsDelta(keys []ipvs.Key, services []ipvs.Service) (changed []addrChange, addedVIPs []netip.Addr, undo func()) {
+// keys (configured as olds) held to what services (their new effective form)
+// hold, and returns the addresses whose place in the filter changed, the VIPs
+// among them that are new, and a function that moves the counts back (the
+// change is refused).
+func (d *Daemon) filterAddrsDelta(keys []ipvs.Key, olds []*ipvs.Service, services []ipvs.Service) (changed []addrChange, addedVIPs []netip.Addr, undo func()) {
 	ds := &d.st.delta
 	// The candidates, once each, with their presence before the change: a
 	// command's few addresses are compared one by one in a list the controller
@@ -491,8 +507,8 @@ func (d *Daemon) filterAddrsDelta(keys []ipvs.Key, services []ipvs.Service) (cha
 		f filterAddrs
 	}
 	old := make([]held, 0, len(keys)) // keys are distinct
-	for _, k := range keys {
-		if f, ok := ds.held(packKey(k)); ok {
+	for i, k := range keys {
+		if f, ok := ds.held(k, olds[i]); ok {
 			old = append(old, held{k, f})
 			f.each(note)
 		}
@@ -503,8 +519,8 @@ func (d *Daemon) filterAddrsDelta(keys []ipvs.Key, services []ipvs.Service) (cha
 		news[i].each(note)
 	}
 	ds.cand = cand[:0]
-	for _, k := range keys {
-		ds.release(k)
+	for _, h := range old {
+		ds.drop(h.k, h.f)
 	}
 	for i := range services {
 		ds.hold(services[i].Key, news[i])
@@ -521,7 +537,7 @@ func (d *Daemon) filterAddrsDelta(keys []ipvs.Key, services []ipvs.Service) (cha
 	}
 	return changed, addedVIPs, func() {
 		for i := range services {
-			ds.release(services[i].Key)
+			ds.drop(services[i].Key, news[i])
 		}
 		for _, h := range old {
 			ds.hold(h.k, h.f)

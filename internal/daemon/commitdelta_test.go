@@ -213,3 +213,36 @@ func TestAdmDeltaSiblingKeepsLiveness(t *testing.T) {
 		t.Fatalf("%s live with no service left", ap)
 	}
 }
+
+// TestAdmDeltaMatchAddressesLeave: an fwmark service's match addresses are
+// VIPs of the links' filter while the service is there (its configured service
+// names them, so a delta finds what its effective form holds), and leave it
+// with the service, or with the rule; a NAT real server likewise.
+func TestAdmDeltaMatchAddressesLeave(t *testing.T) {
+	ta := newTestDirector(t, directorConf, nil)
+	m, m2, nat := netip.MustParseAddr("198.18.0.77"), netip.MustParseAddr("198.18.0.78"), netip.MustParseAddr("198.18.1.9")
+	filterHas := func(what string, want map[netip.Addr]bool) {
+		t.Helper()
+		testutil.Eventually(t, 10*time.Second, func() bool {
+			f := ta.link.lastFilter()
+			if f == nil {
+				return false
+			}
+			for a, in := range want {
+				if (slices.Contains(f.VIPs, a) || slices.Contains(f.NATRealServers, a)) != in {
+					return false
+				}
+			}
+			return true
+		}, "%s: the filter to hold %v", what, want)
+	}
+	ta.ok("-A -f 5 -s rr --match address=198.18.0.77,protocol=tcp,port=443")
+	ta.ok("-A -t 198.18.0.79:80 -s rr")
+	ta.ok("-a -t 198.18.0.79:80 -r 198.18.1.9:8080 -m -w 1")
+	filterHas("added", map[netip.Addr]bool{m: true, nat: true})
+	ta.ok("-E -f 5 -s rr --match address=198.18.0.78,protocol=tcp,port=443")
+	filterHas("the rule changed", map[netip.Addr]bool{m: false, m2: true, nat: true})
+	ta.ok("-D -f 5")
+	ta.ok("-D -t 198.18.0.79:80")
+	filterHas("deleted", map[netip.Addr]bool{m: false, m2: false, nat: false})
+}
