@@ -471,7 +471,6 @@ func TestCachedSyncDecidesAsTheRules(t *testing.T) {
 		total += sends
 		r := w.ring.Load()
 		r.head.Store(r.ptail)
-		r.phead = r.ptail
 	}
 	if total < 20000 {
 		t.Fatalf("%d sends in 20,000 trials: too few to compare", total)
