@@ -381,7 +381,6 @@ func (d *Daemon) commitDelta(ed *tableEditor, keys []ipvs.Key) error {
 		}
 	}
 
-	d.commits.Add(1)
 	var fx effect
 	if len(changed) > 0 {
 		fx.filter = d.filterDelta(changed)
@@ -400,6 +399,7 @@ func (d *Daemon) commitDelta(ed *tableEditor, keys []ipvs.Key) error {
 	}
 	d.announce(ann)
 	d.publish()
+	d.commits.Add(1) // last: a test that sees it finds the effects queued and the state published
 	return nil
 }
 

@@ -305,7 +305,6 @@ func (d *Daemon) commit(conf []ipvs.Service) error {
 // announcements and quorum commands — queued in this order. At start (first) the
 // links open with the filter and Run announces every VIP.
 func (d *Daemon) commitShaped(sh shaped, first bool) {
-	d.commits.Add(1)
 	d.st.delta = deltaState{eff: sh.services} // New's table too: a delta starts from it
 	d.st.hl.commit(sh)
 	d.st.alive = newAliveSet(sh.alive)
@@ -325,6 +324,7 @@ func (d *Daemon) commitShaped(sh shaped, first bool) {
 		d.announceNew(was)
 	}
 	d.publish()
+	d.commits.Add(1) // last: a test that sees it finds the effects queued and the state published
 }
 
 // guardEffect adds the ingress guard's change to fx: installed for the current

@@ -64,7 +64,7 @@ type Daemon struct {
 	fx      *effects
 	pub     atomic.Pointer[published]
 	stopped chan struct{} // closed when the controller has stopped
-	commits atomic.Uint64 // configurations the Director took (for tests)
+	commits atomic.Uint64 // configurations the Director took, counted once their side effects are queued and the state published (for tests)
 	ran     atomic.Bool
 	closed  atomic.Bool
 	// ready, when not nil, is called once Run has started the workers.
