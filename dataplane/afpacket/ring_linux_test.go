@@ -205,10 +205,35 @@ func (p *rlRaw) recv() []byte {
 }
 
 // rlWatchdog closes r after d unless stopped: a test waiting for frames that never
-// come then fails instead of hanging.
+// come then fails instead of hanging. A failed test also says how many frames the
+// kernel's per-CPU receive backlogs dropped meanwhile: they are shared by every
+// namespace, so another test's flood can drop this test's frames there.
 func rlWatchdog(t testing.TB, r *Ring, d time.Duration) {
+	before := rlBacklogDrops()
 	tm := time.AfterFunc(d, func() { r.Close() })
-	t.Cleanup(func() { tm.Stop() })
+	t.Cleanup(func() {
+		tm.Stop()
+		if t.Failed() {
+			t.Logf("the host's receive backlogs dropped %d frames during the test (/proc/net/softnet_stat)", rlBacklogDrops()-before)
+		}
+	})
+}
+
+// rlBacklogDrops sums the second column of /proc/net/softnet_stat: the frames each
+// CPU's receive backlog dropped because it was full (0 when unreadable).
+func rlBacklogDrops() uint64 {
+	b, err := os.ReadFile("/proc/net/softnet_stat")
+	if err != nil {
+		return 0
+	}
+	var sum uint64
+	for _, line := range strings.Split(string(b), "\n") {
+		if f := strings.Fields(line); len(f) > 1 {
+			n, _ := strconv.ParseUint(f[1], 16, 64)
+			sum += n
+		}
+	}
+	return sum
 }
 
 // rlReadN reads frames from r until it has n of them (copies) or r is closed.
