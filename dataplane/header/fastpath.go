@@ -56,7 +56,7 @@ func (p *Parsed) decodeFast(frame []byte) bool {
 	p.SrcPort, p.DstPort = binary.BigEndian.Uint16(seg[0:]), binary.BigEndian.Uint16(seg[2:])
 	p.IPVersion, p.TTL, p.TOS, p.DF = 4, b[ip4TTL], b[ip4TOS], ff&ip4FlagDF != 0
 	p.Proto, p.HasPorts, p.TCPFlags = proto, true, flags
-	copy(p.Src[:4], b[ip4Src:ip4Src+4])
-	copy(p.Dst[:4], b[ip4Dst:ip4Dst+4])
+	*(*[4]byte)(p.Src[:]) = [4]byte(b[ip4Src:])
+	*(*[4]byte)(p.Dst[:]) = [4]byte(b[ip4Dst:])
 	return true
 }
