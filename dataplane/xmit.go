@@ -15,13 +15,11 @@ func (w *Worker) srcMAC(b []byte) [6]byte {
 	return header.Ethernet(b).DestinationAddress()
 }
 
-// ownAddr is the source of ICMP errors the director originates as a router (time
-// exceeded, fragmentation needed): its own address of the packet's family, or the
-// packet's destination when none is configured.
-// setMACs is DR's rewrite besides the TTL (§9.2) and the Ethernet step of the other
-// methods: the destination MAC := *dst, the source := srcMAC's, stored from where it
-// is (the source before the destination, which it may be) rather than passed
-// through the stack. Precondition: len(b) >= 12 (a decoded frame).
+// setMACs is DR's rewrite besides the TTL (docs/ipvs-semantics.md §9.2) and the
+// Ethernet step of the other methods: the destination MAC := *dst, the source :=
+// srcMAC's, stored from where it is (the source before the destination, which it
+// may be) rather than passed through the stack. Precondition: len(b) >= 12 (a
+// decoded frame).
 func (w *Worker) setMACs(b []byte, dst *[6]byte) {
 	m := (*[12]byte)(b)
 	if st := &w.s.set; st.hasMAC {
@@ -32,6 +30,9 @@ func (w *Worker) setMACs(b []byte, dst *[6]byte) {
 	*(*[6]byte)(m[:6]) = *dst
 }
 
+// ownAddr is the source of ICMP errors the director originates as a router (time
+// exceeded, fragmentation needed): its own address of the packet's family, or the
+// packet's destination when none is configured.
 func (w *Worker) ownAddr() *[16]byte {
 	p := &w.p
 	st := &w.s.set
