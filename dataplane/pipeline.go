@@ -89,11 +89,20 @@ func setAddr(dst, src *[16]byte, v6 bool) {
 // ipv4Word keeps the first 4 bytes of a little-endian word (see setAddr).
 var ipv4Word uint64 = 0xffffffff
 
+// setKey fills w.key as setAddr fills an address, with one test of the family for
+// both addresses: small enough to be inlined in inbound.
 func (w *Worker) setKey(proto uint8, v6 bool, caddr *[16]byte, cport uint16, vaddr *[16]byte, vport uint16) {
 	k := &w.key
 	k.Proto, k.IPv6, k.CPort, k.VPort = proto, v6, cport, vport
-	setAddr(&k.CAddr, caddr, v6)
-	setAddr(&k.VAddr, vaddr, v6)
+	if v6 {
+		k.CAddr, k.VAddr = *caddr, *vaddr
+		return
+	}
+	m := ipv4Word
+	binary.LittleEndian.PutUint64(k.CAddr[:], binary.LittleEndian.Uint64(caddr[:])&m)
+	binary.LittleEndian.PutUint64(k.CAddr[8:], 0)
+	binary.LittleEndian.PutUint64(k.VAddr[:], binary.LittleEndian.Uint64(vaddr[:])&m)
+	binary.LittleEndian.PutUint64(k.VAddr[8:], 0)
 }
 
 // inbound is ip_vs_in_hook (docs/ipvs-semantics.md §5.2); b is f.Bytes().
