@@ -474,7 +474,7 @@ func (l *Lab) Event(ctx context.Context, kind, target string) error {
 			return fmt.Errorf("lab %s: event %s: gvs does not run on %s", l.spec.Prefix, kind, h.Name)
 		}
 		if kind == EventKill {
-			return l.signalWait(p, c, syscall.SIGKILL, stopTimeout)
+			return l.signalWait(p, c, syscall.SIGKILL, killTimeout)
 		}
 		return l.signalWait(p, c, syscall.SIGTERM, drainWait)
 	case EventJoin, EventRestart:
@@ -486,7 +486,7 @@ func (l *Lab) Event(ctx context.Context, kind, target string) error {
 			if kind == EventJoin {
 				return fmt.Errorf("lab %s: event join: gvs already runs on %s (pid %d); use restart", l.spec.Prefix, h.Name, p.PID)
 			}
-			if err := l.signalWait(p, c, syscall.SIGKILL, stopTimeout); err != nil {
+			if err := l.signalWait(p, c, syscall.SIGKILL, killTimeout); err != nil {
 				return err
 			}
 		}

@@ -794,7 +794,7 @@ func TestFlowsCountsBreaks(t *testing.T) {
 	if !ok {
 		t.Fatal("rs2 runs no server")
 	}
-	if err := l.signalWait(p, c, syscall.SIGKILL, stopTimeout); err != nil {
+	if err := l.signalWait(p, c, syscall.SIGKILL, killTimeout); err != nil {
 		t.Fatal(err)
 	}
 	waitFor(t, 10*time.Second, "broken connections and failed short ones counted", func() bool {

@@ -109,8 +109,8 @@ func killGVS(t *testing.T, l *Lab, p Proc) {
 	}
 	select {
 	case <-c.done:
-	case <-time.After(stopTimeout):
-		t.Fatalf("director PID %d still running %v after SIGKILL", p.PID, stopTimeout)
+	case <-time.After(killTimeout):
+		t.Fatalf("director PID %d still running %v after SIGKILL", p.PID, killTimeout)
 	}
 }
 

@@ -19,8 +19,13 @@ import (
 const (
 	readyTimeout = 10 * time.Second       // a helper must report ready within this
 	startGrace   = 500 * time.Millisecond // Start: a process alive this long has started
-	stopTimeout  = 2 * time.Second        // after SIGTERM, then again after SIGKILL
-	readyFD      = 3                      // the helper's end of the readiness pipe (first ExtraFiles entry)
+	stopTimeout  = 2 * time.Second        // after SIGTERM, before SIGKILL
+	// killTimeout bounds the wait for a SIGKILLed process to be gone: it cannot refuse,
+	// but its exit waits for the kernel to release what it held (packet rings, TAP
+	// devices), which took over 2 s while other labs' namespaces were torn down (two
+	// lab runs at once: "pid still running after SIGKILL" in both, at the same moment).
+	killTimeout = 30 * time.Second
+	readyFD     = 3 // the helper's end of the readiness pipe (first ExtraFiles entry)
 )
 
 // Start runs `Exe args...` inside host's namespace, detached from the terminal,
@@ -169,13 +174,17 @@ func (l *Lab) abandon(p Proc, c *child) {
 	saveState(l.spec.StateDir, l.st) // best effort: Down skips dead PIDs anyway
 }
 
-// stop ends a lab process: SIGTERM, then SIGKILL, each waited for at most
-// stopTimeout. c is non-nil for a child of this process, which is then signalled
+// stop ends a lab process: SIGTERM, waited for at most stopTimeout, then SIGKILL,
+// waited for at most killTimeout. c is non-nil for a child of this process, which is then signalled
 // through os.Process (a pidfd: never a reused PID) and reaped; any other process
 // is signalled only if its PID still has the recorded start time.
 func stop(p Proc, c *child) error {
 	id := procID{PID: p.PID, Start: p.Start}
 	for _, sig := range []syscall.Signal{syscall.SIGTERM, syscall.SIGKILL} {
+		wait := stopTimeout
+		if sig == syscall.SIGKILL {
+			wait = killTimeout
+		}
 		if c != nil {
 			select {
 			case <-c.done:
@@ -192,7 +201,7 @@ func stop(p Proc, c *child) error {
 			select {
 			case <-c.done:
 				return nil
-			case <-time.After(stopTimeout):
+			case <-time.After(wait):
 			}
 			continue
 		}
@@ -200,7 +209,7 @@ func stop(p Proc, c *child) error {
 		if err != nil || !sent {
 			return err
 		}
-		for deadline := time.Now().Add(stopTimeout); time.Now().Before(deadline); time.Sleep(10 * time.Millisecond) {
+		for deadline := time.Now().Add(wait); time.Now().Before(deadline); time.Sleep(10 * time.Millisecond) {
 			if !alive(id) {
 				return nil
 			}
