@@ -340,10 +340,13 @@ func (s *snapshot) service(f *conntrack.Key) *service {
 		}
 	}
 	k.proto, k.v6, k.port = f.Proto, f.IPv6, f.VPort
-	k.addr = f.VAddr
-	if !f.IPv6 {
-		// svcKey holds netip.Addr.As16 form for IPv4 (::ffff:a.b.c.d).
-		k.addr = [16]byte{10: 0xff, 11: 0xff, 12: f.VAddr[0], 13: f.VAddr[1], 14: f.VAddr[2], 15: f.VAddr[3]}
+	if f.IPv6 {
+		k.addr = f.VAddr
+	} else {
+		// svcKey holds netip.Addr.As16 form for IPv4 (::ffff:a.b.c.d), stored as
+		// two words.
+		binary.LittleEndian.PutUint64(k.addr[:8], 0)
+		binary.LittleEndian.PutUint64(k.addr[8:], 0xffff<<16|uint64(binary.LittleEndian.Uint32(f.VAddr[:4]))<<32)
 	}
 	if svc := s.bySvc.get(&k); svc != nil {
 		return svc
