@@ -387,10 +387,18 @@ func (n *Node) heartbeatInLocked(addr netip.Addr, m *ctlMsg, now time.Time) {
 	// it for ever and the receiver never caught up (the lab's TestClusterBulk). What
 	// the push lost still counts against the baseline of the request, once it is done.
 	if p.lost >= uint64(n.cfg.ResyncThreshold) && n.state != StateSyncing &&
-		p.state != StateSyncing && p.state != StateCold && !n.pullingLocked(p, now) {
-		n.log.Warn("cluster: sync records from a peer were lost; asking it for a bulk push",
-			"peer", p.id, "lost", p.lost, "resync_threshold", n.cfg.ResyncThreshold)
-		n.pullLocked(p, addr, m.SentRecords, now)
+		p.state != StateSyncing && p.state != StateCold {
+		if !n.pullingLocked(p, now) {
+			n.log.Warn("cluster: sync records from a peer were lost; asking it for a bulk push",
+				"peer", p.id, "lost", p.lost, "resync_threshold", n.cfg.ResyncThreshold)
+			n.pullLocked(p, addr, m.SentRecords, now)
+		} else {
+			// The same request again: it does not restart a push under way, and a
+			// push already done answers it with its bulk-done once more, so a lost
+			// bulk-done does not hold further requests back until join_wait (for
+			// ever when join_wait is 0).
+			n.sendControlLocked(&ctlMsg{Type: ctlBulkReq, ReqID: p.pullReq, Target: p.id})
+		}
 	}
 	if n.join != nil {
 		n.join.heartbeat(n, p, now)

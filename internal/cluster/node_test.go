@@ -310,9 +310,15 @@ func TestLossWaitsForThePushAskedFor(t *testing.T) {
 	lost, asked, restarts := 0, 0, 0
 	w.filter = func(d *datagram, to string) bool {
 		if d.control && to == "d1" && isBulkReq(d.b) {
-			asked++
-			if p := a.n.pushes["d2"]; p != nil && !p.done {
-				restarts++
+			var m ctlMsg
+			if err := decodeControl(&m, d.b, nil); err != nil {
+				t.Fatal(err)
+			}
+			if p := a.n.pushes["d2"]; p == nil || p.reqID != m.ReqID {
+				asked++ // a new request (the same one again restarts nothing)
+				if p != nil && !p.done {
+					restarts++
+				}
 			}
 		}
 		if !d.control && to == "d2" && w.now.Before(lossy) {
@@ -330,6 +336,43 @@ func TestLossWaitsForThePushAskedFor(t *testing.T) {
 		t.Fatalf("%d bulk requests: the loss during the first push was not acted on", asked)
 	}
 	t.Logf("d2 caught up after %v with %d bulk requests", took, asked)
+}
+
+// TestLostBulkDoneDoesNotStopPulls: with join_wait 0 (no bound on a bulk), a
+// receiver whose requested push's bulk-done was lost repeats the same request
+// while it still counts records lost; the peer, done with that push, answers with
+// its bulk-done again (it does not push again), and the receiver can ask for the
+// push that brings the rest.
+func TestLostBulkDoneDoesNotStopPulls(t *testing.T) {
+	w := newFakeNet(t)
+	a := w.add("d1", func(c *Config) { c.BulkRate = 2000 })
+	b := w.add("d2", func(c *Config) { c.JoinWait = 0 })
+	w.start("d1", "d2")
+	w.runUntil(3*time.Second, func() bool { return a.n.Warm() && b.n.Warm() })
+	const n = 1000
+	for i := range n {
+		e := conn(i, 5)
+		a.table.own(e, w.now, w.now)
+		a.n.Enqueue(&e, w.now)
+	}
+	// For 2 s d2 loses every sync message from d1 (the incremental sync and the
+	// push its loss asks for, a push of 0.5 s), and the first bulk-done from d1 to
+	// d2 is lost.
+	lossy := w.now.Add(2 * time.Second)
+	dones := 0
+	w.filter = func(d *datagram, to string) bool {
+		if d.control && to == "d2" && len(d.b) > 5 && ctlType(d.b[5]) == ctlBulkDone {
+			dones++
+			return dones > 1
+		}
+		return d.control || to != "d2" || !w.now.Before(lossy)
+	}
+	if took, ok := w.runUntil(20*time.Second, func() bool { return b.table.len() == n }); !ok {
+		t.Fatalf("d2 holds %d of %d entries after %v (%d bulk-dones sent to it, the first lost)", b.table.len(), n, took, dones)
+	}
+	if dones < 2 {
+		t.Fatalf("%d bulk-dones: the lost one was not answered again", dones)
+	}
 }
 
 func TestRefreshSweeper(t *testing.T) {
