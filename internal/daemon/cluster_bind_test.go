@@ -33,7 +33,7 @@ drain_time = "0s"
 	lan := &fakeLAN{}
 	a := newClusterDirector(t, lan, "172.19.0.3", conf("dir1", "172.19.0.10"))
 	b := newClusterDirector(t, lan, "172.19.0.4", conf("dir2", "172.19.0.13"))
-	if !runFor(t, 3*time.Second, func() bool { return a.d.cl.node.Warm() && b.d.cl.node.Warm() }, a, b) {
+	if !runUntil(t, 3*time.Second, func() bool { return a.d.cl.node.Warm() && b.d.cl.node.Warm() }, a, b) {
 		t.Fatal("directors not ready")
 	}
 	const n = 10
@@ -61,13 +61,13 @@ drain_time = "0s"
 		})
 		return k
 	}
-	if !runFor(t, 2*time.Second, func() bool { return unbound(false) == n+1 }, a, b) {
+	if !runUntil(t, 2*time.Second, func() bool { return unbound(false) == n+1 }, a, b) {
 		t.Fatalf("dir2 holds %d unbound and %d bound synced connections, want %d unbound", unbound(false), unbound(true), n+1)
 	}
 	if err := b.reloadText(conf("dir2", "172.19.0.10")); err != nil {
 		t.Fatal(err)
 	}
-	if !runFor(t, time.Second, func() bool { return unbound(true) == n+1 }, a, b) {
+	if !runUntil(t, time.Second, func() bool { return unbound(true) == n+1 }, a, b) {
 		t.Fatalf("dir2 bound %d of %d port-0 entries after the reload", unbound(true), n+1)
 	}
 	if macs := b.send(acks[3]); len(macs) != 1 || macs[0] != "02:00:00:00:00:0a" {
@@ -87,7 +87,7 @@ func TestClusterDigestFollowsAdm(t *testing.T) {
 		pa, pb := a.d.cl.node.Peers(a.d.clock.Now()), b.d.cl.node.Peers(b.d.clock.Now())
 		return len(pa) == 1 && len(pb) == 1 && pa[0].Live && pb[0].Live && pa[0].DigestMatch && pb[0].DigestMatch
 	}
-	if !runFor(t, 3*time.Second, matched, a, b) {
+	if !runUntil(t, 3*time.Second, matched, a, b) {
 		t.Fatal("two directors with the same file do not match")
 	}
 	start := b.d.cl.digest()
@@ -99,19 +99,19 @@ func TestClusterDigestFollowsAdm(t *testing.T) {
 		pa := a.d.cl.node.Peers(a.d.clock.Now())
 		return len(pa) == 1 && pa[0].Live && !pa[0].DigestMatch
 	}
-	if !runFor(t, 2*time.Second, differs, a, b) {
+	if !runUntil(t, 2*time.Second, differs, a, b) {
 		t.Fatalf("dir1 does not see dir2's weight change (dir2 digest %x, was %x)", b.d.cl.digest(), start)
 	}
 	if out := a.ok("--cluster"); !strings.Contains(out, "DIFFERS from dir2") {
 		t.Errorf("dir1's --cluster does not name dir2:\n%s", out)
 	}
 	b.ok("-e -t 198.18.100.2:80 -r 172.19.0.11:80 -w 1")
-	if !runFor(t, 2*time.Second, matched, a, b) || b.d.cl.digest() != start {
+	if !runUntil(t, 2*time.Second, matched, a, b) || b.d.cl.digest() != start {
 		t.Fatalf("undoing the change by hand: digest %x, want %x again", b.d.cl.digest(), start)
 	}
 	// gvs adm --set counts too.
 	b.ok("--set 60 0 0")
-	if !runFor(t, 2*time.Second, differs, a, b) {
+	if !runUntil(t, 2*time.Second, differs, a, b) {
 		t.Fatal("dir1 does not see dir2's timeout change")
 	}
 }
