@@ -106,8 +106,14 @@ type peer struct {
 	baseRecv   uint64 // records received from it then
 	lost       uint64 // records it reported sent that did not arrive, since the baseline
 	resyncs    uint64
-	pullReq    uint32    // our bulk request to it that its bulk-done has not answered yet (0: none)
-	pullAt     time.Time // when we sent it
+	pullReq    uint32        // our bulk request to it that its bulk-done has not answered yet (0: none)
+	pullAt     time.Time     // when we sent it
+	pullBase   uint64        // records received from it then
+	pullDone   bool          // that push's bulk-done came; its records are counted a sync_flush later
+	pullEnd    time.Time     // when the last push we asked for ended (its bulk-done came)
+	pullCount  uint64        // the records its bulk-done announced
+	backoff    time.Duration // the wait after a push asked for because of loss before loss asks again
+	carried    uint64        // records the last push we asked for arrived short by: loss still to repair
 	pushTarget string
 	pushReqID  uint32
 	mismatch   bool
@@ -317,7 +323,7 @@ func (n *Node) HandleControl(from netip.AddrPort, b []byte, now time.Time) {
 		}
 	case ctlBulkDone:
 		if p := n.peers[m.NodeID]; p != nil && m.Target == n.cfg.NodeID && m.ReqID == p.pullReq {
-			p.pullReq = 0
+			p.pullReq, p.pullDone, p.pullEnd, p.pullCount = 0, true, now, m.Count
 		}
 		if m.Target == n.cfg.NodeID && n.join != nil {
 			n.join.done(n, m, now)
@@ -351,6 +357,7 @@ func (n *Node) heartbeatInLocked(addr netip.Addr, m *ctlMsg, now time.Time) {
 		}
 		p.inc, p.firstHeard, p.lastSeq = m.Incarnation, now, m.Seq
 		p.baseSent, p.baseRecv, p.lost, p.pullReq = m.SentRecords, n.recvFromLocked(addr), 0, 0
+		p.pullDone, p.pullEnd, p.backoff, p.carried = false, time.Time{}, 0, 0
 	}
 	// A peer heard again after a silence (a partition between directors that the
 	// router did not see, or a stalled host) may have sent what never arrived: pull its
@@ -375,33 +382,81 @@ func (n *Node) heartbeatInLocked(addr netip.Addr, m *ctlMsg, now time.Time) {
 	if p.mismatch {
 		n.c.configMismatch.Add(1)
 	}
-	// Loss: what it says it sent since the baseline, less what arrived from it.
-	sent, recv := m.SentRecords-p.baseSent, n.recvFromLocked(addr)-p.baseRecv
-	p.lost = 0
-	if sent > recv {
-		p.lost = sent - recv
-	}
-	// While the push we asked for runs, the peer is not asked again: a new request
-	// restarts its push from the start, and on a busy host, where the push's own
-	// records arrive late or overflow the socket, asking at every heartbeat restarted
-	// it for ever and the receiver never caught up (the lab's TestClusterBulk). What
-	// the push lost still counts against the baseline of the request, once it is done.
-	if p.lost >= uint64(n.cfg.ResyncThreshold) && n.state != StateSyncing &&
-		p.state != StateSyncing && p.state != StateCold {
-		if !n.pullingLocked(p, now) {
-			n.log.Warn("cluster: sync records from a peer were lost; asking it for a bulk push",
-				"peer", p.id, "lost", p.lost, "resync_threshold", n.cfg.ResyncThreshold)
-			n.pullLocked(p, addr, m.SentRecords, now)
-		} else {
-			// The same request again: it does not restart a push under way, and a
-			// push already done answers it with its bulk-done once more, so a lost
-			// bulk-done does not hold further requests back until join_wait (for
-			// ever when join_wait is 0).
-			n.sendControlLocked(&ctlMsg{Type: ctlBulkReq, ReqID: p.pullReq, Target: p.id})
-		}
-	}
+	n.lossLocked(p, addr, m, now)
 	if n.join != nil {
 		n.join.heartbeat(n, p, now)
+	}
+}
+
+// The back-off between pushes asked for because of loss (docs/cluster.md §5): the
+// first is asked at once, the next waits pullBackoffMin after the previous one ended,
+// each later one twice the wait before, at most pullBackoffMax; a peer not asked for
+// pullQuiet after its last push starts again from pullBackoffMin.
+const (
+	pullBackoffMin = 2 * time.Second
+	pullBackoffMax = 32 * time.Second
+	pullQuiet      = 2 * pullBackoffMax
+)
+
+// lossLocked updates p's loss estimate from its heartbeat m and asks it for a bulk
+// push when the estimate reaches resync_threshold: what it says it sent since the
+// baseline less what arrived from it, plus what the last push we asked for came
+// short by.
+func (n *Node) lossLocked(p *peer, addr netip.Addr, m *ctlMsg, now time.Time) {
+	if p.pullDone && now.Sub(p.pullEnd) >= n.cfg.SyncFlush {
+		// The push we asked for is in. It re-sent every entry the peer owns, so the
+		// loss counted while it ran — much of it the push's own records, when a
+		// push of many records overflows this director's socket — is repaired but
+		// for the records of the push that did not arrive: they stay counted.
+		p.pullDone = false
+		p.carried = 0
+		if got := n.recvFromLocked(addr) - p.pullBase; got < p.pullCount {
+			p.carried = p.pullCount - got
+		}
+		p.baseSent, p.baseRecv = m.SentRecords, n.recvFromLocked(addr)
+	}
+	sent, recv := m.SentRecords-p.baseSent, n.recvFromLocked(addr)-p.baseRecv
+	p.lost = p.carried
+	if sent > recv {
+		p.lost += sent - recv
+	}
+	if p.lost < uint64(n.cfg.ResyncThreshold) || n.state == StateSyncing ||
+		p.state == StateSyncing || p.state == StateCold {
+		return
+	}
+	switch {
+	case n.pullingLocked(p, now):
+		// While the push we asked for runs, the peer is not asked for another: a
+		// new request restarts its push from the start, and on a busy host, where
+		// the push's own records arrive late or overflow the socket, asking at every
+		// heartbeat restarted it for ever and the receiver never caught up (the
+		// lab's TestClusterBulk). The same request again restarts nothing, and a
+		// push already done answers it with its bulk-done once more, so a lost
+		// bulk-done does not hold further requests back until join_wait (for ever
+		// when join_wait is 0).
+		n.sendControlLocked(&ctlMsg{Type: ctlBulkReq, ReqID: p.pullReq, Target: p.id})
+	case p.pullDone:
+		// Within a sync_flush of the push's end: its last records may still come.
+	default:
+		end := p.pullEnd
+		if p.pullReq != 0 { // its bulk-done never came: it ended at join_wait
+			end = p.pullAt.Add(n.cfg.JoinWait)
+		}
+		if wait := end.Add(p.backoff); now.Before(wait) {
+			n.c.resyncDeferred.Add(1)
+			n.logOnceLocked("backoff:"+p.id, "cluster: sync records from a peer were lost again soon after the last push it made us; "+
+				"the next push waits (the wait doubles while the loss goes on)", "peer", p.id, "lost", p.lost, "until", wait)
+			return
+		}
+		switch {
+		case p.backoff == 0 || now.Sub(end) >= pullQuiet:
+			p.backoff = pullBackoffMin
+		default:
+			p.backoff = min(2*p.backoff, pullBackoffMax)
+		}
+		n.log.Warn("cluster: sync records from a peer were lost; asking it for a bulk push",
+			"peer", p.id, "lost", p.lost, "resync_threshold", n.cfg.ResyncThreshold, "next_wait", p.backoff)
+		n.pullLocked(p, addr, m.SentRecords, now)
 	}
 }
 
@@ -411,7 +466,8 @@ func (n *Node) pullLocked(p *peer, addr netip.Addr, sentRecs uint64, now time.Ti
 	p.resyncs++
 	p.pullReq, p.pullAt = uint32(n.rand()), now
 	n.sendControlLocked(&ctlMsg{Type: ctlBulkReq, ReqID: p.pullReq, Target: p.id})
-	p.baseSent, p.baseRecv, p.lost = sentRecs, n.recvFromLocked(addr), 0
+	p.baseSent, p.baseRecv, p.lost, p.carried = sentRecs, n.recvFromLocked(addr), 0, 0
+	p.pullBase, p.pullDone = p.baseRecv, false
 }
 
 // pullingLocked reports whether the bulk push we last asked p for may still be

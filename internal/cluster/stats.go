@@ -64,6 +64,7 @@ type counters struct {
 	bulkSent                             atomic.Uint64 // records sent by bulk pushes
 	joinIncomplete                       atomic.Uint64 // joins that ended by join_wait, not by bulk-done
 	configMismatch                       atomic.Uint64 // heartbeats whose config digest differs from ours
+	resyncDeferred                       atomic.Uint64 // heartbeats whose loss would have asked for a push, held back by the back-off
 	flushLatency                         latency       // how long each sent message's first record waited
 }
 
@@ -128,6 +129,7 @@ type Stats struct {
 	BulkSent       uint64
 	JoinIncomplete uint64
 	ConfigMismatch uint64
+	ResyncDeferred uint64
 }
 
 func (c *counters) drop(r dropReason) { c.drops[r].Add(1) }
@@ -149,6 +151,7 @@ func (c *counters) snapshot() Stats {
 	s.RecvMessages, s.RecvRecords, s.RecvBytes = c.recvMessages.Load(), c.recvRecords.Load(), c.recvBytes.Load()
 	s.Flushes, s.Swept, s.BulkSent = c.flushes.Load(), c.swept.Load(), c.bulkSent.Load()
 	s.JoinIncomplete, s.ConfigMismatch = c.joinIncomplete.Load(), c.configMismatch.Load()
+	s.ResyncDeferred = c.resyncDeferred.Load()
 	return s
 }
 
