@@ -30,13 +30,14 @@ local f = {
 	push_target  = ProtoField.string("gvsc.push_target", "Bulk push in progress for"),
 	push_request = ProtoField.uint32("gvsc.push_request", "Bulk push request ID"),
 	seq          = ProtoField.uint64("gvsc.seq", "Datagram number in the incarnation"),
+	push_port    = ProtoField.uint16("gvsc.push_port", "Bulk push's UDP source port"),
 	hmac         = ProtoField.bytes("gvsc.hmac", "HMAC-SHA256"),
 	unknown      = ProtoField.bytes("gvsc.unknown", "Unknown field"),
 }
 gvsc.fields = {
 	f.magic, f.version, f.type, f.node_id, f.incarnation, f.state, f.digest, f.sent_msgs,
 	f.sent_records, f.health, f.syncid, f.request, f.target, f.count, f.push_target,
-	f.push_request, f.seq, f.hmac, f.unknown,
+	f.push_request, f.seq, f.push_port, f.hmac, f.unknown,
 }
 
 local malformed = ProtoExpert.new("gvsc.malformed", "Malformed gvs control datagram",
@@ -48,7 +49,7 @@ local tlvs = {
 	[1] = { f.node_id }, [2] = { f.incarnation, 8 }, [3] = { f.state, 1 }, [4] = { f.digest, 16 },
 	[5] = { f.sent_msgs, 8 }, [6] = { f.sent_records, 8 }, [7] = { f.health, 8 }, [8] = { f.syncid, 1 },
 	[9] = { f.request, 4 }, [10] = { f.target }, [11] = { f.count, 8 }, [12] = { f.push_target },
-	[13] = { f.push_request, 4 }, [14] = { f.seq, 8 }, [255] = { f.hmac, 32 },
+	[13] = { f.push_request, 4 }, [14] = { f.seq, 8 }, [15] = { f.push_port, 2 }, [255] = { f.hmac, 32 },
 }
 
 function gvsc.dissector(tvb, pinfo, tree)

@@ -10,6 +10,8 @@ import (
 )
 
 // push is one bulk push in progress (or finished, kept to answer a repeated request).
+// It sends from a socket and a sender of its own, so that its messages hold its
+// records only and the joiner counts them by their source port (docs/cluster.md §6).
 type push struct {
 	target string // the joiner; "" for a push to a new non-gvs source (no bulk-done)
 	inc    uint64 // the joiner's incarnation
@@ -18,6 +20,10 @@ type push struct {
 	credit float64
 	count  uint64
 	done   bool
+	snd    *sender    // its messages; nil before its first step and once done
+	out    syncWriter // its socket, or the Transport when none could be opened
+	sock   PushSender // its socket (nil: none)
+	port   uint16     // its socket's source port, announced in its bulk-done (0: none)
 }
 
 // bulkRequestLocked starts a push for a joiner's request, or repeats the bulk-done of
@@ -25,12 +31,37 @@ type push struct {
 func (n *Node) bulkRequestLocked(m *ctlMsg, now time.Time) {
 	if p := n.pushes[m.NodeID]; p != nil && p.reqID == m.ReqID && p.inc == m.Incarnation {
 		if p.done {
-			n.sendControlLocked(&ctlMsg{Type: ctlBulkDone, ReqID: p.reqID, Target: p.target, Count: p.count})
+			n.sendControlLocked(&ctlMsg{Type: ctlBulkDone, ReqID: p.reqID, Target: p.target, Count: p.count, PushPort: p.port})
 		}
 		return
 	}
 	n.log.Info("cluster: bulk push started", "to", m.NodeID, "request", m.ReqID)
+	if old := n.pushes[m.NodeID]; old != nil {
+		old.close()
+	}
 	n.pushes[m.NodeID] = &push{target: m.NodeID, inc: m.Incarnation, reqID: m.ReqID}
+}
+
+// openLocked gives p its sender and socket. Without a socket of its own (the
+// Transport could not open one) it sends through the Transport's, and its bulk-done
+// names no port: the joiner then counts every record from our address.
+func (n *Node) openLocked(p *push) {
+	p.snd, p.out = newSender(&n.cfg, &n.c), n.tr
+	sock, err := n.tr.OpenPush()
+	if err != nil {
+		n.logOnceLocked("openpush", "cluster: no socket of its own for a bulk push; sending it from the sync socket, "+
+			"so the joiner cannot tell its records from the others", "err", err)
+		return
+	}
+	p.sock, p.out, p.port = sock, sock, sock.Port()
+}
+
+// close releases p's sender and socket.
+func (p *push) close() {
+	if p.sock != nil {
+		p.sock.Close()
+	}
+	p.snd, p.out, p.sock = nil, nil, nil
 }
 
 // syncable reports whether an entry's state is one the kernel sends (for the sweeper:
@@ -118,32 +149,41 @@ func (n *Node) pushLocked(elapsed time.Duration, now time.Time) {
 		if p.done {
 			continue
 		}
-		p.credit = min(p.credit+float64(n.cfg.BulkRate)*elapsed.Seconds(), float64(n.cfg.BulkRate))
-		budget := min(int(p.credit), (n.snd.room()-n.cfg.SyncQLenMax/2)*perMsg)
-		if budget <= 0 {
-			continue
+		if p.snd == nil {
+			n.openLocked(p)
 		}
-		p.credit -= float64(budget)
-		next, done := n.table.Walk(p.cursor, budget, now, func(e *Entry, m *EntryMeta) bool {
-			if m.Origin != 0 && !(orphan[m.Origin] && lowest) {
-				return false
+		p.credit = min(p.credit+float64(n.cfg.BulkRate)*elapsed.Seconds(), float64(n.cfg.BulkRate))
+		// At most half the send queue's messages a step, as before the push had a
+		// sender of its own: the sync network's and the receivers' buffers are
+		// shared with the incremental sync, which must keep flowing.
+		budget := min(int(p.credit), (p.snd.room()-n.cfg.SyncQLenMax/2)*perMsg)
+		if budget > 0 {
+			p.credit -= float64(budget)
+			next, done := n.table.Walk(p.cursor, budget, now, func(e *Entry, m *EntryMeta) bool {
+				if m.Origin != 0 && !(orphan[m.Origin] && lowest) {
+					return false
+				}
+				if !p.snd.add(e, now) {
+					return false
+				}
+				p.count++
+				n.c.bulkSent.Add(1)
+				return true
+			})
+			p.cursor = next
+			if done {
+				p.done = true
+				p.snd.flushAll(now)
 			}
-			if !n.snd.add(e, now) {
-				return false
-			}
-			p.count++
-			n.c.bulkSent.Add(1)
-			return true
-		})
-		p.cursor = next
-		if done {
-			p.done = true
-			n.snd.flushAll(now)
-			n.transmitLocked()
+		}
+		p.snd.tick(now)
+		n.writeLocked(p.snd, p.out)
+		if p.done {
+			p.close()
 			if p.target != "" {
-				n.sendControlLocked(&ctlMsg{Type: ctlBulkDone, ReqID: p.reqID, Target: p.target, Count: p.count})
+				n.sendControlLocked(&ctlMsg{Type: ctlBulkDone, ReqID: p.reqID, Target: p.target, Count: p.count, PushPort: p.port})
 			}
-			n.log.Info("cluster: bulk push done", "to", p.target, "records", p.count)
+			n.log.Info("cluster: bulk push done", "to", p.target, "records", p.count, "port", p.port)
 		}
 	}
 }
@@ -177,12 +217,25 @@ type joinState struct {
 type joinPeer struct {
 	reqID     uint32
 	requested time.Time
-	base      uint64 // records received from it before the request
+	mark      recvMark // what had arrived from it when we asked
 	gotDone   bool
 	doneCount uint64
+	donePort  uint16 // the push's source port (0: an older peer, count by address)
 	doneAt    time.Time
 	retried   bool
 	complete  bool
+}
+
+// askLocked asks peer id (at addr) for a new bulk push, counting its records from now.
+func (jp *joinPeer) askLocked(n *Node, id string, addr netip.Addr, now time.Time) {
+	jp.reqID, jp.requested, jp.gotDone = uint32(n.rand()), now, false
+	jp.mark = n.markLocked(addr)
+	n.sendControlLocked(&ctlMsg{Type: ctlBulkReq, ReqID: jp.reqID, Target: id})
+}
+
+// receivedLocked returns the records of the push asked for that arrived from addr.
+func (jp *joinPeer) receivedLocked(n *Node, addr netip.Addr) uint64 {
+	return n.sinceLocked(addr, &jp.mark, jp.donePort)
 }
 
 // heartbeat adds a peer heard while joining to those the join waits for, and asks it
@@ -199,8 +252,7 @@ func (j *joinState) heartbeat(n *Node, p *peer, now time.Time) {
 	}
 	pushing := p.pushTarget == n.cfg.NodeID && p.pushReqID == jp.reqID
 	if !pushing && now.Sub(jp.requested) >= n.cfg.PeerTimeout {
-		jp.reqID, jp.requested = uint32(n.rand()), now
-		n.sendControlLocked(&ctlMsg{Type: ctlBulkReq, ReqID: jp.reqID, Target: p.id})
+		jp.askLocked(n, p.id, p.addr, now)
 	}
 }
 
@@ -214,7 +266,7 @@ func (j *joinState) done(n *Node, m *ctlMsg, now time.Time) {
 	if m.ReqID != jp.reqID || jp.complete {
 		return
 	}
-	jp.gotDone, jp.doneCount, jp.doneAt = true, m.Count, now
+	jp.gotDone, jp.doneCount, jp.donePort, jp.doneAt = true, m.Count, m.PushPort, now
 }
 
 // progress ends the join once every live peer's bulk arrived in full — checked a
@@ -232,16 +284,22 @@ func (j *joinState) progress(n *Node, now time.Time) {
 			all = false
 			continue
 		}
-		got := n.recvFromLocked(p.addr) - jp.base
+		if jp.donePort == 0 {
+			n.logOnceLocked("noport:"+id, "cluster: a peer's bulk-done names no push port (an older gvs, or it could not open one); "+
+				"counting every record from its address, which can hide a short push", "peer", id)
+		}
+		got := jp.receivedLocked(n, p.addr)
+		if got < jp.doneCount {
+			n.c.bulkShort.Add(1)
+		}
 		switch {
 		case got >= jp.doneCount:
 			jp.complete = true
 		case !jp.retried:
 			n.log.Warn("cluster: bulk sync from a peer arrived short; asking again", "peer", id,
-				"sent", jp.doneCount, "received", got)
-			jp.retried, jp.gotDone = true, false
-			jp.reqID, jp.requested = uint32(n.rand()), now
-			n.sendControlLocked(&ctlMsg{Type: ctlBulkReq, ReqID: jp.reqID, Target: id})
+				"sent", jp.doneCount, "received", got, "port", jp.donePort)
+			jp.retried = true
+			jp.askLocked(n, id, p.addr, now)
 			all = false
 		default:
 			n.log.Warn("cluster: bulk sync from a peer arrived short twice; going on without the rest", "peer", id,
@@ -292,7 +350,7 @@ func (n *Node) Join(now time.Time) *JoinStatus {
 	for id, jp := range j.peers {
 		var recv uint64
 		if p := n.peers[id]; p != nil {
-			recv = n.recvFromLocked(p.addr) - jp.base
+			recv = jp.receivedLocked(n, p.addr)
 		}
 		st.Peers = append(st.Peers, JoinPeerStatus{NodeID: id, Done: jp.gotDone || jp.complete, Sent: jp.doneCount,
 			Received: recv, Complete: jp.complete})

@@ -1,9 +1,107 @@
 package cluster
 
 import (
+	"log/slog"
+	"net/netip"
+	"strings"
 	"testing"
 	"time"
+
+	"github.com/gvs-lb/gvs/ipvssync"
 )
+
+// carries reports whether the sync datagram b holds a record of one of keys.
+func carries(t *testing.T, b []byte, keys map[Key]bool) bool {
+	t.Helper()
+	var m ipvssync.Message
+	m.Records = make([]ipvssync.Record, 0, ipvssync.MaxRecords)
+	if res := ipvssync.Decode(&m, b); res.Drop != ipvssync.ReasonNone {
+		t.Fatalf("a sync datagram the test cannot decode: %v", res.Drop)
+	}
+	var e Entry
+	for i := range m.Records {
+		if fromRecord(&m.Records[i], &e) == dropNone && keys[e.Key()] {
+			return true
+		}
+	}
+	return false
+}
+
+// loadedPeer returns a fake LAN with one ready director, d1, pushing at 20,000
+// records a second and owning connections 0 to n-1.
+func loadedPeer(t *testing.T, n int) (*fakeNet, *testNode) {
+	w := newFakeNet(t)
+	a := w.add("d1", func(c *Config) { c.BulkRate = 20000 })
+	w.start("d1")
+	if _, ok := w.runUntil(2*time.Second, a.n.Warm); !ok {
+		t.Fatal("d1 alone never became ready")
+	}
+	for i := range n {
+		a.table.own(conn(i, 5), w.now, w.now)
+	}
+	return w, a
+}
+
+// TestShortPushIsNotHiddenByOtherRecords (docs/cluster.md §6): a joiner counts the
+// records of the push made for it, not every record from the peer's address. d1
+// pushes to two joiners at once while its live sync goes on; every message carrying
+// one of 30 of its connections is lost on the way to d2 until d2 asks again. The
+// records of d1's push to d3 and its live sync, which d2 receives too, outnumber
+// those lost: counted by address, d2's push looked complete and d2 went ready
+// without the 30 connections.
+func TestShortPushIsNotHiddenByOtherRecords(t *testing.T) {
+	const n = 2000
+	w, a := loadedPeer(t, n)
+	b, c := w.add("d2", nil), w.add("d3", nil)
+	hidden := map[Key]bool{}
+	for i := range 30 {
+		hidden[keyOf(conn(i, 5))] = true
+	}
+	asked, dropped := 0, 0
+	w.filter = func(d *datagram, to string) bool {
+		if d.control && to == "d1" && d.from.Addr() == b.addr && isBulkReq(d.b) {
+			asked++
+		}
+		if d.control || to != "d2" || asked > 1 || !carries(t, d.b, hidden) {
+			return true
+		}
+		dropped++
+		return false
+	}
+	w.start("d2", "d3")
+	live := 0
+	took, ok := w.runUntil(5*time.Second, func() bool {
+		// d1's live sync: ten new connections every 10 ms.
+		for range 10 {
+			e := conn(10000+live, 5)
+			a.table.own(e, w.now, w.now)
+			a.n.Enqueue(&e, w.now)
+			live++
+		}
+		return b.n.Warm() && c.n.Warm()
+	})
+	if !ok {
+		t.Fatalf("d2 ready %v, d3 ready %v after %v", b.n.Warm(), c.n.Warm(), took)
+	}
+	missing := 0
+	for i := range n {
+		if _, ok := b.table.get(keyOf(conn(i, 5))); !ok {
+			missing++
+		}
+	}
+	if missing != 0 || dropped == 0 {
+		t.Fatalf("d2 went ready after %v missing %d of d1's %d connections (%d messages lost on the way, %d live records sent meanwhile, %d bulk requests to d1)",
+			took, missing, n, dropped, live, asked)
+	}
+	if c.table.len() < n {
+		t.Fatalf("d3 holds %d of d1's %d connections", c.table.len(), n)
+	}
+	if b.n.Stats().JoinIncomplete != 0 || asked != 2 {
+		t.Fatalf("join_incomplete %d, %d bulk requests from d2 to d1 (want the first and one more for the short push)",
+			b.n.Stats().JoinIncomplete, asked)
+	}
+	t.Logf("d2 ready after %v, %d messages lost, %d live records meanwhile", took, dropped, live)
+}
 
 // TestLossPushesBackOff (docs/cluster.md §5): a push asked for because of loss that
 // overflows the receiver (here: d2 takes at most 20 sync messages from d1 every
@@ -85,4 +183,117 @@ func sinceFirst(ts []time.Time) []time.Duration {
 		out[i] = ts[i].Sub(ts[0])
 	}
 	return out
+}
+
+// TestPushHasItsOwnSocket: a push's messages leave from a socket of its own, hold
+// none of the live sync's records, and its bulk-done names the socket's port; the
+// socket is closed once the push is done, and a repeated request for the finished
+// push is answered with the same bulk-done.
+func TestPushHasItsOwnSocket(t *testing.T) {
+	const n = 1000
+	w, a := loadedPeer(t, n)
+	pushed := map[Key]bool{}
+	for i := range n {
+		pushed[keyOf(conn(i, 5))] = true
+	}
+	b := w.add("d2", nil)
+	var dones []ctlMsg
+	var req []byte
+	ports := map[uint16]int{}
+	w.filter = func(d *datagram, to string) bool {
+		if d.control && isBulkReq(d.b) && d.from.Addr() == b.addr {
+			req = d.b
+		}
+		if d.control && len(d.b) > 5 && ctlType(d.b[5]) == ctlBulkDone {
+			var m ctlMsg
+			if err := decodeControl(&m, d.b, nil); err != nil {
+				t.Fatal(err)
+			}
+			dones = append(dones, m)
+		}
+		if !d.control && d.from.Addr() == a.addr {
+			ports[d.from.Port()]++
+			if d.from.Port() == 40000 && carries(t, d.b, pushed) {
+				t.Errorf("a live sync message carries pushed records")
+			}
+		}
+		return true
+	}
+	w.start("d2")
+	live := 0
+	if _, ok := w.runUntil(3*time.Second, func() bool {
+		e := conn(5000+live, 5) // live sync meanwhile, of entries not in d1's table: no walk meets them
+		live++
+		a.n.Enqueue(&e, w.now)
+		return b.n.Warm()
+	}); !ok || b.table.len() < n {
+		t.Fatalf("d2 ready %v with %d entries", b.n.Warm(), b.table.len())
+	}
+	if len(dones) != 1 || dones[0].PushPort == 0 || dones[0].PushPort == 40000 || dones[0].Count != n {
+		t.Fatalf("bulk-dones %+v, want one naming the push's own port with %d records", dones, n)
+	}
+	if ports[dones[0].PushPort] == 0 || ports[40000] == 0 || len(ports) != 2 {
+		t.Fatalf("sync messages from d1 by source port %v, want the live sync's 40000 and the push's %d", ports, dones[0].PushPort)
+	}
+	if a.openPushes() != 0 || len(a.pushes) != 1 {
+		t.Fatalf("d1 has %d push sockets open of %d opened after the push", a.openPushes(), len(a.pushes))
+	}
+	// The last request again, in a datagram numbered after it (a copy would be dropped
+	// as a replay), as the joiner repeats a request whose bulk-done it missed.
+	var m ctlMsg
+	if err := decodeControl(&m, req, nil); err != nil {
+		t.Fatal(err)
+	}
+	m.Seq += 1000
+	a.n.HandleControl(netip.AddrPortFrom(b.addr, 8849), encodeControl(nil, &m, nil), w.now)
+	w.deliver()
+	if len(dones) != 2 || dones[1] != (ctlMsg{Type: ctlBulkDone, NodeID: "d1", Incarnation: dones[1].Incarnation, Seq: dones[1].Seq,
+		ReqID: dones[0].ReqID, Target: "d2", Count: n, PushPort: dones[0].PushPort}) || len(a.pushes) != 1 {
+		t.Fatalf("bulk-dones %+v after the request was repeated, want the first again; %d sockets opened", dones, len(a.pushes))
+	}
+}
+
+// TestBulkDoneWithoutPort (docs/cluster.md §6): a peer whose bulk-done names no push
+// port — an older gvs, or one that could not open a push socket and pushed from its
+// sync socket — still completes a join: the joiner counts every record from its
+// address, as before push ports, and says so once.
+func TestBulkDoneWithoutPort(t *testing.T) {
+	const n = 1000
+	w, a := loadedPeer(t, n)
+	a.noPushes = true
+	var logA, logB strings.Builder
+	a.n.log = slog.New(slog.NewTextHandler(&logA, nil))
+	b := w.add("d2", nil)
+	b.n.log = slog.New(slog.NewTextHandler(&logB, nil))
+	var dones []ctlMsg
+	ports := map[uint16]bool{}
+	w.filter = func(d *datagram, to string) bool {
+		if d.control && len(d.b) > 5 && ctlType(d.b[5]) == ctlBulkDone {
+			var m ctlMsg
+			if err := decodeControl(&m, d.b, nil); err != nil {
+				t.Fatal(err)
+			}
+			dones = append(dones, m)
+		}
+		if !d.control {
+			ports[d.from.Port()] = true
+		}
+		return true
+	}
+	w.start("d2")
+	if _, ok := w.runUntil(3*time.Second, b.n.Warm); !ok || b.table.len() != n {
+		t.Fatalf("d2 ready %v with %d of %d entries", b.n.Warm(), b.table.len(), n)
+	}
+	if len(dones) != 1 || dones[0].PushPort != 0 || len(ports) != 1 || !ports[40000] {
+		t.Fatalf("bulk-dones %+v, sync source ports %v: want one bulk-done without a port, every message from the sync socket", dones, ports)
+	}
+	if b.n.Stats().JoinIncomplete != 0 || b.n.Stats().BulkShort != 0 {
+		t.Fatalf("stats %+v", b.n.Stats())
+	}
+	if k := strings.Count(logB.String(), "names no push port"); k != 1 {
+		t.Fatalf("the joiner said %d times that it counts by address, want once:\n%s", k, logB.String())
+	}
+	if k := strings.Count(logA.String(), "no socket of its own"); k != 1 {
+		t.Fatalf("the pusher said %d times that it has no push socket, want once:\n%s", k, logA.String())
+	}
 }

@@ -58,6 +58,7 @@ const (
 	tlvPushTarget  = 12 // string: the joiner a bulk push in progress is for
 	tlvPushReqID   = 13 // u32: that push's request
 	tlvSeq         = 14 // u64: the sender's datagram number in its incarnation, from 1
+	tlvPushPort    = 15 // u16: the UDP source port a bulk push's records came from (bulk-done)
 	tlvHMAC        = 255
 )
 
@@ -78,6 +79,7 @@ type ctlMsg struct {
 	PushTarget  string
 	PushReqID   uint32
 	Seq         uint64 // 0: not carried (accepted, unchecked)
+	PushPort    uint16 // 0: not carried (a peer without push sockets: count by address)
 }
 
 var (
@@ -126,6 +128,9 @@ func encodeControl(b []byte, m *ctlMsg, key []byte) []byte {
 		b = appendTLV(b, tlvTarget, []byte(m.Target))
 		if m.Type == ctlBulkDone {
 			b = appendU64(b, tlvCount, m.Count)
+			if m.PushPort != 0 {
+				b = appendTLV(b, tlvPushPort, binary.BigEndian.AppendUint16(nil, m.PushPort))
+			}
 		}
 	}
 	if key != nil {
@@ -221,6 +226,11 @@ func decodeControl(m *ctlMsg, b []byte, key []byte) error {
 			m.Count, err = u64()
 		case tlvSeq:
 			m.Seq, err = u64()
+		case tlvPushPort:
+			if n != 2 {
+				return errCtlMalformed
+			}
+			m.PushPort = binary.BigEndian.Uint16(v)
 		case tlvHMAC:
 			if n != hmacLen || p+3+n != len(b) {
 				return errCtlMalformed // the signature must be the last TLV

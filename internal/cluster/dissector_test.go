@@ -33,7 +33,7 @@ func TestControlDissector(t *testing.T) {
 		{Type: ctlHeartbeat, NodeID: "dir1", Incarnation: 0x1122334455667788, State: StateAnnounced, Digest: [16]byte{0xab},
 			SentMsgs: 10, SentRecords: 400, Health: 7, SyncID: 3, PushTarget: "dir3", PushReqID: 99},
 		{Type: ctlBulkReq, NodeID: "dir3", Incarnation: 6, ReqID: 99, Seq: 4},
-		{Type: ctlBulkDone, NodeID: "dir1", Incarnation: 7, ReqID: 99, Target: "dir3", Count: 100000},
+		{Type: ctlBulkDone, NodeID: "dir1", Incarnation: 7, ReqID: 99, Target: "dir3", Count: 100000, PushPort: 40123},
 	}
 	var frames [][]byte
 	for i := range msgs {
@@ -58,18 +58,18 @@ func TestControlDissector(t *testing.T) {
 	}
 	got := run("-T", "fields", "-E", "separator=;", "-e", "gvsc.type", "-e", "gvsc.node_id", "-e", "gvsc.incarnation",
 		"-e", "gvsc.state", "-e", "gvsc.sent_records", "-e", "gvsc.request", "-e", "gvsc.target", "-e", "gvsc.count",
-		"-e", "gvsc.push_target", "-e", "gvsc.seq", "-e", "gvsc.hmac")
+		"-e", "gvsc.push_target", "-e", "gvsc.seq", "-e", "gvsc.push_port", "-e", "gvsc.hmac")
 	want := []string{
-		"1;dir1;0x1122334455667788;3;400;;;;dir3;;",
-		"2;dir3;0x0000000000000006;;;99;;;;4;",
-		"3;dir1;0x0000000000000007;;;99;dir3;100000;;;",
+		"1;dir1;0x1122334455667788;3;400;;;;dir3;;;",
+		"2;dir3;0x0000000000000006;;;99;;;;4;;",
+		"3;dir1;0x0000000000000007;;;99;dir3;100000;;;40123;",
 	}
 	for i, w := range want {
 		if i >= len(got) || got[i] != w {
 			t.Errorf("frame %d: tshark %q, want %q", i+1, at(got, i), w)
 		}
 	}
-	if f := strings.Split(at(got, 3), ";"); len(f) != 11 || len(f[10]) != 64 {
+	if f := strings.Split(at(got, 3), ";"); len(f) != 12 || len(f[11]) != 64 {
 		t.Errorf("signed frame: %q, want a 32-byte HMAC", at(got, 3))
 	}
 	if bad := run("-Y", "_ws.expert.group == 0x07000000 || _ws.malformed", "-T", "fields", "-e", "frame.number"); strings.Join(bad, ",") != "5" {

@@ -111,8 +111,15 @@ func (nopTable) Walk(uint64, int, time.Time, func(*Entry, *EntryMeta) bool) (uin
 
 type nopTransport struct{}
 
-func (nopTransport) SendSync(int, []byte) error { return nil }
-func (nopTransport) SendControl([]byte) error   { return nil }
+func (nopTransport) SendSync(int, []byte) error    { return nil }
+func (nopTransport) SendControl([]byte) error      { return nil }
+func (nopTransport) OpenPush() (PushSender, error) { return nopPush{}, nil }
+
+type nopPush struct{}
+
+func (nopPush) SendSync(int, []byte) error { return nil }
+func (nopPush) Port() uint16               { return 40001 }
+func (nopPush) Close() error               { return nil }
 
 // BenchmarkEnqueue is the sync goroutine's cost per entry: translate, encode, and
 // every 40th a message handed to the transport.

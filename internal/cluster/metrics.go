@@ -39,6 +39,8 @@ var (
 	descDecodeDrop = prometheus.NewDesc("gvs_sync_decode_dropped_total", "Sync datagrams, rests of datagrams or single records the codec dropped, by reason.", []string{"reason"}, nil)
 	descSwept      = prometheus.NewDesc("gvs_sync_refreshed_records_total", "Records re-sent by the refresh sweeper.", nil, nil)
 	descBulkSent   = prometheus.NewDesc("gvs_sync_bulk_sent_records_total", "Records sent by bulk pushes.", nil, nil)
+	descBulkShort  = prometheus.NewDesc("gvs_sync_bulk_short_total", "Bulk pushes to this director whose records arrived short of the count their bulk-done announced.", nil, nil)
+	descPortsEvict = prometheus.NewDesc("gvs_sync_source_ports_evicted_total", "Source ports of sync senders that lost their place in the per-port record counts to a new one.", nil, nil)
 	descResyncDef  = prometheus.NewDesc("gvs_cluster_resync_deferred_total", "Heartbeats at which a peer's lost records would have asked it for a bulk push, held back by the back-off after the last one.", nil, nil)
 	descFlushLat   = prometheus.NewDesc("gvs_sync_flush_latency_seconds", "How long each sync message's first record waited before the message was completed for the socket (full, or sync_flush expired).", nil, nil)
 )
@@ -46,7 +48,7 @@ var (
 func (c *collector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{descState, descAnnounced, descGate, descPeersLive, descMismatch, descJoinInc,
 		descBulkDur, descSentMsgs, descSentRecs, descSentBytes, descRecvMsgs, descRecvRecs, descRecvBytes, descLost,
-		descDropped, descDecodeDrop, descSwept, descBulkSent, descResyncDef, descFlushLat} {
+		descDropped, descDecodeDrop, descSwept, descBulkSent, descBulkShort, descPortsEvict, descResyncDef, descFlushLat} {
 		ch <- d
 	}
 }
@@ -109,6 +111,8 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 	counter(descSwept, k.swept.Load())
 	counter(descBulkSent, k.bulkSent.Load())
 	counter(descResyncDef, k.resyncDeferred.Load())
+	counter(descBulkShort, k.bulkShort.Load())
+	counter(descPortsEvict, k.portsEvicted.Load())
 	n, sum, buckets := k.flushLatency.histogram()
 	ch <- prometheus.MustNewConstHistogram(descFlushLat, n, sum, buckets)
 	for r := dropReason(1); r < numDropReasons; r++ {

@@ -108,10 +108,11 @@ type peer struct {
 	resyncs    uint64
 	pullReq    uint32        // our bulk request to it that its bulk-done has not answered yet (0: none)
 	pullAt     time.Time     // when we sent it
-	pullBase   uint64        // records received from it then
+	pullMark   recvMark      // what had arrived from it then
 	pullDone   bool          // that push's bulk-done came; its records are counted a sync_flush later
 	pullEnd    time.Time     // when the last push we asked for ended (its bulk-done came)
 	pullCount  uint64        // the records its bulk-done announced
+	pullPort   uint16        // and the push's source port (0: count by address)
 	backoff    time.Duration // the wait after a push asked for because of loss before loss asks again
 	carried    uint64        // records the last push we asked for arrived short by: loss still to repair
 	pushTarget string
@@ -204,7 +205,13 @@ func (n *Node) HandleSync(from netip.AddrPort, b []byte, now time.Time) {
 	src := n.sourceLocked(addr, now)
 	src.messages++
 	src.bytes += uint64(len(b))
-	src.records += uint64(len(n.msg.Records) + res.SkippedTotal())
+	k := uint64(len(n.msg.Records) + res.SkippedTotal())
+	src.records += k
+	if !src.countPort(from.Port(), k) {
+		n.c.portsEvicted.Add(1)
+		n.logOnceLocked("ports:"+addr.String(), "cluster: a sync source sends from more ports than are counted; a bulk push from it may be asked for again",
+			"from", addr, "ports", maxSourcePorts)
+	}
 	n.c.recvMessages.Add(1)
 	n.c.recvBytes.Add(uint64(len(b)))
 	e := &n.rxEntry // not a local: passed to the Sink, it would escape
@@ -323,7 +330,7 @@ func (n *Node) HandleControl(from netip.AddrPort, b []byte, now time.Time) {
 		}
 	case ctlBulkDone:
 		if p := n.peers[m.NodeID]; p != nil && m.Target == n.cfg.NodeID && m.ReqID == p.pullReq {
-			p.pullReq, p.pullDone, p.pullEnd, p.pullCount = 0, true, now, m.Count
+			p.pullReq, p.pullDone, p.pullEnd, p.pullCount, p.pullPort = 0, true, now, m.Count, m.PushPort
 		}
 		if m.Target == n.cfg.NodeID && n.join != nil {
 			n.join.done(n, m, now)
@@ -410,8 +417,9 @@ func (n *Node) lossLocked(p *peer, addr netip.Addr, m *ctlMsg, now time.Time) {
 		// for the records of the push that did not arrive: they stay counted.
 		p.pullDone = false
 		p.carried = 0
-		if got := n.recvFromLocked(addr) - p.pullBase; got < p.pullCount {
+		if got := n.sinceLocked(addr, &p.pullMark, p.pullPort); got < p.pullCount {
 			p.carried = p.pullCount - got
+			n.c.bulkShort.Add(1)
 		}
 		p.baseSent, p.baseRecv = m.SentRecords, n.recvFromLocked(addr)
 	}
@@ -467,7 +475,7 @@ func (n *Node) pullLocked(p *peer, addr netip.Addr, sentRecs uint64, now time.Ti
 	p.pullReq, p.pullAt = uint32(n.rand()), now
 	n.sendControlLocked(&ctlMsg{Type: ctlBulkReq, ReqID: p.pullReq, Target: p.id})
 	p.baseSent, p.baseRecv, p.lost, p.carried = sentRecs, n.recvFromLocked(addr), 0, 0
-	p.pullBase, p.pullDone = p.baseRecv, false
+	p.pullMark, p.pullDone = n.markLocked(addr), false
 }
 
 // pullingLocked reports whether the bulk push we last asked p for may still be
@@ -511,10 +519,18 @@ func (n *Node) Tick(now time.Time) {
 	}
 }
 
+// syncWriter is where a sender's messages go: the Transport, or a push's own socket.
+type syncWriter interface {
+	SendSync(port int, b []byte) error
+}
+
 // transmitLocked writes the completed messages.
-func (n *Node) transmitLocked() {
-	n.snd.drain(func(m *outMsg) {
-		if err := n.tr.SendSync(m.port, m.b); err != nil {
+func (n *Node) transmitLocked() { n.writeLocked(n.snd, n.tr) }
+
+// writeLocked writes s's completed messages to w.
+func (n *Node) writeLocked(s *sender, w syncWriter) {
+	s.drain(func(m *outMsg) {
+		if err := w.SendSync(m.port, m.b); err != nil {
 			n.c.drop(dropSendError)
 			n.logOnceLocked("send", "cluster: sending a sync message failed", "err", err)
 			return

@@ -65,6 +65,8 @@ type counters struct {
 	joinIncomplete                       atomic.Uint64 // joins that ended by join_wait, not by bulk-done
 	configMismatch                       atomic.Uint64 // heartbeats whose config digest differs from ours
 	resyncDeferred                       atomic.Uint64 // heartbeats whose loss would have asked for a push, held back by the back-off
+	bulkShort                            atomic.Uint64 // bulk pushes to this director whose records arrived short of their bulk-done's count
+	portsEvicted                         atomic.Uint64 // source ports that lost their place in a source's per-port counts to a new one
 	flushLatency                         latency       // how long each sent message's first record waited
 }
 
@@ -130,6 +132,8 @@ type Stats struct {
 	JoinIncomplete uint64
 	ConfigMismatch uint64
 	ResyncDeferred uint64
+	BulkShort      uint64
+	PortsEvicted   uint64
 }
 
 func (c *counters) drop(r dropReason) { c.drops[r].Add(1) }
@@ -151,7 +155,7 @@ func (c *counters) snapshot() Stats {
 	s.RecvMessages, s.RecvRecords, s.RecvBytes = c.recvMessages.Load(), c.recvRecords.Load(), c.recvBytes.Load()
 	s.Flushes, s.Swept, s.BulkSent = c.flushes.Load(), c.swept.Load(), c.bulkSent.Load()
 	s.JoinIncomplete, s.ConfigMismatch = c.joinIncomplete.Load(), c.configMismatch.Load()
-	s.ResyncDeferred = c.resyncDeferred.Load()
+	s.ResyncDeferred, s.BulkShort, s.PortsEvicted = c.resyncDeferred.Load(), c.bulkShort.Load(), c.portsEvicted.Load()
 	return s
 }
 

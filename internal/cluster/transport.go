@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net"
 	"net/netip"
+	"runtime"
 	"sync"
 	"time"
 
@@ -29,14 +30,23 @@ type UDPConfig struct {
 // UDP is the Transport over UDP sockets: one sending socket bound to the director's
 // address, with the multicast interface, TTL and loop off as the kernel's master sets
 // them; one receiving socket per sync port and one for the control port, bound to the
-// group (multicast) or to the wildcard address (unicast peers). Safe for concurrent use.
+// group (multicast) or to the wildcard address (unicast peers); and one sending socket
+// per bulk push in progress, set up as the first. Safe for concurrent use.
 type UDP struct {
 	cfg     UDPConfig
+	ns      *sockNetns // where the sockets live: push sockets are opened there too
+	ifi     *net.Interface
+	network string
+	local   netip.Addr
 	send    *net.UDPConn
 	recv    []*net.UDPConn // sync ports, then the control port
 	dsts    []netip.Addr   // the group, or the peers
 	mtu     int            // the sync interface's
 	closeMu sync.Once
+
+	mu     sync.Mutex
+	closed bool
+	pushes map[*udpPush]bool // open push sockets, closed with the transport
 }
 
 var _ Transport = (*UDP)(nil)
@@ -51,7 +61,7 @@ func ListenUDP(cfg UDPConfig) (u *UDP, err error) {
 	if err != nil {
 		return nil, op("sync_interface "+cfg.Interface, err)
 	}
-	u = &UDP{cfg: cfg, dsts: cfg.Peers, mtu: ifi.MTU}
+	u = &UDP{cfg: cfg, ifi: ifi, dsts: cfg.Peers, mtu: ifi.MTU, pushes: map[*udpPush]bool{}}
 	if len(cfg.Peers) == 0 {
 		if !cfg.Group.IsMulticast() {
 			return nil, op("sync_group", fmt.Errorf("%v is not a multicast address and no sync_peers are set", cfg.Group))
@@ -59,13 +69,13 @@ func ListenUDP(cfg UDPConfig) (u *UDP, err error) {
 		u.dsts = []netip.Addr{cfg.Group}
 	}
 	v6 := u.dsts[0].Is6()
-	network := "udp4"
+	u.network = "udp4"
 	if v6 {
-		network = "udp6"
+		u.network = "udp6"
 	}
-	local := cfg.Local
-	if !local.IsValid() {
-		if local, err = ifaceAddr(ifi, v6); err != nil {
+	u.local = cfg.Local
+	if !u.local.IsValid() {
+		if u.local, err = ifaceAddr(ifi, v6); err != nil {
 			return nil, op("source address", err)
 		}
 	}
@@ -74,25 +84,16 @@ func ListenUDP(cfg UDPConfig) (u *UDP, err error) {
 			u.Close()
 		}
 	}()
-	if u.send, err = net.ListenUDP(network, net.UDPAddrFromAddrPort(netip.AddrPortFrom(local, 0))); err != nil {
-		return nil, op("bind "+local.String(), err)
-	}
-	if v6 {
-		p := ipv6.NewPacketConn(u.send)
-		err = errors.Join(p.SetMulticastInterface(ifi), p.SetMulticastHopLimit(cfg.TTL), p.SetMulticastLoopback(false))
-	} else {
-		p := ipv4.NewPacketConn(u.send)
-		err = errors.Join(p.SetMulticastInterface(ifi), p.SetMulticastTTL(cfg.TTL), p.SetMulticastLoopback(false))
-	}
-	if err == nil {
-		err = dontFragment(u.send)
-	}
-	if err == nil && cfg.SockSize > 0 {
-		err = u.send.SetWriteBuffer(cfg.SockSize)
-	}
+	runtime.LockOSThread()
+	u.ns, err = callerNetns()
+	runtime.UnlockOSThread()
 	if err != nil {
-		return nil, op("sending socket options", err)
+		return nil, op("network namespace", err)
 	}
+	if u.send, err = u.openSender(); err != nil {
+		return nil, op("sending socket", err)
+	}
+	network := u.network
 	for i := range cfg.Ports + 1 {
 		port := cfg.SyncPort + i
 		if i == cfg.Ports {
@@ -115,6 +116,79 @@ func ListenUDP(cfg UDPConfig) (u *UDP, err error) {
 		}
 	}
 	return u, nil
+}
+
+// openSender opens a sending socket: bound to the director's address (a port of the
+// system's choosing), with the multicast interface, TTL and loop off as the kernel's
+// master sets them, no path MTU discovery and sync_sock_size.
+func (u *UDP) openSender() (*net.UDPConn, error) {
+	c, err := net.ListenUDP(u.network, net.UDPAddrFromAddrPort(netip.AddrPortFrom(u.local, 0)))
+	if err != nil {
+		return nil, fmt.Errorf("bind %v: %w", u.local, err)
+	}
+	if u.network == "udp6" {
+		p := ipv6.NewPacketConn(c)
+		err = errors.Join(p.SetMulticastInterface(u.ifi), p.SetMulticastHopLimit(u.cfg.TTL), p.SetMulticastLoopback(false))
+	} else {
+		p := ipv4.NewPacketConn(c)
+		err = errors.Join(p.SetMulticastInterface(u.ifi), p.SetMulticastTTL(u.cfg.TTL), p.SetMulticastLoopback(false))
+	}
+	if err == nil {
+		err = dontFragment(c)
+	}
+	if err == nil && u.cfg.SockSize > 0 {
+		err = c.SetWriteBuffer(u.cfg.SockSize)
+	}
+	if err != nil {
+		c.Close()
+		return nil, fmt.Errorf("options: %w", err)
+	}
+	return c, nil
+}
+
+// udpPush is one bulk push's socket.
+type udpPush struct {
+	u *UDP
+	c *net.UDPConn
+}
+
+// OpenPush opens a sending socket for one bulk push, set up as the main one.
+func (u *UDP) OpenPush() (PushSender, error) {
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	if u.closed {
+		return nil, errors.New("cluster: sync sockets closed")
+	}
+	var c *net.UDPConn
+	err := u.ns.do(func() (err error) {
+		c, err = u.openSender()
+		return err
+	})
+	if err != nil {
+		return nil, fmt.Errorf("cluster: bulk push socket: %w", err)
+	}
+	p := &udpPush{u: u, c: c}
+	u.pushes[p] = true
+	return p, nil
+}
+
+// SendSync sends b to sync port index port of the group or of every peer.
+func (p *udpPush) SendSync(port int, b []byte) error {
+	return p.u.sendFrom(p.c, p.u.cfg.SyncPort+port, b)
+}
+
+// Port returns the socket's source port.
+func (p *udpPush) Port() uint16 { return uint16(p.c.LocalAddr().(*net.UDPAddr).Port) }
+
+// Close closes the socket.
+func (p *udpPush) Close() error {
+	p.u.mu.Lock()
+	defer p.u.mu.Unlock()
+	if !p.u.pushes[p] {
+		return nil
+	}
+	delete(p.u.pushes, p)
+	return p.c.Close()
 }
 
 // MaxLen returns the sync_maxlen that fits the sync interface's MTU without
@@ -150,13 +224,15 @@ func (u *UDP) SendControl(b []byte) error { return u.sendTo(u.cfg.ControlPort, b
 // Node holds its lock while sending, and a stalled write must not stall receiving.
 const writeTimeout = 50 * time.Millisecond
 
-func (u *UDP) sendTo(port int, b []byte) error {
-	if err := u.send.SetWriteDeadline(time.Now().Add(writeTimeout)); err != nil {
+func (u *UDP) sendTo(port int, b []byte) error { return u.sendFrom(u.send, port, b) }
+
+func (u *UDP) sendFrom(c *net.UDPConn, port int, b []byte) error {
+	if err := c.SetWriteDeadline(time.Now().Add(writeTimeout)); err != nil {
 		return err
 	}
 	var errs []error
 	for _, d := range u.dsts {
-		if _, err := u.send.WriteToUDPAddrPort(b, netip.AddrPortFrom(d, uint16(port))); err != nil {
+		if _, err := c.WriteToUDPAddrPort(b, netip.AddrPortFrom(d, uint16(port))); err != nil {
 			errs = append(errs, err)
 		}
 	}
@@ -167,6 +243,14 @@ func (u *UDP) sendTo(port int, b []byte) error {
 func (u *UDP) Close() error {
 	var errs []error
 	u.closeMu.Do(func() {
+		u.mu.Lock()
+		u.closed = true
+		for p := range u.pushes {
+			errs = append(errs, p.c.Close())
+		}
+		clear(u.pushes)
+		u.mu.Unlock()
+		errs = append(errs, u.ns.close())
 		if u.send != nil {
 			errs = append(errs, u.send.Close())
 		}

@@ -233,3 +233,79 @@ func checkCapture(t *testing.T, file string, records int) {
 	}
 	t.Logf("wire: %d sync records decoded by tshark, none malformed", n)
 }
+
+// TestUDPPushSocket: over real sockets, a bulk push leaves from a socket of its own,
+// opened in the namespace of the transport's sockets though the Node runs on threads
+// outside it, and the joiner counts the push by that socket's port; the socket is
+// closed when the push is done.
+func TestUDPPushSocket(t *testing.T) {
+	for _, unicast := range []bool{false, true} {
+		t.Run(map[bool]string{false: "multicast", true: "unicast"}[unicast], func(t *testing.T) {
+			testutil.CheckLeaks(t)
+			nsA, nsB := vethPair(t)
+			addrs := []netip.Addr{netip.MustParseAddr("198.18.0.21"), netip.MustParseAddr("198.18.0.22")}
+			ctx, cancel := context.WithCancel(context.Background())
+			done := make(chan error, 2)
+			started := 0
+			t.Cleanup(func() {
+				cancel()
+				for range started {
+					if err := <-done; err != nil {
+						t.Errorf("Run: %v", err)
+					}
+				}
+			})
+			var nodes [2]*Node
+			var tables [2]*fakeTable
+			var udps [2]*UDP
+			for i, ns := range []string{nsA, nsB} {
+				ucfg := UDPConfig{Interface: "eth0", Group: netip.MustParseAddr("224.0.0.81"), SyncPort: 8848, Ports: 1,
+					ControlPort: 8849, TTL: 1}
+				if unicast {
+					ucfg.Peers = []netip.Addr{addrs[1-i]}
+				}
+				var err error
+				inNetns(t, ns, func() { udps[i], err = ListenUDP(ucfg) })
+				if err != nil {
+					t.Fatal(err)
+				}
+				cfg := DefaultConfig([]string{"d1", "d2"}[i])
+				cfg.Self, cfg.Sources = []netip.Addr{addrs[i]}, []netip.Prefix{netip.MustParsePrefix("198.18.0.0/24")}
+				tables[i] = newFakeTable()
+				if nodes[i], err = NewNode(cfg, Deps{Sink: tables[i], Table: tables[i], Transport: udps[i]}); err != nil {
+					t.Fatal(err)
+				}
+			}
+			const n = 2000
+			for i := range n {
+				tables[0].own(conn(i, 5), time.Now(), time.Now())
+			}
+			for i := range 2 {
+				nodes[i].Start(time.Now())
+				started++
+				go func() { done <- Run(ctx, nodes[i], udps[i], RealClock, 10*time.Millisecond) }()
+			}
+			testutil.Eventually(t, 10*time.Second, func() bool { return nodes[1].Warm() && tables[1].len() == n },
+				"d2 never became ready with d1's connections")
+			nodes[0].mu.Lock()
+			p := nodes[0].pushes["d2"]
+			port, count, isDone := p.port, p.count, p.done
+			nodes[0].mu.Unlock()
+			if !isDone || port == 0 || count != n {
+				t.Fatalf("d1's push to d2: done %v, port %d, %d records; want done from a socket of its own with %d", isDone, port, count, n)
+			}
+			nodes[1].mu.Lock()
+			got := nodes[1].sources[addrs[0]].portCount(port).records
+			nodes[1].mu.Unlock()
+			if got != n {
+				t.Fatalf("d2 counted %d records from d1's push port %d, want %d", got, port, n)
+			}
+			udps[0].mu.Lock()
+			open := len(udps[0].pushes)
+			udps[0].mu.Unlock()
+			if open != 0 {
+				t.Fatalf("%d push sockets still open after the push", open)
+			}
+		})
+	}
+}

@@ -1,6 +1,7 @@
 package cluster
 
 import (
+	"errors"
 	"fmt"
 	"net/netip"
 	"slices"
@@ -114,22 +115,25 @@ type datagram struct {
 // multicast with the loop off does) when the test calls deliver. filter, when set, may
 // drop a datagram.
 type fakeNet struct {
-	t        *testing.T
-	now      time.Time
-	nodes    map[string]*testNode
-	order    []string
-	inFlight []datagram
-	filter   func(d *datagram, to string) bool // false drops
-	syncMsgs int                               // sync datagrams sent
-	syncLen  int                               // their bytes
+	t         *testing.T
+	pushPorts uint16 // push sockets opened so far: each gets source port 40001+n, never reused
+	now       time.Time
+	nodes     map[string]*testNode
+	order     []string
+	inFlight  []datagram
+	filter    func(d *datagram, to string) bool // false drops
+	syncMsgs  int                               // sync datagrams sent
+	syncLen   int                               // their bytes
 }
 
 type testNode struct {
-	id    string
-	addr  netip.Addr
-	n     *Node
-	table *fakeTable
-	down  bool // crashed: sends and receives nothing
+	id       string
+	addr     netip.Addr
+	n        *Node
+	table    *fakeTable
+	down     bool // crashed: sends and receives nothing
+	noPushes bool // OpenPush fails, as for a gvs without push sockets
+	pushes   []*fakePush
 }
 
 func newFakeNet(t *testing.T) *fakeNet {
@@ -141,14 +145,61 @@ type netTransport struct {
 	self *testNode
 }
 
-func (tr *netTransport) SendSync(port int, b []byte) error {
+func (tr *netTransport) SendSync(port int, b []byte) error { return tr.sendFrom(40000, b) }
+
+func (tr *netTransport) sendFrom(srcPort uint16, b []byte) error {
 	if tr.self.down {
 		return nil
 	}
 	tr.net.syncMsgs++
 	tr.net.syncLen += len(b)
-	tr.net.inFlight = append(tr.net.inFlight, datagram{from: netip.AddrPortFrom(tr.self.addr, 40000), b: slices.Clone(b)})
+	tr.net.inFlight = append(tr.net.inFlight, datagram{from: netip.AddrPortFrom(tr.self.addr, srcPort), b: slices.Clone(b)})
 	return nil
+}
+
+func (tr *netTransport) OpenPush() (PushSender, error) {
+	if tr.self.noPushes {
+		return nil, errors.New("no push sockets here")
+	}
+	tr.net.pushPorts++
+	p := &fakePush{tr: tr, port: 40000 + tr.net.pushPorts}
+	tr.self.pushes = append(tr.self.pushes, p)
+	return p, nil
+}
+
+// fakePush is a push socket on a fakeNet: a source port of its own.
+type fakePush struct {
+	tr     *netTransport
+	port   uint16
+	closed bool
+}
+
+func (p *fakePush) SendSync(_ int, b []byte) error {
+	if p.closed {
+		return errors.New("push socket used after Close")
+	}
+	return p.tr.sendFrom(p.port, b)
+}
+
+func (p *fakePush) Port() uint16 { return p.port }
+
+func (p *fakePush) Close() error {
+	if p.closed {
+		return errors.New("push socket closed twice")
+	}
+	p.closed = true
+	return nil
+}
+
+// openPushes returns how many of tn's push sockets are open.
+func (tn *testNode) openPushes() int {
+	k := 0
+	for _, p := range tn.pushes {
+		if !p.closed {
+			k++
+		}
+	}
+	return k
 }
 
 func (tr *netTransport) SendControl(b []byte) error {

@@ -78,8 +78,15 @@ func BenchmarkClusterEvent(b *testing.B) {
 
 type discardNet struct{}
 
-func (discardNet) SendSync(int, []byte) error { return nil }
-func (discardNet) SendControl([]byte) error   { return nil }
+func (discardNet) SendSync(int, []byte) error            { return nil }
+func (discardNet) SendControl([]byte) error              { return nil }
+func (discardNet) OpenPush() (cluster.PushSender, error) { return discardPush{}, nil }
+
+type discardPush struct{}
+
+func (discardPush) SendSync(int, []byte) error { return nil }
+func (discardPush) Port() uint16               { return 40001 }
+func (discardPush) Close() error               { return nil }
 
 // TestClusterAdapterAllocs: a refresh through the table adapter and an event's
 // translation allocate nothing; the translations are each other's inverse.

@@ -48,6 +48,7 @@ type fakeSyncNet struct {
 	inbox  chan lanDatagram
 	drops  atomic.Int64 // datagrams a full inbox refused
 	closed atomic.Bool
+	pushes atomic.Uint32 // push sockets opened
 }
 
 func (l *fakeLAN) join(addr netip.Addr) *fakeSyncNet {
@@ -59,15 +60,19 @@ func (l *fakeLAN) join(addr netip.Addr) *fakeSyncNet {
 }
 
 func (s *fakeSyncNet) send(control bool, b []byte) error {
+	port := uint16(40000)
+	if control {
+		port = 8849
+	}
+	return s.sendFrom(port, control, b)
+}
+
+func (s *fakeSyncNet) sendFrom(port uint16, control bool, b []byte) error {
 	if s.closed.Load() {
 		return errors.New("closed")
 	}
 	s.lan.mu.Lock()
 	defer s.lan.mu.Unlock()
-	port := uint16(40000)
-	if control {
-		port = 8849
-	}
 	for _, m := range s.lan.members {
 		if m == s || m.closed.Load() {
 			continue
@@ -85,6 +90,20 @@ func (s *fakeSyncNet) SendSync(_ int, b []byte) error { return s.send(false, b) 
 func (s *fakeSyncNet) SendControl(b []byte) error     { return s.send(true, b) }
 func (s *fakeSyncNet) MaxLen() int                    { return 1472 }
 func (s *fakeSyncNet) Close() error                   { s.closed.Store(true); return nil }
+
+// OpenPush gives a bulk push a source port of its own: 40001, 40002, …
+func (s *fakeSyncNet) OpenPush() (cluster.PushSender, error) {
+	return &fakePush{s: s, port: uint16(40000 + s.pushes.Add(1))}, nil
+}
+
+type fakePush struct {
+	s    *fakeSyncNet
+	port uint16
+}
+
+func (p *fakePush) SendSync(_ int, b []byte) error { return p.s.sendFrom(p.port, false, b) }
+func (p *fakePush) Port() uint16                   { return p.port }
+func (p *fakePush) Close() error                   { return nil }
 
 func (s *fakeSyncNet) Run(ctx context.Context, n *cluster.Node, clock cluster.Clock) error {
 	tick, stop := clock.NewTicker(syncTick)
