@@ -46,25 +46,37 @@ type SyncStats struct {
 	Stale   uint64 // events drained after their connection was gone (skipped)
 }
 
-// syncEvent is one ring slot: a reference to the connection to send, in a quarter
-// of a cache line. The drainer takes the connection's fields from the table under
-// its shard lock (Table.Get) when it hands the event out, so the worker writes 16
-// bytes, not a 64-byte snapshot: each event was a cold cache line the worker wrote
-// and the drainer's core then read (≈ 3 ns a packet on the synthetic trace, its two
-// events a flow). The key's ports, protocol and the first word of the client address
-// tell the drainer whether the entry still holds that connection (an entry's slot is
-// reused once it expires: the event is then stale, counted and skipped).
-type syncEvent struct {
-	ref          conntrack.Ref
-	caddr        uint32 // the client address's first 4 bytes (little-endian)
-	cport, vport uint16
-	proto        uint8
-	bits         uint8 // evAdopted
-	_            [2]byte
-}
+// A sync event is one ring slot: a reference to the connection to send and a check
+// word, in 8 bytes (an eighth of a cache line). The drainer takes the connection's
+// fields from the table under its shard lock (Table.Get) when it hands the event
+// out, so the worker writes a reference, not a 64-byte snapshot: each event was a
+// cold cache line the worker wrote and the drainer's core then read (≈ 3 ns a packet
+// on the synthetic trace, its two events a flow). An entry's slot is reused once it
+// expires, so the reference alone may name another connection by the drain: the
+// check word (keyCheck: the high 31 bits of a hash of the key's client address word,
+// ports and protocol) tells the drainer whether the entry still holds the
+// connection the event was for; one it no longer holds is stale, counted and
+// skipped. Bit 32 is evAdopted. The event was 16 bytes (the same fields stored one
+// by one), twice the ring's lines and six stores an event.
+//
+// The reference is in the low 32 bits, evAdopted at bit 32, the check above it.
 
 // evAdopted: the packet adopted a connection another director sent.
 const evAdopted = 1
+
+// evCheckMask is an event's check word.
+const evCheckMask = ^uint64(1<<33 - 1)
+
+// keyCheck returns the check word of an event for a connection of key k, in place
+// (evCheckMask): the high 31 bits of a hash of the client address's first 4 bytes,
+// both ports and the protocol, the fields the 16-byte event held (an entry whose key
+// differs in any of them holds another connection), mixed by two multiplications so
+// that no structured pair of keys — one port for another, TCP for UDP — shares a
+// check word.
+func keyCheck(k *conntrack.Key) uint64 {
+	x := uint64(binary.LittleEndian.Uint32(k.CAddr[:4]))<<32 | uint64(k.CPort)<<16 | uint64(k.VPort)
+	return (x*0x9e3779b97f4a7c15 ^ uint64(k.Proto)) * 0xc2b2ae3d27d4eb4f & evCheckMask
+}
 
 // syncRing is a worker's single-producer, single-consumer ring of connection
 // references: the worker pushes, DrainSync's goroutine pops. The worker writes events
@@ -77,7 +89,7 @@ const evAdopted = 1
 // daemon), which costs the worker one miss a drain. The drainer's own fields are on
 // other lines.
 type syncRing struct {
-	buf     [SyncRingSize]syncEvent
+	buf     [SyncRingSize]uint64 // events: see keyCheck
 	_       [64]byte
 	tail    atomic.Uint64 // events published to the drainer
 	ptail   uint64        // the worker's: next slot it writes (ptail >= tail)
@@ -94,36 +106,35 @@ type syncRing struct {
 // newSyncRing returns a ring whose pages are mapped (not faulted in under packets).
 func newSyncRing() *syncRing {
 	r := new(syncRing)
-	per := max(1, 4096/int(unsafe.Sizeof(syncEvent{})))
+	per := max(1, 4096/int(unsafe.Sizeof(r.buf[0])))
 	for i := 0; i < SyncRingSize; i += per {
-		r.buf[i].ref = 0
+		r.buf[i] = 0
 	}
 	return r
 }
 
 // push puts a reference to c into the ring, or counts it dropped when the ring is
 // full.
-func (r *syncRing) push(c *conntrack.Conn) { r.put(c.Ref, &c.Key, evBits(c)) }
+func (r *syncRing) push(c *conntrack.Conn) { r.put(c.Ref, keyCheck(&c.Key)|evBits(c)) }
 
-// evBits is the event bits of a push of c.
-func evBits(c *conntrack.Conn) uint8 {
+// evBits is the event bits of a push of c, in place.
+func evBits(c *conntrack.Conn) uint64 {
 	if c.Sync.Adopted {
-		return evAdopted
+		return evAdopted << 32
 	}
 	return 0
 }
 
-// put writes one event into the ring, or counts it dropped when the ring is full.
-// It is small enough to be in line at its callers.
-func (r *syncRing) put(ref conntrack.Ref, k *conntrack.Key, bits uint8) {
+// put writes one event, the reference ref with the check word and bits hi (keyCheck,
+// evBits), into the ring, or counts it dropped when the ring is full. It is small
+// enough to be in line at its callers.
+func (r *syncRing) put(ref conntrack.Ref, hi uint64) {
 	t := r.ptail
 	if t-r.head.Load() >= SyncRingSize {
 		r.dropped.Add(1)
 		return
 	}
-	e := &r.buf[t%SyncRingSize]
-	e.ref, e.caddr, e.cport, e.vport = ref, binary.LittleEndian.Uint32(k.CAddr[:4]), k.CPort, k.VPort
-	e.proto, e.bits = k.Proto, bits
+	r.buf[t%SyncRingSize] = hi | uint64(ref)
 	r.ptail = t + 1
 }
 
@@ -143,15 +154,14 @@ func (r *syncRing) drain(t *conntrack.Table, max int, fn func(c *conntrack.Conn)
 	n := 0
 	c := &r.out
 	for ; h < tl && n < max; h, n = h+1, n+1 {
-		e := &r.buf[h%SyncRingSize]
-		if !t.Get(e.ref, c) || c.Key.CPort != e.cport || c.Key.VPort != e.vport || c.Key.Proto != e.proto ||
-			binary.LittleEndian.Uint32(c.Key.CAddr[:4]) != e.caddr {
+		ev := r.buf[h%SyncRingSize]
+		if !t.Get(conntrack.Ref(uint32(ev)), c) || keyCheck(&c.Key) != ev&evCheckMask {
 			r.stale.Add(1)
 			continue
 		}
 		ctl := c.Control
 		event(c)
-		c.Sync.Adopted = e.bits&evAdopted != 0
+		c.Sync.Adopted = ev>>32&evAdopted != 0
 		fn(c)
 		if ctl != 0 && t.Get(ctl, &r.tpl) {
 			event(&r.tpl)
@@ -415,7 +425,7 @@ func (w *Worker) pushAfterTable(c *conntrack.Conn) {
 	if c.Sync.Adopted {
 		r.adopted.Add(1)
 	}
-	r.put(c.Ref, &c.Key, evBits(c)) // push, in line
+	r.put(c.Ref, keyCheck(&c.Key)|evBits(c)) // push, in line
 }
 
 // pushSync pushes c (the drainer adds its template, when it has one).
@@ -447,7 +457,7 @@ func (w *Worker) cachedSync(p *syncPlan, e *flowSlot, now int64) {
 	}
 	x.sentAt, x.old = now, e.state
 	if r := w.ring.Load(); r != nil { // no template: local decisions are for uncontrolled flows
-		r.put(e.ref, &e.key, 0)
+		r.put(e.ref, keyCheck(&e.key))
 	}
 }
 

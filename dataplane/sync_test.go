@@ -139,8 +139,8 @@ func TestSyncAdoption(t *testing.T) {
 // order once published, and takes events again after a drain; an event whose
 // connection is gone by the drain is skipped and counted stale.
 func TestSyncRingOverflow(t *testing.T) {
-	if n := unsafe.Sizeof(syncEvent{}); n != 16 {
-		t.Fatalf("a sync event is %d bytes, want a quarter of a cache line", n)
+	if n := unsafe.Sizeof(newSyncRing().buf[0]); n != 8 {
+		t.Fatalf("a sync event is %d bytes, want an eighth of a cache line", n)
 	}
 	h := newHarness(t, syncOptions(), rrService(ipvs.DR, 80))
 	tbl := h.d.Table()
@@ -184,6 +184,70 @@ func TestSyncRingOverflow(t *testing.T) {
 	tbl.Expire(sec+int64(time.Hour), 1<<20)
 	if r.drain(tbl, 10, func(c *conntrack.Conn) { t.Fatalf("stale event handed out: %+v", c) }) != 1 || r.stale.Load() != 1 {
 		t.Fatalf("stale %d, want 1", r.stale.Load())
+	}
+}
+
+// TestSyncEventNamesItsConnection: an event is a reference and a check word, and the
+// drainer hands out only the connection the event was pushed for. An entry whose
+// slot another connection took since (the first was expired and its slot reused,
+// or an event made for a key differing in the client address's first word, a port
+// or the protocol) is skipped and counted stale; the check word keeps the adoption
+// bit apart.
+func TestSyncEventNamesItsConnection(t *testing.T) {
+	h := newHarness(t, syncOptions(), rrService(ipvs.DR, 80))
+	tbl := h.d.Table()
+	r := newSyncRing()
+	syn := func(sport uint16, now int64) conntrack.Conn {
+		t.Helper()
+		if out := h.run(dtPkt{src: dtClient, dst: dtVIP, sport: sport, dport: 80, syn: true}.frame(t), now); len(out) != 1 {
+			t.Fatalf("SYN from port %d not forwarded", sport)
+		}
+		return h.w.conn
+	}
+	a := syn(1000, sec)
+	drained := func() (got []conntrack.Conn) {
+		r.publish()
+		r.drain(tbl, 100, func(c *conntrack.Conn) { got = append(got, *c) })
+		return got
+	}
+	// Keys that differ from a's in one field the check covers.
+	variants := map[string]func(k *conntrack.Key){
+		"client address, first byte":  func(k *conntrack.Key) { k.CAddr[0]++ },
+		"client address, fourth byte": func(k *conntrack.Key) { k.CAddr[3]++ },
+		"client port":                 func(k *conntrack.Key) { k.CPort++ },
+		"virtual port":                func(k *conntrack.Key) { k.VPort++ },
+		"protocol":                    func(k *conntrack.Key) { k.Proto = header.IPProtoUDP },
+		"ports swapped":               func(k *conntrack.Key) { k.CPort, k.VPort = k.VPort, k.CPort },
+	}
+	for name, change := range variants {
+		k := a.Key
+		change(&k)
+		stale := r.stale.Load()
+		r.put(a.Ref, keyCheck(&k))
+		if got := drained(); len(got) != 0 || r.stale.Load() != stale+1 {
+			t.Fatalf("%s: an event for another key handed out %+v (stale %d)", name, got, r.stale.Load()-stale)
+		}
+	}
+	r.put(a.Ref, keyCheck(&a.Key)|evAdopted<<32)
+	r.push(&a)
+	if got := drained(); len(got) != 2 || got[0].Key != a.Key || !got[0].Sync.Adopted || got[1].Key != a.Key || got[1].Sync.Adopted {
+		t.Fatalf("events for the connection: %+v", got)
+	}
+	// The entry expires and its slot is reused (the shard's free list is last in,
+	// first out) by a connection whose SYN comes after the event was pushed.
+	r.push(&a)
+	now := sec + int64(time.Hour)
+	tbl.Expire(now, 1<<20)
+	var b conntrack.Conn
+	for sport := uint16(2000); b.Ref != a.Ref; sport++ {
+		if sport == 3000 {
+			t.Fatal("no new connection took the expired entry's slot")
+		}
+		b = syn(sport, now)
+	}
+	stale := r.stale.Load()
+	if got := drained(); len(got) != 0 || r.stale.Load() != stale+1 {
+		t.Fatalf("the event for %v was handed out as %+v (stale %d)", a.Key, got, r.stale.Load()-stale)
 	}
 }
 
