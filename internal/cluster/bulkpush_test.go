@@ -118,23 +118,13 @@ func TestLossPushesBackOff(t *testing.T) {
 	for i := range n {
 		a.table.own(conn(i, 5), w.now, w.now)
 	}
-	var asks []time.Time
-	seen := map[uint32]bool{}
+	asks := &newAsks{w: w, seen: map[uint32]bool{}}
 	lose := 5 // the five messages of the live sync below: 200 records lost, above resync_threshold
 	var step time.Time
 	taken := 0
 	overflow := w.now.Add(20 * time.Second)
 	w.filter = func(d *datagram, to string) bool {
-		if d.control && to == "d1" && isBulkReq(d.b) {
-			var m ctlMsg
-			if err := decodeControl(&m, d.b, nil); err != nil {
-				t.Fatal(err)
-			}
-			if !seen[m.ReqID] {
-				seen[m.ReqID] = true
-				asks = append(asks, w.now)
-			}
-		}
+		asks.saw(d, to)
 		if d.control || to != "d2" {
 			return true
 		}
@@ -157,24 +147,46 @@ func TestLossPushesBackOff(t *testing.T) {
 		a.n.Enqueue(&e, w.now)
 	}
 	w.run(20 * time.Second)
-	if len(asks) == 0 {
+	if len(asks.at) == 0 {
 		t.Fatal("the loss of 200 records asked for no push")
 	}
-	if len(asks) > 5 {
-		t.Fatalf("%d pushes asked for in the 20 s the receiver overflowed, at %v; want a back-off between them", len(asks), sinceFirst(asks))
+	if len(asks.at) > 5 {
+		t.Fatalf("%d pushes asked for in the 20 s the receiver overflowed, at %v; want a back-off between them", len(asks.at), sinceFirst(asks.at))
 	}
-	for i := 2; i < len(asks); i++ {
-		if asks[i].Sub(asks[i-1]) < asks[i-1].Sub(asks[i-2]) || asks[i].Sub(asks[i-1]) < 2*time.Second {
-			t.Fatalf("pushes asked for at %v: the gaps do not grow", sinceFirst(asks))
+	for i := 2; i < len(asks.at); i++ {
+		if asks.at[i].Sub(asks.at[i-1]) < asks.at[i-1].Sub(asks.at[i-2]) || asks.at[i].Sub(asks.at[i-1]) < 2*time.Second {
+			t.Fatalf("pushes asked for at %v: the gaps do not grow", sinceFirst(asks.at))
 		}
 	}
 	if b.n.Stats().ResyncDeferred == 0 {
 		t.Fatal("no push held back by the back-off was counted")
 	}
 	if _, ok := w.runUntil(60*time.Second, func() bool { return b.table.len() == n+200 }); !ok {
-		t.Fatalf("d2 holds %d of %d entries 60 s after the overflow stopped; pushes asked for at %v", b.table.len(), n+200, sinceFirst(asks))
+		t.Fatalf("d2 holds %d of %d entries 60 s after the overflow stopped; pushes asked for at %v", b.table.len(), n+200, sinceFirst(asks.at))
 	}
-	t.Logf("pushes asked for at %v", sinceFirst(asks))
+	t.Logf("pushes asked for at %v", sinceFirst(asks.at))
+}
+
+// newAsks records when each new bulk request (one with a request id not seen before)
+// reached d1.
+type newAsks struct {
+	w    *fakeNet
+	seen map[uint32]bool
+	at   []time.Time
+}
+
+func (a *newAsks) saw(d *datagram, to string) {
+	if !d.control || to != "d1" || !isBulkReq(d.b) {
+		return
+	}
+	var m ctlMsg
+	if err := decodeControl(&m, d.b, nil); err != nil {
+		a.w.t.Fatal(err)
+	}
+	if !a.seen[m.ReqID] {
+		a.seen[m.ReqID] = true
+		a.at = append(a.at, a.w.now)
+	}
 }
 
 func sinceFirst(ts []time.Time) []time.Duration {
@@ -295,5 +307,62 @@ func TestBulkDoneWithoutPort(t *testing.T) {
 	}
 	if k := strings.Count(logA.String(), "no socket of its own"); k != 1 {
 		t.Fatalf("the pusher said %d times that it has no push socket, want once:\n%s", k, logA.String())
+	}
+}
+
+// TestLossBackOffResets: a second loss soon after a push asked for because of loss
+// waits the back-off; after a quiet period the next loss asks at once again, and the
+// back-off starts again from its least.
+func TestLossBackOffResets(t *testing.T) {
+	w := newFakeNet(t)
+	a, b := w.add("d1", nil), w.add("d2", nil)
+	w.start("d1", "d2")
+	w.runUntil(3*time.Second, func() bool { return a.n.Warm() && b.n.Warm() })
+	asks := &newAsks{w: w, seen: map[uint32]bool{}}
+	lose := 0
+	w.filter = func(d *datagram, to string) bool {
+		asks.saw(d, to)
+		if !d.control && to == "d2" && lose > 0 {
+			lose--
+			return false
+		}
+		return true
+	}
+	next := 0
+	loss := func() time.Time { // five messages of 40 records lost: above resync_threshold
+		lose = 5
+		for range 200 {
+			e := conn(next, 5)
+			next++
+			a.table.own(e, w.now, w.now)
+			a.n.Enqueue(&e, w.now)
+		}
+		w.deliver()
+		return w.now
+	}
+	caughtUp := func() bool { return b.table.len() == next }
+	first := loss()
+	if _, ok := w.runUntil(2*time.Second, caughtUp); !ok || len(asks.at) != 1 || asks.at[0].Sub(first) > 300*time.Millisecond {
+		t.Fatalf("first loss: asked at %v after it, d2 holds %d of %d", sinceFirst(append([]time.Time{first}, asks.at...)), b.table.len(), next)
+	}
+	second := loss()
+	if _, ok := w.runUntil(5*time.Second, caughtUp); !ok || len(asks.at) != 2 || asks.at[1].Sub(asks.at[0]) < 2*time.Second {
+		t.Fatalf("second loss soon after: asks at %v, d2 holds %d of %d; want the second 2 s after the first push at the earliest",
+			sinceFirst(asks.at), b.table.len(), next)
+	}
+	if b.n.Stats().ResyncDeferred == 0 {
+		t.Fatal("the held-back push was not counted")
+	}
+	w.run(70 * time.Second)
+	third := loss()
+	if _, ok := w.runUntil(2*time.Second, caughtUp); !ok || len(asks.at) != 3 || asks.at[2].Sub(third) > 300*time.Millisecond {
+		t.Fatalf("loss after a quiet minute: asks %v (second loss at %v, third at %v), want the third at once",
+			sinceFirst(asks.at), second.Sub(asks.at[0]), third.Sub(asks.at[0]))
+	}
+	// The wait starts again from 2 s (not the 8 s that would follow the second's 4 s).
+	loss()
+	if _, ok := w.runUntil(10*time.Second, caughtUp); !ok || len(asks.at) != 4 ||
+		asks.at[3].Sub(asks.at[2]) < 2*time.Second || asks.at[3].Sub(asks.at[2]) > 3*time.Second {
+		t.Fatalf("a loss soon after the third push: asks at %v, want the fourth 2 s after the third push", sinceFirst(asks.at))
 	}
 }

@@ -108,13 +108,9 @@ type peer struct {
 	resyncs    uint64
 	pullReq    uint32        // our bulk request to it that its bulk-done has not answered yet (0: none)
 	pullAt     time.Time     // when we sent it
-	pullMark   recvMark      // what had arrived from it then
-	pullDone   bool          // that push's bulk-done came; its records are counted a sync_flush later
+	pullDone   bool          // that push's bulk-done came less than a sync_flush ago
 	pullEnd    time.Time     // when the last push we asked for ended (its bulk-done came)
-	pullCount  uint64        // the records its bulk-done announced
-	pullPort   uint16        // and the push's source port (0: count by address)
 	backoff    time.Duration // the wait after a push asked for because of loss before loss asks again
-	carried    uint64        // records the last push we asked for arrived short by: loss still to repair
 	pushTarget string
 	pushReqID  uint32
 	mismatch   bool
@@ -330,7 +326,7 @@ func (n *Node) HandleControl(from netip.AddrPort, b []byte, now time.Time) {
 		}
 	case ctlBulkDone:
 		if p := n.peers[m.NodeID]; p != nil && m.Target == n.cfg.NodeID && m.ReqID == p.pullReq {
-			p.pullReq, p.pullDone, p.pullEnd, p.pullCount, p.pullPort = 0, true, now, m.Count, m.PushPort
+			p.pullReq, p.pullDone, p.pullEnd = 0, true, now
 		}
 		if m.Target == n.cfg.NodeID && n.join != nil {
 			n.join.done(n, m, now)
@@ -364,7 +360,7 @@ func (n *Node) heartbeatInLocked(addr netip.Addr, m *ctlMsg, now time.Time) {
 		}
 		p.inc, p.firstHeard, p.lastSeq = m.Incarnation, now, m.Seq
 		p.baseSent, p.baseRecv, p.lost, p.pullReq = m.SentRecords, n.recvFromLocked(addr), 0, 0
-		p.pullDone, p.pullEnd, p.backoff, p.carried = false, time.Time{}, 0, 0
+		p.pullDone, p.pullEnd, p.backoff = false, time.Time{}, 0
 	}
 	// A peer heard again after a silence (a partition between directors that the
 	// router did not see, or a stalled host) may have sent what never arrived: pull its
@@ -405,28 +401,18 @@ const (
 	pullQuiet      = 2 * pullBackoffMax
 )
 
-// lossLocked updates p's loss estimate from its heartbeat m and asks it for a bulk
-// push when the estimate reaches resync_threshold: what it says it sent since the
-// baseline less what arrived from it, plus what the last push we asked for came
-// short by.
+// lossLocked updates p's loss estimate from its heartbeat m — what it says it sent
+// since the baseline less what arrived from it — and asks it for a bulk push when the
+// estimate reaches resync_threshold, unless a push we asked for runs, ended less than
+// a sync_flush ago, or ended less than the back-off ago.
 func (n *Node) lossLocked(p *peer, addr netip.Addr, m *ctlMsg, now time.Time) {
 	if p.pullDone && now.Sub(p.pullEnd) >= n.cfg.SyncFlush {
-		// The push we asked for is in. It re-sent every entry the peer owns, so the
-		// loss counted while it ran — much of it the push's own records, when a
-		// push of many records overflows this director's socket — is repaired but
-		// for the records of the push that did not arrive: they stay counted.
 		p.pullDone = false
-		p.carried = 0
-		if got := n.sinceLocked(addr, &p.pullMark, p.pullPort); got < p.pullCount {
-			p.carried = p.pullCount - got
-			n.c.bulkShort.Add(1)
-		}
-		p.baseSent, p.baseRecv = m.SentRecords, n.recvFromLocked(addr)
 	}
 	sent, recv := m.SentRecords-p.baseSent, n.recvFromLocked(addr)-p.baseRecv
-	p.lost = p.carried
+	p.lost = 0
 	if sent > recv {
-		p.lost += sent - recv
+		p.lost = sent - recv
 	}
 	if p.lost < uint64(n.cfg.ResyncThreshold) || n.state == StateSyncing ||
 		p.state == StateSyncing || p.state == StateCold {
@@ -446,6 +432,10 @@ func (n *Node) lossLocked(p *peer, addr netip.Addr, m *ctlMsg, now time.Time) {
 	case p.pullDone:
 		// Within a sync_flush of the push's end: its last records may still come.
 	default:
+		// What the push lost, and what was lost while it ran, counts from its
+		// request on: the push repaired what was lost before. A push that overflows
+		// this director's socket loses records of its own, and asking again at once
+		// overflows it again, so the next push waits the back-off.
 		end := p.pullEnd
 		if p.pullReq != 0 { // its bulk-done never came: it ended at join_wait
 			end = p.pullAt.Add(n.cfg.JoinWait)
@@ -474,8 +464,7 @@ func (n *Node) pullLocked(p *peer, addr netip.Addr, sentRecs uint64, now time.Ti
 	p.resyncs++
 	p.pullReq, p.pullAt = uint32(n.rand()), now
 	n.sendControlLocked(&ctlMsg{Type: ctlBulkReq, ReqID: p.pullReq, Target: p.id})
-	p.baseSent, p.baseRecv, p.lost, p.carried = sentRecs, n.recvFromLocked(addr), 0, 0
-	p.pullMark, p.pullDone = n.markLocked(addr), false
+	p.baseSent, p.baseRecv, p.lost, p.pullDone = sentRecs, n.recvFromLocked(addr), 0, false
 }
 
 // pullingLocked reports whether the bulk push we last asked p for may still be
