@@ -431,7 +431,10 @@ func (d *Daemon) wholeEditor() *tableEditor {
 // clear the table or delete a service and add it again (which moves it to the
 // end of the table, as ipvsadm lists it).
 func (d *Daemon) editorFor(cmds []*ipvsadm.Command) *tableEditor {
-	var named, deleted keySet
+	// In the controller's scratch lists: the editor lives for one event.
+	sc := &d.st.scratch
+	named, deleted := sc.named[:0], sc.deleted[:0]
+	defer func() { sc.named, sc.deleted = named[:0], deleted[:0] }()
 	for _, c := range cmds {
 		switch c.Op {
 		case ipvsadm.OpSetTimeouts:
@@ -453,13 +456,14 @@ func (d *Daemon) editorFor(cmds []*ipvsadm.Command) *tableEditor {
 		}
 	}
 	// The named services in table order, as a whole editor holds them.
-	var at []int
+	at := sc.at[:0]
 	for _, k := range named {
 		if i, ok := d.st.conf.at[k]; ok {
 			at = append(at, i)
 		}
 	}
 	slices.Sort(at)
+	sc.at = at[:0]
 	some := make([]ipvs.Service, 0, len(at))
 	for _, i := range at {
 		some = append(some, **d.st.conf.seq.slot(i))
@@ -540,13 +544,23 @@ func (e *tableEditor) install() {
 // order, as a whole commit creates them in table order), the others touched (-C)
 // after them.
 func (d *Daemon) admCommitEdits(ed *tableEditor, touched map[target]bool, cmds []*ipvsadm.Command) error {
-	keys := make([]ipvs.Key, 0, len(touched))
-	seen := make(map[ipvs.Key]bool, len(touched))
+	// The keys in the controller's scratch list: a command's few are compared
+	// one by one; a restore's many are found in a map.
+	keys := d.st.scratch.keys[:0]
+	var seen map[ipvs.Key]bool
+	if len(touched) > maxCandScan {
+		seen = make(map[ipvs.Key]bool, len(touched))
+	}
 	add := func(k ipvs.Key) {
-		if !seen[k] {
+		if seen != nil {
+			if seen[k] {
+				return
+			}
 			seen[k] = true
-			keys = append(keys, k)
+		} else if slices.Contains(keys, k) {
+			return
 		}
+		keys = append(keys, k)
 	}
 	for _, c := range cmds {
 		if c.Op != ipvsadm.OpClear && c.Op != ipvsadm.OpSetTimeouts {
@@ -558,6 +572,7 @@ func (d *Daemon) admCommitEdits(ed *tableEditor, touched map[target]bool, cmds [
 		add(t.svc)
 	}
 	slices.SortFunc(keys[n:], func(a, b ipvs.Key) int { return strings.Compare(a.String(), b.String()) })
+	d.st.scratch.keys = keys[:0]
 	return admCommitError(d.commitDelta(ed, keys))
 }
 

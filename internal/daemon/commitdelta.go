@@ -46,6 +46,42 @@ type deltaState struct {
 	cand      []candAddr   // filterAddrsDelta's scratch, empty between calls
 }
 
+// deltaScratch is the controller's memory for one delta's lists — a command's
+// keys with their siblings, its services before and after, the filter addresses
+// they held and hold — emptied, not freed, between deltas, so that a gvs adm
+// command allocates none of them (fewer bytes a command: the collector's cycles,
+// which cost more at 10,000 services, come less often). Only the controller
+// goroutine uses it, within one command; nothing published holds any of it:
+// what a delta keeps (the counts, deltaState.more, the Director's services) is
+// copied from it by value or made anew (TestAdmScratchNotPublished).
+type deltaScratch struct {
+	keys, sib  []ipvs.Key // admCommitEdits' keys; withSiblings' result
+	olds, news []*ipvs.Service
+	subset     []ipvs.Service    // the services given to the Director
+	rss        []ipvs.RealServer // their real servers, one after another
+	remove     []ipvs.Key        // the keys it removes
+	// editorFor's: the keys an event names (tableEditor.part, for the event),
+	// deletes, and their places in the configured table.
+	named, deleted keySet
+	at             []int
+	old            []heldAddrs   // filterAddrsDelta: what the services held
+	fnew           []filterAddrs // filterAddrsDelta: what their new forms hold
+}
+
+// heldAddrs are the filter addresses the effective service of k held.
+type heldAddrs struct {
+	k ipvs.Key
+	f filterAddrs
+}
+
+// ptrs returns a list of n nil pointers in buf's array.
+func ptrs(buf *[]*ipvs.Service, n int) []*ipvs.Service {
+	s := slices.Grow((*buf)[:0], n)[:n]
+	clear(s)
+	*buf = s
+	return s
+}
+
 // filterAddrs are the addresses one effective service puts in the links' filter
 // (filterFor): its VIPs (its address, vip, and match addresses, more) and its NAT
 // real servers. deltaState.more keeps those of the services with more than
@@ -262,7 +298,9 @@ func (d *Daemon) commitDelta(ed *tableEditor, keys []ipvs.Key) error {
 	if d.st.stale || d.st.filter == nil || len(keys) > ed.size()/maxDeltaShare+16 {
 		return d.commit(ed.Services())
 	}
-	keys, named := withSiblings(keys)
+	sc := &d.st.scratch
+	keys, named := withSiblings(sc.sib[:0], keys)
+	sc.sib = keys
 	// Each key's configured service (olds) and edited one (news), looked up once:
 	// the configured table is a map of the whole table, and a probe of it costs a
 	// cache miss at 10,000 services. A sibling that is neither configured nor
@@ -271,7 +309,7 @@ func (d *Daemon) commitDelta(ed *tableEditor, keys []ipvs.Key) error {
 	// the addresses) is not looked up at all (a sibling is not edited: its key
 	// is not named).
 	d.st.delta.count(&d.st.conf.seq)
-	olds, news := make([]*ipvs.Service, len(keys)), make([]*ipvs.Service, len(keys))
+	olds, news := ptrs(&sc.olds, len(keys)), ptrs(&sc.news, len(keys))
 	n := 0
 	for i, k := range keys {
 		if i >= named {
@@ -289,8 +327,11 @@ func (d *Daemon) commitDelta(ed *tableEditor, keys []ipvs.Key) error {
 		n++
 	}
 	keys, olds, news = keys[:n], olds[:n], news[:n]
-	var subset []ipvs.Service
-	var remove []ipvs.Key
+	// The services as the Director takes them, in the scratch lists: it copies
+	// what it keeps (ApplyDelta), and the health layer's effective form of a
+	// delta is not kept either. A service's match rules are the configured
+	// ones, never written; its real servers are copied to be given their MACs.
+	subset, remove, rss := sc.subset[:0], sc.remove[:0], sc.rss[:0]
 	for i, k := range keys {
 		s := news[i]
 		if s == nil {
@@ -300,8 +341,12 @@ func (d *Daemon) commitDelta(ed *tableEditor, keys []ipvs.Key) error {
 			continue
 		}
 		c := *s
-		c.Match = slices.Clone(s.Match)
-		c.RealServers = slices.Clone(s.RealServers)
+		at := len(rss)
+		rss = append(rss, s.RealServers...)
+		c.RealServers = rss[at:len(rss):len(rss)]
+		if len(c.RealServers) == 0 {
+			c.RealServers = nil // as the configured service's, which has none
+		}
 		for j := range c.RealServers {
 			if rs := &c.RealServers[j]; rs.MAC.IsZero() {
 				rs.MAC = d.st.macs[rs.Addr.Addr()]
@@ -309,8 +354,9 @@ func (d *Daemon) commitDelta(ed *tableEditor, keys []ipvs.Key) error {
 		}
 		subset = append(subset, c)
 	}
+	sc.subset, sc.remove, sc.rss = subset, remove, rss
 	sh := d.st.hl.effective(subset, func(a netip.Addr) ipvs.MAC { return d.st.macs[a] })
-	changed, addedVIPs, undo := d.filterAddrsDelta(keys, olds, sh.services)
+	changed, addedVIPs := d.filterAddrsDelta(keys, olds, sh.services)
 	// The backend's address limit, counted on the configured services as a whole
 	// commit counts them.
 	ds := &d.st.delta
@@ -329,7 +375,7 @@ func (d *Daemon) commitDelta(ed *tableEditor, keys []ipvs.Key) error {
 	undoAll := func() {
 		move(news, olds)
 		ds.n4, ds.n6 = n4, n6
-		undo()
+		d.filterAddrsUndo(sh.services)
 	}
 	if err := d.capacity.checkCounts(ds.n4, ds.n6); err != nil {
 		undoAll()
@@ -400,7 +446,20 @@ func (d *Daemon) commitDelta(ed *tableEditor, keys []ipvs.Key) error {
 	d.announce(ann)
 	d.publish()
 	d.commits.Add(1) // last: a test that sees it finds the effects queued and the state published
+	sc.done()
 	return nil
+}
+
+// done empties the scratch lists for the next delta, dropping what they point
+// to (configured services since replaced, filter address lists).
+func (sc *deltaScratch) done() {
+	clear(sc.olds)
+	clear(sc.news)
+	clear(sc.old)
+	clear(sc.fnew)
+	clear(sc.subset)
+	sc.olds, sc.news, sc.old, sc.fnew = sc.olds[:0], sc.news[:0], sc.old[:0], sc.fnew[:0]
+	sc.subset, sc.remove, sc.rss = sc.subset[:0], sc.remove[:0], sc.rss[:0]
 }
 
 // use records (n 1) or forgets (n -1) the configured service svc as a user of
@@ -469,10 +528,10 @@ func (d *Daemon) commitStale() error {
 
 // filterAddrsDelta moves the filter's address counts from what the services of
 // keys (configured as olds) held to what services (their new effective form)
-// hold, and returns the addresses whose place in the filter changed, the VIPs
-// among them that are new, and a function that moves the counts back (the
-// change is refused).
-func (d *Daemon) filterAddrsDelta(keys []ipvs.Key, olds []*ipvs.Service, services []ipvs.Service) (changed []addrChange, addedVIPs []netip.Addr, undo func()) {
+// hold, and returns the addresses whose place in the filter changed and the VIPs
+// among them that are new; filterAddrsUndo moves the counts back (the change is
+// refused).
+func (d *Daemon) filterAddrsDelta(keys []ipvs.Key, olds []*ipvs.Service, services []ipvs.Service) (changed []addrChange, addedVIPs []netip.Addr) {
 	ds := &d.st.delta
 	// The candidates, once each, with their presence before the change: a
 	// command's few addresses are compared one by one in a list the controller
@@ -502,22 +561,20 @@ func (d *Daemon) filterAddrsDelta(keys []ipvs.Key, olds []*ipvs.Service, service
 		}
 		cand = append(cand, candAddr{a: a, before: ds.refs[a].presence()})
 	}
-	type held struct {
-		k ipvs.Key
-		f filterAddrs
-	}
-	old := make([]held, 0, len(keys)) // keys are distinct
+	sc := &d.st.scratch
+	old := sc.old[:0] // keys are distinct
 	for i, k := range keys {
 		if f, ok := ds.held(k, olds[i]); ok {
-			old = append(old, held{k, f})
+			old = append(old, heldAddrs{k, f})
 			f.each(note)
 		}
 	}
-	news := make([]filterAddrs, len(services))
+	news := sc.fnew[:0]
 	for i := range services {
-		news[i] = addrsOf(&services[i])
+		news = append(news, addrsOf(&services[i]))
 		news[i].each(note)
 	}
+	sc.old, sc.fnew = old, news
 	ds.cand = cand[:0]
 	for _, h := range old {
 		ds.drop(h.k, h.f)
@@ -535,14 +592,19 @@ func (d *Daemon) filterAddrsDelta(keys []ipvs.Key, olds []*ipvs.Service, service
 		}
 		changed = append(changed, addrChange{c.a.addr(), b.vip, b.nat, p.vip, p.nat})
 	}
-	return changed, addedVIPs, func() {
-		for i := range services {
-			ds.drop(services[i].Key, news[i])
-		}
-		for _, h := range old {
-			ds.hold(h.k, h.f)
-		}
+	return changed, addedVIPs
+}
+
+// filterAddrsUndo moves the counts filterAddrsDelta moved for services back.
+func (d *Daemon) filterAddrsUndo(services []ipvs.Service) {
+	ds, sc := &d.st.delta, &d.st.scratch
+	for i := range services {
+		ds.drop(services[i].Key, sc.fnew[i])
 	}
+	for _, h := range sc.old {
+		ds.hold(h.k, h.f)
+	}
+	sc.done()
 }
 
 // maxCandScan is the number of candidates filterAddrsDelta compares one by one.
@@ -557,9 +619,10 @@ type candAddr struct {
 
 // withSiblings returns keys, once each, then the services of the other protocol
 // at the same address and port of each (they share track_service's liveness)
-// that keys does not name, once each; named is the number of the first.
-func withSiblings(keys []ipvs.Key) (out []ipvs.Key, named int) {
-	out = make([]ipvs.Key, 0, 2*len(keys)+1)
+// that keys does not name, once each, appended to out (empty; not keys's
+// array); named is the number of the first.
+func withSiblings(out, keys []ipvs.Key) (_ []ipvs.Key, named int) {
+	out = slices.Grow(out, 2*len(keys)+1)
 	var seen map[ipvs.Key]bool // a command's few keys are compared one by one
 	if 3*len(keys) > maxCandScan {
 		seen = make(map[ipvs.Key]bool, 2*len(keys))

@@ -96,6 +96,7 @@ type state struct {
 	// since), so a publication copies them only after a change.
 	delta   deltaState
 	pubMACs map[netip.Addr]ipvs.MAC
+	scratch deltaScratch // commitDelta's lists, reused by each delta
 
 	metricsLn     net.Listener // listening, not served yet
 	metricsCancel context.CancelFunc
@@ -395,9 +396,9 @@ func (d *Daemon) publish() {
 		macs = maps.Clone(d.st.macs)
 		d.st.pubMACs = macs
 	}
-	resolving := make(map[netip.Addr]bool, len(d.st.resolving))
-	for a := range d.st.resolving {
-		resolving[a] = true
+	var resolving map[netip.Addr]bool // none: no map (each gvs adm command publishes)
+	if len(d.st.resolving) > 0 {
+		resolving = maps.Clone(d.st.resolving)
 	}
 	d.pub.Store(&published{configured: d.st.conf.seq, resolving: resolving, alive: d.st.alive, macs: macs})
 }
