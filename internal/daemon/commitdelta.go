@@ -269,6 +269,19 @@ func holdsOf(olds []*ipvs.Service, a paddr) int32 {
 	return n
 }
 
+// holdsAll returns, for each address (unmapped), holdsOf(olds, it).
+func holdsAll(olds []*ipvs.Service) map[paddr]int32 {
+	m := make(map[paddr]int32, len(olds))
+	for _, o := range olds {
+		if o == nil {
+			continue
+		}
+		f := addrsOf(o)
+		f.each(func(b paddr, _ bool) { m[b.unmap()]++ })
+	}
+	return m
+}
+
 // hadServers reports whether one of the configured services olds (nil: none) of
 // keys at ap had a real server: a service without one is not live
 // (healthLayer.effective), so ap was not live unless one did.
@@ -310,11 +323,24 @@ func (d *Daemon) commitDelta(ed *tableEditor, keys []ipvs.Key) error {
 	// is not named).
 	d.st.delta.count(&d.st.conf.seq)
 	olds, news := ptrs(&sc.olds, len(keys)), ptrs(&sc.news, len(keys))
+	// The named services' holds of each address, for a delta of many (a MAC
+	// resolved for a real server of thousands of services): made once, not
+	// counted again for each sibling (named × siblings).
+	var holds map[paddr]int32
 	n := 0
 	for i, k := range keys {
 		if i >= named {
 			a := packAddr(k.Addr.Addr()).unmap()
-			if d.st.delta.refs[a].conf <= holdsOf(olds[:named], a) {
+			var h int32
+			if named <= maxCandScan {
+				h = holdsOf(olds[:named], a)
+			} else {
+				if holds == nil {
+					holds = holdsAll(olds[:named])
+				}
+				h = holds[a]
+			}
+			if d.st.delta.refs[a].conf <= h {
 				continue
 			}
 		}
