@@ -399,19 +399,33 @@ func (t *Table) syncStepLocked(e *entry, fold *Fold, now int64, c *Conn) {
 		c.Sync.Pkts, c.Sync.Old = 2, 0
 		return
 	}
-	w := u & 0x3f000000 // the old state and the retries, in place
-	var last int64      // the new last send, when changed
-	changed := false
-	if fold.Sent != 0 && (e.unext == 0 || fold.Sent >= t.lastSyncOf(e.unext)) {
-		last, w, changed = fold.Sent, uint32(fold.State&15)<<24, true
-	}
 	pkts := u & 0xffff
 	if pkts == 0 {
 		pkts = 1 // just confirmed: its first packet, on the list, was not counted
 	}
 	pkts = (pkts + fold.Pkts + 1) & 0xffff
-	if e.proto == protoTCP && (p.forcedTCP>>st&1 != 0 && st<<24 != w&0x0f000000 || p.sendsTCP>>st&1 != 0 && p.candidate(pkts)) ||
+	w := u & 0x3f000000 // the old state and the retries, in place
+	// A send decided here makes the fold's send, if any, an earlier one: a TCP
+	// connection whose state is forced and differs from both the table's last sent
+	// state and the folded send's is sent whichever of the two sends was the later
+	// one, without comparing their times (a short flow's FIN after the cache's send).
+	if e.proto == protoTCP && (p.forcedTCP>>st&1 != 0 && st<<24 != w&0x0f000000 && (fold.Sent == 0 || st != uint32(fold.State&15)) ||
+		p.sendsTCP>>st&1 != 0 && p.candidate(pkts)) ||
 		e.proto == protoUDP && p.sendsUDP && p.candidate(pkts) {
+		e.uprev = pkts | st<<24
+		e.unext = t.syncTick(now)
+		c.Sync.Send = true
+		c.Sync.Pkts, c.Sync.Old = pkts, State(st)
+		return
+	}
+	var last int64 // the new last send, when changed
+	changed := false
+	if fold.Sent != 0 && (e.unext == 0 || fold.Sent >= t.lastSyncOf(e.unext)) {
+		last, w, changed = fold.Sent, uint32(fold.State&15)<<24, true
+	}
+	if e.proto == protoTCP && p.forcedTCP>>st&1 != 0 && st<<24 != w&0x0f000000 {
+		// Forced by the state the fold's later send left (the test above could
+		// not tell which send was the later).
 		last, w, changed = now, st<<24, true
 		c.Sync.Send = true
 	}
