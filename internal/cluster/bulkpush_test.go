@@ -366,3 +366,20 @@ func TestLossBackOffResets(t *testing.T) {
 		t.Fatalf("a loss soon after the third push: asks at %v, want the fourth 2 s after the third push", sinceFirst(asks.at))
 	}
 }
+
+// TestHealSeenOnOneSideFirst (C9 at the protocol level): a partition heals one way
+// first, so the pull d2 sends when it hears d1 again is lost. d2 repeats it after a
+// peer timeout in which d1 showed no push for it; before, only loss above
+// resync_threshold repeated a request, and d2 never got the 50 connections d1 made
+// during the partition (the lab's TestClusterPartition: "dir2 done pushing its
+// entries to dir1 after the heal: not within 30s").
+func TestHealSeenOnOneSideFirst(t *testing.T) {
+	w, _, b := partitioned(t)
+	// d2 hears d1 again; d1 hears nothing from d2 for another 500 ms.
+	w.filter = func(_ *datagram, to string) bool { return to != "d1" }
+	w.run(500 * time.Millisecond)
+	w.filter = nil
+	if _, ok := w.runUntil(3*time.Second, func() bool { return b.table.len() == 50 }); !ok {
+		t.Fatalf("after the heal d2 has %d of d1's 50 connections", b.table.len())
+	}
+}

@@ -108,6 +108,7 @@ type peer struct {
 	resyncs    uint64
 	pullReq    uint32        // our bulk request to it that its bulk-done has not answered yet (0: none)
 	pullAt     time.Time     // when we sent it
+	pullSent   time.Time     // when we last sent it (it is repeated while the peer shows no push for it)
 	pullDone   bool          // that push's bulk-done came less than a sync_flush ago
 	pullEnd    time.Time     // when the last push we asked for ended (its bulk-done came)
 	backoff    time.Duration // the wait after a push asked for because of loss before loss asks again
@@ -385,6 +386,7 @@ func (n *Node) heartbeatInLocked(addr netip.Addr, m *ctlMsg, now time.Time) {
 	if p.mismatch {
 		n.c.configMismatch.Add(1)
 	}
+	n.repeatPullLocked(p, now)
 	n.lossLocked(p, addr, m, now)
 	if n.join != nil {
 		n.join.heartbeat(n, p, now)
@@ -458,11 +460,24 @@ func (n *Node) lossLocked(p *peer, addr netip.Addr, m *ctlMsg, now time.Time) {
 	}
 }
 
+// repeatPullLocked repeats our request to p when p has shown no push for it a peer
+// timeout after we sent it (lost: a partition that heals one way first drops the
+// request the side that hears first sends), at most once a peer timeout. The same
+// request restarts no push, and a push already done answers with its bulk-done again.
+func (n *Node) repeatPullLocked(p *peer, now time.Time) {
+	if p.pullReq == 0 || !n.pullingLocked(p, now) || (p.pushTarget == n.cfg.NodeID && p.pushReqID == p.pullReq) ||
+		now.Sub(p.pullSent) < n.cfg.PeerTimeout {
+		return
+	}
+	p.pullSent = now
+	n.sendControlLocked(&ctlMsg{Type: ctlBulkReq, ReqID: p.pullReq, Target: p.id})
+}
+
 // pullLocked asks peer p (at addr, which reported sentRecs records sent) for a bulk
 // push of its entries, and restarts the loss count from there.
 func (n *Node) pullLocked(p *peer, addr netip.Addr, sentRecs uint64, now time.Time) {
 	p.resyncs++
-	p.pullReq, p.pullAt = uint32(n.rand()), now
+	p.pullReq, p.pullAt, p.pullSent = uint32(n.rand()), now, now
 	n.sendControlLocked(&ctlMsg{Type: ctlBulkReq, ReqID: p.pullReq, Target: p.id})
 	p.baseSent, p.baseRecv, p.lost, p.pullDone = sentRecs, n.recvFromLocked(addr), 0, false
 }

@@ -458,13 +458,14 @@ func TestEnqueueAllocs(t *testing.T) {
 	}
 }
 
-func TestPartitionHealPulls(t *testing.T) {
-	w := newFakeNet(t)
-	a, b := w.add("d1", nil), w.add("d2", nil)
+// partitioned returns two ready directors that could not hear each other for the
+// last 3 s, during which d1 made 50 connections (fewer than resync_threshold: loss
+// detection alone would not repair them); every datagram is still dropped.
+func partitioned(t *testing.T) (w *fakeNet, a, b *testNode) {
+	w = newFakeNet(t)
+	a, b = w.add("d1", nil), w.add("d2", nil)
 	w.start("d1", "d2")
 	w.runUntil(3*time.Second, func() bool { return a.n.Warm() && b.n.Warm() })
-	// The directors cannot hear each other for 3 s; d1 creates 50 connections meanwhile
-	// (fewer than resync_threshold: loss detection alone would not repair them).
 	w.filter = func(*datagram, string) bool { return false }
 	for i := range 50 {
 		e := conn(i, 5)
@@ -472,6 +473,11 @@ func TestPartitionHealPulls(t *testing.T) {
 		a.n.Enqueue(&e, w.now)
 	}
 	w.run(3 * time.Second)
+	return w, a, b
+}
+
+func TestPartitionHealPulls(t *testing.T) {
+	w, _, b := partitioned(t)
 	if p := b.n.Peers(w.now); p[0].Live {
 		t.Fatal("d1 still live for d2 during the partition")
 	}
