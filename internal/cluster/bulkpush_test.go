@@ -383,3 +383,25 @@ func TestHealSeenOnOneSideFirst(t *testing.T) {
 		t.Fatalf("after the heal d2 has %d of d1's 50 connections", b.table.len())
 	}
 }
+
+// TestSourcePortsBounded: a source's records are counted by source port in at most
+// maxSourcePorts places; a new port takes the place of the one heard least recently,
+// counted, and the live sync's port, heard all the time, keeps its count.
+func TestSourcePortsBounded(t *testing.T) {
+	w := newFakeNet(t)
+	a := w.add("d1", nil)
+	msg := fullMessage(t)
+	peer := netip.MustParseAddr("198.18.0.99")
+	for i := range 10 {
+		a.n.HandleSync(netip.AddrPortFrom(peer, 40000), msg, w.now)
+		a.n.HandleSync(netip.AddrPortFrom(peer, uint16(50001+i)), msg, w.now)
+	}
+	a.n.mu.Lock()
+	s := a.n.sources[peer]
+	live, newest, oldest := s.portCount(40000).records, s.portCount(50010).records, s.portCount(50001).records
+	a.n.mu.Unlock()
+	if ev := a.n.Stats().PortsEvicted; ev != 10-(maxSourcePorts-1) || live != 400 || newest != 40 || oldest != 0 {
+		t.Fatalf("evicted %d, live port %d records, newest push port %d, oldest %d; want %d, 400, 40, 0",
+			ev, live, newest, oldest, 10-(maxSourcePorts-1))
+	}
+}
