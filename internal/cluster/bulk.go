@@ -350,7 +350,11 @@ func (n *Node) Join(now time.Time) *JoinStatus {
 	for id, jp := range j.peers {
 		var recv uint64
 		if p := n.peers[id]; p != nil {
-			recv = jp.receivedLocked(n, p.addr)
+			port := jp.donePort
+			if !jp.gotDone && p.pushTarget == n.cfg.NodeID && p.pushReqID == jp.reqID {
+				port = p.pushPort // the push under way, as its heartbeat names it
+			}
+			recv = n.sinceLocked(p.addr, &jp.mark, port)
 		}
 		st.Peers = append(st.Peers, JoinPeerStatus{NodeID: id, Done: jp.gotDone || jp.complete, Sent: jp.doneCount,
 			Received: recv, Complete: jp.complete})

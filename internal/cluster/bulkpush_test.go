@@ -204,6 +204,7 @@ func sinceFirst(ts []time.Time) []time.Duration {
 func TestPushHasItsOwnSocket(t *testing.T) {
 	const n = 1000
 	w, a := loadedPeer(t, n)
+	a.n.cfg.BulkRate = 2000 // a push of 0.5 s: heartbeats show it under way
 	pushed := map[Key]bool{}
 	for i := range n {
 		pushed[keyOf(conn(i, 5))] = true
@@ -232,14 +233,26 @@ func TestPushHasItsOwnSocket(t *testing.T) {
 		return true
 	}
 	w.start("d2")
-	live := 0
+	live, shown := 0, 0
 	if _, ok := w.runUntil(3*time.Second, func() bool {
 		e := conn(5000+live, 5) // live sync meanwhile, of entries not in d1's table: no walk meets them
 		live++
 		a.n.Enqueue(&e, w.now)
+		// The progress gvs adm --cluster shows counts the push's records only, by
+		// the port d1's heartbeats name while it pushes.
+		if js := b.n.Join(w.now); js != nil && len(js.Peers) == 1 {
+			if p := js.Peers[0]; p.Received > a.n.Stats().BulkSent {
+				t.Fatalf("join progress %+v: more received than d1 pushed (%d)", p, a.n.Stats().BulkSent)
+			} else if p.Received > 0 && !p.Done {
+				shown++
+			}
+		}
 		return b.n.Warm()
 	}); !ok || b.table.len() < n {
 		t.Fatalf("d2 ready %v with %d entries", b.n.Warm(), b.table.len())
+	}
+	if shown == 0 {
+		t.Fatal("no progress shown while the push ran")
 	}
 	if len(dones) != 1 || dones[0].PushPort == 0 || dones[0].PushPort == 40000 || dones[0].Count != n {
 		t.Fatalf("bulk-dones %+v, want one naming the push's own port with %d records", dones, n)

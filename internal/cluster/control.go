@@ -58,7 +58,7 @@ const (
 	tlvPushTarget  = 12 // string: the joiner a bulk push in progress is for
 	tlvPushReqID   = 13 // u32: that push's request
 	tlvSeq         = 14 // u64: the sender's datagram number in its incarnation, from 1
-	tlvPushPort    = 15 // u16: the UDP source port a bulk push's records came from (bulk-done)
+	tlvPushPort    = 15 // u16: the UDP source port of a bulk push's records (bulk-done; heartbeat, with the push in progress)
 	tlvHMAC        = 255
 )
 
@@ -122,6 +122,9 @@ func encodeControl(b []byte, m *ctlMsg, key []byte) []byte {
 		if m.PushTarget != "" {
 			b = appendTLV(b, tlvPushTarget, []byte(m.PushTarget))
 			b = appendU32(b, tlvPushReqID, m.PushReqID)
+			if m.PushPort != 0 {
+				b = appendTLV(b, tlvPushPort, binary.BigEndian.AppendUint16(nil, m.PushPort))
+			}
 		}
 	case ctlBulkReq, ctlBulkDone:
 		b = appendU32(b, tlvReqID, m.ReqID)

@@ -9,7 +9,7 @@ import (
 func TestControlRoundTrip(t *testing.T) {
 	msgs := []ctlMsg{
 		{Type: ctlHeartbeat, NodeID: "dir1", Incarnation: 1 << 60, State: StateAnnounced, Digest: [16]byte{1, 2, 3},
-			SentMsgs: 7, SentRecords: 280, Health: 99, SyncID: 4, PushTarget: "dir3", PushReqID: 12},
+			SentMsgs: 7, SentRecords: 280, Health: 99, SyncID: 4, PushTarget: "dir3", PushReqID: 12, PushPort: 40123},
 		{Type: ctlBulkReq, NodeID: "dir3", Incarnation: 5, ReqID: 12, Seq: 3},
 		{Type: ctlBulkDone, NodeID: "dir1", Incarnation: 1 << 60, ReqID: 12, Target: "dir3", Count: 100000, PushPort: 40123},
 		{Type: ctlBulkDone, NodeID: "dir1", Incarnation: 1 << 60, ReqID: 13, Target: "dir3", Count: 5}, // an older peer's: no port
@@ -75,9 +75,9 @@ func FuzzControl(f *testing.F) {
 		// Fields a type does not carry are dropped by the encoder.
 		switch m.Type {
 		case ctlHeartbeat:
-			m.ReqID, m.Target, m.Count, m.PushPort = 0, "", 0, 0
+			m.ReqID, m.Target, m.Count = 0, "", 0
 			if m.PushTarget == "" {
-				m.PushReqID = 0
+				m.PushReqID, m.PushPort = 0, 0
 			}
 		default:
 			m.State, m.Digest, m.SentMsgs, m.SentRecords, m.Health, m.SyncID, m.PushTarget, m.PushReqID = 0, [16]byte{}, 0, 0, 0, 0, "", 0

@@ -31,7 +31,7 @@ func TestControlDissector(t *testing.T) {
 	}
 	msgs := []ctlMsg{
 		{Type: ctlHeartbeat, NodeID: "dir1", Incarnation: 0x1122334455667788, State: StateAnnounced, Digest: [16]byte{0xab},
-			SentMsgs: 10, SentRecords: 400, Health: 7, SyncID: 3, PushTarget: "dir3", PushReqID: 99},
+			SentMsgs: 10, SentRecords: 400, Health: 7, SyncID: 3, PushTarget: "dir3", PushReqID: 99, PushPort: 40123},
 		{Type: ctlBulkReq, NodeID: "dir3", Incarnation: 6, ReqID: 99, Seq: 4},
 		{Type: ctlBulkDone, NodeID: "dir1", Incarnation: 7, ReqID: 99, Target: "dir3", Count: 100000, PushPort: 40123},
 	}
@@ -60,7 +60,7 @@ func TestControlDissector(t *testing.T) {
 		"-e", "gvsc.state", "-e", "gvsc.sent_records", "-e", "gvsc.request", "-e", "gvsc.target", "-e", "gvsc.count",
 		"-e", "gvsc.push_target", "-e", "gvsc.seq", "-e", "gvsc.push_port", "-e", "gvsc.hmac")
 	want := []string{
-		"1;dir1;0x1122334455667788;3;400;;;;dir3;;;",
+		"1;dir1;0x1122334455667788;3;400;;;;dir3;;40123;",
 		"2;dir3;0x0000000000000006;;;99;;;;4;;",
 		"3;dir1;0x0000000000000007;;;99;dir3;100000;;;40123;",
 	}

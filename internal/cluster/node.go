@@ -114,6 +114,7 @@ type peer struct {
 	backoff    time.Duration // the wait after a push asked for because of loss before loss asks again
 	pushTarget string
 	pushReqID  uint32
+	pushPort   uint16 // that push's source port, once its socket is open
 	mismatch   bool
 	wasLive    bool
 	lastSeq    uint64 // the highest datagram number accepted in this incarnation
@@ -368,7 +369,7 @@ func (n *Node) heartbeatInLocked(addr netip.Addr, m *ctlMsg, now time.Time) {
 	// entries as from a rejoined peer. Each side does so, so both converge.
 	back := !p.wasLive && !p.lastHeard.IsZero() && !restarted
 	p.addr, p.lastHeard, p.state, p.health, p.sentRecs = addr, now, m.State, m.Health, m.SentRecords
-	p.pushTarget, p.pushReqID = m.PushTarget, m.PushReqID
+	p.pushTarget, p.pushReqID, p.pushPort = m.PushTarget, m.PushReqID, m.PushPort
 	p.wasLive = true
 	if back && n.state != StateSyncing && n.state != StateCold {
 		n.log.Info("cluster: peer heard again after a silence; pulling its entries", "peer", p.id)
@@ -552,7 +553,7 @@ func (n *Node) heartbeatLocked(now time.Time) {
 		Health: n.cfg.HealthDigest, SyncID: n.cfg.SyncID}
 	for target, p := range n.pushes {
 		if !p.done && target != "" {
-			m.PushTarget, m.PushReqID = target, p.reqID
+			m.PushTarget, m.PushReqID, m.PushPort = target, p.reqID, p.port
 			break
 		}
 	}
