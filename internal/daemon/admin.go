@@ -458,8 +458,8 @@ func (d *Daemon) editorFor(cmds []*ipvsadm.Command) *tableEditor {
 	// The named services in table order, as a whole editor holds them.
 	at := sc.at[:0]
 	for _, k := range named {
-		if i, ok := d.st.conf.at[k]; ok {
-			at = append(at, i)
+		if s, ok := d.st.conf.at[k]; ok {
+			at = append(at, int(s.i))
 		}
 	}
 	slices.Sort(at)
@@ -530,9 +530,9 @@ func (e *tableEditor) lookupAs(k ipvs.Key, conf *ipvs.Service) *ipvs.Service {
 }
 
 // install makes the edited table the configured one (the Director took it).
-func (e *tableEditor) install() {
+func (e *tableEditor) install(d *Daemon) {
 	if !e.partial {
-		*e.conf = newConfTable(e.Editor.Services())
+		d.setConf(e.Editor.Services())
 		return
 	}
 	e.conf.apply(e.edited())
@@ -606,9 +606,17 @@ type admLine struct {
 }
 
 // admTouch records that the command line of id changed t last; id 0 forgets t.
-func (d *Daemon) admTouch(t ptarget, id uint32, line string) {
-	if old, ok := d.st.touched[t]; ok {
+//
+// A service's record is kept with its entry in the configured table while it
+// is there (its tag: the command that looks the service up finds the record
+// in the same probe, not in a map of every service beside the table), a
+// deleted service's in the table's dropped tags until admDone is through, and
+// a real server's, or a service's that is not configured (a file's service
+// deleted with gvs adm), in touched.
+func (d *Daemon) admTouch(t target, id uint32, line string) {
+	if old, ok := d.admTake(t); ok {
 		if old == id {
+			d.admPut(t, id)
 			return
 		}
 		l := d.st.admLines[old]
@@ -617,7 +625,6 @@ func (d *Daemon) admTouch(t ptarget, id uint32, line string) {
 		} else {
 			d.st.admLines[old] = l
 		}
-		delete(d.st.touched, t)
 	}
 	if id == 0 {
 		return
@@ -625,16 +632,97 @@ func (d *Daemon) admTouch(t ptarget, id uint32, line string) {
 	if d.st.admLines == nil {
 		d.st.admLines = map[uint32]admLine{}
 	}
-	d.st.touched[t] = id
+	d.admPut(t, id)
 	l := d.st.admLines[id]
 	l.line = line
 	l.refs++
 	d.st.admLines[id] = l
 }
 
+// admRecord returns the id of the command line that last changed t.
+func (d *Daemon) admRecord(t target) (uint32, bool) {
+	if !t.rs.IsValid() {
+		if tag, ok := d.st.conf.tag(t.svc); ok && tag != 0 {
+			return tag, true
+		}
+		for _, p := range d.st.conf.dropped {
+			if p.k == t.svc {
+				return p.tag, true
+			}
+		}
+		if d.st.touchedSvcs == 0 {
+			return 0, false // touched holds no service's record
+		}
+	}
+	id, ok := d.st.touched[packTarget(t)]
+	return id, ok
+}
+
+// admTake removes t's record and returns it.
+func (d *Daemon) admTake(t target) (uint32, bool) {
+	if !t.rs.IsValid() {
+		if tag, ok := d.st.conf.tag(t.svc); ok && tag != 0 {
+			d.st.conf.setTag(t.svc, 0)
+			return tag, true
+		}
+		l := d.st.conf.dropped
+		for i, p := range l {
+			if p.k == t.svc {
+				d.st.conf.dropped = slices.Delete(l, i, i+1)
+				return p.tag, true
+			}
+		}
+		if d.st.touchedSvcs == 0 {
+			return 0, false
+		}
+	}
+	pt := packTarget(t)
+	id, ok := d.st.touched[pt]
+	if ok {
+		delete(d.st.touched, pt)
+		if !t.rs.IsValid() {
+			d.st.touchedSvcs--
+		}
+	}
+	return id, ok
+}
+
+// admPut records id for t, which has no record.
+func (d *Daemon) admPut(t target, id uint32) {
+	if !t.rs.IsValid() {
+		if d.st.conf.setTag(t.svc, id) {
+			return
+		}
+		d.st.touchedSvcs++
+	}
+	d.st.touched[packTarget(t)] = id
+}
+
+// admUntag moves the records kept in the configured table's tags that it no
+// longer holds (dropped) to touched.
+func (d *Daemon) admUntag() {
+	for _, p := range d.st.conf.takeDropped() {
+		d.admPut(target{svc: p.k}, p.tag)
+	}
+}
+
+// setConf makes conf the configured table, the records of its services kept
+// (admTouch): with their entries, or in touched for the ones conf does not have.
+func (d *Daemon) setConf(conf []ipvs.Service) {
+	old := d.st.conf
+	d.st.conf = newConfTable(conf)
+	d.st.conf.dropped = old.takeDropped()
+	old.tags(func(k ipvs.Key, tag uint32) {
+		if !d.st.conf.setTag(k, tag) {
+			d.st.conf.dropped = append(d.st.conf.dropped, ptag[ipvs.Key]{k, tag})
+		}
+	})
+	d.admUntag()
+}
+
 // admLineOf returns the command line that last changed t, or "".
 func (d *Daemon) admLineOf(t target) string {
-	id, ok := d.st.touched[packTarget(t)]
+	id, ok := d.admRecord(t)
 	if !ok {
 		return ""
 	}
@@ -658,11 +746,12 @@ func (d *Daemon) admDone(ev admEvent, touched map[target]bool, timeouts []ipvsad
 			// (the new file adding it), never a change of its real servers,
 			// and nothing once it is gone. So a churn of services added and
 			// deleted keeps no record of them.
-			d.admTouch(packTarget(t), 0, "")
+			d.admTouch(t, 0, "")
 			continue
 		}
-		d.admTouch(packTarget(t), id, line)
+		d.admTouch(t, id, line)
 	}
+	d.admUntag() // deleted services' records the loop did not take (none, as a rule)
 	for _, t := range timeouts {
 		d.setTimeouts(t)
 		d.st.admTimeouts = line

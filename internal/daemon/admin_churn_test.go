@@ -13,12 +13,7 @@ import (
 // not grow it; a change of a service of the file stays recorded, and the reload
 // that overrides it still names the command.
 func TestAdmChurnKeepsNoRecordOfGoneServices(t *testing.T) {
-	file := directorConf + `
-[[service]]
-address = "198.18.0.100:80"
-  [[service.real_server]]
-  address = "198.18.0.5:80"
-`
+	file := admFileConf
 	ta := newTestDirector(t, file, nil)
 	ta.ok("-e -t 198.18.0.100:80 -r 198.18.0.5:80 -w 5")
 	for i := range 600 {
@@ -48,3 +43,12 @@ address = "198.18.0.100:80"
 		t.Errorf("the override of the file service's adm edit is not logged with its command:\n%s", logs)
 	}
 }
+
+// admFileConf is a director's file of one service with one real server, which
+// gvs adm changes and a reload then overrides.
+const admFileConf = directorConf + `
+[[service]]
+address = "198.18.0.100:80"
+  [[service.real_server]]
+  address = "198.18.0.5:80"
+`

@@ -421,7 +421,7 @@ func (d *Daemon) commitDelta(ed *tableEditor, keys []ipvs.Key) error {
 			}
 		}
 	}
-	ed.install()
+	ed.install(d)
 
 	// What the health layer and track_service keep, for the touched services.
 	hl := d.st.hl

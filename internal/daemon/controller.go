@@ -51,10 +51,15 @@ type state struct {
 	// and its real servers are not (admDone). A line is kept once, by id, in
 	// admLines (admTouch): the map of the touched targets holds no pointer, and
 	// the collector does not scan it (10,000 entries after a restore).
-	touched  map[ptarget]uint32
-	admLines map[uint32]admLine
-	lineID   uint32            // the last id given to a line
-	fileKeys map[ipvs.Key]bool // file's keys (inFile); nil: not made since file changed
+	touched map[ptarget]uint32
+	// touchedSvcs counts touched's service targets: services gvs adm changed
+	// that the configured table does not have (the others' records are the
+	// tags of their entries, admTouch); none, and a service's record is not
+	// looked for in touched.
+	touchedSvcs int
+	admLines    map[uint32]admLine
+	lineID      uint32            // the last id given to a line
+	fileKeys    map[ipvs.Key]bool // file's keys (inFile); nil: not made since file changed
 	// admTimeouts is the --set command line that last changed the timeouts; ""
 	// when they are the file's.
 	admTimeouts string
@@ -295,7 +300,7 @@ func (d *Daemon) commit(conf []ipvs.Service) error {
 	if err := d.d.Apply(sh.services); err != nil {
 		return err
 	}
-	d.st.conf = newConfTable(conf)
+	d.setConf(conf)
 	d.st.stale, d.st.staleMACs, d.st.staleKeys = false, nil, nil
 	d.commitShaped(sh, false)
 	return nil
@@ -499,7 +504,7 @@ func (d *Daemon) reload(cfg *config.Config) error {
 		if adm == "" {
 			adm = d.admLineOf(target{svc: o.svc})
 		}
-		d.admTouch(packTarget(o.target), 0, "")
+		d.admTouch(o.target, 0, "")
 		d.log.Warn("reload overrides a gvs adm change", "what", o.target.String(), "adm", o.adm, "command", adm, "file", o.file)
 	}
 	d.metrics.configure(&cfg.Director, cfg.File, nil)

@@ -67,12 +67,31 @@ func (s *pseq[T]) list() []T {
 // published); the list in seq is immutable once given out.
 type pindex[K comparable, T any] struct {
 	seq pseq[T]
-	at  map[K]int
+	at  map[K]pslot
 	key func(*T) K
+	// dropped are the tags of the keys that the edits applied since the owner
+	// last took them (takeDropped) deleted.
+	dropped []ptag[K]
 	// The maps of the last edit applied, emptied, for the next one: an edit of
 	// a few entries (a gvs adm command's) then allocates none.
 	spareMoved map[K]int
 	spareOwned map[int]bool
+}
+
+// pslot is an entry's place in a pindex's list, and the tag its owner keeps
+// with it: one lookup of a key finds both (the configured table keeps the gvs
+// adm command line that changed a service last, admTouch: no map of every
+// service beside the table's to probe, cold at 10,000 services, on each
+// command). A new entry's tag is 0; a compaction keeps the tags.
+type pslot struct {
+	i   int32
+	tag uint32
+}
+
+// ptag is the tag of a deleted entry's key.
+type ptag[K comparable] struct {
+	k   K
+	tag uint32
 }
 
 // newPindex returns the index of list's entries (a copy). They are kept in one
@@ -81,7 +100,7 @@ type pindex[K comparable, T any] struct {
 // An entry deleted later stays in the array until the list is compacted (apply),
 // so the array holds at most about twice the entries.
 func newPindex[K comparable, T any](list []T, key func(*T) K) pindex[K, T] {
-	x := pindex[K, T]{at: make(map[K]int, len(list)), key: key}
+	x := pindex[K, T]{at: make(map[K]pslot, len(list)), key: key}
 	e := x.edit()
 	own := slices.Clone(list)
 	for i := range own {
@@ -93,10 +112,42 @@ func newPindex[K comparable, T any](list []T, key func(*T) K) pindex[K, T] {
 
 // get returns the entry of key k, or nil. The caller must not write through it.
 func (x *pindex[K, T]) get(k K) *T {
-	if i, ok := x.at[k]; ok {
-		return *x.seq.slot(i)
+	if s, ok := x.at[k]; ok {
+		return *x.seq.slot(int(s.i))
 	}
 	return nil
+}
+
+// tag returns the tag of key k's entry, and whether there is one.
+func (x *pindex[K, T]) tag(k K) (uint32, bool) {
+	s, ok := x.at[k]
+	return s.tag, ok
+}
+
+// setTag sets the tag of key k's entry; false: there is none.
+func (x *pindex[K, T]) setTag(k K, tag uint32) bool {
+	s, ok := x.at[k]
+	if ok {
+		s.tag = tag
+		x.at[k] = s
+	}
+	return ok
+}
+
+// tags calls f for each entry with a tag.
+func (x *pindex[K, T]) tags(f func(K, uint32)) {
+	for k, s := range x.at {
+		if s.tag != 0 {
+			f(k, s.tag)
+		}
+	}
+}
+
+// takeDropped returns the tags of the keys deleted since the last call.
+func (x *pindex[K, T]) takeDropped() []ptag[K] {
+	d := x.dropped
+	x.dropped = x.dropped[:0]
+	return d
 }
 
 // pedit is a change of a pindex being made: a new list sharing with the
@@ -125,8 +176,8 @@ func (e *pedit[K, T]) pos(k K) (int, bool) {
 	if i, ok := e.moved[k]; ok {
 		return i, i >= 0
 	}
-	i, ok := e.x.at[k]
-	return i, ok
+	s, ok := e.x.at[k]
+	return int(s.i), ok
 }
 
 // get returns the edited list's entry of key k, or nil.
@@ -221,9 +272,14 @@ func (x *pindex[K, T]) apply(e *pedit[K, T]) {
 	x.seq = e.s
 	for k, i := range e.moved {
 		if i < 0 {
+			if s := x.at[k]; s.tag != 0 {
+				x.dropped = append(x.dropped, ptag[K]{k, s.tag})
+			}
 			delete(x.at, k)
 		} else {
-			x.at[k] = i
+			s := x.at[k] // its tag, if it was there
+			s.i = int32(i)
+			x.at[k] = s
 		}
 	}
 	if e.moved != nil && len(e.moved) <= maxSpare {
@@ -236,6 +292,9 @@ func (x *pindex[K, T]) apply(e *pedit[K, T]) {
 	}
 	e.moved, e.owned = nil, nil // the edit is spent
 	if holes := x.seq.end - x.seq.n; holes > x.seq.n && holes >= pseqPage {
+		old := *x
 		*x = newPindex(x.seq.list(), x.key)
+		x.dropped = old.dropped
+		old.tags(func(k K, tag uint32) { x.setTag(k, tag) })
 	}
 }
