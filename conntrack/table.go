@@ -652,12 +652,19 @@ type Picker interface {
 // caller tells the two apart by whether p was asked, and schedules by itself in the
 // second case.
 func (t *Table) InOrInsert(k *Key, tcpFlags uint8, now int64, p Picker, c *Conn) Result {
+	return t.InOrInsertAt(t.hash(k.Proto, k.IPv6, &k.CAddr, k.CPort), k, tcpFlags, now, p, c)
+}
+
+// InOrInsertAt is InOrInsert with k's flow hash h given (Hash of k's client tuple),
+// for a caller that computed it already to prefetch the bucket (Prefetch): the table
+// does not hash the key again. h must be that hash: with another, the lookup walks
+// the wrong bucket and the insert files the connection where no lookup finds it.
+func (t *Table) InOrInsertAt(h uint64, k *Key, tcpFlags uint8, now int64, p Picker, c *Conn) Result {
 	if (k.CPort != 0 && t.noCPort.Load() > 0) || !t.clockSet.Load() {
 		// The NO_CPORT retry, or the table's first connection (initClock takes
 		// every shard lock, so it cannot run under one): In alone.
 		return t.In(k, tcpFlags, now, c)
 	}
-	h := t.hash(k.Proto, k.IPv6, &k.CAddr, k.CPort)
 	si := t.shardOf(h)
 	s := &t.shards[si]
 	s.mu.Lock()

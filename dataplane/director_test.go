@@ -718,19 +718,27 @@ func TestFlowCacheKeepsTableInStep(t *testing.T) {
 }
 
 // TestPrefetchedBatch runs batches that all go to the connection table (retransmitted
-// SYNs of 64 flows in SYN_RECV): from the second batch on they are prefetched, the
+// SYNs of 48 flows in SYN_RECV): from the second batch on they are prefetched, the
 // result is the same as without, and nothing is allocated.
 func TestPrefetchedBatch(t *testing.T) {
 	h := newHarness(t, testOptions(), rrService(ipvs.DR, 80))
 	var orig [][]byte
 	syn := dtPkt{src: dtClient, dst: dtVIP, sport: 1, dport: 80, syn: true}.frame(t)
+	// Every fourth frame is too short to peek (and malformed): the prefetch's hashes
+	// stay by frame, so the SYNs after it are looked up with their own.
+	flows := 0
 	for i := range benchBatchSize {
+		if i%4 == 3 {
+			orig = append(orig, syn[:20])
+			continue
+		}
 		orig = append(orig, flowFrame(syn, i))
+		flows++
 	}
 	bb := newBatch(orig)
 	out := make([]Frame, 0, 2*benchBatchSize)
 	out = h.w.Process(bb.in, sec, out[:0])
-	if len(out) != benchBatchSize || h.d.Table().Len() != benchBatchSize {
+	if len(out) != flows || h.d.Table().Len() != flows {
 		t.Fatalf("first batch: %d sent, %d connections", len(out), h.d.Table().Len())
 	}
 	first := make([][]byte, len(out))
@@ -747,7 +755,7 @@ func TestPrefetchedBatch(t *testing.T) {
 	if h.w.prefetched == 0 {
 		t.Fatal("no batch was prefetched")
 	}
-	if len(out) != benchBatchSize || h.d.Table().Len() != benchBatchSize {
+	if len(out) != flows || h.d.Table().Len() != flows {
 		t.Fatalf("retransmissions: %d sent, %d connections (reasons %v)", len(out), h.d.Table().Len(), h.w.C.Reasons)
 	}
 	for i := range out {

@@ -173,7 +173,12 @@ func (w *Worker) inbound(s *snapshot, f *Frame, b []byte, now int64, out []Frame
 	if w.twoPass { // tests: the lookup alone, then schedule
 		r = w.d.table.In(&w.key, flags, now, &w.conn)
 	} else {
-		r = w.d.table.InOrInsert(&w.key, flags, now, w, &w.conn)
+		t, k := w.d.table, &w.key
+		h := w.hash // the prefetch's hash of this frame's tuple, which is k's
+		if h == 0 {
+			h = t.Hash(k.Proto, k.IPv6, &k.CAddr, k.CPort)
+		}
+		r = t.InOrInsertAt(h, k, flags, now, w, &w.conn)
 	}
 	switch r {
 	case conntrack.Hit:

@@ -17,15 +17,26 @@ import "github.com/gvs-lb/gvs/dataplane/header"
 const prefetchShare = 4
 
 // prefetch touches the table bucket of every IPv4/IPv6 TCP or UDP frame in the batch,
-// keyed as an inbound lookup (client = source).
-func (w *Worker) prefetch(in []Frame) {
+// keyed as an inbound lookup (client = source), and returns the flow hash of each
+// frame (0 for a frame it did not peek), which inbound hands to the table for the
+// frame's lookup (Worker.hash) instead of hashing its key again. That is sound
+// because a frame Decode reads as TCP or UDP with ports has the source tuple the
+// peek read (header's FuzzDecode holds them equal), and inbound keys the lookup
+// with that tuple.
+func (w *Worker) prefetch(in []Frame) []uint64 {
 	t := w.d.table
 	w.prefetched++
+	hashes := w.hashes[:len(in)]
 	var addr [16]byte
 	for i := range in {
 		proto, v6, port, ok := header.PeekSourceTuple(in[i].Bytes(), &addr)
-		if ok {
-			t.Prefetch(proto, v6, &addr, port)
+		if !ok {
+			hashes[i] = 0
+			continue
 		}
+		h := t.Hash(proto, v6, &addr, port)
+		hashes[i] = h
+		t.Prefetch(h)
 	}
+	return hashes
 }

@@ -83,11 +83,17 @@ type Worker struct {
 	// table; it decides whether the next batch is prefetched (prefetch.go).
 	tableRefs  int
 	prefetched uint64 // batches prefetched (for tests)
+	// The flow hashes the prefetch computed (conntrack.Table.Hash of each frame's
+	// peeked client tuple, 0 for a frame it did not peek), by frame, and the current
+	// frame's, which inbound hands to the table instead of hashing the key again
+	// (prefetch.go). 0: none, the table hashes.
+	hashes []uint64
+	hash   uint64
 }
 
 // NewWorker returns a worker whose Process calls take at most batch frames.
 func (d *Director) NewWorker(batch int) *Worker {
-	w := &Worker{d: d, icmp: make([][]byte, batch), flows: new(flowCache)}
+	w := &Worker{d: d, icmp: make([][]byte, batch), flows: new(flowCache), hashes: make([]uint64, batch)}
 	for i := range w.icmp {
 		w.icmp[i] = make([]byte, header.ICMPErrorMaxFrame)
 	}
@@ -177,12 +183,20 @@ func (w *Worker) Process(in []Frame, now int64, out []Frame) []Frame {
 	w.batchGen = s.gen
 	w.nicmp = 0
 	w.now = now
+	w.hash = 0
 	if w.tableRefs*prefetchShare >= len(in) && len(in) > 1 {
-		w.prefetch(in)
-	}
-	w.tableRefs = 0
-	for i := range in {
-		out = w.processFrame(s, &in[i], now, out)
+		w.tableRefs = 0
+		hashes := w.prefetch(in)
+		for i := range in {
+			w.hash = hashes[i]
+			out = w.processFrame(s, &in[i], now, out)
+		}
+		w.hash = 0
+	} else {
+		w.tableRefs = 0
+		for i := range in {
+			out = w.processFrame(s, &in[i], now, out)
+		}
 	}
 	if s.set.sync != nil {
 		if r := w.ring.Load(); r != nil {
