@@ -150,8 +150,14 @@ func (fc *flowCache) store(i uint32, k *conntrack.Key, c *conntrack.Conn, now in
 		// flows (with many concurrent flows, the busy ones stay cached).
 		return nil
 	}
-	*e = flowSlot{key: *k, daddr: c.DAddr, dport: c.DPort, method: c.Method, state: c.State, keeps: conntrack.InputKeepsSet(c.State, noOutput),
-		dest: c.Dest, refreshed: now, until: min(now+refreshEvery, c.Expires), ref: c.Ref}
+	// Field by field, every field but the padding (TestFlowSlotStoreSetsEveryField):
+	// a composite literal is built on the stack and then copied, 128 bytes more to
+	// move (k and c never point into the slots).
+	e.key = *k
+	e.daddr, e.dport, e.method, e.state = c.DAddr, c.DPort, c.Method, c.State
+	e.keeps = conntrack.InputKeepsSet(c.State, noOutput)
+	e.dest, e.refreshed, e.until = c.Dest, now, min(now+refreshEvery, c.Expires)
+	e.spend, e.snext, e.x, e.ref = 0, 0, slotExt{}, c.Ref
 	fc.setUsed(i)
 	return e
 }

@@ -3,8 +3,10 @@ package dataplane
 import (
 	"testing"
 	"time"
+	"unsafe"
 
 	"github.com/gvs-lb/gvs/conntrack"
+	"github.com/gvs-lb/gvs/dataplane/header"
 	"github.com/gvs-lb/gvs/ipvs"
 )
 
@@ -88,5 +90,31 @@ func TestFlowCacheHonoursExpiry(t *testing.T) {
 	}
 	if out := h.run(ack, 22*ms); len(out) != 0 || h.w.C.Reasons[ReasonNotSYN] != 1 {
 		t.Fatalf("ACK after the connection expired: %d out, not_syn %d", len(out), h.w.C.Reasons[ReasonNotSYN])
+	}
+}
+
+// TestFlowSlotStoreSetsEveryField holds store, which writes a slot field by field, to
+// the whole slot built from the table's answer: a slot holding another flow's bytes
+// everywhere comes out equal to it, whatever field a change adds to the slot.
+func TestFlowSlotStoreSetsEveryField(t *testing.T) {
+	fc := new(flowCache)
+	k := conntrack.Key{Proto: header.IPProtoTCP, CPort: 40000, VPort: 80}
+	copy(k.CAddr[:], []byte{198, 18, 0, 1})
+	copy(k.VAddr[:], []byte{198, 18, 1, 1})
+	c := conntrack.Conn{Key: k, Ref: 77, Dest: 3, HasDest: true, DPort: 8080, Method: ipvs.DR,
+		Flags: conntrack.FlagNoOutput, State: conntrack.StateEstablished, Expires: 900 * sec}
+	copy(c.DAddr[:], []byte{198, 19, 0, 5})
+	for _, now := range []int64{sec, 900*sec - refreshEvery/2} { // until: the refresh, then the expiry
+		i := flowIndex(&k)
+		slot := unsafe.Slice((*byte)(unsafe.Pointer(&fc.slots[i])), unsafe.Sizeof(flowSlot{}))
+		for j := range slot {
+			slot[j] = 0xa5
+		}
+		want := flowSlot{key: k, daddr: c.DAddr, dport: c.DPort, method: c.Method, state: c.State,
+			keeps: conntrack.InputKeepsSet(c.State, true), dest: c.Dest, refreshed: now,
+			until: min(now+refreshEvery, c.Expires), ref: c.Ref}
+		if e := fc.store(i, &k, &c, now); e != &fc.slots[i] || *e != want {
+			t.Fatalf("at %d: store left\n%+v, want\n%+v", now, fc.slots[i], want)
+		}
 	}
 }
