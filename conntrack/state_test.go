@@ -3,6 +3,7 @@ package conntrack
 import (
 	"encoding/binary"
 	"math/rand/v2"
+	"net/netip"
 	"os"
 	"path/filepath"
 	"strings"
@@ -12,6 +13,7 @@ import (
 
 	"github.com/cespare/xxhash/v2"
 	"github.com/gvs-lb/gvs/ipvs"
+	"github.com/gvs-lb/gvs/sched"
 )
 
 // specRows is a verbatim excerpt of docs/ipvs-semantics.md §7.1 (a few rows of each table), so
@@ -192,6 +194,49 @@ func TestDefaults(t *testing.T) {
 func TestEntrySize(t *testing.T) {
 	if s := unsafe.Sizeof(entry{}); s != 88 {
 		t.Fatalf("entry is %d bytes, want 88", s)
+	}
+}
+
+// TestInitEntrySetsEveryField holds initEntry, which writes an entry field by field,
+// to the whole entry built from its arguments: an entry of other bytes everywhere (a
+// slab entry freed and taken again) comes out equal to it, whatever field a change
+// adds to the entry.
+func TestInitEntrySetsEveryField(t *testing.T) {
+	tbl, err := New(DefaultConfig(16))
+	if err != nil {
+		t.Fatal(err)
+	}
+	d := sched.NewDest(5, netip.MustParseAddr("198.18.2.5"), 8080, 1, 0, 0)
+	for _, v6 := range []bool{false, true} {
+		for _, proto := range []uint8{protoTCP, protoUDP} {
+			k := Key{Proto: proto, IPv6: v6, CPort: 40000, VPort: 80}
+			copy(k.CAddr[:], []byte{198, 18, 0, 1})
+			copy(k.VAddr[:], []byte{198, 18, 1, 1})
+			for _, dest := range []*sched.Dest{nil, d} {
+				var e entry
+				b := unsafe.Slice((*byte)(unsafe.Pointer(&e)), unsafe.Sizeof(e))
+				for i := range b {
+					b[i] = 0xa5
+				}
+				tbl.initEntry(&e, &k, dest, 8080, ipvs.DR, FlagNoOutput, 9)
+				want := entry{caddr: k.CAddr, vaddr: k.VAddr, cport: k.CPort, vport: k.VPort, dport: 8080,
+					proto: proto, control: 9, timeout: initialTimeoutMs,
+					flags: FlagNoOutput | fLive | Flags(ipvs.DR&7)<<methodShift, wslot: listNone}
+				if v6 {
+					want.flags |= fIPv6
+				}
+				if dest != nil {
+					want.flags |= fHasDest
+					want.dest = dest.ID()
+				}
+				if proto != protoTCP {
+					want.state = StateUDP
+				}
+				if e != want {
+					t.Fatalf("v6 %v proto %d dest %v: initEntry left\n%+v, want\n%+v", v6, proto, dest != nil, e, want)
+				}
+			}
+		}
 	}
 }
 

@@ -1023,18 +1023,16 @@ func (t *Table) insertLocked(s *shard, si int, h uint64, slot uint32, k *Key, de
 
 // initEntry sets up a fresh connection entry (state NONE or UDP, timeout 3 s).
 func (t *Table) initEntry(e *entry, k *Key, dest *sched.Dest, dport uint16, method ipvs.Method, flags Flags, control Ref) {
-	*e = entry{
-		caddr:   k.CAddr,
-		vaddr:   k.VAddr,
-		cport:   k.CPort,
-		vport:   k.VPort,
-		dport:   dport,
-		proto:   k.Proto,
-		control: control,
-		timeout: initialTimeoutMs,
-		flags:   flags | fLive | Flags(method&7)<<methodShift,
-		wslot:   listNone,
-	}
+	// Field by field, every field (TestInitEntrySetsEveryField): a composite literal
+	// is built on the stack and then copied, 88 bytes more to move (k never points
+	// into the slab).
+	e.cport, e.vport, e.proto, e.state = k.CPort, k.VPort, k.Proto, 0
+	e.flags = flags | fLive | Flags(method&7)<<methodShift
+	e.next, e.dport, e.wslot = 0, dport, listNone
+	e.caddr, e.vaddr = k.CAddr, k.VAddr
+	e.expires, e.wprev, e.wnext = 0, 0, 0
+	e.control, e.nctl, e.dest, e.timeout = control, 0, 0, initialTimeoutMs
+	e.uprev, e.unext = 0, 0
 	if k.IPv6 {
 		e.flags |= fIPv6
 	}
