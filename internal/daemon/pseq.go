@@ -100,9 +100,14 @@ type ptag[K comparable] struct {
 // An entry deleted later stays in the array until the list is compacted (apply),
 // so the array holds at most about twice the entries.
 func newPindex[K comparable, T any](list []T, key func(*T) K) pindex[K, T] {
-	x := pindex[K, T]{at: make(map[K]pslot, len(list)), key: key}
+	return newPindexOf(slices.Clone(list), key)
+}
+
+// newPindexOf is newPindex of own, which the index keeps (nothing else may
+// write it).
+func newPindexOf[K comparable, T any](own []T, key func(*T) K) pindex[K, T] {
+	x := pindex[K, T]{at: make(map[K]pslot, len(own)), key: key}
 	e := x.edit()
-	own := slices.Clone(list)
 	for i := range own {
 		e.putRef(&own[i])
 	}
