@@ -37,29 +37,64 @@ func (n *Node) bulkRequestLocked(m *ctlMsg, now time.Time) {
 	}
 	n.log.Info("cluster: bulk push started", "to", m.NodeID, "request", m.ReqID)
 	if old := n.pushes[m.NodeID]; old != nil {
-		old.close()
+		n.retireLocked(old)
 	}
 	n.pushes[m.NodeID] = &push{target: m.NodeID, inc: m.Incarnation, reqID: m.ReqID}
 }
 
-// openLocked gives p its sender and socket. Without a socket of its own (the
-// Transport could not open one) it sends through the Transport's, and its bulk-done
-// names no port: the joiner then counts every record from our address.
-func (n *Node) openLocked(p *push) {
-	p.snd, p.out = newSender(&n.cfg, &n.c), n.tr
-	sock, err := n.tr.OpenPush()
-	if err != nil {
-		n.logOnceLocked("openpush", "cluster: no socket of its own for a bulk push; sending it from the sync socket, "+
-			"so the joiner cannot tell its records from the others", "err", err)
-		return
-	}
-	p.sock, p.out, p.port = sock, sock, sock.Port()
+// A pushSocket is a push's socket opened by Tick before it takes the Node's lock, or
+// the reason none could be opened.
+type pushSocket struct {
+	sock PushSender
+	err  error
 }
 
-// close releases p's sender and socket.
-func (p *push) close() {
+// openPushSockets opens a socket for each bulk push that has none yet, without the
+// Node's lock: opening one takes system calls (and, on a sync interface in another
+// network namespace, a thread switched into it) that the receive goroutines must not
+// wait for. It first starts the pushes to new non-gvs sources, so they get theirs in
+// the same tick. A push that starts between this and pushLocked (a request received
+// meanwhile) gets its socket at the next tick.
+func (n *Node) openPushSockets(now time.Time) []pushSocket {
+	n.mu.Lock()
+	want := 0
+	if n.state != StateCold {
+		n.newSourcePushesLocked(now)
+		for _, p := range n.pushes {
+			if !p.done && p.snd == nil {
+				want++
+			}
+		}
+	}
+	n.mu.Unlock()
+	if want == 0 {
+		return nil
+	}
+	socks := make([]pushSocket, want)
+	for i := range socks {
+		socks[i].sock, socks[i].err = n.tr.OpenPush()
+	}
+	return socks
+}
+
+// openLocked gives p its sender and the socket opened for it. Without a socket of
+// its own (the Transport could not open one) it sends through the Transport's, and
+// its bulk-done names no port: the joiner then counts every record from our address.
+func (n *Node) openLocked(p *push, s pushSocket) {
+	p.snd, p.out = newSender(&n.cfg, &n.c), n.tr
+	if s.err != nil {
+		n.logOnceLocked("openpush", "cluster: no socket of its own for a bulk push; sending it from the sync socket, "+
+			"so the joiner cannot tell its records from the others", "err", s.err)
+		return
+	}
+	p.sock, p.out, p.port = s.sock, s.sock, s.sock.Port()
+}
+
+// retireLocked releases p's sender, and hands its socket to Tick to close once the
+// Node's lock is released.
+func (n *Node) retireLocked(p *push) {
 	if p.sock != nil {
-		p.sock.Close()
+		n.closing = append(n.closing, p.sock)
 	}
 	p.snd, p.out, p.sock = nil, nil, nil
 }
@@ -116,20 +151,9 @@ func (n *Node) sweepLocked(elapsed time.Duration, now time.Time) {
 // most bulk_rate records sent: entries owned by others are walked past), never filling
 // the send queue past half (incremental sync keeps the other half), and finishes
 // those that walked the whole table with a bulk-done.
-func (n *Node) pushLocked(elapsed time.Duration, now time.Time) {
-	for src, s := range n.sources {
-		// A source sending sync but never a heartbeat is not gvs (a kernel IPVS
-		// master): push to it once, so a mixed cluster converges both ways.
-		if !s.pushed && now.Sub(s.firstSeen) >= n.cfg.PeerTimeout && !n.isPeerAddrLocked(src) {
-			s.pushed = true
-			if n.pushes[""] == nil || n.pushes[""].done {
-				n.log.Info("cluster: new sync source without heartbeats (kernel IPVS?); pushing our entries", "source", src)
-				n.pushes[""] = &push{}
-			}
-		}
-	}
+func (n *Node) pushLocked(elapsed time.Duration, now time.Time, socks []pushSocket) []pushSocket {
 	if len(n.pushes) == 0 {
-		return
+		return socks
 	}
 	// Orphans are entries whose origin is no live peer; the live director with the
 	// lowest node id re-sends them.
@@ -150,7 +174,11 @@ func (n *Node) pushLocked(elapsed time.Duration, now time.Time) {
 			continue
 		}
 		if p.snd == nil {
-			n.openLocked(p)
+			if len(socks) == 0 {
+				continue // started after openPushSockets counted: its socket comes next tick
+			}
+			n.openLocked(p, socks[0])
+			socks = socks[1:]
 		}
 		p.credit = min(p.credit+float64(n.cfg.BulkRate)*elapsed.Seconds(), float64(n.cfg.BulkRate))
 		// At most half the send queue's messages a step, as before the push had a
@@ -179,11 +207,27 @@ func (n *Node) pushLocked(elapsed time.Duration, now time.Time) {
 		p.snd.tick(now)
 		n.writeLocked(p.snd, p.out)
 		if p.done {
-			p.close()
+			n.retireLocked(p)
 			if p.target != "" {
 				n.sendControlLocked(&ctlMsg{Type: ctlBulkDone, ReqID: p.reqID, Target: p.target, Count: p.count, PushPort: p.port})
 			}
 			n.log.Info("cluster: bulk push done", "to", p.target, "records", p.count, "port", p.port)
+		}
+	}
+	return socks
+}
+
+// newSourcePushesLocked starts a push to each source that sends sync but has not sent
+// a heartbeat within a peer timeout of its first datagram: it is not gvs (a kernel
+// IPVS master), and a push to it once makes a mixed cluster converge both ways.
+func (n *Node) newSourcePushesLocked(now time.Time) {
+	for src, s := range n.sources {
+		if !s.pushed && now.Sub(s.firstSeen) >= n.cfg.PeerTimeout && !n.isPeerAddrLocked(src) {
+			s.pushed = true
+			if n.pushes[""] == nil || n.pushes[""].done {
+				n.log.Info("cluster: new sync source without heartbeats (kernel IPVS?); pushing our entries", "source", src)
+				n.pushes[""] = &push{}
+			}
 		}
 	}
 }

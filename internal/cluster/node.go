@@ -74,9 +74,10 @@ type Node struct {
 	byOrigin   [256]*source
 	nextOrigin int
 
-	peers  map[string]*peer
-	join   *joinState
-	pushes map[string]*push // by the node id pushed to; "" for a new non-gvs source
+	peers   map[string]*peer
+	join    *joinState
+	pushes  map[string]*push // by the node id pushed to; "" for a new non-gvs source
+	closing []PushSender     // finished pushes' sockets, closed by Tick once it releases the lock
 
 	lastTick    time.Time
 	lastHB      time.Time
@@ -498,16 +499,33 @@ func (n *Node) live(p *peer, now time.Time) bool {
 // Tick does the periodic work: flushes messages older than sync_flush, runs the
 // refresh sweeper and bulk pushes for the time since the last tick, sends heartbeats,
 // advances the join and notes peers that went silent. Call it every few tens of ms.
+// Push sockets are opened before the lock is taken and closed after it is released.
 func (n *Node) Tick(now time.Time) {
+	socks := n.openPushSockets(now)
 	n.mu.Lock()
-	defer n.mu.Unlock()
+	socks = n.tickLocked(now, socks)
+	closing := n.closing
+	n.closing = nil
+	n.mu.Unlock()
+	for _, s := range socks {
+		if s.sock != nil { // opened for a push that was replaced meanwhile
+			s.sock.Close()
+		}
+	}
+	for _, s := range closing {
+		s.Close()
+	}
+}
+
+// tickLocked is Tick's work under the lock; it returns the sockets no push took.
+func (n *Node) tickLocked(now time.Time, socks []pushSocket) []pushSocket {
 	if n.state == StateCold {
-		return
+		return socks
 	}
 	elapsed := min(max(now.Sub(n.lastTick), 0), time.Second)
 	n.lastTick = now
 	n.sweepLocked(elapsed, now)
-	n.pushLocked(elapsed, now)
+	socks = n.pushLocked(elapsed, now, socks)
 	n.snd.tick(now)
 	n.transmitLocked()
 	if now.Sub(n.lastHB) >= n.cfg.Heartbeat {
@@ -522,6 +540,7 @@ func (n *Node) Tick(now time.Time) {
 	if n.join != nil {
 		n.join.progress(n, now)
 	}
+	return socks
 }
 
 // syncWriter is where a sender's messages go: the Transport, or a push's own socket.

@@ -158,6 +158,7 @@ func (tr *netTransport) sendFrom(srcPort uint16, b []byte) error {
 }
 
 func (tr *netTransport) OpenPush() (PushSender, error) {
+	tr.unlocked("OpenPush")
 	if tr.self.noPushes {
 		return nil, errors.New("no push sockets here")
 	}
@@ -165,6 +166,17 @@ func (tr *netTransport) OpenPush() (PushSender, error) {
 	p := &fakePush{tr: tr, port: 40000 + tr.net.pushPorts}
 	tr.self.pushes = append(tr.self.pushes, p)
 	return p, nil
+}
+
+// unlocked fails the test when the node calls what with its lock held: opening and
+// closing a push's socket are system calls its receive goroutines must not wait for.
+// (A fakeNet runs its nodes on one goroutine, so a lock held is the caller's.)
+func (tr *netTransport) unlocked(what string) {
+	if !tr.self.n.mu.TryLock() {
+		tr.net.t.Errorf("%s: %s called with the node's lock held", tr.self.id, what)
+		return
+	}
+	tr.self.n.mu.Unlock()
 }
 
 // fakePush is a push socket on a fakeNet: a source port of its own.
@@ -184,6 +196,7 @@ func (p *fakePush) SendSync(_ int, b []byte) error {
 func (p *fakePush) Port() uint16 { return p.port }
 
 func (p *fakePush) Close() error {
+	p.tr.unlocked("a push socket's Close")
 	if p.closed {
 		return errors.New("push socket closed twice")
 	}
