@@ -65,7 +65,12 @@ type flowSlot struct {
 	spend, snext uint32
 	x            slotExt       // the rest of the flow's sync state (sync.go)
 	ref          conntrack.Ref // the connection's entry (sync events name it)
-	_            [20]byte
+	// ev is where the slot's last sync event is in the worker's ring (its position
+	// plus one; 0: none): a push of the same event while it is unclaimed is left out
+	// (syncRing.queued). store leaves it as it is: queued compares the event itself,
+	// so a position from the slot's earlier flow, or one long claimed, only fails.
+	ev uint64
+	_  [8]byte
 }
 
 // A slot is two whole cache lines (the cache is page-aligned, a large allocation):

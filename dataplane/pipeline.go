@@ -187,7 +187,7 @@ func (w *Worker) inbound(s *snapshot, f *Frame, b []byte, now int64, out []Frame
 			// syncAfterTable, in line for a short flow: no call but the push.
 			if c := &w.conn; e != nil && p.startShort(e, c) {
 				if c.Sync.Send || c.Sync.Adopted {
-					w.pushAfterTable(c)
+					w.pushAfterTable(c, e)
 				}
 			} else {
 				w.syncAfterTable(p, e, c)

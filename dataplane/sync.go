@@ -19,7 +19,10 @@ import (
 // own ring; one goroutine (the daemon's) drains every worker's ring with DrainSync. A
 // connection another director sent is adopted by its first packet here and pushed at
 // once. Nothing is allocated and no lock is taken per packet; a full ring drops the
-// event and counts it (the refresh sweeper repairs it).
+// event and counts it (the refresh sweeper repairs it). A table packet's push whose
+// event the ring still holds unclaimed, pushed for the flow's slot, is left out: the
+// drainer reads the connection after the packet's table step (syncRing.queued), so a
+// short flow's FIN and its third packet, drained together, make one record.
 //
 // The rules' per-connection state — the packet count and ipvssync.ConnState — is the
 // table's (conntrack.SyncInfo), counted under the shard lock the packet takes anyway.
@@ -39,7 +42,7 @@ const SyncRingSize = 4096
 
 // SyncStats are the sync-event rings' counters, summed over the workers.
 type SyncStats struct {
-	Pushed  uint64 // events pushed into the rings
+	Pushed  uint64 // events pushed into the rings (not a push whose event the ring holds unclaimed)
 	Dropped uint64 // events dropped: the worker's ring was full
 	Adopted uint64 // connections another director sent, adopted by a local packet
 	Pending uint64 // events in the rings, not drained yet
@@ -97,6 +100,7 @@ type syncRing struct {
 	_       [40]byte
 	out     conntrack.Conn
 	tpl     conntrack.Conn
+	claim   [64]uint64 // the drainer's: the events it claimed (drain)
 	_       [64]byte
 	dropped atomic.Uint64
 	adopted atomic.Uint64
@@ -115,7 +119,10 @@ func newSyncRing() *syncRing {
 
 // push puts a reference to c into the ring, or counts it dropped when the ring is
 // full.
-func (r *syncRing) push(c *conntrack.Conn) { r.put(c.Ref, keyCheck(&c.Key)|evBits(c)) }
+func (r *syncRing) push(c *conntrack.Conn) { r.put(evOf(c)) }
+
+// evOf is the event of a push of c.
+func evOf(c *conntrack.Conn) uint64 { return keyCheck(&c.Key) | evBits(c) | uint64(c.Ref) }
 
 // evBits is the event bits of a push of c, in place.
 func evBits(c *conntrack.Conn) uint64 {
@@ -125,17 +132,30 @@ func evBits(c *conntrack.Conn) uint64 {
 	return 0
 }
 
-// put writes one event, the reference ref with the check word and bits hi (keyCheck,
-// evBits), into the ring, or counts it dropped when the ring is full. It is small
-// enough to be in line at its callers.
-func (r *syncRing) put(ref conntrack.Ref, hi uint64) {
+// put writes event ev (a reference, its check word and bits: evOf) into the ring and
+// returns its position plus one (a slot's ev), or counts it dropped when the ring is
+// full and returns 0. It is small enough to be in line at its callers.
+func (r *syncRing) put(ev uint64) uint64 {
 	t := r.ptail
 	if t-r.head.Load() >= SyncRingSize {
 		r.dropped.Add(1)
-		return
+		return 0
 	}
-	r.buf[t%SyncRingSize] = hi | uint64(ref)
+	r.buf[t%SyncRingSize] = ev
 	r.ptail = t + 1
+	return t + 1
+}
+
+// queued reports whether the ring's event at position at-1 (at: what put returned; 0
+// for none) is ev and not yet claimed by the drainer. A push of ev then adds
+// nothing: the drainer reads ev's connection from the table when it claims the event
+// already there, and it claims events before it reads their entries (drain), so a
+// worker that finds the event unclaimed after its table step knows that read is yet
+// to come and will see what the step wrote — the one record carries what a second
+// one would. ev is exact (the entry's reference and its key's check word), so an at
+// from another flow or another time only fails the test.
+func (r *syncRing) queued(at, ev uint64) bool {
+	return at > r.head.Load() && r.buf[(at-1)%SyncRingSize] == ev
 }
 
 // publish hands the events pushed since the last call to the drainer (the worker
@@ -148,27 +168,37 @@ func (r *syncRing) publish() {
 
 // drain takes up to max events, hands fn the connection of each that is still live in
 // t (and its template after it, as the kernel sends a controlled connection's template
-// with it), and returns how many it took.
+// with it), and returns how many it took. It claims events a batch at a time — copies
+// them out and moves head past them — before it reads any of their entries: a worker
+// that finds an event unclaimed after its own table step (queued) may leave out a
+// push of the same connection, since the drainer's read of the entry comes after.
 func (r *syncRing) drain(t *conntrack.Table, max int, fn func(c *conntrack.Conn)) int {
 	h, tl := r.head.Load(), r.tail.Load()
 	n := 0
 	c := &r.out
-	for ; h < tl && n < max; h, n = h+1, n+1 {
-		ev := r.buf[h%SyncRingSize]
-		if !t.Get(conntrack.Ref(uint32(ev)), c) || keyCheck(&c.Key) != ev&evCheckMask {
-			r.stale.Add(1)
-			continue
+	for h < tl && n < max {
+		k := min(tl-h, uint64(len(r.claim)), uint64(max-n))
+		for i := range k {
+			r.claim[i] = r.buf[(h+i)%SyncRingSize]
 		}
-		ctl := c.Control
-		event(c)
-		c.Sync.Adopted = ev>>32&evAdopted != 0
-		fn(c)
-		if ctl != 0 && t.Get(ctl, &r.tpl) {
-			event(&r.tpl)
-			fn(&r.tpl)
+		h += k
+		r.head.Store(h)
+		n += int(k)
+		for _, ev := range r.claim[:k] {
+			if !t.Get(conntrack.Ref(uint32(ev)), c) || keyCheck(&c.Key) != ev&evCheckMask {
+				r.stale.Add(1)
+				continue
+			}
+			ctl := c.Control
+			event(c)
+			c.Sync.Adopted = ev>>32&evAdopted != 0
+			fn(c)
+			if ctl != 0 && t.Get(ctl, &r.tpl) {
+				event(&r.tpl)
+				fn(&r.tpl)
+			}
 		}
 	}
-	r.head.Store(h)
 	return n
 }
 
@@ -383,7 +413,7 @@ func (w *Worker) syncAfterTable(p *syncPlan, e *flowSlot, c *conntrack.Conn) {
 		p.startFrom(e, p.slotMode(c), c.Sync.Pkts)
 	}
 	if c.Sync.Send || c.Sync.Adopted {
-		w.pushAfterTable(c)
+		w.pushAfterTable(c, e)
 	}
 }
 
@@ -416,21 +446,26 @@ func (p *syncPlan) startFrom(e *flowSlot, m slotMode, pkts uint32) {
 }
 
 // pushAfterTable pushes c, which the table's rules chose to send or the packet
-// adopted.
-func (w *Worker) pushAfterTable(c *conntrack.Conn) {
+// adopted, unless slot e (the flow's, which flowCache.store just filled; nil when the
+// cache does not hold the flow) names the same event still unclaimed in the ring
+// (queued: a short flow's FIN after the cache's send at its third packet, both read
+// by the same drain). It notes the event's position in e.
+func (w *Worker) pushAfterTable(c *conntrack.Conn, e *flowSlot) {
 	r := w.ring.Load()
 	if r == nil {
 		return
 	}
+	ev := keyCheck(&c.Key) | uint64(c.Ref)
 	if c.Sync.Adopted {
 		r.adopted.Add(1)
+		ev |= evAdopted << 32
+	} else if e != nil && r.queued(e.ev, ev) {
+		return
 	}
-	r.put(c.Ref, keyCheck(&c.Key)|evBits(c)) // push, in line
-}
-
-// pushSync pushes c (the drainer adds its template, when it has one).
-func (w *Worker) pushSync(r *syncRing, c *conntrack.Conn) {
-	r.push(c)
+	at := r.put(ev)
+	if e != nil {
+		e.ev = at
+	}
 }
 
 // noFlowIndex is Worker.fi when the packet's slot index was not computed.
@@ -457,7 +492,7 @@ func (w *Worker) cachedSync(p *syncPlan, e *flowSlot, now int64) {
 	}
 	x.sentAt, x.old = now, e.state
 	if r := w.ring.Load(); r != nil { // no template: local decisions are for uncontrolled flows
-		r.put(e.ref, keyCheck(&e.key))
+		e.ev = r.put(keyCheck(&e.key) | uint64(e.ref))
 	}
 }
 
@@ -491,7 +526,7 @@ func (w *Worker) cachedAsk(p *syncPlan, e *flowSlot, now int64) bool {
 	x.base = c.Sync.Pkts
 	e.setCountdown(&p.Rules, c.Sync.Pkts)
 	if r := w.ring.Load(); r != nil && c.Sync.Send {
-		w.pushSync(r, c)
+		e.ev = r.put(evOf(c))
 	}
 	return false
 }

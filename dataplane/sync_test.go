@@ -223,12 +223,12 @@ func TestSyncEventNamesItsConnection(t *testing.T) {
 		k := a.Key
 		change(&k)
 		stale := r.stale.Load()
-		r.put(a.Ref, keyCheck(&k))
+		r.put(keyCheck(&k) | uint64(a.Ref))
 		if got := drained(); len(got) != 0 || r.stale.Load() != stale+1 {
 			t.Fatalf("%s: an event for another key handed out %+v (stale %d)", name, got, r.stale.Load()-stale)
 		}
 	}
-	r.put(a.Ref, keyCheck(&a.Key)|evAdopted<<32)
+	r.put(keyCheck(&a.Key) | evAdopted<<32 | uint64(a.Ref))
 	r.push(&a)
 	if got := drained(); len(got) != 2 || got[0].Key != a.Key || !got[0].Sync.Adopted || got[1].Key != a.Key || got[1].Sync.Adopted {
 		t.Fatalf("events for the connection: %+v", got)
@@ -276,7 +276,9 @@ func TestSyncPathAllocatesNothing(t *testing.T) {
 
 // TestSyncShortFlowsAllocateNothing: with sync on, whole short flows — the SYN that
 // makes the connection, its ACK, data served by the flow cache, the FIN and the last
-// ACK, each flow sent twice (its third packet, its FIN) — allocate nothing either.
+// ACK, each flow sent twice (its third packet, its FIN), the FIN's event left out as
+// the third packet's is still unclaimed (one record, read after the FIN) — allocate
+// nothing either.
 func TestSyncShortFlowsAllocateNothing(t *testing.T) {
 	h := newHarness(t, syncOptions(), rrService(ipvs.DR, 80))
 	const flows = 301 // AllocsPerRun's warm-up run and 300 counted ones, each a fresh port
@@ -297,6 +299,12 @@ func TestSyncShortFlowsAllocateNothing(t *testing.T) {
 	}
 	out := make([]Frame, 0, 16)
 	now, next := sec, 0
+	finWait := 0
+	count := func(c *conntrack.Conn) {
+		if c.State == conntrack.StateFinWait {
+			finWait++
+		}
+	}
 	allocs := testing.AllocsPerRun(flows-1, func() {
 		for j, b := range frames[next] {
 			copy(in[j].Buf[Headroom:], b)
@@ -304,13 +312,82 @@ func TestSyncShortFlowsAllocateNothing(t *testing.T) {
 			out = h.w.Process(in[j:j+1], now, out[:0])
 		}
 		next++
-		h.d.DrainSync(10, func(*conntrack.Conn) {})
+		h.d.DrainSync(10, count)
 	})
 	if allocs != 0 {
 		t.Fatalf("short DR flows with sync: %v allocs per flow", allocs)
 	}
-	if st := h.d.SyncStats(); st.Pushed != 2*flows || st.Dropped != 0 {
-		t.Fatalf("stats %+v, want 2 events for each of %d flows", st, flows)
+	if st := h.d.SyncStats(); st.Pushed != flows || st.Dropped != 0 || finWait != flows {
+		t.Fatalf("stats %+v, %d records in FIN_WAIT: want one event, in FIN_WAIT, for each of %d flows", st, finWait, flows)
+	}
+}
+
+// TestSyncQueuedEvent: a push of a connection whose last event is still in the ring,
+// unclaimed, is left out — the drainer reads the connection when it claims that
+// event, so the one record carries the newer state — and made when the event was
+// claimed, even when the drainer claimed it but had not handed it out yet (drain
+// claims before it reads). Fails with the FIN always pushed (two records where one
+// is due), never pushed after the cache's send (the FIN's state lost once the drain
+// claimed the send), or with head moved after the entries are read.
+func TestSyncQueuedEvent(t *testing.T) {
+	flow := func(t *testing.T, sport uint16, betweenFin func(h *harness) []conntrack.Conn) (before, after []conntrack.Conn) {
+		h := newHarness(t, syncOptions(), rrService(ipvs.DR, 80))
+		p := dtPkt{src: dtClient, dst: dtVIP, sport: sport, dport: 80}
+		syn, ack, fin := p, p, p
+		syn.syn, ack.ack, fin.fin, fin.ack = true, true, true, true
+		now := sec
+		h.run(syn.frame(t), now)
+		for range 4 { // the ACK, then data: the cache sends the third packet
+			now += int64(time.Millisecond)
+			h.run(ack.frame(t), now)
+		}
+		if h.d.SyncStats().Pushed != 1 {
+			t.Fatalf("stats %+v: the third packet pushed no event", h.d.SyncStats())
+		}
+		before = betweenFin(h)
+		now += int64(time.Millisecond)
+		h.run(fin.frame(t), now)
+		return before, drainAll(h.d)
+	}
+	states := func(cs []conntrack.Conn) (s []conntrack.State) {
+		for _, c := range cs {
+			s = append(s, c.State)
+		}
+		return s
+	}
+	est, fw := conntrack.StateEstablished, conntrack.StateFinWait
+	// Not drained before the FIN: one record, the FIN's state.
+	before, after := flow(t, 42000, func(*harness) []conntrack.Conn { return nil })
+	if fmt.Sprint(states(before), states(after)) != fmt.Sprint([]conntrack.State(nil), []conntrack.State{fw}) {
+		t.Fatalf("undrained: records %v then %v, want none then one in FIN_WAIT", states(before), states(after))
+	}
+	// Drained before the FIN: both.
+	before, after = flow(t, 42001, func(h *harness) []conntrack.Conn { return drainAll(h.d) })
+	if fmt.Sprint(states(before), states(after)) != fmt.Sprint([]conntrack.State{est}, []conntrack.State{fw}) {
+		t.Fatalf("drained: records %v then %v, want ESTABLISHED then FIN_WAIT", states(before), states(after))
+	}
+	// The FIN arrives while the drainer holds the claimed event (in its fn).
+	before, after = flow(t, 42002, func(h *harness) []conntrack.Conn {
+		var got []conntrack.Conn
+		h.d.DrainSync(10, func(c *conntrack.Conn) {
+			got = append(got, *c)
+			fin := dtPkt{src: dtClient, dst: dtVIP, sport: 42002, dport: 80, fin: true, ack: true}
+			h.run(fin.frame(t), sec+int64(5*time.Millisecond))
+		})
+		return got
+	})
+	if fmt.Sprint(states(before), states(after)) != fmt.Sprint([]conntrack.State{est}, []conntrack.State{fw}) {
+		t.Fatalf("claimed: records %v then %v, want ESTABLISHED then FIN_WAIT", states(before), states(after))
+	}
+	// queued is exact: another event at the position, or one claimed, is not it.
+	r := newSyncRing()
+	at := r.put(7)
+	if !r.queued(at, 7) || r.queued(at, 8) || r.queued(0, 7) {
+		t.Fatal("queued: wrong answer for an unclaimed event")
+	}
+	r.head.Store(at)
+	if r.queued(at, 7) {
+		t.Fatal("queued: a claimed event")
 	}
 }
 
@@ -531,10 +608,12 @@ func TestCachedSyncDecidesAsTheRules(t *testing.T) {
 				t.Fatalf("trial %d: rules %+v, proto %d state %d last sent in %d, table count %d: packet %d sent %v by the cache, %v by the rules",
 					trial, rules, c.Key.Proto, c.State, old, base, n, got, want)
 			}
+			// Claimed, as a drain between the sends claims the event: a send
+			// while the last is unclaimed adds no event (TestSyncQueuedEvent).
+			r := w.ring.Load()
+			r.head.Store(r.ptail)
 		}
 		total += sends
-		r := w.ring.Load()
-		r.head.Store(r.ptail)
 	}
 	if total < 20000 {
 		t.Fatalf("%d sends in 20,000 trials: too few to compare", total)
