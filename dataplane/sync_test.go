@@ -391,8 +391,9 @@ func TestSyncQueuedEvent(t *testing.T) {
 	}
 }
 
-// TestSyncStress runs workers pushing events, the drainer draining, and Upsert, Walk
-// and BindUnbound with fresh addresses at once (for -race).
+// TestSyncStress runs workers pushing events (and leaving out pushes the ring holds),
+// the drainer draining, and Upsert, Walk and BindUnbound with fresh addresses at once
+// (for -race).
 func TestSyncStress(t *testing.T) {
 	h := newHarness(t, syncOptions(), rrService(ipvs.DR, 80))
 	const flows, upserts = 300, 2000
@@ -413,6 +414,10 @@ func TestSyncStress(t *testing.T) {
 					now += int64(time.Millisecond)
 					w.Process([]Frame{inFrame(ack)}, now, nil)
 				}
+				// The FIN's push tests the ring's event for the third packet's
+				// send (queued) while the drainer claims and reads.
+				now += int64(time.Millisecond)
+				w.Process([]Frame{inFrame(dtPkt{src: src, dst: dtVIP, sport: sport, dport: 80, ack: true, fin: true}.frame(t))}, now, nil)
 			}
 		}()
 	}
