@@ -2,14 +2,15 @@ package header
 
 import "encoding/binary"
 
-// decodeFast decodes the frame nearly every packet is — untagged IPv4 with a 20-byte
+// DecodeFast decodes the frame nearly every packet is — untagged IPv4 with a 20-byte
 // header, not a fragment, carrying TCP or UDP — in one straight pass that checks what
 // the general path checks for it (IPv4 version and length, header checksum, total
 // length; TCP data offset; UDP length) and fills p exactly as the general path would.
 // It reports false for any other frame, and for one the general path would drop,
 // leaving p for the general path to overwrite; FuzzDecodeFast holds the two paths
-// equal.
-func (p *Parsed) decodeFast(frame []byte) bool {
+// equal. Decode tries it first; a caller may call it itself, and DecodeOther when it
+// reports false.
+func (p *Parsed) DecodeFast(frame []byte) bool {
 	const (
 		l3 = EthernetHeaderLen
 		l4 = l3 + IPv4MinHeaderLen

@@ -10,7 +10,7 @@ import (
 	"github.com/gvs-lb/gvs/dataplane/internal/frametest"
 )
 
-// FuzzDecodeFast holds the fast path to the general one: whenever decodeFast takes a
+// FuzzDecodeFast holds the fast path to the general one: whenever DecodeFast takes a
 // frame, the general path decodes it too, without a drop, into exactly the same Parsed;
 // and a frame of the fast path's kind that it refuses is one the general path drops
 // or decodes as something else (checked on the seeds by TestDecodeFastTakesCommon).
@@ -22,7 +22,7 @@ func FuzzDecodeFast(f *testing.F) {
 	}
 	f.Fuzz(func(t *testing.T, frame []byte) {
 		var fast, gen Parsed
-		if !fast.decodeFast(frame) {
+		if !fast.DecodeFast(frame) {
 			return
 		}
 		if d := gen.decodeGeneral(frame); d != DropNone {
@@ -69,7 +69,7 @@ func TestDecodeFastTakesCommon(t *testing.T) {
 		{"tcp4_vlan", frametest.TCP4(t, frametest.Opts{VLAN: 100}, "198.51.100.7", "192.0.2.10", 40000, 80), false},
 		{"tcp6", frametest.TCP6(t, frametest.Opts{Payload: 64}, "2001:db8:1::7", "2001:db8::10", 40000, 80), false},
 	} {
-		if got := p.decodeFast(tc.frame); got != tc.fast {
+		if got := p.DecodeFast(tc.frame); got != tc.fast {
 			t.Errorf("%s: fast path %v, want %v", tc.name, got, tc.fast)
 		}
 	}
@@ -77,7 +77,7 @@ func TestDecodeFastTakesCommon(t *testing.T) {
 	// here on the seeds so plain go test covers it).
 	for i, b := range fastSeeds(t) {
 		var fast, gen Parsed
-		if fast.decodeFast(b) {
+		if fast.DecodeFast(b) {
 			if d := gen.decodeGeneral(b); d != DropNone || fast != gen {
 				t.Fatalf("seed %d: fast and general decodes differ (%v):%s", i, d, diffParsed(fast, gen))
 			}

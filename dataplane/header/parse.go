@@ -174,9 +174,16 @@ type Parsed struct {
 // other EtherTypes and IP packets of other protocols decode with DropNone: the caller
 // looks at EtherType and Proto. Bytes after End (Ethernet padding) are ignored.
 func (p *Parsed) Decode(frame []byte) Drop {
-	if p.decodeFast(frame) {
+	if p.DecodeFast(frame) {
 		return DropNone
 	}
+	return p.DecodeOther(frame)
+}
+
+// DecodeOther is Decode without its fast path: what a caller that tried DecodeFast
+// itself calls when that said no (the pipeline, which so makes one call a frame
+// instead of two). It decodes any frame as Decode does.
+func (p *Parsed) DecodeOther(frame []byte) Drop {
 	d := p.decodeGeneral(frame)
 	if d != DropNone {
 		p.L4Off, p.PayloadOff, p.End = p.L3Off, p.L3Off, p.L3Off
