@@ -118,19 +118,8 @@ func (e *flowSlot) serves(proto, flags uint8) bool {
 	return proto != header.IPProtoTCP || e.keeps&conntrack.InputKeepsBit(flags) != 0
 }
 
-// lookupAt returns the cached forwarding of k, whose slot index (flowIndex) is i,
-// fresh at now, or nil.
-func (fc *flowCache) lookupAt(i uint32, k *conntrack.Key, now int64) *flowSlot {
-	if !fc.isUsed(i) {
-		return nil
-	}
-	e := &fc.slots[i]
-	if !keyEqual(&e.key, k) || !e.fresh(now) {
-		return nil
-	}
-	return e
-}
-
+// fresh reports whether the slot may serve at now: the table answered for it less than
+// refreshEvery ago (and not after now), and the connection has not expired since.
 func (e *flowSlot) fresh(now int64) bool { return now >= e.refreshed && now < e.until }
 
 // store remembers c (the table's answer at now) when k's next packets may be served

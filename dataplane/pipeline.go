@@ -136,7 +136,12 @@ func (w *Worker) inbound(s *snapshot, f *Frame, b []byte, now int64, out []Frame
 	var e *flowSlot
 	if flags&(header.TCPFlagSYN|header.TCPFlagRST) == 0 { // never served from the cache
 		w.fi = flowIndex(&w.key)
-		if e = w.flows.lookupAt(w.fi, &w.key, now); e != nil && e.serves(p.Proto, flags) && int(e.dest) < len(s.dests) && s.dests[e.dest].d.Available() {
+		// The slot holding the key, fresh at now: two small calls the compiler
+		// inlines (one function doing both would be too big to be inlined).
+		if e = w.flows.holding(w.fi, &w.key); e != nil && !e.fresh(now) {
+			e = nil
+		}
+		if e != nil && e.serves(p.Proto, flags) && int(e.dest) < len(s.dests) && s.dests[e.dest].d.Available() {
 			if s.set.sync != nil {
 				if e.countServed() {
 					w.cachedSync(s.set.sync, e, now)
