@@ -88,17 +88,29 @@ func (w *Worker) sendICMP(f *Frame, kind header.ICMPErrorKind, mtu int, src *[16
 // packets). The tests have no side effects, so a packet that fails one takes
 // xmitSteps's path from its start, in its order.
 func (w *Worker) xmit(s *snapshot, f *Frame, b []byte, c *conntrack.Conn, related bool, out []Frame) []Frame {
-	p := &w.p
-	if d := int(c.Dest); d < len(s.dests) && c.Method == ipvs.DR && p.IPVersion == 4 && p.TTL > 1 && !f.CsumPartial {
-		info := &s.dests[d]
-		if n := p.End - p.L3Off; info.hasMAC && n <= s.set.mtu {
-			header.DecTTL4(b, p)
-			w.setMACs(b, &info.mac)
-			w.countIn(c.Dest, info.svc, uint64(n))
-			return queue(out, f)
-		}
+	if info := w.plainDR(s, f, c.Dest, c.Method); info != nil {
+		p := &w.p
+		header.DecTTL4(b, p)
+		w.setMACs(b, &info.mac)
+		w.countIn(c.Dest, info.svc, uint64(p.End-p.L3Off))
+		return queue(out, f)
 	}
 	return w.xmitSteps(s, f, b, c, related, out)
+}
+
+// plainDR returns dest's settings when the current frame, sent to dest by method m,
+// is xmit's one-block case (DR, IPv4, TTL to spare, within the MTU, checksum
+// complete, the real server's MAC known), else nil. It has no side effects and is
+// inlined, so the flow cache's path (inbound) sends such a frame as xmit does without
+// calling it.
+func (w *Worker) plainDR(s *snapshot, f *Frame, dest uint32, m ipvs.Method) *destInfo {
+	p := &w.p
+	if d := int(dest); d < len(s.dests) && m == ipvs.DR && p.IPVersion == 4 && p.TTL > 1 && !f.CsumPartial {
+		if info := &s.dests[d]; info.hasMAC && p.End-p.L3Off <= s.set.mtu {
+			return info
+		}
+	}
+	return nil
 }
 
 // xmitSteps is xmit's every case, step by step in docs/ipvs-semantics.md §9's order.
