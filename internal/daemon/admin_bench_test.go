@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"runtime"
+	"runtime/metrics"
 	"strings"
 	"testing"
 	"time"
@@ -115,14 +116,30 @@ func admBenchDirector(b *testing.B, n int) *testAdmin {
 
 // reportCPU starts counting the process's CPU time; the function it returns
 // reports it per op (cpu-ns/op): on a machine shared with other work, the wall
-// clock counts the time other processes ran, the CPU time does not.
+// clock counts the time other processes ran, the CPU time does not. It reports
+// the garbage collector's share of it too (gc-cpu-ns/op, the runtime's estimate
+// of its mark, assist and pause CPU time, which it updates at each cycle's end)
+// and the cycles that ended per 1,000 ops (gc/kop): what a command pays for
+// the collector's marking of everything the director keeps.
 func reportCPU(b *testing.B) func() {
 	start := processCPU()
+	gcStart, cyclesStart := gcCPU()
 	return func() {
 		if end := processCPU(); start > 0 && end > start {
 			b.ReportMetric(float64(end-start)/float64(b.N), "cpu-ns/op")
 		}
+		gcEnd, cyclesEnd := gcCPU()
+		b.ReportMetric((gcEnd-gcStart)*1e9/float64(b.N), "gc-cpu-ns/op")
+		b.ReportMetric(float64(cyclesEnd-cyclesStart)*1000/float64(b.N), "gc/kop")
 	}
+}
+
+// gcCPU is the collector's CPU time so far in seconds and the cycles it has
+// completed, from runtime/metrics.
+func gcCPU() (float64, uint64) {
+	s := []metrics.Sample{{Name: "/cpu/classes/gc/total:cpu-seconds"}, {Name: "/gc/cycles/total:gc-cycles"}}
+	metrics.Read(s)
+	return s[0].Value.Float64(), s[1].Value.Uint64()
 }
 
 // admBenchRun runs gvs adm command lines that must succeed.
