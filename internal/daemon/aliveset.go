@@ -11,10 +11,25 @@ import (
 // mode's goroutines, so it is immutable once made. It is a two-level radix of 64
 // by 64 leaves, each a short list: a gvs adm command that changes one service's
 // liveness copies two lists of 64 pointers and one leaf of a few entries (about
-// 2 at 10,000 live services), not a share of every live service. The zero value
-// is the empty set.
+// 2 at 10,000 live services), not a share of every live service. The entries
+// hold no pointer (aliveKey), and a set built whole keeps its leaves in one
+// array, each capped at its end, so that the collector marks one object for
+// them, which it does not scan, instead of one per leaf (4,085 of 4,149 objects
+// at 10,000 live services), on each of its cycles. The zero value is the empty
+// set.
 type aliveSet struct {
-	top *[aliveFan]*[aliveFan][]netip.AddrPort
+	top *[aliveFan]*[aliveFan][]aliveKey
+}
+
+// aliveKey is a service's address and port as an aliveSet keeps it: without a
+// pointer (paddr).
+type aliveKey struct {
+	a    paddr
+	port uint16
+}
+
+func packAddrPort(ap netip.AddrPort) aliveKey {
+	return aliveKey{packAddr(ap.Addr()), ap.Port()}
 }
 
 const (
@@ -30,26 +45,51 @@ func aliveSlot(ap netip.AddrPort) (int, int) {
 	return int(h >> (64 - aliveBits)), int(h>>(64-2*aliveBits)) & (aliveFan - 1)
 }
 
+// newAliveSet returns the set of m's live services, its leaves in one array
+// (the second-level lists in one more).
 func newAliveSet(m map[netip.AddrPort]bool) aliveSet {
-	var s aliveSet
+	var counts [aliveFan][aliveFan]int32
+	var rows [aliveFan]int32
+	n, mids := 0, 0
 	for ap, live := range m {
-		if !live {
-			continue
+		if live {
+			i, j := aliveSlot(ap)
+			if rows[i] == 0 {
+				mids++
+			}
+			counts[i][j]++
+			rows[i]++
+			n++
 		}
-		if s.top == nil {
-			s.top = new([aliveFan]*[aliveFan][]netip.AddrPort)
+	}
+	if n == 0 {
+		return aliveSet{}
+	}
+	s := aliveSet{top: new([aliveFan]*[aliveFan][]aliveKey)}
+	midArr := make([][aliveFan][]aliveKey, mids)
+	all := make([]aliveKey, n)
+	for i := range counts {
+		for j, c := range counts[i] {
+			if c == 0 {
+				continue
+			}
+			if s.top[i] == nil {
+				s.top[i], midArr = &midArr[0], midArr[1:]
+			}
+			s.top[i][j], all = all[:0:c], all[c:]
 		}
-		i, j := aliveSlot(ap)
-		if s.top[i] == nil {
-			s.top[i] = new([aliveFan][]netip.AddrPort)
+	}
+	for ap, live := range m {
+		if live {
+			i, j := aliveSlot(ap)
+			s.top[i][j] = append(s.top[i][j], packAddrPort(ap)) // within its capacity
 		}
-		s.top[i][j] = append(s.top[i][j], ap)
 	}
 	return s
 }
 
 // leaf returns the list ap would be in (nil if there is none).
-func (s aliveSet) leaf(ap netip.AddrPort) []netip.AddrPort {
+func (s aliveSet) leaf(ap netip.AddrPort) []aliveKey {
 	if s.top == nil {
 		return nil
 	}
@@ -61,27 +101,30 @@ func (s aliveSet) leaf(ap netip.AddrPort) []netip.AddrPort {
 }
 
 // has reports whether the service at ap has a live real server.
-func (s aliveSet) has(ap netip.AddrPort) bool { return slices.Contains(s.leaf(ap), ap) }
+func (s aliveSet) has(ap netip.AddrPort) bool {
+	return slices.Contains(s.leaf(ap), packAddrPort(ap))
+}
 
 // with returns s with ap's liveness set to live, s unchanged.
 func (s aliveSet) with(ap netip.AddrPort, live bool) aliveSet {
 	old := s.leaf(ap)
-	at := slices.Index(old, ap)
+	k := packAddrPort(ap)
+	at := slices.Index(old, k)
 	if (at >= 0) == live {
 		return s
 	}
-	var leaf []netip.AddrPort
+	var leaf []aliveKey
 	if live {
-		leaf = append(slices.Clip(old), ap) // copies: old is full to its capacity
+		leaf = append(slices.Clip(old), k) // copies: old is full to its capacity
 	} else if len(old) > 1 {
 		leaf = slices.Delete(slices.Clone(old), at, at+1)
 	}
-	out := aliveSet{top: new([aliveFan]*[aliveFan][]netip.AddrPort)}
+	out := aliveSet{top: new([aliveFan]*[aliveFan][]aliveKey)}
 	if s.top != nil {
 		*out.top = *s.top
 	}
 	i, j := aliveSlot(ap)
-	mid := new([aliveFan][]netip.AddrPort)
+	mid := new([aliveFan][]aliveKey)
 	if out.top[i] != nil {
 		*mid = *out.top[i]
 	}
@@ -99,8 +142,8 @@ func (s aliveSet) set() map[netip.AddrPort]bool {
 				continue
 			}
 			for _, leaf := range mid {
-				for _, ap := range leaf {
-					m[ap] = true
+				for _, k := range leaf {
+					m[netip.AddrPortFrom(k.a.addr(), k.port)] = true
 				}
 			}
 		}
