@@ -115,20 +115,44 @@ type service struct {
 	pool  *sched.Pool
 	ipv6  bool
 	vaddr [16]byte
-	// rs are the real servers as applied (an own copy): with spec, the
-	// service as Apply was given it (applied). The Director keeps no other copy
-	// of each service (one per service fewer for the collector to mark), and a
-	// service of one real server keeps it in rs1 (rs is rs1[:]): no list of its own.
+	// rs are the real servers as applied (an own copy), their MACs left out:
+	// the dests keep them (destInfo), so that a real server's MAC coming in
+	// changes its dest, not the service (applyLocked keeps the service, and its
+	// pages in the index). With spec and the dests' MACs, the service as Apply
+	// was given it (appliedLocked). The Director keeps no other copy of each
+	// service (one per service fewer for the collector to mark), and a service
+	// of one real server keeps it in rs1 (rs is rs1[:]): no list of its own.
 	rs  []ipvs.RealServer
 	rs1 [1]ipvs.RealServer
 }
 
-// applied returns the service as it was applied, its real servers included
-// (sharing s's lists: not to be written).
-func (s *service) applied() ipvs.Service {
-	a := s.spec
-	a.RealServers = s.rs
+// appliedLocked returns svc as it was applied, its real servers included with
+// their MACs (a list of its own).
+// Precondition: d.mu is held.
+func (d *Director) appliedLocked(svc *service) ipvs.Service {
+	a := svc.spec
+	a.RealServers = slices.Clone(svc.rs)
+	for i := range a.RealServers {
+		r := &a.RealServers[i]
+		if dst := svc.pool.Find(r.Addr.Addr(), r.Addr.Port()); dst != nil {
+			if in := &d.dests[dst.ID()]; in.hasMAC {
+				r.MAC = in.mac
+			}
+		}
+	}
 	return a
+}
+
+// sameService reports whether svc defines spec, the real servers' MACs aside
+// (the dests keep them).
+func sameService(svc *service, spec *ipvs.Service) bool {
+	a := &svc.spec
+	return a.Key == spec.Key && a.Scheduler == spec.Scheduler && a.Flags == spec.Flags && a.MHTableSize == spec.MHTableSize &&
+		a.Persistence == spec.Persistence && a.Netmask == spec.Netmask && a.OPS == spec.OPS &&
+		slices.Equal(a.Match, spec.Match) && slices.EqualFunc(svc.rs, spec.RealServers, func(x, y ipvs.RealServer) bool {
+		y.MAC = ipvs.MAC{}
+		return x == y
+	})
 }
 
 // destInfo is what the data path needs of a real server beyond sched.Dest.
@@ -402,7 +426,7 @@ func (d *Director) Apply(services []ipvs.Service) error {
 			if cur == nil {
 				return false
 			}
-			a := cur.applied()
+			a := d.appliedLocked(cur)
 			return sameSpec(&a, s)
 		}
 		if d.admit(s, seen, unchanged, &errs) {
@@ -490,7 +514,7 @@ func sameSpec(a, b *ipvs.Service) bool {
 // specList returns the running services (in no particular order).
 func (d *Director) specList() []ipvs.Service {
 	out := make([]ipvs.Service, 0, d.next.idx.len())
-	d.next.idx.each(func(_ svcKey, s *service) { out = append(out, s.applied()) })
+	d.next.idx.each(func(_ svcKey, s *service) { out = append(out, d.appliedLocked(s)) })
 	return out
 }
 
@@ -525,12 +549,25 @@ func (d *Director) applyLocked(upsert []*ipvs.Service, remove []svcKey) error {
 				pool = pool.Clone()
 			}
 		}
+		if old != nil && pool == old.pool && sameService(old, spec) {
+			// Nothing but real servers' MACs changed: the dests take them, the
+			// running service stays as it is (and where it is in the index).
+			for j := range spec.RealServers {
+				r := &spec.RealServers[j]
+				d.setInfoLocked(pool.Find(r.Addr.Addr(), r.Addr.Port()).ID(), old, r)
+			}
+			built[i] = old
+			continue
+		}
 		svc := &service{id: id, pool: pool, spec: *spec}
 		if len(spec.RealServers) == 1 {
 			svc.rs1[0] = spec.RealServers[0]
 			svc.rs = svc.rs1[:]
 		} else {
 			svc.rs = slices.Clone(spec.RealServers)
+		}
+		for j := range svc.rs {
+			svc.rs[j].MAC = ipvs.MAC{}
 		}
 		svc.spec.RealServers = nil
 		svc.spec.Match = slices.Clone(spec.Match)
@@ -563,7 +600,9 @@ func (d *Director) applyLocked(upsert []*ipvs.Service, remove []svcKey) error {
 	}
 	for i, spec := range upsert {
 		k, svc := keyOf(spec), built[i]
-		if old := d.next.idx.get(k); old != nil {
+		if old := d.next.idx.get(k); old == svc {
+			continue
+		} else if old != nil {
 			d.next.drop(k, old)
 		}
 		d.next.put(k, svc)
