@@ -530,12 +530,14 @@ func (d *Director) applyLocked(upsert []*ipvs.Service, remove []svcKey) error {
 		old := d.next.idx.get(k)
 		var pool *sched.Pool
 		var id uint32
+		var room *serviceRoom
 		schedChanged := old == nil || old.spec.Scheduler != spec.Scheduler || old.spec.Flags != spec.Flags || old.spec.MHTableSize != spec.MHTableSize
 		switch {
 		case old == nil:
 			id = d.nextSvc
 			d.nextSvc++
-			pool = d.newPool(spec)
+			room = new(serviceRoom)
+			pool = d.newPool(spec, &room.pool)
 		case schedChanged:
 			id = old.id
 			pool = old.pool.Clone()
@@ -559,7 +561,11 @@ func (d *Director) applyLocked(upsert []*ipvs.Service, remove []svcKey) error {
 			built[i] = old
 			continue
 		}
-		svc := &service{id: id, pool: pool, spec: *spec}
+		svc := &service{}
+		if room != nil {
+			svc = &room.svc
+		}
+		*svc = service{id: id, pool: pool, spec: *spec}
 		if len(spec.RealServers) == 1 {
 			svc.rs1[0] = spec.RealServers[0]
 			svc.rs = svc.rs1[:]
@@ -619,9 +625,20 @@ func (d *Director) newScheduler(spec *ipvs.Service) sched.Scheduler {
 	return s
 }
 
-// newPool returns a new service's pool, with its scheduler (sched.NewPoolOf).
-func (d *Director) newPool(spec *ipvs.Service) *sched.Pool {
-	p, err := sched.NewPoolOf(spec.Scheduler, d.schedOptions(spec))
+// serviceRoom is a new service made in one allocation with its pool: one
+// object per service for the collector to mark, not two, as long as the
+// service runs as it was made (a real server's MAC coming in keeps it). A
+// later service that keeps the pool keeps the room, and the first service's
+// few hundred bytes in it, while it runs.
+type serviceRoom struct {
+	svc  service
+	pool sched.PoolRoom
+}
+
+// newPool returns a new service's pool, with its scheduler, made in room
+// (sched.PoolRoom).
+func (d *Director) newPool(spec *ipvs.Service, room *sched.PoolRoom) *sched.Pool {
+	p, err := room.Init(spec.Scheduler, d.schedOptions(spec))
 	if err != nil {
 		panic("dataplane: scheduler " + spec.Scheduler + " passed validation but failed: " + err.Error())
 	}

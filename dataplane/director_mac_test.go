@@ -4,6 +4,7 @@ import (
 	"net/netip"
 	"slices"
 	"testing"
+	"unsafe"
 
 	"github.com/gvs-lb/gvs/ipvs"
 )
@@ -15,7 +16,8 @@ import (
 // left them as objects of their own for the collector); its dests take the
 // MAC, the generation before keeps the dest as it was, and the Director
 // gives the services back as applied, MACs included. A change of anything
-// else still makes a new service.
+// else still makes a new service. A new service is made with its pool, in one
+// object (serviceRoom), which the MACs keep.
 func TestMACKeepsService(t *testing.T) {
 	d, err := New(testOptions())
 	if err != nil {
@@ -58,6 +60,9 @@ func TestMACKeepsService(t *testing.T) {
 		for _, s := range after.serviceList() {
 			if was[s.spec.Key] != s {
 				t.Fatalf("delta %v: %s is a new service after its MACs came in", viaDelta, s.spec.Key)
+			}
+			if room := (*serviceRoom)(unsafe.Pointer(s)); unsafe.Pointer(&room.pool) != unsafe.Pointer(s.pool) {
+				t.Fatalf("delta %v: %s's pool is not made with it", viaDelta, s.spec.Key)
 			}
 			for _, dst := range s.pool.Dests() {
 				if in, old := after.dests[dst.ID()], before.dests[dst.ID()]; !in.hasMAC || old.hasMAC {

@@ -109,27 +109,33 @@ func (p *Pool) schedule(s Scheduler) {
 // for a scheduler with state of its own (rr), with the scheduler: a service of
 // one real server is one object for the collector to mark, not four.
 func NewPoolOf(name string, opts Options) (*Pool, error) {
+	return new(PoolRoom).Init(name, opts)
+}
+
+// A PoolRoom is the storage of a pool that NewPoolOf makes, for a caller that
+// makes it in one allocation with what it keeps beside the pool (the
+// Director's service: one object per service for the collector to mark, not
+// two): the pool, an rr scheduler's state and the pool's first dest. It must
+// not be copied once Init has run.
+type PoolRoom struct {
+	p  Pool
+	rr rr
+	d  Dest
+}
+
+// Init makes r's pool as NewPoolOf does and returns it (r's own).
+func (r *PoolRoom) Init(name string, opts Options) (*Pool, error) {
 	if name == "rr" && opts.Flags&^(FlagSched1|FlagSched2|FlagSched3) == 0 {
-		x := &struct {
-			p  Pool
-			rr rr
-			d  Dest
-		}{}
-		x.p.schedule(&x.rr)
-		x.p.spare = &x.d
-		return &x.p, nil
+		r.p.schedule(&r.rr)
+	} else {
+		s, err := New(name, opts)
+		if err != nil {
+			return nil, err
+		}
+		r.p.schedule(s)
 	}
-	s, err := New(name, opts)
-	if err != nil {
-		return nil, err
-	}
-	x := &struct {
-		p Pool
-		d Dest
-	}{}
-	x.p.schedule(s)
-	x.p.spare = &x.d
-	return &x.p, nil
+	r.p.spare = &r.d
+	return &r.p, nil
 }
 
 // NewDest returns what NewDest does, in the pool's room for its first dest when
