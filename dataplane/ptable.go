@@ -179,15 +179,22 @@ func (b *pagedBuilder[S]) resize(want int) {
 	old := b.t
 	pages := n / pageSize
 	b.t = ptable[S]{shift: shift, mask: n - 1, dirs: make([]*[dirSize]*[pageSize]S, (pages+dirSize-1)/dirSize)}
+	// The directories in one array and the pages in one more: the collector
+	// marks two objects for a table built whole (a restore of 10,000 services:
+	// 2,048 pages and 32 directories of each table), not one per page. A page
+	// copied later is an object of its own; the array stays while a table
+	// still holds one of its pages, so it costs at most the table's size again.
+	dirs := make([][dirSize]*[pageSize]S, len(b.t.dirs))
+	all := make([][pageSize]S, pages)
 	for d := range b.t.dirs {
-		b.t.dirs[d] = new([dirSize]*[pageSize]S)
+		b.t.dirs[d] = &dirs[d]
 	}
 	for p := range pages {
-		b.t.dirs[p>>dirBits][p&dirMask] = new([pageSize]S)
+		b.t.dirs[p>>dirBits][p&dirMask] = &all[p]
 	}
 	b.owned = make([]bool, pages)
 	b.dirOwned = make([]bool, len(b.t.dirs))
-	b.written = b.written[:0]
+	b.written = slices.Grow(b.written[:0], int(pages))
 	for p := range b.owned {
 		b.owned[p] = true
 		b.written = append(b.written, uint32(p))

@@ -180,3 +180,20 @@ func TestAddrSetBuilder(t *testing.T) {
 		t.Fatalf("after every holder went: small %v, %d entries, %d extra counts", s.small, b.b.n, len(b.extra))
 	}
 }
+
+// TestPagedTableBuiltWhole checks that a table grown in one generation (a
+// restore's, a reload's) keeps its pages in one array and its directories in
+// one more: the objects its growth makes do not follow its size.
+func TestPagedTableBuiltWhole(t *testing.T) {
+	for _, slots := range []int{1 << 10, 1 << 15} {
+		n := testing.AllocsPerRun(5, func() {
+			var b pagedBuilder[svcSlot]
+			b.resize(slots)
+		})
+		// The directory list, the directories, the pages, and the builder's
+		// three lists by page and directory.
+		if n > 6 {
+			t.Fatalf("a table of %d slots made %.0f objects, want at most 6", slots, n)
+		}
+	}
+}
