@@ -561,9 +561,11 @@ func (d *Director) applyLocked(upsert []*ipvs.Service, remove []svcKey) error {
 			built[i] = old
 			continue
 		}
-		svc := &service{}
+		var svc *service
 		if room != nil {
 			svc = &room.svc
+		} else {
+			svc = new(service)
 		}
 		*svc = service{id: id, pool: pool, spec: *spec}
 		if len(spec.RealServers) == 1 {
