@@ -66,11 +66,14 @@ type flowSlot struct {
 	x            slotExt       // the rest of the flow's sync state (sync.go)
 	ref          conntrack.Ref // the connection's entry (sync events name it)
 	// ev is where the slot's last sync event is in the worker's ring (its position
-	// plus one; 0: none): a push of the same event while it is unclaimed is left out
-	// (syncRing.queued). store leaves it as it is: queued compares the event itself,
-	// so a position from the slot's earlier flow, or one long claimed, only fails.
-	ev uint64
-	_  [8]byte
+	// plus one; 0: none), and evv that event (valid while ev is not 0): a push of the
+	// same event while it is unclaimed is left out (pushAfterTable), and a push of the
+	// flow's event once it was claimed reuses evv rather than hashing the key again.
+	// ev is 0 in a slot not in use (clearUsed) and store clears it when it takes a
+	// slot in use by another flow, so evv is always an event for the slot's key; its
+	// low bits name the connection (a new connection of the same key has another
+	// reference).
+	ev, evv uint64
 }
 
 // A slot is two whole cache lines (the cache is page-aligned, a large allocation):
@@ -95,7 +98,13 @@ func (fc *flowCache) prefault() {
 
 func (fc *flowCache) isUsed(i uint32) bool { return fc.used[i/64]&(1<<(i%64)) != 0 }
 func (fc *flowCache) setUsed(i uint32)     { fc.used[i/64] |= 1 << (i % 64) }
-func (fc *flowCache) clearUsed(i uint32)   { fc.used[i/64] &^= 1 << (i % 64) }
+
+// clearUsed marks slot i empty, with no sync event (flowSlot.ev: a slot not in use has
+// none, so store clears it only when it takes a slot another flow uses).
+func (fc *flowCache) clearUsed(i uint32) {
+	fc.used[i/64] &^= 1 << (i % 64)
+	fc.slots[i].ev = 0
+}
 
 func flowIndex(k *conntrack.Key) uint32 {
 	h := binary.LittleEndian.Uint64(k.CAddr[:8]) ^ binary.LittleEndian.Uint64(k.CAddr[8:])*0x9e3779b97f4a7c15
@@ -139,7 +148,7 @@ func (fc *flowCache) store(i uint32, k *conntrack.Key, c *conntrack.Conn, now in
 		return nil
 	}
 	e := &fc.slots[i]
-	if fc.isUsed(i) && !keyEqual(&e.key, k) && e.fresh(now) {
+	if fc.isUsed(i) && !keyEqual(&e.key, k) && e.keptFrom(now) {
 		// A fresh flow holds the slot: keep it rather than thrash between two
 		// flows (with many concurrent flows, the busy ones stay cached).
 		return nil
@@ -154,6 +163,17 @@ func (fc *flowCache) store(i uint32, k *conntrack.Key, c *conntrack.Conn, now in
 	e.spend, e.snext, e.x, e.ref = 0, 0, slotExt{}, c.Ref
 	fc.setUsed(i)
 	return e
+}
+
+// keptFrom reports whether slot e, which holds another flow, is kept from one that
+// would take it at now (its flow is fresh); if not, it clears the slot's sync event
+// (flowSlot.ev), which was the other flow's.
+func (e *flowSlot) keptFrom(now int64) bool {
+	if e.fresh(now) {
+		return true
+	}
+	e.ev = 0
+	return false
 }
 
 // holding returns slot i when it holds k, else nil.

@@ -98,7 +98,9 @@ func TestFlowCacheHonoursExpiry(t *testing.T) {
 // TestFlowSlotStoreSetsEveryField holds store, which writes a slot field by field, to
 // the whole slot built from the table's answer: a slot holding another flow's bytes
 // everywhere comes out equal to it, whatever field a change adds to the slot, but
-// for the sync event's position (ev), which store leaves.
+// for the sync event (evv), which store leaves, and its position (ev), which it
+// leaves in a slot not in use (where clearUsed left it 0) and clears in a slot
+// another flow used (TestSyncSlotEvent holds what the sync side reads of them).
 func TestFlowSlotStoreSetsEveryField(t *testing.T) {
 	fc := new(flowCache)
 	k := conntrack.Key{Proto: header.IPProtoTCP, CPort: 40000, VPort: 80}
@@ -109,6 +111,10 @@ func TestFlowSlotStoreSetsEveryField(t *testing.T) {
 	copy(c.DAddr[:], []byte{198, 19, 0, 5})
 	for _, now := range []int64{sec, 900*sec - refreshEvery/2} { // until: the refresh, then the expiry
 		i := flowIndex(&k)
+		ev := uint64(0xa5a5a5a5a5a5a5a5) // left in a slot not in use (clearUsed left it 0)
+		if fc.isUsed(i) {
+			ev = 0 // cleared: the slot held another flow (the bytes below)
+		}
 		slot := unsafe.Slice((*byte)(unsafe.Pointer(&fc.slots[i])), unsafe.Sizeof(flowSlot{}))
 		for j := range slot {
 			slot[j] = 0xa5
@@ -116,7 +122,7 @@ func TestFlowSlotStoreSetsEveryField(t *testing.T) {
 		want := flowSlot{key: k, daddr: c.DAddr, dport: c.DPort, method: c.Method, state: c.State,
 			keeps: conntrack.InputKeepsSet(c.State, true), dest: c.Dest, refreshed: now,
 			until: min(now+refreshEvery, c.Expires), ref: c.Ref,
-			ev: 0xa5a5a5a5a5a5a5a5} // left as it was: a hint syncRing.queued checks exactly
+			ev: ev, evv: 0xa5a5a5a5a5a5a5a5} // evv left as it was
 		if e := fc.store(i, &k, &c, now); e != &fc.slots[i] || *e != want {
 			t.Fatalf("at %d: store left\n%+v, want\n%+v", now, fc.slots[i], want)
 		}

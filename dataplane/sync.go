@@ -21,8 +21,8 @@ import (
 // once. Nothing is allocated and no lock is taken per packet; a full ring drops the
 // event and counts it (the refresh sweeper repairs it). A table packet's push whose
 // event the ring still holds unclaimed, pushed for the flow's slot, is left out: the
-// drainer reads the connection after the packet's table step (syncRing.queued), so a
-// short flow's FIN and its third packet, drained together, make one record.
+// drainer reads the connection after the packet's table step (syncRing.unclaimed),
+// so a short flow's FIN and its third packet, drained together, make one record.
 //
 // The rules' per-connection state — the packet count and ipvssync.ConnState — is the
 // table's (conntrack.SyncInfo), counted under the shard lock the packet takes anyway.
@@ -146,17 +146,15 @@ func (r *syncRing) put(ev uint64) uint64 {
 	return t + 1
 }
 
-// queued reports whether the ring's event at position at-1 (at: what put returned; 0
-// for none) is ev and not yet claimed by the drainer. A push of ev then adds
-// nothing: the drainer reads ev's connection from the table when it claims the event
-// already there, and it claims events before it reads their entries (drain), so a
-// worker that finds the event unclaimed after its table step knows that read is yet
-// to come and will see what the step wrote — the one record carries what a second
-// one would. ev is exact (the entry's reference and its key's check word), so an at
-// from another flow or another time only fails the test.
-func (r *syncRing) queued(at, ev uint64) bool {
-	return at > r.head.Load() && r.buf[(at-1)%SyncRingSize] == ev
-}
+// unclaimed reports whether the ring's event at position at-1 (at: what put
+// returned; 0 for none) is not yet claimed by the drainer: it still holds the event
+// put wrote there (a slot is written again only after head passed it). A push of
+// the same event then adds nothing: the drainer reads the connection from the table
+// when it claims the event already there, and it claims events before it reads
+// their entries (drain), so a worker that finds the event unclaimed after its table
+// step knows that read is yet to come and will see what the step wrote — the one
+// record carries what a second one would.
+func (r *syncRing) unclaimed(at uint64) bool { return at > r.head.Load() }
 
 // publish hands the events pushed since the last call to the drainer (the worker
 // calls it once per batch).
@@ -170,7 +168,7 @@ func (r *syncRing) publish() {
 // t (and its template after it, as the kernel sends a controlled connection's template
 // with it), and returns how many it took. It claims events a batch at a time — copies
 // them out and moves head past them — before it reads any of their entries: a worker
-// that finds an event unclaimed after its own table step (queued) may leave out a
+// that finds an event unclaimed after its own table step (unclaimed) may leave out a
 // push of the same connection, since the drainer's read of the entry comes after.
 func (r *syncRing) drain(t *conntrack.Table, max int, fn func(c *conntrack.Conn)) int {
 	h, tl := r.head.Load(), r.tail.Load()
@@ -447,25 +445,44 @@ func (p *syncPlan) startFrom(e *flowSlot, m slotMode, pkts uint32) {
 
 // pushAfterTable pushes c, which the table's rules chose to send or the packet
 // adopted, unless slot e (the flow's, which flowCache.store just filled; nil when the
-// cache does not hold the flow) names the same event still unclaimed in the ring
-// (queued: a short flow's FIN after the cache's send at its third packet, both read
-// by the same drain). It notes the event's position in e.
+// cache does not hold the flow) names the same event still unclaimed in the ring (a
+// short flow's FIN after the cache's send at its third packet, both read by the same
+// drain). It notes the event and its position in e. The slot's event is c's when
+// its position is set (store clears it for another flow) and its low bits are c's
+// reference with no bit set (a new connection of the same key has another
+// reference; an adoption's event is pushed whatever the ring holds): its check word
+// is then not computed again.
 func (w *Worker) pushAfterTable(c *conntrack.Conn, e *flowSlot) {
 	r := w.ring.Load()
 	if r == nil {
 		return
 	}
-	ev := keyCheck(&c.Key) | uint64(c.Ref)
-	if c.Sync.Adopted {
-		r.adopted.Add(1)
-		ev |= evAdopted << 32
-	} else if e != nil && r.queued(e.ev, ev) {
-		return
+	var ev uint64
+	if e != nil && e.ev != 0 && e.evv&^evCheckMask == uint64(c.Ref) && !c.Sync.Adopted {
+		if r.unclaimed(e.ev) {
+			return
+		}
+		ev = e.evv
+	} else {
+		ev = keyCheck(&c.Key) | uint64(c.Ref)
+		if c.Sync.Adopted {
+			r.adopted.Add(1)
+			ev |= evAdopted << 32
+		}
 	}
 	at := r.put(ev)
 	if e != nil {
-		e.ev = at
+		e.ev, e.evv = at, ev
 	}
+}
+
+// slotEvent returns the event of slot e's flow: the one it last pushed when that is
+// the flow's (pushAfterTable), else one made from its key and reference.
+func (e *flowSlot) slotEvent() uint64 {
+	if e.ev != 0 && e.evv&^evCheckMask == uint64(e.ref) {
+		return e.evv
+	}
+	return keyCheck(&e.key) | uint64(e.ref)
 }
 
 // noFlowIndex is Worker.fi when the packet's slot index was not computed.
@@ -492,7 +509,8 @@ func (w *Worker) cachedSync(p *syncPlan, e *flowSlot, now int64) {
 	}
 	x.sentAt, x.old = now, e.state
 	if r := w.ring.Load(); r != nil { // no template: local decisions are for uncontrolled flows
-		e.ev = r.put(keyCheck(&e.key) | uint64(e.ref))
+		ev := e.slotEvent()
+		e.ev, e.evv = r.put(ev), ev
 	}
 }
 
@@ -526,7 +544,8 @@ func (w *Worker) cachedAsk(p *syncPlan, e *flowSlot, now int64) bool {
 	x.base = c.Sync.Pkts
 	e.setCountdown(&p.Rules, c.Sync.Pkts)
 	if r := w.ring.Load(); r != nil && c.Sync.Send {
-		e.ev = r.put(evOf(c))
+		ev := evOf(c)
+		e.ev, e.evv = r.put(ev), ev
 	}
 	return false
 }

@@ -379,15 +379,82 @@ func TestSyncQueuedEvent(t *testing.T) {
 	if fmt.Sprint(states(before), states(after)) != fmt.Sprint([]conntrack.State{est}, []conntrack.State{fw}) {
 		t.Fatalf("claimed: records %v then %v, want ESTABLISHED then FIN_WAIT", states(before), states(after))
 	}
-	// queued is exact: another event at the position, or one claimed, is not it.
+	// unclaimed: an event put and not yet claimed; none for position 0.
 	r := newSyncRing()
 	at := r.put(7)
-	if !r.queued(at, 7) || r.queued(at, 8) || r.queued(0, 7) {
-		t.Fatal("queued: wrong answer for an unclaimed event")
+	if !r.unclaimed(at) || r.unclaimed(0) {
+		t.Fatal("unclaimed: wrong answer for an unclaimed event")
 	}
 	r.head.Store(at)
-	if r.queued(at, 7) {
-		t.Fatal("queued: a claimed event")
+	if r.unclaimed(at) {
+		t.Fatal("unclaimed: a claimed event")
+	}
+}
+
+// TestSyncSlotEvent: a table packet's push is left out only for the slot's own event,
+// still unclaimed — not for an event of another flow that held the slot with the same
+// entry reference (flowCache.store clears the slot's event when it takes another flow),
+// of an earlier connection of the same key (another reference), or of an adoption —
+// and a push after a claim reuses the slot's event, which is the flow's. Fails with
+// store leaving the slot's event, or with the reference not compared.
+func TestSyncSlotEvent(t *testing.T) {
+	fc := new(flowCache)
+	w := &Worker{}
+	r := newSyncRing()
+	w.ring.Store(r)
+	key := func(port uint16) conntrack.Key {
+		k := conntrack.Key{Proto: header.IPProtoTCP, CPort: port, VPort: 80}
+		copy(k.CAddr[:], []byte{198, 18, 0, 1})
+		copy(k.VAddr[:], []byte{198, 18, 1, 1})
+		return k
+	}
+	conn := func(k conntrack.Key, ref conntrack.Ref) *conntrack.Conn {
+		c := &conntrack.Conn{Key: k, Ref: ref, Dest: 1, HasDest: true, DPort: 80, Method: ipvs.DR,
+			Flags: conntrack.FlagNoOutput, State: conntrack.StateEstablished, Expires: 1000 * sec}
+		return c
+	}
+	k1, k2 := key(40000), key(40001)
+	i := flowIndex(&k1) // both flows in one slot, as two keys of the same index would be
+	pushes := func(c *conntrack.Conn, now int64) (pushed bool, ev uint64) {
+		e := fc.store(i, &c.Key, c, now)
+		if e == nil {
+			t.Fatalf("store refused %v at %d", c.Key, now)
+		}
+		before := r.ptail
+		w.pushAfterTable(c, e)
+		if r.ptail == before {
+			return false, 0
+		}
+		return true, r.buf[before%SyncRingSize]
+	}
+	want := func(c *conntrack.Conn, bits uint64) uint64 { return keyCheck(&c.Key) | bits<<32 | uint64(c.Ref) }
+	c1 := conn(k1, 5)
+	if p, ev := pushes(c1, sec); !p || ev != want(c1, 0) {
+		t.Fatalf("first push: pushed %v, event %#x, want %#x", p, ev, want(c1, 0))
+	}
+	if p, _ := pushes(c1, sec+1); p {
+		t.Fatal("the flow's own event, unclaimed: pushed again")
+	}
+	r.head.Store(r.ptail) // claimed
+	if p, ev := pushes(c1, sec+2); !p || ev != want(c1, 0) {
+		t.Fatalf("after the claim: pushed %v, event %#x, want %#x", p, ev, want(c1, 0))
+	}
+	// Another flow takes the slot (the first is no longer fresh) with the same entry
+	// reference while the first flow's event is unclaimed.
+	later := sec + 2 + refreshEvery
+	c2 := conn(k2, 5)
+	if p, ev := pushes(c2, later); !p || ev != want(c2, 0) {
+		t.Fatalf("another flow, same reference: pushed %v, event %#x, want %#x", p, ev, want(c2, 0))
+	}
+	// A new connection of the same key (another reference).
+	c3 := conn(k2, 6)
+	if p, ev := pushes(c3, later+1); !p || ev != want(c3, 0) {
+		t.Fatalf("a new connection of the key: pushed %v, event %#x, want %#x", p, ev, want(c3, 0))
+	}
+	// An adoption is pushed whatever the ring holds, and counted.
+	c3.Sync.Adopted = true
+	if p, ev := pushes(c3, later+2); !p || ev != want(c3, evAdopted) || r.adopted.Load() != 1 {
+		t.Fatalf("an adoption: pushed %v, event %#x, want %#x, adopted %d", p, ev, want(c3, evAdopted), r.adopted.Load())
 	}
 }
 
