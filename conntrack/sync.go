@@ -260,14 +260,13 @@ type syncPlan struct {
 	// for a connection of proto that is no template and not one-packet), one load
 	// for the three tests.
 	planned [256]bool
-	// Bit s of quietTCP, and quietUDP: the plan path only counts (to 2), and does
-	// not send, a connection of that protocol in state s whose packed sync word is 0
-	// (just confirmed: count, origin, old state and retries 0; or a count wrapped to
-	// 0, which the path takes alike) with nothing folded. Most connections'
-	// confirming packet (a TCP handshake's last ACK, a UDP flow's second packet) is
-	// decided by this one bit.
-	quietTCP uint32
-	quietUDP bool
+	// Bit s of quiet[proto]: the plan path only counts (to 2), and does not send, a
+	// connection of proto in state s whose packed sync word is 0 (just confirmed:
+	// count, origin, old state and retries 0; or a count wrapped to 0, which the path
+	// takes alike) with nothing folded; 0 for a protocol the plan does not decide.
+	// Most connections' confirming packet (a TCP handshake's last ACK, a UDP flow's
+	// second packet) is decided by this one bit, in line (syncStepLocked).
+	quiet [256]uint32
 }
 
 // newSyncPlan returns r's plan.
@@ -290,10 +289,12 @@ func newSyncPlan(r *ipvssync.Rules) *syncPlan {
 	// The plan path's decision at count 2 from old state 0 (below).
 	for s := range uint32(NumStates) {
 		if !(p.forcedTCP>>s&1 != 0 && s != 0 || p.sendsTCP>>s&1 != 0 && p.candidate(2)) {
-			p.quietTCP |= 1 << s
+			p.quiet[protoTCP] |= 1 << s
 		}
 	}
-	p.quietUDP = !(p.sendsUDP && p.candidate(2))
+	if !(p.sendsUDP && p.candidate(2)) {
+		p.quiet[protoUDP] = 1 << StateUDP
+	}
 	return p
 }
 
@@ -371,6 +372,35 @@ func neededConn(e *entry, c *ipvssync.Conn) {
 //
 // Precondition: e's shard lock is held and the table syncs.
 func (t *Table) syncStepLocked(e *entry, fold *Fold, now int64, c *Conn) {
+	if !t.syncQuietLocked(e, fold, c) {
+		t.syncStepOut(e, fold, now, c)
+	}
+}
+
+// syncQuietLocked is syncStepLocked for the packet that confirms a local connection
+// of the plan, with nothing folded (a TCP handshake's last ACK, a UDP flow's second
+// packet), which the plan path decides by one bit (syncPlan.quiet): it counts the
+// packet (to 2, not sent) and reports true; for any other packet it changes nothing
+// and reports false. c.Sync is as fillLocked left it (Old 0). Small enough to be in
+// line at inLocked, which calls syncStepOut when it reports false.
+//
+// Precondition: as syncStepLocked's.
+func (t *Table) syncQuietLocked(e *entry, fold *Fold, c *Conn) bool {
+	if e.uprev|fold.Pkts != 0 || fold.Sent != 0 || e.flags&(fUnconf|FlagTemplate|FlagOnePacket) != 0 {
+		return false
+	}
+	if p := t.syncRules.Load(); p == nil || p.quiet[e.proto]>>(e.state&15)&1 == 0 {
+		return false
+	}
+	e.uprev = 2
+	c.Sync.Pkts = 2
+	return true
+}
+
+// syncStepOut is syncStepLocked for a packet syncQuietLocked does not decide.
+//
+// Precondition: as syncStepLocked's.
+func (t *Table) syncStepOut(e *entry, fold *Fold, now int64, c *Conn) {
 	if e.flags&fUnconf != 0 {
 		c.Sync.Pkts = 1
 		return
@@ -393,12 +423,6 @@ func (t *Table) syncStepLocked(e *entry, fold *Fold, now int64, c *Conn) {
 	// to compare it with a folded send's, and packed (a division by the tick) only
 	// when it changed.
 	st := uint32(e.state) & 15
-	if u == 0 && fold.Pkts == 0 && fold.Sent == 0 && (e.proto == protoTCP && p.quietTCP>>st&1 != 0 || e.proto == protoUDP && p.quietUDP) {
-		// Just confirmed, nothing folded, not sent (quietTCP): counted, as below.
-		e.uprev = 2
-		c.Sync.Pkts, c.Sync.Old = 2, 0
-		return
-	}
 	pkts := u & 0xffff
 	if pkts == 0 {
 		pkts = 1 // just confirmed: its first packet, on the list, was not counted

@@ -616,8 +616,8 @@ func (t *Table) inLocked(s *shard, si int, h uint64, k *Key, cport uint16, tcpFl
 	ctl := t.assureStepLocked(e, assure)
 	fold := c.Sync.Fold
 	t.fillLocked(si, i, e, c)
-	if s.sx != nil {
-		t.syncStepLocked(e, &fold, now, c)
+	if s.sx != nil && !t.syncQuietLocked(e, &fold, c) {
+		t.syncStepOut(e, &fold, now, c) // syncStepLocked, its quiet step in line
 	}
 	return Hit, ctl, d
 }
