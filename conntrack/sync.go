@@ -1,6 +1,7 @@
 package conntrack
 
 import (
+	"math/bits"
 	"sync/atomic"
 	"time"
 
@@ -170,7 +171,41 @@ func (t *Table) syncTick(ns int64) uint32 {
 		t.syncEpoch.CompareAndSwap(0, ep)
 		ep = t.syncEpoch.Load()
 	}
-	return uint32(min(max((ns-ep)/t.tick+1, 1), 1<<32-1))
+	hi, _ := bits.Mul64(uint64(max(ns-ep, 0))<<1, t.tickDiv.m) // tickDiv.div, in line
+	return uint32(min(hi>>t.tickDiv.shift+1, 1<<32-1))
+}
+
+// A divider divides by a constant n (newDivider) with a multiplication and a shift
+// instead of a division: a 64-bit division is a few dozen cycles of latency, and Go
+// adds its tests for a zero and a -1 divisor; syncTick divides by the table's tick at
+// every send the table decides. With 2^s < n <= 2^(s+1) and m = ceil(2^(64+s) / n),
+// d·m / 2^(64+s) rounded down is d / n for every d < 2^63: it exceeds d / n by less
+// than d / 2^(64+s) < 2^-(s+1) <= 1/n, too little to reach the next integer (d / n is
+// at most 1 - 1/n below it). div computes it as the high word of 2d·m shifted right
+// by s+1, so that n = 1 (m = 2^63, a shift of 0) needs no case of its own.
+// TestDividerDivides holds it to the division.
+type divider struct {
+	m     uint64
+	shift uint8 // s+1
+}
+
+// newDivider returns the divider by n (n >= 1).
+func newDivider(n uint64) divider {
+	if n == 1 {
+		return divider{m: 1 << 63}
+	}
+	s := uint8(bits.Len64(n-1) - 1)
+	m, r := bits.Div64(1<<s, 0, n)
+	if r != 0 {
+		m++
+	}
+	return divider{m: m, shift: s + 1}
+}
+
+// div returns d / n for d < 2^63.
+func (v divider) div(d uint64) uint64 {
+	hi, _ := bits.Mul64(d<<1, v.m)
+	return hi >> v.shift
 }
 
 // lastSyncOf returns the last send the packed word w (an entry's unext) holds, 0 for

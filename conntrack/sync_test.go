@@ -701,3 +701,34 @@ func stepAsGeneral(t *testing.T, tbl *Table, e *entry, f Fold, now int64, what f
 	}
 	return c1
 }
+
+// TestDividerDivides holds divider to the division: for ticks of 1 ns to beyond an
+// hour (powers of two, their neighbours, the default 100 ms, random ones) and
+// dividends from 0 to 2^63-1 (multiples of the divisor and their neighbours, random
+// ones), div is d / n. Fails with m rounded down, or s one larger.
+func TestDividerDivides(t *testing.T) {
+	rng := rand.New(rand.NewPCG(63, 2))
+	ns := []uint64{1, 2, 3, 5, 7, 1000, uint64(time.Millisecond), uint64(100 * time.Millisecond), uint64(time.Hour), 1<<62 + 1}
+	for k := 1; k < 63; k++ {
+		ns = append(ns, 1<<k-1, 1<<k, 1<<k+1)
+	}
+	for range 200 {
+		ns = append(ns, 1+rng.Uint64N(uint64(2*time.Hour)), 1+rng.Uint64N(1<<62))
+	}
+	for _, n := range ns {
+		v := newDivider(n)
+		ds := []uint64{0, 1, n - 1, n, n + 1, 1<<63 - 1, (1<<63 - 1) / n * n, (1<<63-1)/n*n - 1}
+		for range 200 {
+			q := rng.Uint64N((1<<63-1)/n + 1)
+			ds = append(ds, q*n, q*n+n-1, rng.Uint64N(1<<63), rng.Uint64N(1<<40))
+		}
+		for _, d := range ds {
+			if d >= 1<<63 {
+				continue
+			}
+			if got := v.div(d); got != d/n {
+				t.Fatalf("%d / %d: divider %+v gives %d, want %d", d, n, v, got, d/n)
+			}
+		}
+	}
+}

@@ -121,6 +121,7 @@ type Table struct {
 	syncMu    sync.Mutex
 	syncRules atomic.Pointer[syncPlan] // the sender's rules (SetSyncRules), nil: none
 	syncEpoch atomic.Int64             // ns of last-send tick 1 (sync.go), 0 until the first send
+	tickDiv   divider                  // d / tick without a division (syncTick)
 	sc        syncCounters
 }
 
@@ -189,6 +190,7 @@ func New(cfg Config) (*Table, error) {
 		h0:         xxLane(xxPrime5+hashLen, cfg.HashSeed),
 		h0v4:       xxLane(xxPrime5+hashLen4, cfg.HashSeed),
 		tick:       int64(cfg.Tick),
+		tickDiv:    newDivider(uint64(cfg.Tick)),
 	}
 	t.dests.Store(new([]*sched.Dest))
 	st := Settings{Max: cfg.Max, Timeouts: cfg.Timeouts, ConnReuseMode: cfg.ConnReuseMode, ExpireNodestConn: cfg.ExpireNodestConn, ExpireQuiescentTemplate: cfg.ExpireQuiescentTemplate, UnconfirmedMax: cfg.UnconfirmedMax, UnconfirmedPerService: cfg.UnconfirmedPerService}
