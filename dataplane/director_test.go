@@ -717,6 +717,39 @@ func TestFlowCacheKeepsTableInStep(t *testing.T) {
 	}
 }
 
+// TestNarrowPrefetch: when few of the previous batch's table frames were TCP segments
+// without SYN, FIN or RST, the prefetch hashes only the frames that have one of those
+// flags, UDP, and nothing the peek cannot read; when more were, every TCP/UDP frame.
+// Fails with the narrow pass hashing an ACK or skipping a SYN, FIN, RST or UDP frame,
+// or with the choice between the two inverted or not made.
+func TestNarrowPrefetch(t *testing.T) {
+	h := newHarness(t, testOptions(), rrService(ipvs.DR, 80))
+	p := dtPkt{src: dtClient, dst: dtVIP, sport: 40000, dport: 80}
+	syn, ack, fin, rst, udp := p, p, p, p, p
+	syn.syn, ack.ack, fin.fin, fin.ack, rst.rst, udp.udp = true, true, true, true, true, true
+	frames := [][]byte{syn.frame(t), ack.frame(t), fin.frame(t), rst.frame(t), udp.frame(t), ack.frame(t)[:20]}
+	narrow := []bool{true, false, true, true, true, false} // hashed by the narrow pass
+	full := []bool{true, true, true, true, true, false}
+	check := func(name string, ackRefs int, want []bool) {
+		t.Helper()
+		in := make([]Frame, len(frames))
+		for i, b := range frames {
+			in[i] = inFrame(b)
+		}
+		h.w.tableRefs, h.w.ackRefs = len(in), ackRefs
+		h.w.Process(in, sec, nil)
+		for i, w := range want {
+			if got := h.w.hashes[i] != 0; got != w {
+				t.Errorf("%s: frame %d hashed %v, want %v", name, i, got, w)
+			}
+		}
+	}
+	check("narrow", 0, narrow)
+	check("full", len(frames), full)
+	check("narrow again", (len(frames)-1)/prefetchShare, narrow)
+	check("full at the share", (len(frames)+prefetchShare-1)/prefetchShare, full)
+}
+
 // TestPrefetchedBatch runs batches that all go to the connection table (retransmitted
 // SYNs of 48 flows in SYN_RECV): from the second batch on they are prefetched, the
 // result is the same as without, and nothing is allocated.

@@ -181,6 +181,9 @@ func (w *Worker) inbound(s *snapshot, f *Frame, b []byte, now int64, out []Frame
 		}
 	}
 	w.tableRefs++
+	if p.Proto == header.IPProtoTCP && flags&opensOrCloses == 0 {
+		w.ackRefs++
+	}
 	// The lookup and, for a new flow, the scheduling and insertion in one hold of
 	// the flow's shard lock: the table asks w.Pick (newconn.go) when it finds nothing.
 	w.nc = newConn{flags: flags, now: now}

@@ -11,26 +11,38 @@ import "github.com/gvs-lb/gvs/dataplane/header"
 // after another. When the flow cache serves the traffic (the busy established case)
 // the pass is skipped and costs nothing. The pass is only a hint: the real parse comes
 // after and decides everything.
+//
+// Of a flow's packets, those that open, close or reset it (SYN, FIN, RST) always go to
+// the table, and the others mostly do not: the flow cache serves them once the flow is
+// established. When few of the previous batch's table frames were TCP segments without
+// those flags (fewer than 1/prefetchShare of the batch: short flows, new connections),
+// the pass prefetches only the frames that have them (and UDP), and spends no hash on
+// the frames the cache will serve; when more were (established flows the cache does
+// not hold: a big table), it prefetches every frame.
 
 // prefetchShare is the fraction (1/prefetchShare) of a batch that must have gone to
 // the table for the next batch to be prefetched.
 const prefetchShare = 4
 
-// prefetch touches the table bucket of every IPv4/IPv6 TCP or UDP frame in the batch,
-// keyed as an inbound lookup (client = source), and returns the flow hash of each
-// frame (0 for a frame it did not peek), which inbound hands to the table for the
+// opensOrCloses are the TCP flags of a segment that always goes to the table.
+const opensOrCloses = header.TCPFlagSYN | header.TCPFlagFIN | header.TCPFlagRST
+
+// prefetch touches the table bucket of every IPv4/IPv6 TCP or UDP frame in the batch
+// (with narrow, of those but the TCP segments without SYN, FIN or RST), keyed as an
+// inbound lookup (client = source), and returns the flow hash of each frame (0 for a
+// frame it did not prefetch), which inbound hands to the table for the
 // frame's lookup (Worker.hash) instead of hashing its key again. That is sound
 // because a frame Decode reads as TCP or UDP with ports has the source tuple the
 // peek read (header's FuzzDecode holds them equal), and inbound keys the lookup
 // with that tuple.
-func (w *Worker) prefetch(in []Frame) []uint64 {
+func (w *Worker) prefetch(in []Frame, narrow bool) []uint64 {
 	t := w.d.table
 	w.prefetched++
 	hashes := w.hashes[:len(in)]
 	var addr [16]byte
 	for i := range in {
-		proto, v6, port, ok := header.PeekSourceTuple(in[i].Bytes(), &addr)
-		if !ok {
+		proto, v6, port, flags, ok := header.PeekSourceTuple(in[i].Bytes(), &addr)
+		if !ok || (narrow && proto == header.IPProtoTCP && flags&opensOrCloses == 0) {
 			hashes[i] = 0
 			continue
 		}

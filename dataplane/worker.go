@@ -81,7 +81,10 @@ type Worker struct {
 
 	// tableRefs counts the frames of the current batch that went to the connection
 	// table; it decides whether the next batch is prefetched (prefetch.go).
-	tableRefs  int
+	tableRefs int
+	// ackRefs counts those of them that were TCP segments without SYN, FIN or RST:
+	// fewer than 1/prefetchShare of the batch, and the next prefetch is narrow.
+	ackRefs    int
 	prefetched uint64 // batches prefetched (for tests)
 	// The flow hashes the prefetch computed (conntrack.Table.Hash of each frame's
 	// peeked client tuple, 0 for a frame it did not peek), by frame, and the current
@@ -186,14 +189,15 @@ func (w *Worker) Process(in []Frame, now int64, out []Frame) []Frame {
 	w.hash = 0
 	if w.tableRefs*prefetchShare >= len(in) && len(in) > 1 {
 		w.tableRefs = 0
-		hashes := w.prefetch(in)
+		hashes := w.prefetch(in, w.ackRefs*prefetchShare < len(in))
+		w.ackRefs = 0
 		for i := range in {
 			w.hash = hashes[i]
 			out = w.processFrame(s, &in[i], now, out)
 		}
 		w.hash = 0
 	} else {
-		w.tableRefs = 0
+		w.tableRefs, w.ackRefs = 0, 0
 		for i := range in {
 			out = w.processFrame(s, &in[i], now, out)
 		}

@@ -110,13 +110,14 @@ func TestWriteFuzzCorpus(t *testing.T) {
 }
 
 // checkSourceTuple holds the batch prefetch's quick parse (PeekSourceTuple) to its
-// general path and to the real one: whenever both read ports, they read the same source tuple, and a plain
-// TCP/UDP packet (no IPv6 extension header, not a fragment) is always recognised.
+// general path and to the real one: whenever both read ports, they read the same source tuple
+// (and a TCP segment's flags), and a plain TCP/UDP packet (no IPv6 extension header, not a
+// fragment) is always recognised.
 func checkSourceTuple(t *testing.T, p *Parsed, frame []byte, d Drop) {
 	var addr, gaddr [16]byte
-	proto, v6, port, ok := PeekSourceTuple(frame, &addr)
-	if gproto, gv6, gport, gok := peekSourceTuple(frame, &gaddr); gok != ok || (ok && (gproto != proto || gv6 != v6 || gport != port || gaddr != addr)) {
-		t.Fatalf("PeekSourceTuple = %d %v %x :%d %v, without its fast path %d %v %x :%d %v", proto, v6, addr, port, ok, gproto, gv6, gaddr, gport, gok)
+	proto, v6, port, flags, ok := PeekSourceTuple(frame, &addr)
+	if gproto, gv6, gport, gflags, gok := peekSourceTuple(frame, &gaddr); gok != ok || (ok && (gproto != proto || gv6 != v6 || gport != port || gaddr != addr || gflags != flags)) {
+		t.Fatalf("PeekSourceTuple = %d %v %x :%d %#x %v, without its fast path %d %v %x :%d %#x %v", proto, v6, addr, port, flags, ok, gproto, gv6, gaddr, gport, gflags, gok)
 	}
 	if d != DropNone || p.IPVersion == 0 || !p.HasPorts || (p.Proto != IPProtoTCP && p.Proto != IPProtoUDP) {
 		return
@@ -134,5 +135,12 @@ func checkSourceTuple(t *testing.T, p *Parsed, frame []byte, d Drop) {
 	}
 	if proto != p.Proto || v6 != p.IPv6 || port != p.SrcPort || addr != want {
 		t.Fatalf("PeekSourceTuple = %d %v %x :%d, Decode = %d %v %x :%d", proto, v6, addr, port, p.Proto, p.IPv6, want, p.SrcPort)
+	}
+	wantFlags := uint8(0)
+	if p.Proto == IPProtoTCP {
+		wantFlags = p.TCPFlags
+	}
+	if flags != wantFlags {
+		t.Fatalf("PeekSourceTuple's TCP flags %#x, Decode's %#x", flags, wantFlags)
 	}
 }

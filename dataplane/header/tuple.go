@@ -6,8 +6,9 @@ import "encoding/binary"
 // IPv4 or IPv6 TCP/UDP frame into addr (IPv4 in the first four bytes, zeros after)
 // without validating more than it needs to stay in bounds: a few loads at fixed
 // offsets, for a prefetch hint that Decode confirms or refutes later. Non-first IPv4
-// fragments, IPv6 extension headers and everything else report ok=false.
-func PeekSourceTuple(b []byte, addr *[16]byte) (proto uint8, v6 bool, port uint16, ok bool) {
+// fragments, IPv6 extension headers and everything else report ok=false. flags are a
+// TCP segment's flags when the frame reaches them (0 otherwise, and for UDP).
+func PeekSourceTuple(b []byte, addr *[16]byte) (proto uint8, v6 bool, port uint16, flags uint8, ok bool) {
 	// The common frame first, in one pass: untagged IPv4 without options. What it
 	// reports is what peekSourceTuple reports for the frame (FuzzDecode holds them
 	// equal).
@@ -15,27 +16,30 @@ func PeekSourceTuple(b []byte, addr *[16]byte) (proto uint8, v6 bool, port uint1
 	if len(b) >= l3+IPv4MinHeaderLen+2 && binary.BigEndian.Uint16(b[ethType:]) == EtherTypeIPv4 && b[l3+ip4VerIHL]&0xf == IPv4MinHeaderLen/4 {
 		ip := b[l3 : l3+IPv4MinHeaderLen+2]
 		if binary.BigEndian.Uint16(ip[ip4FlagsOff:])&ip4FragOffsetMask != 0 {
-			return 0, false, 0, false
+			return 0, false, 0, 0, false
 		}
 		proto = ip[ip4Proto]
 		// Two word stores, as the table's hash reads the address back.
 		binary.LittleEndian.PutUint64(addr[0:8], uint64(binary.LittleEndian.Uint32(ip[ip4Src:])))
 		binary.LittleEndian.PutUint64(addr[8:16], 0)
-		return proto, false, binary.BigEndian.Uint16(ip[IPv4MinHeaderLen:]), proto == IPProtoTCP || proto == IPProtoUDP
+		if at := l3 + IPv4MinHeaderLen + tcpFlags; proto == IPProtoTCP && len(b) > at {
+			flags = b[at]
+		}
+		return proto, false, binary.BigEndian.Uint16(ip[IPv4MinHeaderLen:]), flags, proto == IPProtoTCP || proto == IPProtoUDP
 	}
 	return peekSourceTuple(b, addr)
 }
 
 // peekSourceTuple is PeekSourceTuple without its fast path.
-func peekSourceTuple(b []byte, addr *[16]byte) (proto uint8, v6 bool, port uint16, ok bool) {
+func peekSourceTuple(b []byte, addr *[16]byte) (proto uint8, v6 bool, port uint16, flags uint8, ok bool) {
 	if len(b) < EthernetHeaderLen {
-		return 0, false, 0, false
+		return 0, false, 0, 0, false
 	}
 	off := EthernetHeaderLen
 	et := binary.BigEndian.Uint16(b[ethType:])
 	if et == EtherTypeVLAN {
 		if len(b) < off+VLANTagLen {
-			return 0, false, 0, false
+			return 0, false, 0, 0, false
 		}
 		et = binary.BigEndian.Uint16(b[ethVLANTyp:])
 		off += VLANTagLen
@@ -44,24 +48,29 @@ func peekSourceTuple(b []byte, addr *[16]byte) (proto uint8, v6 bool, port uint1
 	switch et {
 	case EtherTypeIPv4:
 		if len(ip) < IPv4MinHeaderLen {
-			return 0, false, 0, false
+			return 0, false, 0, 0, false
 		}
 		ihl := int(ip[ip4VerIHL]&0xf) * 4
 		if ihl < IPv4MinHeaderLen || len(ip) < ihl+2 || binary.BigEndian.Uint16(ip[ip4FlagsOff:])&ip4FragOffsetMask != 0 {
-			return 0, false, 0, false
+			return 0, false, 0, 0, false
 		}
 		proto = ip[ip4Proto]
 		*addr = [16]byte{ip[ip4Src], ip[ip4Src+1], ip[ip4Src+2], ip[ip4Src+3]}
 		port = binary.BigEndian.Uint16(ip[ihl:])
+		ip = ip[ihl:]
 	case EtherTypeIPv6:
 		if len(ip) < IPv6HeaderLen+2 {
-			return 0, false, 0, false
+			return 0, false, 0, 0, false
 		}
 		proto, v6 = ip[ip6NextHeader], true
 		copy(addr[:], ip[ip6Src:ip6Src+16])
 		port = binary.BigEndian.Uint16(ip[IPv6HeaderLen:])
+		ip = ip[IPv6HeaderLen:]
 	default:
-		return 0, false, 0, false
+		return 0, false, 0, 0, false
 	}
-	return proto, v6, port, proto == IPProtoTCP || proto == IPProtoUDP
+	if proto == IPProtoTCP && len(ip) > tcpFlags { // ip: the layer-4 header now
+		flags = ip[tcpFlags]
+	}
+	return proto, v6, port, flags, proto == IPProtoTCP || proto == IPProtoUDP
 }
