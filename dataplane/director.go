@@ -146,10 +146,7 @@ func (d *Director) appliedLocked(svc *service) ipvs.Service {
 // sameService reports whether svc defines spec, the real servers' MACs aside
 // (the dests keep them).
 func sameService(svc *service, spec *ipvs.Service) bool {
-	a := &svc.spec
-	return a.Key == spec.Key && a.Scheduler == spec.Scheduler && a.Flags == spec.Flags && a.MHTableSize == spec.MHTableSize &&
-		a.Persistence == spec.Persistence && a.Netmask == spec.Netmask && a.OPS == spec.OPS &&
-		slices.Equal(a.Match, spec.Match) && slices.EqualFunc(svc.rs, spec.RealServers, func(x, y ipvs.RealServer) bool {
+	return sameSettings(&svc.spec, spec) && slices.EqualFunc(svc.rs, spec.RealServers, func(x, y ipvs.RealServer) bool {
 		y.MAC = ipvs.MAC{}
 		return x == y
 	})
@@ -506,9 +503,15 @@ func (d *Director) admit(s *ipvs.Service, seen map[svcKey]bool, skip func(svcKey
 
 // sameSpec reports whether a and b define the same service.
 func sameSpec(a, b *ipvs.Service) bool {
+	return sameSettings(a, b) && slices.Equal(a.RealServers, b.RealServers)
+}
+
+// sameSettings reports whether a and b define the same service but for their real
+// servers (sameSpec and sameService compare those, each in its own way).
+func sameSettings(a, b *ipvs.Service) bool {
 	return a.Key == b.Key && a.Scheduler == b.Scheduler && a.Flags == b.Flags && a.MHTableSize == b.MHTableSize &&
 		a.Persistence == b.Persistence && a.Netmask == b.Netmask && a.OPS == b.OPS &&
-		slices.Equal(a.Match, b.Match) && slices.Equal(a.RealServers, b.RealServers)
+		slices.Equal(a.Match, b.Match)
 }
 
 // specList returns the running services (in no particular order).
