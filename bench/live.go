@@ -383,6 +383,11 @@ func Median(v []float64) float64 {
 	}
 	s := slices.Clone(v)
 	slices.Sort(s)
+	return medianSorted(s)
+}
+
+// medianSorted is Median of s, which is sorted and not empty; it allocates nothing.
+func medianSorted(s []float64) float64 {
 	n := len(s)
 	if n%2 == 1 {
 		return s[n/2]
