@@ -106,12 +106,17 @@ func (fc *flowCache) clearUsed(i uint32) {
 	fc.slots[i].ev = 0
 }
 
-func flowIndex(k *conntrack.Key) uint32 {
+func flowIndex(k *conntrack.Key) uint32 { return uint32(flowHash(k) >> (64 - flowCacheBits)) }
+
+// flowHash is the flow cache's hash of k (its high bits are k's slot index): both
+// addresses whole, both ports and the protocol. Its high 31 bits are also the check
+// word of k's sync events (keyCheck), so the cache's send reuses the hash its lookup
+// computed for the packet.
+func flowHash(k *conntrack.Key) uint64 {
 	h := binary.LittleEndian.Uint64(k.CAddr[:8]) ^ binary.LittleEndian.Uint64(k.CAddr[8:])*0x9e3779b97f4a7c15
 	h ^= (binary.LittleEndian.Uint64(k.VAddr[:8]) ^ binary.LittleEndian.Uint64(k.VAddr[8:])) * 0xc2b2ae3d27d4eb4f
 	h ^= uint64(k.CPort)<<32 | uint64(k.VPort)<<16 | uint64(k.Proto)
-	h *= 0x9e3779b97f4a7c15
-	return uint32(h >> (64 - flowCacheBits))
+	return h * 0x9e3779b97f4a7c15
 }
 
 // keyEqual is a == b in five word compares and no call (== on a Key calls the
@@ -132,13 +137,14 @@ func (e *flowSlot) serves(proto, flags uint8) bool {
 func (e *flowSlot) fresh(now int64) bool { return now >= e.refreshed && now < e.until }
 
 // store remembers c (the table's answer at now) when k's next packets may be served
-// from the cache (see flowCache), and forgets k otherwise. i is k's slot index
-// (flowIndex), or noFlowIndex when the caller did not compute it. It returns k's slot
-// when it stored k there, else nil.
-func (fc *flowCache) store(i uint32, k *conntrack.Key, c *conntrack.Conn, now int64) *flowSlot {
-	if i == noFlowIndex {
-		i = flowIndex(k)
+// from the cache (see flowCache), and forgets k otherwise. fh is k's flowHash, or 0
+// when the caller did not compute it (a hash that is 0 is computed again, to the same
+// slot). It returns k's slot when it stored k there, else nil.
+func (fc *flowCache) store(fh uint64, k *conntrack.Key, c *conntrack.Conn, now int64) *flowSlot {
+	if fh == 0 {
+		fh = flowHash(k)
 	}
+	i := uint32(fh >> (64 - flowCacheBits))
 	noOutput := c.Flags&conntrack.FlagNoOutput != 0
 	if !c.HasDest || c.Flags&conntrack.FlagOnePacket != 0 ||
 		(k.Proto == header.IPProtoTCP && c.State != conntrack.StateEstablished && !noOutput) {

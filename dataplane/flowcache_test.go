@@ -123,7 +123,7 @@ func TestFlowSlotStoreSetsEveryField(t *testing.T) {
 			keeps: conntrack.InputKeepsSet(c.State, true), dest: c.Dest, refreshed: now,
 			until: min(now+refreshEvery, c.Expires), ref: c.Ref,
 			ev: ev, evv: 0xa5a5a5a5a5a5a5a5} // evv left as it was
-		if e := fc.store(i, &k, &c, now); e != &fc.slots[i] || *e != want {
+		if e := fc.store(flowHash(&k), &k, &c, now); e != &fc.slots[i] || *e != want {
 			t.Fatalf("at %d: store left\n%+v, want\n%+v", now, fc.slots[i], want)
 		}
 	}

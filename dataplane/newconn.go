@@ -113,7 +113,7 @@ func (w *Worker) created(f *Frame, now int64, out []Frame) []Frame {
 	if w.key.Proto == header.IPProtoTCP && w.nc.flags&header.TCPFlagSYN == 0 {
 		w.C.SloppyCreated++
 	}
-	e := w.flows.store(w.fi, &w.key, &w.conn, now)
+	e := w.flows.store(w.fh, &w.key, &w.conn, now)
 	if p := s.set.sync; p != nil {
 		// A new TCP connection's state (SYN_RECV) is never sent at a count: its
 		// slot, just filled, is already as syncAfterTable would leave it (no

@@ -131,20 +131,21 @@ func (w *Worker) inbound(s *snapshot, f *Frame, b []byte, now int64, out []Frame
 	if p.Proto == header.IPProtoTCP {
 		flags = p.TCPFlags
 	}
-	w.fi = noFlowIndex
+	w.fh = 0
 	// e: the flow's slot, fresh, when the cache holds it.
 	var e *flowSlot
 	if flags&(header.TCPFlagSYN|header.TCPFlagRST) == 0 { // never served from the cache
-		w.fi = flowIndex(&w.key)
+		fh := flowHash(&w.key)
+		w.fh = fh
 		// The slot holding the key, fresh at now: two small calls the compiler
 		// inlines (one function doing both would be too big to be inlined).
-		if e = w.flows.holding(w.fi, &w.key); e != nil && !e.fresh(now) {
+		if e = w.flows.holding(uint32(fh>>(64-flowCacheBits)), &w.key); e != nil && !e.fresh(now) {
 			e = nil
 		}
 		if e != nil && e.serves(p.Proto, flags) && int(e.dest) < len(s.dests) && s.dests[e.dest].d.Available() {
 			if s.set.sync != nil {
 				if e.countServed() {
-					w.cachedSync(s.set.sync, e, now)
+					w.cachedSync(s.set.sync, e, w.fh&evCheckMask, now)
 				}
 			}
 			// xmit's one-block case in line, the common one: no call.
@@ -170,11 +171,11 @@ func (w *Worker) inbound(s *snapshot, f *Frame, b []byte, now int64, out []Frame
 			w.foldOwn(e)
 		} else {
 			w.conn.Sync.Fold = conntrack.Fold{}
-			if w.fi == noFlowIndex {
-				w.fi = flowIndex(&w.key)
+			if w.fh == 0 {
+				w.fh = flowHash(&w.key)
 			}
-			if fc := w.flows; fc.isUsed(w.fi) {
-				if e := &fc.slots[w.fi]; e.spend != 0 || e.x.sentAt != 0 {
+			if fc, i := w.flows, uint32(w.fh>>(64-flowCacheBits)); fc.isUsed(i) {
+				if e := &fc.slots[i]; e.spend != 0 || e.x.sentAt != 0 {
 					w.foldSlot(e, &w.key)
 				}
 			}
@@ -200,7 +201,7 @@ func (w *Worker) inbound(s *snapshot, f *Frame, b []byte, now int64, out []Frame
 	}
 	switch r {
 	case conntrack.Hit:
-		e := w.flows.store(w.fi, &w.key, &w.conn, now)
+		e := w.flows.store(w.fh, &w.key, &w.conn, now)
 		if p := s.set.sync; p != nil {
 			// syncAfterTable, in line for a short flow: no call but the push.
 			if c := &w.conn; e != nil && p.startShort(e, c) {

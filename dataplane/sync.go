@@ -56,10 +56,9 @@ type SyncStats struct {
 // cold cache line the worker wrote and the drainer's core then read (≈ 3 ns a packet
 // on the synthetic trace, its two events a flow). An entry's slot is reused once it
 // expires, so the reference alone may name another connection by the drain: the
-// check word (keyCheck: the high 31 bits of a hash of the key's client address word,
-// ports and protocol) tells the drainer whether the entry still holds the
-// connection the event was for; one it no longer holds is stale, counted and
-// skipped. Bit 32 is evAdopted. The event was 16 bytes (the same fields stored one
+// check word (keyCheck: the high 31 bits of the flow cache's hash of the key) tells
+// the drainer whether the entry still holds the connection the event was for; one it
+// no longer holds is stale, counted and skipped. Bit 32 is evAdopted. The event was 16 bytes (the same fields stored one
 // by one), twice the ring's lines and six stores an event.
 //
 // The reference is in the low 32 bits, evAdopted at bit 32, the check above it.
@@ -71,15 +70,11 @@ const evAdopted = 1
 const evCheckMask = ^uint64(1<<33 - 1)
 
 // keyCheck returns the check word of an event for a connection of key k, in place
-// (evCheckMask): the high 31 bits of a hash of the client address's first 4 bytes,
-// both ports and the protocol, the fields the 16-byte event held (an entry whose key
-// differs in any of them holds another connection), mixed by two multiplications so
-// that no structured pair of keys — one port for another, TCP for UDP — shares a
-// check word.
-func keyCheck(k *conntrack.Key) uint64 {
-	x := uint64(binary.LittleEndian.Uint32(k.CAddr[:4]))<<32 | uint64(k.CPort)<<16 | uint64(k.VPort)
-	return (x*0x9e3779b97f4a7c15 ^ uint64(k.Proto)) * 0xc2b2ae3d27d4eb4f & evCheckMask
-}
+// (evCheckMask): the high 31 bits of the flow cache's hash of k (flowHash: both
+// addresses, both ports, the protocol; an entry whose key differs in any of them
+// holds another connection). The cache's send, the event most flows make, takes it
+// from the hash the packet's cache lookup computed, at no cost of its own.
+func keyCheck(k *conntrack.Key) uint64 { return flowHash(k) & evCheckMask }
 
 // syncRing is a worker's single-producer, single-consumer ring of connection
 // references: the worker pushes, DrainSync's goroutine pops. The worker writes events
@@ -476,17 +471,15 @@ func (w *Worker) pushAfterTable(c *conntrack.Conn, e *flowSlot) {
 	}
 }
 
-// slotEvent returns the event of slot e's flow: the one it last pushed when that is
-// the flow's (pushAfterTable), else one made from its key and reference.
-func (e *flowSlot) slotEvent() uint64 {
+// slotEvent returns the event of slot e's flow, whose check word (keyCheck of its
+// key) is chk: the one it last pushed when that is the flow's (pushAfterTable), else
+// one made from chk and its reference.
+func (e *flowSlot) slotEvent(chk uint64) uint64 {
 	if e.ev != 0 && e.evv&^evCheckMask == uint64(e.ref) {
 		return e.evv
 	}
-	return keyCheck(&e.key) | uint64(e.ref)
+	return chk | uint64(e.ref)
 }
-
-// noFlowIndex is Worker.fi when the packet's slot index was not computed.
-const noFlowIndex = ^uint32(0)
 
 // cachedSync is the sync step of a packet the flow cache served from slot e when its
 // count reached the rules' next candidate. Where the rules need only the
@@ -495,8 +488,10 @@ const noFlowIndex = ^uint32(0)
 // asks the rules with the connection's own state (SyncCached: a shard lock once per
 // sync_threshold period of a busy flow, not per packet). A slot in modeSend (a short
 // flow's first data packet, sent by the threshold rule) sends with no other test:
-// the other modes are cachedAsk's, so this path spills nothing for their calls.
-func (w *Worker) cachedSync(p *syncPlan, e *flowSlot, now int64) {
+// the other modes are cachedAsk's, so this path spills nothing for their calls. chk
+// is the check word of the slot's key (keyCheck), from the hash of the packet's cache
+// lookup.
+func (w *Worker) cachedSync(p *syncPlan, e *flowSlot, chk uint64, now int64) {
 	x := &e.x
 	if x.mode != modeSend && !w.cachedAsk(p, e, now) {
 		return
@@ -509,7 +504,7 @@ func (w *Worker) cachedSync(p *syncPlan, e *flowSlot, now int64) {
 	}
 	x.sentAt, x.old = now, e.state
 	if r := w.ring.Load(); r != nil { // no template: local decisions are for uncontrolled flows
-		ev := e.slotEvent()
+		ev := e.slotEvent(chk)
 		e.ev, e.evv = r.put(ev), ev
 	}
 }

@@ -190,9 +190,8 @@ func TestSyncRingOverflow(t *testing.T) {
 // TestSyncEventNamesItsConnection: an event is a reference and a check word, and the
 // drainer hands out only the connection the event was pushed for. An entry whose
 // slot another connection took since (the first was expired and its slot reused,
-// or an event made for a key differing in the client address's first word, a port
-// or the protocol) is skipped and counted stale; the check word keeps the adoption
-// bit apart.
+// or an event made for a key differing in either address, a port or the protocol)
+// is skipped and counted stale; the check word keeps the adoption bit apart.
 func TestSyncEventNamesItsConnection(t *testing.T) {
 	h := newHarness(t, syncOptions(), rrService(ipvs.DR, 80))
 	tbl := h.d.Table()
@@ -214,6 +213,9 @@ func TestSyncEventNamesItsConnection(t *testing.T) {
 	variants := map[string]func(k *conntrack.Key){
 		"client address, first byte":  func(k *conntrack.Key) { k.CAddr[0]++ },
 		"client address, fourth byte": func(k *conntrack.Key) { k.CAddr[3]++ },
+		"client address, last byte":   func(k *conntrack.Key) { k.CAddr[15]++ },
+		"virtual address, first byte": func(k *conntrack.Key) { k.VAddr[0]++ },
+		"virtual address, last byte":  func(k *conntrack.Key) { k.VAddr[15]++ },
 		"client port":                 func(k *conntrack.Key) { k.CPort++ },
 		"virtual port":                func(k *conntrack.Key) { k.VPort++ },
 		"protocol":                    func(k *conntrack.Key) { k.Proto = header.IPProtoUDP },
@@ -414,9 +416,9 @@ func TestSyncSlotEvent(t *testing.T) {
 		return c
 	}
 	k1, k2 := key(40000), key(40001)
-	i := flowIndex(&k1) // both flows in one slot, as two keys of the same index would be
+	fh := flowHash(&k1) // both flows in one slot, as two keys of the same index would be
 	pushes := func(c *conntrack.Conn, now int64) (pushed bool, ev uint64) {
-		e := fc.store(i, &c.Key, c, now)
+		e := fc.store(fh, &c.Key, c, now)
 		if e == nil {
 			t.Fatalf("store refused %v at %d", c.Key, now)
 		}
@@ -665,7 +667,7 @@ func TestCachedSyncDecidesAsTheRules(t *testing.T) {
 			now += int64(time.Millisecond)
 			pushed := w.ring.Load().ptail
 			if e.countServed() { // as inbound counts a packet the cache serves
-				w.cachedSync(p, &e, now)
+				w.cachedSync(p, &e, keyCheck(&e.key), now)
 			}
 			got := w.ring.Load().ptail != pushed
 			want := false

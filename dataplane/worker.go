@@ -77,7 +77,7 @@ type Worker struct {
 	// scratch connection for the table's answers.
 	ring     atomic.Pointer[syncRing]
 	syncConn conntrack.Conn
-	fi       uint32 // the current inbound packet's flow-cache slot (flowIndex), or noFlowIndex
+	fh       uint64 // the current inbound packet's flowHash (its slot and its events' check word), or 0: not computed
 
 	// tableRefs counts the frames of the current batch that went to the connection
 	// table; it decides whether the next batch is prefetched (prefetch.go).
