@@ -110,11 +110,11 @@ type svcKey struct {
 // scheduler changes, and shares it otherwise (a Pool's scheduler state advances with
 // every pick in either case, under the Pool's lock).
 type service struct {
-	id    uint32
-	spec  ipvs.Service // RealServers not kept here; Match an own copy
-	pool  *sched.Pool
-	ipv6  bool
-	vaddr [16]byte
+	id   uint32
+	spec ipvs.Service // RealServers not kept here; Match an own copy
+	pool *sched.Pool
+	ipv6 bool
+	key  svcKey // keyOf(&spec): the index compares it (svcSlot)
 	// rs are the real servers as applied (an own copy), their MACs left out:
 	// the dests keep them (destInfo), so that a real server's MAC coming in
 	// changes its dest, not the service (applyLocked keeps the service, and its
@@ -570,7 +570,7 @@ func (d *Director) applyLocked(upsert []*ipvs.Service, remove []svcKey) error {
 		} else {
 			svc = new(service)
 		}
-		*svc = service{id: id, pool: pool, spec: *spec}
+		*svc = service{id: id, pool: pool, spec: *spec, key: k}
 		if len(spec.RealServers) == 1 {
 			svc.rs1[0] = spec.RealServers[0]
 			svc.rs = svc.rs1[:]
@@ -583,7 +583,6 @@ func (d *Director) applyLocked(upsert []*ipvs.Service, remove []svcKey) error {
 		svc.spec.RealServers = nil
 		svc.spec.Match = slices.Clone(spec.Match)
 		svc.ipv6 = spec.IPv6
-		svc.vaddr = spec.Addr.Addr().As16()
 		if old == nil || pool != old.pool {
 			if err := d.syncDestsLocked(svc, spec); err != nil {
 				return err
@@ -616,7 +615,7 @@ func (d *Director) applyLocked(upsert []*ipvs.Service, remove []svcKey) error {
 		} else if old != nil {
 			d.next.drop(k, old)
 		}
-		d.next.put(k, svc)
+		d.next.put(svc)
 	}
 	d.next.syncNAT(d.dests)
 	return nil

@@ -32,9 +32,9 @@ type nextGen struct {
 
 func (g *nextGen) init() { g.markSvcs = map[svcKey]*service{} }
 
-// put adds svc, stored under k, to the next generation.
-func (g *nextGen) put(k svcKey, svc *service) {
-	g.idx.put(k, svc)
+// put adds svc, stored under its key, to the next generation.
+func (g *nextGen) put(svc *service) {
+	g.idx.put(svc)
 	g.holders(svc, g.vips.add, 1)
 	g.nsvc = max(g.nsvc, svc.id+1)
 }
@@ -57,7 +57,7 @@ func (g *nextGen) holders(svc *service, f func(a netip.Addr), n int) {
 			f(m.Addr)
 		}
 		if n > 0 {
-			g.markSvcs[keyOf(&svc.spec)] = svc
+			g.markSvcs[svc.key] = svc
 		}
 		g.marksStale = true
 		return

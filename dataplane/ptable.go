@@ -6,9 +6,10 @@ import "slices"
 // kept in fixed-size pages under fixed-size directories, so that a new generation
 // copies only the pages a change wrote, their directories and the directory list, and
 // shares every other page and directory with the generation before. A page is 16
-// slots and a directory 64 pages, so a change of one service copies one page (512
-// bytes of the service index), one directory of 64 pointers and a directory list of
-// one pointer per 1,024 slots (32 at 10,000 services): 1 KiB at 10 services, 1.3
+// slots and a directory 64 pages, so a change of one service copies one page (256
+// bytes of the service index, whose slot is a hash and a pointer; 512 while the
+// slot held the key), one directory of 64 pointers and a directory list of one
+// pointer per 1,024 slots (32 at 10,000 services): 0.75 KiB at 10 services, 1
 // at 10,000 (a flat page list grew with the table: 256 pointers at 10,000
 // services, copied by each change; pages of 32 slots made it 1.7 KiB, and what a
 // gvs adm command allocates sets how often the collector runs). A reader pays two

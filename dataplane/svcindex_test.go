@@ -5,6 +5,7 @@ import (
 	"math/rand/v2"
 	"net/netip"
 	"testing"
+	"unsafe"
 )
 
 // TestSvcIndex checks the index against a Go map: every stored key is found, and
@@ -85,8 +86,8 @@ func testSvcIndexBuilder(t *testing.T, ports, ops, rounds int) {
 				delete(m, k)
 				continue
 			}
-			svc := &service{id: uint32(round)}
-			x.put(k, svc)
+			svc := &service{id: uint32(round), key: k}
+			x.put(svc)
 			m[k] = svc
 		}
 		if x.b.n != len(m) {
@@ -197,5 +198,45 @@ func TestPagedTableBuiltWhole(t *testing.T) {
 	small, big := objects(1<<10), objects(1<<15)
 	if small > 8 || big > 8 {
 		t.Fatalf("a table of 1,024 slots made %.0f objects, of 32,768 slots %.0f: want a few, whatever the size", small, big)
+	}
+}
+
+// TestSvcIndexSameHash checks that the index tells apart keys of the same hash
+// (a slot keeps the hash, the service its key): two keys built to collide —
+// the mark's bit 0 sits on the address's bit 32 in svcHash — are both found, as
+// themselves, and deleting one leaves the other.
+func TestSvcIndexSameHash(t *testing.T) {
+	a := svcKey{mark: 1, v6: true}
+	b := svcKey{v6: true}
+	b.addr[4] = 1
+	if svcHash(&a) != svcHash(&b) || a == b {
+		t.Fatalf("keys %+v and %+v: hashes %#x and %#x, want equal hashes of distinct keys", a, b, svcHash(&a), svcHash(&b))
+	}
+	sa, sb := &service{id: 1, key: a}, &service{id: 2, key: b}
+	var x svcIndexBuilder
+	x.put(sa)
+	x.put(sb)
+	both := x.freeze()
+	x.del(a)
+	onlyB := x.freeze()
+	for _, c := range []struct {
+		idx  svcIndex
+		k    svcKey
+		want *service
+	}{{both, a, sa}, {both, b, sb}, {onlyB, a, nil}, {onlyB, b, sb}} {
+		if got := c.idx.get(&c.k); got != c.want {
+			t.Errorf("get(%+v) = %v, want %v", c.k, got, c.want)
+		}
+	}
+	if x.len() != 1 {
+		t.Errorf("%d services after one of two deleted", x.len())
+	}
+}
+
+// TestSvcSlotSize keeps a slot at 16 bytes: a page of 16 slots is then 4
+// cache lines, what each change of a service copies (ptable.go).
+func TestSvcSlotSize(t *testing.T) {
+	if n := unsafe.Sizeof(svcSlot{}); n != 16 {
+		t.Fatalf("svcSlot is %d bytes, want 16", n)
 	}
 }
