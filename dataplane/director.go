@@ -121,9 +121,19 @@ type service struct {
 	// pages in the index). With spec and the dests' MACs, the service as Apply
 	// was given it (appliedLocked). The Director keeps no other copy of each
 	// service (one per service fewer for the collector to mark), and a service
-	// of one real server keeps it in rs1 (rs is rs1[:]): no list of its own.
+	// of one real server keeps it in rs1 (one set, rs nil): no list of its own,
+	// nor a pointer into itself for the collector to follow at every cycle.
 	rs  []ipvs.RealServer
 	rs1 [1]ipvs.RealServer
+	one bool
+}
+
+// servers returns svc's real servers as applied, their MACs left out (rs).
+func (svc *service) servers() []ipvs.RealServer {
+	if svc.one {
+		return svc.rs1[:]
+	}
+	return svc.rs
 }
 
 // appliedLocked returns svc as it was applied, its real servers included with
@@ -131,7 +141,7 @@ type service struct {
 // Precondition: d.mu is held.
 func (d *Director) appliedLocked(svc *service) ipvs.Service {
 	a := svc.spec
-	a.RealServers = slices.Clone(svc.rs)
+	a.RealServers = slices.Clone(svc.servers())
 	for i := range a.RealServers {
 		r := &a.RealServers[i]
 		if dst := svc.pool.Find(r.Addr.Addr(), r.Addr.Port()); dst != nil {
@@ -146,7 +156,7 @@ func (d *Director) appliedLocked(svc *service) ipvs.Service {
 // sameService reports whether svc defines spec, the real servers' MACs aside
 // (the dests keep them).
 func sameService(svc *service, spec *ipvs.Service) bool {
-	return sameSettings(&svc.spec, spec) && slices.EqualFunc(svc.rs, spec.RealServers, func(x, y ipvs.RealServer) bool {
+	return sameSettings(&svc.spec, spec) && slices.EqualFunc(svc.servers(), spec.RealServers, func(x, y ipvs.RealServer) bool {
 		y.MAC = ipvs.MAC{}
 		return x == y
 	})
@@ -572,13 +582,13 @@ func (d *Director) applyLocked(upsert []*ipvs.Service, remove []svcKey) error {
 		}
 		*svc = service{id: id, pool: pool, spec: *spec, key: k}
 		if len(spec.RealServers) == 1 {
-			svc.rs1[0] = spec.RealServers[0]
-			svc.rs = svc.rs1[:]
+			svc.rs1[0], svc.one = spec.RealServers[0], true
 		} else {
 			svc.rs = slices.Clone(spec.RealServers)
 		}
-		for j := range svc.rs {
-			svc.rs[j].MAC = ipvs.MAC{}
+		rs := svc.servers()
+		for j := range rs {
+			rs[j].MAC = ipvs.MAC{}
 		}
 		svc.spec.RealServers = nil
 		svc.spec.Match = slices.Clone(spec.Match)

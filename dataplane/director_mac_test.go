@@ -64,6 +64,15 @@ func TestMACKeepsService(t *testing.T) {
 			if room := (*serviceRoom)(unsafe.Pointer(s)); unsafe.Pointer(&room.pool) != unsafe.Pointer(s.pool) {
 				t.Fatalf("delta %v: %s's pool is not made with it", viaDelta, s.spec.Key)
 			}
+			// A lone real server is kept in the service without a list
+			// pointing into it (rs nil): no pointer for the collector.
+			lone, want := s.spec.Addr.Addr().As4()[3]%2 == 1, 2 // svc(i): i even, address 1+i
+			if lone {
+				want = 1
+			}
+			if s.one != lone || (s.rs == nil) != lone || len(s.servers()) != want {
+				t.Fatalf("delta %v: %s: one %v, rs %d, %d servers", viaDelta, s.spec.Key, s.one, len(s.rs), len(s.servers()))
+			}
 			for _, dst := range s.pool.Dests() {
 				if in, old := after.dests[dst.ID()], before.dests[dst.ID()]; !in.hasMAC || old.hasMAC {
 					t.Fatalf("delta %v: %s's dest %s: MAC %v after, %v before", viaDelta, s.spec.Key, dst.Addr(), in.hasMAC, old.hasMAC)
