@@ -77,11 +77,27 @@ type Editor struct {
 
 // NewEditor returns an Editor whose table is a copy of services.
 func NewEditor(services []ipvs.Service) *Editor {
-	e := &Editor{svcs: slices.Clone(services), at: make(map[ipvs.Key]int, len(services))}
+	e := &Editor{}
+	e.Reset(services)
+	return e
+}
+
+// Reset makes the Editor's table a copy of services, as NewEditor does, in
+// the memory the Editor has already: a caller that edits one small table
+// after another (a command's few services) allocates for them only while the
+// Editor grows. Nothing of the table before stays reachable from the Editor,
+// and what Services returned before is the caller's no more.
+func (e *Editor) Reset(services []ipvs.Service) {
+	clear(e.svcs)
+	e.svcs = append(e.svcs[:0], services...)
+	if e.at == nil {
+		e.at = make(map[ipvs.Key]int, len(services))
+	} else {
+		clear(e.at)
+	}
 	for i := range e.svcs {
 		e.at[e.svcs[i].Key] = i
 	}
-	return e
 }
 
 // Services returns the table. It is the Editor's until the Editor is dropped.

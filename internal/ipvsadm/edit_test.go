@@ -349,3 +349,62 @@ func cloneTable(ss []ipvs.Service) []ipvs.Service {
 	}
 	return out
 }
+
+// TestEditorReset: an Editor reset to another table edits it as a new Editor
+// would, keeps nothing of the table before, leaves the services it was given
+// as they were, and once grown allocates nothing for a command's service.
+func TestEditorReset(t *testing.T) {
+	first := edits(t, nil,
+		"-A -t 198.18.0.100:80 -s rr",
+		"-a -t 198.18.0.100:80 -r 198.18.0.5 -g",
+		"-A -t 198.18.0.101:80 -s wlc",
+	)
+	second := edits(t, nil,
+		"-A -f 7 -s rr --match address=198.18.0.110",
+		"-A -u 198.18.0.102:53 -s sh",
+		"-a -u 198.18.0.102:53 -r 198.18.0.7 -m -w 2",
+	)
+	keep := cloneTable(second)
+	ed := NewEditor(first)
+	for _, l := range []string{"-D -t 198.18.0.101:80", "-A -t 198.18.0.103:80 -s rr", "-e -t 198.18.0.100:80 -r 198.18.0.5 -g -w 4"} {
+		c, err := Parse(words(l))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := ed.Edit(c); err != nil {
+			t.Fatalf("%s: %v", l, err)
+		}
+	}
+	ed.Reset(second)
+	fresh := NewEditor(second)
+	if ed.Service(first[0].Key) != nil || ed.Service(tcpKey("198.18.0.103:80")) != nil {
+		t.Errorf("after Reset the Editor still has services of the table before: %+v", ed.Services())
+	}
+	for _, l := range []string{"-E -f 7 -s wlc", "-a -u 198.18.0.102:53 -r 198.18.0.8 -m -w 1", "-D -u 198.18.0.102:53", "-A -t 198.18.0.104:80 -s rr"} {
+		c, err := Parse(words(l))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if gerr, werr := ed.Edit(c), fresh.Edit(c); gerr != nil || werr != nil {
+			t.Fatalf("%s: reset Editor %v, new Editor %v", l, gerr, werr)
+		}
+		if !reflect.DeepEqual(ed.Services(), fresh.Services()) {
+			t.Errorf("after %s: reset Editor\n%+v\nnew Editor\n%+v", l, ed.Services(), fresh.Services())
+		}
+	}
+	if !reflect.DeepEqual(second, keep) {
+		t.Errorf("the reset Editor modified the table it started from")
+	}
+
+	// (An -A allocates the scheduler its check of the service builds.)
+	one := edits(t, nil, "-A -t 198.18.0.100:80 -s rr")
+	del, _ := Parse(words("-D -t 198.18.0.100:80"))
+	if n := testing.AllocsPerRun(100, func() {
+		ed.Reset(one)
+		_ = ed.Edit(del)
+		ed.Reset(second)
+		ed.Reset(nil)
+	}); n != 0 {
+		t.Errorf("Reset and a -D allocate %v times, want 0", n)
+	}
+}

@@ -30,6 +30,9 @@ const MatchSyntax = "address=ADDR[,protocol=tcp|udp][,port=N|N-M]"
 // --match=RULE) out of args and returns them with the ipvsadm arguments.
 func SplitOptions(args []string) (Options, []string, error) {
 	var o Options
+	if !slices.ContainsFunc(args, isOption) {
+		return o, args, nil // as a rule: no copy
+	}
 	rest := make([]string, 0, len(args))
 	for i := 0; i < len(args); i++ {
 		a := args[i]
@@ -49,6 +52,11 @@ func SplitOptions(args []string) (Options, []string, error) {
 		}
 	}
 	return o, rest, nil
+}
+
+// isOption reports whether a is one of gvs adm's options, or starts one.
+func isOption(a string) bool {
+	return a == "--atomic" || a == "--match" || strings.HasPrefix(a, "--match=")
 }
 
 // ApplyOptions checks o against the command c that Parse read from the rest

@@ -232,13 +232,34 @@ func Parse(args []string) (*Command, error) {
 // service's port and -M is read in the service's family whatever the order of
 // the options, and -M must be a contiguous IPv4 mask other than 0.0.0.0.
 func (p *Parser) Parse(args []string) (*Command, error) {
-	if len(args) == 0 {
-		return &Command{Op: OpList}, nil
+	c := new(Command)
+	if err := p.ParseInto(c, args); err != nil {
+		return nil, err
 	}
-	// The Command is the parse's only allocation that outlives it: the state
-	// stays on the stack (the option tables' setters take the *Command).
-	st := parseState{p: p, sc: scanner{args: args}, c: new(Command)}
-	return st.run()
+	return c, nil
+}
+
+// ParseInto parses args as Parse does into *c, which it overwrites whole
+// (nothing of what c held before is kept, nor written through), so that a
+// caller can parse each of its commands into a Command it reuses. After an
+// error *c is undefined.
+func (p *Parser) ParseInto(c *Command, args []string) error {
+	*c = Command{}
+	if len(args) == 0 {
+		c.Op = OpList
+		return nil
+	}
+	// The state stays on the stack (the option tables' setters take the
+	// *Command): the parse allocates nothing that outlives it but c's own.
+	st := parseState{p: p, sc: scanner{args: args}, c: c}
+	r, err := st.run()
+	if err != nil {
+		return err
+	}
+	if r != c { // -h, -v: a command of their own
+		*c = *r
+	}
+	return nil
 }
 
 func (p *Parser) tryHelp() *Error {
@@ -928,7 +949,10 @@ func allDigits(s string) bool {
 
 // parseIPv6 accepts what inet_pton(AF_INET6) accepts: no zone, no bare IPv4.
 func parseIPv6(s string) (netip.Addr, bool) {
-	if !strings.Contains(s, ":") || strings.Contains(s, "%") {
+	// A '.' before the first ':' makes netip read IPv4 (and fail on the ':',
+	// allocating its error): "198.18.0.1:80" is never an IPv6 address.
+	i := strings.IndexByte(s, ':')
+	if i < 0 || strings.IndexByte(s[:i], '.') >= 0 || strings.Contains(s, "%") {
 		return netip.Addr{}, false
 	}
 	a, err := netip.ParseAddr(s)

@@ -3,10 +3,13 @@ package ipvsadm
 import (
 	"bytes"
 	"errors"
+	"net/netip"
 	"reflect"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/gvs-lb/gvs/ipvs"
 )
 
 func words(s string) []string { return strings.Fields(s) }
@@ -412,5 +415,45 @@ func TestMaskAllListed(t *testing.T) {
 	}
 	if got := strings.Join(c.Args(), " "); got != "-A -t 10.0.0.1:80 -s rr -p 60 -M 0.0.0.0" {
 		t.Errorf("Args: %q", got)
+	}
+}
+
+// TestParseInto: a Command parsed into again holds what Parse returns for the
+// new line, nothing of the line before (gvs adm parses each command into one
+// it reuses), and a table command's parse into it allocates nothing.
+func TestParseInto(t *testing.T) {
+	busy := "-A -f 7 -6 -s mh -b mh-fallback,mh-port -p 60 -M 64 --pe sip -o"
+	lines := []string{
+		"-A -t 198.18.200.1:80 -s rr",
+		"-D -t 198.18.200.1:80",
+		"-a -t [2001:db8::1]:80 -r [2001:db8::2]:8080 -m -w 3 -x 10 -y 2",
+		"-a -u 198.18.0.1:53 -r 198.19.0.1 -i --tun-type gue --tun-port 6080",
+		"-e -f 7 -r 198.19.0.2 -g -w 0",
+		"--set 10 20 30",
+		"-Ln --stats --exact",
+		"-h",
+		"-v",
+		"",
+	}
+	var p Parser
+	var c Command
+	for _, l := range lines {
+		if err := p.ParseInto(&c, words(busy)); err != nil {
+			t.Fatalf("%s: %v", busy, err)
+		}
+		c.Match = []ipvs.Match{{Addr: netip.MustParseAddr("198.18.0.1")}} // as ApplyOptions sets
+		want, werr := Parse(words(l))
+		if err := p.ParseInto(&c, words(l)); err != nil || werr != nil {
+			t.Fatalf("%q: ParseInto %v, Parse %v", l, err, werr)
+		}
+		if !reflect.DeepEqual(&c, want) {
+			t.Errorf("%q after %q: ParseInto\n%+v\nParse\n%+v", l, busy, c, *want)
+		}
+	}
+	for _, l := range lines[:2] {
+		args := words(l)
+		if n := testing.AllocsPerRun(100, func() { _ = p.ParseInto(&c, args) }); n != 0 {
+			t.Errorf("ParseInto(%q) allocates %v times, want 0", l, n)
+		}
 	}
 }
