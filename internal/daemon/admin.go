@@ -113,7 +113,10 @@ func (a *Admin) exec(ctx context.Context, args []string, stdin string, out *byte
 	if err != nil {
 		return err
 	}
-	c, err := a.parser.Parse(args)
+	call := admCalls.Get().(*admCall)
+	defer call.release()
+	c := &call.cmd
+	err = a.parser.ParseInto(c, args)
 	if err == nil {
 		err = ipvsadm.ApplyOptions(c, o)
 	}
@@ -123,20 +126,24 @@ func (a *Admin) exec(ctx context.Context, args []string, stdin string, out *byte
 	switch c.Op {
 	case ipvsadm.OpAddService, ipvsadm.OpEditService, ipvsadm.OpDeleteService, ipvsadm.OpClear,
 		ipvsadm.OpAddServer, ipvsadm.OpEditServer, ipvsadm.OpDeleteServer, ipvsadm.OpSetTimeouts:
-		return a.change(ctx, admEvent{args: args, cmds: []*ipvsadm.Command{c}})
+		call.one[0] = c
+		call.ev = admEvent{args: args, cmds: call.one[:], reply: call.reply}
+		return call.change(ctx, a)
 	case ipvsadm.OpRestore:
 		if o.Atomic {
 			cmds, lines, err := a.parser.ParseRestoreLines(strings.NewReader(stdin))
 			if err != nil {
 				return err
 			}
-			return a.change(ctx, admEvent{args: args, cmds: cmds, lines: lines})
+			call.ev = admEvent{args: args, cmds: cmds, lines: lines, reply: call.reply}
+			return call.change(ctx, a)
 		}
 		lines, err := a.parser.ReadRestore(strings.NewReader(stdin))
 		if err != nil {
 			return err
 		}
-		return a.change(ctx, admEvent{args: args, restore: lines})
+		call.ev = admEvent{args: args, restore: lines, reply: call.reply}
+		return call.change(ctx, a)
 	case ipvsadm.OpList:
 		return a.list(ctx, c, out)
 	case ipvsadm.OpSave:
@@ -169,16 +176,45 @@ func (a *Admin) withMatch(svcs []ipvsadm.Service) []ipvsadm.Service {
 	return svcs
 }
 
-// change hands table commands (one, or a restore stream) to the controller and
-// waits until the Director runs the result, or the controller refused it.
-func (a *Admin) change(ctx context.Context, ev admEvent) error {
-	ev.reply = make(chan error, 1)
-	err := a.dm.request(ctx, ev, ev.reply)
+// An admCall is what one gvs adm command hands the controller: its parsed
+// command, the event and the channel the answer comes back on. Calls are
+// reused (admCalls), so that a command allocates none of them: a call goes
+// back to the pool only once the controller answered it, after which nothing
+// holds it (the controller copies what it keeps of a command: its services
+// and real servers by value, its match rules as they were, as a parse makes
+// new ones).
+type admCall struct {
+	cmd   ipvsadm.Command
+	one   [1]*ipvsadm.Command // ev.cmds of a single command
+	ev    admEvent
+	reply chan error
+	held  bool // the controller may still hold the call: not reused
+}
+
+var admCalls = sync.Pool{New: func() any { return &admCall{reply: make(chan error, 1)} }}
+
+// release returns the call to the pool unless the controller may hold it.
+func (c *admCall) release() {
+	if c.held {
+		return
+	}
+	c.one[0] = nil
+	c.ev = admEvent{}
+	admCalls.Put(c)
+}
+
+// change hands the call's table commands (one, or a restore stream) to the
+// controller and waits until the Director runs the result, or the controller
+// refused it.
+func (c *admCall) change(ctx context.Context, a *Admin) error {
+	err := a.dm.request(ctx, &c.ev, c.reply)
 	switch {
 	case errors.Is(err, ErrStopped):
+		c.held = true // it may be in the inbox yet
 		return unsupported("the director is stopping; the change was not made")
 	case errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded):
 		// The controller may still carry it out.
+		c.held = true
 		return unsupported("the request was cancelled before the director answered; list the table to see whether the change was made")
 	}
 	return err
@@ -486,11 +522,15 @@ func (d *Daemon) editorFor(cmds []*ipvsadm.Command) *tableEditor {
 	}
 	slices.Sort(at)
 	sc.at = at[:0]
-	some := make([]ipvs.Service, 0, len(at))
+	some := sc.some[:0]
 	for _, i := range at {
 		some = append(some, **d.st.conf.seq.slot(i))
 	}
-	return &tableEditor{Editor: ipvsadm.NewEditor(some), conf: &d.st.conf, part: named, partial: true}
+	sc.editor.Reset(some)
+	clear(some)
+	sc.some = some[:0]
+	sc.ed = tableEditor{Editor: &sc.editor, conf: &d.st.conf, part: named, partial: true}
+	return &sc.ed
 }
 
 // edited returns, for a partial editor, the configured table with the named

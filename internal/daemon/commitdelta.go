@@ -66,6 +66,14 @@ type deltaScratch struct {
 	at             []int
 	old            []heldAddrs   // filterAddrsDelta: what the services held
 	fnew           []filterAddrs // filterAddrsDelta: what their new forms hold
+
+	// editorFor's editor of part of the table (ed, whose Editor is editor)
+	// and the services it starts from (some, emptied): the event's, which
+	// keeps nothing of them once done (the configured table takes the edited
+	// services by value).
+	ed     tableEditor
+	editor ipvsadm.Editor
+	some   []ipvs.Service
 }
 
 // heldAddrs are the filter addresses the effective service of k held.

@@ -212,7 +212,7 @@ func (d *Daemon) control(ctx context.Context, wg *sync.WaitGroup, errs <-chan er
 func (d *Daemon) drainInbox() {
 	for _, ev := range d.inbox.take() {
 		switch ev := ev.(type) {
-		case admEvent:
+		case *admEvent:
 			ev.reply <- ErrStopped
 		case reloadEvent:
 			ev.reply <- ErrStopped
@@ -222,8 +222,8 @@ func (d *Daemon) drainInbox() {
 
 func (d *Daemon) handle(ctx context.Context, wg *sync.WaitGroup, ev any) {
 	switch ev := ev.(type) {
-	case admEvent:
-		err := d.admChange(ev)
+	case *admEvent: // the Admin's, until the reply
+		err := d.admChange(*ev)
 		// Resolutions start before the reply: gvs adm -a returns with the new
 		// server's MAC on its way.
 		d.resolveMissing(ctx, wg, false)
