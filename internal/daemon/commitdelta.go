@@ -58,6 +58,7 @@ type deltaScratch struct {
 	keys, sib  []ipvs.Key // admCommitEdits' keys; withSiblings' result
 	olds, news []*ipvs.Service
 	subset     []ipvs.Service    // the services given to the Director
+	shaped     []ipvs.Service    // their effective form (healthLayer.effectiveIn)
 	rss        []ipvs.RealServer // their real servers, one after another
 	remove     []ipvs.Key        // the keys it removes
 	// editorFor's: the keys an event names (tableEditor.part, for the event),
@@ -389,7 +390,8 @@ func (d *Daemon) commitDelta(ed *tableEditor, keys []ipvs.Key) error {
 		subset = append(subset, c)
 	}
 	sc.subset, sc.remove, sc.rss = subset, remove, rss
-	sh := d.st.hl.effective(subset, func(a netip.Addr) ipvs.MAC { return d.st.macs[a] })
+	sh := d.st.hl.effectiveIn(sc.shaped, subset, func(a netip.Addr) ipvs.MAC { return d.st.macs[a] })
+	sc.shaped = sh.services[:0]
 	changed, addedVIPs := d.filterAddrsDelta(keys, olds, sh.services)
 	// The backend's address limit, counted on the configured services as a whole
 	// commit counts them.

@@ -233,9 +233,17 @@ type shaped struct {
 // commands to run for services whose quorum state changes. It changes nothing:
 // commit records the result once the Director took it.
 func (h *healthLayer) effective(services []ipvs.Service, mac func(netip.Addr) ipvs.MAC) shaped {
+	return h.effectiveIn(nil, services, mac)
+}
+
+// effectiveIn is effective writing the services into buf's memory (grown if
+// need be), which the result's services then are: a delta's, in the
+// controller's scratch.
+func (h *healthLayer) effectiveIn(buf, services []ipvs.Service, mac func(netip.Addr) ipvs.MAC) shaped {
 	// The maps are made at their first entry: a command's service without
-	// checks or real servers needs neither.
-	res := shaped{services: make([]ipvs.Service, len(services))}
+	// checks or real servers needs neither. Every entry of services is
+	// written below.
+	res := shaped{services: slices.Grow(buf[:0], len(services))[:len(services)]}
 	markAlive := func(s *ipvs.Service, servers []ipvs.RealServer) {
 		if s.FWMark != 0 || !s.Addr.IsValid() {
 			return
