@@ -175,6 +175,37 @@ func (t *Table) syncTick(ns int64) uint32 {
 	return uint32(min(hi>>t.tickDiv.shift+1, 1<<32-1))
 }
 
+// tableIDs numbers tables (Table.id) for tickMemo.
+var tableIDs atomic.Uint64
+
+// A tickMemo is the last send's tick a table worked out through a Conn (memoTick):
+// the tick w of table number id, whose span starts at lo ns. A worker passes the
+// table one Conn for all its packets, and a tick (100 ms by default) spans many of
+// its batches, so a send the plan path decides (a short flow's FIN) mostly falls in
+// the tick of the worker's send before it: the path then reads the tick here instead
+// of working it out again (the epoch's load and test, the multiplication, the
+// clamps).
+type tickMemo struct {
+	id uint64 // the table's id; 0: none
+	lo int64  // the tick's first ns: the epoch plus (w-1) ticks
+	w  uint32
+}
+
+// holds reports whether m holds t's tick of now.
+func (m *tickMemo) holds(t *Table, now int64) bool {
+	return m.id == t.id && uint64(now-m.lo) < uint64(t.tick)
+}
+
+// memoTick is syncTick(now) for a send decided with c, kept in c's memo: the plan
+// path reads the memo in its place while it holds now's tick for t. The epoch is
+// fixed at the first send and the tick at New, so a tick's span never changes once
+// worked out. TestTickMemoIsSyncTick holds the two to syncTick.
+func (t *Table) memoTick(now int64, c *Conn) uint32 {
+	w := t.syncTick(now)
+	c.tick = tickMemo{id: t.id, lo: t.lastSyncOf(w), w: w}
+	return w
+}
+
 // A divider divides by a constant n (newDivider) with a multiplication and a shift
 // instead of a division: a 64-bit division is a few dozen cycles of latency, and Go
 // adds its tests for a zero and a -1 divisor; syncTick divides by the table's tick at
@@ -472,7 +503,11 @@ func (t *Table) syncStepOut(e *entry, fold *Fold, now int64, c *Conn) {
 		p.sendsTCP>>st&1 != 0 && p.candidate(pkts)) ||
 		e.proto == protoUDP && p.sendsUDP && p.candidate(pkts) {
 		e.uprev = pkts | st<<24
-		e.unext = t.syncTick(now)
+		if m := &c.tick; m.holds(t, now) {
+			e.unext = m.w
+		} else {
+			e.unext = t.memoTick(now, c)
+		}
 		c.Sync.Send = true
 		c.Sync.Pkts, c.Sync.Old = pkts, State(st)
 		return

@@ -122,6 +122,7 @@ type Table struct {
 	syncRules atomic.Pointer[syncPlan] // the sender's rules (SetSyncRules), nil: none
 	syncEpoch atomic.Int64             // ns of last-send tick 1 (sync.go), 0 until the first send
 	tickDiv   divider                  // d / tick without a division (syncTick)
+	id        uint64                   // this table's number (tickMemo), from 1
 	sc        syncCounters
 }
 
@@ -191,6 +192,7 @@ func New(cfg Config) (*Table, error) {
 		h0v4:       xxLane(xxPrime5+hashLen4, cfg.HashSeed),
 		tick:       int64(cfg.Tick),
 		tickDiv:    newDivider(uint64(cfg.Tick)),
+		id:         tableIDs.Add(1),
 	}
 	t.dests.Store(new([]*sched.Dest))
 	st := Settings{Max: cfg.Max, Timeouts: cfg.Timeouts, ConnReuseMode: cfg.ConnReuseMode, ExpireNodestConn: cfg.ExpireNodestConn, ExpireQuiescentTemplate: cfg.ExpireQuiescentTemplate, UnconfirmedMax: cfg.UnconfirmedMax, UnconfirmedPerService: cfg.UnconfirmedPerService}

@@ -199,6 +199,7 @@ type Conn struct {
 	Control  Ref      // controlling template, 0 = none
 	NControl uint32   // number of connections this entry controls (templates)
 	Sync     SyncInfo // cluster sync (sync.go); zero while the table does not sync
+	tick     tickMemo // the last send's tick the table worked out through this Conn (sync.go)
 }
 
 // Result is the outcome of a lookup or insertion. The zero value is invalid.
