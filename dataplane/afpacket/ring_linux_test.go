@@ -98,13 +98,15 @@ func (l *rlLab) ns(name string) string {
 }
 
 // link joins interface ifa in namespace a to ifb in b with a veth pair, sets their
-// MACs and brings them up. The pair is created inside a: the root namespace never
-// holds it.
+// MACs, brings them up and waits until both send (testutil.WaitLinkUp). The pair is
+// created inside a: the root namespace never holds it.
 func (l *rlLab) link(a, ifa string, maca [6]byte, b, ifb string, macb [6]byte) {
 	l.t.Helper()
 	l.run("ip", "-n", a, "link", "add", "name", ifa, "type", "veth", "peer", "name", ifb, "netns", b)
 	l.run("ip", "-n", a, "link", "set", ifa, "address", net.HardwareAddr(maca[:]).String(), "up")
 	l.run("ip", "-n", b, "link", "set", ifb, "address", net.HardwareAddr(macb[:]).String(), "up")
+	testutil.WaitLinkUp(l.t, a, ifa)
+	testutil.WaitLinkUp(l.t, b, ifb)
 }
 
 // rlIn runs fn in namespace ns (see the file comment).

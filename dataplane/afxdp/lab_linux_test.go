@@ -16,6 +16,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/gvs-lb/gvs/internal/testutil"
 	"golang.org/x/sys/unix"
 )
 
@@ -81,12 +82,14 @@ func (l *lab) ns(name string) string {
 }
 
 // link joins ifa in namespace a to ifb in b with a veth pair created inside a, sets
-// MACs and brings both up.
+// MACs, brings both up and waits until both send (testutil.WaitLinkUp).
 func (l *lab) link(a, ifa string, maca [6]byte, b, ifb string, macb [6]byte) {
 	l.t.Helper()
 	l.run("ip", "-n", a, "link", "add", "name", ifa, "type", "veth", "peer", "name", ifb, "netns", b)
 	l.run("ip", "-n", a, "link", "set", ifa, "address", net.HardwareAddr(maca[:]).String(), "up")
 	l.run("ip", "-n", b, "link", "set", ifb, "address", net.HardwareAddr(macb[:]).String(), "up")
+	testutil.WaitLinkUp(l.t, a, ifa)
+	testutil.WaitLinkUp(l.t, b, ifb)
 }
 
 func (l *lab) addr(ns, ifname string, prefixes ...string) {
