@@ -514,17 +514,7 @@ func fillDAddr(c *Conn, d *sched.Dest) {
 }
 
 // destAddrEqual reports whether d's address is the raw address a.
-func destAddrEqual(d *sched.Dest, a *[16]byte, ipv6 bool) bool {
-	addr := d.Addr()
-	if addr.Is4() {
-		if ipv6 {
-			return false
-		}
-		b := addr.As4()
-		return a[0] == b[0] && a[1] == b[1] && a[2] == b[2] && a[3] == b[3]
-	}
-	return ipv6 && addr.As16() == *a
-}
+func destAddrEqual(d *sched.Dest, a *[16]byte, ipv6 bool) bool { return d.HasRawAddr(a, ipv6) }
 
 // In looks up the connection of an input packet (client -> VIP) and, on a hit, applies
 // docs/ipvs-semantics.md §5.2 in order: the reuse check (a TCP segment with SYN set, RST or

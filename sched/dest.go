@@ -17,9 +17,15 @@ const (
 //
 // The zero value is not usable: build one with NewDest. A Dest is safe for concurrent
 // use: readers outside the Pool's lock see atomically updated fields.
+//
+// The address is kept as raw bytes and a family, not as a netip.Addr: an Addr holds a
+// pointer (its family and zone), which the collector would follow in every dest at
+// every cycle (one pointer per service of the Director, which makes each dest with its
+// pool, sched.PoolRoom). Addr builds the netip.Addr; a zone is not kept (the
+// configuration refuses zoned addresses).
 type Dest struct {
-	addr netip.Addr
 	port uint16
+	v6   bool     // raw is an IPv6 address
 	fold uint32   // host-order address, IPv6 folded by XOR of its four words
 	raw  [16]byte // the address as the data path holds it: IPv4 in the first 4 bytes
 	id   uint32
@@ -63,14 +69,9 @@ func NewDest(id uint32, addr netip.Addr, port uint16, weight int32, upper, lower
 
 // init makes the zero Dest d what NewDest returns.
 func (d *Dest) init(id uint32, addr netip.Addr, port uint16, weight int32, upper, lower uint32) {
-	d.addr, d.port, d.id = addr.Unmap(), port, id
-	d.fold = FoldAddr(d.addr)
-	if d.addr.Is4() {
-		b := d.addr.As4()
-		copy(d.raw[:4], b[:])
-	} else {
-		d.raw = d.addr.As16()
-	}
+	d.port, d.id = port, id
+	d.fold = FoldAddr(addr)
+	d.raw, d.v6 = rawAddr(addr)
 	d.lastWeight.Store(weight)
 	d.weight.Store(weight)
 	d.uThreshold.Store(upper)
@@ -99,8 +100,35 @@ func FoldAddr16(b [16]byte) uint32 {
 // ID returns the owner's handle given to NewDest.
 func (d *Dest) ID() uint32 { return d.id }
 
-// Addr returns the real server's address.
-func (d *Dest) Addr() netip.Addr { return d.addr }
+// Addr returns the real server's address (IPv4-mapped IPv6 given to NewDest: the
+// IPv4 address).
+func (d *Dest) Addr() netip.Addr {
+	if d.v6 {
+		return netip.AddrFrom16(d.raw)
+	}
+	return netip.AddrFrom4([4]byte(d.raw[:4]))
+}
+
+// HasRawAddr reports whether the real server's address is a, as the data path holds
+// addresses (RawAddr; ipv6 false: the first 4 bytes of a, the rest not read).
+func (d *Dest) HasRawAddr(a *[16]byte, ipv6 bool) bool {
+	if !d.v6 {
+		return !ipv6 && [4]byte(a[:4]) == [4]byte(d.raw[:4])
+	}
+	return ipv6 && *a == d.raw
+}
+
+// rawAddr returns addr (unmapped) as a Dest holds it: 16 bytes, an IPv4 address in
+// the first 4, and whether it is IPv6.
+func rawAddr(addr netip.Addr) (raw [16]byte, v6 bool) {
+	addr = addr.Unmap()
+	if addr.Is4() {
+		b := addr.As4()
+		copy(raw[:4], b[:])
+		return raw, false
+	}
+	return addr.As16(), true
+}
 
 // Port returns the real server's port (0: the packet's virtual port is kept).
 func (d *Dest) Port() uint16 { return d.port }

@@ -98,7 +98,7 @@ func (s *mh) build(dests []*Dest) {
 		s.sorted = append(s.sorted[:0], dests...)
 		defer clear(s.sorted) // hold no dest past the build
 		slices.SortFunc(s.sorted, func(a, b *Dest) int {
-			if c := a.addr.Compare(b.addr); c != 0 {
+			if c := a.Addr().Compare(b.Addr()); c != 0 {
 				return c
 			}
 			return cmp.Compare(a.port, b.port)

@@ -204,9 +204,9 @@ func (p *Pool) Find(addr netip.Addr, port uint16) *Dest {
 
 // Precondition: p.mu is held.
 func (p *Pool) findLocked(addr netip.Addr, port uint16) (int, *Dest) {
-	addr = addr.Unmap()
+	raw, v6 := rawAddr(addr)
 	for i, d := range p.dests {
-		if d.addr == addr && d.port == port {
+		if d.raw == raw && d.v6 == v6 && d.port == port {
 			return i, d
 		}
 	}
@@ -230,8 +230,8 @@ func (p *Pool) Add(d *Dest) error {
 	}
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	if _, old := p.findLocked(d.addr, d.port); old != nil || d.Available() {
-		return fmt.Errorf("%w: %s", ErrDestExists, netip.AddrPortFrom(d.addr, d.port))
+	if _, old := p.findLocked(d.Addr(), d.port); old != nil || d.Available() {
+		return fmt.Errorf("%w: %s", ErrDestExists, netip.AddrPortFrom(d.Addr(), d.port))
 	}
 	if sz, ok := p.s.(Sizer); ok && len(p.dests)+1 > sz.MaxDests() {
 		return fmt.Errorf("%w: %s allows %d", ErrTooManyDests, p.s.Name(), sz.MaxDests())
