@@ -122,18 +122,50 @@ type service struct {
 	// was given it (appliedLocked). The Director keeps no other copy of each
 	// service (one per service fewer for the collector to mark), and a service
 	// of one real server keeps it in rs1 (one set, rs nil): no list of its own,
-	// nor a pointer into itself for the collector to follow at every cycle.
-	rs  []ipvs.RealServer
-	rs1 [1]ipvs.RealServer
+	// nor a pointer into itself for the collector to follow at every cycle. A
+	// real server is kept without a pointer (appliedServer), so that a list of
+	// them is not scanned and rs1 has none to follow.
+	rs  []appliedServer
+	rs1 [1]appliedServer
 	one bool
 }
 
-// servers returns svc's real servers as applied, their MACs left out (rs).
-func (svc *service) servers() []ipvs.RealServer {
+// servers returns svc's real servers as applied (rs).
+func (svc *service) servers() []appliedServer {
 	if svc.one {
 		return svc.rs1[:]
 	}
 	return svc.rs
+}
+
+// appliedServer is an ipvs.RealServer as a service keeps it: without its MAC,
+// and its address as 16 bytes and a family, not a netip.Addr, which holds a
+// pointer (its family and zone) for the collector to follow. A zone is not kept
+// (the configuration refuses zoned addresses).
+type appliedServer struct {
+	addr   [16]byte // As16: an IPv4 address as IPv4-mapped
+	port   uint16
+	is4    bool
+	method ipvs.Method
+	weight int32
+	upper  uint32
+	lower  uint32
+}
+
+func appliedServerOf(r *ipvs.RealServer) appliedServer {
+	a := r.Addr.Addr()
+	return appliedServer{addr: a.As16(), port: r.Addr.Port(), is4: a.Is4(), method: r.Method,
+		weight: r.Weight, upper: r.UpperThreshold, lower: r.LowerThreshold}
+}
+
+// realServer returns a as an ipvs.RealServer, without a MAC.
+func (a *appliedServer) realServer() ipvs.RealServer {
+	addr := netip.AddrFrom16(a.addr)
+	if a.is4 {
+		addr = addr.Unmap()
+	}
+	return ipvs.RealServer{Addr: netip.AddrPortFrom(addr, a.port), Weight: a.weight,
+		UpperThreshold: a.upper, LowerThreshold: a.lower, Method: a.method}
 }
 
 // appliedLocked returns svc as it was applied, its real servers included with
@@ -141,9 +173,14 @@ func (svc *service) servers() []ipvs.RealServer {
 // Precondition: d.mu is held.
 func (d *Director) appliedLocked(svc *service) ipvs.Service {
 	a := svc.spec
-	a.RealServers = slices.Clone(svc.servers())
-	for i := range a.RealServers {
+	rs := svc.servers()
+	a.RealServers = nil
+	if len(rs) > 0 {
+		a.RealServers = make([]ipvs.RealServer, len(rs))
+	}
+	for i := range rs {
 		r := &a.RealServers[i]
+		*r = rs[i].realServer()
 		if dst := svc.pool.Find(r.Addr.Addr(), r.Addr.Port()); dst != nil {
 			if in := &d.dests[dst.ID()]; in.hasMAC {
 				r.MAC = in.mac
@@ -156,9 +193,9 @@ func (d *Director) appliedLocked(svc *service) ipvs.Service {
 // sameService reports whether svc defines spec, the real servers' MACs aside
 // (the dests keep them).
 func sameService(svc *service, spec *ipvs.Service) bool {
-	return sameSettings(&svc.spec, spec) && slices.EqualFunc(svc.servers(), spec.RealServers, func(x, y ipvs.RealServer) bool {
+	return sameSettings(&svc.spec, spec) && slices.EqualFunc(svc.servers(), spec.RealServers, func(x appliedServer, y ipvs.RealServer) bool {
 		y.MAC = ipvs.MAC{}
-		return x == y
+		return x.realServer() == y
 	})
 }
 
@@ -582,13 +619,12 @@ func (d *Director) applyLocked(upsert []*ipvs.Service, remove []svcKey) error {
 		}
 		*svc = service{id: id, pool: pool, spec: *spec, key: k}
 		if len(spec.RealServers) == 1 {
-			svc.rs1[0], svc.one = spec.RealServers[0], true
-		} else {
-			svc.rs = slices.Clone(spec.RealServers)
-		}
-		rs := svc.servers()
-		for j := range rs {
-			rs[j].MAC = ipvs.MAC{}
+			svc.rs1[0], svc.one = appliedServerOf(&spec.RealServers[0]), true
+		} else if len(spec.RealServers) > 0 {
+			svc.rs = make([]appliedServer, len(spec.RealServers))
+			for j := range svc.rs {
+				svc.rs[j] = appliedServerOf(&spec.RealServers[j])
+			}
 		}
 		svc.spec.RealServers = nil
 		svc.spec.Match = slices.Clone(spec.Match)
