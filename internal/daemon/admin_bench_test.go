@@ -89,8 +89,20 @@ func BenchmarkAdmGC(b *testing.B) {
 			for range b.N {
 				runtime.GC()
 			}
+			b.StopTimer()
+			reportScan(b)
 		})
 	}
+}
+
+// reportScan reports, as of the last collection, the heap the collector scans
+// (scan-heap-B: the objects that may hold pointers, up to their last pointer
+// word) and the live heap (live-heap-B): what each cycle marks of the director.
+func reportScan(b *testing.B) {
+	s := []metrics.Sample{{Name: "/gc/scan/heap:bytes"}, {Name: "/gc/heap/live:bytes"}}
+	metrics.Read(s)
+	b.ReportMetric(float64(s[0].Value.Uint64()), "scan-heap-B")
+	b.ReportMetric(float64(s[1].Value.Uint64()), "live-heap-B")
 }
 
 // admBenchDirector is a benchmark's director running admTable(n), its real
