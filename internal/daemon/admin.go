@@ -439,16 +439,22 @@ type tableEditor struct {
 }
 
 // confTable is the configured table: services in the order gvs adm lists them
-// (pseq), by key.
-type confTable = pindex[ipvs.Key, ipvs.Service]
+// (pseq), by key. The index is keyed by skey, which holds no pointer (an
+// ipvs.Key's netip.Addr does): its map, 10,000 entries at 10,000 services, is
+// memory the collector never scans.
+type confTable = pindex[skey, ipvs.Service]
 
-type confEdit = pedit[ipvs.Key, ipvs.Service]
+type confEdit = pedit[skey, ipvs.Service]
 
 func newConfTable(conf []ipvs.Service) confTable {
 	own := slices.Clone(conf)
 	packServers(own)
-	return newPindexOf(own, func(s *ipvs.Service) ipvs.Key { return s.Key })
+	return newPindexOf(own, func(s *ipvs.Service) skey { return packKey(s.Key) })
 }
+
+// confService returns the configured service of key k, or nil. The caller must
+// not write through it.
+func (d *Daemon) confService(k ipvs.Key) *ipvs.Service { return d.st.conf.get(packKey(k)) }
 
 // packServers moves the real-server lists of svcs into one array, each list
 // capped at its end (an append copies it, as a change of a configured service
@@ -516,7 +522,7 @@ func (d *Daemon) editorFor(cmds []*ipvsadm.Command) *tableEditor {
 	// The named services in table order, as a whole editor holds them.
 	at := sc.at[:0]
 	for _, k := range named {
-		if s, ok := d.st.conf.at[k]; ok {
+		if s, ok := d.st.conf.at[packKey(k)]; ok {
 			at = append(at, int(s.i))
 		}
 	}
@@ -546,17 +552,18 @@ func (e *tableEditor) edited() *confEdit {
 		return ce
 	}
 	for _, k := range e.part {
-		if e.conf.get(k) == nil {
+		pk := packKey(k)
+		if e.conf.get(pk) == nil {
 			continue
 		}
 		if s := e.Service(k); s != nil {
 			ce.put(*s)
 		} else {
-			ce.del(k)
+			ce.del(pk)
 		}
 	}
 	for _, s := range e.Editor.Services() {
-		if e.conf.get(s.Key) == nil {
+		if e.conf.get(packKey(s.Key)) == nil {
 			ce.put(s)
 		}
 	}
@@ -582,7 +589,7 @@ func (e *tableEditor) Services() []ipvs.Service {
 }
 
 // lookupAs returns the service of key k in the edited table, or nil; conf is k's
-// configured service (e.conf.get(k)), which an editor of part of the table
+// configured service (Daemon.confService), which an editor of part of the table
 // keeps for the keys it was not made with.
 func (e *tableEditor) lookupAs(k ipvs.Key, conf *ipvs.Service) *ipvs.Service {
 	if !e.partial || e.part.has(k) {
@@ -704,11 +711,12 @@ func (d *Daemon) admTouch(t target, id uint32, line string) {
 // admRecord returns the id of the command line that last changed t.
 func (d *Daemon) admRecord(t target) (uint32, bool) {
 	if !t.rs.IsValid() {
-		if tag, ok := d.st.conf.tag(t.svc); ok && tag != 0 {
+		k := packKey(t.svc)
+		if tag, ok := d.st.conf.tag(k); ok && tag != 0 {
 			return tag, true
 		}
 		for _, p := range d.st.conf.dropped {
-			if p.k == t.svc {
+			if p.k == k {
 				return p.tag, true
 			}
 		}
@@ -723,13 +731,14 @@ func (d *Daemon) admRecord(t target) (uint32, bool) {
 // admTake removes t's record and returns it.
 func (d *Daemon) admTake(t target) (uint32, bool) {
 	if !t.rs.IsValid() {
-		if tag, ok := d.st.conf.tag(t.svc); ok && tag != 0 {
-			d.st.conf.setTag(t.svc, 0)
+		k := packKey(t.svc)
+		if tag, ok := d.st.conf.tag(k); ok && tag != 0 {
+			d.st.conf.setTag(k, 0)
 			return tag, true
 		}
 		l := d.st.conf.dropped
 		for i, p := range l {
-			if p.k == t.svc {
+			if p.k == k {
 				d.st.conf.dropped = slices.Delete(l, i, i+1)
 				return p.tag, true
 			}
@@ -752,7 +761,7 @@ func (d *Daemon) admTake(t target) (uint32, bool) {
 // admPut records id for t, which has no record.
 func (d *Daemon) admPut(t target, id uint32) {
 	if !t.rs.IsValid() {
-		if d.st.conf.setTag(t.svc, id) {
+		if d.st.conf.setTag(packKey(t.svc), id) {
 			return
 		}
 		d.st.touchedSvcs++
@@ -764,7 +773,7 @@ func (d *Daemon) admPut(t target, id uint32) {
 // longer holds (dropped) to touched.
 func (d *Daemon) admUntag() {
 	for _, p := range d.st.conf.takeDropped() {
-		d.admPut(target{svc: p.k}, p.tag)
+		d.admPut(target{svc: p.k.key()}, p.tag)
 	}
 }
 
@@ -774,9 +783,9 @@ func (d *Daemon) setConf(conf []ipvs.Service) {
 	old := d.st.conf
 	d.st.conf = newConfTable(conf)
 	d.st.conf.dropped = old.takeDropped()
-	old.tags(func(k ipvs.Key, tag uint32) {
+	old.tags(func(k skey, tag uint32) {
 		if !d.st.conf.setTag(k, tag) {
-			d.st.conf.dropped = append(d.st.conf.dropped, ptag[ipvs.Key]{k, tag})
+			d.st.conf.dropped = append(d.st.conf.dropped, ptag[skey]{k, tag})
 		}
 	})
 	d.admUntag()
@@ -798,7 +807,7 @@ func (d *Daemon) admDone(ev admEvent, touched map[target]bool, timeouts []ipvsad
 	line := joinArgs(ev.args)
 	find := at
 	if find == nil {
-		find = d.st.conf.get
+		find = d.confService
 	}
 	d.st.lineID++
 	id := d.st.lineID

@@ -29,7 +29,7 @@ func TestAdmRecordFollowsService(t *testing.T) {
 
 	ta.ok("-A -t 198.18.1.1:80 -s rr")
 	check("added", b, "-A -t 198.18.1.1:80 -s rr")
-	if _, ok := ta.d.st.conf.tag(b.svc); !ok || len(ta.d.st.touched) != 0 {
+	if _, ok := ta.d.st.conf.tag(packKey(b.svc)); !ok || len(ta.d.st.touched) != 0 {
 		t.Fatalf("a configured service's record is not its entry's tag (touched %v)", ta.d.st.touched)
 	}
 	ta.ok("-A -t 198.18.1.2:80 -s rr")

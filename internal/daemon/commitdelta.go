@@ -211,6 +211,16 @@ func packKey(k ipvs.Key) skey {
 	return skey{a: packAddr(k.Addr.Addr()), port: k.Addr.Port(), proto: k.Protocol, v6: k.IPv6, mark: k.FWMark}
 }
 
+// key returns the ipvs.Key k packs (packKey keeps all of it: a service's
+// address has no zone).
+func (k skey) key() ipvs.Key {
+	var ap netip.AddrPort
+	if a := k.a.addr(); a.IsValid() {
+		ap = netip.AddrPortFrom(a, k.port)
+	}
+	return ipvs.Key{Protocol: k.proto, Addr: ap, FWMark: k.mark, IPv6: k.v6}
+}
+
 // held returns the addresses the effective service of key k holds; conf is k's
 // configured service (nil: none, and no effective service either).
 func (s *deltaState) held(k ipvs.Key, conf *ipvs.Service) (filterAddrs, bool) {
@@ -353,7 +363,7 @@ func (d *Daemon) commitDelta(ed *tableEditor, keys []ipvs.Key) error {
 				continue
 			}
 		}
-		o := d.st.conf.get(k)
+		o := d.confService(k)
 		s := ed.lookupAs(k, o)
 		if i >= named && o == nil && s == nil {
 			continue
@@ -546,7 +556,7 @@ func (d *Daemon) commitStale() error {
 	d.st.staleMACs, d.st.staleKeys = nil, nil
 	var keys keySet
 	for k := range set {
-		if d.st.conf.get(k) != nil {
+		if d.confService(k) != nil {
 			keys = append(keys, k)
 		}
 	}
@@ -556,7 +566,7 @@ func (d *Daemon) commitStale() error {
 	slices.SortFunc(keys, func(a, b ipvs.Key) int { return strings.Compare(a.String(), b.String()) })
 	var some []ipvs.Service
 	for _, k := range keys {
-		some = append(some, *d.st.conf.get(k))
+		some = append(some, *d.confService(k))
 	}
 	ed := &tableEditor{Editor: ipvsadm.NewEditor(some), conf: &d.st.conf, part: keys, partial: true, unedited: true}
 	return d.commitDelta(ed, keys)
