@@ -125,3 +125,32 @@ func TestAdmScratchNotPublished(t *testing.T) {
 		t.Fatalf("%d steps published %d distinct states", len(kept), len(distinct))
 	}
 }
+
+// TestAdmScratchTrimmed: a restore of 600 services, then one of 200 more (a
+// delta of as many keys), leaves no scratch list past maxKeptScratch for the
+// collector to scan on each cycle, and the commands after it still work from
+// the scratch made anew.
+func TestAdmScratchTrimmed(t *testing.T) {
+	ta := newTestDirector(t, directorConf, nil)
+	lines := strings.SplitAfter(admTable(800), "\n")
+	for _, in := range []string{strings.Join(lines[:1200], ""), strings.Join(lines[1200:], "")} {
+		if _, errOut, st := ta.admIn(in, "-R"); st != 0 {
+			t.Fatalf("restore: status %d, %s", st, errOut)
+		}
+		ta.ok("-A -t 198.18.200.1:80 -s rr")
+		ta.ok("-D -t 198.18.200.1:80")
+		sc := &ta.d.st.scratch
+		for name, c := range map[string]int{
+			"keys": cap(sc.keys), "sib": cap(sc.sib), "olds": cap(sc.olds), "news": cap(sc.news),
+			"subset": cap(sc.subset), "shaped": cap(sc.shaped), "rss": cap(sc.rss), "remove": cap(sc.remove),
+			"old": cap(sc.old), "fnew": cap(sc.fnew),
+		} {
+			if c > maxKeptScratch {
+				t.Fatalf("scratch %s keeps %d entries after a restore, want at most %d", name, c, maxKeptScratch)
+			}
+		}
+	}
+	if got := len(ta.d.Director().Services()); got < 800 {
+		t.Fatalf("%d services after the restores, want 800 and the config's", got)
+	}
+}

@@ -327,10 +327,11 @@ const maxDeltaShare = 4
 // health transitions or MACs are pending (stale), or the change is a large part
 // of the table. On error nothing changes.
 func (d *Daemon) commitDelta(ed *tableEditor, keys []ipvs.Key) error {
+	sc := &d.st.scratch
+	defer sc.trim()
 	if d.st.stale || d.st.filter == nil || len(keys) > ed.size()/maxDeltaShare+16 {
 		return d.commit(ed.Services())
 	}
-	sc := &d.st.scratch
 	keys, named := withSiblings(sc.sib[:0], keys)
 	sc.sib = keys
 	// Each key's configured service (olds) and edited one (news), looked up once:
@@ -506,6 +507,34 @@ func (sc *deltaScratch) done() {
 	clear(sc.subset)
 	sc.olds, sc.news, sc.old, sc.fnew = sc.olds[:0], sc.news[:0], sc.old[:0], sc.fnew[:0]
 	sc.subset, sc.remove, sc.rss = sc.subset[:0], sc.remove[:0], sc.rss[:0]
+}
+
+// maxKeptScratch is the most entries a scratch list keeps between deltas. A
+// command's lists hold a few; a restore's, or a MAC resolved for a real server
+// of thousands of services, as many as the table (10,000 keys, 560 KB of
+// ipvs.Key), which, kept, the collector would scan on each of its cycles
+// (ipvs values hold pointers) for the next command's few entries.
+const maxKeptScratch = 256
+
+// trim drops the scratch lists grown past maxKeptScratch (the next delta that
+// needs as many makes them again, at a cost of its size anyway).
+func (sc *deltaScratch) trim() {
+	trimScratch(&sc.keys)
+	trimScratch(&sc.sib)
+	trimScratch(&sc.olds)
+	trimScratch(&sc.news)
+	trimScratch(&sc.subset)
+	trimScratch(&sc.shaped)
+	trimScratch(&sc.rss)
+	trimScratch(&sc.remove)
+	trimScratch(&sc.old)
+	trimScratch(&sc.fnew)
+}
+
+func trimScratch[T any](s *[]T) {
+	if cap(*s) > maxKeptScratch {
+		*s = nil
+	}
 }
 
 // use records (n 1) or forgets (n -1) the configured service svc as a user of
