@@ -38,8 +38,10 @@ type deltaState struct {
 	refs   map[paddr]addrRefs
 	n4, n6 int
 	// users are the services of each real server's address (commitStale); made
-	// at the first MAC resolved after a whole commit (usersMade).
-	users     map[paddr][]ipvs.Key
+	// at the first MAC resolved after a whole commit (usersMade). Their keys
+	// are packed (skey): the lists, one key per service, hold no pointer for
+	// the collector to scan.
+	users     map[paddr][]skey
 	usersMade bool
 	scanned   bool         // markMissing scanned the table since the last whole commit
 	scan      []netip.Addr // real servers without a pinned MAC that deltas committed since
@@ -540,16 +542,17 @@ func trimScratch[T any](s *[]T) {
 // use records (n 1) or forgets (n -1) the configured service svc as a user of
 // its real servers' addresses.
 func (s *deltaState) use(svc *ipvs.Service, n int) {
+	k := packKey(svc.Key)
 	for _, rs := range svc.RealServers {
 		a := packAddr(rs.Addr.Addr())
 		keys := s.users[a]
 		if n > 0 {
-			if !slices.Contains(keys, svc.Key) {
-				s.users[a] = append(keys, svc.Key)
+			if !slices.Contains(keys, k) {
+				s.users[a] = append(keys, k)
 			}
 			continue
 		}
-		if i := slices.Index(keys, svc.Key); i >= 0 {
+		if i := slices.Index(keys, k); i >= 0 {
 			keys[i] = keys[len(keys)-1]
 			if keys = keys[:len(keys)-1]; len(keys) == 0 {
 				delete(s.users, a)
@@ -567,7 +570,7 @@ func (s *deltaState) use(svc *ipvs.Service, n int) {
 func (d *Daemon) commitStale() error {
 	ds := &d.st.delta
 	if !ds.usersMade {
-		ds.users = map[paddr][]ipvs.Key{}
+		ds.users = map[paddr][]skey{}
 		for s := range d.st.conf.seq.all() {
 			ds.use(s, 1)
 		}
@@ -579,7 +582,7 @@ func (d *Daemon) commitStale() error {
 	}
 	for a := range d.st.staleMACs {
 		for _, k := range ds.users[packAddr(a)] {
-			set[k] = true
+			set[k.key()] = true
 		}
 	}
 	d.st.staleMACs, d.st.staleKeys = nil, nil
