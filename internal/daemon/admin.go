@@ -398,12 +398,12 @@ func (d *Daemon) admEdit(ed *tableEditor, c *ipvsadm.Command, touched map[target
 // key k (an index of it made at the first question after a load).
 func (d *Daemon) inFile(k ipvs.Key) bool {
 	if d.st.fileKeys == nil {
-		d.st.fileKeys = make(map[ipvs.Key]bool, len(d.st.file))
+		d.st.fileKeys = make(map[skey]bool, len(d.st.file))
 		for i := range d.st.file {
-			d.st.fileKeys[d.st.file[i].Key] = true
+			d.st.fileKeys[packKey(d.st.file[i].Key)] = true
 		}
 	}
-	return d.st.fileKeys[k]
+	return d.st.fileKeys[packKey(k)]
 }
 
 // noMatchMessage is the refusal of -A -f MARK without match rules.

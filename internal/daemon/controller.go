@@ -58,8 +58,8 @@ type state struct {
 	// looked for in touched.
 	touchedSvcs int
 	admLines    map[uint32]admLine
-	lineID      uint32            // the last id given to a line
-	fileKeys    map[ipvs.Key]bool // file's keys (inFile); nil: not made since file changed
+	lineID      uint32        // the last id given to a line
+	fileKeys    map[skey]bool // file's keys (inFile), packed: not scanned; nil: not made since file changed
 	// admTimeouts is the --set command line that last changed the timeouts; ""
 	// when they are the file's.
 	admTimeouts string
