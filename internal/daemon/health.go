@@ -32,11 +32,15 @@ type policy struct {
 	sorryMAC   ipvs.MAC // pinned; zero: resolved like a real server's
 	quorumUp   string
 	quorumDown string
-	inhibit    map[netip.AddrPort]bool // per real server, resolved
-	checked    bool                    // the service has a [service.check], or a server its own
+	// inhibit holds the real servers with inhibit_on_failure (resolved); nil
+	// if none.
+	inhibit map[netip.AddrPort]bool
+	checked bool // the service has a [service.check], or a server its own
 
 	// checks lists each checked real server's check IDs: the service's check, or
-	// the server's own (all must pass).
+	// the server's own (all must pass); nil if no server is checked. The maps
+	// are made at their first entry: a file of 10,000 services without checks
+	// makes none (20,000 maps for the collector to mark at each cycle).
 	checks map[netip.AddrPort][]string
 }
 
@@ -82,14 +86,17 @@ func (h *healthLayer) configure(cfg *config.Config, services []ipvs.Service) ([]
 			sorryMAC:   ipvs.MAC(s.SorryServerMAC),
 			quorumUp:   s.QuorumUp,
 			quorumDown: s.QuorumDown,
-			inhibit:    map[netip.AddrPort]bool{},
-			checks:     map[netip.AddrPort][]string{},
 			checked:    s.Check != nil, // or a server's own check, below
 		}
 		policies[key] = p
 		for j := range s.RealServers {
 			addr := svc.RealServers[j].Addr
-			p.inhibit[addr] = s.RealServers[j].InhibitOnFailure
+			if s.RealServers[j].InhibitOnFailure {
+				if p.inhibit == nil {
+					p.inhibit = map[netip.AddrPort]bool{}
+				}
+				p.inhibit[addr] = true
+			}
 			// A server's own checks replace the service's (docs/scripts.md §2).
 			list := s.RealServers[j].Checks
 			if list == nil && s.Check != nil {
@@ -105,6 +112,9 @@ func (h *healthLayer) configure(cfg *config.Config, services []ipvs.Service) ([]
 				hs.ID = base
 				if k > 0 {
 					hs.ID = base + "#" + strconv.Itoa(k+1)
+				}
+				if p.checks == nil {
+					p.checks = map[netip.AddrPort][]string{}
 				}
 				p.checks[addr] = append(p.checks[addr], hs.ID)
 				labels[hs.ID] = [2]string{ServiceLabel(svc), ServerLabel(addr.Addr(), addr.Port())}

@@ -111,15 +111,7 @@ func TestHealthLayer(t *testing.T) {
 }
 
 func TestHealthLayerServiceUp(t *testing.T) {
-	cfg, err := config.Parse("h.toml", []byte(healthConf))
-	if err != nil {
-		t.Fatal(err)
-	}
-	specs := Services(cfg)
-	h := newHealthLayer(slog.New(slog.DiscardHandler))
-	if _, err := h.configure(cfg, specs); err != nil {
-		t.Fatal(err)
-	}
+	h, specs := healthConfigured(t)
 	web, tls := netip.MustParseAddrPort("198.18.0.100:80"), netip.MustParseAddrPort("198.18.0.100:443")
 	var alive map[netip.AddrPort]bool
 	effective := func() {
@@ -140,4 +132,42 @@ func TestHealthLayerServiceUp(t *testing.T) {
 	if alive[web] || !alive[tls] {
 		t.Fatalf("all down: web up %v, tls up %v", alive[web], alive[tls])
 	}
+}
+
+// TestHealthPolicyMaps: a service's policy makes its per-server maps only for
+// what it has — the checked servers' check IDs, the servers with
+// inhibit_on_failure — and none for a service without checks (a file of
+// 10,000 such services made 20,000 empty maps for the collector to mark).
+func TestHealthPolicyMaps(t *testing.T) {
+	h, specs := healthConfigured(t)
+	checked, plain := h.policies[specs[0].Key], h.policies[specs[1].Key]
+	if checked == nil || plain == nil {
+		t.Fatalf("policies %v", h.policies)
+	}
+	rs5, rs6 := netip.MustParseAddrPort("198.18.0.5:80"), netip.MustParseAddrPort("198.18.0.6:80")
+	if len(checked.checks) != 3 || len(checked.checks[rs5]) != 1 {
+		t.Fatalf("checked service's check IDs %v, want one for each of 3 servers", checked.checks)
+	}
+	if len(checked.inhibit) != 1 || !checked.inhibit[rs6] {
+		t.Fatalf("checked service's inhibit %v, want %v alone", checked.inhibit, rs6)
+	}
+	if plain.checked || plain.checks != nil || plain.inhibit != nil {
+		t.Fatalf("a service without checks made maps: checks %v, inhibit %v", plain.checks, plain.inhibit)
+	}
+}
+
+// healthConfigured is a health layer configured with healthConf, and its
+// services.
+func healthConfigured(t *testing.T) (*healthLayer, []ipvs.Service) {
+	t.Helper()
+	cfg, err := config.Parse("h.toml", []byte(healthConf))
+	if err != nil {
+		t.Fatal(err)
+	}
+	specs := Services(cfg)
+	h := newHealthLayer(slog.New(slog.DiscardHandler))
+	if _, err := h.configure(cfg, specs); err != nil {
+		t.Fatal(err)
+	}
+	return h, specs
 }
