@@ -36,16 +36,16 @@ func SplitOptions(args []string) (Options, []string, error) {
 	rest := make([]string, 0, len(args))
 	for i := 0; i < len(args); i++ {
 		a := args[i]
-		switch {
-		case a == "--atomic":
+		switch optionOf(a) {
+		case optAtomic:
 			o.Atomic = true
-		case a == "--match":
+		case optMatch:
 			if i+1 == len(args) {
 				return o, nil, failf("--match needs a rule: --match " + MatchSyntax)
 			}
 			i++
 			o.Match = append(o.Match, args[i])
-		case strings.HasPrefix(a, "--match="):
+		case optMatchEq:
 			o.Match = append(o.Match, strings.TrimPrefix(a, "--match="))
 		default:
 			rest = append(rest, a)
@@ -54,10 +54,32 @@ func SplitOptions(args []string) (Options, []string, error) {
 	return o, rest, nil
 }
 
-// isOption reports whether a is one of gvs adm's options, or starts one.
-func isOption(a string) bool {
-	return a == "--atomic" || a == "--match" || strings.HasPrefix(a, "--match=")
+// gvsOption is which of gvs adm's options an argument is (optionOf).
+type gvsOption uint8
+
+const (
+	optNone    gvsOption = iota // an ipvsadm argument
+	optAtomic                   // --atomic
+	optMatch                    // --match, its rule in the next argument
+	optMatchEq                  // --match=RULE
+)
+
+// optionOf tells which of gvs adm's options a is, or starts: the one list of their
+// names, which SplitOptions' test for any and its loop both read.
+func optionOf(a string) gvsOption {
+	switch {
+	case a == "--atomic":
+		return optAtomic
+	case a == "--match":
+		return optMatch
+	case strings.HasPrefix(a, "--match="):
+		return optMatchEq
+	}
+	return optNone
 }
+
+// isOption reports whether a is one of gvs adm's options, or starts one.
+func isOption(a string) bool { return optionOf(a) != optNone }
 
 // ApplyOptions checks o against the command c that Parse read from the rest
 // of the arguments, and gives c its match rules. Errors are *Error with
