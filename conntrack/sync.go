@@ -431,15 +431,21 @@ func neededConn(e *entry, c *ipvssync.Conn) {
 // (after its transition and c's fill): it adopts a received entry, counts the packet
 // (and fold packets a flow cache served before it) and asks the sync rules whether to
 // send. An entry still on the unconfirmed list is neither counted nor sent. A local
-// TCP or UDP connection of local rules is decided by the plan (below, in line: most
-// table packets are its), one whose count other rules refuse is only counted
-// (countOnlyLocked); the rest — an adoption, a template, other rules' candidates —
-// takes the general path (syncCountLocked).
+// TCP or UDP connection of local rules is decided by the plan (syncQuietLocked and
+// syncPlanLocked, most table packets), one whose count other rules refuse is only
+// counted (countOnlyLocked); the rest — an adoption, a template, other rules'
+// candidates — takes the general path (syncCountLocked). inLocked makes the same
+// calls, the quiet step in line.
 //
 // Precondition: e's shard lock is held and the table syncs.
 func (t *Table) syncStepLocked(e *entry, fold *Fold, now int64, c *Conn) {
-	if !t.syncQuietLocked(e, fold, c) {
+	if t.syncQuietLocked(e, fold, c) {
+		return
+	}
+	if last, pack, ok := t.syncPlanLocked(e, fold, now, c); !ok {
 		t.syncStepOut(e, fold, now, c)
+	} else if pack {
+		t.packLastLocked(e, last, now, c)
 	}
 }
 
@@ -448,7 +454,7 @@ func (t *Table) syncStepLocked(e *entry, fold *Fold, now int64, c *Conn) {
 // packet), which the plan path decides by one bit (syncPlan.quiet): it counts the
 // packet (to 2, not sent) and reports true; for any other packet it changes nothing
 // and reports false. c.Sync is as fillLocked left it (Old 0). Small enough to be in
-// line at inLocked, which calls syncStepOut when it reports false.
+// line at inLocked.
 //
 // Precondition: as syncStepLocked's.
 func (t *Table) syncQuietLocked(e *entry, fold *Fold, c *Conn) bool {
@@ -463,31 +469,23 @@ func (t *Table) syncQuietLocked(e *entry, fold *Fold, c *Conn) bool {
 	return true
 }
 
-// syncStepOut is syncStepLocked for a packet syncQuietLocked does not decide.
+// syncPlanLocked is syncStepLocked's plan path, for a local TCP or UDP connection
+// (no template, not one-packet, not received, off the unconfirmed list) of local
+// rules: the fold, the count and the decision on the packed words, leaving e and c
+// as the general path (syncCountLocked) does, but for the last send's tick when it
+// changed and c's memo (tickMemo) does not hold it: it then returns that send's time
+// and pack, and packLastLocked packs it into e. It reports false, changing nothing, for any
+// other connection (syncStepOut decides). It calls nothing, so it has no frame and
+// spills nothing: the work a call needs is the caller's, on a send the memo misses
+// (one in a tick's sends) or a fold that moves the last send.
 //
-// Precondition: as syncStepLocked's.
-func (t *Table) syncStepOut(e *entry, fold *Fold, now int64, c *Conn) {
-	if e.flags&fUnconf != 0 {
-		c.Sync.Pkts = 1
-		return
-	}
+// Precondition: as syncStepLocked's, and syncQuietLocked reported false.
+func (t *Table) syncPlanLocked(e *entry, fold *Fold, now int64, c *Conn) (last int64, pack, ok bool) {
 	u := e.uprev
 	p := t.syncRules.Load()
-	if p == nil || u&0xff0000 != 0 {
-		t.syncCountLocked(e, fold, now, c)
-		return
+	if e.flags&(fUnconf|FlagTemplate|FlagOnePacket) != 0 || p == nil || u&0xff0000 != 0 || !p.planned[e.proto] {
+		return 0, false, false
 	}
-	if !p.planned[e.proto] || e.flags&(FlagTemplate|FlagOnePacket) != 0 {
-		if fold.Pkts != 0 || fold.Sent != 0 || !t.countOnlyLocked(&p.Rules, e, u, c) {
-			t.syncCountLocked(e, fold, now, c)
-		}
-		return
-	}
-	// The plan path (local rules, a local TCP or UDP connection, no template, not
-	// one-packet): the fold, the count and the decision on the packed words, leaving e
-	// and c as the general path (syncCountLocked) does. The last send is unpacked only
-	// to compare it with a folded send's, and packed (a division by the tick) only
-	// when it changed.
 	st := uint32(e.state) & 15
 	pkts := u & 0xffff
 	if pkts == 0 {
@@ -506,28 +504,56 @@ func (t *Table) syncStepOut(e *entry, fold *Fold, now int64, c *Conn) {
 		if m := &c.tick; m.holds(t, now) {
 			e.unext = m.w
 		} else {
-			e.unext = t.memoTick(now, c)
+			last, pack = now, true
 		}
 		c.Sync.Send = true
 		c.Sync.Pkts, c.Sync.Old = pkts, State(st)
-		return
+		return last, pack, true
 	}
-	var last int64 // the new last send, when changed
-	changed := false
 	if fold.Sent != 0 && (e.unext == 0 || fold.Sent >= t.lastSyncOf(e.unext)) {
-		last, w, changed = fold.Sent, uint32(fold.State&15)<<24, true
+		last, w, pack = fold.Sent, uint32(fold.State&15)<<24, true
 	}
 	if e.proto == protoTCP && p.forcedTCP>>st&1 != 0 && st<<24 != w&0x0f000000 {
 		// Forced by the state the fold's later send left (the test above could
 		// not tell which send was the later).
-		last, w, changed = now, st<<24, true
+		last, w, pack = now, st<<24, true
 		c.Sync.Send = true
 	}
 	e.uprev = pkts | w
-	if changed {
-		e.unext = t.syncTick(last)
-	}
 	c.Sync.Pkts, c.Sync.Old = pkts, State(w>>24&15)
+	return last, pack, true
+}
+
+// packLastLocked packs a last send at ns into e, for syncPlanLocked: a send now
+// through c's memo (memoTick), an earlier one (a folded send) by syncTick.
+//
+// Precondition: e's shard lock is held.
+func (t *Table) packLastLocked(e *entry, ns, now int64, c *Conn) {
+	if ns == now {
+		e.unext = t.memoTick(now, c)
+		return
+	}
+	e.unext = t.syncTick(ns)
+}
+
+// syncStepOut is syncStepLocked for a packet neither syncQuietLocked nor
+// syncPlanLocked decides.
+//
+// Precondition: as syncStepLocked's.
+func (t *Table) syncStepOut(e *entry, fold *Fold, now int64, c *Conn) {
+	if e.flags&fUnconf != 0 {
+		c.Sync.Pkts = 1
+		return
+	}
+	u := e.uprev
+	p := t.syncRules.Load()
+	if p == nil || u&0xff0000 != 0 {
+		t.syncCountLocked(e, fold, now, c)
+		return
+	}
+	if fold.Pkts != 0 || fold.Sent != 0 || !t.countOnlyLocked(&p.Rules, e, u, c) {
+		t.syncCountLocked(e, fold, now, c)
+	}
 }
 
 // syncCountLocked is syncStepLocked's general path for an entry off the unconfirmed

@@ -795,3 +795,62 @@ func TestTickMemoIsSyncTick(t *testing.T) {
 		}
 	}
 }
+
+// TestSyncSendRecordsItsTime: a send the plan decides on a table packet (inLocked,
+// through In) records its time in the entry, whether the Conn's tick memo holds the
+// send's tick or not, and a fold that moves the last send records the fold's send
+// (the sweeper and bulk pushes read it: SyncMeta.LastSync).
+func TestSyncSendRecordsItsTime(t *testing.T) {
+	v := newEnv(t, nil)
+	d := v.addDest(1, "198.18.1.1", 80, 1)
+	rules := ipvssync.DefaultRules()
+	v.tbl.SetSyncRules(&rules)
+	tick := v.tbl.tick
+	last := func(at int64) int64 {
+		t.Helper()
+		_, ms := walkAll(t, v.tbl, 10, at)
+		if len(ms) != 1 {
+			t.Fatalf("walk: %d entries", len(ms))
+		}
+		return ms[0].LastSync
+	}
+	tickOf := func(ns int64) int64 { return v.tbl.lastSyncOf(v.tbl.syncTick(ns)) }
+	k := tcpKey("198.18.0.2", 1000, "198.18.0.100", 80)
+	now := 10 * sec
+	var c Conn
+	if r := v.tbl.Insert(&k, d, 80, ipvs.DR, 0, 0, fSYN, now, &c); r != Hit {
+		t.Fatalf("SYN: %v", r)
+	}
+	in := func(flags uint8, at int64, fold Fold) {
+		t.Helper()
+		c.Sync.Fold = fold
+		if v.tbl.In(&k, flags, at, &c) != Hit {
+			t.Fatal("miss")
+		}
+	}
+	in(fACK, now, Fold{})
+	in(fACK, now, Fold{}) // the third packet: sent, the memo empty
+	if !c.Sync.Send || last(now) != tickOf(now) || last(now) == 0 {
+		t.Fatalf("third packet: send %v, last send %d, want %d", c.Sync.Send, last(now), tickOf(now))
+	}
+	// The 53rd, three ticks on: the memo holds another tick.
+	at := now + 3*tick
+	for range 49 {
+		in(fACK, at, Fold{})
+	}
+	in(fACK, at, Fold{})
+	if !c.Sync.Send || c.Sync.Pkts != 53 || last(at) != tickOf(at) {
+		t.Fatalf("53rd packet: %+v, last send %d, want %d", c.Sync, last(at), tickOf(at))
+	}
+	// A cache's later send folded in, with a count the rules refuse.
+	sent := at + 2*tick
+	in(fACK, sent+tick, Fold{Pkts: 1, Sent: sent, State: StateEstablished})
+	if c.Sync.Send || last(sent+tick) != tickOf(sent) {
+		t.Fatalf("fold: %+v, last send %d, want %d", c.Sync, last(sent+tick), tickOf(sent))
+	}
+	// The FIN, forced, five ticks on.
+	in(fFINACK, sent+5*tick, Fold{})
+	if !c.Sync.Send || c.State != StateFinWait || last(sent+5*tick) != tickOf(sent+5*tick) {
+		t.Fatalf("FIN: %+v, last send %d, want %d", c.Sync, last(sent+5*tick), tickOf(sent+5*tick))
+	}
+}
