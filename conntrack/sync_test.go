@@ -854,3 +854,46 @@ func TestSyncSendRecordsItsTime(t *testing.T) {
 		t.Fatalf("FIN: %+v, last send %d, want %d", c.Sync, last(sent+5*tick), tickOf(sent+5*tick))
 	}
 }
+
+// flagPicker picks one dest in DR with the given flags for every new connection.
+type flagPicker struct {
+	d     *sched.Dest
+	flags Flags
+}
+
+func (p *flagPicker) Pick(*Key) (*sched.Dest, uint16, ipvs.Method, Flags) {
+	return p.d, p.d.Port(), ipvs.DR, p.flags
+}
+
+// TestCreatedIsNeitherSentNorAdopted: a connection InOrInsert makes (Created) is
+// not sent by its first packet, even under rules that would send at count 1, and is
+// not adopted; a flow cache's new connection then has no push to make
+// (dataplane's created relies on it).
+func TestCreatedIsNeitherSentNorAdopted(t *testing.T) {
+	v := newEnv(t, nil)
+	d := v.addDest(1, "198.18.1.1", 80, 1)
+	// The table's first connection is Insert's (InOrInsert answers Miss until the
+	// table's clock is set).
+	k0, c0 := tcpKey("198.18.0.9", 999, "198.18.0.100", 80), Conn{}
+	v.tbl.Insert(&k0, d, 80, ipvs.DR, 0, 0, fSYN, 10*sec, &c0)
+	for j, rules := range []ipvssync.Rules{ipvssync.DefaultRules(), {Threshold: 1}, {Threshold: 0, Period: 1}} {
+		v.tbl.SetSyncRules(&rules)
+		for i, tc := range []struct {
+			k     Key
+			flags uint8
+			conn  Flags
+		}{
+			{tcpKey("198.18.0.1", uint16(1000+j), "198.18.0.100", 80), fSYN, 0},
+			{udpKey("198.18.0.2", uint16(1000+j), "198.18.0.100", 80), 0, 0},
+			{udpKey("198.18.0.3", uint16(1000+j), "198.18.0.100", 80), 0, FlagOnePacket},
+		} {
+			var c Conn
+			if r := v.tbl.InOrInsert(&tc.k, tc.flags, 10*sec, &flagPicker{d, tc.conn}, &c); r != Created {
+				t.Fatalf("rules %+v, %d: %v", rules, i, r)
+			}
+			if c.Sync.Send || c.Sync.Adopted || c.Sync.Origin != 0 {
+				t.Fatalf("rules %+v, %d: new connection's sync %+v", rules, i, c.Sync)
+			}
+		}
+	}
+}

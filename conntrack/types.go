@@ -222,7 +222,9 @@ const (
 	// Confirmed entries are never evicted to make room.
 	Full
 	// Created: InOrInsert made a new connection (its first transition applied, c
-	// filled; c.Ref is 0 for a ONE_PACKET one, which is never stored).
+	// filled; c.Ref is 0 for a ONE_PACKET one, which is never stored). Its first
+	// packet neither sends nor adopts it (c.Sync.Send and Adopted are false): it
+	// is on the unconfirmed list, or one-packet, and a local one.
 	Created
 )
 

@@ -118,8 +118,10 @@ func (w *Worker) created(f *Frame, now int64, out []Frame) []Frame {
 		// A new TCP connection's state (SYN_RECV) is never sent at a count: its
 		// slot, just filled, is already as syncAfterTable would leave it (no
 		// countdown; the count and old state it would store are read only when a
-		// countdown ends), so most new connections skip the call.
-		if c := &w.conn; c.Sync.Send || c.Sync.Adopted || (e != nil && p.slotMode(c) != modeNeeded) {
+		// countdown ends), so most new connections skip the call. A new
+		// connection is neither sent nor adopted (conntrack.Created), so there is
+		// no push to make without a slot.
+		if c := &w.conn; e != nil && p.slotMode(c) != modeNeeded {
 			w.syncAfterTable(p, e, c)
 		}
 	}
