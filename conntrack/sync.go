@@ -439,7 +439,8 @@ func neededConn(e *entry, c *ipvssync.Conn) {
 //
 // Precondition: e's shard lock is held and the table syncs.
 func (t *Table) syncStepLocked(e *entry, fold *Fold, now int64, c *Conn) {
-	if t.syncQuietLocked(e, fold, c) {
+	if t.syncQuietLocked(e, fold) {
+		countQuiet(e, c)
 		return
 	}
 	if last, pack, ok := t.syncPlanLocked(e, fold, now, c); !ok {
@@ -449,24 +450,25 @@ func (t *Table) syncStepLocked(e *entry, fold *Fold, now int64, c *Conn) {
 	}
 }
 
-// syncQuietLocked is syncStepLocked for the packet that confirms a local connection
-// of the plan, with nothing folded (a TCP handshake's last ACK, a UDP flow's second
-// packet), which the plan path decides by one bit (syncPlan.quiet): it counts the
-// packet (to 2, not sent) and reports true; for any other packet it changes nothing
-// and reports false. c.Sync is as fillLocked left it (Old 0). Small enough to be in
-// line at inLocked.
+// syncQuietLocked reports whether e's packet is the one that confirms a local
+// connection of the plan, with nothing folded (a TCP handshake's last ACK, a UDP
+// flow's second packet), which the plan path decides by one bit (syncPlan.quiet):
+// countQuiet then counts it (to 2, not sent). It is one expression, in line at
+// inLocked: a function in line that changes things and returns from two places
+// leaves a bool set and tested again at its caller.
 //
 // Precondition: as syncStepLocked's.
-func (t *Table) syncQuietLocked(e *entry, fold *Fold, c *Conn) bool {
-	if e.uprev|fold.Pkts != 0 || fold.Sent != 0 || e.flags&(fUnconf|FlagTemplate|FlagOnePacket) != 0 {
-		return false
-	}
-	if p := t.syncRules.Load(); p == nil || p.quiet[e.proto]>>(e.state&15)&1 == 0 {
-		return false
-	}
+func (t *Table) syncQuietLocked(e *entry, fold *Fold) bool {
+	p := t.syncRules.Load()
+	return e.uprev|fold.Pkts == 0 && fold.Sent == 0 && e.flags&(fUnconf|FlagTemplate|FlagOnePacket) == 0 &&
+		p != nil && p.quiet[e.proto]>>(e.state&15)&1 != 0
+}
+
+// countQuiet is syncStepLocked for a packet syncQuietLocked reports: it counts the
+// packet, to 2, and sends nothing (c.Sync is as fillLocked left it: Old 0).
+func countQuiet(e *entry, c *Conn) {
 	e.uprev = 2
 	c.Sync.Pkts = 2
-	return true
 }
 
 // syncPlanLocked is syncStepLocked's plan path, for a local TCP or UDP connection

@@ -610,8 +610,10 @@ func (t *Table) inLocked(s *shard, si int, h uint64, k *Key, cport uint16, tcpFl
 	ctl := t.assureStepLocked(e, assure)
 	fold := c.Sync.Fold
 	t.fillLocked(si, i, e, c)
-	if s.sx != nil && !t.syncQuietLocked(e, &fold, c) { // syncStepLocked, its quiet step in line
-		if last, pack, ok := t.syncPlanLocked(e, &fold, now, c); !ok {
+	if s.sx != nil { // syncStepLocked, its quiet step in line
+		if t.syncQuietLocked(e, &fold) {
+			countQuiet(e, c)
+		} else if last, pack, ok := t.syncPlanLocked(e, &fold, now, c); !ok {
 			t.syncStepOut(e, &fold, now, c)
 		} else if pack {
 			t.packLastLocked(e, last, now, c)
