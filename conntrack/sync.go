@@ -443,10 +443,8 @@ func (t *Table) syncStepLocked(e *entry, fold *Fold, now int64, c *Conn) {
 		countQuiet(e, c)
 		return
 	}
-	if last, pack, ok := t.syncPlanLocked(e, fold, now, c); !ok {
-		t.syncStepOut(e, fold, now, c)
-	} else if pack {
-		t.packLastLocked(e, last, now, c)
+	if r := t.syncPlanLocked(e, fold, now, c); r != planDone {
+		t.syncRestLocked(e, fold, r, now, c)
 	}
 }
 
@@ -475,18 +473,18 @@ func countQuiet(e *entry, c *Conn) {
 // (no template, not one-packet, not received, off the unconfirmed list) of local
 // rules: the fold, the count and the decision on the packed words, leaving e and c
 // as the general path (syncCountLocked) does, but for the last send's tick when it
-// changed and c's memo (tickMemo) does not hold it: it then returns that send's time
-// and pack, and packLastLocked packs it into e. It reports false, changing nothing, for any
-// other connection (syncStepOut decides). It calls nothing, so it has no frame and
-// spills nothing: the work a call needs is the caller's, on a send the memo misses
-// (one in a tick's sends) or a fold that moves the last send.
+// changed and c's memo (tickMemo) does not hold it, which it leaves to
+// syncRestLocked (planPackNow, planPackFold). For any other connection it changes
+// nothing and reports planOut (syncStepOut decides). It calls nothing, so it has no
+// frame and spills nothing: the work a call needs is syncRestLocked's, on a send the
+// memo misses (one in a tick's sends) or a fold that moves the last send.
 //
 // Precondition: as syncStepLocked's, and syncQuietLocked reported false.
-func (t *Table) syncPlanLocked(e *entry, fold *Fold, now int64, c *Conn) (last int64, pack, ok bool) {
+func (t *Table) syncPlanLocked(e *entry, fold *Fold, now int64, c *Conn) planStep {
 	u := e.uprev
 	p := t.syncRules.Load()
 	if e.flags&(fUnconf|FlagTemplate|FlagOnePacket) != 0 || p == nil || u&0xff0000 != 0 || !p.planned[e.proto] {
-		return 0, false, false
+		return planOut
 	}
 	st := uint32(e.state) & 15
 	pkts := u & 0xffff
@@ -503,43 +501,59 @@ func (t *Table) syncPlanLocked(e *entry, fold *Fold, now int64, c *Conn) (last i
 		p.sendsTCP>>st&1 != 0 && p.candidate(pkts)) ||
 		e.proto == protoUDP && p.sendsUDP && p.candidate(pkts) {
 		e.uprev = pkts | st<<24
+		r := planDone
 		if m := &c.tick; m.holds(t, now) {
 			e.unext = m.w
 		} else {
-			last, pack = now, true
+			r = planPackNow
 		}
 		c.Sync.Send = true
 		c.Sync.Pkts, c.Sync.Old = pkts, State(st)
-		return last, pack, true
+		return r
 	}
+	r := planDone
 	if fold.Sent != 0 && (e.unext == 0 || fold.Sent >= t.lastSyncOf(e.unext)) {
-		last, w, pack = fold.Sent, uint32(fold.State&15)<<24, true
+		w, r = uint32(fold.State&15)<<24, planPackFold
 	}
 	if e.proto == protoTCP && p.forcedTCP>>st&1 != 0 && st<<24 != w&0x0f000000 {
 		// Forced by the state the fold's later send left (the test above could
 		// not tell which send was the later).
-		last, w, pack = now, st<<24, true
+		w, r = st<<24, planPackNow
 		c.Sync.Send = true
 	}
 	e.uprev = pkts | w
 	c.Sync.Pkts, c.Sync.Old = pkts, State(w>>24&15)
-	return last, pack, true
+	return r
 }
 
-// packLastLocked packs a last send at ns into e, for syncPlanLocked: a send now
-// through c's memo (memoTick), an earlier one (a folded send) by syncTick.
+// planStep is what syncPlanLocked leaves to do.
+type planStep uint8
+
+const (
+	planDone     planStep = iota // nothing: the step is done
+	planOut                      // the step, not the plan's: syncStepOut
+	planPackNow                  // a send now, whose tick c's memo did not hold: pack it
+	planPackFold                 // the folded send is the last one: pack its tick
+)
+
+// syncRestLocked does what syncPlanLocked left (r, not planDone): the step of a
+// connection that is not the plan's, or the last send's tick packed into e — a send
+// now through c's memo (memoTick), a folded one by syncTick.
 //
 // Precondition: e's shard lock is held.
-func (t *Table) packLastLocked(e *entry, ns, now int64, c *Conn) {
-	if ns == now {
+func (t *Table) syncRestLocked(e *entry, fold *Fold, r planStep, now int64, c *Conn) {
+	switch r {
+	case planOut:
+		t.syncStepOut(e, fold, now, c)
+	case planPackNow:
 		e.unext = t.memoTick(now, c)
-		return
+	case planPackFold:
+		e.unext = t.syncTick(fold.Sent)
 	}
-	e.unext = t.syncTick(ns)
 }
 
 // syncStepOut is syncStepLocked for a packet neither syncQuietLocked nor
-// syncPlanLocked decides.
+// syncPlanLocked decides (planOut).
 //
 // Precondition: as syncStepLocked's.
 func (t *Table) syncStepOut(e *entry, fold *Fold, now int64, c *Conn) {

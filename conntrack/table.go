@@ -613,10 +613,8 @@ func (t *Table) inLocked(s *shard, si int, h uint64, k *Key, cport uint16, tcpFl
 	if s.sx != nil { // syncStepLocked, its quiet step in line
 		if t.syncQuietLocked(e, &fold) {
 			countQuiet(e, c)
-		} else if last, pack, ok := t.syncPlanLocked(e, &fold, now, c); !ok {
-			t.syncStepOut(e, &fold, now, c)
-		} else if pack {
-			t.packLastLocked(e, last, now, c)
+		} else if r := t.syncPlanLocked(e, &fold, now, c); r != planDone {
+			t.syncRestLocked(e, &fold, r, now, c)
 		}
 	}
 	return Hit, ctl, d
