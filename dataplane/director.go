@@ -419,7 +419,7 @@ func (d *Director) SetOptions(o Options) error {
 	d.table.SetSyncRules(o.Sync)
 	d.opts = o
 	d.set = settingsOf(&o)
-	d.syncRingsLocked()
+	d.syncRingsLocked() // before the rules are published: the workers' rings are not tested
 	d.publishLocked()
 	return nil
 }

@@ -67,7 +67,7 @@ type flowSlot struct {
 	ref          conntrack.Ref // the connection's entry (sync events name it)
 	// ev is where the slot's last sync event is in the worker's ring (its position
 	// plus one; 0: none), and evv that event (valid while ev is not 0): a push of the
-	// same event while it is unclaimed is left out (pushAfterTable), and a push of the
+	// same event while it is unclaimed is left out (queued), and a push of the
 	// flow's event once it was claimed reuses evv rather than hashing the key again.
 	// ev is 0 in a slot not in use (clearUsed) and store clears it when it takes a
 	// slot in use by another flow, so evv is always an event for the slot's key; its

@@ -205,7 +205,7 @@ func (w *Worker) inbound(s *snapshot, f *Frame, b []byte, now int64, out []Frame
 		if p := s.set.sync; p != nil {
 			// syncAfterTable, in line for a short flow: no call but the push.
 			if c := &w.conn; e != nil && p.startShort(e, c) {
-				if c.Sync.Send || c.Sync.Adopted {
+				if (c.Sync.Send || c.Sync.Adopted) && !w.queued(c, e) {
 					w.pushAfterTable(c, e)
 				}
 			} else {

@@ -405,7 +405,7 @@ func (w *Worker) syncAfterTable(p *syncPlan, e *flowSlot, c *conntrack.Conn) {
 		e.x.base, e.x.old = c.Sync.Pkts, c.Sync.Old
 		p.startFrom(e, p.slotMode(c), c.Sync.Pkts)
 	}
-	if c.Sync.Send || c.Sync.Adopted {
+	if (c.Sync.Send || c.Sync.Adopted) && (e == nil || !w.queued(c, e)) {
 		w.pushAfterTable(c, e)
 	}
 }
@@ -438,25 +438,27 @@ func (p *syncPlan) startFrom(e *flowSlot, m slotMode, pkts uint32) {
 	}
 }
 
-// pushAfterTable pushes c, which the table's rules chose to send or the packet
-// adopted, unless slot e (the flow's, which flowCache.store just filled; nil when the
-// cache does not hold the flow) names the same event still unclaimed in the ring (a
+// queued reports whether the ring holds slot e's event unclaimed and it is c's (a
 // short flow's FIN after the cache's send at its third packet, both read by the same
-// drain). It notes the event and its position in e. The slot's event is c's when
-// its position is set (store clears it for another flow) and its low bits are c's
-// reference with no bit set (a new connection of the same key has another
-// reference; an adoption's event is pushed whatever the ring holds): its check word
-// is then not computed again.
+// drain): a push of c, which the table's rules chose to send, then adds nothing. The
+// slot's event is c's when its position is set (store clears it for another flow)
+// and its low bits are c's reference with no bit set (a new connection of the same
+// key has another reference; an adoption's event is pushed whatever the ring
+// holds); a position of 0 (none) is never unclaimed. It is small enough to be in
+// line at inbound, so the FIN calls nothing to leave its push out.
+func (w *Worker) queued(c *conntrack.Conn, e *flowSlot) bool {
+	return w.ring.Load().unclaimed(e.ev) && e.evv&^evCheckMask == uint64(c.Ref) && !c.Sync.Adopted
+}
+
+// pushAfterTable pushes c, which the table's rules chose to send or the packet
+// adopted, when slot e (the flow's, which flowCache.store just filled; nil when the
+// cache does not hold the flow) does not hold its event unclaimed (its callers ask
+// queued first). It notes the event and its position in e. When the slot's event is
+// c's (as queued tells), claimed, its check word is not computed again.
 func (w *Worker) pushAfterTable(c *conntrack.Conn, e *flowSlot) {
 	r := w.ring.Load()
-	if r == nil {
-		return
-	}
 	var ev uint64
 	if e != nil && e.ev != 0 && e.evv&^evCheckMask == uint64(c.Ref) && !c.Sync.Adopted {
-		if r.unclaimed(e.ev) {
-			return
-		}
 		ev = e.evv
 	} else {
 		ev = keyCheck(&c.Key) | uint64(c.Ref)
@@ -503,10 +505,8 @@ func (w *Worker) cachedSync(p *syncPlan, e *flowSlot, chk uint64, now int64) {
 		x.mode = modeNeeded
 	}
 	x.sentAt, x.old = now, e.state
-	if r := w.ring.Load(); r != nil { // no template: local decisions are for uncontrolled flows
-		ev := e.slotEvent(chk)
-		e.ev, e.evv = r.put(ev), ev
-	}
+	ev := e.slotEvent(chk) // no template: local decisions are for uncontrolled flows
+	e.ev, e.evv = w.ring.Load().put(ev), ev
 }
 
 // cachedAsk is cachedSync for slot e in modeNeeded or modeTable: it reports whether
@@ -538,9 +538,9 @@ func (w *Worker) cachedAsk(p *syncPlan, e *flowSlot, now int64) bool {
 	e.spend = 0
 	x.base = c.Sync.Pkts
 	e.setCountdown(&p.Rules, c.Sync.Pkts)
-	if r := w.ring.Load(); r != nil && c.Sync.Send {
+	if c.Sync.Send {
 		ev := evOf(c)
-		e.ev, e.evv = r.put(ev), ev
+		e.ev, e.evv = w.ring.Load().put(ev), ev
 	}
 	return false
 }
@@ -622,7 +622,10 @@ func (d *Director) SyncStats() SyncStats {
 }
 
 // syncRingsLocked gives every worker its ring when sync is on (rings are kept once
-// made: a worker may be pushing into one).
+// made: a worker may be pushing into one). SetOptions calls it before it publishes
+// the generation whose settings carry the rules, and NewWorker gives a new worker
+// its ring under d.mu, so a worker that sees the rules (settings.sync) has its ring:
+// the per-packet path does not test for one.
 //
 // Precondition: d.mu is held.
 func (d *Director) syncRingsLocked() {

@@ -98,6 +98,37 @@ func TestSyncEventsFollowTheRules(t *testing.T) {
 	}
 }
 
+// TestSyncTurnedOnForARunningWorker: a worker that processed packets with sync off
+// has its ring once SetOptions turns sync on (the per-packet path does not test for
+// one: syncRingsLocked), and pushes a short flow's sends — the cache's at its third
+// packet, the table's at its FIN — as a worker made with sync on does.
+func TestSyncTurnedOnForARunningWorker(t *testing.T) {
+	h := newHarness(t, testOptions(), rrService(ipvs.DR, 80))
+	ms := int64(time.Millisecond)
+	flow := func(sport uint16, now int64) []conntrack.Conn {
+		var ev []conntrack.Conn
+		for i, p := range []dtPkt{{syn: true}, {ack: true}, {ack: true}, {ack: true}, {fin: true, ack: true}} {
+			p.src, p.dst, p.sport, p.dport = dtClient, dtVIP, sport, 80
+			if out := h.run(p.frame(t), now+int64(i)*ms); len(out) != 1 {
+				t.Fatalf("port %d: packet %d not forwarded", sport, i+1)
+			}
+			ev = append(ev, drainAll(h.d)...)
+		}
+		return ev
+	}
+	if ev := flow(40000, ms); len(ev) != 0 {
+		t.Fatalf("sync off: events %+v", ev)
+	}
+	if err := h.d.SetOptions(syncOptions()); err != nil {
+		t.Fatal(err)
+	}
+	ev := flow(40001, 10*ms)
+	if len(ev) != 2 || ev[0].State != conntrack.StateEstablished || ev[1].State != conntrack.StateFinWait ||
+		ev[0].Key.CPort != 40001 || ev[1].Key.CPort != 40001 {
+		t.Fatalf("sync on: events %+v, want the flow's at its third packet and at its FIN", ev)
+	}
+}
+
 // TestSyncAdoption: the first local packet of a connection another director sent
 // adopts it and pushes it at once; sync off pushes nothing.
 func TestSyncAdoption(t *testing.T) {
@@ -393,12 +424,52 @@ func TestSyncQueuedEvent(t *testing.T) {
 	}
 }
 
+// TestSyncQueuedEventOfALongFlow: the FIN of a flow past 64 packets (its slot started
+// by syncAfterTable's general path, not startShort) leaves its push out too while the
+// cache's send at packet 53 is unclaimed, and pushes it once the send was claimed.
+// Fails with syncAfterTable not asking queued.
+func TestSyncQueuedEventOfALongFlow(t *testing.T) {
+	for _, drained := range []bool{false, true} {
+		h := newHarness(t, syncOptions(), rrService(ipvs.DR, 80))
+		p := dtPkt{src: dtClient, dst: dtVIP, sport: 42100, dport: 80}
+		syn, ack, fin := p, p, p
+		syn.syn, ack.ack, fin.fin, fin.ack = true, true, true, true
+		now := sec
+		h.run(syn.frame(t), now)
+		for i := 2; i <= 70; i++ { // 1 ms apart: served from the cache after the ACK
+			now += int64(time.Millisecond)
+			h.run(ack.frame(t), now)
+			if i == 10 {
+				drainAll(h.d) // the third packet's send
+			}
+		}
+		if st := h.d.SyncStats(); st.Pushed != 2 || st.Pending != 1 {
+			t.Fatalf("stats %+v: want the sends at packets 3 and 53, the second pending", st)
+		}
+		var before []conntrack.Conn
+		if drained {
+			before = drainAll(h.d)
+		}
+		now += int64(time.Millisecond)
+		h.run(fin.frame(t), now)
+		after := drainAll(h.d)
+		want := 1 // undrained: the send at 53 and the FIN make one record
+		if drained {
+			want = 2
+		}
+		if len(before)+len(after) != want || len(after) != 1 || after[0].State != conntrack.StateFinWait {
+			t.Fatalf("drained %v: records %+v then %+v, want the FIN's state once after", drained, before, after)
+		}
+	}
+}
+
 // TestSyncSlotEvent: a table packet's push is left out only for the slot's own event,
 // still unclaimed — not for an event of another flow that held the slot with the same
 // entry reference (flowCache.store clears the slot's event when it takes another flow),
 // of an earlier connection of the same key (another reference), or of an adoption —
 // and a push after a claim reuses the slot's event, which is the flow's. Fails with
-// store leaving the slot's event, or with the reference not compared.
+// store leaving the slot's event, or with the reference or the adoption not compared
+// (queued).
 func TestSyncSlotEvent(t *testing.T) {
 	fc := new(flowCache)
 	w := &Worker{}
@@ -423,7 +494,9 @@ func TestSyncSlotEvent(t *testing.T) {
 			t.Fatalf("store refused %v at %d", c.Key, now)
 		}
 		before := r.ptail
-		w.pushAfterTable(c, e)
+		if !w.queued(c, e) { // as inbound and syncAfterTable ask
+			w.pushAfterTable(c, e)
+		}
 		if r.ptail == before {
 			return false, 0
 		}

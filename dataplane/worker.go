@@ -73,8 +73,9 @@ type Worker struct {
 	nc       newConn    // the current packet's exchange with Pick (newconn.go)
 	twoPass  bool       // tests: In, then schedule, instead of InOrInsert
 
-	// Cluster sync (sync.go): the sync-event ring (nil while sync is off) and a
-	// scratch connection for the table's answers.
+	// Cluster sync (sync.go): the sync-event ring (nil until sync is on; never nil
+	// in a batch whose settings carry the rules: syncRingsLocked) and a scratch
+	// connection for the table's answers.
 	ring     atomic.Pointer[syncRing]
 	syncConn conntrack.Conn
 	fh       uint64 // the current inbound packet's flowHash (its slot and its events' check word), or 0: not computed
