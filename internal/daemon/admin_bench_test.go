@@ -40,6 +40,31 @@ func BenchmarkAdmAdd(b *testing.B) {
 	}
 }
 
+// BenchmarkAdmScript measures what a script pays per service when it adds services
+// one by one and removes them later: 250 -A of new services in a row, then their
+// 250 -D, on a director that already runs 10 or 10,000 services; an op is one -A
+// and its share of the -Ds. Unlike BenchmarkAdmAdd's -A and -D of the same service
+// back to back, every add here stays until its batch is removed, so the adds reach
+// the Director's tables' pages (not only a generation's delta of recent adds) and the
+// deletes write them again.
+func BenchmarkAdmScript(b *testing.B) {
+	for _, n := range []int{10, 10_000} {
+		b.Run(fmt.Sprintf("services=%d", n), func(b *testing.B) {
+			ta := admBenchDirector(b, n)
+			vip := func(i int) string { return fmt.Sprintf("198.18.200.%d:80", 1+i%250) }
+			defer reportCPU(b)()
+			for i := range b.N {
+				admBenchRun(b, ta, "-A -t "+vip(i)+" -s rr")
+				if i%250 == 249 || i == b.N-1 {
+					for j := i - i%250; j <= i; j++ {
+						admBenchRun(b, ta, "-D -t "+vip(j))
+					}
+				}
+			}
+		})
+	}
+}
+
 // BenchmarkAdmAddServed measures what a script adding services one by one does
 // per service: -A, then -a of its first real server (the service becomes live:
 // track_service's liveness changes), at 10 and 10,000 services (and -D, so the
