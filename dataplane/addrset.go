@@ -8,11 +8,13 @@ import (
 // addrSet is a set of IP addresses tuned for the per-packet "is this a VIP?" test:
 // a handful of addresses are scanned linearly (a few ns, no hashing); larger sets
 // are a paged open-addressing table (ptable.go) with a multiply-shift hash, which a
-// new generation shares except for the pages a change wrote. The zero value is an
+// new generation shares except for the pages a change wrote, and a small delta
+// over it (pdelta.go): the addresses changed since. The zero value is an
 // empty set; it is immutable once published in a snapshot. addrSetBuilder makes one.
 type addrSet struct {
 	small []addrEntry
-	big   ptable[addrSlot] // used when small is nil and it has pages
+	big   ptable[addrSlot] // used when small is nil
+	d     pdelta[addrSlot] // over big
 	// v4 holds the IPv4 addresses of small, each as its 4 bytes read little-endian
 	// (inSmall4), made with small by freeze; nil for a large set.
 	v4 []uint32
@@ -66,7 +68,7 @@ func entryOf(a netip.Addr) (addrEntry, bool) {
 // 10,000 services, not a map of every address's count beside it.
 type addrSetBuilder struct {
 	extra map[addrEntry]int
-	b     pagedBuilder[addrSlot]
+	b     deltaBuilder[addrSlot]
 }
 
 // add adds one holder of a (an invalid address is ignored).
@@ -75,17 +77,12 @@ func (s *addrSetBuilder) add(a netip.Addr) {
 	if !ok {
 		return
 	}
-	slot := addrSlot{e, true}
-	if s.b.n > 0 {
-		if _, in := s.b.find(&slot); in {
-			if s.extra == nil {
-				s.extra = map[addrEntry]int{}
-			}
-			s.extra[e]++
-			return
+	if s.b.put(addrSlot{e, true}, false) {
+		if s.extra == nil {
+			s.extra = map[addrEntry]int{}
 		}
+		s.extra[e]++
 	}
-	s.b.put(slot)
 }
 
 // remove drops one holder of a.
@@ -105,15 +102,20 @@ func (s *addrSetBuilder) remove(a netip.Addr) {
 	s.b.del(addrSlot{e, true})
 }
 
-// freeze returns the set for a snapshot.
+// freeze returns the set for a snapshot. A small set is laid out as a list,
+// from its table with the delta folded in.
 func (s *addrSetBuilder) freeze() addrSet {
-	t := s.b.freeze()
-	if s.b.n > addrSetLinear {
-		return addrSet{big: t}
+	n := s.b.len()
+	if n <= addrSetLinear {
+		s.b.fold()
 	}
-	small := make([]addrEntry, 0, s.b.n)
+	t, d := s.b.freeze()
+	if n > addrSetLinear {
+		return addrSet{big: t, d: d}
+	}
+	small := make([]addrEntry, 0, n)
 	var v4 []uint32
-	if s.b.n > 0 {
+	if n > 0 {
 		t.each(func(x *addrSlot) {
 			if !x.in {
 				return
@@ -131,13 +133,11 @@ func (s *addrSetBuilder) freeze() addrSet {
 func newAddrSet(addrs []netip.Addr) addrSet {
 	var b addrSetBuilder
 	for _, a := range addrs {
-		if e, ok := entryOf(a); ok && b.b.n > 0 {
-			if _, in := b.b.find(&addrSlot{e, true}); in {
-				continue
-			}
+		if e, ok := entryOf(a); ok {
+			b.b.put(addrSlot{e, true}, false)
 		}
-		b.add(a)
 	}
+	b.b.fold()
 	return b.freeze()
 }
 
@@ -159,12 +159,20 @@ func (s *addrSet) inSmall4(a *[16]byte) bool {
 // is in the set.
 func (s *addrSet) contains(a *[16]byte, v6 bool) bool {
 	if s.small == nil {
-		if s.big.empty() {
+		if s.big.empty() { // and so its delta (deltaBuilder.freeze)
 			return false
 		}
-		for i := addrHash(a, v6) >> s.big.shift; ; i = (i + 1) & s.big.mask {
+		h := addrHash(a, v6)
+		for i := h >> s.big.shift; ; i = (i + 1) & s.big.mask {
 			x := s.big.at(i)
 			if !x.in {
+				if s.d.mayHold(h) {
+					for j := range s.d.ents {
+						if e := &s.d.ents[j]; e.a == *a && e.v6 == v6 {
+							return true
+						}
+					}
+				}
 				return false
 			}
 			if x.a == *a && x.v6 == v6 {

@@ -931,11 +931,7 @@ func (d *Director) Services() []ServiceView {
 // serviceList returns the generation's services sorted by id.
 func (s *snapshot) serviceList() []*service {
 	var out []*service
-	s.bySvc.each(func(x *svcSlot) {
-		if x.svc != nil {
-			out = append(out, x.svc)
-		}
-	})
+	s.bySvc.each(func(svc *service) { out = append(out, svc) })
 	slices.SortFunc(out, func(a, b *service) int { return cmp.Compare(a.id, b.id) })
 	return out
 }

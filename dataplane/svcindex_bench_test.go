@@ -36,6 +36,36 @@ func BenchmarkLookup(b *testing.B) {
 				}
 			}
 		})
+		// The same index after services added since its last fold, which its
+		// delta holds (pdelta.go): one (a gvs adm -A), or one short of a fold.
+		// A lookup reads the delta only when the table misses: the miss key's
+		// hash is in the full delta's bloom filter, so its lookups there scan
+		// the delta.
+		for _, nd := range []int{1, deltaMax - 1} {
+			var xb svcIndexBuilder
+			for _, svc := range m {
+				xb.put(svc)
+			}
+			xb.b.fold()
+			xb.freeze()
+			for i := range nd {
+				xb.put(&service{id: uint32(n + i), key: svcKey{proto: 6, addr: [16]byte{198, 19, 0, byte(i)}, port: 80}})
+			}
+			xd := xb.freeze()
+			if len(xd.d.ents) != nd {
+				b.Fatalf("a delta of %d services, want %d", len(xd.d.ents), nd)
+			}
+			b.Run(fmt.Sprintf("svcindex-delta=%d/services=%d", nd, n), func(b *testing.B) {
+				b.ReportAllocs()
+				miss := svcKey{proto: 17, port: 53}
+				for i := range b.N {
+					k := &keys[i*13%n]
+					if xd.get(k) == nil || xd.get(&miss) != nil {
+						b.Fatal("lookup")
+					}
+				}
+			})
+		}
 		b.Run(fmt.Sprintf("vips/addrs=%d", n), func(b *testing.B) {
 			b.ReportAllocs()
 			miss := rawAddr(netip.MustParseAddr("198.19.0.1"))

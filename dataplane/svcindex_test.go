@@ -90,11 +90,11 @@ func testSvcIndexBuilder(t *testing.T, ports, ops, rounds int) {
 			x.put(svc)
 			m[k] = svc
 		}
-		if x.b.n != len(m) {
-			t.Fatalf("round %d: builder counts %d entries, map has %d", round, x.b.n, len(m))
+		if x.b.len() != len(m) {
+			t.Fatalf("round %d: builder counts %d entries, map has %d", round, x.b.len(), len(m))
 		}
-		if ports > 700 && round == rounds-1 && x.b.t.slots() <= pageSize*dirSize {
-			t.Fatalf("the table has %d slots: the test never grew it past one directory", x.b.t.slots())
+		if ports > 700 && round == rounds-1 && x.b.base.t.slots() <= pageSize*dirSize {
+			t.Fatalf("the table has %d slots: the test never grew it past one directory", x.b.base.t.slots())
 		}
 		all = append(all, frozen{x.freeze(), maps.Clone(m)})
 		for i, f := range all {
@@ -177,8 +177,8 @@ func TestAddrSetBuilder(t *testing.T) {
 	for i := 30; i < 40; i++ {
 		b.remove(addr(i))
 	}
-	if s := b.freeze(); has(&s, addr(50)) || len(s.small) != 0 || b.b.n != 0 || len(b.extra) != 0 {
-		t.Fatalf("after every holder went: small %v, %d entries, %d extra counts", s.small, b.b.n, len(b.extra))
+	if s := b.freeze(); has(&s, addr(50)) || len(s.small) != 0 || b.b.len() != 0 || len(b.extra) != 0 {
+		t.Fatalf("after every holder went: small %v, %d entries, %d extra counts", s.small, b.b.len(), len(b.extra))
 	}
 }
 

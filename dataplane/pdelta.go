@@ -1,0 +1,145 @@
+package dataplane
+
+import "slices"
+
+// A generation's paged table (ptable.go) comes with a small delta: the entries
+// added since the table was last folded, at most deltaMax, whose keys the table
+// does not hold. An add then writes only the delta, which each generation copies
+// whole (a few lines, in cache since the generation before copied them), not a
+// page of the table, its directory and the directory list (about 16 lines, cold
+// at 10,000 services: docs/benchmarks.md §3). A change or removal of an entry of
+// the table writes the table as before; of an entry of the delta, the delta:
+// an entry added and removed again before a fold leaves nothing (gvs adm -A then
+// -D writes no page at all). When the delta is full, the builder folds it into
+// the table in one pass: each page, directory and the directory list copied once
+// per fold.
+//
+// A reader looks in the table first and in the delta only when the table does
+// not hold the key: a hit costs nothing more; a miss costs a length test of an
+// empty delta, else a test of the delta's bloom filter (256 bits, one per
+// entry's hash) and, when it hits (about one miss in eight with a full delta of
+// 31 entries), a scan of the delta.
+const deltaMax = 32
+
+type pdelta[S any] struct {
+	ents  []S   // immutable once published
+	bloom bloom // every entry's hash
+}
+
+// bloom is a filter of hashes: the bit of each hash's top 8 bits.
+type bloom [4]uint64
+
+func (f *bloom) add(h uint64) { f[h>>62] |= 1 << (h >> 56 & 63) }
+
+// has reports whether h may have been added.
+func (f *bloom) has(h uint64) bool { return f[h>>62]&(1<<(h>>56&63)) != 0 }
+
+// mayHold reports whether an entry of hash h may be in the delta.
+func (d *pdelta[S]) mayHold(h uint64) bool { return len(d.ents) != 0 && d.bloom.has(h) }
+
+// deltaBuilder keeps the control side's next table as a paged table (base) and
+// a delta of entries whose keys base does not hold.
+type deltaBuilder[S pslot[S]] struct {
+	base  pagedBuilder[S]
+	ents  []S // the builder's own; freeze publishes a copy
+	pub   pdelta[S]
+	dirty bool // ents changed since pub was made
+}
+
+// len returns the number of entries.
+func (b *deltaBuilder[S]) len() int { return b.base.n + len(b.ents) }
+
+// index returns the position in the delta of the entry with s's key, or -1.
+func (b *deltaBuilder[S]) index(s *S) int {
+	for i := range b.ents {
+		if b.ents[i].sameKey(*s) {
+			return i
+		}
+	}
+	return -1
+}
+
+// put stores s; an entry with its key is replaced if replace, else kept. It
+// reports whether the key was there before.
+func (b *deltaBuilder[S]) put(s S, replace bool) (had bool) {
+	if i := b.index(&s); i >= 0 {
+		if replace {
+			b.ents[i] = s
+			b.dirty = true
+		}
+		return true
+	}
+	if b.base.n > 0 {
+		if _, ok := b.base.find(&s); ok {
+			if replace {
+				b.base.put(s)
+			}
+			return true
+		}
+	}
+	b.ents = append(b.ents, s)
+	b.dirty = true
+	if len(b.ents) >= deltaMax {
+		b.fold()
+	}
+	return false
+}
+
+// del removes the entry with s's key, if any.
+func (b *deltaBuilder[S]) del(s S) {
+	i := b.index(&s)
+	if i < 0 {
+		b.base.del(s)
+		return
+	}
+	last := len(b.ents) - 1
+	b.ents[i] = b.ents[last]
+	b.ents[last] = *new(S)
+	b.ents = b.ents[:last]
+	b.dirty = true
+}
+
+// fold writes the delta into base and empties it.
+func (b *deltaBuilder[S]) fold() {
+	if len(b.ents) == 0 {
+		return
+	}
+	for _, e := range b.ents {
+		b.base.put(e)
+	}
+	clear(b.ents)
+	b.ents = b.ents[:0]
+	b.dirty = true
+}
+
+// freeze returns the table and its delta for a snapshot; the builder never
+// writes what it returns. A table without slots has an empty delta (its
+// readers test the table first).
+func (b *deltaBuilder[S]) freeze() (ptable[S], pdelta[S]) {
+	if b.base.t.empty() {
+		b.fold()
+	}
+	if b.dirty {
+		b.pub = pdelta[S]{}
+		if len(b.ents) > 0 {
+			b.pub.ents = slices.Clone(b.ents)
+		}
+		for i := range b.ents {
+			b.pub.bloom.add(b.ents[i].hash())
+		}
+		b.dirty = false
+	}
+	return b.base.freeze(), b.pub
+}
+
+// each calls f for every entry, in no particular order.
+func (b *deltaBuilder[S]) each(f func(*S)) {
+	b.base.t.each(func(s *S) {
+		if (*s).used() {
+			f(s)
+		}
+	})
+	for i := range b.ents {
+		f(&b.ents[i])
+	}
+}
