@@ -21,6 +21,10 @@ import "slices"
 // 31 entries), a scan of the delta.
 const deltaMax = 32
 
+// deltaBulk is the number of adds in one generation from which it folds its
+// delta (deltaBuilder.freeze).
+const deltaBulk = 8
+
 type pdelta[S any] struct {
 	ents  []S   // immutable once published
 	bloom bloom // every entry's hash
@@ -40,10 +44,12 @@ func (d *pdelta[S]) mayHold(h uint64) bool { return len(d.ents) != 0 && d.bloom.
 // deltaBuilder keeps the control side's next table as a paged table (base) and
 // a delta of entries whose keys base does not hold.
 type deltaBuilder[S pslot[S]] struct {
-	base  pagedBuilder[S]
-	ents  []S // the builder's own; freeze publishes a copy
-	pub   pdelta[S]
-	dirty bool // ents changed since pub was made
+	base   pagedBuilder[S]
+	ents   []S   // the builder's own; freeze publishes a copy
+	bloom  bloom // of ents
+	pushed int   // entries added to the delta since the last freeze
+	pub    pdelta[S]
+	dirty  bool // ents changed since pub was made
 }
 
 // len returns the number of entries.
@@ -78,6 +84,8 @@ func (b *deltaBuilder[S]) put(s S, replace bool) (had bool) {
 		}
 	}
 	b.ents = append(b.ents, s)
+	b.bloom.add(s.hash())
+	b.pushed++
 	b.dirty = true
 	if len(b.ents) >= deltaMax {
 		b.fold()
@@ -96,6 +104,10 @@ func (b *deltaBuilder[S]) del(s S) {
 	b.ents[i] = b.ents[last]
 	b.ents[last] = *new(S)
 	b.ents = b.ents[:last]
+	b.bloom = bloom{}
+	for j := range b.ents {
+		b.bloom.add(b.ents[j].hash())
+	}
 	b.dirty = true
 }
 
@@ -109,23 +121,25 @@ func (b *deltaBuilder[S]) fold() {
 	}
 	clear(b.ents)
 	b.ents = b.ents[:0]
+	b.bloom = bloom{}
 	b.dirty = true
 }
 
 // freeze returns the table and its delta for a snapshot; the builder never
 // writes what it returns. A table without slots has an empty delta (its
-// readers test the table first).
+// readers test the table first). A generation that added deltaBulk entries
+// or more (a restore, a reload) folds its delta: it writes pages for its adds
+// as it would have without a delta, and the commands after it start from an
+// empty delta, which neither they nor the readers pay for.
 func (b *deltaBuilder[S]) freeze() (ptable[S], pdelta[S]) {
-	if b.base.t.empty() {
+	if b.base.t.empty() || b.pushed >= deltaBulk {
 		b.fold()
 	}
+	b.pushed = 0
 	if b.dirty {
-		b.pub = pdelta[S]{}
+		b.pub = pdelta[S]{bloom: b.bloom}
 		if len(b.ents) > 0 {
 			b.pub.ents = slices.Clone(b.ents)
-		}
-		for i := range b.ents {
-			b.pub.bloom.add(b.ents[i].hash())
 		}
 		b.dirty = false
 	}

@@ -47,7 +47,11 @@ func TestDeltaDifferential(t *testing.T) {
 		return fresh - 1
 	}
 	for round := range 300 {
-		for range rng.IntN(2 * deltaMax) {
+		ops := rng.IntN(deltaBulk) // a command's few changes
+		if rng.IntN(8) == 0 {
+			ops = rng.IntN(2 * deltaMax) // a restore's or reload's
+		}
+		for range ops {
 			p := anyKey()
 			k := keyOf(p)
 			if rng.IntN(3) == 0 {
@@ -106,7 +110,7 @@ func TestDeltaDifferential(t *testing.T) {
 			}
 		}
 	}
-	if partly < 100 || fresh < 2000 {
+	if partly < 100 || fresh < 400 {
 		t.Fatalf("%d generations with deltas, %d keys: the test did not exercise the deltas", partly, fresh)
 	}
 }
@@ -148,9 +152,9 @@ func TestDeltaCancel(t *testing.T) {
 	}
 }
 
-// TestDeltaFold checks that a full delta is folded into the table: a
-// generation's delta holds the changes since the last fold, fewer than
-// deltaMax.
+// TestDeltaFold checks that a full delta is folded into the table (a
+// generation's delta holds the adds since the last fold, fewer than deltaMax),
+// and that a generation of many adds folds them.
 func TestDeltaFold(t *testing.T) {
 	var x svcIndexBuilder
 	x.put(&service{key: svcKey{proto: 17}})
@@ -160,6 +164,15 @@ func TestDeltaFold(t *testing.T) {
 		if g := x.freeze(); len(g.d.ents) != (i+1)%deltaMax {
 			t.Fatalf("after %d adds the delta holds %d services, want %d", i+1, len(g.d.ents), (i+1)%deltaMax)
 		}
+	}
+	// A generation of deltaBulk adds folds them all, and what the delta held.
+	x.put(&service{key: svcKey{proto: 6, port: 1000}})
+	x.freeze()
+	for i := range deltaBulk {
+		x.put(&service{key: svcKey{proto: 6, port: uint16(2000 + i)}})
+	}
+	if g := x.freeze(); len(g.d.ents) != 0 || x.len() != 5*deltaMax+2+deltaBulk {
+		t.Fatalf("a generation of %d adds left a delta of %d, %d services", deltaBulk, len(g.d.ents), x.len())
 	}
 }
 

@@ -48,10 +48,11 @@ func BenchmarkLookup(b *testing.B) {
 			}
 			xb.b.fold()
 			xb.freeze()
-			for i := range nd {
+			var xd svcIndex
+			for i := range nd { // one a generation, as gvs adm commands add them
 				xb.put(&service{id: uint32(n + i), key: svcKey{proto: 6, addr: [16]byte{198, 19, 0, byte(i)}, port: 80}})
+				xd = xb.freeze()
 			}
-			xd := xb.freeze()
 			if len(xd.d.ents) != nd {
 				b.Fatalf("a delta of %d services, want %d", len(xd.d.ents), nd)
 			}
