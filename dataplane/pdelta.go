@@ -45,9 +45,10 @@ func (d *pdelta[S]) mayHold(h uint64) bool { return len(d.ents) != 0 && d.bloom.
 // a delta of entries whose keys base does not hold.
 type deltaBuilder[S pslot[S]] struct {
 	base   pagedBuilder[S]
-	ents   []S   // the builder's own; freeze publishes a copy
-	bloom  bloom // of ents
-	pushed int   // entries added to the delta since the last freeze
+	ents   []S      // the builder's own; freeze publishes a copy
+	hashes []uint64 // of ents, by position
+	bloom  bloom    // of ents
+	pushed int      // entries added to the delta since the last freeze
 	pub    pdelta[S]
 	dirty  bool // ents changed since pub was made
 }
@@ -57,8 +58,15 @@ func (b *deltaBuilder[S]) len() int { return b.base.n + len(b.ents) }
 
 // index returns the position in the delta of the entry with s's key, or -1.
 func (b *deltaBuilder[S]) index(s *S) int {
-	for i := range b.ents {
-		if b.ents[i].sameKey(*s) {
+	if len(b.ents) == 0 {
+		return -1
+	}
+	h := (*s).hash()
+	if !b.bloom.has(h) {
+		return -1
+	}
+	for i, x := range b.hashes {
+		if x == h && b.ents[i].sameKey(*s) {
 			return i
 		}
 	}
@@ -83,8 +91,10 @@ func (b *deltaBuilder[S]) put(s S, replace bool) (had bool) {
 			return true
 		}
 	}
+	h := s.hash()
 	b.ents = append(b.ents, s)
-	b.bloom.add(s.hash())
+	b.hashes = append(b.hashes, h)
+	b.bloom.add(h)
 	b.pushed++
 	b.dirty = true
 	if len(b.ents) >= deltaMax {
@@ -101,12 +111,12 @@ func (b *deltaBuilder[S]) del(s S) {
 		return
 	}
 	last := len(b.ents) - 1
-	b.ents[i] = b.ents[last]
+	b.ents[i], b.hashes[i] = b.ents[last], b.hashes[last]
 	b.ents[last] = *new(S)
-	b.ents = b.ents[:last]
+	b.ents, b.hashes = b.ents[:last], b.hashes[:last]
 	b.bloom = bloom{}
-	for j := range b.ents {
-		b.bloom.add(b.ents[j].hash())
+	for _, h := range b.hashes {
+		b.bloom.add(h)
 	}
 	b.dirty = true
 }
@@ -120,7 +130,7 @@ func (b *deltaBuilder[S]) fold() {
 		b.base.put(e)
 	}
 	clear(b.ents)
-	b.ents = b.ents[:0]
+	b.ents, b.hashes = b.ents[:0], b.hashes[:0]
 	b.bloom = bloom{}
 	b.dirty = true
 }

@@ -60,8 +60,10 @@ func (x *svcIndexBuilder) freeze() svcIndex {
 // services are found here, not in a map of their own beside it (a second
 // 10,000-entry table to probe, cold, on each change).
 func (x *svcIndexBuilder) get(k svcKey) *service {
-	if i := deltaIndex(x.b.ents, svcHash(&k), &k); i >= 0 {
-		return x.b.ents[i].svc
+	if h := svcHash(&k); x.b.bloom.has(h) {
+		if i := deltaIndex(x.b.ents, h, &k); i >= 0 {
+			return x.b.ents[i].svc
+		}
 	}
 	idx := svcIndex{ptable: x.b.base.t}
 	return idx.get(&k)
