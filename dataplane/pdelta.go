@@ -4,10 +4,12 @@ import "slices"
 
 // A generation's paged table (ptable.go) comes with a small delta: the entries
 // added since the table was last folded, at most deltaMax, whose keys the table
-// does not hold. An add then writes only the delta, which each generation copies
-// whole (a few lines, in cache since the generation before copied them), not a
-// page of the table, its directory and the directory list (about 16 lines, cold
-// at 10,000 services: docs/benchmarks.md §3). A change or removal of an entry of
+// does not hold. An add then writes only the delta, not a page of the table, its
+// directory and the directory list (about 16 lines, cold at 10,000 services:
+// docs/benchmarks.md §3). A generation holds the builder's array of the delta up
+// to its length; the next add appends beyond it, and a change or removal of an
+// entry of the delta copies the array first: a generation of adds allocates
+// nothing for the delta. A change or removal of an entry of
 // the table writes the table as before; of an entry of the delta, the delta:
 // an entry added and removed again before a fold leaves nothing (gvs adm -A then
 // -D writes no page at all). When the delta is full, the builder folds it into
@@ -26,7 +28,7 @@ const deltaMax = 32
 const deltaBulk = 8
 
 type pdelta[S any] struct {
-	ents  []S   // immutable once published
+	ents  []S   // immutable once published (the builder's array, up to its length)
 	bloom bloom // every entry's hash
 }
 
@@ -45,7 +47,8 @@ func (d *pdelta[S]) mayHold(h uint64) bool { return len(d.ents) != 0 && d.bloom.
 // a delta of entries whose keys base does not hold.
 type deltaBuilder[S pslot[S]] struct {
 	base   pagedBuilder[S]
-	ents   []S      // the builder's own; freeze publishes a copy
+	ents   []S      // the builder's; freeze publishes ents[:len:len] itself
+	shared bool     // ents[:len] is published: appending is safe, writing it is not
 	hashes []uint64 // of ents, by position
 	bloom  bloom    // of ents
 	pushed int      // entries added to the delta since the last freeze
@@ -78,6 +81,7 @@ func (b *deltaBuilder[S]) index(s *S) int {
 func (b *deltaBuilder[S]) put(s S, replace bool) (had bool) {
 	if i := b.index(&s); i >= 0 {
 		if replace {
+			b.own()
 			b.ents[i] = s
 			b.dirty = true
 		}
@@ -92,6 +96,9 @@ func (b *deltaBuilder[S]) put(s S, replace bool) (had bool) {
 		}
 	}
 	h := s.hash()
+	if cap(b.ents) == 0 {
+		b.ents = make([]S, 0, deltaMax)
+	}
 	b.ents = append(b.ents, s)
 	b.hashes = append(b.hashes, h)
 	b.bloom.add(h)
@@ -110,6 +117,7 @@ func (b *deltaBuilder[S]) del(s S) {
 		b.base.del(s)
 		return
 	}
+	b.own()
 	last := len(b.ents) - 1
 	b.ents[i], b.hashes[i] = b.ents[last], b.hashes[last]
 	b.ents[last] = *new(S)
@@ -129,8 +137,13 @@ func (b *deltaBuilder[S]) fold() {
 	for _, e := range b.ents {
 		b.base.put(e)
 	}
-	clear(b.ents)
-	b.ents, b.hashes = b.ents[:0], b.hashes[:0]
+	if b.shared {
+		b.ents, b.shared = nil, false // a new array at the next add
+	} else {
+		clear(b.ents)
+		b.ents = b.ents[:0]
+	}
+	b.hashes = b.hashes[:0]
 	b.bloom = bloom{}
 	b.dirty = true
 }
@@ -148,12 +161,26 @@ func (b *deltaBuilder[S]) freeze() (ptable[S], pdelta[S]) {
 	b.pushed = 0
 	if b.dirty {
 		b.pub = pdelta[S]{bloom: b.bloom}
-		if len(b.ents) > 0 {
-			b.pub.ents = slices.Clone(b.ents)
+		if n := len(b.ents); n > 0 {
+			// The builder's array itself, capped: the adds after it are
+			// appended beyond what the generation can reach, and a change
+			// of its entries copies the array first (own).
+			b.pub.ents = b.ents[:n:n]
+			b.shared = true
 		}
 		b.dirty = false
 	}
 	return b.base.freeze(), b.pub
+}
+
+// own copies ents before a write of its entries if a generation holds them:
+// the one copy per published delta that a removal or replacement makes, where
+// an add appends to the shared array and a generation copies nothing.
+func (b *deltaBuilder[S]) own() {
+	if b.shared {
+		b.ents = slices.Clone(b.ents)
+		b.shared = false
+	}
 }
 
 // each calls f for every entry, in no particular order.

@@ -238,3 +238,41 @@ func TestDeltaRace(t *testing.T) {
 		t.Fatal(errs[0])
 	}
 }
+
+// TestDeltaSharedArray checks that a generation of an add allocates nothing for
+// the delta (it holds the builder's array up to its length), and that a
+// removal from the delta after a freeze leaves the generations before it as
+// they were.
+func TestDeltaSharedArray(t *testing.T) {
+	var x svcIndexBuilder
+	for i := range 100 {
+		x.put(&service{id: uint32(i), key: svcKey{proto: 6, port: uint16(i)}})
+	}
+	x.b.fold()
+	x.freeze()
+	var gens []svcIndex
+	i := 0
+	allocs := testing.AllocsPerRun(deltaMax-2, func() {
+		x.put(&service{id: uint32(1000 + i), key: svcKey{proto: 6, port: uint16(1000 + i)}})
+		i++
+		gens = append(gens[:0], x.freeze())
+	})
+	// The service itself and nothing else: the index's pages are untouched.
+	if allocs > 1 {
+		t.Fatalf("%.1f allocations a generation of an add, want at most 1 (the service)", allocs)
+	}
+	g := x.freeze()
+	n := len(g.d.ents)
+	if n == 0 {
+		t.Fatal("the adds folded")
+	}
+	first := g.d.ents[0].svc
+	x.del(first.key) // swaps the last entry into its place: in a copy
+	after := x.freeze()
+	if g.d.ents[0].svc != first || len(g.d.ents) != n || g.get(&first.key) != first {
+		t.Fatal("a removal from the delta wrote a published generation's delta")
+	}
+	if after.get(&first.key) != nil || len(after.d.ents) != n-1 {
+		t.Fatal("the removal is not in the next generation")
+	}
+}
