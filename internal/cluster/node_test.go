@@ -520,6 +520,7 @@ func TestConcurrentUse(t *testing.T) {
 		}
 	}
 	w.inFlight = nil
+	w.concurrent = true // another goroutine may hold the node's lock when a push opens or closes
 	now := w.now
 	done := make(chan struct{})
 	var wg sync.WaitGroup
