@@ -563,6 +563,11 @@ func TestErrors(t *testing.T) {
 			{14, "service[2].match[2].port", "port 0 is not a port"},
 			{18, "service[2].match[4]", "duplicate match rule (first at line 15, service[2].match[3])"},
 		}},
+		{"match rules empty", file(
+			`[[service]]`,
+			`fwmark = 10`,
+			`match = []`,
+		), []wantErr{{3, "service[0].match", "an fwmark service needs at least one [[service.match]] rule"}}},
 		{"address and fwmark", file(
 			`[[service]]`,
 			`address = "198.18.0.100:80"`,

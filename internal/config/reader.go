@@ -123,6 +123,19 @@ func (t *table) present(k string) bool {
 	return ok
 }
 
+// emptyList reports whether k is an array with no elements (match = []), which
+// array reads as no tables without an error.
+func (t *table) emptyList(k string) bool {
+	v, _ := t.get(k)
+	switch v := v.(type) {
+	case []any:
+		return len(v) == 0
+	case []map[string]any:
+		return len(v) == 0
+	}
+	return false
+}
+
 func (t *table) typeErr(k string, want string, v any) {
 	t.r.add(t.key(k), fmt.Errorf("%w: want %s, got %s", ErrType, want, describe(v)))
 }

@@ -164,6 +164,8 @@ func (r *reader) service(t *table) Service {
 		r.add(t.path, fmt.Errorf("%w match: an fwmark service needs [[service.match]] rules saying which packets carry its mark (gvs has no netfilter to set marks)", ErrMissing))
 	case s.FWMark == 0 && t.present("match"):
 		t.errorf("match", "applies only to fwmark services")
+	case s.FWMark != 0 && len(matches) == 0 && t.emptyList("match"):
+		t.errorf("match", "%w: an fwmark service needs at least one [[service.match]] rule saying which packets carry its mark; an empty list gives it none", ErrMissing)
 	case s.FWMark != 0:
 		for _, mt := range matches {
 			m, ok := r.match(mt, &s)
