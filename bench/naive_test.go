@@ -2,6 +2,7 @@ package bench
 
 import (
 	"bytes"
+	"fmt"
 	"runtime"
 	"testing"
 	"time"
@@ -88,62 +89,90 @@ func TestNaive(t *testing.T) {
 // flow, 1,024 flows open at once) through the Director (wlc, the default, and rr, the
 // naive balancer's policy; DR) and through the naive comparator, in the same process
 // on the same bytes: the ratio of their ns/packet is what IPVS's semantics cost.
-// Each round, untimed, builds a fresh Director or comparator (as each gvs bench replay
-// --baseline starts), collects the garbage of earlier rounds (as Replay and
-// ReplayNaive do before their timed loop: otherwise a GC cycle started by one round's
-// setup — a Director's table is megabytes — runs inside the timed replay), and
-// restores the pristine frames; then only the replay is timed. Allocations are
+// Each round builds a fresh Director or comparator (as each gvs bench replay
+// --baseline starts) and times the replay alone (replayRounds).
+func BenchmarkReplayVsNaive(b *testing.B) {
+	pristine := synthTrace(b, DefaultSynth())
+	for _, sch := range []string{"wlc", "rr"} {
+		b.Run("gvs-"+sch, func(b *testing.B) { replayRounds(b, pristine, gvsReplay(b, sch)) })
+	}
+	b.Run("naive", func(b *testing.B) { replayRounds(b, pristine, naiveReplay()) })
+}
+
+// BenchmarkReplayFlowLength splits BenchmarkReplayVsNaive's cost into what a flow
+// costs once and what each of its packets costs: the default trace's 10,000 packets
+// cut into flows of 4, 10 and 40 packets (1,024 open at once, as in the default), each
+// replayed through gvs (wlc, DR) and the naive comparator as BenchmarkReplayVsNaive
+// does. A fit of cpu-ns/packet = perPacket + perFlow/length over the three lengths
+// gives both: the per-packet part is what a cached packet costs (a flow's SYN, first
+// ACK and FIN are the table's, the rest the flow cache's), the per-flow part what
+// scheduling, inserting and the two state changes add to a flow.
+func BenchmarkReplayFlowLength(b *testing.B) {
+	for _, n := range []int{4, 10, 40} {
+		o := DefaultSynth()
+		o.PacketsPerFlow, o.Flows = n, 10000/n
+		pristine := synthTrace(b, o)
+		b.Run(fmt.Sprintf("gvs-wlc/len=%d", n), func(b *testing.B) { replayRounds(b, pristine, gvsReplay(b, "wlc")) })
+		b.Run(fmt.Sprintf("naive/len=%d", n), func(b *testing.B) { replayRounds(b, pristine, naiveReplay()) })
+	}
+}
+
+// gvsReplay returns a builder of replays of a trace through a fresh Director with
+// one service on scheduler sch (demoDirector) and one worker, in batches of 64.
+func gvsReplay(b *testing.B, sch string) func() func(tr *Trace) {
+	out := make([]dataplane.Frame, 0, 128)
+	return func() func(tr *Trace) {
+		w := demoDirector(b, ipvs.DR, sch).NewWorker(64)
+		return func(tr *Trace) {
+			for i := 0; i < len(tr.Frames); i += 64 {
+				j := min(i+64, len(tr.Frames))
+				out = w.Process(tr.Frames[i:j], tr.Times[i], out[:0])
+			}
+		}
+	}
+}
+
+// naiveReplay returns a builder of replays through a fresh naive comparator.
+func naiveReplay() func() func(tr *Trace) {
+	out := make([]dataplane.Frame, 0, 64)
+	return func() func(tr *Trace) {
+		n := NewNaive(naiveRS, [6]byte{2, 0, 0, 0, 0, 3})
+		return func(tr *Trace) {
+			for i := 0; i < len(tr.Frames); i += 64 {
+				out = n.Process(tr.Frames[i:min(i+64, len(tr.Frames))], out[:0])
+			}
+		}
+	}
+}
+
+// replayRounds times b.N replays of pristine, each by a fresh replay from build:
+// untimed, it builds the replay, collects the garbage of earlier rounds (as Replay
+// and ReplayNaive do before their timed loop: otherwise a GC cycle started by one
+// round's setup — a Director's table is megabytes — runs inside the timed replay),
+// and restores the pristine frames; then only the replay is timed. Allocations are
 // counted in the timed part only (the comparator's map grows there). cpu-ns/packet is
 // the same time on the thread's CPU clock, which other processes on a shared machine
 // do not inflate.
-func BenchmarkReplayVsNaive(b *testing.B) {
-	pristine := synthTrace(b, DefaultSynth())
-	run := func(b *testing.B, build func() func(tr *Trace)) {
-		tr := pristine.Clone()
-		var spent time.Duration
-		var cpu int64
-		defer lockThread()()
-		b.ReportAllocs()
-		b.ResetTimer()
+func replayRounds(b *testing.B, pristine *Trace, build func() func(tr *Trace)) {
+	tr := pristine.Clone()
+	var spent time.Duration
+	var cpu int64
+	defer lockThread()()
+	b.ReportAllocs()
+	b.ResetTimer()
+	b.StopTimer()
+	for i := 0; i < b.N; i++ {
+		replay := build()
+		runtime.GC()
+		tr.CopyFrom(pristine)
+		b.StartTimer()
+		start, c0 := time.Now(), threadCPU()
+		replay(tr)
+		cpu += threadCPU() - c0
+		spent += time.Since(start)
 		b.StopTimer()
-		for i := 0; i < b.N; i++ {
-			replay := build()
-			runtime.GC()
-			tr.CopyFrom(pristine)
-			b.StartTimer()
-			start, c0 := time.Now(), threadCPU()
-			replay(tr)
-			cpu += threadCPU() - c0
-			spent += time.Since(start)
-			b.StopTimer()
-		}
-		b.ReportMetric(float64(spent.Nanoseconds())/float64(b.N*len(pristine.Frames)), "ns/packet")
-		b.ReportMetric(float64(cpu)/float64(b.N*len(pristine.Frames)), "cpu-ns/packet")
-		b.ReportMetric(0, "ns/op")
 	}
-	for _, sch := range []string{"wlc", "rr"} {
-		b.Run("gvs-"+sch, func(b *testing.B) {
-			out := make([]dataplane.Frame, 0, 128)
-			run(b, func() func(tr *Trace) {
-				w := demoDirector(b, ipvs.DR, sch).NewWorker(64)
-				return func(tr *Trace) {
-					for i := 0; i < len(tr.Frames); i += 64 {
-						j := min(i+64, len(tr.Frames))
-						out = w.Process(tr.Frames[i:j], tr.Times[i], out[:0])
-					}
-				}
-			})
-		})
-	}
-	b.Run("naive", func(b *testing.B) {
-		out := make([]dataplane.Frame, 0, 64)
-		run(b, func() func(tr *Trace) {
-			n := NewNaive(naiveRS, [6]byte{2, 0, 0, 0, 0, 3})
-			return func(tr *Trace) {
-				for i := 0; i < len(tr.Frames); i += 64 {
-					out = n.Process(tr.Frames[i:min(i+64, len(tr.Frames))], out[:0])
-				}
-			}
-		})
-	})
+	b.ReportMetric(float64(spent.Nanoseconds())/float64(b.N*len(pristine.Frames)), "ns/packet")
+	b.ReportMetric(float64(cpu)/float64(b.N*len(pristine.Frames)), "cpu-ns/packet")
+	b.ReportMetric(0, "ns/op")
 }
