@@ -70,12 +70,11 @@ type Config struct {
 	// another vCPU costs an inter-processor interrupt, 20–40 µs on the development
 	// VM, most of the latency a userspace hop adds there (docs/lab.md "Receive
 	// ring: V2 or V3"). The price is CPU: a reader that sees a frame at least every
-	// Spin never sleeps and keeps its CPU busy, and takes it from whatever shares
-	// that CPU: in the lab, where the real servers do, a 200 µs spin took about
-	// 45 µs off wrk -c1's median but cost wrk -c32 a third to a half of its
-	// requests per second. Use it where the worker has a CPU of its own. The spin
-	// starts only after a batch, so an idle ring costs nothing. Default 0 (no
-	// spin); negative: no spin.
+	// Spin never sleeps and keeps its CPU busy. It yields that CPU to any other
+	// thread ready to run there as it spins (sched_yield(2)), so what shares the
+	// CPU still runs, but the time shows as the worker's. The spin starts only
+	// after a batch, so an idle ring costs nothing. Default 0 (no spin); negative:
+	// no spin.
 	Spin time.Duration
 
 	// BatchSize is the number of frames one ReadBatch returns at most and one
