@@ -114,10 +114,13 @@ type LiveOptions struct {
 	// request crosses CPUs as often directly (client → server → client) as through
 	// gvs (client → gvs, then server → client), so the difference is gvs's own; left
 	// free, the direct path's server runs beside the client and crosses no CPU.
-	RSCPU   int           `json:"rs_cpu"`
-	Workers int           `json:"workers"`     // gvs run --workers
-	Flows   int           `json:"flows"`       // distinct UDP source ports the senders cycle through
-	Ingress bool          `json:"ingress"`     // ingress_drop = true in gvs's config (docs/lab.md: +6–10%)
+	RSCPU   int  `json:"rs_cpu"`
+	Workers int  `json:"workers"` // gvs run --workers
+	Flows   int  `json:"flows"`   // distinct UDP source ports the senders cycle through
+	Ingress bool `json:"ingress"` // ingress_drop = true in gvs's config (docs/lab.md: +6–10%)
+	// RxSpin, when > 0, adds the series gvs-spin: gvs on AF_PACKET with this
+	// [director] rx_spin, measured in the same rounds as the others.
+	RxSpin  time.Duration `json:"rx_spin_ns,omitempty"`
 	UDP     bool          `json:"udp"`         // the UDP flood (and CPU, drops)
 	Sat     bool          `json:"saturation"`  // the saturation search (first pinning of each round; not direct)
 	SatStep time.Duration `json:"sat_step_ns"` // length of each paced step of the search

@@ -214,6 +214,17 @@ func (b *liveBench) planGVS(ctx context.Context) error {
 		}
 		b.gvs = append(b.gvs, gvsRun{io: io, series: series, cfgPath: path})
 	}
+	if b.o.RxSpin > 0 {
+		path, err := write("afpacket-spin", fmt.Sprintf("io = %q\nrx_spin = %q\n", IOAFPacket, b.o.RxSpin.String()))
+		if err != nil {
+			return err
+		}
+		if cerr := b.check(ctx, path); cerr != nil {
+			b.note("gvs with rx_spin = %v not measured: gvs check refuses it: %v", b.o.RxSpin, firstLine(cerr.Error()))
+		} else {
+			b.gvs = append(b.gvs, gvsRun{io: IOAFPacket, series: PathGVS + "-spin", cfgPath: path})
+		}
+	}
 	if len(b.gvs) == 0 {
 		b.note("gvs not measured: no backend of --io %s is available", b.o.IO)
 	}

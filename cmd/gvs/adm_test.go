@@ -237,7 +237,7 @@ func TestAdmEndToEnd(t *testing.T) {
 	d, err := daemon.New(cfg, daemon.Deps{
 		Logger: slog.New(slog.DiscardHandler),
 		Host:   admHost{},
-		OpenLinks: func(daemon.Interface, *afpacket.Filter) ([]dataplane.Link, error) {
+		OpenLinks: func(daemon.Interface, *afpacket.Filter, daemon.PacketOptions) ([]dataplane.Link, error) {
 			return []dataplane.Link{linktest.NewChannel(16)}, nil
 		},
 	})

@@ -22,7 +22,7 @@ import (
 	"github.com/gvs-lb/gvs/internal/lab"
 )
 
-const benchLiveHelp = `Usage: gvs bench live [--rounds N] [--seconds S] [--pin|--unpinned] [--rs-cpu N] [--io auto|afpacket|afxdp|all] [--json]
+const benchLiveHelp = `Usage: gvs bench live [--rounds N] [--seconds S] [--pin|--unpinned] [--rs-cpu N] [--io auto|afpacket|afxdp|all] [--rx-spin D] [--json]
 
 Measures the live data path in a throwaway DR lab (needs root, ip, nft, taskset,
 trafgen from netsniff-ng, wrk). Every round measures, one after the other, each path:
@@ -51,7 +51,9 @@ softirq, on its CPU); unpinned: no taskset. Without --pin or --unpinned, both.
 --dir-cpu every path crosses CPUs as often (direct: client to server and back;
 through gvs: client to gvs, server to client), so the latency added is gvs's own;
 by default they run where the scheduler puts them, and the direct path's server
-beside the client crosses no CPU at all. The lab is always torn down.
+beside the client crosses no CPU at all. --rx-spin D adds the series gvs-spin: gvs
+on AF_PACKET with [director] rx_spin = D, in the same rounds. The lab is always
+torn down.
 
 Examples:
   gvs bench live
@@ -74,6 +76,7 @@ func cmdBenchLive(args []string, stdout, stderr io.Writer) error {
 	fs.IntVar(&o.Workers, "workers", o.Workers, "gvs run --workers")
 	fs.IntVar(&o.Flows, "flows", o.Flows, "UDP flows (source ports) the senders cycle through")
 	fs.BoolVar(&o.Ingress, "ingress-drop", o.Ingress, "ingress_drop = true in gvs's config")
+	fs.DurationVar(&o.RxSpin, "rx-spin", 0, "also measure gvs on AF_PACKET with this [director] rx_spin (series gvs-spin); 0: not")
 	noUDP := fs.Bool("no-udp", false, "skip the UDP flood (and the saturation search)")
 	noSat := fs.Bool("no-saturation", false, "skip the saturation search")
 	satStep := fs.Duration("saturation-step", o.SatStep, "length of each paced step of the saturation search")
@@ -95,6 +98,9 @@ func cmdBenchLive(args []string, stdout, stderr io.Writer) error {
 	}
 	if *secs <= 0 || o.Rounds <= 0 || *satStep <= 0 || o.LatRequests <= 0 || o.LatGap <= 0 {
 		return fmt.Errorf("%w: live: --seconds, --rounds, --saturation-step, --latency-requests and --latency-gap must be positive", errUsage)
+	}
+	if o.RxSpin < 0 {
+		return fmt.Errorf("%w: live: --rx-spin %v: a duration of 0 or more", errUsage, o.RxSpin)
 	}
 	if _, err := bench.Backends(o.IO); err != nil {
 		return fmt.Errorf("%w: %v", errUsage, err)

@@ -22,7 +22,8 @@ import (
 // TestBenchLiveSmoke runs the real gvs binary's `gvs bench live` for one short
 // pinned round and checks the shape of what it measured, not its speed: every path
 // delivered UDP and answered every HTTP request, the saturation search found a rate
-// with no loss, gvs's CPU and ring counters were read. About a minute; needs root and
+// with no loss, gvs's CPU and ring counters were read; gvs with rx_spin (--rx-spin)
+// is measured as a series of its own and works as well. About a minute; needs root and
 // the lab's tools (skipped without, a failure with GVS_LAB_REQUIRED=1).
 func TestBenchLiveSmoke(t *testing.T) {
 	if testing.Short() {
@@ -50,7 +51,7 @@ func TestBenchLiveSmoke(t *testing.T) {
 	const requests = 30
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	defer cancel()
-	cmd := exec.CommandContext(ctx, bin, "bench", "live", "--rounds", "1", "--seconds", "1", "--pin", "--rs-cpu", "0", "--json",
+	cmd := exec.CommandContext(ctx, bin, "bench", "live", "--rounds", "1", "--seconds", "1", "--pin", "--rs-cpu", "0", "--rx-spin", "200us", "--json",
 		"--latency-requests", strconv.Itoa(requests), "--latency-gap", "1ms", "--wrk-seconds", "1", "--saturation-step", "200ms", "--state-dir", state)
 	// On timeout: SIGINT, so that it tears its lab down, then SIGKILL after a while.
 	cmd.Cancel = func() error { return cmd.Process.Signal(os.Interrupt) }
@@ -115,7 +116,7 @@ func TestBenchLiveSmoke(t *testing.T) {
 			t.Logf("%s: the sender could not offer the first step's rate steadily (busy machine): %v", s.Series, s.Sat)
 		}
 	}
-	if want := []string{"direct", "nft", "hop", "gvs"}; !slices.Equal(series, want) {
+	if want := []string{"direct", "nft", "hop", "gvs", "gvs-spin"}; !slices.Equal(series, want) {
 		t.Fatalf("series %v, want %v (notes: %v)", series, want, res.Notes)
 	}
 	g := res.Samples[3].UDP
@@ -132,6 +133,7 @@ func TestBenchLiveUsage(t *testing.T) {
 	for _, args := range [][]string{
 		{"--rs-cpu", "-2"},
 		{"--rs-cpu", "4096"},
+		{"--rx-spin", "-1ms"},
 		{"--rounds", "0"},
 		{"--paths", "nowhere"},
 	} {

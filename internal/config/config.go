@@ -72,11 +72,19 @@ type Director struct {
 	// Interface (io = "afxdp" or "auto"); otherwise such an interface is refused for
 	// AF_XDP with the program's name.
 	XDPReplaceForeign bool
+	// RxSpin is how long an AF_PACKET reader keeps polling its ring after a batch
+	// before it sleeps (rx_spin; afpacket.Config.Spin): a frame that comes meanwhile
+	// is taken without a thread wake-up, at the price of a busy CPU. 0 = off.
+	RxSpin time.Duration
 
 	// Defense: vlans, icmp_ratelimit, icmp_ratemask, icmpv6_ratelimit,
 	// icmp_msgs_per_sec, icmp_msgs_burst, source_conn_rate, source_conn_burst.
 	Defense Defense
 }
+
+// MaxRxSpin bounds rx_spin: past it the worker's CPU is as good as always busy and a
+// dedicated CPU polling without end is what the setting describes.
+const MaxRxSpin = 10 * time.Millisecond
 
 // Values of Director.IO (`io` in [director]).
 const (

@@ -146,6 +146,9 @@ func (r *reader) director(t *table, d *Director) {
 		}
 	}
 	t.boolean("xdp_replace_foreign", &d.XDPReplaceForeign)
+	if t.duration("rx_spin", &d.RxSpin) && d.RxSpin > MaxRxSpin {
+		t.errorf("rx_spin", "at most %v (got %v): it is how long a reader polls its ring after a batch before it sleeps", MaxRxSpin, d.RxSpin)
+	}
 
 	s := &d.Sysctl
 	t.intField("conn_reuse_mode", 0, 3, &s.ConnReuseMode)

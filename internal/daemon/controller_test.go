@@ -205,7 +205,7 @@ func TestRunReloadRefusesBrokenFile(t *testing.T) {
 	ta := &testAdmin{t: t, res: &fakeResolver{}, link: &filterLink{Channel: newChannel()}, logs: logs}
 	deps := testDeps(ta)
 	opened := make(chan struct{})
-	deps.OpenLinks = func(Interface, *afpacket.Filter) ([]dataplane.Link, error) {
+	deps.OpenLinks = func(Interface, *afpacket.Filter, PacketOptions) ([]dataplane.Link, error) {
 		close(opened)
 		return []dataplane.Link{ta.link}, nil
 	}

@@ -142,8 +142,8 @@ func TestGrafanaDashboard(t *testing.T) {
 	sl := &statsLink{Channel: newChannel(), st: afpacket.Stats{RXFrames: 1, TXFrames: 1}}
 	ta := newTestDirector(t, directorConf, func(d *Deps) {
 		open := d.OpenLinks
-		d.OpenLinks = func(ifi Interface, f *afpacket.Filter) ([]dataplane.Link, error) {
-			links, err := open(ifi, f)
+		d.OpenLinks = func(ifi Interface, f *afpacket.Filter, o PacketOptions) ([]dataplane.Link, error) {
+			links, err := open(ifi, f, o)
 			return append(links, sl), err
 		}
 	})

@@ -123,7 +123,7 @@ type Deps struct {
 	// OpenLinks opens the data-path links on ifi, receiving what f describes
 	// (live: one AF_PACKET ring per worker in one fanout group). A link that can
 	// change what it receives implements FilterSetter. Required.
-	OpenLinks func(ifi Interface, f *afpacket.Filter) ([]dataplane.Link, error)
+	OpenLinks func(ifi Interface, f *afpacket.Filter, o PacketOptions) ([]dataplane.Link, error)
 	// OpenXDP opens AF_XDP links on ifi ([director] io = "afxdp" or "auto"; see
 	// io.go for the choice); nil: AF_PACKET (OpenLinks) only.
 	OpenXDP func(ifi Interface, f *afpacket.Filter, o XDPOptions) ([]dataplane.Link, error)

@@ -335,7 +335,7 @@ func testDeps(ta *testAdmin) Deps {
 	deps := Deps{
 		Logger: slog.New(slog.NewTextHandler(ta.logs, &slog.HandlerOptions{Level: slog.LevelDebug})),
 		Host:   fakeHost{},
-		OpenLinks: func(_ Interface, f *afpacket.Filter) ([]dataplane.Link, error) {
+		OpenLinks: func(_ Interface, f *afpacket.Filter, _ PacketOptions) ([]dataplane.Link, error) {
 			if f != nil {
 				ta.link.SetFilter(f) // a link opens with the filter
 			}

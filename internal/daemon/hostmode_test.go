@@ -50,7 +50,7 @@ func TestVRRPOnlyRunsWithoutDataPath(t *testing.T) {
 	ta := &testAdmin{t: t, clock: testutil.NewClock(t), res: &fakeResolver{}, link: &filterLink{Channel: newChannel()}, logs: &logBuffer{}}
 	deps := testDeps(ta)
 	deps.Host = routingHost{}
-	deps.OpenLinks = func(Interface, *afpacket.Filter) ([]dataplane.Link, error) {
+	deps.OpenLinks = func(Interface, *afpacket.Filter, PacketOptions) ([]dataplane.Link, error) {
 		t.Error("a VRRP-only director opened data-path links")
 		return nil, errors.New("no links here")
 	}
@@ -113,7 +113,7 @@ func TestGuardedDirectorOnRoutingHost(t *testing.T) {
 		ta := &testAdmin{t: t, res: &fakeResolver{}, link: &filterLink{Channel: newChannel()}, logs: &logBuffer{}}
 		deps := testDeps(ta)
 		deps.Host = routingHost{}
-		deps.OpenLinks = func(Interface, *afpacket.Filter) ([]dataplane.Link, error) {
+		deps.OpenLinks = func(Interface, *afpacket.Filter, PacketOptions) ([]dataplane.Link, error) {
 			if got := ta.guard.log(); len(got) == 0 || got[0] != "install 198.18.0.100" {
 				t.Errorf("links opened before the guard was installed (guard calls %q)", got)
 			}

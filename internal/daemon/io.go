@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"time"
 
 	"github.com/gvs-lb/gvs/dataplane"
 	"github.com/gvs-lb/gvs/dataplane/afpacket"
@@ -42,6 +43,13 @@ type XDPOptions struct {
 	ReplaceForeign bool
 }
 
+// PacketOptions are the [director] settings of AF_PACKET rings (Deps.OpenLinks).
+type PacketOptions struct {
+	// Spin is rx_spin: how long a reader polls its ring after a batch before it
+	// sleeps (afpacket.Config.Spin).
+	Spin time.Duration
+}
+
 // ErrNoZeroCopy is returned by the live OpenXDP for io = "auto" on an interface
 // known to have no zero-copy AF_XDP (veth), before trying.
 var ErrNoZeroCopy = errors.New("no zero-copy AF_XDP")
@@ -73,9 +81,13 @@ func (d *Daemon) openLinks(deps Deps, cfg *config.Config, f *afpacket.Filter) ([
 		io = config.IOAuto
 	}
 	packet := func(why string, args ...any) ([]dataplane.Link, error) {
-		links, err := deps.OpenLinks(d.ifi, f)
+		links, err := deps.OpenLinks(d.ifi, f, PacketOptions{Spin: cfg.Director.RxSpin})
 		if err == nil {
-			d.log.Info("data path: AF_PACKET", append([]any{"interface", d.ifi.Name, "io", io, "why", why, "links", len(links)}, args...)...)
+			args = append([]any{"interface", d.ifi.Name, "io", io, "why", why, "links", len(links)}, args...)
+			if cfg.Director.RxSpin > 0 {
+				args = append(args, "rx_spin", cfg.Director.RxSpin)
+			}
+			d.log.Info("data path: AF_PACKET", args...)
 		}
 		return links, err
 	}
@@ -98,6 +110,9 @@ func (d *Daemon) openLinks(deps Deps, cfg *config.Config, f *afpacket.Filter) ([
 				dev := s.Device()
 				args = append(args, "driver", dev.Driver(), "xdp_mode", dev.Mode(), "zerocopy", dev.ZeroCopy())
 			}
+		}
+		if cfg.Director.RxSpin > 0 {
+			args = append(args, "rx_spin", "not used: it applies to AF_PACKET rings")
 		}
 		d.log.Info("data path: AF_XDP", args...)
 		return links, nil

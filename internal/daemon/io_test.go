@@ -7,6 +7,7 @@ import (
 	"strings"
 	"syscall"
 	"testing"
+	"time"
 
 	"github.com/gvs-lb/gvs/dataplane"
 	"github.com/gvs-lb/gvs/dataplane/afpacket"
@@ -46,7 +47,9 @@ func TestOpenLinksChoice(t *testing.T) {
 			packetLink, xdpLink := newChannel(), newChannel()
 			var asked *XDPOptions
 			deps := Deps{
-				OpenLinks: func(Interface, *afpacket.Filter) ([]dataplane.Link, error) { return []dataplane.Link{packetLink}, nil },
+				OpenLinks: func(Interface, *afpacket.Filter, PacketOptions) ([]dataplane.Link, error) {
+					return []dataplane.Link{packetLink}, nil
+				},
 				OpenXDP: func(_ Interface, _ *afpacket.Filter, o XDPOptions) ([]dataplane.Link, error) {
 					asked = &o
 					if tc.xdpErr != nil {
@@ -105,5 +108,46 @@ func TestAFXDPRefusedFallsBack(t *testing.T) {
 	}
 	if s := ta.logs.String(); !strings.Contains(s, "falling back to AF_PACKET") || !strings.Contains(s, "data path: AF_PACKET") {
 		t.Errorf("log does not tell the fallback:\n%s", s)
+	}
+}
+
+// TestOpenLinksRxSpin: [director] rx_spin reaches the AF_PACKET opener and the log
+// line, and an AF_XDP data path says it does not use it.
+func TestOpenLinksRxSpin(t *testing.T) {
+	for _, io := range []string{config.IOAFPacket, config.IOAFXDP} {
+		var logs strings.Builder
+		d := &Daemon{ifi: Interface{Name: "gvs0"}, log: slog.New(slog.NewTextHandler(&logs, nil))}
+		var got *PacketOptions
+		deps := Deps{
+			OpenLinks: func(_ Interface, _ *afpacket.Filter, o PacketOptions) ([]dataplane.Link, error) {
+				got = &o
+				return []dataplane.Link{newChannel()}, nil
+			},
+			OpenXDP: func(Interface, *afpacket.Filter, XDPOptions) ([]dataplane.Link, error) {
+				return []dataplane.Link{newChannel()}, nil
+			},
+		}
+		cfg := config.Default()
+		cfg.Director.IO = io
+		cfg.Director.RxSpin = 200 * time.Microsecond
+		if _, err := d.openLinks(deps, cfg, &afpacket.Filter{}); err != nil {
+			t.Fatal(err)
+		}
+		switch io {
+		case config.IOAFPacket:
+			if got == nil || got.Spin != 200*time.Microsecond {
+				t.Errorf("io %s: OpenLinks got %+v, want Spin 200µs", io, got)
+			}
+			if !strings.Contains(logs.String(), "rx_spin=200µs") {
+				t.Errorf("io %s: log %q does not name rx_spin", io, logs.String())
+			}
+		default:
+			if got != nil {
+				t.Errorf("io %s: AF_PACKET opened", io)
+			}
+			if !strings.Contains(logs.String(), `rx_spin="not used: it applies to AF_PACKET rings"`) {
+				t.Errorf("io %s: log %q does not say rx_spin is not used", io, logs.String())
+			}
+		}
 	}
 }

@@ -229,8 +229,8 @@ func TestMetricsLinkStats(t *testing.T) {
 	}}
 	ta := newTestDirector(t, directorConf, func(d *Deps) {
 		open := d.OpenLinks
-		d.OpenLinks = func(ifi Interface, f *afpacket.Filter) ([]dataplane.Link, error) {
-			links, err := open(ifi, f)
+		d.OpenLinks = func(ifi Interface, f *afpacket.Filter, o PacketOptions) ([]dataplane.Link, error) {
+			links, err := open(ifi, f, o)
 			return append(links, sl), err
 		}
 	})

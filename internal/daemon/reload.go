@@ -213,6 +213,7 @@ func directorChanges(a, b *config.Director) []string {
 	add(a.IngressDrop != b.IngressDrop, "ingress_drop")
 	add(a.IO != b.IO, "io")
 	add(a.XDPReplaceForeign != b.XDPReplaceForeign, "xdp_replace_foreign")
+	add(a.RxSpin != b.RxSpin, "rx_spin")
 	s, t := &a.Sysctl, &b.Sysctl
 	add(s.ConnReuseMode != t.ConnReuseMode, "conn_reuse_mode")
 	add(s.ExpireNodestConn != t.ExpireNodestConn, "expire_nodest_conn")
@@ -230,10 +231,10 @@ func directorChanges(a, b *config.Director) []string {
 }
 
 // restartKeys are the [director] keys a running director cannot change: the
-// interface its links are open on and their backend (io, and whether it may replace
-// a foreign XDP program), the connection table's shards, the control socket gvs
+// interface its links are open on and their backend (io, whether it may replace a
+// foreign XDP program, the rings' rx_spin), the connection table's shards, the control socket gvs
 // adm already talks to, and the status page's listener and actions (status.go).
-var restartKeys = []string{"interface", "io", "xdp_replace_foreign", "conn_shards", "control_socket", "status_listen", "status_actions"}
+var restartKeys = []string{"interface", "io", "xdp_replace_foreign", "rx_spin", "conn_shards", "control_socket", "status_listen", "status_actions"}
 
 // needsRestart returns the keys of changed that only a restart applies.
 func needsRestart(changed []string) []string {

@@ -146,11 +146,11 @@ func LiveDeps(workers int, log *slog.Logger) Deps {
 		Logger:   log,
 		HashSeed: rand.Uint64(), // per start, as the kernel's per-boot seed
 		Host:     hostChecker{procSys: "/proc/sys", procRoute: "/proc/net/route"},
-		OpenLinks: func(ifi Interface, f *afpacket.Filter) ([]dataplane.Link, error) {
+		OpenLinks: func(ifi Interface, f *afpacket.Filter, o PacketOptions) ([]dataplane.Link, error) {
 			fanout := uint16(os.Getpid())
 			var links []dataplane.Link
 			for i := 0; i < workers; i++ {
-				ring, err := afpacket.Open(ifi.Name, afpacket.Config{FanoutID: fanout, Filter: f})
+				ring, err := afpacket.Open(ifi.Name, afpacket.Config{FanoutID: fanout, Filter: f, Spin: o.Spin})
 				if err != nil {
 					for _, l := range links {
 						l.Close()
