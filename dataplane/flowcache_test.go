@@ -95,6 +95,44 @@ func TestFlowCacheHonoursExpiry(t *testing.T) {
 	}
 }
 
+// TestFlowSlotFreshWindow holds the window a stored flow is served in:
+// until-refreshEvery <= now < until, until being the table's answer's time plus
+// refreshEvery or the connection's expiry if sooner. With the expiry sooner the window
+// reaches back before the answer's time (the slot keeps no other time: the one line
+// a cached packet reads has no room for it); the window before it ended at that time
+// and fails the 90*ms case.
+func TestFlowSlotFreshWindow(t *testing.T) {
+	ms := int64(time.Millisecond)
+	fc := new(flowCache)
+	k := conntrack.Key{Proto: header.IPProtoTCP, CPort: 40000, VPort: 80}
+	c := conntrack.Conn{Key: k, Dest: 1, HasDest: true, Method: ipvs.DR, Flags: conntrack.FlagNoOutput,
+		State: conntrack.StateEstablished}
+	for _, tc := range []struct {
+		expires int64
+		now     int64
+		fresh   bool
+	}{
+		{900 * sec, 100*ms - 1, false},
+		{900 * sec, 100 * ms, true},
+		{900 * sec, 100*ms + refreshEvery - 1, true},
+		{900 * sec, 100*ms + refreshEvery, false},
+		{150 * ms, 150*ms - refreshEvery - 1, false},
+		{150 * ms, 90 * ms, true}, // before the answer, within refreshEvery of the expiry
+		{150 * ms, 150*ms - 1, true},
+		{150 * ms, 150 * ms, false},
+	} {
+		c.Expires = tc.expires
+		e := fc.store(0, &k, &c, 100*ms)
+		if e == nil {
+			t.Fatalf("expiry %d: not stored", tc.expires)
+		}
+		if got := e.fresh(tc.now); got != tc.fresh {
+			t.Errorf("answered at %d, expiry %d: fresh at %d = %v, want %v", 100*ms, tc.expires, tc.now, got, tc.fresh)
+		}
+		fc.forget(&k)
+	}
+}
+
 // TestFlowSlotStoreSetsEveryField holds store, which writes a slot field by field, to
 // the whole slot built from the table's answer: a slot holding another flow's bytes
 // everywhere comes out equal to it, whatever field a change adds to the slot, but
@@ -120,7 +158,7 @@ func TestFlowSlotStoreSetsEveryField(t *testing.T) {
 			slot[j] = 0xa5
 		}
 		want := flowSlot{key: k, daddr: c.DAddr, dport: c.DPort, method: c.Method, state: c.State,
-			keeps: conntrack.InputKeepsSet(c.State, true), dest: c.Dest, refreshed: now,
+			keeps: conntrack.InputKeepsSet(c.State, true), dest: c.Dest,
 			until: min(now+refreshEvery, c.Expires), ref: c.Ref,
 			ev: ev, evv: 0xa5a5a5a5a5a5a5a5} // evv left as it was
 		if e := fc.store(flowHash(&k), &k, &c, now); e != &fc.slots[i] || *e != want {
