@@ -81,16 +81,21 @@ func setAddr(dst, src *[16]byte, v6 bool) {
 	}
 	// Two 8-byte stores, not a byte at a time: the flow cache and the table read the
 	// key back in 8-byte words at once, and a load spanning several narrower stores
-	// cannot be forwarded from the store buffer (it waits for them to retire). The
-	// mask is a variable: with the upper half known to be zero (a widened uint32 or
-	// a constant mask) the compiler splits the first store into a 4-byte store and
-	// four 1-byte stores of zero, and every packet's flowIndex stalled on them.
-	binary.LittleEndian.PutUint64(dst[0:8], binary.LittleEndian.Uint64(src[0:8])&ipv4Word)
+	// cannot be forwarded from the store buffer (it waits for them to commit). For
+	// the same reason the address is loaded in 4 bytes, not 8: the parser stored
+	// it so (header.Parsed: 4 bytes over the zeroed struct), and an 8-byte load
+	// waited for both stores to commit, which a cold frame's misses delay. The
+	// upper half is a variable: with it known to be zero (a widened uint32 alone,
+	// or masked by a constant) the compiler splits the word's store into a 4-byte
+	// store and four 1-byte stores of zero, and every packet's flowIndex stalled
+	// on them.
+	binary.LittleEndian.PutUint64(dst[0:8], uint64(binary.LittleEndian.Uint32(src[0:4]))|ipv4High)
 	binary.LittleEndian.PutUint64(dst[8:16], 0)
 }
 
-// ipv4Word keeps the first 4 bytes of a little-endian word (see setAddr).
-var ipv4Word uint64 = 0xffffffff
+// ipv4High is the upper half of an IPv4 address's first key word: zero, in a
+// variable (see setAddr).
+var ipv4High uint64
 
 // setKey fills w.key as setAddr fills an address, with one test of the family for
 // both addresses: small enough to be inlined in inbound.
@@ -101,10 +106,10 @@ func (w *Worker) setKey(proto uint8, v6 bool, caddr *[16]byte, cport uint16, vad
 		k.CAddr, k.VAddr = *caddr, *vaddr
 		return
 	}
-	m := ipv4Word
-	binary.LittleEndian.PutUint64(k.CAddr[:], binary.LittleEndian.Uint64(caddr[:])&m)
+	z := ipv4High
+	binary.LittleEndian.PutUint64(k.CAddr[:], uint64(binary.LittleEndian.Uint32(caddr[:]))|z)
 	binary.LittleEndian.PutUint64(k.CAddr[8:], 0)
-	binary.LittleEndian.PutUint64(k.VAddr[:], binary.LittleEndian.Uint64(vaddr[:])&m)
+	binary.LittleEndian.PutUint64(k.VAddr[:], uint64(binary.LittleEndian.Uint32(vaddr[:]))|z)
 	binary.LittleEndian.PutUint64(k.VAddr[8:], 0)
 }
 
