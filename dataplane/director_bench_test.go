@@ -3,6 +3,7 @@ package dataplane
 import (
 	"encoding/binary"
 	"math/rand/v2"
+	"net/netip"
 	"testing"
 	"time"
 
@@ -111,24 +112,37 @@ func BenchmarkEstablishedSync(b *testing.B) {
 				if on {
 					o = syncOptions()
 				}
-				benchEstablishedWith(b, o, c.flows, c.distinct)
+				benchEstablishedWith(b, o, []ipvs.Service{rrService(ipvs.DR, 80)}, c.flows, c.distinct)
 			})
 		}
 	}
 }
 
-func benchEstablished(b *testing.B, flows, distinct int) {
-	benchEstablishedWith(b, testOptions(), flows, distinct)
+// BenchmarkEstablishedManyVIPs is BenchmarkEstablishedDR4 with more VIPs than
+// processFrame's one-test path takes (addrSetLinear): every frame is classified by
+// the general path, the VIP set's hash table.
+func BenchmarkEstablishedManyVIPs(b *testing.B) {
+	svcs := []ipvs.Service{rrService(ipvs.DR, 80)}
+	for i := range addrSetLinear {
+		s := rrService(ipvs.DR, 80)
+		s.Key = ipvs.AddrKey(ipvs.TCP, netip.AddrPortFrom(netip.AddrFrom4([4]byte{198, 18, 1, byte(i)}), 80))
+		svcs = append(svcs, s)
+	}
+	benchEstablishedWith(b, testOptions(), svcs, 64, 64)
 }
 
-func benchEstablishedWith(b *testing.B, o Options, flows, distinct int) {
+func benchEstablished(b *testing.B, flows, distinct int) {
+	benchEstablishedWith(b, testOptions(), []ipvs.Service{rrService(ipvs.DR, 80)}, flows, distinct)
+}
+
+func benchEstablishedWith(b *testing.B, o Options, svcs []ipvs.Service, flows, distinct int) {
 	o.ConnMax = 1 << 21
 	o.ConnShards = 256
 	d, err := New(o)
 	if err != nil {
 		b.Fatal(err)
 	}
-	if err := d.Apply([]ipvs.Service{rrService(ipvs.DR, 80)}); err != nil {
+	if err := d.Apply(svcs); err != nil {
 		b.Fatal(err)
 	}
 	w := d.NewWorker(benchBatchSize)
