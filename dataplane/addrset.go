@@ -34,12 +34,25 @@ func (s addrSlot) used() bool              { return s.in }
 func (s addrSlot) hash() uint64            { return addrHash(&s.a, s.v6) }
 func (s addrSlot) sameKey(o addrSlot) bool { return s.addrEntry == o.addrEntry }
 
+// addrHash is the set's hash of a raw address (IPv4 in the first 4 bytes, the rest
+// zero). An IPv4 address is read in 4 bytes, as the parser stored it
+// (header.Parsed: 4 bytes over the zeroed struct): a wider load spans two stores
+// and waits for both to commit (setAddr). Its hash is what the whole 16 bytes give.
 func addrHash(a *[16]byte, v6 bool) uint64 {
-	h := binary.LittleEndian.Uint64(a[:8]) ^ binary.LittleEndian.Uint64(a[8:])*0x9e3779b97f4a7c15
-	if v6 {
-		h ^= 1
+	if !v6 {
+		return uint64(binary.LittleEndian.Uint32(a[:4])) * 0xc2b2ae3d27d4eb4f
 	}
-	return h * 0xc2b2ae3d27d4eb4f
+	h := binary.LittleEndian.Uint64(a[:8]) ^ binary.LittleEndian.Uint64(a[8:])*0x9e3779b97f4a7c15
+	return (h ^ 1) * 0xc2b2ae3d27d4eb4f
+}
+
+// is reports whether the set's entry e is the raw address a of family v6: for
+// IPv4 its first 4 bytes, loaded as addrHash loads them.
+func (e *addrEntry) is(a *[16]byte, v6 bool) bool {
+	if !v6 {
+		return !e.v6 && binary.LittleEndian.Uint32(e.a[:4]) == binary.LittleEndian.Uint32(a[:4])
+	}
+	return e.v6 && e.a == *a
 }
 
 const addrSetLinear = 16
@@ -168,14 +181,14 @@ func (s *addrSet) contains(a *[16]byte, v6 bool) bool {
 			if !x.in {
 				if s.d.mayHold(h) {
 					for j := range s.d.ents {
-						if e := &s.d.ents[j]; e.a == *a && e.v6 == v6 {
+						if s.d.ents[j].is(a, v6) {
 							return true
 						}
 					}
 				}
 				return false
 			}
-			if x.a == *a && x.v6 == v6 {
+			if x.is(a, v6) {
 				return true
 			}
 		}

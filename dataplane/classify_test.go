@@ -13,6 +13,33 @@ import (
 	"github.com/gvs-lb/gvs/ipvs"
 )
 
+// TestAddrEntryIsByFamily: a large set's entry is an address of its own family only:
+// an IPv4 probe equal to an IPv6 member's first 4 bytes is not that member (the IPv4
+// comparison reads 4 bytes), nor is an IPv6 probe an IPv4 member, and each is itself.
+func TestAddrEntryIsByFamily(t *testing.T) {
+	v6, ok := entryOf(netip.MustParseAddr("2001:db8::1"))
+	v4, ok4 := entryOf(netip.AddrFrom4([4]byte{0x20, 0x01, 0x0d, 0xb8}))
+	if !ok || !ok4 {
+		t.Fatal("entryOf refused a valid address")
+	}
+	for _, c := range []struct {
+		e    addrEntry
+		a    [16]byte
+		v6   bool
+		want bool
+	}{
+		{v6, v4.a, false, false},
+		{v4, v6.a, true, false},
+		{v4, v4.a, true, false},
+		{v6, v6.a, true, true},
+		{v4, v4.a, false, true},
+	} {
+		if got := c.e.is(&c.a, c.v6); got != c.want {
+			t.Errorf("entry %x (v6 %v) is %x (v6 %v) = %v, want %v", c.e.a, c.e.v6, c.a, c.v6, got, c.want)
+		}
+	}
+}
+
 // TestInSmall4MatchesContains: the word scan of a small set answers as contains does
 // for IPv4, also for a probe equal to the first 4 bytes of an IPv6 member, and a
 // large set leaves every address to contains (false).
