@@ -18,6 +18,7 @@ func TestAllocsHotPath(t *testing.T) {
 	v.tbl.InsertTemplate(&tk, d, 8080, time.Hour, 0, &tpl)
 	k2 := tcpKey(client, 40001, vip, 443)
 	v.tbl.Insert(&k2, d, 8080, ipvs.NAT, 0, tpl.Ref, fSYN, 0, &c)
+	r2 := c.Ref
 	now := int64(0)
 	cases := []struct {
 		name string
@@ -26,6 +27,12 @@ func TestAllocsHotPath(t *testing.T) {
 		{"In", func() { now++; v.tbl.In(&k, fACK, now, &c) }},
 		{"In controlled", func() { now++; v.tbl.In(&k2, fACK, now, &c) }},
 		{"In miss", func() { k3 := k; k3.CPort = 1; v.tbl.In(&k3, fSYN, now, &c) }},
+		{"InRef", func() {
+			now++
+			if v.tbl.InRef(r2, &k2, fACK, now, &c) != Hit {
+				t.Fatal("InRef missed")
+			}
+		}},
 		{"Out", func() {
 			now++
 			v.tbl.Out(protoTCP, false, raw(rsAddr), 8080, raw(client), 40000, fACK, now, &c)

@@ -62,6 +62,10 @@ type harness struct {
 	op           int
 	log          []string
 	extraDraw    bool // one more draw per packetIn: the random stream of TestDifferentialExpireOrder
+	// refs is the Ref of the table's last answer for each key, as a worker's flow
+	// cache keeps it: some In ops go through InRef with it, whether the entry still
+	// lives, expired or was reused by another connection since.
+	refs map[Key]Ref
 }
 
 var (
@@ -76,7 +80,7 @@ func newHarness(t testing.TB, src source) *harness {
 		t: t, src: src,
 		poolA: sched.NewPool(nil), poolB: sched.NewPool(nil),
 		destA: map[uint32]*sched.Dest{}, destB: map[uint32]*sched.Dest{},
-		gone: map[uint32]bool{},
+		gone: map[uint32]bool{}, refs: map[Key]Ref{},
 	}
 	cfg := DefaultConfig([]int{8, 40, 1000}[src.IntN(3)])
 	cfg.Shards = []int{1, 4, 64}[src.IntN(3)]
@@ -199,6 +203,7 @@ func (h *harness) packetIn() {
 		// the same order, so the random stream (and every seed's run) is the same.
 		pk := &diffPicker{h: h, flags: flags}
 		ra := h.tbl.InOrInsert(&k, flags, h.now, pk, &ca)
+		h.remember(&k, ra, &ca)
 		rb := h.ref.In(&k, flags, h.now, &cb)
 		h.logf("in-or-insert %v:%d->%d %#x: %v (asked %v, dest %d)", k.CAddr[:4], k.CPort, k.VPort, flags, ra, pk.asked, pk.id)
 		if !pk.asked {
@@ -221,7 +226,16 @@ func (h *harness) packetIn() {
 			return
 		}
 	} else {
-		ra := h.tbl.In(&k, flags, h.now, &ca)
+		var ra Result
+		if r, ok := h.refs[k]; ok && h.op%4 == 1 {
+			// The step by reference; a Miss there is settled by the lookup.
+			ra = h.tbl.InRef(r, &k, flags, h.now, &ca)
+			h.logf("in-ref %v:%d->%d %#x ref %#x: %v", k.CAddr[:4], k.CPort, k.VPort, flags, r, ra)
+		}
+		if ra == 0 || ra == Miss {
+			ra = h.tbl.In(&k, flags, h.now, &ca)
+		}
+		h.remember(&k, ra, &ca)
 		rb := h.ref.In(&k, flags, h.now, &cb)
 		h.logf("in %v:%d->%d %#x: %v", k.CAddr[:4], k.CPort, k.VPort, flags, ra)
 		h.same("In", ra, rb, &ca, &cb)
@@ -282,9 +296,17 @@ func (h *harness) packetIn() {
 		fl = FlagOnePacket
 	}
 	ra = h.tbl.Insert(&k, h.destA[id], dport, m, fl, ctlA, flags, h.now, &ca)
+	h.remember(&k, ra, &ca)
 	rb = h.ref.Insert(&k, h.destB[id], dport, m, fl, ctlB, flags, h.now, &cb)
 	h.logf("insert -> %d %v: %v", id, m, ra)
 	h.same("Insert", ra, rb, &ca, &cb)
+}
+
+// remember keeps the Ref of the table's answer r for k (refs).
+func (h *harness) remember(k *Key, r Result, c *Conn) {
+	if (r == Hit || r == Created || r == DropNoDest) && c.Ref != 0 {
+		h.refs[*k] = c.Ref
+	}
 }
 
 // diffPicker is packetIn's choice of a new connection made inside InOrInsert: the

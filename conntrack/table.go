@@ -568,6 +568,14 @@ func (t *Table) inLocked(s *shard, si int, h uint64, k *Key, cport uint16, tcpFl
 	if i == 0 {
 		return notFound, 0, nil
 	}
+	return t.foundLocked(s, si, i, k, tcpFlags, now, c)
+}
+
+// foundLocked is inLocked's work once the lookup found entry i of shard si, the
+// live connection of k: §5.2 steps 5 and 6, and on a hit the transition and timer.
+//
+// Precondition: s.mu is held.
+func (t *Table) foundLocked(s *shard, si int, i uint32, k *Key, tcpFlags uint8, now int64, c *Conn) (Result, Ref, *sched.Dest) {
 	e := s.at(i)
 	d := t.destOf(e)
 	if e.flags&fUnbound != 0 {
@@ -629,6 +637,49 @@ func (t *Table) inDone(r Result, ctl Ref, d *sched.Dest, c *Conn) {
 	if r == Hit || r == DropNoDest {
 		fillDAddr(c, d)
 	}
+}
+
+// InRef is In for the connection r refers to, which the caller holds from an
+// earlier answer for k (a worker's flow cache keeps the Ref of every flow it holds):
+// when r's entry is still k's live connection, the packet is stepped there as In
+// would step it — the same checks, transition, timer, counters and sync step —
+// without hashing k or walking its bucket. It answers Miss, changing nothing, when
+// r no longer names k's live connection (it expired, its slot was reused by another
+// connection, or r is 0) or names one received without its real server; the caller
+// then looks k up (In, InOrInsert), which decides. A Miss of In's own (a SYN that
+// reschedules) is In's, with its effects, and the lookup that follows misses too.
+//
+// The answer is In's: a live connection of k is the one In finds, as a key has at
+// most one live connection in the input direction (a new one is made only when the
+// lookup finds none, and a connection a SYN replaces is dead to lookups at once).
+// InRef allocates nothing.
+func (t *Table) InRef(r Ref, k *Key, tcpFlags uint8, now int64, c *Conn) Result {
+	si, i, ok := t.split(r)
+	if !ok {
+		return Miss
+	}
+	s := &t.shards[si]
+	s.mu.Lock()
+	if i >= s.nalloc || !s.at(i).isLocked(k, now) {
+		s.mu.Unlock()
+		return Miss
+	}
+	res, ctl, d := t.foundLocked(s, si, i, k, tcpFlags, now, c)
+	s.mu.Unlock()
+	t.inDone(res, ctl, d, c)
+	return res
+}
+
+// isLocked reports whether e is k's live connection at now, matched as findInLocked
+// matches it for k's own client port, and one received with its real server.
+//
+// Precondition: the shard lock of e is held.
+func (e *entry) isLocked(k *Key, now int64) bool {
+	return e.flags&(fLive|FlagTemplate|fUnbound) == fLive &&
+		(k.CPort == 0) == (e.flags&FlagNoCPort != 0) &&
+		e.cport == k.CPort && e.vport == k.VPort && e.proto == k.Proto &&
+		e.caddr == k.CAddr && e.vaddr == k.VAddr && (e.flags&fIPv6 != 0) == k.IPv6 &&
+		aliveLocked(e, now)
 }
 
 // A Picker chooses the real server of a new connection for InOrInsert.

@@ -24,11 +24,13 @@ func (h *harness) tableState() (conntrack.State, bool) {
 // packets the worker's flow cache serves (no table reference) and that the table's
 // state is the kernel's after each: a packet that would change the state always goes
 // to the table; DR's last ACK (FIN_WAIT + ACK in the INPUT-ONLY table) does not; for
-// NAT, whose replies can move the state, only ESTABLISHED is served.
+// NAT, whose replies can move the state, only ESTABLISHED is served. A table packet
+// of a flow the cache holds is stepped at the slot's Ref (conntrack.Table.InRef).
 func TestFlowCacheServesUnchangedStates(t *testing.T) {
 	type step struct {
 		p      dtPkt
 		cached bool            // served without the table
+		byRef  bool            // stepped at the slot's Ref
 		state  conntrack.State // the table's state after the packet
 	}
 	syn := dtPkt{src: dtClient, dst: dtVIP, sport: 40000, dport: 80, syn: true}
@@ -40,33 +42,37 @@ func TestFlowCacheServesUnchangedStates(t *testing.T) {
 		steps []step
 	}{
 		{ipvs.DR, []step{
-			{syn, false, conntrack.StateSynRecv},
-			{syn, false, conntrack.StateSynRecv}, // a SYN never comes from the cache
-			{ack, false, conntrack.StateEstablished},
-			{ack, true, conntrack.StateEstablished},
-			{fin, false, conntrack.StateFinWait},
-			{ack, true, conntrack.StateFinWait},
-			{fin, true, conntrack.StateFinWait}, // FIN_WAIT + FIN stays FIN_WAIT (INPUT-ONLY)
-			{rst, false, conntrack.StateClose},
-			{ack, true, conntrack.StateClose},
+			{syn, false, false, conntrack.StateSynRecv},
+			{syn, false, false, conntrack.StateSynRecv}, // a SYN never comes from the cache
+			{ack, false, true, conntrack.StateEstablished},
+			{ack, true, false, conntrack.StateEstablished},
+			{fin, false, true, conntrack.StateFinWait},
+			{ack, true, false, conntrack.StateFinWait},
+			{fin, true, false, conntrack.StateFinWait}, // FIN_WAIT + FIN stays FIN_WAIT (INPUT-ONLY)
+			{rst, false, false, conntrack.StateClose},
+			{ack, true, false, conntrack.StateClose},
 		}},
 		{ipvs.NAT, []step{
-			{syn, false, conntrack.StateSynRecv},
-			{ack, false, conntrack.StateEstablished},
-			{ack, true, conntrack.StateEstablished},
-			{fin, false, conntrack.StateCloseWait},
-			{ack, false, conntrack.StateCloseWait}, // not cached: a reply could move it
-			{ack, false, conntrack.StateCloseWait},
+			{syn, false, false, conntrack.StateSynRecv}, // not cached: a reply could move it
+			{ack, false, false, conntrack.StateEstablished},
+			{ack, true, false, conntrack.StateEstablished},
+			{fin, false, true, conntrack.StateCloseWait},
+			{ack, false, false, conntrack.StateCloseWait}, // not cached: a reply could move it
+			{ack, false, false, conntrack.StateCloseWait},
 		}},
 	} {
 		h := newHarness(t, testOptions(), rrService(tc.m, 80))
 		for i, s := range tc.steps {
 			now := int64(i+1) * int64(time.Millisecond)
+			refs := h.w.refSteps
 			if out := h.run(s.p.frame(t), now); len(out) != 1 {
 				t.Fatalf("%v step %d: not forwarded (%v)", tc.m, i, h.w.C.Reasons)
 			}
 			if cached := h.w.tableRefs == 0; cached != s.cached {
 				t.Fatalf("%v step %d: served from the cache %v, want %v", tc.m, i, cached, s.cached)
+			}
+			if byRef := h.w.refSteps != refs; byRef != s.byRef {
+				t.Fatalf("%v step %d: stepped at the slot's Ref %v, want %v", tc.m, i, byRef, s.byRef)
 			}
 			if st, ok := h.tableState(); !ok || st != s.state {
 				t.Fatalf("%v step %d: table state %v, want %v", tc.m, i, st, s.state)
@@ -130,6 +136,33 @@ func TestFlowSlotFreshWindow(t *testing.T) {
 			t.Errorf("answered at %d, expiry %d: fresh at %d = %v, want %v", 100*ms, tc.expires, tc.now, got, tc.fresh)
 		}
 		fc.forget(&k)
+	}
+}
+
+// TestFlowSlotStaleRef: a flow slot whose connection is gone from the table (flushed
+// under the cache) holds a Ref that names nothing: the ACK tried there goes on to
+// the lookup, which finds no connection, and is dropped as the kernel drops it; the
+// next SYN makes a connection whose ACK is stepped at the new slot's Ref.
+func TestFlowSlotStaleRef(t *testing.T) {
+	h := newHarness(t, testOptions(), rrService(ipvs.DR, 80))
+	ms := int64(time.Millisecond)
+	syn := dtPkt{src: dtClient, dst: dtVIP, sport: 7, dport: 80, syn: true}.frame(t)
+	ack := dtPkt{src: dtClient, dst: dtVIP, sport: 7, dport: 80, ack: true}.frame(t)
+	// The table's first connection is made by schedule, which does not cache it.
+	h.run(dtPkt{src: dtClient, dst: dtVIP, sport: 6, dport: 80, syn: true}.frame(t), 0)
+	h.run(syn, ms)
+	h.d.Table().Flush()
+	refs := h.w.refSteps
+	if out := h.run(ack, 2*ms); len(out) != 0 || h.w.C.Reasons[ReasonNotSYN] != 1 || h.w.refSteps != refs+1 {
+		t.Fatalf("ACK of a flushed connection: %d out, not_syn %d, %d steps at a Ref", len(out), h.w.C.Reasons[ReasonNotSYN], h.w.refSteps-refs)
+	}
+	h.run(syn, 3*ms)
+	if out := h.run(ack, 4*ms); len(out) != 1 || h.w.refSteps != refs+2 {
+		t.Fatalf("ACK of the new connection: %d out, %d steps at a Ref", len(out), h.w.refSteps-refs)
+	}
+	var c conntrack.Conn
+	if h.d.Table().Each(func(x *conntrack.Conn) bool { c = *x; return false }); c.Key.CPort != 7 || c.State != conntrack.StateEstablished {
+		t.Fatalf("table holds %+v, want port 7 ESTABLISHED", c)
 	}
 }
 

@@ -190,19 +190,30 @@ func (w *Worker) inbound(s *snapshot, f *Frame, b []byte, now int64, out []Frame
 	if p.Proto == header.IPProtoTCP && flags&opensOrCloses == 0 {
 		w.ackRefs++
 	}
-	// The lookup and, for a new flow, the scheduling and insertion in one hold of
-	// the flow's shard lock: the table asks w.Pick (newconn.go) when it finds nothing.
-	w.nc = newConn{flags: flags, now: now}
 	var r conntrack.Result
-	if w.twoPass { // tests: the lookup alone, then schedule
-		r = w.d.table.In(&w.key, flags, now, &w.conn)
-	} else {
-		t, k := w.d.table, &w.key
-		h := w.hash // the prefetch's hash of this frame's tuple, which is k's
-		if h == 0 {
-			h = t.Hash(k.Proto, k.IPv6, &k.CAddr, k.CPort)
+	if e != nil {
+		// The flow's slot names its connection (the first ACK and the FIN of a
+		// flow the cache holds): the table steps it there, without hashing the
+		// key or walking its bucket. Miss: the slot's connection is gone; the
+		// lookup below decides.
+		r = w.d.table.InRef(e.ref, &w.key, flags, now, &w.conn)
+		w.refSteps++
+	}
+	if e == nil || r == conntrack.Miss {
+		// The lookup and, for a new flow, the scheduling and insertion in one
+		// hold of the flow's shard lock: the table asks w.Pick (newconn.go) when
+		// it finds nothing.
+		w.nc = newConn{flags: flags, now: now}
+		if w.twoPass { // tests: the lookup alone, then schedule
+			r = w.d.table.In(&w.key, flags, now, &w.conn)
+		} else {
+			t, k := w.d.table, &w.key
+			h := w.hash // the prefetch's hash of this frame's tuple, which is k's
+			if h == 0 {
+				h = t.Hash(k.Proto, k.IPv6, &k.CAddr, k.CPort)
+			}
+			r = t.InOrInsertAt(h, k, flags, now, w, &w.conn)
 		}
-		r = t.InOrInsertAt(h, k, flags, now, w, &w.conn)
 	}
 	switch r {
 	case conntrack.Hit:

@@ -87,6 +87,7 @@ type Worker struct {
 	// fewer than 1/prefetchShare of the batch, and the next prefetch is narrow.
 	ackRefs    int
 	prefetched uint64 // batches prefetched (for tests)
+	refSteps   uint64 // table packets stepped at their flow slot's Ref (for tests)
 	// The flow hashes the prefetch computed (conntrack.Table.Hash of each frame's
 	// peeked client tuple, 0 for a frame it did not peek), by frame, and the current
 	// frame's, which inbound hands to the table instead of hashing the key again
