@@ -736,7 +736,7 @@ func TestNarrowPrefetch(t *testing.T) {
 		for i, b := range frames {
 			in[i] = inFrame(b)
 		}
-		h.w.tableRefs, h.w.ackRefs = len(in), ackRefs
+		h.w.lookups, h.w.ackRefs = len(in), ackRefs
 		h.w.Process(in, sec, nil)
 		for i, w := range want {
 			if got := h.w.hashes[i] != 0; got != w {
@@ -748,6 +748,45 @@ func TestNarrowPrefetch(t *testing.T) {
 	check("full", len(frames), full)
 	check("narrow again", (len(frames)-1)/prefetchShare, narrow)
 	check("full at the share", (len(frames)+prefetchShare-1)/prefetchShare, full)
+}
+
+// TestRefStepsNotPrefetched: the first ACKs and FINs of flows the cache holds are
+// stepped at their slots' Refs and read no bucket, so a batch of them does not make
+// the next batch prefetched, where a batch of SYNs (lookups) does.
+func TestRefStepsNotPrefetched(t *testing.T) {
+	h := newHarness(t, testOptions(), rrService(ipvs.DR, 80))
+	// The table's first connection is made by schedule, which does not cache it.
+	h.run(dtPkt{src: dtClient, dst: dtVIP, sport: 100, dport: 80, syn: true}.frame(t), 0)
+	batch := func(syn, ack, fin bool) []Frame {
+		in := make([]Frame, 8)
+		for i := range in {
+			p := dtPkt{src: dtClient, dst: dtVIP, sport: uint16(1 + i), dport: 80, syn: syn, ack: ack, fin: fin}
+			in[i] = inFrame(p.frame(t))
+		}
+		return in
+	}
+	steps := []struct {
+		name       string
+		in         []Frame
+		prefetched bool // this batch is prefetched
+		refs       int  // of its frames stepped at a Ref
+	}{
+		{"SYNs", batch(true, false, false), false, 0},
+		{"first ACKs", batch(false, true, false), true, 8},
+		{"FINs", batch(false, true, true), false, 8},
+	}
+	for i, s := range steps {
+		pf, refs := h.w.prefetched, h.w.refSteps
+		if out := h.w.Process(s.in, int64(i+1)*int64(time.Millisecond), nil); len(out) != len(s.in) {
+			t.Fatalf("%s: %d of %d forwarded (%v)", s.name, len(out), len(s.in), h.w.C.Reasons)
+		}
+		if got := h.w.prefetched != pf; got != s.prefetched {
+			t.Errorf("%s: prefetched %v, want %v", s.name, got, s.prefetched)
+		}
+		if got := int(h.w.refSteps - refs); got != s.refs {
+			t.Errorf("%s: %d stepped at a Ref, want %d", s.name, got, s.refs)
+		}
+	}
 }
 
 // TestPrefetchedBatch runs batches that all go to the connection table (retransmitted

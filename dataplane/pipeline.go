@@ -187,9 +187,6 @@ func (w *Worker) inbound(s *snapshot, f *Frame, b []byte, now int64, out []Frame
 		}
 	}
 	w.tableRefs++
-	if p.Proto == header.IPProtoTCP && flags&opensOrCloses == 0 {
-		w.ackRefs++
-	}
 	var r conntrack.Result
 	if e != nil {
 		// The flow's slot names its connection (the first ACK and the FIN of a
@@ -200,6 +197,12 @@ func (w *Worker) inbound(s *snapshot, f *Frame, b []byte, now int64, out []Frame
 		w.refSteps++
 	}
 	if e == nil || r == conntrack.Miss {
+		// What the batch prefetch serves: a frame whose bucket is read (a step
+		// at a Ref reads none).
+		w.lookups++
+		if p.Proto == header.IPProtoTCP && flags&opensOrCloses == 0 {
+			w.ackRefs++
+		}
 		// The lookup and, for a new flow, the scheduling and insertion in one
 		// hold of the flow's shard lock: the table asks w.Pick (newconn.go) when
 		// it finds nothing.

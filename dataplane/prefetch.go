@@ -5,7 +5,9 @@ import "github.com/gvs-lb/gvs/dataplane/header"
 // Batch prefetch. A packet whose flow is not in the worker's flow cache goes to the
 // shared connection table, and in a big table (or for a new flow) the bucket it reads
 // is a cache miss: ~50 ns from L3, more from DRAM. When enough of the previous batch
-// went to the table, Process first walks the batch, works out each frame's client
+// was looked up in the table's buckets (Worker.lookups: a table step at a cached
+// flow's Ref, the first ACK and the FIN of a flow the cache holds, reads no bucket),
+// Process first walks the batch, works out each frame's client
 // tuple with a few loads at fixed offsets (header.PeekSourceTuple), and touches its
 // bucket, so that the misses of the whole batch overlap instead of being paid one
 // after another. When the flow cache serves the traffic (the busy established case)
@@ -20,8 +22,8 @@ import "github.com/gvs-lb/gvs/dataplane/header"
 // the frames the cache will serve; when more were (established flows the cache does
 // not hold: a big table), it prefetches every frame.
 
-// prefetchShare is the fraction (1/prefetchShare) of a batch that must have gone to
-// the table for the next batch to be prefetched.
+// prefetchShare is the fraction (1/prefetchShare) of a batch that must have been
+// looked up in the table for the next batch to be prefetched.
 const prefetchShare = 4
 
 // opensOrCloses are the TCP flags of a segment that always goes to the table.

@@ -81,9 +81,11 @@ type Worker struct {
 	fh       uint64 // the current inbound packet's flowHash (its slot and its events' check word), or 0: not computed
 
 	// tableRefs counts the frames of the current batch that went to the connection
-	// table; it decides whether the next batch is prefetched (prefetch.go).
-	tableRefs int
-	// ackRefs counts those of them that were TCP segments without SYN, FIN or RST:
+	// table, lookups those of them whose flow was looked up in its bucket (not
+	// stepped at its flow slot's Ref: Table.InRef): lookups decides whether the
+	// next batch is prefetched (prefetch.go).
+	tableRefs, lookups int
+	// ackRefs counts the lookups that were TCP segments without SYN, FIN or RST:
 	// fewer than 1/prefetchShare of the batch, and the next prefetch is narrow.
 	ackRefs    int
 	prefetched uint64 // batches prefetched (for tests)
@@ -189,8 +191,8 @@ func (w *Worker) Process(in []Frame, now int64, out []Frame) []Frame {
 	w.nicmp = 0
 	w.now = now
 	w.hash = 0
-	if w.tableRefs*prefetchShare >= len(in) && len(in) > 1 {
-		w.tableRefs = 0
+	if w.lookups*prefetchShare >= len(in) && len(in) > 1 {
+		w.tableRefs, w.lookups = 0, 0
 		hashes := w.prefetch(in, w.ackRefs*prefetchShare < len(in))
 		w.ackRefs = 0
 		for i := range in {
@@ -199,7 +201,7 @@ func (w *Worker) Process(in []Frame, now int64, out []Frame) []Frame {
 		}
 		w.hash = 0
 	} else {
-		w.tableRefs, w.ackRefs = 0, 0
+		w.tableRefs, w.lookups, w.ackRefs = 0, 0, 0
 		for i := range in {
 			out = w.processFrame(s, &in[i], now, out)
 		}
