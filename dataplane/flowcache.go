@@ -163,9 +163,7 @@ func (fc *flowCache) store(fh uint64, k *conntrack.Key, c *conntrack.Conn, now i
 		fh = flowHash(k)
 	}
 	i := uint32(fh >> (64 - flowCacheBits))
-	noOutput := c.Flags&conntrack.FlagNoOutput != 0
-	if !c.HasDest || c.Flags&conntrack.FlagOnePacket != 0 ||
-		(k.Proto == header.IPProtoTCP && c.State != conntrack.StateEstablished && !noOutput) {
+	if !cacheable(k.Proto, c) {
 		if fc.isUsed(i) && keyEqual(&fc.slots[i].key, k) {
 			fc.clearUsed(i)
 		}
@@ -177,16 +175,44 @@ func (fc *flowCache) store(fh uint64, k *conntrack.Key, c *conntrack.Conn, now i
 		// flows (with many concurrent flows, the busy ones stay cached).
 		return nil
 	}
-	// Field by field, every field but the padding (TestFlowSlotStoreSetsEveryField):
-	// a composite literal is built on the stack and then copied, 128 bytes more to
-	// move (k and c never point into the slots).
 	e.key = *k
-	e.daddr, e.dport, e.method, e.state = c.DAddr, c.DPort, c.Method, c.State
-	e.keeps = conntrack.InputKeepsSet(c.State, noOutput)
-	e.dest, e.until = c.Dest, min(now+refreshEvery, c.Expires)
-	e.spend, e.snext, e.x, e.ref = 0, 0, slotExt{}, c.Ref
+	e.fill(c, now)
 	fc.setUsed(i)
 	return e
+}
+
+// restore is store for a flow whose slot already holds it: e, slot i, found holding
+// the flow's key before the table answered (inbound's lookup; nothing clears or
+// takes a slot in between). The key, the test of whose flow the slot holds and the
+// slot's in-use bit are as store would leave them, so only the answer is written:
+// store's result, without hashing, comparing or copying the key.
+func (fc *flowCache) restore(i uint32, e *flowSlot, c *conntrack.Conn, now int64) *flowSlot {
+	if !cacheable(e.key.Proto, c) {
+		fc.clearUsed(i)
+		return nil
+	}
+	e.fill(c, now)
+	return e
+}
+
+// cacheable reports whether a flow of protocol proto with the table's answer c may
+// be served from the cache: it has a dest, is not one-packet, and for TCP is
+// ESTABLISHED or INPUT-ONLY (FlagNoOutput: no reply seen, whose packets InputKeeps
+// tells in any state).
+func cacheable(proto uint8, c *conntrack.Conn) bool {
+	return c.HasDest && c.Flags&conntrack.FlagOnePacket == 0 &&
+		(proto != header.IPProtoTCP || c.State == conntrack.StateEstablished || c.Flags&conntrack.FlagNoOutput != 0)
+}
+
+// fill writes the table's answer c at now into e, every field but the key and the
+// sync event (ev, evv): field by field (TestFlowSlotStoreSetsEveryField), as a
+// composite literal is built on the stack and then copied, 128 bytes more to move
+// (c never points into the slots).
+func (e *flowSlot) fill(c *conntrack.Conn, now int64) {
+	e.daddr, e.dport, e.method, e.state = c.DAddr, c.DPort, c.Method, c.State
+	e.keeps = conntrack.InputKeepsSet(c.State, c.Flags&conntrack.FlagNoOutput != 0)
+	e.dest, e.until = c.Dest, min(now+refreshEvery, c.Expires)
+	e.spend, e.snext, e.x, e.ref = 0, 0, slotExt{}, c.Ref
 }
 
 // keptFrom reports whether slot e, which holds another flow, is kept from one that

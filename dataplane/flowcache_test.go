@@ -166,6 +166,18 @@ func TestFlowSlotStaleRef(t *testing.T) {
 	}
 }
 
+// slotAnswer returns a TCP flow's key and a DR answer for it in state st, expiring
+// at expires.
+func slotAnswer(st conntrack.State, expires int64) (conntrack.Key, conntrack.Conn) {
+	k := conntrack.Key{Proto: header.IPProtoTCP, CPort: 40000, VPort: 80}
+	copy(k.CAddr[:], []byte{198, 18, 0, 1})
+	copy(k.VAddr[:], []byte{198, 18, 1, 1})
+	c := conntrack.Conn{Key: k, Ref: 77, Dest: 3, HasDest: true, DPort: 8080, Method: ipvs.DR,
+		Flags: conntrack.FlagNoOutput, State: st, Expires: expires}
+	copy(c.DAddr[:], []byte{198, 19, 0, 5})
+	return k, c
+}
+
 // TestFlowSlotStoreSetsEveryField holds store, which writes a slot field by field, to
 // the whole slot built from the table's answer: a slot holding another flow's bytes
 // everywhere comes out equal to it, whatever field a change adds to the slot, but
@@ -174,12 +186,7 @@ func TestFlowSlotStaleRef(t *testing.T) {
 // another flow used (TestSyncSlotEvent holds what the sync side reads of them).
 func TestFlowSlotStoreSetsEveryField(t *testing.T) {
 	fc := new(flowCache)
-	k := conntrack.Key{Proto: header.IPProtoTCP, CPort: 40000, VPort: 80}
-	copy(k.CAddr[:], []byte{198, 18, 0, 1})
-	copy(k.VAddr[:], []byte{198, 18, 1, 1})
-	c := conntrack.Conn{Key: k, Ref: 77, Dest: 3, HasDest: true, DPort: 8080, Method: ipvs.DR,
-		Flags: conntrack.FlagNoOutput, State: conntrack.StateEstablished, Expires: 900 * sec}
-	copy(c.DAddr[:], []byte{198, 19, 0, 5})
+	k, c := slotAnswer(conntrack.StateEstablished, 900*sec)
 	for _, now := range []int64{sec, 900*sec - refreshEvery/2} { // until: the refresh, then the expiry
 		i := flowIndex(&k)
 		ev := uint64(0xa5a5a5a5a5a5a5a5) // left in a slot not in use (clearUsed left it 0)
@@ -236,6 +243,68 @@ func TestCachedSendMatchesTable(t *testing.T) {
 				t.Fatalf("ownMAC=%v ttl %d: counters differ: cache %+v %+v %+v, table %+v %+v %+v", ownMAC, ttl,
 					cached.w.C, cached.w.dstats, cached.w.sstats, table.w.C, table.w.dstats, table.w.sstats)
 			}
+		}
+	}
+}
+
+// TestFlowSlotRestoreMatchesStore holds restore to store for a slot that holds the
+// flow: from a slot left by an earlier answer (its sync fields dirtied as the cache's
+// packets and the sync side leave them), each answer — cacheable or not: a NAT flow's
+// SYN_RECV, a bypass, a one-packet flow, UDP — leaves the same slot, the same in-use
+// bit and the same result either way. Fails when restore writes a field store does
+// not, or keeps a slot store forgets.
+func TestFlowSlotRestoreMatchesStore(t *testing.T) {
+	k, first := slotAnswer(conntrack.StateSynRecv, 60*sec)
+	est := first
+	est.State, est.Expires = conntrack.StateEstablished, 900*sec
+	fin := first
+	fin.State, fin.Expires = conntrack.StateFinWait, 2*sec // until: the expiry
+	other := est
+	other.Ref, other.Dest, other.DPort, other.Method = 91, 4, 0, ipvs.TUN // the key's next connection
+	nat := est
+	nat.Method, nat.Flags, nat.State = ipvs.NAT, 0, conntrack.StateSynRecv
+	bypass := est
+	bypass.HasDest = false
+	one := est
+	one.Flags |= conntrack.FlagOnePacket
+	for _, tc := range []struct {
+		name  string
+		proto uint8
+		c     conntrack.Conn
+	}{
+		{"established", header.IPProtoTCP, est}, {"fin", header.IPProtoTCP, fin},
+		{"another connection", header.IPProtoTCP, other}, {"NAT SYN_RECV", header.IPProtoTCP, nat},
+		{"bypass", header.IPProtoTCP, bypass}, {"one-packet", header.IPProtoUDP, one},
+		{"UDP", header.IPProtoUDP, est},
+	} {
+		kk, c := k, tc.c
+		kk.Proto, c.Key.Proto = tc.proto, tc.proto
+		now := sec
+		var fcs [2]*flowCache
+		var got [2]*flowSlot
+		for n := range fcs {
+			fc := new(flowCache)
+			fcs[n] = fc
+			i := flowIndex(&kk)
+			e := fc.store(0, &kk, &first, 0)
+			if e == nil {
+				t.Fatalf("%s: the first answer was not stored", tc.name)
+			}
+			e.spend, e.snext, e.ev, e.evv = 5, 9, 3, 0x1234
+			e.x = slotExt{sentAt: 7}
+			if n == 0 {
+				got[n] = fc.store(flowHash(&kk), &kk, &c, now)
+			} else {
+				got[n] = fc.restore(i, e, &c, now)
+			}
+			if got[n] != nil && got[n] != &fc.slots[i] {
+				t.Fatalf("%s: %d returned another slot", tc.name, n)
+			}
+		}
+		i := flowIndex(&kk)
+		if (got[0] == nil) != (got[1] == nil) || fcs[0].slots[i] != fcs[1].slots[i] || fcs[0].isUsed(i) != fcs[1].isUsed(i) {
+			t.Fatalf("%s: store left %+v (used %v, slot %v), restore %+v (used %v, slot %v)", tc.name,
+				fcs[0].slots[i], fcs[0].isUsed(i), got[0] != nil, fcs[1].slots[i], fcs[1].isUsed(i), got[1] != nil)
 		}
 	}
 }

@@ -220,7 +220,12 @@ func (w *Worker) inbound(s *snapshot, f *Frame, b []byte, now int64, out []Frame
 	}
 	switch r {
 	case conntrack.Hit:
-		e := w.flows.store(w.fh, &w.key, &w.conn, now)
+		if e != nil {
+			// The slot found holding the flow above: the answer is written there.
+			e = w.flows.restore(uint32(w.fh>>(64-flowCacheBits)), e, &w.conn, now)
+		} else {
+			e = w.flows.store(w.fh, &w.key, &w.conn, now)
+		}
 		if p := s.set.sync; p != nil {
 			// syncAfterTable, in line for a short flow: no call but the push.
 			if c := &w.conn; e != nil && p.startShort(e, c) {
