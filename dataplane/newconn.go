@@ -28,6 +28,41 @@ type newConn struct {
 	reason Reason
 }
 
+// svcMemo is a worker's last answer of snapshot.service: generation s's service for
+// a flow to (proto, vaddr, vport) of family v6. The answer is a function of these and
+// the generation alone (the fwmark rules, the index and its fallbacks read nothing
+// else of the flow), and a generation is never changed once published, so while they
+// match the memo is the answer: a new flow to the virtual service of the one before
+// it compares four fields instead of building the index key, hashing it, probing and
+// comparing the service's key. It holds only the worker's current generation (sync
+// clears it), so it keeps no older one alive.
+type svcMemo struct {
+	s     *snapshot // nil: empty
+	svc   *service  // the answer, nil included
+	vaddr [16]byte
+	vport uint16
+	proto uint8
+	v6    bool
+}
+
+// service is s.service(k) through the worker's memo.
+func (w *Worker) service(s *snapshot, k *conntrack.Key) *service {
+	if m := &w.svcMemo; m.s == s && m.vaddr == k.VAddr && m.vport == k.VPort && m.proto == k.Proto && m.v6 == k.IPv6 {
+		return m.svc
+	}
+	return w.serviceMemo(s, k)
+}
+
+// serviceMemo looks the service up in s and remembers the answer when s is the
+// worker's current generation.
+func (w *Worker) serviceMemo(s *snapshot, k *conntrack.Key) *service {
+	svc := s.service(k)
+	if s == w.s {
+		w.svcMemo = svcMemo{s: s, svc: svc, vaddr: k.VAddr, vport: k.VPort, proto: k.Proto, v6: k.IPv6}
+	}
+	return svc
+}
+
 // setSchedPacket fills w.pk, the scheduler's view of the flow in w.key; with icmp
 // the flow an ICMP error quotes, whose header runs VIP → client (sh and mh hash its
 // destination).
@@ -79,7 +114,7 @@ func (w *Worker) Pick(k *conntrack.Key) (*sched.Dest, uint16, ipvs.Method, connt
 		nc.reason = ReasonNotSYN
 		return nil, 0, 0, 0
 	}
-	if nc.svc = s.service(k); nc.svc == nil {
+	if nc.svc = w.service(s, k); nc.svc == nil {
 		nc.reason = ReasonNoService
 		return nil, 0, 0, 0
 	}

@@ -264,7 +264,7 @@ func (w *Worker) schedule(s *snapshot, f *Frame, flags uint8, icmp bool, now int
 	if !icmp && k.Proto == header.IPProtoTCP && (flags&header.TCPFlagRST != 0 || (flags&header.TCPFlagSYN == 0 && !s.set.sloppyTCP)) {
 		return w.drop(ReasonNotSYN, out)
 	}
-	svc := s.service(k)
+	svc := w.service(s, k)
 	if svc == nil {
 		return w.drop(ReasonNoService, out)
 	}

@@ -71,6 +71,7 @@ type Worker struct {
 	pub      published
 	flows    *flowCache // this worker's established flows (see flowCache)
 	nc       newConn    // the current packet's exchange with Pick (newconn.go)
+	svcMemo  svcMemo    // the last new flow's service (newconn.go)
 	twoPass  bool       // tests: In, then schedule, instead of InOrInsert
 
 	// Cluster sync (sync.go): the sync-event ring (nil until sync is on; never nil
@@ -136,6 +137,7 @@ func (w *Worker) ServiceStats(id uint32) Stats {
 // when the configuration grew, never per packet).
 func (w *Worker) sync(s *snapshot) {
 	w.s = s
+	w.svcMemo = svcMemo{} // the old generation's: not kept alive by it
 	if n := len(s.dests); n > len(w.dstats) {
 		w.dstats = append(w.dstats, make([]Stats, n-len(w.dstats))...)
 	}
