@@ -154,7 +154,13 @@ func (w *Worker) admit(st *settings, b []byte) Reason {
 // director's own MAC and carries no source route.
 func (w *Worker) admitCommon(st *settings, b []byte) bool {
 	p := &w.p
-	return p.IPVersion != 0 && !p.HasVLAN && !p.SourceRoute && binary.LittleEndian.Uint64(b)&macMask == st.def.mac
+	return p.IPVersion != 0 && !p.HasVLAN && !p.SourceRoute && st.toOwnMAC(b)
+}
+
+// toOwnMAC reports whether frame b (at least 8 bytes) is sent to the director's own
+// MAC: admitCommon's one load, which processFrame's common frame asks alone.
+func (st *settings) toOwnMAC(b []byte) bool {
+	return binary.LittleEndian.Uint64(b)&macMask == st.def.mac
 }
 
 func (w *Worker) admitSlow(st *settings, b []byte) Reason {

@@ -21,23 +21,24 @@ func (w *Worker) processFrame(s *snapshot, f *Frame, now int64, out []Frame) []F
 	b := f.Bytes()
 	p := &w.p
 	// Decode's two steps in line: one call for the common frame, not two.
-	if !p.DecodeFast(b) {
-		if dr := p.DecodeOther(b); dr != header.DropNone {
-			w.C.Malformed[dr]++
-			return w.drop(ReasonMalformed, out)
+	if p.DecodeFast(b) {
+		// The common frame: untagged IPv4 with a 20-byte header (no source route),
+		// TCP or UDP, not a fragment — what DecodeFast takes. Sent to the
+		// director's own MAC and to a VIP of a small set, it goes straight to
+		// inbound: admit's first test would pass it (its other three tests are the
+		// decode's, known here), it is no ARP request or neighbour solicitation,
+		// and the protocol and fragment tests before inbound would pass it. Any
+		// other frame (one to no VIP, or with more than addrSetLinear VIPs) takes
+		// the general path, which decides it again from the start.
+		if s.set.toOwnMAC(b) && s.vips.inSmall4(&p.Dst) {
+			if owned := w.d.owned.Load(); owned != nil && !owned.contains(&p.Dst, false) {
+				return w.drop(ReasonNotOwned, out)
+			}
+			return w.inbound(s, f, b, now, out)
 		}
-	}
-	// The common frame — untagged IPv4 without a source route, sent to the
-	// director's own MAC and to a VIP of a small set — in one test: admit's first
-	// test passes it, and it is no ARP request or neighbour solicitation (neither is
-	// IPv4), so the VIP test below would take it to inbound. Any other frame (one to
-	// no VIP, or with more than addrSetLinear VIPs) takes the general path, which
-	// decides it again from the start.
-	if p.IPVersion == 4 && w.admitCommon(&s.set, b) && s.vips.inSmall4(&p.Dst) {
-		if owned := w.d.owned.Load(); owned != nil && !owned.contains(&p.Dst, false) {
-			return w.drop(ReasonNotOwned, out)
-		}
-		return w.inbound(s, f, b, now, out)
+	} else if dr := p.DecodeOther(b); dr != header.DropNone {
+		w.C.Malformed[dr]++
+		return w.drop(ReasonMalformed, out)
 	}
 	if r := w.admit(&s.set, b); r != 0 {
 		return w.drop(r, out)
@@ -64,6 +65,23 @@ func (w *Worker) processFrame(s *snapshot, f *Frame, now int64, out []Frame) []F
 	case s.vips.contains(&p.Dst, p.IPv6):
 		if owned != nil && !owned.contains(&p.Dst, p.IPv6) {
 			return w.drop(ReasonNotOwned, out)
+		}
+		// ip_vs_in_hook (docs/ipvs-semantics.md §5.2): ICMP, then inbound for TCP
+		// and UDP that is not a fragment.
+		switch p.Proto {
+		case header.IPProtoTCP, header.IPProtoUDP:
+		case header.IPProtoICMP, header.IPProtoICMPv6:
+			if p.HasEmbedded {
+				return w.inboundICMP(s, f, now, out)
+			}
+			return w.drop(ReasonICMPUnrelated, out)
+		default:
+			return w.drop(ReasonProtocol, out)
+		}
+		if p.IsFragment {
+			// The kernel reassembles before IPVS sees a packet; gvs does not, and a
+			// non-first fragment has no ports to find its connection by.
+			return w.drop(ReasonFragment, out)
 		}
 		return w.inbound(s, f, b, now, out)
 	case s.natRS.contains(&p.Src, p.IPv6):
@@ -113,24 +131,11 @@ func (w *Worker) setKey(proto uint8, v6 bool, caddr *[16]byte, cport uint16, vad
 	binary.LittleEndian.PutUint64(k.VAddr[8:], 0)
 }
 
-// inbound is ip_vs_in_hook (docs/ipvs-semantics.md §5.2); b is f.Bytes().
+// inbound is ip_vs_in_hook (docs/ipvs-semantics.md §5.2) for a TCP or UDP packet
+// that is not a fragment (processFrame tests it, or DecodeFast's kind is); b is
+// f.Bytes().
 func (w *Worker) inbound(s *snapshot, f *Frame, b []byte, now int64, out []Frame) []Frame {
 	p := &w.p
-	switch p.Proto {
-	case header.IPProtoTCP, header.IPProtoUDP:
-	case header.IPProtoICMP, header.IPProtoICMPv6:
-		if p.HasEmbedded {
-			return w.inboundICMP(s, f, now, out)
-		}
-		return w.drop(ReasonICMPUnrelated, out)
-	default:
-		return w.drop(ReasonProtocol, out)
-	}
-	if p.IsFragment {
-		// The kernel reassembles before IPVS sees a packet; gvs does not, and a
-		// non-first fragment has no ports to find its connection by.
-		return w.drop(ReasonFragment, out)
-	}
 	w.setKey(p.Proto, p.IPv6, &p.Src, p.SrcPort, &p.Dst, p.DstPort)
 	var flags uint8
 	if p.Proto == header.IPProtoTCP {

@@ -31,7 +31,29 @@ func FuzzDecodeFast(f *testing.F) {
 		if fast != gen {
 			t.Fatalf("fast and general decodes differ:%s", diffParsed(fast, gen))
 		}
+		if why := notFastKind(&fast); why != "" {
+			t.Fatalf("fast path took a frame outside its kind: %s", why)
+		}
 	})
+}
+
+// notFastKind says what a frame DecodeFast took is that DecodeFast's comment says
+// it is not, or "": the data path's common case (dataplane's processFrame) relies on
+// these facts without testing them again.
+func notFastKind(p *Parsed) string {
+	switch {
+	case p.IPVersion != 4 || p.IPv6 || p.EtherType != EtherTypeIPv4:
+		return "not IPv4"
+	case p.HasVLAN:
+		return "tagged"
+	case p.SourceRoute || p.L4Off-p.L3Off != IPv4MinHeaderLen:
+		return "IPv4 options"
+	case p.IsFragment:
+		return "a fragment"
+	case p.Proto != IPProtoTCP && p.Proto != IPProtoUDP || !p.HasPorts:
+		return "not TCP or UDP"
+	}
+	return ""
 }
 
 func fastSeeds(tb testing.TB) [][]byte {
@@ -80,6 +102,9 @@ func TestDecodeFastTakesCommon(t *testing.T) {
 		if fast.DecodeFast(b) {
 			if d := gen.decodeGeneral(b); d != DropNone || fast != gen {
 				t.Fatalf("seed %d: fast and general decodes differ (%v):%s", i, d, diffParsed(fast, gen))
+			}
+			if why := notFastKind(&fast); why != "" {
+				t.Fatalf("seed %d: fast path took a frame outside its kind: %s", i, why)
 			}
 		}
 	}
