@@ -69,10 +69,11 @@ func TestInSmall4MatchesContains(t *testing.T) {
 	}
 }
 
-// TestFastClassificationMatchesGeneral holds processFrame's one-test path for
-// untagged IPv4 to a VIP to the general one: the same frames go through a Director
-// with few VIPs (the fast path takes what it can) and one with more than
-// addrSetLinear (every frame takes the general path), with and without VRRP
+// TestFastClassificationMatchesGeneral holds Process's path for the common frame
+// (untagged IPv4 TCP or UDP to a VIP, sent to inbound without processFrame) to the
+// general one: the same frames go through Process and through processFrame alone
+// (runGeneral), on a Director with few VIPs (the small set's IPv4 list) and one
+// with more than addrSetLinear (the large set's table), with and without VRRP
 // ownership, and must leave the same frames and the same counters.
 func TestFastClassificationMatchesGeneral(t *testing.T) {
 	vip6, rs6 := netip.MustParseAddr("2001:db8::100"), netip.MustParseAddr("2001:db8::5")
@@ -116,32 +117,61 @@ func TestFastClassificationMatchesGeneral(t *testing.T) {
 		{"IPv6 to no VIP", dtPkt{src: netip.MustParseAddr("2001:db8::7"), dst: netip.MustParseAddr("2001:db8::200"), sport: 40009, dport: 80, syn: true}.frame(t)},
 		{"ARP for the VIP", arpRequest(t, dtVIP)},
 	}
-	for _, owned := range [][]netip.Addr{nil, {}, {vip6}, {dtVIP}} {
-		fast, general := newHarness(t, testOptions(), svcs...), newHarness(t, testOptions(), many...)
-		if fast.d.snap.Load().vips.small == nil || general.d.snap.Load().vips.small != nil {
-			t.Fatal("the Directors' VIP sets are not one small and one large")
-		}
-		fast.d.SetOwned(owned)
-		general.d.SetOwned(owned)
-		for i, f := range frames {
-			now := int64(i) * sec
-			got, want := fast.run(f.b, now), general.run(f.b, now)
-			if len(got) != len(want) {
-				t.Fatalf("owned %v, %s: %d frames out, want %d", owned, f.name, len(got), len(want))
+	for _, set := range []struct {
+		name  string
+		svcs  []ipvs.Service
+		large bool
+	}{{"small", svcs, false}, {"large", many, true}} {
+		for _, owned := range [][]netip.Addr{nil, {}, {vip6}, {dtVIP}} {
+			fast, general := newHarness(t, testOptions(), set.svcs...), newHarness(t, testOptions(), set.svcs...)
+			if large := fast.d.snap.Load().vips.small == nil; large != set.large {
+				t.Fatalf("%s: the VIP set is large: %v", set.name, large)
 			}
-			for k := range got {
-				if !bytes.Equal(got[k], want[k]) {
-					t.Fatalf("owned %v, %s: frame %d differs", owned, f.name, k)
+			fast.d.SetOwned(owned)
+			general.d.SetOwned(owned)
+			for i, f := range frames {
+				now := int64(i) * sec
+				got, want := fast.run(f.b, now), general.runGeneral(f.b, now)
+				if len(got) != len(want) {
+					t.Fatalf("%s, owned %v, %s: %d frames out, want %d", set.name, owned, f.name, len(got), len(want))
+				}
+				for k := range got {
+					if !bytes.Equal(got[k], want[k]) {
+						t.Fatalf("%s, owned %v, %s: frame %d differs", set.name, owned, f.name, k)
+					}
+				}
+				if fast.w.C.Reasons != general.w.C.Reasons || fast.w.C.Forwarded != general.w.C.Forwarded || fast.w.C.In != general.w.C.In {
+					t.Fatalf("%s, owned %v, %s: reasons %v, forwarded %d, in %d; want %v, %d, %d", set.name, owned, f.name,
+						fast.w.C.Reasons, fast.w.C.Forwarded, fast.w.C.In, general.w.C.Reasons, general.w.C.Forwarded, general.w.C.In)
 				}
 			}
-			if fast.w.C.Reasons != general.w.C.Reasons || fast.w.C.Forwarded != general.w.C.Forwarded {
-				t.Fatalf("owned %v, %s: reasons %v, forwarded %d; want %v, %d", owned, f.name, fast.w.C.Reasons, fast.w.C.Forwarded, general.w.C.Reasons, general.w.C.Forwarded)
+			// The frames reach both outcomes the fast path decides: frames go to two
+			// VIPs, and owned lists at most one of them.
+			if notOwned := owned != nil; notOwned != (fast.w.C.Reasons[ReasonNotOwned] > 0) || (owned == nil || len(owned) > 0) != (fast.w.C.Forwarded > 0) {
+				t.Fatalf("%s, owned %v: forwarded %d, not owned %d", set.name, owned, fast.w.C.Forwarded, fast.w.C.Reasons[ReasonNotOwned])
 			}
 		}
-		// The frames reach both outcomes the fast path decides: frames go to two
-		// VIPs, and owned lists at most one of them.
-		if notOwned := owned != nil; notOwned != (fast.w.C.Reasons[ReasonNotOwned] > 0) || (owned == nil || len(owned) > 0) != (fast.w.C.Forwarded > 0) {
-			t.Fatalf("owned %v: forwarded %d, not owned %d", owned, fast.w.C.Forwarded, fast.w.C.Reasons[ReasonNotOwned])
-		}
 	}
+}
+
+// runGeneral is run with the frame classified by processFrame alone, from its
+// decode on (frameRaw), as Process does for a frame it does not take itself: the
+// reference Process's path for the common frame is held to. It does Process's
+// bookkeeping before the frame; not its publishing and expiry, which leave the
+// frames and the worker's counters alone.
+func (h *harness) runGeneral(b []byte, now int64) [][]byte {
+	h.t.Helper()
+	w := h.w
+	s := w.d.snap.Load()
+	if s != w.s {
+		w.sync(s)
+	}
+	w.batchGen, w.nicmp, w.now, w.hash = s.gen, 0, now, 0
+	f := inFrame(b)
+	w.C.In++
+	var got [][]byte
+	for _, o := range w.processFrame(s, &f, f.Bytes(), frameRaw, nil) {
+		got = append(got, append([]byte(nil), o.Bytes()...))
+	}
+	return got
 }

@@ -158,7 +158,7 @@ func (w *Worker) admitCommon(st *settings, b []byte) bool {
 }
 
 // toOwnMAC reports whether frame b (at least 8 bytes) is sent to the director's own
-// MAC: admitCommon's one load, which processFrame's common frame asks alone.
+// MAC: admitCommon's one load, which Process asks alone of the common frame.
 func (st *settings) toOwnMAC(b []byte) bool {
 	return binary.LittleEndian.Uint64(b)&macMask == st.def.mac
 }

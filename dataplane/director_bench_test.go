@@ -118,9 +118,9 @@ func BenchmarkEstablishedSync(b *testing.B) {
 	}
 }
 
-// BenchmarkEstablishedManyVIPs is BenchmarkEstablishedDR4 with more VIPs than
-// processFrame's one-test path takes (addrSetLinear): every frame is classified by
-// the general path, the VIP set's hash table.
+// BenchmarkEstablishedManyVIPs is BenchmarkEstablishedDR4 with more VIPs than a small
+// set's IPv4 list holds (addrSetLinear): every frame's VIP test asks the VIP set's
+// hash table.
 func BenchmarkEstablishedManyVIPs(b *testing.B) {
 	svcs := []ipvs.Service{rrService(ipvs.DR, 80)}
 	for i := range addrSetLinear {

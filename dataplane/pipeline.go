@@ -13,32 +13,27 @@ func (w *Worker) drop(r Reason, out []Frame) []Frame {
 	return out
 }
 
-// processFrame handles a single frame of a Process batch. Classification follows the
-// kernel's hooks: traffic to a VIP takes the input path (ip_vs_in_hook), traffic from a
-// NAT real server the output path (ip_vs_out_hook); everything else is not ours.
-func (w *Worker) processFrame(s *snapshot, f *Frame, now int64, out []Frame) []Frame {
-	w.C.In++
-	b := f.Bytes()
+// frameKnown is what Process learnt of a frame before it calls processFrame.
+type frameKnown uint8
+
+const (
+	frameRaw     frameKnown = iota // DecodeFast did not take it: not decoded
+	frameDecoded                   // DecodeFast decoded it
+	frameNotVIP                    // DecodeFast decoded it, it is sent to the director's own MAC, and its destination is no VIP
+)
+
+// processFrame handles a frame of a Process batch that is not the common one Process
+// sends to inbound itself, at the batch's time w.now; b is f.Bytes(), and known what
+// Process learnt of it. Classification follows the kernel's hooks: traffic to a VIP
+// takes the input path (ip_vs_in_hook), traffic from a NAT real server the output
+// path (ip_vs_out_hook); everything else is not ours.
+func (w *Worker) processFrame(s *snapshot, f *Frame, b []byte, known frameKnown, out []Frame) []Frame {
 	p := &w.p
-	// Decode's two steps in line: one call for the common frame, not two.
-	if p.DecodeFast(b) {
-		// The common frame: untagged IPv4 with a 20-byte header (no source route),
-		// TCP or UDP, not a fragment — what DecodeFast takes. Sent to the
-		// director's own MAC and to a VIP of a small set, it goes straight to
-		// inbound: admit's first test would pass it (its other three tests are the
-		// decode's, known here), it is no ARP request or neighbour solicitation,
-		// and the protocol and fragment tests before inbound would pass it. Any
-		// other frame (one to no VIP, or with more than addrSetLinear VIPs) takes
-		// the general path, which decides it again from the start.
-		if s.set.toOwnMAC(b) && s.vips.inSmall4(&p.Dst) {
-			if owned := w.d.owned.Load(); owned != nil && !owned.contains(&p.Dst, false) {
-				return w.drop(ReasonNotOwned, out)
-			}
-			return w.inbound(s, f, b, now, out)
+	if known == frameRaw {
+		if dr := p.DecodeOther(b); dr != header.DropNone {
+			w.C.Malformed[dr]++
+			return w.drop(ReasonMalformed, out)
 		}
-	} else if dr := p.DecodeOther(b); dr != header.DropNone {
-		w.C.Malformed[dr]++
-		return w.drop(ReasonMalformed, out)
 	}
 	if r := w.admit(&s.set, b); r != 0 {
 		return w.drop(r, out)
@@ -62,7 +57,7 @@ func (w *Worker) processFrame(s *snapshot, f *Frame, now int64, out []Frame) []F
 		}
 	}
 	switch {
-	case s.vips.contains(&p.Dst, p.IPv6):
+	case known != frameNotVIP && s.vips.contains(&p.Dst, p.IPv6):
 		if owned != nil && !owned.contains(&p.Dst, p.IPv6) {
 			return w.drop(ReasonNotOwned, out)
 		}
@@ -72,7 +67,7 @@ func (w *Worker) processFrame(s *snapshot, f *Frame, now int64, out []Frame) []F
 		case header.IPProtoTCP, header.IPProtoUDP:
 		case header.IPProtoICMP, header.IPProtoICMPv6:
 			if p.HasEmbedded {
-				return w.inboundICMP(s, f, now, out)
+				return w.inboundICMP(s, f, w.now, out)
 			}
 			return w.drop(ReasonICMPUnrelated, out)
 		default:
@@ -83,9 +78,9 @@ func (w *Worker) processFrame(s *snapshot, f *Frame, now int64, out []Frame) []F
 			// non-first fragment has no ports to find its connection by.
 			return w.drop(ReasonFragment, out)
 		}
-		return w.inbound(s, f, b, now, out)
+		return w.inbound(s, f, b, out)
 	case s.natRS.contains(&p.Src, p.IPv6):
-		return w.outbound(s, f, now, out)
+		return w.outbound(s, f, w.now, out)
 	}
 	return w.drop(ReasonNotOurs, out)
 }
@@ -132,10 +127,10 @@ func (w *Worker) setKey(proto uint8, v6 bool, caddr *[16]byte, cport uint16, vad
 }
 
 // inbound is ip_vs_in_hook (docs/ipvs-semantics.md §5.2) for a TCP or UDP packet
-// that is not a fragment (processFrame tests it, or DecodeFast's kind is); b is
-// f.Bytes().
-func (w *Worker) inbound(s *snapshot, f *Frame, b []byte, now int64, out []Frame) []Frame {
-	p := &w.p
+// that is not a fragment (processFrame tests it, or DecodeFast's kind is), at the
+// batch's time w.now; b is f.Bytes().
+func (w *Worker) inbound(s *snapshot, f *Frame, b []byte, out []Frame) []Frame {
+	p, now := &w.p, w.now
 	w.setKey(p.Proto, p.IPv6, &p.Src, p.SrcPort, &p.Dst, p.DstPort)
 	var flags uint8
 	if p.Proto == header.IPProtoTCP {

@@ -192,22 +192,47 @@ func (w *Worker) Process(in []Frame, now int64, out []Frame) []Frame {
 	w.batchGen = s.gen
 	w.nicmp = 0
 	w.now = now
-	w.hash = 0
+	var hashes []uint64 // the prefetch's, by frame; none: w.hash stays 0
 	if w.lookups*prefetchShare >= len(in) && len(in) > 1 {
-		w.tableRefs, w.lookups = 0, 0
-		hashes := w.prefetch(in, w.ackRefs*prefetchShare < len(in))
-		w.ackRefs = 0
-		for i := range in {
-			w.hash = hashes[i]
-			out = w.processFrame(s, &in[i], now, out)
-		}
-		w.hash = 0
-	} else {
-		w.tableRefs, w.lookups, w.ackRefs = 0, 0, 0
-		for i := range in {
-			out = w.processFrame(s, &in[i], now, out)
-		}
+		hashes = w.prefetch(in, w.ackRefs*prefetchShare < len(in))
 	}
+	w.tableRefs, w.lookups, w.ackRefs = 0, 0, 0
+	w.hash = 0
+	p := &w.p
+	for i := range in {
+		if hashes != nil {
+			w.hash = hashes[i]
+		}
+		f := &in[i]
+		w.C.In++
+		b := f.Bytes()
+		// The common frame, in the loop: no call but Decode's and inbound's.
+		// Untagged IPv4 with a 20-byte header (no source route), TCP or UDP, not a
+		// fragment — what DecodeFast takes — sent to the director's own MAC and
+		// to a VIP goes straight to inbound: admit's first test would pass it (its
+		// other three tests are the decode's, known here), it is no ARP request or
+		// neighbour solicitation, and processFrame's protocol and fragment tests
+		// would pass it. Any other frame takes processFrame, which decides it
+		// again from the start, told what is known.
+		known := frameRaw
+		if p.DecodeFast(b) {
+			known = frameDecoded
+			if s.set.toOwnMAC(b) {
+				// A VIP: in a small set's IPv4 list, or a large set's table.
+				if v := &s.vips; v.inSmall4(&p.Dst) || v.v4 == nil && v.contains(&p.Dst, false) {
+					if owned := w.d.owned.Load(); owned == nil || owned.contains(&p.Dst, false) {
+						out = w.inbound(s, f, b, out)
+					} else {
+						out = w.drop(ReasonNotOwned, out)
+					}
+					continue
+				}
+				known = frameNotVIP
+			}
+		}
+		out = w.processFrame(s, f, b, known, out)
+	}
+	w.hash = 0
 	if s.set.sync != nil {
 		if r := w.ring.Load(); r != nil {
 			r.publish() // the batch's sync events, with one atomic store (sync.go)
