@@ -36,19 +36,22 @@ func DecTTL4(frame []byte, p *Parsed) {
 	h := frame[p.L3Off:]
 	_ = h[ip4Checksum+1] // BCE: one check for the three bytes written
 	h[ip4TTL] = p.TTL - 1
-	binary.BigEndian.PutUint16(h[ip4Checksum:], checksumDecTTL(binary.BigEndian.Uint16(h[ip4Checksum:])))
+	binary.LittleEndian.PutUint16(h[ip4Checksum:], checksumDecTTL(binary.LittleEndian.Uint16(h[ip4Checksum:])))
 	p.TTL--
 }
 
 // checksumDecTTL is ChecksumUpdate16(hc, m, m-0x0100) for the IPv4 header's (TTL,
-// protocol) word m whose TTL is at least 1: the word loses 0x0100 without a borrow,
-// so ^m + m' is 0xffff - 0x0100 whatever m is, and neither the word nor the protocol
-// needs reading. The same sum, so the same result, as RFC 1624 eqn. 3 computes.
-func checksumDecTTL(hc uint16) uint16 {
-	s := uint32(^hc) + 0xffff - 0x0100
-	s = (s & 0xffff) + (s >> 16)
-	s = (s & 0xffff) + (s >> 16)
-	return ^uint16(s)
+// protocol) word m whose TTL is at least 1, on the checksum's two bytes read
+// little-endian (r: hc byte-swapped). The word loses 0x0100 without a borrow, so its
+// complement, and the checksum, gain 0x0100 in ones' complement; a ones' complement
+// sum of byte-swapped words is the byte-swapped sum (RFC 1071 §2 (B)), so on r
+// that is 1. The end-around carry: a sum past 0xffff gets one more; and as RFC 1624
+// eqn. 3 never gives 0xffff (-0), a sum of exactly 0xffff also gets one more and
+// wraps to 0. Both in one add: (s+1)>>16 is 1 exactly when s >= 0xffff (s is at
+// most 0x10000). Neither the word nor the protocol needs reading, and no byte swap.
+func checksumDecTTL(r uint16) uint16 {
+	s := uint32(r) + 1
+	return uint16(s + (s+1)>>16)
 }
 
 // SetMACs sets the destination and source MAC addresses: the whole of DR's rewrite

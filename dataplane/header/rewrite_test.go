@@ -3,6 +3,7 @@ package header
 import (
 	"bytes"
 	"encoding/binary"
+	"math/bits"
 	"testing"
 
 	"github.com/google/gopacket"
@@ -431,10 +432,11 @@ func BenchmarkNAT(b *testing.B) {
 // TestChecksumDecTTLIsEqn3 holds DecTTL's shortcut to the general incremental update
 // it replaces: for every checksum and every (TTL, protocol) word of a TTL from 1 to
 // 255 (protocols 6, 17 and 255 stand for all: the shortcut never reads the word),
-// checksumDecTTL gives what ChecksumUpdate16 gives for the word losing one TTL.
+// checksumDecTTL gives what ChecksumUpdate16 gives for the word losing one TTL (on the
+// checksum byte-swapped, as checksumDecTTL takes and returns it).
 func TestChecksumDecTTLIsEqn3(t *testing.T) {
 	for hc := 0; hc <= 0xffff; hc++ {
-		want0 := checksumDecTTL(uint16(hc))
+		want0 := bits.ReverseBytes16(checksumDecTTL(bits.ReverseBytes16(uint16(hc))))
 		for ttl := 1; ttl <= 255; ttl++ {
 			for _, proto := range []int{6, 17, 255} {
 				m := uint16(ttl<<8 | proto)
