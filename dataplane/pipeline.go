@@ -147,22 +147,25 @@ func (w *Worker) inbound(s *snapshot, f *Frame, b []byte, out []Frame) []Frame {
 		if e = w.flows.holding(uint32(fh>>(64-flowCacheBits)), &w.key); e != nil && !e.fresh(now) {
 			e = nil
 		}
-		if e != nil && e.serves(p.Proto, flags) && int(e.dest) < len(s.dests) && s.dests[e.dest].d.Available() {
-			if s.set.sync != nil {
-				if e.countServed() {
-					w.cachedSync(s.set.sync, e, w.fh&evCheckMask, now)
+		if e != nil && e.serves(p.Proto, flags) && int(e.dest) < len(s.dests) {
+			if info := &s.dests[e.dest]; info.d.Available() {
+				if s.set.sync != nil {
+					if e.countServed() {
+						w.cachedSync(s.set.sync, e, w.fh&evCheckMask, now)
+					}
 				}
+				// xmit's one-block case in line, the common one: no call, and
+				// the dest's settings found once.
+				if w.plainDRTo(s, f, info, e.method) {
+					header.DecTTL4(b, p)
+					w.setMACs(b, &info.mac)
+					w.countIn(e.dest, info.svc, uint64(p.End-p.L3Off))
+					return queue(out, f)
+				}
+				c := &w.conn
+				c.Dest, c.Method, c.DAddr, c.DPort = e.dest, e.method, e.daddr, e.dport
+				return w.xmit(s, f, b, c, false, out)
 			}
-			// xmit's one-block case in line, the common one: no call.
-			if info := w.plainDR(s, f, e.dest, e.method); info != nil {
-				header.DecTTL4(b, p)
-				w.setMACs(b, &info.mac)
-				w.countIn(e.dest, info.svc, uint64(p.End-p.L3Off))
-				return queue(out, f)
-			}
-			c := &w.conn
-			c.Dest, c.Method, c.DAddr, c.DPort = e.dest, e.method, e.daddr, e.dport
-			return w.xmit(s, f, b, c, false, out)
 		}
 	}
 	if s.set.sync != nil {

@@ -99,18 +99,24 @@ func (w *Worker) xmit(s *snapshot, f *Frame, b []byte, c *conntrack.Conn, relate
 }
 
 // plainDR returns dest's settings when the current frame, sent to dest by method m,
-// is xmit's one-block case (DR, IPv4, TTL to spare, within the MTU, checksum
-// complete, the real server's MAC known), else nil. It has no side effects and is
-// inlined, so the flow cache's path (inbound) sends such a frame as xmit does without
-// calling it.
+// is xmit's one-block case (plainDRTo), else nil.
 func (w *Worker) plainDR(s *snapshot, f *Frame, dest uint32, m ipvs.Method) *destInfo {
-	p := &w.p
-	if d := int(dest); d < len(s.dests) && m == ipvs.DR && p.IPVersion == 4 && p.TTL > 1 && !f.CsumPartial {
-		if info := &s.dests[d]; info.hasMAC && p.End-p.L3Off <= s.set.mtu {
+	if d := int(dest); d < len(s.dests) {
+		if info := &s.dests[d]; w.plainDRTo(s, f, info, m) {
 			return info
 		}
 	}
 	return nil
+}
+
+// plainDRTo reports whether the current frame, sent by method m to the dest whose
+// settings are info, is xmit's one-block case: DR, IPv4, TTL to spare, within the
+// MTU, checksum complete, the real server's MAC known. It has no side effects and is
+// inlined, so the flow cache's path (inbound), which has info, sends such a frame
+// as xmit does without calling it.
+func (w *Worker) plainDRTo(s *snapshot, f *Frame, info *destInfo, m ipvs.Method) bool {
+	p := &w.p
+	return m == ipvs.DR && p.IPVersion == 4 && p.TTL > 1 && !f.CsumPartial && info.hasMAC && p.End-p.L3Off <= s.set.mtu
 }
 
 // xmitSteps is xmit's every case, step by step in docs/ipvs-semantics.md §9's order.
