@@ -133,6 +133,25 @@ func flowHash(k *conntrack.Key) uint64 {
 	return h * 0x9e3779b97f4a7c15
 }
 
+// flowHash4 is flowHash of the IPv4 key setKey makes of these fields (addresses as
+// their 4 bytes read little-endian), from the fields: the key's upper address words
+// are zero, so their products are.
+func flowHash4(proto uint8, caddr uint32, cport uint16, vaddr uint32, vport uint16) uint64 {
+	h := uint64(caddr) ^ uint64(vaddr)*0xc2b2ae3d27d4eb4f
+	h ^= uint64(cport)<<32 | uint64(vport)<<16 | uint64(proto)
+	return h * 0x9e3779b97f4a7c15
+}
+
+// keyIs4 reports whether k, a key setKey made, is the IPv4 key it makes of these
+// fields (addresses as flowHash4 takes them): keyEqual without that key. An IPv4
+// key's upper address words are zero (setKey), so the first words and the family
+// decide.
+func keyIs4(k *conntrack.Key, proto uint8, caddr uint32, cport uint16, vaddr uint32, vport uint16) bool {
+	le := binary.LittleEndian
+	return le.Uint64(k.CAddr[:8]) == uint64(caddr) && le.Uint64(k.VAddr[:8]) == uint64(vaddr) &&
+		k.CPort == cport && k.VPort == vport && k.Proto == proto && !k.IPv6
+}
+
 // keyEqual is a == b in five word compares and no call (== on a Key calls the
 // runtime's generic memequal).
 func keyEqual(a, b *conntrack.Key) bool {

@@ -2,6 +2,8 @@ package dataplane
 
 import (
 	"bytes"
+	"encoding/binary"
+	"math/rand/v2"
 	"slices"
 	"testing"
 	"time"
@@ -305,6 +307,46 @@ func TestFlowSlotRestoreMatchesStore(t *testing.T) {
 		if (got[0] == nil) != (got[1] == nil) || fcs[0].slots[i] != fcs[1].slots[i] || fcs[0].isUsed(i) != fcs[1].isUsed(i) {
 			t.Fatalf("%s: store left %+v (used %v, slot %v), restore %+v (used %v, slot %v)", tc.name,
 				fcs[0].slots[i], fcs[0].isUsed(i), got[0] != nil, fcs[1].slots[i], fcs[1].isUsed(i), got[1] != nil)
+		}
+	}
+}
+
+// TestFlowHash4IsKeys holds inbound's IPv4 lookup, which reads the packet's fields, to
+// the key setKey makes of them: flowHash4 is that key's flowHash, and keyIs4 is
+// keyEqual with it, for keys that differ from it in any one field and for the IPv6
+// key of the same bytes.
+func TestFlowHash4IsKeys(t *testing.T) {
+	var w Worker
+	key := func(proto uint8, v6 bool, c uint32, cport uint16, v uint32, vport uint16) conntrack.Key {
+		var ca, va [16]byte
+		binary.LittleEndian.PutUint32(ca[:], c)
+		binary.LittleEndian.PutUint32(va[:], v)
+		w.setKey(proto, v6, &ca, cport, &va, vport)
+		return w.key
+	}
+	r := rand.New(rand.NewPCG(1, 2))
+	for range 1000 {
+		proto := uint8(header.IPProtoTCP)
+		if r.IntN(2) == 0 {
+			proto = header.IPProtoUDP
+		}
+		c, v, cport, vport := r.Uint32(), r.Uint32(), uint16(r.Uint32()), uint16(r.Uint32())
+		k := key(proto, false, c, cport, v, vport)
+		if got, want := flowHash4(proto, c, cport, v, vport), flowHash(&k); got != want {
+			t.Fatalf("%v: flowHash4 %#x, flowHash %#x", k, got, want)
+		}
+		for _, o := range []conntrack.Key{
+			k,
+			key(proto, true, c, cport, v, vport),
+			key(proto^(header.IPProtoTCP^header.IPProtoUDP), false, c, cport, v, vport),
+			key(proto, false, c^1<<r.IntN(32), cport, v, vport),
+			key(proto, false, c, cport^1<<r.IntN(16), v, vport),
+			key(proto, false, c, cport, v^1<<r.IntN(32), vport),
+			key(proto, false, c, cport, v, vport^1<<r.IntN(16)),
+		} {
+			if got, want := keyIs4(&o, proto, c, cport, v, vport), keyEqual(&o, &k); got != want {
+				t.Fatalf("slot key %v, packet key %v: keyIs4 %v, keyEqual %v", o, k, got, want)
+			}
 		}
 	}
 }

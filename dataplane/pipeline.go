@@ -131,7 +131,6 @@ func (w *Worker) setKey(proto uint8, v6 bool, caddr *[16]byte, cport uint16, vad
 // batch's time w.now; b is f.Bytes().
 func (w *Worker) inbound(s *snapshot, f *Frame, b []byte, out []Frame) []Frame {
 	p, now := &w.p, w.now
-	w.setKey(p.Proto, p.IPv6, &p.Src, p.SrcPort, &p.Dst, p.DstPort)
 	var flags uint8
 	if p.Proto == header.IPProtoTCP {
 		flags = p.TCPFlags
@@ -140,11 +139,23 @@ func (w *Worker) inbound(s *snapshot, f *Frame, b []byte, out []Frame) []Frame {
 	// e: the flow's slot, fresh, when the cache holds it.
 	var e *flowSlot
 	if flags&(header.TCPFlagSYN|header.TCPFlagRST) == 0 { // never served from the cache
-		fh := flowHash(&w.key)
+		// The slot holding the packet's key, fresh at now. For IPv4 the hash and
+		// the comparison read the packet's fields, the key's (setKey, below): a
+		// packet the cache serves does not store the key.
+		var fh uint64
+		if p.IPv6 {
+			w.setKey(p.Proto, true, &p.Src, p.SrcPort, &p.Dst, p.DstPort)
+			fh = flowHash(&w.key)
+			e = w.flows.holding(uint32(fh>>(64-flowCacheBits)), &w.key)
+		} else {
+			c, v := binary.LittleEndian.Uint32(p.Src[:4]), binary.LittleEndian.Uint32(p.Dst[:4])
+			fh = flowHash4(p.Proto, c, p.SrcPort, v, p.DstPort)
+			if fc, i := w.flows, uint32(fh>>(64-flowCacheBits)); fc.isUsed(i) && keyIs4(&fc.slots[i].key, p.Proto, c, p.SrcPort, v, p.DstPort) {
+				e = &fc.slots[i]
+			}
+		}
 		w.fh = fh
-		// The slot holding the key, fresh at now: two small calls the compiler
-		// inlines (one function doing both would be too big to be inlined).
-		if e = w.flows.holding(uint32(fh>>(64-flowCacheBits)), &w.key); e != nil && !e.fresh(now) {
+		if e != nil && !e.fresh(now) {
 			e = nil
 		}
 		if e != nil && e.serves(p.Proto, flags) && int(e.dest) < len(s.dests) {
@@ -168,6 +179,8 @@ func (w *Worker) inbound(s *snapshot, f *Frame, b []byte, out []Frame) []Frame {
 			}
 		}
 	}
+	// The key, for the table (IPv6's again: the same).
+	w.setKey(p.Proto, p.IPv6, &p.Src, p.SrcPort, &p.Dst, p.DstPort)
 	if s.set.sync != nil {
 		// What the cache did for the flow since the table last answered
 		// (foldSlot), in line: most table packets have nothing to fold.
