@@ -216,12 +216,16 @@ func benchEstablishedWith(b *testing.B, o Options, svcs []ipvs.Service, flows, d
 	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds()/1e6, "Mpps")
 }
 
-// BenchmarkNewConnection measures SYNs of new flows at a steady 6.4 Mpps of trace
+// BenchmarkNewConnection measures SYNs of new flows at a steady 6,400 a second of trace
 // time (10 ms per batch of 64): service lookup, scheduling, insertion and the
 // amortised expiry of the flows of earlier rounds. Source ports move on every round
 // (4,096 frames), so a client tuple comes back only after 128 s of trace time. With
-// the kernel's 60 s SYN_RECV timeout the table holds about 400,000 connections in steady state (every lookup
-// and insert is a cache miss); with a 1 s timeout about 6,400 (the CPU cost alone).
+// the kernel's 60 s SYN_RECV timeout the flows of the last 60 s would be 384,000
+// connections, but they are all unconfirmed (SYN_RECV), so the unconfirmed budget
+// (docs/defense.md §7: a service's share is conn_max/4 by default) holds the table
+// at 262,144 in steady state, evicting the oldest (every lookup and insert is a cache
+// miss; the "conns" metric says how many); with a 1 s timeout about 6,400 (the CPU
+// cost alone).
 func BenchmarkNewConnection(b *testing.B) {
 	b.Run("live=400k", func(b *testing.B) { benchNewConnection(b, 60*time.Second, nil) })
 	b.Run("live=6k", func(b *testing.B) { benchNewConnection(b, time.Second, nil) })
