@@ -136,15 +136,18 @@ func (w *Worker) inbound(s *snapshot, f *Frame, b []byte, out []Frame) []Frame {
 		flags = p.TCPFlags
 	}
 	w.fh = 0
+	// The key: an IPv6 flow's now, for the cache and the table; an IPv4 flow's only
+	// for the table (below): the cache's hash and comparison read the packet's
+	// fields, so a packet the cache serves does not store the key.
+	if p.IPv6 {
+		w.setKey(p.Proto, true, &p.Src, p.SrcPort, &p.Dst, p.DstPort)
+	}
 	// e: the flow's slot, fresh, when the cache holds it.
 	var e *flowSlot
 	if flags&(header.TCPFlagSYN|header.TCPFlagRST) == 0 { // never served from the cache
-		// The slot holding the packet's key, fresh at now. For IPv4 the hash and
-		// the comparison read the packet's fields, the key's (setKey, below): a
-		// packet the cache serves does not store the key.
+		// The slot holding the packet's key, fresh at now.
 		var fh uint64
 		if p.IPv6 {
-			w.setKey(p.Proto, true, &p.Src, p.SrcPort, &p.Dst, p.DstPort)
 			fh = flowHash(&w.key)
 			e = w.flows.holding(uint32(fh>>(64-flowCacheBits)), &w.key)
 		} else {
@@ -179,8 +182,9 @@ func (w *Worker) inbound(s *snapshot, f *Frame, b []byte, out []Frame) []Frame {
 			}
 		}
 	}
-	// The key, for the table (IPv6's again: the same).
-	w.setKey(p.Proto, p.IPv6, &p.Src, p.SrcPort, &p.Dst, p.DstPort)
+	if !p.IPv6 {
+		w.setKey(p.Proto, false, &p.Src, p.SrcPort, &p.Dst, p.DstPort)
+	}
 	if s.set.sync != nil {
 		// What the cache did for the flow since the table last answered
 		// (foldSlot), in line: most table packets have nothing to fold.
