@@ -114,7 +114,16 @@ type LiveOptions struct {
 	// request crosses CPUs as often directly (client → server → client) as through
 	// gvs (client → gvs, then server → client), so the difference is gvs's own; left
 	// free, the direct path's server runs beside the client and crosses no CPU.
-	RSCPU   int  `json:"rs_cpu"`
+	RSCPU int `json:"rs_cpu"`
+	// Apart runs wrk -c WRKConns a second time in the pinned measurement, with the
+	// real servers' processes on GenCPU, beside the clients (HTTPSample.KeepAliveApart):
+	// gvs's CPU is then gvs's alone, as a director host's is. Left where the scheduler
+	// puts them, the servers mostly run on gvs's CPU (the clients keep the other one
+	// busy), and there every path's throughput is the servers' CPU less what the
+	// director's work takes of it: on veth the real server's receive path runs inside
+	// gvs's send, where the kernel paths' rides on the client's CPU (docs/lab.md).
+	// Skipped when RSCPU = GenCPU (the first run is that already).
+	Apart   bool `json:"c32_apart"`
 	Workers int  `json:"workers"` // gvs run --workers
 	Flows   int  `json:"flows"`   // distinct UDP source ports the senders cycle through
 	Ingress bool `json:"ingress"` // ingress_drop = true in gvs's config (docs/lab.md: +6–10%)
@@ -149,7 +158,7 @@ func DefaultLive() LiveOptions {
 		Pin: true, Unpinned: true, GenCPU: 1, DirCPU: 0, RSCPU: -1,
 		Workers: 1, Flows: 256, Ingress: true,
 		UDP: true, Sat: true, SatStep: time.Second,
-		HTTP: true, WRKSeconds: 3, WRKConns: 32,
+		HTTP: true, WRKSeconds: 3, WRKConns: 32, Apart: true,
 		LatRequests: 1000, LatGap: 2 * time.Millisecond,
 	}
 }
@@ -329,11 +338,14 @@ func satRate(steps []SatStep) float64 {
 
 // HTTPSample is the HTTP part of one path in one round.
 type HTTPSample struct {
-	Serial    *WRKResult      `json:"wrk_c1,omitempty"` // one request at a time, keep-alive, back to back
-	KeepAlive *WRKResult      `json:"wrk_cN,omitempty"` // WRKConns connections, keep-alive
-	Random    []LatencyResult `json:"random,omitempty"` // randomly timed requests, per connection mode
-	Target    string          `json:"target"`           // the URL
-	Errors    []string        `json:"errors,omitempty"` // runs that failed (the others still count)
+	Serial    *WRKResult `json:"wrk_c1,omitempty"` // one request at a time, keep-alive, back to back
+	KeepAlive *WRKResult `json:"wrk_cN,omitempty"` // WRKConns connections, keep-alive
+	// KeepAliveApart is KeepAlive again with the real servers off gvs's CPU
+	// (LiveOptions.Apart).
+	KeepAliveApart *WRKResult      `json:"wrk_cN_apart,omitempty"`
+	Random         []LatencyResult `json:"random,omitempty"` // randomly timed requests, per connection mode
+	Target         string          `json:"target"`           // the URL
+	Errors         []string        `json:"errors,omitempty"` // runs that failed (the others still count)
 }
 
 // WRKResult is one wrk run.
@@ -464,8 +476,10 @@ var LiveMetrics = []Metric{
 	{"wrk_c1_req_s", "higher", wrkField(func(h *HTTPSample) *WRKResult { return h.Serial }, func(w *WRKResult) float64 { return w.Requests })},
 	{"wrk_cN_req_s", "higher", wrkField(func(h *HTTPSample) *WRKResult { return h.KeepAlive }, func(w *WRKResult) float64 { return w.Requests })},
 	{"wrk_cN_p50_us", "lower", wrkField(func(h *HTTPSample) *WRKResult { return h.KeepAlive }, func(w *WRKResult) float64 { return w.P50 })},
+	{"wrk_cN_apart_req_s", "higher", wrkField(func(h *HTTPSample) *WRKResult { return h.KeepAliveApart }, func(w *WRKResult) float64 { return w.Requests })},
 	{"wrk_c1_gvs_cpu_us_per_req", "lower", wrkCPU(func(h *HTTPSample) *WRKResult { return h.Serial })},
 	{"wrk_cN_gvs_cpu_us_per_req", "lower", wrkCPU(func(h *HTTPSample) *WRKResult { return h.KeepAlive })},
+	{"wrk_cN_apart_gvs_cpu_us_per_req", "lower", wrkCPU(func(h *HTTPSample) *WRKResult { return h.KeepAliveApart })},
 	{"random_keepalive_p50_us", "lower", latField(LatKeepAlive, func(l LatencyResult) float64 { return l.P50 })},
 	{"random_keepalive_p99_us", "lower", latField(LatKeepAlive, func(l LatencyResult) float64 { return l.P99 })},
 	{"random_keepalive_p99_9_us", "lower", latField(LatKeepAlive, func(l LatencyResult) float64 { return l.P999 })},
@@ -628,6 +642,10 @@ var comparisonSpecs = []struct{ metric, num, den, op string }{
 	{"wrk_cN_req_s", PathGVS, PathNFT, "ratio"},
 	{"wrk_cN_req_s", PathGVS, PathDirect, "ratio"},
 	{"wrk_cN_req_s", PathHop, PathDirect, "ratio"},
+	{"wrk_cN_apart_req_s", PathGVS, PathHop, "ratio"},
+	{"wrk_cN_apart_req_s", PathGVS, PathNFT, "ratio"},
+	{"wrk_cN_apart_req_s", PathGVS, PathDirect, "ratio"},
+	{"wrk_cN_apart_req_s", PathHop, PathDirect, "ratio"},
 	{"udp_mpps", PathGVS, PathNFT, "ratio"},
 	{"udp_mpps", PathGVS, PathDirect, "ratio"},
 	{"udp_mpps", PathNFT, PathDirect, "ratio"},
@@ -721,9 +739,9 @@ func (r *LiveResult) WriteText(w io.Writer) {
 		r.writeHTTP(w, pinned)
 		pn := pinName(pinned)
 		fmt.Fprintf(w, "-- medians over rounds\n")
-		fmt.Fprintf(w, "%-13s %8s %7s %8s %8s %9s %9s %8s %8s %8s %8s %8s %9s %8s %8s %9s\n", "series",
+		fmt.Fprintf(w, "%-13s %8s %7s %8s %8s %9s %9s %8s %8s %8s %8s %8s %9s %9s %8s %8s %9s\n", "series",
 			"Mpps", "loss%", "gvsns/p", "cpuns/p", "ringfull", "sat kpps",
-			"c1 p50", "c1 p99", "rk p50", "rk p99", "rk p999", "c32 req/s", "rf p50", "rf p99", "rf p999")
+			"c1 p50", "c1 p99", "rk p50", "rk p99", "rk p999", "c32 req/s", "c32 apart", "rf p50", "rf p99", "rf p999")
 		for _, se := range series {
 			m := r.Summary.Medians[pn][se]
 			if m == nil {
@@ -742,12 +760,12 @@ func (r *LiveResult) WriteText(w io.Writer) {
 				}
 				return strconv.FormatFloat(v, 'f', 0, 64)
 			}
-			fmt.Fprintf(w, "%-13s %8s %7s %8s %8s %9s %9s %8s %8s %8s %8s %8s %9s %8s %8s %9s\n", se,
+			fmt.Fprintf(w, "%-13s %8s %7s %8s %8s %9s %9s %8s %8s %8s %8s %8s %9s %9s %8s %8s %9s\n", se,
 				g("udp_mpps"), g("udp_loss_pct"), g("gvs_cpu_ns_per_packet"), g("machine_cpu_ns_per_packet"), g("ring_full"), g("saturation_kpps"),
 				g("wrk_c1_p50_us"), g("wrk_c1_p99_us"), g("random_keepalive_p50_us"), g("random_keepalive_p99_us"), g("random_keepalive_p99_9_us"),
-				g("wrk_cN_req_s"), g("random_fresh_p50_us"), g("random_fresh_p99_us"), g("random_fresh_p99_9_us"))
+				g("wrk_cN_req_s"), g("wrk_cN_apart_req_s"), g("random_fresh_p50_us"), g("random_fresh_p99_us"), g("random_fresh_p99_9_us"))
 		}
-		fmt.Fprintf(w, "(latencies in µs; c1 = wrk -c1, rk/rf = randomly timed on a kept-alive / fresh connection; c32 = wrk -c%d; cpuns/p = the whole machine's CPU per packet)\n", r.Options.WRKConns)
+		fmt.Fprintf(w, "(latencies in µs; c1 = wrk -c1, rk/rf = randomly timed on a kept-alive / fresh connection; c32 = wrk -c%d; c32 apart = the same with the real servers on CPU %d, off gvs's; cpuns/p = the whole machine's CPU per packet)\n", r.Options.WRKConns, r.Options.GenCPU)
 		fmt.Fprintf(w, "-- within-round comparisons (per round, median)\n")
 		for _, c := range r.Summary.Comparisons[pn] {
 			op, unit := "/", ""
@@ -820,8 +838,8 @@ func (r *LiveResult) writeHTTP(w io.Writer, pinned bool) {
 			continue
 		}
 		if !header {
-			fmt.Fprintf(w, "-- HTTP (µs)\n%-5s %-13s %8s %8s %8s %8s %8s %8s %8s %8s %8s %9s %7s\n", "round", "series",
-				"c1 p50", "c1 p99", "rk p50", "rk p99", "rk p999", "rf p50", "rf p99", "rf p999", "n", "c32 req/s", "errors")
+			fmt.Fprintf(w, "-- HTTP (µs)\n%-5s %-13s %8s %8s %8s %8s %8s %8s %8s %8s %8s %9s %9s %7s\n", "round", "series",
+				"c1 p50", "c1 p99", "rk p50", "rk p99", "rk p999", "rf p50", "rf p99", "rf p999", "n", "c32 req/s", "c32 apart", "errors")
 			header = true
 		}
 		h := s.HTTP
@@ -837,15 +855,15 @@ func (r *LiveResult) writeHTTP(w io.Writer, pinned bool) {
 			n += l.Count
 			errs += l.Errors
 		}
-		for _, x := range []*WRKResult{h.Serial, h.KeepAlive} {
+		for _, x := range []*WRKResult{h.Serial, h.KeepAlive, h.KeepAliveApart} {
 			if x != nil {
 				errs += x.Errors
 			}
 		}
 		errs += len(h.Errors)
-		fmt.Fprintf(w, "%-5d %-13s %8s %8s %8s %8s %8s %8s %8s %8s %8d %9s %7d\n", s.Round, s.Series,
+		fmt.Fprintf(w, "%-5d %-13s %8s %8s %8s %8s %8s %8s %8s %8s %8d %9s %9s %7d\n", s.Round, s.Series,
 			get("wrk_c1_p50_us"), get("wrk_c1_p99_us"), get("random_keepalive_p50_us"), get("random_keepalive_p99_us"), get("random_keepalive_p99_9_us"),
-			get("random_fresh_p50_us"), get("random_fresh_p99_us"), get("random_fresh_p99_9_us"), n, get("wrk_cN_req_s"), errs)
+			get("random_fresh_p50_us"), get("random_fresh_p99_us"), get("random_fresh_p99_9_us"), n, get("wrk_cN_req_s"), get("wrk_cN_apart_req_s"), errs)
 		for _, e := range h.Errors {
 			fmt.Fprintf(w, "      %s: %s\n", s.Series, e)
 		}

@@ -276,6 +276,9 @@ func (b *liveBench) run(ctx context.Context) (*LiveResult, error) {
 	if b.o.RSCPU >= 0 && b.l.PinServers == nil {
 		return res, fmt.Errorf("bench live: a real-server CPU (%d) was asked for, but the lab cannot pin its servers", b.o.RSCPU)
 	}
+	if b.o.Apart && b.o.Pin && b.o.HTTP && b.l.PinServers == nil {
+		b.notes = append(b.notes, "wrk -c32 with the real servers apart was skipped: the lab cannot pin its servers")
+	}
 	if b.o.RSCPU >= 0 {
 		defer func() {
 			if err := b.l.PinServers(-1); err != nil {
@@ -853,6 +856,17 @@ func (b *liveBench) http(ctx context.Context, pinned bool, url string, gvs *live
 		h.Random = append(h.Random, r)
 	}
 	h.KeepAlive = wrk(b.o.WRKConns)
+	if pinned && b.o.Apart && b.o.RSCPU != b.o.GenCPU && b.l.PinServers != nil {
+		// The real servers beside the clients, then back where the options put them.
+		if err := b.l.PinServers(b.o.GenCPU); err != nil {
+			h.Errors = append(h.Errors, fmt.Sprintf("wrk -c%d apart: pinning the real servers to CPU %d: %v", b.o.WRKConns, b.o.GenCPU, err))
+		} else {
+			h.KeepAliveApart = wrk(b.o.WRKConns)
+		}
+		if err := b.l.PinServers(b.o.RSCPU); err != nil {
+			h.Errors = append(h.Errors, fmt.Sprintf("wrk -c%d apart: putting the real servers back (CPU %d): %v", b.o.WRKConns, b.o.RSCPU, err))
+		}
+	}
 	return h
 }
 

@@ -130,6 +130,19 @@ func sample(round int, pinned bool, series string, delivered uint64, c1p50, rkp5
 	return s
 }
 
+// near reports whether got and want hold the same values within 1e-9.
+func near(got, want []float64) bool {
+	if len(got) != len(want) {
+		return false
+	}
+	for i := range got {
+		if math.Abs(got[i]-want[i]) > 1e-9 {
+			return false
+		}
+	}
+	return true
+}
+
 func TestLiveWithinRounds(t *testing.T) {
 	r := &LiveResult{Options: DefaultLive(), Samples: []LiveSample{
 		sample(1, true, PathDirect, 500_000, 30, 100, 40_000),
@@ -148,17 +161,6 @@ func TestLiveWithinRounds(t *testing.T) {
 	}}
 	if got := r.MedianOf(metric("udp_mpps"), PathDirect, true); got != 0.4 {
 		t.Errorf("median direct = %v, want 0.4", got)
-	}
-	near := func(got, want []float64) bool {
-		if len(got) != len(want) {
-			return false
-		}
-		for i := range got {
-			if math.Abs(got[i]-want[i]) > 1e-9 {
-				return false
-			}
-		}
-		return true
 	}
 	if got := r.RoundRatios("udp_mpps", PathGVS, PathNFT, true); !near(got, []float64{1.6, 1.6}) {
 		t.Errorf("gvs/nft per round = %v, want [1.6 1.6] (round 3 has no gvs)", got)
@@ -198,6 +200,50 @@ func TestLiveWithinRounds(t *testing.T) {
 		"udp_mpps                 gvs/nft: [1.60 1.60]  median 1.60",
 		"wrk_cN_req_s             gvs/hop: [0.95 0.95]  median 0.95",
 		"wrk_c1_p50_us            gvs−direct: [30 40]  median 35 µs",
+	} {
+		if !strings.Contains(b.String(), line) {
+			t.Errorf("report lacks %q:\n%s", line, b.String())
+		}
+	}
+}
+
+// TestLiveApart: the second wrk -c32 run, with the real servers off gvs's CPU, is
+// compared within rounds on its own, beside the first, and printed in its column.
+func TestLiveApart(t *testing.T) {
+	apart := func(s LiveSample, reqs float64) LiveSample {
+		s.HTTP.KeepAliveApart = &WRKResult{Conns: 32, Requests: reqs}
+		return s
+	}
+	r := &LiveResult{Options: DefaultLive(), Samples: []LiveSample{
+		apart(sample(1, true, PathDirect, 500_000, 30, 100, 40_000), 38_000),
+		apart(sample(1, true, PathHop, 400_000, 40, 110, 39_000), 33_000),
+		apart(sample(1, true, PathGVS, 400_000, 60, 130, 26_000), 36_300),
+		apart(sample(2, true, PathHop, 400_000, 40, 110, 30_000), 20_000),
+		apart(sample(2, true, PathGVS, 400_000, 60, 130, 21_000), 24_000),
+		// No apart run (unpinned, or --no-apart): no apart figure, the rest stays.
+		sample(3, true, PathHop, 400_000, 40, 110, 30_000),
+		sample(3, true, PathGVS, 400_000, 60, 130, 15_000),
+	}}
+	if got := r.RoundRatios("wrk_cN_apart_req_s", PathGVS, PathHop, true); !near(got, []float64{1.1, 1.2}) {
+		t.Errorf("gvs/hop apart per round = %v, want [1.1 1.2] (round 3 has none)", got)
+	}
+	if got := r.RoundRatios("wrk_cN_req_s", PathGVS, PathHop, true); !near(got, []float64{2.0 / 3, 0.7, 0.5}) {
+		t.Errorf("gvs/hop per round = %v, want [0.667 0.7 0.5]", got)
+	}
+	r.Summarize()
+	if got := r.Summary.Medians["pinned"][PathGVS]["wrk_cN_apart_req_s"]; got != 30_150 {
+		t.Errorf("median apart req/s of gvs = %v, want 30150", got)
+	}
+	var b bytes.Buffer
+	r.WriteText(&b)
+	for _, line := range []string{
+		"wrk_cN_apart_req_s       gvs/hop: [1.10 1.20]  median 1.15",
+		"wrk_cN_apart_req_s       hop/direct: [0.87]  median 0.87",
+		"wrk_cN_req_s             gvs/hop: [0.67 0.70 0.50]  median 0.67",
+		"1     gvs                 60        0      130        0        0        -        -        -      100     26000     36300       0",
+		"3     gvs                 60        0      130        0        0        -        -        -      100     15000         -       0",
+		"gvs              0.400    0.00        -        -         -         -       60        0      130        0        0     21000     30150",
+		"c32 apart = the same with the real servers on CPU 1, off gvs's",
 	} {
 		if !strings.Contains(b.String(), line) {
 			t.Errorf("report lacks %q:\n%s", line, b.String())

@@ -22,7 +22,8 @@ import (
 // TestBenchLiveSmoke runs the real gvs binary's `gvs bench live` for one short
 // pinned round and checks the shape of what it measured, not its speed: every path
 // delivered UDP and answered every HTTP request, the saturation search found a rate
-// with no loss, gvs's CPU and ring counters were read; gvs with rx_spin (--rx-spin)
+// with no loss, gvs's CPU and ring counters were read, wrk -c32 ran again with the
+// real servers apart and they were let go at the end; gvs with rx_spin (--rx-spin)
 // is measured as a series of its own and works as well. About a minute; needs root and
 // the lab's tools (skipped without, a failure with GVS_LAB_REQUIRED=1).
 func TestBenchLiveSmoke(t *testing.T) {
@@ -86,6 +87,11 @@ func TestBenchLiveSmoke(t *testing.T) {
 		}
 		if h.Serial.Requests <= 0 || h.KeepAlive.Requests <= 0 || h.Serial.Errors+h.KeepAlive.Errors > 0 {
 			t.Errorf("%s: wrk -c1 %+v, wrk -c32 %+v", s.Series, *h.Serial, *h.KeepAlive)
+		}
+		// Pinned with the servers beside gvs (--rs-cpu 0): wrk -c32 ran again with
+		// them on the clients' CPU.
+		if a := h.KeepAliveApart; a == nil || a.Requests <= 0 || a.Errors > 0 {
+			t.Errorf("%s: wrk -c32 with the real servers apart: %+v, want requests answered", s.Series, a)
 		}
 		var modes []string
 		for _, r := range h.Random {
