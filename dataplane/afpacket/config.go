@@ -91,6 +91,15 @@ type Config struct {
 	// network namespace: pick one no one else uses.
 	FanoutID uint16
 
+	// FanoutAlone, with FanoutID, says the ring is the only one its group will have
+	// (a director with one worker). The group is then PACKET_FANOUT_CPU: with one
+	// socket there is nothing to choose, so no steering program runs on every frame
+	// (in gvs bench live's 64-byte flood it cost the sender's CPU ≈ 0.2 µs a frame,
+	// docs/lab.md); IPv4 fragments are still reassembled, and Ring.Steering is nil:
+	// every frame, NAT replies included, lands on the one worker. A ring opened
+	// without it cannot join that group (the kernel refuses a member of another mode).
+	FanoutAlone bool
+
 	// Filter selects the frames the ring receives (a classic BPF program attached to
 	// the socket). nil receives every frame.
 	Filter *Filter

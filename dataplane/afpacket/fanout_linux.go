@@ -29,9 +29,13 @@ var ErrNotSteered = errors.New("afpacket: NAT replies are not steered to their f
 // (PACKET_FANOUT_CBPF). Where the kernel refuses CBPF fanout it joins in
 // PACKET_FANOUT_HASH mode and Steering says why. The socket must be bound already.
 // Every ring of a group must be opened alike: the kernel refuses a member whose mode
-// differs.
+// differs. A ring alone in its group (Config.FanoutAlone) joins in
+// PACKET_FANOUT_CPU mode, which picks the one socket with no program run.
 // Precondition: r is not shared yet (open).
-func (r *Ring) joinFanout(id uint16, f *Filter) error {
+func (r *Ring) joinFanout(id uint16, f *Filter, alone bool) error {
+	if alone {
+		return setFanout(r.fd, id, unix.PACKET_FANOUT_CPU)
+	}
 	err := setFanout(r.fd, id, unix.PACKET_FANOUT_CBPF)
 	if err != nil {
 		if !errors.Is(err, unix.EINVAL) {

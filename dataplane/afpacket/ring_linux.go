@@ -429,7 +429,7 @@ func open(ifname string, cfg Config) (r *Ring, err error) {
 		return nil, os.NewSyscallError("bind", err)
 	}
 	if cfg.FanoutID != 0 {
-		if err := r.joinFanout(cfg.FanoutID, cfg.Filter); err != nil {
+		if err := r.joinFanout(cfg.FanoutID, cfg.Filter, cfg.FanoutAlone); err != nil {
 			return nil, err
 		}
 	}

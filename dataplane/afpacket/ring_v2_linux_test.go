@@ -321,29 +321,50 @@ func TestRingV2CopiesLongFrames(t *testing.T) {
 		}
 	})
 
-	t.Run("reassembled", func(t *testing.T) {
-		r := l.openRing(dir, "eth0", Config{Version: 2, Packets: 256, FanoutID: rlFanoutID(), Filter: rlDirFilter()})
-		rlWatchdog(t, r, 10*time.Second)
-		dgram := rlUDP(30000, 53, make([]byte, 60000))
-		for i := range dgram[8:] {
-			dgram[8+i] = byte(i * 7)
-		}
-		inj.send(rlFragments(dgram, 4343, 1500)...)
-		got, err := rlReadN(r, 1)
-		if err != nil {
-			t.Fatal(err)
-		}
-		var p header.Parsed
-		if d := p.Decode(got[0]); d != header.DropNone {
-			t.Fatalf("undecodable frame (%v)", d)
-		}
-		if p.IsFragment || !bytes.Equal(got[0][p.L4Off:p.End], dgram) {
-			t.Fatalf("datagram not whole: fragment %v, %d of %d bytes", p.IsFragment, p.End-p.L4Off, len(dgram))
-		}
-		if st, _ := r.Stats(); st.RXCopied != 1 || st.RXTruncated != 0 {
-			t.Errorf("stats %+v, want the datagram copied", st)
-		}
-	})
+	for _, alone := range []bool{false, true} {
+		t.Run(fmt.Sprintf("reassembled/alone=%v", alone), func(t *testing.T) { rlReassembled(t, l, inj, dir, alone) })
+	}
+}
+
+// rlReassembled: a 60 KB IPv4 datagram sent in fragments arrives reassembled and
+// whole through a ring in a fanout group, steered (CBPF) or alone in it (CPU mode,
+// no program run), and the group is of the mode asked.
+func rlReassembled(t *testing.T, l *rlLab, inj *rlRaw, dir string, alone bool) {
+	r := l.openRing(dir, "eth0", Config{Version: 2, Packets: 256, FanoutID: rlFanoutID(), FanoutAlone: alone, Filter: rlDirFilter()})
+	rlWatchdog(t, r, 10*time.Second)
+	arg, err := unix.GetsockoptInt(r.fd, unix.SOL_PACKET, unix.PACKET_FANOUT)
+	if err != nil {
+		t.Fatal(err)
+	}
+	mode, want := uint32(arg)>>16&0xff, uint32(unix.PACKET_FANOUT_CBPF)
+	if alone {
+		want = unix.PACKET_FANOUT_CPU
+	}
+	if mode != want || uint32(arg)>>16&unix.PACKET_FANOUT_FLAG_DEFRAG == 0 {
+		t.Errorf("fanout option %#x: mode %d, want %d with DEFRAG", uint32(arg), mode, want)
+	}
+	if err := r.Steering(); err != nil {
+		t.Errorf("Steering: %v, want nil", err)
+	}
+	dgram := rlUDP(30000, 53, make([]byte, 60000))
+	for i := range dgram[8:] {
+		dgram[8+i] = byte(i * 7)
+	}
+	inj.send(rlFragments(dgram, 4343, 1500)...)
+	got, err := rlReadN(r, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var p header.Parsed
+	if d := p.Decode(got[0]); d != header.DropNone {
+		t.Fatalf("undecodable frame (%v)", d)
+	}
+	if p.IsFragment || !bytes.Equal(got[0][p.L4Off:p.End], dgram) {
+		t.Fatalf("datagram not whole: fragment %v, %d of %d bytes", p.IsFragment, p.End-p.L4Off, len(dgram))
+	}
+	if st, _ := r.Stats(); st.RXCopied != 1 || st.RXTruncated != 0 {
+		t.Errorf("stats %+v, want the datagram copied", st)
+	}
 }
 
 // TestRingStatsRingFull fills a small ring nobody reads: the kernel counts every

@@ -150,7 +150,7 @@ func LiveDeps(workers int, log *slog.Logger) Deps {
 			fanout := uint16(os.Getpid())
 			var links []dataplane.Link
 			for i := 0; i < workers; i++ {
-				ring, err := afpacket.Open(ifi.Name, afpacket.Config{FanoutID: fanout, Filter: f, Spin: o.Spin})
+				ring, err := afpacket.Open(ifi.Name, afpacket.Config{FanoutID: fanout, FanoutAlone: workers == 1, Filter: f, Spin: o.Spin})
 				if err != nil {
 					for _, l := range links {
 						l.Close()
