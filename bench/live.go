@@ -115,14 +115,15 @@ type LiveOptions struct {
 	// gvs (client → gvs, then server → client), so the difference is gvs's own; left
 	// free, the direct path's server runs beside the client and crosses no CPU.
 	RSCPU int `json:"rs_cpu"`
-	// Apart runs wrk -c WRKConns a second time in the pinned measurement, with the
-	// real servers' processes on GenCPU, beside the clients (HTTPSample.KeepAliveApart):
-	// gvs's CPU is then gvs's alone, as a director host's is. Left where the scheduler
-	// puts them, the servers mostly run on gvs's CPU (the clients keep the other one
-	// busy), and there every path's throughput is the servers' CPU less what the
-	// director's work takes of it: on veth the real server's receive path runs inside
-	// gvs's send, where the kernel paths' rides on the client's CPU (docs/lab.md).
-	// Skipped when RSCPU = GenCPU (the first run is that already).
+	// Apart runs wrk -c WRKConns a second time in the pinned measurement with every
+	// path's director work on DirCPU and everything else on GenCPU
+	// (HTTPSample.KeepAliveApart): the real servers' processes pinned beside the
+	// clients, and the director's receive work steered to DirCPU by RPS on its eth0, as
+	// a director host's CPU is its own. In the first run the servers go where the
+	// scheduler puts them, mostly on gvs's CPU (the clients keep the other busy), and
+	// on veth the director's work runs in the sender's softirq: the kernel paths' on
+	// the client's CPU, the real server's receive path inside gvs's send on gvs's, so
+	// gvs's work comes out of the servers' CPU and the kernel paths' does not.
 	Apart   bool `json:"c32_apart"`
 	Workers int  `json:"workers"` // gvs run --workers
 	Flows   int  `json:"flows"`   // distinct UDP source ports the senders cycle through
@@ -340,8 +341,8 @@ func satRate(steps []SatStep) float64 {
 type HTTPSample struct {
 	Serial    *WRKResult `json:"wrk_c1,omitempty"` // one request at a time, keep-alive, back to back
 	KeepAlive *WRKResult `json:"wrk_cN,omitempty"` // WRKConns connections, keep-alive
-	// KeepAliveApart is KeepAlive again with the real servers off gvs's CPU
-	// (LiveOptions.Apart).
+	// KeepAliveApart is KeepAlive again with every path's director work on the
+	// director's CPU and the real servers beside the clients (LiveOptions.Apart).
 	KeepAliveApart *WRKResult      `json:"wrk_cN_apart,omitempty"`
 	Random         []LatencyResult `json:"random,omitempty"` // randomly timed requests, per connection mode
 	Target         string          `json:"target"`           // the URL
@@ -765,7 +766,7 @@ func (r *LiveResult) WriteText(w io.Writer) {
 				g("wrk_c1_p50_us"), g("wrk_c1_p99_us"), g("random_keepalive_p50_us"), g("random_keepalive_p99_us"), g("random_keepalive_p99_9_us"),
 				g("wrk_cN_req_s"), g("wrk_cN_apart_req_s"), g("random_fresh_p50_us"), g("random_fresh_p99_us"), g("random_fresh_p99_9_us"))
 		}
-		fmt.Fprintf(w, "(latencies in µs; c1 = wrk -c1, rk/rf = randomly timed on a kept-alive / fresh connection; c32 = wrk -c%d; c32 apart = the same with the real servers on CPU %d, off gvs's; cpuns/p = the whole machine's CPU per packet)\n", r.Options.WRKConns, r.Options.GenCPU)
+		fmt.Fprintf(w, "(latencies in µs; c1 = wrk -c1, rk/rf = randomly timed on a kept-alive / fresh connection; c32 = wrk -c%d; c32 apart = the same with the real servers on CPU %d and the director's receive work on CPU %d (RPS); cpuns/p = the whole machine's CPU per packet)\n", r.Options.WRKConns, r.Options.GenCPU, r.Options.DirCPU)
 		fmt.Fprintf(w, "-- within-round comparisons (per round, median)\n")
 		for _, c := range r.Summary.Comparisons[pn] {
 			op, unit := "/", ""

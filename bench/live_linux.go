@@ -856,18 +856,58 @@ func (b *liveBench) http(ctx context.Context, pinned bool, url string, gvs *live
 		h.Random = append(h.Random, r)
 	}
 	h.KeepAlive = wrk(b.o.WRKConns)
-	if pinned && b.o.Apart && b.o.RSCPU != b.o.GenCPU && b.l.PinServers != nil {
-		// The real servers beside the clients, then back where the options put them.
-		if err := b.l.PinServers(b.o.GenCPU); err != nil {
-			h.Errors = append(h.Errors, fmt.Sprintf("wrk -c%d apart: pinning the real servers to CPU %d: %v", b.o.WRKConns, b.o.GenCPU, err))
-		} else {
-			h.KeepAliveApart = wrk(b.o.WRKConns)
-		}
-		if err := b.l.PinServers(b.o.RSCPU); err != nil {
-			h.Errors = append(h.Errors, fmt.Sprintf("wrk -c%d apart: putting the real servers back (CPU %d): %v", b.o.WRKConns, b.o.RSCPU, err))
-		}
+	if pinned && b.o.Apart && b.l.PinServers != nil {
+		h.KeepAliveApart = b.apart(&h.Errors, func() *WRKResult { return wrk(b.o.WRKConns) })
 	}
 	return h
+}
+
+// apart runs measure with every path's director work on the director's CPU and
+// everything else on the clients': the real servers pinned beside the clients, and
+// the director's receive work steered to DirCPU by RPS on its eth0 (on veth it
+// would run in the sending client's or server's softirq, on their CPU). Then the
+// servers go back where the options put them and RPS is turned off. What fails is
+// appended to errs; nil then.
+func (b *liveBench) apart(errs *[]string, measure func() *WRKResult) *WRKResult {
+	var r *WRKResult
+	if err := b.l.PinServers(b.o.GenCPU); err != nil {
+		*errs = append(*errs, fmt.Sprintf("apart: pinning the real servers to CPU %d: %v", b.o.GenCPU, err))
+	} else if err := b.rps(b.o.DirCPU); err != nil {
+		*errs = append(*errs, fmt.Sprintf("apart: %v", err))
+	} else {
+		r = measure()
+	}
+	if err := b.rps(-1); err != nil {
+		*errs = append(*errs, fmt.Sprintf("apart: turning RPS off: %v", err))
+	}
+	if err := b.l.PinServers(b.o.RSCPU); err != nil {
+		*errs = append(*errs, fmt.Sprintf("apart: putting the real servers back (CPU %d): %v", b.o.RSCPU, err))
+	}
+	return r
+}
+
+// rps steers the receive work of the director's eth0 to cpu (Receive Packet
+// Steering, its rx-0 queue's rps_cpus), or leaves it on the CPU that received the
+// frame (cpu < 0). It writes through `ip netns exec`, whose own sysfs mount shows the
+// director's devices, and the script writes only if that eth0 has the director's MAC.
+func (b *liveBench) rps(cpu int) error {
+	mask := "0"
+	if cpu >= 0 {
+		mask = strconv.FormatUint(1<<uint(cpu), 16)
+	}
+	const script = `d=/sys/class/net/eth0
+if [ "$(cat $d/address)" != "$1" ]; then echo "$d is not the director's eth0 ($(cat $d/address), want $1)" >&2; exit 1; fi
+echo "$2" > $d/queues/rx-0/rps_cpus`
+	ctx, cancel := context.WithTimeout(context.Background(), liveCmdTimeout)
+	defer cancel()
+	cmd, err := b.l.Command(ctx, b.dir.Name, "sh", "-c", script, "rps", b.dir.MAC.String(), mask)
+	if err != nil {
+		return err
+	}
+	if out, err := cmd.CombinedOutput(); err != nil {
+		return fmt.Errorf("%s: rps_cpus %s: %w: %s", b.dir.Name, mask, err, bytes.TrimSpace(out))
+	}
+	return nil
 }
 
 // clientNeigh points the VIP at the director's MAC in the client's neighbour table

@@ -243,7 +243,7 @@ func TestLiveApart(t *testing.T) {
 		"1     gvs                 60        0      130        0        0        -        -        -      100     26000     36300       0",
 		"3     gvs                 60        0      130        0        0        -        -        -      100     15000         -       0",
 		"gvs              0.400    0.00        -        -         -         -       60        0      130        0        0     21000     30150",
-		"c32 apart = the same with the real servers on CPU 1, off gvs's",
+		"c32 apart = the same with the real servers on CPU 1 and the director's receive work on CPU 0 (RPS)",
 	} {
 		if !strings.Contains(b.String(), line) {
 			t.Errorf("report lacks %q:\n%s", line, b.String())

@@ -42,10 +42,10 @@ For each path:
   HTTP          wrk -c1 (one request at a time, keep-alive, back to back), randomly
                 timed requests (exponential gaps, on a kept-alive and on fresh
                 connections: p50/p99/p99.9) and wrk -c32 (keep-alive req/s); when
-                pinned, wrk -c32 once more with the real servers on --gen-cpu
-                beside the clients ("apart": gvs's CPU is gvs's alone, as on a
-                director host; --no-apart skips it); gvs's CPU per request in
-                every wrk run.
+                pinned, wrk -c32 once more "apart": every path's director work on
+                --dir-cpu (the director's receive steered there by RPS) and the
+                real servers on --gen-cpu beside the clients, as on a director host
+                (--no-apart skips it); gvs's CPU per request in every wrk run.
 The report gives medians over rounds and comparisons within rounds (latency added
 over direct, gvs/hop and gvs/nft req/s, gvs/nft pps). Pinned: the senders and
 clients on --gen-cpu, gvs on --dir-cpu (the kernel paths run in the sender's
@@ -88,7 +88,7 @@ func cmdBenchLive(args []string, stdout, stderr io.Writer) error {
 	fs.BoolVar(&o.HTTPAll, "http-all-servers", o.HTTPAll, "HTTP through gvs and nft balanced over every real server (default: rs1 only, as direct and hop)")
 	fs.IntVar(&o.WRKSeconds, "wrk-seconds", o.WRKSeconds, "seconds per wrk run")
 	fs.IntVar(&o.WRKConns, "wrk-connections", o.WRKConns, "wrk -c of the req/s run")
-	noApart := fs.Bool("no-apart", false, "skip the second wrk -c run with the real servers on --gen-cpu, off gvs's CPU")
+	noApart := fs.Bool("no-apart", false, "skip the second wrk -c run with the director's work on --dir-cpu and the real servers on --gen-cpu")
 	fs.IntVar(&o.LatRequests, "latency-requests", o.LatRequests, "randomly timed requests per connection mode")
 	fs.DurationVar(&o.LatGap, "latency-gap", o.LatGap, "mean gap between randomly timed requests")
 	fs.StringVar(&o.StateDir, "state-dir", "", "lab state directory (default the lab's)")
