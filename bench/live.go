@@ -124,7 +124,11 @@ type LiveOptions struct {
 	// on veth the director's work runs in the sender's softirq: the kernel paths' on
 	// the client's CPU, the real server's receive path inside gvs's send on gvs's, so
 	// gvs's work comes out of the servers' CPU and the kernel paths' does not.
-	Apart   bool `json:"c32_apart"`
+	Apart bool `json:"c32_apart"`
+	// RPS steers the director's receive work to DirCPU (RPS on its eth0) for the
+	// whole pinned measurement, so that every path's director work runs on the
+	// director's CPU in every figure, as the apart run does for its own.
+	RPS     bool `json:"rps,omitempty"`
 	Workers int  `json:"workers"` // gvs run --workers
 	Flows   int  `json:"flows"`   // distinct UDP source ports the senders cycle through
 	Ingress bool `json:"ingress"` // ingress_drop = true in gvs's config (docs/lab.md: +6–10%)
@@ -730,10 +734,15 @@ func (r *LiveResult) WriteText(w io.Writer) {
 		}
 		title := "unpinned (no taskset; senders, clients, softirqs and gvs go where the scheduler puts them)"
 		if pinned {
-			title = fmt.Sprintf("pinned (senders and HTTP clients on CPU %d: the kernel paths run in their softirq there; gvs run on CPU %d)", r.Options.GenCPU, r.Options.DirCPU)
-			if r.Options.RSCPU >= 0 {
-				title = fmt.Sprintf("pinned (senders and HTTP clients on CPU %d: the kernel paths run in their softirq there; gvs run on CPU %d; the real servers on CPU %d)", r.Options.GenCPU, r.Options.DirCPU, r.Options.RSCPU)
+			kernel := "the kernel paths run in their softirq there"
+			if r.Options.RPS {
+				kernel = fmt.Sprintf("the director's receive work on CPU %d (RPS)", r.Options.DirCPU)
 			}
+			title = fmt.Sprintf("pinned (senders and HTTP clients on CPU %d: %s; gvs run on CPU %d", r.Options.GenCPU, kernel, r.Options.DirCPU)
+			if r.Options.RSCPU >= 0 {
+				title += fmt.Sprintf("; the real servers on CPU %d", r.Options.RSCPU)
+			}
+			title += ")"
 		}
 		fmt.Fprintf(w, "\n== %s\n", title)
 		r.writeUDP(w, pinned)

@@ -286,6 +286,13 @@ func (b *liveBench) run(ctx context.Context) (*LiveResult, error) {
 			}
 		}()
 	}
+	if b.o.RPS {
+		defer func() {
+			if err := b.rps(-1); err != nil {
+				b.notes = append(b.notes, fmt.Sprintf("turning RPS off: %v", err))
+			}
+		}()
+	}
 	for round := 1; round <= b.o.Rounds; round++ {
 		for i, pinned := range pins {
 			if b.o.RSCPU >= 0 {
@@ -295,6 +302,11 @@ func (b *liveBench) run(ctx context.Context) (*LiveResult, error) {
 				}
 				if err := b.l.PinServers(cpu); err != nil {
 					return res, fmt.Errorf("round %d, %s: pinning the real servers: %w", round, pinName(pinned), err)
+				}
+			}
+			if b.o.RPS {
+				if err := b.rps(b.rpsCPU(pinned)); err != nil {
+					return res, fmt.Errorf("round %d, %s: %w", round, pinName(pinned), err)
 				}
 			}
 			for _, path := range b.o.Paths {
@@ -866,7 +878,7 @@ func (b *liveBench) http(ctx context.Context, pinned bool, url string, gvs *live
 // everything else on the clients': the real servers pinned beside the clients, and
 // the director's receive work steered to DirCPU by RPS on its eth0 (on veth it
 // would run in the sending client's or server's softirq, on their CPU). Then the
-// servers go back where the options put them and RPS is turned off. What fails is
+// servers go back where the options put them and RPS as the options say. What fails is
 // appended to errs; nil then.
 func (b *liveBench) apart(errs *[]string, measure func() *WRKResult) *WRKResult {
 	var r *WRKResult
@@ -877,13 +889,22 @@ func (b *liveBench) apart(errs *[]string, measure func() *WRKResult) *WRKResult 
 	} else {
 		r = measure()
 	}
-	if err := b.rps(-1); err != nil {
-		*errs = append(*errs, fmt.Sprintf("apart: turning RPS off: %v", err))
+	if err := b.rps(b.rpsCPU(true)); err != nil {
+		*errs = append(*errs, fmt.Sprintf("apart: putting RPS back: %v", err))
 	}
 	if err := b.l.PinServers(b.o.RSCPU); err != nil {
 		*errs = append(*errs, fmt.Sprintf("apart: putting the real servers back (CPU %d): %v", b.o.RSCPU, err))
 	}
 	return r
+}
+
+// rpsCPU is where the director's receive work goes outside the apart run: DirCPU
+// with LiveOptions.RPS when pinned, else the CPU that received the frame (-1).
+func (b *liveBench) rpsCPU(pinned bool) int {
+	if pinned && b.o.RPS {
+		return b.o.DirCPU
+	}
+	return -1
 }
 
 // rps steers the receive work of the director's eth0 to cpu (Receive Packet

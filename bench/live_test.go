@@ -224,6 +224,7 @@ func TestLiveApart(t *testing.T) {
 		sample(3, true, PathHop, 400_000, 40, 110, 30_000),
 		sample(3, true, PathGVS, 400_000, 60, 130, 15_000),
 	}}
+	r.Options.RPS = true
 	if got := r.RoundRatios("wrk_cN_apart_req_s", PathGVS, PathHop, true); !near(got, []float64{1.1, 1.2}) {
 		t.Errorf("gvs/hop apart per round = %v, want [1.1 1.2] (round 3 has none)", got)
 	}
@@ -244,6 +245,7 @@ func TestLiveApart(t *testing.T) {
 		"3     gvs                 60        0      130        0        0        -        -        -      100     15000         -       0",
 		"gvs              0.400    0.00        -        -         -         -       60        0      130        0        0     21000     30150",
 		"c32 apart = the same with the real servers on CPU 1 and the director's receive work on CPU 0 (RPS)",
+		"== pinned (senders and HTTP clients on CPU 1: the director's receive work on CPU 0 (RPS); gvs run on CPU 0)",
 	} {
 		if !strings.Contains(b.String(), line) {
 			t.Errorf("report lacks %q:\n%s", line, b.String())

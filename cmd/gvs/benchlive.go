@@ -46,6 +46,9 @@ For each path:
                 --dir-cpu (the director's receive steered there by RPS) and the
                 real servers on --gen-cpu beside the clients, as on a director host
                 (--no-apart skips it); gvs's CPU per request in every wrk run.
+--rps steers the director's receive work to --dir-cpu in every pinned figure, not
+only in the apart run: the kernel paths then forward on the director's CPU, not in
+the sender's softirq (HTTP only: needs --no-udp).
 The report gives medians over rounds and comparisons within rounds (latency added
 over direct, gvs/hop and gvs/nft req/s, gvs/nft pps). Pinned: the senders and
 clients on --gen-cpu, gvs on --dir-cpu (the kernel paths run in the sender's
@@ -88,6 +91,7 @@ func cmdBenchLive(args []string, stdout, stderr io.Writer) error {
 	fs.BoolVar(&o.HTTPAll, "http-all-servers", o.HTTPAll, "HTTP through gvs and nft balanced over every real server (default: rs1 only, as direct and hop)")
 	fs.IntVar(&o.WRKSeconds, "wrk-seconds", o.WRKSeconds, "seconds per wrk run")
 	fs.IntVar(&o.WRKConns, "wrk-connections", o.WRKConns, "wrk -c of the req/s run")
+	fs.BoolVar(&o.RPS, "rps", o.RPS, "steer the director's receive work to --dir-cpu (RPS) for the whole pinned measurement")
 	noApart := fs.Bool("no-apart", false, "skip the second wrk -c run with the director's work on --dir-cpu and the real servers on --gen-cpu")
 	fs.IntVar(&o.LatRequests, "latency-requests", o.LatRequests, "randomly timed requests per connection mode")
 	fs.DurationVar(&o.LatGap, "latency-gap", o.LatGap, "mean gap between randomly timed requests")
@@ -129,6 +133,12 @@ func cmdBenchLive(args []string, stdout, stderr io.Writer) error {
 	o.Sat = o.UDP && !*noSat
 	o.HTTP = !*noHTTP && !*noWRK
 	o.Apart = !*noApart
+	if o.RPS && o.UDP {
+		// Measured: with the receive work queued to another CPU, the flood's frames
+		// hold trafgen's socket buffer until that CPU frees them, and trafgen gives
+		// up on the EAGAIN of its TX ring's flush.
+		return fmt.Errorf("%w: live: --rps needs --no-udp: trafgen stops at the first EAGAIN its TX ring's flush gets while the director's receive work is queued to another CPU", errUsage)
+	}
 	if err := o.CheckTools(); err != nil {
 		return err
 	}

@@ -142,6 +142,7 @@ func TestBenchLiveUsage(t *testing.T) {
 		{"--rx-spin", "-1ms"},
 		{"--rounds", "0"},
 		{"--paths", "nowhere"},
+		{"--rps"}, // needs --no-udp
 	} {
 		var out, errOut bytes.Buffer
 		if err := cmdBenchLive(args, &out, &errOut); !errors.Is(err, errUsage) {
