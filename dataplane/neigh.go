@@ -9,31 +9,33 @@ import "github.com/gvs-lb/gvs/dataplane/header"
 
 // answerARP turns an ARP request for a VIP into the reply, in place (RFC 826: swap
 // sender and target, fill in our MAC, op = reply), and queues it.
-func (w *Worker) answerARP(f *Frame, out []Frame) []Frame {
+func (w *Worker) answerARP(f *Frame) {
 	b := f.Bytes()
 	mac := w.srcMAC(b)
 	if !w.s.set.hasMAC {
 		// A broadcast request names no director MAC; without one configured there is
 		// nothing to answer with.
-		return w.drop(ReasonNotIP, out)
+		w.drop(ReasonNotIP)
+		return
 	}
 	header.ReplyToARPRequest(b, &w.p, mac)
 	w.C.Reasons[ReasonNeighbor]++
 	w.C.Generated++
-	return append(out, *f)
+	w.out = append(w.out, *f)
 }
 
 // answerNS answers a neighbour solicitation for a VIP with a solicited neighbour
 // advertisement (Solicited and Override set) from the VIP, built in a worker buffer.
-func (w *Worker) answerNS(f *Frame, target [16]byte, out []Frame) []Frame {
+func (w *Worker) answerNS(f *Frame, target [16]byte) {
 	if !w.s.set.hasMAC || w.nicmp >= len(w.icmp) {
 		w.C.ICMPSuppressed++
-		return w.drop(ReasonNeighbor, out)
+		w.drop(ReasonNeighbor)
+		return
 	}
 	buf := w.icmp[w.nicmp]
 	n := header.NeighborAdvertFor(buf, f.Bytes(), &w.p, w.s.set.mac, target)
 	w.nicmp++
 	w.C.Reasons[ReasonNeighbor]++
 	w.C.Generated++
-	return append(out, Frame{Buf: buf, Len: n})
+	w.out = append(w.out, Frame{Buf: buf, Len: n})
 }

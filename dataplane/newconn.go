@@ -141,7 +141,7 @@ func (w *Worker) Pick(k *conntrack.Key) (*sched.Dest, uint16, ipvs.Method, connt
 }
 
 // created sends the first packet of the connection InOrInsert just made (w.conn).
-func (w *Worker) created(f *Frame, now int64, out []Frame) []Frame {
+func (w *Worker) created(f *Frame, now int64) {
 	s := w.s // Pick may have moved the worker to a newer generation
 	w.dstats[w.conn.Dest].Conns++
 	w.sstats[w.nc.svc.id].Conns++
@@ -160,15 +160,17 @@ func (w *Worker) created(f *Frame, now int64, out []Frame) []Frame {
 			w.syncAfterTable(p, e, c)
 		}
 	}
-	return w.xmit(s, f, f.Bytes(), &w.conn, false, out)
+	w.xmit(s, f, f.Bytes(), &w.conn, false)
 }
 
 // notPicked handles a packet for which Pick made no connection, as schedule would.
-func (w *Worker) notPicked(f *Frame, out []Frame) []Frame {
+func (w *Worker) notPicked(f *Frame) {
 	switch r := w.nc.reason; r {
 	case ReasonPortZero, ReasonNoDest:
-		return w.leave(w.s, w.nc.svc, f, r, out)
+		w.leave(w.s, w.nc.svc, f, r)
+		return
 	default:
-		return w.drop(r, out)
+		w.drop(r)
+		return
 	}
 }

@@ -8,9 +8,8 @@ import (
 	"github.com/gvs-lb/gvs/sched"
 )
 
-func (w *Worker) drop(r Reason, out []Frame) []Frame {
+func (w *Worker) drop(r Reason) {
 	w.C.Reasons[r]++
-	return out
 }
 
 // frameKnown is what Process learnt of a frame before it calls processFrame.
@@ -27,39 +26,47 @@ const (
 // Process learnt of it. Classification follows the kernel's hooks: traffic to a VIP
 // takes the input path (ip_vs_in_hook), traffic from a NAT real server the output
 // path (ip_vs_out_hook); everything else is not ours.
-func (w *Worker) processFrame(s *snapshot, f *Frame, b []byte, known frameKnown, out []Frame) []Frame {
+func (w *Worker) processFrame(s *snapshot, f *Frame, b []byte, known frameKnown) {
 	p := &w.p
 	if known == frameRaw {
 		if dr := p.DecodeOther(b); dr != header.DropNone {
 			w.C.Malformed[dr]++
-			return w.drop(ReasonMalformed, out)
+			w.drop(ReasonMalformed)
+			return
 		}
 	}
 	if r := w.admit(&s.set, b); r != 0 {
-		return w.drop(r, out)
+		w.drop(r)
+		return
 	}
 	owned := w.d.owned.Load()
 	if p.IPVersion == 0 {
 		if p.EtherType == header.EtherTypeARP && p.ARPOp == header.ARPRequest && s.vips.contains(&p.Dst, false) {
 			if owned != nil && !owned.contains(&p.Dst, false) {
-				return w.drop(ReasonNotOwned, out)
+				w.drop(ReasonNotOwned)
+				return
 			}
-			return w.answerARP(f, out)
+			w.answerARP(f)
+			return
 		}
-		return w.drop(ReasonNotIP, out)
+		w.drop(ReasonNotIP)
+		return
 	}
 	if p.Proto == header.IPProtoICMPv6 { // tested first: IPv4 is spared the target's copy
 		if target, ok := header.NeighborSolicitTarget(b, p); ok && s.vips.contains(&target, true) {
 			if owned != nil && !owned.contains(&target, true) {
-				return w.drop(ReasonNotOwned, out)
+				w.drop(ReasonNotOwned)
+				return
 			}
-			return w.answerNS(f, target, out)
+			w.answerNS(f, target)
+			return
 		}
 	}
 	switch {
 	case known != frameNotVIP && s.vips.contains(&p.Dst, p.IPv6):
 		if owned != nil && !owned.contains(&p.Dst, p.IPv6) {
-			return w.drop(ReasonNotOwned, out)
+			w.drop(ReasonNotOwned)
+			return
 		}
 		// ip_vs_in_hook (docs/ipvs-semantics.md §5.2): ICMP, then inbound for TCP
 		// and UDP that is not a fragment.
@@ -67,22 +74,28 @@ func (w *Worker) processFrame(s *snapshot, f *Frame, b []byte, known frameKnown,
 		case header.IPProtoTCP, header.IPProtoUDP:
 		case header.IPProtoICMP, header.IPProtoICMPv6:
 			if p.HasEmbedded {
-				return w.inboundICMP(s, f, w.now, out)
+				w.inboundICMP(s, f, w.now)
+				return
 			}
-			return w.drop(ReasonICMPUnrelated, out)
+			w.drop(ReasonICMPUnrelated)
+			return
 		default:
-			return w.drop(ReasonProtocol, out)
+			w.drop(ReasonProtocol)
+			return
 		}
 		if p.IsFragment {
 			// The kernel reassembles before IPVS sees a packet; gvs does not, and a
 			// non-first fragment has no ports to find its connection by.
-			return w.drop(ReasonFragment, out)
+			w.drop(ReasonFragment)
+			return
 		}
-		return w.inbound(s, f, b, out)
+		w.inbound(s, f, b)
+		return
 	case s.natRS.contains(&p.Src, p.IPv6):
-		return w.outbound(s, f, w.now, out)
+		w.outbound(s, f, w.now)
+		return
 	}
-	return w.drop(ReasonNotOurs, out)
+	w.drop(ReasonNotOurs)
 }
 
 // setKey fills w.key from raw addresses, zeroing the unused bytes of IPv4 addresses so
@@ -129,7 +142,7 @@ func (w *Worker) setKey(proto uint8, v6 bool, caddr *[16]byte, cport uint16, vad
 // inbound is ip_vs_in_hook (docs/ipvs-semantics.md §5.2) for a TCP or UDP packet
 // that is not a fragment (processFrame tests it, or DecodeFast's kind is), at the
 // batch's time w.now; b is f.Bytes().
-func (w *Worker) inbound(s *snapshot, f *Frame, b []byte, out []Frame) []Frame {
+func (w *Worker) inbound(s *snapshot, f *Frame, b []byte) {
 	p, now := &w.p, w.now
 	var flags uint8
 	if p.Proto == header.IPProtoTCP {
@@ -174,11 +187,13 @@ func (w *Worker) inbound(s *snapshot, f *Frame, b []byte, out []Frame) []Frame {
 					header.DecTTL4(b, p)
 					w.setMACs(b, &info.mac)
 					w.countIn(e.dest, info.svc, uint64(p.End-p.L3Off))
-					return queue(out, f)
+					w.queue(f)
+					return
 				}
 				c := &w.conn
 				c.Dest, c.Method, c.DAddr, c.DPort = e.dest, e.method, e.daddr, e.dport
-				return w.xmit(s, f, b, c, false, out)
+				w.xmit(s, f, b, c, false)
+				return
 			}
 		}
 	}
@@ -256,40 +271,48 @@ func (w *Worker) inbound(s *snapshot, f *Frame, b []byte, out []Frame) []Frame {
 				w.syncAfterTable(p, e, c)
 			}
 		}
-		return w.xmit(s, f, b, &w.conn, false, out)
+		w.xmit(s, f, b, &w.conn, false)
+		return
 	case conntrack.Created:
-		return w.created(f, now, out)
+		w.created(f, now)
+		return
 	case conntrack.DropNoDest:
 		w.flows.forget(&w.key)
-		return w.drop(ReasonDestDeleted, out)
+		w.drop(ReasonDestDeleted)
+		return
 	case conntrack.Full:
 		w.flows.forget(&w.key)
-		return w.drop(ReasonTableFull, out)
+		w.drop(ReasonTableFull)
+		return
 	}
 	w.flows.forget(&w.key)
 	if w.nc.asked && w.nc.reason != 0 {
-		return w.notPicked(f, out)
+		w.notPicked(f)
+		return
 	}
 	// Not asked (NO_CPORT entries, the table's first connection) or a persistent
 	// service: the classic path.
-	return w.schedule(s, f, flags, false, now, out)
+	w.schedule(s, f, flags, false, now)
 }
 
 // schedule is the protocol conn_schedule plus ip_vs_schedule / ip_vs_sched_persist
 // (docs/ipvs-semantics.md §5.3–5.5) for the flow in w.key, which has no connection:
 // the packet's own, or with icmp the flow an ICMP error quotes (schedule_icmp, §5.7),
 // which the kernel schedules from the quoted header, inverted, without the SYN test.
-func (w *Worker) schedule(s *snapshot, f *Frame, flags uint8, icmp bool, now int64, out []Frame) []Frame {
+func (w *Worker) schedule(s *snapshot, f *Frame, flags uint8, icmp bool, now int64) {
 	k := &w.key
 	if !icmp && k.Proto == header.IPProtoTCP && (flags&header.TCPFlagRST != 0 || (flags&header.TCPFlagSYN == 0 && !s.set.sloppyTCP)) {
-		return w.drop(ReasonNotSYN, out)
+		w.drop(ReasonNotSYN)
+		return
 	}
 	svc := w.service(s, k)
 	if svc == nil {
-		return w.drop(ReasonNoService, out)
+		w.drop(ReasonNoService)
+		return
 	}
 	if b := s.set.def.source; b.interval != 0 && !icmp && !w.sourceAllowed(b, now) {
-		return w.drop(ReasonSourceLimit, out)
+		w.drop(ReasonSourceLimit)
+		return
 	}
 	w.setSchedPacket(icmp, now)
 
@@ -302,24 +325,28 @@ func (w *Worker) schedule(s *snapshot, f *Frame, flags uint8, icmp bool, now int
 	if svc.spec.Persistence > 0 {
 		dest, control, r = w.persist(s, svc, now)
 		if dest == nil {
-			return w.leave(s, svc, f, r, out)
+			w.leave(s, svc, f, r)
+			return
 		}
 		dport = k.VPort
 		if k.VPort == svc.spec.Addr.Port() && dest.Port() != 0 {
 			dport = dest.Port()
 		}
 	} else if dest, dport, r = w.pickPlain(svc); dest == nil {
-		return w.leave(s, svc, f, r, out)
+		w.leave(s, svc, f, r)
+		return
 	}
 	cf := connFlags(svc, k)
 	if int(dest.ID()) >= len(s.dests) { // a template's dest from a newer generation
 		if s, _ = w.destInfo(dest.ID()); int(dest.ID()) >= len(s.dests) {
-			return w.drop(ReasonDestDeleted, out)
+			w.drop(ReasonDestDeleted)
+			return
 		}
 	}
 	info := &s.dests[dest.ID()]
 	if w.d.table.Insert(&w.key, dest, dport, info.method, cf, control, flags, now, &w.conn) == conntrack.Full {
-		return w.drop(ReasonTableFull, out)
+		w.drop(ReasonTableFull)
+		return
 	}
 	if s.set.sync != nil {
 		e := w.flows.holding(flowIndex(&w.key), &w.key)
@@ -333,7 +360,7 @@ func (w *Worker) schedule(s *snapshot, f *Frame, flags uint8, icmp bool, now int
 	if !icmp && k.Proto == header.IPProtoTCP && flags&header.TCPFlagSYN == 0 {
 		w.C.SloppyCreated++
 	}
-	return w.xmit(s, f, f.Bytes(), &w.conn, icmp, out)
+	w.xmit(s, f, f.Bytes(), &w.conn, icmp)
 }
 
 // persist finds or creates the persistence template of the packet's client
@@ -384,16 +411,18 @@ func (w *Worker) persist(s *snapshot, svc *service, now int64) (*sched.Dest, con
 
 // leave is ip_vs_leave (docs/ipvs-semantics.md §5.6): no destination, so the client gets ICMP
 // port unreachable and the packet is dropped.
-func (w *Worker) leave(s *snapshot, svc *service, f *Frame, r Reason, out []Frame) []Frame {
+func (w *Worker) leave(s *snapshot, svc *service, f *Frame, r Reason) {
 	p := &w.p
 	if r == ReasonTableFull {
-		return w.drop(r, out)
+		w.drop(r)
+		return
 	}
 	if svc.spec.Addr.Port() == 21 && w.key.VPort != 21 {
-		return w.drop(ReasonFTPData, out)
+		w.drop(ReasonFTPData)
+		return
 	}
 	w.C.Reasons[r]++
-	return w.sendICMP(f, header.ICMPPortUnreachable, 0, &p.Dst, out)
+	w.sendICMP(f, header.ICMPPortUnreachable, 0, &p.Dst)
 }
 
 // service is ip_vs_service_find (docs/ipvs-semantics.md §5.8) for a flow's virtual

@@ -58,6 +58,11 @@ type Worker struct {
 	key  conntrack.Key
 	conn conntrack.Conn
 	pk   sched.Packet
+	// out is the frames to send of the current Process call: its out, appended to by
+	// the pipeline's steps (queue) and handed back by Process, which clears it. Held
+	// here rather than passed through and returned by every step, whose spills of
+	// it each packet paid.
+	out []Frame
 
 	C        Counters
 	dstats   []Stats // by dest id
@@ -192,6 +197,7 @@ func (w *Worker) Process(in []Frame, now int64, out []Frame) []Frame {
 	w.batchGen = s.gen
 	w.nicmp = 0
 	w.now = now
+	w.out = out
 	var hashes []uint64 // the prefetch's, by frame; none: w.hash stays 0
 	if w.lookups*prefetchShare >= len(in) && len(in) > 1 {
 		hashes = w.prefetch(in, w.ackRefs*prefetchShare < len(in))
@@ -221,16 +227,16 @@ func (w *Worker) Process(in []Frame, now int64, out []Frame) []Frame {
 				// A VIP: in a small set's IPv4 list, or a large set's table.
 				if v := &s.vips; v.inSmall4(&p.Dst) || v.v4 == nil && v.contains(&p.Dst, false) {
 					if owned := w.d.owned.Load(); owned == nil || owned.contains(&p.Dst, false) {
-						out = w.inbound(s, f, b, out)
+						w.inbound(s, f, b)
 					} else {
-						out = w.drop(ReasonNotOwned, out)
+						w.drop(ReasonNotOwned)
 					}
 					continue
 				}
 				known = frameNotVIP
 			}
 		}
-		out = w.processFrame(s, f, b, known, out)
+		w.processFrame(s, f, b, known)
 	}
 	w.hash = 0
 	if s.set.sync != nil {
@@ -248,5 +254,6 @@ func (w *Worker) Process(in []Frame, now int64, out []Frame) []Frame {
 	// Expiry is amortised over batches so it never stops the world: a few entries per
 	// frame, more when the table fell behind.
 	w.d.table.Expire(now, 4*len(in)+64)
+	out, w.out = w.out, nil // the caller's, not kept
 	return out
 }

@@ -53,14 +53,14 @@ func (w *Worker) nextID() uint16 {
 
 // sendICMP builds the ICMP error kind about the current frame into a worker buffer and
 // queues it; the frame itself has already been counted.
-func (w *Worker) sendICMP(f *Frame, kind header.ICMPErrorKind, mtu int, src *[16]byte, out []Frame) []Frame {
+func (w *Worker) sendICMP(f *Frame, kind header.ICMPErrorKind, mtu int, src *[16]byte) {
 	if w.nicmp >= len(w.icmp) {
 		w.C.ICMPSuppressed++
-		return out
+		return
 	}
 	if !w.icmpAllowed(kind) {
 		w.C.ICMPRateLimited++
-		return out
+		return
 	}
 	b := f.Bytes()
 	buf := w.icmp[w.nicmp]
@@ -69,11 +69,11 @@ func (w *Worker) sendICMP(f *Frame, kind header.ICMPErrorKind, mtu int, src *[16
 	n, ok := header.BuildICMPError(buf, b, &w.p, &r)
 	if !ok {
 		w.C.ICMPSuppressed++
-		return out
+		return
 	}
 	w.nicmp++
 	w.C.Generated++
-	return append(out, Frame{Buf: buf, Len: n})
+	w.out = append(w.out, Frame{Buf: buf, Len: n})
 }
 
 // xmit sends the current frame to its connection's real server with the connection's
@@ -87,15 +87,16 @@ func (w *Worker) sendICMP(f *Frame, kind header.ICMPErrorKind, mtu int, src *[16
 // block with no call (xmitSteps's spills of its arguments are paid only by the other
 // packets). The tests have no side effects, so a packet that fails one takes
 // xmitSteps's path from its start, in its order.
-func (w *Worker) xmit(s *snapshot, f *Frame, b []byte, c *conntrack.Conn, related bool, out []Frame) []Frame {
+func (w *Worker) xmit(s *snapshot, f *Frame, b []byte, c *conntrack.Conn, related bool) {
 	if info := w.plainDR(s, f, c.Dest, c.Method); info != nil {
 		p := &w.p
 		header.DecTTL4(b, p)
 		w.setMACs(b, &info.mac)
 		w.countIn(c.Dest, info.svc, uint64(p.End-p.L3Off))
-		return queue(out, f)
+		w.queue(f)
+		return
 	}
-	return w.xmitSteps(s, f, b, c, related, out)
+	w.xmitSteps(s, f, b, c, related)
 }
 
 // plainDR returns dest's settings when the current frame, sent to dest by method m,
@@ -120,16 +121,18 @@ func (w *Worker) plainDRTo(s *snapshot, f *Frame, info *destInfo, m ipvs.Method)
 }
 
 // xmitSteps is xmit's every case, step by step in docs/ipvs-semantics.md §9's order.
-func (w *Worker) xmitSteps(s *snapshot, f *Frame, b []byte, c *conntrack.Conn, related bool, out []Frame) []Frame {
+func (w *Worker) xmitSteps(s *snapshot, f *Frame, b []byte, c *conntrack.Conn, related bool) {
 	p := &w.p
 	if int(c.Dest) >= len(s.dests) { // a connection made on a newer generation
 		if s, _ = w.destInfo(c.Dest); int(c.Dest) >= len(s.dests) {
-			return w.drop(ReasonDestDeleted, out)
+			w.drop(ReasonDestDeleted)
+			return
 		}
 	}
 	info := &s.dests[c.Dest]
 	if !info.hasMAC {
-		return w.drop(ReasonNoMAC, out)
+		w.drop(ReasonNoMAC)
+		return
 	}
 	n := p.End - p.L3Off
 	// §9.1: the TTL is decremented before the MTU check, so an ICMP error quotes the
@@ -139,13 +142,16 @@ func (w *Worker) xmitSteps(s *snapshot, f *Frame, b []byte, c *conntrack.Conn, r
 		header.DecTTL4(b, p)
 	} else if !header.DecTTL(b, p) {
 		w.C.Reasons[ReasonTTLExceeded]++
-		return w.sendICMP(f, header.ICMPTimeExceeded, 0, w.ownAddr(), out)
+		w.sendICMP(f, header.ICMPTimeExceeded, 0, w.ownAddr())
+		return
 	}
 	if c.Method == ipvs.TUN {
-		return w.xmitTunnel(s, f, c, info, related, out)
+		w.xmitTunnel(s, f, c, info, related)
+		return
 	}
 	if n > s.set.mtu {
-		return w.tooBig(f, s.set.mtu, true, related, out)
+		w.tooBig(f, s.set.mtu, true, related)
+		return
 	}
 	if f.CsumPartial && !related {
 		// Complete before the rewrites: they update checksums incrementally.
@@ -161,31 +167,33 @@ func (w *Worker) xmitSteps(s *snapshot, f *Frame, b []byte, c *conntrack.Conn, r
 	}
 	w.setMACs(b, &info.mac)
 	w.countIn(c.Dest, info.svc, uint64(n))
-	return queue(out, f)
+	w.queue(f)
 }
 
-// queue appends the frame to out: in place when out has room (Process's callers
-// pass room for a batch), which spares append's copy of the frame through the stack.
-func queue(out []Frame, f *Frame) []Frame {
-	if n := len(out); n < cap(out) {
-		out = out[:n+1]
-		out[n] = *f
-		return out
+// queue appends the frame to the batch's output (w.out): in place when it has room
+// (Process's callers pass room for a batch), which spares append's copy of the frame
+// through the stack.
+func (w *Worker) queue(f *Frame) {
+	if n := len(w.out); n < cap(w.out) {
+		w.out = w.out[:n+1]
+		w.out[n] = *f
+		return
 	}
-	return append(out, *f)
+	w.out = append(w.out, *f)
 }
 
 // tooBig handles a packet longer than the route's mtu (§9.1): ICMP fragmentation
 // needed or packet too big when the packet may not be fragmented (header.ExceedsMTU;
 // never for an ICMP error carried for a connection), else a drop where Linux would
 // fragment.
-func (w *Worker) tooBig(f *Frame, mtu int, pmtu, related bool, out []Frame) []Frame {
+func (w *Worker) tooBig(f *Frame, mtu int, pmtu, related bool) {
 	if !related && header.ExceedsMTU(&w.p, mtu, pmtu) {
 		w.C.Reasons[ReasonTooBig]++
-		return w.sendICMP(f, header.ICMPFragNeeded, mtu, w.ownAddr(), out)
+		w.sendICMP(f, header.ICMPFragNeeded, mtu, w.ownAddr())
+		return
 	}
 	// Linux would fragment (ignore_df); gvs does not.
-	return w.drop(ReasonTooBigNoDF, out)
+	w.drop(ReasonTooBigNoDF)
 }
 
 // countIn counts a packet of n bytes forwarded to real server dest of service svc.
@@ -201,15 +209,17 @@ func (w *Worker) countIn(dest, svc uint32, n uint64) {
 
 // xmitTunnel is xmit's TUN method, after the TTL: the tunnel's MTU, and the frame
 // encapsulated in an outer IP header (§9.4).
-func (w *Worker) xmitTunnel(s *snapshot, f *Frame, c *conntrack.Conn, info *destInfo, related bool, out []Frame) []Frame {
+func (w *Worker) xmitTunnel(s *snapshot, f *Frame, c *conntrack.Conn, info *destInfo, related bool) {
 	p := &w.p
 	mtu, ok := header.TunnelMTU(s.set.mtu, info.ipv6)
 	if !ok {
-		return w.drop(ReasonTooBig, out)
+		w.drop(ReasonTooBig)
+		return
 	}
 	n := p.End - p.L3Off
 	if n > mtu {
-		return w.tooBig(f, mtu, s.set.pmtuDisc, related, out)
+		w.tooBig(f, mtu, s.set.pmtuDisc, related)
+		return
 	}
 	b := f.Bytes()
 	if f.CsumPartial && !related {
@@ -223,31 +233,36 @@ func (w *Worker) xmitTunnel(s *snapshot, f *Frame, c *conntrack.Conn, info *dest
 	t := header.Tunnel{Src: *src, Dst: info.addr, IPv6: info.ipv6, EthSrc: w.srcMAC(b), EthDst: info.mac, ID: w.nextID(), PMTUDisc: s.set.pmtuDisc}
 	frame, ok := header.Encapsulate(f.Buf, f.Off, p, &t)
 	if !ok {
-		return w.drop(ReasonTooBig, out)
+		w.drop(ReasonTooBig)
+		return
 	}
 	end := f.Off + p.End
 	f.Off, f.Len = end-len(frame), len(frame)
 	w.countIn(c.Dest, info.svc, uint64(n))
-	return append(out, *f)
+	w.out = append(w.out, *f)
 }
 
 // outbound is ip_vs_out_hook for a frame from a NAT real server (docs/ipvs-semantics.md
 // §5.10): the reply of a tracked connection leaves as VIP:vport. gvs routes it itself,
 // so it also does what forwarding would: decrement the TTL.
-func (w *Worker) outbound(s *snapshot, f *Frame, now int64, out []Frame) []Frame {
+func (w *Worker) outbound(s *snapshot, f *Frame, now int64) {
 	p := &w.p
 	switch p.Proto {
 	case header.IPProtoTCP, header.IPProtoUDP:
 	case header.IPProtoICMP, header.IPProtoICMPv6:
 		if p.HasEmbedded {
-			return w.outboundICMP(s, f, now, out)
+			w.outboundICMP(s, f, now)
+			return
 		}
-		return w.drop(ReasonNotOurs, out)
+		w.drop(ReasonNotOurs)
+		return
 	default:
-		return w.drop(ReasonNotOurs, out)
+		w.drop(ReasonNotOurs)
+		return
 	}
 	if p.IsFragment {
-		return w.drop(ReasonFragment, out)
+		w.drop(ReasonFragment)
+		return
 	}
 	var src, dst [16]byte
 	setAddr(&src, &p.Src, p.IPv6)
@@ -257,31 +272,36 @@ func (w *Worker) outbound(s *snapshot, f *Frame, now int64, out []Frame) []Frame
 		flags = p.TCPFlags
 	}
 	if w.d.table.Out(p.Proto, p.IPv6, src, p.SrcPort, dst, p.DstPort, flags, now, &w.conn) != conntrack.Hit {
-		return w.drop(ReasonReplyNoConn, out)
+		w.drop(ReasonReplyNoConn)
+		return
 	}
 	if w.conn.Method != ipvs.NAT {
 		// Out applied the OUTPUT transition and cleared NOOUTPUT: a state this
 		// worker's flow cache may hold for the connection is stale now.
 		w.flows.forget(&w.conn.Key)
-		return w.drop(ReasonNotOurs, out)
+		w.drop(ReasonNotOurs)
+		return
 	}
 	if o := w.d.owned.Load(); o != nil && !o.contains(&w.conn.Key.VAddr, w.conn.Key.IPv6) {
-		return w.drop(ReasonNotOwned, out)
+		w.drop(ReasonNotOwned)
+		return
 	}
-	return w.reply(s, f, &w.conn, false, out)
+	w.reply(s, f, &w.conn, false)
 }
 
 // reply sends a NAT real server's packet (or ICMP error) on to the client.
-func (w *Worker) reply(s *snapshot, f *Frame, c *conntrack.Conn, related bool, out []Frame) []Frame {
+func (w *Worker) reply(s *snapshot, f *Frame, c *conntrack.Conn, related bool) {
 	p := &w.p
 	if !s.set.hasGateway {
-		return w.drop(ReasonNoGateway, out)
+		w.drop(ReasonNoGateway)
+		return
 	}
 	b := f.Bytes()
 	length := uint64(p.End - p.L3Off)
 	if !header.DecTTL(b, p) {
 		w.C.Reasons[ReasonTTLExceeded]++
-		return w.sendICMP(f, header.ICMPTimeExceeded, 0, w.ownAddr(), out)
+		w.sendICMP(f, header.ICMPTimeExceeded, 0, w.ownAddr())
+		return
 	}
 	if f.CsumPartial && !related {
 		header.CompleteChecksum(b, p)
@@ -306,7 +326,7 @@ func (w *Worker) reply(s *snapshot, f *Frame, c *conntrack.Conn, related bool, o
 		sv.OutBytes += length
 	}
 	w.C.Forwarded++
-	return append(out, *f)
+	w.out = append(w.out, *f)
 }
 
 // relatedICMP reports whether an ICMP type is one IPVS treats as related to a
@@ -332,37 +352,42 @@ func relatedICMP(p *header.Parsed) bool {
 // goes to that connection's real server: forwarded as it is for DR/TUN, translated
 // for NAT (§5.7, §9.6). Without a connection it is scheduled as a new one when
 // schedule_icmp is set, and is otherwise not related.
-func (w *Worker) inboundICMP(s *snapshot, f *Frame, now int64, out []Frame) []Frame {
+func (w *Worker) inboundICMP(s *snapshot, f *Frame, now int64) {
 	p := &w.p
 	if !relatedICMP(p) || !p.EmbHasPorts || (p.EmbProto != header.IPProtoTCP && p.EmbProto != header.IPProtoUDP) {
-		return w.drop(ReasonICMPUnrelated, out)
+		w.drop(ReasonICMPUnrelated)
+		return
 	}
 	w.setKey(p.EmbProto, p.IPv6, &p.EmbDst, p.EmbDstPort, &p.EmbSrc, p.EmbSrcPort)
 	if w.d.table.Lookup(&w.key, now, &w.conn) {
-		return w.xmit(s, f, f.Bytes(), &w.conn, true, out)
+		w.xmit(s, f, f.Bytes(), &w.conn, true)
+		return
 	}
 	if s.set.scheduleICMP {
 		// schedule_icmp: a connection is scheduled from the quoted header, so the
 		// error reaches the real server that would serve the flow (after a failover
 		// the new director has no connection for it yet).
-		return w.schedule(s, f, 0, true, now, out)
+		w.schedule(s, f, 0, true, now)
+		return
 	}
-	return w.drop(ReasonICMPUnrelated, out)
+	w.drop(ReasonICMPUnrelated)
 }
 
 // outboundICMP is ip_vs_out_icmp: an ICMP error from a NAT real server quoting a
 // client's packet as the server received it (client → RS) is translated so the client
 // sees it come from the VIP (§5.7).
-func (w *Worker) outboundICMP(s *snapshot, f *Frame, now int64, out []Frame) []Frame {
+func (w *Worker) outboundICMP(s *snapshot, f *Frame, now int64) {
 	p := &w.p
 	if !relatedICMP(p) || !p.EmbHasPorts || (p.EmbProto != header.IPProtoTCP && p.EmbProto != header.IPProtoUDP) {
-		return w.drop(ReasonNotOurs, out)
+		w.drop(ReasonNotOurs)
+		return
 	}
 	var rs, client [16]byte
 	setAddr(&rs, &p.EmbDst, p.IPv6)
 	setAddr(&client, &p.EmbSrc, p.IPv6)
 	if !w.d.table.LookupOut(p.EmbProto, p.IPv6, rs, p.EmbDstPort, client, p.EmbSrcPort, now, &w.conn) || w.conn.Method != ipvs.NAT {
-		return w.drop(ReasonReplyNoConn, out)
+		w.drop(ReasonReplyNoConn)
+		return
 	}
-	return w.reply(s, f, &w.conn, true, out)
+	w.reply(s, f, &w.conn, true)
 }

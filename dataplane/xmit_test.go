@@ -46,11 +46,11 @@ func TestXmitShortcutMatchesSteps(t *testing.T) {
 									c.DAddr = [16]byte{198, 18, 0, 10}
 									c.DPort = 8080
 									name := func() string { return fmt.Sprintf("%v dest %d ttl %d", m, dest, ttl) }
-									got := xmitOnce(t, fast.w, b, partial, func(w *Worker, f *Frame, fb []byte) []Frame {
-										return w.xmit(w.s, f, fb, &c, related, nil)
+									got := xmitOnce(t, fast.w, b, partial, func(w *Worker, f *Frame, fb []byte) {
+										w.xmit(w.s, f, fb, &c, related)
 									})
-									want := xmitOnce(t, steps.w, b, partial, func(w *Worker, f *Frame, fb []byte) []Frame {
-										return w.xmitSteps(w.s, f, fb, &c, related, nil)
+									want := xmitOnce(t, steps.w, b, partial, func(w *Worker, f *Frame, fb []byte) {
+										w.xmitSteps(w.s, f, fb, &c, related)
 									})
 									if !slices.EqualFunc(got.out, want.out, bytes.Equal) || got.partial != want.partial || got.ttl != want.ttl {
 										t.Fatalf("ownMAC=%v %s plen %d df %v partial %v related %v: xmit sent %x (partial %v, ttl %d), xmitSteps %x (partial %v, ttl %d)",
@@ -78,7 +78,7 @@ type xmitResult struct {
 
 // xmitOnce decodes a copy of b into w's header state as Process would and runs send
 // on it, returning copies of the frames sent.
-func xmitOnce(t *testing.T, w *Worker, b []byte, partial bool, send func(w *Worker, f *Frame, fb []byte) []Frame) xmitResult {
+func xmitOnce(t *testing.T, w *Worker, b []byte, partial bool, send func(w *Worker, f *Frame, fb []byte)) xmitResult {
 	t.Helper()
 	f := inFrame(append([]byte(nil), b...))
 	f.CsumPartial = partial
@@ -86,9 +86,10 @@ func xmitOnce(t *testing.T, w *Worker, b []byte, partial bool, send func(w *Work
 	if d := w.p.Decode(fb); d != 0 {
 		t.Fatalf("test frame does not decode: %v", d)
 	}
-	w.nicmp = 0
+	w.nicmp, w.out = 0, nil
+	send(w, &f, fb)
 	var r xmitResult
-	for _, o := range send(w, &f, fb) {
+	for _, o := range w.out {
 		r.out = append(r.out, append([]byte(nil), o.Bytes()...))
 	}
 	r.partial, r.ttl = f.CsumPartial, w.p.TTL
