@@ -128,6 +128,9 @@ type service struct {
 	rs  []appliedServer
 	rs1 [1]appliedServer
 	one bool
+	// readsPacket: the pool's scheduler reads the sched.Packet (sched.ReadsPacket);
+	// Pick fills w.pk only then.
+	readsPacket bool
 }
 
 // servers returns svc's real servers as applied (rs).
@@ -617,7 +620,7 @@ func (d *Director) applyLocked(upsert []*ipvs.Service, remove []svcKey) error {
 		} else {
 			svc = new(service)
 		}
-		*svc = service{id: id, pool: pool, spec: *spec, key: k}
+		*svc = service{id: id, pool: pool, spec: *spec, key: k, readsPacket: sched.ReadsPacket(pool.Scheduler())}
 		if len(spec.RealServers) == 1 {
 			svc.rs1[0], svc.one = appliedServerOf(&spec.RealServers[0]), true
 		} else if len(spec.RealServers) > 0 {

@@ -125,7 +125,9 @@ func (w *Worker) Pick(k *conntrack.Key) (*sched.Dest, uint16, ipvs.Method, connt
 		nc.reason = ReasonSourceLimit
 		return nil, 0, 0, 0
 	}
-	w.setSchedPacket(false, nc.now)
+	if nc.svc.readsPacket { // else the scheduler ignores w.pk: not filled
+		w.setSchedPacket(false, nc.now)
+	}
 	dest, dport, r := w.pickPlain(nc.svc)
 	if dest == nil {
 		nc.reason = r

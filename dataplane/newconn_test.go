@@ -112,3 +112,33 @@ func TestOnePassMatchesTwoPass(t *testing.T) {
 		t.Errorf("connections per service: %+v", a.w.sstats)
 	}
 }
+
+// TestOnePassPacketOfScheduler: the one-pass path fills the scheduler's packet
+// for the schedulers that read it (sh, mh, dh, lblc, lblcr: sched.ReadsPacket)
+// and not for the others: SYNs from random clients go where the two-pass path,
+// which always fills it, sends them, and those choosing by the client use both
+// real servers. It fails when Pick fills the packet for no service.
+func TestOnePassPacketOfScheduler(t *testing.T) {
+	for _, name := range []string{"sh", "mh", "dh", "lblc", "lblcr", "wlc", "rr"} {
+		svc := rrService(ipvs.DR, 80)
+		svc.Scheduler = name
+		a := newHarness(t, testOptions(), svc)
+		b := newHarness(t, testOptions(), svc)
+		b.w.twoPass = true
+		rng := rand.New(rand.NewPCG(7, 8))
+		seen := map[ipvs.MAC]bool{}
+		for i := range 200 {
+			p := dtPkt{src: netip.AddrFrom4([4]byte{198, 19, byte(rng.IntN(256)), byte(rng.IntN(256))}), dst: dtVIP, sport: uint16(1024 + rng.IntN(60000)), dport: 80, syn: true}
+			frame := p.frame(t)
+			ga, gb := a.run(frame, int64(i)*int64(time.Millisecond)), b.run(frame, int64(i)*int64(time.Millisecond))
+			if len(ga) != 1 || len(gb) != 1 || !bytes.Equal(ga[0], gb[0]) {
+				t.Fatalf("%s: SYN %d from %v: one pass sent %x, two passes %x", name, i, p.src, ga, gb)
+			}
+			seen[ipvs.MAC(ga[0][:6])] = true
+		}
+		// dh, lblc and lblcr choose by the destination, the one VIP here.
+		if byClient := name != "dh" && name != "lblc" && name != "lblcr"; byClient && len(seen) != 2 {
+			t.Errorf("%s: 200 clients' SYNs went to %d real servers", name, len(seen))
+		}
+	}
+}

@@ -41,6 +41,33 @@ type Scheduler interface {
 	Schedule(dests []*Dest, p *Packet) *Dest
 }
 
+// packetBlind is implemented by this package's schedulers whose choice does not
+// depend on the Packet they are given (rr, wrr, lc, wlc, sed, nq, fo, ovf, twos,
+// none): see ReadsPacket.
+type packetBlind interface {
+	packetBlind()
+}
+
+func (lc) packetBlind()    {}
+func (wlc) packetBlind()   {}
+func (sed) packetBlind()   {}
+func (nq) packetBlind()    {}
+func (fo) packetBlind()    {}
+func (ovf) packetBlind()   {}
+func (none) packetBlind()  {}
+func (*rr) packetBlind()   {}
+func (*wrr) packetBlind()  {}
+func (*twos) packetBlind() {}
+
+// ReadsPacket reports whether s's choice may depend on the Packet its Schedule is
+// given: true for sh, mh, dh, lblc and lblcr (they hash or look up its addresses;
+// lblc and lblcr keep its time) and for a Scheduler of another package; false for
+// the others, whose caller may pass any Packet (a scheduling path spares filling it).
+func ReadsPacket(s Scheduler) bool {
+	_, blind := s.(packetBlind)
+	return !blind
+}
+
 // Hooks is implemented by schedulers whose state derives from the destination list;
 // the Pool calls each method exactly where IPVS calls init_service, add_dest, del_dest
 // and upd_dest (docs/ipvs-semantics.md §2.4), always with the list as it is after the change.
