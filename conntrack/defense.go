@@ -149,7 +149,7 @@ func nextMode(m int32, free, thresh int64) int32 {
 // shard rnd picks. Confirmed entries are never dropped. Call it about once a second;
 // it takes one shard lock at a time.
 func (t *Table) Defend(rnd uint32) DefenseReport {
-	free := t.max.Load() - t.count.Load()
+	free := t.max.Load() - t.liveCount()
 	t.defMu.Lock()
 	th := t.amemthresh.Load()
 	r := DefenseReport{Before: t.Modes(), Free: int(free), AMemThresh: int(th)}
@@ -175,7 +175,7 @@ func (t *Table) Defend(rnd uint32) DefenseReport {
 // when it started.
 func (t *Table) dropEntries(rnd uint32) int {
 	n := len(t.shards)
-	left := t.unconf.Load()
+	left := t.liveUnconf()
 	total := 0
 	var ctls [sweepChunk]Ref
 	for j := range max(1, n/32) {

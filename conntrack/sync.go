@@ -789,7 +789,7 @@ func (t *Table) Upsert(r *Remote, dest *sched.Dest, origin uint8, now int64) boo
 		t.sc.refused.Add(1)
 		return false
 	}
-	if !t.reserve() {
+	if !t.reserve(false) {
 		t.sc.refused.Add(1)
 		return false
 	}

@@ -86,13 +86,16 @@ type Table struct {
 	dests   atomic.Pointer[[]*sched.Dest]
 	destsMu sync.Mutex
 
-	timeouts  atomic.Pointer[timeoutsMs]
-	count     atomic.Int64 // live entries, including ones being inserted
+	timeouts atomic.Pointer[timeoutsMs]
+	// live is two counters in one word (liveCount, liveUnconf): the live entries,
+	// including ones being inserted, in the low 32 bits (Max is below 2³², New),
+	// the live unconfirmed connections in the high 32. A new connection's reserve
+	// counts it in both with one atomic operation, not two.
+	live      atomic.Uint64
 	noCPort   atomic.Int64 // live NO_CPORT entries (§6.2 retry)
 	nowQueued atomic.Int64 // entries on expire-now lists
 	clockSet  atomic.Bool
 
-	unconf        atomic.Int64 // live unconfirmed connections
 	evicted       atomic.Uint64
 	evictedTpl    atomic.Uint64
 	unconfRefused atomic.Uint64
@@ -287,7 +290,22 @@ func (t *Table) Timeouts() Timeouts {
 
 // Len returns the number of live entries (connections plus templates), including
 // entries that are past their expiry time but not yet removed by Expire.
-func (t *Table) Len() int { return int(t.count.Load()) }
+func (t *Table) Len() int { return int(t.liveCount()) }
+
+// Deltas of Table.live: one entry, one unconfirmed connection, and their
+// negations (two's complement: Add of minusLive takes one off).
+const (
+	oneLive     = uint64(1)
+	oneUnconf   = uint64(1) << 32
+	minusLive   = ^(oneLive - 1)
+	minusUnconf = ^(oneUnconf - 1)
+)
+
+// liveCount returns the live entries, including ones being inserted.
+func (t *Table) liveCount() int64 { return int64(uint32(t.live.Load())) }
+
+// liveUnconf returns the live unconfirmed connections.
+func (t *Table) liveUnconf() int64 { return int64(t.live.Load() >> 32) }
 
 // Max returns the configured cap on entries.
 func (t *Table) Max() int { return int(t.max.Load()) }
@@ -764,7 +782,7 @@ func (t *Table) InOrInsertAt(h uint64, k *Key, tcpFlags uint8, now int64, p Pick
 			t.slabRefused.Add(1)
 		}
 	}
-	if !ok || !t.reserve() {
+	if !ok || !t.reserve(true) {
 		s.mu.Unlock()
 		t.finishEvict(evCtl)
 		return Full
@@ -968,14 +986,20 @@ func (t *Table) Get(r Ref, c *Conn) bool {
 	return true
 }
 
-// reserve takes one of the Max slots, or reports that the table is full.
-func (t *Table) reserve() bool {
+// reserve takes one of the Max slots, or reports that the table is full; with
+// unconf it counts an unconfirmed connection too (live), which insertLocked then
+// puts on its shard's list.
+func (t *Table) reserve(unconf bool) bool {
+	d := oneLive
+	if unconf {
+		d |= oneUnconf
+	}
 	for {
-		n := t.count.Load()
-		if n >= t.max.Load() {
+		n := t.live.Load()
+		if int64(uint32(n)) >= t.max.Load() {
 			return false
 		}
-		if t.count.CompareAndSwap(n, n+1) {
+		if t.live.CompareAndSwap(n, n+d) {
 			return true
 		}
 	}
@@ -1017,7 +1041,7 @@ func (t *Table) Insert(k *Key, dest *sched.Dest, dport uint16, method ipvs.Metho
 	if remote {
 		ok = t.evictRemote(si, slot)
 	}
-	if !ok || !t.reserve() {
+	if !ok || !t.reserve(true) {
 		return Full
 	}
 	if control != 0 && !t.attach(control, now, 1) {
@@ -1180,7 +1204,7 @@ func (t *Table) InsertTemplate(k *Key, dest *sched.Dest, dport uint16, timeout t
 		t.slabRefused.Add(1)
 		return Full
 	}
-	if !t.reserve() {
+	if !t.reserve(false) {
 		s.mu.Unlock()
 		return Full
 	}
@@ -1280,7 +1304,7 @@ func (t *Table) releaseLocked(s *shard, i uint32, e *entry) (ctl Ref, forced boo
 	ctl, forced = e.control, e.timeout == 0
 	*e = entry{next: s.free, wslot: listNone}
 	s.free = i
-	t.count.Add(-1)
+	t.live.Add(minusLive)
 	return ctl, forced
 }
 

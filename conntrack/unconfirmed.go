@@ -89,7 +89,7 @@ type UnconfStats struct {
 // Unconfirmed returns the unconfirmed budget's counters.
 func (t *Table) Unconfirmed() UnconfStats {
 	return UnconfStats{
-		Unconfirmed: int(t.unconf.Load()),
+		Unconfirmed: int(t.liveUnconf()),
 		Max:         int(t.unconfMax.Load()),
 		PerService:  int(t.unconfSvcMax.Load()),
 		Evicted:     t.evicted.Load(),
@@ -107,7 +107,8 @@ func (t *Table) Unconfirmed() UnconfStats {
 
 // pushUnconfLocked puts the new entry i at the tail of s's unconfirmed list and
 // counts it in its service's slot, svcSlot of e (which the inserter has computed for
-// admitLocked already).
+// admitLocked already); the reserve that made room for it counted it in the total
+// (Table.live).
 //
 // Precondition: s.mu is held and e is not on the list.
 func (t *Table) pushUnconfLocked(s *shard, i uint32, e *entry, slot uint32) {
@@ -119,7 +120,6 @@ func (t *Table) pushUnconfLocked(s *shard, i uint32, e *entry, slot uint32) {
 		s.uhead = i
 	}
 	s.utail = i
-	t.unconf.Add(1)
 	t.svcUnconf[slot].Add(1)
 }
 
@@ -142,7 +142,7 @@ func (t *Table) unlinkUnconfLocked(s *shard, e *entry) {
 	}
 	e.flags &^= fUnconf
 	e.uprev, e.unext = 0, 0
-	t.unconf.Add(-1)
+	t.live.Add(minusUnconf)
 	t.svcUnconf[svcSlot(e.proto, &e.vaddr, e.vport)].Add(-1)
 }
 
@@ -189,8 +189,8 @@ func (t *Table) admitLocked(s *shard, slot uint32) (ok bool, ctl Ref, remote boo
 		return !slabFull, 0, false // the budget is off
 	}
 	svcFull := int64(t.svcUnconf[slot].Load()) >= t.unconfSvcMax.Load()
-	budgetFull := t.unconf.Load() >= t.unconfMax.Load()
-	if !svcFull && !budgetFull && !slabFull && t.count.Load() < t.max.Load() {
+	budgetFull := t.liveUnconf() >= t.unconfMax.Load()
+	if !svcFull && !budgetFull && !slabFull && t.liveCount() < t.max.Load() {
 		return true, 0, false
 	}
 	// The oldest of s; for a full service budget the oldest of that service among
@@ -206,7 +206,7 @@ func (t *Table) admitLocked(s *shard, slot uint32) (ok bool, ctl Ref, remote boo
 		t.slabRefused.Add(1)
 		return false, 0, false
 	}
-	if t.unconf.Load() > 0 {
+	if t.liveUnconf() > 0 {
 		return false, 0, true
 	}
 	// Nothing unconfirmed anywhere: the table is full of confirmed entries
