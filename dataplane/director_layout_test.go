@@ -13,12 +13,15 @@ import (
 // more pointer words for the collector than counted here; each is followed at
 // every cycle for each of 10,000 services. The real servers a service keeps
 // (appliedServer) and its pool's dests (sched.Dest) hold none: both had a
-// netip.Addr's, which is a pointer (15 words before, 13 after).
+// netip.Addr's, which is a pointer (15 words before, 13 after). Two more since: the
+// pool's view of a scheduler without state (sched.Pool.view, and the list of its
+// first view, kept in the pool), which new connections schedule from without the
+// pool's lock.
 func TestServiceRoomPointers(t *testing.T) {
 	if n := pointerWords(reflect.TypeFor[appliedServer]()); n != 0 {
 		t.Errorf("appliedServer: %d pointer words", n)
 	}
-	const budget = 13
+	const budget = 15
 	if n := pointerWords(reflect.TypeFor[serviceRoom]()); n > budget {
 		t.Errorf("serviceRoom: %d pointer words, more than %d", n, budget)
 	}

@@ -22,7 +22,11 @@ func (p *Pool) Clone() *Pool {
 	if c, ok := s.(Cloner); ok {
 		s = c.Clone()
 	}
-	return &Pool{dests: p.dests, s: s}
+	c := &Pool{dests: p.dests, s: s}
+	if v := p.view.Load(); v != nil {
+		c.view.Store(v) // the same scheduler (stateless: shared, not copied) and list
+	}
+	return c
 }
 
 func (s *rr) Clone() Scheduler  { c := *s; return &c }

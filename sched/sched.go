@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net/netip"
 	"sync"
+	"sync/atomic"
 )
 
 // Packet is what a scheduler may look at when it picks a real server for a new
@@ -33,13 +34,36 @@ func foldRaw(b *[16]byte, v6 bool) uint32 {
 }
 
 // A Scheduler picks a real server for a new connection. It is called with its Pool's
-// lock held, so it keeps its state without locks of its own; dests is the service's
-// list in kernel order (head first) and must not be retained or modified.
-// Schedule returns nil when no destination is available.
+// lock held, so it keeps its state without locks of its own (but for this package's
+// schedulers that keep no state: see stateless); dests is the service's list in
+// kernel order (head first) and must not be retained or modified. Schedule returns
+// nil when no destination is available.
 type Scheduler interface {
 	Name() string
 	Schedule(dests []*Dest, p *Packet) *Dest
 }
+
+// stateless is implemented by this package's schedulers that keep no state (lc,
+// wlc, sed, nq, fo, ovf, none): their Schedule reads the list and the dests'
+// atomic fields alone, so a Pool runs it without its lock, from the view it
+// publishes (Pool.Schedule), as the kernel runs them under RCU alone, where rr,
+// wrr and the others take the service's scheduler lock. statelessIndex is the
+// scheduler's index in statelessOf: a view names its scheduler by that byte, not
+// by an interface (two words more for the collector in every service's pool).
+type stateless interface {
+	statelessIndex() uint8
+}
+
+// statelessOf is the stateless schedulers, by statelessIndex.
+var statelessOf = [...]Scheduler{lc{}, wlc{}, sed{}, nq{}, fo{}, ovf{}, none{}}
+
+func (lc) statelessIndex() uint8   { return 0 }
+func (wlc) statelessIndex() uint8  { return 1 }
+func (sed) statelessIndex() uint8  { return 2 }
+func (nq) statelessIndex() uint8   { return 3 }
+func (fo) statelessIndex() uint8   { return 4 }
+func (ovf) statelessIndex() uint8  { return 5 }
+func (none) statelessIndex() uint8 { return 6 }
 
 // packetBlind is implemented by this package's schedulers whose choice does not
 // depend on the Packet they are given (rr, wrr, lc, wlc, sed, nq, fo, ovf, twos,
@@ -66,6 +90,14 @@ func (*twos) packetBlind() {}
 func ReadsPacket(s Scheduler) bool {
 	_, blind := s.(packetBlind)
 	return !blind
+}
+
+// A poolView is a stateless scheduler (its index in statelessOf) and the list it
+// schedules from, published together by a Pool (Pool.view). Immutable once
+// published.
+type poolView struct {
+	dests []*Dest
+	sched uint8
 }
 
 // Hooks is implemented by schedulers whose state derives from the destination list;
@@ -114,6 +146,13 @@ type Pool struct {
 	first    [1]*Dest
 	firstSet bool
 	spare    *Dest // zero storage made with the pool (NewPoolOf) for its first dest (NewDest)
+	// view is what Schedule reads without the lock: the scheduler and the list when
+	// the scheduler is stateless and the list is not empty, else nil. Replaced
+	// under mu whenever either changes (publishLocked), never modified; the first
+	// one is firstView, in the pool, as the first list is first.
+	view         atomic.Pointer[poolView]
+	firstView    poolView
+	firstViewSet bool
 }
 
 // NewPool returns an empty pool scheduled by s (nil: every pick fails, like "none").
@@ -129,6 +168,26 @@ func (p *Pool) schedule(s Scheduler) {
 	if h, ok := s.(Hooks); ok {
 		h.Init(nil)
 	}
+	p.publishLocked()
+}
+
+// publishLocked publishes the view of the pool's scheduler and list (Pool.view):
+// in the pool's own storage the first time, then a new one each time.
+//
+// Precondition: p.mu is held, or p is not shared yet.
+func (p *Pool) publishLocked() {
+	sl, ok := p.s.(stateless)
+	if !ok || len(p.dests) == 0 {
+		p.view.Store(nil)
+		return
+	}
+	v := &p.firstView
+	if p.firstViewSet {
+		v = new(poolView)
+	}
+	p.firstViewSet = true
+	v.dests, v.sched = p.dests, sl.statelessIndex()
+	p.view.Store(v)
 }
 
 // NewPoolOf returns an empty pool scheduled by a fresh scheduler of the named kind
@@ -179,8 +238,14 @@ func (p *Pool) NewDest(id uint32, addr netip.Addr, port uint16, weight int32, up
 	return d
 }
 
-// Schedule picks a dest for a new connection, or nil when none is available.
+// Schedule picks a dest for a new connection, or nil when none is available. A
+// stateless scheduler runs without the pool's lock, on the list of the last change
+// published (the kernel's RCU reader's view: a dest deleted meanwhile may still be
+// picked, as one picked just before its delete is bound after it).
 func (p *Pool) Schedule(pk *Packet) *Dest {
+	if v := p.view.Load(); v != nil {
+		return statelessOf[v.sched].Schedule(v.dests, pk)
+	}
 	p.mu.Lock()
 	var d *Dest
 	if p.s != nil {
@@ -211,6 +276,7 @@ func (p *Pool) SetScheduler(s Scheduler) error {
 	if h, ok := s.(Hooks); ok {
 		h.Init(p.dests)
 	}
+	p.publishLocked()
 	return nil
 }
 
@@ -275,6 +341,7 @@ func (p *Pool) Add(d *Dest) error {
 	if h, ok := p.s.(Hooks); ok {
 		h.AddDest(p.dests, d)
 	}
+	p.publishLocked()
 	return nil
 }
 
@@ -313,6 +380,7 @@ func (p *Pool) Delete(addr netip.Addr, port uint16) (*Dest, error) {
 	if h, ok := p.s.(Hooks); ok {
 		h.DelDest(p.dests, d, at)
 	}
+	p.publishLocked()
 	return d, nil
 }
 
