@@ -208,6 +208,9 @@ type UDPSample struct {
 	// Metrics are the deltas of gvs's gvs_link_* and gvs_drops_total series that moved.
 	Metrics  map[string]float64 `json:"gvs_metrics,omitempty"`
 	RunQueue float64            `json:"run_queue"` // mean runnable tasks while measuring: flags slots other load disturbed
+	// CPUBusy is each CPU's busy share of the sample (/proc/stat, by CPU number): the
+	// one near 1 is the path's bound.
+	CPUBusy []float64 `json:"cpu_busy,omitempty"`
 }
 
 // Mpps is the delivered rate in millions of packets per second.
@@ -364,6 +367,8 @@ type WRKResult struct {
 	// GVSCPU is gvs's CPU time (utime+stime, all threads) over the run per request,
 	// in µs; 0 for the kernel paths, whose work runs in softirqs.
 	GVSCPU float64 `json:"gvs_cpu_us_per_request,omitempty"`
+	// CPUBusy is each CPU's busy share over the run (/proc/stat, by CPU number).
+	CPUBusy []float64 `json:"cpu_busy,omitempty"`
 }
 
 // Connection modes of the latency client.
@@ -797,8 +802,8 @@ func (r *LiveResult) writeUDP(w io.Writer, pinned bool) {
 			continue
 		}
 		if !header {
-			fmt.Fprintf(w, "-- 64-byte UDP\n%-5s %-13s %9s %9s %6s %5s %8s %8s %9s %9s %15s %14s  %s\n", "round", "series",
-				"sent", "delivered", "loss", "runq", "gvs cpu", "gvsns/p", "ring full", "kern drop", "sat kpps", "burst loss/rf", "per real server (gvs: per worker rx)")
+			fmt.Fprintf(w, "-- 64-byte UDP\n%-5s %-13s %9s %9s %6s %5s %10s %8s %8s %9s %9s %15s %14s  %s\n", "round", "series",
+				"sent", "delivered", "loss", "runq", "cpus busy", "gvs cpu", "gvsns/p", "ring full", "kern drop", "sat kpps", "burst loss/rf", "per real server (gvs: per worker rx)")
 			header = true
 		}
 		u := s.UDP
@@ -828,8 +833,8 @@ func (r *LiveResult) writeUDP(w io.Writer, pinned bool) {
 		if u.DirCPU > 0 {
 			cpu, cpp = strconv.FormatFloat(u.DirCPU, 'f', 2, 64), strconv.FormatFloat(u.CPUPerPacket, 'f', 0, 64)
 		}
-		fmt.Fprintf(w, "%-5d %-13s %8.3fM %8.3fM %5.1f%% %5.1f %8s %8s %9s %9d %15s %14s  %v\n", s.Round, s.Series,
-			u.SentMpps(), u.Mpps(), u.Loss(), u.RunQueue, cpu, cpp, rf, kd, sat, burst, perRSWorkers(u))
+		fmt.Fprintf(w, "%-5d %-13s %8.3fM %8.3fM %5.1f%% %5.1f %10s %8s %8s %9s %9d %15s %14s  %v\n", s.Round, s.Series,
+			u.SentMpps(), u.Mpps(), u.Loss(), u.RunQueue, fmtBusy(u.CPUBusy), cpu, cpp, rf, kd, sat, burst, perRSWorkers(u))
 	}
 }
 
@@ -848,8 +853,8 @@ func (r *LiveResult) writeHTTP(w io.Writer, pinned bool) {
 			continue
 		}
 		if !header {
-			fmt.Fprintf(w, "-- HTTP (µs)\n%-5s %-13s %8s %8s %8s %8s %8s %8s %8s %8s %8s %9s %9s %7s\n", "round", "series",
-				"c1 p50", "c1 p99", "rk p50", "rk p99", "rk p999", "rf p50", "rf p99", "rf p999", "n", "c32 req/s", "c32 apart", "errors")
+			fmt.Fprintf(w, "-- HTTP (µs)\n%-5s %-13s %8s %8s %8s %8s %8s %8s %8s %8s %8s %9s %9s %7s %10s %10s\n", "round", "series",
+				"c1 p50", "c1 p99", "rk p50", "rk p99", "rk p999", "rf p50", "rf p99", "rf p999", "n", "c32 req/s", "c32 apart", "errors", "c32 busy", "apart busy")
 			header = true
 		}
 		h := s.HTTP
@@ -871,9 +876,16 @@ func (r *LiveResult) writeHTTP(w io.Writer, pinned bool) {
 			}
 		}
 		errs += len(h.Errors)
-		fmt.Fprintf(w, "%-5d %-13s %8s %8s %8s %8s %8s %8s %8s %8s %8d %9s %9s %7d\n", s.Round, s.Series,
+		busy := func(x *WRKResult) string {
+			if x == nil {
+				return "-"
+			}
+			return fmtBusy(x.CPUBusy)
+		}
+		fmt.Fprintf(w, "%-5d %-13s %8s %8s %8s %8s %8s %8s %8s %8s %8d %9s %9s %7d %10s %10s\n", s.Round, s.Series,
 			get("wrk_c1_p50_us"), get("wrk_c1_p99_us"), get("random_keepalive_p50_us"), get("random_keepalive_p99_us"), get("random_keepalive_p99_9_us"),
-			get("random_fresh_p50_us"), get("random_fresh_p99_us"), get("random_fresh_p99_9_us"), n, get("wrk_cN_req_s"), get("wrk_cN_apart_req_s"), errs)
+			get("random_fresh_p50_us"), get("random_fresh_p99_us"), get("random_fresh_p99_9_us"), n, get("wrk_cN_req_s"), get("wrk_cN_apart_req_s"), errs,
+			busy(h.KeepAlive), busy(h.KeepAliveApart))
 		for _, e := range h.Errors {
 			fmt.Fprintf(w, "      %s: %s\n", s.Series, e)
 		}
@@ -1026,15 +1038,27 @@ func parseNetDev(text, ifname string) (netDevStats, error) {
 	return s, fmt.Errorf("/proc/net/dev: no interface %s", ifname)
 }
 
+// userHZ is the unit of /proc/stat and /proc/PID/stat times (USER_HZ, 100 on Linux).
+const userHZ = 100
+
 // parseProcStatBusy returns the busy time (all but idle and iowait) of the "cpu"
 // line of /proc/stat, in USER_HZ ticks.
 func parseProcStatBusy(text string) (uint64, error) {
+	busy, _, err := parseProcStat(text)
+	return busy, err
+}
+
+// parseProcStat returns the busy time (all but idle and iowait) of the "cpu" line
+// of /proc/stat and of each "cpuN" line (indexed by N; a CPU without a line reads
+// 0), in USER_HZ ticks.
+func parseProcStat(text string) (busy uint64, perCPU []uint64, err error) {
+	found := false
 	for _, line := range strings.Split(text, "\n") {
 		f := strings.Fields(line)
-		if len(f) < 8 || f[0] != "cpu" {
+		if len(f) < 8 || !strings.HasPrefix(f[0], "cpu") {
 			continue
 		}
-		var busy uint64
+		var b uint64
 		// user nice system idle iowait irq softirq steal [guest guest_nice: in user already]
 		for i, v := range f[1:min(len(f), 9)] {
 			if i == 3 || i == 4 {
@@ -1042,13 +1066,53 @@ func parseProcStatBusy(text string) (uint64, error) {
 			}
 			n, err := strconv.ParseUint(v, 10, 64)
 			if err != nil {
-				return 0, fmt.Errorf("/proc/stat: %w", err)
+				return 0, nil, fmt.Errorf("/proc/stat: %w", err)
 			}
-			busy += n
+			b += n
 		}
-		return busy, nil
+		if f[0] == "cpu" {
+			busy, found = b, true
+			continue
+		}
+		n, err := strconv.Atoi(f[0][3:])
+		if err != nil || n < 0 || n >= 1<<16 {
+			return 0, nil, fmt.Errorf("/proc/stat: bad line %q", f[0])
+		}
+		for len(perCPU) <= n {
+			perCPU = append(perCPU, 0)
+		}
+		perCPU[n] = b
 	}
-	return 0, fmt.Errorf("/proc/stat: no cpu line")
+	if !found {
+		return 0, nil, fmt.Errorf("/proc/stat: no cpu line")
+	}
+	return busy, perCPU, nil
+}
+
+// cpuBusy returns each CPU's busy share of elapsed between two readings of
+// parseProcStat's perCPU (nil when elapsed is not positive or the readings differ
+// in length).
+func cpuBusy(before, after []uint64, elapsed time.Duration) []float64 {
+	if elapsed <= 0 || len(before) != len(after) || len(after) == 0 {
+		return nil
+	}
+	out := make([]float64, len(after))
+	for i := range after {
+		out[i] = float64(after[i]-before[i]) / userHZ / elapsed.Seconds()
+	}
+	return out
+}
+
+// fmtBusy formats cpuBusy's shares as "0.97/1.00", or "-".
+func fmtBusy(b []float64) string {
+	if len(b) == 0 {
+		return "-"
+	}
+	parts := make([]string, len(b))
+	for i, v := range b {
+		parts[i] = strconv.FormatFloat(v, 'f', 2, 64)
+	}
+	return strings.Join(parts, "/")
 }
 
 // ParseMetrics reads Prometheus text exposition into series → value (the series is

@@ -511,6 +511,7 @@ func (b *liveBench) flood(ctx context.Context, round int, pinned bool, series st
 	if u.Delivered > 0 {
 		u.MachineCPUPerPacket = float64(c1.busy-c0.busy) / float64(userHZ) * 1e9 / float64(u.Delivered)
 	}
+	u.CPUBusy = cpuBusy(c0.busyCPU, c1.busyCPU, u.Elapsed)
 	if gvs != nil {
 		cpu := c1.gvsCPU - c0.gvsCPU
 		u.DirCPU = cpu / u.Elapsed.Seconds()
@@ -523,15 +524,13 @@ func (b *liveBench) flood(ctx context.Context, round int, pinned bool, series st
 	return u, nil
 }
 
-// userHZ is the unit of /proc/stat and /proc/PID/stat times (USER_HZ, 100 on Linux).
-const userHZ = 100
-
 type liveCounters struct {
 	at          time.Time
 	client, dir netDevStats
 	rs          []netDevStats
-	busy        uint64  // the machine's busy ticks
-	gvsCPU      float64 // seconds
+	busy        uint64   // the machine's busy ticks
+	busyCPU     []uint64 // the same per CPU
+	gvsCPU      float64  // seconds
 	metrics     map[string]float64
 }
 
@@ -563,7 +562,7 @@ func (b *liveBench) counters(gvs *liveProc) (liveCounters, error) {
 		return c, err
 	}
 	if t, err := os.ReadFile("/proc/stat"); err == nil {
-		c.busy, _ = parseProcStatBusy(string(t))
+		c.busy, c.busyCPU, _ = parseProcStat(string(t))
 	}
 	if gvs != nil {
 		c.gvsCPU = procCPU(gvs.cmd.Process.Pid)
@@ -595,6 +594,16 @@ func (b *liveBench) netDev(h LiveHost) (st netDevStats, err error) {
 		return err
 	})
 	return st, err
+}
+
+// procStatPerCPU returns each CPU's busy ticks (parseProcStat), nil if unreadable.
+func procStatPerCPU() []uint64 {
+	t, err := os.ReadFile("/proc/stat")
+	if err != nil {
+		return nil
+	}
+	_, per, _ := parseProcStat(string(t))
+	return per
 }
 
 // procCPU returns the user+system CPU seconds of a process (all its threads).
@@ -830,7 +839,9 @@ func (b *liveBench) http(ctx context.Context, pinned bool, url string, gvs *live
 		if gvs != nil {
 			cpu0 = procCPU(gvs.cmd.Process.Pid)
 		}
+		busy0, t0 := procStatPerCPU(), time.Now()
 		out, err := b.output(ctx, time.Duration(b.o.WRKSeconds)*time.Second+liveCmdTimeout, argv...)
+		busy := cpuBusy(busy0, procStatPerCPU(), time.Since(t0))
 		var cpu float64
 		if gvs != nil {
 			cpu = procCPU(gvs.cmd.Process.Pid) - cpu0
@@ -844,7 +855,7 @@ func (b *liveBench) http(ctx context.Context, pinned bool, url string, gvs *live
 			h.Errors = append(h.Errors, err.Error())
 			return nil
 		}
-		r.Conns = conns
+		r.Conns, r.CPUBusy = conns, busy
 		if n := r.Requests * float64(b.o.WRKSeconds); cpu > 0 && n > 0 {
 			r.GVSCPU = cpu * 1e6 / n
 		}

@@ -11,6 +11,7 @@ import (
 	"net/http/httptest"
 	"net/netip"
 	"reflect"
+	"slices"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -207,6 +208,13 @@ func TestLiveWithinRounds(t *testing.T) {
 	}
 }
 
+// busyRow gives s's wrk -c32 runs the CPUs' busy shares of a row TestLiveApart prints.
+func busyRow(s LiveSample) LiveSample {
+	s.HTTP.KeepAlive.CPUBusy = []float64{0.91, 0.8}
+	s.HTTP.KeepAliveApart.CPUBusy = []float64{0.55, 1}
+	return s
+}
+
 // TestLiveApart: the second wrk -c32 run, with the real servers off gvs's CPU, is
 // compared within rounds on its own, beside the first, and printed in its column.
 func TestLiveApart(t *testing.T) {
@@ -217,7 +225,7 @@ func TestLiveApart(t *testing.T) {
 	r := &LiveResult{Options: DefaultLive(), Samples: []LiveSample{
 		apart(sample(1, true, PathDirect, 500_000, 30, 100, 40_000), 38_000),
 		apart(sample(1, true, PathHop, 400_000, 40, 110, 39_000), 33_000),
-		apart(sample(1, true, PathGVS, 400_000, 60, 130, 26_000), 36_300),
+		busyRow(apart(sample(1, true, PathGVS, 400_000, 60, 130, 26_000), 36_300)),
 		apart(sample(2, true, PathHop, 400_000, 40, 110, 30_000), 20_000),
 		apart(sample(2, true, PathGVS, 400_000, 60, 130, 21_000), 24_000),
 		// No apart run (unpinned, or --no-apart): no apart figure, the rest stays.
@@ -241,7 +249,7 @@ func TestLiveApart(t *testing.T) {
 		"wrk_cN_apart_req_s       gvs/hop: [1.10 1.20]  median 1.15",
 		"wrk_cN_apart_req_s       hop/direct: [0.87]  median 0.87",
 		"wrk_cN_req_s             gvs/hop: [0.67 0.70 0.50]  median 0.67",
-		"1     gvs                 60        0      130        0        0        -        -        -      100     26000     36300       0",
+		"1     gvs                 60        0      130        0        0        -        -        -      100     26000     36300       0  0.91/0.80  0.55/1.00",
 		"3     gvs                 60        0      130        0        0        -        -        -      100     15000         -       0",
 		"gvs              0.400    0.00        -        -         -         -       60        0      130        0        0     21000     30150",
 		"c32 apart = the same with the real servers on CPU 1 and the director's receive work on CPU 0 (RPS)",
@@ -498,6 +506,34 @@ func TestParseProcStatBusy(t *testing.T) {
 	}
 	if _, err := parseProcStatBusy("intr 1\n"); err == nil {
 		t.Error("no cpu line should fail")
+	}
+}
+
+// TestProcStatPerCPU: each cpuN line's busy ticks land at N, and two readings make
+// each CPU's busy share of the time between them.
+func TestProcStatPerCPU(t *testing.T) {
+	before := "cpu  300 0 100 2000 0 0 0 0 0 0\ncpu0 100 0 50 1000 0 0 0 0 0 0\ncpu1 200 0 50 1000 0 0 0 0 0 0\n"
+	after := "cpu  550 0 200 2150 9 0 0 0 0 0\ncpu0 150 0 50 1150 9 0 0 0 0 0\ncpu1 400 0 150 1000 0 0 0 0 0 0\n"
+	_, b0, err := parseProcStat(before)
+	if err != nil || !slices.Equal(b0, []uint64{150, 250}) {
+		t.Fatalf("per CPU %v, %v; want [150 250]", b0, err)
+	}
+	busy, b1, err := parseProcStat(after)
+	if err != nil || busy != 750 {
+		t.Fatalf("busy %d, %v; want 750", busy, err)
+	}
+	// 3 s: CPU 0 busy 50 ticks of 300 (idle and iowait not busy), CPU 1 all 300.
+	if got := cpuBusy(b0, b1, 3*time.Second); !near(got, []float64{50.0 / 300, 1}) {
+		t.Errorf("busy shares %v, want [0.167 1]", got)
+	}
+	if got := fmtBusy(cpuBusy(b0, b1, 3*time.Second)); got != "0.17/1.00" {
+		t.Errorf("fmtBusy %q", got)
+	}
+	if cpuBusy(b0, b1[:1], time.Second) != nil || cpuBusy(b0, b1, 0) != nil || fmtBusy(nil) != "-" {
+		t.Error("readings of different lengths or no time must give no shares")
+	}
+	if _, _, err := parseProcStat("cpu  1 2 3 4 5 6 7 8\ncpuX 1 2 3 4 5 6 7 8\n"); err == nil {
+		t.Error("a cpu line with no number should fail")
 	}
 }
 
