@@ -8,6 +8,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime"
 	"slices"
 	"strconv"
 	"strings"
@@ -92,6 +93,16 @@ func TestBenchLiveSmoke(t *testing.T) {
 		// them on the clients' CPU.
 		if a := h.KeepAliveApart; a == nil || a.Requests <= 0 || a.Errors > 0 {
 			t.Errorf("%s: wrk -c32 with the real servers apart: %+v, want requests answered", s.Series, a)
+		}
+		// Every CPU's busy share was read over the flood and both wrk -c32 runs.
+		busy := map[string][]float64{"wrk -c32": h.KeepAlive.CPUBusy}
+		if s.UDP != nil {
+			busy["UDP"] = s.UDP.CPUBusy
+		}
+		for what, b := range busy {
+			if len(b) != runtime.NumCPU() || slices.ContainsFunc(b, func(v float64) bool { return v < 0 || v > 1.5 }) {
+				t.Errorf("%s: %s CPU busy shares %v, want one in [0, 1.5] per CPU (%d)", s.Series, what, b, runtime.NumCPU())
+			}
 		}
 		var modes []string
 		for _, r := range h.Random {
