@@ -1041,13 +1041,6 @@ func parseNetDev(text, ifname string) (netDevStats, error) {
 // userHZ is the unit of /proc/stat and /proc/PID/stat times (USER_HZ, 100 on Linux).
 const userHZ = 100
 
-// parseProcStatBusy returns the busy time (all but idle and iowait) of the "cpu"
-// line of /proc/stat, in USER_HZ ticks.
-func parseProcStatBusy(text string) (uint64, error) {
-	busy, _, err := parseProcStat(text)
-	return busy, err
-}
-
 // parseProcStat returns the busy time (all but idle and iowait) of the "cpu" line
 // of /proc/stat and of each "cpuN" line (indexed by N; a CPU without a line reads
 // 0), in USER_HZ ticks.

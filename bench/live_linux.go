@@ -561,9 +561,7 @@ func (b *liveBench) counters(gvs *liveProc) (liveCounters, error) {
 	if c.dir, err = b.netDev(b.dir); err != nil {
 		return c, err
 	}
-	if t, err := os.ReadFile("/proc/stat"); err == nil {
-		c.busy, c.busyCPU, _ = parseProcStat(string(t))
-	}
+	c.busy, c.busyCPU = readProcStat()
 	if gvs != nil {
 		c.gvsCPU = procCPU(gvs.cmd.Process.Pid)
 	}
@@ -596,14 +594,15 @@ func (b *liveBench) netDev(h LiveHost) (st netDevStats, err error) {
 	return st, err
 }
 
-// procStatPerCPU returns each CPU's busy ticks (parseProcStat), nil if unreadable.
-func procStatPerCPU() []uint64 {
+// readProcStat returns the machine's busy ticks and each CPU's (parseProcStat);
+// zero and nil if /proc/stat is unreadable.
+func readProcStat() (busy uint64, perCPU []uint64) {
 	t, err := os.ReadFile("/proc/stat")
 	if err != nil {
-		return nil
+		return 0, nil
 	}
-	_, per, _ := parseProcStat(string(t))
-	return per
+	busy, perCPU, _ = parseProcStat(string(t))
+	return busy, perCPU
 }
 
 // procCPU returns the user+system CPU seconds of a process (all its threads).
@@ -839,9 +838,11 @@ func (b *liveBench) http(ctx context.Context, pinned bool, url string, gvs *live
 		if gvs != nil {
 			cpu0 = procCPU(gvs.cmd.Process.Pid)
 		}
-		busy0, t0 := procStatPerCPU(), time.Now()
+		_, busy0 := readProcStat()
+		t0 := time.Now()
 		out, err := b.output(ctx, time.Duration(b.o.WRKSeconds)*time.Second+liveCmdTimeout, argv...)
-		busy := cpuBusy(busy0, procStatPerCPU(), time.Since(t0))
+		_, busy1 := readProcStat()
+		busy := cpuBusy(busy0, busy1, time.Since(t0))
 		var cpu float64
 		if gvs != nil {
 			cpu = procCPU(gvs.cmd.Process.Pid) - cpu0

@@ -498,13 +498,13 @@ func TestParseNetDev(t *testing.T) {
 	}
 }
 
-func TestParseProcStatBusy(t *testing.T) {
+func TestParseProcStat(t *testing.T) {
 	text := "cpu  100 5 50 1000 7 3 2 1 0 0\ncpu0 50 2 25 500 3 1 1 0 0 0\nintr 1\n"
-	got, err := parseProcStatBusy(text)
+	got, _, err := parseProcStat(text)
 	if err != nil || got != 100+5+50+3+2+1 {
 		t.Errorf("busy = %d, %v; want %d (idle and iowait excluded)", got, err, 100+5+50+3+2+1)
 	}
-	if _, err := parseProcStatBusy("intr 1\n"); err == nil {
+	if _, _, err := parseProcStat("intr 1\n"); err == nil {
 		t.Error("no cpu line should fail")
 	}
 }
