@@ -18,7 +18,7 @@ func (t *Table) lookup(k *Key, cport uint16, now int64, c *Conn) bool {
 	si := t.shardOf(h)
 	s := &t.shards[si]
 	s.mu.Lock()
-	i := s.findInLocked(k, cport, h&t.bucketMask, now)
+	i := t.findInLocked(s, k, cport, h, now)
 	if i == 0 {
 		s.mu.Unlock()
 		return false

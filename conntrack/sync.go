@@ -621,7 +621,7 @@ func (t *Table) SyncFold(k *Key, f *Fold, now int64) {
 	h := t.hash(k.Proto, k.IPv6, &k.CAddr, k.CPort)
 	s := &t.shards[t.shardOf(h)]
 	s.mu.Lock()
-	if i := s.findInLocked(k, k.CPort, h&t.bucketMask, now); i != 0 {
+	if i := t.findInLocked(s, k, k.CPort, h, now); i != 0 {
 		e := s.at(i)
 		var r syncRec
 		t.loadSync(e, &r)
@@ -703,7 +703,7 @@ func (t *Table) SyncCached(k *Key, pkts uint32, now int64, c *Conn) bool {
 	si := t.shardOf(h)
 	s := &t.shards[si]
 	s.mu.Lock()
-	i := s.findInLocked(k, k.CPort, h&t.bucketMask, now)
+	i := t.findInLocked(s, k, k.CPort, h, now)
 	if i == 0 || s.at(i).flags&fUnconf != 0 {
 		s.mu.Unlock()
 		return false
@@ -766,7 +766,7 @@ func (t *Table) Upsert(r *Remote, dest *sched.Dest, origin uint8, now int64) boo
 	if tpl {
 		i = t.findTplLocked(s, k, h, now)
 	} else {
-		i = s.findInLocked(k, k.CPort, h&t.bucketMask, now)
+		i = t.findInLocked(s, k, k.CPort, h, now)
 	}
 	if i != 0 {
 		e := s.at(i)
@@ -825,9 +825,7 @@ func (t *Table) Upsert(r *Remote, dest *sched.Dest, origin uint8, now int64) boo
 	default:
 		dest.BindConn(e.flags&FlagInactive == 0)
 	}
-	b := h & t.bucketMask
-	e.next = s.buckets[b]
-	s.buckets[b] = i
+	t.linkLocked(s, h, i, e)
 	t.fileLocked(s, i, e)
 	if e.flags&FlagNoCPort != 0 {
 		t.noCPort.Add(1)
@@ -938,7 +936,7 @@ func (t *Table) bindLocked(s *shard, i uint32, e *entry, d *sched.Dest) {
 //
 // Precondition: s.mu is held.
 func (t *Table) findTplLocked(s *shard, k *Key, h uint64, now int64) uint32 {
-	for i := s.buckets[h&t.bucketMask]; i != 0; {
+	for i := *t.head(h); i != 0; {
 		e := s.at(i)
 		if e.cport == k.CPort && e.vport == k.VPort && e.caddr == k.CAddr &&
 			e.proto == k.Proto && e.flags&FlagTemplate != 0 &&
