@@ -2,6 +2,7 @@ package conntrack
 
 import (
 	"fmt"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -31,8 +32,8 @@ func testBucketsGrow(t *testing.T, shards int) {
 	share := (1 << 12) / shards
 	d := v.addDest(1, "10.0.0.1", 8080, 1)
 	for si := range shards {
-		if got := bucketsInUse(v.tbl, si); got != bucketsPerLine {
-			t.Fatalf("new shard %d has %d buckets in use, want %d", si, got, bucketsPerLine)
+		if got := bucketsInUse(v.tbl, si); got != wordsPerLine {
+			t.Fatalf("new shard %d has %d buckets in use, want %d", si, got, wordsPerLine)
 		}
 	}
 	keys := make([]Key, 0, 3000)
@@ -96,7 +97,7 @@ func testBucketsGrow(t *testing.T, shards int) {
 	}
 	for si := range shards {
 		for b := range uint64(bucketsInUse(v.tbl, si)) {
-			if head := v.tbl.buckets[v.tbl.headIndex(si, b)]; head != 0 {
+			if head := *v.tbl.headOf(si, v.tbl.shards[si].bmask.Load(), b); head != 0 {
 				t.Fatalf("bucket %d of shard %d still heads chain %d after Flush", b, si, head)
 			}
 		}
@@ -135,25 +136,27 @@ func TestBucketsGrowKeepOrder(t *testing.T) {
 	if r := v.tbl.In(&k, fACK, now, &c); r != Hit || c.Dest != 2 {
 		t.Fatalf("before growth: %v, dest %d; want the newer entry (dest 2)", r, c.Dest)
 	}
-	// After every doubling (a reversal undone by the next one would pass a check
-	// made only at the end).
-	doublings := 0
+	// After every growth (a reversal undone by the next doubling would pass a check
+	// made only at the end). The buckets double up to smallBuckets, then go to the
+	// shard's whole share of Max (4,096) at once.
+	var sizes []int
 	for i := range 1000 {
 		before := bucketsInUse(v.tbl, 0)
 		k2 := tcpKey(fmt.Sprintf("198.19.%d.%d", i/250, i%250), 2000, vip, 80)
 		if r := v.tbl.Insert(&k2, d1, 8080, ipvs.DR, 0, 0, fSYN, now, &c); r != Hit {
 			t.Fatalf("Insert %d: %v", i, r)
 		}
-		if bucketsInUse(v.tbl, 0) == before {
+		nb := bucketsInUse(v.tbl, 0)
+		if nb == before {
 			continue
 		}
-		doublings++
+		sizes = append(sizes, nb)
 		if r := v.tbl.In(&k, fACK, now, &c); r != Hit || c.Dest != 2 {
-			t.Fatalf("after doubling to %d buckets: %v, dest %d; want the newer entry (dest 2)", bucketsInUse(v.tbl, 0), r, c.Dest)
+			t.Fatalf("after growing to %d buckets: %v, dest %d; want the newer entry (dest 2)", nb, r, c.Dest)
 		}
 	}
-	if doublings < 6 {
-		t.Errorf("1,002 entries: %d doublings from %d buckets, want 6 or more", doublings, bucketsPerLine)
+	if want := []int{32, 64, 128, 256, 4096}; !slices.Equal(sizes, want) {
+		t.Errorf("1,002 entries: the buckets grew to %v, want %v", sizes, want)
 	}
 }
 

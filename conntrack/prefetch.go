@@ -14,5 +14,5 @@ func (t *Table) Hash(proto uint8, ipv6 bool, caddr *[16]byte, cport uint16) uint
 // it). It is a hint: it reads nothing, takes no lock, and correctness never depends
 // on it.
 func (t *Table) Prefetch(h uint64) {
-	prefetch(t.head(h)) // t.buckets is made in New and never replaced; head reads the shard's mask atomically
+	prefetch(t.head(h)) // the arrays are made in New and never replaced; head reads the shard's mask atomically
 }

@@ -62,17 +62,20 @@ var (
 type Table struct {
 	shards     []shard
 	shardShift uint   // hash >> shardShift = shard index (top bits of the hash)
-	shardBits  uint   // log2 of the number of shards
 	idxBits    uint   // a Ref is shard<<idxBits | slab index
 	idxMask    uint32 //
 	idxLimit   int64  // Max must stay below this (slab indices have idxBits bits)
-	// buckets holds every shard's chain heads, a line of each shard's after
-	// another's (headIndex): the buckets the shards have in use are the first
-	// rows, so a table holding few connections reads a few kilobytes of them.
-	buckets []uint32
-	h0      uint64 // hash state after the seed lane (IPv6 record, hashLen bytes)
-	h0v4    uint64 // the same for the IPv4 record (hashLen4 bytes)
-	tick    int64  // ns
+	// The shards' chain heads (headOf). A shard's first smallBuckets are in
+	// small, in rows of a line a shard (lineRows), so the buckets of a table
+	// holding few connections are the first kilobytes of small; a shard that
+	// outgrows them moves to its whole share of Max in buckets, one contiguous
+	// array a shard (nil if smallBuckets hold a share).
+	small     []uint32
+	buckets   []uint32
+	shareBits uint8  // log2 of a shard's share of Max in buckets
+	h0        uint64 // hash state after the seed lane (IPv6 record, hashLen bytes)
+	h0v4      uint64 // the same for the IPv4 record (hashLen4 bytes)
+	tick      int64  // ns
 
 	// The run-time settings (Set): conn_max and the sysctls, read with one atomic
 	// load each so a reload changes them under traffic.
@@ -143,23 +146,49 @@ type shard struct {
 	// buckets and doubles them as it fills (linkLocked), up to its share of Max.
 	// Written under mu, read with an atomic load: Prefetch reads it without mu.
 	bmask atomic.Uint32
-	_     [20]byte // keeps the header at two lines (see above)
+	_     [4]byte // keeps the header at two lines (see above)
 	// first is chunks[0], the chunk most of a shard's entries live in (it holds
 	// an eighth of the shard's fair share at Max): at reaches it from the shard
 	// header, without loading the chunk's slice header from chunks' array, a line
 	// of its own (≈ 0.6 D1 misses a packet on the synthetic trace).
-	first      []entry
-	chunks     [][]entry // slab: fixed-size chunks, index 0 of chunk 0 unused
-	chunkMask  uint32
-	free       uint32            // free list through entry.next
-	nalloc     uint32            // next never-used slab index
-	uhead      uint32            // oldest unconfirmed entry (unconfirmed.go), 0 = none
-	cur        int64             // next tick this shard's wheel fires (wheel.go)
-	lists      *[numLists]uint32 // timer list heads (wheel.go)
-	utail      uint32            // newest unconfirmed entry
-	jumping    bool              // a catch-up pass is running: new timers go to listPending
+	first     []entry
+	chunks    [][]entry // slab: fixed-size chunks, index 0 of chunk 0 unused
+	chunkMask uint32
+	free      uint32 // free list through entry.next
+	nalloc    uint32 // next never-used slab index
+	uhead     uint32 // oldest unconfirmed entry (unconfirmed.go), 0 = none
+	cur       int64  // next tick this shard's wheel fires (wheel.go)
+	// lists holds the timer list heads (wheel.go) in the rows of the table's
+	// block of them (list): it starts at the shard's line in row 0.
+	lists      []uint32
+	utail      uint32 // newest unconfirmed entry
+	jumping    bool   // a catch-up pass is running: new timers go to listPending
 	chunkShift uint8
+	rowShift   uint8      // lineRows' shift for this table's shards
 	sx         *shardSync // cluster sync side (sync.go), nil until the table syncs
+}
+
+// lineRows returns where element x of a shard's array lies in a block holding the
+// arrays of every shard in rows of one cache line a shard: row x/wordsPerLine, at
+// the shard's line, which the caller adds (rowShift is log2 of the number of
+// shards plus wordsPerLineBits, a row's length). Buckets and timer lists are laid
+// out so: a shard's first lines, the ones a table holding few connections uses, are
+// then the first kilobytes of the block rather than a line on each of as many pages
+// as shards (each shard's array after another's). No line holds two shards' words,
+// so shards locked by different workers never write the same line.
+func lineRows(x uint64, rowShift uint8) uint64 {
+	return (x>>wordsPerLineBits)<<rowShift | x&(wordsPerLine-1)
+}
+
+// wordsPerLine is the number of 4-byte words (chain or list heads) in a cache line.
+const (
+	wordsPerLine     = 1 << wordsPerLineBits
+	wordsPerLineBits = 4
+)
+
+// list returns the head of the shard's timer list l.
+func (s *shard) list(l uint16) *uint32 {
+	return &s.lists[lineRows(uint64(l), s.rowShift)]
 }
 
 // at returns the entry at slab index i.
@@ -239,12 +268,17 @@ func New(cfg Config) (*Table, error) {
 	// short replay paid most of its time for that). It is an eighth (or a quarter,
 	// see above) of the table's entries at Max: 22 MiB at the default 1M.
 	first := make([]entry, ns*chunk)
-	t.shardBits = shardBits
-	t.buckets = make([]uint32, max(perShard, bucketsPerLine)*ns)
+	t.small = make([]uint32, max(min(perShard, smallBuckets), wordsPerLine)*ns)
+	if perShard > smallBuckets {
+		t.buckets = make([]uint32, perShard*ns)
+	}
+	t.shareBits = uint8(bits.TrailingZeros(uint(perShard)))
+	lists := make([]uint32, (numLists+wordsPerLine-1)/wordsPerLine*wordsPerLine*ns)
 	for i := range t.shards {
 		s := &t.shards[i]
-		s.bmask.Store(uint32(min(perShard, bucketsPerLine) - 1))
-		s.lists = new([numLists]uint32)
+		s.bmask.Store(uint32(min(perShard, wordsPerLine) - 1))
+		s.lists = lists[i*wordsPerLine:]
+		s.rowShift = uint8(shardBits + wordsPerLineBits)
 		s.chunkShift = uint8(bits.TrailingZeros(uint(chunk)))
 		s.chunkMask = uint32(chunk - 1)
 		s.first = first[i*chunk : (i+1)*chunk : (i+1)*chunk]
@@ -262,8 +296,10 @@ func New(cfg Config) (*Table, error) {
 // hash to (≈ 0.5 µs a packet in a short replay).
 func (t *Table) prefault(first []entry) {
 	const page = 4096
-	for j := 0; j < len(t.buckets); j += page / 4 {
-		t.buckets[j] = 0
+	for _, b := range [][]uint32{t.small, t.buckets} {
+		for j := 0; j < len(b); j += page / 4 {
+			b[j] = 0
+		}
 	}
 	per := max(1, page/int(unsafe.Sizeof(entry{})))
 	for j := 0; j < len(first); j += per {
@@ -1230,57 +1266,67 @@ func (t *Table) InsertTemplate(k *Key, dest *sched.Dest, dport uint16, timeout t
 	return Hit
 }
 
-// bucketsPerLine is the number of chain heads in a cache line: a shard's first
-// buckets, and the unit of Table.buckets' layout.
-const (
-	bucketsPerLine = 1 << bucketLineBits
-	bucketLineBits = 4
-)
-
-// headIndex returns the index in t.buckets of bucket b of shard si. The buckets
-// are laid out in rows of one line a shard: bucket b of every shard lies in row
-// b/bucketsPerLine, so the shards' buckets in use are the first rows, whatever the
-// number of shards (a shard's whole share, one after another, would put each
-// shard's first line on a page of its own).
-func (t *Table) headIndex(si int, b uint64) uint64 {
-	return (b>>bucketLineBits)<<(t.shardBits+bucketLineBits) | uint64(si)<<bucketLineBits | b&(bucketsPerLine-1)
+// headOf returns the head of bucket b of shard si, whose buckets in use are
+// mask+1: in t.small while they are at most smallBuckets, else in t.buckets.
+func (t *Table) headOf(si int, mask uint32, b uint64) *uint32 {
+	if mask < smallBuckets {
+		return &t.small[uint64(si)<<wordsPerLineBits|lineRows(b, t.shards[si].rowShift)]
+	}
+	return &t.buckets[uint64(si)<<t.shareBits|b]
 }
 
 // head returns hash h's chain head.
 func (t *Table) head(h uint64) *uint32 {
 	si := t.shardOf(h)
-	return &t.buckets[t.headIndex(si, h&uint64(t.shards[si].bmask.Load()))]
+	m := t.shards[si].bmask.Load()
+	return t.headOf(si, m, h&uint64(m))
 }
 
 // linkLocked puts entry i (e, of hash h) at the head of its chain. First, if the
 // shard has held more entries at once than half its buckets in use (its slab's
-// high-water mark, nalloc-1, is above nb/2) and may have more, it doubles them
-// (growLocked): a shard's buckets grow with its peak and never shrink. Half, not
-// all: a lookup that misses walks its whole chain, and in a big table each entry
-// walked is a cache miss. At a load of 1, BenchmarkNewConnection/live=400k took
-// 40% longer than with the table's whole share (a load of 0.38 there); at 1/2 it
-// takes what it did.
+// high-water mark, nalloc-1, is above nb/2) and may have more, it grows them
+// (growLocked): a shard's buckets grow with its peak and never shrink.
+//
+// They double while they stay within smallBuckets, where they are few lines,
+// likely in cache, and a chain of one or two entries costs little to walk; past
+// it, they go to the shard's whole share of Max at once, in its own contiguous
+// array, as the table had them before its buckets grew (a load of at most 1 at
+// Max, and a quarter at a quarter of Max). For there a lookup that misses walks its
+// whole chain, and in a big table each entry walked is a cache miss: doubling on to
+// a load of 1/2 made BenchmarkNewConnection/live=400k (a quarter of Max) take 12%
+// longer, and the rows of small laid out over the whole share 6%.
 //
 // Precondition: s.mu is held (s is hash h's shard).
 func (t *Table) linkLocked(s *shard, h uint64, i uint32, e *entry) {
-	if nb := s.bmask.Load() + 1; s.nalloc-1 > nb/2 && int(2*nb)*len(t.shards) <= len(t.buckets) {
-		t.growLocked(t.shardOf(h), s, nb)
+	if nb := s.bmask.Load() + 1; s.nalloc-1 > nb/2 && nb < 1<<t.shareBits {
+		si := t.shardOf(h)
+		for {
+			t.growLocked(si, s, nb)
+			nb *= 2
+			if nb <= smallBuckets || nb == 1<<t.shareBits {
+				break
+			}
+		}
 	}
 	p := t.head(h)
 	e.next = *p
 	*p = i
 }
 
+// smallBuckets is the most buckets a shard doubles to one step at a time
+// (linkLocked), in Table.small: 16 lines a shard, 256 KiB for 256 shards.
+const smallBuckets = 256
+
 // growLocked doubles shard si's buckets in use from nb: each chain splits in two by
 // the hash bit the new mask adds, keeping its order (a lookup returns the first live
 // match), into its own bucket and the one nb above. It rehashes each entry once; a
-// shard grows to its share of Max in log2(share/bucketsPerLine) steps.
+// shard grows to its share of Max in log2(share/wordsPerLine) steps.
 //
 // Precondition: s.mu is held (s is shard si).
 func (t *Table) growLocked(si int, s *shard, nb uint32) {
 	for b := range uint64(nb) {
 		var lo, hi, loTail, hiTail uint32
-		p := &t.buckets[t.headIndex(si, b)]
+		p := t.headOf(si, nb-1, b)
 		for i := *p; i != 0; {
 			e := s.at(i)
 			next := e.next
@@ -1302,7 +1348,8 @@ func (t *Table) growLocked(si int, s *shard, nb uint32) {
 			}
 			i = next
 		}
-		*p, t.buckets[t.headIndex(si, b+uint64(nb))] = lo, hi
+		*p = 0 // the doubling from smallBuckets leaves small for buckets
+		*t.headOf(si, 2*nb-1, b), *t.headOf(si, 2*nb-1, b+uint64(nb)) = lo, hi
 	}
 	s.bmask.Store(2*nb - 1)
 }
@@ -1444,7 +1491,7 @@ func (t *Table) Each(fn func(c *Conn) bool) {
 		buf, dests = buf[:0], dests[:0]
 		s.mu.Lock()
 		for b := range uint64(s.bmask.Load()) + 1 {
-			for i := t.buckets[t.headIndex(si, b)]; i != 0; {
+			for i := *t.headOf(si, s.bmask.Load(), b); i != 0; {
 				e := s.at(i)
 				buf = append(buf, Conn{})
 				t.fillLocked(si, i, e, &buf[len(buf)-1])
@@ -1491,7 +1538,7 @@ func (t *Table) dropWhere(match func(*entry) bool) {
 			s := &t.shards[si]
 			s.mu.Lock()
 			for b := range uint64(s.bmask.Load()) + 1 {
-				for i := t.buckets[t.headIndex(si, b)]; i != 0; {
+				for i := *t.headOf(si, s.bmask.Load(), b); i != 0; {
 					e := s.at(i)
 					next := e.next
 					if e.nctl == 0 && match(e) {

@@ -118,14 +118,14 @@ func (t *Table) initClock(now int64) {
 //
 // Precondition: s.mu is held and i is on no list.
 func (t *Table) pushLocked(s *shard, i uint32, e *entry, l uint16) {
-	h := s.lists[l]
+	h := *s.list(l)
 	e.wslot = l
 	e.wprev = 0
 	e.wnext = h
 	if h != 0 {
 		s.at(h).wprev = i
 	}
-	s.lists[l] = i
+	*s.list(l) = i
 	if l == listNow {
 		t.nowQueued.Add(1)
 	}
@@ -141,7 +141,7 @@ func (t *Table) unfileLocked(s *shard, i uint32, e *entry) {
 	if e.wprev != 0 {
 		s.at(e.wprev).wnext = e.wnext
 	} else {
-		s.lists[e.wslot] = e.wnext
+		*s.list(e.wslot) = e.wnext
 	}
 	if e.wnext != 0 {
 		s.at(e.wnext).wprev = e.wprev
@@ -344,7 +344,7 @@ func (t *Table) runList(w *sweep, si int, l uint16, ref int64, slot bool, tick i
 		s.mu.Lock()
 		empty, spent := false, false
 		for n := 0; n < sweepChunk; n++ {
-			i := s.lists[l]
+			i := *s.list(l)
 			if i == 0 {
 				empty = true
 				break
@@ -380,7 +380,7 @@ func (t *Table) runList(w *sweep, si int, l uint16, ref int64, slot bool, tick i
 				t.fileLocked(s, i, e)
 			}
 		}
-		if !empty && !spent && s.lists[l] == 0 {
+		if !empty && !spent && *s.list(l) == 0 {
 			empty = true
 		}
 		if empty && slot && s.cur <= tick {
