@@ -1275,11 +1275,15 @@ func (t *Table) headOf(si int, mask uint32, b uint64) *uint32 {
 	return &t.buckets[uint64(si)<<t.shareBits|b]
 }
 
-// head returns hash h's chain head.
+// head returns hash h's chain head: headOf, written out so that it is inlined.
 func (t *Table) head(h uint64) *uint32 {
-	si := t.shardOf(h)
-	m := t.shards[si].bmask.Load()
-	return t.headOf(si, m, h&uint64(m))
+	si := h >> t.shardShift
+	s := &t.shards[si]
+	m := s.bmask.Load()
+	if m < smallBuckets {
+		return &t.small[si<<wordsPerLineBits|lineRows(h&uint64(m), s.rowShift)]
+	}
+	return &t.buckets[si<<t.shareBits|h&uint64(m)]
 }
 
 // linkLocked puts entry i (e, of hash h) at the head of its chain. First, if the
