@@ -198,7 +198,7 @@ func TestPrefetchWhileGrowing(t *testing.T) {
 			default:
 			}
 			k := &keys[j%n]
-			v.tbl.Prefetch(v.tbl.Hash(k.Proto, k.IPv6, &k.CAddr, k.CPort))
+			v.tbl.Prefetch([]uint64{v.tbl.Hash(k.Proto, k.IPv6, &k.CAddr, k.CPort)})
 			if m := inserted.Load(); m > 0 {
 				k := &keys[j%int(m)]
 				if r := v.tbl.In(k, fACK, int64(time.Second), &c); r != Hit {

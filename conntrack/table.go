@@ -177,7 +177,7 @@ type shard struct {
 // as shards (each shard's array after another's). No line holds two shards' words,
 // so shards locked by different workers never write the same line.
 func lineRows(x uint64, rowShift uint8) uint64 {
-	return (x>>wordsPerLineBits)<<rowShift | x&(wordsPerLine-1)
+	return (x>>wordsPerLineBits)<<(rowShift&63) | x&(wordsPerLine-1) // &63: rowShift < 64, and the compiler then tests it no more
 }
 
 // wordsPerLine is the number of 4-byte words (chain or list heads) in a cache line.
@@ -1272,7 +1272,7 @@ func (t *Table) headOf(si int, mask uint32, b uint64) *uint32 {
 	if mask < smallBuckets {
 		return &t.small[uint64(si)<<wordsPerLineBits|lineRows(b, t.shards[si].rowShift)]
 	}
-	return &t.buckets[uint64(si)<<t.shareBits|b]
+	return &t.buckets[uint64(si)<<(t.shareBits&63)|b]
 }
 
 // head returns hash h's chain head: headOf, written out so that it is inlined.
@@ -1283,7 +1283,7 @@ func (t *Table) head(h uint64) *uint32 {
 	if m < smallBuckets {
 		return &t.small[si<<wordsPerLineBits|lineRows(h&uint64(m), s.rowShift)]
 	}
-	return &t.buckets[si<<t.shareBits|h&uint64(m)]
+	return &t.buckets[si<<(t.shareBits&63)|h&uint64(m)]
 }
 
 // linkLocked puts entry i (e, of hash h) at the head of its chain. First, if the

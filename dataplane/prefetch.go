@@ -48,9 +48,8 @@ func (w *Worker) prefetch(in []Frame, narrow bool) []uint64 {
 			hashes[i] = 0
 			continue
 		}
-		h := t.Hash(proto, v6, &addr, port)
-		hashes[i] = h
-		t.Prefetch(h)
+		hashes[i] = t.Hash(proto, v6, &addr, port)
 	}
+	t.Prefetch(hashes)
 	return hashes
 }
