@@ -254,8 +254,9 @@ func New(cfg Config) (*Table, error) {
 	}
 	t.apply(st)
 	// Buckets: the next power of two of Max, spread over the shards (load factor <= 1
-	// at Max), of which a shard uses what its peak needs (linkLocked). Slab chunks: about an eighth of a shard's fair share, so a shard
-	// wastes at most one partly used chunk.
+	// at Max), of which a shard uses what its peak needs (linkLocked). Slab chunks:
+	// about an eighth of a shard's fair share, so a shard wastes at most one partly
+	// used chunk.
 	perShard := max(1, nextPow2(cfg.Max)/ns)
 	chunk := min(max(perShard/8, 16), 4096)
 	if b := chunk * int(unsafe.Sizeof(entry{})); b > 32<<10 && b%8192 != 0 {
