@@ -195,13 +195,19 @@ func TestLiveWithinRounds(t *testing.T) {
 	if !found {
 		t.Errorf("no %s %s−%s comparison in %+v", want.Metric, want.Num, want.Den, r.Summary.Comparisons["pinned"])
 	}
-	var b bytes.Buffer
-	r.WriteText(&b)
-	for _, line := range []string{
+	reportHas(t, r,
 		"udp_mpps                 gvs/nft: [1.60 1.60]  median 1.60",
 		"wrk_cN_req_s             gvs/hop: [0.95 0.95]  median 0.95",
 		"wrk_c1_p50_us            gvs−direct: [30 40]  median 35 µs",
-	} {
+	)
+}
+
+// reportHas checks that r's text report contains each of lines.
+func reportHas(t *testing.T, r *LiveResult, lines ...string) {
+	t.Helper()
+	var b bytes.Buffer
+	r.WriteText(&b)
+	for _, line := range lines {
 		if !strings.Contains(b.String(), line) {
 			t.Errorf("report lacks %q:\n%s", line, b.String())
 		}
@@ -243,9 +249,7 @@ func TestLiveApart(t *testing.T) {
 	if got := r.Summary.Medians["pinned"][PathGVS]["wrk_cN_apart_req_s"]; got != 30_150 {
 		t.Errorf("median apart req/s of gvs = %v, want 30150", got)
 	}
-	var b bytes.Buffer
-	r.WriteText(&b)
-	for _, line := range []string{
+	reportHas(t, r,
 		"wrk_cN_apart_req_s       gvs/hop: [1.10 1.20]  median 1.15",
 		"wrk_cN_apart_req_s       hop/direct: [0.87]  median 0.87",
 		"wrk_cN_req_s             gvs/hop: [0.67 0.70 0.50]  median 0.67",
@@ -254,11 +258,7 @@ func TestLiveApart(t *testing.T) {
 		"gvs              0.400    0.00        -        -         -         -       60        0      130        0        0     21000     30150",
 		"c32 apart = the same with the real servers on CPU 1 and the director's receive work on CPU 0 (RPS)",
 		"== pinned (senders and HTTP clients on CPU 1: the director's receive work on CPU 0 (RPS); gvs run on CPU 0)",
-	} {
-		if !strings.Contains(b.String(), line) {
-			t.Errorf("report lacks %q:\n%s", line, b.String())
-		}
-	}
+	)
 }
 
 // TestLiveSeveralBackends: with --io all every gvs series is compared with the
