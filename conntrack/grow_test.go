@@ -119,7 +119,8 @@ func found(tbl *Table, k *Key, tpl bool, now int64) bool {
 // TestBucketsGrowKeepOrder checks that a doubling keeps the order of a chain: of two
 // connections with the same key, the newer one (the head) is still the one found.
 // The older one is a connection in TIME_WAIT that a SYN may replace under
-// conn_reuse_mode; both are live, so only the chain's order decides.
+// conn_reuse_mode; both are live, so only the chain's order decides. BucketsSmall
+// holds until the buckets leave the small block, and stays false from then on.
 func TestBucketsGrowKeepOrder(t *testing.T) {
 	v := newEnv(t, func(c *Config) { c.Max = 1 << 12; c.Shards = 1 })
 	d1 := v.addDest(1, "10.0.0.1", 8080, 1)
@@ -147,6 +148,9 @@ func TestBucketsGrowKeepOrder(t *testing.T) {
 			t.Fatalf("Insert %d: %v", i, r)
 		}
 		nb := bucketsInUse(v.tbl, 0)
+		if got, want := v.tbl.BucketsSmall(), nb <= smallBuckets; got != want {
+			t.Fatalf("%d buckets in use: BucketsSmall %v, want %v", nb, got, want)
+		}
 		if nb == before {
 			continue
 		}
@@ -157,6 +161,10 @@ func TestBucketsGrowKeepOrder(t *testing.T) {
 	}
 	if want := []int{32, 64, 128, 256, 4096}; !slices.Equal(sizes, want) {
 		t.Errorf("1,002 entries: the buckets grew to %v, want %v", sizes, want)
+	}
+	v.tbl.Flush() // the buckets never shrink, so they stay big
+	if v.tbl.BucketsSmall() {
+		t.Error("BucketsSmall after a Flush of grown buckets")
 	}
 }
 

@@ -77,6 +77,9 @@ type Table struct {
 	h0v4      uint64 // the same for the IPv4 record (hashLen4 bytes)
 	tick      int64  // ns
 
+	// bigBuckets is set once a shard has moved to buckets (BucketsSmall).
+	bigBuckets atomic.Bool
+
 	// The run-time settings (Set): conn_max and the sysctls, read with one atomic
 	// load each so a reload changes them under traffic.
 	max             atomic.Int64
@@ -1357,7 +1360,16 @@ func (t *Table) growLocked(si int, s *shard, nb uint32) {
 		*t.headOf(si, 2*nb-1, b), *t.headOf(si, 2*nb-1, b+uint64(nb)) = lo, hi
 	}
 	s.bmask.Store(2*nb - 1)
+	if 2*nb > smallBuckets && !t.bigBuckets.Load() {
+		t.bigBuckets.Store(true)
+	}
 }
+
+// BucketsSmall reports whether every shard's buckets are still in the small
+// block (at most smallBuckets a shard, 256 KiB for 256 shards), which lookups keep
+// in cache: there is then no bucket miss for Prefetch to hide. It turns false for
+// good once a shard outgrows them.
+func (t *Table) BucketsSmall() bool { return !t.bigBuckets.Load() }
 
 // allocLocked takes a free slab slot, growing the slab by one chunk if needed.
 //

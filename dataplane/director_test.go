@@ -724,6 +724,7 @@ func TestFlowCacheKeepsTableInStep(t *testing.T) {
 // or with the choice between the two inverted or not made.
 func TestNarrowPrefetch(t *testing.T) {
 	h := newHarness(t, testOptions(), rrService(ipvs.DR, 80))
+	growBuckets(t, h)
 	p := dtPkt{src: dtClient, dst: dtVIP, sport: 40000, dport: 80}
 	syn, ack, fin, rst, udp := p, p, p, p, p
 	syn.syn, ack.ack, fin.fin, fin.ack, rst.rst, udp.udp = true, true, true, true, true, true
@@ -750,12 +751,64 @@ func TestNarrowPrefetch(t *testing.T) {
 	check("full at the share", (len(frames)+prefetchShare-1)/prefetchShare, full)
 }
 
+// growBuckets makes h's table outgrow its small buckets (conntrack's
+// Table.BucketsSmall), as a busy director's does, by SYNs of fresh flows (none
+// of them a tuple the tests use: sources from 198.19.1.0), then flushes it and
+// clears the worker's count of lookups: the batch prefetch runs only for a table
+// whose buckets did.
+func growBuckets(t *testing.T, h *harness) {
+	t.Helper()
+	syn := dtPkt{src: dtClient, dst: dtVIP, sport: 1, dport: 80, syn: true}.frame(t)
+	in := make([]Frame, benchBatchSize)
+	for i := 1 << 16; h.d.Table().BucketsSmall(); i += len(in) {
+		if i >= 1<<16+int(h.d.opts.ConnMax) {
+			t.Fatalf("%d connections made and the buckets are still small", i-1<<16)
+		}
+		for j := range in {
+			in[j] = inFrame(flowFrame(syn, i+j))
+		}
+		h.w.Process(in, sec, nil)
+	}
+	h.d.Table().Flush()
+	h.w.lookups = 0
+}
+
+// TestSmallBucketsNotPrefetched: while the table's buckets are small (a few
+// hundred connections) batches of SYNs are not prefetched, and once they have
+// grown, the same batches are (the rule TestRefStepsNotPrefetched checks). Fails
+// with the pass made for a small table, or never made.
+func TestSmallBucketsNotPrefetched(t *testing.T) {
+	h := newHarness(t, testOptions(), rrService(ipvs.DR, 80))
+	syn := dtPkt{src: dtClient, dst: dtVIP, sport: 1, dport: 80, syn: true}.frame(t)
+	batches := func() uint64 {
+		t.Helper()
+		pf := h.w.prefetched
+		for k := range 3 { // SYNs, then the same SYNs retransmitted, twice
+			in := make([]Frame, 8)
+			for j := range in {
+				in[j] = inFrame(flowFrame(syn, j))
+			}
+			if out := h.w.Process(in, int64(k+1)*int64(time.Millisecond), nil); len(out) != len(in) {
+				t.Fatalf("%d of %d forwarded (%v)", len(out), len(in), h.w.C.Reasons)
+			}
+		}
+		return h.w.prefetched - pf
+	}
+	if n := batches(); n != 0 || !h.d.Table().BucketsSmall() {
+		t.Fatalf("small buckets: %d batches prefetched (small %v), want 0", n, h.d.Table().BucketsSmall())
+	}
+	growBuckets(t, h)
+	if n := batches(); n != 2 {
+		t.Fatalf("grown buckets: %d batches prefetched, want 2 (each after a batch of SYNs)", n)
+	}
+}
+
 // TestRefStepsNotPrefetched: the first ACKs and FINs of flows the cache holds are
 // stepped at their slots' Refs and read no bucket, so a batch of them does not make
 // the next batch prefetched, where a batch of SYNs (lookups) does.
 func TestRefStepsNotPrefetched(t *testing.T) {
 	h := newHarness(t, testOptions(), rrService(ipvs.DR, 80))
-	// The table's first connection is made by schedule, which does not cache it.
+	growBuckets(t, h)
 	h.run(dtPkt{src: dtClient, dst: dtVIP, sport: 100, dport: 80, syn: true}.frame(t), 0)
 	batch := func(syn, ack, fin bool) []Frame {
 		in := make([]Frame, 8)
@@ -794,6 +847,7 @@ func TestRefStepsNotPrefetched(t *testing.T) {
 // result is the same as without, and nothing is allocated.
 func TestPrefetchedBatch(t *testing.T) {
 	h := newHarness(t, testOptions(), rrService(ipvs.DR, 80))
+	growBuckets(t, h)
 	var orig [][]byte
 	syn := dtPkt{src: dtClient, dst: dtVIP, sport: 1, dport: 80, syn: true}.frame(t)
 	// Every fourth frame is too short to peek (and malformed): the prefetch's hashes

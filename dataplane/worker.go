@@ -199,7 +199,7 @@ func (w *Worker) Process(in []Frame, now int64, out []Frame) []Frame {
 	w.now = now
 	w.out = out
 	var hashes []uint64 // the prefetch's, by frame; none: w.hash stays 0
-	if w.lookups*prefetchShare >= len(in) && len(in) > 1 {
+	if w.lookups*prefetchShare >= len(in) && len(in) > 1 && !w.d.table.BucketsSmall() {
 		hashes = w.prefetch(in, w.ackRefs*prefetchShare < len(in))
 	}
 	w.tableRefs, w.lookups, w.ackRefs = 0, 0, 0
