@@ -66,6 +66,9 @@ type harness struct {
 	// cache keeps it: some In ops go through InRef with it, whether the entry still
 	// lives, expired or was reused by another connection since.
 	refs map[Key]Ref
+	// steps counts stepRef's answers: [0] Miss, [1] refused (another dest), [2] Hit,
+	// [3] DropNoDest.
+	steps *[4]int
 }
 
 var (
@@ -231,6 +234,8 @@ func (h *harness) packetIn() {
 			// The step by reference; a Miss there is settled by the lookup.
 			ra = h.tbl.InRef(r, &k, flags, h.now, &ca)
 			h.logf("in-ref %v:%d->%d %#x ref %#x: %v", k.CAddr[:4], k.CPort, k.VPort, flags, r, ra)
+		} else if ok && h.op%4 == 3 {
+			ra = h.stepRef(r, &k, flags, &ca)
 		}
 		if ra == 0 || ra == Miss {
 			ra = h.tbl.In(&k, flags, h.now, &ca)
@@ -303,6 +308,53 @@ func (h *harness) packetIn() {
 }
 
 // remember keeps the Ref of the table's answer r for k (refs).
+// stepRef is packetIn's step by reference that answers with what changed
+// (StepRef, a flow cache's), told the dest of what lives at r (Get), or on every
+// other such op another dest, which StepRef must refuse without a change. A Hit or
+// DropNoDest is read back with Get for the comparison with the reference, and the
+// Step must be what Get reads; a Miss is settled by the lookup, as InRef's.
+func (h *harness) stepRef(r Ref, k *Key, flags uint8, c *Conn) Result {
+	h.t.Helper()
+	var before, after Conn
+	live := h.tbl.Get(r, &before)
+	dest := before.Dest
+	wrong := h.op%8 == 7
+	if wrong {
+		dest++
+	}
+	st, res := h.tbl.StepRef(r, k, dest, flags, h.now)
+	h.logf("step-ref %v:%d->%d %#x ref %#x dest %d: %v", k.CAddr[:4], k.CPort, k.VPort, flags, r, dest, res)
+	switch {
+	case res == Miss && wrong:
+		h.count(1)
+		if h.tbl.Get(r, &after) != live || after != before {
+			h.fail("StepRef with another dest changed the entry:\n before %+v\n after  %+v", before, after)
+		}
+		return Miss
+	case res == Miss:
+		h.count(0)
+		return Miss
+	case wrong || !live || !before.HasDest:
+		h.fail("StepRef answered %v for dest %d of %+v (live %v)", res, dest, before, live)
+	case res != Hit && res != DropNoDest:
+		h.fail("StepRef answered %v", res)
+	}
+	if !h.tbl.Get(r, c) {
+		h.fail("StepRef answered %v, and its entry is gone", res)
+	}
+	h.count(int(res-Hit) + 2)
+	if st.State != c.State || st.Flags != c.Flags || st.Expires != c.Expires {
+		h.fail("StepRef's step %+v, the entry state %v flags %#x expires %d", st, c.State, c.Flags, c.Expires)
+	}
+	return res
+}
+
+func (h *harness) count(i int) {
+	if h.steps != nil {
+		h.steps[i]++
+	}
+}
+
 func (h *harness) remember(k *Key, r Result, c *Conn) {
 	if (r == Hit || r == Created || r == DropNoDest) && c.Ref != 0 {
 		h.refs[*k] = c.Ref
@@ -476,9 +528,17 @@ func TestDifferential(t *testing.T) {
 	if testing.Short() || raceEnabled {
 		seeds = 10 // the race detector makes the reference's scans slow
 	}
+	var steps [4]int
+	defer func() {
+		// Every StepRef answer was compared, a refused dest included.
+		if !t.Failed() && slices.Contains(steps[:], 0) {
+			t.Errorf("StepRef answers (Miss, refused, Hit, DropNoDest): %v; want each", steps)
+		}
+	}()
 	for seed := range seeds {
 		t.Run(fmt.Sprint(seed), func(t *testing.T) {
 			h := newHarness(t, &prng{r: rand.New(rand.NewPCG(uint64(seed), 7)), left: 3000})
+			h.steps = &steps
 			for !h.src.Done() {
 				h.step()
 			}

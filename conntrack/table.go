@@ -646,11 +646,39 @@ func (t *Table) inLocked(s *shard, si int, h uint64, k *Key, cport uint16, tcpFl
 }
 
 // foundLocked is inLocked's work once the lookup found entry i of shard si, the
-// live connection of k: §5.2 steps 5 and 6, and on a hit the transition and timer.
+// live connection of k: §5.2 steps 5 and 6, and on a hit the transition and timer,
+// then c filled and the sync step.
 //
 // Precondition: s.mu is held.
 func (t *Table) foundLocked(s *shard, si int, i uint32, k *Key, tcpFlags uint8, now int64, c *Conn) (Result, Ref, *sched.Dest) {
 	e := s.at(i)
+	r, ctl, d := t.stepLocked(s, i, e, k, tcpFlags, now)
+	if r == Miss {
+		return Miss, 0, nil
+	}
+	fold := c.Sync.Fold
+	t.fillLocked(si, i, e, c)
+	if r == DropNoDest {
+		return DropNoDest, 0, d
+	}
+	if s.sx != nil { // syncStepLocked, its quiet step in line
+		if t.syncQuietLocked(e, &fold) {
+			countQuiet(e, c)
+		} else if r := t.syncPlanLocked(e, &fold, now, c); r != planDone {
+			t.syncRestLocked(e, &fold, r, now, c)
+		}
+	}
+	return Hit, ctl, d
+}
+
+// stepLocked is foundLocked's step of entry i (e) of shard s, without the Conn: §5.2
+// steps 5 and 6, and on a hit the transition, timer, confirmation and the ASSURED
+// step. It returns Hit, DropNoDest (nothing changed) or Miss (the connection is
+// replaced: expired, or left to the scheduler), the controller to mark ASSURED and
+// the connection's dest.
+//
+// Precondition: s.mu is held.
+func (t *Table) stepLocked(s *shard, i uint32, e *entry, k *Key, tcpFlags uint8, now int64) (Result, Ref, *sched.Dest) {
 	d := t.destOf(e)
 	if e.flags&fUnbound != 0 {
 		// Received without its real server, which this director does not know:
@@ -683,23 +711,12 @@ func (t *Table) foundLocked(s *shard, si int, i uint32, k *Key, tcpFlags uint8, 
 			t.expireNowLocked(s, i, e, now)
 			return Miss, 0, nil
 		}
-		t.fillLocked(si, i, e, c)
 		return DropNoDest, 0, d
 	}
 	assure := transitionLocked(e, d, DirIn, tcpFlags, t.timeouts.Load())
 	t.rearmLocked(s, i, e, now+int64(e.timeout)*msNs)
 	t.confirmLocked(s, e, DirIn)
-	ctl := t.assureStepLocked(e, assure)
-	fold := c.Sync.Fold
-	t.fillLocked(si, i, e, c)
-	if s.sx != nil { // syncStepLocked, its quiet step in line
-		if t.syncQuietLocked(e, &fold) {
-			countQuiet(e, c)
-		} else if r := t.syncPlanLocked(e, &fold, now, c); r != planDone {
-			t.syncRestLocked(e, &fold, r, now, c)
-		}
-	}
-	return Hit, ctl, d
+	return Hit, t.assureStepLocked(e, assure), d
 }
 
 // inDone finishes an inLocked result once the shard lock is released: the ASSURED
@@ -742,6 +759,53 @@ func (t *Table) InRef(r Ref, k *Key, tcpFlags uint8, now int64, c *Conn) Result 
 	s.mu.Unlock()
 	t.inDone(res, ctl, d, c)
 	return res
+}
+
+// A Step is what a packet's step changed of a connection whose caller keeps the
+// rest (StepRef): its flags (the public ones, as Conn.Flags), state and expiry time.
+// The key, dest, method and ports of a connection never change.
+type Step struct {
+	Flags   Flags
+	State   State
+	Expires int64
+}
+
+// StepRef is InRef for a caller that keeps what a step does not change of the
+// connection r refers to, and knows its dest (a worker's flow cache holds the
+// forwarding of the flows it serves): when r's entry is still k's live connection,
+// bound to dest, the packet is stepped there as InRef steps it — the same checks,
+// transition, timer and counters — and StepRef answers with what changed instead of
+// filling a whole Conn: a step's answer the caller copies into what it keeps, rather
+// than a Conn it copies from. It answers Hit, or DropNoDest (the dest was deleted;
+// nothing changed, as InRef's). It answers Miss, changing nothing, wherever InRef
+// would answer Miss, when r's connection is not bound to dest, and in a table that
+// syncs (whose step fills a Conn, syncStepLocked): the caller then asks InRef, which
+// decides. A Miss of InRef's own (a deleted dest with expire_nodest_conn, a SYN
+// that reschedules) is answered with its effects, as InRef answers it, and the
+// caller's InRef then misses too. Like InRef it allocates nothing.
+func (t *Table) StepRef(r Ref, k *Key, dest uint32, tcpFlags uint8, now int64) (Step, Result) {
+	si, i, ok := t.split(r)
+	if !ok {
+		return Step{}, Miss
+	}
+	s := &t.shards[si]
+	s.mu.Lock()
+	if i >= s.nalloc || s.sx != nil {
+		s.mu.Unlock()
+		return Step{}, Miss
+	}
+	e := s.at(i)
+	if !e.isLocked(k, now) || e.flags&fHasDest == 0 || e.dest != dest {
+		s.mu.Unlock()
+		return Step{}, Miss
+	}
+	res, ctl, _ := t.stepLocked(s, i, e, k, tcpFlags, now)
+	st := Step{Flags: e.flags & publicFlags, State: e.state, Expires: e.expires}
+	s.mu.Unlock()
+	if ctl != 0 {
+		t.assure(ctl)
+	}
+	return st, res
 }
 
 // isLocked reports whether e is k's live connection at now, matched as findInLocked

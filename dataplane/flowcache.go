@@ -219,8 +219,13 @@ func (fc *flowCache) restore(i uint32, e *flowSlot, c *conntrack.Conn, now int64
 // ESTABLISHED or INPUT-ONLY (FlagNoOutput: no reply seen, whose packets InputKeeps
 // tells in any state).
 func cacheable(proto uint8, c *conntrack.Conn) bool {
-	return c.HasDest && c.Flags&conntrack.FlagOnePacket == 0 &&
-		(proto != header.IPProtoTCP || c.State == conntrack.StateEstablished || c.Flags&conntrack.FlagNoOutput != 0)
+	return c.HasDest && cacheableAs(proto, c.State, c.Flags)
+}
+
+// cacheableAs is cacheable for a connection with a dest, in state st with flags.
+func cacheableAs(proto uint8, st conntrack.State, flags conntrack.Flags) bool {
+	return flags&conntrack.FlagOnePacket == 0 &&
+		(proto != header.IPProtoTCP || st == conntrack.StateEstablished || flags&conntrack.FlagNoOutput != 0)
 }
 
 // fill writes the table's answer c at now into e, every field but the key and the

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/binary"
 	"math/rand/v2"
+	"net/netip"
 	"slices"
 	"testing"
 	"time"
@@ -347,6 +348,86 @@ func TestFlowHash4IsKeys(t *testing.T) {
 			if got, want := keyIs4(&o, proto, c, cport, v, vport), keyEqual(&o, &k); got != want {
 				t.Fatalf("slot key %v, packet key %v: keyIs4 %v, keyEqual %v", o, k, got, want)
 			}
+		}
+	}
+}
+
+// TestStepRefMatchesInRef sends the same random packets — a few clients' flows whose
+// packets mostly come within the cache's refresh (SYNs, ACKs, FINs, RSTs, and UDP) to
+// DR, NAT and TUN services — through two Directors: one steps a flow its cache holds
+// with conntrack.Table.StepRef (the slot takes what the step changed, stepped), the
+// other with InRef (the slot takes the table's whole answer). Midway a real server of
+// each service is deleted, and later restored, so steps meet a deleted dest; with
+// and without expire_nodest_conn. Every frame sent, every counter and the table must
+// be the same, and steps at a Ref and drops for a deleted dest must have happened.
+func TestStepRefMatchesInRef(t *testing.T) {
+	for _, expire := range []bool{false, true} {
+		dr := rrService(ipvs.DR, 80)
+		nat := rrService(ipvs.NAT, 8080)
+		nat.Key = ipvs.AddrKey(ipvs.TCP, netip.AddrPortFrom(dtVIP, 81))
+		tun := rrService(ipvs.TUN, 82)
+		tun.Key = ipvs.AddrKey(ipvs.TCP, netip.AddrPortFrom(dtVIP, 82))
+		udp := rrService(ipvs.DR, 53)
+		udp.Key = ipvs.AddrKey(ipvs.UDP, netip.AddrPortFrom(dtVIP, 53))
+		full := []ipvs.Service{dr, nat, tun, udp}
+		less := slices.Clone(full)
+		for i := range less {
+			less[i].RealServers = less[i].RealServers[:1]
+		}
+		opts := testOptions()
+		opts.ExpireNodestConn = expire
+		a := newHarness(t, opts, full...)
+		b := newHarness(t, opts, full...)
+		b.w.inRefAll = true
+		clients := []netip.Addr{dtClient, netip.MustParseAddr("198.19.0.8")}
+		rng := rand.New(rand.NewPCG(9, uint64(len(t.Name()))))
+		now := int64(0)
+		for i := range 4000 {
+			switch i {
+			case 1500, 3000: // a real server of each service deleted, then restored
+				svcs := less
+				if i == 3000 {
+					svcs = full
+				}
+				if err := a.d.Apply(svcs); err != nil {
+					t.Fatal(err)
+				}
+				if err := b.d.Apply(svcs); err != nil {
+					t.Fatal(err)
+				}
+			}
+			p := dtPkt{src: clients[rng.IntN(len(clients))], dst: dtVIP, sport: uint16(1000 + rng.IntN(3))}
+			p.dport = []uint16{80, 80, 81, 82, 53}[rng.IntN(5)]
+			if p.dport == 53 {
+				p.udp = true
+			} else {
+				switch rng.IntN(8) {
+				case 0, 1:
+					p.syn = true
+				case 2, 3, 4:
+					p.ack = true
+				case 5:
+					p.fin, p.ack = true, true
+				case 6:
+					p.rst = true
+				case 7:
+					p.fin = true
+				}
+			}
+			// Mostly within the cache's refresh, sometimes past it.
+			gap := rng.IntN(40)
+			if rng.IntN(10) == 0 {
+				gap = 100 + rng.IntN(3000)
+			}
+			now += int64(gap) * int64(time.Millisecond)
+			sameRun(t, a, b, i, p, p.frame(t), now)
+		}
+		sameEnd(t, a, b)
+		if a.w.refSteps == 0 || a.w.refSteps != b.w.refSteps {
+			t.Errorf("expire_nodest_conn %v: %d steps at a Ref with StepRef, %d with InRef", expire, a.w.refSteps, b.w.refSteps)
+		}
+		if a.w.C.Reasons[ReasonDestDeleted] == 0 && !expire {
+			t.Errorf("no packet was dropped for a deleted dest: %v", a.w.C.Reasons)
 		}
 	}
 }

@@ -59,20 +59,43 @@ func TestOnePassMatchesTwoPass(t *testing.T) {
 			}
 		}
 		now += int64(rng.IntN(3000)) * int64(time.Millisecond)
-		frame := p.frame(t)
-		ga, gb := a.run(frame, now), b.run(frame, now)
-		if len(ga) != len(gb) {
-			t.Fatalf("packet %d (%+v): one pass sent %d frames, two passes %d (reasons %v / %v)", i, p, len(ga), len(gb), a.w.C.Reasons, b.w.C.Reasons)
-		}
-		for j := range ga {
-			if !bytes.Equal(ga[j], gb[j]) {
-				t.Fatalf("packet %d (%+v): frame %d differs:\n% x\n% x", i, p, j, ga[j], gb[j])
-			}
-		}
-		if a.w.C != b.w.C {
-			t.Fatalf("packet %d (%+v): counters differ:\n%+v\n%+v", i, p, a.w.C, b.w.C)
+		sameRun(t, a, b, i, p, p.frame(t), now)
+	}
+	sameEnd(t, a, b)
+	// The run must have made connections both ways and dropped for every reason the
+	// one-pass path decides itself.
+	for _, r := range []Reason{ReasonNotSYN, ReasonNoService, ReasonNoDest} {
+		if a.w.C.Reasons[r] == 0 {
+			t.Errorf("no packet was dropped for %v", r)
 		}
 	}
+	if a.w.sstats[0].Conns == 0 || a.w.sstats[1].Conns == 0 || a.w.sstats[2].Conns == 0 {
+		t.Errorf("connections per service: %+v", a.w.sstats)
+	}
+}
+
+// sameRun runs frame (packet i, p) through harnesses a and b at now, which must
+// send the same frames and count the same.
+func sameRun(t *testing.T, a, b *harness, i int, p dtPkt, frame []byte, now int64) {
+	t.Helper()
+	ga, gb := a.run(frame, now), b.run(frame, now)
+	if len(ga) != len(gb) {
+		t.Fatalf("packet %d (%+v): a sent %d frames, b %d (reasons %v / %v)", i, p, len(ga), len(gb), a.w.C.Reasons, b.w.C.Reasons)
+	}
+	for j := range ga {
+		if !bytes.Equal(ga[j], gb[j]) {
+			t.Fatalf("packet %d (%+v): frame %d differs:\n% x\n% x", i, p, j, ga[j], gb[j])
+		}
+	}
+	if a.w.C != b.w.C {
+		t.Fatalf("packet %d (%+v): counters differ:\n%+v\n%+v", i, p, a.w.C, b.w.C)
+	}
+}
+
+// sameEnd compares what harnesses a and b hold after the same run: the per-dest and
+// per-service counters and the connection table.
+func sameEnd(t *testing.T, a, b *harness) {
+	t.Helper()
 	for id := range a.w.dstats {
 		if a.w.dstats[id] != b.w.dstats[id] {
 			t.Fatalf("dest %d stats: %+v vs %+v", id, a.w.dstats[id], b.w.dstats[id])
@@ -100,16 +123,6 @@ func TestOnePassMatchesTwoPass(t *testing.T) {
 		if ca[i] != cb[i] {
 			t.Fatalf("connection %d:\n%+v\n%+v", i, ca[i], cb[i])
 		}
-	}
-	// The run must have made connections both ways and dropped for every reason the
-	// one-pass path decides itself.
-	for _, r := range []Reason{ReasonNotSYN, ReasonNoService, ReasonNoDest} {
-		if a.w.C.Reasons[r] == 0 {
-			t.Errorf("no packet was dropped for %v", r)
-		}
-	}
-	if a.w.sstats[0].Conns == 0 || a.w.sstats[1].Conns == 0 || a.w.sstats[2].Conns == 0 {
-		t.Errorf("connections per service: %+v", a.w.sstats)
 	}
 }
 

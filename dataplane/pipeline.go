@@ -197,6 +197,26 @@ func (w *Worker) inbound(s *snapshot, f *Frame, b []byte) {
 			}
 		}
 	}
+	if e != nil && s.set.sync == nil && !w.inRefAll {
+		// The flow's slot names its connection and holds its forwarding (the
+		// first ACK and the FIN of a flow the cache holds): the table steps the
+		// connection there and answers what the step changed, which the slot
+		// takes (stepped). Miss: the table did not step it (its entry is gone,
+		// is bound elsewhere, or the table syncs); InRef and the lookup below
+		// decide.
+		st, r := w.d.table.StepRef(e.ref, &e.key, e.dest, flags, now)
+		if r != conntrack.Miss {
+			w.tableRefs++
+			w.refSteps++
+			if r == conntrack.Hit {
+				w.stepped(s, f, b, e, &st, now)
+				return
+			}
+			w.flows.clearUsed(uint32(w.fh >> (64 - flowCacheBits))) // DropNoDest: as forget below
+			w.drop(ReasonDestDeleted)
+			return
+		}
+	}
 	if !p.IPv6 {
 		w.setKey(p.Proto, false, &p.Src, p.SrcPort, &p.Dst, p.DstPort)
 	}
@@ -293,6 +313,25 @@ func (w *Worker) inbound(s *snapshot, f *Frame, b []byte) {
 	// Not asked (NO_CPORT entries, the table's first connection) or a persistent
 	// service: the classic path.
 	w.schedule(s, f, flags, false, now)
+}
+
+// stepped finishes a table step of the flow in slot e, StepRef's Hit st at now:
+// the slot takes what the step changed, as restore writes a table's answer (or is
+// cleared when the flow may no longer be served from it), and the packet is sent as
+// the slot forwards it. The rest of what restore writes is the connection's and
+// does not change; the sync state is zeroed as restore zeroes it.
+func (w *Worker) stepped(s *snapshot, f *Frame, b []byte, e *flowSlot, st *conntrack.Step, now int64) {
+	if cacheableAs(e.key.Proto, st.State, st.Flags) {
+		e.state = st.State
+		e.keeps = conntrack.InputKeepsSet(st.State, st.Flags&conntrack.FlagNoOutput != 0)
+		e.until = min(now+refreshEvery, st.Expires)
+		e.spend, e.snext, e.x = 0, 0, slotExt{}
+	} else {
+		w.flows.clearUsed(uint32(w.fh >> (64 - flowCacheBits)))
+	}
+	c := &w.conn
+	c.Dest, c.Method, c.DAddr, c.DPort = e.dest, e.method, e.daddr, e.dport
+	w.xmit(s, f, b, c, false)
 }
 
 // schedule is the protocol conn_schedule plus ip_vs_schedule / ip_vs_sched_persist

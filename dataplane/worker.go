@@ -78,6 +78,7 @@ type Worker struct {
 	nc       newConn    // the current packet's exchange with Pick (newconn.go)
 	svcMemo  svcMemo    // the last new flow's service (newconn.go)
 	twoPass  bool       // tests: In, then schedule, instead of InOrInsert
+	inRefAll bool       // tests: every step at a slot's Ref through InRef, none through StepRef
 
 	// Cluster sync (sync.go): the sync-event ring (nil until sync is on; never nil
 	// in a batch whose settings carry the rules: syncRingsLocked) and a scratch
