@@ -329,9 +329,17 @@ func (w *Worker) stepped(s *snapshot, f *Frame, b []byte, e *flowSlot, st *connt
 	} else {
 		w.flows.clearUsed(uint32(w.fh >> (64 - flowCacheBits)))
 	}
+	// xmit's one-block case in line, as for a packet the cache serves.
+	if info := w.plainDR(s, f, e.dest, e.method); info != nil {
+		header.DecTTL4(b, &w.p)
+		w.setMACs(b, &info.mac)
+		w.countIn(e.dest, info.svc, uint64(w.p.End-w.p.L3Off))
+		w.queue(f)
+		return
+	}
 	c := &w.conn
 	c.Dest, c.Method, c.DAddr, c.DPort = e.dest, e.method, e.daddr, e.dport
-	w.xmit(s, f, b, c, false)
+	w.xmitSteps(s, f, b, c, false)
 }
 
 // schedule is the protocol conn_schedule plus ip_vs_schedule / ip_vs_sched_persist
