@@ -186,11 +186,11 @@ func (d *Dest) Bind(template bool) {
 // atomic operation. The counters and the OVERLOAD flag end as after the two calls
 // (the rule looks at the total, which both leave the same).
 func (d *Dest) BindConn(active bool) {
+	delta := oneInactive // one atomic add of either delta: no branch around it
 	if active {
-		d.conns.Add(oneActive)
-	} else {
-		d.conns.Add(oneInactive)
+		delta = oneActive
 	}
+	d.conns.Add(delta)
 	d.checkUpper()
 }
 

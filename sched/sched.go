@@ -57,8 +57,11 @@ type stateless interface {
 // statelessOf is the stateless schedulers, by statelessIndex.
 var statelessOf = [...]Scheduler{lc{}, wlc{}, sed{}, nq{}, fo{}, ovf{}, none{}}
 
+// wlcIndex is wlc's statelessIndex, which Pool.Schedule tests for.
+const wlcIndex = 1
+
 func (lc) statelessIndex() uint8   { return 0 }
-func (wlc) statelessIndex() uint8  { return 1 }
+func (wlc) statelessIndex() uint8  { return wlcIndex }
 func (sed) statelessIndex() uint8  { return 2 }
 func (nq) statelessIndex() uint8   { return 3 }
 func (fo) statelessIndex() uint8   { return 4 }
@@ -244,6 +247,11 @@ func (p *Pool) NewDest(id uint32, addr netip.Addr, port uint16, weight int32, up
 // picked, as one picked just before its delete is bound after it).
 func (p *Pool) Schedule(pk *Packet) *Dest {
 	if v := p.view.Load(); v != nil {
+		if v.sched == wlcIndex {
+			// The default scheduler, called directly: no call through the
+			// interface and its wrapper of wlc's value method.
+			return leastWeighted(v.dests, false)
+		}
 		return statelessOf[v.sched].Schedule(v.dests, pk)
 	}
 	p.mu.Lock()

@@ -17,16 +17,22 @@ func (wlc) Schedule(dests []*Dest, _ *Packet) *Dest { return leastWeighted(dests
 func leastWeighted(dests []*Dest, expectedDelay bool) *Dest {
 	i := 0
 	var least *Dest
+	var lw int64
 	for ; i < len(dests); i++ {
-		if d := dests[i]; eligible(d) {
-			least = d
+		// eligible, keeping the weight it read for the comparisons below.
+		d := dests[i]
+		if d.flags.Load()&FlagOverload != 0 {
+			continue
+		}
+		if w := d.weight.Load(); w > 0 {
+			least, lw = d, int64(w)
 			break
 		}
 	}
 	if least == nil {
 		return nil
 	}
-	loh, lw := int64(load(least, expectedDelay)), int64(least.weight.Load())
+	loh := int64(load(least, expectedDelay))
 	for _, d := range dests[i+1:] {
 		if d.flags.Load()&FlagOverload != 0 {
 			continue
