@@ -427,10 +427,22 @@ func (t *Table) dest(id uint32) *sched.Dest {
 // remember records d under its id, so entries bound to it can be resolved for as
 // long as they live. It allocates only the first time a dest is seen.
 func (t *Table) remember(d *sched.Dest) {
-	id := int(d.ID())
-	if ds := *t.dests.Load(); id < len(ds) && ds[id] == d {
-		return
+	if !t.remembered(d) {
+		t.rememberSlow(d)
 	}
+}
+
+// remembered reports whether d is remembered under its id: remember's test, small
+// enough to be inlined where remember is called for every new connection (a call
+// costs more than the test).
+func (t *Table) remembered(d *sched.Dest) bool {
+	ds, id := t.dests.Load(), d.ID()
+	return uint64(id) < uint64(len(*ds)) && (*ds)[id] == d
+}
+
+// rememberSlow is remember of a dest not remembered yet (or not under its id).
+func (t *Table) rememberSlow(d *sched.Dest) {
+	id := int(d.ID())
 	t.destsMu.Lock()
 	defer t.destsMu.Unlock()
 	ds := *t.dests.Load()
@@ -872,7 +884,9 @@ func (t *Table) InOrInsertAt(h uint64, k *Key, tcpFlags uint8, now int64, p Pick
 		t.insertOnePacket(k, dest, dport, method, flags, 0, tcpFlags, now, c)
 		return Created
 	}
-	t.remember(dest)
+	if !t.remembered(dest) { // remember, its test in line
+		t.rememberSlow(dest)
+	}
 	slot := svcSlot(k.Proto, &k.VAddr, k.VPort)
 	ok, evCtl, remote := t.admitLocked(s, slot)
 	if remote {
@@ -898,11 +912,11 @@ func (t *Table) InOrInsertAt(h uint64, k *Key, tcpFlags uint8, now int64, p Pick
 		t.finishEvict(evCtl)
 		return Full
 	}
-	ctl = t.insertLocked(s, si, h, slot, k, dest, dport, method, flags, 0, tcpFlags, now, c)
+	// No controlling template: insertLocked has no controller to mark ASSURED.
+	t.insertLocked(s, si, h, slot, k, dest, dport, method, flags, 0, tcpFlags, now, c)
 	s.mu.Unlock()
-	t.finishEvict(evCtl)
-	if ctl != 0 {
-		t.assure(ctl)
+	if evCtl != 0 { // most inserts evict nothing: no call
+		t.finishEvict(evCtl)
 	}
 	fillDAddr(c, dest)
 	return Created
@@ -1241,17 +1255,35 @@ func (t *Table) initEntry(e *entry, k *Key, dest *sched.Dest, dport uint16, meth
 // (INACTIVE) and the transition's move to activeconns do, in one atomic operation on
 // the dest instead of three. It returns transitionLocked's assure.
 //
+// It is transitionLocked(e, nil, DirIn, tcpFlags, to) written out for the state
+// initEntry leaves, NONE for TCP and UDP otherwise (TestBindFirstIsTransition): a
+// UDP entry takes the UDP timeout and never asks for ASSURED on input; a TCP one
+// steps from NONE in the INPUT table (INPUT-ONLY with NOOUTPUT, which input leaves
+// set), and only ESTABLISHED, a change from NONE, asks for it.
+//
 // Precondition: e is fresh from initEntry and, if stored, its shard lock is held.
 func bindFirst(e *entry, dest *sched.Dest, tcpFlags uint8, to *timeoutsMs) bool {
-	assure := transitionLocked(e, nil, DirIn, tcpFlags, to) // nil: no counter moves
+	if e.proto != protoTCP {
+		e.state, e.timeout = StateUDP, to.udp
+		if dest != nil {
+			dest.BindConn(false)
+		}
+		return false
+	}
+	tbl := tblInput
+	if e.flags&FlagNoOutput != 0 {
+		tbl = tblInputOnly
+	}
+	next := tcpStep[tbl][StateNone][flagIndex(tcpFlags)]
+	e.state, e.timeout = next, to.tcp[next]
 	if dest != nil {
-		active := e.proto == protoTCP && e.state.active()
+		active := next.active()
 		if active {
 			e.flags &^= FlagInactive
 		}
 		dest.BindConn(active)
 	}
-	return assure
+	return next == StateEstablished
 }
 
 // insertOnePacket handles a ONE_PACKET connection: never hashed, expired right after
@@ -1370,19 +1402,35 @@ func (t *Table) head(h uint64) *uint32 {
 //
 // Precondition: s.mu is held (s is hash h's shard).
 func (t *Table) linkLocked(s *shard, h uint64, i uint32, e *entry) {
-	if nb := s.bmask.Load() + 1; s.nalloc-1 > nb/2 && nb < 1<<t.shareBits {
-		si := t.shardOf(h)
-		for {
-			t.growLocked(si, s, nb)
-			nb *= 2
-			if nb <= smallBuckets || nb == 1<<t.shareBits {
-				break
-			}
-		}
+	m := s.bmask.Load()
+	if nb := m + 1; s.nalloc-1 > nb/2 && nb < 1<<t.shareBits {
+		m = t.growToLocked(s, h, nb)
 	}
-	p := t.head(h)
+	// head(h), with s and its mask at hand: no second load of either.
+	si := h >> t.shardShift
+	var p *uint32
+	if m < smallBuckets {
+		p = &t.small[si<<wordsPerLineBits|lineRows(h&uint64(m), s.rowShift)]
+	} else {
+		p = &t.buckets[si<<(t.shareBits&63)|h&uint64(m)]
+	}
 	e.next = *p
 	*p = i
+}
+
+// growToLocked is linkLocked's growth of s (hash h's shard) from nb buckets in use:
+// it returns the new mask.
+//
+// Precondition: s.mu is held.
+func (t *Table) growToLocked(s *shard, h uint64, nb uint32) uint32 {
+	si := t.shardOf(h)
+	for {
+		t.growLocked(si, s, nb)
+		nb *= 2
+		if nb <= smallBuckets || nb == 1<<t.shareBits {
+			return nb - 1
+		}
+	}
 }
 
 // smallBuckets is the most buckets a shard doubles to one step at a time

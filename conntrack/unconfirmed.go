@@ -182,15 +182,19 @@ const svcProbe = 16
 // Precondition: s.mu is held.
 func (t *Table) admitLocked(s *shard, slot uint32) (ok bool, ctl Ref, remote bool) {
 	slabFull := !t.slabRoomLocked(s)
-	if t.unconfMax.Load() == 0 {
+	um := t.unconfMax.Load()
+	if um == 0 {
 		if slabFull {
 			t.slabRefused.Add(1)
 		}
 		return !slabFull, 0, false // the budget is off
 	}
+	// The two live counts from one load of their word: the same instant, which two
+	// loads only approach under concurrent inserts.
+	live := t.live.Load()
 	svcFull := int64(t.svcUnconf[slot].Load()) >= t.unconfSvcMax.Load()
-	budgetFull := t.liveUnconf() >= t.unconfMax.Load()
-	if !svcFull && !budgetFull && !slabFull && t.liveCount() < t.max.Load() {
+	budgetFull := int64(live>>32) >= um
+	if !svcFull && !budgetFull && !slabFull && int64(uint32(live)) < t.max.Load() {
 		return true, 0, false
 	}
 	// The oldest of s; for a full service budget the oldest of that service among
@@ -223,10 +227,10 @@ func (t *Table) admitLocked(s *shard, slot uint32) (ok bool, ctl Ref, remote boo
 //
 // Precondition: s.mu is held.
 func (t *Table) slabRoomLocked(s *shard) bool {
-	if s.free != 0 {
-		return true
-	}
 	chunk := int64(s.chunkMask + 1)
+	if s.free != 0 || int64(s.nalloc) < 4*chunk {
+		return true // below the bound whatever Max is: no division
+	}
 	n := int64(len(t.shards))
 	limit := max(2*((t.max.Load()+n-1)/n), 4*chunk)
 	return int64(s.nalloc) < limit
