@@ -77,7 +77,8 @@ func (w *Worker) setSchedPacket(icmp bool, now int64) {
 }
 
 // pickPlain is ip_vs_schedule for a service without persistence, w.pk set: the real
-// server and port, or nil and the reason for leave.
+// server and port, or nil and the reason for leave. Pick has it written out in line
+// (a call less for every new connection): a change here is one there too.
 func (w *Worker) pickPlain(svc *service) (*sched.Dest, uint16, Reason) {
 	k := &w.key
 	if svc.spec.FWMark == 0 && svc.spec.Addr.Port() != k.VPort {
@@ -114,24 +115,38 @@ func (w *Worker) Pick(k *conntrack.Key) (*sched.Dest, uint16, ipvs.Method, connt
 		nc.reason = ReasonNotSYN
 		return nil, 0, 0, 0
 	}
-	if nc.svc = w.service(s, k); nc.svc == nil {
+	// service, its memo's test in line (the call costs more than the test).
+	svc := w.svcMemo.svc
+	if m := &w.svcMemo; m.s != s || m.vaddr != k.VAddr || m.vport != k.VPort || m.proto != k.Proto || m.v6 != k.IPv6 {
+		svc = w.serviceMemo(s, k)
+	}
+	if nc.svc = svc; svc == nil {
 		nc.reason = ReasonNoService
 		return nil, 0, 0, 0
 	}
-	if nc.svc.spec.Persistence > 0 {
+	if svc.spec.Persistence > 0 {
 		return nil, 0, 0, 0 // reason 0: schedule does it, source limit included
 	}
 	if b := s.set.def.source; b.interval != 0 && !w.sourceAllowed(b, nc.now) {
 		nc.reason = ReasonSourceLimit
 		return nil, 0, 0, 0
 	}
-	if nc.svc.readsPacket { // else the scheduler ignores w.pk: not filled
+	if svc.readsPacket { // else the scheduler ignores w.pk: not filled
 		w.setSchedPacket(false, nc.now)
 	}
-	dest, dport, r := w.pickPlain(nc.svc)
-	if dest == nil {
-		nc.reason = r
+	// pickPlain, in line: k is w.key.
+	if svc.spec.FWMark == 0 && svc.spec.Addr.Port() != k.VPort {
+		nc.reason = ReasonPortZero
 		return nil, 0, 0, 0
+	}
+	dest := svc.pool.Schedule(&w.pk)
+	if dest == nil {
+		nc.reason = ReasonNoDest
+		return nil, 0, 0, 0
+	}
+	dport := dest.Port()
+	if dport == 0 {
+		dport = k.VPort
 	}
 	if int(dest.ID()) >= len(s.dests) { // a dest published after this batch began
 		if s, _ = w.destInfo(dest.ID()); int(dest.ID()) >= len(s.dests) {
@@ -139,7 +154,7 @@ func (w *Worker) Pick(k *conntrack.Key) (*sched.Dest, uint16, ipvs.Method, connt
 			return nil, 0, 0, 0
 		}
 	}
-	return dest, dport, s.dests[dest.ID()].method, connFlags(nc.svc, k)
+	return dest, dport, s.dests[dest.ID()].method, connFlags(svc, k)
 }
 
 // created sends the first packet of the connection InOrInsert just made (w.conn).
