@@ -45,9 +45,14 @@ type svcMemo struct {
 	v6    bool
 }
 
+// holds reports whether the memo is generation s's answer for k's service.
+func (m *svcMemo) holds(s *snapshot, k *conntrack.Key) bool {
+	return m.s == s && m.vaddr == k.VAddr && m.vport == k.VPort && m.proto == k.Proto && m.v6 == k.IPv6
+}
+
 // service is s.service(k) through the worker's memo.
 func (w *Worker) service(s *snapshot, k *conntrack.Key) *service {
-	if m := &w.svcMemo; m.s == s && m.vaddr == k.VAddr && m.vport == k.VPort && m.proto == k.Proto && m.v6 == k.IPv6 {
+	if m := &w.svcMemo; m.holds(s, k) {
 		return m.svc
 	}
 	return w.serviceMemo(s, k)
@@ -77,8 +82,7 @@ func (w *Worker) setSchedPacket(icmp bool, now int64) {
 }
 
 // pickPlain is ip_vs_schedule for a service without persistence, w.pk set: the real
-// server and port, or nil and the reason for leave. Pick has it written out in line
-// (a call less for every new connection): a change here is one there too.
+// server and port, or nil and the reason for leave.
 func (w *Worker) pickPlain(svc *service) (*sched.Dest, uint16, Reason) {
 	k := &w.key
 	if svc.spec.FWMark == 0 && svc.spec.Addr.Port() != k.VPort {
@@ -117,7 +121,7 @@ func (w *Worker) Pick(k *conntrack.Key) (*sched.Dest, uint16, ipvs.Method, connt
 	}
 	// service, its memo's test in line (the call costs more than the test).
 	svc := w.svcMemo.svc
-	if m := &w.svcMemo; m.s != s || m.vaddr != k.VAddr || m.vport != k.VPort || m.proto != k.Proto || m.v6 != k.IPv6 {
+	if !w.svcMemo.holds(s, k) {
 		svc = w.serviceMemo(s, k)
 	}
 	if nc.svc = svc; svc == nil {
@@ -134,19 +138,10 @@ func (w *Worker) Pick(k *conntrack.Key) (*sched.Dest, uint16, ipvs.Method, connt
 	if svc.readsPacket { // else the scheduler ignores w.pk: not filled
 		w.setSchedPacket(false, nc.now)
 	}
-	// pickPlain, in line: k is w.key.
-	if svc.spec.FWMark == 0 && svc.spec.Addr.Port() != k.VPort {
-		nc.reason = ReasonPortZero
-		return nil, 0, 0, 0
-	}
-	dest := svc.pool.Schedule(&w.pk)
+	dest, dport, r := w.pickPlain(svc)
 	if dest == nil {
-		nc.reason = ReasonNoDest
+		nc.reason = r
 		return nil, 0, 0, 0
-	}
-	dport := dest.Port()
-	if dport == 0 {
-		dport = k.VPort
 	}
 	if int(dest.ID()) >= len(s.dests) { // a dest published after this batch began
 		if s, _ = w.destInfo(dest.ID()); int(dest.ID()) >= len(s.dests) {
