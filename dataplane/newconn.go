@@ -152,8 +152,9 @@ func (w *Worker) Pick(k *conntrack.Key) (*sched.Dest, uint16, ipvs.Method, connt
 	return dest, dport, s.dests[dest.ID()].method, connFlags(svc, k)
 }
 
-// created sends the first packet of the connection InOrInsert just made (w.conn).
-func (w *Worker) created(f *Frame, now int64) {
+// created sends the first packet of the connection InOrInsert just made (w.conn); b
+// is f.Bytes().
+func (w *Worker) created(f *Frame, b []byte, now int64) {
 	s := w.s // Pick may have moved the worker to a newer generation
 	w.dstats[w.conn.Dest].Conns++
 	w.sstats[w.nc.svc.id].Conns++
@@ -172,7 +173,7 @@ func (w *Worker) created(f *Frame, now int64) {
 			w.syncAfterTable(p, e, c)
 		}
 	}
-	w.xmit(s, f, f.Bytes(), &w.conn, false)
+	w.xmit(s, f, b, &w.conn, false)
 }
 
 // notPicked handles a packet for which Pick made no connection, as schedule would.

@@ -294,7 +294,7 @@ func (w *Worker) inbound(s *snapshot, f *Frame, b []byte) {
 		w.xmit(s, f, b, &w.conn, false)
 		return
 	case conntrack.Created:
-		w.created(f, now)
+		w.created(f, b, now)
 		return
 	case conntrack.DropNoDest:
 		w.flows.forget(&w.key)
