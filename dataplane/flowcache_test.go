@@ -28,7 +28,7 @@ func (h *harness) tableState() (conntrack.State, bool) {
 // state is the kernel's after each: a packet that would change the state always goes
 // to the table; DR's last ACK (FIN_WAIT + ACK in the INPUT-ONLY table) does not; for
 // NAT, whose replies can move the state, only ESTABLISHED is served. A table packet
-// of a flow the cache holds is stepped at the slot's Ref (conntrack.Table.InRef).
+// of a flow the cache holds is stepped at the slot's Ref (conntrack.Table.StepRef).
 func TestFlowCacheServesUnchangedStates(t *testing.T) {
 	type step struct {
 		p      dtPkt

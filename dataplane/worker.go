@@ -89,7 +89,7 @@ type Worker struct {
 
 	// tableRefs counts the frames of the current batch that went to the connection
 	// table, lookups those of them whose flow was looked up in its bucket (not
-	// stepped at its flow slot's Ref: Table.InRef): lookups decides whether the
+	// stepped at its flow slot's Ref: Table.StepRef or InRef): lookups decides whether the
 	// next batch is prefetched (prefetch.go).
 	tableRefs, lookups int
 	// ackRefs counts the lookups that were TCP segments without SYN, FIN or RST:
