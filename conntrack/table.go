@@ -789,10 +789,10 @@ type Step struct {
 // transition, timer and counters — and StepRef answers with what changed instead of
 // filling a whole Conn: a step's answer the caller copies into what it keeps, rather
 // than a Conn it copies from. It answers Hit, or DropNoDest (the dest was deleted;
-// nothing changed, as InRef's). It answers Miss, changing nothing, wherever InRef
-// would answer Miss, when r's connection is not bound to dest, and in a table that
-// syncs (whose step fills a Conn, syncStepLocked): the caller then asks InRef, which
-// decides. A Miss of InRef's own (a deleted dest with expire_nodest_conn, a SYN
+// nothing changed, as InRef's). It answers Miss, changing nothing, where InRef would
+// find no live connection of k at r, when r's connection is not bound to dest, and
+// in a table that syncs (whose step fills a Conn, syncStepLocked): the caller then
+// asks InRef, which decides. A Miss of InRef's own (a deleted dest with expire_nodest_conn, a SYN
 // that reschedules) is answered with its effects, as InRef answers it, and the
 // caller's InRef then misses too. Like InRef it allocates nothing.
 func (t *Table) StepRef(r Ref, k *Key, dest uint32, tcpFlags uint8, now int64) (Step, Result) {
@@ -1369,21 +1369,24 @@ func (t *Table) InsertTemplate(k *Key, dest *sched.Dest, dport uint16, timeout t
 // headOf returns the head of bucket b of shard si, whose buckets in use are
 // mask+1: in t.small while they are at most smallBuckets, else in t.buckets.
 func (t *Table) headOf(si int, mask uint32, b uint64) *uint32 {
-	if mask < smallBuckets {
-		return &t.small[uint64(si)<<wordsPerLineBits|lineRows(b, t.shards[si].rowShift)]
-	}
-	return &t.buckets[uint64(si)<<(t.shareBits&63)|b]
+	return t.headIn(uint64(si), &t.shards[si], mask, b)
 }
 
-// head returns hash h's chain head: headOf, written out so that it is inlined.
+// headIn is headOf for a caller that has shard si at hand (s) and its mask m, with
+// b any hash of the shard or a bucket of it (only its bits under m are read). It is
+// inlined: head and linkLocked call it for every lookup and insertion.
+func (t *Table) headIn(si uint64, s *shard, m uint32, b uint64) *uint32 {
+	if m < smallBuckets {
+		return &t.small[si<<wordsPerLineBits|lineRows(b&uint64(m), s.rowShift)]
+	}
+	return &t.buckets[si<<(t.shareBits&63)|b&uint64(m)]
+}
+
+// head returns hash h's chain head.
 func (t *Table) head(h uint64) *uint32 {
 	si := h >> t.shardShift
 	s := &t.shards[si]
-	m := s.bmask.Load()
-	if m < smallBuckets {
-		return &t.small[si<<wordsPerLineBits|lineRows(h&uint64(m), s.rowShift)]
-	}
-	return &t.buckets[si<<(t.shareBits&63)|h&uint64(m)]
+	return t.headIn(si, s, s.bmask.Load(), h)
 }
 
 // linkLocked puts entry i (e, of hash h) at the head of its chain. First, if the
@@ -1407,13 +1410,7 @@ func (t *Table) linkLocked(s *shard, h uint64, i uint32, e *entry) {
 		m = t.growToLocked(s, h, nb)
 	}
 	// head(h), with s and its mask at hand: no second load of either.
-	si := h >> t.shardShift
-	var p *uint32
-	if m < smallBuckets {
-		p = &t.small[si<<wordsPerLineBits|lineRows(h&uint64(m), s.rowShift)]
-	} else {
-		p = &t.buckets[si<<(t.shareBits&63)|h&uint64(m)]
-	}
+	p := t.headIn(h>>t.shardShift, s, m, h)
 	e.next = *p
 	*p = i
 }
