@@ -83,6 +83,13 @@ func (s *rr) resync(dests []*Dest) int {
 
 // eligible is the basic test of rr, lc-style schedulers: not OVERLOADed and a
 // positive weight (§4, "eligible_basic").
-func eligible(d *Dest) bool {
-	return d.flags.Load()&FlagOverload == 0 && d.weight.Load() > 0
+func eligible(d *Dest) bool { return eligibleWeight(d) > 0 }
+
+// eligibleWeight is d's weight when d is not OVERLOADed, else 0: eligible, for a
+// caller that goes on to use the weight it read.
+func eligibleWeight(d *Dest) int32 {
+	if d.flags.Load()&FlagOverload != 0 {
+		return 0
+	}
+	return d.weight.Load()
 }

@@ -20,12 +20,8 @@ func leastWeighted(dests []*Dest, expectedDelay bool) *Dest {
 	var lw int64
 	for ; i < len(dests); i++ {
 		// eligible, keeping the weight it read for the comparisons below.
-		d := dests[i]
-		if d.flags.Load()&FlagOverload != 0 {
-			continue
-		}
-		if w := d.weight.Load(); w > 0 {
-			least, lw = d, int64(w)
+		if w := eligibleWeight(dests[i]); w > 0 {
+			least, lw = dests[i], int64(w)
 			break
 		}
 	}
