@@ -1480,12 +1480,22 @@ func (t *Table) growLocked(si int, s *shard, nb uint32) {
 // good once a shard outgrows them.
 func (t *Table) BucketsSmall() bool { return !t.bigBuckets.Load() }
 
-// allocLocked takes a free slab slot, growing the slab by one chunk if needed.
+// allocLocked takes a free slab slot, growing the slab by one chunk if needed, and
+// prefetches the slot the shard's next insert will take (the free list's next, or
+// the next never-used one in the first chunk): a new connection writes its whole
+// entry, which is otherwise a cold line or two, and on a new connection's path the
+// stores that miss are paid at its next atomic operation (the dest's bind), which
+// waits for them. The shard's next insert comes after others' (a shard holds a
+// 256th of the table's flows by default), by which time the line has arrived
+// (docs/benchmarks.md §1, stop 32).
 //
 // Precondition: s.mu is held, and a slot was reserved against Max.
 func (s *shard) allocLocked() uint32 {
 	if i := s.free; i != 0 {
 		s.free = s.at(i).next
+		if s.free != 0 {
+			prefetchEntry(s.at(s.free))
+		}
 		return i
 	}
 	i := s.nalloc
@@ -1493,6 +1503,9 @@ func (s *shard) allocLocked() uint32 {
 		s.chunks = append(s.chunks, make([]entry, s.chunkMask+1))
 	}
 	s.nalloc++
+	if n := s.nalloc; n < uint32(len(s.first)) {
+		prefetchEntry(&s.first[n])
+	}
 	return i
 }
 
