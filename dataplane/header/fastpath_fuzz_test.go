@@ -1,6 +1,7 @@
 package header
 
 import (
+	"encoding/binary"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -34,7 +35,30 @@ func FuzzDecodeFast(f *testing.F) {
 		if why := notFastKind(&fast); why != "" {
 			t.Fatalf("fast path took a frame outside its kind: %s", why)
 		}
+		checkFlow4(t, &fast, frame)
 	})
+}
+
+// checkFlow4 holds the batch prefetch's peek (PeekFlow4) to DecodeFast on a frame
+// DecodeFast took (p): the same 5-tuple and TCP flags, when the frame is one PeekFlow4
+// reads.
+func checkFlow4(t *testing.T, p *Parsed, frame []byte) {
+	proto, src, dst, sport, dport, flags, ok := PeekFlow4(frame)
+	if len(frame) < PeekFlow4Len {
+		if ok {
+			t.Fatalf("PeekFlow4 took a %d-byte frame", len(frame))
+		}
+		return
+	}
+	wantFlags := uint8(0)
+	if p.Proto == IPProtoTCP {
+		wantFlags = p.TCPFlags
+	}
+	le := binary.LittleEndian
+	if !ok || proto != p.Proto || src != le.Uint32(p.Src[:4]) || dst != le.Uint32(p.Dst[:4]) || sport != p.SrcPort || dport != p.DstPort || flags != wantFlags {
+		t.Fatalf("PeekFlow4 = %d %#x:%d > %#x:%d %#x %v, DecodeFast %d %v:%d > %v:%d %#x",
+			proto, src, sport, dst, dport, flags, ok, p.Proto, p.Src[:4], p.SrcPort, p.Dst[:4], p.DstPort, wantFlags)
+	}
 }
 
 // notFastKind says what a frame DecodeFast took is that DecodeFast's comment says

@@ -74,3 +74,32 @@ func peekSourceTuple(b []byte, addr *[16]byte) (proto uint8, v6 bool, port uint1
 	}
 	return proto, v6, port, flags, proto == IPProtoTCP || proto == IPProtoUDP
 }
+
+// PeekFlow4 reads the 5-tuple and TCP flags of a frame of DecodeFast's kind —
+// untagged IPv4 with a 20-byte header, TCP or UDP, not a fragment — at fixed offsets,
+// checking only the kind: a prefetch hint that DecodeFast confirms or refutes later.
+// The addresses are the frame's four bytes read little-endian, as the flow cache's
+// hash takes them; flags are a TCP segment's (0 for UDP). It reads frames of at
+// least PeekFlow4Len bytes (a UDP datagram with 6 bytes of data, or more), and is
+// small enough to be inlined in a loop over a batch. Whenever DecodeFast takes a
+// frame that long, PeekFlow4 reads the same fields from it (FuzzDecodeFast holds
+// them equal); any other frame may or may not report ok.
+func PeekFlow4(b []byte) (proto uint8, src, dst uint32, sport, dport uint16, flags uint8, ok bool) {
+	if len(b) < PeekFlow4Len {
+		return
+	}
+	b = b[:PeekFlow4Len]
+	const l3, l4 = EthernetHeaderLen, EthernetHeaderLen + IPv4MinHeaderLen
+	proto, flags = b[l3+ip4Proto], b[l4+tcpFlags]
+	ok = binary.BigEndian.Uint32(b[ethType:])>>8 == EtherTypeIPv4<<8|4<<4|IPv4MinHeaderLen/4 &&
+		binary.BigEndian.Uint16(b[l3+ip4FlagsOff:])&(ip4FlagMF|ip4FragOffsetMask) == 0 &&
+		(proto == IPProtoTCP || proto == IPProtoUDP)
+	if proto != IPProtoTCP {
+		flags = 0
+	}
+	return proto, binary.LittleEndian.Uint32(b[l3+ip4Src:]), binary.LittleEndian.Uint32(b[l3+ip4Dst:]),
+		binary.BigEndian.Uint16(b[l4:]), binary.BigEndian.Uint16(b[l4+2:]), flags, ok
+}
+
+// PeekFlow4Len is the shortest frame PeekFlow4 reads: through a TCP header's flags.
+const PeekFlow4Len = EthernetHeaderLen + IPv4MinHeaderLen + tcpFlags + 1
