@@ -842,6 +842,81 @@ func TestRefStepsNotPrefetched(t *testing.T) {
 	}
 }
 
+// TestFlowPassAfterChurn: the flow pass (prefetchFlows) is made for a batch after one
+// in which a quarter of the frames made a new connection or were stepped at their
+// slot's Ref, and not after a batch the flow cache served; a batch with the pass
+// forwards what it would without (a frame too short to peek among them), and
+// allocates nothing. Fails with the pass made always, never, or gated on anything
+// else.
+func TestFlowPassAfterChurn(t *testing.T) {
+	h := newHarness(t, testOptions(), rrService(ipvs.DR, 80))
+	batch := func(syn, ack bool, short bool) []Frame {
+		in := make([]Frame, 8)
+		for i := range in {
+			p := dtPkt{src: dtClient, dst: dtVIP, sport: uint16(1 + i), dport: 80, syn: syn, ack: ack}
+			b := p.frame(t)
+			if short && i == 7 {
+				b = b[:header.PeekFlow4Len-1]
+			}
+			in[i] = inFrame(b)
+		}
+		return in
+	}
+	steps := []struct {
+		name  string
+		in    []Frame
+		pass  bool // this batch gets the flow pass
+		sent  int
+		churn int // its frames that made a connection or were stepped at a Ref
+	}{
+		{"SYNs", batch(true, false, false), false, 8, 8},
+		// Retransmitted SYNs are looked up and change nothing: table work, no churn.
+		{"SYNs retransmitted", batch(true, false, false), true, 8, 0},
+		{"SYNs retransmitted again", batch(true, false, false), false, 8, 0},
+		// The 8th frame is too short: dropped, its flow's first ACK comes in the
+		// next batch.
+		{"first ACKs", batch(false, true, true), false, 7, 7},
+		{"ACKs the cache serves", batch(false, true, false), true, 8, 1},
+		{"ACKs again", batch(false, true, false), false, 8, 0},
+	}
+	for i, s := range steps {
+		n := h.w.flowPasses
+		out := h.w.Process(s.in, int64(i+1)*int64(time.Millisecond), nil)
+		if len(out) != s.sent {
+			t.Fatalf("%s: %d of %d forwarded (%v)", s.name, len(out), s.sent, h.w.C.Reasons)
+		}
+		if got := h.w.flowPasses != n; got != s.pass {
+			t.Errorf("%s: flow pass %v, want %v", s.name, got, s.pass)
+		}
+		if got := h.w.churn + int(h.w.refSteps-h.w.refSteps0); got != s.churn {
+			t.Errorf("%s: churn %d, want %d", s.name, got, s.churn)
+		}
+	}
+	// Batches of new connections, each after one: the pass every time, no allocation.
+	const runs = 50
+	fresh := make([][]Frame, runs+2)
+	for r := range fresh {
+		fresh[r] = make([]Frame, 8)
+		for i := range fresh[r] {
+			p := dtPkt{src: dtClient, dst: dtVIP, sport: uint16(1000 + 8*r + i), dport: 80, syn: true}
+			fresh[r][i] = inFrame(p.frame(t))
+		}
+	}
+	out := make([]Frame, 0, 8)
+	r, n := 0, h.w.flowPasses
+	allocs := testing.AllocsPerRun(runs, func() {
+		out = h.w.Process(fresh[r], sec, out[:0])
+		r++
+	})
+	if allocs != 0 {
+		t.Fatalf("batches with the flow pass: %v allocs", allocs)
+	}
+	// AllocsPerRun's first run follows "ACKs again": no pass.
+	if got := h.w.flowPasses - n; got != uint64(r-1) {
+		t.Fatalf("%d of %d batches of new connections got the flow pass, want all but the first", got, r)
+	}
+}
+
 // TestPrefetchedBatch runs batches that all go to the connection table (retransmitted
 // SYNs of 48 flows in SYN_RECV): from the second batch on they are prefetched, the
 // result is the same as without, and nothing is allocated.

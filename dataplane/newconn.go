@@ -156,6 +156,7 @@ func (w *Worker) Pick(k *conntrack.Key) (*sched.Dest, uint16, ipvs.Method, connt
 // is f.Bytes().
 func (w *Worker) created(f *Frame, b []byte, now int64) {
 	s := w.s // Pick may have moved the worker to a newer generation
+	w.churn++
 	w.dstats[w.conn.Dest].Conns++
 	w.sstats[w.nc.svc.id].Conns++
 	if w.key.Proto == header.IPProtoTCP && w.nc.flags&header.TCPFlagSYN == 0 {

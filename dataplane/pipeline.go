@@ -395,6 +395,7 @@ func (w *Worker) schedule(s *snapshot, f *Frame, flags uint8, icmp bool, now int
 		w.drop(ReasonTableFull)
 		return
 	}
+	w.churn++
 	if s.set.sync != nil {
 		e := w.flows.holding(flowIndex(&w.key), &w.key)
 		if e != nil {

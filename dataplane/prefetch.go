@@ -1,6 +1,11 @@
 package dataplane
 
-import "github.com/gvs-lb/gvs/dataplane/header"
+import (
+	"unsafe"
+
+	"github.com/gvs-lb/gvs/dataplane/header"
+	"github.com/gvs-lb/gvs/internal/prefetch"
+)
 
 // Batch prefetch. A packet whose flow is not in the worker's flow cache goes to the
 // shared connection table, and in a big table (or for a new flow) the bucket it reads
@@ -27,6 +32,20 @@ import "github.com/gvs-lb/gvs/dataplane/header"
 // hide, and the pass is not made: on gvs bench synth's default trace (about a
 // thousand connections) skipping it made the replay 1.9% faster (88 pairs; the
 // pass ran in 24 of 157 batches, about 900 ns each, and saved nothing).
+
+// The flow cache's slots and the entries the table steps at a slot's Ref get a pass of
+// their own (prefetchFlows), made whenever a quarter of the previous batch's frames
+// made a new connection or were stepped at their slot's Ref (short flows; not the
+// established flows, whose busy slots stay in cache): the slot a packet's flow
+// hashes to (its first line, and for a SYN also the second, which the new flow's
+// store writes) and, for a TCP segment its slot will send to the table at its Ref (a
+// first ACK, a FIN), the table's entry. A new connection's entry is prefetched by the
+// table itself, at the shard's insert before (conntrack's allocLocked). The pass
+// costs about 160 instructions a frame it is made for (67 a packet on synth's default
+// trace) and saves misses that cost 100 ns and more on a VM whose memory is slow (an
+// AMD EPYC, 2 vCPUs): there `BenchmarkNewConnection/live=6k` 520 → 428 ns, live=400k
+// 911 → 775, the default trace's replay 1–12% faster in five series of paired runs,
+// established flows unchanged (docs/benchmarks.md §1, stop 32).
 
 // prefetchShare is the fraction (1/prefetchShare) of a batch that must have been
 // looked up in the table for the next batch to be prefetched.
@@ -59,3 +78,38 @@ func (w *Worker) prefetch(in []Frame, narrow bool) []uint64 {
 	t.Prefetch(hashes)
 	return hashes
 }
+
+// prefetchFlows touches the flow-cache slot of every frame of the batch that
+// header.PeekFlow4 reads (DecodeFast's kind: the common IPv4 TCP/UDP frame), then,
+// for the TCP segments whose slot holds a flow that will go to the table at its Ref
+// (the slot does not serve the segment's flags), the table's entry. Which slot and
+// which entry are only hints: inbound decides everything again.
+func (w *Worker) prefetchFlows(in []Frame) {
+	w.flowPasses++
+	fc := w.flows
+	steps, n := w.steps[:len(in)], 0
+	for i := range in {
+		proto, c, v, cport, vport, flags, ok := header.PeekFlow4(in[i].Bytes())
+		if !ok {
+			continue
+		}
+		j := uint32(flowHash4(proto, c, cport, v, vport) >> (64 - flowCacheBits))
+		e := &fc.slots[j]
+		prefetch.Line(unsafe.Pointer(e))
+		if flags&header.TCPFlagSYN != 0 {
+			prefetch.Line(unsafe.Pointer(&e.daddr)) // store writes both lines
+		} else if proto == header.IPProtoTCP && fc.isUsed(j) {
+			steps[n] = j | uint32(flags)<<16 // j < 1<<16
+			n++
+		}
+	}
+	t := w.d.table
+	for _, x := range steps[:n] {
+		if e := &fc.slots[x&0xffff]; !e.serves(header.IPProtoTCP, uint8(x>>16)) {
+			t.PrefetchRef(e.ref)
+		}
+	}
+}
+
+// The slot index fits the low half of a steps word.
+var _ [1<<16 - flowCacheSize]struct{}

@@ -92,10 +92,18 @@ type Worker struct {
 	// stepped at its flow slot's Ref: Table.StepRef or InRef): lookups decides whether the
 	// next batch is prefetched (prefetch.go).
 	tableRefs, lookups int
+	// churn counts the frames of the current batch that made a new connection, and
+	// refSteps0 is refSteps at its start: with the frames stepped at their flow
+	// slot's Ref since, the short flows' frames, whose slots and entries are cold
+	// lines, which decide whether the next batch's flow pass is made
+	// (prefetchFlows).
+	churn     int
+	refSteps0 uint64
 	// ackRefs counts the lookups that were TCP segments without SYN, FIN or RST:
 	// fewer than 1/prefetchShare of the batch, and the next prefetch is narrow.
 	ackRefs    int
 	prefetched uint64 // batches prefetched (for tests)
+	flowPasses uint64 // batches given the flow pass, prefetchFlows (for tests)
 	refSteps   uint64 // table packets stepped at their flow slot's Ref (for tests)
 	// The flow hashes the prefetch computed (conntrack.Table.Hash of each frame's
 	// peeked client tuple, 0 for a frame it did not peek), by frame, and the current
@@ -103,11 +111,12 @@ type Worker struct {
 	// (prefetch.go). 0: none, the table hashes.
 	hashes []uint64
 	hash   uint64
+	steps  []uint32 // prefetchFlows' scratch, a batch's worth
 }
 
 // NewWorker returns a worker whose Process calls take at most batch frames.
 func (d *Director) NewWorker(batch int) *Worker {
-	w := &Worker{d: d, icmp: make([][]byte, batch), flows: new(flowCache), hashes: make([]uint64, batch)}
+	w := &Worker{d: d, icmp: make([][]byte, batch), flows: new(flowCache), hashes: make([]uint64, batch), steps: make([]uint32, batch)}
 	for i := range w.icmp {
 		w.icmp[i] = make([]byte, header.ICMPErrorMaxFrame)
 	}
@@ -200,10 +209,15 @@ func (w *Worker) Process(in []Frame, now int64, out []Frame) []Frame {
 	w.now = now
 	w.out = out
 	var hashes []uint64 // the prefetch's, by frame; none: w.hash stays 0
-	if w.lookups*prefetchShare >= len(in) && len(in) > 1 && !w.d.table.BucketsSmall() {
-		hashes = w.prefetch(in, w.ackRefs*prefetchShare < len(in))
+	if len(in) > 1 {
+		if (w.churn+int(w.refSteps-w.refSteps0))*prefetchShare >= len(in) {
+			w.prefetchFlows(in)
+		}
+		if w.lookups*prefetchShare >= len(in) && !w.d.table.BucketsSmall() {
+			hashes = w.prefetch(in, w.ackRefs*prefetchShare < len(in))
+		}
 	}
-	w.tableRefs, w.lookups, w.ackRefs = 0, 0, 0
+	w.tableRefs, w.lookups, w.ackRefs, w.churn, w.refSteps0 = 0, 0, 0, 0, w.refSteps
 	w.hash = 0
 	p := &w.p
 	for i := range in {
