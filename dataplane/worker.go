@@ -93,9 +93,9 @@ type Worker struct {
 	// next batch is prefetched (prefetch.go).
 	tableRefs, lookups int
 	// churn counts the frames of the current batch that made a new connection, and
-	// refSteps0 is refSteps at its start: with the frames stepped at their flow
-	// slot's Ref since, the short flows' frames, whose slots and entries are cold
-	// lines, which decide whether the next batch's flow pass is made
+	// refSteps0 is refSteps at the batch's start. The two together (churn plus the
+	// Ref steps since refSteps0) are the batch's short-flow frames, whose slots and
+	// entries are cold lines: they decide whether the next batch gets the flow pass
 	// (prefetchFlows).
 	churn     int
 	refSteps0 uint64
@@ -104,7 +104,7 @@ type Worker struct {
 	ackRefs    int
 	prefetched uint64 // batches prefetched (for tests)
 	flowPasses uint64 // batches given the flow pass, prefetchFlows (for tests)
-	refSteps   uint64 // table packets stepped at their flow slot's Ref (for tests)
+	refSteps   uint64 // table packets stepped at their flow slot's Ref (the flow pass's gate; tests)
 	// The flow hashes the prefetch computed (conntrack.Table.Hash of each frame's
 	// peeked client tuple, 0 for a frame it did not peek), by frame, and the current
 	// frame's, which inbound hands to the table instead of hashing the key again
